@@ -1,0 +1,53 @@
+# The two commands of the README: `make run` and `make test`. Both install what they need, idempotently.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := .devstack/stamps
+PYTEST_ARGS ?=
+
+.PHONY: help setup run test lint typecheck pytest schemas bench clean
+
+help:
+	@echo "make run    - install what is needed, start the local stack with a simulated tenant and demo calls"
+	@echo "make test   - install what is needed, run lint, type checks and the whole test suite"
+
+$(STAMPS):
+	@mkdir -p $(STAMPS)
+
+$(STAMPS)/apt: scripts/apt-packages.txt scripts/install-apt.sh | $(STAMPS)
+	bash scripts/install-apt.sh
+	@touch $@
+
+$(STAMPS)/npm: package.json package-lock.json | $(STAMPS)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(STAMPS)/venv: requirements.txt requirements-dev.txt pyproject.toml | $(STAMPS)
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+setup: $(STAMPS)/apt $(STAMPS)/npm $(STAMPS)/venv
+
+run: setup
+	$(VENV)/bin/verbatim up --demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy verbatim recorder_vm
+
+pytest: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+schemas: setup
+	$(PY) -m verbatim.contracts
+
+clean:
+	rm -rf .devstack

@@ -1,0 +1,14 @@
+"""The Azure Functions entry point: one DFApp, one blueprint per capability from functions/."""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from functions import health
+from verbatim.logging import configure_logging
+from verbatim.settings import get_settings
+
+configure_logging(get_settings().log_level)
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+app.register_functions(health.bp)

@@ -1,0 +1,3 @@
+"""Verbatim: policy-based compliance recording for Microsoft Teams (the domain and its adapters)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,72 @@
+"""Factories for the Azure data-plane clients, built from settings; nothing connects at import time.
+
+The same code reaches Azure (identity-based connections, managed identity) and the local emulators
+(connection strings). Build a client once per process and pass it in.
+"""
+
+from __future__ import annotations
+
+from azure.core.credentials import TokenCredential
+from azure.cosmos import CosmosClient, DatabaseProxy
+from azure.data.tables import TableServiceClient
+from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+from verbatim.settings import Settings, StorageConnection
+
+
+def credential_for(client_id: str | None) -> TokenCredential:
+    """The identity used for keyless connections: a user-assigned identity when a client id is set."""
+    if client_id:
+        return ManagedIdentityCredential(client_id=client_id)
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+def blob_service(connection: StorageConnection) -> BlobServiceClient:
+    if connection.connection_string is not None:
+        return BlobServiceClient.from_connection_string(connection.connection_string.get_secret_value())
+    return BlobServiceClient(connection.service_uri("blob"), credential=credential_for(connection.client_id))
+
+
+def queue_service(connection: StorageConnection) -> QueueServiceClient:
+    """Queues speak base64 text, as the Functions queue trigger expects by default."""
+    policies = {
+        "message_encode_policy": TextBase64EncodePolicy(),
+        "message_decode_policy": TextBase64DecodePolicy(),
+    }
+    if connection.connection_string is not None:
+        return QueueServiceClient.from_connection_string(
+            connection.connection_string.get_secret_value(), **policies
+        )
+    return QueueServiceClient(
+        connection.service_uri("queue"), credential=credential_for(connection.client_id), **policies
+    )
+
+
+def table_service(connection: StorageConnection) -> TableServiceClient:
+    if connection.connection_string is not None:
+        return TableServiceClient.from_connection_string(connection.connection_string.get_secret_value())
+    return TableServiceClient(
+        endpoint=connection.service_uri("table"), credential=credential_for(connection.client_id)
+    )
+
+
+def cosmos_client(settings: Settings) -> CosmosClient:
+    """Key auth only for the local emulator; in Azure, local auth is off and RBAC with the identity is used."""
+    if not settings.cosmos_endpoint:
+        raise ValueError("COSMOS_ENDPOINT is not set")
+    verify: str | bool = settings.cosmos_ca_cert or True
+    if settings.cosmos_key is not None:
+        return CosmosClient(
+            settings.cosmos_endpoint,
+            credential=settings.cosmos_key.get_secret_value(),
+            connection_verify=verify,
+        )
+    return CosmosClient(
+        settings.cosmos_endpoint, credential=credential_for(settings.azure_client_id), connection_verify=verify
+    )
+
+
+def cosmos_database(settings: Settings, client: CosmosClient | None = None) -> DatabaseProxy:
+    return (client or cosmos_client(settings)).get_database_client(settings.cosmos_database)

@@ -1,0 +1,178 @@
+"""Every app setting Verbatim reads, in one typed model; read at call time through a cached getter.
+
+Names are the app-setting names used in Azure (and in `local.settings.json`), so infra/ can be checked
+against this model. Storage follows the Functions convention for connections: either a connection
+string under the connection name, or identity-based settings under `<name>__accountName`,
+`<name>__blobServiceUri`, `<name>__queueServiceUri`, `<name>__tableServiceUri`, `<name>__clientId`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from verbatim import __version__
+
+StorageService = Literal["blob", "queue", "table"]
+
+
+class StorageConnection(BaseModel):
+    """How to reach one storage account: a connection string, or an account reached with an identity."""
+
+    name: str
+    connection_string: SecretStr | None = None
+    account_name: str | None = None
+    blob_service_uri: str | None = None
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    client_id: str | None = None
+
+    @property
+    def uses_identity(self) -> bool:
+        return self.connection_string is None
+
+    def service_uri(self, service: StorageService) -> str:
+        explicit = {
+            "blob": self.blob_service_uri,
+            "queue": self.queue_service_uri,
+            "table": self.table_service_uri,
+        }[service]
+        if explicit:
+            return explicit
+        if not self.account_name:
+            raise ValueError(
+                f"storage connection {self.name!r} has neither a connection string nor "
+                f"{self.name}__accountName / {self.name}__{service}ServiceUri"
+            )
+        return f"https://{self.account_name}.{service}.core.windows.net"
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """The Function App's and the devstack's configuration (app settings / environment variables)."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, populate_by_name=True)
+
+    app_version: str = Field(default=__version__, validation_alias=_alias("VERBATIM_VERSION"))
+    environment: str = Field(default="local", validation_alias=_alias("VERBATIM_ENVIRONMENT"))
+    log_level: str = Field(default="INFO", validation_alias=_alias("VERBATIM_LOG_LEVEL"))
+    # Client id of the user-assigned managed identity; used for every identity-based connection
+    # that does not name its own `<connection>__clientId`.
+    azure_client_id: str | None = Field(default=None, validation_alias=_alias("AZURE_CLIENT_ID"))
+
+    # --- runtime storage account (Functions runtime, durable task hub, queues) ---
+    runtime_storage: SecretStr | None = Field(default=None, validation_alias=_alias("AzureWebJobsStorage"))
+    runtime_storage_account_name: str | None = Field(
+        default=None, validation_alias=_alias("AzureWebJobsStorage__accountName")
+    )
+    runtime_storage_blob_service_uri: str | None = Field(
+        default=None, validation_alias=_alias("AzureWebJobsStorage__blobServiceUri")
+    )
+    runtime_storage_queue_service_uri: str | None = Field(
+        default=None, validation_alias=_alias("AzureWebJobsStorage__queueServiceUri")
+    )
+    runtime_storage_table_service_uri: str | None = Field(
+        default=None, validation_alias=_alias("AzureWebJobsStorage__tableServiceUri")
+    )
+    runtime_storage_client_id: str | None = Field(
+        default=None, validation_alias=_alias("AzureWebJobsStorage__clientId")
+    )
+    durable_task_hub_name: str = Field(default="verbatim", validation_alias=_alias("DURABLE_TASK_HUB_NAME"))
+
+    # --- recordings storage account (evidence, access copies, manifests; WORM in Azure) ---
+    recordings_storage: SecretStr | None = Field(default=None, validation_alias=_alias("RECORDINGS_STORAGE"))
+    recordings_storage_account_name: str | None = Field(
+        default=None, validation_alias=_alias("RECORDINGS_STORAGE__accountName")
+    )
+    recordings_storage_blob_service_uri: str | None = Field(
+        default=None, validation_alias=_alias("RECORDINGS_STORAGE__blobServiceUri")
+    )
+    recordings_storage_client_id: str | None = Field(
+        default=None, validation_alias=_alias("RECORDINGS_STORAGE__clientId")
+    )
+
+    # --- Cosmos DB ---
+    cosmos_endpoint: str | None = Field(default=None, validation_alias=_alias("COSMOS_ENDPOINT"))
+    # Only for the local emulator; in Azure, Cosmos local auth is off and the managed identity is used.
+    cosmos_key: SecretStr | None = Field(default=None, validation_alias=_alias("COSMOS_KEY"))
+    cosmos_database: str = Field(default="verbatim", validation_alias=_alias("COSMOS_DATABASE"))
+    # A CA bundle to verify the emulator's generated TLS certificate.
+    cosmos_ca_cert: str | None = Field(default=None, validation_alias=_alias("COSMOS_CA_CERT"))
+
+    # --- Microsoft Graph (the simulator locally) ---
+    graph_base_url: str = Field(
+        default="https://graph.microsoft.com", validation_alias=_alias("GRAPH_BASE_URL")
+    )
+    graph_authority_host: str = Field(
+        default="https://login.microsoftonline.com", validation_alias=_alias("GRAPH_AUTHORITY_HOST")
+    )
+    graph_tenant_id: str | None = Field(default=None, validation_alias=_alias("GRAPH_TENANT_ID"))
+    graph_client_id: str | None = Field(default=None, validation_alias=_alias("GRAPH_CLIENT_ID"))
+    graph_client_secret: SecretStr | None = Field(
+        default=None, validation_alias=_alias("GRAPH_CLIENT_SECRET")
+    )
+
+    # --- queues and containers ---
+    recorder_events_queue: str = Field(default="recorder-events", validation_alias=_alias("RECORDER_EVENTS_QUEUE"))
+    callrecord_notifications_queue: str = Field(
+        default="callrecord-notifications", validation_alias=_alias("CALLRECORD_NOTIFICATIONS_QUEUE")
+    )
+    recordings_container: str = Field(default="recordings", validation_alias=_alias("RECORDINGS_CONTAINER"))
+
+    # --- call-record ingestion (issue 5) ---
+
+    # --- recording lifecycle, ledger, compliance API (issue 6) ---
+
+    # --- retention and legal holds (issue 8) ---
+
+    # --- policy automation (issue 9) ---
+
+    @property
+    def runtime_storage_connection(self) -> StorageConnection:
+        return StorageConnection(
+            name="AzureWebJobsStorage",
+            connection_string=self.runtime_storage,
+            account_name=self.runtime_storage_account_name,
+            blob_service_uri=self.runtime_storage_blob_service_uri,
+            queue_service_uri=self.runtime_storage_queue_service_uri,
+            table_service_uri=self.runtime_storage_table_service_uri,
+            client_id=self.runtime_storage_client_id or self.azure_client_id,
+        )
+
+    @property
+    def recordings_storage_connection(self) -> StorageConnection:
+        return StorageConnection(
+            name="RECORDINGS_STORAGE",
+            connection_string=self.recordings_storage,
+            account_name=self.recordings_storage_account_name,
+            blob_service_uri=self.recordings_storage_blob_service_uri,
+            client_id=self.recordings_storage_client_id or self.azure_client_id,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Forget the cached settings (tests, and the devstack after it changes the environment)."""
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def app_setting_names() -> set[str]:
+    """Every app-setting name the settings model reads (infra/ is cross-checked against this)."""
+    names: set[str] = set()
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice) for choice in alias.choices)
+    return names
