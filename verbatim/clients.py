@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from azure.core.credentials import TokenCredential
 from azure.cosmos import CosmosClient, DatabaseProxy
+from azure.cosmos.documents import SSLConfiguration
 from azure.data.tables import TableServiceClient
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
@@ -31,41 +32,40 @@ def blob_service(connection: StorageConnection) -> BlobServiceClient:
 
 def queue_service(connection: StorageConnection) -> QueueServiceClient:
     """Queues speak base64 text, as the Functions queue trigger expects by default."""
-    policies = {
-        "message_encode_policy": TextBase64EncodePolicy(),
-        "message_decode_policy": TextBase64DecodePolicy(),
-    }
     if connection.connection_string is not None:
         return QueueServiceClient.from_connection_string(
-            connection.connection_string.get_secret_value(), **policies
+            connection.connection_string.get_secret_value(),
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy(),
         )
     return QueueServiceClient(
-        connection.service_uri("queue"), credential=credential_for(connection.client_id), **policies
+        connection.service_uri("queue"),
+        credential=credential_for(connection.client_id),
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
     )
 
 
 def table_service(connection: StorageConnection) -> TableServiceClient:
     if connection.connection_string is not None:
         return TableServiceClient.from_connection_string(connection.connection_string.get_secret_value())
-    return TableServiceClient(
-        endpoint=connection.service_uri("table"), credential=credential_for(connection.client_id)
-    )
+    return TableServiceClient(endpoint=connection.service_uri("table"), credential=credential_for(connection.client_id))
 
 
 def cosmos_client(settings: Settings) -> CosmosClient:
     """Key auth only for the local emulator; in Azure, local auth is off and RBAC with the identity is used."""
     if not settings.cosmos_endpoint:
         raise ValueError("COSMOS_ENDPOINT is not set")
-    verify: str | bool = settings.cosmos_ca_cert or True
-    if settings.cosmos_key is not None:
-        return CosmosClient(
-            settings.cosmos_endpoint,
-            credential=settings.cosmos_key.get_secret_value(),
-            connection_verify=verify,
-        )
-    return CosmosClient(
-        settings.cosmos_endpoint, credential=credential_for(settings.azure_client_id), connection_verify=verify
+    # The SDK turns TLS verification off for localhost/127.0.0.1 unless it is given a CA bundle; the
+    # devstack generates one, so the local emulator is verified too.
+    ssl_config = SSLConfiguration()
+    ssl_config.SSLCaCerts = settings.cosmos_ca_cert or True
+    credential = (
+        settings.cosmos_key.get_secret_value()
+        if settings.cosmos_key is not None
+        else credential_for(settings.azure_client_id)
     )
+    return CosmosClient(settings.cosmos_endpoint, credential=credential, ssl_config=ssl_config)
 
 
 def cosmos_database(settings: Settings, client: CosmosClient | None = None) -> DatabaseProxy:

@@ -52,9 +52,7 @@ def check_health(settings: Settings) -> HealthReport:
     runnable = {name: check for name, check in checks.items() if check is not None}
     with ThreadPoolExecutor(max_workers=max(1, len(runnable))) as pool:
         results = dict(zip(runnable, pool.map(_probe, runnable.values()), strict=True))
-    dependencies = {
-        name: results.get(name, DependencyStatus(status="not_configured")) for name in checks
-    }
+    dependencies = {name: results.get(name, DependencyStatus(status="not_configured")) for name in checks}
     healthy = all(status.status == "up" for status in dependencies.values())
     return HealthReport(
         status="healthy" if healthy else "unhealthy", version=settings.app_version, dependencies=dependencies

@@ -6,12 +6,15 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
-_correlation: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("verbatim_correlation", default={})
+_correlation: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "verbatim_correlation", default=MappingProxyType({})
+)
 
 # Attributes every LogRecord has; anything else passed through `extra=` is emitted as a field.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

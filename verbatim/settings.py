@@ -106,17 +106,13 @@ class Settings(BaseSettings):
     cosmos_ca_cert: str | None = Field(default=None, validation_alias=_alias("COSMOS_CA_CERT"))
 
     # --- Microsoft Graph (the simulator locally) ---
-    graph_base_url: str = Field(
-        default="https://graph.microsoft.com", validation_alias=_alias("GRAPH_BASE_URL")
-    )
+    graph_base_url: str = Field(default="https://graph.microsoft.com", validation_alias=_alias("GRAPH_BASE_URL"))
     graph_authority_host: str = Field(
         default="https://login.microsoftonline.com", validation_alias=_alias("GRAPH_AUTHORITY_HOST")
     )
     graph_tenant_id: str | None = Field(default=None, validation_alias=_alias("GRAPH_TENANT_ID"))
     graph_client_id: str | None = Field(default=None, validation_alias=_alias("GRAPH_CLIENT_ID"))
-    graph_client_secret: SecretStr | None = Field(
-        default=None, validation_alias=_alias("GRAPH_CLIENT_SECRET")
-    )
+    graph_client_secret: SecretStr | None = Field(default=None, validation_alias=_alias("GRAPH_CLIENT_SECRET"))
 
     # --- queues and containers ---
     recorder_events_queue: str = Field(default="recorder-events", validation_alias=_alias("RECORDER_EVENTS_QUEUE"))

@@ -16,7 +16,7 @@ class HealthReport(Contract):
     schema_version: Literal[1] = 1
     status: Literal["healthy", "unhealthy"]
     version: str
-    dependencies: dict[str, "DependencyStatus"] = Field(default_factory=dict)
+    dependencies: dict[str, DependencyStatus] = Field(default_factory=dict)
 
 
 class DependencyStatus(Contract):

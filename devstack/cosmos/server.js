@@ -1,0 +1,27 @@
+// The local Cosmos DB emulator (@vercel/cosmosdb-server) over TLS with a certificate generated at setup.
+// Usage: node devstack/cosmos/server.js --host 127.0.0.1 --port 8081 --cert CERT.pem --key KEY.pem
+"use strict";
+const fs = require("fs");
+const { createHttpsServer } = require("@vercel/cosmosdb-server");
+
+const args = {};
+const argv = process.argv.slice(2);
+while (argv.length) {
+  const key = argv.shift();
+  args[key.replace(/^--/, "")] = argv.shift();
+}
+for (const required of ["host", "port", "cert", "key"]) {
+  if (!args[required]) {
+    console.error(`missing --${required}`);
+    process.exit(2);
+  }
+}
+const server = createHttpsServer({
+  cert: fs.readFileSync(args.cert),
+  key: fs.readFileSync(args.key),
+}).listen(parseInt(args.port, 10), args.host, () => {
+  console.log(`cosmos emulator ready at https://${args.host}:${args.port}`);
+});
+const stop = () => server.close(() => process.exit(0));
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);

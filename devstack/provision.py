@@ -1,0 +1,34 @@
+"""Create what verbatim.layout names — Cosmos database and containers, blob containers, queues — locally.
+
+In Azure, infra/ creates these; against the emulators the devstack does it on every start (idempotent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from azure.core.exceptions import ResourceExistsError
+from azure.cosmos import PartitionKey
+
+from verbatim import clients
+from verbatim.layout import BLOB_CONTAINERS, COSMOS_CONTAINERS, QUEUES
+from verbatim.settings import Settings
+
+
+def provision_cosmos(settings: Settings) -> None:
+    database = clients.cosmos_client(settings).create_database_if_not_exists(settings.cosmos_database)
+    for container in COSMOS_CONTAINERS:
+        database.create_container_if_not_exists(container.name, PartitionKey(path=container.partition_key))
+
+
+def provision_storage(settings: Settings) -> None:
+    recordings = clients.blob_service(settings.recordings_storage_connection)
+    runtime_blobs = clients.blob_service(settings.runtime_storage_connection)
+    for name in BLOB_CONTAINERS:
+        service = recordings if name == settings.recordings_container else runtime_blobs
+        with contextlib.suppress(ResourceExistsError):
+            service.create_container(name)
+    queues = clients.queue_service(settings.runtime_storage_connection)
+    for name in QUEUES:
+        with contextlib.suppress(ResourceExistsError):
+            queues.create_queue(name)

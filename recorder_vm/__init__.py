@@ -1,0 +1,1 @@
+"""The recorder bot: answers Teams policy-recording invitations, captures media losslessly, reports via queues."""

@@ -1,0 +1,83 @@
+"""Shared fixtures: real local emulators on free ports, and settings pointed at them.
+
+`azurite` and `cosmos` start once per test session (they are real processes: Azurite from npm and the
+Cosmos emulator over TLS); `stack_env` points the settings model at them for one test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devstack.emulators import COSMOS_EMULATOR_KEY, AzuritePorts, azurite, cosmos_emulator, ensure_tls
+from devstack.processes import free_port
+from verbatim.settings import Settings, reload_settings
+
+
+@dataclass(frozen=True)
+class Azurite:
+    ports: AzuritePorts
+
+    @property
+    def connection_string(self) -> str:
+        return self.ports.connection_string
+
+
+@dataclass(frozen=True)
+class Cosmos:
+    endpoint: str
+    key: str
+    ca_cert: Path
+
+
+@pytest.fixture(scope="session")
+def azurite_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    root = tmp_path_factory.mktemp("azurite")
+    ports = AzuritePorts(blob=free_port(), queue=free_port(), table=free_port())
+    with azurite(ports, root / "data", root / "azurite.log"):
+        yield Azurite(ports)
+
+
+@pytest.fixture(scope="session")
+def cosmos_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cosmos]:
+    root = tmp_path_factory.mktemp("cosmos")
+    tls = ensure_tls(root / "tls")
+    port = free_port()
+    with cosmos_emulator(port, tls, root / "cosmos.log"):
+        yield Cosmos(endpoint=f"https://127.0.0.1:{port}", key=COSMOS_EMULATOR_KEY, ca_cert=tls.ca_cert)
+
+
+@pytest.fixture
+def azurite_env(azurite_service: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings whose runtime and recordings storage are the test Azurite."""
+    monkeypatch.setenv("AzureWebJobsStorage", azurite_service.connection_string)
+    monkeypatch.setenv("RECORDINGS_STORAGE", azurite_service.connection_string)
+    yield reload_settings()
+    reload_settings()
+
+
+@pytest.fixture
+def stack_env(
+    azurite_service: Azurite,
+    cosmos_service: Cosmos,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> Iterator[Settings]:
+    """Settings pointed at the test Azurite and Cosmos, with a Cosmos database of the test's own,
+    provisioned from verbatim.layout (containers, queues)."""
+    from devstack.provision import provision_cosmos, provision_storage
+
+    monkeypatch.setenv("AzureWebJobsStorage", azurite_service.connection_string)
+    monkeypatch.setenv("RECORDINGS_STORAGE", azurite_service.connection_string)
+    monkeypatch.setenv("COSMOS_ENDPOINT", cosmos_service.endpoint)
+    monkeypatch.setenv("COSMOS_KEY", cosmos_service.key)
+    monkeypatch.setenv("COSMOS_CA_CERT", str(cosmos_service.ca_cert))
+    monkeypatch.setenv("COSMOS_DATABASE", f"t{abs(hash(request.node.nodeid)) % 10**10}")
+    settings = reload_settings()
+    provision_cosmos(settings)
+    provision_storage(settings)
+    yield settings
+    reload_settings()
