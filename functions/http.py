@@ -1,0 +1,84 @@
+"""HTTP plumbing shared by every trigger: JSON bodies, and domain errors → application/problem+json."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from verbatim.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, VerbatimError
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+MAX_JSON_BODY = 1024 * 1024
+
+
+def problem(status: int, title: str, detail: str, **extensions: object) -> func.HttpResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extensions}
+    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/problem+json")
+
+
+def json_response(payload: BaseModel | dict[str, Any] | list[Any], status: int = 200) -> func.HttpResponse:
+    body = payload.model_dump_json(by_alias=True) if isinstance(payload, BaseModel) else json.dumps(payload)
+    return func.HttpResponse(body, status_code=status, mimetype="application/json")
+
+
+def parse_json_body(req: func.HttpRequest, model: type[M], max_bytes: int = MAX_JSON_BODY) -> M:
+    """The request body as `model`; 415 for a non-JSON content type, 413 when too large, 400 when invalid."""
+    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType(f"expected Content-Type application/json, got {content_type or 'none'}")
+    body = req.get_body()
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"body of {len(body)} bytes exceeds the limit of {max_bytes}")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        errors = [
+            {"loc": ".".join(str(part) for part in e["loc"]), "msg": e["msg"]} for e in error.errors(include_url=False)
+        ]
+        raise InvalidInput("the body does not match the expected schema", errors=errors) from error
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def problem_responses(handler: Handler) -> Handler:
+    """Turn domain errors raised by an HTTP trigger into problem+json responses (and log 5xx)."""
+
+    if _is_async(handler):
+
+        @functools.wraps(handler)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await handler(*args, **kwargs)
+            except VerbatimError as error:
+                return _to_problem(error)
+
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except VerbatimError as error:
+            return _to_problem(error)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _is_async(handler: Callable[..., Any]) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(handler)
+
+
+def _to_problem(error: VerbatimError) -> func.HttpResponse:
+    if error.status >= 500:
+        log.error("request failed: %s", error.detail)
+    return problem(error.status, error.title, error.detail, **error.extensions)
