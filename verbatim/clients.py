@@ -6,13 +6,21 @@ The same code reaches Azure (identity-based connections, managed identity) and t
 
 from __future__ import annotations
 
+from typing import Any
+
 from azure.core.credentials import TokenCredential
 from azure.cosmos import CosmosClient, DatabaseProxy
 from azure.cosmos.documents import SSLConfiguration
 from azure.data.tables import TableServiceClient
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
-from azure.storage.queue import QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue import (
+    QueueClient,
+    QueueProperties,
+    QueueServiceClient,
+    TextBase64DecodePolicy,
+    TextBase64EncodePolicy,
+)
 
 from verbatim.settings import Settings, StorageConnection
 
@@ -30,20 +38,27 @@ def blob_service(connection: StorageConnection) -> BlobServiceClient:
     return BlobServiceClient(connection.service_uri("blob"), credential=credential_for(connection.client_id))
 
 
-def queue_service(connection: StorageConnection) -> QueueServiceClient:
-    """Queues speak base64 text, as the Functions queue trigger expects by default."""
+class Base64QueueServiceClient(QueueServiceClient):
+    """A queue service whose queue clients read and write base64 text, as the Functions queue trigger does.
+
+    The SDK does not hand a service client's message policies down to `get_queue_client`, so this does.
+    """
+
+    def get_queue_client(self, queue: QueueProperties | str, **kwargs: Any) -> QueueClient:
+        kwargs.setdefault("message_encode_policy", TextBase64EncodePolicy())
+        kwargs.setdefault("message_decode_policy", TextBase64DecodePolicy())
+        return super().get_queue_client(queue, **kwargs)
+
+
+def queue_service(connection: StorageConnection) -> Base64QueueServiceClient:
     if connection.connection_string is not None:
-        return QueueServiceClient.from_connection_string(
-            connection.connection_string.get_secret_value(),
-            message_encode_policy=TextBase64EncodePolicy(),
-            message_decode_policy=TextBase64DecodePolicy(),
-        )
-    return QueueServiceClient(
-        connection.service_uri("queue"),
-        credential=credential_for(connection.client_id),
-        message_encode_policy=TextBase64EncodePolicy(),
-        message_decode_policy=TextBase64DecodePolicy(),
-    )
+        return Base64QueueServiceClient.from_connection_string(connection.connection_string.get_secret_value())
+    return Base64QueueServiceClient(connection.service_uri("queue"), credential=credential_for(connection.client_id))
+
+
+def queue_client(connection: StorageConnection, queue_name: str) -> QueueClient:
+    """A client for one queue, speaking base64 text."""
+    return queue_service(connection).get_queue_client(queue_name)
 
 
 def table_service(connection: StorageConnection) -> TableServiceClient:

@@ -1,0 +1,36 @@
+"""`verbatim up`: start the whole system locally (and, with --demo, a simulated tenant's demo traffic)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from dataclasses import replace
+from pathlib import Path
+
+from devstack.stack import Component, StackConfig, run_forever
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = subparsers.add_parser("up", help="start the local stack on 127.0.0.1 (Ctrl-C stops it)")
+    up.add_argument("--demo", action="store_true", help="place a handful of demo calls once the stack is up")
+    up.add_argument("--state-dir", type=Path, default=None, help="where data, logs and keys live (.devstack)")
+    up.add_argument("--no-simulator", action="store_true", help="do not start the Teams/Graph simulator")
+    up.add_argument("--no-recorder", action="store_true", help="do not start the recorder")
+    up.set_defaults(handler=_up)
+
+
+def _up(args: argparse.Namespace) -> int:
+    config = StackConfig(with_simulator=not args.no_simulator, with_recorder=not args.no_recorder)
+    if args.state_dir is not None:
+        config = replace(config, state_dir=args.state_dir.resolve())
+    return run_forever(config, after_start=_demo if args.demo else None)
+
+
+def _demo(components: list[Component]) -> None:
+    """Place the demo calls when the demo scenario is part of this checkout."""
+    try:
+        demo = importlib.import_module("devstack.demo")
+    except ModuleNotFoundError:
+        print("(demo traffic is not available in this checkout yet)")
+        return
+    demo.run(components)
