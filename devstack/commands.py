@@ -7,7 +7,7 @@ import importlib
 from dataclasses import replace
 from pathlib import Path
 
-from devstack.stack import Component, StackConfig, run_forever
+from devstack.stack import Component, StackConfig, StackPorts, run_forever
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--state-dir", type=Path, default=None, help="where data, logs and keys live (.devstack)")
     up.add_argument("--no-simulator", action="store_true", help="do not start the Teams/Graph simulator")
     up.add_argument("--no-recorder", action="store_true", help="do not start the recorder")
+    up.add_argument("--free-ports", action="store_true", help="use free ports instead of the well-known ones")
     up.set_defaults(handler=_up)
 
 
@@ -23,6 +24,8 @@ def _up(args: argparse.Namespace) -> int:
     config = StackConfig(with_simulator=not args.no_simulator, with_recorder=not args.no_recorder)
     if args.state_dir is not None:
         config = replace(config, state_dir=args.state_dir.resolve())
+    if args.free_ports:
+        config = replace(config, ports=StackPorts.free())
     return run_forever(config, after_start=_demo if args.demo else None)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from devstack.emulators import COSMOS_EMULATOR_KEY, REPO_ROOT, AzuritePorts, azurite, cosmos_emulator, ensure_tls
-from devstack.processes import ManagedProcess, StartupError, http_ready
+from devstack.processes import ManagedProcess, StartupError, free_port, http_ready
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,18 @@ class StackPorts:
     simulator: int = 7300
     recorder: int = 9441
     recorder_media: int = 9443
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Free ports instead of the well-known ones (tests, or a second stack beside the first)."""
+        return cls(
+            azurite=AzuritePorts(blob=free_port(), queue=free_port(), table=free_port()),
+            cosmos=free_port(),
+            functions=free_port(),
+            simulator=free_port(),
+            recorder=free_port(),
+            recorder_media=free_port(),
+        )
 
 
 @dataclass(frozen=True)
