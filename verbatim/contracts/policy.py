@@ -1,0 +1,84 @@
+"""Policy automation contracts: effective-policy snapshots (Cosmos `policy_snapshots`), the state export
+written by the generated PowerShell script, and the bodies of the admin HTTP API (validate, plan)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from verbatim.contracts import Contract, contract
+
+PolicySource = Literal["direct", "group", "global", "none"]
+
+
+class EffectivePolicy(Contract):
+    """The compliance recording policy that applies to one user, and what it means for recording.
+
+    `records` is true when the policy is enabled and names at least one recorder application: only then
+    does Teams invite a recorder into the user's calls and meetings. `strict` is true when any recorder
+    application is required (fail-closed: the call or meeting join fails without the recorder).
+    """
+
+    user_id: str = Field(alias="userId")
+    user_principal_name: str | None = Field(default=None, alias="userPrincipalName")
+    policy_name: str | None = Field(default=None, alias="policyName")
+    source: PolicySource = "none"
+    group_id: str | None = Field(default=None, alias="groupId", description="the group whose assignment applies")
+    records: bool = False
+    strict: bool = False
+    recorder_instance_ids: list[str] = Field(default_factory=list, alias="recorderInstanceIds")
+    retention_class: str | None = Field(default=None, alias="retentionClass")
+
+    def same_as(self, other: EffectivePolicy) -> bool:
+        """Equal in every respect that matters for recording (names of users may be edited freely)."""
+        return self.model_dump(exclude={"user_principal_name"}) == other.model_dump(exclude={"user_principal_name"})
+
+
+@contract("policy-snapshot", 1)
+class PolicySnapshot(Contract):
+    """One change of a user's effective policy, as first observed.
+
+    The change happened in `(changed_after, valid_from]`: `changed_after` is when the previous value was
+    last confirmed (None when this is the first observation of the user). Teams applies a policy change to
+    new calls only, and group assignments can take hours to propagate, so the window is real.
+    """
+
+    schema_version: Literal[1] = Field(default=1, alias="schemaVersion")
+    id: str
+    user_id: str = Field(alias="userId")
+    valid_from: datetime = Field(alias="validFrom")
+    changed_after: datetime | None = Field(default=None, alias="changedAfter")
+    effective: EffectivePolicy
+    observed_by: str = Field(default="coverage-audit", alias="observedBy")
+
+
+class EffectivePolicyAt(Contract):
+    """The answer to "which policy applied to user U at time T?".
+
+    `snapshot` is the newest snapshot at or before T (None: the user was not yet observed). When T falls in
+    the change window of the next snapshot, `pending` is that snapshot: the change may already have applied.
+    """
+
+    user_id: str = Field(alias="userId")
+    at: datetime
+    snapshot: PolicySnapshot | None = None
+    pending: PolicySnapshot | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.snapshot is not None and self.pending is None
+
+    @property
+    def must_record(self) -> bool | None:
+        """True/False when certain; None when unobserved or when T is inside a change window whose two
+        values disagree on recording."""
+        if self.snapshot is None:
+            return None
+        if self.pending is not None and self.pending.effective.records != self.snapshot.effective.records:
+            return None
+        return self.snapshot.effective.records
+
+
+EffectivePolicyAt.model_rebuild()
