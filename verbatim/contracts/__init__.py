@@ -64,3 +64,4 @@ def _import_all() -> None:
     # Each area's contracts module registers itself on import; list them here.
     from verbatim.contracts import health  # noqa: F401
     from verbatim.contracts import policy  # noqa: F401
+    from verbatim.contracts import recorder  # noqa: F401

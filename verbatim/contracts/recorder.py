@@ -1,0 +1,287 @@
+"""What the recorder bot tells the rest of Verbatim: events on `recorder-events`, the capture progress record
+(heartbeat) and the capture manifest written beside the evidence.
+
+Event order for one recording: `recording.started` (only once `updateRecordingStatus(recording)` succeeded), any
+number of `participants.changed`, then exactly one of `recording.stopped` / `recording.failed`. A recording whose
+answer or recording status failed gets `recording.failed` without a `started`. Every event has an `event_id` (a
+redelivered event keeps it) and a per-recording `sequence` (0, 1, 2, ...) so consumers can drop duplicates and
+reorder. Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, TypeAdapter
+
+from verbatim.contracts import Contract, contract
+
+RECORDER_EVENT_TYPES = ("recording.started", "participants.changed", "recording.stopped", "recording.failed")
+
+IdentityKind = Literal[
+    "user",
+    "phone",
+    "guest",
+    "application",
+    "applicationInstance",
+    "onPremises",
+    "encrypted",
+    "acsUser",
+    "unknown",
+]
+CallDirection = Literal["inbound", "outbound", "unknown"]  # from the observed user's point of view
+CallType = Literal["peerToPeer", "groupCall", "unknown"]
+TrackKind = Literal["mixed", "unmixed"]
+StopReason = Literal["call_ended", "media_ended", "left_call", "shutdown"]
+FailureStage = Literal["answer", "recording_status", "media", "capture", "storage", "shutdown"]
+
+
+class Identity(Contract):
+    """One participant's identity as Teams reports it (the first identity found in its identity set)."""
+
+    kind: IdentityKind
+    id: str | None = None
+    display_name: str | None = None
+    tenant_id: str | None = None
+    upn: str | None = None  # only when the platform sends it; the lifecycle may resolve it from the id
+
+
+class CallParticipant(Contract):
+    """A participant of the call as the recorder saw it in the roster."""
+
+    participant_id: str
+    identity: Identity
+    phone_number: str | None = None  # E.164, for PSTN participants
+    is_recorder: bool = False  # a bot (application / applicationInstance), e.g. this or a paired recorder
+    is_in_lobby: bool = False
+    is_muted: bool = False
+    source_ids: list[int] = Field(default_factory=list)  # audio media source ids (MSI), as used by unmixed tracks
+    first_seen_at: AwareDatetime | None = None
+    left_at: AwareDatetime | None = None
+    removed_reason: str | None = None
+
+
+class ObservedUser(Contract):
+    """The policy user being recorded (`incomingContext.observedParticipantId`)."""
+
+    id: str | None = None  # Entra object id
+    upn: str | None = None
+    display_name: str | None = None
+    tenant_id: str | None = None
+    participant_id: str | None = None
+    phone_number: str | None = None
+
+
+class RecordingPolicyInfo(Contract):
+    """Why the recorder was invited (`applicationMetadata.botData`)."""
+
+    identifier: str | None = None  # policyIdentifier
+    invite_reasons: list[str] = Field(default_factory=list)
+    paired_recorders: list[str] = Field(default_factory=list)  # ids of the paired recorders' participants
+    other_recorders: list[str] = Field(default_factory=list)
+
+
+class ResultInfo(Contract):
+    code: int | None = None
+    subcode: int | None = None
+    message: str | None = None
+
+
+class AudioEncoding(Contract):
+    """How the evidence is encoded: a native FLAC stream whose STREAMINFO carries no totals (unknown length,
+    zero MD5), so every prefix cut at a block boundary decodes."""
+
+    codec: Literal["flac"] = "flac"
+    container: Literal["flac"] = "flac"
+    sample_rate: int = 16000
+    channels: int = 1
+    bits_per_sample: int = 16
+
+
+class TrackInfo(Contract):
+    """One captured audio track: the mixed record, or one speaker's unmixed stream."""
+
+    track: str  # "mixed" or "source-<id>"
+    kind: TrackKind
+    source_id: int | None = None
+    blob_name: str
+
+
+class RecorderEventBase(Contract):
+    schema_version: Literal[1] = 1
+    event_id: str
+    occurred_at: AwareDatetime
+    recording_id: str
+    call_id: str
+    sequence: int = Field(ge=0)
+    recorder_instance: str
+
+
+@contract("recording.started", 1)
+class RecordingStarted(RecorderEventBase):
+    type: Literal["recording.started"] = "recording.started"
+    call_chain_id: str | None = None
+    tenant_id: str | None = None
+    observed_user: ObservedUser
+    participants: list[CallParticipant] = Field(default_factory=list)
+    direction: CallDirection = "unknown"
+    call_type: CallType = "unknown"
+    phone_numbers: list[str] = Field(default_factory=list)  # E.164 numbers of PSTN participants
+    policy: RecordingPolicyInfo = Field(default_factory=RecordingPolicyInfo)
+    recorder_app_id: str
+    recorder_version: str
+    modalities: list[str] = Field(default_factory=lambda: ["audio"])
+    started_at: AwareDatetime  # wall-clock time of sample 0 of the evidence
+    blob_container: str
+    blob_name: str  # the mixed evidence (FLAC block blob)
+    manifest_blob_name: str  # where the capture manifest will be written (same container)
+    encoding: AudioEncoding = Field(default_factory=AudioEncoding)
+    unmixed: bool = False
+    # The recorder updates its progress record at least this often while it captures; silence for several
+    # intervals means it died and the staged blocks should be salvaged.
+    heartbeat_interval_seconds: float
+
+
+@contract("participants.changed", 1)
+class ParticipantsChanged(RecorderEventBase):
+    type: Literal["participants.changed"] = "participants.changed"
+    participants: list[CallParticipant]  # the whole roster after the change
+    joined: list[str] = Field(default_factory=list)  # participant ids
+    left: list[str] = Field(default_factory=list)
+    roster_sequence_number: int | None = None
+
+
+@contract("recording.stopped", 1)
+class RecordingStopped(RecorderEventBase):
+    type: Literal["recording.stopped"] = "recording.stopped"
+    reason: StopReason
+    result_info: ResultInfo | None = None  # the call's resultInfo when the platform ended it
+    ended_at: AwareDatetime
+    blob_container: str
+    blob_name: str
+    manifest_blob_name: str
+    duration_seconds: float
+    bytes: int
+    block_count: int
+    sha256: str  # of the whole committed mixed evidence object
+    gaps_seconds: float = 0.0  # silence inserted where no audio arrived
+    frames_dropped: int = 0
+    tracks: list[TrackInfo] = Field(default_factory=list)
+
+
+@contract("recording.failed", 1)
+class RecordingFailed(RecorderEventBase):
+    type: Literal["recording.failed"] = "recording.failed"
+    stage: FailureStage
+    reason: str
+    failed_at: AwareDatetime
+    call_chain_id: str | None = None
+    observed_user: ObservedUser | None = None
+    blob_container: str | None = None
+    blob_name: str | None = None
+    manifest_blob_name: str | None = None  # set when a capture manifest was written for what was captured
+    committed: bool = False  # whether what was captured before the failure is committed to the blob
+    blocks_staged: int = 0
+    bytes_staged: int = 0
+    duration_seconds: float = 0.0
+
+
+RecorderEvent = Annotated[
+    RecordingStarted | ParticipantsChanged | RecordingStopped | RecordingFailed, Field(discriminator="type")
+]
+_EVENT_ADAPTER: TypeAdapter[RecorderEvent] = TypeAdapter(RecorderEvent)
+
+
+def parse_recorder_event(body: str | bytes) -> RecorderEvent:
+    """Parse one `recorder-events` message body (JSON text) into its typed event."""
+    return _EVENT_ADAPTER.validate_json(body)
+
+
+# --- capture progress (heartbeat) ---------------------------------------------------------------------------
+
+CaptureState = Literal["capturing", "spilling", "stopped", "failed"]
+
+
+@contract("capture-progress", 1)
+class CaptureProgress(Contract):
+    """The recorder's heartbeat for one recording, overwritten every few seconds (a table entity, not a queue
+    message). `blocks_staged` counts the contiguous blocks 0..n-1 known to be staged on the blob."""
+
+    schema_version: Literal[1] = 1
+    recording_id: str
+    call_id: str
+    recorder_instance: str
+    state: CaptureState
+    updated_at: AwareDatetime
+    started_at: AwareDatetime | None = None
+    blob_container: str
+    blob_name: str
+    blocks_staged: int = 0
+    bytes_staged: int = 0
+    seconds_staged: float = 0.0
+    blocks_spilled: int = 0  # waiting on the recorder's local disk for storage to come back
+    frames_received: int = 0
+    frames_dropped: int = 0
+    heartbeat_interval_seconds: float
+
+
+# --- capture manifest -----------------------------------------------------------------------------------------
+
+
+class CaptureBlock(Contract):
+    """One staged block of a track's block blob: its bytes and the audio it carries."""
+
+    index: int = Field(ge=0)
+    block_id: str  # base64, as sent in the block list (see verbatim.evidence.blocks)
+    size: int = Field(ge=0)
+    sha256: str
+    byte_offset: int = Field(ge=0)
+    start_sample: int = Field(ge=0)
+    samples: int = Field(ge=0)
+    time_offset_seconds: float = Field(ge=0)
+
+
+class CaptureGap(Contract):
+    """A stretch where no audio arrived; the recorder filled it with silence to keep the timing."""
+
+    start_sample: int = Field(ge=0)
+    samples: int = Field(gt=0)
+
+
+class CaptureTrack(Contract):
+    track: str
+    kind: TrackKind
+    source_id: int | None = None
+    blob_name: str
+    encoding: AudioEncoding = Field(default_factory=AudioEncoding)
+    blocks: list[CaptureBlock] = Field(default_factory=list)
+    bytes: int = 0
+    samples: int = 0
+    duration_seconds: float = 0.0
+    sha256: str  # of the whole committed object
+    gaps: list[CaptureGap] = Field(default_factory=list)
+
+
+@contract("capture-manifest", 1)
+class CaptureManifest(Contract):
+    """Written by the recorder beside the evidence when a capture ends (or by salvage for a dead recorder)."""
+
+    schema_version: Literal[1] = 1
+    recording_id: str
+    call_id: str
+    call_chain_id: str | None = None
+    recorder_instance: str
+    started_at: AwareDatetime | None = None  # wall-clock time of sample 0
+    ended_at: AwareDatetime | None = None
+    written_at: AwareDatetime
+    complete: bool  # False when the capture ended in failure or was salvaged
+    salvaged: bool = False
+    frames_received: int = 0
+    frames_dropped: int = 0
+    tracks: list[CaptureTrack] = Field(default_factory=list)
+
+    def track(self, name: str = "mixed") -> CaptureTrack:
+        for track in self.tracks:
+            if track.track == name:
+                return track
+        raise KeyError(f"capture manifest of {self.recording_id} has no track {name!r}")
