@@ -54,6 +54,11 @@ def _alias(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
+def _split(raw: str | None) -> list[str]:
+    """A comma-separated app setting as a list (empty entries dropped)."""
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
 class Settings(BaseSettings):
     """The Function App's and the devstack's configuration (app settings / environment variables)."""
 
@@ -122,6 +127,63 @@ class Settings(BaseSettings):
     recordings_container: str = Field(default="recordings", validation_alias=_alias("RECORDINGS_CONTAINER"))
 
     # --- call-record ingestion (issue 5) ---
+    # Graph client: token scope, and a CA bundle when Graph (the simulator) speaks TLS with a local CA.
+    graph_scope: str = Field(default="https://graph.microsoft.com/.default", validation_alias=_alias("GRAPH_SCOPE"))
+    graph_ca_cert: str | None = Field(default=None, validation_alias=_alias("GRAPH_CA_CERT"))
+    # Tenants whose call records are ingested (comma-separated); GRAPH_TENANT_ID when empty.
+    callrecord_tenant_ids_raw: str | None = Field(default=None, validation_alias=_alias("CALLRECORD_TENANT_IDS"))
+    # The secret Graph echoes in every notification (a Key Vault reference in Azure), and the public
+    # webhook URLs subscriptions point at (with `?code=<function key>` in Azure).
+    graph_client_state: SecretStr | None = Field(default=None, validation_alias=_alias("GRAPH_CLIENT_STATE"))
+    graph_notification_url: str | None = Field(default=None, validation_alias=_alias("GRAPH_NOTIFICATION_URL"))
+    graph_lifecycle_url: str | None = Field(default=None, validation_alias=_alias("GRAPH_LIFECYCLE_URL"))
+    graph_webhook_max_bytes: int = Field(
+        default=1024 * 1024, ge=1024, validation_alias=_alias("GRAPH_WEBHOOK_MAX_BYTES")
+    )
+    # callRecords subscriptions live at most 4,230 minutes; renew when less than this is left.
+    callrecord_subscription_lifetime_minutes: int = Field(
+        default=4200, ge=45, le=4230, validation_alias=_alias("CALLRECORD_SUBSCRIPTION_LIFETIME_MINUTES")
+    )
+    callrecord_subscription_renew_before_minutes: int = Field(
+        default=1440, ge=10, validation_alias=_alias("CALLRECORD_SUBSCRIPTION_RENEW_BEFORE_MINUTES")
+    )
+    # A 404 this soon after the call ended means "not published yet": retry after the delay.
+    callrecord_not_yet_grace_minutes: int = Field(
+        default=150, validation_alias=_alias("CALLRECORD_NOT_YET_GRACE_MINUTES")
+    )
+    callrecord_not_yet_retry_seconds: int = Field(
+        default=600, ge=1, le=7 * 24 * 3600, validation_alias=_alias("CALLRECORD_NOT_YET_RETRY_SECONDS")
+    )
+    # Back-fill lists records from the watermark minus this overlap (records arrive up to 150 min late).
+    callrecord_backfill_overlap_minutes: int = Field(
+        default=240, ge=0, validation_alias=_alias("CALLRECORD_BACKFILL_OVERLAP_MINUTES")
+    )
+    callrecord_backfill_initial_days: int = Field(
+        default=2, ge=1, le=30, validation_alias=_alias("CALLRECORD_BACKFILL_INITIAL_DAYS")
+    )
+    reconciliation_requests_queue: str = Field(
+        default="reconciliation-requests", validation_alias=_alias("RECONCILIATION_REQUESTS_QUEUE")
+    )
+    # PSTN / Direct Routing reports: days pulled by the daily timer, and emergency numbers beyond 112/911/999.
+    pstn_report_days: int = Field(default=2, ge=1, le=90, validation_alias=_alias("PSTN_REPORT_DAYS"))
+    pstn_emergency_numbers_raw: str | None = Field(default=None, validation_alias=_alias("PSTN_EMERGENCY_NUMBERS"))
+    # Bearer tokens of our HTTP API (Entra ID): the tenant's OpenID configuration and our API's audience(s).
+    auth_openid_config_url: str | None = Field(default=None, validation_alias=_alias("AUTH_OPENID_CONFIG_URL"))
+    auth_audience_raw: str | None = Field(default=None, validation_alias=_alias("AUTH_AUDIENCE"))
+    auth_ca_cert: str | None = Field(default=None, validation_alias=_alias("AUTH_CA_CERT"))
+    auth_leeway_seconds: int = Field(default=60, ge=0, le=300, validation_alias=_alias("AUTH_LEEWAY_SECONDS"))
+
+    @property
+    def callrecord_tenant_ids(self) -> list[str]:
+        return _split(self.callrecord_tenant_ids_raw) or ([self.graph_tenant_id] if self.graph_tenant_id else [])
+
+    @property
+    def pstn_emergency_numbers(self) -> list[str]:
+        return _split(self.pstn_emergency_numbers_raw)
+
+    @property
+    def auth_audiences(self) -> list[str]:
+        return _split(self.auth_audience_raw)
 
     # --- recording lifecycle, ledger, compliance API (issue 6) ---
 
