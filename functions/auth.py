@@ -1,0 +1,19 @@
+"""`authorize(req, *roles)`: the caller of an HTTP trigger as a `Principal`, or 401 / 403.
+
+Use inside a trigger wrapped with `@problem_responses`::
+
+    principal = authorize(req, COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)   # any one of the roles
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from verbatim.auth import Principal, bearer_token, token_validator
+from verbatim.settings import get_settings
+
+
+def authorize(req: func.HttpRequest, *roles: str) -> Principal:
+    """Validate the request's bearer token and require one of `roles` (none given: any valid token)."""
+    token = bearer_token(req.headers.get("authorization"))
+    return token_validator(get_settings()).validate(token).require(*roles)
