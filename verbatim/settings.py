@@ -186,6 +186,30 @@ class Settings(BaseSettings):
         return _split(self.auth_audience_raw)
 
     # --- recording lifecycle, ledger, compliance API (issue 6) ---
+    # The ledger chain (Cosmos partition) this deployment appends to.
+    ledger_chain: str = Field(default="main", validation_alias=_alias("LEDGER_CHAIN"))
+    # A signed checkpoint every N entries (and on demand, and from the checkpoint timer).
+    ledger_checkpoint_interval: int = Field(default=100, ge=1, validation_alias=_alias("LEDGER_CHECKPOINT_INTERVAL"))
+    # Checkpoint signing key: a Key Vault key identifier (https://<vault>.vault.azure.net/keys/<name>/<version>)
+    # in Azure, or a local PEM private key file (Ed25519 or ECDSA P-256; the devstack generates it).
+    ledger_signing_key_vault_key_id: str | None = Field(
+        default=None, validation_alias=_alias("LEDGER_SIGNING_KEY_VAULT_KEY_ID")
+    )
+    ledger_signing_key_file: str | None = Field(default=None, validation_alias=_alias("LEDGER_SIGNING_KEY_FILE"))
+    # SHA-256 fingerprints (hex, of the DER public key) of earlier signing keys still trusted after a rotation.
+    ledger_trusted_key_fingerprints: list[str] = Field(
+        default_factory=list, validation_alias=_alias("LEDGER_TRUSTED_KEY_FINGERPRINTS")
+    )
+    # True only when the recordings account is Azurite: it answers 501 to immutability policies and legal
+    # holds, and only then is that tolerated (Azure enforces WORM; Azurite cannot).
+    recordings_storage_is_emulator: bool = Field(
+        default=False, validation_alias=_alias("RECORDINGS_STORAGE_IS_EMULATOR")
+    )
+    # Retention applied at seal time until the retention classes of issue 8 choose one per recording.
+    seal_default_retention_class: str = Field(
+        default="default", validation_alias=_alias("SEAL_DEFAULT_RETENTION_CLASS")
+    )
+    seal_default_retention_days: int = Field(default=1827, ge=1, validation_alias=_alias("SEAL_DEFAULT_RETENTION_DAYS"))
 
     # --- retention and legal holds (issue 8) ---
 

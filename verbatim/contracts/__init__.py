@@ -62,6 +62,9 @@ def write_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
 
 def _import_all() -> None:
     # Each area's contracts module registers itself on import; list them here.
-    from verbatim.contracts import health  # noqa: F401
-    from verbatim.contracts import policy  # noqa: F401
-    from verbatim.contracts import recorder  # noqa: F401
+    from verbatim.contracts import (
+        evidence,  # noqa: F401
+        health,  # noqa: F401
+        policy,  # noqa: F401
+        recorder,  # noqa: F401
+    )
