@@ -29,12 +29,15 @@ COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (
     CosmosContainer("control", "/id", "leases, watermarks and other small control documents"),
 )
 
-BLOB_CONTAINERS: tuple[str, ...] = ("recordings", "reports", "recorder-packages")
+# `callrecords`: raw Graph call-record payloads too large for a Cosmos item (2 MB), by id and version.
+BLOB_CONTAINERS: tuple[str, ...] = ("recordings", "reports", "recorder-packages", "callrecords")
 QUEUES: tuple[str, ...] = (
     "recorder-events",
     "recorder-events-poison",
     "callrecord-notifications",
     "callrecord-notifications-poison",
+    "reconciliation-requests",
+    "reconciliation-requests-poison",
 )
 
 
