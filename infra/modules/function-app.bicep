@@ -1,0 +1,171 @@
+// The Function App on Flex Consumption (Python 3.11) with its user-assigned identity and
+// identity-based connections only. Traces to ARCHITECTURE.md "The pieces and where they live"
+// (function_app.py: one DFApp, blueprints in functions/) and "Data flow" steps 5-9 (queue triggers,
+// durable orchestrations, the Graph webhook that must answer within 3 s, timers). Always-ready
+// instances keep the HTTP group (webhooks) and the durable group (orchestrations) warm.
+//
+// `appSettings` below is the complete list of settings the app receives; tests/infra checks its
+// names against verbatim.settings.app_setting_names() (plus a commented allow-list of platform
+// settings). No setting holds a key or a secret: secrets are Key Vault references.
+
+param location string
+param tags object
+param planName string
+param name string
+param environmentName string
+param logLevel string
+param identityId string
+param identityClientId string
+param appInsightsName string
+param runtimeStorageName string
+param deploymentContainerName string
+param recordingsStorageName string
+param cosmosEndpoint string
+param cosmosDatabaseName string
+param graphSecretUri string
+param durableTaskHubName string
+param graphTenantId string
+param graphClientId string
+param graphBaseUrl string
+param graphAuthorityHost string
+param alwaysReadyHttpInstances int
+param alwaysReadyDurableInstances int
+
+@description('Subnet for VNet integration (delegated to Microsoft.App/environments); empty for none.')
+param subnetId string = ''
+
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource runtimeStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: runtimeStorageName
+}
+
+resource recordingsStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: recordingsStorageName
+}
+
+var appSettings = {
+  // Platform: telemetry with Entra-only ingestion (the component has local auth disabled).
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+
+  // verbatim.settings: general
+  VERBATIM_ENVIRONMENT: environmentName
+  VERBATIM_LOG_LEVEL: logLevel
+  AZURE_CLIENT_ID: identityClientId
+
+  // Runtime account: the host, the durable task hub and the queue triggers, keyless.
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  AzureWebJobsStorage__accountName: runtimeStorage.name
+  AzureWebJobsStorage__blobServiceUri: runtimeStorage.properties.primaryEndpoints.blob
+  AzureWebJobsStorage__queueServiceUri: runtimeStorage.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__tableServiceUri: runtimeStorage.properties.primaryEndpoints.table
+  DURABLE_TASK_HUB_NAME: durableTaskHubName
+
+  // Recordings account (evidence), keyless.
+  RECORDINGS_STORAGE__accountName: recordingsStorage.name
+  RECORDINGS_STORAGE__blobServiceUri: recordingsStorage.properties.primaryEndpoints.blob
+  RECORDINGS_STORAGE__clientId: identityClientId
+  RECORDINGS_CONTAINER: 'recordings'
+
+  // Cosmos DB through the identity (local auth is off).
+  COSMOS_ENDPOINT: cosmosEndpoint
+  COSMOS_DATABASE: cosmosDatabaseName
+
+  // Microsoft Graph.
+  GRAPH_BASE_URL: graphBaseUrl
+  GRAPH_AUTHORITY_HOST: graphAuthorityHost
+  GRAPH_TENANT_ID: graphTenantId
+  GRAPH_CLIENT_ID: graphClientId
+  GRAPH_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${graphSecretUri})'
+
+  // Queues (verbatim.layout.QUEUES).
+  RECORDER_EVENTS_QUEUE: 'recorder-events'
+  CALLRECORD_NOTIFICATIONS_QUEUE: 'callrecord-notifications'
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: { name: 'FC1', tier: 'FlexConsumption' }
+  properties: { reserved: true }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  // azd deploys the `api` service of azure.yaml to the app carrying this tag.
+  tags: union(tags, { 'azd-service-name': 'api' })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: { '${identityId}': {} }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    keyVaultReferenceIdentity: identityId
+    virtualNetworkSubnetId: empty(subnetId) ? null : subnetId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${runtimeStorage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      runtime: { name: 'python', version: '3.11' }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+        alwaysReady: [
+          { name: 'http', instanceCount: alwaysReadyHttpInstances }
+          { name: 'durable', instanceCount: alwaysReadyDurableInstances }
+        ]
+      }
+    }
+  }
+}
+
+resource siteAppSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: appSettings
+}
+
+// No publishing passwords: deployment goes through Entra ID (azd), never basic auth.
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: { allow: false }
+}
+
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: { allow: false }
+}
+
+output name string = site.name
+output url string = 'https://${site.properties.defaultHostName}'

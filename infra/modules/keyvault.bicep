@@ -1,0 +1,84 @@
+// Key Vault (RBAC mode, purge protection): the Graph app credential, the clientState shared with
+// Graph subscriptions, the ledger signing key and the recorder's TLS certificate. Traces to
+// ARCHITECTURE.md "Evidence and trust" (periodic ledger roots signed with a Key Vault key) and
+// "Data flow" steps 1-2 and 7 (the bot's Graph credential; the webhook checks clientState).
+// Secrets are written by ARM from secure parameters; nobody gets a data-plane role on the whole
+// vault except the recorder's certificate read and the deployer's certificate import (rbac.bicep).
+
+param location string
+param tags object
+param name string
+
+@secure()
+param graphClientSecret string
+
+@secure()
+param graphClientState string
+
+@allowed(['Enabled', 'SelectedNetworks'])
+param publicNetworkAccess string = 'Enabled'
+param allowedIpRanges array = []
+param allowedSubnetIds array = []
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: tenant().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    enablePurgeProtection: true
+    // Certificates reach the VMs through the Key Vault VM extension, not osProfile.secrets.
+    enabledForDeployment: false
+    enabledForTemplateDeployment: false
+    enabledForDiskEncryption: false
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: publicNetworkAccess == 'SelectedNetworks' ? 'Deny' : 'Allow'
+      bypass: 'AzureServices'
+      ipRules: [for range in allowedIpRanges: { value: range }]
+      virtualNetworkRules: [for subnetId in allowedSubnetIds: { id: subnetId }]
+    }
+  }
+}
+
+resource graphSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'graph-client-secret'
+  properties: {
+    value: graphClientSecret
+    contentType: 'Entra app client secret (Microsoft Graph, Teams calling bot)'
+  }
+}
+
+resource clientState 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'graph-client-state'
+  properties: {
+    value: graphClientState
+    contentType: 'clientState of Graph change-notification subscriptions'
+  }
+}
+
+// The ledger's checkpoint signing key: never leaves the vault; the app signs through the vault.
+resource ledgerKey 'Microsoft.KeyVault/vaults/keys@2023-07-01' = {
+  parent: vault
+  name: 'ledger-signing'
+  properties: {
+    kty: 'EC'
+    curveName: 'P-256'
+    keyOps: ['sign', 'verify']
+  }
+}
+
+output name string = vault.name
+output uri string = vault.properties.vaultUri
+output graphClientSecretName string = graphSecret.name
+output graphClientSecretUri string = graphSecret.properties.secretUri
+output graphClientStateName string = clientState.name
+output graphClientStateUri string = clientState.properties.secretUri
+output ledgerKeyName string = ledgerKey.name
+output ledgerKeyUri string = ledgerKey.properties.keyUri

@@ -1,0 +1,319 @@
+// Role assignments, least privilege: each identity gets the smallest built-in role at the
+// smallest scope its job needs. Traces to ARCHITECTURE.md "Choices of library" (azure-identity,
+// keyless data plane), "Stores" and "Evidence and trust" (only the Function App seals: it alone may
+// set immutability policies and legal holds on evidence). Role definition ids are named in `roles`;
+// tests/infra checks each id against the same names. The recorder's self-service role (its own
+// per-instance NAT ports, its own scale-in protection) is a custom role with exactly those actions.
+
+param functionPrincipalId string
+param recorderPrincipalId string
+
+@description('The person or pipeline running azd; empty: no deployer roles.')
+param deployerPrincipalId string = ''
+
+@allowed(['User', 'ServicePrincipal'])
+param deployerPrincipalType string = 'User'
+
+param runtimeStorageName string
+param recordingsStorageName string
+param keyVaultName string
+param appInsightsName string
+param loadBalancerName string
+
+var roles = {
+  // Storage Blob Data Owner: includes .../blobs/immutableStorage/runAsSuperUser/action, the data
+  // action behind Set Blob Immutability Policy. Host storage needs it too (Functions docs).
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  // Storage Blob Data Contributor: read, write, delete blobs; Set Blob Legal Hold (containers/write).
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  // Storage Blob Data Reader: read blobs.
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+  // Storage Queue Data Contributor: the queue triggers and the durable control queues.
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  // Storage Queue Data Message Sender: add messages, nothing else.
+  storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
+  // Storage Table Data Contributor: the durable task hub's history and instance tables.
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  // Monitoring Metrics Publisher: Entra-authenticated telemetry ingestion.
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  // Key Vault Secrets User: read secret values.
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  // Key Vault Crypto User: sign and verify with a key (it never leaves the vault).
+  keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424'
+  // Key Vault Certificate User: read certificate contents (the VM extension installs it).
+  keyVaultCertificateUser: 'db79e9a7-68ee-4b58-9aeb-b90e7c24fcba'
+  // Key Vault Certificates Officer: import and renew certificates (the deployer, for the recorder's).
+  keyVaultCertificatesOfficer: 'a4417e6f-fecd-4de8-b567-7b0420556985'
+}
+
+resource runtimeStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: runtimeStorageName
+
+  resource blobService 'blobServices' existing = {
+    name: 'default'
+
+    resource recorderPackages 'containers' existing = {
+      name: 'recorder-packages'
+    }
+  }
+
+  resource queueService 'queueServices' existing = {
+    name: 'default'
+
+    resource recorderEvents 'queues' existing = {
+      name: 'recorder-events'
+    }
+  }
+}
+
+resource recordingsStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: recordingsStorageName
+
+  resource blobService 'blobServices' existing = {
+    name: 'default'
+
+    resource recordings 'containers' existing = {
+      name: 'recordings'
+    }
+
+    resource reports 'containers' existing = {
+      name: 'reports'
+    }
+  }
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+
+  resource graphClientSecret 'secrets' existing = {
+    name: 'graph-client-secret'
+  }
+
+  resource graphClientState 'secrets' existing = {
+    name: 'graph-client-state'
+  }
+
+  resource ledgerSigning 'keys' existing = {
+    name: 'ledger-signing'
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource loadBalancer 'Microsoft.Network/loadBalancers@2024-05-01' existing = {
+  name: loadBalancerName
+}
+
+// ----- Function App -------------------------------------------------------------------------
+
+resource fnRuntimeBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(runtimeStorage.id, functionPrincipalId, roles.storageBlobDataOwner)
+  scope: runtimeStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnRuntimeQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(runtimeStorage.id, functionPrincipalId, roles.storageQueueDataContributor)
+  scope: runtimeStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnRuntimeTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(runtimeStorage.id, functionPrincipalId, roles.storageTableDataContributor)
+  scope: runtimeStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Sealing sets per-version immutability policies and legal holds on evidence: Data Owner, but
+// only on the `recordings` container.
+resource fnRecordings 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsStorage::blobService::recordings.id, functionPrincipalId, roles.storageBlobDataOwner)
+  scope: recordingsStorage::blobService::recordings
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnReports 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsStorage::blobService::reports.id, functionPrincipalId, roles.storageBlobDataContributor)
+  scope: recordingsStorage::blobService::reports
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnGraphSecret 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault::graphClientSecret.id, functionPrincipalId, roles.keyVaultSecretsUser)
+  scope: vault::graphClientSecret
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnClientState 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault::graphClientState.id, functionPrincipalId, roles.keyVaultSecretsUser)
+  scope: vault::graphClientState
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnLedgerKey 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault::ledgerSigning.id, functionPrincipalId, roles.keyVaultCryptoUser)
+  scope: vault::ledgerSigning
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCryptoUser)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, functionPrincipalId, roles.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ----- Recorder scale set -------------------------------------------------------------------
+
+// The recorder stages blocks and commits the evidence; it cannot set policies or holds.
+resource recRecordings 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsStorage::blobService::recordings.id, recorderPrincipalId, roles.storageBlobDataContributor)
+  scope: recordingsStorage::blobService::recordings
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: recorderPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource recEvents 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(runtimeStorage::queueService::recorderEvents.id, recorderPrincipalId, roles.storageQueueDataMessageSender)
+  scope: runtimeStorage::queueService::recorderEvents
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+    principalId: recorderPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource recPackages 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(runtimeStorage::blobService::recorderPackages.id, recorderPrincipalId, roles.storageBlobDataReader)
+  scope: runtimeStorage::blobService::recorderPackages
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
+    principalId: recorderPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The bot answers calls with the Graph app credential.
+resource recGraphSecret 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault::graphClientSecret.id, recorderPrincipalId, roles.keyVaultSecretsUser)
+  scope: vault::graphClientSecret
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: recorderPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The TLS certificate is imported after provisioning, so the role sits on the vault.
+resource recCertificate 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, recorderPrincipalId, roles.keyVaultCertificateUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCertificateUser)
+    principalId: recorderPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Custom role: what a recorder instance may do to itself. Assigned on the load balancer here
+// (which public ports are mine) and on the scale set in recorder.bicep (protect me from scale-in
+// while I hold calls).
+resource recorderSelfService 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, 'verbatim-recorder-self-service')
+  properties: {
+    roleName: 'Verbatim recorder self-service (${resourceGroup().name})'
+    description: 'Lets a Verbatim recorder instance read its own NAT port mapping and set its own scale-in protection.'
+    type: 'CustomRole'
+    assignableScopes: [resourceGroup().id]
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Network/loadBalancers/read'
+          'Microsoft.Network/loadBalancers/backendAddressPools/queryInboundNatRulePortMapping/action'
+          'Microsoft.Compute/virtualMachineScaleSets/read'
+          'Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read'
+          'Microsoft.Compute/virtualMachineScaleSets/virtualMachines/write'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+resource recNatPorts 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(loadBalancer.id, recorderPrincipalId, recorderSelfService.id)
+  scope: loadBalancer
+  properties: {
+    roleDefinitionId: recorderSelfService.id
+    principalId: recorderPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ----- Deployer (hooks) ---------------------------------------------------------------------
+
+// predeploy uploads the recorder package.
+resource deployerPackages 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(runtimeStorage::blobService::recorderPackages.id, deployerPrincipalId, roles.storageBlobDataContributor)
+  scope: runtimeStorage::blobService::recorderPackages
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+  }
+}
+
+// The recorder's TLS certificate is imported by the deployer after provisioning (README).
+resource deployerCertificates 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(vault.id, deployerPrincipalId, roles.keyVaultCertificatesOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCertificatesOfficer)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+  }
+}
+
+output recorderSelfServiceRoleId string = recorderSelfService.id

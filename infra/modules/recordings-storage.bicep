@@ -1,0 +1,167 @@
+// The recordings storage account: lossless evidence (FLAC), Opus access copies, manifests and the
+// signed completeness reports. Traces to ARCHITECTURE.md "Stores" (Blob `recordings`: version-level
+// WORM, legal hold per blob, separate account from the Functions runtime) and "Evidence and trust"
+// (nothing deleted before its retention date or under a hold; deletion leaves a certificate).
+//
+// What Bicep can and cannot do here: it enables version-level immutability on the `recordings`
+// container and creates its default time-based policy UNLOCKED. Locking is an irreversible POST
+// action, never run by the template: the postprovision hook prints the command instead.
+// Lifecycle rules tier data but never delete a current blob: retention deletions are the app's
+// explicit sweeps, which write deletion certificates (no silent TTL).
+
+param location string
+param tags object
+param name string
+
+@description('Default (minimum) WORM retention of every blob version in `recordings`, in days.')
+param defaultRetentionDays int
+
+@description('Lossless evidence moves to the cold tier after this many days since creation.')
+param evidenceColdAfterDays int
+
+@description('Lossless evidence moves to archive after this many days; 0 keeps it online.')
+param evidenceArchiveAfterDays int
+
+@allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS', 'Standard_RAGRS', 'Standard_RAGZRS'])
+@description('Evidence deserves geo-redundancy; pick ZRS/GZRS where the region offers zones.')
+param skuName string = 'Standard_GRS'
+
+@allowed(['Enabled', 'SelectedNetworks'])
+param publicNetworkAccess string = 'Enabled'
+param allowedIpRanges array = []
+param allowedSubnetIds array = []
+
+// Blob containers of verbatim.layout.BLOB_CONTAINERS that live on this account.
+var recordingsContainerName = 'recordings'
+var reportsContainerName = 'reports'
+// Blob index tag the app sets on upload so lifecycle rules can tell evidence from access copies
+// (lifecycle filters match name prefixes and index tags, never suffixes).
+var kindTag = 'verbatim-kind'
+
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: { name: skuName }
+  properties: {
+    accessTier: 'Hot'
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    allowCrossTenantReplication: false
+    // Version-level WORM needs a flat namespace.
+    isHnsEnabled: false
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: publicNetworkAccess == 'SelectedNetworks' ? 'Deny' : 'Allow'
+      bypass: 'AzureServices'
+      ipRules: [for range in allowedIpRanges: { value: range, action: 'Allow' }]
+      virtualNetworkRules: [for subnetId in allowedSubnetIds: { id: subnetId, action: 'Allow' }]
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    // Version-level immutability requires versioning; every overwrite keeps the previous version.
+    isVersioningEnabled: true
+    // The change feed is an independent, ordered log of every change to the evidence.
+    changeFeed: { enabled: true }
+    deleteRetentionPolicy: { enabled: true, days: 30 }
+    containerDeleteRetentionPolicy: { enabled: true, days: 30 }
+  }
+}
+
+resource recordingsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: recordingsContainerName
+  properties: {
+    publicAccess: 'None'
+    immutableStorageWithVersioning: { enabled: true }
+  }
+}
+
+// The container's default policy: every new blob version is protected for defaultRetentionDays
+// even if sealing never ran. The app sets longer per-version policies (retention classes) and legal
+// holds through the data plane. Created unlocked; locking is the printed postprovision step.
+resource defaultRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = {
+  parent: recordingsContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: defaultRetentionDays
+    allowProtectedAppendWrites: false
+  }
+}
+
+resource reportsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: reportsContainerName
+  properties: { publicAccess: 'None' }
+}
+
+var evidenceTiering = union(
+  { tierToCold: { daysAfterCreationGreaterThan: evidenceColdAfterDays } },
+  evidenceArchiveAfterDays > 0 ? { tierToArchive: { daysAfterCreationGreaterThan: evidenceArchiveAfterDays } } : {}
+)
+
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'evidence-to-cold'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: ['blockBlob']
+              prefixMatch: ['${recordingsContainerName}/']
+              blobIndexMatch: [{ name: kindTag, op: '==', value: 'evidence' }]
+            }
+            actions: { baseBlob: evidenceTiering }
+          }
+        }
+        {
+          name: 'access-copies-cool'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: ['blockBlob']
+              prefixMatch: ['${recordingsContainerName}/']
+              blobIndexMatch: [{ name: kindTag, op: '==', value: 'access-copy' }]
+            }
+            actions: { baseBlob: { tierToCool: { daysAfterCreationGreaterThan: 0 } } }
+          }
+        }
+        {
+          // Superseded versions (a salvage re-commit, a rewritten manifest) go once the retention
+          // they were written under is over; WORM refuses the delete any earlier anyway.
+          name: 'superseded-versions-after-retention'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: ['blockBlob']
+              prefixMatch: ['${recordingsContainerName}/']
+            }
+            actions: { version: { delete: { daysAfterCreationGreaterThan: defaultRetentionDays + 1 } } }
+          }
+        }
+      ]
+    }
+  }
+}
+
+output name string = account.name
+output id string = account.id
+output blobEndpoint string = account.properties.primaryEndpoints.blob
+output recordingsContainer string = recordingsContainer.name
+output reportsContainer string = reportsContainer.name

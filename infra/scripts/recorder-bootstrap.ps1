@@ -1,0 +1,245 @@
+<#
+.SYNOPSIS
+    Verbatim recorder bootstrap: gets the recorder package onto a scale-set instance and runs its
+    installer (recorder_vm\deploy\install.ps1).
+
+.DESCRIPTION
+    Shipped as the scale set's userData and started by the custom-script extension
+    (infra/modules/recorder.bicep) with -ConfigBase64: base64 JSON of packageUrl, packageVersion,
+    clientId (the managed identity), settings (the recorder's app settings), loadBalancerId,
+    backendPoolName, nicConfigName, ipConfigName, ports, certificateUrl, publicFqdn and installScript.
+
+    1. Downloads the package blob with the managed identity. If it is not published yet (the first
+       `azd up` provisions before it deploys), registers a scheduled task that re-runs this script
+       with -Wait and exits successfully, so provisioning never waits on deployment.
+    2. Resolves settings of the form @Microsoft.KeyVault(SecretUri=...) through Key Vault.
+    3. Asks the load balancer which public ports (NAT rules v2) belong to this instance.
+    4. Writes the settings and the instance facts to files readable by SYSTEM and Administrators
+       only, and runs the package's installer with them.
+    Windows PowerShell 5.1 (what Windows Server 2022 ships); idempotent per package version.
+#>
+[CmdletBinding(DefaultParameterSetName = 'Base64')]
+param(
+    [Parameter(Mandatory = $true, ParameterSetName = 'Base64')]
+    [string] $ConfigBase64,
+
+    [Parameter(Mandatory = $true, ParameterSetName = 'File')]
+    [string] $ConfigFile,
+
+    # Keep polling for the package instead of deferring to a scheduled task.
+    [switch] $Wait,
+
+    [int] $WaitMinutes = 240,
+
+    [string] $Root = 'C:\verbatim'
+)
+
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+Set-StrictMode -Version 2.0
+[Net.ServicePointManager]::SecurityProtocol = [Net.SecurityProtocolType]::Tls12
+
+$TaskName = 'VerbatimRecorderInstall'
+$Imds = 'http://169.254.169.254/metadata'
+
+function Write-Log {
+    param([string] $Message)
+    $line = '{0:o} {1}' -f (Get-Date).ToUniversalTime(), $Message
+    Add-Content -Path (Join-Path $Root 'bootstrap.log') -Value $line
+    Write-Output $line
+}
+
+function New-PrivateDirectory {
+    param([string] $Path)
+    New-Item -ItemType Directory -Force -Path $Path | Out-Null
+}
+
+function Protect-File {
+    # Only SYSTEM and Administrators may read it (the installer grants the service account).
+    param([string] $Path)
+    & icacls.exe $Path /inheritance:r /grant:r 'SYSTEM:(F)' 'Administrators:(F)' | Out-Null
+    if ($LASTEXITCODE -ne 0) { throw "icacls failed on $Path" }
+}
+
+function Write-PrivateJson {
+    param([string] $Path, [object] $Value)
+    $json = $Value | ConvertTo-Json -Depth 10
+    [IO.File]::WriteAllText($Path, $json, (New-Object Text.UTF8Encoding($false)))
+    Protect-File -Path $Path
+}
+
+function Get-ManagedIdentityToken {
+    param([string] $Resource, [string] $ClientId)
+    $uri = '{0}/identity/oauth2/token?api-version=2018-02-01&resource={1}&client_id={2}' -f `
+        $Imds, [Uri]::EscapeDataString($Resource), $ClientId
+    $response = Invoke-RestMethod -Uri $uri -Headers @{ Metadata = 'true' } -UseBasicParsing
+    return $response.access_token
+}
+
+function Get-HttpStatus {
+    param($ErrorRecord)
+    $response = $ErrorRecord.Exception.Response
+    if ($null -eq $response) { return 0 }
+    return [int]$response.StatusCode
+}
+
+function Receive-Package {
+    # $true when the package was downloaded, $false when it is not published yet (404).
+    param($Config, [string] $Destination)
+    $token = Get-ManagedIdentityToken -Resource 'https://storage.azure.com/' -ClientId $Config.clientId
+    $headers = @{ Authorization = "Bearer $token"; 'x-ms-version' = '2023-11-03' }
+    try {
+        Invoke-WebRequest -Uri $Config.packageUrl -Headers $headers -OutFile $Destination -UseBasicParsing
+        return $true
+    }
+    catch {
+        $status = Get-HttpStatus $_
+        # 404: not uploaded yet. 403: the blob role may still be propagating after provisioning.
+        if ($status -eq 404 -or $status -eq 403) {
+            Write-Log "package not available yet (HTTP $status)"
+            return $false
+        }
+        throw
+    }
+}
+
+function Resolve-Settings {
+    # Returns an ordered hashtable of the settings with Key Vault references replaced by values.
+    param($Config)
+    $pattern = '^@Microsoft\.KeyVault\(SecretUri=(?<uri>[^)]+)\)$'
+    $vaultToken = $null
+    $resolved = [ordered]@{}
+    foreach ($property in $Config.settings.PSObject.Properties) {
+        $value = [string]$property.Value
+        if ($value -match $pattern) {
+            if ($null -eq $vaultToken) {
+                $vaultToken = Get-ManagedIdentityToken -Resource 'https://vault.azure.net' -ClientId $Config.clientId
+            }
+            $secretUri = $Matches['uri'].TrimEnd('/') + '?api-version=7.4'
+            $secret = Invoke-RestMethod -Uri $secretUri -Headers @{ Authorization = "Bearer $vaultToken" } -UseBasicParsing
+            $value = $secret.value
+        }
+        $resolved[$property.Name] = $value
+    }
+    return $resolved
+}
+
+function Get-InstanceFacts {
+    # This instance's id and the public ports the load balancer gave it (NAT rules v2).
+    param($Config)
+    $compute = Invoke-RestMethod -Uri "$Imds/instance/compute?api-version=2021-02-01" -Headers @{ Metadata = 'true' } -UseBasicParsing
+    $ipConfigurationId = '{0}/networkInterfaces/{1}/ipConfigurations/{2}' -f `
+        $compute.resourceId, $Config.nicConfigName, $Config.ipConfigName
+    $uri = 'https://management.azure.com{0}/backendAddressPools/{1}/queryInboundNatRulePortMapping?api-version=2024-05-01' -f `
+        $Config.loadBalancerId, $Config.backendPoolName
+    $body = @{ ipConfiguration = @{ id = $ipConfigurationId } } | ConvertTo-Json -Depth 4
+
+    $mappings = $null
+    for ($attempt = 1; $attempt -le 20 -and $null -eq $mappings; $attempt++) {
+        try {
+            $token = Get-ManagedIdentityToken -Resource 'https://management.azure.com/' -ClientId $Config.clientId
+            $headers = @{ Authorization = "Bearer $token" }
+            $response = Invoke-WebRequest -Uri $uri -Method Post -Body $body -ContentType 'application/json' `
+                -Headers $headers -UseBasicParsing
+            # The query is a long-running operation: 202 with a Location to poll.
+            while ([int]$response.StatusCode -eq 202) {
+                Start-Sleep -Seconds 2
+                $response = Invoke-WebRequest -Uri $response.Headers['Location'] -Headers $headers -UseBasicParsing
+            }
+            $mappings = ($response.Content | ConvertFrom-Json).inboundNatRulePortMappings
+        }
+        catch {
+            # The role assignment can take minutes to propagate after provisioning.
+            Write-Log "NAT port mapping not readable yet (attempt $attempt): $($_.Exception.Message)"
+            Start-Sleep -Seconds 30
+        }
+    }
+    if ($null -eq $mappings) { throw 'could not read this instance''s NAT port mapping' }
+
+    $publicPorts = [ordered]@{}
+    foreach ($mapping in $mappings) {
+        $publicPorts[$mapping.inboundNatRuleName] = [int]$mapping.frontendPort
+    }
+    return [ordered]@{
+        vmResourceId = $compute.resourceId
+        instanceName = $compute.name
+        packageVersion = $Config.packageVersion
+        certificateUrl = $Config.certificateUrl
+        publicFqdn = $Config.publicFqdn
+        internalPorts = $Config.ports
+        publicPorts = $publicPorts
+    }
+}
+
+function Register-DeferredInstall {
+    param([string] $ConfigPath)
+    $arguments = '-NoProfile -ExecutionPolicy Bypass -File "{0}" -ConfigFile "{1}" -Wait' -f `
+        (Join-Path $Root 'bootstrap.ps1'), $ConfigPath
+    $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument $arguments
+    $trigger = New-ScheduledTaskTrigger -AtStartup
+    $principal = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -LogonType ServiceAccount -RunLevel Highest
+    $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit (New-TimeSpan -Hours 6) -StartWhenAvailable
+    Register-ScheduledTask -TaskName $TaskName -Action $action -Trigger $trigger -Principal $principal `
+        -Settings $settings -Force | Out-Null
+    Start-ScheduledTask -TaskName $TaskName
+}
+
+# ----- main -----------------------------------------------------------------------------------
+
+New-PrivateDirectory -Path $Root
+$configDirectory = Join-Path $Root 'config'
+New-PrivateDirectory -Path $configDirectory
+
+if ($PSCmdlet.ParameterSetName -eq 'Base64') {
+    $json = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($ConfigBase64))
+    $ConfigFile = Join-Path $configDirectory 'bootstrap.json'
+    [IO.File]::WriteAllText($ConfigFile, $json, (New-Object Text.UTF8Encoding($false)))
+    Protect-File -Path $ConfigFile
+}
+$config = Get-Content -Raw -Path $ConfigFile | ConvertFrom-Json
+
+$releaseDirectory = Join-Path $Root ('releases\' + $config.packageVersion)
+$installedMarker = Join-Path $releaseDirectory '.installed'
+if (Test-Path $installedMarker) {
+    Write-Log "recorder $($config.packageVersion) is already installed"
+    exit 0
+}
+
+$packageDirectory = Join-Path $Root 'packages'
+New-PrivateDirectory -Path $packageDirectory
+$packageFile = Join-Path $packageDirectory ('verbatim-recorder-' + $config.packageVersion + '.zip')
+
+$deadline = (Get-Date).AddMinutes($WaitMinutes)
+while (-not (Receive-Package -Config $config -Destination $packageFile)) {
+    if (-not $Wait) {
+        Register-DeferredInstall -ConfigPath $ConfigFile
+        Write-Log "package $($config.packageVersion) not published yet; scheduled task $TaskName will install it"
+        exit 0
+    }
+    if ((Get-Date) -gt $deadline) {
+        throw "package $($config.packageUrl) did not appear within $WaitMinutes minutes"
+    }
+    Start-Sleep -Seconds 60
+}
+Write-Log "downloaded recorder package $($config.packageVersion)"
+
+if (Test-Path $releaseDirectory) { Remove-Item -Recurse -Force $releaseDirectory }
+Expand-Archive -Path $packageFile -DestinationPath $releaseDirectory -Force
+
+$settingsFile = Join-Path $configDirectory 'recorder-settings.json'
+Write-PrivateJson -Path $settingsFile -Value (Resolve-Settings -Config $config)
+$instanceFile = Join-Path $configDirectory 'instance.json'
+Write-PrivateJson -Path $instanceFile -Value (Get-InstanceFacts -Config $config)
+
+$installer = Join-Path $releaseDirectory $config.installScript
+if (-not (Test-Path $installer)) { throw "the package has no installer at $($config.installScript)" }
+Write-Log "running $installer"
+& $installer -PackageRoot $releaseDirectory -SettingsFile $settingsFile -InstanceFile $instanceFile
+if (-not $?) { throw "installer failed" }
+
+New-Item -ItemType File -Force -Path $installedMarker | Out-Null
+if (Get-ScheduledTask -TaskName $TaskName -ErrorAction SilentlyContinue) {
+    Unregister-ScheduledTask -TaskName $TaskName -Confirm:$false
+}
+Write-Log "recorder $($config.packageVersion) installed"
+exit 0

@@ -1,0 +1,285 @@
+"""Reading Bicep through tree-sitter-bicep: syntax problems, declarations and literal values.
+
+Nothing here compiles Bicep (no compiler can be installed); it reads the parse tree so the policy
+tests can say what a template declares: parameters with their decorators and defaults, variables,
+resources (nested ones with their full type), modules, outputs and the literal parts of values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import tree_sitter_bicep
+from tree_sitter import Language, Node, Parser
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = REPO / "infra"
+
+_ESCAPES = {"\\'": "'", "\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\t": "\t", "\\$": "$"}
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Parser:
+    return Parser(Language(tree_sitter_bicep.language()))
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A value that is not a literal (a reference, a call, an interpolated string); keeps its text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    decorators: tuple[str, ...]
+    default: Node | None
+
+    @property
+    def is_secure(self) -> bool:
+        return "secure" in self.decorators
+
+
+@dataclass(frozen=True)
+class Resource:
+    symbol: str
+    type: str  # full type, e.g. Microsoft.Storage/storageAccounts/blobServices
+    api_version: str
+    existing: bool
+    body: Node  # the object literal (inside `for` and `if`)
+    loop_variable: str | None
+    loop_source: Node | None
+
+    def get(self, path: str) -> Node | None:
+        return prop(self.body, path)
+
+
+@dataclass(frozen=True)
+class Module:
+    symbol: str
+    source: str
+    body: Node
+
+
+class Bicep:
+    """One parsed .bicep file."""
+
+    def __init__(self, source: bytes, path: Path | None = None) -> None:
+        self.path = path
+        self.source = source
+        self.root = _parser().parse(source).root_node
+
+    @classmethod
+    def from_text(cls, text: str) -> Bicep:
+        return cls(text.encode())
+
+    @classmethod
+    def load(cls, path: Path) -> Bicep:
+        return cls(path.read_bytes(), path)
+
+    # --- syntax ---------------------------------------------------------------------------
+
+    def syntax_problems(self) -> list[str]:
+        """ERROR and MISSING nodes, as 'line N: kind: text'."""
+        problems = []
+        for node in _walk(self.root):
+            if node.type == "ERROR" or node.is_missing:
+                kind = "missing " + node.type if node.is_missing else "error"
+                text = _text(node)[:60].replace("\n", " ")
+                problems.append(f"line {node.start_point[0] + 1}: {kind}: {text!r}")
+        return problems
+
+    # --- declarations ---------------------------------------------------------------------
+
+    def target_scope(self) -> str | None:
+        for node in self.root.named_children:
+            if node.type == "target_scope_assignment":
+                return string_value(node.named_children[0])
+        return None
+
+    def params(self) -> dict[str, Param]:
+        found = {}
+        for node, decorators in _declarations(self.root, "parameter_declaration"):
+            children = node.named_children
+            name = _text(children[0])
+            type_node = next((c for c in children[1:] if c.type == "type"), None)
+            default = children[-1] if len(children) > 2 else None
+            found[name] = Param(name, _text(type_node) if type_node else "", decorators, default)
+        return found
+
+    def variables(self) -> dict[str, Node]:
+        return {
+            _text(node.named_children[0]): node.named_children[-1]
+            for node, _ in _declarations(self.root, "variable_declaration")
+        }
+
+    def outputs(self) -> dict[str, Node]:
+        return {
+            _text(node.named_children[0]): node.named_children[-1]
+            for node, _ in _declarations(self.root, "output_declaration")
+        }
+
+    def modules(self) -> list[Module]:
+        found = []
+        for node, _ in _declarations(self.root, "module_declaration"):
+            symbol, source = node.named_children[0], node.named_children[1]
+            body, _, _ = _unwrap_body(node.named_children[-1])
+            found.append(Module(_text(symbol), string_value(source) or _text(source), body))
+        return found
+
+    def resources(self) -> list[Resource]:
+        return list(_resources(self.root, parent_type=None))
+
+    def resources_of(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources() if r.type.lower() == type_.lower() and not r.existing]
+
+    def calls(self, function: str) -> list[Node]:
+        """Every call of a function (e.g. loadJsonContent) anywhere in the file."""
+        return [
+            node
+            for node in _walk(self.root)
+            if node.type == "call_expression" and _text(node.named_children[0]) == function
+        ]
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+def prop(node: Node | None, path: str) -> Node | None:
+    """The value of a dotted property path in an object literal, or None."""
+    for key in path.split("."):
+        if node is None or node.type != "object":
+            return None
+        node = next((value for name, value in object_items(node) if name == key), None)
+    return node
+
+
+def object_items(node: Node) -> Iterator[tuple[str, Node]]:
+    """(key, value) of an object literal's properties; nested resource declarations are skipped."""
+    for child in node.named_children:
+        if child.type != "object_property" or len(child.named_children) < 2:
+            continue
+        key_node, value = child.named_children[0], child.named_children[-1]
+        key = string_value(key_node) if key_node.type == "string" else _text(key_node)
+        if key is not None:
+            yield key, value
+
+
+def string_value(node: Node | None) -> str | None:
+    """A string literal's value (escapes decoded); None for interpolated strings and non-strings."""
+    if node is None or node.type != "string":
+        return None
+    parts = []
+    for child in node.named_children:
+        if child.type == "interpolation":
+            return None
+        if child.type == "escape_sequence":
+            parts.append(_ESCAPES.get(_text(child), _text(child)))
+        else:
+            parts.append(_text(child))
+    return "".join(parts)
+
+
+def value(node: Node | None) -> object:
+    """A literal as Python data (str, int, bool, None, list, dict); anything else as Expr."""
+    if node is None:
+        return None
+    if node.type == "string":
+        literal = string_value(node)
+        return literal if literal is not None else Expr(_text(node))
+    if node.type == "number":
+        return int(_text(node))
+    if node.type == "boolean":
+        return _text(node) == "true"
+    if node.type == "null":
+        return None
+    if node.type == "array":
+        return [value(child) for child in node.named_children if child.type != "comment"]
+    if node.type == "object":
+        return {key: value(item) for key, item in object_items(node)}
+    return Expr(_text(node))
+
+
+def identifiers(node: Node) -> set[str]:
+    """Every identifier used inside an expression."""
+    return {_text(n) for n in _walk(node) if n.type == "identifier"}
+
+
+def text(node: Node) -> str:
+    return _text(node)
+
+
+def walk(node: Node) -> Iterator[Node]:
+    return _walk(node)
+
+
+# --- internals ---------------------------------------------------------------------------------
+
+
+def _text(node: Node) -> str:
+    return node.text.decode() if node.text is not None else ""
+
+
+def _walk(node: Node) -> Iterator[Node]:
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+def _declarations(root: Node, kind: str) -> Iterator[tuple[Node, tuple[str, ...]]]:
+    """Top-level declarations of one kind with the names of the decorators just before them."""
+    pending: tuple[str, ...] = ()
+    for node in root.named_children:
+        if node.type == "decorators":
+            pending = tuple(_decorator_name(d) for d in node.named_children if d.type == "decorator")
+            continue
+        if node.type == kind:
+            yield node, pending
+        if node.type != "comment":
+            pending = ()
+
+
+def _decorator_name(decorator: Node) -> str:
+    call = decorator.named_children[0]
+    head = call.named_children[0] if call.type == "call_expression" else call
+    return _text(head).split(".")[-1]
+
+
+def _unwrap_body(node: Node) -> tuple[Node, str | None, Node | None]:
+    """The object of a resource/module body, through `if (...)` and `[for x in y: ...]`."""
+    loop_variable = loop_source = None
+    if node.type == "for_statement":
+        parts = [c for c in node.named_children if c.type != "comment"]
+        loop_variable, loop_source = _text(parts[0]), parts[1]
+        node = parts[-1]
+    if node.type == "if_statement":
+        node = node.named_children[-1]
+    return node, loop_variable, loop_source
+
+
+def _resources(scope: Node, parent_type: str | None) -> Iterator[Resource]:
+    for node in _walk_resource_declarations(scope):
+        children = node.named_children
+        symbol = _text(children[0])
+        type_and_version = string_value(children[1]) or ""
+        type_, _, api_version = type_and_version.partition("@")
+        if parent_type is not None and "." not in type_.split("/", 1)[0]:
+            type_ = f"{parent_type}/{type_}"  # nested: the type is relative to the parent's
+        existing = any(c.type == "existing" for c in node.children)
+        body, loop_variable, loop_source = _unwrap_body(children[-1])
+        yield Resource(symbol, type_, api_version, existing, body, loop_variable, loop_source)
+        yield from _resources(body, parent_type=type_)
+
+
+def _walk_resource_declarations(scope: Node) -> Iterator[Node]:
+    """Resource declarations directly in this scope (top level, or nested in a resource body)."""
+    for child in scope.named_children:
+        if child.type == "resource_declaration":
+            yield child
+        elif child.type == "object_property":
+            yield from (c for c in child.named_children if c.type == "resource_declaration")
