@@ -1,0 +1,237 @@
+"""Run one user function: bind its parameters, call it as the Python worker would, log the outcome.
+
+Sync functions run in the host's thread pool (PYTHON_THREADPOOL_THREAD_COUNT, default as the worker's
+on Python 3.9+), async ones on the event loop. Every invocation gets an id, carried as a correlation id
+into the function's own log lines, and ends with one structured log line: function, invocation id,
+trigger, duration, outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor
+from typing import Any
+
+import azure.functions as func
+from azure.functions._abc import RetryContext, TraceContext
+
+from devstack.funchost.extension import HostExtension
+from devstack.funchost.indexing import HostedFunction
+from verbatim.logging import correlation
+
+logger = logging.getLogger("devstack.funchost.invocation")
+
+# Hands an output binding's value to whoever owns that binding type (e.g. queue output -> Azurite).
+OutputSink = Callable[[HostedFunction, Mapping[str, Any], Any], Awaitable[None]]
+
+
+class FunctionNotFound(LookupError):
+    pass
+
+
+class InvocationContext(func.Context):
+    """The `context` argument a function may declare, as the Python worker passes it."""
+
+    _thread_local = threading.local
+
+    def __init__(self, invocation_id: str, function_name: str, function_directory: str) -> None:
+        self._invocation_id = invocation_id
+        self._function_name = function_name
+        self._function_directory = function_directory
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def thread_local_storage(self) -> type[threading.local]:
+        return self._thread_local
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return self._function_directory
+
+    @property
+    def trace_context(self) -> TraceContext:
+        return _TraceContext(f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00")
+
+    @property
+    def retry_context(self) -> RetryContext:
+        return _NoRetry()
+
+
+class _TraceContext(TraceContext):
+    def __init__(self, trace_parent: str) -> None:
+        self._trace_parent = trace_parent
+
+    @property
+    def trace_state(self) -> str:
+        return ""
+
+    @property
+    def trace_parent(self) -> str:
+        return self._trace_parent
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return {}
+
+
+class _NoRetry(RetryContext):
+    """Retry policies are not run locally: every invocation is the first attempt."""
+
+    @property
+    def retry_count(self) -> int:
+        return 0
+
+    @property
+    def max_retry_count(self) -> int:
+        return 0
+
+    @property
+    def exception(self) -> Any:
+        return None
+
+
+class OutputValue(func.Out[Any]):
+    """What a function sets on an output binding parameter."""
+
+    def __init__(self) -> None:
+        self._value: Any = None
+        self.was_set = False
+
+    def set(self, val: Any) -> None:
+        self._value = val
+        self.was_set = True
+
+    def get(self) -> Any:
+        return self._value
+
+
+class Invoker:
+    """Binds and runs user functions; the host's `HostServices.invoke` is `Invoker.invoke`."""
+
+    def __init__(
+        self,
+        functions: Mapping[str, HostedFunction],
+        executor: Executor,
+        function_directory: str,
+        binding_providers: Mapping[str, HostExtension] | None = None,
+        output_sinks: Mapping[str, OutputSink] | None = None,
+    ) -> None:
+        self.functions = functions
+        self.executor = executor
+        self.function_directory = function_directory
+        self.binding_providers = dict(binding_providers or {})
+        self.output_sinks = dict(output_sinks or {})
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def wait_idle(self, within: float) -> bool:
+        """Wait until no invocation runs (True), or until `within` seconds passed (False)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    def _arguments(
+        self, function: HostedFunction, trigger_value: Any, invocation_id: str
+    ) -> tuple[dict[str, Any], dict[str, OutputValue]]:
+        arguments: dict[str, Any] = {}
+        outputs: dict[str, OutputValue] = {}
+        bound: set[str] = set()
+        for binding in function.bindings:
+            name = binding.get("name")
+            if not isinstance(name, str) or name == "$return":
+                continue
+            bound.add(name)
+            if binding is function.trigger:
+                arguments[name] = trigger_value
+            elif binding.get("direction") == "in":
+                provider = self.binding_providers.get(str(binding.get("type")))
+                arguments[name] = provider.input_binding_value(function, binding) if provider else None
+            elif name in function.parameters:
+                outputs[name] = arguments[name] = OutputValue()
+        if "context" in function.parameters and "context" not in bound:
+            arguments["context"] = InvocationContext(invocation_id, function.name, self.function_directory)
+        return arguments, outputs
+
+    async def invoke(self, function_name: str, trigger_value: Any, invocation_id: str | None = None) -> Any:
+        """Run `function_name` with `trigger_value` bound to its trigger parameter; return what it returns."""
+        function = self.functions.get(function_name)
+        if function is None:
+            raise FunctionNotFound(f"no function named {function_name!r}")
+        invocation_id = invocation_id or str(uuid.uuid4())
+        self._in_flight += 1
+        self._idle.clear()
+        started = time.perf_counter()
+        try:
+            with correlation(invocation_id=invocation_id):
+                arguments, outputs = self._arguments(function, trigger_value, invocation_id)
+                if function.is_async:
+                    result = await function.handler(**arguments)
+                else:
+                    call = functools.partial(function.handler, **arguments)
+                    loop = asyncio.get_running_loop()
+                    result = await loop.run_in_executor(self.executor, contextvars.copy_context().run, call)
+                await self._deliver_outputs(function, outputs, result)
+        except BaseException as error:
+            outcome = "cancelled" if isinstance(error, asyncio.CancelledError) else "failed"
+            logger.error(
+                "Executed 'Functions.%s' (%s)",
+                function.name,
+                outcome.capitalize(),
+                extra=self._fields(function, invocation_id, started, outcome),
+                exc_info=outcome == "failed",
+            )
+            raise
+        else:
+            logger.info(
+                "Executed 'Functions.%s' (Succeeded)",
+                function.name,
+                extra=self._fields(function, invocation_id, started, "succeeded"),
+            )
+            return result
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    @staticmethod
+    def _fields(function: HostedFunction, invocation_id: str, started: float, outcome: str) -> dict[str, Any]:
+        return {
+            "function": function.name,
+            "invocation_id": invocation_id,
+            "trigger": function.trigger_type,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "outcome": outcome,
+        }
+
+    async def _deliver_outputs(self, function: HostedFunction, outputs: Mapping[str, OutputValue], result: Any) -> None:
+        for binding in function.output_bindings:
+            name = binding.get("name")
+            sink = self.output_sinks.get(str(binding.get("type")))
+            if sink is None:
+                continue
+            if name == "$return":
+                if result is not None:
+                    await sink(function, binding, result)
+            elif isinstance(name, str) and name in outputs and outputs[name].was_set:
+                await sink(function, binding, outputs[name].get())
