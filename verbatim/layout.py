@@ -38,6 +38,8 @@ QUEUES: tuple[str, ...] = (
     "callrecord-notifications-poison",
     "reconciliation-requests",
     "reconciliation-requests-poison",
+    "graph-lifecycle",
+    "graph-lifecycle-poison",
 )
 
 
