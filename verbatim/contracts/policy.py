@@ -82,3 +82,71 @@ class EffectivePolicyAt(Contract):
 
 
 EffectivePolicyAt.model_rebuild()
+
+
+# --- plans ------------------------------------------------------------------------------------------------
+
+ChangeAction = Literal["add", "change", "remove"]
+ChangeKind = Literal[
+    "application-instance",
+    "recording-policy",
+    "recorder-application",
+    "calling-policy",
+    "global-assignment",
+    "group-assignment",
+    "user-assignment",
+    "calling-group-assignment",
+]
+ParameterValue = str | int | bool | None
+
+
+class PlanChange(Contract):
+    """One object to add, change or remove, with its parameter values before and after.
+
+    `subject` identifies the object: an instance's UPN, a policy's name, a group's object id, a user's UPN
+    ("Global" for the tenant-wide grant); `policy` is the parent policy of a recorder application.
+    """
+
+    action: ChangeAction
+    kind: ChangeKind
+    subject: str
+    policy: str | None = None
+    label: str | None = Field(default=None, description="display name of a group, for reviewers")
+    before: dict[str, ParameterValue] | None = None
+    after: dict[str, ParameterValue] | None = None
+    changed: list[str] = Field(default_factory=list, description="parameters whose value changes")
+
+
+class PlanFinding(Contract):
+    """Something a reviewer must know that is not a change: a jurisdiction warning, an exclusion, a limit."""
+
+    severity: Literal["warning", "info"]
+    kind: str
+    subject: str | None = None
+    message: str
+
+
+@contract("policy-plan", 1)
+class PolicyPlan(Contract):
+    """The reviewed difference between a desired state and a tenant's current state."""
+
+    schema_version: Literal[1] = Field(default=1, alias="schemaVersion")
+    target: str = Field(description="what was compared: the simulator's URL, or an export file")
+    desired_sha256: str = Field(alias="desiredSha256", description="SHA-256 of the desired state, canonical JSON")
+    changes: list[PlanChange] = Field(default_factory=list)
+    findings: list[PlanFinding] = Field(default_factory=list)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def count(self, action: ChangeAction) -> int:
+        return sum(1 for change in self.changes if change.action == action)
+
+
+@contract("policy-validation", 1)
+class PolicyValidationReport(Contract):
+    """The answer of the validate endpoint: whether the desired state is valid, and every finding."""
+
+    valid: bool
+    issues: list[dict[str, str | int]] = Field(default_factory=list)
