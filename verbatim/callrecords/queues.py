@@ -1,0 +1,55 @@
+"""The queues call-record processing writes to, behind a two-method port (Azure Storage queues, or memory)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from azure.core.exceptions import AzureError
+from azure.storage.queue import QueueClient
+
+from verbatim.errors import DependencyUnavailable
+
+MAX_VISIBILITY_DELAY = 7 * 24 * 3600 - 60  # Azure Storage queues: at most 7 days
+
+
+class MessageQueue(Protocol):
+    def send(self, body: str, delay_seconds: int = 0) -> None:
+        """Enqueue `body`; it becomes visible after `delay_seconds`. `DependencyUnavailable` on failure."""
+
+
+class StorageQueue:
+    """An Azure Storage queue (base64 text, as the Functions queue trigger reads it)."""
+
+    def __init__(self, client: QueueClient) -> None:
+        self._client = client
+
+    @property
+    def name(self) -> str:
+        return str(self._client.queue_name)
+
+    def send(self, body: str, delay_seconds: int = 0) -> None:
+        delay = max(0, min(int(delay_seconds), MAX_VISIBILITY_DELAY))
+        try:
+            self._client.send_message(body, visibility_timeout=delay or None, timeout=10)
+        except AzureError as error:
+            raise DependencyUnavailable(f"could not enqueue on {self.name}: {type(error).__name__}") from error
+
+
+@dataclass
+class InMemoryQueue:
+    """For unit tests: messages with their delays, in order."""
+
+    messages: list[tuple[str, int]] = field(default_factory=list)
+    fail: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, body: str, delay_seconds: int = 0) -> None:
+        if self.fail:
+            raise DependencyUnavailable("queue unavailable (test)")
+        with self._lock:
+            self.messages.append((body, delay_seconds))
+
+    def bodies(self) -> list[str]:
+        return [body for body, _ in self.messages]
