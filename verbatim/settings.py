@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     # The secret Graph echoes in every notification (a Key Vault reference in Azure), and the public
     # webhook URLs subscriptions point at (with `?code=<function key>` in Azure).
     graph_client_state: SecretStr | None = Field(default=None, validation_alias=_alias("GRAPH_CLIENT_STATE"))
+    # During a rotation, notifications of subscriptions created with the previous secret are still accepted.
+    graph_client_state_previous: SecretStr | None = Field(
+        default=None, validation_alias=_alias("GRAPH_CLIENT_STATE_PREVIOUS")
+    )
     graph_notification_url: str | None = Field(default=None, validation_alias=_alias("GRAPH_NOTIFICATION_URL"))
     graph_lifecycle_url: str | None = Field(default=None, validation_alias=_alias("GRAPH_LIFECYCLE_URL"))
     graph_webhook_max_bytes: int = Field(
@@ -154,9 +158,10 @@ class Settings(BaseSettings):
     callrecord_not_yet_retry_seconds: int = Field(
         default=600, ge=1, le=7 * 24 * 3600, validation_alias=_alias("CALLRECORD_NOT_YET_RETRY_SECONDS")
     )
-    # Back-fill lists records from the watermark minus this overlap (records arrive up to 150 min late).
+    # Back-fill lists records (filtered on call start) from the watermark minus this overlap: records arrive
+    # up to 150 min after a call ends, and a long call starts well before it ends.
     callrecord_backfill_overlap_minutes: int = Field(
-        default=240, ge=0, validation_alias=_alias("CALLRECORD_BACKFILL_OVERLAP_MINUTES")
+        default=720, ge=0, validation_alias=_alias("CALLRECORD_BACKFILL_OVERLAP_MINUTES")
     )
     callrecord_backfill_initial_days: int = Field(
         default=2, ge=1, le=30, validation_alias=_alias("CALLRECORD_BACKFILL_INITIAL_DAYS")
@@ -164,6 +169,7 @@ class Settings(BaseSettings):
     reconciliation_requests_queue: str = Field(
         default="reconciliation-requests", validation_alias=_alias("RECONCILIATION_REQUESTS_QUEUE")
     )
+    graph_lifecycle_queue: str = Field(default="graph-lifecycle", validation_alias=_alias("GRAPH_LIFECYCLE_QUEUE"))
     # PSTN / Direct Routing reports: days pulled by the daily timer, and emergency numbers beyond 112/911/999.
     pstn_report_days: int = Field(default=2, ge=1, le=90, validation_alias=_alias("PSTN_REPORT_DAYS"))
     pstn_emergency_numbers_raw: str | None = Field(default=None, validation_alias=_alias("PSTN_EMERGENCY_NUMBERS"))
