@@ -30,7 +30,9 @@ COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (
 )
 
 # `callrecords`: raw Graph call-record payloads too large for a Cosmos item (2 MB), by id and version.
-BLOB_CONTAINERS: tuple[str, ...] = ("recordings", "reports", "recorder-packages", "callrecords")
+# "lifecycle-scratch" (runtime account): encoded access-copy chunks between the parallel transcoding activities
+# and their concatenation; kept out of the WORM recordings container so they can be deleted.
+BLOB_CONTAINERS: tuple[str, ...] = ("recordings", "reports", "recorder-packages", "callrecords", "lifecycle-scratch")
 QUEUES: tuple[str, ...] = (
     "recorder-events",
     "recorder-events-poison",
