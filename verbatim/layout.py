@@ -29,9 +29,9 @@ COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (
     CosmosContainer("control", "/id", "leases, watermarks and other small control documents"),
 )
 
-# `callrecords`: raw Graph call-record payloads too large for a Cosmos item (2 MB), by id and version.
-# "lifecycle-scratch" (runtime account): encoded access-copy chunks between the parallel transcoding activities
+# `lifecycle-scratch` (runtime account): encoded access-copy chunks between the parallel transcoding activities
 # and their concatenation; kept out of the WORM recordings container so they can be deleted.
+# `callrecords`: raw Graph call-record payloads too large for a Cosmos item (2 MB), by id and version.
 BLOB_CONTAINERS: tuple[str, ...] = ("recordings", "reports", "recorder-packages", "callrecords", "lifecycle-scratch")
 QUEUES: tuple[str, ...] = (
     "recorder-events",
