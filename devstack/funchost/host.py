@@ -25,7 +25,13 @@ from aiohttp import web
 from azure.storage.queue import QueueServiceClient
 
 from devstack.funchost.admin import HOST_VERSION, AdminApi
-from devstack.funchost.config import HostConfig, load_app_settings, load_host_config, resolve_setting_expressions
+from devstack.funchost.config import (
+    HostConfig,
+    HostConfigError,
+    load_app_settings,
+    load_host_config,
+    resolve_setting_expressions,
+)
 from devstack.funchost.extension import HostExtension
 from devstack.funchost.http_trigger import HttpTriggers
 from devstack.funchost.indexing import HostedFunction, index_functions, load_app
@@ -295,11 +301,16 @@ class FunctionHost:
         for function in runtime.functions.values():
             if function.trigger_type != "timerTrigger":
                 continue
-            schedule_text = self._resolve(str(function.trigger.get("schedule", "")))
-            schedule = parse_schedule(schedule_text, zone)
+            try:
+                schedule = parse_schedule(self._resolve(str(function.trigger.get("schedule", ""))), zone)
+                default_monitor = monitor_by_default(schedule, datetime.now(UTC))
+            except HostConfigError as error:
+                # As in the real host, one broken timer is an error of that function, not of the host.
+                logger.error("timer %s is not scheduled: %s", function.name, error, extra={"function": function.name})
+                continue
             use_monitor = function.trigger.get("useMonitor")
             if use_monitor is None:
-                use_monitor = monitor_by_default(schedule, datetime.now(UTC))
+                use_monitor = default_monitor
             if use_monitor and monitor is None:
                 monitor = self._schedule_monitor(runtime.host_id)
             listener = TimerListener(

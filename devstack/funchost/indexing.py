@@ -80,8 +80,10 @@ def _index_one(function: Any) -> HostedFunction:
         normalised = dict(binding)
         normalised["direction"] = str(binding.get("direction", "in")).lower()
         bindings.append(normalised)
-    trigger_type = function.get_trigger().get_binding_name()
-    trigger = next(b for b in bindings if b.get("type") == trigger_type and b["direction"] == "in")
+    trigger_type = str(function.get_trigger().type)  # generic triggers have no binding name, only a type
+    trigger = next((b for b in bindings if b.get("type") == trigger_type and b["direction"] == "in"), None)
+    if trigger is None:
+        raise AppLoadError(f"function {function.get_function_name()!r} has no {trigger_type} binding")
     handler = function.get_user_function()
     return HostedFunction(
         name=function.get_function_name(),

@@ -125,6 +125,8 @@ def _parse_parameter(body: str, template: str) -> Parameter:
     if len(pieces) > 1:
         body, default = pieces[0], "=".join(pieces[1:])
     name, *constraint_specs = _split_outside_parentheses(body, ":")
+    # Braces inside a parameter (e.g. a regex quantifier) are written doubled in the template.
+    constraint_specs = [spec.replace("{{", "{").replace("}}", "}") for spec in constraint_specs]
     if default is None and constraint_specs and constraint_specs[-1].endswith("?"):
         constraint_specs[-1] = constraint_specs[-1][:-1]
         optional = True

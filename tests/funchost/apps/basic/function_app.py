@@ -68,6 +68,11 @@ def yearly(timer: func.TimerRequest) -> None:
     observe("yearly", past_due=timer.past_due)
 
 
+@app.timer_trigger(schedule="0 0 0 1 1 *", arg_name="timer", run_on_startup=True, use_monitor=False)
+def on_startup(timer: func.TimerRequest) -> None:
+    observe("on_startup", past_due=timer.past_due)
+
+
 @app.timer_trigger(schedule="%FREQUENT_SCHEDULE%", arg_name="timer", use_monitor=True)
 def frequent(timer: func.TimerRequest) -> None:
     observe("frequent", past_due=timer.past_due, status=timer.schedule_status)

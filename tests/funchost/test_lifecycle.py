@@ -1,0 +1,78 @@
+"""The host's lifecycle: graceful shutdown, and extensions loaded, served and stopped through the seam."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.funchost.conftest import APPS, StartHost, wait_for
+
+pytestmark = pytest.mark.integration
+
+EXTENSION = "tests.funchost.fake_extension"
+
+
+def test_sigterm_lets_an_in_flight_request_finish_and_exits_zero(start_host: StartHost, tmp_path: Path) -> None:
+    host = start_host(APPS / "basic", env={"FUNCHOST_OBSERVATIONS": str(tmp_path / "o.jsonl")})
+    responses: list[httpx.Response] = []
+    request = threading.Thread(
+        target=lambda: responses.append(httpx.get(f"{host.base_url}/api/slow", params={"seconds": "1.5"}, timeout=10))
+    )
+    request.start()
+    wait_for(lambda: any(r.get("message", "").startswith("listening") for r in host.log_records()))
+    time.sleep(0.3)  # the request is in the function now
+
+    exit_code = host.stop()
+    request.join()
+
+    assert exit_code == 0
+    assert [r.status_code for r in responses] == [200]
+    assert responses[0].text == "done"
+    assert host.log_records()[-1]["message"] == "host stopped"
+
+
+def _events(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_extension_gets_its_triggers_bindings_and_routes_and_is_started_and_stopped(
+    start_host: StartHost, tmp_path: Path
+) -> None:
+    log = tmp_path / "extension.jsonl"
+    host = start_host(APPS / "extension", env={"FAKE_EXTENSION_LOG": str(log)}, extensions=[EXTENSION])
+
+    [started] = _events(log)
+    assert started["event"] == "start"
+    assert started["listening"] is True  # start() runs once the HTTP server listens
+    assert started["functions"] == {"echo": "echoTrigger", "echo_async": "echoTrigger", "greet": "httpTrigger"}
+    assert started["has_app_setting"] is True
+
+    # The extension's route invokes a sync function through HostServices.invoke; the host fills the
+    # extension's input binding from input_binding_value (greeting from host.json's extensions.echo).
+    echoed = httpx.post(f"{host.base_url}/runtime/webhooks/echo/echo", content=b"abc")
+    assert echoed.json() == {"greeting": "Ahoy (echo/greeting)", "payload": "abc"}
+    # An async function runs on the loop and gets the invocation context.
+    echoed_async = httpx.post(f"{host.base_url}/runtime/webhooks/echo/echo_async", content=b"xyz").json()
+    assert echoed_async["payload"] == "xyz"
+    assert echoed_async["function"] == "echo_async"
+    assert echoed_async["invocation_id"]
+    # HTTP functions get the extension's input bindings too.
+    assert httpx.get(f"{host.base_url}/api/greet").text == "Ahoy (greet/greeting)"
+
+    assert host.stop() == 0
+    assert [event["event"] for event in _events(log)] == ["start", "stop"]
+
+
+def test_extension_is_not_created_for_an_app_that_does_not_use_it(start_host: StartHost, tmp_path: Path) -> None:
+    log = tmp_path / "extension.jsonl"
+    env = {"FAKE_EXTENSION_LOG": str(log), "FUNCHOST_OBSERVATIONS": str(tmp_path / "o.jsonl")}
+    host = start_host(APPS / "basic", env=env, extensions=[EXTENSION])
+
+    assert httpx.post(f"{host.base_url}/runtime/webhooks/echo/work", content=b"x").status_code == 404
+    host.stop()
+    assert _events(log) == []
