@@ -1,4 +1,5 @@
-"""Evidence contracts: ledger entries, signed checkpoints and inclusion proofs (exported, verified offline).
+"""Evidence contracts: the sealed-recording manifest, ledger entries, signed checkpoints and inclusion proofs
+(exported with recordings and verified offline).
 
 Hashes are lowercase hex SHA-256 over canonical JSON (`verbatim.ledger.canonical`); instants inside
 hashed content are fixed-width UTC text (`2025-01-31T09:30:00.000000Z`).
@@ -9,9 +10,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, JsonValue
+from pydantic import AwareDatetime, Field, JsonValue
 
 from verbatim.contracts import Contract, contract
+from verbatim.contracts.recorder import CallDirection, CallParticipant, CallType, ObservedUser
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Instant = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")]
@@ -95,3 +97,120 @@ class InclusionProof(Contract):
     entry: LedgerEntry
     links: list[ChainLink] = Field(default_factory=list)
     checkpoint: LedgerCheckpoint
+
+
+# --- the sealed-recording manifest (`manifest.json` beside the media) ------------------------------------------
+
+
+class BlobRef(Contract):
+    """A blob, the version that was sealed (None where the store keeps no versions: Azurite) and its hash."""
+
+    blob_name: str
+    version_id: str | None = None
+    bytes: int = Field(ge=0)
+    sha256: Sha256Hex
+
+
+class SealedBlock(Contract):
+    """One committed block of the evidence, as verified at finalise time."""
+
+    index: int = Field(ge=0)
+    block_id: str
+    size: int = Field(ge=0)
+    sha256: Sha256Hex
+    byte_offset: int = Field(ge=0)
+    start_sample: int = Field(ge=0)
+    samples: int = Field(ge=0)
+
+
+class EvidenceTrack(BlobRef):
+    """A lossless track (FLAC): the mixed record or one speaker's unmixed stream."""
+
+    track: str
+    kind: Literal["mixed", "unmixed"]
+    source_id: int | None = None
+    content_type: Literal["audio/flac"] = "audio/flac"
+    codec: Literal["flac"] = "flac"
+    sample_rate: int
+    channels: int
+    bits_per_sample: int
+    samples: int = Field(ge=0)  # measured by decoding
+    duration_seconds: float
+    blocks: list[SealedBlock] = Field(default_factory=list)
+    gaps: list[AudioGap] = Field(default_factory=list)
+    # What finalise found wrong (a block that does not match the recorder's hash, undecodable data); the
+    # evidence is sealed as it is, with the problems on record, never discarded.
+    problems: list[str] = Field(default_factory=list)
+
+
+class AudioGap(Contract):
+    start_sample: int = Field(ge=0)
+    samples: int = Field(gt=0)
+
+
+class AccessCopy(BlobRef):
+    """The Opus replay copy, tied to the evidence it was made from by that evidence's SHA-256."""
+
+    content_type: Literal["audio/ogg"] = "audio/ogg"
+    codec: Literal["opus"] = "opus"
+    container: Literal["ogg"] = "ogg"
+    bitrate: int
+    duration_seconds: float
+    source_track: str = "mixed"
+    source_sha256: Sha256Hex
+
+
+class RetentionTerm(Contract):
+    """The retention class chosen at seal time and the date until which nothing may be deleted."""
+
+    retention_class: str
+    until: AwareDatetime
+    basis: str | None = None  # legal basis text of the class, when it has one
+
+
+class RecordingFacts(Contract):
+    """What the recorder reported about the call (from its events), carried into the manifest."""
+
+    recording_id: str
+    call_id: str
+    call_chain_id: str | None = None
+    tenant_id: str | None = None
+    observed_user: ObservedUser | None = None
+    participants: list[CallParticipant] = Field(default_factory=list)
+    direction: CallDirection = "unknown"
+    call_type: CallType = "unknown"
+    modalities: list[str] = Field(default_factory=lambda: ["audio"])
+    phone_numbers: list[str] = Field(default_factory=list)
+    recorder_instance: str
+    recorder_app_id: str | None = None
+    recorder_version: str | None = None
+    policy_identifier: str | None = None
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+
+
+@contract("recording-manifest", 1)
+class RecordingManifest(RecordingFacts):
+    """The sealed recording: what was recorded, where, its hashes, its retention and holds. Its own SHA-256
+    (of the exact bytes stored) is in the ledger's `sealed` entry, so a changed manifest is detected."""
+
+    schema_version: Literal[1] = 1
+    status: Literal["complete", "interrupted"]
+    salvaged: bool = False
+    duration_seconds: float
+    capture_manifest: BlobRef | None = None  # the recorder's capture.json, sealed alongside
+    evidence: list[EvidenceTrack]
+    access_copy: AccessCopy | None = None
+    retention: RetentionTerm
+    legal_holds: list[str] = Field(default_factory=list)  # ids of the holds that applied at seal time
+    sealed_at: AwareDatetime
+    sealed_by: str  # the Verbatim version that sealed it
+
+    def track(self, name: str = "mixed") -> EvidenceTrack:
+        for track in self.evidence:
+            if track.track == name:
+                return track
+        raise KeyError(f"manifest of {self.recording_id} has no track {name!r}")
+
+
+EvidenceTrack.model_rebuild()

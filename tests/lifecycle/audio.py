@@ -1,0 +1,166 @@
+"""Real audio for the lifecycle tests: synthesised speech (espeak-ng), encoded to FLAC frames exactly as the
+recorder leaves evidence — a native FLAC stream with no totals, cut into staged blocks at frame boundaries."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import shutil
+import struct
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import av
+import numpy as np
+import numpy.typing as npt
+import pytest
+from azure.storage.blob import BlobBlock, ContainerClient
+
+from verbatim.contracts.recorder import AudioEncoding, CaptureBlock, CaptureManifest, CaptureTrack
+from verbatim.evidence.blocks import BlockId
+from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name, write_manifest
+
+RATE = 16_000
+SENTENCES = (
+    "Good morning, this is the rates desk. I would like to confirm the trade we discussed. "
+    "We buy five million of the twenty thirty bond at ninety nine point five. "
+    "Settlement on the usual terms, T plus two. Please read it back to me. "
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _speech_seed() -> bytes:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (scripts/apt-packages.txt)")
+    wav = subprocess.run(
+        ["espeak-ng", "-v", "en-us", "-s", "160", "--stdout", SENTENCES], capture_output=True, check=True
+    )
+    with av.open(io.BytesIO(wav.stdout)) as container:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        frames = [f for frame in container.decode(audio=0) for f in resampler.resample(frame)]
+        frames += resampler.resample(None)
+    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.int16).tobytes()
+
+
+def speech(seconds: float) -> npt.NDArray[np.int16]:
+    """`seconds` of 16 kHz mono speech (the sentences repeated, with a little level variation)."""
+    seed = np.frombuffer(_speech_seed(), dtype=np.int16)
+    count = int(seconds * RATE)
+    repeats = count // len(seed) + 1
+    parts = [(seed * (0.6 + 0.4 * ((i % 3) / 2))).astype(np.int16) for i in range(repeats)]
+    return np.concatenate(parts)[:count]
+
+
+def _streaminfo(block_size: int) -> bytes:
+    # Unknown frame sizes, unknown total samples, zero MD5: what a streaming encoder writes up front.
+    packed = (RATE << 44) | (0 << 41) | (15 << 36)
+    return struct.pack(">HH", block_size, block_size) + b"\0" * 6 + packed.to_bytes(8, "big") + b"\0" * 16
+
+
+def flac_blocks(pcm: npt.NDArray[np.int16], block_seconds: float = 2.0) -> list[tuple[bytes, int, int]]:
+    """(bytes, start_sample, samples) of each staged block; the first carries the stream header."""
+    context = av.CodecContext.create("flac", "w")
+    assert isinstance(context, av.AudioCodecContext)
+    context.sample_rate, context.layout, context.format = RATE, "mono", "s16"
+    context.open()
+    size = context.frame_size
+    packets: list[av.Packet] = []
+    for start in range(0, len(pcm), size):
+        piece = pcm[start : start + size]
+        frame = av.AudioFrame.from_ndarray(piece.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = RATE, start
+        packets += context.encode(frame)
+    packets += context.encode(None)
+    # The flush ends with an empty packet carrying only updated STREAMINFO side data: not a frame.
+    frames = [(bytes(p), int(p.duration or 0)) for p in packets if p.size and p.duration]
+    header = b"fLaC" + bytes([0x80, 0, 0, 34]) + _streaminfo(size)
+    blocks: list[tuple[bytes, int, int]] = []
+    current, start_sample, samples = bytearray(header), 0, 0
+    per_block = int(block_seconds * RATE)
+    for data, frame_samples in frames:
+        current += data
+        samples += frame_samples
+        if samples >= per_block:
+            blocks.append((bytes(current), start_sample, samples))
+            start_sample += samples
+            current, samples = bytearray(), 0
+    if current:
+        blocks.append((bytes(current), start_sample, samples))
+    return blocks
+
+
+@dataclass(frozen=True)
+class StagedCapture:
+    manifest: CaptureManifest
+    capture_blob: str
+    evidence_blob: str
+    blocks: list[tuple[bytes, int, int]]
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(block for block, _, _ in self.blocks)
+
+
+def stage_capture(
+    container: ContainerClient,
+    recording_id: str,
+    pcm: npt.NDArray[np.int16],
+    *,
+    commit: bool = True,
+    started_at: datetime = datetime(2025, 3, 3, 9, 0, tzinfo=UTC),
+    block_seconds: float = 2.0,
+) -> StagedCapture:
+    """Do what the recorder does: stage the blocks, commit them (unless it 'crashed'), write capture.json."""
+    prefix = capture_prefix(recording_id, started_at)
+    blob_name = track_blob_name(prefix)
+    blob = container.get_blob_client(blob_name)
+    blocks = flac_blocks(pcm, block_seconds)
+    capture_blocks, offset = [], 0
+    for index, (data, start_sample, samples) in enumerate(blocks):
+        block_id = BlockId.for_content(index, data).encode()
+        blob.stage_block(block_id, data)
+        capture_blocks.append(
+            CaptureBlock(
+                index=index,
+                block_id=block_id,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                byte_offset=offset,
+                start_sample=start_sample,
+                samples=samples,
+                time_offset_seconds=start_sample / RATE,
+            )
+        )
+        offset += len(data)
+    if commit:
+        blob.commit_block_list([BlobBlock(b.block_id) for b in capture_blocks])
+    whole = b"".join(data for data, _, _ in blocks)
+    manifest = CaptureManifest(
+        recording_id=recording_id,
+        call_id=f"call-{recording_id}",
+        call_chain_id=f"chain-{recording_id}",
+        recorder_instance="recorder-0",
+        started_at=started_at,
+        ended_at=started_at + timedelta(seconds=len(pcm) / RATE),
+        written_at=started_at + timedelta(seconds=len(pcm) / RATE + 1),
+        complete=commit,
+        frames_received=len(pcm) // 320,
+        tracks=[
+            CaptureTrack(
+                track="mixed",
+                kind="mixed",
+                blob_name=blob_name,
+                encoding=AudioEncoding(),
+                blocks=capture_blocks,
+                bytes=len(whole),
+                samples=len(pcm),
+                duration_seconds=len(pcm) / RATE,
+                sha256=hashlib.sha256(whole).hexdigest(),
+            )
+        ],
+    )
+    capture_blob = manifest_blob_name(prefix)
+    write_manifest(container, capture_blob, manifest)
+    return StagedCapture(manifest, capture_blob, blob_name, blocks)

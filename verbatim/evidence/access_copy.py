@@ -1,0 +1,142 @@
+"""The Opus access copy for replay, made from the sealed-to-be evidence in chunks that run as parallel
+activities, then laid into one Ogg Opus stream whose tags and manifest entry name the evidence's SHA-256.
+
+Each chunk reads only the blocks it needs (the stream header + a byte range, found from the block table),
+so no activity downloads or runs for long whatever the length of the call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import posixpath
+
+import numpy as np
+import numpy.typing as npt
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import ContainerClient, ContentSettings
+
+from verbatim.contracts.evidence import AccessCopy, EvidenceTrack
+from verbatim.evidence.flac import MAX_HEADER_BYTES, NotFlac, decode_range, parse_header
+from verbatim.evidence.ogg import write_ogg_opus
+from verbatim.evidence.opus import (
+    DEFAULT_BITRATE,
+    SAMPLE_RATE,
+    ChunkPlan,
+    encode_chunk,
+    pack_chunk,
+    plan_chunks,
+    unpack_chunk,
+)
+
+ACCESS_COPY_NAME = "access.opus"
+OGG_CONTENT_TYPE = "audio/ogg"
+EVIDENCE_TAG = "VERBATIM_EVIDENCE_SHA256"
+
+
+def access_copy_blob_name(evidence_blob_name: str) -> str:
+    return posixpath.join(posixpath.dirname(evidence_blob_name), ACCESS_COPY_NAME)
+
+
+def chunk_blob_name(recording_id: str, evidence_sha256: str, index: int) -> str:
+    # Keyed by the evidence hash too, so chunks of a different object can never be mixed in.
+    return f"access-chunks/{recording_id}/{evidence_sha256[:16]}/{index:05d}.vopk"
+
+
+def plan_access_copy(track: EvidenceTrack, chunk_seconds: int) -> list[ChunkPlan]:
+    if track.sample_rate != SAMPLE_RATE or track.channels != 1:
+        raise ValueError(
+            f"access copies are made from 16 kHz mono evidence, not {track.sample_rate} Hz x {track.channels}"
+        )
+    return plan_chunks(track.samples, chunk_seconds)
+
+
+def read_samples(recordings: ContainerClient, track: EvidenceTrack, start: int, end: int) -> npt.NDArray[np.int16]:
+    """Evidence samples [start, end), reading only the blocks that hold them when the block table allows."""
+    blob = recordings.get_blob_client(track.blob_name)
+    covering = [b for b in track.blocks if b.start_sample < end and b.start_sample + b.samples > start]
+    if covering and all(b.samples for b in track.blocks):
+        head = blob.download_blob(0, min(MAX_HEADER_BYTES, track.bytes), version_id=track.version_id).readall()
+        try:
+            header_length = parse_header(head).header_length
+        except NotFlac:
+            header_length = 0
+        if header_length:
+            first, last = covering[0], covering[-1]
+            length = last.byte_offset + last.size - first.byte_offset
+            body = blob.download_blob(first.byte_offset, length, version_id=track.version_id).readall()
+            if first.byte_offset == 0:
+                body = body[header_length:]
+            return decode_range(head[:header_length], body, start - first.start_sample, end - start)
+    # No usable block table (or an odd header): decode the whole object.
+    data = blob.download_blob(version_id=track.version_id).readall()
+    return decode_range(b"", data, start, end - start)
+
+
+def encode_access_chunk(
+    recordings: ContainerClient,
+    scratch: ContainerClient,
+    recording_id: str,
+    track: EvidenceTrack,
+    plan: ChunkPlan,
+    *,
+    bitrate: int = DEFAULT_BITRATE,
+) -> str:
+    """One transcoding activity: encode the plan's packets and leave them in scratch; returns the blob name."""
+    samples = read_samples(recordings, track, plan.input_start, plan.input_end)
+    chunk = encode_chunk(plan, samples, bitrate=bitrate)
+    name = chunk_blob_name(recording_id, track.sha256, plan.index)
+    scratch.upload_blob(name, pack_chunk(chunk), overwrite=True)
+    return name
+
+
+def assemble_access_copy(
+    recordings: ContainerClient,
+    scratch: ContainerClient,
+    recording_id: str,
+    track: EvidenceTrack,
+    chunk_names: list[str],
+    *,
+    bitrate: int = DEFAULT_BITRATE,
+) -> AccessCopy:
+    """The concatenation activity: one Ogg Opus stream from the chunks, uploaded beside the evidence. The
+    chunks stay in scratch (a retry can assemble again) until `discard_access_chunks` after the seal."""
+    chunks = [unpack_chunk(scratch.download_blob(name).readall()) for name in chunk_names]
+    chunks.sort(key=lambda c: c.first_packet)
+    expected = 0
+    for chunk in chunks:
+        if chunk.first_packet != expected:
+            raise ValueError(f"access-copy chunks of {recording_id} do not join: packet {expected} is missing")
+        expected += len(chunk.packets)
+    ogg = write_ogg_opus(
+        (packet for chunk in chunks for packet in chunk.packets),
+        pre_skip=chunks[0].pre_skip,
+        input_sample_rate=track.sample_rate,
+        total_samples=track.samples,
+        serial=int(track.sha256[:8], 16),
+        comments={"TITLE": f"recording {recording_id}", EVIDENCE_TAG: track.sha256, "ENCODER": "verbatim"},
+    )
+    name = access_copy_blob_name(track.blob_name)
+    result = recordings.get_blob_client(name).upload_blob(
+        ogg, overwrite=True, content_settings=ContentSettings(content_type=OGG_CONTENT_TYPE)
+    )
+    return AccessCopy(
+        blob_name=name,
+        version_id=result.get("version_id"),
+        bytes=len(ogg),
+        sha256=hashlib.sha256(ogg).hexdigest(),
+        bitrate=bitrate,
+        duration_seconds=track.samples / track.sample_rate,
+        source_track=track.track,
+        source_sha256=track.sha256,
+    )
+
+
+def discard_access_chunks(scratch: ContainerClient, recording_id: str) -> int:
+    """Delete a recording's encoded chunks from scratch (best effort; returns how many were deleted)."""
+    deleted = 0
+    for blob in scratch.list_blobs(name_starts_with=f"access-chunks/{recording_id}/"):
+        with contextlib.suppress(ResourceNotFoundError):
+            scratch.delete_blob(blob.name)
+            deleted += 1
+    return deleted

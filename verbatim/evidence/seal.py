@@ -1,0 +1,198 @@
+"""Seal a recording: write `manifest.json` beside the media, make every sealed object WORM until the
+retention date (and legally held when a hold applies), and record the seal in the ledger.
+
+A seal is idempotent: a retry finds the manifest already written and re-applies the same protection and
+the same ledger entry (by idempotency key), so an activity can be retried at any step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient, ContentSettings
+from pydantic import JsonValue
+
+from verbatim import __version__
+from verbatim.contracts.evidence import (
+    AccessCopy,
+    BlobRef,
+    EntryKind,
+    EvidenceTrack,
+    LedgerEntry,
+    RecordingFacts,
+    RecordingManifest,
+    RetentionTerm,
+)
+from verbatim.contracts.recorder import CaptureManifest
+from verbatim.evidence.worm import Enforcement, Worm
+from verbatim.ledger.writer import LedgerWriter
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_CONTENT_TYPE = "application/json"
+
+
+def manifest_blob_name(evidence_blob_name: str) -> str:
+    return posixpath.join(posixpath.dirname(evidence_blob_name), MANIFEST_NAME)
+
+
+def recording_subject(recording_id: str) -> str:
+    """The ledger subject of everything about one recording."""
+    return f"recording:{recording_id}"
+
+
+def read_capture(container: ContainerClient, blob_name: str) -> tuple[CaptureManifest, BlobRef]:
+    """The recorder's capture manifest, and a reference to its exact bytes for the sealed manifest."""
+    downloader = container.get_blob_client(blob_name).download_blob()
+    body = downloader.readall()
+    ref = BlobRef(
+        blob_name=blob_name,
+        version_id=downloader.properties.version_id,
+        bytes=len(body),
+        sha256=hashlib.sha256(body).hexdigest(),
+    )
+    return CaptureManifest.model_validate_json(body), ref
+
+
+def build_manifest(
+    facts: RecordingFacts,
+    capture: CaptureManifest,
+    capture_ref: BlobRef | None,
+    evidence: Sequence[EvidenceTrack],
+    access_copy: AccessCopy | None,
+    retention: RetentionTerm,
+    legal_holds: Sequence[str],
+    sealed_at: datetime,
+) -> RecordingManifest:
+    mixed = next((t for t in evidence if t.kind == "mixed"), evidence[0])
+    interrupted = capture.salvaged or not capture.complete
+    return RecordingManifest(
+        **facts.model_dump(),
+        status="interrupted" if interrupted else "complete",
+        salvaged=capture.salvaged,
+        duration_seconds=mixed.duration_seconds,
+        capture_manifest=capture_ref,
+        evidence=list(evidence),
+        access_copy=access_copy,
+        retention=retention,
+        legal_holds=sorted(set(legal_holds)),
+        sealed_at=sealed_at,
+        sealed_by=f"verbatim {__version__}",
+    )
+
+
+@dataclass(frozen=True)
+class SealResult:
+    manifest: RecordingManifest
+    manifest_blob: BlobRef
+    ledger_entry: LedgerEntry
+    enforcement: Enforcement
+    protected_blobs: list[str]
+
+
+class Sealer:
+    """Seals recordings in the recordings container and appends `sealed` entries to the ledger."""
+
+    def __init__(
+        self,
+        recordings: ContainerClient,
+        ledger: LedgerWriter,
+        *,
+        emulator: bool,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._container = recordings
+        self._ledger = ledger
+        self._worm = Worm(recordings, emulator=emulator)
+        self._clock = clock
+
+    def seal(self, manifest: RecordingManifest) -> SealResult:
+        manifest, manifest_ref = self._write_manifest(manifest)
+        targets: list[tuple[str, str | None]] = [(t.blob_name, t.version_id) for t in manifest.evidence]
+        if manifest.access_copy is not None:
+            targets.append((manifest.access_copy.blob_name, manifest.access_copy.version_id))
+        if manifest.capture_manifest is not None:
+            targets.append((manifest.capture_manifest.blob_name, manifest.capture_manifest.version_id))
+        targets.append((manifest_ref.blob_name, manifest_ref.version_id))
+        enforcement: Enforcement = "azure"
+        for blob_name, version_id in targets:
+            outcomes = [self._worm.protect_until(blob_name, manifest.retention.until, version_id)]
+            if manifest.legal_holds:
+                outcomes.append(self._worm.set_legal_hold(blob_name, True, version_id))
+            if any(o.enforcement == "emulator-not-enforced" for o in outcomes):
+                enforcement = "emulator-not-enforced"
+        entry = self._ledger.append(
+            EntryKind.SEALED,
+            recording_subject(manifest.recording_id),
+            sealed_details(manifest, manifest_ref, enforcement),
+            idempotency_key=f"sealed:{manifest.recording_id}",
+        )
+        return SealResult(manifest, manifest_ref, entry, enforcement, [name for name, _ in targets])
+
+    def _write_manifest(self, manifest: RecordingManifest) -> tuple[RecordingManifest, BlobRef]:
+        """Write the manifest unless a previous attempt did; the stored one is the sealed one."""
+        name = manifest_blob_name(manifest.track().blob_name if manifest.evidence else manifest.recording_id)
+        blob = self._container.get_blob_client(name)
+        body = manifest.model_dump_json(indent=2).encode()
+        try:
+            result = blob.upload_blob(
+                body, overwrite=False, content_settings=ContentSettings(content_type=MANIFEST_CONTENT_TYPE)
+            )
+            version_id = result.get("version_id")
+        except ResourceExistsError:
+            downloader = blob.download_blob()
+            body = downloader.readall()
+            version_id = downloader.properties.version_id
+            stored = RecordingManifest.model_validate_json(body)
+            if stored.recording_id != manifest.recording_id:
+                raise
+            manifest = stored
+        ref = BlobRef(blob_name=name, version_id=version_id, bytes=len(body), sha256=hashlib.sha256(body).hexdigest())
+        return manifest, ref
+
+
+def sealed_details(
+    manifest: RecordingManifest, manifest_ref: BlobRef, enforcement: Enforcement
+) -> dict[str, JsonValue]:
+    """What the `sealed` ledger entry records: enough to verify the recording from the ledger alone."""
+    evidence: list[JsonValue] = [
+        {"track": t.track, "blob": t.blob_name, "version_id": t.version_id, "bytes": t.bytes, "sha256": t.sha256}
+        for t in manifest.evidence
+    ]
+    access: JsonValue = (
+        None
+        if manifest.access_copy is None
+        else {
+            "blob": manifest.access_copy.blob_name,
+            "version_id": manifest.access_copy.version_id,
+            "sha256": manifest.access_copy.sha256,
+        }
+    )
+    return {
+        "manifest": {
+            "blob": manifest_ref.blob_name,
+            "version_id": manifest_ref.version_id,
+            "bytes": manifest_ref.bytes,
+            "sha256": manifest_ref.sha256,
+        },
+        "evidence": evidence,
+        "access_copy": access,
+        "call_id": manifest.call_id,
+        "status": manifest.status,
+        "duration_ms": round(manifest.duration_seconds * 1000),
+        "retention_class": manifest.retention.retention_class,
+        "retention_until": manifest.retention.until.astimezone(UTC).isoformat(),
+        "legal_holds": list(manifest.legal_holds),
+        "worm": enforcement,
+    }
+
+
+def read_manifest_blob(container: ContainerClient, blob_name: str, version_id: str | None = None) -> bytes | None:
+    try:
+        return container.get_blob_client(blob_name).download_blob(version_id=version_id).readall()
+    except ResourceNotFoundError:
+        return None
