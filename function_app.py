@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions import health
+from functions import calls_api, callrecords, graph_webhook, health
 from verbatim.logging import configure_logging
 from verbatim.settings import get_settings
 
@@ -12,3 +12,6 @@ configure_logging(get_settings().log_level)
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(health.bp)
+app.register_functions(graph_webhook.bp)
+app.register_functions(callrecords.bp)
+app.register_functions(calls_api.bp)
