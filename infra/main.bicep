@@ -82,7 +82,7 @@ param recorderPackageVersion string
 
 @minValue(1)
 @description('Default (minimum) retention of every recording, in days: the recordings container\'s default WORM period. Set it to the shortest retention class.')
-param defaultRetentionDays int = 2555
+param defaultRetentionDays int = 1827
 
 @minValue(0)
 @description('Move lossless evidence to the cold tier after this many days.')
@@ -293,6 +293,9 @@ module functionApp './modules/function-app.bicep' = {
     cosmosEndpoint: cosmos.outputs.endpoint
     cosmosDatabaseName: cosmos.outputs.databaseName
     graphSecretUri: keyVault.outputs.graphClientSecretUri
+    graphClientStateUri: keyVault.outputs.graphClientStateUri
+    ledgerKeyId: keyVault.outputs.ledgerKeyUriWithVersion
+    defaultRetentionDays: defaultRetentionDays
     durableTaskHubName: durableTaskHubName
     graphTenantId: teamsTenantId
     graphClientId: graphClientId

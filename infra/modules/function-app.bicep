@@ -23,6 +23,9 @@ param recordingsStorageName string
 param cosmosEndpoint string
 param cosmosDatabaseName string
 param graphSecretUri string
+param graphClientStateUri string
+param ledgerKeyId string
+param defaultRetentionDays int
 param durableTaskHubName string
 param graphTenantId string
 param graphClientId string
@@ -81,16 +84,43 @@ var appSettings = {
   COSMOS_ENDPOINT: cosmosEndpoint
   COSMOS_DATABASE: cosmosDatabaseName
 
-  // Microsoft Graph.
+  // Microsoft Graph (the bot's app registration; the secrets are Key Vault references).
   GRAPH_BASE_URL: graphBaseUrl
   GRAPH_AUTHORITY_HOST: graphAuthorityHost
+  GRAPH_SCOPE: '${graphBaseUrl}/.default'
   GRAPH_TENANT_ID: graphTenantId
   GRAPH_CLIENT_ID: graphClientId
   GRAPH_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${graphSecretUri})'
 
+  // Call-record ingestion: subscriptions, webhook, fetch, back-fill, PSTN reports.
+  CALLRECORD_TENANT_IDS: graphTenantId
+  GRAPH_CLIENT_STATE: '@Microsoft.KeyVault(SecretUri=${graphClientStateUri})'
+  GRAPH_WEBHOOK_MAX_BYTES: '1048576'
+  CALLRECORD_SUBSCRIPTION_LIFETIME_MINUTES: '4200'
+  CALLRECORD_SUBSCRIPTION_RENEW_BEFORE_MINUTES: '1440'
+  CALLRECORD_NOT_YET_GRACE_MINUTES: '150'
+  CALLRECORD_NOT_YET_RETRY_SECONDS: '600'
+  CALLRECORD_BACKFILL_OVERLAP_MINUTES: '720'
+  CALLRECORD_BACKFILL_INITIAL_DAYS: '2'
+  PSTN_REPORT_DAYS: '2'
+
+  // Our API's bearer tokens: Entra ID of the Teams tenant; the audience is the same app registration.
+  AUTH_OPENID_CONFIG_URL: '${graphAuthorityHost}/${graphTenantId}/v2.0/.well-known/openid-configuration'
+  AUTH_AUDIENCE: 'api://${graphClientId},${graphClientId}'
+  AUTH_LEEWAY_SECONDS: '60'
+
+  // Ledger and sealing: checkpoints signed with the Key Vault key; retention at seal time.
+  LEDGER_CHAIN: 'main'
+  LEDGER_CHECKPOINT_INTERVAL: '100'
+  LEDGER_SIGNING_KEY_VAULT_KEY_ID: ledgerKeyId
+  SEAL_DEFAULT_RETENTION_CLASS: 'default'
+  SEAL_DEFAULT_RETENTION_DAYS: string(defaultRetentionDays)
+
   // Queues (verbatim.layout.QUEUES).
   RECORDER_EVENTS_QUEUE: 'recorder-events'
   CALLRECORD_NOTIFICATIONS_QUEUE: 'callrecord-notifications'
+  RECONCILIATION_REQUESTS_QUEUE: 'reconciliation-requests'
+  GRAPH_LIFECYCLE_QUEUE: 'graph-lifecycle'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

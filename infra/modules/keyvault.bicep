@@ -82,3 +82,4 @@ output graphClientStateName string = clientState.name
 output graphClientStateUri string = clientState.properties.secretUri
 output ledgerKeyName string = ledgerKey.name
 output ledgerKeyUri string = ledgerKey.properties.keyUri
+output ledgerKeyUriWithVersion string = ledgerKey.properties.keyUriWithVersion

@@ -79,6 +79,10 @@ resource recordingsStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existi
     resource reports 'containers' existing = {
       name: 'reports'
     }
+
+    resource callRecords 'containers' existing = {
+      name: 'callrecords'
+    }
   }
 }
 
@@ -153,6 +157,16 @@ resource fnRecordings 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 resource fnReports 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(recordingsStorage::blobService::reports.id, functionPrincipalId, roles.storageBlobDataContributor)
   scope: recordingsStorage::blobService::reports
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnCallRecords 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsStorage::blobService::callRecords.id, functionPrincipalId, roles.storageBlobDataContributor)
+  scope: recordingsStorage::blobService::callRecords
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: functionPrincipalId

@@ -127,7 +127,7 @@ var bootstrapConfig = {
 
 // Stage one: fetch the bootstrap from IMDS userData, write it, run it. Kept short: Windows command
 // lines have length limits, the bootstrap itself does not.
-var stageOne = 'powershell.exe -NoProfile -ExecutionPolicy Bypass -Command "$ErrorActionPreference=\'Stop\'; New-Item -ItemType Directory -Force -Path C:\\verbatim | Out-Null; $u=Invoke-RestMethod -Headers @{Metadata=\'true\'} -Uri \'http://169.254.169.254/metadata/instance/compute/userData?api-version=2021-01-01&format=text\'; [IO.File]::WriteAllBytes(\'C:\\verbatim\\bootstrap.ps1\', [Convert]::FromBase64String($u)); & C:\\verbatim\\bootstrap.ps1 -ConfigBase64 \'${base64(string(bootstrapConfig))}\'; exit $LASTEXITCODE"'
+var stageOne = 'powershell.exe -NoProfile -ExecutionPolicy Bypass -Command "$ErrorActionPreference=\'Stop\'; New-Item -ItemType Directory -Force -Path C:\\verbatim | Out-Null; $u=Invoke-RestMethod -Headers @{Metadata=\'true\'} -Uri \'http://169.254.169.254/metadata/instance/compute/userData?api-version=2021-01-01&format=text\'; [IO.File]::WriteAllBytes(\'C:\\verbatim\\bootstrap.ps1\', [Convert]::FromBase64String($u)); & C:\\verbatim\\bootstrap.ps1 -EncodedConfig \'${base64(string(bootstrapConfig))}\'; exit $LASTEXITCODE"'
 
 resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
   name: scaleSetName

@@ -1,5 +1,5 @@
-// The recordings storage account: lossless evidence (FLAC), Opus access copies, manifests and the
-// signed completeness reports. Traces to ARCHITECTURE.md "Stores" (Blob `recordings`: version-level
+// The recordings storage account: lossless evidence (FLAC), Opus access copies, manifests, the
+// signed completeness reports and raw call-record payloads. Traces to ARCHITECTURE.md "Stores" (Blob `recordings`: version-level
 // WORM, legal hold per blob, separate account from the Functions runtime) and "Evidence and trust"
 // (nothing deleted before its retention date or under a hold; deletion leaves a certificate).
 //
@@ -34,6 +34,8 @@ param allowedSubnetIds array = []
 // Blob containers of verbatim.layout.BLOB_CONTAINERS that live on this account.
 var recordingsContainerName = 'recordings'
 var reportsContainerName = 'reports'
+// Raw Graph call-record payloads too large for a Cosmos item (kept as long as the records).
+var callRecordsContainerName = 'callrecords'
 // Blob index tag the app sets on upload so lifecycle rules can tell evidence from access copies
 // (lifecycle filters match name prefixes and index tags, never suffixes).
 var kindTag = 'verbatim-kind'
@@ -104,6 +106,12 @@ resource reportsContainer 'Microsoft.Storage/storageAccounts/blobServices/contai
   properties: { publicAccess: 'None' }
 }
 
+resource callRecordsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: callRecordsContainerName
+  properties: { publicAccess: 'None' }
+}
+
 var evidenceTiering = union(
   { tierToCold: { daysAfterCreationGreaterThan: evidenceColdAfterDays } },
   evidenceArchiveAfterDays > 0 ? { tierToArchive: { daysAfterCreationGreaterThan: evidenceArchiveAfterDays } } : {}
@@ -165,3 +173,4 @@ output id string = account.id
 output blobEndpoint string = account.properties.primaryEndpoints.blob
 output recordingsContainer string = recordingsContainer.name
 output reportsContainer string = reportsContainer.name
+output callRecordsContainer string = callRecordsContainer.name

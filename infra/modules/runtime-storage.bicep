@@ -17,15 +17,20 @@ param publicNetworkAccess string = 'Enabled'
 param allowedIpRanges array = []
 param allowedSubnetIds array = []
 
-// Blob containers of verbatim.layout.BLOB_CONTAINERS that live on this account.
-var blobContainers = ['recorder-packages']
-// verbatim.layout.QUEUES: the recorder's events and Graph's call-record notifications, with the
-// poison queues the Functions host moves failed messages to (created here so they exist up front).
+// Blob containers of verbatim.layout.BLOB_CONTAINERS that live on this account: the recorder package,
+// and scratch space for access-copy chunks between transcoding activities.
+var blobContainers = ['recorder-packages', 'lifecycle-scratch']
+// verbatim.layout.QUEUES: the recorder's events, Graph's call-record notifications and lifecycle
+// events, reconciliation requests, with the poison queues the Functions host moves failed messages to (created here so they exist up front).
 var queues = [
   'recorder-events'
   'recorder-events-poison'
   'callrecord-notifications'
   'callrecord-notifications-poison'
+  'reconciliation-requests'
+  'reconciliation-requests-poison'
+  'graph-lifecycle'
+  'graph-lifecycle-poison'
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -86,6 +91,28 @@ resource queueResources 'Microsoft.Storage/storageAccounts/queueServices/queues@
     name: queueName
   }
 ]
+
+// Scratch chunks are intermediate files, never evidence: swept after a week.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'scratch-cleanup'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: { blobTypes: ['blockBlob'], prefixMatch: ['${blobContainers[1]}/'] }
+            actions: { baseBlob: { delete: { daysAfterModificationGreaterThan: 7 } } }
+          }
+        }
+      ]
+    }
+  }
+  dependsOn: [containers]
+}
 
 // The durable task hub creates its own tables and control queues; the service must exist.
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {

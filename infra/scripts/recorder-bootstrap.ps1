@@ -5,7 +5,7 @@
 
 .DESCRIPTION
     Shipped as the scale set's userData and started by the custom-script extension
-    (infra/modules/recorder.bicep) with -ConfigBase64: base64 JSON of packageUrl, packageVersion,
+    (infra/modules/recorder.bicep) with -EncodedConfig: base64 JSON of packageUrl, packageVersion,
     clientId (the managed identity), settings (the recorder's app settings), loadBalancerId,
     backendPoolName, nicConfigName, ipConfigName, ports, certificateUrl, publicFqdn and installScript.
 
@@ -18,10 +18,10 @@
        only, and runs the package's installer with them.
     Windows PowerShell 5.1 (what Windows Server 2022 ships); idempotent per package version.
 #>
-[CmdletBinding(DefaultParameterSetName = 'Base64')]
+[CmdletBinding(DefaultParameterSetName = 'Encoded')]
 param(
-    [Parameter(Mandatory = $true, ParameterSetName = 'Base64')]
-    [string] $ConfigBase64,
+    [Parameter(Mandatory = $true, ParameterSetName = 'Encoded')]
+    [string] $EncodedConfig,
 
     [Parameter(Mandatory = $true, ParameterSetName = 'File')]
     [string] $ConfigFile,
@@ -190,8 +190,8 @@ New-PrivateDirectory -Path $Root
 $configDirectory = Join-Path $Root 'config'
 New-PrivateDirectory -Path $configDirectory
 
-if ($PSCmdlet.ParameterSetName -eq 'Base64') {
-    $json = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($ConfigBase64))
+if ($PSCmdlet.ParameterSetName -eq 'Encoded') {
+    $json = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($EncodedConfig))
     $ConfigFile = Join-Path $configDirectory 'bootstrap.json'
     [IO.File]::WriteAllText($ConfigFile, $json, (New-Object Text.UTF8Encoding($false)))
     Protect-File -Path $ConfigFile

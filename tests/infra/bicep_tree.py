@@ -140,11 +140,7 @@ class Bicep:
 
     def calls(self, function: str) -> list[Node]:
         """Every call of a function (e.g. loadJsonContent) anywhere in the file."""
-        return [
-            node
-            for node in _walk(self.root)
-            if node.type == "call_expression" and _text(node.named_children[0]) == function
-        ]
+        return [node for node in _walk(self.root) if node.type == "call_expression" and _callee(node) == function]
 
 
 # --- values ------------------------------------------------------------------------------------
@@ -179,6 +175,20 @@ def string_value(node: Node | None) -> str | None:
         if child.type == "interpolation":
             return None
         if child.type == "escape_sequence":
+            parts.append(_ESCAPES.get(_text(child), _text(child)))
+        else:
+            parts.append(_text(child))
+    return "".join(parts)
+
+
+def template_string(node: Node, placeholder: str = "{}") -> str:
+    """A string's text with escapes decoded and each ${...} interpolation replaced by a placeholder."""
+    assert node.type == "string", node.type
+    parts = []
+    for child in node.named_children:
+        if child.type == "interpolation":
+            parts.append(placeholder)
+        elif child.type == "escape_sequence":
             parts.append(_ESCAPES.get(_text(child), _text(child)))
         else:
             parts.append(_text(child))
@@ -223,6 +233,14 @@ def walk(node: Node) -> Iterator[Node]:
 
 def _text(node: Node) -> str:
     return node.text.decode() if node.text is not None else ""
+
+
+def _callee(call: Node) -> str:
+    """The called function's name: `f(...)`, `sys.f(...)` and `resource.f(...)` all give `f`."""
+    head = call.named_children[0]
+    if head.type == "member_expression":
+        head = head.named_children[-1]
+    return _text(head)
 
 
 def _walk(node: Node) -> Iterator[Node]:

@@ -1,0 +1,351 @@
+"""azd hooks for Verbatim: checks before provisioning, the recorder package before deploying, and
+the next steps after provisioning, including the immutability lock, which is printed and never run.
+
+azure.yaml runs `python scripts/azd/hooks.py <hook>` (posix and Windows alike). Standard library only:
+any Python 3.9+ with the Azure CLI (`az`) and azd on PATH runs it. azd passes the environment
+(main.bicep's outputs included) as environment variables; values are saved with `azd env set`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import ipaddress
+import os
+import re
+import secrets
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# main.bicep outputs the hooks read (tests/infra checks that each one is declared in main.bicep).
+OUTPUTS_USED: tuple[str, ...] = (
+    "AZURE_RESOURCE_GROUP",
+    "AZURE_FUNCTION_APP_URL",
+    "AZURE_KEY_VAULT_NAME",
+    "RUNTIME_STORAGE_ACCOUNT_NAME",
+    "RECORDER_PACKAGES_CONTAINER",
+    "RECORDINGS_STORAGE_ACCOUNT_NAME",
+    "RECORDINGS_CONTAINER_NAME",
+    "RECORDER_SCALE_SET_NAME",
+    "RECORDER_LOAD_BALANCER_FQDN",
+    "RECORDER_CERTIFICATE_NAME",
+    "RECORDER_FQDN",
+)
+
+# What goes into the recorder package: the recorder, the domain it imports, and the pins.
+PACKAGE_ROOTS: tuple[str, ...] = ("recorder_vm", "verbatim", "pyproject.toml", "requirements.txt")
+PACKAGE_EXCLUDED_PARTS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", "tests"})
+PACKAGE_EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+PACKAGE_BLOB = "verbatim-recorder.zip"
+INSTALL_SCRIPT = "recorder_vm/deploy/install.ps1"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+class HookError(Exception):
+    """A hook cannot go on; the message says what to do."""
+
+
+Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+
+def run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Run a CLI (az, azd) and capture its output; the executable is resolved on PATH."""
+    executable = shutil.which(args[0]) or args[0]
+    return subprocess.run([executable, *args[1:]], capture_output=True, text=True, check=False)
+
+
+def output(env: Mapping[str, str], name: str) -> str:
+    """A main.bicep output from the azd environment."""
+    if name not in OUTPUTS_USED:
+        raise KeyError(f"{name} is not in OUTPUTS_USED")
+    value = env.get(name, "")
+    if not value:
+        raise HookError(f"{name} is not set in the azd environment: run `azd provision` first")
+    return value
+
+
+# --- the recorder package ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Package:
+    version: str
+    data: bytes
+    files: tuple[str, ...]
+
+
+def package_files(repo: Path = REPO) -> list[str]:
+    """Repository-relative paths of the files in the recorder package, sorted."""
+    found: set[str] = set()
+    for root in PACKAGE_ROOTS:
+        path = repo / root
+        candidates = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for candidate in candidates:
+            relative = candidate.relative_to(repo)
+            if PACKAGE_EXCLUDED_PARTS.intersection(relative.parts):
+                continue
+            if candidate.suffix in PACKAGE_EXCLUDED_SUFFIXES:
+                continue
+            found.add(relative.as_posix())
+    return sorted(found)
+
+
+def build_package(repo: Path = REPO) -> Package:
+    """The recorder package as a zip whose bytes depend only on the files' paths and contents.
+
+    Its version is the first 16 hex digits of the zip's SHA-256, so preprovision (which puts the
+    version into the scale set model) and predeploy (which uploads the zip) agree without sharing state.
+    """
+    files = package_files(repo)
+    if INSTALL_SCRIPT not in files:
+        raise HookError(f"the recorder package has no {INSTALL_SCRIPT} (the scale set's bootstrap runs it)")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in files:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, (repo / name).read_bytes())
+    data = buffer.getvalue()
+    return Package(version=hashlib.sha256(data).hexdigest()[:16], data=data, files=tuple(files))
+
+
+# --- preprovision ------------------------------------------------------------------------------
+
+
+@dataclass
+class Preflight:
+    problems: list[str] = field(default_factory=list)
+    generated: dict[str, str] = field(default_factory=dict)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
+    raw = env.get(name, "") or str(default)
+    try:
+        return int(raw)
+    except ValueError:
+        problems.append(f"{name} must be a whole number, not {raw!r}")
+        return default
+
+
+def is_dns_name(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return False
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    return len(labels) >= 2 and all(_DNS_LABEL.match(label) for label in labels)
+
+
+def generate_password(length: int = 32) -> str:
+    """A random password that meets Windows complexity rules (all four character classes)."""
+    classes = (string.ascii_lowercase, string.ascii_uppercase, string.digits, "!@#%^*-_=+")
+    alphabet = "".join(classes)
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(length))
+        if all(any(c in cls for c in candidate) for cls in classes):
+            return candidate
+
+
+def check_environment(env: Mapping[str, str]) -> Preflight:
+    """Validate the parameters main.bicep needs; generate the ones Verbatim owns."""
+    result = Preflight()
+    problems = result.problems
+    for name in ("AZURE_ENV_NAME", "AZURE_LOCATION"):
+        if not env.get(name):
+            problems.append(f"{name} is not set (azd sets it when you create the environment)")
+
+    client_id = env.get("GRAPH_CLIENT_ID", "")
+    if not _GUID.match(client_id):
+        problems.append(
+            "GRAPH_CLIENT_ID must be the application (client) id of the Entra app registration, "
+            "e.g. `azd env set GRAPH_CLIENT_ID 00000000-0000-0000-0000-000000000000`"
+        )
+    tenant_id = env.get("GRAPH_TENANT_ID", "")
+    if tenant_id and not _GUID.match(tenant_id):
+        problems.append("GRAPH_TENANT_ID must be a tenant id (GUID), or unset for the subscription's tenant")
+    if not env.get("GRAPH_CLIENT_SECRET"):
+        problems.append("GRAPH_CLIENT_SECRET is not set: `azd env set GRAPH_CLIENT_SECRET <client secret>`")
+
+    fqdn = env.get("RECORDER_FQDN", "")
+    if not is_dns_name(fqdn):
+        problems.append(
+            "RECORDER_FQDN must be the recorder's public DNS name (its certificate matches it), "
+            "e.g. `azd env set RECORDER_FQDN recorder.contoso.com`"
+        )
+
+    count = _int(env, "RECORDER_INSTANCE_COUNT", 2, problems)
+    maximum = _int(env, "RECORDER_MAX_INSTANCE_COUNT", 10, problems)
+    if count < 1 or maximum > 100 or count > maximum:
+        problems.append("recorder instances: need 1 <= RECORDER_INSTANCE_COUNT <= RECORDER_MAX_INSTANCE_COUNT <= 100")
+    size = env.get("RECORDER_VM_SIZE", "")
+    if size and not re.fullmatch(r"Standard_[A-Za-z0-9_]+", size):
+        problems.append(f"RECORDER_VM_SIZE must be an Azure VM size such as Standard_D4s_v5, not {size!r}")
+    if _int(env, "DEFAULT_RETENTION_DAYS", 1827, problems) < 1:
+        problems.append("DEFAULT_RETENTION_DAYS must be at least 1")
+    if env.get("PUBLIC_NETWORK_ACCESS", "Enabled") not in ("Enabled", "SelectedNetworks"):
+        problems.append("PUBLIC_NETWORK_ACCESS must be Enabled or SelectedNetworks")
+    if env.get("COSMOS_CAPACITY_MODE", "serverless") not in ("serverless", "autoscale"):
+        problems.append("COSMOS_CAPACITY_MODE must be serverless or autoscale")
+
+    if not env.get("VERBATIM_GRAPH_CLIENT_STATE"):
+        result.generated["VERBATIM_GRAPH_CLIENT_STATE"] = secrets.token_urlsafe(48)
+    if not env.get("VERBATIM_RECORDER_ADMIN_PASSWORD"):
+        result.generated["VERBATIM_RECORDER_ADMIN_PASSWORD"] = generate_password()
+    return result
+
+
+def check_entra_app(client_id: str, runner: Runner = run) -> list[str]:
+    """The app registration must have a service principal (admin consent) in the signed-in tenant."""
+    if shutil.which("az") is None and runner is run:
+        return ["the Azure CLI (az) is not on PATH; the hooks need it"]
+    found = runner(["az", "ad", "sp", "show", "--id", client_id, "--query", "appId", "-o", "tsv"])
+    if found.returncode != 0 or found.stdout.strip().lower() != client_id.lower():
+        return [
+            f"no service principal for app {client_id} in this tenant: register the app, add the Graph "
+            "application permissions and grant admin consent (README, 'Deploy to Azure')"
+        ]
+    return []
+
+
+def azd_env_set(values: Mapping[str, str], runner: Runner = run) -> None:
+    for name, value in values.items():
+        done = runner(["azd", "env", "set", name, value])
+        if done.returncode != 0:
+            raise HookError(f"`azd env set {name}` failed: {done.stderr.strip()}")
+
+
+def preprovision(env: Mapping[str, str], runner: Runner = run, repo: Path = REPO) -> int:
+    preflight = check_environment(env)
+    if not preflight.problems:
+        preflight.problems.extend(check_entra_app(env["GRAPH_CLIENT_ID"], runner))
+    if preflight.problems:
+        print("Verbatim cannot be provisioned yet:", file=sys.stderr)
+        for problem in preflight.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    package = build_package(repo)
+    values = dict(preflight.generated)
+    values["RECORDER_PACKAGE_VERSION"] = package.version
+    azd_env_set(values, runner)
+    print(f"Preflight passed; recorder package version {package.version}.")
+    return 0
+
+
+# --- predeploy ---------------------------------------------------------------------------------
+
+
+def upload_package(env: Mapping[str, str], package: Package, runner: Runner = run) -> str:
+    """Upload the package unless that version is already there; returns the blob name."""
+    account = output(env, "RUNTIME_STORAGE_ACCOUNT_NAME")
+    container = output(env, "RECORDER_PACKAGES_CONTAINER")
+    blob = f"{package.version}/{PACKAGE_BLOB}"
+    common = ["--auth-mode", "login", "--account-name", account, "--container-name", container, "--name", blob]
+    exists = runner(["az", "storage", "blob", "exists", *common, "--query", "exists", "-o", "tsv"])
+    if exists.returncode == 0 and exists.stdout.strip().lower() == "true":
+        return blob
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / PACKAGE_BLOB
+        path.write_bytes(package.data)
+        uploaded = runner(
+            ["az", "storage", "blob", "upload", *common, "--file", str(path), "--overwrite", "false",
+             "--only-show-errors"]
+        )  # fmt: skip
+    if uploaded.returncode != 0:
+        raise HookError(f"uploading the recorder package failed: {uploaded.stderr.strip()}")
+    return blob
+
+
+def predeploy(env: Mapping[str, str], runner: Runner = run, repo: Path = REPO) -> int:
+    package = build_package(repo)
+    blob = upload_package(env, package, runner)
+    print(f"Recorder package {package.version} is at {output(env, 'RECORDER_PACKAGES_CONTAINER')}/{blob}.")
+    provisioned = env.get("RECORDER_PACKAGE_VERSION", "")
+    if provisioned != package.version:
+        print(
+            f"The scale set model still names recorder {provisioned or '(none)'}; run `azd provision` to "
+            "point it at this package, then roll instances one by one (README, 'Updating the recorder')."
+        )
+    return 0
+
+
+# --- postprovision -----------------------------------------------------------------------------
+
+
+def lock_commands(env: Mapping[str, str]) -> list[str]:
+    """The irreversible commands that lock the recordings container's default WORM policy."""
+    group = output(env, "AZURE_RESOURCE_GROUP")
+    account = output(env, "RECORDINGS_STORAGE_ACCOUNT_NAME")
+    container = output(env, "RECORDINGS_CONTAINER_NAME")
+    target = f"--resource-group {group} --account-name {account} --container-name {container}"
+    return [
+        f"etag=$(az storage container immutability-policy show {target} --query etag -o tsv)",
+        f'az storage container immutability-policy lock {target} --if-match "$etag"',
+    ]
+
+
+def next_steps(env: Mapping[str, str]) -> str:
+    fqdn = output(env, "RECORDER_FQDN")
+    retention = env.get("DEFAULT_RETENTION_DAYS", "") or "1827"
+    lines = [
+        "Verbatim is provisioned. Next steps (README, 'Deploy to Azure'):",
+        "",
+        f"  1. DNS: CNAME {fqdn} -> {output(env, 'RECORDER_LOAD_BALANCER_FQDN')}",
+        f"  2. Certificate for {fqdn} (PFX): az keyvault certificate import "
+        f"--vault-name {output(env, 'AZURE_KEY_VAULT_NAME')} --name {output(env, 'RECORDER_CERTIFICATE_NAME')} "
+        "--file recorder.pfx",
+        f"     The scale set {output(env, 'RECORDER_SCALE_SET_NAME')} picks it up within 5 minutes.",
+        f"  3. Bot calling webhook (Azure Bot, Teams channel): https://{fqdn}/api/calling",
+        f"  4. Function App: {output(env, 'AZURE_FUNCTION_APP_URL')}",
+        "  5. Teams PowerShell: application instance and compliance recording policy (README).",
+        "",
+        "Immutability: NOT locked by this template (irreversible, so it is your decision).",
+        f"  The recordings container's default WORM policy ({retention} days) is unlocked: it protects",
+        "  every recording, but an account owner can still shorten or delete the policy. Once the",
+        "  configuration is final, lock it (it can then only be extended, never shortened or removed):",
+        "",
+        *(f"    {command}" for command in lock_commands(env)),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def postprovision(env: Mapping[str, str], runner: Runner = run) -> int:
+    print(next_steps(env))
+    return 0
+
+
+HOOKS: dict[str, Callable[[Mapping[str, str], Runner], int]] = {
+    "preprovision": preprovision,
+    "postprovision": postprovision,
+    "predeploy": predeploy,
+}
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1 or args[0] not in HOOKS:
+        print(f"usage: hooks.py {{{','.join(HOOKS)}}}", file=sys.stderr)
+        return 2
+    try:
+        return HOOKS[args[0]](os.environ, run)
+    except HookError as error:
+        print(f"{args[0]}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
