@@ -220,6 +220,11 @@ class Settings(BaseSettings):
     # --- retention and legal holds (issue 8) ---
 
     # --- policy automation (issue 9) ---
+    # The simulator's base URL for `verbatim policy plan/apply --target sim` (devstack only).
+    policy_simulator_url: str | None = Field(default=None, validation_alias=_alias("POLICY_SIMULATOR_URL"))
+    # Entra group ids whose (transitive) members must be recorded, besides those of the published desired
+    # state; comma-separated.
+    policy_must_record_groups: str = Field(default="", validation_alias=_alias("POLICY_MUST_RECORD_GROUPS"))
 
     @property
     def runtime_storage_connection(self) -> StorageConnection:

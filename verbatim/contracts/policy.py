@@ -150,3 +150,72 @@ class PolicyValidationReport(Contract):
 
     valid: bool
     issues: list[dict[str, str | int]] = Field(default_factory=list)
+
+
+# --- the JSON written by the generated export script -----------------------------------------------------
+
+
+class ExportedInstance(Contract):
+    object_id: str = Field(alias="objectId")
+    user_principal_name: str = Field(alias="userPrincipalName")
+    display_name: str = Field(default="", alias="displayName")
+    application_id: str = Field(default="", alias="applicationId")
+
+
+class ExportedRecorder(Contract):
+    instance_object_id: str = Field(alias="instanceObjectId")
+    required_before_call_establishment: bool = Field(default=True, alias="requiredBeforeCallEstablishment")
+    required_before_meeting_join: bool = Field(default=True, alias="requiredBeforeMeetingJoin")
+    required_during_call: bool = Field(default=True, alias="requiredDuringCall")
+    required_during_meeting: bool = Field(default=True, alias="requiredDuringMeeting")
+    concurrent_invitation_count: int = Field(default=1, alias="concurrentInvitationCount")
+    paired_instance_object_ids: list[str] = Field(default_factory=list, alias="pairedInstanceObjectIds")
+    priority: int | None = None
+
+
+class ExportedPolicy(Contract):
+    name: str
+    enabled: bool = False
+    description: str | None = None
+    disable_compliance_recording_audio_notification_for_calls: bool = Field(
+        default=False, alias="disableComplianceRecordingAudioNotificationForCalls"
+    )
+    record_rerouted_calls: bool = Field(default=False, alias="recordReroutedCalls")
+    custom_banner: str | None = Field(default=None, alias="customBanner")
+    recorders: list[ExportedRecorder] = Field(default_factory=list)
+
+
+class ExportedGroupAssignment(Contract):
+    group_id: str = Field(alias="groupId")
+    policy: str
+    rank: int
+
+
+class ExportedCallingPolicy(Contract):
+    name: str
+    allow_cloud_recording_for_calls: bool = Field(alias="allowCloudRecordingForCalls")
+
+
+class ExportedUser(Contract):
+    id: str
+    user_principal_name: str = Field(alias="userPrincipalName")
+    usage_location: str | None = Field(default=None, alias="usageLocation")
+    recording_policy: str | None = Field(default=None, alias="recordingPolicy")
+
+
+@contract("policy-export", 1)
+class PolicyExport(Contract):
+    """The current configuration as written by `verbatim policy export-script` (PowerShell → JSON)."""
+
+    schema_version: Literal[1] = Field(default=1, alias="schemaVersion")
+    exported_at: datetime | None = Field(default=None, alias="exportedAt")
+    tenant_id: str | None = Field(default=None, alias="tenantId")
+    application_instances: list[ExportedInstance] = Field(default_factory=list, alias="applicationInstances")
+    recording_policies: list[ExportedPolicy] = Field(default_factory=list, alias="recordingPolicies")
+    global_policy: str | None = Field(default=None, alias="globalPolicy")
+    group_assignments: list[ExportedGroupAssignment] = Field(default_factory=list, alias="groupAssignments")
+    calling_policies: list[ExportedCallingPolicy] = Field(default_factory=list, alias="callingPolicies")
+    calling_group_assignments: list[ExportedGroupAssignment] = Field(
+        default_factory=list, alias="callingGroupAssignments"
+    )
+    users: list[ExportedUser] = Field(default_factory=list)

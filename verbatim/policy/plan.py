@@ -71,7 +71,16 @@ def diff(desired: TenantState, current: TenantState) -> Iterator[PlanChange]:
     for k, calling in desired.calling_policies.items():
         yield from _compare("calling-policy", calling.name, calling, current.calling_policies.get(k))
     # 5. assignments: tenant-wide, groups by rank, users, calling groups by rank
-    if key(desired.global_policy or "") != key(current.global_policy or ""):
+    if not current.global_policy_known:
+        if desired.global_policy:
+            yield PlanChange(
+                action="add",
+                kind="global-assignment",
+                subject=GLOBAL_POLICY,
+                after={"policy": desired.global_policy},
+                changed=["policy"],
+            )
+    elif key(desired.global_policy or "") != key(current.global_policy or ""):
         yield PlanChange(
             action="add"
             if current.global_policy is None

@@ -55,7 +55,8 @@ class RecorderState(StateModel):
             "requiredDuringMeeting": self.required_during_meeting,
             "concurrentInvitationCount": self.concurrent_invitation_count,
             "pairedWith": self.paired_with,
-            "priority": self.priority,
+            # Priority only orders the display; compared only when the file sets it.
+            **({"priority": self.priority} if self.priority is not None else {}),
         }
 
     @property
@@ -131,6 +132,9 @@ class TenantState(StateModel):
     instances: dict[str, InstanceState] = Field(default_factory=dict)
     recording_policies: dict[str, PolicyState] = Field(default_factory=dict)
     global_policy: str | None = None  # the tenant-wide grant (Grant-CsTeamsComplianceRecordingPolicy -Global)
+    # False when the source cannot show the tenant-wide grant (the PowerShell export): the plan then
+    # re-grants a declared one (granting is idempotent) and never removes one.
+    global_policy_known: bool = True
     user_assignments: dict[str, UserAssignmentState] = Field(default_factory=dict)
     group_assignments: dict[str, GroupAssignmentState] = Field(default_factory=dict)
     calling_policies: dict[str, CallingPolicyState] = Field(default_factory=dict)

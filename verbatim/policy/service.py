@@ -1,0 +1,71 @@
+"""The policy service layer: what the CLI and the HTTP triggers call. Each function takes what it needs
+(texts, a current-state source, ports) and returns domain results; nothing here parses arguments or
+shapes HTTP responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from verbatim.contracts.policy import PlanFinding, PolicyPlan
+from verbatim.policy.compile import compile_desired
+from verbatim.policy.directory import Directory
+from verbatim.policy.export import export_directory, export_state, parse_export
+from verbatim.policy.plan import make_plan
+from verbatim.policy.state import TenantState
+from verbatim.policy.validation import Validated
+
+
+@dataclass(frozen=True)
+class CurrentState:
+    """The tenant as it is now, where it was read from, and a directory to look users up (if any).
+
+    `limits` say what the source could not show; they become findings of every plan made against it."""
+
+    state: TenantState
+    target: str
+    directory: Directory | None = None
+    limits: tuple[PlanFinding, ...] = ()
+
+
+def current_from_export(path: Path) -> CurrentState:
+    export = parse_export(path.read_text(encoding="utf-8-sig"))
+    state = export_state(export)
+    limits = [
+        PlanFinding(
+            severity="info",
+            kind="export-jurisdiction",
+            message="jurisdiction rules are checked for users with a direct assignment only: an export does not "
+            "list group members (plan against Graph or the simulator to check them too)",
+        )
+    ]
+    if not state.global_policy_known:
+        limits.append(
+            PlanFinding(
+                severity="info",
+                kind="export-global",
+                message="an export cannot show the tenant-wide grant: a declared one is always granted again "
+                "(idempotent), and an undeclared one is not removed",
+            )
+        )
+    return CurrentState(
+        state=state, target=f"export {path.name}", directory=export_directory(export), limits=tuple(limits)
+    )
+
+
+def plan(validated: Validated, current: CurrentState) -> PolicyPlan:
+    """The plan from `current` to the desired state, with validation warnings and jurisdiction findings."""
+    compiled = compile_desired(validated.desired, current.directory)
+    findings = [
+        PlanFinding(severity="warning", kind="validation", subject=w.location, message=f"{w.location}: {w.message}")
+        for w in validated.warnings
+    ]
+    has_rules = bool(validated.desired.jurisdictions.rules)
+    limits = [f for f in current.limits if f.kind != "export-jurisdiction" or has_rules]
+    return make_plan(
+        validated.desired,
+        compiled.state,
+        current.state,
+        target=current.target,
+        findings=findings + compiled.findings + limits,
+    )
