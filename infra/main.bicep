@@ -41,6 +41,10 @@ param graphClientSecret string
 @description('clientState shared with Graph change-notification subscriptions; generated once by the preprovision hook and stored only in Key Vault.')
 param graphClientState string
 
+@secure()
+@description('Function key of the Graph webhooks (part of the notification URLs); generated once by the preprovision hook.')
+param graphWebhookKey string
+
 @description('Graph endpoint (sovereign clouds differ).')
 param graphBaseUrl string = 'https://graph.microsoft.com'
 
@@ -294,6 +298,7 @@ module functionApp './modules/function-app.bicep' = {
     cosmosDatabaseName: cosmos.outputs.databaseName
     graphSecretUri: keyVault.outputs.graphClientSecretUri
     graphClientStateUri: keyVault.outputs.graphClientStateUri
+    keyVaultUri: keyVault.outputs.uri
     ledgerKeyId: keyVault.outputs.ledgerKeyUriWithVersion
     defaultRetentionDays: defaultRetentionDays
     durableTaskHubName: durableTaskHubName
@@ -306,6 +311,17 @@ module functionApp './modules/function-app.bicep' = {
     subnetId: publicNetworkAccess == 'SelectedNetworks' ? network.outputs.functionsSubnetId : ''
   }
   dependsOn: [rbac]
+}
+
+module webhookSecrets './modules/webhook-secrets.bicep' = {
+  name: 'webhook-secrets'
+  scope: rg
+  params: {
+    keyVaultName: keyVault.outputs.name
+    functionAppHostName: functionApp.outputs.hostName
+    functionPrincipalId: identities.outputs.functionPrincipalId
+    webhookKey: graphWebhookKey
+  }
 }
 
 module recorder './modules/recorder.bicep' = {

@@ -24,6 +24,9 @@ param cosmosEndpoint string
 param cosmosDatabaseName string
 param graphSecretUri string
 param graphClientStateUri string
+
+@description('Vault URI (ends with /); the webhook URL secrets are written by webhook-secrets.bicep.')
+param keyVaultUri string
 param ledgerKeyId string
 param defaultRetentionDays int
 param durableTaskHubName string
@@ -95,6 +98,8 @@ var appSettings = {
   // Call-record ingestion: subscriptions, webhook, fetch, back-fill, PSTN reports.
   CALLRECORD_TENANT_IDS: graphTenantId
   GRAPH_CLIENT_STATE: '@Microsoft.KeyVault(SecretUri=${graphClientStateUri})'
+  GRAPH_NOTIFICATION_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/graph-notification-url)'
+  GRAPH_LIFECYCLE_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/graph-lifecycle-url)'
   GRAPH_WEBHOOK_MAX_BYTES: '1048576'
   CALLRECORD_SUBSCRIPTION_LIFETIME_MINUTES: '4200'
   CALLRECORD_SUBSCRIPTION_RENEW_BEFORE_MINUTES: '1440'
@@ -199,3 +204,4 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
 
 output name string = site.name
 output url string = 'https://${site.properties.defaultHostName}'
+output hostName string = site.properties.defaultHostName

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 # main.bicep outputs the hooks read (tests/infra checks that each one is declared in main.bicep).
 OUTPUTS_USED: tuple[str, ...] = (
     "AZURE_RESOURCE_GROUP",
+    "AZURE_FUNCTION_APP_NAME",
     "AZURE_FUNCTION_APP_URL",
     "AZURE_KEY_VAULT_NAME",
     "RUNTIME_STORAGE_ACCOUNT_NAME",
@@ -46,6 +47,8 @@ PACKAGE_ROOTS: tuple[str, ...] = ("recorder_vm", "verbatim", "pyproject.toml", "
 PACKAGE_EXCLUDED_PARTS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", "tests"})
 PACKAGE_EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 PACKAGE_BLOB = "verbatim-recorder.zip"
+# Host key of the Graph webhooks; its value is in the notification URLs (infra/modules/webhook-secrets.bicep).
+WEBHOOK_KEY_NAME = "graph-webhook"
 INSTALL_SCRIPT = "recorder_vm/deploy/install.ps1"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -205,6 +208,8 @@ def check_environment(env: Mapping[str, str]) -> Preflight:
         result.generated["VERBATIM_GRAPH_CLIENT_STATE"] = secrets.token_urlsafe(48)
     if not env.get("VERBATIM_RECORDER_ADMIN_PASSWORD"):
         result.generated["VERBATIM_RECORDER_ADMIN_PASSWORD"] = generate_password()
+    if not env.get("VERBATIM_GRAPH_WEBHOOK_KEY"):
+        result.generated["VERBATIM_GRAPH_WEBHOOK_KEY"] = secrets.token_urlsafe(32)
     return result
 
 
@@ -282,6 +287,27 @@ def predeploy(env: Mapping[str, str], runner: Runner = run, repo: Path = REPO) -
     return 0
 
 
+# --- postdeploy -------------------------------------------------------------------------------
+
+
+def postdeploy(env: Mapping[str, str], runner: Runner = run, repo: Path = REPO) -> int:
+    """Give the Function App the webhook host key whose value the notification URLs carry."""
+    key = env.get("VERBATIM_GRAPH_WEBHOOK_KEY", "")
+    if not key:
+        raise HookError("VERBATIM_GRAPH_WEBHOOK_KEY is not set: run `azd provision` (preprovision generates it)")
+    done = runner(
+        ["az", "functionapp", "keys", "set",
+         "--resource-group", output(env, "AZURE_RESOURCE_GROUP"),
+         "--name", output(env, "AZURE_FUNCTION_APP_NAME"),
+         "--key-type", "functionKeys", "--key-name", WEBHOOK_KEY_NAME, "--key-value", key,
+         "--output", "none", "--only-show-errors"]
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise HookError(f"setting the {WEBHOOK_KEY_NAME} host key failed: {done.stderr.strip()}")
+    print(f"Graph webhook key {WEBHOOK_KEY_NAME} is set on the Function App.")
+    return 0
+
+
 # --- postprovision -----------------------------------------------------------------------------
 
 
@@ -332,6 +358,7 @@ HOOKS: dict[str, Callable[[Mapping[str, str], Runner], int]] = {
     "preprovision": preprovision,
     "postprovision": postprovision,
     "predeploy": predeploy,
+    "postdeploy": postdeploy,
 }
 
 

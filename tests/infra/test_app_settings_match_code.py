@@ -57,15 +57,7 @@ OPERATOR_SETTINGS = {
     "POLICY_MUST_RECORD_GROUPS",
 }
 
-# Read by the code, not yet settable by the Bicep (see the infra report): the public webhook URLs
-# carry the webhook function's route and key, which exist only once call-record ingestion (issue 5)
-# defines the route; until then they are set after deployment (README, "Deploy to Azure").
-PENDING_SETTINGS = {
-    "GRAPH_NOTIFICATION_URL",
-    "GRAPH_LIFECYCLE_URL",
-}
-
-NOT_SET_IN_AZURE = LOCAL_ONLY_SETTINGS | OPERATOR_SETTINGS | PENDING_SETTINGS
+NOT_SET_IN_AZURE = LOCAL_ONLY_SETTINGS | OPERATOR_SETTINGS
 
 
 def bicep_settings(template: Bicep, variable: str) -> dict[str, object]:
@@ -116,7 +108,6 @@ def test_allow_lists_name_real_settings_and_do_not_overlap() -> None:
     assert code >= NOT_SET_IN_AZURE, f"stale allow-list entries: {NOT_SET_IN_AZURE - code}"
     assert not PLATFORM_SETTINGS & code
     assert not LOCAL_ONLY_SETTINGS & OPERATOR_SETTINGS
-    assert not PENDING_SETTINGS & (LOCAL_ONLY_SETTINGS | OPERATOR_SETTINGS)
 
 
 def test_local_only_settings_never_reach_azure(templates: dict[str, Bicep]) -> None:

@@ -101,12 +101,18 @@ def test_package_without_the_installer_is_refused(repo: Path) -> None:
 def test_valid_environment_passes_and_gets_generated_secrets() -> None:
     preflight = hooks.check_environment(valid_env())
     assert preflight.problems == []
-    assert set(preflight.generated) == {"VERBATIM_GRAPH_CLIENT_STATE", "VERBATIM_RECORDER_ADMIN_PASSWORD"}
+    assert set(preflight.generated) == {
+        "VERBATIM_GRAPH_CLIENT_STATE",
+        "VERBATIM_RECORDER_ADMIN_PASSWORD",
+        "VERBATIM_GRAPH_WEBHOOK_KEY",
+    }
     assert len(preflight.generated["VERBATIM_GRAPH_CLIENT_STATE"]) >= 48
 
 
 def test_generated_values_are_kept_once_they_exist() -> None:
-    env = valid_env(VERBATIM_GRAPH_CLIENT_STATE="kept", VERBATIM_RECORDER_ADMIN_PASSWORD="kept-too")
+    env = valid_env(
+        VERBATIM_GRAPH_CLIENT_STATE="kept", VERBATIM_RECORDER_ADMIN_PASSWORD="kept", VERBATIM_GRAPH_WEBHOOK_KEY="kept"
+    )
     assert hooks.check_environment(env).generated == {}
 
 
@@ -232,3 +238,21 @@ def test_postprovision_prints_the_lock_step_and_runs_nothing(capsys) -> None:  #
 
 def test_main_rejects_an_unknown_hook() -> None:
     assert hooks.main(["predestroy"]) == 2
+
+
+# --- postdeploy -----------------------------------------------------------------------------------
+
+
+def test_postdeploy_sets_the_webhook_host_key_to_the_generated_value(repo: Path) -> None:
+    cli = FakeCli()
+    env = {**OUTPUTS, "AZURE_FUNCTION_APP_NAME": "func-verbatim-abc", "VERBATIM_GRAPH_WEBHOOK_KEY": "k" * 43}
+    assert hooks.postdeploy(env, cli, repo) == 0
+    (call,) = cli.ran("az", "functionapp", "keys", "set")
+    assert call[call.index("--key-name") + 1] == hooks.WEBHOOK_KEY_NAME
+    assert call[call.index("--key-value") + 1] == "k" * 43
+    assert call[call.index("--key-type") + 1] == "functionKeys"
+
+
+def test_postdeploy_without_a_generated_key_says_to_provision(repo: Path) -> None:
+    with pytest.raises(hooks.HookError, match="azd provision"):
+        hooks.postdeploy({**OUTPUTS, "AZURE_FUNCTION_APP_NAME": "f"}, FakeCli(), repo)

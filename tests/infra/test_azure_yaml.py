@@ -88,7 +88,7 @@ def _hook_commands(azure_yaml: dict[str, Any]) -> dict[str, list[str]]:
 
 def test_every_hook_runs_the_hook_module_on_posix_and_windows(azure_yaml: dict[str, Any]) -> None:
     commands = _hook_commands(azure_yaml)
-    assert set(commands) == {"preprovision", "postprovision", "predeploy"} == set(hooks.HOOKS)
+    assert set(commands) == {"preprovision", "postprovision", "predeploy", "postdeploy"} == set(hooks.HOOKS)
     for hook, runs in commands.items():
         for run in runs:
             assert re.fullmatch(rf"python3? scripts/azd/hooks\.py {hook}", run), run

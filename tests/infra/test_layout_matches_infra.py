@@ -101,3 +101,14 @@ def test_the_recordings_container_of_the_settings_is_the_worm_one(templates: dic
     settings = value(templates["modules/function-app.bicep"].variables()["appSettings"])
     assert isinstance(settings, dict)
     assert settings["RECORDINGS_CONTAINER"] == "recordings"
+
+
+def test_webhook_urls_point_at_the_routes_the_function_app_serves(templates: dict[str, Bicep]) -> None:
+    import re
+
+    from tests.infra.bicep_tree import REPO
+
+    served = set(re.findall(r'route="(graph/[^"]+)"', (REPO / "functions" / "graph_webhook.py").read_text()))
+    routes = value(templates["modules/webhook-secrets.bicep"].variables()["routes"])
+    assert isinstance(routes, dict)
+    assert set(routes.values()) == served == {"graph/notifications", "graph/lifecycle"}
