@@ -9,6 +9,7 @@ lifecycle's seal writes its own `manifest.json` beside them.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
@@ -52,12 +53,14 @@ def manifest_blob_name(prefix: str) -> str:
     return f"{prefix}/{MANIFEST_NAME}"
 
 
-def write_manifest(container: ContainerClient, blob_name: str, manifest: CaptureManifest) -> None:
+def write_manifest(container: ContainerClient, blob_name: str, manifest: CaptureManifest, **options: Any) -> None:
+    """Write (or replace) a capture manifest; `options` go to the SDK call (timeouts, retries)."""
     container.upload_blob(
         blob_name,
         manifest.model_dump_json(indent=2).encode(),
         overwrite=True,
         content_settings=ContentSettings(content_type="application/json"),
+        **options,
     )
 
 

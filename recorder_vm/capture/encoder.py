@@ -1,0 +1,94 @@
+"""Streaming lossless encoder: 16 kHz 16-bit mono PCM in, a native FLAC byte stream out, piece by piece.
+
+The stream starts with `fLaC` and the encoder's initial STREAMINFO, which carries no totals (total samples
+0 = unknown, MD5 all zero): it never has to be rewritten, so the bytes can be staged as they are produced
+and every prefix that ends on a FLAC frame decodes. FLAC frames are independent, have sync codes and CRCs,
+and carry their position, which is what makes a cut stream (a crashed recorder) still playable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 16000
+BYTES_PER_SAMPLE = 2
+STREAMINFO_HEADER = bytes([0x80, 0x00, 0x00, 0x22])  # last metadata block, type STREAMINFO, 34 bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPiece:
+    """Encoded bytes and the span of samples they carry."""
+
+    data: bytes
+    start_sample: int
+    samples: int
+
+
+class FlacStreamEncoder:
+    def __init__(self, *, sample_rate: int = SAMPLE_RATE, compression_level: int = 5) -> None:
+        codec = av.CodecContext.create("flac", "w")
+        assert isinstance(codec, av.AudioCodecContext)
+        codec.sample_rate = sample_rate
+        codec.format = "s16"
+        codec.layout = "mono"
+        codec.options = {"compression_level": str(compression_level)}
+        codec.open()
+        self._codec = codec
+        self._frame_size = codec.frame_size or 1152
+        extradata = codec.extradata
+        if extradata is None or len(extradata) != 34:
+            raise RuntimeError("the FLAC encoder did not provide a STREAMINFO block")
+        self.header = b"fLaC" + STREAMINFO_HEADER + bytes(extradata)
+        self._pending = bytearray()  # PCM not yet handed to the encoder (< one FLAC frame)
+        self._fed = 0  # samples handed to the encoder
+        self._finished = False
+
+    @property
+    def frame_samples(self) -> int:
+        return self._frame_size
+
+    @property
+    def buffered_samples(self) -> int:
+        return len(self._pending) // BYTES_PER_SAMPLE
+
+    def encode(self, pcm: bytes) -> list[EncodedPiece]:
+        """Add PCM (little-endian int16); returns the FLAC frames completed by it."""
+        if self._finished:
+            raise RuntimeError("encoder already finished")
+        self._pending += pcm
+        step = self._frame_size * BYTES_PER_SAMPLE
+        pieces: list[EncodedPiece] = []
+        while len(self._pending) >= step:
+            pieces.extend(self._encode_frame(bytes(self._pending[:step])))
+            del self._pending[:step]
+        return pieces
+
+    def finish(self) -> list[EncodedPiece]:
+        """Encode what is left (a short last frame) and flush; the stream is complete afterwards."""
+        pieces: list[EncodedPiece] = []
+        if self._pending:
+            pieces.extend(self._encode_frame(bytes(self._pending)))
+            self._pending.clear()
+        pieces.extend(self._wrap(self._codec.encode(None)))
+        self._finished = True
+        return pieces
+
+    def _encode_frame(self, pcm: bytes) -> list[EncodedPiece]:
+        samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = self._codec.sample_rate
+        frame.pts = self._fed
+        self._fed += samples.shape[1]
+        return self._wrap(self._codec.encode(frame))
+
+    @staticmethod
+    def _wrap(packets: list[Any]) -> list[EncodedPiece]:
+        return [
+            EncodedPiece(bytes(packet), int(packet.pts or 0), int(packet.duration or 0))
+            for packet in packets
+            if packet.size
+        ]

@@ -1,0 +1,322 @@
+"""One call's capture: the media callback copies frames into a bounded queue and returns; a worker thread
+encodes them and stages blocks; stopping commits the block lists and writes the capture manifest.
+
+Frames that arrive before `start()` (i.e. before `updateRecordingStatus(recording)` succeeded) wait in the
+queue and are persisted only once recording is allowed; if it never is, they are discarded with the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from recorder_vm.capture.mixer import SlotMixer
+from recorder_vm.capture.spill import SpillBuffer, SpillOverflow
+from recorder_vm.capture.storage import RecordingStore, StorageHealth, StorageUnavailable
+from recorder_vm.capture.track import TrackWriter
+from recorder_vm.media.base import MIXED_SOURCE, AudioFrame
+from verbatim.contracts.recorder import CaptureManifest, CaptureProgress, CaptureState, FailureStage
+from verbatim.evidence.capture import MIXED_TRACK, manifest_blob_name, track_blob_name
+
+log = logging.getLogger(__name__)
+
+FailureCallback = Callable[[FailureStage, str], None]
+DRAIN_BATCH = 256
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    manifest: CaptureManifest | None
+    manifest_blob_name: str
+    committed: bool
+    failure: tuple[FailureStage, str] | None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.committed
+
+
+class CallCapture:
+    def __init__(
+        self,
+        *,
+        recording_id: str,
+        call_id: str,
+        call_chain_id: str | None,
+        recorder_instance: str,
+        prefix: str,
+        store: RecordingStore,
+        spill: SpillBuffer,
+        health: StorageHealth,
+        block_seconds: float,
+        queue_frames: int,
+        unmixed: bool,
+        on_failure: FailureCallback,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.recording_id = recording_id
+        self.call_id = call_id
+        self.call_chain_id = call_chain_id
+        self.recorder_instance = recorder_instance
+        self.prefix = prefix
+        self.blob_name = track_blob_name(prefix)
+        self.manifest_blob_name = manifest_blob_name(prefix)
+        self._store = store
+        self._spill = spill
+        self._health = health
+        self._block_seconds = block_seconds
+        self._unmixed = unmixed
+        self._on_failure = on_failure
+        self._clock = clock
+        self._queue: queue.Queue[AudioFrame] = queue.Queue(maxsize=queue_frames)
+        self._accepting = True
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tracks: dict[int, TrackWriter] = {}
+        self._mixer = SlotMixer()
+        self._mixed_seen = False
+        self._origin: int | None = None
+        self._failure: tuple[FailureStage, str] | None = None
+        self.state: CaptureState = "capturing"
+        self.frames_received = 0
+        self.frames_dropped = 0
+        self.started_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.dominant_speaker: int | None = None
+
+    # --- the media callback (platform thread): copy into the queue and return ---
+
+    def on_audio(self, frame: AudioFrame) -> None:
+        if not self._accepting:
+            return
+        self.frames_received += 1
+        try:
+            self._queue.put_nowait(frame)
+        except queue.Full:
+            self.frames_dropped += 1
+
+    # --- control (signalling side) ---
+
+    def start(self) -> None:
+        """Recording is allowed: start persisting (frames already queued included)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"capture-{self.recording_id[:8]}", daemon=True)
+            self._thread.start()
+
+    def discard(self) -> None:
+        """Recording was never allowed: drop what was queued, persist nothing."""
+        self._accepting = False
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+
+    @property
+    def persisting(self) -> bool:
+        """Whether recording was allowed and frames have been (or are being) persisted."""
+        return self._thread is not None
+
+    @property
+    def failure(self) -> tuple[FailureStage, str] | None:
+        return self._failure
+
+    def stop(self, *, drain_seconds: float) -> CaptureResult:
+        """Finish: encode what is queued, stage the last blocks, retry spilled ones for up to `drain_seconds`,
+        commit and write the capture manifest. Blocking; call it off the event loop."""
+        self._accepting = False
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.ended_at = datetime.now(UTC)
+        if self._thread is None:
+            self.discard()
+        committed = False
+        committed_blocks: dict[int, int] = {}
+        try:
+            if self._failure is None:
+                self._finish_tracks()
+                self._drain_spill(drain_seconds)
+                for source, track in self._tracks.items():
+                    committed_blocks[source] = track.commit(self._metadata(track))
+            else:
+                # After a failure, commit what is known to be staged so it is playable now; salvage can extend it.
+                for source, track in self._tracks.items():
+                    committed_blocks[source] = track.commit(self._metadata(track), staged_prefix=True)
+            committed = True
+        except StorageUnavailable as error:
+            self._fail("storage", f"could not commit the recording: {error}")
+        except SpillOverflow as error:
+            self._fail("storage", str(error))
+        manifest = self._manifest(committed_blocks if committed else None, complete=committed and not self._failure)
+        if committed:
+            try:
+                self._store.write_manifest(self.manifest_blob_name, manifest)
+            except StorageUnavailable as error:
+                self._fail("storage", f"could not write the capture manifest: {error}")
+                committed = False
+        self.state = "failed" if self._failure else "stopped"
+        return CaptureResult(manifest, self.manifest_blob_name, committed, self._failure)
+
+    # --- the worker thread ---
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    frame: AudioFrame | None = self._queue.get(timeout=0.05)
+                except queue.Empty:
+                    frame = None
+                    if self._stopping.is_set():
+                        break
+                if frame is not None:
+                    self._write(frame)
+                    for _ in range(DRAIN_BATCH):
+                        try:
+                            self._write(self._queue.get_nowait())
+                        except queue.Empty:
+                            break
+                now = self._clock()
+                for track in list(self._tracks.values()):
+                    if track.due(now):
+                        track.cut()
+                    if track.spilled:
+                        track.retry_spilled()
+                self._update_state()
+        except SpillOverflow as error:
+            self._fail("storage", f"storage unreachable and {error}")
+        except Exception as error:
+            log.exception("capture worker failed", extra={"recording_id": self.recording_id})
+            self._fail("capture", f"{type(error).__name__}: {error}")
+
+    def _write(self, frame: AudioFrame) -> None:
+        if self._origin is None:
+            self._origin = frame.timestamp_ticks
+            self.started_at = datetime.fromtimestamp(frame.timestamp_ticks / 10_000_000, UTC)
+        if self._unmixed:
+            # Unmixed audio only: the record is the sum of the speakers (source 0 = a slot of silence).
+            if frame.source_id != MIXED_SOURCE:
+                self._track(frame.source_id).add(frame)
+            self._mix(frame)
+        elif frame.source_id == MIXED_SOURCE:
+            self._mixed_seen = True
+            self._track(MIXED_SOURCE).add(frame)
+        elif not self._mixed_seen:
+            self._mix(frame)
+
+    def _mix(self, frame: AudioFrame) -> None:
+        mixed = self._mixer.add(frame)
+        if mixed is not None:
+            self._track(MIXED_SOURCE).add(mixed)
+
+    def _track(self, source: int) -> TrackWriter:
+        track = self._tracks.get(source)
+        if track is None:
+            name = MIXED_TRACK if source == MIXED_SOURCE else f"source-{source}"
+            track = TrackWriter(
+                track=name,
+                kind="mixed" if source == MIXED_SOURCE else "unmixed",
+                source_id=None if source == MIXED_SOURCE else source,
+                blob_name=track_blob_name(self.prefix, name),
+                origin_ticks=self._origin if self._origin is not None else time.time_ns() // 100,
+                store=self._store,
+                spill=self._spill,
+                health=self._health,
+                block_seconds=self._block_seconds,
+                clock=self._clock,
+            )
+            self._tracks[source] = track
+        return track
+
+    def _finish_tracks(self) -> None:
+        mixed = self._mixer.flush()
+        if mixed is not None:
+            self._track(MIXED_SOURCE).add(mixed)
+        self._track(MIXED_SOURCE)  # the record exists even when no audio ever arrived
+        for track in list(self._tracks.values()):
+            track.finish()
+
+    def _drain_spill(self, seconds: float) -> None:
+        deadline = self._clock() + seconds
+        while any(track.spilled for track in self._tracks.values()):
+            for track in self._tracks.values():
+                track.retry_spilled()
+            if self._clock() >= deadline:
+                break
+            time.sleep(0.1)
+
+    def _update_state(self) -> None:
+        if self._failure is None:
+            self.state = "spilling" if any(track.spilled for track in self._tracks.values()) else "capturing"
+
+    def _fail(self, stage: FailureStage, reason: str) -> None:
+        self._accepting = False
+        if self._failure is not None:
+            return
+        self._failure = (stage, reason)
+        self.state = "failed"
+        log.error("capture failed", extra={"recording_id": self.recording_id, "stage": stage, "reason": reason})
+        self._on_failure(stage, reason)
+
+    def _metadata(self, track: TrackWriter) -> dict[str, str]:
+        return {
+            "recording_id": self.recording_id,
+            "call_id": self.call_id,
+            "track": track.track,
+            "recorder_instance": self.recorder_instance,
+        }
+
+    # --- what it has done ---
+
+    @property
+    def mixed(self) -> TrackWriter | None:
+        return self._tracks.get(MIXED_SOURCE)
+
+    @property
+    def tracks(self) -> list[TrackWriter]:
+        return list(self._tracks.values())
+
+    def _manifest(self, committed_blocks: dict[int, int] | None, *, complete: bool) -> CaptureManifest:
+        tracks = [
+            track.manifest(None if committed_blocks is None else committed_blocks.get(source))
+            for source, track in sorted(self._tracks.items())
+        ]
+        return CaptureManifest(
+            recording_id=self.recording_id,
+            call_id=self.call_id,
+            call_chain_id=self.call_chain_id,
+            recorder_instance=self.recorder_instance,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            written_at=datetime.now(UTC),
+            complete=complete,
+            frames_received=self.frames_received,
+            frames_dropped=self.frames_dropped,
+            tracks=tracks,
+        )
+
+    def progress(self, *, heartbeat_seconds: float) -> CaptureProgress:
+        mixed = self.mixed
+        tracks = list(self._tracks.values())
+        return CaptureProgress(
+            recording_id=self.recording_id,
+            call_id=self.call_id,
+            recorder_instance=self.recorder_instance,
+            state=self.state,
+            updated_at=datetime.now(UTC),
+            started_at=self.started_at,
+            blob_container="",  # filled in by the progress writer, which knows the container
+            blob_name=self.blob_name,
+            blocks_staged=mixed.staged_blocks if mixed else 0,
+            bytes_staged=mixed.staged_bytes if mixed else 0,
+            seconds_staged=(mixed.staged_samples / 16000) if mixed else 0.0,
+            blocks_spilled=sum(track.spilled for track in tracks),
+            frames_received=self.frames_received,
+            frames_dropped=self.frames_dropped,
+            heartbeat_interval_seconds=heartbeat_seconds,
+        )

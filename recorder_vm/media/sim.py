@@ -1,0 +1,219 @@
+"""The simulated media platform: the bot listens on a WebSocket, the simulator connects and streams audio.
+
+Transport (shared with `devstack/simulator`): the answer's blob is JSON text
+`{"platform": "verbatim-sim-media", "version": 1, "endpoint": "ws://host:port/media", "mediaSessionId": id}`.
+The simulator sends a `hello` text message, then binary frames (16-byte little-endian header
+`<kind u32, source_id u32, timestamp_ticks i64>` + 640 bytes of PCM) and text events
+(`dominantSpeakerChanged`, `activeSpeakers`, `streamFailure`, `end`).
+
+Like the real media library, it calls back on its own thread (an event loop of its own), so a busy
+signalling loop never delays audio and vice versa.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from recorder_vm.media.base import FRAME_BYTES, AudioFrame, MediaHandler
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "verbatim-sim-media"
+VERSION = 1
+HEADER = struct.Struct("<IIq")
+KIND_AUDIO = 1
+FORMAT = "pcm-16khz-16bit-mono"
+
+
+@dataclass
+class SimMediaSession:
+    call_id: str
+    handler: MediaHandler
+    unmixed: bool
+    endpoint: str
+    session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    frames: int = 0
+    malformed: int = 0
+    closed: bool = False
+    _platform: SimMediaPlatform | None = field(default=None, repr=False)
+
+    def media_config(self) -> dict[str, Any]:
+        blob = {
+            "platform": PLATFORM,
+            "version": VERSION,
+            "endpoint": self.endpoint,
+            "mediaSessionId": self.session_id,
+            "receiveUnmixedMeetingAudio": self.unmixed,
+        }
+        return {"@odata.type": "#microsoft.graph.appHostedMediaConfig", "blob": json.dumps(blob)}
+
+    def close(self) -> None:
+        self.closed = True
+        if self._platform is not None:
+            self._platform.forget(self)
+
+
+class SimMediaPlatform:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 9443, advertised_host: str | None = None) -> None:
+        self.host = host
+        self.port = port
+        self._advertised = advertised_host or host
+        self._sessions: dict[str, SimMediaSession] = {}
+        self._sockets: dict[str, web.WebSocketResponse] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._started = threading.Event()
+        self._stopped = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"ws://{self._advertised}:{self.port}/media"
+
+    @property
+    def healthy(self) -> bool:
+        return self._started.is_set() and self._thread is not None and self._thread.is_alive()
+
+    async def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sim-media", daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(self._started.wait, 10.0)
+        if self._error is not None:
+            raise RuntimeError(f"sim media listener on {self.host}:{self.port} failed: {self._error}")
+        if not self._started.is_set():
+            raise RuntimeError(f"sim media listener on {self.host}:{self.port} did not start")
+        log.info("sim media platform listening", extra={"endpoint": self.endpoint})
+
+    async def stop(self) -> None:
+        loop = self._loop
+        if loop is None or self._thread is None:
+            return
+        loop.call_soon_threadsafe(self._stopped.set)
+        await asyncio.to_thread(self._thread.join, 10.0)
+
+    def create_session(self, call_id: str, handler: MediaHandler, *, unmixed: bool) -> SimMediaSession:
+        session = SimMediaSession(call_id=call_id, handler=handler, unmixed=unmixed, endpoint=self.endpoint)
+        session._platform = self
+        self._sessions[session.session_id] = session
+        return session
+
+    def forget(self, session: SimMediaSession) -> None:
+        self._sessions.pop(session.session_id, None)
+        socket = self._sockets.pop(session.session_id, None)
+        if socket is not None and self._loop is not None and not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(socket.close(), self._loop)
+
+    # --- the listener's own thread and loop ---
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as error:  # reported to start()
+            self._error = error
+            self._started.set()
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_get("/media", self._media)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self._started.set()
+        await asyncio.to_thread(self._stopped.wait)
+        for socket in list(self._sockets.values()):
+            await socket.close()
+        await self._runner.cleanup()
+
+    async def _media(self, request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse(heartbeat=None, max_msg_size=1024 * 1024)
+        await socket.prepare(request)
+        session = await self._hello(socket)
+        if session is None:
+            return socket
+        self._sockets[session.session_id] = socket
+        handler = session.handler
+        ended = False
+        try:
+            async for message in socket:
+                if message.type == WSMsgType.BINARY:
+                    data: bytes = message.data
+                    if len(data) != HEADER.size + FRAME_BYTES:
+                        session.malformed += 1
+                        continue
+                    kind, source_id, ticks = HEADER.unpack_from(data)
+                    if kind != KIND_AUDIO:
+                        continue
+                    session.frames += 1
+                    handler.on_audio(AudioFrame(source_id, ticks, data[HEADER.size :]))
+                elif message.type == WSMsgType.TEXT:
+                    ended = self._event(session, message.data) or ended
+                    if ended:
+                        break
+                else:
+                    break
+        finally:
+            self._sockets.pop(session.session_id, None)
+            if not ended and not session.closed:
+                handler.on_media_failure("media connection closed without an end message")
+            await socket.close()
+        return socket
+
+    async def _hello(self, socket: web.WebSocketResponse) -> SimMediaSession | None:
+        try:
+            message = await socket.receive(timeout=10.0)
+            hello = json.loads(message.data) if message.type == WSMsgType.TEXT else None
+        except (TimeoutError, json.JSONDecodeError):
+            hello = None
+        if not isinstance(hello, dict):
+            hello = {}
+        session = self._sessions.get(str(hello.get("mediaSessionId")))
+        problem = None
+        if hello.get("type") != "hello" or hello.get("version") != VERSION:
+            problem = "expected a version 1 hello"
+        elif session is None or session.closed:
+            problem = "unknown media session"
+        elif hello.get("format") != FORMAT or hello.get("frameMs") != 20:
+            problem = "unsupported audio format"
+        if problem is not None or session is None:
+            log.warning("sim media connection refused", extra={"reason": problem})
+            await socket.close(code=4400, message=(problem or "refused").encode())
+            return None
+        log.info(
+            "sim media connected",
+            extra={"call_id": session.call_id, "unmixed": bool(hello.get("unmixed"))},
+        )
+        return session
+
+    @staticmethod
+    def _event(session: SimMediaSession, text: str) -> bool:
+        """Handle a text event; True when the stream has ended (normally or by failure)."""
+        try:
+            event = json.loads(text)
+        except json.JSONDecodeError:
+            session.malformed += 1
+            return False
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind == "dominantSpeakerChanged":
+            source = event.get("sourceId")
+            session.handler.on_dominant_speaker(source if isinstance(source, int) and source >= 0 else None)
+        elif kind == "streamFailure":
+            session.handler.on_media_failure(str(event.get("reason") or "media stream failure"))
+            return True
+        elif kind == "end":
+            session.handler.on_media_ended()
+            return True
+        return False

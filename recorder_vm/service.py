@@ -1,0 +1,241 @@
+"""The recorder on one instance: takes invitations (or rejects them when draining or full), routes later
+notifications to the call they belong to, reports progress, and drains or shuts down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from recorder_vm.calls_api import CallGone, CallsApi, CallsApiError
+from recorder_vm.capture.spill import SpillBuffer
+from recorder_vm.capture.storage import RecordingStore, StorageHealth, StorageUnavailable
+from recorder_vm.events import EventPublisher
+from recorder_vm.media.base import MediaPlatform
+from recorder_vm.notifications import CallUpdate, OtherUpdate, RosterUpdate, SignallingUpdate
+from recorder_vm.platform_auth import PlatformCaller
+from recorder_vm.session import CallSession
+from recorder_vm.settings import RecorderSettings
+from verbatim.contracts.recorder import CaptureProgress
+from verbatim.logging import correlation
+
+log = logging.getLogger(__name__)
+
+ProgressSink = Callable[[CaptureProgress], None]
+
+
+@dataclass(frozen=True)
+class HealthState:
+    media: bool
+    storage: bool
+    draining: bool
+    active_calls: int
+
+    @property
+    def ready(self) -> bool:
+        return self.media and self.storage and not self.draining
+
+
+class Recorder:
+    def __init__(
+        self,
+        settings: RecorderSettings,
+        *,
+        calls: CallsApi,
+        media: MediaPlatform,
+        store: RecordingStore,
+        publisher: EventPublisher,
+        spill: SpillBuffer,
+        progress_sink: ProgressSink | None = None,
+        storage_health: StorageHealth | None = None,
+    ) -> None:
+        self.settings = settings
+        self.calls = calls
+        self.media = media
+        self.store = store
+        self.publisher = publisher
+        self.spill = spill
+        self.storage_health = storage_health or StorageHealth()
+        self._progress_sink = progress_sink
+        self.sessions: dict[str, CallSession] = {}
+        self._capturing: dict[str, CallSession] = {}
+        self._capturing_lock = threading.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.draining = False
+        self.drain_reason: str | None = None
+        self.storage_reachable = True
+        self.answer_latencies: deque[float] = deque(maxlen=10_000)
+        self.rejected = 0
+        self.progress_failures = 0
+        self._progress_stop = threading.Event()
+        self._progress_thread: threading.Thread | None = None
+
+    # --- life ---
+
+    def start(self) -> None:
+        self._progress_thread = threading.Thread(target=self._progress_loop, name="capture-progress", daemon=True)
+        self._progress_thread.start()
+        self._spawn(self._watch_storage())
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def active_calls(self) -> int:
+        return sum(1 for session in self.sessions.values() if session.active)
+
+    def health(self) -> HealthState:
+        return HealthState(
+            media=self.media.healthy,
+            storage=self.storage_reachable,
+            draining=self.draining,
+            active_calls=self.active_calls,
+        )
+
+    # --- signalling ---
+
+    async def handle(self, updates: list[SignallingUpdate], caller: PlatformCaller) -> None:
+        """Act on one request's notifications. Returns quickly: answering runs in the background."""
+        received = time.monotonic()
+        for update in updates:
+            if isinstance(update, OtherUpdate):
+                log.debug("notification ignored", extra={"resource_url": update.resource_url})
+                continue
+            session = self.sessions.get(update.call_id)
+            if session is not None:
+                session.on_update(update)
+            elif (
+                isinstance(update, CallUpdate)
+                and update.change_type == "created"
+                and update.call.state in (None, "incoming")
+            ):
+                self._incoming(update, caller, received)
+            elif isinstance(update, CallUpdate | RosterUpdate):
+                with correlation(call_id=update.call_id):
+                    log.info("notification for a call this instance does not hold", extra={"kind": update.kind})
+
+    def _incoming(self, update: CallUpdate, caller: PlatformCaller, received: float) -> None:
+        tenant = caller.tenant_id or update.call.tenant_id or self.settings.graph_tenant_id or ""
+        with correlation(call_id=update.call_id):
+            if self.draining or self.active_calls >= self.settings.max_concurrent_calls:
+                self.rejected += 1
+                reason = "draining" if self.draining else "at capacity"
+                log.warning("rejecting an invitation", extra={"reason": reason, "active_calls": self.active_calls})
+                self._spawn(self._reject(tenant, update.call_id))
+                return
+            session = CallSession(self, call=update.call, call_id=update.call_id, tenant_id=tenant, received=received)
+            self.sessions[update.call_id] = session
+            log.info("incoming call", extra={"recording_id": session.recording_id})
+            self._spawn(session.answer())
+
+    async def _reject(self, tenant_id: str, call_id: str) -> None:
+        # "busy" lets Teams try another recorder (a paired one, or a second invitation).
+        try:
+            await self.calls.reject(tenant_id, call_id, "busy", None)
+        except (CallsApiError, CallGone) as error:
+            log.warning("reject failed", extra={"reason": str(error)})
+
+    def forget(self, session: CallSession) -> None:
+        if self.sessions.get(session.call_id) is session:
+            del self.sessions[session.call_id]
+
+    def capturing_started(self, session: CallSession) -> None:
+        with self._capturing_lock:
+            self._capturing[session.recording_id] = session
+
+    def capturing_ended(self, session: CallSession) -> None:
+        with self._capturing_lock:
+            self._capturing.pop(session.recording_id, None)
+        self._write_progress(session)  # the final state (stopped / failed)
+
+    # --- operations ---
+
+    def drain(self, reason: str) -> None:
+        """Take no new calls; the calls in progress continue until they end."""
+        if not self.draining:
+            log.warning("draining", extra={"reason": reason, "active_calls": self.active_calls})
+        self.draining = True
+        self.drain_reason = reason
+
+    def resume(self) -> None:
+        self.draining = False
+        self.drain_reason = None
+        log.info("drain cancelled; taking calls again")
+
+    async def shutdown(self, grace_seconds: float) -> None:
+        """Graceful stop: no new calls; every capture commits what it has, reports, and the bot leaves."""
+        self.drain("shutdown")
+        sessions = list(self.sessions.values())
+        endings = [session.end("shutdown", None) for session in sessions]
+        if endings:
+            await asyncio.wait(endings, timeout=grace_seconds)
+        for session in sessions:
+            if session.platform_state != "terminated":
+                try:
+                    await asyncio.wait_for(self.calls.hang_up(session.tenant_id, session.call_id), 3.0)
+                except (CallsApiError, CallGone, TimeoutError) as error:
+                    log.info("leaving the call failed", extra={"call_id": session.call_id, "reason": str(error)})
+        self._progress_stop.set()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.to_thread(self.publisher.stop, 5.0)
+
+    async def _watch_storage(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.store.check)
+                reachable = True
+            except StorageUnavailable:
+                reachable = False
+            if reachable != self.storage_reachable:
+                log.warning("recordings storage reachability changed", extra={"reachable": reachable})
+            self.storage_reachable = reachable
+            await asyncio.sleep(5.0 if reachable else 2.0)
+
+    # --- progress (a thread: the table writes are blocking I/O) ---
+
+    def _progress_loop(self) -> None:
+        while not self._progress_stop.wait(self.settings.heartbeat_seconds):
+            with self._capturing_lock:
+                sessions = list(self._capturing.values())
+            for session in sessions:
+                self._write_progress(session)
+            self._recover_spill()
+
+    def _write_progress(self, session: CallSession) -> None:
+        if self._progress_sink is None:
+            return
+        progress = session.capture.progress(heartbeat_seconds=self.settings.heartbeat_seconds)
+        progress = progress.model_copy(update={"blob_container": self.settings.recordings_container})
+        try:
+            self._progress_sink(progress)
+        except Exception as error:  # progress is best effort; the capture must not suffer for it
+            self.progress_failures += 1
+            log.debug("progress not written", extra={"error": type(error).__name__})
+
+    def _recover_spill(self) -> None:
+        """Stage blocks left in the disk buffer by captures that are over (or by an earlier process)."""
+        with self._capturing_lock:
+            live = {track.blob_name for session in self._capturing.values() for track in session.capture.tracks}
+        for block in self.spill.all_blocks():
+            if block.blob_name in live:
+                continue
+            if not self.storage_health.may_try():
+                return
+            block_id, data = block.read()
+            try:
+                self.store.stage_block(block.blob_name, block_id, data)
+            except StorageUnavailable:
+                self.storage_health.failed()
+                return
+            self.storage_health.succeeded()
+            self.spill.remove(block)
+            log.info("recovered a spilled block", extra={"blob": block.blob_name, "sequence": block.sequence})

@@ -1,0 +1,249 @@
+"""Every setting the recorder bot reads, in one typed model (environment variables / VM app settings).
+
+Names are the ones the VM scale set's install script writes (infra/ is cross-checked against
+`app_setting_names()`); storage and Graph settings share their names with `verbatim.settings` so one set of
+values serves both. Command-line options of `python -m recorder_vm` override the listen addresses.
+"""
+
+from __future__ import annotations
+
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from verbatim import __version__
+from verbatim.settings import StorageConnection
+
+MediaPlatformName = Literal["sim", "windows"]
+
+SKYPE_OPENID_CONFIGURATION = "https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration"
+PLATFORM_ISSUERS = "https://api.botframework.com,https://graph.microsoft.com"
+SCHEDULED_EVENTS_URL = "http://169.254.169.254/metadata/scheduledevents?api-version=2020-07-01"
+
+
+def _alias(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class RecorderSettings(BaseSettings):
+    """The recorder's configuration; defaults suit the local devstack."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, populate_by_name=True)
+
+    version: str = Field(default=__version__, validation_alias=_alias("VERBATIM_VERSION"))
+    log_level: str = Field(default="INFO", validation_alias=_alias("VERBATIM_LOG_LEVEL"))
+    instance_id: str = Field(default_factory=socket.gethostname, validation_alias=_alias("RECORDER_INSTANCE_ID"))
+    state_dir: Path = Field(default=Path(".devstack/recorder"), validation_alias=_alias("RECORDER_STATE_DIR"))
+
+    # --- signalling: where we listen, and the per-instance callback URL the answer carries ---
+    listen_host: str = Field(default="127.0.0.1", validation_alias=_alias("RECORDER_LISTEN_HOST"))
+    listen_port: int = Field(default=9441, validation_alias=_alias("RECORDER_LISTEN_PORT"))
+    # A second port serving the same routes, for deployments that keep the load-balanced webhook and the
+    # per-instance callbacks apart (Azure: signalling 9442 behind the LB, notifications 9441 by NAT).
+    callback_listen_port: int | None = Field(default=None, validation_alias=_alias("RECORDER_CALLBACK_LISTEN_PORT"))
+    # TLS for the listener (Azure: the certificate the Key Vault extension put on the VM, exported as PEM).
+    tls_cert_file: str | None = Field(default=None, validation_alias=_alias("RECORDER_TLS_CERT_FILE"))
+    tls_key_file: str | None = Field(default=None, validation_alias=_alias("RECORDER_TLS_KEY_FILE"))
+    # Public base URL of THIS instance (Azure: https://<service fqdn>:<instance NAT port>); when unset it is
+    # built from the service FQDN and the instance's public callback port, or the listen address locally.
+    callback_base_url: str | None = Field(default=None, validation_alias=_alias("RECORDER_CALLBACK_BASE_URL"))
+    service_fqdn: str | None = Field(default=None, validation_alias=_alias("RECORDER_SERVICE_FQDN"))
+    callback_public_port: int | None = Field(default=None, validation_alias=_alias("RECORDER_CALLBACK_PUBLIC_PORT"))
+    max_notification_bytes: int = Field(
+        default=256 * 1024, ge=4096, validation_alias=_alias("RECORDER_MAX_NOTIFICATION_BYTES")
+    )
+
+    # --- platform (Teams → bot) JWT ---
+    platform_openid_config_url: str = Field(
+        default=SKYPE_OPENID_CONFIGURATION, validation_alias=_alias("RECORDER_PLATFORM_OPENID_CONFIG_URL")
+    )
+    platform_issuers_raw: str = Field(default=PLATFORM_ISSUERS, validation_alias=_alias("RECORDER_PLATFORM_ISSUERS"))
+    # A CA bundle for the platform's OpenID endpoint when it speaks TLS with a local CA (the simulator);
+    # GRAPH_CA_CERT is used when this is unset.
+    platform_ca_cert: str | None = Field(default=None, validation_alias=_alias("RECORDER_PLATFORM_CA_CERT"))
+    platform_keys_refresh_seconds: float = Field(
+        default=7200.0, ge=60, validation_alias=_alias("RECORDER_PLATFORM_KEYS_REFRESH_SECONDS")
+    )
+    platform_leeway_seconds: int = Field(
+        default=60, ge=0, le=600, validation_alias=_alias("RECORDER_PLATFORM_LEEWAY_SECONDS")
+    )
+
+    # --- Graph (bot → Graph): the bot's app registration; its app id is the platform token's audience ---
+    graph_base_url: str = Field(default="https://graph.microsoft.com", validation_alias=_alias("GRAPH_BASE_URL"))
+    graph_authority_host: str = Field(
+        default="https://login.microsoftonline.com", validation_alias=_alias("GRAPH_AUTHORITY_HOST")
+    )
+    graph_scope: str = Field(default="https://graph.microsoft.com/.default", validation_alias=_alias("GRAPH_SCOPE"))
+    graph_ca_cert: str | None = Field(default=None, validation_alias=_alias("GRAPH_CA_CERT"))
+    graph_tenant_id: str | None = Field(default=None, validation_alias=_alias("GRAPH_TENANT_ID"))
+    bot_app_id: str | None = Field(default=None, validation_alias=_alias("GRAPH_CLIENT_ID"))
+    graph_client_secret: SecretStr | None = Field(default=None, validation_alias=_alias("GRAPH_CLIENT_SECRET"))
+
+    # --- calls ---
+    max_concurrent_calls: int = Field(default=100, ge=1, validation_alias=_alias("RECORDER_MAX_CONCURRENT_CALLS"))
+    answer_budget_seconds: float = Field(
+        default=4.0, gt=0, le=5.0, validation_alias=_alias("RECORDER_ANSWER_BUDGET_SECONDS")
+    )
+    keepalive_seconds: float = Field(
+        default=900.0, gt=0, le=2700, validation_alias=_alias("RECORDER_KEEPALIVE_SECONDS")
+    )
+    delta_roster: bool = Field(default=False, validation_alias=_alias("RECORDER_DELTA_ROSTER"))
+    unmixed_audio: bool = Field(default=False, validation_alias=_alias("RECORDER_UNMIXED_AUDIO"))
+    # How long to wait for the terminated notification after the media stream ended, before stopping anyway.
+    media_end_grace_seconds: float = Field(
+        default=10.0, ge=0, validation_alias=_alias("RECORDER_MEDIA_END_GRACE_SECONDS")
+    )
+
+    # --- media platform ---
+    media_platform: MediaPlatformName = Field(default="sim", validation_alias=_alias("RECORDER_MEDIA_PLATFORM"))
+    media_host: str = Field(default="127.0.0.1", validation_alias=_alias("RECORDER_MEDIA_HOST"))
+    media_port: int = Field(default=9443, validation_alias=_alias("RECORDER_MEDIA_PORT"))  # Azure: 8445 internal
+    media_public_port: int | None = Field(default=None, validation_alias=_alias("RECORDER_MEDIA_PUBLIC_PORT"))
+    media_public_ip: str | None = Field(default=None, validation_alias=_alias("RECORDER_MEDIA_PUBLIC_IP"))
+    certificate_thumbprint: str | None = Field(default=None, validation_alias=_alias("RECORDER_CERTIFICATE_THUMBPRINT"))
+    media_library_dir: str | None = Field(default=None, validation_alias=_alias("RECORDER_MEDIA_LIBRARY_DIR"))
+
+    # --- capture ---
+    block_seconds: float = Field(default=1.5, gt=0.1, le=2.0, validation_alias=_alias("RECORDER_BLOCK_SECONDS"))
+    frame_queue_frames: int = Field(default=3000, ge=50, validation_alias=_alias("RECORDER_FRAME_QUEUE_FRAMES"))
+    spill_dir: Path | None = Field(default=None, validation_alias=_alias("RECORDER_SPILL_DIR"))
+    spill_max_bytes: int = Field(default=2 * 1024**3, ge=0, validation_alias=_alias("RECORDER_SPILL_MAX_BYTES"))
+    storage_timeout_seconds: float = Field(
+        default=5.0, gt=0, validation_alias=_alias("RECORDER_STORAGE_TIMEOUT_SECONDS")
+    )
+    # How long stopping a capture keeps retrying spilled blocks before it reports a storage failure.
+    stop_drain_seconds: float = Field(default=30.0, ge=0, validation_alias=_alias("RECORDER_STOP_DRAIN_SECONDS"))
+    heartbeat_seconds: float = Field(default=5.0, gt=0, validation_alias=_alias("RECORDER_HEARTBEAT_SECONDS"))
+
+    # --- operations ---
+    scheduled_events_enabled: bool = Field(default=False, validation_alias=_alias("RECORDER_SCHEDULED_EVENTS_ENABLED"))
+    scheduled_events_url: str = Field(
+        default=SCHEDULED_EVENTS_URL, validation_alias=_alias("RECORDER_SCHEDULED_EVENTS_URL")
+    )
+    scheduled_events_poll_seconds: float = Field(
+        default=10.0, gt=0, validation_alias=_alias("RECORDER_SCHEDULED_EVENTS_POLL_SECONDS")
+    )
+    shutdown_grace_seconds: float = Field(
+        default=60.0, ge=0, validation_alias=_alias("RECORDER_SHUTDOWN_GRACE_SECONDS")
+    )
+
+    # --- storage (same names as verbatim.settings) ---
+    azure_client_id: str | None = Field(default=None, validation_alias=_alias("AZURE_CLIENT_ID"))
+    runtime_storage: SecretStr | None = Field(default=None, validation_alias=_alias("AzureWebJobsStorage"))
+    runtime_storage_account_name: str | None = Field(
+        default=None, validation_alias=_alias("AzureWebJobsStorage__accountName")
+    )
+    runtime_storage_queue_service_uri: str | None = Field(
+        default=None, validation_alias=_alias("AzureWebJobsStorage__queueServiceUri")
+    )
+    runtime_storage_table_service_uri: str | None = Field(
+        default=None, validation_alias=_alias("AzureWebJobsStorage__tableServiceUri")
+    )
+    runtime_storage_client_id: str | None = Field(
+        default=None, validation_alias=_alias("AzureWebJobsStorage__clientId")
+    )
+    recordings_storage: SecretStr | None = Field(default=None, validation_alias=_alias("RECORDINGS_STORAGE"))
+    recordings_storage_account_name: str | None = Field(
+        default=None, validation_alias=_alias("RECORDINGS_STORAGE__accountName")
+    )
+    recordings_storage_blob_service_uri: str | None = Field(
+        default=None, validation_alias=_alias("RECORDINGS_STORAGE__blobServiceUri")
+    )
+    recordings_storage_client_id: str | None = Field(
+        default=None, validation_alias=_alias("RECORDINGS_STORAGE__clientId")
+    )
+    recorder_events_queue: str = Field(default="recorder-events", validation_alias=_alias("RECORDER_EVENTS_QUEUE"))
+    recordings_container: str = Field(default="recordings", validation_alias=_alias("RECORDINGS_CONTAINER"))
+
+    @model_validator(mode="after")
+    def _windows_needs_instance_settings(self) -> RecorderSettings:
+        if self.media_platform == "windows":
+            missing = [
+                name
+                for name, value in (
+                    ("RECORDER_CERTIFICATE_THUMBPRINT", self.certificate_thumbprint),
+                    ("RECORDER_SERVICE_FQDN", self.service_fqdn),
+                    ("RECORDER_MEDIA_PUBLIC_PORT", self.media_public_port),
+                    ("RECORDER_MEDIA_PUBLIC_IP", self.media_public_ip),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"the windows media platform needs {', '.join(missing)}")
+        return self
+
+    @property
+    def platform_issuers(self) -> list[str]:
+        return [part.strip() for part in self.platform_issuers_raw.split(",") if part.strip()]
+
+    @property
+    def graph_configured(self) -> bool:
+        return bool(self.bot_app_id and self.graph_client_secret is not None)
+
+    @property
+    def public_base_url(self) -> str:
+        """The base of this instance's callback URL, as Teams must reach it."""
+        if self.callback_base_url:
+            return self.callback_base_url.rstrip("/")
+        if self.service_fqdn and self.callback_public_port:
+            return f"https://{self.service_fqdn}:{self.callback_public_port}"
+        scheme = "https" if self.tls_cert_file else "http"
+        return f"{scheme}://{self.listen_host}:{self.callback_listen_port or self.listen_port}"
+
+    @property
+    def callback_uri(self) -> str:
+        """The per-instance notification route (the answer's callbackUri)."""
+        return f"{self.public_base_url}/api/calling/notification/{self.instance_id}"
+
+    @property
+    def spill_path(self) -> Path:
+        return self.spill_dir or self.state_dir / "spill"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.state_dir / "outbox"
+
+    @property
+    def recordings_connection(self) -> StorageConnection:
+        return StorageConnection(
+            name="RECORDINGS_STORAGE",
+            connection_string=self.recordings_storage,
+            account_name=self.recordings_storage_account_name,
+            blob_service_uri=self.recordings_storage_blob_service_uri,
+            client_id=self.recordings_storage_client_id or self.azure_client_id,
+        )
+
+    @property
+    def runtime_connection(self) -> StorageConnection:
+        return StorageConnection(
+            name="AzureWebJobsStorage",
+            connection_string=self.runtime_storage,
+            account_name=self.runtime_storage_account_name,
+            queue_service_uri=self.runtime_storage_queue_service_uri,
+            table_service_uri=self.runtime_storage_table_service_uri,
+            client_id=self.runtime_storage_client_id or self.azure_client_id,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> RecorderSettings:
+    return RecorderSettings()
+
+
+def reload_settings() -> RecorderSettings:
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def app_setting_names() -> set[str]:
+    """Every app-setting name the recorder reads (the scale set's settings are cross-checked against this)."""
+    names: set[str] = set()
+    for field in RecorderSettings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice) for choice in alias.choices)
+    return names

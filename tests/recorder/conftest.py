@@ -1,0 +1,156 @@
+"""Recorder fixtures: the test-side Teams platform, and real recorder processes started with `launch_argv`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.queue import QueueClient
+
+from devstack.processes import ManagedProcess, free_port, http_ready
+from recorder_vm import launch_argv
+from tests.conftest import Azurite
+from tests.recorder.platform import FakePlatform
+from verbatim.clients import queue_client
+from verbatim.contracts.recorder import RecorderEvent, parse_recorder_event
+from verbatim.settings import StorageConnection
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakePlatform]:
+    fake = FakePlatform(tmp_path_factory.mktemp("platform"))
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@dataclass
+class RecorderProcess:
+    """A recorder started as its own process, and the storage it writes to."""
+
+    process: ManagedProcess
+    port: int
+    media_port: int
+    state_dir: Path
+    instance_id: str
+    connection_string: str
+    events_queue: str
+    container: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def health(self) -> httpx.Response:
+        return httpx.get(f"{self.url}/health", timeout=5)
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case (nothing gets to commit)."""
+        os.killpg(self.pid, signal.SIGKILL)
+        assert self.process.process is not None
+        self.process.process.wait(timeout=10)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM: a graceful shutdown; returns the exit code."""
+        assert self.process.process is not None
+        os.killpg(self.pid, signal.SIGTERM)
+        return self.process.process.wait(timeout=timeout)
+
+    def container_client(self) -> ContainerClient:
+        return BlobServiceClient.from_connection_string(self.connection_string).get_container_client(self.container)
+
+    def queue(self) -> QueueClient:
+        return queue_client(
+            StorageConnection(name="AzureWebJobsStorage", connection_string=self.connection_string), self.events_queue
+        )
+
+    def events(self) -> list[RecorderEvent]:
+        """Every event on this recorder's queue so far (peeked, left in place), in sequence order."""
+        messages = self.queue().peek_messages(max_messages=32)
+        events = [parse_recorder_event(message.content) for message in messages]
+        return sorted(events, key=lambda event: (event.recording_id, event.sequence))
+
+    def drain_events(self) -> list[RecorderEvent]:
+        """Receive and delete every event currently on the queue."""
+        queue = self.queue()
+        events = []
+        for message in queue.receive_messages(messages_per_page=32, visibility_timeout=30):
+            events.append(parse_recorder_event(message.content))
+            queue.delete_message(message)
+        return sorted(events, key=lambda event: (event.recording_id, event.sequence))
+
+
+RecorderFactory = Callable[..., RecorderProcess]
+
+
+@pytest.fixture
+def start_recorder(azurite_service: Azurite, platform: FakePlatform, tmp_path: Path) -> Iterator[RecorderFactory]:
+    started: list[RecorderProcess] = []
+
+    def start(
+        *, connection_string: str | None = None, instance_id: str | None = None, **settings: str
+    ) -> RecorderProcess:
+        port, media_port = free_port(), free_port()
+        instance = instance_id or f"rec-{uuid.uuid4().hex[:6]}"
+        state_dir = tmp_path / instance
+        storage = connection_string or azurite_service.connection_string
+        queue_name = settings.pop("RECORDER_EVENTS_QUEUE", f"events-{uuid.uuid4().hex[:10]}")
+        container = settings.pop("RECORDINGS_CONTAINER", f"rec-{uuid.uuid4().hex[:10]}")
+        env = {
+            **platform.recorder_env(),
+            "AzureWebJobsStorage": storage,
+            "RECORDINGS_STORAGE": storage,
+            "RECORDER_EVENTS_QUEUE": queue_name,
+            "RECORDINGS_CONTAINER": container,
+            "RECORDER_HEARTBEAT_SECONDS": "1",
+            "RECORDER_STOP_DRAIN_SECONDS": "10",
+            "VERBATIM_LOG_LEVEL": "INFO",
+            "PYTHONPATH": str(REPO_ROOT),
+            **settings,
+        }
+        process = ManagedProcess(
+            name=f"recorder-{instance}",
+            argv=launch_argv(
+                port=port, media_port=media_port, state_dir=state_dir, instance_id=instance, python=sys.executable
+            ),
+            ready=http_ready(f"http://127.0.0.1:{port}/health/live", ok=lambda status: status == 200),
+            env=env,
+            cwd=REPO_ROOT,
+            log_path=state_dir / "recorder.log",
+            ports=(port, media_port),
+            startup_timeout=30,
+        )
+        process.start()
+        recorder = RecorderProcess(process, port, media_port, state_dir, instance, storage, queue_name, container, env)
+        started.append(recorder)
+        try:
+            process.wait_ready()
+        except BaseException:
+            process.stop()
+            raise
+        return recorder
+
+    yield start
+    for recorder in started:
+        recorder.process.stop(timeout=30)
+
+
+def log_of(recorder: RecorderProcess) -> str:
+    path = recorder.state_dir / "recorder.log"
+    return path.read_text(errors="replace") if path.exists() else ""

@@ -1,0 +1,443 @@
+"""A test-side Teams platform for the recorder: what the recorder talks to, and nothing more.
+
+It signs platform JWTs with an RSA key the test generates (OpenID configuration + JWKS served over HTTPS
+from a local CA), issues client-credentials tokens to MSAL, answers the Graph call-control requests
+(answer, reject, updateRecordingStatus, keepAlive, DELETE) and drives calls the way graph-teams.md
+documents: incoming notification → answer → establishing/established on the callbackUri → after
+`updateRecordingStatus(recording)`, audio over the simulated media transport → roster → terminated.
+
+It runs on its own event loop in a thread so synchronous tests can drive it while the recorder runs as a
+real process. The Teams/Graph simulator (devstack/simulator) is the full platform; this is the minimum
+a recorder test needs, under the test's control (latencies, failures, keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import ssl
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import jwt
+import numpy as np
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from devstack.emulators import ensure_tls
+from devstack.processes import free_port
+
+T = TypeVar("T")
+
+PLATFORM_ISSUER = "https://api.botframework.com"
+HEADER = struct.Struct("<IIq")
+FRAME_SAMPLES = 320
+FRAME_TICKS = 200_000
+TENANT = "7b0c3f4e-0000-4000-8000-00000000c0de"
+BOT_APP_ID = "5c1e0b6a-0000-4000-8000-0000000000b0"
+
+
+def _b64url(number: int) -> str:
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    private: rsa.RSAPrivateKey
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(kid=uuid.uuid4().hex[:16], private=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+    def jwk(self) -> dict[str, str]:
+        numbers = self.private.public_key().public_numbers()
+        return {
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": self.kid,
+            "n": _b64url(numbers.n),
+            "e": _b64url(numbers.e),
+        }
+
+
+@dataclass
+class CallScript:
+    """What a test call does: its audio (int16 mono 16 kHz), pace, roster and how it ends."""
+
+    audio: np.ndarray
+    call_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    realtime: bool = True
+    speed: float = 1.0  # > 1 sends faster than real time (when realtime)
+    unmixed: bool = False
+    speakers: list[np.ndarray] | None = None  # unmixed: one track per speaker, same length as audio
+    participants: list[dict[str, Any]] = field(default_factory=list)
+    establish_order: tuple[str, ...] = ("establishing", "established")
+    stop_after_seconds: float | None = None  # stop sending media (the test will kill the recorder)
+    gap: tuple[float, float] | None = None  # (start s, length s): frames not sent at all
+    terminate: bool = True
+    result_info: dict[str, Any] = field(
+        default_factory=lambda: {"@odata.type": "#microsoft.graph.resultInfo", "code": 200, "subcode": 4097}
+    )
+
+
+@dataclass
+class CallRecord:
+    """What happened to one call on the platform side."""
+
+    call_id: str
+    invited_at: float = 0.0
+    answered_at: float | None = None
+    answer: dict[str, Any] | None = None
+    rejected: dict[str, Any] | None = None
+    statuses: list[str] = field(default_factory=list)
+    status_event: asyncio.Event = field(default_factory=asyncio.Event)
+    answer_event: asyncio.Event = field(default_factory=asyncio.Event)
+    keepalives: int = 0
+    deleted: bool = False
+    frames_sent: int = 0
+    media_error: str | None = None
+
+    @property
+    def answer_seconds(self) -> float | None:
+        return None if self.answered_at is None else self.answered_at - self.invited_at
+
+
+class FakePlatform:
+    def __init__(self, state_dir: Path) -> None:
+        self.port = free_port()
+        self.tls = ensure_tls(state_dir / "tls")
+        self.base_url = f"https://127.0.0.1:{self.port}"
+        self.key = SigningKey.generate()
+        self.calls: dict[str, CallRecord] = {}
+        self.answer_delay = 0.0
+        self.fail_recording_status: int | None = None
+        self.token_requests = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-teams", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._client_ssl = ssl.create_default_context(cafile=str(self.tls.ca_cert))
+        self._session: aiohttp.ClientSession | None = None
+
+    # --- life ---
+
+    def start(self) -> None:
+        self._thread.start()
+        self.run(self._start())
+
+    def stop(self) -> None:
+        self.run(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 120.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/platform/openid", self._openid)
+        app.router.add_get("/platform/keys", self._keys)
+        app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._entra_openid)
+        app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
+        app.router.add_post("/v1.0/communications/calls/{call_id}/{action}", self._call_action)
+        app.router.add_delete("/v1.0/communications/calls/{call_id}", self._call_delete)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ssl.load_cert_chain(str(self.tls.cert), str(self.tls.key))
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=server_ssl).start()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+
+    async def _stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def recorder_env(self) -> dict[str, str]:
+        """The settings a recorder needs to trust this platform and call its Graph."""
+        return {
+            "RECORDER_PLATFORM_OPENID_CONFIG_URL": f"{self.base_url}/platform/openid",
+            "GRAPH_BASE_URL": self.base_url,
+            "GRAPH_AUTHORITY_HOST": self.base_url,
+            "GRAPH_CA_CERT": str(self.tls.ca_cert),
+            "GRAPH_TENANT_ID": TENANT,
+            "GRAPH_CLIENT_ID": BOT_APP_ID,
+            "GRAPH_CLIENT_SECRET": "test-secret-not-real",
+        }
+
+    # --- tokens ---
+
+    def token(self, **overrides: Any) -> str:
+        """A platform JWT; keyword arguments replace claims (None removes one), `key=` signs with another key."""
+        key: SigningKey = overrides.pop("key", self.key)
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": PLATFORM_ISSUER,
+            "aud": BOT_APP_ID,
+            "tid": TENANT,
+            "iat": now - 5,
+            "nbf": now - 5,
+            "exp": now + 3600,
+        }
+        claims.update(overrides)
+        claims = {name: value for name, value in claims.items() if value is not None}
+        return jwt.encode(claims, key.private, algorithm="RS256", headers={"kid": key.kid})
+
+    async def _openid(self, _request: web.Request) -> web.Response:
+        return web.json_response({"issuer": PLATFORM_ISSUER, "jwks_uri": f"{self.base_url}/platform/keys"})
+
+    async def _keys(self, _request: web.Request) -> web.Response:
+        return web.json_response({"keys": [self.key.jwk()]})
+
+    async def _entra_openid(self, request: web.Request) -> web.Response:
+        tenant = request.match_info["tenant"]
+        base = f"{self.base_url}/{tenant}"
+        return web.json_response(
+            {
+                "issuer": f"{base}/v2.0",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            }
+        )
+
+    async def _token(self, _request: web.Request) -> web.Response:
+        self.token_requests += 1
+        return web.json_response({"token_type": "Bearer", "expires_in": 3600, "access_token": uuid.uuid4().hex})
+
+    # --- Graph call control ---
+
+    def _record(self, call_id: str) -> CallRecord:
+        return self.calls.setdefault(call_id, CallRecord(call_id))
+
+    async def _call_action(self, request: web.Request) -> web.Response:
+        call_id, action = request.match_info["call_id"], request.match_info["action"]
+        record = self._record(call_id)
+        body = await request.json() if request.can_read_body else {}
+        if action == "answer":
+            if self.answer_delay:
+                await asyncio.sleep(self.answer_delay)
+            record.answered_at = time.monotonic()
+            record.answer = body
+            record.answer_event.set()
+            return web.Response(status=202)
+        if action == "reject":
+            record.rejected = body
+            record.answer_event.set()
+            return web.Response(status=202)
+        if action == "updateRecordingStatus":
+            if self.fail_recording_status is not None:
+                return web.json_response({"error": {"code": "failed"}}, status=self.fail_recording_status)
+            record.statuses.append(body["status"])
+            record.status_event.set()
+            return web.json_response(
+                {
+                    "@odata.type": "#microsoft.graph.updateRecordingStatusOperation",
+                    "id": str(uuid.uuid4()),
+                    "status": "completed",
+                    "clientContext": body.get("clientContext"),
+                }
+            )
+        if action == "keepAlive":
+            record.keepalives += 1
+            return web.Response(status=200)
+        return web.Response(status=404)
+
+    async def _call_delete(self, request: web.Request) -> web.Response:
+        self._record(request.match_info["call_id"]).deleted = True
+        return web.Response(status=204)
+
+    # --- driving a call ---
+
+    def incoming_notification(self, call_id: str, *, policy: str = "Traders strict") -> dict[str, Any]:
+        return {
+            "@odata.type": "#microsoft.graph.commsNotifications",
+            "value": [
+                {
+                    "@odata.type": "#microsoft.graph.commsNotification",
+                    "changeType": "created",
+                    "resource": f"/app/calls/{call_id}",
+                    "resourceUrl": f"/communications/calls/{call_id}",
+                    "resourceData": {
+                        "@odata.type": "#microsoft.graph.call",
+                        "id": call_id,
+                        "state": "incoming",
+                        "direction": "incoming",
+                        "callChainId": str(uuid.uuid4()),
+                        "tenantId": TENANT,
+                        "myParticipantId": str(uuid.uuid4()),
+                        "source": {
+                            "@odata.type": "#microsoft.graph.participantInfo",
+                            "id": "observed-participant",
+                            "identity": {
+                                "@odata.type": "#microsoft.graph.identitySet",
+                                "user": {
+                                    "id": "a1b2c3d4-0000-4000-8000-000000000001",
+                                    "displayName": "Ada Trader",
+                                    "tenantId": TENANT,
+                                    "userPrincipalName": "ada@contoso.example",
+                                },
+                            },
+                            "endpointType": "default",
+                            "region": "emea",
+                        },
+                        "targets": [
+                            {
+                                "@odata.type": "#microsoft.graph.invitationParticipantInfo",
+                                "identity": {"applicationInstance": {"id": "app-instance", "identityProvider": "AAD"}},
+                            }
+                        ],
+                        "incomingContext": {
+                            "@odata.type": "#microsoft.graph.incomingContext",
+                            "sourceParticipantId": "observed-participant",
+                            "observedParticipantId": "observed-participant",
+                        },
+                        "applicationMetadata": {
+                            "botData": {
+                                "user": {"participationMethod": "caller", "clientLocation": "GB"},
+                                "inviteReasons": ["PolicyBasedRecording"],
+                                "policyIdentifier": policy,
+                                "pairedRecorders": [],
+                            }
+                        },
+                        "meetingInfo": {"@odata.type": "#microsoft.graph.tokenMeetingInfo", "token": "opaque"},
+                        "someFieldFromTheFuture": {"tolerated": True},
+                    },
+                }
+            ],
+        }
+
+    @staticmethod
+    def call_notification(call_id: str, state: str, *, result_info: dict[str, Any] | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {"@odata.type": "#microsoft.graph.call", "id": call_id, "state": state}
+        if result_info is not None:
+            data["resultInfo"] = result_info
+        return {
+            "value": [
+                {
+                    "changeType": "deleted" if state == "terminated" else "updated",
+                    "resourceUrl": f"/communications/calls/{call_id}",
+                    "resourceData": data,
+                }
+            ]
+        }
+
+    @staticmethod
+    def roster_notification(call_id: str, participants: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "value": [
+                {
+                    "changeType": "updated",
+                    "resourceUrl": f"/communications/calls/{call_id}/participants",
+                    "resourceData": participants,
+                }
+            ]
+        }
+
+    async def post(self, url: str, body: Any, *, token: str | None = None, raw: bytes | None = None) -> int:
+        assert self._session is not None
+        headers = {"Authorization": f"Bearer {token or self.token()}", "Content-Type": "application/json"}
+        data = raw if raw is not None else json.dumps(body).encode()
+        async with self._session.post(url, data=data, headers=headers, ssl=False) as response:
+            await response.read()
+            return response.status
+
+    async def invite(self, recorder_url: str, call_id: str) -> CallRecord:
+        record = self._record(call_id)
+        record.invited_at = time.monotonic()
+        status = await self.post(f"{recorder_url}/api/calling", self.incoming_notification(call_id))
+        assert status == 202, status
+        return record
+
+    async def drive(self, recorder_url: str, script: CallScript, *, answer_timeout: float = 5.0) -> CallRecord:
+        """Place a whole call against a recorder and return what happened."""
+        record = await self.invite(recorder_url, script.call_id)
+        await asyncio.wait_for(record.answer_event.wait(), answer_timeout)
+        if record.rejected is not None or record.answer is None:
+            return record
+        callback = record.answer["callbackUri"]
+        for state in script.establish_order:
+            await self.post(callback, self.call_notification(script.call_id, state))
+        await asyncio.wait_for(record.status_event.wait(), 5.0)
+        if script.participants:
+            await self.post(callback, self.roster_notification(script.call_id, script.participants))
+        blob = json.loads(record.answer["mediaConfig"]["blob"])
+        await self.stream(blob, script, record)
+        if script.terminate and script.stop_after_seconds is None:
+            await self.post(
+                callback, self.call_notification(script.call_id, "terminated", result_info=script.result_info)
+            )
+        return record
+
+    async def stream(self, blob: dict[str, Any], script: CallScript, record: CallRecord) -> None:
+        assert self._session is not None
+        frames = len(script.audio) // FRAME_SAMPLES
+        start_ticks = time.time_ns() // 100
+        gap = (
+            (int(script.gap[0] * 50), int((script.gap[0] + script.gap[1]) * 50)) if script.gap is not None else (-1, -1)
+        )
+        limit = frames if script.stop_after_seconds is None else min(frames, int(script.stop_after_seconds * 50))
+        started = time.monotonic()
+        async with self._session.ws_connect(blob["endpoint"]) as socket:
+            await socket.send_str(
+                json.dumps(
+                    {
+                        "type": "hello",
+                        "version": 1,
+                        "mediaSessionId": blob["mediaSessionId"],
+                        "callId": script.call_id,
+                        "format": "pcm-16khz-16bit-mono",
+                        "frameMs": 20,
+                        "unmixed": script.unmixed,
+                    }
+                )
+            )
+            for n in range(limit):
+                if script.realtime:
+                    due = started + n * 0.02 / script.speed
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                if gap[0] <= n < gap[1]:
+                    continue
+                ticks = start_ticks + n * FRAME_TICKS
+                span = slice(n * FRAME_SAMPLES, (n + 1) * FRAME_SAMPLES)
+                if script.unmixed and script.speakers:
+                    sent = False
+                    for index, speaker in enumerate(script.speakers, start=1):
+                        chunk = speaker[span]
+                        if np.abs(chunk).max(initial=0) > 0:
+                            await socket.send_bytes(HEADER.pack(1, index, ticks) + chunk.astype("<i2").tobytes())
+                            sent = True
+                    if not sent:
+                        await socket.send_bytes(HEADER.pack(1, 0, ticks) + bytes(FRAME_SAMPLES * 2))
+                else:
+                    await socket.send_bytes(HEADER.pack(1, 0, ticks) + script.audio[span].astype("<i2").tobytes())
+                record.frames_sent += 1
+            if script.stop_after_seconds is None:
+                await socket.send_str(json.dumps({"type": "end"}))
+            else:
+                # Keep the connection open while the test kills the recorder.
+                await asyncio.sleep(0.5)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

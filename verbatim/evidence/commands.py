@@ -1,0 +1,92 @@
+"""`verbatim verify <recording-id>` and `verbatim ledger verify|checkpoint`: evidence checks from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from verbatim import clients
+from verbatim.evidence.verify import RecordingVerification, verify_recording
+from verbatim.ledger import Ledger, ledger_from_settings, trusted_fingerprints
+from verbatim.ledger.chain import verify_checkpoint
+from verbatim.settings import Settings, get_settings
+
+
+def register(subparsers: Any) -> None:
+    verify = subparsers.add_parser(
+        "verify",
+        help="verify a sealed recording: media and manifest hashes, ledger entry and its signed checkpoint",
+    )
+    verify.add_argument("recording_id")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.set_defaults(handler=_verify)
+
+    ledger = subparsers.add_parser("ledger", help="the evidence ledger: verify the chain, sign a checkpoint")
+    commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    commands.add_parser("verify", help="verify every entry and checkpoint of the chain").set_defaults(
+        handler=_ledger_verify
+    )
+    commands.add_parser("checkpoint", help="sign a checkpoint at the current head now").set_defaults(
+        handler=_ledger_checkpoint
+    )
+
+
+def _ledger(settings: Settings) -> Ledger:
+    return ledger_from_settings(settings)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    ledger = _ledger(settings)
+    recordings = clients.blob_service(settings.recordings_storage_connection).get_container_client(
+        settings.recordings_container
+    )
+    result = verify_recording(args.recording_id, recordings, ledger, trusted_fingerprints(settings, ledger.signer))
+    print(json.dumps(_as_json(result), indent=2) if args.json else render(result))
+    return 0 if result.ok else 1
+
+
+def render(result: RecordingVerification) -> str:
+    verdict = "VERIFIED" if result.ok else "NOT VERIFIED"
+    lines = [f"recording {result.recording_id}: {verdict}"]
+    lines += [f"  ok    {note}" for note in result.notes]
+    lines += [f"  FAIL  [{finding.code}] {finding.message}" for finding in result.findings]
+    return "\n".join(lines)
+
+
+def _as_json(result: RecordingVerification) -> dict[str, Any]:
+    return {
+        "recording_id": result.recording_id,
+        "verified": result.ok,
+        "findings": [{"code": f.code, "message": f.message, "seq": f.seq} for f in result.findings],
+        "notes": result.notes,
+        "sealed_entry": result.sealed_entry.model_dump(mode="json") if result.sealed_entry else None,
+        "checkpoint": result.checkpoint.model_dump(mode="json") if result.checkpoint else None,
+    }
+
+
+def _ledger_verify(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    ledger = _ledger(settings)
+    trusted = trusted_fingerprints(settings, ledger.signer)
+    findings = ledger.verify()
+    checkpoints = ledger.store.checkpoints(ledger.chain)
+    for checkpoint in checkpoints:
+        findings.extend(verify_checkpoint(checkpoint, trusted))
+    head = ledger.head_entry()
+    print(f"ledger {ledger.chain}: {head.seq if head else 0} entries, {len(checkpoints)} checkpoints")
+    for finding in findings:
+        print(f"  FAIL  [{finding.code}] {finding.message}")
+    print("  ok" if not findings else f"  {len(findings)} problem(s)")
+    return 0 if not findings else 1
+
+
+def _ledger_checkpoint(args: argparse.Namespace) -> int:
+    ledger = _ledger(get_settings())
+    checkpoint = ledger.checkpoint()
+    if checkpoint is None:
+        print(f"ledger {ledger.chain} is empty: nothing to sign")
+        return 0
+    print(f"ledger {ledger.chain}: checkpoint at entry {checkpoint.seq} signed by {checkpoint.key_id}")
+    return 0

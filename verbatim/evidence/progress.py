@@ -1,0 +1,44 @@
+"""The capture progress record: the recorder's heartbeat per recording, one table entity each.
+
+The recorder overwrites it every few seconds while it captures (`CaptureProgress`); the lifecycle reads it
+to decide whether a recorder went silent and how far its staged blocks should reach. It lives in the
+runtime storage account's table service (Azurite locally), not on a queue: it is state, not an event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from verbatim.contracts.recorder import CaptureProgress
+
+PROGRESS_TABLE = "recorderprogress"
+ROW_KEY = "progress"
+
+
+def progress_table(service: TableServiceClient, name: str = PROGRESS_TABLE) -> TableClient:
+    """The progress table, created when missing."""
+    with contextlib.suppress(ResourceExistsError):
+        service.create_table(name)
+    return service.get_table_client(name)
+
+
+def write_progress(table: TableClient, progress: CaptureProgress, **options: Any) -> None:
+    entity: dict[str, Any] = {"PartitionKey": progress.recording_id, "RowKey": ROW_KEY}
+    for key, value in progress.model_dump(mode="json").items():
+        if value is not None:
+            entity[key] = value
+    table.upsert_entity(entity, mode=UpdateMode.REPLACE, **options)
+
+
+def read_progress(table: TableClient, recording_id: str) -> CaptureProgress | None:
+    try:
+        entity = table.get_entity(recording_id, ROW_KEY)
+    except ResourceNotFoundError:
+        return None
+    return CaptureProgress.model_validate(
+        {key: value for key, value in entity.items() if key not in ("PartitionKey", "RowKey")}
+    )
