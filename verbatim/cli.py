@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 # Modules that add subcommands; each has `register(subparsers)` and sets `handler` on its parsers.
 # The devstack lives outside verbatim/ (it may import the product, never the other way round), so it is
 # looked up by name and only when installed alongside.
-COMMAND_MODULES: tuple[str, ...] = ("devstack.commands", "verbatim.policy.cli")
+COMMAND_MODULES: tuple[str, ...] = ("devstack.commands", "verbatim.policy.cli", "verbatim.evidence.commands")
 
 Handler = Callable[[argparse.Namespace], int]
 
