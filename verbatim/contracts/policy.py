@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from verbatim.contracts import Contract, contract
 
@@ -219,3 +219,55 @@ class PolicyExport(Contract):
         default_factory=list, alias="callingGroupAssignments"
     )
     users: list[ExportedUser] = Field(default_factory=list)
+
+
+# --- coverage audit -------------------------------------------------------------------------------------
+
+
+class CoverageFinding(Contract):
+    """A user who must be recorded (member of a must-record group) but whose effective policy does not
+    record them; `severity` is "info" when a jurisdiction exclusion explains it."""
+
+    key: str = Field(description="stable id of this finding: user id and the reason")
+    severity: Literal["alert", "info"]
+    user_id: str = Field(alias="userId")
+    user_principal_name: str | None = Field(default=None, alias="userPrincipalName")
+    groups: list[str] = Field(description="the must-record groups the user is a (transitive) member of")
+    effective: EffectivePolicy
+    message: str
+
+
+@contract("policy-coverage-report", 1)
+class CoverageReport(Contract):
+    """One coverage audit: who must be recorded, who is not, and what changed since the previous run."""
+
+    schema_version: Literal[1] = Field(default=1, alias="schemaVersion")
+    audited_at: datetime = Field(alias="auditedAt")
+    source: str = Field(description="where effective policies were read: the simulator, or Graph")
+    must_record_groups: list[str] = Field(alias="mustRecordGroups")
+    must_record_users: int = Field(alias="mustRecordUsers")
+    recorded_users: int = Field(alias="recordedUsers")
+    findings: list[CoverageFinding] = Field(default_factory=list)
+    new_findings: list[str] = Field(default_factory=list, alias="newFindings", description="keys first seen now")
+    resolved_findings: list[str] = Field(default_factory=list, alias="resolvedFindings")
+    snapshots_written: int = Field(default=0, alias="snapshotsWritten")
+    problems: list[str] = Field(default_factory=list, description="groups or users that could not be read")
+
+
+@contract("policy-plan-request", 1)
+class PolicyPlanRequest(Contract):
+    """Body of POST /api/v1/policy/plan as JSON: the desired state (a YAML text or the parsed object) and,
+    optionally, the current state as exported by the generated PowerShell script."""
+
+    desired_state: str | dict[str, JsonValue] = Field(alias="desiredState")
+    current_state: PolicyExport | None = Field(default=None, alias="currentState")
+
+
+class PublishedDesiredStateInfo(Contract):
+    """Answer of PUT /api/v1/policy/desired-state."""
+
+    sha256: str
+    published_at: datetime = Field(alias="publishedAt")
+    published_by: str | None = Field(default=None, alias="publishedBy")
+    must_record_groups: list[str] = Field(default_factory=list, alias="mustRecordGroups")
+    warnings: list[str] = Field(default_factory=list)

@@ -4,16 +4,23 @@ shapes HTTP responses."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from verbatim.contracts.policy import PlanFinding, PolicyPlan
+from verbatim.contracts.policy import CoverageReport, PlanFinding, PolicyPlan
+from verbatim.ledger import LedgerWriter
 from verbatim.policy.compile import compile_desired
 from verbatim.policy.directory import Directory
 from verbatim.policy.export import export_directory, export_state, parse_export
-from verbatim.policy.plan import make_plan
+from verbatim.policy.plan import desired_sha256, make_plan
 from verbatim.policy.state import TenantState
-from verbatim.policy.validation import Validated
+from verbatim.policy.stores import DesiredStateStore, PublishedDesiredState
+from verbatim.policy.validation import InvalidDesiredState, Validated, load_desired_state
+from verbatim.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,3 +76,94 @@ def plan(validated: Validated, current: CurrentState) -> PolicyPlan:
         target=current.target,
         findings=findings + compiled.findings + limits,
     )
+
+
+# --- publishing and auditing ------------------------------------------------------------------------------
+
+
+def publish_desired_state(
+    store: DesiredStateStore, text: str, *, actor: str | None, now: datetime, ledger: LedgerWriter | None = None
+) -> tuple[PublishedDesiredState, Validated]:
+    """Validate `text` (raising `InvalidDesiredState`) and make it the desired state the audit works with."""
+    validated = load_desired_state(text, "desired state")
+    published = PublishedDesiredState(
+        text=text, sha256=desired_sha256(validated.desired), published_at=now, published_by=actor
+    )
+    store.save(published)
+    if ledger is not None:
+        ledger.append(
+            "policy.published",
+            f"policy:desired-state:{published.sha256}",
+            {"sha256": published.sha256, "publishedAt": now.isoformat()},
+            actor=actor,
+        )
+    return published, validated
+
+
+def must_record_groups(validated: Validated | None, extra: str) -> list[str]:
+    """The published state's must-record groups plus the comma-separated ones of POLICY_MUST_RECORD_GROUPS."""
+    groups = [g.group for g in validated.desired.must_record.groups] if validated else []
+    groups += [g.strip() for g in extra.split(",") if g.strip()]
+    return groups
+
+
+def coverage_audit_from_settings(settings: Settings, now: datetime) -> CoverageReport:
+    """The timer's audit, wired from settings: Cosmos stores, the ledger, and Graph (or, in the devstack,
+    the simulator's tenant when POLICY_SIMULATOR_URL is set)."""
+    from verbatim import clients
+    from verbatim.ledger import ledger_from_settings
+    from verbatim.policy.coverage import audit_coverage
+    from verbatim.policy.directory import GraphDirectory
+    from verbatim.policy.readers import GraphEffectivePolicies, StateEffectivePolicies, catalog_from_desired
+    from verbatim.policy.snapshots import CONTAINER as SNAPSHOTS
+    from verbatim.policy.snapshots import CosmosPolicySnapshotStore
+    from verbatim.policy.stores import CONTAINER, CosmosCoverageStateStore, CosmosDesiredStateStore
+
+    database = clients.cosmos_database(settings)
+    control = database.get_container_client(CONTAINER)
+    published = CosmosDesiredStateStore(control).load()
+    validated: Validated | None = None
+    if published is not None:
+        try:
+            validated = published.validated()
+        except InvalidDesiredState as error:
+            log.error("the published desired state no longer validates: %s", error.detail)
+    groups = must_record_groups(validated, settings.policy_must_record_groups)
+    retention = compile_retention(validated)
+    exclusion = validated.desired.jurisdictions.exclusion_policy if validated else None
+    reader: StateEffectivePolicies | GraphEffectivePolicies
+    directory: Directory
+    graph = None
+    if settings.policy_simulator_url:
+        from verbatim.policy.simulator import current_from_simulator
+
+        current = current_from_simulator(settings.policy_simulator_url)
+        assert current.directory is not None
+        directory = current.directory
+        reader = StateEffectivePolicies(current.state, directory, retention_classes=retention, source=current.target)
+    else:
+        from verbatim.graph import graph_client
+
+        graph = graph_client(settings)
+        directory = GraphDirectory(graph)
+        reader = GraphEffectivePolicies(graph, catalog_from_desired(validated.desired) if validated else {})
+    try:
+        return audit_coverage(
+            must_record_groups=groups,
+            directory=directory,
+            reader=reader,
+            now=now,
+            state_store=CosmosCoverageStateStore(control),
+            snapshots=CosmosPolicySnapshotStore(database.get_container_client(SNAPSHOTS)),
+            ledger=ledger_from_settings(settings),
+            exclusion_policy=exclusion,
+        )
+    finally:
+        if graph is not None:
+            graph.close()
+
+
+def compile_retention(validated: Validated | None) -> dict[str, str]:
+    from verbatim.policy.compile import retention_classes
+
+    return retention_classes(validated.desired) if validated else {}

@@ -1,0 +1,98 @@
+"""Policy automation triggers: validate, plan and publish a desired state (Recorder.Admin), read the last
+coverage audit and a user's effective policy at a time, and the timer that audits coverage."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from functions.auth import authorize
+from functions.http import json_response, problem_responses
+from verbatim import clients
+from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
+from verbatim.errors import NotFound
+from verbatim.ledger import ledger_from_settings
+from verbatim.policy import api
+from verbatim.policy.render import render_plan
+from verbatim.policy.service import coverage_audit_from_settings
+from verbatim.policy.snapshots import CONTAINER as SNAPSHOTS
+from verbatim.policy.snapshots import CosmosPolicySnapshotStore
+from verbatim.policy.stores import CONTAINER as CONTROL
+from verbatim.policy.stores import CosmosCoverageStateStore, CosmosDesiredStateStore
+from verbatim.settings import get_settings
+
+log = logging.getLogger(__name__)
+bp = df.Blueprint()
+
+
+@bp.route(route="v1/policy/validate", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def validate_desired_state(req: func.HttpRequest) -> func.HttpResponse:
+    authorize(req, RECORDER_ADMIN)
+    return json_response(api.validate_request(req.headers.get("content-type"), req.get_body()))
+
+
+@bp.route(route="v1/policy/plan", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def plan_desired_state(req: func.HttpRequest) -> func.HttpResponse:
+    authorize(req, RECORDER_ADMIN)
+    result = api.plan_request(req.headers.get("content-type"), req.get_body(), get_settings().policy_simulator_url)
+    if req.params.get("format") == "text":
+        return func.HttpResponse(render_plan(result, "request body"), mimetype="text/plain", charset="utf-8")
+    return json_response(result)
+
+
+@bp.route(route="v1/policy/desired-state", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def publish_desired_state(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, RECORDER_ADMIN)
+    settings = get_settings()
+    store = CosmosDesiredStateStore(clients.cosmos_database(settings).get_container_client(CONTROL))
+    info = api.publish_request(
+        req.headers.get("content-type"),
+        req.get_body(),
+        store,
+        actor=principal.name or principal.subject,
+        now=datetime.now(UTC),
+        ledger=ledger_from_settings(settings),
+    )
+    return json_response(info)
+
+
+@bp.route(route="v1/policy/coverage", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def last_coverage_report(req: func.HttpRequest) -> func.HttpResponse:
+    authorize(req, RECORDER_ADMIN, COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER)
+    settings = get_settings()
+    state = CosmosCoverageStateStore(clients.cosmos_database(settings).get_container_client(CONTROL)).load()
+    if state.last_report is None:
+        raise NotFound("no coverage audit has run yet")
+    return json_response(state.last_report)
+
+
+@bp.route(route="v1/policy/effective/{userId}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def effective_policy_at(req: func.HttpRequest) -> func.HttpResponse:
+    authorize(req, RECORDER_ADMIN, COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER)
+    settings = get_settings()
+    store = CosmosPolicySnapshotStore(clients.cosmos_database(settings).get_container_client(SNAPSHOTS))
+    answer = api.effective_at_request(store, req.route_params["userId"], req.params.get("at"), datetime.now(UTC))
+    return json_response(answer)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="0 */15 * * * *")
+def audit_policy_coverage(timer: func.TimerRequest) -> None:
+    report = coverage_audit_from_settings(get_settings(), datetime.now(UTC))
+    log.info(
+        "policy coverage audited",
+        extra={
+            "must_record_users": report.must_record_users,
+            "recorded_users": report.recorded_users,
+            "findings": len(report.findings),
+            "new_findings": len(report.new_findings),
+            "snapshots_written": report.snapshots_written,
+        },
+    )

@@ -1,0 +1,178 @@
+"""The coverage audit: everyone who must be recorded (transitive members of the must-record groups) against
+everyone whose effective policy records them. Each run also refreshes the policy snapshots, and turns new
+and resolved drift into ledger entries and alerts, once per episode rather than once per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import JsonValue
+
+from verbatim.contracts.policy import CoverageFinding, CoverageReport, EffectivePolicy
+from verbatim.graph import GraphError
+from verbatim.ledger import LedgerWriter
+from verbatim.policy.directory import Directory, DirectoryUser
+from verbatim.policy.readers import EffectivePolicyReader
+from verbatim.policy.snapshots import PolicySnapshotStore, observe
+from verbatim.policy.state import key
+
+log = logging.getLogger(__name__)
+
+DRIFT = "policy.drift"
+DRIFT_RESOLVED = "policy.drift.resolved"
+
+
+@dataclass
+class CoverageState:
+    """What the previous run left: its time and its open findings (by key)."""
+
+    last_run: datetime | None = None
+    open_findings: dict[str, CoverageFinding] = field(default_factory=dict)
+    last_report: CoverageReport | None = None
+
+
+class CoverageStateStore(Protocol):
+    def load(self) -> CoverageState: ...
+
+    def save(self, state: CoverageState) -> None: ...
+
+
+class InMemoryCoverageStateStore:
+    def __init__(self) -> None:
+        self.state = CoverageState()
+
+    def load(self) -> CoverageState:
+        return CoverageState(self.state.last_run, dict(self.state.open_findings), self.state.last_report)
+
+    def save(self, state: CoverageState) -> None:
+        self.state = state
+
+
+def must_record_members(
+    directory: Directory, groups: Iterable[str], problems: list[str]
+) -> dict[str, tuple[DirectoryUser, list[str]]]:
+    """user id → (user, must-record groups the user is in), following nested groups."""
+    members: dict[str, tuple[DirectoryUser, list[str]]] = {}
+    for group in groups:
+        try:
+            found = directory.transitive_members(group)
+        except GraphError as error:
+            problems.append(f"group {group}: {error}")
+            continue
+        for user in found:
+            members.setdefault(user.id, (user, []))[1].append(group)
+    return members
+
+
+def audit_coverage(
+    *,
+    must_record_groups: list[str],
+    directory: Directory,
+    reader: EffectivePolicyReader,
+    now: datetime,
+    state_store: CoverageStateStore,
+    snapshots: PolicySnapshotStore | None = None,
+    ledger: LedgerWriter | None = None,
+    exclusion_policy: str | None = None,
+) -> CoverageReport:
+    """Run one audit; returns its report (also kept as the state's `last_report`)."""
+    previous = state_store.load()
+    problems: list[str] = []
+    groups = sorted({g.casefold(): g for g in must_record_groups}.values(), key=str.casefold)
+    members = must_record_members(directory, groups, problems)
+    effective = {policy.user_id: policy for policy in reader.effective()}
+
+    written = 0
+    if snapshots is not None:
+        for policy in effective.values():
+            if observe(snapshots, policy, now, previous_observation=previous.last_run) is not None:
+                written += 1
+
+    findings: list[CoverageFinding] = []
+    recorded = 0
+    for user_id, (user, in_groups) in sorted(members.items(), key=lambda item: item[1][0].user_principal_name):
+        policy = effective.get(user_id) or EffectivePolicy(
+            user_id=user_id, user_principal_name=user.user_principal_name
+        )
+        if policy.records:
+            recorded += 1
+            continue
+        findings.append(_finding(user, sorted(in_groups), policy, exclusion_policy))
+
+    current = {f.key: f for f in findings}
+    new = [k for k in current if k not in previous.open_findings]
+    resolved = [k for k in previous.open_findings if k not in current]
+    report = CoverageReport(
+        audited_at=now,
+        source=reader.source,
+        must_record_groups=groups,
+        must_record_users=len(members),
+        recorded_users=recorded,
+        findings=findings,
+        new_findings=new,
+        resolved_findings=resolved,
+        snapshots_written=written,
+        problems=problems,
+    )
+    for finding_key in new:
+        finding = current[finding_key]
+        if finding.severity == "alert":
+            log.error("coverage drift: %s", finding.message, extra={"user_id": finding.user_id, "drift": finding.key})
+        if ledger is not None:
+            ledger.append(DRIFT, f"user:{finding.user_id}", _details(finding, report))
+    for finding_key in resolved:
+        old = previous.open_findings[finding_key]
+        log.warning("coverage drift resolved", extra={"user_id": old.user_id, "drift": old.key})
+        if ledger is not None:
+            ledger.append(DRIFT_RESOLVED, f"user:{old.user_id}", {"key": old.key, "auditedAt": now.isoformat()})
+    state_store.save(CoverageState(last_run=now, open_findings=current, last_report=report))
+    return report
+
+
+def _finding(
+    user: DirectoryUser, groups: list[str], policy: EffectivePolicy, exclusion_policy: str | None
+) -> CoverageFinding:
+    label = user.user_principal_name
+    severity: Literal["alert", "info"]
+    in_groups = ", ".join(groups)
+    if exclusion_policy and policy.policy_name and key(policy.policy_name) == key(exclusion_policy):
+        severity, reason = "info", "excluded"
+        message = f"{label} is in must-record group {in_groups} but excluded by jurisdiction ({policy.policy_name})"
+    elif policy.policy_name is None:
+        severity, reason = "alert", "no-policy"
+        message = f"{label} is in must-record group {in_groups} but has no compliance recording policy"
+    else:
+        severity, reason = "alert", "not-recording"
+        message = (
+            f"{label} is in must-record group {in_groups} but the effective policy {policy.policy_name} "
+            f"({policy.source}) does not record (disabled, no recorders, or not in the desired state)"
+        )
+    digest = hashlib.sha256(f"{policy.policy_name}|{policy.source}|{','.join(groups)}".encode()).hexdigest()[:12]
+    return CoverageFinding(
+        key=f"{user.id}:{reason}:{digest}",
+        severity=severity,
+        user_id=user.id,
+        user_principal_name=user.user_principal_name,
+        groups=groups,
+        effective=policy,
+        message=message,
+    )
+
+
+def _details(finding: CoverageFinding, report: CoverageReport) -> dict[str, JsonValue]:
+    return {
+        "key": finding.key,
+        "severity": finding.severity,
+        "groups": list(finding.groups),
+        "policy": finding.effective.policy_name,
+        "source": finding.effective.source,
+        "message": finding.message,
+        "auditedAt": report.audited_at.isoformat(),
+        "readFrom": report.source,
+    }

@@ -1,0 +1,129 @@
+"""Where the effective recording policy of every user comes from, for the coverage audit and the snapshots.
+
+- `StateEffectivePolicies`: computed from a full `TenantState` (the simulator, an export) and direct group
+  memberships, by Teams' precedence rules.
+- `GraphEffectivePolicies`: Microsoft Graph's `teamsUserConfiguration` (`/admin/teams/userConfigurations`,
+  `effectivePolicyAssignments`), which says which compliance recording policy applies to each user and
+  why (direct or group). Graph does not describe the policy itself, so what a policy means (does it record,
+  is it strict, which recorders) comes from a catalog: the published desired state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from verbatim.contracts.policy import EffectivePolicy, PolicySource
+from verbatim.graph import GraphClient
+from verbatim.policy.directory import Directory, DirectoryUser
+from verbatim.policy.effective import effective_policy, group_memberships
+from verbatim.policy.model import GLOBAL_POLICY, DesiredState
+from verbatim.policy.state import TenantState, key
+
+COMPLIANCE = "TeamsComplianceRecordingPolicy"
+
+
+class EffectivePolicyReader(Protocol):
+    source: str
+
+    def effective(self) -> Iterator[EffectivePolicy]:
+        """The effective policy of every user the source knows."""
+        ...
+
+
+class StateEffectivePolicies:
+    def __init__(
+        self,
+        state: TenantState,
+        directory: Directory,
+        *,
+        retention_classes: Mapping[str, str] | None = None,
+        source: str = "tenant state",
+    ) -> None:
+        self.state = state
+        self.directory = directory
+        self.retention_classes = retention_classes or {}
+        self.source = source
+
+    def effective(self) -> Iterator[EffectivePolicy]:
+        memberships = group_memberships(self.directory, [a.group for a in self.state.group_assignments.values()])
+        for user in self.directory.users():
+            yield effective_policy(user, self.state, memberships.get(user.id, set()), self.retention_classes)
+
+
+class PolicyFacts(BaseModel):
+    """What a named policy means for recording."""
+
+    model_config = ConfigDict(frozen=True)
+
+    records: bool
+    strict: bool
+    recorder_instance_ids: tuple[str, ...] = ()
+    retention_class: str | None = None
+
+
+def catalog_from_desired(desired: DesiredState) -> dict[str, PolicyFacts]:
+    """Case-folded policy name → facts, from a desired state (recorders named by their UPN)."""
+    return {
+        key(p.name): PolicyFacts(
+            records=p.records,
+            strict=p.records and any(r.strict for r in p.recorders),
+            recorder_instance_ids=tuple(sorted(r.instance for r in p.recorders)),
+            retention_class=p.retention_class,
+        )
+        for p in desired.recording_policies
+    }
+
+
+class GraphEffectivePolicies:
+    """Pages through `/admin/teams/userConfigurations`; each user's `TeamsComplianceRecordingPolicy`."""
+
+    def __init__(self, graph: GraphClient, catalog: Mapping[str, PolicyFacts], *, page_size: int = 100) -> None:
+        self.graph = graph
+        self.catalog = catalog
+        self.page_size = page_size
+        self.source = f"Graph {graph.base_url} teamsUserConfiguration"
+
+    def effective(self) -> Iterator[EffectivePolicy]:
+        params: dict[str, str | int] = {"$top": self.page_size}
+        for item in self.graph.iter_items("/admin/teams/userConfigurations", params=params):
+            if str(item.get("accountType", "user")) not in ("user", "unknownFutureValue"):
+                continue  # resource accounts and guests carry no policy of ours
+            yield self.from_configuration(item)
+
+    def for_user(self, user: DirectoryUser) -> EffectivePolicy:
+        return self.from_configuration(self.graph.get_json(f"/admin/teams/userConfigurations/{user.id}"))
+
+    def from_configuration(self, item: dict[str, Any]) -> EffectivePolicy:
+        user_id = str(item["id"])
+        upn = item.get("userPrincipalName")
+        assignment = next(
+            (
+                a.get("policyAssignment") or {}
+                for a in item.get("effectivePolicyAssignments") or []
+                if str(a.get("policyType", "")).casefold() == COMPLIANCE.casefold()
+            ),
+            None,
+        )
+        if assignment is None:
+            return EffectivePolicy(user_id=user_id, user_principal_name=upn)
+        name = str(assignment.get("displayName") or "").removeprefix("Tag:") or None
+        source: PolicySource = {"direct": "direct", "group": "group"}.get(  # type: ignore[assignment]
+            str(assignment.get("assignmentType", "")).casefold(), "global"
+        )
+        if name is not None and name.casefold() == GLOBAL_POLICY.casefold():
+            source = "global"
+        facts = self.catalog.get(key(name)) if name else None
+        return EffectivePolicy(
+            user_id=user_id,
+            user_principal_name=upn,
+            policy_name=name,
+            source=source,
+            group_id=assignment.get("groupId") or None,
+            records=bool(facts and facts.records),
+            strict=bool(facts and facts.strict),
+            recorder_instance_ids=list(facts.recorder_instance_ids) if facts else [],
+            retention_class=facts.retention_class if facts else None,
+        )
