@@ -212,6 +212,15 @@ def test_continue_as_new_restarts_with_new_input_and_a_fresh_history(host: Runni
     assert status["historyEvents"][0]["Input"] == '{"count": 3, "until": 3}'
 
 
+def test_payloads_larger_than_a_queue_message_or_a_table_property_pass_through(host: RunningHost) -> None:
+    links = _start(host, "big_payload", 300_000)
+
+    status = _finished(host, links["id"], history=True)
+    assert status["runtimeStatus"] == "Completed", status
+    assert status["output"] == {"made": 300_000, "measured": 300_000}
+    assert len(status["historyEvents"][1]["Result"]) == 300_002  # the JSON string, quotes included
+
+
 def test_an_orchestrator_that_raises_fails_with_its_error_message(host: RunningHost) -> None:
     links = _start(host, "failing")
 

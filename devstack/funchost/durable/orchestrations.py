@@ -88,15 +88,15 @@ class OrchestrationDispatcher:
         by_instance: dict[str, list[Received]] = defaultdict(list)
         for received in batch:
             by_instance[str(received.body.get("instance"))].append(received)
+        # Kept if the batch is cancelled (host shutdown), so `release_in_flight` can hand it back.
         self._in_flight = list(batch)
-        try:
-            await asyncio.gather(*(self._process_instance(i, items) for i, items in by_instance.items()))
-        finally:
-            self._in_flight = []
+        await asyncio.gather(*(self._process_instance(i, items) for i, items in by_instance.items()))
+        self._in_flight = []
 
     async def release_in_flight(self) -> None:
         """On shutdown: hand the messages being processed back to the queue at once."""
-        for received in self._in_flight:
+        in_flight, self._in_flight = self._in_flight, []
+        for received in in_flight:
             with contextlib.suppress(Exception):
                 await self._hub.control.release(received)
 
@@ -266,8 +266,7 @@ class OrchestrationDispatcher:
             await hub.work_items.send(work.to_body())
             self._wake_activities()
         elif isinstance(item, ScheduleTimer):
-            delay = item.fire_at - utc_now()
-            await hub.control.send(
+            delay = await hub.control.send(
                 ControlMessage(
                     messages.timer_id(row.instance_id, row.execution_id, item.timer_id),
                     row.instance_id,
@@ -278,7 +277,7 @@ class OrchestrationDispatcher:
                         "FireAt": item.fire_at.isoformat(),
                     },
                 ).to_body(),
-                delay,
+                item.fire_at - utc_now(),
             )
             self._wake_up(delay)
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -48,12 +49,14 @@ class HubQueue:
         with contextlib.suppress(ResourceExistsError):
             await self._client.create_queue()
 
-    async def send(self, body: dict[str, Any], delay: timedelta | None = None) -> None:
+    async def send(self, body: dict[str, Any], delay: timedelta | None = None) -> timedelta:
+        """Queue a message, invisible for `delay` (whole seconds, rounded up); returns the delay applied."""
         text = json.dumps(body)
         if len(text) > _INLINE_LIMIT:
             text = json.dumps({"$blob": await self._blobs.put(str(body.get("id") or ""), text)})
-        seconds = 0 if delay is None else int(min(max(delay, timedelta(0)), MAX_DELAY).total_seconds() + 0.999)
+        seconds = 0 if delay is None else math.ceil(min(max(delay, timedelta(0)), MAX_DELAY).total_seconds())
         await self._client.send_message(text, visibility_timeout=seconds or None)
+        return timedelta(seconds=seconds)
 
     async def receive(self, max_messages: int, lease: timedelta) -> list[Received]:
         received: list[Received] = []

@@ -8,7 +8,6 @@ restart surface on their own (they are invisible queue messages) and are picked 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -86,9 +85,11 @@ class DurableRuntime:
             if busy:
                 idle = _MIN_POLL
                 continue
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(ready.wait(), idle)
-            idle = min(idle * 2, _MAX_POLL)
+                idle = _MIN_POLL  # woken: something was queued or a timer is due
+            except TimeoutError:
+                idle = min(idle * 2, _MAX_POLL)
 
     async def _control_once(self) -> bool:
         batch = await self.hub.control.receive(32, CONTROL_LEASE)

@@ -19,6 +19,8 @@ _attempts: Counter[str] = Counter()
 SAY_HELLO = "say_hello"
 FLAKY = "flaky"
 DOUBLE = "double"
+MAKE_TEXT = "make_text"
+MEASURE = "measure"
 
 
 # --- client side: HTTP routes using the durable client binding ---
@@ -158,6 +160,13 @@ def counter(context: df.DurableOrchestrationContext) -> Any:
 
 
 @app.orchestration_trigger(context_name="context")
+def big_payload(context: df.DurableOrchestrationContext) -> Any:
+    text = yield context.call_activity(MAKE_TEXT, context.get_input())
+    measured = yield context.call_activity(MEASURE, text)
+    return {"made": len(text), "measured": measured}
+
+
+@app.orchestration_trigger(context_name="context")
 def failing(context: df.DurableOrchestrationContext) -> Any:
     yield context.call_activity(SAY_HELLO, "before failing")
     raise ValueError("the orchestrator gave up")
@@ -182,3 +191,13 @@ def flaky(request: dict[str, Any]) -> Any:
 @app.activity_trigger(input_name="number")
 async def double(number: int) -> int:
     return number * 2
+
+
+@app.activity_trigger(input_name="size")
+def make_text(size: int) -> str:
+    return "".join(chr(0x41 + n % 26) for n in range(size))
+
+
+@app.activity_trigger(input_name="text")
+def measure(text: str) -> int:
+    return len(text)
