@@ -332,7 +332,6 @@ module recorder './modules/recorder.bicep' = {
     tags: tags
     scaleSetName: names.scaleSet
     autoscaleName: names.autoscale
-    environmentName: environmentName
     logLevel: logLevel
     vmSize: recorderVmSize
     zones: recorderZones
@@ -346,6 +345,7 @@ module recorder './modules/recorder.bicep' = {
     subnetId: network.outputs.recorderSubnetId
     loadBalancerName: network.outputs.loadBalancerName
     backendPoolName: network.outputs.backendPoolName
+    natRuleNames: network.outputs.natRuleNames
     ports: recorderPorts
     keyVaultUri: keyVault.outputs.uri
     certificateName: recorderCertificateName

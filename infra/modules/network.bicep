@@ -26,6 +26,8 @@ param functionsSubnetPrefix string = '10.60.2.0/24'
 var backendPoolName = 'recorders'
 var frontendName = 'public'
 var probeName = 'signalling-health'
+var notificationRuleName = 'notification'
+var mediaRuleName = 'media-control'
 
 resource nsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
   name: nsgName
@@ -203,7 +205,7 @@ resource loadBalancer 'Microsoft.Network/loadBalancers@2024-05-01' = {
     // balancer which ones are its own (queryInboundNatRulePortMapping) instead of guessing.
     inboundNatRules: [
       {
-        name: 'notification'
+        name: notificationRuleName
         properties: {
           protocol: 'Tcp'
           frontendPortRangeStart: ports.notificationPublicStart
@@ -215,7 +217,7 @@ resource loadBalancer 'Microsoft.Network/loadBalancers@2024-05-01' = {
         }
       }
       {
-        name: 'media-control'
+        name: mediaRuleName
         properties: {
           protocol: 'Tcp'
           frontendPortRangeStart: ports.mediaPublicStart
@@ -235,5 +237,6 @@ output functionsSubnetId string = vnet.properties.subnets[1].id
 output loadBalancerName string = loadBalancer.name
 output loadBalancerId string = loadBalancer.id
 output backendPoolName string = backendPoolName
+output natRuleNames object = { callback: notificationRuleName, media: mediaRuleName }
 output loadBalancerFqdn string = loadBalancerIp.properties.dnsSettings.fqdn
 output loadBalancerIp string = loadBalancerIp.properties.ipAddress

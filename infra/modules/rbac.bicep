@@ -64,6 +64,14 @@ resource runtimeStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing 
       name: 'recorder-events'
     }
   }
+
+  resource tableService 'tableServices' existing = {
+    name: 'default'
+
+    resource recorderProgress 'tables' existing = {
+      name: 'recorderprogress'
+    }
+  }
 }
 
 resource recordingsStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -232,6 +240,17 @@ resource recEvents 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: runtimeStorage::queueService::recorderEvents
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+    principalId: recorderPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The capture progress record (heartbeat) the lifecycle reads to spot a silent recorder.
+resource recProgress 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(runtimeStorage::tableService::recorderProgress.id, recorderPrincipalId, roles.storageTableDataContributor)
+  scope: runtimeStorage::tableService::recorderProgress
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
     principalId: recorderPrincipalId
     principalType: 'ServicePrincipal'
   }

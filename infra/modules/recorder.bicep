@@ -6,8 +6,8 @@
 // calls pinned to one VM for up to 24 h (no Spot, manual upgrades, no automatic OS updates).
 //
 // Installation. The custom-script extension runs a one-line stage that writes the bootstrap script
-// (infra/scripts/recorder-bootstrap.ps1, shipped as the scale set's userData) and runs it with this
-// module's configuration. The bootstrap downloads the recorder package that the predeploy hook
+// (infra/scripts/recorder-bootstrap.ps1, shipped with this module's configuration as the scale set's
+// userData) and runs it. The bootstrap downloads the recorder package that the predeploy hook
 // uploads (`recorder-packages/<version>/verbatim-recorder.zip`), resolves Key Vault references with
 // the managed identity, asks the load balancer which public ports are this instance's, and runs the
 // package's `recorder_vm/deploy/install.ps1`. On the first `azd up` the scale set exists before the
@@ -26,7 +26,6 @@ param location string
 param tags object
 param scaleSetName string
 param autoscaleName string
-param environmentName string
 param logLevel string
 param vmSize string
 param zones array
@@ -43,6 +42,9 @@ param identityPrincipalId string
 param subnetId string
 param loadBalancerName string
 param backendPoolName string
+
+@description('Names of the NAT rules v2 whose ports are this instance\'s callback and media ports.')
+param natRuleNames object
 
 @description('The port plan from main.bicep (signalling, notification, media and their public ranges).')
 param ports object
@@ -82,34 +84,74 @@ resource loadBalancer 'Microsoft.Network/loadBalancers@2024-05-01' existing = {
 }
 
 // The recorder's app settings (environment of the recorder service). tests/infra checks the names
-// against verbatim.settings.app_setting_names(), together with the Function App's. Values of the
-// form @Microsoft.KeyVault(SecretUri=...) are resolved by the bootstrap with the managed identity.
+// against recorder_vm.settings.app_setting_names(). Values of the form @Microsoft.KeyVault(SecretUri=...)
+// are resolved by the bootstrap with the managed identity; the bootstrap adds this instance's public
+// ports and IP (RECORDER_CALLBACK_PUBLIC_PORT, RECORDER_MEDIA_PUBLIC_PORT, RECORDER_MEDIA_PUBLIC_IP).
 var recorderSettings = {
-  VERBATIM_ENVIRONMENT: environmentName
   VERBATIM_LOG_LEVEL: logLevel
-  AZURE_CLIENT_ID: identityClientId
+  RECORDER_STATE_DIR: 'C:\\verbatim\\state'
 
-  // The recorder-events queue on the runtime account, keyless.
-  AzureWebJobsStorage__accountName: runtimeStorage.name
-  AzureWebJobsStorage__queueServiceUri: runtimeStorage.properties.primaryEndpoints.queue
-  AzureWebJobsStorage__clientId: identityClientId
-  RECORDER_EVENTS_QUEUE: 'recorder-events'
+  // Signalling: the load-balanced webhook and the per-instance callbacks on their own ports.
+  RECORDER_LISTEN_HOST: '0.0.0.0'
+  RECORDER_LISTEN_PORT: string(ports.signalling)
+  RECORDER_CALLBACK_LISTEN_PORT: string(ports.notification)
+  RECORDER_SERVICE_FQDN: publicFqdn
+  RECORDER_MAX_NOTIFICATION_BYTES: '262144'
 
-  // Evidence goes straight to the recordings account, keyless.
-  RECORDINGS_STORAGE__accountName: recordingsStorage.name
-  RECORDINGS_STORAGE__blobServiceUri: recordingsStorage.properties.primaryEndpoints.blob
-  RECORDINGS_STORAGE__clientId: identityClientId
-  RECORDINGS_CONTAINER: 'recordings'
+  // Platform tokens (Teams -> bot).
+  RECORDER_PLATFORM_OPENID_CONFIG_URL: 'https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration'
+  RECORDER_PLATFORM_ISSUERS: 'https://api.botframework.com,https://graph.microsoft.com'
+  RECORDER_PLATFORM_KEYS_REFRESH_SECONDS: '7200'
+  RECORDER_PLATFORM_LEEWAY_SECONDS: '60'
 
   // The bot's Graph credential (answer, updateRecordingStatus, keepAlive).
   GRAPH_BASE_URL: graphBaseUrl
   GRAPH_AUTHORITY_HOST: graphAuthorityHost
+  GRAPH_SCOPE: '${graphBaseUrl}/.default'
   GRAPH_TENANT_ID: graphTenantId
   GRAPH_CLIENT_ID: graphClientId
   GRAPH_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${graphSecretUri})'
+
+  // Calls and the media platform (Microsoft's library on Windows).
+  RECORDER_MAX_CONCURRENT_CALLS: '100'
+  RECORDER_ANSWER_BUDGET_SECONDS: '4'
+  RECORDER_KEEPALIVE_SECONDS: '900'
+  RECORDER_DELTA_ROSTER: 'false'
+  RECORDER_UNMIXED_AUDIO: 'false'
+  RECORDER_MEDIA_END_GRACE_SECONDS: '10'
+  RECORDER_MEDIA_PLATFORM: 'windows'
+  RECORDER_MEDIA_HOST: '0.0.0.0'
+  RECORDER_MEDIA_PORT: string(ports.media)
+
+  // Capture.
+  RECORDER_BLOCK_SECONDS: '1.5'
+  RECORDER_FRAME_QUEUE_FRAMES: '3000'
+  RECORDER_SPILL_MAX_BYTES: '2147483648'
+  RECORDER_STORAGE_TIMEOUT_SECONDS: '5'
+  RECORDER_STOP_DRAIN_SECONDS: '30'
+  RECORDER_HEARTBEAT_SECONDS: '5'
+
+  // Operations: terminate notifications (scale-in, maintenance) make the recorder drain.
+  RECORDER_SCHEDULED_EVENTS_ENABLED: 'true'
+  RECORDER_SCHEDULED_EVENTS_URL: 'http://169.254.169.254/metadata/scheduledevents?api-version=2020-07-01'
+  RECORDER_SCHEDULED_EVENTS_POLL_SECONDS: '10'
+  RECORDER_SHUTDOWN_GRACE_SECONDS: '60'
+
+  // Storage, keyless: events on the runtime account's queue, progress in its table, evidence on the
+  // recordings account.
+  AZURE_CLIENT_ID: identityClientId
+  AzureWebJobsStorage__accountName: runtimeStorage.name
+  AzureWebJobsStorage__queueServiceUri: runtimeStorage.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__tableServiceUri: runtimeStorage.properties.primaryEndpoints.table
+  AzureWebJobsStorage__clientId: identityClientId
+  RECORDER_EVENTS_QUEUE: 'recorder-events'
+  RECORDINGS_STORAGE__accountName: recordingsStorage.name
+  RECORDINGS_STORAGE__blobServiceUri: recordingsStorage.properties.primaryEndpoints.blob
+  RECORDINGS_STORAGE__clientId: identityClientId
+  RECORDINGS_CONTAINER: 'recordings'
 }
 
-// Everything the bootstrap needs, in one object (base64 JSON on its command line, protected settings).
+// Everything the bootstrap needs, in one object (userData, below).
 var bootstrapConfig = {
   packageUrl: packageUrl
   packageVersion: packageVersion
@@ -117,6 +159,7 @@ var bootstrapConfig = {
   settings: recorderSettings
   loadBalancerId: loadBalancer.id
   backendPoolName: backendPoolName
+  natRuleNames: natRuleNames
   nicConfigName: nicConfigName
   ipConfigName: ipConfigName
   ports: ports
@@ -125,9 +168,16 @@ var bootstrapConfig = {
   installScript: 'recorder_vm\\deploy\\install.ps1'
 }
 
-// Stage one: fetch the bootstrap from IMDS userData, write it, run it. Kept short: Windows command
-// lines have length limits, the bootstrap itself does not.
-var stageOne = 'powershell.exe -NoProfile -ExecutionPolicy Bypass -Command "$ErrorActionPreference=\'Stop\'; New-Item -ItemType Directory -Force -Path C:\\verbatim | Out-Null; $u=Invoke-RestMethod -Headers @{Metadata=\'true\'} -Uri \'http://169.254.169.254/metadata/instance/compute/userData?api-version=2021-01-01&format=text\'; [IO.File]::WriteAllBytes(\'C:\\verbatim\\bootstrap.ps1\', [Convert]::FromBase64String($u)); & C:\\verbatim\\bootstrap.ps1 -EncodedConfig \'${base64(string(bootstrapConfig))}\'; exit $LASTEXITCODE"'
+// userData (up to 64 KB, read from IMDS on the VM): the bootstrap script and its configuration. It
+// holds no secret: settings carry Key Vault references, resolved on the VM with the managed identity.
+var userData = {
+  bootstrap: loadTextContent('../scripts/recorder-bootstrap.ps1')
+  config: bootstrapConfig
+}
+
+// Stage one, run by the custom-script extension: write the bootstrap from userData and run it. Kept
+// short and fixed in size (Windows command lines have length limits; userData does not).
+var stageOne = 'powershell.exe -NoProfile -ExecutionPolicy Bypass -Command "$ErrorActionPreference=\'Stop\'; New-Item -ItemType Directory -Force -Path C:\\verbatim | Out-Null; $u=Invoke-RestMethod -Headers @{Metadata=\'true\'} -Uri \'http://169.254.169.254/metadata/instance/compute/userData?api-version=2021-01-01&format=text\'; $d=[Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($u)) | ConvertFrom-Json; [IO.File]::WriteAllText(\'C:\\verbatim\\bootstrap.ps1\', $d.bootstrap); & C:\\verbatim\\bootstrap.ps1 -FromUserData; exit $LASTEXITCODE"'
 
 resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
   name: scaleSetName
@@ -152,7 +202,7 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
     virtualMachineProfile: {
       // Regular capacity: Spot evictions would drop calls (and block policy users' calls).
       priority: 'Regular'
-      userData: loadFileAsBase64('../scripts/recorder-bootstrap.ps1')
+      userData: base64(string(userData))
       scheduledEventsProfile: {
         terminateNotificationProfile: { enable: true, notBeforeTimeout: 'PT15M' }
       }
@@ -250,7 +300,8 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
               type: 'CustomScriptExtension'
               typeHandlerVersion: '1.10'
               autoUpgradeMinorVersion: true
-              forceUpdateTag: packageVersion
+              // Re-run when the package, the settings or the bootstrap change.
+              forceUpdateTag: uniqueString(string(userData))
               provisionAfterExtensions: ['key-vault-certificates']
               protectedSettings: {
                 commandToExecute: stageOne

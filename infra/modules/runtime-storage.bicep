@@ -120,6 +120,15 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
   name: 'default'
 }
 
+// The recorder's heartbeat per recording (verbatim.evidence.progress.PROGRESS_TABLE), created here so
+// the recorder's role can be scoped to this one table.
+var progressTableName = 'recorderprogress'
+
+resource progressTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: progressTableName
+}
+
 output name string = account.name
 output id string = account.id
 output blobEndpoint string = account.properties.primaryEndpoints.blob
@@ -127,3 +136,4 @@ output queueEndpoint string = account.properties.primaryEndpoints.queue
 output tableEndpoint string = account.properties.primaryEndpoints.table
 output recorderPackagesContainer string = blobContainers[0]
 output deploymentContainerName string = deploymentContainer.name
+output progressTableName string = progressTable.name

@@ -4,24 +4,28 @@
     installer (recorder_vm\deploy\install.ps1).
 
 .DESCRIPTION
-    Shipped as the scale set's userData and started by the custom-script extension
-    (infra/modules/recorder.bicep) with -EncodedConfig: base64 JSON of packageUrl, packageVersion,
+    Shipped in the scale set's userData (base64 JSON {bootstrap, config}) and started by the
+    custom-script extension (infra/modules/recorder.bicep) with -FromUserData. The config holds packageUrl, packageVersion,
     clientId (the managed identity), settings (the recorder's app settings), loadBalancerId,
-    backendPoolName, nicConfigName, ipConfigName, ports, certificateUrl, publicFqdn and installScript.
+    backendPoolName, natRuleNames, nicConfigName, ipConfigName, ports, certificateUrl, publicFqdn and
+    installScript.
 
     1. Downloads the package blob with the managed identity. If it is not published yet (the first
        `azd up` provisions before it deploys), registers a scheduled task that re-runs this script
        with -Wait and exits successfully, so provisioning never waits on deployment.
     2. Resolves settings of the form @Microsoft.KeyVault(SecretUri=...) through Key Vault.
-    3. Asks the load balancer which public ports (NAT rules v2) belong to this instance.
-    4. Writes the settings and the instance facts to files readable by SYSTEM and Administrators
-       only, and runs the package's installer with them.
+    3. Asks the load balancer which public ports (NAT rules v2) belong to this instance, and IMDS for
+       its public IP, and adds them to the settings (RECORDER_CALLBACK_PUBLIC_PORT,
+       RECORDER_MEDIA_PUBLIC_PORT, RECORDER_MEDIA_PUBLIC_IP).
+    4. Writes the settings (JSON: app-setting name -> value) and the instance facts to files readable by
+       SYSTEM and Administrators only, and runs the package's installer with them.
     Windows PowerShell 5.1 (what Windows Server 2022 ships); idempotent per package version.
 #>
-[CmdletBinding(DefaultParameterSetName = 'Encoded')]
+[CmdletBinding(DefaultParameterSetName = 'UserData')]
 param(
-    [Parameter(Mandatory = $true, ParameterSetName = 'Encoded')]
-    [string] $EncodedConfig,
+    # Read the configuration from this VM's userData (IMDS).
+    [Parameter(Mandatory = $true, ParameterSetName = 'UserData')]
+    [switch] $FromUserData,
 
     [Parameter(Mandatory = $true, ParameterSetName = 'File')]
     [string] $ConfigFile,
@@ -160,8 +164,11 @@ function Get-InstanceFacts {
     foreach ($mapping in $mappings) {
         $publicPorts[$mapping.inboundNatRuleName] = [int]$mapping.frontendPort
     }
+    $publicIpUri = "$Imds/instance/network/interface/0/ipv4/ipAddress/0/publicIpAddress?api-version=2021-02-01&format=text"
+    $publicIp = Invoke-RestMethod -Uri $publicIpUri -Headers @{ Metadata = 'true' } -UseBasicParsing
     return [ordered]@{
         vmResourceId = $compute.resourceId
+        publicIp = [string]$publicIp
         instanceName = $compute.name
         packageVersion = $Config.packageVersion
         certificateUrl = $Config.certificateUrl
@@ -190,18 +197,23 @@ New-PrivateDirectory -Path $Root
 $configDirectory = Join-Path $Root 'config'
 New-PrivateDirectory -Path $configDirectory
 
-if ($PSCmdlet.ParameterSetName -eq 'Encoded') {
-    $json = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($EncodedConfig))
+if ($PSCmdlet.ParameterSetName -eq 'UserData') {
+    $userData = Invoke-RestMethod -Uri "$Imds/instance/compute/userData?api-version=2021-01-01&format=text" `
+        -Headers @{ Metadata = 'true' } -UseBasicParsing
+    $document = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($userData)) | ConvertFrom-Json
     $ConfigFile = Join-Path $configDirectory 'bootstrap.json'
-    [IO.File]::WriteAllText($ConfigFile, $json, (New-Object Text.UTF8Encoding($false)))
-    Protect-File -Path $ConfigFile
+    Write-PrivateJson -Path $ConfigFile -Value $document.config
 }
-$config = Get-Content -Raw -Path $ConfigFile | ConvertFrom-Json
+$configText = Get-Content -Raw -Path $ConfigFile
+$config = $configText | ConvertFrom-Json
 
+# One marker per package version and configuration: a settings change re-runs the installer too.
+$sha = [Security.Cryptography.SHA256]::Create()
+$configHash = -join ($sha.ComputeHash([Text.Encoding]::UTF8.GetBytes($configText))[0..7] | ForEach-Object { $_.ToString('x2') })
 $releaseDirectory = Join-Path $Root ('releases\' + $config.packageVersion)
-$installedMarker = Join-Path $releaseDirectory '.installed'
+$installedMarker = Join-Path $releaseDirectory ('.installed-' + $configHash)
 if (Test-Path $installedMarker) {
-    Write-Log "recorder $($config.packageVersion) is already installed"
+    Write-Log "recorder $($config.packageVersion) is already installed with this configuration"
     exit 0
 }
 
@@ -223,13 +235,24 @@ while (-not (Receive-Package -Config $config -Destination $packageFile)) {
 }
 Write-Log "downloaded recorder package $($config.packageVersion)"
 
-if (Test-Path $releaseDirectory) { Remove-Item -Recurse -Force $releaseDirectory }
-Expand-Archive -Path $packageFile -DestinationPath $releaseDirectory -Force
+# A release directory is written once per package version (a running service may use its files).
+if (-not (Test-Path (Join-Path $releaseDirectory $config.installScript))) {
+    Expand-Archive -Path $packageFile -DestinationPath $releaseDirectory -Force
+}
 
+$settings = Resolve-Settings -Config $config
+$facts = Get-InstanceFacts -Config $config
+# This instance's own public endpoints (recorder_vm.settings names).
+$settings['RECORDER_CALLBACK_PUBLIC_PORT'] = [string]$facts.publicPorts[$config.natRuleNames.callback]
+$settings['RECORDER_MEDIA_PUBLIC_PORT'] = [string]$facts.publicPorts[$config.natRuleNames.media]
+$settings['RECORDER_MEDIA_PUBLIC_IP'] = $facts.publicIp
+foreach ($name in 'RECORDER_CALLBACK_PUBLIC_PORT', 'RECORDER_MEDIA_PUBLIC_PORT', 'RECORDER_MEDIA_PUBLIC_IP') {
+    if (-not $settings[$name]) { throw "could not determine $name for this instance" }
+}
 $settingsFile = Join-Path $configDirectory 'recorder-settings.json'
-Write-PrivateJson -Path $settingsFile -Value (Resolve-Settings -Config $config)
+Write-PrivateJson -Path $settingsFile -Value $settings
 $instanceFile = Join-Path $configDirectory 'instance.json'
-Write-PrivateJson -Path $instanceFile -Value (Get-InstanceFacts -Config $config)
+Write-PrivateJson -Path $instanceFile -Value $facts
 
 $installer = Join-Path $releaseDirectory $config.installScript
 if (-not (Test-Path $installer)) { throw "the package has no installer at $($config.installScript)" }

@@ -17,6 +17,9 @@ from tree_sitter import Language, Node, Parser
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
+# The templates that carry the app settings of each compute tier (keys of the `templates` fixture).
+BICEP_FUNCTION_APP = "modules/function-app.bicep"
+BICEP_RECORDER = "modules/recorder.bicep"
 
 _ESCAPES = {"\\'": "'", "\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\t": "\t", "\\$": "$"}
 

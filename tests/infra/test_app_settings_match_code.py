@@ -1,20 +1,26 @@
 """The app settings the Bicep gives the Function App and the recorder are the ones the code reads.
 
-verbatim.settings is the one list of settings; this test cross-checks it against the `appSettings`
-object of modules/function-app.bicep and the `recorderSettings` object of modules/recorder.bicep.
+Two settings models, two cross-checks: `appSettings` of modules/function-app.bicep against
+verbatim.settings, and `recorderSettings` of modules/recorder.bicep against recorder_vm.settings.
 Differences are allowed only through the commented allow-lists below.
 """
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from typing import Any
 
-from tests.infra.bicep_tree import Bicep, Expr, value
+import pytest
+from pydantic import BaseModel, SecretStr, TypeAdapter
+
+from recorder_vm import settings as recorder_settings
+from tests.infra.bicep_tree import BICEP_FUNCTION_APP, BICEP_RECORDER, Bicep, Expr, value
 from tests.infra.conftest import mutated
-from verbatim.settings import Settings, app_setting_names
+from verbatim import settings as app_settings
+
+# --- Function App (verbatim.settings) -----------------------------------------------------------
 
 # Set by the Bicep for the platform; verbatim.settings does not (and need not) read them.
-PLATFORM_SETTINGS = {
+APP_PLATFORM_SETTINGS = {
     # The Functions host sends its telemetry (and our JSON logs) to Application Insights ...
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     # ... authenticating with the managed identity: the component has local (key) auth disabled.
@@ -24,7 +30,7 @@ PLATFORM_SETTINGS = {
 }
 
 # Read by verbatim.settings, never set in Azure: they exist for the emulators and the devstack.
-LOCAL_ONLY_SETTINGS = {
+APP_LOCAL_ONLY = {
     # Connection strings (Azurite); Azure uses the identity-based <connection>__* settings.
     "AzureWebJobsStorage",
     "RECORDINGS_STORAGE",
@@ -42,9 +48,9 @@ LOCAL_ONLY_SETTINGS = {
     "POLICY_SIMULATOR_URL",
 }
 
-# Read by verbatim.settings and deliberately not set by the Bicep: the default is right in Azure,
-# or an operator sets the value when the situation arises.
-OPERATOR_SETTINGS = {
+# Read by verbatim.settings and deliberately not set by the Bicep: the default is right in Azure, or
+# an operator sets the value when the situation arises.
+APP_LEFT_TO_DEFAULT_OR_OPERATOR = {
     # The installed package's own version (the default is verbatim.__version__).
     "VERBATIM_VERSION",
     # Only while rotating clientState: the previous value, accepted until subscriptions are renewed.
@@ -57,7 +63,87 @@ OPERATOR_SETTINGS = {
     "POLICY_MUST_RECORD_GROUPS",
 }
 
-NOT_SET_IN_AZURE = LOCAL_ONLY_SETTINGS | OPERATOR_SETTINGS
+# --- recorder scale set (recorder_vm.settings) --------------------------------------------------
+
+RECORDER_PLATFORM_SETTINGS: set[str] = set()
+
+RECORDER_LOCAL_ONLY = {
+    # Connection strings (Azurite); Azure uses the identity-based settings.
+    "AzureWebJobsStorage",
+    "RECORDINGS_STORAGE",
+    # CA bundles of the local Graph simulator and its OpenID endpoint.
+    "GRAPH_CA_CERT",
+    "RECORDER_PLATFORM_CA_CERT",
+}
+
+RECORDER_LEFT_TO_DEFAULT_OR_OPERATOR = {
+    "VERBATIM_VERSION",  # the installed package's own version
+    "RECORDER_INSTANCE_ID",  # the VM's host name
+    "RECORDER_SPILL_DIR",  # <RECORDER_STATE_DIR>\spill
+    "RECORDER_CALLBACK_BASE_URL",  # built from RECORDER_SERVICE_FQDN and RECORDER_CALLBACK_PUBLIC_PORT
+}
+
+# Per instance, so not in the scale-set model: the bootstrap (infra/scripts/recorder-bootstrap.ps1) adds
+# them from the load balancer's NAT port mapping and IMDS (tests/infra/test_recorder_bootstrap.py) ...
+RECORDER_SET_BY_BOOTSTRAP = {"RECORDER_CALLBACK_PUBLIC_PORT", "RECORDER_MEDIA_PUBLIC_PORT", "RECORDER_MEDIA_PUBLIC_IP"}
+# ... and recorder_vm/deploy/install.ps1 from the certificate the Key Vault extension installed and the
+# media library it installs.
+RECORDER_SET_BY_INSTALLER = {
+    "RECORDER_CERTIFICATE_THUMBPRINT",
+    "RECORDER_TLS_CERT_FILE",
+    "RECORDER_TLS_KEY_FILE",
+    "RECORDER_MEDIA_LIBRARY_DIR",
+}
+
+# Literals that differ from the model's defaults on purpose (the defaults suit the devstack).
+RECORDER_DEPLOYMENT_VALUES = {
+    "RECORDER_STATE_DIR",  # C:\verbatim\state instead of .devstack/recorder
+    "RECORDER_LISTEN_HOST",  # all interfaces: traffic arrives on the NIC from the load balancer
+    "RECORDER_MEDIA_HOST",
+    "RECORDER_MEDIA_PLATFORM",  # Microsoft's media library, not the simulator's
+    "RECORDER_SCHEDULED_EVENTS_ENABLED",  # terminate notifications exist only in Azure
+}
+
+
+class Side:
+    """One compute tier: its Bicep settings object, its settings model and its allow-lists."""
+
+    def __init__(
+        self, template: str, variable: str, model: type[BaseModel], platform: set[str], not_set: set[str]
+    ) -> None:
+        self.template, self.variable, self.model = template, variable, model
+        self.platform, self.not_set = platform, not_set
+
+    def code_names(self) -> set[str]:
+        names: set[str] = set()
+        for field in self.model.model_fields.values():
+            names.update(str(choice) for choice in getattr(field.validation_alias, "choices", ()))
+        return names
+
+    def bicep(self, templates: dict[str, Bicep]) -> dict[str, object]:
+        return bicep_settings(templates[self.template], self.variable)
+
+    def mismatch(self, set_by_bicep: set[str]) -> tuple[set[str], set[str]]:
+        """(set but never read, read but never set), after the allow-lists."""
+        code = self.code_names()
+        return set_by_bicep - code - self.platform, code - self.not_set - set_by_bicep
+
+
+FUNCTION_APP = Side(
+    BICEP_FUNCTION_APP,
+    "appSettings",
+    app_settings.Settings,
+    APP_PLATFORM_SETTINGS,
+    APP_LOCAL_ONLY | APP_LEFT_TO_DEFAULT_OR_OPERATOR,
+)
+RECORDER = Side(
+    BICEP_RECORDER,
+    "recorderSettings",
+    recorder_settings.RecorderSettings,
+    RECORDER_PLATFORM_SETTINGS,
+    RECORDER_LOCAL_ONLY | RECORDER_LEFT_TO_DEFAULT_OR_OPERATOR | RECORDER_SET_BY_BOOTSTRAP | RECORDER_SET_BY_INSTALLER,
+)
+SIDES = pytest.mark.parametrize("side", [FUNCTION_APP, RECORDER], ids=["function-app", "recorder"])
 
 
 def bicep_settings(template: Bicep, variable: str) -> dict[str, object]:
@@ -66,87 +152,82 @@ def bicep_settings(template: Bicep, variable: str) -> dict[str, object]:
     return settings
 
 
-def _function_app(templates: dict[str, Bicep]) -> dict[str, object]:
-    return bicep_settings(templates["modules/function-app.bicep"], "appSettings")
+def test_the_models_are_the_ones_the_code_uses() -> None:
+    assert FUNCTION_APP.code_names() == app_settings.app_setting_names()
+    assert RECORDER.code_names() == recorder_settings.app_setting_names()
 
 
-def _recorder(templates: dict[str, Bicep]) -> dict[str, object]:
-    return bicep_settings(templates["modules/recorder.bicep"], "recorderSettings")
-
-
-def mismatch(set_by_bicep: set[str], read_by_code: set[str]) -> tuple[set[str], set[str]]:
-    """(set but never read, read but never set), after the allow-lists."""
-    unexpected = set_by_bicep - read_by_code - PLATFORM_SETTINGS
-    missing = read_by_code - NOT_SET_IN_AZURE - set_by_bicep
-    return unexpected, missing
-
-
-def test_bicep_sets_exactly_the_settings_the_code_reads(templates: dict[str, Bicep]) -> None:
-    set_by_bicep = set(_function_app(templates)) | set(_recorder(templates))
-    assert mismatch(set_by_bicep, app_setting_names()) == (set(), set())
-
-
-def test_the_recorder_gets_only_settings_the_code_reads(templates: dict[str, Bicep]) -> None:
-    assert set(_recorder(templates)) - app_setting_names() == set()
+@SIDES
+def test_bicep_sets_exactly_the_settings_the_code_reads(side: Side, templates: dict[str, Bicep]) -> None:
+    assert side.mismatch(set(side.bicep(templates))) == (set(), set())
 
 
 def test_the_cross_check_catches_an_unknown_and_a_forgotten_setting(templates: dict[str, Bicep]) -> None:
-    app = templates["modules/function-app.bicep"]
+    app = templates[BICEP_FUNCTION_APP]
     extra = mutated(app, "  VERBATIM_LOG_LEVEL: logLevel\n", "  VERBATIM_LOG_LEVEL: logLevel\n  VERBATIM_TYPO: 'x'\n")
     forgot = mutated(app, "  COSMOS_ENDPOINT: cosmosEndpoint\n", "")
-    recorder = set(_recorder(templates))
-    code = app_setting_names()
-    baseline_unexpected, baseline_missing = mismatch(set(_function_app(templates)) | recorder, code)
-    unexpected, _ = mismatch(set(bicep_settings(extra, "appSettings")) | recorder, code)
-    _, missing = mismatch(set(bicep_settings(forgot, "appSettings")) | recorder, code)
+    baseline_unexpected, baseline_missing = FUNCTION_APP.mismatch(set(FUNCTION_APP.bicep(templates)))
+    unexpected, _ = FUNCTION_APP.mismatch(set(bicep_settings(extra, "appSettings")))
+    _, missing = FUNCTION_APP.mismatch(set(bicep_settings(forgot, "appSettings")))
     assert unexpected - baseline_unexpected == {"VERBATIM_TYPO"}
     assert missing - baseline_missing == {"COSMOS_ENDPOINT"}
+    recorder = mutated(templates[BICEP_RECORDER], "  RECORDER_MEDIA_PLATFORM: 'windows'\n", "")
+    assert "RECORDER_MEDIA_PLATFORM" in RECORDER.mismatch(set(bicep_settings(recorder, "recorderSettings")))[1]
 
 
-def test_allow_lists_name_real_settings_and_do_not_overlap() -> None:
-    code = app_setting_names()
-    assert code >= NOT_SET_IN_AZURE, f"stale allow-list entries: {NOT_SET_IN_AZURE - code}"
-    assert not PLATFORM_SETTINGS & code
-    assert not LOCAL_ONLY_SETTINGS & OPERATOR_SETTINGS
+@SIDES
+def test_allow_lists_name_real_settings_and_are_never_set_by_the_bicep(side: Side, templates: dict[str, Bicep]) -> None:
+    code = side.code_names()
+    assert code >= side.not_set, f"stale allow-list entries: {side.not_set - code}"
+    assert not side.platform & code
+    assert not set(side.bicep(templates)) & side.not_set
 
 
-def test_local_only_settings_never_reach_azure(templates: dict[str, Bicep]) -> None:
-    set_by_bicep = set(_function_app(templates)) | set(_recorder(templates))
-    assert set_by_bicep & LOCAL_ONLY_SETTINGS == set()
+def _typed_default(model: type[BaseModel], name: str) -> tuple[bool, Any, Any]:
+    """(has a default, the default, a validator for app-setting strings) of the field read from `name`."""
+    for field in model.model_fields.values():
+        if name in getattr(field.validation_alias, "choices", ()):
+            adapter = TypeAdapter(field.annotation)
+            has_default = field.default_factory is None and field.default is not None
+            return has_default, field.default, adapter
+    raise KeyError(name)
 
 
-def _defaults() -> dict[str, object]:
-    defaults = {}
-    for field in Settings.model_fields.values():
-        alias = field.validation_alias
-        name = alias.choices[0] if alias is not None and hasattr(alias, "choices") else None
-        if isinstance(name, str) and field.default is not None and not callable(field.default_factory):
-            defaults[name] = field.default
-    return defaults
-
-
-def test_literal_values_in_the_bicep_equal_the_model_defaults(templates: dict[str, Bicep]) -> None:
-    # A literal in the Bicep restates a default so admins see it in the portal; it must not drift.
-    # Values that differ on purpose are expressions (parameters), not literals.
-    defaults = _defaults()
+@SIDES
+def test_literal_values_equal_the_model_defaults(side: Side, templates: dict[str, Bicep]) -> None:
+    # A literal restates a default so the deployed configuration is explicit; it must not drift from
+    # the code. Deployment-specific values are parameters (expressions) or listed above.
     drift = {}
-    for settings in (_function_app(templates), _recorder(templates)):
-        for name, literal in settings.items():
-            if isinstance(literal, str) and name in defaults:
-                expected = defaults[name]
-                expected_text = str(expected).lower() if isinstance(expected, bool) else str(expected)
-                if literal != expected_text:
-                    drift[name] = (literal, expected_text)
+    for name, literal in side.bicep(templates).items():
+        if not isinstance(literal, str) or name in RECORDER_DEPLOYMENT_VALUES or name not in side.code_names():
+            continue
+        has_default, default, adapter = _typed_default(side.model, name)
+        if has_default and adapter.validate_python(literal) != default:
+            drift[name] = (literal, default)
     assert drift == {}
 
 
-def test_secrets_are_key_vault_references(templates: dict[str, Bicep]) -> None:
-    secret_names = {
-        field.validation_alias.choices[0]  # type: ignore[union-attr]
-        for field in Settings.model_fields.values()
-        if field.annotation is not None and SecretStr in getattr(field.annotation, "__args__", (field.annotation,))
-    }
-    for settings in (_function_app(templates), _recorder(templates)):
-        for name in secret_names & set(settings):
+def test_the_drift_check_compares_typed_values(templates: dict[str, Bicep]) -> None:
+    _, default, adapter = _typed_default(recorder_settings.RecorderSettings, "RECORDER_PLATFORM_KEYS_REFRESH_SECONDS")
+    assert adapter.validate_python("7200") == default
+    assert adapter.validate_python("600") != default
+
+
+def test_recorder_deployment_values_are_what_azure_needs(templates: dict[str, Bicep]) -> None:
+    settings = RECORDER.bicep(templates)
+    assert settings["RECORDER_MEDIA_PLATFORM"] == "windows"
+    assert settings["RECORDER_SCHEDULED_EVENTS_ENABLED"] == "true"
+    assert settings["RECORDER_LISTEN_PORT"] == Expr("string(ports.signalling)")
+    assert settings["RECORDER_CALLBACK_LISTEN_PORT"] == Expr("string(ports.notification)")
+    assert settings["RECORDER_MEDIA_PORT"] == Expr("string(ports.media)")
+
+
+@SIDES
+def test_secrets_are_key_vault_references(side: Side, templates: dict[str, Bicep]) -> None:
+    settings = side.bicep(templates)
+    for field in side.model.model_fields.values():
+        name = next(iter(getattr(field.validation_alias, "choices", ())), None)
+        is_secret = SecretStr in getattr(field.annotation, "__args__", (field.annotation,))
+        if is_secret and name in settings:
             literal = settings[name]
             assert isinstance(literal, Expr) and literal.text.startswith("'@Microsoft.KeyVault(SecretUri="), name

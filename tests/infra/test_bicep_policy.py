@@ -11,7 +11,7 @@ import re
 import pytest
 
 from tests.infra import bicep_policy as policy
-from tests.infra.bicep_tree import Bicep, Expr, value
+from tests.infra.bicep_tree import Bicep, Expr, text, value
 from tests.infra.conftest import mutated
 
 # --- generic policies: hold everywhere ------------------------------------------------------------
@@ -352,7 +352,8 @@ def test_recorder_installs_from_the_recorder_vm_deploy_script(templates: dict[st
     config = value(recorder.variables()["bootstrapConfig"])
     assert isinstance(config, dict)
     assert config["installScript"] == "recorder_vm\\deploy\\install.ps1"
-    assert recorder.calls("loadFileAsBase64"), "the bootstrap ships as userData"
+    loaded = [text(call) for call in recorder.calls("loadTextContent")]
+    assert loaded == ["loadTextContent('../scripts/recorder-bootstrap.ps1')"], "the bootstrap ships in userData"
 
 
 # The port plan (README, "Deploy to Azure"): the NSG opens exactly these, from these sources.
@@ -401,7 +402,8 @@ def test_port_plan_matches_the_load_balancer_rules(main: Bicep, templates: dict[
     balancer = _one(templates["modules/network.bicep"], "Microsoft.Network/loadBalancers")
     rules = value(balancer.get("properties.inboundNatRules"))
     assert isinstance(rules, list)
-    backends = {rule["name"]: rule["properties"]["backendPort"] for rule in rules}
+    names = templates["modules/network.bicep"].variables()
+    backends = {value(names[rule["name"].text]): rule["properties"]["backendPort"] for rule in rules}
     assert backends == {"notification": Expr("ports.notification"), "media-control": Expr("ports.media")}
     # NAT rules v2 (port range + backend pool), not v1 pools.
     assert all("frontendPortRangeStart" in rule["properties"] for rule in rules)

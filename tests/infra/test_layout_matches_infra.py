@@ -112,3 +112,13 @@ def test_webhook_urls_point_at_the_routes_the_function_app_serves(templates: dic
     routes = value(templates["modules/webhook-secrets.bicep"].variables()["routes"])
     assert isinstance(routes, dict)
     assert set(routes.values()) == served == {"graph/notifications", "graph/lifecycle"}
+
+
+def test_the_progress_table_is_the_one_the_recorder_writes(templates: dict[str, Bicep]) -> None:
+    from verbatim.evidence.progress import PROGRESS_TABLE
+
+    names, unresolved = declared_names(
+        templates["modules/runtime-storage.bicep"], "Microsoft.Storage/storageAccounts/tableServices/tables"
+    )
+    assert (names, unresolved) == ({PROGRESS_TABLE}, set())
+    assert f"name: '{PROGRESS_TABLE}'" in templates["modules/rbac.bicep"].source.decode()

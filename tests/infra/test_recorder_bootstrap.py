@@ -13,10 +13,10 @@ import pytest
 import tree_sitter_powershell
 from tree_sitter import Language, Parser
 
-from tests.infra.bicep_tree import INFRA, Bicep, Expr, template_string, value
+from tests.infra.bicep_tree import INFRA, Bicep, Expr, string_value, value
 
 BOOTSTRAP = INFRA / "scripts" / "recorder-bootstrap.ps1"
-# cmd.exe's limit; the custom-script extension's command must stay under it.
+# cmd.exe's limit; the custom-script extension's command stays far under it.
 COMMAND_LINE_LIMIT = 8191
 
 
@@ -55,6 +55,8 @@ def test_bootstrap_runs_the_packaged_installer_with_settings_and_instance_facts(
     assert "queryInboundNatRulePortMapping" in script  # its own public ports, asked, not guessed
     assert "@Microsoft\\.KeyVault\\(SecretUri=" in script  # Key Vault references resolved on the VM
     assert "Register-ScheduledTask" in script  # the first azd up provisions before the package exists
+    for name in ("RECORDER_CALLBACK_PUBLIC_PORT", "RECORDER_MEDIA_PUBLIC_PORT", "RECORDER_MEDIA_PUBLIC_IP"):
+        assert f"$settings['{name}']" in script
 
 
 def test_bootstrap_keeps_secrets_out_of_its_log() -> None:
@@ -63,7 +65,9 @@ def test_bootstrap_keeps_secrets_out_of_its_log() -> None:
 
 
 def _stage_one(recorder: Bicep) -> str:
-    return template_string(recorder.variables()["stageOne"], placeholder="<CONFIG>")
+    command = string_value(recorder.variables()["stageOne"])
+    assert command is not None, "stage one is a plain string (its configuration lives in userData)"
+    return command
 
 
 def test_stage_one_command_is_valid_powershell_that_starts_the_bootstrap(templates: dict[str, Bicep]) -> None:
@@ -73,30 +77,35 @@ def test_stage_one_command_is_valid_powershell_that_starts_the_bootstrap(templat
     inner = command[len(prefix) : -1]
     assert '"' not in inner, "double quotes would end the -Command argument"
     assert powershell_problems(inner) == []
-    assert "C:\\verbatim\\bootstrap.ps1 -EncodedConfig '<CONFIG>'" in inner
     assert "metadata/instance/compute/userData" in inner
+    assert inner.endswith("& C:\\verbatim\\bootstrap.ps1 -FromUserData; exit $LASTEXITCODE")
+
+
+def test_stage_one_fits_any_windows_command_line(templates: dict[str, Bicep]) -> None:
+    assert len(_stage_one(templates["modules/recorder.bicep"])) < 1024 < COMMAND_LINE_LIMIT
 
 
 def _realistic(config: object) -> object:
-    """The bootstrap configuration with every expression replaced by a long, realistic value."""
+    """A configuration with every expression replaced by a long, realistic value."""
     if isinstance(config, dict):
         return {key: _realistic(item) for key, item in config.items()}
     if isinstance(config, list):
         return [_realistic(item) for item in config]
     if isinstance(config, Expr):
-        return "x" * 160  # longer than any resource id, URL or GUID it stands for
+        return "x" * 200  # longer than any resource id, URL or GUID it stands for
     return config
 
 
-def test_the_install_command_fits_the_windows_command_line(templates: dict[str, Bicep]) -> None:
+def test_user_data_carries_the_bootstrap_and_its_configuration_within_64_kb(templates: dict[str, Bicep]) -> None:
     recorder = templates["modules/recorder.bicep"]
+    user_data = value(recorder.variables()["userData"])
+    assert isinstance(user_data, dict) and set(user_data) == {"bootstrap", "config"}
     config = _realistic(value(recorder.variables()["bootstrapConfig"]))
     assert isinstance(config, dict)
     config["settings"] = _realistic(value(recorder.variables()["recorderSettings"]))
-    config["ports"] = {"signalling": 9442, "notification": 9441, "media": 8445, "publicRangeSize": 100}
-    encoded = base64.b64encode(json.dumps(config).encode()).decode()
-    command = _stage_one(recorder).replace("<CONFIG>", encoded)
-    assert len(command) < COMMAND_LINE_LIMIT, len(command)
+    document = {"bootstrap": BOOTSTRAP.read_text(), "config": config}
+    encoded = base64.b64encode(json.dumps(document).encode())
+    assert len(encoded) < 64 * 1024, len(encoded)
 
 
 def test_bootstrap_is_plain_ascii() -> None:
