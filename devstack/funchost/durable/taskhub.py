@@ -47,7 +47,6 @@ class DurableOptions:
     hub_name: str
     connection_name: str = "AzureWebJobsStorage"
     max_concurrent_activities: int = 8
-    max_concurrent_orchestrations: int = 8
 
     @classmethod
     def from_host_json(cls, host_json: Mapping[str, Any], environ: Mapping[str, str]) -> DurableOptions:
@@ -65,7 +64,6 @@ class DurableOptions:
             hub_name=hub,
             connection_name=connection,
             max_concurrent_activities=int(section.get("maxConcurrentActivityFunctions") or 8),
-            max_concurrent_orchestrations=int(section.get("maxConcurrentOrchestratorFunctions") or 8),
         )
 
     @property
