@@ -20,10 +20,20 @@ class MessageQueue(Protocol):
 
 
 class StorageQueue:
-    """An Azure Storage queue (base64 text, as the Functions queue trigger reads it)."""
+    """An Azure Storage queue (base64 text, as the Functions queue trigger reads it).
 
-    def __init__(self, client: QueueClient) -> None:
+    The SDK's default retry policy (10 retries, the first after 15 s) can keep a send going for more than
+    a minute; the webhook must answer Graph within 3 seconds. Each send here is bounded (`retries`, short
+    timeouts) and a failure surfaces as `DependencyUnavailable`, so the caller's own retry takes over.
+    """
+
+    def __init__(
+        self, client: QueueClient, *, retries: int = 1, connect_timeout: float = 2.0, read_timeout: float = 5.0
+    ) -> None:
         self._client = client
+        self._retries = retries
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
 
     @property
     def name(self) -> str:
@@ -32,7 +42,14 @@ class StorageQueue:
     def send(self, body: str, delay_seconds: int = 0) -> None:
         delay = max(0, min(int(delay_seconds), MAX_VISIBILITY_DELAY))
         try:
-            self._client.send_message(body, visibility_timeout=delay or None, timeout=10)
+            self._client.send_message(
+                body,
+                visibility_timeout=delay or None,
+                timeout=int(self._read_timeout) or 1,
+                retry_total=self._retries,
+                connection_timeout=self._connect_timeout,
+                read_timeout=self._read_timeout,
+            )
         except AzureError as error:
             raise DependencyUnavailable(f"could not enqueue on {self.name}: {type(error).__name__}") from error
 

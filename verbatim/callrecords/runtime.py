@@ -68,6 +68,14 @@ class CallRecordsRuntime:
         return self._queue(self.settings.callrecord_notifications_queue)
 
     @cached_property
+    def webhook_queue(self) -> StorageQueue:
+        """The notifications queue as the webhook uses it: one attempt, then 503 (Graph retries for 4 hours)."""
+        client = clients.queue_client(
+            self.settings.runtime_storage_connection, self.settings.callrecord_notifications_queue
+        )
+        return StorageQueue(client, retries=0, connect_timeout=1.0, read_timeout=2.0)
+
+    @cached_property
     def reconciliation_queue(self) -> StorageQueue:
         return self._queue(self.settings.reconciliation_requests_queue)
 
@@ -89,7 +97,7 @@ class CallRecordsRuntime:
             secrets.append(self.settings.graph_client_state_previous.get_secret_value())
         return NotificationReceiver(
             client_states=ClientStates(secrets, lookup=self.subscription_states.client_state_digest),
-            queue=self.notifications_queue,
+            queue=self.webhook_queue,
             audit=self.audit,
             tenants=self.settings.callrecord_tenant_ids,
             max_bytes=self.settings.graph_webhook_max_bytes,
