@@ -315,11 +315,14 @@ resource recorderSelfService 'Microsoft.Authorization/roleDefinitions@2022-04-01
   }
 }
 
+// Role definitions live at the subscription level; assignments name them by that id.
+var recorderSelfServiceRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', recorderSelfService.name)
+
 resource recNatPorts 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(loadBalancer.id, recorderPrincipalId, recorderSelfService.id)
+  name: guid(loadBalancer.id, recorderPrincipalId, recorderSelfServiceRoleId)
   scope: loadBalancer
   properties: {
-    roleDefinitionId: recorderSelfService.id
+    roleDefinitionId: recorderSelfServiceRoleId
     principalId: recorderPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -349,4 +352,4 @@ resource deployerCertificates 'Microsoft.Authorization/roleAssignments@2022-04-0
   }
 }
 
-output recorderSelfServiceRoleId string = recorderSelfService.id
+output recorderSelfServiceRoleId string = recorderSelfServiceRoleId
