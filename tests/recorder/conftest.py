@@ -7,11 +7,13 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import QueueClient
 
@@ -82,7 +84,10 @@ class RecorderProcess:
 
     def events(self) -> list[RecorderEvent]:
         """Every event on this recorder's queue so far (peeked, left in place), in sequence order."""
-        messages = self.queue().peek_messages(max_messages=32)
+        try:
+            messages = self.queue().peek_messages(max_messages=32)
+        except ResourceNotFoundError:
+            return []
         events = [parse_recorder_event(message.content) for message in messages]
         return sorted(events, key=lambda event: (event.recording_id, event.sequence))
 
@@ -99,8 +104,8 @@ class RecorderProcess:
 RecorderFactory = Callable[..., RecorderProcess]
 
 
-@pytest.fixture
-def start_recorder(azurite_service: Azurite, platform: FakePlatform, tmp_path: Path) -> Iterator[RecorderFactory]:
+@contextmanager
+def recorder_starter(azurite_service: Azurite, platform: FakePlatform, tmp_path: Path) -> Iterator[RecorderFactory]:
     started: list[RecorderProcess] = []
 
     def start(
@@ -146,9 +151,27 @@ def start_recorder(azurite_service: Azurite, platform: FakePlatform, tmp_path: P
             raise
         return recorder
 
-    yield start
-    for recorder in started:
-        recorder.process.stop(timeout=30)
+    try:
+        yield start
+    finally:
+        for recorder in started:
+            recorder.process.stop(timeout=30)
+
+
+@pytest.fixture
+def start_recorder(azurite_service: Azurite, platform: FakePlatform, tmp_path: Path) -> Iterator[RecorderFactory]:
+    """Start recorder processes for one test (stopped by PID afterwards)."""
+    with recorder_starter(azurite_service, platform, tmp_path) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def start_module_recorder(
+    azurite_service: Azurite, platform: FakePlatform, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RecorderFactory]:
+    """Start recorder processes shared by a module's tests."""
+    with recorder_starter(azurite_service, platform, tmp_path_factory.mktemp("recorders")) as start:
+        yield start
 
 
 def log_of(recorder: RecorderProcess) -> str:

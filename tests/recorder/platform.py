@@ -262,7 +262,8 @@ class FakePlatform:
 
     # --- driving a call ---
 
-    def incoming_notification(self, call_id: str, *, policy: str = "Traders strict") -> dict[str, Any]:
+    @staticmethod
+    def incoming_notification(call_id: str, *, policy: str = "Traders strict") -> dict[str, Any]:
         return {
             "@odata.type": "#microsoft.graph.commsNotifications",
             "value": [
