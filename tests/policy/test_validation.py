@@ -85,7 +85,7 @@ def test_a_missing_required_field_is_named_with_its_meaning() -> None:
     error = only_error(VALID.replace("  - name: Not-Recorded\n    enabled: false\n", "  - name: Not-Recorded\n"))
 
     assert error.location == "recordingPolicies[2]"
-    assert error.message.startswith("missing required field 'enabled' (whether the policy is active")
+    assert error.message.startswith("missing required field 'enabled': whether the policy is active")
 
 
 def test_a_malformed_guid_and_upn_say_what_form_is_expected() -> None:

@@ -149,8 +149,12 @@ def _order(issue: Issue) -> tuple[int, int, str]:
 
 def _schema_issues(document: SourceDocument) -> Iterator[Issue]:
     validator = Draft202012Validator(desired_state_schema())
+    seen: set[tuple[Path, str]] = set()
     for error in validator.iter_errors(document.data):
         for path, message in _explain(error):
+            if (path, message) in seen:  # one "required" error per missing field repeats the whole list
+                continue
+            seen.add((path, message))
             position = document.key_position(path) or document.position(path)
             yield Issue("error", path, message, position)
 
@@ -171,7 +175,7 @@ def _explain(error: SchemaError, nullable: bool = False) -> Iterator[tuple[Path,
         missing = [name for name in error.validator_value if name not in (error.instance or {})]
         for name in missing:
             described = schema.get("properties", {}).get(name, {}).get("description")
-            hint = f" ({described})" if described else ""
+            hint = f": {described}" if described else ""
             yield path, f"missing required field '{name}'{hint}"
     elif validator == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
