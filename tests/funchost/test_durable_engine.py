@@ -17,6 +17,7 @@ import azure.durable_functions as df
 import azure.functions as func
 import pytest
 
+from devstack.funchost.durable import create_extension
 from devstack.funchost.durable.actions import RetryPolicy
 from devstack.funchost.durable.api import value_text
 from devstack.funchost.durable.engine import (
@@ -33,6 +34,7 @@ from devstack.funchost.durable.engine import (
 from devstack.funchost.durable.functions import FunctionCatalog, run_orchestrator
 from devstack.funchost.durable.history import HistoryEventType, HistoryRecord, event, friendly_history
 from devstack.funchost.durable.state import ExecutionState
+from devstack.funchost.durable.taskhub import TaskHubConfigError
 
 pytestmark = pytest.mark.anyio
 
@@ -286,3 +288,23 @@ def test_retry_delays_grow_with_the_backoff_coefficient_up_to_the_maximum() -> N
         }
     )
     assert [policy.delay_after(n) / timedelta(milliseconds=1) for n in (1, 2, 3, 4)] == [100, 200, 300, 300]
+
+
+def test_the_task_hub_is_named_from_the_app_setting_host_json_refers_to() -> None:
+    host_json = {"extensions": {"durableTask": {"hubName": "%HUB%"}}}
+
+    extension = create_extension(host_json, {"HUB": "verbatimlocal"})
+
+    assert extension.options.hub_name == "verbatimlocal"
+    assert extension.options.control_queue == "verbatimlocal-control-00"
+    assert create_extension({}, {}).options.hub_name == "TestHubName"
+
+
+async def test_an_unusable_hub_name_is_reported_when_the_extension_starts_not_when_the_host_creates_it() -> None:
+    unset = create_extension({"extensions": {"durableTask": {"hubName": "%HUB%"}}}, {})
+    invalid = create_extension({"extensions": {"durableTask": {"hubName": "my-hub"}}}, {})
+
+    with pytest.raises(TaskHubConfigError, match="app setting 'HUB'"):
+        await unset.start(None)  # type: ignore[arg-type]  # fails before it touches the host
+    with pytest.raises(TaskHubConfigError, match="not valid"):
+        await invalid.start(None)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from devstack.funchost.durable.functions import (
     FunctionCatalog,
 )
 from devstack.funchost.durable.runtime import DurableRuntime
-from devstack.funchost.durable.taskhub import DurableOptions, TaskHub
+from devstack.funchost.durable.taskhub import DEFAULT_HUB_NAME, DurableOptions, TaskHub, TaskHubConfigError
 from devstack.funchost.extension import HostServices, IndexedFunction
 
 log = logging.getLogger("devstack.funchost.durable")
@@ -35,12 +35,13 @@ class DurableExtension:
     trigger_types = frozenset({ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER, ENTITY_TRIGGER})
     binding_types = frozenset({DURABLE_CLIENT})
 
-    def __init__(self, options: DurableOptions, environ: Mapping[str, str]) -> None:
-        self.options = options
+    def __init__(self, options: DurableOptions | TaskHubConfigError, environ: Mapping[str, str]) -> None:
+        self._config_error = options if isinstance(options, TaskHubConfigError) else None
+        self.options = options if isinstance(options, DurableOptions) else DurableOptions(DEFAULT_HUB_NAME)
         self._environ = dict(environ)
         self._host: HostServices | None = None
         self._runtime: DurableRuntime | None = None
-        self._api = DurableHttpApi(self._client, options.connection_name)
+        self._api = DurableHttpApi(self._client, self.options.connection_name)
 
     @property
     def runtime(self) -> DurableRuntime:
@@ -65,6 +66,8 @@ class DurableExtension:
         return urls.client_binding(binding.get("taskHub") or None)
 
     async def start(self, host: HostServices) -> None:
+        if self._config_error is not None:
+            raise self._config_error
         self._host = host
         catalog = FunctionCatalog.index(host.functions)
         for name in sorted(catalog.entities):
