@@ -21,6 +21,12 @@ INFRA = REPO / "infra"
 BICEP_FUNCTION_APP = "modules/function-app.bicep"
 BICEP_RECORDER = "modules/recorder.bicep"
 
+
+def bicep_files() -> list[Path]:
+    """Every .bicep file under infra/, sorted."""
+    return sorted(INFRA.rglob("*.bicep"))
+
+
 _ESCAPES = {"\\'": "'", "\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\t": "\t", "\\$": "$"}
 
 
@@ -84,6 +90,12 @@ class Bicep:
     @classmethod
     def load(cls, path: Path) -> Bicep:
         return cls(path.read_bytes(), path)
+
+    def replaced(self, old: str, new: str) -> Bicep:
+        """The same file with one piece of text replaced (it must occur): a template gone wrong."""
+        source = self.source.decode()
+        assert old in source, f"{old!r} is not in {self.path}"
+        return Bicep(source.replace(old, new).encode(), self.path)
 
     # --- syntax ---------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from pydantic import BaseModel, SecretStr, TypeAdapter
 
 from recorder_vm import settings as recorder_settings
 from tests.infra.bicep_tree import BICEP_FUNCTION_APP, BICEP_RECORDER, Bicep, Expr, value
-from tests.infra.conftest import mutated
 from verbatim import settings as app_settings
 
 # --- Function App (verbatim.settings) -----------------------------------------------------------
@@ -164,14 +163,14 @@ def test_bicep_sets_exactly_the_settings_the_code_reads(side: Side, templates: d
 
 def test_the_cross_check_catches_an_unknown_and_a_forgotten_setting(templates: dict[str, Bicep]) -> None:
     app = templates[BICEP_FUNCTION_APP]
-    extra = mutated(app, "  VERBATIM_LOG_LEVEL: logLevel\n", "  VERBATIM_LOG_LEVEL: logLevel\n  VERBATIM_TYPO: 'x'\n")
-    forgot = mutated(app, "  COSMOS_ENDPOINT: cosmosEndpoint\n", "")
+    extra = app.replaced("  VERBATIM_LOG_LEVEL: logLevel\n", "  VERBATIM_LOG_LEVEL: logLevel\n  VERBATIM_TYPO: 'x'\n")
+    forgot = app.replaced("  COSMOS_ENDPOINT: cosmosEndpoint\n", "")
     baseline_unexpected, baseline_missing = FUNCTION_APP.mismatch(set(FUNCTION_APP.bicep(templates)))
     unexpected, _ = FUNCTION_APP.mismatch(set(bicep_settings(extra, "appSettings")))
     _, missing = FUNCTION_APP.mismatch(set(bicep_settings(forgot, "appSettings")))
     assert unexpected - baseline_unexpected == {"VERBATIM_TYPO"}
     assert missing - baseline_missing == {"COSMOS_ENDPOINT"}
-    recorder = mutated(templates[BICEP_RECORDER], "  RECORDER_MEDIA_PLATFORM: 'windows'\n", "")
+    recorder = templates[BICEP_RECORDER].replaced("  RECORDER_MEDIA_PLATFORM: 'windows'\n", "")
     assert "RECORDER_MEDIA_PLATFORM" in RECORDER.mismatch(set(bicep_settings(recorder, "recorderSettings")))[1]
 
 

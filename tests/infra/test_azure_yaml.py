@@ -115,9 +115,8 @@ def test_every_output_the_hooks_read_is_declared_in_main_bicep(main: Bicep) -> N
 
 
 def test_output_check_catches_a_missing_output(main: Bicep) -> None:
-    from tests.infra.conftest import mutated
 
-    without = mutated(main, "output RECORDER_FQDN string = recorderFqdn\n", "")
+    without = main.replaced("output RECORDER_FQDN string = recorderFqdn\n", "")
     assert set(hooks.OUTPUTS_USED) - set(without.outputs()) == {"RECORDER_FQDN"}
 
 

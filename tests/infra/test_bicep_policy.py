@@ -12,7 +12,6 @@ import pytest
 
 from tests.infra import bicep_policy as policy
 from tests.infra.bicep_tree import Bicep, Expr, text, value
-from tests.infra.conftest import mutated
 
 # --- generic policies: hold everywhere ------------------------------------------------------------
 
@@ -77,22 +76,22 @@ def test_key_listing_is_caught() -> None:
 
 def test_cosmos_local_auth_and_old_tls_are_caught(templates: dict[str, Bicep]) -> None:
     cosmos = templates["modules/cosmos.bicep"]
-    assert policy.keys_off(mutated(cosmos, "disableLocalAuth: true", "disableLocalAuth: false")) != []
-    assert policy.tls_minimum(mutated(cosmos, "minimalTlsVersion: 'Tls12'", "minimalTlsVersion: 'Tls'")) != []
+    assert policy.keys_off(cosmos.replaced("disableLocalAuth: true", "disableLocalAuth: false")) != []
+    assert policy.tls_minimum(cosmos.replaced("minimalTlsVersion: 'Tls12'", "minimalTlsVersion: 'Tls'")) != []
 
 
 def test_function_app_without_https_or_identity_is_caught(templates: dict[str, Bicep]) -> None:
     app = templates["modules/function-app.bicep"]
-    assert policy.https_only(mutated(app, "httpsOnly: true", "httpsOnly: false")) != []
-    assert policy.tls_minimum(mutated(app, "minTlsVersion: '1.2'\n", "minTlsVersion: '1.0'\n")) != []
-    assert policy.keys_off(mutated(app, "properties: { allow: false }", "properties: { allow: true }")) != []
-    no_identity = mutated(app, "type: 'UserAssigned'\n    userAssignedIdentities", "type: 'None'\n    x")
+    assert policy.https_only(app.replaced("httpsOnly: true", "httpsOnly: false")) != []
+    assert policy.tls_minimum(app.replaced("minTlsVersion: '1.2'\n", "minTlsVersion: '1.0'\n")) != []
+    assert policy.keys_off(app.replaced("properties: { allow: false }", "properties: { allow: true }")) != []
+    no_identity = app.replaced("type: 'UserAssigned'\n    userAssignedIdentities", "type: 'None'\n    x")
     assert policy.managed_identity_on_compute(no_identity) != []
 
 
 def test_scale_set_without_identity_is_caught(templates: dict[str, Bicep]) -> None:
     recorder = templates["modules/recorder.bicep"]
-    assert policy.managed_identity_on_compute(mutated(recorder, "type: 'UserAssigned'", "type: 'None'")) != []
+    assert policy.managed_identity_on_compute(recorder.replaced("type: 'UserAssigned'", "type: 'None'")) != []
 
 
 @pytest.mark.parametrize(
@@ -114,18 +113,18 @@ def test_a_secure_parameter_without_default_is_fine() -> None:
 
 def test_missing_module_file_and_registry_module_are_caught(templates: dict[str, Bicep]) -> None:
     main = templates["main.bicep"]
-    assert policy.local_files_exist(mutated(main, "'./modules/cosmos.bicep'", "'./modules/nope.bicep'")) != []
-    registry = mutated(main, "'./modules/cosmos.bicep'", "'br/public:avm/res/document-db/database-account:0.1.0'")
+    assert policy.local_files_exist(main.replaced("'./modules/cosmos.bicep'", "'./modules/nope.bicep'")) != []
+    registry = main.replaced("'./modules/cosmos.bicep'", "'br/public:avm/res/document-db/database-account:0.1.0'")
     assert policy.local_files_exist(registry) != []
-    missing_json = mutated(main, "loadJsonContent('./abbreviations.json')", "loadJsonContent('./nope.json')")
+    missing_json = main.replaced("loadJsonContent('./abbreviations.json')", "loadJsonContent('./nope.json')")
     assert policy.local_files_exist(missing_json) != []
 
 
 def test_plain_http_health_probe_is_caught(templates: dict[str, Bicep]) -> None:
     network = templates["modules/network.bicep"]
-    assert policy.https_only(mutated(network, "protocol: 'Https'", "protocol: 'Http'")) != []
+    assert policy.https_only(network.replaced("protocol: 'Https'", "protocol: 'Http'")) != []
     recorder = templates["modules/recorder.bicep"]
-    assert policy.https_only(mutated(recorder, "protocol: 'https'", "protocol: 'http'")) != []
+    assert policy.https_only(recorder.replaced("protocol: 'https'", "protocol: 'http'")) != []
 
 
 # --- project policies: evidence, vault, Functions, recorder ----------------------------------------
@@ -177,7 +176,7 @@ def test_recordings_are_worm_with_versioning(templates: dict[str, Bicep]) -> Non
     ],
 )
 def test_worm_check_catches_a_weakened_recordings_account(templates: dict[str, Bicep], old: str, new: str) -> None:
-    assert worm_violations(mutated(templates["modules/recordings-storage.bicep"], old, new)) != []
+    assert worm_violations(templates["modules/recordings-storage.bicep"].replaced(old, new)) != []
 
 
 def lifecycle_violations(template: Bicep) -> list[str]:
@@ -201,8 +200,7 @@ def test_lifecycle_tiers_and_never_silently_deletes_evidence(templates: dict[str
 
 
 def test_lifecycle_check_catches_a_delete_rule(templates: dict[str, Bicep]) -> None:
-    storage = mutated(
-        templates["modules/recordings-storage.bicep"],
+    storage = templates["modules/recordings-storage.bicep"].replaced(
         "actions: { baseBlob: { tierToCool: { daysAfterCreationGreaterThan: 0 } } }",
         "actions: { baseBlob: { delete: { daysAfterCreationGreaterThan: 0 } } }",
     )
@@ -239,7 +237,7 @@ def test_key_vault_is_rbac_with_purge_protection_and_holds_the_credentials(templ
 def test_vault_check_catches_access_policies_or_no_purge_protection(
     templates: dict[str, Bicep], old: str, new: str
 ) -> None:
-    assert vault_violations(mutated(templates["modules/keyvault.bicep"], old, new)) != []
+    assert vault_violations(templates["modules/keyvault.bicep"].replaced(old, new)) != []
 
 
 # Settings the Flex plan rejects or ignores: the runtime and the package live in functionAppConfig.
@@ -290,7 +288,7 @@ def test_function_app_is_flex_python_311_with_always_ready_http_and_durable(temp
     ],
 )
 def test_function_app_check_catches_drift(templates: dict[str, Bicep], old: str, new: str) -> None:
-    assert function_app_violations(mutated(templates["modules/function-app.bicep"], old, new)) != []
+    assert function_app_violations(templates["modules/function-app.bicep"].replaced(old, new)) != []
 
 
 def scale_set_violations(template: Bicep) -> list[str]:
@@ -344,7 +342,7 @@ def test_recorder_scale_set_follows_the_media_bot_rules(templates: dict[str, Bic
     ],
 )
 def test_scale_set_check_catches_drift(templates: dict[str, Bicep], old: str, new: str) -> None:
-    assert scale_set_violations(mutated(templates["modules/recorder.bicep"], old, new)) != []
+    assert scale_set_violations(templates["modules/recorder.bicep"].replaced(old, new)) != []
 
 
 def test_recorder_installs_from_the_recorder_vm_deploy_script(templates: dict[str, Bicep]) -> None:
@@ -388,8 +386,8 @@ def test_nsg_opens_only_the_recorder_port_plan(templates: dict[str, Bicep]) -> N
 
 
 def test_nsg_check_catches_an_open_rdp_port(templates: dict[str, Bicep]) -> None:
-    network = mutated(
-        templates["modules/network.bicep"], "destinationPortRange: string(ports.media)", "destinationPortRange: '3389'"
+    network = templates["modules/network.bicep"].replaced(
+        "destinationPortRange: string(ports.media)", "destinationPortRange: '3389'"
     )
     assert nsg_violations(network) != []
 
@@ -457,9 +455,9 @@ def test_roles_are_least_privilege_and_named(templates: dict[str, Bicep]) -> Non
 
 def test_role_check_catches_contributor_and_unnamed_roles(templates: dict[str, Bicep]) -> None:
     rbac = templates["modules/rbac.bicep"]
-    owner = mutated(rbac, "'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'", "'b24988ac-6180-42a0-ab88-20f7382dd24c'")
+    owner = rbac.replaced("'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'", "'b24988ac-6180-42a0-ab88-20f7382dd24c'")
     assert any("Contributor" in v for v in role_violations(owner))
-    unnamed = mutated(rbac, "// Key Vault Crypto User:", "// signing:")
+    unnamed = rbac.replaced("// Key Vault Crypto User:", "// signing:")
     assert any("not named" in v for v in role_violations(unnamed))
 
 

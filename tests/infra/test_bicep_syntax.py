@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.bicep_tree import INFRA, Bicep
-from tests.infra.conftest import BICEP_FILES
+from tests.infra.bicep_tree import INFRA, Bicep, bicep_files
 
 
 def test_infra_has_the_templates_azd_needs() -> None:
-    names = {path.relative_to(INFRA).as_posix() for path in BICEP_FILES}
+    names = {path.relative_to(INFRA).as_posix() for path in bicep_files()}
     assert "main.bicep" in names
     assert len(names) >= 8, names
 
 
-@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
+@pytest.mark.parametrize("path", bicep_files(), ids=lambda p: p.relative_to(INFRA).as_posix())
 def test_template_parses_without_errors(path) -> None:  # type: ignore[no-untyped-def]
     assert Bicep.load(path).syntax_problems() == []
 
@@ -41,7 +40,7 @@ def test_main_template_deploys_at_subscription_scope(main: Bicep) -> None:
 
 
 def test_every_module_says_which_part_of_the_architecture_it_implements() -> None:
-    for path in BICEP_FILES:
+    for path in bicep_files():
         head = path.read_text().split("\n\n", 1)[0]
         assert head.startswith("//"), f"{path.name} starts without its purpose comment"
         assert "ARCHITECTURE.md" in head, f"{path.name}: the top comment must trace it to ARCHITECTURE.md"

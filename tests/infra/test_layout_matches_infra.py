@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from tests.infra.bicep_policy import CONTAINER
 from tests.infra.bicep_tree import Bicep, Expr, Resource, text, value
-from tests.infra.conftest import mutated
 from verbatim import layout
 
 QUEUE = "Microsoft.Storage/storageAccounts/queueServices/queues"
@@ -70,7 +69,7 @@ def test_cosmos_containers_and_partition_keys_equal_the_layout(templates: dict[s
 
 
 def test_a_wrong_partition_key_is_detected(templates: dict[str, Bicep]) -> None:
-    cosmos = mutated(templates["modules/cosmos.bicep"], "partitionKeyPath: '/callId'", "partitionKeyPath: '/id'")
+    cosmos = templates["modules/cosmos.bicep"].replaced("partitionKeyPath: '/callId'", "partitionKeyPath: '/id'")
     declared = value(cosmos.variables()["containers"])
     assert isinstance(declared, list)
     pairs = sorted((c["name"], c["partitionKeyPath"]) for c in declared)
@@ -90,7 +89,7 @@ def test_queues_equal_the_layout(templates: dict[str, Bicep]) -> None:
 
 
 def test_a_missing_queue_is_detected(templates: dict[str, Bicep]) -> None:
-    runtime = mutated(templates["modules/runtime-storage.bicep"], "  'recorder-events-poison'\n", "")
+    runtime = templates["modules/runtime-storage.bicep"].replaced("  'recorder-events-poison'\n", "")
     names, _ = declared_names(runtime, QUEUE)
     assert set(layout.QUEUES) - names == {"recorder-events-poison"}
 
