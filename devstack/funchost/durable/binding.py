@@ -48,12 +48,12 @@ class WebhookUrls:
             "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
         }
 
-    def client_binding(self, hub_name: str | None = None) -> str:
+    def client_binding(self) -> str:
         """The durableClient input binding value, a JSON string."""
         prefix = f"{self.base_url}/orchestrators/{{functionName}}[/{{instanceId}}]"
         return json.dumps(
             {
-                "taskHubName": hub_name or self.hub_name,
+                "taskHubName": self.hub_name,
                 "creationUrls": {
                     "createNewInstancePostUri": f"{prefix}?{self.query}",
                     "createAndWaitOnNewInstancePostUri": (

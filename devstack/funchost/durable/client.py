@@ -104,12 +104,12 @@ class TaskHubClient:
         )
 
     async def terminate(self, instance_id: str, reason: str | None) -> None:
-        row = await self._running(instance_id)
+        await self._running(instance_id)
         await self._send(
             ControlMessage(
                 f"{instance_id}|terminate|{uuid.uuid4().hex}",
                 instance_id,
-                row.execution_id,
+                None,  # whichever execution is current (the instance may continue as new meanwhile)
                 {"EventType": int(HistoryEventType.EXECUTION_TERMINATED), "Input": reason},
             )
         )

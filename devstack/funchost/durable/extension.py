@@ -62,8 +62,12 @@ class DurableExtension:
             raise ValueError(f"the Durable extension has no input binding of type {binding.get('type')!r}")
         if self._host is None:
             raise RuntimeError("the Durable extension has not been started")
+        hub = binding.get("taskHub")
+        if hub and str(hub).lower() != self.options.hub_name.lower():
+            served = self.options.hub_name
+            log.warning("function %s asks for task hub %s; the local host serves only %s", function.name, hub, served)
         urls = WebhookUrls(self._host.base_url, self.options.hub_name, self.options.connection_name)
-        return urls.client_binding(binding.get("taskHub") or None)
+        return urls.client_binding()
 
     async def start(self, host: HostServices) -> None:
         if self._config_error is not None:

@@ -48,8 +48,9 @@ log = logging.getLogger("devstack.funchost.durable")
 
 CONTROL_LEASE = timedelta(seconds=30)
 # A completion for a task the history does not know yet (possible only after a crash between sending an
-# activity and committing its scheduling) is retried this often before it is dropped.
-_MAX_DEFERRALS = 20
+# activity and committing its scheduling), or an event for an instance that never started, is retried this
+# often (every half second) before it is dropped.
+_MAX_DEFERRALS = 60
 _COMPLETION_EVENTS = frozenset(
     {
         HistoryEventType.TASK_COMPLETED,
@@ -171,7 +172,9 @@ class OrchestrationDispatcher:
             return "apply"
         if not state.started:
             # Events that reach a brand-new instance before its start are applied after it in the same batch.
-            return "apply" if messages.started_id(row.instance_id, row.execution_id) in seen else "defer"
+            if messages.started_id(row.instance_id, row.execution_id) in seen:
+                return "apply"
+            return self._defer_or_give_up(message, dequeue_count)
         if kind == HistoryEventType.TIMER_FIRED:
             fire_at = message.event.get("FireAt")
             if fire_at and parse_timestamp(str(fire_at)) - utc_now() > timedelta(seconds=1):
@@ -181,8 +184,15 @@ class OrchestrationDispatcher:
             if task_id in state.resolved:
                 return "discard"
             if task_id not in state.scheduled:
-                return "discard" if dequeue_count > _MAX_DEFERRALS else "defer"
+                return self._defer_or_give_up(message, dequeue_count)
         return "apply"
+
+    @staticmethod
+    def _defer_or_give_up(message: ControlMessage, dequeue_count: int) -> str:
+        if dequeue_count <= _MAX_DEFERRALS:
+            return "defer"
+        log.warning("dropping %s for %s: it never became applicable", message.event_type.name, message.instance_id)
+        return "discard"
 
     async def _resend_early_timer(self, message: ControlMessage) -> None:
         """A timer longer than a queue message can stay invisible surfaced early: send it on again."""
