@@ -291,13 +291,15 @@ resource recCertificate 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 // Custom role: what a recorder instance may do to itself. Assigned on the load balancer here
 // (which public ports are mine) and on the scale set in recorder.bicep (protect me from scale-in
 // while I hold calls).
+var resourceGroupId = resourceGroup().id
+
 resource recorderSelfService 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(resourceGroup().id, 'verbatim-recorder-self-service')
   properties: {
     roleName: 'Verbatim recorder self-service (${resourceGroup().name})'
     description: 'Lets a Verbatim recorder instance read its own NAT port mapping and set its own scale-in protection.'
     type: 'CustomRole'
-    assignableScopes: [resourceGroup().id]
+    assignableScopes: [resourceGroupId]
     permissions: [
       {
         actions: [

@@ -100,13 +100,17 @@ class Bicep:
     # --- syntax ---------------------------------------------------------------------------
 
     def syntax_problems(self) -> list[str]:
-        """ERROR and MISSING nodes, as 'line N: kind: text'."""
+        """ERROR and MISSING nodes (and known misparses), as 'line N: kind: text'."""
         problems = []
         for node in _walk(self.root):
             if node.type == "ERROR" or node.is_missing:
                 kind = "missing " + node.type if node.is_missing else "error"
                 text = _text(node)[:60].replace("\n", " ")
                 problems.append(f"line {node.start_point[0] + 1}: {kind}: {text!r}")
+            elif node.type == "parenthesized_expression" and not node.named_children:
+                # Never valid Bicep: tree-sitter-bicep 1.1 misreads `f().x` as an array item inside an
+                # object literal this way. Bind the value to a variable so the tree says what Bicep means.
+                problems.append(f"line {node.start_point[0] + 1}: ambiguous parse: empty parentheses")
         return problems
 
     # --- declarations ---------------------------------------------------------------------
@@ -152,6 +156,27 @@ class Bicep:
 
     def resources_of(self, type_: str) -> list[Resource]:
         return [r for r in self.resources() if r.type.lower() == type_.lower() and not r.existing]
+
+    def declared_symbols(self) -> set[str]:
+        """Every name a value may refer to: parameters, variables, resources, modules, loop and lambda variables."""
+        names = set(self.params()) | set(self.variables()) | {m.symbol for m in self.modules()}
+        names |= {r.symbol for r in self.resources()}
+        for node in _walk(self.root):
+            if node.type in ("loop_variable", "loop_enumerator"):
+                names.add(_text(node))
+            elif node.type in ("for_statement", "lambda_expression"):
+                names.add(_text(node.named_children[0]))
+        return names
+
+    def undefined_identifiers(self) -> list[str]:
+        """Identifiers used as values that nothing in the file declares (what the compiler calls BCP057)."""
+        declared = self.declared_symbols()
+        problems = []
+        for node in _walk(self.root):
+            if node.type != "identifier" or _text(node) in declared or _is_name_position(node):
+                continue
+            problems.append(f"line {node.start_point[0] + 1}: {_text(node)} is not declared")
+        return problems
 
     def calls(self, function: str) -> list[Node]:
         """Every call of a function (e.g. loadJsonContent) anywhere in the file."""
@@ -248,6 +273,35 @@ def walk(node: Node) -> Iterator[Node]:
 
 def _text(node: Node) -> str:
     return node.text.decode() if node.text is not None else ""
+
+
+_DECLARATIONS = (
+    "parameter_declaration",
+    "variable_declaration",
+    "resource_declaration",
+    "module_declaration",
+    "output_declaration",
+    "type_declaration",
+    "user_defined_function",
+    "import_declaration",
+)
+
+
+def _is_name_position(node: Node) -> bool:
+    """Whether an identifier names something (a key, a declaration, a function) instead of using a value."""
+    parent = node.parent
+    if parent is None:
+        return True
+    first = parent.named_children[0].id == node.id if parent.named_children else False
+    if parent.type in _DECLARATIONS or parent.type == "object_property":
+        return first  # the declared name, or an object key
+    if parent.type == "call_expression":
+        return first  # a function's name
+    if parent.type == "resource_expression":
+        return not first  # a nested resource's name after `::`
+    if parent.type in ("for_statement", "lambda_expression"):
+        return first  # the loop or lambda variable itself
+    return parent.type in ("decorator", "type", "property_identifier")
 
 
 def _callee(call: Node) -> str:

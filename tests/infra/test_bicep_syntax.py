@@ -29,6 +29,7 @@ def test_template_parses_without_errors(path) -> None:  # type: ignore[no-untype
         "param p string = 'unterminated\n",
         "var v = concat('a', 'b'\n",  # missing )
         "output o string = \n",
+        "var v = {\n  scopes: [resourceGroup().id]\n}\n",  # misread by the grammar: must be flagged
     ],
 )
 def test_syntax_gate_flags_broken_snippets(broken: str) -> None:
