@@ -159,3 +159,19 @@ async def test_an_episode_that_crashes_before_its_commit_runs_again_without_dupl
     assert history.count(HistoryEventType.TASK_SCHEDULED) == 2
     assert history.count(HistoryEventType.TASK_COMPLETED) == 2
     assert history.count(HistoryEventType.EXECUTION_STARTED) == 1
+
+
+async def test_an_instance_terminated_before_it_started_never_runs(harness: Harness) -> None:
+    instance_id = await harness.client.start_new("two_steps", None, None)
+    await harness.client.terminate(instance_id, "changed my mind")  # its start message is still queued
+
+    await harness.drain_control()
+
+    row = await harness.row(instance_id)
+    assert (row.runtime_status, row.output) == ("Terminated", '"changed my mind"')
+    assert await harness.work_items() == []
+    assert await harness.event_types(instance_id) == [
+        HistoryEventType.ORCHESTRATOR_STARTED,
+        HistoryEventType.EXECUTION_TERMINATED,
+        HistoryEventType.ORCHESTRATOR_COMPLETED,
+    ]

@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from devstack.funchost.durable import messages
 from devstack.funchost.durable.engine import (
@@ -60,6 +60,8 @@ _COMPLETION_EVENTS = frozenset(
         HistoryEventType.TIMER_FIRED,
     }
 )
+
+Verdict = Literal["apply", "discard", "defer", "timer-not-due"]
 
 _EXECUTION_NAMESPACE = uuid.UUID("6c1f4c8e-4a51-4d59-9f7e-2f8c3f3f7c11")
 
@@ -158,7 +160,7 @@ class OrchestrationDispatcher:
 
     def _verdict(
         self, row: InstanceRow, state: ExecutionState, message: ControlMessage, dequeue_count: int, seen: set[str]
-    ) -> str:
+    ) -> Verdict:
         kind = message.event_type
         if message.execution_id is not None and message.execution_id != row.execution_id:
             return "discard"  # meant for an earlier (or replaced) execution
@@ -188,7 +190,7 @@ class OrchestrationDispatcher:
         return "apply"
 
     @staticmethod
-    def _defer_or_give_up(message: ControlMessage, dequeue_count: int) -> str:
+    def _defer_or_give_up(message: ControlMessage, dequeue_count: int) -> Verdict:
         if dequeue_count <= _MAX_DEFERRALS:
             return "defer"
         log.warning("dropping %s for %s: it never became applicable", message.event_type.name, message.instance_id)
@@ -204,7 +206,6 @@ class OrchestrationDispatcher:
     async def _send_and_commit(self, row: InstanceRow, state: ExecutionState, result: RunResult) -> InstanceRow:
         hub = self._hub
         now = utc_now()
-        started = state.execution_started if state.started else {}
         parent = row.parent
 
         for item in result.outbound:
@@ -234,7 +235,7 @@ class OrchestrationDispatcher:
                         "Name": row.name,
                         "Version": row.version or "",
                         "Input": outcome.input,
-                        "ParentInstance": started.get("ParentInstance"),
+                        "ParentInstance": parent,
                         "OrchestrationInstance": {"InstanceId": row.instance_id, "ExecutionId": next_execution},
                     },
                 ).to_body()
