@@ -1,0 +1,448 @@
+"""The simulated media platform (see MEDIA_PROTOCOL.md): after a recorder's leg is established the
+simulator connects to the WebSocket named in the answer's ``appHostedMediaConfig`` blob and streams the
+call's audio as 20 ms frames of 16 kHz 16-bit mono PCM, mixed or unmixed (up to 4 speakers), with
+active/dominant speaker events, at real-time pace or as fast as the receiver takes them.
+
+Each call has one :class:`MediaTimeline`: its scripted audio laid out in frames. The timeline's position
+is the call's own media time; scripted events (joins, leaves, transfers, hang-up, injected stream
+failures) fire when the position reaches them, and every attached session receives the same frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import aiohttp
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .speech import SAMPLE_RATE
+
+log = logging.getLogger("simulator.media")
+
+PLATFORM = "verbatim-sim-media"
+VERSION = 1
+FRAME_MS = 20
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 320
+FRAME_BYTES = FRAME_SAMPLES * 2  # 640
+FRAME_TICKS = FRAME_MS * 10_000  # 100-ns ticks per frame
+HEADER = struct.Struct("<IIq")
+KIND_AUDIO = 1
+MIXED_SOURCE = 0
+MAX_UNMIXED = 4
+SILENCE = bytes(FRAME_BYTES)
+VOICED_THRESHOLD = 400  # peak amplitude above which a frame counts as speech
+ACTIVE_WINDOW = 10  # frames (200 ms) a source stays "active" after it was last heard
+SLOW_RECEIVER_BYTES = 2 * 1024 * 1024  # real-time sessions buffering more than ~3 s of audio have failed
+FAST_BUFFER_BYTES = 256 * 1024  # fast sessions wait when this much is queued
+
+Pace = Literal["realtime", "fast"]
+
+
+def ticks(when: datetime) -> int:
+    """100-ns ticks since the Unix epoch, computed exactly (no float rounding)."""
+    delta = when.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
+
+
+class MediaBlob(BaseModel):
+    """The ``appHostedMediaConfig.blob`` a recorder answers with, for the simulated platform."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    platform: Literal["verbatim-sim-media"]
+    version: Literal[1]
+    endpoint: str = Field(min_length=6, max_length=2048)
+    media_session_id: str = Field(alias="mediaSessionId", min_length=1, max_length=128)
+    receive_unmixed_meeting_audio: bool = Field(default=False, alias="receiveUnmixedMeetingAudio")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _websocket(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("endpoint must be a ws:// or wss:// URL")
+        return value
+
+
+@dataclass
+class Segment:
+    """One stretch of a speaker's audio placed on the call's timeline."""
+
+    source_id: int
+    start_frame: int
+    pcm: bytes
+    voiced: npt.NDArray[np.bool_]
+    peak: npt.NDArray[np.int32]
+
+    @property
+    def end_frame(self) -> int:
+        return self.start_frame + len(self.pcm) // FRAME_BYTES
+
+    @classmethod
+    def build(cls, source_id: int, start_frame: int, samples: npt.NDArray[np.int16]) -> Segment:
+        frames = -(-len(samples) // FRAME_SAMPLES)
+        padded = np.zeros(frames * FRAME_SAMPLES, dtype="<i2")
+        padded[: len(samples)] = samples
+        peaks = np.abs(padded.reshape(frames, FRAME_SAMPLES).astype(np.int32)).max(axis=1)
+        return cls(source_id, start_frame, padded.tobytes(), peaks > VOICED_THRESHOLD, peaks)
+
+
+FrameEvent = Callable[[], Awaitable[None]]
+
+
+class MediaSession:
+    """The platform's WebSocket connection to one recorder leg's media endpoint."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        blob: MediaBlob,
+        call_id: str,
+        unmixed: bool,
+        on_failure: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self.http = http
+        self.blob = blob
+        self.call_id = call_id
+        self.unmixed = unmixed
+        self.on_failure = on_failure
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.frames_sent = 0
+        self.messages_sent = 0
+        self.bytes_sent = 0
+        self.events_sent = 0
+        self.state: Literal["new", "connected", "ended", "failed"] = "new"
+        self.error: str | None = None
+        self.joined_frame: int | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.blob.endpoint,
+            "mediaSessionId": self.blob.media_session_id,
+            "unmixed": self.unmixed,
+            "state": self.state,
+            "framesSent": self.frames_sent,
+            "messagesSent": self.messages_sent,
+            "bytesSent": self.bytes_sent,
+            "eventsSent": self.events_sent,
+            "joinedAtFrame": self.joined_frame,
+            "error": self.error,
+        }
+
+    async def connect(self) -> None:
+        try:
+            self.ws = await self.http.ws_connect(
+                self.blob.endpoint, timeout=aiohttp.ClientWSTimeout(ws_close=5), autoping=True, max_msg_size=1 << 20
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            self.state, self.error = "failed", f"cannot connect to {self.blob.endpoint}: {error!s}"[:300]
+            raise ConnectionError(self.error) from error
+        # aiohttp keeps the socket's transport on the upgraded response's connection
+        connection = self.ws._response.connection
+        transport = connection.transport if connection is not None else None
+        if transport is not None:
+            transport.set_write_buffer_limits(high=4 * SLOW_RECEIVER_BYTES)
+        self._transport = transport
+        self.state = "connected"
+        hello = {
+            "type": "hello",
+            "version": VERSION,
+            "mediaSessionId": self.blob.media_session_id,
+            "callId": self.call_id,
+            "format": "pcm-16khz-16bit-mono",
+            "frameMs": FRAME_MS,
+            "unmixed": self.unmixed,
+        }
+        await self.ws.send_str(json.dumps(hello))
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    def buffered(self) -> int:
+        transport = getattr(self, "_transport", None)
+        return int(transport.get_write_buffer_size()) if transport is not None else 0
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        with contextlib.suppress(Exception):
+            async for _ in self.ws:
+                pass
+        if not self._closing and self.state == "connected":
+            self.state, self.error = "failed", "the receiver closed the media socket"
+            await self.on_failure(self.error)
+
+    async def send_binary(self, data: bytes) -> bool:
+        if self.state != "connected" or self.ws is None:
+            return False
+        try:
+            await self.ws.send_bytes(data)
+        except (ConnectionError, RuntimeError, aiohttp.ClientError) as error:
+            await self._lost(f"media send failed: {error!s}"[:300])
+            return False
+        self.messages_sent += 1
+        self.bytes_sent += len(data)
+        return True
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        if self.state != "connected" or self.ws is None:
+            return
+        try:
+            await self.ws.send_str(json.dumps(event))
+            self.events_sent += 1
+        except (ConnectionError, RuntimeError, aiohttp.ClientError) as error:
+            await self._lost(f"media send failed: {error!s}"[:300])
+
+    async def _lost(self, reason: str) -> None:
+        if self.state == "connected":
+            self.state, self.error = "failed", reason
+            await self._close()
+            await self.on_failure(reason)
+
+    async def fail(self, reason: str) -> None:
+        """Platform-side stream failure: tell the receiver, then close."""
+        if self.state != "connected":
+            return
+        await self.send_event({"type": "streamFailure", "reason": reason})
+        self.state, self.error = "failed", reason
+        await self._close()
+
+    async def end(self) -> None:
+        if self.state != "connected":
+            return
+        await self.send_event({"type": "end"})
+        self.state = "ended"
+        await self._close()
+
+    async def _close(self) -> None:
+        self._closing = True
+        if self.ws is not None and not self.ws.closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(), timeout=2)
+        if self._reader is not None and self._reader is not asyncio.current_task():
+            self._reader.cancel()
+
+
+@dataclass
+class MediaTimeline:
+    """A call's audio and scripted events, frame by frame, shared by every recorder session on the call."""
+
+    call_id: str
+    start_time: datetime
+    pace: Pace
+    segments: list[Segment] = field(default_factory=list)
+    end_frame: int | None = None
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    position: int = 0
+    audible: set[int] = field(default_factory=set)
+    sessions: list[MediaSession] = field(default_factory=list)
+    finished: bool = False
+    on_end: Callable[[], Awaitable[None]] | None = None
+    _events: dict[int, list[FrameEvent]] = field(default_factory=dict)
+    _next_segment: int = 0
+    _live: list[Segment] = field(default_factory=list)
+    _last_heard: dict[int, int] = field(default_factory=dict)
+    _active: tuple[int, ...] = ()
+    _dominant: int | None = None
+    wall_start: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.segments.sort(key=lambda s: s.start_frame)
+        self.start_ticks = ticks(self.start_time)
+
+    def at(self, seconds: float, event: FrameEvent) -> None:
+        """Run ``event`` when the timeline reaches ``seconds`` (immediately if it already has)."""
+        frame = max(self.position, round(seconds * 1000 / FRAME_MS))
+        self._events.setdefault(frame, []).append(event)
+
+    def seconds(self, frame: int | None = None) -> float:
+        return (self.position if frame is None else frame) * FRAME_MS / 1000
+
+    def attach(self, session: MediaSession) -> None:
+        session.joined_frame = self.position
+        self.sessions.append(session)
+
+    def in_gap(self, frame: int) -> bool:
+        return any(start <= frame < end for start, end in self.gaps)
+
+    # -- frame generation -----------------------------------------------------------------------------
+    def _advance_live(self, n: int) -> None:
+        segments = self.segments
+        while self._next_segment < len(segments) and segments[self._next_segment].start_frame <= n:
+            self._live.append(segments[self._next_segment])
+            self._next_segment += 1
+        if self._live:
+            self._live = [s for s in self._live if s.end_frame > n]
+
+    def _sources(self, n: int) -> list[tuple[int, int, bytes]]:
+        """(peak, source id, pcm) of each audible source with audio in frame ``n``."""
+        out: list[tuple[int, int, bytes]] = []
+        for seg in self._live:
+            if seg.source_id not in self.audible:
+                continue
+            index = n - seg.start_frame
+            offset = index * FRAME_BYTES
+            out.append((int(seg.peak[index]), seg.source_id, seg.pcm[offset : offset + FRAME_BYTES]))
+            if seg.voiced[index]:
+                self._last_heard[seg.source_id] = n
+        return out
+
+    @staticmethod
+    def _mix(parts: list[bytes]) -> bytes:
+        if not parts:
+            return SILENCE
+        if len(parts) == 1:
+            return parts[0]
+        total = np.zeros(FRAME_SAMPLES, dtype=np.int32)
+        for part in parts:
+            total += np.frombuffer(part, dtype="<i2")
+        return np.clip(total, -32768, 32767).astype("<i2").tobytes()
+
+    async def step(self) -> None:
+        """Emit one frame: fire its events, send its audio to every session, move on."""
+        n = self.position
+        events = self._events.pop(n, None)
+        if events:
+            for event in events:
+                await event()
+        if self.finished:
+            return
+        self._advance_live(n)
+        sources = self._sources(n)
+        if self.sessions and not self.in_gap(n):
+            await self._send(n, sources)
+        await self._speaker_events(n)
+        self.position = n + 1
+        if self.end_frame is not None and self.position >= self.end_frame and not self.finished:
+            if self.on_end is not None:
+                await self.on_end()
+            self.finished = True
+
+    async def _send(self, n: int, sources: list[tuple[int, int, bytes]]) -> None:
+        timestamp = self.start_ticks + n * FRAME_TICKS
+        mixed: bytes | None = None
+        unmixed: list[bytes] | None = None
+        for session in self.sessions:
+            if session.state != "connected":
+                continue
+            if session.unmixed:
+                if unmixed is None:
+                    talking = sorted((s for s in sources if self._last_heard.get(s[1]) == n), key=lambda s: -s[0])[
+                        :MAX_UNMIXED
+                    ]
+                    unmixed = [HEADER.pack(KIND_AUDIO, sid, timestamp) + pcm for _, sid, pcm in talking] or [
+                        HEADER.pack(KIND_AUDIO, MIXED_SOURCE, timestamp) + SILENCE
+                    ]
+                messages = unmixed
+            else:
+                if mixed is None:
+                    mixed = HEADER.pack(KIND_AUDIO, MIXED_SOURCE, timestamp) + self._mix([s[2] for s in sources])
+                messages = [mixed]
+            if self.pace == "realtime" and session.buffered() > SLOW_RECEIVER_BYTES:
+                await session._lost("the receiver is not keeping up with real-time audio")
+                continue
+            for message in messages:
+                if not await session.send_binary(message):
+                    break
+            else:
+                session.frames_sent += 1
+
+    async def _speaker_events(self, n: int) -> None:
+        active = tuple(sorted(s for s, last in self._last_heard.items() if n - last < ACTIVE_WINDOW))
+        if active == self._active:
+            return
+        self._active = active
+        events: list[dict[str, Any]] = [{"type": "activeSpeakers", "sourceIds": list(active)}]
+        if active and (self._dominant not in active):
+            # the newest voice takes over only when the current dominant speaker has gone quiet
+            newest = max(active, key=lambda s: self._last_heard[s])
+            if newest != self._dominant:
+                self._dominant = newest
+                events.append({"type": "dominantSpeakerChanged", "sourceId": newest})
+        for session in self.sessions:
+            for event in events:
+                await session.send_event(event)
+
+    async def stop(self) -> None:
+        """The call's media ends: every connected session gets ``end`` and is closed."""
+        self.finished = True
+        for session in self.sessions:
+            await session.end()
+
+
+class MediaPump:
+    """Drives every timeline: real-time ones together on one 20 ms tick, fast ones as fast as they drain."""
+
+    def __init__(self) -> None:
+        self.realtime: set[MediaTimeline] = set()
+        self.fast: dict[MediaTimeline, asyncio.Task[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.late_ticks = 0
+        self.ticks = 0
+
+    def start(self, timeline: MediaTimeline) -> None:
+        loop = asyncio.get_running_loop()
+        timeline.wall_start = loop.time()
+        if timeline.pace == "realtime":
+            self.realtime.add(timeline)
+            if self._task is None or self._task.done():
+                self._task = loop.create_task(self._tick_forever())
+        else:
+            self.fast[timeline] = loop.create_task(self._run_fast(timeline))
+
+    async def _run_fast(self, timeline: MediaTimeline) -> None:
+        try:
+            while not timeline.finished:
+                await timeline.step()
+                if timeline.position % 25 == 0:
+                    await asyncio.sleep(0)
+                    while any(s.state == "connected" and s.buffered() > FAST_BUFFER_BYTES for s in timeline.sessions):  # noqa: ASYNC110 - polls the socket buffer
+                        await asyncio.sleep(0.002)
+        except Exception:
+            log.exception("fast media timeline %s failed", timeline.call_id)
+        finally:
+            self.fast.pop(timeline, None)
+
+    async def _tick_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while self.realtime:
+            now = loop.time()
+            self.ticks += 1
+            for timeline in list(self.realtime):
+                due = int((now - timeline.wall_start) * 1000 // FRAME_MS) + 1
+                try:
+                    while timeline.position < due and not timeline.finished:
+                        await timeline.step()
+                except Exception:
+                    log.exception("media timeline %s failed", timeline.call_id)
+                    timeline.finished = True
+                if timeline.finished:
+                    self.realtime.discard(timeline)
+            next_tick += FRAME_MS / 1000
+            delay = next_tick - loop.time()
+            if delay < 0:
+                self.late_ticks += 1
+                next_tick = loop.time()
+                delay = 0
+            await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        tasks = [t for t in [self._task, *self.fast.values()] if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def now_monotonic() -> float:
+    return time.monotonic()
