@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions import calls_api, callrecords, graph_webhook, health, policy
+from functions import callrecords, calls_api, graph_webhook, health, lifecycle, policy
 from verbatim.logging import configure_logging
 from verbatim.settings import get_settings
 
@@ -16,3 +16,4 @@ app.register_functions(graph_webhook.bp)
 app.register_functions(callrecords.bp)
 app.register_functions(calls_api.bp)
 app.register_functions(policy.bp)
+app.register_functions(lifecycle.bp)

@@ -66,6 +66,7 @@ def _import_all() -> None:
         callrecords,  # noqa: F401
         evidence,  # noqa: F401
         health,  # noqa: F401
+        lifecycle,  # noqa: F401
         policy,  # noqa: F401
         recorder,  # noqa: F401
     )

@@ -1,0 +1,100 @@
+"""Recorder events as the recorder sends them, for the lifecycle tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from verbatim.contracts.recorder import (
+    CallParticipant,
+    Identity,
+    ObservedUser,
+    ParticipantsChanged,
+    RecordingFailed,
+    RecordingStarted,
+    RecordingStopped,
+)
+from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+
+def participant(pid: str, user: str) -> CallParticipant:
+    return CallParticipant(participant_id=pid, identity=Identity(kind="user", id=user, display_name=user))
+
+
+def started(
+    recording_id: str, container: str = "recordings", at: datetime = T0, heartbeat: float = 5.0
+) -> RecordingStarted:
+    prefix = capture_prefix(recording_id, at)
+    return RecordingStarted(
+        event_id=uuid.uuid4().hex,
+        occurred_at=at,
+        recording_id=recording_id,
+        call_id=f"call-{recording_id}",
+        sequence=0,
+        recorder_instance="recorder-0",
+        call_chain_id=f"chain-{recording_id}",
+        observed_user=ObservedUser(id="u-trader", upn="trader@contoso.com"),
+        participants=[participant("p1", "u-trader"), participant("p2", "u-client")],
+        direction="outbound",
+        call_type="peerToPeer",
+        recorder_app_id="app-recorder",
+        recorder_version="1.0.0",
+        started_at=at,
+        blob_container=container,
+        blob_name=track_blob_name(prefix),
+        manifest_blob_name=manifest_blob_name(prefix),
+        heartbeat_interval_seconds=heartbeat,
+    )
+
+
+def joined(recording_id: str, sequence: int = 1, at: datetime = T0 + timedelta(seconds=2)) -> ParticipantsChanged:
+    return ParticipantsChanged(
+        event_id=uuid.uuid4().hex,
+        occurred_at=at,
+        recording_id=recording_id,
+        call_id=f"call-{recording_id}",
+        sequence=sequence,
+        recorder_instance="recorder-0",
+        participants=[participant("p1", "u-trader"), participant("p3", "u-compliance")],
+        joined=["p3"],
+        left=["p2"],
+    )
+
+
+def stopped(
+    recording_id: str, sha256: str, seconds: float, sequence: int = 2, container: str = "recordings"
+) -> RecordingStopped:
+    prefix = capture_prefix(recording_id, T0)
+    return RecordingStopped(
+        event_id=uuid.uuid4().hex,
+        occurred_at=T0 + timedelta(seconds=seconds),
+        recording_id=recording_id,
+        call_id=f"call-{recording_id}",
+        sequence=sequence,
+        recorder_instance="recorder-0",
+        reason="call_ended",
+        ended_at=T0 + timedelta(seconds=seconds),
+        blob_container=container,
+        blob_name=track_blob_name(prefix),
+        manifest_blob_name=manifest_blob_name(prefix),
+        duration_seconds=seconds,
+        bytes=0,
+        block_count=0,
+        sha256=sha256,
+    )
+
+
+def failed_before_media(recording_id: str) -> RecordingFailed:
+    return RecordingFailed(
+        event_id=uuid.uuid4().hex,
+        occurred_at=T0,
+        recording_id=recording_id,
+        call_id=f"call-{recording_id}",
+        sequence=0,
+        recorder_instance="recorder-0",
+        stage="answer",
+        reason="media platform unavailable",
+        failed_at=T0,
+    )

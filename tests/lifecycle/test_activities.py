@@ -1,0 +1,109 @@
+"""The lifecycle's activities in the order the orchestration runs them, against Azurite and the Cosmos
+emulator: a normal call is finalised, transcoded in chunks, sealed, indexed and verifies; a recorder that went
+silent is salvaged and sealed as interrupted; a call that failed before any media is marked not recorded."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.lifecycle.audio import speech, stage_capture
+from tests.lifecycle.events import T0, failed_before_media, joined, started, stopped
+from verbatim.evidence.verify import verify_recording
+from verbatim.ledger import Ledger, trusted_fingerprints
+from verbatim.lifecycle import activities
+from verbatim.lifecycle.activities import LifecycleDeps
+from verbatim.lifecycle.deps import lifecycle_deps
+from verbatim.lifecycle.records import record_event
+from verbatim.settings import Settings, reload_settings
+
+
+@pytest.fixture
+def deps(stack_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LifecycleDeps:
+    monkeypatch.setenv("LEDGER_SIGNING_KEY_FILE", str(tmp_path / "ledger.pem"))
+    monkeypatch.setenv("RECORDINGS_STORAGE_IS_EMULATOR", "true")
+    built = lifecycle_deps(reload_settings())
+    built.chunk_seconds = 4
+    return built
+
+
+def run_to_seal(deps: LifecycleDeps, recording_id: str) -> None:
+    """What recording_lifecycle does after the recorder stopped (or was salvaged)."""
+    finalised = activities.finalise_recording(deps, recording_id)
+    tasks = activities.plan_access_copy(deps, finalised)
+    names = [activities.encode_access_chunk(deps, task) for task in reversed(tasks)]  # any completion order
+    access = activities.assemble_access_copy(deps, recording_id, finalised.finalised_blob, names)
+    summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, access)
+    activities.index_recording(deps, summary, finalised.problems)
+    assert activities.clean_up(deps, recording_id) == len(tasks) + 1
+
+
+def test_a_stopped_recording_is_sealed_indexed_and_verifies(deps: LifecycleDeps) -> None:
+    recording_id = f"rec-{uuid.uuid4().hex[:8]}"
+    pcm = speech(10)
+    staged = stage_capture(deps.recordings, recording_id, pcm, started_at=T0)
+    for event in (
+        started(recording_id),
+        joined(recording_id),
+        stopped(recording_id, staged.manifest.tracks[0].sha256, 10.0),
+    ):
+        record_event(deps.store, event)
+
+    check = activities.check_recording(deps, recording_id)
+    assert check.state == "ended"
+    run_to_seal(deps, recording_id)
+
+    record = deps.store.get(recording_id)
+    assert record is not None and record.status == "sealed" and record.seal is not None
+    assert record.seal.interrupted is False
+    assert record.seal.duration_seconds == 10.0
+    assert record.seal.retention_until == T0 + timedelta(days=1827)
+    assert sorted(p.participant_id for p in record.facts.participants) == ["p1", "p2", "p3"]
+    ledger = deps.ledger
+    assert isinstance(ledger, Ledger)
+    ledger.checkpoint()
+    result = verify_recording(
+        recording_id, deps.recordings, ledger, trusted_fingerprints(reload_settings(), ledger.signer)
+    )
+    assert result.ok, result.findings
+
+
+def test_a_recorder_that_went_silent_is_salvaged_and_sealed_as_interrupted(deps: LifecycleDeps) -> None:
+    recording_id = f"rec-{uuid.uuid4().hex[:8]}"
+    pcm = speech(7)
+    # The recorder staged its blocks and died: nothing committed, no capture manifest.
+    staged = stage_capture(deps.recordings, recording_id, pcm, commit=False, started_at=T0)
+    deps.recordings.delete_blob(staged.capture_blob)
+    record_event(deps.store, started(recording_id, heartbeat=5.0))
+
+    deps.clock = lambda: T0 + timedelta(seconds=10)
+    assert activities.check_recording(deps, recording_id).state == "capturing"
+    deps.clock = lambda: T0 + timedelta(seconds=16)
+    assert activities.check_recording(deps, recording_id).state == "silent"
+
+    activities.salvage(deps, recording_id)
+    run_to_seal(deps, recording_id)
+
+    record = deps.store.get(recording_id)
+    assert record is not None and record.seal is not None
+    assert record.seal.interrupted is True
+    assert record.seal.duration_seconds == 7.0
+    ledger = deps.ledger
+    assert isinstance(ledger, Ledger)
+    kinds = [e.kind for e in ledger.store.entries_for_subject(ledger.chain, f"recording:{recording_id}")]
+    assert kinds == ["salvaged", "sealed"]
+
+
+def test_a_call_that_failed_before_media_is_marked_not_recorded(deps: LifecycleDeps) -> None:
+    recording_id = f"rec-{uuid.uuid4().hex[:8]}"
+    record_event(deps.store, failed_before_media(recording_id))
+
+    check = activities.check_recording(deps, recording_id)
+    assert check.state == "no_media"
+    activities.mark_not_recorded(deps, recording_id, check.reason)
+
+    record = deps.store.get(recording_id)
+    assert record is not None and record.status == "not_recorded"

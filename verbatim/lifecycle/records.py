@@ -1,0 +1,173 @@
+"""The recording record: recorder events folded into one Cosmos document per recording, idempotently and in
+any order — a redelivered event is ignored by its sequence number, a late `started` never reopens a
+recording that already stopped, and the roster keeps everyone who was ever in the call."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from azure.core import MatchConditions
+from azure.cosmos import ContainerProxy
+from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError
+
+from verbatim.contracts.evidence import RecordingFacts
+from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.recorder import (
+    CallParticipant,
+    ParticipantsChanged,
+    RecorderEvent,
+    RecordingFailed,
+    RecordingStarted,
+    RecordingStopped,
+)
+from verbatim.errors import DependencyUnavailable
+
+TERMINAL = frozenset({"stopped", "failed", "salvaged", "sealed", "not_recorded"})
+
+
+def apply_event(record: RecordingRecord | None, event: RecorderEvent) -> RecordingRecord:
+    """The record after `event` (pure). Returns `record` unchanged for a duplicate."""
+    if record is not None and event.sequence in record.sequences_seen:
+        return record
+    if record is None:
+        record = RecordingRecord(
+            id=event.recording_id,
+            status="capturing",
+            facts=RecordingFacts(
+                recording_id=event.recording_id, call_id=event.call_id, recorder_instance=event.recorder_instance
+            ),
+        )
+    record = record.model_copy(deep=True)
+    record.sequences_seen = sorted({*record.sequences_seen, event.sequence})
+    if record.last_event_at is None or event.occurred_at > record.last_event_at:
+        record.last_event_at = event.occurred_at
+    facts = record.facts
+    if isinstance(event, RecordingStarted):
+        facts.call_chain_id = event.call_chain_id
+        facts.tenant_id = event.tenant_id
+        facts.observed_user = event.observed_user
+        facts.direction, facts.call_type = event.direction, event.call_type
+        facts.modalities, facts.phone_numbers = event.modalities, event.phone_numbers
+        facts.recorder_app_id, facts.recorder_version = event.recorder_app_id, event.recorder_version
+        facts.policy_identifier = event.policy.identifier
+        facts.started_at = event.started_at
+        facts.participants = _merge(
+            facts.participants, event.participants, newer=event.sequence > record.roster_sequence
+        )
+        record.roster_sequence = max(record.roster_sequence, event.sequence)
+        record.blob_container = event.blob_container
+        record.evidence_blob = event.blob_name
+        record.capture_manifest_blob = event.manifest_blob_name
+        record.heartbeat_interval_seconds = event.heartbeat_interval_seconds
+    elif isinstance(event, ParticipantsChanged):
+        facts.participants = _merge(
+            facts.participants, event.participants, newer=event.sequence > record.roster_sequence
+        )
+        record.roster_sequence = max(record.roster_sequence, event.sequence)
+    elif isinstance(event, RecordingStopped):
+        facts.ended_at = event.ended_at
+        record.blob_container = event.blob_container
+        record.evidence_blob = event.blob_name
+        record.capture_manifest_blob = event.manifest_blob_name
+        record.stop_reason = event.reason
+        if record.status not in TERMINAL:
+            record.status = "stopped"
+    elif isinstance(event, RecordingFailed):
+        facts.ended_at = event.failed_at
+        if event.observed_user is not None and facts.observed_user is None:
+            facts.observed_user = event.observed_user
+        facts.call_chain_id = facts.call_chain_id or event.call_chain_id
+        record.blob_container = event.blob_container or record.blob_container
+        record.evidence_blob = event.blob_name or record.evidence_blob
+        record.capture_manifest_blob = event.manifest_blob_name or record.capture_manifest_blob
+        record.failure_stage, record.failure_reason = event.stage, event.reason
+        if record.status not in TERMINAL:
+            record.status = "failed"
+    return record
+
+
+def _merge(known: list[CallParticipant], roster: list[CallParticipant], *, newer: bool) -> list[CallParticipant]:
+    """Everyone who was ever in the call, by participant id: a roster newer than any seen so far updates a
+    participant, an older one only adds those not known; nobody is removed."""
+    merged = {p.participant_id: p for p in known}
+    for participant in roster:
+        if participant.participant_id not in merged or newer:
+            merged[participant.participant_id] = participant
+    return [merged[key] for key in sorted(merged)]
+
+
+class RecordingStore(Protocol):
+    def get(self, recording_id: str) -> RecordingRecord | None: ...
+
+    def update(self, recording_id: str, change: Callable[[RecordingRecord | None], RecordingRecord]) -> RecordingRecord:
+        """Read, change and write back with optimistic concurrency (retried on conflict)."""
+
+
+def record_event(store: RecordingStore, event: RecorderEvent) -> RecordingRecord:
+    return store.update(event.recording_id, lambda record: apply_event(record, event))
+
+
+class CosmosRecordingStore:
+    """Recording records in the Cosmos `recordings` container (partition key /id)."""
+
+    def __init__(self, container: ContainerProxy, max_attempts: int = 20) -> None:
+        self._container = container
+        self._max_attempts = max_attempts
+
+    def _read(self, recording_id: str) -> dict[str, Any] | None:
+        # A query, not read_item: the emulator answers 500 instead of 404 for a missing item.
+        docs = list(
+            self._container.query_items(
+                "SELECT * FROM c WHERE c.id = @id",
+                parameters=[{"name": "@id", "value": recording_id}],
+                partition_key=recording_id,
+            )
+        )
+        return docs[0] if docs else None
+
+    def get(self, recording_id: str) -> RecordingRecord | None:
+        doc = self._read(recording_id)
+        return RecordingRecord.model_validate(doc) if doc else None
+
+    def update(self, recording_id: str, change: Callable[[RecordingRecord | None], RecordingRecord]) -> RecordingRecord:
+        for _ in range(self._max_attempts):
+            doc = self._read(recording_id)
+            current = RecordingRecord.model_validate(doc) if doc else None
+            updated = change(current)
+            if current is not None and updated == current:
+                return current
+            body = updated.model_dump(mode="json")
+            try:
+                if doc is None:
+                    self._container.create_item(body)
+                else:
+                    self._container.replace_item(
+                        recording_id, body, etag=doc["_etag"], match_condition=MatchConditions.IfNotModified
+                    )
+            except CosmosResourceExistsError:
+                continue
+            except CosmosHttpResponseError as error:
+                if error.status_code == 412:
+                    continue
+                raise
+            return updated
+        raise DependencyUnavailable(f"recording {recording_id}: too many concurrent updates")
+
+
+class InMemoryRecordingStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.docs: dict[str, tuple[str, RecordingRecord]] = {}
+
+    def get(self, recording_id: str) -> RecordingRecord | None:
+        entry = self.docs.get(recording_id)
+        return entry[1] if entry else None
+
+    def update(self, recording_id: str, change: Callable[[RecordingRecord | None], RecordingRecord]) -> RecordingRecord:
+        with self._lock:
+            updated = change(self.get(recording_id))
+            self.docs[recording_id] = (uuid.uuid4().hex, updated)
+            return updated
