@@ -12,6 +12,7 @@ import asyncio
 import email.utils
 import logging
 import random
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -60,6 +61,13 @@ class RetryPolicy:
         if retry_after is not None:
             return retry_after if retry_after <= self.max_retry_after else None
         return self.backoff(attempt)
+
+
+def tls_verify(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
+    """httpx's `verify`: a CA bundle path (the simulator's local CA) becomes an SSL context."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return verify
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -177,14 +185,16 @@ class GraphClient(_GraphCore):
         api_version: str = "v1.0",
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(
             base_url=base_url, tenant_id=tenant_id, credentials=credentials, api_version=api_version, retry=retry
         )
-        self._http = http or httpx.Client(timeout=timeout, verify=verify, limits=httpx.Limits(max_connections=64))
+        self._http = http or httpx.Client(
+            timeout=timeout, verify=tls_verify(verify), limits=httpx.Limits(max_connections=64)
+        )
         self._sleep = sleep
 
     def close(self) -> None:
@@ -278,14 +288,16 @@ class AsyncGraphClient(_GraphCore):
         api_version: str = "v1.0",
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         http: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         super().__init__(
             base_url=base_url, tenant_id=tenant_id, credentials=credentials, api_version=api_version, retry=retry
         )
-        self._http = http or httpx.AsyncClient(timeout=timeout, verify=verify, limits=httpx.Limits(max_connections=64))
+        self._http = http or httpx.AsyncClient(
+            timeout=timeout, verify=tls_verify(verify), limits=httpx.Limits(max_connections=64)
+        )
         self._sleep = sleep
 
     async def aclose(self) -> None:

@@ -7,6 +7,7 @@ token actually has to be fetched.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,10 @@ class MsalHttpClient:
     def __init__(
         self, *, verify: bool | str = True, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
     ) -> None:
-        self._client = httpx.Client(verify=verify, timeout=timeout, transport=transport)
+        verify_tls: bool | ssl.SSLContext = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
+        self._client = httpx.Client(verify=verify_tls, timeout=timeout, transport=transport)
 
     def post(
         self,

@@ -1,0 +1,120 @@
+"""The Graph client and the ingestion service against the Teams/Graph simulator: MSAL over the
+simulator's TLS authority, paging of sessions (60) and participants_v2 (130), injected 429 / 503,
+and Microsoft's documented call record ingested as Graph serves it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.callrecords.conftest import Simulator
+from tests.callrecords.fixtures import documented_record
+from tests.callrecords.helpers import drain
+from verbatim.callrecords.fetch import fetch_call_record
+from verbatim.callrecords.runtime import callrecords_runtime
+from verbatim.callrecords.times import format_datetime, utcnow
+from verbatim.contracts.callrecords import CallRecordNotification
+from verbatim.graph import GraphNotFound
+from verbatim.settings import Settings
+
+
+def big_meeting(record_id: str, people: int, sessions: int) -> dict[str, Any]:
+    users = [f"00000000-0000-0000-0000-{n:012d}" for n in range(people)]
+    return {
+        "id": record_id,
+        "version": 1,
+        "type": "groupCall",
+        "modalities": ["audio", "video"],
+        "startDateTime": "2024-05-01T09:00:00Z",
+        "endDateTime": "2024-05-01T10:00:00Z",
+        "organizer_v2": {"id": users[0], "identity": {"user": {"id": users[0]}}},
+        "participants_v2": [
+            {"id": u, "identity": {"user": {"id": u, "displayName": f"User {n}"}}} for n, u in enumerate(users)
+        ],
+        "sessions": [
+            {
+                "id": f"{record_id}-{n}",
+                "caller": {
+                    "@odata.type": "#microsoft.graph.callRecords.participantEndpoint",
+                    "identity": {"user": {"id": users[n % people]}},
+                },
+                "callee": {
+                    "@odata.type": "#microsoft.graph.callRecords.serviceEndpoint",
+                    "userAgent": {
+                        "@odata.type": "#microsoft.graph.callRecords.serviceUserAgent",
+                        "role": "conferencingServer",
+                    },
+                },
+                "startDateTime": "2024-05-01T09:00:00Z",
+                "endDateTime": "2024-05-01T10:00:00Z",
+                "segments": [{"id": f"{record_id}-{n}-0", "media": []}],
+            }
+            for n in range(sessions)
+        ],
+    }
+
+
+def test_the_graph_client_pages_sessions_and_participants_of_a_large_meeting(
+    sim_env: Settings, simulator: Simulator
+) -> None:
+    simulator.put_record(big_meeting("meeting-300", people=300, sessions=130))
+    graph = callrecords_runtime(sim_env).graph_for(simulator.tenant_id)
+
+    raw = fetch_call_record(graph, "meeting-300")
+
+    assert len(raw["sessions"]) == 130  # 60 + 60 + 10, via sessions@odata.nextLink
+    assert len(raw["participants_v2"]) == 300  # 130 + 130 + 40
+    assert len({p["identity"]["user"]["id"] for p in raw["participants_v2"]}) == 300
+    assert graph.credentials.acquisitions == 1  # one token (MSAL over the simulator's TLS authority)
+
+
+def test_injected_throttling_and_outages_are_retried_with_retry_after(sim_env: Settings, simulator: Simulator) -> None:
+    simulator.put_record(big_meeting("busy", people=3, sessions=2))
+    simulator.fault(
+        kind="http", path="/v1.0/communications/callRecords/busy*", status=429, retryAfterSeconds=1, count=2
+    )
+    simulator.fault(kind="http", path="/v1.0/communications/callRecords/busy*", status=503, count=1)
+    graph = callrecords_runtime(sim_env).graph_for(simulator.tenant_id)
+    before = graph.retries
+
+    raw = fetch_call_record(graph, "busy")
+
+    assert raw["id"] == "busy" and len(raw["sessions"]) == 2
+    assert graph.retries - before == 3
+
+
+def test_an_unknown_record_is_graph_not_found(sim_env: Settings, simulator: Simulator) -> None:
+    graph = callrecords_runtime(sim_env).graph_for(simulator.tenant_id)
+    try:
+        fetch_call_record(graph, "does-not-exist")
+    except GraphNotFound as error:
+        assert error.status == 404 and error.code == "NotFound"
+    else:
+        raise AssertionError("expected GraphNotFound")
+
+
+def test_the_documented_call_record_served_by_the_simulator_is_ingested_and_handed_off(
+    sim_env: Settings, simulator: Simulator
+) -> None:
+    documented = copy.deepcopy(documented_record())
+    simulator.put_record(documented)
+    drain(sim_env, "reconciliation-requests")
+    runtime = callrecords_runtime(sim_env)
+    message = CallRecordNotification(
+        call_record_id=documented["id"], tenant_id=simulator.tenant_id, first_seen_at=format_datetime(utcnow())
+    )
+
+    outcome = runtime.ingestor.ingest(message)
+
+    assert (outcome.status, outcome.version, outcome.handed_off) == ("stored", 1, True)
+    stored = runtime.store.get(documented["id"])
+    assert stored is not None
+    assert stored.organizer is not None and stored.organizer.display_name == "Abbie Wilkins"
+    assert {p.display_name for p in stored.participants} == {"Abbie Wilkins", "Owen Franklin"}
+    assert stored.sessions[0].quality.stream_count == 2 and stored.sessions[0].callee.feedback_rating == "poor"  # type: ignore[union-attr]
+    (handoff,) = drain(sim_env, "reconciliation-requests")
+    assert (handoff["schema"], handoff["callRecordId"], handoff["version"]) == (
+        "callrecord.stored",
+        documented["id"],
+        1,
+    )
