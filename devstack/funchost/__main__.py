@@ -38,6 +38,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _lean_log_records() -> None:
+    """Skip what the JSON log lines never show (caller location, thread and process names).
+
+    The "Optimization" advice of the logging HOWTO; it takes ~5 us off every invocation's log line.
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def _event_loop_policy() -> None:
     with contextlib.suppress(ImportError):
         import uvloop
@@ -56,6 +67,7 @@ async def _main(options: HostOptions) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
+    _lean_log_records()
     options = HostOptions(
         script_root=args.script_root.resolve(),
         host=args.host,

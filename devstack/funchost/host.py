@@ -9,6 +9,7 @@ polling stop, in-flight invocations finish (bounded), extensions stop, the HTTP 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import os
@@ -211,6 +212,9 @@ class FunctionHost:
             await extension.start(self)
         self._start_timers()
         self._start_queues()
+        # Everything loaded so far (the app, the SDKs, ~100k objects) lives as long as the process: keep it
+        # out of the cyclic GC, whose full collections would otherwise pause every request for ~25 ms.
+        gc.freeze()
         self.state = "Running"
         logger.info("host is running", extra={"state": self.state})
 

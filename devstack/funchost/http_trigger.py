@@ -35,7 +35,7 @@ def _joined(pairs: Any, lower: bool = False) -> dict[str, str]:
 def to_request(request: web.Request, route_params: Mapping[str, str], body: bytes) -> func.HttpRequest:
     return func.HttpRequest(
         method=request.method,
-        url=str(request.url),
+        url=f"{request.scheme}://{request.host}{request.raw_path}",  # what str(request.url) gives, cheaper
         headers=_joined(request.headers.items(), lower=True),
         params=_joined(request.query.items()),
         route_params=route_params,
