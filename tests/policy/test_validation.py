@@ -238,14 +238,14 @@ def test_an_enabled_policy_without_recorders_is_a_warning() -> None:
     ]
 
 
-def test_a_must_record_group_without_a_recording_group_assignment_is_a_warning() -> None:
-    text = VALID.replace(
-        f"mustRecord:\n  groups:\n    - group: {TRADERS}",
-        "mustRecord:\n  groups:\n    - group: 6f1c2a3b-0000-4000-8000-0000000000ff",
-    )
+def test_a_must_record_group_assigned_a_policy_that_records_nobody_is_a_warning() -> None:
+    text = VALID.replace("policy: Traders-Strict\n      rank: 1", "policy: Not-Recorded\n      rank: 1")
 
     loaded = load_desired_state(text, "p.yaml")
 
-    assert any(
-        w.location == "mustRecord.groups[0].group" and "has no group assignment" in w.message for w in loaded.warnings
-    )
+    assert [(w.location, w.message) for w in loaded.warnings if w.location.startswith("mustRecord")] == [
+        (
+            "mustRecord.groups[0].group",
+            f"must-record group {TRADERS} (Traders) is assigned Not-Recorded, which records nobody",
+        )
+    ]

@@ -461,29 +461,20 @@ def _jurisdictions(desired: m.DesiredState) -> Iterator[Finding]:
 
 
 def _coverage(desired: m.DesiredState) -> Iterator[Finding]:
+    """Must-record groups: no duplicates, and never assigned a policy that records nobody. (Whether every
+    member is covered is for the coverage audit to say: it depends on the directory, not the file.)"""
     groups = desired.must_record.groups
     yield from _duplicates(
         (g.group for g in groups), lambda i: ("mustRecord", "groups", i, "group"), "must-record group"
     )
-    assigned = {a.group.casefold() for a in desired.assignments.groups}
-    recording_groups = {
-        a.group.casefold() for a in desired.assignments.groups if (p := desired.policy(a.policy)) and p.records
-    }
-    global_records = bool(
-        desired.assignments.global_ and (p := desired.policy(desired.assignments.global_)) and p.records
-    )
+    assigned = {a.group.casefold(): a.policy for a in desired.assignments.groups}
     for index, group in enumerate(groups):
-        if global_records or group.group.casefold() in recording_groups:
-            continue
-        label = f"{group.group} ({group.name})" if group.name else group.group
-        why = (
-            "is assigned a policy that records nobody"
-            if group.group.casefold() in assigned
-            else "has no group assignment"
-        )
-        yield (
-            "warning",
-            ("mustRecord", "groups", index, "group"),
-            f"must-record group {label} {why}: its members are recorded only through direct assignments, and "
-            "nested members never through a group assignment",
-        )
+        policy_name = assigned.get(group.group.casefold())
+        policy = desired.policy(policy_name) if policy_name else None
+        if policy is not None and not policy.records:
+            label = f"{group.group} ({group.name})" if group.name else group.group
+            yield (
+                "warning",
+                ("mustRecord", "groups", index, "group"),
+                f"must-record group {label} is assigned {policy.name}, which records nobody",
+            )
