@@ -249,3 +249,9 @@ def test_a_must_record_group_assigned_a_policy_that_records_nobody_is_a_warning(
             f"must-record group {TRADERS} (Traders) is assigned Not-Recorded, which records nobody",
         )
     ]
+
+
+def test_a_control_character_is_an_error_not_a_crash() -> None:
+    error = only_error("version: 1\x1f\n")
+
+    assert error.message == "not valid YAML: special characters are not allowed (character #x001f)"

@@ -10,6 +10,7 @@ Exit codes of `plan` (also used by `validate`, `script` and `apply` where they a
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Sequence
@@ -73,6 +74,12 @@ def register(subparsers: Any) -> None:
             command.add_argument("--json", action="store_true", help="print the plan as JSON (contract policy-plan.v1)")
         if name == "script":
             command.add_argument("-o", "--output", type=Path, help="write the script here instead of stdout")
+        if name == "apply":
+            command.add_argument(
+                "--recorder-webhook",
+                default=None,
+                help="calling webhook for new application instances (default: copied from an instance of the same bot)",
+            )
         command.set_defaults(handler=handler)
 
     export = commands.add_parser("export-script", help="write the read-only PowerShell that exports the current state")
@@ -178,7 +185,13 @@ def _apply(args: argparse.Namespace) -> int:
     from verbatim.policy.simulator import apply_to_simulator
 
     try:
-        applied = apply_to_simulator(result, _simulator_url(args), ledger=_ledger_or_none())
+        applied = apply_to_simulator(
+            result,
+            _simulator_url(args),
+            ledger=_ledger_or_none(),
+            actor=f"cli:{getpass.getuser()}",
+            recorder_webhook=args.recorder_webhook,
+        )
     except (OSError, ValueError, VerbatimError) as error:
         print(f"apply failed: {error}", file=sys.stderr)
         return EXIT_INVALID

@@ -64,13 +64,18 @@ class PolicyFacts(BaseModel):
     retention_class: str | None = None
 
 
-def catalog_from_desired(desired: DesiredState) -> dict[str, PolicyFacts]:
-    """Case-folded policy name → facts, from a desired state (recorders named by their UPN)."""
+def catalog_from_desired(desired: DesiredState, directory: Directory | None = None) -> dict[str, PolicyFacts]:
+    """Case-folded policy name → facts, from a desired state. Recorders are named by the object id of their
+    application instance (a resource account, so an Entra user) when `directory` finds it, else by UPN."""
+    ids: dict[str, str] = {}
+    for instance in desired.application_instances:
+        found = directory.user(instance.user_principal_name) if directory is not None else None
+        ids[key(instance.user_principal_name)] = found.id if found else instance.user_principal_name
     return {
         key(p.name): PolicyFacts(
             records=p.records,
             strict=p.records and any(r.strict for r in p.recorders),
-            recorder_instance_ids=tuple(sorted(r.instance for r in p.recorders)),
+            recorder_instance_ids=tuple(sorted(ids.get(key(r.instance), r.instance) for r in p.recorders)),
             retention_class=p.retention_class,
         )
         for p in desired.recording_policies

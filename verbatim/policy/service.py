@@ -146,7 +146,7 @@ def coverage_audit_from_settings(settings: Settings, now: datetime) -> CoverageR
 
         graph = graph_client(settings)
         directory = GraphDirectory(graph)
-        reader = GraphEffectivePolicies(graph, catalog_from_desired(validated.desired) if validated else {})
+        reader = GraphEffectivePolicies(graph, catalog_from_desired(validated.desired, directory) if validated else {})
     try:
         return audit_coverage(
             must_record_groups=groups,

@@ -72,7 +72,10 @@ def _position(node: yaml.Node) -> Position:
 
 def parse(text: str) -> SourceDocument:
     """Parse one YAML document; raise `SourceError` with a position when it is not valid YAML."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as error:  # a control character, caught before parsing starts
+        raise SourceError(f"not valid YAML: {error.reason} (character #x{error.character:04x})", None) from error
     try:
         node = loader.get_single_node()
         if node is None:
