@@ -226,7 +226,7 @@ def _policy_step(change: PlanChange) -> Iterator[str]:
         [f"$null = New-CsTeamsComplianceRecordingPolicy -Identity {quote(name)} {new_args}"],
         "    ",
     )
-    yield "} else {"
+    yield f"}} elseif ({_differs('$policy', after, _POLICY_PARAMETERS)}) {{"
     yield from _guarded(
         identity,
         "Set-CsTeamsComplianceRecordingPolicy",
@@ -234,6 +234,20 @@ def _policy_step(change: PlanChange) -> Iterator[str]:
         "    ",
     )
     yield "}"
+
+
+def _differs(variable: str, values: dict[str, ParameterValue], names: tuple[tuple[str, str], ...]) -> str:
+    """A condition that is true when any property of `variable` differs from its declared value."""
+    tests = []
+    for name, ps in names:
+        value = values.get(name)
+        if isinstance(value, bool):
+            tests.append(f"[bool] {variable}.{ps} -ne {literal(value)}")
+        elif isinstance(value, int):
+            tests.append(f"[int] {variable}.{ps} -ne {value}")
+        else:  # text, GUIDs and unset values compare as strings ([string] $null is '')
+            tests.append(f"[string] {variable}.{ps} -ne {quote(value) if value is not None else chr(39) * 2}")
+    return " -or\n        ".join(tests)
 
 
 _RECORDER_PARAMETERS = (
@@ -278,7 +292,15 @@ def _recorder_step(change: PlanChange) -> Iterator[str]:
         f"{arguments}{new_pairing}"
     )
     yield "    }"
-    yield "} else {"
+    current_pairing = (
+        "(@($application.ComplianceRecordingPairedApplications | Where-Object { $_ } | "
+        "ForEach-Object { [string] $_.Id }) -join ',')"
+    )
+    wanted_pairing = "$pairedId" if paired is not None else "''"
+    checks = _differs("$application", after, _RECORDER_PARAMETERS)
+    if after.get("priority") is not None:
+        checks += f" -or\n        [int] $application.Priority -ne {literal(after['priority'])}"
+    yield f"}} elseif ({checks} -or\n        {current_pairing} -ne {wanted_pairing}) {{"
     yield "    if ($PSCmdlet.ShouldProcess($identity, 'Set-CsTeamsComplianceRecordingApplication')) {"
     yield f"        Set-CsTeamsComplianceRecordingApplication -Identity $identity {arguments} {pairing}"
     yield "    }"

@@ -150,7 +150,11 @@ if (-not $policy) {
     if ($PSCmdlet.ShouldProcess('Tag:Traders-Strict', 'New-CsTeamsComplianceRecordingPolicy')) {
         $null = New-CsTeamsComplianceRecordingPolicy -Identity 'Traders-Strict' -Enabled $true -Description 'MiFID II voice recording, fail-closed' -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $true
     }
-} else {
+} elseif ([bool] $policy.Enabled -ne $true -or
+        [string] $policy.Description -ne 'MiFID II voice recording, fail-closed' -or
+        [bool] $policy.DisableComplianceRecordingAudioNotificationForCalls -ne $false -or
+        [bool] $policy.RecordReroutedCalls -ne $true -or
+        [string] $policy.CustomBanner -ne '') {
     if ($PSCmdlet.ShouldProcess('Tag:Traders-Strict', 'Set-CsTeamsComplianceRecordingPolicy')) {
         Set-CsTeamsComplianceRecordingPolicy -Identity 'Tag:Traders-Strict' -Enabled $true -Description 'MiFID II voice recording, fail-closed' -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $true -CustomBanner $null
     }
@@ -162,7 +166,11 @@ if (-not $policy) {
     if ($PSCmdlet.ShouldProcess('Tag:Advisers-Relaxed', 'New-CsTeamsComplianceRecordingPolicy')) {
         $null = New-CsTeamsComplianceRecordingPolicy -Identity 'Advisers-Relaxed' -Enabled $true -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $false
     }
-} else {
+} elseif ([bool] $policy.Enabled -ne $true -or
+        [string] $policy.Description -ne '' -or
+        [bool] $policy.DisableComplianceRecordingAudioNotificationForCalls -ne $false -or
+        [bool] $policy.RecordReroutedCalls -ne $false -or
+        [string] $policy.CustomBanner -ne '') {
     if ($PSCmdlet.ShouldProcess('Tag:Advisers-Relaxed', 'Set-CsTeamsComplianceRecordingPolicy')) {
         Set-CsTeamsComplianceRecordingPolicy -Identity 'Tag:Advisers-Relaxed' -Enabled $true -Description $null -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $false -CustomBanner $null
     }
@@ -174,7 +182,11 @@ if (-not $policy) {
     if ($PSCmdlet.ShouldProcess('Tag:Not-Recorded', 'New-CsTeamsComplianceRecordingPolicy')) {
         $null = New-CsTeamsComplianceRecordingPolicy -Identity 'Not-Recorded' -Enabled $false -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $false
     }
-} else {
+} elseif ([bool] $policy.Enabled -ne $false -or
+        [string] $policy.Description -ne '' -or
+        [bool] $policy.DisableComplianceRecordingAudioNotificationForCalls -ne $false -or
+        [bool] $policy.RecordReroutedCalls -ne $false -or
+        [string] $policy.CustomBanner -ne '') {
     if ($PSCmdlet.ShouldProcess('Tag:Not-Recorded', 'Set-CsTeamsComplianceRecordingPolicy')) {
         Set-CsTeamsComplianceRecordingPolicy -Identity 'Tag:Not-Recorded' -Enabled $false -Description $null -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $false -CustomBanner $null
     }
@@ -189,7 +201,12 @@ if (-not $application) {
     if ($PSCmdlet.ShouldProcess($identity, 'New-CsTeamsComplianceRecordingApplication')) {
         $null = New-CsTeamsComplianceRecordingApplication -Parent 'Tag:Traders-Strict' -Id $instanceId -RequiredBeforeCallEstablishment $true -RequiredBeforeMeetingJoin $true -RequiredDuringCall $true -RequiredDuringMeeting $true -ConcurrentInvitationCount 1 -ComplianceRecordingPairedApplications @(New-CsTeamsComplianceRecordingPairedApplication -Id $pairedId)
     }
-} else {
+} elseif ([bool] $application.RequiredBeforeCallEstablishment -ne $true -or
+        [bool] $application.RequiredBeforeMeetingJoin -ne $true -or
+        [bool] $application.RequiredDuringCall -ne $true -or
+        [bool] $application.RequiredDuringMeeting -ne $true -or
+        [int] $application.ConcurrentInvitationCount -ne 1 -or
+        (@($application.ComplianceRecordingPairedApplications | Where-Object { $_ } | ForEach-Object { [string] $_.Id }) -join ',') -ne $pairedId) {
     if ($PSCmdlet.ShouldProcess($identity, 'Set-CsTeamsComplianceRecordingApplication')) {
         Set-CsTeamsComplianceRecordingApplication -Identity $identity -RequiredBeforeCallEstablishment $true -RequiredBeforeMeetingJoin $true -RequiredDuringCall $true -RequiredDuringMeeting $true -ConcurrentInvitationCount 1 -ComplianceRecordingPairedApplications @(New-CsTeamsComplianceRecordingPairedApplication -Id $pairedId)
     }
@@ -203,7 +220,12 @@ if (-not $application) {
     if ($PSCmdlet.ShouldProcess($identity, 'New-CsTeamsComplianceRecordingApplication')) {
         $null = New-CsTeamsComplianceRecordingApplication -Parent 'Tag:Advisers-Relaxed' -Id $instanceId -RequiredBeforeCallEstablishment $false -RequiredBeforeMeetingJoin $false -RequiredDuringCall $false -RequiredDuringMeeting $false -ConcurrentInvitationCount 2
     }
-} else {
+} elseif ([bool] $application.RequiredBeforeCallEstablishment -ne $false -or
+        [bool] $application.RequiredBeforeMeetingJoin -ne $false -or
+        [bool] $application.RequiredDuringCall -ne $false -or
+        [bool] $application.RequiredDuringMeeting -ne $false -or
+        [int] $application.ConcurrentInvitationCount -ne 2 -or
+        (@($application.ComplianceRecordingPairedApplications | Where-Object { $_ } | ForEach-Object { [string] $_.Id }) -join ',') -ne '') {
     if ($PSCmdlet.ShouldProcess($identity, 'Set-CsTeamsComplianceRecordingApplication')) {
         Set-CsTeamsComplianceRecordingApplication -Identity $identity -RequiredBeforeCallEstablishment $false -RequiredBeforeMeetingJoin $false -RequiredDuringCall $false -RequiredDuringMeeting $false -ConcurrentInvitationCount 2 -ComplianceRecordingPairedApplications $null
     }
