@@ -71,10 +71,17 @@ async def recorder_events(message: func.QueueMessage, client: df.DurableOrchestr
         record_event(_deps().store, event)
         instance = instance_id(event.recording_id)
         status = await client.get_status(instance)
+        signal = {"sequence": event.sequence, "type": event.type}
         if status is None or status.runtime_status is None:
-            await client.start_new(ORCHESTRATOR, instance, LifecycleInput(recording_id=event.recording_id).model_dump())
+            try:
+                await client.start_new(
+                    ORCHESTRATOR, instance, LifecycleInput(recording_id=event.recording_id).model_dump()
+                )
+            except Exception:  # the SDK raises a bare Exception when another event just started it
+                log.info("lifecycle %s was started concurrently; signalling it instead", instance)
+                await client.raise_event(instance, RECORDER_EVENT, signal)
         elif status.runtime_status in (df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending):
-            await client.raise_event(instance, RECORDER_EVENT, {"sequence": event.sequence, "type": event.type})
+            await client.raise_event(instance, RECORDER_EVENT, signal)
         else:
             log.info("event %s after the lifecycle ended (%s)", event.type, status.runtime_status)
 

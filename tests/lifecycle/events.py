@@ -64,18 +64,18 @@ def joined(recording_id: str, sequence: int = 1, at: datetime = T0 + timedelta(s
 
 
 def stopped(
-    recording_id: str, sha256: str, seconds: float, sequence: int = 2, container: str = "recordings"
+    recording_id: str, sha256: str, seconds: float, sequence: int = 2, container: str = "recordings", at: datetime = T0
 ) -> RecordingStopped:
-    prefix = capture_prefix(recording_id, T0)
+    prefix = capture_prefix(recording_id, at)
     return RecordingStopped(
         event_id=uuid.uuid4().hex,
-        occurred_at=T0 + timedelta(seconds=seconds),
+        occurred_at=at + timedelta(seconds=seconds),
         recording_id=recording_id,
         call_id=f"call-{recording_id}",
         sequence=sequence,
         recorder_instance="recorder-0",
         reason="call_ended",
-        ended_at=T0 + timedelta(seconds=seconds),
+        ended_at=at + timedelta(seconds=seconds),
         blob_container=container,
         blob_name=track_blob_name(prefix),
         manifest_blob_name=manifest_blob_name(prefix),
