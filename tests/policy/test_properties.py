@@ -24,7 +24,7 @@ json_values = st.recursive(
 FIELDS = ["version", "applicationInstances", "recordingPolicies", "assignments", "callingPolicies", "jurisdictions"]
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=6) | json_values)
 def test_any_json_document_is_either_valid_or_rejected_with_located_errors(document: Any) -> None:
     try:
@@ -33,7 +33,7 @@ def test_any_json_document_is_either_valid_or_rejected_with_located_errors(docum
         assert invalid.issues and all(issue.message for issue in invalid.issues)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=300))
 def test_any_text_is_either_valid_yaml_or_rejected_without_a_crash(text: str) -> None:
     try:
@@ -83,7 +83,7 @@ def desired_states(draw: st.DrawFn) -> DesiredState:
     return validate_data(json.loads(json.dumps(document))).desired
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(desired_states())
 def test_a_desired_state_planned_against_itself_has_no_changes(desired: DesiredState) -> None:
     state = compile_desired(desired, None).state
@@ -91,7 +91,7 @@ def test_a_desired_state_planned_against_itself_has_no_changes(desired: DesiredS
     assert list(diff(state, state)) == []
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(desired_states())
 def test_the_export_of_a_tenant_reads_back_to_that_tenant(desired: DesiredState) -> None:
     state = compile_desired(desired, None).state
