@@ -231,7 +231,7 @@ class MediaSession:
             self._reader.cancel()
 
 
-@dataclass
+@dataclass(eq=False)
 class MediaTimeline:
     """A call's audio and scripted events, frame by frame, shared by every recorder session on the call."""
 

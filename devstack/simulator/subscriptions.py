@@ -396,7 +396,7 @@ class Subscriptions:
                 "resource": f"communications/callRecords/{rid}",
                 "subscriptionExpirationDateTime": _subscription_time(sub.expiration),
                 "resourceData": {
-                    "@odata.type": "#Microsoft.Graph.callrecord",
+                    "@odata.type": "#Microsoft.Graph.callRecord",
                     "@odata.id": f"communications/callRecords/{rid}",
                     "id": rid,
                 },
