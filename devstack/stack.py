@@ -78,6 +78,8 @@ def app_environment(config: StackConfig) -> dict[str, str]:
         "GRAPH_BASE_URL": f"http://127.0.0.1:{ports.simulator}",
         "GRAPH_AUTHORITY_HOST": f"http://127.0.0.1:{ports.simulator}",
         "VERBATIM_ENVIRONMENT": "local",
+        # The coverage audit reads effective policies from the simulator's tenant API locally.
+        "POLICY_SIMULATOR_URL": f"http://127.0.0.1:{ports.simulator}",
     }
 
 
