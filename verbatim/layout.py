@@ -20,6 +20,7 @@ COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (
     CosmosContainer("calls", "/id", "normalised call records, one document per call id (newest version)"),
     CosmosContainer("recordings", "/id", "recording metadata, status, manifest summary, tombstones"),
     CosmosContainer("verdicts", "/callId", "reconciliation verdicts per (call, policy user)"),
+    CosmosContainer("recording_index", "/observedUserId", "search index: one flat document per recording"),
     CosmosContainer("holds", "/id", "legal holds"),
     CosmosContainer("subscriptions", "/id", "Graph change-notification subscriptions"),
     CosmosContainer("ledger", "/chain", "append-only, hash-chained evidence ledger and signed checkpoints"),

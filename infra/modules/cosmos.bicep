@@ -29,6 +29,7 @@ var containers = [
   { name: 'calls', partitionKeyPath: '/id' }
   { name: 'recordings', partitionKeyPath: '/id' }
   { name: 'verdicts', partitionKeyPath: '/callId' }
+  { name: 'recording_index', partitionKeyPath: '/observedUserId' }
   { name: 'holds', partitionKeyPath: '/id' }
   { name: 'subscriptions', partitionKeyPath: '/id' }
   { name: 'ledger', partitionKeyPath: '/chain' }

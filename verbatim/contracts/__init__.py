@@ -63,10 +63,12 @@ def write_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
 def _import_all() -> None:
     # Each area's contracts module registers itself on import; list them here.
     from verbatim.contracts import (
+        api,  # noqa: F401
         callrecords,  # noqa: F401
         evidence,  # noqa: F401
         health,  # noqa: F401
         lifecycle,  # noqa: F401
         policy,  # noqa: F401
+        reconciliation,  # noqa: F401
         recorder,  # noqa: F401
     )

@@ -1,0 +1,304 @@
+"""The recording search index: one flat document per recording in Cosmos `recording_index` (partition key
+/observedUserId), built from the lifecycle's recording record and the observed user's verdict.
+
+Why a separate index: search filters on things no single recording record holds (the reconciliation
+verdict) and on values buried in nested lists (participants' ids, UPNs, phone numbers); here they are flat
+fields and one array of identity keys, so every search is one parameterised query. Searching by observed
+user is single-partition. The index is written when a recording reaches a final state (the lifecycle's
+`recording.indexed` message) and whenever reconciliation changes a verdict; it can always be rebuilt from
+`recordings` and `verdicts`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from azure.cosmos import ContainerProxy
+
+from verbatim.callrecords.times import canonical_datetime, format_datetime
+from verbatim.contracts.api import ObservedUserView, ParticipantView, RecordingSummary
+from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.reconciliation import Verdict, VerdictState
+from verbatim.errors import InvalidInput
+from verbatim.reconciliation.store import decode_token, encode_token
+
+CONTAINER = "recording_index"
+DOC_TYPE = "recordingIndex"
+UNKNOWN_USER = "unknown"
+_PHONE = re.compile(r"[0-9 ().-]{6,}")
+
+
+def phone_key(number: str) -> str:
+    digits = re.sub(r"[^0-9]", "", number)
+    return f"phone:+{digits}"
+
+
+def identity_keys(value: str) -> list[str]:
+    """The index keys a participant filter may mean: a UPN, a phone number, or an object id."""
+    value = value.strip()
+    if not value:
+        return []
+    if "@" in value:
+        return [f"upn:{value.lower()}"]
+    if value.startswith("+") or _PHONE.fullmatch(value):
+        return [phone_key(value), f"user:{value}"]
+    return [f"user:{value}"]
+
+
+def _keys_of(record: RecordingRecord) -> list[str]:
+    keys: set[str] = set()
+    facts = record.facts
+    for participant in facts.participants:
+        identity = participant.identity
+        if identity.id:
+            keys.add(
+                f"phone:+{re.sub(r'[^0-9]', '', identity.id)}" if identity.kind == "phone" else f"user:{identity.id}"
+            )
+        if identity.upn:
+            keys.add(f"upn:{identity.upn.lower()}")
+        if participant.phone_number:
+            keys.add(phone_key(participant.phone_number))
+    for number in facts.phone_numbers:
+        keys.add(phone_key(number))
+    observed = facts.observed_user
+    if observed is not None:
+        if observed.id:
+            keys.add(f"user:{observed.id}")
+        if observed.upn:
+            keys.add(f"upn:{observed.upn.lower()}")
+        if observed.phone_number:
+            keys.add(phone_key(observed.phone_number))
+    return sorted(keys)
+
+
+def verdict_for(record: RecordingRecord, verdicts: Sequence[Verdict]) -> Verdict | None:
+    """The observed user's verdict among `verdicts` that names this recording (or, failing that, the call)."""
+    observed = record.facts.observed_user.id if record.facts.observed_user else None
+    mine = [v for v in verdicts if v.user_id == observed]
+    return next((v for v in mine if record.id in v.recording_ids), mine[0] if mine else None)
+
+
+def summary_of(record: RecordingRecord, verdict: Verdict | None) -> RecordingSummary:
+    facts, seal = record.facts, record.seal
+    observed = facts.observed_user
+    return RecordingSummary(
+        id=record.id,
+        call_id=facts.call_id,
+        call_chain_id=facts.call_chain_id,
+        tenant_id=facts.tenant_id,
+        observed_user=ObservedUserView(
+            id=observed.id if observed else None,
+            user_principal_name=observed.upn if observed else None,
+            display_name=observed.display_name if observed else None,
+        ),
+        participants=[
+            ParticipantView(
+                kind=p.identity.kind,
+                id=p.identity.id,
+                display_name=p.identity.display_name,
+                user_principal_name=p.identity.upn,
+                phone_number=p.phone_number,
+                is_recorder=p.is_recorder,
+            )
+            for p in facts.participants
+        ],
+        direction=facts.direction,
+        call_type=facts.call_type,
+        modalities=list(facts.modalities),
+        started_at=format_datetime(facts.started_at) if facts.started_at else None,
+        ended_at=format_datetime(facts.ended_at) if facts.ended_at else None,
+        duration_seconds=seal.duration_seconds if seal else None,
+        status=record.status,
+        interrupted=bool(seal and seal.interrupted),
+        has_access_copy=bool(seal and seal.access_copy_blob),
+        verdict=verdict.verdict if verdict else None,
+        verdict_reason=verdict.reason if verdict else None,
+        coverage=verdict.coverage if verdict else None,
+        retention_until=format_datetime(seal.retention_until) if seal else None,
+        legal_holds=list(seal.legal_holds) if seal else [],
+        sealed_at=format_datetime(seal.sealed_at) if seal else None,
+    )
+
+
+def index_document(record: RecordingRecord, verdict: Verdict | None) -> dict[str, Any]:
+    body = summary_of(record, verdict).model_dump(mode="json", by_alias=True)
+    observed = record.facts.observed_user
+    body["observedUserId"] = (observed.id if observed else None) or UNKNOWN_USER
+    body["observedUserUpn"] = (observed.upn or "").lower() if observed else ""
+    body["participantKeys"] = _keys_of(record)
+    body["docType"] = DOC_TYPE
+    return body
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """Filters of `GET /api/v1/recordings`; every one optional, all combined with AND."""
+
+    participant: str | None = None  # any participant: object id, UPN or phone number
+    observed_user: str | None = None  # the recorded policy user: object id or UPN
+    start_from: str | None = None  # recording started at or after (canonical UTC)
+    start_to: str | None = None  # ... and before
+    direction: str | None = None
+    call_type: str | None = None
+    modality: str | None = None
+    verdict: VerdictState | None = None
+    limit: int = 50
+    continuation: str | None = None
+    keys: list[str] = field(default_factory=list)
+
+
+def build_sql(query: SearchQuery) -> tuple[str, list[dict[str, Any]], str | None]:
+    """The parameterised SQL of a search, its parameters, and the partition key when it is single-partition."""
+    clauses = ["c.docType = @docType"]
+    parameters: list[dict[str, Any]] = [{"name": "@docType", "value": DOC_TYPE}]
+    partition: str | None = None
+
+    def add(clause: str, name: str, value: object) -> None:
+        clauses.append(clause)
+        parameters.append({"name": name, "value": value})
+
+    if query.observed_user:
+        if "@" in query.observed_user:
+            add("c.observedUserUpn = @observedUpn", "@observedUpn", query.observed_user.strip().lower())
+        else:
+            partition = query.observed_user.strip()
+            add("c.observedUserId = @observed", "@observed", partition)
+    if query.participant:
+        keys = identity_keys(query.participant)
+        if not keys:
+            raise InvalidInput("`participant` is empty")
+        alternatives = []
+        for index, key in enumerate(keys):
+            alternatives.append(f"ARRAY_CONTAINS(c.participantKeys, @p{index})")
+            parameters.append({"name": f"@p{index}", "value": key})
+        clauses.append("(" + " OR ".join(alternatives) + ")")
+    if query.start_from:
+        add("c.startedAt >= @from", "@from", query.start_from)
+    if query.start_to:
+        add("c.startedAt < @to", "@to", query.start_to)
+    if query.direction:
+        add("c.direction = @direction", "@direction", query.direction)
+    if query.call_type:
+        add("c.callType = @callType", "@callType", query.call_type)
+    if query.modality:
+        add("ARRAY_CONTAINS(c.modalities, @modality)", "@modality", query.modality)
+    if query.verdict:
+        add("c.verdict = @verdict", "@verdict", query.verdict)
+    sql = f"SELECT * FROM c WHERE {' AND '.join(clauses)} ORDER BY c.startedAt DESC"  # noqa: S608 - fixed fields
+    return sql, parameters, partition
+
+
+def _summary(document: dict[str, Any]) -> RecordingSummary:
+    return RecordingSummary.model_validate(document)
+
+
+class RecordingIndex(Protocol):
+    def put(self, record: RecordingRecord, verdicts: Sequence[Verdict] | None = None) -> RecordingSummary:
+        """Index `record`; with `verdicts` None, the verdict already indexed for it is kept."""
+
+    def get(self, recording_id: str) -> RecordingSummary | None: ...
+
+    def search(self, query: SearchQuery) -> tuple[list[RecordingSummary], str | None]: ...
+
+
+class CosmosRecordingIndex:
+    def __init__(self, container: ContainerProxy) -> None:
+        self._container = container
+
+    def _documents(self, recording_id: str) -> list[dict[str, Any]]:
+        return list(
+            self._container.query_items(
+                "SELECT * FROM c WHERE c.id = @id",
+                parameters=[{"name": "@id", "value": recording_id}],
+                enable_cross_partition_query=True,
+            )
+        )
+
+    def put(self, record: RecordingRecord, verdicts: Sequence[Verdict] | None = None) -> RecordingSummary:
+        existing = self._documents(record.id)
+        verdict = verdict_for(record, verdicts) if verdicts is not None else None
+        document = index_document(record, verdict)
+        if verdicts is None and existing:
+            for name in ("verdict", "verdictReason", "coverage"):
+                document[name] = existing[0].get(name)
+        self._container.upsert_item(document)
+        for stale in existing:
+            if stale.get("observedUserId") != document["observedUserId"]:
+                # The observed user became known after a first indexing: drop the copy in the old partition.
+                self._container.delete_item(stale["id"], partition_key=stale.get("observedUserId"))
+        return _summary(document)
+
+    def get(self, recording_id: str) -> RecordingSummary | None:
+        documents = self._documents(recording_id)
+        return _summary(documents[0]) if documents else None
+
+    def search(self, query: SearchQuery) -> tuple[list[RecordingSummary], str | None]:
+        sql, parameters, partition = build_sql(query)
+        options: dict[str, Any] = (
+            {"partition_key": partition} if partition is not None else {"enable_cross_partition_query": True}
+        )
+        pager = self._container.query_items(sql, parameters=parameters, max_item_count=query.limit, **options).by_page(
+            decode_token(query.continuation)
+        )
+        page = next(pager, None)
+        items = [_summary(item) for item in page] if page is not None else []
+        token = getattr(pager, "continuation_token", None) if page is not None else None
+        return items, encode_token(token if isinstance(token, str) else None)
+
+
+class InMemoryRecordingIndex:
+    """The same semantics over a dict (for service-level tests)."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, record: RecordingRecord, verdicts: Sequence[Verdict] | None = None) -> RecordingSummary:
+        with self._lock:
+            verdict = verdict_for(record, verdicts) if verdicts is not None else None
+            document = index_document(record, verdict)
+            existing = self.documents.get(record.id)
+            if verdicts is None and existing:
+                for name in ("verdict", "verdictReason", "coverage"):
+                    document[name] = existing.get(name)
+            self.documents[record.id] = document
+            return _summary(document)
+
+    def get(self, recording_id: str) -> RecordingSummary | None:
+        document = self.documents.get(recording_id)
+        return _summary(document) if document else None
+
+    def search(self, query: SearchQuery) -> tuple[list[RecordingSummary], str | None]:
+        keys = set(identity_keys(query.participant)) if query.participant else None
+        observed = (query.observed_user or "").strip()
+
+        def matches(d: dict[str, Any]) -> bool:
+            started = d.get("startedAt") or ""
+            return (
+                (not observed or d["observedUserId"] == observed or d["observedUserUpn"] == observed.lower())
+                and (keys is None or bool(keys.intersection(d["participantKeys"])))
+                and (query.start_from is None or started >= query.start_from)
+                and (query.start_to is None or started < query.start_to)
+                and (query.direction is None or d["direction"] == query.direction)
+                and (query.call_type is None or d["callType"] == query.call_type)
+                and (query.modality is None or query.modality in d["modalities"])
+                and (query.verdict is None or d.get("verdict") == query.verdict)
+            )
+
+        found = sorted((d for d in self.documents.values() if matches(d)), key=lambda d: d.get("startedAt") or "")
+        found.reverse()
+        offset = int(decode_token(query.continuation) or 0)
+        page = found[offset : offset + query.limit]
+        more = offset + query.limit < len(found)
+        return [_summary(d) for d in page], encode_token(str(offset + query.limit)) if more else None
+
+
+def canonical_time(value: str, name: str) -> str:
+    parsed = canonical_datetime(value)
+    if parsed is None:
+        raise InvalidInput(f"`{name}` is not an ISO-8601 date-time (e.g. 2025-03-01T00:00:00Z)")
+    return parsed

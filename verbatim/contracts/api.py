@@ -1,0 +1,184 @@
+"""Compliance API contracts (`/api/v1`): search results, recording detail, verdict and report pages, audit and
+ledger pages. The OpenAPI document at `/api/v1/openapi.json` is generated from these models.
+
+camelCase on the wire, like the call-record API beside it. Times are canonical UTC strings.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, JsonValue
+
+from verbatim.contracts import contract
+from verbatim.contracts.callrecords import CamelContract
+from verbatim.contracts.evidence import InclusionProof, LedgerCheckpoint, LedgerEntry, RecordingManifest
+from verbatim.contracts.reconciliation import CompletenessReport, Verdict, VerdictReason, VerdictState
+
+MediaCopy = Literal["access", "evidence"]
+
+
+class ParticipantView(CamelContract):
+    """A participant of a recorded call, as the recorder saw it."""
+
+    kind: str
+    id: str | None = None
+    display_name: str | None = None
+    user_principal_name: str | None = None
+    phone_number: str | None = None
+    is_recorder: bool = False
+
+
+class ObservedUserView(CamelContract):
+    id: str | None = None
+    user_principal_name: str | None = None
+    display_name: str | None = None
+
+
+@contract("api.recording-summary", 1)
+class RecordingSummary(CamelContract):
+    """One recording as search returns it (and as the search index stores it, in Cosmos `recording_index`)."""
+
+    id: str
+    call_id: str
+    call_chain_id: str | None = None
+    tenant_id: str | None = None
+    observed_user: ObservedUserView = Field(default_factory=ObservedUserView)
+    participants: list[ParticipantView] = Field(default_factory=list)
+    direction: str = "unknown"
+    call_type: str = "unknown"
+    modalities: list[str] = Field(default_factory=list)
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_seconds: float | None = None
+    status: str
+    interrupted: bool = False
+    has_access_copy: bool = False
+    verdict: VerdictState | None = Field(default=None, description="the observed user's verdict for this call")
+    verdict_reason: VerdictReason | None = None
+    coverage: float | None = None
+    retention_until: str | None = None
+    legal_holds: list[str] = Field(default_factory=list)
+    sealed_at: str | None = None
+
+
+@contract("api.recording-page", 1)
+class RecordingPage(CamelContract):
+    """A page of `GET /api/v1/recordings`: newest first; pass `continuation` back for the next page."""
+
+    items: list[RecordingSummary]
+    continuation: str | None = None
+
+
+ProofStatus = Literal["proven", "awaiting_checkpoint", "not_sealed"]
+
+
+class MediaLinks(CamelContract):
+    """Where to stream the recording (GET with `Authorization`, `X-Access-Reason` and `Range` headers)."""
+
+    access: str | None = Field(default=None, description="the Opus access copy (Compliance.Officer, Auditor)")
+    evidence: str | None = Field(default=None, description="the lossless FLAC evidence (Compliance.Auditor)")
+
+
+@contract("api.recording-detail", 1)
+class RecordingDetail(CamelContract):
+    """`GET /api/v1/recordings/{id}`: metadata, participants, verdicts, the sealed manifest and the ledger
+    proof that the manifest was sealed (inclusion up to a signed checkpoint)."""
+
+    recording: RecordingSummary
+    recorder_instance: str | None = None
+    policy_identifier: str | None = None
+    stop_reason: str | None = None
+    failure_reason: str | None = None
+    problems: list[str] = Field(default_factory=list)
+    verdicts: list[Verdict] = Field(default_factory=list)
+    manifest: RecordingManifest | None = None
+    manifest_sha256: str | None = None
+    manifest_matches_ledger: bool | None = Field(
+        default=None, description="the manifest read now hashes to what the ledger's sealed entry says"
+    )
+    sealed_entry: LedgerEntry | None = None
+    proof: InclusionProof | None = None
+    proof_status: ProofStatus
+    media: MediaLinks = Field(default_factory=MediaLinks)
+
+
+@contract("api.verdict-page", 1)
+class VerdictPage(CamelContract):
+    """A page of `GET /api/v1/verdicts`: calls of policy users with their verdicts, newest first."""
+
+    items: list[Verdict]
+    continuation: str | None = None
+
+
+class ReportListItem(CamelContract):
+    day: str
+    blob: str
+    generated_at: str | None = None
+
+
+@contract("api.report-list", 1)
+class ReportList(CamelContract):
+    """`GET /api/v1/reports/completeness`: the stored completeness reports, newest day first."""
+
+    items: list[ReportListItem]
+
+
+@contract("api.report-view", 1)
+class ReportView(CamelContract):
+    """`GET /api/v1/reports/completeness/{day}`: the newest report of a day, where it is stored, whether its
+    signature verifies with the ledger's key, and its ledger entry."""
+
+    report: CompletenessReport
+    blob: str
+    signature_valid: bool
+    ledger_entry: LedgerEntry | None = None
+
+
+class AuditRecord(CamelContract):
+    """A security event, access record or alert from Cosmos `audit`."""
+
+    id: str
+    day: str
+    category: str
+    action: str
+    actor: str
+    actor_name: str | None = None
+    target: str | None = None
+    at: str
+    detail: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+@contract("api.audit-page", 1)
+class AuditPage(CamelContract):
+    items: list[AuditRecord]
+    continuation: str | None = None
+
+
+@contract("api.ledger-page", 1)
+class LedgerPage(CamelContract):
+    """`GET /api/v1/ledger`: entries of one subject, or a range of sequence numbers, and the newest checkpoint."""
+
+    chain: str
+    entries: list[LedgerEntry]
+    checkpoint: LedgerCheckpoint | None = None
+
+
+@contract("api.report-run", 1)
+class ReportRun(CamelContract):
+    """`POST /api/v1/reports/completeness`: what generating a day's report did."""
+
+    day: str
+    blob: str
+    ledger_seq: int
+    counts: dict[str, int]
+    reevaluated_calls: int = 0
+
+
+class Problem(CamelContract):
+    """An `application/problem+json` error body (RFC 9457)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str

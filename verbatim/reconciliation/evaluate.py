@@ -1,0 +1,310 @@
+"""Deciding one verdict: which policy users a call had, which recordings cover each of them, for how long,
+and — when not fully — the likely reason. Pure functions over the call record, the users' effective
+policies and the recording records; no I/O.
+
+Coverage is measured on wall-clock time: the user's presence (their sessions without a set-up failure, else
+first join to last leave) against the recordings' captured spans (`started_at` + the duration measured when
+sealing, so a salvaged recording covers only what survived). Up to `tolerance_seconds` unrecorded in total
+still counts as recorded: a recorder joins a second or two after the call is established.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from verbatim.callrecords.times import format_datetime, parse_datetime
+from verbatim.contracts.callrecords import CallRecord, Party, SessionSummary
+from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.policy import EffectivePolicyAt
+from verbatim.contracts.reconciliation import PolicyAtCall, TimeSpan, Verdict, VerdictReason, VerdictState
+
+Span = tuple[datetime, datetime]
+
+# Recording states after which nothing more will be captured or sealed.
+FINAL = frozenset({"sealed", "not_recorded"})
+# Failure stages where the recorder never captured media: it could not answer or start recording.
+REJECTED_STAGES = frozenset({"answer", "recording_status"})
+CRASH_STAGES = frozenset({"media", "capture", "storage", "shutdown"})
+EXPLAINED_REASONS = frozenset({"call_blocked_by_policy", "policy_change_pending"})
+
+
+@dataclass(frozen=True)
+class PolicyUser:
+    """A participant of the call whose recording was required (or evidently attempted)."""
+
+    party: Party
+    policy: EffectivePolicyAt
+
+    @property
+    def user_id(self) -> str:
+        assert self.party.id is not None
+        return self.party.id
+
+
+def policy_users(
+    call: CallRecord, policies: Mapping[str, EffectivePolicyAt], recorded_users: Iterable[str] = ()
+) -> list[PolicyUser]:
+    """The call's users who had to be recorded: their effective policy at call time records, or it is not
+    known (never observed, or a change in flight) and a recorder reported on them in this call."""
+    attempted = set(recorded_users)
+    found: dict[str, PolicyUser] = {}
+    for party in call.participants:
+        if party.kind != "user" or not party.id or party.id in found:
+            continue
+        policy = policies.get(party.id)
+        if policy is None:
+            continue
+        must = policy.must_record
+        if must is True or (must is None and (party.id in attempted or policy.pending is not None)):
+            found[party.id] = PolicyUser(party, policy)
+    return [found[key] for key in sorted(found)]
+
+
+def _span(start: object, end: object) -> Span | None:
+    begin, finish = parse_datetime(start), parse_datetime(end)
+    if begin is None or finish is None or finish < begin:
+        return None
+    return begin, finish
+
+
+def union(spans: Iterable[Span]) -> list[Span]:
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def subtract(spans: Sequence[Span], holes: Sequence[Span]) -> list[Span]:
+    """`spans` minus `holes` (both unions)."""
+    left: list[Span] = []
+    for start, end in spans:
+        cursor = start
+        for hole_start, hole_end in holes:
+            if hole_end <= cursor or hole_start >= end:
+                continue
+            if hole_start > cursor:
+                left.append((cursor, hole_start))
+            cursor = max(cursor, hole_end)
+        if cursor < end:
+            left.append((cursor, end))
+    return left
+
+
+def seconds(spans: Iterable[Span]) -> float:
+    return sum((end - start).total_seconds() for start, end in spans)
+
+
+def _involves(session: SessionSummary, user_id: str) -> bool:
+    return any(
+        endpoint is not None and endpoint.identity is not None and endpoint.identity.id == user_id
+        for endpoint in (session.caller, session.callee)
+    )
+
+
+def _failed(session: SessionSummary) -> bool:
+    return session.failure_info is not None or any(f.reason for f in session.segment_failures)
+
+
+def presence(call: CallRecord, user: Party) -> tuple[list[Span], bool, str]:
+    """The user's time in the call, whether their call/join was blocked at set-up, and the failure text."""
+    assert user.id is not None
+    sessions = [s for s in call.sessions if _involves(s, user.id)]
+    if not sessions and call.type == "peerToPeer":
+        sessions = list(call.sessions)  # a P2P call's sessions are the user's even when endpoints are unnamed
+    failures = [s for s in sessions if _failed(s)]
+    ok = [s for s in sessions if not _failed(s)]
+    failure_text = next(
+        (
+            reason
+            for s in failures
+            for reason in [s.failure_info.reason if s.failure_info else None, *(f.reason for f in s.segment_failures)]
+            if reason
+        ),
+        "",
+    )
+    if sessions and not ok:
+        return [], True, failure_text
+    spans = [span for s in ok if (span := _span(s.start_date_time, s.end_date_time)) is not None]
+    if not spans:
+        whole = _span(user.joined_at or call.start_date_time, user.left_at or call.end_date_time)
+        spans = [whole] if whole else []
+    return union(spans), False, failure_text
+
+
+def captured_span(record: RecordingRecord) -> Span | None:
+    """What a sealed recording covers on the wall clock."""
+    if record.status != "sealed" or record.seal is None or record.facts.started_at is None:
+        return None
+    start = record.facts.started_at
+    return start, start + timedelta(seconds=record.seal.duration_seconds)
+
+
+def recordings_for(user_id: str, call: CallRecord, records: Iterable[RecordingRecord]) -> list[RecordingRecord]:
+    """The recordings of `user_id` in this call: same call chain and observed user, or — where a transfer
+    gave the recorder's leg another chain id — the same observed user with time overlapping the call."""
+    window = _span(call.start_date_time, call.end_date_time)
+    chosen: dict[str, RecordingRecord] = {}
+    for record in records:
+        observed = record.facts.observed_user
+        if observed is None or observed.id != user_id:
+            continue
+        if record.facts.call_chain_id == call.id:
+            chosen[record.id] = record
+            continue
+        start = record.facts.started_at
+        if window is None or start is None:
+            continue
+        end = record.facts.ended_at or start
+        if start < window[1] and end > window[0]:
+            chosen[record.id] = record
+    return [chosen[key] for key in sorted(chosen)]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    verdict: VerdictState
+    reason: VerdictReason
+    detail: str
+    coverage: float
+    recorded: float
+    gaps: list[Span]
+    presence: list[Span]
+    blocked: bool
+
+
+def assess(
+    call: CallRecord, user: PolicyUser, records: Sequence[RecordingRecord], tolerance_seconds: float
+) -> Assessment:
+    present, blocked, failure_text = presence(call, user.party)
+    captured = union(span for r in records if (span := captured_span(r)) is not None)
+    expected = seconds(present)
+    gaps = subtract(present, captured)
+    missing = seconds(gaps)
+    recorded = max(0.0, expected - missing)
+    coverage = 1.0 if expected == 0 and captured else (recorded / expected if expected > 0 else 0.0)
+    pending = [r for r in records if r.status not in FINAL and not _rejected(r)]
+
+    if expected > 0 and missing <= tolerance_seconds and captured:
+        return Assessment("recorded", "recorded", "", 1.0 if missing == 0 else coverage, recorded, [], present, False)
+    if pending:
+        ids = ", ".join(r.id for r in pending)
+        return Assessment(
+            "pending", "recording_pending", f"recording {ids} is {pending[0].status}", coverage, recorded, gaps,
+            present, blocked,
+        )  # fmt: skip
+    state: VerdictState = "partial" if recorded > 0 else "missing"
+    reason, detail = _reason(records, blocked, failure_text, present, captured, user, tolerance_seconds)
+    return Assessment(state, reason, detail, coverage, recorded, gaps, present, blocked)
+
+
+def _rejected(record: RecordingRecord) -> bool:
+    return record.status in ("failed", "not_recorded") and (record.failure_stage in REJECTED_STAGES)
+
+
+def _reason(
+    records: Sequence[RecordingRecord],
+    blocked: bool,
+    failure_text: str,
+    present: Sequence[Span],
+    captured: Sequence[Span],
+    user: PolicyUser,
+    tolerance: float,
+) -> tuple[VerdictReason, str]:
+    rejected = [r for r in records if _rejected(r) or (r.status == "not_recorded" and r.failure_stage is None)]
+    if rejected:
+        first = rejected[0]
+        what = f"recorder {first.facts.recorder_instance} reported {first.failure_stage or first.status}"
+        because = first.failure_reason or "; ".join(first.problems)
+        blocked_text = " — the call was blocked at set-up" if blocked else ""
+        return "recorder_rejected", f"{what}: {because}{blocked_text}".strip()
+    if blocked:
+        return "call_blocked_by_policy", failure_text or "the user's call failed at set-up with no recorder present"
+    crashed = [
+        r
+        for r in records
+        if (r.seal is not None and r.seal.interrupted) or r.failure_stage in CRASH_STAGES or r.status == "salvaged"
+    ]
+    if crashed:
+        first = crashed[0]
+        because = first.failure_reason or (
+            "the recorder went silent; staged audio was salvaged" if first.seal and first.seal.interrupted else ""
+        )
+        return "recorder_crashed", f"recording {first.id} was interrupted: {because}".rstrip(": ")
+    if captured and present:
+        late = (captured[0][0] - present[0][0]).total_seconds()
+        early = (present[-1][1] - captured[-1][1]).total_seconds()
+        if late > tolerance and late >= early:
+            return "recorder_joined_late", f"recording started {late:.0f} s after the user joined"
+        if early > tolerance:
+            return "recording_ended_early", f"recording stopped {early:.0f} s before the user left"
+        return "unknown", "recordings do not cover the user's whole presence"
+    if user.policy.pending is not None and user.policy.must_record is None:
+        return "policy_change_pending", "the call fell in the propagation window of a change of the user's policy"
+    return "no_invitation", "no recorder reported on this call: the recorder was not invited (or never reported)"
+
+
+def span_model(span: Span) -> TimeSpan:
+    start, end = span
+    return TimeSpan(start=format_datetime(start), end=format_datetime(end), seconds=round(seconds([span]), 3))
+
+
+def verdict_id(call_id: str, user_id: str) -> str:
+    return f"{call_id}:{user_id}"
+
+
+def policy_at_call(policy: EffectivePolicyAt) -> PolicyAtCall:
+    snapshot = policy.snapshot
+    effective = snapshot.effective if snapshot is not None else None
+    return PolicyAtCall(
+        policy_name=effective.policy_name if effective else None,
+        strict=effective.strict if effective else False,
+        source=effective.source if effective else None,
+        certain=policy.known,
+    )
+
+
+def build_verdict(
+    call: CallRecord,
+    user: PolicyUser,
+    records: Sequence[RecordingRecord],
+    *,
+    tolerance_seconds: float,
+    evaluated_at: datetime,
+) -> Verdict:
+    assessment = assess(call, user, records, tolerance_seconds)
+    start = parse_datetime(call.start_date_time)
+    present = assessment.presence
+    explained = assessment.verdict in ("partial", "missing") and (
+        assessment.blocked or assessment.reason in EXPLAINED_REASONS
+    )
+    return Verdict(
+        id=verdict_id(call.id, user.user_id),
+        call_id=call.id,
+        call_record_version=call.version,
+        user_id=user.user_id,
+        user_principal_name=user.party.user_principal_name
+        or (user.policy.snapshot.effective.user_principal_name if user.policy.snapshot else None),
+        display_name=user.party.display_name,
+        tenant_id=user.party.tenant_id or call.tenant_id,
+        day=(start.date().isoformat() if start else (call.start_date_time or "unknown")[:10]),
+        call_type=call.type,
+        call_start=call.start_date_time,
+        call_end=call.end_date_time,
+        presence=span_model((present[0][0], present[-1][1])) if present else None,
+        verdict=assessment.verdict,
+        coverage=round(min(1.0, max(0.0, assessment.coverage)), 4),
+        recorded_seconds=round(assessment.recorded, 3),
+        gaps=[span_model(gap) for gap in assessment.gaps],
+        recording_ids=[r.id for r in records],
+        reason=assessment.reason,
+        reason_detail=assessment.detail,
+        call_blocked=assessment.blocked,
+        explained=explained,
+        policy=policy_at_call(user.policy),
+        evaluated_at=format_datetime(evaluated_at),
+    )

@@ -1,0 +1,238 @@
+"""The reconciliation service: what the `reconciliation-requests` queue trigger calls.
+
+`callrecord.stored` (a new call-record version) re-evaluates that call; `recording.indexed` (a recording
+sealed or given up) re-evaluates every call the recording may belong to, so a late recording updates the
+verdict it completes. Both always read the newest call record and recording records, so messages may come
+twice and in any order: the verdicts converge. A verdict that becomes missing or partial raises an alert
+(an `alert` record in the Cosmos `audit` container and a WARNING log line); one that becomes recorded
+again raises a `reconciliation.resolved` record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from verbatim.callrecords.audit import AuditEvent, AuditLog
+from verbatim.callrecords.store import CallRecordStore
+from verbatim.callrecords.times import format_datetime, parse_datetime, utcnow
+from verbatim.contracts.callrecords import CallRecord, CallRecordStored
+from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.policy import EffectivePolicyAt
+from verbatim.contracts.reconciliation import RecordingIndexed, Verdict
+from verbatim.errors import InvalidInput
+from verbatim.logging import correlation
+from verbatim.policy.snapshots import PolicySnapshotStore
+from verbatim.reconciliation.evaluate import build_verdict, policy_users, recordings_for
+from verbatim.reconciliation.store import RecordingFinder, SavedVerdict, VerdictStore
+
+log = logging.getLogger(__name__)
+
+ReconciliationRequest = CallRecordStored | RecordingIndexed
+
+
+class SearchIndexer(Protocol):
+    """The search index reconciliation keeps current (verbatim.api.index.RecordingIndex)."""
+
+    def put(self, record: RecordingRecord, verdicts: Sequence[Verdict] | None = None) -> object: ...
+
+
+def parse_request(body: str | bytes) -> ReconciliationRequest:
+    """A `reconciliation-requests` message: `callrecord.stored` or `recording.indexed`, told apart by `schema`."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError as error:
+        raise InvalidInput("a reconciliation request must be JSON") from error
+    schema = data.get("schema") if isinstance(data, dict) else None
+    try:
+        if schema == "recording.indexed":
+            return RecordingIndexed.model_validate(data)
+        if schema == "callrecord.stored":
+            return CallRecordStored.model_validate(data)
+    except ValidationError as error:
+        raise InvalidInput(f"invalid {schema} message: {error.error_count()} errors") from error
+    raise InvalidInput(f"unknown reconciliation request schema {schema!r}")
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    call_id: str
+    verdicts: list[Verdict] = field(default_factory=list)
+    changed: int = 0
+    alerts: int = 0
+    found: bool = True
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        calls: CallRecordStore,
+        snapshots: PolicySnapshotStore,
+        recordings: RecordingFinder,
+        verdicts: VerdictStore,
+        alerts: AuditLog,
+        index: SearchIndexer | None = None,
+        tolerance_seconds: float = 10.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.calls = calls
+        self.snapshots = snapshots
+        self.recordings = recordings
+        self.verdicts = verdicts
+        self.alerts = alerts
+        self.index = index
+        self.tolerance_seconds = tolerance_seconds
+        self.clock = clock
+
+    def handle(self, request: ReconciliationRequest) -> list[CallOutcome]:
+        if isinstance(request, CallRecordStored):
+            return [self.reconcile_call(request.call_record_id)]
+        return self.recording_indexed(request.recording_id)
+
+    # --- one call ---------------------------------------------------------------------------------------
+
+    def reconcile_call(self, call_id: str) -> CallOutcome:
+        with correlation(call_id=call_id):
+            call = self.calls.get(call_id)
+            if call is None:
+                log.warning("reconciliation: no stored call record", extra={"call_record_id": call_id})
+                return CallOutcome(call_id, found=False)
+            return self._reconcile(call)
+
+    def _reconcile(self, call: CallRecord) -> CallOutcome:
+        candidates = self._candidate_recordings(call)
+        attempted = {r.facts.observed_user.id for r in candidates if r.facts.observed_user and r.facts.observed_user.id}
+        policies: dict[str, EffectivePolicyAt] = {}
+        for party in call.participants:
+            if party.kind != "user" or not party.id or party.id in policies:
+                continue
+            if party.tenant_id and call.tenant_id and party.tenant_id != call.tenant_id:
+                continue  # another tenant's user: our policies do not apply to them
+            at = parse_datetime(party.joined_at or call.start_date_time)
+            if at is None:
+                continue
+            policies[party.id] = self.snapshots.effective_at(party.id, at)
+        users = policy_users(call, policies, attempted)
+        now = self.clock()
+        saved: list[SavedVerdict] = []
+        for user in users:
+            matched = recordings_for(user.user_id, call, candidates)
+            verdict = build_verdict(call, user, matched, tolerance_seconds=self.tolerance_seconds, evaluated_at=now)
+            result = self.verdicts.save(verdict)
+            saved.append(result)
+            if result.changed:
+                self._alert(result)
+        verdicts = [s.verdict for s in saved]
+        if self.index is not None:
+            for record in candidates:
+                if any(record.id in v.recording_ids for v in verdicts) or record.facts.call_chain_id == call.id:
+                    self.index.put(record, verdicts)
+        changed = sum(1 for s in saved if s.changed)
+        alerts = sum(1 for s in saved if s.changed and s.verdict.verdict in ("missing", "partial"))
+        log.info(
+            "call reconciled",
+            extra={"version": call.version, "policy_users": len(users), "changed": changed, "alerts": alerts},
+        )
+        return CallOutcome(call.id, verdicts, changed, alerts)
+
+    def _candidate_recordings(self, call: CallRecord) -> list[RecordingRecord]:
+        found = {r.id: r for r in self.recordings.for_call_chain(call.id)}
+        start, end = parse_datetime(call.start_date_time), parse_datetime(call.end_date_time)
+        if start is not None and end is not None:
+            for party in call.participants:
+                if party.kind == "user" and party.id:
+                    for record in self.recordings.for_observed_user(party.id, start, end):
+                        found.setdefault(record.id, record)
+        return [found[key] for key in sorted(found)]
+
+    # --- a recording reached a final state ----------------------------------------------------------------
+
+    def recording_indexed(self, recording_id: str) -> list[CallOutcome]:
+        """Re-evaluate the calls `recording_id` may belong to; index it even when no call record is known yet."""
+        with correlation(recording_id=recording_id):
+            record = self.recordings.get(recording_id)
+            if record is None:
+                log.warning("reconciliation: recording.indexed for an unknown recording")
+                return []
+            calls = self._calls_of(record)
+            outcomes = [self.reconcile_call(call_id) for call_id in sorted(calls)]
+            if self.index is not None and not any(
+                recording_id in v.recording_ids for o in outcomes for v in o.verdicts
+            ):
+                self.index.put(record, None)
+            return outcomes
+
+    def _calls_of(self, record: RecordingRecord) -> set[str]:
+        calls: set[str] = set()
+        chain = record.facts.call_chain_id
+        if chain and self.calls.state(chain) is not None:
+            calls.add(chain)
+        observed = record.facts.observed_user.id if record.facts.observed_user else None
+        start = record.facts.started_at
+        if observed and start is not None:
+            end = record.facts.ended_at or start
+            window = (format_datetime(start - timedelta(hours=24)), format_datetime(end + timedelta(minutes=1)))
+            for verdict in self.verdicts.for_user(observed, *window):
+                call_start, call_end = parse_datetime(verdict.call_start), parse_datetime(verdict.call_end)
+                if call_start is not None and call_start <= end and (call_end is None or call_end >= start):
+                    calls.add(verdict.call_id)
+        return calls
+
+    # --- alerts -------------------------------------------------------------------------------------------
+
+    def _alert(self, saved: SavedVerdict) -> None:
+        verdict, previous = saved.verdict, saved.previous
+        if verdict.verdict in ("missing", "partial"):
+            action = f"reconciliation.{verdict.verdict}"
+            level = logging.WARNING
+        elif verdict.verdict == "recorded" and previous is not None and previous.verdict in ("missing", "partial"):
+            action = "reconciliation.resolved"
+            level = logging.INFO
+        else:
+            return
+        detail = {
+            "callId": verdict.call_id,
+            "userId": verdict.user_id,
+            "userPrincipalName": verdict.user_principal_name,
+            "verdict": verdict.verdict,
+            "previousVerdict": previous.verdict if previous else None,
+            "reason": verdict.reason,
+            "reasonDetail": verdict.reason_detail,
+            "explained": verdict.explained,
+            "coverage": verdict.coverage,
+            "callRecordVersion": verdict.call_record_version,
+            "recordingIds": verdict.recording_ids,
+            "callStart": verdict.call_start,
+        }
+        self.alerts.record(
+            AuditEvent(
+                category="alert",
+                action=action,
+                actor="system",
+                target=f"verdict:{verdict.id}",
+                detail=detail,
+                at=self.clock(),
+                event_id=_alert_id(verdict, action),
+            )
+        )
+        log.log(
+            level,
+            "policy user's call %s" % ("not fully recorded" if action != "reconciliation.resolved" else "now recorded"),
+            extra={"alert": action, **{k: v for k, v in detail.items() if k not in ("recordingIds",)}},
+        )
+
+
+def _alert_id(verdict: Verdict, action: str) -> str:
+    # Deterministic: the same alert raised again by a redelivered message is stored once.
+    return f"{action}:{verdict.id}:{verdict.reason}:v{verdict.call_record_version}".replace("/", "_")
+
+
+def reconcile_many(reconciler: Reconciler, call_ids: Iterable[str]) -> list[CallOutcome]:
+    return [reconciler.reconcile_call(call_id) for call_id in call_ids]

@@ -1,0 +1,303 @@
+"""Where reconciliation reads and writes: verdicts (Cosmos `verdicts`, partition /callId) and the recording
+records it matches against (Cosmos `recordings`, written by the lifecycle; read-only here).
+
+A verdict is replaced only when its outcome changed, with If-Match on its etag, and keeps its earlier
+values in `history`, so re-evaluating the same call any number of times, in any order, converges on one
+document per (call, policy user).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from azure.core import MatchConditions
+from azure.cosmos import ContainerProxy
+from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
+
+from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.reconciliation import Verdict, VerdictChange, VerdictState
+from verbatim.errors import Conflict, InvalidInput
+
+MAX_HISTORY = 20
+
+
+@dataclass(frozen=True)
+class SavedVerdict:
+    verdict: Verdict  # as stored after the call
+    previous: Verdict | None  # what was stored before (None: new)
+    changed: bool
+
+
+@dataclass(frozen=True)
+class VerdictQuery:
+    """Verdicts of calls that started in [start_from, start_to), optionally one user / verdict / call."""
+
+    start_from: str | None = None
+    start_to: str | None = None
+    user_id: str | None = None
+    verdict: VerdictState | None = None
+    call_id: str | None = None
+    limit: int = 50
+    continuation: str | None = None
+
+
+class VerdictStore(Protocol):
+    def for_call(self, call_id: str) -> list[Verdict]: ...
+
+    def save(self, verdict: Verdict) -> SavedVerdict:
+        """Store `verdict` unless the stored one has the same outcome; a changed one keeps the old in history."""
+
+    def for_day(self, day: str) -> list[Verdict]: ...
+
+    def for_user(self, user_id: str, start_from: str, start_to: str) -> list[Verdict]: ...
+
+    def query(self, query: VerdictQuery) -> tuple[list[Verdict], str | None]: ...
+
+
+def merge(new: Verdict, current: Verdict | None) -> Verdict | None:
+    """The document to store, or None when `current` already says the same."""
+    if current is None:
+        return new
+    if new.same_outcome(current):
+        return None
+    change = VerdictChange(
+        verdict=current.verdict,
+        reason=current.reason,
+        call_record_version=current.call_record_version,
+        evaluated_at=current.evaluated_at,
+    )
+    return new.model_copy(update={"history": [*current.history, change][-MAX_HISTORY:]})
+
+
+def _document(verdict: Verdict) -> dict[str, Any]:
+    body = verdict.model_dump(mode="json", by_alias=True)
+    body["docType"] = "verdict"
+    return body
+
+
+def _verdict(document: dict[str, Any]) -> Verdict:
+    return Verdict.model_validate(document)
+
+
+def encode_token(value: str | None) -> str | None:
+    return base64.urlsafe_b64encode(value.encode()).decode() if value else None
+
+
+def decode_token(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return base64.urlsafe_b64decode(value.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInput("the continuation token is not one we issued") from error
+
+
+class CosmosVerdictStore:
+    def __init__(self, container: ContainerProxy, max_attempts: int = 20) -> None:
+        self._container = container
+        self._max_attempts = max_attempts
+
+    def _read(self, call_id: str, verdict_id: str) -> dict[str, Any] | None:
+        # A query rather than read_item: the emulator answers 500 (not 404) for a missing item.
+        items = list(
+            self._container.query_items(
+                "SELECT * FROM c WHERE c.callId = @call AND c.id = @id",
+                parameters=[{"name": "@call", "value": call_id}, {"name": "@id", "value": verdict_id}],
+                partition_key=call_id,
+            )
+        )
+        return dict(items[0]) if items else None
+
+    def for_call(self, call_id: str) -> list[Verdict]:
+        items = self._container.query_items(
+            "SELECT * FROM c WHERE c.callId = @call", parameters=[{"name": "@call", "value": call_id}],
+            partition_key=call_id,
+        )  # fmt: skip
+        return sorted((_verdict(item) for item in items), key=lambda v: v.user_id)
+
+    def save(self, verdict: Verdict) -> SavedVerdict:
+        for _ in range(self._max_attempts):
+            document = self._read(verdict.call_id, verdict.id)
+            current = _verdict(document) if document else None
+            merged = merge(verdict, current)
+            if merged is None:
+                assert current is not None
+                return SavedVerdict(current, current, changed=False)
+            try:
+                if document is None:
+                    self._container.create_item(_document(merged))
+                else:
+                    self._container.replace_item(
+                        verdict.id,
+                        _document(merged),
+                        etag=document["_etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (CosmosResourceExistsError, CosmosAccessConditionFailedError):
+                continue
+            return SavedVerdict(merged, current, changed=True)
+        raise Conflict(f"verdict {verdict.id}: too many concurrent writers")
+
+    def for_day(self, day: str) -> list[Verdict]:
+        items = self._container.query_items(
+            "SELECT * FROM c WHERE c.docType = 'verdict' AND c.day = @day",
+            parameters=[{"name": "@day", "value": day}],
+            enable_cross_partition_query=True,
+        )
+        return sorted((_verdict(item) for item in items), key=lambda v: (v.call_start or "", v.call_id, v.user_id))
+
+    def for_user(self, user_id: str, start_from: str, start_to: str) -> list[Verdict]:
+        items = self._container.query_items(
+            "SELECT * FROM c WHERE c.docType = 'verdict' AND c.userId = @user AND c.callStart >= @from "
+            "AND c.callStart < @to",
+            parameters=[
+                {"name": "@user", "value": user_id},
+                {"name": "@from", "value": start_from},
+                {"name": "@to", "value": start_to},
+            ],
+            enable_cross_partition_query=True,
+        )
+        return [_verdict(item) for item in items]
+
+    def query(self, query: VerdictQuery) -> tuple[list[Verdict], str | None]:
+        clauses = ["c.docType = 'verdict'"]
+        parameters: list[dict[str, Any]] = []
+        for field, op, name, value in (
+            ("callStart", ">=", "@from", query.start_from),
+            ("callStart", "<", "@to", query.start_to),
+            ("userId", "=", "@user", query.user_id),
+            ("verdict", "=", "@verdict", query.verdict),
+            ("callId", "=", "@call", query.call_id),
+        ):
+            if value is not None:
+                clauses.append(f"c.{field} {op} {name}")
+                parameters.append({"name": name, "value": value})
+        sql = f"SELECT * FROM c WHERE {' AND '.join(clauses)} ORDER BY c.callStart DESC"  # noqa: S608 - fixed fields
+        options: dict[str, Any] = (
+            {"partition_key": query.call_id} if query.call_id else {"enable_cross_partition_query": True}
+        )
+        pager = self._container.query_items(sql, parameters=parameters, max_item_count=query.limit, **options).by_page(
+            decode_token(query.continuation)
+        )
+        page = next(pager, None)
+        items = [_verdict(item) for item in page] if page is not None else []
+        token = getattr(pager, "continuation_token", None) if page is not None else None
+        return items, encode_token(token if isinstance(token, str) else None)
+
+
+class InMemoryVerdictStore:
+    def __init__(self) -> None:
+        self.verdicts: dict[str, Verdict] = {}
+        self._lock = threading.Lock()
+
+    def for_call(self, call_id: str) -> list[Verdict]:
+        return sorted((v for v in self.verdicts.values() if v.call_id == call_id), key=lambda v: v.user_id)
+
+    def save(self, verdict: Verdict) -> SavedVerdict:
+        with self._lock:
+            current = self.verdicts.get(verdict.id)
+            merged = merge(verdict, current)
+            if merged is None:
+                assert current is not None
+                return SavedVerdict(current, current, changed=False)
+            self.verdicts[verdict.id] = merged
+            return SavedVerdict(merged, current, changed=True)
+
+    def for_day(self, day: str) -> list[Verdict]:
+        found = [v for v in self.verdicts.values() if v.day == day]
+        return sorted(found, key=lambda v: (v.call_start or "", v.call_id, v.user_id))
+
+    def for_user(self, user_id: str, start_from: str, start_to: str) -> list[Verdict]:
+        return [
+            v for v in self.verdicts.values() if v.user_id == user_id and start_from <= (v.call_start or "") < start_to
+        ]
+
+    def query(self, query: VerdictQuery) -> tuple[list[Verdict], str | None]:
+        found = [
+            v
+            for v in self.verdicts.values()
+            if (query.start_from is None or (v.call_start or "") >= query.start_from)
+            and (query.start_to is None or (v.call_start or "") < query.start_to)
+            and (query.user_id is None or v.user_id == query.user_id)
+            and (query.verdict is None or v.verdict == query.verdict)
+            and (query.call_id is None or v.call_id == query.call_id)
+        ]
+        found.sort(key=lambda v: v.call_start or "", reverse=True)
+        offset = int(decode_token(query.continuation) or 0)
+        page = found[offset : offset + query.limit]
+        more = offset + query.limit < len(found)
+        return page, encode_token(str(offset + query.limit)) if more else None
+
+
+class RecordingFinder(Protocol):
+    """Read access to the lifecycle's recording records."""
+
+    def get(self, recording_id: str) -> RecordingRecord | None: ...
+
+    def for_call_chain(self, call_chain_id: str) -> list[RecordingRecord]: ...
+
+    def for_observed_user(self, user_id: str, start: datetime, end: datetime) -> list[RecordingRecord]:
+        """Recordings of `user_id` that may overlap [start, end] (a coarse superset: callers filter exactly)."""
+
+
+def _day_bounds(start: datetime, end: datetime) -> tuple[str, str]:
+    # Recording times are stored as pydantic writes them (varying precision), so compare on whole days,
+    # which sort correctly as text, and let the caller filter exactly.
+    return (start - timedelta(days=1)).date().isoformat(), (end + timedelta(days=1)).date().isoformat()
+
+
+class CosmosRecordingFinder:
+    def __init__(self, container: ContainerProxy) -> None:
+        self._container = container
+
+    def _query(self, sql: str, parameters: list[dict[str, Any]]) -> list[RecordingRecord]:
+        items = self._container.query_items(sql, parameters=parameters, enable_cross_partition_query=True)
+        return [RecordingRecord.model_validate(item) for item in items if "facts" in item and "status" in item]
+
+    def get(self, recording_id: str) -> RecordingRecord | None:
+        items = list(
+            self._container.query_items(
+                "SELECT * FROM c WHERE c.id = @id", parameters=[{"name": "@id", "value": recording_id}],
+                partition_key=recording_id,
+            )
+        )  # fmt: skip
+        return RecordingRecord.model_validate(items[0]) if items else None
+
+    def for_call_chain(self, call_chain_id: str) -> list[RecordingRecord]:
+        return self._query(
+            "SELECT * FROM c WHERE c.facts.call_chain_id = @chain", [{"name": "@chain", "value": call_chain_id}]
+        )
+
+    def for_observed_user(self, user_id: str, start: datetime, end: datetime) -> list[RecordingRecord]:
+        low, high = _day_bounds(start, end)
+        return self._query(
+            "SELECT * FROM c WHERE c.facts.observed_user.id = @user AND c.facts.started_at >= @low "
+            "AND c.facts.started_at < @high",
+            [{"name": "@user", "value": user_id}, {"name": "@low", "value": low}, {"name": "@high", "value": high}],
+        )
+
+
+class InMemoryRecordingFinder:
+    def __init__(self, records: Callable[[], list[RecordingRecord]]) -> None:
+        self._records = records
+
+    def get(self, recording_id: str) -> RecordingRecord | None:
+        return next((r for r in self._records() if r.id == recording_id), None)
+
+    def for_call_chain(self, call_chain_id: str) -> list[RecordingRecord]:
+        return [r for r in self._records() if r.facts.call_chain_id == call_chain_id]
+
+    def for_observed_user(self, user_id: str, start: datetime, end: datetime) -> list[RecordingRecord]:
+        return [
+            r
+            for r in self._records()
+            if r.facts.observed_user is not None
+            and r.facts.observed_user.id == user_id
+            and r.facts.started_at is not None
+            and start - timedelta(days=1) <= r.facts.started_at <= end + timedelta(days=1)
+        ]
