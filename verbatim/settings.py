@@ -216,6 +216,21 @@ class Settings(BaseSettings):
         default="default", validation_alias=_alias("SEAL_DEFAULT_RETENTION_CLASS")
     )
     seal_default_retention_days: int = Field(default=1827, ge=1, validation_alias=_alias("SEAL_DEFAULT_RETENTION_DAYS"))
+    # Reconciliation: up to this many seconds of a policy user's presence may go unrecorded and still count as
+    # recorded (the recorder joins a moment after the call is established).
+    reconciliation_tolerance_seconds: float = Field(
+        default=10.0, ge=0, le=300, validation_alias=_alias("RECONCILIATION_TOLERANCE_SECONDS")
+    )
+    # Signed daily completeness reports (recordings storage account).
+    reports_container: str = Field(default="reports", validation_alias=_alias("REPORTS_CONTAINER"))
+    # Compliance API media: the most one Range response carries (the Functions HTTP response is buffered), and
+    # the largest object served whole to a request without a Range header.
+    media_chunk_bytes: int = Field(
+        default=1024 * 1024, ge=64 * 1024, le=16 * 1024 * 1024, validation_alias=_alias("MEDIA_CHUNK_BYTES")
+    )
+    media_max_full_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024 * 1024, le=64 * 1024 * 1024, validation_alias=_alias("MEDIA_MAX_FULL_BYTES")
+    )
 
     # --- retention and legal holds (issue 8) ---
 

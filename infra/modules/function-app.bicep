@@ -121,6 +121,12 @@ var appSettings = {
   SEAL_DEFAULT_RETENTION_CLASS: 'default'
   SEAL_DEFAULT_RETENTION_DAYS: string(defaultRetentionDays)
 
+  // Reconciliation, completeness reports and the compliance API's media responses.
+  RECONCILIATION_TOLERANCE_SECONDS: '10'
+  REPORTS_CONTAINER: 'reports'
+  MEDIA_CHUNK_BYTES: '1048576'
+  MEDIA_MAX_FULL_BYTES: '16777216'
+
   // Queues (verbatim.layout.QUEUES).
   RECORDER_EVENTS_QUEUE: 'recorder-events'
   CALLRECORD_NOTIFICATIONS_QUEUE: 'callrecord-notifications'
