@@ -212,7 +212,8 @@ def verify_inclusion(proof: InclusionProof, trusted_fingerprints: Iterable[str])
                     link.seq,
                 )
             )
-        running_seq, running_hash = link.seq, recomputed
+        # Carry on from the stored hash, so one alteration is reported once, where it breaks the chain.
+        running_seq, running_hash = link.seq, link.hash
     if running_seq != checkpoint.seq or running_hash != checkpoint.hash:
         findings.append(
             Finding(
