@@ -151,3 +151,27 @@ def test_admin_endpoint_fires_a_queue_function_with_the_input_as_body(
     [work] = wait_for(lambda: observations(seen, "work"))
     assert work["body"] == "by hand"
     assert work["dequeue_count"] == 1
+
+
+def test_batches_keep_at_most_batch_size_plus_new_batch_threshold_in_flight(
+    start_host: StartHost, azurite_service: Azurite, queue_name: str, tmp_path: Path
+) -> None:
+    # host.json: batchSize 4, newBatchThreshold 2. A batch of 4 starts; once only 2 are still running the
+    # next batch of 4 is fetched, so up to 6 run at once, never more. Half the messages take longer, so
+    # a batch does not finish all at once. (`str` parameter: the function gets the body as text.)
+    seen = tmp_path / "observations.jsonl"
+    queue = client(azurite_service, queue_name)
+    bodies = [f"m{number}:{0.2 if number % 2 else 1.5}" for number in range(12)]
+    for body in bodies:
+        queue.send_message(body)
+    start_host(APPS / "basic", env={"FUNCHOST_OBSERVATIONS": str(seen), "SLOW_QUEUE": queue_name})
+
+    done = wait_for(lambda: len(observations(seen, "slow_work")) == 12 and observations(seen, "slow_work"))
+
+    assert sorted(d["body"] for d in done) == sorted(bodies)
+    edges = sorted([(d["started"], 1) for d in done] + [(d["ended"], -1) for d in done])
+    running, most = 0, 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    assert 4 < most <= 6

@@ -7,6 +7,7 @@ assert on what the function received.
 import asyncio
 import json
 import os
+import time
 
 import azure.functions as func
 
@@ -84,3 +85,10 @@ def work(msg: func.QueueMessage) -> None:
     observe("work", id=msg.id, body=body, dequeue_count=msg.dequeue_count, pop_receipt=msg.pop_receipt)
     if body.startswith("fail"):
         raise ValueError(f"refusing {body!r}")
+
+
+@app.queue_trigger(arg_name="body", queue_name="%SLOW_QUEUE%", connection="AzureWebJobsStorage")
+async def slow_work(body: str) -> None:
+    started = time.time()
+    await asyncio.sleep(float(body.partition(":")[2] or "0.4"))
+    observe("slow_work", body=body, started=started, ended=time.time())
