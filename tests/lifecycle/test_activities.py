@@ -12,12 +12,14 @@ import pytest
 
 from tests.lifecycle.audio import speech, stage_capture
 from tests.lifecycle.events import T0, failed_before_media, joined, started, stopped
+from verbatim.contracts.reconciliation import RecordingIndexed
 from verbatim.evidence.verify import verify_recording
 from verbatim.ledger import Ledger, trusted_fingerprints
 from verbatim.lifecycle import activities
 from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.lifecycle.deps import lifecycle_deps
 from verbatim.lifecycle.records import record_event
+from verbatim.reconciliation.service import parse_request
 from verbatim.settings import Settings, reload_settings
 
 
@@ -28,6 +30,18 @@ def deps(stack_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     built = lifecycle_deps(reload_settings())
     built.chunk_seconds = 4
     return built
+
+
+def announced(deps: LifecycleDeps, recording_id: str) -> list[tuple[str | None, str | None, str | None]]:
+    """The `recording.indexed` requests reconciliation received for this recording."""
+    assert deps.reconciliation is not None
+    found = []
+    for message in deps.reconciliation.receive_messages(max_messages=32, visibility_timeout=1):
+        request = parse_request(message.content)
+        if isinstance(request, RecordingIndexed) and request.recording_id == recording_id:
+            found.append((request.status, request.call_chain_id, request.observed_user_id))
+            deps.reconciliation.delete_message(message)
+    return found
 
 
 def run_to_seal(deps: LifecycleDeps, recording_id: str) -> None:
@@ -107,3 +121,4 @@ def test_a_call_that_failed_before_media_is_marked_not_recorded(deps: LifecycleD
 
     record = deps.store.get(recording_id)
     assert record is not None and record.status == "not_recorded"
+    assert announced(deps, recording_id) == [("not_recorded", None, None)]

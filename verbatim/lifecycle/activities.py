@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
+from azure.storage.queue import QueueClient
 from pydantic import TypeAdapter
 
 from verbatim.contracts.evidence import AccessCopy, EntryKind, EvidenceTrack
@@ -21,6 +22,7 @@ from verbatim.contracts.lifecycle import (
     SealIndex,
     SealSummary,
 )
+from verbatim.contracts.reconciliation import RecordingIndexed
 from verbatim.errors import NotFound
 from verbatim.evidence import access_copy
 from verbatim.evidence.finalise import finalise
@@ -28,6 +30,7 @@ from verbatim.evidence.opus import ChunkPlan
 from verbatim.evidence.progress import read_progress
 from verbatim.evidence.salvage import salvage_capture
 from verbatim.evidence.seal import Sealer, build_manifest, read_capture, recording_subject
+from verbatim.ledger.canonical import format_instant
 from verbatim.ledger.writer import LedgerWriter
 from verbatim.lifecycle.policies import HoldMatcher, NoHolds, RetentionPolicy
 from verbatim.lifecycle.records import RecordingStore
@@ -53,6 +56,8 @@ class LifecycleDeps:
     emulator: bool = False
     chunk_seconds: int = 600
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # `reconciliation-requests`: told when a recording reaches a final state (sealed or not recorded).
+    reconciliation: QueueClient | None = None
 
 
 def _record(deps: LifecycleDeps, recording_id: str) -> RecordingRecord:
@@ -250,7 +255,23 @@ def index_recording(deps: LifecycleDeps, summary: SealSummary, problems: list[st
         assert current is not None
         return current.model_copy(update={"status": "sealed", "seal": summary.seal, "problems": problems})
 
-    return deps.store.update(summary.recording_id, mark)
+    record = deps.store.update(summary.recording_id, mark)
+    _announce(deps, record)
+    return record
+
+
+def _announce(deps: LifecycleDeps, record: RecordingRecord) -> None:
+    """Ask reconciliation to re-evaluate the recording's call (idempotent on its side)."""
+    if deps.reconciliation is None:
+        return
+    message = RecordingIndexed(
+        recording_id=record.id,
+        status=record.status,
+        call_chain_id=record.facts.call_chain_id,
+        observed_user_id=record.facts.observed_user.id if record.facts.observed_user else None,
+        at=format_instant(deps.clock()),
+    )
+    deps.reconciliation.send_message(message.model_dump_json(by_alias=True))
 
 
 def mark_not_recorded(deps: LifecycleDeps, recording_id: str, reason: str) -> None:
@@ -260,7 +281,7 @@ def mark_not_recorded(deps: LifecycleDeps, recording_id: str, reason: str) -> No
         return current.model_copy(update={"status": "not_recorded", "problems": [*current.problems, reason]})
 
     if deps.store.get(recording_id) is not None:
-        deps.store.update(recording_id, mark)
+        _announce(deps, deps.store.update(recording_id, mark))
 
 
 def clean_up(deps: LifecycleDeps, recording_id: str) -> int:

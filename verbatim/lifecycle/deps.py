@@ -11,6 +11,7 @@ from verbatim.lifecycle.records import CosmosRecordingStore
 from verbatim.settings import Settings
 
 SCRATCH_CONTAINER = "lifecycle-scratch"
+RECONCILIATION_QUEUE = "reconciliation-requests"
 
 
 def lifecycle_deps(settings: Settings) -> LifecycleDeps:
@@ -26,4 +27,7 @@ def lifecycle_deps(settings: Settings) -> LifecycleDeps:
         progress=progress_table(clients.table_service(settings.runtime_storage_connection)),
         holds=CosmosHoldMatcher(database.get_container_client("holds")),
         emulator=settings.recordings_storage_is_emulator,
+        reconciliation=clients.queue_service(settings.runtime_storage_connection).get_queue_client(
+            RECONCILIATION_QUEUE
+        ),
     )
