@@ -19,6 +19,7 @@ from types import FrameType
 
 from devstack.emulators import COSMOS_EMULATOR_KEY, REPO_ROOT, AzuritePorts, azurite, cosmos_emulator, ensure_tls
 from devstack.processes import ManagedProcess, StartupError, free_port, http_ready
+from verbatim.ledger.signing import ensure_local_key
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,10 @@ def app_environment(config: StackConfig) -> dict[str, str]:
         "GRAPH_BASE_URL": f"http://127.0.0.1:{ports.simulator}",
         "GRAPH_AUTHORITY_HOST": f"http://127.0.0.1:{ports.simulator}",
         "VERBATIM_ENVIRONMENT": "local",
+        # Ledger checkpoints are signed with a local key made once in the state dir (Key Vault in Azure).
+        "LEDGER_SIGNING_KEY_FILE": str(ensure_local_key(config.state_dir / "ledger" / "signing-key.pem")),
+        # Azurite answers 501 to immutability policies and legal holds: tolerated only when this says so.
+        "RECORDINGS_STORAGE_IS_EMULATOR": "true",
         # The coverage audit reads effective policies from the simulator's tenant API locally.
         "POLICY_SIMULATOR_URL": f"http://127.0.0.1:{ports.simulator}",
     }
