@@ -120,12 +120,16 @@ class QueueListener:
 
     async def stop(self, grace: float) -> None:
         """Stop polling; let messages in flight finish for up to `grace` seconds."""
+        deadline = asyncio.get_running_loop().time() + grace
         self._stopping.set()
         self._capacity.set()
         if self._task is not None:
-            await asyncio.wait({self._task}, timeout=grace)
+            _, polling = await asyncio.wait({self._task}, timeout=grace)
+            for task in polling:  # stuck in a receive: nothing it fetched has started yet
+                task.cancel()
         if self._in_flight:
-            _, pending = await asyncio.wait(set(self._in_flight), timeout=grace)
+            remaining = max(deadline - asyncio.get_running_loop().time(), 0.1)
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=remaining)
             for task in pending:
                 task.cancel()
 
