@@ -20,7 +20,7 @@ from verbatim.contracts.evidence import RecordingFacts, RecordingManifest, Reten
 from verbatim.evidence.access_copy import assemble_access_copy, encode_access_chunk, plan_access_copy
 from verbatim.evidence.finalise import finalise
 from verbatim.evidence.seal import Sealer, SealResult, build_manifest, read_capture
-from verbatim.ledger import Ledger, ledger_from_settings
+from verbatim.ledger import Ledger, fingerprint, ledger_from_settings
 from verbatim.ledger.chain import build_entry
 from verbatim.ledger.store import entry_id
 from verbatim.settings import Settings, reload_settings
@@ -152,3 +152,27 @@ def test_a_forged_ledger_entry_with_recomputed_hashes_still_breaks_the_chain(
     assert "[chain.broken_link]" in out  # ...but the next entry and the signed checkpoint still name the old hash
     assert main(["ledger", "verify"]) == 1
     assert "checkpoint" in capsys.readouterr().out
+
+
+def test_an_exported_proof_verifies_offline_with_only_the_key_fingerprint(
+    sealed: Sealed, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["ledger", "prove", sealed.recording_id]) == 0
+    proof_file = tmp_path / "proof.json"
+    proof_file.write_text(capsys.readouterr().out)
+    assert sealed.ledger.signer is not None
+    trusted = fingerprint(sealed.ledger.signer.public_key_pem())
+    # Offline: no storage, no database.
+    for name in ("AzureWebJobsStorage", "RECORDINGS_STORAGE", "COSMOS_ENDPOINT"):
+        monkeypatch.delenv(name)
+    reload_settings()
+
+    assert main(["ledger", "verify-proof", str(proof_file), "--trust", trusted]) == 0
+    assert "VERIFIED" in capsys.readouterr().out
+    assert main(["ledger", "verify-proof", str(proof_file), "--trust", "0" * 64]) == 1
+    assert "[checkpoint.untrusted_key]" in capsys.readouterr().out
+    forged = json.loads(proof_file.read_text())
+    forged["entry"]["details"]["retention_until"] = "2025-01-01T00:00:00+00:00"
+    proof_file.write_text(json.dumps(forged))
+    assert main(["ledger", "verify-proof", str(proof_file), "--trust", trusted]) == 1
+    assert "[entry.content_altered]" in capsys.readouterr().out

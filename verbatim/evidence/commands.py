@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from verbatim import clients
-from verbatim.evidence.verify import RecordingVerification, verify_recording
+from verbatim.contracts.evidence import InclusionProof
+from verbatim.evidence.verify import RecordingVerification, recording_proof, verify_recording
 from verbatim.ledger import Ledger, ledger_from_settings, trusted_fingerprints
-from verbatim.ledger.chain import verify_checkpoint
+from verbatim.ledger.chain import verify_checkpoint, verify_inclusion
 from verbatim.settings import Settings, get_settings
 
 
@@ -30,6 +32,17 @@ def register(subparsers: Any) -> None:
     commands.add_parser("checkpoint", help="sign a checkpoint at the current head now").set_defaults(
         handler=_ledger_checkpoint
     )
+    prove = commands.add_parser("prove", help="print the inclusion proof of a recording's sealed entry (JSON)")
+    prove.add_argument("recording_id")
+    prove.set_defaults(handler=_ledger_prove)
+    offline = commands.add_parser(
+        "verify-proof", help="verify an inclusion proof file offline, trusting the given key fingerprints"
+    )
+    offline.add_argument("proof", type=Path)
+    offline.add_argument(
+        "--trust", action="append", default=[], metavar="FINGERPRINT", help="SHA-256 of a trusted signing key"
+    )
+    offline.set_defaults(handler=_ledger_verify_proof)
 
 
 def _ledger(settings: Settings) -> Ledger:
@@ -90,3 +103,25 @@ def _ledger_checkpoint(args: argparse.Namespace) -> int:
         return 0
     print(f"ledger {ledger.chain}: checkpoint at entry {checkpoint.seq} signed by {checkpoint.key_id}")
     return 0
+
+
+def _ledger_prove(args: argparse.Namespace) -> int:
+    ledger = _ledger(get_settings())
+    proof = recording_proof(ledger, args.recording_id)
+    if proof is None:
+        print(f"recording {args.recording_id}: no sealed entry covered by a signed checkpoint yet")
+        return 1
+    print(proof.model_dump_json(indent=2))
+    return 0
+
+
+def _ledger_verify_proof(args: argparse.Namespace) -> int:
+    """Needs no settings, storage or database: the proof file and the trusted fingerprints are enough."""
+    proof = InclusionProof.model_validate_json(args.proof.read_bytes())
+    findings = verify_inclusion(proof, {f.lower() for f in args.trust})
+    entry = proof.entry
+    verdict = "VERIFIED" if not findings else "NOT VERIFIED"
+    print(f"entry {entry.seq} ({entry.kind} {entry.subject}) in checkpoint {proof.checkpoint.seq}: {verdict}")
+    for finding in findings:
+        print(f"  FAIL  [{finding.code}] {finding.message}")
+    return 0 if not findings else 1

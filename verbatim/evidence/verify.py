@@ -13,7 +13,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 from pydantic import ValidationError
 
-from verbatim.contracts.evidence import EntryKind, LedgerCheckpoint, LedgerEntry, RecordingManifest
+from verbatim.contracts.evidence import EntryKind, InclusionProof, LedgerCheckpoint, LedgerEntry, RecordingManifest
 from verbatim.evidence.seal import recording_subject
 from verbatim.ledger.chain import Finding, verify_entry, verify_inclusion
 from verbatim.ledger.writer import Ledger
@@ -59,6 +59,14 @@ def verify_recording(
     manifest = _check_manifest(result, recordings, sealed)
     _check_media(result, recordings, sealed, manifest)
     return result
+
+
+def recording_proof(ledger: Ledger, recording_id: str) -> InclusionProof | None:
+    """The inclusion proof of a recording's `sealed` entry up to a signed checkpoint (None until both exist):
+    what the API shows with a recording and what an export carries for offline verification."""
+    entries = ledger.store.entries_for_subject(ledger.chain, recording_subject(recording_id))
+    sealed = next((e for e in entries if e.kind == EntryKind.SEALED), None)
+    return ledger.prove(sealed) if sealed is not None else None
 
 
 def _check_inclusion(result: RecordingVerification, ledger: Ledger, sealed: LedgerEntry, trusted: set[str]) -> None:
