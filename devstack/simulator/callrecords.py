@@ -152,7 +152,11 @@ def _participant_endpoint(p: PartyFacts, rng: random.Random, full: bool) -> dict
         },
     }
     if full:
-        endpoint["feedback"] = {"rating": rng.choice(["excellent", "good", "good", "fair"]), "tokens": {}}
+        tokens = ["NoSound", "OtherNoSound", "Echo", "Noisy", "LowVolume", "Stopped", "DistortedSound", "Interruptions"]
+        endpoint["feedback"] = {
+            "rating": rng.choice(["excellent", "good", "good", "fair"]),
+            "tokens": {token: rng.random() < 0.05 for token in tokens},
+        }
     return endpoint
 
 
@@ -201,8 +205,8 @@ def _stream(rng: random.Random, direction: str, start: datetime, end: datetime, 
     return stream
 
 
-def _network(rng: random.Random) -> dict[str, Any]:
-    return {
+def _network(rng: random.Random, full: bool) -> dict[str, Any]:
+    network: dict[str, Any] = {
         "ipAddress": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
         "subnet": f"10.{rng.randrange(256)}.0.0",
         "linkSpeed": rng.choice([54000000, 1000000000]),
@@ -212,10 +216,37 @@ def _network(rng: random.Random) -> dict[str, Any]:
         "relayIPAddress": f"52.114.{rng.randrange(256)}.{rng.randrange(1, 255)}",
         "relayPort": rng.randrange(50000, 60000),
     }
+    if full:
+        network.update(
+            {
+                "macAddress": "00-00-00-00-00-00",
+                "dnsSuffix": None,
+                "sentQualityEventRatio": round(rng.uniform(0, 0.3), 2),
+                "receivedQualityEventRatio": round(rng.uniform(0, 0.3), 2),
+                "delayEventRatio": 0,
+                "bandwidthLowEventRatio": 0,
+            }
+        )
+    return network
 
 
-def _device() -> dict[str, Any]:
-    return {"captureDeviceName": "Default input device", "renderDeviceName": "Default output device"}
+def _device(rng: random.Random, full: bool) -> dict[str, Any]:
+    device: dict[str, Any] = {"captureDeviceName": "Default input device", "renderDeviceName": "Default output device"}
+    if full:
+        device.update(
+            {
+                "receivedSignalLevel": rng.randrange(-20, -5),
+                "receivedNoiseLevel": rng.randrange(-90, -60),
+                "initialSignalLevelRootMeanSquare": round(rng.uniform(50, 150), 4),
+                "micGlitchRate": rng.randrange(0, 200),
+                "speakerGlitchRate": rng.randrange(0, 200),
+                "renderZeroVolumeEventRatio": 0,
+                "renderMuteEventRatio": 0,
+                "captureDeviceDriver": "Microsoft: 10.0.22621.1",
+                "renderDeviceDriver": "Microsoft: 10.0.22621.1",
+            }
+        )
+    return device
 
 
 def _segment(
@@ -237,10 +268,10 @@ def _segment(
         "media": [
             {
                 "label": "main-audio",
-                "callerNetwork": _network(rng),
-                "calleeNetwork": _network(rng),
-                "callerDevice": _device(),
-                "calleeDevice": _device(),
+                "callerNetwork": _network(rng, full),
+                "calleeNetwork": _network(rng, full),
+                "callerDevice": _device(rng, full),
+                "calleeDevice": _device(rng, full),
                 "streams": [
                     _stream(rng, "callerToCallee", start, end, full),
                     _stream(rng, "calleeToCaller", start, end, full),
@@ -526,8 +557,9 @@ class CallRecords:
         fault = self.faults.take("callRecordDelay")
         if fault is not None:
             delay = fault.delay_seconds
-        base = max(self.clock.now(), facts.end)
-        first = base + timedelta(seconds=delay)
+        # measured on the clock from the moment the simulator ended the call (with fast media the call's
+        # own timeline can run ahead of a simulated clock; the delay still counts from "now")
+        first = self.clock.now() + timedelta(seconds=delay)
         self.scheduled.setdefault(facts.record_id, [])
         self._schedule(facts, 1, first, with_rows=True)
         for index, after in enumerate(facts.later_versions, start=2):

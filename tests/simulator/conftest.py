@@ -68,7 +68,13 @@ def sim_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess
         with urllib.request.urlopen(f"{base}/sim/config", timeout=5) as response:  # noqa: S310
             config = json.loads(response.read())
         yield SimProcess(
-            base, f"https://127.0.0.1:{https_port}", root / "state" / "tls" / "ca.pem", root / "state", tenant, config, log
+            base,
+            f"https://127.0.0.1:{https_port}",
+            root / "state" / "tls" / "ca.pem",
+            root / "state",
+            tenant,
+            config,
+            log,
         )
     finally:
         if process.poll() is None:

@@ -33,8 +33,8 @@ FRONT_OFFICE = "8f9a0b1c-2d3e-4f4a-9b5c-6d7e8f9a0b02"
 HEADER = struct.Struct("<IIq")
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: Callable[[], bool], within: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -64,7 +64,9 @@ class SimClient:
                     body = raw.decode(errors="replace")
             return response.status, body, response.headers
 
-    async def ok(self, method: str, path: str, expect: int | tuple[int, ...] = (200, 201, 202, 204), **kwargs: Any) -> Any:
+    async def ok(
+        self, method: str, path: str, expect: int | tuple[int, ...] = (200, 201, 202, 204), **kwargs: Any
+    ) -> Any:
         status, body, _ = await self.request(method, path, **kwargs)
         expected = (expect,) if isinstance(expect, int) else expect
         assert status in expected, f"{method} {path} -> {status}: {body}"
@@ -103,8 +105,10 @@ class SimClient:
         body: dict[str, Any] = await self.ok("GET", f"/sim/calls/{call_id}")
         return body
 
-    async def wait_call(self, call_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
+    async def wait_call(
+        self, call_id: str, predicate: Callable[[dict[str, Any]], bool], within: float = 15.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + within
         while True:
             state = await self.call(call_id)
             if predicate(state):
@@ -169,7 +173,9 @@ class Recorder:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         instance = await self.sim.ok("GET", f"/sim/applicationInstances/{self.instance_id}")
         await self.sim.ok(
-            "PUT", f"/sim/applicationInstances/{self.instance_id}", json={**instance, "webhook": f"{self.url}/api/calling"}
+            "PUT",
+            f"/sim/applicationInstances/{self.instance_id}",
+            json={**instance, "webhook": f"{self.url}/api/calling"},
         )
         return self
 
@@ -247,10 +253,15 @@ class Recorder:
             "callbackUri": f"{self.url}/api/calling/notification",
             "acceptedModalities": ["audio"],
             "mediaConfig": media,
-            "callOptions": {"@odata.type": "#microsoft.graph.incomingCallOptions", "isDeltaRosterEnabled": self.delta_roster},
+            "callOptions": {
+                "@odata.type": "#microsoft.graph.incomingCallOptions",
+                "isDeltaRosterEnabled": self.delta_roster,
+            },
             **overrides,
         }
-        status, _, _ = await self.sim.request("POST", f"/v1.0/communications/calls/{call_id}/answer", token=token, json=body)
+        status, _, _ = await self.sim.request(
+            "POST", f"/v1.0/communications/calls/{call_id}/answer", token=token, json=body
+        )
         self.answers.append((call_id, status))
         return status
 

@@ -62,7 +62,9 @@ def test_incoming_call_matches_the_documented_notification_and_is_signed_by_the_
             config = await sim.ok("GET", "/platform/v1/.well-known/OpenIdConfiguration")
             keys = await sim.ok("GET", config["jwks_uri"])
             key = jwt.PyJWK(keys["keys"][0]).key
-            claims = jwt.decode(token, key, algorithms=["RS256"], audience=RECORDER_APP, issuer="https://api.botframework.com")
+            claims = jwt.decode(
+                token, key, algorithms=["RS256"], audience=RECORDER_APP, issuer="https://api.botframework.com"
+            )
             assert claims["tid"] == TENANT_ID
             with pytest.raises(jwt.InvalidAudienceError):
                 jwt.decode(token, key, algorithms=["RS256"], audience="another-bot")
@@ -80,7 +82,12 @@ def test_a_recorder_answering_in_time_establishes_the_call_and_gets_its_notifica
             assert recorder["state"] == "terminated" and recorder["answerLatencyMs"] is not None
             assert recorder["resultInfo"]["code"] == 200 and recorder["resultInfo"]["subcode"] == 5001
             await wait_for(lambda: "terminated" in bot.callback_states(recorder["callId"]), what="terminated")
-            assert bot.callback_states(recorder["callId"]) == ["establishing", "established", "terminating", "terminated"]
+            assert bot.callback_states(recorder["callId"]) == [
+                "establishing",
+                "established",
+                "terminating",
+                "terminated",
+            ]
             assert len(bot.incoming) == 1  # follow-ups went to the callbackUri, not the webhook
             establishing = bot.state_notification("establishing")
             assert missing_or_mistyped(establishing, fixture("calls/call_establishing.json")) == []
@@ -126,7 +133,9 @@ def test_no_answer_does_not_block_a_non_strict_users_call(run: Run) -> None:
     run(body)
 
 
-def test_a_rejected_invitation_blocks_a_strict_user_and_the_webhook_error_counts_as_a_failed_invitation(run: Run) -> None:
+def test_a_rejected_invitation_blocks_a_strict_user_and_the_webhook_error_counts_as_a_failed_invitation(
+    run: Run,
+) -> None:
     async def body(sim: SimClient) -> None:
         async with Recorder(sim, behaviour="reject"):
             call = await sim.place(p2p(TOM, UNA))
@@ -157,7 +166,9 @@ def test_a_recorder_leaving_drops_a_strict_user_but_not_a_non_strict_one(run: Ru
             lenient = await sim.place(p2p(NED, UNA, durationSeconds=600, mediaPace="realtime"))
             for call in (strict, lenient):
                 state = await sim.wait_call(call["id"], lambda s: s["recorders"][0]["state"] == "established")
-                status, _, _ = await bot.graph("DELETE", f"/v1.0/communications/calls/{state['recorders'][0]['callId']}")
+                status, _, _ = await bot.graph(
+                    "DELETE", f"/v1.0/communications/calls/{state['recorders'][0]['callId']}"
+                )
                 assert status == 204
             dropped = await sim.wait_call(strict["id"], ended)
             assert dropped["outcome"] == "userDropped"
@@ -335,14 +346,18 @@ def test_required_during_meeting_ejects_the_user_and_rosters_follow_full_or_delt
         async with Recorder(sim, delta_roster=True) as bot:
             call = await sim.place(meeting)
             state = await sim.wait_call(
-                call["id"], lambda s: any(r["observedParticipant"] == "tom" and r["state"] == "established" for r in s["recorders"])
+                call["id"],
+                lambda s: any(
+                    r["observedParticipant"] == "tom" and r["state"] == "established" for r in s["recorders"]
+                ),
             )
             tom_leg = next(r["callId"] for r in state["recorders"] if r["observedParticipant"] == "tom")
             await wait_for(lambda: bot.rosters(tom_leg), what="a roster")
             status, _, _ = await bot.graph("DELETE", f"/v1.0/communications/calls/{tom_leg}")
             assert status == 204
             state = await sim.wait_call(
-                call["id"], lambda s: {p["key"]: p["state"] for p in s["conversations"][0]["participants"]}["tom"] == "dropped"
+                call["id"],
+                lambda s: {p["key"]: p["state"] for p in s["conversations"][0]["participants"]}["tom"] == "dropped",
             )
             assert state["state"] == "established"  # the meeting continues for the others
             rosters = bot.rosters(tom_leg)
@@ -350,7 +365,12 @@ def test_required_during_meeting_ejects_the_user_and_rosters_follow_full_or_delt
             assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
             roster_body = next(b for b in bot.callbacks if b["value"][0]["resourceUrl"].endswith("/participants"))
             # the example's participant is an application; ours may be users (identity kinds vary)
-            assert missing_or_mistyped(roster_body, fixture("calls/roster_updated.json"), optional=frozenset({"application"})) == []
+            assert (
+                missing_or_mistyped(
+                    roster_body, fixture("calls/roster_updated.json"), optional=frozenset({"application"})
+                )
+                == []
+            )
             assert extra_names(roster_body, fixture("calls/roster_updated.json")) <= DOCUMENTED
             await sim.ok("POST", f"/sim/calls/{call['id']}/hangup")
         async with Recorder(sim, delta_roster=False) as bot:
@@ -375,13 +395,22 @@ def test_answer_is_validated_and_only_the_invited_app_may_answer(run: Run) -> No
                 "POST",
                 f"/v1.0/communications/calls/{leg}/answer",
                 token=other_app,
-                json={"acceptedModalities": ["audio"], "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"}},
+                json={
+                    "acceptedModalities": ["audio"],
+                    "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"},
+                },
             )
             assert status == 403
             for bad in (
                 {"acceptedModalities": ["audio"]},
-                {"acceptedModalities": ["smell"], "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"}},
-                {"acceptedModalities": ["audio"], "mediaConfig": {"@odata.type": "#microsoft.graph.appHostedMediaConfig", "blob": "{}"}},
+                {
+                    "acceptedModalities": ["smell"],
+                    "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"},
+                },
+                {
+                    "acceptedModalities": ["audio"],
+                    "mediaConfig": {"@odata.type": "#microsoft.graph.appHostedMediaConfig", "blob": "{}"},
+                },
             ):
                 status, error, _ = await bot.graph("POST", f"/v1.0/communications/calls/{leg}/answer", json=bad)
                 assert status == 400, error
