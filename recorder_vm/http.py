@@ -98,12 +98,8 @@ def create_app(recorder: Recorder, validator: PlatformTokenValidator) -> web.App
         return web.json_response({"status": "live", "instance": settings.instance_id})
 
     def loopback_only(request: web.Request) -> None:
-        remote = request.remote or ""
-        try:
-            local = ipaddress.ip_address(remote).is_loopback
-        except ValueError:
-            local = False
-        if not local:
+        # The peer address of the TCP connection, never a forwarded-for header.
+        if not is_loopback(request.remote):
             raise Forbidden("admin routes answer only on the loopback interface")
 
     async def drain(request: web.Request) -> web.Response:
@@ -155,6 +151,13 @@ def create_app(recorder: Recorder, validator: PlatformTokenValidator) -> web.App
     app.router.add_get("/admin/calls", calls)
     app.router.add_get("/admin/stats", stats)
     return app
+
+
+def is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _percentiles(sorted_seconds: list[float]) -> dict[str, float]:

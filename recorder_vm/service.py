@@ -198,7 +198,7 @@ class Recorder:
             if reachable != self.storage_reachable:
                 log.warning("recordings storage reachability changed", extra={"reachable": reachable})
             self.storage_reachable = reachable
-            await asyncio.sleep(5.0 if reachable else 2.0)
+            await asyncio.sleep(2.0)
 
     # --- progress (a thread: the table writes are blocking I/O) ---
 

@@ -179,6 +179,11 @@ class CallSession:
         call = update.call
         if update.change_type == "deleted" or call.state == "terminated":
             self.platform_state = "terminated"
+            if self._ending is not None and self._ending.done():
+                # Capture failed earlier and the call went on; now it is over.
+                self._close_media()
+                self.recorder.forget(self)
+                return
             self.end("call_ended", call.result_info)
             return
         state = call.state
@@ -324,7 +329,6 @@ class CallSession:
             self.state = "ending"
             result = await asyncio.to_thread(self.capture.stop, drain_seconds=self.settings.stop_drain_seconds)
             self.result = result
-            self._close_media()
             failure = failure or result.failure
             if failure is not None:
                 await self._report_status("failed")
@@ -336,7 +340,11 @@ class CallSession:
                 self.state = "ended"
                 self._publish_stopped(reason or "call_ended", result_info, result)
             self.recorder.capturing_ended(self)
-            self.recorder.forget(self)
+            if reason is not None or self.platform_state == "terminated":
+                self._close_media()
+                self.recorder.forget(self)
+            # else: the call goes on without recording (status `failed`); its media session stays open so the
+            # platform sees a healthy leg, until the call ends.
             log.info("capture ended", extra={"state": self.state})
 
     async def _report_status(self, status: RecordingStatus) -> None:

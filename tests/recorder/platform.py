@@ -77,6 +77,7 @@ class CallScript:
 
     audio: np.ndarray
     call_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    call_chain_id: str | None = None
     realtime: bool = True
     speed: float = 1.0  # > 1 sends faster than real time (when realtime)
     unmixed: bool = False
@@ -263,7 +264,9 @@ class FakePlatform:
     # --- driving a call ---
 
     @staticmethod
-    def incoming_notification(call_id: str, *, policy: str = "Traders strict") -> dict[str, Any]:
+    def incoming_notification(
+        call_id: str, *, policy: str = "Traders strict", call_chain_id: str | None = None
+    ) -> dict[str, Any]:
         return {
             "@odata.type": "#microsoft.graph.commsNotifications",
             "value": [
@@ -277,7 +280,7 @@ class FakePlatform:
                         "id": call_id,
                         "state": "incoming",
                         "direction": "incoming",
-                        "callChainId": str(uuid.uuid4()),
+                        "callChainId": call_chain_id or str(uuid.uuid4()),
                         "tenantId": TENANT,
                         "myParticipantId": str(uuid.uuid4()),
                         "source": {
@@ -356,16 +359,17 @@ class FakePlatform:
             await response.read()
             return response.status
 
-    async def invite(self, recorder_url: str, call_id: str) -> CallRecord:
+    async def invite(self, recorder_url: str, call_id: str, *, call_chain_id: str | None = None) -> CallRecord:
         record = self._record(call_id)
         record.invited_at = time.monotonic()
-        status = await self.post(f"{recorder_url}/api/calling", self.incoming_notification(call_id))
+        body = self.incoming_notification(call_id, call_chain_id=call_chain_id)
+        status = await self.post(f"{recorder_url}/api/calling", body)
         assert status == 202, status
         return record
 
     async def drive(self, recorder_url: str, script: CallScript, *, answer_timeout: float = 5.0) -> CallRecord:
         """Place a whole call against a recorder and return what happened."""
-        record = await self.invite(recorder_url, script.call_id)
+        record = await self.invite(recorder_url, script.call_id, call_chain_id=script.call_chain_id)
         await asyncio.wait_for(record.answer_event.wait(), answer_timeout)
         if record.rejected is not None or record.answer is None:
             return record

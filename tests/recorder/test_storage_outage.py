@@ -1,0 +1,117 @@
+"""Storage goes away in the middle of a call: frames spill to the local buffer and reach the blob when it
+comes back; if the buffer would overflow, the recorder reports `failed` instead of losing audio silently."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from devstack.emulators import AzuritePorts, azurite
+from devstack.processes import ManagedProcess, free_port
+from tests.recorder.audio import decode, speech, with_silence
+from tests.recorder.conftest import RecorderFactory, RecorderProcess
+from tests.recorder.platform import CallScript, FakePlatform, wait_until
+from verbatim.contracts.recorder import RecordingFailed, RecordingStarted, RecordingStopped
+
+
+@dataclass
+class PrivateAzurite:
+    ports: AzuritePorts
+    data_dir: Path
+    log: Path
+    process: ManagedProcess | None = None
+    started_once: bool = False
+
+    def start(self) -> None:
+        self.process = azurite(self.ports, self.data_dir, self.log)
+        if self.started_once:
+            # The ports were ours a moment ago; connections in TIME_WAIT make the free-port probe (bind without
+            # SO_REUSEADDR) say "taken" although Azurite (node, SO_REUSEADDR) can listen again.
+            self.process.ports = ()
+        self.started_once = True
+        self.process.start()
+        self.process.wait_ready()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
+@pytest.fixture
+def private_azurite(tmp_path: Path) -> Iterator[PrivateAzurite]:
+    service = PrivateAzurite(
+        AzuritePorts(blob=free_port(), queue=free_port(), table=free_port()), tmp_path / "data", tmp_path / "a.log"
+    )
+    service.start()
+    yield service
+    service.stop()
+
+
+def _health(recorder: RecorderProcess) -> dict[str, object]:
+    body: dict[str, object] = httpx.get(f"{recorder.url}/health", timeout=5).json()
+    return body
+
+
+def test_audio_captured_while_storage_is_down_is_spilled_and_committed_when_it_returns(
+    platform: FakePlatform, start_recorder: RecorderFactory, private_azurite: PrivateAzurite
+) -> None:
+    recorder = start_recorder(connection_string=private_azurite.ports.connection_string)
+    line = speech("Storage is down but every word must still reach the evidence.")
+    source = with_silence(line, 0.3, line, 0.3, line)
+    script = CallScript(audio=source, realtime=True)
+    call = platform.submit(platform.drive(recorder.url, script))
+    wait_until(lambda: any(isinstance(e, RecordingStarted) for e in recorder.events()), timeout=15)
+    record = platform.calls[script.call_id]
+    wait_until(lambda: record.frames_sent >= 100, timeout=15)
+
+    private_azurite.stop()
+    down_at = record.frames_sent
+    wait_until(lambda: record.frames_sent >= down_at + 175, timeout=15)  # 3.5 s while storage is down
+    assert _health(recorder)["checks"]["storage"] == "down"  # type: ignore[index]
+    assert recorder.health().status_code == 503
+    assert any((recorder.state_dir / "spill").rglob("*.blk"))
+    private_azurite.start()
+
+    call.result(timeout=60)
+    wait_until(lambda: any(isinstance(e, RecordingStopped) for e in recorder.events()), timeout=60)
+    stopped = next(e for e in recorder.events() if isinstance(e, RecordingStopped))
+    audio = decode(recorder.container_client().download_blob(stopped.blob_name).readall())
+    assert abs(len(audio) - len(source)) <= 1600
+    assert np.array_equal(audio[: len(source)], source[: len(audio)])
+    assert not any((recorder.state_dir / "spill").rglob("*.blk"))
+    assert _health(recorder)["checks"]["storage"] == "up"  # type: ignore[index]
+
+
+def test_a_spill_that_would_overflow_reports_failed_and_keeps_what_was_staged(
+    platform: FakePlatform, start_recorder: RecorderFactory, private_azurite: PrivateAzurite
+) -> None:
+    recorder = start_recorder(
+        connection_string=private_azurite.ports.connection_string, RECORDER_SPILL_MAX_BYTES="20000"
+    )
+    line = speech("This buffer is far too small for a long outage.")
+    source = with_silence(line, 0.3, line, 0.3, line)
+    script = CallScript(audio=source, realtime=True)
+    call = platform.submit(platform.drive(recorder.url, script))
+    wait_until(lambda: any(isinstance(e, RecordingStarted) for e in recorder.events()), timeout=15)
+    record = platform.calls[script.call_id]
+    wait_until(lambda: record.frames_sent >= 100, timeout=15)
+
+    private_azurite.stop()
+    wait_until(lambda: "failed" in record.statuses, timeout=30)
+    assert record.statuses == ["recording", "failed"]
+    assert not record.deleted  # the recorder stays in the call: it never drops the user itself
+    private_azurite.start()
+    call.result(timeout=60)
+
+    wait_until(lambda: any(isinstance(e, RecordingFailed) for e in recorder.events()), timeout=60)
+    failed = next(e for e in recorder.events() if isinstance(e, RecordingFailed))
+    assert failed.stage == "storage" and "buffer" in failed.reason
+    time.sleep(1)
+    assert not any(isinstance(e, RecordingStopped) for e in recorder.events())
