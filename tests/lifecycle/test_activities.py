@@ -5,7 +5,7 @@ silent is salvaged and sealed as interrupted; a call that failed before any medi
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,8 @@ import pytest
 from tests.lifecycle.audio import speech, stage_capture
 from tests.lifecycle.events import T0, failed_before_media, joined, started, stopped
 from verbatim.contracts.reconciliation import RecordingIndexed
+from verbatim.contracts.recorder import CaptureProgress
+from verbatim.evidence.progress import write_progress
 from verbatim.evidence.verify import verify_recording
 from verbatim.ledger import Ledger, trusted_fingerprints
 from verbatim.lifecycle import activities
@@ -42,6 +44,20 @@ def announced(deps: LifecycleDeps, recording_id: str) -> list[tuple[str | None, 
             found.append((request.status, request.call_chain_id, request.observed_user_id))
             deps.reconciliation.delete_message(message)
     return found
+
+
+def heartbeat(recording_id: str, blob_name: str, at: datetime) -> CaptureProgress:
+    return CaptureProgress(
+        recording_id=recording_id,
+        call_id=f"call-{recording_id}",
+        recorder_instance="recorder-0",
+        state="capturing",
+        updated_at=at,
+        started_at=T0,
+        blob_container="recordings",
+        blob_name=blob_name,
+        heartbeat_interval_seconds=5.0,
+    )
 
 
 def run_to_seal(deps: LifecycleDeps, recording_id: str) -> None:
@@ -95,7 +111,13 @@ def test_a_recorder_that_went_silent_is_salvaged_and_sealed_as_interrupted(deps:
 
     deps.clock = lambda: T0 + timedelta(seconds=10)
     assert activities.check_recording(deps, recording_id).state == "capturing"
-    deps.clock = lambda: T0 + timedelta(seconds=16)
+    # Its heartbeat (the progress record) kept it alive until 12 s; three 5-s intervals later it is silent.
+    assert deps.progress is not None
+    write_progress(deps.progress, heartbeat(recording_id, staged.evidence_blob, T0 + timedelta(seconds=12)))
+    deps.clock = lambda: T0 + timedelta(seconds=26)
+    check = activities.check_recording(deps, recording_id)
+    assert (check.state, round(check.wait_seconds)) == ("capturing", 2)
+    deps.clock = lambda: T0 + timedelta(seconds=27)
     assert activities.check_recording(deps, recording_id).state == "silent"
 
     activities.salvage(deps, recording_id)
