@@ -3,6 +3,7 @@ and its activities. Triggers parse and delegate; the work is in verbatim.lifecyc
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Generator
@@ -68,7 +69,8 @@ async def recorder_events(message: func.QueueMessage, client: df.DurableOrchestr
     the record."""
     event = parse_recorder_event(message.get_body())
     with correlation(recording_id=event.recording_id, call_id=event.call_id):
-        record_event(_deps().store, event)
+        # The Cosmos SDK is synchronous: keep it off the event loop the durable client runs on.
+        await asyncio.to_thread(record_event, _deps().store, event)
         instance = instance_id(event.recording_id)
         status = await client.get_status(instance)
         signal = {"sequence": event.sequence, "type": event.type}
