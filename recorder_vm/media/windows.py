@@ -146,8 +146,9 @@ class WindowsMediaPlatform:
         return WindowsMediaSession(self._media, call_id, handler, unmixed=unmixed)
 
     def _health_changed(self, _sender: Any, args: Any) -> None:
+        # Normal, HeavilyLoaded or Overloaded: only Normal takes new calls (readiness), the rest keep theirs.
         status = str(getattr(args, "CurrentHealth", "")) or "unknown"
-        self._healthy = status.lower() in ("normal", "unknown")
+        self._healthy = status == "Normal"
         log.warning("media platform health changed", extra={"health": status})
 
 

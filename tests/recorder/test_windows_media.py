@@ -1,0 +1,293 @@
+"""The windows media adapter's Python logic, against a fake `clr` namespace (the .NET side runs on a VM)."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import sys
+import time
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from recorder_vm.media import create_media_platform
+from recorder_vm.media.base import AudioFrame
+from recorder_vm.settings import RecorderSettings
+
+
+class FakeEvent:
+    def __init__(self) -> None:
+        self.handlers: list[Callable[..., None]] = []
+
+    def __iadd__(self, handler: Callable[..., None]) -> FakeEvent:
+        self.handlers.append(handler)
+        return self
+
+    def __isub__(self, handler: Callable[..., None]) -> FakeEvent:
+        self.handlers.remove(handler)
+        return self
+
+    def fire(self, args: Any) -> None:
+        for handler in list(self.handlers):
+            handler(None, args)
+
+
+class IntPtr:
+    def __init__(self, address: int) -> None:
+        self._address = address
+
+    def ToInt64(self) -> int:
+        return self._address
+
+
+class Native:
+    """Bytes at a real native address, as the media library hands them out."""
+
+    def __init__(self, data: bytes) -> None:
+        self.buffer = ctypes.create_string_buffer(data, len(data))
+        self.pointer = IntPtr(ctypes.addressof(self.buffer))
+        self.length = len(data)
+
+
+class FakeBuffer:
+    def __init__(self, native: Native, *, timestamp: int, unmixed: list[Any] | None = None) -> None:
+        self.Data = native.pointer
+        self.Length = native.length
+        self.Timestamp = timestamp
+        self.IsSilence = False
+        self.UnmixedAudioBuffers = unmixed
+        self.disposed = False
+
+    def Dispose(self) -> None:
+        self.disposed = True
+
+
+class Unmixed:
+    def __init__(self, speaker: int, native: Native) -> None:
+        self.ActiveSpeakerId = speaker
+        self.Data = native.pointer
+        self.Length = native.length
+        self.OriginalSenderTimestamp = 0
+
+
+class Args:
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+@pytest.fixture
+def fake_clr(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.SimpleNamespace]:
+    record = types.SimpleNamespace(references=[], initialized=None, sockets=[], shutdown=False)
+
+    class Settings:
+        pass
+
+    class AudioSocket:
+        def __init__(self, settings: Any) -> None:
+            self.settings = settings
+            self.AudioMediaReceived = FakeEvent()
+            self.MediaStreamFailure = FakeEvent()
+            self.DominantSpeakerChanged = FakeEvent()
+            self.disposed = False
+            record.sockets.append(self)
+
+        def Dispose(self) -> None:
+            self.disposed = True
+
+    class JObject:
+        def __init__(self, value: dict[str, Any]) -> None:
+            self.value = value
+
+        def ToString(self) -> str:
+            return json.dumps(self.value)
+
+    class MediaPlatform:
+        MediaPlatformHealthChanged = FakeEvent()
+
+        @staticmethod
+        def Initialize(settings: Any) -> None:
+            record.initialized = settings
+
+        @staticmethod
+        def CreateMediaConfiguration(socket: Any) -> JObject:
+            return JObject(
+                {"mpUri": "net.tcp://rec.contoso.example:20001/MediaProcessor", "callId": socket.settings.CallId}
+            )
+
+        @staticmethod
+        def GetCurrentTimestamp() -> int:
+            return 5_000_000
+
+        @staticmethod
+        def Shutdown() -> None:
+            record.shutdown = True
+
+    clr = types.ModuleType("clr")
+    clr.AddReference = record.references.append  # type: ignore[attr-defined]
+    media = types.ModuleType("Microsoft.Skype.Bots.Media")
+    media.MediaPlatform = MediaPlatform  # type: ignore[attr-defined]
+    media.MediaPlatformSettings = Settings  # type: ignore[attr-defined]
+    media.MediaPlatformInstanceSettings = type("MediaPlatformInstanceSettings", (Settings,), {})  # type: ignore[attr-defined]
+    media.AudioSocketSettings = type("AudioSocketSettings", (Settings,), {})  # type: ignore[attr-defined]
+    media.AudioSocket = AudioSocket  # type: ignore[attr-defined]
+    media.StreamDirection = types.SimpleNamespace(Recvonly="Recvonly")  # type: ignore[attr-defined]
+    media.AudioFormat = types.SimpleNamespace(Pcm16K="Pcm16K")  # type: ignore[attr-defined]
+    system_net = types.ModuleType("System.Net")
+    system_net.IPAddress = types.SimpleNamespace(Parse=lambda text: ("IPAddress", text))  # type: ignore[attr-defined]
+    for name, module in {
+        "clr": clr,
+        "Microsoft": types.ModuleType("Microsoft"),
+        "Microsoft.Skype": types.ModuleType("Microsoft.Skype"),
+        "Microsoft.Skype.Bots": types.ModuleType("Microsoft.Skype.Bots"),
+        "Microsoft.Skype.Bots.Media": media,
+        "System": types.ModuleType("System"),
+        "System.Net": system_net,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    yield record
+
+
+class Handler:
+    def __init__(self, fail: bool = False) -> None:
+        self.frames: list[AudioFrame] = []
+        self.dominant: list[int | None] = []
+        self.failures: list[str] = []
+        self.fail = fail
+
+    def on_audio(self, frame: AudioFrame) -> None:
+        self.frames.append(frame)
+        if self.fail:
+            raise RuntimeError("handler broke")
+
+    def on_dominant_speaker(self, source_id: int | None) -> None:
+        self.dominant.append(source_id)
+
+    def on_media_failure(self, reason: str) -> None:
+        self.failures.append(reason)
+
+    def on_media_ended(self) -> None:
+        pass
+
+
+def _windows_settings() -> RecorderSettings:
+    return RecorderSettings.model_validate(
+        {
+            "media_platform": "windows",
+            "certificate_thumbprint": "ABCDEF0123456789",
+            "service_fqdn": "rec.contoso.example",
+            "media_public_port": 20001,
+            "media_public_ip": "203.0.113.10",
+            "media_port": 8445,
+            "bot_app_id": "bot-app-id",
+        }
+    )
+
+
+def test_the_sim_platform_never_imports_clr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "clr", raising=False)
+    create_media_platform(RecorderSettings.model_validate({"media_platform": "sim"}))
+    assert "clr" not in sys.modules
+
+
+def test_windows_settings_must_name_the_instance_endpoint() -> None:
+    with pytest.raises(ValueError, match="RECORDER_CERTIFICATE_THUMBPRINT"):
+        RecorderSettings.model_validate({"media_platform": "windows"})
+
+
+def test_the_platform_is_initialised_with_this_instances_settings(fake_clr: types.SimpleNamespace) -> None:
+    platform = create_media_platform(_windows_settings())
+    asyncio.run(platform.start())
+    assert fake_clr.references == ["Microsoft.Skype.Bots.Media"]
+    instance = fake_clr.initialized.MediaPlatformInstanceSettings
+    assert fake_clr.initialized.ApplicationId == "bot-app-id"
+    assert (instance.CertificateThumbprint, instance.InstanceInternalPort, instance.InstancePublicPort) == (
+        "ABCDEF0123456789", 8445, 20001,
+    )  # fmt: skip
+    assert instance.InstancePublicIPAddress == ("IPAddress", "203.0.113.10")
+    assert instance.ServiceFqdn == "rec.contoso.example"
+    assert platform.healthy
+    asyncio.run(platform.stop())
+    assert fake_clr.shutdown
+
+
+def test_a_session_is_a_receive_only_pcm16k_socket_whose_configuration_goes_into_the_answer(
+    fake_clr: types.SimpleNamespace,
+) -> None:
+    platform = create_media_platform(_windows_settings())
+    asyncio.run(platform.start())
+    session = platform.create_session("call-9", Handler(), unmixed=False)
+    (socket,) = fake_clr.sockets
+    assert (socket.settings.StreamDirections, socket.settings.SupportedAudioFormat) == ("Recvonly", "Pcm16K")
+    assert socket.settings.CallId == "call-9" and socket.settings.ReceiveUnmixedMeetingAudio is False
+    config = session.media_config()
+    assert config["@odata.type"] == "#microsoft.graph.appHostedMediaConfig"
+    assert json.loads(config["blob"])["callId"] == "call-9"
+    session.close()
+    assert socket.disposed and not socket.AudioMediaReceived.handlers
+
+
+def test_received_audio_is_copied_out_of_the_native_buffer_and_the_buffer_is_always_disposed(
+    fake_clr: types.SimpleNamespace,
+) -> None:
+    platform = create_media_platform(_windows_settings())
+    asyncio.run(platform.start())
+    handler = Handler()
+    platform.create_session("call-1", handler, unmixed=False)
+    (socket,) = fake_clr.sockets
+    pcm = bytes(range(256)) * 2 + bytes(128)
+    native = Native(pcm)
+    buffer = FakeBuffer(native, timestamp=5_000_000 + 200_000)
+    socket.AudioMediaReceived.fire(Args(Buffer=buffer))
+    (frame,) = handler.frames
+    assert frame.pcm == pcm and frame.source_id == 0 and buffer.disposed
+    ctypes.memset(native.buffer, 0, len(pcm))  # the library reuses its memory after Dispose
+    assert frame.pcm == pcm
+    # Platform timestamps (100 ns, the library's clock) are mapped onto Unix-epoch ticks: 20 ms after 'now'.
+    assert abs(frame.timestamp_ticks - (time.time_ns() // 100 + 200_000)) < 10_000_000
+
+    broken = Handler(fail=True)
+    platform.create_session("call-2", broken, unmixed=False)
+    second = FakeBuffer(Native(pcm), timestamp=1)
+    with pytest.raises(RuntimeError):
+        fake_clr.sockets[1].AudioMediaReceived.fire(Args(Buffer=second))
+    assert second.disposed
+
+
+def test_unmixed_buffers_become_one_frame_per_speaker(fake_clr: types.SimpleNamespace) -> None:
+    platform = create_media_platform(_windows_settings())
+    asyncio.run(platform.start())
+    handler = Handler()
+    platform.create_session("call-1", handler, unmixed=True)
+    (socket,) = fake_clr.sockets
+    assert socket.settings.ReceiveUnmixedMeetingAudio is True
+    a, b = Native(b"\x01\x00" * 320), Native(b"\x02\x00" * 320)
+    socket.AudioMediaReceived.fire(
+        Args(Buffer=FakeBuffer(Native(bytes(640)), timestamp=9, unmixed=[Unmixed(7, a), Unmixed(9, b)]))
+    )
+    assert [(f.source_id, f.pcm[:2]) for f in handler.frames] == [(7, b"\x01\x00"), (9, b"\x02\x00")]
+
+
+def test_dominant_speaker_and_stream_failure_events_reach_the_handler(fake_clr: types.SimpleNamespace) -> None:
+    platform = create_media_platform(_windows_settings())
+    asyncio.run(platform.start())
+    handler = Handler()
+    platform.create_session("call-1", handler, unmixed=False)
+    (socket,) = fake_clr.sockets
+    socket.DominantSpeakerChanged.fire(Args(CurrentDominantSpeaker=7))
+    socket.DominantSpeakerChanged.fire(Args(CurrentDominantSpeaker=0xFFFFFFFF))
+    socket.MediaStreamFailure.fire(Args())
+    assert handler.dominant == [7, None]
+    assert handler.failures and "MediaStreamFailure" in handler.failures[0]
+
+
+def test_a_loaded_media_platform_makes_the_instance_not_ready(fake_clr: types.SimpleNamespace) -> None:
+    platform = create_media_platform(_windows_settings())
+    asyncio.run(platform.start())
+    event = sys.modules["Microsoft.Skype.Bots.Media"].MediaPlatform.MediaPlatformHealthChanged  # type: ignore[attr-defined]
+    event.fire(Args(CurrentHealth="HeavilyLoaded", PreviousHealth="Normal"))
+    assert not platform.healthy
+    event.fire(Args(CurrentHealth="Normal", PreviousHealth="HeavilyLoaded"))
+    assert platform.healthy
