@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions import callrecords, calls_api, graph_webhook, health, lifecycle, policy
+from functions import callrecords, calls_api, compliance_api, graph_webhook, health, lifecycle, policy, reconciliation
 from verbatim.logging import configure_logging
 from verbatim.settings import get_settings
 
@@ -17,3 +17,5 @@ app.register_functions(callrecords.bp)
 app.register_functions(calls_api.bp)
 app.register_functions(policy.bp)
 app.register_functions(lifecycle.bp)
+app.register_functions(reconciliation.bp)
+app.register_functions(compliance_api.bp)

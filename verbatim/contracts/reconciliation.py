@@ -14,6 +14,7 @@ from pydantic import Field
 
 from verbatim.contracts import contract
 from verbatim.contracts.callrecords import CamelContract
+from verbatim.contracts.evidence import SignatureAlgorithmName
 
 VerdictState = Literal[
     "recorded",  # the user's whole presence in the call is covered by sealed recordings (within tolerance)
@@ -149,7 +150,7 @@ class ReportSignature(CamelContract):
     """Signature over `verbatim-completeness-report-v1\\n` + the hex SHA-256 of the canonical report body
     (every field of the report but `signature`), made with the ledger's checkpoint key."""
 
-    algorithm: str
+    algorithm: SignatureAlgorithmName
     key_id: str
     public_key: str
     content_sha256: str

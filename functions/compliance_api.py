@@ -1,0 +1,120 @@
+"""The compliance API under /api/v1 (search, recording detail, media with Range, verdicts, completeness
+reports, ledger, audit, OpenAPI) and the portal's static files under /api/portal. Triggers authenticate,
+parse and delegate to verbatim.api; every read is recorded there."""
+
+from __future__ import annotations
+
+import json
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from functions.auth import authorize
+from functions.http import json_response, problem, problem_responses
+from verbatim.api import static
+from verbatim.api.access import REASON_HEADER, access_reason
+from verbatim.api.openapi import openapi_document
+from verbatim.api.runtime import compliance_api
+from verbatim.api.service import READERS, search_query, verdict_query
+from verbatim.auth import COMPLIANCE_AUDITOR
+from verbatim.errors import InvalidInput
+from verbatim.settings import get_settings
+
+bp = df.Blueprint()
+
+
+def _reason(req: func.HttpRequest, *, required: bool = False) -> str | None:
+    return access_reason(req.headers.get(REASON_HEADER), required=required)
+
+
+@bp.route(route="v1/recordings", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def search_recordings(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, *READERS)
+    page = compliance_api(get_settings()).search(search_query(dict(req.params)), principal, _reason(req))
+    return json_response(page)
+
+
+@bp.route(route="v1/recordings/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def get_recording(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, *READERS)
+    return json_response(compliance_api(get_settings()).detail(req.route_params["id"], principal, _reason(req)))
+
+
+@bp.route(route="v1/recordings/{id}/media", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, *READERS)
+    copy = req.params.get("copy") or "access"
+    if copy not in ("access", "evidence"):
+        raise InvalidInput("`copy` must be access or evidence")
+    reason = _reason(req, required=True)
+    assert reason is not None
+    answer = compliance_api(get_settings()).media(
+        req.route_params["id"],
+        "access" if copy == "access" else "evidence",
+        req.headers.get("range"),
+        principal,
+        reason,
+    )
+    if answer.status == 416:
+        detail = f"the range is outside the {answer.headers['Content-Range'].split('/')[-1]} bytes of the object"
+        response = problem(416, "Range not satisfiable", detail)
+        response.headers.update(answer.headers)
+        return response
+    return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+@bp.route(route="v1/verdicts", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def search_verdicts(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, *READERS)
+    return json_response(
+        compliance_api(get_settings()).verdict_page(verdict_query(dict(req.params)), principal, _reason(req))
+    )
+
+
+@bp.route(route="v1/reports/completeness", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def list_reports(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, COMPLIANCE_AUDITOR)
+    return json_response(compliance_api(get_settings()).reports(principal, _reason(req)))
+
+
+@bp.route(route="v1/reports/completeness/{day}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def get_report(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, COMPLIANCE_AUDITOR)
+    return json_response(compliance_api(get_settings()).report(req.route_params["day"], principal, _reason(req)))
+
+
+@bp.route(route="v1/ledger", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def read_ledger(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, COMPLIANCE_AUDITOR)
+    return json_response(compliance_api(get_settings()).ledger_page(dict(req.params), principal, _reason(req)))
+
+
+@bp.route(route="v1/audit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def read_audit(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, COMPLIANCE_AUDITOR)
+    return json_response(compliance_api(get_settings()).audit_page(dict(req.params), principal, _reason(req)))
+
+
+@bp.route(route="v1/openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(openapi_document()), mimetype="application/json")
+
+
+@bp.route(route="portal/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def portal(req: func.HttpRequest) -> func.HttpResponse:
+    """The portal's files; nothing outside portal/ (see verbatim.api.static)."""
+    path = req.route_params.get("path") or ""
+    if not path and not req.url.split("?")[0].endswith("/"):
+        return func.HttpResponse(status_code=308, headers={"Location": "/api/portal/"})
+    found = static.load(path)
+    if found is None:
+        return problem(404, "Not found", "no such portal file")
+    return func.HttpResponse(found.body, status_code=200, headers={**found.headers, "Content-Type": found.content_type})

@@ -1,0 +1,88 @@
+"""Recording every read of the compliance API: who, what, when and why.
+
+Each read appends an `accessed` entry to the ledger (tamper-evident: who read which recording, with which
+reason) and writes an `access` record to the Cosmos `audit` container (queryable by day). The ledger entry
+comes first: a read that cannot be recorded is refused (503). Media players fetch one recording in many
+Range requests; those share one ledger entry per (reader, recording, copy, reason, UTC hour) — the
+idempotency key — while each request still gets its own audit record with the byte range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import JsonValue
+
+from verbatim.auth import Principal
+from verbatim.callrecords.audit import AuditEvent, AuditLog
+from verbatim.callrecords.times import utcnow
+from verbatim.contracts.evidence import EntryKind, LedgerEntry
+from verbatim.errors import InvalidInput
+from verbatim.ledger.writer import LedgerWriter
+
+REASON_HEADER = "X-Access-Reason"
+MAX_REASON = 500
+
+
+def access_reason(value: str | None, *, required: bool) -> str | None:
+    """The `X-Access-Reason` header, trimmed; 400 when required and absent, or when unusable."""
+    reason = " ".join((value or "").split())
+    if not reason:
+        if required:
+            raise InvalidInput(f"an {REASON_HEADER} header (why you access this recording) is required")
+        return None
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"{REASON_HEADER} is longer than {MAX_REASON} characters")
+    if any(ord(ch) < 32 for ch in reason):
+        raise InvalidInput(f"{REASON_HEADER} contains control characters")
+    return reason
+
+
+@dataclass
+class AccessLog:
+    ledger: LedgerWriter
+    audit: AuditLog
+    clock: Callable[[], datetime] = utcnow
+
+    def record(
+        self,
+        principal: Principal,
+        action: str,
+        subject: str,
+        reason: str | None,
+        details: Mapping[str, JsonValue] | None = None,
+        *,
+        per_hour: bool = False,
+    ) -> LedgerEntry:
+        """Append the `accessed` ledger entry and the audit record of one read; returns the ledger entry."""
+        now = self.clock()
+        roles: list[JsonValue] = list(sorted(principal.roles))
+        body: dict[str, JsonValue] = {
+            "action": action,
+            "reason": reason,
+            "actor_name": principal.name,
+            "roles": roles,
+            "tenant": principal.tenant,
+            **(details or {}),
+        }
+        key = None
+        if per_hour:
+            digest = hashlib.sha256(f"{action}\n{subject}\n{reason}".encode()).hexdigest()[:24]
+            key = f"accessed:{principal.subject}:{digest}:{now.strftime('%Y%m%dT%H')}"
+            body = {k: v for k, v in body.items() if k not in ("range",)}
+        entry = self.ledger.append(EntryKind.ACCESSED, subject, body, actor=principal.subject, idempotency_key=key)
+        self.audit.record(
+            AuditEvent(
+                category="access",
+                action=action,
+                actor=principal.subject,
+                actor_name=principal.name,
+                target=subject,
+                detail={**body, **(details or {}), "ledgerSeq": entry.seq},
+                at=now,
+            )
+        )
+        return entry

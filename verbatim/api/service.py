@@ -1,0 +1,353 @@
+"""The compliance API's service layer: what the `/api/v1` triggers call. Each method checks the caller's
+roles, records the read (ledger + audit, see `verbatim.api.access`) and returns a contract model.
+
+Roles: `Compliance.Officer` searches and replays the access copy; `Compliance.Auditor` reads metadata,
+reports, the ledger and the audit trail, and may replay the lossless evidence; `Recorder.Admin` operates
+the system and gets none of this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import ContainerClient
+from pydantic import JsonValue
+
+from verbatim.api.access import AccessLog
+from verbatim.api.audit import AuditQuery, AuditReader
+from verbatim.api.index import RecordingIndex, SearchQuery, canonical_time, summary_of, verdict_for
+from verbatim.api.media import ByteRange, Unsatisfiable, parse_range
+from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Principal
+from verbatim.contracts.api import (
+    AuditPage,
+    LedgerPage,
+    MediaCopy,
+    MediaLinks,
+    RecordingDetail,
+    RecordingPage,
+    ReportList,
+    ReportView,
+    VerdictPage,
+)
+from verbatim.contracts.evidence import EntryKind, LedgerEntry, RecordingManifest
+from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.reconciliation import VerdictState
+from verbatim.errors import InvalidInput, NotFound, VerbatimError
+from verbatim.evidence.seal import read_manifest_blob, recording_subject
+from verbatim.ledger.writer import Ledger
+from verbatim.reconciliation.report import CompletenessReporter, parse_day, report_subject, verify_report
+from verbatim.reconciliation.store import RecordingFinder, VerdictQuery, VerdictStore
+
+READERS = (COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
+MAX_PAGE = 200
+DIRECTIONS = ("inbound", "outbound", "unknown")
+CALL_TYPES = ("peerToPeer", "groupCall", "unknown")
+VERDICTS: tuple[VerdictState, ...] = ("recorded", "partial", "missing", "pending")
+CONTENT_TYPES: dict[MediaCopy, str] = {"access": "audio/ogg", "evidence": "audio/flac"}
+
+
+class RangeRequired(VerbatimError):
+    status = 413
+    title = "Use Range requests"
+
+
+def _limit(params: Mapping[str, str], default: int = 50) -> int:
+    raw = params.get("limit") or str(default)
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise InvalidInput(f"`limit` must be an integer from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
+    value = (params.get(name) or "").strip()
+    if not value:
+        return None
+    if value not in allowed:
+        raise InvalidInput(f"`{name}` must be one of {', '.join(allowed)}")
+    return value
+
+
+def _text(params: Mapping[str, str], name: str, max_length: int = 256) -> str | None:
+    value = (params.get(name) or "").strip()
+    if len(value) > max_length:
+        raise InvalidInput(f"`{name}` is too long")
+    return value or None
+
+
+def _window(params: Mapping[str, str]) -> tuple[str | None, str | None]:
+    start = canonical_time(params["from"], "from") if params.get("from") else None
+    end = canonical_time(params["to"], "to") if params.get("to") else None
+    if start and end and end <= start:
+        raise InvalidInput("`to` must be after `from`")
+    return start, end
+
+
+def search_query(params: Mapping[str, str]) -> SearchQuery:
+    """`GET /api/v1/recordings` parameters: participant, observedUser, from, to, direction, callType, modality,
+    verdict, limit (1-200, default 50), continuation."""
+    start, end = _window(params)
+    verdict = _choice(params, "verdict", VERDICTS)
+    return SearchQuery(
+        participant=_text(params, "participant"),
+        observed_user=_text(params, "observedUser"),
+        start_from=start,
+        start_to=end,
+        direction=_choice(params, "direction", DIRECTIONS),
+        call_type=_choice(params, "callType", CALL_TYPES),
+        modality=_text(params, "modality", 32),
+        verdict=next((v for v in VERDICTS if v == verdict), None),
+        limit=_limit(params),
+        continuation=params.get("continuation") or None,
+    )
+
+
+def verdict_query(params: Mapping[str, str]) -> VerdictQuery:
+    start, end = _window(params)
+    verdict = _choice(params, "verdict", VERDICTS)
+    return VerdictQuery(
+        start_from=start,
+        start_to=end,
+        user_id=_text(params, "user"),
+        verdict=next((v for v in VERDICTS if v == verdict), None),
+        call_id=_text(params, "callId"),
+        limit=_limit(params),
+        continuation=params.get("continuation") or None,
+    )
+
+
+@dataclass(frozen=True)
+class MediaResponse:
+    """A media answer the trigger turns into an HttpResponse as is."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _filters(query: SearchQuery) -> dict[str, JsonValue]:
+    names = ("participant", "observed_user", "start_from", "start_to", "direction", "call_type", "modality", "verdict")
+    return {name: getattr(query, name) for name in names if getattr(query, name) is not None}
+
+
+@dataclass
+class ComplianceApi:
+    index: RecordingIndex
+    recordings: RecordingFinder
+    verdicts: VerdictStore
+    media_container: ContainerClient
+    ledger: Ledger
+    access: AccessLog
+    reporter: CompletenessReporter
+    audit_reader: AuditReader
+    trusted_fingerprints: set[str] = field(default_factory=set)
+    chunk_bytes: int = 1024 * 1024
+    max_full_bytes: int = 16 * 1024 * 1024
+    base_path: str = "/api/v1"
+
+    # --- search and detail ------------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery, principal: Principal, reason: str | None) -> RecordingPage:
+        principal.require(*READERS)
+        items, continuation = self.index.search(query)
+        self.access.record(
+            principal,
+            "recording.search",
+            "recordings:search",
+            reason,
+            {"filters": _filters(query), "results": [item.id for item in items], "continued": bool(query.continuation)},
+        )
+        return RecordingPage(items=items, continuation=continuation)
+
+    def _record(self, recording_id: str) -> RecordingRecord:
+        record = self.recordings.get(recording_id)
+        if record is None:
+            raise NotFound(f"no recording {recording_id}")
+        return record
+
+    def detail(self, recording_id: str, principal: Principal, reason: str | None) -> RecordingDetail:
+        principal.require(*READERS)
+        self.access.record(principal, "recording.read", recording_subject(recording_id), reason)
+        record = self._record(recording_id)
+        chain = record.facts.call_chain_id
+        verdicts = [v for v in self.verdicts.for_call(chain)] if chain else []
+        observed = record.facts.observed_user.id if record.facts.observed_user else None
+        mine = [v for v in verdicts if recording_id in v.recording_ids or v.user_id == observed]
+        summary = summary_of(record, verdict_for(record, mine))
+        detail = RecordingDetail(
+            recording=summary,
+            recorder_instance=record.facts.recorder_instance,
+            policy_identifier=record.facts.policy_identifier,
+            stop_reason=record.stop_reason,
+            failure_reason=record.failure_reason,
+            problems=list(record.problems),
+            verdicts=mine,
+            proof_status="not_sealed",
+            media=self._links(recording_id, record, principal),
+        )
+        seal = record.seal
+        if seal is None:
+            return detail
+        body = read_manifest_blob(self.media_container, seal.manifest_blob)
+        entry = self.ledger.store.read_entry(self.ledger.chain, seal.ledger_seq)
+        if body is not None:
+            detail.manifest = RecordingManifest.model_validate_json(body)
+            detail.manifest_sha256 = hashlib.sha256(body).hexdigest()
+        if entry is not None and entry.kind == EntryKind.SEALED:
+            detail.sealed_entry = entry
+            sealed_sha = _sealed_sha(entry)
+            detail.manifest_matches_ledger = sealed_sha is not None and detail.manifest_sha256 == sealed_sha
+            detail.proof = self.ledger.prove(entry)
+            detail.proof_status = "proven" if detail.proof is not None else "awaiting_checkpoint"
+        return detail
+
+    def _links(self, recording_id: str, record: RecordingRecord, principal: Principal) -> MediaLinks:
+        seal = record.seal
+        if seal is None:
+            return MediaLinks()
+        base = f"{self.base_path}/recordings/{urllib.parse.quote(recording_id, safe='')}/media"
+        return MediaLinks(
+            access=f"{base}?copy=access" if seal.access_copy_blob and principal.has_any(*READERS) else None,
+            evidence=f"{base}?copy=evidence" if principal.has_any(COMPLIANCE_AUDITOR) else None,
+        )
+
+    # --- media ----------------------------------------------------------------------------------------------
+
+    def media(
+        self, recording_id: str, copy: MediaCopy, range_header: str | None, principal: Principal, reason: str
+    ) -> MediaResponse:
+        """A bounded part of the access copy (Officer, Auditor) or of the lossless evidence (Auditor only)."""
+        principal.require(*((COMPLIANCE_AUDITOR,) if copy == "evidence" else READERS))
+        record = self._record(recording_id)
+        seal = record.seal
+        blob_name = (seal.access_copy_blob if copy == "access" else seal.evidence_blob) if seal else None
+        if seal is None or blob_name is None:
+            raise NotFound(f"recording {recording_id} has no sealed {copy} copy")
+        blob = self.media_container.get_blob_client(blob_name)
+        try:
+            size = int(blob.get_blob_properties().size)
+        except ResourceNotFoundError as error:
+            raise NotFound(f"the {copy} copy of recording {recording_id} is not in storage") from error
+        answer = parse_range(range_header, size, self.chunk_bytes)
+        details: dict[str, JsonValue] = {"copy": copy, "blob": blob_name, "bytes": size}
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'inline; filename="{recording_id}.{"ogg" if copy == "access" else "flac"}"',
+        }
+        if isinstance(answer, Unsatisfiable):
+            self.access.record(
+                principal, f"media.{copy}", recording_subject(recording_id), reason, {**details, "range": range_header}
+            )
+            return MediaResponse(416, {**headers, "Content-Range": answer.content_range}, b"")
+        if answer is None and size > self.max_full_bytes:
+            raise RangeRequired(
+                f"the {copy} copy is {size} bytes; request it in parts with a Range header (bytes=0-)", size=size
+            )
+        part = answer if isinstance(answer, ByteRange) else ByteRange(0, max(0, size - 1))
+        self.access.record(
+            principal,
+            f"media.{copy}",
+            recording_subject(recording_id),
+            reason,
+            {**details, "range": part.content_range(size)},
+            per_hour=True,
+        )
+        data = blob.download_blob(offset=part.start, length=part.length).readall() if size else b""
+        headers["Content-Type"] = CONTENT_TYPES[copy]
+        if answer is None:
+            return MediaResponse(200, headers, data)
+        return MediaResponse(206, {**headers, "Content-Range": part.content_range(size)}, data)
+
+    # --- verdicts, reports, ledger, audit ---------------------------------------------------------------------
+
+    def verdict_page(self, query: VerdictQuery, principal: Principal, reason: str | None) -> VerdictPage:
+        principal.require(*READERS)
+        filters: dict[str, JsonValue] = {
+            k: v
+            for k, v in {
+                "from": query.start_from,
+                "to": query.start_to,
+                "user": query.user_id,
+                "verdict": query.verdict,
+                "callId": query.call_id,
+            }.items()
+            if v is not None
+        }
+        self.access.record(principal, "verdict.search", "verdicts:search", reason, {"filters": filters})
+        items, continuation = self.verdicts.query(query)
+        return VerdictPage(items=items, continuation=continuation)
+
+    def reports(self, principal: Principal, reason: str | None) -> ReportList:
+        principal.require(COMPLIANCE_AUDITOR)
+        self.access.record(principal, "report.list", "reports:completeness", reason)
+        return self.reporter.list_reports()
+
+    def report(self, day: str, principal: Principal, reason: str | None) -> ReportView:
+        principal.require(COMPLIANCE_AUDITOR)
+        parsed = parse_day(day)
+        self.access.record(principal, "report.read", report_subject(parsed.isoformat()), reason)
+        report, blob = self.reporter.latest(parsed)
+        digest = report.signature.content_sha256 if report.signature else None
+        entries = self.ledger.store.entries_for_subject(self.ledger.chain, report_subject(parsed.isoformat()))
+        entry = next((e for e in reversed(entries) if e.details.get("sha256") == digest), None)
+        trusted = self.trusted_fingerprints or None
+        return ReportView(report=report, blob=blob, signature_valid=verify_report(report, trusted), ledger_entry=entry)
+
+    def ledger_page(self, params: Mapping[str, str], principal: Principal, reason: str | None) -> LedgerPage:
+        """Entries of `subject`, or entries `from`..`to` (sequence numbers, at most 200), and the checkpoint
+        that covers the last of them (or the newest one)."""
+        principal.require(COMPLIANCE_AUDITOR)
+        subject = _text(params, "subject", 512)
+        chain = self.ledger.chain
+        if subject:
+            detail: dict[str, JsonValue] = {"subject": subject}
+        else:
+            first, last = params.get("from") or "", params.get("to") or ""
+            if (first and not first.isdigit()) or (last and not last.isdigit()):
+                raise InvalidInput("`from` and `to` are ledger sequence numbers")
+            head = self.ledger.store.read_head(chain)
+            top = int(last) if last else (head.seq if head else 0)
+            low = max(1, int(first)) if first else max(1, top - MAX_PAGE + 1)
+            top = min(top, low + MAX_PAGE - 1)
+            detail = {"from": low, "to": top}
+        self.access.record(principal, "ledger.read", f"ledger:{chain}", reason, detail)
+        entries: list[LedgerEntry] = (
+            self.ledger.store.entries_for_subject(chain, subject)
+            if subject
+            else self.ledger.store.entries(chain, int(str(detail["from"])), int(str(detail["to"])))
+        )
+        checkpoint = None
+        if entries:
+            checkpoint = self.ledger.store.first_checkpoint_at_or_after(chain, entries[-1].seq)
+        if checkpoint is None:
+            known = self.ledger.store.checkpoints(chain)
+            checkpoint = known[-1] if known else None
+        return LedgerPage(chain=chain, entries=entries, checkpoint=checkpoint)
+
+    def audit_page(self, params: Mapping[str, str], principal: Principal, reason: str | None) -> AuditPage:
+        principal.require(COMPLIANCE_AUDITOR)
+        day = parse_day(params.get("day") or (self.access.clock().date().isoformat())).isoformat()
+        query = AuditQuery(
+            day=day,
+            category=_choice(params, "category", ("security", "access", "alert")),
+            action=_text(params, "action", 128),
+            target=_text(params, "target", 512),
+            limit=_limit(params, 100),
+            continuation=params.get("continuation") or None,
+        )
+        self.access.record(principal, "audit.read", f"audit:{day}", reason, {"category": query.category})
+        items, continuation = self.audit_reader.query(query)
+        return AuditPage(items=items, continuation=continuation)
+
+
+def _sealed_sha(entry: LedgerEntry) -> str | None:
+    manifest = entry.details.get("manifest")
+    if isinstance(manifest, dict):
+        value = manifest.get("sha256")
+        return value if isinstance(value, str) else None
+    return None
