@@ -167,11 +167,7 @@ class FunctionHost:
         host_id = load_or_create_host_id(state_dir, script_root, self._settings)
         functions = index_functions(load_app(script_root, options.app))
 
-        extensions: list[HostExtension] = []
-        for module_name in options.extensions:
-            extension = load_extension(module_name, config.raw, self._settings)
-            if extension is not None and any(_uses(extension, f) for f in functions.values()):
-                extensions.append(extension)
+        extensions = self._load_extensions(config, functions)
         self._warn_unserved(functions, extensions)
 
         threads = self._settings.get("PYTHON_THREADPOOL_THREAD_COUNT")
@@ -183,21 +179,7 @@ class FunctionHost:
             binding_providers={t: ext for ext in extensions for t in ext.binding_types},
             output_sinks={"queue": QueueOutputs(self._queue_service, config.queues, self._resolve)},
         )
-        http = HttpTriggers(functions, config.route_prefix, keys, invoker, accepting=lambda: self._accepting)
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
-        for extension in extensions:
-            app.add_routes(extension.routes())
-        admin = AdminApi(
-            functions=functions,
-            keys=keys,
-            fire=self._fire,
-            status=self.status,
-            timer_status=self._timer_status,
-            base_url=lambda: self.base_url,
-            route_prefix=config.route_prefix,
-        )
-        app.add_routes(admin.routes())
-        app.router.add_route("*", "/{tail:.*}", http.handle)
+        app = self._web_app(config, keys, functions, invoker, extensions)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=options.shutdown_timeout)
         await runner.setup()
         self._runtime = _Runtime(config, keys, host_id, functions, invoker, executor, extensions, runner)
@@ -217,6 +199,41 @@ class FunctionHost:
         gc.freeze()
         self.state = "Running"
         logger.info("host is running", extra={"state": self.state})
+
+    def _load_extensions(self, config: HostConfig, functions: Mapping[str, HostedFunction]) -> list[HostExtension]:
+        """The extensions the app uses (one of their trigger or binding types appears in a function)."""
+        extensions: list[HostExtension] = []
+        for module_name in self.options.extensions:
+            extension = load_extension(module_name, config.raw, self._settings)
+            if extension is not None and any(_uses(extension, f) for f in functions.values()):
+                extensions.append(extension)
+        return extensions
+
+    def _web_app(
+        self,
+        config: HostConfig,
+        keys: HostKeys,
+        functions: Mapping[str, HostedFunction],
+        invoker: Invoker,
+        extensions: list[HostExtension],
+    ) -> web.Application:
+        """Extension routes first, then the admin API, then every other path to the HTTP triggers."""
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+        for extension in extensions:
+            app.add_routes(extension.routes())
+        admin = AdminApi(
+            functions=functions,
+            keys=keys,
+            fire=self._fire,
+            status=self.status,
+            timer_status=self._timer_status,
+            base_url=lambda: self.base_url,
+            route_prefix=config.route_prefix,
+        )
+        app.add_routes(admin.routes())
+        http = HttpTriggers(functions, config.route_prefix, keys, invoker, accepting=lambda: self._accepting)
+        app.router.add_route("*", "/{tail:.*}", http.handle)
+        return app
 
     async def stop(self) -> None:
         runtime = self._runtime
