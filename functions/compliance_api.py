@@ -10,9 +10,10 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.auth import authorize
-from functions.http import json_response, problem, problem_responses
-from verbatim.api import static
+from functions.http import json_response, parse_json_body, problem, problem_responses
+from verbatim.api import devlogin, static
 from verbatim.api.access import REASON_HEADER, access_reason
+from verbatim.api.devlogin import DevLoginRequest
 from verbatim.api.openapi import openapi_document
 from verbatim.api.runtime import compliance_api
 from verbatim.api.service import READERS, search_query, verdict_query
@@ -118,3 +119,11 @@ def portal(req: func.HttpRequest) -> func.HttpResponse:
     if found is None:
         return problem(404, "Not found", "no such portal file")
     return func.HttpResponse(found.body, status_code=200, headers={**found.headers, "Content-Type": found.content_type})
+
+
+@bp.route(route="v1/dev/token", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def dev_token(req: func.HttpRequest) -> func.HttpResponse:
+    """Local devstack only: a signed user token from the simulator for the portal's dev sign-in (else 404)."""
+    body = parse_json_body(req, DevLoginRequest) if req.get_body() else DevLoginRequest()
+    return json_response(devlogin.dev_token(get_settings(), body))
