@@ -187,6 +187,8 @@ async def serve(settings: RecorderSettings) -> None:
         ssl_context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
     for port in dict.fromkeys(p for p in (settings.listen_port, settings.callback_listen_port) if p):
         await web.TCPSite(runner, settings.listen_host, port, ssl_context=ssl_context).start()
+    if settings.admin_port:
+        await web.TCPSite(runner, "127.0.0.1", settings.admin_port).start()
     log.info(
         "recorder listening",
         extra={
@@ -196,7 +198,11 @@ async def serve(settings: RecorderSettings) -> None:
             "instance": settings.instance_id,
         },
     )
-    await stop.wait()
+    requested: asyncio.Event = runtime.app["shutdown"]
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(requested.wait())]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
     log.info("shutting down: committing what was captured")
     await runtime.recorder.shutdown(settings.shutdown_grace_seconds)
     for task in background:

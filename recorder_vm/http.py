@@ -7,6 +7,7 @@ callbackUri. Both check the platform JWT before reading the body. Errors are `ap
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -45,6 +46,7 @@ def create_app(recorder: Recorder, validator: PlatformTokenValidator) -> web.App
     settings = recorder.settings
     limit = settings.max_notification_bytes
     app = web.Application(middlewares=[errors], client_max_size=limit)
+    app["shutdown"] = asyncio.Event()
 
     async def read_body(request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > limit:
@@ -107,6 +109,13 @@ def create_app(recorder: Recorder, validator: PlatformTokenValidator) -> web.App
         recorder.drain(request.query.get("reason", "admin request"))
         return web.json_response({"draining": True, "active_calls": recorder.active_calls}, status=202)
 
+    async def shutdown(request: web.Request) -> web.Response:
+        # Windows services have no SIGTERM: the service wrapper asks for a graceful stop here.
+        loopback_only(request)
+        recorder.drain("shutdown requested")
+        request.app["shutdown"].set()
+        return web.json_response({"stopping": True, "active_calls": recorder.active_calls}, status=202)
+
     async def undrain(request: web.Request) -> web.Response:
         loopback_only(request)
         recorder.resume()
@@ -148,6 +157,7 @@ def create_app(recorder: Recorder, validator: PlatformTokenValidator) -> web.App
     app.router.add_get("/health/live", live)
     app.router.add_post("/admin/drain", drain)
     app.router.add_delete("/admin/drain", undrain)
+    app.router.add_post("/admin/shutdown", shutdown)
     app.router.add_get("/admin/calls", calls)
     app.router.add_get("/admin/stats", stats)
     return app

@@ -42,6 +42,9 @@ class RecorderSettings(BaseSettings):
     # --- signalling: where we listen, and the per-instance callback URL the answer carries ---
     listen_host: str = Field(default="127.0.0.1", validation_alias=_alias("RECORDER_LISTEN_HOST"))
     listen_port: int = Field(default=9441, validation_alias=_alias("RECORDER_LISTEN_PORT"))
+    # A plain-HTTP listener on 127.0.0.1 only, for the admin routes and health checks of local scripts
+    # (drain.ps1, the Windows service) when the public listeners speak TLS with the public name's certificate.
+    admin_port: int | None = Field(default=None, validation_alias=_alias("RECORDER_ADMIN_PORT"))
     # A second port serving the same routes, for deployments that keep the load-balanced webhook and the
     # per-instance callbacks apart (Azure: signalling 9442 behind the LB, notifications 9441 by NAT).
     callback_listen_port: int | None = Field(default=None, validation_alias=_alias("RECORDER_CALLBACK_LISTEN_PORT"))
