@@ -279,6 +279,9 @@ async def _reset(request: web.Request) -> web.Response:
                 conv.spec.call_record.enabled = False
                 await conv.end("ended", "simulator reset", (200, 5001, "The conversation has ended."))
     await sim.clock.settle()
+    sim.clock.cancel_all()
+    sim.records.scheduled.clear()
+    sim.subscriptions._window_timer = None
     sim.calls.scenarios.clear()
     sim.calls.legs.clear()
     sim.records.records.clear()

@@ -89,6 +89,12 @@ class Clock:
     def call_later(self, seconds: float, callback: TimerCallback, label: str = "") -> TimerHandle:
         return self.call_at(self.now() + timedelta(seconds=seconds), callback, label)
 
+    def cancel_all(self) -> None:
+        """Forget every pending timer (used by the simulator's reset)."""
+        for timer in self._heap:
+            timer.cancelled = True
+        self._heap.clear()
+
     # -- background work ------------------------------------------------------------------------------
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run work started by a timer or a request; advance() waits for it before moving on."""
@@ -134,6 +140,7 @@ class Clock:
             raise ValueError("time only moves forward")
         async with self._advance_lock:
             fired_before = self.fired
+            await self.settle()  # work already started belongs to the present, not the future
             target = self.now() + delta
             while True:
                 async with self._run_lock:

@@ -543,26 +543,22 @@ class Subscriptions:
                 else "healthy"
             )
         next_at: datetime | None = None
+        exhausted: list[Pending] = []
+        retry: list[Pending] = []
         if outcome != "delivered":
-            retry: list[Pending] = []
             for p in batch:
                 assert p.first_attempt is not None
-                if now - p.first_attempt >= timedelta(hours=self.config.retry_max_hours):
-                    self._log(
-                        url, p.kind, [(p.subscription_id, p.item)], "dropped", reason="retries exhausted after 4 hours"
-                    )
+                deadline = p.first_attempt + timedelta(hours=self.config.retry_max_hours)
+                if now >= deadline:
+                    exhausted.append(p)
                     continue
                 if stats.state == "throttled":
                     delay = self.config.throttled_delay_minutes * 60
                 else:
                     schedule = self.config.retry_schedule_seconds
                     delay = schedule[min(p.attempts - 1, len(schedule) - 1)]
-                p.not_before = now + timedelta(seconds=delay)
-                deadline = p.first_attempt + timedelta(hours=self.config.retry_max_hours)
-                p.not_before = min(p.not_before, deadline)
+                p.not_before = min(now + timedelta(seconds=delay), deadline)
                 retry.append(p)
-            for p in retry:
-                self._queue(p)
             next_at = min((p.not_before for p in retry), default=None)
         self._log(
             url,
@@ -577,6 +573,12 @@ class Subscriptions:
             next_at=next_at,
             note=batch[0].note,
         )
+        for p in exhausted:
+            hours = f"{self.config.retry_max_hours:g}"
+            items = [(p.subscription_id, p.item)]
+            self._log(url, p.kind, items, "dropped", reason=f"retries exhausted after {hours} hours")
+        for p in retry:
+            self._queue(p)
 
     def _log(
         self,

@@ -345,7 +345,7 @@ class Subscriber:
         self.validations += 1
         token = request.query["validationToken"]
         if self.validation == "silent":
-            await asyncio.sleep(30)
+            await asyncio.sleep(2)
         if self.validation == "wrong":
             return web.Response(text="not-the-token", content_type="text/plain")
         if self.validation == "encoded":
