@@ -5,6 +5,7 @@ for four hours, slow-endpoint throttling and drops, lifecycle notifications, and
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -147,7 +148,7 @@ def test_failed_deliveries_are_retried_with_back_off_for_four_hours_then_dropped
             assert [e["attempt"] for e in attempts] == list(range(1, len(attempts) + 1))
             gaps = [
                 (parse_datetime(b["at"]) - parse_datetime(a["at"])).total_seconds()
-                for a, b in zip(attempts, attempts[1:], strict=False)
+                for a, b in itertools.pairwise(attempts)
             ]
             assert gaps[:7] == [15, 30, 60, 120, 240, 480, 600]
             assert sum(gaps) <= 4 * 3600

@@ -50,9 +50,9 @@ def test_precedence_is_direct_then_group_by_rank_then_global_then_the_global_pol
     data = store.snapshot()
     data["groups"].append({"id": "g-top", "displayName": "Top", "members": [TOM]})
     data["assignments"].append(
-        {"policyType": COMPLIANCE, "policyName": "AdvisoryRecording", "group": "g-top", "rank": 0 + 1}
+        {"policyType": COMPLIANCE, "policyName": "AdvisoryRecording", "group": "g-top", "rank": 1}
     )
-    data["assignments"] = [a for a in data["assignments"] if not (a.get("group") == TRADERS)]
+    data["assignments"] = [a for a in data["assignments"] if a.get("group") != TRADERS]
     data["assignments"].append({"policyType": COMPLIANCE, "policyName": "StrictRecording", "group": TRADERS, "rank": 2})
     store.replace(data)
     assert (store.effective(tom, COMPLIANCE).name, store.effective(tom, COMPLIANCE).group_id) == (
