@@ -118,7 +118,10 @@ def portal(req: func.HttpRequest) -> func.HttpResponse:
     found = static.load(path)
     if found is None:
         return problem(404, "Not found", "no such portal file")
-    return func.HttpResponse(found.body, status_code=200, headers={**found.headers, "Content-Type": found.content_type})
+    mimetype, _, charset = found.content_type.partition("; charset=")
+    return func.HttpResponse(
+        found.body, status_code=200, headers=found.headers, mimetype=mimetype, charset=charset or "utf-8"
+    )
 
 
 @bp.route(route="v1/dev/token", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -241,7 +241,12 @@ class ComplianceApi:
         }
         if isinstance(answer, Unsatisfiable):
             self.access.record(
-                principal, f"media.{copy}", recording_subject(recording_id), reason, {**details, "range": range_header}
+                principal,
+                f"media.{copy}",
+                recording_subject(recording_id),
+                reason,
+                {**details, "range": range_header},
+                per_hour=True,
             )
             return MediaResponse(416, {**headers, "Content-Range": answer.content_range}, b"")
         if answer is None and size > self.max_full_bytes:

@@ -1,0 +1,184 @@
+"""A small recorded world in the real emulators, for the API, portal and reconciliation integration tests:
+a recording captured, finalised, transcoded and sealed by the lifecycle's own activities (real FLAC and Opus
+in Azurite, a real ledger in Cosmos), synthetic recording records around it, call records, policy
+snapshots, reconciliation run over all of it, a signed checkpoint and a completeness report."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from tests.lifecycle.audio import speech, stage_capture
+from tests.reconciliation.builders import CLIENT, SALES, T0, TRADER, UPNS, call, party, phone, recording, snapshot
+from verbatim import clients
+from verbatim.contracts.evidence import RecordingFacts
+from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser, RecordingStarted, RecordingStopped
+from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
+from verbatim.ledger import Ledger
+from verbatim.lifecycle import activities
+from verbatim.lifecycle.deps import lifecycle_deps
+from verbatim.lifecycle.records import record_event
+from verbatim.policy.snapshots import CosmosPolicySnapshotStore
+from verbatim.reconciliation.runtime import reconciliation_runtime
+from verbatim.settings import Settings
+
+PSTN = "+41445550100"
+
+
+@dataclass
+class SealedCall:
+    recording_id: str
+    call_id: str
+    seconds: float
+    access_bytes: bytes = b""
+    evidence_bytes: bytes = b""
+
+
+@dataclass
+class World:
+    settings: Settings
+    sealed: SealedCall | None = None
+    synthetic: list[str] = field(default_factory=list)
+    missing_call: str = ""
+    report_blob: str = ""
+
+
+def seal_recording(
+    settings: Settings,
+    *,
+    user: str = TRADER,
+    seconds: float = 6.0,
+    started_at=T0,  # type: ignore[no-untyped-def]
+    phone_number: str | None = PSTN,
+) -> SealedCall:
+    """What the recorder and the lifecycle do for one call, through their own code."""
+    deps = lifecycle_deps(settings)
+    deps.chunk_seconds = 4
+    recording_id = f"rec-{uuid.uuid4().hex[:10]}"
+    chain = f"call-{uuid.uuid4().hex[:10]}"
+    staged = stage_capture(deps.recordings, recording_id, speech(seconds), started_at=started_at)
+    prefix = capture_prefix(recording_id, started_at)
+    participants = [
+        CallParticipant(
+            participant_id="p1", identity=Identity(kind="user", id=user, display_name="Tom Trader", upn=UPNS[user])
+        ),
+    ]
+    if phone_number:
+        participants.append(
+            CallParticipant(
+                participant_id="p2", identity=Identity(kind="phone", id=phone_number), phone_number=phone_number
+            )
+        )
+    common = {"recording_id": recording_id, "call_id": f"leg-{recording_id}", "recorder_instance": "recorder-0"}
+    record_event(
+        deps.store,
+        RecordingStarted(
+            **common,
+            event_id=uuid.uuid4().hex,
+            occurred_at=started_at,
+            sequence=0,
+            call_chain_id=chain,
+            tenant_id="tenant-1",
+            observed_user=ObservedUser(id=user, upn=UPNS[user], display_name="Tom Trader"),
+            participants=participants,
+            direction="outbound",
+            call_type="peerToPeer",
+            phone_numbers=[phone_number] if phone_number else [],
+            recorder_app_id="app-recorder",
+            recorder_version="1.0.0",
+            started_at=started_at,
+            blob_container=settings.recordings_container,
+            blob_name=track_blob_name(prefix),
+            manifest_blob_name=manifest_blob_name(prefix),
+            heartbeat_interval_seconds=5.0,
+        ),
+    )
+    record_event(
+        deps.store,
+        RecordingStopped(
+            **common,
+            event_id=uuid.uuid4().hex,
+            occurred_at=started_at + timedelta(seconds=seconds),
+            sequence=1,
+            reason="call_ended",
+            ended_at=started_at + timedelta(seconds=seconds),
+            blob_container=settings.recordings_container,
+            blob_name=track_blob_name(prefix),
+            manifest_blob_name=manifest_blob_name(prefix),
+            duration_seconds=seconds,
+            bytes=0,
+            block_count=0,
+            sha256=staged.manifest.tracks[0].sha256,
+        ),
+    )
+    finalised = activities.finalise_recording(deps, recording_id)
+    tasks = activities.plan_access_copy(deps, finalised)
+    names = [activities.encode_access_chunk(deps, task) for task in tasks]
+    access = activities.assemble_access_copy(deps, recording_id, finalised.finalised_blob, names)
+    summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, access)
+    activities.index_recording(deps, summary, finalised.problems)
+    activities.clean_up(deps, recording_id)
+    media = deps.recordings
+    return SealedCall(
+        recording_id=recording_id,
+        call_id=chain,
+        seconds=seconds,
+        access_bytes=media.download_blob(summary.seal.access_copy_blob).readall()
+        if summary.seal.access_copy_blob
+        else b"",
+        evidence_bytes=media.download_blob(summary.seal.evidence_blob).readall(),
+    )
+
+
+def build_world(settings: Settings, synthetic: int = 6) -> World:
+    world = World(settings)
+    runtime = reconciliation_runtime(settings)
+    database = runtime.database
+    snapshots = CosmosPolicySnapshotStore(database.get_container_client("policy_snapshots"))
+    for user in (TRADER, SALES):
+        snapshots.add(snapshot(user))
+
+    sealed = seal_recording(settings)
+    world.sealed = sealed
+    calls = runtime.reconciler.calls
+    calls.save_if_newer(
+        call(sealed.call_id, [party(TRADER), phone(PSTN)], seconds=sealed.seconds), {"id": sealed.call_id}
+    )
+
+    # Recording records as the lifecycle leaves them (no media): a day of calls of the sales user.
+    recordings = database.get_container_client("recordings")
+    for n in range(synthetic):
+        start = T0 + timedelta(hours=1, minutes=10 * n)
+        chain = f"syn-call-{n}"
+        record = recording(
+            f"syn-{n}",
+            chain,
+            SALES,
+            start=start,
+            seconds=60 if n % 3 else 30,
+            interrupted=n % 3 == 0,
+            direction="inbound" if n % 2 else "outbound",
+            call_type="groupCall" if n == 5 else "peerToPeer",
+        )
+        recordings.upsert_item(record.model_dump(mode="json"))
+        calls.save_if_newer(call(chain, [party(SALES), party(CLIENT)], start=start), {"id": chain})
+        world.synthetic.append(record.id)
+    world.missing_call = "call-nobody-recorded"
+    calls.save_if_newer(call(world.missing_call, [party(SALES), party(CLIENT)], start=T0 + timedelta(hours=5)), {})
+
+    for call_id in (sealed.call_id, *(f"syn-call-{n}" for n in range(synthetic)), world.missing_call):
+        runtime.reconciler.reconcile_call(call_id)
+    ledger = runtime.ledger
+    assert isinstance(ledger, Ledger)
+    ledger.checkpoint()
+    world.report_blob = runtime.reporter.run(T0.date(), actor="test-admin").blob
+    return world
+
+
+def blob_bytes(settings: Settings, container: str, name: str) -> bytes:
+    service = clients.blob_service(settings.recordings_storage_connection)
+    return service.get_container_client(container).download_blob(name).readall()
+
+
+__all__ = ["PSTN", "RecordingFacts", "World", "blob_bytes", "build_world", "seal_recording"]
