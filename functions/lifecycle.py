@@ -28,6 +28,7 @@ from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.lifecycle.deps import lifecycle_deps
 from verbatim.lifecycle.records import record_event
 from verbatim.logging import correlation
+from verbatim.reconciliation.hooks import notify_recording_indexed
 from verbatim.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ def seal(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload", activity=INDEX)
 def index(payload: dict[str, Any]) -> str:
     record = activities.index_recording(_deps(), SealSummary.model_validate(payload["summary"]), payload["problems"])
+    notify_recording_indexed(record)  # reconciliation re-evaluates the call's verdicts and indexes it for search
     return record.status
 
 
