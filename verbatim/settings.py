@@ -15,6 +15,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verbatim import __version__
+from verbatim.contracts.retention import RetentionClassConfig
 
 StorageService = Literal["blob", "queue", "table"]
 
@@ -226,13 +227,43 @@ class Settings(BaseSettings):
     # Compliance API media: the most one Range response carries (the Functions HTTP response is buffered), and
     # the largest object served whole to a request without a Range header.
     media_chunk_bytes: int = Field(
-        default=1024 * 1024, ge=64 * 1024, le=16 * 1024 * 1024, validation_alias=_alias("MEDIA_CHUNK_BYTES")
+        default=1024 * 1024, ge=4 * 1024, le=16 * 1024 * 1024, validation_alias=_alias("MEDIA_CHUNK_BYTES")
     )
     media_max_full_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024 * 1024, le=64 * 1024 * 1024, validation_alias=_alias("MEDIA_MAX_FULL_BYTES")
     )
 
     # --- retention and legal holds (issue 8) ---
+    # Retention classes as JSON: [{"name": "mifid2", "days": 1827, "legal_basis": "..."}, ...]. The class named
+    # SEAL_DEFAULT_RETENTION_CLASS always exists (SEAL_DEFAULT_RETENTION_DAYS unless listed here). Classes are
+    # stored in Cosmos and only ever lengthened: a shorter value here is refused and the longer one stays.
+    retention_classes: list[RetentionClassConfig] = Field(
+        default_factory=list, validation_alias=_alias("RETENTION_CLASSES")
+    )
+    # Legal basis text of the default class when RETENTION_CLASSES does not list it.
+    retention_default_legal_basis: str = Field(
+        default="MiFID II Art 16(7) and Delegated Regulation (EU) 2017/565 Art 76(8): kept for five years",
+        validation_alias=_alias("RETENTION_DEFAULT_LEGAL_BASIS"),
+    )
+    # Entra group id -> retention class (JSON object), for users whose policy is assigned through that group.
+    retention_group_classes: dict[str, str] = Field(
+        default_factory=dict, validation_alias=_alias("RETENTION_GROUP_CLASSES")
+    )
+    # The retention sweep: NCRONTAB schedule (daily at 02:00 UTC by default), deletions per batch (the lease is
+    # renewed between batches), recordings evaluated per query page, and an upper bound per run.
+    retention_sweep_schedule: str = Field(default="0 0 2 * * *", validation_alias=_alias("RETENTION_SWEEP_SCHEDULE"))
+    retention_sweep_batch_size: int = Field(
+        default=50, ge=1, le=1000, validation_alias=_alias("RETENTION_SWEEP_BATCH_SIZE")
+    )
+    retention_sweep_page_size: int = Field(
+        default=5000, ge=10, le=20_000, validation_alias=_alias("RETENTION_SWEEP_PAGE_SIZE")
+    )
+    retention_sweep_max_deletions: int = Field(
+        default=20_000, ge=1, validation_alias=_alias("RETENTION_SWEEP_MAX_DELETIONS")
+    )
+    retention_sweep_lease_seconds: int = Field(
+        default=600, ge=30, le=24 * 3600, validation_alias=_alias("RETENTION_SWEEP_LEASE_SECONDS")
+    )
 
     # --- policy automation (issue 9) ---
     # The simulator's base URL for `verbatim policy plan/apply --target sim` (devstack only).

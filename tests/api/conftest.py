@@ -27,7 +27,7 @@ def world_environment(azurite: Azurite, cosmos: Cosmos, key_file: Path, database
         "COSMOS_DATABASE": database,
         "LEDGER_SIGNING_KEY_FILE": str(key_file),
         "LEDGER_CHECKPOINT_INTERVAL": "1000",
-        "MEDIA_CHUNK_BYTES": str(64 * 1024),
+        "MEDIA_CHUNK_BYTES": str(8 * 1024),
     }
 
 
