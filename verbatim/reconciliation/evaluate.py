@@ -22,8 +22,10 @@ from verbatim.contracts.reconciliation import PolicyAtCall, TimeSpan, Verdict, V
 
 Span = tuple[datetime, datetime]
 
-# Recording states after which nothing more will be captured or sealed.
-FINAL = frozenset({"sealed", "not_recorded"})
+# Recording states after which nothing more will be captured or sealed. A recording deleted at the end of its
+# retention still counts for the call it recorded: it was recorded (the ledger holds its deletion certificate).
+SEALED = frozenset({"sealed", "deleting", "deleted"})
+FINAL = SEALED | {"not_recorded"}
 # Failure stages where the recorder never captured media: it could not answer or start recording.
 REJECTED_STAGES = frozenset({"answer", "recording_status"})
 CRASH_STAGES = frozenset({"media", "capture", "storage", "shutdown"})
@@ -138,7 +140,7 @@ def presence(call: CallRecord, user: Party) -> tuple[list[Span], bool, str]:
 
 def captured_span(record: RecordingRecord) -> Span | None:
     """What a sealed recording covers on the wall clock."""
-    if record.status != "sealed" or record.seal is None or record.facts.started_at is None:
+    if record.status not in SEALED or record.seal is None or record.facts.started_at is None:
         return None
     start = record.facts.started_at
     return start, start + timedelta(seconds=record.seal.duration_seconds)
