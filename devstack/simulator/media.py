@@ -16,6 +16,7 @@ import json
 import logging
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,11 +90,32 @@ class Segment:
 
     @classmethod
     def build(cls, source_id: int, start_frame: int, samples: npt.NDArray[np.int16]) -> Segment:
-        frames = -(-len(samples) // FRAME_SAMPLES)
-        padded = np.zeros(frames * FRAME_SAMPLES, dtype="<i2")
-        padded[: len(samples)] = samples
-        peaks = np.abs(padded.reshape(frames, FRAME_SAMPLES).astype(np.int32)).max(axis=1)
-        return cls(source_id, start_frame, padded.tobytes(), peaks > VOICED_THRESHOLD, peaks)
+        pcm, voiced, peak = _framed(samples)
+        return cls(source_id, start_frame, pcm, voiced, peak)
+
+
+_FRAMED: OrderedDict[int, tuple[npt.NDArray[np.int16], bytes, npt.NDArray[np.bool_], npt.NDArray[np.int32]]] = (
+    OrderedDict()
+)
+
+
+def _framed(samples: npt.NDArray[np.int16]) -> tuple[bytes, npt.NDArray[np.bool_], npt.NDArray[np.int32]]:
+    """Pad to whole frames and measure each frame; shared by every segment made from the same array
+    (the speech renderer hands out one array per rendered line)."""
+    key = id(samples)
+    hit = _FRAMED.get(key)
+    if hit is not None and hit[0] is samples:
+        _FRAMED.move_to_end(key)
+        return hit[1], hit[2], hit[3]
+    frames = -(-len(samples) // FRAME_SAMPLES)
+    padded = np.zeros(frames * FRAME_SAMPLES, dtype="<i2")
+    padded[: len(samples)] = samples
+    peaks = np.abs(padded.reshape(frames, FRAME_SAMPLES).astype(np.int32)).max(axis=1)
+    result = (samples, padded.tobytes(), peaks > VOICED_THRESHOLD, peaks)
+    _FRAMED[key] = result  # holding `samples` keeps its id from being reused while cached
+    while len(_FRAMED) > 1024:
+        _FRAMED.popitem(last=False)
+    return result[1], result[2], result[3]
 
 
 FrameEvent = Callable[[], Awaitable[None]]

@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 import wave
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ SAMPLE_RATE = 16_000
 VOICE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{1,8})*(\+[a-z0-9]{1,16})?$")
 MAX_TEXT = 4000
 MAX_FILE_BYTES = 200 * 1024 * 1024
+MEMORY_CACHE_BYTES = 256 * 1024 * 1024
 DEFAULT_VOICES = ("en-us+m3", "en-gb+f3", "en-us+f2", "en-gb+m1", "en-us+m7", "en-gb+f4")
 
 Pcm = npt.NDArray[np.int16]
@@ -63,6 +65,9 @@ class SpeechRenderer:
         self.espeak = shutil.which("espeak-ng")
         self.sox = shutil.which("sox")
         self._locks: dict[str, asyncio.Lock] = {}
+        # rendered speech kept in memory too: every call that says the same line shares one array
+        self._memory: OrderedDict[str, Pcm] = OrderedDict()
+        self._memory_bytes = 0
 
     async def speech(self, text: str, voice: str, speed: int = 160) -> Pcm:
         if not text.strip():
@@ -77,9 +82,22 @@ class SpeechRenderer:
         cached = self.cache_dir / f"{key}.pcm"
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
+            held = self._memory.get(key)
+            if held is not None:
+                self._memory.move_to_end(key)
+                return held
             if not await asyncio.to_thread(cached.exists):
                 await self._render(text, voice, speed, cached)
-        return np.frombuffer(await asyncio.to_thread(cached.read_bytes), dtype="<i2")
+            pcm = np.frombuffer(await asyncio.to_thread(cached.read_bytes), dtype="<i2")
+            self._remember(key, pcm)
+            return pcm
+
+    def _remember(self, key: str, pcm: Pcm) -> None:
+        self._memory[key] = pcm
+        self._memory_bytes += pcm.nbytes
+        while self._memory_bytes > MEMORY_CACHE_BYTES and len(self._memory) > 1:
+            _, dropped = self._memory.popitem(last=False)
+            self._memory_bytes -= dropped.nbytes
 
     async def _render(self, text: str, voice: str, speed: int, target: Path) -> None:
         if self.espeak is None:
