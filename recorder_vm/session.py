@@ -327,11 +327,16 @@ class CallSession:
                 self.recorder.forget(self)
                 return
             self.state = "ending"
+            if failure is not None:
+                # Tell Teams at once; committing what was captured may take a while when storage is the problem.
+                await self._report_status("failed")
             result = await asyncio.to_thread(self.capture.stop, drain_seconds=self.settings.stop_drain_seconds)
             self.result = result
+            reported = failure is not None
             failure = failure or result.failure
             if failure is not None:
-                await self._report_status("failed")
+                if not reported:
+                    await self._report_status("failed")
                 self.state = "failed"
                 self._publish_failed(failure[0], failure[1], committed=result.committed)
             else:

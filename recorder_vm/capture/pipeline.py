@@ -1,6 +1,11 @@
 """One call's capture: the media callback copies frames into a bounded queue and returns; a worker thread
 encodes them and stages blocks; stopping commits the block lists and writes the capture manifest.
 
+The queue is a `deque` bounded by a length check: one producer (the platform's event thread for this
+socket) and one consumer, whose `append`/`popleft` are atomic in CPython, so the callback takes no lock and
+never waits. The worker does not wake per frame: it drains the queue every `WORKER_TICK` seconds, which
+keeps a few hundred calls from costing a few thousand thread switches per second.
+
 Frames that arrive before `start()` (i.e. before `updateRecordingStatus(recording)` succeeded) wait in the
 queue and are persisted only once recording is allowed; if it never is, they are discarded with the queue.
 """
@@ -8,12 +13,14 @@ queue and are persisted only once recording is allowed; if it never is, they are
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
 from recorder_vm.capture.mixer import SlotMixer
 from recorder_vm.capture.spill import SpillBuffer, SpillOverflow
@@ -26,7 +33,8 @@ from verbatim.evidence.capture import MIXED_TRACK, manifest_blob_name, track_blo
 log = logging.getLogger(__name__)
 
 FailureCallback = Callable[[FailureStage, str], None]
-DRAIN_BATCH = 256
+T = TypeVar("T")
+WORKER_TICK = 0.1  # seconds between drains of the frame queue
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,8 @@ class CallCapture:
         self._unmixed = unmixed
         self._on_failure = on_failure
         self._clock = clock
-        self._queue: queue.Queue[AudioFrame] = queue.Queue(maxsize=queue_frames)
+        self._queue: deque[AudioFrame] = deque()
+        self._queue_frames = queue_frames
         self._accepting = True
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -95,9 +104,9 @@ class CallCapture:
         if not self._accepting:
             return
         self.frames_received += 1
-        try:
-            self._queue.put_nowait(frame)
-        except queue.Full:
+        if len(self._queue) < self._queue_frames:
+            self._queue.append(frame)
+        else:
             self.frames_dropped += 1
 
     # --- control (signalling side) ---
@@ -111,11 +120,7 @@ class CallCapture:
     def discard(self) -> None:
         """Recording was never allowed: drop what was queued, persist nothing."""
         self._accepting = False
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
+        self._queue.clear()
 
     @property
     def persisting(self) -> bool:
@@ -136,18 +141,17 @@ class CallCapture:
         self.ended_at = datetime.now(UTC)
         if self._thread is None:
             self.discard()
+        deadline = self._clock() + drain_seconds
         committed = False
         committed_blocks: dict[int, int] = {}
         try:
             if self._failure is None:
                 self._finish_tracks()
                 self._drain_spill(drain_seconds)
-                for source, track in self._tracks.items():
-                    committed_blocks[source] = track.commit(self._metadata(track))
-            else:
-                # After a failure, commit what is known to be staged so it is playable now; salvage can extend it.
-                for source, track in self._tracks.items():
-                    committed_blocks[source] = track.commit(self._metadata(track), staged_prefix=True)
+            # After a failure, commit only what is known to be staged, so it is playable now; salvage can extend it.
+            prefix_only = self._failure is not None
+            for source, track in self._tracks.items():
+                committed_blocks[source] = self._retry(partial(self._commit, track, prefix_only), deadline)
             committed = True
         except StorageUnavailable as error:
             self._fail("storage", f"could not commit the recording: {error}")
@@ -156,7 +160,7 @@ class CallCapture:
         manifest = self._manifest(committed_blocks if committed else None, complete=committed and not self._failure)
         if committed:
             try:
-                self._store.write_manifest(self.manifest_blob_name, manifest)
+                self._retry(lambda: self._store.write_manifest(self.manifest_blob_name, manifest), deadline)
             except StorageUnavailable as error:
                 self._fail("storage", f"could not write the capture manifest: {error}")
                 committed = False
@@ -166,21 +170,14 @@ class CallCapture:
     # --- the worker thread ---
 
     def _run(self) -> None:
+        frames = self._queue
         try:
             while True:
-                try:
-                    frame: AudioFrame | None = self._queue.get(timeout=0.05)
-                except queue.Empty:
-                    frame = None
-                    if self._stopping.is_set():
-                        break
-                if frame is not None:
-                    self._write(frame)
-                    for _ in range(DRAIN_BATCH):
-                        try:
-                            self._write(self._queue.get_nowait())
-                        except queue.Empty:
-                            break
+                stopping = self._stopping.wait(WORKER_TICK)
+                while frames:
+                    self._write(frames.popleft())
+                if stopping and not frames:
+                    break
                 now = self._clock()
                 for track in list(self._tracks.values()):
                     if track.due(now):
@@ -240,6 +237,21 @@ class CallCapture:
         self._track(MIXED_SOURCE)  # the record exists even when no audio ever arrived
         for track in list(self._tracks.values()):
             track.finish()
+
+    def _commit(self, track: TrackWriter, prefix_only: bool) -> int:
+        return track.commit(self._metadata(track), staged_prefix=prefix_only)
+
+    def _retry(self, action: Callable[[], T], deadline: float) -> T:
+        """Run a storage request, again after a pause while the deadline allows (a busy or restarting account)."""
+        pause = 0.2
+        while True:
+            try:
+                return action()
+            except StorageUnavailable:
+                if self._clock() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     def _drain_spill(self, seconds: float) -> None:
         deadline = self._clock() + seconds
