@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,14 +25,11 @@ def _up(args: argparse.Namespace) -> int:
         config = replace(config, state_dir=args.state_dir.resolve())
     if args.free_ports:
         config = replace(config, ports=StackPorts.free())
-    return run_forever(config, after_start=_demo if args.demo else None)
+    return run_forever(config, after_start=(lambda components: _demo(components, config)) if args.demo else None)
 
 
-def _demo(components: list[Component]) -> None:
-    """Place the demo calls when the demo scenario is part of this checkout."""
-    try:
-        demo = importlib.import_module("devstack.demo")
-    except ModuleNotFoundError:
-        print("(demo traffic is not available in this checkout yet)")
-        return
-    demo.run(components)
+def _demo(components: list[Component], config: StackConfig) -> None:
+    """Place the demo calls, wait for their verdicts and print the summary (see devstack/demo.py)."""
+    from devstack import demo
+
+    demo.run(components, config)

@@ -33,7 +33,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """No socket listens on (or is bound to) the port. Connections of a stopped server that linger in
+    TIME_WAIT do not count: servers bind with SO_REUSEADDR past them, and so does this check, so a component
+    can be restarted on its ports at once."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

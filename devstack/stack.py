@@ -7,18 +7,25 @@ in reverse order on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import secrets
+import shlex
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
+
+import yaml
 
 from devstack.emulators import COSMOS_EMULATOR_KEY, REPO_ROOT, AzuritePorts, azurite, cosmos_emulator, ensure_tls
 from devstack.processes import ManagedProcess, StartupError, free_port, http_ready
+from devstack.simulator import DEMO_TENANT
 from verbatim.ledger.signing import ensure_local_key
 
 
@@ -28,6 +35,7 @@ class StackPorts:
     cosmos: int = 8081
     functions: int = 7071
     simulator: int = 7300
+    simulator_https: int = 7301  # the token endpoint over TLS: MSAL accepts only an https authority
     recorder: int = 9441
     recorder_media: int = 9443
 
@@ -39,6 +47,7 @@ class StackPorts:
             cosmos=free_port(),
             functions=free_port(),
             simulator=free_port(),
+            simulator_https=free_port(),
             recorder=free_port(),
             recorder_media=free_port(),
         )
@@ -51,10 +60,58 @@ class StackConfig:
     task_hub: str = "verbatimlocal"
     with_simulator: bool = True
     with_recorder: bool = True
+    tenant_path: Path = DEMO_TENANT
+    # The recorder's progress heartbeat; the lifecycle salvages a recording after 3 silent intervals.
+    recorder_heartbeat_seconds: float = 2.0
 
     @property
     def logs(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def simulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.simulator}"
+
+    @property
+    def functions_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.functions}"
+
+    @property
+    def recorder_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.recorder}"
+
+
+@dataclass(frozen=True)
+class DevTenant:
+    """What the devstack needs to know of the simulated tenant: its id, the API audience, and the two app
+    registrations (the recorder bot and the Function App) with their simulator-only client secrets."""
+
+    tenant_id: str
+    api_audience: str
+    bot_app_id: str
+    bot_secret: str
+    functions_app_id: str
+    functions_secret: str
+
+    @classmethod
+    def load(cls, path: Path) -> DevTenant:
+        model: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        apps = {app["appId"]: app for app in model.get("applications", [])}
+        bot_ids = [instance["appId"] for instance in model.get("applicationInstances", []) if instance["appId"] in apps]
+        functions = [app for app in apps.values() if "CallRecords.Read.All" in app.get("roles", [])]
+        if not bot_ids or not functions:
+            raise StartupError(
+                f"{path}: the tenant needs a recorder application instance and a Function App with CallRecords.Read.All"
+            )
+        bot = apps[bot_ids[0]]
+        return cls(
+            tenant_id=model["tenant"]["id"],
+            api_audience=model.get("apiAudience", "api://verbatim"),
+            bot_app_id=bot["appId"],
+            bot_secret=bot["clientSecret"],
+            functions_app_id=functions[0]["appId"],
+            functions_secret=functions[0]["clientSecret"],
+        )
 
 
 @dataclass
@@ -64,36 +121,109 @@ class Component:
     url: str
 
 
+def _state_secret(path: Path) -> str:
+    """A random secret made once in the state dir (the devstack's stand-in for a Key Vault secret)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def simulator_ca(config: StackConfig) -> Path:
+    """The simulator's local CA (made once in its state dir, before it starts, so settings can name it)."""
+    from devstack.simulator.tls import ensure_certificates
+
+    ca_cert, _, _ = ensure_certificates(config.state_dir / "simulator" / "tls")
+    return ca_cert
+
+
+def simulator_tenant(config: StackConfig) -> Path:
+    """The tenant file the simulator loads: the configured one, with the recorder instance's webhook pointed
+    at this stack's recorder port (the demo tenant names the well-known 9441)."""
+    model: dict[str, Any] = yaml.safe_load(config.tenant_path.read_text(encoding="utf-8"))
+    for instance in model.get("applicationInstances", []):
+        instance["webhook"] = f"{config.recorder_url}/api/calling"
+    target = config.state_dir / "simulator" / "tenant.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        "# Written by `verbatim up` from " + str(config.tenant_path) + "\n" + yaml.safe_dump(model, sort_keys=False),
+        encoding="utf-8",
+    )
+    return target
+
+
+def function_key(config: StackConfig) -> str:
+    """The local Functions host's default function key (made once in its state dir; the host reads the same)."""
+    from devstack.funchost.state import load_or_create_keys
+
+    return load_or_create_keys(config.state_dir / "funchost").default_function_key
+
+
+def _storage_environment(config: StackConfig) -> dict[str, str]:
+    storage = config.ports.azurite.connection_string
+    return {"AzureWebJobsStorage": storage, "RECORDINGS_STORAGE": storage, "VERBATIM_ENVIRONMENT": "local"}
+
+
 def app_environment(config: StackConfig) -> dict[str, str]:
-    """The app settings the Function App (and the recorder) run with on the devstack."""
+    """The app settings the Function App runs with on the devstack."""
     ports = config.ports
     tls = ensure_tls(config.state_dir / "tls")
-    storage = ports.azurite.connection_string
+    tenant = DevTenant.load(config.tenant_path)
+    simulator = config.simulator_url
+    code = function_key(config)
     return {
-        "AzureWebJobsStorage": storage,
-        "RECORDINGS_STORAGE": storage,
+        **_storage_environment(config),
         "DURABLE_TASK_HUB_NAME": config.task_hub,
         "COSMOS_ENDPOINT": f"https://127.0.0.1:{ports.cosmos}",
         "COSMOS_KEY": COSMOS_EMULATOR_KEY,
         "COSMOS_CA_CERT": str(tls.ca_cert),
-        "GRAPH_BASE_URL": f"http://127.0.0.1:{ports.simulator}",
-        "GRAPH_AUTHORITY_HOST": f"http://127.0.0.1:{ports.simulator}",
-        "VERBATIM_ENVIRONMENT": "local",
+        # Graph is the simulator: plain HTTP for Graph, its TLS listener for MSAL's token requests.
+        "GRAPH_BASE_URL": simulator,
+        "GRAPH_AUTHORITY_HOST": f"https://127.0.0.1:{ports.simulator_https}",
+        "GRAPH_CA_CERT": str(simulator_ca(config)),
+        "GRAPH_TENANT_ID": tenant.tenant_id,
+        "GRAPH_CLIENT_ID": tenant.functions_app_id,
+        "GRAPH_CLIENT_SECRET": tenant.functions_secret,
+        # callRecords change notifications: the secret Graph echoes, and our webhook URLs with the host's key.
+        "GRAPH_CLIENT_STATE": _state_secret(config.state_dir / "graph-client-state"),
+        "GRAPH_NOTIFICATION_URL": f"{config.functions_url}/api/graph/notifications?code={code}",
+        "GRAPH_LIFECYCLE_URL": f"{config.functions_url}/api/graph/lifecycle?code={code}",
+        # Bearer tokens of the compliance API are the simulator's Entra-like tokens (`POST /sim/tokens`).
+        "AUTH_OPENID_CONFIG_URL": f"{simulator}/{tenant.tenant_id}/v2.0/.well-known/openid-configuration",
+        "AUTH_AUDIENCE": tenant.api_audience,
         # Ledger checkpoints are signed with a local key made once in the state dir (Key Vault in Azure).
         "LEDGER_SIGNING_KEY_FILE": str(ensure_local_key(config.state_dir / "ledger" / "signing-key.pem")),
         # Azurite answers 501 to immutability policies and legal holds: tolerated only when this says so.
         "RECORDINGS_STORAGE_IS_EMULATOR": "true",
         # The coverage audit reads effective policies from the simulator's tenant API locally.
-        "POLICY_SIMULATOR_URL": f"http://127.0.0.1:{ports.simulator}",
+        "POLICY_SIMULATOR_URL": simulator,
     }
 
 
-def _optional_launcher(module: str) -> Callable[..., list[str]] | None:
-    """A component's `launch_argv`, or None when that component is not part of this checkout yet."""
+def recorder_environment(config: StackConfig) -> dict[str, str]:
+    """The settings the recorder bot runs with on the devstack: the simulator as Teams and Graph, Azurite."""
+    tenant = DevTenant.load(config.tenant_path)
+    return {
+        **_storage_environment(config),
+        "GRAPH_BASE_URL": config.simulator_url,
+        "GRAPH_AUTHORITY_HOST": f"https://127.0.0.1:{config.ports.simulator_https}",
+        "GRAPH_CA_CERT": str(simulator_ca(config)),
+        "GRAPH_TENANT_ID": tenant.tenant_id,
+        # The bot's app registration: its app id is also the audience of the platform's JWTs.
+        "GRAPH_CLIENT_ID": tenant.bot_app_id,
+        "GRAPH_CLIENT_SECRET": tenant.bot_secret,
+        "RECORDER_PLATFORM_OPENID_CONFIG_URL": f"{config.simulator_url}/platform/v1/.well-known/OpenIdConfiguration",
+        "RECORDER_HEARTBEAT_SECONDS": f"{config.recorder_heartbeat_seconds:g}",
+    }
+
+
+def _launcher(module: str) -> Callable[..., list[str]]:
+    """A component's `launch_argv`; a component that cannot be imported is a startup error that says why."""
     try:
         launcher: Callable[..., list[str]] = importlib.import_module(module).launch_argv
-    except (ModuleNotFoundError, AttributeError):
-        return None
+    except (ImportError, AttributeError) as error:
+        raise StartupError(f"cannot load {module}: {type(error).__name__}: {error}") from error
     return launcher
 
 
@@ -116,8 +246,8 @@ def plan(config: StackConfig) -> list[Component]:
             f"https://127.0.0.1:{ports.cosmos} (CA: {tls.ca_cert})",
         ),
     ]
-    simulator = _optional_launcher("devstack.simulator")
-    if config.with_simulator and simulator is not None:
+    if config.with_simulator:
+        simulator = _launcher("devstack.simulator")
         components.append(
             Component(
                 "simulator",
@@ -126,21 +256,21 @@ def plan(config: StackConfig) -> list[Component]:
                     argv=simulator(
                         host="127.0.0.1",
                         port=ports.simulator,
-                        tenant_path=REPO_ROOT / "devstack" / "simulator" / "demo_tenant.yaml",
+                        tenant_path=simulator_tenant(config),
                         clock="realtime",
+                        https_port=ports.simulator_https,
+                        state_dir=config.state_dir / "simulator",
                     ),
                     ready=http_ready(f"http://127.0.0.1:{ports.simulator}/sim/health", ok=lambda s: s == 200),
-                    env=env,
                     cwd=REPO_ROOT,
                     log_path=logs / "simulator.log",
-                    ports=(ports.simulator,),
+                    ports=(ports.simulator, ports.simulator_https),
                 ),
-                f"http://127.0.0.1:{ports.simulator} (Graph under /v1.0 and /beta, control under /sim)",
+                f"http://127.0.0.1:{ports.simulator} (Graph under /v1.0 and /beta, control under /sim; "
+                f"tokens over TLS on :{ports.simulator_https})",
             )
         )
-    functions = _optional_launcher("devstack.funchost")
-    if functions is None:
-        raise StartupError("the local Functions host (devstack.funchost) is missing from this checkout")
+    functions = _launcher("devstack.funchost")
     components.append(
         Component(
             "functions",
@@ -161,8 +291,8 @@ def plan(config: StackConfig) -> list[Component]:
             f"http://127.0.0.1:{ports.functions}/api (health: /api/health)",
         )
     )
-    recorder = _optional_launcher("recorder_vm")
-    if config.with_recorder and recorder is not None:
+    if config.with_recorder:
+        recorder = _launcher("recorder_vm")
         components.append(
             Component(
                 "recorder",
@@ -175,7 +305,7 @@ def plan(config: StackConfig) -> list[Component]:
                         state_dir=config.state_dir / "recorder",
                     ),
                     ready=http_ready(f"http://127.0.0.1:{ports.recorder}/health", ok=lambda s: s == 200),
-                    env=env,
+                    env=recorder_environment(config),
                     cwd=REPO_ROOT,
                     log_path=logs / "recorder.log",
                     ports=(ports.recorder, ports.recorder_media),
@@ -196,18 +326,56 @@ def provision(config: StackConfig) -> None:
     provision_cosmos(settings)
 
 
+def write_pid_file(config: StackConfig, components: list[Component]) -> None:
+    """`<state dir>/pids`: one `name pid` line per started component (what to stop if this process dies)."""
+    (config.state_dir / "pids").write_text("".join(f"{c.name} {c.process.pid}\n" for c in components))
+
+
+def restart(components: list[Component], name: str, config: StackConfig, *, crash: bool = False) -> Component:
+    """Stop one component by PID and start it again on the same ports and state dir.
+
+    `crash=True` sends SIGKILL to its process group, so nothing gets to clean up or commit (a process crash);
+    otherwise it is stopped gracefully (SIGTERM). Returns the component once it is ready again."""
+    component = next((c for c in components if c.name == name), None)
+    if component is None:
+        raise StartupError(f"no running component named {name!r}")
+    process = component.process
+    if crash and process.process is not None and process.process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.process.pid, signal.SIGKILL)
+        process.process.wait(timeout=10)
+    process.stop()
+    process.start()
+    write_pid_file(config, components)
+    process.wait_ready()
+    return component
+
+
+def write_app_env(config: StackConfig) -> Path:
+    """`<state dir>/app.env`: the Function App's settings as shell assignments, so the `verbatim` CLI (verify,
+    ledger, policy) can be pointed at this stack with `set -a; . <state dir>/app.env; set +a`. Local secrets
+    only (emulator keys, simulator credentials), readable by the owner alone."""
+    path = config.state_dir / "app.env"
+    lines = [f"{name}={shlex.quote(value)}" for name, value in app_environment(config).items()]
+    header = "# Written by `verbatim up`: the Function App's settings on this devstack\n"
+    path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
 @contextmanager
 def running(config: StackConfig, echo: Callable[[str], None] = print) -> Iterator[list[Component]]:
     """Start every component (failing fast with a clear message), yield them, stop them in reverse."""
     config.state_dir.mkdir(parents=True, exist_ok=True)
     pid_file = config.state_dir / "pids"
+    write_app_env(config)
     started: list[Component] = []
     try:
         for component in plan(config):
             echo(f"starting {component.name} ...")
             component.process.start()
             started.append(component)
-            pid_file.write_text("".join(f"{c.name} {c.process.pid}\n" for c in started))
+            write_pid_file(config, started)
             component.process.wait_ready()
             if component.name == "cosmos":
                 provision(config)
@@ -218,17 +386,20 @@ def running(config: StackConfig, echo: Callable[[str], None] = print) -> Iterato
         pid_file.unlink(missing_ok=True)
 
 
-def wait_for_shutdown() -> None:
-    """Block until Ctrl-C or SIGTERM."""
-    stop = threading.Event()
+class Shutdown(Exception):
+    """Ctrl-C or SIGTERM arrived: unwind, so every started component is stopped by PID."""
+
+
+def _raise_shutdown_once() -> Callable[[int, FrameType | None], None]:
+    received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        if received:  # already unwinding: let the clean-up finish
+            return
+        received.append(signum)
+        raise Shutdown(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    while not stop.wait(1.0):
-        pass
+    return on_signal
 
 
 def print_summary(components: list[Component], config: StackConfig, echo: Callable[[str], None] = print) -> None:
@@ -237,19 +408,30 @@ def print_summary(components: list[Component], config: StackConfig, echo: Callab
     for component in components:
         echo(f"  {component.name.ljust(width)}  {component.url}   (pid {component.process.pid})")
     echo(f"\nlogs: {config.logs}   state: {config.state_dir}")
-    echo("stop with Ctrl-C")
 
 
 def run_forever(config: StackConfig, after_start: Callable[[list[Component]], None] | None = None) -> int:
+    """Start the stack, run `after_start` (the demo), and serve until Ctrl-C or SIGTERM.
+
+    The signals are handled from the start, so one arriving while components start or the demo runs still
+    stops everything that was started."""
+    handler = _raise_shutdown_once()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with running(config) as components:
             print_summary(components, config)
             if after_start is not None:
                 after_start(components)
+            print("\nstop with Ctrl-C")
             sys.stdout.flush()
-            wait_for_shutdown()
-            print("\nstopping ...")
+            while True:
+                signal.pause()
+    except Shutdown:
+        print("\nstopped")
     except StartupError as error:
         print(f"verbatim up: {error}", file=sys.stderr)
         return 1
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
     return 0

@@ -1,0 +1,503 @@
+"""`verbatim up --demo`: the simulated tenant places a handful of calls through the Teams/Graph simulator,
+waits until the pipeline has sealed the recordings, ingested the call records and computed the verdicts,
+and prints a short summary with the compliance API's URL and a dev token.
+
+The scenarios are the ones a compliance officer asks about: a trader's 1:1 VoIP call, a PSTN call, a
+meeting with joins and leaves, a call the strict policy blocks because the recorder refuses it (the
+recorder is draining), and a call during which the recorder process crashes (SIGKILL by PID, then it is
+started again) and the lifecycle salvages what was staged. `play()` is also what the end-to-end tests run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devstack.processes import StartupError
+from devstack.stack import Component, DevTenant, StackConfig, restart
+
+TOKEN_SECONDS = 12 * 3600
+CALL_RECORD_DELAY_SECONDS = 2.0
+OFFICER = "Compliance.Officer"
+AUDITOR = "Compliance.Auditor"
+READ_REASON = "devstack demo: summary of the demo calls"
+
+TOM = "tom.trader@contoso.onmicrosoft.com"
+TARA = "tara.trader@contoso.onmicrosoft.com"
+NED = "ned.adviser@contoso.onmicrosoft.com"
+UNA = "una.unrecorded@contoso.onmicrosoft.com"
+CORA = "cora.compliance@contoso.onmicrosoft.com"
+
+
+class DemoError(RuntimeError):
+    """The demo could not complete; the message says which step and what was seen."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The verdict a scenario must end with for one policy user (and the reason, when not recorded)."""
+
+    user: str  # UPN
+    verdict: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One demo call: the body of `POST /sim/calls` and the verdicts it must end with."""
+
+    key: str
+    title: str
+    spec: dict[str, Any]
+    expected: tuple[Expected, ...]
+
+
+@dataclass
+class CallResult:
+    """What became of one scenario call, as the simulator and the compliance API report it."""
+
+    scenario: Scenario
+    sim_id: str
+    call_id: str  # the callChainId = the call record's id
+    outcome: str = "pending"
+    answer_ms: list[float] = field(default_factory=list)
+    media_seconds: float = 0.0
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    recordings: list[dict[str, Any]] = field(default_factory=list)
+
+    def verdict_of(self, upn: str) -> dict[str, Any] | None:
+        return next((v for v in self.verdicts if v.get("userPrincipalName") == upn), None)
+
+
+@dataclass
+class DemoResult:
+    calls: list[CallResult]
+    api_url: str
+    portal_url: str
+    officer_token: str
+    seconds: float
+    token_file: Path
+    app_env: Path
+
+    def call(self, key: str) -> CallResult:
+        return next(c for c in self.calls if c.scenario.key == key)
+
+    @property
+    def sealed(self) -> list[dict[str, Any]]:
+        return [r for c in self.calls for r in c.recordings if r.get("status") == "sealed"]
+
+
+def _user(key: str, upn: str, **extra: Any) -> dict[str, Any]:
+    return {"key": key, "user": upn, **extra}
+
+
+def scenarios() -> dict[str, Scenario]:
+    """The demo calls. Media runs in real time, so every call is short; the crash call is long enough that
+    the audio lost after the crash exceeds reconciliation's tolerance for a recorder joining late."""
+    return {
+        "blocked": Scenario(
+            "blocked",
+            "strict policy, recorder refuses (draining)",
+            {
+                "type": "peerToPeer",
+                "subject": "Blocked: the recorder is not available",
+                "participants": [_user("tara", TARA), _user("una", UNA)],
+                "durationSeconds": 5,
+            },
+            (Expected(TARA, "missing", "call_blocked_by_policy"),),
+        ),
+        "voip": Scenario(
+            "voip",
+            "trader 1:1 VoIP call",
+            {
+                "type": "peerToPeer",
+                "subject": "Trader 1:1",
+                "participants": [_user("tom", TOM), _user("cora", CORA)],
+                "dialog": [
+                    {"speaker": "tom", "text": "Morning Cora. I am buying five hundred gilts at market."},
+                    {"speaker": "cora", "text": "Noted. Please confirm the client reference."},
+                    {"speaker": "tom", "text": "Reference alpha seven. Done."},
+                ],
+            },
+            (Expected(TOM, "recorded"),),
+        ),
+        "pstn": Scenario(
+            "pstn",
+            "PSTN call from a client (Direct Routing)",
+            {
+                "type": "pstnInbound",
+                "subject": "Client on the phone",
+                "participants": [
+                    {"key": "client", "phone": "+442079460999", "displayName": "External client"},
+                    _user("tara", TARA),
+                ],
+                "dialog": [
+                    {"speaker": "client", "text": "Hello Tara, I would like to sell my euro position."},
+                    {"speaker": "tara", "text": "Understood, selling at the current rate now."},
+                ],
+            },
+            (Expected(TARA, "recorded"),),
+        ),
+        "crash": Scenario(
+            "crash",
+            "recorder crashes mid-call (advisory policy)",
+            {
+                "type": "peerToPeer",
+                "subject": "Advice call, recorder crashes",
+                "participants": [_user("ned", NED), _user("una", UNA)],
+                "dialog": [
+                    {"speaker": "ned", "text": "Let us review the allocation of your portfolio for next year."},
+                    {"speaker": "una", "text": "I would like more bonds and fewer equities, please."},
+                ],
+                "durationSeconds": 30,
+            },
+            (Expected(NED, "partial", "recorder_crashed"),),
+        ),
+        "meeting": Scenario(
+            "meeting",
+            "meeting with joins and leaves",
+            {
+                "type": "meeting",
+                "subject": "Morning desk meeting",
+                "organizer": "tom",
+                "participants": [
+                    _user("tom", TOM),
+                    _user("una", UNA),
+                    _user("tara", TARA, joinAt=2.0, leaveAt=9.0),
+                    {"key": "guest", "guest": "Visiting analyst", "joinAt": 1.0},
+                ],
+                "dialog": [
+                    {"speaker": "tom", "text": "Good morning everyone, let us start with rates."},
+                    {"speaker": "tara", "text": "Sterling is flat, I am watching the auction."},
+                    {"speaker": "guest", "text": "Thank you for having me."},
+                ],
+                "durationSeconds": 12,
+            },
+            (Expected(TOM, "recorded"), Expected(TARA, "recorded")),
+        ),
+    }
+
+
+class DemoStack:
+    """The demo's view of a running stack: the simulator's control API, the Functions host's admin API, the
+    recorder's admin API and the compliance API, all on 127.0.0.1."""
+
+    def __init__(
+        self, config: StackConfig, components: Sequence[Component], echo: Callable[[str], None] = print
+    ) -> None:
+        self.config = config
+        self.components = list(components)
+        self.echo = echo
+        self.tenant = DevTenant.load(config.tenant_path)
+        self.http = httpx.Client(timeout=30.0)
+        self._tokens: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- the simulator ---------------------------------------------------------------------------------------
+
+    def sim(self, method: str, path: str, body: Any = None) -> Any:
+        response = self.http.request(method, f"{self.config.simulator_url}{path}", json=body)
+        if response.status_code >= 400:
+            raise DemoError(f"simulator {method} {path}: {response.status_code} {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def token(self, *roles: str, subject: str = "demo-officer", name: str = "Demo Officer") -> str:
+        """A signed user token of the tenant's (simulated) Entra ID for the compliance API."""
+        key = ",".join(sorted(roles)) + "|" + subject
+        if key not in self._tokens:
+            body = {
+                "sub": subject,
+                "name": name,
+                "roles": list(roles),
+                "preferredUsername": f"{subject}@{self._domain()}",
+                "expiresInSeconds": TOKEN_SECONDS,
+            }
+            self._tokens[key] = str(self.sim("POST", "/sim/tokens", body)["access_token"])
+        return self._tokens[key]
+
+    def _domain(self) -> str:
+        return str(self.sim("GET", "/sim/health")["tenantDomain"])
+
+    def place(self, scenario: Scenario) -> CallResult:
+        call = self.sim("POST", "/sim/calls", scenario.spec)
+        return CallResult(scenario, sim_id=call["id"], call_id=call["conversations"][0]["callChainId"])
+
+    def call_state(self, result: CallResult) -> dict[str, Any]:
+        state: dict[str, Any] = self.sim("GET", f"/sim/calls/{result.sim_id}")
+        result.outcome = state["outcome"]
+        result.answer_ms = [r["answerLatencyMs"] for r in state["recorders"] if r.get("answerLatencyMs") is not None]
+        result.media_seconds = sum(c.get("mediaSeconds") or 0.0 for c in state["conversations"])
+        return state
+
+    def wait_ended(self, results: Sequence[CallResult], timeout: float = 60.0) -> None:
+        wait_until(
+            lambda: all(self.call_state(r)["state"] == "ended" for r in results),
+            timeout,
+            "the calls " + ", ".join(r.scenario.key for r in results) + " to end",
+        )
+
+    # --- the Functions host -----------------------------------------------------------------------------------
+
+    def fire(self, function: str) -> None:
+        """Run a timer function now through the host's admin API (as the real host's does)."""
+        from devstack.funchost.state import load_or_create_keys
+
+        master = load_or_create_keys(self.config.state_dir / "funchost").master
+        response = self.http.post(
+            f"{self.config.functions_url}/admin/functions/{function}",
+            json={"input": ""},
+            headers={"x-functions-key": master},
+        )
+        if response.status_code != 202:
+            raise DemoError(f"firing {function}: {response.status_code} {response.text[:300]}")
+
+    def api(self, path: str, *roles: str, params: dict[str, str] | None = None) -> Any:
+        response = self.http.get(
+            f"{self.config.functions_url}/api/v1{path}",
+            params=params,
+            headers={"Authorization": f"Bearer {self.token(*roles)}", "X-Access-Reason": READ_REASON},
+        )
+        if response.status_code >= 400:
+            raise DemoError(f"GET /api/v1{path}: {response.status_code} {response.text[:500]}")
+        return response.json()
+
+    def policies_observed(self, user_ids: Sequence[str]) -> bool:
+        for user_id in user_ids:
+            answer = self.api(f"/policy/effective/{user_id}", AUDITOR)
+            if answer.get("snapshot") is None:
+                return False
+        return True
+
+    def verdicts(self, result: CallResult) -> list[dict[str, Any]]:
+        page = self.api("/verdicts", AUDITOR, params={"callId": result.call_id})
+        items: list[dict[str, Any]] = page.get("items", [])
+        result.verdicts = items
+        return items
+
+    def recordings(self, result: CallResult) -> list[dict[str, Any]]:
+        ids = sorted({rid for v in result.verdicts for rid in v.get("recordingIds", [])})
+        found = []
+        for recording_id in ids:
+            detail = self.api(f"/recordings/{recording_id}", AUDITOR)
+            found.append(detail.get("recording", detail))
+        result.recordings = found
+        return found
+
+    # --- the recorder -----------------------------------------------------------------------------------------
+
+    def recorder_admin(self, method: str, path: str) -> Any:
+        response = self.http.request(method, f"{self.config.recorder_url}{path}")
+        if response.status_code >= 400:
+            raise DemoError(f"recorder {method} {path}: {response.status_code} {response.text[:300]}")
+        return response.json() if response.content else None
+
+    @contextlib.contextmanager
+    def recorder_draining(self) -> Iterator[None]:
+        """The recorder refuses new calls (as it does before a scale-in) for the duration of the block."""
+        self.recorder_admin("POST", "/admin/drain")
+        try:
+            yield
+        finally:
+            self.recorder_admin("DELETE", "/admin/drain")
+
+    def active_recordings(self) -> int:
+        return len(self.recorder_admin("GET", "/admin/calls").get("calls", []))
+
+    def crash_recorder(self) -> None:
+        """SIGKILL the recorder's process group (nothing gets to commit), then start it again on the same
+        ports and state dir, as the VM's service manager would."""
+        restart(self.components, "recorder", self.config, crash=True)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _final(result: CallResult) -> bool:
+    """Every expected policy user has a verdict that is no longer pending."""
+    for expected in result.scenario.expected:
+        verdict = result.verdict_of(expected.user)
+        if verdict is None or verdict.get("verdict") == "pending":
+            return False
+    return True
+
+
+def play(stack: DemoStack, timeout: float = 120.0) -> DemoResult:
+    """Place the demo calls and wait until every one of them has its final verdicts."""
+    started = time.monotonic()
+    echo = stack.echo
+    plays = scenarios()
+    users = [u.id for u in _tenant_users(stack) if u.upn in {TOM, TARA, NED}]
+
+    # Reconciliation asks "which policy applied at call time?" from the snapshot store, which the coverage
+    # audit (a 15-minute timer) fills: run it now, so the demo's calls fall after the first snapshots.
+    stack.sim("PATCH", "/sim/config", {"callRecordDelaySeconds": CALL_RECORD_DELAY_SECONDS})
+    stack.fire("audit_policy_coverage")
+    wait_until(lambda: stack.policies_observed(users), 30, "the policy coverage audit to snapshot the policies")
+
+    echo("demo: placing calls ...")
+    with stack.recorder_draining():
+        blocked = stack.place(plays["blocked"])
+        stack.wait_ended([blocked], timeout=20)
+    voip, pstn, crash = (stack.place(plays[key]) for key in ("voip", "pstn", "crash"))
+    stack.wait_ended([voip, pstn], timeout=60)
+    # The crash call is the only one left: kill the recorder mid-call. It stays silent until the lifecycle's
+    # heartbeat deadline passes, which salvages the staged blocks and seals the recording as interrupted.
+    wait_until(lambda: stack.active_recordings() <= 1, 20, "the recorder to finish the other calls")
+    echo("demo: crashing the recorder (SIGKILL) in the middle of a call, and starting it again ...")
+    stack.crash_recorder()
+    meeting = stack.place(plays["meeting"])
+    calls = [blocked, voip, pstn, crash, meeting]
+    stack.wait_ended(calls, timeout=60)
+
+    echo("demo: waiting for recordings to be sealed, call records ingested and verdicts computed ...")
+
+    def settled() -> bool:
+        for result in calls:
+            stack.verdicts(result)
+        return all(_final(result) for result in calls)
+
+    wait_until(settled, max(10.0, timeout - (time.monotonic() - started)), "the verdicts of the demo calls", 1.0)
+    for result in calls:
+        stack.recordings(result)
+    api_url = f"{stack.config.functions_url}/api/v1"
+    token = stack.token(OFFICER, subject="dev-officer", name="Dev Officer")
+    token_file = stack.config.state_dir / "dev-token"
+    token_file.write_text(token + "\n", encoding="utf-8")
+    token_file.chmod(0o600)
+    return DemoResult(
+        calls=calls,
+        api_url=api_url,
+        portal_url=f"{stack.config.functions_url}/api/portal/",
+        officer_token=token,
+        seconds=time.monotonic() - started,
+        token_file=token_file,
+        app_env=stack.config.state_dir / "app.env",
+    )
+
+
+@dataclass(frozen=True)
+class _TenantUser:
+    id: str
+    upn: str
+
+
+def _tenant_users(stack: DemoStack) -> list[_TenantUser]:
+    tenant = stack.sim("GET", "/sim/tenant")
+    return [_TenantUser(u["id"], u["userPrincipalName"]) for u in tenant.get("users", [])]
+
+
+def summary(result: DemoResult) -> str:
+    """The text `verbatim up --demo` prints once the demo calls have their verdicts."""
+    lines = [
+        "",
+        f"Demo: {len(result.calls)} calls placed by the simulated tenant; pipeline settled in {result.seconds:.0f} s",
+        "",
+        f"  {'call':<46} {'outcome':<16} {'policy user':<38} verdict",
+    ]
+    for call in result.calls:
+        first = True
+        verdicts = call.verdicts or [{}]
+        for verdict in verdicts:
+            what = str(verdict.get("verdict", "-"))
+            reason = verdict.get("reason")
+            if reason and reason != "recorded":
+                what += f" ({reason})"
+            coverage = verdict.get("coverage")
+            if isinstance(coverage, int | float) and what.startswith("partial"):
+                what += f", {coverage:.0%} covered"
+            lines.append(
+                f"  {(call.scenario.title if first else ''):<46} {(call.outcome if first else ''):<16} "
+                f"{verdict.get('userPrincipalName', '-')!s:<38} {what}"
+            )
+            first = False
+    sealed = result.sealed
+    salvaged = [r for r in sealed if r.get("interrupted") or r.get("salvaged")]
+    lines += [
+        "",
+        f"Recordings sealed: {len(sealed)}" + (f" ({len(salvaged)} salvaged after the crash)" if salvaged else ""),
+        "",
+        f"Compliance API:  {result.api_url}   (OpenAPI: {result.api_url}/openapi.json)",
+        f"Portal:          {result.portal_url}",
+        "Dev token (Compliance.Officer, valid 12 h):",
+        f"  {result.officer_token}",
+        "",
+        "Try:",
+        f"  export TOKEN=$(cat {result.token_file})",
+        f'  curl -H "Authorization: Bearer $TOKEN" "{result.api_url}/recordings?limit=10"',
+        f'  curl -H "Authorization: Bearer $TOKEN" -H "X-Access-Reason: review" -H "Range: bytes=0-65535" \\\n'
+        f'       "{result.api_url}/recordings/<id>/media" -o part.ogg',
+        f"  set -a; . {result.app_env}; set +a; verbatim verify <recording-id>",
+    ]
+    return "\n".join(lines)
+
+
+def run(components: list[Component], config: StackConfig | None = None) -> DemoResult | None:
+    """Play the demo on a running stack and print the summary; the stack keeps serving afterwards."""
+    missing = {"simulator", "recorder", "functions"} - {c.name for c in components}
+    if missing:
+        print(f"demo: skipped, it needs the {', '.join(sorted(missing))} (started without them)")
+        return None
+    stack = DemoStack(config or StackConfig(), components)
+    try:
+        result = play(stack)
+    except (DemoError, StartupError) as error:
+        print(f"demo: {error}")
+        print(f"(the stack keeps running; the logs are in {stack.config.logs})")
+        return None
+    except httpx.HTTPError as error:
+        url = error.request.url if isinstance(error, httpx.RequestError) else "?"
+        print(f"demo: {type(error).__name__} on {url}: {error}")
+        print(f"(the stack keeps running; the logs are in {stack.config.logs})")
+        return None
+    finally:
+        stack.close()
+    print(summary(result))
+    _write_result(result, stack.config)
+    return result
+
+
+def _write_result(result: DemoResult, config: StackConfig) -> None:
+    """Keep the summary as JSON in the state dir, for scripts (and the token, which is a local dev token)."""
+    path = config.state_dir / "demo.json"
+    path.write_text(
+        json.dumps(
+            {
+                "at": datetime.now(UTC).isoformat(),
+                "apiUrl": result.api_url,
+                "portalUrl": result.portal_url,
+                "officerToken": result.officer_token,
+                "calls": [
+                    {
+                        "scenario": c.scenario.key,
+                        "simulatorCallId": c.sim_id,
+                        "callId": c.call_id,
+                        "outcome": c.outcome,
+                        "verdicts": c.verdicts,
+                        "recordings": [r.get("id") for r in c.recordings],
+                    }
+                    for c in result.calls
+                ],
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
