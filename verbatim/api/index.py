@@ -11,6 +11,7 @@ user is single-partition. The index is written when a recording reaches a final 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from verbatim.reconciliation.store import decode_token, encode_token
 CONTAINER = "recording_index"
 DOC_TYPE = "recordingIndex"
 UNKNOWN_USER = "unknown"
+NO_START = "0000-00-00T00:00:00.000000Z"  # sorts after every real start in newest-first order
 _PHONE = re.compile(r"[0-9 ().-]{6,}")
 
 
@@ -130,6 +132,7 @@ def index_document(record: RecordingRecord, verdict: Verdict | None) -> dict[str
     body["observedUserId"] = (observed.id if observed else None) or UNKNOWN_USER
     body["observedUserUpn"] = (observed.upn or "").lower() if observed else ""
     body["participantKeys"] = _keys_of(record)
+    body["sortKey"] = body.get("startedAt") or NO_START
     body["docType"] = DOC_TYPE
     return body
 
@@ -151,10 +154,37 @@ class SearchQuery:
     keys: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Position:
+    """Where a page ended: its last sort key, and the ids already returned with that key (ties)."""
+
+    sort_key: str
+    seen: tuple[str, ...]
+
+    def token(self) -> str:
+        return encode_token(json.dumps({"k": self.sort_key, "s": list(self.seen)}, separators=(",", ":"))) or ""
+
+    @classmethod
+    def parse(cls, token: str | None) -> Position | None:
+        raw = decode_token(token)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            return cls(str(data["k"]), tuple(str(i) for i in data["s"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise InvalidInput("the continuation token is not one we issued") from error
+
+
 def build_sql(query: SearchQuery) -> tuple[str, list[dict[str, Any]], str | None]:
-    """The parameterised SQL of a search, its parameters, and the partition key when it is single-partition."""
+    """The parameterised SQL of one page of a search, its parameters, and the partition key when it is
+    single-partition. Pages are keyset-paged on `sortKey` (newest first) with `TOP limit+1`, so a page costs
+    the same however deep it is, and the service knows whether another one follows."""
     clauses = ["c.docType = @docType"]
-    parameters: list[dict[str, Any]] = [{"name": "@docType", "value": DOC_TYPE}]
+    parameters: list[dict[str, Any]] = [
+        {"name": "@docType", "value": DOC_TYPE},
+        {"name": "@top", "value": query.limit + 1},
+    ]
     partition: str | None = None
 
     def add(clause: str, name: str, value: object) -> None:
@@ -188,8 +218,22 @@ def build_sql(query: SearchQuery) -> tuple[str, list[dict[str, Any]], str | None
         add("ARRAY_CONTAINS(c.modalities, @modality)", "@modality", query.modality)
     if query.verdict:
         add("c.verdict = @verdict", "@verdict", query.verdict)
-    sql = f"SELECT * FROM c WHERE {' AND '.join(clauses)} ORDER BY c.startedAt DESC"  # noqa: S608 - fixed fields
+    position = Position.parse(query.continuation)
+    if position is not None:
+        add("c.sortKey <= @after", "@after", position.sort_key)
+        if position.seen:
+            add("NOT ARRAY_CONTAINS(@seen, c.id)", "@seen", list(position.seen))
+    where = " AND ".join(clauses)
+    sql = f"SELECT TOP @top * FROM c WHERE {where} ORDER BY c.sortKey DESC"  # noqa: S608 - fixed fields
     return sql, parameters, partition
+
+
+def next_position(page: list[dict[str, Any]], previous: Position | None) -> Position:
+    last = str(page[-1]["sortKey"])
+    seen = [str(d["id"]) for d in page if d["sortKey"] == last]
+    if previous is not None and previous.sort_key == last:
+        seen = [*previous.seen, *seen]
+    return Position(last, tuple(seen))
 
 
 def _summary(document: dict[str, Any]) -> RecordingSummary:
@@ -241,13 +285,11 @@ class CosmosRecordingIndex:
         options: dict[str, Any] = (
             {"partition_key": partition} if partition is not None else {"enable_cross_partition_query": True}
         )
-        pager = self._container.query_items(sql, parameters=parameters, max_item_count=query.limit, **options).by_page(
-            decode_token(query.continuation)
-        )
-        page = next(pager, None)
-        items = [_summary(item) for item in page] if page is not None else []
-        token = getattr(pager, "continuation_token", None) if page is not None else None
-        return items, encode_token(token if isinstance(token, str) else None)
+        found = list(self._container.query_items(sql, parameters=parameters, **options))
+        page = found[: query.limit]
+        more = len(found) > query.limit and bool(page)
+        token = next_position(page, Position.parse(query.continuation)).token() if more else None
+        return [_summary(item) for item in page], token
 
 
 class InMemoryRecordingIndex:
