@@ -60,6 +60,16 @@ APP_LEFT_TO_DEFAULT_OR_OPERATOR = {
     "LEDGER_TRUSTED_KEY_FINGERPRINTS",
     # Extra Entra groups whose members must be recorded, beyond the published desired state.
     "POLICY_MUST_RECORD_GROUPS",
+    # Retention (issue 8): the firm's own classes and group mapping (the default class is built in), and the
+    # sweep's schedule and bounds, whose defaults (daily at 02:00 UTC) are right unless an operator says otherwise.
+    "RETENTION_CLASSES",
+    "RETENTION_DEFAULT_LEGAL_BASIS",
+    "RETENTION_GROUP_CLASSES",
+    "RETENTION_SWEEP_SCHEDULE",
+    "RETENTION_SWEEP_BATCH_SIZE",
+    "RETENTION_SWEEP_PAGE_SIZE",
+    "RETENTION_SWEEP_MAX_DELETIONS",
+    "RETENTION_SWEEP_LEASE_SECONDS",
 }
 
 # --- recorder scale set (recorder_vm.settings) --------------------------------------------------

@@ -71,4 +71,5 @@ def _import_all() -> None:
         policy,  # noqa: F401
         reconciliation,  # noqa: F401
         recorder,  # noqa: F401
+        retention,  # noqa: F401
     )

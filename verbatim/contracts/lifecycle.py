@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field
 
 from verbatim.contracts import Contract, contract
 from verbatim.contracts.evidence import RecordingFacts
+from verbatim.contracts.retention import RecordingDeletion
 
 RecordingStatus = Literal[
     "capturing",  # the recorder reported started and has not stopped
@@ -17,6 +18,8 @@ RecordingStatus = Literal[
     "salvaged",  # the recorder went silent; staged blocks were committed by salvage
     "sealed",  # evidence sealed: manifest, WORM, ledger
     "not_recorded",  # failed before any media was captured
+    "deleting",  # retention (verbatim.retention) began deleting its media: no hold can stop it any more
+    "deleted",  # a tombstone: media gone, facts reduced to ids, hashes and dates; see `deletion`
 ]
 
 
@@ -58,6 +61,7 @@ class RecordingRecord(Contract):
     failure_reason: str | None = None
     seal: SealIndex | None = None
     problems: list[str] = Field(default_factory=list)
+    deletion: RecordingDeletion | None = None  # set by retention when the deletion begins
 
 
 @contract("lifecycle-input", 1)

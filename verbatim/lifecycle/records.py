@@ -25,7 +25,7 @@ from verbatim.contracts.recorder import (
 )
 from verbatim.errors import DependencyUnavailable
 
-TERMINAL = frozenset({"stopped", "failed", "salvaged", "sealed", "not_recorded"})
+TERMINAL = frozenset({"stopped", "failed", "salvaged", "sealed", "not_recorded", "deleting", "deleted"})
 
 
 def apply_event(record: RecordingRecord | None, event: RecorderEvent) -> RecordingRecord:

@@ -1,0 +1,50 @@
+"""Checking a deletion certificate against the seal it ends: what `verbatim verify` runs for a deleted
+recording, whose media are gone by design. The certificate must name the sealed entry and carry the same
+hashes the seal recorded for the manifest, the evidence and the access copy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from verbatim.contracts.evidence import LedgerEntry
+from verbatim.contracts.retention import DeletionCertificate
+from verbatim.ledger.chain import Finding
+
+
+def check_certificate(sealed: LedgerEntry, deleted: LedgerEntry) -> tuple[list[Finding], str]:
+    """(findings, a note saying what was checked)."""
+    try:
+        certificate = DeletionCertificate.model_validate(deleted.details)
+    except ValidationError:
+        return [Finding("certificate.unreadable", f"ledger entry {deleted.seq} is not a deletion certificate")], ""
+    findings: list[Finding] = []
+
+    def mismatch(what: str) -> None:
+        findings.append(
+            Finding("certificate.mismatch", f"the deletion certificate (entry {deleted.seq}) {what}", deleted.seq)
+        )
+
+    if certificate.sealed_seq not in (None, sealed.seq):
+        mismatch(f"names sealed entry {certificate.sealed_seq}, but the recording was sealed in entry {sealed.seq}")
+    manifest: dict[str, Any] = sealed.details.get("manifest") or {}  # type: ignore[assignment]
+    if manifest.get("sha256") and certificate.manifest_sha256 != manifest.get("sha256"):
+        mismatch("gives a manifest hash other than the one sealed")
+    certified = {(b.blob, b.sha256) for b in certificate.deleted}
+    sealed_objects: list[dict[str, Any]] = list(sealed.details.get("evidence") or [])  # type: ignore[arg-type]
+    access = sealed.details.get("access_copy")
+    if isinstance(access, dict):
+        sealed_objects.append(access)
+    if manifest:
+        sealed_objects.append(manifest)
+    for item in sealed_objects:
+        if (str(item.get("blob")), item.get("sha256")) not in certified:
+            mismatch(f"does not certify the deletion of {item.get('blob')} with its sealed hash")
+    absent = [b.blob for b in certificate.deleted if not b.found]
+    note = (
+        f"deletion certificate (entry {deleted.seq}, {certificate.deleted_at}): {certificate.reason}, class "
+        f"{certificate.retention_class}, {len(certificate.deleted)} objects whose hashes match the seal"
+        + (f"; already absent when the deletion began: {', '.join(absent)}" if absent else "")
+    )
+    return findings, note
