@@ -3,7 +3,19 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions import callrecords, calls_api, compliance_api, graph_webhook, health, lifecycle, policy, reconciliation
+from functions import (
+    callrecords,
+    calls_api,
+    compliance_api,
+    data_subjects,
+    graph_webhook,
+    health,
+    holds,
+    lifecycle,
+    policy,
+    reconciliation,
+    retention,
+)
 from verbatim.logging import configure_logging
 from verbatim.settings import get_settings
 
@@ -19,3 +31,6 @@ app.register_functions(policy.bp)
 app.register_functions(lifecycle.bp)
 app.register_functions(reconciliation.bp)
 app.register_functions(compliance_api.bp)
+app.register_functions(retention.bp)
+app.register_functions(holds.bp)
+app.register_functions(data_subjects.bp)

@@ -17,6 +17,7 @@ from verbatim.contracts.evidence import EntryKind, InclusionProof, LedgerCheckpo
 from verbatim.evidence.seal import recording_subject
 from verbatim.ledger.chain import Finding, verify_entry, verify_inclusion
 from verbatim.ledger.writer import Ledger
+from verbatim.retention.certificates import check_certificate
 
 
 @dataclass
@@ -55,6 +56,9 @@ def verify_recording(
             f"deleted under the certificate in ledger entry {result.deleted_by.seq} ({result.deleted_by.at}); "
             "its media are not expected in storage"
         )
+        findings, note = check_certificate(sealed, result.deleted_by)  # issue 8: the certificate matches the seal
+        result.findings.extend(findings)
+        result.notes += [note] if note else []
         return result
     manifest = _check_manifest(result, recordings, sealed)
     _check_media(result, recordings, sealed, manifest)
