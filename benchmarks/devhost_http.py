@@ -225,7 +225,9 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is missing: `make setup` installs it (Debian package wrk)", file=sys.stderr)
         return 1
+    load_before = os.getloadavg()[0]
     results = measure(args.duration, args.repeat)
+    load_after = os.getloadavg()[0]
     rendered = table(results)
     print(rendered)
     verdicts = []
@@ -242,8 +244,9 @@ def main() -> int:
                 'A trivial anonymous function (`return HttpResponse("pong")`) through `python -m devstack.funchost`;',
                 f"load from `wrk -t1 --latency` in a separate process; median of {args.repeat} runs of "
                 f"{args.duration:.0f} s per row; measured {time.strftime('%Y-%m-%d')} on {machine()}, host and load",
-                "generator sharing those cores. CPU per request is the server process's user + system time divided",
-                "by the requests served.",
+                f"generator sharing those cores with other work (1-minute load average {load_before:.1f} at the start, "
+                f"{load_after:.1f} at the end). CPU per request is the server process's user + system time divided",
+                "by the requests served; it moves far less with the neighbours than the latencies do.",
                 "",
                 rendered,
                 "",
