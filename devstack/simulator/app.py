@@ -163,6 +163,8 @@ def make_app(sim: Simulator) -> web.Application:
             web.patch("/sim/config", _patch_config),
             web.get("/sim/tls/ca.pem", _ca),
             web.post("/sim/reset", _reset),
+            web.get("/sim/media/stats", _media_stats),
+            web.delete("/sim/media/stats", _media_stats),
         ]
     )
 
@@ -211,6 +213,7 @@ async def _health(request: web.Request) -> web.Response:
             "platformOpenIdConfiguration": f"{sim.http_url}/platform/v1/.well-known/OpenIdConfiguration",
             "activeCalls": sum(1 for s in sim.calls.scenarios.values() if s.state != "ended"),
             "mediaLateTicks": sim.pump.late_ticks,
+            "media": sim.pump.stats(),
         }
     )
 
@@ -261,6 +264,15 @@ async def _patch_config(request: web.Request) -> web.Response:
     for name in SimConfig.model_fields:
         setattr(sim.config, name, getattr(merged, name))
     return web.json_response(sim.config.model_dump(by_alias=True))
+
+
+async def _media_stats(request: web.Request) -> web.Response:
+    """The media pump's tick statistics (DELETE starts a new measurement window)."""
+    pump = _sim(request).pump
+    if request.method == "DELETE":
+        pump.reset_stats()
+        return web.Response(status=204)
+    return web.json_response(pump.stats())
 
 
 async def _ca(request: web.Request) -> web.StreamResponse:

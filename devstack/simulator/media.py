@@ -16,7 +16,7 @@ import json
 import logging
 import struct
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -409,6 +409,33 @@ class MediaPump:
         self._task: asyncio.Task[None] | None = None
         self.late_ticks = 0
         self.ticks = 0
+        # recent ticks: how late each started (scheduling) and how long its work took (our CPU)
+        self.tick_lateness: deque[float] = deque(maxlen=5000)
+        self.tick_work: deque[float] = deque(maxlen=5000)
+        self.tick_cpu: deque[float] = deque(maxlen=5000)  # CPU time only: what the tick itself costs
+
+    def reset_stats(self) -> None:
+        self.tick_lateness.clear()
+        self.tick_work.clear()
+        self.tick_cpu.clear()
+        self.late_ticks = 0
+
+    def stats(self) -> dict[str, Any]:
+        def pct(values: deque[float], q: float) -> float:
+            return round(float(np.percentile(np.array(values), q)) * 1000, 2) if values else 0.0
+
+        return {
+            "realtimeCalls": len(self.realtime),
+            "fastCalls": len(self.fast),
+            "ticks": self.ticks,
+            "lateTicks": self.late_ticks,
+            "tickLatenessP50Ms": pct(self.tick_lateness, 50),
+            "tickLatenessP99Ms": pct(self.tick_lateness, 99),
+            "tickWorkP50Ms": pct(self.tick_work, 50),
+            "tickWorkP99Ms": pct(self.tick_work, 99),
+            "tickCpuP50Ms": pct(self.tick_cpu, 50),
+            "tickCpuP99Ms": pct(self.tick_cpu, 99),
+        }
 
     def start(self, timeline: MediaTimeline) -> None:
         loop = asyncio.get_running_loop()
@@ -439,6 +466,8 @@ class MediaPump:
         while self.realtime:
             now = loop.time()
             self.ticks += 1
+            self.tick_lateness.append(max(0.0, now - next_tick))
+            cpu_start = time.thread_time()
             for timeline in list(self.realtime):
                 due = int((now - timeline.wall_start) * 1000 // FRAME_MS) + 1
                 try:
@@ -449,6 +478,8 @@ class MediaPump:
                     timeline.finished = True
                 if timeline.finished:
                     self.realtime.discard(timeline)
+            self.tick_work.append(loop.time() - now)
+            self.tick_cpu.append(time.thread_time() - cpu_start)
             next_tick += FRAME_MS / 1000
             delay = next_tick - loop.time()
             if delay < 0:
