@@ -1157,21 +1157,20 @@ class Calls:
 
         session = MediaSession(self.http, leg.blob, leg.id, unmixed, lost)
         leg.session = session
+        if not conv.timeline.finished:
+            # the leg receives the call from now on; frames made while the socket opens wait for it
+            session.open()
+            conv.timeline.attach(session)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(leg.established_sent.wait(), timeout=5)
         try:
             await session.connect()
         except ConnectionError as error:
-            await self.terminate_leg(
-                leg,
-                (500, 1005, MEDIA_CONNECT_FAILED),
-                reason=str(error),
-            )
+            if leg.state in ("answered", "established"):
+                await self.terminate_leg(leg, (500, 1005, MEDIA_CONNECT_FAILED), reason=str(error))
             return
         if leg.state != "established" or conv.timeline.finished:
             await session.end()
-            return
-        conv.timeline.attach(session)
 
     # -- notifications --------------------------------------------------------------------------------
     async def _post(self, leg: BotLeg, url: str, payload: dict[str, Any], kind: str) -> bool:

@@ -44,6 +44,7 @@ MAX_UNMIXED = 4
 SILENCE = bytes(FRAME_BYTES)
 VOICED_THRESHOLD = 400  # peak amplitude above which a frame counts as speech
 ACTIVE_WINDOW = 10  # frames (200 ms) a source stays "active" after it was last heard
+MAX_PENDING = 1500  # messages kept while a connection opens (30 s of mixed audio)
 SLOW_RECEIVER_BYTES = 2 * 1024 * 1024  # real-time sessions buffering more than ~3 s of audio have failed
 FAST_BUFFER_BYTES = 256 * 1024  # fast sessions wait when this much is queued
 
@@ -142,9 +143,11 @@ class MediaSession:
         self.messages_sent = 0
         self.bytes_sent = 0
         self.events_sent = 0
-        self.state: Literal["new", "connected", "ended", "failed"] = "new"
+        self.state: Literal["new", "connecting", "connected", "ended", "failed"] = "new"
         self.error: str | None = None
         self.joined_frame: int | None = None
+        # what the call produced while the connection was opening: sent first, in order, once it is open
+        self._pending: list[bytes | str] = []
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -169,7 +172,11 @@ class MediaSession:
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             self.state, self.error = "failed", f"cannot connect to {self.blob.endpoint}: {error!s}"[:300]
+            self._pending.clear()
             raise ConnectionError(self.error) from error
+        if self.state == "failed":  # gave up while connecting
+            await self.ws.close()
+            raise ConnectionError(self.error or "media session failed")
         # aiohttp keeps the socket's transport on the upgraded response's connection
         connection = self.ws._response.connection
         transport = connection.transport if connection is not None else None
@@ -187,6 +194,15 @@ class MediaSession:
             "unmixed": self.unmixed,
         }
         await self.ws.send_str(json.dumps(hello))
+        while self._pending:  # frames produced while connecting, oldest first (the list may grow meanwhile)
+            item = self._pending.pop(0)
+            if isinstance(item, str):
+                await self.ws.send_str(item)
+                self.events_sent += 1
+            else:
+                await self.ws.send_bytes(item)
+                self.messages_sent += 1
+                self.bytes_sent += len(item)
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     def buffered(self) -> int:
@@ -202,7 +218,28 @@ class MediaSession:
             self.state, self.error = "failed", "the receiver closed the media socket"
             await self.on_failure(self.error)
 
+    def open(self) -> None:
+        """From now on the call's frames are kept for this session until its connection is open."""
+        self.state = "connecting"
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def _hold(self, item: bytes | str) -> bool:
+        if len(self._pending) >= MAX_PENDING:
+            await self.fail_locally("the media connection did not open in time")
+            return False
+        self._pending.append(item)
+        return True
+
+    async def fail_locally(self, reason: str) -> None:
+        self.state, self.error = "failed", reason
+        self._pending.clear()
+        await self.on_failure(reason)
+
     async def send_binary(self, data: bytes) -> bool:
+        if self.state == "connecting":
+            return await self._hold(data)
         if self.state != "connected" or self.ws is None:
             return False
         try:
@@ -215,6 +252,9 @@ class MediaSession:
         return True
 
     async def send_event(self, event: dict[str, Any]) -> None:
+        if self.state == "connecting":
+            await self._hold(json.dumps(event))
+            return
         if self.state != "connected" or self.ws is None:
             return
         try:
@@ -353,7 +393,7 @@ class MediaTimeline:
         mixed: bytes | None = None
         unmixed: list[bytes] | None = None
         for session in self.sessions:
-            if session.state != "connected":
+            if session.state not in ("connected", "connecting"):
                 continue
             if session.unmixed:
                 if unmixed is None:
@@ -368,7 +408,7 @@ class MediaTimeline:
                 if mixed is None:
                     mixed = HEADER.pack(KIND_AUDIO, MIXED_SOURCE, timestamp) + self._mix([s[2] for s in sources])
                 messages = [mixed]
-            if self.pace == "realtime" and session.buffered() > SLOW_RECEIVER_BYTES:
+            if self.pace == "realtime" and session.state == "connected" and session.buffered() > SLOW_RECEIVER_BYTES:
                 await session._lost("the receiver is not keeping up with real-time audio")
                 continue
             for message in messages:
@@ -453,7 +493,7 @@ class MediaPump:
                 await timeline.step()
                 if timeline.position % 25 == 0:
                     await asyncio.sleep(0)
-                    while any(s.state == "connected" and s.buffered() > FAST_BUFFER_BYTES for s in timeline.sessions):  # noqa: ASYNC110 - polls the socket buffer
+                    while any(_backlogged(s) for s in timeline.sessions):  # noqa: ASYNC110 - polls the socket buffer
                         await asyncio.sleep(0.002)
         except Exception:
             log.exception("fast media timeline %s failed", timeline.call_id)
@@ -497,5 +537,8 @@ class MediaPump:
                 await task
 
 
-def now_monotonic() -> float:
-    return time.monotonic()
+def _backlogged(session: MediaSession) -> bool:
+    """A fast timeline waits for sessions that are still connecting or have much queued."""
+    if session.state == "connecting":
+        return session.pending() > 250
+    return session.state == "connected" and session.buffered() > FAST_BUFFER_BYTES

@@ -185,3 +185,28 @@ def test_an_unreachable_media_endpoint_ends_the_recorder_leg_with_500_1005(run: 
             assert state["outcome"] == "userDropped"
 
     run(body)
+
+
+def test_a_recorder_joining_a_running_meeting_gets_every_frame_from_its_join_to_the_end(run: Run) -> None:
+    async def body(sim: SimClient) -> None:
+        meeting = {
+            "type": "meeting",
+            "mediaPace": "realtime",
+            "durationSeconds": 2.0,
+            "participants": [{"key": "una", "user": UNA}, {"key": "ned", "user": NED}],
+        }
+        async with Recorder(sim, answer_delay=0.3) as bot:  # Ned's policy does not make the meeting wait
+            call = await sim.place(meeting)
+            state = await sim.wait_call(call["id"], lambda s: s["state"] == "ended")
+            leg = state["recorders"][0]
+            capture = bot.capture_for(leg["callId"])
+            assert capture is not None
+            await wait_for(lambda: capture.closed, what="media end")
+            start = ticks_of(state["conversations"][0]["establishedAt"])
+            stamps = [t for _, _, t, _ in capture.frames]
+            joined = leg["media"]["joinedAtFrame"]
+            assert joined > 0 and stamps[0] == start + joined * FRAME_TICKS
+            assert stamps == [start + n * FRAME_TICKS for n in range(joined, 100)]  # through the last frame
+            assert capture.events[-1] == {"type": "end"}
+
+    run(body)
