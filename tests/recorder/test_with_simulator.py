@@ -1,0 +1,138 @@
+"""The recorder against the Teams/Graph simulator (devstack/simulator): the platform that `verbatim up` runs.
+
+A trader under the strict policy places a call whose audio is a WAV file we made; the simulator invites the
+recorder (signed platform JWT), checks the 5 s answer window, streams the call's media over the simulated
+transport; the evidence in Azurite must decode to the call's duration (within 100 ms) and carry its audio.
+"""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from devstack.demo import CORA, TOM
+from devstack.processes import ManagedProcess, http_ready
+from devstack.simulator import launch_argv as simulator_argv
+from devstack.stack import StackConfig, StackPorts, recorder_environment, simulator_tenant
+from recorder_vm import launch_argv as recorder_argv
+from tests.conftest import Azurite
+from tests.recorder.audio import decode, envelope, speech, with_silence
+from tests.recorder.conftest import REPO_ROOT, RecorderProcess
+from tests.recorder.platform import wait_until
+from verbatim.contracts.recorder import RecordingStarted, RecordingStopped
+
+
+@dataclass
+class MiniStack:
+    config: StackConfig
+    recorder: RecorderProcess
+
+    def sim(self, method: str, path: str, body: Any = None) -> Any:
+        response = httpx.request(method, f"{self.config.simulator_url}{path}", json=body, timeout=30)
+        assert response.status_code < 400, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+def stack(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniStack]:
+    root = tmp_path_factory.mktemp("simstack")
+    config = StackConfig(state_dir=root / "state", ports=replace(StackPorts.free(), azurite=azurite_service.ports))
+    ports = config.ports
+    simulator = ManagedProcess(
+        name="simulator",
+        argv=simulator_argv(
+            host="127.0.0.1",
+            port=ports.simulator,
+            tenant_path=simulator_tenant(config),
+            clock="realtime",
+            https_port=ports.simulator_https,
+            state_dir=config.state_dir / "simulator",
+        ),
+        ready=http_ready(f"{config.simulator_url}/sim/health", ok=lambda status: status == 200),
+        cwd=REPO_ROOT,
+        log_path=root / "simulator.log",
+        ports=(ports.simulator, ports.simulator_https),
+    )
+    container, queue = "recordings", "recorder-events-sim"
+    env = {**recorder_environment(config), "RECORDER_EVENTS_QUEUE": queue, "RECORDINGS_CONTAINER": container}
+    process = ManagedProcess(
+        name="recorder",
+        argv=recorder_argv(port=ports.recorder, media_port=ports.recorder_media, state_dir=root / "recorder"),
+        ready=http_ready(f"{config.recorder_url}/health", ok=lambda status: status == 200),
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+        cwd=REPO_ROOT,
+        log_path=root / "recorder.log",
+        ports=(ports.recorder, ports.recorder_media),
+    )
+    with simulator, process:
+        recorder = RecorderProcess(
+            process, ports.recorder, ports.recorder_media, root / "recorder", "sim", azurite_service.connection_string,
+            queue, container, env,
+        )  # fmt: skip
+        yield MiniStack(config, recorder)
+
+
+def _write_wav(path: Path, samples: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16000)
+        handle.writeframes(samples.astype("<i2").tobytes())
+
+
+def _locate(recorded: np.ndarray, source: np.ndarray) -> float:
+    """The best correlation of the source's loudness envelope anywhere inside the recording's."""
+    er, es = envelope(recorded), envelope(source)
+    best = -1.0
+    for offset in range(0, len(er) - len(es) + 1):
+        window = er[offset : offset + len(es)]
+        if window.std() > 0:
+            best = max(best, float(np.corrcoef(window, es)[0, 1]))
+    return best
+
+
+def test_a_simulated_call_of_a_policy_user_is_answered_in_time_and_recorded(stack: MiniStack, tmp_path: Path) -> None:
+    source = with_silence(speech("Buying five hundred gilts at market for the pension fund, confirm please."), 0.3)
+    wav = tmp_path / "trader.wav"
+    _write_wav(wav, source)
+    call = stack.sim(
+        "POST",
+        "/sim/calls",
+        {
+            "type": "peerToPeer",
+            "subject": "Recorder test",
+            "participants": [{"key": "tom", "user": TOM}, {"key": "cora", "user": CORA}],
+            "dialog": [{"speaker": "tom", "audioFile": str(wav)}],
+        },
+    )
+    state: dict[str, Any] = {}
+
+    def ended() -> bool:
+        state.update(stack.sim("GET", f"/sim/calls/{call['id']}"))
+        return state["state"] == "ended"
+
+    wait_until(ended, timeout=60)
+    recorder = stack.recorder
+    wait_until(lambda: any(isinstance(e, RecordingStopped) for e in recorder.events()), timeout=30)
+    answers = [r["answerLatencyMs"] for r in state["recorders"] if r.get("answerLatencyMs") is not None]
+    assert answers and max(answers) < 5000, state["recorders"]
+    media_seconds = sum(c.get("mediaSeconds") or 0.0 for c in state["conversations"])
+
+    events = recorder.events()
+    started = next(e for e in events if isinstance(e, RecordingStarted))
+    stopped = next(e for e in events if isinstance(e, RecordingStopped))
+    assert started.observed_user.id is not None and started.policy.invite_reasons
+    audio = decode(recorder.container_client().download_blob(stopped.blob_name).readall())
+    correlation = _locate(audio, source)
+    print(
+        f"recorded {len(audio) / 16000:.3f} s of a {media_seconds:.3f} s call; envelope correlation {correlation:.3f}"
+    )
+    assert abs(len(audio) / 16000 - media_seconds) <= 0.1, (len(audio) / 16000, media_seconds)
+    assert correlation >= 0.9
