@@ -1,0 +1,266 @@
+"""The data flow of a recorded call, across the whole local stack: the Teams/Graph simulator places calls,
+the real recorder answers and captures them, the local Functions host runs `function_app.py` (lifecycle
+orchestration, call-record webhook and ingestion, reconciliation, compliance API) against Azurite and the
+Cosmos emulator. Nothing is faked: these tests drive the same processes `verbatim up` starts.
+
+One stack serves the module: the demo of `verbatim up --demo` runs once (five calls, including a call the
+strict policy blocks and a recorder SIGKILLed mid-call), then a call survives a restart of the Functions host.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from devstack.demo import AUDITOR, NED, TARA, TOM, DemoResult, DemoStack, Scenario, play, scenarios, wait_until
+from devstack.emulators import REPO_ROOT
+from devstack.funchost.state import load_or_create_keys
+from devstack.stack import StackConfig, StackPorts, app_environment, restart, running
+from verbatim.contracts.evidence import RecordingManifest
+from verbatim.evidence.seal import manifest_blob_name
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
+
+SAMPLE_RATE = 16_000
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
+    config = StackConfig(state_dir=tmp_path_factory.mktemp("e2e") / "state", ports=StackPorts.free())
+    with running(config, echo=lambda _: None) as components:
+        demo_stack = DemoStack(config, components, echo=lambda _: None)
+        try:
+            yield demo_stack
+        finally:
+            demo_stack.close()
+
+
+@pytest.fixture(scope="module")
+def demo(stack: DemoStack) -> DemoResult:
+    return play(stack)
+
+
+def recordings_container(stack: DemoStack) -> ContainerClient:
+    service = BlobServiceClient.from_connection_string(stack.config.ports.azurite.connection_string)
+    return service.get_container_client("recordings")
+
+
+def detail(stack: DemoStack, recording_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = stack.api(f"/recordings/{recording_id}", AUDITOR)
+    return found
+
+
+def decode(flac: bytes) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """PyAV, not soundfile: the recorder's FLAC stream header carries no totals (it is written as it goes)."""
+    with av.open(io.BytesIO(flac), mode="r") as container:
+        stream = container.streams.audio[0]
+        assert stream.rate == SAMPLE_RATE and stream.channels == 1
+        frames = [frame.to_ndarray().reshape(-1) for frame in container.decode(stream)]
+    return np.concatenate(frames).astype(np.int16)
+
+
+def verify(stack: DemoStack, recording_id: str) -> subprocess.CompletedProcess[str]:
+    """`verbatim verify <id>` as an operator runs it, with the stack's app settings in the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "verbatim.cli", "verify", recording_id],
+        env={**os.environ, **app_environment(stack.config)},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# --- (a) one recorded call, all the way -------------------------------------------------------------------------
+
+
+def test_a_traders_call_is_answered_in_time_recorded_sealed_ingested_verified_and_judged_recorded(
+    stack: DemoStack, demo: DemoResult
+) -> None:
+    call = demo.call("voip")
+    assert call.outcome == "ended"
+    assert call.answer_ms and max(call.answer_ms) < 5000, call.answer_ms  # the policy-recording answer window
+
+    verdict = call.verdict_of(TOM)
+    assert verdict is not None and verdict["verdict"] == "recorded", verdict
+    assert verdict["callId"] == call.call_id and len(verdict["recordingIds"]) == 1
+    (recording_id,) = verdict["recordingIds"]
+
+    found = detail(stack, recording_id)
+    assert found["recording"]["status"] == "sealed" and not found["recording"]["interrupted"]
+    assert found["manifestMatchesLedger"] is True
+
+    # The sealed manifest is in Azurite beside the media, and the evidence decodes to the call's audio.
+    container = recordings_container(stack)
+    evidence_name = RecordingManifest.model_validate(found["manifest"]).track().blob_name
+    manifest = RecordingManifest.model_validate_json(
+        container.download_blob(manifest_blob_name(evidence_name)).readall()
+    )
+    assert manifest.recording_id == recording_id and manifest.call_chain_id == call.call_id
+    assert manifest.status == "complete" and manifest.access_copy is not None
+    track = manifest.track()
+    audio = decode(container.download_blob(track.blob_name).readall())
+    assert len(audio) == track.samples
+    assert abs(len(audio) / SAMPLE_RATE - call.media_seconds) <= 0.1, (len(audio) / SAMPLE_RATE, call.media_seconds)
+    assert np.abs(audio.astype(np.int32)).max() > 1000  # speech, not silence
+
+    # The call record was ingested (through the Graph change notification and the queue trigger).
+    record = stack.api(f"/calls/{call.call_id}", AUDITOR)
+    assert record["id"] == call.call_id
+    assert TOM in str(record)
+
+    checked = verify(stack, recording_id)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "VERIFIED" in checked.stdout
+
+
+# --- (b) every demo scenario ends with the verdict it must --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "user"),
+    [(key, expected.user) for key, scenario in scenarios().items() for expected in scenario.expected],
+)
+def test_each_demo_scenario_ends_with_the_right_verdict(demo: DemoResult, key: str, user: str) -> None:
+    call = demo.call(key)
+    expected = next(e for e in call.scenario.expected if e.user == user)
+    verdict = call.verdict_of(user)
+    assert verdict is not None, call.verdicts
+    assert verdict["verdict"] == expected.verdict, verdict
+    if expected.reason is not None:
+        assert verdict["reason"] == expected.reason, verdict
+
+
+def test_a_call_the_strict_policy_blocks_is_missing_with_the_recorders_refusal_as_reason(demo: DemoResult) -> None:
+    call = demo.call("blocked")
+    assert call.outcome == "blockedByPolicy"
+    verdict = call.verdict_of(TARA)
+    assert verdict is not None
+    assert verdict["callBlocked"] is True and verdict["recordingIds"] == []
+    assert "rejected" in verdict["reasonDetail"] and "RequiredBeforeCallEstablishment" in verdict["reasonDetail"]
+
+
+def test_a_recorder_killed_mid_call_leaves_a_salvaged_sealed_recording_and_a_partial_verdict(
+    stack: DemoStack, demo: DemoResult
+) -> None:
+    call = demo.call("crash")
+    assert call.outcome == "ended"  # the advisory policy lets the call go on without the recorder
+    verdict = call.verdict_of(NED)
+    assert verdict is not None and verdict["verdict"] == "partial"
+    assert 0.05 < verdict["coverage"] < 0.9 and verdict["gaps"], verdict
+    (recording_id,) = verdict["recordingIds"]
+    found = detail(stack, recording_id)
+    assert found["recording"]["status"] == "sealed" and found["recording"]["interrupted"] is True
+    manifest = RecordingManifest.model_validate(found["manifest"])
+    assert manifest.salvaged and manifest.status == "interrupted"
+    # What was staged before the kill is evidence like any other: it verifies.
+    checked = verify(stack, recording_id)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_pstn_call_is_recorded_with_the_external_number_among_the_participants(
+    stack: DemoStack, demo: DemoResult
+) -> None:
+    call = demo.call("pstn")
+    (recording_id,) = call.verdict_of(TARA)["recordingIds"]  # type: ignore[index]
+    found = detail(stack, recording_id)
+    assert found["recording"]["status"] == "sealed"
+    assert "+442079460999" in {p.get("phoneNumber") for p in found["recording"]["participants"]}
+
+
+def test_the_meeting_records_each_policy_user_including_the_one_who_joined_late_and_left_early(
+    demo: DemoResult,
+) -> None:
+    call = demo.call("meeting")
+    tom, tara = call.verdict_of(TOM), call.verdict_of(TARA)
+    assert tom is not None and tara is not None
+    assert tom["recordingIds"] and tara["recordingIds"] and set(tom["recordingIds"]).isdisjoint(tara["recordingIds"])
+    # Tara was in the meeting from about 2 s to 9 s of its 12 s.
+    assert 5.0 < tara["presence"]["seconds"] < 9.0, tara["presence"]
+
+
+def test_every_demo_recording_is_sealed(demo: DemoResult) -> None:
+    recorded = [r for c in demo.calls for r in c.recordings]
+    assert len(recorded) == 5  # voip, pstn, crash, and two in the meeting; none for the blocked call
+    assert all(r["status"] == "sealed" for r in recorded), [(r["id"], r["status"]) for r in recorded]
+
+
+# --- (c) the Functions host restarted in the middle of a call -----------------------------------------------------
+
+
+RESTART_CALL = Scenario(
+    "restart",
+    "trader call across a Functions host restart",
+    {
+        "type": "peerToPeer",
+        "subject": "Across a host restart",
+        "participants": [
+            {"key": "tom", "user": TOM},
+            {"key": "cora", "user": "cora.compliance@contoso.onmicrosoft.com"},
+        ],
+        "dialog": [
+            {"speaker": "tom", "text": "Selling two hundred at market while the host restarts."},
+            {"speaker": "cora", "text": "Fine, confirm when it is done."},
+        ],
+        "durationSeconds": 12,
+    },
+    (),
+)
+
+
+def test_a_call_survives_a_restart_of_the_functions_host_in_the_middle_and_ends_sealed(
+    stack: DemoStack, demo: DemoResult
+) -> None:
+    call = stack.place(RESTART_CALL)
+    (capturing,) = wait_until(lambda: stack.recorder_admin("GET", "/admin/calls")["calls"], 15, "the capture")
+    recording_id = capturing["recording_id"]
+    wait_until(
+        lambda: stage(lifecycle_status(stack, recording_id)) == "capturing",
+        20,
+        "the lifecycle orchestration to wait for the recorder",
+    )
+
+    restart(stack.components, "functions", stack.config)  # SIGTERM by PID, then started on the same state dir
+
+    stack.wait_ended([call], timeout=30)
+    verdicts = wait_until(
+        lambda: [v for v in stack.verdicts(call) if v["verdict"] != "pending"], 120, "the verdict after the restart"
+    )
+    (verdict,) = verdicts
+    assert verdict["userPrincipalName"] == TOM and verdict["verdict"] == "recorded", verdict
+    assert verdict["recordingIds"] == [recording_id]
+    status = lifecycle_status(stack, recording_id)
+    assert status is not None and status["runtimeStatus"] == "Completed", status
+    found = detail(stack, recording_id)
+    assert found["recording"]["status"] == "sealed" and not found["recording"]["interrupted"]
+    assert abs(RecordingManifest.model_validate(found["manifest"]).duration_seconds - call.media_seconds) <= 0.1
+    checked = verify(stack, recording_id)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def stage(status: dict[str, Any] | None) -> str | None:
+    custom = (status or {}).get("customStatus") or {}
+    return custom.get("stage") if isinstance(custom, dict) else None
+
+
+def lifecycle_status(stack: DemoStack, recording_id: str) -> dict[str, Any] | None:
+    """The recording's orchestration as the Durable HTTP API of the Functions host reports it."""
+    master = load_or_create_keys(stack.config.state_dir / "funchost").master
+    response = stack.http.get(
+        f"{stack.config.functions_url}/runtime/webhooks/durabletask/instances/recording-{recording_id}",
+        params={"code": master},
+    )
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    found: dict[str, Any] = response.json()
+    return found
