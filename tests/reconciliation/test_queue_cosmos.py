@@ -1,0 +1,77 @@
+"""Reconciliation through its queue trigger against Azurite and the Cosmos emulator: the lifecycle's hook puts
+`recording.indexed` on `reconciliation-requests`, the trigger consumes it and `callrecord.stored` alike, and
+concurrent re-evaluations of one call leave exactly one verdict document per policy user."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import azure.functions as func
+
+from functions import reconciliation
+from tests.callrecords.helpers import cosmos_items, drain, handler
+from tests.reconciliation.builders import CLIENT, T0, TRADER, call, party, recording, snapshot
+from verbatim.contracts.callrecords import CallRecordStored
+from verbatim.lifecycle.records import CosmosRecordingStore
+from verbatim.reconciliation.hooks import notify_recording_indexed
+from verbatim.reconciliation.runtime import reconciliation_runtime
+from verbatim.settings import Settings
+
+reconcile = handler(reconciliation.reconcile)
+
+
+def message(body: str) -> func.QueueMessage:
+    return func.QueueMessage(body=body.encode())
+
+
+def test_the_hook_and_the_trigger_turn_a_late_recording_into_a_recorded_verdict(stack_env: Settings) -> None:
+    runtime = reconciliation_runtime(stack_env)
+    runtime.reconciler.snapshots.add(snapshot(TRADER))
+    runtime.reconciler.calls.save_if_newer(call("c-late", [party(TRADER), party(CLIENT)]), {"id": "c-late"})
+    stored = CallRecordStored(call_record_id="c-late", version=1, type="peerToPeer", stored_at="2025-03-03T10:00:00Z")
+
+    reconcile(message(stored.model_dump_json(by_alias=True)))
+    (first,) = cosmos_items(stack_env, "verdicts")
+    assert (first["verdict"], first["reason"]) == ("missing", "no_invitation")
+
+    record = recording("r-late", "c-late", TRADER, start=T0 + timedelta(seconds=1), seconds=59)
+    CosmosRecordingStore(runtime.database.get_container_client("recordings")).update("r-late", lambda _: record)
+    assert notify_recording_indexed(record, settings=stack_env)
+    (sent,) = drain(stack_env, "reconciliation-requests")
+    assert sent["schema"] == "recording.indexed" and sent["recordingId"] == "r-late"
+    reconcile(message(json.dumps(sent)))
+
+    (verdict,) = cosmos_items(stack_env, "verdicts")
+    assert (verdict["verdict"], verdict["recordingIds"], verdict["history"][0]["verdict"]) == (
+        "recorded",
+        ["r-late"],
+        "missing",
+    )
+    (indexed,) = cosmos_items(stack_env, "recording_index")
+    assert (indexed["id"], indexed["verdict"], indexed["observedUserId"]) == ("r-late", "recorded", TRADER)
+    alerts = [a["action"] for a in cosmos_items(stack_env, "audit") if a["category"] == "alert"]
+    assert sorted(alerts) == ["reconciliation.missing", "reconciliation.resolved"]
+
+
+def test_concurrent_evaluations_of_one_call_store_one_verdict_per_user(stack_env: Settings) -> None:
+    runtime = reconciliation_runtime(stack_env)
+    runtime.reconciler.snapshots.add(snapshot(TRADER))
+    runtime.reconciler.calls.save_if_newer(call("c-busy", [party(TRADER), party(CLIENT)]), {"id": "c-busy"})
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(lambda _: runtime.reconciler.reconcile_call("c-busy"), range(8)))
+
+    assert all(o.verdicts[0].verdict == "missing" for o in outcomes)
+    (verdict,) = cosmos_items(stack_env, "verdicts")
+    assert verdict["history"] == []
+    alerts = [a for a in cosmos_items(stack_env, "audit") if a["category"] == "alert"]
+    assert len(alerts) == 1
+
+
+def test_the_hook_reports_failure_instead_of_failing_the_lifecycle(stack_env: Settings) -> None:
+    from verbatim.callrecords.queues import InMemoryQueue
+
+    broken = InMemoryQueue(fail=True)
+    assert notify_recording_indexed(recording("r-x", "c-x", TRADER), queue=broken) is False
