@@ -19,6 +19,7 @@ from verbatim.contracts.retention import RetentionClass
 from verbatim.ledger import Ledger, ledger_from_settings
 from verbatim.policy.snapshots import CosmosPolicySnapshotStore
 from verbatim.retention.classes import CosmosRetentionClassStore, RetentionCatalog, configured_classes
+from verbatim.retention.common import Clock, utc_now
 from verbatim.retention.deletion import RecordingDeleter
 from verbatim.retention.extension import RetentionExtender
 from verbatim.retention.holds import CosmosHoldStore, HoldService, SealHoldMatcher
@@ -35,8 +36,9 @@ RAW_CALLRECORDS_CONTAINER = "callrecords"
 
 
 class RetentionRuntime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
         self.settings = settings
+        self.clock = clock  # tests run retention on simulated time
         self._sync_lock = threading.Lock()
         self._synced = False
 
@@ -76,7 +78,8 @@ class RetentionRuntime:
 
     @cached_property
     def _catalog(self) -> RetentionCatalog:
-        return RetentionCatalog(CosmosRetentionClassStore(self.database.get_container_client("control")), self.ledger)
+        store = CosmosRetentionClassStore(self.database.get_container_client("control"))
+        return RetentionCatalog(store, self.ledger, self.clock)
 
     @property
     def catalog(self) -> RetentionCatalog:
@@ -109,7 +112,7 @@ class RetentionRuntime:
 
     @cached_property
     def holds(self) -> HoldService:
-        return HoldService(self.hold_store, self.recordings, self.blobs, self.ledger)
+        return HoldService(self.hold_store, self.recordings, self.blobs, self.ledger, self.clock)
 
     @cached_property
     def deleter(self) -> RecordingDeleter:
@@ -125,6 +128,7 @@ class RetentionRuntime:
             self.hold_store,
             self.classes,
             self.ledger,
+            clock=self.clock,
             on_deleted=reindex,
             emulator=self.settings.recordings_storage_is_emulator,
             stale_after=timedelta(seconds=self.settings.retention_sweep_lease_seconds),
@@ -132,7 +136,7 @@ class RetentionRuntime:
 
     @cached_property
     def extender(self) -> RetentionExtender:
-        return RetentionExtender(self.recordings, self.blobs, self.catalog, self.ledger)
+        return RetentionExtender(self.recordings, self.blobs, self.catalog, self.ledger, self.clock)
 
     @cached_property
     def sweep(self) -> RetentionSweep:
@@ -152,6 +156,7 @@ class RetentionRuntime:
                 page_size=settings.retention_sweep_page_size,
                 max_deletions=settings.retention_sweep_max_deletions,
             ),
+            clock=self.clock,
         )
 
     @cached_property
@@ -166,11 +171,12 @@ class RetentionRuntime:
             self.hold_store,
             self.classes,
             self.ledger,
+            self.clock,
         )
 
     @cached_property
     def reports(self) -> RetentionReports:
-        return RetentionReports(self.recordings, self.hold_store, self.classes)
+        return RetentionReports(self.recordings, self.hold_store, self.classes, self.clock)
 
 
 _current: tuple[Settings, RetentionRuntime] | None = None
