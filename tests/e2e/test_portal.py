@@ -135,6 +135,11 @@ def test_an_officer_signs_in_searches_opens_and_plays_a_recording_and_the_access
     assert {h.get("x-access-reason") for h in media_requests} == {"Case 2025-114: trade reconstruction"}
     assert len(media_requests) >= 2  # the access copy is larger than one 8 KiB part
 
+    page.goto(f"{host.base_url}/api/portal/#/reports/2025-03-03")
+    page.wait_for_selector("#report-signature .badge.valid")
+    assert "call-nobody-recorded" in page.inner_text("#report-exceptions")
+    page.screenshot(path=str(shots / "report.png"), full_page=True)
+
     ledger = ledger_from_settings(world.settings)
     subject = f"recording:{world.sealed.recording_id}"
     entries = [e for e in ledger.store.entries_for_subject(ledger.chain, subject) if e.kind == "accessed"]
