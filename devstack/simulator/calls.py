@@ -913,7 +913,7 @@ class Calls:
         if spec.transfer is not None:
             first = all_parties[:2]
             audio = [a for a in scenario.audio if a.at < spec.transfer.at and a.party in {p.key for p in first}]
-            duration: float | None = spec.transfer.at
+            duration: float | None = None  # the transfer ends this leg
         else:
             first = all_parties
             audio = scenario.audio

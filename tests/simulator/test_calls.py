@@ -420,3 +420,55 @@ def test_answer_is_validated_and_only_the_invited_app_may_answer(run: Run) -> No
             assert await bot.answer(leg) == 400  # answered already
 
     run(body)
+
+
+def test_a_transfer_ends_the_first_leg_and_reroutes_recording_when_the_policy_says_so(run: Run) -> None:
+    async def body(sim: SimClient) -> None:
+        policy = await sim.ok("GET", "/sim/compliancePolicies/StrictRecording")
+        await sim.ok("PUT", "/sim/compliancePolicies/StrictRecording", json={**policy, "recordReroutedCalls": True})
+        cora = "cora.compliance@contoso.onmicrosoft.com"
+        async with Recorder(sim) as bot:
+            call = await sim.place(
+                {
+                    "type": "peerToPeer",
+                    "mediaPace": "fast",
+                    "durationSeconds": 4,
+                    "participants": [
+                        {"key": "una", "user": UNA},
+                        {"key": "tom", "user": TOM},
+                        {"key": "cora", "user": cora},
+                    ],
+                    "transfer": {"at": 2.0, "by": "tom", "to": "cora"},
+                }
+            )
+            state = await sim.wait_call(call["id"], lambda s: len(s["conversations"]) == 2 and ended(s))
+            first, second = state["conversations"]
+            assert first["outcome"] == "transferred" and first["callChainId"] != second["callChainId"]
+            assert [p["key"] for p in second["participants"]] == ["una", "cora"]
+            legs = {r["callChainId"]: r for r in state["recorders"]}
+            assert legs[first["callChainId"]]["resultInfo"]["subcode"] == 7015
+            rerouted = legs[second["callChainId"]]
+            assert rerouted["observedParticipant"] == "cora" and rerouted["state"] == "terminated"
+            notification = next(
+                n for n in bot.incoming if n["value"][0]["resourceData"]["callChainId"] == second["callChainId"]
+            )
+            context = notification["value"][0]["resourceData"]["incomingContext"]
+            assert context["transferor"]["user"]["id"] == TOM
+
+    run(body)
+
+
+def test_a_recorder_removing_the_recorded_user_ends_a_two_party_call(run: Run) -> None:
+    async def body(sim: SimClient) -> None:
+        async with Recorder(sim) as bot:
+            call = await sim.place(p2p(TOM, UNA, durationSeconds=60, mediaPace="realtime"))
+            state = await sim.wait_call(call["id"], established)
+            leg = state["recorders"][0]["callId"]
+            status, roster, _ = await bot.graph("GET", f"/v1.0/communications/calls/{leg}/participants")
+            tom = next(p for p in roster["value"] if p["info"]["identity"].get("user", {}).get("id") == TOM)
+            status, _, _ = await bot.graph("DELETE", f"/v1.0/communications/calls/{leg}/participants/{tom['id']}")
+            assert status == 204
+            state = await sim.wait_call(call["id"], ended)
+            assert state["conversations"][0]["participants"][0]["state"] == "removed"
+
+    run(body)
