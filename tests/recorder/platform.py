@@ -124,6 +124,7 @@ class FakePlatform:
         self.answer_delay = 0.0
         self.fail_recording_status: int | None = None
         self.token_requests = 0
+        self.graph_requests: list[str] = []  # "METHOD path" of every Graph request, in order
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-teams", daemon=True)
         self._runner: web.AppRunner | None = None
@@ -155,6 +156,7 @@ class FakePlatform:
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         app.router.add_post("/v1.0/communications/calls/{call_id}/{action}", self._call_action)
         app.router.add_delete("/v1.0/communications/calls/{call_id}", self._call_delete)
+        app.router.add_delete("/v1.0/communications/calls/{call_id}/participants/{pid}", self._participant_delete)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -225,6 +227,7 @@ class FakePlatform:
         return self.calls.setdefault(call_id, CallRecord(call_id))
 
     async def _call_action(self, request: web.Request) -> web.Response:
+        self.graph_requests.append(f"{request.method} {request.path}")
         call_id, action = request.match_info["call_id"], request.match_info["action"]
         record = self._record(call_id)
         body = await request.json() if request.can_read_body else {}
@@ -257,7 +260,12 @@ class FakePlatform:
             return web.Response(status=200)
         return web.Response(status=404)
 
+    async def _participant_delete(self, request: web.Request) -> web.Response:
+        self.graph_requests.append(f"{request.method} {request.path}")
+        return web.Response(status=204)
+
     async def _call_delete(self, request: web.Request) -> web.Response:
+        self.graph_requests.append(f"{request.method} {request.path}")
         self._record(request.match_info["call_id"]).deleted = True
         return web.Response(status=204)
 
