@@ -1,5 +1,6 @@
 """GET /api/v1/calls/{id} and GET /api/v1/calls?from=&to=&participant=: normalised call records for
-Compliance.Officer and Compliance.Auditor; every read is audited."""
+Compliance.Officer and Compliance.Auditor. Every read is recorded like every other `/api/v1` read (an
+`accessed` ledger entry and an `access` audit record; `X-Access-Reason` is optional here)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,34 @@ import azure.functions as func
 
 from functions.auth import authorize
 from functions.http import json_response, problem_responses
+from verbatim.api.access import REASON_HEADER, access_reason
+from verbatim.api.runtime import compliance_api
 from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER
-from verbatim.callrecords.reads import ListParameters
+from verbatim.callrecords.reads import CallRecordReader, ListParameters
 from verbatim.callrecords.runtime import callrecords_runtime
 from verbatim.settings import get_settings
 
 bp = df.Blueprint()
 
 
+def _reader() -> CallRecordReader:
+    settings = get_settings()
+    return CallRecordReader(store=callrecords_runtime(settings).store, access=compliance_api(settings).access)
+
+
+def _reason(req: func.HttpRequest) -> str | None:
+    return access_reason(req.headers.get(REASON_HEADER), required=False)
+
+
 @bp.route(route="v1/calls/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def get_call(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
-    record = callrecords_runtime(get_settings()).reader.get(req.route_params["id"], principal)
-    return json_response(record)
+    return json_response(_reader().get(req.route_params["id"], principal, _reason(req)))
 
 
 @bp.route(route="v1/calls", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def list_calls(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
-    page = callrecords_runtime(get_settings()).reader.list(ListParameters.parse(dict(req.params)), principal)
-    return json_response(page)
+    return json_response(_reader().list(ListParameters.parse(dict(req.params)), principal, _reason(req)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +29,8 @@ def provider() -> Iterator[OpenIdProvider]:
 
 
 @pytest.fixture
-def api_env(stack_env: Settings, provider: OpenIdProvider, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def api_env(stack_env: Settings, provider: OpenIdProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
+    monkeypatch.setenv("LEDGER_SIGNING_KEY_FILE", str(tmp_path / "ledger.pem"))
     monkeypatch.setenv("AUTH_OPENID_CONFIG_URL", provider.config_url)
     monkeypatch.setenv("AUTH_AUDIENCE", AUDIENCE)
     settings = reload_settings()
@@ -64,8 +66,10 @@ def test_an_officer_reads_a_normalised_call_record_and_the_read_is_audited(
         "callrecord.read",
         "officer-oid",
         "Olivia Officer",
-        "e523d2ed-2966-4b6b-925b-754a88034cc5",
+        "callrecord:e523d2ed-2966-4b6b-925b-754a88034cc5",
     )
+    (entry,) = [e for e in cosmos_items(api_env, "ledger") if e.get("kind") == "accessed"]
+    assert (entry["subject"], entry["actor"]) == ("callrecord:e523d2ed-2966-4b6b-925b-754a88034cc5", "officer-oid")
 
 
 def test_an_auditor_lists_calls_by_time_and_participant_with_paging(
@@ -104,13 +108,13 @@ def test_bad_query_parameters_are_400_and_an_unknown_id_is_404(api_env: Settings
     assert get_call(get("v1/calls/nope", token=token, route_params={"id": "nope"})).status_code == 404
 
 
-def test_a_read_that_cannot_be_audited_is_refused(
+def test_a_read_that_cannot_be_recorded_is_refused(
     api_env: Settings, provider: OpenIdProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from verbatim.api.runtime import compliance_api
     from verbatim.callrecords.audit import InMemoryAuditLog
 
-    reader = callrecords_runtime(api_env).reader
-    monkeypatch.setattr(reader, "_audit", InMemoryAuditLog(fail=True))
+    monkeypatch.setattr(compliance_api(api_env).access, "audit", InMemoryAuditLog(fail=True))
 
     response = get_call(get("v1/calls/c1", token=provider.mint(), route_params={"id": "c1"}))
 

@@ -19,7 +19,7 @@ from typing import Literal
 from verbatim.callrecords.fetch import fetch_call_record
 from verbatim.callrecords.normalise import normalise
 from verbatim.callrecords.queues import MessageQueue
-from verbatim.callrecords.store import CallRecordStore
+from verbatim.callrecords.store import CallRecordStore, RecordState
 from verbatim.callrecords.times import format_datetime, parse_datetime, utcnow
 from verbatim.contracts.callrecords import CallRecord, CallRecordNotification, CallRecordStored
 from verbatim.graph import GraphClient, GraphError, GraphNotFound
@@ -74,7 +74,8 @@ class CallRecordIngestor:
 
     def _ingest(self, message: CallRecordNotification) -> IngestOutcome:
         record_id = message.call_record_id
-        if self._already_current(message):
+        state = self._store.state(record_id)
+        if self._already_current(message, state):
             return IngestOutcome("skipped", record_id)
         fetched_at = self._clock()
         try:
@@ -87,14 +88,16 @@ class CallRecordIngestor:
                 raise
             return self._retry_later(message, error)
         record = normalise(raw, tenant_id=message.tenant_id or None, ingested_at=fetched_at, source=message.source)
-        result = self._store.save_if_newer(record, raw)
+        result = self._store.save_if_newer(record, raw, probably_new=state is None)
         log.info(
             "call record stored" if result.outcome in {"created", "replaced"} else "call record not newer",
             extra={"outcome": result.outcome, "version": record.version, "stored_version": result.stored_version},
         )
         handed_off = False
         if result.stored_version == record.version and result.needs_handoff:
-            self._hand_off(record, previous=result.previous_version if result.outcome == "replaced" else None)
+            self._hand_off(
+                record, previous=result.previous_version if result.outcome == "replaced" else None, etag=result.etag
+            )
             handed_off = True
         status: IngestStatus = (
             "stored"
@@ -105,11 +108,10 @@ class CallRecordIngestor:
         )
         return IngestOutcome(status, record_id, version=record.version, handed_off=handed_off)
 
-    def _already_current(self, message: CallRecordNotification) -> bool:
+    def _already_current(self, message: CallRecordNotification, state: RecordState | None) -> bool:
         """True when what we hold is handed off and either at the version a back-fill message names, or
         was fetched after this message was created (so it is at least as new as what the message
         announces). Duplicate notifications then cost no Graph request."""
-        state = self._store.state(message.call_record_id)
         if state is None or state.handed_off_version < state.version:
             return False
         if message.known_version is not None:
@@ -144,7 +146,7 @@ class CallRecordIngestor:
         again = message.model_copy(update={"attempt": message.attempt + 1})
         self._notifications.send(again.model_dump_json(by_alias=True), delay_seconds=delay)
 
-    def _hand_off(self, record: CallRecord, previous: int | None) -> None:
+    def _hand_off(self, record: CallRecord, previous: int | None, etag: str | None) -> None:
         stored = CallRecordStored(
             call_record_id=record.id,
             tenant_id=record.tenant_id,
@@ -158,4 +160,4 @@ class CallRecordIngestor:
             stored_at=format_datetime(self._clock()),
         )
         self._reconciliation.send(stored.model_dump_json(by_alias=True))
-        self._store.mark_handed_off(record.id, record.version)
+        self._store.mark_handed_off(record.id, record.version, etag)

@@ -1,11 +1,14 @@
-"""The call-record read API's service: one record by id, or a filtered page; every read is audited first
-(a read that cannot be audited is refused with 503)."""
+"""The call-record read API's service: one record by id, or a filtered page. Every read is recorded first
+and a read that cannot be recorded is refused (503). In the Function App the recorder is the compliance
+API's `AccessLog` (an `accessed` ledger entry plus an `access` audit record, like every other read of
+`/api/v1`); `AuditOnlyReads` writes the audit record alone."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 from verbatim.auth import Principal
 from verbatim.callrecords.audit import AuditEvent, AuditLog
@@ -51,28 +54,72 @@ def _time(params: Mapping[str, str], name: str) -> str | None:
     return format_datetime(parsed)
 
 
-class CallRecordReader:
-    def __init__(self, *, store: CallRecordStore, audit: AuditLog, clock: Callable[[], datetime] = utcnow) -> None:
-        self._store = store
+class ReadRecorder(Protocol):
+    """Records one read before it is served (the compliance API's `AccessLog` has this shape)."""
+
+    def record(
+        self,
+        principal: Principal,
+        action: str,
+        subject: str,
+        reason: str | None,
+        details: Mapping[str, Any] | None = None,
+    ) -> object: ...
+
+
+class AuditOnlyReads:
+    """A `ReadRecorder` writing an `access` record to the audit container (no ledger entry)."""
+
+    def __init__(self, audit: AuditLog, clock: Callable[[], datetime] = utcnow) -> None:
         self._audit = audit
         self._clock = clock
 
-    def get(self, call_record_id: str, principal: Principal) -> CallRecord:
-        self._audit.record(self._event("callrecord.read", principal, call_record_id, {}))
+    def record(
+        self,
+        principal: Principal,
+        action: str,
+        subject: str,
+        reason: str | None,
+        details: Mapping[str, Any] | None = None,
+    ) -> object:
+        event = AuditEvent(
+            category="access",
+            action=action,
+            actor=principal.subject,
+            actor_name=principal.name,
+            target=subject,
+            detail={**(details or {}), "reason": reason, "roles": sorted(principal.roles), "tenant": principal.tenant},
+            at=self._clock(),
+        )
+        self._audit.record(event)
+        return event
+
+
+def call_subject(call_record_id: str) -> str:
+    return f"callrecord:{call_record_id}"
+
+
+class CallRecordReader:
+    def __init__(self, *, store: CallRecordStore, access: ReadRecorder) -> None:
+        self._store = store
+        self._access = access
+
+    def get(self, call_record_id: str, principal: Principal, reason: str | None = None) -> CallRecord:
+        self._access.record(principal, "callrecord.read", call_subject(call_record_id), reason)
         record = self._store.get(call_record_id)
         if record is None:
             raise NotFound(f"no call record {call_record_id}")
         return record
 
-    def list(self, parameters: ListParameters, principal: Principal) -> CallRecordPage:
-        detail = {
+    def list(self, parameters: ListParameters, principal: Principal, reason: str | None = None) -> CallRecordPage:
+        filters: dict[str, Any] = {
             "from": parameters.start_from,
             "to": parameters.start_to,
             "participant": parameters.participant,
             "limit": parameters.limit,
             "continued": parameters.continuation is not None,
         }
-        self._audit.record(self._event("callrecord.list", principal, None, detail))
+        self._access.record(principal, "callrecord.list", "callrecords", reason, {"filters": filters})
         items, continuation = self._store.query(
             CallQuery(
                 start_from=parameters.start_from,
@@ -83,14 +130,3 @@ class CallRecordReader:
             )
         )
         return CallRecordPage(items=items, continuation=continuation)
-
-    def _event(self, action: str, principal: Principal, target: str | None, detail: Mapping[str, object]) -> AuditEvent:
-        return AuditEvent(
-            category="access",
-            action=action,
-            actor=principal.subject,
-            actor_name=principal.name,
-            target=target,
-            detail={**detail, "roles": sorted(principal.roles), "tenant": principal.tenant},
-            at=self._clock(),
-        )

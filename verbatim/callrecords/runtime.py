@@ -15,7 +15,7 @@ from verbatim.callrecords.backfill import Backfiller, CosmosWatermarks
 from verbatim.callrecords.ingest import CallRecordIngestor, IngestPolicy
 from verbatim.callrecords.pstn import CosmosRowStore, EmergencyNumbers, PstnReports
 from verbatim.callrecords.queues import StorageQueue
-from verbatim.callrecords.reads import CallRecordReader
+from verbatim.callrecords.reads import AuditOnlyReads, CallRecordReader
 from verbatim.callrecords.store import BlobRawArchive, CosmosCallRecordStore
 from verbatim.callrecords.subscriptions import CosmosSubscriptionStates, SubscriptionConfig, SubscriptionKeeper
 from verbatim.callrecords.webhook import ClientStates, NotificationReceiver
@@ -154,7 +154,8 @@ class CallRecordsRuntime:
 
     @cached_property
     def reader(self) -> CallRecordReader:
-        return CallRecordReader(store=self.store, audit=self.audit)
+        """Reads recorded in the audit container only; the read API uses the ledger-backed `AccessLog`."""
+        return CallRecordReader(store=self.store, access=AuditOnlyReads(self.audit))
 
 
 _current: tuple[Settings, CallRecordsRuntime] | None = None

@@ -36,6 +36,7 @@ class SaveResult:
     stored_version: int  # the version in the store after the call
     previous_version: int | None  # the version before (None when the record was new)
     handed_off_version: int  # the version reconciliation has been told about
+    etag: str | None = None  # of the document we wrote (None when we wrote nothing)
 
     @property
     def needs_handoff(self) -> bool:
@@ -77,9 +78,14 @@ class CallRecordStore(Protocol):
 
     def versions(self, call_record_ids: list[str]) -> dict[str, int]: ...
 
-    def save_if_newer(self, record: CallRecord, raw: Mapping[str, Any]) -> SaveResult: ...
+    def save_if_newer(self, record: CallRecord, raw: Mapping[str, Any], *, probably_new: bool = False) -> SaveResult:
+        """Store `record` unless the stored version is the same or higher. `probably_new` (the caller
+        just saw no document) tries the insert first and saves a read."""
+        ...
 
-    def mark_handed_off(self, call_record_id: str, version: int) -> None: ...
+    def mark_handed_off(self, call_record_id: str, version: int, etag: str | None = None) -> None:
+        """Record that reconciliation was told about `version` (`etag`: of the document just written)."""
+        ...
 
     def query(self, query: CallQuery) -> tuple[list[CallRecord], str | None]: ...
 
@@ -195,23 +201,24 @@ class CosmosCallRecordStore:
                 found[str(item["id"])] = int(item["version"])
         return found
 
-    def save_if_newer(self, record: CallRecord, raw: Mapping[str, Any]) -> SaveResult:
-        for _ in range(self._max_attempts):
-            current = self._read(record.id)
+    def save_if_newer(self, record: CallRecord, raw: Mapping[str, Any], *, probably_new: bool = False) -> SaveResult:
+        for attempt in range(self._max_attempts):
+            current = None if probably_new and attempt == 0 else self._read(record.id)
             if current is None:
                 try:
-                    self._container.create_item(_document(record, raw, 0, self._archive))
+                    etag = self._write(self._container.create_item, _document(record, raw, 0, self._archive))
                 except CosmosResourceExistsError:
                     continue  # another delivery created it first: compare again
-                return SaveResult("created", record.version, None, 0)
+                return SaveResult("created", record.version, None, 0, etag)
             current_version = int(current.get("version", 0))
             handed_off = int(current.get("handedOffVersion", 0))
             if current_version > record.version:
                 return SaveResult("stale", current_version, current_version, handed_off)
             if current_version == record.version:
-                return SaveResult("unchanged", current_version, current_version, handed_off)
+                return SaveResult("unchanged", current_version, current_version, handed_off, current.get("_etag"))
             try:
-                self._container.replace_item(
+                etag = self._write(
+                    self._container.replace_item,
                     item=record.id,
                     body=_document(record, raw, handed_off, self._archive),
                     etag=current["_etag"],
@@ -219,26 +226,47 @@ class CosmosCallRecordStore:
                 )
             except CosmosAccessConditionFailedError:
                 continue  # changed under us: compare again
-            return SaveResult("replaced", record.version, current_version, handed_off)
+            return SaveResult("replaced", record.version, current_version, handed_off, etag)
         raise Conflict(f"call record {record.id}: too many concurrent writers")
 
-    def mark_handed_off(self, call_record_id: str, version: int) -> None:
+    @staticmethod
+    def _write(operation: Any, *args: Any, **kwargs: Any) -> str | None:
+        """Run a write without reading the (large) document back; the new etag from the headers."""
+        headers: dict[str, str] = {}
+        operation(*args, no_response=True, response_hook=lambda h, _: headers.update(h), **kwargs)
+        return headers.get("etag") or headers.get("ETag")
+
+    def mark_handed_off(self, call_record_id: str, version: int, etag: str | None = None) -> None:
         for _ in range(self._max_attempts):
-            current = self._read(call_record_id)
-            if current is None or int(current.get("handedOffVersion", 0)) >= version:
-                return
-            current["handedOffVersion"] = version
+            if etag is None:
+                state = self._state_with_etag(call_record_id)
+                if state is None or state[0].handed_off_version >= version:
+                    return
+                etag = state[1]
             try:
-                self._container.replace_item(
+                self._container.patch_item(
                     item=call_record_id,
-                    body={k: v for k, v in current.items() if not k.startswith("_")},
-                    etag=current["_etag"],
+                    partition_key=call_record_id,
+                    patch_operations=[{"op": "set", "path": "/handedOffVersion", "value": version}],
+                    etag=etag,
                     match_condition=MatchConditions.IfNotModified,
+                    no_response=True,
                 )
             except CosmosAccessConditionFailedError:
+                etag = None  # changed since: look again (a newer version may have been stored)
                 continue
             return
         raise Conflict(f"call record {call_record_id}: too many concurrent writers")
+
+    def _state_with_etag(self, call_record_id: str) -> tuple[RecordState, str] | None:
+        items = list(
+            self._container.query_items(
+                "SELECT c.version, c.handedOffVersion, c.ingestedAt, c._etag FROM c WHERE c.id = @id",
+                parameters=[{"name": "@id", "value": call_record_id}],
+                partition_key=call_record_id,
+            )
+        )
+        return (_state(items[0]), str(items[0]["_etag"])) if items else None
 
     def query(self, query: CallQuery) -> tuple[list[CallRecord], str | None]:
         clauses = ["c.docType = @docType"]
@@ -312,7 +340,7 @@ class InMemoryCallRecordStore:
     def versions(self, call_record_ids: list[str]) -> dict[str, int]:
         return {i: int(self.documents[i]["version"]) for i in call_record_ids if i in self.documents}
 
-    def save_if_newer(self, record: CallRecord, raw: Mapping[str, Any]) -> SaveResult:
+    def save_if_newer(self, record: CallRecord, raw: Mapping[str, Any], *, probably_new: bool = False) -> SaveResult:
         with self._lock:
             current = self.documents.get(record.id)
             if current is None:
@@ -324,7 +352,7 @@ class InMemoryCallRecordStore:
             self.documents[record.id] = _document(record, raw, handed_off, None)
             return SaveResult("replaced", record.version, version, handed_off)
 
-    def mark_handed_off(self, call_record_id: str, version: int) -> None:
+    def mark_handed_off(self, call_record_id: str, version: int, etag: str | None = None) -> None:
         with self._lock:
             document = self.documents.get(call_record_id)
             if document is not None:
