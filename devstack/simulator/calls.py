@@ -431,6 +431,7 @@ class Conversation:
         self.lock = asyncio.Lock()
         self.meeting_token = uuid.uuid4().hex
         self.waiting_for_start = False
+        self.ending = False
         self.thread_id = f"19:meeting_{uuid.uuid4().hex[:32]}@thread.v2"
 
     # -- rules ----------------------------------------------------------------------------------------
@@ -444,7 +445,7 @@ class Conversation:
 
     @property
     def ended(self) -> bool:
-        return self.state == "ended"
+        return self.state == "ended" or self.ending
 
     def now(self) -> datetime:
         """Conversation time: the media timeline's position once media runs, else the clock."""
@@ -507,7 +508,7 @@ class Conversation:
             await self.evaluate()
 
     async def join(self, party: Party) -> None:
-        if self.state == "ended" or party.state != "idle":
+        if self.ended or party.state != "idle":
             return
         party.state = "joining"
         self.event("joining", participant=party.key)
@@ -516,7 +517,7 @@ class Conversation:
 
     async def evaluate(self) -> None:
         """Apply the Required* rules after any change of a recorder leg."""
-        if self.state == "ended":
+        if self.state == "ended" or self.ending:
             return
         if not self.meeting and self.state == "setup":
             verdicts = {p.key: self.readiness(p) for p in self.parties}
@@ -595,7 +596,7 @@ class Conversation:
         self.service.roster_changed(self)
 
     async def leave(self, party: Party, reason: str, state: PartyState = "left") -> None:
-        if party.state not in ("joined", "joining") or self.state == "ended":
+        if party.state not in ("joined", "joining") or self.ended:
             return
         party.state, party.reason, party.left_at = state, reason, self.now()
         if self.timeline is not None:
@@ -643,11 +644,11 @@ class Conversation:
         self, outcome: str, reason: str | None, result: tuple[int, int, str], *, setup_failed: bool = False
     ) -> None:
         async with self.lock:
-            if self.state == "ended":
+            if self.state == "ended" or self.ending:
                 return
+            self.ending = True
             was = self.state
             self.ended_at = self.now()
-            self.state = "ended"
             if self.outcome in ("pending", "established"):
                 self.outcome = outcome
             self.end_reason = reason
@@ -655,12 +656,14 @@ class Conversation:
                 if party.state == "joined":
                     party.state, party.left_at = "left", self.ended_at
             self.event("ended", outcome=outcome, reason=reason)
+            # the record's delay counts from this moment on the clock, whatever the hang-up costs below
+            if self.spec.call_record.enabled and (was == "established" or setup_failed):
+                self.record_due = self.service.records.conversation_ended(self.facts(setup_failed, reason))
             for leg in self.legs:
                 await self.service.terminate_leg(leg, result, evaluate=False)
             if self.timeline is not None:
                 await self.timeline.stop()
-            if self.spec.call_record.enabled and (was == "established" or setup_failed):
-                self.record_due = self.service.records.conversation_ended(self.facts(setup_failed, reason))
+            self.state = "ended"  # reported only once every leg has been told
             self.scenario.conversation_ended(self)
 
     def facts(self, setup_failed: bool, reason: str | None) -> CallFacts:
@@ -1687,7 +1690,7 @@ class Calls:
         if request.can_read_body:
             body = await read_model(request, HangupBody, max_bytes=4096)
         conv = scenario.conversations[-1]
-        if conv.state == "ended":
+        if conv.ended:
             raise GraphError(409, "Conflict", "The call has already ended.")
         if body.participant is not None:
             party = conv.party(body.participant)
