@@ -20,10 +20,11 @@ from recorder_vm.events import EventPublisher, QueueSink
 from recorder_vm.http import create_app
 from recorder_vm.media import MediaPlatform, create_media_platform
 from recorder_vm.platform_auth import PlatformTokenValidator
+from recorder_vm.scale_in import ScaleInProtection
 from recorder_vm.scheduled_events import ScheduledEventsWatcher
 from recorder_vm.service import Recorder
 from recorder_vm.settings import RecorderSettings
-from verbatim.clients import blob_service, queue_client, table_service
+from verbatim.clients import blob_service, credential_for, queue_client, table_service
 from verbatim.contracts.recorder import CaptureProgress
 from verbatim.evidence.progress import progress_table, write_progress
 from verbatim.graph import GraphCredentials
@@ -179,6 +180,16 @@ async def serve(settings: RecorderSettings) -> None:
             poll_seconds=settings.scheduled_events_poll_seconds,
         )
         background.append(asyncio.create_task(watcher.run()))
+    if settings.vm_resource_id:
+        protection = ScaleInProtection(
+            vm_resource_id=settings.vm_resource_id,
+            credential=credential_for(settings.azure_client_id),
+            http=runtime.http,
+            active_calls=lambda: runtime.recorder.active_calls,
+            arm_endpoint=settings.arm_endpoint,
+            release_after=settings.scale_in_release_seconds,
+        )
+        background.append(asyncio.create_task(protection.run()))
     runner = web.AppRunner(runtime.app, access_log=None, handle_signals=False)
     await runner.setup()
     ssl_context = None

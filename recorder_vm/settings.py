@@ -130,6 +130,13 @@ class RecorderSettings(BaseSettings):
     scheduled_events_poll_seconds: float = Field(
         default=10.0, gt=0, validation_alias=_alias("RECORDER_SCHEDULED_EVENTS_POLL_SECONDS")
     )
+    # This VM's ARM resource id (scale-set instance): when set, the recorder protects itself from scale-in
+    # while it holds calls (managed identity; ARM_ENDPOINT only changes for sovereign clouds and tests).
+    vm_resource_id: str | None = Field(default=None, validation_alias=_alias("RECORDER_VM_RESOURCE_ID"))
+    arm_endpoint: str = Field(default="https://management.azure.com", validation_alias=_alias("RECORDER_ARM_ENDPOINT"))
+    scale_in_release_seconds: float = Field(
+        default=120.0, ge=0, validation_alias=_alias("RECORDER_SCALE_IN_RELEASE_SECONDS")
+    )
     shutdown_grace_seconds: float = Field(
         default=60.0, ge=0, validation_alias=_alias("RECORDER_SHUTDOWN_GRACE_SECONDS")
     )

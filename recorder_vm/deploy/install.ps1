@@ -177,6 +177,7 @@ function Write-Environment {
     $environment['RECORDER_TLS_CERT_FILE'] = Join-Path $config 'tls-cert.pem'
     $environment['RECORDER_TLS_KEY_FILE'] = Join-Path $config 'tls-key.pem'
     $environment['RECORDER_SCHEDULED_EVENTS_ENABLED'] = 'true'
+    $environment['RECORDER_VM_RESOURCE_ID'] = [string]$Instance.vmResourceId
     $json = $environment | ConvertTo-Json -Depth 4
     [IO.File]::WriteAllText($Path, $json, (New-Object Text.UTF8Encoding($false)))
     Protect-Path -Path $Path
