@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from devstack.processes import StartupError
-from devstack.stack import Component, DevTenant, StackConfig, restart
+from devstack.stack import Component, DevTenant, StackConfig, fire_function, restart
 
 TOKEN_SECONDS = 12 * 3600
 CALL_RECORD_DELAY_SECONDS = 2.0
@@ -250,16 +250,7 @@ class DemoStack:
 
     def fire(self, function: str) -> None:
         """Run a timer function now through the host's admin API (as the real host's does)."""
-        from devstack.funchost.state import load_or_create_keys
-
-        master = load_or_create_keys(self.config.state_dir / "funchost").master
-        response = self.http.post(
-            f"{self.config.functions_url}/admin/functions/{function}",
-            json={"input": ""},
-            headers={"x-functions-key": master},
-        )
-        if response.status_code != 202:
-            raise DemoError(f"firing {function}: {response.status_code} {response.text[:300]}")
+        fire_function(self.config, function)
 
     def api(self, path: str, *roles: str, params: dict[str, str] | None = None) -> Any:
         response = self.http.get(

@@ -217,8 +217,9 @@ RESTART_CALL = Scenario(
 )
 
 
+@pytest.mark.parametrize("crash", [False, True], ids=["stopped", "killed"])
 def test_a_call_survives_a_restart_of_the_functions_host_in_the_middle_and_ends_sealed(
-    stack: DemoStack, demo: DemoResult
+    stack: DemoStack, demo: DemoResult, crash: bool
 ) -> None:
     call = stack.place(RESTART_CALL)
     (capturing,) = wait_until(lambda: stack.recorder_admin("GET", "/admin/calls")["calls"], 15, "the capture")
@@ -229,7 +230,8 @@ def test_a_call_survives_a_restart_of_the_functions_host_in_the_middle_and_ends_
         "the lifecycle orchestration to wait for the recorder",
     )
 
-    restart(stack.components, "functions", stack.config)  # SIGTERM by PID, then started on the same state dir
+    # SIGTERM (or SIGKILL) by PID, then started again on the same state dir
+    restart(stack.components, "functions", stack.config, crash=crash)
 
     stack.wait_ended([call], timeout=30)
     verdicts = wait_until(
