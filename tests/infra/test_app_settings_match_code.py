@@ -87,6 +87,8 @@ RECORDER_LOCAL_ONLY = {
 
 RECORDER_LEFT_TO_DEFAULT_OR_OPERATOR = {
     "VERBATIM_VERSION",  # the installed package's own version
+    "RECORDER_ARM_ENDPOINT",  # https://management.azure.com (other clouds and tests only)
+    "RECORDER_SCALE_IN_RELEASE_SECONDS",  # how long after the last call scale-in protection is released
     "RECORDER_INSTANCE_ID",  # the VM's host name
     "RECORDER_SPILL_DIR",  # <RECORDER_STATE_DIR>\spill
     "RECORDER_CALLBACK_BASE_URL",  # built from RECORDER_SERVICE_FQDN and RECORDER_CALLBACK_PUBLIC_PORT
@@ -102,6 +104,8 @@ RECORDER_SET_BY_INSTALLER = {
     "RECORDER_TLS_CERT_FILE",
     "RECORDER_TLS_KEY_FILE",
     "RECORDER_MEDIA_LIBRARY_DIR",
+    "RECORDER_ADMIN_PORT",  # the loopback admin listener used by drain.ps1 and the Windows service
+    "RECORDER_VM_RESOURCE_ID",  # from the instance facts (IMDS), for scale-in protection
 }
 
 # Literals that differ from the model's defaults on purpose (the defaults suit the devstack).
