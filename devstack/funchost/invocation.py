@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 import azure.functions as func
@@ -128,6 +129,17 @@ class OutputValue(func.Out[Any]):
         return self._value
 
 
+@dataclass(frozen=True)
+class _BindingPlan:
+    """How to call one function, worked out once: which parameter gets what, where outputs go."""
+
+    trigger: str | None
+    inputs: tuple[tuple[str, Mapping[str, Any], HostExtension | None], ...]
+    outputs: tuple[str, ...]
+    sinks: tuple[tuple[Mapping[str, Any], OutputSink], ...]
+    wants_context: bool
+
+
 class Invoker:
     """Binds and runs user functions; the host's `HostServices.invoke` is `Invoker.invoke`."""
 
@@ -144,6 +156,7 @@ class Invoker:
         self.function_directory = function_directory
         self.binding_providers = dict(binding_providers or {})
         self.output_sinks = dict(output_sinks or {})
+        self._plans = {name: self._plan(function) for name, function in functions.items()}
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -160,25 +173,42 @@ class Invoker:
             return False
         return True
 
-    def _arguments(
-        self, function: HostedFunction, trigger_value: Any, invocation_id: str
-    ) -> tuple[dict[str, Any], dict[str, OutputValue]]:
-        arguments: dict[str, Any] = {}
-        outputs: dict[str, OutputValue] = {}
-        bound: set[str] = set()
+    def _plan(self, function: HostedFunction) -> _BindingPlan:
+        inputs, outputs, sinks, bound = [], [], [], set()
         for binding in function.bindings:
             name = binding.get("name")
+            sink = self.output_sinks.get(str(binding.get("type")))
+            if binding.get("direction") in ("out", "inout") and sink is not None:
+                sinks.append((binding, sink))
             if not isinstance(name, str) or name == "$return":
                 continue
             bound.add(name)
             if binding is function.trigger:
-                arguments[name] = trigger_value
-            elif binding.get("direction") == "in":
-                provider = self.binding_providers.get(str(binding.get("type")))
-                arguments[name] = provider.input_binding_value(function, binding) if provider else None
+                continue
+            if binding.get("direction") == "in":
+                inputs.append((name, binding, self.binding_providers.get(str(binding.get("type")))))
             elif name in function.parameters:
-                outputs[name] = arguments[name] = OutputValue()
-        if "context" in function.parameters and "context" not in bound:
+                outputs.append(name)
+        trigger_name = function.trigger.get("name")
+        return _BindingPlan(
+            trigger=trigger_name if isinstance(trigger_name, str) else None,
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            sinks=tuple(sinks),
+            wants_context="context" in function.parameters and "context" not in bound,
+        )
+
+    def _arguments(
+        self, function: HostedFunction, plan: _BindingPlan, trigger_value: Any, invocation_id: str
+    ) -> tuple[dict[str, Any], dict[str, OutputValue]]:
+        arguments: dict[str, Any] = {}
+        if plan.trigger is not None:
+            arguments[plan.trigger] = trigger_value
+        for name, binding, provider in plan.inputs:
+            arguments[name] = provider.input_binding_value(function, binding) if provider else None
+        outputs = {name: OutputValue() for name in plan.outputs}
+        arguments.update(outputs)
+        if plan.wants_context:
             arguments["context"] = InvocationContext(invocation_id, function.name, self.function_directory)
         return arguments, outputs
 
@@ -193,14 +223,16 @@ class Invoker:
         started = time.perf_counter()
         try:
             with correlation(invocation_id=invocation_id):
-                arguments, outputs = self._arguments(function, trigger_value, invocation_id)
+                plan = self._plans[function.name]
+                arguments, outputs = self._arguments(function, plan, trigger_value, invocation_id)
                 if function.is_async:
                     result = await function.handler(**arguments)
                 else:
                     call = functools.partial(function.handler, **arguments)
                     loop = asyncio.get_running_loop()
                     result = await loop.run_in_executor(self.executor, contextvars.copy_context().run, call)
-                await self._deliver_outputs(function, outputs, result)
+                if plan.sinks:
+                    await self._deliver_outputs(function, plan, outputs, result)
         except BaseException as error:
             outcome = "cancelled" if isinstance(error, asyncio.CancelledError) else "failed"
             logger.error(
@@ -212,11 +244,12 @@ class Invoker:
             )
             raise
         else:
-            logger.info(
-                "Executed 'Functions.%s' (Succeeded)",
-                function.name,
-                extra=self._fields(function, invocation_id, started, "succeeded"),
-            )
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "Executed 'Functions.%s' (Succeeded)",
+                    function.name,
+                    extra=self._fields(function, invocation_id, started, "succeeded"),
+                )
             return result
         finally:
             self._in_flight -= 1
@@ -233,12 +266,12 @@ class Invoker:
             "outcome": outcome,
         }
 
-    async def _deliver_outputs(self, function: HostedFunction, outputs: Mapping[str, OutputValue], result: Any) -> None:
-        for binding in function.output_bindings:
+    @staticmethod
+    async def _deliver_outputs(
+        function: HostedFunction, plan: _BindingPlan, outputs: Mapping[str, OutputValue], result: Any
+    ) -> None:
+        for binding, sink in plan.sinks:
             name = binding.get("name")
-            sink = self.output_sinks.get(str(binding.get("type")))
-            if sink is None:
-                continue
             if name == "$return":
                 if result is not None:
                     await sink(function, binding, result)
