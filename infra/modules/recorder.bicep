@@ -280,7 +280,9 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
                       url: bootstrapConfig.certificateUrl
                       certificateStoreName: 'MY'
                       certificateStoreLocation: 'LocalMachine'
-                      keyExportable: false
+                      // The recorder's Python TLS listener needs the key as PEM (install.ps1 exports it with
+                      // pfx_to_pem.py into a file readable only by the service account), so it must be exportable.
+                      keyExportable: true
                       accounts: ['Network Service', 'Local Service']
                     }
                   ]
