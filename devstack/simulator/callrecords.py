@@ -740,6 +740,9 @@ class CallRecords:
     ) -> web.Response:
         self.identity.authorize(request, *PSTN_READ)
         args = dict(re.findall(r"(\w+)\s*=\s*'?([^,')]+)'?", call[call.index("(") :]))
+        for short, full in (("from", "fromDateTime"), ("to", "toDateTime")):  # the docs' nextLink abbreviates
+            if short in args and full not in args:
+                args[full] = args.pop(short)
         if "fromDateTime" not in args or "toDateTime" not in args:
             raise bad_request(f"{name} needs fromDateTime and toDateTime.")
         try:

@@ -108,13 +108,16 @@ class Clock:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    async def settle(self, rounds: int = 50) -> None:
-        """Wait until background work (and anything it starts) has finished, a bounded number of rounds."""
-        for _ in range(rounds):
+    async def settle(self, limit: float = 60.0) -> None:
+        """Wait until background work (and anything it starts) has finished, at most ``limit`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while True:
             current = [t for t in self._background if t is not asyncio.current_task()]
-            if not current:
+            remaining = deadline - loop.time()
+            if not current or remaining <= 0:
                 return
-            await asyncio.wait(current, timeout=30)
+            await asyncio.wait(current, timeout=remaining)
 
     async def _run_due(self) -> None:
         async with self._run_lock:

@@ -27,6 +27,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from yarl import URL
 
+from .callrecords import record_participant_ids
 from .clock import Clock, TimerHandle
 from .config import SimConfig
 from .faults import Faults
@@ -374,8 +375,6 @@ class Subscriptions:
 
     # -- publishing -----------------------------------------------------------------------------------
     def record_published(self, record: dict[str, Any], change: Literal["created", "updated"]) -> None:
-        from .callrecords import record_participant_ids
-
         rid = str(record["id"])
         participants = record_participant_ids(record)
         for sub in list(self.items.values()):
