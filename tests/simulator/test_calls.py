@@ -472,3 +472,30 @@ def test_a_recorder_removing_the_recorded_user_ends_a_two_party_call(run: Run) -
             assert state["conversations"][0]["participants"][0]["state"] == "removed"
 
     run(body)
+
+
+def test_a_redirect_to_another_recorder_instance_re_invites_it_with_a_fresh_window(run: Run) -> None:
+    async def body(sim: SimClient) -> None:
+        await sim.ok(
+            "PUT",
+            f"/sim/applicationInstances/{SECOND_INSTANCE}",
+            json={
+                "userPrincipalName": "verbatim.recorder2@contoso.onmicrosoft.com",
+                "displayName": "Verbatim Recorder (second)",
+                "appId": RECORDER_APP,
+                "webhook": "http://127.0.0.1:9/unused",
+            },
+        )
+        async with Recorder(sim, behaviour="ignore") as first, Recorder(sim, instance_id=SECOND_INSTANCE) as second:
+            call = await sim.place(p2p(TOM, UNA))
+            await wait_for(lambda: first.incoming, what="invitation")
+            target = {"identity": {"applicationInstance": {"id": SECOND_INSTANCE}}}
+            status, _, _ = await first.graph(
+                "POST", f"/v1.0/communications/calls/{first.call_ids()[0]}/redirect", json={"targets": [target]}
+            )
+            assert status == 202
+            state = await sim.wait_call(call["id"], ended)
+            assert state["outcome"] == "ended" and len(second.incoming) == 1
+            assert [r["state"] for r in state["recorders"]] == ["redirected", "terminated"]
+
+    run(body)

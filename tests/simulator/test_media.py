@@ -9,6 +9,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -208,5 +209,51 @@ def test_a_recorder_joining_a_running_meeting_gets_every_frame_from_its_join_to_
             assert joined > 0 and stamps[0] == start + joined * FRAME_TICKS
             assert stamps == [start + n * FRAME_TICKS for n in range(joined, 100)]  # through the last frame
             assert capture.events[-1] == {"type": "end"}
+
+    run(body)
+
+
+def test_an_audio_file_is_resampled_to_16_khz_and_placed_where_the_script_says(run: Run, tmp_path: Path) -> None:
+    import soundfile
+
+    rate = 8000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)  # 1 s at 440 Hz
+    path = tmp_path / "tone.wav"
+    soundfile.write(str(path), tone, rate)
+
+    async def body(sim: SimClient) -> None:
+        scenario = {
+            **DIALOG_CALL,
+            "dialog": [],
+            "durationSeconds": 3,
+            "participants": [
+                {"key": "tom", "user": TOM, "speech": [{"at": 1.0, "audioFile": str(path)}]},
+                {"key": "una", "user": UNA},
+            ],
+        }
+        async with Recorder(sim) as bot:
+            call = await sim.place(scenario)
+            state = await sim.wait_call(call["id"], lambda s: s["state"] == "ended")
+            capture = bot.capture_for(state["recorders"][0]["callId"])
+            assert capture is not None
+            await wait_for(lambda: capture.closed, what="media end")
+            pcm = capture.pcm().astype(np.float64)
+            assert rms(pcm[: 16000 - 800]) == 0.0 and rms(pcm[2 * 16000 + 800 :]) == 0.0
+            tone_part = pcm[16000 + 800 : 2 * 16000 - 800]
+            spectrum = np.abs(np.fft.rfft(tone_part))
+            peak_hz = np.argmax(spectrum) * 16000 / len(tone_part)
+            assert abs(peak_hz - 440) < 5 and rms(tone_part) > 5000
+        status, problem, _ = await sim.request(
+            "POST",
+            "/sim/calls",
+            json={
+                **scenario,
+                "participants": [
+                    {"key": "tom", "user": TOM, "speech": [{"audioFile": str(tmp_path / "missing.wav")}]},
+                    {"key": "una", "user": UNA},
+                ],
+            },
+        )
+        assert status == 400 and "does not exist" in problem["detail"]
 
     run(body)
