@@ -24,10 +24,13 @@ from typing import Any
 import httpx
 import yaml
 
+from devstack import cosmos_snapshot
+from devstack.cosmos_snapshot import PeriodicSnapshots
 from devstack.emulators import COSMOS_EMULATOR_KEY, REPO_ROOT, AzuritePorts, azurite, cosmos_emulator, ensure_tls
 from devstack.processes import ManagedProcess, StartupError, free_port, http_ready
 from devstack.simulator import DEMO_TENANT
 from verbatim.ledger.signing import ensure_local_key
+from verbatim.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -320,7 +323,6 @@ def plan(config: StackConfig) -> list[Component]:
 def provision(config: StackConfig) -> None:
     """Create the Cosmos database and containers, blob containers and queues (idempotent)."""
     from devstack.provision import provision_cosmos, provision_storage
-    from verbatim.settings import Settings
 
     settings = Settings.model_validate(app_environment(config))
     provision_storage(settings)
@@ -371,6 +373,7 @@ def running(config: StackConfig, echo: Callable[[str], None] = print) -> Iterato
     pid_file = config.state_dir / "pids"
     write_app_env(config)
     started: list[Component] = []
+    snapshots: PeriodicSnapshots | None = None
     try:
         for component in plan(config):
             echo(f"starting {component.name} ...")
@@ -380,11 +383,30 @@ def running(config: StackConfig, echo: Callable[[str], None] = print) -> Iterato
             component.process.wait_ready()
             if component.name == "cosmos":
                 provision(config)
+                snapshots = keep_cosmos_data(config, echo)
         yield started
     finally:
         for component in reversed(started):
+            if component.name == "cosmos" and snapshots is not None:
+                # Last snapshot once everything that writes to Cosmos has stopped, before the emulator goes.
+                try:
+                    snapshots.stop()
+                except Exception as error:  # never let a failed save keep the processes running
+                    echo(f"(could not save the Cosmos snapshot: {error})")
             component.process.stop()
         pid_file.unlink(missing_ok=True)
+
+
+def keep_cosmos_data(config: StackConfig, echo: Callable[[str], None] = print) -> PeriodicSnapshots:
+    """Restore the Cosmos emulator's data from the last run (it is in-memory) and keep saving it."""
+    settings = Settings.model_validate(app_environment(config))
+    path = config.state_dir / "cosmos-snapshot.json"
+    restored = cosmos_snapshot.restore(settings, path)
+    if restored:
+        echo(f"restored {restored} Cosmos documents from {path}")
+    snapshots = cosmos_snapshot.PeriodicSnapshots(settings, path)
+    snapshots.start()
+    return snapshots
 
 
 class Shutdown(Exception):

@@ -14,7 +14,7 @@ import pytest
 
 from devstack.emulators import REPO_ROOT, AzuritePorts
 from devstack.processes import StartupError, free_port
-from devstack.stack import StackConfig, StackPorts, running
+from devstack.stack import StackConfig, StackPorts, app_environment, running
 
 pytestmark = pytest.mark.e2e
 
@@ -112,3 +112,36 @@ def _peek(process: subprocess.Popen[bytes]) -> str:
         text += chunk.decode(errors="replace")
     _buffer[process.pid] = text
     return text
+
+
+def test_a_restarted_stack_keeps_its_cosmos_documents_and_blobs(tmp_path: Path) -> None:
+    from verbatim import clients
+    from verbatim.settings import Settings
+
+    config = StackConfig(
+        state_dir=tmp_path / "state", ports=StackPorts.free(), with_simulator=False, with_recorder=False
+    )
+    settings = Settings.model_validate(app_environment(config))
+    with running(config, echo=lambda _: None):
+        clients.cosmos_database(settings).get_container_client("recordings").upsert_item(
+            {"id": "kept-1", "status": "sealed"}
+        )
+        clients.blob_service(settings.recordings_storage_connection).get_blob_client(
+            "recordings", "kept-1/audio.flac"
+        ).upload_blob(b"evidence")
+
+    with running(config, echo=lambda _: None):
+        recording = (
+            clients.cosmos_database(settings)
+            .get_container_client("recordings")
+            .read_item("kept-1", partition_key="kept-1")
+        )
+        blob = (
+            clients.blob_service(settings.recordings_storage_connection)
+            .get_blob_client("recordings", "kept-1/audio.flac")
+            .download_blob()
+            .readall()
+        )
+
+    assert recording["status"] == "sealed"
+    assert blob == b"evidence"
