@@ -664,7 +664,6 @@ class Conversation:
             if self.timeline is not None:
                 await self.timeline.stop()
             self.state = "ended"  # reported only once every leg has been told
-            self.scenario.conversation_ended(self)
 
     def facts(self, setup_failed: bool, reason: str | None) -> CallFacts:
         tenant = self.service.tenant.model.tenant
@@ -753,14 +752,9 @@ class Scenario:
         self.events: list[dict[str, Any]] = []
         self.audio: list[AudioItem] = []
         self.outcome_override: str | None = None
-        self.done = asyncio.Event()
         first = spec.participants[0].key
         self.caller_key = spec.caller or first
         self.organizer_key = spec.organizer or spec.caller or first
-
-    def conversation_ended(self, conv: Conversation) -> None:
-        if all(c.state == "ended" for c in self.conversations) and conv.outcome != "transferred":
-            self.done.set()
 
     @property
     def state(self) -> str:
