@@ -1,0 +1,1 @@
+"""Tests of the Teams/Graph simulator (devstack/simulator)."""
