@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devstack.processes import free_port  # noqa: E402
 from devstack.simulator import DEMO_TENANT, launch_argv  # noqa: E402
 
 TENANT_ID = "6f1c0a8e-3b2d-4c5e-9f70-1a2b3c4d5e6f"
@@ -43,12 +43,6 @@ RECORDER_APP = "2b7e4f10-6c3a-4d8e-a1f2-0c9d8e7f6a51"
 RECORDER_SECRET = "sim-recorder-local-only"  # noqa: S105 - the demo tenant's simulator-only credential
 INSTANCE = "0d1e2f3a-4b5c-4d6e-8f70-a1b2c3d4e5f6"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:

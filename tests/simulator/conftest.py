@@ -4,31 +4,20 @@ from the same tenant, configuration and empty call/record/subscription state."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 
-from devstack.simulator import DEMO_TENANT, launch_argv
+from devstack.processes import ManagedProcess, free_port, http_ready
+from devstack.simulator import DEMO_TENANT, health_url, launch_argv
 from tests.simulator.harness import SimClient
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -45,45 +34,23 @@ class SimProcess:
 @pytest.fixture(scope="session")
 def sim_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
     root = tmp_path_factory.mktemp("simulator")
-    port, https_port = _free_port(), _free_port()
-    argv = launch_argv("127.0.0.1", port, DEMO_TENANT, "simulated", https_port=https_port, state_dir=root / "state")
+    port, https_port = free_port(), free_port()
+    state = root / "state"
     log = root / "simulator.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/sim/health", timeout=1) as response:  # noqa: S310 - loopback
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"simulator did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        with urllib.request.urlopen(f"{base}/sim/tenant", timeout=5) as response:  # noqa: S310
-            tenant = json.loads(response.read())
-        with urllib.request.urlopen(f"{base}/sim/config", timeout=5) as response:  # noqa: S310
-            config = json.loads(response.read())
-        yield SimProcess(
-            base,
-            f"https://127.0.0.1:{https_port}",
-            root / "state" / "tls" / "ca.pem",
-            root / "state",
-            tenant,
-            config,
-            log,
-        )
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    process = ManagedProcess(
+        name="simulator",
+        argv=launch_argv("127.0.0.1", port, DEMO_TENANT, "simulated", https_port=https_port, state_dir=state),
+        ready=http_ready(health_url("127.0.0.1", port), ok=lambda status: status == 200),
+        cwd=REPO,
+        log_path=log,
+        ports=(port, https_port),
+        startup_timeout=30,
+    )
+    with process:
+        base = f"http://127.0.0.1:{port}"
+        tenant = httpx.get(f"{base}/sim/tenant", timeout=10).json()
+        config = httpx.get(f"{base}/sim/config", timeout=10).json()
+        yield SimProcess(base, f"https://127.0.0.1:{https_port}", state / "tls" / "ca.pem", state, tenant, config, log)
 
 
 Body = Callable[[SimClient], Awaitable[None]]
