@@ -100,8 +100,8 @@ def _user(key: str, upn: str, **extra: Any) -> dict[str, Any]:
 
 
 def scenarios() -> dict[str, Scenario]:
-    """The demo calls. Media runs in real time, so every call is short; the crash call is long enough that
-    the audio lost after the crash exceeds reconciliation's tolerance for a recorder joining late."""
+    """The demo calls. Media runs in real time, so every call is short; the crash call is long enough for
+    the recorder to be killed well inside it, leaving a salvaged recording and a partial verdict."""
     return {
         "blocked": Scenario(
             "blocked",

@@ -217,10 +217,15 @@ class Settings(BaseSettings):
         default="default", validation_alias=_alias("SEAL_DEFAULT_RETENTION_CLASS")
     )
     seal_default_retention_days: int = Field(default=1827, ge=1, validation_alias=_alias("SEAL_DEFAULT_RETENTION_DAYS"))
-    # Reconciliation: up to this many seconds of a policy user's presence may go unrecorded and still count as
-    # recorded (the recorder joins a moment after the call is established).
-    reconciliation_tolerance_seconds: float = Field(
-        default=10.0, ge=0, le=300, validation_alias=_alias("RECONCILIATION_TOLERANCE_SECONDS")
+    # Reconciliation: what may go unrecorded at the edges of each stretch of a policy user's presence and still
+    # count as recorded — the recorder joining after the user joined (it answers within the platform's 5 s
+    # window; the simulator and recorder here take well under a second), and teardown at the user's leave
+    # (never after an interrupted recording). Anything else unrecorded makes the verdict partial.
+    reconciliation_join_tolerance_seconds: float = Field(
+        default=3.0, ge=0, le=5, validation_alias=_alias("RECONCILIATION_JOIN_TOLERANCE_SECONDS")
+    )
+    reconciliation_end_tolerance_seconds: float = Field(
+        default=1.0, ge=0, le=2, validation_alias=_alias("RECONCILIATION_END_TOLERANCE_SECONDS")
     )
     # Signed daily completeness reports (recordings storage account).
     reports_container: str = Field(default="reports", validation_alias=_alias("REPORTS_CONTAINER"))

@@ -122,7 +122,8 @@ var appSettings = {
   SEAL_DEFAULT_RETENTION_DAYS: string(defaultRetentionDays)
 
   // Reconciliation, completeness reports and the compliance API's media responses.
-  RECONCILIATION_TOLERANCE_SECONDS: '10'
+  RECONCILIATION_JOIN_TOLERANCE_SECONDS: '3'
+  RECONCILIATION_END_TOLERANCE_SECONDS: '1'
   REPORTS_CONTAINER: 'reports'
   MEDIA_CHUNK_BYTES: '1048576'
   MEDIA_MAX_FULL_BYTES: '16777216'

@@ -45,7 +45,6 @@ class World:
             verdicts=self.verdicts,
             alerts=self.audit,
             index=self.index,
-            tolerance_seconds=10,
             clock=lambda: T0 + timedelta(hours=1),
         )
 

@@ -4,8 +4,13 @@ policies and the recording records; no I/O.
 
 Coverage is measured on wall-clock time: the user's presence (their sessions without a set-up failure, else
 first join to last leave) against the recordings' captured spans (`started_at` + the duration measured when
-sealing, so a salvaged recording covers only what survived). Up to `tolerance_seconds` unrecorded in total
-still counts as recorded: a recorder joins a second or two after the call is established.
+sealing, so a salvaged recording covers only what survived).
+
+What may go unrecorded and still count as recorded is narrow (`Tolerance`): the recorder joining a moment
+after each of the user's joins, and its teardown at each leave — never after a recording that was
+interrupted — plus gaps shorter than the measurement resolution. Any other unrecorded stretch makes the
+verdict partial (or missing, when less than `EVIDENCE_FLOOR_SECONDS` was captured). A total allowance would
+call a recording that lost most of a short call "recorded": a false negative, the worst error here.
 """
 
 from __future__ import annotations
@@ -30,6 +35,24 @@ FINAL = SEALED | {"not_recorded"}
 REJECTED_STAGES = frozenset({"answer", "recording_status"})
 CRASH_STAGES = frozenset({"media", "capture", "storage", "shutdown"})
 EXPLAINED_REASONS = frozenset({"call_blocked_by_policy", "policy_change_pending"})
+# Below this, an unrecorded stretch is measurement noise, not a gap: audio frames are 20 ms, and the call
+# record's times and the recorder's sample clock are rounded differently.
+RESOLUTION_SECONDS = 0.1
+# Less audio than this captured of the user's presence is no evidence of any conversation: missing, not partial.
+EVIDENCE_FLOOR_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """What may go unrecorded at the edges of each stretch of the user's presence and still count as recorded.
+
+    `join_seconds`: at the start of a stretch (the platform invites the recorder when the user joins, and it
+    needs a moment to answer, connect and start recording). `end_seconds`: at the end of a stretch (teardown),
+    and only after a recording that stopped normally — an interrupted one that ends before the user left
+    lost the end of the conversation. Nothing is tolerated in the middle."""
+
+    join_seconds: float = 3.0
+    end_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -179,19 +202,66 @@ class Assessment:
     blocked: bool
 
 
-def assess(
-    call: CallRecord, user: PolicyUser, records: Sequence[RecordingRecord], tolerance_seconds: float
-) -> Assessment:
+@dataclass(frozen=True)
+class Gap:
+    """One unrecorded stretch of the user's presence, and where it sits in its stretch of presence."""
+
+    span: Span
+    at_join: bool  # starts when the user joined (the recorder was not there yet)
+    at_leave: bool  # ends when the user left
+    after_interruption: bool  # follows a recording that was interrupted
+
+    @property
+    def seconds(self) -> float:
+        return seconds([self.span])
+
+    def tolerated(self, tolerance: Tolerance) -> bool:
+        if self.seconds < RESOLUTION_SECONDS:
+            return True
+        if self.at_join:
+            return self.seconds <= tolerance.join_seconds
+        if self.at_leave and not self.after_interruption:
+            return self.seconds <= tolerance.end_seconds
+        return False
+
+
+def _interrupted(record: RecordingRecord) -> bool:
+    return bool(record.seal and record.seal.interrupted) or record.status == "salvaged"
+
+
+def classify(present: Sequence[Span], records: Sequence[RecordingRecord]) -> list[Gap]:
+    """Every unrecorded stretch of `present`, placed: at a join, at a leave, after an interrupted recording."""
+    spans = [(span, r) for r in records if (span := captured_span(r)) is not None]
+    captured = union(span for span, _ in spans)
+    gaps: list[Gap] = []
+    for stretch in present:
+        for gap in subtract([stretch], captured):
+            before = [r for (_, end), r in spans if end == gap[0]]
+            gaps.append(
+                Gap(
+                    span=gap,
+                    at_join=gap[0] == stretch[0],
+                    at_leave=gap[1] == stretch[1],
+                    # a normal stop at the same moment explains the end as well as teardown does
+                    after_interruption=bool(before) and all(_interrupted(r) for r in before),
+                )
+            )
+    return gaps
+
+
+def assess(call: CallRecord, user: PolicyUser, records: Sequence[RecordingRecord], tolerance: Tolerance) -> Assessment:
     present, blocked, failure_text = presence(call, user.party)
     captured = union(span for r in records if (span := captured_span(r)) is not None)
     expected = seconds(present)
-    gaps = subtract(present, captured)
+    classified = classify(present, records)
+    gaps = [g.span for g in classified]
     missing = seconds(gaps)
     recorded = max(0.0, expected - missing)
     coverage = 1.0 if expected == 0 and captured else (recorded / expected if expected > 0 else 0.0)
     pending = [r for r in records if r.status not in FINAL and not _rejected(r)]
+    untolerated = [g for g in classified if not g.tolerated(tolerance)]
 
-    if expected > 0 and missing <= tolerance_seconds and captured:
+    if expected > 0 and recorded > 0 and not untolerated:
         return Assessment("recorded", "recorded", "", 1.0 if missing == 0 else coverage, recorded, [], present, False)
     if pending:
         ids = ", ".join(r.id for r in pending)
@@ -199,8 +269,8 @@ def assess(
             "pending", "recording_pending", f"recording {ids} is {pending[0].status}", coverage, recorded, gaps,
             present, blocked,
         )  # fmt: skip
-    state: VerdictState = "partial" if recorded > 0 else "missing"
-    reason, detail = _reason(records, blocked, failure_text, present, captured, user, tolerance_seconds)
+    state: VerdictState = "partial" if recorded >= EVIDENCE_FLOOR_SECONDS else "missing"
+    reason, detail = _reason(records, blocked, failure_text, captured, untolerated, user)
     return Assessment(state, reason, detail, coverage, recorded, gaps, present, blocked)
 
 
@@ -212,10 +282,9 @@ def _reason(
     records: Sequence[RecordingRecord],
     blocked: bool,
     failure_text: str,
-    present: Sequence[Span],
     captured: Sequence[Span],
+    untolerated: Sequence[Gap],
     user: PolicyUser,
-    tolerance: float,
 ) -> tuple[VerdictReason, str]:
     rejected = [r for r in records if _rejected(r) or (r.status == "not_recorded" and r.failure_stage is None)]
     if rejected:
@@ -226,25 +295,25 @@ def _reason(
         return "recorder_rejected", f"{what}: {because}{blocked_text}".strip()
     if blocked:
         return "call_blocked_by_policy", failure_text or "the user's call failed at set-up with no recorder present"
-    crashed = [
-        r
-        for r in records
-        if (r.seal is not None and r.seal.interrupted) or r.failure_stage in CRASH_STAGES or r.status == "salvaged"
-    ]
+    crashed = [r for r in records if _interrupted(r) or r.failure_stage in CRASH_STAGES]
     if crashed:
         first = crashed[0]
         because = first.failure_reason or (
             "the recorder went silent; staged audio was salvaged" if first.seal and first.seal.interrupted else ""
         )
-        return "recorder_crashed", f"recording {first.id} was interrupted: {because}".rstrip(": ")
-    if captured and present:
-        late = (captured[0][0] - present[0][0]).total_seconds()
-        early = (present[-1][1] - captured[-1][1]).total_seconds()
-        if late > tolerance and late >= early:
-            return "recorder_joined_late", f"recording started {late:.0f} s after the user joined"
-        if early > tolerance:
-            return "recording_ended_early", f"recording stopped {early:.0f} s before the user left"
-        return "unknown", "recordings do not cover the user's whole presence"
+        lost = sum(g.seconds for g in untolerated)
+        return "recorder_crashed", f"recording {first.id} was interrupted: {because}".rstrip(": ") + (
+            f"; {lost:.1f} s of the user's presence not recorded" if lost else ""
+        )
+    if captured and untolerated:
+        late = sum(g.seconds for g in untolerated if g.at_join)
+        early = sum(g.seconds for g in untolerated if g.at_leave and not g.at_join)
+        middle = sum(g.seconds for g in untolerated if not g.at_join and not g.at_leave)
+        if late and late >= early:
+            return "recorder_joined_late", f"recording started {late:.1f} s after the user joined"
+        if early:
+            return "recording_ended_early", f"recording stopped {early:.1f} s before the user left"
+        return "unknown", f"recordings do not cover {middle:.1f} s in the middle of the user's presence"
     if user.policy.pending is not None and user.policy.must_record is None:
         return "policy_change_pending", "the call fell in the propagation window of a change of the user's policy"
     return "no_invitation", "no recorder reported on this call: the recorder was not invited (or never reported)"
@@ -275,10 +344,10 @@ def build_verdict(
     user: PolicyUser,
     records: Sequence[RecordingRecord],
     *,
-    tolerance_seconds: float,
+    tolerance: Tolerance,
     evaluated_at: datetime,
 ) -> Verdict:
-    assessment = assess(call, user, records, tolerance_seconds)
+    assessment = assess(call, user, records, tolerance)
     start = parse_datetime(call.start_date_time)
     present = assessment.presence
     explained = assessment.verdict in ("partial", "missing") and (

@@ -15,6 +15,7 @@ from verbatim.callrecords.queues import StorageQueue
 from verbatim.callrecords.runtime import callrecords_runtime
 from verbatim.ledger import Ledger, ledger_from_settings
 from verbatim.policy.snapshots import CosmosPolicySnapshotStore
+from verbatim.reconciliation.evaluate import Tolerance
 from verbatim.reconciliation.report import CompletenessReporter
 from verbatim.reconciliation.service import Reconciler
 from verbatim.reconciliation.store import CosmosRecordingFinder, CosmosVerdictStore
@@ -67,7 +68,10 @@ class ReconciliationRuntime:
             verdicts=self.verdicts,
             alerts=calls.audit,
             index=self.index,
-            tolerance_seconds=self.settings.reconciliation_tolerance_seconds,
+            tolerance=Tolerance(
+                join_seconds=self.settings.reconciliation_join_tolerance_seconds,
+                end_seconds=self.settings.reconciliation_end_tolerance_seconds,
+            ),
         )
 
     @cached_property

@@ -29,7 +29,7 @@ from verbatim.contracts.reconciliation import RecordingIndexed, Verdict
 from verbatim.errors import InvalidInput
 from verbatim.logging import correlation
 from verbatim.policy.snapshots import PolicySnapshotStore
-from verbatim.reconciliation.evaluate import build_verdict, policy_users, recordings_for
+from verbatim.reconciliation.evaluate import Tolerance, build_verdict, policy_users, recordings_for
 from verbatim.reconciliation.store import RecordingFinder, SavedVerdict, VerdictStore
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Reconciler:
         verdicts: VerdictStore,
         alerts: AuditLog,
         index: SearchIndexer | None = None,
-        tolerance_seconds: float = 10.0,
+        tolerance: Tolerance | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.calls = calls
@@ -88,7 +88,7 @@ class Reconciler:
         self.verdicts = verdicts
         self.alerts = alerts
         self.index = index
-        self.tolerance_seconds = tolerance_seconds
+        self.tolerance = tolerance or Tolerance()
         self.clock = clock
 
     def handle(self, request: ReconciliationRequest) -> list[CallOutcome]:
@@ -124,7 +124,7 @@ class Reconciler:
         saved: list[SavedVerdict] = []
         for user in users:
             matched = recordings_for(user.user_id, call, candidates)
-            verdict = build_verdict(call, user, matched, tolerance_seconds=self.tolerance_seconds, evaluated_at=now)
+            verdict = build_verdict(call, user, matched, tolerance=self.tolerance, evaluated_at=now)
             result = self.verdicts.save(verdict)
             saved.append(result)
             if result.changed:
