@@ -32,6 +32,7 @@ from .speech import SpeechRenderer
 from .subscriptions import Subscriptions
 from .tenant import TenantStore
 from .tls import ensure_certificates, server_context
+from .userconfig import UserConfigurations
 
 log = logging.getLogger("simulator")
 GRAPH_PREFIXES = ("/v1.0/", "/beta/")
@@ -60,6 +61,7 @@ class Simulator:
     subscriptions: Subscriptions
     calls: Calls
     directory: Directory
+    user_configurations: UserConfigurations
     pump: MediaPump
     http_url: str
     https_url: str | None
@@ -101,6 +103,7 @@ def build(
     speech = SpeechRenderer(state_dir / "speech-cache")
     calls = Calls(clock, config, tenant, identity, faults, records, speech, pump)
     directory = Directory(tenant, identity)
+    user_configurations = UserConfigurations(tenant, identity, clock)
     return Simulator(
         clock,
         config,
@@ -111,6 +114,7 @@ def build(
         subscriptions,
         calls,
         directory,
+        user_configurations,
         pump,
         http_url,
         https_url,
@@ -150,6 +154,7 @@ def make_app(sim: Simulator) -> web.Application:
     app["sim"] = sim
     app.add_routes(sim.identity.routes())
     app.add_routes(sim.directory.routes())
+    app.add_routes(sim.user_configurations.routes())
     app.add_routes(sim.calls.routes())
     app.add_routes(sim.records.routes())
     app.add_routes(sim.subscriptions.routes())

@@ -12,7 +12,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -280,6 +280,7 @@ class TenantStore:
 
     def __init__(self, model: TenantModel) -> None:
         self.model = model
+        self.listeners: list[Callable[[], None]] = []  # called after every accepted edit
         self._index()
 
     @classmethod
@@ -403,6 +404,8 @@ class TenantStore:
             raise TenantError(str(error)) from error
         self.model = model
         self._index()
+        for listener in self.listeners:
+            listener()
 
     def snapshot(self) -> dict[str, Any]:
         return self.model.dump()
