@@ -5,8 +5,12 @@ Why a separate index: search filters on things no single recording record holds 
 verdict) and on values buried in nested lists (participants' ids, UPNs, phone numbers); here they are flat
 fields and one array of identity keys, so every search is one parameterised query. Searching by observed
 user is single-partition. The index is written when a recording reaches a final state (the lifecycle's
-`recording.indexed` message) and whenever reconciliation changes a verdict; it can always be rebuilt from
-`recordings` and `verdicts`.
+`recording.indexed` message) and whenever reconciliation evaluates its call; it can always be rebuilt from
+`recordings`, `verdicts`, `calls` and `policy_snapshots`.
+
+UPNs: the recorder knows participants by object id only (Teams' incoming-call notification carries no
+UPN), so the writer passes the UPNs it knows by object id — reconciliation takes them from the call record
+and the policy snapshots — and the entry keeps them: a later write that knows fewer does not drop them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,6 +81,36 @@ def _keys_of(record: RecordingRecord) -> list[str]:
     return sorted(keys)
 
 
+def with_upns(record: RecordingRecord, upns: Mapping[str, str] | None) -> RecordingRecord:
+    """`record` with the UPNs it lacks filled in from `upns` (object id → UPN); UPNs it has are kept."""
+    if not upns:
+        return record
+    facts = record.facts
+    participants = [
+        p.model_copy(update={"identity": p.identity.model_copy(update={"upn": upn})})
+        if p.identity.kind == "user" and not p.identity.upn and (upn := upns.get(p.identity.id or ""))
+        else p
+        for p in facts.participants
+    ]
+    observed = facts.observed_user
+    if observed is not None and not observed.upn and (upn := upns.get(observed.id or "")):
+        observed = observed.model_copy(update={"upn": upn})
+    return record.model_copy(
+        update={"facts": facts.model_copy(update={"participants": participants, "observed_user": observed})}
+    )
+
+
+def indexed_upns(document: Mapping[str, Any]) -> dict[str, str]:
+    """The UPNs an index entry (or a `RecordingSummary` dump) already holds, by object id."""
+    found: dict[str, str] = {}
+    people = [*(document.get("participants") or []), document.get("observedUser") or {}]
+    for person in people:
+        user_id, upn = person.get("id"), person.get("userPrincipalName")
+        if person.get("kind", "user") == "user" and isinstance(user_id, str) and isinstance(upn, str) and upn:
+            found[user_id] = upn
+    return found
+
+
 def verdict_for(record: RecordingRecord, verdicts: Sequence[Verdict]) -> Verdict | None:
     """The observed user's verdict among `verdicts` that names this recording (or, failing that, the call)."""
     observed = record.facts.observed_user.id if record.facts.observed_user else None
@@ -126,7 +160,10 @@ def summary_of(record: RecordingRecord, verdict: Verdict | None) -> RecordingSum
     )
 
 
-def index_document(record: RecordingRecord, verdict: Verdict | None) -> dict[str, Any]:
+def index_document(
+    record: RecordingRecord, verdict: Verdict | None, upns: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    record = with_upns(record, upns)
     body = summary_of(record, verdict).model_dump(mode="json", by_alias=True)
     observed = record.facts.observed_user
     body["observedUserId"] = (observed.id if observed else None) or UNKNOWN_USER
@@ -241,8 +278,14 @@ def _summary(document: dict[str, Any]) -> RecordingSummary:
 
 
 class RecordingIndex(Protocol):
-    def put(self, record: RecordingRecord, verdicts: Sequence[Verdict] | None = None) -> RecordingSummary:
-        """Index `record`; with `verdicts` None, the verdict already indexed for it is kept."""
+    def put(
+        self,
+        record: RecordingRecord,
+        verdicts: Sequence[Verdict] | None = None,
+        upns: Mapping[str, str] | None = None,
+    ) -> RecordingSummary:
+        """Index `record`; with `verdicts` None, the verdict already indexed for it is kept. `upns` (object id →
+        UPN) fill in what the recorder could not report; UPNs already indexed for its people are kept."""
 
     def get(self, recording_id: str) -> RecordingSummary | None: ...
 
@@ -262,10 +305,16 @@ class CosmosRecordingIndex:
             )
         )
 
-    def put(self, record: RecordingRecord, verdicts: Sequence[Verdict] | None = None) -> RecordingSummary:
+    def put(
+        self,
+        record: RecordingRecord,
+        verdicts: Sequence[Verdict] | None = None,
+        upns: Mapping[str, str] | None = None,
+    ) -> RecordingSummary:
         existing = self._documents(record.id)
         verdict = verdict_for(record, verdicts) if verdicts is not None else None
-        document = index_document(record, verdict)
+        known = indexed_upns(existing[0]) if existing else {}
+        document = index_document(record, verdict, {**known, **(upns or {})})
         if verdicts is None and existing:
             for name in ("verdict", "verdictReason", "coverage"):
                 document[name] = existing[0].get(name)
@@ -299,11 +348,17 @@ class InMemoryRecordingIndex:
         self.documents: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def put(self, record: RecordingRecord, verdicts: Sequence[Verdict] | None = None) -> RecordingSummary:
+    def put(
+        self,
+        record: RecordingRecord,
+        verdicts: Sequence[Verdict] | None = None,
+        upns: Mapping[str, str] | None = None,
+    ) -> RecordingSummary:
         with self._lock:
             verdict = verdict_for(record, verdicts) if verdicts is not None else None
-            document = index_document(record, verdict)
             existing = self.documents.get(record.id)
+            known = indexed_upns(existing) if existing else {}
+            document = index_document(record, verdict, {**known, **(upns or {})})
             if verdicts is None and existing:
                 for name in ("verdict", "verdictReason", "coverage"):
                     document[name] = existing.get(name)

@@ -19,7 +19,15 @@ from pydantic import JsonValue
 
 from verbatim.api.access import AccessLog
 from verbatim.api.audit import AuditQuery, AuditReader
-from verbatim.api.index import RecordingIndex, SearchQuery, canonical_time, summary_of, verdict_for
+from verbatim.api.index import (
+    RecordingIndex,
+    SearchQuery,
+    canonical_time,
+    indexed_upns,
+    summary_of,
+    verdict_for,
+    with_upns,
+)
 from verbatim.api.media import ByteRange, Unsatisfiable, parse_range
 from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Principal
 from verbatim.contracts.api import (
@@ -176,7 +184,10 @@ class ComplianceApi:
         verdicts = [v for v in self.verdicts.for_call(chain)] if chain else []
         observed = record.facts.observed_user.id if record.facts.observed_user else None
         mine = [v for v in verdicts if recording_id in v.recording_ids or v.user_id == observed]
-        summary = summary_of(record, verdict_for(record, mine))
+        # The recorder knows people by object id only; show the UPNs the search entry was given.
+        indexed = self.index.get(recording_id)
+        upns = indexed_upns(indexed.model_dump(mode="json", by_alias=True)) if indexed is not None else {}
+        summary = summary_of(with_upns(record, upns), verdict_for(record, mine))
         detail = RecordingDetail(
             recording=summary,
             recorder_instance=record.facts.recorder_instance,

@@ -3,16 +3,18 @@
 `callrecord.stored` (a new call-record version) re-evaluates that call; `recording.indexed` (a recording
 sealed or given up) re-evaluates every call the recording may belong to, so a late recording updates the
 verdict it completes. Both always read the newest call record and recording records, so messages may come
-twice and in any order: the verdicts converge. A verdict that becomes missing or partial raises an alert
-(an `alert` record in the Cosmos `audit` container and a WARNING log line); one that becomes recorded
-again raises a `reconciliation.resolved` record.
+twice and in any order: the verdicts converge. Each evaluation also refreshes the search entries of the
+call's recordings, with the UPNs the recorder could not report (from the call record, else the policy
+snapshots). A verdict that becomes missing or partial raises an alert (an `alert` record in the Cosmos
+`audit` container and a WARNING log line); one that becomes recorded again raises a
+`reconciliation.resolved` record.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -40,7 +42,12 @@ ReconciliationRequest = CallRecordStored | RecordingIndexed
 class SearchIndexer(Protocol):
     """The search index reconciliation keeps current (verbatim.api.index.RecordingIndex)."""
 
-    def put(self, record: RecordingRecord, verdicts: Sequence[Verdict] | None = None) -> object: ...
+    def put(
+        self,
+        record: RecordingRecord,
+        verdicts: Sequence[Verdict] | None = None,
+        upns: Mapping[str, str] | None = None,
+    ) -> object: ...
 
 
 def parse_request(body: str | bytes) -> ReconciliationRequest:
@@ -131,9 +138,10 @@ class Reconciler:
                 self._alert(result)
         verdicts = [s.verdict for s in saved]
         if self.index is not None:
+            upns = call_upns(call, policies)
             for record in candidates:
                 if any(record.id in v.recording_ids for v in verdicts) or record.facts.call_chain_id == call.id:
-                    self.index.put(record, verdicts)
+                    self.index.put(record, verdicts, {**self._observed_upn(record), **upns})
         changed = sum(1 for s in saved if s.changed)
         alerts = sum(1 for s in saved if s.changed and s.verdict.verdict in ("missing", "partial"))
         log.info(
@@ -166,8 +174,19 @@ class Reconciler:
             if self.index is not None and not any(
                 recording_id in v.recording_ids for o in outcomes for v in o.verdicts
             ):
-                self.index.put(record, None)
+                # No call record yet (it comes up to 150 min later): the policy snapshots know the observed
+                # user's UPN, so searching by it works from the moment the recording is sealed.
+                self.index.put(record, None, self._observed_upn(record))
             return outcomes
+
+    def _observed_upn(self, record: RecordingRecord) -> dict[str, str]:
+        """The observed user's UPN from the newest policy snapshot, when the recorder did not report it."""
+        observed = record.facts.observed_user
+        if observed is None or not observed.id or observed.upn:
+            return {}
+        latest = self.snapshots.latest(observed.id)
+        upn = latest.effective.user_principal_name if latest is not None else None
+        return {observed.id: upn} if upn else {}
 
     def _calls_of(self, record: RecordingRecord) -> set[str]:
         calls: set[str] = set()
@@ -227,6 +246,19 @@ class Reconciler:
             "policy user's call %s" % ("not fully recorded" if action != "reconciliation.resolved" else "now recorded"),
             extra={"alert": action, **{k: v for k, v in detail.items() if k not in ("recordingIds",)}},
         )
+
+
+def call_upns(call: CallRecord, policies: Mapping[str, EffectivePolicyAt]) -> dict[str, str]:
+    """Object id → UPN of the call's users: as the call record names them, else as the policy snapshots do."""
+    found: dict[str, str] = {}
+    for user_id, policy in policies.items():
+        snapshot = policy.snapshot or policy.pending
+        if snapshot is not None and snapshot.effective.user_principal_name:
+            found[user_id] = snapshot.effective.user_principal_name
+    for party in call.participants:
+        if party.kind == "user" and party.id and party.user_principal_name:
+            found[party.id] = party.user_principal_name
+    return found
 
 
 def _alert_id(verdict: Verdict, action: str) -> str:
