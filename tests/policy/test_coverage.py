@@ -3,6 +3,7 @@ resolution to the ledger, and keeps the policy snapshots current."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,13 +11,18 @@ import httpx
 import pytest
 
 from tests.callrecords.fake_authority import AUTHORITY, FakeAuthority
-from tests.policy.conftest import desired
+from tests.policy.conftest import VALID, desired
 from verbatim.graph import GraphClient, GraphCredentials, RetryPolicy
 from verbatim.ledger import InMemoryLedgerStore, Ledger
 from verbatim.policy.compile import compile_desired, retention_classes
 from verbatim.policy.coverage import DRIFT, DRIFT_RESOLVED, InMemoryCoverageStateStore, audit_coverage
 from verbatim.policy.directory import DirectoryUser, InMemoryDirectory
-from verbatim.policy.readers import GraphEffectivePolicies, StateEffectivePolicies, catalog_from_desired
+from verbatim.policy.readers import (
+    GraphEffectivePolicies,
+    StateEffectivePolicies,
+    catalog_from_desired,
+    tenant_default_policy,
+)
 from verbatim.policy.snapshots import InMemoryPolicySnapshotStore
 from verbatim.policy.state import TenantState, UserAssignmentState
 
@@ -195,6 +201,10 @@ def graph_serving(pages: list[list[dict[str, Any]]]) -> GraphClient:
             body["@odata.nextLink"] = f"https://graph.test/v1.0/admin/teams/userConfigurations?page={page + 1}"
         return httpx.Response(200, json=body)
 
+    return graph_answering(handler)
+
+
+def graph_answering(handler: Callable[[httpx.Request], httpx.Response]) -> GraphClient:
     credentials = GraphCredentials(
         client_id="app", client_secret="s3cret", authority_host=AUTHORITY, transport=FakeAuthority().transport()
     )
@@ -223,7 +233,7 @@ def test_graph_effective_policies_follow_pages_and_read_the_compliance_policy_ty
             ],
             [
                 user_configuration("u-bob", "bob@contoso.com", None),
-                user_configuration("u-rec", "recorder@contoso.com", None, kind="resourceAccount"),
+                user_configuration("u-rec", "verbatim-recorder@contoso.onmicrosoft.com", None, kind="resourceAccount"),
                 user_configuration("u-old", "old@contoso.com", {"assignmentType": "direct", "displayName": "Legacy"}),
             ],
         ]
@@ -243,5 +253,52 @@ def test_graph_effective_policies_follow_pages_and_read_the_compliance_policy_ty
         "mifid-5y",
     )
     assert (found["u-dana"].source, found["u-dana"].records, found["u-dana"].strict) == ("direct", True, False)
-    assert (found["u-bob"].policy_name, found["u-bob"].source, found["u-bob"].records) == (None, "none", False)
+    # no compliance entry: the tenant default, the built-in Global policy (not declared, so not trusted to record)
+    assert (found["u-bob"].policy_name, found["u-bob"].source, found["u-bob"].records) == ("Global", "global", False)
     assert (found["u-old"].policy_name, found["u-old"].records) == ("Legacy", False)  # unknown policy: not trusted
+    # recorders named by their resource account's object id, found in the same list
+    assert alice.recorder_instance_ids == ["u-rec"]
+
+
+def test_a_user_without_a_compliance_entry_has_the_declared_tenant_wide_policy() -> None:
+    text = VALID.replace("assignments:\n  users:\n", "assignments:\n  global: Advisers-Relaxed\n  users:\n", 1)
+    assert text != VALID
+    declared = desired(text)
+    graph = graph_serving([[user_configuration("u-bob", "bob@contoso.com", None)]])
+    reader = GraphEffectivePolicies(
+        graph, catalog_from_desired(declared), tenant_default=tenant_default_policy(declared)
+    )
+
+    (bob,) = reader.effective()
+
+    assert (bob.policy_name, bob.source, bob.group_id, bob.records, bob.strict) == (
+        "Advisers-Relaxed",
+        "global",
+        None,
+        True,
+        False,
+    )
+    assert tenant_default_policy(desired()) == "Global" and tenant_default_policy(None) == "Global"
+
+
+def test_one_users_configuration_is_read_with_or_without_the_documented_value_wrapper() -> None:
+    item = user_configuration(
+        "u-alice", "alice@contoso.com", {"assignmentType": "group", "displayName": "Traders-Strict", "groupId": TRADERS}
+    )
+
+    def reader_answering(body: dict[str, Any]) -> GraphEffectivePolicies:
+        def handler(request: httpx.Request) -> httpx.Response:
+            assert request.url.path == "/v1.0/admin/teams/userConfigurations/u-alice"
+            return httpx.Response(200, json=body)
+
+        return GraphEffectivePolicies(graph_answering(handler), catalog_from_desired(desired()))
+
+    user = DirectoryUser(id="u-alice", user_principal_name="alice@contoso.com")
+    for body in (item, {"value": item}):
+        found = reader_answering(body).for_user(user)
+        assert (found.policy_name, found.source, found.group_id, found.records) == (
+            "Traders-Strict",
+            "group",
+            TRADERS,
+            True,
+        )

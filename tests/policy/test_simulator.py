@@ -1,6 +1,7 @@
 """The whole loop against the Teams/Graph simulator (a real process): the example file matches the demo
 tenant; plan, apply and plan again shows no changes; jurisdictions warn and exclude; drift is found when a
-user joins a must-record group without a policy, by the audit and by the Function App's timer."""
+user joins a must-record group without a policy, by the audit reading Graph (the simulator's
+`/admin/teams/userConfigurations`) and by the Function App's timer."""
 
 from __future__ import annotations
 
@@ -12,19 +13,28 @@ from azure.functions.timer import TimerRequest
 
 from tests.policy.conftest import Simulator
 from verbatim.cli import main
+from verbatim.contracts.policy import CoverageReport, EffectivePolicy
+from verbatim.graph import graph_client
 from verbatim.ledger import InMemoryLedgerStore, Ledger
-from verbatim.policy.coverage import DRIFT, InMemoryCoverageStateStore, audit_coverage
-from verbatim.policy.readers import StateEffectivePolicies
+from verbatim.policy.coverage import DRIFT, DRIFT_RESOLVED, InMemoryCoverageStateStore, audit_coverage
+from verbatim.policy.directory import GraphDirectory
+from verbatim.policy.readers import (
+    GraphEffectivePolicies,
+    StateEffectivePolicies,
+    catalog_from_desired,
+    tenant_default_policy,
+)
 from verbatim.policy.service import plan
 from verbatim.policy.simulator import apply_to_simulator, current_from_simulator
 from verbatim.policy.validation import load_desired_state
-from verbatim.settings import Settings
+from verbatim.settings import Settings, get_settings, reload_settings
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "policies" / "demo-tenant.yaml"
 TRADERS = "7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a01"
 FRONT_OFFICE = "8f9a0b1c-2d3e-4f4a-9b5c-6d7e8f9a0b02"
+RECORDER_INSTANCE = "0d1e2f3a-4b5c-4d6e-8f70-a1b2c3d4e5f6"
 TOM, NED, UNA = (
     "1f0e2d3c-4b5a-4968-8776-a5b4c3d2e101",
     "3b2c4d5e-6f70-4b8c-9dae-c1d2e3f4a103",
@@ -170,39 +180,97 @@ def test_jurisdiction_rules_warn_and_exclude_against_the_simulator(simulator: Si
     }
 
 
-def test_drift_is_found_when_a_user_joins_a_must_record_group_without_a_policy(simulator: Simulator) -> None:
+def test_drift_is_found_through_graph_when_a_user_joins_a_must_record_group_without_a_policy(
+    simulator: Simulator,
+) -> None:
+    """The audit as the timer runs it: group members and effective policies from Graph (the simulator's
+    `/v1.0/groups/.../transitiveMembers` and `/v1.0/admin/teams/userConfigurations`), never `/sim`."""
     validated = load_desired_state(EXAMPLE.read_text(), "demo-tenant.yaml")
     groups = [g.group for g in validated.desired.must_record.groups]
     coverage = InMemoryCoverageStateStore()
     ledger_store = InMemoryLedgerStore()
+    graph = graph_client(get_settings())
+    directory = GraphDirectory(graph)
+    reader = GraphEffectivePolicies(
+        graph,
+        catalog_from_desired(validated.desired, directory),
+        tenant_default=tenant_default_policy(validated.desired),
+        page_size=2,  # the demo tenant's six accounts take three pages
+    )
 
-    def audit(at: datetime) -> object:
-        current = current_from_simulator(simulator.http_url)
-        assert current.directory is not None
+    def audit(at: datetime) -> CoverageReport:
         return audit_coverage(
             must_record_groups=groups,
-            directory=current.directory,
-            reader=StateEffectivePolicies(current.state, current.directory, source=current.target),
+            directory=directory,
+            reader=reader,
             now=at,
             state_store=coverage,
             ledger=Ledger(ledger_store, "main", None),
         )
 
-    clean = audit(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    try:
+        clean = audit(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+        front_office = next(g for g in simulator.tenant()["groups"] if g["id"] == FRONT_OFFICE)
+        simulator.put("groups", FRONT_OFFICE, {**front_office, "members": [*front_office["members"], UNA]})
+        drifted = audit(datetime(2026, 3, 2, 9, 15, tzinfo=UTC))
+        # the fix goes through Graph too: a direct assignment with the beta assignment API
+        policy = graph.get_json(
+            f"{graph.base_url}/beta/admin/teams/policy/getPolicyId("
+            "type='TeamsComplianceRecordingPolicy',name='AdvisoryRecording')"
+        )["value"][0]["policyId"]
+        graph.post_json(
+            f"{graph.base_url}/beta/admin/teams/policy/userAssignments/assign",
+            {"value": [{"userId": UNA, "policyType": "TeamsComplianceRecordingPolicy", "policyId": policy}]},
+        )
+        fixed = audit(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+    finally:
+        graph.close()
+
+    assert clean.source == f"Graph {simulator.http_url} teamsUserConfiguration"
+    assert (clean.must_record_users, clean.recorded_users, clean.findings) == (3, 3, [])
+    assert [
+        (f.user_principal_name, f.severity, f.effective.policy_name, f.effective.source) for f in drifted.findings
+    ] == [("una.unrecorded@contoso.onmicrosoft.com", "alert", "Global", "global")]
+    assert (fixed.recorded_users, fixed.findings, fixed.resolved_findings) == (4, [], drifted.new_findings)
+    head = ledger_store.read_head("main")
+    assert head is not None and [e.kind for e in ledger_store.entries("main", 1, head.seq)] == [DRIFT, DRIFT_RESOLVED]
+
+
+def test_graph_and_the_simulators_own_resolution_agree_on_every_users_effective_policy(simulator: Simulator) -> None:
+    """The Graph reader (what the timer uses) and a full read of the simulator's tenant (what `--target sim`
+    plans against) resolve every user alike, after edits of every kind of assignment."""
+    validated = load_desired_state(EXAMPLE.read_text(), "demo-tenant.yaml")
+    add_legacy_policy(simulator)  # a group and a direct assignment the file does not declare
     front_office = next(g for g in simulator.tenant()["groups"] if g["id"] == FRONT_OFFICE)
     simulator.put("groups", FRONT_OFFICE, {**front_office, "members": [*front_office["members"], UNA]})
-    drifted = audit(datetime(2026, 3, 2, 9, 15, tzinfo=UTC))
+    graph = graph_client(get_settings())
+    try:
+        via_graph = {
+            p.user_id: p
+            for p in GraphEffectivePolicies(
+                graph,
+                catalog_from_desired(validated.desired, GraphDirectory(graph)),
+                tenant_default=tenant_default_policy(validated.desired),
+            ).effective()
+        }
+    finally:
+        graph.close()
+    current = current_from_simulator(simulator.http_url)
+    assert current.directory is not None
+    via_state = {p.user_id: p for p in StateEffectivePolicies(current.state, current.directory).effective()}
 
-    assert (clean.must_record_users, clean.recorded_users, clean.findings) == (3, 3, [])  # type: ignore[attr-defined]
-    findings = drifted.findings  # type: ignore[attr-defined]
-    assert [(f.user_principal_name, f.severity, f.effective.policy_name) for f in findings] == [
-        ("una.unrecorded@contoso.onmicrosoft.com", "alert", "Global")
-    ]
-    head = ledger_store.read_head("main")
-    assert head is not None and [e.kind for e in ledger_store.entries("main", 1, head.seq)] == [DRIFT]
+    def resolution(policy: EffectivePolicy) -> tuple[object, ...]:
+        return (policy.policy_name, policy.source, policy.group_id)
+
+    assert {u: resolution(p) for u, p in via_graph.items()} == {u: resolution(p) for u, p in via_state.items()}
+    assert resolution(via_graph[CORA]) == ("Legacy", "direct", None)
+    assert resolution(via_graph[UNA]) == ("Global", "global", None)  # no entry in Graph: the tenant default
+    assert via_graph[TOM].recorder_instance_ids == via_state[TOM].recorder_instance_ids == [RECORDER_INSTANCE]
 
 
-def test_the_timer_audits_the_published_desired_state_into_cosmos(simulator: Simulator, stack_env: Settings) -> None:
+def test_the_timer_audits_the_published_desired_state_into_cosmos(
+    simulator: Simulator, stack_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from functions import policy as triggers
     from verbatim import clients
     from verbatim.policy.service import publish_desired_state
@@ -216,11 +284,13 @@ def test_the_timer_audits_the_published_desired_state_into_cosmos(simulator: Sim
     front_office = next(g for g in simulator.tenant()["groups"] if g["id"] == FRONT_OFFICE)
     simulator.put("groups", FRONT_OFFICE, {**front_office, "members": [*front_office["members"], UNA]})
     timer = triggers.audit_policy_coverage._function.get_user_function()
+    monkeypatch.delenv("POLICY_SIMULATOR_URL")  # the timer needs Graph only
+    reload_settings()
 
     timer(TimerRequest(past_due=False))
 
     report = CosmosCoverageStateStore(control).load().last_report
-    assert report is not None and report.source == f"simulator {simulator.http_url}"
+    assert report is not None and report.source == f"Graph {simulator.http_url} teamsUserConfiguration"
     assert [f.user_id for f in report.findings] == [UNA]
     assert report.snapshots_written == 5  # every user of the demo tenant, first observation
     drift = list(
@@ -235,5 +305,13 @@ def test_the_timer_audits_the_published_desired_state_into_cosmos(simulator: Sim
         )
     )
     assert [
-        (s["effective"]["policyName"], s["effective"]["strict"], s["effective"]["retentionClass"]) for s in snapshots
-    ] == [("StrictRecording", True, "default")]
+        (
+            s["effective"]["policyName"],
+            s["effective"]["source"],
+            s["effective"]["groupId"],
+            s["effective"]["strict"],
+            s["effective"]["retentionClass"],
+            s["effective"]["recorderInstanceIds"],
+        )
+        for s in snapshots
+    ] == [("StrictRecording", "group", TRADERS, True, "default", [RECORDER_INSTANCE])]

@@ -108,13 +108,14 @@ def must_record_groups(validated: Validated | None, extra: str) -> list[str]:
 
 
 def coverage_audit_from_settings(settings: Settings, now: datetime) -> CoverageReport:
-    """The timer's audit, wired from settings: Cosmos stores, the ledger, and Graph (or, in the devstack,
-    the simulator's tenant when POLICY_SIMULATOR_URL is set)."""
+    """The timer's audit, wired from settings: Cosmos stores, the ledger, and Graph — Microsoft's in Azure,
+    the simulator's in the devstack (GRAPH_BASE_URL) — for group members and effective policies."""
     from verbatim import clients
+    from verbatim.graph import graph_client
     from verbatim.ledger import ledger_from_settings
     from verbatim.policy.coverage import audit_coverage
     from verbatim.policy.directory import GraphDirectory
-    from verbatim.policy.readers import GraphEffectivePolicies, StateEffectivePolicies, catalog_from_desired
+    from verbatim.policy.readers import GraphEffectivePolicies, catalog_from_desired, tenant_default_policy
     from verbatim.policy.snapshots import CONTAINER as SNAPSHOTS
     from verbatim.policy.snapshots import CosmosPolicySnapshotStore
     from verbatim.policy.stores import CONTAINER, CosmosCoverageStateStore, CosmosDesiredStateStore
@@ -129,25 +130,16 @@ def coverage_audit_from_settings(settings: Settings, now: datetime) -> CoverageR
         except InvalidDesiredState as error:
             log.error("the published desired state no longer validates: %s", error.detail)
     groups = must_record_groups(validated, settings.policy_must_record_groups)
-    retention = compile_retention(validated)
     exclusion = validated.desired.jurisdictions.exclusion_policy if validated else None
-    reader: StateEffectivePolicies | GraphEffectivePolicies
-    directory: Directory
-    graph = None
-    if settings.policy_simulator_url:
-        from verbatim.policy.simulator import current_from_simulator
-
-        current = current_from_simulator(settings.policy_simulator_url)
-        assert current.directory is not None
-        directory = current.directory
-        reader = StateEffectivePolicies(current.state, directory, retention_classes=retention, source=current.target)
-    else:
-        from verbatim.graph import graph_client
-
-        graph = graph_client(settings)
-        directory = GraphDirectory(graph)
-        reader = GraphEffectivePolicies(graph, catalog_from_desired(validated.desired, directory) if validated else {})
+    graph = graph_client(settings)
     try:
+        directory = GraphDirectory(graph)
+        desired = validated.desired if validated else None
+        reader = GraphEffectivePolicies(
+            graph,
+            catalog_from_desired(desired, directory) if desired else {},
+            tenant_default=tenant_default_policy(desired),
+        )
         return audit_coverage(
             must_record_groups=groups,
             directory=directory,
@@ -159,11 +151,4 @@ def coverage_audit_from_settings(settings: Settings, now: datetime) -> CoverageR
             exclusion_policy=exclusion,
         )
     finally:
-        if graph is not None:
-            graph.close()
-
-
-def compile_retention(validated: Validated | None) -> dict[str, str]:
-    from verbatim.policy.compile import retention_classes
-
-    return retention_classes(validated.desired) if validated else {}
+        graph.close()
