@@ -32,6 +32,9 @@ from devstack.simulator import DEMO_TENANT
 from verbatim.ledger.signing import ensure_local_key
 from verbatim.settings import Settings
 
+# The desired state `verbatim up` publishes for the demo tenant (see `publish_demo_policies`).
+DEMO_POLICIES = REPO_ROOT / "policies" / "demo-tenant.yaml"
+
 
 @dataclass(frozen=True)
 class StackPorts:
@@ -200,7 +203,8 @@ def app_environment(config: StackConfig) -> dict[str, str]:
         "LEDGER_SIGNING_KEY_FILE": str(ensure_local_key(config.state_dir / "ledger" / "signing-key.pem")),
         # Azurite answers 501 to immutability policies and legal holds: tolerated only when this says so.
         "RECORDINGS_STORAGE_IS_EMULATOR": "true",
-        # The coverage audit reads effective policies from the simulator's tenant API locally.
+        # Dev sign-in (`/api/v1/dev/token`) mints tokens and the plan endpoint plans against the simulator's
+        # tenant API; the coverage audit reads Graph (the simulator's `/v1.0`) like in Azure.
         "POLICY_SIMULATOR_URL": simulator,
     }
 
@@ -440,11 +444,44 @@ def fire_function(config: StackConfig, name: str) -> None:
         raise StartupError(f"functions: firing {name} answered {response.status_code}: {response.text[:300]}")
 
 
+def publish_demo_policies(config: StackConfig) -> bool:
+    """Publish `policies/demo-tenant.yaml` through the policy API (as Recorder.Admin, a simulator dev token)
+    when the stack runs the demo tenant and no desired state is published yet; True when it was published now.
+
+    The coverage audit reads each user's policy *name* from Graph; what a policy does (records? strict?
+    which recorders?) comes from the published desired state, as in Azure, where an admin publishes it."""
+    from verbatim import clients
+    from verbatim.policy.stores import CONTAINER, CosmosDesiredStateStore
+
+    if config.tenant_path.resolve() != DEMO_TENANT.resolve():
+        return False  # the file declares the demo tenant's policies only
+    settings = Settings.model_validate(app_environment(config))
+    if CosmosDesiredStateStore(clients.cosmos_database(settings).get_container_client(CONTAINER)).load():
+        return False
+    login = {"sub": "devstack", "name": "verbatim up", "roles": ["Recorder.Admin"]}
+    token = httpx.post(f"{config.simulator_url}/sim/tokens", json=login, timeout=10.0)
+    token.raise_for_status()
+    response = httpx.put(
+        f"{config.functions_url}/api/v1/policy/desired-state",
+        content=DEMO_POLICIES.read_bytes(),
+        headers={"Authorization": f"Bearer {token.json()['access_token']}", "Content-Type": "application/yaml"},
+        timeout=30.0,
+    )
+    if response.status_code != 200:
+        raise StartupError(
+            f"functions: publishing {DEMO_POLICIES.name} answered {response.status_code}: {response.text[:300]}"
+        )
+    return True
+
+
 def prime(config: StackConfig, components: list[Component], echo: Callable[[str], None] = print) -> None:
-    """Run once at start what Azure would have run long before: the policy coverage audit (a 15-minute timer)
-    records every user's effective policy, which reconciliation needs for the calls placed from now on."""
+    """Run once at start what Azure would have run long before: publish the demo tenant's desired state (if
+    none is published yet) and run the policy coverage audit (a 15-minute timer), which records every user's
+    effective policy, which reconciliation needs for the calls placed from now on."""
     if {"functions", "simulator"} <= {c.name for c in components}:
         try:
+            if publish_demo_policies(config):
+                echo(f"published {DEMO_POLICIES.relative_to(REPO_ROOT)} as the desired state the coverage audit uses")
             fire_function(config, "audit_policy_coverage")
         except (StartupError, httpx.HTTPError) as error:
             echo(f"(could not run the policy coverage audit now: {error}; it runs every 15 minutes)")
