@@ -16,12 +16,14 @@ from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
 from verbatim.errors import NotFound
 from verbatim.ledger import ledger_from_settings
 from verbatim.policy import api
+from verbatim.policy.coverage import audit_once
 from verbatim.policy.render import render_plan
 from verbatim.policy.service import coverage_audit_from_settings
 from verbatim.policy.snapshots import CONTAINER as SNAPSHOTS
 from verbatim.policy.snapshots import CosmosPolicySnapshotStore
 from verbatim.policy.stores import CONTAINER as CONTROL
 from verbatim.policy.stores import CosmosCoverageStateStore, CosmosDesiredStateStore
+from verbatim.reconciliation.hooks import notify_policies_observed
 from verbatim.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -83,9 +85,18 @@ def effective_policy_at(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(answer)
 
 
-@bp.timer_trigger(arg_name="timer", schedule="0 */15 * * * *")
+@bp.timer_trigger(arg_name="timer", schedule="0 */15 * * * *", run_on_startup=True)
 def audit_policy_coverage(timer: func.TimerRequest) -> None:
-    report = coverage_audit_from_settings(get_settings(), datetime.now(UTC))
+    """Every 15 minutes and at start-up: reconciliation needs each user's policy for the first calls after a
+    deployment. Start-ups come with every scale-out and wake-up on Flex Consumption, so `audit_once` skips the
+    run when an audit finished moments ago or is under way on another instance."""
+    settings, now = get_settings(), datetime.now(UTC)
+    state = CosmosCoverageStateStore(clients.cosmos_database(settings).get_container_client(CONTROL))
+    report = audit_once(state, now, lambda: coverage_audit_from_settings(settings, now))
+    if report is None:
+        log.info("policy coverage audit skipped: one ran moments ago or is under way")
+        return
+    notify_policies_observed(report, settings=settings)  # verdicts waiting for a user's policy can be decided
     log.info(
         "policy coverage audited",
         extra={

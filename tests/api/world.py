@@ -138,6 +138,7 @@ def build_world(settings: Settings, synthetic: int = 6) -> World:
     snapshots = CosmosPolicySnapshotStore(database.get_container_client("policy_snapshots"))
     for user in (TRADER, SALES):
         snapshots.add(snapshot(user))
+    snapshots.add(snapshot(CLIENT, records=False))  # the audit observes every user of the tenant
 
     sealed = seal_recording(settings)
     world.sealed = sealed

@@ -30,6 +30,7 @@ def test_the_hook_and_the_trigger_turn_a_late_recording_into_a_recorded_verdict(
     drain(stack_env, "reconciliation-requests")  # the queue lives in the session's Azurite: other tests' messages
     runtime = reconciliation_runtime(stack_env)
     runtime.reconciler.snapshots.add(snapshot(TRADER))
+    runtime.reconciler.snapshots.add(snapshot(CLIENT, records=False))  # the audit observes every user
     runtime.reconciler.calls.save_if_newer(call("c-late", [party(TRADER), party(CLIENT)]), {"id": "c-late"})
     stored = CallRecordStored(call_record_id="c-late", version=1, type="peerToPeer", stored_at="2025-03-03T10:00:00Z")
 
@@ -59,6 +60,7 @@ def test_the_hook_and_the_trigger_turn_a_late_recording_into_a_recorded_verdict(
 def test_concurrent_evaluations_of_one_call_store_one_verdict_per_user(stack_env: Settings) -> None:
     runtime = reconciliation_runtime(stack_env)
     runtime.reconciler.snapshots.add(snapshot(TRADER))
+    runtime.reconciler.snapshots.add(snapshot(CLIENT, records=False))  # the audit observes every user
     runtime.reconciler.calls.save_if_newer(call("c-busy", [party(TRADER), party(CLIENT)]), {"id": "c-busy"})
 
     with ThreadPoolExecutor(4) as pool:
@@ -76,3 +78,26 @@ def test_the_hook_reports_failure_instead_of_failing_the_lifecycle(stack_env: Se
 
     broken = InMemoryQueue(fail=True)
     assert notify_recording_indexed(recording("r-x", "c-x", TRADER), queue=broken) is False
+
+
+def test_the_daily_run_decides_a_verdict_that_waited_for_a_policy_when_the_audits_message_was_lost(
+    stack_env: Settings,
+) -> None:
+    runtime = reconciliation_runtime(stack_env)
+    runtime.reconciler.calls.save_if_newer(call("c-early", [party(TRADER), party(CLIENT)]), {"id": "c-early"})
+    runtime.reconciler.reconcile_call("c-early")  # before the first audit: nobody observed yet
+    assert {(v["userId"], v["verdict"]) for v in cosmos_items(stack_env, "verdicts")} == {
+        (TRADER, "pending"),
+        (CLIENT, "pending"),
+    }
+
+    # The audit observes both (after the call), but its `policies.observed` message never arrives.
+    first_audit = T0 + timedelta(minutes=10)
+    runtime.reconciler.snapshots.add(snapshot(TRADER, since=first_audit))
+    runtime.reconciler.snapshots.add(snapshot(CLIENT, records=False, since=first_audit))
+    run = runtime.reporter.run(T0.date())
+
+    (verdict,) = cosmos_items(stack_env, "verdicts")
+    assert (verdict["userId"], verdict["verdict"], verdict["reason"]) == (TRADER, "missing", "no_invitation")
+    assert run.reevaluated_calls == 1
+    assert (run.counts["expected"], run.counts["missing"], run.counts["pending"]) == (1, 1, 0)

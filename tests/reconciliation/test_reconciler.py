@@ -33,7 +33,10 @@ from verbatim.reconciliation.store import InMemoryRecordingFinder, InMemoryVerdi
 class World:
     def __init__(self) -> None:
         self.calls = InMemoryCallRecordStore()
-        self.snapshots = InMemoryPolicySnapshotStore([snapshot(TRADER), snapshot(SALES, strict=False)])
+        # The coverage audit observes every user of the tenant, recorded or not: the client too.
+        self.snapshots = InMemoryPolicySnapshotStore(
+            [snapshot(TRADER), snapshot(SALES, strict=False), snapshot(CLIENT, records=False)]
+        )
         self.records: dict[str, RecordingRecord] = {}
         self.verdicts = InMemoryVerdictStore()
         self.audit = InMemoryAuditLog()

@@ -1,6 +1,6 @@
 """Reconciliation contracts: the verdict per (call, policy user) in Cosmos `verdicts`, the `recording.indexed`
-message that asks for a re-evaluation when a recording is sealed, and the signed daily completeness report
-written to the `reports` blob container.
+and `policies.observed` messages that ask for re-evaluations (a recording was sealed; policy snapshots were
+written), and the signed daily completeness report written to the `reports` blob container.
 
 Field names are camelCase on the wire (like the call-record contracts they are derived from). Times are
 canonical UTC strings (`2025-03-03T09:00:00.000000Z`) so they compare and sort as text in Cosmos.
@@ -20,7 +20,7 @@ VerdictState = Literal[
     "recorded",  # the user's whole presence in the call is covered by sealed recordings (within tolerance)
     "partial",  # some of it is covered: see `coverage` and `gaps`
     "missing",  # none of it is covered
-    "pending",  # a matching recording exists but is not sealed yet; re-evaluated when it is
+    "pending",  # not decided yet: a recording is not sealed, or the user's policy is not known; re-evaluated
 ]
 VerdictReason = Literal[
     "recorded",
@@ -32,6 +32,8 @@ VerdictReason = Literal[
     "no_invitation",  # no recorder ever reported on this user's call: it was not invited (or never told us)
     "recording_pending",  # a recording is still being captured or sealed
     "policy_change_pending",  # the call fell in the propagation window of a policy change
+    "policy_unknown",  # pending: the coverage audit has not observed the user yet, so whether they had to be
+    # recorded is not known; re-evaluated when it has (after each audit that writes snapshots, and daily)
     "unknown",
 ]
 
@@ -114,6 +116,17 @@ class RecordingIndexed(CamelContract):
     status: str | None = None
     call_chain_id: str | None = None
     observed_user_id: str | None = None
+    at: str
+
+
+@contract("policies.observed", 1)
+class PoliciesObserved(CamelContract):
+    """`reconciliation-requests` message: the coverage audit wrote policy snapshots, so verdicts waiting for a
+    user's policy (`pending`, reason `policy_unknown`) can be decided now. Idempotent."""
+
+    schema_name: Literal["policies.observed"] = Field(default="policies.observed", alias="schema")
+    schema_version: Literal[1] = 1
+    snapshots_written: int = Field(default=0, ge=0)
     at: str
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from pydantic import JsonValue
@@ -27,31 +28,86 @@ log = logging.getLogger(__name__)
 DRIFT = "policy.drift"
 DRIFT_RESOLVED = "policy.drift.resolved"
 
+# The audit timer also runs at start-up (the first calls after a deployment need snapshots), and on Flex
+# Consumption a start-up happens at every scale-out and every wake-up: at most one audit starts in this
+# interval across instances, and a claim keeps instances starting together from auditing side by side.
+AUDIT_MIN_INTERVAL = timedelta(minutes=5)
+AUDIT_CLAIM_TIMEOUT = timedelta(minutes=10)  # a claim older than this belongs to an instance that died
+
 
 @dataclass
 class CoverageState:
-    """What the previous run left: its time and its open findings (by key)."""
+    """What the previous run left: its time and its open findings (by key); and a run under way, if any."""
 
     last_run: datetime | None = None
     open_findings: dict[str, CoverageFinding] = field(default_factory=dict)
     last_report: CoverageReport | None = None
+    claimed_at: datetime | None = None  # an audit started then and has not finished (saving clears it)
+
+
+def audit_due(
+    state: CoverageState,
+    now: datetime,
+    min_interval: timedelta = AUDIT_MIN_INTERVAL,
+    claim_timeout: timedelta = AUDIT_CLAIM_TIMEOUT,
+) -> bool:
+    """Whether an audit should start now: none finished in the last `min_interval` and none is under way."""
+    if state.last_run is not None and now - state.last_run < min_interval:
+        return False
+    return state.claimed_at is None or now - state.claimed_at >= claim_timeout
 
 
 class CoverageStateStore(Protocol):
     def load(self) -> CoverageState: ...
 
-    def save(self, state: CoverageState) -> None: ...
+    def save(self, state: CoverageState) -> None:
+        """Store the state of a finished run (its `claimed_at` is None: the claim ends with the run)."""
+
+    def claim(self, now: datetime) -> bool:
+        """Atomically mark an audit as started at `now` if one is due (`audit_due`); False when not."""
+
+    def release(self, claimed_at: datetime) -> None:
+        """Drop the claim made at `claimed_at` (the run failed), so the next start-up or tick may audit."""
 
 
 class InMemoryCoverageStateStore:
     def __init__(self) -> None:
         self.state = CoverageState()
+        self._lock = threading.Lock()
 
     def load(self) -> CoverageState:
-        return CoverageState(self.state.last_run, dict(self.state.open_findings), self.state.last_report)
+        state = self.state
+        return CoverageState(state.last_run, dict(state.open_findings), state.last_report, state.claimed_at)
 
     def save(self, state: CoverageState) -> None:
         self.state = state
+
+    def claim(self, now: datetime) -> bool:
+        with self._lock:
+            if not audit_due(self.state, now):
+                return False
+            self.state = CoverageState(
+                self.state.last_run, dict(self.state.open_findings), self.state.last_report, claimed_at=now
+            )
+            return True
+
+    def release(self, claimed_at: datetime) -> None:
+        with self._lock:
+            if self.state.claimed_at == claimed_at:
+                self.state.claimed_at = None
+
+
+def audit_once(store: CoverageStateStore, now: datetime, audit: Callable[[], CoverageReport]) -> CoverageReport | None:
+    """Run `audit` unless another run finished moments ago or is under way (then None): what makes the timer's
+    start-up runs cheap and harmless on every scale-out. The audit itself is idempotent (snapshots are written
+    on change only, drift once per episode); this keeps it from running N times for N instances."""
+    if not store.claim(now):
+        return None
+    try:
+        return audit()
+    except BaseException:
+        store.release(now)
+        raise
 
 
 def must_record_members(

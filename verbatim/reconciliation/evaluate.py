@@ -57,7 +57,7 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class PolicyUser:
-    """A participant of the call whose recording was required (or evidently attempted)."""
+    """A participant of the call whose recording was required, evidently attempted, or not known yet."""
 
     party: Party
     policy: EffectivePolicyAt
@@ -67,12 +67,31 @@ class PolicyUser:
         assert self.party.id is not None
         return self.party.id
 
+    @property
+    def awaiting_policy(self) -> bool:
+        """The coverage audit has not observed this user at all yet: whether they had to be recorded is unknown."""
+        return self.policy.snapshot is None and self.policy.pending is None
+
+
+def must_record(policy: EffectivePolicyAt) -> bool | None:
+    """Whether the user had to be recorded at call time: True/False, or None when not known.
+
+    As the snapshot store answers, except for a call before the user's first observation: no change of the
+    user's policy was ever seen, so that first observation is the best evidence there is (the verdict's
+    `policy.certain` stays false). Without this, every call placed before the first audit after a deployment
+    would be judged on a "change in flight" that never happened."""
+    first = policy.pending
+    if policy.snapshot is None and first is not None and first.changed_after is None:
+        return first.effective.records
+    return policy.must_record
+
 
 def policy_users(
     call: CallRecord, policies: Mapping[str, EffectivePolicyAt], recorded_users: Iterable[str] = ()
 ) -> list[PolicyUser]:
-    """The call's users who had to be recorded: their effective policy at call time records, or it is not
-    known (never observed, or a change in flight) and a recorder reported on them in this call."""
+    """The call's users who had to be recorded: their effective policy at call time records; or it is not known
+    — a change in flight whose two values disagree, a recorder reported on them, or they are of the call's
+    tenant and the coverage audit has not observed them yet (their verdict then waits for it)."""
     attempted = set(recorded_users)
     found: dict[str, PolicyUser] = {}
     for party in call.participants:
@@ -81,9 +100,14 @@ def policy_users(
         policy = policies.get(party.id)
         if policy is None:
             continue
-        must = policy.must_record
-        if must is True or (must is None and (party.id in attempted or policy.pending is not None)):
-            found[party.id] = PolicyUser(party, policy)
+        must = must_record(policy)
+        if must is False:
+            continue
+        unobserved = policy.snapshot is None and policy.pending is None
+        ours = party.tenant_id is not None and party.tenant_id == call.tenant_id
+        if unobserved and party.id not in attempted and not ours:
+            continue  # a user of no known tenant whom no audit will ever observe: not ours to wait for
+        found[party.id] = PolicyUser(party, policy)
     return [found[key] for key in sorted(found)]
 
 
@@ -261,6 +285,12 @@ def assess(call: CallRecord, user: PolicyUser, records: Sequence[RecordingRecord
     pending = [r for r in records if r.status not in FINAL and not _rejected(r)]
     untolerated = [g for g in classified if not g.tolerated(tolerance)]
 
+    if user.awaiting_policy and not records:
+        # No recorder reported on the user and their policy is not known: no verdict can be given yet, and
+        # none must be lost. The next audit that writes snapshots (or the daily run) decides it.
+        detail = "the coverage audit has not observed this user yet: whether the call had to be recorded is not known"
+        return Assessment("pending", "policy_unknown", detail, coverage, recorded, gaps, present, blocked)
+
     if expected > 0 and recorded > 0 and not untolerated:
         return Assessment("recorded", "recorded", "", 1.0 if missing == 0 else coverage, recorded, [], present, False)
     if pending:
@@ -314,7 +344,7 @@ def _reason(
         if early:
             return "recording_ended_early", f"recording stopped {early:.1f} s before the user left"
         return "unknown", f"recordings do not cover {middle:.1f} s in the middle of the user's presence"
-    if user.policy.pending is not None and user.policy.must_record is None:
+    if user.policy.pending is not None and must_record(user.policy) is None:
         return "policy_change_pending", "the call fell in the propagation window of a change of the user's policy"
     return "no_invitation", "no recorder reported on this call: the recorder was not invited (or never reported)"
 
@@ -329,7 +359,7 @@ def verdict_id(call_id: str, user_id: str) -> str:
 
 
 def policy_at_call(policy: EffectivePolicyAt) -> PolicyAtCall:
-    snapshot = policy.snapshot
+    snapshot = policy.snapshot or policy.pending  # before the first observation: that observation (uncertain)
     effective = snapshot.effective if snapshot is not None else None
     return PolicyAtCall(
         policy_name=effective.policy_name if effective else None,
@@ -359,7 +389,11 @@ def build_verdict(
         call_record_version=call.version,
         user_id=user.user_id,
         user_principal_name=user.party.user_principal_name
-        or (user.policy.snapshot.effective.user_principal_name if user.policy.snapshot else None),
+        or (
+            observed.effective.user_principal_name
+            if (observed := user.policy.snapshot or user.policy.pending)
+            else None
+        ),
         display_name=user.party.display_name,
         tenant_id=user.party.tenant_id or call.tenant_id,
         day=(start.date().isoformat() if start else (call.start_date_time or "unknown")[:10]),

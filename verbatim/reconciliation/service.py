@@ -2,12 +2,15 @@
 
 `callrecord.stored` (a new call-record version) re-evaluates that call; `recording.indexed` (a recording
 sealed or given up) re-evaluates every call the recording may belong to, so a late recording updates the
-verdict it completes. Both always read the newest call record and recording records, so messages may come
-twice and in any order: the verdicts converge. Each evaluation also refreshes the search entries of the
-call's recordings, with the UPNs the recorder could not report (from the call record, else the policy
-snapshots). A verdict that becomes missing or partial raises an alert (an `alert` record in the Cosmos
-`audit` container and a WARNING log line); one that becomes recorded again raises a
-`reconciliation.resolved` record.
+verdict it completes; `policies.observed` (the coverage audit wrote policy snapshots) re-evaluates the calls
+with a verdict waiting for a user's policy — a user the audit had not observed when the call was evaluated
+gets a `pending` verdict (`policy_unknown`), never none, and it is decided or withdrawn (not a policy user
+after all) once the policy is known. All three always read the newest call record, recording records and
+snapshots, so messages may come twice and in any order: the verdicts converge. Each evaluation also
+refreshes the search entries of the call's recordings, with the UPNs the recorder could not report (from the
+call record, else the policy snapshots). A verdict that becomes missing or partial raises an alert (an
+`alert` record in the Cosmos `audit` container and a WARNING log line); one that becomes recorded again
+raises a `reconciliation.resolved` record.
 """
 
 from __future__ import annotations
@@ -27,16 +30,18 @@ from verbatim.callrecords.times import format_datetime, parse_datetime, utcnow
 from verbatim.contracts.callrecords import CallRecord, CallRecordStored
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.policy import EffectivePolicyAt
-from verbatim.contracts.reconciliation import RecordingIndexed, Verdict
+from verbatim.contracts.reconciliation import PoliciesObserved, RecordingIndexed, Verdict
 from verbatim.errors import InvalidInput
 from verbatim.logging import correlation
 from verbatim.policy.snapshots import PolicySnapshotStore
 from verbatim.reconciliation.evaluate import Tolerance, build_verdict, policy_users, recordings_for
-from verbatim.reconciliation.store import RecordingFinder, SavedVerdict, VerdictStore
+from verbatim.reconciliation.store import RecordingFinder, SavedVerdict, VerdictQuery, VerdictStore
 
 log = logging.getLogger(__name__)
 
-ReconciliationRequest = CallRecordStored | RecordingIndexed
+ReconciliationRequest = CallRecordStored | RecordingIndexed | PoliciesObserved
+# Call records live 30 days: a verdict still waiting for a policy after that cannot be re-evaluated anyway.
+AWAITING_POLICY_DAYS = 30
 
 
 class SearchIndexer(Protocol):
@@ -51,7 +56,8 @@ class SearchIndexer(Protocol):
 
 
 def parse_request(body: str | bytes) -> ReconciliationRequest:
-    """A `reconciliation-requests` message: `callrecord.stored` or `recording.indexed`, told apart by `schema`."""
+    """A `reconciliation-requests` message: `callrecord.stored`, `recording.indexed` or `policies.observed`, told
+    apart by `schema`."""
     try:
         data: Any = json.loads(body)
     except ValueError as error:
@@ -62,6 +68,8 @@ def parse_request(body: str | bytes) -> ReconciliationRequest:
             return RecordingIndexed.model_validate(data)
         if schema == "callrecord.stored":
             return CallRecordStored.model_validate(data)
+        if schema == "policies.observed":
+            return PoliciesObserved.model_validate(data)
     except ValidationError as error:
         raise InvalidInput(f"invalid {schema} message: {error.error_count()} errors") from error
     raise InvalidInput(f"unknown reconciliation request schema {schema!r}")
@@ -101,6 +109,8 @@ class Reconciler:
     def handle(self, request: ReconciliationRequest) -> list[CallOutcome]:
         if isinstance(request, CallRecordStored):
             return [self.reconcile_call(request.call_record_id)]
+        if isinstance(request, PoliciesObserved):
+            return self.reevaluate_awaiting_policy()
         return self.recording_indexed(request.recording_id)
 
     # --- one call ---------------------------------------------------------------------------------------
@@ -136,6 +146,7 @@ class Reconciler:
             saved.append(result)
             if result.changed:
                 self._alert(result)
+        self._withdraw_unneeded(call.id, {u.user_id for u in users})
         verdicts = [s.verdict for s in saved]
         if self.index is not None:
             upns = call_upns(call, policies)
@@ -149,6 +160,31 @@ class Reconciler:
             extra={"version": call.version, "policy_users": len(users), "changed": changed, "alerts": alerts},
         )
         return CallOutcome(call.id, verdicts, changed, alerts)
+
+    def _withdraw_unneeded(self, call_id: str, policy_users: set[str]) -> None:
+        """Withdraw the `pending` verdicts of users who, their policy now known, did not have to be recorded."""
+        for stale in self.verdicts.for_call(call_id):
+            if stale.user_id in policy_users or (stale.verdict, stale.reason) != ("pending", "policy_unknown"):
+                continue
+            if self.verdicts.withdraw(stale):
+                log.info(
+                    "verdict withdrawn: the user's policy did not record at call time", extra={"user_id": stale.user_id}
+                )
+
+    def reevaluate_awaiting_policy(self) -> list[CallOutcome]:
+        """Re-evaluate every call with a verdict waiting for a user's policy (`pending`, `policy_unknown`)."""
+        since = format_datetime(self.clock() - timedelta(days=AWAITING_POLICY_DAYS))
+        calls: set[str] = set()
+        continuation: str | None = None
+        while True:
+            page, continuation = self.verdicts.query(
+                VerdictQuery(start_from=since, verdict="pending", limit=200, continuation=continuation)
+            )
+            calls.update(v.call_id for v in page if v.reason == "policy_unknown")
+            if not continuation or not page:
+                break
+        log.info("re-evaluating calls waiting for a policy", extra={"calls": len(calls)})
+        return [self.reconcile_call(call_id) for call_id in sorted(calls)]
 
     def _candidate_recordings(self, call: CallRecord) -> list[RecordingRecord]:
         found = {r.id: r for r in self.recordings.for_call_chain(call.id)}

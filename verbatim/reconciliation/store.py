@@ -3,7 +3,8 @@ records it matches against (Cosmos `recordings`, written by the lifecycle; read-
 
 A verdict is replaced only when its outcome changed, with If-Match on its etag, and keeps its earlier
 values in `history`, so re-evaluating the same call any number of times, in any order, converges on one
-document per (call, policy user).
+document per (call, policy user). The one verdict ever deleted is a `pending` one whose user turned out not to
+be a policy user once their policy became known (If-Match too).
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
-from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
+from azure.cosmos.exceptions import (
+    CosmosAccessConditionFailedError,
+    CosmosResourceExistsError,
+    CosmosResourceNotFoundError,
+)
 
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import Verdict, VerdictChange, VerdictState
@@ -57,6 +62,10 @@ class VerdictStore(Protocol):
     def for_user(self, user_id: str, start_from: str, start_to: str) -> list[Verdict]: ...
 
     def query(self, query: VerdictQuery) -> tuple[list[Verdict], str | None]: ...
+
+    def withdraw(self, verdict: Verdict) -> bool:
+        """Delete `verdict` if it is still stored with the same outcome (a `pending` verdict whose user turned
+        out not to be a policy user); False when it is gone or changed meanwhile."""
 
 
 def merge(new: Verdict, current: Verdict | None) -> Verdict | None:
@@ -143,6 +152,21 @@ class CosmosVerdictStore:
             return SavedVerdict(merged, current, changed=True)
         raise Conflict(f"verdict {verdict.id}: too many concurrent writers")
 
+    def withdraw(self, verdict: Verdict) -> bool:
+        document = self._read(verdict.call_id, verdict.id)
+        if document is None or not _verdict(document).same_outcome(verdict):
+            return False
+        try:
+            self._container.delete_item(
+                verdict.id,
+                partition_key=verdict.call_id,
+                etag=document["_etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
+            return False
+        return True
+
     def for_day(self, day: str) -> list[Verdict]:
         items = self._container.query_items(
             "SELECT * FROM c WHERE c.docType = 'verdict' AND c.day = @day",
@@ -207,6 +231,14 @@ class InMemoryVerdictStore:
                 return SavedVerdict(current, current, changed=False)
             self.verdicts[verdict.id] = merged
             return SavedVerdict(merged, current, changed=True)
+
+    def withdraw(self, verdict: Verdict) -> bool:
+        with self._lock:
+            current = self.verdicts.get(verdict.id)
+            if current is None or not current.same_outcome(verdict):
+                return False
+            del self.verdicts[verdict.id]
+            return True
 
     def for_day(self, day: str) -> list[Verdict]:
         found = [v for v in self.verdicts.values() if v.day == day]
