@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from devstack.processes import StartupError
-from devstack.stack import Component, DevTenant, StackConfig, fire_function, publish_demo_policies, restart
+from devstack.stack import Component, DevTenant, StackConfig, fire_function, restart
 
 TOKEN_SECONDS = 12 * 3600
 CALL_RECORD_DELAY_SECONDS = 2.0
@@ -340,7 +340,6 @@ def play(stack: DemoStack, timeout: float = 120.0) -> DemoResult:
     # Reconciliation asks "which policy applied at call time?" from the snapshot store, which the coverage
     # audit (a 15-minute timer) fills: run it now, so the demo's calls fall after the first snapshots.
     stack.sim("PATCH", "/sim/config", {"callRecordDelaySeconds": CALL_RECORD_DELAY_SECONDS})
-    publish_demo_policies(stack.config)  # what the policies do: the audit reads only their names from Graph
     stack.fire("audit_policy_coverage")
     wait_until(lambda: stack.policies_observed(users), 30, "the policy coverage audit to snapshot the policies")
 

@@ -388,6 +388,8 @@ def running(config: StackConfig, echo: Callable[[str], None] = print) -> Iterato
             if component.name == "cosmos":
                 provision(config)
                 snapshots = keep_cosmos_data(config, echo)
+                if publish_demo_policies(config):
+                    echo(f"published {DEMO_POLICIES.relative_to(REPO_ROOT)} as the desired state of the coverage audit")
         yield started
     finally:
         for component in reversed(started):
@@ -445,43 +447,37 @@ def fire_function(config: StackConfig, name: str) -> None:
 
 
 def publish_demo_policies(config: StackConfig) -> bool:
-    """Publish `policies/demo-tenant.yaml` through the policy API (as Recorder.Admin, a simulator dev token)
-    when the stack runs the demo tenant and no desired state is published yet; True when it was published now.
+    """Publish `policies/demo-tenant.yaml` as the desired state (with its `policy.published` ledger entry, as
+    `PUT /api/v1/policy/desired-state` does) when the stack runs the demo tenant and none is published yet;
+    True when it was published now. Runs before the Functions host starts, so every coverage audit sees it.
 
     The coverage audit reads each user's policy *name* from Graph; what a policy does (records? strict?
     which recorders?) comes from the published desired state, as in Azure, where an admin publishes it."""
-    from verbatim import clients
-    from verbatim.policy.stores import CONTAINER, CosmosDesiredStateStore
-
     if config.tenant_path.resolve() != DEMO_TENANT.resolve():
         return False  # the file declares the demo tenant's policies only
+    from datetime import UTC, datetime
+
+    from verbatim import clients
+    from verbatim.ledger import ledger_from_settings
+    from verbatim.policy.service import publish_desired_state
+    from verbatim.policy.stores import CONTAINER, CosmosDesiredStateStore
+
     settings = Settings.model_validate(app_environment(config))
-    if CosmosDesiredStateStore(clients.cosmos_database(settings).get_container_client(CONTAINER)).load():
+    store = CosmosDesiredStateStore(clients.cosmos_database(settings).get_container_client(CONTAINER))
+    if store.load() is not None:
         return False
-    login = {"sub": "devstack", "name": "verbatim up", "roles": ["Recorder.Admin"]}
-    token = httpx.post(f"{config.simulator_url}/sim/tokens", json=login, timeout=10.0)
-    token.raise_for_status()
-    response = httpx.put(
-        f"{config.functions_url}/api/v1/policy/desired-state",
-        content=DEMO_POLICIES.read_bytes(),
-        headers={"Authorization": f"Bearer {token.json()['access_token']}", "Content-Type": "application/yaml"},
-        timeout=30.0,
+    text = DEMO_POLICIES.read_text(encoding="utf-8")
+    publish_desired_state(
+        store, text, actor="verbatim up", now=datetime.now(UTC), ledger=ledger_from_settings(settings)
     )
-    if response.status_code != 200:
-        raise StartupError(
-            f"functions: publishing {DEMO_POLICIES.name} answered {response.status_code}: {response.text[:300]}"
-        )
     return True
 
 
 def prime(config: StackConfig, components: list[Component], echo: Callable[[str], None] = print) -> None:
-    """Run once at start what Azure would have run long before: publish the demo tenant's desired state (if
-    none is published yet) and run the policy coverage audit (a 15-minute timer), which records every user's
-    effective policy, which reconciliation needs for the calls placed from now on."""
+    """Run once at start what Azure would have run long before: the policy coverage audit (a 15-minute timer)
+    records every user's effective policy, which reconciliation needs for the calls placed from now on."""
     if {"functions", "simulator"} <= {c.name for c in components}:
         try:
-            if publish_demo_policies(config):
-                echo(f"published {DEMO_POLICIES.relative_to(REPO_ROOT)} as the desired state the coverage audit uses")
             fire_function(config, "audit_policy_coverage")
         except (StartupError, httpx.HTTPError) as error:
             echo(f"(could not run the policy coverage audit now: {error}; it runs every 15 minutes)")
