@@ -7,6 +7,7 @@ defaults are the real host's (Storage Queues extension 5.x, HTTP `routePrefix` "
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -17,6 +18,16 @@ from typing import Any
 
 _TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<hours>\d+):(?P<minutes>\d+)(?::(?P<seconds>\d+(?:\.\d+)?))?$")
 _SETTING_EXPRESSION = re.compile(r"%([^%]+)%")
+# host.json's log levels (Microsoft.Extensions.Logging) as Python's; "None" turns a category off.
+_LOG_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "information": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "none": logging.CRITICAL + 10,
+}
 
 
 class HostConfigError(ValueError):
@@ -89,17 +100,27 @@ class HostConfig:
     route_prefix: str = "api"
     queues: QueueOptions = field(default_factory=QueueOptions)
     function_timeout: float | None = None
+    # logging.logLevel by category (e.g. "Function", "Function.<name>"), "default" left out.
+    log_levels: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> HostConfig:
         extensions = _get(document, "extensions", {}) or {}
         http = _get(extensions, "http", {}) or {}
         timeout = _get(document, "functionTimeout")
+        levels = _get(_get(document, "logging", {}) or {}, "logLevel", {}) or {}
+        log_levels = {}
+        for category, level in levels.items():
+            if str(level).lower() not in _LOG_LEVELS:
+                raise HostConfigError(f"logging.logLevel.{category} is not a log level: {level!r}")
+            if category.lower() != "default":
+                log_levels[category] = _LOG_LEVELS[str(level).lower()]
         return cls(
             raw=document,
             route_prefix=str(_get(http, "routePrefix", "api")).strip("/"),
             queues=QueueOptions.from_section(_get(extensions, "queues", {}) or {}),
             function_timeout=parse_timespan(timeout).total_seconds() if timeout not in (None, "-1") else None,
+            log_levels=log_levels,
         )
 
 

@@ -162,6 +162,8 @@ class FunctionHost:
         for name, value in self._settings.items():
             os.environ.setdefault(name, value)
         config = load_host_config(script_root)
+        for category, level in config.log_levels.items():
+            logging.getLogger(category).setLevel(level)
         state_dir = options.resolved_state_dir
         keys = load_or_create_keys(state_dir, self._settings)
         host_id = load_or_create_host_id(state_dir, script_root, self._settings)

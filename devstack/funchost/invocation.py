@@ -3,7 +3,8 @@
 Sync functions run in the host's thread pool (PYTHON_THREADPOOL_THREAD_COUNT, default as the worker's
 on Python 3.9+), async ones on the event loop. Every invocation gets an id, carried as a correlation id
 into the function's own log lines, and ends with one structured log line: function, invocation id,
-trigger, duration, outcome.
+trigger, duration, outcome. That line's logger is the real host's category, `Function.<name>`, so
+host.json's `logging.logLevel` for `Function` or `Function.<name>` applies to it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from azure.functions._abc import RetryContext, TraceContext
 from devstack.funchost.extension import HostExtension
 from devstack.funchost.indexing import HostedFunction
 from verbatim.logging import correlation
-
-logger = logging.getLogger("devstack.funchost.invocation")
 
 # Hands an output binding's value to whoever owns that binding type (e.g. queue output -> Azurite).
 OutputSink = Callable[[HostedFunction, Mapping[str, Any], Any], Awaitable[None]]
@@ -138,6 +137,7 @@ class _BindingPlan:
     outputs: tuple[str, ...]
     sinks: tuple[tuple[Mapping[str, Any], OutputSink], ...]
     wants_context: bool
+    logger: logging.Logger
 
 
 class Invoker:
@@ -196,6 +196,7 @@ class Invoker:
             outputs=tuple(outputs),
             sinks=tuple(sinks),
             wants_context="context" in function.parameters and "context" not in bound,
+            logger=logging.getLogger(f"Function.{function.name}"),
         )
 
     def _arguments(
@@ -221,9 +222,9 @@ class Invoker:
         self._in_flight += 1
         self._idle.clear()
         started = time.perf_counter()
+        plan = self._plans[function.name]
         try:
             with correlation(invocation_id=invocation_id):
-                plan = self._plans[function.name]
                 arguments, outputs = self._arguments(function, plan, trigger_value, invocation_id)
                 if function.is_async:
                     result = await function.handler(**arguments)
@@ -235,7 +236,7 @@ class Invoker:
                     await self._deliver_outputs(function, plan, outputs, result)
         except BaseException as error:
             outcome = "cancelled" if isinstance(error, asyncio.CancelledError) else "failed"
-            logger.error(
+            plan.logger.error(
                 "Executed 'Functions.%s' (%s)",
                 function.name,
                 outcome.capitalize(),
@@ -244,8 +245,8 @@ class Invoker:
             )
             raise
         else:
-            if logger.isEnabledFor(logging.INFO):
-                logger.info(
+            if plan.logger.isEnabledFor(logging.INFO):
+                plan.logger.info(
                     "Executed 'Functions.%s' (Succeeded)",
                     function.name,
                     extra=self._fields(function, invocation_id, started, "succeeded"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import stat
 from datetime import timedelta
 from pathlib import Path
@@ -62,6 +63,15 @@ def test_host_json_queue_and_http_settings_are_read_case_insensitively() -> None
         max_dequeue_count=3,
         message_encoding="none",
     )
+
+
+def test_host_json_log_levels_map_to_python_levels_by_category() -> None:
+    config = HostConfig.from_json(
+        {"logging": {"logLevel": {"default": "Information", "Function": "Warning", "Function.hot": "None"}}}
+    )
+    assert config.log_levels == {"Function": logging.WARNING, "Function.hot": logging.CRITICAL + 10}
+    with pytest.raises(HostConfigError):
+        HostConfig.from_json({"logging": {"logLevel": {"Function": "Loud"}}})
 
 
 def test_host_json_defaults_are_the_real_hosts() -> None:

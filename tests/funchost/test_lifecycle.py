@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -76,3 +77,18 @@ def test_extension_is_not_created_for_an_app_that_does_not_use_it(start_host: St
     assert httpx.post(f"{host.base_url}/runtime/webhooks/echo/work", content=b"x").status_code == 404
     host.stop()
     assert _events(log) == []
+
+
+def test_host_json_log_level_silences_one_functions_invocation_lines(start_host: StartHost, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "basic", app)
+    host_json = json.loads((app / "host.json").read_text())
+    host_json["logging"] = {"logLevel": {"default": "Information", "Function.hello": "Warning"}}
+    (app / "host.json").write_text(json.dumps(host_json))
+    host = start_host(app, env={"FUNCHOST_OBSERVATIONS": str(tmp_path / "o.jsonl")})
+
+    httpx.get(f"{host.base_url}/api/hello/ada")
+    httpx.get(f"{host.base_url}/api/boom")
+
+    loggers = {r["logger"] for r in host.log_records() if r.get("function") in ("hello", "boom")}
+    assert loggers == {"Function.boom"}  # hello's success is below Warning; boom's failure is an error
