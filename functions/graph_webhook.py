@@ -33,12 +33,16 @@ def _source_ip(req: func.HttpRequest) -> str | None:
 
 @bp.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @problem_responses
-def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
+async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
+    # Async on purpose: it runs on the event loop, never behind queue triggers holding the worker's
+    # threads, so Graph gets its answer well inside 3 s even while ingestion is busy.
     handshake = _handshake(req)
     if handshake is not None:
         return handshake
     runtime = callrecords_runtime(get_settings())
-    runtime.receiver.accept(req.get_body(), req.headers.get("content-type"), _source_ip(req))
+    await runtime.receiver.accept_async(
+        req.get_body(), req.headers.get("content-type"), runtime.async_webhook_queue(), _source_ip(req)
+    )
     return func.HttpResponse(status_code=202)
 
 

@@ -3,6 +3,7 @@ shared by every trigger. Nothing connects until a service is first used."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import timedelta
 from functools import cached_property
@@ -14,12 +15,12 @@ from verbatim.callrecords.audit import CosmosAuditLog
 from verbatim.callrecords.backfill import Backfiller, CosmosWatermarks
 from verbatim.callrecords.ingest import CallRecordIngestor, IngestPolicy
 from verbatim.callrecords.pstn import CosmosRowStore, EmergencyNumbers, PstnReports
-from verbatim.callrecords.queues import StorageQueue
+from verbatim.callrecords.queues import AsyncStorageQueue, StorageQueue, async_queue_client
 from verbatim.callrecords.reads import AuditOnlyReads, CallRecordReader
 from verbatim.callrecords.store import BlobRawArchive, CosmosCallRecordStore
 from verbatim.callrecords.subscriptions import CosmosSubscriptionStates, SubscriptionConfig, SubscriptionKeeper
 from verbatim.callrecords.webhook import ClientStates, NotificationReceiver
-from verbatim.graph import GraphClient, GraphCredentials, graph_client, graph_credentials
+from verbatim.graph import GraphClient, GraphCredentials, RetryPolicy, graph_client, graph_credentials
 from verbatim.settings import Settings
 
 
@@ -27,6 +28,7 @@ class CallRecordsRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._graphs: dict[str, GraphClient] = {}
+        self._async_queues: dict[int, tuple[asyncio.AbstractEventLoop, AsyncStorageQueue]] = {}
         self._lock = threading.Lock()
 
     # -- adapters ---------------------------------------------------------------------------------------
@@ -39,7 +41,11 @@ class CallRecordsRuntime:
         with self._lock:
             client = self._graphs.get(tenant_id)
             if client is None:
-                client = graph_client(self.settings, tenant_id, credentials=self.credentials)
+                # Waits longer than 10 s go back to the queue (re-enqueued with that delay) instead of
+                # holding one of the worker's few threads asleep.
+                client = graph_client(
+                    self.settings, tenant_id, credentials=self.credentials, retry=RetryPolicy(max_retry_after=10.0)
+                )
                 self._graphs[tenant_id] = client
             return client
 
@@ -74,6 +80,23 @@ class CallRecordsRuntime:
             self.settings.runtime_storage_connection, self.settings.callrecord_notifications_queue
         )
         return StorageQueue(client, retries=0, connect_timeout=1.0, read_timeout=2.0)
+
+    def async_webhook_queue(self) -> AsyncStorageQueue:
+        """The notifications queue for the async webhook, one client per event loop (aio clients are
+        bound to the loop they first ran on)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            for key, (owner, _) in list(self._async_queues.items()):
+                if owner.is_closed():
+                    del self._async_queues[key]
+            entry = self._async_queues.get(id(loop))
+            if entry is None or entry[0] is not loop:
+                client = async_queue_client(
+                    self.settings.runtime_storage_connection, self.settings.callrecord_notifications_queue
+                )
+                entry = (loop, AsyncStorageQueue(client, retries=0, connect_timeout=1.0, read_timeout=2.0))
+                self._async_queues[id(loop)] = entry
+            return entry[1]
 
     @cached_property
     def reconciliation_queue(self) -> StorageQueue:
