@@ -442,18 +442,14 @@ class HoldService:
 
     def reconcile(self) -> int:
         """Re-apply every active hold (catching recordings sealed while it was being placed, and re-sending blob
-        holds), and lift released or unknown hold ids still on recordings. Returns recordings changed."""
+        holds), and lift released holds still on recordings (a crash after the release). Returns recordings
+        changed. Each query asks for one hold id: served by the index, not a scan."""
         changed = 0
-        active = self.active()
-        for hold in active:
-            changed += len(self.apply(hold, resend=True).newly_held)
-        known = {h.id: h for h in self.find()}
-        stale = {hid for r in self._recordings.with_any_hold() for hid in (r.seal.legal_holds if r.seal else [])}
-        for hold_id in sorted(stale):
-            stored = known.get(hold_id)
-            if stored is not None and stored.status == "active":
-                continue
-            changed += len(self.lift(stored or _unknown_hold(hold_id, self._clock)).lifted)
+        for hold in self.find():
+            if hold.status == "active":
+                changed += len(self.apply(hold, resend=True).newly_held)
+            else:
+                changed += len(self.lift(hold).lifted)
         return changed
 
     def _update(self, hold_id: str, change: Callable[[LegalHold], LegalHold]) -> LegalHold:
@@ -465,18 +461,6 @@ class HoldService:
             if self._store.replace(updated, found.etag):
                 return updated
         raise DependencyUnavailable(f"hold {hold_id}: too many concurrent updates")
-
-
-def _unknown_hold(hold_id: str, clock: Clock) -> LegalHold:
-    """A stand-in for a hold id on a recording with no hold document (it can then only be lifted)."""
-    return LegalHold(
-        id=hold_id,
-        matter_id="unknown",
-        description="hold id found on a recording without a hold document",
-        status="released",
-        created_by=Officer(subject="system"),
-        created_at=clock(),
-    )
 
 
 def officer_of(subject: str, name: str | None) -> Officer:

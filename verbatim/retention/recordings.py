@@ -89,8 +89,6 @@ class RetentionRecordings(Protocol):
     def of_call(self, call_id: str) -> list[RecordingRecord]:
         """Recordings of a call, by call chain id (= the call record's id) or call id."""
 
-    def with_any_hold(self) -> list[RecordingRecord]: ...
-
     def of_class(self, name: str, until_before: datetime) -> list[RecordingRecord]:
         """Sealed recordings of a class whose retention date is before `until_before`."""
 
@@ -182,9 +180,6 @@ class CosmosRetentionRecordings:
 
     def with_hold(self, hold_id: str) -> list[RecordingRecord]:
         return self._records("SELECT * FROM c WHERE ARRAY_CONTAINS(c.seal.legal_holds, @hold)", hold=hold_id)
-
-    def with_any_hold(self) -> list[RecordingRecord]:
-        return self._records("SELECT * FROM c WHERE c.status = 'sealed' AND ARRAY_LENGTH(c.seal.legal_holds) > 0")
 
     def of_class(self, name: str, until_before: datetime) -> list[RecordingRecord]:
         return self._records(
@@ -282,9 +277,6 @@ class InMemoryRetentionRecordings:
 
     def with_hold(self, hold_id: str) -> list[RecordingRecord]:
         return [r for r in self._all() if r.seal and hold_id in r.seal.legal_holds]
-
-    def with_any_hold(self) -> list[RecordingRecord]:
-        return [r for r in self._all() if r.status == "sealed" and r.seal and r.seal.legal_holds]
 
     def of_class(self, name: str, until_before: datetime) -> list[RecordingRecord]:
         return [

@@ -78,12 +78,12 @@ class RetentionReports:
     def holds(self) -> HoldsReport:
         now = self._clock()
         held_by: dict[str, set[str]] = defaultdict(set)
-        for record in self._recordings.with_any_hold():
-            for hold_id in record.seal.legal_holds if record.seal else []:
-                held_by[hold_id].add(record.id)
+        holds = self._holds.find()
+        for hold in holds:
+            held_by[hold.id] = {r.id for r in self._recordings.with_hold(hold.id) if r.status == "sealed"}
         matters: dict[str, list[MatterHold]] = defaultdict(list)
         recordings_of_matter: dict[str, set[str]] = defaultdict(set)
-        for hold in self._holds.find():
+        for hold in holds:
             matters[hold.matter_id].append(
                 MatterHold(
                     hold_id=hold.id,
