@@ -412,7 +412,8 @@ def main() -> None:
         f"{int(evaluated):,}: {int(swept['due']):,} / {int(swept['held']):,} / {int(swept['retained']):,} |",
         f"| **sweep evaluation, end to end (dry run, {PAGE_SIZE:,} per page)** | "
         f"**{evaluated / swept['seconds']:,.0f} recordings/s** ({swept['seconds']:.1f} s) |",
-        f"| of which the emulator answering the index query ({int(swept['pages'])} pages) | "
+        f"| of which the emulator answering the index query ({int(swept['pages'])} page"
+        f"{'s' if swept['pages'] != 1 else ''}) | "
         f"{swept['query seconds']:.1f} s |",
         f"| sweep evaluation without the store's query time | "
         f"{evaluated / max(1e-9, swept['seconds'] - swept['query seconds']):,.0f} recordings/s |",
