@@ -4,7 +4,7 @@ back-fill and PSTN timers, and their admin HTTP triggers (Recorder.Admin)."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -82,6 +82,12 @@ class BackfillRequest(BaseModel):
     tenant_id: str | None = Field(default=None, alias="tenantId")
 
 
+def _instant(value: str) -> datetime | None:
+    """An ISO-8601 date (midnight UTC) or date-time."""
+    text = value.strip()
+    return parse_datetime(f"{text}T00:00:00Z" if len(text) == 10 else text)
+
+
 def _tenants(requested: str | None) -> list[str]:
     configured = get_settings().callrecord_tenant_ids
     if requested is None:
@@ -96,7 +102,7 @@ def _tenants(requested: str | None) -> list[str]:
 def admin_pull_pstn(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, RECORDER_ADMIN)
     body = parse_json_body(req, DateRange)
-    start, end = parse_datetime(body.start), parse_datetime(body.end)
+    start, end = _instant(body.start), _instant(body.end)
     if start is None or end is None:
         raise InvalidInput("`from` and `to` must be ISO-8601 dates or date-times")
     runtime = callrecords_runtime(get_settings())
@@ -109,7 +115,7 @@ def admin_pull_pstn(req: func.HttpRequest) -> func.HttpResponse:
 def admin_backfill(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, RECORDER_ADMIN)
     body = parse_json_body(req, BackfillRequest) if req.get_body() else BackfillRequest()
-    since = parse_datetime(body.since) if body.since else None
+    since = _instant(body.since) if body.since else None
     if body.since and since is None:
         raise InvalidInput("`since` must be an ISO-8601 date-time")
     runtime = callrecords_runtime(get_settings())

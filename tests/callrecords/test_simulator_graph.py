@@ -118,3 +118,39 @@ def test_the_documented_call_record_served_by_the_simulator_is_ingested_and_hand
         documented["id"],
         1,
     )
+
+
+def test_the_admin_trigger_pulls_pstn_and_direct_routing_rows_and_alerts_on_emergency_calls(
+    sim_env: Settings, simulator: Simulator
+) -> None:
+    import json
+
+    import azure.functions as func
+
+    from functions import callrecords
+    from tests.callrecords.fixtures import load
+    from tests.callrecords.helpers import cosmos_items, handler
+
+    pstn, dr = load("pstn-calls.json")["value"][0], load("direct-routing-calls.json")["value"][0]
+    emergency = {**pstn, "id": "pstn-emergency", "calleeNumber": "+112", "startDateTime": "2019-11-20T10:00:00Z"}
+    simulator.sim("POST", "/sim/pstnCalls", json={"value": [pstn, emergency]})
+    simulator.sim("POST", "/sim/directRoutingCalls", json={"value": [dr]})
+    pull = handler(callrecords.admin_pull_pstn)
+
+    def request(token: str) -> func.HttpRequest:
+        body = json.dumps({"from": "2019-11-01", "to": "2019-12-01"}).encode()
+        headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+        return func.HttpRequest(
+            method="POST", url="http://localhost/api/v1/admin/pstn/pull", headers=headers, body=body
+        )
+
+    assert pull(request(simulator.user_token("Compliance.Officer"))).status_code == 403
+    response = pull(request(simulator.user_token("Recorder.Admin")))
+
+    assert response.status_code == 200, response.get_body()
+    (result,) = json.loads(response.get_body())["results"]
+    assert (result["pstn_rows"], result["direct_routing_rows"], result["emergency_alerts"]) == (2, 1, 1)
+    rows = {row["id"]: row for row in cosmos_items(sim_env, "pstn_calls")}
+    assert rows["pstn-pstn-emergency"]["emergency"] is True and rows["pstn-pstn-emergency"]["day"] == "2019-11-20"
+    (alert,) = cosmos_items(sim_env, "audit", "SELECT * FROM c WHERE c.category = 'alert'")
+    assert alert["action"] == "pstn.emergency-call" and alert["detail"]["calleeNumber"] == "+112"
