@@ -4,6 +4,8 @@
 const fs = require("fs");
 const { createHttpsServer } = require("@vercel/cosmosdb-server");
 
+require("./linear-queries").install();
+
 const args = {};
 const argv = process.argv.slice(2);
 while (argv.length) {
