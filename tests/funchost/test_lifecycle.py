@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.funchost.conftest import APPS, StartHost, wait_for
+from tests.funchost.observations import observations
 
 pytestmark = pytest.mark.integration
 
@@ -19,14 +19,14 @@ EXTENSION = "tests.funchost.fake_extension"
 
 
 def test_sigterm_lets_an_in_flight_request_finish_and_exits_zero(start_host: StartHost, tmp_path: Path) -> None:
-    host = start_host(APPS / "basic", env={"FUNCHOST_OBSERVATIONS": str(tmp_path / "o.jsonl")})
+    seen = tmp_path / "o.jsonl"
+    host = start_host(APPS / "basic", env={"FUNCHOST_OBSERVATIONS": str(seen)})
     responses: list[httpx.Response] = []
     request = threading.Thread(
         target=lambda: responses.append(httpx.get(f"{host.base_url}/api/slow", params={"seconds": "1.5"}, timeout=10))
     )
     request.start()
-    wait_for(lambda: any(r.get("message", "").startswith("listening") for r in host.log_records()))
-    time.sleep(0.3)  # the request is in the function now
+    wait_for(lambda: observations(seen, "slow_started"))  # the request is in the function now
 
     exit_code = host.stop()
     request.join()

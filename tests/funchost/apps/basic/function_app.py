@@ -53,6 +53,7 @@ def boom(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="slow", auth_level=func.AuthLevel.ANONYMOUS)
 async def slow(req: func.HttpRequest) -> func.HttpResponse:
+    observe("slow_started")
     await asyncio.sleep(float(req.params.get("seconds", "1")))
     return func.HttpResponse("done")
 
