@@ -16,7 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verbatim import __version__
-from verbatim.settings import StorageConnection
+from verbatim.settings import StorageConnection, setting_names
 
 MediaPlatformName = Literal["sim", "windows"]
 
@@ -251,9 +251,4 @@ def reload_settings() -> RecorderSettings:
 
 def app_setting_names() -> set[str]:
     """Every app-setting name the recorder reads (the scale set's settings are cross-checked against this)."""
-    names: set[str] = set()
-    for field in RecorderSettings.model_fields.values():
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(str(choice) for choice in alias.choices)
-    return names
+    return setting_names(RecorderSettings)

@@ -312,11 +312,16 @@ def reload_settings() -> Settings:
     return get_settings()
 
 
-def app_setting_names() -> set[str]:
-    """Every app-setting name the settings model reads (infra/ is cross-checked against this)."""
+def setting_names(model: type[BaseSettings]) -> set[str]:
+    """Every app-setting name a settings model reads: the aliases of its fields."""
     names: set[str] = set()
-    for field in Settings.model_fields.values():
+    for field in model.model_fields.values():
         alias = field.validation_alias
         if isinstance(alias, AliasChoices):
             names.update(str(choice) for choice in alias.choices)
     return names
+
+
+def app_setting_names() -> set[str]:
+    """Every app-setting name the Function App reads (infra/ is cross-checked against this)."""
+    return setting_names(Settings)
