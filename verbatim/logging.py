@@ -46,8 +46,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update(_correlation.get())
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and key[0] != "_":
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -62,5 +62,11 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     root.handlers = [h for h in root.handlers if not isinstance(h.formatter, JsonFormatter)]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # The JSON lines carry neither the caller's file/line nor process/thread details: skip collecting them
+    # on every record (the logging module's documented switches; they matter on the webhook's hot path).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None  # no findCaller() walk per record
     # The Azure SDKs log every HTTP request at INFO, headers included: keep them quiet.
     logging.getLogger("azure").setLevel(logging.WARNING)
