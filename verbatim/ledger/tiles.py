@@ -202,7 +202,8 @@ def encode_bundle(entries: Sequence[bytes]) -> bytes:
 
 def decode_bundle(data: bytes, width: int | None = None) -> list[bytes]:
     """The entries of a bundle; with `width`, exactly that many."""
-    entries, offset = [], 0
+    entries: list[bytes] = []
+    offset = 0
     while offset < len(data):
         if offset + 2 > len(data):
             raise TileError("bundle.malformed", f"the bundle ends inside the length of entry {len(entries)}")
