@@ -6,6 +6,7 @@ missing nodes, and every command that changes the tenant sits inside an `if ($PS
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -41,11 +42,53 @@ def syntax_errors(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Argument:
+    """A value written after a parameter (or alone, positionally), classified as far as the text tells."""
+
+    kind: str  # bool, null, int, string, array, bareword, variable or expression
+    text: str
+    value: str | int | bool | None = None  # for bool, int and verbatim strings
+    colon: bool = False  # bound as -Name:value
+
+
+@dataclass(frozen=True)
+class ParameterName:
+    name: str  # without the hyphen
+    colon: bool  # written -Name:value
+
+
+@dataclass(frozen=True)
 class Command:
     name: str
     parameters: tuple[str, ...]
     guarded: bool  # inside an `if` whose condition calls $PSCmdlet.ShouldProcess
     line: int
+    elements: tuple[ParameterName | Argument, ...] = ()
+
+
+def _argument(node: Node, colon: bool) -> Argument:
+    text = (node.text or b"").decode()
+    if node.type == "generic_token":
+        return Argument("bareword", text, text, colon)
+    if node.type == "array_literal_expression" and sum(c.type == "unary_expression" for c in node.children) > 1:
+        return Argument("array", text, None, colon)
+    inner = node
+    while inner.type in ("array_literal_expression", "unary_expression") and inner.named_child_count == 1:
+        inner = inner.named_children[0]
+    if inner.type == "variable":
+        lowered = text.casefold()
+        if lowered in ("$true", "$false"):
+            return Argument("bool", text, lowered == "$true", colon)
+        return Argument("null" if lowered == "$null" else "variable", text, None, colon)
+    if inner.type == "integer_literal" or re.fullmatch(r"-?[0-9]+", text):
+        return Argument("int", text, int(text), colon)
+    if inner.type == "string_literal":
+        if inner.named_children and inner.named_children[0].type == "verbatim_string_characters":
+            return Argument("string", text, text[1:-1].replace("''", "'"), colon)
+        return Argument("string", text, None, colon)  # expandable: its value is known only when it runs
+    if inner.type == "array_expression":
+        return Argument("array", text, None, colon)
+    return Argument("expression", text, None, colon)
 
 
 def commands(text: str) -> list[Command]:
@@ -65,15 +108,61 @@ def commands(text: str) -> list[Command]:
         if node.type == "command":
             name_node = next((c for c in node.children if c.type == "command_name"), None)
             if name_node is not None:
-                elements = next((c for c in node.children if c.type == "command_elements"), None)
-                parameters = tuple(
-                    (c.text or b"").decode()
-                    for c in (elements.children if elements else [])
-                    if c.type == "command_parameter"
-                )
+                elements_node = next((c for c in node.children if c.type == "command_elements"), None)
+                children = elements_node.children if elements_node else []
+                elements: list[ParameterName | Argument] = []
+                for index, child in enumerate(children):
+                    if child.type == "command_argument_sep":
+                        continue
+                    colon = index > 0 and (children[index - 1].text or b"").strip() == b":"
+                    if child.type == "command_parameter":
+                        following = children[index + 1] if index + 1 < len(children) else None
+                        bound = following is not None and (following.text or b"").strip() == b":"
+                        elements.append(ParameterName((child.text or b"").decode().lstrip("-").rstrip(":"), bound))
+                    else:
+                        elements.append(_argument(child, colon))
+                parameters = tuple("-" + e.name for e in elements if isinstance(e, ParameterName))
                 found.append(
-                    Command((name_node.text or b"").decode(), parameters, guarded(node), node.start_point[0] + 1)
+                    Command(
+                        (name_node.text or b"").decode(),
+                        parameters,
+                        guarded(node),
+                        node.start_point[0] + 1,
+                        tuple(elements),
+                    )
                 )
+        for child in node.children:
+            walk(child)
+
+    walk(parse(text))
+    return found
+
+
+def functions(text: str) -> set[str]:
+    """The names of the functions a script defines."""
+    found: set[str] = set()
+
+    def walk(node: Node) -> None:
+        if node.type == "function_statement":
+            name = next((c for c in node.children if c.type == "function_name"), None)
+            if name is not None:
+                found.add((name.text or b"").decode())
+        for child in node.children:
+            walk(child)
+
+    walk(parse(text))
+    return found
+
+
+def member_reads(text: str) -> list[tuple[int, str]]:
+    """Every property read as `$object.Name` (line, Name); method calls are not reads."""
+    found: list[tuple[int, str]] = []
+
+    def walk(node: Node) -> None:
+        if node.type == "member_access":
+            name = next((c for c in node.children if c.type == "member_name"), None)
+            if name is not None:
+                found.append((node.start_point[0] + 1, (name.text or b"").decode()))
         for child in node.children:
             walk(child)
 
