@@ -135,6 +135,19 @@ def plan_with_every_change() -> PolicyPlan:
     return plan(load_desired_state(EVERY_SETTING, "policies.yaml"), CurrentState(tenant_to_change(), "a test tenant"))
 
 
+def plan_changing_one_recorder() -> PolicyPlan:
+    """A plan whose only step looks an application instance up (and creates none)."""
+    validated = load_desired_state(VALID, "policies.yaml")
+    current = compile_desired(validated.desired, None).state
+    traders = current.recording_policies["traders-strict"]
+    recorder = traders.recorders[RECORDER].model_copy(update={"required_during_call": False})
+    changed = traders.model_copy(update={"recorders": {**traders.recorders, RECORDER: recorder}})
+    current = current.model_copy(
+        update={"recording_policies": {**current.recording_policies, "traders-strict": changed}}
+    )
+    return plan(validated, CurrentState(current, "a test tenant"))
+
+
 def plan_removing_the_tenant_wide_grant() -> PolicyPlan:
     current = TenantState(global_policy="Legacy-Pilot", recording_policies={})
     return plan(load_desired_state("version: 1\n", "policies.yaml"), CurrentState(current, "a test tenant"))
@@ -145,6 +158,7 @@ PLANS: dict[str, Callable[[], PolicyPlan]] = {
     "from-empty-tenant": plan_against_empty_tenant,
     "no-changes": plan_without_changes,
     "every-change": plan_with_every_change,
+    "one-recorder": plan_changing_one_recorder,
     "tenant-wide-removal": plan_removing_the_tenant_wide_grant,
 }
 

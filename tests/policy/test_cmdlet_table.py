@@ -8,6 +8,7 @@ every script is parsed with tree-sitter-powershell and checked against `tests/po
 
 from __future__ import annotations
 
+import inspect
 import sys
 import textwrap
 import types
@@ -176,10 +177,24 @@ def test_the_check_accepts_documented_commands() -> None:
 
 
 def _function_lines(code: types.CodeType) -> Iterator[int]:
+    """The lines of the functions (and everything nested in them) that `code` defines; module- and
+    class-level code runs at import and is not the generator's work."""
+    for constant in code.co_consts:
+        if not isinstance(constant, types.CodeType):
+            continue
+        if constant.co_name.startswith("<"):  # a module-level comprehension or lambda
+            continue
+        if constant.co_flags & inspect.CO_NEWLOCALS:  # a function
+            yield from _all_lines(constant)
+        else:  # a class body: its methods
+            yield from _function_lines(constant)
+
+
+def _all_lines(code: types.CodeType) -> Iterator[int]:
+    yield from (line for _, _, line in code.co_lines() if line is not None)
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
-            yield from (line for _, _, line in constant.co_lines() if line is not None)
-            yield from _function_lines(constant)
+            yield from _all_lines(constant)
 
 
 def test_the_corpus_runs_every_line_of_the_generator() -> None:

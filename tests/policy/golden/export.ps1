@@ -11,12 +11,15 @@
       - calling policies with AllowCloudRecordingForCalls (Get-CsTeamsCallingPolicy)
       - users with a direct recording policy, with their usage location (Get-CsOnlineUser)
     It contains no credentials: connect first with Connect-MicrosoftTeams (a Teams Reader or Global
-    Reader role is enough).
+    Reader role is enough). Application-based (app-only) authentication can run it, except in GCC High
+    and DoD, where Microsoft does not support Get-CsOnlineApplicationInstance with it
+    (learn.microsoft.com/microsoftteams/teams-powershell-application-authentication).
 .PARAMETER OutFile
     Where to write the JSON export.
 .NOTES
     Requires the MicrosoftTeams PowerShell module. Listing every user to find direct assignments takes
-    a while in large tenants.
+    a while in large tenants. Properties Microsoft does not document are read by name; one a module
+    version lacks is exported as empty.
 #>
 [CmdletBinding()]
 param(
@@ -25,6 +28,32 @@ param(
 
 Set-StrictMode -Version 3.0
 $ErrorActionPreference = 'Stop'
+
+if (-not (Get-Command -Name Get-CsTeamsComplianceRecordingPolicy -ErrorAction SilentlyContinue)) {
+    throw 'The MicrosoftTeams module is not loaded: run Import-Module MicrosoftTeams; Connect-MicrosoftTeams'
+}
+try {
+    # Fails without a session, so that "not connected" is never read as "not there" by a later step.
+    $null = Get-CsTenant -ErrorAction Stop
+} catch {
+    throw "Not connected to Microsoft Teams (Get-CsTenant failed: $_): run Connect-MicrosoftTeams first"
+}
+
+function Get-VerbatimProperty {
+    # Microsoft documents few output properties of these cmdlets, and under Set-StrictMode reading one an
+    # object lacks throws: each is read by name, the first present of $Name wins, a missing one is $null.
+    param($InputObject, [Parameter(Mandatory = $true)] [string[]] $Name)
+    if ($null -eq $InputObject) {
+        return $null
+    }
+    foreach ($candidate in $Name) {
+        $property = $InputObject.PSObject.Properties[$candidate]
+        if ($null -ne $property) {
+            return $property.Value
+        }
+    }
+    return $null
+}
 
 function ConvertTo-VerbatimPolicyName {
     param([string] $Identity)
@@ -36,46 +65,49 @@ function ConvertTo-VerbatimPolicyName {
 
 $instances = @(Get-CsOnlineApplicationInstance | ForEach-Object {
     [ordered] @{
-        objectId          = [string] $_.ObjectId
-        userPrincipalName = [string] $_.UserPrincipalName
-        displayName       = [string] $_.DisplayName
-        applicationId     = [string] $_.ApplicationId
+        objectId          = [string] (Get-VerbatimProperty $_ 'ObjectId')
+        userPrincipalName = [string] (Get-VerbatimProperty $_ 'UserPrincipalName')
+        displayName       = [string] (Get-VerbatimProperty $_ 'DisplayName')
+        applicationId     = [string] (Get-VerbatimProperty $_ 'ApplicationId')
     }
 })
 
 function ConvertTo-VerbatimRecorder {
     param($Application)
-    $priority = if ($null -ne $Application.Priority) { [int] $Application.Priority } else { $null }
-    $paired = @($Application.ComplianceRecordingPairedApplications | Where-Object { $_ } | ForEach-Object {
-        [string] $_.Id
-    })
+    $priority = Get-VerbatimProperty $Application 'Priority'
+    $paired = @(@(Get-VerbatimProperty $Application 'ComplianceRecordingPairedApplications') | Where-Object { $_ } |
+        ForEach-Object { [string] (Get-VerbatimProperty $_ 'Id') })
+    # The instance's object id: Id, or the end of the documented Identity "<policy identity>/<ObjectId>".
+    $instanceId = [string] (Get-VerbatimProperty $Application 'Id')
+    if (-not $instanceId) {
+        $instanceId = ([string] (Get-VerbatimProperty $Application 'Identity')).Split('/')[-1]
+    }
     [ordered] @{
-        instanceObjectId                = [string] $Application.Id
-        requiredBeforeCallEstablishment = [bool] $Application.RequiredBeforeCallEstablishment
-        requiredBeforeMeetingJoin       = [bool] $Application.RequiredBeforeMeetingJoin
-        requiredDuringCall              = [bool] $Application.RequiredDuringCall
-        requiredDuringMeeting           = [bool] $Application.RequiredDuringMeeting
-        concurrentInvitationCount       = [int] $Application.ConcurrentInvitationCount
+        instanceObjectId                = $instanceId
+        requiredBeforeCallEstablishment = [bool] (Get-VerbatimProperty $Application 'RequiredBeforeCallEstablishment')
+        requiredBeforeMeetingJoin       = [bool] (Get-VerbatimProperty $Application 'RequiredBeforeMeetingJoin')
+        requiredDuringCall              = [bool] (Get-VerbatimProperty $Application 'RequiredDuringCall')
+        requiredDuringMeeting           = [bool] (Get-VerbatimProperty $Application 'RequiredDuringMeeting')
+        concurrentInvitationCount       = [int] (Get-VerbatimProperty $Application 'ConcurrentInvitationCount')
         pairedInstanceObjectIds         = $paired
-        priority                        = $priority
+        priority                        = if ($null -ne $priority) { [int] $priority } else { $null }
     }
 }
 
 $recordingPolicies = @(Get-CsTeamsComplianceRecordingPolicy | ForEach-Object {
     $policy = $_
-    $recorders = @($policy.ComplianceRecordingApplications | Where-Object { $_ } | ForEach-Object {
-        ConvertTo-VerbatimRecorder $_
-    })
-    $banner = if ($policy.CustomBanner) { [string] $policy.CustomBanner } else { $null }
+    $recorders = @(@(Get-VerbatimProperty $policy 'ComplianceRecordingApplications') | Where-Object { $_ } |
+        ForEach-Object { ConvertTo-VerbatimRecorder $_ })
+    $banner = [string] (Get-VerbatimProperty $policy 'CustomBanner')
     [ordered] @{
-        name                = ConvertTo-VerbatimPolicyName ([string] $policy.Identity)
-        enabled             = [bool] $policy.Enabled
-        description         = [string] $policy.Description
-        recordReroutedCalls = [bool] $policy.RecordReroutedCalls
-        customBanner        = $banner
+        name                = ConvertTo-VerbatimPolicyName ([string] (Get-VerbatimProperty $policy 'Identity'))
+        enabled             = [bool] (Get-VerbatimProperty $policy 'Enabled')
+        description         = [string] (Get-VerbatimProperty $policy 'Description')
+        recordReroutedCalls = [bool] (Get-VerbatimProperty $policy 'RecordReroutedCalls')
+        customBanner        = if ($banner) { $banner } else { $null }
         recorders           = $recorders
         disableComplianceRecordingAudioNotificationForCalls = [bool] (
-            $policy.DisableComplianceRecordingAudioNotificationForCalls
+            Get-VerbatimProperty $policy 'DisableComplianceRecordingAudioNotificationForCalls'
         )
     }
 })
@@ -84,34 +116,39 @@ function Get-VerbatimGroupAssignments {
     param([string] $PolicyType)
     @(Get-CsGroupPolicyAssignment -PolicyType $PolicyType | ForEach-Object {
         [ordered] @{
-            groupId = [string] $_.GroupId
-            policy  = ConvertTo-VerbatimPolicyName ([string] $_.PolicyName)
-            rank    = [int] $_.Priority
+            groupId = [string] (Get-VerbatimProperty $_ 'GroupId')
+            policy  = ConvertTo-VerbatimPolicyName ([string] (Get-VerbatimProperty $_ 'PolicyName'))
+            # Microsoft's pages show the rank as Rank; the page's first revision showed Priority.
+            rank    = [int] (Get-VerbatimProperty $_ 'Rank', 'Priority')
         }
     })
 }
 
 $callingPolicies = @(Get-CsTeamsCallingPolicy | ForEach-Object {
     [ordered] @{
-        name                        = ConvertTo-VerbatimPolicyName ([string] $_.Identity)
-        allowCloudRecordingForCalls = [bool] $_.AllowCloudRecordingForCalls
+        name                        = ConvertTo-VerbatimPolicyName ([string] (Get-VerbatimProperty $_ 'Identity'))
+        allowCloudRecordingForCalls = [bool] (Get-VerbatimProperty $_ 'AllowCloudRecordingForCalls')
     }
 })
 
-$direct = Get-CsOnlineUser -ResultSize Unlimited | Where-Object { $_.TeamsComplianceRecordingPolicy }
+# No -ResultSize: without it Get-CsOnlineUser returns every user (its page, example 1), and since
+# MicrosoftTeams 4.0 the parameter is a uint32 that no longer takes 'Unlimited'.
+$direct = Get-CsOnlineUser | Where-Object { Get-VerbatimProperty $_ 'TeamsComplianceRecordingPolicy' }
 $users = @($direct | ForEach-Object {
     [ordered] @{
-        id                = [string] $_.Identity
-        userPrincipalName = [string] $_.UserPrincipalName
-        usageLocation     = [string] $_.UsageLocation
-        recordingPolicy   = ConvertTo-VerbatimPolicyName ([string] $_.TeamsComplianceRecordingPolicy)
+        id                = [string] (Get-VerbatimProperty $_ 'Identity')
+        userPrincipalName = [string] (Get-VerbatimProperty $_ 'UserPrincipalName')
+        usageLocation     = [string] (Get-VerbatimProperty $_ 'UsageLocation')
+        recordingPolicy   = ConvertTo-VerbatimPolicyName (
+            [string] (Get-VerbatimProperty $_ 'TeamsComplianceRecordingPolicy')
+        )
     }
 })
 
 $export = [ordered] @{
     schemaVersion             = 1
     exportedAt                = (Get-Date).ToUniversalTime().ToString('o')
-    tenantId                  = [string] (Get-CsTenant).TenantId
+    tenantId                  = [string] (Get-VerbatimProperty (Get-CsTenant) 'TenantId')
     applicationInstances      = $instances
     recordingPolicies         = $recordingPolicies
     groupAssignments          = Get-VerbatimGroupAssignments -PolicyType 'TeamsComplianceRecordingPolicy'

@@ -59,8 +59,11 @@
     again safely. Run it with -WhatIf to see what it would change without changing anything.
     Removals come last, after the replacements are in place. Policy changes reach new calls and
     meetings only; group assignments can take hours to reach every member.
-    The script contains no credentials: connect first with Connect-MicrosoftTeams as a Teams
-    Administrator (or with app-only certificate authentication).
+    The script contains no credentials: connect first with Connect-MicrosoftTeams.
+    Sign in as a Teams Administrator (delegated): Microsoft does not support application-based
+    (app-only) authentication for Set-CsOnlineApplicationInstance (steps 1, 2), nor for Get-, New- and
+    Sync-CsOnlineApplicationInstance in GCC High and DoD (steps 1, 2, 6, 7)
+    (learn.microsoft.com/microsoftteams/teams-powershell-application-authentication).
 .NOTES
     Requires the MicrosoftTeams PowerShell module.
 #>
@@ -73,12 +76,44 @@ $ErrorActionPreference = 'Stop'
 if (-not (Get-Command -Name Get-CsTeamsComplianceRecordingPolicy -ErrorAction SilentlyContinue)) {
     throw 'The MicrosoftTeams module is not loaded: run Import-Module MicrosoftTeams; Connect-MicrosoftTeams'
 }
+try {
+    # Fails without a session, so that "not connected" is never read as "not there" by a later step.
+    $null = Get-CsTenant -ErrorAction Stop
+} catch {
+    throw "Not connected to Microsoft Teams (Get-CsTenant failed: $_): run Connect-MicrosoftTeams first"
+}
+
+function Get-VerbatimProperty {
+    # Microsoft documents few output properties of these cmdlets, and under Set-StrictMode reading one an
+    # object lacks throws: each is read by name, the first present of $Name wins, a missing one is $null.
+    param($InputObject, [Parameter(Mandatory = $true)] [string[]] $Name)
+    if ($null -eq $InputObject) {
+        return $null
+    }
+    foreach ($candidate in $Name) {
+        $property = $InputObject.PSObject.Properties[$candidate]
+        if ($null -ne $property) {
+            return $property.Value
+        }
+    }
+    return $null
+}
+
+function ConvertTo-VerbatimPolicyName {
+    param([string] $Identity)
+    if ($Identity.StartsWith('Tag:')) {
+        return $Identity.Substring(4)
+    }
+    return $Identity
+}
 
 function Get-VerbatimInstanceId {
     param([Parameter(Mandatory = $true)] [string] $UserPrincipalName)
-    $instance = Get-CsOnlineApplicationInstance -Identity $UserPrincipalName -ErrorAction SilentlyContinue
+    # -WhatIf:$false: the cmdlet honours -WhatIf, and would read nothing under it.
+    $instance = Get-CsOnlineApplicationInstance -Identity $UserPrincipalName -WhatIf:$false `
+        -ErrorAction SilentlyContinue
     if ($instance) {
-        return [string] $instance.ObjectId
+        return [string] (Get-VerbatimProperty $instance 'ObjectId')
     }
     if ($WhatIfPreference) {
         # Under -WhatIf the instance was not created by an earlier step; later steps only report.
@@ -90,51 +125,49 @@ function Get-VerbatimInstanceId {
 function Get-VerbatimDirectPolicy {
     param([Parameter(Mandatory = $true)] [string] $Identity)
     $user = Get-CsOnlineUser -Identity $Identity
-    $name = [string] $user.TeamsComplianceRecordingPolicy
-    if ($name.StartsWith('Tag:')) {
-        $name = $name.Substring(4)
-    }
-    return $name
+    return ConvertTo-VerbatimPolicyName ([string] (Get-VerbatimProperty $user 'TeamsComplianceRecordingPolicy'))
 }
 
 # --- step 1: ~ application instance verbatim-recorder@contoso.onmicrosoft.com
-$instance = Get-CsOnlineApplicationInstance -Identity 'verbatim-recorder@contoso.onmicrosoft.com' -ErrorAction SilentlyContinue
+$instance = Get-CsOnlineApplicationInstance -Identity 'verbatim-recorder@contoso.onmicrosoft.com' -WhatIf:$false -ErrorAction SilentlyContinue
 if (-not $instance) {
     if ($PSCmdlet.ShouldProcess('verbatim-recorder@contoso.onmicrosoft.com', 'New-CsOnlineApplicationInstance')) {
         $null = New-CsOnlineApplicationInstance -UserPrincipalName 'verbatim-recorder@contoso.onmicrosoft.com' -DisplayName 'Verbatim Recorder' -ApplicationId '6f1c2a3b-0000-4000-8000-000000000001'
     }
 } else {
-    if ([string] $instance.DisplayName -ne 'Verbatim Recorder') {
+    if ([string] (Get-VerbatimProperty $instance 'DisplayName') -ne 'Verbatim Recorder') {
         if ($PSCmdlet.ShouldProcess('verbatim-recorder@contoso.onmicrosoft.com', 'Set-CsOnlineApplicationInstance -DisplayName')) {
             $null = Set-CsOnlineApplicationInstance -Identity 'verbatim-recorder@contoso.onmicrosoft.com' -DisplayName 'Verbatim Recorder'
         }
     }
-    if ([string] $instance.ApplicationId -ne '6f1c2a3b-0000-4000-8000-000000000001') {
+    if ([string] (Get-VerbatimProperty $instance 'ApplicationId') -ne '6f1c2a3b-0000-4000-8000-000000000001') {
+        $objectId = [string] (Get-VerbatimProperty $instance 'ObjectId')
         if ($PSCmdlet.ShouldProcess('verbatim-recorder@contoso.onmicrosoft.com', 'Sync-CsOnlineApplicationInstance -ApplicationId')) {
             # A mapping changes by clearing it first (else: 'An item with the same key has already been added').
-            Sync-CsOnlineApplicationInstance -ObjectId $instance.ObjectId -ApplicationId '00000000-0000-0000-0000-000000000000'
-            Sync-CsOnlineApplicationInstance -ObjectId $instance.ObjectId -ApplicationId '6f1c2a3b-0000-4000-8000-000000000001'
+            Sync-CsOnlineApplicationInstance -ObjectId $objectId -ApplicationId '00000000-0000-0000-0000-000000000000'
+            Sync-CsOnlineApplicationInstance -ObjectId $objectId -ApplicationId '6f1c2a3b-0000-4000-8000-000000000001'
         }
     }
 }
 
 # --- step 2: + application instance verbatim-recorder-2@contoso.onmicrosoft.com
-$instance = Get-CsOnlineApplicationInstance -Identity 'verbatim-recorder-2@contoso.onmicrosoft.com' -ErrorAction SilentlyContinue
+$instance = Get-CsOnlineApplicationInstance -Identity 'verbatim-recorder-2@contoso.onmicrosoft.com' -WhatIf:$false -ErrorAction SilentlyContinue
 if (-not $instance) {
     if ($PSCmdlet.ShouldProcess('verbatim-recorder-2@contoso.onmicrosoft.com', 'New-CsOnlineApplicationInstance')) {
         $null = New-CsOnlineApplicationInstance -UserPrincipalName 'verbatim-recorder-2@contoso.onmicrosoft.com' -DisplayName 'Verbatim Recorder (paired)' -ApplicationId '6f1c2a3b-0000-4000-8000-000000000002'
     }
 } else {
-    if ([string] $instance.DisplayName -ne 'Verbatim Recorder (paired)') {
+    if ([string] (Get-VerbatimProperty $instance 'DisplayName') -ne 'Verbatim Recorder (paired)') {
         if ($PSCmdlet.ShouldProcess('verbatim-recorder-2@contoso.onmicrosoft.com', 'Set-CsOnlineApplicationInstance -DisplayName')) {
             $null = Set-CsOnlineApplicationInstance -Identity 'verbatim-recorder-2@contoso.onmicrosoft.com' -DisplayName 'Verbatim Recorder (paired)'
         }
     }
-    if ([string] $instance.ApplicationId -ne '6f1c2a3b-0000-4000-8000-000000000002') {
+    if ([string] (Get-VerbatimProperty $instance 'ApplicationId') -ne '6f1c2a3b-0000-4000-8000-000000000002') {
+        $objectId = [string] (Get-VerbatimProperty $instance 'ObjectId')
         if ($PSCmdlet.ShouldProcess('verbatim-recorder-2@contoso.onmicrosoft.com', 'Sync-CsOnlineApplicationInstance -ApplicationId')) {
             # A mapping changes by clearing it first (else: 'An item with the same key has already been added').
-            Sync-CsOnlineApplicationInstance -ObjectId $instance.ObjectId -ApplicationId '00000000-0000-0000-0000-000000000000'
-            Sync-CsOnlineApplicationInstance -ObjectId $instance.ObjectId -ApplicationId '6f1c2a3b-0000-4000-8000-000000000002'
+            Sync-CsOnlineApplicationInstance -ObjectId $objectId -ApplicationId '00000000-0000-0000-0000-000000000000'
+            Sync-CsOnlineApplicationInstance -ObjectId $objectId -ApplicationId '6f1c2a3b-0000-4000-8000-000000000002'
         }
     }
 }
@@ -145,13 +178,12 @@ if (-not $policy) {
     if ($PSCmdlet.ShouldProcess('Tag:Traders-Strict', 'New-CsTeamsComplianceRecordingPolicy')) {
         $null = New-CsTeamsComplianceRecordingPolicy -Identity 'Traders-Strict' -Enabled $true -Description 'MiFID II voice recording, fail-closed' -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $true
     }
-} elseif ([bool] $policy.Enabled -ne $true -or
-        [string] $policy.Description -ne 'MiFID II voice recording, fail-closed' -or
-        [bool] $policy.DisableComplianceRecordingAudioNotificationForCalls -ne $false -or
-        [bool] $policy.RecordReroutedCalls -ne $true -or
-        [string] $policy.CustomBanner -ne '') {
+} elseif ([bool] (Get-VerbatimProperty $policy 'Enabled') -ne $true -or
+        [string] (Get-VerbatimProperty $policy 'Description') -ne 'MiFID II voice recording, fail-closed' -or
+        [bool] (Get-VerbatimProperty $policy 'DisableComplianceRecordingAudioNotificationForCalls') -ne $false -or
+        [bool] (Get-VerbatimProperty $policy 'RecordReroutedCalls') -ne $true) {
     if ($PSCmdlet.ShouldProcess('Tag:Traders-Strict', 'Set-CsTeamsComplianceRecordingPolicy')) {
-        Set-CsTeamsComplianceRecordingPolicy -Identity 'Tag:Traders-Strict' -Enabled $true -Description 'MiFID II voice recording, fail-closed' -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $true -CustomBanner $null
+        Set-CsTeamsComplianceRecordingPolicy -Identity 'Tag:Traders-Strict' -Enabled $true -Description 'MiFID II voice recording, fail-closed' -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $true
     }
 }
 
@@ -161,13 +193,12 @@ if (-not $policy) {
     if ($PSCmdlet.ShouldProcess('Tag:Advisers-Relaxed', 'New-CsTeamsComplianceRecordingPolicy')) {
         $null = New-CsTeamsComplianceRecordingPolicy -Identity 'Advisers-Relaxed' -Enabled $true -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $false
     }
-} elseif ([bool] $policy.Enabled -ne $true -or
-        [string] $policy.Description -ne '' -or
-        [bool] $policy.DisableComplianceRecordingAudioNotificationForCalls -ne $false -or
-        [bool] $policy.RecordReroutedCalls -ne $false -or
-        [string] $policy.CustomBanner -ne '') {
+} elseif ([bool] (Get-VerbatimProperty $policy 'Enabled') -ne $true -or
+        [string] (Get-VerbatimProperty $policy 'Description') -ne '' -or
+        [bool] (Get-VerbatimProperty $policy 'DisableComplianceRecordingAudioNotificationForCalls') -ne $false -or
+        [bool] (Get-VerbatimProperty $policy 'RecordReroutedCalls') -ne $false) {
     if ($PSCmdlet.ShouldProcess('Tag:Advisers-Relaxed', 'Set-CsTeamsComplianceRecordingPolicy')) {
-        Set-CsTeamsComplianceRecordingPolicy -Identity 'Tag:Advisers-Relaxed' -Enabled $true -Description $null -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $false -CustomBanner $null
+        Set-CsTeamsComplianceRecordingPolicy -Identity 'Tag:Advisers-Relaxed' -Enabled $true -Description $null -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $false
     }
 }
 
@@ -177,13 +208,12 @@ if (-not $policy) {
     if ($PSCmdlet.ShouldProcess('Tag:Not-Recorded', 'New-CsTeamsComplianceRecordingPolicy')) {
         $null = New-CsTeamsComplianceRecordingPolicy -Identity 'Not-Recorded' -Enabled $false -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $false
     }
-} elseif ([bool] $policy.Enabled -ne $false -or
-        [string] $policy.Description -ne '' -or
-        [bool] $policy.DisableComplianceRecordingAudioNotificationForCalls -ne $false -or
-        [bool] $policy.RecordReroutedCalls -ne $false -or
-        [string] $policy.CustomBanner -ne '') {
+} elseif ([bool] (Get-VerbatimProperty $policy 'Enabled') -ne $false -or
+        [string] (Get-VerbatimProperty $policy 'Description') -ne '' -or
+        [bool] (Get-VerbatimProperty $policy 'DisableComplianceRecordingAudioNotificationForCalls') -ne $false -or
+        [bool] (Get-VerbatimProperty $policy 'RecordReroutedCalls') -ne $false) {
     if ($PSCmdlet.ShouldProcess('Tag:Not-Recorded', 'Set-CsTeamsComplianceRecordingPolicy')) {
-        Set-CsTeamsComplianceRecordingPolicy -Identity 'Tag:Not-Recorded' -Enabled $false -Description $null -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $false -CustomBanner $null
+        Set-CsTeamsComplianceRecordingPolicy -Identity 'Tag:Not-Recorded' -Enabled $false -Description $null -DisableComplianceRecordingAudioNotificationForCalls $false -RecordReroutedCalls $false
     }
 }
 
@@ -196,12 +226,12 @@ if (-not $application) {
     if ($PSCmdlet.ShouldProcess($identity, 'New-CsTeamsComplianceRecordingApplication')) {
         $null = New-CsTeamsComplianceRecordingApplication -Parent 'Tag:Traders-Strict' -Id $instanceId -RequiredBeforeCallEstablishment $true -RequiredBeforeMeetingJoin $true -RequiredDuringCall $true -RequiredDuringMeeting $true -ConcurrentInvitationCount 1 -ComplianceRecordingPairedApplications @(New-CsTeamsComplianceRecordingPairedApplication -Id $pairedId)
     }
-} elseif ([bool] $application.RequiredBeforeCallEstablishment -ne $true -or
-        [bool] $application.RequiredBeforeMeetingJoin -ne $true -or
-        [bool] $application.RequiredDuringCall -ne $true -or
-        [bool] $application.RequiredDuringMeeting -ne $true -or
-        [int] $application.ConcurrentInvitationCount -ne 1 -or
-        (@($application.ComplianceRecordingPairedApplications | Where-Object { $_ } | ForEach-Object { [string] $_.Id }) -join ',') -ne $pairedId) {
+} elseif ([bool] (Get-VerbatimProperty $application 'RequiredBeforeCallEstablishment') -ne $true -or
+        [bool] (Get-VerbatimProperty $application 'RequiredBeforeMeetingJoin') -ne $true -or
+        [bool] (Get-VerbatimProperty $application 'RequiredDuringCall') -ne $true -or
+        [bool] (Get-VerbatimProperty $application 'RequiredDuringMeeting') -ne $true -or
+        [int] (Get-VerbatimProperty $application 'ConcurrentInvitationCount') -ne 1 -or
+        (@((Get-VerbatimProperty $application 'ComplianceRecordingPairedApplications') | Where-Object { $_ } | ForEach-Object { [string] (Get-VerbatimProperty $_ 'Id') }) -join ',') -ne $pairedId) {
     if ($PSCmdlet.ShouldProcess($identity, 'Set-CsTeamsComplianceRecordingApplication')) {
         Set-CsTeamsComplianceRecordingApplication -Identity $identity -RequiredBeforeCallEstablishment $true -RequiredBeforeMeetingJoin $true -RequiredDuringCall $true -RequiredDuringMeeting $true -ConcurrentInvitationCount 1 -ComplianceRecordingPairedApplications @(New-CsTeamsComplianceRecordingPairedApplication -Id $pairedId)
     }
@@ -215,12 +245,12 @@ if (-not $application) {
     if ($PSCmdlet.ShouldProcess($identity, 'New-CsTeamsComplianceRecordingApplication')) {
         $null = New-CsTeamsComplianceRecordingApplication -Parent 'Tag:Advisers-Relaxed' -Id $instanceId -RequiredBeforeCallEstablishment $false -RequiredBeforeMeetingJoin $false -RequiredDuringCall $false -RequiredDuringMeeting $false -ConcurrentInvitationCount 2
     }
-} elseif ([bool] $application.RequiredBeforeCallEstablishment -ne $false -or
-        [bool] $application.RequiredBeforeMeetingJoin -ne $false -or
-        [bool] $application.RequiredDuringCall -ne $false -or
-        [bool] $application.RequiredDuringMeeting -ne $false -or
-        [int] $application.ConcurrentInvitationCount -ne 2 -or
-        (@($application.ComplianceRecordingPairedApplications | Where-Object { $_ } | ForEach-Object { [string] $_.Id }) -join ',') -ne '') {
+} elseif ([bool] (Get-VerbatimProperty $application 'RequiredBeforeCallEstablishment') -ne $false -or
+        [bool] (Get-VerbatimProperty $application 'RequiredBeforeMeetingJoin') -ne $false -or
+        [bool] (Get-VerbatimProperty $application 'RequiredDuringCall') -ne $false -or
+        [bool] (Get-VerbatimProperty $application 'RequiredDuringMeeting') -ne $false -or
+        [int] (Get-VerbatimProperty $application 'ConcurrentInvitationCount') -ne 2 -or
+        (@((Get-VerbatimProperty $application 'ComplianceRecordingPairedApplications') | Where-Object { $_ } | ForEach-Object { [string] (Get-VerbatimProperty $_ 'Id') }) -join ',') -ne '') {
     if ($PSCmdlet.ShouldProcess($identity, 'Set-CsTeamsComplianceRecordingApplication')) {
         Set-CsTeamsComplianceRecordingApplication -Identity $identity -RequiredBeforeCallEstablishment $false -RequiredBeforeMeetingJoin $false -RequiredDuringCall $false -RequiredDuringMeeting $false -ConcurrentInvitationCount 2 -ComplianceRecordingPairedApplications $null
     }
@@ -232,7 +262,7 @@ if (-not $calling) {
     if ($PSCmdlet.ShouldProcess('Tag:No-Convenience-Recording', 'New-CsTeamsCallingPolicy')) {
         $null = New-CsTeamsCallingPolicy -Identity 'No-Convenience-Recording' -AllowCloudRecordingForCalls $false
     }
-} elseif ($calling.AllowCloudRecordingForCalls -ne $false) {
+} elseif ([bool] (Get-VerbatimProperty $calling 'AllowCloudRecordingForCalls') -ne $false) {
     if ($PSCmdlet.ShouldProcess('Tag:No-Convenience-Recording', 'Set-CsTeamsCallingPolicy -AllowCloudRecordingForCalls')) {
         Set-CsTeamsCallingPolicy -Identity 'Tag:No-Convenience-Recording' -AllowCloudRecordingForCalls $false
     }
@@ -244,9 +274,11 @@ if (-not $assignment) {
     if ($PSCmdlet.ShouldProcess('6f1c2a3b-0000-4000-8000-0000000000a2', 'New-CsGroupPolicyAssignment -PolicyType TeamsComplianceRecordingPolicy')) {
         New-CsGroupPolicyAssignment -GroupId '6f1c2a3b-0000-4000-8000-0000000000a2' -PolicyType TeamsComplianceRecordingPolicy -PolicyName 'Advisers-Relaxed' -Rank 2
     }
-} elseif ([string] $assignment.PolicyName -ne 'Advisers-Relaxed' -or [int] $assignment.Priority -ne 2) {
-    if ($PSCmdlet.ShouldProcess('6f1c2a3b-0000-4000-8000-0000000000a2', 'Set-CsGroupPolicyAssignment -PolicyType TeamsComplianceRecordingPolicy')) {
-        Set-CsGroupPolicyAssignment -GroupId '6f1c2a3b-0000-4000-8000-0000000000a2' -PolicyType TeamsComplianceRecordingPolicy -PolicyName 'Advisers-Relaxed' -Rank 2
+} elseif ((ConvertTo-VerbatimPolicyName ([string] (Get-VerbatimProperty $assignment 'PolicyName'))) -ne 'Advisers-Relaxed' -or [int] (Get-VerbatimProperty $assignment 'Rank', 'Priority') -ne 2) {
+    # There is no Set-CsGroupPolicyAssignment; Microsoft's way to change an assignment is to remove it and add it again.
+    if ($PSCmdlet.ShouldProcess('6f1c2a3b-0000-4000-8000-0000000000a2', 'Remove-CsGroupPolicyAssignment and New-CsGroupPolicyAssignment -PolicyType TeamsComplianceRecordingPolicy')) {
+        Remove-CsGroupPolicyAssignment -GroupId '6f1c2a3b-0000-4000-8000-0000000000a2' -PolicyType TeamsComplianceRecordingPolicy
+        New-CsGroupPolicyAssignment -GroupId '6f1c2a3b-0000-4000-8000-0000000000a2' -PolicyType TeamsComplianceRecordingPolicy -PolicyName 'Advisers-Relaxed' -Rank 2
     }
 }
 
@@ -256,9 +288,11 @@ if (-not $assignment) {
     if ($PSCmdlet.ShouldProcess('6f1c2a3b-0000-4000-8000-0000000000a1', 'New-CsGroupPolicyAssignment -PolicyType TeamsCallingPolicy')) {
         New-CsGroupPolicyAssignment -GroupId '6f1c2a3b-0000-4000-8000-0000000000a1' -PolicyType TeamsCallingPolicy -PolicyName 'No-Convenience-Recording' -Rank 1
     }
-} elseif ([string] $assignment.PolicyName -ne 'No-Convenience-Recording' -or [int] $assignment.Priority -ne 1) {
-    if ($PSCmdlet.ShouldProcess('6f1c2a3b-0000-4000-8000-0000000000a1', 'Set-CsGroupPolicyAssignment -PolicyType TeamsCallingPolicy')) {
-        Set-CsGroupPolicyAssignment -GroupId '6f1c2a3b-0000-4000-8000-0000000000a1' -PolicyType TeamsCallingPolicy -PolicyName 'No-Convenience-Recording' -Rank 1
+} elseif ((ConvertTo-VerbatimPolicyName ([string] (Get-VerbatimProperty $assignment 'PolicyName'))) -ne 'No-Convenience-Recording' -or [int] (Get-VerbatimProperty $assignment 'Rank', 'Priority') -ne 1) {
+    # There is no Set-CsGroupPolicyAssignment; Microsoft's way to change an assignment is to remove it and add it again.
+    if ($PSCmdlet.ShouldProcess('6f1c2a3b-0000-4000-8000-0000000000a1', 'Remove-CsGroupPolicyAssignment and New-CsGroupPolicyAssignment -PolicyType TeamsCallingPolicy')) {
+        Remove-CsGroupPolicyAssignment -GroupId '6f1c2a3b-0000-4000-8000-0000000000a1' -PolicyType TeamsCallingPolicy
+        New-CsGroupPolicyAssignment -GroupId '6f1c2a3b-0000-4000-8000-0000000000a1' -PolicyType TeamsCallingPolicy -PolicyName 'No-Convenience-Recording' -Rank 1
     }
 }
 

@@ -20,8 +20,8 @@
     again safely. Run it with -WhatIf to see what it would change without changing anything.
     Removals come last, after the replacements are in place. Policy changes reach new calls and
     meetings only; group assignments can take hours to reach every member.
-    The script contains no credentials: connect first with Connect-MicrosoftTeams as a Teams
-    Administrator (or with app-only certificate authentication).
+    The script contains no credentials: connect first with Connect-MicrosoftTeams.
+    Sign in as a Teams Administrator, or with application-based (app-only) authentication.
 .NOTES
     Requires the MicrosoftTeams PowerShell module.
 #>
@@ -34,12 +34,44 @@ $ErrorActionPreference = 'Stop'
 if (-not (Get-Command -Name Get-CsTeamsComplianceRecordingPolicy -ErrorAction SilentlyContinue)) {
     throw 'The MicrosoftTeams module is not loaded: run Import-Module MicrosoftTeams; Connect-MicrosoftTeams'
 }
+try {
+    # Fails without a session, so that "not connected" is never read as "not there" by a later step.
+    $null = Get-CsTenant -ErrorAction Stop
+} catch {
+    throw "Not connected to Microsoft Teams (Get-CsTenant failed: $_): run Connect-MicrosoftTeams first"
+}
+
+function Get-VerbatimProperty {
+    # Microsoft documents few output properties of these cmdlets, and under Set-StrictMode reading one an
+    # object lacks throws: each is read by name, the first present of $Name wins, a missing one is $null.
+    param($InputObject, [Parameter(Mandatory = $true)] [string[]] $Name)
+    if ($null -eq $InputObject) {
+        return $null
+    }
+    foreach ($candidate in $Name) {
+        $property = $InputObject.PSObject.Properties[$candidate]
+        if ($null -ne $property) {
+            return $property.Value
+        }
+    }
+    return $null
+}
+
+function ConvertTo-VerbatimPolicyName {
+    param([string] $Identity)
+    if ($Identity.StartsWith('Tag:')) {
+        return $Identity.Substring(4)
+    }
+    return $Identity
+}
 
 function Get-VerbatimInstanceId {
     param([Parameter(Mandatory = $true)] [string] $UserPrincipalName)
-    $instance = Get-CsOnlineApplicationInstance -Identity $UserPrincipalName -ErrorAction SilentlyContinue
+    # -WhatIf:$false: the cmdlet honours -WhatIf, and would read nothing under it.
+    $instance = Get-CsOnlineApplicationInstance -Identity $UserPrincipalName -WhatIf:$false `
+        -ErrorAction SilentlyContinue
     if ($instance) {
-        return [string] $instance.ObjectId
+        return [string] (Get-VerbatimProperty $instance 'ObjectId')
     }
     if ($WhatIfPreference) {
         # Under -WhatIf the instance was not created by an earlier step; later steps only report.
@@ -51,11 +83,7 @@ function Get-VerbatimInstanceId {
 function Get-VerbatimDirectPolicy {
     param([Parameter(Mandatory = $true)] [string] $Identity)
     $user = Get-CsOnlineUser -Identity $Identity
-    $name = [string] $user.TeamsComplianceRecordingPolicy
-    if ($name.StartsWith('Tag:')) {
-        $name = $name.Substring(4)
-    }
-    return $name
+    return ConvertTo-VerbatimPolicyName ([string] (Get-VerbatimProperty $user 'TeamsComplianceRecordingPolicy'))
 }
 
 Write-Host 'Verbatim: all steps done.'
