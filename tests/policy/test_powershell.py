@@ -249,6 +249,8 @@ def test_read_only_probes_still_read_under_whatif() -> None:
 
     assert {c.name for c in honouring} == {"Get-CsOnlineApplicationInstance"}
     assert all(_values(c).get("WhatIf") == Argument("bool", "$false", False, colon=True) for c in honouring)
+    # It honours -Confirm too: under `./apply.ps1 -Confirm` every read would otherwise ask first.
+    assert all(_values(c).get("Confirm") == Argument("bool", "$false", False, colon=True) for c in honouring)
 
 
 @pytest.mark.parametrize("case", ["every-change", "export"])

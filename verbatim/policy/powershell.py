@@ -216,8 +216,9 @@ $ErrorActionPreference = 'Stop'
     + """
 function Get-VerbatimInstanceId {
     param([Parameter(Mandatory = $true)] [string] $UserPrincipalName)
-    # -WhatIf:$false: the cmdlet honours -WhatIf, and would read nothing under it.
-    $instance = Get-CsOnlineApplicationInstance -Identity $UserPrincipalName -WhatIf:$false `
+    # The cmdlet honours -WhatIf and -Confirm: without these it would read nothing under -WhatIf, and ask
+    # before reading under -Confirm.
+    $instance = Get-CsOnlineApplicationInstance -Identity $UserPrincipalName -WhatIf:$false -Confirm:$false `
         -ErrorAction SilentlyContinue
     if ($instance) {
         return [string] (Get-VerbatimProperty $instance 'ObjectId')
@@ -368,9 +369,10 @@ def _instance_step(change: PlanChange) -> Iterator[str]:
     upn = change.subject
     after = change.after or {}
     display, app_id = str(after["displayName"]), str(after["applicationId"])
-    # -WhatIf:$false: Get-CsOnlineApplicationInstance honours -WhatIf, and would read nothing under it.
+    # Get-CsOnlineApplicationInstance honours -WhatIf and -Confirm: without these it would read nothing under
+    # -WhatIf, and ask before reading under -Confirm.
     yield (
-        f"$instance = Get-CsOnlineApplicationInstance -Identity {quote(upn)} -WhatIf:$false "
+        f"$instance = Get-CsOnlineApplicationInstance -Identity {quote(upn)} -WhatIf:$false -Confirm:$false "
         "-ErrorAction SilentlyContinue"
     )
     yield "if (-not $instance) {"

@@ -109,8 +109,9 @@ function ConvertTo-VerbatimPolicyName {
 
 function Get-VerbatimInstanceId {
     param([Parameter(Mandatory = $true)] [string] $UserPrincipalName)
-    # -WhatIf:$false: the cmdlet honours -WhatIf, and would read nothing under it.
-    $instance = Get-CsOnlineApplicationInstance -Identity $UserPrincipalName -WhatIf:$false `
+    # The cmdlet honours -WhatIf and -Confirm: without these it would read nothing under -WhatIf, and ask
+    # before reading under -Confirm.
+    $instance = Get-CsOnlineApplicationInstance -Identity $UserPrincipalName -WhatIf:$false -Confirm:$false `
         -ErrorAction SilentlyContinue
     if ($instance) {
         return [string] (Get-VerbatimProperty $instance 'ObjectId')
@@ -129,7 +130,7 @@ function Get-VerbatimDirectPolicy {
 }
 
 # --- step 1: ~ application instance verbatim-recorder@contoso.onmicrosoft.com
-$instance = Get-CsOnlineApplicationInstance -Identity 'verbatim-recorder@contoso.onmicrosoft.com' -WhatIf:$false -ErrorAction SilentlyContinue
+$instance = Get-CsOnlineApplicationInstance -Identity 'verbatim-recorder@contoso.onmicrosoft.com' -WhatIf:$false -Confirm:$false -ErrorAction SilentlyContinue
 if (-not $instance) {
     if ($PSCmdlet.ShouldProcess('verbatim-recorder@contoso.onmicrosoft.com', 'New-CsOnlineApplicationInstance')) {
         $null = New-CsOnlineApplicationInstance -UserPrincipalName 'verbatim-recorder@contoso.onmicrosoft.com' -DisplayName 'Verbatim Recorder' -ApplicationId '6f1c2a3b-0000-4000-8000-000000000001'
@@ -151,7 +152,7 @@ if (-not $instance) {
 }
 
 # --- step 2: + application instance verbatim-recorder-2@contoso.onmicrosoft.com
-$instance = Get-CsOnlineApplicationInstance -Identity 'verbatim-recorder-2@contoso.onmicrosoft.com' -WhatIf:$false -ErrorAction SilentlyContinue
+$instance = Get-CsOnlineApplicationInstance -Identity 'verbatim-recorder-2@contoso.onmicrosoft.com' -WhatIf:$false -Confirm:$false -ErrorAction SilentlyContinue
 if (-not $instance) {
     if ($PSCmdlet.ShouldProcess('verbatim-recorder-2@contoso.onmicrosoft.com', 'New-CsOnlineApplicationInstance')) {
         $null = New-CsOnlineApplicationInstance -UserPrincipalName 'verbatim-recorder-2@contoso.onmicrosoft.com' -DisplayName 'Verbatim Recorder (paired)' -ApplicationId '6f1c2a3b-0000-4000-8000-000000000002'

@@ -67,8 +67,9 @@ function ConvertTo-VerbatimPolicyName {
 
 function Get-VerbatimInstanceId {
     param([Parameter(Mandatory = $true)] [string] $UserPrincipalName)
-    # -WhatIf:$false: the cmdlet honours -WhatIf, and would read nothing under it.
-    $instance = Get-CsOnlineApplicationInstance -Identity $UserPrincipalName -WhatIf:$false `
+    # The cmdlet honours -WhatIf and -Confirm: without these it would read nothing under -WhatIf, and ask
+    # before reading under -Confirm.
+    $instance = Get-CsOnlineApplicationInstance -Identity $UserPrincipalName -WhatIf:$false -Confirm:$false `
         -ErrorAction SilentlyContinue
     if ($instance) {
         return [string] (Get-VerbatimProperty $instance 'ObjectId')
