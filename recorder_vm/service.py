@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from recorder_vm.calls_api import CallGone, CallsApi, CallsApiError
+from recorder_vm.calls_api import CallGone, CallsApi, CallsApiError, RejectReason
 from recorder_vm.capture.spill import SpillBuffer
 from recorder_vm.capture.storage import RecordingStore, StorageHealth, StorageUnavailable
 from recorder_vm.events import EventPublisher
@@ -129,17 +129,17 @@ class Recorder:
                 self.rejected += 1
                 reason = "draining" if self.draining else "at capacity"
                 log.warning("rejecting an invitation", extra={"reason": reason, "active_calls": self.active_calls})
-                self._spawn(self._reject(tenant, update.call_id))
+                self._spawn(self.reject(tenant, update.call_id, "busy"))
                 return
             session = CallSession(self, call=update.call, call_id=update.call_id, tenant_id=tenant, received=received)
             self.sessions[update.call_id] = session
             log.info("incoming call", extra={"recording_id": session.recording_id})
             self._spawn(session.answer())
 
-    async def _reject(self, tenant_id: str, call_id: str) -> None:
-        # "busy" lets Teams try another recorder (a paired one, or a second invitation).
+    async def reject(self, tenant_id: str, call_id: str, reason: RejectReason) -> None:
+        """Decline an invitation; "busy" lets Teams try another recorder (a paired one, or a second invitation)."""
         try:
-            await self.calls.reject(tenant_id, call_id, "busy", None)
+            await self.calls.reject(tenant_id, call_id, reason, None)
         except (CallsApiError, CallGone) as error:
             log.warning("reject failed", extra={"reason": str(error)})
 

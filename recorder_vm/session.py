@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from recorder_vm.calls_api import CallGone, CallsApiError, RecordingStatus
 from recorder_vm.capture.pipeline import CallCapture, CaptureResult
-from recorder_vm.media.base import AudioFrame, MediaSession
+from recorder_vm.media.base import AudioFrame, MediaSession, MediaSessionError
 from recorder_vm.notifications import Call, CallUpdate, ResultInfo, RosterUpdate
 from recorder_vm.roster import (
     Roster,
@@ -136,6 +136,14 @@ class CallSession:
                 self.media = self.recorder.media.create_session(
                     self.call_id, _MediaEvents(self, self._loop), unmixed=self.settings.unmixed_audio
                 )
+            except MediaSessionError as error:
+                # Without a media session there is nothing to answer with: decline at once ("busy", so Teams
+                # may invite another recorder) rather than let the answer window lapse.
+                log.error("no media session; declining the invitation", extra={"reason": str(error)})
+                self._answer_failed(f"no media session: {error}")
+                await self.recorder.reject(self.tenant_id, self.call_id, "busy")
+                return
+            try:
                 body: dict[str, Any] = {
                     "callbackUri": self.settings.callback_uri,
                     "acceptedModalities": ["audio"],
@@ -147,14 +155,16 @@ class CallSession:
                 }
                 budget = self.settings.answer_budget_seconds - (time.monotonic() - self.timing.received)
                 await asyncio.wait_for(self.recorder.calls.answer(self.tenant_id, self.call_id, body), budget)
-            except (CallsApiError, CallGone, TimeoutError, RuntimeError) as error:
+            except (CallsApiError, CallGone, TimeoutError) as error:
                 reason = "answer timed out" if isinstance(error, TimeoutError) else str(error)
                 log.error("answering failed", extra={"reason": reason})
-                self._close_media()
-                self.capture.discard()
-                self.state = "failed"
-                self._publish_failed("answer", reason, committed=False)
-                self.recorder.forget(self)
+                self._answer_failed(reason)
+                return
+            except Exception as error:
+                # A defect, not a platform answer: still end in a known state, so the call is not held
+                # as active (and counted against capacity) forever.
+                log.exception("answering failed unexpectedly")
+                self._answer_failed(f"{type(error).__name__}: {error}")
                 return
             self.timing.answered = time.monotonic()
             if self._ending is not None:
@@ -165,6 +175,14 @@ class CallSession:
             log.info("call answered", extra={"answer_ms": round((self.timing.answer_seconds or 0) * 1000, 1)})
             if self.platform_state == "established":
                 self._start_recording()
+
+    def _answer_failed(self, reason: str) -> None:
+        """The call was not answered: release the media session, persist nothing, report, forget the call."""
+        self._close_media()
+        self.capture.discard()
+        self.state = "failed"
+        self._publish_failed("answer", reason, committed=False)
+        self.recorder.forget(self)
 
     # --- signalling updates ---
 

@@ -11,6 +11,11 @@ FRAME_TICKS = 200_000  # 20 ms in 100-ns ticks
 MIXED_SOURCE = 0
 
 
+class MediaSessionError(Exception):
+    """The media platform could not create a call's media session (overloaded, not initialised, or any
+    error the media library raised); the call cannot be answered with media."""
+
+
 @dataclass(frozen=True, slots=True)
 class AudioFrame:
     """One received audio buffer: 16 kHz 16-bit mono PCM, normally 20 ms.

@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Any
 
-from recorder_vm.media.base import MIXED_SOURCE, AudioFrame, MediaHandler
+from recorder_vm.media.base import MIXED_SOURCE, AudioFrame, MediaHandler, MediaSessionError
 from recorder_vm.settings import RecorderSettings
 
 log = logging.getLogger(__name__)
@@ -58,13 +58,23 @@ class WindowsMediaSession:
         settings.SupportedAudioFormat = media.AudioFormat.Pcm16K
         settings.CallId = call_id
         settings.ReceiveUnmixedMeetingAudio = unmixed
-        self.socket = media.AudioSocket(settings)
+        # pythonnet raises .NET exceptions as subclasses of Python's Exception (not RuntimeError), so any
+        # of them is caught here; the library documents InvalidOperationException (platform not initialised)
+        # and SkypeMediaException (overloaded) for CreateMediaConfiguration.
+        try:
+            self.socket = media.AudioSocket(settings)
+        except Exception as error:
+            raise MediaSessionError(f"creating the audio socket failed: {_describe(error)}") from error
         self.socket.AudioMediaReceived += self._audio_received
         self.socket.MediaStreamFailure += self._stream_failure
         self.socket.DominantSpeakerChanged += self._dominant_speaker_changed
-        self._configuration = str(media.MediaPlatform.CreateMediaConfiguration(self.socket).ToString())
-        # Buffer timestamps are the media platform's clock (100-ns units); map them onto Unix-epoch ticks.
-        self._clock_offset = time.time_ns() // 100 - int(media.MediaPlatform.GetCurrentTimestamp())
+        try:
+            self._configuration = str(media.MediaPlatform.CreateMediaConfiguration(self.socket).ToString())
+            # Buffer timestamps are the media platform's clock (100-ns units); map them onto Unix-epoch ticks.
+            self._clock_offset = time.time_ns() // 100 - int(media.MediaPlatform.GetCurrentTimestamp())
+        except Exception as error:
+            self.close()
+            raise MediaSessionError(f"creating the media configuration failed: {_describe(error)}") from error
 
     @property
     def session_id(self) -> str:
@@ -142,7 +152,7 @@ class WindowsMediaPlatform:
 
     def create_session(self, call_id: str, handler: MediaHandler, *, unmixed: bool) -> WindowsMediaSession:
         if self._media is None:
-            raise RuntimeError("the media platform is not initialised")
+            raise MediaSessionError("the media platform is not initialised")
         return WindowsMediaSession(self._media, call_id, handler, unmixed=unmixed)
 
     def _health_changed(self, _sender: Any, args: Any) -> None:
@@ -150,6 +160,11 @@ class WindowsMediaPlatform:
         status = str(getattr(args, "CurrentHealth", "")) or "unknown"
         self._healthy = status == "Normal"
         log.warning("media platform health changed", extra={"health": status})
+
+
+def _describe(error: BaseException) -> str:
+    """`TypeName: message` of a (.NET) exception, for the failure event and the log."""
+    return f"{type(error).__name__}: {error}"
 
 
 def describe_blob(blob: str) -> dict[str, Any]:

@@ -8,31 +8,15 @@ import json
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from recorder_vm.media import create_media_platform
-from recorder_vm.media.base import AudioFrame
+from recorder_vm.media.base import AudioFrame, MediaSessionError
 from recorder_vm.settings import RecorderSettings
-
-
-class FakeEvent:
-    def __init__(self) -> None:
-        self.handlers: list[Callable[..., None]] = []
-
-    def __iadd__(self, handler: Callable[..., None]) -> FakeEvent:
-        self.handlers.append(handler)
-        return self
-
-    def __isub__(self, handler: Callable[..., None]) -> FakeEvent:
-        self.handlers.remove(handler)
-        return self
-
-    def fire(self, args: Any) -> None:
-        for handler in list(self.handlers):
-            handler(None, args)
+from tests.recorder import fake_clr as fake_clr_module
 
 
 class IntPtr:
@@ -80,74 +64,7 @@ class Args:
 
 @pytest.fixture
 def fake_clr(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.SimpleNamespace]:
-    record = types.SimpleNamespace(references=[], initialized=None, sockets=[], shutdown=False)
-
-    class Settings:
-        pass
-
-    class AudioSocket:
-        def __init__(self, settings: Any) -> None:
-            self.settings = settings
-            self.AudioMediaReceived = FakeEvent()
-            self.MediaStreamFailure = FakeEvent()
-            self.DominantSpeakerChanged = FakeEvent()
-            self.disposed = False
-            record.sockets.append(self)
-
-        def Dispose(self) -> None:
-            self.disposed = True
-
-    class JObject:
-        def __init__(self, value: dict[str, Any]) -> None:
-            self.value = value
-
-        def ToString(self) -> str:
-            return json.dumps(self.value)
-
-    class MediaPlatform:
-        MediaPlatformHealthChanged = FakeEvent()
-
-        @staticmethod
-        def Initialize(settings: Any) -> None:
-            record.initialized = settings
-
-        @staticmethod
-        def CreateMediaConfiguration(socket: Any) -> JObject:
-            return JObject(
-                {"mpUri": "net.tcp://rec.contoso.example:20001/MediaProcessor", "callId": socket.settings.CallId}
-            )
-
-        @staticmethod
-        def GetCurrentTimestamp() -> int:
-            return 5_000_000
-
-        @staticmethod
-        def Shutdown() -> None:
-            record.shutdown = True
-
-    clr = types.ModuleType("clr")
-    clr.AddReference = record.references.append  # type: ignore[attr-defined]
-    media = types.ModuleType("Microsoft.Skype.Bots.Media")
-    media.MediaPlatform = MediaPlatform  # type: ignore[attr-defined]
-    media.MediaPlatformSettings = Settings  # type: ignore[attr-defined]
-    media.MediaPlatformInstanceSettings = type("MediaPlatformInstanceSettings", (Settings,), {})  # type: ignore[attr-defined]
-    media.AudioSocketSettings = type("AudioSocketSettings", (Settings,), {})  # type: ignore[attr-defined]
-    media.AudioSocket = AudioSocket  # type: ignore[attr-defined]
-    media.StreamDirection = types.SimpleNamespace(Recvonly="Recvonly")  # type: ignore[attr-defined]
-    media.AudioFormat = types.SimpleNamespace(Pcm16K="Pcm16K")  # type: ignore[attr-defined]
-    system_net = types.ModuleType("System.Net")
-    system_net.IPAddress = types.SimpleNamespace(Parse=lambda text: ("IPAddress", text))  # type: ignore[attr-defined]
-    for name, module in {
-        "clr": clr,
-        "Microsoft": types.ModuleType("Microsoft"),
-        "Microsoft.Skype": types.ModuleType("Microsoft.Skype"),
-        "Microsoft.Skype.Bots": types.ModuleType("Microsoft.Skype.Bots"),
-        "Microsoft.Skype.Bots.Media": media,
-        "System": types.ModuleType("System"),
-        "System.Net": system_net,
-    }.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    yield record
+    yield fake_clr_module.install(monkeypatch)
 
 
 class Handler:
@@ -291,3 +208,47 @@ def test_a_loaded_media_platform_makes_the_instance_not_ready(fake_clr: types.Si
     assert not platform.healthy
     event.fire(Args(CurrentHealth="Normal", PreviousHealth="HeavilyLoaded"))
     assert platform.healthy
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        fake_clr_module.SkypeMediaException("The media platform is currently overloaded and cannot handle new calls."),
+        fake_clr_module.InvalidOperationException("MediaPlatform is not initialized."),
+    ],
+    ids=["overloaded", "not-initialised"],
+)
+def test_a_dotnet_exception_from_create_media_configuration_disposes_the_socket_and_is_a_media_session_error(
+    fake_clr: types.SimpleNamespace, error: Exception
+) -> None:
+    # The media library documents both exceptions for CreateMediaConfiguration (bot_media reference,
+    # MediaPlatform.CreateMediaConfiguration); pythonnet raises them as Exception subclasses, not RuntimeError.
+    assert not isinstance(error, RuntimeError)
+    platform = create_media_platform(_windows_settings())
+    asyncio.run(platform.start())
+    fake_clr.configuration_error = error
+    with pytest.raises(MediaSessionError, match=type(error).__name__) as raised:
+        platform.create_session("call-1", Handler(), unmixed=False)
+    assert raised.value.__cause__ is error
+    (socket,) = fake_clr.sockets
+    assert socket.disposed
+    assert not socket.AudioMediaReceived.handlers and not socket.MediaStreamFailure.handlers
+    assert not socket.DominantSpeakerChanged.handlers
+
+
+def test_a_dotnet_exception_from_the_socket_constructor_is_a_media_session_error(
+    fake_clr: types.SimpleNamespace,
+) -> None:
+    platform = create_media_platform(_windows_settings())
+    asyncio.run(platform.start())
+    fake_clr.socket_error = fake_clr_module.DotNetException("native media stack refused the socket")
+    with pytest.raises(MediaSessionError, match="refused the socket"):
+        platform.create_session("call-1", Handler(), unmixed=False)
+
+
+def test_a_session_asked_of_an_uninitialised_platform_is_a_media_session_error(
+    fake_clr: types.SimpleNamespace,
+) -> None:
+    platform = create_media_platform(_windows_settings())
+    with pytest.raises(MediaSessionError, match="not initialised"):
+        platform.create_session("call-1", Handler(), unmixed=False)
