@@ -152,17 +152,24 @@ class Roster:
 
 
 def observed_user(call: Call, roster: Roster | None = None) -> ObservedUser:
-    """The recorded user: `incomingContext.observedParticipantId`, whose info is the call's `source`; what
-    the invitation leaves out is filled in from the roster."""
+    """The recorded user, identified as Microsoft's PolicyRecordingBot sample does: the participant under
+    observation is `incomingContext.observedParticipantId`; `source` describes it when
+    `sourceParticipantId` equals that id (the documented example's `source.id` differs from both); the user
+    is `onBehalfOf` when the call is delegated, otherwise that participant's identity. What the invitation
+    leaves out of the participant's own identity (names, UPN) is filled in from the roster."""
     context = call.incoming_context
     observed_id = context.observed_participant_id if context else None
-    info: ParticipantInfo | None = call.source
-    if info is not None and (observed_id is None or info.id in (None, observed_id)):
-        identity = identity_of(info.identity)
+    source: ParticipantInfo | None = call.source
+    on_behalf_of = context.on_behalf_of if context is not None else None
+    if on_behalf_of is not None and on_behalf_of.primary() is not None:
+        identity = identity_of(on_behalf_of)
+        from_observed_leg = False
     else:
-        identity = identity_of(context.on_behalf_of if context else None)
+        from_observed_leg = True
+        observed_source = source is not None and _source_is_observed(call)
+        identity = identity_of(source.identity if source is not None and observed_source else None)
     known = roster.get(observed_id) if roster is not None and observed_id else None
-    if known is not None:
+    if known is not None and from_observed_leg:
         theirs = known.identity
         identity = Identity(
             kind=identity.kind if identity.kind != "unknown" else theirs.kind,
@@ -176,9 +183,20 @@ def observed_user(call: Call, roster: Roster | None = None) -> ObservedUser:
         upn=identity.upn,
         display_name=identity.display_name,
         tenant_id=identity.tenant_id or call.tenant_id,
-        participant_id=observed_id or (info.id if info else None),
+        participant_id=observed_id or (source.id if source else None),
         phone_number=identity.id if identity.kind == "phone" else None,
     )
+
+
+def _source_is_observed(call: Call) -> bool:
+    context = call.incoming_context
+    observed_id = context.observed_participant_id if context else None
+    if not observed_id:
+        return True  # no observation context: the caller is all the invitation says
+    assert context is not None
+    if context.source_participant_id:
+        return context.source_participant_id == observed_id
+    return call.source is not None and call.source.id == observed_id
 
 
 def direction_of(call: Call) -> CallDirection:

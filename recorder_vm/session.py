@@ -438,6 +438,7 @@ class CallSession:
                 reason=reason[:1000],
                 failed_at=datetime.now(UTC),
                 call_chain_id=self.incoming.call_chain_id,
+                tenant_id=self.incoming.tenant_id or self.tenant_id,
                 observed_user=observed_user(self.incoming, self.roster),
                 blob_container=self.settings.recordings_container if started else None,
                 blob_name=self.capture.blob_name if started else None,

@@ -48,3 +48,10 @@ def test_a_failure_before_any_media_is_terminal() -> None:
     assert record.status == "failed"
     assert late.status == "failed"
     assert record.failure_stage == "answer"
+
+
+def test_a_failure_before_any_media_keeps_the_calls_tenant() -> None:
+    event = failed_before_media("r5").model_copy(update={"tenant_id": "932899f8-2ea1-4604-8413-27bd2892079f"})
+    record = apply_event(None, event)
+
+    assert record.facts.tenant_id == "932899f8-2ea1-4604-8413-27bd2892079f"

@@ -367,17 +367,33 @@ class FakePlatform:
             await response.read()
             return response.status
 
-    async def invite(self, recorder_url: str, call_id: str, *, call_chain_id: str | None = None) -> CallRecord:
+    async def invite(
+        self,
+        recorder_url: str,
+        call_id: str,
+        *,
+        call_chain_id: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> CallRecord:
+        """Post an incoming-call notification (ours, or `body` as given) to the load-balanced webhook."""
         record = self._record(call_id)
         record.invited_at = time.monotonic()
-        body = self.incoming_notification(call_id, call_chain_id=call_chain_id)
+        body = body or self.incoming_notification(call_id, call_chain_id=call_chain_id)
         status = await self.post(f"{recorder_url}/api/calling", body)
         assert status == 202, status
         return record
 
-    async def drive(self, recorder_url: str, script: CallScript, *, answer_timeout: float = 5.0) -> CallRecord:
-        """Place a whole call against a recorder and return what happened."""
-        record = await self.invite(recorder_url, script.call_id, call_chain_id=script.call_chain_id)
+    async def drive(
+        self,
+        recorder_url: str,
+        script: CallScript,
+        *,
+        answer_timeout: float = 5.0,
+        invitation: dict[str, Any] | None = None,
+    ) -> CallRecord:
+        """Place a whole call against a recorder and return what happened (`invitation`: the incoming-call
+        notification to send instead of ours; its call id must be `script.call_id`)."""
+        record = await self.invite(recorder_url, script.call_id, call_chain_id=script.call_chain_id, body=invitation)
         await asyncio.wait_for(record.answer_event.wait(), answer_timeout)
         if record.rejected is not None or record.answer is None:
             return record
@@ -445,6 +461,20 @@ class FakePlatform:
             else:
                 # Keep the connection open while the test kills the recorder.
                 await asyncio.sleep(0.5)
+
+
+# Microsoft Graph v1.0 docs, `call: answer`, "Example 3: Answer a policy-based recording call": the incoming
+# call notification as published (tests/fixtures/graph/calls/README.md).
+DOCUMENTED_INVITATION = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "graph" / "calls" / ("incoming_call_policy_recording.json")
+)
+DOCUMENTED_CALL_ID = "e71f0300-9c1f-4d99-b5f4-2722e877d497"
+
+
+def documented_invitation() -> dict[str, Any]:
+    """Microsoft's documented policy-recording invitation, as published (a fresh copy each time)."""
+    body: dict[str, Any] = json.loads(DOCUMENTED_INVITATION.read_text())
+    return body
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> None:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recorder_vm.notifications import CallUpdate, OtherUpdate, RosterUpdate, parse_notifications
+from recorder_vm.notifications import Call, CallUpdate, OtherUpdate, RosterUpdate, parse_notifications
 from recorder_vm.roster import Roster, call_type_of, direction_of, observed_user, policy_of
-from tests.recorder.platform import FakePlatform
+from tests.recorder.platform import FakePlatform, documented_invitation
 from verbatim.errors import InvalidInput
 
 json_values = st.recursive(
@@ -79,7 +79,7 @@ def test_call_notifications_single_or_batched_object_or_array_with_unknown_field
     assert [(u.call_id, u.call.state) for u in updates if isinstance(u, CallUpdate)] == expected
 
 
-def test_the_documented_policy_recording_invitation_is_understood() -> None:
+def test_the_test_platforms_policy_recording_invitation_is_understood() -> None:
     body = _invitation()
     (update,) = parse_notifications(json.dumps(body))
     assert isinstance(update, CallUpdate) and update.change_type == "created"
@@ -176,3 +176,84 @@ def test_identity_kinds_are_kept(kind: str) -> None:
 
 def _invitation() -> dict[str, Any]:
     return FakePlatform.incoming_notification("call-1")
+
+
+def _documented_call(**incoming_context: Any) -> Call:
+    body = documented_invitation()  # Microsoft's published example (tests/fixtures/graph/calls)
+    body["value"][0]["resourceData"]["incomingContext"].update(incoming_context)
+    (update,) = parse_notifications(json.dumps(body))
+    assert isinstance(update, CallUpdate)
+    return update.call
+
+
+def test_the_documented_policy_recording_invitation_identifies_the_observed_user() -> None:
+    # In the example `source.id` differs from `observedParticipantId`; `sourceParticipantId` equals it, which
+    # is what makes `source` the observed participant (PolicyRecordingBot, PlatformCallController.cs).
+    call = _documented_call()
+    observed = observed_user(call)
+    assert observed.id == "8A34A46B-3D17-4ADC-8DCE-DC4E7D572698"
+    assert observed.tenant_id == "932899f8-2ea1-4604-8413-27bd2892079f"
+    assert observed.participant_id == "30fad2ce-8989-41a1-8a66-f6636e629a2a"
+    assert (observed.upn, observed.display_name, observed.phone_number) == (None, None, None)
+    assert direction_of(call) == "inbound" and call_type_of(call) == "peerToPeer"
+    assert policy_of(call).identifier == "Test Policy"
+    assert policy_of(call).paired_recorders == ["371f0300-2c1f-4d99-b5f4-2722e877d490"]
+
+
+def test_names_the_invitation_leaves_out_come_from_the_roster() -> None:
+    call = _documented_call()
+    roster = Roster(delta=False)
+    roster.apply(
+        _roster(
+            {
+                "id": "30fad2ce-8989-41a1-8a66-f6636e629a2a",
+                "info": {
+                    "identity": {
+                        "user": {
+                            "id": "8A34A46B-3D17-4ADC-8DCE-DC4E7D572698",
+                            "displayName": "Test User",
+                            "userPrincipalName": "test.user@contoso.example",
+                        }
+                    }
+                },
+            }
+        ),
+        NOW,
+    )
+    observed = observed_user(call, roster)
+    assert (observed.id, observed.display_name, observed.upn) == (
+        "8A34A46B-3D17-4ADC-8DCE-DC4E7D572698", "Test User", "test.user@contoso.example",
+    )  # fmt: skip
+
+
+def test_a_delegated_call_is_recorded_for_the_user_it_is_on_behalf_of() -> None:
+    # incomingContext.onBehalfOf: "The identity that the call is happening on behalf of" (Graph v1.0,
+    # incomingContext); the sample evaluates `onBehalfOf ?? source.identity` for the observed participant, and
+    # RecordReroutedCalls records calls re-routed (delegation among them) from the compliance-recording user.
+    principal = {"user": {"id": "b0550000-0000-4000-8000-000000000001"}}
+    delegate_leg = {
+        "id": "30fad2ce-8989-41a1-8a66-f6636e629a2a",
+        "info": {"identity": {"user": {"id": "8A34A46B-3D17-4ADC-8DCE-DC4E7D572698", "displayName": "Delegate"}}},
+    }
+    roster = Roster(delta=False)
+    roster.apply(_roster(delegate_leg), NOW)
+    observed = observed_user(_documented_call(onBehalfOf=principal), roster)
+    assert observed.id == "b0550000-0000-4000-8000-000000000001"
+    assert observed.display_name is None  # the delegate's name is not the principal's
+    assert observed.participant_id == "30fad2ce-8989-41a1-8a66-f6636e629a2a"  # the delegate's leg is observed
+    assert observed.tenant_id == "932899f8-2ea1-4604-8413-27bd2892079f"
+
+    # The same when `source.id` happens to equal the observed participant (the test platform's invitation).
+    body = _invitation()
+    body["value"][0]["resourceData"]["incomingContext"]["onBehalfOf"] = principal
+    (update,) = parse_notifications(json.dumps(body))
+    assert isinstance(update, CallUpdate)
+    assert observed_user(update.call).id == "b0550000-0000-4000-8000-000000000001"
+
+
+def test_a_source_that_is_not_the_observed_participant_does_not_name_the_observed_user() -> None:
+    # Microsoft's sample notes this "should never happen" for compliance-recording calls; if it does, the
+    # source's identity is someone else's and must not be recorded as the observed user's.
+    call = _documented_call(sourceParticipantId="someone-else")
+    observed = observed_user(call)
+    assert observed.id is None and observed.participant_id == "30fad2ce-8989-41a1-8a66-f6636e629a2a"

@@ -176,6 +176,7 @@ class RecordingFailed(RecorderEventBase):
     reason: str
     failed_at: AwareDatetime
     call_chain_id: str | None = None
+    tenant_id: str | None = None  # the call's tenant, as on recording.started (added in v1; optional)
     observed_user: ObservedUser | None = None
     blob_container: str | None = None
     blob_name: str | None = None

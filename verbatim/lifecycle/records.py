@@ -80,6 +80,7 @@ def apply_event(record: RecordingRecord | None, event: RecorderEvent) -> Recordi
         if event.observed_user is not None and facts.observed_user is None:
             facts.observed_user = event.observed_user
         facts.call_chain_id = facts.call_chain_id or event.call_chain_id
+        facts.tenant_id = facts.tenant_id or event.tenant_id
         record.blob_container = event.blob_container or record.blob_container
         record.evidence_blob = event.blob_name or record.evidence_blob
         record.capture_manifest_blob = event.manifest_blob_name or record.capture_manifest_blob
