@@ -143,6 +143,7 @@ def create_app(recorder: Recorder, validator: PlatformTokenValidator) -> web.App
             {
                 "answered": len(latencies),
                 "rejected": recorder.rejected,
+                "declined": recorder.declined,
                 "answer_ms": _percentiles(latencies),
                 "events_pending": recorder.publisher.pending,
                 "spill_bytes": recorder.spill.used_bytes,

@@ -199,6 +199,20 @@ def _source_is_observed(call: Call) -> bool:
     return call.source is not None and call.source.id == observed_id
 
 
+def not_policy_recording(call: Call) -> str | None:
+    """Why an invitation is not a policy-based (compliance) recording call, or None when it is one.
+
+    Microsoft's PolicyRecordingBot treats a call without `incomingContext.observedParticipantId` as "not
+    associated with a participant (not a CR call)"; `applicationMetadata.botData.inviteReasons` is
+    documented only by example, so it is not required here."""
+    context = call.incoming_context
+    if context is None:
+        return "the invitation has no incomingContext"
+    if not (context.observed_participant_id or "").strip():
+        return "the invitation's incomingContext names no observedParticipantId"
+    return None
+
+
 def direction_of(call: Call) -> CallDirection:
     bot_data = call.application_metadata.bot_data if call.application_metadata else None
     method = (bot_data.user.participation_method if bot_data and bot_data.user else None) or ""

@@ -19,6 +19,7 @@ from recorder_vm.events import EventPublisher
 from recorder_vm.media.base import MediaPlatform
 from recorder_vm.notifications import CallUpdate, OtherUpdate, RosterUpdate, SignallingUpdate
 from recorder_vm.platform_auth import PlatformCaller
+from recorder_vm.roster import not_policy_recording
 from recorder_vm.session import CallSession
 from recorder_vm.settings import RecorderSettings
 from verbatim.contracts.recorder import CaptureProgress
@@ -70,7 +71,8 @@ class Recorder:
         self.drain_reason: str | None = None
         self.storage_reachable = True
         self.answer_latencies: deque[float] = deque(maxlen=10_000)
-        self.rejected = 0
+        self.rejected = 0  # invitations refused as busy (draining, at capacity)
+        self.declined = 0  # invitations that were not policy-based recording calls
         self.progress_failures = 0
         self._progress_stop = threading.Event()
         self._progress_thread: threading.Thread | None = None
@@ -125,6 +127,13 @@ class Recorder:
     def _incoming(self, update: CallUpdate, caller: PlatformCaller, received: float) -> None:
         tenant = caller.tenant_id or update.call.tenant_id or self.settings.graph_tenant_id or ""
         with correlation(call_id=update.call_id):
+            why_not = not_policy_recording(update.call)
+            if why_not is not None:
+                # Answering would only end in updateRecordingStatus refused (8506): say no at once.
+                self.declined += 1
+                log.warning("declining: not a policy-based recording invitation", extra={"reason": why_not})
+                self._spawn(self.reject(tenant, update.call_id, "forbidden"))
+                return
             if self.draining or self.active_calls >= self.settings.max_concurrent_calls:
                 self.rejected += 1
                 reason = "draining" if self.draining else "at capacity"

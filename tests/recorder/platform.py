@@ -477,6 +477,17 @@ def documented_invitation() -> dict[str, Any]:
     return body
 
 
+# The same page, "Example 2: Answer VOIP call with application hosted media", "Notification - incoming": a
+# call placed to the bot, which is not a policy-based recording invitation (no incomingContext).
+DOCUMENTED_PEER_TO_PEER = DOCUMENTED_INVITATION.with_name("incoming_call_peer_to_peer.json")
+DOCUMENTED_PEER_TO_PEER_CALL_ID = "57DAB8B1894C409AB240BD8BEAE78896"
+
+
+def documented_peer_to_peer_invitation() -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(DOCUMENTED_PEER_TO_PEER.read_text())
+    return body
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -5,11 +5,23 @@ carries."""
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import pytest
 
 from tests.recorder.audio import speech, with_silence
-from tests.recorder.conftest import RecorderFactory
-from tests.recorder.platform import DOCUMENTED_CALL_ID, CallScript, FakePlatform, documented_invitation, wait_until
+from tests.recorder.conftest import RecorderFactory, log_of
+from tests.recorder.platform import (
+    DOCUMENTED_CALL_ID,
+    DOCUMENTED_PEER_TO_PEER_CALL_ID,
+    CallRecord,
+    CallScript,
+    FakePlatform,
+    documented_invitation,
+    documented_peer_to_peer_invitation,
+    wait_until,
+)
 from verbatim.contracts.recorder import RecordingFailed, RecordingStarted, RecordingStopped
 
 OBSERVED_USER_ID = "8A34A46B-3D17-4ADC-8DCE-DC4E7D572698"
@@ -63,3 +75,28 @@ def test_a_failure_on_the_documented_invitation_still_names_the_observed_user_an
     assert failed.tenant_id == CALL_TENANT_ID
     assert failed.observed_user is not None and failed.observed_user.id == OBSERVED_USER_ID
     assert failed.observed_user.participant_id == OBSERVED_PARTICIPANT_ID
+
+
+def test_the_documented_peer_to_peer_invitation_is_declined_as_not_a_policy_recording_call(
+    platform: FakePlatform, start_recorder: RecorderFactory
+) -> None:
+    # Without incomingContext.observedParticipantId the call is "not associated with a participant (not a CR
+    # call)" (PolicyRecordingBot, PlatformCallController.cs); Graph would refuse its recording status (8506).
+    platform.calls.pop(DOCUMENTED_PEER_TO_PEER_CALL_ID, None)
+    recorder = start_recorder()
+
+    async def invite() -> CallRecord:
+        record = await platform.invite(
+            recorder.url, DOCUMENTED_PEER_TO_PEER_CALL_ID, body=documented_peer_to_peer_invitation()
+        )
+        await asyncio.wait_for(record.answer_event.wait(), 5.0)
+        return record
+
+    record = platform.run(invite())
+    assert record.answer is None
+    assert record.rejected == {"reason": "forbidden"}
+    assert recorder.health().json()["active_calls"] == 0
+    stats = httpx.get(f"{recorder.url}/admin/stats", timeout=5).json()
+    assert stats["declined"] == 1 and stats["answered"] == 0
+    assert "not a policy-based recording invitation" in log_of(recorder)
+    assert recorder.events() == []  # no recording was attempted, so none is reported
