@@ -7,8 +7,8 @@ verifier keys ("vkeys") and the two signature types the ledger uses (no I/O).
 - ECDSA P-256, signature type 0x02 ("as implemented by github.com/transparency-dev/witness"): key ID =
   SHA-256(DER SubjectPublicKeyInfo)[:4], the signature is ASN.1 DER ECDSA over SHA-256(note text), the
   vkey's key material is the DER SPKI. Azure Key Vault and Managed HSM keys are RSA, EC (P-256, P-256K,
-  P-384, P-521) or AES, with no Ed25519, so a Key Vault-held key signs this type (its ES256 returns raw
-  r||s, re-encoded as DER here).
+  P-384, P-521) or symmetric, with no Ed25519, so a Key Vault-held key signs this type (its ES256 returns
+  raw r||s, re-encoded as DER here). docs/ledger-v2.md gives the sources.
 """
 
 from __future__ import annotations
