@@ -16,6 +16,9 @@ from hypothesis import strategies as st
 from verbatim.ledger import merkle
 from verbatim.ledger.merkle import MemoryTree, ProofError
 
+# Hypothesis's per-example deadline would be a timed assertion, and the machine is shared.
+untimed = settings(deadline=None)
+
 VECTORS = Path(__file__).parent / "vectors"
 REFERENCE = json.loads((VECTORS / "rfc6962-reference.json").read_text())
 PROBES = VECTORS / "transparency-dev-merkle"
@@ -152,6 +155,7 @@ def _flip(value: bytes, bit: int) -> bytes:
     return bytes(changed)
 
 
+@untimed
 @given(st.lists(st.binary(max_size=8), max_size=70), st.data())
 def test_generated_proofs_equal_the_rfc_definitions(entries: list[bytes], data: st.DataObject) -> None:
     tree = MemoryTree.of_entries(entries)
@@ -163,6 +167,7 @@ def test_generated_proofs_equal_the_rfc_definitions(entries: list[bytes], data: 
         assert tree.consistency_proof(old) == rfc_subproof(old, entries, True)
 
 
+@untimed
 @given(index_in_tree())
 def test_every_inclusion_proof_verifies_and_is_at_most_log2_hashes(case: tuple[int, int]) -> None:
     index, size = case
@@ -171,6 +176,7 @@ def test_every_inclusion_proof_verifies_and_is_at_most_log2_hashes(case: tuple[i
     merkle.verify_inclusion(index, size, merkle.leaf_hash(SHARED_ENTRIES[index]), proof, SHARED.root(size))
 
 
+@untimed
 @given(index_in_tree(), st.data())
 def test_an_altered_proof_hash_fails_inclusion(case: tuple[int, int], data: st.DataObject) -> None:
     index, size = case
@@ -184,6 +190,7 @@ def test_an_altered_proof_hash_fails_inclusion(case: tuple[int, int], data: st.D
     assert failure.value.code == "proof.root_mismatch"
 
 
+@untimed
 @given(index_in_tree(), st.data())
 def test_an_altered_leaf_fails_inclusion(case: tuple[int, int], data: st.DataObject) -> None:
     index, size = case
@@ -192,6 +199,7 @@ def test_an_altered_leaf_fails_inclusion(case: tuple[int, int], data: st.DataObj
         merkle.verify_inclusion(index, size, leaf, SHARED.inclusion_proof(index, size), SHARED.root(size))
 
 
+@untimed
 @given(index_in_tree(), st.data())
 def test_an_altered_index_fails_inclusion(case: tuple[int, int], data: st.DataObject) -> None:
     index, size = case
@@ -202,6 +210,7 @@ def test_an_altered_index_fails_inclusion(case: tuple[int, int], data: st.DataOb
         )
 
 
+@untimed
 @given(index_in_tree(), st.data())
 def test_an_altered_size_fails_inclusion_against_that_sizes_root(case: tuple[int, int], data: st.DataObject) -> None:
     index, size = case
@@ -211,6 +220,7 @@ def test_an_altered_size_fails_inclusion_against_that_sizes_root(case: tuple[int
         merkle.verify_inclusion(index, other, merkle.leaf_hash(SHARED_ENTRIES[index]), proof, SHARED.root(other))
 
 
+@untimed
 @given(two_sizes())
 def test_every_consistency_proof_verifies_and_is_at_most_log2_plus_one_hashes(case: tuple[int, int]) -> None:
     old, new = case
@@ -219,6 +229,7 @@ def test_every_consistency_proof_verifies_and_is_at_most_log2_plus_one_hashes(ca
     merkle.verify_consistency(old, new, SHARED.root(old), SHARED.root(new), proof)
 
 
+@untimed
 @given(two_sizes(), st.data())
 def test_an_altered_consistency_proof_hash_fails(case: tuple[int, int], data: st.DataObject) -> None:
     old, new = case
@@ -231,6 +242,7 @@ def test_an_altered_consistency_proof_hash_fails(case: tuple[int, int], data: st
         merkle.verify_consistency(old, new, SHARED.root(old), SHARED.root(new), proof)
 
 
+@untimed
 @given(two_sizes(), st.data(), st.sampled_from(["old", "new"]))
 def test_an_altered_root_fails_consistency(case: tuple[int, int], data: st.DataObject, which: str) -> None:
     old, new = case
@@ -244,6 +256,7 @@ def test_an_altered_root_fails_consistency(case: tuple[int, int], data: st.DataO
         merkle.verify_consistency(old, new, old_root, new_root, SHARED.consistency_proof(old, new))
 
 
+@untimed
 @given(two_sizes(), st.data(), st.sampled_from(["old", "new"]))
 def test_an_altered_size_fails_consistency_against_that_sizes_root(
     case: tuple[int, int], data: st.DataObject, which: str
@@ -258,7 +271,7 @@ def test_an_altered_size_fails_consistency_against_that_sizes_root(
         merkle.verify_consistency(old, new, SHARED.root(old) if old else merkle.EMPTY_ROOT, SHARED.root(new), proof)
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(two_sizes(), st.integers(-1, 1))
 def test_a_truncated_or_extended_consistency_proof_fails_on_its_length(case: tuple[int, int], change: int) -> None:
     old, new = case

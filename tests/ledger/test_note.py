@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.ledger.test_signing import FakeVaultCrypto
@@ -39,6 +39,9 @@ from verbatim.ledger.note import (
     sign_note,
 )
 from verbatim.ledger.signing import KeyVaultSigner, LocalKeySigner
+
+# Hypothesis's per-example deadline would be a timed assertion, and the machine is shared.
+untimed = settings(deadline=None)
 
 VECTORS = Path(__file__).parent / "vectors"
 NOTES = json.loads((VECTORS / "signed-notes.json").read_text())
@@ -232,6 +235,7 @@ def test_malformed_checkpoint_is_refused(text: str, why: str) -> None:
     assert failure.value.code == "checkpoint.malformed", why
 
 
+@untimed
 @given(
     st.text(st.characters(min_codepoint=0x21, max_codepoint=0x2FF), min_size=1, max_size=30),
     st.integers(0, (1 << 63) - 1),
@@ -280,6 +284,7 @@ def test_tlog_proof_encoding_matches_the_c2sp_reference_implementation_format() 
     assert TlogProof(0, (), b"checkpoint\n").encode() == b"c2sp.org/tlog-proof@v1\nindex 0\n\ncheckpoint\n"
 
 
+@untimed
 @given(
     st.integers(0, (1 << 63) - 1),
     st.lists(st.binary(min_size=32, max_size=32), max_size=63),

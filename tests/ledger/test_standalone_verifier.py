@@ -30,6 +30,9 @@ from verbatim.ledger.note import KeyNoteSigner, NoteError, NoteVerifier
 from verbatim.ledger.signing import LocalKeySigner
 from verbatim.ledger.tiles import TileRef
 
+# Hypothesis's per-example deadline would be a timed assertion, and the machine is shared.
+untimed = settings(deadline=None)
+
 VERIFIER = Path(sv.__file__)
 TESSERA = Path(__file__).parent / "vectors" / "tessera-log"
 TESSERA_VKEY = NOTES["tessera_log"]["vkey"]
@@ -249,7 +252,7 @@ def _flip(value: bytes, bit: int) -> bytes:
 MUTATIONS = ["none", "hash", "drop", "extra", "index", "size", "leaf", "root"]
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.integers(1, 700), st.data(), st.sampled_from(MUTATIONS))
 def test_inclusion_verdicts_agree(size: int, data: st.DataObject, mutation: str) -> None:
     index = data.draw(st.integers(0, size - 1))
@@ -279,7 +282,7 @@ def test_inclusion_verdicts_agree(size: int, data: st.DataObject, mutation: str)
     assert _outcome(sv.verify_inclusion, index, size, leaf, proof, root) == ours
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.integers(1, 700), st.data(), st.sampled_from(MUTATIONS))
 def test_consistency_verdicts_agree(new: int, data: st.DataObject, mutation: str) -> None:
     old = data.draw(st.integers(1, new))
@@ -316,7 +319,7 @@ def _signer(kind: str) -> KeyNoteSigner:
     return note_signer(ORIGIN, LocalKeySigner(ED_KEY if kind == "ed25519" else EC_KEY, "file:k"))
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.sampled_from(["ed25519", "es256"]), st.integers(0, 700), st.data())
 def test_checkpoint_verdicts_agree_for_any_single_byte_change(kind: str, size: int, data: st.DataObject) -> None:
     signer = _signer(kind)
@@ -333,7 +336,7 @@ def test_checkpoint_verdicts_agree_for_any_single_byte_change(kind: str, size: i
         assert (opened.origin, opened.size, opened.root_hash) == (checked.origin, checked.size, checked.root)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.integers(0, 699), st.booleans(), st.data())
 def test_tlog_proof_parsing_agrees_for_any_single_byte_change(index: int, extra: bool, data: st.DataObject) -> None:
     encoded = TlogProof(index, tuple(SHARED.inclusion_proof(index, 700)), b"cp\n", b"x" if extra else None).encode()
@@ -352,6 +355,7 @@ def test_tlog_proof_parsing_agrees_for_any_single_byte_change(index: int, extra:
     assert ours == theirs
 
 
+@untimed
 @given(st.integers(0, 63), st.integers(0, (1 << 64) - 1), st.integers(1, 256))
 def test_tile_paths_agree(level: int, index: int, width: int) -> None:
     assert sv.tile_path(level, index, width) == TileRef(level, index, width).path

@@ -32,6 +32,9 @@ from verbatim.ledger.tiles import (
     tiles_for_size,
 )
 
+# Hypothesis's per-example deadline would be a timed assertion, and the machine is shared.
+untimed = settings(deadline=None)
+
 VECTORS = Path(__file__).parent / "vectors"
 PATHS = json.loads((VECTORS / "tile-paths.json").read_text())
 TESSERA = VECTORS / "tessera-log"
@@ -80,6 +83,7 @@ def test_tiles_of_the_specs_example_trees(example: str) -> None:
     assert {t.level for t in tiles} == {int(level) for level in case["full"]} | {int(lv) for lv in case["partial"]}
 
 
+@untimed
 @given(st.integers(0, (1 << 64) - 1))
 def test_index_round_trips_through_its_path(index: int) -> None:
     assert parse_path(TileRef(3, index, 7).path) == TileRef(3, index, 7)
@@ -199,6 +203,7 @@ def test_a_truncated_tile_or_bundle_is_found() -> None:
     assert store.findings() == [("bundle.malformed", "tile/entries/001"), ("tile.wrong_size", "tile/0/002.p/88")]
 
 
+@untimed
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=TILE_WIDTH))
 def test_bundle_round_trips(entries: list[bytes]) -> None:
     assert decode_bundle(encode_bundle(entries), len(entries)) == entries
