@@ -71,8 +71,8 @@ def missing_path(text: str, root: Path) -> str | None:
 def missing_name(text: str) -> str | None:
     """Why a quoted dotted Python name does not resolve, or None (also for spans that are not names)."""
     match = _NAME.match(text)
-    if not match or text.startswith(tuple(f"{p}/" for p in PACKAGES)):
-        return None
+    if not match or text[match.end() : match.end() + 1] not in ("", "("):
+        return None  # not a name, or a host name or path such as `verbatim.contoso.com/verbatim/ledger`
     parts = match.group(0).split(".")
     if parts[-1] in _FILE_SUFFIXES and match.group(0) == text:
         return None

@@ -40,3 +40,4 @@ def test_the_checker_finds_moved_paths_and_renamed_names(tmp_path: Path) -> None
     assert missing_name("verbatim.no_such_module.thing") == "verbatim has no no_such_module.thing"
     assert missing_name("verbatim up --demo") is None  # a command, not a name
     assert missing_name("functions.log") is None  # a log file, not a name
+    assert missing_name("verbatim.contoso.com/verbatim/ledger") is None  # a host and path, not a name
