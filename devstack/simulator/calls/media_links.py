@@ -1,0 +1,110 @@
+"""The media side of a conversation: its timeline (scripted speech, gaps, end), injected media-stream
+failures, and connecting the platform to each answered leg's media endpoint (a failed connection ends the
+leg with 500/1005, a lost one with 410/301005)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from ..clock import Clock
+from ..faults import Faults
+from ..media import FRAME_MS, MediaSession, MediaTimeline, Segment
+from .legs import BotLegs
+from .model import BotLeg
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
+
+MEDIA_CONNECT_FAILED = (
+    "Server encountered connectivity error with Bot's media. Please check media connectivity between Bot and Microsoft."
+)
+
+
+class MediaLinks:
+    def __init__(self, clock: Clock, faults: Faults, legs: BotLegs) -> None:
+        self.clock = clock
+        self.faults = faults
+        self.legs = legs
+        self.http: aiohttp.ClientSession | None = None
+
+    def build_timeline(self, conv: Conversation) -> MediaTimeline:
+        keys = {p.key: p for p in conv.parties}
+        segments = [
+            Segment.build(keys[a.party].source_id, round(a.at * 1000 / FRAME_MS), a.pcm)
+            for a in conv.audio
+            if a.party in keys
+        ]
+        frames = None if conv.duration is None else max(1, round(conv.duration * 1000 / FRAME_MS))
+        gaps = [
+            (round(g.at * 1000 / FRAME_MS), round((g.at + g.duration_seconds) * 1000 / FRAME_MS))
+            for g in conv.spec.media_gaps
+        ]
+        timeline = MediaTimeline(
+            call_id=conv.call_chain_id,
+            start_time=self.clock.now(),
+            pace=conv.spec.media_pace,
+            segments=segments,
+            end_frame=frames,
+            gaps=gaps,
+        )
+        timeline.on_end = conv.timeline_end
+        return timeline
+
+    def schedule_faults(self, conv: Conversation) -> None:
+        assert conv.timeline is not None
+        scenario_id = conv.scenario.id
+        spec = self.faults.take("mediaStreamFailure", lambda s: s.call_id in (None, scenario_id))
+        if spec is None:
+            return
+
+        async def fail() -> None:
+            conv.event("mediaStreamFailure", reason=spec.reason)
+            for leg in conv.legs:
+                if leg.session is not None and leg.session.state == "connected":
+                    await leg.session.fail(spec.reason)
+                    await self.legs.terminate(leg, (410, 301005, "Media connectivity failure."), reason=spec.reason)
+
+        conv.timeline.at(spec.after_seconds, fail)
+
+    async def connect(self, leg: BotLeg) -> None:
+        """Connect the platform to the leg's media endpoint; concurrent callers wait for the first."""
+        conv = leg.conv
+        if leg.session is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(leg.media_ready.wait(), timeout=15)
+            return
+        if leg.blob is None or conv.timeline is None or conv.state != "established":
+            return
+        try:
+            await self._connect(leg)
+        finally:
+            leg.media_ready.set()
+
+    async def _connect(self, leg: BotLeg) -> None:
+        conv = leg.conv
+        assert self.http is not None and leg.blob is not None and conv.timeline is not None
+        unmixed = conv.spec.unmixed if conv.spec.unmixed is not None else leg.blob.receive_unmixed_meeting_audio
+
+        async def lost(reason: str) -> None:
+            await self.legs.terminate(leg, (410, 301005, "Media connectivity failure."), reason=reason)
+
+        session = MediaSession(self.http, leg.blob, leg.id, unmixed, lost)
+        leg.session = session
+        if not conv.timeline.finished:
+            # the leg receives the call from now on; frames made while the socket opens wait for it
+            session.open()
+            conv.timeline.attach(session)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(leg.established_sent.wait(), timeout=5)
+        try:
+            await session.connect()
+        except ConnectionError as error:
+            if leg.state in ("answered", "established"):
+                await self.legs.terminate(leg, (500, 1005, MEDIA_CONNECT_FAILED), reason=str(error))
+            return
+        if leg.state != "established" or conv.timeline.finished:
+            await session.end()
