@@ -13,6 +13,7 @@ from functions.auth import authorize
 from functions.http import json_response, parse_json_body, problem_responses
 from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
 from verbatim.contracts.retention import RecordingDeletionRequest, RecordingRetentionExtension, RetentionClassExtension
+from verbatim.evidence.worm_status import check_worm_locked
 from verbatim.retention.api import RetentionApi
 from verbatim.retention.runtime import retention_runtime
 from verbatim.settings import get_settings
@@ -31,6 +32,12 @@ def retention_sweep(timer: func.TimerRequest) -> None:
     """Delete what is past retention and not held, with a certificate per recording (one run at a time)."""
     report = retention_runtime(get_settings()).sweep.run()
     log.info("retention sweep %s: %s", report.run_id, report.outcome, extra={"deleted": len(report.deleted)})
+
+
+@bp.timer_trigger(arg_name="timer", schedule="0 0 4 * * *")
+def evidence_worm_status(timer: func.TimerRequest) -> None:
+    """Daily: log whether the recordings container's WORM policy is locked (the operators' alert reads it)."""
+    check_worm_locked(get_settings())
 
 
 @bp.route(route="v1/admin/retention/sweep", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

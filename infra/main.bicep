@@ -13,8 +13,45 @@ targetScope = 'subscription'
 @description('azd environment name; names the resource group and seeds the resource token.')
 param environmentName string
 
+// The regions that offer Flex Consumption, as Microsoft's own azd quickstart lists them
+// (Azure-Samples/functions-quickstart-python-http-azd@7ed4638, infra/main.bicep; the early-access
+// region eastus2euap left out). Re-check with `az functionapp list-flexconsumption-locations`
+// (https://learn.microsoft.com/azure/azure-functions/flex-consumption-how-to#view-currently-supported-regions).
 @minLength(1)
 @description('Region for every resource. It must offer Flex Consumption and the recorder VM size.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @metadata({ azd: { type: 'location' } })
 param location string
 
@@ -55,6 +92,13 @@ param graphAuthorityHost string = 'https://login.microsoftonline.com'
 @description('Recorder instances to start with, and the autoscale minimum. Two or more for availability.')
 param recorderInstanceCount int = 2
 
+// A scale set PUT sets the capacity it names (azure-quickstart-templates, quickstarts/microsoft.compute/
+// vmss-scale-existing: "The capacity specified will be the new capacity of the scale set"), so naming
+// recorderInstanceCount on every provision would undo autoscale and scale in instances holding calls.
+@minValue(0)
+@description('Current capacity of the recorder scale set, read by the preprovision hook (0: the scale set does not exist yet). Kept on every later provision.')
+param recorderCurrentCapacity int = 0
+
 @minValue(1)
 @maxValue(100)
 @description('Upper bound for recorder autoscale (each instance takes one notification and one media port).')
@@ -77,8 +121,14 @@ param recorderAdminPassword string
 @description('Public DNS name of the recorder (a CNAME to the load balancer); the certificate must match it.')
 param recorderFqdn string
 
-@description('Name of the recorder TLS certificate in Key Vault (imported after provisioning; the VM extension picks it up).')
+@description('Name of the recorder TLS certificate in its own Key Vault (imported after provisioning; the VM extension picks it up).')
 param recorderCertificateName string = 'recorder-tls'
+
+@description('Source prefixes (comma-separated CIDRs) allowed to reach the recorder\'s signalling, notification and media-control ports. Default: the IPv4 ranges of Microsoft 365 endpoint set 12 (Microsoft Teams, TCP).')
+param teamsSignallingPrefixes string = '52.112.0.0/14,52.122.0.0/15'
+
+@description('Source prefixes (comma-separated CIDRs) of Teams media (UDP) to each instance. Default: the IPv4 ranges of Microsoft 365 endpoint set 11 (Microsoft Teams, UDP).')
+param teamsMediaPrefixes string = '52.112.0.0/14,52.122.0.0/15'
 
 @minLength(1)
 @description('Content version of the recorder package; computed and set by the preprovision hook.')
@@ -87,6 +137,14 @@ param recorderPackageVersion string
 @minValue(1)
 @description('Default (minimum) retention of every recording, in days: the recordings container\'s default WORM period. Set it to the shortest retention class.')
 param defaultRetentionDays int = 1827
+
+// ARM creates or updates a container's immutability policy only while it is unlocked ("Creates or
+// updates an unlocked immutability policy", Blob Containers - Create Or Update Immutability Policy;
+// "The only action allowed on a Locked policy is ExtendImmutabilityPolicy action", Blob Containers -
+// Lock Immutability Policy, https://learn.microsoft.com/rest/api/storagerp/blob-containers). Once locked,
+// the template must leave the policy alone or every later provision fails.
+@description('Whether the recordings container\'s default WORM policy is locked; read by the preprovision hook. True: the template no longer declares the policy.')
+param recordingsWormLocked bool = false
 
 @minValue(0)
 @description('Move lossless evidence to the cold tier after this many days.')
@@ -108,8 +166,29 @@ param cosmosAutoscaleMaxThroughput int = 1000
 @description('Public network access of storage, Cosmos DB and Key Vault: Enabled (Entra-authenticated, from anywhere) or SelectedNetworks (the Function App and recorder subnets plus allowedIpRanges).')
 param publicNetworkAccess string = 'Enabled'
 
-@description('Public IP ranges (CIDR) allowed through the firewalls when publicNetworkAccess is SelectedNetworks; include the machine that runs azd.')
-param allowedIpRanges array = []
+@description('Public IP ranges (comma-separated CIDRs) allowed through the firewalls when publicNetworkAccess is SelectedNetworks, and to the recorder\'s /health; include the machine that runs azd.')
+param allowedIpRanges string = ''
+
+// A purge-protected vault stays soft-deleted for its retention period after `azd down` and its name
+// cannot be reused, except by recovering it (createMode 'recover',
+// https://learn.microsoft.com/azure/key-vault/general/key-vault-recovery). The preprovision hook sets
+// these when it finds this environment's vaults soft-deleted; recovering also brings back the ledger
+// key, so old checkpoints still verify.
+@description('Recover the soft-deleted main Key Vault of this environment instead of creating it (set by preprovision).')
+param mainVaultRecover bool = false
+
+@description('Recover the soft-deleted certificate Key Vault of this environment instead of creating it (set by preprovision).')
+param certificateVaultRecover bool = false
+
+@description('E-mail address that receives Verbatim\'s alerts (action group).')
+param alertEmail string
+
+@description('Alert while the recordings container\'s default WORM policy is unlocked (false for test environments that are never locked).')
+param alertOnUnlockedWorm bool = true
+
+@allowed(['F0', 'S1'])
+@description('Azure Bot pricing tier; Microsoft Teams is a standard channel (no message charges on F0).')
+param botSku string = 'F0'
 
 @minValue(0)
 @description('Always-ready instances for the HTTP group (webhooks must answer Graph within 3 s).')
@@ -133,6 +212,8 @@ var abbrs = loadJsonContent('./abbreviations.json')
 var teamsTenantId = empty(graphTenantId) ? subscription().tenantId : graphTenantId
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName, application: 'verbatim' }
+// azd hands every parameter over as text; lists travel comma-separated.
+var allowedIpRangeList = empty(allowedIpRanges) ? [] : split(allowedIpRanges, ',')
 
 var functionAppName = '${abbrs.webSitesFunctions}verbatim-${resourceToken}'
 var names = {
@@ -144,6 +225,11 @@ var names = {
   recordingsStorage: '${abbrs.storageStorageAccounts}rec${resourceToken}'
   cosmos: '${abbrs.documentDBDatabaseAccounts}${resourceToken}'
   keyVault: '${abbrs.keyVaultVaults}${resourceToken}'
+  // The recorder's TLS certificate alone: the recorder may read every secret of this vault, none other.
+  certificateVault: '${abbrs.keyVaultVaults}rec-${resourceToken}'
+  bot: 'bot-verbatim-${resourceToken}'
+  actionGroup: 'ag-verbatim-${resourceToken}'
+  recorderDataCollection: 'dcr-rec-${resourceToken}'
   plan: '${abbrs.webServerFarms}${resourceToken}'
   functionApp: functionAppName
   deploymentContainer: 'app-package-${take(functionAppName, 32)}-${take(uniqueString(functionAppName, resourceToken), 7)}'
@@ -214,6 +300,9 @@ module network './modules/network.bicep' = {
     loadBalancerIpName: names.loadBalancerIp
     dnsLabel: 'verbatim-rec-${resourceToken}'
     ports: recorderPorts
+    teamsSignallingPrefixes: split(teamsSignallingPrefixes, ',')
+    teamsMediaPrefixes: split(teamsMediaPrefixes, ',')
+    operatorPrefixes: allowedIpRangeList
   }
 }
 
@@ -226,7 +315,7 @@ module runtimeStorage './modules/runtime-storage.bicep' = {
     name: names.runtimeStorage
     deploymentContainerName: names.deploymentContainer
     publicNetworkAccess: publicNetworkAccess
-    allowedIpRanges: allowedIpRanges
+    allowedIpRanges: allowedIpRangeList
     allowedSubnetIds: [network.outputs.functionsSubnetId, network.outputs.recorderSubnetId]
   }
 }
@@ -239,10 +328,11 @@ module recordingsStorage './modules/recordings-storage.bicep' = {
     tags: tags
     name: names.recordingsStorage
     defaultRetentionDays: defaultRetentionDays
+    defaultPolicyLocked: recordingsWormLocked
     evidenceColdAfterDays: evidenceColdAfterDays
     evidenceArchiveAfterDays: evidenceArchiveAfterDays
     publicNetworkAccess: publicNetworkAccess
-    allowedIpRanges: allowedIpRanges
+    allowedIpRanges: allowedIpRangeList
     allowedSubnetIds: [network.outputs.functionsSubnetId, network.outputs.recorderSubnetId]
   }
 }
@@ -257,7 +347,7 @@ module cosmos './modules/cosmos.bicep' = {
     capacityMode: cosmosCapacityMode
     autoscaleMaxThroughput: cosmosAutoscaleMaxThroughput
     publicNetworkAccess: publicNetworkAccess
-    allowedIpRanges: allowedIpRanges
+    allowedIpRanges: allowedIpRangeList
     allowedSubnetIds: [network.outputs.functionsSubnetId]
     dataContributorPrincipalIds: [identities.outputs.functionPrincipalId]
   }
@@ -270,11 +360,26 @@ module keyVault './modules/keyvault.bicep' = {
     location: location
     tags: tags
     name: names.keyVault
+    recover: mainVaultRecover
     graphClientSecret: graphClientSecret
     graphClientState: graphClientState
     publicNetworkAccess: publicNetworkAccess
-    allowedIpRanges: allowedIpRanges
+    allowedIpRanges: allowedIpRangeList
     allowedSubnetIds: [network.outputs.functionsSubnetId, network.outputs.recorderSubnetId]
+  }
+}
+
+module certificateVault './modules/certificate-vault.bicep' = {
+  name: 'certificate-vault'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: names.certificateVault
+    recover: certificateVaultRecover
+    publicNetworkAccess: publicNetworkAccess
+    allowedIpRanges: allowedIpRangeList
+    allowedSubnetIds: [network.outputs.recorderSubnetId]
   }
 }
 
@@ -299,7 +404,7 @@ module functionApp './modules/function-app.bicep' = {
     graphSecretUri: keyVault.outputs.graphClientSecretUri
     graphClientStateUri: keyVault.outputs.graphClientStateUri
     keyVaultUri: keyVault.outputs.uri
-    ledgerKeyId: keyVault.outputs.ledgerKeyUriWithVersion
+    ledgerKeyId: keyVault.outputs.ledgerKeyUri
     defaultRetentionDays: defaultRetentionDays
     durableTaskHubName: durableTaskHubName
     graphTenantId: teamsTenantId
@@ -336,6 +441,7 @@ module recorder './modules/recorder.bicep' = {
     vmSize: recorderVmSize
     zones: recorderZones
     instanceCount: recorderInstanceCount
+    currentCapacity: recorderCurrentCapacity
     maxInstanceCount: recorderMaxInstanceCount
     adminUsername: recorderAdminUsername
     adminPassword: recorderAdminPassword
@@ -347,7 +453,7 @@ module recorder './modules/recorder.bicep' = {
     backendPoolName: network.outputs.backendPoolName
     natRuleNames: network.outputs.natRuleNames
     ports: recorderPorts
-    keyVaultUri: keyVault.outputs.uri
+    certificateVaultUri: certificateVault.outputs.uri
     certificateName: recorderCertificateName
     publicFqdn: recorderFqdn
     graphSecretUri: keyVault.outputs.graphClientSecretUri
@@ -360,6 +466,49 @@ module recorder './modules/recorder.bicep' = {
     graphClientId: graphClientId
     graphBaseUrl: graphBaseUrl
     graphAuthorityHost: graphAuthorityHost
+    workspaceId: monitoring.outputs.workspaceId
+    dataCollectionRuleName: names.recorderDataCollection
+  }
+}
+
+module bot './modules/bot.bicep' = {
+  name: 'bot'
+  scope: rg
+  params: {
+    tags: tags
+    name: names.bot
+    appId: graphClientId
+    appTenantId: teamsTenantId
+    recorderFqdn: recorderFqdn
+    sku: botSku
+  }
+}
+
+module diagnostics './modules/diagnostics.bicep' = {
+  name: 'diagnostics'
+  scope: rg
+  params: {
+    workspaceId: monitoring.outputs.workspaceId
+    keyVaultName: keyVault.outputs.name
+    certificateVaultName: certificateVault.outputs.name
+    runtimeStorageName: runtimeStorage.outputs.name
+    recordingsStorageName: recordingsStorage.outputs.name
+    cosmosAccountName: cosmos.outputs.name
+  }
+}
+
+module alerts './modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    actionGroupName: names.actionGroup
+    alertEmail: alertEmail
+    workspaceId: monitoring.outputs.workspaceId
+    loadBalancerId: network.outputs.loadBalancerId
+    scaleSetName: recorder.outputs.scaleSetName
+    alertOnUnlockedWorm: alertOnUnlockedWorm
   }
 }
 
@@ -374,6 +523,7 @@ module rbac './modules/rbac.bicep' = {
     runtimeStorageName: runtimeStorage.outputs.name
     recordingsStorageName: recordingsStorage.outputs.name
     keyVaultName: keyVault.outputs.name
+    certificateVaultName: certificateVault.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
     loadBalancerName: network.outputs.loadBalancerName
   }
@@ -390,6 +540,9 @@ output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_URL string = functionApp.outputs.url
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
+output RECORDER_CERTIFICATE_KEY_VAULT_NAME string = certificateVault.outputs.name
+output BOT_NAME string = bot.outputs.name
+output BOT_CALLING_WEBHOOK string = bot.outputs.callingWebhook
 output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
 output RUNTIME_STORAGE_ACCOUNT_NAME string = runtimeStorage.outputs.name
 output RECORDINGS_STORAGE_ACCOUNT_NAME string = recordingsStorage.outputs.name

@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     recordings_storage_client_id: str | None = Field(
         default=None, validation_alias=_alias("RECORDINGS_STORAGE__clientId")
     )
+    # ARM id of the recordings container: the daily check reads whether its WORM policy is locked
+    # (verbatim.evidence.worm_status); unset (the devstack): no check.
+    recordings_container_resource_id: str | None = Field(
+        default=None, validation_alias=_alias("RECORDINGS_CONTAINER_RESOURCE_ID")
+    )
+    # Azure Resource Manager (other clouds differ).
+    arm_endpoint: str = Field(default="https://management.azure.com", validation_alias=_alias("ARM_ENDPOINT"))
 
     # --- Cosmos DB ---
     cosmos_endpoint: str | None = Field(default=None, validation_alias=_alias("COSMOS_ENDPOINT"))

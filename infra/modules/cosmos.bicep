@@ -54,6 +54,15 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
     capabilities: capacityMode == 'serverless' ? [{ name: 'EnableServerless' }] : []
     disableLocalAuth: true
     disableKeyBasedMetadataWriteAccess: true
+    // Point-in-time restore of the whole account for 30 days, per second, without a backup schedule
+    // to look after: the ledger and the audit trail can be brought back to the moment before a faulty
+    // write or a deletion (https://learn.microsoft.com/azure/cosmos-db/continuous-backup-restore-introduction;
+    // https://learn.microsoft.com/azure/cosmos-db/provision-account-continuous-backup, "Bicep").
+    // An account created with periodic backup migrates to continuous on update, one way only.
+    backupPolicy: {
+      type: 'Continuous'
+      continuousModeProperties: { tier: 'Continuous30Days' }
+    }
     minimalTlsVersion: 'Tls12'
     publicNetworkAccess: 'Enabled'
     isVirtualNetworkFilterEnabled: publicNetworkAccess == 'SelectedNetworks'

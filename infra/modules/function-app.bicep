@@ -82,6 +82,9 @@ var appSettings = {
   RECORDINGS_STORAGE__blobServiceUri: recordingsStorage.properties.primaryEndpoints.blob
   RECORDINGS_STORAGE__clientId: identityClientId
   RECORDINGS_CONTAINER: 'recordings'
+  // The daily WORM-lock check reads the container's immutability policy from ARM (Reader on it, rbac.bicep).
+  RECORDINGS_CONTAINER_RESOURCE_ID: '${recordingsStorage.id}/blobServices/default/containers/recordings'
+  ARM_ENDPOINT: environment().resourceManager
 
   // Cosmos DB through the identity (local auth is off).
   COSMOS_ENDPOINT: cosmosEndpoint

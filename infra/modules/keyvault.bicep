@@ -1,13 +1,17 @@
 // Key Vault (RBAC mode, purge protection): the Graph app credential, the clientState shared with
-// Graph subscriptions, the ledger signing key and the recorder's TLS certificate. Traces to
+// Graph subscriptions, the webhook URLs and the ledger signing key. Traces to
 // ARCHITECTURE.md "Evidence and trust" (periodic ledger roots signed with a Key Vault key) and
 // "Data flow" steps 1-2 and 7 (the bot's Graph credential; the webhook checks clientState).
 // Secrets are written by ARM from secure parameters; nobody gets a data-plane role on the whole
-// vault except the recorder's certificate read and the deployer's certificate import (rbac.bicep).
+// vault (rbac.bicep): every assignment names one secret or the key. The recorder's TLS certificate
+// lives in a vault of its own (certificate-vault.bicep).
 
 param location string
 param tags object
 param name string
+
+@description('Recover this environment\'s soft-deleted vault instead of creating it (after `azd down`; purge protection keeps the name).')
+param recover bool = false
 
 @secure()
 param graphClientSecret string
@@ -27,6 +31,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   properties: {
     tenantId: tenant().tenantId
     sku: { family: 'A', name: 'standard' }
+    createMode: recover ? 'recover' : 'default'
     enableRbacAuthorization: true
     enableSoftDelete: true
     softDeleteRetentionInDays: 90
@@ -64,6 +69,11 @@ resource clientState 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
 }
 
 // The ledger's checkpoint signing key: never leaves the vault; the app signs through the vault.
+// Rotated yearly by Key Vault itself; each new version expires two years after it is made, with a
+// notification a month before (https://learn.microsoft.com/azure/key-vault/keys/how-to-configure-key-rotation).
+// The app names the key without a version, so it signs with the current one from its next start, and
+// every checkpoint carries its own public key: verification trusts every version of this key
+// (verbatim.ledger), so rotation never breaks the verification of older checkpoints.
 resource ledgerKey 'Microsoft.KeyVault/vaults/keys@2023-07-01' = {
   parent: vault
   name: 'ledger-signing'
@@ -71,10 +81,18 @@ resource ledgerKey 'Microsoft.KeyVault/vaults/keys@2023-07-01' = {
     kty: 'EC'
     curveName: 'P-256'
     keyOps: ['sign', 'verify']
+    rotationPolicy: {
+      attributes: { expiryTime: 'P2Y' }
+      lifetimeActions: [
+        { trigger: { timeAfterCreate: 'P1Y' }, action: { type: 'rotate' } }
+        { trigger: { timeBeforeExpiry: 'P30D' }, action: { type: 'notify' } }
+      ]
+    }
   }
 }
 
 output name string = vault.name
+output id string = vault.id
 output uri string = vault.properties.vaultUri
 output graphClientSecretName string = graphSecret.name
 output graphClientSecretUri string = graphSecret.properties.secretUri

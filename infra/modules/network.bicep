@@ -16,8 +16,18 @@ param dnsLabel string
 @description('The port plan from main.bicep (signalling, notification, media and their public ranges).')
 param ports object
 
-@description('Source prefixes of Teams media (UDP); Microsoft 365 "Teams media" ranges.')
+// Where Teams comes from: the Microsoft 365 endpoint sets Microsoft publishes for Teams
+// (https://learn.microsoft.com/microsoft-365/enterprise/urls-and-ip-address-ranges, "Microsoft Teams":
+// ID 11, UDP 3478-3481, and ID 12, TCP 443, both 52.112.0.0/14 and 52.122.0.0/15 for IPv4). These are
+// Microsoft 365 ranges, not Azure datacenter ranges: the AzureCloud service tag does not contain them.
+@description('Source prefixes of Teams signalling and media control (TCP): the recorder\'s webhook, per-instance notifications and media platform control.')
+param teamsSignallingPrefixes array = ['52.112.0.0/14', '52.122.0.0/15']
+
+@description('Source prefixes of Teams media (UDP) to each instance\'s public IP.')
 param teamsMediaPrefixes array = ['52.112.0.0/14', '52.122.0.0/15']
+
+@description('Operators\' public ranges (CIDR) also allowed to the load-balanced port (/health, what `verbatim doctor` checks); empty: none.')
+param operatorPrefixes array = []
 
 param addressPrefix string = '10.60.0.0/16'
 param recorderSubnetPrefix string = '10.60.1.0/24'
@@ -36,15 +46,15 @@ resource nsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
   properties: {
     securityRules: [
       {
-        // Incoming-call webhook through the load balancer (public 443). Any source: Teams signalling
-        // comes from Microsoft's edge, and every request's JWT is validated by the recorder.
-        name: 'allow-signalling'
+        // Incoming-call webhook through the load balancer (public 443), and /health for the operators'
+        // checks. Every request's JWT is validated by the recorder as well.
+        name: 'allow-teams-signalling'
         properties: {
           priority: 100
           direction: 'Inbound'
           access: 'Allow'
           protocol: 'Tcp'
-          sourceAddressPrefix: 'Internet'
+          sourceAddressPrefixes: concat(teamsSignallingPrefixes, operatorPrefixes)
           sourcePortRange: '*'
           destinationAddressPrefix: '*'
           destinationPortRange: string(ports.signalling)
@@ -52,13 +62,13 @@ resource nsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
       }
       {
         // Per-instance call notifications (the answer's callbackUri), reached through NAT rule v2.
-        name: 'allow-instance-notifications'
+        name: 'allow-teams-notifications'
         properties: {
           priority: 110
           direction: 'Inbound'
           access: 'Allow'
           protocol: 'Tcp'
-          sourceAddressPrefix: 'AzureCloud'
+          sourceAddressPrefixes: teamsSignallingPrefixes
           sourcePortRange: '*'
           destinationAddressPrefix: '*'
           destinationPortRange: string(ports.notification)
@@ -66,13 +76,13 @@ resource nsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
       }
       {
         // Media platform control channel (TCP/TLS), reached through NAT rule v2.
-        name: 'allow-media-control'
+        name: 'allow-teams-media-control'
         properties: {
           priority: 120
           direction: 'Inbound'
           access: 'Allow'
           protocol: 'Tcp'
-          sourceAddressPrefix: 'AzureCloud'
+          sourceAddressPrefixes: teamsSignallingPrefixes
           sourcePortRange: '*'
           destinationAddressPrefix: '*'
           destinationPortRange: string(ports.media)
@@ -94,7 +104,8 @@ resource nsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
       }
       {
         // Nothing else from the internet: no RDP, no WinRM (the default rules would already deny it;
-        // this rule makes the intent visible and survives edits above).
+        // this rule makes the intent visible and survives edits above). The load balancer's probes
+        // come from the AzureLoadBalancer tag, which the default rule 65001 allows.
         name: 'deny-other-internet-inbound'
         properties: {
           priority: 4000

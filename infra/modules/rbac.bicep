@@ -17,6 +17,9 @@ param deployerPrincipalType string = 'User'
 param runtimeStorageName string
 param recordingsStorageName string
 param keyVaultName string
+
+@description('The vault that holds only the recorder\'s TLS certificate (certificate-vault.bicep).')
+param certificateVaultName string
 param appInsightsName string
 param loadBalancerName string
 
@@ -34,14 +37,14 @@ var roles = {
   storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
   // Storage Table Data Contributor: the durable task hub's history and instance tables.
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  // Reader: read a resource's ARM properties (here: whether the recordings' WORM policy is locked).
+  reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
   // Monitoring Metrics Publisher: Entra-authenticated telemetry ingestion.
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   // Key Vault Secrets User: read secret values.
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   // Key Vault Crypto User: sign and verify with a key (it never leaves the vault).
   keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424'
-  // Key Vault Certificate User: read certificate contents (the VM extension installs it).
-  keyVaultCertificateUser: 'db79e9a7-68ee-4b58-9aeb-b90e7c24fcba'
   // Key Vault Certificates Officer: import and renew certificates (the deployer, for the recorder's).
   keyVaultCertificatesOfficer: 'a4417e6f-fecd-4de8-b567-7b0420556985'
 }
@@ -110,6 +113,10 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   }
 }
 
+resource certificateVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: certificateVaultName
+}
+
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
@@ -157,6 +164,17 @@ resource fnRecordings 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: recordingsStorage::blobService::recordings
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The daily check of the WORM lock reads the container's immutability policy (management plane).
+resource fnRecordingsPolicyRead 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsStorage::blobService::recordings.id, functionPrincipalId, roles.reader)
+  scope: recordingsStorage::blobService::recordings
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.reader)
     principalId: functionPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -277,12 +295,16 @@ resource recGraphSecret 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// The TLS certificate is imported after provisioning, so the role sits on the vault.
+// The TLS certificate is imported after provisioning, so the role cannot name it: it sits on the
+// certificate's own vault, which holds nothing else. The Key Vault VM extension reads the certificate
+// through its backing secret, so Key Vault Secrets User is all it needs
+// (https://learn.microsoft.com/azure/virtual-machines/extensions/key-vault-windows, "Key Vault Secrets
+// User" for Azure RBAC vaults); never a role on the main vault, whose secrets include the webhook key.
 resource recCertificate 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, recorderPrincipalId, roles.keyVaultCertificateUser)
-  scope: vault
+  name: guid(certificateVault.id, recorderPrincipalId, roles.keyVaultSecretsUser)
+  scope: certificateVault
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCertificateUser)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
     principalId: recorderPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -293,10 +315,14 @@ resource recCertificate 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 // while I hold calls).
 var resourceGroupId = resourceGroup().id
 
+// Custom role names are unique per Entra tenant ("The role name must be unique",
+// https://learn.microsoft.com/azure/role-based-access-control/custom-roles#custom-role-properties), and
+// resource group names repeat across subscriptions (rg-prod in two of them): the name carries a hash of
+// the resource group's full id, which is unique.
 resource recorderSelfService 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(resourceGroup().id, 'verbatim-recorder-self-service')
   properties: {
-    roleName: 'Verbatim recorder self-service (${resourceGroup().name})'
+    roleName: 'Verbatim recorder self-service ${resourceGroup().name} ${uniqueString(resourceGroup().id)}'
     description: 'Lets a Verbatim recorder instance read its own NAT port mapping and set its own scale-in protection.'
     type: 'CustomRole'
     assignableScopes: [resourceGroupId]
@@ -343,10 +369,10 @@ resource deployerPackages 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-// The recorder's TLS certificate is imported by the deployer after provisioning (README).
+// The recorder's TLS certificate is imported by the deployer after provisioning (docs/deploy.md).
 resource deployerCertificates 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
-  name: guid(vault.id, deployerPrincipalId, roles.keyVaultCertificatesOfficer)
-  scope: vault
+  name: guid(certificateVault.id, deployerPrincipalId, roles.keyVaultCertificatesOfficer)
+  scope: certificateVault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCertificatesOfficer)
     principalId: deployerPrincipalId

@@ -30,6 +30,9 @@ param logLevel string
 param vmSize string
 param zones array
 param instanceCount int
+
+@description('The scale set\'s capacity now (0 before it exists): a PUT sets the capacity it names, so every later provision names the current one and leaves scaling to autoscale.')
+param currentCapacity int = 0
 param maxInstanceCount int
 param adminUsername string
 
@@ -49,7 +52,8 @@ param natRuleNames object
 @description('The port plan from main.bicep (signalling, notification, media and their public ranges).')
 param ports object
 
-param keyVaultUri string
+@description('URI of the vault that holds only the recorder\'s certificate (ends with /).')
+param certificateVaultUri string
 param certificateName string
 
 @description('Public DNS name of the recorder (CNAME to the load balancer); its certificate matches it.')
@@ -67,6 +71,10 @@ param graphAuthorityHost string
 
 @allowed(['Premium_LRS', 'StandardSSD_LRS'])
 param osDiskType string = 'Premium_LRS'
+
+@description('Log Analytics workspace the Azure Monitor Agent sends the recorder\'s events and heartbeats to.')
+param workspaceId string
+param dataCollectionRuleName string
 
 var nicConfigName = 'recorder-nic'
 var ipConfigName = 'recorder-ip'
@@ -163,7 +171,7 @@ var bootstrapConfig = {
   nicConfigName: nicConfigName
   ipConfigName: ipConfigName
   ports: ports
-  certificateUrl: '${keyVaultUri}secrets/${certificateName}'
+  certificateUrl: '${certificateVaultUri}secrets/${certificateName}'
   publicFqdn: publicFqdn
   installScript: 'recorder_vm\\deploy\\install.ps1'
 }
@@ -184,7 +192,7 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
   location: location
   tags: tags
   zones: empty(zones) ? null : zones
-  sku: { name: vmSize, tier: 'Standard', capacity: instanceCount }
+  sku: { name: vmSize, tier: 'Standard', capacity: currentCapacity > 0 ? currentCapacity : instanceCount }
   identity: {
     type: 'UserAssigned'
     userAssignedIdentities: { '${identityId}': {} }
@@ -329,9 +337,67 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
               }
             }
           }
+          {
+            // Azure Monitor Agent: the recorder's Windows events (its service and the recorder's own log
+            // lines, event source VerbatimRecorder) and a heartbeat per VM leave the VM for Log Analytics
+            // (data collection rule below). Authenticates with the recorder's user-assigned identity
+            // (https://learn.microsoft.com/azure/azure-monitor/agents/azure-monitor-agent-manage,
+            // "User-assigned identity": authentication.managedIdentity identifier-name mi_res_id).
+            name: 'azure-monitor-agent'
+            properties: {
+              publisher: 'Microsoft.Azure.Monitor'
+              type: 'AzureMonitorWindowsAgent'
+              typeHandlerVersion: '1.0'
+              autoUpgradeMinorVersion: true
+              enableAutomaticUpgrade: true
+              settings: {
+                authentication: {
+                  managedIdentity: { 'identifier-name': 'mi_res_id', 'identifier-value': identityId }
+                }
+              }
+            }
+          }
         ]
       }
     }
+  }
+}
+
+// What the agent collects: Windows events of the recorder (Application log, source VerbatimRecorder:
+// the service wrapper and the recorder's own log lines) and of the service control manager (service
+// stops, crashes and restarts). Kind Windows, Microsoft-Event stream into the Event table
+// (https://learn.microsoft.com/azure/azure-monitor/vm/data-collection-windows-events).
+resource dataCollectionRule 'Microsoft.Insights/dataCollectionRules@2022-06-01' = {
+  name: dataCollectionRuleName
+  location: location
+  tags: tags
+  kind: 'Windows'
+  properties: {
+    dataSources: {
+      windowsEventLogs: [
+        {
+          name: 'recorder-events'
+          streams: ['Microsoft-Event']
+          xPathQueries: [
+            'Application!*[System[Provider[@Name=\'VerbatimRecorder\']]]'
+            'System!*[System[Provider[@Name=\'Service Control Manager\'] and (Level=1 or Level=2 or Level=3)]]'
+          ]
+        }
+      ]
+    }
+    destinations: {
+      logAnalytics: [{ name: 'workspace', workspaceResourceId: workspaceId }]
+    }
+    dataFlows: [{ streams: ['Microsoft-Event'], destinations: ['workspace'] }]
+  }
+}
+
+resource dataCollectionOnScaleSet 'Microsoft.Insights/dataCollectionRuleAssociations@2022-06-01' = {
+  name: 'recorder-events'
+  scope: scaleSet
+  properties: {
+    dataCollectionRuleId: dataCollectionRule.id
+    description: 'Recorder events and heartbeats to Log Analytics'
   }
 }
 

@@ -16,6 +16,11 @@ param name string
 @description('Default (minimum) WORM retention of every blob version in `recordings`, in days.')
 param defaultRetentionDays int
 
+// ARM only creates or updates an unlocked policy; once an operator has locked it (the printed
+// postprovision step), declaring it again fails every provision. The preprovision hook reads its state.
+@description('Whether the container\'s default policy is locked: then it is left out of the template.')
+param defaultPolicyLocked bool = false
+
 @description('Lossless evidence moves to the cold tier after this many days since creation.')
 param evidenceColdAfterDays int
 
@@ -36,8 +41,13 @@ var recordingsContainerName = 'recordings'
 var reportsContainerName = 'reports'
 // Raw Graph call-record payloads too large for a Cosmos item (kept as long as the records).
 var callRecordsContainerName = 'callrecords'
-// Blob index tag the app sets on upload so lifecycle rules can tell evidence from access copies
-// (lifecycle filters match name prefixes and index tags, never suffixes).
+// Blob index tag that tells evidence from access copies: both live under the same per-recording prefix
+// (`<yyyy>/<mm>/<dd>/<recording id>/audio.flac` and `.../access.opus`), and lifecycle filters match
+// name prefixes and index tags only, never suffixes (lifecycle-management-policy-structure). The Function
+// App sets it (verbatim.evidence.kinds): sealing tags each evidence track, the access-copy writer tags
+// the copy. Setting tags needs .../blobs/tags/write, which Storage Blob Data Owner (the Function App's
+// role on `recordings`) includes and Storage Blob Data Contributor (the recorder's) does not
+// (https://learn.microsoft.com/azure/storage/blobs/storage-manage-find-blobs#setting-blob-index-tags).
 var kindTag = 'verbatim-kind'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -90,8 +100,9 @@ resource recordingsContainer 'Microsoft.Storage/storageAccounts/blobServices/con
 
 // The container's default policy: every new blob version is protected for defaultRetentionDays
 // even if sealing never ran. The app sets longer per-version policies (retention classes) and legal
-// holds through the data plane. Created unlocked; locking is the printed postprovision step.
-resource defaultRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = {
+// holds through the data plane. Created unlocked; locking is the printed postprovision step, after which
+// the policy is only extended (POST .../extend), never declared again.
+resource defaultRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = if (!defaultPolicyLocked) {
   parent: recordingsContainer
   name: 'default'
   properties: {

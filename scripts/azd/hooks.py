@@ -32,6 +32,7 @@ OUTPUTS_USED: tuple[str, ...] = (
     "AZURE_FUNCTION_APP_NAME",
     "AZURE_FUNCTION_APP_URL",
     "AZURE_KEY_VAULT_NAME",
+    "RECORDER_CERTIFICATE_KEY_VAULT_NAME",
     "RUNTIME_STORAGE_ACCOUNT_NAME",
     "RECORDER_PACKAGES_CONTAINER",
     "RECORDINGS_STORAGE_ACCOUNT_NAME",
@@ -40,6 +41,17 @@ OUTPUTS_USED: tuple[str, ...] = (
     "RECORDER_LOAD_BALANCER_FQDN",
     "RECORDER_CERTIFICATE_NAME",
     "RECORDER_FQDN",
+    "BOT_NAME",
+)
+
+# What preprovision reads from the existing deployment and hands to main.bicep (main.parameters.json):
+# a later provision must keep the scale set's capacity, leave a locked WORM policy alone and recover
+# soft-deleted vaults instead of colliding with their names (docs/deploy.md explains each).
+DISCOVERED: tuple[str, ...] = (
+    "RECORDER_CURRENT_CAPACITY",
+    "RECORDINGS_WORM_LOCKED",
+    "MAIN_VAULT_RECOVER",
+    "CERTIFICATE_VAULT_RECOVER",
 )
 
 # What goes into the recorder package: the recorder, the domain it imports, and the pins.
@@ -54,6 +66,11 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# ARM's "not found" error codes: the resource (or its group) does not exist yet.
+_NOT_FOUND = re.compile(
+    r"(ResourceNotFound|ResourceGroupNotFound|ContainerNotFound|NotFound|was not found|could not be found)", re.I
+)
 
 
 class HookError(Exception):
@@ -61,6 +78,17 @@ class HookError(Exception):
 
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+
+def subscription_args(env: Mapping[str, str]) -> list[str]:
+    """`--subscription <id>` for every az command that addresses ARM: the Azure CLI's own default
+    subscription may differ from the one azd deploys to (AZURE_SUBSCRIPTION_ID, set by azd)."""
+    subscription = env.get("AZURE_SUBSCRIPTION_ID", "")
+    if not _GUID.match(subscription):
+        raise HookError(
+            "AZURE_SUBSCRIPTION_ID is not set: select the subscription with `azd env set AZURE_SUBSCRIPTION_ID <id>`"
+        )
+    return ["--subscription", subscription]
 
 
 def run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -153,6 +181,14 @@ def is_dns_name(value: str) -> bool:
     return len(labels) >= 2 and all(_DNS_LABEL.match(label) for label in labels)
 
 
+def _is_cidr(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        return False
+    return "/" in value
+
+
 def generate_password(length: int = 32) -> str:
     """A random password that meets Windows complexity rules (all four character classes)."""
     classes = (string.ascii_lowercase, string.ascii_uppercase, string.digits, "!@#%^*-_=+")
@@ -203,6 +239,19 @@ def check_environment(env: Mapping[str, str]) -> Preflight:
         problems.append("PUBLIC_NETWORK_ACCESS must be Enabled or SelectedNetworks")
     if env.get("COSMOS_CAPACITY_MODE", "serverless") not in ("serverless", "autoscale"):
         problems.append("COSMOS_CAPACITY_MODE must be serverless or autoscale")
+    if not _EMAIL.match(env.get("ALERT_EMAIL", "")):
+        problems.append("ALERT_EMAIL must be the operators' e-mail address: `azd env set ALERT_EMAIL ops@contoso.com`")
+    ranges = {
+        "ALLOWED_IP_RANGES": env.get("ALLOWED_IP_RANGES", ""),
+        "TEAMS_SIGNALLING_PREFIXES": env.get("TEAMS_SIGNALLING_PREFIXES", ""),
+        "TEAMS_MEDIA_PREFIXES": env.get("TEAMS_MEDIA_PREFIXES", ""),
+    }
+    for name, raw in ranges.items():
+        bad = [item for item in raw.split(",") if not _is_cidr(item)] if raw else []
+        if bad:
+            problems.append(f"{name} must be comma-separated CIDR ranges (e.g. 203.0.113.0/24), not {', '.join(bad)}")
+    if env.get("ALERT_ON_UNLOCKED_WORM", "true") not in ("true", "false"):
+        problems.append("ALERT_ON_UNLOCKED_WORM must be true or false")
 
     if not env.get("VERBATIM_GRAPH_CLIENT_STATE"):
         result.generated["VERBATIM_GRAPH_CLIENT_STATE"] = secrets.token_urlsafe(48)
@@ -221,7 +270,7 @@ def check_entra_app(client_id: str, runner: Runner = run) -> list[str]:
     if found.returncode != 0 or found.stdout.strip().lower() != client_id.lower():
         return [
             f"no service principal for app {client_id} in this tenant: register the app, add the Graph "
-            "application permissions and grant admin consent (README, 'Deploy to Azure')"
+            "application permissions and grant admin consent (docs/deploy.md, 'Before the first deployment')"
         ]
     return []
 
@@ -231,6 +280,65 @@ def azd_env_set(values: Mapping[str, str], runner: Runner = run) -> None:
         done = runner(["azd", "env", "set", name, value])
         if done.returncode != 0:
             raise HookError(f"`azd env set {name}` failed: {done.stderr.strip()}")
+
+
+def _az_value(runner: Runner, args: Sequence[str], what: str) -> str | None:
+    """stdout of an az query; None when ARM says the resource does not exist; HookError otherwise."""
+    done = runner(args)
+    if done.returncode == 0:
+        return done.stdout.strip()
+    if _NOT_FOUND.search(done.stderr or ""):
+        return None
+    raise HookError(f"could not read {what}: {(done.stderr or '').strip()}")
+
+
+def discover_deployment(env: Mapping[str, str], runner: Runner = run) -> dict[str, str]:
+    """What an earlier provision left behind, as the DISCOVERED parameters (defaults before the first one).
+
+    Every value is read again on every provision and written explicitly, so a stale value (after
+    `azd down`, say) never survives: a failed read stops the hook instead of guessing.
+    """
+    found = {"RECORDER_CURRENT_CAPACITY": "0", "RECORDINGS_WORM_LOCKED": "false",
+             "MAIN_VAULT_RECOVER": "false", "CERTIFICATE_VAULT_RECOVER": "false"}  # fmt: skip
+    group = env.get("AZURE_RESOURCE_GROUP", "")
+    if not group:
+        return found  # never provisioned in this environment
+    subscription = subscription_args(env)
+    scale_set = env.get("RECORDER_SCALE_SET_NAME", "")
+    if scale_set:
+        capacity = _az_value(
+            runner,
+            ["az", "vmss", "show", "--resource-group", group, "--name", scale_set, *subscription,
+             "--query", "sku.capacity", "-o", "tsv"],
+            f"the capacity of scale set {scale_set}",
+        )  # fmt: skip
+        if capacity:
+            if not capacity.isdigit():
+                raise HookError(f"scale set {scale_set} reports capacity {capacity!r}")
+            found["RECORDER_CURRENT_CAPACITY"] = capacity
+    account = env.get("RECORDINGS_STORAGE_ACCOUNT_NAME", "")
+    container = env.get("RECORDINGS_CONTAINER_NAME", "") or "recordings"
+    if account:
+        state = _az_value(
+            runner,
+            ["az", "storage", "container", "immutability-policy", "show", "--resource-group", group,
+             "--account-name", account, "--container-name", container, *subscription,
+             "--query", "state", "-o", "tsv"],
+            f"the immutability policy of {account}/{container}",
+        )  # fmt: skip
+        found["RECORDINGS_WORM_LOCKED"] = "true" if (state or "").lower() == "locked" else "false"
+    for output_name, flag in (("AZURE_KEY_VAULT_NAME", "MAIN_VAULT_RECOVER"),
+                              ("RECORDER_CERTIFICATE_KEY_VAULT_NAME", "CERTIFICATE_VAULT_RECOVER")):  # fmt: skip
+        vault = env.get(output_name, "")
+        if not vault:
+            continue
+        deleted = _az_value(
+            runner,
+            ["az", "keyvault", "show-deleted", "--name", vault, *subscription, "--query", "name", "-o", "tsv"],
+            f"whether Key Vault {vault} is soft-deleted",
+        )
+        found[flag] = "true" if deleted else "false"
+    return found
 
 
 def preprovision(env: Mapping[str, str], runner: Runner = run, repo: Path = REPO) -> int:
@@ -244,6 +352,12 @@ def preprovision(env: Mapping[str, str], runner: Runner = run, repo: Path = REPO
         return 1
     package = build_package(repo)
     values = dict(preflight.generated)
+    values.update(discover_deployment(env, runner))
+    if values["RECORDINGS_WORM_LOCKED"] == "true":
+        print("The recordings container's WORM policy is locked: provisioning leaves it as it is.")
+    for flag in ("MAIN_VAULT_RECOVER", "CERTIFICATE_VAULT_RECOVER"):
+        if values[flag] == "true":
+            print(f"A soft-deleted Key Vault of this environment exists: it is recovered ({flag}).")
     values["RECORDER_PACKAGE_VERSION"] = package.version
     azd_env_set(values, runner)
     print(f"Preflight passed; recorder package version {package.version}.")
@@ -258,7 +372,8 @@ def upload_package(env: Mapping[str, str], package: Package, runner: Runner = ru
     account = output(env, "RUNTIME_STORAGE_ACCOUNT_NAME")
     container = output(env, "RECORDER_PACKAGES_CONTAINER")
     blob = f"{package.version}/{PACKAGE_BLOB}"
-    common = ["--auth-mode", "login", "--account-name", account, "--container-name", container, "--name", blob]
+    common = ["--auth-mode", "login", "--account-name", account, "--container-name", container, "--name", blob,
+              *subscription_args(env)]  # fmt: skip
     exists = runner(["az", "storage", "blob", "exists", *common, "--query", "exists", "-o", "tsv"])
     if exists.returncode == 0 and exists.stdout.strip().lower() == "true":
         return blob
@@ -282,7 +397,8 @@ def predeploy(env: Mapping[str, str], runner: Runner = run, repo: Path = REPO) -
     if provisioned != package.version:
         print(
             f"The scale set model still names recorder {provisioned or '(none)'}; run `azd provision` to "
-            "point it at this package, then roll instances one by one (README, 'Updating the recorder')."
+            "point it at this package, then roll instances one by one "
+            "(docs/deploy.md, 'Rolling out a recorder update')."
         )
     return 0
 
@@ -298,7 +414,7 @@ def postdeploy(env: Mapping[str, str], runner: Runner = run, repo: Path = REPO) 
     done = runner(
         ["az", "functionapp", "keys", "set",
          "--resource-group", output(env, "AZURE_RESOURCE_GROUP"),
-         "--name", output(env, "AZURE_FUNCTION_APP_NAME"),
+         "--name", output(env, "AZURE_FUNCTION_APP_NAME"), *subscription_args(env),
          "--key-type", "functionKeys", "--key-name", WEBHOOK_KEY_NAME, "--key-value", key,
          "--output", "none", "--only-show-errors"]
     )  # fmt: skip
@@ -316,7 +432,8 @@ def lock_commands(env: Mapping[str, str]) -> list[str]:
     group = output(env, "AZURE_RESOURCE_GROUP")
     account = output(env, "RECORDINGS_STORAGE_ACCOUNT_NAME")
     container = output(env, "RECORDINGS_CONTAINER_NAME")
-    target = f"--resource-group {group} --account-name {account} --container-name {container}"
+    subscription = " ".join(subscription_args(env))
+    target = f"--resource-group {group} --account-name {account} --container-name {container} {subscription}"
     return [
         f"etag=$(az storage container immutability-policy show {target} --query etag -o tsv)",
         f'az storage container immutability-policy lock {target} --if-match "$etag"',
@@ -327,16 +444,17 @@ def next_steps(env: Mapping[str, str]) -> str:
     fqdn = output(env, "RECORDER_FQDN")
     retention = env.get("DEFAULT_RETENTION_DAYS", "") or "1827"
     lines = [
-        "Verbatim is provisioned. Next steps (README, 'Deploy to Azure'):",
+        "Verbatim is provisioned. Next steps (docs/deploy.md):",
         "",
         f"  1. DNS: CNAME {fqdn} -> {output(env, 'RECORDER_LOAD_BALANCER_FQDN')}",
         f"  2. Certificate for {fqdn} (PFX): az keyvault certificate import "
-        f"--vault-name {output(env, 'AZURE_KEY_VAULT_NAME')} --name {output(env, 'RECORDER_CERTIFICATE_NAME')} "
-        "--file recorder.pfx",
+        f"--vault-name {output(env, 'RECORDER_CERTIFICATE_KEY_VAULT_NAME')} "
+        f"--name {output(env, 'RECORDER_CERTIFICATE_NAME')} --file recorder.pfx {' '.join(subscription_args(env))}",
         f"     The scale set {output(env, 'RECORDER_SCALE_SET_NAME')} picks it up within 5 minutes.",
-        f"  3. Bot calling webhook (Azure Bot, Teams channel): https://{fqdn}/api/calling",
+        f"  3. Azure Bot {output(env, 'BOT_NAME')} calls https://{fqdn}/api/calling (Teams channel, calling on).",
         f"  4. Function App: {output(env, 'AZURE_FUNCTION_APP_URL')}",
-        "  5. Teams PowerShell: application instance and compliance recording policy (README).",
+        "  5. Teams PowerShell: application instance and compliance recording policy (docs/deploy.md).",
+        "  6. Check it from outside: `verbatim doctor` (docs/deploy.md, 'Checking a deployment').",
         "",
         "Immutability: NOT locked by this template (irreversible, so it is your decision).",
         f"  The recordings container's default WORM policy ({retention} days) is unlocked: it protects",

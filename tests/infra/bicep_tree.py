@@ -48,6 +48,14 @@ class Param:
     type: str
     decorators: tuple[str, ...]
     default: Node | None
+    decorator_arguments: tuple[tuple[str, Node | None], ...] = ()
+
+    def decorator_value(self, name: str) -> object:
+        """The literal first argument of a decorator (e.g. @allowed([...]) gives the list), or None."""
+        for decorator, argument in self.decorator_arguments:
+            if decorator == name:
+                return value(argument)
+        return None
 
     @property
     def is_secure(self) -> bool:
@@ -63,6 +71,7 @@ class Resource:
     body: Node  # the object literal (inside `for` and `if`)
     loop_variable: str | None
     loop_source: Node | None
+    condition: Node | None = None  # the expression of `= if (...)`, None when unconditional
 
     def get(self, path: str) -> Node | None:
         return prop(self.body, path)
@@ -123,12 +132,15 @@ class Bicep:
 
     def params(self) -> dict[str, Param]:
         found = {}
+        arguments = dict(_decorator_arguments(self.root))
         for node, decorators in _declarations(self.root, "parameter_declaration"):
             children = node.named_children
             name = _text(children[0])
             type_node = next((c for c in children[1:] if c.type == "type"), None)
             default = children[-1] if len(children) > 2 else None
-            found[name] = Param(name, _text(type_node) if type_node else "", decorators, default)
+            found[name] = Param(
+                name, _text(type_node) if type_node else "", decorators, default, arguments.get(node.id, ())
+            )
         return found
 
     def variables(self) -> dict[str, Node]:
@@ -147,7 +159,7 @@ class Bicep:
         found = []
         for node, _ in _declarations(self.root, "module_declaration"):
             symbol, source = node.named_children[0], node.named_children[1]
-            body, _, _ = _unwrap_body(node.named_children[-1])
+            body, _, _, _ = _unwrap_body(node.named_children[-1])
             found.append(Module(_text(symbol), string_value(source) or _text(source), body))
         return found
 
@@ -331,22 +343,47 @@ def _declarations(root: Node, kind: str) -> Iterator[tuple[Node, tuple[str, ...]
             pending = ()
 
 
+def _decorator_arguments(root: Node) -> Iterator[tuple[int, tuple[tuple[str, Node | None], ...]]]:
+    """(declaration node id, ((decorator name, first argument), ...)) for every decorated declaration."""
+    pending: tuple[tuple[str, Node | None], ...] = ()
+    for node in root.named_children:
+        if node.type == "decorators":
+            found = []
+            for decorator in (d for d in node.named_children if d.type == "decorator"):
+                call = decorator.named_children[0]
+                argument = None
+                if call.type == "call_expression" and len(call.named_children) > 1:
+                    arguments = [c for c in call.named_children[1].named_children if c.type != "comment"]
+                    argument = arguments[0] if arguments else None
+                found.append((_decorator_name(decorator), argument))
+            pending = tuple(found)
+            continue
+        if node.type != "comment":
+            if pending:
+                yield node.id, pending
+            pending = ()
+
+
 def _decorator_name(decorator: Node) -> str:
     call = decorator.named_children[0]
     head = call.named_children[0] if call.type == "call_expression" else call
     return _text(head).split(".")[-1]
 
 
-def _unwrap_body(node: Node) -> tuple[Node, str | None, Node | None]:
-    """The object of a resource/module body, through `if (...)` and `[for x in y: ...]`."""
-    loop_variable = loop_source = None
+def _unwrap_body(node: Node) -> tuple[Node, str | None, Node | None, Node | None]:
+    """The object of a resource/module body, through `if (...)` and `[for x in y: ...]`, with the loop
+    variable, the loop source and the condition (the expression inside `if (...)`)."""
+    loop_variable = loop_source = condition = None
     if node.type == "for_statement":
         parts = [c for c in node.named_children if c.type != "comment"]
         loop_variable, loop_source = _text(parts[0]), parts[1]
         node = parts[-1]
     if node.type == "if_statement":
+        condition = node.named_children[0]
+        if condition.type == "parenthesized_expression" and condition.named_children:
+            condition = condition.named_children[0]
         node = node.named_children[-1]
-    return node, loop_variable, loop_source
+    return node, loop_variable, loop_source, condition
 
 
 def _resources(scope: Node, parent_type: str | None) -> Iterator[Resource]:
@@ -358,8 +395,8 @@ def _resources(scope: Node, parent_type: str | None) -> Iterator[Resource]:
         if parent_type is not None and "." not in type_.split("/", 1)[0]:
             type_ = f"{parent_type}/{type_}"  # nested: the type is relative to the parent's
         existing = any(c.type == "existing" for c in node.children)
-        body, loop_variable, loop_source = _unwrap_body(children[-1])
-        yield Resource(symbol, type_, api_version, existing, body, loop_variable, loop_source)
+        body, loop_variable, loop_source, condition = _unwrap_body(children[-1])
+        yield Resource(symbol, type_, api_version, existing, body, loop_variable, loop_source, condition)
         yield from _resources(body, parent_type=type_)
 
 

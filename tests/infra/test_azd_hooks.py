@@ -14,6 +14,7 @@ import pytest
 from scripts.azd import hooks
 
 GUID = "11111111-2222-3333-4444-555555555555"
+SUBSCRIPTION = "99999999-8888-7777-6666-555555555555"
 
 
 class FakeCli:
@@ -62,6 +63,8 @@ def valid_env(**overrides: str) -> dict[str, str]:
         "GRAPH_CLIENT_ID": GUID,
         "GRAPH_CLIENT_SECRET": "s3cret-from-entra",
         "RECORDER_FQDN": "recorder.contoso.com",
+        "ALERT_EMAIL": "compliance-ops@contoso.com",
+        "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
     }
     env.update(overrides)
     return env
@@ -173,9 +176,12 @@ def test_preprovision_stops_before_calling_azure_when_parameters_are_wrong(repo:
 # --- predeploy ------------------------------------------------------------------------------------
 
 OUTPUTS = {
+    "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
     "AZURE_RESOURCE_GROUP": "rg-prod",
     "AZURE_FUNCTION_APP_URL": "https://func-verbatim-abc.azurewebsites.net",
     "AZURE_KEY_VAULT_NAME": "kv-abc",
+    "RECORDER_CERTIFICATE_KEY_VAULT_NAME": "kv-rec-abc",
+    "BOT_NAME": "bot-verbatim-abc",
     "RUNTIME_STORAGE_ACCOUNT_NAME": "strtabc",
     "RECORDER_PACKAGES_CONTAINER": "recorder-packages",
     "RECORDINGS_STORAGE_ACCOUNT_NAME": "strecabc",

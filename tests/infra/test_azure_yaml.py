@@ -162,7 +162,8 @@ def test_every_environment_variable_of_the_parameters_file_is_azds_or_checked_by
         for entry in _parameters_file().values()
         for match in re.finditer(r"\$\{([A-Z0-9_]+)(?:=[^}]*)?\}", str(entry["value"]))
     }
-    checked = _environment_names_read_by_hooks() | {"RECORDER_PACKAGE_VERSION"}
+    # Read and checked by preprovision, or written by it (the package version, what it discovers).
+    checked = _environment_names_read_by_hooks() | {"RECORDER_PACKAGE_VERSION"} | set(hooks.DISCOVERED)
     assert variables - AZD_PROVIDED - checked == set()
 
 

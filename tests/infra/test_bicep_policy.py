@@ -157,7 +157,8 @@ def worm_violations(template: Bicep) -> list[str]:
         "defaultRetentionDays"
     ):
         found.append("the recordings container needs one default policy of defaultRetentionDays")
-    if "/lock" in template.source.decode() or "Locked" in template.source.decode():
+    source = template.source.decode()
+    if "/lock" in source or re.search(r"state:\s*'Locked'", source):
         found.append("the template must never lock a policy (irreversible; printed by postprovision)")
     return found
 
@@ -354,11 +355,12 @@ def test_recorder_installs_from_the_recorder_vm_deploy_script(templates: dict[st
     assert loaded == ["loadTextContent('../scripts/recorder-bootstrap.ps1')"], "the bootstrap ships in userData"
 
 
-# The port plan (README, "Deploy to Azure"): the NSG opens exactly these, from these sources.
+# The port plan (docs/deploy.md): the NSG opens exactly these, from these sources (the Microsoft 365
+# ranges published for Teams, as parameters; operators may also reach the load-balanced /health).
 EXPECTED_INBOUND = {
-    ("Tcp", "ports.signalling", "Internet"),
-    ("Tcp", "ports.notification", "AzureCloud"),
-    ("Tcp", "ports.media", "AzureCloud"),
+    ("Tcp", "ports.signalling", "concat(teamsSignallingPrefixes, operatorPrefixes)"),
+    ("Tcp", "ports.notification", "teamsSignallingPrefixes"),
+    ("Tcp", "ports.media", "teamsSignallingPrefixes"),
     ("Udp", "*", "teamsMediaPrefixes"),
 }
 
@@ -417,6 +419,7 @@ ALLOWED_ROLES = {
     "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a": "Storage Queue Data Message Sender",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "12338af0-0e69-4776-bea7-57ae8d297424": "Key Vault Crypto User",
     "db79e9a7-68ee-4b58-9aeb-b90e7c24fcba": "Key Vault Certificate User",

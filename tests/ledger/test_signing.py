@@ -106,3 +106,57 @@ def test_a_key_vault_rsa_key_is_refused() -> None:
     jwk = JsonWebKey(kid=KEY_ID, kty="RSA", n=b"\x01" * 256, e=b"\x01\x00\x01")
     with pytest.raises(SigningKeyError):
         _p256_public_pem_from_jwk(jwk, KEY_ID)
+
+
+class RotatedKeyClient:
+    """KeyClient's version listing for a key Key Vault has rotated once: two P-256 versions."""
+
+    def __init__(self) -> None:
+        self.keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
+
+    def _jwk(self, index: int) -> dict[str, Any]:
+        numbers = self.keys[index].public_key().public_numbers()
+        return {"kty": "EC", "crv": "P-256", "x": numbers.x.to_bytes(32, "big"), "y": numbers.y.to_bytes(32, "big")}
+
+    def list_properties_of_key_versions(self, name: str, **kwargs: Any) -> list[Any]:
+        # KeyProperties as the SDK lists them: a version id and its creation time, listed newest first here.
+        from datetime import UTC, datetime
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(version=f"v{i}", created_on=datetime(2026, 1 + i, 1, tzinfo=UTC)) for i in (1, 0)]
+
+    def get_key(self, name: str, version: str | None = None, **kwargs: Any) -> KeyVaultKey:
+        index = int((version or "v1")[1:])
+        return KeyVaultKey(key_id=f"{KEY_ID.rsplit('/', 1)[0]}/v{index}", jwk=self._jwk(index))
+
+    def pem(self, index: int) -> str:
+        return (
+            self.keys[index]
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+
+
+def test_every_version_of_a_rotated_key_vault_key_stays_trusted() -> None:
+    from verbatim.ledger import trusted_fingerprints
+    from verbatim.ledger.signing import key_version_public_keys
+    from verbatim.settings import Settings
+
+    client = RotatedKeyClient()
+    versions = key_version_public_keys(client, "ledger-signing")
+    assert [fingerprint(p) for p in versions] == [fingerprint(client.pem(0)), fingerprint(client.pem(1))]
+
+    # The app signs with the newest version after a restart; checkpoints of the older one still verify.
+    signer = KeyVaultSigner(FakeVaultCrypto(), KEY_ID, client.pem(1), trusted_public_keys=versions)
+    trusted = trusted_fingerprints(Settings.model_validate({}), signer)
+    assert {fingerprint(client.pem(0)), fingerprint(client.pem(1))} <= trusted
+
+
+def test_without_the_version_list_only_the_current_key_is_trusted() -> None:
+    from verbatim.ledger import trusted_fingerprints
+    from verbatim.settings import Settings
+
+    client = RotatedKeyClient()
+    signer = KeyVaultSigner(FakeVaultCrypto(), KEY_ID, client.pem(1))
+    assert fingerprint(client.pem(0)) not in trusted_fingerprints(Settings.model_validate({}), signer)

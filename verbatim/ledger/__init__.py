@@ -56,10 +56,13 @@ def signer_from_settings(settings: Settings) -> Signer | None:
 
 
 def trusted_fingerprints(settings: Settings, signer: Signer | None) -> set[str]:
-    """Keys whose checkpoints are trusted: the current signer and the ones listed after a rotation."""
+    """Keys whose checkpoints are trusted: the current signer, every version of its Key Vault key (Key
+    Vault rotates by adding versions), and the ones listed by hand (an earlier key of another kind)."""
     trusted = {f.lower() for f in settings.ledger_trusted_key_fingerprints}
     if signer is not None:
         trusted.add(fingerprint(signer.public_key_pem()))
+    if isinstance(signer, KeyVaultSigner):
+        trusted.update(fingerprint(pem) for pem in signer.trusted_public_keys)
     return trusted
 
 

@@ -149,20 +149,58 @@ class CryptographyClientLike(Protocol):
     def sign(self, algorithm: Any, digest: bytes, **kwargs: Any) -> Any: ...
 
 
+class KeyClientLike(Protocol):
+    """The part of `azure.keyvault.keys.KeyClient` that reads a key's versions."""
+
+    def get_key(self, name: str, version: str | None = None, **kwargs: Any) -> Any: ...
+
+    def list_properties_of_key_versions(self, name: str, **kwargs: Any) -> Any: ...
+
+
+def key_version_public_keys(client: KeyClientLike, name: str) -> list[str]:
+    """The public key (PEM) of every version of a Key Vault key, oldest first; versions that are not
+    P-256 (nothing the ledger ever signed with) are left out.
+
+    Key Vault rotates a key by adding a version (https://learn.microsoft.com/azure/key-vault/keys/
+    how-to-configure-key-rotation); checkpoints signed before a rotation carry an older version's public
+    key, so verification trusts every version of the configured key, not only the current one.
+    """
+    versions = sorted(
+        client.list_properties_of_key_versions(name),
+        key=lambda p: (getattr(p, "created_on", None) is None, getattr(p, "created_on", None)),
+    )
+    found: list[str] = []
+    for properties in versions:
+        key = client.get_key(name, properties.version)
+        try:
+            found.append(_p256_public_pem_from_jwk(key.key, str(key.id)))
+        except SigningKeyError:
+            continue
+    return found
+
+
 class KeyVaultSigner:
     """An EC P-256 key in Azure Key Vault (or Managed HSM): the private key never leaves the vault.
 
     Key Vault signs a digest, so the message is hashed here (SHA-256) and sent as `ES256`; the result is
     raw r||s and verifies offline with the public key, read once from the vault when the signer is built.
+    `trusted_public_keys` are the public keys of all of the key's versions (rotation), read with it.
     """
 
-    def __init__(self, client: CryptographyClientLike, key_id: str, public_key_pem: str) -> None:
+    def __init__(
+        self,
+        client: CryptographyClientLike,
+        key_id: str,
+        public_key_pem: str,
+        trusted_public_keys: list[str] | None = None,
+    ) -> None:
         key = serialization.load_pem_public_key(public_key_pem.encode())
         if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
             raise SigningKeyError(f"Key Vault key {key_id} must be an EC P-256 key for ES256")
         self._client = client
         self._key_id = key_id
         self._public_key_pem = public_key_pem
+        self.trusted_public_keys: list[str] = list(trusted_public_keys or [public_key_pem])
 
     @classmethod
     def from_key_id(cls, key_id: str, credential: TokenCredential) -> KeyVaultSigner:
@@ -171,10 +209,16 @@ class KeyVaultSigner:
         from azure.keyvault.keys.crypto import CryptographyClient
 
         parsed = KeyVaultKeyIdentifier(key_id)
-        vault_key = KeyClient(parsed.vault_url, credential).get_key(parsed.name, parsed.version)
+        keys = KeyClient(parsed.vault_url, credential)
+        vault_key = keys.get_key(parsed.name, parsed.version)
         public_pem = _p256_public_pem_from_jwk(vault_key.key, key_id)
         # Sign with the exact version read, so a rotation in the vault never signs with an unread key.
-        return cls(CryptographyClient(vault_key, credential), str(vault_key.id), public_pem)
+        return cls(
+            CryptographyClient(vault_key, credential),
+            str(vault_key.id),
+            public_pem,
+            trusted_public_keys=key_version_public_keys(keys, parsed.name) or [public_pem],
+        )
 
     @property
     def key_id(self) -> str:

@@ -277,10 +277,14 @@ class Reconciler:
                 event_id=_alert_id(verdict, action),
             )
         )
+        # The operators' alert (infra/modules/alerts.bicep) looks for the first message.
+        message = (
+            "policy user's call not fully recorded"
+            if action != "reconciliation.resolved"
+            else "policy user's call now recorded"
+        )
         log.log(
-            level,
-            "policy user's call %s" % ("not fully recorded" if action != "reconciliation.resolved" else "now recorded"),
-            extra={"alert": action, **{k: v for k, v in detail.items() if k not in ("recordingIds",)}},
+            level, message, extra={"alert": action, **{k: v for k, v in detail.items() if k not in ("recordingIds",)}}
         )
 
 
