@@ -558,6 +558,7 @@ def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(
         prog="standalone_verifier.py",
         description="Verify Verbatim's evidence ledger offline (RFC 9162 / C2SP transparency log).",
+        epilog="Exit status: 0 verified, 1 not verified (findings printed), 2 could not verify.",
     )
     commands = main_parser.add_subparsers(dest="command", required=True)
 
