@@ -11,10 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from devstack.emulators import COSMOS_EMULATOR_KEY, AzuritePorts, azurite, cosmos_emulator, ensure_tls
 from devstack.processes import free_port
 from verbatim.settings import Settings, reload_settings
+
+# No per-example time limit and no "too slow" health check anywhere: both are timed assertions, and this suite
+# runs on a shared 2-core machine where a slow example says nothing about the code.
+hypothesis_settings.register_profile(
+    "verbatim", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+hypothesis_settings.load_profile("verbatim")
 
 
 @dataclass(frozen=True)
