@@ -32,7 +32,7 @@ $(STAMPS)/venv: requirements.txt requirements-dev.txt pyproject.toml | $(STAMPS)
 setup: $(STAMPS)/apt $(STAMPS)/npm $(STAMPS)/venv
 
 run: setup
-	$(VENV)/bin/verbatim up --demo
+	$(VENV)/bin/verbatim-dev up --demo
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,6 @@
 """Keep the Cosmos emulator's data across restarts of the devstack.
 
-The npm Cosmos emulator holds everything in memory. `verbatim up` restores the last snapshot after it has
+The npm Cosmos emulator holds everything in memory. `verbatim-dev up` restores the last snapshot after it has
 provisioned the containers, saves one periodically while it runs and a final one before it stops the
 emulator, so a restarted stack still has its recordings, call records and ledger (which must match the
 blobs Azurite keeps on disk). Only the documents are kept; Cosmos system properties are regenerated.

@@ -1,4 +1,4 @@
-"""`verbatim up --demo`: the simulated tenant places a handful of calls through the Teams/Graph simulator,
+"""`verbatim-dev up --demo`: the simulated tenant places a handful of calls through the Teams/Graph simulator,
 waits until the pipeline has sealed the recordings, ingested the call records and computed the verdicts,
 and prints a short summary with the compliance API's URL and a dev token.
 
@@ -396,7 +396,7 @@ def _tenant_users(stack: DemoStack) -> list[_TenantUser]:
 
 
 def summary(result: DemoResult) -> str:
-    """The text `verbatim up --demo` prints once the demo calls have their verdicts."""
+    """The text `verbatim-dev up --demo` prints once the demo calls have their verdicts."""
     lines = [
         "",
         f"Demo: {len(result.calls)} calls placed by the simulated tenant; pipeline settled in {result.seconds:.0f} s",

@@ -1,7 +1,7 @@
 """Azurite (blob, queue, table) and the Cosmos DB emulator, as managed local processes.
 
 Azurite keeps its data in a directory so a restart keeps it. The Cosmos emulator is in-memory (the
-npm package has no persistence): `verbatim up` recreates the database and containers on each start.
+npm package has no persistence): `verbatim-dev up` recreates the database and containers on each start.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Start local programs on 127.0.0.1, wait until they are ready, and stop them by PID.
 
-Used by `verbatim up` and by the test fixtures alike, so tests run the same processes as the devstack.
+Used by `verbatim-dev up` and by the test fixtures alike, so tests run the same processes as the devstack.
 """
 
 from __future__ import annotations

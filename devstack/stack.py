@@ -1,4 +1,4 @@
-"""The whole system on one machine: which processes `verbatim up` starts, in which order, with which settings.
+"""The whole system on one machine: which processes `verbatim-dev up` starts, in which order, with which settings.
 
 Each component is a `ManagedProcess` on 127.0.0.1 with a readiness check; the stack starts them in
 order, provisions what `verbatim.layout` names, prints where everything is, and stops everything by PID
@@ -32,7 +32,7 @@ from devstack.simulator import DEMO_TENANT
 from verbatim.ledger.signing import ensure_local_key
 from verbatim.settings import Settings
 
-# The desired state `verbatim up` publishes for the demo tenant (see `publish_demo_policies`).
+# The desired state `verbatim-dev up` publishes for the demo tenant (see `publish_demo_policies`).
 DEMO_POLICIES = REPO_ROOT / "policies" / "demo-tenant.yaml"
 
 
@@ -154,7 +154,10 @@ def simulator_tenant(config: StackConfig) -> Path:
     target = config.state_dir / "simulator" / "tenant.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(
-        "# Written by `verbatim up` from " + str(config.tenant_path) + "\n" + yaml.safe_dump(model, sort_keys=False),
+        "# Written by `verbatim-dev up` from "
+        + str(config.tenant_path)
+        + "\n"
+        + yaml.safe_dump(model, sort_keys=False),
         encoding="utf-8",
     )
     return target
@@ -364,7 +367,7 @@ def write_app_env(config: StackConfig) -> Path:
     only (emulator keys, simulator credentials), readable by the owner alone."""
     path = config.state_dir / "app.env"
     lines = [f"{name}={shlex.quote(value)}" for name, value in app_environment(config).items()]
-    header = "# Written by `verbatim up`: the Function App's settings on this devstack\n"
+    header = "# Written by `verbatim-dev up`: the Function App's settings on this devstack\n"
     path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)
     return path
@@ -468,7 +471,7 @@ def publish_demo_policies(config: StackConfig) -> bool:
         return False
     text = DEMO_POLICIES.read_text(encoding="utf-8")
     publish_desired_state(
-        store, text, actor="verbatim up", now=datetime.now(UTC), ledger=ledger_from_settings(settings)
+        store, text, actor="verbatim-dev up", now=datetime.now(UTC), ledger=ledger_from_settings(settings)
     )
     return True
 
@@ -511,7 +514,7 @@ def run_forever(config: StackConfig, after_start: Callable[[list[Component]], No
     except Shutdown:
         print("\nstopped")
     except StartupError as error:
-        print(f"verbatim up: {error}", file=sys.stderr)
+        print(f"verbatim-dev up: {error}", file=sys.stderr)
         return 1
     finally:
         for sig, old in previous.items():

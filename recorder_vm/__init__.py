@@ -1,6 +1,6 @@
 """The recorder bot: answers Teams policy-recording invitations, captures media losslessly, reports via queues.
 
-Importing this package is cheap: `launch_argv` is all `verbatim up` and the tests need to start it.
+Importing this package is cheap: `launch_argv` is all `verbatim-dev up` and the tests need to start it.
 """
 
 from __future__ import annotations

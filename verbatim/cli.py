@@ -1,16 +1,15 @@
-"""The `verbatim` command: one subcommand per capability, each registered by its own module."""
+"""The `verbatim` command: one subcommand per capability, each registered by its own module.
+
+The development harness has its own command (`verbatim-dev`, in devstack/): the product never imports it."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-# Modules that add subcommands; each has `register(subparsers)` and sets `handler` on its parsers.
-# The devstack lives outside verbatim/ (it may import the product, never the other way round), so it is
-# looked up by name and only when installed alongside.
-COMMAND_MODULES: tuple[str, ...] = ("devstack.commands", "verbatim.policy.cli", "verbatim.evidence.commands")
+from verbatim.evidence import commands as evidence_commands
+from verbatim.policy import cli as policy_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -18,13 +17,8 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="verbatim", description="Compliance recording for Microsoft Teams")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name and name.startswith(error.name):
-                continue
-            raise
+    # each module has `register(subparsers)` and sets `handler` on its parsers
+    for module in (policy_commands, evidence_commands):
         module.register(subparsers)
     return parser
 

@@ -1,7 +1,7 @@
 """A local Azure Functions host for `function_app.app`: HTTP, timers, queues, admin API, extensions.
 
 The Functions Core Tools cannot be installed here; this hosts the same app for the devstack and tests.
-`launch_argv(...)` is how `verbatim up` and the test fixtures start it; it is ready when
+`launch_argv(...)` is how `verbatim-dev up` and the test fixtures start it; it is ready when
 `status_url(base_url)` answers 200 (`{"state": "Running"}`).
 """
 

@@ -1,4 +1,4 @@
-"""The real host's admin API, the parts a developer and `verbatim up` use.
+"""The real host's admin API, the parts a developer and `verbatim-dev up` use.
 
 - `POST /admin/functions/{name}` with `{"input": "..."}` (master key) fires a non-HTTP function in the
   background and answers 202: a timer gets a `TimerRequest`, a queue function a `QueueMessage` whose

@@ -1,9 +1,9 @@
 """The data flow of a recorded call, across the whole local stack: the Teams/Graph simulator places calls,
 the real recorder answers and captures them, the local Functions host runs `function_app.py` (lifecycle
 orchestration, call-record webhook and ingestion, reconciliation, compliance API) against Azurite and the
-Cosmos emulator. Nothing is faked: these tests drive the same processes `verbatim up` starts.
+Cosmos emulator. Nothing is faked: these tests drive the same processes `verbatim-dev up` starts.
 
-One stack serves the module: the demo of `verbatim up --demo` runs once (five calls, including a call the
+One stack serves the module: the demo of `verbatim-dev up --demo` runs once (five calls, including a call the
 strict policy blocks and a recorder SIGKILLed mid-call), then a call survives a restart of the Functions host.
 """
 

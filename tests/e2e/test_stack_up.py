@@ -1,4 +1,4 @@
-"""`verbatim up` brings the stack up: every component ready and /api/health 200 with every dependency up."""
+"""`verbatim-dev up` brings the stack up: every component ready and /api/health 200 with every dependency up."""
 
 from __future__ import annotations
 
@@ -60,13 +60,13 @@ def test_up_fails_fast_with_a_clear_message_when_a_port_is_taken(tmp_path: Path)
 
 
 def test_sigterm_stops_every_component_by_pid(tmp_path: Path) -> None:
-    """The real command line: start `verbatim up` with a private state dir and SIGTERM it."""
+    """The real command line: start `verbatim-dev up` with a private state dir and SIGTERM it."""
     state = tmp_path / "state"
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "verbatim.cli",
+            "devstack",
             "up",
             "--state-dir",
             str(state),
@@ -83,7 +83,7 @@ def test_sigterm_stops_every_component_by_pid(tmp_path: Path) -> None:
         deadline = time.monotonic() + 90
         while not (state / "pids").exists() or "running" not in (output := _peek(process)):
             assert process.poll() is None, _peek(process)
-            assert time.monotonic() < deadline, "verbatim up did not come up"
+            assert time.monotonic() < deadline, "verbatim-dev up did not come up"
             time.sleep(0.5)
         pids = [int(line.split()[1]) for line in (state / "pids").read_text().splitlines()]
         process.send_signal(signal.SIGTERM)

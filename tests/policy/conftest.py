@@ -114,7 +114,7 @@ class Simulator:
     demo: dict[str, Any]
 
     def reset(self) -> None:
-        """Back to the demo tenant, as `verbatim up` starts it."""
+        """Back to the demo tenant, as `verbatim-dev up` starts it."""
         httpx.put(f"{self.http_url}/sim/tenant", json=self.demo, timeout=10).raise_for_status()
 
     def tenant(self) -> dict[str, Any]:

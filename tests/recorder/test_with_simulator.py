@@ -1,4 +1,4 @@
-"""The recorder against the Teams/Graph simulator (devstack/simulator): the platform that `verbatim up` runs.
+"""The recorder against the Teams/Graph simulator (devstack/simulator): the platform that `verbatim-dev up` runs.
 
 A trader under the strict policy places a call whose audio is a WAV file we made; the simulator invites the
 recorder (signed platform JWT), checks the 5 s answer window, streams the call's media over the simulated

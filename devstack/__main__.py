@@ -1,0 +1,7 @@
+"""`python -m devstack`: the same as the `verbatim-dev` command."""
+
+import sys
+
+from devstack.cli import main
+
+sys.exit(main())
