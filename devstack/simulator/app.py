@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .callrecords import CallRecords
 from .calls import Calls
+from .chats import Chats, MeetingRef
 from .clock import Clock, ClockMode
 from .config import SimConfig
 from .directory import Directory
@@ -63,6 +64,7 @@ class Simulator:
     directory: Directory
     user_configurations: UserConfigurations
     pump: MediaPump
+    chats: Chats
     http_url: str
     https_url: str | None
     ca_file: Path | None
@@ -95,15 +97,27 @@ def build(
     config = SimConfig()
     tenant = TenantStore.load(tenant_path)
     identity = Identity(tenant, http_url, state_dir / "keys")
-    faults = Faults(seed)
+    faults = Faults(seed, clock.now)
     records = CallRecords(clock, config, identity, faults)
     subscriptions = Subscriptions(clock, config, identity, tenant, faults)
     records.listeners.append(subscriptions.record_published)
+    faults.listeners.append(subscriptions.drop_window_added)
     pump = MediaPump()
     speech = SpeechRenderer(state_dir / "speech-cache")
     calls = Calls(clock, config, tenant, identity, faults, records, speech, pump)
     directory = Directory(tenant, identity)
     user_configurations = UserConfigurations(tenant, identity, clock)
+
+    def meeting_of(call_id: str) -> MeetingRef | None:
+        scenario = calls.scenarios.get(call_id)
+        if scenario is None or not scenario.conversations or scenario.spec.type not in ("meeting", "groupCall"):
+            return None
+        conv = scenario.conversations[0]
+        users = {p.key: p.user for p in scenario.spec.participants if p.user is not None}
+        join_url = f"https://teams.microsoft.com/l/meetup-join/{conv.thread_id}/0"
+        return MeetingRef(conv.thread_id, join_url, users.get(scenario.organizer_key), list(users.values()))
+
+    chats = Chats(clock, config, tenant, identity, subscriptions, http_url, meeting_of)
     return Simulator(
         clock,
         config,
@@ -116,6 +130,7 @@ def build(
         directory,
         user_configurations,
         pump,
+        chats,
         http_url,
         https_url,
         ca_file,
@@ -158,6 +173,7 @@ def make_app(sim: Simulator) -> web.Application:
     app.add_routes(sim.calls.routes())
     app.add_routes(sim.records.routes())
     app.add_routes(sim.subscriptions.routes())
+    app.add_routes(sim.chats.routes())
     app.add_routes(sim.faults.routes())
     app.add_routes(
         [
@@ -312,6 +328,7 @@ async def _reset(request: web.Request) -> web.Response:
     sim.subscriptions.log.clear()
     sim.subscriptions.endpoints.clear()
     sim.faults.active.clear()
+    sim.chats.reset()
     return web.Response(status=204)
 
 

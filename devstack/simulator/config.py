@@ -36,3 +36,7 @@ class SimConfig(BaseModel):
     retry_max_hours: float = Field(default=4.0, gt=0, le=48)
     reauthorization_lead_minutes: float = Field(default=60.0, ge=0)
     max_notifications_per_delivery: int = Field(default=100, ge=1, le=1000)
+    # chats (chats/ package): chatMessage subscriptions last up to 4,320 minutes; the export API allows
+    # 200 requests per second per app and tenant (export-teams-content)
+    chat_subscription_max_minutes: float = Field(default=4320.0, gt=0)
+    export_requests_per_second: float = Field(default=200.0, gt=0)

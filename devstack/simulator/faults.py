@@ -1,6 +1,7 @@
 """Faults on demand: 429/5xx on Graph paths (by count or rate), duplicate and out-of-order change
-notifications, delayed call records, recorder invitation failures, media stream failures mid-call and
-established-before-establishing notifications. Rates draw from a seeded generator so runs repeat."""
+notifications, change notifications dropped for a window of simulated time, delayed call records, recorder
+invitation failures, media stream failures mid-call and established-before-establishing notifications. Rates
+draw from a seeded generator so runs repeat."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import fnmatch
 import random
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from aiohttp import web
@@ -20,6 +22,7 @@ FaultKind = Literal[
     "http",
     "duplicateNotifications",
     "outOfOrderNotifications",
+    "dropDeliveries",
     "callRecordDelay",
     "recorderInvitation",
     "mediaStreamFailure",
@@ -49,6 +52,10 @@ class FaultSpec(BaseModel):
     # notifications and call records
     subscription_id: str | None = None
     delay_seconds: float = Field(default=60.0, ge=0, le=30 * 86400)
+    # dropDeliveries: every notification of the subscription (any when omitted) is dropped for this long, then
+    # (with sendMissed) each matching subscription gets a `missed` lifecycle notification
+    duration_seconds: float = Field(default=300.0, gt=0, le=30 * 86400)
+    send_missed: bool = False
     # recorder invitations
     mode: Literal["drop", "fail"] = "drop"
     application_instance_id: str | None = None
@@ -65,36 +72,58 @@ class FaultSpec(BaseModel):
             raise ValueError(f"status must be one of {sorted(_HTTP_CODES)}")
         if not self.path.startswith("/"):
             raise ValueError("path must start with /")
+        if self.kind == "dropDeliveries" and (self.count is not None or self.rate is not None):
+            raise ValueError("dropDeliveries lasts durationSeconds; count and rate do not apply")
         return self
 
 
 class Fault:
-    def __init__(self, spec: FaultSpec) -> None:
+    def __init__(self, spec: FaultSpec, now: datetime | None = None) -> None:
         self.id = str(uuid.uuid4())
         self.spec = spec
-        self.remaining = spec.count if spec.count is not None else (None if spec.rate is not None else 1)
+        windowed = spec.kind == "dropDeliveries"
+        self.remaining = None if windowed or spec.rate is not None else (spec.count if spec.count is not None else 1)
+        self.until = now + timedelta(seconds=spec.duration_seconds) if windowed and now is not None else None
         self.fired = 0
 
     def dump(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             **self.spec.model_dump(by_alias=True, exclude_none=True),
             "remaining": self.remaining,
             "fired": self.fired,
         }
+        if self.until is not None:
+            out["until"] = self.until.isoformat().replace("+00:00", "Z")
+        return out
 
 
 class Faults:
     """Active faults; :meth:`take` consumes one firing of the first fault that matches."""
 
-    def __init__(self, seed: int = 1234) -> None:
+    def __init__(self, seed: int = 1234, now: Callable[[], datetime] | None = None) -> None:
         self.active: list[Fault] = []
         self.random = random.Random(seed)  # noqa: S311 - reproducible fault rates
+        self._now = now
+        self.listeners: list[Callable[[Fault], None]] = []  # told of every fault added
 
     def add(self, spec: FaultSpec) -> Fault:
-        fault = Fault(spec)
+        fault = Fault(spec, self._now() if self._now else None)
         self.active.append(fault)
+        for listener in self.listeners:
+            listener(fault)
         return fault
+
+    def window(self, kind: str, subscription_id: str, now: datetime) -> Fault | None:
+        """The time-windowed fault of ``kind`` covering ``subscription_id`` at ``now``, counted as fired."""
+        for fault in self.active:
+            spec = fault.spec
+            if spec.kind != kind or fault.until is None or now >= fault.until:
+                continue
+            if spec.subscription_id in (None, subscription_id):
+                fault.fired += 1
+                return fault
+        return None
 
     def take(self, kind: str, match: Callable[[FaultSpec], bool] = lambda _: True) -> FaultSpec | None:
         for fault in list(self.active):

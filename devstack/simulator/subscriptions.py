@@ -28,9 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from yarl import URL
 
 from .callrecords import record_participant_ids
+from .chats import CertificateError, ChatMessagesResource, EncryptionCertificate, parse_chat_resource
+from .chats import resource as chat_resource
+from .chats.tokens import validation_token
 from .clock import Clock, TimerHandle
 from .config import SimConfig
-from .faults import Faults
+from .faults import Fault, Faults
 from .identity import Identity
 from .odata import GraphError, bad_request, base_url, format_datetime, not_found, parse_datetime, read_model
 from .tenant import TenantStore
@@ -51,11 +54,17 @@ class SubscriptionCreate(BaseModel):
     lifecycle_notification_url: str | None = Field(default=None, alias="lifecycleNotificationUrl", max_length=2048)
     latest_supported_tls_version: str | None = Field(default=None, alias="latestSupportedTlsVersion")
     include_resource_data: bool | None = Field(default=None, alias="includeResourceData")
+    encryption_certificate: str | None = Field(default=None, alias="encryptionCertificate", max_length=64 * 1024)
+    encryption_certificate_id: str | None = Field(default=None, alias="encryptionCertificateId", max_length=128)
 
 
 class SubscriptionPatch(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
-    expiration_date_time: str = Field(alias="expirationDateTime")
+    expiration_date_time: str | None = Field(default=None, alias="expirationDateTime")
+    # Key rotation: "Use the PATCH operation on the subscription and update the encryptionCertificate and
+    # encryptionCertificateId properties" (change-notifications-with-resource-data.md, "Rotating keys").
+    encryption_certificate: str | None = Field(default=None, alias="encryptionCertificate", max_length=64 * 1024)
+    encryption_certificate_id: str | None = Field(default=None, alias="encryptionCertificateId", max_length=128)
 
 
 class LifecycleRequest(BaseModel):
@@ -127,6 +136,9 @@ class Subscription:
     tls: str | None
     participant_filter: set[str] | None
     timers: list[TimerHandle] = field(default_factory=list)
+    chat: ChatMessagesResource | None = None
+    include_resource_data: bool = False
+    certificate: EncryptionCertificate | None = None
 
     def dump(self, base: str) -> dict[str, Any]:
         return {
@@ -141,10 +153,10 @@ class Subscription:
             "lifecycleNotificationUrl": self.lifecycle_url,
             "expirationDateTime": format_datetime(self.expiration),
             "creatorId": self.creator_id,
-            "includeResourceData": None,
+            "includeResourceData": self.include_resource_data if self.chat is not None else None,
             "latestSupportedTlsVersion": self.tls or "v1_2",
             "encryptionCertificate": None,
-            "encryptionCertificateId": None,
+            "encryptionCertificateId": self.certificate.certificate_id if self.certificate else None,
             "notificationUrlAppId": None,
         }
 
@@ -160,6 +172,7 @@ class Pending:
     subscription_id: str
     not_before: datetime
     solo: bool = False
+    token: tuple[str, str] | None = None  # (app id, tenant id) needing a validation token in the batch
     attempts: int = 0
     first_attempt: datetime | None = None
     note: str | None = None
@@ -221,7 +234,7 @@ class Subscriptions:
             web.delete("/sim/deliveries", self.sim_clear_deliveries),
         ]
 
-    def _expiration(self, raw: str) -> datetime:
+    def _expiration(self, raw: str, *, chat: bool = False, lifecycle_url: str | None = None) -> datetime:
         try:
             when = parse_datetime(raw)
         except ValueError as error:
@@ -229,6 +242,16 @@ class Subscriptions:
         now = self.clock.now()
         if when <= now:
             raise bad_request("Subscription expiration can only be in the future.", "ExtensionError")
+        if chat:
+            limit = self.config.chat_subscription_max_minutes
+            if when > now + timedelta(minutes=limit):
+                raise bad_request(
+                    f"Subscription expiration can only be {limit:g} minutes in the future for chatMessage.",
+                    "ExtensionError",
+                )
+            if lifecycle_url is None and when > now + chat_resource.WITHOUT_LIFECYCLE_URL:
+                raise bad_request(chat_resource.LIFECYCLE_REQUIRED, "ExtensionError")
+            return when
         maximum = now + timedelta(minutes=self.config.subscription_max_minutes)
         if when > maximum:
             raise bad_request(
@@ -240,32 +263,52 @@ class Subscriptions:
         return max(when, minimum)
 
     def _owned(self, request: web.Request) -> Subscription:
-        principal = self.identity.authorize(request, *READ)
+        principal = self.identity.authorize(request)
         sub = self.items.get(request.match_info["sid"])
         if sub is None or (sub.application_id and principal.app_id and sub.application_id != principal.app_id):
             raise not_found(
                 f"The object was not found: subscription '{request.match_info['sid']}'.", "ResourceNotFound"
             )
+        self.identity.authorize(request, *(chat_resource.PERMISSIONS if sub.chat else READ))
         return sub
 
     async def create(self, request: web.Request) -> web.Response:
-        principal = self.identity.authorize(request, *READ)
-        body = await read_model(request, SubscriptionCreate, max_bytes=64 * 1024)
+        body = await read_model(request, SubscriptionCreate, max_bytes=128 * 1024)
+        chat = parse_chat_resource(body.resource)
+        principal = self.identity.authorize(request, *(chat_resource.PERMISSIONS if chat else READ))
         change_types = {c.strip() for c in body.change_type.split(",") if c.strip()}
-        if not change_types or not change_types <= {"created", "updated"}:
-            raise bad_request("changeType must be 'created', 'updated' or 'created,updated' for callRecords.")
         for url in (body.notification_url, body.lifecycle_notification_url):
             if url is not None and not url.startswith(("https://", "http://")):
                 raise bad_request(f"'{url}' is not an http(s) URL.", "ValidationError")
-        participant_filter = parse_resource(body.resource)
-        if len(self.items) >= self.config.subscription_quota:
-            raise GraphError(
-                403,
-                "ExtensionError",
-                f"Operation on target Cache failed: The number of subscriptions for callRecords in this organization "
-                f"has reached the limit of {self.config.subscription_quota}.",
-            )
-        expiration = self._expiration(body.expiration_date_time)
+        participant_filter: set[str] | None = None
+        certificate: EncryptionCertificate | None = None
+        if chat is not None:
+            if not change_types or not change_types <= chat_resource.CHANGE_TYPES:
+                raise bad_request("changeType must be a comma-separated list of 'created', 'updated' and 'deleted'.")
+            if body.include_resource_data:
+                certificate = self._certificate(body.encryption_certificate, body.encryption_certificate_id)
+            mine = [s for s in self.items.values() if s.chat is not None and s.application_id == principal.app_id]
+            if len(mine) >= chat_resource.PER_APP_QUOTA:
+                raise GraphError(
+                    403,
+                    "ExtensionError",
+                    "Operation on target Cache failed: the maximum number of subscriptions per app for "
+                    f"'/{chat_resource.CHAT_MESSAGES}' ({chat_resource.PER_APP_QUOTA}) has been reached.",
+                )
+        else:
+            if not change_types or not change_types <= {"created", "updated"}:
+                raise bad_request("changeType must be 'created', 'updated' or 'created,updated' for callRecords.")
+            participant_filter = parse_resource(body.resource)
+            if sum(1 for s in self.items.values() if s.chat is None) >= self.config.subscription_quota:
+                raise GraphError(
+                    403,
+                    "ExtensionError",
+                    "Operation on target Cache failed: The number of subscriptions for callRecords in this "
+                    f"organization has reached the limit of {self.config.subscription_quota}.",
+                )
+        expiration = self._expiration(
+            body.expiration_date_time, chat=chat is not None, lifecycle_url=body.lifecycle_notification_url
+        )
         for url in [body.notification_url] + (
             [body.lifecycle_notification_url] if body.lifecycle_notification_url else []
         ):
@@ -284,6 +327,9 @@ class Subscriptions:
             creator_id=principal.claims.get("oid"),
             tls=body.latest_supported_tls_version,
             participant_filter=participant_filter,
+            chat=chat,
+            include_resource_data=bool(body.include_resource_data) and chat is not None,
+            certificate=certificate,
         )
         self.items[sub.id] = sub
         self._arm(sub)
@@ -357,10 +403,35 @@ class Subscriptions:
 
     async def patch(self, request: web.Request) -> web.Response:
         sub = self._owned(request)
-        body = await read_model(request, SubscriptionPatch, max_bytes=16 * 1024)
-        sub.expiration = self._expiration(body.expiration_date_time)
-        self._arm(sub)
+        body = await read_model(request, SubscriptionPatch, max_bytes=128 * 1024)
+        if body.expiration_date_time is None and body.encryption_certificate is None:
+            raise bad_request("Send expirationDateTime, encryptionCertificate or both.")
+        if body.encryption_certificate is not None:
+            if not sub.include_resource_data:
+                raise bad_request("This subscription does not include resource data.")
+            sub.certificate = self._certificate(body.encryption_certificate, body.encryption_certificate_id)
+        if body.expiration_date_time is not None:
+            sub.expiration = self._expiration(
+                body.expiration_date_time, chat=sub.chat is not None, lifecycle_url=sub.lifecycle_url
+            )
+            self._arm(sub)
         return web.json_response(sub.dump(base_url(request)))
+
+    @staticmethod
+    def _certificate(encoded: str | None, certificate_id: str | None) -> EncryptionCertificate:
+        if not encoded or not certificate_id:
+            raise bad_request(
+                "encryptionCertificate and encryptionCertificateId are required when includeResourceData is true.",
+                "ValidationError",
+            )
+        try:
+            return EncryptionCertificate.parse(encoded, certificate_id)
+        except CertificateError as error:
+            raise bad_request(str(error), "ValidationError") from error
+
+    def wire_time(self, sub: Subscription) -> str:
+        """``subscriptionExpirationDateTime`` as notifications carry it."""
+        return _subscription_time(sub.expiration)
 
     async def delete(self, request: web.Request) -> web.Response:
         sub = self._owned(request)
@@ -378,7 +449,7 @@ class Subscriptions:
         rid = str(record["id"])
         participants = record_participant_ids(record)
         for sub in list(self.items.values()):
-            if sub.expiration <= self.clock.now():
+            if sub.chat is not None or sub.expiration <= self.clock.now():
                 continue
             if change == "created":
                 kind = "created" if "created" in sub.change_types else "updated"
@@ -403,6 +474,22 @@ class Subscriptions:
             }
             self.enqueue(sub.notification_url, "notification", item, sub.id)
 
+    def drop_window_added(self, fault: Fault) -> None:
+        """At the end of a ``dropDeliveries`` window, tell the affected subscriptions ``missed`` if asked to."""
+        if fault.spec.kind != "dropDeliveries" or fault.until is None:
+            return
+
+        def ended() -> None:
+            if fault in self.faults.active:
+                self.faults.active.remove(fault)
+            if not fault.spec.send_missed:
+                return
+            for sub in list(self.items.values()):
+                if fault.spec.subscription_id in (None, sub.id):
+                    self.lifecycle(sub, "missed")
+
+        self.clock.call_at(fault.until, ended, label=f"dropDeliveries window {fault.id} ends")
+
     def lifecycle(self, sub: Subscription, event: str) -> None:
         if sub.lifecycle_url is None:
             return
@@ -415,8 +502,19 @@ class Subscriptions:
         }
         self.enqueue(sub.lifecycle_url, "lifecycle", item, sub.id)
 
-    def enqueue(self, url: str, kind: Literal["notification", "lifecycle"], item: dict[str, Any], sid: str) -> None:
+    def enqueue(
+        self,
+        url: str,
+        kind: Literal["notification", "lifecycle"],
+        item: dict[str, Any],
+        sid: str,
+        *,
+        token: tuple[str, str] | None = None,
+    ) -> None:
         now = self.clock.now()
+        if kind == "notification" and self.faults.window("dropDeliveries", sid, now) is not None:
+            self._log(url, kind, [(sid, item)], "dropped", reason="deliveries dropped (dropDeliveries fault)")
+            return
         stats = self._stats(url)
         if stats.state == "dropping":
             self._log(
@@ -436,11 +534,21 @@ class Subscriptions:
         if held is not None:
             delay += timedelta(seconds=held.delay_seconds)
             note = "held back (out-of-order fault)"
-        pending = Pending(str(uuid.uuid4()), url, kind, item, sid, now + delay, solo=held is not None, note=note)
+        pending = Pending(
+            str(uuid.uuid4()), url, kind, item, sid, now + delay, solo=held is not None, token=token, note=note
+        )
         self._queue(pending)
         if kind == "notification" and self.faults.take("duplicateNotifications", matches) is not None:
             copy = Pending(
-                str(uuid.uuid4()), url, kind, dict(item), sid, now + delay, solo=True, note="duplicate (fault)"
+                str(uuid.uuid4()),
+                url,
+                kind,
+                dict(item),
+                sid,
+                now + delay,
+                solo=True,
+                token=token,
+                note="duplicate (fault)",
             )
             self._queue(copy)
 
@@ -511,9 +619,15 @@ class Subscriptions:
         status: int | None = None
         outcome: Literal["delivered", "failed", "timeout"]
         try:
+            body: dict[str, Any] = {"value": [p.item for p in batch]}
+            tokens = sorted({p.token for p in batch if p.token is not None})
+            if tokens:
+                # "a single token for each distinct app and tenant pair for whom there's an item in the value
+                # array" (change-notifications-with-resource-data.md)
+                body["validationTokens"] = [validation_token(self.identity, app, tid) for app, tid in tokens]
             async with self.http.post(
                 url,
-                json={"value": [p.item for p in batch]},
+                json=body,
                 timeout=aiohttp.ClientTimeout(total=self.config.webhook_timeout_seconds),
             ) as response:
                 status = response.status
