@@ -115,7 +115,8 @@ def build(
         conv = scenario.conversations[0]
         users = {p.key: p.user for p in scenario.spec.participants if p.user is not None}
         join_url = f"https://teams.microsoft.com/l/meetup-join/{conv.thread_id}/0"
-        return MeetingRef(conv.thread_id, join_url, users.get(scenario.organizer_key), list(users.values()))
+        organizer = users.get(scenario.organizer_key)
+        return MeetingRef(conv.thread_id, join_url, organizer, list(users.values()), scenario.spec.subject)
 
     chats = Chats(clock, config, tenant, identity, subscriptions, http_url, meeting_of)
     return Simulator(

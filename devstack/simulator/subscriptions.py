@@ -273,6 +273,7 @@ class Subscriptions:
         return sub
 
     async def create(self, request: web.Request) -> web.Response:
+        self.identity.authorize(request, *READ, *chat_resource.PERMISSIONS)  # some resource we serve
         body = await read_model(request, SubscriptionCreate, max_bytes=128 * 1024)
         chat = parse_chat_resource(body.resource)
         principal = self.identity.authorize(request, *(chat_resource.PERMISSIONS if chat else READ))

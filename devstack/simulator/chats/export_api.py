@@ -128,6 +128,9 @@ class ExportThrottle:
             )
         seen.append(now)
 
+    def reset(self) -> None:
+        self._seen.clear()
+
 
 class ExportApi:
     def __init__(self, store: ChatStore, identity: Identity, tenant: TenantStore, throttle: ExportThrottle) -> None:

@@ -36,7 +36,8 @@ class Chats:
         self.store = ChatStore(clock, tenant, graph_base)
         self.store.listeners.append(ChatNotifier(subscriptions))
         self.runner = ScenarioRunner(clock, self.store)
-        self.export = ExportApi(self.store, identity, tenant, ExportThrottle(lambda: config.export_requests_per_second))
+        self.throttle = ExportThrottle(lambda: config.export_requests_per_second)
+        self.export = ExportApi(self.store, identity, tenant, self.throttle)
         self.graph = ChatGraphApi(self.store, identity, tenant)
         self.sim = SimChatsApi(self.store, self.runner, identity, tenant, meetings)
 
@@ -46,3 +47,4 @@ class Chats:
     def reset(self) -> None:
         self.store.chats.clear()
         self.runner.items.clear()
+        self.throttle.reset()

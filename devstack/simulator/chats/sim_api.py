@@ -28,6 +28,7 @@ class MeetingRef:
     join_web_url: str | None
     organizer: str | None
     participants: list[str]
+    subject: str | None = None
 
 
 MeetingResolver = Callable[[str], MeetingRef | None]
@@ -118,6 +119,7 @@ class SimChatsApi:
         body = await read_model(request, ChatCreate, max_bytes=64 * 1024)
         members = list(body.members)
         thread_id, join_url, organizer = body.thread_id, body.join_web_url, body.organizer
+        topic = body.topic
         if body.meeting_call is not None:
             if body.chat_type != "meeting":
                 raise bad_request("meetingCall only goes with chatType 'meeting'.")
@@ -126,11 +128,12 @@ class SimChatsApi:
                 raise not_found(f"No simulated meeting '{body.meeting_call}'.")
             thread_id, join_url = ref.thread_id, ref.join_web_url
             organizer = organizer or ref.organizer
+            topic = body.topic or ref.subject
             members = members or ref.participants
         created = self.store.create_chat(
             body.chat_type,
             members,
-            topic=body.topic,
+            topic=topic,
             thread_id=thread_id,
             join_web_url=join_url,
             organizer=organizer,
