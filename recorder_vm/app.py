@@ -24,6 +24,7 @@ from recorder_vm.scale_in import ScaleInProtection
 from recorder_vm.scheduled_events import ScheduledEventsWatcher
 from recorder_vm.service import Recorder
 from recorder_vm.settings import RecorderSettings
+from recorder_vm.tls import TlsReloader
 from verbatim.clients import blob_service, credential_for, queue_client, table_service
 from verbatim.contracts.recorder import CaptureProgress
 from verbatim.evidence.progress import progress_table, write_progress
@@ -196,6 +197,11 @@ async def serve(settings: RecorderSettings) -> None:
     if settings.tls_cert_file:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+        if settings.tls_key_file:
+            # A renewed certificate (renew-certificate.ps1 rewrites the PEM files) is served without a restart.
+            background.append(
+                asyncio.create_task(TlsReloader(ssl_context, settings.tls_cert_file, settings.tls_key_file).run())
+            )
     for port in dict.fromkeys(p for p in (settings.listen_port, settings.callback_listen_port) if p):
         await web.TCPSite(runner, settings.listen_host, port, ssl_context=ssl_context).start()
     if settings.admin_port:

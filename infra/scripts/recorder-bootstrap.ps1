@@ -14,11 +14,13 @@
        `azd up` provisions before it deploys), registers a scheduled task that re-runs this script
        with -Wait and exits successfully, so provisioning never waits on deployment.
     2. Resolves settings of the form @Microsoft.KeyVault(SecretUri=...) through Key Vault.
-    3. Asks the load balancer which public ports (NAT rules v2) belong to this instance, and IMDS for
-       its public IP, and adds them to the settings (RECORDER_CALLBACK_PUBLIC_PORT,
-       RECORDER_MEDIA_PUBLIC_PORT, RECORDER_MEDIA_PUBLIC_IP).
+    3. Asks the load balancer which public ports (NAT rules v2) belong to this instance and adds them to
+       the settings (RECORDER_CALLBACK_PUBLIC_PORT, RECORDER_MEDIA_PUBLIC_PORT). The instance's public IP
+       comes from IMDS's load balancer metadata, read by the installer (recorder_vm.deploy.instance_endpoints).
     4. Writes the settings (JSON: app-setting name -> value) and the instance facts to files readable by
-       SYSTEM and Administrators only, and runs the package's installer with them.
+       SYSTEM and Administrators only, and runs the package's installer with them. The installer exits
+       with 3 while the TLS certificate is not on the VM yet (it is imported into Key Vault after
+       `azd up`): the same scheduled task tries again every 15 minutes until the install succeeds.
     Windows PowerShell 5.1 (what Windows Server 2022 ships); idempotent per package version.
 #>
 [CmdletBinding(DefaultParameterSetName = 'UserData')]
@@ -164,11 +166,8 @@ function Get-InstanceFacts {
     foreach ($mapping in $mappings) {
         $publicPorts[$mapping.inboundNatRuleName] = [int]$mapping.frontendPort
     }
-    $publicIpUri = "$Imds/instance/network/interface/0/ipv4/ipAddress/0/publicIpAddress?api-version=2021-02-01&format=text"
-    $publicIp = Invoke-RestMethod -Uri $publicIpUri -Headers @{ Metadata = 'true' } -UseBasicParsing
     return [ordered]@{
         vmResourceId = $compute.resourceId
-        publicIp = [string]$publicIp
         instanceName = $compute.name
         packageVersion = $Config.packageVersion
         certificateUrl = $Config.certificateUrl
@@ -183,12 +182,16 @@ function Register-DeferredInstall {
     $arguments = '-NoProfile -ExecutionPolicy Bypass -File "{0}" -ConfigFile "{1}" -Wait' -f `
         (Join-Path $Root 'bootstrap.ps1'), $ConfigPath
     $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument $arguments
-    $trigger = New-ScheduledTaskTrigger -AtStartup
+    # At start-up, and every 15 minutes until an install succeeds (which removes the task).
+    $triggers = @(
+        (New-ScheduledTaskTrigger -AtStartup),
+        (New-ScheduledTaskTrigger -Once -At (Get-Date).AddMinutes(1) -RepetitionInterval (New-TimeSpan -Minutes 15))
+    )
     $principal = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -LogonType ServiceAccount -RunLevel Highest
-    $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit (New-TimeSpan -Hours 6) -StartWhenAvailable
-    Register-ScheduledTask -TaskName $TaskName -Action $action -Trigger $trigger -Principal $principal `
+    $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit (New-TimeSpan -Hours 6) -StartWhenAvailable `
+        -MultipleInstances IgnoreNew
+    Register-ScheduledTask -TaskName $TaskName -Action $action -Trigger $triggers -Principal $principal `
         -Settings $settings -Force | Out-Null
-    Start-ScheduledTask -TaskName $TaskName
 }
 
 # ----- main -----------------------------------------------------------------------------------
@@ -242,11 +245,10 @@ if (-not (Test-Path (Join-Path $releaseDirectory $config.installScript))) {
 
 $settings = Resolve-Settings -Config $config
 $facts = Get-InstanceFacts -Config $config
-# This instance's own public endpoints (recorder_vm.settings names).
+# This instance's own public ports (recorder_vm.settings names).
 $settings['RECORDER_CALLBACK_PUBLIC_PORT'] = [string]$facts.publicPorts[$config.natRuleNames.callback]
 $settings['RECORDER_MEDIA_PUBLIC_PORT'] = [string]$facts.publicPorts[$config.natRuleNames.media]
-$settings['RECORDER_MEDIA_PUBLIC_IP'] = $facts.publicIp
-foreach ($name in 'RECORDER_CALLBACK_PUBLIC_PORT', 'RECORDER_MEDIA_PUBLIC_PORT', 'RECORDER_MEDIA_PUBLIC_IP') {
+foreach ($name in 'RECORDER_CALLBACK_PUBLIC_PORT', 'RECORDER_MEDIA_PUBLIC_PORT') {
     if (-not $settings[$name]) { throw "could not determine $name for this instance" }
 }
 $settingsFile = Join-Path $configDirectory 'recorder-settings.json'
@@ -258,7 +260,14 @@ $installer = Join-Path $releaseDirectory $config.installScript
 if (-not (Test-Path $installer)) { throw "the package has no installer at $($config.installScript)" }
 Write-Log "running $installer"
 & $installer -PackageRoot $releaseDirectory -SettingsFile $settingsFile -InstanceFile $instanceFile
-if (-not $?) { throw "installer failed" }
+$installed = $LASTEXITCODE
+if ($installed -eq 3) {
+    # No TLS certificate yet (imported after `azd up`): try again from the scheduled task.
+    Register-DeferredInstall -ConfigPath $ConfigFile
+    Write-Log "waiting for the TLS certificate; scheduled task $TaskName retries every 15 minutes"
+    exit 0
+}
+if ($installed -ne 0) { throw "installer failed with exit code $installed" }
 
 New-Item -ItemType File -Force -Path $installedMarker | Out-Null
 if (Get-ScheduledTask -TaskName $TaskName -ErrorAction SilentlyContinue) {

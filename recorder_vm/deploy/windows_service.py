@@ -23,8 +23,16 @@ STOP_TIMEOUT_SECONDS = 120
 
 
 def recorder_command(python: str, environment: dict[str, str]) -> list[str]:
-    """The recorder's command line; listen addresses come from the environment."""
-    return [python, "-m", "recorder_vm", "--state-dir", environment.get("RECORDER_STATE_DIR", r"C:\verbatim\state")]
+    """The recorder's command line; listen addresses come from the environment. The interpreter is the venv's
+    (VERBATIM_PYTHON, written by install.ps1): inside the service, sys.executable is pywin32's host."""
+    interpreter = environment.get("VERBATIM_PYTHON") or python
+    return [
+        interpreter,
+        "-m",
+        "recorder_vm",
+        "--state-dir",
+        environment.get("RECORDER_STATE_DIR", r"C:\verbatim\state"),
+    ]
 
 
 def load_environment(path: Path = ENVIRONMENT_FILE) -> dict[str, str]:

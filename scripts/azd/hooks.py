@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import ipaddress
+import json
 import os
 import re
 import secrets
@@ -59,6 +60,8 @@ PACKAGE_ROOTS: tuple[str, ...] = ("recorder_vm", "verbatim", "pyproject.toml", "
 PACKAGE_EXCLUDED_PARTS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", "tests"})
 PACKAGE_EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 PACKAGE_BLOB = "verbatim-recorder.zip"
+# The package's own list of its files and their SHA-256, checked by install.ps1 before it installs anything.
+PACKAGE_MANIFEST = "package-manifest.json"
 # Host key of the Graph webhooks; its value is in the notification URLs (infra/modules/webhook-secrets.bicep).
 WEBHOOK_KEY_NAME = "graph-webhook"
 INSTALL_SCRIPT = "recorder_vm/deploy/install.ps1"
@@ -133,24 +136,33 @@ def package_files(repo: Path = REPO) -> list[str]:
     return sorted(found)
 
 
+def package_manifest(repo: Path, files: Sequence[str]) -> bytes:
+    """`{"files": {path: sha256}}` of the package's files, deterministic (sorted keys, no timestamps)."""
+    hashes = {name: hashlib.sha256((repo / name).read_bytes()).hexdigest() for name in files}
+    return (json.dumps({"files": hashes}, indent=1, sort_keys=True) + "\n").encode()
+
+
 def build_package(repo: Path = REPO) -> Package:
     """The recorder package as a zip whose bytes depend only on the files' paths and contents.
 
     Its version is the first 16 hex digits of the zip's SHA-256, so preprovision (which puts the
     version into the scale set model) and predeploy (which uploads the zip) agree without sharing state.
+    The zip holds the package's files and PACKAGE_MANIFEST, their SHA-256 sums.
     """
     files = package_files(repo)
     if INSTALL_SCRIPT not in files:
         raise HookError(f"the recorder package has no {INSTALL_SCRIPT} (the scale set's bootstrap runs it)")
+    entries = {name: (repo / name).read_bytes() for name in files}
+    entries[PACKAGE_MANIFEST] = package_manifest(repo, files)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in files:
+        for name in sorted(entries):
             info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, (repo / name).read_bytes())
+            archive.writestr(info, entries[name])
     data = buffer.getvalue()
-    return Package(version=hashlib.sha256(data).hexdigest()[:16], data=data, files=tuple(files))
+    return Package(version=hashlib.sha256(data).hexdigest()[:16], data=data, files=tuple(sorted(entries)))
 
 
 # --- preprovision ------------------------------------------------------------------------------

@@ -95,11 +95,12 @@ RECORDER_LEFT_TO_DEFAULT_OR_OPERATOR = {
 }
 
 # Per instance, so not in the scale-set model: the bootstrap (infra/scripts/recorder-bootstrap.ps1) adds
-# them from the load balancer's NAT port mapping and IMDS (tests/infra/test_recorder_bootstrap.py) ...
-RECORDER_SET_BY_BOOTSTRAP = {"RECORDER_CALLBACK_PUBLIC_PORT", "RECORDER_MEDIA_PUBLIC_PORT", "RECORDER_MEDIA_PUBLIC_IP"}
+# them from the load balancer's NAT port mapping (tests/infra/test_recorder_bootstrap.py) ...
+RECORDER_SET_BY_BOOTSTRAP = {"RECORDER_CALLBACK_PUBLIC_PORT", "RECORDER_MEDIA_PUBLIC_PORT"}
 # ... and recorder_vm/deploy/install.ps1 from the certificate the Key Vault extension installed and the
 # media library it installs.
 RECORDER_SET_BY_INSTALLER = {
+    "RECORDER_MEDIA_PUBLIC_IP",  # IMDS load balancer metadata (recorder_vm.deploy.instance_endpoints)
     "RECORDER_CERTIFICATE_THUMBPRINT",
     "RECORDER_TLS_CERT_FILE",
     "RECORDER_TLS_KEY_FILE",

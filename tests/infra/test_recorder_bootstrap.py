@@ -55,8 +55,20 @@ def test_bootstrap_runs_the_packaged_installer_with_settings_and_instance_facts(
     assert "queryInboundNatRulePortMapping" in script  # its own public ports, asked, not guessed
     assert "@Microsoft\\.KeyVault\\(SecretUri=" in script  # Key Vault references resolved on the VM
     assert "Register-ScheduledTask" in script  # the first azd up provisions before the package exists
-    for name in ("RECORDER_CALLBACK_PUBLIC_PORT", "RECORDER_MEDIA_PUBLIC_PORT", "RECORDER_MEDIA_PUBLIC_IP"):
+    for name in ("RECORDER_CALLBACK_PUBLIC_PORT", "RECORDER_MEDIA_PUBLIC_PORT"):
         assert f"$settings['{name}']" in script
+    # The public IP is the installer's (IMDS load balancer metadata), never the network-interface path, which is
+    # empty for Standard public IPs behind a Standard load balancer (MicrosoftDocs/azure-docs issue 44314).
+    assert "ipAddress/0/publicIpAddress" not in script
+    assert "ipAddress/0/publicIpAddress" not in (INFRA.parent / "recorder_vm" / "deploy" / "install.ps1").read_text()
+
+
+def test_bootstrap_retries_from_its_scheduled_task_while_the_certificate_is_missing() -> None:
+    script = BOOTSTRAP.read_text()
+    # install.ps1 exits 3 without a certificate; the bootstrap then (re)registers the retrying task.
+    assert re.search(r"if \(\$installed -eq 3\) \{\s+# .*\n\s+Register-DeferredInstall", script)
+    assert "-RepetitionInterval (New-TimeSpan -Minutes 15)" in script
+    assert "exit 3" in (INFRA.parent / "recorder_vm" / "deploy" / "install.ps1").read_text()
 
 
 def test_bootstrap_keeps_secrets_out_of_its_log() -> None:

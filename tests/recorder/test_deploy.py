@@ -87,7 +87,7 @@ def test_install_takes_what_the_bootstrap_passes_and_does_each_step() -> None:
         "icacls.exe",
     ):
         assert command in commands, command
-    assert "recorder_vm\\requirements.txt" in text and "'venv'" in text
+    assert "recorder_vm\\requirements.lock" in text and "'venv'" in text and "'--require-hashes'" in text
     assert "Microsoft.Skype.Bots.Media" in text and "Cert:\\LocalMachine\\My" in text
     assert "sc.exe" in text and "restart/5000" in text
     assert "windows_service.py" in text
@@ -95,7 +95,9 @@ def test_install_takes_what_the_bootstrap_passes_and_does_each_step() -> None:
 
 def test_install_writes_only_settings_the_recorder_reads() -> None:
     text = (DEPLOY / "install.ps1").read_text()
-    written = set(re.findall(r"\$environment\['([A-Za-z_]+)'\]", text)) - {"PYTHONPATH"}
+    # Read by the interpreter, pythonnet and the service wrapper, not by the recorder's settings.
+    runtime = {"PYTHONPATH", "PYTHONNET_RUNTIME", "PYTHONNET_CORECLR_RUNTIME_CONFIG", "PYTHONNET_CORECLR_DOTNET_ROOT"}
+    written = set(re.findall(r"\$environment\['([A-Za-z_]+)'\]", text)) - runtime - {"VERBATIM_PYTHON"}
     assert written and written <= app_setting_names(), written - app_setting_names()
     assert str(ENVIRONMENT_FILE).endswith("config\\recorder.env.json") and "config\\recorder.env.json" in text
 
@@ -123,6 +125,14 @@ def test_the_vm_requirements_are_exact_pins_matching_the_repository() -> None:
 def test_the_service_runs_the_recorder_module_with_its_state_dir() -> None:
     command = recorder_command("C:\\py\\python.exe", {"RECORDER_STATE_DIR": "D:\\state"})
     assert command == ["C:\\py\\python.exe", "-m", "recorder_vm", "--state-dir", "D:\\state"]
+
+
+def test_the_service_runs_the_venv_python_install_ps1_names_not_the_service_host() -> None:
+    # Inside a pywin32 service, sys.executable is pythonservice.exe, which cannot run `-m recorder_vm`.
+    venv = "C:\\verbatim\\venv\\1\\Scripts\\python.exe"
+    command = recorder_command("C:\\venv\\pythonservice.exe", {"VERBATIM_PYTHON": venv})
+    assert command[0] == venv
+    assert "$environment['VERBATIM_PYTHON'] = $Python" in (DEPLOY / "install.ps1").read_text()
 
 
 def test_the_exported_pfx_becomes_a_pem_chain_and_key_the_tls_listener_loads(tmp_path: Path) -> None:
