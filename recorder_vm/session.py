@@ -173,6 +173,8 @@ class CallSession:
             if self.state == "answering":
                 self.state = "answered"
             log.info("call answered", extra={"answer_ms": round((self.timing.answer_seconds or 0) * 1000, 1)})
+            # The call exists from now on: keep it alive for as long as the bot is in it.
+            self._keepalive = self._spawn(self._keep_alive())
             if self.platform_state == "established":
                 self._start_recording()
 
@@ -199,8 +201,7 @@ class CallSession:
             self.platform_state = "terminated"
             if self._ending is not None and self._ending.done():
                 # Capture failed earlier and the call went on; now it is over.
-                self._close_media()
-                self.recorder.forget(self)
+                self._release()
                 return
             self.end("call_ended", call.result_info)
             return
@@ -245,7 +246,6 @@ class CallSession:
             self.state = "recording"
             self.capture.start()
             self.recorder.capturing_started(self)
-            self._keepalive = self._spawn(self._keep_alive())
             observed = observed_user(self.incoming, self.roster)
             participants = self.roster.participants
             self._publish(
@@ -277,16 +277,31 @@ class CallSession:
         )
 
     async def _keep_alive(self) -> None:
+        """keepAlive from the answer until the bot leaves the call. Graph ends a call that has had no
+        successful keepAlive for 45 minutes (since the previous one or the start of the call), so a failed
+        one is retried soon, with back-off, rather than at the next interval."""
+        interval = self.settings.keepalive_seconds
+        failures = 0
         while True:
-            await asyncio.sleep(self.settings.keepalive_seconds)
+            await asyncio.sleep(interval if failures == 0 else min(interval / 30 * 2 ** (failures - 1), interval / 3))
             try:
                 await self.recorder.calls.keep_alive(self.tenant_id, self.call_id)
             except CallGone:
                 log.warning("keepAlive: the call is gone")
-                self.end("call_ended", None)
+                self._call_gone()
                 return
             except CallsApiError as error:
-                log.warning("keepAlive failed; retrying at the next interval", extra={"reason": str(error)})
+                failures += 1
+                log.warning("keepAlive failed; retrying soon", extra={"reason": str(error), "failures": failures})
+            else:
+                failures = 0
+
+    def _call_gone(self) -> None:
+        self.platform_state = "terminated"
+        if self._ending is not None and self._ending.done():
+            self._release()  # the capture ended earlier; the bot had stayed in the call
+        else:
+            self.end("call_ended", None)
 
     # --- media and capture events ---
 
@@ -332,17 +347,15 @@ class CallSession:
                 self._media_end_timer.cancel()
             if self._begin is not None and not self._begin.done():
                 await asyncio.wait([self._begin])
-            if self._keepalive is not None:
-                self._keepalive.cancel()
             if self.state != "recording":
-                # Nothing was persisted: the answer or the recording status failed, or the call ended first.
+                # Nothing was persisted: the recording status failed, or the call ended or failed first.
                 self.capture.discard()
-                self._close_media()
                 if self.state != "failed":
                     self.state = "failed"
                     stage, why = failure or ("recording_status", "the call ended before recording started")
                     self._publish_failed(stage, why, committed=False)
-                self.recorder.forget(self)
+                if reason is not None or self.platform_state == "terminated":
+                    self._release()
                 return
             self.state = "ending"
             if failure is not None:
@@ -364,10 +377,9 @@ class CallSession:
                 self._publish_stopped(reason or "call_ended", result_info, result)
             self.recorder.capturing_ended(self)
             if reason is not None or self.platform_state == "terminated":
-                self._close_media()
-                self.recorder.forget(self)
-            # else: the call goes on without recording (status `failed`); its media session stays open so the
-            # platform sees a healthy leg, until the call ends.
+                self._release()
+            # else: the call goes on without recording (status `failed`); its media session stays open and
+            # keepAlive goes on so the platform sees a healthy leg, until the call ends.
             log.info("capture ended", extra={"state": self.state})
 
     async def _report_status(self, status: RecordingStatus) -> None:
@@ -377,6 +389,13 @@ class CallSession:
             await self._recording_status(status)
         except (CallsApiError, CallGone) as error:
             log.warning("recording status not delivered", extra={"status": status, "reason": str(error)})
+
+    def _release(self) -> None:
+        """The bot is out of the call: stop keepAlive, close the media session, forget the call."""
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        self._close_media()
+        self.recorder.forget(self)
 
     def _close_media(self) -> None:
         if self.media is not None:

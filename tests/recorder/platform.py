@@ -85,6 +85,7 @@ class CallScript:
     participants: list[dict[str, Any]] = field(default_factory=list)
     establish_order: tuple[str, ...] = ("establishing", "established")
     stop_after_seconds: float | None = None  # stop sending media (the test will kill the recorder)
+    stream_failure: bool = False  # end the media with a streamFailure event instead of "end"
     gap: tuple[float, float] | None = None  # (start s, length s): frames not sent at all
     terminate: bool = True
     result_info: dict[str, Any] = field(
@@ -104,7 +105,8 @@ class CallRecord:
     statuses: list[str] = field(default_factory=list)
     status_event: asyncio.Event = field(default_factory=asyncio.Event)
     answer_event: asyncio.Event = field(default_factory=asyncio.Event)
-    keepalives: int = 0
+    keepalives: int = 0  # successful keepAlive requests
+    keepalive_attempts: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, status)
     deleted: bool = False
     frames_sent: int = 0
     media_error: str | None = None
@@ -123,6 +125,7 @@ class FakePlatform:
         self.calls: dict[str, CallRecord] = {}
         self.answer_delay = 0.0
         self.fail_recording_status: int | None = None
+        self.fail_keepalives = 0  # answer this many keepAlive requests with 500
         self.token_requests = 0
         self.graph_requests: list[str] = []  # "METHOD path" of every Graph request, in order
         self._loop = asyncio.new_event_loop()
@@ -256,7 +259,12 @@ class FakePlatform:
                 }
             )
         if action == "keepAlive":
+            if self.fail_keepalives > 0:
+                self.fail_keepalives -= 1
+                record.keepalive_attempts.append((time.monotonic(), 500))
+                return web.json_response({"error": {"code": "InternalServerError"}}, status=500)
             record.keepalives += 1
+            record.keepalive_attempts.append((time.monotonic(), 200))
             return web.Response(status=200)
         return web.Response(status=404)
 
@@ -456,7 +464,9 @@ class FakePlatform:
                 else:
                     await socket.send_bytes(HEADER.pack(1, 0, ticks) + script.audio[span].astype("<i2").tobytes())
                 record.frames_sent += 1
-            if script.stop_after_seconds is None:
+            if script.stream_failure:
+                await socket.send_str(json.dumps({"type": "streamFailure", "reason": "test: media path lost"}))
+            elif script.stop_after_seconds is None:
                 await socket.send_str(json.dumps({"type": "end"}))
             else:
                 # Keep the connection open while the test kills the recorder.

@@ -79,3 +79,81 @@ def test_a_call_that_ends_before_it_is_established_reports_that_nothing_was_reco
     (failed,) = [e for e in recorder.events() if isinstance(e, RecordingFailed)]
     assert failed.call_id == "short-call" and "before recording started" in failed.reason
     assert recorder.health().json()["active_calls"] == 0
+
+
+def _failed(recorder: RecorderProcess) -> list[RecordingFailed]:
+    return [e for e in recorder.events() if isinstance(e, RecordingFailed)]
+
+
+def test_keepalive_goes_on_while_the_bot_stays_in_a_call_whose_capture_failed(
+    platform: FakePlatform, start_recorder: RecorderFactory, no_participant_removal: None
+) -> None:
+    # call: keepAlive (Graph v1.0): a call without a successful request within 45 minutes "of the previous
+    # request, or the start of the call" ends (408/8537). After a failure the bot keeps its leg in the call,
+    # so it must keep the call alive too.
+    recorder = start_recorder(RECORDER_KEEPALIVE_SECONDS="1")
+    script = CallScript(
+        audio=with_silence(speech("The media path is lost after this."), 0.2),
+        realtime=False,
+        stream_failure=True,
+        terminate=False,
+    )
+    record = platform.run(platform.drive(recorder.url, script))
+    wait_until(lambda: len(_failed(recorder)) == 1, timeout=20)
+    assert _failed(recorder)[0].stage == "media"
+    after_failure = record.keepalives
+    wait_until(lambda: record.keepalives >= after_failure + 2, timeout=20)
+    assert recorder.health().json()["active_calls"] == 0  # not capturing, not counted against capacity
+    assert not record.deleted
+
+    async def hang_up() -> None:
+        assert record.answer is not None
+        await platform.post(
+            record.answer["callbackUri"],
+            platform.call_notification(script.call_id, "terminated", result_info={"code": 200, "subcode": 4097}),
+        )
+
+    platform.run(hang_up())
+    wait_until(lambda: script.call_id not in [c["call_id"] for c in _calls(recorder)], timeout=20)
+
+
+def test_keepalive_starts_with_the_answer_even_when_recording_is_refused(
+    platform: FakePlatform, start_recorder: RecorderFactory, no_participant_removal: None
+) -> None:
+    recorder = start_recorder(RECORDER_KEEPALIVE_SECONDS="1")
+    platform.fail_recording_status = 403
+    try:
+        script = CallScript(audio=with_silence(speech("Refused."), 0.2), realtime=False, terminate=False)
+        try:
+            record = platform.run(platform.drive(recorder.url, script), timeout=60)
+        except TimeoutError:
+            record = platform.calls[script.call_id]
+        wait_until(lambda: len(_failed(recorder)) == 1, timeout=20)
+        wait_until(lambda: record.keepalives >= 2, timeout=20)
+    finally:
+        platform.fail_recording_status = None
+
+
+def test_a_failed_keepalive_is_retried_well_before_the_next_interval(
+    platform: FakePlatform, start_recorder: RecorderFactory, no_participant_removal: None
+) -> None:
+    interval = 3.0
+    recorder = start_recorder(RECORDER_KEEPALIVE_SECONDS=str(interval))
+    script = CallScript(audio=with_silence(speech("Kept alive."), 0.2), realtime=False, terminate=False)
+    platform.fail_keepalives = 2
+    try:
+        record = platform.run(platform.drive(recorder.url, script))
+        wait_until(lambda: record.keepalives >= 1, timeout=30)
+    finally:
+        platform.fail_keepalives = 0
+    attempts = record.keepalive_attempts
+    assert [status for _, status in attempts[:3]] == [500, 500, 200]
+    # Waiting a whole interval after each failure would put the success two intervals after the first failure.
+    assert attempts[2][0] - attempts[0][0] < interval
+
+
+def _calls(recorder: RecorderProcess) -> list[dict[str, object]]:
+    import httpx
+
+    calls: list[dict[str, object]] = httpx.get(f"{recorder.url}/admin/calls", timeout=5).json()["calls"]
+    return calls
