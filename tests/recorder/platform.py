@@ -126,6 +126,8 @@ class FakePlatform:
         self.answer_delay = 0.0
         self.fail_recording_status: int | None = None
         self.fail_keepalives = 0  # answer this many keepAlive requests with 500
+        # Called with (call id, status) when an updateRecordingStatus arrives, before it is answered.
+        self.on_recording_status: Callable[[str, str], None] | None = None
         self.token_requests = 0
         self.graph_requests: list[str] = []  # "METHOD path" of every Graph request, in order
         self._loop = asyncio.new_event_loop()
@@ -248,6 +250,8 @@ class FakePlatform:
         if action == "updateRecordingStatus":
             if self.fail_recording_status is not None:
                 return web.json_response({"error": {"code": "failed"}}, status=self.fail_recording_status)
+            if self.on_recording_status is not None:
+                await asyncio.to_thread(self.on_recording_status, call_id, body["status"])
             record.statuses.append(body["status"])
             record.status_event.set()
             return web.json_response(

@@ -11,6 +11,7 @@ from tests.recorder.audio import decode, speech, with_silence
 from tests.recorder.conftest import RecorderFactory, RecorderProcess
 from tests.recorder.platform import CallScript, FakePlatform, wait_until
 from verbatim.contracts.recorder import RecordingFailed, RecordingStarted, RecordingStopped
+from verbatim.evidence.capture import MANIFEST_NAME
 
 
 @pytest.fixture
@@ -157,3 +158,36 @@ def _calls(recorder: RecorderProcess) -> list[dict[str, object]]:
 
     calls: list[dict[str, object]] = httpx.get(f"{recorder.url}/admin/calls", timeout=5).json()["calls"]
     return calls
+
+
+def test_failed_is_reported_only_after_the_capture_has_stopped_and_committed(
+    platform: FakePlatform, start_recorder: RecorderFactory, no_participant_removal: None
+) -> None:
+    # call: updateRecordingStatus (Graph v1.0): "If your application begins recording any meeting, it must
+    # end the recording prior to calling the updateRecordingStatus API to indicate that the recording has
+    # ended."
+    recorder = start_recorder()
+    seen: list[tuple[str, bool]] = []
+
+    def at_status(_call_id: str, status: str) -> None:
+        if status == "recording":
+            return
+        # The recording's only blobs: its evidence and, once the capture has stopped, its capture manifest.
+        names = [blob.name for blob in recorder.container_client().list_blobs()]
+        seen.append((status, any(name.endswith(f"/{MANIFEST_NAME}") for name in names)))
+
+    platform.on_recording_status = at_status
+    try:
+        script = CallScript(
+            audio=with_silence(speech("Stopped before it is reported."), 0.2),
+            realtime=False,
+            stream_failure=True,
+            terminate=False,
+        )
+        record = platform.run(platform.drive(recorder.url, script))
+        wait_until(lambda: len(_failed(recorder)) == 1, timeout=30)
+    finally:
+        platform.on_recording_status = None
+    assert record.statuses == ["recording", "failed"]
+    assert seen == [("failed", True)]  # the capture manifest was written before Teams was told
+    assert _failed(recorder)[0].committed
