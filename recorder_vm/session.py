@@ -235,6 +235,7 @@ class CallSession:
         with self._correlation():
             try:
                 await self._recording_status("recording")
+                allowed_from = time.time_ns() // 100  # media stamped before the success reply is never kept
             except (CallsApiError, CallGone) as error:
                 # Without a successful `recording` status nothing may be persisted.
                 self.capture.discard()
@@ -244,7 +245,7 @@ class CallSession:
             if self.state != "answered":
                 return
             self.state = "recording"
-            self.capture.start()
+            self.capture.start(allowed_from_ticks=allowed_from)
             self.recorder.capturing_started(self)
             observed = observed_user(self.incoming, self.roster)
             participants = self.roster.participants

@@ -6,8 +6,10 @@ socket) and one consumer, whose `append`/`popleft` are atomic in CPython, so the
 never waits. The worker does not wake per frame: it drains the queue every `WORKER_TICK` seconds, which
 keeps a few hundred calls from costing a few thousand thread switches per second.
 
-Frames that arrive before `start()` (i.e. before `updateRecordingStatus(recording)` succeeded) wait in the
-queue and are persisted only once recording is allowed; if it never is, they are discarded with the queue.
+Nothing from before `updateRecordingStatus(recording)` succeeded is kept: until `start()` frames are not
+even queued, and `start()` names the moment of the success reply, before which a frame's timestamp must not
+fall ("You may NOT ... persist media content ... without first calling the updateRecordingStatus API ...
+and receiving a success reply", Graph v1.0, call: updateRecordingStatus).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class CallCapture:
         self._queue: deque[AudioFrame] = deque()
         self._queue_frames = queue_frames
         self._accepting = True
+        self._allowed_from: int | None = None  # ticks of the recording status' success reply, once started
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._tracks: dict[int, TrackWriter] = {}
@@ -94,6 +97,7 @@ class CallCapture:
         self.state: CaptureState = "capturing"
         self.frames_received = 0
         self.frames_dropped = 0
+        self.frames_before_recording = 0  # received before recording was allowed: never persisted
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
         self.dominant_speaker: int | None = None
@@ -103,6 +107,10 @@ class CallCapture:
     def on_audio(self, frame: AudioFrame) -> None:
         if not self._accepting:
             return
+        allowed_from = self._allowed_from
+        if allowed_from is None or frame.timestamp_ticks < allowed_from:
+            self.frames_before_recording += 1
+            return
         self.frames_received += 1
         if len(self._queue) < self._queue_frames:
             self._queue.append(frame)
@@ -111,14 +119,16 @@ class CallCapture:
 
     # --- control (signalling side) ---
 
-    def start(self) -> None:
-        """Recording is allowed: start persisting (frames already queued included)."""
+    def start(self, *, allowed_from_ticks: int) -> None:
+        """Recording is allowed from `allowed_from_ticks` (100-ns ticks since the Unix epoch: when the
+        success reply arrived): persist frames stamped at or after it."""
         if self._thread is None:
+            self._allowed_from = allowed_from_ticks
             self._thread = threading.Thread(target=self._run, name=f"capture-{self.recording_id[:8]}", daemon=True)
             self._thread.start()
 
     def discard(self) -> None:
-        """Recording was never allowed: drop what was queued, persist nothing."""
+        """Recording was never allowed (or is over before it began): persist nothing."""
         self._accepting = False
         self._queue.clear()
 

@@ -413,6 +413,9 @@ class FakePlatform:
         for state in script.establish_order:
             await self.post(callback, self.call_notification(script.call_id, state))
         await asyncio.wait_for(record.status_event.wait(), 5.0)
+        # Stream once the recorder has the success reply: media stamped before it is never kept (pre-roll is
+        # tested on its own), and the tests of a whole call compare all of its audio.
+        await self._until_recording(recorder_url, script.call_id)
         if script.participants:
             await self.post(callback, self.roster_notification(script.call_id, script.participants))
         blob = json.loads(record.answer["mediaConfig"]["blob"])
@@ -422,6 +425,40 @@ class FakePlatform:
                 callback, self.call_notification(script.call_id, "terminated", result_info=script.result_info)
             )
         return record
+
+    async def open_media(self, blob: dict[str, Any], call_id: str) -> aiohttp.ClientWebSocketResponse:
+        """Connect to the media session the answer's blob names and say hello (mixed audio)."""
+        assert self._session is not None
+        socket = await self._session.ws_connect(blob["endpoint"])
+        hello = {
+            "type": "hello",
+            "version": 1,
+            "mediaSessionId": blob["mediaSessionId"],
+            "callId": call_id,
+            "format": "pcm-16khz-16bit-mono",
+            "frameMs": 20,
+            "unmixed": False,
+        }
+        await socket.send_str(json.dumps(hello))
+        return socket
+
+    @staticmethod
+    async def send_audio(socket: aiohttp.ClientWebSocketResponse, audio: np.ndarray, *, start_ticks: int) -> None:
+        """Send `audio` as mixed 20 ms frames stamped from `start_ticks` (100-ns ticks since the epoch)."""
+        for n in range(len(audio) // FRAME_SAMPLES):
+            chunk = audio[n * FRAME_SAMPLES : (n + 1) * FRAME_SAMPLES].astype("<i2").tobytes()
+            await socket.send_bytes(HEADER.pack(1, 0, start_ticks + n * FRAME_TICKS) + chunk)
+
+    async def _until_recording(self, recorder_url: str, call_id: str) -> None:
+        """Wait (up to 10 s) until the recorder's loopback admin route shows the call as recording."""
+        assert self._session is not None
+        async with asyncio.timeout(10.0):
+            while True:
+                async with self._session.get(f"{recorder_url}/admin/calls", ssl=False) as response:
+                    calls = (await response.json())["calls"] if response.status == 200 else []
+                if any(c["call_id"] == call_id and c["state"] == "recording" for c in calls):
+                    return
+                await asyncio.sleep(0.02)
 
     async def stream(self, blob: dict[str, Any], script: CallScript, record: CallRecord) -> None:
         assert self._session is not None
