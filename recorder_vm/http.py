@@ -131,6 +131,8 @@ def create_app(recorder: Recorder, validator: PlatformTokenValidator) -> web.App
                 "platform_state": session.platform_state,
                 "frames_received": session.capture.frames_received,
                 "frames_dropped": session.capture.frames_dropped,
+                "frames_before_recording": session.capture.frames_before_recording,
+                "capture_halted": session.capture.halted,
             }
             for session in recorder.sessions.values()
         ]

@@ -359,13 +359,19 @@ class CallSession:
                     self._release()
                 return
             self.state = "ending"
-            # The recording ends before Teams is told it has ended (call: updateRecordingStatus), even when
-            # committing what was captured takes a while because storage is the problem.
-            result = await asyncio.to_thread(self.capture.stop, drain_seconds=self.settings.stop_drain_seconds)
-            self.result = result
-            failure = failure or result.failure
+            # The recording ends before Teams is told it has ended (call: updateRecordingStatus): no more media
+            # is taken and everything received is written. Committing it follows the report, since it can
+            # take a while when storage is the problem.
+            await asyncio.to_thread(self.capture.halt)
             if failure is not None:
                 await self._report_status("failed")
+            result = await asyncio.to_thread(self.capture.stop, drain_seconds=self.settings.stop_drain_seconds)
+            self.result = result
+            reported = failure is not None
+            failure = failure or result.failure
+            if failure is not None:
+                if not reported:
+                    await self._report_status("failed")
                 self.state = "failed"
                 self._publish_failed(failure[0], failure[1], committed=result.committed)
             else:

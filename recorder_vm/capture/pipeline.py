@@ -141,14 +141,25 @@ class CallCapture:
     def failure(self) -> tuple[FailureStage, str] | None:
         return self._failure
 
-    def stop(self, *, drain_seconds: float) -> CaptureResult:
-        """Finish: encode what is queued, stage the last blocks, retry spilled ones for up to `drain_seconds`,
-        commit and write the capture manifest. Blocking; call it off the event loop."""
+    def halt(self) -> None:
+        """End the recording: accept no more media, and write (stage or spill) every frame already received.
+        Blocking; call it off the event loop. Committing is `stop`'s job."""
         self._accepting = False
         self._stopping.set()
         if self._thread is not None:
             self._thread.join()
-        self.ended_at = datetime.now(UTC)
+        if self.ended_at is None:
+            self.ended_at = datetime.now(UTC)
+
+    @property
+    def halted(self) -> bool:
+        """Whether the recording has ended (`halt` returned): nothing received is left unwritten."""
+        return self.ended_at is not None
+
+    def stop(self, *, drain_seconds: float) -> CaptureResult:
+        """Finish: halt, stage the last blocks, retry spilled ones for up to `drain_seconds`, commit and write
+        the capture manifest. Blocking; call it off the event loop."""
+        self.halt()
         if self._thread is None:
             self.discard()
         deadline = self._clock() + drain_seconds

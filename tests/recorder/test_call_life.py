@@ -11,7 +11,6 @@ from tests.recorder.audio import decode, speech, with_silence
 from tests.recorder.conftest import RecorderFactory, RecorderProcess
 from tests.recorder.platform import CallScript, FakePlatform, wait_until
 from verbatim.contracts.recorder import RecordingFailed, RecordingStarted, RecordingStopped
-from verbatim.evidence.capture import MANIFEST_NAME
 
 
 @pytest.fixture
@@ -160,21 +159,19 @@ def _calls(recorder: RecorderProcess) -> list[dict[str, object]]:
     return calls
 
 
-def test_failed_is_reported_only_after_the_capture_has_stopped_and_committed(
+def test_failed_is_reported_only_after_the_recording_has_ended(
     platform: FakePlatform, start_recorder: RecorderFactory, no_participant_removal: None
 ) -> None:
     # call: updateRecordingStatus (Graph v1.0): "If your application begins recording any meeting, it must
     # end the recording prior to calling the updateRecordingStatus API to indicate that the recording has
-    # ended."
+    # ended." Ended: no more media is taken and all that was received is written; committing may follow.
     recorder = start_recorder()
-    seen: list[tuple[str, bool]] = []
+    seen: list[tuple[str, object]] = []
 
-    def at_status(_call_id: str, status: str) -> None:
-        if status == "recording":
-            return
-        # The recording's only blobs: its evidence and, once the capture has stopped, its capture manifest.
-        names = [blob.name for blob in recorder.container_client().list_blobs()]
-        seen.append((status, any(name.endswith(f"/{MANIFEST_NAME}") for name in names)))
+    def at_status(call_id: str, status: str) -> None:
+        if status != "recording":
+            (call,) = [c for c in _calls(recorder) if c["call_id"] == call_id]
+            seen.append((status, call["capture_halted"]))
 
     platform.on_recording_status = at_status
     try:
@@ -189,5 +186,5 @@ def test_failed_is_reported_only_after_the_capture_has_stopped_and_committed(
     finally:
         platform.on_recording_status = None
     assert record.statuses == ["recording", "failed"]
-    assert seen == [("failed", True)]  # the capture manifest was written before Teams was told
+    assert seen == [("failed", True)]
     assert _failed(recorder)[0].committed
