@@ -1,7 +1,8 @@
 """The signalling payloads Teams POSTs to the bot (`commsNotifications`), as typed models.
 
 Tolerant where the platform is loose (unknown fields kept, `resourceData` an object or an array, a single
-`commsNotification` or a batch, `applicationMetadata` an object or JSON text), strict where we rely on a
+`commsNotification` or a batch, `applicationMetadata` an object or JSON text, enum values in any case, call
+states and change types we do not know kept for the log rather than refused), strict where we rely on a
 value's type. Anything that does not parse raises `InvalidInput`, which the HTTP layer turns into a 400.
 """
 
@@ -152,7 +153,8 @@ class ChatInfo(GraphModel):
     reply_chain_message_id: str | None = None
 
 
-CallState = Literal[
+# Graph v1.0 `call` resource, `state`; a value outside it (a newer one, `unknownFutureValue`) is kept as sent.
+CALL_STATES = (
     "incoming",
     "establishing",
     "ringing",
@@ -163,12 +165,25 @@ CallState = Literal[
     "redirecting",
     "terminating",
     "terminated",
-]
+)
+ChangeType = Literal["created", "updated", "deleted"]
+_CHANGE_TYPES: dict[str, ChangeType] = {"created": "created", "updated": "updated", "deleted": "deleted"}
+CHANGE_TYPES = tuple(_CHANGE_TYPES)
+
+
+def _canonical(known: tuple[str, ...]) -> Any:
+    """A before-validator: a known enum value in whatever case becomes its documented spelling."""
+    by_lower = {value.lower(): value for value in known}
+
+    def normalise(value: Any) -> Any:
+        return by_lower.get(value.lower(), value) if isinstance(value, str) else value
+
+    return normalise
 
 
 class Call(GraphModel):
     id: str | None = None
-    state: CallState | None = None
+    state: str | None = None  # one of CALL_STATES when known
     direction: str | None = None
     source: ParticipantInfo | None = None
     targets: list[ParticipantInfo] | None = None
@@ -182,6 +197,8 @@ class Call(GraphModel):
     result_info: ResultInfo | None = None
     requested_modalities: list[str] | None = None
 
+    _state = field_validator("state", mode="before")(_canonical(CALL_STATES))
+
     @field_validator("application_metadata", mode="before")
     @classmethod
     def _metadata_may_be_json_text(cls, value: Any) -> Any:
@@ -194,7 +211,9 @@ class Call(GraphModel):
 
 
 class CommsNotification(GraphModel):
-    change_type: Literal["created", "updated", "deleted"]
+    change_type: str  # one of CHANGE_TYPES when known
+
+    _change_type = field_validator("change_type", mode="before")(_canonical(CHANGE_TYPES))
     resource: str | None = None
     resource_url: str | None = None
     resource_data: dict[str, Any] | list[dict[str, Any]] | None = None
@@ -224,7 +243,7 @@ class CallUpdate(BaseModel):
 
     kind: Literal["call"] = "call"
     call_id: str
-    change_type: Literal["created", "updated", "deleted"]
+    change_type: ChangeType
     call: Call
 
 
@@ -235,18 +254,18 @@ class RosterUpdate(BaseModel):
 
     kind: Literal["roster"] = "roster"
     call_id: str
-    change_type: Literal["created", "updated", "deleted"]
+    change_type: ChangeType
     participants: list[Participant]
 
 
 class OtherUpdate(BaseModel):
-    """Operations, content sharing and anything else we only log."""
+    """Operations, content sharing, change types we do not know and anything else we only log."""
 
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["other"] = "other"
     call_id: str | None
-    change_type: Literal["created", "updated", "deleted"]
+    change_type: str
     resource_url: str
 
 
@@ -276,16 +295,19 @@ def _interpret(notification: CommsNotification) -> list[SignallingUpdate]:
     if match is None:
         return [OtherUpdate(call_id=None, change_type=notification.change_type, resource_url=notification.url)]
     call_id, rest = match["call_id"], (match["rest"] or "").rstrip("/").lower()
+    change_type = _CHANGE_TYPES.get(notification.change_type)
+    if change_type is None:
+        return [OtherUpdate(call_id=call_id, change_type=notification.change_type, resource_url=notification.url)]
     try:
         if rest == "":
             updates: list[SignallingUpdate] = []
             for item in notification.items or [{}]:
                 call = Call.model_validate(item)
-                updates.append(CallUpdate(call_id=call.id or call_id, change_type=notification.change_type, call=call))
+                updates.append(CallUpdate(call_id=call.id or call_id, change_type=change_type, call=call))
             return updates
         if rest == "/participants":
             participants = [Participant.model_validate(item) for item in notification.items]
-            return [RosterUpdate(call_id=call_id, change_type=notification.change_type, participants=participants)]
+            return [RosterUpdate(call_id=call_id, change_type=change_type, participants=participants)]
     except ValidationError as error:
         raise InvalidInput(f"malformed resourceData for {notification.url}: {_first_error(error)}") from error
     return [OtherUpdate(call_id=call_id, change_type=notification.change_type, resource_url=notification.url)]

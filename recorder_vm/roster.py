@@ -56,7 +56,7 @@ def to_call_participant(participant: Participant, seen_at: datetime) -> CallPart
         {
             number
             for stream in participant.media_streams or []
-            if (stream.media_type or "audio") == "audio" and (number := stream.source_number) is not None
+            if (stream.media_type or "audio").lower() == "audio" and (number := stream.source_number) is not None
         }
     )
     return CallParticipant(

@@ -17,7 +17,7 @@ from recorder_vm.capture.spill import SpillBuffer
 from recorder_vm.capture.storage import RecordingStore, StorageHealth, StorageUnavailable
 from recorder_vm.events import EventPublisher
 from recorder_vm.media.base import MediaPlatform
-from recorder_vm.notifications import CallUpdate, OtherUpdate, RosterUpdate, SignallingUpdate
+from recorder_vm.notifications import CHANGE_TYPES, CallUpdate, OtherUpdate, RosterUpdate, SignallingUpdate
 from recorder_vm.platform_auth import PlatformCaller
 from recorder_vm.roster import not_policy_recording
 from recorder_vm.session import CallSession
@@ -109,7 +109,13 @@ class Recorder:
         received = time.monotonic()
         for update in updates:
             if isinstance(update, OtherUpdate):
-                log.debug("notification ignored", extra={"resource_url": update.resource_url})
+                if update.change_type not in CHANGE_TYPES:
+                    log.info(
+                        "change type not understood; acknowledged and ignored",
+                        extra={"change_type": update.change_type[:64], "resource_url": update.resource_url[:256]},
+                    )
+                else:
+                    log.debug("notification ignored", extra={"resource_url": update.resource_url})
                 continue
             session = self.sessions.get(update.call_id)
             if session is not None:

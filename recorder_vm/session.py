@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from recorder_vm.calls_api import CallGone, CallsApiError, RecordingStatus
 from recorder_vm.capture.pipeline import CallCapture, CaptureResult
 from recorder_vm.media.base import AudioFrame, MediaSession, MediaSessionError
-from recorder_vm.notifications import Call, CallUpdate, ResultInfo, RosterUpdate
+from recorder_vm.notifications import CALL_STATES, Call, CallUpdate, ResultInfo, RosterUpdate
 from recorder_vm.roster import (
     Roster,
     call_type_of,
@@ -206,8 +206,11 @@ class CallSession:
             self.end("call_ended", call.result_info)
             return
         state = call.state
+        if state is not None and state not in CALL_STATES:
+            log.info("call state not understood; acknowledged and ignored", extra={"state": state[:64]})
+            return
         if state is None or STATE_RANK.get(state, 0) <= STATE_RANK.get(self.platform_state, 0):
-            return  # establishing after established, duplicates: nothing new
+            return  # establishing after established, duplicates, hold and transfer states: nothing new
         self.platform_state = state
         if state == "established" and self.state == "answered":
             self._start_recording()

@@ -188,3 +188,14 @@ def test_failed_is_reported_only_after_the_recording_has_ended(
     assert record.statuses == ["recording", "failed"]
     assert seen == [("failed", True)]
     assert _failed(recorder)[0].committed
+
+
+def test_a_call_whose_states_arrive_capitalised_is_recorded(
+    platform: FakePlatform, start_recorder: RecorderFactory, no_participant_removal: None
+) -> None:
+    recorder = start_recorder()
+    source = with_silence(speech("Capitals do not stop the recording."), 0.2)
+    script = CallScript(audio=source, realtime=False, establish_order=("Establishing", "Established"))
+    record = platform.run(platform.drive(recorder.url, script))
+    assert record.statuses == ["recording"]
+    wait_until(lambda: len(_stopped(recorder)) == 1, timeout=30)

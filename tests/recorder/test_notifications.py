@@ -257,3 +257,54 @@ def test_a_source_that_is_not_the_observed_participant_does_not_name_the_observe
     call = _documented_call(sourceParticipantId="someone-else")
     observed = observed_user(call)
     assert observed.id is None and observed.participant_id == "30fad2ce-8989-41a1-8a66-f6636e629a2a"
+
+
+def test_enums_from_the_platform_are_read_case_insensitively() -> None:
+    # The calling SDK's documentation prints call states capitalised ("Established"); Graph sends camelCase.
+    body = {
+        "value": [
+            {
+                "changeType": "Updated",
+                "resourceUrl": "/communications/calls/c1",
+                "resourceData": {"state": "Established"},
+            },
+            {
+                "changeType": "DELETED",
+                "resourceUrl": "/communications/calls/c2",
+                "resourceData": {"state": "TERMINATED"},
+            },
+            {
+                "changeType": "updated",
+                "resourceUrl": "/communications/calls/c3",
+                "resourceData": {"state": "TransferAccepted"},
+            },
+        ]
+    }
+    updates = parse_notifications(json.dumps(body))
+    assert [(u.change_type, u.call.state) for u in updates if isinstance(u, CallUpdate)] == [
+        ("updated", "established"), ("deleted", "terminated"), ("updated", "transferAccepted"),
+    ]  # fmt: skip
+
+
+def test_unknown_states_and_change_types_are_kept_for_the_log_not_refused() -> None:
+    body = {
+        "value": [
+            {"changeType": "updated", "resourceUrl": "/communications/calls/c1", "resourceData": {"state": "parked"}},
+            {
+                "changeType": "replaced",
+                "resourceUrl": "/communications/calls/c1",
+                "resourceData": {"state": "incoming"},
+            },
+        ]
+    }
+    first, second = parse_notifications(json.dumps(body))
+    assert isinstance(first, CallUpdate) and first.call.state == "parked"
+    assert isinstance(second, OtherUpdate) and second.change_type == "replaced"
+
+
+def test_a_capitalised_media_type_still_names_the_audio_source() -> None:
+    participant = _participant("a", source="7")
+    participant["mediaStreams"][0]["mediaType"] = "Audio"
+    roster = Roster(delta=False)
+    roster.apply(_roster(participant), NOW)
+    assert [p.source_ids for p in roster.participants] == [[7]]
