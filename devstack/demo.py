@@ -70,6 +70,9 @@ class CallResult:
     outcome: str = "pending"
     answer_ms: list[float] = field(default_factory=list)
     media_seconds: float = 0.0
+    # From a recorder's call being established to Teams accepting its `recording` status: media of that
+    # stretch may not be persisted (call: updateRecordingStatus), so the evidence is this much shorter.
+    before_recording_seconds: float = 0.0
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     recordings: list[dict[str, Any]] = field(default_factory=list)
 
@@ -93,6 +96,15 @@ class DemoResult:
     @property
     def sealed(self) -> list[dict[str, Any]]:
         return [r for c in self.calls for r in c.recordings if r.get("status") == "sealed"]
+
+
+def _before_recording(recorder: dict[str, Any]) -> float:
+    """Seconds from the recorder's leg being established to its first `recording` status (0 when unknown)."""
+    established = recorder.get("establishedAt")
+    first = next((h["at"] for h in recorder.get("recordingStatusHistory") or () if h["status"] == "recording"), None)
+    if not established or not first:
+        return 0.0
+    return max(0.0, (datetime.fromisoformat(first) - datetime.fromisoformat(established)).total_seconds())
 
 
 def _user(key: str, upn: str, **extra: Any) -> dict[str, Any]:
@@ -237,6 +249,7 @@ class DemoStack:
         result.outcome = state["outcome"]
         result.answer_ms = [r["answerLatencyMs"] for r in state["recorders"] if r.get("answerLatencyMs") is not None]
         result.media_seconds = sum(c.get("mediaSeconds") or 0.0 for c in state["conversations"])
+        result.before_recording_seconds = max((_before_recording(r) for r in state["recorders"]), default=0.0)
         return state
 
     def wait_ended(self, results: Sequence[CallResult], timeout: float = 60.0) -> None:

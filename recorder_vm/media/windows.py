@@ -163,8 +163,12 @@ class WindowsMediaPlatform:
 
 
 def _describe(error: BaseException) -> str:
-    """`TypeName: message` of a (.NET) exception, for the failure event and the log."""
-    return f"{type(error).__name__}: {error}"
+    """`TypeName: message` of a (.NET) exception, for the failure event and the log. pythonnet's `str()` of a
+    .NET exception is its `ToString()`, stack trace included; its `Message` is the message alone."""
+    message = getattr(error, "Message", None)
+    if not isinstance(message, str) or not message:
+        message = (str(error).splitlines() or [""])[0]
+    return f"{type(error).__name__}: {message}"
 
 
 def describe_blob(blob: str) -> dict[str, Any]:

@@ -42,7 +42,16 @@ class FakeEvent:
 
 
 class DotNetException(Exception):
-    """`System.Exception` as pythonnet exposes it: a Python `Exception`, not a `RuntimeError`."""
+    """`System.Exception` as pythonnet exposes it: a Python `Exception`, not a `RuntimeError`; `str()` is the
+    exception's `ToString()` without the type name (so it carries the .NET stack trace), `Message` the
+    message alone."""
+
+    @property
+    def Message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        return f"{self.Message}\n   at Microsoft.Skype.Bots.Media.MediaPlatform.CreateMediaConfiguration(IAudioSocket)"
 
 
 class InvalidOperationException(DotNetException):

@@ -67,7 +67,8 @@ def test_a_media_session_the_library_refuses_declines_the_call_publishes_the_fai
     assert not any(isinstance(event, RecordingStarted) for event in events)
     (failed,) = [event for event in events if isinstance(event, RecordingFailed)]
     assert failed.stage == "answer" and not failed.committed and failed.blob_name is None
-    assert type(error).__name__ in failed.reason
+    assert type(error).__name__ in failed.reason and str(error.args[0]) in failed.reason
+    assert "   at " not in failed.reason  # the message, not the .NET stack trace
     assert failed.observed_user is not None and failed.observed_user.upn == "ada@contoso.example"
     container = BlobServiceClient.from_connection_string(azurite_service.connection_string).get_container_client(
         settings.recordings_container
