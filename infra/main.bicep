@@ -458,6 +458,7 @@ module recorder './modules/recorder.bicep' = {
     publicFqdn: recorderFqdn
     graphSecretUri: keyVault.outputs.graphClientSecretUri
     selfServiceRoleId: rbac.outputs.recorderSelfServiceRoleId
+    metricsPublisherRoleId: rbac.outputs.monitoringMetricsPublisherRoleId
     packageUrl: '${runtimeStorage.outputs.blobEndpoint}${runtimeStorage.outputs.recorderPackagesContainer}/${recorderPackageVersion}/verbatim-recorder.zip'
     packageVersion: recorderPackageVersion
     runtimeStorageName: runtimeStorage.outputs.name

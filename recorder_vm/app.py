@@ -16,9 +16,11 @@ from aiohttp import web
 from recorder_vm.calls_api import CallsApi, CallsApiError, GraphCallsApi, RecordingStatus, RejectReason
 from recorder_vm.capture.spill import SpillBuffer
 from recorder_vm.capture.storage import AzureRecordingStore, StorageUnavailable
+from recorder_vm.event_log import add_event_log_handler
 from recorder_vm.events import EventPublisher, QueueSink
 from recorder_vm.http import create_app
 from recorder_vm.media import MediaPlatform, create_media_platform
+from recorder_vm.metrics import CallMetricsPublisher
 from recorder_vm.platform_auth import PlatformTokenValidator
 from recorder_vm.scale_in import ScaleInProtection
 from recorder_vm.scheduled_events import ScheduledEventsWatcher
@@ -191,6 +193,16 @@ async def serve(settings: RecorderSettings) -> None:
             release_after=settings.scale_in_release_seconds,
         )
         background.append(asyncio.create_task(protection.run()))
+    if settings.metrics_endpoint and settings.metrics_resource_id:
+        publisher = CallMetricsPublisher(
+            endpoint=settings.metrics_endpoint,
+            resource_id=settings.metrics_resource_id,
+            instance=settings.instance_id,
+            credential=credential_for(settings.azure_client_id),
+            http=runtime.http,
+            active_calls=lambda: runtime.recorder.active_calls,
+        )
+        background.append(asyncio.create_task(publisher.run()))
     runner = web.AppRunner(runtime.app, access_log=None, handle_signals=False)
     await runner.setup()
     ssl_context = None
@@ -244,5 +256,6 @@ async def _refresh_keys(validator: PlatformTokenValidator) -> None:
 
 def run(settings: RecorderSettings) -> int:
     configure_logging(settings.log_level)
+    add_event_log_handler(settings.event_log_level)
     asyncio.run(serve(settings))
     return 0

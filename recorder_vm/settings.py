@@ -36,6 +36,9 @@ class RecorderSettings(BaseSettings):
 
     version: str = Field(default=__version__, validation_alias=_alias("VERBATIM_VERSION"))
     log_level: str = Field(default="INFO", validation_alias=_alias("VERBATIM_LOG_LEVEL"))
+    # On Windows, records at this level and above also go to the Application log for the Azure Monitor Agent
+    # (recorder_vm.event_log); empty: not at all.
+    event_log_level: str = Field(default="WARNING", validation_alias=_alias("RECORDER_EVENT_LOG_LEVEL"))
     instance_id: str = Field(default_factory=socket.gethostname, validation_alias=_alias("RECORDER_INSTANCE_ID"))
     state_dir: Path = Field(default=Path(".devstack/recorder"), validation_alias=_alias("RECORDER_STATE_DIR"))
 
@@ -140,6 +143,10 @@ class RecorderSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=60.0, ge=0, validation_alias=_alias("RECORDER_SHUTDOWN_GRACE_SECONDS")
     )
+    # Calls per instance as an Azure Monitor custom metric (recorder_vm.metrics), for autoscale: the regional
+    # ingestion endpoint (https://<region>.monitoring.azure.com) and the scale set's resource id. Unset: not published.
+    metrics_endpoint: str | None = Field(default=None, validation_alias=_alias("RECORDER_METRICS_ENDPOINT"))
+    metrics_resource_id: str | None = Field(default=None, validation_alias=_alias("RECORDER_METRICS_RESOURCE_ID"))
 
     # --- storage (same names as verbatim.settings) ---
     azure_client_id: str | None = Field(default=None, validation_alias=_alias("AZURE_CLIENT_ID"))

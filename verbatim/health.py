@@ -1,4 +1,13 @@
-"""Checks that each dependency (blob, queue, table, cosmos) answers, for GET /api/health."""
+"""Checks that each dependency (blob, queue, table, cosmos) answers, for GET /api/health.
+
+Each probe is an operation the Function App's data roles allow. Service-level calls (Get Blob/Queue Service
+Properties) need `blobServices/read` / `queueServices/read`, management actions in Storage Account Contributor,
+not in the data roles (https://learn.microsoft.com/rest/api/storageservices/get-blob-service-properties#authorization),
+so in Azure they answer 403 and the probe would report a healthy store as down. Instead: the properties of
+the scratch container (`containers/read`, in Storage Blob Data Owner) and of a queue the app consumes
+(Get Queue Metadata, in Storage Queue Data Contributor; the Functions queue trigger reads it to scale), and one
+page of the table listing (`tables/read`, in Storage Table Data Contributor).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,11 @@ from verbatim.contracts.health import DependencyStatus, HealthReport
 from verbatim.settings import Settings
 
 Check = Callable[[], None]
+
+# Both in verbatim.layout, so they exist on the runtime account (infra/modules/runtime-storage.bicep) and in
+# the devstack.
+PROBE_CONTAINER = "lifecycle-scratch"
+PROBE_QUEUE = "recorder-events"
 
 
 def _probe(check: Check) -> DependencyStatus:
@@ -28,10 +42,10 @@ def dependency_checks(settings: Settings) -> dict[str, Check | None]:
     configured = runtime.connection_string is not None or runtime.account_name is not None
 
     def blob() -> None:
-        clients.blob_service(runtime).get_service_properties(timeout=3)
+        clients.blob_service(runtime).get_container_client(PROBE_CONTAINER).get_container_properties(timeout=3)
 
     def queue() -> None:
-        clients.queue_service(runtime).get_service_properties(timeout=3)
+        clients.queue_client(runtime, PROBE_QUEUE).get_queue_properties(timeout=3)
 
     def table() -> None:
         next(iter(clients.table_service(runtime).list_tables(results_per_page=1, timeout=3)), None)

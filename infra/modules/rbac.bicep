@@ -381,3 +381,5 @@ resource deployerCertificates 'Microsoft.Authorization/roleAssignments@2022-04-0
 }
 
 output recorderSelfServiceRoleId string = recorderSelfServiceRoleId
+// Assigned on the scale set in recorder.bicep (its scope is created there): the recorder's calls metric.
+output monitoringMetricsPublisherRoleId string = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)

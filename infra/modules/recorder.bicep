@@ -60,6 +60,9 @@ param certificateName string
 param publicFqdn string
 param graphSecretUri string
 param selfServiceRoleId string
+
+@description('Monitoring Metrics Publisher (rbac.bicep names every role): the recorder posts its calls metric on the scale set.')
+param metricsPublisherRoleId string
 param packageUrl string
 param packageVersion string
 param runtimeStorageName string
@@ -77,6 +80,14 @@ param workspaceId string
 param dataCollectionRuleName string
 
 var nicConfigName = 'recorder-nic'
+
+// Calls one instance takes (RECORDER_MAX_CONCURRENT_CALLS) and the autoscale thresholds on calls per instance.
+var maxCallsPerInstance = 100
+var scaleOutAboveCalls = maxCallsPerInstance / 2
+var scaleInBelowCalls = maxCallsPerInstance / 10
+// The calls metric the recorder posts (recorder_vm.metrics: NAMESPACE, METRIC), against the scale set's id.
+var callsMetricNamespace = 'Verbatim Recorder'
+var callsMetricName = 'ActiveCalls'
 var ipConfigName = 'recorder-ip'
 
 resource runtimeStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -97,6 +108,8 @@ resource loadBalancer 'Microsoft.Network/loadBalancers@2024-05-01' existing = {
 // ports and IP (RECORDER_CALLBACK_PUBLIC_PORT, RECORDER_MEDIA_PUBLIC_PORT, RECORDER_MEDIA_PUBLIC_IP).
 var recorderSettings = {
   VERBATIM_LOG_LEVEL: logLevel
+  // Also written to the Application log (source VerbatimRecorder), which the data collection rule collects.
+  RECORDER_EVENT_LOG_LEVEL: 'WARNING'
   RECORDER_STATE_DIR: 'C:\\verbatim\\state'
 
   // Signalling: the load-balanced webhook and the per-instance callbacks on their own ports.
@@ -121,7 +134,7 @@ var recorderSettings = {
   GRAPH_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${graphSecretUri})'
 
   // Calls and the media platform (Microsoft's library on Windows).
-  RECORDER_MAX_CONCURRENT_CALLS: '100'
+  RECORDER_MAX_CONCURRENT_CALLS: string(maxCallsPerInstance)
   RECORDER_ANSWER_BUDGET_SECONDS: '4'
   RECORDER_KEEPALIVE_SECONDS: '900'
   RECORDER_DELTA_ROSTER: 'false'
@@ -144,6 +157,11 @@ var recorderSettings = {
   RECORDER_SCHEDULED_EVENTS_URL: 'http://169.254.169.254/metadata/scheduledevents?api-version=2020-07-01'
   RECORDER_SCHEDULED_EVENTS_POLL_SECONDS: '10'
   RECORDER_SHUTDOWN_GRACE_SECONDS: '60'
+  // Calls per instance for autoscale (recorder_vm.metrics): the region's custom-metrics ingestion endpoint
+  // (https://learn.microsoft.com/azure/azure-monitor/metrics/metrics-store-custom-rest-api; public cloud) and the
+  // scale set the metric is posted against (its id by name: the scale set's own settings cannot reference it).
+  RECORDER_METRICS_ENDPOINT: 'https://${location}.monitoring.azure.com'
+  RECORDER_METRICS_RESOURCE_ID: resourceId('Microsoft.Compute/virtualMachineScaleSets', scaleSetName)
 
   // Storage, keyless: events on the runtime account's queue, progress in its table, evidence on the
   // recordings account.
@@ -412,6 +430,23 @@ resource selfServiceOnScaleSet 'Microsoft.Authorization/roleAssignments@2022-04-
   }
 }
 
+// The recorder posts its calls metric against the scale set (Monitoring Metrics Publisher on the resource the metric
+// is for, metrics-store-custom-rest-api#authentication).
+resource metricsPublisherOnScaleSet 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(scaleSet.id, identityPrincipalId, metricsPublisherRoleId)
+  scope: scaleSet
+  properties: {
+    roleDefinitionId: metricsPublisherRoleId
+    principalId: identityPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Scale on calls per instance, the recorder's real limit, with CPU as a guard. Autoscale scales out when any
+// scale-out rule fires and in only when every scale-in rule does
+// (https://learn.microsoft.com/azure/azure-monitor/autoscale/autoscale-understanding-settings); Average over the
+// scale set of every instance's samples is calls per instance. Instances holding calls are protected from
+// scale-in (recorder_vm.scale_in), so scale-in only ever removes idle ones.
 resource autoscale 'Microsoft.Insights/autoscalesettings@2022-10-01' = {
   name: autoscaleName
   location: location
@@ -421,13 +456,27 @@ resource autoscale 'Microsoft.Insights/autoscalesettings@2022-10-01' = {
     targetResourceUri: scaleSet.id
     profiles: [
       {
-        name: 'cpu'
+        name: 'calls'
         capacity: {
           minimum: string(instanceCount)
           maximum: string(maxInstanceCount)
           default: string(instanceCount)
         }
         rules: [
+          {
+            metricTrigger: {
+              metricName: callsMetricName
+              metricNamespace: callsMetricNamespace
+              metricResourceUri: scaleSet.id
+              timeGrain: 'PT1M'
+              statistic: 'Average'
+              timeWindow: 'PT5M'
+              timeAggregation: 'Average'
+              operator: 'GreaterThan'
+              threshold: scaleOutAboveCalls
+            }
+            scaleAction: { direction: 'Increase', type: 'ChangeCount', value: '1', cooldown: 'PT5M' }
+          }
           {
             metricTrigger: {
               metricName: 'Percentage CPU'
@@ -438,12 +487,26 @@ resource autoscale 'Microsoft.Insights/autoscalesettings@2022-10-01' = {
               timeWindow: 'PT10M'
               timeAggregation: 'Average'
               operator: 'GreaterThan'
-              threshold: 60
+              threshold: 75
             }
             scaleAction: { direction: 'Increase', type: 'ChangeCount', value: '1', cooldown: 'PT10M' }
           }
           {
-            // Slow and conservative; protected instances (holding calls) are never chosen.
+            // Slow and conservative.
+            metricTrigger: {
+              metricName: callsMetricName
+              metricNamespace: callsMetricNamespace
+              metricResourceUri: scaleSet.id
+              timeGrain: 'PT1M'
+              statistic: 'Average'
+              timeWindow: 'PT30M'
+              timeAggregation: 'Average'
+              operator: 'LessThan'
+              threshold: scaleInBelowCalls
+            }
+            scaleAction: { direction: 'Decrease', type: 'ChangeCount', value: '1', cooldown: 'PT30M' }
+          }
+          {
             metricTrigger: {
               metricName: 'Percentage CPU'
               metricNamespace: 'microsoft.compute/virtualmachinescalesets'

@@ -44,7 +44,7 @@ var callRecordsContainerName = 'callrecords'
 // Blob index tag that tells evidence from access copies: both live under the same per-recording prefix
 // (`<yyyy>/<mm>/<dd>/<recording id>/audio.flac` and `.../access.opus`), and lifecycle filters match
 // name prefixes and index tags only, never suffixes (lifecycle-management-policy-structure). The Function
-// App sets it (verbatim.evidence.kinds): sealing tags each evidence track, the access-copy writer tags
+// App sets it (verbatim.evidence.kinds): finalising tags each evidence track, the access-copy writer tags
 // the copy. Setting tags needs .../blobs/tags/write, which Storage Blob Data Owner (the Function App's
 // role on `recordings`) includes and Storage Blob Data Contributor (the recorder's) does not
 // (https://learn.microsoft.com/azure/storage/blobs/storage-manage-find-blobs#setting-blob-index-tags).

@@ -7,6 +7,7 @@ the checks here only read the parse trees, the parameters file, azure.yaml and t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -206,6 +207,191 @@ def test_preprovision_reads_the_capacity_and_defaults_to_zero_before_the_scale_s
     gone = FakeCli({("az", "vmss", "show"): (3, "", "(ResourceNotFound) The Resource ... was not found.")})
     assert hooks.discover_deployment(PROVISIONED, gone)["RECORDER_CURRENT_CAPACITY"] == "0"
     assert hooks.discover_deployment({}, FakeCli())["RECORDER_CURRENT_CAPACITY"] == "0"
+
+
+# --- 5. /api/health probes only what the Function App's data roles allow ---------------------------
+#
+# Get Blob/Queue Service Properties (`?restype=service&comp=properties` on the account root) need the management
+# actions blobServices/read and queueServices/read, which no data role grants
+# (https://learn.microsoft.com/rest/api/storageservices/get-blob-service-properties#authorization); every other
+# probe must name a container or queue that runtime-storage.bicep creates (the Function App's roles are on that
+# account: Storage Blob Data Owner, Storage Queue Data Contributor, Storage Table Data Contributor).
+
+
+class _RecordingStorage:
+    """A storage endpoint that records each request line and answers 200 with nothing in it."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        requests: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_HEAD = do_GET
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.requests = requests
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def connection_string(self) -> str:
+        from devstack.emulators import AZURITE_ACCOUNT, AZURITE_KEY
+
+        base = f"http://127.0.0.1:{self.server.server_address[1]}/{AZURITE_ACCOUNT}"
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={base};QueueEndpoint={base};TableEndpoint={base};"
+        )
+
+
+def health_probe_requests(make_checks: Any) -> list[str]:
+    """The request paths the health checks send (their answers do not matter here)."""
+    from verbatim.settings import Settings
+
+    storage = _RecordingStorage()
+    try:
+        settings = Settings.model_validate({"AzureWebJobsStorage": storage.connection_string()})
+        for check in make_checks(settings).values():
+            if check is not None:
+                with contextlib.suppress(Exception):  # an empty 200 is not a valid answer; only the request matters
+                    check()
+    finally:
+        storage.server.shutdown()
+    return storage.requests
+
+
+def health_probe_violations(requests: Sequence[str], runtime_storage: Bicep) -> list[str]:
+    from urllib.parse import parse_qs, urlsplit
+
+    from devstack.emulators import AZURITE_ACCOUNT
+
+    declared = set()
+    for name in ("blobContainers", "queues"):
+        declared |= set(value(runtime_storage.variables()[name]))  # type: ignore[arg-type]
+    problems = []
+    for request in requests:
+        url = urlsplit(request)
+        query = parse_qs(url.query)
+        target = url.path.removeprefix(f"/{AZURITE_ACCOUNT}").strip("/").split("/")[0]
+        if query.get("restype") == ["service"]:
+            problems.append(f"{request}: a service-level call needs a management role the app does not have")
+        elif target not in declared and not target.startswith("Tables"):
+            problems.append(f"{request}: {target!r} is not a container or queue of runtime-storage.bicep")
+    return problems
+
+
+def test_the_health_probe_reads_only_containers_and_queues_the_app_may_read(templates: dict[str, Bicep]) -> None:
+    from verbatim.health import dependency_checks
+
+    requests = health_probe_requests(dependency_checks)
+    assert len(requests) >= 3
+    assert health_probe_violations(requests, templates["modules/runtime-storage.bicep"]) == []
+
+
+def test_health_probe_check_catches_the_service_properties_calls(templates: dict[str, Bicep]) -> None:
+    from verbatim import clients
+
+    def old_checks(settings: Any) -> dict[str, Any]:
+        runtime = settings.runtime_storage_connection
+        return {
+            "blob": lambda: clients.blob_service(runtime).get_service_properties(timeout=3),
+            "queue": lambda: clients.queue_service(runtime).get_service_properties(timeout=3),
+        }
+
+    violations = health_probe_violations(health_probe_requests(old_checks), templates["modules/runtime-storage.bicep"])
+    assert len(violations) == 2
+
+
+# --- 6. The tiering rules match a tag the Function App sets ----------------------------------------
+#
+# Lifecycle `blobIndexMatch` filters need the tag on the blob; only Storage Blob Data Owner (the Function App's role
+# on `recordings`) or `blobs/tags/write` may set it (storage-manage-find-blobs#setting-blob-index-tags), so the code
+# that writes it must be the Function App's (verbatim/), through verbatim.evidence.kinds.
+
+
+def _tagged_kinds(sources: dict[str, str]) -> dict[str, set[str]]:
+    """Which kinds each file tags: `kind_tags(KIND)` passed to set_blob_tags(...) or as `tags=`."""
+    import ast
+
+    from verbatim.evidence import kinds
+
+    constants = {"EVIDENCE": kinds.EVIDENCE, "ACCESS_COPY": kinds.ACCESS_COPY}
+    found: dict[str, set[str]] = {}
+    for path, source in sources.items():
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.Call):
+                continue
+            is_set_tags = isinstance(node.func, ast.Attribute) and node.func.attr == "set_blob_tags"
+            arguments = list(node.args) if is_set_tags else []
+            arguments += [k.value for k in node.keywords if k.arg == "tags"]
+            for argument in arguments:
+                if (
+                    isinstance(argument, ast.Call)
+                    and isinstance(argument.func, ast.Name)
+                    and argument.func.id == "kind_tags"
+                    and isinstance(argument.args[0], ast.Name)
+                    and argument.args[0].id in constants
+                ):
+                    found.setdefault(path, set()).add(constants[argument.args[0].id])
+    return found
+
+
+def tiering_tag_violations(recordings_storage: Bicep, sources: dict[str, str]) -> list[str]:
+    from verbatim.evidence.kinds import KIND_TAG
+
+    [policy] = recordings_storage.resources_of("Microsoft.Storage/storageAccounts/managementPolicies")
+    rules = value(policy.get("properties"))["policy"]["rules"]  # type: ignore[index]
+    kind_tag = value(recordings_storage.variables()["kindTag"])
+    tagged = _tagged_kinds(sources)
+    written = {kind for path, kinds in tagged.items() if path.startswith("verbatim/") for kind in kinds}
+    problems = [
+        f"{path} sets index tags, which the recorder's role cannot"
+        for path in tagged
+        if path.startswith("recorder_vm/")
+    ]
+    for rule in rules:
+        for match in rule["definition"]["filters"].get("blobIndexMatch", []):
+            name = kind_tag if match["name"] == Expr("kindTag") else match["name"]
+            if name != KIND_TAG:
+                problems.append(f"rule {rule['name']}: matches tag {name!r}, the code sets {KIND_TAG!r}")
+            elif match["value"] not in written:
+                problems.append(f"rule {rule['name']}: nothing in the Function App tags a blob {name}={match['value']}")
+    return problems
+
+
+def _python_sources() -> dict[str, str]:
+    return {
+        str(path.relative_to(REPO)): path.read_text()
+        for root in ("verbatim", "recorder_vm")
+        for path in sorted((REPO / root).rglob("*.py"))
+    }
+
+
+def test_the_tiering_rules_match_tags_the_function_app_sets(templates: dict[str, Bicep]) -> None:
+    assert tiering_tag_violations(templates["modules/recordings-storage.bicep"], _python_sources()) == []
+
+
+def test_tiering_check_catches_tags_nobody_sets(templates: dict[str, Bicep]) -> None:
+    sources = _python_sources()
+    untagged = dict(sources)
+    finalise, access_copy = "verbatim/evidence/finalise.py", "verbatim/evidence/access_copy.py"
+    untagged[finalise] = sources[finalise].replace(
+        "blob.set_blob_tags(kind_tags(EVIDENCE), version_id=properties.version_id)", "pass"
+    )
+    untagged[access_copy] = re.sub(r"\n\s*tags=kind_tags\(ACCESS_COPY\),[^\n]*", "", sources[access_copy])
+    assert untagged[finalise] != sources[finalise] and untagged[access_copy] != sources[access_copy]
+    assert len(tiering_tag_violations(templates["modules/recordings-storage.bicep"], untagged)) == 2
+    by_recorder = dict(sources, **{"recorder_vm/x.py": "blob.set_blob_tags(kind_tags(EVIDENCE))"})
+    assert tiering_tag_violations(templates["modules/recordings-storage.bicep"], by_recorder) != []
 
 
 # --- 7. The recorder reads its certificate, not every secret ------------------------------------
@@ -550,8 +736,12 @@ def agent_violations(recorder: Bicep) -> list[str]:
         found.append("no Windows data collection rule")
     else:
         queries = value(rules[0].get("properties.dataSources.windowsEventLogs"))[0]["xPathQueries"]  # type: ignore[index]
-        if not any("VerbatimRecorder" in q for q in queries):
-            found.append("the data collection rule does not collect the recorder's events")
+        from recorder_vm.deploy.windows_service import SERVICE_NAME
+        from recorder_vm.event_log import EVENT_SOURCE
+
+        provider = f"Application!*[System[Provider[@Name='{EVENT_SOURCE}']]]"
+        if provider not in queries or EVENT_SOURCE != SERVICE_NAME:
+            found.append("the data collection rule does not collect the events the recorder writes")
     association = recorder.resources_of("Microsoft.Insights/dataCollectionRuleAssociations")
     if len(association) != 1 or text(association[0].get("scope")) != "scaleSet":  # type: ignore[arg-type]
         found.append("the data collection rule is not associated with the scale set")
@@ -594,6 +784,54 @@ def test_the_ledger_key_rotates_and_the_app_follows(templates: dict[str, Bicep])
     assert rotation_violations(vault, params) == []
     assert rotation_violations(vault, {**params, "ledgerKeyId": "keyVault.outputs.ledgerKeyUriWithVersion"}) != []
     assert rotation_violations(vault.replaced("action: { type: 'rotate' }", "action: { type: 'notify' }"), params) != []
+
+
+def autoscale_violations(recorder: Bicep) -> list[str]:
+    """Scale out and in on calls per instance (the metric recorder_vm.metrics posts), which the recorder may post."""
+    from recorder_vm import metrics
+
+    variables = {name: value(node) for name, node in recorder.variables().items()}
+
+    def resolved(item: Any) -> Any:
+        return variables.get(item.text, item) if isinstance(item, Expr) else item
+
+    found = []
+    [autoscale] = recorder.resources_of("Microsoft.Insights/autoscalesettings")
+    rules = [rule for profile in value(autoscale.get("properties.profiles")) for rule in profile["rules"]]  # type: ignore[union-attr]
+    on_calls = {
+        rule["scaleAction"]["direction"]
+        for rule in rules
+        if resolved(rule["metricTrigger"]["metricName"]) == metrics.METRIC
+        and resolved(rule["metricTrigger"]["metricNamespace"]) == metrics.NAMESPACE
+        and rule["metricTrigger"]["metricResourceUri"] == Expr("scaleSet.id")
+    }
+    for direction in ("Increase", "Decrease"):
+        if direction not in on_calls:
+            found.append(f"no {direction} rule on {metrics.NAMESPACE}/{metrics.METRIC} of the scale set")
+    settings = value(recorder.variables()["recorderSettings"])
+    assert isinstance(settings, dict)
+    if not {"RECORDER_METRICS_ENDPOINT", "RECORDER_METRICS_RESOURCE_ID"} <= set(settings):
+        found.append("the recorder is not told where to post its calls metric")
+    publisher = [
+        a
+        for a in recorder.resources_of("Microsoft.Authorization/roleAssignments")
+        if text(a.get("scope")) == "scaleSet" and text(a.get("properties.roleDefinitionId")) == "metricsPublisherRoleId"
+    ]
+    if not publisher:
+        found.append("the recorder may not post metrics on the scale set (Monitoring Metrics Publisher)")
+    return found
+
+
+def test_autoscale_follows_calls_per_instance(templates: dict[str, Bicep]) -> None:
+    assert autoscale_violations(templates["modules/recorder.bicep"]) == []
+
+
+def test_autoscale_check_catches_cpu_only_rules(templates: dict[str, Bicep]) -> None:
+    recorder = templates["modules/recorder.bicep"]
+    cpu_only = recorder.replaced("metricName: callsMetricName", "metricName: 'Percentage CPU'")
+    assert len(autoscale_violations(cpu_only)) == 2
+    no_role = recorder.replaced("roleDefinitionId: metricsPublisherRoleId", "roleDefinitionId: selfServiceRoleId")
+    assert autoscale_violations(no_role) != []
 
 
 # --- Alerts an operator must act on ---------------------------------------------------------------

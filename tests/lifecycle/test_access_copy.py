@@ -23,6 +23,7 @@ from verbatim.evidence.access_copy import (
     read_samples,
 )
 from verbatim.evidence.finalise import finalise
+from verbatim.evidence.kinds import ACCESS_COPY, EVIDENCE, KIND_TAG
 from verbatim.evidence.ogg import InvalidOgg, read_ogg_opus
 
 MAX_BYTES_PER_HOUR = 12_000_000
@@ -133,3 +134,15 @@ def test_a_damaged_page_is_refused_by_the_reader(
 
     with pytest.raises(InvalidOgg, match="CRC"):
         read_ogg_opus(bytes(damaged))
+
+
+def test_evidence_and_access_copy_carry_the_kind_tag_the_tiering_rules_match(
+    evidence: tuple[ContainerClient, EvidenceTrack, np.ndarray], scratch: ContainerClient
+) -> None:
+    container, track, _ = evidence
+    plans = plan_access_copy(track, 10)
+    names = [encode_access_chunk(container, scratch, "rec-ac", track, plan) for plan in plans]
+    copy = assemble_access_copy(container, scratch, "rec-ac", track, names)
+
+    assert container.get_blob_client(track.blob_name).get_blob_tags() == {KIND_TAG: EVIDENCE}
+    assert container.get_blob_client(copy.blob_name).get_blob_tags() == {KIND_TAG: ACCESS_COPY}

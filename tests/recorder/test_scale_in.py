@@ -88,3 +88,55 @@ def test_protection_is_set_with_the_first_call_and_released_only_after_a_quiet_p
         await runner.cleanup()
 
     asyncio.run(scenario())
+
+
+def test_a_flag_changed_by_another_instance_is_put_back() -> None:
+    """The instances share one identity, so RBAC cannot stop another from clearing our flag; we re-read and repair."""
+
+    async def scenario() -> None:
+        state = {"protectFromScaleIn": False}
+        puts: list[bool] = []
+
+        async def get(request: web.Request) -> web.Response:
+            return web.json_response({"properties": {"protectionPolicy": dict(state)}})
+
+        async def put(request: web.Request) -> web.Response:
+            body = await request.json()
+            state.update(body["properties"]["protectionPolicy"])
+            puts.append(state["protectFromScaleIn"])
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_get(VM, get)
+        app.router.add_put(VM, put)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        now = {"t": 0.0}
+        async with httpx.AsyncClient() as http:
+            protection = ScaleInProtection(
+                vm_resource_id=VM,
+                credential=Credential(),
+                http=http,
+                active_calls=lambda: 1,
+                arm_endpoint=f"http://127.0.0.1:{port}",
+                verify_every=300,
+                clock=lambda: now["t"],
+            )
+            await protection.reconcile()
+            assert puts == [True]
+
+            state["protectFromScaleIn"] = False  # another instance (same identity) clears it
+            now["t"] = 100.0
+            await protection.reconcile()
+            assert puts == [True]  # not re-read yet
+            now["t"] = 301.0
+            await protection.reconcile()
+            assert puts == [True, True] and state["protectFromScaleIn"] is True
+            now["t"] = 700.0
+            await protection.reconcile()
+            assert puts == [True, True]  # re-read, unchanged: nothing to write
+        await runner.cleanup()
+
+    asyncio.run(scenario())

@@ -18,6 +18,7 @@ from azure.storage.blob import ContainerClient, ContentSettings
 
 from verbatim.contracts.evidence import AccessCopy, EvidenceTrack
 from verbatim.evidence.flac import MAX_HEADER_BYTES, NotFlac, decode_range, parse_header
+from verbatim.evidence.kinds import ACCESS_COPY, kind_tags
 from verbatim.evidence.ogg import write_ogg_opus
 from verbatim.evidence.opus import (
     DEFAULT_BITRATE,
@@ -118,7 +119,10 @@ def assemble_access_copy(
     )
     name = access_copy_blob_name(track.blob_name)
     result = recordings.get_blob_client(name).upload_blob(
-        ogg, overwrite=True, content_settings=ContentSettings(content_type=OGG_CONTENT_TYPE)
+        ogg,
+        overwrite=True,
+        content_settings=ContentSettings(content_type=OGG_CONTENT_TYPE),
+        tags=kind_tags(ACCESS_COPY),  # matched by the access-copy tiering rule (verbatim.evidence.kinds)
     )
     return AccessCopy(
         blob_name=name,

@@ -19,6 +19,7 @@ from verbatim.contracts.evidence import AudioGap, EvidenceTrack, SealedBlock
 from verbatim.contracts.recorder import CaptureManifest, CaptureTrack
 from verbatim.evidence.blocks import decode_block_id
 from verbatim.evidence.flac import count_samples
+from verbatim.evidence.kinds import EVIDENCE, kind_tags
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ def finalise_track(container: ContainerClient, track: CaptureTrack) -> EvidenceT
     blob = container.get_blob_client(track.blob_name)
     problems = _commit_or_check_blocks(container, track)
     properties = blob.get_blob_properties()
+    # The tiering rule for evidence matches this tag on the current version (verbatim.evidence.kinds).
+    blob.set_blob_tags(kind_tags(EVIDENCE), version_id=properties.version_id)
     with tempfile.TemporaryFile() as spool:
         whole, block_hashes = _download_and_hash(container, track, spool, properties.version_id)
         size = spool.tell()
