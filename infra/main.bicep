@@ -555,3 +555,4 @@ output RECORDER_LOAD_BALANCER_IP string = network.outputs.loadBalancerIp
 output RECORDER_CERTIFICATE_NAME string = recorderCertificateName
 output RECORDER_FQDN string = recorderFqdn
 output GRAPH_TENANT_ID string = teamsTenantId
+output AZURE_LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.workspaceCustomerId

@@ -8,6 +8,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from verbatim import doctor
 from verbatim.evidence import commands as evidence_commands
 from verbatim.policy import cli as policy_commands
 
@@ -18,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="verbatim", description="Compliance recording for Microsoft Teams")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # each module has `register(subparsers)` and sets `handler` on its parsers
-    for module in (policy_commands, evidence_commands):
+    for module in (policy_commands, evidence_commands, doctor):
         module.register(subparsers)
     return parser
 

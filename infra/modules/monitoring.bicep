@@ -36,3 +36,5 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 
 output appInsightsName string = appInsights.name
 output workspaceId string = workspace.id
+// The workspace's id for queries (`verbatim doctor`, the Log Analytics query API).
+output workspaceCustomerId string = workspace.properties.customerId

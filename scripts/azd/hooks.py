@@ -282,7 +282,7 @@ def check_entra_app(client_id: str, runner: Runner = run) -> list[str]:
     if found.returncode != 0 or found.stdout.strip().lower() != client_id.lower():
         return [
             f"no service principal for app {client_id} in this tenant: register the app, add the Graph "
-            "application permissions and grant admin consent (docs/deploy.md, 'Before the first deployment')"
+            "application permissions and grant admin consent (docs/deploy.md, 'Prerequisites')"
         ]
     return []
 
@@ -466,7 +466,8 @@ def next_steps(env: Mapping[str, str]) -> str:
         f"  3. Azure Bot {output(env, 'BOT_NAME')} calls https://{fqdn}/api/calling (Teams channel, calling on).",
         f"  4. Function App: {output(env, 'AZURE_FUNCTION_APP_URL')}",
         "  5. Teams PowerShell: application instance and compliance recording policy (docs/deploy.md).",
-        "  6. Check it from outside: `verbatim doctor` (docs/deploy.md, 'Checking a deployment').",
+        "  6. Check it from outside: azd env get-values > deploy.env && verbatim doctor --env-file deploy.env",
+        "     (docs/deploy.md, 'Checking a deployment').",
         "",
         "Immutability: NOT locked by this template (irreversible, so it is your decision).",
         f"  The recordings container's default WORM policy ({retention} days) is unlocked: it protects",

@@ -262,3 +262,12 @@ def test_postdeploy_sets_the_webhook_host_key_to_the_generated_value(repo: Path)
 def test_postdeploy_without_a_generated_key_says_to_provision(repo: Path) -> None:
     with pytest.raises(hooks.HookError, match="azd provision"):
         hooks.postdeploy({**OUTPUTS, "AZURE_FUNCTION_APP_NAME": "f"}, FakeCli(), repo)
+
+
+def test_the_sections_the_hooks_point_to_exist_in_docs_deploy() -> None:
+    import re
+
+    source = (hooks.REPO / "scripts" / "azd" / "hooks.py").read_text()
+    named = re.findall(r"docs/deploy\.md, '([^']+)'", source)
+    headings = set(re.findall(r"^#+ (.+)$", (hooks.REPO / "docs" / "deploy.md").read_text(), re.MULTILINE))
+    assert named and set(named) <= headings, set(named) - headings
