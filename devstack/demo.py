@@ -98,7 +98,7 @@ class DemoResult:
         return [r for c in self.calls for r in c.recordings if r.get("status") == "sealed"]
 
 
-def _before_recording(recorder: dict[str, Any]) -> float:
+def before_recording_seconds(recorder: dict[str, Any]) -> float:
     """Seconds from the recorder's leg being established to its first `recording` status (0 when unknown)."""
     established = recorder.get("establishedAt")
     first = next((h["at"] for h in recorder.get("recordingStatusHistory") or () if h["status"] == "recording"), None)
@@ -249,7 +249,7 @@ class DemoStack:
         result.outcome = state["outcome"]
         result.answer_ms = [r["answerLatencyMs"] for r in state["recorders"] if r.get("answerLatencyMs") is not None]
         result.media_seconds = sum(c.get("mediaSeconds") or 0.0 for c in state["conversations"])
-        result.before_recording_seconds = max((_before_recording(r) for r in state["recorders"]), default=0.0)
+        result.before_recording_seconds = max((before_recording_seconds(r) for r in state["recorders"]), default=0.0)
         return state
 
     def wait_ended(self, results: Sequence[CallResult], timeout: float = 60.0) -> None:

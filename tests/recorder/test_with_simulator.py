@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from devstack.demo import CORA, TOM
+from devstack.demo import CORA, TOM, UNA, before_recording_seconds
 from devstack.processes import ManagedProcess, http_ready
 from devstack.simulator import launch_argv as simulator_argv
 from devstack.stack import StackConfig, StackPorts, recorder_environment, simulator_tenant
@@ -124,6 +124,8 @@ def test_a_simulated_call_of_a_policy_user_is_answered_in_time_and_recorded(stac
     answers = [r["answerLatencyMs"] for r in state["recorders"] if r.get("answerLatencyMs") is not None]
     assert answers and max(answers) < 5000, state["recorders"]
     media_seconds = sum(c.get("mediaSeconds") or 0.0 for c in state["conversations"])
+    # Media from before Teams accepted the `recording` status is not kept (call: updateRecordingStatus).
+    media_seconds -= max(before_recording_seconds(r) for r in state["recorders"])
 
     events = recorder.events()
     started = next(e for e in events if isinstance(e, RecordingStarted))
@@ -136,3 +138,39 @@ def test_a_simulated_call_of_a_policy_user_is_answered_in_time_and_recorded(stac
     )
     assert abs(len(audio) / 16000 - media_seconds) <= 0.1, (len(audio) / 16000, media_seconds)
     assert correlation >= 0.9
+
+
+TOM_ID = "1f0e2d3c-4b5a-4968-8776-a5b4c3d2e101"  # devstack/simulator/demo_tenant.yaml
+
+
+def test_a_delegates_call_is_recorded_for_the_principal(stack: MiniStack) -> None:
+    # The simulator sends incomingContext.onBehalfOf for a delegate's leg; the recorder names the principal
+    # as the observed user, the delegate's leg as the observed participant (docs/microsoft-fidelity.md).
+    policy = stack.sim("GET", "/sim/compliancePolicies/StrictRecording")
+    stack.sim("PUT", "/sim/compliancePolicies/StrictRecording", {**policy, "recordReroutedCalls": True})
+    try:
+        call = stack.sim(
+            "POST",
+            "/sim/calls",
+            {
+                "type": "peerToPeer",
+                "mediaPace": "fast",
+                "durationSeconds": 3,
+                "participants": [{"key": "cora", "user": CORA}, {"key": "una", "user": UNA, "onBehalfOf": TOM}],
+            },
+        )
+        wait_until(lambda: stack.sim("GET", f"/sim/calls/{call['id']}")["state"] == "ended", timeout=60)
+    finally:
+        stack.sim("PUT", "/sim/compliancePolicies/StrictRecording", policy)
+    state = stack.sim("GET", f"/sim/calls/{call['id']}")
+    (leg,) = [r for r in state["recorders"] if r["observedParticipant"] == "una"]
+    recorder = stack.recorder
+
+    def started() -> list[RecordingStarted]:
+        return [e for e in recorder.events() if isinstance(e, RecordingStarted) and e.call_id == leg["callId"]]
+
+    wait_until(lambda: len(started()) == 1, timeout=30)
+    (event,) = started()
+    assert event.observed_user.id == TOM_ID
+    una = next(p for p in state["conversations"][0]["participants"] if p["key"] == "una")
+    assert event.observed_user.participant_id == una["participantId"]

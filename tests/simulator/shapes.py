@@ -89,6 +89,22 @@ def extra_names(ours: Any, theirs: Any) -> set[str]:
     return names
 
 
+def extra_paths(ours: Any, theirs: Any, path: str = "$") -> set[str]:
+    """Property paths (``$.a.b``; list items as ``[]``) the simulator sends that the example does not have:
+    the field-by-field counterpart of `missing_or_mistyped`."""
+    paths: set[str] = set()
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for key, value in ours.items():
+            if key not in theirs:
+                paths.add(f"{path}.{key}")
+            else:
+                paths |= extra_paths(value, theirs[key], f"{path}.{key}")
+    elif isinstance(ours, list) and isinstance(theirs, list) and theirs:
+        for index, item in enumerate(ours):
+            paths |= extra_paths(item, theirs[min(index, len(theirs) - 1)], f"{path}[]")
+    return paths
+
+
 def _all_names(value: Any) -> set[str]:
     if isinstance(value, dict):
         out = set(value)

@@ -21,7 +21,7 @@ from tests.simulator.harness import (
     SimClient,
     wait_for,
 )
-from tests.simulator.shapes import DOCUMENTED, extra_names, fixture, missing_or_mistyped
+from tests.simulator.shapes import DOCUMENTED, extra_names, extra_paths, fixture, missing_or_mistyped
 
 pytestmark = pytest.mark.integration
 Run = Callable[[Callable[[SimClient], Any]], None]
@@ -51,10 +51,22 @@ def test_incoming_call_matches_the_documented_notification_and_is_signed_by_the_
             # onBehalfOf appears only for delegated calls (incomingContext.onBehalfOf, botData.otherSideUser)
             assert missing_or_mistyped(ours, theirs, optional=frozenset({"onBehalfOf"})) == []
             assert extra_names(ours, theirs) <= DOCUMENTED
+            # Field by field: nothing beyond the example but documented call properties (Graph v1.0 `call`:
+            # requestedModalities; `participantInfo`: countryCode, which Microsoft's sample reads).
+            assert extra_paths(ours, theirs) == {
+                "$.value[].resourceData.requestedModalities",
+                "$.value[].resourceData.source.countryCode",
+            }
             data = ours["value"][0]["resourceData"]
-            assert data["source"]["identity"]["user"]["id"] == TOM
+            # As in the example: the source's identity is the user's id alone (names come from the roster).
+            assert data["source"]["identity"] == {
+                "@odata.type": "#microsoft.graph.identitySet",
+                "user": {"@odata.type": "#microsoft.graph.identity", "id": TOM, "identityProvider": "AAD"},
+            }
             assert data["targets"][0]["identity"]["applicationInstance"]["id"] == RECORDER_INSTANCE
-            assert data["incomingContext"]["observedParticipantId"] == data["source"]["id"]
+            # As in the example: sourceParticipantId names the observed participant; source.id is another id.
+            context = data["incomingContext"]
+            assert context["sourceParticipantId"] == context["observedParticipantId"] != data["source"]["id"]
             assert data["applicationMetadata"]["botData"]["policyIdentifier"] == "StrictRecording"
             assert data["callChainId"] == call["conversations"][0]["callChainId"]
             # the platform JWT: Teams' issuer, audience = the bot's app id, tid, keys from its OpenID config
@@ -311,6 +323,77 @@ def test_both_policy_users_of_a_call_are_recorded_separately(run: Run) -> None:
                 for n in bot.incoming
             )
             assert methods == ["callee", "caller"]
+
+    run(body)
+
+
+def test_participation_methods_are_only_the_documented_caller_and_callee(run: Run) -> None:
+    # call: answer Example 3 shows botData.user/otherSideUser.participationMethod as "caller" and "callee";
+    # no other value is documented, so meeting and group-call invitations carry none.
+    async def body(sim: SimClient) -> None:
+        async with Recorder(sim) as bot:
+            await sim.wait_call((await sim.place(p2p(TOM, UNA)))["id"], ended)
+            await sim.wait_call((await sim.place(MEETING))["id"], ended)
+            methods = []
+            for notification in bot.incoming:
+                bot_data = notification["value"][0]["resourceData"]["applicationMetadata"]["botData"]
+                for who in ("user", "otherSideUser"):
+                    if who in bot_data and "participationMethod" in bot_data[who]:
+                        methods.append(bot_data[who]["participationMethod"])
+            assert methods and set(methods) <= {"caller", "callee"}
+
+    run(body)
+
+
+def test_a_delegates_call_is_recorded_for_the_principal_with_on_behalf_of(run: Run) -> None:
+    # incomingContext.onBehalfOf: "The identity that the call is happening on behalf of" (Graph v1.0);
+    # botData.otherSideUser.onBehalfOf as in call: answer Example 3; RecordReroutedCalls covers delegation
+    # (New-CsTeamsComplianceRecordingPolicy).
+    async def body(sim: SimClient) -> None:
+        policy = await sim.ok("GET", "/sim/compliancePolicies/StrictRecording")
+        await sim.ok("PUT", "/sim/compliancePolicies/StrictRecording", json={**policy, "recordReroutedCalls": True})
+        async with Recorder(sim) as bot:
+            call = await sim.place(
+                {
+                    **P2P,
+                    "participants": [
+                        {"key": "ned", "user": NED},
+                        {"key": "una", "user": UNA, "onBehalfOf": TOM},
+                    ],
+                }
+            )
+            state = await sim.wait_call(call["id"], ended)
+            by_observed = {r["observedParticipant"]: r for r in state["recorders"]}
+            assert set(by_observed) == {"ned", "una"}  # Una has no policy: Tom's (rerouted) invites for her
+            invitations = {n["value"][0]["resourceData"]["id"]: n["value"][0]["resourceData"] for n in bot.incoming}
+            una = invitations[by_observed["una"]["callId"]]
+            assert una["incomingContext"]["onBehalfOf"] == {
+                "@odata.type": "#microsoft.graph.identitySet",
+                "user": {"@odata.type": "#microsoft.graph.identity", "id": TOM, "identityProvider": "AAD"},
+            }
+            assert una["source"]["identity"]["user"]["id"] == UNA
+            ned = invitations[by_observed["ned"]["callId"]]
+            assert "onBehalfOf" not in ned["incomingContext"]
+            assert ned["applicationMetadata"]["botData"]["otherSideUser"]["onBehalfOf"] == {"id": TOM}
+
+    run(body)
+
+
+def test_on_behalf_of_must_name_another_tenant_user(run: Run) -> None:
+    async def body(sim: SimClient) -> None:
+        for principal, why in ((UNA, "itself"), ("nobody@contoso.onmicrosoft.com", "not in the tenant")):
+            spec = {
+                **P2P,
+                "participants": [{"key": "ned", "user": NED}, {"key": "una", "user": UNA, "onBehalfOf": principal}],
+            }
+            status, error, _ = await sim.request("POST", "/sim/calls", json=spec)
+            assert status == 400 and why in str(error), error
+        spec = {
+            **P2P,
+            "participants": [{"key": "ned", "user": NED}, {"key": "x", "phone": "+14255550100", "onBehalfOf": TOM}],
+        }
+        status, error, _ = await sim.request("POST", "/sim/calls", json=spec)
+        assert status == 400, error
 
     run(body)
 

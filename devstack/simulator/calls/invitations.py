@@ -1,5 +1,6 @@
 """Compliance-recording invitations: every recorder application of the observed user's effective policy
-(and, for a transferred call, of the transferor's policy when it records rerouted calls) is invited
+(and, for a transferred call or a delegate's call, of the transferor's or the principal's policy when it
+records rerouted calls: New-CsTeamsComplianceRecordingPolicy, RecordReroutedCalls) is invited
 ConcurrentInvitationCount times plus its paired applications; each invitation is delivered to the bot's
 webhook and must be answered within the answer window; bots can also be invited as plain participants."""
 
@@ -53,6 +54,11 @@ class Invitations:
                 for app in rerouted.applications:
                     if app.id not in mine:
                         groups.append(RecorderGroup(app, rerouted, party, rerouted_from=transferor))
+        if party.principal is not None:
+            delegated = self.tenant.recording_policy(party.principal)
+            if delegated is not None and delegated.record_rerouted_calls:
+                mine = {g.app.id for g in groups}
+                groups += [RecorderGroup(app, delegated, party) for app in delegated.applications if app.id not in mine]
         party.groups = groups
         for group in groups:
             instances = [group.app.id] * group.app.concurrent_invitation_count + list(group.app.paired_applications)

@@ -49,6 +49,12 @@ class Party:
     joined_at: datetime | None = None
     left_at: datetime | None = None
     guest_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # The user this party acts for as a delegate (incomingContext.onBehalfOf), when it does.
+    principal: User | None = None
+    # The id an invitation's `source` carries for this party. Microsoft's documented policy-recording
+    # invitation (call: answer, Example 3) shows a `source.id` that differs from the participant ids of its
+    # `incomingContext`; what it stands for is not documented, so it is just another id here.
+    source_leg_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     @property
     def key(self) -> str:

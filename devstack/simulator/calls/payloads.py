@@ -38,6 +38,15 @@ def call_state(leg: BotLeg, state: str) -> dict[str, Any]:
     }
 
 
+def user_identity(user_id: str) -> dict[str, Any]:
+    """A user's identity set as Microsoft's policy-recording invitation shows it: the id alone (call: answer,
+    Example 3); names come from the roster."""
+    return {
+        "@odata.type": "#microsoft.graph.identitySet",
+        "user": {"@odata.type": "#microsoft.graph.identity", "id": user_id, "identityProvider": "AAD"},
+    }
+
+
 def incoming_call(leg: BotLeg, tid: str) -> dict[str, Any]:
     """The documented incoming-call notification of a policy-based recording invitation."""
     conv = leg.conv
@@ -50,8 +59,8 @@ def incoming_call(leg: BotLeg, tid: str) -> dict[str, Any]:
     if observed is not None:
         data["source"] = {
             "@odata.type": "#microsoft.graph.participantInfo",
-            "id": observed.participant_id,
-            "identity": observed.identity(tid),
+            "id": observed.source_leg_id,
+            "identity": user_identity(observed.user.id) if observed.user else observed.identity(tid),
             "endpointType": "default",
             "region": "euro",
             "countryCode": observed.user.country if observed.user else None,
@@ -102,6 +111,8 @@ def incoming_call(leg: BotLeg, tid: str) -> dict[str, Any]:
         }
         if leg.transferor is not None:
             context["transferor"] = leg.transferor.identity(tid)
+        if observed.principal is not None:
+            context["onBehalfOf"] = user_identity(observed.principal.id)
         data["incomingContext"] = context
         data["applicationMetadata"] = {"botData": bot_data(leg, tid)}
     return data
@@ -113,7 +124,7 @@ def bot_data(leg: BotLeg, tid: str) -> dict[str, Any]:
     bot: dict[str, Any] = {
         "mediaHostedRegion": "EUWE",
         "user": {
-            "participationMethod": observed.role if observed.role in ("caller", "callee") else "attendee",
+            **_participation(observed),
             "clientLocation": observed.user.country if observed.user and observed.user.country else "US",
         },
         "inviteReasons": ["PolicyBasedRecording"],
@@ -126,7 +137,8 @@ def bot_data(leg: BotLeg, tid: str) -> dict[str, Any]:
                 "id": other.object_id,
                 "participantId": other.participant_id,
                 "tenantId": tid if other.user else None,
-                "participationMethod": other.role,
+                **({"onBehalfOf": {"id": other.principal.id}} if other.principal is not None else {}),
+                **_participation(other),
                 "clientLocation": other.user.country if other.user and other.user.country else "US",
             }
     bot["pairedRecorders"] = [
@@ -139,6 +151,12 @@ def bot_data(leg: BotLeg, tid: str) -> dict[str, Any]:
         for other in g.legs
     ]
     return bot
+
+
+def _participation(party: Party) -> dict[str, str]:
+    """`participationMethod`, only with the values Microsoft's example shows ("caller", "callee"): none is
+    documented for meeting or group-call participants, so they get none."""
+    return {"participationMethod": party.role} if party.role in ("caller", "callee") else {}
 
 
 def participant_json(who: Party | BotLeg, tid: str) -> dict[str, Any]:

@@ -50,6 +50,13 @@ class Placement:
                     role = "organizer" if p.key == (spec.organizer or spec.participants[0].key) else "attendee"
                 else:
                     role = "caller" if p.key == (spec.caller or spec.participants[0].key) else "callee"
+            principal = None
+            if p.on_behalf_of is not None:
+                principal = self.tenant.user(p.on_behalf_of)
+                if principal is None:
+                    raise bad_request(f"participant {p.key}: onBehalfOf '{p.on_behalf_of}' is not in the tenant.")
+                if user is not None and principal.id == user.id:
+                    raise bad_request(f"participant {p.key}: a user cannot act on behalf of itself.")
             parties.append(
                 Party(
                     spec=p,
@@ -59,6 +66,7 @@ class Placement:
                     participant_id=str(uuid.uuid4()),
                     source_id=base_source + index,
                     role=role,
+                    principal=principal,
                 )
             )
         return parties

@@ -42,11 +42,17 @@ class ParticipantSpec(_Model):
     join_at: float = Field(default=0.0, ge=0, le=MAX_DURATION)
     leave_at: float | None = Field(default=None, ge=0, le=MAX_DURATION)
     client: Literal["windows", "macOS", "android", "iOS", "web"] = "windows"
+    on_behalf_of: str | None = Field(
+        default=None,
+        description="tenant user id or UPN this user acts for as a delegate (incomingContext.onBehalfOf)",
+    )
 
     @model_validator(mode="after")
     def _one_identity(self) -> ParticipantSpec:
         if sum(x is not None for x in (self.user, self.phone, self.guest)) != 1:
             raise ValueError("a participant is exactly one of user, phone or guest")
+        if self.on_behalf_of is not None and self.user is None:
+            raise ValueError("onBehalfOf: only a tenant user acts as a delegate")
         if self.phone is not None and not E164.match(self.phone):
             raise ValueError(f"phone {self.phone!r} is not E.164")
         if self.leave_at is not None and self.leave_at <= self.join_at:
