@@ -2,6 +2,8 @@
 // Usage: node devstack/cosmos/server.js --host 127.0.0.1 --port 8081 --cert CERT.pem --key KEY.pem
 "use strict";
 const fs = require("fs");
+
+require("./missing-reads").install(); // before the server's routes are loaded
 const { createHttpsServer } = require("@vercel/cosmosdb-server");
 
 require("./linear-queries").install();
