@@ -67,6 +67,7 @@ def _import_all() -> None:
         callrecords,  # noqa: F401
         evidence,  # noqa: F401
         health,  # noqa: F401
+        ledger,  # noqa: F401
         lifecycle,  # noqa: F401
         policy,  # noqa: F401
         reconciliation,  # noqa: F401

@@ -1,6 +1,6 @@
 """Ledger v2 contracts: the typed view of a log entry, proofs and checkpoints as the API serves them
 (docs/ledger-v2.md). The log's own formats (signed notes, tiles, tlog proofs) are C2SP text and bytes,
-not JSON; these models carry them across the API."""
+not JSON; these models carry them across the API, camelCase on the wire like the rest of it."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
-from verbatim.contracts import Contract, contract
+from verbatim.contracts import contract
+from verbatim.contracts.callrecords import CamelContract
 from verbatim.contracts.evidence import EntryKindName, Instant, LedgerEntry, Sha256Hex
 
 
 @contract("ledger-log-entry", 1)
-class LogEntry(Contract):
+class LogEntry(CamelContract):
     """One entry of the log: its index (position, from 0), the SHA-256 leaf hash of its bytes, and its
     fields. `v1` is the whole v1 entry for leaves migrated from a v1 chain (`entry_schema_version` 1)."""
 
@@ -37,7 +38,7 @@ class LogEntry(Contract):
 
 
 @contract("ledger-inclusion-proof", 2)
-class LogInclusionProof(Contract):
+class LogInclusionProof(CamelContract):
     """Proof that entry `index` (its bytes in `entry`, base64) is in the tree of `tree_size` leaves that
     `checkpoint` (a C2SP signed note) commits to: `hashes` is RFC 9162 PATH(index, D[tree_size]), base64."""
 
@@ -51,10 +52,10 @@ class LogInclusionProof(Contract):
 
 
 @contract("ledger-consistency-proof", 1)
-class LogConsistencyProof(Contract):
+class LogConsistencyProof(CamelContract):
     """RFC 9162 PROOF(old_size, D[new_size]), base64 hashes: the standalone verifier reads this JSON as is."""
 
     schema_version: Literal[1] = 1
-    old_size: int = Field(ge=1, serialization_alias="oldSize", validation_alias="oldSize")
-    new_size: int = Field(ge=1, serialization_alias="newSize", validation_alias="newSize")
+    old_size: int = Field(ge=1)
+    new_size: int = Field(ge=1)
     hashes: list[str]

@@ -73,6 +73,7 @@ class Progress:
     upper_tiles: tuple[tuple[bytes, ...], ...] = ()
     checkpoint: bytes | None = None  # the latest signed checkpoint note
     checkpoint_size: int = 0
+    anchored_size: int = 0  # checkpoints up to this size are in the anchor store
     initialized: bool = False  # the first entry and any v1 migration are in
     lease_owner: str | None = None
     lease_until: float = 0.0
