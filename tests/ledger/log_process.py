@@ -36,8 +36,13 @@ def build(config: dict[str, object], step: object = None) -> TransparencyLog:
     blobs = BlobServiceClient.from_connection_string(str(config["storage"])).get_container_client("ledger")
     key = serialization.load_pem_private_key(Path(str(config["key_file"])).read_bytes(), password=None)
     assert isinstance(key, ed25519.Ed25519PrivateKey)
-    kwargs = {"step": step} if step is not None else {}
-    return TransparencyLog(CosmosLogStore(container), AzureLogBlobs(blobs), log_keys(key=key), **kwargs)  # type: ignore[arg-type]
+    return TransparencyLog(
+        CosmosLogStore(container),
+        AzureLogBlobs(blobs),
+        log_keys(key=key),
+        lease_seconds=float(config.get("lease_seconds", 30.0)),  # type: ignore[arg-type]
+        **({"step": step} if step is not None else {}),  # type: ignore[arg-type]
+    )
 
 
 def main() -> None:

@@ -69,6 +69,7 @@ def log_config(
         "database": database,
         "storage": azurite_service.connection_string,
         "key_file": str(key_file),
+        "lease_seconds": 3.0,  # a dead process's maintenance lease expires quickly
     }
     cosmos.delete_database(database)
 
