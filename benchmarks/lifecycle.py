@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from devstack.emulators import COSMOS_EMULATOR_KEY, AzuritePorts, azurite, cosmos_emulator, ensure_tls  # noqa: E402
 from devstack.processes import free_port  # noqa: E402
 from devstack.provision import provision_cosmos, provision_storage  # noqa: E402
-from tests.lifecycle.audio import RATE, flac_blocks, speech, stage_capture  # noqa: E402
+from devstack.testkit.captures import RATE, flac_blocks, speech, stage_capture  # noqa: E402
 from verbatim import clients  # noqa: E402
 from verbatim.contracts.evidence import RecordingFacts, RetentionTerm  # noqa: E402
 from verbatim.evidence.access_copy import assemble_access_copy, encode_access_chunk, plan_access_copy  # noqa: E402

@@ -34,13 +34,13 @@ sys.path.insert(0, str(ROOT))
 
 from devstack.emulators import AzuritePorts, azurite  # noqa: E402
 from devstack.processes import ManagedProcess, free_port, http_ready  # noqa: E402
+from devstack.testkit.audio import speech, with_silence  # noqa: E402
+from devstack.testkit.teams_platform import FakePlatform  # noqa: E402
 from recorder_vm import launch_argv  # noqa: E402
 from recorder_vm.capture.pipeline import CallCapture  # noqa: E402
 from recorder_vm.capture.spill import SpillBuffer  # noqa: E402
 from recorder_vm.capture.storage import AzureRecordingStore, StorageHealth  # noqa: E402
 from recorder_vm.media.base import AudioFrame  # noqa: E402
-from tests.recorder.audio import speech, with_silence  # noqa: E402
-from tests.recorder.platform import FakePlatform  # noqa: E402
 from verbatim.clients import blob_service  # noqa: E402
 from verbatim.evidence.capture import capture_prefix  # noqa: E402
 from verbatim.settings import StorageConnection  # noqa: E402

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from devstack.emulators import COSMOS_EMULATOR_KEY, cosmos_emulator, ensure_tls  # noqa: E402
 from devstack.processes import free_port  # noqa: E402
 from devstack.provision import provision_cosmos  # noqa: E402
-from tests.reconciliation.builders import recording  # noqa: E402
+from devstack.testkit.records import recording  # noqa: E402
 from verbatim import clients  # noqa: E402
 from verbatim.api.index import CosmosRecordingIndex, SearchQuery, index_document  # noqa: E402
 from verbatim.callrecords.times import format_datetime  # noqa: E402

@@ -10,12 +10,12 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
+from devstack.testkit.records import SALES, TRADER
 from functions import calls_api, compliance_api, reconciliation
 from tests.api.conftest import request
 from tests.api.world import PSTN, World
 from tests.callrecords.helpers import handler
 from tests.callrecords.oidc import OpenIdProvider
-from tests.reconciliation.builders import SALES, TRADER
 from verbatim import clients
 from verbatim.api.openapi import openapi_document
 from verbatim.ledger import Ledger

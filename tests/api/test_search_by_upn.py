@@ -15,12 +15,12 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from devstack.testkit.records import CLIENT, T0, TRADER, UPNS, call, party, recording, snapshot
 from functions import compliance_api, reconciliation
 from tests.api.conftest import request, world_environment
 from tests.callrecords.helpers import cosmos_items, handler
 from tests.callrecords.oidc import AUDIENCE, OpenIdProvider
 from tests.conftest import Azurite, Cosmos
-from tests.reconciliation.builders import CLIENT, T0, TRADER, UPNS, call, party, recording, snapshot
 from verbatim.contracts.callrecords import CallRecordStored
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.lifecycle.records import CosmosRecordingStore

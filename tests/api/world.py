@@ -9,8 +9,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from tests.lifecycle.audio import speech, stage_capture
-from tests.reconciliation.builders import CLIENT, SALES, T0, TRADER, UPNS, call, party, phone, recording, snapshot
+from devstack.testkit.captures import speech, stage_capture
+from devstack.testkit.records import CLIENT, SALES, T0, TRADER, UPNS, call, party, phone, recording, snapshot
 from verbatim import clients
 from verbatim.contracts.evidence import RecordingFacts
 from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser, RecordingStarted, RecordingStopped

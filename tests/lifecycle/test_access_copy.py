@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from azure.storage.blob import ContainerClient
 
-from tests.lifecycle.audio import RATE, speech, stage_capture
+from devstack.testkit.captures import RATE, speech, stage_capture
 from tests.lifecycle.transport import CapturingTransport
 from verbatim.contracts.evidence import EvidenceTrack
 from verbatim.evidence.access_copy import (

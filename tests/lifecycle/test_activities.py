@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lifecycle.audio import speech, stage_capture
+from devstack.testkit.captures import speech, stage_capture
 from tests.lifecycle.events import T0, failed_before_media, joined, started, stopped
 from verbatim.contracts.reconciliation import RecordingIndexed
 from verbatim.contracts.recorder import CaptureProgress

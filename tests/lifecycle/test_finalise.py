@@ -6,7 +6,7 @@ import hashlib
 
 from azure.storage.blob import BlobBlock, ContainerClient
 
-from tests.lifecycle.audio import RATE, speech, stage_capture
+from devstack.testkit.captures import RATE, speech, stage_capture
 from tests.lifecycle.transport import CapturingTransport
 from verbatim.evidence.blocks import BlockId
 from verbatim.evidence.finalise import finalise

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.testkit.captures import speech, stage_capture
 from tests.conftest import Azurite
 from tests.funchost.conftest import HostLauncher, RunningHost, wait_for
-from tests.lifecycle.audio import speech, stage_capture
 from tests.lifecycle.events import joined, started, stopped
 from verbatim import clients
 from verbatim.contracts.recorder import RecorderEvent

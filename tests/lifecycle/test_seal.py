@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 from azure.storage.blob import ContainerClient
 
-from tests.lifecycle.audio import speech, stage_capture
+from devstack.testkit.captures import speech, stage_capture
 from tests.lifecycle.transport import CapturingTransport
 from verbatim.contracts.evidence import RecordingFacts, RecordingManifest, RetentionTerm
 from verbatim.contracts.recorder import ObservedUser

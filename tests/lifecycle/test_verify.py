@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import ContainerClient
 
-from tests.lifecycle.audio import speech, stage_capture
+from devstack.testkit.captures import speech, stage_capture
 from verbatim import clients
 from verbatim.cli import main
 from verbatim.contracts.evidence import RecordingFacts, RecordingManifest, RetentionTerm

@@ -17,9 +17,9 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
+from devstack.testkit.records import call, party
 from tests.callrecords.helpers import cosmos_items, drain, handler
 from tests.policy.conftest import Simulator
-from tests.reconciliation.builders import call, party
 from verbatim import clients
 from verbatim.contracts.callrecords import CallRecordStored
 from verbatim.contracts.policy import CoverageReport, EffectivePolicy

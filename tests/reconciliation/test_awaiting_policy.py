@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.reconciliation.builders import CLIENT, T0, TRADER, call, party, recording, snapshot
+from devstack.testkit.records import CLIENT, T0, TRADER, call, party, recording, snapshot
 from tests.reconciliation.test_reconciler import World
 from verbatim.contracts.reconciliation import PoliciesObserved
 from verbatim.policy.snapshots import InMemoryPolicySnapshotStore

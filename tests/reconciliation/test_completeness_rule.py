@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.reconciliation.builders import CLIENT, T0, TRADER, call, endpoint, iso, party, recording
+from devstack.testkit.records import CLIENT, T0, TRADER, call, endpoint, iso, party, recording
 from tests.reconciliation.test_reconciler import World
 from verbatim.contracts.callrecords import CallRecord, SessionSummary
 from verbatim.reconciliation.evaluate import Tolerance

@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import azure.functions as func
 
+from devstack.testkit.records import CLIENT, T0, TRADER, call, party, recording, snapshot
 from functions import reconciliation
 from tests.callrecords.helpers import cosmos_items, drain, handler
-from tests.reconciliation.builders import CLIENT, T0, TRADER, call, party, recording, snapshot
 from verbatim.contracts.callrecords import CallRecordStored
 from verbatim.lifecycle.records import CosmosRecordingStore
 from verbatim.reconciliation.hooks import notify_recording_indexed

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.reconciliation.builders import (
+from devstack.testkit.records import (
     CLIENT,
     SALES,
     T0,

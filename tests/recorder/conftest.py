@@ -18,9 +18,9 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import QueueClient
 
 from devstack.processes import ManagedProcess, free_port, http_ready
+from devstack.testkit.teams_platform import FakePlatform
 from recorder_vm import launch_argv
 from tests.conftest import Azurite
-from tests.recorder.platform import FakePlatform
 from verbatim.clients import queue_client
 from verbatim.contracts.recorder import RecorderEvent, parse_recorder_event
 from verbatim.settings import StorageConnection

@@ -15,11 +15,11 @@ from aiohttp import web
 from azure.core.exceptions import ResourceNotFoundError
 
 from devstack.processes import free_port
+from devstack.testkit.teams_platform import FakePlatform
 from recorder_vm.app import Runtime, build
 from recorder_vm.media.base import MediaPlatform
 from recorder_vm.settings import RecorderSettings
 from tests.conftest import Azurite
-from tests.recorder.platform import FakePlatform
 from verbatim.clients import queue_client
 from verbatim.contracts.recorder import RecorderEvent, parse_recorder_event
 

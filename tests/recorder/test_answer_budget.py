@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from tests.recorder.audio import speech, with_silence
+from devstack.testkit.audio import speech, with_silence
+from devstack.testkit.teams_platform import CallRecord, CallScript, FakePlatform, wait_until
 from tests.recorder.conftest import RecorderFactory
-from tests.recorder.platform import CallRecord, CallScript, FakePlatform, wait_until
 from verbatim.contracts.recorder import RecordingStarted
 
 

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from tests.recorder.audio import decode, speech, with_silence
+from devstack.testkit.audio import decode, speech, with_silence
+from devstack.testkit.teams_platform import CallScript, FakePlatform, wait_until
 from tests.recorder.conftest import RecorderFactory
-from tests.recorder.platform import CallScript, FakePlatform, wait_until
 from verbatim.clients import table_service
 from verbatim.contracts.recorder import RecordingStarted
 from verbatim.evidence.capture import read_manifest

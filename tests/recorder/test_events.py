@@ -9,9 +9,9 @@ from pathlib import Path
 
 from azure.core.exceptions import ServiceRequestError
 
+from devstack.testkit.teams_platform import wait_until
 from recorder_vm.events import EventPublisher, QueueSink
 from tests.conftest import Azurite
-from tests.recorder.platform import wait_until
 from verbatim.clients import queue_client
 from verbatim.contracts.recorder import ParticipantsChanged, parse_recorder_event
 from verbatim.settings import StorageConnection

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from devstack.testkit.teams_platform import FakePlatform
 from recorder_vm.media.windows import WindowsMediaPlatform
 from tests.conftest import Azurite
 from tests.recorder import fake_clr
@@ -22,7 +23,6 @@ from tests.recorder.inprocess import (
     running_recorder,
     url_of,
 )
-from tests.recorder.platform import FakePlatform
 from verbatim.contracts.recorder import RecordingFailed, RecordingStarted
 
 

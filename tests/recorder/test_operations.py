@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 
 from devstack.processes import free_port
+from devstack.testkit.audio import decode, speech, with_silence
+from devstack.testkit.teams_platform import CallScript, FakePlatform, wait_until
 from recorder_vm.http import is_loopback
-from tests.recorder.audio import decode, speech, with_silence
 from tests.recorder.conftest import RecorderFactory, RecorderProcess
-from tests.recorder.platform import CallScript, FakePlatform, wait_until
 from verbatim.contracts.recorder import RecordingStarted, RecordingStopped
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.recorder.audio import best_alignment, decode, speech, with_silence
+from devstack.testkit.audio import best_alignment, decode, speech, with_silence
+from devstack.testkit.teams_platform import CallScript, FakePlatform, wait_until
 from tests.recorder.conftest import RecorderFactory, log_of
-from tests.recorder.platform import CallScript, FakePlatform, wait_until
 from verbatim.contracts.recorder import ParticipantsChanged, RecordingStarted, RecordingStopped
 from verbatim.evidence.capture import read_manifest
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from devstack.testkit.teams_platform import BOT_APP_ID, FakePlatform, SigningKey
 from tests.recorder.conftest import RecorderFactory, RecorderProcess, log_of
-from tests.recorder.platform import BOT_APP_ID, FakePlatform, SigningKey
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import pytest
 
 from devstack.emulators import AzuritePorts, azurite
 from devstack.processes import ManagedProcess, free_port
-from tests.recorder.audio import decode, speech, with_silence
+from devstack.testkit.audio import decode, speech, with_silence
+from devstack.testkit.teams_platform import CallScript, FakePlatform, wait_until
 from tests.recorder.conftest import RecorderFactory, RecorderProcess
-from tests.recorder.platform import CallScript, FakePlatform, wait_until
 from verbatim.contracts.recorder import RecordingFailed, RecordingStarted, RecordingStopped
 
 

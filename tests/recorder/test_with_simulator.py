@@ -21,11 +21,11 @@ from devstack.demo import CORA, TOM, UNA, before_recording_seconds
 from devstack.processes import ManagedProcess, http_ready
 from devstack.simulator import launch_argv as simulator_argv
 from devstack.stack import StackConfig, StackPorts, recorder_environment, simulator_tenant
+from devstack.testkit.audio import decode, envelope, speech, with_silence
+from devstack.testkit.teams_platform import wait_until
 from recorder_vm import launch_argv as recorder_argv
 from tests.conftest import Azurite
-from tests.recorder.audio import decode, envelope, speech, with_silence
 from tests.recorder.conftest import REPO_ROOT, RecorderProcess
-from tests.recorder.platform import wait_until
 from verbatim.contracts.recorder import RecordingStarted, RecordingStopped
 
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 
 from azure.core.pipeline.transport import HttpRequest
 
-from tests.lifecycle.audio import speech, stage_capture
+from devstack.testkit.captures import speech, stage_capture
 from tests.lifecycle.transport import CapturingTransport, capturing_container
 from verbatim import clients
 from verbatim.contracts.lifecycle import RecordingRecord

@@ -1,5 +1,5 @@
-"""Real audio for recorder tests (espeak-ng speech, resampled to 16 kHz by sox) and the comparisons that
-prove a recording matches its source: decoding with PyAV and correlating loudness envelopes."""
+"""Real audio for recorder tests and benchmarks (espeak-ng speech, resampled to 16 kHz by sox) and the
+comparisons that prove a recording matches its source: decoding with PyAV and correlating loudness envelopes."""
 
 from __future__ import annotations
 

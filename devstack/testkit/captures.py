@@ -1,5 +1,6 @@
-"""Real audio for the lifecycle tests: synthesised speech (espeak-ng), encoded to FLAC frames exactly as the
-recorder leaves evidence — a native FLAC stream with no totals, cut into staged blocks at frame boundaries."""
+"""Real audio for the lifecycle tests and benchmarks: synthesised speech (espeak-ng), encoded to FLAC
+frames exactly as the recorder leaves evidence — a native FLAC stream with no totals, cut into staged
+blocks at frame boundaries."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 import av
 import numpy as np
 import numpy.typing as npt
-import pytest
 from azure.storage.blob import BlobBlock, ContainerClient
 
 from verbatim.contracts.recorder import AudioEncoding, CaptureBlock, CaptureManifest, CaptureTrack
@@ -33,7 +33,7 @@ SENTENCES = (
 @functools.lru_cache(maxsize=1)
 def _speech_seed() -> bytes:
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (scripts/apt-packages.txt)")
+        raise RuntimeError("espeak-ng is needed (scripts/apt-packages.txt; `make setup`)")
     wav = subprocess.run(
         ["espeak-ng", "-v", "en-us", "-s", "160", "--stdout", SENTENCES], capture_output=True, check=True
     )
