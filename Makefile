@@ -39,7 +39,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy verbatim recorder_vm
+	$(VENV)/bin/mypy verbatim recorder_vm devstack
 
 pytest: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

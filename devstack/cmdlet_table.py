@@ -122,7 +122,8 @@ def normalise_type(text: str) -> str:
 
 def _sections(markdown: str, level: str) -> Iterator[tuple[str, str]]:
     """(heading, body) for each heading of exactly `level` ("## " or "### ")."""
-    heading, body = None, []
+    heading: str | None = None
+    body: list[str] = []
     for line in markdown.splitlines():
         if line.startswith(level) and not line.startswith(level + "#"):
             if heading is not None:

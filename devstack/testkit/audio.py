@@ -9,11 +9,13 @@ import subprocess
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 SAMPLE_RATE = 16000
+Samples = npt.NDArray[np.int16]
 
 
-def speech(text: str, *, voice: str = "en", speed: int = 160) -> np.ndarray:
+def speech(text: str, *, voice: str = "en", speed: int = 160) -> Samples:
     """`text` spoken by espeak-ng, as 16 kHz int16 mono."""
     espeak = shutil.which("espeak-ng")
     sox = shutil.which("sox")
@@ -29,28 +31,29 @@ def speech(text: str, *, voice: str = "en", speed: int = 160) -> np.ndarray:
     return np.frombuffer(raw.stdout, dtype="<i2").copy()
 
 
-def with_silence(*parts: np.ndarray | float) -> np.ndarray:
+def with_silence(*parts: Samples | float) -> Samples:
     """Concatenate audio and pauses (a float is seconds of silence), trimmed to whole 20 ms frames."""
     chunks = [np.zeros(int(part * SAMPLE_RATE), dtype="<i2") if isinstance(part, float) else part for part in parts]
     audio = np.concatenate(chunks)
     return audio[: len(audio) // 320 * 320]
 
 
-def decode(data: bytes) -> np.ndarray:
+def decode(data: bytes) -> Samples:
     """Decode a FLAC (or any) byte string with PyAV into int16 mono samples."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         frames = [frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)]
     return np.concatenate(frames).astype("<i2") if frames else np.zeros(0, dtype="<i2")
 
 
-def envelope(audio: np.ndarray, window: int = 320) -> np.ndarray:
+def envelope(audio: Samples, window: int = 320) -> npt.NDArray[np.float64]:
     """RMS loudness per 20 ms window."""
     usable = len(audio) // window * window
     blocks = audio[:usable].astype(np.float64).reshape(-1, window)
-    return np.sqrt((blocks**2).mean(axis=1))
+    loudness: npt.NDArray[np.float64] = np.sqrt((blocks**2).mean(axis=1))
+    return loudness
 
 
-def envelope_correlation(a: np.ndarray, b: np.ndarray) -> float:
+def envelope_correlation(a: Samples, b: Samples) -> float:
     """Pearson correlation of the two signals' loudness envelopes over their common length."""
     ea, eb = envelope(a), envelope(b)
     n = min(len(ea), len(eb))
@@ -59,7 +62,7 @@ def envelope_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ea[:n], eb[:n])[0, 1])
 
 
-def best_alignment(recorded: np.ndarray, source: np.ndarray, max_shift_frames: int = 10) -> tuple[int, float]:
+def best_alignment(recorded: Samples, source: Samples, max_shift_frames: int = 10) -> tuple[int, float]:
     """The shift (in 20 ms frames) of `recorded` against `source` with the best envelope correlation."""
     er, es = envelope(recorded), envelope(source)
     best = (0, -1.0)

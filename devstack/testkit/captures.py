@@ -12,6 +12,7 @@ import struct
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import av
 import numpy as np
@@ -37,7 +38,7 @@ def _speech_seed() -> bytes:
     wav = subprocess.run(
         ["espeak-ng", "-v", "en-us", "-s", "160", "--stdout", SENTENCES], capture_output=True, check=True
     )
-    with av.open(io.BytesIO(wav.stdout)) as container:
+    with av.open(io.BytesIO(wav.stdout), mode="r") as container:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
         frames = [f for frame in container.decode(audio=0) for f in resampler.resample(frame)]
         frames += resampler.resample(None)
@@ -66,7 +67,7 @@ def flac_blocks(pcm: npt.NDArray[np.int16], block_seconds: float = 2.0) -> list[
     context.sample_rate, context.layout, context.format = RATE, "mono", "s16"
     context.open()
     size = context.frame_size
-    packets: list[av.Packet] = []
+    packets: list[av.Packet[Any]] = []
     for start in range(0, len(pcm), size):
         piece = pcm[start : start + size]
         frame = av.AudioFrame.from_ndarray(piece.reshape(1, -1), format="s16", layout="mono")

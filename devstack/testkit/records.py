@@ -11,7 +11,8 @@ from verbatim.contracts.callrecords import CallRecord, EndpointSummary, FailureI
 from verbatim.contracts.evidence import RecordingFacts
 from verbatim.contracts.lifecycle import RecordingRecord, RecordingStatus, SealIndex
 from verbatim.contracts.policy import EffectivePolicy, PolicySnapshot
-from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser
+from verbatim.contracts.recorder import CallDirection, CallParticipant, Identity, ObservedUser
+from verbatim.contracts.recorder import CallType as RecorderCallType
 from verbatim.policy.snapshots import snapshot_id
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -128,8 +129,8 @@ def recording(
     failure_reason: str | None = None,
     others: Sequence[str] = (CLIENT,),
     phone_numbers: Sequence[str] = (),
-    direction: str = "outbound",
-    call_type: str = "peerToPeer",
+    direction: CallDirection = "outbound",
+    call_type: RecorderCallType = "peerToPeer",
 ) -> RecordingRecord:
     participants = [
         CallParticipant(participant_id=f"p-{u}", identity=Identity(kind="user", id=u, display_name=u, upn=UPNS.get(u)))
@@ -146,8 +147,8 @@ def recording(
         tenant_id=TENANT,
         observed_user=ObservedUser(id=user, upn=UPNS.get(user), display_name=user.removeprefix("u-").title()),
         participants=participants,
-        direction=direction,  # type: ignore[arg-type]
-        call_type=call_type,  # type: ignore[arg-type]
+        direction=direction,
+        call_type=call_type,
         phone_numbers=list(phone_numbers),
         recorder_instance="recorder-0",
         started_at=start,
