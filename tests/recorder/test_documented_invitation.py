@@ -11,17 +11,14 @@ import httpx
 import pytest
 
 from devstack.testkit.audio import speech, with_silence
-from devstack.testkit.teams_platform import (
+from devstack.testkit.teams_platform import CallRecord, CallScript, FakePlatform, wait_until
+from tests.recorder.conftest import RecorderFactory, log_of
+from tests.recorder.documented import (
     DOCUMENTED_CALL_ID,
     DOCUMENTED_PEER_TO_PEER_CALL_ID,
-    CallRecord,
-    CallScript,
-    FakePlatform,
     documented_invitation,
     documented_peer_to_peer_invitation,
-    wait_until,
 )
-from tests.recorder.conftest import RecorderFactory, log_of
 from verbatim.contracts.recorder import RecordingFailed, RecordingStarted, RecordingStopped
 
 OBSERVED_USER_ID = "8A34A46B-3D17-4ADC-8DCE-DC4E7D572698"

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devstack.testkit.teams_platform import FakePlatform, documented_invitation
+from devstack.testkit.teams_platform import FakePlatform
 from recorder_vm.notifications import Call, CallUpdate, OtherUpdate, RosterUpdate, parse_notifications
 from recorder_vm.roster import Roster, call_type_of, direction_of, observed_user, policy_of
+from tests.recorder.documented import documented_invitation
 from verbatim.errors import InvalidInput
 
 json_values = st.recursive(
