@@ -14,9 +14,9 @@ import time
 import httpx
 import numpy as np
 
-from tests.recorder.audio import decode, speech, with_silence
+from devstack.testkit.audio import decode, speech, with_silence
+from devstack.testkit.teams_platform import FakePlatform, wait_until
 from tests.recorder.conftest import RecorderFactory, RecorderProcess
-from tests.recorder.platform import FakePlatform, wait_until
 from verbatim.contracts.recorder import RecordingStopped
 
 SAMPLE_RATE = 16000
