@@ -164,6 +164,7 @@ def test_a_checkpoint_that_would_not_extend_the_last_signed_one_is_refused() -> 
     store.state = LogState(RightEdge().extend(leaf_hash(e) for e in rewritten), "forged")
     for name in [n for n in blobs.blobs if n.startswith("tile/")]:
         del blobs.blobs[name]
+    log = memory_log(store, blobs, keys)  # a process started after the rewrite
     log.append("sealed", "recording:after", {})
     with pytest.raises(LogInconsistent, match="not consistent with the checkpoint of size 21"):
         log.checkpoint()

@@ -72,6 +72,7 @@ class CosmosLogStore:
     def __init__(self, container: ContainerProxy) -> None:
         self._container = container
         self._lock = threading.Lock()
+        self._query_lock = threading.Lock()
         self._known_size = 0  # the largest state size seen: which range partitions hold batches
 
     def _saw(self, size: int) -> None:
@@ -92,12 +93,13 @@ class CosmosLogStore:
         self._saw(edge.size)
         return LogState(edge, str(doc["_etag"]))
 
-    def advance_state(self, old: LogState, new: RightEdge) -> bool:
+    def advance_state(self, old: LogState, new: RightEdge) -> LogState | None:
         doc = {"id": "state", "pk": STATE_PARTITION, "size": new.size, "edge": [_b64(h) for h in new.hashes]}
-        if not self._replace(doc, old.etag):
-            return False
+        etag = self._replace(doc, old.etag)
+        if etag is None:
+            return None
         self._saw(new.size)
-        return True
+        return LogState(new, etag)
 
     # --- batches ---
 
@@ -146,21 +148,22 @@ class CosmosLogStore:
             self.read_state()
         found: list[SubjectEntry] = []
         for partition in self._ranges():
-            pages = self._container.query_items(
-                "SELECT VALUE e FROM c JOIN e IN c.entries WHERE c.pk = @pk AND e.s = @subject AND e.i > @after "
-                "ORDER BY c.first",
-                parameters=[
-                    {"name": "@pk", "value": partition},
-                    {"name": "@subject", "value": subject},
-                    {"name": "@after", "value": after},
-                ],
-                partition_key=partition,
-                max_item_count=limit,
-            ).by_page()
-            for page in pages:
-                found.extend(SubjectEntry(int(row["i"]), _unb64(row["d"])) for row in page)
-                if len(found) >= limit:
-                    break
+            with self._query_lock:  # the whole paged read (see _query)
+                pages = self._container.query_items(
+                    "SELECT VALUE e FROM c JOIN e IN c.entries WHERE c.pk = @pk AND e.s = @subject AND e.i > @after "
+                    "ORDER BY c.first",
+                    parameters=[
+                        {"name": "@pk", "value": partition},
+                        {"name": "@subject", "value": subject},
+                        {"name": "@after", "value": after},
+                    ],
+                    partition_key=partition,
+                    max_item_count=limit,
+                ).by_page()
+                for page in pages:
+                    found.extend(SubjectEntry(int(row["i"]), _unb64(row["d"])) for row in page)
+                    if len(found) >= limit:
+                        break
             if len(found) >= limit:
                 break
         return sorted(found, key=lambda e: e.index)[:limit]
@@ -197,7 +200,7 @@ class CosmosLogStore:
             "lease_owner": new.lease_owner,
             "lease_until": new.lease_until,
         }
-        return self._replace(doc, old.etag)
+        return self._replace(doc, old.etag) is not None
 
     # --- plumbing ---
 
@@ -207,17 +210,23 @@ class CosmosLogStore:
         except CosmosResourceNotFoundError:
             return None
 
-    def _replace(self, doc: dict[str, Any], etag: str | None) -> bool:
+    def _replace(self, doc: dict[str, Any], etag: str | None) -> str | None:
+        """Create (etag None) or replace If-Match; the new etag, or None when someone got there first."""
         try:
             if etag is None:
-                self._container.create_item(doc)
+                written = self._container.create_item(doc)
             else:
-                self._container.replace_item(doc["id"], doc, etag=etag, match_condition=MatchConditions.IfNotModified)
+                written = self._container.replace_item(
+                    doc["id"], doc, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
         except (CosmosResourceExistsError, CosmosAccessConditionFailedError):
-            return False
-        return True
+            return None
+        return str(written["_etag"])
 
     def _query(self, sql: str, partition: str, **parameters: object) -> list[dict[str, Any]]:
         params: list[dict[str, object]] = [{"name": "@pk", "value": partition}]
         params.extend({"name": f"@{name}", "value": value} for name, value in parameters.items())
-        return list(self._container.query_items(sql, parameters=params, partition_key=partition))
+        # azure-cosmos 4.17.1 can fail a query with "OrderedDict mutated during iteration" when two threads
+        # of one client query at once (seen in the benchmark): queries of this store take turns.
+        with self._query_lock:
+            return list(self._container.query_items(sql, parameters=params, partition_key=partition))

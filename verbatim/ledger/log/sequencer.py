@@ -87,6 +87,7 @@ class Sequencer:
         self._cond = threading.Condition()
         self._pump: threading.Thread | None = None
         self._closed = False
+        self._state: LogState | None = None  # as this process last stored it
 
     # --- writers ---
 
@@ -154,7 +155,9 @@ class Sequencer:
                     if stored is not None and stored.round_id == round_id:
                         return self._finish(stored, plans[uncertain])
                     uncertain = None
-                state = self.store.read_state()
+                # The state this process last moved to, unless another process moved it since (then the
+                # create below finds the first index taken, and the state is read again).
+                state = self._state if self._state is not None else self.store.read_state()
                 plan, new = self._plan(entries)
                 if not new:
                     return [r for r in plan if isinstance(r, Sequenced)]
@@ -162,6 +165,7 @@ class Sequencer:
                 plans[batch.first] = plan
                 uncertain = batch.first
                 if not self.store.create_batch(batch):
+                    self._state = None
                     taken = self.store.read_batch(batch.first)
                     if taken is None or taken.round_id != round_id:
                         uncertain = None
@@ -173,6 +177,7 @@ class Sequencer:
             except LogCorrupted:
                 raise
             except Exception as error:  # a store error: retried; the batch may be stored
+                self._state = None
                 last_error = error
                 log.info("ledger sequencing attempt failed: %s", error)
         raise DependencyUnavailable(f"ledger: no batch sequenced after {self._max_attempts} attempts ({last_error})")
@@ -206,8 +211,10 @@ class Sequencer:
         if state is None or state.size != batch.first:
             state = self.store.read_state()
         moved = state.size >= batch.end
+        self._state = None
         if not moved and state.size == batch.first:
-            moved = self.store.advance_state(state, state.edge.extend(batch.leaf_hashes()))
+            self._state = self.store.advance_state(state, state.edge.extend(batch.leaf_hashes()))
+            moved = self._state is not None
             if not moved:  # someone else rolled the state forward over our batch, or it moved otherwise
                 moved = self.store.read_state().size >= batch.end
         if not moved:

@@ -95,8 +95,9 @@ class SubjectEntry:
 class LogStore(Protocol):
     def read_state(self) -> LogState: ...
 
-    def advance_state(self, old: LogState, new: RightEdge) -> bool:
-        """Replace `old` (If-Match its etag; create when it has none) with `new`; False if it moved."""
+    def advance_state(self, old: LogState, new: RightEdge) -> LogState | None:
+        """Replace `old` (If-Match its etag; create when it has none) with `new`: the state as now stored,
+        or None if it moved since `old` was read."""
 
     def create_batch(self, batch: Batch) -> bool:
         """Store a new batch; False when one with the same first index exists."""
@@ -131,12 +132,12 @@ class InMemoryLogStore:
         with self._lock:
             return self.state
 
-    def advance_state(self, old: LogState, new: RightEdge) -> bool:
+    def advance_state(self, old: LogState, new: RightEdge) -> LogState | None:
         with self._lock:
             if self.state.etag != old.etag:
-                return False
+                return None
             self.state = LogState(new, uuid.uuid4().hex)
-            return True
+            return self.state
 
     def create_batch(self, batch: Batch) -> bool:
         with self._lock:
