@@ -338,6 +338,10 @@ class TransparencyLog:
             old_size=old_size, new_size=size, hashes=[base64.b64encode(h).decode() for h in hashes]
         )
 
+    def consistency_hashes(self, old_size: int, new_size: int) -> list[bytes]:
+        """PROOF(old_size, D[new_size]) from the tiles, for a signed new_size (the anchor check)."""
+        return consistency_proof(old_size, new_size, TileNodes(new_size, self._tiles.read).node)
+
     def tile(self, path: str) -> bytes:
         """A tile or entry bundle as stored (`tile/...`); InvalidInput for a malformed path."""
         try:
