@@ -28,6 +28,7 @@ class Head:
     seq: int
     hash: str
     etag: str
+    frozen: bool = False  # migrated to the v2 log: no more appends here
 
 
 class LedgerStore(Protocol):
@@ -43,6 +44,12 @@ class LedgerStore(Protocol):
         """Store `entry` unless its seq is taken (then False)."""
 
     def read_entry(self, chain: str, seq: int) -> LedgerEntry | None: ...
+
+    def freeze(self, chain: str, head: Head) -> bool:
+        """Mark the head frozen (If-Match): the chain is being migrated to the v2 log (False if it moved)."""
+
+    def chains(self) -> list[str]:
+        """Every chain that has a head."""
 
     def entries(self, chain: str, first: int, last: int) -> list[LedgerEntry]:
         """Stored entries with first <= seq <= last, in seq order (gaps are the caller's to notice)."""
@@ -83,7 +90,25 @@ class CosmosLedgerStore:
         if not docs:
             return None
         doc = docs[0]
-        return Head(seq=int(doc["seq"]), hash=str(doc["hash"]), etag=str(doc["_etag"]))
+        return Head(seq=int(doc["seq"]), hash=str(doc["hash"]), etag=str(doc["_etag"]), frozen=bool(doc.get("frozen")))
+
+    def freeze(self, chain: str, head: Head) -> bool:
+        body = {"id": HEAD_ID, "chain": chain, "type": "head", "seq": head.seq, "hash": head.hash, "frozen": True}
+        try:
+            self._container.replace_item(HEAD_ID, body, etag=head.etag, match_condition=MatchConditions.IfNotModified)
+        except CosmosHttpResponseError as error:
+            if error.status_code == 412:
+                return False
+            raise
+        return True
+
+    def chains(self) -> list[str]:
+        docs = self._container.query_items(
+            "SELECT c.chain FROM c WHERE c.id = @id",
+            parameters=[{"name": "@id", "value": HEAD_ID}],
+            enable_cross_partition_query=True,
+        )
+        return sorted({str(doc["chain"]) for doc in docs})
 
     def create_head(self, chain: str) -> None:
         with contextlib.suppress(CosmosResourceExistsError):
@@ -173,7 +198,21 @@ class InMemoryLedgerStore:
     def read_head(self, chain: str) -> Head | None:
         with self._lock:
             doc = self.docs.get((chain, HEAD_ID))
-            return Head(seq=doc["seq"], hash=doc["hash"], etag=doc["_etag"]) if doc else None
+            if not doc:
+                return None
+            return Head(seq=doc["seq"], hash=doc["hash"], etag=doc["_etag"], frozen=bool(doc.get("frozen")))
+
+    def freeze(self, chain: str, head: Head) -> bool:
+        with self._lock:
+            doc = self.docs.get((chain, HEAD_ID))
+            if doc is None or doc["_etag"] != head.etag:
+                return False
+            self.docs[(chain, HEAD_ID)] = {**doc, "frozen": True, "_etag": uuid.uuid4().hex}
+            return True
+
+    def chains(self) -> list[str]:
+        with self._lock:
+            return sorted(c for (c, i) in self.docs if i == HEAD_ID)
 
     def create_head(self, chain: str) -> None:
         with self._lock:

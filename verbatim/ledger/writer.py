@@ -57,6 +57,13 @@ class LedgerCorrupted(VerbatimError):
     title = "Ledger corrupted"
 
 
+class LedgerMigrated(VerbatimError):
+    """An append to a v1 chain that was migrated to the v2 log (docs/ledger-v2.md)."""
+
+    status = 409
+    title = "Ledger migrated"
+
+
 class Ledger:
     """A chain in a `LedgerStore`, with checkpoints signed every `checkpoint_interval` entries."""
 
@@ -95,6 +102,8 @@ class Ledger:
             if head is None:
                 self.store.create_head(self.chain)
                 continue
+            if head.frozen:
+                raise LedgerMigrated(f"ledger chain {self.chain!r} was migrated to the v2 log; append there")
             entry = build_entry(
                 chain=self.chain,
                 seq=head.seq + 1,

@@ -269,6 +269,18 @@ class TransparencyLog:
                 return decode_entry(index, batch.entries[index - batch.first].data)
         return None
 
+    def entries_between(self, start: int, end: int) -> list[LogEntry]:
+        """Entries start .. end - 1 as sequenced (fewer if the log is shorter)."""
+        found: list[LogEntry] = []
+        for batch in self.store.batches_covering(start, end):
+            for offset, entry in enumerate(batch.entries):
+                if start <= batch.first + offset < end:
+                    found.append(decode_entry(batch.first + offset, entry.data))
+        return found
+
+    def now(self) -> datetime:
+        return self._clock()
+
     def entry_bytes(self, index: int) -> bytes | None:
         for batch in self.store.batches_covering(index, index + 1):
             if batch.first <= index < batch.end:
