@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMPS := .devstack/stamps
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint typecheck pytest schemas bench clean
+.PHONY: help setup run test lint imports typecheck pytest schemas bench clean
 
 help:
 	@echo "make run    - install what is needed, start the local stack with a simulated tenant and demo calls"
@@ -38,13 +38,17 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The layering of verbatim/ (import-linter contracts in pyproject.toml).
+imports: setup
+	$(VENV)/bin/lint-imports
+
 typecheck: setup
-	$(VENV)/bin/mypy verbatim recorder_vm devstack
+	$(VENV)/bin/mypy verbatim recorder_vm devstack functions function_app.py
 
 pytest: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint imports typecheck pytest
 
 schemas: setup
 	$(PY) -m verbatim.contracts

@@ -16,8 +16,8 @@ from functions import (
     reconciliation,
     retention,
 )
-from verbatim.logging import configure_logging
-from verbatim.settings import get_settings
+from verbatim.platform.logging import configure_logging
+from verbatim.platform.settings import get_settings
 
 configure_logging(get_settings().log_level)
 

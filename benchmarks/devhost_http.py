@@ -232,7 +232,7 @@ def section(
         f"What the figures say: the host spends {default.cpu_us_per_request:.0f} µs of CPU per request, bare "
         f"aiohttp {floor.cpu_us_per_request:.0f} µs; "
         f"{default.cpu_us_per_request - quiet.cpu_us_per_request:.0f} µs of the difference is the one JSON line "
-        "every invocation logs at INFO (`verbatim.logging`: the LogRecord, its JSON formatting, the write). "
+        "every invocation logs at INFO (`verbatim.platform.logging`: the LogRecord, its JSON formatting, the write). "
         'With that line off (host.json `"logging": {"logLevel": {"Function": "Warning"}}`, or '
         f"`VERBATIM_LOG_LEVEL=WARNING`) p99 at 100 clients is {quiet.p99_ms:.1f} ms (async) and "
         f"{quiet_sync.p99_ms:.1f} ms (sync). The host is one Python process on one core, so at 100 closed-loop "

@@ -91,7 +91,7 @@ def graph_env(health: dict[str, Any]) -> dict[str, str]:
 
 def meeting(record_id: str, people: int = 6) -> dict[str, Any]:
     """A realistic small meeting: `people` participants, one session each with one segment and two streams."""
-    from verbatim.callrecords.times import format_datetime, utcnow
+    from verbatim.platform.times import format_datetime, utcnow
 
     start = utcnow() - timedelta(hours=1)
     users = [f"{record_id[-8:]}-0000-0000-0000-{n:012d}" for n in range(people)]
@@ -139,8 +139,8 @@ def publish(health: dict[str, Any], records: list[dict[str, Any]]) -> None:
 
 
 def stored_count(prefix: str) -> int:
-    from verbatim import clients
-    from verbatim.settings import get_settings
+    from verbatim.platform import clients
+    from verbatim.platform.settings import get_settings
 
     container = clients.cosmos_database(get_settings()).get_container_client("calls")
     query = "SELECT VALUE COUNT(1) FROM c WHERE STARTSWITH(c.id, @p)"
@@ -157,13 +157,13 @@ def stored_count(prefix: str) -> int:
 
 def measure_service(health: dict[str, Any], count: int, workers: int) -> dict[str, float]:
     """The ingestion service in this process, `workers` threads, `count` records."""
-    from verbatim.callrecords.runtime import callrecords_runtime
-    from verbatim.callrecords.times import format_datetime, utcnow
     from verbatim.contracts.callrecords import CallRecordNotification
-    from verbatim.settings import reload_settings
+    from verbatim.platform.settings import reload_settings
+    from verbatim.platform.times import format_datetime, utcnow
+    from verbatim.wiring import container_for
 
     os.environ.update(graph_env(health))
-    runtime = callrecords_runtime(reload_settings())
+    runtime = container_for(reload_settings()).callrecords
     records = [meeting(f"svc-{n:08d}") for n in range(count)]
     publish(health, records)
     graph = runtime.graph_for(health["tenantId"])

@@ -26,7 +26,6 @@ from devstack.emulators import COSMOS_EMULATOR_KEY, AzuritePorts, azurite, cosmo
 from devstack.processes import free_port  # noqa: E402
 from devstack.provision import provision_cosmos, provision_storage  # noqa: E402
 from devstack.testkit.captures import RATE, flac_blocks, speech, stage_capture  # noqa: E402
-from verbatim import clients  # noqa: E402
 from verbatim.contracts.evidence import RecordingFacts, RetentionTerm  # noqa: E402
 from verbatim.evidence.access_copy import assemble_access_copy, encode_access_chunk, plan_access_copy  # noqa: E402
 from verbatim.evidence.finalise import finalise  # noqa: E402
@@ -34,8 +33,12 @@ from verbatim.evidence.flac import count_samples  # noqa: E402
 from verbatim.evidence.opus import encode_chunk, plan_chunks  # noqa: E402
 from verbatim.evidence.seal import Sealer, build_manifest, read_capture  # noqa: E402
 from verbatim.evidence.verify import verify_recording  # noqa: E402
-from verbatim.ledger import ledger_from_settings, trusted_fingerprints  # noqa: E402
-from verbatim.settings import reload_settings  # noqa: E402
+from verbatim.evidence.worm import Worm  # noqa: E402
+from verbatim.ledger import CosmosLedgerStore, trusted_fingerprints  # noqa: E402
+from verbatim.platform import clients  # noqa: E402
+from verbatim.platform.blobs import AzureBlobStore  # noqa: E402
+from verbatim.platform.settings import reload_settings  # noqa: E402
+from verbatim.wiring import build_ledger, container_for  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
 START, END = "<!-- lifecycle:start -->", "<!-- lifecycle:end -->"
@@ -84,7 +87,8 @@ def pipeline(recordings: int, call_seconds: float, work: Path) -> dict[str, floa
         provision_storage(settings)
         container = clients.blob_service(settings.recordings_storage_connection).get_container_client("recordings")
         scratch = clients.blob_service(settings.runtime_storage_connection).get_container_client("lifecycle-scratch")
-        ledger = ledger_from_settings(settings)
+        scratch_store = AzureBlobStore(scratch)
+        ledger = container_for(settings).ledger
         pcm = speech(call_seconds)
         staged = [stage_capture(container, f"bench-{uuid.uuid4().hex[:8]}", pcm) for _ in range(recordings)]
         times: dict[str, list[float]] = {"finalise": [], "access copy": [], "seal": [], "verify": []}
@@ -92,18 +96,19 @@ def pipeline(recordings: int, call_seconds: float, work: Path) -> dict[str, floa
         for capture_staged in staged:
             recording_id = capture_staged.manifest.recording_id
             t0 = time.perf_counter()
-            capture, ref = read_capture(container, capture_staged.capture_blob)
-            [track] = finalise(container, capture)
+            capture, ref = read_capture(AzureBlobStore(container), capture_staged.capture_blob)
+            [track] = finalise(AzureBlobStore(container), capture)
             t1 = time.perf_counter()
             names = [
-                encode_access_chunk(container, scratch, recording_id, track, p) for p in plan_access_copy(track, 600)
+                encode_access_chunk(AzureBlobStore(container), scratch_store, recording_id, track, p)
+                for p in plan_access_copy(track, 600)
             ]
-            access = assemble_access_copy(container, scratch, recording_id, track, names)
+            access = assemble_access_copy(AzureBlobStore(container), scratch_store, recording_id, track, names)
             t2 = time.perf_counter()
             facts = RecordingFacts(recording_id=recording_id, call_id=capture.call_id, recorder_instance="bench")
             term = RetentionTerm(retention_class="default", until=datetime.now(UTC) + timedelta(days=1827))
             manifest = build_manifest(facts, capture, ref, [track], access, term, [], datetime.now(UTC))
-            Sealer(container, ledger, emulator=True).seal(manifest)
+            Sealer(AzureBlobStore(container), ledger, worm=Worm(container, emulator=True)).seal(manifest)
             t3 = time.perf_counter()
             times["finalise"].append(t1 - t0)
             times["access copy"].append(t2 - t1)
@@ -113,7 +118,7 @@ def pipeline(recordings: int, call_seconds: float, work: Path) -> dict[str, floa
         trusted = trusted_fingerprints(settings, ledger.signer)
         for capture_staged in staged:
             t0 = time.perf_counter()
-            assert verify_recording(capture_staged.manifest.recording_id, container, ledger, trusted).ok
+            assert verify_recording(capture_staged.manifest.recording_id, AzureBlobStore(container), ledger, trusted).ok
             times["verify"].append(time.perf_counter() - t0)
         appends = 200
         t0 = time.perf_counter()
@@ -121,7 +126,11 @@ def pipeline(recordings: int, call_seconds: float, work: Path) -> dict[str, floa
             ledger.append("accessed", f"recording:bench-{n}", {"n": n})
         single_rate = appends / (time.perf_counter() - t0)
         writers, per_writer = 4, 50
-        ledgers = [ledger_from_settings(settings) for _ in range(writers)]
+        # Independent writers, as in separate processes: each with its own Cosmos client.
+        ledgers = [
+            build_ledger(settings, CosmosLedgerStore(clients.cosmos_database(settings).get_container_client("ledger")))
+            for _ in range(writers)
+        ]
 
         def run(index: int) -> None:
             for n in range(per_writer):

@@ -41,9 +41,9 @@ from recorder_vm.capture.pipeline import CallCapture  # noqa: E402
 from recorder_vm.capture.spill import SpillBuffer  # noqa: E402
 from recorder_vm.capture.storage import AzureRecordingStore, StorageHealth  # noqa: E402
 from recorder_vm.media.base import AudioFrame  # noqa: E402
-from verbatim.clients import blob_service  # noqa: E402
 from verbatim.evidence.capture import capture_prefix  # noqa: E402
-from verbatim.settings import StorageConnection  # noqa: E402
+from verbatim.platform.clients import blob_service  # noqa: E402
+from verbatim.platform.settings import StorageConnection  # noqa: E402
 
 FRAME = 0.02
 SCRIPT = (

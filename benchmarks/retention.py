@@ -36,7 +36,6 @@ from azure.cosmos.documents import SSLConfiguration  # noqa: E402
 from devstack.emulators import COSMOS_EMULATOR_KEY, AzuritePorts, azurite, cosmos_emulator, ensure_tls  # noqa: E402
 from devstack.processes import free_port  # noqa: E402
 from devstack.provision import provision_cosmos, provision_storage  # noqa: E402
-from verbatim import clients  # noqa: E402
 from verbatim.contracts.evidence import (  # noqa: E402
     AccessCopy,
     BlobRef,
@@ -49,7 +48,11 @@ from verbatim.contracts.lifecycle import RecordingRecord, SealIndex  # noqa: E40
 from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser  # noqa: E402
 from verbatim.contracts.retention import RetentionClass, RetentionClassConfig  # noqa: E402
 from verbatim.evidence.seal import Sealer  # noqa: E402
-from verbatim.ledger import CosmosLedgerStore, Ledger, ledger_from_settings  # noqa: E402
+from verbatim.evidence.worm import Worm  # noqa: E402
+from verbatim.ledger import CosmosLedgerStore, Ledger  # noqa: E402
+from verbatim.platform import clients  # noqa: E402
+from verbatim.platform.blobs import AzureBlobStore  # noqa: E402
+from verbatim.platform.settings import Settings, reload_settings  # noqa: E402
 from verbatim.retention.classes import CosmosRetentionClassStore, RetentionCatalog  # noqa: E402
 from verbatim.retention.deletion import RecordingDeleter, evaluate  # noqa: E402
 from verbatim.retention.holds import CosmosHoldStore  # noqa: E402
@@ -57,7 +60,7 @@ from verbatim.retention.lease import CosmosLeaseStore, Leases  # noqa: E402
 from verbatim.retention.recordings import Candidate, CosmosRetentionRecordings  # noqa: E402
 from verbatim.retention.storage import RecordingBlobs  # noqa: E402
 from verbatim.retention.sweep import RetentionSweep, SweepLimits  # noqa: E402
-from verbatim.settings import Settings, reload_settings  # noqa: E402
+from verbatim.wiring import build_ledger  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
 START, END = "<!-- retention:start -->", "<!-- retention:end -->"
@@ -88,7 +91,7 @@ def database(settings: Settings) -> DatabaseProxy:
 
 
 def ledger(settings: Settings) -> Ledger:
-    return ledger_from_settings(settings, CosmosLedgerStore(database(settings).get_container_client("ledger")))
+    return build_ledger(settings, CosmosLedgerStore(database(settings).get_container_client("ledger")))
 
 
 def bulk_record(index: int, rng: random.Random) -> dict[str, Any]:
@@ -242,7 +245,7 @@ def seal_synthetic(settings: Settings, count: int) -> list[str]:
     media = clients.blob_service(settings.recordings_storage_connection).get_container_client(
         settings.recordings_container
     )
-    sealer = Sealer(media, ledger(settings), emulator=True, clock=lambda: NOW)
+    sealer = Sealer(AzureBlobStore(media), ledger(settings), worm=Worm(media, emulator=True), clock=lambda: NOW)
     store = database(settings).get_container_client("recordings")
     ids = []
     for index in range(count):

@@ -29,11 +29,11 @@ from devstack.emulators import COSMOS_EMULATOR_KEY, cosmos_emulator, ensure_tls 
 from devstack.processes import free_port  # noqa: E402
 from devstack.provision import provision_cosmos  # noqa: E402
 from devstack.testkit.records import recording  # noqa: E402
-from verbatim import clients  # noqa: E402
-from verbatim.api.index import CosmosRecordingIndex, SearchQuery, index_document  # noqa: E402
-from verbatim.callrecords.times import format_datetime  # noqa: E402
 from verbatim.contracts.reconciliation import Verdict  # noqa: E402
-from verbatim.settings import reload_settings  # noqa: E402
+from verbatim.platform import clients  # noqa: E402
+from verbatim.platform.settings import reload_settings  # noqa: E402
+from verbatim.platform.times import format_datetime  # noqa: E402
+from verbatim.search.index import CosmosRecordingIndex, SearchQuery, index_document  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
 START, END = "<!-- search:start -->", "<!-- search:end -->"

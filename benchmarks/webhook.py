@@ -80,7 +80,7 @@ def emulators() -> Iterator[Stack]:
         }
         os.environ.update(env)
         from devstack.provision import provision_cosmos, provision_storage
-        from verbatim.settings import reload_settings
+        from verbatim.platform.settings import reload_settings
 
         settings = reload_settings()
         provision_cosmos(settings)

@@ -14,9 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from verbatim import clients
-from verbatim.layout import COSMOS_CONTAINERS
-from verbatim.settings import Settings
+from verbatim.platform import clients
+from verbatim.platform.layout import COSMOS_CONTAINERS
+from verbatim.platform.settings import Settings
 
 SYSTEM_PROPERTIES = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts"})
 SNAPSHOT_VERSION = 1

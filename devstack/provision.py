@@ -1,4 +1,4 @@
-"""Create what verbatim.layout names — Cosmos database and containers, blob containers, queues — locally.
+"""Create what verbatim.platform.layout names — Cosmos database and containers, blob containers, queues — locally.
 
 In Azure, infra/ creates these; against the emulators the devstack does it on every start (idempotent).
 """
@@ -10,9 +10,9 @@ import contextlib
 from azure.core.exceptions import ResourceExistsError
 from azure.cosmos import PartitionKey
 
-from verbatim import clients
-from verbatim.layout import BLOB_CONTAINERS, COSMOS_CONTAINERS, QUEUES
-from verbatim.settings import Settings
+from verbatim.platform import clients
+from verbatim.platform.layout import BLOB_CONTAINERS, COSMOS_CONTAINERS, QUEUES
+from verbatim.platform.settings import Settings
 
 
 def provision_cosmos(settings: Settings) -> None:

@@ -1,7 +1,7 @@
 """The whole system on one machine: which processes `verbatim-dev up` starts, in which order, with which settings.
 
 Each component is a `ManagedProcess` on 127.0.0.1 with a readiness check; the stack starts them in
-order, provisions what `verbatim.layout` names, prints where everything is, and stops everything by PID
+order, provisions what `verbatim.platform.layout` names, prints where everything is, and stops everything by PID
 in reverse order on Ctrl-C or SIGTERM.
 """
 
@@ -30,7 +30,7 @@ from devstack.emulators import COSMOS_EMULATOR_KEY, REPO_ROOT, AzuritePorts, azu
 from devstack.processes import ManagedProcess, StartupError, free_port, http_ready
 from devstack.simulator import DEMO_TENANT
 from verbatim.ledger.signing import ensure_local_key
-from verbatim.settings import Settings
+from verbatim.platform.settings import Settings
 
 # The desired state `verbatim-dev up` publishes for the demo tenant (see `publish_demo_policies`).
 DEMO_POLICIES = REPO_ROOT / "policies" / "demo-tenant.yaml"
@@ -460,10 +460,10 @@ def publish_demo_policies(config: StackConfig) -> bool:
         return False  # the file declares the demo tenant's policies only
     from datetime import UTC, datetime
 
-    from verbatim import clients
-    from verbatim.ledger import ledger_from_settings
+    from verbatim.platform import clients
     from verbatim.policy.service import publish_desired_state
     from verbatim.policy.stores import CONTAINER, CosmosDesiredStateStore
+    from verbatim.wiring import container_for
 
     settings = Settings.model_validate(app_environment(config))
     store = CosmosDesiredStateStore(clients.cosmos_database(settings).get_container_client(CONTAINER))
@@ -471,7 +471,7 @@ def publish_demo_policies(config: StackConfig) -> bool:
         return False
     text = DEMO_POLICIES.read_text(encoding="utf-8")
     publish_desired_state(
-        store, text, actor="verbatim-dev up", now=datetime.now(UTC), ledger=ledger_from_settings(settings)
+        store, text, actor="verbatim-dev up", now=datetime.now(UTC), ledger=container_for(settings).ledger
     )
     return True
 

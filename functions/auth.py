@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from verbatim.auth import Principal, bearer_token, token_validator
-from verbatim.settings import get_settings
+from verbatim.platform.auth import Principal, bearer_token
+from verbatim.wiring import current
 
 
 def authorize(req: func.HttpRequest, *roles: str) -> Principal:
     """Validate the request's bearer token and require one of `roles` (none given: any valid token)."""
     token = bearer_token(req.headers.get("authorization"))
-    return token_validator(get_settings()).validate(token).require(*roles)
+    return current().token_validator.validate(token).require(*roles)

@@ -12,35 +12,35 @@ from pydantic import BaseModel, Field
 
 from functions.auth import authorize
 from functions.http import json_response, parse_json_body, problem_responses
-from verbatim.auth import RECORDER_ADMIN
-from verbatim.callrecords.runtime import callrecords_runtime
-from verbatim.callrecords.times import parse_datetime, utcnow
 from verbatim.contracts.callrecords import CallRecordNotification, GraphLifecycleEvent
-from verbatim.errors import InvalidInput
-from verbatim.settings import get_settings
+from verbatim.platform import layout
+from verbatim.platform.auth import RECORDER_ADMIN
+from verbatim.platform.errors import InvalidInput
+from verbatim.platform.settings import get_settings
+from verbatim.platform.times import parse_datetime, utcnow
+from verbatim.wiring import current
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
 
 QUEUE_CONNECTION = "AzureWebJobsStorage"
-# Queue names are literal (the trigger binds at index time); they are verbatim.layout's names.
 
 
-@bp.queue_trigger(arg_name="msg", queue_name="callrecord-notifications", connection=QUEUE_CONNECTION)
+@bp.queue_trigger(arg_name="msg", queue_name=layout.CALLRECORD_NOTIFICATIONS_QUEUE, connection=QUEUE_CONNECTION)
 def ingest_call_record(msg: func.QueueMessage) -> None:
     message = CallRecordNotification.model_validate_json(msg.get_body())
-    callrecords_runtime(get_settings()).ingestor.ingest(message)
+    current().callrecords.ingestor.ingest(message)
 
 
-@bp.queue_trigger(arg_name="msg", queue_name="graph-lifecycle", connection=QUEUE_CONNECTION)
+@bp.queue_trigger(arg_name="msg", queue_name=layout.GRAPH_LIFECYCLE_QUEUE, connection=QUEUE_CONNECTION)
 def graph_lifecycle_event(msg: func.QueueMessage) -> None:
     event = GraphLifecycleEvent.model_validate_json(msg.get_body())
-    callrecords_runtime(get_settings()).keeper.handle_lifecycle(event)
+    current().callrecords.keeper.handle_lifecycle(event)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */30 * * * *", run_on_startup=True)
 def ensure_callrecord_subscriptions(timer: func.TimerRequest) -> None:
-    runtime = callrecords_runtime(get_settings())
+    runtime = current().callrecords
     for tenant in runtime.settings.callrecord_tenant_ids:
         # One tenant's failure must not keep the others' subscriptions from being renewed.
         try:
@@ -51,7 +51,7 @@ def ensure_callrecord_subscriptions(timer: func.TimerRequest) -> None:
 
 @bp.timer_trigger(arg_name="timer", schedule="0 15 * * * *")
 def backfill_call_records(timer: func.TimerRequest) -> None:
-    runtime = callrecords_runtime(get_settings())
+    runtime = current().callrecords
     for tenant in runtime.settings.callrecord_tenant_ids:
         try:
             runtime.backfiller.run(tenant)
@@ -61,7 +61,7 @@ def backfill_call_records(timer: func.TimerRequest) -> None:
 
 @bp.timer_trigger(arg_name="timer", schedule="0 30 3 * * *")
 def pull_pstn_reports(timer: func.TimerRequest) -> None:
-    runtime = callrecords_runtime(get_settings())
+    runtime = current().callrecords
     end = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     start = end - timedelta(days=runtime.settings.pstn_report_days)
     for tenant in runtime.settings.callrecord_tenant_ids:
@@ -105,7 +105,7 @@ def admin_pull_pstn(req: func.HttpRequest) -> func.HttpResponse:
     start, end = _instant(body.start), _instant(body.end)
     if start is None or end is None:
         raise InvalidInput("`from` and `to` must be ISO-8601 dates or date-times")
-    runtime = callrecords_runtime(get_settings())
+    runtime = current().callrecords
     results = [runtime.pstn.pull(tenant, start, end).__dict__ for tenant in _tenants(body.tenant_id)]
     return json_response({"results": results})
 
@@ -118,7 +118,7 @@ def admin_backfill(req: func.HttpRequest) -> func.HttpResponse:
     since = _instant(body.since) if body.since else None
     if body.since and since is None:
         raise InvalidInput("`since` must be an ISO-8601 date-time")
-    runtime = callrecords_runtime(get_settings())
+    runtime = current().callrecords
     results = [runtime.backfiller.run(tenant, since).__dict__ for tenant in _tenants(body.tenant_id)]
     return json_response({"results": results})
 
@@ -127,6 +127,6 @@ def admin_backfill(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def admin_ensure_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, RECORDER_ADMIN)
-    runtime = callrecords_runtime(get_settings())
+    runtime = current().callrecords
     results = [runtime.keeper.ensure(tenant).__dict__ for tenant in runtime.settings.callrecord_tenant_ids]
     return json_response({"results": results})

@@ -9,19 +9,16 @@ import azure.functions as func
 
 from functions.auth import authorize
 from functions.http import json_response, problem_responses
-from verbatim.api.access import REASON_HEADER, access_reason
-from verbatim.api.runtime import compliance_api
-from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER
 from verbatim.callrecords.reads import CallRecordReader, ListParameters
-from verbatim.callrecords.runtime import callrecords_runtime
-from verbatim.settings import get_settings
+from verbatim.ledger.access import REASON_HEADER, access_reason
+from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER
+from verbatim.wiring import current
 
 bp = df.Blueprint()
 
 
 def _reader() -> CallRecordReader:
-    settings = get_settings()
-    return CallRecordReader(store=callrecords_runtime(settings).store, access=compliance_api(settings).access)
+    return current().callrecords.reader
 
 
 def _reason(req: func.HttpRequest) -> str | None:

@@ -12,14 +12,14 @@ import azure.functions as func
 from functions.auth import authorize
 from functions.http import json_response, parse_json_body, problem, problem_responses
 from verbatim.api import devlogin, static
-from verbatim.api.access import REASON_HEADER, access_reason
 from verbatim.api.devlogin import DevLoginRequest
 from verbatim.api.openapi import openapi_document
-from verbatim.api.runtime import compliance_api
 from verbatim.api.service import READERS, search_query, verdict_query
-from verbatim.auth import COMPLIANCE_AUDITOR
-from verbatim.errors import InvalidInput
-from verbatim.settings import get_settings
+from verbatim.ledger.access import REASON_HEADER, access_reason
+from verbatim.platform.auth import COMPLIANCE_AUDITOR
+from verbatim.platform.errors import InvalidInput
+from verbatim.platform.settings import get_settings
+from verbatim.wiring import current
 
 bp = df.Blueprint()
 
@@ -32,7 +32,7 @@ def _reason(req: func.HttpRequest, *, required: bool = False) -> str | None:
 @problem_responses
 def search_recordings(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    page = compliance_api(get_settings()).search(search_query(dict(req.params)), principal, _reason(req))
+    page = current().compliance_api.search(search_query(dict(req.params)), principal, _reason(req))
     return json_response(page)
 
 
@@ -40,7 +40,7 @@ def search_recordings(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def get_recording(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    return json_response(compliance_api(get_settings()).detail(req.route_params["id"], principal, _reason(req)))
+    return json_response(current().compliance_api.detail(req.route_params["id"], principal, _reason(req)))
 
 
 @bp.route(route="v1/recordings/{id}/media", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -52,7 +52,7 @@ def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
         raise InvalidInput("`copy` must be access or evidence")
     reason = _reason(req, required=True)
     assert reason is not None
-    answer = compliance_api(get_settings()).media(
+    answer = current().compliance_api.media(
         req.route_params["id"],
         "access" if copy == "access" else "evidence",
         req.headers.get("range"),
@@ -72,7 +72,7 @@ def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
 def search_verdicts(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
     return json_response(
-        compliance_api(get_settings()).verdict_page(verdict_query(dict(req.params)), principal, _reason(req))
+        current().compliance_api.verdict_page(verdict_query(dict(req.params)), principal, _reason(req))
     )
 
 
@@ -80,28 +80,28 @@ def search_verdicts(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def list_reports(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return json_response(compliance_api(get_settings()).reports(principal, _reason(req)))
+    return json_response(current().compliance_api.reports(principal, _reason(req)))
 
 
 @bp.route(route="v1/reports/completeness/{day}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def get_report(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return json_response(compliance_api(get_settings()).report(req.route_params["day"], principal, _reason(req)))
+    return json_response(current().compliance_api.report(req.route_params["day"], principal, _reason(req)))
 
 
 @bp.route(route="v1/ledger", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def read_ledger(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return json_response(compliance_api(get_settings()).ledger_page(dict(req.params), principal, _reason(req)))
+    return json_response(current().compliance_api.ledger_page(dict(req.params), principal, _reason(req)))
 
 
 @bp.route(route="v1/audit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def read_audit(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return json_response(compliance_api(get_settings()).audit_page(dict(req.params), principal, _reason(req)))
+    return json_response(current().compliance_api.audit_page(dict(req.params), principal, _reason(req)))
 
 
 @bp.route(route="v1/openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

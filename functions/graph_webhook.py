@@ -9,9 +9,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.http import problem_responses
-from verbatim.callrecords.runtime import callrecords_runtime
 from verbatim.callrecords.webhook import validation_response
-from verbatim.settings import get_settings
+from verbatim.wiring import current
 
 bp = df.Blueprint()
 
@@ -39,7 +38,7 @@ async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     handshake = _handshake(req)
     if handshake is not None:
         return handshake
-    runtime = callrecords_runtime(get_settings())
+    runtime = current().callrecords
     await runtime.receiver.accept_async(
         req.get_body(), req.headers.get("content-type"), runtime.async_webhook_queue(), _source_ip(req)
     )
@@ -52,7 +51,7 @@ def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     handshake = _handshake(req)
     if handshake is not None:
         return handshake
-    runtime = callrecords_runtime(get_settings())
+    runtime = current().callrecords
     runtime.receiver.accept_lifecycle(
         req.get_body(), req.headers.get("content-type"), runtime.lifecycle_queue, _source_ip(req)
     )

@@ -3,15 +3,15 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from verbatim.health import check_health
-from verbatim.settings import get_settings
+from verbatim.wiring import current
+from verbatim.wiring.health import check_health
 
 bp = df.Blueprint()
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    report = check_health(get_settings())
+    report = check_health(current())
     return func.HttpResponse(
         report.model_dump_json(),
         status_code=200 if report.status == "healthy" else 503,

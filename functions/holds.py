@@ -10,8 +10,8 @@ import azure.functions as func
 from functions.auth import authorize
 from functions.http import json_response, parse_json_body, problem_responses
 from functions.retention import api
-from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER
 from verbatim.contracts.retention import HoldReleaseBody, HoldRequest
+from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER
 
 bp = df.Blueprint()
 

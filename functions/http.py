@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from verbatim.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, VerbatimError
+from verbatim.platform.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, VerbatimError
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)

@@ -11,20 +11,14 @@ import azure.functions as func
 
 from functions.auth import authorize
 from functions.http import json_response, problem_responses
-from verbatim import clients
-from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
-from verbatim.errors import NotFound
-from verbatim.ledger import ledger_from_settings
+from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
+from verbatim.platform.errors import NotFound
+from verbatim.platform.settings import get_settings
 from verbatim.policy import api
 from verbatim.policy.coverage import audit_once
 from verbatim.policy.render import render_plan
-from verbatim.policy.service import coverage_audit_from_settings
-from verbatim.policy.snapshots import CONTAINER as SNAPSHOTS
-from verbatim.policy.snapshots import CosmosPolicySnapshotStore
-from verbatim.policy.stores import CONTAINER as CONTROL
-from verbatim.policy.stores import CosmosCoverageStateStore, CosmosDesiredStateStore
 from verbatim.reconciliation.hooks import notify_policies_observed
-from verbatim.settings import get_settings
+from verbatim.wiring import current
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
@@ -51,15 +45,14 @@ def plan_desired_state(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def publish_desired_state(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, RECORDER_ADMIN)
-    settings = get_settings()
-    store = CosmosDesiredStateStore(clients.cosmos_database(settings).get_container_client(CONTROL))
+    services = current()
     info = api.publish_request(
         req.headers.get("content-type"),
         req.get_body(),
-        store,
+        services.policy.desired_states,
         actor=principal.name or principal.subject,
         now=datetime.now(UTC),
-        ledger=ledger_from_settings(settings),
+        ledger=services.ledger,
     )
     return json_response(info)
 
@@ -68,8 +61,7 @@ def publish_desired_state(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def last_coverage_report(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, RECORDER_ADMIN, COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER)
-    settings = get_settings()
-    state = CosmosCoverageStateStore(clients.cosmos_database(settings).get_container_client(CONTROL)).load()
+    state = current().policy.coverage_states.load()
     if state.last_report is None:
         raise NotFound("no coverage audit has run yet")
     return json_response(state.last_report)
@@ -79,9 +71,9 @@ def last_coverage_report(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def effective_policy_at(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, RECORDER_ADMIN, COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER)
-    settings = get_settings()
-    store = CosmosPolicySnapshotStore(clients.cosmos_database(settings).get_container_client(SNAPSHOTS))
-    answer = api.effective_at_request(store, req.route_params["userId"], req.params.get("at"), datetime.now(UTC))
+    answer = api.effective_at_request(
+        current().policy_snapshots, req.route_params["userId"], req.params.get("at"), datetime.now(UTC)
+    )
     return json_response(answer)
 
 
@@ -90,13 +82,13 @@ def audit_policy_coverage(timer: func.TimerRequest) -> None:
     """Every 15 minutes and at start-up: reconciliation needs each user's policy for the first calls after a
     deployment. Start-ups come with every scale-out and wake-up on Flex Consumption, so `audit_once` skips the
     run when an audit finished moments ago or is under way on another instance."""
-    settings, now = get_settings(), datetime.now(UTC)
-    state = CosmosCoverageStateStore(clients.cosmos_database(settings).get_container_client(CONTROL))
-    report = audit_once(state, now, lambda: coverage_audit_from_settings(settings, now))
+    services, now = current(), datetime.now(UTC)
+    report = audit_once(services.policy.coverage_states, now, lambda: services.policy.coverage_audit(now))
     if report is None:
         log.info("policy coverage audit skipped: one ran moments ago or is under way")
         return
-    notify_policies_observed(report, settings=settings)  # verdicts waiting for a user's policy can be decided
+    # Verdicts waiting for a user's policy can be decided now.
+    notify_policies_observed(report, services.reconciliation_requests)
     log.info(
         "policy coverage audited",
         extra={

@@ -9,25 +9,25 @@ import azure.functions as func
 
 from functions.auth import authorize
 from functions.http import json_response, problem_responses
-from verbatim.auth import RECORDER_ADMIN
-from verbatim.callrecords.times import utcnow
+from verbatim.platform import layout
+from verbatim.platform.auth import RECORDER_ADMIN
+from verbatim.platform.times import utcnow
 from verbatim.reconciliation.report import parse_day, report_day
-from verbatim.reconciliation.runtime import reconciliation_runtime
 from verbatim.reconciliation.service import parse_request
-from verbatim.settings import get_settings
+from verbatim.wiring import current
 
 bp = df.Blueprint()
 
 
-@bp.queue_trigger(arg_name="msg", queue_name="reconciliation-requests", connection="AzureWebJobsStorage")
+@bp.queue_trigger(arg_name="msg", queue_name=layout.RECONCILIATION_REQUESTS_QUEUE, connection="AzureWebJobsStorage")
 def reconcile(msg: func.QueueMessage) -> None:
-    reconciliation_runtime(get_settings()).reconciler.handle(parse_request(msg.get_body()))
+    current().reconciliation.reconciler.handle(parse_request(msg.get_body()))
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 0 3 * * *")
 def completeness_report(timer: func.TimerRequest) -> None:
     """Yesterday's (UTC) completeness report, at 03:00 UTC: call records arrive up to 150 minutes after a call."""
-    reconciliation_runtime(get_settings()).reporter.run(report_day(utcnow()))
+    current().reconciliation.reporter.run(report_day(utcnow()))
 
 
 @bp.route(route="v1/admin/reports/completeness", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -36,7 +36,7 @@ def run_completeness_report(req: func.HttpRequest) -> func.HttpResponse:
     """Write the report of `?day=YYYY-MM-DD` now (default: yesterday, UTC)."""
     principal = authorize(req, RECORDER_ADMIN)
     day = parse_day(req.params["day"]) if req.params.get("day") else report_day(utcnow())
-    run = reconciliation_runtime(get_settings()).reporter.run(day, actor=principal.subject)
+    run = current().reconciliation.reporter.run(day, actor=principal.subject)
     return json_response(run, status=201)
 
 
@@ -45,7 +45,7 @@ def run_completeness_report(req: func.HttpRequest) -> func.HttpResponse:
 def reevaluate_call(req: func.HttpRequest) -> func.HttpResponse:
     """Re-evaluate the verdicts of one call now (after fixing a policy snapshot, for instance)."""
     authorize(req, RECORDER_ADMIN)
-    outcome = reconciliation_runtime(get_settings()).reconciler.reconcile_call(req.route_params["id"])
+    outcome = current().reconciliation.reconciler.reconcile_call(req.route_params["id"])
     body = {
         "callId": outcome.call_id,
         "found": outcome.found,

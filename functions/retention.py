@@ -11,26 +11,26 @@ import azure.functions as func
 
 from functions.auth import authorize
 from functions.http import json_response, parse_json_body, problem_responses
-from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
 from verbatim.contracts.retention import RecordingDeletionRequest, RecordingRetentionExtension, RetentionClassExtension
 from verbatim.evidence.worm_status import check_worm_locked
+from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
+from verbatim.platform.settings import get_settings
 from verbatim.retention.api import RetentionApi
-from verbatim.retention.runtime import retention_runtime
-from verbatim.settings import get_settings
+from verbatim.wiring import current
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
 
 
 def api() -> RetentionApi:
-    return RetentionApi(retention_runtime(get_settings()))
+    return RetentionApi(current().retention)
 
 
 # The schedule is an app setting read when the app is indexed (a change restarts the app in Azure anyway).
 @bp.timer_trigger(arg_name="timer", schedule=get_settings().retention_sweep_schedule)
 def retention_sweep(timer: func.TimerRequest) -> None:
     """Delete what is past retention and not held, with a certificate per recording (one run at a time)."""
-    report = retention_runtime(get_settings()).sweep.run()
+    report = current().retention.sweep.run()
     log.info("retention sweep %s: %s", report.run_id, report.outcome, extra={"deleted": len(report.deleted)})
 
 

@@ -27,11 +27,11 @@ from recorder_vm.scheduled_events import ScheduledEventsWatcher
 from recorder_vm.service import Recorder
 from recorder_vm.settings import RecorderSettings
 from recorder_vm.tls import TlsReloader
-from verbatim.clients import blob_service, credential_for, queue_client, table_service
 from verbatim.contracts.recorder import CaptureProgress
 from verbatim.evidence.progress import progress_table, write_progress
 from verbatim.graph import GraphCredentials
-from verbatim.logging import configure_logging
+from verbatim.platform.clients import blob_service, credential_for, queue_client, table_service
+from verbatim.platform.logging import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Runtime:
 
 
 def progress_sink(settings: RecorderSettings) -> Any:
-    service = table_service(settings.runtime_connection)
+    service = table_service(settings.runtime_storage_connection)
     table: list[Any] = []
     options = {"retry_total": 0, "connection_timeout": 2.0, "read_timeout": settings.storage_timeout_seconds}
 
@@ -116,7 +116,7 @@ async def build(
 ) -> Runtime:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = AzureRecordingStore(
-        blob_service(settings.recordings_connection),
+        blob_service(settings.recordings_storage_connection),
         settings.recordings_container,
         timeout_seconds=settings.storage_timeout_seconds,
     )
@@ -127,7 +127,7 @@ async def build(
     publisher = EventPublisher(
         settings.outbox_path,
         QueueSink(
-            queue_client(settings.runtime_connection, settings.recorder_events_queue),
+            queue_client(settings.runtime_storage_connection, settings.recorder_events_queue),
             timeout_seconds=settings.storage_timeout_seconds,
         ),
     )

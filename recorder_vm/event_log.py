@@ -14,7 +14,7 @@ import logging.handlers
 import sys
 from collections.abc import Callable
 
-from verbatim.logging import JsonFormatter
+from verbatim.platform.logging import JsonFormatter
 
 EVENT_SOURCE = "VerbatimRecorder"  # recorder_vm.deploy.windows_service.SERVICE_NAME; the DCR's provider name
 

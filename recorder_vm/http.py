@@ -19,7 +19,7 @@ from aiohttp import web
 from recorder_vm.notifications import parse_notifications
 from recorder_vm.platform_auth import PlatformTokenValidator
 from recorder_vm.service import Recorder
-from verbatim.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType, VerbatimError
+from verbatim.platform.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType, VerbatimError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from verbatim.errors import InvalidInput
+from verbatim.platform.errors import InvalidInput
 
 CALL_URL = re.compile(r"^/(?:communications|app)/calls/(?P<call_id>[^/?#]+)(?P<rest>/[^?#]*)?$", re.IGNORECASE)
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import jwt
 
-from verbatim.errors import DependencyUnavailable, Unauthenticated
+from verbatim.platform.errors import DependencyUnavailable, Unauthenticated
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from recorder_vm.roster import not_policy_recording
 from recorder_vm.session import CallSession
 from recorder_vm.settings import RecorderSettings
 from verbatim.contracts.recorder import CaptureProgress
-from verbatim.logging import correlation
+from verbatim.platform.logging import correlation
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from recorder_vm.roster import (
 from verbatim.contracts import recorder as contracts
 from verbatim.contracts.recorder import FailureStage, StopReason
 from verbatim.evidence.capture import capture_prefix
-from verbatim.logging import correlation
+from verbatim.platform.logging import correlation
 
 if TYPE_CHECKING:
     from recorder_vm.service import Recorder

@@ -1,7 +1,7 @@
 """Every setting the recorder bot reads, in one typed model (environment variables / VM app settings).
 
 Names are the ones the VM scale set's install script writes (infra/ is cross-checked against
-`app_setting_names()`); storage and Graph settings share their names with `verbatim.settings` so one set of
+`app_setting_names()`); storage and Graph settings share their names with `verbatim.platform.settings` so one set of
 values serves both. Command-line options of `python -m recorder_vm` override the listen addresses.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from verbatim import __version__
-from verbatim.settings import StorageConnection, setting_names
+from verbatim.platform.settings import StorageSettings, setting_names
 
 MediaPlatformName = Literal["sim", "windows"]
 
@@ -29,7 +29,7 @@ def _alias(name: str) -> AliasChoices:
     return AliasChoices(name)
 
 
-class RecorderSettings(BaseSettings):
+class RecorderSettings(StorageSettings):
     """The recorder's configuration; defaults suit the local devstack."""
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, populate_by_name=True)
@@ -148,33 +148,7 @@ class RecorderSettings(BaseSettings):
     metrics_endpoint: str | None = Field(default=None, validation_alias=_alias("RECORDER_METRICS_ENDPOINT"))
     metrics_resource_id: str | None = Field(default=None, validation_alias=_alias("RECORDER_METRICS_RESOURCE_ID"))
 
-    # --- storage (same names as verbatim.settings) ---
-    azure_client_id: str | None = Field(default=None, validation_alias=_alias("AZURE_CLIENT_ID"))
-    runtime_storage: SecretStr | None = Field(default=None, validation_alias=_alias("AzureWebJobsStorage"))
-    runtime_storage_account_name: str | None = Field(
-        default=None, validation_alias=_alias("AzureWebJobsStorage__accountName")
-    )
-    runtime_storage_queue_service_uri: str | None = Field(
-        default=None, validation_alias=_alias("AzureWebJobsStorage__queueServiceUri")
-    )
-    runtime_storage_table_service_uri: str | None = Field(
-        default=None, validation_alias=_alias("AzureWebJobsStorage__tableServiceUri")
-    )
-    runtime_storage_client_id: str | None = Field(
-        default=None, validation_alias=_alias("AzureWebJobsStorage__clientId")
-    )
-    recordings_storage: SecretStr | None = Field(default=None, validation_alias=_alias("RECORDINGS_STORAGE"))
-    recordings_storage_account_name: str | None = Field(
-        default=None, validation_alias=_alias("RECORDINGS_STORAGE__accountName")
-    )
-    recordings_storage_blob_service_uri: str | None = Field(
-        default=None, validation_alias=_alias("RECORDINGS_STORAGE__blobServiceUri")
-    )
-    recordings_storage_client_id: str | None = Field(
-        default=None, validation_alias=_alias("RECORDINGS_STORAGE__clientId")
-    )
-    recorder_events_queue: str = Field(default="recorder-events", validation_alias=_alias("RECORDER_EVENTS_QUEUE"))
-    recordings_container: str = Field(default="recordings", validation_alias=_alias("RECORDINGS_CONTAINER"))
+    # --- storage: StorageSettings (the same app-setting names as the Function App's) ---
 
     @model_validator(mode="after")
     def _windows_needs_instance_settings(self) -> RecorderSettings:
@@ -223,27 +197,6 @@ class RecorderSettings(BaseSettings):
     @property
     def outbox_path(self) -> Path:
         return self.state_dir / "outbox"
-
-    @property
-    def recordings_connection(self) -> StorageConnection:
-        return StorageConnection(
-            name="RECORDINGS_STORAGE",
-            connection_string=self.recordings_storage,
-            account_name=self.recordings_storage_account_name,
-            blob_service_uri=self.recordings_storage_blob_service_uri,
-            client_id=self.recordings_storage_client_id or self.azure_client_id,
-        )
-
-    @property
-    def runtime_connection(self) -> StorageConnection:
-        return StorageConnection(
-            name="AzureWebJobsStorage",
-            connection_string=self.runtime_storage,
-            account_name=self.runtime_storage_account_name,
-            queue_service_uri=self.runtime_storage_queue_service_uri,
-            table_service_uri=self.runtime_storage_table_service_uri,
-            client_id=self.runtime_storage_client_id or self.azure_client_id,
-        )
 
 
 @lru_cache(maxsize=1)

@@ -16,7 +16,7 @@ from hypothesis import settings as hypothesis_settings
 
 from devstack.emulators import COSMOS_EMULATOR_KEY, AzuritePorts, azurite, cosmos_emulator, ensure_tls
 from devstack.processes import free_port
-from verbatim.settings import Settings, reload_settings
+from verbatim.platform.settings import Settings, reload_settings
 
 # No per-example time limit and no "too slow" health check anywhere: both are timed assertions, and this suite
 # runs on a shared 2-core machine where a slow example says nothing about the code.
@@ -76,7 +76,7 @@ def stack_env(
     request: pytest.FixtureRequest,
 ) -> Iterator[Settings]:
     """Settings pointed at the test Azurite and Cosmos, with a Cosmos database of the test's own,
-    provisioned from verbatim.layout (containers, queues)."""
+    provisioned from verbatim.platform.layout (containers, queues)."""
     from devstack.provision import provision_cosmos, provision_storage
 
     monkeypatch.setenv("AzureWebJobsStorage", azurite_service.connection_string)

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from verbatim import doctor
-from verbatim.evidence import commands as evidence_commands
-from verbatim.policy import cli as policy_commands
+from verbatim.commands import evidence as evidence_commands
+from verbatim.commands import policy as policy_commands
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -335,7 +335,7 @@ def run_command(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         env.update(read_env_file(args.env_file))
     credential = None
     if not args.no_azure:
-        from verbatim.clients import credential_for
+        from verbatim.platform.clients import credential_for
 
         credential = credential_for(None)
     with httpx.Client(verify=ssl.create_default_context(cafile=args.ca_file)) as http:

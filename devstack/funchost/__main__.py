@@ -14,7 +14,7 @@ from pathlib import Path
 
 from devstack.funchost import DEFAULT_APP
 from devstack.funchost.host import DEFAULT_EXTENSIONS, HostOptions, serve
-from verbatim.logging import configure_logging
+from verbatim.platform.logging import configure_logging
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -42,7 +42,7 @@ from devstack.funchost.queues import QueueListener, QueueOutputs, raw_queue_clie
 from devstack.funchost.state import HostKeys, load_or_create_host_id, load_or_create_keys
 from devstack.funchost.storage import ConnectionNotConfigured, storage_connection
 from devstack.funchost.timers import BlobScheduleMonitor, TimerListener, monitor_by_default
-from verbatim.clients import blob_service, queue_service
+from verbatim.platform.clients import blob_service, queue_service
 
 logger = logging.getLogger("devstack.funchost")
 

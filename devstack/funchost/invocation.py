@@ -27,7 +27,7 @@ from azure.functions._abc import RetryContext, TraceContext
 
 from devstack.funchost.extension import HostExtension
 from devstack.funchost.indexing import HostedFunction
-from verbatim.logging import correlation
+from verbatim.platform.logging import correlation
 
 # Hands an output binding's value to whoever owns that binding type (e.g. queue output -> Azurite).
 OutputSink = Callable[[HostedFunction, Mapping[str, Any], Any], Awaitable[None]]

@@ -1,8 +1,8 @@
 """Resolve a binding's `connection` name to a storage account, as the Functions host does.
 
 A connection name NAME is a connection string in the app setting NAME (or, for old apps,
-`AzureWebJobsNAME`), or an identity-based connection in `NAME__accountName` / `NAME__queueServiceUri` /
-... The result is a `verbatim.settings.StorageConnection`, so the clients come from `verbatim.clients`.
+`AzureWebJobsNAME`), or an identity-based connection in `NAME__accountName` / `NAME__queueServiceUri` / ...
+The result is a `verbatim.platform.settings.StorageConnection`, so the clients come from `verbatim.platform.clients`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from pydantic import SecretStr
 
-from verbatim.settings import StorageConnection
+from verbatim.platform.settings import StorageConnection
 
 DEFAULT_CONNECTION = "AzureWebJobsStorage"
 

@@ -17,11 +17,12 @@ from typing import Any
 import av
 import numpy as np
 import numpy.typing as npt
-from azure.storage.blob import BlobBlock, ContainerClient
+from azure.storage.blob import ContainerClient
 
 from verbatim.contracts.recorder import AudioEncoding, CaptureBlock, CaptureManifest, CaptureTrack
 from verbatim.evidence.blocks import BlockId
-from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name, write_manifest
+from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
+from verbatim.platform.blobs import AzureBlobStore, BlobStore
 
 RATE = 16_000
 SENTENCES = (
@@ -105,7 +106,7 @@ class StagedCapture:
 
 
 def stage_capture(
-    container: ContainerClient,
+    container: ContainerClient | BlobStore,
     recording_id: str,
     pcm: npt.NDArray[np.int16],
     *,
@@ -113,15 +114,16 @@ def stage_capture(
     started_at: datetime = datetime(2025, 3, 3, 9, 0, tzinfo=UTC),
     block_seconds: float = 2.0,
 ) -> StagedCapture:
-    """Do what the recorder does: stage the blocks, commit them (unless it 'crashed'), write capture.json."""
+    """Do what the recorder does: stage the blocks, commit them (unless it 'crashed'), write capture.json (on
+    Azurite or in an in-memory store)."""
+    store = AzureBlobStore(container) if isinstance(container, ContainerClient) else container
     prefix = capture_prefix(recording_id, started_at)
     blob_name = track_blob_name(prefix)
-    blob = container.get_blob_client(blob_name)
     blocks = flac_blocks(pcm, block_seconds)
     capture_blocks, offset = [], 0
     for index, (data, start_sample, samples) in enumerate(blocks):
         block_id = BlockId.for_content(index, data).encode()
-        blob.stage_block(block_id, data)
+        store.stage_block(blob_name, block_id, data)
         capture_blocks.append(
             CaptureBlock(
                 index=index,
@@ -136,7 +138,7 @@ def stage_capture(
         )
         offset += len(data)
     if commit:
-        blob.commit_block_list([BlobBlock(b.block_id) for b in capture_blocks])
+        store.commit_blocks(blob_name, [b.block_id for b in capture_blocks])
     whole = b"".join(data for data, _, _ in blocks)
     manifest = CaptureManifest(
         recording_id=recording_id,
@@ -163,5 +165,5 @@ def stage_capture(
         ],
     )
     capture_blob = manifest_blob_name(prefix)
-    write_manifest(container, capture_blob, manifest)
+    store.write(capture_blob, manifest.model_dump_json(indent=2).encode(), content_type="application/json")
     return StagedCapture(manifest, capture_blob, blob_name, blocks)

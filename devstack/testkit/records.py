@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from verbatim.callrecords.times import format_datetime
 from verbatim.contracts.callrecords import CallRecord, EndpointSummary, FailureInfo, Party, SessionSummary
 from verbatim.contracts.evidence import RecordingFacts
 from verbatim.contracts.lifecycle import RecordingRecord, RecordingStatus, SealIndex
 from verbatim.contracts.policy import EffectivePolicy, PolicySnapshot
 from verbatim.contracts.recorder import CallDirection, CallParticipant, Identity, ObservedUser
 from verbatim.contracts.recorder import CallType as RecorderCallType
+from verbatim.platform.times import format_datetime
 from verbatim.policy.snapshots import snapshot_id
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)

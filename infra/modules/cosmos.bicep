@@ -1,7 +1,7 @@
 // Cosmos DB: the metadata stores (calls, recordings, verdicts, holds, subscriptions, ledger, audit,
 // policy snapshots, PSTN rows, control documents). Traces to ARCHITECTURE.md "Stores" (Cosmos DB,
 // partition keys chosen so the hot queries are single-partition) and "Evidence and trust" (ledger,
-// audit). The containers and partition keys below must equal verbatim.layout.COSMOS_CONTAINERS
+// audit). The containers and partition keys below must equal verbatim.platform.layout.COSMOS_CONTAINERS
 // (tests/infra checks it). No container has a default TTL: retention is explicit, never silent.
 // Local (key) auth is off; the Function App's identity gets the data-plane Data Contributor role.
 
@@ -24,7 +24,7 @@ param allowedSubnetIds array = []
 @description('Principals (object ids) that read and write documents.')
 param dataContributorPrincipalIds array
 
-// verbatim.layout.COSMOS_CONTAINERS
+// verbatim.platform.layout.COSMOS_CONTAINERS
 var containers = [
   { name: 'calls', partitionKeyPath: '/id' }
   { name: 'recordings', partitionKeyPath: '/id' }

@@ -5,7 +5,7 @@
 // instances keep the HTTP group (webhooks) and the durable group (orchestrations) warm.
 //
 // `appSettings` below is the complete list of settings the app receives; tests/infra checks its
-// names against verbatim.settings.app_setting_names() (plus a commented allow-list of platform
+// names against verbatim.platform.settings.app_setting_names() (plus a commented allow-list of platform
 // settings). No setting holds a key or a secret: secrets are Key Vault references.
 
 param location string
@@ -63,7 +63,7 @@ var appSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
 
-  // verbatim.settings: general
+  // verbatim.platform.settings: general
   VERBATIM_ENVIRONMENT: environmentName
   VERBATIM_LOG_LEVEL: logLevel
   AZURE_CLIENT_ID: identityClientId
@@ -131,7 +131,7 @@ var appSettings = {
   MEDIA_CHUNK_BYTES: '1048576'
   MEDIA_MAX_FULL_BYTES: '16777216'
 
-  // Queues (verbatim.layout.QUEUES).
+  // Queues (verbatim.platform.layout.QUEUES).
   RECORDER_EVENTS_QUEUE: 'recorder-events'
   CALLRECORD_NOTIFICATIONS_QUEUE: 'callrecord-notifications'
   RECONCILIATION_REQUESTS_QUEUE: 'reconciliation-requests'

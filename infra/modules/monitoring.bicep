@@ -1,6 +1,6 @@
 // Log Analytics + Application Insights for the Function App (and anything else that logs).
 // Traces to ARCHITECTURE.md "Running it" (In Azure) and STYLE.md "Logging is structured with
-// correlation ids": the JSON logs of verbatim.logging land here. Local (key-based) ingestion is off;
+// correlation ids": the JSON logs of verbatim.platform.logging land here. Local (key-based) ingestion is off;
 // the Function App's identity publishes with Entra auth (Monitoring Metrics Publisher, rbac.bicep).
 
 param location string

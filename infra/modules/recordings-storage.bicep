@@ -36,7 +36,7 @@ param publicNetworkAccess string = 'Enabled'
 param allowedIpRanges array = []
 param allowedSubnetIds array = []
 
-// Blob containers of verbatim.layout.BLOB_CONTAINERS that live on this account.
+// Blob containers of verbatim.platform.layout.BLOB_CONTAINERS that live on this account.
 var recordingsContainerName = 'recordings'
 var reportsContainerName = 'reports'
 // Raw Graph call-record payloads too large for a Cosmos item (kept as long as the records).

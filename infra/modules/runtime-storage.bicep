@@ -17,10 +17,10 @@ param publicNetworkAccess string = 'Enabled'
 param allowedIpRanges array = []
 param allowedSubnetIds array = []
 
-// Blob containers of verbatim.layout.BLOB_CONTAINERS that live on this account: the recorder package,
+// Blob containers of verbatim.platform.layout.BLOB_CONTAINERS that live on this account: the recorder package,
 // and scratch space for access-copy chunks between transcoding activities.
 var blobContainers = ['recorder-packages', 'lifecycle-scratch']
-// verbatim.layout.QUEUES: the recorder's events, Graph's call-record notifications and lifecycle
+// verbatim.platform.layout.QUEUES: the recorder's events, Graph's call-record notifications and lifecycle
 // events, reconciliation requests, with the poison queues the Functions host moves failed messages to (created here so they exist up front).
 var queues = [
   'recorder-events'

@@ -13,7 +13,7 @@ import pytest
 from tests.api.world import World, build_world
 from tests.callrecords.oidc import AUDIENCE, OpenIdProvider, openid_provider
 from tests.conftest import Azurite, Cosmos
-from verbatim.settings import Settings, reload_settings
+from verbatim.platform.settings import Settings, reload_settings
 
 
 def world_environment(azurite: Azurite, cosmos: Cosmos, key_file: Path, database: str) -> dict[str, str]:

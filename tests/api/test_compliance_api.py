@@ -16,10 +16,10 @@ from tests.api.conftest import request
 from tests.api.world import PSTN, World
 from tests.callrecords.helpers import handler
 from tests.callrecords.oidc import OpenIdProvider
-from verbatim import clients
 from verbatim.api.openapi import openapi_document
 from verbatim.ledger import Ledger
-from verbatim.reconciliation.runtime import reconciliation_runtime
+from verbatim.platform import clients
+from verbatim.wiring import container_for
 
 search = handler(compliance_api.search_recordings)
 detail = handler(compliance_api.get_recording)
@@ -42,7 +42,7 @@ def body(response: Any) -> Any:
 
 
 def ledger(world: World) -> Ledger:
-    found = reconciliation_runtime(world.settings).ledger
+    found = container_for(world.settings).reconciliation.ledger
     assert isinstance(found, Ledger)
     return found
 
@@ -276,7 +276,7 @@ def test_auditors_read_signed_reports_the_ledger_and_the_audit_trail_officers_do
 
 
 def test_a_report_changed_in_storage_no_longer_verifies(world: World, provider: OpenIdProvider) -> None:
-    runtime = reconciliation_runtime(world.settings)
+    runtime = container_for(world.settings).reconciliation
     run = runtime.reporter.run(date(2025, 3, 4))
     stored = json.loads(runtime.reports.download_blob(run.blob).readall())
     stored["counts"]["recorded"] = 99  # someone improves the figures

@@ -23,10 +23,11 @@ from tests.callrecords.oidc import AUDIENCE, OpenIdProvider
 from tests.conftest import Azurite, Cosmos
 from verbatim.contracts.callrecords import CallRecordStored
 from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.lifecycle.announce import indexed_message
 from verbatim.lifecycle.records import CosmosRecordingStore
-from verbatim.reconciliation.hooks import indexed_message
-from verbatim.reconciliation.runtime import reconciliation_runtime
-from verbatim.settings import Settings, reload_settings
+from verbatim.platform.settings import Settings, reload_settings
+from verbatim.platform.times import utcnow
+from verbatim.wiring import container_for
 
 search = handler(compliance_api.search_recordings)
 detail = handler(compliance_api.get_recording)
@@ -50,7 +51,7 @@ def settings(
         settings = reload_settings()
         provision_cosmos(settings)
         provision_storage(settings)
-        reconciliation_runtime(settings).reconciler.snapshots.add(snapshot(TRADER))
+        container_for(settings).reconciliation.reconciler.snapshots.add(snapshot(TRADER))
         yield settings
     reload_settings()
 
@@ -76,7 +77,7 @@ def as_the_recorder_reports(record: RecordingRecord) -> RecordingRecord:
 
 def sealed_without_upns(settings: Settings, recording_id: str, call_id: str, start: Any) -> RecordingRecord:
     record = as_the_recorder_reports(recording(recording_id, call_id, TRADER, start=start, seconds=60))
-    container = reconciliation_runtime(settings).database.get_container_client("recordings")
+    container = container_for(settings).cosmos("recordings")
     CosmosRecordingStore(container).update(recording_id, lambda _: record)
     return record
 
@@ -86,7 +87,7 @@ def queue(body: str) -> func.QueueMessage:
 
 
 def indexed(record: RecordingRecord) -> func.QueueMessage:
-    return queue(indexed_message(record).model_dump_json(by_alias=True))
+    return queue(indexed_message(record, utcnow()).model_dump_json(by_alias=True))
 
 
 def stored(call_id: str) -> func.QueueMessage:
@@ -118,7 +119,7 @@ def test_a_recording_without_upns_is_found_by_the_observed_users_upn_once_indexe
     assert found(provider, participant=UPNS[CLIENT]) == []  # only the call record knows the client's UPN
 
     # The call record arrives: reconciliation gives the entry every participant's UPN.
-    runtime = reconciliation_runtime(settings)
+    runtime = container_for(settings).reconciliation
     runtime.reconciler.calls.save_if_newer(call("c-upn", [party(TRADER), party(CLIENT)]), {"id": "c-upn"})
     reconcile(stored("c-upn"))
 
@@ -146,7 +147,7 @@ def test_writing_the_entry_again_keeps_the_upns_and_changes_nothing(
 ) -> None:
     start = T0 + timedelta(hours=2)
     record = sealed_without_upns(settings, "r-again", "c-again", start)
-    runtime = reconciliation_runtime(settings)
+    runtime = container_for(settings).reconciliation
     runtime.reconciler.calls.save_if_newer(
         call("c-again", [party(TRADER), party(CLIENT)], start=start), {"id": "c-again"}
     )

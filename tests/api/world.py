@@ -11,17 +11,16 @@ from datetime import timedelta
 
 from devstack.testkit.captures import speech, stage_capture
 from devstack.testkit.records import CLIENT, SALES, T0, TRADER, UPNS, call, party, phone, recording, snapshot
-from verbatim import clients
 from verbatim.contracts.evidence import RecordingFacts
 from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser, RecordingStarted, RecordingStopped
 from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
 from verbatim.ledger import Ledger
 from verbatim.lifecycle import activities
-from verbatim.lifecycle.deps import lifecycle_deps
 from verbatim.lifecycle.records import record_event
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings
 from verbatim.policy.snapshots import CosmosPolicySnapshotStore
-from verbatim.reconciliation.runtime import reconciliation_runtime
-from verbatim.settings import Settings
+from verbatim.wiring import container_for
 
 PSTN = "+41445550100"
 
@@ -53,7 +52,7 @@ def seal_recording(
     phone_number: str | None = PSTN,
 ) -> SealedCall:
     """What the recorder and the lifecycle do for one call, through their own code."""
-    deps = lifecycle_deps(settings)
+    deps = container_for(settings).lifecycle
     deps.chunk_seconds = 4
     recording_id = f"rec-{uuid.uuid4().hex[:10]}"
     chain = f"call-{uuid.uuid4().hex[:10]}"
@@ -124,17 +123,15 @@ def seal_recording(
         recording_id=recording_id,
         call_id=chain,
         seconds=seconds,
-        access_bytes=media.download_blob(summary.seal.access_copy_blob).readall()
-        if summary.seal.access_copy_blob
-        else b"",
-        evidence_bytes=media.download_blob(summary.seal.evidence_blob).readall(),
+        access_bytes=media.read(summary.seal.access_copy_blob) if summary.seal.access_copy_blob else b"",
+        evidence_bytes=media.read(summary.seal.evidence_blob),
     )
 
 
 def build_world(settings: Settings, synthetic: int = 6) -> World:
     world = World(settings)
-    runtime = reconciliation_runtime(settings)
-    database = runtime.database
+    runtime = container_for(settings).reconciliation
+    database = container_for(settings).database
     snapshots = CosmosPolicySnapshotStore(database.get_container_client("policy_snapshots"))
     for user in (TRADER, SALES):
         snapshots.add(snapshot(user))

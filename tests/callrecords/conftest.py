@@ -15,7 +15,7 @@ from devstack.emulators import REPO_ROOT
 from devstack.processes import ManagedProcess, free_port, http_ready
 from devstack.simulator import DEMO_TENANT, health_url, launch_argv
 from tests.callrecords.helpers import SECRET
-from verbatim.settings import Settings, reload_settings
+from verbatim.platform.settings import Settings, reload_settings
 
 # The demo tenant's Function App registration (credentials of the local simulator only).
 FUNCTIONS_APP_ID = "9a3d5c71-2e4f-4b60-8d1a-7f6e5d4c3b21"

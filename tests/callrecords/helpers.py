@@ -8,8 +8,8 @@ from typing import Any
 
 import azure.functions as func
 
-from verbatim import clients
-from verbatim.settings import Settings
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings
 
 SECRET = "client-state-secret-for-tests"
 TENANT = "dc368399-474c-4d40-900c-6265431fd81f"

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from functions.auth import authorize
 from tests.callrecords.oidc import AUDIENCE, TENANT, OpenIdProvider, openid_provider
-from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN, TokenValidator
-from verbatim.errors import DependencyUnavailable, Forbidden, Unauthenticated
-from verbatim.settings import reload_settings
+from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN, TokenValidator
+from verbatim.platform.errors import DependencyUnavailable, Forbidden, Unauthenticated
+from verbatim.platform.settings import reload_settings
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,16 @@ import pytest
 from tests.callrecords.fake_graph import FakeGraph, call_record
 from tests.callrecords.fixtures import load
 from tests.callrecords.helpers import cosmos_items
-from verbatim import clients
-from verbatim.callrecords.audit import CosmosAuditLog, InMemoryAuditLog
 from verbatim.callrecords.backfill import Backfiller, CosmosWatermarks, InMemoryWatermarks, watermark_key
 from verbatim.callrecords.normalise import normalise
 from verbatim.callrecords.pstn import CosmosRowStore, EmergencyNumbers, InMemoryRowStore, PstnReports, windows
-from verbatim.callrecords.queues import InMemoryQueue
 from verbatim.callrecords.store import InMemoryCallRecordStore
 from verbatim.contracts.callrecords import CallRecordNotification
-from verbatim.errors import InvalidInput
-from verbatim.settings import Settings
+from verbatim.platform import clients
+from verbatim.platform.audit import CosmosAuditLog, InMemoryAuditLog
+from verbatim.platform.errors import InvalidInput
+from verbatim.platform.queues import InMemoryQueue
+from verbatim.platform.settings import Settings
 
 NOW = datetime(2024, 5, 3, 12, 0, tzinfo=UTC)
 

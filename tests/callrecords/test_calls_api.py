@@ -15,8 +15,8 @@ from tests.callrecords.fixtures import documented_record
 from tests.callrecords.helpers import cosmos_items, get, handler
 from tests.callrecords.oidc import AUDIENCE, OpenIdProvider, openid_provider
 from verbatim.callrecords.normalise import normalise
-from verbatim.callrecords.runtime import callrecords_runtime
-from verbatim.settings import Settings, reload_settings
+from verbatim.platform.settings import Settings, reload_settings
+from verbatim.wiring import container_for
 
 get_call = handler(calls_api.get_call)
 list_calls = handler(calls_api.list_calls)
@@ -34,7 +34,7 @@ def api_env(stack_env: Settings, provider: OpenIdProvider, monkeypatch: pytest.M
     monkeypatch.setenv("AUTH_OPENID_CONFIG_URL", provider.config_url)
     monkeypatch.setenv("AUTH_AUDIENCE", AUDIENCE)
     settings = reload_settings()
-    store = callrecords_runtime(settings).store
+    store = container_for(settings).callrecords.store
     raw = documented_record()
     store.save_if_newer(normalise(raw, tenant_id="t1"), raw)
     for n in range(3):
@@ -111,10 +111,9 @@ def test_bad_query_parameters_are_400_and_an_unknown_id_is_404(api_env: Settings
 def test_a_read_that_cannot_be_recorded_is_refused(
     api_env: Settings, provider: OpenIdProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from verbatim.api.runtime import compliance_api
-    from verbatim.callrecords.audit import InMemoryAuditLog
+    from verbatim.platform.audit import InMemoryAuditLog
 
-    monkeypatch.setattr(compliance_api(api_env).access, "audit", InMemoryAuditLog(fail=True))
+    monkeypatch.setattr(container_for(api_env).access, "audit", InMemoryAuditLog(fail=True))
 
     response = get_call(get("v1/calls/c1", token=provider.mint(), route_params={"id": "c1"}))
 

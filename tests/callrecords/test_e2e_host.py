@@ -27,8 +27,8 @@ from tests.callrecords.fake_graph import call_record
 from tests.callrecords.helpers import SECRET, cosmos_items, drain, queue_messages
 from tests.conftest import Azurite
 from tests.funchost.conftest import HostLauncher, RunningHost
-from verbatim.callrecords.times import format_datetime, utcnow
-from verbatim.settings import Settings
+from verbatim.platform.settings import Settings
+from verbatim.platform.times import format_datetime, utcnow
 
 REPO = Path(__file__).resolve().parents[2]
 CALLS = int(os.environ.get("VERBATIM_E2E_CALLS", "1000"))

@@ -10,11 +10,11 @@ import pytest
 
 from tests.callrecords.fake_graph import FakeGraph, call_record
 from verbatim.callrecords.ingest import CallRecordIngestor, IngestPolicy
-from verbatim.callrecords.queues import InMemoryQueue
 from verbatim.callrecords.store import InMemoryCallRecordStore
-from verbatim.callrecords.times import format_datetime
 from verbatim.contracts.callrecords import CallRecordNotification, CallRecordStored
 from verbatim.graph import GraphForbidden
+from verbatim.platform.queues import InMemoryQueue
+from verbatim.platform.times import format_datetime
 
 
 class Clock:

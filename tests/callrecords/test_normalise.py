@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from tests.callrecords.fixtures import documented_record, load
 from verbatim.callrecords.normalise import InvalidCallRecord, identity_of, normalise
-from verbatim.callrecords.times import canonical_datetime, parse_duration_ms
 from verbatim.contracts.callrecords import CallRecord
+from verbatim.platform.times import canonical_datetime, parse_duration_ms
 
 ABBIE = "821809f5-0000-0000-0000-3b5136c0e777"
 OWEN = "f69e2c00-0000-0000-0000-185e5f5f5d8a"

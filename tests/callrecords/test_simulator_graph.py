@@ -11,11 +11,11 @@ from tests.callrecords.conftest import Simulator
 from tests.callrecords.fixtures import documented_record
 from tests.callrecords.helpers import drain
 from verbatim.callrecords.fetch import fetch_call_record
-from verbatim.callrecords.runtime import callrecords_runtime
-from verbatim.callrecords.times import format_datetime, utcnow
 from verbatim.contracts.callrecords import CallRecordNotification
 from verbatim.graph import GraphNotFound
-from verbatim.settings import Settings
+from verbatim.platform.settings import Settings
+from verbatim.platform.times import format_datetime, utcnow
+from verbatim.wiring import container_for
 
 
 def big_meeting(record_id: str, people: int, sessions: int) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def test_the_graph_client_pages_sessions_and_participants_of_a_large_meeting(
     sim_env: Settings, simulator: Simulator
 ) -> None:
     simulator.put_record(big_meeting("meeting-300", people=300, sessions=130))
-    graph = callrecords_runtime(sim_env).graph_for(simulator.tenant_id)
+    graph = container_for(sim_env).callrecords.graph_for(simulator.tenant_id)
 
     raw = fetch_call_record(graph, "meeting-300")
 
@@ -74,7 +74,7 @@ def test_injected_throttling_and_outages_are_retried_with_retry_after(sim_env: S
         kind="http", path="/v1.0/communications/callRecords/busy*", status=429, retryAfterSeconds=1, count=2
     )
     simulator.fault(kind="http", path="/v1.0/communications/callRecords/busy*", status=503, count=1)
-    graph = callrecords_runtime(sim_env).graph_for(simulator.tenant_id)
+    graph = container_for(sim_env).callrecords.graph_for(simulator.tenant_id)
     before = graph.retries
 
     raw = fetch_call_record(graph, "busy")
@@ -84,7 +84,7 @@ def test_injected_throttling_and_outages_are_retried_with_retry_after(sim_env: S
 
 
 def test_an_unknown_record_is_graph_not_found(sim_env: Settings, simulator: Simulator) -> None:
-    graph = callrecords_runtime(sim_env).graph_for(simulator.tenant_id)
+    graph = container_for(sim_env).callrecords.graph_for(simulator.tenant_id)
     try:
         fetch_call_record(graph, "does-not-exist")
     except GraphNotFound as error:
@@ -99,7 +99,7 @@ def test_the_documented_call_record_served_by_the_simulator_is_ingested_and_hand
     documented = copy.deepcopy(documented_record())
     simulator.put_record(documented)
     drain(sim_env, "reconciliation-requests")
-    runtime = callrecords_runtime(sim_env)
+    runtime = container_for(sim_env).callrecords
     message = CallRecordNotification(
         call_record_id=documented["id"], tenant_id=simulator.tenant_id, first_seen_at=format_datetime(utcnow())
     )

@@ -8,10 +8,10 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.callrecords.fake_graph import call_record
-from verbatim import clients
 from verbatim.callrecords.normalise import normalise
 from verbatim.callrecords.store import BlobRawArchive, CallQuery, CosmosCallRecordStore
-from verbatim.settings import Settings
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings
 
 
 def make_store(settings: Settings) -> CosmosCallRecordStore:

@@ -12,9 +12,9 @@ from verbatim.callrecords.subscriptions import (
     SubscriptionKeeper,
     state_id,
 )
-from verbatim.callrecords.times import parse_datetime
 from verbatim.callrecords.webhook import digest
 from verbatim.contracts.callrecords import GraphLifecycleEvent
+from verbatim.platform.times import parse_datetime
 
 URL = "https://verbatim.example/api/graph/notifications?code=k"
 LIFECYCLE = "https://verbatim.example/api/graph/lifecycle?code=k"

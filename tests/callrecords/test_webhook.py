@@ -23,7 +23,7 @@ from tests.callrecords.helpers import (
     post,
     queue_messages,
 )
-from verbatim.settings import Settings, reload_settings
+from verbatim.platform.settings import Settings, reload_settings
 
 _notifications = handler(graph_webhook.graph_notifications)
 

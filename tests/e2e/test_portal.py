@@ -18,9 +18,9 @@ from tests.api.world import PSTN, World, build_world
 from tests.callrecords.conftest import Simulator, _start_simulator
 from tests.conftest import Azurite, Cosmos
 from tests.funchost.conftest import HostLauncher, RunningHost, wait_for
-from verbatim import clients
-from verbatim.ledger import ledger_from_settings
-from verbatim.settings import reload_settings
+from verbatim.platform import clients
+from verbatim.platform.settings import reload_settings
+from verbatim.wiring import container_for
 
 pytestmark = pytest.mark.e2e
 
@@ -140,7 +140,7 @@ def test_an_officer_signs_in_searches_opens_and_plays_a_recording_and_the_access
     assert "call-nobody-recorded" in page.inner_text("#report-exceptions")
     page.screenshot(path=str(shots / "report.png"), full_page=True)
 
-    ledger = ledger_from_settings(world.settings)
+    ledger = container_for(world.settings).ledger
     subject = f"recording:{world.sealed.recording_id}"
     entries = [e for e in ledger.store.entries_for_subject(ledger.chain, subject) if e.kind == "accessed"]
     assert {(e.actor, e.details["action"]) for e in entries} >= {

@@ -115,8 +115,8 @@ def _peek(process: subprocess.Popen[bytes]) -> str:
 
 
 def test_a_restarted_stack_keeps_its_cosmos_documents_and_blobs(tmp_path: Path) -> None:
-    from verbatim import clients
-    from verbatim.settings import Settings
+    from verbatim.platform import clients
+    from verbatim.platform.settings import Settings
 
     config = StackConfig(
         state_dir=tmp_path / "state", ports=StackPorts.free(), with_simulator=False, with_recorder=False

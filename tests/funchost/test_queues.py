@@ -17,8 +17,8 @@ from azure.storage.queue import QueueClient
 from tests.conftest import Azurite
 from tests.funchost.conftest import APPS, StartHost, wait_for
 from tests.funchost.observations import observations
-from verbatim.clients import queue_client
-from verbatim.settings import StorageConnection
+from verbatim.platform.clients import queue_client
+from verbatim.platform.settings import StorageConnection
 
 pytestmark = pytest.mark.integration
 

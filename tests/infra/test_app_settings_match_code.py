@@ -1,7 +1,7 @@
 """The app settings the Bicep gives the Function App and the recorder are the ones the code reads.
 
 Two settings models, two cross-checks: `appSettings` of modules/function-app.bicep against
-verbatim.settings, and `recorderSettings` of modules/recorder.bicep against recorder_vm.settings.
+verbatim.platform.settings, and `recorderSettings` of modules/recorder.bicep against recorder_vm.settings.
 Differences are allowed only through the commented allow-lists below.
 """
 
@@ -14,11 +14,11 @@ from pydantic import BaseModel, SecretStr, TypeAdapter
 
 from recorder_vm import settings as recorder_settings
 from tests.infra.bicep_tree import BICEP_FUNCTION_APP, BICEP_RECORDER, Bicep, Expr, value
-from verbatim import settings as app_settings
+from verbatim.platform import settings as app_settings
 
-# --- Function App (verbatim.settings) -----------------------------------------------------------
+# --- Function App (verbatim.platform.settings) -----------------------------------------------------------
 
-# Set by the Bicep for the platform; verbatim.settings does not (and need not) read them.
+# Set by the Bicep for the platform; verbatim.platform.settings does not (and need not) read them.
 APP_PLATFORM_SETTINGS = {
     # The Functions host sends its telemetry (and our JSON logs) to Application Insights ...
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
@@ -28,7 +28,7 @@ APP_PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__credential",
 }
 
-# Read by verbatim.settings, never set in Azure: they exist for the emulators and the devstack.
+# Read by verbatim.platform.settings, never set in Azure: they exist for the emulators and the devstack.
 APP_LOCAL_ONLY = {
     # Connection strings (Azurite); Azure uses the identity-based <connection>__* settings.
     "AzureWebJobsStorage",
@@ -47,7 +47,7 @@ APP_LOCAL_ONLY = {
     "POLICY_SIMULATOR_URL",
 }
 
-# Read by verbatim.settings and deliberately not set by the Bicep: the default is right in Azure, or
+# Read by verbatim.platform.settings and deliberately not set by the Bicep: the default is right in Azure, or
 # an operator sets the value when the situation arises.
 APP_LEFT_TO_DEFAULT_OR_OPERATOR = {
     # The installed package's own version (the default is verbatim.__version__).

@@ -255,12 +255,13 @@ class _RecordingStorage:
 
 def health_probe_requests(make_checks: Any) -> list[str]:
     """The request paths the health checks send (their answers do not matter here)."""
-    from verbatim.settings import Settings
+    from verbatim.platform.settings import Settings
+    from verbatim.wiring import Container
 
     storage = _RecordingStorage()
     try:
         settings = Settings.model_validate({"AzureWebJobsStorage": storage.connection_string()})
-        for check in make_checks(settings).values():
+        for check in make_checks(Container(settings)).values():
             if check is not None:
                 with contextlib.suppress(Exception):  # an empty 200 is not a valid answer; only the request matters
                     check()
@@ -290,7 +291,7 @@ def health_probe_violations(requests: Sequence[str], runtime_storage: Bicep) -> 
 
 
 def test_the_health_probe_reads_only_containers_and_queues_the_app_may_read(templates: dict[str, Bicep]) -> None:
-    from verbatim.health import dependency_checks
+    from verbatim.wiring.health import dependency_checks
 
     requests = health_probe_requests(dependency_checks)
     assert len(requests) >= 3
@@ -298,10 +299,10 @@ def test_the_health_probe_reads_only_containers_and_queues_the_app_may_read(temp
 
 
 def test_health_probe_check_catches_the_service_properties_calls(templates: dict[str, Bicep]) -> None:
-    from verbatim import clients
+    from verbatim.platform import clients
 
-    def old_checks(settings: Any) -> dict[str, Any]:
-        runtime = settings.runtime_storage_connection
+    def old_checks(container: Any) -> dict[str, Any]:
+        runtime = container.settings.runtime_storage_connection
         return {
             "blob": lambda: clients.blob_service(runtime).get_service_properties(timeout=3),
             "queue": lambda: clients.queue_service(runtime).get_service_properties(timeout=3),
@@ -330,7 +331,8 @@ def _tagged_kinds(sources: dict[str, str]) -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(source)):
             if not isinstance(node, ast.Call):
                 continue
-            is_set_tags = isinstance(node.func, ast.Attribute) and node.func.attr == "set_blob_tags"
+            # The SDK's Set Blob Tags, or the BlobStore port's (verbatim.platform.blobs) that sends it.
+            is_set_tags = isinstance(node.func, ast.Attribute) and node.func.attr in ("set_blob_tags", "set_tags")
             arguments = list(node.args) if is_set_tags else []
             arguments += [k.value for k in node.keywords if k.arg == "tags"]
             for argument in arguments:
@@ -385,9 +387,9 @@ def test_tiering_check_catches_tags_nobody_sets(templates: dict[str, Bicep]) -> 
     untagged = dict(sources)
     finalise, access_copy = "verbatim/evidence/finalise.py", "verbatim/evidence/access_copy.py"
     untagged[finalise] = sources[finalise].replace(
-        "blob.set_blob_tags(kind_tags(EVIDENCE), version_id=properties.version_id)", "pass"
+        "container.set_tags(track.blob_name, kind_tags(EVIDENCE), version_id=version_id)", "pass"
     )
-    untagged[access_copy] = re.sub(r"\n\s*tags=kind_tags\(ACCESS_COPY\),[^\n]*", "", sources[access_copy])
+    untagged[access_copy] = re.sub(r",\s*tags=kind_tags\(ACCESS_COPY\)", "", sources[access_copy])
     assert untagged[finalise] != sources[finalise] and untagged[access_copy] != sources[access_copy]
     assert len(tiering_tag_violations(templates["modules/recordings-storage.bicep"], untagged)) == 2
     by_recorder = dict(sources, **{"recorder_vm/x.py": "blob.set_blob_tags(kind_tags(EVIDENCE))"})

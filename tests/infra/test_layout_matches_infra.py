@@ -1,10 +1,10 @@
-"""The stores the Bicep creates are exactly those of verbatim.layout (the one source of names)."""
+"""The stores the Bicep creates are exactly those of verbatim.platform.layout (the one source of names)."""
 
 from __future__ import annotations
 
 from tests.infra.bicep_policy import CONTAINER
 from tests.infra.bicep_tree import Bicep, Expr, Resource, text, value
-from verbatim import layout
+from verbatim.platform import layout
 
 QUEUE = "Microsoft.Storage/storageAccounts/queueServices/queues"
 COSMOS_CONTAINER = "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers"

@@ -6,8 +6,8 @@ import base64
 
 from azure.storage.queue import QueueClient
 
-from verbatim import clients
-from verbatim.settings import Settings
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings
 
 
 def test_queue_messages_are_base64_on_the_wire_as_the_functions_queue_trigger_expects(azurite_env: Settings) -> None:

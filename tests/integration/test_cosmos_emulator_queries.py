@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from devstack.emulators import REPO_ROOT
-from verbatim import clients
-from verbatim.settings import Settings
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings
 
 QUERIES = [
     ("SELECT * FROM c WHERE c.user = @u ORDER BY c.at DESC", [{"name": "@u", "value": "u3"}]),

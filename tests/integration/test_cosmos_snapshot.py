@@ -8,8 +8,8 @@ import pytest
 
 from devstack.cosmos_snapshot import PeriodicSnapshots, restore, save
 from devstack.provision import provision_cosmos
-from verbatim import clients
-from verbatim.settings import Settings, reload_settings
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings, reload_settings
 
 
 def test_a_snapshot_restores_every_document_into_a_fresh_database(

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from verbatim import clients
 from verbatim.ledger import CosmosLedgerStore, Ledger, LocalKeySigner, ensure_local_key, fingerprint
 from verbatim.ledger.chain import build_entry, verify_inclusion
 from verbatim.ledger.store import entry_id
-from verbatim.settings import Settings
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings
 
 
 def cosmos_ledger(settings: Settings, signer: LocalKeySigner | None, interval: int = 10) -> Ledger:

@@ -141,7 +141,7 @@ class RotatedKeyClient:
 def test_every_version_of_a_rotated_key_vault_key_stays_trusted() -> None:
     from verbatim.ledger import trusted_fingerprints
     from verbatim.ledger.signing import key_version_public_keys
-    from verbatim.settings import Settings
+    from verbatim.platform.settings import Settings
 
     client = RotatedKeyClient()
     versions = key_version_public_keys(client, "ledger-signing")
@@ -155,7 +155,7 @@ def test_every_version_of_a_rotated_key_vault_key_stays_trusted() -> None:
 
 def test_without_the_version_list_only_the_current_key_is_trusted() -> None:
     from verbatim.ledger import trusted_fingerprints
-    from verbatim.settings import Settings
+    from verbatim.platform.settings import Settings
 
     client = RotatedKeyClient()
     signer = KeyVaultSigner(FakeVaultCrypto(), KEY_ID, client.pem(1))

@@ -25,6 +25,7 @@ from verbatim.evidence.access_copy import (
 from verbatim.evidence.finalise import finalise
 from verbatim.evidence.kinds import ACCESS_COPY, EVIDENCE, KIND_TAG
 from verbatim.evidence.ogg import InvalidOgg, read_ogg_opus
+from verbatim.platform.blobs import AzureBlobStore
 
 MAX_BYTES_PER_HOUR = 12_000_000
 
@@ -41,8 +42,9 @@ def make_access_copy(
     container: ContainerClient, scratch: ContainerClient, recording_id: str, track: EvidenceTrack, chunk_seconds: int
 ) -> tuple[bytes, int]:
     plans = plan_access_copy(track, chunk_seconds)
-    names = [encode_access_chunk(container, scratch, recording_id, track, plan) for plan in plans]
-    copy = assemble_access_copy(container, scratch, recording_id, track, names)
+    scratch_store = AzureBlobStore(scratch)
+    names = [encode_access_chunk(AzureBlobStore(container), scratch_store, recording_id, track, plan) for plan in plans]
+    copy = assemble_access_copy(AzureBlobStore(container), scratch_store, recording_id, track, names)
     data = container.download_blob(copy.blob_name).readall()
     assert copy.source_sha256 == track.sha256
     assert copy.bytes == len(data)
@@ -56,7 +58,7 @@ def evidence(
     container, _ = recordings
     pcm = speech(25.3)
     staged = stage_capture(container, "rec-ac", pcm)
-    [track] = finalise(container, staged.manifest)
+    [track] = finalise(AzureBlobStore(container), staged.manifest)
     return container, track, pcm
 
 
@@ -65,7 +67,7 @@ def test_a_sample_range_is_read_from_only_the_blocks_that_hold_it(
 ) -> None:
     container, track, pcm = evidence
 
-    middle = read_samples(container, track, 70_000, 150_000)
+    middle = read_samples(AzureBlobStore(container), track, 70_000, 150_000)
 
     assert np.array_equal(middle, pcm[70_000:150_000])  # FLAC is lossless: bit-exact
 
@@ -91,7 +93,7 @@ def test_chunks_join_into_one_valid_ogg_opus_stream_of_the_exact_duration(
         window = slice(joint - RATE // 4, joint + RATE // 4)
         assert np.corrcoef(decoded[window], pcm[window])[0, 1] > 0.7, f"joint at {joint / RATE} s"
     assert len(data) / (len(pcm) / RATE) * 3600 < MAX_BYTES_PER_HOUR
-    assert discard_access_chunks(scratch, "rec-ac") == 5
+    assert discard_access_chunks(AzureBlobStore(scratch), "rec-ac") == 5
 
 
 def test_the_chunked_copy_matches_a_single_pass_encode_closely(
@@ -141,8 +143,9 @@ def test_evidence_and_access_copy_carry_the_kind_tag_the_tiering_rules_match(
 ) -> None:
     container, track, _ = evidence
     plans = plan_access_copy(track, 10)
-    names = [encode_access_chunk(container, scratch, "rec-ac", track, plan) for plan in plans]
-    copy = assemble_access_copy(container, scratch, "rec-ac", track, names)
+    store, scratch_store = AzureBlobStore(container), AzureBlobStore(scratch)
+    names = [encode_access_chunk(store, scratch_store, "rec-ac", track, plan) for plan in plans]
+    copy = assemble_access_copy(store, scratch_store, "rec-ac", track, names)
 
     assert container.get_blob_client(track.blob_name).get_blob_tags() == {KIND_TAG: EVIDENCE}
     assert container.get_blob_client(copy.blob_name).get_blob_tags() == {KIND_TAG: ACCESS_COPY}

@@ -14,35 +14,36 @@ from devstack.testkit.captures import speech, stage_capture
 from tests.lifecycle.events import T0, failed_before_media, joined, started, stopped
 from verbatim.contracts.reconciliation import RecordingIndexed
 from verbatim.contracts.recorder import CaptureProgress
-from verbatim.evidence.progress import write_progress
+from verbatim.evidence.progress import TableProgress, write_progress
 from verbatim.evidence.verify import verify_recording
 from verbatim.ledger import Ledger, trusted_fingerprints
 from verbatim.lifecycle import activities
 from verbatim.lifecycle.activities import LifecycleDeps
-from verbatim.lifecycle.deps import lifecycle_deps
 from verbatim.lifecycle.records import record_event
+from verbatim.platform.layout import RECONCILIATION_REQUESTS_QUEUE
+from verbatim.platform.settings import Settings, reload_settings
 from verbatim.reconciliation.service import parse_request
-from verbatim.settings import Settings, reload_settings
+from verbatim.wiring import container_for
 
 
 @pytest.fixture
 def deps(stack_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LifecycleDeps:
     monkeypatch.setenv("LEDGER_SIGNING_KEY_FILE", str(tmp_path / "ledger.pem"))
     monkeypatch.setenv("RECORDINGS_STORAGE_IS_EMULATOR", "true")
-    built = lifecycle_deps(reload_settings())
+    built = container_for(reload_settings()).lifecycle
     built.chunk_seconds = 4
     return built
 
 
 def announced(deps: LifecycleDeps, recording_id: str) -> list[tuple[str | None, str | None, str | None]]:
     """The `recording.indexed` requests reconciliation received for this recording."""
-    assert deps.reconciliation is not None
+    queue = container_for(reload_settings()).runtime_queues.get_queue_client(RECONCILIATION_REQUESTS_QUEUE)
     found = []
-    for message in deps.reconciliation.receive_messages(max_messages=32, visibility_timeout=1):
+    for message in queue.receive_messages(max_messages=32, visibility_timeout=1):
         request = parse_request(message.content)
         if isinstance(request, RecordingIndexed) and request.recording_id == recording_id:
             found.append((request.status, request.call_chain_id, request.observed_user_id))
-            deps.reconciliation.delete_message(message)
+            queue.delete_message(message)
     return found
 
 
@@ -106,14 +107,14 @@ def test_a_recorder_that_went_silent_is_salvaged_and_sealed_as_interrupted(deps:
     pcm = speech(7)
     # The recorder staged its blocks and died: nothing committed, no capture manifest.
     staged = stage_capture(deps.recordings, recording_id, pcm, commit=False, started_at=T0)
-    deps.recordings.delete_blob(staged.capture_blob)
+    deps.recordings.delete(staged.capture_blob)
     record_event(deps.store, started(recording_id, heartbeat=5.0))
 
     deps.clock = lambda: T0 + timedelta(seconds=10)
     assert activities.check_recording(deps, recording_id).state == "capturing"
     # Its heartbeat (the progress record) kept it alive until 12 s; three 5-s intervals later it is silent.
-    assert deps.progress is not None
-    write_progress(deps.progress, heartbeat(recording_id, staged.evidence_blob, T0 + timedelta(seconds=12)))
+    assert isinstance(deps.progress, TableProgress)
+    write_progress(deps.progress.table, heartbeat(recording_id, staged.evidence_blob, T0 + timedelta(seconds=12)))
     deps.clock = lambda: T0 + timedelta(seconds=26)
     check = activities.check_recording(deps, recording_id)
     assert (check.state, round(check.wait_seconds)) == ("capturing", 2)

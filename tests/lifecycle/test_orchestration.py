@@ -18,10 +18,10 @@ from devstack.testkit.captures import speech, stage_capture
 from tests.conftest import Azurite
 from tests.funchost.conftest import HostLauncher, RunningHost, wait_for
 from tests.lifecycle.events import joined, started, stopped
-from verbatim import clients
 from verbatim.contracts.recorder import RecorderEvent
 from verbatim.lifecycle.records import CosmosRecordingStore
-from verbatim.settings import Settings, reload_settings
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings, reload_settings
 
 pytestmark = pytest.mark.integration
 

@@ -14,12 +14,13 @@ from devstack.testkit.captures import speech, stage_capture
 from tests.lifecycle.transport import CapturingTransport
 from verbatim.contracts.evidence import RecordingFacts, RecordingManifest, RetentionTerm
 from verbatim.contracts.recorder import ObservedUser
-from verbatim.errors import RetentionViolation
 from verbatim.evidence.finalise import finalise
 from verbatim.evidence.guard import ensure_deletable, ensure_extension
 from verbatim.evidence.seal import Sealer, build_manifest, read_capture
-from verbatim.evidence.worm import WormNotApplied
+from verbatim.evidence.worm import Worm, WormNotApplied
 from verbatim.ledger import InMemoryLedgerStore, Ledger
+from verbatim.platform.blobs import AzureBlobStore
+from verbatim.platform.errors import RetentionViolation
 
 SEALED_AT = datetime(2025, 3, 3, 9, 5, tzinfo=UTC)
 UNTIL = datetime(2030, 3, 3, 9, 5, tzinfo=UTC)
@@ -27,8 +28,8 @@ UNTIL = datetime(2030, 3, 3, 9, 5, tzinfo=UTC)
 
 def manifest_for(container: ContainerClient, recording_id: str, holds: list[str]) -> RecordingManifest:
     staged = stage_capture(container, recording_id, speech(4))
-    capture, capture_ref = read_capture(container, staged.capture_blob)
-    evidence = finalise(container, capture)
+    capture, capture_ref = read_capture(AzureBlobStore(container), staged.capture_blob)
+    evidence = finalise(AzureBlobStore(container), capture)
     facts = RecordingFacts(
         recording_id=recording_id,
         call_id=capture.call_id,
@@ -52,7 +53,7 @@ def test_seal_sends_an_unlocked_immutability_policy_until_the_retention_date_for
     manifest = manifest_for(container, "rec-seal", holds=[])
     transport.requests.clear()
 
-    result = Sealer(container, ledger(), emulator=True).seal(manifest)
+    result = Sealer(AzureBlobStore(container), ledger(), worm=Worm(container, emulator=True)).seal(manifest)
 
     worm = transport.worm_requests()
     prefix = f"/{container.container_name}/2025/03/03/rec-seal/"
@@ -79,7 +80,7 @@ def test_seal_sets_a_legal_hold_on_every_sealed_object_when_a_hold_applies(
     manifest = manifest_for(container, "rec-held", holds=["matter-42"])
     transport.requests.clear()
 
-    Sealer(container, ledger(), emulator=True).seal(manifest)
+    Sealer(AzureBlobStore(container), ledger(), worm=Worm(container, emulator=True)).seal(manifest)
 
     holds = [r for r in transport.worm_requests() if "comp=legalhold" in r.url]
     assert len(holds) == 3
@@ -93,7 +94,7 @@ def test_a_501_is_an_error_unless_the_target_is_declared_to_be_the_emulator(
     manifest = manifest_for(container, "rec-azure", holds=[])
 
     with pytest.raises(WormNotApplied, match="501"):
-        Sealer(container, ledger(), emulator=False).seal(manifest)
+        Sealer(AzureBlobStore(container), ledger(), worm=Worm(container, emulator=False)).seal(manifest)
 
 
 def test_the_manifest_is_stored_beside_the_media_and_its_hash_is_in_the_sealed_ledger_entry(
@@ -103,7 +104,7 @@ def test_the_manifest_is_stored_beside_the_media_and_its_hash_is_in_the_sealed_l
     manifest = manifest_for(container, "rec-ledger", holds=["m-1"])
     chain = ledger()
 
-    result = Sealer(container, chain, emulator=True).seal(manifest)
+    result = Sealer(AzureBlobStore(container), chain, worm=Worm(container, emulator=True)).seal(manifest)
 
     stored = container.download_blob(result.manifest_blob.blob_name).readall()
     assert RecordingManifest.model_validate_json(stored) == manifest
@@ -122,10 +123,10 @@ def test_sealing_again_after_a_crash_reuses_the_stored_manifest_and_the_ledger_e
     container, _ = recordings
     manifest = manifest_for(container, "rec-retry", holds=[])
     chain = ledger()
-    first = Sealer(container, chain, emulator=True).seal(manifest)
+    first = Sealer(AzureBlobStore(container), chain, worm=Worm(container, emulator=True)).seal(manifest)
 
     later = manifest.model_copy(update={"sealed_at": SEALED_AT + timedelta(minutes=5)})
-    second = Sealer(container, chain, emulator=True).seal(later)
+    second = Sealer(AzureBlobStore(container), chain, worm=Worm(container, emulator=True)).seal(later)
 
     assert second.manifest == first.manifest
     assert second.manifest_blob.sha256 == first.manifest_blob.sha256

@@ -14,16 +14,19 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from devstack.testkit.captures import speech, stage_capture
-from verbatim import clients
 from verbatim.cli import main
 from verbatim.contracts.evidence import RecordingFacts, RecordingManifest, RetentionTerm
 from verbatim.evidence.access_copy import assemble_access_copy, encode_access_chunk, plan_access_copy
 from verbatim.evidence.finalise import finalise
 from verbatim.evidence.seal import Sealer, SealResult, build_manifest, read_capture
-from verbatim.ledger import Ledger, fingerprint, ledger_from_settings
+from verbatim.evidence.worm import Worm
+from verbatim.ledger import Ledger, fingerprint
 from verbatim.ledger.chain import build_entry
 from verbatim.ledger.store import entry_id
-from verbatim.settings import Settings, reload_settings
+from verbatim.platform import clients
+from verbatim.platform.blobs import AzureBlobStore
+from verbatim.platform.settings import Settings, reload_settings
+from verbatim.wiring import container_for
 
 
 @dataclass
@@ -43,19 +46,25 @@ def sealed(stack_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     service = clients.blob_service(settings.recordings_storage_connection)
     container = service.get_container_client(settings.recordings_container)
     scratch = clients.blob_service(settings.runtime_storage_connection).get_container_client("lifecycle-scratch")
-    ledger = ledger_from_settings(settings)
+    scratch_store = AzureBlobStore(scratch)
+    ledger = container_for(settings).ledger
     for n in range(3):
         ledger.append("accessed", f"recording:earlier-{n}", {"reason": "case review"}, actor="officer@contoso.com")
     recording_id = f"rec-{uuid.uuid4().hex[:10]}"
     staged = stage_capture(container, recording_id, speech(8))
-    capture, capture_ref = read_capture(container, staged.capture_blob)
-    [track] = finalise(container, capture)
-    names = [encode_access_chunk(container, scratch, recording_id, track, p) for p in plan_access_copy(track, 600)]
-    access = assemble_access_copy(container, scratch, recording_id, track, names)
+    capture, capture_ref = read_capture(AzureBlobStore(container), staged.capture_blob)
+    [track] = finalise(AzureBlobStore(container), capture)
+    names = [
+        encode_access_chunk(AzureBlobStore(container), scratch_store, recording_id, track, p)
+        for p in plan_access_copy(track, 600)
+    ]
+    access = assemble_access_copy(AzureBlobStore(container), scratch_store, recording_id, track, names)
     facts = RecordingFacts(recording_id=recording_id, call_id=capture.call_id, recorder_instance="recorder-0")
     retention = RetentionTerm(retention_class="default", until=datetime.now(UTC) + timedelta(days=1827))
     manifest = build_manifest(facts, capture, capture_ref, [track], access, retention, [], datetime.now(UTC))
-    result = Sealer(container, ledger, emulator=settings.recordings_storage_is_emulator).seal(manifest)
+    result = Sealer(
+        AzureBlobStore(container), ledger, worm=Worm(container, emulator=settings.recordings_storage_is_emulator)
+    ).seal(manifest)
     ledger.append("accessed", f"recording:{recording_id}", {"reason": "replay"}, actor="officer@contoso.com")
     ledger.checkpoint()
     yield Sealed(recording_id, result, container, ledger, settings)

@@ -12,9 +12,9 @@ import httpx
 import pytest
 import yaml
 
+from verbatim.platform.settings import reload_settings
 from verbatim.policy.model import DesiredState
 from verbatim.policy.validation import load_desired_state
-from verbatim.settings import reload_settings
 
 RECORDER = "verbatim-recorder@contoso.onmicrosoft.com"
 RECORDER_2 = "verbatim-recorder-2@contoso.onmicrosoft.com"

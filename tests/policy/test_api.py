@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.policy.conftest import VALID
-from verbatim.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from verbatim.ledger import InMemoryLedgerStore, Ledger
+from verbatim.platform.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from verbatim.policy import api
 from verbatim.policy.snapshots import InMemoryPolicySnapshotStore
 from verbatim.policy.stores import InMemoryDesiredStateStore

@@ -20,9 +20,10 @@ from azure.functions.timer import TimerRequest
 from devstack.testkit.records import call, party
 from tests.callrecords.helpers import cosmos_items, drain, handler
 from tests.policy.conftest import Simulator
-from verbatim import clients
 from verbatim.contracts.callrecords import CallRecordStored
 from verbatim.contracts.policy import CoverageReport, EffectivePolicy
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings
 from verbatim.policy.coverage import (
     AUDIT_CLAIM_TIMEOUT,
     AUDIT_MIN_INTERVAL,
@@ -34,8 +35,7 @@ from verbatim.policy.coverage import (
 from verbatim.policy.directory import InMemoryDirectory
 from verbatim.policy.snapshots import InMemoryPolicySnapshotStore
 from verbatim.policy.stores import CosmosCoverageStateStore
-from verbatim.reconciliation.runtime import reconciliation_runtime
-from verbatim.settings import Settings
+from verbatim.wiring import container_for
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EXAMPLE = Path(__file__).resolve().parents[2] / "policies" / "demo-tenant.yaml"
@@ -139,7 +139,7 @@ def test_a_call_before_the_first_audit_waits_for_it_then_is_decided(simulator: S
     drain(stack_env, "reconciliation-requests")
 
     # Deployed moments ago: a trader (strict policy) calls an unrecorded colleague; nobody is observed yet.
-    runtime = reconciliation_runtime(stack_env)
+    runtime = container_for(stack_env).reconciliation
     early = call("c-first", [party(TOM), party(UNA)], start=now - timedelta(minutes=2), seconds=30)
     runtime.reconciler.calls.save_if_newer(early, {"id": "c-first"})
     stored = CallRecordStored(call_record_id="c-first", version=1, type="peerToPeer", stored_at="2026-03-02T09:00:00Z")

@@ -16,10 +16,10 @@ import pytest
 from functions import policy as triggers
 from tests.callrecords.oidc import AUDIENCE, OpenIdProvider, openid_provider
 from tests.policy.conftest import TRADERS, VALID
-from verbatim import clients
 from verbatim.contracts.policy import EffectivePolicy
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings
 from verbatim.policy.snapshots import CosmosPolicySnapshotStore, observe
-from verbatim.settings import Settings
 
 EXPORT = json.loads((Path(__file__).parent / "data" / "export-partial.json").read_text())
 
@@ -35,7 +35,7 @@ def _auth(provider: OpenIdProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTH_OPENID_CONFIG_URL", provider.config_url)
     monkeypatch.setenv("AUTH_AUDIENCE", AUDIENCE)
     monkeypatch.delenv("POLICY_SIMULATOR_URL", raising=False)
-    from verbatim.settings import reload_settings
+    from verbatim.platform.settings import reload_settings
 
     reload_settings()
 

@@ -16,6 +16,7 @@ from verbatim.cli import main
 from verbatim.contracts.policy import CoverageReport, EffectivePolicy
 from verbatim.graph import graph_client
 from verbatim.ledger import InMemoryLedgerStore, Ledger
+from verbatim.platform.settings import Settings, get_settings, reload_settings
 from verbatim.policy.coverage import DRIFT, DRIFT_RESOLVED, InMemoryCoverageStateStore, audit_coverage
 from verbatim.policy.directory import GraphDirectory
 from verbatim.policy.readers import (
@@ -27,7 +28,6 @@ from verbatim.policy.readers import (
 from verbatim.policy.service import plan
 from verbatim.policy.simulator import apply_to_simulator, current_from_simulator
 from verbatim.policy.validation import load_desired_state
-from verbatim.settings import Settings, get_settings, reload_settings
 
 pytestmark = pytest.mark.integration
 
@@ -125,9 +125,11 @@ def test_plan_apply_and_plan_again_shows_no_changes(
     ledger_store = InMemoryLedgerStore()
 
     assert main(["policy", "plan", str(desired_file), "--target", "sim"]) == 2
+    graph = graph_client(reload_settings().model_copy(update={"graph_base_url": simulator.http_url}))
     applied = apply_to_simulator(
-        before, simulator.http_url, ledger=Ledger(ledger_store, "main", None), actor="test@contoso.com"
+        before, simulator.http_url, graph=graph, ledger=Ledger(ledger_store, "main", None), actor="test@contoso.com"
     )
+    graph.close()
     capsys.readouterr()
     code_after = main(["policy", "plan", str(desired_file), "--target", "sim"])
 
@@ -272,7 +274,7 @@ def test_the_timer_audits_the_published_desired_state_into_cosmos(
     simulator: Simulator, stack_env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from functions import policy as triggers
-    from verbatim import clients
+    from verbatim.platform import clients
     from verbatim.policy.service import publish_desired_state
     from verbatim.policy.stores import CosmosCoverageStateStore, CosmosDesiredStateStore
 

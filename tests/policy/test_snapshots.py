@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from verbatim.contracts.policy import EffectivePolicy
+from verbatim.platform.settings import Settings
 from verbatim.policy.snapshots import (
     CosmosPolicySnapshotStore,
     InMemoryPolicySnapshotStore,
     PolicySnapshotStore,
     observe,
 )
-from verbatim.settings import Settings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ALICE = "00000000-0000-0000-0000-00000000a11c"
@@ -43,7 +43,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[PolicySnapshotStore]:
         yield InMemoryPolicySnapshotStore()
         return
     settings: Settings = request.getfixturevalue("stack_env")
-    from verbatim import clients
+    from verbatim.platform import clients
 
     container = clients.cosmos_database(settings).get_container_client("policy_snapshots")
     yield CosmosPolicySnapshotStore(container)

@@ -12,8 +12,8 @@ import pytest
 from devstack.testkit.records import CLIENT, T0, TRADER, call, endpoint, iso, party, recording
 from tests.reconciliation.test_reconciler import World
 from verbatim.contracts.callrecords import CallRecord, SessionSummary
+from verbatim.platform.settings import Settings
 from verbatim.reconciliation.evaluate import Tolerance
-from verbatim.settings import Settings
 
 
 @pytest.fixture

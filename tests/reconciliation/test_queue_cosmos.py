@@ -14,10 +14,11 @@ from devstack.testkit.records import CLIENT, T0, TRADER, call, party, recording,
 from functions import reconciliation
 from tests.callrecords.helpers import cosmos_items, drain, handler
 from verbatim.contracts.callrecords import CallRecordStored
+from verbatim.lifecycle.announce import announce_indexed
 from verbatim.lifecycle.records import CosmosRecordingStore
-from verbatim.reconciliation.hooks import notify_recording_indexed
-from verbatim.reconciliation.runtime import reconciliation_runtime
-from verbatim.settings import Settings
+from verbatim.platform.settings import Settings
+from verbatim.platform.times import utcnow
+from verbatim.wiring import container_for
 
 reconcile = handler(reconciliation.reconcile)
 
@@ -28,7 +29,7 @@ def message(body: str) -> func.QueueMessage:
 
 def test_the_hook_and_the_trigger_turn_a_late_recording_into_a_recorded_verdict(stack_env: Settings) -> None:
     drain(stack_env, "reconciliation-requests")  # the queue lives in the session's Azurite: other tests' messages
-    runtime = reconciliation_runtime(stack_env)
+    runtime = container_for(stack_env).reconciliation
     runtime.reconciler.snapshots.add(snapshot(TRADER))
     runtime.reconciler.snapshots.add(snapshot(CLIENT, records=False))  # the audit observes every user
     runtime.reconciler.calls.save_if_newer(call("c-late", [party(TRADER), party(CLIENT)]), {"id": "c-late"})
@@ -39,8 +40,8 @@ def test_the_hook_and_the_trigger_turn_a_late_recording_into_a_recorded_verdict(
     assert (first["verdict"], first["reason"]) == ("missing", "no_invitation")
 
     record = recording("r-late", "c-late", TRADER, start=T0 + timedelta(seconds=1), seconds=59)
-    CosmosRecordingStore(runtime.database.get_container_client("recordings")).update("r-late", lambda _: record)
-    assert notify_recording_indexed(record, settings=stack_env)
+    CosmosRecordingStore(container_for(stack_env).cosmos("recordings")).update("r-late", lambda _: record)
+    assert announce_indexed(container_for(stack_env).reconciliation_requests, record, utcnow())
     (sent,) = drain(stack_env, "reconciliation-requests")
     assert sent["schema"] == "recording.indexed" and sent["recordingId"] == "r-late"
     reconcile(message(json.dumps(sent)))
@@ -58,7 +59,7 @@ def test_the_hook_and_the_trigger_turn_a_late_recording_into_a_recorded_verdict(
 
 
 def test_concurrent_evaluations_of_one_call_store_one_verdict_per_user(stack_env: Settings) -> None:
-    runtime = reconciliation_runtime(stack_env)
+    runtime = container_for(stack_env).reconciliation
     runtime.reconciler.snapshots.add(snapshot(TRADER))
     runtime.reconciler.snapshots.add(snapshot(CLIENT, records=False))  # the audit observes every user
     runtime.reconciler.calls.save_if_newer(call("c-busy", [party(TRADER), party(CLIENT)]), {"id": "c-busy"})
@@ -74,16 +75,16 @@ def test_concurrent_evaluations_of_one_call_store_one_verdict_per_user(stack_env
 
 
 def test_the_hook_reports_failure_instead_of_failing_the_lifecycle(stack_env: Settings) -> None:
-    from verbatim.callrecords.queues import InMemoryQueue
+    from verbatim.platform.queues import InMemoryQueue
 
     broken = InMemoryQueue(fail=True)
-    assert notify_recording_indexed(recording("r-x", "c-x", TRADER), queue=broken) is False
+    assert announce_indexed(broken, recording("r-x", "c-x", TRADER), utcnow()) is False
 
 
 def test_the_daily_run_decides_a_verdict_that_waited_for_a_policy_when_the_audits_message_was_lost(
     stack_env: Settings,
 ) -> None:
-    runtime = reconciliation_runtime(stack_env)
+    runtime = container_for(stack_env).reconciliation
     runtime.reconciler.calls.save_if_newer(call("c-early", [party(TRADER), party(CLIENT)]), {"id": "c-early"})
     runtime.reconciler.reconcile_call("c-early")  # before the first audit: nobody observed yet
     assert {(v["userId"], v["verdict"]) for v in cosmos_items(stack_env, "verdicts")} == {

@@ -19,15 +19,15 @@ from devstack.testkit.records import (
     recording,
     snapshot,
 )
-from verbatim.api.index import InMemoryRecordingIndex, SearchQuery
-from verbatim.callrecords.audit import InMemoryAuditLog
 from verbatim.callrecords.store import InMemoryCallRecordStore
 from verbatim.contracts.callrecords import CallRecord, CallRecordStored
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import RecordingIndexed
+from verbatim.platform.audit import InMemoryAuditLog
 from verbatim.policy.snapshots import InMemoryPolicySnapshotStore
 from verbatim.reconciliation.service import Reconciler, parse_request
 from verbatim.reconciliation.store import InMemoryRecordingFinder, InMemoryVerdictStore
+from verbatim.search.index import InMemoryRecordingIndex, SearchQuery
 
 
 class World:
@@ -247,7 +247,7 @@ def test_messages_are_told_apart_by_schema_and_bad_ones_are_rejected() -> None:
     body = stored("c1").model_dump_json(by_alias=True)
     assert isinstance(parse_request(body), CallRecordStored)
     assert isinstance(parse_request('{"schema": "recording.indexed", "recordingId": "r", "at": "x"}'), RecordingIndexed)
-    from verbatim.errors import InvalidInput
+    from verbatim.platform.errors import InvalidInput
 
     for bad in (b"not json", b'{"schema": "other"}', b'{"schema": "callrecord.stored"}'):
         with pytest.raises(InvalidInput):

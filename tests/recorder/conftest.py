@@ -21,9 +21,9 @@ from devstack.processes import ManagedProcess, free_port, http_ready
 from devstack.testkit.teams_platform import FakePlatform
 from recorder_vm import launch_argv
 from tests.conftest import Azurite
-from verbatim.clients import queue_client
 from verbatim.contracts.recorder import RecorderEvent, parse_recorder_event
-from verbatim.settings import StorageConnection
+from verbatim.platform.clients import queue_client
+from verbatim.platform.settings import StorageConnection
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

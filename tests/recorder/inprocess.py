@@ -20,8 +20,8 @@ from recorder_vm.app import Runtime, build
 from recorder_vm.media.base import MediaPlatform
 from recorder_vm.settings import RecorderSettings
 from tests.conftest import Azurite
-from verbatim.clients import queue_client
 from verbatim.contracts.recorder import RecorderEvent, parse_recorder_event
+from verbatim.platform.clients import queue_client
 
 T = TypeVar("T")
 
@@ -81,7 +81,7 @@ def url_of(settings: RecorderSettings) -> str:
 
 def events_of(settings: RecorderSettings) -> list[RecorderEvent]:
     """Every event on the recorder's queue so far (peeked, left in place), in sequence order."""
-    queue = queue_client(settings.runtime_connection, settings.recorder_events_queue)
+    queue = queue_client(settings.runtime_storage_connection, settings.recorder_events_queue)
     try:
         messages = queue.peek_messages(max_messages=32)
     except ResourceNotFoundError:

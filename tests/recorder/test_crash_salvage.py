@@ -9,12 +9,13 @@ import numpy as np
 from devstack.testkit.audio import decode, speech, with_silence
 from devstack.testkit.teams_platform import CallScript, FakePlatform, wait_until
 from tests.recorder.conftest import RecorderFactory
-from verbatim.clients import table_service
 from verbatim.contracts.recorder import RecordingStarted
 from verbatim.evidence.capture import read_manifest
 from verbatim.evidence.progress import progress_table, read_progress
 from verbatim.evidence.salvage import salvage_capture
-from verbatim.settings import StorageConnection
+from verbatim.platform.blobs import AzureBlobStore
+from verbatim.platform.clients import table_service
+from verbatim.platform.settings import StorageConnection
 
 
 def test_killing_the_recorder_mid_call_loses_at_most_two_seconds_after_salvage(
@@ -42,7 +43,7 @@ def test_killing_the_recorder_mid_call_loses_at_most_two_seconds_after_salvage(
     assert progress is not None and progress.state == "capturing" and progress.blocks_staged >= 2
 
     result = salvage_capture(
-        container,
+        AzureBlobStore(container),
         recording_id=started.recording_id,
         call_id=started.call_id,
         recorder_instance=started.recorder_instance,
@@ -64,7 +65,7 @@ def test_killing_the_recorder_mid_call_loses_at_most_two_seconds_after_salvage(
     assert result.manifest.salvaged and not result.manifest.complete
 
     again = salvage_capture(
-        container,
+        AzureBlobStore(container),
         recording_id=started.recording_id,
         call_id=started.call_id,
         recorder_instance=started.recorder_instance,

@@ -12,9 +12,9 @@ from azure.core.exceptions import ServiceRequestError
 from devstack.testkit.teams_platform import wait_until
 from recorder_vm.events import EventPublisher, QueueSink
 from tests.conftest import Azurite
-from verbatim.clients import queue_client
 from verbatim.contracts.recorder import ParticipantsChanged, parse_recorder_event
-from verbatim.settings import StorageConnection
+from verbatim.platform.clients import queue_client
+from verbatim.platform.settings import StorageConnection
 
 
 def _event(sequence: int) -> ParticipantsChanged:

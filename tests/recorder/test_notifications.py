@@ -15,7 +15,7 @@ from devstack.testkit.teams_platform import FakePlatform
 from recorder_vm.notifications import Call, CallUpdate, OtherUpdate, RosterUpdate, parse_notifications
 from recorder_vm.roster import Roster, call_type_of, direction_of, observed_user, policy_of
 from tests.recorder.documented import documented_invitation
-from verbatim.errors import InvalidInput
+from verbatim.platform.errors import InvalidInput
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -12,7 +12,7 @@ import pytest
 
 from tests.callrecords.oidc import AUDIENCE, OpenIdProvider, openid_provider
 from tests.retention.world import CLASSES, T0, RetentionWorld, SimClock, build_world
-from verbatim.settings import Settings, reload_settings
+from verbatim.platform.settings import Settings, reload_settings
 
 
 @pytest.fixture(scope="session")

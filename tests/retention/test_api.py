@@ -19,7 +19,7 @@ from tests.callrecords.oidc import OpenIdProvider
 from tests.retention.world import SALES, T0, TRADER, RetentionWorld, user_participant
 from verbatim.contracts.evidence import EntryKind
 from verbatim.contracts.retention import HoldRequest, Officer
-from verbatim.retention import runtime as runtime_module
+from verbatim.wiring import use_container
 
 
 def handler(builder: Any) -> Callable[[func.HttpRequest], func.HttpResponse]:
@@ -58,8 +58,9 @@ def payload(response: func.HttpResponse) -> Any:
 @pytest.fixture(autouse=True)
 def _world_runtime(world: RetentionWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # The triggers use the process's runtime: make it the test world's (simulated clock, capturing transport).
-    monkeypatch.setattr(runtime_module, "_current", (world.settings, world.runtime))
+    use_container(world.container)
     yield
+    use_container(None)
 
 
 @pytest.fixture

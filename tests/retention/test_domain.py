@@ -21,8 +21,8 @@ from verbatim.contracts.retention import (
     RetentionClass,
     RetentionClassConfig,
 )
-from verbatim.errors import NotFound, RetentionViolation
 from verbatim.ledger import InMemoryLedgerStore, Ledger
+from verbatim.platform.errors import NotFound, RetentionViolation
 from verbatim.policy.snapshots import InMemoryPolicySnapshotStore
 from verbatim.retention.classes import InMemoryRetentionClassStore, RetentionCatalog
 from verbatim.retention.deletion import evaluate

@@ -17,7 +17,8 @@ from tests.retention.world import SALES, T0, TRADER, RetentionWorld
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.retention import HoldApplication, HoldRequest, Officer, SweepReport
 from verbatim.retention.recordings import CosmosRetentionRecordings
-from verbatim.retention.runtime import RetentionRuntime
+from verbatim.wiring import Container
+from verbatim.wiring.retention import RetentionServices
 
 OFFICER = Officer(subject="officer-a", name="Olivia Officer")
 
@@ -57,11 +58,9 @@ class ClaimedRecordings(CosmosRetentionRecordings):
         return stored
 
 
-def other_process(world: RetentionWorld) -> RetentionRuntime:
+def other_process(world: RetentionWorld) -> RetentionServices:
     """A second instance of the app (its own clients), on the same simulated clock."""
-    runtime = RetentionRuntime(world.settings, clock=world.clock)
-    runtime.media = world.runtime.media
-    return runtime
+    return Container(world.settings, clock=world.clock, recordings=world.runtime.media).retention
 
 
 def test_a_hold_applied_between_the_sweeps_decision_and_its_claim_wins(world: RetentionWorld) -> None:

@@ -16,19 +16,20 @@ from functions import data_subjects as triggers
 from tests.callrecords.oidc import OpenIdProvider
 from tests.retention.test_api import call, payload
 from tests.retention.world import CLIENT_PHONE, SALES, T0, TRADER, RetentionWorld, phone_participant, user_participant
-from verbatim import clients
 from verbatim.callrecords.store import CosmosCallRecordStore
 from verbatim.contracts.callrecords import CallRecord, Party
 from verbatim.contracts.retention import HoldRequest, Officer
-from verbatim.retention import runtime as runtime_module
+from verbatim.platform import clients
+from verbatim.wiring import use_container
 
 COMPLIANCE = ("u-compliance", "compliance@contoso.com")
 
 
 @pytest.fixture(autouse=True)
 def _world_runtime(world: RetentionWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(runtime_module, "_current", (world.settings, world.runtime))
+    use_container(world.container)
     yield
+    use_container(None)
 
 
 def call_record(record_id: str, *parties: Party) -> CallRecord:

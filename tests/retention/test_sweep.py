@@ -16,6 +16,7 @@ from verbatim.contracts.evidence import EntryKind
 from verbatim.contracts.retention import DeletionCertificate, HoldRequest, Officer
 from verbatim.evidence.verify import verify_recording
 from verbatim.ledger import trusted_fingerprints
+from verbatim.platform.blobs import AzureBlobStore
 from verbatim.retention.lease import SWEEP_LEASE, LeaseState
 from verbatim.retention.storage import RecordingBlobs
 
@@ -71,7 +72,7 @@ def test_nothing_is_deleted_before_the_retention_date_and_at_it_the_sweep_delete
 
     ledger.checkpoint()
     result = verify_recording(
-        record.id, world.runtime.media, ledger, trusted_fingerprints(world.settings, ledger.signer)
+        record.id, AzureBlobStore(world.runtime.media), ledger, trusted_fingerprints(world.settings, ledger.signer)
     )
     assert result.ok, result.findings
     assert result.deleted_by is not None and result.deleted_by.seq == deleted.seq
@@ -88,7 +89,7 @@ def test_nothing_is_deleted_before_the_retention_date_and_at_it_the_sweep_delete
 
 
 def test_verify_rejects_a_certificate_whose_hashes_do_not_match_the_seal(world: RetentionWorld) -> None:
-    from verbatim.retention.certificates import check_certificate
+    from verbatim.evidence.certificates import check_certificate
 
     world.assign_class(TRADER[0], "cftc-oral")
     record = world.seal()

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from verbatim.evidence.worm_status import NOT_LOCKED_MESSAGE, check_worm_locked, policy_url, read_policy
-from verbatim.settings import Settings
+from verbatim.platform.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "azure"
 CONTAINER = (

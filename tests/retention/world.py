@@ -16,7 +16,6 @@ from azure.core.pipeline.transport import HttpRequest
 
 from devstack.testkit.captures import speech, stage_capture
 from tests.lifecycle.transport import CapturingTransport, capturing_container
-from verbatim import clients
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.policy import EffectivePolicy, PolicySnapshot
 from verbatim.contracts.recorder import (
@@ -29,11 +28,12 @@ from verbatim.contracts.recorder import (
 from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
 from verbatim.lifecycle import activities
 from verbatim.lifecycle.activities import LifecycleDeps
-from verbatim.lifecycle.deps import lifecycle_deps
 from verbatim.lifecycle.records import record_event
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings
 from verbatim.policy.snapshots import CosmosPolicySnapshotStore, snapshot_id
-from verbatim.retention.runtime import RetentionRuntime
-from verbatim.settings import Settings
+from verbatim.wiring import Container
+from verbatim.wiring.retention import RetentionServices
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 # Retention classes of the tests (RETENTION_CLASSES); "default" keeps the built-in 1827 days.
@@ -71,9 +71,10 @@ class SimClock:
 class RetentionWorld:
     settings: Settings
     clock: SimClock
-    runtime: RetentionRuntime
+    runtime: RetentionServices
     transport: CapturingTransport
     deps: LifecycleDeps
+    container: Container
     sealed: list[str] = field(default_factory=list)
 
     def assign_class(self, user_id: str, retention_class: str, *, group_id: str | None = None) -> None:
@@ -194,13 +195,12 @@ def user_participant(pid: str, user_id: str, upn: str | None = None) -> CallPart
 
 
 def build_world(settings: Settings, clock: SimClock) -> RetentionWorld:
-    container, transport = capturing_container(
+    media, transport = capturing_container(
         settings.recordings_storage_connection.connection_string.get_secret_value()  # type: ignore[union-attr]
     )
-    runtime = RetentionRuntime(settings, clock=clock)
-    runtime.media = container  # the WORM requests and deletes go through the capturing transport
-    deps = lifecycle_deps(settings)
-    deps.recordings = container
+    # The WORM requests and deletes go through the capturing transport.
+    container = Container(settings, clock=clock, recordings=media)
+    deps = container.lifecycle
     deps.clock = clock
     deps.chunk_seconds = 4
-    return RetentionWorld(settings, clock, runtime, transport, deps)
+    return RetentionWorld(settings, clock, container.retention, transport, deps, container)

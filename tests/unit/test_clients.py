@@ -7,8 +7,8 @@ from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from pydantic import SecretStr
 
 from devstack.emulators import AzuritePorts
-from verbatim import clients
-from verbatim.settings import Settings, StorageConnection
+from verbatim.platform import clients
+from verbatim.platform.settings import Settings, StorageConnection
 
 
 def test_connection_string_clients_point_at_the_emulator_endpoints() -> None:

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from verbatim.logging import configure_logging, correlation, current_correlation
+from verbatim.platform.logging import configure_logging, correlation, current_correlation
 
 
 def _capture() -> io.StringIO:

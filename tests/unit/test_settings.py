@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from verbatim.settings import StorageConnection, app_setting_names, get_settings, reload_settings
+from verbatim.platform.settings import StorageConnection, app_setting_names, get_settings, reload_settings
 
 
 @pytest.fixture(autouse=True)

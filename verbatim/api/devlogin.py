@@ -11,10 +11,10 @@ from __future__ import annotations
 import httpx
 from pydantic import Field
 
-from verbatim.auth import APP_ROLES
 from verbatim.contracts.callrecords import CamelContract
-from verbatim.errors import DependencyUnavailable, InvalidInput, NotFound
-from verbatim.settings import Settings
+from verbatim.platform.auth import APP_ROLES
+from verbatim.platform.errors import DependencyUnavailable, InvalidInput, NotFound
+from verbatim.platform.settings import Settings
 
 
 class DevLoginRequest(CamelContract):

@@ -12,8 +12,6 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from verbatim import __version__
-from verbatim.api.access import REASON_HEADER
-from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
 from verbatim.contracts.api import (
     AuditPage,
     LedgerPage,
@@ -26,6 +24,8 @@ from verbatim.contracts.api import (
     VerdictPage,
 )
 from verbatim.contracts.callrecords import CallRecord, CallRecordPage
+from verbatim.ledger.access import REASON_HEADER
+from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
 
 REF = "#/components/schemas/{model}"
 

@@ -1,5 +1,5 @@
 """The compliance API's service layer: what the `/api/v1` triggers call. Each method checks the caller's
-roles, records the read (ledger + audit, see `verbatim.api.access`) and returns a contract model.
+roles, records the read (ledger + audit, see `verbatim.ledger.access`) and returns a contract model.
 
 Roles: `Compliance.Officer` searches and replays the access copy; `Compliance.Auditor` reads metadata,
 reports, the ledger and the audit trail, and may replay the lossless evidence; `Recorder.Admin` operates
@@ -17,19 +17,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 from pydantic import JsonValue
 
-from verbatim.api.access import AccessLog
-from verbatim.api.audit import AuditQuery, AuditReader
-from verbatim.api.index import (
-    RecordingIndex,
-    SearchQuery,
-    canonical_time,
-    indexed_upns,
-    summary_of,
-    verdict_for,
-    with_upns,
-)
 from verbatim.api.media import ByteRange, Unsatisfiable, parse_range
-from verbatim.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Principal
 from verbatim.contracts.api import (
     AuditPage,
     LedgerPage,
@@ -44,11 +32,23 @@ from verbatim.contracts.api import (
 from verbatim.contracts.evidence import EntryKind, LedgerEntry, RecordingManifest
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import VerdictState
-from verbatim.errors import InvalidInput, NotFound, VerbatimError
-from verbatim.evidence.seal import read_manifest_blob, recording_subject
+from verbatim.evidence.seal import recording_subject
+from verbatim.ledger.access import AccessLog
 from verbatim.ledger.writer import Ledger
+from verbatim.platform.audit import AuditQuery, AuditReader
+from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Principal
+from verbatim.platform.errors import InvalidInput, NotFound, VerbatimError
 from verbatim.reconciliation.report import CompletenessReporter, parse_day, report_subject, verify_report
 from verbatim.reconciliation.store import RecordingFinder, VerdictQuery, VerdictStore
+from verbatim.search.index import (
+    RecordingIndex,
+    SearchQuery,
+    canonical_time,
+    indexed_upns,
+    summary_of,
+    verdict_for,
+    with_upns,
+)
 
 READERS = (COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
 MAX_PAGE = 200
@@ -202,7 +202,7 @@ class ComplianceApi:
         seal = record.seal
         if seal is None:
             return detail
-        body = read_manifest_blob(self.media_container, seal.manifest_blob)
+        body = self._manifest(seal.manifest_blob)
         entry = self.ledger.store.read_entry(self.ledger.chain, seal.ledger_seq)
         if body is not None:
             detail.manifest = RecordingManifest.model_validate_json(body)
@@ -214,6 +214,12 @@ class ComplianceApi:
             detail.proof = self.ledger.prove(entry)
             detail.proof_status = "proven" if detail.proof is not None else "awaiting_checkpoint"
         return detail
+
+    def _manifest(self, blob_name: str) -> bytes | None:
+        try:
+            return bytes(self.media_container.get_blob_client(blob_name).download_blob().readall())
+        except ResourceNotFoundError:
+            return None
 
     def _links(self, recording_id: str, record: RecordingRecord, principal: Principal) -> MediaLinks:
         seal = record.seal

@@ -17,12 +17,12 @@ from typing import Any, Protocol
 from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 
-from verbatim.callrecords.queues import MessageQueue
 from verbatim.callrecords.store import CallRecordStore
-from verbatim.callrecords.times import format_datetime, parse_datetime, utcnow
 from verbatim.contracts.callrecords import CallRecordNotification
 from verbatim.graph import GraphClient
-from verbatim.logging import correlation
+from verbatim.platform.logging import correlation
+from verbatim.platform.queues import MessageQueue
+from verbatim.platform.times import format_datetime, parse_datetime, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from typing import Literal
 
 from verbatim.callrecords.fetch import fetch_call_record
 from verbatim.callrecords.normalise import normalise
-from verbatim.callrecords.queues import MessageQueue
 from verbatim.callrecords.store import CallRecordStore, RecordState
-from verbatim.callrecords.times import format_datetime, parse_datetime, utcnow
 from verbatim.contracts.callrecords import CallRecord, CallRecordNotification, CallRecordStored
 from verbatim.graph import GraphClient, GraphError, GraphNotFound
-from verbatim.logging import correlation
+from verbatim.platform.logging import correlation
+from verbatim.platform.queues import MessageQueue
+from verbatim.platform.times import format_datetime, parse_datetime, utcnow
 
 log = logging.getLogger(__name__)
 

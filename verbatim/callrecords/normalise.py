@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from verbatim.callrecords.times import canonical_datetime, format_datetime, parse_datetime, parse_duration_ms
 from verbatim.contracts.callrecords import (
     CallRecord,
     CallRecordSource,
@@ -23,6 +22,7 @@ from verbatim.contracts.callrecords import (
     SessionSummary,
     UserAgentInfo,
 )
+from verbatim.platform.times import canonical_datetime, format_datetime, parse_datetime, parse_duration_ms
 
 
 class InvalidCallRecord(ValueError):

@@ -17,11 +17,11 @@ from typing import Any, Literal, Protocol
 
 from azure.cosmos import ContainerProxy
 
-from verbatim.callrecords.audit import AuditEvent, AuditLog
-from verbatim.callrecords.times import canonical_datetime, utcnow
-from verbatim.errors import InvalidInput
 from verbatim.graph import GraphClient
-from verbatim.logging import correlation
+from verbatim.platform.audit import AuditEvent, AuditLog
+from verbatim.platform.errors import InvalidInput
+from verbatim.platform.logging import correlation
+from verbatim.platform.times import canonical_datetime, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from verbatim.auth import Principal
-from verbatim.callrecords.audit import AuditEvent, AuditLog
 from verbatim.callrecords.store import CallQuery, CallRecordStore
-from verbatim.callrecords.times import format_datetime, parse_datetime, utcnow
 from verbatim.contracts.callrecords import CallRecord, CallRecordPage
-from verbatim.errors import InvalidInput, NotFound
+from verbatim.platform.audit import AuditEvent, AuditLog
+from verbatim.platform.auth import Principal
+from verbatim.platform.errors import InvalidInput, NotFound
+from verbatim.platform.times import format_datetime, parse_datetime, utcnow
 
 MAX_PAGE = 200
 

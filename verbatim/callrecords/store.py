@@ -9,7 +9,6 @@ has been told about, so a crash between storing and handing off is repaired by t
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 from collections.abc import Mapping
@@ -21,9 +20,11 @@ from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from verbatim.callrecords.times import canonical_datetime
 from verbatim.contracts.callrecords import CallRecord
-from verbatim.errors import Conflict, InvalidInput
+from verbatim.platform import layout
+from verbatim.platform.errors import Conflict
+from verbatim.platform.paging import cosmos_page, offset_page
+from verbatim.platform.times import canonical_datetime
 
 DOC_TYPE = "callRecord"
 RAW_INLINE_LIMIT = 1_500_000  # bytes of JSON; a Cosmos item may not exceed 2 MB in total
@@ -131,19 +132,6 @@ def _state(document: Mapping[str, Any]) -> RecordState:
         handed_off_version=int(document.get("handedOffVersion", 0)),
         ingested_at=ingested if isinstance(ingested, str) else None,
     )
-
-
-def _encode_continuation(value: str | None) -> str | None:
-    return base64.urlsafe_b64encode(value.encode()).decode() if value else None
-
-
-def _decode_continuation(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        return base64.urlsafe_b64decode(value.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput("the continuation token is not one we issued") from error
 
 
 class CosmosCallRecordStore:
@@ -286,13 +274,10 @@ class CosmosCallRecordStore:
             clauses.append("(" + " OR ".join(alternatives) + ")")
         fields = ", ".join(f"c.{name}" for name in _LIST_FIELDS)
         sql = f"SELECT {fields} FROM c WHERE {' AND '.join(clauses)} ORDER BY c.startDateTime DESC"  # noqa: S608 - fixed field names, values are parameters
-        pager = self._container.query_items(
+        pages = self._container.query_items(
             sql, parameters=parameters, enable_cross_partition_query=True, max_item_count=query.limit
-        ).by_page(_decode_continuation(query.continuation))
-        page = next(pager, None)
-        items = [_record(item) for item in page] if page is not None else []
-        token = getattr(pager, "continuation_token", None) if page is not None else None
-        return items, _encode_continuation(token if isinstance(token, str) else None)
+        )
+        return cosmos_page(pages.by_page, query.continuation, _record)
 
 
 # What a list returns: everything normalised, not the raw payload.
@@ -306,7 +291,7 @@ class BlobRawArchive:
         self._container = container
 
     @classmethod
-    def from_service(cls, service: BlobServiceClient, container: str = "callrecords") -> BlobRawArchive:
+    def from_service(cls, service: BlobServiceClient, container: str = layout.RAW_CALLRECORDS_BLOBS) -> BlobRawArchive:
         return cls(service.get_container_client(container))
 
     def put(self, call_record_id: str, version: int, payload: bytes) -> str:
@@ -370,7 +355,4 @@ class InMemoryCallRecordStore:
             and (keys is None or keys.intersection(doc.get("participantKeys", [])))
         ]
         matches.sort(key=lambda r: r.start_date_time or "", reverse=True)
-        offset = int(query.continuation or 0)
-        page = matches[offset : offset + query.limit]
-        more = offset + query.limit < len(matches)
-        return page, str(offset + query.limit) if more else None
+        return offset_page(matches, query.continuation, query.limit)

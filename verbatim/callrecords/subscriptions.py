@@ -20,11 +20,11 @@ from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
 
-from verbatim.callrecords.times import format_datetime, parse_datetime, utcnow
 from verbatim.callrecords.webhook import digest
 from verbatim.contracts.callrecords import GraphLifecycleEvent
 from verbatim.graph import GraphClient, GraphNotFound
-from verbatim.logging import correlation
+from verbatim.platform.logging import correlation
+from verbatim.platform.times import format_datetime, parse_datetime, utcnow
 
 log = logging.getLogger(__name__)
 

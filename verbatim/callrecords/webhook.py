@@ -25,11 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from verbatim.callrecords.audit import AuditEvent, AuditLog
-from verbatim.callrecords.queues import AsyncMessageQueue, MessageQueue
-from verbatim.callrecords.times import format_datetime, utcnow
 from verbatim.contracts.callrecords import CallRecordNotification, GraphLifecycleEvent
-from verbatim.errors import Forbidden, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from verbatim.platform.audit import AuditEvent, AuditLog
+from verbatim.platform.errors import Forbidden, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from verbatim.platform.queues import AsyncMessageQueue, MessageQueue
+from verbatim.platform.times import format_datetime, utcnow
 
 MAX_VALIDATION_TOKEN = 4096
 # Call record ids are GUIDs; allow a little more, never anything that could reshape a URL.

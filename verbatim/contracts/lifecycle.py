@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from verbatim.contracts import Contract, contract
-from verbatim.contracts.evidence import RecordingFacts
+from verbatim.contracts.evidence import AccessCopy, RecordingFacts
 from verbatim.contracts.retention import RecordingDeletion
 
 RecordingStatus = Literal[
@@ -111,3 +111,98 @@ class SealSummary(Contract):
     recording_id: str
     status: Literal["complete", "interrupted"]
     seal: SealIndex
+
+
+# --- the orchestration's activities, external event, status and output ------------------------------------
+
+
+@contract("lifecycle.recording-task", 1)
+class RecordingTask(Contract):
+    """The input of the activities that need only the recording: salvage, finalise, clean up."""
+
+    recording_id: str
+
+
+@contract("lifecycle.salvaged", 1)
+class Salvaged(Contract):
+    """Salvage's result: the capture manifest that now describes the committed blocks."""
+
+    manifest_blob: str
+
+
+@contract("lifecycle.access-chunk", 1)
+class AccessChunk(Contract):
+    """One encoded chunk of the access copy, left in lifecycle-scratch until the copy is assembled."""
+
+    blob_name: str
+
+
+@contract("lifecycle.assemble-access-copy", 1)
+class AssembleAccessCopy(Contract):
+    recording_id: str
+    finalised_blob: str
+    chunks: list[AccessChunk]
+
+
+@contract("lifecycle.seal-request", 1)
+class SealRequest(Contract):
+    recording_id: str
+    finalised_blob: str
+    access_copy: AccessCopy | None = None
+
+
+@contract("lifecycle.index-request", 1)
+class IndexRequest(Contract):
+    summary: SealSummary
+    problems: list[str] = Field(default_factory=list)
+
+
+@contract("lifecycle.indexed", 1)
+class Indexed(Contract):
+    recording_id: str
+    status: RecordingStatus
+
+
+@contract("lifecycle.mark-not-recorded", 1)
+class MarkNotRecorded(Contract):
+    recording_id: str
+    reason: str
+
+
+@contract("lifecycle.cleaned-up", 1)
+class CleanedUp(Contract):
+    deleted: int  # scratch blobs deleted
+
+
+@contract("lifecycle.recorder-signal", 1)
+class RecorderSignal(Contract):
+    """The external event `recorder_event`: a recorder event reached the record; the orchestration re-reads it."""
+
+    sequence: int
+    type: str
+
+
+LifecycleStage = Literal[
+    "capturing", "not_recorded", "salvaging", "finalising", "transcoding", "sealing", "indexing", "sealed"
+]
+
+
+@contract("lifecycle.status", 1)
+class LifecycleStatus(Contract):
+    """The orchestration's custom status: where the recording is now."""
+
+    stage: LifecycleStage
+    recording_id: str
+    waits: int | None = None
+    reason: str | None = None
+    ledger_seq: int | None = None
+
+
+@contract("lifecycle.outcome", 1)
+class LifecycleOutcome(Contract):
+    """The orchestration's output."""
+
+    recording_id: str
+    status: Literal["sealed", "not_recorded"]
+    reason: str | None = None
+    interrupted: bool | None = None

@@ -7,14 +7,11 @@ so no activity downloads or runs for long whatever the length of the call.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import posixpath
 
 import numpy as np
 import numpy.typing as npt
-from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import ContainerClient, ContentSettings
 
 from verbatim.contracts.evidence import AccessCopy, EvidenceTrack
 from verbatim.evidence.flac import MAX_HEADER_BYTES, NotFlac, decode_range, parse_header
@@ -29,6 +26,7 @@ from verbatim.evidence.opus import (
     plan_chunks,
     unpack_chunk,
 )
+from verbatim.platform.blobs import BlobStore
 
 ACCESS_COPY_NAME = "access.opus"
 OGG_CONTENT_TYPE = "audio/ogg"
@@ -52,12 +50,12 @@ def plan_access_copy(track: EvidenceTrack, chunk_seconds: int) -> list[ChunkPlan
     return plan_chunks(track.samples, chunk_seconds)
 
 
-def read_samples(recordings: ContainerClient, track: EvidenceTrack, start: int, end: int) -> npt.NDArray[np.int16]:
+def read_samples(recordings: BlobStore, track: EvidenceTrack, start: int, end: int) -> npt.NDArray[np.int16]:
     """Evidence samples [start, end), reading only the blocks that hold them when the block table allows."""
-    blob = recordings.get_blob_client(track.blob_name)
+    name = track.blob_name
     covering = [b for b in track.blocks if b.start_sample < end and b.start_sample + b.samples > start]
     if covering and all(b.samples for b in track.blocks):
-        head = blob.download_blob(0, min(MAX_HEADER_BYTES, track.bytes), version_id=track.version_id).readall()
+        head = recordings.read(name, offset=0, length=min(MAX_HEADER_BYTES, track.bytes), version_id=track.version_id)
         try:
             header_length = parse_header(head).header_length
         except NotFlac:
@@ -65,18 +63,18 @@ def read_samples(recordings: ContainerClient, track: EvidenceTrack, start: int, 
         if header_length:
             first, last = covering[0], covering[-1]
             length = last.byte_offset + last.size - first.byte_offset
-            body = blob.download_blob(first.byte_offset, length, version_id=track.version_id).readall()
+            body = recordings.read(name, offset=first.byte_offset, length=length, version_id=track.version_id)
             if first.byte_offset == 0:
                 body = body[header_length:]
             return decode_range(head[:header_length], body, start - first.start_sample, end - start)
     # No usable block table (or an odd header): decode the whole object.
-    data = blob.download_blob(version_id=track.version_id).readall()
+    data = recordings.read(name, version_id=track.version_id)
     return decode_range(b"", data, start, end - start)
 
 
 def encode_access_chunk(
-    recordings: ContainerClient,
-    scratch: ContainerClient,
+    recordings: BlobStore,
+    scratch: BlobStore,
     recording_id: str,
     track: EvidenceTrack,
     plan: ChunkPlan,
@@ -87,13 +85,13 @@ def encode_access_chunk(
     samples = read_samples(recordings, track, plan.input_start, plan.input_end)
     chunk = encode_chunk(plan, samples, bitrate=bitrate)
     name = chunk_blob_name(recording_id, track.sha256, plan.index)
-    scratch.upload_blob(name, pack_chunk(chunk), overwrite=True)
+    scratch.write(name, pack_chunk(chunk))
     return name
 
 
 def assemble_access_copy(
-    recordings: ContainerClient,
-    scratch: ContainerClient,
+    recordings: BlobStore,
+    scratch: BlobStore,
     recording_id: str,
     track: EvidenceTrack,
     chunk_names: list[str],
@@ -102,7 +100,7 @@ def assemble_access_copy(
 ) -> AccessCopy:
     """The concatenation activity: one Ogg Opus stream from the chunks, uploaded beside the evidence. The
     chunks stay in scratch (a retry can assemble again) until `discard_access_chunks` after the seal."""
-    chunks = [unpack_chunk(scratch.download_blob(name).readall()) for name in chunk_names]
+    chunks = [unpack_chunk(scratch.read(name)) for name in chunk_names]
     chunks.sort(key=lambda c: c.first_packet)
     expected = 0
     for chunk in chunks:
@@ -118,15 +116,11 @@ def assemble_access_copy(
         comments={"TITLE": f"recording {recording_id}", EVIDENCE_TAG: track.sha256, "ENCODER": "verbatim"},
     )
     name = access_copy_blob_name(track.blob_name)
-    result = recordings.get_blob_client(name).upload_blob(
-        ogg,
-        overwrite=True,
-        content_settings=ContentSettings(content_type=OGG_CONTENT_TYPE),
-        tags=kind_tags(ACCESS_COPY),  # matched by the access-copy tiering rule (verbatim.evidence.kinds)
-    )
+    # Tagged for the access-copy tiering rule (verbatim.evidence.kinds).
+    version_id = recordings.write(name, ogg, content_type=OGG_CONTENT_TYPE, tags=kind_tags(ACCESS_COPY))
     return AccessCopy(
         blob_name=name,
-        version_id=result.get("version_id"),
+        version_id=version_id,
         bytes=len(ogg),
         sha256=hashlib.sha256(ogg).hexdigest(),
         bitrate=bitrate,
@@ -136,11 +130,6 @@ def assemble_access_copy(
     )
 
 
-def discard_access_chunks(scratch: ContainerClient, recording_id: str) -> int:
+def discard_access_chunks(scratch: BlobStore, recording_id: str) -> int:
     """Delete a recording's encoded chunks from scratch (best effort; returns how many were deleted)."""
-    deleted = 0
-    for blob in scratch.list_blobs(name_starts_with=f"access-chunks/{recording_id}/"):
-        with contextlib.suppress(ResourceNotFoundError):
-            scratch.delete_blob(blob.name)
-            deleted += 1
-    return deleted
+    return sum(scratch.delete(name) for name in scratch.names(f"access-chunks/{recording_id}/"))

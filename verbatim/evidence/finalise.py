@@ -13,13 +13,13 @@ import tempfile
 from typing import IO
 
 from av.error import FFmpegError
-from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
 
 from verbatim.contracts.evidence import AudioGap, EvidenceTrack, SealedBlock
 from verbatim.contracts.recorder import CaptureManifest, CaptureTrack
 from verbatim.evidence.blocks import decode_block_id
 from verbatim.evidence.flac import count_samples
 from verbatim.evidence.kinds import EVIDENCE, kind_tags
+from verbatim.platform.blobs import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +27,19 @@ FLAC_CONTENT_TYPE = "audio/flac"
 _DOWNLOAD_CHUNK = 4 * 1024 * 1024
 
 
-def finalise(container: ContainerClient, capture: CaptureManifest) -> list[EvidenceTrack]:
+def finalise(container: BlobStore, capture: CaptureManifest) -> list[EvidenceTrack]:
     """Finalise every track of a capture (the mixed record first)."""
     tracks = sorted(capture.tracks, key=lambda t: (t.kind != "mixed", t.track))
     return [finalise_track(container, track) for track in tracks]
 
 
-def finalise_track(container: ContainerClient, track: CaptureTrack) -> EvidenceTrack:
-    blob = container.get_blob_client(track.blob_name)
+def finalise_track(container: BlobStore, track: CaptureTrack) -> EvidenceTrack:
     problems = _commit_or_check_blocks(container, track)
-    properties = blob.get_blob_properties()
+    version_id = container.version_of(track.blob_name)
     # The tiering rule for evidence matches this tag on the current version (verbatim.evidence.kinds).
-    blob.set_blob_tags(kind_tags(EVIDENCE), version_id=properties.version_id)
+    container.set_tags(track.blob_name, kind_tags(EVIDENCE), version_id=version_id)
     with tempfile.TemporaryFile() as spool:
-        whole, block_hashes = _download_and_hash(container, track, spool, properties.version_id)
+        whole, block_hashes = _download_and_hash(container, track, spool, version_id)
         size = spool.tell()
         spool.seek(0)
         try:
@@ -68,7 +67,7 @@ def finalise_track(container: ContainerClient, track: CaptureTrack) -> EvidenceT
         kind=track.kind,
         source_id=track.source_id,
         blob_name=track.blob_name,
-        version_id=properties.version_id,
+        version_id=version_id,
         bytes=size,
         sha256=whole,
         sample_rate=rate,
@@ -93,10 +92,9 @@ def finalise_track(container: ContainerClient, track: CaptureTrack) -> EvidenceT
     )
 
 
-def _commit_or_check_blocks(container: ContainerClient, track: CaptureTrack) -> list[str]:
+def _commit_or_check_blocks(container: BlobStore, track: CaptureTrack) -> list[str]:
     """Commit the manifest's blocks when the recorder could not, else check the committed list matches."""
-    blob = container.get_blob_client(track.blob_name)
-    committed, uncommitted = blob.get_block_list("all")
+    committed, uncommitted = container.blocks(track.blob_name)
     expected = [block.block_id for block in track.blocks]
     committed_ids = [block.id for block in committed]
     problems: list[str] = []
@@ -108,10 +106,7 @@ def _commit_or_check_blocks(container: ContainerClient, track: CaptureTrack) -> 
         return problems
     staged = {block.id for block in uncommitted} | set(committed_ids)
     if not committed_ids and set(expected) <= staged and expected:
-        blob.commit_block_list(
-            [BlobBlock(block_id) for block_id in expected],
-            content_settings=ContentSettings(content_type=FLAC_CONTENT_TYPE),
-        )
+        container.commit_blocks(track.blob_name, expected, content_type=FLAC_CONTENT_TYPE)
         log.info("committed %d staged blocks of %s", len(expected), track.blob_name)
         return problems
     missing = [i for i, block_id in enumerate(expected) if block_id not in staged]
@@ -126,15 +121,14 @@ def _commit_or_check_blocks(container: ContainerClient, track: CaptureTrack) -> 
 
 
 def _download_and_hash(
-    container: ContainerClient, track: CaptureTrack, spool: IO[bytes], version_id: str | None
+    container: BlobStore, track: CaptureTrack, spool: IO[bytes], version_id: str | None
 ) -> tuple[str, list[str]]:
     """Stream the object into `spool`, hashing the whole and each manifest block on the way."""
     whole = hashlib.sha256()
     bounds = [(b.byte_offset, b.byte_offset + b.size) for b in track.blocks]
     block_hashes = [hashlib.sha256() for _ in bounds]
     position = 0
-    downloader = container.get_blob_client(track.blob_name).download_blob(version_id=version_id)
-    for chunk in downloader.chunks():
+    for chunk in container.chunks(track.blob_name, version_id=version_id):
         whole.update(chunk)
         spool.write(chunk)
         end = position + len(chunk)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from verbatim.errors import RetentionViolation
+from verbatim.platform.errors import RetentionViolation
 
 
 def ensure_deletable(recording_id: str, *, retention_until: datetime, holds: Sequence[str], now: datetime) -> None:

@@ -8,14 +8,15 @@ runtime storage account's table service (Azurite locally), not on a queue: it is
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Protocol
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from verbatim.contracts.recorder import CaptureProgress
+from verbatim.platform import layout
 
-PROGRESS_TABLE = "recorderprogress"
+PROGRESS_TABLE = layout.RECORDER_PROGRESS_TABLE
 ROW_KEY = "progress"
 
 
@@ -42,3 +43,32 @@ def read_progress(table: TableClient, recording_id: str) -> CaptureProgress | No
     return CaptureProgress.model_validate(
         {key: value for key, value in entity.items() if key not in ("PartitionKey", "RowKey")}
     )
+
+
+class ProgressReader(Protocol):
+    """The lifecycle's view of the progress table: the latest heartbeat of a recording, if any."""
+
+    def read(self, recording_id: str) -> CaptureProgress | None: ...
+
+
+class TableProgress:
+    """`ProgressReader` on the runtime account's table."""
+
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+
+    def read(self, recording_id: str) -> CaptureProgress | None:
+        return read_progress(self.table, recording_id)
+
+
+class InMemoryProgress:
+    """`ProgressReader` in memory (service-level tests): the heartbeats written so far, newest per recording."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, CaptureProgress] = {}
+
+    def write(self, progress: CaptureProgress) -> None:
+        self.latest[progress.recording_id] = progress
+
+    def read(self, recording_id: str) -> CaptureProgress | None:
+        return self.latest.get(recording_id)

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import av
-from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
 
 from verbatim.contracts.recorder import (
     AudioEncoding,
@@ -28,7 +26,8 @@ from verbatim.contracts.recorder import (
     CaptureTrack,
 )
 from verbatim.evidence.blocks import BlockId, decode_block_id
-from verbatim.evidence.capture import MIXED_TRACK, read_manifest, write_manifest
+from verbatim.evidence.capture import MIXED_TRACK
+from verbatim.platform.blobs import BlobNotFound, BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class SalvageResult:
 
 
 def salvage_capture(
-    container: ContainerClient,
+    container: BlobStore,
     *,
     recording_id: str,
     call_id: str,
@@ -74,23 +73,22 @@ def salvage_capture(
     call_chain_id: str | None = None,
 ) -> SalvageResult:
     """Commit what can be committed of a recording's tracks and write a salvaged capture manifest."""
-    existing = read_manifest(container, manifest_blob_name)
+    existing = _read_manifest(container, manifest_blob_name)
     if existing is not None and existing.complete:
         return SalvageResult(existing, manifest_blob_name, [], already_complete=True)
     prefix = blob_name.rsplit("/", 1)[0] + "/"
-    unmixed = sorted(
-        blob.name
-        for blob in container.list_blobs(name_starts_with=prefix, include=["uncommittedblobs"])
-        if blob.name != blob_name and blob.name.endswith(".flac")
-    )
+    unmixed = [
+        name for name in container.names(prefix, uncommitted=True) if name != blob_name and name.endswith(".flac")
+    ]
     names = [blob_name, *unmixed]
-    tracks = [salvage_track(container.get_blob_client(blob_name), recording_id=recording_id)]
+    tracks = [salvage_track(container, blob_name, recording_id=recording_id)]
     for name in names[1:]:
         stem = name.rsplit("/", 1)[1].removesuffix(".flac")
         source = stem.removeprefix("source-")
         tracks.append(
             salvage_track(
-                container.get_blob_client(name),
+                container,
+                name,
                 recording_id=recording_id,
                 track=stem,
                 source_id=int(source) if source.isdigit() else None,
@@ -113,7 +111,7 @@ def salvage_capture(
         frames_dropped=progress.frames_dropped if progress else 0,
         tracks=[salvaged.track for salvaged in tracks],
     )
-    write_manifest(container, manifest_blob_name, manifest)
+    container.write(manifest_blob_name, manifest.model_dump_json(indent=2).encode(), content_type="application/json")
     log.info(
         "recording salvaged",
         extra={
@@ -125,13 +123,25 @@ def salvage_capture(
     return SalvageResult(manifest, manifest_blob_name, tracks, already_complete=False)
 
 
+def _read_manifest(container: BlobStore, blob_name: str) -> CaptureManifest | None:
+    try:
+        return CaptureManifest.model_validate_json(container.read(blob_name))
+    except BlobNotFound:
+        return None
+
+
 def salvage_track(
-    blob: BlobClient, *, recording_id: str = "", track: str = MIXED_TRACK, source_id: int | None = None
+    container: BlobStore,
+    blob_name: str,
+    *,
+    recording_id: str = "",
+    track: str = MIXED_TRACK,
+    source_id: int | None = None,
 ) -> SalvagedTrack:
     """Commit the longest valid prefix of one track's blocks; returns the track as committed."""
     try:
-        committed, uncommitted = blob.get_block_list("all")
-    except ResourceNotFoundError:
+        committed, uncommitted = container.blocks(blob_name)
+    except BlobNotFound:
         committed, uncommitted = [], []
     ours: dict[int, tuple[BlockId, str, int]] = {}
     for block in [*committed, *uncommitted]:
@@ -146,12 +156,13 @@ def salvage_track(
     dropped_invalid = 0
     data = b""
     while candidate:
-        blob.commit_block_list(
-            [BlobBlock(block_id=block_id) for _, block_id, _ in candidate],
-            content_settings=ContentSettings(content_type="audio/flac"),
+        container.commit_blocks(
+            blob_name,
+            [block_id for _, block_id, _ in candidate],
+            content_type="audio/flac",
             metadata={"recording_id": recording_id, "salvaged": "true"} if recording_id else {"salvaged": "true"},
         )
-        data = blob.download_blob().readall()
+        data = container.read(blob_name)
         valid = _valid_prefix(data, candidate)
         if valid == len(candidate):
             break
@@ -165,7 +176,7 @@ def salvage_track(
         track=track,
         kind="mixed" if track == MIXED_TRACK else "unmixed",
         source_id=source_id,
-        blob_name=blob.blob_name,
+        blob_name=blob_name,
         encoding=AudioEncoding(),
         blocks=blocks,
         bytes=len(data),

@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient, ContentSettings
 from pydantic import JsonValue
 
 from verbatim import __version__
@@ -29,8 +27,9 @@ from verbatim.contracts.evidence import (
     RetentionTerm,
 )
 from verbatim.contracts.recorder import CaptureManifest
-from verbatim.evidence.worm import Enforcement, Worm
+from verbatim.evidence.worm import Enforcement, WormProtection
 from verbatim.ledger.writer import LedgerWriter
+from verbatim.platform.blobs import BlobExists, BlobNotFound, BlobStore
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_CONTENT_TYPE = "application/json"
@@ -45,13 +44,13 @@ def recording_subject(recording_id: str) -> str:
     return f"recording:{recording_id}"
 
 
-def read_capture(container: ContainerClient, blob_name: str) -> tuple[CaptureManifest, BlobRef]:
+def read_capture(container: BlobStore, blob_name: str) -> tuple[CaptureManifest, BlobRef]:
     """The recorder's capture manifest, and a reference to its exact bytes for the sealed manifest."""
-    downloader = container.get_blob_client(blob_name).download_blob()
-    body = downloader.readall()
+    stored = container.read_versioned(blob_name)
+    body = stored.data
     ref = BlobRef(
         blob_name=blob_name,
-        version_id=downloader.properties.version_id,
+        version_id=stored.version_id,
         bytes=len(body),
         sha256=hashlib.sha256(body).hexdigest(),
     )
@@ -95,19 +94,20 @@ class SealResult:
 
 
 class Sealer:
-    """Seals recordings in the recordings container and appends `sealed` entries to the ledger."""
+    """Seals recordings in the recordings container (made WORM through `worm`) and appends `sealed` entries to
+    the ledger."""
 
     def __init__(
         self,
-        recordings: ContainerClient,
+        recordings: BlobStore,
         ledger: LedgerWriter,
         *,
-        emulator: bool,
+        worm: WormProtection,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._container = recordings
         self._ledger = ledger
-        self._worm = Worm(recordings, emulator=emulator)
+        self._worm = worm
         self._clock = clock
 
     def seal(self, manifest: RecordingManifest) -> SealResult:
@@ -136,17 +136,12 @@ class Sealer:
     def _write_manifest(self, manifest: RecordingManifest) -> tuple[RecordingManifest, BlobRef]:
         """Write the manifest unless a previous attempt did; the stored one is the sealed one."""
         name = manifest_blob_name(manifest.track().blob_name if manifest.evidence else manifest.recording_id)
-        blob = self._container.get_blob_client(name)
         body = manifest.model_dump_json(indent=2).encode()
         try:
-            result = blob.upload_blob(
-                body, overwrite=False, content_settings=ContentSettings(content_type=MANIFEST_CONTENT_TYPE)
-            )
-            version_id = result.get("version_id")
-        except ResourceExistsError:
-            downloader = blob.download_blob()
-            body = downloader.readall()
-            version_id = downloader.properties.version_id
+            version_id = self._container.write(name, body, overwrite=False, content_type=MANIFEST_CONTENT_TYPE)
+        except BlobExists:
+            existing = self._container.read_versioned(name)
+            body, version_id = existing.data, existing.version_id
             stored = RecordingManifest.model_validate_json(body)
             if stored.recording_id != manifest.recording_id:
                 raise
@@ -191,8 +186,8 @@ def sealed_details(
     }
 
 
-def read_manifest_blob(container: ContainerClient, blob_name: str, version_id: str | None = None) -> bytes | None:
+def read_manifest_blob(container: BlobStore, blob_name: str, version_id: str | None = None) -> bytes | None:
     try:
-        return container.get_blob_client(blob_name).download_blob(version_id=version_id).readall()
-    except ResourceNotFoundError:
+        return container.read(blob_name, version_id=version_id)
+    except BlobNotFound:
         return None

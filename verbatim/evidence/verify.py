@@ -9,15 +9,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import ContainerClient
 from pydantic import ValidationError
 
 from verbatim.contracts.evidence import EntryKind, InclusionProof, LedgerCheckpoint, LedgerEntry, RecordingManifest
+from verbatim.evidence.certificates import check_certificate
 from verbatim.evidence.seal import recording_subject
 from verbatim.ledger.chain import Finding, verify_entry, verify_inclusion
 from verbatim.ledger.writer import Ledger
-from verbatim.retention.certificates import check_certificate
+from verbatim.platform.blobs import BlobNotFound, BlobStore
 
 
 @dataclass
@@ -35,7 +34,7 @@ class RecordingVerification:
 
 
 def verify_recording(
-    recording_id: str, recordings: ContainerClient, ledger: Ledger, trusted_fingerprints: Iterable[str]
+    recording_id: str, recordings: BlobStore, ledger: Ledger, trusted_fingerprints: Iterable[str]
 ) -> RecordingVerification:
     result = RecordingVerification(recording_id)
     trusted = set(trusted_fingerprints)
@@ -95,7 +94,7 @@ def _check_inclusion(result: RecordingVerification, ledger: Ledger, sealed: Ledg
 
 
 def _check_manifest(
-    result: RecordingVerification, recordings: ContainerClient, sealed: LedgerEntry
+    result: RecordingVerification, recordings: BlobStore, sealed: LedgerEntry
 ) -> RecordingManifest | None:
     recorded: dict[str, Any] = sealed.details.get("manifest") or {}  # type: ignore[assignment]
     name = str(recorded.get("blob"))
@@ -123,7 +122,7 @@ def _check_manifest(
 
 
 def _check_media(
-    result: RecordingVerification, recordings: ContainerClient, sealed: LedgerEntry, manifest: RecordingManifest | None
+    result: RecordingVerification, recordings: BlobStore, sealed: LedgerEntry, manifest: RecordingManifest | None
 ) -> None:
     evidence: list[dict[str, Any]] = sealed.details.get("evidence") or []  # type: ignore[assignment]
     for item in evidence:
@@ -174,9 +173,8 @@ def _check_media(
             result.notes.append(f"access copy {access['blob']} as sealed, made from evidence {link}…")
 
 
-def _download(container: ContainerClient, name: str, version_id: object) -> bytes | None:
+def _download(container: BlobStore, name: str, version_id: object) -> bytes | None:
     try:
-        blob = container.get_blob_client(name)
-        return blob.download_blob(version_id=str(version_id) if version_id else None).readall()
-    except ResourceNotFoundError:
+        return container.read(name, version_id=str(version_id) if version_id else None)
+    except BlobNotFound:
         return None

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobImmutabilityPolicyMode, ContainerClient, ImmutabilityPolicy
@@ -74,3 +74,32 @@ class Worm:
                 return WormOutcome(blob_name, action, "emulator-not-enforced")
             raise WormNotApplied(f"{action} on {blob_name} failed: {error.status_code} {error.reason}") from error
         return WormOutcome(blob_name, action, "azure")
+
+
+class WormProtection(Protocol):
+    """What the seal asks of the store: keep a blob (version) until a date, and under legal hold."""
+
+    def protect_until(self, blob_name: str, until: datetime, version_id: str | None = None) -> WormOutcome: ...
+
+    def set_legal_hold(self, blob_name: str, hold: bool, version_id: str | None = None) -> WormOutcome: ...
+
+
+class InMemoryWorm:
+    """`WormProtection` for service-level tests: remembers what was asked (extend-only, like `Worm`) and says
+    it was not enforced by a store, as on the emulator."""
+
+    def __init__(self) -> None:
+        self.until: dict[tuple[str, str | None], datetime] = {}
+        self.held: dict[tuple[str, str | None], bool] = {}
+
+    def protect_until(self, blob_name: str, until: datetime, version_id: str | None = None) -> WormOutcome:
+        key = (blob_name, version_id)
+        current = self.until.get(key)
+        if current is not None and current >= until:
+            return WormOutcome(blob_name, "unchanged", "emulator-not-enforced")
+        self.until[key] = until
+        return WormOutcome(blob_name, "immutability", "emulator-not-enforced")
+
+    def set_legal_hold(self, blob_name: str, hold: bool, version_id: str | None = None) -> WormOutcome:
+        self.held[(blob_name, version_id)] = hold
+        return WormOutcome(blob_name, "legal-hold", "emulator-not-enforced")

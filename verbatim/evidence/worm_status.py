@@ -19,7 +19,7 @@ import httpx
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
-    from verbatim.settings import Settings
+    from verbatim.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def check_worm_locked(
     if not settings.recordings_container_resource_id:
         return None
     if credential is None:
-        from verbatim.clients import credential_for
+        from verbatim.platform.clients import credential_for
 
         credential = credential_for(settings.recordings_storage_client_id or settings.azure_client_id)
     token = credential.get_token(ARM_SCOPE)

@@ -27,7 +27,7 @@ from verbatim.graph.errors import (
     GraphUnavailable,
 )
 from verbatim.graph.tokens import GraphCredentials
-from verbatim.settings import Settings
+from verbatim.platform.settings import Settings
 
 __all__ = [
     "AsyncGraphClient",

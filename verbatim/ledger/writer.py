@@ -18,10 +18,10 @@ from typing import Protocol
 from pydantic import JsonValue
 
 from verbatim.contracts.evidence import GENESIS_HASH, InclusionProof, LedgerCheckpoint, LedgerEntry
-from verbatim.errors import DependencyUnavailable, VerbatimError
 from verbatim.ledger.chain import Finding, build_entry, links_after, sign_checkpoint, verify_segment
 from verbatim.ledger.signing import Signer
 from verbatim.ledger.store import LedgerStore
+from verbatim.platform.errors import DependencyUnavailable, VerbatimError
 
 log = logging.getLogger(__name__)
 

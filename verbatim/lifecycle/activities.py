@@ -8,9 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from azure.data.tables import TableClient
-from azure.storage.blob import ContainerClient
-from azure.storage.queue import QueueClient
 from pydantic import TypeAdapter
 
 from verbatim.contracts.evidence import AccessCopy, EntryKind, EvidenceTrack
@@ -22,18 +19,20 @@ from verbatim.contracts.lifecycle import (
     SealIndex,
     SealSummary,
 )
-from verbatim.contracts.reconciliation import RecordingIndexed
-from verbatim.errors import NotFound
 from verbatim.evidence import access_copy
 from verbatim.evidence.finalise import finalise
 from verbatim.evidence.opus import ChunkPlan
-from verbatim.evidence.progress import read_progress
+from verbatim.evidence.progress import ProgressReader
 from verbatim.evidence.salvage import salvage_capture
 from verbatim.evidence.seal import Sealer, build_manifest, read_capture, recording_subject
-from verbatim.ledger.canonical import format_instant
+from verbatim.evidence.worm import WormProtection
 from verbatim.ledger.writer import LedgerWriter
+from verbatim.lifecycle.announce import announce_indexed
 from verbatim.lifecycle.policies import HoldMatcher, NoHolds, RetentionPolicy
 from verbatim.lifecycle.records import RecordingStore
+from verbatim.platform.blobs import BlobNotFound, BlobStore
+from verbatim.platform.errors import NotFound
+from verbatim.platform.queues import MessageQueue
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +45,21 @@ MAX_UNKNOWN_WAITS = 10
 
 @dataclass
 class LifecycleDeps:
-    recordings: ContainerClient
-    scratch: ContainerClient
+    """The lifecycle's ports: the composition root gives Azure adapters, service-level tests in-memory fakes
+    (`InMemoryBlobStore`, `InMemoryWorm`, `InMemoryRecordingStore`, `InMemoryProgress`, `InMemoryQueue`)."""
+
+    recordings: BlobStore  # the evidence (WORM in Azure)
+    scratch: BlobStore  # lifecycle-scratch: finalised track lists and encoded access-copy chunks
     store: RecordingStore
     ledger: LedgerWriter
     retention: RetentionPolicy
-    progress: TableClient | None = None
+    worm: WormProtection
+    progress: ProgressReader | None = None
     holds: HoldMatcher = field(default_factory=NoHolds)
-    emulator: bool = False
     chunk_seconds: int = 600
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # `reconciliation-requests`: told when a recording reaches a final state (sealed or not recorded).
-    reconciliation: QueueClient | None = None
+    reconciliation: MessageQueue | None = None
 
 
 def _record(deps: LifecycleDeps, recording_id: str) -> RecordingRecord:
@@ -85,7 +87,7 @@ def check_recording(deps: LifecycleDeps, recording_id: str, waits: int = 0) -> R
     now = deps.clock()
     last = record.last_event_at
     if deps.progress is not None:
-        progress = read_progress(deps.progress, recording_id)
+        progress = deps.progress.read(recording_id)
         if progress is not None and (last is None or progress.updated_at > last):
             last = progress.updated_at
     timeout = timedelta(seconds=SILENT_AFTER_INTERVALS * record.heartbeat_interval_seconds)
@@ -99,12 +101,15 @@ def check_recording(deps: LifecycleDeps, recording_id: str, waits: int = 0) -> R
     )
 
 
-def _exists(container: ContainerClient, name: str) -> bool:
-    return bool(container.get_blob_client(name).exists())
+def _exists(container: BlobStore, name: str) -> bool:
+    return container.exists(name)
 
 
-def _has_blocks(container: ContainerClient, name: str) -> bool:
-    committed, uncommitted = container.get_blob_client(name).get_block_list("all")
+def _has_blocks(container: BlobStore, name: str) -> bool:
+    try:
+        committed, uncommitted = container.blocks(name)
+    except BlobNotFound:
+        return False
     return bool(committed or uncommitted)
 
 
@@ -113,7 +118,7 @@ def salvage(deps: LifecycleDeps, recording_id: str) -> str:
     record = _record(deps, recording_id)
     if not record.evidence_blob or not record.capture_manifest_blob:
         raise NotFound(f"recording {recording_id} has no evidence blob to salvage")
-    progress = read_progress(deps.progress, recording_id) if deps.progress is not None else None
+    progress = deps.progress.read(recording_id) if deps.progress is not None else None
     result = salvage_capture(
         deps.recordings,
         recording_id=recording_id,
@@ -154,7 +159,7 @@ def finalise_recording(deps: LifecycleDeps, recording_id: str) -> FinalisedRecor
     capture, _ = read_capture(deps.recordings, record.capture_manifest_blob)
     tracks = finalise(deps.recordings, capture)
     name = f"finalised/{recording_id}.json"
-    deps.scratch.upload_blob(name, _TRACKS.dump_json(tracks), overwrite=True)
+    deps.scratch.write(name, _TRACKS.dump_json(tracks))
     mixed = tracks[0]
     return FinalisedRecording(
         recording_id=recording_id,
@@ -167,7 +172,7 @@ def finalise_recording(deps: LifecycleDeps, recording_id: str) -> FinalisedRecor
 
 
 def _tracks(deps: LifecycleDeps, finalised_blob: str) -> list[EvidenceTrack]:
-    return _TRACKS.validate_json(deps.scratch.download_blob(finalised_blob).readall())
+    return _TRACKS.validate_json(deps.scratch.read(finalised_blob))
 
 
 def plan_access_copy(deps: LifecycleDeps, finalised: FinalisedRecording) -> list[AccessChunkTask]:
@@ -226,7 +231,7 @@ def seal_recording(
         deps.holds.holds_for(facts),
         sealed_at,
     )
-    result = Sealer(deps.recordings, deps.ledger, emulator=deps.emulator, clock=deps.clock).seal(manifest)
+    result = Sealer(deps.recordings, deps.ledger, worm=deps.worm, clock=deps.clock).seal(manifest)
     sealed = result.manifest
     mixed = sealed.track()
     return SealSummary(
@@ -261,17 +266,9 @@ def index_recording(deps: LifecycleDeps, summary: SealSummary, problems: list[st
 
 
 def _announce(deps: LifecycleDeps, record: RecordingRecord) -> None:
-    """Ask reconciliation to re-evaluate the recording's call (idempotent on its side)."""
-    if deps.reconciliation is None:
-        return
-    message = RecordingIndexed(
-        recording_id=record.id,
-        status=record.status,
-        call_chain_id=record.facts.call_chain_id,
-        observed_user_id=record.facts.observed_user.id if record.facts.observed_user else None,
-        at=format_instant(deps.clock()),
-    )
-    deps.reconciliation.send_message(message.model_dump_json(by_alias=True))
+    """Ask reconciliation to re-evaluate the recording's call (idempotent on its side; best effort)."""
+    if deps.reconciliation is not None:
+        announce_indexed(deps.reconciliation, record, deps.clock())
 
 
 def mark_not_recorded(deps: LifecycleDeps, recording_id: str, reason: str) -> None:
@@ -286,8 +283,6 @@ def mark_not_recorded(deps: LifecycleDeps, recording_id: str, reason: str) -> No
 
 def clean_up(deps: LifecycleDeps, recording_id: str) -> int:
     deleted = access_copy.discard_access_chunks(deps.scratch, recording_id)
-    blob = deps.scratch.get_blob_client(f"finalised/{recording_id}.json")
-    if blob.exists():
-        blob.delete_blob()
+    if deps.scratch.delete(f"finalised/{recording_id}.json"):
         deleted += 1
     return deleted

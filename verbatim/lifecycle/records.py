@@ -23,7 +23,7 @@ from verbatim.contracts.recorder import (
     RecordingStarted,
     RecordingStopped,
 )
-from verbatim.errors import DependencyUnavailable
+from verbatim.platform.errors import DependencyUnavailable
 
 TERMINAL = frozenset({"stopped", "failed", "salvaged", "sealed", "not_recorded", "deleting", "deleted"})
 

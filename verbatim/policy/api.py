@@ -22,8 +22,8 @@ from verbatim.contracts.policy import (
     PolicyValidationReport,
     PublishedDesiredStateInfo,
 )
-from verbatim.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from verbatim.ledger import LedgerWriter
+from verbatim.platform.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from verbatim.policy.export import export_directory, export_state
 from verbatim.policy.service import CurrentState, plan, publish_desired_state
 from verbatim.policy.snapshots import PolicySnapshotStore

@@ -11,6 +11,9 @@ Every cmdlet and parameter they use is on Microsoft's cmdlet reference (checked 
 `tests/policy/test_cmdlet_table.py` against a table built from it); the output properties they read are
 listed in `OUTPUT_PROPERTIES` with what documents them, and read by name, so a missing one reads as $null
 instead of stopping the script under Set-StrictMode.
+
+Over 500 lines on purpose: most of it is the PowerShell text itself, and the change script and the
+export script share its quoting and step helpers, which are safer kept beside the text they produce.
 """
 
 from __future__ import annotations

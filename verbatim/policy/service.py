@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from verbatim.contracts.policy import CoverageReport, PlanFinding, PolicyPlan
+from verbatim.contracts.policy import PlanFinding, PolicyPlan
 from verbatim.ledger import LedgerWriter
 from verbatim.policy.compile import compile_desired
 from verbatim.policy.directory import Directory
@@ -17,8 +17,7 @@ from verbatim.policy.export import export_directory, export_state, parse_export
 from verbatim.policy.plan import desired_sha256, make_plan
 from verbatim.policy.state import TenantState
 from verbatim.policy.stores import DesiredStateStore, PublishedDesiredState
-from verbatim.policy.validation import InvalidDesiredState, Validated, load_desired_state
-from verbatim.settings import Settings
+from verbatim.policy.validation import Validated, load_desired_state
 
 log = logging.getLogger(__name__)
 
@@ -105,50 +104,3 @@ def must_record_groups(validated: Validated | None, extra: str) -> list[str]:
     groups = [g.group for g in validated.desired.must_record.groups] if validated else []
     groups += [g.strip() for g in extra.split(",") if g.strip()]
     return groups
-
-
-def coverage_audit_from_settings(settings: Settings, now: datetime) -> CoverageReport:
-    """The timer's audit, wired from settings: Cosmos stores, the ledger, and Graph — Microsoft's in Azure,
-    the simulator's in the devstack (GRAPH_BASE_URL) — for group members and effective policies."""
-    from verbatim import clients
-    from verbatim.graph import graph_client
-    from verbatim.ledger import ledger_from_settings
-    from verbatim.policy.coverage import audit_coverage
-    from verbatim.policy.directory import GraphDirectory
-    from verbatim.policy.readers import GraphEffectivePolicies, catalog_from_desired, tenant_default_policy
-    from verbatim.policy.snapshots import CONTAINER as SNAPSHOTS
-    from verbatim.policy.snapshots import CosmosPolicySnapshotStore
-    from verbatim.policy.stores import CONTAINER, CosmosCoverageStateStore, CosmosDesiredStateStore
-
-    database = clients.cosmos_database(settings)
-    control = database.get_container_client(CONTAINER)
-    published = CosmosDesiredStateStore(control).load()
-    validated: Validated | None = None
-    if published is not None:
-        try:
-            validated = published.validated()
-        except InvalidDesiredState as error:
-            log.error("the published desired state no longer validates: %s", error.detail)
-    groups = must_record_groups(validated, settings.policy_must_record_groups)
-    exclusion = validated.desired.jurisdictions.exclusion_policy if validated else None
-    graph = graph_client(settings)
-    try:
-        directory = GraphDirectory(graph)
-        desired = validated.desired if validated else None
-        reader = GraphEffectivePolicies(
-            graph,
-            catalog_from_desired(desired, directory) if desired else {},
-            tenant_default=tenant_default_policy(desired),
-        )
-        return audit_coverage(
-            must_record_groups=groups,
-            directory=directory,
-            reader=reader,
-            now=now,
-            state_store=CosmosCoverageStateStore(control),
-            snapshots=CosmosPolicySnapshotStore(database.get_container_client(SNAPSHOTS)),
-            ledger=ledger_from_settings(settings),
-            exclusion_policy=exclusion,
-        )
-    finally:
-        graph.close()

@@ -425,26 +425,18 @@ def apply_to_simulator(
     plan: PolicyPlan,
     base_url: str,
     *,
+    graph: GraphClient,
     ledger: LedgerWriter | None = None,
-    graph: GraphClient | None = None,
     actor: str | None = None,
     recorder_webhook: str | None = None,
 ) -> int:
-    """Apply `plan` to the simulator at `base_url`; returns the number of changes applied."""
-    own_graph = graph is None
-    if graph is None:
-        from verbatim.graph import graph_client
-        from verbatim.settings import get_settings
-
-        settings = get_settings().model_copy(update={"graph_base_url": base_url})
-        graph = graph_client(settings)
+    """Apply `plan` to the simulator at `base_url` (its Graph through `graph`); returns the number of changes
+    applied."""
     sim = SimulatorTenant(base_url)
     try:
         return SimulatorApplier(sim, graph, ledger=ledger, actor=actor, recorder_webhook=recorder_webhook).apply(plan)
     finally:
         sim.close()
-        if own_graph:
-            graph.close()
 
 
 def _find(items: list[dict[str, Any]], field: str, value: str) -> dict[str, Any] | None:

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from verbatim.contracts.policy import EffectivePolicy, EffectivePolicyAt, PolicySnapshot
+from verbatim.platform import layout
 
-CONTAINER = "policy_snapshots"
+CONTAINER = layout.POLICY_SNAPSHOTS
 
 
 class PolicySnapshotStore(Protocol):

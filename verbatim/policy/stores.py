@@ -17,10 +17,11 @@ from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosReso
 from pydantic import BaseModel, Field
 
 from verbatim.contracts.policy import CoverageFinding, CoverageReport
+from verbatim.platform import layout
 from verbatim.policy.coverage import CoverageState, audit_due
 from verbatim.policy.validation import Validated, load_desired_state
 
-CONTAINER = "control"
+CONTAINER = layout.CONTROL
 DESIRED_STATE_ID = "policy-desired-state"
 COVERAGE_STATE_ID = "policy-coverage"
 

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import ValidationError
 
-from verbatim.errors import InvalidInput
+from verbatim.platform.errors import InvalidInput
 from verbatim.policy import model as m
 from verbatim.policy.schema import desired_state_schema
 from verbatim.policy.source import Path, Position, SourceDocument, SourceError, format_path, parse

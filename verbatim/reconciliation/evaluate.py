@@ -19,11 +19,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from verbatim.callrecords.times import format_datetime, parse_datetime
 from verbatim.contracts.callrecords import CallRecord, Party, SessionSummary
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.policy import EffectivePolicyAt
 from verbatim.contracts.reconciliation import PolicyAtCall, TimeSpan, Verdict, VerdictReason, VerdictState
+from verbatim.platform.times import format_datetime, parse_datetime
 
 Span = tuple[datetime, datetime]
 

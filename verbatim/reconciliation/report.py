@@ -26,7 +26,6 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from verbatim import __version__
-from verbatim.callrecords.times import format_datetime, utcnow
 from verbatim.contracts.api import ReportList, ReportListItem, ReportRun
 from verbatim.contracts.evidence import EntryKind
 from verbatim.contracts.reconciliation import (
@@ -36,10 +35,11 @@ from verbatim.contracts.reconciliation import (
     ReportSignature,
     Verdict,
 )
-from verbatim.errors import InvalidInput, NotFound
 from verbatim.ledger.canonical import canonical_json, canonical_sha256
 from verbatim.ledger.signing import Signer, fingerprint, verify_signature
 from verbatim.ledger.writer import LedgerWriter
+from verbatim.platform.errors import InvalidInput, NotFound
+from verbatim.platform.times import format_datetime, utcnow
 from verbatim.reconciliation.service import Reconciler
 from verbatim.reconciliation.store import VerdictStore
 

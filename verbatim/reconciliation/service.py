@@ -24,15 +24,15 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from verbatim.callrecords.audit import AuditEvent, AuditLog
 from verbatim.callrecords.store import CallRecordStore
-from verbatim.callrecords.times import format_datetime, parse_datetime, utcnow
 from verbatim.contracts.callrecords import CallRecord, CallRecordStored
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.policy import EffectivePolicyAt
 from verbatim.contracts.reconciliation import PoliciesObserved, RecordingIndexed, Verdict
-from verbatim.errors import InvalidInput
-from verbatim.logging import correlation
+from verbatim.platform.audit import AuditEvent, AuditLog
+from verbatim.platform.errors import InvalidInput
+from verbatim.platform.logging import correlation
+from verbatim.platform.times import format_datetime, parse_datetime, utcnow
 from verbatim.policy.snapshots import PolicySnapshotStore
 from verbatim.reconciliation.evaluate import Tolerance, build_verdict, policy_users, recordings_for
 from verbatim.reconciliation.store import RecordingFinder, SavedVerdict, VerdictQuery, VerdictStore
@@ -45,7 +45,7 @@ AWAITING_POLICY_DAYS = 30
 
 
 class SearchIndexer(Protocol):
-    """The search index reconciliation keeps current (verbatim.api.index.RecordingIndex)."""
+    """The search index reconciliation keeps current (verbatim.search.index.RecordingIndex)."""
 
     def put(
         self,

@@ -9,7 +9,6 @@ be a policy user once their policy became known (If-Match too).
 
 from __future__ import annotations
 
-import base64
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from azure.cosmos.exceptions import (
 
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import Verdict, VerdictChange, VerdictState
-from verbatim.errors import Conflict, InvalidInput
+from verbatim.platform.errors import Conflict
+from verbatim.platform.paging import cosmos_page, offset_page
 
 MAX_HISTORY = 20
 
@@ -91,19 +91,6 @@ def _document(verdict: Verdict) -> dict[str, Any]:
 
 def _verdict(document: dict[str, Any]) -> Verdict:
     return Verdict.model_validate(document)
-
-
-def encode_token(value: str | None) -> str | None:
-    return base64.urlsafe_b64encode(value.encode()).decode() if value else None
-
-
-def decode_token(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        return base64.urlsafe_b64decode(value.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput("the continuation token is not one we issued") from error
 
 
 class CosmosVerdictStore:
@@ -205,13 +192,8 @@ class CosmosVerdictStore:
         options: dict[str, Any] = (
             {"partition_key": query.call_id} if query.call_id else {"enable_cross_partition_query": True}
         )
-        pager = self._container.query_items(sql, parameters=parameters, max_item_count=query.limit, **options).by_page(
-            decode_token(query.continuation)
-        )
-        page = next(pager, None)
-        items = [_verdict(item) for item in page] if page is not None else []
-        token = getattr(pager, "continuation_token", None) if page is not None else None
-        return items, encode_token(token if isinstance(token, str) else None)
+        pages = self._container.query_items(sql, parameters=parameters, max_item_count=query.limit, **options)
+        return cosmos_page(pages.by_page, query.continuation, _verdict)
 
 
 class InMemoryVerdictStore:
@@ -260,10 +242,7 @@ class InMemoryVerdictStore:
             and (query.call_id is None or v.call_id == query.call_id)
         ]
         found.sort(key=lambda v: v.call_start or "", reverse=True)
-        offset = int(decode_token(query.continuation) or 0)
-        page = found[offset : offset + query.limit]
-        more = offset + query.limit < len(found)
-        return page, encode_token(str(offset + query.limit)) if more else None
+        return offset_page(found, query.continuation, query.limit)
 
 
 class RecordingFinder(Protocol):

@@ -3,6 +3,6 @@ release, the retention sweep that deletes what is due and leaves a deletion cert
 data-subject requests (GDPR search and erasure) and the retention reports.
 
 Seal-time hooks for the lifecycle: `retention_policy(...)` (a `RetentionPolicy`: which class, until when) and
-`SealHoldMatcher` (a `HoldMatcher`: which active holds cover a new recording). Entry points build everything
-from settings with `verbatim.retention.runtime.retention_runtime`.
+`SealHoldMatcher` (a `HoldMatcher`: which active holds cover a new recording). The composition root
+(`verbatim.wiring`) builds them.
 """

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
-from verbatim.auth import Principal
 from verbatim.contracts.retention import (
     DeletionsReport,
     ErasureRequest,
@@ -31,9 +30,18 @@ from verbatim.contracts.retention import (
     SubjectSearchResult,
     SweepReport,
 )
-from verbatim.errors import InvalidInput
+from verbatim.ledger.access import AccessLog
+from verbatim.platform.auth import Principal
+from verbatim.platform.errors import InvalidInput
+from verbatim.platform.settings import Settings
+from verbatim.retention.classes import RetentionCatalog
 from verbatim.retention.common import hold_subject, recording_subject
-from verbatim.retention.runtime import RetentionRuntime
+from verbatim.retention.deletion import RecordingDeleter
+from verbatim.retention.extension import RetentionExtender
+from verbatim.retention.holds import HoldService
+from verbatim.retention.reports import RetentionReports
+from verbatim.retention.subjects import DataSubjectService
+from verbatim.retention.sweep import RetentionSweep
 
 
 def officer(principal: Principal) -> Officer:
@@ -66,9 +74,32 @@ def _instant(params: Mapping[str, str], name: str) -> datetime:
     return value
 
 
+class RetentionServices(Protocol):
+    """What the API calls: retention's services as the composition root builds them."""
+
+    settings: Settings
+
+    @property
+    def access(self) -> AccessLog: ...
+    @property
+    def catalog(self) -> RetentionCatalog: ...
+    @property
+    def deleter(self) -> RecordingDeleter: ...
+    @property
+    def extender(self) -> RetentionExtender: ...
+    @property
+    def holds(self) -> HoldService: ...
+    @property
+    def reports(self) -> RetentionReports: ...
+    @property
+    def subjects(self) -> DataSubjectService: ...
+    @property
+    def sweep(self) -> RetentionSweep: ...
+
+
 class RetentionApi:
-    def __init__(self, runtime: RetentionRuntime) -> None:
-        self._rt = runtime
+    def __init__(self, services: RetentionServices) -> None:
+        self._rt = services
 
     # --- classes and single recordings ---
 

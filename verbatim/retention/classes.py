@@ -20,10 +20,10 @@ from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExist
 
 from verbatim.contracts.evidence import EntryKind
 from verbatim.contracts.retention import RetentionClass, RetentionClassConfig
-from verbatim.errors import DependencyUnavailable, NotFound, RetentionViolation
 from verbatim.ledger.writer import LedgerWriter
+from verbatim.platform.errors import DependencyUnavailable, NotFound, RetentionViolation
+from verbatim.platform.settings import Settings
 from verbatim.retention.common import Clock, class_subject, instant, utc_now
-from verbatim.settings import Settings
 
 log = logging.getLogger(__name__)
 

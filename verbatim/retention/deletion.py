@@ -40,8 +40,8 @@ from verbatim.contracts.retention import (
     RetentionClass,
     RetentionStatus,
 )
-from verbatim.errors import Conflict, DependencyUnavailable, NotFound, RetentionViolation
 from verbatim.ledger.writer import Ledger
+from verbatim.platform.errors import Conflict, DependencyUnavailable, NotFound, RetentionViolation
 from verbatim.retention.common import Clock, instant, recording_subject, utc, utc_now
 from verbatim.retention.holds import HoldStore, matches
 from verbatim.retention.recordings import RetentionRecordings

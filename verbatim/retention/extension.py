@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from verbatim.contracts.evidence import EntryKind
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.retention import ExtensionResult, Officer, RetentionClass
-from verbatim.errors import Conflict, DependencyUnavailable, NotFound
 from verbatim.evidence.guard import ensure_extension
 from verbatim.evidence.worm import Enforcement
 from verbatim.ledger.writer import LedgerWriter
+from verbatim.platform.errors import Conflict, DependencyUnavailable, NotFound
 from verbatim.retention.classes import RetentionCatalog
 from verbatim.retention.common import Clock, class_subject, instant, recording_subject, utc, utc_now
 from verbatim.retention.deletion import effective_until

@@ -38,10 +38,10 @@ from verbatim.contracts.retention import (
     Officer,
     ReleaseRequest,
 )
-from verbatim.errors import Conflict, DependencyUnavailable, Forbidden, InvalidInput, NotFound
 from verbatim.evidence.worm import Enforcement
 from verbatim.ledger.canonical import canonical_sha256
 from verbatim.ledger.writer import LedgerWriter
+from verbatim.platform.errors import Conflict, DependencyUnavailable, Forbidden, InvalidInput, NotFound
 from verbatim.retention.common import Clock, hold_subject, instant, recording_subject, utc_now
 from verbatim.retention.people import PersonKeys, hold_scope_matches, keys_of_value
 from verbatim.retention.recordings import RetentionRecordings

@@ -17,7 +17,7 @@ from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError
 
-from verbatim.errors import VerbatimError
+from verbatim.platform.errors import VerbatimError
 from verbatim.retention.common import instant, utc
 
 SWEEP_LEASE = "lease:retention-sweep"

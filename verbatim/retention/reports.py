@@ -19,7 +19,7 @@ from verbatim.contracts.retention import (
     MatterHolds,
     RetentionClass,
 )
-from verbatim.errors import InvalidInput
+from verbatim.platform.errors import InvalidInput
 from verbatim.retention.common import Clock, utc, utc_now
 from verbatim.retention.deletion import effective_until
 from verbatim.retention.holds import HoldStore

@@ -40,8 +40,8 @@ from verbatim.contracts.retention import (
     SubjectSearchRequest,
     SubjectSearchResult,
 )
-from verbatim.errors import DependencyUnavailable
 from verbatim.ledger.writer import LedgerWriter
+from verbatim.platform.errors import DependencyUnavailable
 from verbatim.retention.common import Clock, call_record_subject, instant, recording_subject, utc_now
 from verbatim.retention.deletion import RecordingDeleter, check
 from verbatim.retention.holds import HoldStore

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from verbatim.contracts.retention import RetentionClass, SweepReport
-from verbatim.errors import Conflict, RetentionViolation
-from verbatim.logging import correlation
+from verbatim.platform.errors import Conflict, RetentionViolation
+from verbatim.platform.logging import correlation
 from verbatim.retention.common import Clock, utc_now
 from verbatim.retention.deletion import RecordingDeleter, evaluate
 from verbatim.retention.extension import RetentionExtender

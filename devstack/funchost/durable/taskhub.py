@@ -18,7 +18,7 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from devstack.funchost.durable.queues import HubQueue, LargeMessageStore, queue_client
 from devstack.funchost.durable.store import TaskHubStore
-from verbatim.settings import StorageConnection
+from verbatim.platform.settings import StorageConnection
 
 DEFAULT_HUB_NAME = "TestHubName"
 _HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")

@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from verbatim.errors import VerbatimError
 from verbatim.ledger.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint, sign_checkpoint
 from verbatim.ledger.log.blobs import LogBlobMissing, LogBlobs, write_once
 from verbatim.ledger.log.sequencer import LogCorrupted, Step
@@ -39,6 +38,7 @@ from verbatim.ledger.tiles import (
     perfect_root,
     tiles_for_size,
 )
+from verbatim.platform.errors import VerbatimError
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from verbatim.errors import DependencyUnavailable, VerbatimError
 from verbatim.ledger.canonical import format_instant
 from verbatim.ledger.log.store import Batch, BatchEntry, LogState, LogStore
+from verbatim.platform.errors import DependencyUnavailable, VerbatimError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pydantic import JsonValue
 
 from verbatim.contracts.ledger import LogConsistencyProof, LogEntry, LogInclusionProof
-from verbatim.errors import DependencyUnavailable, InvalidInput, NotFound
 from verbatim.ledger.checkpoint import TlogProof, open_checkpoint
 from verbatim.ledger.log.blobs import LogBlobMissing, LogBlobs
 from verbatim.ledger.log.entries import decode_entry, encode_entry
@@ -32,6 +31,7 @@ from verbatim.ledger.log.sequencer import Sequenced, Sequencer, Step
 from verbatim.ledger.log.store import BatchEntry, LogStore, Progress
 from verbatim.ledger.merkle import consistency_proof, inclusion_proof, leaf_hash
 from verbatim.ledger.tiles import TileError, TileNodes, TileRef, parse_path
+from verbatim.platform.errors import DependencyUnavailable, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 

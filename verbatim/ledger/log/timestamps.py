@@ -21,7 +21,7 @@ from rfc3161_client import (
     decode_timestamp_response,
 )
 
-from verbatim.errors import DependencyUnavailable
+from verbatim.platform.errors import DependencyUnavailable
 
 MAX_RESPONSE_BYTES = 64 * 1024
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from verbatim.errors import VerbatimError
+from verbatim.platform.errors import VerbatimError
 from verbatim.policy.validation import InvalidDesiredState, Validated, load_desired_state
 
 EXIT_NO_CHANGES = 0
@@ -117,7 +117,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _simulator_url(args: argparse.Namespace) -> str:
-    from verbatim.settings import get_settings
+    from verbatim.platform.settings import get_settings
 
     return str(args.sim_url or get_settings().policy_simulator_url or DEFAULT_SIMULATOR_URL)
 
@@ -182,16 +182,24 @@ def _apply(args: argparse.Namespace) -> int:
     sys.stdout.write(render_plan(result, str(args.file)))
     if not result.has_changes:
         return EXIT_NO_CHANGES
+    from verbatim.graph import graph_client
+    from verbatim.platform.settings import get_settings
     from verbatim.policy.simulator import apply_to_simulator
 
+    url = _simulator_url(args)
     try:
-        applied = apply_to_simulator(
-            result,
-            _simulator_url(args),
-            ledger=_ledger_or_none(),
-            actor=f"cli:{getpass.getuser()}",
-            recorder_webhook=args.recorder_webhook,
-        )
+        graph = graph_client(get_settings().model_copy(update={"graph_base_url": url}))
+        try:
+            applied = apply_to_simulator(
+                result,
+                url,
+                graph=graph,
+                ledger=_ledger_or_none(),
+                actor=f"cli:{getpass.getuser()}",
+                recorder_webhook=args.recorder_webhook,
+            )
+        finally:
+            graph.close()
     except (OSError, ValueError, VerbatimError) as error:
         print(f"apply failed: {error}", file=sys.stderr)
         return EXIT_INVALID
@@ -201,14 +209,14 @@ def _apply(args: argparse.Namespace) -> int:
 
 def _ledger_or_none() -> Any:
     """The ledger when Cosmos is configured (the devstack sets it); otherwise applied changes are only printed."""
-    from verbatim.settings import get_settings
+    from verbatim.platform.settings import get_settings
 
     settings = get_settings()
     if not settings.cosmos_endpoint:
         return None
-    from verbatim.ledger import ledger_from_settings
+    from verbatim.wiring import container_for
 
-    return ledger_from_settings(settings)
+    return container_for(settings).ledger
 
 
 def _export_script(args: argparse.Namespace) -> int:
@@ -234,7 +242,7 @@ def _write(text: str, output: Path | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m verbatim.policy.cli ...` runs the same commands as `verbatim policy ...`."""
+    """`python -m verbatim.commands.policy ...` runs the same commands as `verbatim policy ...`."""
     parser = argparse.ArgumentParser(prog="verbatim")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["policy", *(argv if argv is not None else sys.argv[1:])])

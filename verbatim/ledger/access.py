@@ -16,12 +16,12 @@ from datetime import datetime
 
 from pydantic import JsonValue
 
-from verbatim.auth import Principal
-from verbatim.callrecords.audit import AuditEvent, AuditLog
-from verbatim.callrecords.times import utcnow
 from verbatim.contracts.evidence import EntryKind, LedgerEntry
-from verbatim.errors import InvalidInput
 from verbatim.ledger.writer import LedgerWriter
+from verbatim.platform.audit import AuditEvent, AuditLog
+from verbatim.platform.auth import Principal
+from verbatim.platform.errors import InvalidInput
+from verbatim.platform.times import utcnow
 
 REASON_HEADER = "X-Access-Reason"
 MAX_REASON = 500

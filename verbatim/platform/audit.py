@@ -1,4 +1,5 @@
-"""Security events and access records of call-record processing, in the Cosmos `audit` container (/day).
+"""The audit log: security events, access records and alerts in the Cosmos `audit` container (/day), written
+by every capability and read, one day at a time and newest first, by auditors.
 
 A read that cannot be audited is not served: callers write the audit record first and fail with 503
 when that fails. Alerts (a forged notification, an emergency call) are the same kind of record.
@@ -16,8 +17,10 @@ from azure.core.exceptions import AzureError
 from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosResourceExistsError
 
-from verbatim.callrecords.times import format_datetime, utcnow
-from verbatim.errors import DependencyUnavailable
+from verbatim.contracts.api import AuditRecord
+from verbatim.platform.errors import DependencyUnavailable
+from verbatim.platform.paging import cosmos_page, offset_page
+from verbatim.platform.times import format_datetime, utcnow
 
 AuditCategory = Literal["security", "access", "alert"]
 
@@ -81,3 +84,65 @@ class InMemoryAuditLog:
             if event.event_id and any(e.event_id == event.event_id for e in self.events):
                 return
             self.events.append(event)
+
+
+# --- reading ---
+@dataclass(frozen=True)
+class AuditQuery:
+    day: str
+    category: str | None = None
+    action: str | None = None
+    target: str | None = None
+    limit: int = 100
+    continuation: str | None = None
+
+
+def _record(document: dict[str, Any]) -> AuditRecord:
+    return AuditRecord.model_validate({k: v for k, v in document.items() if not k.startswith("_")})
+
+
+class AuditReader(Protocol):
+    def query(self, query: AuditQuery) -> tuple[list[AuditRecord], str | None]: ...
+
+
+class CosmosAuditReader:
+    def __init__(self, container: ContainerProxy) -> None:
+        self._container = container
+
+    def query(self, query: AuditQuery) -> tuple[list[AuditRecord], str | None]:
+        clauses = ["c.day = @day"]
+        parameters: list[dict[str, Any]] = [{"name": "@day", "value": query.day}]
+        for column, name, value in (
+            ("category", "@category", query.category),
+            ("action", "@action", query.action),
+            ("target", "@target", query.target),
+        ):
+            if value is not None:
+                clauses.append(f"c.{column} = {name}")
+                parameters.append({"name": name, "value": value})
+        sql = f"SELECT * FROM c WHERE {' AND '.join(clauses)} ORDER BY c.at DESC"  # noqa: S608 - fixed fields
+        pages = self._container.query_items(
+            sql, parameters=parameters, partition_key=query.day, max_item_count=query.limit
+        )
+        return cosmos_page(pages.by_page, query.continuation, _record)
+
+
+class InMemoryAuditReader:
+    """Reads an `InMemoryAuditLog` (service-level tests)."""
+
+    def __init__(self, log: InMemoryAuditLog) -> None:
+        self._log = log
+
+    def query(self, query: AuditQuery) -> tuple[list[AuditRecord], str | None]:
+        documents = [e.document() for e in self._log.events]
+        found = [
+            d
+            for d in documents
+            if d["day"] == query.day
+            and (query.category is None or d["category"] == query.category)
+            and (query.action is None or d["action"] == query.action)
+            and (query.target is None or d["target"] == query.target)
+        ]
+        found.sort(key=lambda d: str(d["at"]), reverse=True)
+        page, token = offset_page(found, query.continuation, query.limit)
+        return [_record(d) for d in page], token

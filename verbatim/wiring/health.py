@@ -15,16 +15,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from verbatim import clients
 from verbatim.contracts.health import DependencyStatus, HealthReport
-from verbatim.settings import Settings
+from verbatim.platform import layout
+from verbatim.wiring.container import Container
 
 Check = Callable[[], None]
 
-# Both in verbatim.layout, so they exist on the runtime account (infra/modules/runtime-storage.bicep) and in
-# the devstack.
-PROBE_CONTAINER = "lifecycle-scratch"
-PROBE_QUEUE = "recorder-events"
+# Both in verbatim.platform.layout, so they exist on the runtime account (infra/modules/runtime-storage.bicep)
+# and in the devstack; the blob probe reads the container's own client (`Container.scratch`).
+PROBE_CONTAINER = layout.LIFECYCLE_SCRATCH_BLOBS
+PROBE_QUEUE = layout.RECORDER_EVENTS_QUEUE
 
 
 def _probe(check: Check) -> DependencyStatus:
@@ -36,22 +36,23 @@ def _probe(check: Check) -> DependencyStatus:
     return DependencyStatus(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 1))
 
 
-def dependency_checks(settings: Settings) -> dict[str, Check | None]:
-    """One cheap read per dependency; None where the dependency is not configured."""
+def dependency_checks(container: Container) -> dict[str, Check | None]:
+    """One cheap read per dependency, through the process's own clients; None where it is not configured."""
+    settings = container.settings
     runtime = settings.runtime_storage_connection
     configured = runtime.connection_string is not None or runtime.account_name is not None
 
     def blob() -> None:
-        clients.blob_service(runtime).get_container_client(PROBE_CONTAINER).get_container_properties(timeout=3)
+        container.scratch.get_container_properties(timeout=3)
 
     def queue() -> None:
-        clients.queue_client(runtime, PROBE_QUEUE).get_queue_properties(timeout=3)
+        container.runtime_queues.get_queue_client(PROBE_QUEUE).get_queue_properties(timeout=3)
 
     def table() -> None:
-        next(iter(clients.table_service(runtime).list_tables(results_per_page=1, timeout=3)), None)
+        next(iter(container.runtime_tables.list_tables(results_per_page=1, timeout=3)), None)
 
     def cosmos() -> None:
-        clients.cosmos_database(settings).read()
+        container.database.read()
 
     return {
         "blob": blob if configured else None,
@@ -61,8 +62,9 @@ def dependency_checks(settings: Settings) -> dict[str, Check | None]:
     }
 
 
-def check_health(settings: Settings) -> HealthReport:
-    checks = dependency_checks(settings)
+def check_health(container: Container) -> HealthReport:
+    settings = container.settings
+    checks = dependency_checks(container)
     runnable = {name: check for name, check in checks.items() if check is not None}
     with ThreadPoolExecutor(max_workers=max(1, len(runnable))) as pool:
         results = dict(zip(runnable, pool.map(_probe, runnable.values()), strict=True))

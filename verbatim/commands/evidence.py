@@ -7,12 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from verbatim import clients
 from verbatim.contracts.evidence import InclusionProof
 from verbatim.evidence.verify import RecordingVerification, recording_proof, verify_recording
-from verbatim.ledger import Ledger, ledger_from_settings, trusted_fingerprints
 from verbatim.ledger.chain import verify_checkpoint, verify_inclusion
-from verbatim.settings import Settings, get_settings
+from verbatim.wiring import current
 
 
 def register(subparsers: Any) -> None:
@@ -45,17 +43,11 @@ def register(subparsers: Any) -> None:
     offline.set_defaults(handler=_ledger_verify_proof)
 
 
-def _ledger(settings: Settings) -> Ledger:
-    return ledger_from_settings(settings)
-
-
 def _verify(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    ledger = _ledger(settings)
-    recordings = clients.blob_service(settings.recordings_storage_connection).get_container_client(
-        settings.recordings_container
+    services = current()
+    result = verify_recording(
+        args.recording_id, services.recording_blobs, services.ledger, services.trusted_fingerprints
     )
-    result = verify_recording(args.recording_id, recordings, ledger, trusted_fingerprints(settings, ledger.signer))
     print(json.dumps(_as_json(result), indent=2) if args.json else render(result))
     return 0 if result.ok else 1
 
@@ -80,9 +72,8 @@ def _as_json(result: RecordingVerification) -> dict[str, Any]:
 
 
 def _ledger_verify(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    ledger = _ledger(settings)
-    trusted = trusted_fingerprints(settings, ledger.signer)
+    services = current()
+    ledger, trusted = services.ledger, services.trusted_fingerprints
     findings = ledger.verify()
     checkpoints = ledger.store.checkpoints(ledger.chain)
     for checkpoint in checkpoints:
@@ -96,7 +87,7 @@ def _ledger_verify(args: argparse.Namespace) -> int:
 
 
 def _ledger_checkpoint(args: argparse.Namespace) -> int:
-    ledger = _ledger(get_settings())
+    ledger = current().ledger
     checkpoint = ledger.checkpoint()
     if checkpoint is None:
         print(f"ledger {ledger.chain} is empty: nothing to sign")
@@ -106,7 +97,7 @@ def _ledger_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _ledger_prove(args: argparse.Namespace) -> int:
-    ledger = _ledger(get_settings())
+    ledger = current().ledger
     proof = recording_proof(ledger, args.recording_id)
     if proof is None:
         print(f"recording {args.recording_id}: no sealed entry covered by a signed checkpoint yet")

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verbatim import __version__
 from verbatim.contracts.retention import RetentionClassConfig
+from verbatim.platform import layout
 
 StorageService = Literal["blob", "queue", "table"]
 
@@ -60,25 +61,18 @@ def _split(raw: str | None) -> list[str]:
     return [part.strip() for part in (raw or "").split(",") if part.strip()]
 
 
-class Settings(BaseSettings):
-    """The Function App's and the devstack's configuration (app settings / environment variables)."""
+class StorageSettings(BaseSettings):
+    """The two storage accounts, the identity that reaches them, and the recorder's queue and container: the
+    settings the Function App and the recorder share (same app-setting names on both)."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, populate_by_name=True)
-
-    app_version: str = Field(default=__version__, validation_alias=_alias("VERBATIM_VERSION"))
-    environment: str = Field(default="local", validation_alias=_alias("VERBATIM_ENVIRONMENT"))
-    log_level: str = Field(default="INFO", validation_alias=_alias("VERBATIM_LOG_LEVEL"))
     # Client id of the user-assigned managed identity; used for every identity-based connection
     # that does not name its own `<connection>__clientId`.
     azure_client_id: str | None = Field(default=None, validation_alias=_alias("AZURE_CLIENT_ID"))
 
-    # --- runtime storage account (Functions runtime, durable task hub, queues) ---
+    # --- runtime storage account (Functions runtime, durable task hub, queues, the progress table) ---
     runtime_storage: SecretStr | None = Field(default=None, validation_alias=_alias("AzureWebJobsStorage"))
     runtime_storage_account_name: str | None = Field(
         default=None, validation_alias=_alias("AzureWebJobsStorage__accountName")
-    )
-    runtime_storage_blob_service_uri: str | None = Field(
-        default=None, validation_alias=_alias("AzureWebJobsStorage__blobServiceUri")
     )
     runtime_storage_queue_service_uri: str | None = Field(
         default=None, validation_alias=_alias("AzureWebJobsStorage__queueServiceUri")
@@ -89,7 +83,6 @@ class Settings(BaseSettings):
     runtime_storage_client_id: str | None = Field(
         default=None, validation_alias=_alias("AzureWebJobsStorage__clientId")
     )
-    durable_task_hub_name: str = Field(default="verbatim", validation_alias=_alias("DURABLE_TASK_HUB_NAME"))
 
     # --- recordings storage account (evidence, access copies, manifests; WORM in Azure) ---
     recordings_storage: SecretStr | None = Field(default=None, validation_alias=_alias("RECORDINGS_STORAGE"))
@@ -102,6 +95,47 @@ class Settings(BaseSettings):
     recordings_storage_client_id: str | None = Field(
         default=None, validation_alias=_alias("RECORDINGS_STORAGE__clientId")
     )
+    recorder_events_queue: str = Field(
+        default=layout.RECORDER_EVENTS_QUEUE, validation_alias=_alias("RECORDER_EVENTS_QUEUE")
+    )
+    recordings_container: str = Field(default=layout.RECORDINGS_BLOBS, validation_alias=_alias("RECORDINGS_CONTAINER"))
+
+    def _runtime_blob_service_uri(self) -> str | None:
+        """The runtime account's blob endpoint: only the Function App uses that service (and has the setting)."""
+        return None
+
+    @property
+    def runtime_storage_connection(self) -> StorageConnection:
+        return StorageConnection(
+            name="AzureWebJobsStorage",
+            connection_string=self.runtime_storage,
+            account_name=self.runtime_storage_account_name,
+            blob_service_uri=self._runtime_blob_service_uri(),
+            queue_service_uri=self.runtime_storage_queue_service_uri,
+            table_service_uri=self.runtime_storage_table_service_uri,
+            client_id=self.runtime_storage_client_id or self.azure_client_id,
+        )
+
+    @property
+    def recordings_storage_connection(self) -> StorageConnection:
+        return StorageConnection(
+            name="RECORDINGS_STORAGE",
+            connection_string=self.recordings_storage,
+            account_name=self.recordings_storage_account_name,
+            blob_service_uri=self.recordings_storage_blob_service_uri,
+            client_id=self.recordings_storage_client_id or self.azure_client_id,
+        )
+
+
+class Settings(StorageSettings):
+    """The Function App's and the devstack's configuration (app settings / environment variables)."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, populate_by_name=True)
+
+    app_version: str = Field(default=__version__, validation_alias=_alias("VERBATIM_VERSION"))
+    environment: str = Field(default="local", validation_alias=_alias("VERBATIM_ENVIRONMENT"))
+    log_level: str = Field(default="INFO", validation_alias=_alias("VERBATIM_LOG_LEVEL"))
+
     # ARM id of the recordings container: the daily check reads whether its WORM policy is locked
     # (verbatim.evidence.worm_status); unset (the devstack): no check.
     recordings_container_resource_id: str | None = Field(
@@ -109,6 +143,12 @@ class Settings(BaseSettings):
     )
     # Azure Resource Manager (other clouds differ).
     arm_endpoint: str = Field(default="https://management.azure.com", validation_alias=_alias("ARM_ENDPOINT"))
+
+    # --- runtime storage account (with StorageSettings): its blob endpoint, and the durable task hub ---
+    runtime_storage_blob_service_uri: str | None = Field(
+        default=None, validation_alias=_alias("AzureWebJobsStorage__blobServiceUri")
+    )
+    durable_task_hub_name: str = Field(default="verbatim", validation_alias=_alias("DURABLE_TASK_HUB_NAME"))
 
     # --- Cosmos DB ---
     cosmos_endpoint: str | None = Field(default=None, validation_alias=_alias("COSMOS_ENDPOINT"))
@@ -128,11 +168,9 @@ class Settings(BaseSettings):
     graph_client_secret: SecretStr | None = Field(default=None, validation_alias=_alias("GRAPH_CLIENT_SECRET"))
 
     # --- queues and containers ---
-    recorder_events_queue: str = Field(default="recorder-events", validation_alias=_alias("RECORDER_EVENTS_QUEUE"))
     callrecord_notifications_queue: str = Field(
-        default="callrecord-notifications", validation_alias=_alias("CALLRECORD_NOTIFICATIONS_QUEUE")
+        default=layout.CALLRECORD_NOTIFICATIONS_QUEUE, validation_alias=_alias("CALLRECORD_NOTIFICATIONS_QUEUE")
     )
-    recordings_container: str = Field(default="recordings", validation_alias=_alias("RECORDINGS_CONTAINER"))
 
     # --- call-record ingestion (issue 5) ---
     # Graph client: token scope, and a CA bundle when Graph (the simulator) speaks TLS with a local CA.
@@ -175,9 +213,11 @@ class Settings(BaseSettings):
         default=2, ge=1, le=30, validation_alias=_alias("CALLRECORD_BACKFILL_INITIAL_DAYS")
     )
     reconciliation_requests_queue: str = Field(
-        default="reconciliation-requests", validation_alias=_alias("RECONCILIATION_REQUESTS_QUEUE")
+        default=layout.RECONCILIATION_REQUESTS_QUEUE, validation_alias=_alias("RECONCILIATION_REQUESTS_QUEUE")
     )
-    graph_lifecycle_queue: str = Field(default="graph-lifecycle", validation_alias=_alias("GRAPH_LIFECYCLE_QUEUE"))
+    graph_lifecycle_queue: str = Field(
+        default=layout.GRAPH_LIFECYCLE_QUEUE, validation_alias=_alias("GRAPH_LIFECYCLE_QUEUE")
+    )
     # PSTN / Direct Routing reports: days pulled by the daily timer, and emergency numbers beyond 112/911/999.
     pstn_report_days: int = Field(default=2, ge=1, le=90, validation_alias=_alias("PSTN_REPORT_DAYS"))
     pstn_emergency_numbers_raw: str | None = Field(default=None, validation_alias=_alias("PSTN_EMERGENCY_NUMBERS"))
@@ -235,7 +275,7 @@ class Settings(BaseSettings):
         default=1.0, ge=0, le=2, validation_alias=_alias("RECONCILIATION_END_TOLERANCE_SECONDS")
     )
     # Signed daily completeness reports (recordings storage account).
-    reports_container: str = Field(default="reports", validation_alias=_alias("REPORTS_CONTAINER"))
+    reports_container: str = Field(default=layout.REPORTS_BLOBS, validation_alias=_alias("REPORTS_CONTAINER"))
     # Compliance API media: the most one Range response carries (the Functions HTTP response is buffered), and
     # the largest object served whole to a request without a Range header.
     media_chunk_bytes: int = Field(
@@ -284,27 +324,8 @@ class Settings(BaseSettings):
     # state; comma-separated.
     policy_must_record_groups: str = Field(default="", validation_alias=_alias("POLICY_MUST_RECORD_GROUPS"))
 
-    @property
-    def runtime_storage_connection(self) -> StorageConnection:
-        return StorageConnection(
-            name="AzureWebJobsStorage",
-            connection_string=self.runtime_storage,
-            account_name=self.runtime_storage_account_name,
-            blob_service_uri=self.runtime_storage_blob_service_uri,
-            queue_service_uri=self.runtime_storage_queue_service_uri,
-            table_service_uri=self.runtime_storage_table_service_uri,
-            client_id=self.runtime_storage_client_id or self.azure_client_id,
-        )
-
-    @property
-    def recordings_storage_connection(self) -> StorageConnection:
-        return StorageConnection(
-            name="RECORDINGS_STORAGE",
-            connection_string=self.recordings_storage,
-            account_name=self.recordings_storage_account_name,
-            blob_service_uri=self.recordings_storage_blob_service_uri,
-            client_id=self.recordings_storage_client_id or self.azure_client_id,
-        )
+    def _runtime_blob_service_uri(self) -> str | None:
+        return self.runtime_storage_blob_service_uri
 
 
 @lru_cache(maxsize=1)

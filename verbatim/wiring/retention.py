@@ -1,25 +1,21 @@
-"""The retention services wired from settings, built once per process (per settings object); nothing connects
-until a service is first used. Also the lifecycle's seal-time hooks (`retention_policy`, `seal_holds`)."""
+"""Retention's services, built from the container's adapters: classes, holds, deletion, extension, the sweep,
+data-subject requests and reports; and the lifecycle's seal-time ports (`retention_policy`, `seal_holds`)."""
 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from azure.cosmos import DatabaseProxy
 from azure.storage.blob import ContainerClient
 
-from verbatim import clients
-from verbatim.api.access import AccessLog
-from verbatim.api.index import CosmosRecordingIndex
-from verbatim.callrecords.audit import CosmosAuditLog
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.retention import RetentionClass
-from verbatim.ledger import Ledger, ledger_from_settings
-from verbatim.policy.snapshots import CosmosPolicySnapshotStore
+from verbatim.ledger import Ledger
+from verbatim.ledger.access import AccessLog
+from verbatim.platform import layout
 from verbatim.retention.classes import CosmosRetentionClassStore, RetentionCatalog, configured_classes
-from verbatim.retention.common import Clock, utc_now
 from verbatim.retention.deletion import RecordingDeleter
 from verbatim.retention.extension import RetentionExtender
 from verbatim.retention.holds import CosmosHoldStore, HoldService, SealHoldMatcher
@@ -30,55 +26,52 @@ from verbatim.retention.selection import ClassRetention
 from verbatim.retention.storage import RecordingBlobs
 from verbatim.retention.subjects import CosmosCallRecordPeople, DataSubjectService
 from verbatim.retention.sweep import RetentionSweep, SweepLimits
-from verbatim.settings import Settings
 
-RAW_CALLRECORDS_CONTAINER = "callrecords"
+if TYPE_CHECKING:
+    from verbatim.wiring.container import Container
 
 
-class RetentionRuntime:
-    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
-        self.settings = settings
-        self.clock = clock  # tests run retention on simulated time
+class RetentionServices:
+    def __init__(self, container: Container) -> None:
+        self._c = container
+        self.settings = container.settings
         self._sync_lock = threading.Lock()
         self._synced = False
 
+    def clock(self) -> datetime:
+        return self._c.clock()
+
     # --- adapters ---
 
-    @cached_property
-    def database(self) -> DatabaseProxy:
-        return clients.cosmos_database(self.settings)
-
-    @cached_property
+    @property
     def media(self) -> ContainerClient:
-        return clients.blob_service(self.settings.recordings_storage_connection).get_container_client(
-            self.settings.recordings_container
-        )
+        return self._c.recordings
 
-    @cached_property
+    @property
     def ledger(self) -> Ledger:
-        return ledger_from_settings(self.settings)
+        return self._c.ledger
+
+    @property
+    def access(self) -> AccessLog:
+        return self._c.access
 
     @cached_property
     def recordings(self) -> CosmosRetentionRecordings:
-        return CosmosRetentionRecordings(self.database.get_container_client("recordings"))
+        return CosmosRetentionRecordings(self._c.cosmos(layout.RECORDINGS))
 
     @cached_property
     def hold_store(self) -> CosmosHoldStore:
-        return CosmosHoldStore(self.database.get_container_client("holds"))
+        return CosmosHoldStore(self._c.cosmos(layout.HOLDS))
 
     @cached_property
     def blobs(self) -> RecordingBlobs:
         return RecordingBlobs(self.media, emulator=self.settings.recordings_storage_is_emulator)
 
-    @cached_property
-    def access(self) -> AccessLog:
-        return AccessLog(ledger=self.ledger, audit=CosmosAuditLog(self.database.get_container_client("audit")))
-
     # --- retention classes ---
 
     @cached_property
     def _catalog(self) -> RetentionCatalog:
-        store = CosmosRetentionClassStore(self.database.get_container_client("control"))
+        store = CosmosRetentionClassStore(self._c.cosmos(layout.CONTROL))
         return RetentionCatalog(store, self.ledger, self.clock)
 
     @property
@@ -101,7 +94,7 @@ class RetentionRuntime:
         return ClassRetention(
             self.classes,
             self.settings.seal_default_retention_class,
-            snapshots=CosmosPolicySnapshotStore(self.database.get_container_client("policy_snapshots")),
+            snapshots=self._c.policy_snapshots,
             group_classes=self.settings.retention_group_classes,
         )
 
@@ -116,7 +109,7 @@ class RetentionRuntime:
 
     @cached_property
     def deleter(self) -> RecordingDeleter:
-        index = CosmosRecordingIndex(self.database.get_container_client("recording_index"))
+        index = self._c.recording_index
 
         def reindex(tombstone: RecordingRecord) -> None:
             # The search index holds the participants too: replace it with the tombstone's facts.
@@ -146,7 +139,7 @@ class RetentionRuntime:
             self.deleter,
             self.classes,
             Leases(
-                CosmosLeaseStore(self.database.get_container_client("control")),
+                CosmosLeaseStore(self._c.cosmos(layout.CONTROL)),
                 timedelta(seconds=settings.retention_sweep_lease_seconds),
             ),
             holds=self.holds,
@@ -161,12 +154,9 @@ class RetentionRuntime:
 
     @cached_property
     def subjects(self) -> DataSubjectService:
-        raw = clients.blob_service(self.settings.runtime_storage_connection).get_container_client(
-            RAW_CALLRECORDS_CONTAINER
-        )
         return DataSubjectService(
             self.recordings,
-            CosmosCallRecordPeople(self.database.get_container_client("calls"), raw),
+            CosmosCallRecordPeople(self._c.cosmos(layout.CALLS), self._c.raw_callrecords),
             self.deleter,
             self.hold_store,
             self.classes,
@@ -177,16 +167,3 @@ class RetentionRuntime:
     @cached_property
     def reports(self) -> RetentionReports:
         return RetentionReports(self.recordings, self.hold_store, self.classes, self.clock)
-
-
-_current: tuple[Settings, RetentionRuntime] | None = None
-_lock = threading.Lock()
-
-
-def retention_runtime(settings: Settings) -> RetentionRuntime:
-    """The process's runtime for these settings (rebuilt when the settings object changes, e.g. in tests)."""
-    global _current
-    with _lock:
-        if _current is None or _current[0] is not settings:
-            _current = (settings, RetentionRuntime(settings))
-        return _current[1]

@@ -19,8 +19,8 @@ import httpx
 import jwt
 from pydantic import BaseModel, ConfigDict
 
-from verbatim.errors import DependencyUnavailable, Forbidden, Unauthenticated
-from verbatim.settings import Settings
+from verbatim.platform.errors import DependencyUnavailable, Forbidden, Unauthenticated
+from verbatim.platform.settings import Settings
 
 # App roles (defined on our API's app registration, assigned to users and groups in Entra ID).
 COMPLIANCE_OFFICER = "Compliance.Officer"  # search, replay, export, place and release legal holds

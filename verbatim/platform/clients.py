@@ -22,7 +22,7 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
-from verbatim.settings import Settings, StorageConnection
+from verbatim.platform.settings import Settings, StorageConnection
 
 
 def credential_for(client_id: str | None) -> TokenCredential:

@@ -10,8 +10,8 @@ from azure.core.exceptions import AzureError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient as AsyncQueueClient
 
-from verbatim.errors import DependencyUnavailable
-from verbatim.settings import StorageConnection
+from verbatim.platform.errors import DependencyUnavailable
+from verbatim.platform.settings import StorageConnection
 
 MAX_VISIBILITY_DELAY = 7 * 24 * 3600 - 60  # Azure Storage queues: at most 7 days
 
@@ -62,7 +62,7 @@ class AsyncMessageQueue(Protocol):
 
 
 def async_queue_client(connection: StorageConnection, queue_name: str) -> AsyncQueueClient:
-    """An asyncio client for one queue, speaking base64 text like the sync factory in `verbatim.clients`.
+    """An asyncio client for one queue, speaking base64 text like the sync factory in `verbatim.platform.clients`.
     Bound to the event loop it is first used on."""
     encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()
     if connection.connection_string is not None:

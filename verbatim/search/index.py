@@ -24,14 +24,15 @@ from typing import Any, Protocol
 
 from azure.cosmos import ContainerProxy
 
-from verbatim.callrecords.times import canonical_datetime, format_datetime
 from verbatim.contracts.api import ObservedUserView, ParticipantView, RecordingSummary
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import Verdict, VerdictState
-from verbatim.errors import InvalidInput
-from verbatim.reconciliation.store import decode_token, encode_token
+from verbatim.platform import layout
+from verbatim.platform.errors import InvalidInput
+from verbatim.platform.paging import decode_token, encode_token, offset_page
+from verbatim.platform.times import canonical_datetime, format_datetime
 
-CONTAINER = "recording_index"
+CONTAINER = layout.RECORDING_INDEX
 DOC_TYPE = "recordingIndex"
 UNKNOWN_USER = "unknown"
 NO_START = "0000-00-00T00:00:00.000000Z"  # sorts after every real start in newest-first order
@@ -388,10 +389,8 @@ class InMemoryRecordingIndex:
 
         found = sorted((d for d in self.documents.values() if matches(d)), key=lambda d: d.get("startedAt") or "")
         found.reverse()
-        offset = int(decode_token(query.continuation) or 0)
-        page = found[offset : offset + query.limit]
-        more = offset + query.limit < len(found)
-        return [_summary(d) for d in page], encode_token(str(offset + query.limit)) if more else None
+        page, token = offset_page(found, query.continuation, query.limit)
+        return [_summary(d) for d in page], token
 
 
 def canonical_time(value: str, name: str) -> str:

@@ -1,0 +1,157 @@
+"""The lifecycle at the service level, with no emulator: the activities the orchestration runs, over in-memory
+fakes of every port (blob containers, WORM, recording store, progress, the reconciliation queue) and an
+in-memory ledger with a real signing key. A stopped call is sealed and verifies; a recorder that went silent is
+salvaged and sealed as interrupted; a recording that failed before any media is marked not recorded. The Azure
+adapters are proven on Azurite by the other tests here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from devstack.testkit.captures import speech, stage_capture
+from tests.lifecycle.events import T0, failed_before_media, joined, started, stopped
+from verbatim.contracts.reconciliation import RecordingIndexed
+from verbatim.contracts.recorder import CaptureProgress
+from verbatim.evidence.kinds import ACCESS_COPY, EVIDENCE, kind_tags
+from verbatim.evidence.progress import InMemoryProgress
+from verbatim.evidence.verify import verify_recording
+from verbatim.evidence.worm import InMemoryWorm
+from verbatim.ledger import InMemoryLedgerStore, Ledger, LocalKeySigner, ensure_local_key, trusted_fingerprints
+from verbatim.lifecycle import activities
+from verbatim.lifecycle.activities import LifecycleDeps
+from verbatim.lifecycle.policies import FixedRetention
+from verbatim.lifecycle.records import InMemoryRecordingStore, record_event
+from verbatim.platform.blobs import InMemoryBlobStore
+from verbatim.platform.queues import InMemoryQueue
+from verbatim.platform.settings import Settings
+from verbatim.reconciliation.service import parse_request
+
+
+@pytest.fixture
+def deps(tmp_path: Path) -> LifecycleDeps:
+    signer = LocalKeySigner.from_file(ensure_local_key(tmp_path / "ledger.pem"))
+    return LifecycleDeps(
+        recordings=InMemoryBlobStore("recordings"),
+        scratch=InMemoryBlobStore("lifecycle-scratch"),
+        store=InMemoryRecordingStore(),
+        ledger=Ledger(InMemoryLedgerStore(), "main", signer),
+        retention=FixedRetention("mifid2", 1827),
+        worm=InMemoryWorm(),
+        progress=InMemoryProgress(),
+        reconciliation=InMemoryQueue(),
+        chunk_seconds=4,
+    )
+
+
+def run_to_seal(deps: LifecycleDeps, recording_id: str) -> None:
+    """What recording_lifecycle does after the recorder stopped (or was salvaged)."""
+    finalised = activities.finalise_recording(deps, recording_id)
+    tasks = activities.plan_access_copy(deps, finalised)
+    names = [activities.encode_access_chunk(deps, task) for task in reversed(tasks)]  # any completion order
+    access = activities.assemble_access_copy(deps, recording_id, finalised.finalised_blob, names)
+    summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, access)
+    activities.index_recording(deps, summary, finalised.problems)
+    assert activities.clean_up(deps, recording_id) == len(tasks) + 1
+    assert deps.scratch.names("") == []  # type: ignore[attr-defined]
+
+
+def verify(deps: LifecycleDeps, recording_id: str) -> list[str]:
+    ledger = deps.ledger
+    assert isinstance(ledger, Ledger)
+    ledger.checkpoint()
+    result = verify_recording(recording_id, deps.recordings, ledger, trusted_fingerprints(Settings(), ledger.signer))
+    return [finding.code for finding in result.findings]
+
+
+def announced(deps: LifecycleDeps) -> list[tuple[str, str | None]]:
+    assert isinstance(deps.reconciliation, InMemoryQueue)
+    requests = [parse_request(body) for body in deps.reconciliation.bodies()]
+    return [(r.recording_id, r.status) for r in requests if isinstance(r, RecordingIndexed)]
+
+
+def test_a_stopped_recording_is_sealed_worm_protected_announced_once_and_verifies(deps: LifecycleDeps) -> None:
+    recording_id = f"rec-{uuid.uuid4().hex[:8]}"
+    staged = stage_capture(deps.recordings, recording_id, speech(10), started_at=T0)
+    for event in (
+        started(recording_id),
+        joined(recording_id),
+        stopped(recording_id, staged.manifest.tracks[0].sha256, 10.0),
+    ):
+        record_event(deps.store, event)
+
+    assert activities.check_recording(deps, recording_id).state == "ended"
+    run_to_seal(deps, recording_id)
+
+    record = deps.store.get(recording_id)
+    assert record is not None and record.status == "sealed" and record.seal is not None
+    assert (record.seal.interrupted, record.seal.duration_seconds) == (False, 10.0)
+    assert record.seal.retention_until == T0 + timedelta(days=1827)
+    assert record.seal.worm == "emulator-not-enforced"
+    worm = deps.worm
+    assert isinstance(worm, InMemoryWorm)
+    protected = {name for name, _ in worm.until}
+    assert {record.seal.evidence_blob, record.seal.manifest_blob, record.seal.access_copy_blob} <= protected
+    assert set(worm.until.values()) == {record.seal.retention_until}
+    recordings = deps.recordings
+    assert isinstance(recordings, InMemoryBlobStore)
+    # The tiering rules tell evidence from access copies by this index tag (verbatim.evidence.kinds).
+    assert recordings.tags(record.seal.evidence_blob) == kind_tags(EVIDENCE)
+    assert record.seal.access_copy_blob is not None
+    assert recordings.tags(record.seal.access_copy_blob) == kind_tags(ACCESS_COPY)
+    assert announced(deps) == [(recording_id, "sealed")]
+    assert verify(deps, recording_id) == []
+
+
+def test_a_recorder_that_went_silent_is_salvaged_and_sealed_as_interrupted(deps: LifecycleDeps) -> None:
+    recording_id = f"rec-{uuid.uuid4().hex[:8]}"
+    # The recorder staged its blocks and died: nothing committed, no capture manifest.
+    staged = stage_capture(deps.recordings, recording_id, speech(7), commit=False, started_at=T0)
+    assert deps.recordings.delete(staged.capture_blob)
+    record_event(deps.store, started(recording_id, heartbeat=5.0))
+    progress = deps.progress
+    assert isinstance(progress, InMemoryProgress)
+    progress.write(
+        CaptureProgress(
+            recording_id=recording_id,
+            call_id=f"call-{recording_id}",
+            recorder_instance="recorder-0",
+            state="capturing",
+            updated_at=T0 + timedelta(seconds=12),
+            started_at=T0,
+            blob_container="recordings",
+            blob_name=staged.evidence_blob,
+            heartbeat_interval_seconds=5.0,
+        )
+    )
+
+    deps.clock = lambda: T0 + timedelta(seconds=26)
+    assert activities.check_recording(deps, recording_id).state == "capturing"
+    deps.clock = lambda: T0 + timedelta(seconds=27)
+    assert activities.check_recording(deps, recording_id).state == "silent"
+
+    activities.salvage(deps, recording_id)
+    run_to_seal(deps, recording_id)
+
+    record = deps.store.get(recording_id)
+    assert record is not None and record.status == "sealed" and record.seal is not None
+    assert record.seal.interrupted is True
+    assert round(record.seal.duration_seconds) == 7
+    assert announced(deps) == [(recording_id, "sealed")]
+    assert verify(deps, recording_id) == []
+
+
+def test_a_recording_that_failed_before_any_media_is_marked_not_recorded_once(deps: LifecycleDeps) -> None:
+    recording_id = f"rec-{uuid.uuid4().hex[:8]}"
+    record_event(deps.store, failed_before_media(recording_id))
+
+    check = activities.check_recording(deps, recording_id)
+    assert check.state == "no_media"
+    activities.mark_not_recorded(deps, recording_id, check.reason)
+
+    record = deps.store.get(recording_id)
+    assert record is not None and record.status == "not_recorded"
+    assert announced(deps) == [(recording_id, "not_recorded")]

@@ -1,0 +1,89 @@
+"""Where Verbatim keeps things: Cosmos containers with their partition keys, blob containers, queues.
+
+The single source for the devstack (which creates them), the code (which uses them) and infra/ (whose
+Bicep is checked against this list). Partition keys are chosen so the hot queries are single-partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Cosmos DB containers (database COSMOS_DATABASE).
+CALLS = "calls"
+RECORDINGS = "recordings"
+VERDICTS = "verdicts"
+RECORDING_INDEX = "recording_index"
+HOLDS = "holds"
+SUBSCRIPTIONS = "subscriptions"
+LEDGER = "ledger"
+AUDIT = "audit"
+POLICY_SNAPSHOTS = "policy_snapshots"
+PSTN_CALLS = "pstn_calls"
+CONTROL = "control"
+
+# Blob containers: recordings and reports on the recordings account, the rest on the runtime account. The
+# recordings and reports containers can be renamed by app setting (RECORDINGS_CONTAINER, REPORTS_CONTAINER).
+RECORDINGS_BLOBS = "recordings"
+REPORTS_BLOBS = "reports"
+RECORDER_PACKAGES_BLOBS = "recorder-packages"
+RAW_CALLRECORDS_BLOBS = "callrecords"
+LIFECYCLE_SCRATCH_BLOBS = "lifecycle-scratch"
+
+# Storage queues (runtime account), each with the `-poison` queue the Functions host moves failures to.
+RECORDER_EVENTS_QUEUE = "recorder-events"
+CALLRECORD_NOTIFICATIONS_QUEUE = "callrecord-notifications"
+RECONCILIATION_REQUESTS_QUEUE = "reconciliation-requests"
+GRAPH_LIFECYCLE_QUEUE = "graph-lifecycle"
+
+# Tables (runtime account).
+RECORDER_PROGRESS_TABLE = "recorderprogress"
+
+
+@dataclass(frozen=True)
+class CosmosContainer:
+    name: str
+    partition_key: str
+    purpose: str
+
+
+COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (
+    CosmosContainer(CALLS, "/id", "normalised call records, one document per call id (newest version)"),
+    CosmosContainer(RECORDINGS, "/id", "recording metadata, status, manifest summary, tombstones"),
+    CosmosContainer(VERDICTS, "/callId", "reconciliation verdicts per (call, policy user)"),
+    CosmosContainer(RECORDING_INDEX, "/observedUserId", "search index: one flat document per recording"),
+    CosmosContainer(HOLDS, "/id", "legal holds"),
+    CosmosContainer(SUBSCRIPTIONS, "/id", "Graph change-notification subscriptions"),
+    CosmosContainer(LEDGER, "/chain", "append-only, hash-chained evidence ledger and signed checkpoints"),
+    CosmosContainer(AUDIT, "/day", "security events and access audit records"),
+    CosmosContainer(POLICY_SNAPSHOTS, "/userId", "effective recording policy per user over time"),
+    CosmosContainer(PSTN_CALLS, "/day", "PSTN and Direct Routing report rows"),
+    CosmosContainer(CONTROL, "/id", "leases, watermarks and other small control documents"),
+)
+
+# `lifecycle-scratch` (runtime account): encoded access-copy chunks between the parallel transcoding activities
+# and their concatenation; kept out of the WORM recordings container so they can be deleted.
+# `callrecords`: raw Graph call-record payloads too large for a Cosmos item (2 MB), by id and version.
+BLOB_CONTAINERS: tuple[str, ...] = (
+    RECORDINGS_BLOBS,
+    REPORTS_BLOBS,
+    RECORDER_PACKAGES_BLOBS,
+    RAW_CALLRECORDS_BLOBS,
+    LIFECYCLE_SCRATCH_BLOBS,
+)
+QUEUES: tuple[str, ...] = tuple(
+    name
+    for queue in (
+        RECORDER_EVENTS_QUEUE,
+        CALLRECORD_NOTIFICATIONS_QUEUE,
+        RECONCILIATION_REQUESTS_QUEUE,
+        GRAPH_LIFECYCLE_QUEUE,
+    )
+    for name in (queue, f"{queue}-poison")
+)
+
+
+def cosmos_container(name: str) -> CosmosContainer:
+    for container in COSMOS_CONTAINERS:
+        if container.name == name:
+            return container
+    raise KeyError(f"no Cosmos container named {name!r} in verbatim.platform.layout")

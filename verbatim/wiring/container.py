@@ -1,0 +1,317 @@
+"""The composition root: every adapter of the process built once, from settings and `verbatim.platform.layout`,
+and each capability's services built from those adapters. Nothing connects until something is first used.
+
+`Container(settings, clock=..., **overrides)`: any adapter or service named here can be given ready-made (an
+in-memory fake, a client on Azurite), which is how tests build the graph around what they want to watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+from azure.cosmos import ContainerProxy, DatabaseProxy
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from verbatim.api.service import ComplianceApi
+from verbatim.evidence.progress import TableProgress, progress_table
+from verbatim.evidence.worm import Worm
+from verbatim.graph import GraphClient, GraphCredentials, RetryPolicy, graph_client, graph_credentials
+from verbatim.ledger import (
+    CosmosLedgerStore,
+    KeyVaultSigner,
+    Ledger,
+    LedgerStore,
+    LocalKeySigner,
+    Signer,
+    ensure_local_key,
+    trusted_fingerprints,
+)
+from verbatim.ledger.access import AccessLog
+from verbatim.lifecycle.activities import LifecycleDeps
+from verbatim.lifecycle.records import CosmosRecordingStore
+from verbatim.platform import clients, layout
+from verbatim.platform.audit import CosmosAuditLog, CosmosAuditReader
+from verbatim.platform.auth import TokenValidator, token_validator
+from verbatim.platform.blobs import AzureBlobStore, BlobStore
+from verbatim.platform.clients import Base64QueueServiceClient
+from verbatim.platform.queues import AsyncStorageQueue, StorageQueue, async_queue_client
+from verbatim.platform.settings import Settings, StorageConnection
+from verbatim.platform.times import utcnow
+from verbatim.policy.snapshots import CosmosPolicySnapshotStore
+from verbatim.reconciliation.store import CosmosRecordingFinder, CosmosVerdictStore
+from verbatim.search.index import CosmosRecordingIndex
+from verbatim.wiring.callrecords import CallRecordServices
+from verbatim.wiring.policy import PolicyServices
+from verbatim.wiring.reconciliation import ReconciliationServices
+from verbatim.wiring.retention import RetentionServices
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# Waits longer than this go back to the queue (re-enqueued with that delay) instead of holding one of the
+# worker's few threads asleep.
+GRAPH_MAX_RETRY_AFTER = 10.0
+
+
+def build_signer(settings: Settings) -> Signer | None:
+    """The checkpoint signer: the Key Vault key when configured, else the local key file (created on first
+    use only when VERBATIM_ENVIRONMENT is local), else None (entries are chained but not signed)."""
+    if settings.ledger_signing_key_vault_key_id:
+        return KeyVaultSigner.from_key_id(
+            settings.ledger_signing_key_vault_key_id, clients.credential_for(settings.azure_client_id)
+        )
+    if settings.ledger_signing_key_file:
+        path = Path(settings.ledger_signing_key_file)
+        if not path.exists() and settings.environment == "local":
+            ensure_local_key(path)
+        return LocalKeySigner.from_file(path)
+    return None
+
+
+def build_ledger(settings: Settings, store: LedgerStore, signer: Signer | None = None) -> Ledger:
+    """A ledger writer over `store` for the configured chain (the container builds the process's one; a
+    benchmark that wants several independent writers builds them here)."""
+    return Ledger(
+        store,
+        settings.ledger_chain,
+        signer if signer is not None else build_signer(settings),
+        checkpoint_interval=settings.ledger_checkpoint_interval,
+    )
+
+
+class Container:
+    """The object graph of one process (one per settings object; see `verbatim.wiring.container_for`)."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow, **overrides: Any) -> None:
+        self.settings = settings
+        self.clock = clock  # tests run retention on simulated time
+        self._lock = threading.RLock()
+        self._cosmos: dict[str, ContainerProxy] = {}
+        self._graphs: dict[str, GraphClient] = {}
+        self._queues: dict[tuple[str, bool], StorageQueue] = {}
+        self._async_queues: dict[int, tuple[asyncio.AbstractEventLoop, AsyncStorageQueue]] = {}
+        for name, value in overrides.items():
+            if not isinstance(getattr(type(self), name, None), cached_property):
+                raise TypeError(f"{name!r} is not something the container builds")
+            self.__dict__[name] = value
+
+    # --- Azure clients: one per account and service ---------------------------------------------------------
+
+    def _blob_service(self, connection: StorageConnection) -> BlobServiceClient:
+        return clients.blob_service(connection)
+
+    @cached_property
+    def runtime_blobs(self) -> BlobServiceClient:
+        return self._blob_service(self.settings.runtime_storage_connection)
+
+    @cached_property
+    def recordings_account_blobs(self) -> BlobServiceClient:
+        return self._blob_service(self.settings.recordings_storage_connection)
+
+    @cached_property
+    def runtime_queues(self) -> Base64QueueServiceClient:
+        return clients.queue_service(self.settings.runtime_storage_connection)
+
+    @cached_property
+    def runtime_tables(self) -> TableServiceClient:
+        return clients.table_service(self.settings.runtime_storage_connection)
+
+    @cached_property
+    def database(self) -> DatabaseProxy:
+        return clients.cosmos_database(self.settings)
+
+    def _once(self, cache: dict[K, V], key: K, build: Callable[[], V]) -> V:
+        """`cache[key]`, built on first use (the per-key memo of the adapters below)."""
+        with self._lock:
+            value = cache.get(key)
+            if value is None:
+                value = cache[key] = build()
+            return value
+
+    def cosmos(self, name: str) -> ContainerProxy:
+        """A Cosmos container of `verbatim.platform.layout` (one proxy per name)."""
+        layout.cosmos_container(name)  # a name the layout does not list is a bug here, not a 404 later
+        return self._once(self._cosmos, name, lambda: self.database.get_container_client(name))
+
+    # --- blob containers, queues and tables -----------------------------------------------------------------
+
+    @cached_property
+    def recordings(self) -> ContainerClient:
+        """The evidence: media, access copies and manifests (WORM in Azure)."""
+        return self.recordings_account_blobs.get_container_client(self.settings.recordings_container)
+
+    @cached_property
+    def recording_blobs(self) -> BlobStore:
+        """The recordings container behind the `BlobStore` port (the lifecycle and the evidence code)."""
+        return AzureBlobStore(self.recordings)
+
+    @cached_property
+    def worm(self) -> Worm:
+        """Immutability and legal holds on the recordings container (a 501 tolerated only on the emulator)."""
+        return Worm(self.recordings, emulator=self.settings.recordings_storage_is_emulator)
+
+    @cached_property
+    def reports(self) -> ContainerClient:
+        return self.recordings_account_blobs.get_container_client(self.settings.reports_container)
+
+    @cached_property
+    def scratch(self) -> ContainerClient:
+        return self.runtime_blobs.get_container_client(layout.LIFECYCLE_SCRATCH_BLOBS)
+
+    @cached_property
+    def scratch_blobs(self) -> BlobStore:
+        return AzureBlobStore(self.scratch)
+
+    @cached_property
+    def raw_callrecords(self) -> ContainerClient:
+        return self.runtime_blobs.get_container_client(layout.RAW_CALLRECORDS_BLOBS)
+
+    def queue(self, name: str, *, fail_fast: bool = False) -> StorageQueue:
+        """A storage queue on the runtime account. `fail_fast`: one attempt with short timeouts, for webhooks
+        that must answer their caller quickly (Graph retries a 503 for hours)."""
+
+        def build() -> StorageQueue:
+            client = self.runtime_queues.get_queue_client(name)
+            if fail_fast:
+                return StorageQueue(client, retries=0, connect_timeout=1.0, read_timeout=2.0)
+            return StorageQueue(client)
+
+        return self._once(self._queues, (name, fail_fast), build)
+
+    def async_queue(self, name: str) -> AsyncStorageQueue:
+        """A fail-fast asyncio queue client for the running event loop (aio clients are bound to the loop they
+        first ran on; entries of closed loops are dropped)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            for key, (owner, _) in list(self._async_queues.items()):
+                if owner.is_closed():
+                    del self._async_queues[key]
+            entry = self._async_queues.get(id(loop))
+            if entry is None or entry[0] is not loop:
+                client = async_queue_client(self.settings.runtime_storage_connection, name)
+                entry = (loop, AsyncStorageQueue(client, retries=0, connect_timeout=1.0, read_timeout=2.0))
+                self._async_queues[id(loop)] = entry
+            return entry[1]
+
+    @cached_property
+    def reconciliation_requests(self) -> StorageQueue:
+        return self.queue(self.settings.reconciliation_requests_queue)
+
+    @cached_property
+    def progress(self) -> TableClient:
+        """The recorders' heartbeat table (created when missing)."""
+        return progress_table(self.runtime_tables)
+
+    # --- Graph ----------------------------------------------------------------------------------------------
+
+    @cached_property
+    def graph_credentials(self) -> GraphCredentials:
+        return graph_credentials(self.settings)
+
+    def graph_for(self, tenant_id: str) -> GraphClient:
+        """The Graph client of one tenant (one per tenant, shared by every capability of the process)."""
+        retry = RetryPolicy(max_retry_after=GRAPH_MAX_RETRY_AFTER)
+        return self._once(
+            self._graphs,
+            tenant_id,
+            lambda: graph_client(self.settings, tenant_id, credentials=self.graph_credentials, retry=retry),
+        )
+
+    # --- stores shared by several capabilities --------------------------------------------------------------
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return build_ledger(self.settings, CosmosLedgerStore(self.cosmos(layout.LEDGER)))
+
+    @cached_property
+    def trusted_fingerprints(self) -> set[str]:
+        return trusted_fingerprints(self.settings, self.ledger.signer)
+
+    @cached_property
+    def audit(self) -> CosmosAuditLog:
+        return CosmosAuditLog(self.cosmos(layout.AUDIT))
+
+    @cached_property
+    def access(self) -> AccessLog:
+        """Every read of the API recorded in the ledger and the audit log."""
+        return AccessLog(ledger=self.ledger, audit=self.audit)
+
+    @cached_property
+    def recording_store(self) -> CosmosRecordingStore:
+        return CosmosRecordingStore(self.cosmos(layout.RECORDINGS))
+
+    @cached_property
+    def recording_finder(self) -> CosmosRecordingFinder:
+        return CosmosRecordingFinder(self.cosmos(layout.RECORDINGS))
+
+    @cached_property
+    def recording_index(self) -> CosmosRecordingIndex:
+        return CosmosRecordingIndex(self.cosmos(layout.RECORDING_INDEX))
+
+    @cached_property
+    def verdicts(self) -> CosmosVerdictStore:
+        return CosmosVerdictStore(self.cosmos(layout.VERDICTS))
+
+    @cached_property
+    def policy_snapshots(self) -> CosmosPolicySnapshotStore:
+        return CosmosPolicySnapshotStore(self.cosmos(layout.POLICY_SNAPSHOTS))
+
+    @cached_property
+    def token_validator(self) -> TokenValidator:
+        return token_validator(self.settings)
+
+    # --- capabilities ---------------------------------------------------------------------------------------
+
+    @cached_property
+    def callrecords(self) -> CallRecordServices:
+        return CallRecordServices(self)
+
+    @cached_property
+    def retention(self) -> RetentionServices:
+        return RetentionServices(self)
+
+    @cached_property
+    def reconciliation(self) -> ReconciliationServices:
+        return ReconciliationServices(self)
+
+    @cached_property
+    def policy(self) -> PolicyServices:
+        return PolicyServices(self)
+
+    @cached_property
+    def lifecycle(self) -> LifecycleDeps:
+        retention = self.retention  # retention class and legal holds at seal time
+        return LifecycleDeps(
+            recordings=self.recording_blobs,
+            scratch=self.scratch_blobs,
+            store=self.recording_store,
+            ledger=self.ledger,
+            retention=retention.retention_policy,
+            worm=self.worm,
+            progress=TableProgress(self.progress),
+            holds=retention.seal_holds,
+            reconciliation=self.reconciliation_requests,
+        )
+
+    @cached_property
+    def compliance_api(self) -> ComplianceApi:
+        return ComplianceApi(
+            index=self.recording_index,
+            recordings=self.recording_finder,
+            verdicts=self.verdicts,
+            media_container=self.recordings,
+            ledger=self.ledger,
+            access=self.access,
+            reporter=self.reconciliation.reporter,
+            audit_reader=CosmosAuditReader(self.cosmos(layout.AUDIT)),
+            trusted_fingerprints=self.trusted_fingerprints,
+            chunk_bytes=self.settings.media_chunk_bytes,
+            max_full_bytes=self.settings.media_max_full_bytes,
+        )
