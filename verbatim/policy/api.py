@@ -27,8 +27,15 @@ from verbatim.platform.errors import InvalidInput, PayloadTooLarge, UnsupportedM
 from verbatim.policy.export import export_directory, export_state
 from verbatim.policy.service import CurrentState, plan, publish_desired_state
 from verbatim.policy.snapshots import PolicySnapshotStore
+from verbatim.policy.source import MAX_DEPTH
 from verbatim.policy.stores import DesiredStateStore
-from verbatim.policy.validation import InvalidDesiredState, Validated, load_desired_state, validate_data
+from verbatim.policy.validation import (
+    InvalidDesiredState,
+    UnreadableDesiredState,
+    Validated,
+    load_desired_state,
+    validate_data,
+)
 
 MAX_BODY = 1024 * 1024
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"})
@@ -65,6 +72,8 @@ def read_request(content_type: str | None, body: bytes) -> tuple[Validated, Poli
         data: Any = json.loads(_text(body))
     except json.JSONDecodeError as error:
         raise InvalidInput(f"the body is not JSON: {error.msg} at line {error.lineno}") from error
+    except RecursionError as error:  # nested beyond what the parser can follow; far beyond check_data's limit
+        raise InvalidInput(f"the body is nested deeper than {MAX_DEPTH} levels") from error
     if isinstance(data, dict) and "desiredState" in data:
         try:
             request = PolicyPlanRequest.model_validate(data)
@@ -81,6 +90,8 @@ def validate_request(content_type: str | None, body: bytes) -> PolicyValidationR
     """Valid or not, with every finding; only a body we cannot read at all is an error."""
     try:
         validated, _ = read_request(content_type, body)
+    except UnreadableDesiredState:
+        raise  # not a document with findings: a bad request
     except InvalidDesiredState as invalid:
         return PolicyValidationReport(valid=False, issues=[issue.as_dict() for issue in invalid.issues])
     return PolicyValidationReport(valid=True, issues=[issue.as_dict() for issue in validated.warnings])

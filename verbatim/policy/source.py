@@ -4,6 +4,11 @@ the exact place in the file.
 YAML 1.1 turns `NO`, `yes` or `off` into booleans (the "Norway problem": a country code list with `NO`
 would silently become `false`); here only `true`/`false` are booleans, as in YAML 1.2. Duplicate keys are
 errors instead of last-one-wins.
+
+The work is bounded before anything is built: anchors and aliases are refused (a few hundred bytes of nested
+aliases expand to gigabytes once walked, and an alias of its own ancestor never ends), and so is a text longer
+than `MAX_TEXT_CHARS`, nesting deeper than `MAX_DEPTH` or more than `MAX_NODES` values. A desired state needs
+none of them: it is a short list of instances, policies and assignments.
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ from typing import Any
 import yaml
 
 Path = tuple[str | int, ...]
+
+MAX_TEXT_CHARS = 1024 * 1024  # the HTTP routes' body limit
+MAX_DEPTH = 32  # the schema nests six levels
+MAX_NODES = 50_000  # scalars, mappings and sequences
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,10 @@ class SourceError(ValueError):
         self.position = position
 
 
+class SourceLimitExceeded(SourceError):
+    """The text uses what a desired state never needs and an attacker would: aliases, huge size or depth."""
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans only."""
 
@@ -70,27 +83,77 @@ def _position(node: yaml.Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def parse(text: str) -> SourceDocument:
-    """Parse one YAML document; raise `SourceError` with a position when it is not valid YAML."""
+def _check_limits(text: str) -> None:
+    """Walk the parser's events (no nodes are built) and refuse what `SourceLimitExceeded` describes."""
+    depth = nodes = 0
+    loader = _Loader(text)
     try:
-        loader = _Loader(text)
-    except yaml.reader.ReaderError as error:  # a control character, caught before parsing starts
-        raise SourceError(f"not valid YAML: {error.reason} (character #x{error.character:04x})", None) from error
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return SourceDocument(data=None)
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        position = Position(mark.line + 1, mark.column + 1) if mark else None
-        raise SourceError(f"not valid YAML: {error.problem or error.context}", position) from error
-    except yaml.YAMLError as error:
-        raise SourceError(f"not valid YAML: {error}", None) from error
+        while loader.check_event():
+            event = loader.get_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, yaml.AliasEvent) or (isinstance(event, yaml.NodeEvent) and event.anchor is not None):
+                raise SourceLimitExceeded(
+                    "anchors and aliases are not allowed in a desired state (write each value out)",
+                    _mark(event.start_mark),
+                )
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise SourceLimitExceeded(
+                        f"the document is nested deeper than {MAX_DEPTH} levels", _mark(event.start_mark)
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            if isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent):
+                nodes += 1
+                if nodes > MAX_NODES:
+                    raise SourceLimitExceeded(f"the document has more than {MAX_NODES} values", _mark(event.start_mark))
     finally:
         loader.dispose()
+
+
+def check_data(data: Any) -> None:
+    """The same depth and node limits for a document that arrived already parsed (a JSON body)."""
+    nodes = 0
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise SourceLimitExceeded(f"the document has more than {MAX_NODES} values", None)
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise SourceLimitExceeded(f"the document is nested deeper than {MAX_DEPTH} levels", None)
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+
+
+def _mark(mark: Any) -> Position | None:  # yaml.error.Mark, or the C loader's
+    return Position(mark.line + 1, mark.column + 1) if mark is not None else None
+
+
+def parse(text: str) -> SourceDocument:
+    """Parse one YAML document; raise `SourceError` with a position when it is not valid YAML, and
+    `SourceLimitExceeded` when it is too long, too deep, too large or uses anchors and aliases."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise SourceLimitExceeded(f"the document is longer than {MAX_TEXT_CHARS} characters", None)
+    try:
+        _check_limits(text)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as error:  # a control character, caught before parsing starts
+        raise SourceError(f"not valid YAML: {error.reason} (character #x{error.character:04x})", None) from error
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        raise SourceError(f"not valid YAML: {error.problem or error.context}", _mark(mark)) from error
+    except yaml.YAMLError as error:
+        raise SourceError(f"not valid YAML: {error}", None) from error
     document = SourceDocument(data=data)
-    _walk(node, (), document)
+    if node is not None:
+        _walk(node, (), document)
     return document
 
 

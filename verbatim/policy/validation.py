@@ -16,7 +16,16 @@ from pydantic import ValidationError
 from verbatim.platform.errors import InvalidInput
 from verbatim.policy import model as m
 from verbatim.policy.schema import desired_state_schema
-from verbatim.policy.source import Path, Position, SourceDocument, SourceError, format_path, parse
+from verbatim.policy.source import (
+    Path,
+    Position,
+    SourceDocument,
+    SourceError,
+    SourceLimitExceeded,
+    check_data,
+    format_path,
+    parse,
+)
 
 Severity = Literal["error", "warning"]
 
@@ -98,10 +107,17 @@ class Validated:
     warnings: list[Issue]
 
 
+class UnreadableDesiredState(InvalidDesiredState):
+    """A text refused before it is read: anchors and aliases, or beyond the size, depth or node limits.
+    Unlike a document with findings, this is a bad request even for validation (HTTP 400)."""
+
+
 def load_desired_state(text: str, source_name: str | None = None) -> Validated:
     """Parse and validate a desired-state YAML (or JSON) text; raise `InvalidDesiredState` on any error."""
     try:
         document = parse(text)
+    except SourceLimitExceeded as error:
+        raise UnreadableDesiredState([Issue("error", (), error.message, error.position)], source_name) from error
     except SourceError as error:
         raise InvalidDesiredState([Issue("error", (), error.message, error.position)], source_name) from error
     return validate_document(document, source_name)
@@ -109,6 +125,10 @@ def load_desired_state(text: str, source_name: str | None = None) -> Validated:
 
 def validate_data(data: Any, source_name: str | None = None) -> Validated:
     """Validate an already-parsed document (an HTTP JSON body); positions are unknown."""
+    try:
+        check_data(data)
+    except SourceLimitExceeded as error:
+        raise UnreadableDesiredState([Issue("error", (), error.message, None)], source_name) from error
     return validate_document(SourceDocument(data=data), source_name)
 
 
