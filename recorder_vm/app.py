@@ -148,6 +148,7 @@ async def build(
         openid_config_url=settings.platform_openid_config_url,
         audience=settings.bot_app_id or "",
         issuers=settings.platform_issuers,
+        tenants=settings.tenant_ids,
         http=http,
         refresh_seconds=settings.platform_keys_refresh_seconds,
         leeway_seconds=settings.platform_leeway_seconds,

@@ -90,6 +90,7 @@ def create_app(recorder: Recorder, validator: PlatformTokenValidator) -> web.App
                 "storage": "up" if state.storage else "down",
                 "draining": state.draining,
                 "graph": "configured" if settings.graph_configured else "not_configured",
+                "tenants": len(settings.tenant_ids) or "none configured",
             },
             "active_calls": state.active_calls,
             "max_concurrent_calls": settings.max_concurrent_calls,

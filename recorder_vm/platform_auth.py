@@ -4,6 +4,10 @@ The token is signed by the Skype/Teams platform (not Entra): keys come from the 
 configuration, the audience is the bot's app id and the issuer one of `https://api.botframework.com` /
 `https://graph.microsoft.com`. Keys are cached, refreshed on a timer and, at most every 30 s, when a token
 names a key we do not know (key rollover). Rejections log the reason's category, never the token.
+
+The platform signs the calling notifications of every tenant with the same keys, so a valid token proves only
+that Teams sent it: its tenant (`tid`) must also be one the recorder is configured for, or the request is
+refused (403) before anything is answered.
 """
 
 from __future__ import annotations
@@ -11,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import jwt
 
-from verbatim.platform.errors import DependencyUnavailable, Unauthenticated
+from verbatim.platform.errors import DependencyUnavailable, Forbidden, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ class PlatformTokenValidator:
         openid_config_url: str,
         audience: str,
         issuers: Sequence[str],
+        tenants: Collection[str],
         http: httpx.AsyncClient,
         refresh_seconds: float = 7200.0,
         leeway_seconds: float = 60.0,
@@ -51,6 +56,7 @@ class PlatformTokenValidator:
         self._config_url = openid_config_url
         self._audience = audience
         self._issuers = list(issuers)
+        self._tenants = frozenset(tenant.lower() for tenant in tenants)
         self._http = http
         self._refresh_seconds = refresh_seconds
         self._leeway = leeway_seconds
@@ -95,6 +101,9 @@ class PlatformTokenValidator:
         tenant = next((claims[name] for name in TENANT_CLAIMS if isinstance(claims.get(name), str)), None)
         if not tenant:
             raise _reject("token without a tenant")
+        if tenant.lower() not in self._tenants:
+            log.warning("calling token of a tenant this recorder does not serve", extra={"tenant_id": tenant[:64]})
+            raise Forbidden("the call belongs to a tenant this recorder does not serve")
         return PlatformCaller(tenant_id=tenant, issuer=str(claims["iss"]), app_id=self._audience)
 
     async def refresh(self) -> None:

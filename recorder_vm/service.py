@@ -36,10 +36,11 @@ class HealthState:
     storage: bool
     draining: bool
     active_calls: int
+    tenants: bool = True  # at least one tenant is configured; without one every call is refused
 
     @property
     def ready(self) -> bool:
-        return self.media and self.storage and not self.draining
+        return self.media and self.storage and self.tenants and not self.draining
 
 
 class Recorder:
@@ -100,6 +101,7 @@ class Recorder:
             storage=self.storage_reachable,
             draining=self.draining,
             active_calls=self.active_calls,
+            tenants=bool(self.settings.tenant_ids),
         )
 
     # --- signalling ---

@@ -86,6 +86,10 @@ class RecorderSettings(StorageSettings):
     graph_scope: str = Field(default="https://graph.microsoft.com/.default", validation_alias=_alias("GRAPH_SCOPE"))
     graph_ca_cert: str | None = Field(default=None, validation_alias=_alias("GRAPH_CA_CERT"))
     graph_tenant_id: str | None = Field(default=None, validation_alias=_alias("GRAPH_TENANT_ID"))
+    # More tenants whose calls this recorder answers (comma-separated), besides GRAPH_TENANT_ID. The platform
+    # signs every tenant's calling notifications with the same keys: a token whose `tid` is none of these
+    # tenants is refused (403).
+    tenant_ids_raw: str = Field(default="", validation_alias=_alias("RECORDER_TENANT_IDS"))
     bot_app_id: str | None = Field(default=None, validation_alias=_alias("GRAPH_CLIENT_ID"))
     graph_client_secret: SecretStr | None = Field(default=None, validation_alias=_alias("GRAPH_CLIENT_SECRET"))
 
@@ -170,6 +174,12 @@ class RecorderSettings(StorageSettings):
     @property
     def platform_issuers(self) -> list[str]:
         return [part.strip() for part in self.platform_issuers_raw.split(",") if part.strip()]
+
+    @property
+    def tenant_ids(self) -> frozenset[str]:
+        """The tenants whose calls this recorder answers, lower-cased; empty: none (every call is refused)."""
+        named = [self.graph_tenant_id or "", *self.tenant_ids_raw.split(",")]
+        return frozenset(tenant.strip().lower() for tenant in named if tenant.strip())
 
     @property
     def graph_configured(self) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -37,6 +38,7 @@ from .userconfig import UserConfigurations
 
 log = logging.getLogger("simulator")
 GRAPH_PREFIXES = ("/v1.0/", "/beta/")
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -139,10 +141,14 @@ def build(
 
 
 def make_app(sim: Simulator) -> web.Application:
+    own_names = LOOPBACK_NAMES | {name for name in (_host_name(sim.http_url), _host_name(sim.https_url)) if name}
+
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         graph = request.path.startswith(GRAPH_PREFIXES)
         try:
+            if request.path.startswith("/sim/"):
+                _check_host(request, own_names)
             if graph:
                 sim.faults.check_http(request)
             return await handler(request)
@@ -199,6 +205,23 @@ def make_app(sim: Simulator) -> web.Application:
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app
+
+
+def _host_name(url: str | None) -> str | None:
+    return urlsplit(url).hostname if url else None
+
+
+def _check_host(request: web.Request, allowed: frozenset[str] | set[str]) -> None:
+    """Refuse a request addressed to a name that is not ours (DNS rebinding).
+
+    A page in the developer's browser can point its own name at 127.0.0.1 and then call the simulator as a
+    same-origin request — minting tokens, resetting state. The Host header still carries the page's name.
+    """
+    host = request.headers.get("Host", "")
+    name = urlsplit(f"//{host}").hostname if host else None
+    if name is None or name.lower() not in allowed:
+        log.warning("refused a request addressed to another host name", extra={"host": host[:100]})
+        raise GraphError(403, "Forbidden", f"the Host header {host[:100]!r} is not this simulator's name")
 
 
 def _error_response(request: web.Request, error: GraphError, now: datetime) -> web.Response:

@@ -11,7 +11,10 @@ failures) fire when the position reaches them, and every attached session receiv
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import struct
@@ -51,6 +54,14 @@ FAST_BUFFER_BYTES = 256 * 1024  # fast sessions wait when this much is queued
 Pace = Literal["realtime", "fast"]
 
 
+def media_proof(media_key: str, media_session_id: str, call_id: str) -> str:
+    """What the platform's `hello` proves it holds the session's key with (MEDIA_PROTOCOL.md, "Authentication"):
+    base64url(HMAC-SHA256(key, "verbatim-sim-media/1\n" + mediaSessionId + "\n" + callId)), unpadded."""
+    key = base64.urlsafe_b64decode(media_key + "=" * (-len(media_key) % 4))
+    message = f"{PLATFORM}/{VERSION}\n{media_session_id}\n{call_id}".encode()
+    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=").decode()
+
+
 def ticks(when: datetime) -> int:
     """100-ns ticks since the Unix epoch, computed exactly (no float rounding)."""
     delta = when.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
@@ -65,6 +76,9 @@ class MediaBlob(BaseModel):
     version: Literal[1]
     endpoint: str = Field(min_length=6, max_length=2048)
     media_session_id: str = Field(alias="mediaSessionId", min_length=1, max_length=128)
+    # The session's key (256 random bits, base64url): it travels only in the answer, over the authenticated
+    # signalling channel, and the hello proves the platform holds it.
+    media_key: str = Field(alias="mediaKey", min_length=43, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
     receive_unmixed_meeting_audio: bool = Field(default=False, alias="receiveUnmixedMeetingAudio")
 
     @field_validator("endpoint")
@@ -192,6 +206,7 @@ class MediaSession:
             "format": "pcm-16khz-16bit-mono",
             "frameMs": FRAME_MS,
             "unmixed": self.unmixed,
+            "proof": media_proof(self.blob.media_key, self.blob.media_session_id, self.call_id),
         }
         await self.ws.send_str(json.dumps(hello))
         while self._pending:  # frames produced while connecting, oldest first (the list may grow meanwhile)

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devstack.emulators import ensure_tls
 from devstack.processes import free_port
+from devstack.simulator.media import media_proof
 
 T = TypeVar("T")
 
@@ -426,20 +427,20 @@ class FakePlatform:
             )
         return record
 
+    def http_session(self) -> aiohttp.ClientSession:
+        """The platform's HTTP session (on its own loop), trusting the test CA."""
+        assert self._session is not None
+        return self._session
+
+    async def _connect_media(self, endpoint: str) -> aiohttp.ClientWebSocketResponse:
+        assert self._session is not None
+        # wss:// endpoints are verified against the test CA, as the platform verifies the bot's certificate.
+        return await self._session.ws_connect(endpoint, ssl=self._client_ssl if endpoint.startswith("wss:") else True)
+
     async def open_media(self, blob: dict[str, Any], call_id: str) -> aiohttp.ClientWebSocketResponse:
         """Connect to the media session the answer's blob names and say hello (mixed audio)."""
-        assert self._session is not None
-        socket = await self._session.ws_connect(blob["endpoint"])
-        hello = {
-            "type": "hello",
-            "version": 1,
-            "mediaSessionId": blob["mediaSessionId"],
-            "callId": call_id,
-            "format": "pcm-16khz-16bit-mono",
-            "frameMs": 20,
-            "unmixed": False,
-        }
-        await socket.send_str(json.dumps(hello))
+        socket = await self._connect_media(blob["endpoint"])
+        await socket.send_str(json.dumps(media_hello(blob["mediaSessionId"], call_id, key=blob.get("mediaKey"))))
         return socket
 
     @staticmethod
@@ -469,20 +470,11 @@ class FakePlatform:
         )
         limit = frames if script.stop_after_seconds is None else min(frames, int(script.stop_after_seconds * 50))
         started = time.monotonic()
-        async with self._session.ws_connect(blob["endpoint"]) as socket:
-            await socket.send_str(
-                json.dumps(
-                    {
-                        "type": "hello",
-                        "version": 1,
-                        "mediaSessionId": blob["mediaSessionId"],
-                        "callId": script.call_id,
-                        "format": "pcm-16khz-16bit-mono",
-                        "frameMs": 20,
-                        "unmixed": script.unmixed,
-                    }
-                )
+        async with await self._connect_media(blob["endpoint"]) as socket:
+            hello = media_hello(
+                blob["mediaSessionId"], script.call_id, key=blob.get("mediaKey"), unmixed=script.unmixed
             )
+            await socket.send_str(json.dumps(hello))
             for n in range(limit):
                 if script.realtime:
                     due = started + n * 0.02 / script.speed
@@ -512,6 +504,22 @@ class FakePlatform:
             else:
                 # Keep the connection open while the test kills the recorder.
                 await asyncio.sleep(0.5)
+
+
+def media_hello(session_id: str, call_id: str, *, key: str | None, unmixed: bool = False) -> dict[str, Any]:
+    """The platform's first media message; with `key`, the proof that it holds the session's key."""
+    hello: dict[str, Any] = {
+        "type": "hello",
+        "version": 1,
+        "mediaSessionId": session_id,
+        "callId": call_id,
+        "format": "pcm-16khz-16bit-mono",
+        "frameMs": 20,
+        "unmixed": unmixed,
+    }
+    if key is not None:
+        hello["proof"] = media_proof(key, session_id, call_id)
+    return hello
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> None:

@@ -22,4 +22,9 @@ def create_media_platform(settings: object) -> MediaPlatform:
         return WindowsMediaPlatform(settings)
     from recorder_vm.media.sim import SimMediaPlatform
 
-    return SimMediaPlatform(host=settings.media_host, port=settings.media_port)
+    return SimMediaPlatform(
+        host=settings.media_host,
+        port=settings.media_port,
+        tls_cert_file=settings.tls_cert_file,
+        tls_key_file=settings.tls_key_file,
+    )

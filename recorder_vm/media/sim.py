@@ -8,13 +8,23 @@ The simulator sends a `hello` text message, then binary frames (16-byte little-e
 
 Like the real media library, it calls back on its own thread (an event loop of its own), so a busy
 signalling loop never delays audio and vice versa.
+
+Authentication, as Microsoft's platform does it (devstack/simulator/MEDIA_PROTOCOL.md, "Authentication"):
+each session gets a fresh random key that only the answer carries (the signalling channel), the platform's
+`hello` proves it holds the key for this session and call, one connection per session; with a certificate
+(RECORDER_TLS_CERT_FILE) the listener speaks TLS and the endpoint is `wss://`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import logging
+import secrets
+import ssl
 import struct
 import threading
 import uuid
@@ -41,6 +51,8 @@ class SimMediaSession:
     unmixed: bool
     endpoint: str
     session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    key: str = field(default_factory=lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode())
+    connected: bool = False
     frames: int = 0
     malformed: int = 0
     closed: bool = False
@@ -52,9 +64,16 @@ class SimMediaSession:
             "version": VERSION,
             "endpoint": self.endpoint,
             "mediaSessionId": self.session_id,
+            "mediaKey": self.key,
             "receiveUnmixedMeetingAudio": self.unmixed,
         }
         return {"@odata.type": "#microsoft.graph.appHostedMediaConfig", "blob": json.dumps(blob)}
+
+    def proves(self, call_id: object, proof: object) -> bool:
+        """True when a hello's `callId` is this session's call and its `proof` is made with this session's key."""
+        if not isinstance(call_id, str) or not isinstance(proof, str) or call_id != self.call_id:
+            return False
+        return hmac.compare_digest(proof.encode(), media_proof(self.key, self.session_id, call_id).encode())
 
     def close(self) -> None:
         self.closed = True
@@ -62,11 +81,30 @@ class SimMediaSession:
             self._platform.forget(self)
 
 
+def media_proof(media_key: str, media_session_id: str, call_id: str) -> str:
+    """base64url(HMAC-SHA256(key, "verbatim-sim-media/1\n" + mediaSessionId + "\n" + callId)), unpadded."""
+    key = base64.urlsafe_b64decode(media_key + "=" * (-len(media_key) % 4))
+    message = f"{PLATFORM}/{VERSION}\n{media_session_id}\n{call_id}".encode()
+    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=").decode()
+
+
 class SimMediaPlatform:
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 9443, advertised_host: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9443,
+        advertised_host: str | None = None,
+        tls_cert_file: str | None = None,
+        tls_key_file: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self._advertised = advertised_host or host
+        self._ssl: ssl.SSLContext | None = None
+        if tls_cert_file:
+            self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._ssl.load_cert_chain(tls_cert_file, tls_key_file)
         self._sessions: dict[str, SimMediaSession] = {}
         self._sockets: dict[str, web.WebSocketResponse] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,7 +116,8 @@ class SimMediaPlatform:
 
     @property
     def endpoint(self) -> str:
-        return f"ws://{self._advertised}:{self.port}/media"
+        scheme = "wss" if self._ssl is not None else "ws"
+        return f"{scheme}://{self._advertised}:{self.port}/media"
 
     @property
     def healthy(self) -> bool:
@@ -131,7 +170,7 @@ class SimMediaPlatform:
         app.router.add_get("/media", self._media)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        await web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl).start()
         self._started.set()
         await asyncio.to_thread(self._stopped.wait)
         for socket in list(self._sockets.values()):
@@ -181,17 +220,23 @@ class SimMediaPlatform:
         if not isinstance(hello, dict):
             hello = {}
         session = self._sessions.get(str(hello.get("mediaSessionId")))
-        problem = None
+        problem, code = None, 4400
         if hello.get("type") != "hello" or hello.get("version") != VERSION:
             problem = "expected a version 1 hello"
         elif session is None or session.closed:
             problem = "unknown media session"
+        elif not session.proves(hello.get("callId"), hello.get("proof")):
+            # Whoever knows a session id (it is logged) but not the key the answer carried is not the platform.
+            problem, code = "the hello does not prove the media session's key for this call", 4401
+        elif session.connected:
+            problem, code = "the media session is already connected", 4409
         elif hello.get("format") != FORMAT or hello.get("frameMs") != 20:
             problem = "unsupported audio format"
         if problem is not None or session is None:
             log.warning("sim media connection refused", extra={"reason": problem})
-            await socket.close(code=4400, message=(problem or "refused").encode())
+            await socket.close(code=code, message=(problem or "refused").encode())
             return None
+        session.connected = True
         log.info(
             "sim media connected",
             extra={"call_id": session.call_id, "unmixed": bool(hello.get("unmixed"))},

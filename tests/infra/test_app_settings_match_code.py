@@ -92,6 +92,7 @@ RECORDER_LEFT_TO_DEFAULT_OR_OPERATOR = {
     "RECORDER_INSTANCE_ID",  # the VM's host name
     "RECORDER_SPILL_DIR",  # <RECORDER_STATE_DIR>\spill
     "RECORDER_CALLBACK_BASE_URL",  # built from RECORDER_SERVICE_FQDN and RECORDER_CALLBACK_PUBLIC_PORT
+    "RECORDER_TENANT_IDS",  # more tenants than GRAPH_TENANT_ID, for a recorder that serves several
 }
 
 # Per instance, so not in the scale-set model: the bootstrap (infra/scripts/recorder-bootstrap.ps1) adds

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import struct
 import time
 import uuid
@@ -150,6 +152,7 @@ class Recorder:
     incoming_headers: list[dict[str, str]] = field(default_factory=list)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     captures: dict[str, MediaCapture] = field(default_factory=dict)
+    media_keys: dict[str, str] = field(default_factory=dict)  # media session id -> the key its answer carried
     answers: list[tuple[str, int]] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -239,11 +242,13 @@ class Recorder:
         token = await self.sim.token(RECORDER_APP, RECORDER_SECRET)
         session = str(uuid.uuid4())
         if self.media:
+            self.media_keys[session] = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
             blob = {
                 "platform": "verbatim-sim-media",
                 "version": 1,
                 "endpoint": f"ws://127.0.0.1:{self.port}/media/{session}",
                 "mediaSessionId": session,
+                "mediaKey": self.media_keys[session],
                 "receiveUnmixedMeetingAudio": self.unmixed,
             }
             media = {"@odata.type": "#microsoft.graph.appHostedMediaConfig", "blob": json.dumps(blob)}

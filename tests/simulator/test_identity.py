@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import msal
 import pytest
@@ -160,3 +161,28 @@ def test_platform_tokens_for_bot_rejection_tests_carry_what_was_asked(run: Run, 
             await asyncio.to_thread(_verify, fresh["token"], openid, RECORDER_APP)
 
     run(body)
+
+
+# --- DNS rebinding (issue 13, finding 12) ------------------------------------------------------------------
+# A web page the developer opens can rebind its own name to 127.0.0.1 and then POST to the simulator as a
+# same-origin request; what tells it apart is the Host header, which carries the page's name. The simulator's
+# own routes (token minting included) answer only requests addressed to a loopback name or its own host.
+
+
+@pytest.mark.parametrize("path", ["/sim/tokens", "/sim/platform-tokens", "/sim/reset"])
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:7300", "127.0.0.1.evil.example", "localhost.evil"])
+def test_simulator_routes_refuse_a_rebound_host_name(sim_process: SimProcess, path: str, host: str) -> None:
+    body = {"sub": "cora", "name": "Cora", "roles": ["Compliance.Officer"], "aud": "x"}
+    response = httpx.post(f"{sim_process.base}{path}", json=body, headers={"Host": host}, timeout=10)
+    assert response.status_code == 403, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert "access_token" not in response.text and "token" not in response.json()
+    assert "Host" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LOCALHOST:1234", "[::1]:80"])
+def test_simulator_token_route_answers_loopback_names(sim_process: SimProcess, host: str) -> None:
+    body = {"sub": "cora", "name": "Cora", "roles": ["Compliance.Officer"]}
+    response = httpx.post(f"{sim_process.base}/sim/tokens", json=body, headers={"Host": host}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["access_token"]

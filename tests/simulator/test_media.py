@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from devstack.simulator.media import media_proof
 from tests.simulator.harness import NED, TOM, UNA, Recorder, SimClient, wait_for
 
 pytestmark = pytest.mark.integration
@@ -62,6 +63,10 @@ def test_mixed_audio_follows_the_contract_frame_by_frame(run: Run) -> None:
                 "format": "pcm-16khz-16bit-mono",
                 "frameMs": 20,
                 "unmixed": False,
+                # the platform proves it holds the key the answer carried, for this session and call
+                "proof": media_proof(
+                    bot.media_keys[capture.hello["mediaSessionId"]], capture.hello["mediaSessionId"], leg["callId"]
+                ),
             }
             frames = capture.frames
             assert len(frames) == 300  # 6 s of 20 ms frames, silence included
@@ -175,6 +180,7 @@ def test_an_unreachable_media_endpoint_ends_the_recorder_leg_with_500_1005(run: 
                     "version": 1,
                     "endpoint": "ws://127.0.0.1:9/media",
                     "mediaSessionId": "x",
+                    "mediaKey": "k" * 43,
                 }
             )
             await bot.answer(
