@@ -10,94 +10,25 @@ from __future__ import annotations
 
 import os
 import random
-import ssl
 import time
-from collections.abc import Iterator
-from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from devstack.funchost.state import load_or_create_keys
-from devstack.processes import free_port
 from tests.callrecords.conftest import Simulator
-from tests.callrecords.fake_graph import call_record
-from tests.callrecords.helpers import SECRET, cosmos_items, drain, queue_messages
-from tests.conftest import Azurite
-from tests.funchost.conftest import HostLauncher, RunningHost
+from tests.callrecords.helpers import SECRET, cosmos_items, queue_messages
+from tests.callrecords.host import (  # noqa: F401 (running_host is the `host` fixture)
+    app_auth,
+    recent_record,
+    running_host,
+    stored_versions,
+    subscriptions,
+    wait_until,
+)
+from tests.funchost.conftest import RunningHost
 from verbatim.platform.settings import Settings
-from verbatim.platform.times import format_datetime, utcnow
 
-REPO = Path(__file__).resolve().parents[2]
 CALLS = int(os.environ.get("VERBATIM_E2E_CALLS", "1000"))
-
-
-@pytest.fixture
-def host(
-    sim_env: Settings, simulator: Simulator, azurite_service: Azurite, tmp_path: Path
-) -> Iterator[tuple[RunningHost, Settings]]:
-    port = free_port()
-    state_dir = tmp_path / "host"
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        "AzureWebJobsStorage": azurite_service.connection_string,
-        "RECORDINGS_STORAGE": azurite_service.connection_string,
-        "COSMOS_ENDPOINT": str(sim_env.cosmos_endpoint),
-        "COSMOS_KEY": sim_env.cosmos_key.get_secret_value() if sim_env.cosmos_key else "",
-        "COSMOS_CA_CERT": str(sim_env.cosmos_ca_cert),
-        "COSMOS_DATABASE": sim_env.cosmos_database,
-        **simulator.graph_env(),
-        "VERBATIM_LOG_LEVEL": "WARNING",
-        "DURABLE_TASK_HUB_NAME": f"cr{port}",
-    }
-    keys = load_or_create_keys(state_dir, env)
-    env["GRAPH_NOTIFICATION_URL"] = f"{base}/api/graph/notifications?code={keys.default_function_key}"
-    env["GRAPH_LIFECYCLE_URL"] = f"{base}/api/graph/lifecycle?code={keys.default_function_key}"
-    for queue in ("callrecord-notifications", "callrecord-notifications-poison", "reconciliation-requests"):
-        drain(sim_env, queue)
-    for subscription in subscriptions(simulator):  # an earlier test's, pointing at a host that is gone
-        gone = httpx.delete(
-            f"{simulator.http_url}/v1.0/subscriptions/{subscription['id']}", headers=_app_auth(simulator), timeout=10
-        )
-        assert gone.status_code == 204, gone.text
-    launcher = HostLauncher(azurite_service, tmp_path)
-    running = launcher.start(REPO, env=env, state_dir=state_dir, port=port)
-    try:
-        yield running, sim_env
-    finally:
-        launcher.stop_all()
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
-def subscriptions(simulator: Simulator, host: RunningHost | None = None) -> list[dict[str, Any]]:
-    """The simulator's subscriptions (those notifying `host`, when given)."""
-    found = list(simulator.sim("GET", "/sim/subscriptions").json()["value"])
-    if host is not None:
-        found = [s for s in found if s["notificationUrl"].startswith(host.base_url)]
-    return found
-
-
-def stored_versions(settings: Settings) -> dict[str, int]:
-    return {d["id"]: d["version"] for d in cosmos_items(settings, "calls", "SELECT c.id, c.version FROM c")}
-
-
-def recent_record(record_id: str, version: int) -> dict[str, Any]:
-    raw = call_record(record_id, version)
-    start = utcnow() - timedelta(hours=1)
-    raw["startDateTime"] = format_datetime(start)
-    raw["endDateTime"] = format_datetime(start + timedelta(minutes=5))
-    return raw
 
 
 @pytest.mark.timeout(1500)
@@ -157,42 +88,6 @@ def test_a_thousand_calls_arrive_through_notifications_once_each_at_their_highes
     )
 
 
-def test_a_lapsed_subscription_is_healed_by_backfill_and_recreated(
-    host: tuple[RunningHost, Settings], simulator: Simulator
-) -> None:
-    running, settings = host
-    (subscription,) = wait_until(lambda: subscriptions(simulator, running), 30, "the startup subscription")
-    # The subscription lapses (expired while nobody renewed it): Graph forgets it, notifications stop.
-    gone = httpx.delete(
-        f"{simulator.http_url}/v1.0/subscriptions/{subscription['id']}", timeout=10, headers=_app_auth(simulator)
-    )
-    assert gone.status_code == 204, gone.text
-    assert subscriptions(simulator) == []
-    missed = {f"lapsed-{n}": 1 for n in range(25)}
-    for record_id in missed:
-        simulator.put_record(recent_record(record_id, 1))
-    time.sleep(3)
-    assert not set(missed) & set(stored_versions(settings))  # nothing was notified
-
-    admin = {"authorization": f"Bearer {simulator.user_token('Recorder.Admin')}"}
-    backfill = httpx.post(f"{running.base_url}/api/v1/admin/callrecords/backfill", headers=admin, timeout=60)
-    assert backfill.status_code == 200, backfill.text
-    (result,) = backfill.json()["results"]
-    # The simulator also holds an earlier test's records, which this test's fresh database lacks.
-    assert result["enqueued"] >= 25 and result["listed"] >= result["enqueued"]
-
-    wait_until(lambda: missed.items() <= stored_versions(settings).items(), 120, "back-filled records")
-    ensured = httpx.post(f"{running.base_url}/api/v1/admin/callrecords/subscriptions", headers=admin, timeout=60)
-    assert ensured.status_code == 200 and ensured.json()["results"][0]["action"] == "recreated"
-    assert len(subscriptions(simulator, running)) == 1
-    forbidden = httpx.post(
-        f"{running.base_url}/api/v1/admin/callrecords/backfill",
-        headers={"authorization": f"Bearer {simulator.user_token('Compliance.Auditor')}"},
-        timeout=30,
-    )
-    assert forbidden.status_code == 403
-
-
 def test_forged_notifications_through_the_host_are_refused_and_nothing_is_enqueued(
     host: tuple[RunningHost, Settings], simulator: Simulator
 ) -> None:
@@ -222,20 +117,3 @@ def test_forged_notifications_through_the_host_are_refused_and_nothing_is_enqueu
     body["value"][0]["clientState"] = SECRET
     assert httpx.post(url, json=body, timeout=10).status_code == 202
     assert [m["callRecordId"] for m in queue_messages(settings, "callrecord-notifications")] in (["evil"], [])
-
-
-def _app_auth(simulator: Simulator) -> dict[str, str]:
-    from tests.callrecords.conftest import FUNCTIONS_APP_ID, FUNCTIONS_APP_SECRET
-
-    token = httpx.post(
-        f"{simulator.https_url}/{simulator.tenant_id}/oauth2/v2.0/token",
-        data={
-            "client_id": FUNCTIONS_APP_ID,
-            "client_secret": FUNCTIONS_APP_SECRET,
-            "grant_type": "client_credentials",
-            "scope": "https://graph.microsoft.com/.default",
-        },
-        verify=ssl.create_default_context(cafile=simulator.ca_file),
-        timeout=10,
-    ).json()["access_token"]
-    return {"authorization": f"Bearer {token}"}
