@@ -11,7 +11,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.cosmos import PartitionKey
 
 from verbatim.platform import clients
-from verbatim.platform.layout import BLOB_CONTAINERS, COSMOS_CONTAINERS, QUEUES
+from verbatim.platform.layout import BLOB_CONTAINERS, COSMOS_CONTAINERS, QUEUES, blob_account
 from verbatim.platform.settings import Settings
 
 
@@ -25,9 +25,9 @@ def provision_storage(settings: Settings) -> None:
     recordings = clients.blob_service(settings.recordings_storage_connection)
     runtime_blobs = clients.blob_service(settings.runtime_storage_connection)
     for name in BLOB_CONTAINERS:
-        service = recordings if name == settings.recordings_container else runtime_blobs
+        on_recordings = name == settings.recordings_container or blob_account(name) == "recordings"
         with contextlib.suppress(ResourceExistsError):
-            service.create_container(name)
+            (recordings if on_recordings else runtime_blobs).create_container(name)
     queues = clients.queue_service(settings.runtime_storage_connection)
     for name in QUEUES:
         with contextlib.suppress(ResourceExistsError):

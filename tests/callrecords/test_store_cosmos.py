@@ -10,13 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from tests.callrecords.fake_graph import call_record
 from verbatim.callrecords.normalise import normalise
 from verbatim.callrecords.store import BlobRawArchive, CallQuery, CosmosCallRecordStore
-from verbatim.platform import clients
+from verbatim.platform import clients, layout
 from verbatim.platform.settings import Settings
 
 
 def make_store(settings: Settings) -> CosmosCallRecordStore:
     database = clients.cosmos_database(settings)
-    archive = BlobRawArchive.from_service(clients.blob_service(settings.runtime_storage_connection))
+    archive = BlobRawArchive(
+        clients.blob_service(settings.recordings_storage_connection).get_container_client(layout.RAW_CALLRECORDS_BLOBS)
+    )
     return CosmosCallRecordStore(database.get_container_client("calls"), archive)
 
 

@@ -121,3 +121,28 @@ def test_the_progress_table_is_the_one_the_recorder_writes(templates: dict[str, 
     )
     assert (names, unresolved) == ({PROGRESS_TABLE}, set())
     assert f"name: '{PROGRESS_TABLE}'" in templates["modules/rbac.bicep"].source.decode()
+
+
+ACCOUNT_MODULES = {"recordings": "modules/recordings-storage.bicep", "runtime": "modules/runtime-storage.bicep"}
+
+
+def misplaced_containers(templates: dict[str, Bicep]) -> set[str]:
+    """`name on module` for every blob container a storage module declares or lacks against the layout's account."""
+    found: set[str] = set()
+    for account, module in ACCOUNT_MODULES.items():
+        names, _ = declared_names(templates[module], CONTAINER)
+        expected = {name for name in layout.BLOB_CONTAINERS if layout.blob_account(name) == account}
+        found |= {f"{name} on {module}" for name in names ^ expected}
+    return found
+
+
+def test_each_blob_container_is_created_on_the_account_the_code_uses(templates: dict[str, Bicep]) -> None:
+    assert misplaced_containers(templates) == set()
+
+
+def test_a_container_on_the_wrong_account_is_detected(templates: dict[str, Bicep]) -> None:
+    moved = dict(templates)
+    moved["modules/runtime-storage.bicep"] = templates["modules/runtime-storage.bicep"].replaced(
+        "['recorder-packages', 'lifecycle-scratch']", "['recorder-packages', 'lifecycle-scratch', 'callrecords']"
+    )
+    assert misplaced_containers(moved) == {"callrecords on modules/runtime-storage.bicep"}

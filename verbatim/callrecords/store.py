@@ -18,10 +18,9 @@ from typing import Any, Literal, Protocol
 from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient
 
 from verbatim.contracts.callrecords import CallRecord
-from verbatim.platform import layout
 from verbatim.platform.errors import Conflict
 from verbatim.platform.paging import cosmos_page, offset_page
 from verbatim.platform.times import canonical_datetime
@@ -289,10 +288,6 @@ class BlobRawArchive:
 
     def __init__(self, container: ContainerClient) -> None:
         self._container = container
-
-    @classmethod
-    def from_service(cls, service: BlobServiceClient, container: str = layout.RAW_CALLRECORDS_BLOBS) -> BlobRawArchive:
-        return cls(service.get_container_client(container))
 
     def put(self, call_record_id: str, version: int, payload: bytes) -> str:
         name = f"{call_record_id}/v{version}.json"

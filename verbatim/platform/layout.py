@@ -7,6 +7,7 @@ Bicep is checked against this list). Partition keys are chosen so the hot querie
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 # Cosmos DB containers (database COSMOS_DATABASE).
 CALLS = "calls"
@@ -21,7 +22,7 @@ POLICY_SNAPSHOTS = "policy_snapshots"
 PSTN_CALLS = "pstn_calls"
 CONTROL = "control"
 
-# Blob containers: recordings and reports on the recordings account, the rest on the runtime account. The
+# Blob containers (the account of each is in BLOB_CONTAINER_ACCOUNTS below). The
 # recordings and reports containers can be renamed by app setting (RECORDINGS_CONTAINER, REPORTS_CONTAINER).
 RECORDINGS_BLOBS = "recordings"
 REPORTS_BLOBS = "reports"
@@ -62,14 +63,27 @@ COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (
 
 # `lifecycle-scratch` (runtime account): encoded access-copy chunks between the parallel transcoding activities
 # and their concatenation; kept out of the WORM recordings container so they can be deleted.
-# `callrecords`: raw Graph call-record payloads too large for a Cosmos item (2 MB), by id and version.
-BLOB_CONTAINERS: tuple[str, ...] = (
-    RECORDINGS_BLOBS,
-    REPORTS_BLOBS,
-    RECORDER_PACKAGES_BLOBS,
-    RAW_CALLRECORDS_BLOBS,
-    LIFECYCLE_SCRATCH_BLOBS,
-)
+# `callrecords` (recordings account): raw Graph call-record payloads too large for a Cosmos item (2 MB), by id and
+# version — compliance data kept as long as the records, so it lives with the evidence, not with the runtime.
+BlobAccount = Literal["recordings", "runtime"]
+BLOB_CONTAINER_ACCOUNTS: dict[str, BlobAccount] = {
+    RECORDINGS_BLOBS: "recordings",
+    REPORTS_BLOBS: "recordings",
+    RAW_CALLRECORDS_BLOBS: "recordings",
+    RECORDER_PACKAGES_BLOBS: "runtime",
+    LIFECYCLE_SCRATCH_BLOBS: "runtime",
+}
+BLOB_CONTAINERS: tuple[str, ...] = tuple(BLOB_CONTAINER_ACCOUNTS)
+
+
+def blob_account(name: str) -> BlobAccount:
+    """The storage account a blob container of the layout lives on."""
+    try:
+        return BLOB_CONTAINER_ACCOUNTS[name]
+    except KeyError:
+        raise KeyError(f"no blob container named {name!r} in verbatim.platform.layout") from None
+
+
 QUEUES: tuple[str, ...] = tuple(
     name
     for queue in (

@@ -39,7 +39,7 @@ class CallRecordServices:
 
     @cached_property
     def store(self) -> CosmosCallRecordStore:
-        archive = BlobRawArchive.from_service(self._c.runtime_blobs)
+        archive = BlobRawArchive(self._c.raw_callrecords)
         return CosmosCallRecordStore(self._c.cosmos(layout.CALLS), archive)
 
     @cached_property

@@ -163,7 +163,7 @@ class Container:
 
     @cached_property
     def scratch(self) -> ContainerClient:
-        return self.runtime_blobs.get_container_client(layout.LIFECYCLE_SCRATCH_BLOBS)
+        return self.blob_container(layout.LIFECYCLE_SCRATCH_BLOBS)
 
     @cached_property
     def scratch_blobs(self) -> BlobStore:
@@ -171,7 +171,12 @@ class Container:
 
     @cached_property
     def raw_callrecords(self) -> ContainerClient:
-        return self.runtime_blobs.get_container_client(layout.RAW_CALLRECORDS_BLOBS)
+        return self.blob_container(layout.RAW_CALLRECORDS_BLOBS)
+
+    def blob_container(self, name: str) -> ContainerClient:
+        """A blob container of the layout, on the account the layout (and infra/) puts it on."""
+        service = self.recordings_account_blobs if layout.blob_account(name) == "recordings" else self.runtime_blobs
+        return service.get_container_client(name)
 
     def queue(self, name: str, *, fail_fast: bool = False) -> StorageQueue:
         """A storage queue on the runtime account. `fail_fast`: one attempt with short timeouts, for webhooks
