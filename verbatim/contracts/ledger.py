@@ -59,3 +59,17 @@ class LogConsistencyProof(CamelContract):
     old_size: int = Field(ge=1)
     new_size: int = Field(ge=1)
     hashes: list[str]
+
+
+@contract("ledger-log-page", 1)
+class LogPage(CamelContract):
+    """A page of the log (`GET /api/v1/ledger`): entries of one subject after index `after`, or entries
+    `from`..`to`, oldest first; `next_after` continues a subject page. `checkpoint` is the latest signed
+    checkpoint (a C2SP note), read with one lookup; `checkpoint_size` its tree size (0: none yet)."""
+
+    schema_version: Literal[1] = 1
+    origin: str
+    entries: list[LogEntry]
+    next_after: int | None = None
+    checkpoint: str | None = None
+    checkpoint_size: int = 0
