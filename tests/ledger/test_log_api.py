@@ -40,8 +40,11 @@ class Recorded:
         self.reads.append((principal.subject, action, dict(details or {})))
 
 
+Api = tuple[LedgerApi, TransparencyLog, "Recorded"]
+
+
 @pytest.fixture
-def api() -> tuple[LedgerApi, TransparencyLog, Recorded]:
+def api() -> Api:
     log = memory_log()
     for n in range(30):
         log.append("accessed" if n % 3 else "sealed", f"recording:{n % 2}", {"n": n})
@@ -52,7 +55,7 @@ def api() -> tuple[LedgerApi, TransparencyLog, Recorded]:
 
 
 def test_a_subject_is_read_page_by_page_with_the_latest_checkpoint(
-    api: tuple[LedgerApi, TransparencyLog, Recorded],
+    api: Api,
 ) -> None:
     ledger, log, recorded = api
     first = ledger.page({"subject": "recording:0", "limit": "10"}, AUDITOR, "audit")
@@ -101,9 +104,7 @@ def test_consistency_and_checkpoint_reads(api: Api) -> None:
     "params",
     [{"from": "0"}, {"from": "x"}, {"from": "9", "to": "3"}, {"from": "9" * 30}, {"to": "-1", "from": "1"}],
 )
-def test_bad_consistency_parameters_are_4xx(
-    api: tuple[LedgerApi, TransparencyLog, Recorded], params: dict[str, str]
-) -> None:
+def test_bad_consistency_parameters_are_4xx(api: Api, params: dict[str, str]) -> None:
     ledger, _, _ = api
     with pytest.raises(InvalidInput):
         ledger.consistency(params, AUDITOR, None)
