@@ -13,11 +13,11 @@ from pydantic import JsonValue
 
 from tests.ledger.logkit import memory_log
 from verbatim.api.ledger import LedgerApi, parse_index, parse_size
-from verbatim.auth import Principal
-from verbatim.errors import Forbidden, InvalidInput, NotFound
 from verbatim.ledger import merkle
 from verbatim.ledger.checkpoint import open_checkpoint, parse_tlog_proof
 from verbatim.ledger.log.service import TransparencyLog
+from verbatim.platform.auth import Principal
+from verbatim.platform.errors import Forbidden, InvalidInput, NotFound
 
 AUDITOR = Principal(subject="auditor-1", roles=frozenset({"Compliance.Auditor"}))
 OFFICER = Principal(subject="officer-1", roles=frozenset({"Compliance.Officer"}))

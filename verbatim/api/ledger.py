@@ -12,10 +12,10 @@ from typing import Protocol
 
 from pydantic import JsonValue
 
-from verbatim.auth import COMPLIANCE_AUDITOR, Principal
 from verbatim.contracts.ledger import LogConsistencyProof, LogEntry, LogInclusionProof, LogPage
-from verbatim.errors import InvalidInput, NotFound
 from verbatim.ledger.log.service import TransparencyLog
+from verbatim.platform.auth import COMPLIANCE_AUDITOR, Principal
+from verbatim.platform.errors import InvalidInput, NotFound
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 MAX_PAGE = 200
