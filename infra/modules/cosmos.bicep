@@ -33,6 +33,7 @@ var containers = [
   { name: 'holds', partitionKeyPath: '/id' }
   { name: 'subscriptions', partitionKeyPath: '/id' }
   { name: 'ledger', partitionKeyPath: '/chain' }
+  { name: 'ledger_log', partitionKeyPath: '/pk' }
   { name: 'audit', partitionKeyPath: '/day' }
   { name: 'policy_snapshots', partitionKeyPath: '/userId' }
   { name: 'pstn_calls', partitionKeyPath: '/day' }

@@ -121,6 +121,8 @@ var appSettings = {
   LEDGER_CHAIN: 'main'
   LEDGER_CHECKPOINT_INTERVAL: '100'
   LEDGER_SIGNING_KEY_VAULT_KEY_ID: ledgerKeyId
+  // The ledger v2 log's name (its checkpoints' origin line): fixed for the life of the log.
+  LEDGER_ORIGIN: '${name}.azurewebsites.net/verbatim/ledger'
   SEAL_DEFAULT_RETENTION_CLASS: 'default'
   SEAL_DEFAULT_RETENTION_DAYS: string(defaultRetentionDays)
 

@@ -21,6 +21,15 @@ param defaultRetentionDays int
 @description('Whether the container\'s default policy is locked: then it is left out of the template.')
 param defaultPolicyLocked bool = false
 
+@description('Days every version of the ledger v2 log and every anchored checkpoint is kept immutable.')
+param ledgerRetentionDays int = 3653
+
+@description('Whether the ledger container\'s policy is locked (then left out of the template).')
+param ledgerPolicyLocked bool = false
+
+@description('Whether the anchor container\'s policy is locked (then left out of the template).')
+param anchorPolicyLocked bool = false
+
 @description('Lossless evidence moves to the cold tier after this many days since creation.')
 param evidenceColdAfterDays int
 
@@ -41,6 +50,9 @@ var recordingsContainerName = 'recordings'
 var reportsContainerName = 'reports'
 // Raw Graph call-record payloads too large for a Cosmos item (kept as long as the records).
 var callRecordsContainerName = 'callrecords'
+// The ledger v2 log (tiles, entry bundles, checkpoints; docs/ledger-v2.md) and its anchor store.
+var ledgerContainerName = 'ledger'
+var ledgerAnchorsContainerName = 'ledger-anchors'
 // Blob index tag that tells evidence from access copies: both live under the same per-recording prefix
 // (`<yyyy>/<mm>/<dd>/<recording id>/audio.flac` and `.../access.opus`), and lifecycle filters match
 // name prefixes and index tags only, never suffixes (lifecycle-management-policy-structure). The Function
@@ -107,6 +119,45 @@ resource defaultRetention 'Microsoft.Storage/storageAccounts/blobServices/contai
   name: 'default'
   properties: {
     immutabilityPeriodSinceCreationInDays: defaultRetentionDays
+    allowProtectedAppendWrites: false
+  }
+}
+
+// The log's files are written once each; version-level WORM keeps every version for ledgerRetentionDays (at
+// least the longest recording retention), like the evidence.
+resource ledgerContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: ledgerContainerName
+  properties: {
+    publicAccess: 'None'
+    immutableStorageWithVersioning: { enabled: true }
+  }
+}
+
+resource ledgerRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = if (!ledgerPolicyLocked) {
+  parent: ledgerContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: ledgerRetentionDays
+    allowProtectedAppendWrites: false
+  }
+}
+
+// The anchor store: a container-level time-based policy (new blobs can be added; none can be changed or
+// deleted until it expires). Locked, it holds even against the Function App's identity: a ledger rewritten
+// with the signing key is caught against the checkpoints anchored here. Locking is an operator step, as for
+// the recordings container's default policy.
+resource ledgerAnchorsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: ledgerAnchorsContainerName
+  properties: { publicAccess: 'None' }
+}
+
+resource ledgerAnchorsRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = if (!anchorPolicyLocked) {
+  parent: ledgerAnchorsContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: ledgerRetentionDays
     allowProtectedAppendWrites: false
   }
 }
@@ -185,3 +236,5 @@ output blobEndpoint string = account.properties.primaryEndpoints.blob
 output recordingsContainer string = recordingsContainer.name
 output reportsContainer string = reportsContainer.name
 output callRecordsContainer string = callRecordsContainer.name
+output ledgerContainer string = ledgerContainer.name
+output ledgerAnchorsContainer string = ledgerAnchorsContainer.name

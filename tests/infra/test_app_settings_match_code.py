@@ -58,6 +58,11 @@ APP_LEFT_TO_DEFAULT_OR_OPERATOR = {
     "PSTN_EMERGENCY_NUMBERS",
     # Fingerprints of earlier ledger signing keys, after a key rotation.
     "LEDGER_TRUSTED_KEY_FINGERPRINTS",
+    # Ledger v2: log keys of earlier rotations (C2SP vkeys), and the customer's RFC 3161 time-stamping authority
+    # (URL and root certificates) when they choose one; anchoring without time stamps is the default.
+    "LEDGER_TRUSTED_VKEYS",
+    "LEDGER_TSA_URL",
+    "LEDGER_TSA_CA_CERTS",
     # Extra Entra groups whose members must be recorded, beyond the published desired state.
     "POLICY_MUST_RECORD_GROUPS",
     # Retention (issue 8): the firm's own classes and group mapping (the default class is built in), and the

@@ -152,11 +152,25 @@ def worm_violations(template: Bicep) -> list[str]:
     container = _recordings_container(template)
     if value(container.get("properties.immutableStorageWithVersioning.enabled")) is not True:
         found.append("the recordings container has no version-level immutability")
-    policies = template.resources_of("Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies")
-    if len(policies) != 1 or value(policies[0].get("properties.immutabilityPeriodSinceCreationInDays")) != Expr(
+    policies = {
+        p.symbol: p
+        for p in template.resources_of("Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies")
+    }
+    default = policies.get("defaultRetention")
+    if default is None or value(default.get("properties.immutabilityPeriodSinceCreationInDays")) != Expr(
         "defaultRetentionDays"
     ):
         found.append("the recordings container needs one default policy of defaultRetentionDays")
+    # The ledger v2 log (version-level, like the evidence) and its anchor store (container-level) are WORM too.
+    ledger = next((r for r in template.resources_of(policy.CONTAINER) if r.symbol == "ledgerContainer"), None)
+    if ledger is None or value(ledger.get("properties.immutableStorageWithVersioning.enabled")) is not True:
+        found.append("the ledger container has no version-level immutability")
+    for symbol in ("ledgerRetention", "ledgerAnchorsRetention"):
+        declared = policies.get(symbol)
+        if declared is None or value(declared.get("properties.immutabilityPeriodSinceCreationInDays")) != Expr(
+            "ledgerRetentionDays"
+        ):
+            found.append(f"{symbol}: the ledger's containers need a policy of ledgerRetentionDays")
     source = template.source.decode()
     if "/lock" in source or re.search(r"state:\s*'Locked'", source):
         found.append("the template must never lock a policy (irreversible; printed by postprovision)")

@@ -142,9 +142,13 @@ OLD_POLICY_DECLARATION = (
 
 def worm_lock_violations(main: Bicep, storage: Bicep) -> list[str]:
     found = []
-    policy = _one(storage, "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies")
-    if policy.condition is None or text(policy.condition) != "!defaultPolicyLocked":
+    policies = storage.resources_of("Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies")
+    policy = next((p for p in policies if p.symbol == "defaultRetention"), None)
+    if policy is None or policy.condition is None or text(policy.condition) != "!defaultPolicyLocked":
         found.append("the default policy is declared even when locked: every later provision fails")
+    for other in policies:  # the ledger's and the anchor store's policies too: each left out once locked
+        if other.condition is None or not text(other.condition).endswith("Locked"):
+            found.append(f"{other.symbol} is declared even when locked: every later provision fails")
     if _module_params(main, "./modules/recordings-storage.bicep").get("defaultPolicyLocked") != "recordingsWormLocked":
         found.append("main.bicep does not pass recordingsWormLocked to the recordings storage")
     if _mapped_variable("recordingsWormLocked") not in hooks.DISCOVERED:

@@ -17,6 +17,7 @@ RECORDING_INDEX = "recording_index"
 HOLDS = "holds"
 SUBSCRIPTIONS = "subscriptions"
 LEDGER = "ledger"
+LEDGER_LOG = "ledger_log"
 AUDIT = "audit"
 POLICY_SNAPSHOTS = "policy_snapshots"
 PSTN_CALLS = "pstn_calls"
@@ -29,6 +30,10 @@ REPORTS_BLOBS = "reports"
 RECORDER_PACKAGES_BLOBS = "recorder-packages"
 RAW_CALLRECORDS_BLOBS = "callrecords"
 LIFECYCLE_SCRATCH_BLOBS = "lifecycle-scratch"
+# The ledger v2's tiles, entry bundles and checkpoints (write-once, version-level WORM), and the anchor store
+# (a container-level, locked time-based policy: blobs can be added, never changed), on the recordings account.
+LEDGER_BLOBS = "ledger"
+LEDGER_ANCHORS_BLOBS = "ledger-anchors"
 
 # Storage queues (runtime account), each with the `-poison` queue the Functions host moves failures to.
 RECORDER_EVENTS_QUEUE = "recorder-events"
@@ -54,7 +59,8 @@ COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (
     CosmosContainer(RECORDING_INDEX, "/observedUserId", "search index: one flat document per recording"),
     CosmosContainer(HOLDS, "/id", "legal holds"),
     CosmosContainer(SUBSCRIPTIONS, "/id", "Graph change-notification subscriptions"),
-    CosmosContainer(LEDGER, "/chain", "append-only, hash-chained evidence ledger and signed checkpoints"),
+    CosmosContainer(LEDGER, "/chain", "the v1 hash-chained ledger (read-only once migrated to the v2 log)"),
+    CosmosContainer(LEDGER_LOG, "/pk", "ledger v2 sequencing state, batches (the query index) and progress"),
     CosmosContainer(AUDIT, "/day", "security events and access audit records"),
     CosmosContainer(POLICY_SNAPSHOTS, "/userId", "effective recording policy per user over time"),
     CosmosContainer(PSTN_CALLS, "/day", "PSTN and Direct Routing report rows"),
@@ -72,6 +78,8 @@ BLOB_CONTAINER_ACCOUNTS: dict[str, BlobAccount] = {
     RAW_CALLRECORDS_BLOBS: "recordings",
     RECORDER_PACKAGES_BLOBS: "runtime",
     LIFECYCLE_SCRATCH_BLOBS: "runtime",
+    LEDGER_BLOBS: "recordings",
+    LEDGER_ANCHORS_BLOBS: "recordings",
 }
 BLOB_CONTAINERS: tuple[str, ...] = tuple(BLOB_CONTAINER_ACCOUNTS)
 

@@ -254,6 +254,13 @@ class Settings(StorageSettings):
     ledger_trusted_key_fingerprints: list[str] = Field(
         default_factory=list, validation_alias=_alias("LEDGER_TRUSTED_KEY_FINGERPRINTS")
     )
+    # Ledger v2 (docs/ledger-v2.md): the log's origin line (its name for verifiers and witnesses; it never
+    # changes for the life of the log), earlier log keys still trusted (C2SP vkeys), and the RFC 3161
+    # time-stamping authority for anchored checkpoints (URL and its root certificates, PEM text or a file).
+    ledger_origin: str = Field(default="verbatim.local/verbatim/ledger", validation_alias=_alias("LEDGER_ORIGIN"))
+    ledger_trusted_vkeys: list[str] = Field(default_factory=list, validation_alias=_alias("LEDGER_TRUSTED_VKEYS"))
+    ledger_tsa_url: str | None = Field(default=None, validation_alias=_alias("LEDGER_TSA_URL"))
+    ledger_tsa_ca_certs: str | None = Field(default=None, validation_alias=_alias("LEDGER_TSA_CA_CERTS"))
     # True only when the recordings account is Azurite: it answers 501 to immutability policies and legal
     # holds, and only then is that tolerated (Azure enforces WORM; Azurite cannot).
     recordings_storage_is_emulator: bool = Field(
