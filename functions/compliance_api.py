@@ -13,6 +13,7 @@ from functions.auth import authorize
 from functions.http import json_response, parse_json_body, problem, problem_responses
 from verbatim.api import devlogin, static
 from verbatim.api.devlogin import DevLoginRequest
+from verbatim.api.ledger import TLOG_PROOF_MEDIA_TYPE, parse_index, parse_size
 from verbatim.api.openapi import openapi_document
 from verbatim.api.service import READERS, search_query, verdict_query
 from verbatim.ledger.access import REASON_HEADER, access_reason
@@ -94,7 +95,64 @@ def get_report(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def read_ledger(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return json_response(current().compliance_api.ledger_page(dict(req.params), principal, _reason(req)))
+    return json_response(current().ledger_api.page(dict(req.params), principal, _reason(req)))
+
+
+def _note(note: bytes) -> func.HttpResponse:
+    return func.HttpResponse(note, mimetype="text/plain", charset="utf-8", headers={"Cache-Control": "no-store"})
+
+
+@bp.route(route="v1/ledger/checkpoint", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def read_ledger_checkpoint(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, COMPLIANCE_AUDITOR)
+    return _note(current().ledger_api.checkpoint(principal, _reason(req)))
+
+
+@bp.route(route="v1/ledger/checkpoints/{size}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def read_ledger_checkpoint_of_size(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, COMPLIANCE_AUDITOR)
+    size = parse_size(req.route_params["size"], "size")
+    return _note(current().ledger_api.checkpoint(principal, _reason(req), size))
+
+
+@bp.route(route="v1/ledger/entries/{index}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def read_ledger_entry(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, COMPLIANCE_AUDITOR)
+    return json_response(current().ledger_api.entry(parse_index(req.route_params["index"]), principal, _reason(req)))
+
+
+@bp.route(route="v1/ledger/entries/{index}/proof", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def read_ledger_proof(req: func.HttpRequest) -> func.HttpResponse:
+    """The C2SP tlog-proof file, or the same as JSON for `Accept: application/json`."""
+    principal = authorize(req, COMPLIANCE_AUDITOR)
+    index, tree_size = parse_index(req.route_params["index"]), parse_size(req.params.get("treeSize"))
+    api = current().ledger_api
+    if "application/json" in (req.headers.get("accept") or ""):
+        return json_response(api.proof(index, tree_size, principal, _reason(req)))
+    body = api.tlog_proof(index, tree_size, principal, _reason(req))
+    return func.HttpResponse(body, mimetype=TLOG_PROOF_MEDIA_TYPE)
+
+
+@bp.route(route="v1/ledger/consistency", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def read_ledger_consistency(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, COMPLIANCE_AUDITOR)
+    return json_response(current().ledger_api.consistency(dict(req.params), principal, _reason(req)))
+
+
+@bp.route(route="v1/ledger/tile/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def read_ledger_tile(req: func.HttpRequest) -> func.HttpResponse:
+    """Tiles are immutable: cacheable for as long as a client likes."""
+    principal = authorize(req, COMPLIANCE_AUDITOR)
+    body = current().ledger_api.tile("tile/" + req.route_params["path"], principal, _reason(req))
+    return func.HttpResponse(
+        body, mimetype="application/octet-stream", headers={"Cache-Control": "private, max-age=31536000, immutable"}
+    )
 
 
 @bp.route(route="v1/audit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -14,7 +14,6 @@ from pydantic.json_schema import models_json_schema
 from verbatim import __version__
 from verbatim.contracts.api import (
     AuditPage,
-    LedgerPage,
     Problem,
     RecordingDetail,
     RecordingPage,
@@ -24,6 +23,7 @@ from verbatim.contracts.api import (
     VerdictPage,
 )
 from verbatim.contracts.callrecords import CallRecord, CallRecordPage
+from verbatim.contracts.ledger import LogConsistencyProof, LogEntry, LogInclusionProof, LogPage
 from verbatim.ledger.access import REASON_HEADER
 from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
 
@@ -52,6 +52,7 @@ class Operation:
     status: int = 200
     media: dict[str, str] = field(default_factory=dict)  # content types of a binary response
     reason_required: bool = False
+    ranged: bool = True  # a binary response served in Range parts (media), or whole (ledger files)
 
 
 _REASON = Param(REASON_HEADER, "header", "Why you read this (recorded in the ledger with the read).")
@@ -152,15 +153,86 @@ OPERATIONS: tuple[Operation, ...] = (
         "get",
         "/ledger",
         "readLedger",
-        "Ledger entries of a subject, or a range of sequence numbers, with the covering signed checkpoint.",
+        "Ledger entries of a subject (paged), or a range of entry indexes, with the latest signed checkpoint.",
         (COMPLIANCE_AUDITOR,),
-        LedgerPage,
+        LogPage,
         (
             Param("subject", "query", "`<type>:<id>`, e.g. `recording:<id>`."),
-            Param("from", "query", "First sequence number."),
-            Param("to", "query", "Last sequence number."),
+            Param("after", "query", "With `subject`: the `nextAfter` of the previous page (an entry index)."),
+            Param("limit", "query", "Entries per page, 1-200 (default 100)."),
+            Param("from", "query", "Without `subject`: the first entry index."),
+            Param("to", "query", "Without `subject`: the last entry index."),
             _REASON,
         ),
+    ),
+    Operation(
+        "get",
+        "/ledger/checkpoint",
+        "getLedgerCheckpoint",
+        "The latest signed checkpoint of the ledger's log (a C2SP signed note).",
+        (COMPLIANCE_AUDITOR,),
+        None,
+        (_REASON,),
+        media={"text/plain; charset=utf-8": "C2SP tlog-checkpoint signed note"},
+        ranged=False,
+    ),
+    Operation(
+        "get",
+        "/ledger/checkpoints/{size}",
+        "getLedgerCheckpointOfSize",
+        "The checkpoint signed at a tree size.",
+        (COMPLIANCE_AUDITOR,),
+        None,
+        (Param("size", "path", "Tree size.", True), _REASON),
+        media={"text/plain; charset=utf-8": "C2SP tlog-checkpoint signed note"},
+        ranged=False,
+    ),
+    Operation(
+        "get",
+        "/ledger/entries/{index}",
+        "getLedgerEntry",
+        "One ledger entry by index.",
+        (COMPLIANCE_AUDITOR,),
+        LogEntry,
+        (Param("index", "path", "Entry index (from 0).", True), _REASON),
+    ),
+    Operation(
+        "get",
+        "/ledger/entries/{index}/proof",
+        "getLedgerInclusionProof",
+        "Inclusion proof of an entry in a signed checkpoint: a C2SP tlog-proof, or JSON with Accept: application/json.",
+        (COMPLIANCE_AUDITOR,),
+        LogInclusionProof,
+        (
+            Param("index", "path", "Entry index (from 0).", True),
+            Param("treeSize", "query", "Prove against the checkpoint of this size (default: the latest)."),
+            _REASON,
+        ),
+        media={"application/x-tlog-proof": "C2SP tlog-proof (the entry, the proof, the signed checkpoint)"},
+    ),
+    Operation(
+        "get",
+        "/ledger/consistency",
+        "getLedgerConsistencyProof",
+        "Consistency proof between two tree sizes (`to` a signed checkpoint's size, default the latest).",
+        (COMPLIANCE_AUDITOR,),
+        LogConsistencyProof,
+        (
+            Param("from", "query", "The older tree size (1 or more).", True),
+            Param("to", "query", "The newer tree size (a signed checkpoint's)."),
+            _REASON,
+        ),
+    ),
+    Operation(
+        "get",
+        "/ledger/tile/{path}",
+        "getLedgerTile",
+        "A C2SP tlog-tiles tile or entry bundle (`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`), immutable.",
+        (COMPLIANCE_AUDITOR,),
+        None,
+        (Param("path", "path", "The tile's path below `tile/` (it contains slashes).", True), _REASON),
+        media={"application/octet-stream": "tile or entry bundle"},
+        ranged=False,
     ),
     Operation(
         "get",
@@ -214,7 +286,10 @@ MODELS: tuple[type[BaseModel], ...] = (
     VerdictPage,
     ReportList,
     ReportView,
-    LedgerPage,
+    LogPage,
+    LogEntry,
+    LogInclusionProof,
+    LogConsistencyProof,
     AuditPage,
     ReportRun,
     CallRecordPage,
@@ -248,10 +323,13 @@ def _problem(description: str) -> dict[str, Any]:
 def _operation(op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     if op.response is not None:
-        responses[str(op.status)] = {
-            "description": "OK",
-            "content": {"application/json": {"schema": {"$ref": REF.format(model=op.response.__name__)}}},
-        }
+        content: dict[str, Any] = {"application/json": {"schema": {"$ref": REF.format(model=op.response.__name__)}}}
+        for kind in op.media:
+            content[kind] = {"schema": {"type": "string"}}
+        responses[str(op.status)] = {"description": "OK", "content": content}
+    elif not op.ranged:
+        body = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+        responses["200"] = {"description": "; ".join(op.media.values()), "content": {k: body for k in op.media}}
     else:
         binary = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
         headers = {

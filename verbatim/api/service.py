@@ -20,7 +20,6 @@ from pydantic import JsonValue
 from verbatim.api.media import ByteRange, Unsatisfiable, parse_range
 from verbatim.contracts.api import (
     AuditPage,
-    LedgerPage,
     MediaCopy,
     MediaLinks,
     RecordingDetail,
@@ -29,12 +28,14 @@ from verbatim.contracts.api import (
     ReportView,
     VerdictPage,
 )
-from verbatim.contracts.evidence import EntryKind, LedgerEntry, RecordingManifest
+from verbatim.contracts.evidence import EntryKind, RecordingManifest
+from verbatim.contracts.ledger import LogEntry
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import VerdictState
+from verbatim.evidence.ledger_entries import subject_entries
 from verbatim.evidence.seal import recording_subject
 from verbatim.ledger.access import AccessLog
-from verbatim.ledger.writer import Ledger
+from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.audit import AuditQuery, AuditReader
 from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Principal
 from verbatim.platform.errors import InvalidInput, NotFound, VerbatimError
@@ -147,7 +148,7 @@ class ComplianceApi:
     recordings: RecordingFinder
     verdicts: VerdictStore
     media_container: ContainerClient
-    ledger: Ledger
+    ledger: TransparencyLog
     access: AccessLog
     reporter: CompletenessReporter
     audit_reader: AuditReader
@@ -203,7 +204,7 @@ class ComplianceApi:
         if seal is None:
             return detail
         body = self._manifest(seal.manifest_blob)
-        entry = self.ledger.store.read_entry(self.ledger.chain, seal.ledger_seq)
+        entry = self.ledger.entry(seal.ledger_seq)
         if body is not None:
             detail.manifest = RecordingManifest.model_validate_json(body)
             detail.manifest_sha256 = hashlib.sha256(body).hexdigest()
@@ -211,7 +212,10 @@ class ComplianceApi:
             detail.sealed_entry = entry
             sealed_sha = _sealed_sha(entry)
             detail.manifest_matches_ledger = sealed_sha is not None and detail.manifest_sha256 == sealed_sha
-            detail.proof = self.ledger.prove(entry)
+            try:
+                detail.proof = self.ledger.prove(entry.index)
+            except NotFound:
+                detail.proof = None
             detail.proof_status = "proven" if detail.proof is not None else "awaiting_checkpoint"
         return detail
 
@@ -315,41 +319,10 @@ class ComplianceApi:
         self.access.record(principal, "report.read", report_subject(parsed.isoformat()), reason)
         report, blob = self.reporter.latest(parsed)
         digest = report.signature.content_sha256 if report.signature else None
-        entries = self.ledger.store.entries_for_subject(self.ledger.chain, report_subject(parsed.isoformat()))
+        entries = list(subject_entries(self.ledger, report_subject(parsed.isoformat())))
         entry = next((e for e in reversed(entries) if e.details.get("sha256") == digest), None)
         trusted = self.trusted_fingerprints or None
         return ReportView(report=report, blob=blob, signature_valid=verify_report(report, trusted), ledger_entry=entry)
-
-    def ledger_page(self, params: Mapping[str, str], principal: Principal, reason: str | None) -> LedgerPage:
-        """Entries of `subject`, or entries `from`..`to` (sequence numbers, at most 200), and the checkpoint
-        that covers the last of them (or the newest one)."""
-        principal.require(COMPLIANCE_AUDITOR)
-        subject = _text(params, "subject", 512)
-        chain = self.ledger.chain
-        if subject:
-            detail: dict[str, JsonValue] = {"subject": subject}
-        else:
-            first, last = params.get("from") or "", params.get("to") or ""
-            if (first and not first.isdigit()) or (last and not last.isdigit()):
-                raise InvalidInput("`from` and `to` are ledger sequence numbers")
-            head = self.ledger.store.read_head(chain)
-            top = int(last) if last else (head.seq if head else 0)
-            low = max(1, int(first)) if first else max(1, top - MAX_PAGE + 1)
-            top = min(top, low + MAX_PAGE - 1)
-            detail = {"from": low, "to": top}
-        self.access.record(principal, "ledger.read", f"ledger:{chain}", reason, detail)
-        entries: list[LedgerEntry] = (
-            self.ledger.store.entries_for_subject(chain, subject)
-            if subject
-            else self.ledger.store.entries(chain, int(str(detail["from"])), int(str(detail["to"])))
-        )
-        checkpoint = None
-        if entries:
-            checkpoint = self.ledger.store.first_checkpoint_at_or_after(chain, entries[-1].seq)
-        if checkpoint is None:
-            known = self.ledger.store.checkpoints(chain)
-            checkpoint = known[-1] if known else None
-        return LedgerPage(chain=chain, entries=entries, checkpoint=checkpoint)
 
     def audit_page(self, params: Mapping[str, str], principal: Principal, reason: str | None) -> AuditPage:
         principal.require(COMPLIANCE_AUDITOR)
@@ -367,7 +340,7 @@ class ComplianceApi:
         return AuditPage(items=items, continuation=continuation)
 
 
-def _sealed_sha(entry: LedgerEntry) -> str | None:
+def _sealed_sha(entry: LogEntry) -> str | None:
     manifest = entry.details.get("manifest")
     if isinstance(manifest, dict):
         value = manifest.get("sha256")

@@ -1,53 +1,77 @@
-"""`verbatim verify <recording-id>` and `verbatim ledger verify|checkpoint`: evidence checks from the shell."""
+"""`verbatim verify <recording-id>` and `verbatim ledger …`: evidence checks and the ledger (v2 log) from the
+shell — audit the log, sign a checkpoint, print the log's key, prove an entry, prove consistency, and verify
+a proof offline."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from verbatim.contracts.evidence import InclusionProof
-from verbatim.evidence.verify import RecordingVerification, recording_proof, verify_recording
-from verbatim.ledger.chain import verify_checkpoint, verify_inclusion
+from verbatim.evidence.ledger_entries import sealed_entry
+from verbatim.evidence.verify import RecordingVerification, verify_recording
+from verbatim.ledger import standalone_verifier
+from verbatim.ledger.chain import verify_inclusion
+from verbatim.ledger.checkpoint import open_checkpoint
+from verbatim.ledger.log.anchors import check_anchors
+from verbatim.ledger.log.migration import check_migration
+from verbatim.ledger.note import NoteError
+from verbatim.ledger.tiles import check_tiles
+from verbatim.platform.errors import VerbatimError
 from verbatim.wiring import current
 
 
 def register(subparsers: Any) -> None:
     verify = subparsers.add_parser(
         "verify",
-        help="verify a sealed recording: media and manifest hashes, ledger entry and its signed checkpoint",
+        help="verify a sealed recording: media and manifest hashes, its ledger entry's inclusion proof in a "
+        "signed checkpoint, and the log against its anchors",
     )
     verify.add_argument("recording_id")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(handler=_verify)
 
-    ledger = subparsers.add_parser("ledger", help="the evidence ledger: verify the chain, sign a checkpoint")
+    ledger = subparsers.add_parser("ledger", help="the evidence ledger (a transparency log): audit, sign, prove")
     commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
-    commands.add_parser("verify", help="verify every entry and checkpoint of the chain").set_defaults(
-        handler=_ledger_verify
-    )
-    commands.add_parser("checkpoint", help="sign a checkpoint at the current head now").set_defaults(
+    commands.add_parser(
+        "verify",
+        help="audit the log: its tiles against its entries, the latest checkpoint, the anchors, the v1 migration",
+    ).set_defaults(handler=_ledger_verify)
+    commands.add_parser("checkpoint", help="sign a checkpoint of everything appended, now").set_defaults(
         handler=_ledger_checkpoint
     )
-    prove = commands.add_parser("prove", help="print the inclusion proof of a recording's sealed entry (JSON)")
-    prove.add_argument("recording_id")
+    commands.add_parser("key", help="print the log's verifier key(s) (C2SP vkeys) to give auditors").set_defaults(
+        handler=_ledger_key
+    )
+    prove = commands.add_parser(
+        "prove", help="print the C2SP tlog-proof of a recording's sealed entry, or of an entry index"
+    )
+    prove.add_argument("target", help="a recording id, or an entry index")
+    prove.add_argument("--tree-size", type=int, help="prove against the checkpoint of this size (default: latest)")
+    prove.add_argument("--json", action="store_true", help="print the proof as JSON instead")
     prove.set_defaults(handler=_ledger_prove)
+    consistency = commands.add_parser("consistency", help="print the consistency proof between two tree sizes")
+    consistency.add_argument("--from", dest="old", type=int, required=True, help="the older tree size")
+    consistency.add_argument("--to", dest="new", type=int, help="the newer, signed tree size (default: latest)")
+    consistency.set_defaults(handler=_ledger_consistency)
     offline = commands.add_parser(
-        "verify-proof", help="verify an inclusion proof file offline, trusting the given key fingerprints"
+        "verify-proof",
+        help="verify a proof file offline: a C2SP tlog-proof with --key, or a v1 proof (JSON) with --trust",
     )
     offline.add_argument("proof", type=Path)
+    offline.add_argument("--key", action="append", default=[], metavar="VKEY", help="a trusted log key (C2SP vkey)")
     offline.add_argument(
-        "--trust", action="append", default=[], metavar="FINGERPRINT", help="SHA-256 of a trusted signing key"
+        "--trust", action="append", default=[], metavar="FINGERPRINT", help="SHA-256 of a trusted v1 signing key"
     )
     offline.set_defaults(handler=_ledger_verify_proof)
 
 
 def _verify(args: argparse.Namespace) -> int:
     services = current()
-    result = verify_recording(
-        args.recording_id, services.recording_blobs, services.ledger, services.trusted_fingerprints
-    )
+    result = verify_recording(args.recording_id, services.recording_blobs, services.ledger, services.ledger_anchors)
     print(json.dumps(_as_json(result), indent=2) if args.json else render(result))
     return 0 if result.ok else 1
 
@@ -64,51 +88,103 @@ def _as_json(result: RecordingVerification) -> dict[str, Any]:
     return {
         "recording_id": result.recording_id,
         "verified": result.ok,
-        "findings": [{"code": f.code, "message": f.message, "seq": f.seq} for f in result.findings],
+        "findings": [{"code": f.code, "message": f.message, "index": f.seq} for f in result.findings],
         "notes": result.notes,
-        "sealed_entry": result.sealed_entry.model_dump(mode="json") if result.sealed_entry else None,
-        "checkpoint": result.checkpoint.model_dump(mode="json") if result.checkpoint else None,
+        "sealed_entry": result.sealed_entry.model_dump(mode="json", by_alias=True) if result.sealed_entry else None,
+        "proof": result.proof.model_dump(mode="json", by_alias=True) if result.proof else None,
     }
 
 
 def _ledger_verify(args: argparse.Namespace) -> int:
     services = current()
-    ledger, trusted = services.ledger, services.trusted_fingerprints
-    findings = ledger.verify()
-    checkpoints = ledger.store.checkpoints(ledger.chain)
-    for checkpoint in checkpoints:
-        findings.extend(verify_checkpoint(checkpoint, trusted))
-    head = ledger.head_entry()
-    print(f"ledger {ledger.chain}: {head.seq if head else 0} entries, {len(checkpoints)} checkpoints")
-    for finding in findings:
-        print(f"  FAIL  [{finding.code}] {finding.message}")
-    print("  ok" if not findings else f"  {len(findings)} problem(s)")
+    log = services.ledger
+    findings: list[tuple[str, str]] = []
+    notes: list[str] = []
+    note = log.latest_checkpoint()
+    if note is None:
+        print(f"ledger {log.origin}: {log.size()} entries, no checkpoint signed yet (`verbatim ledger checkpoint`)")
+        return 0
+    try:
+        size = open_checkpoint(note, log.keys.verifiers, log.origin).checkpoint.size
+    except NoteError as error:
+        findings.append((error.code, f"the latest checkpoint: {error}"))
+        size = 0
+    if size:
+        tiles = list(check_tiles(size, lambda ref: log.tile(ref.path), lambda ref: log.tile(ref.path)))
+        findings += [(f.code, f"{f.path}: {f.message}") for f in tiles]
+        if not tiles:
+            notes.append(f"the tiles and entries of the tree of size {size} in blob agree with each other")
+        anchored, anchor_notes = check_anchors(note, log, services.ledger_anchors, log.keys.verifiers, log.origin)
+        findings += [(f.code, f.message) for f in anchored]
+        notes += anchor_notes
+    migrated, migration_notes = check_migration(
+        log, services.chain_ledger.store.chains(), services.trusted_fingerprints
+    )
+    findings += [(f.code, f.message) for f in migrated]
+    notes += migration_notes
+    print(f"ledger {log.origin}: {log.size()} entries, latest checkpoint of size {size}")
+    for text in notes:
+        print(f"  ok    {text}")
+    for code, message in findings:
+        print(f"  FAIL  [{code}] {message}")
     return 0 if not findings else 1
 
 
 def _ledger_checkpoint(args: argparse.Namespace) -> int:
-    ledger = current().ledger
-    checkpoint = ledger.checkpoint()
-    if checkpoint is None:
-        print(f"ledger {ledger.chain} is empty: nothing to sign")
+    log = current().ledger
+    note = log.checkpoint()
+    if note is None:
+        print(f"ledger {log.origin} is empty: nothing to sign")
         return 0
-    print(f"ledger {ledger.chain}: checkpoint at entry {checkpoint.seq} signed by {checkpoint.key_id}")
+    print(f"ledger {log.origin}: checkpoint of size {log.verify_checkpoint(note)} signed")
+    sys.stdout.write(note.decode())
+    return 0
+
+
+def _ledger_key(args: argparse.Namespace) -> int:
+    for verifier in current().ledger.keys.verifiers:
+        print(verifier.vkey())
     return 0
 
 
 def _ledger_prove(args: argparse.Namespace) -> int:
-    ledger = current().ledger
-    proof = recording_proof(ledger, args.recording_id)
-    if proof is None:
-        print(f"recording {args.recording_id}: no sealed entry covered by a signed checkpoint yet")
+    log = current().ledger
+    try:
+        if args.target.isascii() and args.target.isdigit():
+            index = int(args.target)
+        else:
+            entry = sealed_entry(log, args.target)
+            if entry is None:
+                print(f"recording {args.target}: no sealed entry in the ledger", file=sys.stderr)
+                return 1
+            index = entry.index
+        if args.json:
+            print(log.prove(index, args.tree_size).model_dump_json(by_alias=True, indent=2))
+        else:
+            sys.stdout.write(log.tlog_proof(index, args.tree_size).decode())
+    except VerbatimError as error:
+        print(f"ledger: {error}", file=sys.stderr)
         return 1
-    print(proof.model_dump_json(indent=2))
+    return 0
+
+
+def _ledger_consistency(args: argparse.Namespace) -> int:
+    try:
+        proof = current().ledger.consistency(args.old, args.new)
+    except VerbatimError as error:
+        print(f"ledger: {error}", file=sys.stderr)
+        return 1
+    print(proof.model_dump_json(by_alias=True, indent=2))
     return 0
 
 
 def _ledger_verify_proof(args: argparse.Namespace) -> int:
-    """Needs no settings, storage or database: the proof file and the trusted fingerprints are enough."""
-    proof = InclusionProof.model_validate_json(args.proof.read_bytes())
+    """Needs no settings, storage or database: the proof file and the trusted keys are enough."""
+    data = args.proof.read_bytes()
+    if not data.lstrip().startswith(b"{"):
+        keys = [arg for key in args.key for arg in ("--key", key)]
+        return standalone_verifier.main(["inclusion", str(args.proof), *keys])
+    proof = InclusionProof.model_validate_json(data)  # a v1 proof, from before the upgrade
     findings = verify_inclusion(proof, {f.lower() for f in args.trust})
     entry = proof.entry
     verdict = "VERIFIED" if not findings else "NOT VERIFIED"

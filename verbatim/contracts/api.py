@@ -12,7 +12,8 @@ from pydantic import Field, JsonValue
 
 from verbatim.contracts import contract
 from verbatim.contracts.callrecords import CamelContract
-from verbatim.contracts.evidence import InclusionProof, LedgerCheckpoint, LedgerEntry, RecordingManifest
+from verbatim.contracts.evidence import RecordingManifest
+from verbatim.contracts.ledger import LogEntry, LogInclusionProof
 from verbatim.contracts.reconciliation import CompletenessReport, Verdict, VerdictReason, VerdictState
 
 MediaCopy = Literal["access", "evidence"]
@@ -80,7 +81,7 @@ class MediaLinks(CamelContract):
     evidence: str | None = Field(default=None, description="the lossless FLAC evidence (Compliance.Auditor)")
 
 
-@contract("api.recording-detail", 1)
+@contract("api.recording-detail", 2)
 class RecordingDetail(CamelContract):
     """`GET /api/v1/recordings/{id}`: metadata, participants, verdicts, the sealed manifest and the ledger
     proof that the manifest was sealed (inclusion up to a signed checkpoint)."""
@@ -97,8 +98,9 @@ class RecordingDetail(CamelContract):
     manifest_matches_ledger: bool | None = Field(
         default=None, description="the manifest read now hashes to what the ledger's sealed entry says"
     )
-    sealed_entry: LedgerEntry | None = None
-    proof: InclusionProof | None = None
+    # The `sealed` entry of the ledger (v2 log) and its inclusion proof in the latest signed checkpoint.
+    sealed_entry: LogEntry | None = None
+    proof: LogInclusionProof | None = None
     proof_status: ProofStatus
     media: MediaLinks = Field(default_factory=MediaLinks)
 
@@ -124,7 +126,7 @@ class ReportList(CamelContract):
     items: list[ReportListItem]
 
 
-@contract("api.report-view", 1)
+@contract("api.report-view", 2)
 class ReportView(CamelContract):
     """`GET /api/v1/reports/completeness/{day}`: the newest report of a day, where it is stored, whether its
     signature verifies with the ledger's key, and its ledger entry."""
@@ -132,7 +134,7 @@ class ReportView(CamelContract):
     report: CompletenessReport
     blob: str
     signature_valid: bool
-    ledger_entry: LedgerEntry | None = None
+    ledger_entry: LogEntry | None = None
 
 
 class AuditRecord(CamelContract):
@@ -153,15 +155,6 @@ class AuditRecord(CamelContract):
 class AuditPage(CamelContract):
     items: list[AuditRecord]
     continuation: str | None = None
-
-
-@contract("api.ledger-page", 1)
-class LedgerPage(CamelContract):
-    """`GET /api/v1/ledger`: entries of one subject, or a range of sequence numbers, and the newest checkpoint."""
-
-    chain: str
-    entries: list[LedgerEntry]
-    checkpoint: LedgerCheckpoint | None = None
 
 
 @contract("api.report-run", 1)

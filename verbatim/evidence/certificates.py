@@ -8,12 +8,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from verbatim.contracts.evidence import LedgerEntry
 from verbatim.contracts.retention import DeletionCertificate
 from verbatim.ledger.chain import Finding
+from verbatim.ledger.writer import LedgerRecord
 
 
-def check_certificate(sealed: LedgerEntry, deleted: LedgerEntry) -> tuple[list[Finding], str]:
+def check_certificate(sealed: LedgerRecord, deleted: LedgerRecord) -> tuple[list[Finding], str]:
     """(findings, a note saying what was checked)."""
     try:
         certificate = DeletionCertificate.model_validate(deleted.details)

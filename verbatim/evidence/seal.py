@@ -21,14 +21,13 @@ from verbatim.contracts.evidence import (
     BlobRef,
     EntryKind,
     EvidenceTrack,
-    LedgerEntry,
     RecordingFacts,
     RecordingManifest,
     RetentionTerm,
 )
 from verbatim.contracts.recorder import CaptureManifest
 from verbatim.evidence.worm import Enforcement, WormProtection
-from verbatim.ledger.writer import LedgerWriter
+from verbatim.ledger.writer import LedgerRecord, LedgerWriter
 from verbatim.platform.blobs import BlobExists, BlobNotFound, BlobStore
 
 MANIFEST_NAME = "manifest.json"
@@ -88,7 +87,7 @@ def build_manifest(
 class SealResult:
     manifest: RecordingManifest
     manifest_blob: BlobRef
-    ledger_entry: LedgerEntry
+    ledger_entry: LedgerRecord
     enforcement: Enforcement
     protected_blobs: list[str]
 

@@ -1,22 +1,30 @@
 """Verify a sealed recording from storage and the ledger alone: the media and manifest still hash to what
-the `sealed` ledger entry recorded, that entry is unchanged and included in the chain up to a signed
-checkpoint, and every later entry about the recording is intact. Each problem is explained in words."""
+the `sealed` ledger entry recorded, that entry is in the log's tree as a signed checkpoint commits to it (an
+inclusion proof computed from the tiles), the log extends every anchored checkpoint, and every later entry
+about the recording is intact. Each problem is explained in words."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from verbatim.contracts.evidence import EntryKind, InclusionProof, LedgerCheckpoint, LedgerEntry, RecordingManifest
+from verbatim.contracts.evidence import EntryKind, RecordingManifest
+from verbatim.contracts.ledger import LogEntry, LogInclusionProof
 from verbatim.evidence.certificates import check_certificate
+from verbatim.evidence.ledger_entries import subject_entries
 from verbatim.evidence.seal import recording_subject
-from verbatim.ledger.chain import Finding, verify_entry, verify_inclusion
-from verbatim.ledger.writer import Ledger
+from verbatim.ledger.chain import Finding, verify_entry
+from verbatim.ledger.checkpoint import open_checkpoint
+from verbatim.ledger.log.anchors import AnchorStore, check_anchors
+from verbatim.ledger.log.service import TransparencyLog
+from verbatim.ledger.merkle import ProofError, leaf_hash, verify_inclusion
+from verbatim.ledger.note import NoteError
 from verbatim.platform.blobs import BlobNotFound, BlobStore
+from verbatim.platform.errors import NotFound
 
 
 @dataclass
@@ -24,9 +32,9 @@ class RecordingVerification:
     recording_id: str
     findings: list[Finding] = field(default_factory=list)  # evidence of tampering or loss
     notes: list[str] = field(default_factory=list)  # what was checked and held, or is pending
-    sealed_entry: LedgerEntry | None = None
-    checkpoint: LedgerCheckpoint | None = None
-    deleted_by: LedgerEntry | None = None
+    sealed_entry: LogEntry | None = None
+    proof: LogInclusionProof | None = None
+    deleted_by: LogEntry | None = None
 
     @property
     def ok(self) -> bool:
@@ -34,11 +42,10 @@ class RecordingVerification:
 
 
 def verify_recording(
-    recording_id: str, recordings: BlobStore, ledger: Ledger, trusted_fingerprints: Iterable[str]
+    recording_id: str, recordings: BlobStore, ledger: TransparencyLog, anchors: AnchorStore | None = None
 ) -> RecordingVerification:
     result = RecordingVerification(recording_id)
-    trusted = set(trusted_fingerprints)
-    entries = ledger.store.entries_for_subject(ledger.chain, recording_subject(recording_id))
+    entries = list(subject_entries(ledger, recording_subject(recording_id)))
     sealed = next((e for e in entries if e.kind == EntryKind.SEALED), None)
     if sealed is None:
         result.findings.append(
@@ -46,10 +53,20 @@ def verify_recording(
         )
         return result
     result.sealed_entry = sealed
-    result.deleted_by = next((e for e in entries if e.kind == EntryKind.DELETED and e.seq > sealed.seq), None)
+    result.deleted_by = next((e for e in entries if e.kind == EntryKind.DELETED and e.index > sealed.index), None)
     for entry in entries:
-        result.findings.extend(verify_entry(entry))
-    _check_inclusion(result, ledger, sealed, trusted)
+        if entry.v1 is not None:  # sealed before the upgrade: its own v1 hashes still hold
+            result.findings.extend(verify_entry(entry.v1))
+    result.proof = _check_inclusion(result, ledger, sealed)
+    if result.deleted_by is not None:
+        _check_inclusion(result, ledger, result.deleted_by)
+    if anchors is not None:
+        _check_anchors(result, ledger, anchors)
+    if sealed.v1 is not None:
+        result.notes.append(
+            f"sealed before the ledger upgrade: v1 chain {sealed.v1.chain!r} entry {sealed.v1.seq}, migrated as "
+            f"index {sealed.index} (`verbatim ledger verify` checks the migration)"
+        )
     if result.deleted_by is not None:
         result.notes.append(
             f"deleted under the certificate in ledger entry {result.deleted_by.seq} ({result.deleted_by.at}); "
@@ -64,38 +81,66 @@ def verify_recording(
     return result
 
 
-def recording_proof(ledger: Ledger, recording_id: str) -> InclusionProof | None:
-    """The inclusion proof of a recording's `sealed` entry up to a signed checkpoint (None until both exist):
-    what the API shows with a recording and what an export carries for offline verification."""
-    entries = ledger.store.entries_for_subject(ledger.chain, recording_subject(recording_id))
-    sealed = next((e for e in entries if e.kind == EntryKind.SEALED), None)
-    return ledger.prove(sealed) if sealed is not None else None
+def recording_proof(ledger: TransparencyLog, recording_id: str) -> LogInclusionProof | None:
+    """The inclusion proof of a recording's `sealed` entry in the latest signed checkpoint (None until both
+    exist): what the API shows with a recording and what an export carries for offline verification."""
+    from verbatim.evidence.ledger_entries import sealed_entry
+
+    sealed = sealed_entry(ledger, recording_id)
+    if sealed is None:
+        return None
+    try:
+        return ledger.prove(sealed.index)
+    except NotFound:
+        return None
 
 
-def _check_inclusion(result: RecordingVerification, ledger: Ledger, sealed: LedgerEntry, trusted: set[str]) -> None:
-    proof = ledger.prove(sealed)
-    if proof is None:
-        head = ledger.head_entry()
-        segment = ledger.verify(sealed.seq, head.seq if head else sealed.seq)
-        result.findings.extend(segment)
+def _check_inclusion(
+    result: RecordingVerification, ledger: TransparencyLog, entry: LogEntry
+) -> LogInclusionProof | None:
+    """Is `entry`, as the ledger holds it, the leaf the latest signed tree has at its index?"""
+    try:
+        proof = ledger.prove(entry.index)
+    except NotFound:
         result.notes.append(
-            f"sealed entry {sealed.seq} is not yet covered by a signed checkpoint (the chain from it to the head "
-            f"{'verifies' if not segment else 'does NOT verify'}); sign one with `verbatim ledger checkpoint`"
+            f"ledger entry {entry.index} ({entry.kind}) is not yet covered by a signed checkpoint (one is signed "
+            "within a minute; sign one now with `verbatim ledger checkpoint`)"
         )
-        return
-    result.checkpoint = proof.checkpoint
-    findings = verify_inclusion(proof, trusted)
-    result.findings.extend(f for f in findings if f.code != "entry.content_altered")  # reported once, above
-    if not findings:
-        result.notes.append(
-            f"sealed entry {sealed.seq} is included in the chain signed at checkpoint {proof.checkpoint.seq} "
-            f"({proof.checkpoint.signed_at}, key {proof.checkpoint.key_id})"
+        return None
+    try:
+        checkpoint = open_checkpoint(proof.checkpoint.encode(), ledger.keys.verifiers, ledger.origin).checkpoint
+    except NoteError as error:
+        result.findings.append(Finding(error.code, f"the checkpoint of size {proof.tree_size}: {error}"))
+        return proof
+    data = base64.b64decode(proof.entry)
+    hashes = [base64.b64decode(h) for h in proof.hashes]
+    try:
+        verify_inclusion(entry.index, checkpoint.size, leaf_hash(data), hashes, checkpoint.root_hash)
+    except ProofError as error:
+        result.findings.append(
+            Finding(
+                "entry.not_in_tree" if error.code == "proof.root_mismatch" else error.code,
+                f"ledger entry {entry.index} ({entry.kind} {entry.subject}) as the ledger holds it is not the leaf "
+                f"the signed tree of size {checkpoint.size} has at that index: the entry was changed after it was "
+                f"written ({error})",
+                entry.index,
+            )
         )
+        return proof
+    result.notes.append(
+        f"ledger entry {entry.index} ({entry.kind}) is in the tree signed at size {checkpoint.size} "
+        f"(a {len(hashes)}-hash inclusion proof, key {ledger.keys.verifiers[0].name if ledger.keys.verifiers else '?'})"
+    )
+    return proof
 
 
-def _check_manifest(
-    result: RecordingVerification, recordings: BlobStore, sealed: LedgerEntry
-) -> RecordingManifest | None:
+def _check_anchors(result: RecordingVerification, ledger: TransparencyLog, anchors: AnchorStore) -> None:
+    findings, notes = check_anchors(ledger.latest_checkpoint(), ledger, anchors, ledger.keys.verifiers, ledger.origin)
+    result.findings.extend(Finding(f.code, f.message, f.size) for f in findings if f.code != "log.no_checkpoint")
+    result.notes.extend(notes)
+
+
+def _check_manifest(result: RecordingVerification, recordings: BlobStore, sealed: LogEntry) -> RecordingManifest | None:
     recorded: dict[str, Any] = sealed.details.get("manifest") or {}  # type: ignore[assignment]
     name = str(recorded.get("blob"))
     body = _download(recordings, name, recorded.get("version_id"))
@@ -122,7 +167,7 @@ def _check_manifest(
 
 
 def _check_media(
-    result: RecordingVerification, recordings: BlobStore, sealed: LedgerEntry, manifest: RecordingManifest | None
+    result: RecordingVerification, recordings: BlobStore, sealed: LogEntry, manifest: RecordingManifest | None
 ) -> None:
     evidence: list[dict[str, Any]] = sealed.details.get("evidence") or []  # type: ignore[assignment]
     for item in evidence:

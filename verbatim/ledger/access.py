@@ -16,8 +16,8 @@ from datetime import datetime
 
 from pydantic import JsonValue
 
-from verbatim.contracts.evidence import EntryKind, LedgerEntry
-from verbatim.ledger.writer import LedgerWriter
+from verbatim.contracts.evidence import EntryKind
+from verbatim.ledger.writer import LedgerRecord, LedgerWriter
 from verbatim.platform.audit import AuditEvent, AuditLog
 from verbatim.platform.auth import Principal
 from verbatim.platform.errors import InvalidInput
@@ -56,7 +56,7 @@ class AccessLog:
         details: Mapping[str, JsonValue] | None = None,
         *,
         per_hour: bool = False,
-    ) -> LedgerEntry:
+    ) -> LedgerRecord:
         """Append the `accessed` ledger entry and the audit record of one read; returns the ledger entry."""
         now = self.clock()
         roles: list[JsonValue] = list(sorted(principal.roles))

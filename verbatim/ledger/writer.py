@@ -32,8 +32,36 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class LedgerRecord(Protocol):
+    """An appended entry as writers see it: the v2 log's `LogEntry` (and the v1 chain's `LedgerEntry`)."""
+
+    @property
+    def seq(self) -> int:
+        """Its position in the ledger (the v2 index; v1 sequence numbers are the same numbers)."""
+        ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def details(self) -> dict[str, JsonValue]: ...
+
+    @property
+    def actor(self) -> str | None: ...
+
+    @property
+    def idempotency_key(self) -> str | None: ...
+
+    @property
+    def at(self) -> str: ...
+
+
 class LedgerWriter(Protocol):
-    """The port the lifecycle, retention, policy and API areas append through."""
+    """The port the lifecycle, retention, policy, chat and API areas append through (the v2 log implements
+    it: `verbatim.ledger.log.service.TransparencyLog`)."""
 
     def append(
         self,
@@ -43,7 +71,7 @@ class LedgerWriter(Protocol):
         *,
         actor: str | None = None,
         idempotency_key: str | None = None,
-    ) -> LedgerEntry:
+    ) -> LedgerRecord:
         """Append one entry and return it as committed. `kind` is an `EntryKind` value or another dotted
         lowercase name; `subject` is "<type>:<id>"; `details` hold JSON with integers, never floats.
         With an `idempotency_key` already in the chain, that entry is returned and nothing is appended."""

@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from verbatim.contracts.evidence import EntryKind, LedgerEntry, RecordingFacts, RecordingManifest
+from verbatim.contracts.evidence import EntryKind, RecordingFacts, RecordingManifest
+from verbatim.contracts.ledger import LogEntry
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.retention import (
     DeletedBlob,
@@ -40,7 +41,8 @@ from verbatim.contracts.retention import (
     RetentionClass,
     RetentionStatus,
 )
-from verbatim.ledger.writer import Ledger
+from verbatim.evidence.ledger_entries import sealed_entry
+from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.errors import Conflict, DependencyUnavailable, NotFound, RetentionViolation
 from verbatim.retention.common import Clock, instant, recording_subject, utc, utc_now
 from verbatim.retention.holds import HoldStore, matches
@@ -137,7 +139,7 @@ def tombstone_facts(facts: RecordingFacts) -> RecordingFacts:
 class DeletionOutcome:
     recording_id: str
     record: RecordingRecord
-    certificate: LedgerEntry | None
+    certificate: LogEntry | None
     already_deleted: bool = False
 
 
@@ -148,7 +150,7 @@ class RecordingDeleter:
         blobs: RecordingBlobs,
         holds: HoldStore,
         classes: Callable[[], Mapping[str, RetentionClass]],
-        ledger: Ledger,
+        ledger: TransparencyLog,
         *,
         clock: Clock = utc_now,
         on_deleted: Callable[[RecordingRecord], object] | None = None,
@@ -323,13 +325,12 @@ class RecordingDeleter:
             return None
         return RecordingManifest.model_validate_json(body)
 
-    def _sealed_entry(self, record: RecordingRecord) -> LedgerEntry | None:
+    def _sealed_entry(self, record: RecordingRecord) -> LogEntry | None:
         if record.seal is None:
             return None
-        entry = self._ledger.store.read_entry(self._ledger.chain, record.seal.ledger_seq)
+        entry = self._ledger.entry(record.seal.ledger_seq)
         if entry is None or entry.kind != EntryKind.SEALED or entry.subject != recording_subject(record.id):
-            subject_entries = self._ledger.store.entries_for_subject(self._ledger.chain, recording_subject(record.id))
-            entry = next((e for e in subject_entries if e.kind == EntryKind.SEALED), None)
+            entry = sealed_entry(self._ledger, record.id)
         return entry
 
     def _finish(self, record: RecordingRecord) -> DeletionOutcome:
@@ -390,7 +391,7 @@ class RecordingDeleter:
             worm="emulator-not-enforced" if self._emulator else "azure",
         )
 
-    def _tombstone(self, recording_id: str, entry: LedgerEntry, deleted: int) -> RecordingRecord:
+    def _tombstone(self, recording_id: str, entry: LogEntry, deleted: int) -> RecordingRecord:
         for _ in range(MAX_ATTEMPTS):
             found = self._recordings.read(recording_id)
             if found is None:
@@ -404,7 +405,7 @@ class RecordingDeleter:
                 update={
                     "deleted_at": datetime.fromisoformat(str(entry.details["deleted_at"]).replace("Z", "+00:00")),
                     "certificate_seq": entry.seq,
-                    "certificate_hash": entry.hash,
+                    "certificate_hash": entry.leaf_hash,
                     "blobs_deleted": max(deletion.blobs_deleted, deleted),
                 }
             )

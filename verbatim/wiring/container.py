@@ -18,7 +18,11 @@ from typing import Any, TypeVar
 from azure.cosmos import ContainerProxy, DatabaseProxy
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from verbatim.api.ledger import LedgerApi
 from verbatim.api.service import ComplianceApi
 from verbatim.evidence.progress import TableProgress, progress_table
 from verbatim.evidence.worm import Worm
@@ -34,6 +38,14 @@ from verbatim.ledger import (
     trusted_fingerprints,
 )
 from verbatim.ledger.access import AccessLog
+from verbatim.ledger.log.anchors import AnchorStore
+from verbatim.ledger.log.blobs import AzureLogBlobs
+from verbatim.ledger.log.cosmos import CosmosLogStore
+from verbatim.ledger.log.maintenance import LogKeys
+from verbatim.ledger.log.migration import migrate_v1
+from verbatim.ledger.log.service import TransparencyLog
+from verbatim.ledger.log.timestamps import Rfc3161Client
+from verbatim.ledger.note import NoteVerifier, note_signer
 from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.lifecycle.records import CosmosRecordingStore
 from verbatim.platform import clients, layout
@@ -84,6 +96,32 @@ def build_ledger(settings: Settings, store: LedgerStore, signer: Signer | None =
         signer if signer is not None else build_signer(settings),
         checkpoint_interval=settings.ledger_checkpoint_interval,
     )
+
+
+def log_keys(settings: Settings, signer: Signer | None) -> LogKeys:
+    """The ledger v2 log's identity: its origin, the signer named after it, and every key its checkpoints are
+    verified with (the signer's, every version of its Key Vault key, and LEDGER_TRUSTED_VKEYS)."""
+    origin = settings.ledger_origin
+    verifiers: list[NoteVerifier] = []
+    note = note_signer(origin, signer) if signer is not None else None
+    if note is not None:
+        verifiers.append(note.verifier)
+    if isinstance(signer, KeyVaultSigner):
+        for pem in signer.trusted_public_keys:
+            key = serialization.load_pem_public_key(pem.encode())
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                verifiers.append(NoteVerifier.for_key(origin, key))
+    verifiers.extend(NoteVerifier.from_vkey(vkey) for vkey in settings.ledger_trusted_vkeys)
+    return LogKeys(origin, note, tuple(dict.fromkeys(verifiers)))
+
+
+def build_tsa(settings: Settings) -> Rfc3161Client | None:
+    """The RFC 3161 time-stamping authority of LEDGER_TSA_URL (roots: LEDGER_TSA_CA_CERTS, PEM or a file)."""
+    if not settings.ledger_tsa_url:
+        return None
+    raw = settings.ledger_tsa_ca_certs or ""
+    pem = raw.encode() if raw.lstrip().startswith("-----BEGIN") else Path(raw).read_bytes()
+    return Rfc3161Client(settings.ledger_tsa_url, x509.load_pem_x509_certificates(pem))
 
 
 class Container:
@@ -232,12 +270,41 @@ class Container:
     # --- stores shared by several capabilities --------------------------------------------------------------
 
     @cached_property
-    def ledger(self) -> Ledger:
-        return build_ledger(self.settings, CosmosLedgerStore(self.cosmos(layout.LEDGER)))
+    def signer(self) -> Signer | None:
+        """The ledger's signing key (checkpoints, completeness reports)."""
+        return build_signer(self.settings)
+
+    @cached_property
+    def chain_ledger(self) -> Ledger:
+        """The v1 hash chain: read-only once migrated into the log (its entries keep verifying offline)."""
+        return build_ledger(self.settings, CosmosLedgerStore(self.cosmos(layout.LEDGER)), self.signer)
+
+    @cached_property
+    def ledger(self) -> TransparencyLog:
+        """The evidence ledger (v2): the process's one writer and reader of the log. The first use on a new
+        deployment writes the log's first entry and migrates the v1 chains."""
+        return TransparencyLog(
+            CosmosLogStore(self.cosmos(layout.LEDGER_LOG)),
+            AzureLogBlobs(self.recordings_account_blobs.get_container_client(layout.LEDGER_BLOBS)),
+            log_keys(self.settings, self.signer),
+            anchor=self.ledger_anchors,
+            initializer=migrate_v1(CosmosLedgerStore(self.cosmos(layout.LEDGER)), self.settings.ledger_chain),
+            clock=self.clock,
+        )
+
+    @cached_property
+    def ledger_anchors(self) -> AnchorStore:
+        container = self.recordings_account_blobs.get_container_client(layout.LEDGER_ANCHORS_BLOBS)
+        return AnchorStore(AzureLogBlobs(container), build_tsa(self.settings))
+
+    @cached_property
+    def ledger_api(self) -> LedgerApi:
+        return LedgerApi(self.ledger, self.access)
 
     @cached_property
     def trusted_fingerprints(self) -> set[str]:
-        return trusted_fingerprints(self.settings, self.ledger.signer)
+        """Keys of the v1 checkpoints (and of completeness reports), by SHA-256 fingerprint."""
+        return trusted_fingerprints(self.settings, self.signer)
 
     @cached_property
     def audit(self) -> CosmosAuditLog:

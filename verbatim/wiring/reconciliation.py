@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from azure.storage.blob import ContainerClient
 
-from verbatim.ledger import Ledger
+from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.queues import StorageQueue
 from verbatim.reconciliation.evaluate import Tolerance
 from verbatim.reconciliation.report import CompletenessReporter
@@ -38,7 +38,7 @@ class ReconciliationServices:
         return self._c.recording_index
 
     @property
-    def ledger(self) -> Ledger:
+    def ledger(self) -> TransparencyLog:
         return self._c.ledger
 
     @property
@@ -70,6 +70,6 @@ class ReconciliationServices:
             verdicts=self.verdicts,
             reports=self.reports,
             ledger=self.ledger,
-            signer=self.ledger.signer,
+            signer=self._c.signer,
             reconciler=self.reconciler,
         )

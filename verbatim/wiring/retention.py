@@ -12,8 +12,8 @@ from azure.storage.blob import ContainerClient
 
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.retention import RetentionClass
-from verbatim.ledger import Ledger
 from verbatim.ledger.access import AccessLog
+from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform import layout
 from verbatim.retention.classes import CosmosRetentionClassStore, RetentionCatalog, configured_classes
 from verbatim.retention.deletion import RecordingDeleter
@@ -48,7 +48,7 @@ class RetentionServices:
         return self._c.recordings
 
     @property
-    def ledger(self) -> Ledger:
+    def ledger(self) -> TransparencyLog:
         return self._c.ledger
 
     @property
