@@ -14,7 +14,6 @@ from devstack.testkit.records import CLIENT, SALES, T0, TRADER, UPNS, call, part
 from verbatim.contracts.evidence import RecordingFacts
 from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser, RecordingStarted, RecordingStopped
 from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
-from verbatim.ledger import Ledger
 from verbatim.lifecycle import activities
 from verbatim.lifecycle.records import record_event
 from verbatim.platform import clients
@@ -167,9 +166,7 @@ def build_world(settings: Settings, synthetic: int = 6) -> World:
 
     for call_id in (sealed.call_id, *(f"syn-call-{n}" for n in range(synthetic)), world.missing_call):
         runtime.reconciler.reconcile_call(call_id)
-    ledger = runtime.ledger
-    assert isinstance(ledger, Ledger)
-    ledger.checkpoint()
+    runtime.ledger.checkpoint()
     world.report_blob = runtime.reporter.run(T0.date(), actor="test-admin").blob
     return world
 

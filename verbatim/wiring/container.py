@@ -112,7 +112,8 @@ def log_keys(settings: Settings, signer: Signer | None) -> LogKeys:
             if isinstance(key, ec.EllipticCurvePublicKey):
                 verifiers.append(NoteVerifier.for_key(origin, key))
     verifiers.extend(NoteVerifier.from_vkey(vkey) for vkey in settings.ledger_trusted_vkeys)
-    return LogKeys(origin, note, tuple(dict.fromkeys(verifiers)))
+    unique = {(v.name, v.key_id): v for v in verifiers}  # keys are not hashable; (name, key ID) names them
+    return LogKeys(origin, note, tuple(unique.values()))
 
 
 def build_tsa(settings: Settings) -> Rfc3161Client | None:
