@@ -84,7 +84,11 @@ def stack_env(
     monkeypatch.setenv("COSMOS_ENDPOINT", cosmos_service.endpoint)
     monkeypatch.setenv("COSMOS_KEY", cosmos_service.key)
     monkeypatch.setenv("COSMOS_CA_CERT", str(cosmos_service.ca_cert))
-    monkeypatch.setenv("COSMOS_DATABASE", f"t{abs(hash(request.node.nodeid)) % 10**10}")
+    test_id = abs(hash(request.node.nodeid)) % 10**10
+    monkeypatch.setenv("COSMOS_DATABASE", f"t{test_id}")
+    # The ledger's log writes fixed names (tiles): each test its own containers, as its own database.
+    monkeypatch.setenv("LEDGER_CONTAINER", f"ledger-{test_id}")
+    monkeypatch.setenv("LEDGER_ANCHOR_CONTAINER", f"anchors-{test_id}")
     settings = reload_settings()
     provision_cosmos(settings)
     provision_storage(settings)

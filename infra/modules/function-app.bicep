@@ -123,6 +123,8 @@ var appSettings = {
   LEDGER_SIGNING_KEY_VAULT_KEY_ID: ledgerKeyId
   // The ledger v2 log's name (its checkpoints' origin line): fixed for the life of the log.
   LEDGER_ORIGIN: '${name}.azurewebsites.net/verbatim/ledger'
+  LEDGER_CONTAINER: 'ledger'
+  LEDGER_ANCHOR_CONTAINER: 'ledger-anchors'
   SEAL_DEFAULT_RETENTION_CLASS: 'default'
   SEAL_DEFAULT_RETENTION_DAYS: string(defaultRetentionDays)
 

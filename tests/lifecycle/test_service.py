@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from devstack.testkit.captures import speech, stage_capture
+from tests.ledger.logkit import memory_log
 from tests.lifecycle.events import T0, failed_before_media, joined, started, stopped
 from verbatim.contracts.reconciliation import RecordingIndexed
 from verbatim.contracts.recorder import CaptureProgress
@@ -20,25 +21,23 @@ from verbatim.evidence.kinds import ACCESS_COPY, EVIDENCE, kind_tags
 from verbatim.evidence.progress import InMemoryProgress
 from verbatim.evidence.verify import verify_recording
 from verbatim.evidence.worm import InMemoryWorm
-from verbatim.ledger import InMemoryLedgerStore, Ledger, LocalKeySigner, ensure_local_key, trusted_fingerprints
+from verbatim.ledger.log.service import TransparencyLog
 from verbatim.lifecycle import activities
 from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.lifecycle.policies import FixedRetention
 from verbatim.lifecycle.records import InMemoryRecordingStore, record_event
 from verbatim.platform.blobs import InMemoryBlobStore
 from verbatim.platform.queues import InMemoryQueue
-from verbatim.platform.settings import Settings
 from verbatim.reconciliation.service import parse_request
 
 
 @pytest.fixture
 def deps(tmp_path: Path) -> LifecycleDeps:
-    signer = LocalKeySigner.from_file(ensure_local_key(tmp_path / "ledger.pem"))
     return LifecycleDeps(
         recordings=InMemoryBlobStore("recordings"),
         scratch=InMemoryBlobStore("lifecycle-scratch"),
         store=InMemoryRecordingStore(),
-        ledger=Ledger(InMemoryLedgerStore(), "main", signer),
+        ledger=memory_log(),
         retention=FixedRetention("mifid2", 1827),
         worm=InMemoryWorm(),
         progress=InMemoryProgress(),
@@ -61,9 +60,9 @@ def run_to_seal(deps: LifecycleDeps, recording_id: str) -> None:
 
 def verify(deps: LifecycleDeps, recording_id: str) -> list[str]:
     ledger = deps.ledger
-    assert isinstance(ledger, Ledger)
+    assert isinstance(ledger, TransparencyLog)
     ledger.checkpoint()
-    result = verify_recording(recording_id, deps.recordings, ledger, trusted_fingerprints(Settings(), ledger.signer))
+    result = verify_recording(recording_id, deps.recordings, ledger)
     return [finding.code for finding in result.findings]
 
 

@@ -261,6 +261,11 @@ class Settings(StorageSettings):
     ledger_trusted_vkeys: list[str] = Field(default_factory=list, validation_alias=_alias("LEDGER_TRUSTED_VKEYS"))
     ledger_tsa_url: str | None = Field(default=None, validation_alias=_alias("LEDGER_TSA_URL"))
     ledger_tsa_ca_certs: str | None = Field(default=None, validation_alias=_alias("LEDGER_TSA_CA_CERTS"))
+    # The log's and the anchor store's blob containers on the recordings account.
+    ledger_container: str = Field(default=layout.LEDGER_BLOBS, validation_alias=_alias("LEDGER_CONTAINER"))
+    ledger_anchor_container: str = Field(
+        default=layout.LEDGER_ANCHORS_BLOBS, validation_alias=_alias("LEDGER_ANCHOR_CONTAINER")
+    )
     # True only when the recordings account is Azurite: it answers 501 to immutability policies and legal
     # holds, and only then is that tolerated (Azure enforces WORM; Azurite cannot).
     recordings_storage_is_emulator: bool = Field(

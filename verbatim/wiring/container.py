@@ -286,7 +286,7 @@ class Container:
         deployment writes the log's first entry and migrates the v1 chains."""
         return TransparencyLog(
             CosmosLogStore(self.cosmos(layout.LEDGER_LOG)),
-            AzureLogBlobs(self.recordings_account_blobs.get_container_client(layout.LEDGER_BLOBS)),
+            AzureLogBlobs(self.recordings_account_blobs.get_container_client(self.settings.ledger_container)),
             log_keys(self.settings, self.signer),
             anchor=self.ledger_anchors,
             initializer=migrate_v1(CosmosLedgerStore(self.cosmos(layout.LEDGER)), self.settings.ledger_chain),
@@ -295,7 +295,7 @@ class Container:
 
     @cached_property
     def ledger_anchors(self) -> AnchorStore:
-        container = self.recordings_account_blobs.get_container_client(layout.LEDGER_ANCHORS_BLOBS)
+        container = self.recordings_account_blobs.get_container_client(self.settings.ledger_anchor_container)
         return AnchorStore(AzureLogBlobs(container), build_tsa(self.settings))
 
     @cached_property
