@@ -16,7 +16,7 @@ from verbatim.contracts.reconciliation import RecordingIndexed
 from verbatim.contracts.recorder import CaptureProgress
 from verbatim.evidence.progress import TableProgress, write_progress
 from verbatim.evidence.verify import verify_recording
-from verbatim.ledger import Ledger, trusted_fingerprints
+from verbatim.ledger.log.service import TransparencyLog
 from verbatim.lifecycle import activities
 from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.lifecycle.records import record_event
@@ -94,11 +94,9 @@ def test_a_stopped_recording_is_sealed_indexed_and_verifies(deps: LifecycleDeps)
     assert record.seal.retention_until == T0 + timedelta(days=1827)
     assert sorted(p.participant_id for p in record.facts.participants) == ["p1", "p2", "p3"]
     ledger = deps.ledger
-    assert isinstance(ledger, Ledger)
+    assert isinstance(ledger, TransparencyLog)
     ledger.checkpoint()
-    result = verify_recording(
-        recording_id, deps.recordings, ledger, trusted_fingerprints(reload_settings(), ledger.signer)
-    )
+    result = verify_recording(recording_id, deps.recordings, ledger)
     assert result.ok, result.findings
 
 
@@ -129,8 +127,8 @@ def test_a_recorder_that_went_silent_is_salvaged_and_sealed_as_interrupted(deps:
     assert record.seal.interrupted is True
     assert record.seal.duration_seconds == 7.0
     ledger = deps.ledger
-    assert isinstance(ledger, Ledger)
-    kinds = [e.kind for e in ledger.store.entries_for_subject(ledger.chain, f"recording:{recording_id}")]
+    assert isinstance(ledger, TransparencyLog)
+    kinds = [e.kind for e in ledger.entries_for_subject(f"recording:{recording_id}")]
     assert kinds == ["salvaged", "sealed"]
 
 

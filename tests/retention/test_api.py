@@ -154,7 +154,7 @@ def test_four_eyes_release_of_a_legal_hold(world: RetentionWorld, tokens: dict[s
     assert world.worm_requests(with_sales.id) == []
 
     ledger = world.runtime.ledger
-    entries = ledger.store.entries_for_subject(ledger.chain, f"hold:{hold_id}")
+    entries = ledger.entries_for_subject(f"hold:{hold_id}")
     assert [e.kind for e in entries if e.kind == "accessed"] == ["accessed"]  # the officer's read of its recordings
     trail = [e for e in entries if e.kind != "accessed"]
     assert [e.kind for e in trail] == [EntryKind.HOLD_PLACED, "hold.release_requested", EntryKind.HOLD_RELEASED]
@@ -215,7 +215,7 @@ def test_extension_sends_the_immutability_request_and_shortening_is_refused(
     assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
     assert "can only be extended" in payload(refused)["detail"]
     ledger = world.runtime.ledger
-    kinds = [e.kind for e in ledger.store.entries_for_subject(ledger.chain, f"recording:{record.id}")]
+    kinds = [e.kind for e in ledger.entries_for_subject(f"recording:{record.id}")]
     assert kinds == [EntryKind.SEALED, EntryKind.RETENTION_EXTENDED]
 
     # A whole class: lengthened (its recordings follow, with the requests), never shortened.

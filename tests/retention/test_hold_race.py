@@ -162,7 +162,7 @@ def test_a_hold_racing_the_sweep_on_real_threads_never_loses_a_held_recording(wo
     ledger = world.runtime.ledger
     for recording_id in ids:
         record = world.record(recording_id)
-        kinds = [e.kind for e in ledger.store.entries_for_subject(ledger.chain, f"recording:{recording_id}")]
+        kinds = [e.kind for e in ledger.entries_for_subject(f"recording:{recording_id}")]
         if recording_id in held:
             assert record.status == "sealed" and record.seal is not None and record.seal.legal_holds
             assert len(world.blobs_of(recording_id)) == 3 and "deleted" not in kinds

@@ -139,17 +139,13 @@ def test_a_data_subject_is_found_across_calls_and_erasure_honours_retention_and_
     answered = [
         e
         for a in answers
-        for e in ledger.store.entries_for_subject(
-            ledger.chain, f"{'recording' if a['itemType'] == 'recording' else 'call'}:{a['itemId']}"
-        )
+        for e in ledger.entries_for_subject(f"{'recording' if a['itemType'] == 'recording' else 'call'}:{a['itemId']}")
         if e.kind == "subject.erasure_answered"
     ]
     assert sorted(e.seq for e in answered) == sorted(a["ledgerSeq"] for a in answers)
     assert all(e.details["request_id"] == "DSAR-1" and e.actor == "officer-a" for e in answered)
     assert SALES[1] not in json.dumps([e.details for e in answered])
-    certificate = next(
-        e for e in ledger.store.entries_for_subject(ledger.chain, f"recording:{own.id}") if e.kind == "deleted"
-    )
+    certificate = next(e for e in ledger.entries_for_subject(f"recording:{own.id}") if e.kind == "deleted")
     assert certificate.details["reason"] == "erasure_request" and certificate.details["request_id"] == "DSAR-1"
 
     # Asked again, the erased items are gone from the search; what is kept is still found.
