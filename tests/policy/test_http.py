@@ -20,6 +20,7 @@ from verbatim.contracts.policy import EffectivePolicy
 from verbatim.platform import clients
 from verbatim.platform.settings import Settings
 from verbatim.policy.snapshots import CosmosPolicySnapshotStore, observe
+from verbatim.wiring import container_for
 
 EXPORT = json.loads((Path(__file__).parent / "data" / "export-partial.json").read_text())
 
@@ -180,12 +181,11 @@ def test_publishing_stores_the_desired_state_and_records_it_in_the_ledger(
         .query_items("SELECT * FROM c WHERE c.id = 'policy-desired-state'", partition_key="policy-desired-state")
     )
     assert stored[0]["published"]["text"] == VALID
-    ledger = list(
-        clients.cosmos_database(stack_env)
-        .get_container_client("ledger")
-        .query_items("SELECT * FROM c WHERE c.kind = 'policy.published'", enable_cross_partition_query=True)
-    )
-    assert len(ledger) == 1 and ledger[0]["subject"] == f"policy:desired-state:{info['sha256']}"
+    subject = f"policy:desired-state:{info['sha256']}"
+    published = [
+        e for e in container_for(stack_env).ledger.entries_for_subject(subject) if e.kind == "policy.published"
+    ]
+    assert len(published) == 1
 
 
 @pytest.mark.integration
