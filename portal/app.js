@@ -229,12 +229,14 @@ async function showRecording(id) {
       );
     }
     const proof = detail.proof;
+    const signed = proof ? checkpointSummary(proof.checkpoint) : null;
     meta($("#rec-proof"), [
       ["Ledger proof", badge(detail.proofStatus)],
-      ["Sealed entry", detail.sealedEntry ? `#${detail.sealedEntry.seq} at ${when(detail.sealedEntry.at)}` : null],
+      ["Entry index", detail.sealedEntry ? `#${detail.sealedEntry.index} (sealed ${when(detail.sealedEntry.at)})` : null],
       ["Manifest SHA-256", detail.manifestSha256],
       ["Matches ledger", detail.manifestMatchesLedger === null ? null : badge(detail.manifestMatchesLedger ? "valid" : "invalid")],
-      ["Signed checkpoint", proof ? `#${proof.checkpoint.seq} (${proof.checkpoint.algorithm}, ${proof.links.length} links)` : null],
+      ["Checkpoint", signed ? `tree size ${signed.size}, signed by ${signed.key}` : null],
+      ["Proof size", proof ? `${proof.hashes.length} hashes` : null],
     ]);
     $("#rec-manifest").textContent = detail.manifest ? JSON.stringify(detail.manifest, null, 2) : "not sealed";
     $("#evidence-choice").hidden = !detail.media.evidence;
@@ -242,6 +244,13 @@ async function showRecording(id) {
   } catch (error) {
     showError(error.message);
   }
+}
+
+// A C2SP checkpoint note: origin, tree size and root hash lines, a blank line, then "— <key name> <signature>".
+function checkpointSummary(note) {
+  const lines = note.split("\n");
+  const signature = lines.find((line) => line.startsWith("\u2014 "));
+  return { origin: lines[0], size: lines[1], key: signature ? signature.split(" ")[1] : "unknown key" };
 }
 
 function resetPlayer() {
@@ -345,7 +354,7 @@ async function showReports(day) {
     $("#report-title").textContent = `Completeness on ${report.day}`;
     $("#report-signature").replaceChildren(
       badge(view.signatureValid ? "valid" : "invalid"),
-      ` signature · ledger entry ${view.ledgerEntry ? `#${view.ledgerEntry.seq}` : "not found"} · ${view.blob}`,
+      ` signature · ledger entry ${view.ledgerEntry ? `#${view.ledgerEntry.index}` : "not found"} · ${view.blob}`,
     );
     const counts = $("#report-counts");
     counts.replaceChildren();
