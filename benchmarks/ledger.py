@@ -107,7 +107,7 @@ def writer_process(env: dict[str, str], first: int, writers: int, appends: int, 
 
     with ThreadPoolExecutor(writers) as pool:
         list(pool.map(run, range(first, first + writers)))
-    log.sequencer.close()
+    log.close()
     out.put((latencies, acked))
 
 

@@ -247,6 +247,13 @@ class TransparencyLog:
         finally:
             self.maintenance.release(self.store.read_progress())
 
+    def close(self) -> None:
+        """Stop this process's sequencer (its queued appends are sequenced first) and wait for a background
+        integration to finish, so a process that exits leaves no maintenance lease behind."""
+        self.sequencer.close()
+        with self._integrating:
+            pass
+
     # --- reads ---
 
     def size(self) -> int:
