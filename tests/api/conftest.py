@@ -25,6 +25,9 @@ def world_environment(azurite: Azurite, cosmos: Cosmos, key_file: Path, database
         "COSMOS_KEY": cosmos.key,
         "COSMOS_CA_CERT": str(cosmos.ca_cert),
         "COSMOS_DATABASE": database,
+        # The ledger's log writes fixed names (tiles): each world its own containers, as its own database.
+        "LEDGER_CONTAINER": f"ledger-{database}".lower(),
+        "LEDGER_ANCHOR_CONTAINER": f"anchors-{database}".lower(),
         "LEDGER_SIGNING_KEY_FILE": str(key_file),
         "LEDGER_CHECKPOINT_INTERVAL": "1000",
         "MEDIA_CHUNK_BYTES": str(8 * 1024),
