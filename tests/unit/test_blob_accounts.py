@@ -9,8 +9,9 @@ from verbatim.platform import layout
 from verbatim.platform.settings import app_setting_names, reload_settings
 from verbatim.wiring import Container
 
-RUNTIME = "DefaultEndpointsProtocol=https;AccountName=struntime;AccountKey=cnVudGltZQ==;EndpointSuffix=core.windows.net"
-RECORDINGS = "DefaultEndpointsProtocol=https;AccountName=strecordings;AccountKey=cmVjb3JkaW5ncw==;EndpointSuffix=core.windows.net"
+_SUFFIX = ";EndpointSuffix=core.windows.net"
+RUNTIME = "DefaultEndpointsProtocol=https;AccountName=struntime;AccountKey=cnVudGltZQ==" + _SUFFIX
+RECORDINGS = "DefaultEndpointsProtocol=https;AccountName=strecordings;AccountKey=cmVjb3JkaW5ncw==" + _SUFFIX
 
 
 class _Database:
