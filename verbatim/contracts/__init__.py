@@ -66,6 +66,7 @@ def _import_all() -> None:
         api,  # noqa: F401
         callrecords,  # noqa: F401
         evidence,  # noqa: F401
+        exports,  # noqa: F401
         health,  # noqa: F401
         ledger,  # noqa: F401
         lifecycle,  # noqa: F401

@@ -22,6 +22,7 @@ AUDIT = "audit"
 POLICY_SNAPSHOTS = "policy_snapshots"
 PSTN_CALLS = "pstn_calls"
 CONTROL = "control"
+EXPORTS = "exports"
 
 # Blob containers (the account of each is in BLOB_CONTAINER_ACCOUNTS below). The
 # recordings and reports containers can be renamed by app setting (RECORDINGS_CONTAINER, REPORTS_CONTAINER).
@@ -34,6 +35,8 @@ LIFECYCLE_SCRATCH_BLOBS = "lifecycle-scratch"
 # (a container-level, locked time-based policy: blobs can be added, never changed), on the recordings account.
 LEDGER_BLOBS = "ledger"
 LEDGER_ANCHORS_BLOBS = "ledger-anchors"
+# Export packages and their work areas (copies of evidence: on the recordings account, deleted when they expire).
+EXPORTS_BLOBS = "exports"
 
 # Storage queues (runtime account), each with the `-poison` queue the Functions host moves failures to.
 RECORDER_EVENTS_QUEUE = "recorder-events"
@@ -65,6 +68,7 @@ COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (
     CosmosContainer(POLICY_SNAPSHOTS, "/userId", "effective recording policy per user over time"),
     CosmosContainer(PSTN_CALLS, "/day", "PSTN and Direct Routing report rows"),
     CosmosContainer(CONTROL, "/id", "leases, watermarks and other small control documents"),
+    CosmosContainer(EXPORTS, "/id", "exports: request, progress, package, retention"),
 )
 
 # `lifecycle-scratch` (runtime account): encoded access-copy chunks between the parallel transcoding activities
@@ -80,6 +84,7 @@ BLOB_CONTAINER_ACCOUNTS: dict[str, BlobAccount] = {
     LIFECYCLE_SCRATCH_BLOBS: "runtime",
     LEDGER_BLOBS: "recordings",
     LEDGER_ANCHORS_BLOBS: "recordings",
+    EXPORTS_BLOBS: "recordings",
 }
 BLOB_CONTAINERS: tuple[str, ...] = tuple(BLOB_CONTAINER_ACCOUNTS)
 

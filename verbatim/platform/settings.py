@@ -288,6 +288,8 @@ class Settings(StorageSettings):
     )
     # Signed daily completeness reports (recordings storage account).
     reports_container: str = Field(default=layout.REPORTS_BLOBS, validation_alias=_alias("REPORTS_CONTAINER"))
+    # Exports: how long a package is kept after it was made (unless the legal hold it was made from is active).
+    export_retention_days: int = Field(default=30, ge=1, le=3650, validation_alias=_alias("EXPORT_RETENTION_DAYS"))
     # Compliance API media: the most one Range response carries (the Functions HTTP response is buffered), and
     # the largest object served whole to a request without a Range header.
     media_chunk_bytes: int = Field(

@@ -60,6 +60,7 @@ from verbatim.policy.snapshots import CosmosPolicySnapshotStore
 from verbatim.reconciliation.store import CosmosRecordingFinder, CosmosVerdictStore
 from verbatim.search.index import CosmosRecordingIndex
 from verbatim.wiring.callrecords import CallRecordServices
+from verbatim.wiring.exports import ExportServices
 from verbatim.wiring.policy import PolicyServices
 from verbatim.wiring.reconciliation import ReconciliationServices
 from verbatim.wiring.retention import RetentionServices
@@ -357,6 +358,10 @@ class Container:
     @cached_property
     def policy(self) -> PolicyServices:
         return PolicyServices(self)
+
+    @cached_property
+    def exports(self) -> ExportServices:
+        return ExportServices(self)
 
     @cached_property
     def lifecycle(self) -> LifecycleDeps:

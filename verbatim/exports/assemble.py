@@ -1,0 +1,168 @@
+"""The end of a package: once every recording's segment is staged, write the files that describe the whole export
+(README, index.html, load files, the export's own ledger entries, the checkpoint, the keys, the verifiers), then
+`package-manifest.json` listing every file with its size and SHA-256 and its detached signature, then the ZIP's
+central directory; and commit the block list, which makes the package appear whole in one step."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from verbatim.contracts.exports import (
+    SIGNATURE_HEADER,
+    ExportRecord,
+    ExportResult,
+    PackagedRecording,
+    PackageFile,
+    PackageManifest,
+)
+from verbatim.exports import names
+from verbatim.exports.blocks import BlockSink
+from verbatim.exports.html import index_html
+from verbatim.exports.loadfiles import concordance_dat, csv_file
+from verbatim.exports.readme import readme_text, verifier_readme
+from verbatim.exports.work import ExportWork, PartRecord, PlanFile
+from verbatim.exports.zip64 import SegmentWriter, ZipEntry, central_directory
+from verbatim.ledger.log.service import TransparencyLog
+from verbatim.ledger.note import NoteVerifier, sign_note
+from verbatim.platform.errors import DependencyUnavailable
+
+FINAL_SEGMENT = "z0000000"
+FIRST = (names.README, names.INDEX_HTML, names.PACKAGE_MANIFEST, names.PACKAGE_SIGNATURE)
+
+
+def verifier_sources() -> dict[str, bytes]:
+    """The standalone verifiers shipped in every package (they need Python and `cryptography`, nothing else)."""
+    here = Path(__file__).resolve().parent
+    return {
+        names.VERIFIER: (here / "standalone_export_verifier.py").read_bytes(),
+        names.LEDGER_VERIFIER: (here.parent / "ledger" / "standalone_verifier.py").read_bytes(),
+    }
+
+
+def key_fingerprint(verifier: NoteVerifier) -> str:
+    """SHA-256 of the key's DER SubjectPublicKeyInfo (as `openssl pkey -pubout -outform DER | sha256sum` prints)."""
+    der = verifier.public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def signature_text(export_id: str, manifest_sha256: str) -> str:
+    return f"{SIGNATURE_HEADER}\n{export_id}\n{manifest_sha256}\n"
+
+
+def _json(value: object) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class Assembled:
+    result: ExportResult
+    manifest: PackageManifest
+
+
+def assemble_package(
+    log: TransparencyLog,
+    work: ExportWork,
+    export: ExportRecord,
+    plan: PlanFile,
+    parts: Sequence[PartRecord],
+    checkpoint_size: int,
+    at: datetime,
+) -> Assembled:
+    signer = log.keys.signer
+    if signer is None:
+        raise DependencyUnavailable("the ledger has no signing key: a package cannot be signed")
+    rows: list[PackagedRecording] = [part.recording for part in parts]
+    base = sum(part.length for part in parts)
+    sink = BlockSink(work.store, work.package_blob, FINAL_SEGMENT)
+    writer = SegmentWriter(sink.write, at)
+    checkpoint = log.checkpoint_at(checkpoint_size)
+    verifiers = list(log.keys.verifiers)
+    manifest = PackageManifest(
+        export_id=export.id,
+        title=export.title,
+        created_at=export.created_at,
+        requested_by=export.requested_by,
+        reason=export.reason,
+        selection=export.selection,
+        options=export.options,
+        log_origin=log.origin,
+        checkpoint_size=checkpoint_size,
+        created_entry=export.created_seq,
+        recordings=rows,
+        files=[],
+    )
+    fingerprints = [(v, key_fingerprint(v)) for v in verifiers]
+    writer.add_bytes(names.README, readme_text(manifest, [(v.vkey(), f) for v, f in fingerprints]))
+    writer.add_bytes(names.INDEX_HTML, index_html(manifest, rows))
+    writer.add_bytes(names.LOADFILE_DAT, concordance_dat(rows, export.id))
+    writer.add_bytes(names.LOADFILE_CSV, csv_file(rows, export.id))
+    writer.add_bytes(
+        names.EXPORT_JSON,
+        _json(
+            {
+                "export": export.model_dump(mode="json", by_alias=True, exclude={"progress", "result"}),
+                "excluded": [e.model_dump(mode="json") for e in plan.excluded],
+            }
+        ),
+    )
+    if export.created_seq is not None:
+        entry = log.entry_bytes(export.created_seq)
+        if entry is not None:
+            writer.add_bytes(names.EXPORT_TRAIL, entry + b"\n")
+            writer.add_bytes(
+                f"{names.EXPORT_PROOFS}/{export.created_seq}.tlog-proof",
+                log.tlog_proof(export.created_seq, checkpoint_size),
+            )
+    writer.add_bytes(names.CHECKPOINT, checkpoint)
+    writer.add_bytes(names.VKEYS, "".join(f"{v.vkey()}\n" for v in verifiers).encode())
+    writer.add_bytes(
+        names.FINGERPRINTS,
+        "".join(f"{f}  {v.name} key {v.key_id:08x}\n" for v, f in fingerprints).encode(),
+    )
+    for path, data in verifier_sources().items():
+        writer.add_bytes(path, data)
+    writer.add_bytes(names.VERIFIER_README, verifier_readme())
+
+    listed = [entry for part in parts for entry in part.entries] + list(writer.entries)
+    manifest.files = sorted(
+        (PackageFile(path=e.name, bytes=e.size, sha256=e.sha256) for e in listed), key=lambda f: f.path
+    )
+    manifest_bytes = _json(manifest.model_dump(mode="json", by_alias=True))
+    manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+    writer.add_bytes(names.PACKAGE_MANIFEST, manifest_bytes)
+    writer.add_bytes(names.PACKAGE_SIGNATURE, sign_note(signature_text(export.id, manifest_sha256), [signer]))
+
+    placed: list[tuple[ZipEntry, int]] = []
+    offset = 0
+    for part in parts:
+        placed += [(entry, offset) for entry in part.entries]
+        offset += part.length
+    placed += [(entry, base) for entry in writer.entries]
+    placed.sort(key=lambda p: (FIRST.index(p[0].name) if p[0].name in FIRST else len(FIRST), p[0].name))
+    directory = central_directory(placed, base + writer.position)
+    sink.write(directory)
+    blocks = [block for part in parts for block in part.blocks] + sink.close()
+    size = base + writer.position + len(directory)
+    work.store.commit_blocks(
+        work.package_blob,
+        blocks,
+        content_type="application/zip",
+        metadata={"export_id": export.id, "package_manifest_sha256": manifest_sha256},
+    )
+    result = ExportResult(
+        package_blob=work.package_blob,
+        package_bytes=size,
+        files=len(placed),
+        recordings=len(rows),
+        media_bytes=sum(part.media_bytes for part in parts),
+        package_manifest_sha256=manifest_sha256,
+        checkpoint_size=checkpoint_size,
+    )
+    return Assembled(result, manifest)

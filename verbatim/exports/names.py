@@ -1,0 +1,72 @@
+"""Where things go in an export package: the folder of each recording and the names of its files. The standalone
+verifier derives the same names from a recording's sealed manifest (it keeps its own copy of these rules: it
+imports nothing from Verbatim), so a file is found by what the ledger says it must be, not by a listing."""
+
+from __future__ import annotations
+
+import re
+
+RECORDINGS = "recordings"
+MANIFEST = "manifest.json"
+RECORDING_JSON = "recording.json"
+VERDICTS_JSON = "verdicts.json"
+CALL_RECORD_JSON = "callrecord.json"
+TRAIL = "audit-trail.jsonl"
+PROOFS = "proofs"
+MEDIA = "media"
+CAPTURE = "capture.json"
+ACCESS_COPY = "access-copy.ogg"
+
+PACKAGE_MANIFEST = "package-manifest.json"
+PACKAGE_SIGNATURE = "package-manifest.sig"
+README = "README.txt"
+INDEX_HTML = "index.html"
+EXPORT_JSON = "export/export.json"
+EXPORT_TRAIL = "export/audit-trail.jsonl"
+EXPORT_PROOFS = "export/proofs"
+CHECKPOINT = "ledger/checkpoint"
+VKEYS = "keys/log.vkey"
+FINGERPRINTS = "keys/fingerprints.txt"
+LOADFILE_DAT = "loadfiles/export.dat"
+LOADFILE_CSV = "loadfiles/export.csv"
+VERIFIER = "verify/verify_export.py"
+LEDGER_VERIFIER = "verify/standalone_verifier.py"
+VERIFIER_README = "verify/README.txt"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe(text: str, limit: int = 80) -> str:
+    """A path component from an id: letters, digits, `.`, `_`, `-`; never empty, never a dot-name."""
+    cleaned = _UNSAFE.sub("_", text).strip(".")[:limit]
+    return cleaned or "_"
+
+
+def control_number(position: int) -> str:
+    """The document id of the load files (Bates-style, one per recording): VBX0000001 ..."""
+    return f"VBX{position + 1:07d}"
+
+
+def recording_folder(position: int, recording_id: str) -> str:
+    return f"{RECORDINGS}/{position + 1:06d}_{safe(recording_id)}"
+
+
+def part_folder(folder: str, part: int) -> str:
+    """Part 0 (the first capture) is the recording's folder; continuations after a salvage go beside it."""
+    return folder if part == 0 else f"{folder}/part-{part}"
+
+
+def evidence_name(track: str) -> str:
+    return f"{MEDIA}/evidence-{safe(track)}.flac"
+
+
+def access_name() -> str:
+    return f"{MEDIA}/{ACCESS_COPY}"
+
+
+def capture_name() -> str:
+    return f"{MEDIA}/{CAPTURE}"
+
+
+def proof_name(index: int) -> str:
+    return f"{PROOFS}/{index}.tlog-proof"

@@ -1,0 +1,289 @@
+"""One recording's part of an export, in two steps the orchestration runs for every recording.
+
+1. `attest`: append the recording's `exported` ledger entry (who, why, which export, and the audit trail before it
+   — see `verbatim.exports.trail`) and snapshot what the package will say about the recording (its record, the
+   call record, the verdicts) into the export's work area. Everything the second step reads is then immutable,
+   so a retried or duplicated packaging writes the same bytes.
+2. `package`: after one checkpoint covers every `exported` entry, write the recording's segment of the ZIP as
+   staged blocks of the package blob: the sealed manifest(s) and media exactly as sealed (hashed while copied),
+   the metadata, the audit trail's exact entry bytes and a C2SP tlog-proof of each against that checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import JsonValue
+
+from verbatim.contracts.evidence import RecordingManifest
+from verbatim.contracts.exports import ExportRecord, PackagedRecording, PartSummary
+from verbatim.contracts.ledger import LogEntry
+from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.reconciliation import Verdict
+from verbatim.evidence.seal import recording_subject
+from verbatim.exports import names
+from verbatim.exports.blocks import BlockSink
+from verbatim.exports.sealed_media import SealMismatch, sealed_objects, stream_sealed
+from verbatim.exports.trail import EXPORTED, attest, exported_details
+from verbatim.exports.work import ExportWork, PartRecord, RecordingSnapshot
+from verbatim.exports.zip64 import SegmentWriter
+from verbatim.ledger.log.service import TransparencyLog
+from verbatim.platform.blobs import BlobNotFound, BlobStore
+from verbatim.platform.errors import NotFound
+from verbatim.platform.times import format_datetime
+from verbatim.reconciliation.store import VerdictStore
+
+PAGE = 500
+MAX_ATTEMPTS = 4
+
+
+def subject_entries(log: TransparencyLog, subject: str, below: int | None = None) -> list[LogEntry]:
+    """Every entry about `subject` (with an index below `below`), oldest first, a page at a time."""
+    found: list[LogEntry] = []
+    after = -1
+    while True:
+        page = log.entries_for_subject(subject, after=after, limit=PAGE)
+        found.extend(e for e in page if below is None or e.index < below)
+        if len(page) < PAGE or (below is not None and page[-1].index >= below):
+            return found
+        after = page[-1].index
+
+
+@dataclass
+class RecordingSources:
+    """What attesting reads besides the ledger: the recording's record, its call's verdicts and call record."""
+
+    record: Callable[[str], RecordingRecord | None]
+    verdicts: VerdictStore
+    call_record: Callable[[str], dict[str, Any] | None] | None
+
+
+def attest_recording(
+    log: TransparencyLog,
+    sources: RecordingSources,
+    work: ExportWork,
+    export: ExportRecord,
+    position: int,
+    recording_id: str,
+) -> RecordingSnapshot:
+    """Append the `exported` entry (idempotent per export and recording) and snapshot the recording."""
+    done = work.snapshot(position)
+    if done is not None:
+        return done
+    record = sources.record(recording_id)
+    if record is None or record.seal is None:
+        raise NotFound(f"recording {recording_id} is not sealed (it may have been deleted since the export began)")
+    subject = recording_subject(recording_id)
+    trail = [e for e in subject_entries(log, subject) if not _mine(e, export.id)]
+    entries: list[LogEntry] = []
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        attestation = attest(trail)
+        entry = log.append(
+            EXPORTED,
+            subject,
+            exported_details(export.id, export.title, export.reason, attestation, attempt),
+            actor=export.requested_by.subject,
+            idempotency_key=f"exported:{export.id}:{recording_id}:{attempt}",
+        )
+        entries.append(entry)
+        # An entry about the recording sequenced concurrently may have landed before ours without being in the
+        # list we attested: attest again until the list is complete below our entry.
+        before = [e for e in subject_entries(log, subject, below=entry.index) if not _mine(e, export.id)]
+        if [e.index for e in before] == [e.index for e in trail]:
+            break
+        trail = before
+    else:
+        raise RuntimeError(f"recording {recording_id}: its audit trail kept changing while it was attested")
+    verdicts: list[Verdict] = []
+    call_record: dict[str, Any] | None = None
+    chain = record.facts.call_chain_id
+    if chain:
+        verdicts = sources.verdicts.for_call(chain)
+        if sources.call_record is not None and export.options.call_records:
+            call_record = sources.call_record(chain)
+    snapshot = RecordingSnapshot(
+        position=position,
+        recording_id=recording_id,
+        record=record,
+        verdicts=verdicts if export.options.call_records else [],
+        call_record=call_record,
+        trail=[e.index for e in trail],
+        exported=[e.index for e in entries],
+    )
+    work.save_snapshot(snapshot)
+    return snapshot
+
+
+def _mine(entry: LogEntry, export_id: str) -> bool:
+    """This export's own `exported` entries (an earlier attempt's): they are not part of the trail they attest."""
+    return entry.kind == EXPORTED and entry.details.get("export_id") == export_id
+
+
+def _sealed_parts(record: RecordingRecord) -> list[tuple[int, str, str]]:
+    """(part, manifest blob, manifest SHA-256) of every sealed part. Recordings are sealed in one part today;
+    continuations after a salvage (issue 14) add parts here, and the package carries each in its own folder."""
+    assert record.seal is not None
+    return [(0, record.seal.manifest_blob, record.seal.manifest_sha256)]
+
+
+def _read_manifest(media: BlobStore, blob: str, sha256: str) -> tuple[bytes, RecordingManifest]:
+    try:
+        data = media.read(blob)
+    except BlobNotFound:
+        raise SealMismatch(f"the sealed manifest {blob} is missing from storage", blob=blob) from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise SealMismatch(f"the manifest {blob} hashes to {digest}, sealed as {sha256}", blob=blob)
+    return data, RecordingManifest.model_validate_json(data)
+
+
+def _json_bytes(value: JsonValue) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _observed_verdict(record: RecordingRecord, verdicts: list[Verdict]) -> Verdict | None:
+    observed = record.facts.observed_user.id if record.facts.observed_user else None
+    mine = [v for v in verdicts if record.id in v.recording_ids or v.user_id == observed]
+    return next((v for v in mine if v.user_id == observed), mine[0] if mine else None)
+
+
+def _participants(record: RecordingRecord) -> list[str]:
+    people = []
+    for participant in record.facts.participants:
+        identity = participant.identity
+        label = identity.upn or identity.display_name or participant.phone_number or identity.id or "?"
+        if participant.phone_number and participant.phone_number not in label:
+            label = f"{label} ({participant.phone_number})"
+        if label not in people:
+            people.append(label)
+    return people
+
+
+def _time(value: datetime | None) -> str | None:
+    return format_datetime(value) if value is not None else None
+
+
+def package_recording(
+    log: TransparencyLog,
+    media: BlobStore,
+    work: ExportWork,
+    export: ExportRecord,
+    position: int,
+    checkpoint_size: int,
+    at: datetime,
+) -> PartSummary:
+    """Write the recording's segment of the package (idempotent: a finished part is not written again)."""
+    done = work.part(position)
+    if done is not None:
+        return done.summary()
+    snapshot = work.snapshot(position)
+    if snapshot is None:
+        raise RuntimeError(f"export {export.id}: recording {position} was not attested before packaging")
+    record = snapshot.record
+    folder = names.recording_folder(position, record.id)
+    sink = BlockSink(work.store, work.package_blob, f"r{position:07d}")
+    writer = SegmentWriter(sink.write, at)
+    media_bytes = 0
+    native: tuple[str, str, int] | None = None
+    access: str | None = None
+    for part, blob, sha256 in _sealed_parts(record):
+        base = names.part_folder(folder, part)
+        manifest_bytes, manifest = _read_manifest(media, blob, sha256)
+        writer.add_bytes(f"{base}/{names.MANIFEST}", manifest_bytes)
+        for what, ref in sealed_objects(manifest):
+            if what.startswith("evidence:"):
+                if not export.options.evidence:
+                    continue
+                name = f"{base}/{names.evidence_name(what.split(':', 1)[1])}"
+            elif what == "access":
+                if not export.options.access_copies:
+                    continue
+                name = f"{base}/{names.access_name()}"
+            else:
+                if not export.options.evidence:
+                    continue
+                name = f"{base}/{names.capture_name()}"
+            entry = writer.add(name, stream_sealed(media, ref, f"{what} of recording {record.id}"))
+            media_bytes += entry.size
+            if what == "evidence:mixed" and part == 0:
+                native = (name, entry.sha256, entry.size)
+            if what == "access" and access is None:
+                access = name
+    trail_entries = _write_trail(writer, log, folder, snapshot, checkpoint_size)
+    verdict = _observed_verdict(record, snapshot.verdicts)
+    facts = record.facts
+    seal = record.seal
+    assert seal is not None
+    row = PackagedRecording(
+        recording_id=record.id,
+        folder=folder,
+        control_number=names.control_number(position),
+        call_id=facts.call_id,
+        call_chain_id=facts.call_chain_id,
+        observed_user=facts.observed_user.upn or facts.observed_user.id if facts.observed_user else None,
+        observed_user_name=facts.observed_user.display_name if facts.observed_user else None,
+        participants=_participants(record),
+        direction=facts.direction,
+        call_type=facts.call_type,
+        started_at=_time(facts.started_at),
+        ended_at=_time(facts.ended_at),
+        duration_seconds=seal.duration_seconds,
+        status="interrupted" if seal.interrupted else "complete",
+        verdict=verdict.verdict if verdict else None,
+        coverage=verdict.coverage if verdict else None,
+        legal_holds=list(seal.legal_holds),
+        retention_until=_time(seal.retention_until),
+        native=native[0] if native else None,
+        native_sha256=native[1] if native else None,
+        native_bytes=native[2] if native else 0,
+        access_copy=access,
+        exported_entry=snapshot.exported[-1],
+        trail_entries=trail_entries,
+    )
+    recording_json: dict[str, JsonValue] = {
+        "packaged": row.model_dump(mode="json", by_alias=True),
+        "record": record.model_dump(mode="json"),
+        "verdict": verdict.model_dump(mode="json", by_alias=True) if verdict else None,
+    }
+    writer.add_bytes(f"{folder}/{names.RECORDING_JSON}", _json_bytes(recording_json))
+    if export.options.call_records:
+        writer.add_bytes(
+            f"{folder}/{names.VERDICTS_JSON}",
+            _json_bytes([v.model_dump(mode="json", by_alias=True) for v in snapshot.verdicts]),
+        )
+        if snapshot.call_record is not None:
+            writer.add_bytes(f"{folder}/{names.CALL_RECORD_JSON}", _json_bytes(snapshot.call_record))
+    blocks = sink.close()
+    part_record = PartRecord(
+        position=position,
+        recording=row,
+        entries=list(writer.entries),
+        length=writer.position,
+        blocks=blocks,
+        media_bytes=media_bytes,
+    )
+    work.save_part(part_record)
+    return part_record.summary()
+
+
+def _write_trail(
+    writer: SegmentWriter, log: TransparencyLog, folder: str, snapshot: RecordingSnapshot, checkpoint_size: int
+) -> int:
+    """The audit trail (exact entry bytes, one per line: canonical JSON has no raw newlines) and a tlog-proof of
+    each entry against the export's checkpoint."""
+    indexes = sorted({*snapshot.trail, *snapshot.exported})
+    lines: list[bytes] = []
+    for index in indexes:
+        data = log.entry_bytes(index)
+        if data is None or b"\n" in data:
+            raise RuntimeError(f"ledger entry {index} cannot be read (or is not one line)")
+        lines.append(data + b"\n")
+    writer.add_bytes(f"{folder}/{names.TRAIL}", b"".join(lines))
+    for index in indexes:
+        writer.add_bytes(f"{folder}/{names.proof_name(index)}", log.tlog_proof(index, checkpoint_size))
+    return len(indexes)

@@ -1,0 +1,457 @@
+"""Exports as the API and the orchestration see them: create (a ledger entry, a record), the steps the durable
+orchestration runs (plan, attest, checkpoint, package, assemble), status, download in bounded Range parts,
+deletion, and the retention sweep that expires packages after `EXPORT_RETENTION_DAYS` unless the legal hold they
+were made from is still active.
+
+Roles: `Compliance.Officer` creates, downloads and deletes; officers and auditors read status and the list.
+Every read and change is recorded: `export.created`, `exported` (per recording), `export.completed`,
+`export.failed`, `export.downloaded` (one per reader and UTC hour, an audit record per request) and
+`export.deleted` ledger entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import JsonValue
+
+from verbatim.api.media import ByteRange, Unsatisfiable, parse_range
+from verbatim.contracts.exports import (
+    ExportBatch,
+    ExportList,
+    ExportPlan,
+    ExportProgress,
+    ExportRecord,
+    ExportRequest,
+    ExportResult,
+    ExportStage,
+    ExportView,
+    PartSummary,
+    Requester,
+)
+from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.exports.assemble import assemble_package
+from verbatim.exports.recording import RecordingSources, attest_recording, package_recording
+from verbatim.exports.store import ExportStore
+from verbatim.exports.work import Excluded, ExportWork, PartRecord, PlanFile
+from verbatim.ledger.log.service import TransparencyLog
+from verbatim.platform.audit import AuditEvent, AuditLog
+from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Principal
+from verbatim.platform.blobs import BlobStore
+from verbatim.platform.errors import Conflict, InvalidInput, NotFound, VerbatimError
+from verbatim.platform.times import format_datetime
+from verbatim.search.index import RecordingIndex, SearchQuery
+
+READERS = (COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
+SEARCH_PAGE = 200
+MAX_RECORDINGS = 50_000  # the package blob takes at most 50,000 committed blocks: one segment per recording at least
+
+
+class RangeRequired(VerbatimError):
+    status = 413
+    title = "Use Range requests"
+
+
+def export_subject(export_id: str) -> str:
+    return f"export:{export_id}"
+
+
+@dataclass(frozen=True)
+class Download:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class ExportService:
+    store: ExportStore
+    log: TransparencyLog
+    media: BlobStore
+    work_store: BlobStore
+    audit: AuditLog
+    index: RecordingIndex
+    sources: RecordingSources
+    held_recordings: Callable[[str], list[RecordingRecord]]
+    hold_active: Callable[[str], bool | None]  # None: no such hold
+    search_query: Callable[[Mapping[str, str]], SearchQuery]
+    clock: Callable[[], datetime]
+    retention_days: int = 30
+    chunk_bytes: int = 1024 * 1024
+    chats_available: bool = False
+    base_path: str = "/api/v1"
+    _ids: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
+
+    def work(self, export_id: str) -> ExportWork:
+        return ExportWork(self.work_store, export_id)
+
+    def _audit(self, principal: Principal, action: str, export_id: str, reason: str | None, **detail: Any) -> None:
+        self.audit.record(
+            AuditEvent(
+                category="access",
+                action=action,
+                actor=principal.subject,
+                actor_name=principal.name,
+                target=export_subject(export_id),
+                detail={"reason": reason, **detail},
+                at=self.clock(),
+            )
+        )
+
+    # --- the API ----------------------------------------------------------------------------------------------
+
+    def create(self, request: ExportRequest, principal: Principal, reason: str) -> ExportRecord:
+        principal.require(COMPLIANCE_OFFICER)
+        if request.options.transcripts:
+            raise InvalidInput("transcripts: Verbatim makes no transcripts yet; leave `transcripts` false")
+        if request.options.chats and not self.chats_available:
+            raise InvalidInput("chats: chat capture is not available in this deployment; leave `chats` false")
+        if request.search is not None:
+            self.search_query(request.search.params())  # a bad filter is a 400 now, not a failed export later
+        if request.hold_id is not None and self.hold_active(request.hold_id) is None:
+            raise NotFound(f"no legal hold {request.hold_id}")
+        now = self.clock()
+        export_id = self._ids()
+        selection: dict[str, JsonValue] = (
+            {"recordingIds": list(request.recording_ids)}
+            if request.recording_ids is not None
+            else {"search": dict(request.search.params())}
+            if request.search is not None
+            else {"holdId": request.hold_id}
+        )
+        requester = Requester(subject=principal.subject, name=principal.name)
+        entry = self.log.append(
+            "export.created",
+            export_subject(export_id),
+            {
+                "reason": reason,
+                "title": request.title,
+                "selection": _digest_selection(selection),
+                "options": request.options.model_dump(mode="json", by_alias=True),
+                "requested_by_name": principal.name,
+            },
+            actor=principal.subject,
+            idempotency_key=f"export.created:{export_id}",
+        )
+        record = ExportRecord(
+            id=export_id,
+            status="queued",
+            title=request.title,
+            requested_by=requester,
+            reason=reason,
+            selection=selection,
+            options=request.options,
+            created_at=format_datetime(now),
+            expires_at=format_datetime(now + timedelta(days=self.retention_days)),
+            progress=ExportProgress(stage="planning", export_id=export_id),
+            created_seq=entry.seq,
+        )
+        self.store.create(record)
+        self._audit(principal, "export.create", export_id, reason, selection=_digest_selection(selection))
+        return record
+
+    def _get(self, export_id: str) -> ExportRecord:
+        record = self.store.get(export_id)
+        if record is None:
+            raise NotFound(f"no export {export_id}")
+        return record
+
+    def view(self, export_id: str, principal: Principal, reason: str | None) -> ExportView:
+        principal.require(*READERS)
+        self._audit(principal, "export.read", export_id, reason)
+        return self._view(self._get(export_id))
+
+    def _view(self, record: ExportRecord) -> ExportView:
+        held = False
+        hold = record.selection.get("holdId")
+        if isinstance(hold, str):
+            held = bool(self.hold_active(hold))
+        download = f"{self.base_path}/exports/{record.id}/package" if record.status == "completed" else None
+        return ExportView(export=record, held=held, download=download)
+
+    def recent(self, principal: Principal, reason: str | None, limit: int = 100) -> ExportList:
+        principal.require(*READERS)
+        self.audit.record(
+            AuditEvent(category="access", action="export.list", actor=principal.subject, actor_name=principal.name)
+        )
+        return ExportList(items=self.store.recent(limit))
+
+    def download(self, export_id: str, range_header: str | None, principal: Principal, reason: str) -> Download:
+        """A part of the package (at most `chunk_bytes`): 206 with Content-Range, 416 beyond the end; without a
+        Range header the whole package if it fits in one part, else 413."""
+        principal.require(COMPLIANCE_OFFICER)
+        record = self._get(export_id)
+        if record.status != "completed" or record.result is None:
+            raise Conflict(f"export {export_id} is {record.status}: there is no package to download")
+        size = record.result.package_bytes
+        answer = parse_range(range_header, size, self.chunk_bytes)
+        hour = self.clock().strftime("%Y%m%dT%H")
+        digest = hashlib.sha256(f"{export_id}\n{reason}".encode()).hexdigest()[:24]
+        self.log.append(
+            "export.downloaded",
+            export_subject(export_id),
+            {"reason": reason, "actor_name": principal.name, "package_bytes": size},
+            actor=principal.subject,
+            idempotency_key=f"export.downloaded:{principal.subject}:{digest}:{hour}",
+        )
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'attachment; filename="verbatim-export-{export_id}.zip"',
+            "X-Package-Manifest-SHA256": record.result.package_manifest_sha256,
+        }
+        if isinstance(answer, Unsatisfiable):
+            self._audit(principal, "export.download", export_id, reason, range=range_header)
+            return Download(416, {**headers, "Content-Range": answer.content_range}, b"")
+        if answer is None and size > self.chunk_bytes:
+            raise RangeRequired(f"the package is {size} bytes; download it in parts with Range headers (bytes=0-)")
+        part = answer if isinstance(answer, ByteRange) else ByteRange(0, max(0, size - 1))
+        self._audit(principal, "export.download", export_id, reason, range=part.content_range(size))
+        data = self.work_store.read(record.result.package_blob, offset=part.start, length=part.length) if size else b""
+        headers["Content-Type"] = "application/zip"
+        if answer is None:
+            return Download(200, headers, data)
+        return Download(206, {**headers, "Content-Range": part.content_range(size)}, data)
+
+    def delete(self, export_id: str, principal: Principal, reason: str) -> ExportRecord:
+        principal.require(COMPLIANCE_OFFICER)
+        record = self._get(export_id)
+        if record.status in ("queued", "running"):
+            raise Conflict(f"export {export_id} is still {record.status}; delete it once it has finished")
+        if record.status in ("deleted", "expired"):
+            return record
+        return self._remove(record, "deleted", reason, principal)
+
+    def _remove(self, record: ExportRecord, status: str, reason: str, principal: Principal | None) -> ExportRecord:
+        work = self.work(record.id)
+        work.store.delete(work.package_blob)
+        work.clear()
+        now = self.clock()
+        self.log.append(
+            "export.deleted",
+            export_subject(record.id),
+            {"reason": reason, "status": status, "package_bytes": record.result.package_bytes if record.result else 0},
+            actor=principal.subject if principal else None,
+            idempotency_key=f"export.deleted:{record.id}",
+        )
+        deleted_by = Requester(subject=principal.subject, name=principal.name) if principal else None
+        return self.store.update(
+            record.id,
+            lambda r: r.model_copy(
+                update={"status": status, "deleted_at": format_datetime(now), "deleted_by": deleted_by}
+            ),
+        )
+
+    def sweep(self) -> list[str]:
+        """Expire packages past their date, except those whose legal hold is still active; returns the ids."""
+        now = self.clock()
+        expired = []
+        for record in self.store.expiring(format_datetime(now)):
+            hold = record.selection.get("holdId")
+            if isinstance(hold, str) and self.hold_active(hold):
+                continue
+            self._remove(record, "expired", f"export retention of {self.retention_days} days ended", None)
+            expired.append(record.id)
+        return expired
+
+    # --- the orchestration's steps ------------------------------------------------------------------------
+
+    def progress(self, export_id: str, stage: ExportStage, total: int, done: int, media_bytes: int = 0) -> None:
+        progress = ExportProgress(stage=stage, export_id=export_id, total=total, done=done, media_bytes=media_bytes)
+        self.store.update(
+            export_id,
+            lambda r: r.model_copy(update={"progress": progress, "status": "running" if r.status == "queued" else r.status}),
+        )
+
+    def plan(self, export_id: str) -> ExportPlan:
+        """Resolve the selection into recordings (sealed ones, oldest first) and keep the list in the work area."""
+        record = self._get(export_id)
+        work = self.work(export_id)
+        existing = work.plan()
+        if existing is None:
+            existing = self._resolve(record)
+            if len(existing.recording_ids) > MAX_RECORDINGS:
+                raise InvalidInput(f"an export holds at most {MAX_RECORDINGS} recordings; narrow the selection")
+            work.save_plan(existing)
+        self.progress(export_id, "attesting", len(existing.recording_ids), 0)
+        return ExportPlan(export_id=export_id, total=len(existing.recording_ids))
+
+    def _resolve(self, record: ExportRecord) -> PlanFile:
+        selection = record.selection
+        candidates: list[RecordingRecord | str] = []
+        ids = selection.get("recordingIds")
+        search = selection.get("search")
+        hold = selection.get("holdId")
+        if isinstance(ids, list):
+            for value in ids:
+                found = self.sources.record(str(value))
+                candidates.append(found if found is not None else str(value))
+        elif isinstance(search, dict):
+            params = {str(k): str(v) for k, v in search.items()}
+            continuation: str | None = None
+            while True:
+                query = self.search_query({**params, "limit": str(SEARCH_PAGE), "continuation": continuation or ""})
+                items, continuation = self.index.search(query)
+                for item in items:
+                    found = self.sources.record(item.id)
+                    candidates.append(found if found is not None else item.id)
+                if not continuation:
+                    break
+        elif isinstance(hold, str):
+            candidates.extend(self.held_recordings(hold))
+        included: list[RecordingRecord] = []
+        excluded: list[Excluded] = []
+        seen: set[str] = set()
+        for candidate in candidates:
+            if isinstance(candidate, str):
+                excluded.append(Excluded(recording_id=candidate, reason="no such recording"))
+                continue
+            if candidate.id in seen:
+                continue
+            seen.add(candidate.id)
+            if candidate.status != "sealed" or candidate.seal is None:
+                excluded.append(Excluded(recording_id=candidate.id, reason=f"not sealed (status {candidate.status})"))
+                continue
+            included.append(candidate)
+        included.sort(key=lambda r: (format_datetime(r.facts.started_at) if r.facts.started_at else "", r.id))
+        return PlanFile(recording_ids=[r.id for r in included], excluded=excluded)
+
+    def attest(self, batch: ExportBatch) -> int:
+        record = self._get(batch.export_id)
+        work = self.work(batch.export_id)
+        plan = work.plan()
+        if plan is None:
+            raise RuntimeError(f"export {batch.export_id} has no plan")
+        for position in range(batch.first, min(batch.end, len(plan.recording_ids))):
+            recording_id = plan.recording_ids[position]
+            attest_recording(self.log, self.sources, work, record, position, recording_id)
+            self.audit.record(
+                AuditEvent(
+                    category="access",
+                    action="recording.export",
+                    actor=record.requested_by.subject,
+                    actor_name=record.requested_by.name,
+                    target=f"recording:{recording_id}",
+                    detail={"export": record.id, "reason": record.reason},
+                    event_id=f"recording.export:{record.id}:{recording_id}",
+                    at=self.clock(),
+                )
+            )
+        self.progress(batch.export_id, "attesting", len(plan.recording_ids), min(batch.end, len(plan.recording_ids)))
+        return min(batch.end, len(plan.recording_ids)) - batch.first
+
+    def checkpoint(self, export_id: str) -> int:
+        """Sign a checkpoint covering every `exported` entry of the export; returns its tree size."""
+        note = self.log.checkpoint()
+        if note is None:
+            raise RuntimeError("the ledger is empty")
+        size = self.log.verify_checkpoint(note)
+        record = self._get(export_id)
+        work = self.work(export_id)
+        plan = work.plan()
+        total = len(plan.recording_ids) if plan else 0
+        for position in range(total):
+            snapshot = work.snapshot(position)
+            if snapshot is not None and max(snapshot.exported) >= size:
+                raise RuntimeError(f"checkpoint {size} does not cover recording {position}'s exported entry")
+        self.progress(record.id, "packaging", total, 0)
+        return size
+
+    def package(self, batch: ExportBatch) -> list[PartSummary]:
+        record = self._get(batch.export_id)
+        work = self.work(batch.export_id)
+        at = _parse(record.created_at)
+        return [
+            package_recording(self.log, self.media, work, record, position, batch.checkpoint_size, at)
+            for position in range(batch.first, batch.end)
+        ]
+
+    def assemble(self, export_id: str, total: int, checkpoint_size: int) -> ExportResult:
+        record = self._get(export_id)
+        if record.status == "completed" and record.result is not None:
+            return record.result
+        work = self.work(export_id)
+        plan = work.plan()
+        if plan is None:
+            raise RuntimeError(f"export {export_id} has no plan")
+        self.progress(export_id, "assembling", total, total)
+        parts: list[PartRecord] = []
+        for position in range(total):
+            part = work.part(position)
+            if part is None:
+                raise RuntimeError(f"export {export_id}: recording {position} was not packaged")
+            parts.append(part)
+        assembled = assemble_package(self.log, work, record, plan, parts, checkpoint_size, _parse(record.created_at))
+        result = assembled.result
+        entry = self.log.append(
+            "export.completed",
+            export_subject(export_id),
+            {
+                "package_manifest_sha256": result.package_manifest_sha256,
+                "package_bytes": result.package_bytes,
+                "recordings": result.recordings,
+                "files": result.files,
+                "checkpoint_size": checkpoint_size,
+            },
+            actor=record.requested_by.subject,
+            idempotency_key=f"export.completed:{export_id}",
+        )
+        now = format_datetime(self.clock())
+        done = ExportProgress(
+            stage="completed", export_id=export_id, total=total, done=total, media_bytes=result.media_bytes
+        )
+        self.store.update(
+            export_id,
+            lambda r: r.model_copy(
+                update={
+                    "status": "completed",
+                    "result": result,
+                    "completed_seq": entry.seq,
+                    "finished_at": now,
+                    "progress": done,
+                }
+            ),
+        )
+        work.clear()
+        return result
+
+    def fail(self, export_id: str, error: str) -> None:
+        self.log.append(
+            "export.failed",
+            export_subject(export_id),
+            {"error": error[:2000]},
+            idempotency_key=f"export.failed:{export_id}",
+        )
+        now = format_datetime(self.clock())
+        self.store.update(
+            export_id,
+            lambda r: r.model_copy(
+                update={
+                    "status": "failed",
+                    "error": error[:2000],
+                    "finished_at": now,
+                    "progress": r.progress.model_copy(update={"stage": "failed"}),
+                }
+            ),
+        )
+        work = self.work(export_id)
+        work.clear()
+
+
+def _digest_selection(selection: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """What the ledger keeps of a selection: ids are counted and hashed (a list of 10,000 ids would not fit)."""
+    ids = selection.get("recordingIds")
+    if isinstance(ids, list):
+        joined = "\n".join(str(i) for i in ids)
+        return {"recordingIds": len(ids), "sha256": hashlib.sha256(joined.encode()).hexdigest()}
+    return dict(selection)
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -1,0 +1,623 @@
+#!/usr/bin/env python3
+"""Verify a Verbatim export package offline: one file beside standalone_verifier.py, the Python standard library
+and `cryptography` (a progress bar from `tqdm` when it happens to be installed).
+
+    python3 verify_export.py PACKAGE [--key VKEY ...] [--key-file FILE] [--fingerprint SHA256 ...] [--quiet] [--json]
+
+PACKAGE is the ZIP, or the folder it was unpacked into. Checked, each problem reported with a stable code:
+
+  package   package-manifest.json is signed (package-manifest.sig, a C2SP signed note) by a trusted key; every file
+            it lists is there with its size and SHA-256, and no other file is
+  ledger    ledger/checkpoint and every proof's checkpoint are signed by a trusted key; every entry of every audit
+            trail is in the log (its C2SP tlog-proof leads to the checkpoint's root) and is the entry the proof holds
+  evidence  each recording's manifest.json is the one its `sealed` ledger entry records, and each media file is the
+            one the entry (evidence, access copy) or the sealed manifest (capture) records — byte for byte
+  trail     each recording's audit trail is complete up to this export: the `exported` entry lists every earlier
+            entry about the recording (by index, with a digest) and each must be in the package
+
+Trust: keys given with --key/--key-file; else the package's keys/log.vkey, limited to --fingerprint when given (the
+SHA-256 of the key's DER public key). Keys taken from the package itself are reported as such: they show the package
+is consistent, not who made it — compare their fingerprints with ones obtained separately.
+
+Exit status: 0 verified; 1 not verified; 2 could not verify (arguments, unreadable package, malformed key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import re
+import sys
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from cryptography.hazmat.primitives import serialization
+
+
+def _ledger_verifier() -> Any:
+    """standalone_verifier.py beside this file (as shipped in a package), else Verbatim's own copy."""
+    sibling = Path(__file__).resolve().with_name("standalone_verifier.py")
+    if sibling.exists():
+        spec = importlib.util.spec_from_file_location("standalone_verifier", sibling)
+        if spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            sys.modules.setdefault("standalone_verifier", module)
+            spec.loader.exec_module(module)
+            return module
+    from verbatim.ledger import standalone_verifier
+
+    return standalone_verifier
+
+
+sv = _ledger_verifier()
+Failed: Any = sv.Failed
+Unusable: Any = sv.Unusable
+
+MANIFEST = "package-manifest.json"
+SIGNATURE = "package-manifest.sig"
+SIGNATURE_HEADER = "verbatim-export-manifest/v1"
+FORMAT = "verbatim-export/1"
+READ = 1024 * 1024
+EXIT_VERIFIED, EXIT_NOT_VERIFIED, EXIT_UNUSABLE = 0, 1, 2
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe(text: str, limit: int = 80) -> str:
+    """The package's rule for a path component made from an id (verbatim.exports.names.safe)."""
+    cleaned = _UNSAFE.sub("_", text).strip(".")[:limit]
+    return cleaned or "_"
+
+
+# --- reading a package: a ZIP or a folder ---
+
+
+class Package:
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def open(self, name: str) -> IO[bytes]:
+        raise NotImplementedError
+
+    def size(self, name: str) -> int:
+        raise NotImplementedError
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as handle:
+            return handle.read()
+
+
+class ZipPackage(Package):
+    def __init__(self, path: Path) -> None:
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile) as error:
+            raise Unusable(f"cannot open {path} as a ZIP: {error}") from None
+        self._infos = {i.filename: i for i in self.zip.infolist() if not i.is_dir()}
+
+    def names(self) -> list[str]:
+        return sorted(self._infos)
+
+    def open(self, name: str) -> IO[bytes]:
+        return self.zip.open(self._infos[name])
+
+    def size(self, name: str) -> int:
+        return self._infos[name].file_size
+
+
+class FolderPackage(Package):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def names(self) -> list[str]:
+        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+
+    def open(self, name: str) -> IO[bytes]:
+        return (self.root / name).open("rb")
+
+    def size(self, name: str) -> int:
+        return (self.root / name).stat().st_size
+
+
+def open_package(path: Path) -> Package:
+    if path.is_dir():
+        return FolderPackage(path)
+    if path.is_file():
+        return ZipPackage(path)
+    raise Unusable(f"{path} is neither a file nor a folder")
+
+
+# --- progress ---
+
+
+class Progress:
+    """Bytes hashed so far: tqdm's bar when tqdm is installed, else a line on stderr now and then."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, 0, enabled
+        self._bar: Any = None
+        self._last = 0.0
+        if enabled:
+            try:
+                from tqdm import tqdm  # optional: the verifier needs only cryptography
+
+                self._bar = tqdm(total=total, unit="B", unit_scale=True, desc="hashing", file=sys.stderr)
+            except ImportError:
+                self._bar = None
+
+    def add(self, count: int) -> None:
+        self.done += count
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(count)
+            return
+        now = time.monotonic()
+        if now - self._last >= 1.0:
+            self._last = now
+            share = self.done / self.total if self.total else 1.0
+            print(f"hashing: {share:6.1%} of {self.total / 1e6:.1f} MB", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# --- the report ---
+
+
+@dataclass
+class Report:
+    findings: list[Any] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, code: str, message: str) -> None:
+        self.findings.append(Failed(code, message))
+
+    @property
+    def verified(self) -> bool:
+        return not self.findings
+
+    def as_text(self, quiet: bool) -> str:
+        out = [] if quiet else [f"ok    {line}" for line in self.lines]
+        out += [f"FAIL  {f.code}: {f.message}" for f in self.findings]
+        if not quiet or not self.verified:
+            out.append("VERIFIED" if self.verified else f"NOT VERIFIED ({len(self.findings)} finding(s))")
+        return "\n".join(out)
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "verifier": "verbatim-export-verifier/1",
+                "verified": self.verified,
+                "findings": [{"code": f.code, "message": f.message} for f in self.findings],
+                **self.facts,
+            },
+            indent=2,
+        )
+
+
+# --- keys ---
+
+
+def fingerprint(key: Any) -> str:
+    der = key.public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def trusted_keys(args: argparse.Namespace, package: Package, report: Report) -> list[Any]:
+    texts = list(args.key or [])
+    for path in args.key_file or []:
+        try:
+            texts += [line for line in Path(path).read_text().splitlines() if line.strip()]
+        except OSError as error:
+            raise Unusable(f"cannot read {path}: {error.strerror}") from None
+    source = "given"
+    if not texts:
+        source = "package"
+        try:
+            texts = [line for line in package.read("keys/log.vkey").decode().splitlines() if line.strip()]
+        except (KeyError, OSError, UnicodeDecodeError):
+            raise Unusable("no trusted key: the package has no keys/log.vkey; pass --key VKEY") from None
+    keys = [sv.parse_vkey(text) for text in texts]
+    pins = {p.lower() for p in args.fingerprint or []}
+    if pins:
+        keys = [k for k in keys if fingerprint(k) in pins]
+        if not keys:
+            raise Unusable("none of the keys has a fingerprint given with --fingerprint")
+        source = "pinned"
+    for key in keys:
+        report.lines.append(f"trusted key {key.describe()}, fingerprint {fingerprint(key)} ({source})")
+    if source == "package":
+        report.lines.append(
+            "the keys come from the package itself: compare their fingerprints with ones the producer published"
+        )
+    report.facts["keys"] = [{"vkey": k.text, "fingerprint": fingerprint(k), "source": source} for k in keys]
+    return keys
+
+
+# --- the checks ---
+
+
+class Verifier:
+    def __init__(self, package: Package, keys: list[Any], report: Report, progress: Callable[[int], Progress]) -> None:
+        self.package = package
+        self.keys = keys
+        self.report = report
+        self.make_progress = progress
+        self.present = set(package.names())
+        self.hashes: dict[str, tuple[int, str]] = {}
+        self.sealed_hashes: dict[str, str] = {}  # SHA-256 of every sealed media object -> which recording's what
+        self.checkpoints: dict[bytes, Any] = {}
+        self.leaves: dict[int, bytes] = {}  # leaf hash of every proven entry, by index
+
+    def fail(self, code: str, message: str) -> None:
+        self.report.fail(code, message)
+
+    # files
+
+    def hash_files(self, names: list[str]) -> None:
+        todo = [n for n in names if n in self.present and n not in self.hashes]
+        progress = self.make_progress(sum(self.package.size(n) for n in todo))
+        try:
+            for name in todo:
+                digest, size = hashlib.sha256(), 0
+                with self.package.open(name) as handle:
+                    while chunk := handle.read(READ):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        progress.add(len(chunk))
+                self.hashes[name] = (size, digest.hexdigest())
+        finally:
+            progress.close()
+
+    def check_manifest_signature(self) -> dict[str, Any] | None:
+        if MANIFEST not in self.present:
+            self.fail("package.manifest_missing", f"{MANIFEST} is not in the package")
+            return None
+        data = self.package.read(MANIFEST)
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            manifest = json.loads(data)
+        except ValueError:
+            self.fail("package.manifest_malformed", f"{MANIFEST} is not JSON")
+            return None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            self.fail("package.manifest_malformed", f"{MANIFEST} is not a {FORMAT} manifest")
+            return None
+        if SIGNATURE not in self.present:
+            self.fail("package.unsigned", f"{SIGNATURE} is not in the package")
+            return manifest
+        try:
+            text, signers = sv.open_note(self.package.read(SIGNATURE), self.keys)
+        except Failed as finding:
+            self.fail(f"package.{finding.code}", f"{SIGNATURE}: {finding.message}")
+            return manifest
+        expected = f"{SIGNATURE_HEADER}\n{manifest.get('exportId')}\n{digest}\n"
+        if text != expected:
+            self.fail(
+                "package.signature_mismatch",
+                f"{SIGNATURE} signs another manifest (it names {text.splitlines()[1:3]}; {MANIFEST} hashes to {digest})",
+            )
+        else:
+            who = ", ".join(k.describe() for k in signers)
+            self.report.lines.append(f"{MANIFEST} (SHA-256 {digest}) is signed by {who}")
+        return manifest
+
+    def check_files(self, manifest: dict[str, Any]) -> None:
+        listed = {f["path"]: f for f in manifest.get("files", []) if isinstance(f, dict) and "path" in f}
+        self.hash_files(sorted(listed))
+        for path, entry in sorted(listed.items()):
+            if path not in self.present:
+                self.fail("file.missing", f"{path} is listed in {MANIFEST} but not in the package")
+                continue
+            size, digest = self.hashes[path]
+            if size != entry.get("bytes"):
+                self.fail("file.size_mismatch", f"{path} has {size} bytes; {MANIFEST} lists {entry.get('bytes')}")
+            elif digest != entry.get("sha256"):
+                self.fail("file.hash_mismatch", f"{path} hashes to {digest}; {MANIFEST} lists {entry.get('sha256')}")
+        for path in sorted(self.present - set(listed) - {MANIFEST, SIGNATURE}):
+            self.fail("file.unlisted", f"{path} is in the package but not listed in {MANIFEST} (it was added)")
+        self.report.lines.append(f"{len(listed)} files listed in {MANIFEST} checked")
+
+    # ledger
+
+    def open_checkpoint(self, note: bytes, where: str) -> Any | None:
+        if note in self.checkpoints:
+            return self.checkpoints[note]
+        try:
+            checkpoint = sv.open_checkpoint(note, self.keys, None)
+        except Failed as finding:
+            self.fail(finding.code, f"{where}: {finding.message}")
+            checkpoint = None
+        self.checkpoints[note] = checkpoint
+        return checkpoint
+
+    def proven_entries(self, trail_path: str, proofs_dir: str, subject: str) -> dict[int, dict[str, Any]]:
+        """The entries of an audit trail that their proofs lead to a trusted checkpoint from, by index."""
+        lines: list[bytes] = []
+        if trail_path in self.present:
+            lines = [line for line in self.package.read(trail_path).split(b"\n") if line]
+        else:
+            self.fail("trail.missing", f"{trail_path} is not in the package")
+        by_bytes = {line: n for n, line in enumerate(lines, 1)}
+        seen_lines: set[bytes] = set()
+        proven: dict[int, dict[str, Any]] = {}
+        prefix = proofs_dir + "/"
+        for name in sorted(n for n in self.present if n.startswith(prefix) and n.endswith(".tlog-proof")):
+            try:
+                proof = sv.parse_tlog_proof(self.package.read(name))
+            except Failed as finding:
+                self.fail(finding.code, f"{name}: {finding.message}")
+                continue
+            if name != f"{prefix}{proof.index}.tlog-proof":
+                self.fail("proof.misnamed", f"{name} proves entry {proof.index}")
+            checkpoint = self.open_checkpoint(proof.checkpoint, name)
+            if checkpoint is None or proof.extra is None:
+                if proof.extra is None:
+                    self.fail("proof.no_entry", f"{name} carries no entry")
+                continue
+            try:
+                sv.verify_inclusion(
+                    proof.index, checkpoint.size, sv.leaf_hash(proof.extra), proof.hashes, checkpoint.root
+                )
+            except Failed as finding:
+                self.fail(finding.code, f"{name}: {finding.message} (the proof or its entry was altered)")
+                continue
+            if proof.extra not in by_bytes:
+                self.fail(
+                    "trail.entry_mismatch",
+                    f"{trail_path} has no line equal to ledger entry {proof.index} (proven by {name}): the line was "
+                    "altered or removed",
+                )
+            seen_lines.add(proof.extra)
+            try:
+                entry = json.loads(proof.extra)
+            except ValueError:
+                self.fail("entry.malformed", f"ledger entry {proof.index} ({name}) is not JSON")
+                continue
+            if entry.get("subject") != subject:
+                self.fail("trail.wrong_subject", f"ledger entry {proof.index} is about {entry.get('subject')!r}")
+                continue
+            proven[proof.index] = entry
+            self.leaves[proof.index] = sv.leaf_hash(proof.extra)
+        for line, number in by_bytes.items():
+            if line not in seen_lines:
+                self.fail(
+                    "trail.entry_unproven",
+                    f"{trail_path} line {number} is not a ledger entry any proof in {proofs_dir}/ proves (altered, "
+                    "or its proof was removed)",
+                )
+        return proven
+
+    # recordings
+
+    def check_recording(self, row: dict[str, Any], export_id: str, options: dict[str, Any]) -> None:
+        recording_id, folder = row.get("recordingId"), row.get("folder")
+        if not isinstance(recording_id, str) or not isinstance(folder, str):
+            self.fail("package.manifest_malformed", "a recording without recordingId or folder")
+            return
+        what = f"recording {recording_id}"
+        entries = self.proven_entries(f"{folder}/audit-trail.jsonl", f"{folder}/proofs", f"recording:{recording_id}")
+        self.check_trail(what, folder, entries, export_id)
+        sealed = {i: e for i, e in entries.items() if e.get("kind") == "sealed"}
+        if not sealed:
+            self.fail("evidence.not_sealed", f"{what}: no proven `sealed` entry in its audit trail")
+            return
+        manifests = sorted(
+            n
+            for n in self.present
+            if n == f"{folder}/manifest.json" or re.fullmatch(re.escape(folder) + r"/part-[0-9]+/manifest\.json", n)
+        )
+        self.hash_files(manifests)
+        matched: set[int] = set()
+        for name in manifests:
+            size, digest = self.hashes[name]
+            index = next((i for i, e in sealed.items() if _manifest_sha(e) == digest), None)
+            if index is None:
+                recorded = ", ".join(f"{_manifest_sha(e)} (entry {i})" for i, e in sorted(sealed.items()))
+                self.fail(
+                    "evidence.manifest_mismatch",
+                    f"{what}: {name} hashes to {digest}; the sealed ledger entries record {recorded}",
+                )
+                continue
+            matched.add(index)
+            self.check_media(what, name.rsplit("/", 1)[0], self.package.read(name), sealed[index], options)
+        for index in sorted(set(sealed) - matched):
+            if not any(self.hashes[m][1] == _manifest_sha(sealed[index]) for m in manifests):
+                self.fail(
+                    "evidence.manifest_missing",
+                    f"{what}: the manifest sealed by ledger entry {index} ({_manifest_sha(sealed[index])}) is not in "
+                    "the package",
+                )
+
+    def check_media(self, what: str, base: str, data: bytes, sealed: dict[str, Any], options: dict[str, Any]) -> None:
+        try:
+            manifest = json.loads(data)
+        except ValueError:
+            self.fail("evidence.manifest_malformed", f"{what}: {base}/manifest.json is not JSON")
+            return
+        details = sealed.get("details", {})
+        expected: list[tuple[str, Any, str]] = []  # (path, sha256, by)
+        if options.get("evidence", True):
+            for track in details.get("evidence", []):
+                expected.append(
+                    (f"{base}/media/evidence-{safe(str(track.get('track')))}.flac", track.get("sha256"), "ledger")
+                )
+            capture = manifest.get("capture_manifest")
+            if isinstance(capture, dict):
+                expected.append((f"{base}/media/capture.json", capture.get("sha256"), "manifest"))
+        access = details.get("access_copy")
+        if options.get("accessCopies", True) and isinstance(access, dict):
+            expected.append((f"{base}/media/access-copy.ogg", access.get("sha256"), "ledger"))
+        self.hash_files([path for path, _, _ in expected])
+        for path, sha, by in expected:
+            if path not in self.present:
+                self.fail("evidence.media_missing", f"{what}: {path} is not in the package")
+                continue
+            size, digest = self.hashes[path]
+            if digest == sha:
+                continue
+            source = "its sealed ledger entry" if by == "ledger" else "its sealed manifest"
+            other = self.sealed_hashes.get(digest)
+            hint = f" — it is {other}" if other else ""
+            self.fail(
+                "evidence.media_mismatch",
+                f"{what}: {path} ({size} bytes) hashes to {digest}; {source} records {sha}{hint}",
+            )
+
+    def check_trail(self, what: str, folder: str, entries: dict[int, dict[str, Any]], export_id: str) -> None:
+        exported = sorted(
+            i
+            for i, e in entries.items()
+            if e.get("kind") == "exported" and e.get("details", {}).get("export_id") == export_id
+        )
+        if not exported:
+            self.fail(
+                "trail.no_export_entry",
+                f"{what}: the audit trail has no proven `exported` entry of export {export_id} to check it against",
+            )
+            return
+        last = exported[-1]
+        attested = entries[last].get("details", {}).get("trail", {})
+        ours = set(exported)
+        before = sorted(i for i in entries if i < last and i not in ours)
+        listed = attested.get("indexes")
+        if isinstance(listed, list):
+            for index in sorted(set(listed) - set(before)):
+                self.fail(
+                    "trail.entry_missing",
+                    f"{what}: ledger entry {index}, listed in the audit trail by the `exported` entry {last}, is not in "
+                    f"{folder}/audit-trail.jsonl with its proof",
+                )
+            for index in sorted(set(before) - set(listed)):
+                self.fail("trail.entry_unattested", f"{what}: entry {index} is not among those entry {last} lists")
+        digest = hashlib.sha256()
+        for index in before:
+            digest.update(index.to_bytes(8, "big") + self.leaves[index])
+        count_ok = attested.get("count") == len(before)
+        if not count_ok and not isinstance(listed, list):
+            self.fail(
+                "trail.count_mismatch",
+                f"{what}: {len(before)} entries before the `exported` entry {last}, which records {attested.get('count')}",
+            )
+        elif count_ok and digest.hexdigest() != attested.get("sha256"):
+            self.fail(
+                "trail.digest_mismatch",
+                f"{what}: the audit trail before entry {last} does not hash to the digest that entry records",
+            )
+        else:
+            self.report.lines.append(
+                f"{what}: audit trail of {len(before)} entries complete up to its `exported` entry {last}"
+            )
+
+    def check_export_entry(self, manifest: dict[str, Any]) -> None:
+        export_id = manifest.get("exportId")
+        if manifest.get("createdEntry") is None:
+            return
+        entries = self.proven_entries("export/audit-trail.jsonl", "export/proofs", f"export:{export_id}")
+        created = entries.get(manifest["createdEntry"])
+        if created is None:
+            self.fail("export.entry_missing", f"the export's `export.created` ledger entry {manifest['createdEntry']} is not proven")
+        elif created.get("details", {}).get("reason") != manifest.get("reason"):
+            self.fail("export.reason_mismatch", "the reason in package-manifest.json is not the one the ledger recorded")
+
+    def run(self) -> None:
+        manifest = self.check_manifest_signature()
+        if manifest is None:
+            return
+        export_id = manifest.get("exportId")
+        self.report.facts["exportId"] = export_id
+        self.check_files(manifest)
+        if "ledger/checkpoint" in self.present:
+            checkpoint = self.open_checkpoint(self.package.read("ledger/checkpoint"), "ledger/checkpoint")
+            if checkpoint is not None:
+                self.report.lines.append(
+                    f"checkpoint of {checkpoint.origin}: {checkpoint.size} entries, signed by "
+                    + ", ".join(k.describe() for k in checkpoint.signed_by)
+                )
+        else:
+            self.fail("ledger.checkpoint_missing", "ledger/checkpoint is not in the package")
+        rows = [r for r in manifest.get("recordings", []) if isinstance(r, dict)]
+        for row in rows:  # every sealed hash first, to name swapped media
+            self.index_sealed(row)
+        options: dict[str, Any] = manifest["options"] if isinstance(manifest.get("options"), dict) else {}
+        for row in rows:
+            self.check_recording(row, str(export_id), options)
+        self.check_export_entry(manifest)
+        self.report.facts["recordings"] = len(rows)
+        self.report.lines.append(f"{len(rows)} recording(s) checked")
+
+    def index_sealed(self, row: dict[str, Any]) -> None:
+        folder = row.get("folder")
+        path = f"{folder}/audit-trail.jsonl"
+        if path not in self.present:
+            return
+        for line in self.package.read(path).split(b"\n"):
+            try:
+                entry = json.loads(line) if line else None
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("kind") == "sealed":
+                details = entry.get("details", {})
+                for track in details.get("evidence", []):
+                    self.sealed_hashes[str(track.get("sha256"))] = f"the evidence of recording {row.get('recordingId')}"
+                access = details.get("access_copy")
+                if isinstance(access, dict):
+                    self.sealed_hashes[str(access.get("sha256"))] = f"the access copy of recording {row.get('recordingId')}"
+
+
+def _manifest_sha(entry: dict[str, Any]) -> str | None:
+    manifest = entry.get("details", {}).get("manifest")
+    return manifest.get("sha256") if isinstance(manifest, dict) else None
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(
+        prog="verify_export.py",
+        description="Verify a Verbatim export package offline (the ZIP or its unpacked folder).",
+        epilog="Exit status: 0 verified, 1 not verified (findings printed), 2 could not verify.",
+    )
+    main_parser.add_argument("package", help="the export ZIP, or the folder it was unpacked into")
+    main_parser.add_argument("--key", action="append", metavar="VKEY", help="a trusted ledger key (repeatable)")
+    main_parser.add_argument("--key-file", action="append", metavar="FILE", help="trusted ledger keys, one per line")
+    main_parser.add_argument(
+        "--fingerprint", action="append", metavar="SHA256", help="trust only the package key with this fingerprint"
+    )
+    main_parser.add_argument("--quiet", "-q", action="store_true", help="no progress; print only problems")
+    main_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return main_parser
+
+
+def verify(
+    path: Path,
+    args: argparse.Namespace,
+    progress: Callable[[int], Progress] | None = None,
+) -> Report:
+    report = Report()
+    package = open_package(path)
+    keys = trusted_keys(args, package, report)
+    show = not args.quiet and not args.json
+    Verifier(package, keys, report, progress or (lambda total: Progress(total, show))).run()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        report = verify(Path(args.package), args)
+    except Unusable as error:
+        print(f"cannot verify: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(report.as_json() if args.json else report.as_text(args.quiet))
+    return EXIT_VERIFIED if report.verified else EXIT_NOT_VERIFIED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""An export's work area in the `exports` container, beside its package: the plan (the recordings, in order),
+each recording's snapshot (after attesting) and part (after packaging). Each is written once its step is done,
+so a step that finds its output already there returns it: a retried activity or a restarted host repeats
+nothing that finished. The assembly removes the work area once the package is committed.
+
+    <export id>/package.zip            the package (block blob: one segment of blocks per recording, then the end)
+    <export id>/work/plan.json         recording ids in package order, and what was left out and why
+    <export id>/work/snapshot/<n>.json what attesting recording n saw
+    <export id>/work/part/<n>.json     where recording n's entries are in its segment, and its blocks
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from verbatim.contracts import Contract, contract
+from verbatim.contracts.exports import PackagedRecording, PartSummary
+from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.reconciliation import Verdict
+from verbatim.exports.zip64 import ZipEntry
+from verbatim.platform.blobs import BlobNotFound, BlobStore
+
+PACKAGE_NAME = "package.zip"
+
+
+class Excluded(Contract):
+    recording_id: str
+    reason: str
+
+
+@contract("exports.plan-file", 1)
+class PlanFile(Contract):
+    recording_ids: list[str]
+    excluded: list[Excluded] = Field(default_factory=list)
+
+
+@contract("exports.recording-snapshot", 1)
+class RecordingSnapshot(Contract):
+    position: int
+    recording_id: str
+    record: RecordingRecord
+    verdicts: list[Verdict] = Field(default_factory=list)
+    call_record: dict[str, Any] | None = None
+    trail: list[int]  # indexes of the entries the exported entry attests
+    exported: list[int]  # this export's exported entries for the recording (more than one if the trail moved)
+
+
+@contract("exports.part-record", 1)
+class PartRecord(Contract):
+    position: int
+    recording: PackagedRecording
+    entries: list[ZipEntry]
+    length: int
+    blocks: list[str]
+    media_bytes: int
+
+    def summary(self) -> PartSummary:
+        return PartSummary(
+            position=self.position,
+            recording_id=self.recording.recording_id,
+            length=self.length,
+            media_bytes=self.media_bytes,
+        )
+
+
+class ExportWork:
+    """The work area of one export."""
+
+    def __init__(self, store: BlobStore, export_id: str) -> None:
+        self.store = store
+        self.export_id = export_id
+
+    @property
+    def package_blob(self) -> str:
+        return f"{self.export_id}/{PACKAGE_NAME}"
+
+    def _name(self, *parts: str) -> str:
+        return "/".join((self.export_id, "work", *parts))
+
+    def _read(self, name: str) -> bytes | None:
+        try:
+            return self.store.read(name)
+        except BlobNotFound:
+            return None
+
+    def save_plan(self, plan: PlanFile) -> None:
+        self.store.write(self._name("plan.json"), plan.model_dump_json().encode(), content_type="application/json")
+
+    def plan(self) -> PlanFile | None:
+        data = self._read(self._name("plan.json"))
+        return PlanFile.model_validate_json(data) if data is not None else None
+
+    def save_snapshot(self, snapshot: RecordingSnapshot) -> None:
+        self.store.write(
+            self._name("snapshot", f"{snapshot.position}.json"),
+            snapshot.model_dump_json().encode(),
+            content_type="application/json",
+        )
+
+    def snapshot(self, position: int) -> RecordingSnapshot | None:
+        data = self._read(self._name("snapshot", f"{position}.json"))
+        return RecordingSnapshot.model_validate_json(data) if data is not None else None
+
+    def save_part(self, part: PartRecord) -> None:
+        self.store.write(
+            self._name("part", f"{part.position}.json"), part.model_dump_json().encode(), content_type="application/json"
+        )
+
+    def part(self, position: int) -> PartRecord | None:
+        data = self._read(self._name("part", f"{position}.json"))
+        return PartRecord.model_validate_json(data) if data is not None else None
+
+    def clear(self) -> int:
+        """Remove the work area (not the package); returns how many blobs went."""
+        removed = 0
+        for name in self.store.names(f"{self.export_id}/work/"):
+            removed += self.store.delete(name)
+        return removed

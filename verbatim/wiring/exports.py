@@ -1,0 +1,61 @@
+"""Exports' services, built from the container's adapters: the export store, the work area beside the packages,
+and `ExportService` reading recordings, verdicts, call records, holds and the ledger."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from verbatim.api.service import search_query
+from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.exports.recording import RecordingSources
+from verbatim.exports.service import ExportService
+from verbatim.exports.store import CosmosExportStore
+from verbatim.platform import layout
+from verbatim.platform.blobs import AzureBlobStore
+
+if TYPE_CHECKING:
+    from verbatim.wiring.container import Container
+
+
+class ExportServices:
+    def __init__(self, container: Container) -> None:
+        self._c = container
+
+    @cached_property
+    def store(self) -> CosmosExportStore:
+        return CosmosExportStore(self._c.cosmos(layout.EXPORTS))
+
+    @cached_property
+    def packages(self) -> AzureBlobStore:
+        return AzureBlobStore(self._c.blob_container(layout.EXPORTS_BLOBS))
+
+    def _held(self, hold_id: str) -> list[RecordingRecord]:
+        return self._c.retention.recordings.with_hold(hold_id)
+
+    def _hold_active(self, hold_id: str) -> bool | None:
+        found = self._c.retention.hold_store.get(hold_id)
+        return None if found is None else found.hold.status == "active"
+
+    @cached_property
+    def service(self) -> ExportService:
+        calls = self._c.callrecords
+        return ExportService(
+            store=self.store,
+            log=self._c.ledger,
+            media=self._c.recording_blobs,
+            work_store=self.packages,
+            audit=self._c.audit,
+            index=self._c.recording_index,
+            sources=RecordingSources(
+                record=self._c.recording_finder.get,
+                verdicts=self._c.verdicts,
+                call_record=calls.store.get_raw,
+            ),
+            held_recordings=self._held,
+            hold_active=self._hold_active,
+            search_query=search_query,
+            clock=self._c.clock,
+            retention_days=self._c.settings.export_retention_days,
+            chunk_bytes=self._c.settings.media_chunk_bytes,
+        )
