@@ -421,6 +421,17 @@ class ExportService:
         work.clear()
         return result
 
+    def run_inline(self, export_id: str, batch: int = 16) -> ExportResult:
+        """Every step in this process, in the orchestration's order (the benchmark, tests, a CLI on one machine)."""
+        plan = self.plan(export_id)
+        for first in range(0, plan.total, batch):
+            self.attest(ExportBatch(export_id=export_id, first=first, end=min(plan.total, first + batch)))
+        size = self.checkpoint(export_id)
+        for first in range(0, plan.total, batch):
+            end = min(plan.total, first + batch)
+            self.package(ExportBatch(export_id=export_id, first=first, end=end, checkpoint_size=size))
+        return self.assemble(export_id, plan.total, size)
+
     def fail(self, export_id: str, error: str) -> None:
         self.log.append(
             "export.failed",

@@ -41,18 +41,17 @@ from cryptography.hazmat.primitives import serialization
 
 
 def _ledger_verifier() -> Any:
-    """standalone_verifier.py beside this file (as shipped in a package), else Verbatim's own copy."""
-    sibling = Path(__file__).resolve().with_name("standalone_verifier.py")
-    if sibling.exists():
-        spec = importlib.util.spec_from_file_location("standalone_verifier", sibling)
-        if spec is not None and spec.loader is not None:
-            module = importlib.util.module_from_spec(spec)
-            sys.modules.setdefault("standalone_verifier", module)
-            spec.loader.exec_module(module)
-            return module
-    from verbatim.ledger import standalone_verifier
-
-    return standalone_verifier
+    """standalone_verifier.py beside this file (as shipped in a package), else the one in Verbatim's source tree."""
+    here = Path(__file__).resolve()
+    for candidate in (here.with_name("standalone_verifier.py"), here.parents[1] / "ledger" / "standalone_verifier.py"):
+        if candidate.exists():
+            spec = importlib.util.spec_from_file_location("standalone_verifier", candidate)
+            if spec is not None and spec.loader is not None:
+                module = importlib.util.module_from_spec(spec)
+                sys.modules.setdefault("standalone_verifier", module)
+                spec.loader.exec_module(module)
+                return module
+    raise ImportError("standalone_verifier.py is not beside verify_export.py")
 
 
 sv = _ledger_verifier()
@@ -615,7 +614,9 @@ def main(argv: list[str] | None = None) -> int:
     except Unusable as error:
         print(f"cannot verify: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
-    print(report.as_json() if args.json else report.as_text(args.quiet))
+    output = report.as_json() if args.json else report.as_text(args.quiet)
+    if output:
+        print(output)
     return EXIT_VERIFIED if report.verified else EXIT_NOT_VERIFIED
 
 
