@@ -83,8 +83,9 @@ def export_world(
         snapshots = CosmosPolicySnapshotStore(container.database.get_container_client("policy_snapshots"))
         for user in (TRADER, SALES):
             snapshots.add(snapshot(user))
+        # Lengths differ so that no two recordings share media bytes (speech() is deterministic).
         sealed = [
-            seal_recording(settings, seconds=4.0, started_at=T0 + timedelta(minutes=10 * n), user=user)
+            seal_recording(settings, seconds=4.0 + n / 2, started_at=T0 + timedelta(minutes=10 * n), user=user)
             for n, user in enumerate((TRADER, SALES, TRADER))
         ]
         reconciler = container.reconciliation.reconciler

@@ -41,7 +41,10 @@ from cryptography.hazmat.primitives import serialization
 
 
 def _ledger_verifier() -> Any:
-    """standalone_verifier.py beside this file (as shipped in a package), else the one in Verbatim's source tree."""
+    """standalone_verifier.py beside this file (as shipped in a package), else the one in Verbatim's source tree.
+    No bytecode is written: run from inside an unpacked package, a `__pycache__` folder would be a file the
+    package does not list."""
+    sys.dont_write_bytecode = True
     here = Path(__file__).resolve()
     for candidate in (here.with_name("standalone_verifier.py"), here.parents[1] / "ledger" / "standalone_verifier.py"):
         if candidate.exists():
