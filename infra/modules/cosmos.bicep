@@ -38,6 +38,7 @@ var containers = [
   { name: 'policy_snapshots', partitionKeyPath: '/userId' }
   { name: 'pstn_calls', partitionKeyPath: '/day' }
   { name: 'control', partitionKeyPath: '/id' }
+  { name: 'exports', partitionKeyPath: '/id' }
 ]
 
 // Cosmos DB Built-in Data Contributor, a data-plane role (sqlRoleDefinitions), not an Azure RBAC role.

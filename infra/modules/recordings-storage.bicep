@@ -53,6 +53,8 @@ var callRecordsContainerName = 'callrecords'
 // The ledger v2 log (tiles, entry bundles, checkpoints; docs/ledger-v2.md) and its anchor store.
 var ledgerContainerName = 'ledger'
 var ledgerAnchorsContainerName = 'ledger-anchors'
+// Export packages and their work areas (docs/exports.md): copies of sealed evidence, deleted when they expire.
+var exportsContainerName = 'exports'
 // Blob index tag that tells evidence from access copies: both live under the same per-recording prefix
 // (`<yyyy>/<mm>/<dd>/<recording id>/audio.flac` and `.../access.opus`), and lifecycle filters match
 // name prefixes and index tags only, never suffixes (lifecycle-management-policy-structure). The Function
@@ -174,6 +176,12 @@ resource callRecordsContainer 'Microsoft.Storage/storageAccounts/blobServices/co
   properties: { publicAccess: 'None' }
 }
 
+resource exportsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: exportsContainerName
+  properties: { publicAccess: 'None' }
+}
+
 var evidenceTiering = union(
   { tierToCold: { daysAfterCreationGreaterThan: evidenceColdAfterDays } },
   evidenceArchiveAfterDays > 0 ? { tierToArchive: { daysAfterCreationGreaterThan: evidenceArchiveAfterDays } } : {}
@@ -236,5 +244,6 @@ output blobEndpoint string = account.properties.primaryEndpoints.blob
 output recordingsContainer string = recordingsContainer.name
 output reportsContainer string = reportsContainer.name
 output callRecordsContainer string = callRecordsContainer.name
+output exportsContainer string = exportsContainer.name
 output ledgerContainer string = ledgerContainer.name
 output ledgerAnchorsContainer string = ledgerAnchorsContainer.name

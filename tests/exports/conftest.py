@@ -54,7 +54,9 @@ def export_environment(azurite: Azurite, cosmos: Cosmos, root: Path) -> dict[str
     }
 
 
-def make_export(settings: Settings, recording_ids: list[str], root: Path, title: str = "Sales desk calls") -> tuple[ExportRecord, Path]:
+def make_export(
+    settings: Settings, recording_ids: list[str], root: Path, title: str = "Sales desk calls"
+) -> tuple[ExportRecord, Path]:
     """An export of `recording_ids` through the service's own steps, its package downloaded to a file."""
     service = container_for(settings).exports.service
     record = service.create(ExportRequest(recording_ids=recording_ids, title=title), OFFICER, REASON)

@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Sequence
 from html import escape
 
-from verbatim.contracts.exports import PackageManifest, PackagedRecording
+from verbatim.contracts.exports import PackagedRecording, PackageManifest
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1f24;max-width:1200px}
@@ -25,7 +25,9 @@ code{font-size:12px}
 footer{margin-top:2rem;color:#555;font-size:12px}
 """.strip()
 STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-CSP = f"default-src 'none'; style-src 'sha256-{STYLE_HASH}'; media-src 'self' file:; base-uri 'none'; form-action 'none'"
+CSP = (
+    f"default-src 'none'; style-src 'sha256-{STYLE_HASH}'; media-src 'self' file:; base-uri 'none'; form-action 'none'"
+)
 
 
 def _text(value: object) -> str:

@@ -72,7 +72,7 @@ Formats: RFC 9162 Merkle tree; C2SP tlog-checkpoint, signed-note and tlog-proof 
 
 def verifier_readme() -> bytes:
     return (
-        "verify_export.py checks this package offline; standalone_verifier.py (which it uses) checks ledger proofs\r\n"
-        "and checkpoints on their own. Both need Python 3.9 or newer and the `cryptography` package only.\r\n"
-        "Run: python3 verify/verify_export.py PACKAGE [--key VKEY | --fingerprint SHA256] [--quiet] [--json]\r\n"
-    ).encode()
+        b"verify_export.py checks this package offline; standalone_verifier.py (which it uses) checks ledger proofs\r\n"
+        b"and checkpoints on their own. Both need Python 3.9 or newer and the `cryptography` package only.\r\n"
+        b"Run: python3 verify/verify_export.py PACKAGE [--key VKEY | --fingerprint SHA256] [--quiet] [--json]\r\n"
+    )

@@ -149,7 +149,7 @@ class ExportService:
             created_at=format_datetime(now),
             expires_at=format_datetime(now + timedelta(days=self.retention_days)),
             progress=ExportProgress(stage="planning", export_id=export_id),
-            created_seq=entry.seq,
+            created_seq=entry.index,
         )
         self.store.create(record)
         self._audit(principal, "export.create", export_id, reason, selection=_digest_selection(selection))
@@ -266,7 +266,9 @@ class ExportService:
         progress = ExportProgress(stage=stage, export_id=export_id, total=total, done=done, media_bytes=media_bytes)
         self.store.update(
             export_id,
-            lambda r: r.model_copy(update={"progress": progress, "status": "running" if r.status == "queued" else r.status}),
+            lambda r: r.model_copy(
+                update={"progress": progress, "status": "running" if r.status == "queued" else r.status}
+            ),
         )
 
     def plan(self, export_id: str) -> ExportPlan:
@@ -412,7 +414,7 @@ class ExportService:
                 update={
                     "status": "completed",
                     "result": result,
-                    "completed_seq": entry.seq,
+                    "completed_seq": entry.index,
                     "finished_at": now,
                     "progress": done,
                 }

@@ -45,7 +45,9 @@ class CosmosExportStore:
     def _read(self, export_id: str) -> dict[str, Any] | None:
         found = list(
             self._container.query_items(
-                "SELECT * FROM c WHERE c.id = @id", parameters=[{"name": "@id", "value": export_id}], partition_key=export_id
+                "SELECT * FROM c WHERE c.id = @id",
+                parameters=[{"name": "@id", "value": export_id}],
+                partition_key=export_id,
             )
         )
         return found[0] if found else None

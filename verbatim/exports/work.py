@@ -1,7 +1,9 @@
 """An export's work area in the `exports` container, beside its package: the plan (the recordings, in order),
 each recording's snapshot (after attesting) and part (after packaging). Each is written once its step is done,
 so a step that finds its output already there returns it: a retried activity or a restarted host repeats
-nothing that finished. The assembly removes the work area once the package is committed.
+nothing that finished. The assembly removes the work area once the package is committed. These files are read
+only by the export that wrote them (typed, validated on read; not registered contracts: no other process reads
+them, and a format change cannot meet an old file after the export finishes or expires).
 
     <export id>/package.zip            the package (block blob: one segment of blocks per recording, then the end)
     <export id>/work/plan.json         recording ids in package order, and what was left out and why
@@ -15,7 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
-from verbatim.contracts import Contract, contract
+from verbatim.contracts import Contract
 from verbatim.contracts.exports import PackagedRecording, PartSummary
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import Verdict
@@ -30,13 +32,11 @@ class Excluded(Contract):
     reason: str
 
 
-@contract("exports.plan-file", 1)
 class PlanFile(Contract):
     recording_ids: list[str]
     excluded: list[Excluded] = Field(default_factory=list)
 
 
-@contract("exports.recording-snapshot", 1)
 class RecordingSnapshot(Contract):
     position: int
     recording_id: str
@@ -47,7 +47,6 @@ class RecordingSnapshot(Contract):
     exported: list[int]  # this export's exported entries for the recording (more than one if the trail moved)
 
 
-@contract("exports.part-record", 1)
 class PartRecord(Contract):
     position: int
     recording: PackagedRecording
@@ -105,7 +104,9 @@ class ExportWork:
 
     def save_part(self, part: PartRecord) -> None:
         self.store.write(
-            self._name("part", f"{part.position}.json"), part.model_dump_json().encode(), content_type="application/json"
+            self._name("part", f"{part.position}.json"),
+            part.model_dump_json().encode(),
+            content_type="application/json",
         )
 
     def part(self, position: int) -> PartRecord | None:
