@@ -18,8 +18,10 @@ from verbatim.ledger.chain import verify_inclusion
 from verbatim.ledger.checkpoint import open_checkpoint
 from verbatim.ledger.log.anchors import check_anchors
 from verbatim.ledger.log.migration import check_migration
+from verbatim.ledger.log.witnesses import Witness
 from verbatim.ledger.note import NoteError
 from verbatim.ledger.tiles import check_tiles
+from verbatim.ledger.witness import WitnessPolicy, check_cosignatures
 from verbatim.platform.errors import VerbatimError
 from verbatim.wiring import current
 
@@ -63,6 +65,10 @@ def register(subparsers: Any) -> None:
     )
     offline.add_argument("proof", type=Path)
     offline.add_argument("--key", action="append", default=[], metavar="VKEY", help="a trusted log key (C2SP vkey)")
+    offline.add_argument(
+        "--witness", action="append", default=[], metavar="VKEY", help="a trusted witness key (cosignature/v1)"
+    )
+    offline.add_argument("--witness-quorum", metavar="N", help="witness cosignatures needed (default: all)")
     offline.add_argument(
         "--trust", action="append", default=[], metavar="FINGERPRINT", help="SHA-256 of a trusted v1 signing key"
     )
@@ -114,6 +120,16 @@ def _ledger_verify(args: argparse.Namespace) -> int:
         findings += [(f.code, f"{f.path}: {f.message}") for f in tiles]
         if not tiles:
             notes.append(f"the tiles and entries of the tree of size {size} in blob agree with each other")
+        witnesses = [Witness.parse(text).verifier for text in services.settings.ledger_witnesses]
+        if witnesses:
+            try:
+                cosigned = check_cosignatures(note, WitnessPolicy(tuple(witnesses), 0))
+                names = ", ".join(c.name for c in cosigned) or "none"
+                notes.append(
+                    f"the latest checkpoint is cosigned by {len(cosigned)} of {len(witnesses)} witnesses: {names}"
+                )
+            except NoteError as error:
+                findings.append((error.code, f"the latest checkpoint: {error}"))
         anchored, anchor_notes = check_anchors(note, log, services.ledger_anchors, log.keys.verifiers, log.origin)
         findings += [(f.code, f.message) for f in anchored]
         notes += anchor_notes
@@ -183,6 +199,8 @@ def _ledger_verify_proof(args: argparse.Namespace) -> int:
     data = args.proof.read_bytes()
     if not data.lstrip().startswith(b"{"):
         keys = [arg for key in args.key for arg in ("--key", key)]
+        keys += [arg for key in args.witness for arg in ("--witness", key)]
+        keys += ["--witness-quorum", args.witness_quorum] if args.witness_quorum else []
         return standalone_verifier.main(["inclusion", str(args.proof), *keys])
     proof = InclusionProof.model_validate_json(data)  # a v1 proof, from before the upgrade
     findings = verify_inclusion(proof, {f.lower() for f in args.trust})

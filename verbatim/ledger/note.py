@@ -9,6 +9,10 @@ verifier keys ("vkeys") and the two signature types the ledger uses (no I/O).
   vkey's key material is the DER SPKI. Azure Key Vault and Managed HSM keys are RSA, EC (P-256, P-256K,
   P-384, P-521) or symmetric, with no Ed25519, so a Key Vault-held key signs this type (its ES256 returns
   raw r||s, re-encoded as DER here). docs/ledger-v2.md gives the sources.
+- Ed25519 cosignature/v1, signature type 0x04 (c2sp.org/tlog-cosignature): a witness's timestamped statement
+  that the checkpoint is consistent with everything it saw of the log. Key ID = SHA-256(name || 0x0A || 0x04 ||
+  32-byte public key)[:4]; the signature is an 8-byte big-endian POSIX time followed by Ed25519 over
+  "cosignature/v1\ntime <t>\n" and the note text. `verbatim.ledger.witness` checks a quorum of them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 SIGNATURE_TYPE_ED25519 = 0x01
 SIGNATURE_TYPE_ECDSA = 0x02
+SIGNATURE_TYPE_COSIGNATURE_V1 = 0x04
+COSIGNATURE_HEADER = b"cosignature/v1\n"
 MAX_SIGNATURES = 64  # the spec asks verifiers to accept at least 16
 MAX_NOTE_BYTES = 1 << 20
 _SIGNATURE_PREFIX = "\u2014 "  # em dash, space
@@ -128,6 +134,26 @@ def ed25519_key_id(name: str, public_key: bytes) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
+def cosigner_key_id(name: str, public_key: bytes) -> int:
+    digest = hashlib.sha256(name.encode() + b"\n" + bytes([SIGNATURE_TYPE_COSIGNATURE_V1]) + public_key).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def cosigned_message(text: str, timestamp: int) -> bytes:
+    """What an Ed25519 cosignature/v1 signs: the header line, the time line, then the whole note text."""
+    return COSIGNATURE_HEADER + f"time {timestamp}\n".encode() + text.encode()
+
+
+def cosignature_time(signature: bytes) -> int:
+    """The POSIX time a cosignature/v1 signature (without its key ID) was made at."""
+    if len(signature) != 8 + 64:
+        raise NoteError("note.malformed", f"a cosignature/v1 signature is 72 bytes, not {len(signature)}")
+    timestamp = int.from_bytes(signature[:8], "big")
+    if timestamp >= 1 << 63:
+        raise NoteError("note.malformed", "a cosignature's time exceeds 2^63 - 1")
+    return timestamp
+
+
 def ecdsa_key_id(spki_der: bytes) -> int:
     return int.from_bytes(hashlib.sha256(spki_der).digest()[:4], "big")
 
@@ -142,7 +168,7 @@ def _spki(key: ec.EllipticCurvePublicKey) -> bytes:
 
 def _decode_key_material(signature_type: int, key_bytes: bytes) -> NotePublicKey:
     try:
-        if signature_type == SIGNATURE_TYPE_ED25519:
+        if signature_type in (SIGNATURE_TYPE_ED25519, SIGNATURE_TYPE_COSIGNATURE_V1):
             return ed25519.Ed25519PublicKey.from_public_bytes(key_bytes)
         if signature_type != SIGNATURE_TYPE_ECDSA:
             raise NoteError("note.bad_key", f"signature type 0x{signature_type:02x} is not supported")
@@ -178,6 +204,17 @@ class NoteVerifier:
         return cls(name, ecdsa_key_id(_spki(public_key)), SIGNATURE_TYPE_ECDSA, public_key)
 
     @classmethod
+    def for_cosigner(cls, name: str, public_key: ed25519.Ed25519PublicKey) -> NoteVerifier:
+        """A witness's key: its Ed25519 cosignature/v1 signatures (type 0x04)."""
+        check_key_name(name)
+        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return cls(name, cosigner_key_id(name, raw), SIGNATURE_TYPE_COSIGNATURE_V1, public_key)
+
+    @property
+    def is_cosigner(self) -> bool:
+        return self.signature_type == SIGNATURE_TYPE_COSIGNATURE_V1
+
+    @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
         """Parse `<name>+<hex key ID>+<base64(type || key material)>`; the key ID must match the key."""
         parts = vkey.strip().split("+", 2)
@@ -194,7 +231,11 @@ class NoteVerifier:
         if len(material) < 2:
             raise NoteError("note.bad_key", "the verifier key material is empty")
         signature_type, key_bytes = material[0], material[1:]
-        verifier = cls.for_key(name, _decode_key_material(signature_type, key_bytes))
+        public_key = _decode_key_material(signature_type, key_bytes)
+        if signature_type == SIGNATURE_TYPE_COSIGNATURE_V1 and isinstance(public_key, ed25519.Ed25519PublicKey):
+            verifier = cls.for_cosigner(name, public_key)
+        else:
+            verifier = cls.for_key(name, public_key)
         if verifier.key_id != int(hex_id, 16):
             raise NoteError("note.bad_key", f"verifier key ID {hex_id} does not match its key ({verifier.key_id:08x})")
         return verifier
@@ -208,6 +249,12 @@ class NoteVerifier:
         return f"{self.name}+{self.key_id:08x}+{encoded}"
 
     def verify(self, text: bytes, signature: bytes) -> bool:
+        if self.is_cosigner:
+            try:
+                text = cosigned_message(text.decode(), cosignature_time(signature))
+            except (NoteError, UnicodeDecodeError):
+                return False
+            signature = signature[8:]
         try:
             if isinstance(self.public_key, ed25519.Ed25519PublicKey):
                 self.public_key.verify(signature, text)
@@ -317,6 +364,8 @@ def open_note(data: bytes, verifiers: Iterable[NoteVerifier]) -> VerifiedNote:
 
 
 __all__ = [
+    "COSIGNATURE_HEADER",
+    "SIGNATURE_TYPE_COSIGNATURE_V1",
     "SIGNATURE_TYPE_ECDSA",
     "SIGNATURE_TYPE_ED25519",
     "KeyNoteSigner",
@@ -329,6 +378,9 @@ __all__ = [
     "VerifiedNote",
     "add_signatures",
     "check_key_name",
+    "cosignature_time",
+    "cosigned_message",
+    "cosigner_key_id",
     "ecdsa_key_id",
     "ed25519_key_id",
     "note_signer",

@@ -17,6 +17,10 @@ Trust comes only from the keys given with --key (a signed-note verifier key, `na
 `verbatim ledger key` prints it) or --key-file (one per line). Signatures by other keys are ignored. The
 checkpoint's origin must be --origin, or by default the name of the key that signed it.
 
+With --witness (a witness's cosignature/v1 verifier key, signature type 0x04; repeatable) every checkpoint must
+also carry valid cosignatures (c2sp.org/tlog-cosignature) from --witness-quorum of those witnesses (default:
+all of them): witnesses that saw the same tree, so the log cannot have shown anyone a different one.
+
 Exit status: 0 verified; 1 not verified (each finding printed with a stable code); 2 could not verify (bad
 arguments, unreadable file, malformed trusted key). --json prints one JSON object instead of text.
 
@@ -44,7 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 HASH_SIZE = 32
 TILE_WIDTH = 256
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-ED25519, ECDSA = 0x01, 0x02  # signed-note signature types
+ED25519, ECDSA, COSIGNATURE_V1 = 0x01, 0x02, 0x04  # signed-note signature types
 PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 MAX_SIZE = (1 << 63) - 1
 
@@ -179,8 +183,13 @@ class TrustedKey:
     text: str
 
     def verify(self, message: bytes, signature: bytes) -> bool:
+        if self.kind == COSIGNATURE_V1:  # 8-byte time, then Ed25519 over the header, time line and note text
+            if len(signature) != 72:
+                return False
+            message = b"cosignature/v1\ntime %d\n" % int.from_bytes(signature[:8], "big") + message
+            signature = signature[8:]
         try:
-            if self.kind == ED25519:
+            if self.kind in (ED25519, COSIGNATURE_V1):
                 self.public_key.verify(signature, message)
             else:
                 self.public_key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
@@ -189,11 +198,13 @@ class TrustedKey:
         return True
 
     def describe(self) -> str:
-        return f"{self.name} ({'Ed25519' if self.kind == ED25519 else 'ECDSA'}, key {self.key_id:08x})"
+        kind = {ED25519: "Ed25519", ECDSA: "ECDSA", COSIGNATURE_V1: "cosignature/v1"}[self.kind]
+        return f"{self.name} ({kind}, key {self.key_id:08x})"
 
 
-def parse_vkey(text: str) -> TrustedKey:
-    """A signed-note verifier key: name+hex(key ID)+base64(type || key material); the ID must match the key."""
+def parse_vkey(text: str, kinds: tuple[int, ...] = (ED25519, ECDSA)) -> TrustedKey:
+    """A signed-note verifier key: name+hex(key ID)+base64(type || key material); the ID must match the key.
+    `kinds`: the signature types accepted (log keys: Ed25519, ECDSA; witness keys: cosignature/v1)."""
     parts = text.strip().split("+", 2)
     if len(parts) != 3 or not valid_key_name(parts[0]) or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
         raise Unusable(f"not a verifier key (name+keyid+key): {text.strip()[:60]!r}")
@@ -205,10 +216,13 @@ def parse_vkey(text: str) -> TrustedKey:
     if len(material) < 2:
         raise Unusable(f"verifier key {name}: no key material")
     kind, raw = material[0], material[1:]
+    if kind not in kinds:
+        wanted = "a witness key (type 0x04)" if kinds == (COSIGNATURE_V1,) else "a log key (type 0x01 or 0x02)"
+        raise Unusable(f"verifier key {name}: signature type 0x{kind:02x}, not {wanted}")
     try:
-        if kind == ED25519:
+        if kind in (ED25519, COSIGNATURE_V1):
             public_key: Any = ed25519.Ed25519PublicKey.from_public_bytes(raw)
-            expected = hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + raw).digest()[:4]
+            expected = hashlib.sha256(name.encode() + b"\n" + bytes([kind]) + raw).digest()[:4]
         elif kind == ECDSA:
             public_key = serialization.load_der_public_key(raw)
             if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name not in (
@@ -268,11 +282,45 @@ def open_note(data: bytes, keys: list[TrustedKey]) -> tuple[str, list[TrustedKey
 
 
 @dataclass(frozen=True)
+class WitnessPolicy:
+    witnesses: list[TrustedKey]
+    quorum: int
+
+
+def check_cosignatures(data: bytes, policy: WitnessPolicy) -> list[tuple[TrustedKey, int]]:
+    """The policy's witnesses whose cosignatures on the (already opened) note verify, with their times."""
+    whole = data.decode("utf-8")
+    cut = whole.rfind("\n\n")
+    text, lines = whole[: cut + 1].encode(), whole[cut + 2 : -1].split("\n")
+    found: dict[str, tuple[TrustedKey, int]] = {}
+    for line in lines:
+        name, _, encoded = line[2:].partition(" ")
+        raw = base64.b64decode(encoded)
+        for key in policy.witnesses:
+            if key.name == name and key.key_id == int.from_bytes(raw[:4], "big"):
+                if not key.verify(text, raw[4:]):
+                    raise Failed(
+                        "note.cosignature_invalid",
+                        f"the cosignature of witness {name} does not match the checkpoint — the checkpoint or the "
+                        "cosignature was altered",
+                    )
+                found.setdefault(key.text, (key, int.from_bytes(raw[4:12], "big")))
+    if len(found) < policy.quorum:
+        names = ", ".join(k.name for k in policy.witnesses)
+        raise Failed(
+            "checkpoint.witness_quorum",
+            f"the checkpoint is cosigned by {len(found)} of the trusted witnesses ({names}); {policy.quorum} needed",
+        )
+    return list(found.values())
+
+
+@dataclass(frozen=True)
 class SignedCheckpoint:
     origin: str
     size: int
     root: bytes
     signed_by: list[TrustedKey]
+    cosigned_by: list[tuple[TrustedKey, int]] = field(default_factory=list)
 
     def facts(self) -> dict[str, Any]:
         return {
@@ -280,11 +328,15 @@ class SignedCheckpoint:
             "treeSize": self.size,
             "rootHash": base64.b64encode(self.root).decode(),
             "signedBy": [k.text.split("+")[0] + "+" + k.text.split("+")[1] for k in self.signed_by],
+            "cosignedBy": [{"witness": k.name, "keyId": f"{k.key_id:08x}", "time": t} for k, t in self.cosigned_by],
         }
 
 
-def open_checkpoint(data: bytes, keys: list[TrustedKey], origin: str | None) -> SignedCheckpoint:
-    """A signed C2SP checkpoint: origin, tree size, root hash, optional extension lines."""
+def open_checkpoint(
+    data: bytes, keys: list[TrustedKey], origin: str | None, witnesses: WitnessPolicy | None = None
+) -> SignedCheckpoint:
+    """A signed C2SP checkpoint: origin, tree size, root hash, optional extension lines; with `witnesses`,
+    cosigned by their quorum."""
     text, signed_by = open_note(data, keys)
     lines = text[:-1].split("\n")
     if len(lines) < 3 or "" in lines:
@@ -298,7 +350,8 @@ def open_checkpoint(data: bytes, keys: list[TrustedKey], origin: str | None) -> 
         raise Failed(
             "checkpoint.origin_mismatch", f"the checkpoint is for log {lines[0]!r}, not {' or '.join(expected)!r}"
         )
-    return SignedCheckpoint(lines[0], size, root, signed_by)
+    cosigned = check_cosignatures(data, witnesses) if witnesses is not None else []
+    return SignedCheckpoint(lines[0], size, root, signed_by, cosigned)
 
 
 # --- tlog proofs (c2sp.org/tlog-proof) ---
@@ -490,12 +543,15 @@ def _describe_entry(entry: bytes) -> dict[str, Any]:
 def _checkpoint_line(checkpoint: SignedCheckpoint) -> str:
     signers = ", ".join(k.describe() for k in checkpoint.signed_by)
     root = base64.b64encode(checkpoint.root).decode()
-    return f"checkpoint of {checkpoint.origin}: {checkpoint.size} entries, root {root}, signed by {signers}"
+    line = f"checkpoint of {checkpoint.origin}: {checkpoint.size} entries, root {root}, signed by {signers}"
+    if checkpoint.cosigned_by:
+        line += "; cosigned by " + ", ".join(f"{k.describe()} at time {t}" for k, t in checkpoint.cosigned_by)
+    return line
 
 
 def run_inclusion(args: argparse.Namespace, keys: list[TrustedKey], report: Report) -> None:
     proof = parse_tlog_proof(_file(args.proof))
-    checkpoint = open_checkpoint(proof.checkpoint, keys, args.origin)
+    checkpoint = open_checkpoint(proof.checkpoint, keys, args.origin, _witnesses(args))
     report.facts["checkpoint"] = checkpoint.facts()
     report.lines.append(_checkpoint_line(checkpoint))
     entry = _file(args.entry) if args.entry else proof.extra
@@ -511,8 +567,8 @@ def run_inclusion(args: argparse.Namespace, keys: list[TrustedKey], report: Repo
 
 
 def run_consistency(args: argparse.Namespace, keys: list[TrustedKey], report: Report) -> None:
-    old = open_checkpoint(_file(args.old), keys, args.origin)
-    new = open_checkpoint(_file(args.new), keys, args.origin)
+    old = open_checkpoint(_file(args.old), keys, args.origin, _witnesses(args))
+    new = open_checkpoint(_file(args.new), keys, args.origin, _witnesses(args))
     report.facts["old"], report.facts["new"] = old.facts(), new.facts()
     report.lines += [_checkpoint_line(old), _checkpoint_line(new)]
     if old.origin != new.origin:
@@ -523,14 +579,16 @@ def run_consistency(args: argparse.Namespace, keys: list[TrustedKey], report: Re
 
 
 def run_checkpoint(args: argparse.Namespace, keys: list[TrustedKey], report: Report) -> None:
-    checkpoint = open_checkpoint(_file(args.checkpoint), keys, args.origin)
+    checkpoint = open_checkpoint(_file(args.checkpoint), keys, args.origin, _witnesses(args))
     report.facts["checkpoint"] = checkpoint.facts()
     report.lines.append(_checkpoint_line(checkpoint))
 
 
 def run_log(args: argparse.Namespace, keys: list[TrustedKey], report: Report) -> None:
     directory = Path(args.directory)
-    checkpoint = open_checkpoint(_file(args.checkpoint or str(directory / "checkpoint")), keys, args.origin)
+    checkpoint = open_checkpoint(
+        _file(args.checkpoint or str(directory / "checkpoint")), keys, args.origin, _witnesses(args)
+    )
     report.facts["checkpoint"] = checkpoint.facts()
     report.lines.append(_checkpoint_line(checkpoint))
     report.findings += check_log(directory, checkpoint.size, checkpoint.root)
@@ -554,6 +612,18 @@ def _keys(args: argparse.Namespace) -> list[TrustedKey]:
     return [parse_vkey(text) for text in texts]
 
 
+def _witnesses(args: argparse.Namespace) -> WitnessPolicy | None:
+    if not args.witness:
+        if args.witness_quorum is not None:
+            raise Unusable("--witness-quorum without --witness")
+        return None
+    witnesses = [parse_vkey(text, (COSIGNATURE_V1,)) for text in args.witness]
+    quorum = len(witnesses) if args.witness_quorum is None else args.witness_quorum
+    if not 1 <= quorum <= len(witnesses):
+        raise Unusable(f"--witness-quorum {quorum} of {len(witnesses)} witnesses")
+    return WitnessPolicy(witnesses, quorum)
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(
         prog="standalone_verifier.py",
@@ -567,6 +637,8 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--key", action="append", metavar="VKEY", help="a trusted log key (repeatable)")
         sub.add_argument("--key-file", action="append", metavar="FILE", help="trusted log keys, one per line")
         sub.add_argument("--origin", help="the log's origin line (default: the name of the key that signed)")
+        sub.add_argument("--witness", action="append", metavar="VKEY", help="a trusted witness key (repeatable)")
+        sub.add_argument("--witness-quorum", type=int, metavar="N", help="cosignatures needed (default: all)")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
         return sub
 

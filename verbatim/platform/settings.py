@@ -259,6 +259,8 @@ class Settings(StorageSettings):
     # time-stamping authority for anchored checkpoints (URL and its root certificates, PEM text or a file).
     ledger_origin: str = Field(default="verbatim.local/verbatim/ledger", validation_alias=_alias("LEDGER_ORIGIN"))
     ledger_trusted_vkeys: list[str] = Field(default_factory=list, validation_alias=_alias("LEDGER_TRUSTED_VKEYS"))
+    # Witnesses (C2SP tlog-witness) asked to cosign each checkpoint: "<cosignature/v1 vkey> <https URL prefix>".
+    ledger_witnesses: list[str] = Field(default_factory=list, validation_alias=_alias("LEDGER_WITNESSES"))
     ledger_tsa_url: str | None = Field(default=None, validation_alias=_alias("LEDGER_TSA_URL"))
     ledger_tsa_ca_certs: str | None = Field(default=None, validation_alias=_alias("LEDGER_TSA_CA_CERTS"))
     # The log's and the anchor store's blob containers on the recordings account.

@@ -45,6 +45,7 @@ from verbatim.ledger.log.maintenance import LogKeys
 from verbatim.ledger.log.migration import migrate_v1
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.ledger.log.timestamps import Rfc3161Client
+from verbatim.ledger.log.witnesses import Witness, Witnesses
 from verbatim.ledger.note import NoteVerifier, note_signer
 from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.lifecycle.records import CosmosRecordingStore
@@ -115,6 +116,13 @@ def log_keys(settings: Settings, signer: Signer | None) -> LogKeys:
     verifiers.extend(NoteVerifier.from_vkey(vkey) for vkey in settings.ledger_trusted_vkeys)
     unique = {(v.name, v.key_id): v for v in verifiers}  # keys are not hashable; (name, key ID) names them
     return LogKeys(origin, note, tuple(unique.values()))
+
+
+def build_witnesses(settings: Settings) -> Witnesses | None:
+    """The witnesses of LEDGER_WITNESSES, asked to cosign each checkpoint (none configured: None)."""
+    if not settings.ledger_witnesses:
+        return None
+    return Witnesses([Witness.parse(text) for text in settings.ledger_witnesses])
 
 
 def build_tsa(settings: Settings) -> Rfc3161Client | None:
@@ -290,6 +298,7 @@ class Container:
             AzureLogBlobs(self.recordings_account_blobs.get_container_client(self.settings.ledger_container)),
             log_keys(self.settings, self.signer),
             anchor=self.ledger_anchors,
+            witnesses=build_witnesses(self.settings),
             initializer=migrate_v1(CosmosLedgerStore(self.cosmos(layout.LEDGER)), self.settings.ledger_chain),
             clock=self.clock,
         )

@@ -6,7 +6,8 @@
 - **checkpoint**: for the current size, write the partial tiles, compute the root from the tiles in blob and
   compare it with the sequencing state's, check that the previous checkpoint's tree is a prefix of this one
   (a consistency proof from the tiles, verified against the previous *signed* root), and only then sign a
-  C2SP checkpoint, store it as `checkpoints/<size>`, record it as the latest and hand it to the anchor store.
+  C2SP checkpoint, have the configured witnesses cosign it (C2SP tlog-witness), store it as
+  `checkpoints/<size>`, record it as the latest and hand it to the anchor store.
 
 Every step is re-runnable: a process that dies anywhere leaves blobs that the next holder writes again with
 the same bytes (anything else is a fork alarm) and a lease that expires.
@@ -57,6 +58,12 @@ class LogInconsistent(VerbatimError):
     title = "Ledger inconsistent"
 
 
+class Cosigning(Protocol):
+    """Witnesses asked to cosign each checkpoint before it is stored (`verbatim.ledger.log.witnesses`)."""
+
+    def cosign(self, note: bytes, size: int, previous_size: int, prove: Callable[[int], list[bytes]]) -> bytes: ...
+
+
 class Anchor(Protocol):
     """Where checkpoints go besides the log: the anchor store (and a time-stamping authority)."""
 
@@ -95,6 +102,7 @@ class Maintenance:
         keys: LogKeys,
         *,
         anchor: Anchor | None = None,
+        witnesses: Cosigning | None = None,
         lease_seconds: float = 30.0,
         step: Step = _no_step,
         now: Callable[[], float] = time.time,
@@ -103,6 +111,7 @@ class Maintenance:
         self.blobs = blobs
         self.keys = keys
         self.anchor = anchor
+        self.witnesses = witnesses
         self.lease_seconds = lease_seconds
         self.owner = uuid.uuid4().hex
         self._held = threading.Lock()
@@ -218,6 +227,12 @@ class Maintenance:
                     f"{previous.size} ({error.code}): refusing to sign"
                 ) from None
         note = sign_checkpoint(Checkpoint(self.keys.origin, size, root), [self.keys.signer])
+        if self.witnesses is not None:
+            previous_size = previous.size if previous is not None else 0
+            note = self.witnesses.cosign(
+                note, size, previous_size, lambda old: consistency_proof(old, size, nodes.node)
+            )
+            self._step("cosigned")
         note = self._store_checkpoint(size, note)
         self._step("checkpoint_written")
         progress = self.save(progress, replace(progress, checkpoint=note, checkpoint_size=size))

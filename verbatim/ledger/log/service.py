@@ -26,7 +26,7 @@ from verbatim.contracts.ledger import LogConsistencyProof, LogEntry, LogInclusio
 from verbatim.ledger.checkpoint import TlogProof, open_checkpoint
 from verbatim.ledger.log.blobs import LogBlobMissing, LogBlobs
 from verbatim.ledger.log.entries import decode_entry, encode_entry
-from verbatim.ledger.log.maintenance import Anchor, LogKeys, Maintenance, checkpoint_name
+from verbatim.ledger.log.maintenance import Anchor, Cosigning, LogKeys, Maintenance, checkpoint_name
 from verbatim.ledger.log.sequencer import Sequenced, Sequencer, Step
 from verbatim.ledger.log.store import BatchEntry, LogStore, Progress
 from verbatim.ledger.merkle import consistency_proof, inclusion_proof, leaf_hash
@@ -79,6 +79,7 @@ class TransparencyLog:
         keys: LogKeys,
         *,
         anchor: Anchor | None = None,
+        witnesses: Cosigning | None = None,
         initializer: Initializer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         step: Step = _no_step,
@@ -93,7 +94,9 @@ class TransparencyLog:
         self._initializer = initializer
         self._initialized = False
         self._init_lock = threading.Lock()
-        self.maintenance = Maintenance(store, blobs, keys, anchor=anchor, step=step, lease_seconds=lease_seconds)
+        self.maintenance = Maintenance(
+            store, blobs, keys, anchor=anchor, witnesses=witnesses, step=step, lease_seconds=lease_seconds
+        )
         self.sequencer = Sequencer(store, step=step, on_sequenced=self._integrate_soon, clock=clock)
         self._tiles = _Tiles(blobs)
         self._integrating = threading.Lock()
