@@ -146,6 +146,12 @@ param defaultRetentionDays int = 1827
 @description('Whether the recordings container\'s default WORM policy is locked; read by the preprovision hook. True: the template no longer declares the policy.')
 param recordingsWormLocked bool = false
 
+@description('Whether the ledger container\'s WORM policy is locked; read by the preprovision hook. True: the template no longer declares the policy.')
+param ledgerWormLocked bool = false
+
+@description('Whether the ledger anchor container\'s policy is locked; read by the preprovision hook. True: the template no longer declares the policy.')
+param ledgerAnchorsWormLocked bool = false
+
 @minValue(0)
 @description('Move lossless evidence to the cold tier after this many days.')
 param evidenceColdAfterDays int = 30
@@ -329,6 +335,8 @@ module recordingsStorage './modules/recordings-storage.bicep' = {
     name: names.recordingsStorage
     defaultRetentionDays: defaultRetentionDays
     defaultPolicyLocked: recordingsWormLocked
+    ledgerPolicyLocked: ledgerWormLocked
+    anchorPolicyLocked: ledgerAnchorsWormLocked
     evidenceColdAfterDays: evidenceColdAfterDays
     evidenceArchiveAfterDays: evidenceArchiveAfterDays
     publicNetworkAccess: publicNetworkAccess
@@ -548,6 +556,8 @@ output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
 output RUNTIME_STORAGE_ACCOUNT_NAME string = runtimeStorage.outputs.name
 output RECORDINGS_STORAGE_ACCOUNT_NAME string = recordingsStorage.outputs.name
 output RECORDINGS_CONTAINER_NAME string = recordingsStorage.outputs.recordingsContainer
+output LEDGER_CONTAINER_NAME string = recordingsStorage.outputs.ledgerContainer
+output LEDGER_ANCHORS_CONTAINER_NAME string = recordingsStorage.outputs.ledgerAnchorsContainer
 output RECORDER_PACKAGES_CONTAINER string = runtimeStorage.outputs.recorderPackagesContainer
 output RECORDER_SCALE_SET_NAME string = recorder.outputs.scaleSetName
 output RECORDER_LOAD_BALANCER_FQDN string = network.outputs.loadBalancerFqdn

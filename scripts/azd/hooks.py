@@ -38,6 +38,8 @@ OUTPUTS_USED: tuple[str, ...] = (
     "RECORDER_PACKAGES_CONTAINER",
     "RECORDINGS_STORAGE_ACCOUNT_NAME",
     "RECORDINGS_CONTAINER_NAME",
+    "LEDGER_CONTAINER_NAME",
+    "LEDGER_ANCHORS_CONTAINER_NAME",
     "RECORDER_SCALE_SET_NAME",
     "RECORDER_LOAD_BALANCER_FQDN",
     "RECORDER_CERTIFICATE_NAME",
@@ -51,8 +53,18 @@ OUTPUTS_USED: tuple[str, ...] = (
 DISCOVERED: tuple[str, ...] = (
     "RECORDER_CURRENT_CAPACITY",
     "RECORDINGS_WORM_LOCKED",
+    "LEDGER_WORM_LOCKED",
+    "LEDGER_ANCHORS_WORM_LOCKED",
     "MAIN_VAULT_RECOVER",
     "CERTIFICATE_VAULT_RECOVER",
+)
+
+# The recordings account's containers under a WORM policy an operator locks (irreversible): the output that
+# names each, its name before the output existed, and the DISCOVERED flag main.bicep reads.
+WORM_CONTAINERS: tuple[tuple[str, str, str], ...] = (
+    ("RECORDINGS_CONTAINER_NAME", "recordings", "RECORDINGS_WORM_LOCKED"),
+    ("LEDGER_CONTAINER_NAME", "ledger", "LEDGER_WORM_LOCKED"),
+    ("LEDGER_ANCHORS_CONTAINER_NAME", "ledger-anchors", "LEDGER_ANCHORS_WORM_LOCKED"),
 )
 
 # What goes into the recorder package: the recorder, the domain it imports, and the pins.
@@ -310,8 +322,8 @@ def discover_deployment(env: Mapping[str, str], runner: Runner = run) -> dict[st
     Every value is read again on every provision and written explicitly, so a stale value (after
     `azd down`, say) never survives: a failed read stops the hook instead of guessing.
     """
-    found = {"RECORDER_CURRENT_CAPACITY": "0", "RECORDINGS_WORM_LOCKED": "false",
-             "MAIN_VAULT_RECOVER": "false", "CERTIFICATE_VAULT_RECOVER": "false"}  # fmt: skip
+    found = {"RECORDER_CURRENT_CAPACITY": "0", "MAIN_VAULT_RECOVER": "false", "CERTIFICATE_VAULT_RECOVER": "false",
+             **{flag: "false" for _, _, flag in WORM_CONTAINERS}}  # fmt: skip
     group = env.get("AZURE_RESOURCE_GROUP", "")
     if not group:
         return found  # never provisioned in this environment
@@ -329,8 +341,8 @@ def discover_deployment(env: Mapping[str, str], runner: Runner = run) -> dict[st
                 raise HookError(f"scale set {scale_set} reports capacity {capacity!r}")
             found["RECORDER_CURRENT_CAPACITY"] = capacity
     account = env.get("RECORDINGS_STORAGE_ACCOUNT_NAME", "")
-    container = env.get("RECORDINGS_CONTAINER_NAME", "") or "recordings"
-    if account:
+    for output_name, default_name, flag in WORM_CONTAINERS if account else ():
+        container = env.get(output_name, "") or default_name
         state = _az_value(
             runner,
             ["az", "storage", "container", "immutability-policy", "show", "--resource-group", group,
@@ -338,7 +350,7 @@ def discover_deployment(env: Mapping[str, str], runner: Runner = run) -> dict[st
              "--query", "state", "-o", "tsv"],
             f"the immutability policy of {account}/{container}",
         )  # fmt: skip
-        found["RECORDINGS_WORM_LOCKED"] = "true" if (state or "").lower() == "locked" else "false"
+        found[flag] = "true" if (state or "").lower() == "locked" else "false"
     for output_name, flag in (("AZURE_KEY_VAULT_NAME", "MAIN_VAULT_RECOVER"),
                               ("RECORDER_CERTIFICATE_KEY_VAULT_NAME", "CERTIFICATE_VAULT_RECOVER")):  # fmt: skip
         vault = env.get(output_name, "")
@@ -365,8 +377,10 @@ def preprovision(env: Mapping[str, str], runner: Runner = run, repo: Path = REPO
     package = build_package(repo)
     values = dict(preflight.generated)
     values.update(discover_deployment(env, runner))
-    if values["RECORDINGS_WORM_LOCKED"] == "true":
-        print("The recordings container's WORM policy is locked: provisioning leaves it as it is.")
+    for output_name, default_name, flag in WORM_CONTAINERS:
+        if values[flag] == "true":
+            container = env.get(output_name, "") or default_name
+            print(f"The {container} container's WORM policy is locked: provisioning leaves it as it is.")
     for flag in ("MAIN_VAULT_RECOVER", "CERTIFICATE_VAULT_RECOVER"):
         if values[flag] == "true":
             print(f"A soft-deleted Key Vault of this environment exists: it is recovered ({flag}).")
@@ -440,16 +454,20 @@ def postdeploy(env: Mapping[str, str], runner: Runner = run, repo: Path = REPO) 
 
 
 def lock_commands(env: Mapping[str, str]) -> list[str]:
-    """The irreversible commands that lock the recordings container's default WORM policy."""
+    """The irreversible commands that lock the WORM policies: the recordings container's default policy, the
+    ledger's and the anchor store's."""
     group = output(env, "AZURE_RESOURCE_GROUP")
     account = output(env, "RECORDINGS_STORAGE_ACCOUNT_NAME")
-    container = output(env, "RECORDINGS_CONTAINER_NAME")
     subscription = " ".join(subscription_args(env))
-    target = f"--resource-group {group} --account-name {account} --container-name {container} {subscription}"
-    return [
-        f"etag=$(az storage container immutability-policy show {target} --query etag -o tsv)",
-        f'az storage container immutability-policy lock {target} --if-match "$etag"',
-    ]
+    commands = []
+    for output_name, default_name, _ in WORM_CONTAINERS:
+        container = env.get(output_name, "") or default_name
+        target = f"--resource-group {group} --account-name {account} --container-name {container} {subscription}"
+        commands += [
+            f"etag=$(az storage container immutability-policy show {target} --query etag -o tsv)",
+            f'az storage container immutability-policy lock {target} --if-match "$etag"',
+        ]
+    return commands
 
 
 def next_steps(env: Mapping[str, str]) -> str:
@@ -471,9 +489,10 @@ def next_steps(env: Mapping[str, str]) -> str:
         "",
         "Immutability: NOT locked by this template (irreversible, so it is your decision).",
         f"  The recordings container's default WORM policy ({retention} days) is unlocked: it protects",
-        "  every recording, but an account owner can still shorten or delete the policy. Once the",
-        "  configuration is final, lock it (it can then only be extended, never shortened or removed);",
-        "  in a POSIX shell:",
+        "  every recording, but an account owner can still shorten or delete the policy; the same holds",
+        "  for the ledger's and the ledger anchors' policies (an unlocked anchor store does not catch a",
+        "  rewritten ledger). Once the configuration is final, lock all three (each can then only be",
+        "  extended, never shortened or removed); in a POSIX shell:",
         "",
         *(f"    {command}" for command in lock_commands(env)),
         "",

@@ -63,6 +63,9 @@ APP_LEFT_TO_DEFAULT_OR_OPERATOR = {
     "LEDGER_TRUSTED_VKEYS",
     "LEDGER_TSA_URL",
     "LEDGER_TSA_CA_CERTS",
+    # Witnesses that cosign each checkpoint (docs/ledger-v2.md#witness-cosignatures): run by someone else, so
+    # the operator names them once they have agreed with one; none by default.
+    "LEDGER_WITNESSES",
     # Extra Entra groups whose members must be recorded, beyond the published desired state.
     "POLICY_MUST_RECORD_GROUPS",
     # Retention (issue 8): the firm's own classes and group mapping (the default class is built in), and the

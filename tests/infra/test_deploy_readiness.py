@@ -149,11 +149,22 @@ def worm_lock_violations(main: Bicep, storage: Bicep) -> list[str]:
     for other in policies:  # the ledger's and the anchor store's policies too: each left out once locked
         if other.condition is None or not text(other.condition).endswith("Locked"):
             found.append(f"{other.symbol} is declared even when locked: every later provision fails")
-    if _module_params(main, "./modules/recordings-storage.bicep").get("defaultPolicyLocked") != "recordingsWormLocked":
-        found.append("main.bicep does not pass recordingsWormLocked to the recordings storage")
-    if _mapped_variable("recordingsWormLocked") not in hooks.DISCOVERED:
-        found.append("recordingsWormLocked is not fed from what preprovision discovers")
+    passed = _module_params(main, "./modules/recordings-storage.bicep")
+    for module_param, main_param in LOCK_PARAMETERS.items():
+        if passed.get(module_param) != main_param:
+            found.append(f"main.bicep does not pass {main_param} to the recordings storage's {module_param}")
+        if _mapped_variable(main_param) not in hooks.DISCOVERED:
+            found.append(f"{main_param} is not fed from what preprovision discovers")
     return found
+
+
+# Each WORM policy of the recordings account: the module's "locked" parameter and main.bicep's, which
+# preprovision discovers (the ledger's and the anchor store's are locked by the operator like the evidence's).
+LOCK_PARAMETERS = {
+    "defaultPolicyLocked": "recordingsWormLocked",
+    "ledgerPolicyLocked": "ledgerWormLocked",
+    "anchorPolicyLocked": "ledgerAnchorsWormLocked",
+}
 
 
 def test_a_locked_worm_policy_is_left_alone(templates: dict[str, Bicep]) -> None:
@@ -171,6 +182,27 @@ def test_worm_lock_check_catches_the_unconditional_policy(templates: dict[str, B
 def test_preprovision_reads_the_lock_state(state: str, locked: str) -> None:
     cli = FakeCli({("az", "storage", "container", "immutability-policy", "show"): (0, state + "\n", "")})
     assert hooks.discover_deployment(PROVISIONED, cli)["RECORDINGS_WORM_LOCKED"] == locked
+
+
+def test_preprovision_reads_each_containers_lock_state() -> None:
+    """The ledger's and the anchor store's policies are locked separately from the recordings container's; a
+    provision after locking one of them must leave that one out (ARM refuses to update a locked policy)."""
+    show = ("az", "storage", "container", "immutability-policy", "show", "--resource-group", "rg-prod",
+            "--account-name", "strecabc", "--container-name")  # fmt: skip
+    cli = FakeCli({(*show, "recordings"): (0, "Unlocked\n", ""), (*show, "ledger"): (0, "Locked\n", ""),
+                   (*show, "ledger-anchors"): (0, "Locked\n", "")})  # fmt: skip
+    found = hooks.discover_deployment(PROVISIONED, cli)
+    assert (found["RECORDINGS_WORM_LOCKED"], found["LEDGER_WORM_LOCKED"], found["LEDGER_ANCHORS_WORM_LOCKED"]) == (
+        "false",
+        "true",
+        "true",
+    )
+
+
+def test_the_printed_lock_commands_cover_every_worm_container() -> None:
+    printed = "\n".join(hooks.lock_commands(PROVISIONED))
+    for container in ("recordings", "ledger", "ledger-anchors"):
+        assert f"--container-name {container} " in printed
 
 
 def test_preprovision_stops_when_the_lock_state_cannot_be_read() -> None:
