@@ -17,6 +17,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import QueueClient
 
+from devstack.emulators import AzuritePorts, azurite
 from devstack.processes import ManagedProcess, free_port, http_ready
 from devstack.testkit.teams_platform import FakePlatform
 from recorder_vm import launch_argv
@@ -177,3 +178,37 @@ def start_module_recorder(
 def log_of(recorder: RecorderProcess) -> str:
     path = recorder.state_dir / "recorder.log"
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+@dataclass
+class PrivateAzurite:
+    ports: AzuritePorts
+    data_dir: Path
+    log: Path
+    process: ManagedProcess | None = None
+    started_once: bool = False
+
+    def start(self) -> None:
+        self.process = azurite(self.ports, self.data_dir, self.log)
+        if self.started_once:
+            # The ports were ours a moment ago; connections in TIME_WAIT make the free-port probe (bind without
+            # SO_REUSEADDR) say "taken" although Azurite (node, SO_REUSEADDR) can listen again.
+            self.process.ports = ()
+        self.started_once = True
+        self.process.start()
+        self.process.wait_ready()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
+@pytest.fixture
+def private_azurite(tmp_path: Path) -> Iterator[PrivateAzurite]:
+    service = PrivateAzurite(
+        AzuritePorts(blob=free_port(), queue=free_port(), table=free_port()), tmp_path / "data", tmp_path / "a.log"
+    )
+    service.start()
+    yield service
+    service.stop()

@@ -4,54 +4,14 @@ comes back; if the buffer would overflow, the recorder reports `failed` instead 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
 
-from devstack.emulators import AzuritePorts, azurite
-from devstack.processes import ManagedProcess, free_port
 from devstack.testkit.audio import decode, speech, with_silence
 from devstack.testkit.teams_platform import CallScript, FakePlatform, wait_until
-from tests.recorder.conftest import RecorderFactory, RecorderProcess
+from tests.recorder.conftest import PrivateAzurite, RecorderFactory, RecorderProcess
 from verbatim.contracts.recorder import RecordingFailed, RecordingStarted, RecordingStopped
-
-
-@dataclass
-class PrivateAzurite:
-    ports: AzuritePorts
-    data_dir: Path
-    log: Path
-    process: ManagedProcess | None = None
-    started_once: bool = False
-
-    def start(self) -> None:
-        self.process = azurite(self.ports, self.data_dir, self.log)
-        if self.started_once:
-            # The ports were ours a moment ago; connections in TIME_WAIT make the free-port probe (bind without
-            # SO_REUSEADDR) say "taken" although Azurite (node, SO_REUSEADDR) can listen again.
-            self.process.ports = ()
-        self.started_once = True
-        self.process.start()
-        self.process.wait_ready()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-            self.process = None
-
-
-@pytest.fixture
-def private_azurite(tmp_path: Path) -> Iterator[PrivateAzurite]:
-    service = PrivateAzurite(
-        AzuritePorts(blob=free_port(), queue=free_port(), table=free_port()), tmp_path / "data", tmp_path / "a.log"
-    )
-    service.start()
-    yield service
-    service.stop()
 
 
 def _health(recorder: RecorderProcess) -> dict[str, object]:
