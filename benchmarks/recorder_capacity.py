@@ -1,22 +1,31 @@
 """Recorder capacity: how many concurrent calls one core captures with no dropped frame and a media
-callback p99 under 1 ms, with real FLAC encoding and block uploads to Azurite; CPU per call; bytes per
-recorded hour; answer latency with 50 simultaneous invitations.
+callback p99 under 1 ms, with real FLAC encoding and block uploads to Azurite; CPU per call and how flat it
+stays from 50 to 400 calls; bytes per recorded hour; answer latency with 50 simultaneous invitations.
 
-    .venv/bin/python benchmarks/recorder_capacity.py [--calls 50 100 200] [--seconds 20]
+    .venv/bin/python benchmarks/recorder_capacity.py [--calls 50 100 200 400] [--seconds 20] [--runs 3]
 
-Capture: a private Azurite; N `CallCapture`s (the recorder's real pipeline: bounded queue, worker thread,
-FLAC encoder, blocks staged every 1.5 s, commit and manifest at the end); one "media platform" thread
-delivers a 20 ms frame of real speech (espeak-ng) to every call every 20 ms, timing each callback. CPU is
-the process's CPU time minus a baseline run whose callbacks discard the frames (the platform's own cost),
-so it is the capture pipeline alone. Answering: a real recorder process and the test-side Teams platform
-(signed JWTs, Graph over TLS), 50 invitations posted at once, latency from the POST to the answer arriving.
+Capture: a private Azurite; N `CallCapture`s on the recorder's real `CaptureEngine` (bounded queue per call
+filled by the media callback, a fixed pool of workers draining every call's queue each 100 ms, one FLAC
+encoder call per 1.44 s block, blocks staged concurrently on the workers' event loops, commit and manifest
+at the end); one "media platform" thread delivers a 20 ms frame of real speech (espeak-ng) to every call
+every 20 ms, timing each callback. The first `--warmup` seconds, and longer until every call has set up its
+encoder (a cost printed on its own), are fed but not measured. CPU is the process's CPU time (all its
+threads, from the kernel) from the end of the warm-up until every capture has committed, minus a baseline
+run in the same process whose callbacks discard the frames (the platform's own cost), so it is the capture
+pipeline alone; Azurite's CPU is not counted. Each concurrency runs `--runs` times (baseline, then capture);
+the median and the spread are printed with the load average, because on a shared machine the wall-clock
+figures (callback tail, feeder lateness) move with the neighbours while CPU time mostly does not.
+Answering: a real recorder process and the test-side Teams platform (signed JWTs, Graph over TLS), 50
+invitations posted at once, latency from the POST to the answer arriving.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform as host
+import statistics
 import sys
 import tempfile
 import time
@@ -37,19 +46,29 @@ from devstack.processes import ManagedProcess, free_port, http_ready  # noqa: E4
 from devstack.testkit.audio import speech, with_silence  # noqa: E402
 from devstack.testkit.teams_platform import FakePlatform  # noqa: E402
 from recorder_vm import launch_argv  # noqa: E402
+from recorder_vm.capture.encoder import FlacStreamEncoder  # noqa: E402
+from recorder_vm.capture.engine import CaptureEngine, default_workers  # noqa: E402
 from recorder_vm.capture.pipeline import CallCapture  # noqa: E402
 from recorder_vm.capture.spill import SpillBuffer  # noqa: E402
-from recorder_vm.capture.storage import AzureRecordingStore, StorageHealth  # noqa: E402
+from recorder_vm.capture.storage import (  # noqa: E402
+    AzureAsyncRecordingStore,
+    AzureRecordingStore,
+    async_blob_service,
+)
 from recorder_vm.media.base import AudioFrame  # noqa: E402
 from verbatim.evidence.capture import capture_prefix  # noqa: E402
 from verbatim.platform.clients import blob_service  # noqa: E402
 from verbatim.platform.settings import StorageConnection  # noqa: E402
 
 FRAME = 0.02
+CONTAINER = "bench-recordings"
 SCRIPT = (
     "Good morning, this is the trading desk. We would like to buy two thousand shares at forty two, "
     "and sell the remainder of the position before the close. Please confirm the order and the price."
 )
+GOAL_CALLS_PER_CORE = 400
+GOAL_FLATNESS = 0.10  # CPU per call at the largest concurrency within 10 % of the smallest's
+GOAL_CALLBACK_P99_US = 1000.0
 
 
 @dataclass
@@ -62,7 +81,11 @@ class Run:
     p99_us: float
     max_us: float
     cpu_seconds: float
-    late_ticks: int
+    late_ticks: int  # 20 ms ticks the feeder started more than one frame late
+    max_late_ms: float
+    rss_per_call: float = 0.0  # resident memory a call adds once it captures (bytes)
+    storage_failures: int = 0  # staging requests that failed (timed out: Azurite starved); their blocks spilled
+    failed: int = 0
     audio_seconds: float = 0.0
     evidence_bytes: int = 0
 
@@ -72,38 +95,95 @@ def _clip() -> np.ndarray:
     return audio[: len(audio) // 320 * 320]
 
 
-def _feed(deliver: list[Callable[[AudioFrame], None]], clip: np.ndarray, seconds: float) -> tuple[np.ndarray, int, int]:
-    """Deliver one frame per call every 20 ms from one thread; returns callback durations (ns)."""
-    frames = int(seconds / FRAME)
+def _cpu() -> float:
+    """CPU time of the whole process (every thread), user + system, from the kernel."""
+    times = os.times()
+    return times.user + times.system
+
+
+@dataclass
+class Feed:
+    durations: np.ndarray  # of each measured callback, ns
+    frames: int  # measured frames per call
+    late: int
+    max_late_ms: float
+    cpu0: float  # process CPU when the measured part began
+    rss0: int  # resident bytes when the measured part began
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _feed(
+    deliver: list[Callable[[AudioFrame], None]],
+    clip: np.ndarray,
+    seconds: float,
+    warmup: float,
+    ready: Callable[[], bool],
+) -> Feed:
+    """Deliver one frame per call every 20 ms from one thread, timing each callback. The first `warmup` seconds,
+    and after them as long as `ready()` is false (calls still setting up their encoders), are delivered but not
+    measured."""
+    warm = int(warmup / FRAME)
+    frames = warm + int(seconds / FRAME)
     chunks = [clip[i : i + 320].tobytes() for i in range(0, len(clip), 320)]
-    durations = np.zeros(frames * len(deliver), dtype=np.int64)
+    durations = np.zeros(int(seconds / FRAME) * len(deliver), dtype=np.int64)
     start_ticks = time.time_ns() // 100
     index = late = 0
+    max_late = 0.0
+    cpu0, rss0 = _cpu(), _rss()
     began = time.perf_counter()
-    for n in range(frames):
+    n = 0
+    while n < frames:
         due = began + n * FRAME
         wait = due - time.perf_counter()
+        if n == warm and not ready():
+            warm += 1
+            frames += 1
+        if n == warm:
+            cpu0, rss0 = _cpu(), _rss()
         if wait > 0:
             time.sleep(wait)
-        elif wait < -FRAME:
-            late += 1
+        elif n >= warm:
+            max_late = max(max_late, -wait)
+            if wait < -FRAME:
+                late += 1
         ticks = start_ticks + n * 200_000
+        if n < warm:
+            for call, callback in enumerate(deliver):
+                callback(AudioFrame(0, ticks, chunks[(n + call * 7) % len(chunks)]))
+            n += 1
+            continue
         for call, callback in enumerate(deliver):
             frame = AudioFrame(0, ticks, chunks[(n + call * 7) % len(chunks)])
             t0 = time.perf_counter_ns()
             callback(frame)
             durations[index] = time.perf_counter_ns() - t0
             index += 1
-    return durations[:index], frames, late
+        n += 1
+    return Feed(durations[:index], frames - warm, late, max_late * 1000, cpu0, rss0)
 
 
-def run_capture(calls: int, seconds: float, clip: np.ndarray, connection: StorageConnection, *, baseline: bool) -> Run:
-    service = blob_service(connection)
-    store = AzureRecordingStore(service, "bench-recordings")
-    store.ensure_container()
-    health = StorageHealth()
+def run_capture(
+    calls: int,
+    seconds: float,
+    clip: np.ndarray,
+    connection: StorageConnection,
+    *,
+    baseline: bool,
+    workers: int,
+    warmup: float = 2.0,
+) -> Run:
     with tempfile.TemporaryDirectory() as spill_dir:
         spill = SpillBuffer(Path(spill_dir), 1024**3)
+        engine = CaptureEngine(
+            store_factory=lambda: AzureAsyncRecordingStore(async_blob_service(connection), CONTAINER),
+            spill=spill,
+            block_seconds=1.5,
+            workers=workers,
+        )
         captures = [
             CallCapture(
                 recording_id=str(uuid.uuid4()),
@@ -111,10 +191,7 @@ def run_capture(calls: int, seconds: float, clip: np.ndarray, connection: Storag
                 call_chain_id=None,
                 recorder_instance="bench",
                 prefix=capture_prefix(str(uuid.uuid4()), datetime.now(UTC)),
-                store=store,
-                spill=spill,
-                health=health,
-                block_seconds=1.5,
+                engine=engine,
                 queue_frames=3000,
                 unmixed=False,
                 on_failure=lambda stage, reason: print(f"capture failed: {stage}: {reason}", file=sys.stderr),
@@ -123,39 +200,81 @@ def run_capture(calls: int, seconds: float, clip: np.ndarray, connection: Storag
         ]
         deliver: list[Callable[[AudioFrame], None]]
         if baseline:
-            sink: list[AudioFrame] = []
-            deliver = [lambda frame, keep=sink: None for _ in captures]
+            deliver = [lambda frame: None for _ in captures]
         else:
+            engine.start()
             allowed_from = time.time_ns() // 100  # as if the recording status had just been accepted
             for capture in captures:
                 capture.start(allowed_from_ticks=allowed_from)
             deliver = [capture.on_audio for capture in captures]
-        cpu0 = time.process_time()
-        durations, frames, late = _feed(deliver, clip, seconds)
+        rss_before = _rss()
+        feed = _feed(deliver, clip, seconds, warmup, lambda: baseline or all(c.mixed is not None for c in captures))
         if not baseline:
             # Calls end over a few seconds in real life, not at one instant: stop them 16 at a time.
             with ThreadPoolExecutor(max_workers=16) as pool:
                 results = list(pool.map(lambda capture: capture.stop(drain_seconds=60), captures))
-        cpu = time.process_time() - cpu0
+        cpu = _cpu() - feed.cpu0
+        engine.stop()
+        storage_failures = engine.health.failures
+    durations = feed.durations
     run = Run(
         calls=calls,
         seconds=seconds,
-        frames=frames * calls,
+        frames=feed.frames * calls,
         dropped=sum(c.frames_dropped for c in captures) if not baseline else 0,
         p50_us=float(np.percentile(durations, 50)) / 1000,
         p99_us=float(np.percentile(durations, 99)) / 1000,
         max_us=float(durations.max()) / 1000,
         cpu_seconds=cpu,
-        late_ticks=late,
+        late_ticks=feed.late,
+        max_late_ms=feed.max_late_ms,
+        rss_per_call=(feed.rss0 - rss_before) / calls,
+        storage_failures=storage_failures,
     )
     if not baseline:
-        failed = [r for r in results if not r.ok]
-        if failed:
-            print(f"{len(failed)} captures did not commit: {failed[0].failure}", file=sys.stderr)
+        run.failed = sum(1 for r in results if not r.ok)
+        if run.failed:
+            print(f"{run.failed} captures did not commit: {results[0].failure}", file=sys.stderr)
         tracks = [r.manifest.track() for r in results if r.manifest is not None]
         run.audio_seconds = sum(t.duration_seconds for t in tracks)
         run.evidence_bytes = sum(t.bytes for t in tracks)
     return run
+
+
+@dataclass
+class Level:
+    """One concurrency's runs: (baseline, capture) pairs."""
+
+    calls: int
+    seconds: float
+    pairs: list[tuple[Run, Run]]
+
+    def per_call(self) -> list[float]:
+        """CPU of the capture pipeline per call, % of one core, per run."""
+        return [
+            100 * max(0.0, run.cpu_seconds - base.cpu_seconds) / self.seconds / self.calls for base, run in self.pairs
+        ]
+
+    def runs(self) -> list[Run]:
+        return [run for _, run in self.pairs]
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)} to {format(max(values), fmt)})"
+
+
+def encoder_setup(count: int) -> tuple[float, float]:
+    """CPU (ms) and resident memory (MB) of one track's encoder, `count` of them alive at once as in a busy
+    recorder."""
+    cpu0, rss0 = _cpu(), _rss()
+    encoders = [FlacStreamEncoder() for _ in range(count)]
+    cpu, rss = _cpu() - cpu0, _rss() - rss0
+    del encoders
+    return 1000 * cpu / count, rss / count / 1e6
+
+
+def ok(met: bool) -> str:
+    return "met" if met else "NOT met"
 
 
 def answer_latency(invitations: int) -> list[float]:
@@ -197,41 +316,103 @@ def answer_latency(invitations: int) -> list[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, nargs="+", default=[50, 100, 200])
+    parser.add_argument("--calls", type=int, nargs="+", default=[50, 100, 200, 400])
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--invitations", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds fed before measuring (call set-up)")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="capture workers (engine threads)")
+    parser.add_argument("--invitations", type=int, default=50, help="0: skip the answer-latency figure")
     args = parser.parse_args()
     clip = _clip()
-    print(f"machine: {host.machine()}, {__import__('os').cpu_count()} cores, Python {host.python_version()}")
+    load_start = os.getloadavg()
+    print(
+        f"machine: {host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}; "
+        f"{args.workers} capture workers; {args.runs} runs of {args.seconds:.0f} s per concurrency; "
+        f"load average at the start {load_start[0]:.1f} / {load_start[1]:.1f} / {load_start[2]:.1f}"
+    )
+    levels: list[Level] = []
     with tempfile.TemporaryDirectory() as directory:
         ports = AzuritePorts(blob=free_port(), queue=free_port(), table=free_port())
         connection = StorageConnection(name="RECORDINGS_STORAGE", connection_string=ports.connection_string)
         with azurite(ports, Path(directory) / "azurite"):
-            print("| calls | frames | dropped | callback p50 | callback p99 | max | pipeline CPU | CPU per call |")
-            print("|---|---|---|---|---|---|---|---|")
-            per_call = []
-            bytes_per_hour = []
+            AzureRecordingStore(blob_service(connection), CONTAINER).ensure_container()
             for calls in args.calls:
-                base = run_capture(calls, args.seconds, clip, connection, baseline=True)
-                run = run_capture(calls, args.seconds, clip, connection, baseline=False)
-                pipeline = max(0.0, run.cpu_seconds - base.cpu_seconds)
-                cpu_pct = 100 * pipeline / args.seconds
-                per_call.append(cpu_pct / calls)
-                bytes_per_hour.append(run.evidence_bytes / max(run.audio_seconds, 1e-9) * 3600)
-                print(
-                    f"| {calls} | {run.frames} | {run.dropped} | {run.p50_us:.1f} us | {run.p99_us:.1f} us "
-                    f"| {run.max_us / 1000:.1f} ms | {cpu_pct:.1f} % of a core | {cpu_pct / calls:.3f} % |"
-                    + (f" (feeder late {run.late_ticks}x)" if run.late_ticks else "")
-                )
-    best = min(per_call)
-    print(f"capture pipeline: {best:.3f} % of a core per call -> {100 / best:.0f} calls per core (CPU-bound)")
-    print(f"evidence size: {np.mean(bytes_per_hour) / 1e6:.1f} MB per recorded hour (raw PCM: 115.2 MB)")
-    latencies = answer_latency(args.invitations)
-    p = lambda q: latencies[min(len(latencies) - 1, int(q * (len(latencies) - 1) + 0.5))]  # noqa: E731
+                pairs = []
+                for _ in range(args.runs):
+                    base = run_capture(
+                        calls, args.seconds, clip, connection, baseline=True, workers=args.workers, warmup=args.warmup
+                    )
+                    run = run_capture(
+                        calls, args.seconds, clip, connection, baseline=False, workers=args.workers, warmup=args.warmup
+                    )
+                    pairs.append((base, run))
+                levels.append(Level(calls, args.seconds, pairs))
+                print(f"  {calls} calls done; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    load_end = os.getloadavg()
+    print()
     print(
-        f"answer latency, {args.invitations} simultaneous invitations: p50 {p(0.5) * 1000:.0f} ms, "
-        f"p99 {p(0.99) * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+        "| calls | frames per run | dropped | failed | callback p50 | callback p99 | callback max "
+        "| feeder late > 1 frame (ticks) | feeder max lateness | memory per call | storage failures "
+        "| pipeline CPU per call (% of a core) |"
     )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for level in levels:
+        runs = level.runs()
+        print(
+            f"| {level.calls} | {runs[0].frames:,} | {sum(r.dropped for r in runs)} | {sum(r.failed for r in runs)} "
+            f"| {_spread([r.p50_us for r in runs], '.1f')} µs | {_spread([r.p99_us for r in runs], '.1f')} µs "
+            f"| {_spread([r.max_us / 1000 for r in runs], '.1f')} ms "
+            f"| {_spread([float(r.late_ticks) for r in runs], '.0f')} "
+            f"| {_spread([r.max_late_ms for r in runs], '.1f')} ms "
+            f"| {statistics.median([r.rss_per_call for r in runs]) / 1e6:.1f} MB "
+            f"| {sum(r.storage_failures for r in runs)} | {_spread(level.per_call(), '.3f')} |"
+        )
+    print("(median of runs, lowest to highest in brackets)")
+    print(f"load average at the end {load_end[0]:.1f} / {load_end[1]:.1f} / {load_end[2]:.1f}")
+    print()
+    first, last = levels[0], levels[-1]
+    per_call_first, per_call_last = statistics.median(first.per_call()), statistics.median(last.per_call())
+    calls_per_core = 100 / per_call_last if per_call_last else float("inf")
+    flatness = per_call_last / per_call_first - 1 if per_call_first else 0.0
+    dropped = sum(r.dropped for level in levels for r in level.runs())
+    failed = sum(r.failed for level in levels for r in level.runs())
+    p99 = max(statistics.median([r.p99_us for r in level.runs()]) for level in levels)
+    late = max(statistics.median([float(r.late_ticks) for r in level.runs()]) for level in levels)
+    print(f"goals (load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end):")
+    print(
+        f"- calls per core at {last.calls} calls: {calls_per_core:.0f} ({per_call_last:.3f} % of a core per call); "
+        f"goal >= {GOAL_CALLS_PER_CORE}: {ok(calls_per_core >= GOAL_CALLS_PER_CORE)}"
+    )
+    print(
+        f"- CPU per call at {last.calls} vs {first.calls} calls: {flatness:+.1%}; "
+        f"goal within {GOAL_FLATNESS:.0%}: {ok(flatness <= GOAL_FLATNESS)}"
+    )
+    print(f"- dropped frames: {dropped}, captures not committed: {failed}; goal 0: {ok(dropped == 0 and failed == 0)}")
+    print(f"- callback p99 (worst median): {p99:.1f} µs; goal < 1 ms: {ok(p99 < GOAL_CALLBACK_P99_US)}")
+    print(
+        f"- feeder late by more than one frame (worst median, ticks per run): {late:.0f}; goal 0: {ok(late == 0)} "
+        "(wall-clock: on a loaded machine the feeder waits for a CPU like everything else)"
+    )
+    setup_ms, setup_mb = encoder_setup(min(last.calls, 200))
+    print(
+        f"call set-up, not in the figures above: {setup_ms:.1f} ms of CPU and {setup_mb:.1f} MB resident per track "
+        f"(FFmpeg's FLAC encoder context, zeroed on creation); over a 5-minute call that is "
+        f"{100 * setup_ms / 1000 / 300:.4f} % of a core"
+    )
+    bytes_per_hour = [
+        r.evidence_bytes / r.audio_seconds * 3600 for level in levels for r in level.runs() if r.audio_seconds
+    ]
+    print(f"evidence size: {statistics.median(bytes_per_hour) / 1e6:.1f} MB per recorded hour (raw PCM: 115.2 MB)")
+    if args.invitations:
+        latencies = answer_latency(args.invitations)
+
+        def p(q: float) -> float:
+            return latencies[min(len(latencies) - 1, int(q * (len(latencies) - 1) + 0.5))]
+
+        print(
+            f"answer latency, {args.invitations} simultaneous invitations: p50 {p(0.5) * 1000:.0f} ms, "
+            f"p99 {p(0.99) * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+        )
     return 0
 
 

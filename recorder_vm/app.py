@@ -14,8 +14,14 @@ import httpx
 from aiohttp import web
 
 from recorder_vm.calls_api import CallsApi, CallsApiError, GraphCallsApi, RecordingStatus, RejectReason
+from recorder_vm.capture.engine import CaptureEngine
 from recorder_vm.capture.spill import SpillBuffer
-from recorder_vm.capture.storage import AzureRecordingStore, StorageUnavailable
+from recorder_vm.capture.storage import (
+    AzureAsyncRecordingStore,
+    AzureRecordingStore,
+    StorageUnavailable,
+    async_blob_service,
+)
 from recorder_vm.event_log import add_event_log_handler
 from recorder_vm.events import EventPublisher, QueueSink
 from recorder_vm.http import create_app
@@ -133,6 +139,16 @@ async def build(
     )
     publisher.start()
     spill = SpillBuffer(settings.spill_path, settings.spill_max_bytes)
+    capture_engine = CaptureEngine(
+        store_factory=lambda: AzureAsyncRecordingStore(
+            async_blob_service(settings.recordings_connection),
+            settings.recordings_container,
+            timeout_seconds=settings.storage_timeout_seconds,
+        ),
+        spill=spill,
+        block_seconds=settings.block_seconds,
+    )
+    capture_engine.start()
     media = media or create_media_platform(settings)
     await media.start()
     calls = calls or calls_api_from(settings)
@@ -159,7 +175,7 @@ async def build(
         media=media,
         store=store,
         publisher=publisher,
-        spill=spill,
+        capture_engine=capture_engine,
         progress_sink=progress_sink(settings),
     )
     recorder.start()

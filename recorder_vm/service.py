@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from recorder_vm.calls_api import CallGone, CallsApi, CallsApiError, RejectReason
-from recorder_vm.capture.spill import SpillBuffer
-from recorder_vm.capture.storage import RecordingStore, StorageHealth, StorageUnavailable
+from recorder_vm.capture.engine import CaptureEngine
+from recorder_vm.capture.storage import RecordingStore, StorageUnavailable
 from recorder_vm.events import EventPublisher
 from recorder_vm.media.base import MediaPlatform
 from recorder_vm.notifications import CHANGE_TYPES, CallUpdate, OtherUpdate, RosterUpdate, SignallingUpdate
@@ -52,17 +52,17 @@ class Recorder:
         media: MediaPlatform,
         store: RecordingStore,
         publisher: EventPublisher,
-        spill: SpillBuffer,
+        capture_engine: CaptureEngine,
         progress_sink: ProgressSink | None = None,
-        storage_health: StorageHealth | None = None,
     ) -> None:
         self.settings = settings
         self.calls = calls
         self.media = media
         self.store = store
         self.publisher = publisher
-        self.spill = spill
-        self.storage_health = storage_health or StorageHealth()
+        self.capture_engine = capture_engine  # the workers every call's capture runs on
+        self.spill = capture_engine.spill
+        self.storage_health = capture_engine.health
         self._progress_sink = progress_sink
         self.sessions: dict[str, CallSession] = {}
         self._capturing: dict[str, CallSession] = {}
@@ -203,6 +203,7 @@ class Recorder:
         self._progress_stop.set()
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.to_thread(self.capture_engine.stop)
         await asyncio.to_thread(self.publisher.stop, 5.0)
 
     async def _watch_storage(self) -> None:

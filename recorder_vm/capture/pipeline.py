@@ -1,10 +1,11 @@
-"""One call's capture: the media callback copies frames into a bounded queue and returns; a worker thread
-encodes them and stages blocks; stopping commits the block lists and writes the capture manifest.
+"""One call's capture: the media callback appends frames to the call's queue and returns; a worker of the
+process's `CaptureEngine` drains the queue with all its other calls' every tick, encodes and stages blocks;
+stopping commits the block lists and writes the capture manifest.
 
 The queue is a `deque` bounded by a length check: one producer (the platform's event thread for this
-socket) and one consumer, whose `append`/`popleft` are atomic in CPython, so the callback takes no lock and
-never waits. The worker does not wake per frame: it drains the queue every `WORKER_TICK` seconds, which
-keeps a few hundred calls from costing a few thousand thread switches per second.
+socket) and one consumer (the call's worker), whose `append`/`popleft` are atomic in CPython, so the callback
+takes no lock and never waits. Everything else about the call runs on its worker's event loop; `halt` and
+`stop` are the blocking entry points other threads use.
 
 Nothing from before `updateRecordingStatus(recording)` succeeded is kept: until `start()` frames are not
 even queued, and `start()` names the moment of the success reply, before which a frame's timestamp must not
@@ -14,20 +15,21 @@ and receiving a success reply", Graph v1.0, call: updateRecordingStatus).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
+from recorder_vm.capture.engine import CaptureEngine, CaptureWorker
 from recorder_vm.capture.mixer import SlotMixer
-from recorder_vm.capture.spill import SpillBuffer, SpillOverflow
-from recorder_vm.capture.storage import RecordingStore, StorageHealth, StorageUnavailable
-from recorder_vm.capture.track import TrackWriter
+from recorder_vm.capture.staging import BlobStager
+from recorder_vm.capture.storage import StorageUnavailable
+from recorder_vm.capture.track import CommitPoint, TrackWriter
 from recorder_vm.media.base import MIXED_SOURCE, AudioFrame
 from verbatim.contracts.recorder import CaptureManifest, CaptureProgress, CaptureState, FailureStage
 from verbatim.evidence.capture import MIXED_TRACK, manifest_blob_name, track_blob_name
@@ -36,7 +38,6 @@ log = logging.getLogger(__name__)
 
 FailureCallback = Callable[[FailureStage, str], None]
 T = TypeVar("T")
-WORKER_TICK = 0.1  # seconds between drains of the frame queue
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,7 @@ class CallCapture:
         call_chain_id: str | None,
         recorder_instance: str,
         prefix: str,
-        store: RecordingStore,
-        spill: SpillBuffer,
-        health: StorageHealth,
-        block_seconds: float,
+        engine: CaptureEngine,
         queue_frames: int,
         unmixed: bool,
         on_failure: FailureCallback,
@@ -76,10 +74,8 @@ class CallCapture:
         self.prefix = prefix
         self.blob_name = track_blob_name(prefix)
         self.manifest_blob_name = manifest_blob_name(prefix)
-        self._store = store
-        self._spill = spill
-        self._health = health
-        self._block_seconds = block_seconds
+        self._engine = engine
+        self._block_seconds = engine.block_seconds
         self._unmixed = unmixed
         self._on_failure = on_failure
         self._clock = clock
@@ -87,11 +83,13 @@ class CallCapture:
         self._queue_frames = queue_frames
         self._accepting = True
         self._allowed_from: int | None = None  # ticks of the recording status' success reply, once started
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: CaptureWorker | None = None
+        self._started = False
         self._tracks: dict[int, TrackWriter] = {}
         self._mixer = SlotMixer()
+        self._mixer_used = False
         self._mixed_seen = False
+        self._halted = False
         self._origin: int | None = None
         self._failure: tuple[FailureStage, str] | None = None
         self.state: CaptureState = "capturing"
@@ -122,10 +120,10 @@ class CallCapture:
     def start(self, *, allowed_from_ticks: int) -> None:
         """Recording is allowed from `allowed_from_ticks` (100-ns ticks since the Unix epoch: when the
         success reply arrived): persist frames stamped at or after it."""
-        if self._thread is None:
+        if not self._started:
             self._allowed_from = allowed_from_ticks
-            self._thread = threading.Thread(target=self._run, name=f"capture-{self.recording_id[:8]}", daemon=True)
-            self._thread.start()
+            self._started = True
+            self._worker = self._engine.attach(self)
 
     def discard(self) -> None:
         """Recording was never allowed (or is over before it began): persist nothing."""
@@ -135,19 +133,18 @@ class CallCapture:
     @property
     def persisting(self) -> bool:
         """Whether recording was allowed and frames have been (or are being) persisted."""
-        return self._thread is not None
+        return self._started
 
     @property
     def failure(self) -> tuple[FailureStage, str] | None:
         return self._failure
 
     def halt(self) -> None:
-        """End the recording: accept no more media, and write (stage or spill) every frame already received.
-        Blocking; call it off the event loop. Committing is `stop`'s job."""
+        """End the recording: accept no more media, and encode every frame already received (full blocks are
+        staged). Blocking; call it off the event loop. Committing is `stop`'s job."""
         self._accepting = False
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._worker is not None and not self._halted:
+            self._worker.run(self._halt())
         if self.ended_at is None:
             self.ended_at = datetime.now(UTC)
 
@@ -160,77 +157,121 @@ class CallCapture:
         """Finish: halt, stage the last blocks, retry spilled ones for up to `drain_seconds`, commit and write
         the capture manifest. Blocking; call it off the event loop."""
         self.halt()
-        if self._thread is None:
+        if self._worker is None:  # never started: an empty record
             self.discard()
-        deadline = self._clock() + drain_seconds
+            self._worker = self._engine.attach(self)
+        return self._worker.run(self._stop(self._worker, drain_seconds))
+
+    # --- on the worker's loop ---
+
+    def service(self, now: float) -> None:
+        """One tick: take the frames queued since the last one, cut blocks that are due, retry waiting ones."""
+        if self._failure is not None:
+            self._queue.clear()
+            return
+        try:
+            self._drain()
+            for track in list(self._tracks.values()):
+                if track.due(now):
+                    track.cut()
+                track.stager.kick()
+            self._update_state()
+        except Exception as error:
+            log.exception("capture worker failed", extra={"recording_id": self.recording_id})
+            self._fail("capture", f"{type(error).__name__}: {error}")
+
+    async def _halt(self) -> None:
+        if self._failure is None:
+            try:
+                self._drain()
+            except Exception as error:
+                log.exception("capture worker failed", extra={"recording_id": self.recording_id})
+                self._fail("capture", f"{type(error).__name__}: {error}")
+        self._queue.clear()
+        self._halted = True
+        assert self._worker is not None
+        self._worker.detach(self)
+
+    async def _stop(self, worker: CaptureWorker, drain_seconds: float) -> CaptureResult:
+        if not self._halted:
+            await self._halt()
+        clock = self._clock
+        deadline = clock() + drain_seconds
         committed = False
-        committed_blocks: dict[int, int] = {}
+        points: dict[int, CommitPoint] = {}
         try:
             if self._failure is None:
                 self._finish_tracks()
-                self._drain_spill(drain_seconds)
+                for track in list(self._tracks.values()):
+                    await track.stager.settle(deadline, clock)
             # After a failure, commit only what is known to be staged, so it is playable now; salvage can extend it.
             prefix_only = self._failure is not None
-            for source, track in self._tracks.items():
-                committed_blocks[source] = self._retry(partial(self._commit, track, prefix_only), deadline)
+            for source, track in list(self._tracks.items()):
+                if not prefix_only and not track.stager.settled:
+                    waiting = track.stager.waiting
+                    raise StorageUnavailable(f"{waiting} blocks of {track.blob_name} are still in the local buffer")
+                point = track.commit_point(staged_prefix=prefix_only)
+                ids = [block.block_id for block in track.blocks[: point.blocks]]
+                store = worker.store
+                assert store is not None
+                await self._retry(partial(store.commit_blocks, track.blob_name, ids, self._metadata(track)), deadline)
+                points[source] = point
             committed = True
         except StorageUnavailable as error:
             self._fail("storage", f"could not commit the recording: {error}")
-        except SpillOverflow as error:
-            self._fail("storage", str(error))
-        manifest = self._manifest(committed_blocks if committed else None, complete=committed and not self._failure)
+        manifest = self._manifest(points if committed else None, complete=committed and not self._failure)
         if committed:
+            store = worker.store
+            assert store is not None
             try:
-                self._retry(lambda: self._store.write_manifest(self.manifest_blob_name, manifest), deadline)
+                await self._retry(partial(store.write_manifest, self.manifest_blob_name, manifest), deadline)
             except StorageUnavailable as error:
                 self._fail("storage", f"could not write the capture manifest: {error}")
                 committed = False
         self.state = "failed" if self._failure else "stopped"
         return CaptureResult(manifest, self.manifest_blob_name, committed, self._failure)
 
-    # --- the worker thread ---
-
-    def _run(self) -> None:
+    def _drain(self) -> None:
         frames = self._queue
-        try:
-            while True:
-                stopping = self._stopping.wait(WORKER_TICK)
-                while frames:
-                    self._write(frames.popleft())
-                if stopping and not frames:
-                    break
-                now = self._clock()
-                for track in list(self._tracks.values()):
-                    if track.due(now):
-                        track.cut()
-                    if track.spilled:
-                        track.retry_spilled()
-                self._update_state()
-        except SpillOverflow as error:
-            self._fail("storage", f"storage unreachable and {error}")
-        except Exception as error:
-            log.exception("capture worker failed", extra={"recording_id": self.recording_id})
-            self._fail("capture", f"{type(error).__name__}: {error}")
-
-    def _write(self, frame: AudioFrame) -> None:
+        count = len(frames)
+        if not count:
+            return
+        batch = [frames.popleft() for _ in range(count)]
         if self._origin is None:
-            self._origin = frame.timestamp_ticks
-            self.started_at = datetime.fromtimestamp(frame.timestamp_ticks / 10_000_000, UTC)
-        if self._unmixed:
-            # Unmixed audio only: the record is the sum of the speakers (source 0 = a slot of silence).
-            if frame.source_id != MIXED_SOURCE:
-                self._track(frame.source_id).add(frame)
-            self._mix(frame)
-        elif frame.source_id == MIXED_SOURCE:
+            first = batch[0]
+            self._origin = first.timestamp_ticks
+            self.started_at = datetime.fromtimestamp(first.timestamp_ticks / 10_000_000, UTC)
+        if not self._unmixed and not self._mixer_used and not any(frame.source_id for frame in batch):
             self._mixed_seen = True
-            self._track(MIXED_SOURCE).add(frame)
-        elif not self._mixed_seen:
-            self._mix(frame)
+            self._track(MIXED_SOURCE).add_frames(batch)
+            return
+        self._route(batch)
 
-    def _mix(self, frame: AudioFrame) -> None:
-        mixed = self._mixer.add(frame)
-        if mixed is not None:
-            self._track(MIXED_SOURCE).add(mixed)
+    def _route(self, batch: list[AudioFrame]) -> None:
+        """Frames of several sources: speakers' tracks (unmixed audio) and the mix, each as one batch."""
+        by_source: dict[int, list[AudioFrame]] = {}
+        mixed: list[AudioFrame] = []
+        for frame in batch:
+            if self._unmixed:
+                # Unmixed audio only: the record is the sum of the speakers (source 0 = a slot of silence).
+                if frame.source_id != MIXED_SOURCE:
+                    by_source.setdefault(frame.source_id, []).append(frame)
+                self._mix(frame, mixed)
+            elif frame.source_id == MIXED_SOURCE:
+                self._mixed_seen = True
+                mixed.append(frame)
+            elif not self._mixed_seen:
+                self._mix(frame, mixed)
+        for source, frames in by_source.items():
+            self._track(source).add_frames(frames)
+        if mixed:
+            self._track(MIXED_SOURCE).add_frames(mixed)
+
+    def _mix(self, frame: AudioFrame, into: list[AudioFrame]) -> None:
+        self._mixer_used = True
+        done = self._mixer.add(frame)
+        if done is not None:
+            into.append(done)
 
     def _track(self, source: int) -> TrackWriter:
         track = self._tracks.get(source)
@@ -242,46 +283,38 @@ class CallCapture:
                 source_id=None if source == MIXED_SOURCE else source,
                 blob_name=track_blob_name(self.prefix, name),
                 origin_ticks=self._origin if self._origin is not None else time.time_ns() // 100,
-                store=self._store,
-                spill=self._spill,
-                health=self._health,
+                stager=self._stager,
                 block_seconds=self._block_seconds,
                 clock=self._clock,
             )
             self._tracks[source] = track
         return track
 
+    def _stager(self, blob_name: str, track: TrackWriter) -> BlobStager:
+        worker = self._worker
+        assert worker is not None
+        return worker.stager(blob_name, track.staged, lambda reason: self._fail("storage", reason))
+
     def _finish_tracks(self) -> None:
-        mixed = self._mixer.flush()
-        if mixed is not None:
-            self._track(MIXED_SOURCE).add(mixed)
-        self._track(MIXED_SOURCE)  # the record exists even when no audio ever arrived
+        mixed: list[AudioFrame] = []
+        done = self._mixer.flush()
+        if done is not None:
+            mixed.append(done)
+        self._track(MIXED_SOURCE).add_frames(mixed)  # the record exists even when no audio ever arrived
         for track in list(self._tracks.values()):
             track.finish()
 
-    def _commit(self, track: TrackWriter, prefix_only: bool) -> int:
-        return track.commit(self._metadata(track), staged_prefix=prefix_only)
-
-    def _retry(self, action: Callable[[], T], deadline: float) -> T:
+    async def _retry(self, action: Callable[[], Awaitable[T]], deadline: float) -> T:
         """Run a storage request, again after a pause while the deadline allows (a busy or restarting account)."""
         pause = 0.2
         while True:
             try:
-                return action()
+                return await action()
             except StorageUnavailable:
                 if self._clock() + pause > deadline:
                     raise
-                time.sleep(pause)
+                await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
-
-    def _drain_spill(self, seconds: float) -> None:
-        deadline = self._clock() + seconds
-        while any(track.spilled for track in self._tracks.values()):
-            for track in self._tracks.values():
-                track.retry_spilled()
-            if self._clock() >= deadline:
-                break
-            time.sleep(0.1)
 
     def _update_state(self) -> None:
         if self._failure is None:
@@ -314,9 +347,9 @@ class CallCapture:
     def tracks(self) -> list[TrackWriter]:
         return list(self._tracks.values())
 
-    def _manifest(self, committed_blocks: dict[int, int] | None, *, complete: bool) -> CaptureManifest:
+    def _manifest(self, committed: dict[int, CommitPoint] | None, *, complete: bool) -> CaptureManifest:
         tracks = [
-            track.manifest(None if committed_blocks is None else committed_blocks.get(source))
+            track.manifest(None if committed is None else committed.get(source))
             for source, track in sorted(self._tracks.items())
         ]
         return CaptureManifest(

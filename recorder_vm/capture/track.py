@@ -1,35 +1,45 @@
-"""One audio track of a capture: PCM frames in, FLAC blocks staged on the track's block blob out.
+"""One audio track of a capture: batches of PCM frames in, FLAC blocks out to the track's `BlobStager`.
 
 Keeps real time: when frames stop arriving (a network gap, a muted stream the platform does not fill), the
-missing stretch is written as silence, so an offset in the file is an offset in the call. Each block is cut
-at a FLAC frame boundary, named by its sequence and SHA-256 (`verbatim.evidence.blocks`), and either staged
-at once or, when storage is down, kept in the disk buffer and staged later in order.
+missing stretch is written as silence, so an offset in the file is an offset in the call. A batch of frames
+is checked for gaps with NumPy (their timestamps against where the samples put them) and joined into one
+buffer; a block is encoded in one encoder call when a block's worth of whole FLAC frames has arrived (or
+`block_seconds` have passed), so it never carries more than `block_seconds` of audio. Each block is named by
+its sequence and SHA-256 (`verbatim.evidence.blocks`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from recorder_vm.capture.encoder import SAMPLE_RATE, EncodedPiece, FlacStreamEncoder
-from recorder_vm.capture.spill import SpillBuffer, SpilledBlock
-from recorder_vm.capture.storage import RecordingStore, StorageHealth, StorageUnavailable
-from recorder_vm.media.base import AudioFrame
+import numpy as np
+
+from recorder_vm.capture.encoder import BYTES_PER_SAMPLE, SAMPLE_RATE, EncodedPiece, FlacStreamEncoder
+from recorder_vm.capture.staging import BlobStager, PendingBlock
+from recorder_vm.media.base import FRAME_BYTES, FRAME_SAMPLES, AudioFrame
 from verbatim.contracts.recorder import AudioEncoding, CaptureBlock, CaptureGap, CaptureTrack, TrackKind
 from verbatim.evidence.blocks import BlockId
-
-log = logging.getLogger(__name__)
 
 TICKS_PER_SAMPLE = 10_000_000 // SAMPLE_RATE  # 625 ticks of 100 ns
 GAP_THRESHOLD_TICKS = 600_000  # 60 ms: more than jitter, so a missing frame or more is a real gap
 MAX_GAP_SAMPLES = SAMPLE_RATE * 900  # a gap longer than 15 minutes is a clock jump, not silence
 # Azure allows 50,000 committed blocks per blob: after this many, blocks get twice as long (a 24-hour call fits).
 LONG_CALL_BLOCKS = 40_000
-SILENCE_CHUNK = bytes(SAMPLE_RATE * 2)  # one second
+
+StagerFactory = Callable[[str, "TrackWriter"], BlobStager]
+
+
+@dataclass(frozen=True)
+class CommitPoint:
+    """The first `blocks` blocks of a track, and the SHA-256 and size of those bytes."""
+
+    blocks: int
+    sha256: str
+    bytes: int
 
 
 class TrackWriter:
@@ -41,9 +51,7 @@ class TrackWriter:
         source_id: int | None,
         blob_name: str,
         origin_ticks: int,
-        store: RecordingStore,
-        spill: SpillBuffer,
-        health: StorageHealth,
+        stager: StagerFactory,
         block_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -52,77 +60,117 @@ class TrackWriter:
         self.source_id = source_id
         self.blob_name = blob_name
         self._origin = origin_ticks
-        self._store = store
-        self._spill = spill
-        self._health = health
         self._block_seconds = block_seconds
         self._clock = clock
         self._encoder = FlacStreamEncoder()
-        self._samples_in = 0  # samples handed to the encoder, silence included
-        self._pending: list[EncodedPiece] = []
-        self._pending_samples = 0
+        self._frame_samples = self._encoder.frame_samples
+        self._samples_in = 0  # samples received, silence included
+        self._chunks: list[bytes] = []  # PCM received and not yet encoded
+        self._buffered = 0  # samples in `_chunks`
         self._last_cut = clock()
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256()  # of every block cut
         self._bytes = 0
-        self._spilled: deque[SpilledBlock] = deque()
-        self._spilled_bytes = 0
-        self._staged_hash: Any = None  # hash of the staged prefix, while newer blocks wait in the local buffer
-        self._spilled_samples = 0
         self._samples_out = 0
+        self._staged_hash: Any = hashlib.sha256()  # state of `_hash` after block staged-1
+        self._boundaries: dict[int, Any] = {}  # state of `_hash` after each block cut and not yet staged
+        self._staged_bytes = 0
+        self._staged_samples = 0
         self.blocks: list[CaptureBlock] = []
         self.gaps: list[CaptureGap] = []
         self.finished = False
+        self.stager = stager(blob_name, self)
 
     # --- audio in ---
 
+    def add_frames(self, frames: Sequence[AudioFrame]) -> None:
+        """Add a batch of this track's frames, in arrival order, filling gaps in their timestamps with silence."""
+        count = len(frames)
+        if not count:
+            return
+        pcm = b"".join([frame.pcm for frame in frames])
+        if len(pcm) != count * FRAME_BYTES:  # not all 20 ms frames: one at a time
+            for frame in frames:
+                self.add(frame)
+            return
+        ticks = np.fromiter((frame.timestamp_ticks for frame in frames), dtype=np.int64, count=count)
+        steps = np.arange(count, dtype=np.int64) * (FRAME_SAMPLES * TICKS_PER_SAMPLE)
+        first = 0
+        while first < count:
+            expected = self._origin + self._samples_in * TICKS_PER_SAMPLE + steps[: count - first]
+            late = ticks[first:] - expected
+            gaps = np.flatnonzero(late >= GAP_THRESHOLD_TICKS)
+            if not gaps.size:
+                self._append(pcm[first * FRAME_BYTES :])
+                return
+            gap = first + int(gaps[0])
+            if gap > first:
+                self._append(pcm[first * FRAME_BYTES : gap * FRAME_BYTES])
+            self.silence(min(int(late[gap - first]) // TICKS_PER_SAMPLE, MAX_GAP_SAMPLES))
+            self._append(pcm[gap * FRAME_BYTES : (gap + 1) * FRAME_BYTES])
+            first = gap + 1
+
     def add(self, frame: AudioFrame) -> None:
+        """Add one frame (any length)."""
         expected = self._origin + self._samples_in * TICKS_PER_SAMPLE
         late = frame.timestamp_ticks - expected
         if late >= GAP_THRESHOLD_TICKS:
             self.silence(min(late // TICKS_PER_SAMPLE, MAX_GAP_SAMPLES))
-        self._feed(frame.pcm)
+        self._append(frame.pcm)
 
     def silence(self, samples: int) -> None:
         """Write `samples` of silence (a gap in the media), recorded as a gap in the manifest."""
         if samples <= 0:
             return
         self.gaps.append(CaptureGap(start_sample=self._samples_in, samples=samples))
-        remaining = samples * 2
-        while remaining > 0:
-            chunk = min(remaining, len(SILENCE_CHUNK))
-            self._feed(SILENCE_CHUNK[:chunk])
-            remaining -= chunk
+        while samples > 0:
+            chunk = min(samples, self.block_samples)
+            self._append(bytes(chunk * BYTES_PER_SAMPLE))
+            samples -= chunk
 
-    def _feed(self, pcm: bytes) -> None:
-        self._samples_in += len(pcm) // 2
-        for piece in self._encoder.encode(pcm):
-            self._pending.append(piece)
-            self._pending_samples += piece.samples
+    def _append(self, pcm: bytes) -> None:
+        samples = len(pcm) // BYTES_PER_SAMPLE
+        self._chunks.append(pcm)
+        self._buffered += samples
+        self._samples_in += samples
+        while self._buffered >= self.block_samples:
+            self._encode(self.block_samples)
 
     # --- blocks out ---
 
     @property
     def block_samples(self) -> int:
+        """Samples in a full block: whole FLAC frames, at most `block_seconds` (twice that in a very long call)."""
         factor = 2 if len(self.blocks) >= LONG_CALL_BLOCKS else 1
-        return int(self._block_seconds * SAMPLE_RATE * factor)
+        frames = max(1, int(self._block_seconds * SAMPLE_RATE * factor) // self._frame_samples)
+        return frames * self._frame_samples
 
     def due(self, now: float) -> bool:
-        if not self._pending:
-            return False
-        return self._pending_samples >= self.block_samples or now - self._last_cut >= self._block_seconds
+        """Whether a block is due although not full: audio arrives slower than real time."""
+        return self._buffered >= self._frame_samples and now - self._last_cut >= self._block_seconds
 
     def cut(self) -> None:
-        """Make a block of everything encoded so far and stage it (or spill it). `SpillOverflow` when neither
-        is possible; the block is then not part of the track."""
+        """Make a block of the whole FLAC frames received so far."""
+        self._encode(self._buffered // self._frame_samples * self._frame_samples)
+
+    def _encode(self, samples: int) -> None:
+        if not samples:
+            return
+        pcm = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        size = samples * BYTES_PER_SAMPLE
+        rest = pcm[size:]
+        self._chunks = [rest] if rest else []
+        self._buffered -= samples
+        self._block(self._encoder.encode(pcm[:size] if rest else pcm))
+
+    def _block(self, pieces: list[EncodedPiece]) -> None:
+        """Name, record and hand over one block; `SpillOverflow` (disk buffer full) surfaces through the stager."""
         self._last_cut = self._clock()
-        if not self._pending and self.blocks:
+        if not pieces and self.blocks:
             return
         sequence = len(self.blocks)
-        data = (self._encoder.header if sequence == 0 else b"") + b"".join(piece.data for piece in self._pending)
-        start = self._pending[0].start_sample if self._pending else 0
-        samples = self._pending_samples
+        data = (self._encoder.header if sequence == 0 else b"") + b"".join(piece.data for piece in pieces)
+        samples = sum(piece.samples for piece in pieces)
         block_id = BlockId.for_content(sequence, data)
-        self._stage_or_spill(sequence, block_id.encode(), data, samples)
         self.blocks.append(
             CaptureBlock(
                 index=sequence,
@@ -130,91 +178,54 @@ class TrackWriter:
                 size=len(data),
                 sha256=block_id.sha256_hex,
                 byte_offset=self._bytes,
-                start_sample=start,
+                start_sample=self._samples_out,
                 samples=samples,
-                time_offset_seconds=start / SAMPLE_RATE,
+                time_offset_seconds=self._samples_out / SAMPLE_RATE,
             )
         )
         self._hash.update(data)
+        self._boundaries[sequence] = self._hash.copy()
         self._bytes += len(data)
         self._samples_out += samples
-        self._pending.clear()
-        self._pending_samples = 0
+        self.stager.put(PendingBlock(sequence, self.blocks[-1].block_id, data))
 
-    def _stage_or_spill(self, sequence: int, block_id: str, data: bytes, samples: int) -> None:
-        if not self._spilled and self._health.may_try():
-            try:
-                self._store.stage_block(self.blob_name, block_id, data)
-            except StorageUnavailable as error:
-                self._health.failed()
-                log.warning("storage unavailable; spilling to the local buffer", extra={"error": str(error)})
-            else:
-                self._health.succeeded()
-                return
-        spilled = self._spill.put(self.blob_name, sequence, data)  # SpillOverflow propagates
-        if not self._spilled:
-            self._staged_hash = self._hash.copy()
-        self._spilled.append(spilled)
-        self._spilled_bytes += len(data)
-        self._spilled_samples += samples
-
-    def retry_spilled(self) -> None:
-        """Stage spilled blocks, oldest first, while storage answers."""
-        while self._spilled and self._health.may_try():
-            block = self._spilled[0]
-            block_id, data = block.read()
-            try:
-                self._store.stage_block(self.blob_name, block_id, data)
-            except StorageUnavailable:
-                self._health.failed()
-                return
-            self._health.succeeded()
-            self._spill.remove(block)
-            self._spilled.popleft()
-            staged = self.blocks[block.sequence]
-            self._spilled_bytes -= staged.size
-            self._spilled_samples -= staged.samples
-            if not self._spilled:
-                self._staged_hash = None
-                log.info("spilled blocks staged; storage is back", extra={"blob": self.blob_name})
+    def staged(self, sequence: int, data: bytes) -> None:
+        """The stager staged block `sequence` (blocks are staged in order)."""
+        self._staged_hash = self._boundaries.pop(sequence)
+        self._staged_bytes += len(data)
+        self._staged_samples += self.blocks[sequence].samples
 
     def finish(self) -> None:
-        """Encode the tail, close the FLAC stream and stage the last block."""
+        """Encode the tail, close the FLAC stream and hand over the last block."""
         if self.finished:
             return
-        for piece in self._encoder.finish():
-            self._pending.append(piece)
-            self._pending_samples += piece.samples
-        if self._pending or not self.blocks:
-            self.cut()
+        pcm = b"".join(self._chunks)
+        self._chunks = []
+        self._buffered = 0
+        pieces = self._encoder.encode(pcm) if pcm else []
+        pieces.extend(self._encoder.finish())
+        if pieces or not self.blocks:
+            self._block(pieces)
         self.finished = True
-
-    def commit(self, metadata: dict[str, str], *, staged_prefix: bool = False) -> int:
-        """Commit the block list (all blocks, or only the staged prefix); returns the blocks committed."""
-        if self._spilled and not staged_prefix:
-            raise StorageUnavailable(f"{len(self._spilled)} blocks of {self.blob_name} are still in the local buffer")
-        blocks = self.blocks[: self.staged_blocks]
-        self._store.commit_blocks(self.blob_name, [block.block_id for block in blocks], metadata)
-        return len(blocks)
 
     # --- what it has done ---
 
     @property
     def spilled(self) -> int:
-        return len(self._spilled)
+        return self.stager.spilled
 
     @property
     def staged_blocks(self) -> int:
-        """Blocks 0..n-1 known to be staged (spilled blocks are always the newest)."""
-        return len(self.blocks) - len(self._spilled)
+        """Blocks 0..n-1 known to be staged."""
+        return self.stager.staged
 
     @property
     def staged_bytes(self) -> int:
-        return self._bytes - self._spilled_bytes
+        return self._staged_bytes
 
     @property
     def staged_samples(self) -> int:
-        return self._samples_out - self._spilled_samples
+        return self._staged_samples
 
     @property
     def samples(self) -> int:
@@ -228,13 +239,17 @@ class TrackWriter:
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
-    def manifest(self, committed_blocks: int | None = None) -> CaptureTrack:
-        """The track as committed: all blocks, or the first `committed_blocks`."""
-        blocks = self.blocks if committed_blocks is None else self.blocks[:committed_blocks]
-        if len(blocks) == len(self.blocks) or self._staged_hash is None:
-            sha256, size = self.sha256, self._bytes
-        else:
-            sha256, size = self._staged_hash.hexdigest(), self.staged_bytes
+    def commit_point(self, *, staged_prefix: bool) -> CommitPoint:
+        """What a commit now would hold: every block, or only those known to be staged (after a failure)."""
+        if staged_prefix and self.staged_blocks < len(self.blocks):
+            return CommitPoint(self.staged_blocks, self._staged_hash.hexdigest(), self._staged_bytes)
+        return CommitPoint(len(self.blocks), self.sha256, self._bytes)
+
+    def manifest(self, committed: CommitPoint | None = None) -> CaptureTrack:
+        """The track as committed at `committed`, or all of it (nothing committed)."""
+        point = committed or CommitPoint(len(self.blocks), self.sha256, self._bytes)
+        blocks = self.blocks[: point.blocks]
+        sha256, size = point.sha256, point.bytes
         samples = sum(block.samples for block in blocks)
         end = blocks[-1].start_sample + blocks[-1].samples if blocks else 0
         return CaptureTrack(

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
+from recorder_vm.capture.engine import CaptureEngine
 from recorder_vm.capture.pipeline import CallCapture
 from recorder_vm.capture.spill import SpillBuffer
-from recorder_vm.capture.storage import AzureRecordingStore, StorageHealth
+from recorder_vm.capture.storage import AzureAsyncRecordingStore, AzureRecordingStore, StorageHealth
 from recorder_vm.media.base import FRAME_SAMPLES, FRAME_TICKS, AudioFrame
 from verbatim.evidence.capture import capture_prefix
 
@@ -40,6 +42,17 @@ class CaptureRig:
         self.store.ensure_container()
         self.spill = SpillBuffer(self.spill_dir, self.spill_max_bytes)
         self.health = StorageHealth()
+        self.engine = CaptureEngine(
+            store_factory=lambda: AzureAsyncRecordingStore(
+                AsyncBlobServiceClient.from_connection_string(self.connection_string),
+                self.container_name,
+                timeout_seconds=2.0,
+            ),
+            spill=self.spill,
+            health=self.health,
+            block_seconds=self.block_seconds,
+        )
+        self.engine.start()
 
     def container(self) -> ContainerClient:
         return BlobServiceClient.from_connection_string(self.connection_string).get_container_client(
@@ -58,17 +71,14 @@ class CaptureRig:
             call_chain_id=None,
             recorder_instance="capture-rig",
             prefix=capture_prefix(recording_id, datetime.now(UTC)),
-            store=self.store,
-            spill=self.spill,
-            health=self.health,
-            block_seconds=self.block_seconds,
+            engine=self.engine,
             queue_frames=self.queue_frames,
             unmixed=unmixed,
             on_failure=failed,
         )
 
     def close(self) -> None:
-        """Nothing to release for now; captures own their workers."""
+        self.engine.stop()
 
 
 def frames_of(audio: np.ndarray, start_ticks: int, *, source_id: int = 0) -> list[AudioFrame]:

@@ -32,6 +32,7 @@ __all__ = [
     "CaptureTrack",
     "capture_prefix",
     "manifest_blob_name",
+    "manifest_body",
     "read_manifest",
     "track_blob_name",
     "write_manifest",
@@ -53,11 +54,16 @@ def manifest_blob_name(prefix: str) -> str:
     return f"{prefix}/{MANIFEST_NAME}"
 
 
+def manifest_body(manifest: CaptureManifest) -> bytes:
+    """The bytes of a capture manifest blob (JSON)."""
+    return manifest.model_dump_json(indent=2).encode()
+
+
 def write_manifest(container: ContainerClient, blob_name: str, manifest: CaptureManifest, **options: Any) -> None:
     """Write (or replace) a capture manifest; `options` go to the SDK call (timeouts, retries)."""
     container.upload_blob(
         blob_name,
-        manifest.model_dump_json(indent=2).encode(),
+        manifest_body(manifest),
         overwrite=True,
         content_settings=ContentSettings(content_type="application/json"),
         **options,

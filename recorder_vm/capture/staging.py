@@ -1,0 +1,142 @@
+"""The blocks of one block blob on their way to storage, staged strictly in sequence order.
+
+A block goes from memory to the blob (`stage_block`); when storage fails, it and every block waiting behind it
+go to the disk buffer instead, and are staged from there, still in order, once storage answers again. Staging
+in order keeps what the heartbeat reports (`staged`: blocks 0..n-1 are on the blob) true at every moment, so a
+crash loses only blocks not yet staged, and spilled blocks survive it on disk. Everything here runs on one
+capture worker's event loop; only the disk writes go to threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from recorder_vm.capture.spill import SpillBuffer, SpilledBlock, SpillOverflow
+from recorder_vm.capture.storage import AsyncRecordingStore, StorageHealth, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PendingBlock:
+    """A block not yet staged: its bytes in memory, or the file holding them in the disk buffer."""
+
+    sequence: int
+    block_id: str
+    data: bytes | None
+    spilled: SpilledBlock | None = None
+
+
+StagedCallback = Callable[[int, bytes], None]  # (sequence, bytes) of each block once staged, in order
+FailureCallback = Callable[[str], None]  # the blob cannot be completed: the disk buffer is full or corrupt
+
+
+class BlobStager:
+    def __init__(
+        self,
+        blob_name: str,
+        *,
+        store: AsyncRecordingStore,
+        spill: SpillBuffer,
+        health: StorageHealth,
+        in_flight: asyncio.Semaphore,
+        on_staged: StagedCallback,
+        on_failure: FailureCallback,
+    ) -> None:
+        self.blob_name = blob_name
+        self._store = store
+        self._spill = spill
+        self._health = health
+        self._in_flight = in_flight
+        self._on_staged = on_staged
+        self._on_failure = on_failure
+        self._waiting: deque[PendingBlock] = deque()
+        self._pump: asyncio.Task[None] | None = None
+        self.staged = 0  # blocks 0..staged-1 are on the blob
+        self.spilled = 0  # blocks waiting in the disk buffer
+        self.broken = False
+
+    @property
+    def waiting(self) -> int:
+        """Blocks not yet staged (in memory or on disk)."""
+        return len(self._waiting)
+
+    @property
+    def settled(self) -> bool:
+        return not self._waiting
+
+    def put(self, block: PendingBlock) -> None:
+        """Queue a block behind the others; staging starts at once unless storage is known to be down."""
+        self._waiting.append(block)
+        self.kick()
+
+    def kick(self) -> None:
+        """Start staging what waits, if nothing is under way (storage down: into the disk buffer)."""
+        if self._pump is None and self._waiting and not self.broken:
+            self._pump = asyncio.get_running_loop().create_task(self._run())
+
+    async def settle(self, deadline: float, clock: Callable[[], float]) -> None:
+        """Keep staging until nothing waits or `deadline` passes (storage down for longer)."""
+        while self._waiting and not self.broken:
+            self.kick()
+            if clock() >= deadline:
+                return
+            pump = self._pump
+            if pump is not None:
+                await asyncio.wait([pump], timeout=max(0.0, min(0.1, deadline - clock())))
+            else:
+                await asyncio.sleep(min(0.1, max(0.0, deadline - clock())))
+
+    async def _run(self) -> None:
+        try:
+            while self._waiting:
+                if not self._health.may_try():
+                    await self._spill_waiting()
+                    return
+                block = self._waiting[0]
+                if block.data is not None:
+                    block_id, data = block.block_id, block.data
+                else:
+                    assert block.spilled is not None
+                    block_id, data = await asyncio.to_thread(block.spilled.read)
+                    if block_id != block.block_id:
+                        self.broken = True
+                        self._on_failure(f"block {block.sequence} of {self.blob_name} changed in the local buffer")
+                        return
+                try:
+                    async with self._in_flight:
+                        await self._store.stage_block(self.blob_name, block_id, data)
+                except StorageUnavailable as error:
+                    self._health.failed()
+                    log.warning("storage unavailable; spilling to the local buffer", extra={"error": str(error)})
+                    await self._spill_waiting()
+                    return
+                self._health.succeeded()
+                self._waiting.popleft()
+                if block.spilled is not None:
+                    await asyncio.to_thread(self._spill.remove, block.spilled)
+                    self.spilled -= 1
+                    if not self.spilled:
+                        log.info("spilled blocks staged; storage is back", extra={"blob": self.blob_name})
+                self.staged += 1
+                self._on_staged(block.sequence, data)
+        except SpillOverflow as error:
+            self.broken = True
+            self._on_failure(f"storage unreachable and {error}")
+        finally:
+            self._pump = None
+
+    async def _spill_waiting(self) -> None:
+        """Move every block still only in memory to the disk buffer, in order (SpillOverflow propagates)."""
+        index = 0
+        while index < len(self._waiting):  # blocks queued while a write is under way are spilled too
+            block = self._waiting[index]
+            if block.data is not None:
+                block.spilled = await asyncio.to_thread(self._spill.put, self.blob_name, block.sequence, block.data)
+                block.data = None
+                self.spilled += 1
+            index += 1
