@@ -141,7 +141,7 @@ async def build(
     spill = SpillBuffer(settings.spill_path, settings.spill_max_bytes)
     capture_engine = CaptureEngine(
         store_factory=lambda: AzureAsyncRecordingStore(
-            async_blob_service(settings.recordings_connection),
+            async_blob_service(settings.recordings_storage_connection),
             settings.recordings_container,
             timeout_seconds=settings.storage_timeout_seconds,
         ),

@@ -25,7 +25,7 @@ from azure.storage.blob.aio import ContainerClient as AsyncContainerClient
 
 from verbatim.contracts.recorder import CaptureManifest
 from verbatim.evidence.capture import manifest_body, write_manifest
-from verbatim.settings import StorageConnection
+from verbatim.platform.settings import StorageConnection
 
 
 class StorageUnavailable(Exception):

@@ -293,6 +293,12 @@ class RecordingIndex(Protocol):
     def search(self, query: SearchQuery) -> tuple[list[RecordingSummary], str | None]: ...
 
 
+def _same_document(stored: Mapping[str, Any], document: Mapping[str, Any]) -> bool:
+    """Whether `stored` (as Cosmos returns it, with its system properties) holds exactly `document`."""
+    kept: dict[str, Any] = {key: value for key, value in stored.items() if not key.startswith("_")}
+    return bool(kept == json.loads(json.dumps(document)))
+
+
 class CosmosRecordingIndex:
     def __init__(self, container: ContainerProxy) -> None:
         self._container = container
@@ -319,6 +325,8 @@ class CosmosRecordingIndex:
         if verdicts is None and existing:
             for name in ("verdict", "verdictReason", "coverage"):
                 document[name] = existing[0].get(name)
+        if len(existing) == 1 and _same_document(existing[0], document):
+            return _summary(document)  # already indexed as it is: no write (reconciliation re-puts often)
         self._container.upsert_item(document)
         for stale in existing:
             if stale.get("observedUserId") != document["observedUserId"]:
