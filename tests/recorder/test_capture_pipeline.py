@@ -31,6 +31,7 @@ from tests.recorder.conftest import PrivateAzurite
 from verbatim.evidence.blocks import decode_block_id
 from verbatim.evidence.capture import read_manifest
 from verbatim.evidence.salvage import salvage_capture
+from verbatim.platform.blobs import AzureBlobStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_BLOCK_SAMPLES = 2 * SAMPLE_RATE  # "staged blocks of at most 2 s"
@@ -243,7 +244,7 @@ def test_a_killed_capture_process_loses_only_the_unstaged_tail_of_each_call(
     for call, (names, staged) in enumerate(zip(described, reported["staged_samples"], strict=True)):
         assert read_manifest(container, names["manifest_blob_name"]) is None  # the child never committed
         result = salvage_capture(
-            container,
+            AzureBlobStore(container),
             recording_id=names["recording_id"],
             call_id=names["call_id"],
             recorder_instance="capture-rig",
