@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 TICK_SECONDS = 0.1  # how often a worker drains its calls' frame queues
-UPLOADS_IN_FLIGHT = 64  # staging requests under way at once, per worker
+UPLOADS_IN_FLIGHT = 16  # staging requests under way at once, per worker (Azure: ~20 ms each; 400 calls need ~280/s)
 
 
 def default_workers() -> int:
