@@ -1,0 +1,226 @@
+"""End-to-end latency of the whole local stack under N concurrent calls, and CPU per recorded minute of each
+component.
+
+    .venv/bin/python benchmarks/pipeline.py [--calls 10 50 100] [--call-seconds 60]
+
+For each N: a fresh `verbatim-dev up` stack (Teams/Graph simulator, recorder, local Functions host running
+function_app.py, Azurite, Cosmos emulator), the coverage audit run once, then N calls placed at once in the
+simulator (a policy user on a 1:1 call with an unrecorded colleague, spoken dialogue, `--call-seconds` long,
+real-time media), spread over the tenant's policy users. Then, per call, from its end (the simulator's
+`endedAt`):
+
+- **sealed**: its recording's `seal.sealed_at` in Cosmos `recordings`;
+- **searchable**: the first poll that finds the recording in the search index (Cosmos `recording_index`);
+- **verdict final**: the first poll that finds every policy user's verdict no longer `pending`, measured from
+  the call record's arrival (the simulator publishes it `callRecordDelaySeconds` after the call ends).
+
+Polls run every `--poll-seconds` (2), so "searchable" and "verdict final" are up to that much late. CPU of
+each component is read from /proc for every process of its process group (utime + stime) from the first
+call placed until the last verdict is final, divided by the minutes of audio recorded. Goals at 100
+calls: p95 call end -> searchable < 30 s, p95 call record -> verdict final < 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from devstack.demo import AUDITOR, TARA, TOM, DemoStack, _tenant_users, wait_until  # noqa: E402
+from devstack.stack import Component, StackConfig, StackPorts, app_environment, running  # noqa: E402
+
+CALL_RECORD_DELAY = 5.0
+POLICY_USERS = ("tom", TOM), ("tara", TARA)
+COLLEAGUE = ("cora", "cora.compliance@contoso.onmicrosoft.com")
+DIALOGUE = [
+    "Morning. I am buying five hundred gilts at market, please confirm the reference.",
+    "Noted. The reference is alpha seven, and the price is ninety eight and a quarter.",
+]
+GOAL_SEARCHABLE_P95 = 30.0
+GOAL_VERDICT_P95 = 60.0
+
+
+@dataclass
+class Call:
+    sim_id: str
+    call_id: str
+    user: str
+    ended_at: float | None = None  # epoch seconds
+    sealed_at: float | None = None
+    searchable_at: float | None = None
+    verdict_at: float | None = None
+    recording_ids: list[str] = field(default_factory=list)
+
+
+def _epoch(text: str | None) -> float | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
+
+
+def _cpu_by_group() -> dict[int, float]:
+    """CPU seconds (user + system) of every process, summed by process group."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    groups: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pgid, utime, stime = int(fields[2]), int(fields[11]), int(fields[12])
+        groups[pgid] = groups.get(pgid, 0.0) + (utime + stime) / ticks
+    return groups
+
+
+def component_cpu(components: list[Component]) -> dict[str, float]:
+    groups = _cpu_by_group()
+    found = {}
+    for component in components:
+        pid = component.process.pid
+        found[component.name] = groups.get(os.getpgid(pid), 0.0) if pid else 0.0
+    return found
+
+
+def _spec(index: int, seconds: float) -> dict[str, Any]:
+    key, upn = POLICY_USERS[index % len(POLICY_USERS)]
+    lines = max(1, int(seconds // 6))
+    return {
+        "type": "peerToPeer",
+        "subject": f"Pipeline benchmark call {index}",
+        "participants": [{"key": key, "user": upn}, {"key": COLLEAGUE[0], "user": COLLEAGUE[1]}],
+        "dialog": [{"speaker": (key, COLLEAGUE[0])[n % 2], "text": DIALOGUE[n % 2]} for n in range(lines)],
+        "durationSeconds": seconds,
+    }
+
+
+def measure(n: int, call_seconds: float, timeout: float, poll: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as directory:
+        config = StackConfig(state_dir=Path(directory) / "state", ports=StackPorts.free())
+        with running(config, echo=lambda _: None) as components:
+            stack = DemoStack(config, components, echo=lambda _: None)
+            os.environ.update(app_environment(config))
+            from verbatim.platform import clients, layout
+            from verbatim.platform.settings import reload_settings
+
+            database = clients.cosmos_database(reload_settings())
+            recordings = database.get_container_client(layout.RECORDINGS)
+            index = database.get_container_client(layout.RECORDING_INDEX)
+            stack.sim("PATCH", "/sim/config", {"callRecordDelaySeconds": CALL_RECORD_DELAY})
+            stack.fire("audit_policy_coverage")
+            users = [u.id for u in _tenant_users(stack) if u.upn in {TOM, TARA}]
+            wait_until(lambda: stack.policies_observed(users), 60, "the coverage audit")
+            cpu0 = component_cpu(components)
+            started = time.time()
+            calls = []
+            for i in range(n):
+                placed = stack.sim("POST", "/sim/calls", _spec(i, call_seconds))
+                calls.append(Call(placed["id"], placed["conversations"][0]["callChainId"], POLICY_USERS[i % 2][1]))
+            deadline = started + call_seconds + timeout
+            while time.time() < deadline and not all(c.verdict_at and c.searchable_at for c in calls):
+                now = time.time()
+                for call in calls:
+                    _poll(stack, recordings, index, call, now)
+                time.sleep(poll)
+            cpu1 = component_cpu(components)
+            stack.close()
+    audio_minutes = n * call_seconds / 60
+    return {"calls": calls, "cpu": {k: (cpu1[k] - cpu0.get(k, 0.0)) / audio_minutes for k in cpu1}}
+
+
+def _poll(stack: DemoStack, recordings: Any, index: Any, call: Call, now: float) -> None:
+    if call.ended_at is None:
+        state = stack.sim("GET", f"/sim/calls/{call.sim_id}")
+        if state["state"] != "ended":
+            return
+        call.ended_at = _epoch(state.get("endedAt")) or now
+    if call.sealed_at is None or not call.recording_ids:
+        items = list(
+            recordings.query_items(
+                "SELECT c.id, c.status, c.seal FROM c WHERE c.facts.call_chain_id = @chain",
+                parameters=[{"name": "@chain", "value": call.call_id}],
+                enable_cross_partition_query=True,
+            )
+        )
+        call.recording_ids = [item["id"] for item in items]
+        sealed = [_epoch(item["seal"]["sealed_at"]) for item in items if item.get("seal")]
+        if items and len(sealed) == len(items):
+            call.sealed_at = max(s for s in sealed if s is not None)
+    if call.searchable_at is None and call.recording_ids:
+        found = list(
+            index.query_items(
+                "SELECT VALUE COUNT(1) FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+                parameters=[{"name": "@ids", "value": call.recording_ids}],
+                enable_cross_partition_query=True,
+            )
+        )
+        if found and int(found[0]) >= len(call.recording_ids):
+            call.searchable_at = now
+    if call.verdict_at is None:
+        page = stack.api("/verdicts", AUDITOR, params={"callId": call.call_id})
+        verdicts = [v for v in page.get("items", []) if v.get("userPrincipalName") == call.user]
+        if verdicts and all(v.get("verdict") != "pending" for v in verdicts):
+            call.verdict_at = now
+
+
+def _percentiles(values: list[float]) -> str:
+    if not values:
+        return "—"
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    return f"{at(0.5):.1f} / {at(0.95):.1f} / {at(0.99):.1f} s"
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[min(len(values) - 1, round(0.95 * (len(values) - 1)))] if values else float("inf")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--poll-seconds", type=float, default=2.0)
+    parser.add_argument("--call-seconds", type=float, default=60.0)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds after the calls to wait for verdicts")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores; calls of {args.call_seconds:.0f} s; load average {load[0]:.1f} at start")
+    print("| calls | ended -> sealed p50/p95/p99 | ended -> searchable p50/p95/p99 "
+          "| call record -> verdict final p50/p95/p99 | not done | CPU s per recorded minute |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    summary = []
+    for n in args.calls:
+        result = measure(n, args.call_seconds, args.timeout, args.poll_seconds)
+        calls: list[Call] = result["calls"]
+        ended = [c for c in calls if c.ended_at]
+        sealed = [c.sealed_at - c.ended_at for c in ended if c.sealed_at and c.ended_at]
+        searchable = [c.searchable_at - c.ended_at for c in ended if c.searchable_at and c.ended_at]
+        verdict = [c.verdict_at - (c.ended_at + CALL_RECORD_DELAY) for c in ended if c.verdict_at and c.ended_at]
+        missing = sum(1 for c in calls if not (c.verdict_at and c.searchable_at))
+        cpu = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result["cpu"].items()))
+        print(
+            f"| {n} | {_percentiles(sealed)} | {_percentiles(searchable)} | {_percentiles(verdict)} "
+            f"| {missing} | {cpu} |"
+        )
+        summary.append((n, searchable, verdict, missing))
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    n, searchable, verdict, missing = summary[-1]
+    print(f"goal, {n} calls: p95 call end -> searchable {p95(searchable):.1f} s (< {GOAL_SEARCHABLE_P95:.0f} s: "
+          f"{'met' if p95(searchable) < GOAL_SEARCHABLE_P95 and not missing else 'NOT met'})")  # fmt: skip
+    print(f"goal, {n} calls: p95 call record -> verdict final {p95(verdict):.1f} s (< {GOAL_VERDICT_P95:.0f} s: "
+          f"{'met' if p95(verdict) < GOAL_VERDICT_P95 and not missing else 'NOT met'})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
