@@ -82,6 +82,13 @@ def decrypt_resource_data(
     content: EncryptedContent, certificates: Mapping[str, DecryptionCertificate]
 ) -> dict[str, Any]:
     """The resource JSON inside ``content``, or :class:`ResourceDataRejected`."""
+    return decrypt_resource(content, certificates)[1]
+
+
+def decrypt_resource(
+    content: EncryptedContent, certificates: Mapping[str, DecryptionCertificate]
+) -> tuple[str, dict[str, Any]]:
+    """The exact JSON text inside ``content`` and its parsed object, or :class:`ResourceDataRejected`."""
     certificate = certificates.get(content.encryption_certificate_id)
     if certificate is None:
         raise ResourceDataRejected("unknown certificate")
@@ -113,9 +120,10 @@ def decrypt_resource_data(
     unpadder = padding.PKCS7(128).unpadder()
     try:
         plain = unpadder.update(padded) + unpadder.finalize()
-        resource = json.loads(plain.decode("utf-8"))
+        text = plain.decode("utf-8")
+        resource = json.loads(text)
     except (ValueError, UnicodeDecodeError) as error:
         raise ResourceDataRejected("undecryptable data") from error
     if not isinstance(resource, dict):
         raise ResourceDataRejected("not a JSON object")
-    return resource
+    return text, resource

@@ -65,6 +65,7 @@ def _import_all() -> None:
     from verbatim.contracts import (
         api,  # noqa: F401
         callrecords,  # noqa: F401
+        chat,  # noqa: F401
         evidence,  # noqa: F401
         exports,  # noqa: F401
         health,  # noqa: F401
