@@ -6,6 +6,7 @@ import azure.functions as func
 from functions import (
     callrecords,
     calls_api,
+    chat,
     compliance_api,
     data_subjects,
     graph_webhook,
@@ -26,6 +27,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
 app.register_functions(graph_webhook.bp)
 app.register_functions(callrecords.bp)
+app.register_functions(chat.bp)
 app.register_functions(calls_api.bp)
 app.register_functions(policy.bp)
 app.register_functions(lifecycle.bp)

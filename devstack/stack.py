@@ -25,6 +25,7 @@ import httpx
 import yaml
 
 from devstack import cosmos_snapshot
+from devstack.chat_certificate import ensure_chat_certificate
 from devstack.cosmos_snapshot import PeriodicSnapshots
 from devstack.emulators import COSMOS_EMULATOR_KEY, REPO_ROOT, AzuritePorts, azurite, cosmos_emulator, ensure_tls
 from devstack.processes import ManagedProcess, StartupError, free_port, http_ready
@@ -199,6 +200,13 @@ def app_environment(config: StackConfig) -> dict[str, str]:
         "GRAPH_CLIENT_STATE": _state_secret(config.state_dir / "graph-client-state"),
         "GRAPH_NOTIFICATION_URL": f"{config.functions_url}/api/graph/notifications?code={code}",
         "GRAPH_LIFECYCLE_URL": f"{config.functions_url}/api/graph/lifecycle?code={code}",
+        # Chat capture: rich notifications for /chats/getAllMessages encrypted for a local certificate, with
+        # validation tokens signed by the simulator's Entra key (its JWKS stands in for login.microsoftonline.com).
+        "CHAT_CAPTURE_ENABLED": "true",
+        "CHAT_NOTIFICATION_URL": f"{config.functions_url}/api/chat/notifications?code={code}",
+        "CHAT_LIFECYCLE_URL": f"{config.functions_url}/api/chat/lifecycle?code={code}",
+        "CHAT_ENCRYPTION_PEM_FILE": str(ensure_chat_certificate(config.state_dir / "chat" / "encryption.pem")),
+        "CHAT_VALIDATION_JWKS_URL": f"{simulator}/common/discovery/v2.0/keys",
         # Bearer tokens of the compliance API are the simulator's Entra-like tokens (`POST /sim/tokens`).
         "AUTH_OPENID_CONFIG_URL": f"{simulator}/{tenant.tenant_id}/v2.0/.well-known/openid-configuration",
         "AUTH_AUDIENCE": tenant.api_audience,

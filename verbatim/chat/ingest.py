@@ -91,7 +91,8 @@ class ChatIngestor:
             members[version.sender_id] = tenant_id
         policy_users, pending = self._policy_users(members, version.last_modified)
         if not policy_users and not pending:
-            return IngestOutcome("not-recorded", version.chat_id, version.message_id, version.etag)
+            reason = f"none of the chat's {len(members)} members is a policy user"
+            return IngestOutcome("not-recorded", version.chat_id, version.message_id, version.etag, reason)
         text = version.text
         document: dict[str, Any] = {
             "id": version_doc_id(version.message_id, version.etag),

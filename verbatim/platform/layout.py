@@ -23,6 +23,7 @@ POLICY_SNAPSHOTS = "policy_snapshots"
 PSTN_CALLS = "pstn_calls"
 CONTROL = "control"
 EXPORTS = "exports"
+CHATS = "chats"
 
 # Blob containers (the account of each is in BLOB_CONTAINER_ACCOUNTS below). The
 # recordings and reports containers can be renamed by app setting (RECORDINGS_CONTAINER, REPORTS_CONTAINER).
@@ -43,6 +44,9 @@ RECORDER_EVENTS_QUEUE = "recorder-events"
 CALLRECORD_NOTIFICATIONS_QUEUE = "callrecord-notifications"
 RECONCILIATION_REQUESTS_QUEUE = "reconciliation-requests"
 GRAPH_LIFECYCLE_QUEUE = "graph-lifecycle"
+CHAT_MESSAGES_QUEUE = "chat-messages"
+CHAT_LIFECYCLE_QUEUE = "chat-lifecycle"
+CHAT_BACKFILL_QUEUE = "chat-backfill"
 
 # Tables (runtime account).
 RECORDER_PROGRESS_TABLE = "recorderprogress"
@@ -69,6 +73,7 @@ COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (
     CosmosContainer(PSTN_CALLS, "/day", "PSTN and Direct Routing report rows"),
     CosmosContainer(CONTROL, "/id", "leases, watermarks and other small control documents"),
     CosmosContainer(EXPORTS, "/id", "exports: request, progress, package, retention"),
+    CosmosContainer(CHATS, "/chatId", "captured chats: the chat, every message version, sealed bundles"),
 )
 
 # `lifecycle-scratch` (runtime account): encoded access-copy chunks between the parallel transcoding activities
@@ -104,6 +109,9 @@ QUEUES: tuple[str, ...] = tuple(
         CALLRECORD_NOTIFICATIONS_QUEUE,
         RECONCILIATION_REQUESTS_QUEUE,
         GRAPH_LIFECYCLE_QUEUE,
+        CHAT_MESSAGES_QUEUE,
+        CHAT_LIFECYCLE_QUEUE,
+        CHAT_BACKFILL_QUEUE,
     )
     for name in (queue, f"{queue}-poison")
 )

@@ -227,6 +227,50 @@ class Settings(StorageSettings):
     auth_ca_cert: str | None = Field(default=None, validation_alias=_alias("AUTH_CA_CERT"))
     auth_leeway_seconds: int = Field(default=60, ge=0, le=300, validation_alias=_alias("AUTH_LEEWAY_SECONDS"))
 
+    # --- chat capture (issue 20; docs/chat.md) ---
+    chat_capture_enabled: bool = Field(default=False, validation_alias=_alias("CHAT_CAPTURE_ENABLED"))
+    # Tenants whose chats are captured (comma-separated); the call-record tenants when empty.
+    chat_tenant_ids_raw: str | None = Field(default=None, validation_alias=_alias("CHAT_TENANT_IDS"))
+    # Public URLs of the chat webhooks (with `?code=<function key>` in Azure); the subscription's lifetime.
+    chat_notification_url: str | None = Field(default=None, validation_alias=_alias("CHAT_NOTIFICATION_URL"))
+    chat_lifecycle_url: str | None = Field(default=None, validation_alias=_alias("CHAT_LIFECYCLE_URL"))
+    chat_subscription_lifetime_minutes: int = Field(
+        default=4200, ge=10, le=4320, validation_alias=_alias("CHAT_SUBSCRIPTION_LIFETIME_MINUTES")
+    )
+    chat_subscription_renew_before_minutes: int = Field(
+        default=720, ge=5, validation_alias=_alias("CHAT_SUBSCRIPTION_RENEW_BEFORE_MINUTES")
+    )
+    # The encryption certificate Graph encrypts resource data for: PEM of the private key and its certificate
+    # (a Key Vault reference in Azure; a file locally), and the previous one during a rotation.
+    chat_encryption_pem: SecretStr | None = Field(default=None, validation_alias=_alias("CHAT_ENCRYPTION_PEM"))
+    chat_encryption_pem_file: str | None = Field(default=None, validation_alias=_alias("CHAT_ENCRYPTION_PEM_FILE"))
+    chat_encryption_pem_previous: SecretStr | None = Field(
+        default=None, validation_alias=_alias("CHAT_ENCRYPTION_PEM_PREVIOUS")
+    )
+    # Where the Microsoft identity platform publishes the keys that sign validation tokens, and a CA bundle when
+    # that is a local TLS server.
+    chat_validation_jwks_url: str = Field(
+        default="https://login.microsoftonline.com/common/discovery/v2.0/keys",
+        validation_alias=_alias("CHAT_VALIDATION_JWKS_URL"),
+    )
+    # The Teams APIs' licensing model query parameter (A or B). Not metered since August 2025; empty by default.
+    chat_payment_model: Literal["A", "B"] | None = Field(default=None, validation_alias=_alias("CHAT_PAYMENT_MODEL"))
+    # A chat-day is sealed this long after it ends (late notifications, retries, the daily reconciliation).
+    chat_seal_grace_minutes: int = Field(
+        default=180, ge=0, le=7 * 1440, validation_alias=_alias("CHAT_SEAL_GRACE_MINUTES")
+    )
+    chat_backfill_overlap_minutes: int = Field(
+        default=120, ge=0, validation_alias=_alias("CHAT_BACKFILL_OVERLAP_MINUTES")
+    )
+    chat_backfill_initial_days: int = Field(
+        default=1, ge=1, le=30, validation_alias=_alias("CHAT_BACKFILL_INITIAL_DAYS")
+    )
+    chat_membership_ttl_minutes: int = Field(default=60, ge=0, validation_alias=_alias("CHAT_MEMBERSHIP_TTL_MINUTES"))
+
+    @property
+    def chat_tenant_ids(self) -> list[str]:
+        return _split(self.chat_tenant_ids_raw) or self.callrecord_tenant_ids
+
     @property
     def callrecord_tenant_ids(self) -> list[str]:
         return _split(self.callrecord_tenant_ids_raw) or ([self.graph_tenant_id] if self.graph_tenant_id else [])

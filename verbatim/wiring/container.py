@@ -61,6 +61,7 @@ from verbatim.policy.snapshots import CosmosPolicySnapshotStore
 from verbatim.reconciliation.store import CosmosRecordingFinder, CosmosVerdictStore
 from verbatim.search.index import CosmosRecordingIndex
 from verbatim.wiring.callrecords import CallRecordServices
+from verbatim.wiring.chat import ChatServices
 from verbatim.wiring.exports import ExportServices
 from verbatim.wiring.policy import PolicyServices
 from verbatim.wiring.reconciliation import ReconciliationServices
@@ -355,6 +356,10 @@ class Container:
     @cached_property
     def callrecords(self) -> CallRecordServices:
         return CallRecordServices(self)
+
+    @cached_property
+    def chat(self) -> ChatServices:
+        return ChatServices(self)
 
     @cached_property
     def retention(self) -> RetentionServices:
