@@ -134,6 +134,20 @@ def seal_chat_days(timer: func.TimerRequest) -> None:
         current().chat.sealer.seal_due()
 
 
+@bp.timer_trigger(arg_name="timer", schedule="0 20 2 * * *")
+def sweep_chat_retention(timer: func.TimerRequest) -> None:
+    # After the recordings' sweep (02:00 UTC): chat-day bundles past their retention date that no hold covers.
+    if _enabled():
+        current().chat.evidence.sweep()
+
+
+@bp.timer_trigger(arg_name="timer", schedule="0 5,20,35,50 * * * *")
+def sync_chat_holds(timer: func.TimerRequest) -> None:
+    # Legal holds placed or released since: set or lift the hold on the covered bundles' blobs.
+    if _enabled():
+        current().chat.evidence.sync_holds()
+
+
 # --- admin ----------------------------------------------------------------------------------------------
 
 

@@ -89,6 +89,10 @@ class ChatRepository(Protocol):
 
     def delete_version(self, chat_id: str, document_id: str) -> None: ...
 
+    def all_bundles(self, user_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every sealed bundle (of chats with one of `user_ids` as a member, when given)."""
+        ...
+
 
 class CosmosChatRepository:
     def __init__(self, container: ContainerProxy) -> None:
@@ -236,6 +240,19 @@ class CosmosChatRepository:
     def delete_version(self, chat_id: str, document_id: str) -> None:
         self._c.delete_item(document_id, partition_key=chat_id)
 
+    def all_bundles(self, user_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM c WHERE c.docType = 'bundle'"
+        params: list[dict[str, Any]] = []
+        if user_ids is not None:
+            if not user_ids:
+                return []
+            clauses = []
+            for index, user in enumerate(user_ids):
+                clauses.append(f"ARRAY_CONTAINS(c.members, @u{index})")
+                params.append({"name": f"@u{index}", "value": user.lower()})
+            sql += " AND (" + " OR ".join(clauses) + ")"
+        return [dict(d) for d in self._c.query_items(sql, parameters=params, enable_cross_partition_query=True)]
+
 
 class InMemoryChatRepository:
     """The fake: the same answers over dicts (tests and benchmarks)."""
@@ -346,3 +363,7 @@ class InMemoryChatRepository:
     def delete_version(self, chat_id: str, document_id: str) -> None:
         with self._lock:
             self.docs.pop((chat_id, document_id), None)
+
+    def all_bundles(self, user_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        wanted = {u.lower() for u in user_ids} if user_ids is not None else None
+        return [d for d in self._all("bundle") if wanted is None or wanted & set(d.get("members", []))]

@@ -1,6 +1,6 @@
-"""`verbatim verify <recording-id>` and `verbatim ledger …`: evidence checks and the ledger (v2 log) from the
-shell — audit the log, sign a checkpoint, print the log's key, prove an entry, prove consistency, and verify
-a proof offline."""
+"""`verbatim verify <recording-id | chat-id>` and `verbatim ledger …`: evidence checks and the ledger (v2 log)
+from the shell — audit the log, sign a checkpoint, print the log's key, prove an entry, prove consistency, and
+verify a proof offline. A Teams chat id (`19:…`) verifies every sealed bundle of that chat (docs/chat.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from verbatim.chat.verify import verify_chat
 from verbatim.contracts.evidence import InclusionProof
 from verbatim.evidence.ledger_entries import sealed_entry
 from verbatim.evidence.verify import RecordingVerification, verify_recording
@@ -30,9 +31,9 @@ def register(subparsers: Any) -> None:
     verify = subparsers.add_parser(
         "verify",
         help="verify a sealed recording: media and manifest hashes, its ledger entry's inclusion proof in a "
-        "signed checkpoint, and the log against its anchors",
+        "signed checkpoint, and the log against its anchors; or every sealed bundle of a chat given its id (19:…)",
     )
-    verify.add_argument("recording_id")
+    verify.add_argument("recording_id", metavar="recording_id|chat_id")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(handler=_verify)
 
@@ -77,9 +78,36 @@ def register(subparsers: Any) -> None:
 
 def _verify(args: argparse.Namespace) -> int:
     services = current()
+    if args.recording_id.startswith("19:"):
+        return _verify_chat(args)
     result = verify_recording(args.recording_id, services.recording_blobs, services.ledger, services.ledger_anchors)
     print(json.dumps(_as_json(result), indent=2) if args.json else render(result))
     return 0 if result.ok else 1
+
+
+def _verify_chat(args: argparse.Namespace) -> int:
+    services = current()
+    chat = verify_chat(args.recording_id, services.chat.blobs, services.ledger, services.ledger_anchors)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "chat_id": chat.chat_id,
+                    "verified": chat.ok,
+                    "bundles": chat.bundles,
+                    "versions": chat.versions,
+                    "findings": [{"code": f.code, "message": f.message, "seq": f.seq} for f in chat.findings],
+                    "notes": chat.notes,
+                },
+                indent=2,
+            )
+        )
+    else:
+        lines = [f"chat {chat.chat_id}: {'VERIFIED' if chat.ok else 'NOT VERIFIED'} ({chat.bundles} bundles)"]
+        lines += [f"  ok    {note}" for note in chat.notes]
+        lines += [f"  FAIL  [{finding.code}] {finding.message}" for finding in chat.findings]
+        print("\n".join(lines))
+    return 0 if chat.ok else 1
 
 
 def render(result: RecordingVerification) -> str:

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from verbatim.contracts import contract
 from verbatim.contracts.callrecords import CamelContract
+from verbatim.contracts.chat import ChatCompleteness
 from verbatim.contracts.evidence import SignatureAlgorithmName
 
 VerdictState = Literal[
@@ -185,4 +186,6 @@ class CompletenessReport(CamelContract):
     counts: ReportCounts = Field(default_factory=ReportCounts)
     by_reason: dict[str, int] = Field(default_factory=dict)
     exceptions: list[ReportException] = Field(default_factory=list)
+    # Chat capture's daily reconciliation per policy user (docs/chat.md); absent from reports written without it.
+    chat: list[ChatCompleteness] | None = None
     signature: ReportSignature | None = None

@@ -366,6 +366,20 @@ class SubjectCallRecord(CamelContract):
 
 
 @contract("data-subject-search-result", 1)
+class SubjectChat(CamelContract):
+    """A sealed chat-day bundle (or, not yet sealed, a chat) the person was a member of (docs/chat.md)."""
+
+    chat_id: str
+    bundle_id: str | None = None
+    day: str | None = None
+    chat_type: str | None = None
+    versions: int = 0
+    retention_class: str | None = None
+    retention_until: str | None = None
+    legal_holds: list[str] = Field(default_factory=list)
+    sealed: bool = True
+
+
 class SubjectSearchResult(CamelContract):
     request_id: str
     searched_at: AwareDatetime
@@ -373,6 +387,7 @@ class SubjectSearchResult(CamelContract):
     identifiers: list[str]
     recordings: list[SubjectRecording]
     call_records: list[SubjectCallRecord]
+    chats: list[SubjectChat] = Field(default_factory=list)
 
 
 @contract("erasure-request", 1)
@@ -385,7 +400,7 @@ ErasureDecision = Literal["erased", "refused", "already_erased"]
 
 
 class ErasureAnswer(CamelContract):
-    item_type: Literal["recording", "call_record"]
+    item_type: Literal["recording", "call_record", "chat_bundle", "chat_message"]
     item_id: str
     decision: ErasureDecision
     # The legal basis of a refusal (retention obligation or legal hold), or what erasure did.

@@ -21,12 +21,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from verbatim import __version__
 from verbatim.contracts.api import ReportList, ReportListItem, ReportRun
+from verbatim.contracts.chat import ChatCompleteness
 from verbatim.contracts.evidence import EntryKind
 from verbatim.contracts.reconciliation import (
     CompletenessReport,
@@ -44,6 +46,11 @@ from verbatim.reconciliation.service import Reconciler
 from verbatim.reconciliation.store import VerdictStore
 
 log = logging.getLogger(__name__)
+
+
+class ChatDayReconciler(Protocol):
+    def reconcile_day(self, day: str) -> list[ChatCompleteness]: ...
+
 
 REPORT_DOMAIN = b"verbatim-completeness-report-v1\n"
 PREFIX = "completeness/"
@@ -104,8 +111,10 @@ def build_report(
 
 
 def content_sha256(report: CompletenessReport) -> str:
-    """SHA-256 of the canonical report body (everything but the signature)."""
-    return canonical_sha256(report.model_dump(mode="json", by_alias=True, exclude={"signature"}))
+    """SHA-256 of the canonical report body (everything but the signature; a report without a chat section hashes
+    as reports did before chat capture)."""
+    exclude = {"signature"} if report.chat is not None else {"signature", "chat"}
+    return canonical_sha256(report.model_dump(mode="json", by_alias=True, exclude=exclude))
 
 
 def sign_report(report: CompletenessReport, signer: Signer) -> CompletenessReport:
@@ -154,6 +163,7 @@ class CompletenessReporter:
     signer: Signer | None
     reconciler: Reconciler | None = None
     clock: Callable[[], datetime] = utcnow
+    chat: ChatDayReconciler | None = None
 
     def run(self, day: date, actor: str | None = None) -> ReportRun:
         """Re-evaluate the day's open verdicts, then write, sign and ledger the day's report."""
@@ -166,6 +176,9 @@ class CompletenessReporter:
             reevaluated = len(open_calls)
         generated_at = self.clock()
         report = build_report(key, self.verdicts.for_day(key), generated_at, f"verbatim {__version__}")
+        if self.chat is not None:
+            # Compares notifications with the export API's view of the day, back-filling what is missing first.
+            report = report.model_copy(update={"chat": self.chat.reconcile_day(key)})
         if self.signer is not None:
             report = sign_report(report, self.signer)
         else:
@@ -175,6 +188,10 @@ class CompletenessReporter:
         with contextlib.suppress(ResourceExistsError):  # the same instant: the same report
             self.reports.upload_blob(blob, report_bytes(report), overwrite=False, content_type="application/json")
         counts = report.counts.model_dump(by_alias=True)
+        if report.chat is not None:
+            counts["chatUsers"] = len(report.chat)
+            counts["chatBackfilled"] = sum(c.backfilled for c in report.chat)
+            counts["chatMissing"] = sum(c.missing_after for c in report.chat)
         entry = self.ledger.append(
             EntryKind.REPORT_COMPLETENESS,
             report_subject(key),

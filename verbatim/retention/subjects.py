@@ -1,5 +1,5 @@
-"""Data-subject requests (GDPR Art 15 and 17): find every recording and call record a person took part in, and
-answer an erasure request item by item.
+"""Data-subject requests (GDPR Art 15 and 17): find every recording, call record and captured chat a person took
+part in, and answer an erasure request item by item.
 
 A person is searched by any of object id, UPN and phone number; identities found together in one participant
 (an object id with its UPN) are searched too, so a search by UPN also finds calls where only the object id was
@@ -25,6 +25,7 @@ from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError
 from azure.storage.blob import ContainerClient
 
+from verbatim.chat.retention import ChatEvidence
 from verbatim.contracts.callrecords import CallRecord, Party
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.retention import (
@@ -36,6 +37,7 @@ from verbatim.contracts.retention import (
     Officer,
     RetentionClass,
     SubjectCallRecord,
+    SubjectChat,
     SubjectRecording,
     SubjectSearchRequest,
     SubjectSearchResult,
@@ -213,7 +215,9 @@ class DataSubjectService:
         classes: Callable[[], Mapping[str, RetentionClass]],
         ledger: LedgerWriter,
         clock: Clock = utc_now,
+        chats: ChatEvidence | None = None,
     ) -> None:
+        self._chats = chats
         self._recordings = recordings
         self._calls = calls
         self._deleter = deleter
@@ -247,10 +251,16 @@ class DataSubjectService:
         found = self._find(request.subject)
         recordings = [_subject_recording(r, found.keys) for r in found.recordings.values()]
         calls = [_subject_call(doc, found.keys) for doc in found.calls.values()]
+        chats = self._subject_chats(found.keys)
         self._ledger.append(
             SEARCHED,
             f"subject-request:{request.request_id}",
-            {"request_id": request.request_id, "recordings": len(recordings), "call_records": len(calls)},
+            {
+                "request_id": request.request_id,
+                "recordings": len(recordings),
+                "call_records": len(calls),
+                "chats": len(chats),
+            },
             actor=officer.subject,
         )
         return SubjectSearchResult(
@@ -259,13 +269,50 @@ class DataSubjectService:
             identifiers=sorted(found.keys),
             recordings=sorted(recordings, key=lambda r: (r.started_at is None, r.started_at, r.recording_id)),
             call_records=sorted(calls, key=lambda c: (c.start_date_time or "", c.call_record_id)),
+            chats=chats,
         )
+
+    def _subject_chats(self, keys: set[str]) -> list[SubjectChat]:
+        """Chat is keyed by object id: the ids found (directly or through a UPN in a recording or call record)."""
+        if self._chats is None:
+            return []
+        ids = [key.partition(":")[2] for key in keys if key.startswith("id:")]
+        found = [
+            SubjectChat(
+                chat_id=b["chatId"],
+                bundle_id=b["bundleId"],
+                day=b["day"],
+                versions=int(b.get("versions", 0)),
+                retention_class=b.get("retentionClass"),
+                retention_until=b.get("retentionUntil"),
+                legal_holds=list(b.get("legalHolds", [])),
+            )
+            for b in self._chats.subject_bundles(ids)
+            if not b.get("deleted")
+        ]
+        unsealed = {v["chatId"] for v in self._chats.unsealed_of(ids)}
+        found += [SubjectChat(chat_id=c, sealed=False) for c in sorted(unsealed)]
+        return sorted(found, key=lambda c: (c.chat_id, c.day or "", c.bundle_id or ""))
 
     def erase(self, request: ErasureRequest, officer: Officer) -> ErasureResult:
         found = self._find(request.subject)
         answers = [self._erase_recording(r.id, request.request_id, officer) for r in found.recordings.values()]
         for call_id in sorted(found.calls):
             answers.append(self._erase_call(call_id, request.request_id, officer))
+        if self._chats is not None:
+            ids = [key.partition(":")[2] for key in found.keys if key.startswith("id:")]
+            for chat in self._chats.erase_subject(ids, request.request_id, officer.subject):
+                answers.append(
+                    ErasureAnswer(
+                        item_type="chat_bundle" if "/" not in chat.item_id else "chat_message",
+                        item_id=chat.item_id,
+                        decision=chat.decision,
+                        basis=chat.basis,
+                        retained_until=chat.retained_until,
+                        legal_holds=chat.legal_holds,
+                        ledger_seq=chat.ledger_seq,
+                    )
+                )
         return ErasureResult(request_id=request.request_id, answered_at=self._clock(), answers=answers)
 
     def _erase_recording(self, recording_id: str, request_id: str, officer: Officer) -> ErasureAnswer:

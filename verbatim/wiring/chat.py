@@ -19,6 +19,7 @@ from verbatim.chat.completeness import ChatReconciler
 from verbatim.chat.directory import GraphChatDirectory
 from verbatim.chat.ingest import ChatIngestor
 from verbatim.chat.reads import ChatReader
+from verbatim.chat.retention import ChatEvidence, HoldScope
 from verbatim.chat.sealing import ChatSealer
 from verbatim.chat.store import CosmosChatRepository
 from verbatim.chat.subscriptions import ChatSubscriptionConfig, ChatSubscriptionKeeper, CosmosChatSubscriptionStates
@@ -30,7 +31,7 @@ from verbatim.platform.blobs import AzureBlobStore
 from verbatim.platform.queues import AsyncStorageQueue, StorageQueue
 from verbatim.policy.snapshots import PolicySnapshotStore
 from verbatim.reconciliation.evaluate import must_record
-from verbatim.retention.holds import SealHoldMatcher
+from verbatim.retention.holds import HoldStore, SealHoldMatcher
 from verbatim.retention.selection import ClassRetention
 
 if TYPE_CHECKING:
@@ -89,6 +90,19 @@ class ChatHoldMatcher:
         for member in members:
             found.update(self._holds.holds_for(_facts(member, start, end)))
         return sorted(found)
+
+
+class StoredHolds:
+    """`ActiveHolds` from the legal holds store (custodians as lower-case identifiers, the hold's time range)."""
+
+    def __init__(self, store: HoldStore) -> None:
+        self._store = store
+
+    def active(self) -> list[HoldScope]:
+        return [
+            HoldScope(h.id, frozenset(c.strip().lower() for c in h.custodians), h.from_, h.until)
+            for h in self._store.find("active")
+        ]
 
 
 def _facts(user_id: str | None, start: datetime, end: datetime) -> RecordingFacts:
@@ -262,3 +276,14 @@ class ChatServices:
     @cached_property
     def recording_chats(self) -> RecordingChats:
         return RecordingChats(self._c.recording_finder, self._c.callrecords.store, self.reader)
+
+    @cached_property
+    def evidence(self) -> ChatEvidence:
+        return ChatEvidence(
+            repository=self.repository,
+            blobs=self.blobs,
+            worm=self._c.worm,
+            ledger=self._c.ledger,
+            holds=StoredHolds(self._c.retention.hold_store),
+            clock=self._c.clock,
+        )

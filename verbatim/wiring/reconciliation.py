@@ -72,4 +72,5 @@ class ReconciliationServices:
             ledger=self.ledger,
             signer=self._c.signer,
             reconciler=self.reconciler,
+            chat=self._c.chat.reconciler if self._c.settings.chat_capture_enabled else None,
         )

@@ -162,6 +162,7 @@ class RetentionServices:
             self.classes,
             self.ledger,
             self.clock,
+            chats=self._c.chat.evidence,
         )
 
     @cached_property
