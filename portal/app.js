@@ -239,6 +239,7 @@ async function showRecording(id) {
       ["Proof size", proof ? `${proof.hashes.length} hashes` : null],
     ]);
     $("#rec-manifest").textContent = detail.manifest ? JSON.stringify(detail.manifest, null, 2) : "not sealed";
+    showRecordingChat(id);
     $("#evidence-choice").hidden = !detail.media.evidence;
     $("#play").disabled = !detail.media.access && !detail.media.evidence;
   } catch (error) {
@@ -381,6 +382,124 @@ async function showReports(day) {
   }
 }
 
+// --- chats ---------------------------------------------------------------------------------------------------
+
+function clock(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const sign = seconds < 0 ? "−" : "+";
+  const total = Math.round(Math.abs(seconds));
+  return `${sign}${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
+}
+
+// One message with every version it went through: the first as posted, edits and the deletion after it.
+function messageItem(message, offset) {
+  const versions = el("ol", { class: "versions" });
+  for (const v of message.versions) {
+    const text = v.state === "deleted" ? el("em", {}, "deleted") : v.text || el("em", {}, "(no text)");
+    versions.append(
+      el(
+        "li",
+        { class: `version ${v.state}` },
+        badge(v.state),
+        ` ${when(v.lastModified)} `,
+        el("span", { class: "text" }, text),
+        el("span", { class: "muted" }, ` · ${v.source}${v.sealedIn ? " · sealed" : " · awaiting seal"}`),
+      ),
+    );
+  }
+  const head = el("div", { class: "sender" }, message.senderName || message.senderId || "unknown", " ", el("span", { class: "muted" }, when(message.created)));
+  if (offset !== undefined && offset !== null) {
+    const jump = el("button", { type: "button", class: "link offset", title: "on the recording's timeline" }, clock(offset));
+    jump.addEventListener("click", () => {
+      const player = $("#player");
+      if (player.src) player.currentTime = Math.max(0, offset);
+    });
+    head.prepend(jump, " ");
+  }
+  return el("li", { class: `message ${message.state}` }, head, versions);
+}
+
+async function showRecordingChat(id) {
+  const list = $("#rec-chat");
+  list.replaceChildren();
+  $("#rec-chat-status").textContent = "";
+  try {
+    const found = await apiJson(`/recordings/${encodeURIComponent(id)}/chat`);
+    if (!found.chat) {
+      $("#rec-chat-status").textContent = found.joinWebUrl ? "No captured chat for this meeting." : "Not a meeting, or no call record yet.";
+      return;
+    }
+    const offsets = Object.fromEntries(found.timeline.map((t) => [t.messageId, t.offsetSeconds]));
+    $("#rec-chat-status").textContent = `${found.chat.chat.topic || "Meeting chat"} — ${found.chat.messages.length} messages`;
+    for (const message of found.chat.messages) list.append(messageItem(message, offsets[message.messageId]));
+  } catch (error) {
+    $("#rec-chat-status").textContent = error.message;
+  }
+}
+
+async function listChats(event) {
+  if (event) event.preventDefault();
+  showError("");
+  const params = searchParams($("#chat-form"));
+  $("#chat-hits").hidden = true;
+  $("#chats").hidden = false;
+  try {
+    const page = await apiJson(`/chats?${params}`);
+    const body = $("#chats tbody");
+    body.replaceChildren();
+    for (const chat of page.items) {
+      const link = el("a", { href: `#/chat/${encodeURIComponent(chat.chatId)}` }, chat.topic || chat.memberNames.join(", ") || chat.chatId);
+      body.append(
+        el("tr", {}, el("td", {}, when(chat.lastMessageAt)), el("td", {}, chat.chatType || ""), el("td", {}, link),
+          el("td", {}, String(chat.policyUsers.length)), el("td", {}, String(chat.messages)), el("td", {}, String(chat.versions))),
+      );
+    }
+    $("#chat-status").textContent = `${page.items.length} chats${page.continuation ? " (more)" : ""}`;
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+async function searchChats(event) {
+  event.preventDefault();
+  showError("");
+  const params = searchParams($("#chat-search-form"));
+  $("#chats").hidden = true;
+  $("#chat-hits").hidden = false;
+  try {
+    const page = await apiJson(`/chat-search?${params}`);
+    const body = $("#chat-hits tbody");
+    body.replaceChildren();
+    for (const hit of page.items) {
+      const link = el("a", { href: `#/chat/${encodeURIComponent(hit.chatId)}` }, "open");
+      body.append(el("tr", {}, el("td", {}, when(hit.lastModified)), el("td", {}, badge(hit.state)), el("td", {}, hit.text), el("td", {}, link)));
+    }
+    $("#chat-status").textContent = `${page.items.length} messages (${page.mode})`;
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+async function showChat(id) {
+  showError("");
+  $("#chat-messages").replaceChildren();
+  try {
+    const detail = await apiJson(`/chats/${encodeURIComponent(id)}`);
+    const chat = detail.chat;
+    $("#chat-title").textContent = chat.topic || chat.memberNames.join(", ") || "Chat";
+    meta($("#chat-meta"), [
+      ["Chat id", chat.chatId],
+      ["Type", chat.chatType],
+      ["Members", chat.memberNames.join(", ") || chat.members.join(", ")],
+      ["Policy users", chat.policyUsers.join(", ")],
+      ["Sealed bundles", detail.bundles.length ? detail.bundles.join(", ") : "none yet"],
+    ]);
+    for (const message of detail.messages) $("#chat-messages").append(messageItem(message));
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
 // --- routing ---------------------------------------------------------------------------------------------------
 
 function route() {
@@ -396,6 +515,11 @@ function route() {
   if (page === "recording" && arg) {
     $("#view-recording").hidden = false;
     showRecording(decodeURIComponent(arg));
+  } else if (page === "chats") {
+    $("#view-chats").hidden = false;
+  } else if (page === "chat" && arg) {
+    $("#view-chat").hidden = false;
+    showChat(decodeURIComponent(arg));
   } else if (page === "verdicts") {
     $("#view-verdicts").hidden = false;
     showVerdicts();
@@ -423,6 +547,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#more").addEventListener("click", () => search(true));
   $("#play-form").addEventListener("submit", play);
   $("#verdict-form").addEventListener("submit", showVerdicts);
+  $("#chat-form").addEventListener("submit", listChats);
+  $("#chat-search-form").addEventListener("submit", searchChats);
   window.addEventListener("hashchange", route);
   route();
 });
