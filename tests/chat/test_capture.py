@@ -130,3 +130,20 @@ def test_verification_holds_then_finds_a_changed_line() -> None:
     assert not result.ok and result.findings[0].code == "chat.messages_altered"
     assert "lines 1" in result.findings[0].message
     assert not verify_chat("19:unknown@thread.v2", world.blobs, world.ledger, []).ok
+
+
+def test_exports_read_each_sealed_bundle_with_its_ledger_entry() -> None:
+    from verbatim.chat.exports import ChatEvidenceReader
+
+    world = World()
+    world.capture(message("one", START))
+    world.capture(message("two", START + timedelta(days=1)))
+    world.now = START + timedelta(days=3)
+    world.sealer.seal_due()
+    reader = ChatEvidenceReader(world.repo, world.blobs, world.ledger)
+    bundles = list(reader.bundles(chat_id=CHAT))
+    assert [b.manifest.day for b in bundles] == ["2030-01-01", "2030-01-02"]
+    first = bundles[0]
+    assert first.sealed_entry is not None and first.sealed_entry.details["bundle_id"] == first.bundle_id
+    assert hashlib.sha256(first.messages_bytes).hexdigest() == first.manifest.messages.sha256
+    assert [b.manifest.day for b in reader.bundles(participant=TARA, start_day="2030-01-02")] == ["2030-01-02"]

@@ -4,7 +4,7 @@ how reports without it hash."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tests.chat.world import START, TENANT, TOM, World, message

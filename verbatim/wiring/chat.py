@@ -17,6 +17,7 @@ from verbatim.chat.backfill import ChatBackfiller, CosmosWatermarks
 from verbatim.chat.certificates import EncryptionKeyPair, load_pem
 from verbatim.chat.completeness import ChatReconciler
 from verbatim.chat.directory import GraphChatDirectory
+from verbatim.chat.exports import ChatEvidenceReader
 from verbatim.chat.ingest import ChatIngestor
 from verbatim.chat.reads import ChatReader
 from verbatim.chat.retention import ChatEvidence, HoldScope
@@ -287,3 +288,8 @@ class ChatServices:
             holds=StoredHolds(self._c.retention.hold_store),
             clock=self._c.clock,
         )
+
+    @cached_property
+    def evidence_reader(self) -> ChatEvidenceReader:
+        """What an export calls for chat evidence (issue 18)."""
+        return ChatEvidenceReader(self.repository, self.blobs, self._c.ledger)
