@@ -82,6 +82,9 @@ param graphClientState string
 @description('Function key of the Graph webhooks (part of the notification URLs); generated once by the preprovision hook.')
 param graphWebhookKey string
 
+@description('Capture Teams chats (docs/chat.md). The app registration then needs Chat.Read.All (application).')
+param chatCaptureEnabled bool = false
+
 @description('Graph endpoint (sovereign clouds differ).')
 param graphBaseUrl string = 'https://graph.microsoft.com'
 
@@ -421,6 +424,7 @@ module functionApp './modules/function-app.bicep' = {
     graphAuthorityHost: graphAuthorityHost
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     alwaysReadyDurableInstances: alwaysReadyDurableInstances
+    chatCaptureEnabled: chatCaptureEnabled
     subnetId: publicNetworkAccess == 'SelectedNetworks' ? network.outputs.functionsSubnetId : ''
   }
   dependsOn: [rbac]
@@ -529,6 +533,7 @@ module rbac './modules/rbac.bicep' = {
     recorderPrincipalId: identities.outputs.recorderPrincipalId
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
+    chatCaptureEnabled: chatCaptureEnabled
     runtimeStorageName: runtimeStorage.outputs.name
     recordingsStorageName: recordingsStorage.outputs.name
     keyVaultName: keyVault.outputs.name
@@ -547,6 +552,7 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_URL string = functionApp.outputs.url
+output AZURE_FUNCTION_PRINCIPAL_ID string = identities.outputs.functionPrincipalId
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
 output RECORDER_CERTIFICATE_KEY_VAULT_NAME string = certificateVault.outputs.name

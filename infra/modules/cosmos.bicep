@@ -39,6 +39,7 @@ var containers = [
   { name: 'pstn_calls', partitionKeyPath: '/day' }
   { name: 'control', partitionKeyPath: '/id' }
   { name: 'exports', partitionKeyPath: '/id' }
+  { name: 'chats', partitionKeyPath: '/chatId' }
 ]
 
 // Cosmos DB Built-in Data Contributor, a data-plane role (sqlRoleDefinitions), not an Azure RBAC role.

@@ -37,6 +37,9 @@ param graphAuthorityHost string
 param alwaysReadyHttpInstances int
 param alwaysReadyDurableInstances int
 
+@description('Capture Teams chats (docs/chat.md): a tenant-wide /chats/getAllMessages subscription with resource data.')
+param chatCaptureEnabled bool = false
+
 @description('Subnet for VNet integration (delegated to Microsoft.App/environments); empty for none.')
 param subnetId string = ''
 
@@ -111,6 +114,22 @@ var appSettings = {
   CALLRECORD_BACKFILL_OVERLAP_MINUTES: '720'
   CALLRECORD_BACKFILL_INITIAL_DAYS: '2'
   PSTN_REPORT_DAYS: '2'
+
+  // Chat capture (docs/chat.md), off unless chatCaptureEnabled: a subscription living 70 h of Graph's 72
+  // (lifecycle notifications make lifetimes over an hour possible), renewed 12 h before it ends; the URLs and
+  // the key pair Graph encrypts for are Key Vault references (webhook-secrets.bicep); a chat-day is sealed
+  // 3 h after it ends; back-fills through the export API overlap the last one by 2 h and reach 1 day back
+  // at the first start.
+  CHAT_CAPTURE_ENABLED: chatCaptureEnabled ? 'true' : 'false'
+  CHAT_TENANT_IDS: graphTenantId
+  CHAT_NOTIFICATION_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/chat-notification-url)'
+  CHAT_LIFECYCLE_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/chat-lifecycle-url)'
+  CHAT_ENCRYPTION_PEM: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/chat-encryption)'
+  CHAT_SUBSCRIPTION_LIFETIME_MINUTES: '4200'
+  CHAT_SUBSCRIPTION_RENEW_BEFORE_MINUTES: '720'
+  CHAT_SEAL_GRACE_MINUTES: '180'
+  CHAT_BACKFILL_OVERLAP_MINUTES: '120'
+  CHAT_BACKFILL_INITIAL_DAYS: '1'
 
   // Our API's bearer tokens: Entra ID of the Teams tenant; the audience is the same app registration.
   AUTH_OPENID_CONFIG_URL: '${graphAuthorityHost}/${graphTenantId}/v2.0/.well-known/openid-configuration'

@@ -11,6 +11,9 @@ param recorderPrincipalId string
 @description('The person or pipeline running azd; empty: no deployer roles.')
 param deployerPrincipalId string = ''
 
+@description('Chat capture is on: postprovision creates the chat encryption certificate in the main vault.')
+param chatCaptureEnabled bool = false
+
 @allowed(['User', 'ServicePrincipal'])
 param deployerPrincipalType string = 'User'
 
@@ -373,6 +376,20 @@ resource deployerPackages 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 resource deployerCertificates 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
   name: guid(certificateVault.id, deployerPrincipalId, roles.keyVaultCertificatesOfficer)
   scope: certificateVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCertificatesOfficer)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+  }
+}
+
+// With chat capture, postprovision creates the self-signed certificate Graph encrypts chat messages for in
+// the main vault (Key Vault generates the key; it never leaves the vault but as the secret the Function App
+// reads) and gives the Function App Secrets User on that one secret (docs/chat.md, "Deploying"). Certificates
+// Officer reads no secret and no key.
+resource deployerChatCertificate 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (chatCaptureEnabled && !empty(deployerPrincipalId)) {
+  name: guid(vault.id, deployerPrincipalId, roles.keyVaultCertificatesOfficer)
+  scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCertificatesOfficer)
     principalId: deployerPrincipalId

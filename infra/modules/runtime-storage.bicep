@@ -21,7 +21,7 @@ param allowedSubnetIds array = []
 // and scratch space for access-copy chunks between transcoding activities.
 var blobContainers = ['recorder-packages', 'lifecycle-scratch']
 // verbatim.platform.layout.QUEUES: the recorder's events, Graph's call-record notifications and lifecycle
-// events, reconciliation requests, with the poison queues the Functions host moves failed messages to (created here so they exist up front).
+// events, reconciliation requests, chat notifications, chat lifecycle events and chat back-fills, with the poison queues the Functions host moves failed messages to (created here so they exist up front).
 var queues = [
   'recorder-events'
   'recorder-events-poison'
@@ -31,6 +31,12 @@ var queues = [
   'reconciliation-requests-poison'
   'graph-lifecycle'
   'graph-lifecycle-poison'
+  'chat-messages'
+  'chat-messages-poison'
+  'chat-lifecycle'
+  'chat-lifecycle-poison'
+  'chat-backfill'
+  'chat-backfill-poison'
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {

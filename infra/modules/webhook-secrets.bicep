@@ -16,6 +16,8 @@ param webhookKey string
 var routes = {
   notifications: 'graph/notifications'
   lifecycle: 'graph/lifecycle'
+  chatNotifications: 'chat/notifications'
+  chatLifecycle: 'chat/lifecycle'
 }
 
 // Key Vault Secrets User: read secret values.
@@ -43,6 +45,24 @@ resource lifecycleUrl 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   }
 }
 
+resource chatNotificationUrl 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'chat-notification-url'
+  properties: {
+    value: 'https://${functionAppHostName}/api/${routes.chatNotifications}?code=${webhookKey}'
+    contentType: 'Graph /chats/getAllMessages notificationUrl (carries the webhook key)'
+  }
+}
+
+resource chatLifecycleUrl 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'chat-lifecycle-url'
+  properties: {
+    value: 'https://${functionAppHostName}/api/${routes.chatLifecycle}?code=${webhookKey}'
+    contentType: 'Graph /chats/getAllMessages lifecycleNotificationUrl (carries the webhook key)'
+  }
+}
+
 resource readNotificationUrl 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(notificationUrl.id, functionPrincipalId, keyVaultSecretsUser)
   scope: notificationUrl
@@ -56,6 +76,26 @@ resource readNotificationUrl 'Microsoft.Authorization/roleAssignments@2022-04-01
 resource readLifecycleUrl 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(lifecycleUrl.id, functionPrincipalId, keyVaultSecretsUser)
   scope: lifecycleUrl
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource readChatNotificationUrl 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(chatNotificationUrl.id, functionPrincipalId, keyVaultSecretsUser)
+  scope: chatNotificationUrl
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource readChatLifecycleUrl 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(chatLifecycleUrl.id, functionPrincipalId, keyVaultSecretsUser)
+  scope: chatLifecycleUrl
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
     principalId: functionPrincipalId

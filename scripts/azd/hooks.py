@@ -32,6 +32,7 @@ OUTPUTS_USED: tuple[str, ...] = (
     "AZURE_RESOURCE_GROUP",
     "AZURE_FUNCTION_APP_NAME",
     "AZURE_FUNCTION_APP_URL",
+    "AZURE_FUNCTION_PRINCIPAL_ID",
     "AZURE_KEY_VAULT_NAME",
     "RECORDER_CERTIFICATE_KEY_VAULT_NAME",
     "RUNTIME_STORAGE_ACCOUNT_NAME",
@@ -276,6 +277,8 @@ def check_environment(env: Mapping[str, str]) -> Preflight:
             problems.append(f"{name} must be comma-separated CIDR ranges (e.g. 203.0.113.0/24), not {', '.join(bad)}")
     if env.get("ALERT_ON_UNLOCKED_WORM", "true") not in ("true", "false"):
         problems.append("ALERT_ON_UNLOCKED_WORM must be true or false")
+    if env.get("CHAT_CAPTURE_ENABLED", "false") not in ("true", "false"):
+        problems.append("CHAT_CAPTURE_ENABLED must be true or false")
 
     if not env.get("VERBATIM_GRAPH_CLIENT_STATE"):
         result.generated["VERBATIM_GRAPH_CLIENT_STATE"] = secrets.token_urlsafe(48)
@@ -500,7 +503,69 @@ def next_steps(env: Mapping[str, str]) -> str:
     return "\n".join(lines)
 
 
+# Chat capture (docs/chat.md): the certificate Graph encrypts chat messages for. Key Vault generates the key
+# (RSA 2,048, Graph accepts 2,048-4,096) and a self-signed certificate (Graph asks for nothing more); its
+# secret is the PEM of key and certificate the Function App reads (CHAT_ENCRYPTION_PEM, a Key Vault
+# reference). Key Vault renews it 30 days before it expires; the subscription keeper registers the new
+# certificate at its next renewal (docs/chat.md, "Rotating the encryption certificate").
+CHAT_CERTIFICATE_NAME = "chat-encryption"
+CHAT_CERTIFICATE_POLICY: dict[str, object] = {
+    "issuerParameters": {"name": "Self"},
+    "keyProperties": {"exportable": True, "keyType": "RSA", "keySize": 2048, "reuseKey": False},
+    "secretProperties": {"contentType": "application/x-pem-file"},
+    "x509CertificateProperties": {
+        "subject": "CN=Verbatim chat encryption",
+        "keyUsage": ["keyEncipherment", "dataEncipherment"],
+        "validityInMonths": 12,
+    },
+    "lifetimeActions": [{"trigger": {"daysBeforeExpiry": 30}, "action": {"actionType": "AutoRenew"}}],
+}
+# Key Vault Secrets User: read secret values (the certificate's secret, nothing else in the vault).
+KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+
+
+def ensure_chat_certificate(env: Mapping[str, str], runner: Runner = run) -> bool:
+    """With CHAT_CAPTURE_ENABLED=true: create the chat encryption certificate once and let the Function App
+    read its secret (a role on that one secret: the vault also holds the webhook key). True when it ran."""
+    if env.get("CHAT_CAPTURE_ENABLED", "false") != "true":
+        return False
+    vault = output(env, "AZURE_KEY_VAULT_NAME")
+    subscription = subscription_args(env)
+    existing = _az_value(
+        runner,
+        ["az", "keyvault", "certificate", "show", "--vault-name", vault, "--name", CHAT_CERTIFICATE_NAME,
+         *subscription, "--query", "id", "--output", "tsv", "--only-show-errors"],
+        "the chat encryption certificate",
+    )  # fmt: skip
+    if existing is None:
+        done = runner(
+            ["az", "keyvault", "certificate", "create", "--vault-name", vault, "--name", CHAT_CERTIFICATE_NAME,
+             "--policy", json.dumps(CHAT_CERTIFICATE_POLICY), *subscription, "--output", "none", "--only-show-errors"]
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise HookError(f"creating the chat encryption certificate failed: {done.stderr.strip()}")
+        print(f"Chat encryption certificate {CHAT_CERTIFICATE_NAME} created in {vault}.")
+    vault_id = _az_value(
+        runner,
+        ["az", "keyvault", "show", "--name", vault, *subscription, "--query", "id", "--output", "tsv",
+         "--only-show-errors"],
+        "the main Key Vault",
+    )  # fmt: skip
+    if not vault_id:
+        raise HookError(f"Key Vault {vault} was not found: run `azd provision` first")
+    done = runner(
+        ["az", "role", "assignment", "create", "--assignee-object-id", output(env, "AZURE_FUNCTION_PRINCIPAL_ID"),
+         "--assignee-principal-type", "ServicePrincipal", "--role", KEY_VAULT_SECRETS_USER,
+         "--scope", f"{vault_id}/secrets/{CHAT_CERTIFICATE_NAME}", *subscription, "--output", "none",
+         "--only-show-errors"]
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise HookError(f"letting the Function App read the chat encryption certificate failed: {done.stderr.strip()}")
+    return True
+
+
 def postprovision(env: Mapping[str, str], runner: Runner = run) -> int:
+    ensure_chat_certificate(env, runner)
     print(next_steps(env))
     return 0
 

@@ -45,6 +45,8 @@ APP_LOCAL_ONLY = {
     "RECORDINGS_STORAGE_IS_EMULATOR",
     # The Teams/Graph simulator's URL for `verbatim policy plan/apply --target sim`.
     "POLICY_SIMULATOR_URL",
+    # The devstack's chat encryption key pair as a file; Azure has it as a Key Vault reference (CHAT_ENCRYPTION_PEM).
+    "CHAT_ENCRYPTION_PEM_FILE",
 }
 
 # Read by verbatim.platform.settings and deliberately not set by the Bicep: the default is right in Azure, or
@@ -78,6 +80,14 @@ APP_LEFT_TO_DEFAULT_OR_OPERATOR = {
     "RETENTION_SWEEP_PAGE_SIZE",
     "RETENTION_SWEEP_MAX_DELETIONS",
     "RETENTION_SWEEP_LEASE_SECONDS",
+    # Chat capture: the previous encryption key pair, only while rotating it (docs/chat.md); the Microsoft
+    # identity platform's published keys for validation tokens (the default; the devstack points at its own);
+    # the Teams APIs' licensing model, which Microsoft stopped metering in August 2025; how long a chat's
+    # membership is cached before the policy-user gate reads it again.
+    "CHAT_ENCRYPTION_PEM_PREVIOUS",
+    "CHAT_VALIDATION_JWKS_URL",
+    "CHAT_PAYMENT_MODEL",
+    "CHAT_MEMBERSHIP_TTL_MINUTES",
 }
 
 # --- recorder scale set (recorder_vm.settings) --------------------------------------------------

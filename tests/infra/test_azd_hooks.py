@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import zipfile
 from collections.abc import Sequence
@@ -240,6 +241,56 @@ def test_postprovision_prints_the_lock_step_and_runs_nothing(capsys) -> None:  #
     assert "2555 days" in printed and "irreversible" in printed
     assert "CNAME recorder.contoso.com -> verbatim-rec-abc.westeurope.cloudapp.azure.com" in printed
     assert "https://recorder.contoso.com/api/calling" in printed
+
+
+VAULT_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-prod/providers/Microsoft.KeyVault/vaults/kv-abc"
+CHAT_ENV = {**OUTPUTS, "CHAT_CAPTURE_ENABLED": "true", "AZURE_FUNCTION_PRINCIPAL_ID": GUID}
+
+
+class CertificateNotFoundCli(FakeCli):
+    """`az keyvault certificate show` answers as Key Vault does for a certificate that does not exist."""
+
+    def __call__(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        if tuple(args[:4]) == ("az", "keyvault", "certificate", "show"):
+            self.calls.append(list(args))
+            return subprocess.CompletedProcess(
+                list(args), 1, "", "(CertificateNotFound) A certificate with (name/id) chat-encryption was not found"
+            )
+        return super().__call__(args)
+
+
+def test_postprovision_with_chat_capture_creates_the_encryption_certificate_once_and_lets_only_it_be_read() -> None:
+    missing = CertificateNotFoundCli({("az", "keyvault", "show"): (0, VAULT_ID + "\n")})
+    assert hooks.ensure_chat_certificate(CHAT_ENV, missing) is True
+    (create,) = missing.ran("az", "keyvault", "certificate", "create")
+    assert create[create.index("--vault-name") + 1] == "kv-abc"
+    policy = json.loads(create[create.index("--policy") + 1])
+    # Graph: an RSA key of 2,048-4,096 bits; the Function App reads the PEM of key and certificate.
+    assert policy["keyProperties"]["keyType"] == "RSA" and 2048 <= policy["keyProperties"]["keySize"] <= 4096
+    assert policy["secretProperties"]["contentType"] == "application/x-pem-file"
+    assert policy["issuerParameters"]["name"] == "Self"
+    (grant,) = missing.ran("az", "role", "assignment", "create")
+    assert grant[grant.index("--scope") + 1] == f"{VAULT_ID}/secrets/chat-encryption"
+    assert grant[grant.index("--role") + 1] == hooks.KEY_VAULT_SECRETS_USER
+    assert grant[grant.index("--assignee-object-id") + 1] == GUID
+    assert "--subscription" in create and "--subscription" in grant
+
+    present = FakeCli({("az", "keyvault", "show"): (0, VAULT_ID + "\n")})
+    assert hooks.ensure_chat_certificate(CHAT_ENV, present) is True
+    assert present.ran("az", "keyvault", "certificate", "create") == []
+    assert len(present.ran("az", "role", "assignment", "create")) == 1
+
+
+def test_postprovision_without_chat_capture_creates_no_certificate() -> None:
+    cli = FakeCli()
+    assert hooks.ensure_chat_certificate({**OUTPUTS, "CHAT_CAPTURE_ENABLED": "false"}, cli) is False
+    assert hooks.ensure_chat_certificate(OUTPUTS, cli) is False
+    assert cli.calls == []
+
+
+def test_chat_capture_must_be_true_or_false() -> None:
+    assert "CHAT_CAPTURE_ENABLED" in " ".join(hooks.check_environment(valid_env(CHAT_CAPTURE_ENABLED="yes")).problems)
+    assert hooks.check_environment(valid_env(CHAT_CAPTURE_ENABLED="true")).problems == []
 
 
 def test_main_rejects_an_unknown_hook() -> None:

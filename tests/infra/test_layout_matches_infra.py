@@ -108,9 +108,11 @@ def test_webhook_urls_point_at_the_routes_the_function_app_serves(templates: dic
     from tests.infra.bicep_tree import REPO
 
     served = set(re.findall(r'route="(graph/[^"]+)"', (REPO / "functions" / "graph_webhook.py").read_text()))
+    served |= set(re.findall(r'route="(chat/[^"]+)"', (REPO / "functions" / "chat.py").read_text()))
     routes = value(templates["modules/webhook-secrets.bicep"].variables()["routes"])
     assert isinstance(routes, dict)
-    assert set(routes.values()) == served == {"graph/notifications", "graph/lifecycle"}
+    assert set(routes.values()) == served
+    assert served == {"graph/notifications", "graph/lifecycle", "chat/notifications", "chat/lifecycle"}
 
 
 def test_the_progress_table_is_the_one_the_recorder_writes(templates: dict[str, Bicep]) -> None:

@@ -107,9 +107,13 @@ def _digest(secret: str) -> bytes:
 
 
 class _Refused(Exception):
-    def __init__(self, reason: str) -> None:
+    """A batch not taken. `genuine`: its validation tokens held (Graph sent it for our app) and the content
+    failed after that, so what it carried is fetched from the export API instead."""
+
+    def __init__(self, reason: str, *, genuine: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.genuine = genuine
 
 
 class ChatNotificationReceiver:
@@ -122,6 +126,7 @@ class ChatNotificationReceiver:
         tenant_ids: Iterable[str],
         client_states: Iterable[str],
         audit: AuditLog,
+        catch_up: Callable[[str], None] | None = None,
         max_bytes: int = 4 * 1024 * 1024,
         clock: Callable[[], datetime] = utcnow,
         wall_clock: Callable[[], float] = time.time,
@@ -132,6 +137,7 @@ class ChatNotificationReceiver:
         self._tenants = [t.lower() for t in tenant_ids]
         self._states = [_digest(s) for s in client_states if s]
         self._audit = audit
+        self._catch_up = catch_up
         self._max_bytes = max_bytes
         self._clock = clock
         self._wall = wall_clock
@@ -165,20 +171,20 @@ class ChatNotificationReceiver:
         messages = []
         for item in items:
             if item.encrypted_content is None:
-                raise _Refused("no encryptedContent")
+                raise _Refused("no encryptedContent", genuine=True)
             try:
                 raw, _ = decrypt_resource(item.encrypted_content, self._certificates)
             except ResourceDataRejected as error:
-                raise _Refused(f"encrypted content: {error.reason}") from error
+                raise _Refused(f"encrypted content: {error.reason}", genuine=True) from error
             try:
                 version = parse_version(raw)
             except MessageRejected as error:
-                raise _Refused(f"decrypted content is not a chat message: {error}") from error
+                raise _Refused(f"decrypted content is not a chat message: {error}", genuine=True) from error
             named = (item.resource_data or {}).get("id")
             if named is not None and str(named) != version.message_id:
-                raise _Refused("the decrypted message is not the one the notification names")
+                raise _Refused("the decrypted message is not the one the notification names", genuine=True)
             if item.resource and version.chat_id not in item.resource:
-                raise _Refused("the decrypted message is not in the chat the notification names")
+                raise _Refused("the decrypted message is not in the chat the notification names", genuine=True)
             messages.append(
                 ChatMessageCaptured(
                     tenant_id=(item.tenant_id or "").lower(),
@@ -191,7 +197,7 @@ class ChatNotificationReceiver:
             )
         return messages
 
-    def _refuse(self, collection: Collection, reason: str, source_ip: str | None) -> None:
+    def _refuse(self, collection: Collection, reason: str, source_ip: str | None, *, genuine: bool = False) -> None:
         self._audit.record(
             AuditEvent(
                 category="security",
@@ -203,11 +209,15 @@ class ChatNotificationReceiver:
                     "subscriptionIds": sorted({i.subscription_id for i in collection.value})[:20],
                     "notifications": len(collection.value),
                     "sourceIp": source_ip,
+                    "genuine": genuine,
                 },
                 at=self._clock(),
             )
         )
         log.warning("chat notification batch refused: %s", reason)
+        if genuine and self._catch_up is not None:
+            for tenant in sorted({(item.tenant_id or "").lower() for item in collection.value} & set(self._tenants)):
+                self._catch_up(tenant)
 
     def _checked(
         self, body: bytes, content_type: str | None, source_ip: str | None
@@ -216,7 +226,7 @@ class ChatNotificationReceiver:
         try:
             messages = self.verify(collection)
         except _Refused as refused:
-            self._refuse(collection, refused.reason, source_ip)
+            self._refuse(collection, refused.reason, source_ip, genuine=refused.genuine)
             return collection, [], refused.reason
         except jwt.PyJWKClientError as error:
             raise DependencyUnavailable("the identity platform's signing keys could not be read") from error
@@ -244,7 +254,7 @@ class ChatNotificationReceiver:
         try:
             messages = self.verify(collection)
         except _Refused as problem:
-            await asyncio.to_thread(self._refuse, collection, problem.reason, source_ip)
+            await asyncio.to_thread(self._refuse, collection, problem.reason, source_ip, genuine=problem.genuine)
             return Accepted(len(collection.value), 0, problem.reason)
         except jwt.PyJWKClientError as error:
             raise DependencyUnavailable("the identity platform's signing keys could not be read") from error

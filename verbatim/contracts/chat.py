@@ -17,8 +17,17 @@ from verbatim.contracts.evidence import BlobRef, RetentionTerm
 
 CaptureSource = Literal["notification", "export"]
 VersionState = Literal["posted", "edited", "deleted"]
+# `undecryptable`: Graph's own batch (its validation tokens hold) that we could not decrypt or read, e.g. for
+# a certificate we no longer have during a rotation; the export API has what it carried.
 BackfillReason = Literal[
-    "missed", "reauthorizationRequired", "subscriptionRemoved", "startup", "timer", "admin", "reconciliation"
+    "missed",
+    "reauthorizationRequired",
+    "subscriptionRemoved",
+    "startup",
+    "timer",
+    "admin",
+    "reconciliation",
+    "undecryptable",
 ]
 
 

@@ -25,6 +25,7 @@ from verbatim.chat.sealing import ChatSealer
 from verbatim.chat.store import CosmosChatRepository
 from verbatim.chat.subscriptions import ChatSubscriptionConfig, ChatSubscriptionKeeper, CosmosChatSubscriptionStates
 from verbatim.chat.webhook import ChatNotificationReceiver, JwksKeys
+from verbatim.contracts.chat import BackfillReason, ChatBackfillRequest
 from verbatim.contracts.evidence import RecordingFacts, RetentionTerm
 from verbatim.contracts.recorder import ObservedUser
 from verbatim.platform import layout
@@ -147,6 +148,10 @@ class ChatServices:
     def backfill_queue(self) -> StorageQueue:
         return self._c.queue(layout.CHAT_BACKFILL_QUEUE)
 
+    def request_catch_up(self, tenant_id: str, reason: BackfillReason) -> None:
+        """A back-fill from the tenant's watermark (less the overlap) through the export API."""
+        self.backfill_queue.send(ChatBackfillRequest(tenant_id=tenant_id, reason=reason).model_dump_json(by_alias=True))
+
     @cached_property
     def key_pairs(self) -> list[EncryptionKeyPair]:
         """The current encryption certificate, then the previous one (still decrypted during a rotation)."""
@@ -191,6 +196,7 @@ class ChatServices:
             tenant_ids=self.settings.chat_tenant_ids,
             client_states=self._client_states(),
             audit=self._c.audit,
+            catch_up=lambda tenant: self.request_catch_up(tenant, "undecryptable"),
             max_bytes=4 * self.settings.graph_webhook_max_bytes,
         )
 
