@@ -145,7 +145,7 @@ class Container:
         self._cosmos: dict[str, ContainerProxy] = {}
         self._graphs: dict[str, GraphClient] = {}
         self._queues: dict[tuple[str, bool], StorageQueue] = {}
-        self._async_queues: dict[int, tuple[asyncio.AbstractEventLoop, AsyncStorageQueue]] = {}
+        self._async_queues: dict[tuple[int, str], tuple[asyncio.AbstractEventLoop, AsyncStorageQueue]] = {}
         for name, value in overrides.items():
             if not isinstance(getattr(type(self), name, None), cached_property):
                 raise TypeError(f"{name!r} is not something the container builds")
@@ -240,18 +240,18 @@ class Container:
         return self._once(self._queues, (name, fail_fast), build)
 
     def async_queue(self, name: str) -> AsyncStorageQueue:
-        """A fail-fast asyncio queue client for the running event loop (aio clients are bound to the loop they
-        first ran on; entries of closed loops are dropped)."""
+        """A fail-fast asyncio queue client of the named queue for the running event loop (aio clients are bound
+        to the loop they first ran on; entries of closed loops are dropped)."""
         loop = asyncio.get_running_loop()
         with self._lock:
             for key, (owner, _) in list(self._async_queues.items()):
                 if owner.is_closed():
                     del self._async_queues[key]
-            entry = self._async_queues.get(id(loop))
+            entry = self._async_queues.get((id(loop), name))
             if entry is None or entry[0] is not loop:
                 client = async_queue_client(self.settings.runtime_storage_connection, name)
                 entry = (loop, AsyncStorageQueue(client, retries=0, connect_timeout=1.0, read_timeout=2.0))
-                self._async_queues[id(loop)] = entry
+                self._async_queues[(id(loop), name)] = entry
             return entry[1]
 
     @cached_property
