@@ -81,6 +81,22 @@ class CallResult:
 
 
 @dataclass
+class ChatResult:
+    """A demo chat: what the simulator's users did in it, and what the compliance API shows of it."""
+
+    key: str
+    title: str
+    chat_id: str
+    versions: int  # posts, edits and deletions made in the simulator
+    recording_id: str | None = None  # the meeting recording it sits beside
+    captured: int = 0  # message versions the API shows
+
+    @property
+    def complete(self) -> bool:
+        return self.captured == self.versions
+
+
+@dataclass
 class DemoResult:
     calls: list[CallResult]
     api_url: str
@@ -89,6 +105,7 @@ class DemoResult:
     seconds: float
     token_file: Path
     app_env: Path
+    chats: list[ChatResult] = field(default_factory=list)
 
     def call(self, key: str) -> CallResult:
         return next(c for c in self.calls if c.scenario.key == key)
@@ -297,6 +314,38 @@ class DemoStack:
         result.recordings = found
         return found
 
+    # --- chats ------------------------------------------------------------------------------------------------
+
+    def chat_subscribed(self) -> bool:
+        """The Functions host's start-up timer has subscribed to the tenant's chat messages."""
+        subscriptions = self.sim("GET", "/sim/subscriptions").get("value", [])
+        return any("getAllMessages" in str(s.get("resource", "")) for s in subscriptions)
+
+    def open_chat(self, body: dict[str, Any]) -> str:
+        return str(self.sim("POST", "/sim/chats", body)["id"])
+
+    def post(self, chat_id: str, sender: str, text: str) -> str:
+        return str(self.sim("POST", f"/sim/chats/{chat_id}/messages", {"from": sender, "content": text})["id"])
+
+    def edit(self, chat_id: str, message_id: str, text: str) -> None:
+        self.sim("PATCH", f"/sim/chats/{chat_id}/messages/{message_id}", {"content": text})
+
+    def delete(self, chat_id: str, message_id: str) -> None:
+        self.sim("DELETE", f"/sim/chats/{chat_id}/messages/{message_id}")
+
+    def captured_versions(self, chat: ChatResult) -> int:
+        """Message versions of the chat the compliance API shows (a 404 until its first message is stored)."""
+        response = self.http.get(
+            f"{self.config.functions_url}/api/v1/chats/{chat.chat_id}",
+            headers={"Authorization": f"Bearer {self.token(AUDITOR)}", "X-Access-Reason": READ_REASON},
+        )
+        if response.status_code == 404:
+            return 0
+        if response.status_code >= 400:
+            raise DemoError(f"GET /api/v1/chats/{chat.chat_id}: {response.status_code} {response.text[:500]}")
+        chat.captured = sum(len(m.get("versions", [])) for m in response.json().get("messages", []))
+        return chat.captured
+
     # --- the recorder -----------------------------------------------------------------------------------------
 
     def recorder_admin(self, method: str, path: str) -> Any:
@@ -368,6 +417,7 @@ def play(stack: DemoStack, timeout: float = 120.0) -> DemoResult:
     echo("demo: crashing the recorder (SIGKILL) in the middle of a call, and starting it again ...")
     stack.crash_recorder()
     meeting = stack.place(plays["meeting"])
+    chats = [chat_in_meeting(stack, meeting), trader_chat(stack)]
     calls = [blocked, voip, pstn, crash, meeting]
     stack.wait_ended(calls, timeout=60)
 
@@ -381,6 +431,14 @@ def play(stack: DemoStack, timeout: float = 120.0) -> DemoResult:
     wait_until(settled, max(10.0, timeout - (time.monotonic() - started)), "the verdicts of the demo calls", 1.0)
     for result in calls:
         stack.recordings(result)
+    wait_until(
+        lambda: all(stack.captured_versions(chat) >= chat.versions for chat in chats),
+        30,
+        "every version of the demo chats to be captured",
+        1.0,
+    )
+    sealed = [r for r in meeting.recordings if r.get("status") == "sealed"]
+    chats[0].recording_id = str(sealed[0]["id"]) if sealed else None
     api_url = f"{stack.config.functions_url}/api/v1"
     token = stack.token(OFFICER, subject="dev-officer", name="Dev Officer")
     token_file = stack.config.state_dir / "dev-token"
@@ -394,7 +452,28 @@ def play(stack: DemoStack, timeout: float = 120.0) -> DemoResult:
         seconds=time.monotonic() - started,
         token_file=token_file,
         app_env=stack.config.state_dir / "app.env",
+        chats=chats,
     )
+
+
+def chat_in_meeting(stack: DemoStack, meeting: CallResult) -> ChatResult:
+    """The meeting's chat while it runs: three posts, one of them edited and one deleted (five versions)."""
+    wait_until(stack.chat_subscribed, 30, "the Functions host to subscribe to the tenant's chat messages")
+    chat_id = stack.open_chat({"chatType": "meeting", "meetingCall": meeting.sim_id})
+    stack.post(chat_id, TOM, "Agenda: rates, then the auction.")
+    tara = stack.post(chat_id, TARA, "Sterling flat into the auction.")
+    stack.edit(chat_id, tara, "Sterling flat into the auction at 10:00.")
+    una = stack.post(chat_id, UNA, "Sorry, wrong chat.")
+    stack.delete(chat_id, una)
+    return ChatResult("meeting-chat", "meeting chat (an edit, a deletion)", chat_id, versions=5)
+
+
+def trader_chat(stack: DemoStack) -> ChatResult:
+    """A 1:1 chat between a trader and a colleague who is not recorded."""
+    chat_id = stack.open_chat({"chatType": "oneOnOne", "members": [TOM, CORA]})
+    stack.post(chat_id, TOM, "Cora, the gilts trade is done, client reference alpha seven.")
+    stack.post(chat_id, CORA, "Thanks Tom, noted.")
+    return ChatResult("trader-chat", "trader 1:1 chat", chat_id, versions=2)
 
 
 @dataclass(frozen=True)
@@ -437,6 +516,8 @@ def summary(result: DemoResult) -> str:
     lines += [
         "",
         f"Recordings sealed: {len(sealed)}" + (f" ({len(salvaged)} salvaged after the crash)" if salvaged else ""),
+        "Chats captured: "
+        + ", ".join(f"{c.title}: {c.captured} of {c.versions} message versions" for c in result.chats),
         "",
         f"Compliance API:  {result.api_url}   (OpenAPI: {result.api_url}/openapi.json)",
         f"Portal:          {result.portal_url}",
@@ -449,6 +530,14 @@ def summary(result: DemoResult) -> str:
         f'  curl -H "Authorization: Bearer $TOKEN" -H "X-Access-Reason: review" -H "Range: bytes=0-65535" \\\n'
         f'       "{result.api_url}/recordings/<id>/media" -o part.ogg',
         f"  set -a; . {result.app_env}; set +a; verbatim verify <recording-id>",
+        *(
+            [
+                f'  curl -H "Authorization: Bearer $TOKEN" -H "X-Access-Reason: review" '
+                f'"{result.api_url}/recordings/{meeting_chat.recording_id}/chat"'
+            ]
+            if (meeting_chat := next((c for c in result.chats if c.recording_id), None))
+            else []
+        ),
     ]
     return "\n".join(lines)
 
@@ -498,6 +587,16 @@ def _write_result(result: DemoResult, config: StackConfig) -> None:
                         "recordings": [r.get("id") for r in c.recordings],
                     }
                     for c in result.calls
+                ],
+                "chats": [
+                    {
+                        "scenario": c.key,
+                        "chatId": c.chat_id,
+                        "versions": c.versions,
+                        "captured": c.captured,
+                        "recordingId": c.recording_id,
+                    }
+                    for c in result.chats
                 ],
             },
             indent=2,

@@ -196,6 +196,45 @@ def test_every_demo_recording_is_sealed(demo: DemoResult) -> None:
     assert all(r["status"] == "sealed" for r in recorded), [(r["id"], r["status"]) for r in recorded]
 
 
+# --- (b') chats beside the calls -------------------------------------------------------------------------------
+
+
+def test_the_meeting_chat_sits_beside_the_meeting_recording_with_every_version(
+    stack: DemoStack, demo: DemoResult
+) -> None:
+    """Posted while the meeting ran: Graph's encrypted notifications, the webhook, ingestion, the call record's
+    join URL linking the recording to its chat; an edit and a deletion are versions, not overwrites."""
+    chat = next(c for c in demo.chats if c.key == "meeting-chat")
+    assert chat.complete and chat.recording_id is not None
+    beside = stack.api(f"/recordings/{chat.recording_id}/chat", AUDITOR)
+    assert beside["chat"]["chat"]["chatId"] == chat.chat_id
+    assert beside["joinWebUrl"] and chat.chat_id in beside["joinWebUrl"]
+    messages = {m["versions"][0]["text"]: m for m in beside["chat"]["messages"]}
+    assert set(messages) == {
+        "Agenda: rates, then the auction.",
+        "Sterling flat into the auction.",
+        "Sorry, wrong chat.",
+    }
+    edited, deleted = messages["Sterling flat into the auction."], messages["Sorry, wrong chat."]
+    assert [v["state"] for v in edited["versions"]] == ["posted", "edited"]
+    assert edited["versions"][-1]["text"] == "Sterling flat into the auction at 10:00."
+    assert [v["state"] for v in deleted["versions"]] == ["posted", "deleted"]
+    # Each message on the recording's timeline: posted while the meeting (12 s) ran, give or take the
+    # recorder's answer.
+    offsets = [t["offsetSeconds"] for t in beside["timeline"]]
+    assert len(offsets) == 3 and all(o is not None and -30 < o < 30 for o in offsets), offsets
+
+
+def test_a_traders_one_to_one_chat_is_found_by_participant_and_searched(stack: DemoStack, demo: DemoResult) -> None:
+    chat = next(c for c in demo.chats if c.key == "trader-chat")
+    assert chat.complete
+    tom = next(u for u in stack.sim("GET", "/sim/tenant")["users"] if u["userPrincipalName"] == TOM)
+    page = stack.api("/chats", AUDITOR, params={"participant": tom["id"]})
+    assert chat.chat_id in {c["chatId"] for c in page["items"]}
+    found = stack.api("/chat-search", AUDITOR, params={"q": "alpha seven", "participant": tom["id"]})
+    assert [hit["chatId"] for hit in found["items"]] == [chat.chat_id]
+
+
 # --- (c) the Functions host restarted in the middle of a call -----------------------------------------------------
 
 
