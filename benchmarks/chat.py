@@ -6,6 +6,8 @@
    (clientState check and enqueue of a basic notification). Goal: >= 500 notifications/s per core.
 2. Webhook latency through the local Functions host enqueueing to Azurite, open loop at 200 notifications/s
    (each latency from the request's due time). Goal: p99 < 100 ms (Graph marks an endpoint slow at 2.9 s).
+   Baseline in the same host, just before each run: the call-record webhook at the same rate, which says what
+   the host and the (shared) machine give any webhook at that moment.
 3. Back-fill throughput against the Teams/Graph simulator: a chat of `--messages` messages read through the
    export API (`/users/{id}/chats/getAllMessages`, 50 a page) and ingested into the in-memory repository;
    baseline in the same run: the export paging alone.
@@ -77,6 +79,14 @@ async def chat_notifications(req: func.HttpRequest) -> func.HttpResponse:
     # What functions/chat.py's trigger does for a notification POST (no handshake here).
     chat = current().chat
     await chat.receiver.accept_async(req.get_body(), req.headers.get("content-type"), chat.async_messages_queue())
+    return func.HttpResponse(status_code=202)
+
+
+@chat_app.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
+    # Baseline in the same host: functions/graph_webhook.py's call-record webhook (clientState, enqueue).
+    runtime = current().callrecords
+    await runtime.receiver.accept_async(req.get_body(), req.headers.get("content-type"), runtime.async_webhook_queue())
     return func.HttpResponse(status_code=202)
 
 
@@ -195,7 +205,17 @@ def baseline_per_core(seconds: float) -> float:
     receiver = NotificationReceiver(
         client_states=ClientStates([SECRET]), queue=InMemoryQueue(), audit=InMemoryAuditLog()
     )
-    body = json.dumps(
+    body = call_record_notification()
+    done = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        done += receiver.accept(body, "application/json").enqueued
+    return done / (time.perf_counter() - start)
+
+
+def call_record_notification() -> bytes:
+    """A basic callRecords notification (what the call-record webhook takes)."""
+    return json.dumps(
         {
             "value": [
                 {
@@ -209,11 +229,6 @@ def baseline_per_core(seconds: float) -> float:
             ]
         }
     ).encode()
-    done = 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        done += receiver.accept(body, "application/json").enqueued
-    return done / (time.perf_counter() - start)
 
 
 # --- 2. latency through the host -------------------------------------------------------------------------------
@@ -410,10 +425,18 @@ def main() -> None:
             }
             with functions_host(stack, "benchmarks.chat:chat_app", env) as (base, key, pid):
                 url = f"{base}/api/chat/notifications?code={key}"
+                baseline_url = f"{base}/api/graph/notifications?code={key}"
                 token = graph.token()
                 asyncio.run(open_loop(url, [graph.collection(1, token) for _ in range(50)], 50))  # warm-up
+                asyncio.run(open_loop(baseline_url, [call_record_notification()] * 50, 50))
                 runs = []
+                baseline_runs = []
                 for _ in range(args.repeat):
+                    # The call-record webhook through the same host at the same rate, just before: what the host
+                    # and the machine give any webhook at that moment.
+                    plain = [call_record_notification()] * int(args.rate * args.seconds)
+                    latencies, _, _, _ = asyncio.run(open_loop(baseline_url, plain, args.rate))
+                    baseline_runs.append((percentile(latencies, 0.99), percentile(latencies, 0.5)))
                     bodies = [graph.collection(1, token) for _ in range(int(args.rate * args.seconds))]
                     cpu_before = cpu_seconds(pid)
                     latencies, accepted, errors, achieved = asyncio.run(open_loop(url, bodies, args.rate))
@@ -429,7 +452,11 @@ def main() -> None:
                             cpu,
                         )
                     )
-                    print(f"latency: p50 {runs[-1][1]:.1f} ms, p99 {runs[-1][0]:.1f} ms, {accepted}/{len(bodies)} in")
+                    print(
+                        f"latency: p50 {runs[-1][1]:.1f} ms, p99 {runs[-1][0]:.1f} ms, {accepted}/{len(bodies)} in; "
+                        f"call-record webhook before it: p50 {baseline_runs[-1][1]:.1f} ms, "
+                        f"p99 {baseline_runs[-1][0]:.1f} ms"
+                    )
                 time.sleep(1)
                 queued = queue_length(stack.azurite_connection, "chat-messages")
 
@@ -452,6 +479,12 @@ def main() -> None:
         f"| baseline: call-record webhook work (clientState + enqueue), one thread | {spread(baseline, '/s')} |",
         f"| webhook through the local host at {args.rate:.0f}/s (open loop), p50 | {spread(p50s, ' ms', 1)} |",
         f"| webhook through the local host at {args.rate:.0f}/s (open loop), p99 | {spread(p99s, ' ms', 1)} |",
+        f"| baseline: call-record webhook through the same host at {args.rate:.0f}/s, p50 | "
+        f"{spread([b[1] for b in baseline_runs], ' ms', 1)} |",
+        f"| baseline: call-record webhook through the same host at {args.rate:.0f}/s, p99 | "
+        f"{spread([b[0] for b in baseline_runs], ' ms', 1)} |",
+        f"| chat requests completed per second (open loop at {args.rate:.0f}/s) | "
+        f"{spread([r[5] for r in runs], '/s')} |",
         f"| host CPU at {args.rate:.0f}/s | {spread([r[6] / args.seconds * 100 for r in runs], ' % of a core')} |",
         f"| back-fill: export API paging alone (simulator, 50 a page) | {spread(paging, ' messages/s')} |",
         f"| back-fill: export API + ingestion (in-memory store) | {spread(ingesting, ' messages/s')} |",
