@@ -485,7 +485,8 @@ def main() -> None:
         f"{spread([b[0] for b in baseline_runs], ' ms', 1)} |",
         f"| chat requests completed per second (open loop at {args.rate:.0f}/s) | "
         f"{spread([r[5] for r in runs], '/s')} |",
-        f"| host CPU at {args.rate:.0f}/s | {spread([r[6] / args.seconds * 100 for r in runs], ' % of a core')} |",
+        f"| host CPU per chat notification (HTTP, checks, enqueue) | "
+        f"{spread([r[6] / max(1, r[3]) * 1000 for r in runs], ' ms', 2)} |",
         f"| back-fill: export API paging alone (simulator, 50 a page) | {spread(paging, ' messages/s')} |",
         f"| back-fill: export API + ingestion (in-memory store) | {spread(ingesting, ' messages/s')} |",
         "",
