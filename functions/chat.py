@@ -220,7 +220,7 @@ def verify_chat_evidence(req: func.HttpRequest) -> func.HttpResponse:
     container = current()
     chat_id = req.route_params["id"]
     container.access.record(principal, "chat.verify", f"chat:{chat_id}", _reason(req))
-    result = verify_chat(chat_id, container.chat.blobs, container.ledger, container.trusted_fingerprints)
+    result = verify_chat(chat_id, container.chat.blobs, container.ledger, container.ledger_anchors)
     return json_response(
         {
             "chatId": chat_id,

@@ -12,6 +12,7 @@ from verbatim.chat.directory import HostedBytes
 from verbatim.chat.sealing import bundle_prefix
 from verbatim.chat.verify import verify_chat
 from verbatim.contracts.chat import ChatBundleManifest
+from verbatim.evidence.ledger_entries import subject_entries
 
 
 def test_each_version_is_stored_once_and_edits_and_deletions_are_versions() -> None:
@@ -83,7 +84,7 @@ def test_a_day_is_sealed_after_its_grace_and_late_versions_go_to_a_second_part()
     world.capture(message("late", START + timedelta(hours=2)), source="export")
     [late] = world.sealer.seal_due()
     assert (late.day, late.part, late.versions) == ("2030-01-01", 2, 1)
-    entries = world.ledger.store.entries_for_subject(world.ledger.chain, f"chat:{CHAT}")
+    entries = list(subject_entries(world.ledger, f"chat:{CHAT}"))
     assert [e.kind for e in entries] == ["chat.sealed", "chat.sealed"]
     assert all(v["sealedIn"] for v in world.repo.versions(CHAT))
     until = next(iter(world.worm.until.values()))
@@ -119,17 +120,17 @@ def test_verification_holds_then_finds_a_changed_line() -> None:
     world.capture(message("Sell 200", START + timedelta(minutes=1)))
     world.now = START + timedelta(days=2)
     world.sealer.seal_due()
-    result = verify_chat(CHAT, world.blobs, world.ledger, [])
+    result = verify_chat(CHAT, world.blobs, world.ledger)
     assert result.ok and result.versions == 2, result.findings
     name = bundle_prefix(CHAT, "2030-01-01", 1) + "messages.ndjson"
     # rewrite the sealed version itself (what WORM prevents in Azure; Azurite keeps no versions)
     blob = world.blobs._blobs[name]
     version, data = blob.versions[0]
     blob.versions[0] = (version, data.replace(b"Sell 200", b"Sell 900"))
-    result = verify_chat(CHAT, world.blobs, world.ledger, [])
+    result = verify_chat(CHAT, world.blobs, world.ledger)
     assert not result.ok and result.findings[0].code == "chat.messages_altered"
     assert "lines 1" in result.findings[0].message
-    assert not verify_chat("19:unknown@thread.v2", world.blobs, world.ledger, []).ok
+    assert not verify_chat("19:unknown@thread.v2", world.blobs, world.ledger).ok
 
 
 def test_exports_read_each_sealed_bundle_with_its_ledger_entry() -> None:
@@ -145,5 +146,10 @@ def test_exports_read_each_sealed_bundle_with_its_ledger_entry() -> None:
     assert [b.manifest.day for b in bundles] == ["2030-01-01", "2030-01-02"]
     first = bundles[0]
     assert first.sealed_entry is not None and first.sealed_entry.details["bundle_id"] == first.bundle_id
+    assert first.proof is None  # no signed checkpoint covers it yet
+    world.ledger.checkpoint()
+    proven = next(reader.bundles(chat_id=CHAT))
+    assert proven.proof is not None and proven.sealed_entry is not None
+    assert proven.proof.index == proven.sealed_entry.index
     assert hashlib.sha256(first.messages_bytes).hexdigest() == first.manifest.messages.sha256
     assert [b.manifest.day for b in reader.bundles(participant=TARA, start_day="2030-01-02")] == ["2030-01-02"]

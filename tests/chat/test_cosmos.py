@@ -4,7 +4,10 @@ chat-day sealed into Azurite that `verify_chat` checks."""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -15,11 +18,12 @@ from verbatim.chat.sealing import ChatSealer
 from verbatim.chat.store import CosmosChatRepository
 from verbatim.chat.verify import verify_chat
 from verbatim.contracts.policy import EffectivePolicy
-from verbatim.ledger import CosmosLedgerStore, Ledger
+from verbatim.ledger.canonical import canonical_json
 from verbatim.platform import clients, layout
 from verbatim.platform.blobs import AzureBlobStore
-from verbatim.platform.settings import Settings
+from verbatim.platform.settings import Settings, reload_settings
 from verbatim.policy.snapshots import CosmosPolicySnapshotStore, observe
+from verbatim.wiring import container_for
 from verbatim.wiring.chat import SnapshotPolicyUsers, SnapshotRecordedUsers
 
 pytestmark = pytest.mark.integration
@@ -61,8 +65,13 @@ class NoHolds:
         return []
 
 
-def test_the_repository_seals_into_azurite_and_verifies(stack_env: Settings) -> None:
+def test_the_repository_seals_into_azurite_and_verifies(
+    stack_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from verbatim.evidence.worm import Worm
+
+    monkeypatch.setenv("LEDGER_SIGNING_KEY_FILE", str(tmp_path / "ledger-signing.pem"))
+    services = container_for(reload_settings())
 
     database = clients.cosmos_database(stack_env)
     repo = CosmosChatRepository(database.get_container_client(layout.CHATS))
@@ -75,8 +84,6 @@ def test_the_repository_seals_into_azurite_and_verifies(stack_env: Settings) -> 
     ingestor = ChatIngestor(
         repository=repo, directory=directory, policy=Recorded(), blobs=blobs, tenant_ids=[TENANT], clock=lambda: now[0]
     )
-    import json
-
     from verbatim.contracts.chat import ChatMessageCaptured
 
     def capture(body: dict[str, object], source: str = "notification") -> str:
@@ -111,7 +118,7 @@ def test_the_repository_seals_into_azurite_and_verifies(stack_env: Settings) -> 
     )
     assert [h["text"] for h in hits] == ["Sell 200 lots"]
     assert repo.unsealed("2030-01-02") == [(CHAT, "2030-01-01")]
-    ledger = Ledger(CosmosLedgerStore(database.get_container_client(layout.LEDGER)), "chat-test", None)
+    ledger = services.ledger  # the v2 log on the emulators (Cosmos ledger_log, the test's own Azurite containers)
     now[0] = START + timedelta(days=2)
     sealer = ChatSealer(
         repository=repo,
@@ -125,5 +132,22 @@ def test_the_repository_seals_into_azurite_and_verifies(stack_env: Settings) -> 
     [outcome] = sealer.seal_due()
     assert outcome.versions == 2 and outcome.enforcement == "emulator-not-enforced"
     assert repo.unsealed("2030-01-05") == []
-    result = verify_chat(CHAT, blobs, ledger, [])
+    ledger.checkpoint()
+    result = verify_chat(CHAT, blobs, ledger, services.ledger_anchors)
     assert result.ok and result.versions == 2, result.findings
+    assert any("is in the tree signed at size" in note for note in result.notes), result.notes
+
+    # Edit the chat.sealed entry where the log keeps it (Cosmos ledger_log): the signed tree no longer has it.
+    log = database.get_container_client(layout.LEDGER_LOG)
+    index = outcome.ledger_seq
+    doc = next(
+        d for d in log.query_items("SELECT * FROM c WHERE c.type = 'batch'", enable_cross_partition_query=True)
+        if d["first"] <= index < d["upto"]
+    )  # fmt: skip
+    row = doc["entries"][index - doc["first"]]
+    entry = json.loads(base64.b64decode(row["d"]))
+    entry["details"]["messages"]["sha256"] = "0" * 64
+    row["d"] = base64.b64encode(canonical_json(entry)).decode()
+    log.replace_item(doc["id"], doc)
+    edited = verify_chat(CHAT, blobs, ledger, services.ledger_anchors)
+    assert "entry.not_in_tree" in [f.code for f in edited.findings], edited.findings

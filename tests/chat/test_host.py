@@ -59,6 +59,8 @@ def host(
         "COSMOS_KEY": sim_env.cosmos_key.get_secret_value() if sim_env.cosmos_key else "",
         "COSMOS_CA_CERT": str(sim_env.cosmos_ca_cert),
         "COSMOS_DATABASE": sim_env.cosmos_database,
+        "LEDGER_CONTAINER": sim_env.ledger_container,
+        "LEDGER_ANCHOR_CONTAINER": sim_env.ledger_anchor_container,
         **simulator.graph_env(),
         "CHAT_CAPTURE_ENABLED": "true",
         "CHAT_ENCRYPTION_PEM_FILE": str(pem),

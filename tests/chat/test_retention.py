@@ -11,6 +11,7 @@ import pytest
 from tests.chat.world import CHAT, START, TARA, TOM, UNA, World, message
 from verbatim.chat.retention import ChatEvidence, HoldScope
 from verbatim.chat.sealing import bundle_prefix
+from verbatim.evidence.ledger_entries import subject_entries
 
 
 class Holds:
@@ -46,7 +47,7 @@ def test_the_sweep_deletes_only_after_the_retention_date_and_leaves_a_certificat
     [deleted] = evidence.sweep()
     assert not world.blobs.exists(bundle_prefix(CHAT, "2030-01-01", 1) + "messages.ndjson")
     assert world.repo.versions(CHAT) == []
-    entries = world.ledger.store.entries_for_subject(world.ledger.chain, f"chat:{CHAT}")
+    entries = list(subject_entries(world.ledger, f"chat:{CHAT}"))
     certificate = [e for e in entries if e.kind == "chat.deleted"][-1]
     assert certificate.details["bundle_id"] == deleted and certificate.details["reason"] == "retention_expired"
     assert "Buy" not in str(certificate.details)

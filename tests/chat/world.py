@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.ledger.logkit import memory_log
 from verbatim.chat.directory import InMemoryChatDirectory
 from verbatim.chat.ingest import ChatIngestor
 from verbatim.chat.sealing import ChatSealer
@@ -15,7 +16,7 @@ from verbatim.chat.store import InMemoryChatRepository
 from verbatim.contracts.chat import ChatMessageCaptured
 from verbatim.contracts.evidence import RetentionTerm
 from verbatim.evidence.worm import InMemoryWorm
-from verbatim.ledger import InMemoryLedgerStore, Ledger
+from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.blobs import InMemoryBlobStore
 
 TENANT = "6f1c0a8e-3b2d-4c5e-9f70-1a2b3c4d5e6f"
@@ -91,7 +92,7 @@ class World:
     directory: InMemoryChatDirectory = field(default_factory=InMemoryChatDirectory)
     blobs: InMemoryBlobStore = field(default_factory=InMemoryBlobStore)
     worm: InMemoryWorm = field(default_factory=InMemoryWorm)
-    ledger: Ledger = field(default_factory=lambda: Ledger(InMemoryLedgerStore(), "test", None))
+    ledger: TransparencyLog = field(default_factory=memory_log)
     recorded: Recorded = field(default_factory=lambda: Recorded({TOM}))
     holds: Holds = field(default_factory=Holds)
 

@@ -1,7 +1,8 @@
 """Chat evidence as an export takes it (issue 18's exports do not exist yet): every sealed bundle of a chat, or of
 the chats a person was a member of, in a time range — the manifest and `messages.ndjson` exactly as sealed, the
-hosted contents, the `chat.sealed` ledger entry and, once a signed checkpoint covers it, its inclusion proof —
-so an export can write them out and a recipient can verify them offline (`verbatim verify` reads the same).
+hosted contents, the `chat.sealed` entry of the ledger (v2 log) and, once a signed checkpoint covers it, its
+inclusion proof (with the checkpoint) — so an export can write them out and a recipient can verify them offline
+(`verbatim verify` reads the same; `verbatim ledger verify-proof` checks a proof with the log's key).
 
 The caller records the access (an `exported` ledger entry); nothing here writes.
 """
@@ -14,9 +15,11 @@ from dataclasses import dataclass, field
 from verbatim.chat.sealing import CHAT_SEALED, chat_subject
 from verbatim.chat.store import ChatRepository
 from verbatim.contracts.chat import ChatBundleManifest
-from verbatim.contracts.evidence import InclusionProof, LedgerEntry
-from verbatim.ledger.writer import Ledger
+from verbatim.contracts.ledger import LogEntry, LogInclusionProof
+from verbatim.evidence.ledger_entries import subject_entries
+from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.blobs import BlobNotFound, BlobStore
+from verbatim.platform.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,13 @@ class SealedBundle:
     manifest_bytes: bytes
     manifest: ChatBundleManifest
     messages_bytes: bytes
-    sealed_entry: LedgerEntry | None
-    proof: InclusionProof | None
+    sealed_entry: LogEntry | None
+    proof: LogInclusionProof | None
     hosted: list[HostedFile] = field(default_factory=list)
 
 
 class ChatEvidenceReader:
-    def __init__(self, repository: ChatRepository, blobs: BlobStore, ledger: Ledger) -> None:
+    def __init__(self, repository: ChatRepository, blobs: BlobStore, ledger: TransparencyLog) -> None:
         self._repo = repository
         self._blobs = blobs
         self._ledger = ledger
@@ -58,11 +61,11 @@ class ChatEvidenceReader:
             (b for b in found if not b.get("deleted") and start_day <= str(b["day"]) <= end_day),
             key=lambda b: (b["chatId"], b["day"], int(b["part"])),
         )
-        entries: dict[str, list[LedgerEntry]] = {}
+        entries: dict[str, list[LogEntry]] = {}
         for bundle in wanted:
             chat = str(bundle["chatId"])
             if chat not in entries:
-                entries[chat] = self._ledger.store.entries_for_subject(self._ledger.chain, chat_subject(chat))
+                entries[chat] = list(subject_entries(self._ledger, chat_subject(chat)))
             sealed = next(
                 (
                     e
@@ -87,6 +90,14 @@ class ChatEvidenceReader:
                 manifest=manifest,
                 messages_bytes=self._blobs.read(manifest.messages.blob_name, version_id=manifest.messages.version_id),
                 sealed_entry=sealed,
-                proof=self._ledger.prove(sealed) if sealed is not None else None,
+                proof=self._proof(sealed),
                 hosted=hosted,
             )
+
+    def _proof(self, entry: LogEntry | None) -> LogInclusionProof | None:
+        if entry is None:
+            return None
+        try:
+            return self._ledger.prove(entry.index)
+        except NotFound:
+            return None  # not yet under a signed checkpoint (one is signed within a minute)

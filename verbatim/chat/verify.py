@@ -1,13 +1,13 @@
-"""Verify a chat's sealed bundles from storage and the ledger alone: each `chat.sealed` entry is intact and
-included in the chain up to a signed checkpoint, the manifest and `messages.ndjson` still hash to what the
-entry recorded, every line still hashes to what the manifest lists, and every hosted content is still there
-with its hash. A bundle deleted under a certificate (`chat.deleted`) is not expected in storage. Each problem is
-explained in words."""
+"""Verify a chat's sealed bundles from storage and the ledger (v2 log) alone: each `chat.sealed` entry is the
+leaf a signed checkpoint's tree has at its index (an inclusion proof from the tiles), the log extends every
+anchored checkpoint, the manifest and `messages.ndjson` still hash to what the entry recorded, every line still
+hashes to what the manifest lists, and every hosted content is still there with its hash. A bundle deleted under
+a certificate (`chat.deleted`) is not expected in storage. Each problem is explained in words."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +15,16 @@ from pydantic import ValidationError
 
 from verbatim.chat.sealing import CHAT_SEALED, chat_subject
 from verbatim.contracts.chat import ChatBundleManifest
-from verbatim.contracts.evidence import LedgerEntry
-from verbatim.ledger.chain import Finding, verify_entry, verify_inclusion
-from verbatim.ledger.writer import Ledger
+from verbatim.contracts.ledger import LogEntry
+from verbatim.evidence.ledger_entries import subject_entries
+from verbatim.ledger.chain import Finding, verify_entry
+from verbatim.ledger.checkpoint import open_checkpoint
+from verbatim.ledger.log.anchors import AnchorStore, check_anchors
+from verbatim.ledger.log.service import TransparencyLog
+from verbatim.ledger.merkle import ProofError, leaf_hash, verify_inclusion
+from verbatim.ledger.note import NoteError
 from verbatim.platform.blobs import BlobNotFound, BlobStore
+from verbatim.platform.errors import NotFound
 
 CHAT_DELETED = "chat.deleted"
 
@@ -44,21 +50,29 @@ def _download(blobs: BlobStore, name: str, version_id: object) -> bytes | None:
 
 
 def verify_chat(
-    chat_id: str, blobs: BlobStore, ledger: Ledger, trusted_fingerprints: Iterable[str]
+    chat_id: str, blobs: BlobStore, ledger: TransparencyLog, anchors: AnchorStore | None = None
 ) -> ChatVerification:
     result = ChatVerification(chat_id)
-    trusted = set(trusted_fingerprints)
-    entries = ledger.store.entries_for_subject(ledger.chain, chat_subject(chat_id))
+    entries = list(subject_entries(ledger, chat_subject(chat_id)))
     sealed = [e for e in entries if e.kind == CHAT_SEALED]
     deleted = {str(e.details.get("bundle_id")) for e in entries if e.kind == CHAT_DELETED}
     if not sealed:
         result.findings.append(Finding("ledger.no_seal", f"the ledger has no chat.sealed entry for chat {chat_id}"))
         return result
     for entry in entries:
-        result.findings.extend(verify_entry(entry))
+        if entry.v1 is not None:
+            result.findings.extend(verify_entry(entry.v1))
+    for entry in entries:
+        if entry.kind in (CHAT_SEALED, CHAT_DELETED):
+            _inclusion(result, ledger, entry)
+    if anchors is not None:
+        findings, notes = check_anchors(
+            ledger.latest_checkpoint(), ledger, anchors, ledger.keys.verifiers, ledger.origin
+        )
+        result.findings.extend(Finding(f.code, f.message, f.size) for f in findings if f.code != "log.no_checkpoint")
+        result.notes.extend(notes)
     for entry in sealed:
         result.bundles += 1
-        _inclusion(result, ledger, entry, trusted)
         if str(entry.details.get("bundle_id")) in deleted:
             result.notes.append(f"bundle {entry.details.get('bundle_id')} was deleted under a certificate")
             continue
@@ -66,24 +80,40 @@ def verify_chat(
     return result
 
 
-def _inclusion(result: ChatVerification, ledger: Ledger, entry: LedgerEntry, trusted: set[str]) -> None:
-    proof = ledger.prove(entry)
-    if proof is None:
-        head = ledger.head_entry()
-        segment = ledger.verify(entry.seq, head.seq if head else entry.seq)
-        result.findings.extend(segment)
+def _inclusion(result: ChatVerification, ledger: TransparencyLog, entry: LogEntry) -> None:
+    """Is `entry`, as the ledger holds it, the leaf the latest signed tree has at its index?"""
+    try:
+        proof = ledger.prove(entry.index)
+    except NotFound:
         result.notes.append(
-            f"chat.sealed entry {entry.seq} is not yet covered by a signed checkpoint (the chain from it to the "
-            f"head {'verifies' if not segment else 'does NOT verify'})"
+            f"{entry.kind} entry {entry.index} is not yet covered by a signed checkpoint (one is signed within a "
+            "minute; sign one now with `verbatim ledger checkpoint`)"
         )
         return
-    findings = verify_inclusion(proof, trusted)
-    result.findings.extend(f for f in findings if f.code != "entry.content_altered")
-    if not findings:
-        result.notes.append(f"chat.sealed entry {entry.seq} is included under checkpoint {proof.checkpoint.seq}")
+    try:
+        checkpoint = open_checkpoint(proof.checkpoint.encode(), ledger.keys.verifiers, ledger.origin).checkpoint
+    except NoteError as error:
+        result.findings.append(Finding(error.code, f"the checkpoint of size {proof.tree_size}: {error}"))
+        return
+    hashes = [base64.b64decode(h) for h in proof.hashes]
+    try:
+        verify_inclusion(
+            entry.index, checkpoint.size, leaf_hash(base64.b64decode(proof.entry)), hashes, checkpoint.root_hash
+        )
+    except ProofError as error:
+        result.findings.append(
+            Finding(
+                "entry.not_in_tree" if error.code == "proof.root_mismatch" else error.code,
+                f"{entry.kind} entry {entry.index} as the ledger holds it is not the leaf the signed tree of size "
+                f"{checkpoint.size} has at that index: it was changed after it was written ({error})",
+                entry.index,
+            )
+        )
+        return
+    result.notes.append(f"{entry.kind} entry {entry.index} is in the tree signed at size {checkpoint.size}")
 
 
-def _bundle(result: ChatVerification, blobs: BlobStore, entry: LedgerEntry) -> None:
+def _bundle(result: ChatVerification, blobs: BlobStore, entry: LogEntry) -> None:
     bundle = str(entry.details.get("bundle_id"))
     recorded: dict[str, Any] = entry.details.get("manifest") or {}  # type: ignore[assignment]
     body = _download(blobs, str(recorded.get("blob")), recorded.get("version_id"))
