@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -151,6 +152,36 @@ def test_posts_edits_and_deletions_are_captured_as_versions_and_read_back_throug
     assert reads, "the read was not audited"
     anonymous = httpx.get(f"{running.base_url}/api/v1/chats/{chat['id']}", timeout=30)
     assert anonymous.status_code == 401
+
+    # By participant, and searched: the edited-away text is still found (terms), the edit by substring.
+    reason = f"case {uuid.uuid4()}"
+
+    def get(path: str, **params: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "X-Access-Reason": reason}
+        return httpx.get(f"{running.base_url}/api/v1/{path}", params=params, headers=headers, timeout=30)
+
+    listed = get("chats", participant=TOM)
+    assert listed.status_code == 200 and chat["id"] in [c["chatId"] for c in listed.json()["items"]]
+    terms = get("chat-search", q="BUY 500", participant=TOM).json()
+    assert [(h["messageId"], h["state"]) for h in terms["items"]] == [(message["id"], "posted")]
+    substring = get("chat-search", q="600 at", mode="substring").json()
+    assert [(h["chatId"], h["state"]) for h in substring["items"]] == [(chat["id"], "edited")]
+    for bad in (
+        {"q": "60", "mode": "substring"},  # under 3 characters
+        {"q": "600", "mode": "substring", "from": "2030-01-01", "to": "2030-03-01"},  # over 31 days
+        {"q": "buy", "mode": "fuzzy"},
+        {"q": "buy", "limit": "0"},
+    ):
+        refused = get("chat-search", **bad)
+        assert refused.status_code == 400, (bad, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json"), bad
+    searches = [
+        e
+        for e in cosmos_items(settings, layout.AUDIT, "SELECT * FROM c WHERE c.action = 'chat.search'")
+        if e["detail"].get("reason") == reason
+    ]
+    # every successful read audited (the list, then both searches), none of the refused ones
+    assert sorted(str(e["detail"].get("mode")) for e in searches) == ["None", "substring", "terms"], searches
 
 
 def _forge(
