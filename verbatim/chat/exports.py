@@ -1,5 +1,5 @@
-"""Chat evidence as an export takes it (issue 18's exports do not exist yet): every sealed bundle of a chat, or of
-the chats a person was a member of, in a time range — the manifest and `messages.ndjson` exactly as sealed, the
+"""Chat evidence as an export takes it (verbatim.exports does not package chats yet): every sealed bundle of a chat, or
+of the chats a person was a member of, in a time range — the manifest and `messages.ndjson` exactly as sealed, the
 hosted contents, the `chat.sealed` entry of the ledger (v2 log) and, once a signed checkpoint covers it, its
 inclusion proof (with the checkpoint) — so an export can write them out and a recipient can verify them offline
 (`verbatim verify` reads the same; `verbatim ledger verify-proof` checks a proof with the log's key).
