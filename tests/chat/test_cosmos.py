@@ -17,6 +17,7 @@ from verbatim.chat.ingest import ChatIngestor
 from verbatim.chat.sealing import ChatSealer
 from verbatim.chat.store import CosmosChatRepository
 from verbatim.chat.verify import verify_chat
+from verbatim.cli import main
 from verbatim.contracts.policy import EffectivePolicy
 from verbatim.ledger.canonical import canonical_json
 from verbatim.platform import clients, layout
@@ -66,7 +67,7 @@ class NoHolds:
 
 
 def test_the_repository_seals_into_azurite_and_verifies(
-    stack_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from verbatim.evidence.worm import Worm
 
@@ -136,6 +137,10 @@ def test_the_repository_seals_into_azurite_and_verifies(
     result = verify_chat(CHAT, blobs, ledger, services.ledger_anchors)
     assert result.ok and result.versions == 2, result.findings
     assert any("is in the tree signed at size" in note for note in result.notes), result.notes
+    # The same through the command line an auditor runs: `verbatim verify <chat id>`.
+    assert main(["verify", CHAT, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["chat_id"], printed["verified"], printed["bundles"], printed["versions"]) == (CHAT, True, 1, 2)
 
     # Edit the chat.sealed entry where the log keeps it (Cosmos ledger_log): the signed tree no longer has it.
     log = database.get_container_client(layout.LEDGER_LOG)
@@ -151,3 +156,5 @@ def test_the_repository_seals_into_azurite_and_verifies(
     log.replace_item(doc["id"], doc)
     edited = verify_chat(CHAT, blobs, ledger, services.ledger_anchors)
     assert "entry.not_in_tree" in [f.code for f in edited.findings], edited.findings
+    assert main(["verify", CHAT]) == 1
+    assert "NOT VERIFIED" in capsys.readouterr().out
