@@ -108,6 +108,7 @@ def test_chats_have_the_documented_identifier_shapes_and_a_meeting_chat_is_the_m
         assert missing_or_mistyped(graph_chat, fixture("chats/chat-get-meeting.json")) == []
         status, members, _ = await sim.graph("GET", f"/v1.0/chats/{meeting['id']}/members")
         assert status == 200 and {m["userId"] for m in members["value"]} == {UNA, CORA}
+        assert missing_or_mistyped(members, fixture("chats/chat-list-members.json")) == []
         status, error = (await sim.request("POST", "/sim/chats", json={"chatType": "oneOnOne", "members": [TOM]}))[:2]
         assert status == 400, error
 
