@@ -9,6 +9,7 @@ from functions import (
     chat,
     compliance_api,
     data_subjects,
+    exports,
     graph_webhook,
     health,
     holds,
@@ -36,3 +37,4 @@ app.register_functions(compliance_api.bp)
 app.register_functions(retention.bp)
 app.register_functions(holds.bp)
 app.register_functions(data_subjects.bp)
+app.register_functions(exports.bp)

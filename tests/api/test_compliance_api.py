@@ -11,7 +11,7 @@ from typing import Any
 from openapi_spec_validator import validate
 
 from devstack.testkit.records import SALES, TRADER
-from functions import calls_api, compliance_api, reconciliation
+from functions import calls_api, compliance_api, exports, reconciliation
 from tests.api.conftest import request
 from tests.api.world import PSTN, World
 from tests.callrecords.helpers import handler
@@ -305,7 +305,7 @@ def test_the_openapi_document_is_valid_and_names_every_v1_read_route(world: Worl
     validate(document)
     assert document == json.loads(json.dumps(openapi_document()))
     routes = set()
-    for module in (compliance_api, calls_api, reconciliation):
+    for module in (compliance_api, calls_api, reconciliation, exports):
         for name in dir(module):
             builder = getattr(module, name)
             function = getattr(builder, "_function", None)

@@ -34,6 +34,7 @@ class ExportWorld:
     recordings: list[SealedCall]
     export: ExportRecord
     package: Path
+    env: dict[str, str]
 
 
 def export_environment(azurite: Azurite, cosmos: Cosmos, root: Path) -> dict[str, str]:
@@ -76,7 +77,8 @@ def export_world(
 
     root = tmp_path_factory.mktemp("exports")
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in export_environment(azurite_service, cosmos_service, root).items():
+        env = export_environment(azurite_service, cosmos_service, root)
+        for name, value in env.items():
             patch.setenv(name, value)
         settings = reload_settings()
         provision_cosmos(settings)
@@ -100,5 +102,5 @@ def export_world(
         for reason in ("complaint 42", "quality review"):
             container.access.record(AUDITOR, "recording.read", recording_subject(sealed[0].recording_id), reason)
         export, package = make_export(settings, [s.recording_id for s in sealed], root)
-        yield ExportWorld(settings, sealed, export, package)
+        yield ExportWorld(settings, sealed, export, package, env)
     reload_settings()

@@ -23,6 +23,7 @@ from verbatim.contracts.api import (
     VerdictPage,
 )
 from verbatim.contracts.callrecords import CallRecord, CallRecordPage
+from verbatim.contracts.exports import ExportList, ExportRecord, ExportRequest, ExportView
 from verbatim.contracts.ledger import LogConsistencyProof, LogEntry, LogInclusionProof, LogPage
 from verbatim.ledger.access import REASON_HEADER
 from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
@@ -53,9 +54,11 @@ class Operation:
     media: dict[str, str] = field(default_factory=dict)  # content types of a binary response
     reason_required: bool = False
     ranged: bool = True  # a binary response served in Range parts (media), or whole (ledger files)
+    request: type[BaseModel] | None = None  # the JSON body
 
 
 _REASON = Param(REASON_HEADER, "header", "Why you read this (recorded in the ledger with the read).")
+_EXPORT_REASON = Param(REASON_HEADER, "header", "Why you export, download or delete (required; in the ledger).", True)
 _REASON_REQUIRED = Param(REASON_HEADER, "header", "Why you replay this recording (required; in the ledger).", True)
 _PAGING = (
     Param("limit", "query", "Page size, 1-200 (default 50)."),
@@ -270,6 +273,50 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "post",
+        "/exports",
+        "createExport",
+        "Export recordings (by ids, a search filter or a legal hold) as a package anyone can verify offline; "
+        "poll the Location for progress.",
+        (COMPLIANCE_OFFICER,),
+        ExportView,
+        (_EXPORT_REASON,),
+        status=202,
+        reason_required=True,
+        request=ExportRequest,
+    ),
+    Operation("get", "/exports", "listExports", "The newest exports first.", READERS, ExportList, (_REASON,)),
+    Operation(
+        "get",
+        "/exports/{id}",
+        "getExport",
+        "An export's progress, result and download link.",
+        READERS,
+        ExportView,
+        (Param("id", "path", "Export id.", True), _REASON),
+    ),
+    Operation(
+        "get",
+        "/exports/{id}/package",
+        "downloadExport",
+        "The package (ZIP64) in Range parts.",
+        (COMPLIANCE_OFFICER,),
+        None,
+        (Param("id", "path", "Export id.", True), _EXPORT_REASON),
+        media={"application/zip": "the export package"},
+        reason_required=True,
+    ),
+    Operation(
+        "delete",
+        "/exports/{id}",
+        "deleteExport",
+        "Delete an export's package now (its record and ledger entries stay).",
+        (COMPLIANCE_OFFICER,),
+        ExportRecord,
+        (Param("id", "path", "Export id.", True), _EXPORT_REASON),
+        reason_required=True,
+    ),
+    Operation(
+        "post",
         "/admin/reports/completeness",
         "runCompletenessReport",
         "Write, sign and ledger a day's completeness report now.",
@@ -294,6 +341,10 @@ MODELS: tuple[type[BaseModel], ...] = (
     ReportRun,
     CallRecordPage,
     CallRecord,
+    ExportRequest,
+    ExportView,
+    ExportList,
+    ExportRecord,
     Problem,
 )
 
@@ -350,7 +401,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     if "{" in op.path:
         responses["404"] = _problem("Not found.")
     responses["503"] = _problem("A dependency is unavailable (the read could not be recorded, for instance).")
-    return {
+    operation: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,
         "description": f"Roles: {', '.join(op.roles)}. Every read is recorded in the ledger.",
@@ -359,6 +410,10 @@ def _operation(op: Operation) -> dict[str, Any]:
         "responses": responses,
         "x-roles": list(op.roles),
     }
+    if op.request is not None:
+        schema = {"$ref": REF.format(model=op.request.__name__)}
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    return operation
 
 
 @lru_cache(maxsize=1)

@@ -166,6 +166,10 @@ class ExportService:
         self._audit(principal, "export.read", export_id, reason)
         return self._view(self._get(export_id))
 
+    def status(self, export_id: str) -> ExportView:
+        """The view, unrecorded: for the answer to the request that created the export (recorded as created)."""
+        return self._view(self._get(export_id))
+
     def _view(self, record: ExportRecord) -> ExportView:
         held = False
         hold = record.selection.get("holdId")
@@ -345,7 +349,7 @@ class ExportService:
                     at=self.clock(),
                 )
             )
-        self.progress(batch.export_id, "attesting", len(plan.recording_ids), min(batch.end, len(plan.recording_ids)))
+        self.progress(batch.export_id, "attesting", len(plan.recording_ids), work.done("snapshot"))
         return min(batch.end, len(plan.recording_ids)) - batch.first
 
     def checkpoint(self, export_id: str) -> int:
@@ -369,10 +373,14 @@ class ExportService:
         record = self._get(batch.export_id)
         work = self.work(batch.export_id)
         at = _parse(record.created_at)
-        return [
+        parts = [
             package_recording(self.log, self.media, work, record, position, batch.checkpoint_size, at)
             for position in range(batch.first, batch.end)
         ]
+        plan = work.plan()
+        total = len(plan.recording_ids) if plan else batch.end
+        self.progress(batch.export_id, "packaging", total, work.done("part"))
+        return parts
 
     def assemble(self, export_id: str, total: int, checkpoint_size: int) -> ExportResult:
         record = self._get(export_id)

@@ -113,6 +113,11 @@ class ExportWork:
         data = self._read(self._name("part", f"{position}.json"))
         return PartRecord.model_validate_json(data) if data is not None else None
 
+    def done(self, step: str) -> int:
+        """How many recordings have finished `step` (`snapshot` or `part`): the progress batches report while
+        they run in parallel."""
+        return sum(1 for _ in self.store.names(self._name(step) + "/"))
+
     def clear(self) -> int:
         """Remove the work area (not the package); returns how many blobs went."""
         removed = 0

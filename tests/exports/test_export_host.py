@@ -1,0 +1,222 @@
+"""Exports through the API in the local Functions host (real durable replay, Azurite task hub, Cosmos emulator,
+bearer tokens from a real OpenID provider): request an export, follow its progress, download the package in
+Range parts, verify it with the verifier shipped inside it in a Python that has only `cryptography`; every step
+recorded in the ledger; bad requests are problems, not failures. Then a 50-recording export survives a restart of
+the host in the middle of its fan-out."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.testkit.records import T0, TRADER
+from tests.api.world import seal_recording
+from tests.callrecords.oidc import AUDIENCE, OpenIdProvider, openid_provider
+from tests.conftest import Azurite
+from tests.exports.conftest import REASON, ExportWorld
+from tests.exports.test_package import findings, run_verifier
+from tests.funchost.conftest import HostLauncher, RunningHost, wait_for
+from tests.ledger.test_standalone_verifier import isolated_python  # noqa: F401 - the fixture
+from verbatim.exports.service import export_subject
+from verbatim.wiring import container_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+APP = Path(__file__).parent / "app"
+OFFICER = {"roles": ["Compliance.Officer"], "oid": "officer-9", "name": "Olga Officer"}
+AUDITOR = {"roles": ["Compliance.Auditor"], "oid": "auditor-9", "name": "Abe Auditor"}
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[OpenIdProvider]:
+    with openid_provider() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def launcher(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostLauncher]:
+    hosts = HostLauncher(azurite_service, tmp_path_factory.mktemp("export-host"))
+    yield hosts
+    hosts.stop_all()
+
+
+def start(
+    launcher: HostLauncher, world: ExportWorld, provider: OpenIdProvider, state_dir: Path, hub: str
+) -> RunningHost:
+    env = {**world.env, "AUTH_OPENID_CONFIG_URL": provider.config_url, "AUTH_AUDIENCE": AUDIENCE}
+    return launcher.start(APP, env={**env, "DURABLE_TASK_HUB_NAME": hub}, state_dir=state_dir)
+
+
+@pytest.fixture(scope="module")
+def host(
+    launcher: HostLauncher,
+    export_world: ExportWorld,
+    provider: OpenIdProvider,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> RunningHost:
+    return start(launcher, export_world, provider, tmp_path_factory.mktemp("host"), f"x{uuid.uuid4().hex[:10]}")
+
+
+def call(
+    host: RunningHost,
+    method: str,
+    path: str,
+    token: str,
+    *,
+    reason: str | None = REASON,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    sent = {"authorization": f"Bearer {token}", **(headers or {})}
+    if reason is not None:
+        sent["x-access-reason"] = reason
+    return httpx.request(method, f"{host.base_url}/api/v1{path}", json=body, headers=sent, timeout=60)
+
+
+def completed(host: RunningHost, token: str, export_id: str, timeout: float = 240) -> dict[str, Any]:
+    seen: list[str] = []
+
+    def done() -> dict[str, Any] | None:
+        view = call(host, "GET", f"/exports/{export_id}", token).json()
+        seen.append(view["export"]["progress"]["stage"])
+        return view if view["export"]["status"] in ("completed", "failed") else None
+
+    view: dict[str, Any] = wait_for(done, timeout=timeout, interval=0.5)
+    assert view["export"]["status"] == "completed", view
+    return view
+
+
+def download(host: RunningHost, token: str, view: dict[str, Any], target: Path) -> list[str]:
+    """The package in Range parts, as a client downloads it; returns the Content-Range of each part."""
+    size = view["export"]["result"]["packageBytes"]
+    ranges, offset = [], 0
+    with target.open("wb") as out:
+        while offset < size:
+            answer = call(
+                host, "GET", view["download"].removeprefix("/api/v1"), token, headers={"range": f"bytes={offset}-"}
+            )
+            assert answer.status_code == 206, answer.text
+            assert answer.headers["content-type"] == "application/zip"
+            ranges.append(answer.headers["content-range"])
+            out.write(answer.content)
+            offset += len(answer.content)
+    return ranges
+
+
+def test_an_export_requested_through_the_api_downloads_in_parts_and_verifies_offline(
+    host: RunningHost,
+    export_world: ExportWorld,
+    provider: OpenIdProvider,
+    tmp_path: Path,
+    isolated_python: Path,  # noqa: F811
+) -> None:
+    officer = provider.mint(**OFFICER)
+    ids = [r.recording_id for r in export_world.recordings]
+    created = call(host, "POST", "/exports", officer, body={"recordingIds": ids, "title": "FCA request"})
+    assert created.status_code == 202, created.text
+    export_id = created.json()["export"]["id"]
+    assert created.headers["location"] == f"/api/v1/exports/{export_id}"
+
+    view = completed(host, provider.mint(**AUDITOR), export_id)
+    assert view["export"]["progress"] == {
+        "stage": "completed",
+        "exportId": export_id,
+        "total": 3,
+        "done": 3,
+        "mediaBytes": view["export"]["result"]["mediaBytes"],
+    }
+    package = tmp_path / "export.zip"
+    ranges = download(host, officer, view, package)
+    assert len(ranges) > 1 and ranges[0].startswith("bytes 0-65535/")  # MEDIA_CHUNK_BYTES parts
+
+    verified = run_verifier(isolated_python, package, "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["recordings"] == 3
+
+    # Creating, completing and downloading are ledger entries of the export; each recording has its `exported`.
+    log = container_for(export_world.settings).ledger
+    kinds = [e.kind for e in log.entries_for_subject(export_subject(export_id), limit=50)]
+    assert kinds[:2] == ["export.created", "export.completed"] and "export.downloaded" in kinds
+    assert kinds.count("export.downloaded") == 1  # one per reader and hour, however many parts
+    listed = call(host, "GET", "/exports", officer).json()["items"]
+    assert export_id in [item["id"] for item in listed]
+
+    deleted = call(host, "DELETE", f"/exports/{export_id}", officer)
+    assert deleted.status_code == 200 and deleted.json()["status"] == "deleted"
+    gone = call(host, "GET", f"/exports/{export_id}/package", officer, headers={"range": "bytes=0-"})
+    assert gone.status_code == 409 and gone.headers["content-type"] == "application/problem+json"
+    assert "export.deleted" in [e.kind for e in log.entries_for_subject(export_subject(export_id), limit=50)]
+
+
+@pytest.mark.parametrize(
+    ("who", "reason", "body", "status", "words"),
+    [
+        (OFFICER, None, {"recordingIds": ["x"]}, 400, "X-Access-Reason"),
+        (AUDITOR, REASON, {"recordingIds": ["x"]}, 403, "Compliance.Officer"),
+        (OFFICER, REASON, {"recordingIds": ["x"], "holdId": "h"}, 400, "exactly one"),
+        (OFFICER, REASON, {"recordingIds": ["x"], "options": {"transcripts": True}}, 400, "transcripts"),
+        (OFFICER, REASON, {"holdId": "no-such-hold"}, 404, "no-such-hold"),
+        (OFFICER, REASON, {"search": {"from": "yesterday"}}, 400, "from"),
+    ],
+)
+def test_a_bad_export_request_is_a_problem_and_starts_nothing(
+    host: RunningHost,
+    provider: OpenIdProvider,
+    who: dict[str, Any],
+    reason: str | None,
+    body: dict[str, Any],
+    status: int,
+    words: str,
+) -> None:
+    answer = call(host, "POST", "/exports", provider.mint(**who), reason=reason, body=body)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert words in answer.text
+
+
+def test_a_fifty_recording_export_survives_a_host_restart_in_its_fan_out(
+    launcher: HostLauncher,
+    export_world: ExportWorld,
+    provider: OpenIdProvider,
+    tmp_path: Path,
+    isolated_python: Path,  # noqa: F811
+) -> None:
+    settings = export_world.settings
+    more = [
+        seal_recording(settings, seconds=1.0 + n / 50, started_at=T0 + timedelta(hours=1, minutes=n), user=TRADER)
+        for n in range(50 - len(export_world.recordings))
+    ]
+    ids = [r.recording_id for r in export_world.recordings] + [r.recording_id for r in more]
+    state_dir, hub = tmp_path / "host", f"r{uuid.uuid4().hex[:10]}"
+    host = start(launcher, export_world, provider, state_dir, hub)
+    officer = provider.mint(**OFFICER)
+    created = call(host, "POST", "/exports", officer, body={"recordingIds": ids})
+    assert created.status_code == 202, created.text
+    export_id = created.json()["export"]["id"]
+
+    def under_way() -> bool:
+        progress = call(host, "GET", f"/exports/{export_id}", officer).json()["export"]["progress"]
+        return progress["stage"] in ("attesting", "packaging") and 0 < progress["done"] < 50
+
+    wait_for(under_way, timeout=240, interval=0.2)
+    host.stop()
+    host = start(launcher, export_world, provider, state_dir, hub)
+
+    view = completed(host, officer, export_id, timeout=400)
+    assert view["export"]["result"]["recordings"] == 50
+    package = tmp_path / "export.zip"
+    download(host, officer, view, package)
+    verified = run_verifier(isolated_python, package, "--json")
+    assert verified.returncode == 0, findings(verified)
+    # Each recording attested once: a repeated activity found its `exported` entry by its idempotency key.
+    log = container_for(settings).ledger
+    for recording_id in ids[:3]:
+        entries = log.entries_for_subject(f"recording:{recording_id}", limit=100)
+        assert [e.details.get("export_id") for e in entries if e.kind == "exported"].count(export_id) == 1
