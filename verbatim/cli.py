@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from verbatim import doctor
 from verbatim.commands import evidence as evidence_commands
+from verbatim.commands import exports as export_commands
 from verbatim.commands import policy as policy_commands
 
 Handler = Callable[[argparse.Namespace], int]
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="verbatim", description="Compliance recording for Microsoft Teams")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # each module has `register(subparsers)` and sets `handler` on its parsers
-    for module in (policy_commands, evidence_commands, doctor):
+    for module in (policy_commands, evidence_commands, export_commands, doctor):
         module.register(subparsers)
     return parser
 

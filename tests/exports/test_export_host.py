@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.exports.conftest import REASON, ExportWorld
 from tests.exports.test_package import findings, run_verifier
 from tests.funchost.conftest import HostLauncher, RunningHost, wait_for
 from tests.ledger.test_standalone_verifier import isolated_python  # noqa: F401 - the fixture
+from verbatim.cli import main as cli
 from verbatim.exports.service import export_subject
 from verbatim.wiring import container_for
 
@@ -153,6 +155,32 @@ def test_an_export_requested_through_the_api_downloads_in_parts_and_verifies_off
     gone = call(host, "GET", f"/exports/{export_id}/package", officer, headers={"range": "bytes=0-"})
     assert gone.status_code == 409 and gone.headers["content-type"] == "application/problem+json"
     assert "export.deleted" in [e.kind for e in log.entries_for_subject(export_subject(export_id), limit=50)]
+
+
+def test_the_command_line_creates_follows_downloads_and_verifies_an_export(
+    host: RunningHost,
+    export_world: ExportWorld,
+    provider: OpenIdProvider,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("VERBATIM_API_URL", f"{host.base_url}/api/v1")
+    monkeypatch.setenv("VERBATIM_TOKEN", provider.mint(**OFFICER))
+    first = export_world.recordings[0].recording_id
+    assert cli(["export", "create", "--recording", first, "--reason", REASON, "--no-evidence", "--wait"]) == 0
+    out = capsys.readouterr()
+    export_id = out.out.splitlines()[0]
+    assert "completed: 1 recordings" in out.out and "packaging" in out.err  # the progress bars, per stage
+    package = tmp_path / "cli.zip"
+    assert cli(["export", "download", export_id, "--reason", REASON, "-o", str(package)]) == 0
+    assert cli(["verify-export", str(package), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    with zipfile.ZipFile(package) as archive:  # --no-evidence: the access copy and the manifest, no FLAC
+        media = [n for n in archive.namelist() if "/media/" in n]
+    assert [n.rsplit("/", 1)[-1] for n in media] == ["access-copy.ogg"]
+    assert cli(["export", "status", "no-such-export"]) == 1
+    assert "404" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import re
 import sys
 import time
+import types
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,18 +42,18 @@ from cryptography.hazmat.primitives import serialization
 
 def _ledger_verifier() -> Any:
     """standalone_verifier.py beside this file (as shipped in a package), else the one in Verbatim's source tree.
-    No bytecode is written: run from inside an unpacked package, a `__pycache__` folder would be a file the
-    package does not list."""
-    sys.dont_write_bytecode = True
+    Compiled from its source and nothing written: run from inside an unpacked package, a `__pycache__` folder
+    would be a file the package does not list."""
+    if "standalone_verifier" in sys.modules:
+        return sys.modules["standalone_verifier"]
     here = Path(__file__).resolve()
     for candidate in (here.with_name("standalone_verifier.py"), here.parents[1] / "ledger" / "standalone_verifier.py"):
         if candidate.exists():
-            spec = importlib.util.spec_from_file_location("standalone_verifier", candidate)
-            if spec is not None and spec.loader is not None:
-                module = importlib.util.module_from_spec(spec)
-                sys.modules.setdefault("standalone_verifier", module)
-                spec.loader.exec_module(module)
-                return module
+            module = types.ModuleType("standalone_verifier")
+            module.__file__ = str(candidate)
+            sys.modules["standalone_verifier"] = module  # dataclasses look their module up while it runs
+            exec(compile(candidate.read_bytes(), str(candidate), "exec"), module.__dict__)  # noqa: S102 - the verifier beside this one
+            return module
     raise ImportError("standalone_verifier.py is not beside verify_export.py")
 
 

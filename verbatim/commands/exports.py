@@ -1,0 +1,248 @@
+"""`verbatim export create|list|status|download|verify` and `verbatim verify-export`: exports through the
+compliance API (a bearer token, as every API caller), and the offline verification of a package.
+
+The API is `--api` or `VERBATIM_API_URL` (e.g. `https://<app>.azurewebsites.net/api/v1`); the token is
+`VERBATIM_TOKEN`, an Entra ID access token for the API with the Compliance.Officer role (e.g. from
+`az account get-access-token --resource <application ID URI>`). Verification needs neither: it runs the verifier a
+package ships (`verbatim.exports.standalone_export_verifier`) on a local file or folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from verbatim.exports import standalone_export_verifier
+from verbatim.ledger.access import REASON_HEADER
+
+TIMEOUT = 60.0
+POLL_SECONDS = 2.0
+
+
+class CommandError(Exception):
+    """A request the API refused, or settings missing: printed, exit status 1."""
+
+
+def register(subparsers: Any) -> None:
+    export = subparsers.add_parser("export", help="export recordings as a package anyone can verify offline")
+    export.add_argument("--api", help="the compliance API's base URL (default: $VERBATIM_API_URL)")
+    commands = export.add_subparsers(dest="export_command", required=True, metavar="ACTION")
+
+    create = commands.add_parser("create", help="request an export (Compliance.Officer); prints its id")
+    chosen = create.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--recording", action="append", metavar="ID", help="a recording to export (repeatable)")
+    chosen.add_argument("--hold", metavar="HOLD_ID", help="everything under this legal hold")
+    chosen.add_argument(
+        "--search", action="append", metavar="NAME=VALUE", help="a search filter of GET /recordings (repeatable)"
+    )
+    create.add_argument("--reason", required=True, help="why (recorded in the ledger with the export)")
+    create.add_argument("--title", help="a name for the recipient, e.g. the matter")
+    create.add_argument("--no-evidence", action="store_true", help="leave out the lossless evidence")
+    create.add_argument("--no-access-copies", action="store_true", help="leave out the Opus access copies")
+    create.add_argument("--no-call-records", action="store_true", help="leave out call records and verdicts")
+    create.add_argument("--wait", action="store_true", help="follow its progress until it has finished")
+    create.set_defaults(handler=handled(_create))
+
+    commands.add_parser("list", help="the newest exports").set_defaults(handler=handled(_list))
+
+    status = commands.add_parser("status", help="an export's progress and result")
+    status.add_argument("export_id")
+    status.add_argument("--wait", action="store_true", help="follow its progress until it has finished")
+    status.set_defaults(handler=handled(_status))
+
+    download = commands.add_parser("download", help="download a finished export's package, in Range parts")
+    download.add_argument("export_id")
+    download.add_argument("--reason", required=True, help="why (recorded in the ledger with the download)")
+    download.add_argument("--output", "-o", required=True, type=Path, help="the file to write (resumed if partial)")
+    download.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    download.set_defaults(handler=handled(_download))
+
+    verify = commands.add_parser("verify", help="verify a package offline (the verifier it ships)")
+    _verify_arguments(verify)
+
+    top = subparsers.add_parser("verify-export", help="verify an export package offline (same as export verify)")
+    _verify_arguments(top)
+
+
+def _verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("package", help="the export ZIP, or the folder it was unpacked into")
+    parser.add_argument("--key", action="append", metavar="VKEY", help="a trusted ledger key (repeatable)")
+    parser.add_argument("--key-file", action="append", metavar="FILE", help="trusted ledger keys, one per line")
+    parser.add_argument("--fingerprint", action="append", metavar="SHA256", help="trust only this package key")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress; print only problems")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=_verify)
+
+
+# --- the API ---------------------------------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> httpx.Client:
+    base = (getattr(args, "api", None) or os.environ.get("VERBATIM_API_URL") or "").rstrip("/")
+    token = os.environ.get("VERBATIM_TOKEN")
+    if not base:
+        raise CommandError("no API: pass --api URL or set VERBATIM_API_URL (…/api/v1)")
+    if not token:
+        raise CommandError("no token: set VERBATIM_TOKEN to an access token for the compliance API")
+    return httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+
+
+def _checked(response: httpx.Response, *expected: int) -> httpx.Response:
+    if response.status_code in expected:
+        return response
+    try:
+        problem = response.json()
+        detail = f"{problem.get('title')}: {problem.get('detail')}"
+    except ValueError:
+        detail = response.text[:500]
+    raise CommandError(f"{response.request.method} {response.request.url.path}: {response.status_code} {detail}")
+
+
+def _create(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {
+        "options": {
+            "evidence": not args.no_evidence,
+            "accessCopies": not args.no_access_copies,
+            "callRecords": not args.no_call_records,
+        }
+    }
+    if args.title:
+        body["title"] = args.title
+    if args.recording:
+        body["recordingIds"] = args.recording
+    elif args.hold:
+        body["holdId"] = args.hold
+    else:
+        pairs = [item.split("=", 1) for item in args.search]
+        if any(len(pair) != 2 for pair in pairs):
+            raise CommandError("--search takes NAME=VALUE")
+        body["search"] = dict(pairs)
+    with _client(args) as client:
+        view = _checked(client.post("/exports", json=body, headers={REASON_HEADER: args.reason}), 202).json()
+        export_id = view["export"]["id"]
+        print(export_id)
+        if args.wait:
+            return _follow(client, export_id)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        items = _checked(client.get("/exports"), 200).json()["items"]
+    for item in items:
+        result = item.get("result") or {}
+        size = f"{result['packageBytes'] / 1e6:.1f} MB" if result else ""
+        print(f"{item['id']}  {item['status']:<9}  {item['createdAt'][:19]}  {size:>10}  {item.get('title') or ''}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.wait:
+            return _follow(client, args.export_id)
+        print(json.dumps(_checked(client.get(f"/exports/{args.export_id}"), 200).json(), indent=2))
+    return 0
+
+
+def _follow(client: httpx.Client, export_id: str) -> int:
+    """A progress bar over the recordings of each stage, until the export has finished; 0 if it completed."""
+    bar: Any = None
+    stage = ""
+    while True:
+        view = _checked(client.get(f"/exports/{export_id}"), 200).json()
+        record = view["export"]
+        progress = record["progress"]
+        if progress["stage"] != stage:
+            if bar is not None:
+                bar.close()
+            stage = progress["stage"]
+            bar = tqdm(total=progress["total"] or None, desc=stage, unit="rec", file=sys.stderr)
+        bar.n = progress["done"]
+        bar.refresh()
+        if record["status"] in ("completed", "failed", "deleted", "expired"):
+            bar.close()
+            break
+        time.sleep(POLL_SECONDS)
+    if record["status"] != "completed":
+        print(f"export {export_id} is {record['status']}: {record.get('error') or ''}", file=sys.stderr)
+        return 1
+    result = record["result"]
+    print(f"completed: {result['recordings']} recordings, {result['packageBytes']} bytes; download: {view['download']}")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    target: Path = args.output
+    with _client(args) as client:
+        record = _checked(client.get(f"/exports/{args.export_id}"), 200).json()["export"]
+        if record["status"] != "completed":
+            raise CommandError(f"export {args.export_id} is {record['status']}: nothing to download yet")
+        size = int(record["result"]["packageBytes"])
+        offset = target.stat().st_size if target.exists() else 0
+        if offset > size:
+            raise CommandError(f"{target} is larger than the package ({size} bytes): remove it first")
+        headers = {REASON_HEADER: args.reason}
+        with (
+            target.open("ab") as out,
+            tqdm(
+                total=size,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                desc="download",
+                disable=args.quiet,
+                file=sys.stderr,
+            ) as bar,
+        ):
+            while offset < size:
+                part = client.get(
+                    f"/exports/{args.export_id}/package", headers={**headers, "range": f"bytes={offset}-"}
+                )
+                _checked(part, 206)
+                out.write(part.content)
+                offset += len(part.content)
+                bar.update(len(part.content))
+    if not args.quiet:
+        print(f"{target}: {size} bytes; verify it with `verbatim verify-export {target}`", file=sys.stderr)
+    return 0
+
+
+# --- offline ---------------------------------------------------------------------------------------------------
+
+
+def _verify(args: argparse.Namespace) -> int:
+    argv = [args.package]
+    for key in args.key or []:
+        argv += ["--key", key]
+    for path in args.key_file or []:
+        argv += ["--key-file", path]
+    for pin in args.fingerprint or []:
+        argv += ["--fingerprint", pin]
+    argv += ["--quiet"] if args.quiet else []
+    argv += ["--json"] if args.json else []
+    return standalone_export_verifier.main(argv)
+
+
+def handled(handler: Any) -> Any:
+    """Run `handler`, printing a CommandError instead of a traceback (exit 1)."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            status: int = handler(args)
+        except CommandError as error:
+            print(f"verbatim export: {error}", file=sys.stderr)
+            return 1
+        except httpx.HTTPError as error:
+            print(f"verbatim export: the API did not answer: {error}", file=sys.stderr)
+            return 1
+        return status
+
+    return run
