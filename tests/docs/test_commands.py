@@ -58,8 +58,8 @@ def test_the_checker_finds_gone_subcommands_options_modules_targets_and_paths(tm
         "```\n$ verbatim-dev down\n```\n"
     )
     assert problems_in([page], tmp_path) == [
-        "page.md:5: verbatim up --demo: verbatim has no subcommand 'up' (it has doctor, export, ledger, policy, verify, "
-        "verify-export)",
+        "page.md:5: verbatim up --demo: verbatim has no subcommand 'up' "
+        "(it has doctor, export, ledger, policy, verify, verify-export)",
         "page.md:6: verbatim policy plan policies.yaml --target sim --simulator-url http://127.0.0.1:7300: "
         "verbatim policy plan has no option --simulator-url",
         "page.md:8: .venv/bin/python -m devstack.no_such_module --port 1: no module devstack.no_such_module",
