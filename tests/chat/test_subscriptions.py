@@ -268,3 +268,20 @@ def test_a_subscription_graph_dropped_while_we_were_down_is_recreated_with_a_cat
     assert again.action == "recreated" and again.subscription_id != created.subscription_id
     assert [s["id"] for s in rig.subscriptions()] == [again.subscription_id]
     assert [c.reason for c in rig.catch_ups()] == ["subscriptionRemoved"]
+
+
+def test_a_payment_model_is_named_in_the_resource_and_dropping_it_replaces_the_subscription(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`model=A` (teams-licenses.md: no longer metered since 25 August 2025, still accepted) when a tenant asks."""
+    monkeypatch.setenv("CHAT_PAYMENT_MODEL", "A")
+    modelled = Rig(reload_settings(), rig.simulator, rig.endpoint)
+    created = modelled.keeper.ensure(modelled.tenant)
+    [subscription] = modelled.subscriptions()
+    assert (created.action, subscription["resource"]) == ("created", "/chats/getAllMessages?model=A")
+
+    monkeypatch.delenv("CHAT_PAYMENT_MODEL")
+    plain = Rig(reload_settings(), rig.simulator, rig.endpoint)
+    replaced = plain.keeper.ensure(plain.tenant)
+    [subscription] = plain.subscriptions()
+    assert replaced.action == "recreated" and subscription["resource"] == "/chats/getAllMessages"
