@@ -28,7 +28,7 @@ from verbatim.contracts.reconciliation import Verdict
 from verbatim.evidence.seal import recording_subject
 from verbatim.exports import names
 from verbatim.exports.blocks import BlockSink
-from verbatim.exports.sealed_media import SealMismatch, sealed_objects, stream_sealed
+from verbatim.exports.sealed_media import SealMismatch, check_sealed, sealed_objects, stream_sealed
 from verbatim.exports.trail import EXPORTED, attest, exported_details
 from verbatim.exports.work import ExportWork, PartRecord, RecordingSnapshot
 from verbatim.exports.zip64 import SegmentWriter
@@ -208,7 +208,9 @@ def package_recording(
                 if not export.options.evidence:
                     continue
                 name = f"{base}/{names.capture_name()}"
-            entry = writer.add(name, stream_sealed(media, ref, f"{what} of recording {record.id}"))
+            label = f"{what} of recording {record.id}"
+            entry = writer.add(name, stream_sealed(media, ref, label))
+            check_sealed(entry.size, entry.sha256, ref, label)
             media_bytes += entry.size
             if what == "evidence:mixed" and part == 0:
                 native = (name, entry.sha256, entry.size)

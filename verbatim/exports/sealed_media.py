@@ -1,6 +1,7 @@
 """Sealed objects streamed into a package exactly as sealed: the version the manifest names, hashed while it is
-copied. The size and SHA-256 are checked when the last byte has passed; a difference raises `SealMismatch`
-naming the object, which fails the export — a package never carries bytes other than the sealed ones.
+copied (by the ZIP writer, which hashes every member). The size and SHA-256 are checked when the last byte has
+passed, before the recording's part is recorded; a difference raises `SealMismatch` naming the object, which
+fails the export — a package never carries bytes other than the sealed ones.
 
 (The compliance API's sealed reads are being moved behind one function that takes the manifest; this streaming
 read belongs beside it and moves there when it lands.)
@@ -8,7 +9,6 @@ read belongs beside it and moves there when it lands.)
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 from verbatim.contracts.evidence import BlobRef, RecordingManifest
@@ -34,20 +34,19 @@ def sealed_objects(manifest: RecordingManifest) -> Iterator[tuple[str, BlobRef]]
 
 
 def stream_sealed(store: BlobStore, ref: BlobRef, what: str) -> Iterator[bytes]:
-    """The object's bytes a few MB at a time; `SealMismatch` (after the last chunk) unless they are the sealed
-    ones."""
-    digest = hashlib.sha256()
-    size = 0
+    """The object's bytes a few MB at a time (the version the manifest names); `SealMismatch` when it is missing.
+    The caller hashes them on their way into the package and calls `check_sealed` (one SHA-256 pass, not two)."""
     try:
-        for chunk in store.chunks(ref.blob_name, version_id=ref.version_id):
-            digest.update(chunk)
-            size += len(chunk)
-            yield chunk
+        yield from store.chunks(ref.blob_name, version_id=ref.version_id)
     except BlobNotFound:
         raise SealMismatch(f"the sealed {what} {ref.blob_name} is missing from storage", blob=ref.blob_name) from None
-    if size != ref.bytes or digest.hexdigest() != ref.sha256:
+
+
+def check_sealed(size: int, sha256: str, ref: BlobRef, what: str) -> None:
+    """`SealMismatch` unless the bytes that streamed through (`size`, `sha256`) are the sealed ones."""
+    if size != ref.bytes or sha256 != ref.sha256:
         raise SealMismatch(
-            f"the {what} {ref.blob_name} in storage ({size} bytes, SHA-256 {digest.hexdigest()}) is not what was "
+            f"the {what} {ref.blob_name} in storage ({size} bytes, SHA-256 {sha256}) is not what was "
             f"sealed ({ref.bytes} bytes, SHA-256 {ref.sha256})",
             blob=ref.blob_name,
         )
