@@ -82,10 +82,15 @@ async function devSignIn() {
 
 // --- API ---------------------------------------------------------------------------------------------------
 
-async function api(path, { reason, headers = {} } = {}) {
+async function api(path, { reason, headers = {}, method = "GET", body } = {}) {
   const all = { Authorization: `Bearer ${state.token}`, ...headers };
   if (reason) all["X-Access-Reason"] = reason;
-  const response = await fetch(`${API}${path}`, { headers: all });
+  const init = { method, headers: all };
+  if (body !== undefined) {
+    all["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(`${API}${path}`, init);
   if (response.status === 401) {
     signOut();
     throw new Error("Your sign-in is no longer valid.");
@@ -500,6 +505,140 @@ async function showChat(id) {
   }
 }
 
+// --- exports -------------------------------------------------------------------------------------------------
+
+// The last search's filters, as POST /exports takes them (`search`): the same names as GET /recordings.
+function lastSearch() {
+  const params = new URLSearchParams(state.lastQuery || "");
+  params.delete("limit");
+  params.delete("continuation");
+  return Object.fromEntries(params.entries());
+}
+
+function showExportForm() {
+  const filters = lastSearch();
+  const names = Object.entries(filters).map(([name, value]) => `${name}=${value}`);
+  $("#export-search-summary").textContent = state.lastQuery ? `(${names.join(", ") || "no filter: every recording"})` : "(search first)";
+}
+
+async function showExports() {
+  showError("");
+  showExportForm();
+  try {
+    const list = await apiJson("/exports");
+    const body = $("#exports tbody");
+    body.replaceChildren();
+    for (const item of list.items) body.append(exportRow(item));
+    if (!list.items.length) body.append(el("tr", {}, el("td", { colSpan: 8, class: "muted" }, "No exports yet.")));
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+function exportRow(item) {
+  const result = item.result;
+  const progress = item.status === "running" ? ` ${item.progress.stage} ${item.progress.done}/${item.progress.total}` : "";
+  const download = el("button", { type: "button", class: "download" }, "Download");
+  download.hidden = item.status !== "completed";
+  download.addEventListener("click", () => downloadExport(item, download).catch((error) => showError(error.message)));
+  return el(
+    "tr",
+    { class: "export" },
+    el("td", {}, when(item.createdAt)),
+    el("td", {}, item.title || "—", el("br"), el("code", {}, item.id)),
+    el("td", {}, item.requestedBy.name || item.requestedBy.subject),
+    el("td", {}, badge(item.status), progress),
+    el("td", {}, result ? result.recordings : item.progress.total || "—"),
+    el("td", {}, result ? `${(result.packageBytes / 1e6).toFixed(1)} MB` : "—"),
+    el("td", {}, when(item.expiresAt)),
+    el("td", {}, download),
+  );
+}
+
+async function createExport(event) {
+  event.preventDefault();
+  showError("");
+  const form = $("#export-form");
+  const data = new FormData(form);
+  const body = {
+    options: {
+      evidence: data.has("evidence"),
+      accessCopies: data.has("accessCopies"),
+      callRecords: data.has("callRecords"),
+    },
+  };
+  const title = String(data.get("title") || "").trim();
+  if (title) body.title = title;
+  const selection = data.get("selection");
+  if (selection === "hold") body.holdId = String(data.get("hold") || "").trim();
+  else if (selection === "ids") body.recordingIds = String(data.get("ids") || "").split(/\s+/).filter(Boolean);
+  else body.search = lastSearch();
+  $("#export-create").disabled = true;
+  try {
+    const response = await api("/exports", { method: "POST", body, reason: String(data.get("reason")).trim() });
+    const view = await response.json();
+    await followExport(view.export.id);
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    $("#export-create").disabled = false;
+    showExports();
+  }
+}
+
+async function followExport(id) {
+  const bar = $("#export-progress");
+  bar.hidden = false;
+  for (;;) {
+    const view = await apiJson(`/exports/${encodeURIComponent(id)}`);
+    const record = view.export;
+    bar.max = Math.max(1, record.progress.total);
+    bar.value = record.progress.done;
+    $("#export-status").textContent = `Export ${id}: ${record.status}, ${record.progress.stage} ${record.progress.done} of ${record.progress.total}`;
+    if (!["queued", "running"].includes(record.status)) {
+      bar.hidden = true;
+      if (record.status === "failed") throw new Error(`The export failed: ${record.error}`);
+      return record;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+// The package in Range parts with the bearer token and the reason, saved with a download link.
+async function downloadExport(item, button) {
+  const reason = $("#export-reason").value.trim();
+  if (!reason) {
+    showError("Give the reason for this download first (it is recorded in the ledger).");
+    return;
+  }
+  button.disabled = true;
+  const parts = [];
+  const total = item.result.packageBytes;
+  let offset = 0;
+  try {
+    while (offset < total) {
+      const response = await api(`/exports/${encodeURIComponent(item.id)}/package`, {
+        reason,
+        headers: { Range: `bytes=${offset}-` },
+      });
+      const data = await response.arrayBuffer();
+      if (!data.byteLength) break;
+      parts.push(data);
+      offset += data.byteLength;
+      $("#export-status").textContent = `Downloading ${item.id}: ${Math.round(offset / 1024)} of ${Math.round(total / 1024)} KiB`;
+    }
+    const url = URL.createObjectURL(new Blob(parts, { type: "application/zip" }));
+    const link = el("a", { href: url, download: `verbatim-export-${item.id}.zip` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    $("#export-status").textContent = `Downloaded ${item.id} (${total} bytes). Verify it with verify/verify_export.py inside it.`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // --- routing ---------------------------------------------------------------------------------------------------
 
 function route() {
@@ -526,6 +665,9 @@ function route() {
   } else if (page === "reports") {
     $("#view-reports").hidden = false;
     showReports(arg);
+  } else if (page === "exports") {
+    $("#view-exports").hidden = false;
+    showExports();
   } else {
     $("#view-search").hidden = false;
   }
@@ -547,6 +689,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#more").addEventListener("click", () => search(true));
   $("#play-form").addEventListener("submit", play);
   $("#verdict-form").addEventListener("submit", showVerdicts);
+  $("#export-form").addEventListener("submit", createExport);
   $("#chat-form").addEventListener("submit", listChats);
   $("#chat-search-form").addEventListener("submit", searchChats);
   window.addEventListener("hashchange", route);

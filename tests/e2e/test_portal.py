@@ -4,6 +4,7 @@ sealed recording, play it with an access reason, and find the access in the ledg
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from tests.funchost.conftest import HostLauncher, RunningHost, wait_for
 from verbatim.chat.directory import InMemoryChatDirectory
 from verbatim.chat.ingest import ChatIngestor
 from verbatim.contracts.chat import ChatMessageCaptured
+from verbatim.exports import standalone_export_verifier
 from verbatim.platform import clients
 from verbatim.platform.settings import reload_settings
 from verbatim.wiring import container_for
@@ -297,3 +299,43 @@ def test_an_officer_sees_a_meetings_chat_beside_its_recording_with_every_version
         ("dev-officer", "chat.read", "meeting"),
         ("dev-officer", "chat.read", None),
     }
+
+
+def test_an_officer_exports_the_searched_recordings_downloads_the_package_and_it_verifies(
+    stack: tuple[World, RunningHost], browser_page: Any, tmp_path: Path
+) -> None:
+    world, host = stack
+    page = browser_page
+    shots = Path(os.environ.get("PORTAL_SCREENSHOTS", str(tmp_path)))
+    assert world.sealed is not None
+    page.goto(f"{host.base_url}/api/portal/")
+    page.get_by_role("button", name="Dev sign-in").click()
+    page.wait_for_selector("#who:not([hidden])")
+    page.fill("input[name=participant]", PSTN)
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_selector("#results tbody tr.result")
+
+    page.get_by_role("link", name="Exports").click()
+    page.wait_for_selector("#view-exports:not([hidden])")
+    assert f"participant={PSTN}" in page.inner_text("#export-search-summary")
+    page.fill("#export-reason", "FCA request 2026/117")
+    page.fill("#export-title", "Calls with the PSTN caller")
+    page.get_by_role("button", name="Export", exact=True).click()
+    completed = page.locator("#exports tbody tr.export", has=page.locator(".badge.completed"))
+    completed.first.wait_for(timeout=180_000)
+    row = completed.first.inner_text()
+    assert "Calls with the PSTN caller" in row and "completed" in row
+    page.screenshot(path=str(shots / "exports.png"), full_page=True)
+
+    with page.expect_download(timeout=60_000) as started:
+        completed.first.get_by_role("button", name="Download").click()
+    package = tmp_path / "export.zip"
+    started.value.save_as(package)
+    quiet = argparse.Namespace(key=None, key_file=None, fingerprint=None, quiet=True, json=False)
+    report = standalone_export_verifier.verify(package, quiet)
+    assert report.verified, [f.message for f in report.findings]
+    assert report.facts["recordings"] == 1  # the one recording with the PSTN caller
+
+    export_id = report.facts["exportId"]
+    kinds = [e.kind for e in container_for(world.settings).ledger.entries_for_subject(f"export:{export_id}", limit=20)]
+    assert kinds[0] == "export.created" and "export.completed" in kinds and "export.downloaded" in kinds
