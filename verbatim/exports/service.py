@@ -230,6 +230,7 @@ class ExportService:
             raise Conflict(f"export {export_id} is still {record.status}; delete it once it has finished")
         if record.status in ("deleted", "expired"):
             return record
+        self._audit(principal, "export.delete", export_id, reason)
         return self._remove(record, "deleted", reason, principal)
 
     def _remove(self, record: ExportRecord, status: str, reason: str, principal: Principal | None) -> ExportRecord:
