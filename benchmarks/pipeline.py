@@ -1,7 +1,7 @@
 """End-to-end latency of the whole local stack under N concurrent calls, and CPU per recorded minute of each
 component.
 
-    .venv/bin/python benchmarks/pipeline.py [--calls 10 50 100] [--call-seconds 60]
+    .venv/bin/python benchmarks/pipeline.py [--calls 10 50 100] [--runs 3] [--call-seconds 60]
 
 For each N: a fresh `verbatim-dev up` stack (Teams/Graph simulator, recorder, local Functions host running
 function_app.py, Azurite, Cosmos emulator), the coverage audit run once, then N calls placed at once in the
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -171,54 +172,96 @@ def _poll(stack: DemoStack, recordings: Any, index: Any, call: Call, now: float)
             call.verdict_at = now
 
 
-def _percentiles(values: list[float]) -> str:
-    if not values:
-        return "—"
+def _at(values: list[float], q: float) -> float:
     ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-    return f"{at(0.5):.1f} / {at(0.95):.1f} / {at(0.99):.1f} s"
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("inf")
 
 
 def p95(values: list[float]) -> float:
-    return sorted(values)[min(len(values) - 1, round(0.95 * (len(values) - 1)))] if values else float("inf")
+    return _at(values, 0.95)
+
+
+def _spread(values: list[float], fmt: str = ".1f") -> str:
+    if not values:
+        return "—"
+    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)} to {format(max(values), fmt)})"
+
+
+@dataclass
+class Run:
+    sealed: list[float]
+    searchable: list[float]
+    verdict: list[float]
+    missing: int
+    cpu: dict[str, float]
+    load: float
+
+    @classmethod
+    def of(cls, result: dict[str, Any]) -> Run:
+        calls: list[Call] = result["calls"]
+        ended = [c for c in calls if c.ended_at]
+        return cls(
+            sealed=[c.sealed_at - c.ended_at for c in ended if c.sealed_at and c.ended_at],
+            searchable=[c.searchable_at - c.ended_at for c in ended if c.searchable_at and c.ended_at],
+            verdict=[c.verdict_at - (c.ended_at + CALL_RECORD_DELAY) for c in ended if c.verdict_at and c.ended_at],
+            missing=sum(1 for c in calls if not (c.verdict_at and c.searchable_at)),
+            cpu=result["cpu"],
+            load=os.getloadavg()[0],
+        )
+
+    def row(self, n: int, label: str) -> str:
+        def pcts(values: list[float]) -> str:
+            return " / ".join(f"{_at(values, q):.1f}" for q in (0.5, 0.95, 0.99)) + " s" if values else "—"
+
+        cpu = ", ".join(f"{k} {v:.2f}" for k, v in sorted(self.cpu.items()))
+        return (
+            f"| {n} | {label} | {pcts(self.sealed)} | {pcts(self.searchable)} | {pcts(self.verdict)} "
+            f"| {self.missing} | {cpu} | {self.load:.1f} |"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--runs", type=int, default=3, help="runs per number of calls (each on a fresh stack)")
     parser.add_argument("--poll-seconds", type=float, default=2.0)
     parser.add_argument("--call-seconds", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds after the calls to wait for verdicts")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores; calls of {args.call_seconds:.0f} s; load average {load[0]:.1f} at start")
-    print("| calls | ended -> sealed p50/p95/p99 | ended -> searchable p50/p95/p99 "
-          "| call record -> verdict final p50/p95/p99 | not done | CPU s per recorded minute |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    summary = []
+    print("| calls | run | ended -> sealed p50/p95/p99 | ended -> searchable p50/p95/p99 "
+          "| call record -> verdict final p50/p95/p99 | not done | CPU s per recorded minute | load |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    levels: list[tuple[int, list[Run]]] = []
     for n in args.calls:
-        result = measure(n, args.call_seconds, args.timeout, args.poll_seconds)
-        calls: list[Call] = result["calls"]
-        ended = [c for c in calls if c.ended_at]
-        sealed = [c.sealed_at - c.ended_at for c in ended if c.sealed_at and c.ended_at]
-        searchable = [c.searchable_at - c.ended_at for c in ended if c.searchable_at and c.ended_at]
-        verdict = [c.verdict_at - (c.ended_at + CALL_RECORD_DELAY) for c in ended if c.verdict_at and c.ended_at]
-        missing = sum(1 for c in calls if not (c.verdict_at and c.searchable_at))
-        cpu = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result["cpu"].items()))
-        print(
-            f"| {n} | {_percentiles(sealed)} | {_percentiles(searchable)} | {_percentiles(verdict)} "
-            f"| {missing} | {cpu} |"
-        )
-        summary.append((n, searchable, verdict, missing))
+        runs = []
+        for r in range(args.runs):
+            run = Run.of(measure(n, args.call_seconds, args.timeout, args.poll_seconds))
+            print(run.row(n, str(r + 1)), flush=True)
+            runs.append(run)
+        levels.append((n, runs))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
-    n, searchable, verdict, missing = summary[-1]
-    print(f"goal, {n} calls: p95 call end -> searchable {p95(searchable):.1f} s (< {GOAL_SEARCHABLE_P95:.0f} s: "
-          f"{'met' if p95(searchable) < GOAL_SEARCHABLE_P95 and not missing else 'NOT met'})")  # fmt: skip
-    print(f"goal, {n} calls: p95 call record -> verdict final {p95(verdict):.1f} s (< {GOAL_VERDICT_P95:.0f} s: "
-          f"{'met' if p95(verdict) < GOAL_VERDICT_P95 and not missing else 'NOT met'})")  # fmt: skip
+    print()
+    print("Median of the runs' percentiles, lowest to highest in brackets:")
+    print("| calls | p95 ended -> sealed | p95 ended -> searchable | p95 call record -> verdict final | not done "
+          "| CPU s per recorded minute, by component |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for n, runs in levels:
+        components = sorted({k for run in runs for k in run.cpu})
+        cpu = "; ".join(f"{k} {_spread([run.cpu.get(k, 0.0) for run in runs], '.2f')}" for k in components)
+        print(
+            f"| {n} | {_spread([p95(r.sealed) for r in runs])} s | {_spread([p95(r.searchable) for r in runs])} s "
+            f"| {_spread([p95(r.verdict) for r in runs])} s | {sum(r.missing for r in runs)} | {cpu} |"
+        )
+    n, runs = levels[-1]
+    searchable = statistics.median([p95(r.searchable) for r in runs])
+    verdict = statistics.median([p95(r.verdict) for r in runs])
+    missing = sum(r.missing for r in runs)
+    print(f"goal, {n} calls: p95 call end -> searchable {searchable:.1f} s (< {GOAL_SEARCHABLE_P95:.0f} s: "
+          f"{'met' if searchable < GOAL_SEARCHABLE_P95 and not missing else 'NOT met'})")  # fmt: skip
+    print(f"goal, {n} calls: p95 call record -> verdict final {verdict:.1f} s (< {GOAL_VERDICT_P95:.0f} s: "
+          f"{'met' if verdict < GOAL_VERDICT_P95 and not missing else 'NOT met'})")  # fmt: skip
     return 0
 
 
