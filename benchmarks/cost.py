@@ -3,7 +3,7 @@ price sheet (benchmarks/azure_prices.json). Every input is printed with where it
 (a benchmark of this repository, with its figure), documented (Microsoft's documentation), or an assumption
 of the model. docs/cost.md explains the model.
 
-    .venv/bin/python benchmarks/cost.py [--capture-core-per-call 0.0025] [--hours-per-user 30] [--prices FILE]
+    .venv/bin/python benchmarks/cost.py [--capture-core-per-call 0.0028] [--hours-per-user 30] [--prices FILE]
 
 Prices marked "assumption" in the sheet were not sourced on the day it was compiled: replace them with the
 pricing pages' values (a corrected copy with --prices) before quoting a figure.
@@ -148,8 +148,8 @@ def fleet(i: Inputs, p: dict[str, float], users: int, retention_years: float) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prices", type=Path, default=PRICES)
-    parser.add_argument("--capture-core-per-call", type=float, default=0.0025, help="measured: recorder_capacity.py")
-    parser.add_argument("--reconcile-cpu-ms", type=float, default=70.0, help="measured: ingest.py --full-app")
+    parser.add_argument("--capture-core-per-call", type=float, default=0.0028, help="measured: recorder_capacity.py")
+    parser.add_argument("--reconcile-cpu-ms", type=float, default=29.7, help="measured: ingest.py --full-app")
     parser.add_argument("--media-vcpu-per-call", type=float, default=0.02, help="assumption: media library per call")
     parser.add_argument("--hours-per-user", type=float, default=30.0, help="assumption: recorded hours a month")
     parser.add_argument("--peak-concurrency", type=float, default=0.3, help="assumption: users on a call at peak")
