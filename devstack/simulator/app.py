@@ -98,7 +98,7 @@ def build(
     clock = Clock(clock_mode, start)
     config = SimConfig()
     tenant = TenantStore.load(tenant_path)
-    identity = Identity(tenant, http_url, state_dir / "keys")
+    identity = Identity(tenant, http_url, state_dir / "keys", issuer_base=https_url, config=config)
     faults = Faults(seed, clock.now)
     records = CallRecords(clock, config, identity, faults)
     subscriptions = Subscriptions(clock, config, identity, tenant, faults)

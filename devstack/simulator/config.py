@@ -40,3 +40,8 @@ class SimConfig(BaseModel):
     # 200 requests per second per app and tenant (export-teams-content)
     chat_subscription_max_minutes: float = Field(default=4320.0, gt=0)
     export_requests_per_second: float = Field(default=200.0, gt=0)
+    # sign-in (v2-oauth2-auth-code-flow: codes "expire after about 10 minutes"; refresh tokens sent to a `spa`
+    # redirect URI expire after 24 hours, and refreshed ones keep that expiry; access tokens: expires_in 3599)
+    authorization_code_minutes: float = Field(default=10.0, gt=0, le=60)
+    spa_refresh_token_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+    user_access_token_seconds: int = Field(default=3599, ge=1, le=86400)

@@ -1,6 +1,11 @@
-"""Identity: an Entra-like issuer (OpenID configuration, JWKS, client-credentials token endpoint that MSAL
-works against, dev logins for the compliance API) and the Teams platform issuer that signs the callbacks
-Teams sends to bots. Graph routes call :meth:`Identity.authorize` with the application permissions they need.
+"""Identity: an Entra-like issuer (OpenID configuration, JWKS, a token endpoint that MSAL works against for client
+credentials and — with `signin.py` — the authorization code flow with PKCE of single-page apps, dev logins for
+the compliance API) and the Teams platform issuer that signs the callbacks Teams sends to bots. Graph routes call
+:meth:`Identity.authorize` with the application permissions they need.
+
+The issuer is the HTTPS listener's URL when the simulator has one: MSAL.js accepts only an https authority and
+checks that the discovered issuer has the authority's scheme and host (as Entra's `https://login.microsoftonline.com/
+{tenant}/v2.0` has). The keys stay at the HTTP base, where every validator already reaches them.
 
 Token lifetimes use the wall clock, not the simulated one: the components that validate these tokens
 (PyJWT in the recorder and the Function App) compare them with the wall clock.
@@ -24,8 +29,20 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from pydantic import BaseModel, Field
 
+from .config import SimConfig
 from .odata import GraphError, base_url, read_model
-from .tenant import TenantStore
+from .signin import (
+    SESSION_COOKIE,
+    AuthorizeRequest,
+    Grant,
+    SignIn,
+    SignInError,
+    client_info,
+    error_page,
+    login_page,
+    redirect_matches,
+)
+from .tenant import AppRegistration, TenantStore, User
 
 GRAPH_AUDIENCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
 PLATFORM_ISSUER = "https://api.botframework.com"
@@ -104,16 +121,26 @@ class PlatformTokenRequest(BaseModel):
 class Identity:
     """Both issuers and the checks every Graph route makes."""
 
-    def __init__(self, tenant: TenantStore, public_base: str, key_dir: Path | None) -> None:
+    def __init__(
+        self,
+        tenant: TenantStore,
+        public_base: str,
+        key_dir: Path | None,
+        issuer_base: str | None = None,
+        config: SimConfig | None = None,
+    ) -> None:
         self.tenant = tenant
         self.public_base = public_base.rstrip("/")
+        self.issuer_base = (issuer_base or public_base).rstrip("/")
+        self.config = config or SimConfig()
         self.entra_key = SigningKey("entra", key_dir)
         self.platform_key = SigningKey("platform", key_dir)
+        self.signin = SignIn(tenant, self.config)
 
     # -- issuers --------------------------------------------------------------------------------------
     @property
     def entra_issuer(self) -> str:
-        return f"{self.public_base}/{self.tenant.model.tenant.id}/v2.0"
+        return f"{self.issuer_base}/{self.tenant.model.tenant.id}/v2.0"
 
     def _tenant_segment_ok(self, segment: str) -> bool:
         info = self.tenant.model.tenant
@@ -125,12 +152,36 @@ class Identity:
             "issuer": self.entra_issuer,
             "token_endpoint": f"{request_base}/{tid}/oauth2/v2.0/token",
             "authorization_endpoint": f"{request_base}/{tid}/oauth2/v2.0/authorize",
+            "end_session_endpoint": f"{request_base}/{tid}/oauth2/v2.0/logout",
             "jwks_uri": f"{self.public_base}/{tid}/discovery/v2.0/keys",
-            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "response_modes_supported": ["query", "fragment"],
+            "response_types_supported": ["code"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256", "plain"],
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "nbf",
+                "nonce",
+                "name",
+                "oid",
+                "preferred_username",
+                "tid",
+                "sid",
+                "roles",
+                "scp",
+                "azp",
+                "azpacr",
+                "ver",
+                "login_hint",
+            ],
             "tenant_region_scope": "EU",
             "cloud_instance_name": "verbatim-simulator",
         }
@@ -187,6 +238,78 @@ class Identity:
             "ver": "2.0",
         }
         return self.entra_key.sign(claims)
+
+    def signed_in_tokens(self, app: AppRegistration, grant: Grant, request_fields: dict[str, str]) -> dict[str, Any]:
+        """The token response of the code and refresh grants: an access token for the scopes' resource (the API:
+        `roles` from its app role assignments, `scp` the delegated scopes), an ID token for the client when
+        `openid` was asked, a refresh token with `offline_access`, and `client_info` when asked."""
+        user = self.tenant.user(grant.user_id)
+        if user is None or not user.account_enabled:
+            raise SignInError("invalid_grant", 50057, "The user account is disabled or no longer exists.")
+        tid = self.tenant.model.tenant.id
+        now = int(time.time())
+        lifetime = self.config.user_access_token_seconds
+        resource = [s for s in grant.scopes if s not in ("openid", "profile", "email", "offline_access")]
+        if resource:
+            audience = resource[0].rsplit("/", 1)[0]
+            scp = " ".join(sorted(s.rsplit("/", 1)[1] for s in resource))
+            roles = self.tenant.api_roles_of(user) if audience == self.tenant.model.api_audience else []
+        else:  # only OpenID Connect scopes: Entra issues a Microsoft Graph token for User.Read
+            audience, scp, roles = GRAPH_AUDIENCES[0], "User.Read", []
+        subject = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sub:{audience}:{user.id}"))  # pairwise per resource
+        access: dict[str, Any] = {
+            "aud": audience,
+            "iss": self.entra_issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "azp": app.app_id,
+            "azpacr": "0",  # a public client: no credential
+            "name": user.display_name,
+            "oid": user.id,
+            "preferred_username": user.user_principal_name,
+            "scp": scp,
+            "sid": grant.session_id,
+            "sub": subject,
+            "tid": tid,
+            "uti": uuid.uuid4().hex[:22],
+            "ver": "2.0",
+        }
+        if roles:
+            access["roles"] = roles
+        answer: dict[str, Any] = {
+            "token_type": "Bearer",
+            "scope": " ".join(grant.scopes),
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": self.entra_key.sign(access),
+        }
+        if "openid" in grant.scopes:
+            id_claims: dict[str, Any] = {
+                "aud": app.app_id,
+                "iss": self.entra_issuer,
+                "iat": now,
+                "nbf": now,
+                "exp": now + 3600,
+                "name": user.display_name,
+                "oid": user.id,
+                "preferred_username": user.user_principal_name,
+                "sid": grant.session_id,
+                "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sub:{app.app_id}:{user.id}")),
+                "tid": tid,
+                "uti": uuid.uuid4().hex[:22],
+                "ver": "2.0",
+                "login_hint": user.user_principal_name,
+            }
+            if grant.nonce:
+                id_claims["nonce"] = grant.nonce
+            answer["id_token"] = self.entra_key.sign(id_claims)
+        if "offline_access" in grant.scopes:
+            answer["refresh_token"] = self.signin.keep_refresh_token(grant)
+            answer["refresh_token_expires_in"] = max(0, int(grant.expires_at - time.time()))
+        if request_fields.get("client_info") == "1":
+            answer["client_info"] = client_info(user, tid)
+        return answer
 
     def platform_token(self, bot_app_id: str, tenant_id: str | None = None) -> str:
         now = int(time.time())
@@ -266,6 +389,10 @@ class Identity:
             web.get("/{tenant}/discovery/v2.0/keys", self._jwks),
             web.get("/common/discovery/keys", self._jwks),
             web.post("/{tenant}/oauth2/v2.0/token", self._token),
+            web.options("/{tenant}/oauth2/v2.0/token", self._token_preflight),
+            web.get("/{tenant}/oauth2/v2.0/authorize", self._authorize),
+            web.post("/{tenant}/oauth2/v2.0/authorize", self._authorize_chosen),
+            web.get("/{tenant}/oauth2/v2.0/logout", self._logout),
             web.get("/platform/v1/.well-known/OpenIdConfiguration", self._platform_openid),
             web.get("/platform/v1/keys", self._platform_jwks),
             web.post("/sim/tokens", self._sim_user_token),
@@ -275,7 +402,10 @@ class Identity:
     async def _openid(self, request: web.Request) -> web.Response:
         if not self._tenant_segment_ok(request.match_info["tenant"]):
             return _aad_error(400, "invalid_tenant", 90002, f"Tenant '{request.match_info['tenant']}' not found.")
-        return web.json_response(self.openid_configuration(base_url(request)))
+        # Read cross-origin by MSAL.js in the portal (authority metadata discovery).
+        return web.json_response(
+            self.openid_configuration(base_url(request)), headers={"Access-Control-Allow-Origin": "*"}
+        )
 
     async def _jwks(self, request: web.Request) -> web.Response:
         return web.json_response({"keys": [self.entra_key.jwk()]})
@@ -300,12 +430,14 @@ class Identity:
                 client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
             except ValueError:
                 return _aad_error(401, "invalid_client", 7000215, "Malformed basic credentials.")
+        if fields.get("grant_type") in ("authorization_code", "refresh_token"):
+            return self._user_grant(request, fields, client_id, secret)
         if fields.get("grant_type") != "client_credentials":
             return _aad_error(
                 400,
                 "unsupported_grant_type",
                 70003,
-                "The simulator's token endpoint supports grant_type=client_credentials only.",
+                "The simulator's token endpoint supports client_credentials, authorization_code and refresh_token.",
             )
         if not client_id:
             return _aad_error(400, "invalid_request", 900144, "The request body must contain 'client_id'.")
@@ -323,6 +455,13 @@ class Identity:
                 "invalid_request",
                 900023,
                 "The simulator accepts client secrets only (client_assertion is not supported).",
+            )
+        if app.client_secret is None:
+            return _aad_error(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
             )
         if not secret or not hmac.compare_digest(secret.encode(), app.client_secret.encode()):
             return _aad_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
@@ -354,6 +493,131 @@ class Identity:
             }
         )
 
+    # -- the authorization code flow of single-page apps (signin.py) ------------------------------------
+    def _user_grant(
+        self, request: web.Request, fields: dict[str, str], client_id: str | None, secret: str | None
+    ) -> web.Response:
+        origin = request.headers.get("Origin")
+        cors = {"Access-Control-Allow-Origin": origin} if origin else {}
+        try:
+            if not client_id:
+                raise SignInError(
+                    "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'."
+                )
+            app = self.tenant.app_registration(client_id)
+            if app is None:
+                raise SignInError(
+                    "unauthorized_client",
+                    700016,
+                    f"Application with identifier '{client_id}' was not found in the directory.",
+                )
+            if secret or "client_assertion" in fields:
+                raise SignInError(
+                    "invalid_client",
+                    700025,
+                    "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+                    status=401,
+                )
+            if fields["grant_type"] == "authorization_code":
+                grant = self.signin.redeem_code(app, fields, origin)
+            else:
+                grant = self.signin.redeem_refresh_token(app, fields, origin)
+            answer = self.signed_in_tokens(app, grant, fields)
+        except SignInError as error:
+            response = _aad_error(error.status, error.error, error.code, error.description)
+            response.headers.update(cors)
+            return response
+        return web.json_response(answer, headers={**cors, "Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    async def _token_preflight(self, request: web.Request) -> web.Response:
+        origin = request.headers.get("Origin", "*")
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "content-type"),
+                "Access-Control-Max-Age": "3600",
+            },
+        )
+
+    def _checked(self, request: web.Request, query: dict[str, str]) -> tuple[AppRegistration, AuthorizeRequest]:
+        """The checked request; else `_Answer` with a redirect to the redirect URI carrying the error, or with the
+        error page when the client or its redirect URI cannot be trusted."""
+        if not self._tenant_segment_ok(request.match_info["tenant"]):
+            error = SignInError("invalid_tenant", 90002, f"Tenant '{request.match_info['tenant']}' not found.")
+            raise _Answer(error_page(error))
+        try:
+            app, redirect_uri = self.signin.check_client(query)
+        except SignInError as error:
+            raise _Answer(error_page(error)) from error
+        try:
+            return app, self.signin.check_request(app, redirect_uri, query)
+        except SignInError as error:
+            mode = query.get("response_mode") if query.get("response_mode") in ("query", "fragment") else "query"
+            shell = AuthorizeRequest(
+                app.app_id, redirect_uri, (), mode or "query", query.get("state"), None, "", "S256", False, None, None
+            )
+            raise _Answer(_redirect(self._error_url(shell, error))) from error
+
+    def _error_url(self, request: AuthorizeRequest, error: SignInError) -> str:
+        trace = uuid.uuid4()
+        description = f"AADSTS{error.code}: {error.description} Trace ID: {trace}"
+        return self.signin.response_url(request, {"error": error.error, "error_description": description})
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        try:
+            app, checked = self._checked(request, dict(request.query))
+        except _Answer as answer:
+            return answer.response
+        user = self.signin.session_user(request.cookies.get(SESSION_COOKIE))
+        if checked.prompt == "none":
+            if user is None:
+                error = SignInError(
+                    "login_required",
+                    50058,
+                    "A silent sign-in request was sent but no user is signed in. The cookies used to represent the "
+                    "user's session were not sent in the request to Azure AD.",
+                )
+                return _redirect(self._error_url(checked, error))
+            return self._issue(checked, user, request.cookies[SESSION_COOKIE])
+        if user is not None and checked.prompt is None:  # the sole signed-in user, without a page
+            return self._issue(checked, user, request.cookies[SESSION_COOKIE])
+        pending = self.signin.begin(checked)
+        return login_page(self.tenant, app, pending, request.path, checked.login_hint)
+
+    async def _authorize_chosen(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        checked = self.signin.take_pending(str(form.get("pending", "")))
+        if checked is None:
+            return error_page(SignInError("invalid_request", 50089, "Authentication failed due to flow token expired."))
+        user = self.tenant.user(str(form.get("user", "")))
+        if user is None or not user.account_enabled:
+            return error_page(
+                SignInError("invalid_request", 50034, "The user account does not exist in the directory.")
+            )
+        return self._issue(checked, user, self.signin.start_session(user), new_session=True)
+
+    def _issue(self, checked: AuthorizeRequest, user: User, session_id: str, new_session: bool = False) -> web.Response:
+        params = {"code": self.signin.issue_code(checked, user, session_id)}
+        if checked.client_info:
+            params["client_info"] = client_info(user, self.tenant.model.tenant.id)
+        params["session_state"] = session_id
+        answer = _redirect(self.signin.response_url(checked, params))
+        if new_session:
+            answer.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="Lax", path="/")
+        return answer
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        self.signin.end_session(request.cookies.get(SESSION_COOKIE))
+        target = request.query.get("post_logout_redirect_uri", "")
+        allowed = any(
+            redirect_matches(uri, target) for app in self.tenant.model.applications for uri in app.spa_redirect_uris
+        )
+        answer = _redirect(target) if target and allowed else login_signed_out()
+        answer.del_cookie(SESSION_COOKIE, path="/")
+        return answer
+
     async def _sim_user_token(self, request: web.Request) -> web.Response:
         body = await read_model(request, UserTokenRequest, max_bytes=64 * 1024)
         return web.json_response(
@@ -382,4 +646,24 @@ def _aad_error(status: int, error: str, code: int, description: str) -> web.Resp
             "correlation_id": str(uuid.uuid4()),
         },
         status=status,
+    )
+
+
+class _Answer(Exception):
+    """The authorize endpoint's answer before the person is chosen: an error page or an error redirect."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _redirect(url: str) -> web.Response:
+    return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+
+def login_signed_out() -> web.Response:
+    from .signin import page
+
+    return page(
+        "Signed out", "<h1>You signed out of your account</h1><p>It's a good idea to close all browser windows.</p>"
     )

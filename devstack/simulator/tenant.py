@@ -41,14 +41,36 @@ class TenantInfo(_Model):
 
 
 class AppRegistration(_Model):
-    """An Entra app registration that can get tokens with client credentials."""
+    """An Entra app registration: a confidential client (a secret: client credentials) or a single-page app
+    (no secret; `spa` redirect URIs: authorization code flow with PKCE, redeemed cross-origin)."""
 
     app_id: str = Field(min_length=1, max_length=64)
     display_name: str = Field(max_length=256)
     # A simulator-only credential, never a real secret: the simulator is a local test double.
-    client_secret: str = Field(min_length=1, max_length=256)
+    client_secret: str | None = Field(default=None, min_length=1, max_length=256)
     roles: list[str] = Field(default_factory=list, description="Graph application permissions granted")
     api_roles: list[str] = Field(default_factory=list, description="app roles on the tenant's API audience")
+    spa_redirect_uris: list[str] = Field(default_factory=list, max_length=256)
+    delegated_permissions: list[str] = Field(
+        default_factory=list, description="scopes of the tenant's API the app may request (admin-consented)"
+    )
+
+    @model_validator(mode="after")
+    def _client_type(self) -> AppRegistration:
+        if self.client_secret is None and not self.spa_redirect_uris:
+            raise ValueError(f"app {self.app_id}: a client secret or spa redirect URIs are required")
+        for uri in self.spa_redirect_uris:
+            if "#" in uri or not re.match(r"^(https://|http://(localhost|127\.0\.0\.1)[:/])", uri):
+                raise ValueError(f"app {self.app_id}: redirect URI {uri!r} must be https (http only on loopback)")
+        return self
+
+
+class ApiRoleAssignment(_Model):
+    """An app role of the tenant's API assigned to a user or a group (its direct members), as on the API's
+    enterprise application; it becomes the `roles` claim of that user's tokens for the API."""
+
+    principal: str = Field(min_length=1, max_length=256, description="user id or UPN, or group id")
+    role: str = Field(min_length=1, max_length=120)
 
 
 def _check_phones(values: list[str]) -> list[str]:
@@ -179,6 +201,8 @@ class Assignment(_Model):
 class TenantModel(_Model):
     tenant: TenantInfo
     api_audience: str = "api://verbatim"
+    api_scopes: list[str] = Field(default_factory=lambda: ["user_impersonation"])
+    api_role_assignments: list[ApiRoleAssignment] = Field(default_factory=list)
     applications: list[AppRegistration] = Field(default_factory=list)
     users: list[User] = Field(default_factory=list)
     groups: list[Group] = Field(default_factory=list)
@@ -202,6 +226,9 @@ class TenantModel(_Model):
             for member in group.members:
                 if member.lower() not in principals | group_ids:
                     raise ValueError(f"group {group.id}: member {member!r} is neither a user nor a group")
+        for assignment in self.api_role_assignments:
+            if assignment.principal.lower() not in principals | group_ids:
+                raise ValueError(f"app role assignment to unknown principal {assignment.principal!r}")
         instances = {a.id.lower() for a in self.application_instances}
         for policy in self.compliance_policies:
             for app in policy.applications:
@@ -311,6 +338,13 @@ class TenantStore:
 
     def app_registration(self, app_id: str) -> AppRegistration | None:
         return self.apps_by_id.get(app_id.lower())
+
+    def api_roles_of(self, user: User) -> list[str]:
+        """The API's app roles assigned to `user` directly or to a group it is a direct member of (Entra does
+        not carry app role assignments to members of nested groups)."""
+        keys = {user.id.lower(), user.user_principal_name.lower()}
+        groups = {g.id.lower() for g in self.model.groups if keys & {m.lower() for m in g.members}}
+        return sorted({a.role for a in self.model.api_role_assignments if a.principal.lower() in keys | groups})
 
     def compliance_policy(self, name: str) -> CompliancePolicy | None:
         return self.compliance_by_name.get(name.removeprefix("Tag:").lower())

@@ -295,7 +295,7 @@ def test_the_timer_audits_the_published_desired_state_into_cosmos(
     report = CosmosCoverageStateStore(control).load().last_report
     assert report is not None and report.source == f"Graph {simulator.http_url} teamsUserConfiguration"
     assert [f.user_id for f in report.findings] == [UNA]
-    assert report.snapshots_written == 5  # every user of the demo tenant, first observation
+    assert report.snapshots_written == 8  # every user of the demo tenant, first observation
     drift = [e for e in current().ledger.entries_for_subject(f"user:{UNA}") if e.kind == "policy.drift"]
     assert len(drift) == 1
     snapshots = list(

@@ -132,7 +132,7 @@ def test_users_and_transitive_members_page_with_next_links(run: Run) -> None:
             if "@odata.nextLink" not in page:
                 break
             status, page, _ = await sim.graph("GET", page["@odata.nextLink"])
-        assert len(users) == 5 and set(users[0]) == {"id", "userPrincipalName"}
+        assert len(users) == 8 and set(users[0]) == {"id", "userPrincipalName"}
         _, found, _ = await sim.graph(
             "GET", "/v1.0/users", params={"$filter": "userPrincipalName eq 'tom.trader@contoso.onmicrosoft.com'"}
         )
