@@ -100,6 +100,8 @@ class DevTenant:
     bot_secret: str
     functions_app_id: str
     functions_secret: str
+    portal_app_id: str | None = None  # the compliance portal's single-page-app registration, if the tenant has one
+    api_scopes: tuple[str, ...] = ("user_impersonation",)
 
     @classmethod
     def load(cls, path: Path) -> DevTenant:
@@ -112,6 +114,7 @@ class DevTenant:
                 f"{path}: the tenant needs a recorder application instance and a Function App with CallRecords.Read.All"
             )
         bot = apps[bot_ids[0]]
+        portal = next((app for app in apps.values() if app.get("spaRedirectUris")), None)
         return cls(
             tenant_id=model["tenant"]["id"],
             api_audience=model.get("apiAudience", "api://verbatim"),
@@ -119,6 +122,8 @@ class DevTenant:
             bot_secret=bot["clientSecret"],
             functions_app_id=functions[0]["appId"],
             functions_secret=functions[0]["clientSecret"],
+            portal_app_id=portal["appId"] if portal else None,
+            api_scopes=tuple(model.get("apiScopes") or ("user_impersonation",)),
         )
 
 
@@ -210,6 +215,8 @@ def app_environment(config: StackConfig) -> dict[str, str]:
         # Bearer tokens of the compliance API are the simulator's Entra-like tokens (`POST /sim/tokens`).
         "AUTH_OPENID_CONFIG_URL": f"{simulator}/{tenant.tenant_id}/v2.0/.well-known/openid-configuration",
         "AUTH_AUDIENCE": tenant.api_audience,
+        # The portal signs people in through the simulator's authorization code flow, as it does with Entra ID.
+        **portal_environment(tenant, config.ports.simulator_https),
         # Ledger checkpoints are signed with a local key made once in the state dir (Key Vault in Azure).
         "LEDGER_SIGNING_KEY_FILE": str(ensure_local_key(config.state_dir / "ledger" / "signing-key.pem")),
         # Azurite answers 501 to immutability policies and legal holds: tolerated only when this says so.
@@ -217,6 +224,17 @@ def app_environment(config: StackConfig) -> dict[str, str]:
         # Dev sign-in (`/api/v1/dev/token`) mints tokens and the plan endpoint plans against the simulator's
         # tenant API; the coverage audit reads Graph (the simulator's `/v1.0`) like in Azure.
         "POLICY_SIMULATOR_URL": simulator,
+    }
+
+
+def portal_environment(tenant: DevTenant, https_port: int) -> dict[str, str]:
+    """The portal's sign-in settings against the simulator's Entra-like authority (https, as MSAL.js requires)."""
+    if tenant.portal_app_id is None:
+        return {}
+    return {
+        "PORTAL_CLIENT_ID": tenant.portal_app_id,
+        "PORTAL_AUTHORITY": f"https://127.0.0.1:{https_port}/{tenant.tenant_id}",
+        "PORTAL_API_SCOPE": f"{tenant.api_audience}/{tenant.api_scopes[0]}",
     }
 
 

@@ -12,10 +12,12 @@ import azure.functions as func
 from functions.auth import authorize
 from functions.http import json_response, parse_json_body, problem, problem_responses
 from verbatim.api import devlogin, static
+from verbatim.api import portal as portal_settings
 from verbatim.api.devlogin import DevLoginRequest
 from verbatim.api.ledger import TLOG_PROOF_MEDIA_TYPE, parse_index, parse_size
 from verbatim.api.openapi import openapi_document
 from verbatim.api.service import READERS, search_query, verdict_query
+from verbatim.contracts.api import Me
 from verbatim.ledger.access import REASON_HEADER, access_reason
 from verbatim.platform.auth import COMPLIANCE_AUDITOR
 from verbatim.platform.errors import InvalidInput
@@ -162,6 +164,28 @@ def read_audit(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(current().compliance_api.audit_page(dict(req.params), principal, _reason(req)))
 
 
+@bp.route(route="v1/live", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def live_calls(req: func.HttpRequest) -> func.HttpResponse:
+    principal = authorize(req, *READERS)
+    return json_response(current().live_calls.page(dict(req.params), principal, _reason(req)))
+
+
+@bp.route(route="v1/me", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def me(req: func.HttpRequest) -> func.HttpResponse:
+    """Who the token names and its roles; the portal shows what they allow. Nothing is read, so nothing recorded."""
+    principal = authorize(req)
+    return json_response(
+        Me(
+            subject=principal.subject,
+            name=principal.name,
+            roles=sorted(principal.roles),
+            application=principal.is_application,
+        )
+    )
+
+
 @bp.route(route="v1/openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(openapi_document()), mimetype="application/json")
@@ -173,7 +197,12 @@ def portal(req: func.HttpRequest) -> func.HttpResponse:
     path = req.route_params.get("path") or ""
     if not path and not req.url.split("?")[0].endswith("/"):
         return func.HttpResponse(status_code=308, headers={"Location": "/api/portal/"})
-    found = static.load(path)
+    settings = get_settings()
+    if path == "config.json":
+        response = json_response(portal_settings.portal_config(settings))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    found = static.load(path, policy=portal_settings.content_security_policy(settings, path or "index.html"))
     if found is None:
         return problem(404, "Not found", "no such portal file")
     mimetype, _, charset = found.content_type.partition("; charset=")

@@ -74,6 +74,9 @@ param graphClientId string
 @description('Client secret of that app registration; stored only in Key Vault.')
 param graphClientSecret string
 
+@description('Application (client) id of the compliance portal\'s single-page-app registration (docs/deploy.md); empty: the portal cannot sign anyone in.')
+param portalClientId string = ''
+
 @secure()
 @description('clientState shared with Graph change-notification subscriptions; generated once by the preprovision hook and stored only in Key Vault.')
 param graphClientState string
@@ -422,6 +425,7 @@ module functionApp './modules/function-app.bicep' = {
     graphClientId: graphClientId
     graphBaseUrl: graphBaseUrl
     graphAuthorityHost: graphAuthorityHost
+    portalClientId: portalClientId
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     alwaysReadyDurableInstances: alwaysReadyDurableInstances
     chatCaptureEnabled: chatCaptureEnabled

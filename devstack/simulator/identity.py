@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 from aiohttp import web
@@ -614,7 +615,9 @@ class Identity:
         allowed = any(
             redirect_matches(uri, target) for app in self.tenant.model.applications for uri in app.spa_redirect_uris
         )
-        answer = _redirect(target) if target and allowed else login_signed_out()
+        state = request.query.get("state")  # echoed, as Entra does: MSAL's redirect bridge needs it
+        back = f"{target}{'&' if '?' in target else '?'}{urlencode({'state': state})}" if state else target
+        answer = _redirect(back) if target and allowed else login_signed_out()
         answer.del_cookie(SESSION_COOKIE, path="/")
         return answer
 

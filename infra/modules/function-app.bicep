@@ -34,6 +34,7 @@ param graphTenantId string
 param graphClientId string
 param graphBaseUrl string
 param graphAuthorityHost string
+param portalClientId string = ''
 param alwaysReadyHttpInstances int
 param alwaysReadyDurableInstances int
 
@@ -135,6 +136,11 @@ var appSettings = {
   AUTH_OPENID_CONFIG_URL: '${graphAuthorityHost}/${graphTenantId}/v2.0/.well-known/openid-configuration'
   AUTH_AUDIENCE: 'api://${graphClientId},${graphClientId}'
   AUTH_LEEWAY_SECONDS: '60'
+
+  // The compliance portal signs people in with MSAL.js (authorization code flow with PKCE) for the API's scope.
+  PORTAL_CLIENT_ID: portalClientId
+  PORTAL_AUTHORITY: '${graphAuthorityHost}/${graphTenantId}'
+  PORTAL_API_SCOPE: 'api://${graphClientId}/user_impersonation'
 
   // Ledger and sealing: checkpoints signed with the Key Vault key; retention at seal time.
   LEDGER_CHAIN: 'main'

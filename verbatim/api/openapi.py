@@ -14,6 +14,12 @@ from pydantic.json_schema import models_json_schema
 from verbatim import __version__
 from verbatim.contracts.api import (
     AuditPage,
+<<<<<<< HEAD
+=======
+    LedgerPage,
+    LivePage,
+    Me,
+>>>>>>> 2187716 (WIP portal (issue 24): MSAL.js sign-in (code flow with PKCE, tokens in memory), portal/js modules per page, live calls API (/api/v1/live), /api/v1/me, config.json and CSP, holds/coverage/audit/live pages, timeline, e2e tests being written)
     Problem,
     RecordingDetail,
     RecordingPage,
@@ -117,6 +123,23 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
         media={"audio/ogg": "access copy", "audio/flac": "lossless evidence"},
         reason_required=True,
+    ),
+    Operation(
+        "get",
+        "/live",
+        "listLiveCalls",
+        "The calls being recorded now, each with its recorder's last heartbeat; `silent` after two missed intervals.",
+        READERS,
+        LivePage,
+        (*_PAGING, _REASON),
+    ),
+    Operation(
+        "get",
+        "/me",
+        "getMe",
+        "Who the bearer token names and its app roles (any valid token; nothing is read, nothing recorded).",
+        (),
+        Me,
     ),
     Operation(
         "get",
@@ -339,6 +362,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     LogConsistencyProof,
     AuditPage,
     ReportRun,
+    LivePage,
+    Me,
     CallRecordPage,
     CallRecord,
     ExportRequest,
@@ -397,7 +422,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         }
     responses["400"] = _problem("Invalid input" + (f" (e.g. no {REASON_HEADER} header)" if op.reason_required else ""))
     responses["401"] = _problem("No valid bearer token.")
-    responses["403"] = _problem(f"Requires one of the roles {', '.join(op.roles)}.")
+    if op.roles:
+        responses["403"] = _problem(f"Requires one of the roles {', '.join(op.roles)}.")
     if "{" in op.path:
         responses["404"] = _problem("Not found.")
     responses["503"] = _problem("A dependency is unavailable (the read could not be recorded, for instance).")

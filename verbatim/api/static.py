@@ -59,8 +59,12 @@ def resolve(path: str, root: Path = PORTAL_ROOT) -> Path | None:
     return candidate
 
 
-def load(path: str, root: Path = PORTAL_ROOT) -> StaticFile | None:
+def load(path: str, root: Path = PORTAL_ROOT, policy: str | None = None) -> StaticFile | None:
+    """The file, with the security headers (and `policy` as its Content-Security-Policy when given)."""
     found = resolve(path, root)
     if found is None:
         return None
-    return StaticFile(found.read_bytes(), CONTENT_TYPES[found.suffix.lower()], dict(SECURITY_HEADERS))
+    headers = dict(SECURITY_HEADERS)
+    if policy is not None:
+        headers["Content-Security-Policy"] = policy
+    return StaticFile(found.read_bytes(), CONTENT_TYPES[found.suffix.lower()], headers)

@@ -168,6 +168,48 @@ class ReportRun(CamelContract):
     reevaluated_calls: int = 0
 
 
+@contract("api.me", 1)
+class Me(CamelContract):
+    """`GET /api/v1/me`: who the bearer token names and the app roles it carries (the portal shows what they allow)."""
+
+    subject: str
+    name: str | None = None
+    roles: list[str]
+    application: bool = False
+
+
+LiveState = Literal["capturing", "spilling", "silent"]
+
+
+class LiveCall(CamelContract):
+    """A call being recorded now: the recording's facts (from the recorder's events) and its last heartbeat (the
+    recorder's progress record). `silent` when no heartbeat came for more than two heartbeat intervals."""
+
+    recording_id: str
+    call_id: str
+    call_chain_id: str | None = None
+    observed_user: ObservedUserView
+    participants: list[ParticipantView]
+    started_at: str | None = None
+    recorder_instance: str
+    modalities: list[str]
+    state: LiveState
+    last_heartbeat: str | None = None
+    heartbeat_interval_seconds: float
+    silent_for_seconds: float
+    seconds_staged: float = 0.0
+    blocks_spilled: int = 0
+
+
+@contract("api.live-page", 1)
+class LivePage(CamelContract):
+    """`GET /api/v1/live`: the calls being recorded now, newest first, as of `checkedAt`."""
+
+    checked_at: str
+    items: list[LiveCall]
+    continuation: str | None = None
+
+
 class Problem(CamelContract):
     """An `application/problem+json` error body (RFC 9457)."""
 

@@ -226,6 +226,11 @@ class Settings(StorageSettings):
     auth_audience_raw: str | None = Field(default=None, validation_alias=_alias("AUTH_AUDIENCE"))
     auth_ca_cert: str | None = Field(default=None, validation_alias=_alias("AUTH_CA_CERT"))
     auth_leeway_seconds: int = Field(default=60, ge=0, le=300, validation_alias=_alias("AUTH_LEEWAY_SECONDS"))
+    # The portal's sign-in (MSAL.js): its single-page-app registration, the Entra authority (https://<host>/<tenant>)
+    # and the API scope it asks for. Without a client id the portal offers no sign-in.
+    portal_client_id: str | None = Field(default=None, validation_alias=_alias("PORTAL_CLIENT_ID"))
+    portal_authority: str | None = Field(default=None, validation_alias=_alias("PORTAL_AUTHORITY"))
+    portal_api_scope: str | None = Field(default=None, validation_alias=_alias("PORTAL_API_SCOPE"))
 
     # --- chat capture (issue 20; docs/chat.md) ---
     chat_capture_enabled: bool = Field(default=False, validation_alias=_alias("CHAT_CAPTURE_ENABLED"))

@@ -1,0 +1,174 @@
+// One recording: the call, its timeline (joins and leaves, separate speaker tracks, gaps and their reasons), the
+// player (a reason is asked and recorded), the verdict, and the integrity panel (sealed entry, checkpoint, proof).
+import { api, apiJson, API, enc } from "../api.js";
+import { badge, duration, el, heading, meta, person, showError, when } from "../ui.js";
+
+const CHUNK_LIMIT = 400; // most Range requests one replay makes (at 1 MiB each: hours of Opus audio)
+
+export async function render(view, id) {
+  const player = el("audio", { id: "player", controls: true, preload: "auto" });
+  const reason = el("input", { id: "reason", name: "reason", required: true, maxLength: 500, placeholder: "e.g. Case 2025-114: trade reconstruction" });
+  const evidenceChoice = el("label", { id: "evidence-choice", hidden: true }, el("input", { type: "checkbox", id: "evidence" }), " lossless evidence (FLAC)");
+  const playButton = el("button", { id: "play", type: "submit" }, "Load and play");
+  const form = el("form", { id: "play-form" }, el("label", { for: "reason" }, "Reason for access (recorded in the ledger)"), reason, el("div", { class: "actions" }, playButton, evidenceChoice));
+  view.append(
+    el("p", {}, el("a", { href: "#/search" }, "← Recordings")),
+    heading("Recording"),
+    el(
+      "div",
+      { class: "cols" },
+      el("section", { class: "card", "aria-labelledby": "call-h" }, el("h2", { id: "call-h" }, "Call"), el("dl", { id: "rec-meta", class: "meta" }),
+        el("h2", {}, "Participants"), el("ul", { id: "rec-participants", class: "plain" })),
+      el("section", { class: "card", "aria-labelledby": "replay-h" }, el("h2", { id: "replay-h" }, "Replay"), form, el("p", { id: "play-status", class: "muted", role: "status" }), player,
+        el("h2", {}, "Verdict"), el("div", { id: "rec-verdicts" }),
+        el("h2", {}, "Integrity"), el("dl", { id: "rec-proof", class: "meta" }),
+        el("details", {}, el("summary", {}, "Manifest"), el("pre", { id: "rec-manifest", tabIndex: 0 }))),
+    ),
+    el("section", { class: "card", "aria-labelledby": "timeline-h" }, el("h2", { id: "timeline-h" }, "Timeline"), el("ol", { id: "rec-timeline", class: "timeline" })),
+  );
+  let objectUrl = null;
+  let detail = null;
+
+  function resetPlayer() {
+    player.removeAttribute("src");
+    player.load();
+    if (objectUrl) URL.revokeObjectURL(objectUrl);
+    objectUrl = null;
+    view.querySelector("#play-status").textContent = "";
+  }
+
+  // The API answers media in bounded 206 parts (the Functions response is buffered); fetch them with the token
+  // and the access reason (headers an <audio src> cannot send), then play from a blob URL.
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("");
+    const why = reason.value.trim();
+    const evidence = view.querySelector("#evidence").checked && detail.media.evidence;
+    const url = evidence ? detail.media.evidence : detail.media.access;
+    if (!url || !why) return;
+    resetPlayer();
+    playButton.disabled = true;
+    const parts = [];
+    let offset = 0;
+    let total = null;
+    let type = evidence ? "audio/flac" : "audio/ogg";
+    try {
+      for (let request = 0; request < CHUNK_LIMIT && (total === null || offset < total); request += 1) {
+        const response = await api(url.replace(API, ""), { reason: why, headers: { Range: `bytes=${offset}-` } });
+        const data = await response.arrayBuffer();
+        type = response.headers.get("Content-Type") || type;
+        const range = response.headers.get("Content-Range");
+        total = range ? Number(range.split("/")[1]) : data.byteLength;
+        parts.push(data);
+        offset += data.byteLength;
+        view.querySelector("#play-status").textContent = `Loaded ${Math.round(offset / 1024)} of ${Math.round(total / 1024)} KiB`;
+        if (data.byteLength === 0) break;
+      }
+      objectUrl = URL.createObjectURL(new Blob(parts, { type }));
+      player.src = objectUrl;
+      player.load();
+      view.querySelector("#play-status").textContent = `Ready: ${Math.round(total / 1024)} KiB ${evidence ? "lossless evidence" : "access copy"}. This access is recorded in the ledger.`;
+      player.play().catch(() => {});
+    } catch (error) {
+      showError(error);
+      view.querySelector("#play-status").textContent = "";
+    } finally {
+      playButton.disabled = false;
+    }
+  });
+
+  try {
+    detail = await apiJson(`/recordings/${enc(id)}`);
+  } catch (error) {
+    showError(error);
+    return () => resetPlayer();
+  }
+  const rec = detail.recording;
+  view.querySelector("h1").textContent = `Recording of ${person(rec.observedUser)}`;
+  meta(view.querySelector("#rec-meta"), [
+    ["Recording id", rec.id],
+    ["Call chain id", rec.callChainId],
+    ["Started", when(rec.startedAt)],
+    ["Ended", when(rec.endedAt)],
+    ["Duration", duration(rec.durationSeconds)],
+    ["Type", `${rec.callType} · ${rec.direction} · ${rec.modalities.join(", ")}`],
+    ["Status", rec.interrupted ? `${rec.status} (interrupted)` : rec.status],
+    ["Recorder", detail.recorderInstance],
+    ["Retention until", when(rec.retentionUntil)],
+    ["Legal holds", rec.legalHolds.length ? rec.legalHolds.join(", ") : "none"],
+  ]);
+  const people = view.querySelector("#rec-participants");
+  for (const p of rec.participants) {
+    people.append(el("li", {}, `${person(p)} `, el("span", { class: "muted" }, `${p.kind}${p.isRecorder ? " · recorder" : ""}`)));
+  }
+  const verdicts = view.querySelector("#rec-verdicts");
+  if (!detail.verdicts.length) verdicts.append(el("p", { class: "muted" }, "No call record reconciled yet."));
+  for (const v of detail.verdicts) {
+    verdicts.append(el("p", { class: "verdict" }, badge(v.verdict), ` ${v.userPrincipalName || v.userId}: ${Math.round(v.coverage * 100)} % recorded`,
+      v.reason !== "recorded" ? ` — ${v.reason.replace(/_/g, " ")}${v.reasonDetail ? ` (${v.reasonDetail})` : ""}` : ""));
+  }
+  const proof = detail.proof;
+  const signed = proof ? checkpointSummary(proof.checkpoint) : null;
+  meta(view.querySelector("#rec-proof"), [
+    ["Ledger proof", badge(detail.proofStatus)],
+    ["Entry index", detail.sealedEntry ? `#${detail.sealedEntry.index} (sealed ${when(detail.sealedEntry.at)})` : null],
+    ["Manifest SHA-256", detail.manifestSha256],
+    ["Matches ledger", detail.manifestMatchesLedger === null ? null : badge(detail.manifestMatchesLedger ? "valid" : "invalid")],
+    ["Checkpoint", signed ? `tree size ${signed.size}, signed by ${signed.key}` : null],
+    ["Proof size", proof ? `${proof.hashes.length} hashes` : null],
+  ]);
+  view.querySelector("#rec-manifest").textContent = detail.manifest ? JSON.stringify(detail.manifest, null, 2) : "not sealed";
+  timeline(view.querySelector("#rec-timeline"), detail.manifest);
+  evidenceChoice.hidden = !detail.media.evidence;
+  playButton.disabled = !detail.media.access && !detail.media.evidence;
+  return () => resetPlayer();
+}
+
+// A C2SP checkpoint note: origin, tree size and root hash lines, a blank line, then "— <key name> <signature>".
+function checkpointSummary(note) {
+  const lines = note.split("\n");
+  const signature = lines.find((line) => line.startsWith("\u2014 "));
+  return { origin: lines[0], size: lines[1], key: signature ? signature.split(" ")[1] : "unknown key" };
+}
+
+// What the sealed manifest says happened, in time order: who joined and left (the recorder's roster), which
+// participants have their own speaker track, stretches without audio and why, and how the recording ended.
+export function timeline(list, manifest) {
+  list.replaceChildren();
+  if (!manifest) {
+    list.append(el("li", { class: "muted" }, "Not sealed yet: the timeline comes from the sealed manifest."));
+    return;
+  }
+  const start = manifest.started_at ? new Date(manifest.started_at) : null;
+  const offset = (iso) => (start && iso ? Math.max(0, (new Date(iso) - start) / 1000) : null);
+  const events = [];
+  const name = (p) => p.identity.display_name || p.identity.upn || p.phone_number || p.identity.id || p.participant_id;
+  for (const p of manifest.participants || []) {
+    if (p.is_recorder) continue;
+    events.push({ at: offset(p.first_seen_at) ?? 0, kind: "join", text: `${name(p)} joined` });
+    if (p.left_at) events.push({ at: offset(p.left_at), kind: "leave", text: `${name(p)} left${p.removed_reason ? ` (${p.removed_reason})` : ""}` });
+  }
+  const mixed = (manifest.evidence || []).find((t) => t.track === "mixed") || (manifest.evidence || [])[0];
+  const rate = (mixed && mixed.sample_rate) || 16000;
+  for (const gap of (mixed && mixed.gaps) || []) {
+    events.push({ at: gap.start_sample / rate, kind: "gap", text: `No audio for ${(gap.samples / rate).toFixed(1)} s: nothing arrived from Teams; filled with silence to keep the timing` });
+  }
+  const speakers = (manifest.evidence || []).filter((t) => t.kind === "unmixed");
+  for (const track of speakers) {
+    const who = (manifest.participants || []).find((p) => (p.source_ids || []).includes(track.source_id));
+    events.push({ at: 0, kind: "speaker", text: `${who ? name(who) : `source ${track.source_id}`} spoke on their own track (${duration(track.duration_seconds)})` });
+  }
+  const end = manifest.duration_seconds;
+  events.push({
+    at: end,
+    kind: manifest.status === "interrupted" ? "gap" : "end",
+    text: manifest.status === "interrupted"
+      ? `Recording interrupted${manifest.salvaged ? ": the recorder went silent; what it had staged was salvaged and sealed" : ""}`
+      : "Recording ended",
+  });
+  events.sort((a, b) => a.at - b.at);
+  for (const event of events) {
+    list.append(el("li", { class: `event ${event.kind}` }, el("span", { class: "at" }, duration(event.at)), " ", event.text));
+  }
+  if (!speakers.length) list.append(el("li", { class: "muted" }, "Who spoke when: this recording has no per-speaker tracks (the recorder captured the mixed audio)."));
+}
