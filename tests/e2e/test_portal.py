@@ -217,7 +217,14 @@ def settle(page: Any, route: str) -> None:
     page.wait_for_selector("#view h1")
     if route in ("search",):
         return
-    wait_for(lambda: page.locator("#view tbody tr").count() > 0 or page.locator("#view table").count() == 0 or bool(page.inner_text("#error")), timeout=20)
+    wait_for(
+        lambda: (
+            page.locator("#view tbody tr").count() > 0
+            or page.locator("#view table").count() == 0
+            or bool(page.inner_text("#error"))
+        ),
+        timeout=20,
+    )
 
 
 # --- every page, as each role ---------------------------------------------------------------------------------
@@ -379,7 +386,10 @@ def test_a_hold_placed_and_released_through_the_ui_names_both_officers_in_the_le
     hold_url = page.url
     page.fill("#release-reason", "Matter closed")
     page.get_by_role("button", name="Request release").click()
-    wait_for(lambda: "Cora Compliance" in page.inner_text("#hold-meta") and page.locator("#approve-release").count() > 0, timeout=20)
+    wait_for(
+        lambda: "Cora Compliance" in page.inner_text("#hold-meta") and page.locator("#approve-release").count() > 0,
+        timeout=20,
+    )
     assert page.locator("#approve-release").is_disabled()  # the requester cannot approve
     shot(page, "hold-requested")
     sign_out(page)

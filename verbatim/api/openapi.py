@@ -14,12 +14,8 @@ from pydantic.json_schema import models_json_schema
 from verbatim import __version__
 from verbatim.contracts.api import (
     AuditPage,
-<<<<<<< HEAD
-=======
-    LedgerPage,
     LivePage,
     Me,
->>>>>>> 2187716 (WIP portal (issue 24): MSAL.js sign-in (code flow with PKCE, tokens in memory), portal/js modules per page, live calls API (/api/v1/live), /api/v1/me, config.json and CSP, holds/coverage/audit/live pages, timeline, e2e tests being written)
     Problem,
     RecordingDetail,
     RecordingPage,

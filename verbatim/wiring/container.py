@@ -22,11 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-<<<<<<< HEAD
 from verbatim.api.ledger import LedgerApi
-=======
 from verbatim.api.live import CosmosCapturingRecordings, LiveCalls
->>>>>>> 2187716 (WIP portal (issue 24): MSAL.js sign-in (code flow with PKCE, tokens in memory), portal/js modules per page, live calls API (/api/v1/live), /api/v1/me, config.json and CSP, holds/coverage/audit/live pages, timeline, e2e tests being written)
 from verbatim.api.service import ComplianceApi
 from verbatim.evidence.progress import TableProgress, progress_table
 from verbatim.evidence.worm import Worm
