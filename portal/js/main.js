@@ -18,6 +18,7 @@ export const PAGES = [
   { name: "coverage", title: "Coverage", roles: [OFFICER, AUDITOR, ADMIN] },
   { name: "reports", title: "Reports", roles: [AUDITOR] },
   { name: "audit", title: "Audit trail", roles: [AUDITOR] },
+  { name: "policy", title: "Policy", roles: [ADMIN] },
   { name: "recording", title: "Recording", roles: [OFFICER, AUDITOR], hidden: true },
 ];
 

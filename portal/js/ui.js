@@ -58,9 +58,10 @@ export function status(id) {
 
 // A table with a caption (visually hidden), header cells with scope, and a body the caller fills.
 export function table(id, caption, headers) {
+  // A wide table scrolls sideways in a narrow window: the region is focusable so the keyboard can scroll it too.
   return el(
     "div",
-    { class: "table-wrap" },
+    { class: "table-wrap", role: "region", "aria-label": caption, tabIndex: 0 },
     el(
       "table",
       { id, class: "grid" },

@@ -132,6 +132,34 @@ def test_a_plan_against_an_export_comes_back_as_json_or_text(provider: OpenIdPro
     assert as_text.get_body().decode().endswith("Plan: 7 to add, 3 to change, 3 to remove.\n")
 
 
+def test_the_plans_powershell_comes_as_a_download_that_makes_its_changes(provider: OpenIdProvider) -> None:
+    """The portal's "Download PowerShell": the script `verbatim policy script` writes for the same plan."""
+    body = json.dumps({"desiredState": VALID, "currentState": EXPORT}).encode()
+    plan = handler(triggers.plan_desired_state)
+
+    script = plan(
+        request(
+            "POST",
+            "v1/policy/plan",
+            body,
+            token=admin(provider),
+            content_type="application/json",
+            params={"format": "powershell"},
+        )
+    )
+    as_json = json.loads(
+        plan(request("POST", "v1/policy/plan", body, token=admin(provider), content_type="application/json")).get_body()
+    )
+
+    text = script.get_body().decode()
+    assert script.status_code == 200 and script.mimetype == "text/plain"
+    assert script.headers["Content-Disposition"] == 'attachment; filename="verbatim-policy-changes.ps1"'
+    assert "Verbatim: apply compliance recording policy changes" in text
+    assert f"desired state sha256 {as_json['desiredSha256']}" in text
+    for change in as_json["changes"]:
+        assert change["subject"] in text, change
+
+
 def test_a_plan_without_a_current_state_or_of_an_invalid_file_is_a_400(provider: OpenIdProvider) -> None:
     plan = handler(triggers.plan_desired_state)
 
@@ -181,6 +209,11 @@ def test_publishing_stores_the_desired_state_and_records_it_in_the_ledger(
         .query_items("SELECT * FROM c WHERE c.id = 'policy-desired-state'", partition_key="policy-desired-state")
     )
     assert stored[0]["published"]["text"] == VALID
+    read = handler(triggers.read_desired_state)
+    view = json.loads(read(request("GET", "v1/policy/desired-state", token=admin(provider))).get_body())
+    assert (view["text"], view["sha256"], view["publishedBy"]) == (VALID, info["sha256"], "Ada Admin")
+    auditor = provider.mint(roles=["Compliance.Auditor"])
+    assert read(request("GET", "v1/policy/desired-state", token=auditor)).status_code == 403
     subject = f"policy:desired-state:{info['sha256']}"
     published = [
         e for e in container_for(stack_env).ledger.entries_for_subject(subject) if e.kind == "policy.published"
@@ -216,3 +249,5 @@ def test_the_effective_policy_of_a_user_at_a_time_and_the_missing_coverage_repor
     assert found.status_code == 200
     assert answer["snapshot"]["effective"]["policyName"] == "Traders-Strict" and answer["pending"] is None
     assert coverage.status_code == 404
+    unpublished = handler(triggers.read_desired_state)(request("GET", "v1/policy/desired-state", token=admin(provider)))
+    assert unpublished.status_code == 404 and "no desired state" in json.loads(unpublished.get_body())["detail"]

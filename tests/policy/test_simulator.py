@@ -314,3 +314,43 @@ def test_the_timer_audits_the_published_desired_state_into_cosmos(
         )
         for s in snapshots
     ] == [("StrictRecording", "group", TRADERS, True, "default", [RECORDER_INSTANCE])]
+
+
+def test_an_admin_re_runs_the_coverage_audit_over_http_at_most_once_per_interval(
+    simulator: Simulator, stack_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The portal's "Re-run the audit now" button: Recorder.Admin only; the same claim as the timer, so a second
+    press within five minutes is a 409 saying when the last audit ran, and the report is the one GET returns."""
+    import json
+
+    from functions import policy as triggers
+    from tests.callrecords.helpers import handler
+    from tests.callrecords.oidc import AUDIENCE, openid_provider
+    from tests.policy.test_http import request
+    from verbatim.platform import clients
+    from verbatim.policy.service import publish_desired_state
+    from verbatim.policy.stores import CosmosDesiredStateStore
+
+    control = clients.cosmos_database(stack_env).get_container_client("control")
+    publish_desired_state(CosmosDesiredStateStore(control), EXAMPLE.read_text(), actor="admin", now=datetime.now(UTC))
+    run = handler(triggers.run_coverage_audit)
+    with openid_provider() as provider:
+        monkeypatch.setenv("AUTH_OPENID_CONFIG_URL", provider.config_url)
+        monkeypatch.setenv("AUTH_AUDIENCE", AUDIENCE)
+        monkeypatch.delenv("POLICY_SIMULATOR_URL")
+        reload_settings()
+        admin = provider.mint(roles=["Recorder.Admin"], name="Ada Admin", oid="admin-oid")
+        officer = provider.mint(roles=["Compliance.Officer"])
+
+        refused = run(request("POST", "v1/policy/coverage/audit", token=officer))
+        first = run(request("POST", "v1/policy/coverage/audit", token=admin))
+        second = run(request("POST", "v1/policy/coverage/audit", token=admin))
+        last = handler(triggers.last_coverage_report)(request("GET", "v1/policy/coverage", token=officer))
+
+    assert refused.status_code == 403
+    report = json.loads(first.get_body())
+    assert first.status_code == 201, report
+    assert report["source"] == f"Graph {simulator.http_url} teamsUserConfiguration" and report["mustRecordUsers"] > 0
+    assert second.status_code == 409 and second.mimetype == "application/problem+json"
+    assert "five minutes apart" in json.loads(second.get_body())["detail"]
+    assert json.loads(last.get_body())["auditedAt"] == report["auditedAt"]

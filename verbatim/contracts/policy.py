@@ -271,3 +271,14 @@ class PublishedDesiredStateInfo(Contract):
     published_by: str | None = Field(default=None, alias="publishedBy")
     must_record_groups: list[str] = Field(default_factory=list, alias="mustRecordGroups")
     warnings: list[str] = Field(default_factory=list)
+
+
+@contract("policy-desired-state", 1)
+class PublishedDesiredStateView(Contract):
+    """Answer of GET /api/v1/policy/desired-state: the published desired state as its admin posted it."""
+
+    schema_version: Literal[1] = Field(default=1, alias="schemaVersion")
+    text: str = Field(description="the file as published (YAML or JSON), byte for byte")
+    sha256: str
+    published_at: datetime = Field(alias="publishedAt")
+    published_by: str | None = Field(default=None, alias="publishedBy")

@@ -21,9 +21,10 @@ from verbatim.contracts.policy import (
     PolicyPlanRequest,
     PolicyValidationReport,
     PublishedDesiredStateInfo,
+    PublishedDesiredStateView,
 )
 from verbatim.ledger import LedgerWriter
-from verbatim.platform.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from verbatim.platform.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from verbatim.policy.export import export_directory, export_state
 from verbatim.policy.service import CurrentState, plan, publish_desired_state
 from verbatim.policy.snapshots import PolicySnapshotStore
@@ -133,6 +134,19 @@ def publish_request(
         published_by=actor,
         must_record_groups=[g.group for g in validated.desired.must_record.groups],
         warnings=[issue.render() for issue in validated.warnings],
+    )
+
+
+def published_request(store: DesiredStateStore) -> PublishedDesiredStateView:
+    """The published desired state (404 until an admin publishes one)."""
+    published = store.load()
+    if published is None:
+        raise NotFound("no desired state has been published yet (PUT /api/v1/policy/desired-state)")
+    return PublishedDesiredStateView(
+        text=published.text,
+        sha256=published.sha256,
+        published_at=published.published_at,
+        published_by=published.published_by,
     )
 
 

@@ -1,14 +1,16 @@
 // Coverage: the last policy coverage audit — who must be recorded, who is not and why, with each user's effective
 // policy and whether it is strict.
 import { apiJson } from "../api.js";
-import { badge, el, emptyRow, heading, Pages, showError, table, when } from "../ui.js";
+import { badge, el, emptyRow, heading, Pages, showError, status, table, when } from "../ui.js";
 
-export async function render(view) {
+export async function render(view, _arg, ctx) {
   const summary = el("dl", { id: "coverage-summary", class: "meta" });
   const findings = table("coverage-findings", "Users who must be recorded and are not", ["User", "Severity", "Effective policy", "Strict", "Source", "Groups", "Why"]);
   const pages = new Pages(25);
   const pager = el("div");
-  view.append(heading("Coverage"), el("section", { class: "card", "aria-label": "Last audit" }, summary), el("h2", {}, "Findings"), findings, pager);
+  const rerun = el("button", { id: "rerun-audit", type: "button", class: "secondary" }, "Re-run the audit now");
+  const rerunStatus = status("rerun-status");
+  view.append(heading("Coverage", ctx.has(ctx.ADMIN) ? rerun : null), rerunStatus, el("section", { class: "card", "aria-label": "Last audit" }, summary), el("h2", {}, "Findings"), findings, pager);
 
   function draw() {
     const body = findings.querySelector("tbody");
@@ -28,9 +30,8 @@ export async function render(view) {
     pager.replaceChildren(pages.controls(draw, "Finding pages"));
   }
 
-  try {
-    const report = await apiJson("/policy/coverage");
-    summary.append(
+  function show(report) {
+    summary.replaceChildren(
       el("dt", {}, "Last audit"), el("dd", { id: "coverage-audited" }, when(report.auditedAt)),
       el("dt", {}, "Must be recorded"), el("dd", {}, String(report.mustRecordUsers)),
       el("dt", {}, "Recorded"), el("dd", {}, String(report.recordedUsers)),
@@ -40,7 +41,28 @@ export async function render(view) {
     );
     pages.set(report.findings);
     draw();
+  }
+
+  // Recorder.Admin: run the audit now (the API allows one run at a time, at least five minutes apart).
+  rerun.addEventListener("click", async () => {
+    showError("");
+    rerun.disabled = true;
+    rerunStatus.textContent = "Auditing…";
+    try {
+      show(await apiJson("/policy/coverage/audit", { method: "POST" }));
+      rerunStatus.textContent = "Audited just now.";
+    } catch (error) {
+      rerunStatus.textContent = "";
+      showError(error);
+    } finally {
+      rerun.disabled = false;
+    }
+  });
+
+  try {
+    show(await apiJson("/policy/coverage"));
   } catch (error) {
+    if (error.status === 404) summary.replaceChildren(el("dt", {}, "Last audit"), el("dd", { id: "coverage-audited" }, "none yet"));
     showError(error);
   }
 }

@@ -33,7 +33,7 @@ export async function render(view, day) {
         Object.entries(r.counts).map(([name, value]) => el("tr", {}, el("th", { scope: "row" }, name), el("td", {}, value))),
         el("tr", {}, el("th", { scope: "row" }, "calls / users"), el("td", {}, `${r.calls} / ${r.users}`)))),
       el("h3", {}, "Exceptions"),
-      el("div", { class: "table-wrap" }, el("table", { class: "grid" }, el("caption", { class: "sr-only" }, "Exceptions"),
+      el("div", { class: "table-wrap", role: "region", "aria-label": "Exceptions", tabIndex: 0 }, el("table", { class: "grid" }, el("caption", { class: "sr-only" }, "Exceptions"),
         el("thead", {}, el("tr", {}, ["Call id", "User", "Verdict", "Reason", "Explained", "Coverage"].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", { id: "report-exceptions" }, r.exceptions.map((item) => el("tr", {},
           el("td", { class: "muted" }, item.callId), el("td", {}, item.userPrincipalName || item.userId), el("td", {}, badge(item.verdict)),
