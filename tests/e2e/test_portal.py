@@ -49,6 +49,8 @@ from verbatim.evidence.progress import write_progress
 from verbatim.lifecycle.records import record_event
 from verbatim.platform import clients
 from verbatim.platform.settings import reload_settings
+from verbatim.policy.service import publish_desired_state
+from verbatim.policy.stores import CosmosCoverageStateStore, CosmosDesiredStateStore
 from verbatim.wiring import container_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -85,7 +87,7 @@ ADAM = Person("Adam Admin", "0b1c2d3e-4f5a-4b6c-9d7e-8f9a0b1c2d04", ("Recorder.A
 PAGES_OF = {
     "Compliance.Officer": ["Recordings", "Live", "Legal holds", "Completeness", "Coverage"],
     "Compliance.Auditor": ["Recordings", "Live", "Legal holds", "Completeness", "Coverage", "Reports", "Audit trail"],
-    "Recorder.Admin": ["Coverage"],
+    "Recorder.Admin": ["Coverage", "Policy"],
 }
 ROUTES = {
     "Recordings": "search",
@@ -95,7 +97,17 @@ ROUTES = {
     "Coverage": "coverage",
     "Reports": "reports",
     "Audit trail": "audit",
+    "Policy": "policy",
 }
+DEMO_POLICIES = REPO_ROOT / "policies" / "demo-tenant.yaml"
+
+
+def published_policies() -> str:
+    """The demo tenant's desired state with one change: Una (not Ned) is an adviser recorded by AdvisoryRecording."""
+    text = DEMO_POLICIES.read_text()
+    before = "    - user: ned.adviser@contoso.onmicrosoft.com\n      policy: AdvisoryRecording\n"
+    assert before in text
+    return text.replace(before, "    - user: una.unrecorded@contoso.onmicrosoft.com\n      policy: AdvisoryRecording\n")
 
 
 def spki_hash(pem: Path) -> str:
@@ -123,6 +135,8 @@ def stack(
         "VERBATIM_ENVIRONMENT": "local",
         "AUTH_OPENID_CONFIG_URL": simulator.openid_configuration,
         "AUTH_AUDIENCE": simulator.api_audience,
+        # Graph is the simulator: the coverage audit (the host's start-up run, the admin's re-run) reads it.
+        **simulator.graph_env(),
         "POLICY_SIMULATOR_URL": simulator.http_url,
         "PORTAL_CLIENT_ID": PORTAL_APP,
         "PORTAL_AUTHORITY": f"{simulator.https_url}/{simulator.tenant_id}",
@@ -138,6 +152,10 @@ def stack(
         provision_cosmos(settings)
         provision_storage(settings)
         world = build_world(settings, synthetic=3)
+        control = clients.cosmos_database(settings).get_container_client("control")
+        publish_desired_state(
+            CosmosDesiredStateStore(control), published_policies(), actor="Adam Admin", now=datetime.now(UTC)
+        )
         try:
             host = launcher.start(REPO_ROOT, env=env)
             yield world, host
@@ -270,8 +288,9 @@ def test_an_api_error_is_shown_as_its_problem_detail(stack: tuple[World, Running
     page.goto(f"{host.base_url}/api/portal/#/recording/no-such-recording")
     wait_for(lambda: bool(page.inner_text("#error")), timeout=20)
     assert "no recording no-such-recording" in page.inner_text("#error")
-    page.goto(f"{host.base_url}/api/portal/#/coverage")  # no coverage audit has run in this world
-    wait_for(lambda: "no coverage audit has run yet" in page.inner_text("#error"), timeout=20)
+    page.goto(f"{host.base_url}/api/portal/#/holds/no-such-hold")
+    wait_for(lambda: "no legal hold no-such-hold" in page.inner_text("#error"), timeout=20)
+    assert page.inner_text("#view h1")  # the page is still there, with the readable error above it
 
 
 # --- search, replay, and the access in the ledger ---------------------------------------------------------------
@@ -537,3 +556,55 @@ def test_an_expiring_access_token_is_renewed_silently_with_the_refresh_token(
         assert len(browser.pages) == pages_before and not page.inner_text("#error")
     finally:
         httpx.patch(f"{simulator.http_url}/sim/config", json={"userAccessTokenSeconds": 3599}).raise_for_status()
+
+
+# --- policy and coverage (Recorder.Admin) -------------------------------------------------------------------------
+
+
+def test_an_admin_reviews_the_plan_downloads_its_powershell_and_re_runs_the_coverage_audit(
+    stack: tuple[World, RunningHost], browser: Any, tmp_path: Path
+) -> None:
+    world, host = stack
+    states = CosmosCoverageStateStore(clients.cosmos_database(world.settings).get_container_client("control"))
+    # The host audits at start-up (the timer's run_on_startup): wait for that run to finish.
+    wait_for(lambda: states.load().last_report is not None and states.load().claimed_at is None, timeout=120)
+    page = first_page(browser)
+    sign_in(page, host, ADAM)
+
+    page.goto(f"{host.base_url}/api/portal/#/policy")
+    wait_for(lambda: "una.unrecorded@contoso.onmicrosoft.com" in page.inner_text("#policy-text"), timeout=20)
+    assert "Adam Admin" in page.inner_text("#policy-meta")
+    page.get_by_role("button", name="Plan", exact=True).click()
+    wait_for(lambda: "Compared with" in page.inner_text("#plan-status") or bool(page.inner_text("#error")), timeout=30)
+    assert not page.inner_text("#error")
+    changes = page.inner_text("#plan-changes")
+    assert "una.unrecorded@contoso.onmicrosoft.com" in changes and "ned.adviser@contoso.onmicrosoft.com" in changes
+    axe(page, "policy plan")
+    shot(page, "admin-policy-plan")
+    with page.expect_download() as downloading:
+        page.get_by_role("button", name="Download PowerShell").click()
+    download = downloading.value
+    assert download.suggested_filename == "verbatim-policy-changes.ps1"
+    script = Path(download.path()).read_text(encoding="utf-8")
+    assert "Verbatim: apply compliance recording policy changes" in script
+    assert "una.unrecorded@contoso.onmicrosoft.com" in script
+
+    # Coverage: the start-up audit's report; a re-run within five minutes is refused with a readable reason.
+    page.goto(f"{host.base_url}/api/portal/#/coverage")
+    page.wait_for_selector("#coverage-audited")
+    first = states.load().last_report
+    assert first is not None
+    page.get_by_role("button", name="Re-run the audit now").click()
+    wait_for(lambda: "five minutes apart" in page.inner_text("#error"), timeout=30)
+    # Five minutes later (the state's last run moved back): the button audits again and the page shows the new run.
+    state = states.load()
+    assert state.last_run is not None
+    state.last_run -= timedelta(minutes=6)
+    states.save(state)
+    page.get_by_role("button", name="Re-run the audit now").click()
+    wait_for(lambda: "Audited just now" in page.inner_text("#rerun-status"), timeout=60)
+    second = states.load().last_report
+    assert second is not None and second.audited_at > first.audited_at
+    assert not page.inner_text("#error")
+    axe(page, "coverage after a re-run")
+    shot(page, "admin-coverage")

@@ -11,7 +11,7 @@ function values(object) {
 
 export async function render(view) {
   const facts = el("dl", { id: "policy-meta", class: "meta" });
-  const text = el("pre", { id: "policy-text", tabIndex: 0, "aria-label": "Published desired state" });
+  const text = el("pre", { id: "policy-text", tabIndex: 0, role: "region", "aria-label": "Published desired state" });
   const form = el("form", { id: "plan-form", class: "card stack", "aria-labelledby": "plan-h" },
     el("h2", { id: "plan-h" }, "Plan against the tenant"),
     el("p", { class: "muted" }, "Compares the published desired state with the tenant's current policies. Against Microsoft 365, choose the file the export script wrote; on the local stack the simulator's tenant is read."),
@@ -28,6 +28,8 @@ export async function render(view) {
     form, el("h2", {}, "Findings"), findings, el("h2", {}, "Changes"), changes, pager);
   let published = null;
   let lastBody = null;
+  emptyRow(findings.querySelector("tbody"), 4, "Not planned yet: press Plan.");
+  emptyRow(changes.querySelector("tbody"), 6, "Not planned yet: press Plan.");
 
   function drawChanges() {
     const body = changes.querySelector("tbody");
