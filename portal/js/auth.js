@@ -1,7 +1,7 @@
 // Signing in: MSAL.js (msal-browser, served from vendor/) with the authorization code flow and PKCE against the
 // Entra authority of config.json — Entra ID in Azure, the Teams/Graph simulator locally: one code path.
-// Tokens stay in memory (cacheLocation "memoryStorage"), so sign-in is a popup (MSAL refuses redirects with
-// in-memory tokens); MSAL renews them silently with the refresh token (or a hidden iframe). Roles come from the
+// Tokens stay in memory (cacheLocation "memoryStorage"): a redirect would reload the page and lose them, so sign-in
+// is a popup; MSAL renews tokens silently with the refresh token (or a hidden iframe). Roles come from the
 // API (GET /api/v1/me): the portal does not read access tokens, which belong to the API.
 // On the local stack only, an access token can be pasted instead (a documented fallback).
 
