@@ -30,6 +30,8 @@ report = handler(compliance_api.get_report)
 ledger_read = handler(compliance_api.read_ledger)
 audit_read = handler(compliance_api.read_audit)
 openapi = handler(compliance_api.openapi)
+me = handler(compliance_api.me)
+live = handler(compliance_api.live_calls)
 run_report = handler(reconciliation.run_completeness_report)
 
 OFFICER = {"roles": ["Compliance.Officer"], "oid": "officer-1", "name": "Olivia Officer"}
@@ -298,6 +300,32 @@ def test_admins_run_the_report_now_and_others_may_not(world: World, provider: Op
     assert run["counts"]["expected"] == 8 and run["reevaluatedCalls"] == 3
     entry = ledger(world).entry(run["ledgerSeq"])
     assert entry is not None and entry.actor == "admin-1"
+
+
+def test_me_names_the_token_and_its_roles_and_reads_nothing(world: World, provider: OpenIdProvider) -> None:
+    before = ledger(world).size()
+    answer = me(request("v1/me", token=provider.mint(**AUDITOR)))
+    assert answer.status_code == 200
+    assert body(answer) == {
+        "subject": "auditor-1",
+        "name": "Adam Auditor",
+        "roles": ["Compliance.Auditor"],
+        "application": False,
+    }
+    assert me(request("v1/me")).status_code == 401
+    assert ledger(world).size() == before  # nothing appended: no read happened
+
+
+def test_live_is_for_officers_and_auditors_recorded_and_bad_paging_is_a_400(
+    world: World, provider: OpenIdProvider
+) -> None:
+    page = live(request("v1/live", token=provider.mint(**OFFICER), headers={"X-Access-Reason": "floor check"}))
+    assert page.status_code == 200 and body(page)["items"] == [] and body(page)["checkedAt"]
+    assert live(request("v1/live", token=provider.mint(**ADMIN))).status_code == 403
+    bad = live(request("v1/live", token=provider.mint(**OFFICER), params={"limit": "²"}))
+    assert bad.status_code == 400 and bad.mimetype == "application/problem+json"
+    (entry,) = [e for e in accessed(world, "recordings:live") if e.actor == "officer-1"]
+    assert (entry.details["action"], entry.details["reason"]) == ("live.read", "floor check")
 
 
 def test_the_openapi_document_is_valid_and_names_every_v1_read_route(world: World) -> None:

@@ -527,8 +527,19 @@ def test_the_live_page_shows_a_call_being_recorded_flags_a_silent_recorder_and_d
     )
     wait_for(lambda: page.locator(f"#live tr[data-recording='{recording_id}']").count() == 0, timeout=20)
     ledger = container_for(world.settings).ledger
+    # Reading it is recorded: the ledger's entry for this reader and hour, an audit record per poll with its calls.
     reads = [e for e in ledger.entries_for_subject("recordings:live", limit=500) if e.actor == OSCAR.oid]
-    assert reads and any(recording_id in json.dumps(e.details) for e in reads)  # reading it is audited
+    assert reads and all(e.details["action"] == "live.read" for e in reads)
+    audit = clients.cosmos_database(world.settings).get_container_client("audit")
+    polls = list(
+        audit.query_items(
+            "SELECT * FROM c WHERE c.actor = @actor AND c.action = 'live.read'",
+            parameters=[{"name": "@actor", "value": OSCAR.oid}],
+            enable_cross_partition_query=True,
+        )
+    )
+    showing = [p for p in polls if recording_id in p["detail"]["results"]]
+    assert len(showing) >= 2 and len(polls) > len(reads)
 
 
 # --- silent renewal -----------------------------------------------------------------------------------------

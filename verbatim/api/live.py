@@ -5,7 +5,8 @@ intervals — within seconds (5 s heartbeats), before the lifecycle salvages aft
 The list comes from the recordings' status (an indexed Cosmos query over every partition), not from a scan of
 the progress table: that table keeps an entity per recording ever made and has no index on `state`. A call
 shows from its `recording.started` event on and leaves when `recording.stopped` (or salvage) changes the status.
-Reading it is recorded like any read (Officer, Auditor).
+Reading it is recorded like any read (Officer, Auditor): an audit record per request, and one `accessed` ledger
+entry per reader and UTC hour (the portal polls).
 """
 
 from __future__ import annotations
@@ -78,18 +79,21 @@ class LiveCalls:
     def page(self, params: Mapping[str, str], principal: Principal, reason: str | None) -> LivePage:
         principal.require(COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
         raw = params.get("limit") or "50"
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:  # "²".isdigit() is True
             raise InvalidInput(f"`limit` must be an integer from 1 to {MAX_PAGE}")
         records, continuation = self.recordings.capturing(int(raw), params.get("continuation") or None)
         now = self.clock()
         items = [self._call(record, self.progress.read(record.id), now) for record in records]
         items.sort(key=lambda call: call.started_at or "", reverse=True)
+        # The portal polls every two seconds: one ledger entry per reader and hour (as media parts share one), an
+        # audit record per poll naming the calls it showed.
         self.access.record(
             principal,
             "live.read",
             "recordings:live",
             reason,
             {"results": [call.recording_id for call in items], "continued": bool(params.get("continuation"))},
+            per_hour=True,
         )
         return LivePage(checked_at=canonical(now), items=items, continuation=continuation)
 
