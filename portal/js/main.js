@@ -138,6 +138,11 @@ document.addEventListener("DOMContentLoaded", async () => {
     }
   });
   $("#sign-out").addEventListener("click", () => signOut());
+  // The skip link moves focus to the content without touching the hash, which is the route.
+  $("a.skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    $("#main").focus();
+  });
   window.addEventListener("hashchange", route);
   try {
     await initAuth(authChanged);

@@ -619,3 +619,41 @@ def test_an_admin_reviews_the_plan_downloads_its_powershell_and_re_runs_the_cove
     assert not page.inner_text("#error")
     axe(page, "coverage after a re-run")
     shot(page, "admin-coverage")
+
+
+# --- keyboard ---------------------------------------------------------------------------------------------------
+
+
+def test_the_portal_is_usable_from_the_keyboard(stack: tuple[World, RunningHost], browser: Any) -> None:
+    """The skip link moves focus to the content; the navigation is reached with Tab and followed with Enter; the
+    focused control shows a visible outline; a filter form submits with Enter."""
+    _, host = stack
+    page = first_page(browser)
+    sign_in(page, host, AUDE)
+    page.goto(f"{host.base_url}/api/portal/#/search")
+    page.wait_for_selector("#search-form")
+
+    page.focus("a.skip")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.url.endswith("#/search")  # the route stays
+
+    page.focus("a.brand")
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Audit trail":
+            break
+    else:
+        pytest.fail("Tab never reached the Audit trail link")
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#audit-form")
+    assert page.url.endswith("#/audit")
+
+    wait_for(lambda: "audit.read" in page.inner_text("#audit tbody"), timeout=20)  # the day's records, unfiltered
+    page.focus("#audit-form input[name=action]")
+    page.keyboard.type("media.access")
+    page.keyboard.press("Enter")
+    wait_for(lambda: "audit.read" not in page.inner_text("#audit tbody"), timeout=20)  # the filter applied
+    rows = page.inner_text("#audit tbody")
+    assert "media.access" in rows or "No audit records" in rows, rows

@@ -53,6 +53,7 @@ export async function render(view, id, ctx) {
       el("label", {}, "Matter", el("input", { name: "matterId", required: true, maxLength: 128 })),
       el("label", {}, "Description", el("input", { name: "description", required: true, maxLength: 2000 })),
       el("label", {}, "Custodians (object ids, UPNs or phone numbers; comma-separated)", el("input", { name: "custodians" })),
+      el("label", {}, "Only calls with (participants; comma-separated, optional)", el("input", { name: "participants" })),
       el("label", {}, "Recordings from", el("input", { name: "from", type: "date" })),
       el("label", {}, "Recordings until", el("input", { name: "until", type: "date" })),
       el("div", { class: "actions" }, el("button", { type: "submit" }, "Place hold")),
@@ -66,6 +67,8 @@ export async function render(view, id, ctx) {
         description: data.get("description").trim(),
         custodians: data.get("custodians").split(",").map((c) => c.trim()).filter(Boolean),
       };
+      const participants = data.get("participants").split(",").map((c) => c.trim()).filter(Boolean);
+      if (participants.length) body.query = { participants };
       if (data.get("from")) body.from = `${data.get("from")}T00:00:00Z`;
       if (data.get("until")) body.until = `${data.get("until")}T23:59:59Z`;
       try {

@@ -24,12 +24,24 @@ export async function render(view) {
   const changes = table("plan-changes", "Changes of the plan", ["Action", "Kind", "Subject", "Changed", "Before", "After"]);
   const changePages = new Pages(25);
   const pager = el("div");
+  const findingPages = new Pages(25);
+  const findingPager = el("div");
   view.append(heading("Policy"), el("section", { class: "card", "aria-labelledby": "published-h" }, el("h2", { id: "published-h" }, "Published desired state"), facts, text),
-    form, el("h2", {}, "Findings"), findings, el("h2", {}, "Changes"), changes, pager);
+    form, el("h2", {}, "Findings"), findings, findingPager, el("h2", {}, "Changes"), changes, pager);
   let published = null;
   let lastBody = null;
   emptyRow(findings.querySelector("tbody"), 4, "Not planned yet: press Plan.");
   emptyRow(changes.querySelector("tbody"), 6, "Not planned yet: press Plan.");
+
+  function drawFindings() {
+    const list = findings.querySelector("tbody");
+    list.replaceChildren();
+    for (const f of findingPages.current) {
+      list.append(el("tr", {}, el("td", {}, f.severity), el("td", {}, f.kind), el("td", {}, f.subject || "—"), el("td", {}, f.message)));
+    }
+    if (!findingPages.items.length) emptyRow(list, 4, "No findings.");
+    findingPager.replaceChildren(findingPages.controls(drawFindings, "Finding pages"));
+  }
 
   function drawChanges() {
     const body = changes.querySelector("tbody");
@@ -65,12 +77,8 @@ export async function render(view) {
     try {
       lastBody = await requestBody();
       const plan = await apiJson("/policy/plan", { method: "POST", body: lastBody });
-      const list = findings.querySelector("tbody");
-      list.replaceChildren();
-      for (const f of plan.findings) {
-        list.append(el("tr", {}, el("td", {}, f.severity), el("td", {}, f.kind), el("td", {}, f.subject || "—"), el("td", {}, f.message)));
-      }
-      if (!plan.findings.length) emptyRow(list, 4, "No findings.");
+      findingPages.set(plan.findings);
+      drawFindings();
       changePages.set(plan.changes);
       drawChanges();
       form.querySelector("#plan-status").textContent = `Compared with ${plan.target}: ${plan.changes.length} change${plan.changes.length === 1 ? "" : "s"}, ${plan.findings.length} finding${plan.findings.length === 1 ? "" : "s"}.`;
