@@ -12,6 +12,7 @@ const ADMIN = "Recorder.Admin";
 // Which roles may open each page (the API enforces the same; this only keeps the UI honest).
 export const PAGES = [
   { name: "search", title: "Recordings", roles: [OFFICER, AUDITOR] },
+  { name: "chats", title: "Chats", roles: [OFFICER, AUDITOR] },
   { name: "live", title: "Live", roles: [OFFICER, AUDITOR] },
   { name: "holds", title: "Legal holds", roles: [OFFICER, AUDITOR] },
   { name: "verdicts", title: "Completeness", roles: [OFFICER, AUDITOR] },

@@ -31,12 +31,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from devstack.emulators import REPO_ROOT
-from devstack.testkit.records import TRADER, UPNS
+from devstack.testkit.records import T0, TENANT, TRADER, UPNS, call, party, phone
 from tests.api.conftest import world_environment
 from tests.api.world import PSTN, World, build_world
 from tests.callrecords.conftest import Simulator, _start_simulator
+from tests.chat.world import message
 from tests.conftest import Azurite, Cosmos
 from tests.funchost.conftest import HostLauncher, RunningHost, wait_for
+from verbatim.chat.directory import InMemoryChatDirectory
+from verbatim.chat.ingest import ChatIngestor
+from verbatim.contracts.chat import ChatMessageCaptured
 from verbatim.contracts.recorder import (
     CallParticipant,
     CaptureProgress,
@@ -52,6 +56,7 @@ from verbatim.platform.settings import reload_settings
 from verbatim.policy.service import publish_desired_state
 from verbatim.policy.stores import CosmosCoverageStateStore, CosmosDesiredStateStore
 from verbatim.wiring import container_for
+from verbatim.wiring.chat import SnapshotPolicyUsers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -85,12 +90,22 @@ ADAM = Person("Adam Admin", "0b1c2d3e-4f5a-4b6c-9d7e-8f9a0b1c2d04", ("Recorder.A
 
 # What each role may open (the nav shows exactly these; the API refuses the rest).
 PAGES_OF = {
-    "Compliance.Officer": ["Recordings", "Live", "Legal holds", "Completeness", "Coverage"],
-    "Compliance.Auditor": ["Recordings", "Live", "Legal holds", "Completeness", "Coverage", "Reports", "Audit trail"],
+    "Compliance.Officer": ["Recordings", "Chats", "Live", "Legal holds", "Completeness", "Coverage"],
+    "Compliance.Auditor": [
+        "Recordings",
+        "Chats",
+        "Live",
+        "Legal holds",
+        "Completeness",
+        "Coverage",
+        "Reports",
+        "Audit trail",
+    ],
     "Recorder.Admin": ["Coverage", "Policy"],
 }
 ROUTES = {
     "Recordings": "search",
+    "Chats": "chats",
     "Live": "live",
     "Legal holds": "holds",
     "Completeness": "verdicts",
@@ -355,6 +370,130 @@ def test_an_officer_signs_in_searches_opens_and_plays_a_recording_and_the_access
         )
     )
     assert len(records) == len(media_requests)
+
+
+# The meeting chat of the sealed recording, as Graph's documented meeting chat names it: the thread id in the
+# meeting's join URL (chat-get-meeting.json, onlineMeetingInfo.joinWebUrl) is the chat's id.
+MEETING_THREAD = "19:meeting_NmU0NTkxYzMtM2Y2My00NzRlLWFmN2YtNTFiMGM5OWM3ZjY2@thread.v2"
+JOIN_WEB_URL = (
+    "https://teams.microsoft.com/l/meetup-join/19%3ameeting_NmU0NTkxYzMtM2Y2My00NzRlLWFmN2YtNTFiMGM5OWM3ZjY2%40"
+    "thread.v2/0?context=%7b%22Tid%22%3a%222432b57b-0abd-43db-aa7b-16eadd115d34%22%2c%22Oid%22%3a%2214b779ae-cb64-"
+    "47e7-a512-52fd50a4154d%22%7d"
+)
+
+
+def _capture_meeting_chat(world: World) -> None:
+    """The sealed recording's call becomes a meeting (its call record carries the join URL) and its chat is
+    captured through the ingestor: a post, a post edited once, a post deleted — all while the recording ran."""
+    assert world.sealed is not None
+    services = container_for(world.settings)
+    record = call(world.sealed.call_id, [party(TRADER), phone(PSTN)], seconds=world.sealed.seconds, version=2)
+    services.callrecords.store.save_if_newer(
+        record.model_copy(update={"join_web_url": JOIN_WEB_URL}), {"id": world.sealed.call_id}
+    )
+    directory = InMemoryChatDirectory()
+    directory.add(
+        MEETING_THREAD, [TRADER, "u-colleague"], chat_type="meeting", topic="Rates desk", join_web_url=JOIN_WEB_URL
+    )
+    ingestor = ChatIngestor(
+        repository=services.chat.repository,
+        directory=directory,
+        policy=SnapshotPolicyUsers(services.policy_snapshots),
+        blobs=services.chat.blobs,
+        tenant_ids=[TENANT],
+        clock=lambda: datetime.now(UTC),
+    )
+    at = [T0 + timedelta(seconds=s) for s in range(6)]
+    for body in (
+        message("Agenda: rates.", at[1], chat=MEETING_THREAD, sender=TRADER),
+        message("Sterling flat into the auction.", at[2], chat=MEETING_THREAD, sender=TRADER),
+        message("Sorry, wrong chat.", at[3], chat=MEETING_THREAD, sender=TRADER),
+        message(
+            "Sterling flat into the auction at 10:00.",
+            at[4],
+            chat=MEETING_THREAD,
+            sender=TRADER,
+            created=at[2],
+            edited=at[4],
+        ),
+        message("", at[5], chat=MEETING_THREAD, sender=TRADER, created=at[3], deleted=at[5]),
+    ):
+        captured = ChatMessageCaptured(
+            tenant_id=TENANT, source="notification", received_at=datetime.now(UTC).isoformat(), raw=json.dumps(body)
+        )
+        assert ingestor.ingest(captured).action == "stored"
+
+
+def test_an_officer_sees_a_meetings_chat_beside_its_recording_with_every_version_and_finds_chats(
+    stack: tuple[World, RunningHost], browser: Any
+) -> None:
+    world, host = stack
+    page = first_page(browser)
+    assert world.sealed is not None
+    _capture_meeting_chat(world)
+    sign_in(page, host, OSCAR)
+
+    # Beside the recording: every message on the recording's timeline, edits struck through, the deletion marked.
+    page.goto(f"{host.base_url}/api/portal/#/recording/{world.sealed.recording_id}")
+    page.wait_for_selector("#rec-chat li.message")
+    assert "Rates desk — 3 messages" in page.inner_text("#rec-chat-status")
+    messages = page.locator("#rec-chat li.message")
+    assert [messages.nth(i).locator("button.offset").inner_text() for i in range(3)] == ["+0:01", "+0:02", "+0:03"]
+    edited = messages.nth(1).locator("li.version")
+    assert [edited.nth(i).get_attribute("class") for i in range(2)] == ["version posted", "version edited"]
+    assert edited.nth(0).inner_text().find("Sterling flat into the auction.") >= 0
+    struck = edited.nth(0).locator(".text").evaluate("e => getComputedStyle(e).textDecorationLine")
+    assert struck == "line-through"
+    assert "at 10:00." in edited.nth(1).inner_text()
+    assert edited.nth(1).locator(".text").evaluate("e => getComputedStyle(e).textDecorationLine") == "none"
+    deleted = messages.nth(2)
+    assert deleted.get_attribute("class") == "message deleted"
+    assert "Sorry, wrong chat." in deleted.locator("li.version").nth(0).inner_text()
+    assert deleted.locator("li.version").nth(1).locator(".text").inner_text() == "deleted"
+
+    # Its offset seeks the player on the same timeline.
+    page.fill("#reason", "Case 2025-115: the meeting and its chat")
+    page.get_by_role("button", name="Load and play").click()
+    wait_for(lambda: page.evaluate("document.querySelector('#player').readyState") >= 2, timeout=20)
+    page.evaluate("(() => { const p = document.querySelector('#player'); p.pause(); p.currentTime = 0; })()")
+    messages.nth(2).locator("button.offset").click()
+    assert page.evaluate("document.querySelector('#player').currentTime") == 3
+    axe(page, "recording with its meeting chat")
+    shot(page, "recording-chat")
+
+    # The Chats page: by participant and time, then by a word (the edited-away text is found too), then the chat.
+    page.goto(f"{host.base_url}/api/portal/#/chats")
+    form = page.locator("#chat-form")
+    form.locator("input[name=participant]").fill("u-trader")
+    form.locator("input[name=from]").fill("2025-03-03T00:00")
+    form.locator("input[name=to]").fill("2025-03-04T00:00")
+    page.get_by_role("button", name="List chats").click()
+    row = page.locator("#chats tbody tr").filter(has_text="Rates desk")
+    wait_for(lambda: row.count() == 1, timeout=20)  # the table held a hint until the answer came
+    assert "meeting" in row.inner_text()
+    search = page.locator("#chat-search-form")
+    search.locator("input[name=q]").fill("sterling")
+    search.locator("input[name=from]").fill("2025-03-03T00:00")
+    search.locator("input[name=to]").fill("2025-03-04T00:00")
+    page.get_by_role("button", name="Search messages").click()
+    page.wait_for_selector("#chat-hits tbody tr")
+    axe(page, "chat search")
+    hits = page.locator("#chat-hits tbody tr")
+    assert hits.count() == 2 and "2 messages (terms)" in page.inner_text("#chat-status")
+    hits.first.locator("a").click()
+    page.wait_for_selector("#chat-messages li.message")
+    assert page.inner_text("#chat-title") == "Rates desk"
+    assert page.locator("#chat-messages li.message").count() == 3
+    axe(page, "a chat")
+    shot(page, "chat")
+
+    # Every read is in the ledger under the chat, by the officer.
+    ledger = container_for(world.settings).ledger
+    reads = [e for e in ledger.entries_for_subject(f"chat:{MEETING_THREAD}", limit=200) if e.kind == "accessed"]
+    assert {(e.actor, e.details["action"], e.details.get("via")) for e in reads} >= {
+        (OSCAR.oid, "chat.read", "meeting"),
+        (OSCAR.oid, "chat.read", None),
+    }
 
 
 def test_an_auditor_reads_a_report_and_the_audit_trail_links_to_the_recording(

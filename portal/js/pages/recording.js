@@ -1,6 +1,7 @@
 // One recording: the call, its timeline (joins and leaves, separate speaker tracks, gaps and their reasons), the
 // player (a reason is asked and recorded), the verdict, and the integrity panel (sealed entry, checkpoint, proof).
 import { api, apiJson, API, enc } from "../api.js";
+import { messageItem } from "../chat.js";
 import { badge, duration, el, heading, meta, person, showError, when } from "../ui.js";
 
 const CHUNK_LIMIT = 400; // most Range requests one replay makes (at 1 MiB each: hours of Opus audio)
@@ -25,6 +26,8 @@ export async function render(view, id) {
         el("details", {}, el("summary", {}, "Manifest"), el("pre", { id: "rec-manifest", tabIndex: 0 }))),
     ),
     el("section", { class: "card", "aria-labelledby": "timeline-h" }, el("h2", { id: "timeline-h" }, "Timeline"), el("ol", { id: "rec-timeline", class: "timeline" })),
+    el("section", { id: "rec-chat-card", class: "card", "aria-labelledby": "chat-h" }, el("h2", { id: "chat-h" }, "Meeting chat"),
+      el("p", { id: "rec-chat-status", class: "muted", role: "status" }), el("ol", { id: "rec-chat", class: "chat timeline" })),
   );
   let objectUrl = null;
   let detail = null;
@@ -119,9 +122,29 @@ export async function render(view, id) {
   ]);
   view.querySelector("#rec-manifest").textContent = detail.manifest ? JSON.stringify(detail.manifest, null, 2) : "not sealed";
   timeline(view.querySelector("#rec-timeline"), detail.manifest);
+  meetingChat(view, id, player);
   evidenceChoice.hidden = !detail.media.evidence;
   playButton.disabled = !detail.media.access && !detail.media.evidence;
   return () => resetPlayer();
+}
+
+// The meeting's chat beside its recording (a meeting's call record names the chat): each message at its offset on
+// the recording's timeline, which seeks the player.
+async function meetingChat(view, id, player) {
+  const list = view.querySelector("#rec-chat");
+  const state = view.querySelector("#rec-chat-status");
+  try {
+    const found = await apiJson(`/recordings/${enc(id)}/chat`);
+    if (!found.chat) {
+      state.textContent = found.joinWebUrl ? "No captured chat for this meeting." : "Not a meeting, or no call record yet.";
+      return;
+    }
+    const offsets = Object.fromEntries(found.timeline.map((t) => [t.messageId, t.offsetSeconds]));
+    state.textContent = `${found.chat.chat.topic || "Meeting chat"} — ${found.chat.messages.length} messages`;
+    for (const message of found.chat.messages) list.append(messageItem(message, offsets[message.messageId], player));
+  } catch (error) {
+    state.textContent = error.message;
+  }
 }
 
 // A C2SP checkpoint note: origin, tree size and root hash lines, a blank line, then "— <key name> <signature>".
