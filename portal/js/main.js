@@ -18,6 +18,7 @@ export const PAGES = [
   { name: "verdicts", title: "Completeness", roles: [OFFICER, AUDITOR] },
   { name: "coverage", title: "Coverage", roles: [OFFICER, AUDITOR, ADMIN] },
   { name: "reports", title: "Reports", roles: [AUDITOR] },
+  { name: "exports", title: "Exports", roles: [OFFICER, AUDITOR] },
   { name: "audit", title: "Audit trail", roles: [AUDITOR] },
   { name: "policy", title: "Policy", roles: [ADMIN] },
   { name: "recording", title: "Recording", roles: [OFFICER, AUDITOR], hidden: true },

@@ -12,6 +12,7 @@ it ends; silent renewal of the access token with the refresh token.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
@@ -50,6 +51,7 @@ from verbatim.contracts.recorder import (
     RecordingStopped,
 )
 from verbatim.evidence.progress import write_progress
+from verbatim.exports import standalone_export_verifier
 from verbatim.lifecycle.records import record_event
 from verbatim.platform import clients
 from verbatim.platform.settings import reload_settings
@@ -90,7 +92,7 @@ ADAM = Person("Adam Admin", "0b1c2d3e-4f5a-4b6c-9d7e-8f9a0b1c2d04", ("Recorder.A
 
 # What each role may open (the nav shows exactly these; the API refuses the rest).
 PAGES_OF = {
-    "Compliance.Officer": ["Recordings", "Chats", "Live", "Legal holds", "Completeness", "Coverage"],
+    "Compliance.Officer": ["Recordings", "Chats", "Live", "Legal holds", "Completeness", "Coverage", "Exports"],
     "Compliance.Auditor": [
         "Recordings",
         "Chats",
@@ -99,6 +101,7 @@ PAGES_OF = {
         "Completeness",
         "Coverage",
         "Reports",
+        "Exports",
         "Audit trail",
     ],
     "Recorder.Admin": ["Coverage", "Policy"],
@@ -111,6 +114,7 @@ ROUTES = {
     "Completeness": "verdicts",
     "Coverage": "coverage",
     "Reports": "reports",
+    "Exports": "exports",
     "Audit trail": "audit",
     "Policy": "policy",
 }
@@ -494,6 +498,44 @@ def test_an_officer_sees_a_meetings_chat_beside_its_recording_with_every_version
         (OSCAR.oid, "chat.read", "meeting"),
         (OSCAR.oid, "chat.read", None),
     }
+
+
+def test_an_officer_exports_the_searched_recordings_downloads_the_package_and_it_verifies(
+    stack: tuple[World, RunningHost], browser: Any, tmp_path: Path
+) -> None:
+    world, host = stack
+    page = first_page(browser)
+    assert world.sealed is not None
+    sign_in(page, host, OSCAR)
+    page.fill("input[name=participant]", PSTN)
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_selector("#results tbody tr.result")
+
+    page.get_by_role("link", name="Exports").click()
+    page.wait_for_selector("#export-form")
+    assert f"participant={PSTN}" in page.inner_text("#export-search-summary")
+    page.fill("#export-reason", "FCA request 2026/117")
+    page.fill("#export-title", "Calls with the PSTN caller")
+    page.get_by_role("button", name="Export", exact=True).click()
+    completed = page.locator("#exports tbody tr.export", has=page.locator(".badge.completed"))
+    completed.first.wait_for(timeout=180_000)
+    row = completed.first.inner_text()
+    assert "Calls with the PSTN caller" in row and "completed" in row
+    axe(page, "exports")
+    shot(page, "exports")
+
+    with page.expect_download(timeout=60_000) as started:
+        completed.first.get_by_role("button", name="Download").click()
+    package = tmp_path / "export.zip"
+    started.value.save_as(package)
+    quiet = argparse.Namespace(key=None, key_file=None, fingerprint=None, quiet=True, json=False)
+    report = standalone_export_verifier.verify(package, quiet)
+    assert report.verified, [f.message for f in report.findings]
+    assert report.facts["recordings"] == 1  # the one recording with the PSTN caller
+
+    export_id = report.facts["exportId"]
+    kinds = [e.kind for e in container_for(world.settings).ledger.entries_for_subject(f"export:{export_id}", limit=20)]
+    assert kinds[0] == "export.created" and "export.completed" in kinds and "export.downloaded" in kinds
 
 
 def test_an_auditor_reads_a_report_and_the_audit_trail_links_to_the_recording(

@@ -6,6 +6,12 @@ function select(name, label, options) {
   return el("label", {}, label, el("select", { name }, el("option", { value: "" }, "any"), options.map((o) => el("option", {}, o))));
 }
 
+// The last search's query string (the Exports page exports "the recordings of the last search").
+let lastSearch = "";
+export function lastSearchQuery() {
+  return lastSearch;
+}
+
 export function render(view) {
   const form = el(
     "form",
@@ -36,6 +42,7 @@ export function render(view) {
       params.set("limit", "25");
     }
     lastQuery = params.toString();
+    lastSearch = lastQuery;
     if (again && continuation) params.set("continuation", continuation);
     form.querySelector("#search-button").disabled = true;
     view.querySelector("#search-status").textContent = "Searching…";
