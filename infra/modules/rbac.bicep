@@ -3,7 +3,8 @@
 // keyless data plane), "Stores" and "Evidence and trust" (only the Function App seals: it alone may
 // set immutability policies and legal holds on evidence). Role definition ids are named in `roles`;
 // tests/infra checks each id against the same names. The recorder's self-service role (its own
-// per-instance NAT ports, its own scale-in protection) is a custom role with exactly those actions.
+// per-instance NAT ports, its own scale-in protection) and the Function App's evidence role (sealing without
+// Owner's super-user blob operations) are custom roles with exactly those actions.
 
 param functionPrincipalId string
 param recorderPrincipalId string
@@ -27,8 +28,8 @@ param appInsightsName string
 param loadBalancerName string
 
 var roles = {
-  // Storage Blob Data Owner: includes .../blobs/immutableStorage/runAsSuperUser/action, the data
-  // action behind Set Blob Immutability Policy. Host storage needs it too (Functions docs).
+  // Storage Blob Data Owner: the Functions host's own storage account needs it (Functions docs); never on
+  // the evidence, where the Function App holds the narrower custom role `evidenceKeeper` below.
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   // Storage Blob Data Contributor: read, write, delete blobs; Set Blob Legal Hold (containers/write).
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
@@ -97,6 +98,18 @@ resource recordingsStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existi
     resource callRecords 'containers' existing = {
       name: 'callrecords'
     }
+
+    resource ledger 'containers' existing = {
+      name: 'ledger'
+    }
+
+    resource ledgerAnchors 'containers' existing = {
+      name: 'ledger-anchors'
+    }
+
+    resource exports 'containers' existing = {
+      name: 'exports'
+    }
   }
 }
 
@@ -160,13 +173,13 @@ resource fnRuntimeTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Sealing sets per-version immutability policies and legal holds on evidence: Data Owner, but
-// only on the `recordings` container.
+// Sealing sets per-version immutability policies and legal holds on evidence, only on the `recordings`
+// container, with a custom role: Storage Blob Data Owner minus what sealing never needs (issue 13, finding 3).
 resource fnRecordings 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(recordingsStorage::blobService::recordings.id, functionPrincipalId, roles.storageBlobDataOwner)
+  name: guid(recordingsStorage::blobService::recordings.id, functionPrincipalId, evidenceKeeper.name)
   scope: recordingsStorage::blobService::recordings
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    roleDefinitionId: evidenceKeeperRoleId
     principalId: functionPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -196,6 +209,41 @@ resource fnReports 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 resource fnCallRecords 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(recordingsStorage::blobService::callRecords.id, functionPrincipalId, roles.storageBlobDataContributor)
   scope: recordingsStorage::blobService::callRecords
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The ledger v2 log writes its tiles, entry bundles and checkpoints once (never overwriting) into `ledger`, and
+// each signed checkpoint again into `ledger-anchors`. Neither container's contents can be changed or deleted by
+// a data role: version-level WORM on `ledger`, a time-based policy on `ledger-anchors` (locked by the operator,
+// docs/deploy.md), and changing a policy is a management-plane action no data role has. Read and write blobs.
+resource fnLedger 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsStorage::blobService::ledger.id, functionPrincipalId, roles.storageBlobDataContributor)
+  scope: recordingsStorage::blobService::ledger
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnLedgerAnchors 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsStorage::blobService::ledgerAnchors.id, functionPrincipalId, roles.storageBlobDataContributor)
+  scope: recordingsStorage::blobService::ledgerAnchors
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Export packages (docs/exports.md): the app writes copies of sealed evidence and deletes them when they expire.
+resource fnExports 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsStorage::blobService::exports.id, functionPrincipalId, roles.storageBlobDataContributor)
+  scope: recordingsStorage::blobService::exports
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: functionPrincipalId
@@ -345,6 +393,48 @@ resource recorderSelfService 'Microsoft.Authorization/roleDefinitions@2022-04-01
     ]
   }
 }
+
+// The Function App's role on the `recordings` container. Storage Blob Data Owner has every blob data action
+// (blobs/*), including the super-user ones: blobs/runAsSuperUser/action (privileged operations such as
+// undelete, and bypassing ACLs), blobs/permanentDelete/action, move, manageOwnership and modifyPermissions,
+// and container delete. Sealing needs none of them. It does need immutableStorage/runAsSuperUser/action:
+// Microsoft lists it as the permission of Set Blob Immutability Policy and Delete Immutability Policy
+// (https://learn.microsoft.com/rest/api/storageservices/authorize-with-azure-active-directory#permissions-for-calling-data-operations),
+// so a per-version policy cannot be set without it, and whoever may set one may delete an unlocked one. That
+// is why the container's default policy must be locked (docs/deploy.md, "Locking the evidence"): a version
+// whose own policy is deleted still keeps the locked default's DEFAULT_RETENTION_DAYS. Set Blob Legal Hold
+// is containers/write (same table).
+resource evidenceKeeper 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, 'verbatim-evidence-keeper')
+  properties: {
+    roleName: 'Verbatim evidence keeper ${resourceGroup().name} ${uniqueString(resourceGroup().id)}'
+    description: 'Lets the Verbatim Function App seal recordings: read, write, tag and (after retention) delete blobs and versions, set immutability policies and legal holds. No super-user blob operations.'
+    type: 'CustomRole'
+    assignableScopes: [resourceGroupId]
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Storage/storageAccounts/blobServices/containers/read'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/write'
+        ]
+        notActions: []
+        dataActions: [
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/deleteBlobVersion/action'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/read'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/immutableStorage/runAsSuperUser/action'
+        ]
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+var evidenceKeeperRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', evidenceKeeper.name)
 
 // Role definitions live at the subscription level; assignments name them by that id.
 var recorderSelfServiceRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', recorderSelfService.name)

@@ -478,9 +478,50 @@ def test_role_check_catches_contributor_and_unnamed_roles(templates: dict[str, B
     assert any("not named" in v for v in role_violations(unnamed))
 
 
-def test_function_app_alone_may_set_immutability_on_evidence(templates: dict[str, Bicep]) -> None:
-    # Storage Blob Data Owner carries .../immutableStorage/runAsSuperUser/action: only the Function
-    # App gets it on `recordings`; the recorder writes evidence as a Data Contributor.
+SUPER_USER_DATA_ACTIONS = (
+    "blobs/runAsSuperUser/action",
+    "blobs/permanentDelete/action",
+    "blobs/move/action",
+    "blobs/manageOwnership/action",
+    "blobs/modifyPermissions/action",
+    "blobs/*",
+)
+
+
+def evidence_role_violations(rbac: str) -> list[str]:
+    """What makes the Function App's role on `recordings` more than sealing needs (issue 13, finding 3)."""
+    found = []
+    start = rbac.index("resource evidenceKeeper ")
+    role = rbac[start : rbac.index("\n}\n", start)]
+    found += [f"the evidence role grants {action}" for action in SUPER_USER_DATA_ACTIONS if action in role]
+    if "containers/delete" in role:
+        found.append("the evidence role may delete the container")
+    assignment = rbac[rbac.index("resource fnRecordings ") :]
+    assignment = assignment[: assignment.index("\n}\n")]
+    if "evidenceKeeperRoleId" not in assignment:
+        found.append("the Function App's role on recordings is not the evidence role")
+    for name in re.findall(
+        r"resource (\w+) [^\n]+\n(?:.*\n){0,3}?.*recordings\b.*\n(?:.*\n){0,2}?.*storageBlobDataOwner", rbac
+    ):
+        found.append(f"{name} assigns Storage Blob Data Owner on recordings")
+    return found
+
+
+def test_the_function_apps_evidence_role_has_no_super_user_blob_action(templates: dict[str, Bicep]) -> None:
     rbac = templates["modules/rbac.bicep"].source.decode()
-    owner_assignments = re.findall(r"resource (\w+) [^\n]+\n(?:.*\n){0,3}?.*roles\.storageBlobDataOwner", rbac)
-    assert owner_assignments and all(name.startswith("fn") for name in owner_assignments)
+    assert evidence_role_violations(rbac) == []
+    # Set Blob Immutability Policy needs immutableStorage/runAsSuperUser (Microsoft's permissions table): kept, and
+    # only the Function App's role has it; the recorder writes evidence as a Data Contributor.
+    assert rbac.count("immutableStorage/runAsSuperUser/action'") == 1
+
+
+def test_the_evidence_role_check_catches_super_user_actions_and_owner(templates: dict[str, Bicep]) -> None:
+    rbac = templates["modules/rbac.bicep"].source.decode()
+    superuser = rbac.replace(
+        "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'\n",
+        "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/runAsSuperUser/action'\n",
+        1,
+    )
+    assert any("runAsSuperUser" in v for v in evidence_role_violations(superuser))
+    owner = rbac.replace("    roleDefinitionId: evidenceKeeperRoleId\n", "    roleDefinitionId: ownerRoleId\n", 1)
+    assert any("not the evidence role" in v for v in evidence_role_violations(owner))

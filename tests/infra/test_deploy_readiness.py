@@ -643,11 +643,16 @@ def test_preprovision_recovers_this_environments_soft_deleted_vaults() -> None:
 
 
 def role_name_violations(rbac: Bicep) -> list[str]:
-    role = _one(rbac, "Microsoft.Authorization/roleDefinitions")
-    name = role.get("properties.roleName")
-    if name is None or not re.search(r"uniqueString\((resourceGroup|subscription)\(\)\.id", text(name)):
-        return ["custom role names are unique per tenant; the name must carry the resource group's full id hash"]
-    return []
+    roles = rbac.resources_of("Microsoft.Authorization/roleDefinitions")
+    assert roles, "expected the custom role definitions"
+    found = []
+    for role in roles:
+        name = role.get("properties.roleName")
+        if name is None or not re.search(r"uniqueString\((resourceGroup|subscription)\(\)\.id", text(name)):
+            found.append(
+                f"{role.symbol}: custom role names are unique per tenant; the name must carry a hash of the id"
+            )
+    return found
 
 
 def test_the_custom_role_name_is_unique_per_tenant(templates: dict[str, Bicep]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.infra.bicep_policy import CONTAINER
 from tests.infra.bicep_tree import Bicep, Expr, Resource, text, value
 from verbatim.platform import layout
@@ -148,3 +150,32 @@ def test_a_container_on_the_wrong_account_is_detected(templates: dict[str, Bicep
         "['recorder-packages', 'lifecycle-scratch']", "['recorder-packages', 'lifecycle-scratch', 'callrecords']"
     )
     assert misplaced_containers(moved) == {"callrecords on modules/runtime-storage.bicep"}
+
+
+def containers_the_function_app_cannot_reach(rbac: str) -> set[str]:
+    """Blob containers of the recordings account on which the Function App's identity holds no role: the code
+    writes each of them (the layout), so in Azure every such write would be refused (403)."""
+    start = rbac.index("resource recordingsStorage ")
+    block = rbac[start : rbac.index("\n}\n", start)]
+    symbols = dict(re.findall(r"resource (\w+) 'containers' existing = \{\n\s+name: '([^']+)'", block))
+    reached = {
+        symbols[scope]
+        for scope, principal in re.findall(
+            r"scope: recordingsStorage::blobService::(\w+)\n(?:.*\n){1,3}?\s+principalId: (\w+)", rbac
+        )
+        if principal == "functionPrincipalId" and scope in symbols
+    }
+    return {name for name in layout.BLOB_CONTAINERS if layout.blob_account(name) == "recordings"} - reached
+
+
+def test_the_function_app_has_a_role_on_every_container_of_the_recordings_account(
+    templates: dict[str, Bicep],
+) -> None:
+    # The ledger v2 log (`ledger`, `ledger-anchors`) and `exports` shipped without one (issue 13, finding 3 review).
+    assert containers_the_function_app_cannot_reach(templates["modules/rbac.bicep"].source.decode()) == set()
+
+
+def test_a_container_the_function_app_cannot_write_is_detected(templates: dict[str, Bicep]) -> None:
+    rbac = templates["modules/rbac.bicep"].source.decode()
+    dropped = rbac.replace("scope: recordingsStorage::blobService::ledgerAnchors\n", "scope: vault\n", 1)
+    assert containers_the_function_app_cannot_reach(dropped) == {"ledger-anchors"}
