@@ -196,7 +196,7 @@ async def serve(settings: RecorderSettings) -> None:
             instance_name=settings.instance_id,
             http=runtime.http,
             drain=runtime.recorder.drain,
-            active_calls=lambda: runtime.recorder.active_calls,
+            settled=runtime.recorder.settled,
             poll_seconds=settings.scheduled_events_poll_seconds,
         )
         background.append(asyncio.create_task(watcher.run()))
@@ -205,7 +205,8 @@ async def serve(settings: RecorderSettings) -> None:
             vm_resource_id=settings.vm_resource_id,
             credential=credential_for(settings.azure_client_id),
             http=runtime.http,
-            active_calls=lambda: runtime.recorder.active_calls,
+            # protected while it holds a call, an undelivered event or a spilled block (Recorder.settled)
+            active_calls=lambda: runtime.recorder.active_calls or (0 if runtime.recorder.settled() else 1),
             arm_endpoint=settings.arm_endpoint,
             release_after=settings.scale_in_release_seconds,
         )

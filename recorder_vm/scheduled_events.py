@@ -2,8 +2,9 @@
 
 The endpoint (`http://169.254.169.254/metadata/scheduledevents?api-version=...`, header `Metadata: true`)
 lists upcoming maintenance. A `Terminate`, `Preempt`, `Reboot` or `Redeploy` event for this VM makes the
-recorder drain; once no call is left it approves the event (`StartRequests`) so the platform need not wait
-for the deadline. `Freeze` (a pause of seconds) is logged only.
+recorder drain; once it is settled (no call left, every event delivered, no block spilled to disk: nothing would
+be lost with the VM) it approves the event (`StartRequests`) so the platform need not wait for the deadline.
+`Freeze` (a pause of seconds) is logged only.
 """
 
 from __future__ import annotations
@@ -46,14 +47,14 @@ class ScheduledEventsWatcher:
         instance_name: str,
         http: httpx.AsyncClient,
         drain: Callable[[str], None],
-        active_calls: Callable[[], int],
+        settled: Callable[[], bool],
         poll_seconds: float = 10.0,
     ) -> None:
         self._url = url
         self._instance = instance_name
         self._http = http
         self._drain = drain
-        self._active_calls = active_calls
+        self._settled = settled
         self._poll_seconds = poll_seconds
         self.pending: dict[str, ScheduledEvent] = {}
         self.approved: set[str] = set()
@@ -87,7 +88,7 @@ class ScheduledEventsWatcher:
                 )
             self.pending[event.event_id] = event
             self._drain(f"scheduled event {event.event_type} {event.event_id}")
-        if self.pending and self._active_calls() == 0:
+        if self.pending and self._settled():
             await self._approve()
 
     def _affects_us(self, event: ScheduledEvent) -> bool:

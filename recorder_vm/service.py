@@ -95,6 +95,11 @@ class Recorder:
     def active_calls(self) -> int:
         return sum(1 for session in self.sessions.values() if session.active)
 
+    def settled(self) -> bool:
+        """Nothing would be lost with this instance: no call left, every event delivered (the outbox is empty)
+        and no block spilled to disk awaiting storage. What a termination notice or scale-in waits for."""
+        return self.active_calls == 0 and self.publisher.pending == 0 and self.spill.used_bytes == 0
+
     def health(self) -> HealthState:
         return HealthState(
             media=self.media.healthy,

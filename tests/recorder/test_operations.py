@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -16,7 +17,7 @@ from devstack.processes import free_port
 from devstack.testkit.audio import decode, speech, with_silence
 from devstack.testkit.teams_platform import CallScript, FakePlatform, wait_until
 from recorder_vm.http import is_loopback
-from tests.recorder.conftest import RecorderFactory, RecorderProcess
+from tests.recorder.conftest import PrivateAzurite, RecorderFactory, RecorderProcess
 from verbatim.contracts.recorder import RecordingStarted, RecordingStopped
 
 
@@ -142,6 +143,51 @@ def test_a_termination_notice_drains_and_is_approved_once_no_call_is_left(
     call.result(timeout=30)
     wait_until(lambda: approvals == [{"StartRequests": [{"EventId": "e2"}]}], timeout=15)
     assert len(_stopped(recorder)) == 1
+
+
+def test_a_termination_notice_is_approved_only_once_events_are_delivered_and_no_block_is_spilled(
+    platform: FakePlatform,
+    start_recorder: RecorderFactory,
+    scheduled_events: tuple[str, dict[str, object], list[dict[str, object]]],
+    private_azurite: PrivateAzurite,
+) -> None:
+    """No call left is not enough: the stopped event still in the outbox, or blocks spilled while storage is down,
+    would be lost with the VM (the test above was seen approving before its `stopped` event was delivered)."""
+    url, document, approvals = scheduled_events
+    recorder = start_recorder(
+        connection_string=private_azurite.ports.connection_string,
+        RECORDER_SCHEDULED_EVENTS_ENABLED="true",
+        RECORDER_SCHEDULED_EVENTS_URL=url,
+        RECORDER_SCHEDULED_EVENTS_POLL_SECONDS="0.2",
+        RECORDER_STOP_DRAIN_SECONDS="1",
+    )
+    source = with_silence(speech("Storage goes away just before this call ends."), 0.2)
+    call = platform.submit(platform.drive(recorder.url, CallScript(audio=source, realtime=True, speed=2.0)))
+    wait_until(lambda: len(_started(recorder)) == 1, timeout=15)
+    document["Events"] = [
+        {
+            "EventId": "e3",
+            "EventType": "Terminate",
+            "ResourceType": "VirtualMachine",
+            "Resources": [recorder.instance_id],
+            "EventStatus": "Scheduled",
+            "NotBefore": "Mon, 19 Sep 2016 18:29:47 GMT",
+        }
+    ]
+    wait_until(lambda: recorder.health().json()["checks"]["draining"] is True, timeout=10)
+    private_azurite.stop()
+    call.result(timeout=30)
+    wait_until(lambda: recorder.health().json()["active_calls"] == 0, timeout=30)
+    stats = httpx.get(f"{recorder.url}/admin/stats", timeout=5).json()
+    assert stats["events_pending"] > 0  # the call's last event is still in the outbox
+    for _ in range(10):  # ten polls' worth of chances to approve too early
+        assert approvals == []
+        time.sleep(0.2)
+    private_azurite.start()
+    wait_until(lambda: approvals == [{"StartRequests": [{"EventId": "e3"}]}], timeout=120)
+    # approved after the events left the outbox: the call's last event is in the queue, nothing spilled remains
+    assert any(event.type in ("recording.stopped", "recording.failed") for event in recorder.events())
+    assert not any((recorder.state_dir / "spill").rglob("*.blk"))
 
 
 def test_sigterm_mid_call_commits_what_was_captured_reports_not_recording_and_leaves(
