@@ -21,8 +21,25 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--state-dir", type=Path, default=None, help="where data, logs and keys live (.devstack)")
     up.add_argument("--no-simulator", action="store_true", help="do not start the Teams/Graph simulator")
     up.add_argument("--no-recorder", action="store_true", help="do not start the recorder")
+    up.add_argument(
+        "--recorders",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="recorder instances behind the simulator's load balancer (default 1; see docs/recorder.md)",
+    )
     up.add_argument("--free-ports", action="store_true", help="use free ports instead of the well-known ones")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 8:
+        raise argparse.ArgumentTypeError("between 1 and 8 recorder instances")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,11 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    config = StackConfig(with_simulator=not args.no_simulator, with_recorder=not args.no_recorder)
+    config = StackConfig(
+        with_simulator=not args.no_simulator, with_recorder=not args.no_recorder, recorders=args.recorders
+    )
     if args.state_dir is not None:
         config = replace(config, state_dir=args.state_dir.resolve())
     if args.free_ports:
-        config = replace(config, ports=StackPorts.free())
+        config = replace(config, ports=StackPorts.free(recorders=args.recorders))
     return run_forever(config, after_start=(lambda components: _demo(components, config)) if args.demo else None)
 
 

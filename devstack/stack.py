@@ -46,9 +46,21 @@ class StackPorts:
     simulator_https: int = 7301  # the token endpoint over TLS: MSAL accepts only an https authority
     recorder: int = 9441
     recorder_media: int = 9443
+    # Signalling and media ports of the 2nd, 3rd, ... recorder instance (`--recorders N`); unset: 10 apart.
+    more_recorders: tuple[tuple[int, int], ...] = ()
+
+    def recorder_instances(self, count: int) -> list[tuple[int, int]]:
+        """(signalling, media) port of each of `count` recorder instances; the first is `recorder`."""
+        ports = [(self.recorder, self.recorder_media)]
+        for index in range(1, count):
+            if index <= len(self.more_recorders):
+                ports.append(self.more_recorders[index - 1])
+            else:
+                ports.append((self.recorder + 10 * index, self.recorder_media + 10 * index))
+        return ports
 
     @classmethod
-    def free(cls) -> StackPorts:
+    def free(cls, recorders: int = 1) -> StackPorts:
         """Free ports instead of the well-known ones (tests, or a second stack beside the first)."""
         return cls(
             azurite=AzuritePorts(blob=free_port(), queue=free_port(), table=free_port()),
@@ -58,6 +70,7 @@ class StackPorts:
             simulator_https=free_port(),
             recorder=free_port(),
             recorder_media=free_port(),
+            more_recorders=tuple((free_port(), free_port()) for _ in range(recorders - 1)),
         )
 
 
@@ -68,6 +81,8 @@ class StackConfig:
     task_hub: str = "verbatimlocal"
     with_simulator: bool = True
     with_recorder: bool = True
+    # Recorder instances; more than one sit behind the simulator's load balancer (docs/recorder.md, Resilience).
+    recorders: int = 1
     tenant_path: Path = DEMO_TENANT
     # The recorder's progress heartbeat; the lifecycle salvages a recording after 3 silent intervals.
     recorder_heartbeat_seconds: float = 2.0
@@ -87,6 +102,40 @@ class StackConfig:
     @property
     def recorder_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.recorder}"
+
+    def recorder_instances(self) -> list[RecorderInstance]:
+        """Each recorder instance: its component name, instance id, ports and state dir. One instance keeps the
+        names of a one-recorder stack (`recorder`, state in `recorder/`)."""
+        instances = []
+        for index, (port, media) in enumerate(self.ports.recorder_instances(self.recorders), start=1):
+            suffix = "" if index == 1 else f"-{index}"
+            instances.append(
+                RecorderInstance(
+                    name=f"recorder{suffix}",
+                    instance_id=None if self.recorders == 1 else f"recorder-{index}",
+                    port=port,
+                    media_port=media,
+                    state_dir=self.state_dir / f"recorder{suffix}",
+                )
+            )
+        return instances
+
+
+# The load-balanced calling webhook of a several-instance recorder (the simulator resolves it to a backend).
+LOAD_BALANCED_WEBHOOK = "https://recorder.verbatim.local/api/calling"
+
+
+@dataclass(frozen=True)
+class RecorderInstance:
+    name: str
+    instance_id: str | None  # None: the recorder's default (the host name)
+    port: int
+    media_port: int
+    state_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -153,10 +202,16 @@ def simulator_ca(config: StackConfig) -> Path:
 
 def simulator_tenant(config: StackConfig) -> Path:
     """The tenant file the simulator loads: the configured one, with the recorder instance's webhook pointed
-    at this stack's recorder port (the demo tenant names the well-known 9441)."""
+    at this stack's recorder port (the demo tenant names the well-known 9441), or, with several recorder
+    instances, at a load balancer whose backends are the instances."""
     model: dict[str, Any] = yaml.safe_load(config.tenant_path.read_text(encoding="utf-8"))
+    recorders = config.recorder_instances()
     for instance in model.get("applicationInstances", []):
-        instance["webhook"] = f"{config.recorder_url}/api/calling"
+        if len(recorders) == 1:
+            instance["webhook"] = f"{config.recorder_url}/api/calling"
+        else:
+            instance["webhook"] = LOAD_BALANCED_WEBHOOK
+            instance["loadBalancer"] = {"backends": [f"{r.url}/api/calling" for r in recorders]}
     target = config.state_dir / "simulator" / "tenant.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(
@@ -330,26 +385,28 @@ def plan(config: StackConfig) -> list[Component]:
     )
     if config.with_recorder:
         recorder = _launcher("recorder_vm")
-        components.append(
-            Component(
-                "recorder",
-                ManagedProcess(
-                    name="recorder",
-                    argv=recorder(
-                        host="127.0.0.1",
-                        port=ports.recorder,
-                        media_port=ports.recorder_media,
-                        state_dir=config.state_dir / "recorder",
+        for instance in config.recorder_instances():
+            components.append(
+                Component(
+                    instance.name,
+                    ManagedProcess(
+                        name=instance.name,
+                        argv=recorder(
+                            host="127.0.0.1",
+                            port=instance.port,
+                            media_port=instance.media_port,
+                            state_dir=instance.state_dir,
+                            **({"instance_id": instance.instance_id} if instance.instance_id else {}),
+                        ),
+                        ready=http_ready(f"{instance.url}/health", ok=lambda s: s == 200),
+                        env=recorder_environment(config),
+                        cwd=REPO_ROOT,
+                        log_path=logs / f"{instance.name}.log",
+                        ports=(instance.port, instance.media_port),
                     ),
-                    ready=http_ready(f"http://127.0.0.1:{ports.recorder}/health", ok=lambda s: s == 200),
-                    env=recorder_environment(config),
-                    cwd=REPO_ROOT,
-                    log_path=logs / "recorder.log",
-                    ports=(ports.recorder, ports.recorder_media),
-                ),
-                f"http://127.0.0.1:{ports.recorder}/api/calling (media ws :{ports.recorder_media})",
+                    f"{instance.url}/api/calling (media ws :{instance.media_port})",
+                )
             )
-        )
     return components
 
 

@@ -106,6 +106,28 @@ class Group(_Model):
     members: list[str] = Field(default_factory=list, description="user ids or UPNs, or group ids (nested)")
 
 
+class LoadBalancer(_Model):
+    """The bot's side of the network, not Teams': an Azure Load Balancer in front of the recorder's scale set.
+
+    The instance's ``webhook`` is the load-balanced address; each incoming-call notification goes to one backend
+    whose health probe answers 200 (probed when the notification is sent), and the answer's ``callbackUri`` pins
+    every later notification of that call to the instance that answered (Microsoft's PolicyRecordingBot sample:
+    a load-balanced port for ``/api/calling``, a per-instance port for ``callbackUri``; see docs/recorder.md)."""
+
+    backends: list[str] = Field(min_length=1, max_length=16, description="each instance's calling webhook")
+    probe_path: str = Field(default="/health", pattern=r"^/[^?#]*$", max_length=256)
+
+    @field_validator("backends")
+    @classmethod
+    def _http(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value.startswith(("http://", "https://")):
+                raise ValueError("a backend must be an http(s) URL")
+        if len(set(values)) != len(values):
+            raise ValueError("backends must be distinct")
+        return values
+
+
 class ApplicationInstance(_Model):
     """A Teams resource account bound to a bot app (New-CsOnlineApplicationInstance)."""
 
@@ -115,6 +137,7 @@ class ApplicationInstance(_Model):
     app_id: str = Field(min_length=1, max_length=64, description="the bot's app id")
     webhook: str = Field(min_length=8, max_length=2048, description="the bot's calling webhook")
     phone_numbers: list[str] = Field(default_factory=list)
+    load_balancer: LoadBalancer | None = Field(default=None, description="simulator only: instances behind webhook")
 
     _phones = field_validator("phone_numbers")(_check_phones)
 

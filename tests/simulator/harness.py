@@ -159,6 +159,8 @@ class Recorder:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     decide: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+    healthy: bool = True  # what its health probe answers (False: draining, out of the load balancer's rotation)
+    register: bool = True  # point the instance's webhook here (False: it sits behind a load balancer)
 
     @property
     def url(self) -> str:
@@ -169,11 +171,14 @@ class Recorder:
         app.router.add_post("/api/calling", self._incoming)
         app.router.add_post("/api/calling/notification", self._callback)
         app.router.add_get("/media/{session}", self._media)
+        app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if not self.register:
+            return self
         instance = await self.sim.ok("GET", f"/sim/applicationInstances/{self.instance_id}")
         await self.sim.ok(
             "PUT",
@@ -281,6 +286,14 @@ class Recorder:
         token = await self.sim.token(RECORDER_APP, RECORDER_SECRET)
         return await self.sim.request(method, path, token=token, **kwargs)
 
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"ready": self.healthy}, status=200 if self.healthy else 503)
+
+    async def stop(self) -> None:
+        """The instance is gone (its process died): it stops listening."""
+        await self.__aexit__(None, None, None)
+        self._runner = None
+
     async def _callback(self, request: web.Request) -> web.Response:
         self.callbacks.append(await request.json())
         return web.Response(status=202)
@@ -306,6 +319,16 @@ class Recorder:
 
     def capture_for(self, call_id: str) -> MediaCapture | None:
         return next((c for c in self.captures.values() if c.hello and c.hello["callId"] == call_id), None)
+
+
+async def behind_load_balancer(sim: SimClient, instance_id: str, recorders: list[Recorder]) -> None:
+    """Put started recorders (register=False) behind a load balancer as the instance's webhook."""
+    instance = await sim.ok("GET", f"/sim/applicationInstances/{instance_id}")
+    backends = [f"{r.url}/api/calling" for r in recorders]
+    balanced = {**instance, "webhook": "https://recorder.contoso.example/api/calling"}
+    await sim.ok(
+        "PUT", f"/sim/applicationInstances/{instance_id}", json={**balanced, "loadBalancer": {"backends": backends}}
+    )
 
 
 @dataclass

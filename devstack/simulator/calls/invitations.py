@@ -14,6 +14,7 @@ from ..config import SimConfig
 from ..faults import Faults
 from ..tenant import TenantStore
 from .legs import BotLegs
+from .load_balancer import LoadBalancers
 from .model import BotLeg, Party, RecorderGroup, fmt
 from .notifier import Notifier
 from .payloads import comms, incoming_call
@@ -38,6 +39,7 @@ class Invitations:
         self.tenant = tenant
         self.notifier = notifier
         self.legs = legs
+        self.balancers = LoadBalancers()
 
     def invite(self, conv: Conversation, party: Party, transferor: Party | None) -> None:
         if party.user is None:
@@ -100,7 +102,17 @@ class Invitations:
 
     async def _deliver_incoming(self, leg: BotLeg) -> None:
         payload = comms("created", leg.id, incoming_call(leg, self.tenant.model.tenant.id))
-        ok = await self.notifier.post(leg, leg.instance.webhook, payload, "incoming")
+        url = leg.instance.webhook
+        if leg.instance.load_balancer is not None:
+            backend = await self.balancers.pick(leg, leg.instance.load_balancer)
+            if backend is None:
+                leg.notifications.append(
+                    {"kind": "incoming", "at": fmt(self.clock.now()), "delivered": False, "error": "no healthy backend"}
+                )
+                await self.legs.failed(leg, "failed", "the load balancer has no healthy recorder instance")
+                return
+            url = backend
+        ok = await self.notifier.post(leg, url, payload, "incoming")
         if not ok and leg.state == "incoming":
             await self.legs.failed(
                 leg, "failed", f"the incoming-call notification was not accepted: {leg.notifications[-1].get('error')}"

@@ -127,6 +127,7 @@ class BotLeg:
     invited_wall: float = 0.0
     answer_latency_ms: float | None = None
     callback_uri: str | None = None
+    backend: str | None = None  # the instance the load balancer gave the invitation to (None: no load balancer)
     blob: MediaBlob | None = None
     media_config_type: str | None = None
     call_options: dict[str, Any] = field(default_factory=dict)
@@ -174,6 +175,7 @@ class BotLeg:
             "endedAt": fmt(self.ended_at),
             "answerLatencyMs": self.answer_latency_ms,
             "callbackUri": self.callback_uri,
+            "backend": self.backend,
             "mediaConfigType": self.media_config_type,
             "deltaRoster": self.delta_roster,
             "participantCapacity": self.participant_capacity,

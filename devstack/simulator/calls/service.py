@@ -58,6 +58,7 @@ class Calls:
     def start(self, http: aiohttp.ClientSession) -> None:
         self.notifier.http = http
         self.media.http = http
+        self.invitations.balancers.http = http
 
     def routes(self) -> list[web.RouteDef]:
         return self.graph_api.routes() + self.sim_api.routes()

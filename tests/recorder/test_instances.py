@@ -1,0 +1,190 @@
+"""Several recorder instances behind the simulator's load balancer (`verbatim-dev up --recorders 2`): the two
+invitations of ConcurrentInvitationCount 2 land on different instances and both record; a draining instance is
+out of the load balancer's rotation, so a stream of new calls is recorded by the other one and none is refused.
+
+The load balancer sends only the incoming-call notification; each instance answers with its own callbackUri
+(Microsoft's PolicyRecordingBot sample, microsoft-graph-comms-samples Samples/V1.0Samples/LocalMediaSamples/
+PolicyRecordingBot: ServiceDefinition.csdef, AzureConfiguration.cs; Graph `call: answer`, callbackUri).
+ConcurrentInvitationCount: office-docs-powershell New-CsTeamsComplianceRecordingApplication.md."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.demo import CORA, TOM
+from devstack.processes import ManagedProcess, http_ready
+from devstack.simulator import launch_argv as simulator_argv
+from devstack.stack import LOAD_BALANCED_WEBHOOK, StackConfig, StackPorts, recorder_environment, simulator_tenant
+from devstack.testkit.audio import decode
+from devstack.testkit.teams_platform import wait_until
+from recorder_vm import launch_argv as recorder_argv
+from tests.conftest import Azurite
+from tests.recorder.conftest import REPO_ROOT, RecorderProcess
+from verbatim.contracts.recorder import RecordingStarted, RecordingStopped
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class TwoInstances:
+    config: StackConfig
+    recorders: list[RecorderProcess]
+
+    def sim(self, method: str, path: str, body: Any = None) -> Any:
+        response = httpx.request(method, f"{self.config.simulator_url}{path}", json=body, timeout=30)
+        assert response.status_code < 400, response.text
+        return response.json()
+
+    def place(self) -> str:
+        call = self.sim(
+            "POST",
+            "/sim/calls",
+            {
+                "type": "peerToPeer",
+                "mediaPace": "fast",
+                "durationSeconds": 3,
+                "participants": [{"key": "tom", "user": TOM}, {"key": "cora", "user": CORA}],
+            },
+        )
+        return str(call["id"])
+
+    def ended(self, call_id: str) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+
+        def done() -> bool:
+            state.update(self.sim("GET", f"/sim/calls/{call_id}"))
+            return bool(state["state"] == "ended")
+
+        wait_until(done, timeout=60)
+        return state
+
+
+@pytest.fixture(scope="module")
+def stack(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoInstances]:
+    root = tmp_path_factory.mktemp("instances")
+    config = StackConfig(
+        state_dir=root / "state",
+        ports=replace(StackPorts.free(recorders=2), azurite=azurite_service.ports),
+        recorders=2,
+    )
+    ports = config.ports
+    tenant = simulator_tenant(config)
+    assert LOAD_BALANCED_WEBHOOK in tenant.read_text(encoding="utf-8")
+    simulator = ManagedProcess(
+        name="simulator",
+        argv=simulator_argv(
+            host="127.0.0.1",
+            port=ports.simulator,
+            tenant_path=tenant,
+            clock="realtime",
+            https_port=ports.simulator_https,
+            state_dir=config.state_dir / "simulator",
+        ),
+        ready=http_ready(f"{config.simulator_url}/sim/health", ok=lambda status: status == 200),
+        cwd=REPO_ROOT,
+        log_path=root / "simulator.log",
+        ports=(ports.simulator, ports.simulator_https),
+    )
+    container = "recordings"
+    with ExitStack() as stack:
+        stack.enter_context(simulator)
+        recorders = []
+        for instance in config.recorder_instances():
+            queue = f"recorder-events-{instance.name}"
+            env = {**recorder_environment(config), "RECORDER_EVENTS_QUEUE": queue, "RECORDINGS_CONTAINER": container}
+            assert instance.instance_id is not None
+            process = ManagedProcess(
+                name=instance.name,
+                argv=recorder_argv(
+                    port=instance.port,
+                    media_port=instance.media_port,
+                    state_dir=instance.state_dir,
+                    instance_id=instance.instance_id,
+                ),
+                ready=http_ready(f"{instance.url}/health", ok=lambda status: status == 200),
+                env={**env, "PYTHONPATH": str(REPO_ROOT)},
+                cwd=REPO_ROOT,
+                log_path=root / f"{instance.name}.log",
+                ports=(instance.port, instance.media_port),
+            )
+            stack.enter_context(process)
+            recorders.append(
+                RecorderProcess(
+                    process=process,
+                    port=instance.port,
+                    media_port=instance.media_port,
+                    state_dir=instance.state_dir,
+                    instance_id=instance.instance_id,
+                    connection_string=azurite_service.connection_string,
+                    events_queue=queue,
+                    container=container,
+                    env=env,
+                )
+            )
+        yield TwoInstances(config, recorders)
+
+
+def _stats(recorder: RecorderProcess) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(f"{recorder.url}/admin/stats", timeout=5).json()
+    return body
+
+
+def test_two_invitations_are_answered_by_different_instances_and_both_record(stack: TwoInstances) -> None:
+    policy = stack.sim("GET", "/sim/compliancePolicies/StrictRecording")
+    doubled = [{**app, "concurrentInvitationCount": 2} for app in policy["applications"]]
+    stack.sim("PUT", "/sim/compliancePolicies/StrictRecording", {**policy, "applications": doubled})
+    try:
+        state = stack.ended(stack.place())
+    finally:
+        stack.sim("PUT", "/sim/compliancePolicies/StrictRecording", policy)
+    legs = [r for r in state["recorders"] if r["observedParticipant"] == "tom"]
+    assert len(legs) == 2 and state["outcome"] == "ended"
+    assert {leg["backend"] for leg in legs} == {f"{r.url}/api/calling" for r in stack.recorders}
+    # each leg's later notifications went to the instance that answered it (its own callbackUri)
+    for leg in legs:
+        instance = next(r for r in stack.recorders if leg["backend"] == f"{r.url}/api/calling")
+        assert leg["callbackUri"] == f"{instance.url}/api/calling/notification/{instance.instance_id}"
+        assert all(n["delivered"] for n in leg["notifications"])
+    for recorder in stack.recorders:
+        (leg,) = [leg for leg in legs if leg["backend"] == f"{recorder.url}/api/calling"]
+
+        def stopped(recorder: RecorderProcess = recorder, call_id: str = leg["callId"]) -> list[RecordingStopped]:
+            return [e for e in recorder.events() if isinstance(e, RecordingStopped) and e.call_id == call_id]
+
+        wait_until(lambda: len(stopped()) == 1, timeout=30)
+        (event,) = stopped()
+        started = [e for e in recorder.events() if isinstance(e, RecordingStarted) and e.call_id == leg["callId"]]
+        assert started and started[0].recorder_instance == recorder.instance_id
+        audio = decode(recorder.container_client().download_blob(event.blob_name).readall())
+        assert len(audio) > 16000  # more than a second of the 3 s call in each capture
+
+
+def test_while_one_instance_drains_a_stream_of_calls_is_recorded_by_the_other_and_none_is_refused(
+    stack: TwoInstances,
+) -> None:
+    draining, other = stack.recorders[1], stack.recorders[0]
+    before = {r.instance_id: _stats(r) for r in stack.recorders}
+    assert httpx.post(f"{draining.url}/admin/drain", params={"reason": "test"}, timeout=5).status_code == 202
+    try:
+        calls = []
+        for _ in range(6):  # a stream: each call is placed while the earlier ones are still going
+            calls.append(stack.place())
+            time.sleep(0.3)
+        states = [stack.ended(call_id) for call_id in calls]
+    finally:
+        httpx.delete(f"{draining.url}/admin/drain", timeout=5)
+    assert [s["outcome"] for s in states] == ["ended"] * 6  # none blocked by the strict policy
+    for state in states:
+        (leg,) = state["recorders"]
+        assert leg["backend"] == f"{other.url}/api/calling" and leg["state"] == "terminated"
+    after = {r.instance_id: _stats(r) for r in stack.recorders}
+    assert after[other.instance_id]["answered"] - before[other.instance_id]["answered"] == 6
+    assert after[draining.instance_id]["answered"] == before[draining.instance_id]["answered"]
+    assert after[draining.instance_id]["rejected"] == before[draining.instance_id]["rejected"]  # never asked
