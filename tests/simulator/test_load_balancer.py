@@ -116,6 +116,8 @@ def test_when_the_instance_holding_a_call_is_gone_its_notifications_are_not_rero
             holder, survivor = (first, second) if first.incoming else (second, first)
             await sim.wait_call(call["id"], lambda s: s["recorders"][0]["state"] == "established")
             await wait_for(lambda: bool(holder.callbacks), what="the established notification")
+            leg_id = holder.call_ids()[0]
+            await wait_for(lambda: holder.capture_for(leg_id) is not None, what="the media connection")
             await holder.stop()  # the instance dies: its media socket and its callback port are gone
             state = await sim.wait_call(call["id"], lambda s: s["recorders"][0]["state"] == "terminated", within=30)
             (recorder,) = state["recorders"]
