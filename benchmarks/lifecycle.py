@@ -97,7 +97,7 @@ def pipeline(recordings: int, call_seconds: float, work: Path) -> dict[str, floa
             recording_id = capture_staged.manifest.recording_id
             t0 = time.perf_counter()
             capture, ref = read_capture(AzureBlobStore(container), capture_staged.capture_blob)
-            [track] = finalise(AzureBlobStore(container), capture)
+            [track] = finalise(AzureBlobStore(container), AzureBlobStore(container), capture, recording_id=capture.recording_id)
             t1 = time.perf_counter()
             names = [
                 encode_access_chunk(AzureBlobStore(container), scratch_store, recording_id, track, p)

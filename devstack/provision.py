@@ -27,7 +27,11 @@ def provision_storage(settings: Settings) -> None:
     # The ledger's containers may be renamed by setting (tests give each its own); they live with the evidence.
     ledger = {settings.ledger_container, settings.ledger_anchor_container}
     for name in {*BLOB_CONTAINERS, *ledger}:
-        on_recordings = name == settings.recordings_container or name in ledger or blob_account(name) == "recordings"
+        on_recordings = (
+            name in (settings.recordings_container, settings.captures_container)
+            or name in ledger
+            or blob_account(name) == "recordings"
+        )
         with contextlib.suppress(ResourceExistsError):
             (recordings if on_recordings else runtime_blobs).create_container(name)
     queues = clients.queue_service(settings.runtime_storage_connection)

@@ -272,6 +272,8 @@ def app_environment(config: StackConfig) -> dict[str, str]:
         "AUTH_AUDIENCE": tenant.api_audience,
         # The portal signs people in through the simulator's authorization code flow, as it does with Entra ID.
         **portal_environment(tenant, config.ports.simulator_https),
+        # Before salvaging a silent capture the lifecycle asks the recorder that holds it (only this host).
+        "RECORDER_CONTROL_HOSTS": "127.0.0.1",
         # Ledger checkpoints are signed with a local key made once in the state dir (Key Vault in Azure).
         "LEDGER_SIGNING_KEY_FILE": str(ensure_local_key(config.state_dir / "ledger" / "signing-key.pem")),
         # Azurite answers 501 to immutability policies and legal holds: tolerated only when this says so.
@@ -307,6 +309,9 @@ def recorder_environment(config: StackConfig) -> dict[str, str]:
         "GRAPH_CLIENT_SECRET": tenant.bot_secret,
         "RECORDER_PLATFORM_OPENID_CONFIG_URL": f"{config.simulator_url}/platform/v1/.well-known/OpenIdConfiguration",
         "RECORDER_HEARTBEAT_SECONDS": f"{config.recorder_heartbeat_seconds:g}",
+        # Who may ask it about its captures: the simulator's Entra-like tokens for our API (the lifecycle's).
+        "AUTH_OPENID_CONFIG_URL": f"{config.simulator_url}/{tenant.tenant_id}/v2.0/.well-known/openid-configuration",
+        "AUTH_AUDIENCE": tenant.api_audience,
     }
 
 

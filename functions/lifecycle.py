@@ -32,6 +32,7 @@ from verbatim.contracts.lifecycle import (
     RecordingCheck,
     RecordingTask,
     Salvaged,
+    SalvageRequest,
     SealRequest,
     SealSummary,
 )
@@ -64,8 +65,9 @@ RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_o
 Json = dict[str, Any]
 
 
-def instance_id(recording_id: str) -> str:
-    return f"recording-{recording_id}"
+def instance_id(recording_id: str, part: int = 0) -> str:
+    """`recording-<id>` seals part 0; `recording-<id>-part-<n>` seals continuation n."""
+    return f"recording-{recording_id}" if part == 0 else f"recording-{recording_id}-part-{part}"
 
 
 def _deps() -> LifecycleDeps:
@@ -84,19 +86,22 @@ def _json(model: BaseModel, *, exclude_none: bool = False) -> Json:
 @bp.queue_trigger(arg_name="message", queue_name=layout.RECORDER_EVENTS_QUEUE, connection="AzureWebJobsStorage")
 @bp.durable_client_input(client_name="client")
 async def recorder_events(message: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
-    """Fold the event into the recording record, then start the orchestration or wake it up. Duplicates and
-    out-of-order events are harmless: the record ignores what it has seen, and the orchestration only reads
-    the record."""
+    """Fold the event into the recording record, then start the orchestration of the part it is about (its
+    capture generation) or wake it up. Duplicates and out-of-order events are harmless: the record ignores what
+    it has seen, and the orchestration only reads the record. An event naming blobs outside its recording's
+    own capture folder raises `ForeignPath` before anything is written (the message ends in the poison queue)."""
     event = parse_recorder_event(message.get_body())
     with correlation(recording_id=event.recording_id, call_id=event.call_id):
         # The Cosmos SDK is synchronous: keep it off the event loop the durable client runs on.
         await asyncio.to_thread(record_event, _deps().store, event)
-        instance = instance_id(event.recording_id)
+        part = event.generation
+        instance = instance_id(event.recording_id, part)
         status = await client.get_status(instance)
         signal = _json(RecorderSignal(sequence=event.sequence, type=event.type))
         if status is None or status.runtime_status is None:
             try:
-                await client.start_new(ORCHESTRATOR, instance, _json(LifecycleInput(recording_id=event.recording_id)))
+                start = LifecycleInput(recording_id=event.recording_id, part=part)
+                await client.start_new(ORCHESTRATOR, instance, _json(start))
             except Exception:  # the SDK raises a bare Exception when another event just started it
                 log.info("lifecycle %s was started concurrently; signalling it instead", instance)
                 await client.raise_event(instance, RECORDER_EVENT, signal)
@@ -109,43 +114,51 @@ async def recorder_events(message: func.QueueMessage, client: df.DurableOrchestr
 # --- the orchestration --------------------------------------------------------------------------------------
 
 
-def _status(stage: LifecycleStage, recording_id: str, **extra: Any) -> Json:
-    return _json(LifecycleStatus(stage=stage, recording_id=recording_id, **extra), exclude_none=True)
+def _status(stage: LifecycleStage, recording_id: str, part: int, **extra: Any) -> Json:
+    status = LifecycleStatus(stage=stage, recording_id=recording_id, part=part or None, **extra)
+    return _json(status, exclude_none=True)
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def recording_lifecycle(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     state = LifecycleInput.model_validate(context.get_input())
-    recording_id = state.recording_id
-    task = _json(RecordingTask(recording_id=recording_id))
-    check = RecordingCheck.model_validate((yield context.call_activity(CHECK_RECORDING, _json(state))))
+    recording_id, part = state.recording_id, state.part
+    task = _json(RecordingTask(recording_id=recording_id, part=part))
+    check = RecordingCheck.model_validate(
+        (yield context.call_activity_with_retry(CHECK_RECORDING, RETRY, _json(state)))
+    )
     if check.state in ("capturing", "unknown"):
         # Wait for the recorder: an event wakes us up, else the heartbeat deadline does. Either way the next
         # round re-reads the record, and continue_as_new keeps the history to one round.
-        context.set_custom_status(_status("capturing", recording_id, waits=state.waits))
+        stage: LifecycleStage = "waiting_for_previous_part" if "not sealed yet" in check.reason else "capturing"
+        context.set_custom_status(_status(stage, recording_id, part, waits=state.waits, reason=check.reason))
         deadline = context.current_utc_datetime + timedelta(seconds=max(1.0, check.wait_seconds))
         timer = context.create_timer(deadline)
         event = context.wait_for_external_event(RECORDER_EVENT)
         winner = yield context.task_any([event, timer])
         if winner is not timer:
             timer.cancel()  # type: ignore[attr-defined]  # a TimerTask or LongTimerTask; create_timer says TaskBase
-        context.continue_as_new(_json(LifecycleInput(recording_id=recording_id, waits=state.waits + 1)))
+        following = LifecycleInput(recording_id=recording_id, waits=state.waits + 1, part=part)
+        context.continue_as_new(_json(following))
         return None
     if check.state == "no_media":
-        context.set_custom_status(_status("not_recorded", recording_id, reason=check.reason))
+        context.set_custom_status(_status("not_recorded", recording_id, part, reason=check.reason))
         yield context.call_activity(
-            MARK_NOT_RECORDED, _json(MarkNotRecorded(recording_id=recording_id, reason=check.reason))
+            MARK_NOT_RECORDED, _json(MarkNotRecorded(recording_id=recording_id, reason=check.reason, part=part))
         )
-        outcome = LifecycleOutcome(recording_id=recording_id, status="not_recorded", reason=check.reason)
+        outcome = LifecycleOutcome(
+            recording_id=recording_id, status="not_recorded", reason=check.reason, part=part or None
+        )
         return _json(outcome, exclude_none=True)
     if check.state == "silent":
-        context.set_custom_status(_status("salvaging", recording_id, reason=check.reason))
-        yield context.call_activity_with_retry(SALVAGE, RETRY, task)
+        context.set_custom_status(_status("salvaging", recording_id, part, reason=check.reason))
+        request = SalvageRequest(recording_id=recording_id, part=part, reason=check.reason, evidence=check.evidence)
+        yield context.call_activity_with_retry(SALVAGE, RETRY, _json(request))
 
-    context.set_custom_status(_status("finalising", recording_id))
+    context.set_custom_status(_status("finalising", recording_id, part))
     finalised = FinalisedRecording.model_validate((yield context.call_activity_with_retry(FINALISE, RETRY, task)))
 
-    context.set_custom_status(_status("transcoding", recording_id))
+    context.set_custom_status(_status("transcoding", recording_id, part))
     tasks = yield context.call_activity_with_retry(PLAN_ACCESS_COPY, RETRY, _json(finalised))
     access: Json | None = None
     if tasks:
@@ -154,23 +167,26 @@ def recording_lifecycle(context: df.DurableOrchestrationContext) -> Generator[An
         )
         assemble = AssembleAccessCopy(
             recording_id=recording_id,
+            part=part,
             finalised_blob=finalised.finalised_blob,
             chunks=[AccessChunk.model_validate(chunk) for chunk in chunks],
         )
         access = yield context.call_activity_with_retry(ASSEMBLE_ACCESS_COPY, RETRY, _json(assemble))
 
-    context.set_custom_status(_status("sealing", recording_id))
-    request = SealRequest.model_validate(
-        {"recording_id": recording_id, "finalised_blob": finalised.finalised_blob, "access_copy": access}
+    context.set_custom_status(_status("sealing", recording_id, part))
+    request_seal = SealRequest.model_validate(
+        {"recording_id": recording_id, "part": part, "finalised_blob": finalised.finalised_blob, "access_copy": access}
     )
-    sealed = SealSummary.model_validate((yield context.call_activity_with_retry(SEAL, RETRY, _json(request))))
+    sealed = SealSummary.model_validate((yield context.call_activity_with_retry(SEAL, RETRY, _json(request_seal))))
 
-    context.set_custom_status(_status("indexing", recording_id))
+    context.set_custom_status(_status("indexing", recording_id, part))
     index_request = IndexRequest(summary=sealed, problems=finalised.problems)
     yield context.call_activity_with_retry(INDEX, RETRY, _json(index_request))
     yield context.call_activity(CLEAN_UP, task)
-    context.set_custom_status(_status("sealed", recording_id, ledger_seq=sealed.seal.ledger_seq))
-    outcome = LifecycleOutcome(recording_id=recording_id, status="sealed", interrupted=sealed.seal.interrupted)
+    context.set_custom_status(_status("sealed", recording_id, part, ledger_seq=sealed.seal.ledger_seq))
+    outcome = LifecycleOutcome(
+        recording_id=recording_id, status="sealed", interrupted=sealed.seal.interrupted, part=part or None
+    )
     return _json(outcome, exclude_none=True)
 
 
@@ -180,19 +196,22 @@ def recording_lifecycle(context: df.DurableOrchestrationContext) -> Generator[An
 @bp.activity_trigger(input_name="payload", activity=CHECK_RECORDING)
 def check_recording(payload: Json) -> Json:
     state = LifecycleInput.model_validate(payload)
-    return _json(activities.check_recording(_deps(), state.recording_id, state.waits))
+    return _json(activities.check_recording(_deps(), state.recording_id, state.waits, state.part))
 
 
 @bp.activity_trigger(input_name="payload", activity=SALVAGE)
 def salvage(payload: Json) -> Json:
-    task = RecordingTask.model_validate(payload)
-    return _json(Salvaged(manifest_blob=activities.salvage(_deps(), task.recording_id)))
+    request = SalvageRequest.model_validate(payload)
+    manifest = activities.salvage(
+        _deps(), request.recording_id, request.part, reason=request.reason, evidence=request.evidence
+    )
+    return _json(Salvaged(manifest_blob=manifest))
 
 
 @bp.activity_trigger(input_name="payload", activity=FINALISE)
 def finalise(payload: Json) -> Json:
     task = RecordingTask.model_validate(payload)
-    return _json(activities.finalise_recording(_deps(), task.recording_id))
+    return _json(activities.finalise_recording(_deps(), task.recording_id, task.part))
 
 
 @bp.activity_trigger(input_name="payload", activity=PLAN_ACCESS_COPY)
@@ -211,13 +230,16 @@ def encode_access_chunk(payload: Json) -> Json:
 def assemble_access_copy(payload: Json) -> Json:
     request = AssembleAccessCopy.model_validate(payload)
     names = [chunk.blob_name for chunk in request.chunks]
-    return _json(activities.assemble_access_copy(_deps(), request.recording_id, request.finalised_blob, names))
+    copy = activities.assemble_access_copy(_deps(), request.recording_id, request.finalised_blob, names, request.part)
+    return _json(copy)
 
 
 @bp.activity_trigger(input_name="payload", activity=SEAL)
 def seal(payload: Json) -> Json:
     request = SealRequest.model_validate(payload)
-    summary = activities.seal_recording(_deps(), request.recording_id, request.finalised_blob, request.access_copy)
+    summary = activities.seal_recording(
+        _deps(), request.recording_id, request.finalised_blob, request.access_copy, request.part
+    )
     return _json(summary)
 
 
@@ -232,13 +254,13 @@ def index(payload: Json) -> Json:
 @bp.activity_trigger(input_name="payload", activity=MARK_NOT_RECORDED)
 def mark_not_recorded(payload: Json) -> None:
     request = MarkNotRecorded.model_validate(payload)
-    activities.mark_not_recorded(_deps(), request.recording_id, request.reason)
+    activities.mark_not_recorded(_deps(), request.recording_id, request.reason, request.part)
 
 
 @bp.activity_trigger(input_name="payload", activity=CLEAN_UP)
 def clean_up(payload: Json) -> Json:
     task = RecordingTask.model_validate(payload)
-    return _json(CleanedUp(deleted=activities.clean_up(_deps(), task.recording_id)))
+    return _json(CleanedUp(deleted=activities.clean_up(_deps(), task.recording_id, task.part)))
 
 
 @bp.timer_trigger(arg_name="timer", schedule="*/30 * * * * *")

@@ -426,6 +426,7 @@ module functionApp './modules/function-app.bicep' = {
     graphBaseUrl: graphBaseUrl
     graphAuthorityHost: graphAuthorityHost
     portalClientId: portalClientId
+    recorderFqdn: recorderFqdn
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     alwaysReadyDurableInstances: alwaysReadyDurableInstances
     chatCaptureEnabled: chatCaptureEnabled
@@ -568,6 +569,7 @@ output RECORDINGS_STORAGE_ACCOUNT_NAME string = recordingsStorage.outputs.name
 output RECORDINGS_CONTAINER_NAME string = recordingsStorage.outputs.recordingsContainer
 output LEDGER_CONTAINER_NAME string = recordingsStorage.outputs.ledgerContainer
 output LEDGER_ANCHORS_CONTAINER_NAME string = recordingsStorage.outputs.ledgerAnchorsContainer
+output CAPTURES_CONTAINER_NAME string = recordingsStorage.outputs.capturesContainer
 output RECORDER_PACKAGES_CONTAINER string = runtimeStorage.outputs.recorderPackagesContainer
 output RECORDER_SCALE_SET_NAME string = recorder.outputs.scaleSetName
 output RECORDER_LOAD_BALANCER_FQDN string = network.outputs.loadBalancerFqdn

@@ -36,6 +36,7 @@ from recorder_vm.tls import TlsReloader
 from verbatim.contracts.recorder import CaptureProgress
 from verbatim.evidence.progress import progress_table, write_progress
 from verbatim.graph import GraphCredentials
+from verbatim.platform.auth import TokenValidator
 from verbatim.platform.clients import blob_service, credential_for, queue_client, table_service
 from verbatim.platform.logging import configure_logging
 
@@ -123,7 +124,7 @@ async def build(
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = AzureRecordingStore(
         blob_service(settings.recordings_storage_connection),
-        settings.recordings_container,
+        settings.captures_container,
         timeout_seconds=settings.storage_timeout_seconds,
     )
     try:
@@ -179,7 +180,20 @@ async def build(
         progress_sink=progress_sink(settings),
     )
     recorder.start()
-    return Runtime(settings, recorder, media, calls, validator, http, create_app(recorder, validator))
+    control = control_validator(settings)
+    return Runtime(settings, recorder, media, calls, validator, http, create_app(recorder, validator, control))
+
+
+def control_validator(settings: RecorderSettings) -> TokenValidator | None:
+    """Who may ask this recorder about its captures: tokens of the tenant for our API (the lifecycle's)."""
+    if not settings.control_openid_config_url or not settings.control_audience:
+        log.warning("AUTH_OPENID_CONFIG_URL / AUTH_AUDIENCE unset: the lifecycle cannot ask about captures")
+        return None
+    return TokenValidator(
+        openid_config_url=settings.control_openid_config_url,
+        audiences=[a.strip() for a in settings.control_audience.split(",") if a.strip()],
+        ca_cert=settings.control_ca_cert,
+    )
 
 
 async def serve(settings: RecorderSettings) -> None:

@@ -19,7 +19,16 @@ from aiohttp import web
 from recorder_vm.notifications import parse_notifications
 from recorder_vm.platform_auth import PlatformTokenValidator
 from recorder_vm.service import Recorder
-from verbatim.platform.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType, VerbatimError
+from verbatim.lifecycle.liveness import LIFECYCLE_ROLE
+from verbatim.platform.auth import TokenValidator, bearer_token
+from verbatim.platform.errors import (
+    DependencyUnavailable,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    VerbatimError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +51,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
 
 
-def create_app(recorder: Recorder, validator: PlatformTokenValidator) -> web.Application:
+def create_app(
+    recorder: Recorder, validator: PlatformTokenValidator, control: TokenValidator | None = None
+) -> web.Application:
     settings = recorder.settings
     limit = settings.max_notification_bytes
     app = web.Application(middlewares=[errors], client_max_size=limit)
@@ -99,6 +110,21 @@ def create_app(recorder: Recorder, validator: PlatformTokenValidator) -> web.App
 
     async def live(_request: web.Request) -> web.Response:
         return web.json_response({"status": "live", "instance": settings.instance_id})
+
+    async def capture(request: web.Request) -> web.Response:
+        """The lifecycle asks whether this instance still holds a capture, before it salvages it: 200 with its
+        state when it does, 404 when it does not (a restarted process holds nothing of its predecessor's)."""
+        if control is None:
+            raise DependencyUnavailable("the capture route is not configured (AUTH_OPENID_CONFIG_URL, AUTH_AUDIENCE)")
+        token = bearer_token(request.headers.get("Authorization"))
+        principal = await asyncio.to_thread(control.validate, token)
+        if not principal.is_application:
+            raise Forbidden("only the lifecycle's application identity may ask")
+        principal.require(LIFECYCLE_ROLE)
+        state = recorder.capture_state(request.match_info["recording_id"])
+        if state is None:
+            raise NotFound("this recorder instance does not hold that recording")
+        return web.json_response(state)
 
     def loopback_only(request: web.Request) -> None:
         # The peer address of the TCP connection, never a forwarded-for header.
@@ -159,6 +185,7 @@ def create_app(recorder: Recorder, validator: PlatformTokenValidator) -> web.App
     app.router.add_post("/api/calling/notification/{instance}", notification)
     app.router.add_get("/health", health)
     app.router.add_get("/health/live", live)
+    app.router.add_get("/api/captures/{recording_id}", capture)
     app.router.add_post("/admin/drain", drain)
     app.router.add_delete("/admin/drain", undrain)
     app.router.add_post("/admin/shutdown", shutdown)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +28,7 @@ from verbatim.platform.logging import correlation
 log = logging.getLogger(__name__)
 
 ProgressSink = Callable[[CaptureProgress], None]
+ENDED_REMEMBERED = 1000  # captures that ended lately, whose state the lifecycle may still ask about
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Recorder:
         self.storage_health = capture_engine.health
         self._progress_sink = progress_sink
         self.sessions: dict[str, CallSession] = {}
+        self._ended: OrderedDict[str, dict[str, Any]] = OrderedDict()  # recently ended captures, for the lifecycle
         self._capturing: dict[str, CallSession] = {}
         self._capturing_lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -176,7 +178,33 @@ class Recorder:
     def capturing_ended(self, session: CallSession) -> None:
         with self._capturing_lock:
             self._capturing.pop(session.recording_id, None)
+        self._ended[session.recording_id] = self._describe(session)
+        while len(self._ended) > ENDED_REMEMBERED:
+            self._ended.popitem(last=False)
         self._write_progress(session)  # the final state (stopped / failed)
+
+    def capture_state(self, recording_id: str) -> dict[str, Any] | None:
+        """What this instance knows of a recording's capture: holding it (any state), having ended it lately, or
+        nothing (None) — a restarted process holds nothing of what its predecessor captured."""
+        for session in list(self.sessions.values()):
+            if session.recording_id == recording_id:
+                return self._describe(session)
+        return self._ended.get(recording_id)
+
+    def _describe(self, session: CallSession) -> dict[str, Any]:
+        capture = session.capture
+        mixed = capture.mixed
+        return {
+            "recording_id": session.recording_id,
+            "instance": self.settings.instance_id,
+            "state": session.state,
+            "capture": capture.state,
+            "generation": session.generation,
+            "blocks_staged": mixed.staged_blocks if mixed else 0,
+            "blocks_spilled": sum(track.spilled for track in capture.tracks),
+            "frames_received": capture.frames_received,
+            "committed": bool(session.result and session.result.committed),
+        }
 
     # --- operations ---
 
@@ -237,7 +265,9 @@ class Recorder:
         if self._progress_sink is None:
             return
         progress = session.capture.progress(heartbeat_seconds=self.settings.heartbeat_seconds)
-        progress = progress.model_copy(update={"blob_container": self.settings.recordings_container})
+        progress = progress.model_copy(
+            update={"blob_container": self.settings.captures_container, "generation": session.generation}
+        )
         try:
             self._progress_sink(progress)
         except Exception as error:  # progress is best effort; the capture must not suffer for it

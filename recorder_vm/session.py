@@ -85,7 +85,8 @@ class CallSession:
         self.state: SessionState = "answering"
         self.platform_state = "incoming"
         self.roster = Roster(delta=self.settings.delta_roster)
-        self.prefix = capture_prefix(self.recording_id, self.created_at)
+        self.generation = 0  # the capture generation being written (one more after each fence)
+        self.prefix = capture_prefix(self.recording_id, 0)  # generation 0 (verbatim.evidence.names)
         self._loop = asyncio.get_running_loop()
         self._sequence = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -263,11 +264,12 @@ class CallSession:
                     recorder_app_id=self.settings.bot_app_id or "",
                     recorder_version=self.settings.version,
                     started_at=self.capture.started_at or datetime.now(UTC),
-                    blob_container=self.settings.recordings_container,
+                    blob_container=self.settings.captures_container,
                     blob_name=self.capture.blob_name,
                     manifest_blob_name=self.capture.manifest_blob_name,
                     unmixed=self.settings.unmixed_audio,
                     heartbeat_interval_seconds=self.settings.heartbeat_seconds,
+                    control_url=self.settings.public_base_url,
                 )
             )
             log.info("recording")
@@ -433,7 +435,7 @@ class CallSession:
                 if result_info
                 else None,
                 ended_at=self.capture.ended_at or datetime.now(UTC),
-                blob_container=self.settings.recordings_container,
+                blob_container=self.settings.captures_container,
                 blob_name=self.capture.blob_name,
                 manifest_blob_name=result.manifest_blob_name,
                 duration_seconds=mixed.duration_seconds if mixed else 0.0,
@@ -463,7 +465,7 @@ class CallSession:
                 call_chain_id=self.incoming.call_chain_id,
                 tenant_id=self.incoming.tenant_id or self.tenant_id,
                 observed_user=observed_user(self.incoming, self.roster),
-                blob_container=self.settings.recordings_container if started else None,
+                blob_container=self.settings.captures_container if started else None,
                 blob_name=self.capture.blob_name if started else None,
                 manifest_blob_name=self.capture.manifest_blob_name if committed else None,
                 committed=committed,

@@ -78,6 +78,12 @@ class RecorderSettings(StorageSettings):
         default=60, ge=0, le=600, validation_alias=_alias("RECORDER_PLATFORM_LEEWAY_SECONDS")
     )
 
+    # --- the lifecycle's question "is this capture alive?" (GET /api/captures/{recording id}): a bearer token
+    # of the tenant for our API's audience, holding the Recorder.Lifecycle app role. Unset: the route answers 503.
+    control_openid_config_url: str | None = Field(default=None, validation_alias=_alias("AUTH_OPENID_CONFIG_URL"))
+    control_audience: str | None = Field(default=None, validation_alias=_alias("AUTH_AUDIENCE"))
+    control_ca_cert: str | None = Field(default=None, validation_alias=_alias("AUTH_CA_CERT"))
+
     # --- Graph (bot → Graph): the bot's app registration; its app id is the platform token's audience ---
     graph_base_url: str = Field(default="https://graph.microsoft.com", validation_alias=_alias("GRAPH_BASE_URL"))
     graph_authority_host: str = Field(

@@ -113,11 +113,13 @@ def stage_capture(
     commit: bool = True,
     started_at: datetime = datetime(2025, 3, 3, 9, 0, tzinfo=UTC),
     block_seconds: float = 2.0,
+    generation: int = 0,
 ) -> StagedCapture:
     """Do what the recorder does: stage the blocks, commit them (unless it 'crashed'), write capture.json (on
-    Azurite or in an in-memory store)."""
+    Azurite or in an in-memory store), in the recording's capture generation `generation` (its folder in the
+    captures container: `verbatim.evidence.names`)."""
     store = AzureBlobStore(container) if isinstance(container, ContainerClient) else container
-    prefix = capture_prefix(recording_id, started_at)
+    prefix = capture_prefix(recording_id, generation)
     blob_name = track_blob_name(prefix)
     blocks = flac_blocks(pcm, block_seconds)
     capture_blocks, offset = [], 0
@@ -149,6 +151,7 @@ def stage_capture(
         ended_at=started_at + timedelta(seconds=len(pcm) / RATE),
         written_at=started_at + timedelta(seconds=len(pcm) / RATE + 1),
         complete=commit,
+        generation=generation,
         frames_received=len(pcm) // 320,
         tracks=[
             CaptureTrack(

@@ -35,6 +35,8 @@ param graphClientId string
 param graphBaseUrl string
 param graphAuthorityHost string
 param portalClientId string = ''
+@description('The recorders\' public DNS name: the only host the lifecycle asks about a capture.')
+param recorderFqdn string
 param alwaysReadyHttpInstances int
 param alwaysReadyDurableInstances int
 
@@ -86,6 +88,9 @@ var appSettings = {
   RECORDINGS_STORAGE__blobServiceUri: recordingsStorage.properties.primaryEndpoints.blob
   RECORDINGS_STORAGE__clientId: identityClientId
   RECORDINGS_CONTAINER: 'recordings'
+  // The recorder's staging container: the lifecycle verifies what is staged there and seals a copy into
+  // `recordings` (verbatim.evidence.names); it breaks the recorder's leases there to fence a salvaged capture.
+  CAPTURES_CONTAINER: 'captures'
   // The daily WORM-lock check reads the container's immutability policy from ARM (Reader on it, rbac.bicep).
   RECORDINGS_CONTAINER_RESOURCE_ID: '${recordingsStorage.id}/blobServices/default/containers/recordings'
   ARM_ENDPOINT: environment().resourceManager
@@ -141,6 +146,11 @@ var appSettings = {
   PORTAL_CLIENT_ID: portalClientId
   PORTAL_AUTHORITY: '${graphAuthorityHost}/${graphTenantId}'
   PORTAL_API_SCOPE: 'api://${graphClientId}/user_impersonation'
+
+  // Before salvaging a silent capture the lifecycle asks the recorder instance that holds it, at its own
+  // callback address (https://<recorder FQDN>:<its NAT port>/api/captures/<id>), with a token for our API that
+  // carries the Recorder.Lifecycle app role (verbatim.lifecycle.liveness). Only this host is ever asked.
+  RECORDER_CONTROL_HOSTS: recorderFqdn
 
   // Ledger and sealing: checkpoints signed with the Key Vault key; retention at seal time.
   LEDGER_CHAIN: 'main'

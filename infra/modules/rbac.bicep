@@ -91,6 +91,10 @@ resource recordingsStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existi
       name: 'recordings'
     }
 
+    resource captures 'containers' existing = {
+      name: 'captures'
+    }
+
     resource reports 'containers' existing = {
       name: 'reports'
     }
@@ -196,6 +200,19 @@ resource fnRecordingsPolicyRead 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }
 
+// The lifecycle reads the recorder's captures, commits what a silent recorder staged (salvage), breaks the
+// recorder's leases to fence a capture it salvages, and deletes captures once sealed: read, write and delete
+// blobs in `captures` only.
+resource fnCaptures 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsStorage::blobService::captures.id, functionPrincipalId, roles.storageBlobDataContributor)
+  scope: recordingsStorage::blobService::captures
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 resource fnReports 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(recordingsStorage::blobService::reports.id, functionPrincipalId, roles.storageBlobDataContributor)
   scope: recordingsStorage::blobService::reports
@@ -293,10 +310,11 @@ resource fnTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 // ----- Recorder scale set -------------------------------------------------------------------
 
-// The recorder stages blocks and commits the evidence; it cannot set policies or holds.
-resource recRecordings 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(recordingsStorage::blobService::recordings.id, recorderPrincipalId, roles.storageBlobDataContributor)
-  scope: recordingsStorage::blobService::recordings
+// The recorder stages and commits captures in `captures`, its only writable container: it has no role on
+// `recordings`, so nothing sealed can be rewritten by the recorder's identity (issue 13, finding 3; issue 14).
+resource recCaptures 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsStorage::blobService::captures.id, recorderPrincipalId, roles.storageBlobDataContributor)
+  scope: recordingsStorage::blobService::captures
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: recorderPrincipalId

@@ -163,8 +163,9 @@ var recorderSettings = {
   RECORDER_METRICS_ENDPOINT: 'https://${location}.monitoring.azure.com'
   RECORDER_METRICS_RESOURCE_ID: resourceId('Microsoft.Compute/virtualMachineScaleSets', scaleSetName)
 
-  // Storage, keyless: events on the runtime account's queue, progress in its table, evidence on the
-  // recordings account.
+  // Storage, keyless: events on the runtime account's queue, progress in its table, captures in the
+  // recordings account's staging container — the only container it may write (rbac.bicep); the Function App
+  // seals a verified copy into `recordings`, which the recorder cannot write.
   AZURE_CLIENT_ID: identityClientId
   AzureWebJobsStorage__accountName: runtimeStorage.name
   AzureWebJobsStorage__queueServiceUri: runtimeStorage.properties.primaryEndpoints.queue
@@ -174,7 +175,12 @@ var recorderSettings = {
   RECORDINGS_STORAGE__accountName: recordingsStorage.name
   RECORDINGS_STORAGE__blobServiceUri: recordingsStorage.properties.primaryEndpoints.blob
   RECORDINGS_STORAGE__clientId: identityClientId
-  RECORDINGS_CONTAINER: 'recordings'
+  CAPTURES_CONTAINER: 'captures'
+
+  // Who may ask this recorder about its captures (GET /api/captures/{id}): tokens of the tenant for our API
+  // holding the Recorder.Lifecycle app role, i.e. the Function App.
+  AUTH_OPENID_CONFIG_URL: '${graphAuthorityHost}/${graphTenantId}/v2.0/.well-known/openid-configuration'
+  AUTH_AUDIENCE: 'api://${graphClientId},${graphClientId}'
 }
 
 // Everything the bootstrap needs, in one object (userData, below).

@@ -48,6 +48,10 @@ param allowedSubnetIds array = []
 // Blob containers of verbatim.platform.layout.BLOB_CONTAINERS that live on this account.
 var recordingsContainerName = 'recordings'
 var reportsContainerName = 'reports'
+// The recorder's staging container: it stages and commits captures here (the only container its identity may
+// write); the Function App verifies them and writes the sealed copy into `recordings`. No WORM: the lifecycle
+// deletes a capture once its sealed copy exists and the recorder is done with it.
+var capturesContainerName = 'captures'
 // Raw Graph call-record payloads too large for a Cosmos item (kept as long as the records).
 var callRecordsContainerName = 'callrecords'
 // The ledger v2 log (tiles, entry bundles, checkpoints; docs/ledger-v2.md) and its anchor store.
@@ -164,6 +168,12 @@ resource ledgerAnchorsRetention 'Microsoft.Storage/storageAccounts/blobServices/
   }
 }
 
+resource capturesContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: capturesContainerName
+  properties: { publicAccess: 'None' }
+}
+
 resource reportsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: reportsContainerName
@@ -242,6 +252,7 @@ output name string = account.name
 output id string = account.id
 output blobEndpoint string = account.properties.primaryEndpoints.blob
 output recordingsContainer string = recordingsContainer.name
+output capturesContainer string = capturesContainer.name
 output reportsContainer string = reportsContainer.name
 output callRecordsContainer string = callRecordsContainer.name
 output exportsContainer string = exportsContainer.name

@@ -39,6 +39,7 @@ APP_LOCAL_ONLY = {
     "COSMOS_CA_CERT",
     "GRAPH_CA_CERT",
     "AUTH_CA_CERT",
+    "RECORDER_CONTROL_CA_CERT",  # the local recorder's TLS CA; in Azure its certificate is publicly trusted
     # A local PEM signing key; Azure signs with the Key Vault key (LEDGER_SIGNING_KEY_VAULT_KEY_ID).
     "LEDGER_SIGNING_KEY_FILE",
     # True only against Azurite, which cannot enforce WORM; Azure does.
@@ -111,6 +112,9 @@ RECORDER_LEFT_TO_DEFAULT_OR_OPERATOR = {
     "RECORDER_SPILL_DIR",  # <RECORDER_STATE_DIR>\spill
     "RECORDER_CALLBACK_BASE_URL",  # built from RECORDER_SERVICE_FQDN and RECORDER_CALLBACK_PUBLIC_PORT
     "RECORDER_TENANT_IDS",  # more tenants than GRAPH_TENANT_ID, for a recorder that serves several
+    # The recorder never touches the sealed evidence: it writes CAPTURES_CONTAINER only (rbac.bicep).
+    "RECORDINGS_CONTAINER",
+    "AUTH_CA_CERT",  # the tenant's OpenID endpoint is Entra's, under a public CA
 }
 
 # Per instance, so not in the scale-set model: the bootstrap (infra/scripts/recorder-bootstrap.ps1) adds

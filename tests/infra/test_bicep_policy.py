@@ -511,7 +511,7 @@ def test_the_function_apps_evidence_role_has_no_super_user_blob_action(templates
     rbac = templates["modules/rbac.bicep"].source.decode()
     assert evidence_role_violations(rbac) == []
     # Set Blob Immutability Policy needs immutableStorage/runAsSuperUser (Microsoft's permissions table): kept, and
-    # only the Function App's role has it; the recorder writes evidence as a Data Contributor.
+    # only the Function App's role has it; the recorder writes captures only, as a Data Contributor there.
     assert rbac.count("immutableStorage/runAsSuperUser/action'") == 1
 
 
@@ -525,3 +525,42 @@ def test_the_evidence_role_check_catches_super_user_actions_and_owner(templates:
     assert any("runAsSuperUser" in v for v in evidence_role_violations(superuser))
     owner = rbac.replace("    roleDefinitionId: evidenceKeeperRoleId\n", "    roleDefinitionId: ownerRoleId\n", 1)
     assert any("not the evidence role" in v for v in evidence_role_violations(owner))
+
+
+def recorder_blob_scopes(rbac_source: str) -> list[str]:
+    """The scopes of every blob data role the recorder's identity is given in rbac.bicep."""
+    blocks = re.split(r"\n(?=resource \w+ )", rbac_source)
+    scopes = []
+    for block in blocks:
+        if "principalId: recorderPrincipalId" not in block or "roles.storageBlob" not in block:
+            continue
+        scope = re.search(r"\n\s*scope: ([\w:]+)", block)
+        scopes.append(scope.group(1) if scope else "?")
+    return scopes
+
+
+def test_the_recorder_may_write_only_the_captures_container(templates: dict[str, Bicep]) -> None:
+    # Issue 14 / issue 13 finding 3: the recorder stages captures in `captures`; the Function App seals a
+    # verified copy into `recordings`, which the recorder's identity cannot write (or read).
+    rbac = templates["modules/rbac.bicep"].source.decode()
+    scopes = recorder_blob_scopes(rbac)
+    assert "recordingsStorage::blobService::captures" in scopes
+    assert all(
+        scope in ("recordingsStorage::blobService::captures", "runtimeStorage::blobService::recorderPackages")
+        for scope in scopes
+    ), scopes
+    assert "resource fnCaptures " in rbac  # the lifecycle reads, commits (salvage), breaks leases and deletes there
+
+
+def test_the_captures_check_catches_a_recorder_role_on_the_evidence(templates: dict[str, Bicep]) -> None:
+    rbac = templates["modules/rbac.bicep"].source.decode()
+    widened = rbac.replace(
+        "scope: recordingsStorage::blobService::captures\n  properties: {\n    roleDefinitionId: "
+        "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "
+        "roles.storageBlobDataContributor)\n    principalId: recorderPrincipalId",
+        "scope: recordingsStorage::blobService::recordings\n  properties: {\n    roleDefinitionId: "
+        "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "
+        "roles.storageBlobDataContributor)\n    principalId: recorderPrincipalId",
+    )
+    assert widened != rbac
+    assert "recordingsStorage::blobService::recordings" in recorder_blob_scopes(widened)

@@ -24,9 +24,13 @@ def participant(pid: str, user: str) -> CallParticipant:
 
 
 def started(
-    recording_id: str, container: str = "recordings", at: datetime = T0, heartbeat: float = 5.0
+    recording_id: str,
+    container: str = "captures",
+    at: datetime = T0,
+    heartbeat: float = 5.0,
+    control_url: str | None = None,
 ) -> RecordingStarted:
-    prefix = capture_prefix(recording_id, at)
+    prefix = capture_prefix(recording_id, 0)
     return RecordingStarted(
         event_id=uuid.uuid4().hex,
         occurred_at=at,
@@ -46,6 +50,7 @@ def started(
         blob_name=track_blob_name(prefix),
         manifest_blob_name=manifest_blob_name(prefix),
         heartbeat_interval_seconds=heartbeat,
+        control_url=control_url,
     )
 
 
@@ -64,9 +69,15 @@ def joined(recording_id: str, sequence: int = 1, at: datetime = T0 + timedelta(s
 
 
 def stopped(
-    recording_id: str, sha256: str, seconds: float, sequence: int = 2, container: str = "recordings", at: datetime = T0
+    recording_id: str,
+    sha256: str,
+    seconds: float,
+    sequence: int = 2,
+    container: str = "captures",
+    at: datetime = T0,
+    generation: int = 0,
 ) -> RecordingStopped:
-    prefix = capture_prefix(recording_id, at)
+    prefix = capture_prefix(recording_id, generation)
     return RecordingStopped(
         event_id=uuid.uuid4().hex,
         occurred_at=at + timedelta(seconds=seconds),
@@ -74,6 +85,7 @@ def stopped(
         call_id=f"call-{recording_id}",
         sequence=sequence,
         recorder_instance="recorder-0",
+        generation=generation,
         reason="call_ended",
         ended_at=at + timedelta(seconds=seconds),
         blob_container=container,

@@ -16,7 +16,7 @@ from verbatim.contracts.evidence import RecordingFacts, RecordingManifest, Reten
 from verbatim.contracts.recorder import ObservedUser
 from verbatim.evidence.finalise import finalise
 from verbatim.evidence.guard import ensure_deletable, ensure_extension
-from verbatim.evidence.seal import Sealer, build_manifest, read_capture
+from verbatim.evidence.seal import Sealer, build_manifest, read_capture, seal_capture_manifest
 from verbatim.evidence.worm import Worm, WormNotApplied
 from verbatim.ledger import InMemoryLedgerStore, Ledger
 from verbatim.platform.blobs import AzureBlobStore
@@ -28,8 +28,11 @@ UNTIL = datetime(2030, 3, 3, 9, 5, tzinfo=UTC)
 
 def manifest_for(container: ContainerClient, recording_id: str, holds: list[str]) -> RecordingManifest:
     staged = stage_capture(container, recording_id, speech(4))
-    capture, capture_ref = read_capture(AzureBlobStore(container), staged.capture_blob)
-    evidence = finalise(AzureBlobStore(container), capture)
+    store = AzureBlobStore(container)
+    capture, _ = read_capture(store, staged.capture_blob)
+    # The recorder's capture manifest is sealed beside the evidence, under the name the seal derives.
+    capture_ref = seal_capture_manifest(store, recording_id, 0, store.read(staged.capture_blob))
+    evidence = finalise(store, store, capture, recording_id=capture.recording_id)
     facts = RecordingFacts(
         recording_id=recording_id,
         call_id=capture.call_id,
@@ -56,7 +59,7 @@ def test_seal_sends_an_unlocked_immutability_policy_until_the_retention_date_for
     result = Sealer(AzureBlobStore(container), ledger(), worm=Worm(container, emulator=True)).seal(manifest)
 
     worm = transport.worm_requests()
-    prefix = f"/{container.container_name}/2025/03/03/rec-seal/"
+    prefix = f"/{container.container_name}/rec-seal/"
     assert [(r.method, urlparse(r.url).path.removeprefix("/devstoreaccount1")) for r in worm] == [
         ("PUT", prefix + "audio.flac"),
         ("PUT", prefix + "capture.json"),
@@ -69,7 +72,7 @@ def test_seal_sends_an_unlocked_immutability_policy_until_the_retention_date_for
         assert "x-ms-legal-hold" not in request.headers
     assert result.enforcement == "emulator-not-enforced"
     assert result.protected_blobs == [
-        f"2025/03/03/rec-seal/{n}" for n in ("audio.flac", "capture.json", "manifest.json")
+        f"rec-seal/{n}" for n in ("audio.flac", "capture.json", "manifest.json")
     ]
 
 

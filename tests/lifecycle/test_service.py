@@ -35,6 +35,7 @@ from verbatim.reconciliation.service import parse_request
 def deps(tmp_path: Path) -> LifecycleDeps:
     return LifecycleDeps(
         recordings=InMemoryBlobStore("recordings"),
+        captures=InMemoryBlobStore("captures"),
         scratch=InMemoryBlobStore("lifecycle-scratch"),
         store=InMemoryRecordingStore(),
         ledger=memory_log(),
@@ -54,8 +55,17 @@ def run_to_seal(deps: LifecycleDeps, recording_id: str) -> None:
     access = activities.assemble_access_copy(deps, recording_id, finalised.finalised_blob, names)
     summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, access)
     activities.index_recording(deps, summary, finalised.problems)
-    assert activities.clean_up(deps, recording_id) == len(tasks) + 1
-    assert deps.scratch.names("") == []  # type: ignore[attr-defined]
+    assert activities.clean_up(deps, recording_id) >= len(tasks) + 1
+    assert deps.scratch.names("") == []
+    assert_written_once(deps)
+
+
+def assert_written_once(deps: LifecycleDeps) -> None:
+    """Every sealed name in the recordings container was written exactly once, all under the recording's folder."""
+    recordings = deps.recordings
+    assert isinstance(recordings, InMemoryBlobStore)
+    for name in recordings.names(""):
+        assert recordings.version_count(name) == 1, f"{name} was written {recordings.version_count(name)} times"
 
 
 def verify(deps: LifecycleDeps, recording_id: str) -> list[str]:
@@ -74,7 +84,7 @@ def announced(deps: LifecycleDeps) -> list[tuple[str, str | None]]:
 
 def test_a_stopped_recording_is_sealed_worm_protected_announced_once_and_verifies(deps: LifecycleDeps) -> None:
     recording_id = f"rec-{uuid.uuid4().hex[:8]}"
-    staged = stage_capture(deps.recordings, recording_id, speech(10), started_at=T0)
+    staged = stage_capture(deps.staging, recording_id, speech(10), started_at=T0)
     for event in (
         started(recording_id),
         joined(recording_id),
@@ -103,13 +113,16 @@ def test_a_stopped_recording_is_sealed_worm_protected_announced_once_and_verifie
     assert recordings.tags(record.seal.access_copy_blob) == kind_tags(ACCESS_COPY)
     assert announced(deps) == [(recording_id, "sealed")]
     assert verify(deps, recording_id) == []
+    # The recorder completed its capture itself: its staging copy is gone, the sealed one is in `recordings`.
+    assert deps.staging.names("", uncommitted=True) == []
+    assert all(name.startswith(f"{recording_id}/") for name in recordings.names(""))
 
 
 def test_a_recorder_that_went_silent_is_salvaged_and_sealed_as_interrupted(deps: LifecycleDeps) -> None:
     recording_id = f"rec-{uuid.uuid4().hex[:8]}"
     # The recorder staged its blocks and died: nothing committed, no capture manifest.
-    staged = stage_capture(deps.recordings, recording_id, speech(7), commit=False, started_at=T0)
-    assert deps.recordings.delete(staged.capture_blob)
+    staged = stage_capture(deps.staging, recording_id, speech(7), commit=False, started_at=T0)
+    assert deps.staging.delete(staged.capture_blob)
     record_event(deps.store, started(recording_id, heartbeat=5.0))
     progress = deps.progress
     assert isinstance(progress, InMemoryProgress)
@@ -127,10 +140,14 @@ def test_a_recorder_that_went_silent_is_salvaged_and_sealed_as_interrupted(deps:
         )
     )
 
-    deps.clock = lambda: T0 + timedelta(seconds=26)
+    # Nobody to ask (no control route configured): silent only after 2 heartbeats + the Table service's 30 s
+    # server timeout (verbatim.lifecycle.liveness) since the last heartbeat, i.e. at T0 + 12 + 40 s.
+    deps.clock = lambda: T0 + timedelta(seconds=51)
     assert activities.check_recording(deps, recording_id).state == "capturing"
-    deps.clock = lambda: T0 + timedelta(seconds=27)
-    assert activities.check_recording(deps, recording_id).state == "silent"
+    deps.clock = lambda: T0 + timedelta(seconds=52)
+    check = activities.check_recording(deps, recording_id)
+    assert check.state == "silent"
+    assert check.evidence["silence_threshold_ms"] == 40_000
 
     activities.salvage(deps, recording_id)
     run_to_seal(deps, recording_id)

@@ -88,8 +88,10 @@ def roundtrip(model: Any) -> Any:
 
 
 def test_status_and_outcome_keep_the_shape_operators_and_tests_read() -> None:
-    status = lifecycle._status("sealed", "rec-1", ledger_seq=4)
+    status = lifecycle._status("sealed", "rec-1", 0, ledger_seq=4)
     assert status == {"stage": "sealed", "recording_id": "rec-1", "ledger_seq": 4}
+    continuation = lifecycle._status("capturing", "rec-1", 2)
+    assert continuation == {"stage": "capturing", "recording_id": "rec-1", "part": 2}
     assert LifecycleStatus.model_validate(status).stage == "sealed"
     outcome = LifecycleOutcome(recording_id="rec-1", status="not_recorded", reason="failed: no media")
     assert roundtrip(outcome) == outcome

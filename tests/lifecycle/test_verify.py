@@ -56,7 +56,7 @@ def sealed(stack_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     recording_id = f"rec-{uuid.uuid4().hex[:10]}"
     staged = stage_capture(container, recording_id, speech(8))
     capture, capture_ref = read_capture(AzureBlobStore(container), staged.capture_blob)
-    [track] = finalise(AzureBlobStore(container), capture)
+    [track] = finalise(AzureBlobStore(container), AzureBlobStore(container), capture, recording_id=capture.recording_id)
     names = [
         encode_access_chunk(AzureBlobStore(container), scratch_store, recording_id, track, p)
         for p in plan_access_copy(track, 600)

@@ -117,13 +117,13 @@ def recorder_starter(azurite_service: Azurite, platform: FakePlatform, tmp_path:
         state_dir = tmp_path / instance
         storage = connection_string or azurite_service.connection_string
         queue_name = settings.pop("RECORDER_EVENTS_QUEUE", f"events-{uuid.uuid4().hex[:10]}")
-        container = settings.pop("RECORDINGS_CONTAINER", f"rec-{uuid.uuid4().hex[:10]}")
+        container = settings.pop("CAPTURES_CONTAINER", f"rec-{uuid.uuid4().hex[:10]}")
         env = {
             **platform.recorder_env(),
             "AzureWebJobsStorage": storage,
             "RECORDINGS_STORAGE": storage,
             "RECORDER_EVENTS_QUEUE": queue_name,
-            "RECORDINGS_CONTAINER": container,
+            "CAPTURES_CONTAINER": container,
             "RECORDER_HEARTBEAT_SECONDS": "1",
             "RECORDER_STOP_DRAIN_SECONDS": "10",
             "VERBATIM_LOG_LEVEL": "INFO",

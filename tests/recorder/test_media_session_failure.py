@@ -71,6 +71,6 @@ def test_a_media_session_the_library_refuses_declines_the_call_publishes_the_fai
     assert "   at " not in failed.reason  # the message, not the .NET stack trace
     assert failed.observed_user is not None and failed.observed_user.upn == "ada@contoso.example"
     container = BlobServiceClient.from_connection_string(azurite_service.connection_string).get_container_client(
-        settings.recordings_container
+        settings.captures_container
     )
     assert not container.exists() or not list(container.list_blobs(include=["uncommittedblobs"]))

@@ -60,8 +60,8 @@ def stack(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) ->
         log_path=root / "simulator.log",
         ports=(ports.simulator, ports.simulator_https),
     )
-    container, queue = "recordings", "recorder-events-sim"
-    env = {**recorder_environment(config), "RECORDER_EVENTS_QUEUE": queue, "RECORDINGS_CONTAINER": container}
+    container, queue = "captures", "recorder-events-sim"
+    env = {**recorder_environment(config), "RECORDER_EVENTS_QUEUE": queue, "CAPTURES_CONTAINER": container}
     process = ManagedProcess(
         name="recorder",
         argv=recorder_argv(port=ports.recorder, media_port=ports.recorder_media, state_dir=root / "recorder"),

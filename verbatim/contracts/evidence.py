@@ -157,7 +157,10 @@ class AccessCopy(BlobRef):
     bitrate: int
     duration_seconds: float
     source_track: str = "mixed"
+    # The evidence it was made from: its SHA-256, or for a recording sealed in parts, SHA-256 of the parts'
+    # SHA-256s (one per line, in order), which are listed in `source_parts` (added in v1; optional).
     source_sha256: Sha256Hex
+    source_parts: list[Sha256Hex] = Field(default_factory=list)
 
 
 class RetentionTerm(Contract):
@@ -197,6 +200,13 @@ class RecordingManifest(RecordingFacts):
     schema_version: Literal[1] = 1
     status: Literal["complete", "interrupted"]
     salvaged: bool = False
+    # Which part of the recording this manifest seals (added in v1; optional, 0 when absent): 0 is the first
+    # capture; part n (a continuation) is what a recorder captured after the lifecycle salvaged part n-1.
+    part: int = Field(default=0, ge=0)
+    # Where the part starts in the recording: samples since sample 0 of part 0 (0 for part 0).
+    first_sample: int = Field(default=0, ge=0)
+    # The sealed manifest of part n-1 (its exact bytes' hash), which this part continues.
+    previous_part: BlobRef | None = None
     duration_seconds: float
     capture_manifest: BlobRef | None = None  # the recorder's capture.json, sealed alongside
     evidence: list[EvidenceTrack]

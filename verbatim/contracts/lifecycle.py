@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, JsonValue
 
 from verbatim.contracts import Contract, contract
-from verbatim.contracts.evidence import AccessCopy, RecordingFacts
+from verbatim.contracts.evidence import AccessCopy, EvidenceTrack, RecordingFacts
 from verbatim.contracts.retention import RecordingDeletion
 
 RecordingStatus = Literal[
@@ -23,8 +23,26 @@ RecordingStatus = Literal[
 ]
 
 
+class SealedPartIndex(Contract):
+    """One sealed part of a recording: part 0 is the first capture, part n a continuation the recorder wrote
+    after the lifecycle salvaged part n-1. Its time range is `first_sample` / the rate after the recording's
+    `started_at`, for `duration_seconds` (measured by decoding the sealed evidence)."""
+
+    part: int = Field(ge=0)
+    manifest_blob: str
+    manifest_sha256: str
+    ledger_seq: int
+    first_sample: int = Field(default=0, ge=0)
+    sample_rate: int = 16_000
+    duration_seconds: float
+    interrupted: bool
+    sealed_at: AwareDatetime
+
+
 class SealIndex(Contract):
-    """What search, replay and retention need without reading the manifest."""
+    """What search, replay and retention need without reading the manifest. With continuations, the fields
+    describe the whole recording (the evidence and manifest of part 0, the access copy of the newest part,
+    which covers every part, the total sealed duration) and `parts` lists each part."""
 
     manifest_blob: str
     manifest_sha256: str
@@ -39,6 +57,25 @@ class SealIndex(Contract):
     legal_holds: list[str] = Field(default_factory=list)
     worm: Literal["azure", "emulator-not-enforced"]
     sealed_at: AwareDatetime
+    parts: list[SealedPartIndex] = Field(default_factory=list)  # added in v1; empty on older records
+
+
+ContinuationStatus = Literal["capturing", "stopped", "failed", "salvaged", "sealed", "not_recorded"]
+
+
+class Continuation(Contract):
+    """A capture generation after the first: the lifecycle salvaged (fenced) the one before, and the recorder,
+    alive after all, went on writing into this one. It is sealed as its own part, linked to the one before."""
+
+    generation: int = Field(ge=1)
+    status: ContinuationStatus = "capturing"
+    first_block: int = Field(default=0, ge=0)
+    first_sample: int = Field(default=0, ge=0)
+    last_event_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    stop_reason: str | None = None
+    failure_stage: str | None = None
+    failure_reason: str | None = None
 
 
 @contract("recording-record", 1)
@@ -49,9 +86,16 @@ class RecordingRecord(Contract):
     id: str
     status: RecordingStatus
     facts: RecordingFacts
+    # Legacy: what older events said about where the capture was. Never read: every path is derived from
+    # the recording id and the layout (verbatim.evidence.names).
     blob_container: str | None = None
     evidence_blob: str | None = None
     capture_manifest_blob: str | None = None
+    # The newest capture generation the recorder reported (0 until a salvage fenced one and it went on).
+    generation: int = Field(default=0, ge=0)
+    continuations: list[Continuation] = Field(default_factory=list)
+    # Where the recorder instance that holds the call answers the lifecycle's liveness question.
+    recorder_control_url: str | None = None
     heartbeat_interval_seconds: float = 10.0
     sequences_seen: list[int] = Field(default_factory=list)
     roster_sequence: int = -1  # sequence of the newest roster applied (started or participants.changed)
@@ -70,6 +114,7 @@ class LifecycleInput(Contract):
 
     recording_id: str
     waits: int = 0  # how many times it has waited for the recorder (bounded; history is reset each time)
+    part: int = Field(default=0, ge=0)  # the part (capture generation) this orchestration seals
 
 
 RecordingCheckState = Literal["capturing", "ended", "silent", "no_media", "unknown"]
@@ -81,6 +126,9 @@ class RecordingCheck(Contract):
     state: RecordingCheckState
     wait_seconds: float = 0.0  # when capturing: how long until the recorder would count as silent
     reason: str = ""
+    part: int = Field(default=0, ge=0)
+    # When silent: what the decision rests on (heartbeat age, the recorder's answer, the threshold and its basis).
+    evidence: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 @contract("finalised-recording", 1)
@@ -88,16 +136,37 @@ class FinalisedRecording(Contract):
     """Finalise's result; the full track list (block tables) is kept in scratch, not in the history."""
 
     recording_id: str
+    part: int = Field(default=0, ge=0)
     finalised_blob: str  # lifecycle-scratch blob with the EvidenceTrack list
-    capture_manifest_blob: str
+    capture_manifest_blob: str  # the capture manifest finalise used (captures container, or scratch after salvage)
     mixed_sha256: str
     samples: int
     problems: list[str] = Field(default_factory=list)
 
 
+class TimelinePart(Contract):
+    """A sealed part's mixed track and where it starts in the recording (for the access copy of the whole)."""
+
+    first_sample: int = Field(ge=0)
+    track: EvidenceTrack
+
+
+@contract("lifecycle.finalised-tracks", 1)
+class FinalisedTracks(Contract):
+    """What finalise leaves in lifecycle-scratch for the access copy and the seal: the part's tracks as sealed,
+    the parts before it, and the capture manifest it was finalised from."""
+
+    tracks: list[EvidenceTrack]
+    previous: list[TimelinePart] = Field(default_factory=list)
+    first_sample: int = Field(default=0, ge=0)
+    capture_container: Literal["captures", "scratch"]  # scratch: the lifecycle's own manifest after a salvage
+    capture_blob: str
+
+
 @contract("access-chunk-task", 1)
 class AccessChunkTask(Contract):
     recording_id: str
+    part: int = Field(default=0, ge=0)
     finalised_blob: str
     index: int
     first_packet: int
@@ -109,6 +178,7 @@ class AccessChunkTask(Contract):
 @contract("seal-summary", 1)
 class SealSummary(Contract):
     recording_id: str
+    part: int = Field(default=0, ge=0)
     status: Literal["complete", "interrupted"]
     seal: SealIndex
 
@@ -118,9 +188,20 @@ class SealSummary(Contract):
 
 @contract("lifecycle.recording-task", 1)
 class RecordingTask(Contract):
-    """The input of the activities that need only the recording: salvage, finalise, clean up."""
+    """The input of the activities that need only the recording and part: salvage, finalise, clean up."""
 
     recording_id: str
+    part: int = Field(default=0, ge=0)
+
+
+@contract("lifecycle.salvage-request", 1)
+class SalvageRequest(Contract):
+    """Salvage a part whose recorder was judged gone, and why (it goes into the `salvaged` ledger entry)."""
+
+    recording_id: str
+    part: int = Field(default=0, ge=0)
+    reason: str = ""
+    evidence: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 @contract("lifecycle.salvaged", 1)
@@ -140,6 +221,7 @@ class AccessChunk(Contract):
 @contract("lifecycle.assemble-access-copy", 1)
 class AssembleAccessCopy(Contract):
     recording_id: str
+    part: int = Field(default=0, ge=0)
     finalised_blob: str
     chunks: list[AccessChunk]
 
@@ -147,6 +229,7 @@ class AssembleAccessCopy(Contract):
 @contract("lifecycle.seal-request", 1)
 class SealRequest(Contract):
     recording_id: str
+    part: int = Field(default=0, ge=0)
     finalised_blob: str
     access_copy: AccessCopy | None = None
 
@@ -167,6 +250,7 @@ class Indexed(Contract):
 class MarkNotRecorded(Contract):
     recording_id: str
     reason: str
+    part: int = Field(default=0, ge=0)
 
 
 @contract("lifecycle.cleaned-up", 1)
@@ -183,7 +267,15 @@ class RecorderSignal(Contract):
 
 
 LifecycleStage = Literal[
-    "capturing", "not_recorded", "salvaging", "finalising", "transcoding", "sealing", "indexing", "sealed"
+    "capturing",
+    "waiting_for_previous_part",
+    "not_recorded",
+    "salvaging",
+    "finalising",
+    "transcoding",
+    "sealing",
+    "indexing",
+    "sealed",
 ]
 
 
@@ -193,6 +285,7 @@ class LifecycleStatus(Contract):
 
     stage: LifecycleStage
     recording_id: str
+    part: int | None = None
     waits: int | None = None
     reason: str | None = None
     ledger_seq: int | None = None
@@ -206,3 +299,4 @@ class LifecycleOutcome(Contract):
     status: Literal["sealed", "not_recorded"]
     reason: str | None = None
     interrupted: bool | None = None
+    part: int | None = None

@@ -16,7 +16,18 @@ from pydantic import AwareDatetime, Field, TypeAdapter
 
 from verbatim.contracts import Contract, contract
 
-RECORDER_EVENT_TYPES = ("recording.started", "participants.changed", "recording.stopped", "recording.failed")
+RECORDER_EVENT_TYPES = (
+    "recording.started",
+    "participants.changed",
+    "recording.continued",
+    "recording.stopped",
+    "recording.failed",
+)
+# A recording id names folders of the captures and recordings containers (verbatim.evidence.names): letters,
+# digits and hyphens only (the recorder makes UUIDs).
+RecordingId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
+# The capture generation a recorder writes (verbatim.evidence.names): 0 first, one more after each fence.
+Generation = Annotated[int, Field(ge=0, le=999)]
 
 IdentityKind = Literal[
     "user",
@@ -111,10 +122,12 @@ class RecorderEventBase(Contract):
     schema_version: Literal[1] = 1
     event_id: str
     occurred_at: AwareDatetime
-    recording_id: str
+    recording_id: RecordingId
     call_id: str
     sequence: int = Field(ge=0)
     recorder_instance: str
+    # The capture generation the event is about (added in v1; optional: 0 when absent).
+    generation: Generation = 0
 
 
 @contract("recording.started", 1)
@@ -140,6 +153,9 @@ class RecordingStarted(RecorderEventBase):
     # The recorder updates its progress record at least this often while it captures; silence for several
     # intervals means it died and the staged blocks should be salvaged.
     heartbeat_interval_seconds: float
+    # Where this recorder instance answers the lifecycle's question "is this capture alive?" (added in v1;
+    # optional): `<base>/api/captures/<recording id>`. The Function App only asks URLs its settings allow.
+    control_url: str | None = Field(default=None, max_length=512)
 
 
 @contract("participants.changed", 1)
@@ -149,6 +165,19 @@ class ParticipantsChanged(RecorderEventBase):
     joined: list[str] = Field(default_factory=list)  # participant ids
     left: list[str] = Field(default_factory=list)
     roster_sequence_number: int | None = None
+
+
+@contract("recording.continued", 1)
+class RecordingContinued(RecorderEventBase):
+    """The lifecycle salvaged capture generation `generation - 1` (it broke the recorder's leases: a fence), but
+    the recorder was alive: it writes what it captures from block `first_block` on into `generation`, so
+    nothing it captured is lost or written over what was sealed. Sent once per new generation."""
+
+    type: Literal["recording.continued"] = "recording.continued"
+    first_block: int = Field(ge=0)  # sequence of the first block of the mixed track in this generation
+    first_sample: int = Field(ge=0)  # that block's first sample, counted from sample 0 of generation 0
+    kept_blocks: int = Field(ge=0)  # blocks 0..n-1 the fenced generation kept, as its committed block list says
+    reason: str = Field(max_length=1000)
 
 
 @contract("recording.stopped", 1)
@@ -188,7 +217,8 @@ class RecordingFailed(RecorderEventBase):
 
 
 RecorderEvent = Annotated[
-    RecordingStarted | ParticipantsChanged | RecordingStopped | RecordingFailed, Field(discriminator="type")
+    RecordingStarted | ParticipantsChanged | RecordingContinued | RecordingStopped | RecordingFailed,
+    Field(discriminator="type"),
 ]
 _EVENT_ADAPTER: TypeAdapter[RecorderEvent] = TypeAdapter(RecorderEvent)
 
@@ -217,6 +247,7 @@ class CaptureProgress(Contract):
     started_at: AwareDatetime | None = None
     blob_container: str
     blob_name: str
+    generation: Generation = 0  # the capture generation being written (added in v1; optional)
     blocks_staged: int = 0
     bytes_staged: int = 0
     seconds_staged: float = 0.0
@@ -277,6 +308,9 @@ class CaptureManifest(Contract):
     written_at: AwareDatetime
     complete: bool  # False when the capture ended in failure or was salvaged
     salvaged: bool = False
+    # The capture generation it describes (added in v1; optional). A continuation (generation > 0) lists the
+    # blocks written into that generation's blobs; their start samples count from sample 0 of generation 0.
+    generation: Generation = 0
     frames_received: int = 0
     frames_dropped: int = 0
     tracks: list[CaptureTrack] = Field(default_factory=list)

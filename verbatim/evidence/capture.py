@@ -1,14 +1,13 @@
 """Where a capture lives and how its manifest is named, read and written.
 
-The recorder writes, in the recordings container, under one folder per recording:
-`<yyyy>/<mm>/<dd>/<recording id>/audio.flac` (the mixed evidence), `source-<id>.flac` (optional unmixed
-tracks) and `capture.json` (the capture manifest, `verbatim.contracts.recorder.CaptureManifest`). The
-lifecycle's seal writes its own `manifest.json` beside them.
+The recorder writes, in the captures container (`verbatim.evidence.names`), under one folder per recording and
+capture generation: `<recording id>/g<generation>/audio.flac` (the mixed track), `source-<id>.flac` (optional
+unmixed tracks) and `capture.json` (the capture manifest, `verbatim.contracts.recorder.CaptureManifest`). The
+lifecycle verifies it and writes the sealed copy into the recordings container.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -22,6 +21,7 @@ from verbatim.contracts.recorder import (
     CaptureProgress,
     CaptureTrack,
 )
+from verbatim.evidence import names
 
 __all__ = [
     "AudioEncoding",
@@ -38,12 +38,13 @@ __all__ = [
     "write_manifest",
 ]
 
-MIXED_TRACK = "mixed"
-MANIFEST_NAME = "capture.json"
+MIXED_TRACK = names.MIXED_TRACK
+MANIFEST_NAME = names.CAPTURE_MANIFEST
 
 
-def capture_prefix(recording_id: str, started: datetime) -> str:
-    return f"{started:%Y/%m/%d}/{recording_id}"
+def capture_prefix(recording_id: str, generation: int = 0) -> str:
+    """`<recording id>/g<generation>` in the captures container."""
+    return names.capture_prefix(recording_id, generation)
 
 
 def track_blob_name(prefix: str, track: str = MIXED_TRACK) -> str:

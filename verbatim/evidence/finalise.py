@@ -1,8 +1,14 @@
-"""Finalise a capture: commit (or check) the staged blocks against the recorder's capture manifest, re-hash
-every block and the whole object from storage, and measure the duration by decoding.
+"""Finalise a capture: commit (or check) the staged blocks in the captures container against the capture
+manifest, re-hash every block and the whole object, measure the duration by decoding, and write exactly the
+bytes that were hashed into the recordings container under the name the server derives for the part — once:
+a sealed name is never written again (a retry finds the same bytes there, anything else is refused).
 
 Nothing is thrown away or repaired: what does not match is written down in the track's `problems` and
 sealed with it, so a regulator sees exactly what was captured and what went wrong.
+
+A continuation part (a capture generation after a salvage) holds the recorder's blocks from where the part
+before ended; its sealed object is the FLAC stream header of part 0 followed by those blocks, so it decodes on
+its own, and its block table counts samples from the part's first sample (`first_sample` in the recording).
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from av.error import FFmpegError
 
 from verbatim.contracts.evidence import AudioGap, EvidenceTrack, SealedBlock
 from verbatim.contracts.recorder import CaptureManifest, CaptureTrack
+from verbatim.evidence import names
 from verbatim.evidence.blocks import decode_block_id
 from verbatim.evidence.flac import count_samples
 from verbatim.evidence.kinds import EVIDENCE, kind_tags
-from verbatim.platform.blobs import BlobStore
+from verbatim.platform.blobs import BlobExists, BlobNotFound, BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +34,55 @@ FLAC_CONTENT_TYPE = "audio/flac"
 _DOWNLOAD_CHUNK = 4 * 1024 * 1024
 
 
-def finalise(container: BlobStore, capture: CaptureManifest) -> list[EvidenceTrack]:
-    """Finalise every track of a capture (the mixed record first)."""
+class SealedNameTaken(RuntimeError):
+    """A sealed name already holds other bytes than the ones being sealed: it is never written again."""
+
+
+def finalise(
+    captures: BlobStore,
+    recordings: BlobStore,
+    capture: CaptureManifest,
+    *,
+    recording_id: str,
+    part: int = 0,
+    stream_header: bytes = b"",
+) -> list[EvidenceTrack]:
+    """Finalise every track of a capture (the mixed record first) into the sealed part `part`.
+    `stream_header`: for a continuation, the FLAC stream header its blocks are decoded with (from part 0)."""
     tracks = sorted(capture.tracks, key=lambda t: (t.kind != "mixed", t.track))
-    return [finalise_track(container, track) for track in tracks]
+    return [
+        finalise_track(
+            captures,
+            recordings,
+            track,
+            sealed_name=names.sealed_track_name(recording_id, part, track.track),
+            capture_name=names.capture_track_name(recording_id, capture.generation, track.track),
+            stream_header=stream_header if part else b"",
+        )
+        for track in tracks
+    ]
 
 
-def finalise_track(container: BlobStore, track: CaptureTrack) -> EvidenceTrack:
-    problems = _commit_or_check_blocks(container, track)
-    version_id = container.version_of(track.blob_name)
-    # The tiering rule for evidence matches this tag on the current version (verbatim.evidence.kinds).
-    container.set_tags(track.blob_name, kind_tags(EVIDENCE), version_id=version_id)
+def finalise_track(
+    captures: BlobStore,
+    recordings: BlobStore,
+    track: CaptureTrack,
+    *,
+    sealed_name: str,
+    capture_name: str,
+    stream_header: bytes = b"",
+) -> EvidenceTrack:
+    """`capture_name` is where the server says the track is; the manifest's own `blob_name` is not used."""
+    problems = _commit_or_check_blocks(captures, capture_name, track)
+    if track.blob_name != capture_name:
+        problems.append(f"the capture manifest names {track.blob_name[:200]!r}; the track was read from {capture_name}")
+    first_sample = track.blocks[0].start_sample if track.blocks else 0
+    # The blocks' offsets within the capture blob, and where they land in the sealed object.
+    base_offset = track.blocks[0].byte_offset if track.blocks else 0
+    shift = len(stream_header) - base_offset
     with tempfile.TemporaryFile() as spool:
-        whole, block_hashes = _download_and_hash(container, track, spool, version_id)
+        spool.write(stream_header)
+        whole, block_hashes = _download_and_hash(captures, capture_name, track, spool, header=stream_header)
         size = spool.tell()
         spool.seek(0)
         try:
@@ -47,26 +90,30 @@ def finalise_track(container: BlobStore, track: CaptureTrack) -> EvidenceTrack:
         except (FFmpegError, ValueError) as error:
             problems.append(f"the object does not decode as FLAC: {error}")
             samples = 0
-    if whole != track.sha256:
-        problems.append(f"SHA-256 of the stored object is {whole}, the recorder reported {track.sha256}")
-    if size != track.bytes:
-        problems.append(f"the stored object has {size} bytes, the recorder reported {track.bytes}")
+        captured_size = size - len(stream_header)
+        if not stream_header and whole != track.sha256:
+            problems.append(f"SHA-256 of the stored object is {whole}, the recorder reported {track.sha256}")
+        if captured_size != track.bytes:
+            problems.append(f"the stored object has {captured_size} bytes, the recorder reported {track.bytes}")
+        spool.seek(0)
+        version_id = _write_once(recordings, sealed_name, spool, size, whole)
     for block, digest in zip(track.blocks, block_hashes, strict=True):
         if digest != block.sha256:
             problems.append(
                 f"block {block.index} (bytes {block.byte_offset}..{block.byte_offset + block.size}, "
                 f"{block.time_offset_seconds:.1f} s) hashes to {digest}, the recorder staged {block.sha256}"
             )
-    if samples and track.samples and samples != track.samples:
-        problems.append(f"decoding gives {samples} samples, the recorder reported {track.samples}")
+    reported = sum(block.samples for block in track.blocks)
+    if samples and reported and samples != reported:
+        problems.append(f"decoding gives {samples} samples, the recorder reported {reported}")
     rate = track.encoding.sample_rate
     for problem in problems:
-        log.warning("finalise %s: %s", track.blob_name, problem)
+        log.warning("finalise %s: %s", capture_name, problem)
     return EvidenceTrack(
         track=track.track,
         kind=track.kind,
         source_id=track.source_id,
-        blob_name=track.blob_name,
+        blob_name=sealed_name,
         version_id=version_id,
         bytes=size,
         sha256=whole,
@@ -81,20 +128,38 @@ def finalise_track(container: BlobStore, track: CaptureTrack) -> EvidenceTrack:
                 block_id=b.block_id,
                 size=b.size,
                 sha256=digest,
-                byte_offset=b.byte_offset,
-                start_sample=b.start_sample,
+                byte_offset=b.byte_offset + shift,
+                start_sample=b.start_sample - first_sample,
                 samples=b.samples,
             )
             for b, digest in zip(track.blocks, block_hashes, strict=True)
         ],
-        gaps=[AudioGap(start_sample=g.start_sample, samples=g.samples) for g in track.gaps],
+        gaps=[
+            AudioGap(start_sample=g.start_sample - first_sample, samples=g.samples)
+            for g in track.gaps
+            if g.start_sample >= first_sample
+        ],
         problems=problems,
     )
 
 
-def _commit_or_check_blocks(container: BlobStore, track: CaptureTrack) -> list[str]:
+def _write_once(recordings: BlobStore, name: str, spool: IO[bytes], size: int, sha256: str) -> str | None:
+    """Write the sealed object, tagged as evidence; a retry finds the same bytes there and reuses them."""
+    try:
+        return recordings.write_stream(name, spool, size, content_type=FLAC_CONTENT_TYPE, tags=kind_tags(EVIDENCE))
+    except BlobExists:
+        stored = recordings.read_versioned(name)
+        if hashlib.sha256(stored.data).hexdigest() != sha256:
+            raise SealedNameTaken(f"{name} already holds other bytes; a sealed name is never written twice") from None
+        return stored.version_id
+
+
+def _commit_or_check_blocks(container: BlobStore, name: str, track: CaptureTrack) -> list[str]:
     """Commit the manifest's blocks when the recorder could not, else check the committed list matches."""
-    committed, uncommitted = container.blocks(track.blob_name)
+    try:
+        committed, uncommitted = container.blocks(name)
+    except BlobNotFound:
+        committed, uncommitted = [], []
     expected = [block.block_id for block in track.blocks]
     committed_ids = [block.id for block in committed]
     problems: list[str] = []
@@ -106,8 +171,8 @@ def _commit_or_check_blocks(container: BlobStore, track: CaptureTrack) -> list[s
         return problems
     staged = {block.id for block in uncommitted} | set(committed_ids)
     if not committed_ids and set(expected) <= staged and expected:
-        container.commit_blocks(track.blob_name, expected, content_type=FLAC_CONTENT_TYPE)
-        log.info("committed %d staged blocks of %s", len(expected), track.blob_name)
+        container.commit_blocks(name, expected, content_type=FLAC_CONTENT_TYPE)
+        log.info("committed %d staged blocks of %s", len(expected), name)
         return problems
     missing = [i for i, block_id in enumerate(expected) if block_id not in staged]
     if missing:
@@ -121,21 +186,25 @@ def _commit_or_check_blocks(container: BlobStore, track: CaptureTrack) -> list[s
 
 
 def _download_and_hash(
-    container: BlobStore, track: CaptureTrack, spool: IO[bytes], version_id: str | None
+    container: BlobStore, name: str, track: CaptureTrack, spool: IO[bytes], *, header: bytes = b""
 ) -> tuple[str, list[str]]:
-    """Stream the object into `spool`, hashing the whole and each manifest block on the way."""
-    whole = hashlib.sha256()
+    """Stream the committed object into `spool` (after `header`), hashing the whole sealed object (header
+    included) and each manifest block (offsets within the capture blob) on the way."""
+    whole = hashlib.sha256(header)
     bounds = [(b.byte_offset, b.byte_offset + b.size) for b in track.blocks]
     block_hashes = [hashlib.sha256() for _ in bounds]
-    position = 0
-    for chunk in container.chunks(track.blob_name, version_id=version_id):
-        whole.update(chunk)
-        spool.write(chunk)
-        end = position + len(chunk)
-        for (start, stop), digest in zip(bounds, block_hashes, strict=True):
-            if start < end and stop > position:
-                digest.update(chunk[max(0, start - position) : min(len(chunk), stop - position)])
-        position = end
+    position = track.blocks[0].byte_offset if track.blocks else 0
+    try:
+        for chunk in container.chunks(name):
+            whole.update(chunk)
+            spool.write(chunk)
+            end = position + len(chunk)
+            for (start, stop), digest in zip(bounds, block_hashes, strict=True):
+                if start < end and stop > position:
+                    digest.update(chunk[max(0, start - position) : min(len(chunk), stop - position)])
+            position = end
+    except BlobNotFound:
+        pass  # nothing was committed: an empty object, and every block is reported as not matching
     return whole.hexdigest(), [digest.hexdigest() for digest in block_hashes]
 
 

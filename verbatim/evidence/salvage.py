@@ -1,11 +1,17 @@
-"""Salvage: turn what a dead recorder left (staged, uncommitted blocks) into a playable recording.
+"""Salvage: turn what a recorder left in a capture generation (staged, uncommitted blocks) into a playable
+capture, after fencing the generation so that the recorder, if it is alive after all, can change nothing in it.
 
-The recorder stages each block of a track's block blob with a self-describing id (sequence + SHA-256, see
-`verbatim.evidence.blocks`). Salvage commits the longest run of blocks 0, 1, 2, ... that exist, reads the
-committed object back, keeps the prefix whose bytes match the hashes in the ids and that decodes as FLAC,
-and writes a capture manifest marked `salvaged` (never over a manifest the recorder completed itself).
-Blocks after a hole cannot be placed and are dropped by the commit (Azure discards uncommitted blocks that a
-commit leaves out), so salvage only when the recorder is known to be gone.
+Fence first: the recorder holds an infinite lease on each track blob of its generation and names it on every
+Put Block and Put Block List; salvage breaks those leases (break period 0), so every later write of the
+recorder to this generation is refused (412) and it goes on in the next generation instead (a continuation:
+`verbatim.evidence.names`). Only then is the block list read, so it holds every block the recorder managed to
+stage: nothing staged can slip in between the reading and the commit and be dropped by it.
+
+The recorder stages each block with a self-describing id (sequence + SHA-256, see `verbatim.evidence.blocks`).
+Salvage commits the longest run of blocks from the generation's first sequence that exist, reads the committed
+object back, keeps the prefix whose bytes match the hashes in the ids and that decodes as FLAC, and describes
+it in a capture manifest marked `salvaged` (the lifecycle keeps it beside its own work, never in the
+recorder's container). A manifest the recorder completed itself is taken as it is.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from verbatim.contracts.recorder import (
     CaptureProgress,
     CaptureTrack,
 )
+from verbatim.evidence import names
 from verbatim.evidence.blocks import BlockId, decode_block_id
 from verbatim.evidence.capture import MIXED_TRACK
 from verbatim.platform.blobs import BlobNotFound, BlobStore
@@ -46,9 +53,9 @@ class SalvagedTrack:
 @dataclass(frozen=True)
 class SalvageResult:
     manifest: CaptureManifest
-    manifest_blob_name: str
     tracks: list[SalvagedTrack]
     already_complete: bool  # the recorder had committed and written a complete manifest: nothing was changed
+    leases_broken: int  # track blobs whose lease the fence broke (0: the recorder held none any more)
 
     @property
     def mixed(self) -> CaptureTrack:
@@ -61,42 +68,68 @@ class SalvageResult:
         return max(0.0, progress.seconds_staged - self.mixed.duration_seconds)
 
 
+def fence_generation(captures: BlobStore, recording_id: str, generation: int) -> tuple[list[str], int]:
+    """Break the recorder's lease on every track blob of the generation; returns the track blobs and how many
+    leases were broken."""
+    prefix = names.capture_prefix(recording_id, generation) + "/"
+    tracks = [
+        name
+        for name in captures.names(prefix, uncommitted=True)
+        if names.track_of_capture_name(recording_id, generation, name) is not None
+    ]
+    mixed = names.capture_track_name(recording_id, generation)
+    if mixed not in tracks:
+        tracks.insert(0, mixed)
+    broken = sum(1 for name in tracks if captures.break_lease(name))
+    return tracks, broken
+
+
+def read_capture_manifest(captures: BlobStore, recording_id: str, generation: int) -> CaptureManifest | None:
+    try:
+        return CaptureManifest.model_validate_json(captures.read(names.capture_manifest_name(recording_id, generation)))
+    except BlobNotFound:
+        return None
+
+
 def salvage_capture(
-    container: BlobStore,
+    captures: BlobStore,
     *,
     recording_id: str,
     call_id: str,
     recorder_instance: str,
-    blob_name: str,
-    manifest_blob_name: str,
+    generation: int = 0,
     progress: CaptureProgress | None = None,
     call_chain_id: str | None = None,
+    first_block: int = 0,
+    first_sample: int = 0,
+    stream_header: bytes = b"",
 ) -> SalvageResult:
-    """Commit what can be committed of a recording's tracks and write a salvaged capture manifest."""
-    existing = _read_manifest(container, manifest_blob_name)
-    if existing is not None and existing.complete:
-        return SalvageResult(existing, manifest_blob_name, [], already_complete=True)
-    prefix = blob_name.rsplit("/", 1)[0] + "/"
-    unmixed = [
-        name for name in container.names(prefix, uncommitted=True) if name != blob_name and name.endswith(".flac")
-    ]
-    names = [blob_name, *unmixed]
-    tracks = [salvage_track(container, blob_name, recording_id=recording_id)]
-    for name in names[1:]:
-        stem = name.rsplit("/", 1)[1].removesuffix(".flac")
-        source = stem.removeprefix("source-")
+    """Fence the generation, then commit what can be committed of its tracks and describe it.
+    For a continuation: `first_block` and `first_sample` say where it starts in the recording, and
+    `stream_header` is the FLAC stream header its blocks decode with (part 0's)."""
+    track_names, broken = fence_generation(captures, recording_id, generation)
+    existing = read_capture_manifest(captures, recording_id, generation)
+    if existing is not None and existing.complete and existing.recording_id == recording_id:
+        return SalvageResult(existing, [], already_complete=True, leases_broken=broken)
+    tracks = []
+    for name in track_names:
+        track = names.track_of_capture_name(recording_id, generation, name) or MIXED_TRACK
+        source = track.removeprefix("source-")
         tracks.append(
             salvage_track(
-                container,
+                captures,
                 name,
                 recording_id=recording_id,
-                track=stem,
+                track=track,
                 source_id=int(source) if source.isdigit() else None,
+                first_sequence=first_block,
+                first_sample=first_sample,
+                stream_header=stream_header,
             )
         )
     now = datetime.now(UTC)
     started = progress.started_at if progress is not None else None
-    mixed = tracks[0].track
+    mixed = next(t.track for t in tracks if t.track.track == MIXED_TRACK)
     manifest = CaptureManifest(
         recording_id=recording_id,
         call_id=call_id,
@@ -107,27 +140,22 @@ def salvage_capture(
         written_at=now,
         complete=False,
         salvaged=True,
+        generation=generation,
         frames_received=progress.frames_received if progress else 0,
         frames_dropped=progress.frames_dropped if progress else 0,
         tracks=[salvaged.track for salvaged in tracks],
     )
-    container.write(manifest_blob_name, manifest.model_dump_json(indent=2).encode(), content_type="application/json")
     log.info(
         "recording salvaged",
         extra={
             "recording_id": recording_id,
+            "generation": generation,
+            "leases_broken": broken,
             "blocks": len(mixed.blocks),
             "duration_seconds": round(mixed.duration_seconds, 3),
         },
     )
-    return SalvageResult(manifest, manifest_blob_name, tracks, already_complete=False)
-
-
-def _read_manifest(container: BlobStore, blob_name: str) -> CaptureManifest | None:
-    try:
-        return CaptureManifest.model_validate_json(container.read(blob_name))
-    except BlobNotFound:
-        return None
+    return SalvageResult(manifest, tracks, already_complete=False, leases_broken=broken)
 
 
 def salvage_track(
@@ -137,8 +165,12 @@ def salvage_track(
     recording_id: str = "",
     track: str = MIXED_TRACK,
     source_id: int | None = None,
+    first_sequence: int = 0,
+    first_sample: int = 0,
+    stream_header: bytes = b"",
 ) -> SalvagedTrack:
-    """Commit the longest valid prefix of one track's blocks; returns the track as committed."""
+    """Commit the longest valid run of one track's blocks from `first_sequence`; returns the track as committed
+    (byte offsets within the blob, start samples counted in the recording)."""
     try:
         committed, uncommitted = container.blocks(blob_name)
     except BlobNotFound:
@@ -149,8 +181,8 @@ def salvage_track(
         if parsed is not None and parsed.sequence not in ours:
             ours[parsed.sequence] = (parsed, block.id, block.size)
     run: list[tuple[BlockId, str, int]] = []
-    while len(run) in ours:
-        run.append(ours[len(run)])
+    while first_sequence + len(run) in ours:
+        run.append(ours[first_sequence + len(run)])
     dropped_after_hole = len(ours) - len(run)
     candidate = run
     dropped_invalid = 0
@@ -163,7 +195,7 @@ def salvage_track(
             metadata={"recording_id": recording_id, "salvaged": "true"} if recording_id else {"salvaged": "true"},
         )
         data = container.read(blob_name)
-        valid = _valid_prefix(data, candidate)
+        valid = _valid_prefix(data, candidate, stream_header)
         if valid == len(candidate):
             break
         # Uncommitted blocks beyond `valid` are gone after the first commit; shrinking is all that is left.
@@ -171,7 +203,7 @@ def salvage_track(
         candidate = candidate[:valid]
     if not candidate:
         data = b""
-    blocks, samples = _describe(data, candidate)
+    blocks, samples = _describe(data, candidate, stream_header, first_sample)
     described = CaptureTrack(
         track=track,
         kind="mixed" if track == MIXED_TRACK else "unmixed",
@@ -187,8 +219,8 @@ def salvage_track(
     return SalvagedTrack(described, len(ours), len(candidate), dropped_after_hole, dropped_invalid)
 
 
-def _valid_prefix(data: bytes, blocks: list[tuple[BlockId, str, int]]) -> int:
-    """How many leading blocks have the bytes their ids promise and decode as FLAC."""
+def _valid_prefix(data: bytes, blocks: list[tuple[BlockId, str, int]], header: bytes = b"") -> int:
+    """How many leading blocks have the bytes their ids promise and decode as FLAC (after `header`)."""
     offset = 0
     matching = 0
     for parsed, _, size in blocks:
@@ -196,7 +228,7 @@ def _valid_prefix(data: bytes, blocks: list[tuple[BlockId, str, int]]) -> int:
             break
         offset += size
         matching += 1
-    while matching and not _decodes(data[: sum(size for _, _, size in blocks[:matching])]):
+    while matching and not _decodes(header + data[: sum(size for _, _, size in blocks[:matching])]):
         matching -= 1
     return matching
 
@@ -212,17 +244,20 @@ def _decodes(data: bytes) -> bool:
     return True
 
 
-def _describe(data: bytes, blocks: list[tuple[BlockId, str, int]]) -> tuple[list[CaptureBlock], int]:
-    """Per-block byte and sample offsets, measured by decoding the committed object."""
+def _describe(
+    data: bytes, blocks: list[tuple[BlockId, str, int]], header: bytes = b"", first_sample: int = 0
+) -> tuple[list[CaptureBlock], int]:
+    """Per-block byte offsets (within the blob) and start samples (from `first_sample`), measured by decoding
+    the committed object (after `header`)."""
     ends: list[int] = []
-    offset = 0
+    offset = len(header)
     for _, _, size in blocks:
         offset += size
         ends.append(offset)
     per_block = [0] * len(blocks)
     total = 0
     if data:
-        with av.open(io.BytesIO(data), format="flac") as container:
+        with av.open(io.BytesIO(header + data), format="flac") as container:
             assert isinstance(container, av.container.InputContainer)
             for packet in container.demux(audio=0):
                 if packet.size == 0 or packet.pos is None:
@@ -232,11 +267,11 @@ def _describe(data: bytes, blocks: list[tuple[BlockId, str, int]]) -> tuple[list
                 per_block[index] += samples
                 total += samples
     result: list[CaptureBlock] = []
-    start = byte_offset = 0
+    start, byte_offset = first_sample, 0
     for index, (parsed, block_id, size) in enumerate(blocks):
         result.append(
             CaptureBlock(
-                index=index,
+                index=parsed.sequence,
                 block_id=block_id,
                 size=size,
                 sha256=parsed.sha256_hex,

@@ -1,5 +1,7 @@
-"""Seal a recording: write `manifest.json` beside the media, make every sealed object WORM until the
-retention date (and legally held when a hold applies), and record the seal in the ledger.
+"""Seal a recording (one part of it): write `manifest.json` beside the sealed media in the recordings container,
+make every sealed object WORM until the retention date (and legally held when a hold applies), and record the
+seal in the ledger. Every name is derived from the recording id and the part (`verbatim.evidence.names`), and
+each is written once: nothing here overwrites a blob.
 
 A seal is idempotent: a retry finds the manifest already written and re-applies the same protection and
 the same ledger entry (by idempotency key), so an activity can be retried at any step.
@@ -26,6 +28,7 @@ from verbatim.contracts.evidence import (
     RetentionTerm,
 )
 from verbatim.contracts.recorder import CaptureManifest
+from verbatim.evidence import names
 from verbatim.evidence.worm import Enforcement, WormProtection
 from verbatim.ledger.writer import LedgerRecord, LedgerWriter
 from verbatim.platform.blobs import BlobExists, BlobNotFound, BlobStore
@@ -35,7 +38,36 @@ MANIFEST_CONTENT_TYPE = "application/json"
 
 
 def manifest_blob_name(evidence_blob_name: str) -> str:
+    """The sealed manifest beside a sealed evidence blob (for readers; the seal derives it from the id)."""
     return posixpath.join(posixpath.dirname(evidence_blob_name), MANIFEST_NAME)
+
+
+def seal_key(recording_id: str, part: int) -> str:
+    """The idempotency key of a part's `sealed` ledger entry."""
+    return f"sealed:{recording_id}" if part == 0 else f"sealed:{recording_id}:part-{part}"
+
+
+class SealedObjectConflict(RuntimeError):
+    """A sealed name already holds other bytes: it is never written again."""
+
+
+def write_once(recordings: BlobStore, name: str, body: bytes, content_type: str) -> BlobRef:
+    """Store `body` under a sealed name that has never been written; a retry that finds the same bytes there
+    reuses them, anything else is refused."""
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        version_id = recordings.write(name, body, overwrite=False, content_type=content_type)
+    except BlobExists:
+        stored = recordings.read_versioned(name)
+        if hashlib.sha256(stored.data).hexdigest() != digest:
+            raise SealedObjectConflict(f"{name} already holds other bytes; a sealed name is written once") from None
+        version_id = stored.version_id
+    return BlobRef(blob_name=name, version_id=version_id, bytes=len(body), sha256=digest)
+
+
+def seal_capture_manifest(recordings: BlobStore, recording_id: str, part: int, body: bytes) -> BlobRef:
+    """Seal the exact bytes of the capture manifest the part was finalised from, beside its evidence."""
+    return write_once(recordings, names.sealed_capture_manifest_name(recording_id, part), body, MANIFEST_CONTENT_TYPE)
 
 
 def recording_subject(recording_id: str) -> str:
@@ -44,7 +76,7 @@ def recording_subject(recording_id: str) -> str:
 
 
 def read_capture(container: BlobStore, blob_name: str) -> tuple[CaptureManifest, BlobRef]:
-    """The recorder's capture manifest, and a reference to its exact bytes for the sealed manifest."""
+    """A capture manifest, and a reference to its exact bytes."""
     stored = container.read_versioned(blob_name)
     body = stored.data
     ref = BlobRef(
@@ -65,6 +97,10 @@ def build_manifest(
     retention: RetentionTerm,
     legal_holds: Sequence[str],
     sealed_at: datetime,
+    *,
+    part: int = 0,
+    first_sample: int = 0,
+    previous_part: BlobRef | None = None,
 ) -> RecordingManifest:
     mixed = next((t for t in evidence if t.kind == "mixed"), evidence[0])
     interrupted = capture.salvaged or not capture.complete
@@ -72,6 +108,9 @@ def build_manifest(
         **facts.model_dump(),
         status="interrupted" if interrupted else "complete",
         salvaged=capture.salvaged,
+        part=part,
+        first_sample=first_sample,
+        previous_part=previous_part,
         duration_seconds=mixed.duration_seconds,
         capture_manifest=capture_ref,
         evidence=list(evidence),
@@ -128,13 +167,13 @@ class Sealer:
             EntryKind.SEALED,
             recording_subject(manifest.recording_id),
             sealed_details(manifest, manifest_ref, enforcement),
-            idempotency_key=f"sealed:{manifest.recording_id}",
+            idempotency_key=seal_key(manifest.recording_id, manifest.part),
         )
         return SealResult(manifest, manifest_ref, entry, enforcement, [name for name, _ in targets])
 
     def _write_manifest(self, manifest: RecordingManifest) -> tuple[RecordingManifest, BlobRef]:
         """Write the manifest unless a previous attempt did; the stored one is the sealed one."""
-        name = manifest_blob_name(manifest.track().blob_name if manifest.evidence else manifest.recording_id)
+        name = names.sealed_manifest_name(manifest.recording_id, manifest.part)
         body = manifest.model_dump_json(indent=2).encode()
         try:
             version_id = self._container.write(name, body, overwrite=False, content_type=MANIFEST_CONTENT_TYPE)
@@ -142,7 +181,7 @@ class Sealer:
             existing = self._container.read_versioned(name)
             body, version_id = existing.data, existing.version_id
             stored = RecordingManifest.model_validate_json(body)
-            if stored.recording_id != manifest.recording_id:
+            if stored.recording_id != manifest.recording_id or stored.part != manifest.part:
                 raise
             manifest = stored
         ref = BlobRef(blob_name=name, version_id=version_id, bytes=len(body), sha256=hashlib.sha256(body).hexdigest())
@@ -175,6 +214,11 @@ def sealed_details(
         },
         "evidence": evidence,
         "access_copy": access,
+        "part": manifest.part,
+        "first_sample": manifest.first_sample,
+        "previous_part": None
+        if manifest.previous_part is None
+        else {"blob": manifest.previous_part.blob_name, "sha256": manifest.previous_part.sha256},
         "call_id": manifest.call_id,
         "status": manifest.status,
         "duration_ms": round(manifest.duration_seconds * 1000),

@@ -1,33 +1,48 @@
 """The lifecycle's activities as plain functions over `LifecycleDeps`: what each orchestration step does.
-functions/lifecycle.py only parses inputs and calls these; tests call them directly."""
+functions/lifecycle.py only parses inputs and calls these; tests call them directly.
+
+Each activity works on one part of a recording: part 0 is the recorder's first capture generation, part n a
+continuation it wrote after the lifecycle salvaged (fenced) part n-1. Every blob name is derived here from the
+recording id and the part (`verbatim.evidence.names`): the recorder's captures are read from the captures
+container, the sealed evidence is written once into the recordings container.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from pydantic import TypeAdapter
+from pydantic import JsonValue
 
-from verbatim.contracts.evidence import AccessCopy, EntryKind, EvidenceTrack
+from verbatim.contracts.evidence import AccessCopy, BlobRef, EntryKind, RecordingManifest
 from verbatim.contracts.lifecycle import (
     AccessChunkTask,
+    Continuation,
     FinalisedRecording,
+    FinalisedTracks,
     RecordingCheck,
     RecordingRecord,
+    SealedPartIndex,
     SealIndex,
     SealSummary,
+    TimelinePart,
 )
-from verbatim.evidence import access_copy
+from verbatim.contracts.recorder import CaptureManifest, CaptureProgress
+from verbatim.evidence import access_copy, names
+from verbatim.evidence.access_copy import Timeline
 from verbatim.evidence.finalise import finalise
+from verbatim.evidence.flac import MAX_HEADER_BYTES, NotFlac, parse_header
 from verbatim.evidence.opus import ChunkPlan
 from verbatim.evidence.progress import ProgressReader
-from verbatim.evidence.salvage import salvage_capture
-from verbatim.evidence.seal import Sealer, build_manifest, read_capture, recording_subject
+from verbatim.evidence.salvage import read_capture_manifest, salvage_capture
+from verbatim.evidence.seal import Sealer, build_manifest, recording_subject, seal_capture_manifest
 from verbatim.evidence.worm import WormProtection
 from verbatim.ledger.writer import LedgerWriter
 from verbatim.lifecycle.announce import announce_indexed
+from verbatim.lifecycle.liveness import TABLE_SERVER_TIMEOUT_SECONDS, CaptureLiveness, NoLiveness, judge
 from verbatim.lifecycle.policies import HoldMatcher, NoHolds, RetentionPolicy
 from verbatim.lifecycle.records import RecordingStore
 from verbatim.platform.blobs import BlobNotFound, BlobStore
@@ -36,11 +51,9 @@ from verbatim.platform.queues import MessageQueue
 
 log = logging.getLogger(__name__)
 
-_TRACKS = TypeAdapter(list[EvidenceTrack])
-# The recorder counts as gone after this many heartbeat intervals without progress or events.
-SILENT_AFTER_INTERVALS = 3
 # Without any record of the recording, give up after this many waits (the recorder never reported).
 MAX_UNKNOWN_WAITS = 10
+JSON = "application/json"
 
 
 @dataclass
@@ -48,18 +61,26 @@ class LifecycleDeps:
     """The lifecycle's ports: the composition root gives Azure adapters, service-level tests in-memory fakes
     (`InMemoryBlobStore`, `InMemoryWorm`, `InMemoryRecordingStore`, `InMemoryProgress`, `InMemoryQueue`)."""
 
-    recordings: BlobStore  # the evidence (WORM in Azure)
-    scratch: BlobStore  # lifecycle-scratch: finalised track lists and encoded access-copy chunks
+    recordings: BlobStore  # the sealed evidence (WORM in Azure): each name written once, by this code only
+    scratch: BlobStore  # lifecycle-scratch: finalised track lists, salvage manifests, access-copy chunks
     store: RecordingStore
     ledger: LedgerWriter
     retention: RetentionPolicy
     worm: WormProtection
+    captures: BlobStore | None = None  # the recorder's staging container (None: the same as `recordings`, tests)
     progress: ProgressReader | None = None
+    liveness: CaptureLiveness = field(default_factory=NoLiveness)
     holds: HoldMatcher = field(default_factory=NoHolds)
     chunk_seconds: int = 600
+    # The Table service's server timeout for writes, which the silence threshold is derived from.
+    storage_server_timeout_seconds: float = TABLE_SERVER_TIMEOUT_SECONDS
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # `reconciliation-requests`: told when a recording reaches a final state (sealed or not recorded).
     reconciliation: MessageQueue | None = None
+
+    @property
+    def staging(self) -> BlobStore:
+        return self.captures if self.captures is not None else self.recordings
 
 
 def _record(deps: LifecycleDeps, recording_id: str) -> RecordingRecord:
@@ -69,40 +90,135 @@ def _record(deps: LifecycleDeps, recording_id: str) -> RecordingRecord:
     return record
 
 
-def check_recording(deps: LifecycleDeps, recording_id: str, waits: int = 0) -> RecordingCheck:
-    """Where the capture stands: still capturing (and for how long to wait), ended, or silent (salvage)."""
+def _continuation(record: RecordingRecord, part: int) -> Continuation:
+    found = next((c for c in record.continuations if c.generation == part), None)
+    if found is None:
+        raise NotFound(f"recording {record.id} has no part {part}")
+    return found
+
+
+@dataclass(frozen=True)
+class PartState:
+    """One part's capture as the record tells it (part 0 from the record itself, others from continuations)."""
+
+    status: str
+    last_event_at: datetime | None
+    failure_reason: str | None
+    first_block: int
+    first_sample: int
+    ended_at: datetime | None
+
+
+def part_state(record: RecordingRecord, part: int) -> PartState:
+    if part == 0:
+        return PartState(record.status, record.last_event_at, record.failure_reason, 0, 0, record.facts.ended_at)
+    c = _continuation(record, part)
+    return PartState(c.status, c.last_event_at, c.failure_reason, c.first_block, c.first_sample, c.ended_at)
+
+
+def _sealed_parts(record: RecordingRecord) -> list[SealedPartIndex]:
+    if record.seal is None:
+        return []
+    if record.seal.parts:
+        return list(record.seal.parts)
+    # A record sealed before parts existed: its one seal is part 0.
+    seal = record.seal
+    return [
+        SealedPartIndex(
+            part=0,
+            manifest_blob=seal.manifest_blob,
+            manifest_sha256=seal.manifest_sha256,
+            ledger_seq=seal.ledger_seq,
+            duration_seconds=seal.duration_seconds,
+            interrupted=seal.interrupted,
+            sealed_at=seal.sealed_at,
+        )
+    ]
+
+
+# --- is the recorder still capturing? ---------------------------------------------------------------------
+
+
+def check_recording(deps: LifecycleDeps, recording_id: str, waits: int = 0, part: int = 0) -> RecordingCheck:
+    """Where a part's capture stands: still capturing (and for how long to wait), ended, or silent (salvage)."""
     record = deps.store.get(recording_id)
-    if record is None:
+    if record is None or (part > 0 and not any(c.generation == part for c in record.continuations)):
         if waits >= MAX_UNKNOWN_WAITS:
-            return RecordingCheck(recording_id=recording_id, state="no_media", reason="the recorder never reported")
-        return RecordingCheck(recording_id=recording_id, state="unknown", wait_seconds=60, reason="no record yet")
-    if record.status in ("stopped", "salvaged", "sealed"):
-        return RecordingCheck(recording_id=recording_id, state="ended", reason=record.status)
-    if record.status == "failed":
-        if record.capture_manifest_blob and _exists(deps.recordings, record.capture_manifest_blob):
-            return RecordingCheck(recording_id=recording_id, state="ended", reason=f"failed: {record.failure_reason}")
-        if record.evidence_blob and _has_blocks(deps.recordings, record.evidence_blob):
-            return RecordingCheck(recording_id=recording_id, state="silent", reason="failed with staged blocks")
-        return RecordingCheck(recording_id=recording_id, state="no_media", reason=f"failed: {record.failure_reason}")
-    now = deps.clock()
-    last = record.last_event_at
-    if deps.progress is not None:
-        progress = deps.progress.read(recording_id)
-        if progress is not None and (last is None or progress.updated_at > last):
-            last = progress.updated_at
-    timeout = timedelta(seconds=SILENT_AFTER_INTERVALS * record.heartbeat_interval_seconds)
-    silent_for = now - last if last else timeout
-    if silent_for >= timeout:
+            return RecordingCheck(
+                recording_id=recording_id, part=part, state="no_media", reason="the recorder never reported"
+            )
         return RecordingCheck(
-            recording_id=recording_id, state="silent", reason=f"no heartbeat for {silent_for.total_seconds():.0f} s"
+            recording_id=recording_id, part=part, state="unknown", wait_seconds=60, reason="no record yet"
+        )
+    if part > 0 and not any(p.part == part - 1 for p in _sealed_parts(record)):
+        return RecordingCheck(
+            recording_id=recording_id,
+            part=part,
+            state="capturing",
+            wait_seconds=30,
+            reason=f"part {part - 1} is not sealed yet",
+        )
+    state = part_state(record, part)
+    if state.status in ("stopped", "salvaged", "sealed"):
+        return RecordingCheck(recording_id=recording_id, part=part, state="ended", reason=state.status)
+    if state.status == "not_recorded":
+        return RecordingCheck(recording_id=recording_id, part=part, state="no_media", reason="not recorded")
+    if state.status == "failed":
+        manifest = read_capture_manifest(deps.staging, recording_id, part)
+        if manifest is not None:
+            return RecordingCheck(
+                recording_id=recording_id, part=part, state="ended", reason=f"failed: {state.failure_reason}"
+            )
+        if _has_blocks(deps.staging, names.capture_track_name(recording_id, part)):
+            return RecordingCheck(
+                recording_id=recording_id, part=part, state="silent", reason="failed with staged blocks"
+            )
+        return RecordingCheck(
+            recording_id=recording_id, part=part, state="no_media", reason=f"failed: {state.failure_reason}"
+        )
+    if record.generation > part:
+        # The recorder went on in a later generation: this one was fenced, so it can only be salvaged.
+        return RecordingCheck(
+            recording_id=recording_id,
+            part=part,
+            state="silent",
+            reason=f"the recorder moved on to generation {record.generation}",
+        )
+    last = state.last_event_at
+    progress = _progress(deps, recording_id)
+    if progress is not None and progress.generation == part and (last is None or progress.updated_at > last):
+        last = progress.updated_at
+    verdict = judge(
+        now=deps.clock(),
+        last_heard=last,
+        heartbeat_seconds=record.heartbeat_interval_seconds,
+        server_timeout_seconds=deps.storage_server_timeout_seconds,
+        ask=lambda: deps.liveness.ask(record),
+    )
+    if verdict.salvage:
+        return RecordingCheck(
+            recording_id=recording_id, part=part, state="silent", reason=verdict.reason, evidence=verdict.evidence
         )
     return RecordingCheck(
-        recording_id=recording_id, state="capturing", wait_seconds=(timeout - silent_for).total_seconds() + 1
+        recording_id=recording_id,
+        part=part,
+        state="capturing",
+        wait_seconds=verdict.wait_seconds,
+        reason=verdict.reason,
+        evidence=verdict.evidence,
     )
 
 
-def _exists(container: BlobStore, name: str) -> bool:
-    return container.exists(name)
+def _progress(deps: LifecycleDeps, recording_id: str) -> CaptureProgress | None:
+    """The recorder's last heartbeat; None when it cannot be read (a stalled store says nothing about the
+    recorder, so it must not make the recorder look silent or alive)."""
+    if deps.progress is None:
+        return None
+    try:
+        return deps.progress.read(recording_id)
+    except Exception as error:  # the table is down or slow: decide on the other evidence
+        log.warning("capture progress unreadable", extra={"recording_id": recording_id, "error": type(error).__name__})
+        return None
 
 
 def _has_blocks(container: BlobStore, name: str) -> bool:
@@ -113,75 +229,180 @@ def _has_blocks(container: BlobStore, name: str) -> bool:
     return bool(committed or uncommitted)
 
 
-def salvage(deps: LifecycleDeps, recording_id: str) -> str:
-    """Commit what a dead recorder staged; the record becomes `salvaged` and the ledger says so."""
+# --- salvage -------------------------------------------------------------------------------------------------
+
+
+def salvage_name(recording_id: str, part: int) -> str:
+    """Where the lifecycle keeps the capture manifest it made by salvaging a part (lifecycle-scratch)."""
+    return f"salvaged/{names.check_recording_id(recording_id)}/g{names.check_generation(part)}.json"
+
+
+def salvage(
+    deps: LifecycleDeps,
+    recording_id: str,
+    part: int = 0,
+    *,
+    reason: str = "",
+    evidence: dict[str, JsonValue] | None = None,
+) -> str:
+    """Fence the part's capture generation and commit what its recorder staged; the part becomes `salvaged`, and
+    the ledger says so with the decision and what it rested on."""
     record = _record(deps, recording_id)
-    if not record.evidence_blob or not record.capture_manifest_blob:
-        raise NotFound(f"recording {recording_id} has no evidence blob to salvage")
-    progress = deps.progress.read(recording_id) if deps.progress is not None else None
+    state = part_state(record, part)
+    progress = _progress(deps, recording_id)
+    header = _stream_header(deps, record) if part > 0 else b""
     result = salvage_capture(
-        deps.recordings,
+        deps.staging,
         recording_id=recording_id,
         call_id=record.facts.call_id,
         recorder_instance=record.facts.recorder_instance,
-        blob_name=record.evidence_blob,
-        manifest_blob_name=record.capture_manifest_blob,
-        progress=progress,
+        generation=part,
+        progress=progress if progress is not None and progress.generation == part else None,
         call_chain_id=record.facts.call_chain_id,
+        first_block=state.first_block,
+        first_sample=state.first_sample,
+        stream_header=header,
     )
+    name = salvage_name(recording_id, part)
     if not result.already_complete:
-        missing = result.missing_seconds(progress)
+        deps.scratch.write(name, result.manifest.model_dump_json(indent=2).encode(), content_type=JSON)
+        missing = result.missing_seconds(progress) if part == 0 else None
         deps.ledger.append(
             EntryKind.SALVAGED,
             recording_subject(recording_id),
             {
-                "blob": record.evidence_blob,
+                "part": part,
+                "capture": names.capture_prefix(recording_id, part),
+                "leases_broken": result.leases_broken,
                 "blocks_committed": len(result.mixed.blocks),
                 "duration_ms": round(result.mixed.duration_seconds * 1000),
                 "missing_ms": None if missing is None else round(missing * 1000),
                 "sha256": result.mixed.sha256,
+                "decision": {"reason": reason, **(evidence or {})},
             },
-            idempotency_key=f"salvaged:{recording_id}",
+            idempotency_key=f"salvaged:{recording_id}" if part == 0 else f"salvaged:{recording_id}:part-{part}",
         )
 
     def mark(current: RecordingRecord | None) -> RecordingRecord:
         assert current is not None
-        return current if current.status == "sealed" else current.model_copy(update={"status": "salvaged"})
+        updated = current.model_copy(deep=True)
+        if part == 0:
+            if updated.status not in ("sealed", "deleting", "deleted"):
+                updated.status = "salvaged"
+        else:
+            continuation = _continuation(updated, part)
+            if continuation.status != "sealed":
+                continuation.status = "salvaged"
+        return updated
 
     deps.store.update(recording_id, mark)
-    return result.manifest_blob_name
+    return name if not result.already_complete else names.capture_manifest_name(recording_id, part)
 
 
-def finalise_recording(deps: LifecycleDeps, recording_id: str) -> FinalisedRecording:
+def _stream_header(deps: LifecycleDeps, record: RecordingRecord) -> bytes:
+    """The FLAC stream header of part 0's sealed mixed evidence: a continuation's blocks decode after it."""
+    first = next((p for p in _sealed_parts(record) if p.part == 0), None)
+    if first is None:
+        raise NotFound(f"recording {record.id}: part 0 is not sealed, so its continuation cannot be read yet")
+    manifest = _sealed_manifest(deps, first)
+    mixed = manifest.track()
+    head = deps.recordings.read(
+        mixed.blob_name, offset=0, length=min(MAX_HEADER_BYTES, mixed.bytes), version_id=mixed.version_id
+    )
+    try:
+        return head[: parse_header(head).header_length]
+    except NotFlac as error:
+        raise NotFound(f"recording {record.id}: part 0's evidence has no FLAC stream header ({error})") from error
+
+
+def _sealed_manifest(deps: LifecycleDeps, part: SealedPartIndex) -> RecordingManifest:
+    """A sealed part's manifest, checked against the hash its seal index kept."""
+    body = deps.recordings.read(part.manifest_blob)
+    if hashlib.sha256(body).hexdigest() != part.manifest_sha256:
+        raise NotFound(f"the sealed manifest {part.manifest_blob} does not hash to what was sealed")
+    return RecordingManifest.model_validate_json(body)
+
+
+# --- finalise, access copy, seal -----------------------------------------------------------------------------
+
+
+def finalised_name(recording_id: str, part: int) -> str:
+    base = names.check_recording_id(recording_id)
+    return f"finalised/{base}.json" if part == 0 else f"finalised/{base}.part-{part}.json"
+
+
+def _capture_for(deps: LifecycleDeps, record: RecordingRecord, part: int) -> tuple[bytes, str, str]:
+    """The capture manifest a part is finalised from: the lifecycle's own after a salvage, else the
+    recorder's (bytes, container, name)."""
+    salvaged = salvage_name(record.id, part)
+    if part_state(record, part).status == "salvaged" and deps.scratch.exists(salvaged):
+        return deps.scratch.read(salvaged), "scratch", salvaged
+    name = names.capture_manifest_name(record.id, part)
+    try:
+        return deps.staging.read(name), "captures", name
+    except BlobNotFound as error:
+        raise NotFound(f"recording {record.id} has no capture manifest for part {part}") from error
+
+
+def finalise_recording(deps: LifecycleDeps, recording_id: str, part: int = 0) -> FinalisedRecording:
     record = _record(deps, recording_id)
-    if not record.capture_manifest_blob:
-        raise NotFound(f"recording {recording_id} has no capture manifest")
-    capture, _ = read_capture(deps.recordings, record.capture_manifest_blob)
-    tracks = finalise(deps.recordings, capture)
-    name = f"finalised/{recording_id}.json"
-    deps.scratch.write(name, _TRACKS.dump_json(tracks))
+    body, container, blob = _capture_for(deps, record, part)
+    capture = CaptureManifest.model_validate_json(body)
+    if capture.recording_id != recording_id or capture.generation != part:
+        raise NotFound(f"{blob} describes recording {capture.recording_id} generation {capture.generation}")
+    header = _stream_header(deps, record) if part > 0 else b""
+    tracks = finalise(
+        deps.staging, deps.recordings, capture, recording_id=recording_id, part=part, stream_header=header
+    )
     mixed = tracks[0]
+    first_sample = 0
+    if part > 0:
+        capture_mixed = capture.track()
+        first_sample = (
+            capture_mixed.blocks[0].start_sample if capture_mixed.blocks else part_state(record, part).first_sample
+        )
+    previous = [
+        TimelinePart(first_sample=p.first_sample, track=_sealed_manifest(deps, p).track())
+        for p in sorted(_sealed_parts(record), key=lambda p: p.part)
+        if p.part < part
+    ]
+    finalised = FinalisedTracks(
+        tracks=tracks,
+        previous=previous,
+        first_sample=first_sample,
+        capture_container="scratch" if container == "scratch" else "captures",
+        capture_blob=blob,
+    )
+    name = finalised_name(recording_id, part)
+    deps.scratch.write(name, finalised.model_dump_json().encode(), content_type=JSON)
     return FinalisedRecording(
         recording_id=recording_id,
+        part=part,
         finalised_blob=name,
-        capture_manifest_blob=record.capture_manifest_blob,
+        capture_manifest_blob=blob,
         mixed_sha256=mixed.sha256,
         samples=mixed.samples,
         problems=[problem for track in tracks for problem in track.problems],
     )
 
 
-def _tracks(deps: LifecycleDeps, finalised_blob: str) -> list[EvidenceTrack]:
-    return _TRACKS.validate_json(deps.scratch.read(finalised_blob))
+def _finalised(deps: LifecycleDeps, finalised_blob: str) -> FinalisedTracks:
+    return FinalisedTracks.model_validate_json(deps.scratch.read(finalised_blob))
+
+
+def _timeline(finalised: FinalisedTracks) -> Timeline:
+    parts = [(p.first_sample, p.track) for p in finalised.previous]
+    return Timeline((*parts, (finalised.first_sample, finalised.tracks[0])))
 
 
 def plan_access_copy(deps: LifecycleDeps, finalised: FinalisedRecording) -> list[AccessChunkTask]:
-    mixed = _tracks(deps, finalised.finalised_blob)[0]
-    if mixed.samples == 0:
+    tracks = _finalised(deps, finalised.finalised_blob)
+    if tracks.tracks[0].samples == 0 and not tracks.previous:
         return []
     return [
         AccessChunkTask(
             recording_id=finalised.recording_id,
+            part=finalised.part,
             finalised_blob=finalised.finalised_blob,
             index=plan.index,
             first_packet=plan.first_packet,
@@ -189,76 +410,117 @@ def plan_access_copy(deps: LifecycleDeps, finalised: FinalisedRecording) -> list
             input_start=plan.input_start,
             input_end=plan.input_end,
         )
-        for plan in access_copy.plan_access_copy(mixed, deps.chunk_seconds)
+        for plan in access_copy.plan_access_copy(_timeline(tracks), deps.chunk_seconds)
     ]
 
 
 def encode_access_chunk(deps: LifecycleDeps, task: AccessChunkTask) -> str:
-    mixed = _tracks(deps, task.finalised_blob)[0]
+    timeline = _timeline(_finalised(deps, task.finalised_blob))
     plan = ChunkPlan(task.index, task.first_packet, task.end_packet, task.input_start, task.input_end)
-    return access_copy.encode_access_chunk(deps.recordings, deps.scratch, task.recording_id, mixed, plan)
+    return access_copy.encode_access_chunk(deps.recordings, deps.scratch, task.recording_id, timeline, plan)
 
 
 def assemble_access_copy(
-    deps: LifecycleDeps, recording_id: str, finalised_blob: str, chunk_names: list[str]
+    deps: LifecycleDeps, recording_id: str, finalised_blob: str, chunk_names: list[str], part: int = 0
 ) -> AccessCopy:
-    mixed = _tracks(deps, finalised_blob)[0]
-    return access_copy.assemble_access_copy(deps.recordings, deps.scratch, recording_id, mixed, chunk_names)
+    timeline = _timeline(_finalised(deps, finalised_blob))
+    return access_copy.assemble_access_copy(
+        deps.recordings, deps.scratch, recording_id, timeline, chunk_names, part=part
+    )
 
 
 def seal_recording(
-    deps: LifecycleDeps, recording_id: str, finalised_blob: str, access: AccessCopy | None
+    deps: LifecycleDeps, recording_id: str, finalised_blob: str, access: AccessCopy | None, part: int = 0
 ) -> SealSummary:
-    """Build the manifest from the record, the capture and the finalised tracks, and seal it."""
+    """Build the part's manifest from the record, the capture and the finalised tracks, and seal it."""
     record = _record(deps, recording_id)
-    assert record.capture_manifest_blob is not None
-    capture, capture_ref = read_capture(deps.recordings, record.capture_manifest_blob)
-    tracks = _tracks(deps, finalised_blob)
+    finalised = _finalised(deps, finalised_blob)
+    source = deps.scratch if finalised.capture_container == "scratch" else deps.staging
+    body = source.read(finalised.capture_blob)
+    capture = CaptureManifest.model_validate_json(body)
+    capture_ref = seal_capture_manifest(deps.recordings, recording_id, part, body)
     sealed_at = deps.clock()
+    ended = record.facts.ended_at or capture.ended_at
     facts = record.facts.model_copy(
-        update={
-            "started_at": record.facts.started_at or capture.started_at,
-            "ended_at": record.facts.ended_at or capture.ended_at,
-        }
+        update={"started_at": record.facts.started_at or capture.started_at, "ended_at": ended}
     )
+    earlier = sorted(_sealed_parts(record), key=lambda p: p.part)
+    previous_ref = None
+    if part > 0:
+        before = next((p for p in earlier if p.part == part - 1), None)
+        if before is None:
+            raise NotFound(f"recording {recording_id}: part {part - 1} is not sealed")
+        previous_ref = BlobRef(
+            blob_name=before.manifest_blob,
+            bytes=len(deps.recordings.read(before.manifest_blob)),
+            sha256=before.manifest_sha256,
+        )
     manifest = build_manifest(
         facts,
         capture,
         capture_ref,
-        tracks,
+        finalised.tracks,
         access,
         deps.retention.term_for(facts, sealed_at),
         deps.holds.holds_for(facts),
         sealed_at,
+        part=part,
+        first_sample=finalised.first_sample,
+        previous_part=previous_ref,
     )
     result = Sealer(deps.recordings, deps.ledger, worm=deps.worm, clock=deps.clock).seal(manifest)
     sealed = result.manifest
+    this = SealedPartIndex(
+        part=part,
+        manifest_blob=result.manifest_blob.blob_name,
+        manifest_sha256=result.manifest_blob.sha256,
+        ledger_seq=result.ledger_entry.seq,
+        first_sample=sealed.first_sample,
+        sample_rate=sealed.track().sample_rate,
+        duration_seconds=sealed.duration_seconds,
+        interrupted=sealed.status == "interrupted",
+        sealed_at=sealed.sealed_at,
+    )
+    parts = sorted([*(p for p in earlier if p.part != part), this], key=lambda p: p.part)
+    first = parts[0]
+    base = record.seal if (record.seal is not None and part > 0) else None
     mixed = sealed.track()
     return SealSummary(
         recording_id=recording_id,
+        part=part,
         status=sealed.status,
         seal=SealIndex(
-            manifest_blob=result.manifest_blob.blob_name,
-            manifest_sha256=result.manifest_blob.sha256,
-            ledger_seq=result.ledger_entry.seq,
-            evidence_blob=mixed.blob_name,
-            evidence_sha256=mixed.sha256,
+            manifest_blob=base.manifest_blob if base else first.manifest_blob,
+            manifest_sha256=base.manifest_sha256 if base else first.manifest_sha256,
+            ledger_seq=base.ledger_seq if base else first.ledger_seq,
+            evidence_blob=base.evidence_blob if base else mixed.blob_name,
+            evidence_sha256=base.evidence_sha256 if base else mixed.sha256,
             access_copy_blob=sealed.access_copy.blob_name if sealed.access_copy else None,
-            duration_seconds=sealed.duration_seconds,
-            interrupted=sealed.status == "interrupted",
+            duration_seconds=sum(p.duration_seconds for p in parts),
+            interrupted=parts[-1].interrupted,  # how the recording ended: as its newest part did
             retention_class=sealed.retention.retention_class,
-            retention_until=sealed.retention.until,
-            legal_holds=sealed.legal_holds,
+            retention_until=max(sealed.retention.until, base.retention_until) if base else sealed.retention.until,
+            legal_holds=sorted({*sealed.legal_holds, *(base.legal_holds if base else [])}),
             worm=result.enforcement,
-            sealed_at=sealed.sealed_at,
+            sealed_at=base.sealed_at if base else sealed.sealed_at,
+            parts=parts,
         ),
     )
 
 
 def index_recording(deps: LifecycleDeps, summary: SealSummary, problems: list[str]) -> RecordingRecord:
+    part = summary.part
+
     def mark(current: RecordingRecord | None) -> RecordingRecord:
         assert current is not None
-        return current.model_copy(update={"status": "sealed", "seal": summary.seal, "problems": problems})
+        updated = current.model_copy(deep=True)
+        updated.seal = summary.seal
+        updated.problems = sorted({*updated.problems, *problems}) if part > 0 else problems
+        if part == 0:
+            updated.status = "sealed"
+        else:
+            _continuation(updated, part).status = "sealed"
+        return updated
 
     record = deps.store.update(summary.recording_id, mark)
     _announce(deps, record)
@@ -271,18 +533,57 @@ def _announce(deps: LifecycleDeps, record: RecordingRecord) -> None:
         announce_indexed(deps.reconciliation, record, deps.clock())
 
 
-def mark_not_recorded(deps: LifecycleDeps, recording_id: str, reason: str) -> None:
+def mark_not_recorded(deps: LifecycleDeps, recording_id: str, reason: str, part: int = 0) -> None:
     def mark(current: RecordingRecord | None) -> RecordingRecord:
         if current is None:
             raise NotFound(f"no recording record for {recording_id}")
-        return current.model_copy(update={"status": "not_recorded", "problems": [*current.problems, reason]})
+        updated = current.model_copy(deep=True)
+        if part == 0:
+            updated.status = "not_recorded"
+            updated.problems = [*updated.problems, reason]
+        else:
+            _continuation(updated, part).status = "not_recorded"
+        return updated
 
     if deps.store.get(recording_id) is not None:
         _announce(deps, deps.store.update(recording_id, mark))
 
 
-def clean_up(deps: LifecycleDeps, recording_id: str) -> int:
-    deleted = access_copy.discard_access_chunks(deps.scratch, recording_id)
-    if deps.scratch.delete(f"finalised/{recording_id}.json"):
-        deleted += 1
+def clean_up(deps: LifecycleDeps, recording_id: str, part: int = 0) -> int:
+    """Delete the part's scratch work, and the recorder's captures once they can never be written again: when
+    the recorder itself completed this generation (it will not write to it or any earlier one). A generation
+    that was salvaged stays: its recorder may not know yet that it was fenced."""
+    deleted = 0
+    name = finalised_name(recording_id, part)
+    if deps.scratch.exists(name):
+        source = _timeline(_finalised(deps, name)).source_sha256
+        deleted += access_copy.discard_access_chunks(deps.scratch, recording_id, source)
+    for scratch_name in (name, salvage_name(recording_id, part)):
+        if deps.scratch.delete(scratch_name):
+            deleted += 1
+    record = deps.store.get(recording_id)
+    if record is None or part_state(record, part).status != "sealed" or record.generation != part:
+        return deleted
+    manifest = read_capture_manifest(deps.staging, recording_id, part)
+    if manifest is None or not manifest.complete or manifest.salvaged or deps.captures is None:
+        return deleted
+    for generation in range(part + 1):
+        for blob in deps.staging.names(names.capture_prefix(recording_id, generation) + "/", uncommitted=True):
+            if deps.staging.delete(blob):
+                deleted += 1
     return deleted
+
+
+__all__ = [
+    "LifecycleDeps",
+    "assemble_access_copy",
+    "check_recording",
+    "clean_up",
+    "encode_access_chunk",
+    "finalise_recording",
+    "index_recording",
+    "mark_not_recorded",
+    "plan_access_copy",
+    "salvage",
+    "seal_recording",
+]

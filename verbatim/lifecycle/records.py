@@ -1,6 +1,15 @@
 """The recording record: recorder events folded into one Cosmos document per recording, idempotently and in
 any order — a redelivered event is ignored by its sequence number, a late `started` never reopens a
-recording that already stopped, and the roster keeps everyone who was ever in the call."""
+recording that already stopped, and the roster keeps everyone who was ever in the call.
+
+Nothing an event says about where blobs are is kept: every path is derived from the recording id and the
+layout (`verbatim.evidence.names`). An event that names a blob outside its recording's own capture folder is
+rejected (`ForeignPath`) before anything is written, and the container it names is ignored.
+
+A recording can have continuations: when the lifecycle salvaged (fenced) capture generation n but the recorder
+was alive, the recorder reports `recording.continued` and its later events name generation n+1; those fold
+into `continuations`, each sealed as its own part.
+"""
 
 from __future__ import annotations
 
@@ -14,18 +23,34 @@ from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError
 
 from verbatim.contracts.evidence import RecordingFacts
-from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.lifecycle import Continuation, RecordingRecord
 from verbatim.contracts.recorder import (
     CallParticipant,
     ParticipantsChanged,
     RecorderEvent,
+    RecordingContinued,
     RecordingFailed,
     RecordingStarted,
     RecordingStopped,
 )
+from verbatim.evidence import names
 from verbatim.platform.errors import DependencyUnavailable
 
 TERMINAL = frozenset({"stopped", "failed", "salvaged", "sealed", "not_recorded", "deleting", "deleted"})
+CONTINUATION_TERMINAL = frozenset({"stopped", "failed", "salvaged", "sealed", "not_recorded"})
+
+
+def check_event_paths(event: RecorderEvent) -> None:
+    """`ForeignPath` unless every blob the event names is in its recording's own capture generation."""
+    names.check_recording_id(event.recording_id)
+    names.check_generation(event.generation)
+    rid, generation = event.recording_id, event.generation
+    if isinstance(event, RecordingStarted | RecordingStopped | RecordingFailed):
+        names.check_capture_name(rid, generation, event.blob_name, what="blob_name")
+        names.check_capture_name(rid, generation, event.manifest_blob_name, what="manifest_blob_name")
+    if isinstance(event, RecordingStopped):
+        for track in event.tracks:
+            names.check_capture_name(rid, generation, track.blob_name, what="track blob_name")
 
 
 def apply_event(record: RecordingRecord | None, event: RecorderEvent) -> RecordingRecord:
@@ -44,6 +69,7 @@ def apply_event(record: RecordingRecord | None, event: RecorderEvent) -> Recordi
     record.sequences_seen = sorted({*record.sequences_seen, event.sequence})
     if record.last_event_at is None or event.occurred_at > record.last_event_at:
         record.last_event_at = event.occurred_at
+    record.generation = max(record.generation, event.generation)
     facts = record.facts
     if isinstance(event, RecordingStarted):
         facts.call_chain_id = event.call_chain_id
@@ -58,20 +84,36 @@ def apply_event(record: RecordingRecord | None, event: RecorderEvent) -> Recordi
             facts.participants, event.participants, newer=event.sequence > record.roster_sequence
         )
         record.roster_sequence = max(record.roster_sequence, event.sequence)
-        record.blob_container = event.blob_container
-        record.evidence_blob = event.blob_name
-        record.capture_manifest_blob = event.manifest_blob_name
         record.heartbeat_interval_seconds = event.heartbeat_interval_seconds
+        record.recorder_control_url = event.control_url
     elif isinstance(event, ParticipantsChanged):
         facts.participants = _merge(
             facts.participants, event.participants, newer=event.sequence > record.roster_sequence
         )
         record.roster_sequence = max(record.roster_sequence, event.sequence)
+    elif isinstance(event, RecordingContinued):
+        continuation = _continuation(record, event.generation)
+        continuation.first_sample = event.first_sample
+        continuation.first_block = event.first_block
+        if continuation.last_event_at is None or event.occurred_at > continuation.last_event_at:
+            continuation.last_event_at = event.occurred_at
+    elif event.generation > 0:
+        continuation = _continuation(record, event.generation)
+        if continuation.last_event_at is None or event.occurred_at > continuation.last_event_at:
+            continuation.last_event_at = event.occurred_at
+        if isinstance(event, RecordingStopped):
+            continuation.ended_at, continuation.stop_reason = event.ended_at, event.reason
+            facts.ended_at = max(facts.ended_at or event.ended_at, event.ended_at)
+            if continuation.status not in CONTINUATION_TERMINAL:
+                continuation.status = "stopped"
+        elif isinstance(event, RecordingFailed):
+            continuation.ended_at = event.failed_at
+            continuation.failure_stage, continuation.failure_reason = event.stage, event.reason
+            facts.ended_at = max(facts.ended_at or event.failed_at, event.failed_at)
+            if continuation.status not in CONTINUATION_TERMINAL:
+                continuation.status = "failed"
     elif isinstance(event, RecordingStopped):
         facts.ended_at = event.ended_at
-        record.blob_container = event.blob_container
-        record.evidence_blob = event.blob_name
-        record.capture_manifest_blob = event.manifest_blob_name
         record.stop_reason = event.reason
         if record.status not in TERMINAL:
             record.status = "stopped"
@@ -81,13 +123,20 @@ def apply_event(record: RecordingRecord | None, event: RecorderEvent) -> Recordi
             facts.observed_user = event.observed_user
         facts.call_chain_id = facts.call_chain_id or event.call_chain_id
         facts.tenant_id = facts.tenant_id or event.tenant_id
-        record.blob_container = event.blob_container or record.blob_container
-        record.evidence_blob = event.blob_name or record.evidence_blob
-        record.capture_manifest_blob = event.manifest_blob_name or record.capture_manifest_blob
         record.failure_stage, record.failure_reason = event.stage, event.reason
         if record.status not in TERMINAL:
             record.status = "failed"
     return record
+
+
+def _continuation(record: RecordingRecord, generation: int) -> Continuation:
+    """The record's continuation for `generation` (created on first mention, kept in order)."""
+    for continuation in record.continuations:
+        if continuation.generation == generation:
+            return continuation
+    continuation = Continuation(generation=generation)
+    record.continuations = sorted([*record.continuations, continuation], key=lambda c: c.generation)
+    return next(c for c in record.continuations if c.generation == generation)
 
 
 def _merge(known: list[CallParticipant], roster: list[CallParticipant], *, newer: bool) -> list[CallParticipant]:
@@ -108,6 +157,8 @@ class RecordingStore(Protocol):
 
 
 def record_event(store: RecordingStore, event: RecorderEvent) -> RecordingRecord:
+    """Fold the event into its record; `ForeignPath` (nothing written) when it names blobs not its own."""
+    check_event_paths(event)
     return store.update(event.recording_id, lambda record: apply_event(record, event))
 
 

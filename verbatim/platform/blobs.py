@@ -12,10 +12,10 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import IO, Protocol
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobBlock, BlobLeaseClient, ContainerClient, ContentSettings
 
 
 class BlobNotFound(LookupError):
@@ -66,6 +66,22 @@ class BlobStore(Protocol):
     ) -> str | None:
         """Store `data` (with blob index `tags`); returns the new version id. `BlobExists` when `overwrite` is
         False and it exists."""
+
+    def write_stream(
+        self,
+        name: str,
+        stream: IO[bytes],
+        length: int,
+        *,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str | None:
+        """Create the blob from `length` bytes of `stream` (never over an existing one: `BlobExists`); returns the
+        new version id. For objects too large to hold in memory."""
+
+    def break_lease(self, name: str) -> bool:
+        """End any lease on the blob at once (a fence: whoever held it can no longer write); False when the blob
+        has no lease to break or does not exist."""
 
     def set_tags(self, name: str, tags: Mapping[str, str], *, version_id: str | None = None) -> None:
         """Replace the blob index tags of the blob (of one version)."""
@@ -154,6 +170,37 @@ class AzureBlobStore:
         version: str | None = result.get("version_id")
         return version
 
+    def write_stream(
+        self,
+        name: str,
+        stream: IO[bytes],
+        length: int,
+        *,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str | None:
+        settings = ContentSettings(content_type=content_type) if content_type else None
+        try:
+            result = self.container.get_blob_client(name).upload_blob(
+                stream, length=length, overwrite=False, content_settings=settings, tags=dict(tags) if tags else None
+            )
+        except ResourceExistsError as error:
+            raise BlobExists(name) from error
+        version: str | None = result.get("version_id")
+        return version
+
+    def break_lease(self, name: str) -> bool:
+        blob = self.container.get_blob_client(name)
+        try:
+            BlobLeaseClient(blob).break_lease(lease_break_period=0)
+        except ResourceNotFoundError:
+            return False
+        except HttpResponseError as error:
+            if error.status_code == 409:  # LeaseNotPresentWithLeaseOperation: nothing held it
+                return False
+            raise
+        return True
+
     def set_tags(self, name: str, tags: Mapping[str, str], *, version_id: str | None = None) -> None:
         try:
             self.container.get_blob_client(name).set_blob_tags(dict(tags), version_id=version_id)
@@ -209,12 +256,20 @@ class _Blob:
     content_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     tags: dict[str, dict[str, str]] = field(default_factory=dict)  # by version id
+    lease: str | None = None  # the active lease's id (Azure refuses writes that do not name it)
+
+
+class LeaseLost(RuntimeError):
+    """The fake's answer to a write that does not name the blob's active lease, or names a lease that is gone
+    (Azure: 412 LeaseIdMissing / LeaseNotPresentWithBlobOperation)."""
 
 
 class InMemoryBlobStore:
     """`BlobStore` in memory, for service-level tests: every write is a new version (as with versioning on in
     Azure), staged blocks stay uncommitted until a commit names them, and a commit drops the staged blocks it
-    did not name (as Azure does)."""
+    did not name (as Azure does). Leases are kept as Azure keeps them: a blob with an active lease refuses writes
+    that do not name it, and a writer that names a lease that was broken is refused too (the recorder's fence);
+    the port's own methods never name one, as the Function App holds none."""
 
     CHUNK = 4 * 1024 * 1024
 
@@ -233,6 +288,44 @@ class InMemoryBlobStore:
             if version == version_id:
                 return data
         raise BlobNotFound(f"{name} version {version_id}")
+
+    @staticmethod
+    def _check_lease(name: str, blob: _Blob, lease_id: str | None) -> None:
+        if blob.lease != lease_id:
+            raise LeaseLost(f"{name}: lease {'missing' if lease_id is None else 'not held'}")
+
+    def acquire_lease(self, name: str, lease_id: str) -> None:
+        """Take an infinite lease (the fake's stand-in for the recorder's Lease Blob `acquire`)."""
+        with self._lock:
+            blob = self._blobs.setdefault(name, _Blob())
+            if blob.lease not in (None, lease_id):
+                raise LeaseLost(f"{name}: another lease is active")
+            blob.lease = lease_id
+
+    def break_lease(self, name: str) -> bool:
+        with self._lock:
+            blob = self._blobs.get(name)
+            if blob is None or blob.lease is None:
+                return False
+            blob.lease = None
+            return True
+
+    def write_stream(
+        self,
+        name: str,
+        stream: IO[bytes],
+        length: int,
+        *,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str | None:
+        return self.write(name, stream.read(length), overwrite=False, content_type=content_type, tags=tags)
+
+    def version_count(self, name: str) -> int:
+        """How many versions the blob has had (the fake's own inspection: a sealed name is written once)."""
+        with self._lock:
+            blob = self._blobs.get(name)
+            return len(blob.versions) if blob is not None else 0
 
     def _new_version(self, blob: _Blob, data: bytes) -> str:
         version = uuid.uuid4().hex
@@ -271,11 +364,13 @@ class InMemoryBlobStore:
         overwrite: bool = True,
         content_type: str | None = None,
         tags: Mapping[str, str] | None = None,
+        lease_id: str | None = None,
     ) -> str | None:
         with self._lock:
             blob = self._blobs.setdefault(name, _Blob())
             if blob.versions and not overwrite:
                 raise BlobExists(name)
+            self._check_lease(name, blob, lease_id)
             blob.committed, blob.staged = [], {}
             blob.content_type = content_type
             version = self._new_version(blob, bytes(data))
@@ -325,9 +420,11 @@ class InMemoryBlobStore:
             committed = [Block(block_id, len(data)) for block_id, data in blob.committed]
             return committed, [Block(block_id, len(data)) for block_id, data in blob.staged.items()]
 
-    def stage_block(self, name: str, block_id: str, data: bytes) -> None:
+    def stage_block(self, name: str, block_id: str, data: bytes, *, lease_id: str | None = None) -> None:
         with self._lock:
-            self._blobs.setdefault(name, _Blob()).staged[block_id] = bytes(data)
+            blob = self._blobs.setdefault(name, _Blob())
+            self._check_lease(name, blob, lease_id)
+            blob.staged[block_id] = bytes(data)
 
     def commit_blocks(
         self,
@@ -336,9 +433,11 @@ class InMemoryBlobStore:
         *,
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        lease_id: str | None = None,
     ) -> str | None:
         with self._lock:
             blob = self._blobs.setdefault(name, _Blob())
+            self._check_lease(name, blob, lease_id)
             known = dict(blob.committed) | blob.staged
             missing = [block_id for block_id in block_ids if block_id not in known]
             if missing:

@@ -25,9 +25,12 @@ CONTROL = "control"
 EXPORTS = "exports"
 CHATS = "chats"
 
-# Blob containers (the account of each is in BLOB_CONTAINER_ACCOUNTS below). The
-# recordings and reports containers can be renamed by app setting (RECORDINGS_CONTAINER, REPORTS_CONTAINER).
+# Blob containers (the account of each is in BLOB_CONTAINER_ACCOUNTS below). The recordings, captures and
+# reports containers can be renamed by app setting (RECORDINGS_CONTAINER, CAPTURES_CONTAINER, REPORTS_CONTAINER).
 RECORDINGS_BLOBS = "recordings"
+# The recorder's staging container (recordings account): the only one its identity may write. The Function App
+# verifies what is staged there and writes the sealed copy into `recordings` (verbatim.evidence.names).
+CAPTURES_BLOBS = "captures"
 REPORTS_BLOBS = "reports"
 RECORDER_PACKAGES_BLOBS = "recorder-packages"
 RAW_CALLRECORDS_BLOBS = "callrecords"
@@ -83,6 +86,7 @@ COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (
 BlobAccount = Literal["recordings", "runtime"]
 BLOB_CONTAINER_ACCOUNTS: dict[str, BlobAccount] = {
     RECORDINGS_BLOBS: "recordings",
+    CAPTURES_BLOBS: "recordings",
     REPORTS_BLOBS: "recordings",
     RAW_CALLRECORDS_BLOBS: "recordings",
     RECORDER_PACKAGES_BLOBS: "runtime",

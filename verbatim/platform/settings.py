@@ -99,6 +99,8 @@ class StorageSettings(BaseSettings):
         default=layout.RECORDER_EVENTS_QUEUE, validation_alias=_alias("RECORDER_EVENTS_QUEUE")
     )
     recordings_container: str = Field(default=layout.RECORDINGS_BLOBS, validation_alias=_alias("RECORDINGS_CONTAINER"))
+    # Where the recorder stages captures (the only container it may write); the Function App seals from it.
+    captures_container: str = Field(default=layout.CAPTURES_BLOBS, validation_alias=_alias("CAPTURES_CONTAINER"))
 
     def _runtime_blob_service_uri(self) -> str | None:
         """The runtime account's blob endpoint: only the Function App uses that service (and has the setting)."""
@@ -275,6 +277,16 @@ class Settings(StorageSettings):
     @property
     def chat_tenant_ids(self) -> list[str]:
         return _split(self.chat_tenant_ids_raw) or self.callrecord_tenant_ids
+
+    # The hosts whose recorder control routes the lifecycle may ask "is this capture alive?" (the recorders'
+    # service FQDN in Azure; 127.0.0.1 on the local stack). Empty: it asks nobody and the heartbeat decides.
+    recorder_control_hosts_raw: str | None = Field(default=None, validation_alias=_alias("RECORDER_CONTROL_HOSTS"))
+    # The CA of the recorders' TLS certificate when it is not a public one (the local stack's own CA).
+    recorder_control_ca_cert: str | None = Field(default=None, validation_alias=_alias("RECORDER_CONTROL_CA_CERT"))
+
+    @property
+    def recorder_control_hosts(self) -> frozenset[str]:
+        return frozenset(host.lower() for host in _split(self.recorder_control_hosts_raw))
 
     @property
     def callrecord_tenant_ids(self) -> list[str]:

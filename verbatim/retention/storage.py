@@ -10,7 +10,6 @@ set; Azurite accepts them all, which is why the callers check retention and hold
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +18,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.evidence import names
 from verbatim.evidence.worm import Enforcement, Worm, WormNotApplied
 
 
@@ -33,12 +33,17 @@ class StoredObject:
     is_current: bool
 
 
-def recording_folder(record: RecordingRecord) -> str | None:
-    """`<yyyy>/<mm>/<dd>/<recording id>/`: where the recorder and the seal put everything of the recording."""
-    anchor = (record.seal.manifest_blob if record.seal else None) or record.evidence_blob
-    if not anchor:
-        return None
-    return posixpath.dirname(anchor) + "/"
+def recording_folders(record: RecordingRecord) -> list[str]:
+    """Where the seal put everything of the recording, derived from its id (`verbatim.evidence.names`): its own
+    `<recording id>/` folder, and for a recording sealed before the captures container the date folder its seal
+    names, when that name has exactly the old shape for this id. Nothing else a record says becomes a folder."""
+    sealed = [record.seal.manifest_blob, record.seal.evidence_blob] if record.seal else []
+    return names.recording_folders(record.id, sealed)
+
+
+def recording_folder(record: RecordingRecord) -> str:
+    """The recording's own folder (`<recording id>/`)."""
+    return recording_folders(record)[0]
 
 
 class RecordingBlobs:
@@ -47,14 +52,12 @@ class RecordingBlobs:
         self._worm = Worm(container, emulator=emulator)
 
     def objects(self, record: RecordingRecord) -> list[StoredObject]:
-        folder = recording_folder(record)
-        if folder is None:
-            return []
         found = []
-        for blob in self.container.list_blobs(name_starts_with=folder, include=["versions"]):
-            # Without versioning (Azurite) there is one item per blob and no version id: it is the current one.
-            current = blob.version_id is None or bool(blob.is_current_version)
-            found.append(StoredObject(blob.name, blob.version_id, current))
+        for folder in recording_folders(record):
+            for blob in self.container.list_blobs(name_starts_with=folder, include=["versions"]):
+                # Without versioning (Azurite) there is one item per blob and no version id: it is the current one.
+                current = blob.version_id is None or bool(blob.is_current_version)
+                found.append(StoredObject(blob.name, blob.version_id, current))
         return found
 
     def protect_until(self, record: RecordingRecord, until: datetime) -> tuple[Enforcement | None, int]:
@@ -98,4 +101,11 @@ class RecordingBlobs:
         return deleted
 
 
-__all__ = ["DeletionRefusedByStore", "RecordingBlobs", "StoredObject", "WormNotApplied", "recording_folder"]
+__all__ = [
+    "DeletionRefusedByStore",
+    "RecordingBlobs",
+    "StoredObject",
+    "WormNotApplied",
+    "recording_folder",
+    "recording_folders",
+]

@@ -49,6 +49,7 @@ from verbatim.ledger.log.timestamps import Rfc3161Client
 from verbatim.ledger.log.witnesses import Witness, Witnesses
 from verbatim.ledger.note import NoteVerifier, note_signer
 from verbatim.lifecycle.activities import LifecycleDeps
+from verbatim.lifecycle.liveness import CaptureLiveness, HttpCaptureLiveness, NoLiveness
 from verbatim.lifecycle.records import CosmosRecordingStore
 from verbatim.platform import clients, layout
 from verbatim.platform.audit import CosmosAuditLog, CosmosAuditReader
@@ -201,6 +202,31 @@ class Container:
     def recording_blobs(self) -> BlobStore:
         """The recordings container behind the `BlobStore` port (the lifecycle and the evidence code)."""
         return AzureBlobStore(self.recordings)
+
+    @cached_property
+    def captures(self) -> ContainerClient:
+        """The recorder's staging container: what it captured, before the Function App seals a copy."""
+        return self.recordings_account_blobs.get_container_client(self.settings.captures_container)
+
+    @cached_property
+    def capture_blobs(self) -> BlobStore:
+        return AzureBlobStore(self.captures)
+
+    @cached_property
+    def capture_liveness(self) -> CaptureLiveness:
+        """Asks the recorder instance that holds a capture whether it is alive (the lifecycle's salvage rule)."""
+        settings = self.settings
+        audience = next(iter(settings.auth_audiences), None)
+        if not settings.recorder_control_hosts or audience is None or not settings.graph_tenant_id:
+            return NoLiveness()
+        credentials = graph_credentials(settings.model_copy(update={"graph_scope": f"{audience}/.default"}))
+        tenant = settings.graph_tenant_id
+        return HttpCaptureLiveness(
+            allowed_hosts=settings.recorder_control_hosts,
+            token=lambda: credentials.token(tenant),
+            clock=self.clock,
+            verify=settings.recorder_control_ca_cert or True,
+        )
 
     @cached_property
     def worm(self) -> Worm:
@@ -388,7 +414,9 @@ class Container:
             ledger=self.ledger,
             retention=retention.retention_policy,
             worm=self.worm,
+            captures=self.capture_blobs,
             progress=TableProgress(self.progress),
+            liveness=self.capture_liveness,
             holds=retention.seal_holds,
             reconciliation=self.reconciliation_requests,
         )
