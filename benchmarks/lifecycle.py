@@ -31,7 +31,7 @@ from verbatim.evidence.access_copy import assemble_access_copy, encode_access_ch
 from verbatim.evidence.finalise import finalise  # noqa: E402
 from verbatim.evidence.flac import count_samples  # noqa: E402
 from verbatim.evidence.opus import encode_chunk, plan_chunks  # noqa: E402
-from verbatim.evidence.seal import Sealer, build_manifest, read_capture  # noqa: E402
+from verbatim.evidence.seal import Sealer, build_manifest, read_capture, seal_capture_manifest  # noqa: E402
 from verbatim.evidence.verify import verify_recording  # noqa: E402
 from verbatim.evidence.worm import Worm  # noqa: E402
 from verbatim.ledger import CosmosLedgerStore, trusted_fingerprints  # noqa: E402
@@ -86,18 +86,22 @@ def pipeline(recordings: int, call_seconds: float, work: Path) -> dict[str, floa
         provision_cosmos(settings)
         provision_storage(settings)
         container = clients.blob_service(settings.recordings_storage_connection).get_container_client("recordings")
+        captures = clients.blob_service(settings.recordings_storage_connection).get_container_client("captures")
         scratch = clients.blob_service(settings.runtime_storage_connection).get_container_client("lifecycle-scratch")
         scratch_store = AzureBlobStore(scratch)
         ledger = container_for(settings).ledger
         pcm = speech(call_seconds)
-        staged = [stage_capture(container, f"bench-{uuid.uuid4().hex[:8]}", pcm) for _ in range(recordings)]
+        staged = [stage_capture(captures, f"bench-{uuid.uuid4().hex[:8]}", pcm) for _ in range(recordings)]
         times: dict[str, list[float]] = {"finalise": [], "access copy": [], "seal": [], "verify": []}
         started_all = time.perf_counter()
         for capture_staged in staged:
             recording_id = capture_staged.manifest.recording_id
             t0 = time.perf_counter()
-            capture, ref = read_capture(AzureBlobStore(container), capture_staged.capture_blob)
-            [track] = finalise(AzureBlobStore(container), AzureBlobStore(container), capture, recording_id=capture.recording_id)
+            capture, _ = read_capture(AzureBlobStore(captures), capture_staged.capture_blob)
+            # The recorder's capture is verified in `captures` and its sealed copy written into `recordings`.
+            [track] = finalise(AzureBlobStore(captures), AzureBlobStore(container), capture, recording_id=recording_id)
+            body = AzureBlobStore(captures).read(capture_staged.capture_blob)
+            ref = seal_capture_manifest(AzureBlobStore(container), recording_id, 0, body)
             t1 = time.perf_counter()
             names = [
                 encode_access_chunk(AzureBlobStore(container), scratch_store, recording_id, track, p)

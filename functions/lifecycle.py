@@ -39,7 +39,6 @@ from verbatim.contracts.lifecycle import (
 from verbatim.contracts.recorder import parse_recorder_event
 from verbatim.lifecycle import activities
 from verbatim.lifecycle.activities import LifecycleDeps
-from verbatim.lifecycle.records import record_event
 from verbatim.platform import layout
 from verbatim.platform.logging import correlation
 from verbatim.wiring import current
@@ -89,11 +88,12 @@ async def recorder_events(message: func.QueueMessage, client: df.DurableOrchestr
     """Fold the event into the recording record, then start the orchestration of the part it is about (its
     capture generation) or wake it up. Duplicates and out-of-order events are harmless: the record ignores what
     it has seen, and the orchestration only reads the record. An event naming blobs outside its recording's
-    own capture folder raises `ForeignPath` before anything is written (the message ends in the poison queue)."""
+    own capture folder is rejected before anything is written, and recorded as a security event."""
     event = parse_recorder_event(message.get_body())
     with correlation(recording_id=event.recording_id, call_id=event.call_id):
         # The Cosmos SDK is synchronous: keep it off the event loop the durable client runs on.
-        await asyncio.to_thread(record_event, _deps().store, event)
+        if await asyncio.to_thread(activities.receive_event, _deps(), event) is None:
+            return  # rejected: it named blobs outside its recording (recorded as a security event)
         part = event.generation
         instance = instance_id(event.recording_id, part)
         status = await client.get_status(instance)

@@ -126,6 +126,7 @@ async def build(
         blob_service(settings.recordings_storage_connection),
         settings.captures_container,
         timeout_seconds=settings.storage_timeout_seconds,
+        instance_id=settings.instance_id,
     )
     try:
         await asyncio.to_thread(store.ensure_container)
@@ -143,8 +144,9 @@ async def build(
     capture_engine = CaptureEngine(
         store_factory=lambda: AzureAsyncRecordingStore(
             async_blob_service(settings.recordings_storage_connection),
-            settings.recordings_container,
+            settings.captures_container,
             timeout_seconds=settings.storage_timeout_seconds,
+            instance_id=settings.instance_id,
         ),
         spill=spill,
         block_seconds=settings.block_seconds,

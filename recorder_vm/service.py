@@ -14,7 +14,7 @@ from typing import Any
 
 from recorder_vm.calls_api import CallGone, CallsApi, CallsApiError, RejectReason
 from recorder_vm.capture.engine import CaptureEngine
-from recorder_vm.capture.storage import RecordingStore, StorageUnavailable
+from recorder_vm.capture.storage import CaptureFenced, RecordingStore, StorageUnavailable
 from recorder_vm.events import EventPublisher
 from recorder_vm.media.base import MediaPlatform
 from recorder_vm.notifications import CHANGE_TYPES, CallUpdate, OtherUpdate, RosterUpdate, SignallingUpdate
@@ -67,6 +67,7 @@ class Recorder:
         self._progress_sink = progress_sink
         self.sessions: dict[str, CallSession] = {}
         self._ended: OrderedDict[str, dict[str, Any]] = OrderedDict()  # recently ended captures, for the lifecycle
+        self._fenced_spill: set[str] = set()
         self._capturing: dict[str, CallSession] = {}
         self._capturing_lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -286,6 +287,16 @@ class Recorder:
             block_id, data = block.read()
             try:
                 self.store.stage_block(block.blob_name, block_id, data)
+            except CaptureFenced as fenced:
+                # The lifecycle salvaged that capture while this block waited on disk (the process that captured
+                # it is gone, so nobody can continue it): keep it, and say so loudly.
+                if block.blob_name not in self._fenced_spill:
+                    self._fenced_spill.add(block.blob_name)
+                    log.error(
+                        "spilled blocks of a fenced capture are kept on disk",
+                        extra={"blob": block.blob_name, "reason": fenced.reason},
+                    )
+                continue
             except StorageUnavailable:
                 self.storage_health.failed()
                 return

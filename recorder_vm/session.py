@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from recorder_vm.calls_api import CallGone, CallsApiError, RecordingStatus
+from recorder_vm.capture.generations import Continued, GenerationStore
 from recorder_vm.capture.pipeline import CallCapture, CaptureResult
 from recorder_vm.media.base import AudioFrame, MediaSession, MediaSessionError
 from recorder_vm.notifications import CALL_STATES, Call, CallUpdate, ResultInfo, RosterUpdate
@@ -94,6 +95,9 @@ class CallSession:
         self._ending: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self._media_end_timer: asyncio.TimerHandle | None = None
+        # The capture writes generation 0's names; this store puts each block into the generation that is
+        # current, and goes on in the next one when the lifecycle fences it (recorder_vm.capture.generations).
+        self.store = GenerationStore(None, self.recording_id, on_continued=self._continued_threadsafe)
         self.capture = CallCapture(
             recording_id=self.recording_id,
             call_id=call_id,
@@ -101,6 +105,7 @@ class CallSession:
             recorder_instance=self.settings.instance_id,
             prefix=self.prefix,
             engine=recorder.capture_engine,
+            store_view=self.store.bind,
             queue_frames=self.settings.frame_queue_frames,
             unmixed=self.settings.unmixed_audio,
             on_failure=self._capture_failed_threadsafe,
@@ -320,6 +325,37 @@ class CallSession:
                 self.settings.media_end_grace_seconds, self.end, "media_ended", None
             )
 
+    def _continued_threadsafe(self, continued: Continued) -> None:
+        if self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._continued, continued)
+
+    def _continued(self, continued: Continued) -> None:
+        """The lifecycle fenced the capture generation we wrote (it thought us gone); we go on in the next one,
+        and say so, so that it seals what follows as a continuation of the recording."""
+        with self._correlation():
+            self.generation = max(self.generation, continued.generation)
+            mixed = self.capture.mixed
+            blocks = mixed.blocks if mixed is not None else []
+            first = next((b for b in blocks if b.index == continued.first_block), None)
+            if first is not None:
+                first_sample = first.start_sample
+            else:
+                first_sample = (blocks[-1].start_sample + blocks[-1].samples) if blocks else 0
+            log.warning(
+                "recording continues in a new capture generation",
+                extra={"generation": continued.generation, "first_block": continued.first_block},
+            )
+            self._publish(
+                contracts.RecordingContinued(
+                    **self._envelope(generation=continued.generation),
+                    first_block=continued.first_block,
+                    first_sample=first_sample,
+                    kept_blocks=continued.kept_blocks,
+                    reason=f"generation {continued.fenced} was fenced: {continued.reason}"[:1000],
+                )
+            )
+
     def _capture_failed_threadsafe(self, stage: FailureStage, reason: str) -> None:
         if self._loop.is_closed():
             return
@@ -409,7 +445,7 @@ class CallSession:
 
     # --- events ---
 
-    def _envelope(self) -> dict[str, Any]:
+    def _envelope(self, generation: int | None = None) -> dict[str, Any]:
         sequence = self._sequence
         self._sequence += 1
         return {
@@ -419,6 +455,7 @@ class CallSession:
             "call_id": self.call_id,
             "sequence": sequence,
             "recorder_instance": self.settings.instance_id,
+            "generation": self.generation if generation is None else generation,
         }
 
     def _publish(self, event: contracts.RecorderEventBase) -> None:
@@ -427,6 +464,7 @@ class CallSession:
     def _publish_stopped(self, reason: StopReason, result_info: ResultInfo | None, result: CaptureResult) -> None:
         manifest = result.manifest
         mixed = manifest.track() if manifest is not None else None
+        self.generation = max(self.generation, self.store.generation)
         self._publish(
             contracts.RecordingStopped(
                 **self._envelope(),
@@ -436,8 +474,8 @@ class CallSession:
                 else None,
                 ended_at=self.capture.ended_at or datetime.now(UTC),
                 blob_container=self.settings.captures_container,
-                blob_name=self.capture.blob_name,
-                manifest_blob_name=result.manifest_blob_name,
+                blob_name=self.store.physical(self.capture.blob_name),
+                manifest_blob_name=self.store.manifest_name,
                 duration_seconds=mixed.duration_seconds if mixed else 0.0,
                 bytes=mixed.bytes if mixed else 0,
                 block_count=len(mixed.blocks) if mixed else 0,
@@ -446,7 +484,10 @@ class CallSession:
                 frames_dropped=self.capture.frames_dropped,
                 tracks=[
                     contracts.TrackInfo(
-                        track=track.track, kind=track.kind, source_id=track.source_id, blob_name=track.blob_name
+                        track=track.track,
+                        kind=track.kind,
+                        source_id=track.source_id,
+                        blob_name=self.store.physical(track.blob_name),
                     )
                     for track in (manifest.tracks if manifest else [])
                 ],
@@ -456,6 +497,7 @@ class CallSession:
     def _publish_failed(self, stage: FailureStage, reason: str, *, committed: bool) -> None:
         mixed = self.capture.mixed
         started = self.capture.persisting
+        self.generation = max(self.generation, self.store.generation)
         self._publish(
             contracts.RecordingFailed(
                 **self._envelope(),
@@ -466,8 +508,8 @@ class CallSession:
                 tenant_id=self.incoming.tenant_id or self.tenant_id,
                 observed_user=observed_user(self.incoming, self.roster),
                 blob_container=self.settings.captures_container if started else None,
-                blob_name=self.capture.blob_name if started else None,
-                manifest_blob_name=self.capture.manifest_blob_name if committed else None,
+                blob_name=self.store.physical(self.capture.blob_name) if started else None,
+                manifest_blob_name=self.store.manifest_name if committed else None,
                 committed=committed,
                 blocks_staged=mixed.staged_blocks if mixed else 0,
                 bytes_staged=mixed.staged_bytes if mixed else 0,

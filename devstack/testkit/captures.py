@@ -114,18 +114,25 @@ def stage_capture(
     started_at: datetime = datetime(2025, 3, 3, 9, 0, tzinfo=UTC),
     block_seconds: float = 2.0,
     generation: int = 0,
+    blocks_range: tuple[int, int | None] = (0, None),
+    lease_id: str | None = None,
 ) -> StagedCapture:
     """Do what the recorder does: stage the blocks, commit them (unless it 'crashed'), write capture.json (on
     Azurite or in an in-memory store), in the recording's capture generation `generation` (its folder in the
-    captures container: `verbatim.evidence.names`)."""
+    captures container: `verbatim.evidence.names`). `blocks_range` stages only blocks [start, end) of the stream
+    (a continuation holds the blocks after those its fenced generation kept); `lease_id`, the lease the recorder
+    holds (in-memory stores only)."""
     store = AzureBlobStore(container) if isinstance(container, ContainerClient) else container
     prefix = capture_prefix(recording_id, generation)
     blob_name = track_blob_name(prefix)
-    blocks = flac_blocks(pcm, block_seconds)
+    everything = flac_blocks(pcm, block_seconds)
+    first = blocks_range[0]
+    blocks = everything[first : blocks_range[1]]
+    leased: dict[str, Any] = {"lease_id": lease_id} if lease_id is not None else {}
     capture_blocks, offset = [], 0
-    for index, (data, start_sample, samples) in enumerate(blocks):
+    for index, (data, start_sample, samples) in enumerate(blocks, start=first):
         block_id = BlockId.for_content(index, data).encode()
-        store.stage_block(blob_name, block_id, data)
+        store.stage_block(blob_name, block_id, data, **leased)
         capture_blocks.append(
             CaptureBlock(
                 index=index,
@@ -140,8 +147,9 @@ def stage_capture(
         )
         offset += len(data)
     if commit:
-        store.commit_blocks(blob_name, [b.block_id for b in capture_blocks])
+        store.commit_blocks(blob_name, [b.block_id for b in capture_blocks], **leased)
     whole = b"".join(data for data, _, _ in blocks)
+    samples_here = sum(samples for _, _, samples in blocks)
     manifest = CaptureManifest(
         recording_id=recording_id,
         call_id=f"call-{recording_id}",
@@ -161,8 +169,8 @@ def stage_capture(
                 encoding=AudioEncoding(),
                 blocks=capture_blocks,
                 bytes=len(whole),
-                samples=len(pcm),
-                duration_seconds=len(pcm) / RATE,
+                samples=samples_here,
+                duration_seconds=samples_here / RATE,
                 sha256=hashlib.sha256(whole).hexdigest(),
             )
         ],

@@ -44,6 +44,8 @@ FRAME_SAMPLES = 320
 FRAME_TICKS = 200_000
 TENANT = "7b0c3f4e-0000-4000-8000-00000000c0de"
 BOT_APP_ID = "5c1e0b6a-0000-4000-8000-0000000000b0"
+API_AUDIENCE = "api://verbatim"  # our API: the audience of the lifecycle's tokens to a recorder
+FUNCTIONS_PRINCIPAL = "9d2f4c1a-0000-4000-8000-0000000000f1"  # the Function App's service principal
 
 
 def _b64url(number: int) -> str:
@@ -177,9 +179,12 @@ class FakePlatform:
             await self._runner.cleanup()
 
     def recorder_env(self) -> dict[str, str]:
-        """The settings a recorder needs to trust this platform and call its Graph."""
+        """The settings a recorder needs to trust this platform and call its Graph, and to know the lifecycle."""
         return {
             "RECORDER_PLATFORM_OPENID_CONFIG_URL": f"{self.base_url}/platform/openid",
+            "AUTH_OPENID_CONFIG_URL": f"{self.base_url}/{TENANT}/v2.0/.well-known/openid-configuration",
+            "AUTH_AUDIENCE": API_AUDIENCE,
+            "AUTH_CA_CERT": str(self.tls.ca_cert),
             "GRAPH_BASE_URL": self.base_url,
             "GRAPH_AUTHORITY_HOST": self.base_url,
             "GRAPH_CA_CERT": str(self.tls.ca_cert),
@@ -206,6 +211,26 @@ class FakePlatform:
         claims = {name: value for name, value in claims.items() if value is not None}
         return jwt.encode(claims, key.private, algorithm="RS256", headers={"kid": key.kid})
 
+    def entra_token(self, **overrides: Any) -> str:
+        """An app-only Entra access token of the tenant for our API (what the lifecycle sends a recorder); keyword
+        arguments replace claims (None removes one)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": f"{self.base_url}/{TENANT}/v2.0",
+            "aud": API_AUDIENCE,
+            "tid": TENANT,
+            "oid": FUNCTIONS_PRINCIPAL,
+            "sub": FUNCTIONS_PRINCIPAL,
+            "idtyp": "app",
+            "roles": ["Recorder.Lifecycle"],
+            "iat": now - 5,
+            "nbf": now - 5,
+            "exp": now + 3600,
+        }
+        claims.update(overrides)
+        claims = {name: value for name, value in claims.items() if value is not None}
+        return jwt.encode(claims, self.key.private, algorithm="RS256", headers={"kid": self.key.kid})
+
     async def _openid(self, _request: web.Request) -> web.Response:
         return web.json_response({"issuer": PLATFORM_ISSUER, "jwks_uri": f"{self.base_url}/platform/keys"})
 
@@ -220,6 +245,7 @@ class FakePlatform:
                 "issuer": f"{base}/v2.0",
                 "token_endpoint": f"{base}/oauth2/v2.0/token",
                 "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "jwks_uri": f"{self.base_url}/platform/keys",
             }
         )
 

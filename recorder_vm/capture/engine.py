@@ -99,12 +99,18 @@ class CaptureWorker:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def stager(
-        self, blob_name: str, on_staged: Callable[[int, bytes], None], on_failure: Callable[[str], None]
+        self,
+        blob_name: str,
+        on_staged: Callable[[int, bytes], None],
+        on_failure: Callable[[str], None],
+        store: AsyncRecordingStore | None = None,
     ) -> BlobStager:
+        """A stager of `blob_name` through this worker's store, or through `store` (a call's own view of it:
+        recorder_vm.capture.generations)."""
         assert self.store is not None and self.in_flight is not None, "the worker is not running"
         return BlobStager(
             blob_name,
-            store=self.store,
+            store=store or self.store,
             spill=self.engine.spill,
             health=self.engine.health,
             in_flight=self.in_flight,

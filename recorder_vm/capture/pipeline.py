@@ -28,7 +28,7 @@ from typing import TypeVar
 from recorder_vm.capture.engine import CaptureEngine, CaptureWorker
 from recorder_vm.capture.mixer import SlotMixer
 from recorder_vm.capture.staging import BlobStager
-from recorder_vm.capture.storage import StorageUnavailable
+from recorder_vm.capture.storage import AsyncRecordingStore, StorageUnavailable
 from recorder_vm.capture.track import CommitPoint, TrackWriter
 from recorder_vm.media.base import MIXED_SOURCE, AudioFrame
 from verbatim.contracts.recorder import CaptureManifest, CaptureProgress, CaptureState, FailureStage
@@ -66,7 +66,10 @@ class CallCapture:
         unmixed: bool,
         on_failure: FailureCallback,
         clock: Callable[[], float] = time.monotonic,
+        store_view: Callable[[AsyncRecordingStore], AsyncRecordingStore] | None = None,
     ) -> None:
+        """`store_view`: the call's own view of its worker's store (the session's capture generations: where
+        each block may go now that the lifecycle may have fenced the generation it wrote)."""
         self.recording_id = recording_id
         self.call_id = call_id
         self.call_chain_id = call_chain_id
@@ -79,6 +82,7 @@ class CallCapture:
         self._unmixed = unmixed
         self._on_failure = on_failure
         self._clock = clock
+        self._store_view = store_view
         self._queue: deque[AudioFrame] = deque()
         self._queue_frames = queue_frames
         self._accepting = True
@@ -212,8 +216,7 @@ class CallCapture:
                     raise StorageUnavailable(f"{waiting} blocks of {track.blob_name} are still in the local buffer")
                 point = track.commit_point(staged_prefix=prefix_only)
                 ids = [block.block_id for block in track.blocks[: point.blocks]]
-                store = worker.store
-                assert store is not None
+                store = self._store(worker)
                 await self._retry(partial(store.commit_blocks, track.blob_name, ids, self._metadata(track)), deadline)
                 points[source] = point
             committed = True
@@ -221,8 +224,7 @@ class CallCapture:
             self._fail("storage", f"could not commit the recording: {error}")
         manifest = self._manifest(points if committed else None, complete=committed and not self._failure)
         if committed:
-            store = worker.store
-            assert store is not None
+            store = self._store(worker)
             try:
                 await self._retry(partial(store.write_manifest, self.manifest_blob_name, manifest), deadline)
             except StorageUnavailable as error:
@@ -290,10 +292,17 @@ class CallCapture:
             self._tracks[source] = track
         return track
 
+    def _store(self, worker: CaptureWorker) -> AsyncRecordingStore:
+        store = worker.store
+        assert store is not None, "the worker is not running"
+        return self._store_view(store) if self._store_view is not None else store
+
     def _stager(self, blob_name: str, track: TrackWriter) -> BlobStager:
         worker = self._worker
         assert worker is not None
-        return worker.stager(blob_name, track.staged, lambda reason: self._fail("storage", reason))
+        return worker.stager(
+            blob_name, track.staged, lambda reason: self._fail("storage", reason), store=self._store(worker)
+        )
 
     def _finish_tracks(self) -> None:
         mixed: list[AudioFrame] = []

@@ -55,8 +55,8 @@ def seal_recording(
     deps.chunk_seconds = 4
     recording_id = f"rec-{uuid.uuid4().hex[:10]}"
     chain = f"call-{uuid.uuid4().hex[:10]}"
-    staged = stage_capture(deps.recordings, recording_id, speech(seconds), started_at=started_at)
-    prefix = capture_prefix(recording_id, started_at)
+    staged = stage_capture(deps.staging, recording_id, speech(seconds), started_at=started_at)
+    prefix = capture_prefix(recording_id, 0)
     participants = [
         CallParticipant(
             participant_id="p1", identity=Identity(kind="user", id=user, display_name="Tom Trader", upn=UPNS[user])
@@ -86,7 +86,7 @@ def seal_recording(
             recorder_app_id="app-recorder",
             recorder_version="1.0.0",
             started_at=started_at,
-            blob_container=settings.recordings_container,
+            blob_container=settings.captures_container,
             blob_name=track_blob_name(prefix),
             manifest_blob_name=manifest_blob_name(prefix),
             heartbeat_interval_seconds=5.0,
@@ -101,7 +101,7 @@ def seal_recording(
             sequence=1,
             reason="call_ended",
             ended_at=started_at + timedelta(seconds=seconds),
-            blob_container=settings.recordings_container,
+            blob_container=settings.captures_container,
             blob_name=track_blob_name(prefix),
             manifest_blob_name=manifest_blob_name(prefix),
             duration_seconds=seconds,

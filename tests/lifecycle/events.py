@@ -10,6 +10,7 @@ from verbatim.contracts.recorder import (
     Identity,
     ObservedUser,
     ParticipantsChanged,
+    RecordingContinued,
     RecordingFailed,
     RecordingStarted,
     RecordingStopped,
@@ -109,4 +110,23 @@ def failed_before_media(recording_id: str) -> RecordingFailed:
         stage="answer",
         reason="media platform unavailable",
         failed_at=T0,
+    )
+
+
+def continued(
+    recording_id: str, *, generation: int, first_block: int, first_sample: int, kept: int, sequence: int = 4
+) -> RecordingContinued:
+    """The recorder found generation `generation - 1` fenced and goes on in `generation`."""
+    return RecordingContinued(
+        event_id=uuid.uuid4().hex,
+        occurred_at=T0 + timedelta(seconds=30),
+        recording_id=recording_id,
+        call_id=f"call-{recording_id}",
+        sequence=sequence,
+        recorder_instance="recorder-0",
+        generation=generation,
+        first_block=first_block,
+        first_sample=first_sample,
+        kept_blocks=kept,
+        reason=f"generation {generation - 1} was fenced",
     )

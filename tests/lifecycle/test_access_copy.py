@@ -58,7 +58,9 @@ def evidence(
     container, _ = recordings
     pcm = speech(25.3)
     staged = stage_capture(container, "rec-ac", pcm)
-    [track] = finalise(AzureBlobStore(container), AzureBlobStore(container), staged.manifest, recording_id=staged.manifest.recording_id)
+    [track] = finalise(
+        AzureBlobStore(container), AzureBlobStore(container), staged.manifest, recording_id=staged.manifest.recording_id
+    )
     return container, track, pcm
 
 

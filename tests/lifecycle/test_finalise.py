@@ -19,7 +19,9 @@ def test_a_committed_capture_is_verified_block_by_block_and_measured_by_decoding
     container, _ = recordings
     staged = stage_capture(container, "rec-ok", speech(9.5))
 
-    [track] = finalise(AzureBlobStore(container), AzureBlobStore(container), staged.manifest, recording_id=staged.manifest.recording_id)
+    [track] = finalise(
+        AzureBlobStore(container), AzureBlobStore(container), staged.manifest, recording_id=staged.manifest.recording_id
+    )
 
     assert track.problems == []
     assert track.sha256 == hashlib.sha256(staged.data).hexdigest()
@@ -37,7 +39,9 @@ def test_blocks_the_recorder_staged_but_never_committed_are_committed_by_finalis
     blob = container.get_blob_client(staged.evidence_blob)
     assert blob.get_block_list("committed")[0] == []
 
-    [track] = finalise(AzureBlobStore(container), AzureBlobStore(container), staged.manifest, recording_id=staged.manifest.recording_id)
+    [track] = finalise(
+        AzureBlobStore(container), AzureBlobStore(container), staged.manifest, recording_id=staged.manifest.recording_id
+    )
 
     assert [b.id for b in blob.get_block_list("committed")[0]] == [b.block_id for b in staged.manifest.tracks[0].blocks]
     assert track.problems == []
@@ -56,7 +60,9 @@ def test_a_block_that_differs_from_what_the_recorder_hashed_is_recorded_as_a_pro
     corrupted[100] ^= 0xFF
     blob.stage_block(block_id, bytes(corrupted))
 
-    [track] = finalise(AzureBlobStore(container), AzureBlobStore(container), staged.manifest, recording_id=staged.manifest.recording_id)
+    [track] = finalise(
+        AzureBlobStore(container), AzureBlobStore(container), staged.manifest, recording_id=staged.manifest.recording_id
+    )
 
     assert any(p.startswith("block 1 (bytes") for p in track.problems)
     assert any("SHA-256 of the stored object" in p for p in track.problems)
@@ -71,7 +77,9 @@ def test_a_committed_list_that_misses_blocks_is_reported_not_repaired(
     blocks = staged.manifest.tracks[0].blocks
     container.get_blob_client(staged.evidence_blob).commit_block_list([BlobBlock(b.block_id) for b in blocks[:-1]])
 
-    [track] = finalise(AzureBlobStore(container), AzureBlobStore(container), staged.manifest, recording_id=staged.manifest.recording_id)
+    [track] = finalise(
+        AzureBlobStore(container), AzureBlobStore(container), staged.manifest, recording_id=staged.manifest.recording_id
+    )
 
     assert any("differs from the capture manifest" in p for p in track.problems)
     assert BlockId.for_content(0, staged.blocks[0][0]).encode() == blocks[0].block_id

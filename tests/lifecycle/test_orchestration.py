@@ -150,3 +150,36 @@ def test_the_orchestration_survives_a_host_restart_in_the_middle_of_a_call(
     result = finished(host, recording_id)
     assert result["runtimeStatus"] == "Completed", result
     assert result["output"]["status"] == "sealed"
+
+
+def test_a_recorder_event_naming_another_recordings_evidence_is_rejected_and_nothing_is_touched(
+    settings: Settings, launcher: HostLauncher, tmp_path: Path
+) -> None:
+    """Issue 13, finding 2, through the real queue trigger: the event is dropped (no record, no orchestration),
+    the victim's sealed blobs are untouched, and the rejection is a security event in the audit log."""
+    host = start_host(launcher, tmp_path / "host", f"t{uuid.uuid4().hex[:10]}")
+    recordings = clients.blob_service(settings.recordings_storage_connection).get_container_client("recordings")
+    victim = f"victim-{uuid.uuid4().hex[:8]}"
+    recordings.upload_blob(f"{victim}/audio.flac", b"sealed evidence")
+    before = {b.name: b.etag for b in recordings.list_blobs(name_starts_with=f"{victim}/")}
+    recording_id = f"rec-{uuid.uuid4().hex[:8]}"
+    hostile = started(recording_id).model_copy(update={"blob_name": f"{victim}/audio.flac"})
+    send(settings, hostile, started(f"rec-{uuid.uuid4().hex[:8]}"))  # and an honest one, to know when it is done
+
+    audit = clients.cosmos_database(settings).get_container_client("audit")
+
+    def rejected() -> list[dict[str, Any]]:
+        return list(
+            audit.query_items(
+                "SELECT * FROM c WHERE c.action = 'recorder.event.rejected' AND c.target = @target",
+                parameters=[{"name": "@target", "value": f"recording:{recording_id}"}],
+                enable_cross_partition_query=True,
+            )
+        )
+
+    (record,) = wait_for(rejected, timeout=60)
+    assert record["category"] == "security" and f"{victim}/audio.flac" in record["detail"]["reason"]
+    store = CosmosRecordingStore(clients.cosmos_database(settings).get_container_client("recordings"))
+    assert store.get(recording_id) is None
+    assert status(host, recording_id) == {}
+    assert {b.name: b.etag for b in recordings.list_blobs(name_starts_with=f"{victim}/")} == before

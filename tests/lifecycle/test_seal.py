@@ -71,9 +71,7 @@ def test_seal_sends_an_unlocked_immutability_policy_until_the_retention_date_for
         assert request.headers["x-ms-immutability-policy-mode"] == "Unlocked"
         assert "x-ms-legal-hold" not in request.headers
     assert result.enforcement == "emulator-not-enforced"
-    assert result.protected_blobs == [
-        f"rec-seal/{n}" for n in ("audio.flac", "capture.json", "manifest.json")
-    ]
+    assert result.protected_blobs == [f"rec-seal/{n}" for n in ("audio.flac", "capture.json", "manifest.json")]
 
 
 def test_seal_sets_a_legal_hold_on_every_sealed_object_when_a_hold_applies(

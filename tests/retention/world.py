@@ -26,6 +26,7 @@ from verbatim.contracts.recorder import (
     RecordingStopped,
 )
 from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
+from verbatim.evidence.names import sealed_folder
 from verbatim.lifecycle import activities
 from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.lifecycle.records import record_event
@@ -112,15 +113,15 @@ class RetentionWorld:
         """A recording sealed by the lifecycle's activities, exactly as the orchestration does it."""
         deps = self.deps
         recording_id = f"rec-{uuid.uuid4().hex[:10]}"
-        staged = stage_capture(deps.recordings, recording_id, speech(seconds), started_at=started_at)
-        prefix = capture_prefix(recording_id, started_at)
+        staged = stage_capture(deps.staging, recording_id, speech(seconds), started_at=started_at)
+        prefix = capture_prefix(recording_id, 0)
         participants = [
             CallParticipant(participant_id="p1", identity=Identity(kind="user", id=user[0], upn=user[1])),
             *others,
         ]
         common = {"recording_id": recording_id, "call_id": f"leg-{recording_id}", "recorder_instance": "recorder-0"}
         names = {
-            "blob_container": self.settings.recordings_container,
+            "blob_container": self.settings.captures_container,
             "blob_name": track_blob_name(prefix),
             "manifest_blob_name": manifest_blob_name(prefix),
         }
@@ -179,8 +180,8 @@ class RetentionWorld:
         return found.record
 
     def blobs_of(self, recording_id: str) -> list[str]:
-        prefix = capture_prefix(recording_id, T0)
-        return sorted(b.name for b in self.runtime.media.list_blobs(name_starts_with=prefix + "/"))
+        folder = sealed_folder(recording_id)  # everything sealed of the recording (verbatim.evidence.names)
+        return sorted(b.name for b in self.runtime.media.list_blobs(name_starts_with=folder))
 
     def worm_requests(self, recording_id: str) -> list[HttpRequest]:
         return [r for r in self.transport.worm_requests() if f"/{recording_id}/" in unquote(urlparse(r.url).path)]

@@ -26,11 +26,12 @@ from verbatim.contracts.api import (
     RecordingPage,
     ReportList,
     ReportView,
+    SealedPartDetail,
     VerdictPage,
 )
 from verbatim.contracts.evidence import EntryKind, RecordingManifest
 from verbatim.contracts.ledger import LogEntry
-from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.lifecycle import RecordingRecord, SealedPartIndex
 from verbatim.contracts.reconciliation import VerdictState
 from verbatim.evidence.ledger_entries import subject_entries
 from verbatim.evidence.seal import recording_subject
@@ -217,7 +218,26 @@ class ComplianceApi:
             except NotFound:
                 detail.proof = None
             detail.proof_status = "proven" if detail.proof is not None else "awaiting_checkpoint"
+        if len(seal.parts) > 1:
+            detail.parts = [self._part(part) for part in seal.parts]
         return detail
+
+    def _part(self, part: SealedPartIndex) -> SealedPartDetail:
+        body = self._manifest(part.manifest_blob)
+        entry = self.ledger.entry(part.ledger_seq)
+        sha = hashlib.sha256(body).hexdigest() if body is not None else None
+        sealed_sha = _sealed_sha(entry) if entry is not None and entry.kind == EntryKind.SEALED else None
+        return SealedPartDetail(
+            part=part.part,
+            manifest_blob=part.manifest_blob,
+            manifest_sha256=part.manifest_sha256,
+            manifest_matches_ledger=sha is not None and sha == sealed_sha == part.manifest_sha256,
+            ledger_seq=part.ledger_seq,
+            first_sample=part.first_sample,
+            duration_seconds=part.duration_seconds,
+            interrupted=part.interrupted,
+            manifest=RecordingManifest.model_validate_json(body) if body is not None else None,
+        )
 
     def _manifest(self, blob_name: str) -> bytes | None:
         try:

@@ -126,6 +126,7 @@ def _as_json(result: RecordingVerification) -> dict[str, Any]:
         "notes": result.notes,
         "sealed_entry": result.sealed_entry.model_dump(mode="json", by_alias=True) if result.sealed_entry else None,
         "proof": result.proof.model_dump(mode="json", by_alias=True) if result.proof else None,
+        "parts": [entry.model_dump(mode="json", by_alias=True) for entry in result.parts],
     }
 
 

@@ -81,10 +81,26 @@ class MediaLinks(CamelContract):
     evidence: str | None = Field(default=None, description="the lossless FLAC evidence (Compliance.Auditor)")
 
 
+class SealedPartDetail(CamelContract):
+    """One sealed part of a recording sealed in parts (a continuation after a salvage)."""
+
+    part: int
+    manifest_blob: str
+    manifest_sha256: str = Field(description="what the seal index kept; the ledger's sealed entry pins it too")
+    manifest_matches_ledger: bool | None = None
+    ledger_seq: int
+    first_sample: int = Field(description="where the part starts in the recording (samples at its rate)")
+    duration_seconds: float
+    interrupted: bool
+    manifest: RecordingManifest | None = None
+
+
 @contract("api.recording-detail", 2)
 class RecordingDetail(CamelContract):
     """`GET /api/v1/recordings/{id}`: metadata, participants, verdicts, the sealed manifest and the ledger
-    proof that the manifest was sealed (inclusion up to a signed checkpoint)."""
+    proof that the manifest was sealed (inclusion up to a signed checkpoint). A recording sealed in parts (what
+    its recorder captured after a salvage was sealed as a continuation) lists every part in `parts`; `manifest`
+    is part 0's."""
 
     recording: RecordingSummary
     recorder_instance: str | None = None
@@ -103,6 +119,7 @@ class RecordingDetail(CamelContract):
     proof: LogInclusionProof | None = None
     proof_status: ProofStatus
     media: MediaLinks = Field(default_factory=MediaLinks)
+    parts: list[SealedPartDetail] = Field(default_factory=list)
 
 
 @contract("api.verdict-page", 1)

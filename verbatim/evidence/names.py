@@ -26,6 +26,9 @@ from verbatim.platform.errors import InvalidInput
 MIXED_TRACK = "mixed"
 MIXED_FILE = "audio.flac"
 CAPTURE_MANIFEST = "capture.json"
+# Written by the lifecycle into a capture generation before it salvages it: a recorder taking a new lease there
+# finds it and goes on in the next generation (recorder_vm.capture.storage).
+FENCE_MARKER = "fenced"
 SEALED_MANIFEST = "manifest.json"
 ACCESS_COPY = "access.opus"
 MAX_GENERATION = 999
@@ -80,6 +83,10 @@ def capture_track_name(recording_id: str, generation: int, track: str = MIXED_TR
 
 def capture_manifest_name(recording_id: str, generation: int) -> str:
     return f"{capture_prefix(recording_id, generation)}/{CAPTURE_MANIFEST}"
+
+
+def capture_fence_name(recording_id: str, generation: int) -> str:
+    return f"{capture_prefix(recording_id, generation)}/{FENCE_MARKER}"
 
 
 def track_of_capture_name(recording_id: str, generation: int, name: str) -> str | None:

@@ -69,8 +69,10 @@ class SalvageResult:
 
 
 def fence_generation(captures: BlobStore, recording_id: str, generation: int) -> tuple[list[str], int]:
-    """Break the recorder's lease on every track blob of the generation; returns the track blobs and how many
+    """Fence the generation: write its fence marker first (a recorder that takes a new lease there afterwards
+    finds it), then break the recorder's lease on every track blob there is; returns the track blobs and how many
     leases were broken."""
+    captures.write(names.capture_fence_name(recording_id, generation), b"{}", content_type="application/json")
     prefix = names.capture_prefix(recording_id, generation) + "/"
     tracks = [
         name

@@ -32,8 +32,9 @@ class RecordingVerification:
     recording_id: str
     findings: list[Finding] = field(default_factory=list)  # evidence of tampering or loss
     notes: list[str] = field(default_factory=list)  # what was checked and held, or is pending
-    sealed_entry: LogEntry | None = None
-    proof: LogInclusionProof | None = None
+    sealed_entry: LogEntry | None = None  # part 0's
+    parts: list[LogEntry] = field(default_factory=list)  # every part's `sealed` entry, in order
+    proof: LogInclusionProof | None = None  # part 0's
     deleted_by: LogEntry | None = None
 
     @property
@@ -44,20 +45,28 @@ class RecordingVerification:
 def verify_recording(
     recording_id: str, recordings: BlobStore, ledger: TransparencyLog, anchors: AnchorStore | None = None
 ) -> RecordingVerification:
+    """Verify every sealed part of the recording. A recording is sealed in parts when the lifecycle salvaged a
+    capture whose recorder was alive after all: part 0 holds what was salvaged, each later part what the recorder
+    captured after that (a continuation), with its own manifest and `sealed` entry naming the part before it.
+    Each part is checked on its own, then the links between them."""
     result = RecordingVerification(recording_id)
     entries = list(subject_entries(ledger, recording_subject(recording_id)))
-    sealed = next((e for e in entries if e.kind == EntryKind.SEALED), None)
-    if sealed is None:
+    sealed_entries = sorted((e for e in entries if e.kind == EntryKind.SEALED), key=lambda e: e.index)
+    if not sealed_entries:
         result.findings.append(
             Finding("ledger.no_seal", f"the ledger has no sealed entry for recording {recording_id}")
         )
         return result
+    sealed = sealed_entries[0]
     result.sealed_entry = sealed
+    result.parts = sealed_entries
     result.deleted_by = next((e for e in entries if e.kind == EntryKind.DELETED and e.index > sealed.index), None)
     for entry in entries:
         if entry.v1 is not None:  # sealed before the upgrade: its own v1 hashes still hold
             result.findings.extend(verify_entry(entry.v1))
     result.proof = _check_inclusion(result, ledger, sealed)
+    for entry in sealed_entries[1:]:
+        _check_inclusion(result, ledger, entry)
     if result.deleted_by is not None:
         _check_inclusion(result, ledger, result.deleted_by)
     if anchors is not None:
@@ -76,9 +85,69 @@ def verify_recording(
         result.findings.extend(findings)
         result.notes += [note] if note else []
         return result
-    manifest = _check_manifest(result, recordings, sealed)
-    _check_media(result, recordings, sealed, manifest)
+    manifests: list[RecordingManifest | None] = []
+    for entry in sealed_entries:
+        manifest = _check_manifest(result, recordings, entry)
+        _check_media(result, recordings, entry, manifest)
+        manifests.append(manifest)
+    if len(sealed_entries) > 1:
+        _check_parts(result, sealed_entries, manifests)
     return result
+
+
+def _part(entry: LogEntry) -> int:
+    part = entry.details.get("part")
+    return part if isinstance(part, int) else 0
+
+
+def _check_parts(
+    result: RecordingVerification, entries: list[LogEntry], manifests: list[RecordingManifest | None]
+) -> None:
+    """Explain how the parts make up the recording, and check that each continuation names the part before it."""
+    result.notes.append(
+        f"sealed in {len(entries)} parts: the lifecycle salvaged a capture whose recorder was alive after all, and "
+        "what the recorder captured afterwards was sealed as a continuation of the same recording"
+    )
+    numbers = [_part(entry) for entry in entries]
+    if numbers != list(range(len(entries))):
+        result.findings.append(
+            Finding("parts.out_of_order", f"the sealed parts are numbered {numbers}, not 0..{len(entries) - 1}")
+        )
+    for index in range(1, len(entries)):
+        entry, before = entries[index], entries[index - 1]
+        link: dict[str, Any] = entry.details.get("previous_part") or {}  # type: ignore[assignment]
+        before_manifest: dict[str, Any] = before.details.get("manifest") or {}  # type: ignore[assignment]
+        if link.get("sha256") != before_manifest.get("sha256"):
+            result.findings.append(
+                Finding(
+                    "parts.broken_link",
+                    f"part {_part(entry)} does not continue part {_part(before)}: it names manifest "
+                    f"{str(link.get('sha256'))[:16]}…, part {_part(before)} sealed "
+                    f"{str(before_manifest.get('sha256'))[:16]}…",
+                    entry.seq,
+                )
+            )
+            continue
+        manifest, previous = manifests[index], manifests[index - 1]
+        if manifest is None or previous is None:
+            continue
+        rate = manifest.track().sample_rate
+        end = previous.first_sample + previous.track().samples
+        gap = manifest.first_sample - end
+        span = (
+            f"part {manifest.part} continues part {previous.part} at {manifest.first_sample / rate:.2f} s "
+            f"({manifest.track().samples / rate:.2f} s of audio, ledger entry {entry.seq})"
+        )
+        if gap > 0:
+            result.notes.append(
+                f"{span}; {gap / rate:.2f} s between the parts were not sealed (what the salvage could not keep)"
+            )
+        elif gap < 0:
+            result.findings.append(
+                Finding("parts.overlap", f"{span}, but part {previous.part} reaches {end / rate:.2f} s", entry.seq)
+            )
+        else:
+            result.notes.append(f"{span}, with nothing missing between them")
 
 
 def recording_proof(ledger: TransparencyLog, recording_id: str) -> LogInclusionProof | None:

@@ -30,11 +30,12 @@ from verbatim.contracts.lifecycle import (
     SealSummary,
     TimelinePart,
 )
-from verbatim.contracts.recorder import CaptureManifest, CaptureProgress
+from verbatim.contracts.recorder import CaptureManifest, CaptureProgress, RecorderEvent
 from verbatim.evidence import access_copy, names
 from verbatim.evidence.access_copy import Timeline
 from verbatim.evidence.finalise import finalise
 from verbatim.evidence.flac import MAX_HEADER_BYTES, NotFlac, parse_header
+from verbatim.evidence.names import ForeignPath
 from verbatim.evidence.opus import ChunkPlan
 from verbatim.evidence.progress import ProgressReader
 from verbatim.evidence.salvage import read_capture_manifest, salvage_capture
@@ -44,7 +45,8 @@ from verbatim.ledger.writer import LedgerWriter
 from verbatim.lifecycle.announce import announce_indexed
 from verbatim.lifecycle.liveness import TABLE_SERVER_TIMEOUT_SECONDS, CaptureLiveness, NoLiveness, judge
 from verbatim.lifecycle.policies import HoldMatcher, NoHolds, RetentionPolicy
-from verbatim.lifecycle.records import RecordingStore
+from verbatim.lifecycle.records import RecordingStore, record_event
+from verbatim.platform.audit import AuditEvent, AuditLog
 from verbatim.platform.blobs import BlobNotFound, BlobStore
 from verbatim.platform.errors import NotFound
 from verbatim.platform.queues import MessageQueue
@@ -77,6 +79,8 @@ class LifecycleDeps:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # `reconciliation-requests`: told when a recording reaches a final state (sealed or not recorded).
     reconciliation: MessageQueue | None = None
+    # Security events (a recorder event naming blobs that are not its recording's own).
+    audit: AuditLog | None = None
 
     @property
     def staging(self) -> BlobStore:
@@ -134,6 +138,34 @@ def _sealed_parts(record: RecordingRecord) -> list[SealedPartIndex]:
             sealed_at=seal.sealed_at,
         )
     ]
+
+
+# --- recorder events ------------------------------------------------------------------------------------------
+
+
+def receive_event(deps: LifecycleDeps, event: RecorderEvent) -> RecordingRecord | None:
+    """Fold a recorder event into its record. An event that names blobs outside its recording's own capture
+    folder is rejected — nothing is written, nothing outside is touched — and recorded as a security event;
+    None then (retrying would not make it any less foreign)."""
+    try:
+        return record_event(deps.store, event)
+    except ForeignPath as error:
+        log.error(
+            "recorder event rejected: %s",
+            error.detail,
+            extra={"recording_id": event.recording_id[:80], "event_type": event.type},
+        )
+        if deps.audit is not None:
+            deps.audit.record(
+                AuditEvent(
+                    category="security",
+                    action="recorder.event.rejected",
+                    actor=f"recorder:{event.recorder_instance[:100]}",
+                    target=f"recording:{event.recording_id[:80]}",
+                    detail={"reason": error.detail[:500], "event": event.type, "sequence": event.sequence},
+                )
+            )
+        return None
 
 
 # --- is the recorder still capturing? ---------------------------------------------------------------------

@@ -159,7 +159,7 @@ class HttpCaptureLiveness:
             generation = body.get("generation")
         except (ValueError, AttributeError):
             return LivenessAnswer("unreachable", "the recorder's answer is not JSON", asked_at, url)
-        answer: Answer = "ending" if state in ("ending", "stopped", "failed") else "capturing"
+        answer: Answer = "ending" if state in ("ending", "ended", "failed") else "capturing"
         return LivenessAnswer(
             answer,
             f"the recorder instance holds the capture ({state[:40]})",

@@ -185,12 +185,21 @@ def presence(call: CallRecord, user: Party) -> tuple[list[Span], bool, str]:
     return union(spans), False, failure_text
 
 
-def captured_span(record: RecordingRecord) -> Span | None:
-    """What a sealed recording covers on the wall clock."""
+def captured_spans(record: RecordingRecord) -> list[tuple[Span, bool]]:
+    """What a sealed recording covers on the wall clock, from its sealed evidence alone: each sealed part from
+    where it starts in the recording for the duration measured by decoding it (never what the recorder said it
+    captured), and whether that part was interrupted (salvaged)."""
     if record.status not in SEALED or record.seal is None or record.facts.started_at is None:
-        return None
+        return []
     start = record.facts.started_at
-    return start, start + timedelta(seconds=record.seal.duration_seconds)
+    seal = record.seal
+    if not seal.parts:
+        return [((start, start + timedelta(seconds=seal.duration_seconds)), _interrupted(record))]
+    spans = []
+    for part in seal.parts:
+        begin = start + timedelta(seconds=part.first_sample / part.sample_rate)
+        spans.append(((begin, begin + timedelta(seconds=part.duration_seconds)), part.interrupted))
+    return spans
 
 
 def recordings_for(user_id: str, call: CallRecord, records: Iterable[RecordingRecord]) -> list[RecordingRecord]:
@@ -249,25 +258,29 @@ class Gap:
         return False
 
 
+def _continuing(record: RecordingRecord) -> bool:
+    return any(c.status not in ("sealed", "not_recorded") for c in record.continuations)
+
+
 def _interrupted(record: RecordingRecord) -> bool:
     return bool(record.seal and record.seal.interrupted) or record.status == "salvaged"
 
 
 def classify(present: Sequence[Span], records: Sequence[RecordingRecord]) -> list[Gap]:
     """Every unrecorded stretch of `present`, placed: at a join, at a leave, after an interrupted recording."""
-    spans = [(span, r) for r in records if (span := captured_span(r)) is not None]
+    spans = [(span, interrupted) for r in records for span, interrupted in captured_spans(r)]
     captured = union(span for span, _ in spans)
     gaps: list[Gap] = []
     for stretch in present:
         for gap in subtract([stretch], captured):
-            before = [r for (_, end), r in spans if end == gap[0]]
+            before = [interrupted for (_, end), interrupted in spans if end == gap[0]]
             gaps.append(
                 Gap(
                     span=gap,
                     at_join=gap[0] == stretch[0],
                     at_leave=gap[1] == stretch[1],
                     # a normal stop at the same moment explains the end as well as teardown does
-                    after_interruption=bool(before) and all(_interrupted(r) for r in before),
+                    after_interruption=bool(before) and all(before),
                 )
             )
     return gaps
@@ -275,14 +288,15 @@ def classify(present: Sequence[Span], records: Sequence[RecordingRecord]) -> lis
 
 def assess(call: CallRecord, user: PolicyUser, records: Sequence[RecordingRecord], tolerance: Tolerance) -> Assessment:
     present, blocked, failure_text = presence(call, user.party)
-    captured = union(span for r in records if (span := captured_span(r)) is not None)
+    captured = union(span for r in records for span, _ in captured_spans(r))
     expected = seconds(present)
     classified = classify(present, records)
     gaps = [g.span for g in classified]
     missing = seconds(gaps)
     recorded = max(0.0, expected - missing)
     coverage = 1.0 if expected == 0 and captured else (recorded / expected if expected > 0 else 0.0)
-    pending = [r for r in records if r.status not in FINAL and not _rejected(r)]
+    # A recording whose continuation (what its recorder captured after a salvage) is not sealed yet is not final.
+    pending = [r for r in records if (r.status not in FINAL or _continuing(r)) and not _rejected(r)]
     untolerated = [g for g in classified if not g.tolerated(tolerance)]
 
     if user.awaiting_policy and not records:
@@ -296,7 +310,12 @@ def assess(call: CallRecord, user: PolicyUser, records: Sequence[RecordingRecord
     if pending:
         ids = ", ".join(r.id for r in pending)
         return Assessment(
-            "pending", "recording_pending", f"recording {ids} is {pending[0].status}", coverage, recorded, gaps,
+            "pending",
+            "recording_pending",
+            f"recording {ids} is {'being continued' if _continuing(pending[0]) else pending[0].status}",
+            coverage,
+            recorded,
+            gaps,
             present, blocked,
         )  # fmt: skip
     state: VerdictState = "partial" if recorded >= EVIDENCE_FLOOR_SECONDS else "missing"

@@ -417,6 +417,7 @@ class Container:
             captures=self.capture_blobs,
             progress=TableProgress(self.progress),
             liveness=self.capture_liveness,
+            audit=self.audit,
             holds=retention.seal_holds,
             reconciliation=self.reconciliation_requests,
         )
