@@ -202,6 +202,7 @@ class Recorder:
             "capture": capture.state,
             "generation": session.generation,
             "blocks_staged": mixed.staged_blocks if mixed else 0,
+            "samples": mixed.samples if mixed else 0,  # captured into the mixed track, every generation
             "blocks_spilled": sum(track.spilled for track in capture.tracks),
             "frames_received": capture.frames_received,
             "committed": bool(session.result and session.result.committed),

@@ -21,10 +21,10 @@ run (8 calls of 40 s, 15-30 s pauses): `VERBATIM_STALLS=full`.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -33,13 +33,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devstack.demo import AUDITOR, CORA, TOM, CallResult, DemoStack, Scenario, wait_until
 from devstack.emulators import REPO_ROOT
-from devstack.stack import Component, StackConfig, StackPorts, app_environment, running
+from devstack.stack import Component, StackConfig, StackPorts, app_environment, running, simulator_ca
 from verbatim.contracts.evidence import RecordingManifest
+from verbatim.lifecycle.liveness import silence_threshold
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -77,7 +79,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
             demo_stack.close()
 
 
-def trader_call(index: int) -> Scenario:
+def trader_call(index: int, seconds: float = CALL_SECONDS) -> Scenario:
     return Scenario(
         f"stall-{index}",
         "trader call while a component stalls",
@@ -90,7 +92,7 @@ def trader_call(index: int) -> Scenario:
                 {"speaker": "cora", "text": "Noted, please confirm the settlement date."},
                 {"speaker": "tom", "text": "Settlement in two days, as usual."},
             ],
-            "durationSeconds": CALL_SECONDS,
+            "durationSeconds": seconds,
         },
         (),
     )
@@ -151,7 +153,7 @@ def sealed_parts(stack: DemoStack, recording_id: str) -> list[SealedPart]:
             assert hashlib.sha256(body).hexdigest() == entry["manifestSha256"], f"{name} is not what was sealed"
             manifest = RecordingManifest.model_validate_json(body)
         track = manifest.track()
-        offset = int(getattr(track, "first_sample", 0))  # where a continuation starts in the recording
+        offset = manifest.first_sample  # where a continuation starts in the recording
         assert manifest.started_at is not None
         start = manifest.started_at + timedelta(seconds=offset / SAMPLE_RATE)
         parts.append(SealedPart(manifest, start, track.samples / track.sample_rate))
@@ -174,32 +176,42 @@ def covered_fraction(parts: list[SealedPart], presence: dict[str, Any]) -> float
     return covered / total if total > 0 else 0.0
 
 
-def recorder_captured_samples(stack: DemoStack, recording_id: str) -> int | None:
-    """What the recorder says it captured for the recording's mixed track (its last capture manifest), or None
-    when it wrote none (it died)."""
-    _, service = captures_and_recordings(stack)
-    best: int | None = None
-    for container_name in ("captures", "recordings"):
-        container = service.get_container_client(container_name)
-        if not container.exists():
-            continue
-        for blob in container.list_blobs():
-            if recording_id in blob.name and blob.name.endswith("capture.json"):
-                capture = json.loads(container.download_blob(blob.name).readall())
-                if capture.get("salvaged"):
-                    continue
-                mixed = next(t for t in capture["tracks"] if t["track"] == "mixed")
-                samples = sum(block["samples"] for block in mixed["blocks"])
-                first = mixed["blocks"][0]["start_sample"] if mixed["blocks"] else 0
-                best = max(best or 0, first + samples)
-    return best
+def lifecycle_token(stack: DemoStack) -> str:
+    """The token the lifecycle asks a recorder with (client credentials of the Function App's registration for
+    our API, from the simulator's Entra-like token endpoint)."""
+    tenant = stack.tenant
+    response = httpx.post(
+        f"https://127.0.0.1:{stack.config.ports.simulator_https}/{tenant.tenant_id}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": tenant.functions_app_id,
+            "client_secret": tenant.functions_secret,
+            "scope": f"{tenant.api_audience}/.default",
+        },
+        verify=ssl.create_default_context(cafile=str(simulator_ca(stack.config))),
+        timeout=10,
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
 
 
-def run_stall(stack: DemoStack, stall: Stall) -> list[CallResult]:
-    calls = [stack.place(trader_call(index)) for index in range(CALLS)]
+def recorder_captured_samples(stack: DemoStack, recording_id: str, token: str) -> int:
+    """What the recorder says it captured into the recording's mixed track, over every generation (it remembers
+    the captures it ended lately; the lifecycle asks the same route before it salvages)."""
+    answer = httpx.get(
+        f"{stack.config.recorder_url}/api/captures/{recording_id}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, (recording_id, answer.status_code, answer.text)
+    return int(answer.json()["samples"])
+
+
+def run_stall(stack: DemoStack, stall: Stall, call_seconds: float = CALL_SECONDS) -> list[CallResult]:
+    calls = [stack.place(trader_call(index, call_seconds)) for index in range(CALLS)]
     time.sleep(PAUSE_AFTER)
     paused(stack, stall)
-    stack.wait_ended(calls, timeout=CALL_SECONDS + stall.seconds + 60)
+    stack.wait_ended(calls, timeout=call_seconds + stall.seconds + 60)
 
     def settled() -> bool:
         for call in calls:
@@ -212,6 +224,7 @@ def run_stall(stack: DemoStack, stall: Stall) -> list[CallResult]:
 
 def check_calls(stack: DemoStack, calls: list[CallResult]) -> None:
     problems: list[str] = []
+    token = lifecycle_token(stack)
     for call in calls:
         verdict = call.verdict_of(TOM)
         assert verdict is not None
@@ -223,9 +236,9 @@ def check_calls(stack: DemoStack, calls: list[CallResult]) -> None:
                 problems.append(f"{recording_id} does not verify: {checked.stdout[-2000:]} {checked.stderr[-500:]}")
             own = sealed_parts(stack, recording_id)
             parts += own
-            captured = recorder_captured_samples(stack, recording_id)
+            captured = recorder_captured_samples(stack, recording_id, token)
             sealed_samples = sum(p.manifest.track().samples for p in own)
-            if captured is not None and sealed_samples < captured:
+            if sealed_samples < captured:
                 problems.append(
                     f"{recording_id}: the recorder captured {captured / SAMPLE_RATE:.2f} s, "
                     f"{sealed_samples / SAMPLE_RATE:.2f} s are sealed"
@@ -256,5 +269,16 @@ def test_calls_in_flight_while_the_functions_host_is_paused_lose_nothing(stack: 
 def test_a_recorder_paused_past_the_silence_threshold_then_resumed_loses_nothing_it_captured(
     stack: DemoStack,
 ) -> None:
-    stall = Stall("recorder", stall_seconds(random.Random(SEED + 2)))
-    check_calls(stack, run_stall(stack, stall))
+    # Unreachable for longer than the silence threshold: the lifecycle salvages and fences what it staged; the
+    # recorder, resumed, goes on in a continuation, which is sealed as part 1 of the same recording.
+    threshold = silence_threshold(stack.config.recorder_heartbeat_seconds)
+    stall = Stall("recorder", threshold + random.Random(SEED + 2).uniform(6.0, 12.0))
+    calls = run_stall(stack, stall, call_seconds=PAUSE_AFTER + stall.seconds + 12)
+    check_calls(stack, calls)
+    continued = [
+        r
+        for call in calls
+        for rid in call.verdict_of(TOM)["recordingIds"]  # type: ignore[index]
+        if len(r := sealed_parts(stack, rid)) > 1
+    ]
+    assert continued, "the recorder paused past the threshold was salvaged, and its continuation sealed"
