@@ -17,7 +17,7 @@ from verbatim.cli import main
 from verbatim.contracts.evidence import RecordingFacts, RetentionTerm
 from verbatim.evidence.access_copy import assemble_access_copy, encode_access_chunk, plan_access_copy
 from verbatim.evidence.finalise import finalise
-from verbatim.evidence.seal import Sealer, SealResult, build_manifest, read_capture
+from verbatim.evidence.seal import Sealer, SealResult, build_manifest, read_capture, seal_capture_manifest
 from verbatim.evidence.worm import Worm
 from verbatim.ledger.store import CosmosLedgerStore
 from verbatim.ledger.writer import Ledger, LedgerMigrated
@@ -36,8 +36,10 @@ def seal_with_v1(settings: Settings, ledger: Ledger) -> SealResult:
     )
     recording_id = f"rec-{uuid.uuid4().hex[:10]}"
     staged = stage_capture(container, recording_id, speech(6))
-    capture, capture_ref = read_capture(AzureBlobStore(container), staged.capture_blob)
-    [track] = finalise(AzureBlobStore(container), capture)
+    store = AzureBlobStore(container)
+    capture, _ = read_capture(store, staged.capture_blob)
+    capture_ref = seal_capture_manifest(store, recording_id, 0, store.read(staged.capture_blob))
+    [track] = finalise(store, store, capture, recording_id=recording_id)
     names = [
         encode_access_chunk(AzureBlobStore(container), scratch, recording_id, track, p)
         for p in plan_access_copy(track, 600)
