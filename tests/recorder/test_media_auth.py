@@ -144,6 +144,6 @@ def test_with_a_certificate_the_media_endpoint_is_wss_and_verified_against_the_c
     assert endpoint.startswith("wss://")
     (stopped,) = [e for e in events_of(settings) if isinstance(e, RecordingStopped)]
     container = BlobServiceClient.from_connection_string(azurite_service.connection_string).get_container_client(
-        settings.recordings_container
+        settings.captures_container
     )
     assert np.array_equal(decode(container.download_blob(stopped.blob_name).readall()), audio)
