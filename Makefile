@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMPS := .devstack/stamps
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint imports typecheck pytest schemas bench clean
+.PHONY: help setup run test test-stalls lint imports typecheck pytest schemas bench clean
 
 help:
 	@echo "make run    - install what is needed, start the local stack with a simulated tenant and demo calls"
@@ -49,6 +49,10 @@ pytest: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint imports typecheck pytest
+
+# The long run of tests/e2e/test_stalls.py (issue 14): 8 calls of 40 s, components paused 15-30 s.
+test-stalls: setup
+	VERBATIM_STALLS=full $(VENV)/bin/pytest tests/e2e/test_stalls.py $(PYTEST_ARGS)
 
 schemas: setup
 	$(PY) -m verbatim.contracts
