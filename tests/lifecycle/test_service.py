@@ -121,6 +121,25 @@ def test_a_stopped_recording_is_sealed_worm_protected_announced_once_and_verifie
     assert all(name.startswith(f"{recording_id}/") for name in recordings.names(""))
 
 
+def test_a_capture_the_recorder_completed_under_its_lease_is_deleted_once_sealed(deps: LifecycleDeps) -> None:
+    # The recorder keeps its infinite lease on every track blob it wrote (the fence), and Azure refuses to delete
+    # a leased blob (412 LeaseIdMissing): the clean-up failed the orchestration after sealing.
+    recording_id = f"rec-{uuid.uuid4().hex[:8]}"
+    captures = deps.staging
+    assert isinstance(captures, InMemoryBlobStore)
+    captures.acquire_lease(f"{recording_id}/g0/audio.flac", "recorder-lease")
+    staged = stage_capture(captures, recording_id, speech(6), started_at=T0, lease_id="recorder-lease")
+    with pytest.raises(LeaseLost):
+        captures.delete(f"{recording_id}/g0/audio.flac")  # as Azure: not without the lease
+    record_event(deps.store, started(recording_id))
+    record_event(deps.store, stopped(recording_id, staged.manifest.tracks[0].sha256, 6.0))
+
+    run_to_seal(deps, recording_id)
+
+    assert deps.staging.names("", uncommitted=True) == []
+    assert verify(deps, recording_id) == []
+
+
 def test_a_recorder_that_went_silent_is_salvaged_and_sealed_as_interrupted(deps: LifecycleDeps) -> None:
     recording_id = f"rec-{uuid.uuid4().hex[:8]}"
     # The recorder staged its blocks and died: nothing committed, no capture manifest.

@@ -601,6 +601,9 @@ def clean_up(deps: LifecycleDeps, recording_id: str, part: int = 0) -> int:
         return deleted
     for generation in range(part + 1):
         for blob in deps.staging.names(names.capture_prefix(recording_id, generation) + "/", uncommitted=True):
+            # The recorder keeps its lease on each track blob it wrote (the fence); it completed these, so the
+            # lease guards nothing now, and Azure refuses to delete a leased blob.
+            deps.staging.break_lease(blob)
             if deps.staging.delete(blob):
                 deleted += 1
     return deleted

@@ -402,6 +402,11 @@ class InMemoryBlobStore:
 
     def delete(self, name: str) -> bool:
         with self._lock:
+            blob = self._blobs.get(name)
+            if blob is not None:
+                # Azure refuses to delete a blob with an active lease unless the request names it (412
+                # LeaseIdMissing); the port's methods never name one, so a lease must be broken first.
+                self._check_lease(name, blob, None)
             return self._blobs.pop(name, None) is not None
 
     def names(self, prefix: str, *, uncommitted: bool = False) -> list[str]:
