@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +189,7 @@ def run_capture(
                 call_id=str(uuid.uuid4()),
                 call_chain_id=None,
                 recorder_instance="bench",
-                prefix=capture_prefix(str(uuid.uuid4()), datetime.now(UTC)),
+                prefix=capture_prefix(str(uuid.uuid4())),
                 engine=engine,
                 queue_frames=3000,
                 unmixed=False,

@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +69,7 @@ class CaptureRig:
             call_id=str(uuid.uuid4()),
             call_chain_id=None,
             recorder_instance="capture-rig",
-            prefix=capture_prefix(recording_id, datetime.now(UTC)),
+            prefix=capture_prefix(recording_id),
             engine=self.engine,
             queue_frames=self.queue_frames,
             unmixed=unmixed,

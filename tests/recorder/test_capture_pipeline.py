@@ -248,8 +248,6 @@ def test_a_killed_capture_process_loses_only_the_unstaged_tail_of_each_call(
             recording_id=names["recording_id"],
             call_id=names["call_id"],
             recorder_instance="capture-rig",
-            blob_name=names["blob_name"],
-            manifest_blob_name=names["manifest_blob_name"],
         )
         audio = decode(container.download_blob(names["blob_name"]).readall())
         expected = np.roll(source, call * ROLL)
