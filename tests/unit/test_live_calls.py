@@ -19,6 +19,7 @@ from verbatim.contracts.recorder import (
     RecordingStarted,
     RecordingStopped,
 )
+from verbatim.evidence import names
 from verbatim.evidence.progress import InMemoryProgress
 from verbatim.ledger import InMemoryLedgerStore, Ledger
 from verbatim.ledger.access import AccessLog
@@ -68,8 +69,8 @@ class World:
                 recorder_version="1.0.0",
                 started_at=at,
                 blob_container="recordings",
-                blob_name=f"captures/{recording_id}/mixed.flac",
-                manifest_blob_name=f"captures/{recording_id}/capture.json",
+                blob_name=names.capture_track_name(recording_id, 0),
+                manifest_blob_name=names.capture_manifest_name(recording_id, 0),
                 heartbeat_interval_seconds=5.0,
             ),
         )
@@ -82,7 +83,7 @@ class World:
                 updated_at=at,
                 started_at=T0,
                 blob_container="recordings",
-                blob_name=f"captures/{recording_id}/mixed.flac",
+                blob_name=names.capture_track_name(recording_id, 0),
                 heartbeat_interval_seconds=5.0,
             )
         )
@@ -98,8 +99,8 @@ class World:
                 reason="call_ended",
                 ended_at=at,
                 blob_container="recordings",
-                blob_name=f"captures/{recording_id}/mixed.flac",
-                manifest_blob_name=f"captures/{recording_id}/capture.json",
+                blob_name=names.capture_track_name(recording_id, 0),
+                manifest_blob_name=names.capture_manifest_name(recording_id, 0),
                 duration_seconds=(at - T0).total_seconds(),
                 bytes=0,
                 block_count=0,
