@@ -50,6 +50,7 @@ from verbatim.contracts.recorder import (
     RecordingStarted,
     RecordingStopped,
 )
+from verbatim.evidence import names
 from verbatim.evidence.progress import write_progress
 from verbatim.exports import standalone_export_verifier
 from verbatim.lifecycle.records import record_event
@@ -646,9 +647,9 @@ def test_the_live_page_shows_a_call_being_recorded_flags_a_silent_recorder_and_d
             recorder_app_id="app-recorder",
             recorder_version="1.0.0",
             started_at=started,
-            blob_container=world.settings.recordings_container,
-            blob_name=f"captures/{recording_id}/mixed.flac",
-            manifest_blob_name=f"captures/{recording_id}/capture.json",
+            blob_container=world.settings.captures_container,
+            blob_name=names.capture_track_name(recording_id, 0),
+            manifest_blob_name=names.capture_manifest_name(recording_id, 0),
             heartbeat_interval_seconds=1.0,
         ),
     )
@@ -661,8 +662,8 @@ def test_the_live_page_shows_a_call_being_recorded_flags_a_silent_recorder_and_d
                 state="capturing",
                 updated_at=datetime.now(UTC),
                 started_at=started,
-                blob_container=world.settings.recordings_container,
-                blob_name=f"captures/{recording_id}/mixed.flac",
+                blob_container=world.settings.captures_container,
+                blob_name=names.capture_track_name(recording_id, 0),
                 heartbeat_interval_seconds=1.0,
             ),
         )
@@ -697,9 +698,9 @@ def test_the_live_page_shows_a_call_being_recorded_flags_a_silent_recorder_and_d
             sequence=1,
             reason="call_ended",
             ended_at=ended,
-            blob_container=world.settings.recordings_container,
-            blob_name=f"captures/{recording_id}/mixed.flac",
-            manifest_blob_name=f"captures/{recording_id}/capture.json",
+            blob_container=world.settings.captures_container,
+            blob_name=names.capture_track_name(recording_id, 0),
+            manifest_blob_name=names.capture_manifest_name(recording_id, 0),
             duration_seconds=(ended - started).total_seconds(),
             bytes=0,
             block_count=0,
