@@ -243,6 +243,12 @@ def check_environment(env: Mapping[str, str]) -> Preflight:
         problems.append("GRAPH_TENANT_ID must be a tenant id (GUID), or unset for the subscription's tenant")
     if not env.get("GRAPH_CLIENT_SECRET"):
         problems.append("GRAPH_CLIENT_SECRET is not set: `azd env set GRAPH_CLIENT_SECRET <client secret>`")
+    portal_id = env.get("PORTAL_CLIENT_ID", "")
+    if portal_id and not _GUID.match(portal_id):
+        problems.append(
+            "PORTAL_CLIENT_ID must be the application (client) id of the portal's single-page-app registration "
+            "(docs/portal.md), or unset: then the portal offers no sign-in"
+        )
 
     fqdn = env.get("RECORDER_FQDN", "")
     if not is_dns_name(fqdn):

@@ -293,6 +293,12 @@ def test_chat_capture_must_be_true_or_false() -> None:
     assert hooks.check_environment(valid_env(CHAT_CAPTURE_ENABLED="true")).problems == []
 
 
+def test_the_portals_client_id_is_a_guid_or_unset() -> None:
+    assert "PORTAL_CLIENT_ID" in " ".join(hooks.check_environment(valid_env(PORTAL_CLIENT_ID="my-portal")).problems)
+    assert hooks.check_environment(valid_env(PORTAL_CLIENT_ID="5e0c8b3a-7d41-4f2e-9a6b-1c2d3e4f5a60")).problems == []
+    assert hooks.check_environment(valid_env()).problems == []
+
+
 def test_main_rejects_an_unknown_hook() -> None:
     assert hooks.main(["predestroy"]) == 2
 
