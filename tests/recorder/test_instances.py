@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.storage.blob import BlobServiceClient
 
 from devstack.demo import CORA, TOM
 from devstack.processes import ManagedProcess, http_ready
@@ -162,7 +163,9 @@ def test_two_invitations_are_answered_by_different_instances_and_both_record(sta
         (event,) = stopped()
         started = [e for e in recorder.events() if isinstance(e, RecordingStarted) and e.call_id == leg["callId"]]
         assert started and started[0].recorder_instance == recorder.instance_id
-        audio = decode(recorder.container_client().download_blob(event.blob_name).readall())
+        # Read the capture where the recorder says it wrote it (its captures container: issue 14).
+        captures = BlobServiceClient.from_connection_string(recorder.connection_string)
+        audio = decode(captures.get_container_client(event.blob_container).download_blob(event.blob_name).readall())
         assert len(audio) > 16000  # more than a second of the 3 s call in each capture
 
 
