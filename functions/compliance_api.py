@@ -1,6 +1,6 @@
 """The compliance API under /api/v1 (search, recording detail, media with Range, verdicts, completeness
-reports, ledger, audit, OpenAPI) and the portal's static files under /api/portal. Triggers authenticate,
-parse and delegate to verbatim.api; every read is recorded there."""
+reports, ledger, audit, the coverage list, OpenAPI) and the portal's static files under /api/portal. Triggers
+authenticate, parse and delegate to verbatim.api; every read is recorded there."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from verbatim.api.service import READERS, search_query, verdict_query
 from verbatim.contracts.api import Me
 from verbatim.ledger.access import REASON_HEADER, access_reason
 from verbatim.platform.auth import COMPLIANCE_AUDITOR
-from verbatim.platform.errors import InvalidInput
+from verbatim.platform.errors import InvalidInput, NotFound
 from verbatim.platform.settings import get_settings
 from verbatim.wiring import current
 
@@ -169,6 +169,18 @@ def read_audit(req: func.HttpRequest) -> func.HttpResponse:
 def live_calls(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
     return json_response(current().live_calls.page(dict(req.params), principal, _reason(req)))
+
+
+@bp.route(route="v1/policy/coverage/users", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def coverage_users(req: func.HttpRequest) -> func.HttpResponse:
+    """Every policy user of the last coverage audit, with whether their calls of the window were recorded."""
+    principal = authorize(req, *READERS)
+    services = current()
+    report = services.policy.coverage_states.load().last_report
+    if report is None:
+        raise NotFound("no coverage audit has run yet")
+    return json_response(services.compliance_api.coverage_users(report, dict(req.params), principal, _reason(req)))
 
 
 @bp.route(route="v1/me", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -17,8 +17,11 @@ from tests.api.world import PSTN, World
 from tests.callrecords.helpers import handler
 from tests.callrecords.oidc import OpenIdProvider
 from verbatim.api.openapi import openapi_document
+from verbatim.contracts.policy import CoverageReport, PolicyUser
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform import clients
+from verbatim.policy.coverage import CoverageState
+from verbatim.policy.stores import CosmosCoverageStateStore
 from verbatim.wiring import container_for
 
 search = handler(compliance_api.search_recordings)
@@ -32,6 +35,7 @@ audit_read = handler(compliance_api.read_audit)
 openapi = handler(compliance_api.openapi)
 me = handler(compliance_api.me)
 live = handler(compliance_api.live_calls)
+coverage_users = handler(compliance_api.coverage_users)
 run_report = handler(reconciliation.run_completeness_report)
 
 OFFICER = {"roles": ["Compliance.Officer"], "oid": "officer-1", "name": "Olivia Officer"}
@@ -345,3 +349,55 @@ def test_the_openapi_document_is_valid_and_names_every_v1_read_route(world: Worl
     documented = set(document["paths"]) - set()
     assert routes - {"/admin/reconciliation/calls/{id}"} <= documented
     assert document["paths"]["/recordings/{id}/media"]["get"]["x-roles"] == ["Compliance.Officer", "Compliance.Auditor"]
+
+
+def test_the_coverage_list_names_each_policy_user_with_their_calls_is_audited_and_refuses_bad_filters(
+    world: World, provider: OpenIdProvider
+) -> None:
+    """The last audit's policy users beside the world's verdicts: the trader's call was recorded, the sales user's
+    calls have gaps (interrupted recordings, a call nobody recorded), a third user had no call."""
+    control = clients.cosmos_database(world.settings).get_container_client("control")
+    states = CosmosCoverageStateStore(control)
+
+    def member(user_id: str, upn: str) -> PolicyUser:
+        return PolicyUser(
+            user_id=user_id, user_principal_name=upn, must_record=True, groups=["g"], policy_name="P", records=True
+        )
+
+    audited = CoverageReport(
+        audited_at=datetime(2025, 3, 4, tzinfo=UTC),
+        source="test",
+        must_record_groups=["g"],
+        must_record_users=3,
+        recorded_users=3,
+        users=[member(SALES, "sales@contoso.com"), member(TRADER, "trader@contoso.com"), member("u-q", "q@x.com")],
+    )
+    states.save(CoverageState(last_run=audited.audited_at, last_report=audited))
+    window = {"from": "2025-03-01T00:00:00Z", "to": "2025-03-08T00:00:00Z"}
+    token = provider.mint(**OFFICER)
+
+    answer = coverage_users(
+        request("v1/policy/coverage/users", token=token, params=window, headers={"X-Access-Reason": "supervision"})
+    )
+
+    assert answer.status_code == 200
+    page = body(answer)
+    states_of = {item["userId"]: item["state"] for item in page["items"]}
+    assert states_of == {SALES: "not_recorded", TRADER: "recorded", "u-q": "no_calls"}
+    sales = next(item for item in page["items"] if item["userId"] == SALES)
+    assert sales["gapCalls"] >= 1 and world.missing_call in [g["callId"] for g in sales["gaps"]]
+    trader = next(item for item in page["items"] if item["userId"] == TRADER)
+    assert world.sealed is not None and trader["lastRecording"]["recordingId"] == world.sealed.recording_id
+    quiet = {**window, "state": "no_calls"}
+    only = body(coverage_users(request("v1/policy/coverage/users", token=token, params=quiet)))
+    assert [item["userId"] for item in only["items"]] == ["u-q"] and only["counts"] == page["counts"]
+
+    (entry, *_) = [e for e in accessed(world, "policy:coverage") if e.actor == "officer-1"]
+    assert (entry.details["action"], entry.details["reason"]) == ("coverage.users.read", "supervision")
+    assert sorted(entry.details["results"]) == sorted([SALES, TRADER, "u-q"])
+
+    assert coverage_users(request("v1/policy/coverage/users", token=provider.mint(**ADMIN))).status_code == 403
+    for bad in ({"state": "asleep"}, {"from": "yesterday"}, {"from": "2025-01-01T00:00:00Z", **{"to": window["to"]}}):
+        refused = coverage_users(request("v1/policy/coverage/users", token=token, params=bad))
+        assert refused.status_code == 400 and refused.mimetype == "application/problem+json", bad
+        assert body(refused)["detail"]

@@ -32,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from devstack.emulators import REPO_ROOT
-from devstack.testkit.records import T0, TENANT, TRADER, UPNS, call, party, phone
+from devstack.testkit.records import T0, TENANT, TRADER, UPNS, call, party, phone, recording
 from tests.api.conftest import world_environment
 from tests.api.world import PSTN, World, build_world
 from tests.callrecords.conftest import Simulator, _start_simulator
@@ -42,6 +42,7 @@ from tests.funchost.conftest import HostLauncher, RunningHost, wait_for
 from verbatim.chat.directory import InMemoryChatDirectory
 from verbatim.chat.ingest import ChatIngestor
 from verbatim.contracts.chat import ChatMessageCaptured
+from verbatim.contracts.reconciliation import Verdict
 from verbatim.contracts.recorder import (
     CallParticipant,
     CaptureProgress,
@@ -56,6 +57,7 @@ from verbatim.exports import standalone_export_verifier
 from verbatim.lifecycle.records import record_event
 from verbatim.platform import clients
 from verbatim.platform.settings import reload_settings
+from verbatim.platform.times import format_datetime
 from verbatim.policy.service import publish_desired_state
 from verbatim.policy.stores import CosmosCoverageStateStore, CosmosDesiredStateStore
 from verbatim.wiring import container_for
@@ -801,6 +803,84 @@ def test_an_admin_reviews_the_plan_downloads_its_powershell_and_re_runs_the_cove
     assert not page.inner_text("#error")
     axe(page, "coverage after a re-run")
     shot(page, "admin-coverage")
+
+
+# --- coverage: who must be recorded, and were they -----------------------------------------------------------------
+
+TOM = ("1f0e2d3c-4b5a-4968-8776-a5b4c3d2e101", "tom.trader@contoso.onmicrosoft.com")
+TARA = ("2a1b3c4d-5e6f-4a7b-8c9d-b0c1d2e3f102", "tara.trader@contoso.onmicrosoft.com")
+
+
+def _verdict(user: tuple[str, str], call_id: str, start: datetime, state: str, seconds: float = 0.0) -> Verdict:
+    """A verdict as reconciliation stores it for a demo-tenant policy user (the audit's users come from the
+    simulator's tenant; the world's calls are of other people)."""
+    at = format_datetime(start)
+    return Verdict.model_validate(
+        {
+            "id": f"{call_id}:{user[0]}",
+            "callId": call_id,
+            "callRecordVersion": 1,
+            "userId": user[0],
+            "userPrincipalName": user[1],
+            "day": at[:10],
+            "callStart": at,
+            "presence": {"start": at, "end": format_datetime(start + timedelta(minutes=1)), "seconds": 60.0},
+            "verdict": state,
+            "coverage": 1.0 if state == "recorded" else round(1 - seconds / 60, 3),
+            "gaps": [{"start": at, "end": at, "seconds": seconds}] if seconds else [],
+            "recordingIds": [f"rec-{call_id}"],
+            "reason": "recorded" if state == "recorded" else "recorder_crashed",
+            "evaluatedAt": at,
+        }
+    )
+
+
+def test_an_officer_sees_every_person_who_must_be_recorded_and_who_is_not(
+    stack: tuple[World, RunningHost], browser: Any
+) -> None:
+    """The coverage page lists each policy user of the start-up audit with the state of their calls: Tom's call was
+    recorded (his last recording linked), Tara's lost 42 s, Ned had no call; the filter narrows the list to who is
+    not recorded; each read is in the ledger."""
+    world, host = stack
+    states = CosmosCoverageStateStore(clients.cosmos_database(world.settings).get_container_client("control"))
+    wait_for(lambda: states.load().last_report is not None and states.load().claimed_at is None, timeout=120)
+    report = states.load().last_report
+    assert report is not None and report.users, "the audit lists its policy users"
+    services = container_for(world.settings)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    tom_call = _verdict(TOM, f"cov-{uuid.uuid4().hex[:6]}", yesterday, "recorded")
+    for verdict in (tom_call, _verdict(TARA, f"cov-{uuid.uuid4().hex[:6]}", yesterday, "partial", 42.0)):
+        services.verdicts.save(verdict)
+    tom_recording = recording(f"rec-{tom_call.call_id}", tom_call.call_id, TOM[0], start=yesterday)
+    services.recording_index.put(tom_recording, [tom_call])
+
+    page = first_page(browser)
+    sign_in(page, host, OSCAR)
+    page.goto(f"{host.base_url}/api/portal/#/coverage")
+    page.wait_for_selector(f"#people tr[data-user='{TOM[0]}']")
+    tom, tara = (page.locator(f"#people tr[data-user='{user[0]}']") for user in (TOM, TARA))
+    assert "recorded" in tom.inner_text() and "1 of 1" in tom.inner_text()
+    assert tom.locator("a").first.get_attribute("href") == f"#/recording/{tom_recording.id}"
+    tara_row = tara.inner_text()
+    assert "not recorded" in tara_row and "42 s" in tara_row and "recorder crashed" in tara_row, tara_row
+    listed = {row.get_attribute("data-user") for row in page.locator("#people tbody tr[data-user]").all()}
+    assert listed == {u.user_id for u in report.users}  # every policy user, not a count
+    ned = next(u.user_id for u in report.users if u.user_principal_name == "ned.adviser@contoso.onmicrosoft.com")
+    assert "no calls" in page.inner_text(f"#people tr[data-user='{ned}']")
+    assert "1 recorded, 1 not recorded, 1 no calls" in page.inner_text("#people-counts")
+    axe(page, "coverage with its people")
+    shot(page, "coverage-people")
+
+    page.select_option("#people-form select[name=state]", "not_recorded")
+    page.get_by_role("button", name="Show", exact=True).click()
+    wait_for(lambda: page.locator(f"#people tr[data-user='{TOM[0]}']").count() == 0, timeout=20)
+    shown = [row.get_attribute("data-user") for row in page.locator("#people tbody tr[data-user]").all()]
+    assert shown == [TARA[0]]  # everyone else the policy records, and their calls (if any) were recorded
+    shot(page, "coverage-not-recorded")
+
+    reads = [e for e in services.ledger.entries_for_subject("policy:coverage", limit=500) if e.actor == OSCAR.oid]
+    assert [e.details["action"] for e in reads][-2:] == ["coverage.users.read", "coverage.users.read"]
+    assert reads[-1].details["filters"]["state"] == "not_recorded"
 
 
 # --- keyboard ---------------------------------------------------------------------------------------------------

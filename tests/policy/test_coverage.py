@@ -12,6 +12,7 @@ import pytest
 
 from tests.callrecords.fake_authority import AUTHORITY, FakeAuthority
 from tests.policy.conftest import VALID, desired
+from verbatim.contracts.policy import CoverageReport
 from verbatim.graph import GraphClient, GraphCredentials, RetryPolicy
 from verbatim.ledger import InMemoryLedgerStore, Ledger
 from verbatim.policy.compile import compile_desired, retention_classes
@@ -302,3 +303,33 @@ def test_one_users_configuration_is_read_with_or_without_the_documented_value_wr
             TRADERS,
             True,
         )
+
+
+def test_the_report_lists_every_policy_user_not_only_a_count(world: World) -> None:
+    """Must-record members whatever their policy (recorded, none, excluded), and users a policy records though no
+    must-record group names them: the list the coverage page shows."""
+    dana = DirectoryUser(id="u-dana", user_principal_name="dana@contoso.com", usage_location="GB")
+    world.directory = InMemoryDirectory([ALICE, BOB, ERIK, dana], world.directory.groups)
+    world.directory.add_member(DESK_FX, "u-bob")
+    world.directory.add_member(TRADERS, "u-erik")
+    world.state = compile_desired(world.desired, world.directory).state  # dana: Advisers-Relaxed, directly
+
+    report = world.audit(T0)
+
+    listed = [(u.user_principal_name, u.must_record, u.policy_name, u.records, u.strict) for u in report.users]
+    assert listed == [
+        ("alice@contoso.com", True, "Traders-Strict", True, True),
+        ("bob@contoso.com", True, None, False, False),
+        ("dana@contoso.com", False, "Advisers-Relaxed", True, False),
+        ("erik@contoso.com", True, "Not-Recorded", False, False),
+    ]
+    assert report.must_record_users == 3 and report.recorded_users == 1
+    assert next(u for u in report.users if u.user_id == "u-bob").groups == [TRADERS]
+
+
+def test_a_report_stored_by_a_version_1_audit_still_reads_without_its_user_list(world: World) -> None:
+    stored = world.audit(T0).model_dump(mode="json", by_alias=True, exclude={"users"}) | {"schemaVersion": 1}
+
+    read = CoverageReport.model_validate(stored)
+
+    assert read.schema_version == 2 and read.users is None and read.must_record_users == 1

@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 from verbatim import __version__
 from verbatim.contracts.api import (
     AuditPage,
+    CoverageUserPage,
     LivePage,
     Me,
     Problem,
@@ -128,6 +129,32 @@ OPERATIONS: tuple[Operation, ...] = (
         READERS,
         LivePage,
         (*_PAGING, _REASON),
+    ),
+    Operation(
+        "get",
+        "/policy/coverage/users",
+        "listCoverageUsers",
+        "Every policy user of the last coverage audit with whether their calls in the window were recorded.",
+        READERS,
+        CoverageUserPage,
+        (
+            *_WINDOW,
+            Param(
+                "state",
+                "query",
+                "Only users in this state.",
+                enum=("recorded", "not_recorded", "no_calls", "pending", "excluded"),
+            ),
+            Param("user", "query", "An object id, or part of a UPN."),
+            Param(
+                "mustRecord",
+                "query",
+                "Only users in (true) or outside (false) must-record groups.",
+                enum=("true", "false"),
+            ),
+            *_PAGING,
+            _REASON,
+        ),
     ),
     Operation(
         "get",
@@ -359,6 +386,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     AuditPage,
     ReportRun,
     LivePage,
+    CoverageUserPage,
     Me,
     CallRecordPage,
     CallRecord,

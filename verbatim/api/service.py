@@ -12,6 +12,7 @@ import hashlib
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
@@ -20,6 +21,8 @@ from pydantic import JsonValue
 from verbatim.api.media import ByteRange, Unsatisfiable, parse_range
 from verbatim.contracts.api import (
     AuditPage,
+    CoverageUserPage,
+    LastRecording,
     MediaCopy,
     MediaLinks,
     RecordingDetail,
@@ -32,6 +35,7 @@ from verbatim.contracts.api import (
 from verbatim.contracts.evidence import EntryKind, RecordingManifest
 from verbatim.contracts.ledger import LogEntry
 from verbatim.contracts.lifecycle import RecordingRecord, SealedPartIndex
+from verbatim.contracts.policy import CoverageReport
 from verbatim.contracts.reconciliation import VerdictState
 from verbatim.evidence.ledger_entries import subject_entries
 from verbatim.evidence.seal import recording_subject
@@ -40,7 +44,9 @@ from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.audit import AuditQuery, AuditReader
 from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Principal
 from verbatim.platform.errors import InvalidInput, NotFound, VerbatimError
+from verbatim.platform.times import format_datetime, parse_datetime
 from verbatim.reconciliation.report import CompletenessReporter, parse_day, report_subject, verify_report
+from verbatim.reconciliation.roster import STATES, RosterQuery, roster_page
 from verbatim.reconciliation.store import RecordingFinder, VerdictQuery, VerdictStore
 from verbatim.search.index import (
     RecordingIndex,
@@ -58,6 +64,9 @@ DIRECTIONS = ("inbound", "outbound", "unknown")
 CALL_TYPES = ("peerToPeer", "groupCall", "unknown")
 VERDICTS: tuple[VerdictState, ...] = ("recorded", "partial", "missing", "pending")
 CONTENT_TYPES: dict[MediaCopy, str] = {"access": "audio/ogg", "evidence": "audio/flac"}
+COVERAGE_SUBJECT = "policy:coverage"
+COVERAGE_WINDOW = timedelta(days=7)
+MAX_COVERAGE_WINDOW = timedelta(days=31)
 
 
 class RangeRequired(VerbatimError):
@@ -124,6 +133,30 @@ def verdict_query(params: Mapping[str, str]) -> VerdictQuery:
         user_id=_text(params, "user"),
         verdict=next((v for v in VERDICTS if v == verdict), None),
         call_id=_text(params, "callId"),
+        limit=_limit(params),
+        continuation=params.get("continuation") or None,
+    )
+
+
+def roster_query(params: Mapping[str, str], now: datetime) -> RosterQuery:
+    """`GET /api/v1/policy/coverage/users` parameters: from, to (default: the last 7 days; at most 31 days), state,
+    user (object id or part of a UPN), mustRecord (true/false), limit (1-200, default 50), continuation."""
+    start, end = _window(params)
+    end = end or format_datetime(now)
+    start = start or format_datetime(min(parse_datetime(end) or now, now) - COVERAGE_WINDOW)
+    if end <= start:
+        raise InvalidInput("`to` must be after `from`")
+    first, last = parse_datetime(start), parse_datetime(end)
+    if first is not None and last is not None and last - first > MAX_COVERAGE_WINDOW:
+        raise InvalidInput(f"the window may span at most {MAX_COVERAGE_WINDOW.days} days")
+    state = _choice(params, "state", STATES)
+    must_record = _choice(params, "mustRecord", ("true", "false"))
+    return RosterQuery(
+        window_from=start,
+        window_to=end,
+        state=next((s for s in STATES if s == state), None),
+        user=_text(params, "user"),
+        must_record=None if must_record is None else must_record == "true",
         limit=_limit(params),
         continuation=params.get("continuation") or None,
     )
@@ -343,6 +376,45 @@ class ComplianceApi:
         entry = next((e for e in reversed(entries) if e.details.get("sha256") == digest), None)
         trusted = self.trusted_fingerprints or None
         return ReportView(report=report, blob=blob, signature_valid=verify_report(report, trusted), ledger_entry=entry)
+
+    def coverage_users(
+        self, report: CoverageReport, params: Mapping[str, str], principal: Principal, reason: str | None
+    ) -> CoverageUserPage:
+        """Every policy user of the last coverage audit, with whether their calls of the window were recorded."""
+        principal.require(*READERS)
+        query = roster_query(params, self.access.clock())
+        filters: dict[str, JsonValue] = {
+            "from": query.window_from,
+            "to": query.window_to,
+            **{k: v for k, v in (("state", query.state), ("user", query.user)) if v is not None},
+            **({"mustRecord": query.must_record} if query.must_record is not None else {}),
+        }
+        page = roster_page(report, query, self.verdicts, self._last_recording)
+        self.access.record(
+            principal,
+            "coverage.users.read",
+            COVERAGE_SUBJECT,
+            reason,
+            {
+                "filters": filters,
+                "results": [item.user_id for item in page.items],
+                "continued": bool(query.continuation),
+            },
+        )
+        return page
+
+    def _last_recording(self, user_id: str) -> LastRecording | None:
+        items, _ = self.index.search(SearchQuery(observed_user=user_id, limit=1))
+        if not items:
+            return None
+        newest = items[0]
+        return LastRecording(
+            recording_id=newest.id,
+            call_id=newest.call_id,
+            started_at=newest.started_at,
+            status=newest.status,
+            verdict=newest.verdict,
+        )
 
     def audit_page(self, params: Mapping[str, str], principal: Principal, reason: str | None) -> AuditPage:
         principal.require(COMPLIANCE_AUDITOR)

@@ -227,6 +227,75 @@ class LivePage(CamelContract):
     continuation: str | None = None
 
 
+UserCoverageState = Literal[
+    "recorded",  # the policy records them and every call of the window that was decided was recorded
+    "not_recorded",  # the policy does not record them, or a call of the window was not (fully) recorded
+    "no_calls",  # the policy records them and no call of theirs started in the window
+    "pending",  # their calls of the window are not decided yet (a recording is being sealed, say)
+    "excluded",  # in a must-record group but excluded by jurisdiction (the desired state's exclusion policy)
+]
+
+
+class CallGap(CamelContract):
+    """A call of the user's that was not fully recorded."""
+
+    call_id: str
+    call_start: str | None = None
+    verdict: VerdictState
+    reason: VerdictReason
+    explained: bool = Field(description="no unrecorded conversation took place (the call was blocked, say)")
+    missing_seconds: float = Field(ge=0)
+    recording_ids: list[str] = Field(default_factory=list)
+
+
+class LastRecording(CamelContract):
+    """The newest recording of the user as observed user (whatever the window)."""
+
+    recording_id: str
+    call_id: str
+    started_at: str | None = None
+    status: str
+    verdict: VerdictState | None = None
+
+
+class UserCoverage(CamelContract):
+    """One policy user: their effective policy as the last coverage audit read it, and what reconciliation found
+    of their calls that started in the window."""
+
+    user_id: str
+    user_principal_name: str | None = None
+    must_record: bool
+    groups: list[str] = Field(default_factory=list)
+    policy_name: str | None = None
+    policy_source: str = "none"
+    policy_records: bool
+    strict: bool
+    state: UserCoverageState
+    why: str = Field(description="the state in words, for the officer")
+    calls: int = Field(default=0, ge=0, description="calls of the window with a verdict for this user")
+    recorded_calls: int = Field(default=0, ge=0)
+    gap_calls: int = Field(default=0, ge=0, description="partial or missing, with an unrecorded conversation")
+    explained_calls: int = Field(default=0, ge=0, description="partial or missing, with none (blocked calls)")
+    pending_calls: int = Field(default=0, ge=0)
+    missing_seconds: float = Field(default=0.0, ge=0, description="unrecorded presence over the window's calls")
+    gaps: list[CallGap] = Field(default_factory=list, description="the window's gaps, newest first (at most 5)")
+    last_recording: LastRecording | None = None
+
+
+@contract("api.coverage-user-page", 1)
+class CoverageUserPage(CamelContract):
+    """`GET /api/v1/policy/coverage/users`: every policy user of the last coverage audit with the state of their
+    recording over a window, by UPN; `counts` are per state over all of them, whatever the filters."""
+
+    audited_at: str
+    window_from: str
+    window_to: str
+    listed: bool = Field(description="False: the last audit only counted the users (re-run it to list them)")
+    counts: dict[str, int] = Field(default_factory=dict)
+    items: list[UserCoverage]
+    continuation: str | None = None
+
+
 class Problem(CamelContract):
     """An `application/problem+json` error body (RFC 9457)."""
 

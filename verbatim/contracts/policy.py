@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, model_validator
 
 from verbatim.contracts import Contract, contract
 
@@ -237,11 +237,29 @@ class CoverageFinding(Contract):
     message: str
 
 
-@contract("policy-coverage-report", 1)
-class CoverageReport(Contract):
-    """One coverage audit: who must be recorded, who is not, and what changed since the previous run."""
+class PolicyUser(Contract):
+    """One person the audit found the recording policy concerns: a (transitive) member of a must-record group, or
+    someone whose effective policy records them though no must-record group names them. Kept compact: every
+    policy user of the tenant is listed in the report."""
 
-    schema_version: Literal[1] = Field(default=1, alias="schemaVersion")
+    user_id: str = Field(alias="userId")
+    user_principal_name: str | None = Field(default=None, alias="userPrincipalName")
+    must_record: bool = Field(alias="mustRecord", description="in a must-record group: the law says record them")
+    groups: list[str] = Field(default_factory=list, description="the must-record groups the user is in")
+    policy_name: str | None = Field(default=None, alias="policyName", description="the effective policy")
+    source: PolicySource = "none"
+    records: bool = Field(default=False, description="the effective policy records this user")
+    strict: bool = False
+
+
+@contract("policy-coverage-report", 2)
+class CoverageReport(Contract):
+    """One coverage audit: who must be recorded, who is not, and what changed since the previous run.
+
+    Version 2 lists every policy user (`users`); a version-1 report (stored before) reads as version 2 with
+    `users` None: that audit counted them and did not list them."""
+
+    schema_version: Literal[2] = Field(default=2, alias="schemaVersion")
     audited_at: datetime = Field(alias="auditedAt")
     source: str = Field(description="where effective policies were read: the simulator, or Graph")
     must_record_groups: list[str] = Field(alias="mustRecordGroups")
@@ -252,6 +270,16 @@ class CoverageReport(Contract):
     resolved_findings: list[str] = Field(default_factory=list, alias="resolvedFindings")
     snapshots_written: int = Field(default=0, alias="snapshotsWritten")
     problems: list[str] = Field(default_factory=list, description="groups or users that could not be read")
+    users: list[PolicyUser] | None = Field(
+        default=None, description="every policy user, by UPN; None in a report written by a version-1 audit"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_version_1(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("schemaVersion", data.get("schema_version")) == 1:
+            return {k: v for k, v in data.items() if k not in ("schemaVersion", "schema_version", "users")}
+        return data
 
 
 @contract("policy-plan-request", 1)

@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 from pydantic import JsonValue
 
-from verbatim.contracts.policy import CoverageFinding, CoverageReport, EffectivePolicy
+from verbatim.contracts.policy import CoverageFinding, CoverageReport, EffectivePolicy, PolicyUser
 from verbatim.graph import GraphError
 from verbatim.ledger import LedgerWriter
 from verbatim.policy.directory import Directory, DirectoryUser
@@ -151,15 +151,24 @@ def audit_coverage(
                 written += 1
 
     findings: list[CoverageFinding] = []
+    users: list[PolicyUser] = []
     recorded = 0
     for user_id, (user, in_groups) in sorted(members.items(), key=lambda item: item[1][0].user_principal_name):
         policy = effective.get(user_id) or EffectivePolicy(
             user_id=user_id, user_principal_name=user.user_principal_name
         )
+        users.append(_policy_user(policy, user.user_principal_name, sorted(in_groups), must_record=True))
         if policy.records:
             recorded += 1
             continue
         findings.append(_finding(user, sorted(in_groups), policy, exclusion_policy))
+    # Recorded though no must-record group names them: policy users too, whose calls reconciliation checks.
+    users.extend(
+        _policy_user(policy, policy.user_principal_name, [], must_record=False)
+        for user_id, policy in effective.items()
+        if policy.records and user_id not in members
+    )
+    users.sort(key=lambda u: ((u.user_principal_name or u.user_id).casefold(), u.user_id))
 
     current = {f.key: f for f in findings}
     new = [k for k in current if k not in previous.open_findings]
@@ -175,6 +184,7 @@ def audit_coverage(
         resolved_findings=resolved,
         snapshots_written=written,
         problems=problems,
+        users=users,
     )
     for finding_key in new:
         finding = current[finding_key]
@@ -189,6 +199,19 @@ def audit_coverage(
             ledger.append(DRIFT_RESOLVED, f"user:{old.user_id}", {"key": old.key, "auditedAt": now.isoformat()})
     state_store.save(CoverageState(last_run=now, open_findings=current, last_report=report))
     return report
+
+
+def _policy_user(policy: EffectivePolicy, upn: str | None, groups: list[str], *, must_record: bool) -> PolicyUser:
+    return PolicyUser(
+        user_id=policy.user_id,
+        user_principal_name=upn or policy.user_principal_name,
+        must_record=must_record,
+        groups=groups,
+        policy_name=policy.policy_name,
+        source=policy.source,
+        records=policy.records,
+        strict=policy.strict,
+    )
 
 
 def _finding(
