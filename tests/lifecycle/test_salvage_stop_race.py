@@ -20,7 +20,7 @@ from azure.storage.blob import BlobBlock
 
 from devstack.testkit.audio import decode
 from devstack.testkit.captures import flac_blocks, speech, stage_capture
-from tests.lifecycle.events import T0, started, stopped
+from tests.lifecycle.events import started, stopped
 from verbatim.contracts.evidence import RecordingManifest
 from verbatim.evidence import names
 from verbatim.evidence.blocks import BlockId
@@ -103,4 +103,3 @@ def test_a_tail_block_committed_after_the_salvage_is_sealed_as_stored_and_the_re
     ledger.checkpoint()
     result = verify_recording(recording_id, deps.recordings, ledger)
     assert result.ok, result.findings
-    assert T0 <= manifest.sealed_at

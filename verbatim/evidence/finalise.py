@@ -4,7 +4,9 @@ bytes that were hashed into the recordings container under the name the server d
 a sealed name is never written again (a retry finds the same bytes there, anything else is refused).
 
 Nothing is thrown away or repaired: what does not match is written down in the track's `problems` and
-sealed with it, so a regulator sees exactly what was captured and what went wrong.
+sealed with it, so a regulator sees exactly what was captured and what went wrong. The sealed block table is
+the stored object's (its committed block list, hashed and measured by decoding), so it always covers the
+samples sealed, whatever the capture manifest said.
 
 A continuation part (a capture generation after a salvage) holds the recorder's blocks from where the part
 before ended; its sealed object is the FLAC stream header of part 0 followed by those blocks, so it decodes on
@@ -14,6 +16,7 @@ its own, and its block table counts samples from the part's first sample (`first
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import tempfile
 from typing import IO
@@ -24,9 +27,9 @@ from verbatim.contracts.evidence import AudioGap, EvidenceTrack, SealedBlock
 from verbatim.contracts.recorder import CaptureManifest, CaptureTrack
 from verbatim.evidence import names
 from verbatim.evidence.blocks import decode_block_id
-from verbatim.evidence.flac import count_samples
+from verbatim.evidence.flac import count_samples, samples_per_block
 from verbatim.evidence.kinds import EVIDENCE, kind_tags
-from verbatim.platform.blobs import BlobExists, BlobNotFound, BlobStore
+from verbatim.platform.blobs import BlobExists, BlobNotFound, BlobStore, Block
 
 log = logging.getLogger(__name__)
 
@@ -72,24 +75,27 @@ def finalise_track(
     capture_name: str,
     stream_header: bytes = b"",
 ) -> EvidenceTrack:
-    """`capture_name` is where the server says the track is; the manifest's own `blob_name` is not used."""
+    """`capture_name` is where the server says the track is; the manifest's own `blob_name` is not used.
+
+    The sealed block table describes the object as stored — its committed block list, each block hashed from
+    the bytes sealed and its samples measured by decoding — never the capture manifest's account of it: a
+    manifest written before a late commit (a salvage that raced the recorder's stop) would describe fewer
+    blocks than the object holds, and a table that does not cover the object's samples cannot be replayed
+    from. Where the two differ, the difference is written in `problems`."""
     problems = _commit_or_check_blocks(captures, capture_name, track)
     if track.blob_name != capture_name:
         problems.append(f"the capture manifest names {track.blob_name[:200]!r}; the track was read from {capture_name}")
-    first_sample = track.blocks[0].start_sample if track.blocks else 0
-    # The blocks' offsets within the capture blob, and where they land in the sealed object.
-    base_offset = track.blocks[0].byte_offset if track.blocks else 0
-    shift = len(stream_header) - base_offset
     with tempfile.TemporaryFile() as spool:
-        spool.write(stream_header)
-        whole, block_hashes = _download_and_hash(captures, capture_name, track, spool, header=stream_header)
+        stored, whole, block_hashes = _download_stored(captures, capture_name, spool, header=stream_header)
         size = spool.tell()
+        ends = list(itertools.accumulate((block.size for block in stored), initial=len(stream_header)))[1:]
         spool.seek(0)
         try:
-            samples = count_samples(spool)
+            per_block = samples_per_block(spool, ends) if stored else []
+            samples = sum(per_block) if stored else _count(spool, size, len(stream_header))
         except (FFmpegError, ValueError) as error:
             problems.append(f"the object does not decode as FLAC: {error}")
-            samples = 0
+            per_block, samples = [0] * len(stored), 0
         captured_size = size - len(stream_header)
         if not stream_header and whole != track.sha256:
             problems.append(f"SHA-256 of the stored object is {whole}, the recorder reported {track.sha256}")
@@ -97,15 +103,36 @@ def finalise_track(
             problems.append(f"the stored object has {captured_size} bytes, the recorder reported {track.bytes}")
         spool.seek(0)
         version_id = _write_once(recordings, sealed_name, spool, size, whole)
-    for block, digest in zip(track.blocks, block_hashes, strict=True):
-        if digest != block.sha256:
+    described = {block.block_id: block for block in track.blocks}
+    sealed: list[SealedBlock] = []
+    offset, start = len(stream_header), 0
+    for position, (block, digest, count) in enumerate(zip(stored, block_hashes, per_block, strict=True)):
+        carried = decode_block_id(block.id)
+        staged = described.get(block.id)
+        if staged is not None and digest != staged.sha256:
             problems.append(
-                f"block {block.index} (bytes {block.byte_offset}..{block.byte_offset + block.size}, "
-                f"{block.time_offset_seconds:.1f} s) hashes to {digest}, the recorder staged {block.sha256}"
+                f"block {staged.index} (bytes {staged.byte_offset}..{staged.byte_offset + staged.size}, "
+                f"{staged.time_offset_seconds:.1f} s) hashes to {digest}, the recorder staged {staged.sha256}"
             )
+        elif staged is None and carried is not None and digest != carried.sha256_hex:
+            problems.append(f"block {carried.sequence} hashes to {digest}, its id says {carried.sha256_hex}")
+        sealed.append(
+            SealedBlock(
+                index=carried.sequence if carried is not None else position,
+                block_id=block.id,
+                size=block.size,
+                sha256=digest,
+                byte_offset=offset,
+                start_sample=start,
+                samples=count,
+            )
+        )
+        offset += block.size
+        start += count
     reported = sum(block.samples for block in track.blocks)
     if samples and reported and samples != reported:
         problems.append(f"decoding gives {samples} samples, the recorder reported {reported}")
+    first_sample = track.blocks[0].start_sample if track.blocks else 0
     rate = track.encoding.sample_rate
     for problem in problems:
         log.warning("finalise %s: %s", capture_name, problem)
@@ -122,18 +149,7 @@ def finalise_track(
         bits_per_sample=track.encoding.bits_per_sample,
         samples=samples,
         duration_seconds=samples / rate,
-        blocks=[
-            SealedBlock(
-                index=b.index,
-                block_id=b.block_id,
-                size=b.size,
-                sha256=digest,
-                byte_offset=b.byte_offset + shift,
-                start_sample=b.start_sample - first_sample,
-                samples=b.samples,
-            )
-            for b, digest in zip(track.blocks, block_hashes, strict=True)
-        ],
+        blocks=sealed,
         gaps=[
             AudioGap(start_sample=g.start_sample - first_sample, samples=g.samples)
             for g in track.gaps
@@ -141,6 +157,11 @@ def finalise_track(
         ],
         problems=problems,
     )
+
+
+def _count(spool: IO[bytes], size: int, header: int) -> int:
+    """Samples of an object stored without a block list (nothing committed: none)."""
+    return count_samples(spool) if size > header else 0
 
 
 def _write_once(recordings: BlobStore, name: str, spool: IO[bytes], size: int, sha256: str) -> str | None:
@@ -185,27 +206,60 @@ def _commit_or_check_blocks(container: BlobStore, name: str, track: CaptureTrack
     return problems
 
 
-def _download_and_hash(
-    container: BlobStore, name: str, track: CaptureTrack, spool: IO[bytes], *, header: bytes = b""
-) -> tuple[str, list[str]]:
+def _download_stored(
+    container: BlobStore, name: str, spool: IO[bytes], *, header: bytes = b""
+) -> tuple[list[Block], str, list[str]]:
     """Stream the committed object into `spool` (after `header`), hashing the whole sealed object (header
-    included) and each manifest block (offsets within the capture blob) on the way."""
+    included) and each committed block on the way; returns the committed block list the bytes are of. The
+    list is read before and after the download: a commit in between (nothing should write a capture being
+    finalised, but a late recorder did) means the download is done again over the new list."""
+    start = spool.tell()
+    for _ in range(_CONSISTENT_READS):
+        spool.seek(start)
+        spool.truncate()
+        spool.write(header)
+        before = _committed(container, name)
+        whole, block_hashes, size = _hash_blocks(container, name, before, spool, header)
+        after = _committed(container, name)
+        if before == after and (size == sum(block.size for block in before) or not before):
+            return before, whole, block_hashes
+    raise StorageChanged(f"{name} kept changing while it was being finalised")
+
+
+_CONSISTENT_READS = 5
+
+
+class StorageChanged(RuntimeError):
+    """The capture object changed under finalise every time it was read (retry the activity)."""
+
+
+def _committed(container: BlobStore, name: str) -> list[Block]:
+    try:
+        committed, _ = container.blocks(name)
+    except BlobNotFound:
+        return []
+    return committed
+
+
+def _hash_blocks(
+    container: BlobStore, name: str, blocks: list[Block], spool: IO[bytes], header: bytes
+) -> tuple[str, list[str], int]:
     whole = hashlib.sha256(header)
-    bounds = [(b.byte_offset, b.byte_offset + b.size) for b in track.blocks]
+    bounds = list(itertools.pairwise(itertools.accumulate((b.size for b in blocks), initial=0)))
     block_hashes = [hashlib.sha256() for _ in bounds]
-    position = track.blocks[0].byte_offset if track.blocks else 0
+    position = 0
     try:
         for chunk in container.chunks(name):
             whole.update(chunk)
             spool.write(chunk)
             end = position + len(chunk)
-            for (start, stop), digest in zip(bounds, block_hashes, strict=True):
-                if start < end and stop > position:
-                    digest.update(chunk[max(0, start - position) : min(len(chunk), stop - position)])
+            for (lo, hi), digest in zip(bounds, block_hashes, strict=True):
+                if lo < end and hi > position:
+                    digest.update(chunk[max(0, lo - position) : min(len(chunk), hi - position)])
             position = end
     except BlobNotFound:
-        pass  # nothing was committed: an empty object, and every block is reported as not matching
-    return whole.hexdigest(), [digest.hexdigest() for digest in block_hashes]
+        pass  # nothing was committed: an empty object
+    return whole.hexdigest(), [digest.hexdigest() for digest in block_hashes], position
 
 
 def _ranges(indexes: list[int]) -> str:

@@ -8,8 +8,9 @@ of unknown length.
 
 from __future__ import annotations
 
+import bisect
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -71,6 +72,25 @@ def iter_samples(stream: IO[bytes] | bytes) -> Iterator[npt.NDArray[np.int16]]:
 def count_samples(stream: IO[bytes] | bytes) -> int:
     """Decode the whole stream and count its samples (per channel); raises av.error.FFmpegError on corrupt data."""
     return sum(len(chunk) for chunk in iter_samples(stream))
+
+
+def samples_per_block(stream: IO[bytes] | bytes, ends: Sequence[int]) -> list[int]:
+    """Decode the stream and count the samples of the frames that start in each block, the blocks ending at byte
+    positions `ends` of the stream (ascending). Every decoded sample is counted in some block (a frame without a
+    known position in the one before it), so the counts add up to the stream's samples. Raises
+    av.error.FFmpegError (or ValueError) on data that does not decode."""
+    per_block = [0] * len(ends)
+    if not ends:
+        return per_block
+    source = io.BytesIO(stream) if isinstance(stream, bytes) else stream
+    index = 0
+    with av.open(source, format="flac", mode="r") as container:
+        for packet in container.demux(audio=0):
+            samples = sum(frame.samples for frame in packet.decode())
+            if packet.pos is not None and packet.pos >= 0:
+                index = bisect.bisect_right(ends, int(packet.pos))
+            per_block[min(index, len(ends) - 1)] += samples
+    return per_block
 
 
 def decode_range(header: bytes, frames: bytes, skip: int, count: int) -> npt.NDArray[np.int16]:

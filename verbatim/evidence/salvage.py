@@ -34,6 +34,7 @@ from verbatim.contracts.recorder import (
 from verbatim.evidence import names
 from verbatim.evidence.blocks import BlockId, decode_block_id
 from verbatim.evidence.capture import MIXED_TRACK
+from verbatim.evidence.flac import samples_per_block
 from verbatim.platform.blobs import BlobNotFound, BlobStore
 
 log = logging.getLogger(__name__)
@@ -256,18 +257,8 @@ def _describe(
     for _, _, size in blocks:
         offset += size
         ends.append(offset)
-    per_block = [0] * len(blocks)
-    total = 0
-    if data:
-        with av.open(io.BytesIO(header + data), format="flac") as container:
-            assert isinstance(container, av.container.InputContainer)
-            for packet in container.demux(audio=0):
-                if packet.size == 0 or packet.pos is None:
-                    continue
-                samples = sum(frame.samples for frame in packet.decode())
-                index = _block_of(ends, int(packet.pos))
-                per_block[index] += samples
-                total += samples
+    per_block = samples_per_block(header + data, ends) if data else [0] * len(blocks)
+    total = sum(per_block)
     result: list[CaptureBlock] = []
     start, byte_offset = first_sample, 0
     for index, (parsed, block_id, size) in enumerate(blocks):
@@ -286,10 +277,3 @@ def _describe(
         start += per_block[index]
         byte_offset += size
     return result, total
-
-
-def _block_of(ends: list[int], position: int) -> int:
-    for index, end in enumerate(ends):
-        if position < end:
-            return index
-    return len(ends) - 1
