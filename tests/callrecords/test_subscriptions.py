@@ -6,14 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.callrecords.fake_graph import FakeGraph
-from verbatim.callrecords.subscriptions import (
-    InMemorySubscriptionStates,
-    SubscriptionConfig,
-    SubscriptionKeeper,
-    state_id,
-)
+from verbatim.callrecords.subscriptions import CALL_RECORDS
 from verbatim.callrecords.webhook import digest
 from verbatim.contracts.callrecords import GraphLifecycleEvent
+from verbatim.graph.subscriptions import InMemorySubscriptionStates, SubscriptionConfig, SubscriptionKeeper
 from verbatim.platform.times import parse_datetime
 
 URL = "https://verbatim.example/api/graph/notifications?code=k"
@@ -24,12 +20,13 @@ class Rig:
     def __init__(self) -> None:
         self.graph = FakeGraph()
         self.client = self.graph.client()
-        self.states = InMemorySubscriptionStates()
+        self.states = InMemorySubscriptionStates(CALL_RECORDS)
         self.now = datetime(2024, 5, 1, tzinfo=UTC)
         self.keeper = self.make("s1")
 
     def make(self, secret: str, url: str = URL) -> SubscriptionKeeper:
         return SubscriptionKeeper(
+            kind=CALL_RECORDS,
             graph_for=lambda tenant: self.client,
             states=self.states,
             config=SubscriptionConfig(notification_url=url, lifecycle_url=LIFECYCLE, client_state=secret),
@@ -151,7 +148,7 @@ def test_losing_a_creation_race_withdraws_our_duplicate_subscription() -> None:
         if not raced["done"]:
             raced["done"] = True
             # Another instance stored its subscription first.
-            rig.states.states[state_id("t1")] = {**state, "subscriptionId": "theirs", "_etag": "99"}
+            rig.states.states[CALL_RECORDS.state_id("t1")] = {**state, "subscriptionId": "theirs", "_etag": "99"}
             rig.graph.subscriptions["theirs"] = {
                 **rig.graph.subscriptions[str(state["subscriptionId"])],
                 "id": "theirs",

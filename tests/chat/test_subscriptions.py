@@ -34,7 +34,7 @@ from devstack.chat_certificate import ensure_chat_certificate
 from tests.callrecords.conftest import Simulator
 from tests.callrecords.helpers import drain
 from tests.funchost.conftest import wait_for
-from verbatim.chat.subscriptions import state_id
+from verbatim.chat.subscriptions import CHAT_MESSAGES
 from verbatim.contracts.callrecords import GraphLifecycleEvent
 from verbatim.contracts.chat import ChatBackfillRequest
 from verbatim.platform import clients, layout
@@ -164,7 +164,7 @@ def rig(
     simulator.sim("POST", "/sim/reset")
     settings = _settings(monkeypatch, endpoint, ensure_chat_certificate(tmp_path / "chat.pem"), simulator)
     states = clients.cosmos_database(settings).get_container_client(layout.SUBSCRIPTIONS)
-    key = state_id(simulator.tenant_id)
+    key = CHAT_MESSAGES.state_id(simulator.tenant_id)
     with contextlib.suppress(ResourceNotFoundError):
         states.delete_item(key, partition_key=key)
     drain(settings, layout.CHAT_BACKFILL_QUEUE)
@@ -240,7 +240,7 @@ def test_lost_state_adopts_the_apps_subscription_and_a_new_certificate_replaces_
 ) -> None:
     created = rig.keeper.ensure(rig.tenant)
     states = clients.cosmos_database(rig.settings).get_container_client(layout.SUBSCRIPTIONS)
-    key = state_id(rig.tenant)
+    key = CHAT_MESSAGES.state_id(rig.tenant)
     states.delete_item(key, partition_key=key)  # our state is lost; Graph still has the subscription
 
     adopted = rig.keeper.ensure(rig.tenant)

@@ -50,6 +50,7 @@ class RecorderProcess:
     events_queue: str
     container: str
     env: dict[str, str] = field(default_factory=dict)
+    event_log: EventLog | None = None
 
     @property
     def url(self) -> str:
@@ -84,22 +85,39 @@ class RecorderProcess:
         )
 
     def events(self) -> list[RecorderEvent]:
-        """Every event on this recorder's queue so far (peeked, left in place), in sequence order."""
-        try:
-            messages = self.queue().peek_messages(max_messages=32)
-        except ResourceNotFoundError:
-            return []
-        events = [parse_recorder_event(message.content) for message in messages]
-        return sorted(events, key=lambda event: (event.recording_id, event.sequence))
+        """Every event this recorder has published so far, in sequence order."""
+        return self._events.seen()
 
-    def drain_events(self) -> list[RecorderEvent]:
-        """Receive and delete every event currently on the queue."""
-        queue = self.queue()
-        events = []
-        for message in queue.receive_messages(messages_per_page=32, visibility_timeout=30):
-            events.append(parse_recorder_event(message.content))
-            queue.delete_message(message)
-        return sorted(events, key=lambda event: (event.recording_id, event.sequence))
+    @property
+    def _events(self) -> EventLog:
+        if self.event_log is None:
+            self.event_log = EventLog(self.queue())
+        return self.event_log
+
+
+class EventLog:
+    """What a recorder published on its events queue, kept on the test's side.
+
+    A queue's peek shows at most 32 messages, so a recorder that published more (heartbeat-driven events of
+    earlier calls on a shared queue) would hide the newest ones; this reads every message off the queue
+    (nothing else consumes a test recorder's queue) and keeps them all."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+        self._seen: list[RecorderEvent] = []
+
+    def seen(self) -> list[RecorderEvent]:
+        self._collect()
+        return sorted(self._seen, key=lambda event: (event.recording_id, event.sequence))
+
+    def _collect(self) -> None:
+        try:
+            for message in self._queue.receive_messages(messages_per_page=32, visibility_timeout=30):
+                event = parse_recorder_event(message.content)
+                self._seen.append(event)
+                self._queue.delete_message(message)
+        except ResourceNotFoundError:
+            return
 
 
 RecorderFactory = Callable[..., RecorderProcess]

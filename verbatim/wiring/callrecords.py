@@ -12,9 +12,10 @@ from verbatim.callrecords.ingest import CallRecordIngestor, IngestPolicy
 from verbatim.callrecords.pstn import CosmosRowStore, EmergencyNumbers, PstnReports
 from verbatim.callrecords.reads import CallRecordReader
 from verbatim.callrecords.store import BlobRawArchive, CosmosCallRecordStore
-from verbatim.callrecords.subscriptions import CosmosSubscriptionStates, SubscriptionConfig, SubscriptionKeeper
+from verbatim.callrecords.subscriptions import CALL_RECORDS
 from verbatim.callrecords.webhook import ClientStates, NotificationReceiver
 from verbatim.graph import GraphClient
+from verbatim.graph.subscriptions import CosmosSubscriptionStates, SubscriptionConfig, SubscriptionKeeper
 from verbatim.platform import layout
 from verbatim.platform.audit import CosmosAuditLog
 from verbatim.platform.queues import AsyncStorageQueue, StorageQueue
@@ -44,7 +45,7 @@ class CallRecordServices:
 
     @cached_property
     def subscription_states(self) -> CosmosSubscriptionStates:
-        return CosmosSubscriptionStates(self._c.cosmos(layout.SUBSCRIPTIONS))
+        return CosmosSubscriptionStates(self._c.cosmos(layout.SUBSCRIPTIONS), CALL_RECORDS)
 
     @cached_property
     def notifications_queue(self) -> StorageQueue:
@@ -105,6 +106,7 @@ class CallRecordServices:
         if not self.settings.graph_notification_url:
             raise ValueError("GRAPH_NOTIFICATION_URL is not set")
         return SubscriptionKeeper(
+            kind=CALL_RECORDS,
             graph_for=self.graph_for,
             states=self.subscription_states,
             config=SubscriptionConfig(

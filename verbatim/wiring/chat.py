@@ -23,11 +23,17 @@ from verbatim.chat.reads import ChatReader
 from verbatim.chat.retention import ChatEvidence, HoldScope
 from verbatim.chat.sealing import ChatSealer
 from verbatim.chat.store import CosmosChatRepository
-from verbatim.chat.subscriptions import ChatSubscriptionConfig, ChatSubscriptionKeeper, CosmosChatSubscriptionStates
+from verbatim.chat.subscriptions import CHAT_MESSAGES, catch_up_on_gaps
 from verbatim.chat.webhook import ChatNotificationReceiver, JwksKeys
 from verbatim.contracts.chat import BackfillReason, ChatBackfillRequest
 from verbatim.contracts.evidence import RecordingFacts, RetentionTerm
 from verbatim.contracts.recorder import ObservedUser
+from verbatim.graph.subscriptions import (
+    CosmosSubscriptionStates,
+    EncryptionCertificate,
+    SubscriptionConfig,
+    SubscriptionKeeper,
+)
 from verbatim.platform import layout
 from verbatim.platform.blobs import AzureBlobStore
 from verbatim.platform.queues import AsyncStorageQueue, StorageQueue
@@ -201,24 +207,26 @@ class ChatServices:
         )
 
     @cached_property
-    def keeper(self) -> ChatSubscriptionKeeper:
+    def keeper(self) -> SubscriptionKeeper:
         if not self.settings.chat_notification_url:
             raise ValueError("CHAT_NOTIFICATION_URL is not set")
         current = self.key_pairs[0]
-        return ChatSubscriptionKeeper(
+        return SubscriptionKeeper(
+            kind=CHAT_MESSAGES,
             graph_for=self._c.graph_for,
-            states=CosmosChatSubscriptionStates(self._c.cosmos(layout.SUBSCRIPTIONS)),
-            config=ChatSubscriptionConfig(
+            states=CosmosSubscriptionStates(self._c.cosmos(layout.SUBSCRIPTIONS), CHAT_MESSAGES),
+            config=SubscriptionConfig(
                 notification_url=self.settings.chat_notification_url,
                 lifecycle_url=self.settings.chat_lifecycle_url,
                 client_state=self._client_states()[0],
-                certificate=current.certificate_b64,
-                certificate_id=current.certificate_id,
-                payment_model=self.settings.chat_payment_model,
+                encryption=EncryptionCertificate(current.certificate_b64, current.certificate_id),
+                resource_query=f"model={self.settings.chat_payment_model}"
+                if self.settings.chat_payment_model
+                else None,
                 lifetime=timedelta(minutes=self.settings.chat_subscription_lifetime_minutes),
                 renew_before=timedelta(minutes=self.settings.chat_subscription_renew_before_minutes),
             ),
-            backfill=self.backfill_queue,
+            on_gap=catch_up_on_gaps(self.backfill_queue),
             clock=self._c.clock,
         )
 
