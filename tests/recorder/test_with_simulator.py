@@ -169,7 +169,16 @@ def test_a_delegates_call_is_recorded_for_the_principal(stack: MiniStack) -> Non
     def started() -> list[RecordingStarted]:
         return [e for e in recorder.events() if isinstance(e, RecordingStarted) and e.call_id == leg["callId"]]
 
-    wait_until(lambda: len(started()) == 1, timeout=30)
+    try:
+        wait_until(lambda: len(started()) == 1, timeout=30)
+    except AssertionError:
+        # Say what happened (CI once failed here without a trace): the leg as the simulator saw it, and the
+        # recorder's events about it.
+        now = next(r for r in stack.sim("GET", f"/sim/calls/{call['id']}")["recorders"] if r["callId"] == leg["callId"])
+        about_leg = [e.type for e in recorder.events() if e.call_id == leg["callId"]]
+        raise AssertionError(
+            f"no single recording.started for the delegate's leg {now}; its events: {about_leg}"
+        ) from None
     (event,) = started()
     assert event.observed_user.id == TOM_ID
     una = next(p for p in state["conversations"][0]["participants"] if p["key"] == "una")
