@@ -16,11 +16,12 @@ from verbatim.api import portal as portal_settings
 from verbatim.api.devlogin import DevLoginRequest
 from verbatim.api.ledger import TLOG_PROOF_MEDIA_TYPE, parse_index, parse_size
 from verbatim.api.openapi import openapi_document
-from verbatim.api.service import READERS, search_query, verdict_query
+from verbatim.api.service import MAX_PART, READERS, search_query, verdict_query
 from verbatim.contracts.api import Me
 from verbatim.ledger.access import REASON_HEADER, access_reason
 from verbatim.platform.auth import COMPLIANCE_AUDITOR
 from verbatim.platform.errors import InvalidInput, NotFound
+from verbatim.platform.inputs import bounded_int
 from verbatim.platform.settings import get_settings
 from verbatim.wiring import current
 
@@ -53,6 +54,8 @@ def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
     copy = req.params.get("copy") or "access"
     if copy not in ("access", "evidence"):
         raise InvalidInput("`copy` must be access or evidence")
+    raw_part = req.params.get("part")
+    part = bounded_int(raw_part, "part", 0, MAX_PART) if raw_part else None
     reason = _reason(req, required=True)
     assert reason is not None
     answer = current().compliance_api.media(
@@ -61,6 +64,7 @@ def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
         req.headers.get("range"),
         principal,
         reason,
+        part=part,
     )
     if answer.status == 416:
         detail = f"the range is outside the {answer.headers['Content-Range'].split('/')[-1]} bytes of the object"

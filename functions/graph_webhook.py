@@ -10,6 +10,8 @@ import azure.functions as func
 
 from functions.http import problem_responses
 from verbatim.callrecords.webhook import validation_response
+from verbatim.platform.inputs import forwarded_client
+from verbatim.platform.settings import get_settings
 from verbatim.wiring import current
 
 bp = df.Blueprint()
@@ -26,8 +28,8 @@ def _handshake(req: func.HttpRequest) -> func.HttpResponse | None:
 
 
 def _source_ip(req: func.HttpRequest) -> str | None:
-    forwarded = req.headers.get("x-forwarded-for")
-    return forwarded.split(",")[0].strip() if forwarded else None
+    # Only as far as our own proxies vouch for it (TRUSTED_FORWARDED_HOPS); a client can write the header itself.
+    return forwarded_client(req.headers.get("x-forwarded-for"), get_settings().trusted_forwarded_hops)
 
 
 @bp.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

@@ -13,7 +13,7 @@ from functions.auth import authorize
 from functions.http import json_response, problem_responses
 from verbatim.contracts.policy import CoverageReport
 from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
-from verbatim.platform.errors import Conflict, NotFound
+from verbatim.platform.errors import Conflict
 from verbatim.platform.settings import get_settings
 from verbatim.policy import api
 from verbatim.policy.coverage import audit_once
@@ -55,8 +55,11 @@ def plan_desired_state(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="v1/policy/desired-state", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def read_desired_state(req: func.HttpRequest) -> func.HttpResponse:
-    authorize(req, RECORDER_ADMIN)
-    return json_response(api.published_request(current().policy.desired_states))
+    principal = authorize(req, RECORDER_ADMIN)
+    services = current()
+    # Who must be recorded is data about people: the read is recorded first (issue 13, finding 4).
+    services.access.record(principal, "policy.desired_state.read", "policy:desired-state", None, {})
+    return json_response(api.published_request(services.policy.desired_states))
 
 
 @bp.route(route="v1/policy/desired-state", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -78,11 +81,9 @@ def publish_desired_state(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="v1/policy/coverage", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def last_coverage_report(req: func.HttpRequest) -> func.HttpResponse:
-    authorize(req, RECORDER_ADMIN, COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER)
-    state = current().policy.coverage_states.load()
-    if state.last_report is None:
-        raise NotFound("no coverage audit has run yet")
-    return json_response(state.last_report)
+    principal = authorize(req, RECORDER_ADMIN, COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER)
+    services = current()
+    return json_response(api.coverage_report(services.policy.coverage_states, services.access, principal))
 
 
 @bp.route(route="v1/policy/coverage/audit", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -90,7 +91,9 @@ def last_coverage_report(req: func.HttpRequest) -> func.HttpResponse:
 def run_coverage_audit(req: func.HttpRequest) -> func.HttpResponse:
     """An admin re-runs the coverage audit now (the portal's button), under the same claim as the timer: one run
     at a time, and none within five minutes of the last (409 then, with when it last ran)."""
-    authorize(req, RECORDER_ADMIN)
+    principal = authorize(req, RECORDER_ADMIN)
+    # The report names who must be recorded and is not, as GET v1/policy/coverage does: recorded first.
+    current().access.record(principal, "policy.coverage.audit", "policy:coverage", None, {})
     report = _audit(datetime.now(UTC))
     if report is None:
         last = current().policy.coverage_states.load().last_run
@@ -104,9 +107,15 @@ def run_coverage_audit(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="v1/policy/effective/{userId}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def effective_policy_at(req: func.HttpRequest) -> func.HttpResponse:
-    authorize(req, RECORDER_ADMIN, COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER)
-    answer = api.effective_at_request(
-        current().policy_snapshots, req.route_params["userId"], req.params.get("at"), datetime.now(UTC)
+    principal = authorize(req, RECORDER_ADMIN, COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER)
+    services = current()
+    answer = api.effective_policy(
+        services.policy_snapshots,
+        services.access,
+        principal,
+        req.route_params["userId"],
+        req.params.get("at"),
+        datetime.now(UTC),
     )
     return json_response(answer)
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import jwt
@@ -49,6 +49,8 @@ GRAPH_AUDIENCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-00000
 PLATFORM_ISSUER = "https://api.botframework.com"
 APP_TOKEN_SECONDS = 3599
 PLATFORM_TOKEN_SECONDS = 3600
+# The client a dev sign-in's token is issued to (`azp`): the portal, a public client.
+DEV_PORTAL_CLIENT_ID = "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
 
 
 class SigningKey:
@@ -107,6 +109,9 @@ class UserTokenRequest(BaseModel):
     preferred_username: str | None = Field(default=None, alias="preferredUsername", max_length=256)
     aud: str | None = Field(default=None, max_length=256)
     expires_in_seconds: int = Field(default=3600, alias="expiresInSeconds", ge=1, le=86400)
+    # An ID token instead of an access token (what a sign-in returns to the client; never an API credential).
+    kind: Literal["access", "id"] = Field(default="access", alias="tokenType")
+    tid: str | None = Field(default=None, max_length=64)  # another tenant's token, signed with the same key
 
 
 class PlatformTokenRequest(BaseModel):
@@ -220,11 +225,34 @@ class Identity:
         return self.entra_key.sign(claims)
 
     def user_token(self, body: UserTokenRequest) -> str:
+        """A delegated access token as Entra issues it to the portal for our API (v2: `azp` names the client,
+        `scp` the delegated scope), or with `tokenType: id` the ID token of the same sign-in (no `azp`, no `scp`,
+        a `nonce`; Microsoft identity platform, ID-token and access-token claims references)."""
         now = int(time.time())
-        tid = self.tenant.model.tenant.id
+        tid = body.tid or self.tenant.model.tenant.id
+        if body.kind == "id":
+            return self.entra_key.sign(
+                {
+                    "aud": body.aud or self.tenant.model.api_audience,
+                    "iss": f"{self.issuer_base}/{tid}/v2.0",
+                    "iat": now,
+                    "nbf": now,
+                    "exp": now + body.expires_in_seconds,
+                    "sub": body.sub,
+                    "oid": body.oid or str(uuid.uuid5(uuid.NAMESPACE_URL, f"user:{body.sub}")),
+                    "name": body.name,
+                    "preferred_username": body.preferred_username or body.sub,
+                    "roles": body.roles,
+                    "nonce": uuid.uuid4().hex,
+                    "tid": tid,
+                    "ver": "2.0",
+                }
+            )
         claims = {
             "aud": body.aud or self.tenant.model.api_audience,
-            "iss": self.entra_issuer,
+            "iss": f"{self.issuer_base}/{tid}/v2.0",
+            "azp": DEV_PORTAL_CLIENT_ID,
+            "azpacr": "0",
             "iat": now,
             "nbf": now,
             "exp": now + body.expires_in_seconds,
@@ -401,6 +429,11 @@ class Identity:
         ]
 
     async def _openid(self, request: web.Request) -> web.Response:
+        if request.match_info["tenant"].lower() in ("common", "organizations"):
+            # Entra's multi-tenant metadata: the issuer is a template naming each token's own tenant.
+            config = self.openid_configuration(base_url(request))
+            config["issuer"] = f"{self.issuer_base}/{{tenantid}}/v2.0"
+            return web.json_response(config)
         if not self._tenant_segment_ok(request.match_info["tenant"]):
             return _aad_error(400, "invalid_tenant", 90002, f"Tenant '{request.match_info['tenant']}' not found.")
         # Read cross-origin by MSAL.js in the portal (authority metadata discovery).

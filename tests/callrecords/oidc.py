@@ -43,6 +43,7 @@ class OpenIdProvider:
             "oid": "officer-oid",
             "sub": "pairwise-sub",
             "name": "Olivia Officer",
+            "azp": "0d1e2f3a-0000-4000-8000-00000000c11e",  # the client the access token was issued to
             "scp": "access_as_user",
             "roles": ["Compliance.Officer"],
             "iat": now,

@@ -84,11 +84,17 @@ def test_a_batch_is_enqueued_once_per_record(webhook_env: Settings) -> None:
 
 
 @pytest.mark.parametrize("secret", ["wrong-secret", "", SECRET + "x"])
-def test_a_forged_client_state_is_refused_recorded_and_nothing_enqueued(webhook_env: Settings, secret: str) -> None:
+def test_a_forged_client_state_is_refused_recorded_and_nothing_enqueued(
+    webhook_env: Settings, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRUSTED_FORWARDED_HOPS", "1")  # one proxy of ours appends the address it saw
+    reload_settings()
     body = notification_body(["ok-1"])
     body["value"] += notification_body(["forged-1"], secret=secret, subscription="sub-evil")["value"]
 
-    response = notifications(post("graph/notifications", body, headers={"x-forwarded-for": "203.0.113.9"}))
+    # The sender wrote the first entry itself; the proxy appended the second.
+    forwarded = {"x-forwarded-for": "198.51.100.66, 203.0.113.9"}
+    response = notifications(post("graph/notifications", body, headers=forwarded))
 
     assert response.status_code == 403
     assert response.mimetype == "application/problem+json"
@@ -98,6 +104,17 @@ def test_a_forged_client_state_is_refused_recorded_and_nothing_enqueued(webhook_
     assert event["detail"]["subscriptionIds"] == ["sub-evil"]  # type: ignore[index]
     assert event["detail"]["sourceIp"] == "203.0.113.9"  # type: ignore[index]
     assert SECRET not in json.dumps(event) and (not secret or secret not in json.dumps(event))
+
+
+def test_x_forwarded_for_is_not_believed_unless_our_proxies_are_configured(webhook_env: Settings) -> None:
+    # Issue 13, finding 10: anyone can write the header; with TRUSTED_FORWARDED_HOPS unset it is not used.
+    body = notification_body(["forged-1"], secret="wrong-secret", subscription="sub-evil")
+
+    response = notifications(post("graph/notifications", body, headers={"x-forwarded-for": "203.0.113.9"}))
+
+    assert response.status_code == 403
+    (event,) = security_events(webhook_env)
+    assert event["detail"]["sourceIp"] is None  # type: ignore[index]
 
 
 def test_a_missing_client_state_is_refused(webhook_env: Settings) -> None:

@@ -23,9 +23,17 @@ def test_the_stack_starts_and_reports_healthy(tmp_path: Path) -> None:
     config = StackConfig(state_dir=tmp_path / "state", ports=StackPorts.free())
 
     with running(config, echo=lambda _: None) as components:
-        response = httpx.get(f"http://127.0.0.1:{config.ports.functions}/api/health", timeout=30)
+        api = f"http://127.0.0.1:{config.ports.functions}/api"
+        anonymous = httpx.get(f"{api}/health", timeout=30)
+        # The dependencies are for a caller with an app role (issue 13, finding 10): the local dev sign-in's.
+        token = httpx.post(f"{api}/v1/dev/token", json={"roles": ["Recorder.Admin"]}, timeout=30)
+        assert token.status_code == 200, token.text
+        bearer = {"Authorization": f"Bearer {token.json()['accessToken']}"}
+        response = httpx.get(f"{api}/health", headers=bearer, timeout=30)
         pids = [component.process.pid for component in components]
 
+    assert anonymous.status_code == 200, anonymous.text
+    assert anonymous.json()["status"] == "healthy" and "dependencies" not in anonymous.json()
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["status"] == "healthy"

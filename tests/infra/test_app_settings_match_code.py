@@ -71,6 +71,10 @@ APP_LEFT_TO_DEFAULT_OR_OPERATOR = {
     "LEDGER_WITNESSES",
     # Extra Entra groups whose members must be recorded, beyond the published desired state.
     "POLICY_MUST_RECORD_GROUPS",
+    # Tenants whose API tokens are accepted, beyond GRAPH_TENANT_ID (the Bicep's single-tenant issuer pins it).
+    "AUTH_TENANT_IDS",
+    # How many proxies of our own append to X-Forwarded-For (0: the header is not believed).
+    "TRUSTED_FORWARDED_HOPS",
     # Retention (issue 8): the firm's own classes and group mapping (the default class is built in), and the
     # sweep's schedule and bounds, whose defaults (daily at 02:00 UTC) are right unless an operator says otherwise.
     "RETENTION_CLASSES",

@@ -78,3 +78,17 @@ def test_listing_deleting_and_missing_blobs(store: BlobStore) -> None:
         store.blocks("nowhere")
     with pytest.raises(BlobNotFound):
         store.version_of("nowhere")
+
+
+def test_properties_name_the_size_etag_and_version_of_what_was_written(store: BlobStore) -> None:
+    first = store.write("p/blob", b"one")
+    props = store.properties("p/blob")
+    assert (props.size, props.version_id) == (3, first)
+    second = store.write("p/blob", b"three")
+    changed = store.properties("p/blob")
+    assert changed.size == 5 and changed.etag != props.etag  # a write changes the ETag
+    if first is not None:  # a store that keeps versions answers for the old one too
+        assert store.properties("p/blob", version_id=first).size == 3
+        assert second != first
+    with pytest.raises(BlobNotFound):
+        store.properties("p/missing")

@@ -43,6 +43,7 @@ class RecordingChats:
         record = self.recordings.get(recording_id)
         if record is None:
             raise NotFound(f"no recording {recording_id}")
+        self.chats.record_recording_read(principal, f"recording:{recording_id}", reason)
         facts = record.facts
         call = self.calls.get(facts.call_chain_id) if facts.call_chain_id else None
         join_url = call.join_web_url if call is not None else None

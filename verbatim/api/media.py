@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+_SPEC = re.compile(r"^[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*$")
+# Positions longer than this are beyond any object (and beyond what int() takes from a string).
+_MAX_DIGITS = 18
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ def parse_range(header: str | None, size: int, chunk: int) -> RangeAnswer:
     low, high = match.groups()
     if not low and not high:
         return None
+    if len(low) > _MAX_DIGITS:
+        return Unsatisfiable(size)  # a first position past any object
+    high = high if len(high) <= _MAX_DIGITS else str(10**_MAX_DIGITS)  # "to the end" / "all of it"
     if not low:  # suffix: the last N bytes
         suffix = int(high)
         if suffix == 0 or size == 0:

@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import ContainerClient
 from pydantic import JsonValue
 
 from verbatim.api.media import ByteRange, Unsatisfiable, parse_range
@@ -39,11 +37,21 @@ from verbatim.contracts.policy import CoverageReport
 from verbatim.contracts.reconciliation import VerdictState
 from verbatim.evidence.ledger_entries import subject_entries
 from verbatim.evidence.seal import recording_subject
-from verbatim.ledger.access import AccessLog
+from verbatim.evidence.sealed import (
+    EvidenceTampered,
+    IntegrityChecker,
+    read_sealed,
+    read_sealed_manifest,
+    sealed_part,
+    sealed_parts,
+)
+from verbatim.ledger.access import AccessLog, returned
 from verbatim.ledger.log.service import TransparencyLog
-from verbatim.platform.audit import AuditQuery, AuditReader
+from verbatim.platform.audit import AuditEvent, AuditQuery, AuditReader
 from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Principal
+from verbatim.platform.blobs import BlobStore
 from verbatim.platform.errors import InvalidInput, NotFound, VerbatimError
+from verbatim.platform.inputs import bounded_int
 from verbatim.platform.times import format_datetime, parse_datetime
 from verbatim.reconciliation.report import CompletenessReporter, parse_day, report_subject, verify_report
 from verbatim.reconciliation.roster import STATES, RosterQuery, roster_page
@@ -60,6 +68,7 @@ from verbatim.search.index import (
 
 READERS = (COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
 MAX_PAGE = 200
+MAX_PART = 10_000  # a recording's sealed parts (continuations after salvage); far more than any call has
 DIRECTIONS = ("inbound", "outbound", "unknown")
 CALL_TYPES = ("peerToPeer", "groupCall", "unknown")
 VERDICTS: tuple[VerdictState, ...] = ("recorded", "partial", "missing", "pending")
@@ -75,10 +84,7 @@ class RangeRequired(VerbatimError):
 
 
 def _limit(params: Mapping[str, str], default: int = 50) -> int:
-    raw = params.get("limit") or str(default)
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise InvalidInput(f"`limit` must be an integer from 1 to {MAX_PAGE}")
-    return int(raw)
+    return bounded_int(params.get("limit"), "limit", 1, MAX_PAGE, default)
 
 
 def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
@@ -181,7 +187,7 @@ class ComplianceApi:
     index: RecordingIndex
     recordings: RecordingFinder
     verdicts: VerdictStore
-    media_container: ContainerClient
+    recording_blobs: BlobStore
     ledger: TransparencyLog
     access: AccessLog
     reporter: CompletenessReporter
@@ -190,6 +196,8 @@ class ComplianceApi:
     chunk_bytes: int = 1024 * 1024
     max_full_bytes: int = 16 * 1024 * 1024
     base_path: str = "/api/v1"
+    _manifests: dict[str, RecordingManifest] = field(default_factory=dict, repr=False)
+    _integrity: IntegrityChecker | None = field(default=None, repr=False)
 
     # --- search and detail ------------------------------------------------------------------------------
 
@@ -201,7 +209,7 @@ class ComplianceApi:
             "recording.search",
             "recordings:search",
             reason,
-            {"filters": _filters(query), "results": [item.id for item in items], "continued": bool(query.continuation)},
+            {"filters": _filters(query), **returned(item.id for item in items), "continued": bool(query.continuation)},
         )
         return RecordingPage(items=items, continuation=continuation)
 
@@ -237,11 +245,27 @@ class ComplianceApi:
         seal = record.seal
         if seal is None:
             return detail
-        body = self._manifest(seal.manifest_blob)
         entry = self.ledger.entry(seal.ledger_seq)
-        if body is not None:
-            detail.manifest = RecordingManifest.model_validate_json(body)
-            detail.manifest_sha256 = hashlib.sha256(body).hexdigest()
+        parts = sealed_parts(seal)
+        problems: list[str] = []
+        manifests: dict[int, RecordingManifest] = {}
+        for part in parts:
+            where = f"part {part.part}: " if len(parts) > 1 else ""
+            try:
+                manifests[part.part], body = read_sealed_manifest(
+                    self.recording_blobs, part.manifest_blob, part.manifest_version_id, part.manifest_sha256
+                )
+            except EvidenceTampered as tampered:
+                problems.append(f"{where}{tampered.detail}")
+                continue
+            if part.part == parts[0].part:
+                detail.manifest = manifests[part.part]
+                detail.manifest_sha256 = hashlib.sha256(body).hexdigest()
+            problems.extend(f"{where}{problem}" for problem in self._checker().check(manifests[part.part]).problems)
+        detail.integrity = "tampered" if problems else "intact"
+        detail.integrity_problems = problems
+        if problems:
+            self._tampered(principal, recording_id, EvidenceTampered("; ".join(problems)))
         if entry is not None and entry.kind == EntryKind.SEALED:
             detail.sealed_entry = entry
             sealed_sha = _sealed_sha(entry)
@@ -251,32 +275,58 @@ class ComplianceApi:
             except NotFound:
                 detail.proof = None
             detail.proof_status = "proven" if detail.proof is not None else "awaiting_checkpoint"
-        if len(seal.parts) > 1:
-            detail.parts = [self._part(part) for part in seal.parts]
+        if len(parts) > 1:
+            detail.parts = [self._part(part, manifests.get(part.part)) for part in parts]
         return detail
 
-    def _part(self, part: SealedPartIndex) -> SealedPartDetail:
-        body = self._manifest(part.manifest_blob)
+    def _part(self, part: SealedPartIndex, manifest: RecordingManifest | None) -> SealedPartDetail:
+        """`manifest`: the part's sealed manifest as read and checked against its hash (None: missing or
+        changed, which the recording's integrity problems say)."""
         entry = self.ledger.entry(part.ledger_seq)
-        sha = hashlib.sha256(body).hexdigest() if body is not None else None
         sealed_sha = _sealed_sha(entry) if entry is not None and entry.kind == EntryKind.SEALED else None
         return SealedPartDetail(
             part=part.part,
             manifest_blob=part.manifest_blob,
             manifest_sha256=part.manifest_sha256,
-            manifest_matches_ledger=sha is not None and sha == sealed_sha == part.manifest_sha256,
+            manifest_matches_ledger=manifest is not None and sealed_sha == part.manifest_sha256,
             ledger_seq=part.ledger_seq,
             first_sample=part.first_sample,
             duration_seconds=part.duration_seconds,
             interrupted=part.interrupted,
-            manifest=RecordingManifest.model_validate_json(body) if body is not None else None,
+            manifest=manifest,
         )
 
-    def _manifest(self, blob_name: str) -> bytes | None:
-        try:
-            return bytes(self.media_container.get_blob_client(blob_name).download_blob().readall())
-        except ResourceNotFoundError:
-            return None
+    def _checker(self) -> IntegrityChecker:
+        if self._integrity is None:
+            self._integrity = IntegrityChecker(self.recording_blobs)
+        return self._integrity
+
+    def _sealed_manifest(self, part: SealedPartIndex) -> RecordingManifest:
+        """A part's sealed manifest, checked against its seal (kept per process by that hash: the bytes that
+        hash to it never change)."""
+        manifest = self._manifests.get(part.manifest_sha256)
+        if manifest is None:
+            manifest, _ = read_sealed_manifest(
+                self.recording_blobs, part.manifest_blob, part.manifest_version_id, part.manifest_sha256
+            )
+            if len(self._manifests) >= 256:
+                self._manifests.pop(next(iter(self._manifests)))
+            self._manifests[part.manifest_sha256] = manifest
+        return manifest
+
+    def _tampered(self, principal: Principal, recording_id: str, error: EvidenceTampered) -> None:
+        """A security event for every time a read finds sealed evidence changed or gone."""
+        self.access.audit.record(
+            AuditEvent(
+                category="security",
+                action="evidence.tampered",
+                actor=principal.subject,
+                actor_name=principal.name,
+                target=recording_subject(recording_id),
+                detail={"problem": error.detail},
+                at=self.access.clock(),
+            )
+        )
 
     def _links(self, recording_id: str, record: RecordingRecord, principal: Principal) -> MediaLinks:
         seal = record.seal
@@ -291,22 +341,41 @@ class ComplianceApi:
     # --- media ----------------------------------------------------------------------------------------------
 
     def media(
-        self, recording_id: str, copy: MediaCopy, range_header: str | None, principal: Principal, reason: str
+        self,
+        recording_id: str,
+        copy: MediaCopy,
+        range_header: str | None,
+        principal: Principal,
+        reason: str,
+        part: int | None = None,
     ) -> MediaResponse:
-        """A bounded part of the access copy (Officer, Auditor) or of the lossless evidence (Auditor only)."""
+        """A bounded part of the access copy (Officer, Auditor) or of the lossless evidence (Auditor only), read
+        through the sealed parts: the access copy of the newest part (it covers every part) unless `part` names
+        another, the evidence of part 0 unless `part` names another. Only the sealed version of the part's
+        object is served, and only bytes that hash to what its manifest sealed (`EvidenceTampered`: 409)."""
         principal.require(*((COMPLIANCE_AUDITOR,) if copy == "evidence" else READERS))
         record = self._record(recording_id)
-        seal = record.seal
-        blob_name = (seal.access_copy_blob if copy == "access" else seal.evidence_blob) if seal else None
-        if seal is None or blob_name is None:
+        if record.seal is None:
             raise NotFound(f"recording {recording_id} has no sealed {copy} copy")
-        blob = self.media_container.get_blob_client(blob_name)
+        parts = sealed_parts(record.seal)
+        if part is None:
+            chosen = parts[-1] if copy == "access" else parts[0]
+        else:
+            found = next((p for p in parts if p.part == part), None)
+            if found is None:
+                raise NotFound(f"recording {recording_id} has no sealed part {part}")
+            chosen = found
         try:
-            size = int(blob.get_blob_properties().size)
-        except ResourceNotFoundError as error:
-            raise NotFound(f"the {copy} copy of recording {recording_id} is not in storage") from error
+            manifest = self._sealed_manifest(chosen)
+        except EvidenceTampered as tampered:
+            self._tampered(principal, recording_id, tampered)
+            raise
+        ref = sealed_part(manifest, copy)
+        if ref is None:
+            raise NotFound(f"recording {recording_id} has no sealed {copy} copy")
+        size = ref.bytes  # what was sealed, not what the store holds under the name now
         answer = parse_range(range_header, size, self.chunk_bytes)
-        details: dict[str, JsonValue] = {"copy": copy, "blob": blob_name, "bytes": size}
+        details: dict[str, JsonValue] = {"copy": copy, "part": chosen.part, "blob": ref.blob_name, "bytes": size}
         headers = {
             "Accept-Ranges": "bytes",
             "Cache-Control": "private, no-store",
@@ -327,20 +396,28 @@ class ComplianceApi:
             raise RangeRequired(
                 f"the {copy} copy is {size} bytes; request it in parts with a Range header (bytes=0-)", size=size
             )
-        part = answer if isinstance(answer, ByteRange) else ByteRange(0, max(0, size - 1))
+        part_range = answer if isinstance(answer, ByteRange) else ByteRange(0, max(0, size - 1))
         self.access.record(
             principal,
             f"media.{copy}",
             recording_subject(recording_id),
             reason,
-            {**details, "range": part.content_range(size)},
+            {**details, "range": part_range.content_range(size)},
             per_hour=True,
         )
-        data = blob.download_blob(offset=part.start, length=part.length).readall() if size else b""
+        try:
+            data = (
+                read_sealed(self.recording_blobs, ref, part_range.start, part_range.length)
+                if answer is not None
+                else read_sealed(self.recording_blobs, ref)
+            )
+        except EvidenceTampered as tampered:
+            self._tampered(principal, recording_id, tampered)
+            raise
         headers["Content-Type"] = CONTENT_TYPES[copy]
         if answer is None:
             return MediaResponse(200, headers, data)
-        return MediaResponse(206, {**headers, "Content-Range": part.content_range(size)}, data)
+        return MediaResponse(206, {**headers, "Content-Range": part_range.content_range(size)}, data)
 
     # --- verdicts, reports, ledger, audit ---------------------------------------------------------------------
 
@@ -357,8 +434,14 @@ class ComplianceApi:
             }.items()
             if v is not None
         }
-        self.access.record(principal, "verdict.search", "verdicts:search", reason, {"filters": filters})
         items, continuation = self.verdicts.query(query)
+        self.access.record(
+            principal,
+            "verdict.search",
+            "verdicts:search",
+            reason,
+            {"filters": filters, **returned(v.id for v in items), "continued": bool(query.continuation)},
+        )
         return VerdictPage(items=items, continuation=continuation)
 
     def reports(self, principal: Principal, reason: str | None) -> ReportList:
@@ -397,7 +480,7 @@ class ComplianceApi:
             reason,
             {
                 "filters": filters,
-                "results": [item.user_id for item in page.items],
+                **returned(item.user_id for item in page.items),
                 "continued": bool(query.continuation),
             },
         )
@@ -427,7 +510,20 @@ class ComplianceApi:
             limit=_limit(params, 100),
             continuation=params.get("continuation") or None,
         )
-        self.access.record(principal, "audit.read", f"audit:{day}", reason, {"category": query.category})
+        filters: dict[str, JsonValue] = {
+            name: value
+            for name, value in (
+                ("day", day),
+                ("category", query.category),
+                ("action", query.action),
+                ("target", query.target),
+                ("limit", query.limit),
+            )
+            if value is not None
+        }
+        self.access.record(
+            principal, "audit.read", f"audit:{day}", reason, {"filters": filters, "continued": bool(query.continuation)}
+        )
         items, continuation = self.audit_reader.query(query)
         return AuditPage(items=items, continuation=continuation)
 

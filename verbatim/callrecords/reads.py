@@ -12,9 +12,11 @@ from typing import Any, Protocol
 
 from verbatim.callrecords.store import CallQuery, CallRecordStore
 from verbatim.contracts.callrecords import CallRecord, CallRecordPage
+from verbatim.ledger.access import returned
 from verbatim.platform.audit import AuditEvent, AuditLog
 from verbatim.platform.auth import Principal
 from verbatim.platform.errors import InvalidInput, NotFound
+from verbatim.platform.inputs import bounded_int
 from verbatim.platform.times import format_datetime, parse_datetime, utcnow
 
 MAX_PAGE = 200
@@ -35,13 +37,11 @@ class ListParameters:
         start_from, start_to = _time(params, "from"), _time(params, "to")
         if start_from and start_to and start_to <= start_from:
             raise InvalidInput("`to` must be after `from`")
-        raw_limit = params.get("limit") or "50"
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
-            raise InvalidInput(f"`limit` must be an integer from 1 to {MAX_PAGE}")
+        limit = bounded_int(params.get("limit"), "limit", 1, MAX_PAGE, 50)
         participant = (params.get("participant") or "").strip() or None
         if participant is not None and len(participant) > 256:
             raise InvalidInput("`participant` is too long")
-        return cls(start_from, start_to, participant, int(raw_limit), params.get("continuation") or None)
+        return cls(start_from, start_to, participant, limit, params.get("continuation") or None)
 
 
 def _time(params: Mapping[str, str], name: str) -> str | None:
@@ -119,7 +119,6 @@ class CallRecordReader:
             "limit": parameters.limit,
             "continued": parameters.continuation is not None,
         }
-        self._access.record(principal, "callrecord.list", "callrecords", reason, {"filters": filters})
         items, continuation = self._store.query(
             CallQuery(
                 start_from=parameters.start_from,
@@ -128,5 +127,8 @@ class CallRecordReader:
                 limit=parameters.limit,
                 continuation=parameters.continuation,
             )
+        )
+        self._access.record(
+            principal, "callrecord.list", "callrecords", reason, {"filters": filters, **returned(i.id for i in items)}
         )
         return CallRecordPage(items=items, continuation=continuation)

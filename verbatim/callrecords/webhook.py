@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import re
 import threading
 import time
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from verbatim.contracts.callrecords import CallRecordNotification, GraphLifecycleEvent
 from verbatim.platform.audit import AuditEvent, AuditLog
 from verbatim.platform.errors import Forbidden, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from verbatim.platform.inputs import load_json
 from verbatim.platform.queues import AsyncMessageQueue, MessageQueue
 from verbatim.platform.times import format_datetime, utcnow
 
@@ -154,10 +154,7 @@ def parse_batch(body: bytes, content_type: str | None, max_bytes: int) -> Notifi
         raise UnsupportedMediaType(f"expected application/json, got {media_type or 'no content type'}")
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"body of {len(body)} bytes exceeds {max_bytes}")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"the body is not valid JSON: {error}") from error
+    payload = load_json(body, "the body")
     try:
         return NotificationBatch.model_validate(payload)
     except ValidationError as error:

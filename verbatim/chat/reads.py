@@ -169,6 +169,11 @@ class ChatReader:
             bundles=[b["bundleId"] for b in self._repo.bundles(chat_id)],
         )
 
+    def record_recording_read(self, principal: Principal, subject: str, reason: str | None) -> None:
+        """The recording's side of `GET /recordings/{id}/chat`: its times and meeting are read even when no chat
+        was captured (issue 13, finding 4: every read is recorded)."""
+        self._access.record(principal, "recording.chat.read", subject, reason, {})
+
     def meeting_chat(
         self,
         join_web_url: str | None,

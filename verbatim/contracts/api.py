@@ -118,6 +118,13 @@ class RecordingDetail(CamelContract):
     sealed_entry: LogEntry | None = None
     proof: LogInclusionProof | None = None
     proof_status: ProofStatus
+    integrity: Literal["intact", "tampered", "not_sealed"] = Field(
+        default="not_sealed",
+        description="every sealed object (manifest, evidence, access copy, capture manifest) read back by its sealed "
+        "version and hashed: still what was sealed, or `tampered` with `integrityProblems` saying what is missing "
+        "or changed",
+    )
+    integrity_problems: list[str] = Field(default_factory=list)
     media: MediaLinks = Field(default_factory=MediaLinks)
     parts: list[SealedPartDetail] = Field(default_factory=list)
 

@@ -102,13 +102,23 @@ class InclusionProof(Contract):
 # --- the sealed-recording manifest (`manifest.json` beside the media) ------------------------------------------
 
 
+class ChunkDigests(Contract):
+    """SHA-256 of each `chunk_bytes` chunk of a sealed object (the last one may be shorter), recorded when it was
+    sealed: a byte range is checked against the chunks that cover it, without reading the whole object."""
+
+    chunk_bytes: int = Field(gt=0)
+    sha256: list[Sha256Hex]
+
+
 class BlobRef(Contract):
-    """A blob, the version that was sealed (None where the store keeps no versions: Azurite) and its hash."""
+    """A blob, the version that was sealed (None where the store keeps no versions: Azurite) and its hash
+    (and, for media, the hashes of its chunks)."""
 
     blob_name: str
     version_id: str | None = None
     bytes: int = Field(ge=0)
     sha256: Sha256Hex
+    chunks: ChunkDigests | None = None
 
 
 class SealedBlock(Contract):

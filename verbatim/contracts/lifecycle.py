@@ -30,6 +30,7 @@ class SealedPartIndex(Contract):
 
     part: int = Field(ge=0)
     manifest_blob: str
+    manifest_version_id: str | None = None
     manifest_sha256: str
     ledger_seq: int
     first_sample: int = Field(default=0, ge=0)
@@ -42,14 +43,20 @@ class SealedPartIndex(Contract):
 class SealIndex(Contract):
     """What search, replay and retention need without reading the manifest. With continuations, the fields
     describe the whole recording (the evidence and manifest of part 0, the access copy of the newest part,
-    which covers every part, the total sealed duration) and `parts` lists each part."""
+    which covers every part, the total sealed duration) and `parts` lists each part. The sealed versions are
+    read by their version ids (None where the store keeps no versions: Azurite), and a part's manifest is
+    trusted only when it hashes to its `manifest_sha256` (`verbatim.evidence.sealed`)."""
 
     manifest_blob: str
+    manifest_version_id: str | None = None
     manifest_sha256: str
     ledger_seq: int
     evidence_blob: str
+    evidence_version_id: str | None = None
     evidence_sha256: str
     access_copy_blob: str | None = None
+    access_copy_version_id: str | None = None
+    access_copy_sha256: str | None = None
     duration_seconds: float
     interrupted: bool
     retention_class: str

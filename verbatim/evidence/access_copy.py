@@ -32,6 +32,7 @@ from verbatim.evidence.opus import (
     plan_chunks,
     unpack_chunk,
 )
+from verbatim.evidence.sealed import chunk_digests
 from verbatim.platform.blobs import BlobExists, BlobStore
 
 ACCESS_COPY_NAME = "access.opus"
@@ -185,6 +186,7 @@ def assemble_access_copy(
         version_id=version_id,
         bytes=len(ogg),
         sha256=digest,
+        chunks=chunk_digests(ogg),
         bitrate=bitrate,
         duration_seconds=timeline.samples / timeline.sample_rate,
         source_track=timeline.parts[-1][1].track,

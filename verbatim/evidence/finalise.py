@@ -23,12 +23,13 @@ from typing import IO
 
 from av.error import FFmpegError
 
-from verbatim.contracts.evidence import AudioGap, EvidenceTrack, SealedBlock
+from verbatim.contracts.evidence import AudioGap, ChunkDigests, EvidenceTrack, SealedBlock
 from verbatim.contracts.recorder import CaptureManifest, CaptureTrack
 from verbatim.evidence import names
 from verbatim.evidence.blocks import decode_block_id
 from verbatim.evidence.flac import count_samples, samples_per_block
 from verbatim.evidence.kinds import EVIDENCE, kind_tags
+from verbatim.evidence.sealed import ChunkHasher
 from verbatim.platform.blobs import BlobExists, BlobNotFound, BlobStore, Block
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def finalise_track(
             problems.append(f"SHA-256 of the stored object is {whole}, the recorder reported {track.sha256}")
         if captured_size != track.bytes:
             problems.append(f"the stored object has {captured_size} bytes, the recorder reported {track.bytes}")
+        chunks = _chunk_digests(spool)
         spool.seek(0)
         version_id = _write_once(recordings, sealed_name, spool, size, whole)
     described = {block.block_id: block for block in track.blocks}
@@ -144,6 +146,7 @@ def finalise_track(
         version_id=version_id,
         bytes=size,
         sha256=whole,
+        chunks=chunks,
         sample_rate=rate,
         channels=track.encoding.channels,
         bits_per_sample=track.encoding.bits_per_sample,
@@ -173,6 +176,16 @@ def _write_once(recordings: BlobStore, name: str, spool: IO[bytes], size: int, s
         if hashlib.sha256(stored.data).hexdigest() != sha256:
             raise SealedNameTaken(f"{name} already holds other bytes; a sealed name is never written twice") from None
         return stored.version_id
+
+
+def _chunk_digests(spool: IO[bytes]) -> ChunkDigests:
+    """The SHA-256 of each fixed-size chunk of the sealed object (what a ranged read of the sealed evidence is
+    checked against, `verbatim.evidence.sealed`), from the spool that holds it whole."""
+    spool.seek(0)
+    hasher = ChunkHasher()
+    while piece := spool.read(_DOWNLOAD_CHUNK):
+        hasher.update(piece)
+    return hasher.digests()
 
 
 def _commit_or_check_blocks(container: BlobStore, name: str, track: CaptureTrack) -> list[str]:

@@ -91,3 +91,19 @@ def check_worm_locked(
         if http is None:
             client.close()
     return report_worm_status(policy, settings.recordings_container_resource_id)
+
+
+def read_worm_lock(settings: Settings, credential: TokenCredential | None = None) -> WormPolicy | None:
+    """The default policy's state, read quietly (no alert line: that is the daily check's); None when no
+    container resource id is configured."""
+    if not settings.recordings_container_resource_id:
+        return None
+    if credential is None:
+        from verbatim.platform.clients import credential_for
+
+        credential = credential_for(settings.recordings_storage_client_id or settings.azure_client_id)
+    token = credential.get_token(ARM_SCOPE)
+    with httpx.Client() as client:
+        return read_policy(
+            client, policy_url(settings.arm_endpoint, settings.recordings_container_resource_id), token.token
+        )

@@ -10,7 +10,7 @@ idempotency key — while each request still gets its own audit record with the 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +25,14 @@ from verbatim.platform.times import utcnow
 
 REASON_HEADER = "X-Access-Reason"
 MAX_REASON = 500
+MAX_RECORDED_IDS = 1000
+
+
+def returned(ids: Iterable[str]) -> dict[str, JsonValue]:
+    """What a search or list answered, for its access record: the ids (at most `MAX_RECORDED_IDS`, the count
+    always), so the record says which recordings, calls or holds the reader saw."""
+    every = list(ids)
+    return {"results": list(every[:MAX_RECORDED_IDS]), "results_count": len(every)}
 
 
 def access_reason(value: str | None, *, required: bool) -> str | None:

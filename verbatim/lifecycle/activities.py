@@ -484,7 +484,8 @@ def seal_recording(
             raise NotFound(f"recording {recording_id}: part {part - 1} is not sealed")
         previous_ref = BlobRef(
             blob_name=before.manifest_blob,
-            bytes=len(deps.recordings.read(before.manifest_blob)),
+            version_id=before.manifest_version_id,
+            bytes=len(deps.recordings.read(before.manifest_blob, version_id=before.manifest_version_id)),
             sha256=before.manifest_sha256,
         )
     manifest = build_manifest(
@@ -505,6 +506,7 @@ def seal_recording(
     this = SealedPartIndex(
         part=part,
         manifest_blob=result.manifest_blob.blob_name,
+        manifest_version_id=result.manifest_blob.version_id,
         manifest_sha256=result.manifest_blob.sha256,
         ledger_seq=result.ledger_entry.seq,
         first_sample=sealed.first_sample,
@@ -523,11 +525,15 @@ def seal_recording(
         status=sealed.status,
         seal=SealIndex(
             manifest_blob=base.manifest_blob if base else first.manifest_blob,
+            manifest_version_id=base.manifest_version_id if base else first.manifest_version_id,
             manifest_sha256=base.manifest_sha256 if base else first.manifest_sha256,
             ledger_seq=base.ledger_seq if base else first.ledger_seq,
             evidence_blob=base.evidence_blob if base else mixed.blob_name,
+            evidence_version_id=base.evidence_version_id if base else mixed.version_id,
             evidence_sha256=base.evidence_sha256 if base else mixed.sha256,
             access_copy_blob=sealed.access_copy.blob_name if sealed.access_copy else None,
+            access_copy_version_id=sealed.access_copy.version_id if sealed.access_copy else None,
+            access_copy_sha256=sealed.access_copy.sha256 if sealed.access_copy else None,
             duration_seconds=sum(p.duration_seconds for p in parts),
             interrupted=parts[-1].interrupted,  # how the recording ended: as its newest part did
             retention_class=sealed.retention.retention_class,

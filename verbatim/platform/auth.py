@@ -41,6 +41,8 @@ class Principal(BaseModel):
     roles: frozenset[str] = frozenset()
     tenant: str | None = None
     is_application: bool = False
+    # A user's delegated token (`scp`): a person signed in, not an application acting as itself.
+    delegated: bool = False
 
     def has_any(self, *roles: str) -> bool:
         return not roles or bool(self.roles.intersection(roles))
@@ -66,12 +68,14 @@ class Principal(BaseModel):
             None,
         )
         is_app = claims.get("idtyp") == "app" or ("scp" not in claims and claims.get("oid") == claims.get("sub"))
+        delegated = isinstance(claims.get("scp"), str) and bool(claims["scp"].strip()) and not is_app
         return cls(
             subject=subject,
             name=name,
             roles=frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else frozenset(),
             tenant=claims.get("tid") if isinstance(claims.get("tid"), str) else None,
             is_application=is_app,
+            delegated=delegated,
         )
 
 
@@ -88,11 +92,17 @@ class TokenValidator:
         ca_cert: str | None = None,
         config_ttl: float = 24 * 3600.0,
         http: httpx.Client | None = None,
+        tenants: list[str] | None = None,
+        tenants_always: bool = False,
     ) -> None:
         if not audiences:
             raise ValueError("at least one audience (AUTH_AUDIENCE) is required")
         self._config_url = openid_config_url
         self._audiences = audiences
+        # `tenants` bound a multi-tenant issuer; with `tenants_always`, a single-tenant one too (its issuer
+        # already names one tenant).
+        self._tenants = frozenset(tenant.lower() for tenant in tenants or [])
+        self._tenants_always = tenants_always
         self._leeway = leeway
         self._ssl = ssl.create_default_context(cafile=ca_cert) if ca_cert else None
         self._http = http or httpx.Client(timeout=10.0, verify=self._ssl or True)
@@ -128,9 +138,12 @@ class TokenValidator:
             raise DependencyUnavailable(f"signing keys unavailable: {error}") from error
         except (jwt.PyJWKClientError, jwt.DecodeError) as error:
             raise Unauthenticated(f"invalid token: {error}") from error
+        templated = "{tenantid}" in issuer
+        if templated and not self._tenants:
+            raise Unauthenticated("a multi-tenant issuer needs the tenants it may sign for (AUTH_TENANT_IDS)")
         try:
-            if "{tenantid}" in issuer:
-                # Multi-tenant metadata: the issuer names the token's own tenant.
+            if templated:
+                # Multi-tenant metadata: the issuer names the token's own tenant, which must be one of ours.
                 unverified = jwt.decode(token, options={"verify_signature": False})
                 issuer = issuer.replace("{tenantid}", str(unverified.get("tid", "")))
             claims: dict[str, Any] = jwt.decode(
@@ -150,12 +163,41 @@ class TokenValidator:
             raise Unauthenticated("the token is from an untrusted issuer") from error
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(f"invalid token: {error}") from error
+        tenant = claims.get("tid")
+        checked = templated or (self._tenants_always and self._tenants)
+        if checked and (not isinstance(tenant, str) or tenant.lower() not in self._tenants):
+            raise Unauthenticated("the token is from a tenant this API does not serve")
+        _require_access_token(claims)
         return Principal.from_claims(claims)
 
 
+def _require_access_token(claims: dict[str, Any]) -> None:
+    """An ID token is not an access token, even when its audience is ours: Entra's access tokens name the client
+    they were issued to (`azp`, v1 `appid`) and carry delegated scopes (`scp`) or app roles (`roles`); ID tokens
+    carry neither client claim (access-token and ID-token claims references, Microsoft identity platform)."""
+    client = claims.get("azp") or claims.get("appid")
+    grants = claims.get("scp") or claims.get("roles")
+    if not isinstance(client, str) or not client or not grants or "nonce" in claims:
+        raise Unauthenticated("the token is not an access token (an ID token cannot call this API)")
+
+
 @lru_cache(maxsize=4)
-def _validator(config_url: str, audiences: tuple[str, ...], leeway: float, ca_cert: str | None) -> TokenValidator:
-    return TokenValidator(openid_config_url=config_url, audiences=list(audiences), leeway=leeway, ca_cert=ca_cert)
+def _validator(
+    config_url: str,
+    audiences: tuple[str, ...],
+    leeway: float,
+    ca_cert: str | None,
+    tenants: tuple[str, ...],
+    tenants_always: bool,
+) -> TokenValidator:
+    return TokenValidator(
+        openid_config_url=config_url,
+        audiences=list(audiences),
+        leeway=leeway,
+        ca_cert=ca_cert,
+        tenants=list(tenants),
+        tenants_always=tenants_always,
+    )
 
 
 def token_validator(settings: Settings) -> TokenValidator:
@@ -167,6 +209,8 @@ def token_validator(settings: Settings) -> TokenValidator:
         tuple(settings.auth_audiences),
         float(settings.auth_leeway_seconds),
         settings.auth_ca_cert,
+        tuple(settings.auth_tenant_ids),
+        bool(settings.auth_tenant_ids_raw),
     )
 
 

@@ -33,6 +33,13 @@ class Block:
 
 
 @dataclass(frozen=True)
+class BlobProperties:
+    size: int
+    etag: str  # changes whenever the content does
+    version_id: str | None
+
+
+@dataclass(frozen=True)
 class StoredBlob:
     data: bytes
     version_id: str | None
@@ -54,6 +61,9 @@ class BlobStore(Protocol):
 
     def version_of(self, name: str) -> str | None:
         """The current version id (None where the store keeps no versions); `BlobNotFound` when missing."""
+
+    def properties(self, name: str, *, version_id: str | None = None) -> BlobProperties:
+        """Size, ETag and version of the blob (of one version); `BlobNotFound` when it (or the version) is missing."""
 
     def write(
         self,
@@ -150,6 +160,13 @@ class AzureBlobStore:
         except ResourceNotFoundError as error:
             raise BlobNotFound(name) from error
         return version
+
+    def properties(self, name: str, *, version_id: str | None = None) -> BlobProperties:
+        try:
+            found = self.container.get_blob_client(name).get_blob_properties(version_id=version_id)
+        except ResourceNotFoundError as error:
+            raise BlobNotFound(name) from error
+        return BlobProperties(size=int(found.size), etag=str(found.etag), version_id=found.version_id)
 
     def write(
         self,
@@ -355,6 +372,21 @@ class InMemoryBlobStore:
 
     def version_of(self, name: str) -> str | None:
         return self.read_versioned(name).version_id
+
+    def properties(self, name: str, *, version_id: str | None = None) -> BlobProperties:
+        with self._lock:
+            blob = self._blobs.get(name)
+            if blob is None or not blob.versions:
+                raise BlobNotFound(name)
+            found = (
+                blob.versions[-1]
+                if version_id is None
+                else next((v for v in blob.versions if v[0] == version_id), None)
+            )
+            if found is None:
+                raise BlobNotFound(f"{name} version {version_id}")
+        version, data = found
+        return BlobProperties(size=len(data), etag=f'"{version}"', version_id=version)
 
     def write(
         self,

@@ -288,6 +288,14 @@ class Settings(StorageSettings):
     def recorder_control_hosts(self) -> frozenset[str]:
         return frozenset(host.lower() for host in _split(self.recorder_control_hosts_raw))
 
+    # The tenants whose tokens the API accepts (comma-separated; GRAPH_TENANT_ID when empty). Required when the
+    # OpenID configuration is multi-tenant (an issuer with `{tenantid}`): Entra signs every tenant's tokens with
+    # the same keys, so the signature alone says nothing about whose token it is.
+    auth_tenant_ids_raw: str | None = Field(default=None, validation_alias=_alias("AUTH_TENANT_IDS"))
+    # How many proxies of our own append to X-Forwarded-For in front of the app (Azure's front end: 1). 0: the
+    # header is ignored (a client can write anything into it).
+    trusted_forwarded_hops: int = Field(default=0, ge=0, le=5, validation_alias=_alias("TRUSTED_FORWARDED_HOPS"))
+
     @property
     def callrecord_tenant_ids(self) -> list[str]:
         return _split(self.callrecord_tenant_ids_raw) or ([self.graph_tenant_id] if self.graph_tenant_id else [])
@@ -299,6 +307,10 @@ class Settings(StorageSettings):
     @property
     def auth_audiences(self) -> list[str]:
         return _split(self.auth_audience_raw)
+
+    @property
+    def auth_tenant_ids(self) -> list[str]:
+        return _split(self.auth_tenant_ids_raw) or ([self.graph_tenant_id] if self.graph_tenant_id else [])
 
     # --- recording lifecycle, ledger, compliance API (issue 6) ---
     # The ledger chain (Cosmos partition) this deployment appends to.

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from verbatim.contracts.policy import (
+    CoverageReport,
     EffectivePolicyAt,
     PolicyExport,
     PolicyPlan,
@@ -24,7 +25,10 @@ from verbatim.contracts.policy import (
     PublishedDesiredStateView,
 )
 from verbatim.ledger import LedgerWriter
+from verbatim.ledger.access import AccessLog
+from verbatim.platform.auth import Principal
 from verbatim.platform.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
+from verbatim.policy.coverage import CoverageStateStore
 from verbatim.policy.export import export_directory, export_state
 from verbatim.policy.service import CurrentState, plan, publish_desired_state
 from verbatim.policy.snapshots import PolicySnapshotStore
@@ -163,3 +167,20 @@ def effective_at_request(store: PolicySnapshotStore, user_id: str, at: str | Non
         if moment.tzinfo is None:
             raise InvalidInput("'at' needs a time zone (Z or +hh:mm)")
     return store.effective_at(user_id, moment)
+
+
+def coverage_report(states: CoverageStateStore, access: AccessLog, principal: Principal) -> CoverageReport:
+    """`GET /v1/policy/coverage`: the last coverage audit (who must be recorded and is not), a recorded read."""
+    access.record(principal, "policy.coverage.read", "policy:coverage", None)
+    state = states.load()
+    if state.last_report is None:
+        raise NotFound("no coverage audit has run yet")
+    return state.last_report
+
+
+def effective_policy(
+    store: PolicySnapshotStore, access: AccessLog, principal: Principal, user_id: str, at: str | None, now: datetime
+) -> EffectivePolicyAt:
+    """`GET /v1/policy/effective/{userId}`: which recording policy applied to a user at a time, a recorded read."""
+    access.record(principal, "policy.effective.read", f"user:{user_id[:256]}", None, {"at": at})
+    return effective_at_request(store, user_id, at, now)

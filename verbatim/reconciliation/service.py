@@ -29,14 +29,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
 from verbatim.callrecords.store import CallRecordStore
 from verbatim.contracts.callrecords import CallRecord, CallRecordStored
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.policy import EffectivePolicyAt, PolicySnapshot
 from verbatim.contracts.reconciliation import PoliciesObserved, RecordingIndexed, Verdict
+from verbatim.ledger.access import AccessLog
 from verbatim.platform.audit import AuditEvent, AuditLog
+from verbatim.platform.auth import Principal
 from verbatim.platform.errors import InvalidInput
 from verbatim.platform.logging import correlation
 from verbatim.platform.times import format_datetime, parse_datetime, utcnow
@@ -383,3 +385,28 @@ def call_upns(call: CallRecord, policies: Mapping[str, EffectivePolicyAt]) -> di
 def _alert_id(verdict: Verdict, action: str) -> str:
     # Deterministic: the same alert raised again by a redelivered message is stored once.
     return f"{action}:{verdict.id}:{verdict.reason}:v{verdict.call_record_version}".replace("/", "_")
+
+
+def reevaluate_for_admin(
+    reconciler: Reconciler, access: AccessLog, principal: Principal, call_id: str
+) -> dict[str, JsonValue]:
+    """`POST /v1/admin/reconciliation/calls/{id}` for Recorder.Admin, who operates the system but never sees
+    who was in a call: the number of verdicts and how many are in each state, and the read is recorded."""
+    outcome = reconciler.reconcile_call(call_id)
+    states: dict[str, int] = {}
+    for verdict in outcome.verdicts:
+        states[verdict.verdict] = states.get(verdict.verdict, 0) + 1
+    access.record(
+        principal,
+        "reconciliation.reevaluate",
+        f"call:{call_id[:256]}",
+        None,
+        {"found": outcome.found, "changed": outcome.changed, "verdicts": len(outcome.verdicts)},
+    )
+    return {
+        "callId": outcome.call_id,
+        "found": outcome.found,
+        "changed": outcome.changed,
+        "verdicts": len(outcome.verdicts),
+        "states": dict(states),
+    }

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal, Protocol
 
+from pydantic import JsonValue
+
 from verbatim.contracts.retention import (
     DeletionsReport,
     ErasureRequest,
@@ -30,9 +32,9 @@ from verbatim.contracts.retention import (
     SubjectSearchResult,
     SweepReport,
 )
-from verbatim.ledger.access import AccessLog
+from verbatim.ledger.access import MAX_RECORDED_IDS, AccessLog, returned
 from verbatim.platform.auth import Principal
-from verbatim.platform.errors import InvalidInput
+from verbatim.platform.errors import Forbidden, InvalidInput
 from verbatim.platform.settings import Settings
 from verbatim.retention.classes import RetentionCatalog
 from verbatim.retention.common import hold_subject, recording_subject
@@ -46,6 +48,17 @@ from verbatim.retention.sweep import RetentionSweep
 
 def officer(principal: Principal) -> Officer:
     return Officer(subject=principal.subject, name=principal.name)
+
+
+def _person(principal: Principal, step: str) -> Principal:
+    """Four eyes means two people: each step of a release needs a person's delegated sign-in. An application
+    token (client credentials) is one secret that could otherwise play both officers."""
+    if not principal.delegated:
+        raise Forbidden(
+            f"to {step} the release of a legal hold, sign in as yourself: an application token "
+            "(client credentials) cannot take part in a four-eyes release"
+        )
+    return principal
 
 
 def _int(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -104,7 +117,11 @@ class RetentionApi:
     # --- classes and single recordings ---
 
     def classes(self, principal: Principal) -> RetentionClassList:
-        return RetentionClassList(items=self._rt.catalog.all())
+        items = self._rt.catalog.all()
+        self._rt.access.record(
+            principal, "retention.classes.read", "retention-classes", None, returned(c.name for c in items)
+        )
+        return RetentionClassList(items=items)
 
     def extend_class(self, principal: Principal, name: str, body: RetentionClassExtension) -> ExtensionResult:
         return self._rt.extender.extend_class(name, body.days, body.reason, officer(principal))
@@ -140,32 +157,48 @@ class RetentionApi:
         status = params.get("status")
         if status not in (None, "", "active", "released"):
             raise InvalidInput("status must be 'active' or 'released'")
-        return HoldList(items=self._rt.holds.find("active" if status == "active" else "released" if status else None))
+        items = self._rt.holds.find("active" if status == "active" else "released" if status else None)
+        self._rt.access.record(
+            principal,
+            "hold.list",
+            "holds",
+            None,
+            {"filters": {"status": status or None}, **returned(h.id for h in items)},
+        )
+        return HoldList(items=items)
 
     def hold(self, principal: Principal, hold_id: str) -> HoldResult:
+        self._rt.access.record(principal, "hold.read", hold_subject(hold_id), None)
         return HoldResult(hold=self._rt.holds.get(hold_id))
 
     def hold_recordings(self, principal: Principal, hold_id: str) -> HoldRecordings:
         items = self._rt.holds.recordings(hold_id)
-        self._rt.access.record(principal, "hold.recordings.read", hold_subject(hold_id), None, {"count": len(items)})
+        self._rt.access.record(
+            principal, "hold.recordings.read", hold_subject(hold_id), None, returned(r.recording_id for r in items)
+        )
         return HoldRecordings(hold_id=hold_id, items=items)
 
     def request_release(self, principal: Principal, hold_id: str, body: HoldReleaseBody) -> HoldResult:
-        return self._rt.holds.request_release(hold_id, officer(principal), body.reason)
+        return self._rt.holds.request_release(hold_id, officer(_person(principal, "request")), body.reason)
 
     def approve_release(self, principal: Principal, hold_id: str, body: HoldReleaseBody) -> HoldResult:
-        return self._rt.holds.approve_release(hold_id, officer(principal), body.reason)
+        return self._rt.holds.approve_release(hold_id, officer(_person(principal, "approve")), body.reason)
 
     # --- data subjects ---
 
     def search_subject(self, principal: Principal, body: SubjectSearchRequest) -> SubjectSearchResult:
         result = self._rt.subjects.search(body, officer(principal))
+        call_records: list[JsonValue] = [c.call_record_id for c in result.call_records]
         self._rt.access.record(
             principal,
             "subject.search",
             f"subject-request:{body.request_id}",
             None,
-            {"recordings": len(result.recordings), "call_records": len(result.call_records)},
+            {
+                **returned(r.recording_id for r in result.recordings),
+                "call_records": call_records[:MAX_RECORDED_IDS],
+                "call_records_count": len(result.call_records),
+            },
         )
         return result
 
@@ -176,7 +209,10 @@ class RetentionApi:
 
     def expiring(self, principal: Principal, params: Mapping[str, str]) -> ExpiringReport:
         report = self._rt.reports.expiring(_int(params, "days", 30, 1, 3660))
-        self._rt.access.record(principal, "report.read", "retention-report:expiring", None, {"days": report.days})
+        ids = (r.recording_id for c in report.classes for r in c.recordings)
+        self._rt.access.record(
+            principal, "report.read", "retention-report:expiring", None, {"days": report.days, **returned(ids)}
+        )
         return report
 
     def held(self, principal: Principal) -> HoldsReport:

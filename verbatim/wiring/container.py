@@ -8,7 +8,9 @@ in-memory fake, a client on Azurite), which is how tests build the graph around 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
@@ -25,8 +27,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from verbatim.api.ledger import LedgerApi
 from verbatim.api.live import CosmosCapturingRecordings, LiveCalls
 from verbatim.api.service import ComplianceApi
+from verbatim.contracts.health import EvidenceStoreStatus
 from verbatim.evidence.progress import TableProgress, progress_table
 from verbatim.evidence.worm import Worm
+from verbatim.evidence.worm_status import read_worm_lock
 from verbatim.graph import GraphClient, GraphCredentials, RetryPolicy, graph_client, graph_credentials
 from verbatim.ledger import (
     CosmosLedgerStore,
@@ -69,6 +73,7 @@ from verbatim.wiring.policy import PolicyServices
 from verbatim.wiring.reconciliation import ReconciliationServices
 from verbatim.wiring.retention import RetentionServices
 
+log = logging.getLogger(__name__)
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -135,6 +140,24 @@ def build_tsa(settings: Settings) -> Rfc3161Client | None:
     raw = settings.ledger_tsa_ca_certs or ""
     pem = raw.encode() if raw.lstrip().startswith("-----BEGIN") else Path(raw).read_bytes()
     return Rfc3161Client(settings.ledger_tsa_url, x509.load_pem_x509_certificates(pem))
+
+
+WORM_LOCK_TTL_SECONDS = 900.0
+
+
+def _evidence_store_status(settings: Settings) -> EvidenceStoreStatus:
+    if settings.recordings_storage_is_emulator:
+        return EvidenceStoreStatus(worm="not_locked", detail="Azurite keeps no WORM policy (local stack)")
+    try:
+        policy = read_worm_lock(settings)
+    except Exception as error:  # ARM unreachable or the role missing: unknown, never an error of the health route
+        log.warning("could not read the evidence store's WORM policy: %s", error)
+        return EvidenceStoreStatus(worm="unknown", detail=type(error).__name__)
+    if policy is None:
+        return EvidenceStoreStatus(worm="unknown", detail="RECORDINGS_CONTAINER_RESOURCE_ID is not set")
+    if policy.state == "Locked":
+        return EvidenceStoreStatus(worm="locked")
+    return EvidenceStoreStatus(worm="not_locked", detail=f"default policy {policy.state}")
 
 
 class Container:
@@ -378,6 +401,18 @@ class Container:
     def token_validator(self) -> TokenValidator:
         return token_validator(self.settings)
 
+    def evidence_store_status(self) -> EvidenceStoreStatus:
+        """Whether the recordings container's default WORM policy is locked, read from ARM at most every
+        15 minutes (health and the portal show "evidence store not locked" until it is)."""
+        with self._lock:
+            cached = self.__dict__.get("_worm_lock")
+            if cached is not None and time.monotonic() - cached[0] < WORM_LOCK_TTL_SECONDS:
+                return cached[1]  # type: ignore[no-any-return]
+        status = _evidence_store_status(self.settings)
+        with self._lock:
+            self.__dict__["_worm_lock"] = (time.monotonic(), status)
+        return status
+
     # --- capabilities ---------------------------------------------------------------------------------------
 
     @cached_property
@@ -435,7 +470,7 @@ class Container:
             index=self.recording_index,
             recordings=self.recording_finder,
             verdicts=self.verdicts,
-            media_container=self.recordings,
+            recording_blobs=self.recording_blobs,
             ledger=self.ledger,
             access=self.access,
             reporter=self.reconciliation.reporter,

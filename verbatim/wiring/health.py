@@ -11,15 +11,22 @@ page of the table listing (`tables/read`, in Storage Table Data Contributor).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from verbatim.contracts.health import DependencyStatus, HealthReport
+from verbatim.contracts.health import (
+    NOT_LOCKED_WARNING,
+    DependencyStatus,
+    HealthReport,
+    HealthStatus,
+)
 from verbatim.platform import layout
 from verbatim.wiring.container import Container
 
 Check = Callable[[], None]
+log = logging.getLogger(__name__)
 
 # Both in verbatim.platform.layout, so they exist on the runtime account (infra/modules/runtime-storage.bicep)
 # and in the devstack; the blob probe reads the container's own client (`Container.scratch`).
@@ -32,7 +39,9 @@ def _probe(check: Check) -> DependencyStatus:
     try:
         check()
     except Exception as error:  # a health probe reports every failure, whatever its type
-        return DependencyStatus(status="down", detail=f"{type(error).__name__}: {str(error)[:200]}")
+        # The kind of failure only: exception texts carry endpoints, account names and request ids.
+        log.warning("health probe failed: %s", error)
+        return DependencyStatus(status="down", detail=type(error).__name__)
     return DependencyStatus(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 1))
 
 
@@ -62,6 +71,11 @@ def dependency_checks(container: Container) -> dict[str, Check | None]:
     }
 
 
+def health_status(report: HealthReport) -> HealthStatus:
+    """What an anonymous caller is told."""
+    return HealthStatus(status=report.status)
+
+
 def check_health(container: Container) -> HealthReport:
     settings = container.settings
     checks = dependency_checks(container)
@@ -70,6 +84,11 @@ def check_health(container: Container) -> HealthReport:
         results = dict(zip(runnable, pool.map(_probe, runnable.values()), strict=True))
     dependencies = {name: results.get(name, DependencyStatus(status="not_configured")) for name in checks}
     healthy = all(status.status == "up" for status in dependencies.values())
+    evidence = container.evidence_store_status()
     return HealthReport(
-        status="healthy" if healthy else "unhealthy", version=settings.app_version, dependencies=dependencies
+        status="healthy" if healthy else "unhealthy",
+        version=settings.app_version,
+        dependencies=dependencies,
+        evidence_store=evidence,
+        warnings=[NOT_LOCKED_WARNING] if evidence.worm != "locked" else [],
     )

@@ -76,7 +76,7 @@ export async function render(view, id) {
       showError(error);
       view.querySelector("#play-status").textContent = "";
     } finally {
-      playButton.disabled = false;
+      playButton.disabled = tampered(detail);
     }
   });
 
@@ -112,7 +112,12 @@ export async function render(view, id) {
   }
   const proof = detail.proof;
   const signed = proof ? checkpointSummary(proof.checkpoint) : null;
+  // Every sealed object is read back by its sealed version and hashed by the API: "tampered" means something
+  // sealed is missing or changed, and the API refuses to serve it (issue 13, finding 1).
+  const problems = detail.integrityProblems || [];
   meta(view.querySelector("#rec-proof"), [
+    ["Evidence", detail.integrity === "not_sealed" ? null : badge(detail.integrity)],
+    ["Integrity problems", problems.length ? el("ul", { class: "problems" }, ...problems.map((text) => el("li", {}, text))) : null],
     ["Ledger proof", badge(detail.proofStatus)],
     ["Entry index", detail.sealedEntry ? `#${detail.sealedEntry.index} (sealed ${when(detail.sealedEntry.at)})` : null],
     ["Manifest SHA-256", detail.manifestSha256],
@@ -124,7 +129,7 @@ export async function render(view, id) {
   timeline(view.querySelector("#rec-timeline"), detail.manifest);
   meetingChat(view, id, player);
   evidenceChoice.hidden = !detail.media.evidence;
-  playButton.disabled = !detail.media.access && !detail.media.evidence;
+  playButton.disabled = tampered(detail) || (!detail.media.access && !detail.media.evidence);
   return () => resetPlayer();
 }
 
@@ -145,6 +150,10 @@ async function meetingChat(view, id, player) {
   } catch (error) {
     state.textContent = error.message;
   }
+}
+
+function tampered(detail) {
+  return Boolean(detail && detail.integrity === "tampered");
 }
 
 // A C2SP checkpoint note: origin, tree size and root hash lines, a blank line, then "— <key name> <signature>".

@@ -1,0 +1,102 @@
+"""The whole local stack the security tests attack: Azurite, the Cosmos emulator, the Teams/Graph simulator
+(the Entra-like issuer of every token) and the local Functions host running function_app.py over a recorded
+world (a recording sealed by the lifecycle's own activities, reconciliation, a signed checkpoint). One stack
+for the session; a test that tampers with evidence seals a recording of its own first."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.emulators import REPO_ROOT
+from tests.api.conftest import world_environment
+from tests.api.world import World, build_world
+from tests.callrecords.conftest import Simulator, _start_simulator
+from tests.conftest import Azurite, Cosmos
+from tests.funchost.conftest import HostLauncher, RunningHost
+from verbatim.platform.settings import Settings, reload_settings
+
+OFFICER = "Compliance.Officer"
+AUDITOR = "Compliance.Auditor"
+ADMIN = "Recorder.Admin"
+REASON = {"X-Access-Reason": "Case 13: security review"}
+
+
+@dataclass
+class Stack:
+    world: World
+    host: RunningHost
+    simulator: Simulator
+    env: dict[str, str]
+
+    @property
+    def settings(self) -> Settings:
+        return self.world.settings
+
+    @property
+    def api(self) -> str:
+        return f"{self.host.base_url}/api"
+
+    def token(self, *roles: str, subject: str | None = None, **claims: Any) -> str:
+        """A delegated user token of the simulator's issuer (`claims` go to /sim/tokens as they are)."""
+        subject = subject or f"user-{'-'.join(r.split('.')[-1].lower() for r in roles) or 'none'}"
+        body = {"sub": subject, "oid": subject, "name": f"Test {subject}", "roles": list(roles), **claims}
+        return str(self.simulator.sim("POST", "/sim/tokens", json=body).json()["access_token"])
+
+    def get(self, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, token, **kwargs)
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.request(method, f"{self.api}{path}", headers=headers, timeout=60, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def security_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    yield from _start_simulator(tmp_path_factory.mktemp("security-simulator"), "realtime")
+
+
+@pytest.fixture(scope="session")
+def stack(
+    azurite_service: Azurite,
+    cosmos_service: Cosmos,
+    security_simulator: Simulator,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    from devstack.provision import provision_cosmos, provision_storage
+
+    root = tmp_path_factory.mktemp("security-stack")
+    env = world_environment(azurite_service, cosmos_service, root / "ledger.pem", f"sec{uuid.uuid4().hex[:8]}")
+    env |= {
+        **security_simulator.graph_env(),
+        "VERBATIM_ENVIRONMENT": "local",
+        "POLICY_SIMULATOR_URL": security_simulator.http_url,
+        "DURABLE_TASK_HUB_NAME": f"sec{uuid.uuid4().hex[:8]}",
+    }
+    # The environment is this stack's only while its settings are read: the Settings object is kept, and the
+    # other test modules of the session see theirs.
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        settings = reload_settings()
+        provision_cosmos(settings)
+        provision_storage(settings)
+        world = build_world(settings, synthetic=2)
+    reload_settings()
+    launcher = HostLauncher(azurite_service, root)
+    try:
+        host = launcher.start(REPO_ROOT, env=env)
+        yield Stack(world, host, security_simulator, env)
+    finally:
+        launcher.stop_all()
+
+
+__all__ = ["ADMIN", "AUDITOR", "OFFICER", "REASON", "Path", "Stack"]
