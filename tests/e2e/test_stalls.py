@@ -20,27 +20,27 @@ run (8 calls of 40 s, 15-30 s pauses): `VERBATIM_STALLS=full`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import signal
-import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-import httpx
 import pytest
-from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from devstack.demo import AUDITOR, CORA, TOM, CallResult, DemoStack, Scenario, wait_until
-from devstack.emulators import REPO_ROOT
-from devstack.stack import Component, StackConfig, StackPorts, app_environment, running, simulator_ca
-from verbatim.contracts.evidence import RecordingManifest
+from devstack.demo import CORA, TOM, CallResult, DemoStack, Scenario, wait_until
+from devstack.stack import Component, StackConfig, StackPorts, running
+from devstack.testkit.evidence import (
+    SAMPLE_RATE,
+    SealedPart,
+    covered_fraction,
+    lifecycle_token,
+    recorder_captured_samples,
+    sealed_parts,
+    verify,
+)
 from verbatim.lifecycle.liveness import silence_threshold
 from verbatim.reconciliation.evaluate import Tolerance
 
@@ -51,7 +51,6 @@ SEED = int(os.environ.get("VERBATIM_STALLS_SEED", "14"))
 CALLS = 8 if FULL else 3
 CALL_SECONDS = 40 if FULL else 24
 PAUSE_AFTER = 6.0
-SAMPLE_RATE = 16_000
 COVERAGE_TOLERANCE = 0.005
 EDGE_TOLERANCE = Tolerance()  # the production defaults (the local stack runs with them)
 
@@ -115,98 +114,6 @@ def paused(stack: DemoStack, stall: Stall) -> None:
         time.sleep(stall.seconds)
     finally:
         os.killpg(group, signal.SIGCONT)
-
-
-def captures_and_recordings(stack: DemoStack) -> tuple[ContainerClient, BlobServiceClient]:
-    service = BlobServiceClient.from_connection_string(stack.config.ports.azurite.connection_string)
-    return service.get_container_client("recordings"), service
-
-
-def verify(stack: DemoStack, recording_id: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "verbatim.cli", "verify", recording_id, "--json"],
-        env={**os.environ, **app_environment(stack.config)},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-
-
-@dataclass(frozen=True)
-class SealedPart:
-    """One sealed part of a recording, read from storage and checked against the hash the ledger pinned."""
-
-    manifest: RecordingManifest
-    start: datetime  # wall-clock time of the part's first sample
-    seconds: float  # measured when sealing (decoded samples / rate)
-
-
-def sealed_parts(stack: DemoStack, recording_id: str) -> list[SealedPart]:
-    """Every sealed part of the recording, from the manifests in storage whose hashes the ledger pinned."""
-    found = stack.api(f"/recordings/{recording_id}", AUDITOR)
-    recordings, _ = captures_and_recordings(stack)
-    parts = []
-    for entry in found.get("parts") or [{"manifest": found["manifest"], "manifestSha256": None}]:
-        manifest = RecordingManifest.model_validate(entry["manifest"])
-        name = entry.get("manifestBlob")
-        if name:
-            body = recordings.download_blob(name).readall()
-            assert hashlib.sha256(body).hexdigest() == entry["manifestSha256"], f"{name} is not what was sealed"
-            manifest = RecordingManifest.model_validate_json(body)
-        track = manifest.track()
-        offset = manifest.first_sample  # where a continuation starts in the recording
-        assert manifest.started_at is not None
-        start = manifest.started_at + timedelta(seconds=offset / SAMPLE_RATE)
-        parts.append(SealedPart(manifest, start, track.samples / track.sample_rate))
-    return parts
-
-
-def covered_fraction(parts: list[SealedPart], presence: dict[str, Any]) -> float:
-    """The fraction of the user's presence that the sealed parts' time ranges cover."""
-    begin = datetime.fromisoformat(presence["start"])
-    end = datetime.fromisoformat(presence["end"])
-    spans = sorted((max(p.start, begin), min(p.start + timedelta(seconds=p.seconds), end)) for p in parts)
-    covered = 0.0
-    reach = begin
-    for start, stop in spans:
-        start = max(start, reach)
-        if stop > start:
-            covered += (stop - start).total_seconds()
-            reach = stop
-    total = (end - begin).total_seconds()
-    return covered / total if total > 0 else 0.0
-
-
-def lifecycle_token(stack: DemoStack) -> str:
-    """The token the lifecycle asks a recorder with (client credentials of the Function App's registration for
-    our API, from the simulator's Entra-like token endpoint)."""
-    tenant = stack.tenant
-    response = httpx.post(
-        f"https://127.0.0.1:{stack.config.ports.simulator_https}/{tenant.tenant_id}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": tenant.functions_app_id,
-            "client_secret": tenant.functions_secret,
-            "scope": f"{tenant.api_audience}/.default",
-        },
-        verify=ssl.create_default_context(cafile=str(simulator_ca(stack.config))),
-        timeout=10,
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
-
-
-def recorder_captured_samples(stack: DemoStack, recording_id: str, token: str) -> int:
-    """What the recorder says it captured into the recording's mixed track, over every generation (it remembers
-    the captures it ended lately; the lifecycle asks the same route before it salvages)."""
-    answer = httpx.get(
-        f"{stack.config.recorder_url}/api/captures/{recording_id}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
-    assert answer.status_code == 200, (recording_id, answer.status_code, answer.text)
-    return int(answer.json()["samples"])
 
 
 def run_stall(stack: DemoStack, stall: Stall, call_seconds: float = CALL_SECONDS) -> list[CallResult]:

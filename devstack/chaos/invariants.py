@@ -1,0 +1,275 @@
+"""The promises a chaos run checks once traffic has stopped and the stack has settled, each judged from what the
+stack itself reports (the compliance API, storage, the Durable HTTP API, the queues) against what the traffic did
+and what the fault log says happened:
+
+- every placed call ended, and every policy user in it has a final verdict (not `pending`);
+- a verdict other than `recorded` is explained by a fault on a recorder during the call, with a reason that fault
+  can cause; a call the simulator blocked is `missing` with `call_blocked_by_policy`; no other fault (storage,
+  Cosmos, the Functions host, Graph errors, lost or doubled notifications) may cost any recording;
+- users no policy records get no verdict;
+- each verdict's coverage is the coverage of its sealed evidence, and `recorded` misses no more than the
+  completeness rule tolerates at the presence's edges;
+- `verbatim verify` passes for every recording a verdict names, and `verbatim ledger verify` for the ledger;
+- no recording orchestration is still running or failed; no message sits in a poison queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.storage.queue import QueueServiceClient
+
+from devstack.chaos.faults import FaultRecord
+from devstack.chaos.traffic import PlacedCall
+from devstack.demo import DemoStack
+from devstack.funchost.state import load_or_create_keys
+from devstack.testkit import evidence
+from verbatim.platform import layout
+from verbatim.reconciliation.evaluate import Tolerance
+
+COVERAGE_TOLERANCE = 0.005
+EDGE_TOLERANCE = Tolerance()  # the production defaults, which the local stack runs with
+# A fault on a recorder touches the calls up before it (media) and those ending shortly before (their teardown:
+# the last blocks and the `stopped` event).
+RECORDER_FAULT_REACH = timedelta(seconds=10)
+# What a recorder killed or paused during a call may cost that call's verdicts, by verdict.
+RECORDER_FAULT_REASONS: dict[str, frozenset[str]] = {
+    "partial": frozenset({"recorder_crashed", "recorder_joined_late", "recording_ended_early", "unknown"}),
+    "missing": frozenset({"recorder_crashed", "recorder_rejected", "call_blocked_by_policy", "no_invitation"}),
+}
+
+
+@dataclass
+class InvariantResult:
+    name: str
+    promise: str
+    checked: int = 0
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "promise": self.promise,
+            "ok": self.ok,
+            "checked": self.checked,
+            "violations": self.violations,
+        }
+
+
+def recorder_faults(log: Sequence[FaultRecord]) -> list[FaultRecord]:
+    return [r for r in log if r.fault.kind in ("kill", "pause") and r.fault.target.startswith("recorder")]
+
+
+def faults_during(
+    call: PlacedCall, log: Sequence[FaultRecord], reach: timedelta = RECORDER_FAULT_REACH
+) -> list[FaultRecord]:
+    """The faults whose span overlaps the call's, from its placement to `reach` after it ended."""
+    end = (call.ended_at or datetime.now(UTC)) + reach
+    return [r for r in log if r.started_at <= end and (r.ended_at or r.started_at) >= call.placed_at]
+
+
+def blocked_users(state: dict[str, Any]) -> set[str]:
+    """Tenant users the simulator kept out of the call at set-up (strict policy, no recorder)."""
+    if state.get("outcome") == "blockedByPolicy":
+        return {p["id"] for c in state.get("conversations", []) for p in c["participants"] if p.get("id")}
+    return {p["id"] for c in state.get("conversations", []) for p in c["participants"] if p.get("state") == "blocked"}
+
+
+def check_verdicts(
+    stack: DemoStack, calls: Sequence[PlacedCall], log: Sequence[FaultRecord]
+) -> tuple[InvariantResult, InvariantResult, InvariantResult, InvariantResult, list[str]]:
+    """The verdict invariants; also returns every recording id the verdicts name."""
+    final = InvariantResult("verdict-final", "every policy user of every placed call has a final verdict")
+    explained = InvariantResult(
+        "verdict-matches-faults",
+        "a verdict other than `recorded` is explained by a recorder fault during the call, with a reason it can cause",
+    )
+    unrecorded = InvariantResult("no-verdict-for-unrecorded-users", "users no policy records get no verdict")
+    ended = InvariantResult("calls-ended", "every placed call was placed and has ended")
+    recording_ids: list[str] = []
+    tenant_ids = {u["userPrincipalName"]: u["id"] for u in stack.sim("GET", "/sim/tenant")["users"]}
+    for call in calls:
+        key = call.planned.scenario.key
+        ended.checked += 1
+        if call.result is None:
+            ended.violations.append(f"{key}: not placed ({call.error})")
+            continue
+        if call.state.get("state") != "ended":
+            ended.violations.append(f"{key}: still {call.state.get('state')} after the run")
+        verdicts = stack.verdicts(call.result)
+        expected = set(call.planned.policy_users)
+        blocked = blocked_users(call.state)
+        during = [r for r in faults_during(call, log) if r in recorder_faults(log)]
+        for other in verdicts:
+            upn = other.get("userPrincipalName")
+            if upn not in expected and other.get("verdict") != "pending":
+                unrecorded.violations.append(
+                    f"{key} ({call.result.call_id}): {upn}, whom no policy records, has a verdict "
+                    f"{other.get('verdict')} ({other.get('reason')})"
+                )
+        unrecorded.checked += 1
+        for upn in sorted(expected):
+            final.checked += 1
+            verdict = call.result.verdict_of(upn)
+            where = f"{key} ({call.result.call_id}) {upn}"
+            if verdict is None or verdict.get("verdict") == "pending":
+                final.violations.append(
+                    f"{where}: {'no verdict' if verdict is None else 'pending, ' + str(verdict.get('reason'))}"
+                )
+                continue
+            recording_ids += [rid for rid in verdict.get("recordingIds", []) if rid not in recording_ids]
+            explained.checked += 1
+            outcome, reason = verdict["verdict"], verdict.get("reason")
+            if tenant_ids.get(upn) in blocked:
+                if not during:
+                    explained.violations.append(
+                        f"{where}: blocked at set-up with no recorder fault during the call ({outcome}, {reason})"
+                    )
+                elif outcome != "missing" or reason not in ("call_blocked_by_policy", "recorder_rejected"):
+                    explained.violations.append(
+                        f"{where}: the simulator blocked the user at set-up, the verdict says {outcome} ({reason})"
+                    )
+                continue
+            if outcome == "recorded":
+                continue
+            if not during:
+                explained.violations.append(
+                    f"{where}: {outcome} ({reason}, coverage {verdict.get('coverage')}) with no recorder fault during "
+                    f"the call (faults then: {_names(faults_during(call, log)) or 'none'})"
+                )
+            elif reason not in RECORDER_FAULT_REASONS.get(outcome, frozenset()):
+                explained.violations.append(f"{where}: {outcome} ({reason}) is not what {_names(during)} can cause")
+    return final, explained, unrecorded, ended, recording_ids
+
+
+def _names(records: Sequence[FaultRecord]) -> str:
+    return ", ".join(f"{r.fault.kind} {r.fault.target} at +{r.offset:.0f} s" for r in records)
+
+
+def check_evidence(
+    stack: DemoStack, calls: Sequence[PlacedCall], recording_ids: Sequence[str]
+) -> tuple[InvariantResult, InvariantResult]:
+    """Each recording verifies; each verdict's coverage is its sealed evidence's."""
+    verified = InvariantResult("recordings-verify", "`verbatim verify` passes for every recording a verdict names")
+    matches = InvariantResult(
+        "verdict-matches-evidence",
+        "coverage equals the sealed evidence's; `recorded` misses only the tolerated edges of the presence",
+    )
+    for recording_id in recording_ids:
+        verified.checked += 1
+        checked = evidence.verify(stack, recording_id)
+        if checked.returncode != 0:
+            verified.violations.append(f"{recording_id}: {checked.stdout[-1500:]} {checked.stderr[-400:]}".strip())
+    for call in calls:
+        if call.result is None:
+            continue
+        for upn in call.planned.policy_users:
+            verdict = call.result.verdict_of(upn)
+            if verdict is None or verdict.get("verdict") == "pending" or not verdict.get("presence"):
+                continue
+            matches.checked += 1
+            where = f"{call.planned.scenario.key} ({call.result.call_id}) {upn}"
+            try:
+                parts = [p for rid in verdict.get("recordingIds", []) for p in evidence.sealed_parts(stack, rid)]
+            except (AssertionError, KeyError, ValueError) as error:
+                matches.violations.append(f"{where}: sealed evidence unreadable: {error}")
+                continue
+            expected = evidence.covered_fraction(parts, verdict["presence"])
+            if abs(float(verdict.get("coverage") or 0.0) - expected) > COVERAGE_TOLERANCE:
+                matches.violations.append(
+                    f"{where}: verdict {verdict['verdict']} says coverage {verdict.get('coverage')}, the sealed "
+                    f"evidence covers {expected:.4f}"
+                )
+            missing = (1 - expected) * evidence.presence_seconds(verdict["presence"])
+            allowance = EDGE_TOLERANCE.join_seconds + EDGE_TOLERANCE.end_seconds
+            if verdict["verdict"] == "recorded" and missing > allowance:
+                matches.violations.append(
+                    f"{where}: judged recorded with {expected:.2%} sealed ({missing:.2f} s missing, more than the "
+                    f"{allowance:g} s the completeness rule tolerates)"
+                )
+    return verified, matches
+
+
+def check_ledger(stack: DemoStack) -> InvariantResult:
+    result = InvariantResult("ledger-verifies", "`verbatim ledger verify` passes: the log end to end", checked=1)
+    checked = evidence.verify_ledger(stack)
+    if checked.returncode != 0:
+        result.violations.append(f"{checked.stdout[-1500:]} {checked.stderr[-400:]}".strip())
+    return result
+
+
+def orchestrations(stack: DemoStack) -> list[dict[str, Any]]:
+    """Every orchestration instance of the task hub, from the host's Durable HTTP API (paged)."""
+    master = load_or_create_keys(stack.config.state_dir / "funchost").master
+    url = f"{stack.config.functions_url}/runtime/webhooks/durabletask/instances"
+    found: list[dict[str, Any]] = []
+    continuation: str | None = None
+    while True:
+        headers = {"x-ms-continuation-token": continuation} if continuation else {}
+        response = stack.http.get(url, params={"code": master, "top": "200", "showInput": "false"}, headers=headers)
+        response.raise_for_status()
+        found += response.json()
+        continuation = response.headers.get("x-ms-continuation-token")
+        if not continuation:
+            return found
+
+
+def check_orchestrations(stack: DemoStack, recording_ids: Sequence[str]) -> InvariantResult:
+    result = InvariantResult(
+        "no-stuck-orchestration", "every recording's orchestration has completed (none running, failed or terminated)"
+    )
+    for instance in orchestrations(stack):
+        if not str(instance.get("instanceId", "")).startswith("recording-"):
+            continue
+        result.checked += 1
+        if instance.get("runtimeStatus") != "Completed":
+            custom = instance.get("customStatus")
+            stage = custom.get("stage") if isinstance(custom, dict) else custom
+            result.violations.append(
+                f"{instance['instanceId']}: {instance.get('runtimeStatus')} (stage {stage}, last updated "
+                f"{instance.get('lastUpdatedTime')})"
+            )
+    named = {f"recording-{rid}" for rid in recording_ids}
+    seen = {i["instanceId"] for i in orchestrations(stack)} if named else set()
+    for missing in sorted(named - seen):
+        result.violations.append(f"{missing}: a verdict names the recording, no orchestration exists for it")
+    return result
+
+
+def check_poison(stack: DemoStack) -> InvariantResult:
+    result = InvariantResult("no-poison-message", "no message in any poison queue (none is explained by a fault yet)")
+    service = QueueServiceClient.from_connection_string(stack.config.ports.azurite.connection_string)
+    for name in layout.QUEUES:
+        if not name.endswith("-poison"):
+            continue
+        result.checked += 1
+        queue = service.get_queue_client(name)
+        count = queue.get_queue_properties().approximate_message_count
+        if count:
+            peeked = queue.peek_messages(max_messages=5)
+            bodies = "; ".join(str(m.content)[:200] for m in peeked)
+            result.violations.append(f"{name}: {count} message(s), e.g. {bodies}")
+    return result
+
+
+def check_all(stack: DemoStack, calls: Sequence[PlacedCall], log: Sequence[FaultRecord]) -> list[InvariantResult]:
+    final, explained, unrecorded, ended, recording_ids = check_verdicts(stack, calls, log)
+    verified, matches = check_evidence(stack, calls, recording_ids)
+    return [
+        ended,
+        final,
+        explained,
+        unrecorded,
+        matches,
+        verified,
+        check_ledger(stack),
+        check_orchestrations(stack, recording_ids),
+        check_poison(stack),
+    ]

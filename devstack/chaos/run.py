@@ -1,0 +1,275 @@
+"""One chaos run: start a stack of its own on free ports, let seeded traffic flow while the fault schedule is carried
+out, wait for the calls to end and the stack to settle, check the invariants, print the fault log and the results,
+and keep them as JSON in the run's state dir (`chaos-report.json`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from devstack.chaos.faults import FaultCatalogue, FaultInjector, FaultRecord, PlannedFault, plan_faults
+from devstack.chaos.invariants import InvariantResult, check_all
+from devstack.chaos.traffic import POLICY_USERS, PlacedCall, PlannedCall, TrafficGenerator, TrafficProfile, plan_traffic
+from devstack.demo import DemoStack, wait_until
+from devstack.emulators import REPO_ROOT
+from devstack.stack import StackConfig, StackPorts, running
+
+CALL_RECORD_DELAY_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ChaosProfile:
+    """A run's size: its traffic, its recorder instances, which faults it must include, how long it may settle."""
+
+    name: str
+    traffic: TrafficProfile
+    recorders: int = 2
+    cover: tuple[str, ...] = ()  # faults drawn first (in a seeded order), so a short run has each of them
+    settle_seconds: float = 300.0
+
+
+PROFILES: dict[str, ChaosProfile] = {
+    # `make chaos`: ~6 minutes of traffic, 4 calls at a time, a fault every 6-14 s.
+    "full": ChaosProfile("full", TrafficProfile(seconds=360.0, concurrency=4, call_seconds=(12.0, 30.0))),
+    # Inside `make test`: under a minute of traffic, the faults the issue names first, each once.
+    "ci": ChaosProfile(
+        "ci",
+        TrafficProfile(seconds=40.0, concurrency=3, call_seconds=(10.0, 15.0)),
+        cover=("kill-recorder", "pause-azurite", "graph-503", "kill-functions"),
+        settle_seconds=150.0,
+    ),
+}
+
+
+@dataclass
+class ChaosReport:
+    seed: int
+    profile: str
+    started_at: datetime
+    calls: list[PlacedCall]
+    faults: list[FaultRecord]
+    invariants: list[InvariantResult]
+    settle_actions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    load: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.invariants)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "profile": self.profile,
+            "startedAt": self.started_at.isoformat(),
+            "seconds": round(self.seconds, 1),
+            "loadAverage": self.load,
+            "ok": self.ok,
+            "faults": [r.as_json() for r in self.faults],
+            "settle": self.settle_actions,
+            "calls": [_call_json(c) for c in self.calls],
+            "invariants": [r.as_json() for r in self.invariants],
+        }
+
+
+def _call_json(call: PlacedCall) -> dict[str, Any]:
+    result = call.result
+    return {
+        "key": call.planned.scenario.key,
+        "kind": call.planned.kind,
+        "plannedAt": call.planned.at,
+        "seconds": call.planned.seconds,
+        "placedAt": call.placed_at.isoformat(),
+        "endedAt": call.ended_at.isoformat() if call.ended_at else None,
+        "error": call.error,
+        "callId": result.call_id if result else None,
+        "outcome": result.outcome if result else None,
+        "verdicts": [
+            {k: v.get(k) for k in ("userPrincipalName", "verdict", "reason", "coverage", "recordingIds")}
+            for v in (result.verdicts if result else [])
+        ],
+    }
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def plan(seed: int, profile: ChaosProfile) -> tuple[list[PlannedCall], list[PlannedFault]]:
+    """The run's traffic and fault schedule: a pure function of the seed and the profile."""
+    config = StackConfig(recorders=profile.recorders)
+    recorders = tuple(r.name for r in config.recorder_instances())
+    catalogue = FaultCatalogue(recorders=recorders, cover=profile.cover)
+    return plan_traffic(seed, profile.traffic), plan_faults(seed, profile.traffic.seconds, catalogue)
+
+
+def run_chaos(
+    seed: int,
+    profile: ChaosProfile,
+    *,
+    state_dir: Path | None = None,
+    schedule: Sequence[PlannedFault] | None = None,
+    echo: Callable[[str], None] = print,
+) -> ChaosReport:
+    calls, planned_faults = plan(seed, profile)
+    if schedule is not None:
+        planned_faults = list(schedule)
+    started_at = datetime.now(UTC)
+    state_dir = state_dir or REPO_ROOT / ".devstack" / "chaos" / f"{profile.name}-seed{seed}-{started_at:%Y%m%dT%H%M%S}"
+    config = replace(
+        StackConfig(state_dir=state_dir, recorders=profile.recorders),
+        ports=StackPorts.free(recorders=profile.recorders),
+    )
+    echo(
+        f"chaos: seed {seed}, profile {profile.name}: {len(calls)} calls, {len(planned_faults)} faults; "
+        f"state {state_dir}"
+    )
+    began = time.monotonic()
+    with running(config, echo=lambda _: None) as components:
+        stack = DemoStack(config, components, echo=echo)
+        faults_stack = DemoStack(config, components, echo=echo)
+        traffic_stack = DemoStack(config, components, echo=echo)
+        try:
+            _prime(stack)
+            traffic = TrafficGenerator(traffic_stack, calls, echo)
+            injector = FaultInjector(faults_stack, planned_faults, echo)
+            t0 = time.monotonic()
+            traffic.start(t0)
+            injector.start(t0)
+            try:
+                _follow(stack, traffic, calls)
+                injector.join()
+            finally:
+                traffic.stop()
+                injector.stop()
+                injector.resume_all()
+            settle = _settle(stack, traffic.placed, profile.settle_seconds, echo)
+            echo("chaos: checking the invariants ...")
+            results = check_all(stack, traffic.placed, injector.log)
+            report = ChaosReport(
+                seed,
+                profile.name,
+                started_at,
+                traffic.placed,
+                injector.log,
+                results,
+                settle,
+                time.monotonic() - began,
+                load_average(),
+            )
+        finally:
+            for each in (stack, faults_stack, traffic_stack):
+                each.close()
+    (state_dir / "chaos-report.json").write_text(json.dumps(report.as_json(), indent=2), encoding="utf-8")
+    return report
+
+
+def _prime(stack: DemoStack) -> None:
+    """What the demo does first: short call-record delays, and the policy coverage audit run once, so that
+    reconciliation knows each user's policy at the time of the first call."""
+    users = [u["id"] for u in stack.sim("GET", "/sim/tenant")["users"] if u["userPrincipalName"] in POLICY_USERS]
+    stack.sim("PATCH", "/sim/config", {"callRecordDelaySeconds": CALL_RECORD_DELAY_SECONDS})
+    stack.fire("audit_policy_coverage")
+    wait_until(lambda: stack.policies_observed(users), 60, "the policy coverage audit")
+
+
+def _follow(stack: DemoStack, traffic: TrafficGenerator, calls: Sequence[PlannedCall]) -> None:
+    """Follow the placed calls until every planned one is placed and has ended."""
+    last_end = max((c.at + c.seconds for c in calls), default=0.0)
+    deadline = time.monotonic() + last_end + 180.0
+    while time.monotonic() < deadline:
+        for placed in list(traffic.placed):
+            _refresh(stack, placed)
+        if len(traffic.placed) == len(calls) and all(p.result is None or p.ended_at for p in traffic.placed):
+            return
+        time.sleep(2.0)
+
+
+def _refresh(stack: DemoStack, placed: PlacedCall) -> None:
+    if placed.result is None or placed.ended_at is not None:
+        return
+    try:
+        placed.state = stack.call_state(placed.result)
+    except Exception:  # the simulator is never a fault target; a failed poll is retried on the next round
+        return
+    if placed.state.get("state") == "ended":
+        ends = [c["endedAt"] for c in placed.state.get("conversations", []) if c.get("endedAt")]
+        placed.ended_at = datetime.fromisoformat(max(ends)) if ends else datetime.now(UTC)
+
+
+def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo: Callable[[str], None]) -> list[str]:
+    """Wait until every policy user of every call has a final verdict; half-way, fire the call-record back-fill (an
+    hourly timer in Azure: the net for call records whose change notifications were lost)."""
+    actions: list[str] = []
+    started = time.monotonic()
+
+    def settled() -> bool:
+        done = True
+        for call in placed:
+            if call.result is None or not call.planned.policy_users:
+                continue
+            stack.verdicts(call.result)
+            for upn in call.planned.policy_users:
+                verdict = call.result.verdict_of(upn)
+                done = done and verdict is not None and verdict.get("verdict") != "pending"
+        return done
+
+    echo("chaos: traffic over; waiting for every verdict ...")
+    backfilled = False
+    while time.monotonic() - started < seconds:
+        if settled():
+            actions.append(f"settled after {time.monotonic() - started:.0f} s")
+            return actions
+        if not backfilled and time.monotonic() - started > seconds / 2:
+            stack.fire("backfill_call_records")
+            backfilled = True
+            actions.append(f"fired backfill_call_records at +{time.monotonic() - started:.0f} s of settling")
+        time.sleep(3.0)
+    actions.append(f"not settled after {seconds:.0f} s")
+    return actions
+
+
+def render(report: ChaosReport) -> str:
+    """The fault log, the calls and the invariant results, as `make chaos` prints them."""
+    lines = [
+        "",
+        f"Chaos run: seed {report.seed}, profile {report.profile}, {len(report.calls)} calls, "
+        f"{len(report.faults)} faults, {report.seconds:.0f} s, load average {report.load}",
+        "",
+        "Fault log:",
+    ]
+    for record in report.faults:
+        took = (record.ended_at - record.started_at).total_seconds() if record.ended_at else 0.0
+        lines.append(
+            f"  +{record.offset:6.1f} s  {record.started_at:%H:%M:%S.%f}"[:-3]
+            + f"  {took:5.1f} s  {record.fault.describe():<58} {record.note}"
+            + (f"  ERROR {record.error}" if record.error else "")
+        )
+    lines += ["", "Calls:"]
+    for call in report.calls:
+        verdicts = ", ".join(
+            f"{str(v.get('userPrincipalName', '?')).split('.')[0]} {v.get('verdict')}"
+            + (f" ({v.get('reason')})" if v.get("reason") not in (None, "recorded") else "")
+            for v in (call.result.verdicts if call.result else [])
+        )
+        outcome = call.result.outcome if call.result else f"not placed: {call.error}"
+        lines.append(
+            f"  {call.planned.scenario.key:<20} +{call.planned.at:6.1f} s {call.planned.seconds:5.1f} s  "
+            f"{outcome:<16} {verdicts or '-'}"
+        )
+    lines += ["", "Settling: " + "; ".join(report.settle_actions), "", "Invariants:"]
+    for result in report.invariants:
+        lines.append(
+            f"  {'PASS' if result.ok else 'FAIL'}  {result.name:<32} ({result.checked} checked)  {result.promise}"
+        )
+        lines += [f"        - {violation}" for violation in result.violations]
+    lines.append("")
+    lines.append("chaos: every invariant holds" if report.ok else "chaos: INVARIANTS VIOLATED")
+    return "\n".join(lines)
