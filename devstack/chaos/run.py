@@ -15,7 +15,15 @@ from typing import Any
 
 from devstack.chaos.faults import FaultCatalogue, FaultInjector, FaultRecord, PlannedFault, plan_faults
 from devstack.chaos.invariants import InvariantResult, check_all
-from devstack.chaos.traffic import POLICY_USERS, PlacedCall, PlannedCall, TrafficGenerator, TrafficProfile, plan_traffic
+from devstack.chaos.traffic import (
+    POLICY_USERS,
+    PlacedCall,
+    PlannedCall,
+    TrafficGenerator,
+    TrafficProfile,
+    extend_tenant,
+    plan_traffic,
+)
 from devstack.demo import DemoStack, wait_until
 from devstack.emulators import REPO_ROOT
 from devstack.stack import StackConfig, StackPorts, running
@@ -90,9 +98,27 @@ def _call_json(call: PlacedCall) -> dict[str, Any]:
         "error": call.error,
         "callId": result.call_id if result else None,
         "outcome": result.outcome if result else None,
+        "simulator": _sim_summary(call.state),
         "verdicts": [
             {k: v.get(k) for k in ("userPrincipalName", "verdict", "reason", "coverage", "recordingIds")}
             for v in (result.verdicts if result else [])
+        ],
+    }
+
+
+def _sim_summary(state: dict[str, Any]) -> dict[str, Any]:
+    """What the simulator says happened to a call: its outcome, each person's state, each recorder leg."""
+    return {
+        "outcome": state.get("outcome"),
+        "participants": [
+            {k: p.get(k) for k in ("key", "id", "state", "reason", "joinedAt", "leftAt")}
+            for c in state.get("conversations", [])
+            for p in c.get("participants", [])
+        ],
+        "recorders": [
+            {k: r.get(k) for k in ("observedParticipant", "backend", "state", "reason", "invitedAt", "endedAt")}
+            | {"resultInfo": r.get("resultInfo")}
+            for r in state.get("recorders", [])
         ],
     }
 
@@ -172,8 +198,9 @@ def run_chaos(
 
 
 def _prime(stack: DemoStack) -> None:
-    """What the demo does first: short call-record delays, and the policy coverage audit run once, so that
-    reconciliation knows each user's policy at the time of the first call."""
+    """What the demo does first, for the run's larger tenant: short call-record delays, and the policy coverage audit
+    run once, so that reconciliation knows each user's policy at the time of the first call."""
+    extend_tenant(stack)
     users = [u["id"] for u in stack.sim("GET", "/sim/tenant")["users"] if u["userPrincipalName"] in POLICY_USERS]
     stack.sim("PATCH", "/sim/config", {"callRecordDelaySeconds": CALL_RECORD_DELAY_SECONDS})
     stack.fire("audit_policy_coverage")

@@ -8,9 +8,11 @@ the stack makes of it depends on timing."""
 
 from __future__ import annotations
 
+import heapq
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,12 +20,21 @@ from typing import Any
 
 from devstack.demo import CORA, NED, TARA, TOM, UNA, CallResult, DemoStack, Expected, Scenario
 
-# The demo tenant's users: Tom and Tara on the strict policy (every Required* flag), Ned on the advisory policy
-# (no Required* flag: calls go on without a recorder), Una and Cora on the disabled Global policy.
-STRICT_USERS = (TOM, TARA)
-ADVISORY_USERS = (NED,)
-POLICY_USERS = STRICT_USERS + ADVISORY_USERS
-EXTERNAL_NUMBER = "+442079460999"
+# The demo tenant's users: Tom and Tara on the strict policy (they are in Traders: every Required* flag), Ned on the
+# advisory policy (no Required* flag: calls go on without a recorder), Una and Cora on the disabled Global policy.
+# A run adds traders (to the Traders group) and colleagues nobody records, so that nobody is in two calls at once:
+# reconciliation matches a user's recordings by call and, after a transfer, by time, which assumes one call at a
+# time per person, as people have.
+DOMAIN = "contoso.onmicrosoft.com"
+TRADERS_GROUP = "7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a01"
+EXTRA_TRADERS = 6
+EXTRA_COLLEAGUES = 6
+TRADERS: tuple[str, ...] = (TOM, TARA, *(f"chaos.trader{i}@{DOMAIN}" for i in range(1, EXTRA_TRADERS + 1)))
+ADVISERS: tuple[str, ...] = (NED,)
+COLLEAGUES: tuple[str, ...] = (UNA, CORA, *(f"chaos.colleague{i}@{DOMAIN}" for i in range(1, EXTRA_COLLEAGUES + 1)))
+POLICY_USERS = TRADERS + ADVISERS
+# The margin kept between a person's calls, beyond the planned end (calls end a little late under load).
+BUSY_MARGIN_SECONDS = 8.0
 
 LINES = (
     "Buying three hundred gilts at market, reference bravo.",
@@ -35,14 +46,55 @@ LINES = (
 )
 
 
+def user_id(upn: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, upn))
+
+
+def extra_users() -> list[dict[str, Any]]:
+    """The users a run adds to the demo tenant (tenant model of devstack/simulator/README.md)."""
+    users = []
+    for index, upn in enumerate(TRADERS[2:] + COLLEAGUES[2:], start=1):
+        name = upn.split("@")[0].replace("chaos.", "").capitalize()
+        users.append(
+            {
+                "id": user_id(upn),
+                "userPrincipalName": upn,
+                "displayName": f"Chaos {name}",
+                "mail": upn,
+                "phoneNumbers": [f"+4420794602{index:02d}"],
+                "country": "GB",
+                "pstnConnectivity": "callingPlan",
+                "accountEnabled": True,
+            }
+        )
+    return users
+
+
+def extend_tenant(stack: DemoStack) -> None:
+    """Add the run's traders (Traders group: the strict policy) and colleagues (no policy) to the simulator's
+    tenant through `PUT /sim/tenant`, before the policy coverage audit observes everyone."""
+    tenant = stack.sim("GET", "/sim/tenant")
+    known = {u["userPrincipalName"] for u in tenant["users"]}
+    added = [u for u in extra_users() if u["userPrincipalName"] not in known]
+    tenant["users"] += added
+    traders = next(g for g in tenant["groups"] if g["id"] == TRADERS_GROUP)
+    traders["members"] += [u["id"] for u in added if u["userPrincipalName"] in TRADERS]
+    stack.sim("PUT", "/sim/tenant", tenant)
+
+
+# The roles of a call kind, filled from these pools (a PSTN call's tenant user needs PSTN connectivity: all do).
+POOLS: dict[str, tuple[str, ...]] = {"trader": TRADERS, "adviser": ADVISERS, "colleague": COLLEAGUES}
+
+
 @dataclass(frozen=True)
 class CallKind:
-    """One shape of call the generator places, and who in it a policy records."""
+    """One shape of call the generator places: the roles it needs and how its `POST /sim/calls` body is built.
+    Traders and advisers are the policy users."""
 
     name: str
     weight: int
-    build: Callable[[int, float, random.Random], dict[str, Any]]
-    policy_users: tuple[str, ...]
+    roles: tuple[str, ...]
+    build: Callable[[int, float, random.Random, list[str]], dict[str, Any]]
 
 
 def _user(key: str, upn: str, **extra: Any) -> dict[str, Any]:
@@ -53,72 +105,70 @@ def _dialog(keys: tuple[str, ...], rng: random.Random) -> list[dict[str, Any]]:
     return [{"speaker": keys[i % len(keys)], "text": rng.choice(LINES)} for i in range(3)]
 
 
-def _p2p(a: tuple[str, str], b: tuple[str, str], subject: str) -> Callable[[int, float, random.Random], dict[str, Any]]:
-    def build(index: int, seconds: float, rng: random.Random) -> dict[str, Any]:
+def _p2p(subject: str) -> Callable[[int, float, random.Random, list[str]], dict[str, Any]]:
+    def build(index: int, seconds: float, rng: random.Random, people: list[str]) -> dict[str, Any]:
         return {
             "type": "peerToPeer",
             "subject": f"{subject} {index}",
-            "participants": [_user(*a), _user(*b)],
-            "dialog": _dialog((a[0], b[0]), rng),
+            "participants": [_user("a", people[0]), _user("b", people[1])],
+            "dialog": _dialog(("a", "b"), rng),
             "durationSeconds": seconds,
         }
 
     return build
 
 
-def _pstn_inbound(index: int, seconds: float, rng: random.Random) -> dict[str, Any]:
+def _external(index: int) -> dict[str, Any]:
+    return {"key": "client", "phone": f"+1425555{index % 10000:04d}", "displayName": "External client"}
+
+
+def _pstn_inbound(index: int, seconds: float, rng: random.Random, people: list[str]) -> dict[str, Any]:
     return {
         "type": "pstnInbound",
         "subject": f"Client on the phone {index}",
-        "participants": [
-            {"key": "client", "phone": EXTERNAL_NUMBER, "displayName": "External client"},
-            _user("tara", TARA),
-        ],
-        "dialog": _dialog(("client", "tara"), rng),
+        "participants": [_external(index), _user("trader", people[0])],
+        "dialog": _dialog(("client", "trader"), rng),
         "durationSeconds": seconds,
     }
 
 
-def _pstn_outbound(index: int, seconds: float, rng: random.Random) -> dict[str, Any]:
+def _pstn_outbound(index: int, seconds: float, rng: random.Random, people: list[str]) -> dict[str, Any]:
     return {
         "type": "pstnOutbound",
         "subject": f"Trader calls a client {index}",
-        "participants": [
-            _user("tom", TOM),
-            {"key": "client", "phone": EXTERNAL_NUMBER, "displayName": "External client"},
-        ],
-        "dialog": _dialog(("tom", "client"), rng),
+        "participants": [_user("trader", people[0]), _external(index)],
+        "dialog": _dialog(("trader", "client"), rng),
         "durationSeconds": seconds,
     }
 
 
-def _meeting(index: int, seconds: float, rng: random.Random) -> dict[str, Any]:
-    # Tara joins late and leaves early; a guest joins; Tom organises from the start.
+def _meeting(index: int, seconds: float, rng: random.Random, people: list[str]) -> dict[str, Any]:
+    # The organiser (a trader) is there from the start; a second trader joins late and leaves early; a guest joins.
     join = round(rng.uniform(1.5, 3.0), 1)
     leave = round(max(join + 4.0, seconds - rng.uniform(2.0, 4.0)), 1)
     return {
         "type": "meeting",
         "subject": f"Desk meeting {index}",
-        "organizer": "tom",
+        "organizer": "host",
         "participants": [
-            _user("tom", TOM),
-            _user("una", UNA),
-            _user("tara", TARA, joinAt=join, leaveAt=leave),
+            _user("host", people[0]),
+            _user("colleague", people[1]),
+            _user("late", people[2], joinAt=join, leaveAt=leave),
             {"key": "guest", "guest": "Visiting analyst", "joinAt": 1.0},
         ],
-        "dialog": _dialog(("tom", "tara", "guest"), rng),
+        "dialog": _dialog(("host", "late", "guest"), rng),
         "durationSeconds": seconds,
     }
 
 
 KINDS: tuple[CallKind, ...] = (
-    CallKind("trader-1:1", 3, _p2p(("tom", TOM), ("cora", CORA), "Trader call"), (TOM,)),
-    CallKind("traders-1:1", 1, _p2p(("tom", TOM), ("tara", TARA), "Traders between themselves"), (TOM, TARA)),
-    CallKind("advisory-1:1", 1, _p2p(("ned", NED), ("una", UNA), "Advice call"), (NED,)),
-    CallKind("pstn-inbound", 1, _pstn_inbound, (TARA,)),
-    CallKind("pstn-outbound", 1, _pstn_outbound, (TOM,)),
-    CallKind("meeting", 1, _meeting, (TOM, TARA)),
-    CallKind("unrecorded-1:1", 1, _p2p(("una", UNA), ("cora", CORA), "Unrecorded call"), ()),
+    CallKind("trader-1:1", 3, ("trader", "colleague"), _p2p("Trader call")),
+    CallKind("traders-1:1", 1, ("trader", "trader"), _p2p("Traders between themselves")),
+    CallKind("advisory-1:1", 1, ("adviser", "colleague"), _p2p("Advice call")),
+    CallKind("pstn-inbound", 1, ("trader",), _pstn_inbound),
+    CallKind("pstn-outbound", 1, ("trader",), _pstn_outbound),
+    CallKind("meeting", 1, ("trader", "colleague", "trader"), _meeting),
+    CallKind("unrecorded-1:1", 1, ("colleague", "colleague"), _p2p("Unrecorded call")),
 )
 
 
@@ -147,26 +197,46 @@ class PlannedCall:
 
 def plan_traffic(seed: int, profile: TrafficProfile) -> list[PlannedCall]:
     """The calls of a run: `concurrency` lanes, each placing its next call a short gap after its previous one
-    is due to end, until `profile.seconds`; every call of every kind is expected `recorded` for each of its
-    policy users when no fault touches it (the unrecorded kind expects no verdict at all)."""
+    is due to end, until `profile.seconds`, with people free at that time (nobody in two calls at once); every
+    policy user of every call is expected `recorded` when no fault touches it (the unrecorded kind expects no
+    verdict at all)."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible plan, not a secret
     weighted = [kind for kind in KINDS for _ in range(kind.weight)]
-    starts: list[tuple[float, int, float, CallKind]] = []
-    for lane in range(profile.concurrency):
-        at = lane * rng.uniform(*profile.gap_seconds)
-        while at < profile.seconds:
-            kind = rng.choice(weighted)
-            seconds = round(rng.uniform(*profile.call_seconds), 1)
-            starts.append((round(at, 2), lane, seconds, kind))
-            at += seconds + rng.uniform(*profile.gap_seconds)
-    calls = []
-    for index, (at, _, seconds, kind) in enumerate(sorted(starts, key=lambda s: (s[0], s[1]))):
-        spec = kind.build(index, seconds, rng)
-        expected = tuple(Expected(user, "recorded") for user in kind.policy_users)
+    busy: dict[str, float] = {}
+    lanes = [(round(lane * rng.uniform(*profile.gap_seconds), 2), lane) for lane in range(profile.concurrency)]
+    heapq.heapify(lanes)
+    calls: list[PlannedCall] = []
+    while lanes:
+        at, lane = heapq.heappop(lanes)
+        if at >= profile.seconds:
+            continue
+        kind = rng.choice(weighted)
+        people = _free_people(kind, at, busy, rng)
+        if people is None:  # not enough people free now: this lane tries again a little later
+            heapq.heappush(lanes, (round(at + 2.0, 2), lane))
+            continue
+        seconds = round(rng.uniform(*profile.call_seconds), 1)
+        for person in people:
+            busy[person] = at + seconds + BUSY_MARGIN_SECONDS
+        index = len(calls)
+        spec = kind.build(index, seconds, rng, people)
+        policy_users = tuple(p for p in people if p in POLICY_USERS)
+        expected = tuple(Expected(user, "recorded") for user in policy_users)
         calls.append(
             PlannedCall(index, kind.name, at, seconds, Scenario(f"{kind.name}#{index}", kind.name, spec, expected))
         )
+        heapq.heappush(lanes, (round(at + seconds + rng.uniform(*profile.gap_seconds), 2), lane))
     return calls
+
+
+def _free_people(kind: CallKind, at: float, busy: dict[str, float], rng: random.Random) -> list[str] | None:
+    chosen: list[str] = []
+    for role in kind.roles:
+        free = [p for p in POOLS[role] if busy.get(p, 0.0) <= at and p not in chosen]
+        if not free:
+            return None
+        chosen.append(rng.choice(free))
+    return chosen
 
 
 @dataclass

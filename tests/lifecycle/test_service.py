@@ -55,7 +55,10 @@ def run_to_seal(deps: LifecycleDeps, recording_id: str, part: int = 0) -> None:
     finalised = activities.finalise_recording(deps, recording_id, part)
     tasks = activities.plan_access_copy(deps, finalised)
     names = [activities.encode_access_chunk(deps, task) for task in reversed(tasks)]  # any completion order
-    access = activities.assemble_access_copy(deps, recording_id, finalised.finalised_blob, names, part)
+    # As recording_lifecycle: no access copy to assemble when there is nothing to encode (no audio at all).
+    access = (
+        activities.assemble_access_copy(deps, recording_id, finalised.finalised_blob, names, part) if tasks else None
+    )
     summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, access, part)
     activities.index_recording(deps, summary, finalised.problems)
     assert activities.clean_up(deps, recording_id, part) >= len(tasks) + 1
@@ -180,6 +183,31 @@ def test_a_recorder_that_went_silent_is_salvaged_and_sealed_as_interrupted(deps:
     assert round(record.seal.duration_seconds) == 7
     assert announced(deps) == [(recording_id, "sealed")]
     assert verify(deps, recording_id) == []
+
+
+def test_a_recorder_killed_before_it_staged_any_block_is_salvaged_and_sealed_as_interrupted_and_empty(
+    deps: LifecycleDeps,
+) -> None:
+    # Found by the chaos run (issue 23, `make chaos`, profile ci seed 1): a recorder SIGKILLed moments after it
+    # reported `recording.started` had staged nothing. Salvage found 0 blocks; finalise then failed on the empty
+    # object (PyAV: OSError EINVAL) five times, the orchestration ended Failed and the user's verdict stayed
+    # `pending` (recording_pending) for good. Nothing was captured, so the recording seals as interrupted with 0
+    # samples (reconciliation: missing, recorder_crashed) and verifies.
+    recording_id = f"rec-{uuid.uuid4().hex[:8]}"
+    record_event(deps.store, started(recording_id, heartbeat=5.0))
+    deps.liveness = AnsweringRecorder("not_held")  # the restarted process holds nothing of its predecessor's
+    deps.clock = lambda: T0 + timedelta(seconds=27)
+    check = activities.check_recording(deps, recording_id)
+    assert check.state == "silent"
+    activities.salvage(deps, recording_id, reason=check.reason, evidence=check.evidence)
+
+    run_to_seal(deps, recording_id)
+
+    record = deps.store.get(recording_id)
+    assert record is not None and record.status == "sealed" and record.seal is not None
+    assert record.seal.interrupted is True
+    assert record.seal.duration_seconds == 0
+    assert announced(deps) == [(recording_id, "sealed")]
 
 
 def test_a_recording_that_failed_before_any_media_is_marked_not_recorded_once(deps: LifecycleDeps) -> None:
