@@ -544,8 +544,8 @@ def publish_demo_policies(config: StackConfig) -> bool:
 
     The coverage audit reads each user's policy *name* from Graph; what a policy does (records? strict?
     which recorders?) comes from the published desired state, as in Azure, where an admin publishes it."""
-    if config.tenant_path.resolve() != DEMO_TENANT.resolve():
-        return False  # the file declares the demo tenant's policies only
+    if DevTenant.load(config.tenant_path).tenant_id != DevTenant.load(DEMO_TENANT).tenant_id:
+        return False  # the file declares the demo tenant's policies only (also for a tenant file derived from it)
     from datetime import UTC, datetime
 
     from verbatim.platform import clients

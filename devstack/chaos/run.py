@@ -21,7 +21,7 @@ from devstack.chaos.traffic import (
     PlannedCall,
     TrafficGenerator,
     TrafficProfile,
-    extend_tenant,
+    chaos_tenant,
     plan_traffic,
 )
 from devstack.demo import DemoStack, wait_until
@@ -150,7 +150,11 @@ def run_chaos(
     started_at = datetime.now(UTC)
     state_dir = state_dir or REPO_ROOT / ".devstack" / "chaos" / f"{profile.name}-seed{seed}-{started_at:%Y%m%dT%H%M%S}"
     config = replace(
-        StackConfig(state_dir=state_dir, recorders=profile.recorders),
+        StackConfig(
+            state_dir=state_dir,
+            recorders=profile.recorders,
+            tenant_path=chaos_tenant(state_dir / "chaos-tenant.yaml"),
+        ),
         ports=StackPorts.free(recorders=profile.recorders),
     )
     echo(
@@ -200,7 +204,6 @@ def run_chaos(
 def _prime(stack: DemoStack) -> None:
     """What the demo does first, for the run's larger tenant: short call-record delays, and the policy coverage audit
     run once, so that reconciliation knows each user's policy at the time of the first call."""
-    extend_tenant(stack)
     users = [u["id"] for u in stack.sim("GET", "/sim/tenant")["users"] if u["userPrincipalName"] in POLICY_USERS]
     stack.sim("PATCH", "/sim/config", {"callRecordDelaySeconds": CALL_RECORD_DELAY_SECONDS})
     stack.fire("audit_policy_coverage")

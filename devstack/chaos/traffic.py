@@ -16,9 +16,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from devstack.demo import CORA, NED, TARA, TOM, UNA, CallResult, DemoStack, Expected, Scenario
+from devstack.simulator import DEMO_TENANT
 
 # The demo tenant's users: Tom and Tara on the strict policy (they are in Traders: every Required* flag), Ned on the
 # advisory policy (no Required* flag: calls go on without a recorder), Una and Cora on the disabled Global policy.
@@ -70,16 +74,23 @@ def extra_users() -> list[dict[str, Any]]:
     return users
 
 
-def extend_tenant(stack: DemoStack) -> None:
-    """Add the run's traders (Traders group: the strict policy) and colleagues (no policy) to the simulator's
-    tenant through `PUT /sim/tenant`, before the policy coverage audit observes everyone."""
-    tenant = stack.sim("GET", "/sim/tenant")
-    known = {u["userPrincipalName"] for u in tenant["users"]}
+def chaos_tenant(path: Path) -> Path:
+    """The demo tenant with the run's traders (in the Traders group: the strict policy) and colleagues (no policy),
+    written to `path` for the stack to start with (same tenant id, so `verbatim-dev up` publishes the demo's
+    desired state for it, and the first coverage audit observes everyone)."""
+    model: dict[str, Any] = yaml.safe_load(DEMO_TENANT.read_text(encoding="utf-8"))
+    known = {u["userPrincipalName"] for u in model["users"]}
     added = [u for u in extra_users() if u["userPrincipalName"] not in known]
-    tenant["users"] += added
-    traders = next(g for g in tenant["groups"] if g["id"] == TRADERS_GROUP)
+    model["users"] += added
+    traders = next(g for g in model["groups"] if g["id"] == TRADERS_GROUP)
     traders["members"] += [u["id"] for u in added if u["userPrincipalName"] in TRADERS]
-    stack.sim("PUT", "/sim/tenant", tenant)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Written by devstack/chaos: the demo tenant and the chaos run's extra people\n"
+        + yaml.safe_dump(model, sort_keys=False),
+        encoding="utf-8",
+    )
+    return path
 
 
 # The roles of a call kind, filled from these pools (a PSTN call's tenant user needs PSTN connectivity: all do).
