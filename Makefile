@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMPS := .devstack/stamps
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-stalls lint imports typecheck pytest schemas bench clean
+.PHONY: help setup run test test-stalls chaos lint imports typecheck pytest schemas bench clean
 
 help:
 	@echo "make run    - install what is needed, start the local stack with a simulated tenant and demo calls"
@@ -53,6 +53,13 @@ test: lint imports typecheck pytest
 # The long run of tests/e2e/test_stalls.py (issue 14): 8 calls of 40 s, components paused 15-30 s.
 test-stalls: setup
 	VERBATIM_STALLS=full $(VENV)/bin/pytest tests/e2e/test_stalls.py $(PYTEST_ARGS)
+
+# Whole-stack chaos (issue 23, docs/reliability.md): seeded traffic while processes are killed, paused and Graph
+# misbehaves, then the invariants; prints the fault log and the results. `make chaos SEED=2`. A short seeded run is
+# part of `make test` (tests/e2e/test_chaos.py).
+SEED ?= 1
+chaos: setup
+	$(PY) -m devstack.chaos --seed $(SEED) --profile full
 
 schemas: setup
 	$(PY) -m verbatim.contracts

@@ -39,17 +39,21 @@ class ChaosProfile:
     traffic: TrafficProfile
     recorders: int = 2
     cover: tuple[str, ...] = ()  # faults drawn first (in a seeded order), so a short run has each of them
+    first_fault_at: float = 8.0
+    fault_spacing: tuple[float, float] = (6.0, 14.0)  # seconds from the end of one fault to the start of the next
     settle_seconds: float = 300.0
 
 
 PROFILES: dict[str, ChaosProfile] = {
     # `make chaos`: ~6 minutes of traffic, 4 calls at a time, a fault every 6-14 s.
     "full": ChaosProfile("full", TrafficProfile(seconds=360.0, concurrency=4, call_seconds=(12.0, 30.0))),
-    # Inside `make test`: under a minute of traffic, the faults the issue names first, each once.
+    # Inside `make test`: 30 s of traffic, the faults the issue names first, each once, 3-6 s apart.
     "ci": ChaosProfile(
         "ci",
-        TrafficProfile(seconds=40.0, concurrency=3, call_seconds=(10.0, 15.0)),
+        TrafficProfile(seconds=30.0, concurrency=3, call_seconds=(8.0, 12.0)),
         cover=("kill-recorder", "pause-azurite", "graph-503", "kill-functions"),
+        first_fault_at=5.0,
+        fault_spacing=(3.0, 6.0),
         settle_seconds=150.0,
     ),
 }
@@ -132,7 +136,9 @@ def plan(seed: int, profile: ChaosProfile) -> tuple[list[PlannedCall], list[Plan
     """The run's traffic and fault schedule: a pure function of the seed and the profile."""
     config = StackConfig(recorders=profile.recorders)
     recorders = tuple(r.name for r in config.recorder_instances())
-    catalogue = FaultCatalogue(recorders=recorders, cover=profile.cover)
+    catalogue = FaultCatalogue(
+        recorders=recorders, first_at=profile.first_fault_at, spacing=profile.fault_spacing, cover=profile.cover
+    )
     return plan_traffic(seed, profile.traffic), plan_faults(seed, profile.traffic.seconds, catalogue)
 
 
