@@ -11,7 +11,10 @@ import pytest
 from tests.chat.world import CHAT, START, TARA, TOM, UNA, World, message
 from verbatim.chat.retention import ChatEvidence, HoldScope
 from verbatim.chat.sealing import bundle_prefix
+from verbatim.contracts.retention import LegalHold, Officer
 from verbatim.evidence.ledger_entries import subject_entries
+from verbatim.retention.holds import InMemoryHoldStore
+from verbatim.wiring.chat import StoredHolds
 
 
 class Holds:
@@ -98,3 +101,14 @@ def test_unsealed_chat_of_a_person_is_answered_once_sealed() -> None:
     answers = evidence.erase_subject([TOM], "req-5", "officer")
     assert [a.decision for a in answers] == ["refused", "refused"]
     assert "not yet sealed" in answers[-1].basis
+
+
+def test_a_hold_that_only_lists_recordings_holds_no_chat_and_a_hold_of_people_still_does() -> None:
+    """With no custodians a hold's scope would cover every chat: the stored holds give chat retention only the
+    holds that select people."""
+    store = InMemoryHoldStore()
+    common = {"matter_id": "M", "description": "d", "created_by": Officer(subject="o"), "created_at": START}
+    store.create(LegalHold.model_validate({**common, "id": "by-id", "recording_ids": ["rec-1"]}))
+    store.create(LegalHold.model_validate({**common, "id": "by-person", "custodians": [TARA]}))
+
+    assert [scope.hold_id for scope in StoredHolds(store).active()] == ["by-person"]

@@ -32,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from devstack.emulators import REPO_ROOT
-from devstack.testkit.records import T0, TENANT, TRADER, UPNS, call, party, phone, recording
+from devstack.testkit.records import SALES, T0, TENANT, TRADER, UPNS, call, party, phone, recording
 from tests.api.conftest import world_environment
 from tests.api.world import PSTN, World, build_world
 from tests.callrecords.conftest import Simulator, _start_simulator
@@ -616,6 +616,69 @@ def test_a_hold_placed_and_released_through_the_ui_names_both_officers_in_the_le
     released = next(e for e in entries if e.kind == "hold.released")
     text = json.dumps(released.details)
     assert CORA.oid in text and OSCAR.oid in text, released.details
+
+
+def test_an_officer_holds_selected_search_results_and_a_recording_from_its_page(
+    stack: tuple[World, RunningHost], browser: Any
+) -> None:
+    """Holds by recording id from the UI: two ticked search results, then the sealed recording from its own page;
+    each hold lists exactly its recordings; an unknown id is refused with the API's reason and nothing placed."""
+    world, host = stack
+    assert world.sealed is not None
+    holds = container_for(world.settings).retention.hold_store
+    before = {h.id for h in holds.find()}
+    page = first_page(browser)
+    sign_in(page, host, CORA)
+
+    page.fill("input[name=observedUser]", SALES)
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_selector("#results tbody tr.result")
+    chosen = world.synthetic[:2]
+    for recording_id in chosen:
+        page.check(f"#results tr[data-recording='{recording_id}'] input.pick")
+    axe(page, "search results with selection")
+    page.fill("#selection-hold-matter", "M-selected")
+    page.fill("#selection-hold-description", "Two calls named in the complaint")
+    page.get_by_role("button", name="Place hold").click()
+    page.wait_for_selector("#selection-hold-link")
+    assert "placed on 2 recordings" in page.inner_text("#selection-hold-status")
+    shot(page, "hold-from-search")
+    page.click("#selection-hold-link")
+    page.wait_for_selector("#hold-ids")
+    assert sorted(page.locator("#hold-ids a").all_inner_texts()) == sorted(chosen)
+    wait_for(lambda: page.locator("#hold-recordings tbody a").count() == 2, timeout=20)
+    assert sorted(page.locator("#hold-recordings tbody a").all_inner_texts()) == sorted(chosen)
+    axe(page, "a hold by recording ids")
+
+    page.goto(f"{host.base_url}/api/portal/#/recording/{world.sealed.recording_id}")
+    page.wait_for_selector("#rec-hold-form")
+    page.fill("#rec-hold-matter", "M-one-call")
+    page.fill("#rec-hold-description", "The call itself")
+    page.get_by_role("button", name="Place hold").click()
+    page.wait_for_selector("#rec-hold-link")
+    assert "placed on 1 recording" in page.inner_text("#rec-hold-status")
+    wait_for(lambda: page.locator("#rec-holds a").count() >= 1, timeout=10)  # the Call panel names the new hold
+    axe(page, "recording with its hold form")
+    shot(page, "hold-from-recording")
+
+    placed = [h for h in holds.find() if h.id not in before]
+    by_matter = {h.matter_id: h for h in placed}
+    assert sorted(by_matter["M-selected"].recording_ids) == sorted(chosen)
+    assert by_matter["M-one-call"].recording_ids == [world.sealed.recording_id]
+    assert all(h.custodians == [] and h.created_by.subject == CORA.oid for h in placed)
+    held = container_for(world.settings).retention.recordings.read(world.sealed.recording_id)
+    assert held is not None and held.record.seal is not None
+    assert by_matter["M-one-call"].id in held.record.seal.legal_holds
+    assert by_matter["M-one-call"].id in page.locator("#rec-holds").inner_text()
+
+    # An id nobody recorded: refused with the API's reason, nothing placed.
+    page.goto(f"{host.base_url}/api/portal/#/holds")
+    page.fill("#hold-form input[name=matterId]", "M-typo")
+    page.fill("#hold-form input[name=description]", "a mistyped id")
+    page.fill("#hold-form input[name=recordingIds]", "no-such-recording")
+    page.get_by_role("button", name="Place hold").click()
+    wait_for(lambda: "do not exist: no-such-recording" in page.inner_text("#error"), timeout=20)
+    assert not [h for h in holds.find() if h.matter_id == "M-typo"]
 
 
 # --- live -------------------------------------------------------------------------------------------------------

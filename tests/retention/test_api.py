@@ -167,6 +167,73 @@ def test_four_eyes_release_of_a_legal_hold(world: RetentionWorld, tokens: dict[s
     assert sweep["deleted"] == [only_trader.id] and sweep["held"] == 1
 
 
+def test_a_hold_on_listed_recordings_through_the_api_is_validated_and_released_by_four_eyes(
+    world: RetentionWorld, tokens: dict[str, str]
+) -> None:
+    world.assign_class(TRADER[0], "cftc-oral")
+    chosen, other = world.seal(), world.seal()
+    world.clock.set(T0 + timedelta(days=5))
+    create = hold_triggers.create_hold
+    body = {"matterId": "M-ids", "description": "Two calls of a complaint", "recordingIds": [chosen.id]}
+    before = len(world.runtime.holds.find())
+
+    unknown = call(
+        create,
+        "v1/holds",
+        token=tokens["officer_a"],
+        method="POST",
+        body={**body, "recordingIds": [chosen.id, "no-such-rec"]},
+    )
+    assert unknown.status_code == 400 and unknown.mimetype == "application/problem+json"
+    assert "no-such-rec" in payload(unknown)["detail"] and payload(unknown)["unknownRecordingIds"] == ["no-such-rec"]
+    for bad in (["has space"], [chosen.id, chosen.id], "not-a-list", [""]):
+        refused = call(create, "v1/holds", token=tokens["officer_a"], method="POST", body={**body, "recordingIds": bad})
+        assert refused.status_code == 400 and refused.mimetype == "application/problem+json", bad
+    assert call(create, "v1/holds", token=tokens["auditor"], method="POST", body=body).status_code == 403
+    assert len(world.runtime.holds.find()) == before  # nothing was placed by a refused request
+
+    placed = call(create, "v1/holds", token=tokens["officer_a"], method="POST", body=body)
+    assert placed.status_code == 201
+    result = payload(placed)
+    hold_id = result["hold"]["id"]
+    assert result["hold"]["recordingIds"] == [chosen.id] and result["application"]["newlyHeld"] == [chosen.id]
+    (placed_entry,) = [
+        e for e in world.runtime.ledger.entries_for_subject(f"hold:{hold_id}") if e.kind == EntryKind.HOLD_PLACED
+    ]
+    assert placed_entry.details["recordings_by_id"] == 1 and placed_entry.details["custodians"] == 0
+
+    route = {"id": hold_id}
+    release = {"reason": "complaint closed"}
+    asked = call(
+        hold_triggers.request_hold_release,
+        "x",
+        token=tokens["officer_a"],
+        method="POST",
+        body=release,
+        route_params=route,
+    )
+    assert asked.status_code == 202
+    own = call(
+        hold_triggers.approve_hold_release,
+        "x",
+        token=tokens["officer_a"],
+        method="POST",
+        body=release,
+        route_params=route,
+    )
+    assert own.status_code == 403 and "four-eyes" in payload(own)["detail"]
+    approved = call(
+        hold_triggers.approve_hold_release,
+        "x",
+        token=tokens["officer_b"],
+        method="POST",
+        body=release,
+        route_params=route,
+    )
+    assert approved.status_code == 200 and payload(approved)["release"]["lifted"] == [chosen.id]
+    assert other.id not in json.dumps(payload(approved))
+
+
 def test_extension_sends_the_immutability_request_and_shortening_is_refused(
     world: RetentionWorld, tokens: dict[str, str]
 ) -> None:

@@ -18,14 +18,18 @@ from verbatim.contracts.retention import (
     DataSubject,
     HoldQuery,
     HoldRequest,
+    LegalHold,
+    Officer,
     RetentionClass,
     RetentionClassConfig,
 )
 from verbatim.ledger import InMemoryLedgerStore, Ledger
+from verbatim.ledger.canonical import canonical_sha256
 from verbatim.platform.errors import NotFound, RetentionViolation
 from verbatim.policy.snapshots import InMemoryPolicySnapshotStore
 from verbatim.retention.classes import InMemoryRetentionClassStore, RetentionCatalog
 from verbatim.retention.deletion import evaluate
+from verbatim.retention.holds import matches, scope_sha256
 from verbatim.retention.lease import SWEEP_LEASE, InMemoryLeaseStore, LeaseLost, Leases
 from verbatim.retention.people import custodians_match, hold_scope_matches, keys_in_recording, keys_of_value
 from verbatim.retention.recordings import InMemoryRetentionRecordings
@@ -190,6 +194,58 @@ def test_requests_without_a_scope_are_invalid() -> None:
         HoldRequest(matter_id="m", description="d", custodians=["u"], **{"from": T0}, until=T0 - timedelta(days=1))
     with pytest.raises(ValidationError, match="at least one"):
         DataSubject()
+
+
+def held_by(**fields: object) -> LegalHold:
+    base: dict[str, object] = {
+        "id": "hold-1",
+        "matter_id": "M-1",
+        "description": "probe",
+        "created_by": Officer(subject="officer-a"),
+        "created_at": T0,
+    }
+    return LegalHold.model_validate(base | fields)
+
+
+def test_a_hold_by_recording_id_covers_exactly_the_listed_recordings() -> None:
+    """Listed recordings are held whatever the hold's time range; a hold that names no people holds nothing else
+    (with no custodians the people-matching alone would select every recording)."""
+    listed = facts().model_copy(update={"recording_id": "rec-listed"})
+    other = facts().model_copy(update={"recording_id": "rec-other"})
+    only_ids = held_by(recording_ids=["rec-listed"], until=T0 - timedelta(days=30))
+    both = held_by(recording_ids=["rec-listed"], custodians=["u-9"])
+
+    assert matches(only_ids, listed) and not matches(only_ids, other)
+    assert matches(both, listed) and not matches(both, other)
+    assert matches(held_by(custodians=["u-1"]), other)  # a hold by people as before
+    assert not matches(only_ids.model_copy(update={"status": "released"}), listed)
+
+
+def test_a_hold_request_by_recording_ids_is_validated() -> None:
+    request = HoldRequest.model_validate({"matterId": "m", "description": "d", "recordingIds": ["a1b2", "c-3"]})
+    assert request.recording_ids == ["a1b2", "c-3"]
+    for bad in (["a1b2", "a1b2"], [" a1b2"], ["a" * 129], [""], ["a/b"]):
+        with pytest.raises(ValidationError):
+            HoldRequest.model_validate({"matterId": "m", "description": "d", "recordingIds": bad})
+
+
+def test_a_stored_version_1_hold_reads_and_its_scope_hashes_as_before() -> None:
+    stored = held_by(custodians=["Trader@Contoso.com"]).model_dump(mode="json", by_alias=True)
+    stored = {k: v for k, v in stored.items() if k != "recordingIds"} | {"schemaVersion": 1}
+
+    hold = LegalHold.model_validate(stored)
+
+    assert hold.schema_version == 2 and hold.recording_ids == [] and hold.selects_people
+    before = {  # the scope as the ledger committed to it before holds by id existed
+        "matter_id": "M-1",
+        "description": "probe",
+        "custodians": ["trader@contoso.com"],
+        "from": None,
+        "until": None,
+        "query": None,
+    }
+    assert scope_sha256(hold) == canonical_sha256(before)
+    assert scope_sha256(hold.model_copy(update={"recording_ids": ["r1"]})) != scope_sha256(hold)
 
 
 @given(st.lists(st.sampled_from([" ", "-", "(", ")", "."]), max_size=6), st.text("0123456789", min_size=8, max_size=13))

@@ -149,6 +149,49 @@ def test_an_active_hold_not_yet_applied_still_saves_a_recording(world: Retention
     assert world.record(record.id).seal.legal_holds == [hold.id]  # type: ignore[union-attr]
 
 
+def test_a_hold_on_listed_recordings_keeps_exactly_them_from_the_sweep(world: RetentionWorld) -> None:
+    """Three recordings of one trader past their retention date; a hold names one by id (and no people): that one
+    gets the blob legal hold and survives the sweep, the others are deleted."""
+    world.assign_class(TRADER[0], "cftc-oral")
+    kept, gone, also_gone = world.seal(), world.seal(), world.seal()
+    world.clock.set(T0 + timedelta(days=10))
+    world.transport.requests.clear()
+
+    placed = world.runtime.holds.create(
+        HoldRequest.model_validate({"matterId": "M-ids", "description": "one call", "recordingIds": [kept.id]}),
+        OFFICER,
+    )
+
+    assert placed.hold.recording_ids == [kept.id] and placed.hold.custodians == []
+    assert placed.application is not None and placed.application.newly_held == [kept.id]
+    assert {r.headers["x-ms-legal-hold"] for r in world.worm_requests(kept.id)} == {"true"}
+    assert world.worm_requests(gone.id) == [] and world.worm_requests(also_gone.id) == []
+    assert [r.recording_id for r in world.runtime.holds.recordings(placed.hold.id)] == [kept.id]
+
+    world.clock.set(T0 + timedelta(days=40))
+    report = world.runtime.sweep.run()
+    assert sorted(report.deleted) == sorted([gone.id, also_gone.id]) and report.held == 1
+    assert world.record(kept.id).status == "sealed" and len(world.blobs_of(kept.id)) == 3
+
+
+def test_a_hold_by_id_not_yet_applied_still_saves_its_recording(world: RetentionWorld) -> None:
+    """The deleter's own last check counts holds by id too, not only the recording record's list."""
+    world.assign_class(TRADER[0], "cftc-oral")
+    record = world.seal()
+    hold = world.runtime.holds.create(
+        HoldRequest.model_validate({"matterId": "M-id2", "description": "d", "recordingIds": [record.id]}), OFFICER
+    ).hold
+    found = world.runtime.recordings.read(record.id)
+    assert found is not None and found.record.seal is not None
+    seal = found.record.seal.model_copy(update={"legal_holds": []})
+    assert world.runtime.recordings.replace(found.record.model_copy(update={"seal": seal}), found.etag)
+
+    world.clock.set(T0 + timedelta(days=40))
+    report = world.runtime.sweep.run(max_deletions=10)
+    assert report.deleted == [] and world.record(record.id).status == "sealed"
+    assert world.record(record.id).seal.legal_holds == [hold.id]  # type: ignore[union-attr]
+
+
 def test_two_sweeps_never_run_at_once(world: RetentionWorld) -> None:
     leases = world.runtime.sweep._leases
     held = leases.acquire(SWEEP_LEASE, "other-run", "other-run", world.clock())

@@ -118,26 +118,39 @@ class HoldQuery(CamelContract):
     text: str | None = Field(default=None, min_length=1, max_length=256)
 
 
-@contract("legal-hold-request", 1)
+# A recording id as the recorder makes them (a UUID) or as tests and imports name them: no blanks, no controls.
+RECORDING_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+RecordingId = Annotated[str, Field(pattern=RECORDING_ID_PATTERN)]
+MAX_HELD_IDS = 1000
+
+
+@contract("legal-hold-request", 2)
 class HoldRequest(CamelContract):
     """`POST /api/v1/holds`: preserve every recording of the custodians (observed user or participant) in the
-    time range, narrowed by the query."""
+    time range, narrowed by the query, and every recording listed in `recordingIds` (held as listed: the time
+    range and the query narrow the custodians' recordings only). Version 2 added `recordingIds`; a version-1
+    body is a valid version-2 body."""
 
     matter_id: str = Field(min_length=1, max_length=128)
     description: str = Field(min_length=1, max_length=MAX_TEXT)
     custodians: list[str] = Field(default_factory=list, max_length=1000)
+    recording_ids: list[RecordingId] = Field(default_factory=list, max_length=MAX_HELD_IDS)
     from_: AwareDatetime | None = Field(default=None, alias="from")
     until: AwareDatetime | None = None
     query: HoldQuery | None = None
 
     @model_validator(mode="after")
     def _scoped(self) -> HoldRequest:
-        if not self.custodians and not (self.query and self.query.participants):
-            raise ValueError("a hold needs custodians (or query.participants): a hold on everything is not allowed")
+        if not self.custodians and not (self.query and self.query.participants) and not self.recording_ids:
+            raise ValueError(
+                "a hold needs custodians (or query.participants) or recordingIds: a hold on everything is not allowed"
+            )
         if self.from_ and self.until and self.until < self.from_:
             raise ValueError("'until' is before 'from'")
         if any(not c.strip() for c in self.custodians):
             raise ValueError("custodians must not be blank")
+        if len(set(self.recording_ids)) != len(self.recording_ids):
+            raise ValueError("recordingIds lists a recording more than once")
         return self
 
 
@@ -162,17 +175,19 @@ class HoldReleaseBody(CamelContract):
 HoldStatus = Literal["active", "released"]
 
 
-@contract("legal-hold", 1)
+@contract("legal-hold", 2)
 class LegalHold(CamelContract):
     """A legal hold (Cosmos `holds`, partition /id). Active until a release requested by one officer is approved
-    by another; a pending release request does not weaken it."""
+    by another; a pending release request does not weaken it. Version 2 added `recordingIds` (recordings held by
+    id); a stored version-1 hold reads as version 2 holding none by id."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     id: str
     doc_type: Literal["legalHold"] = "legalHold"
     matter_id: str
     description: str
     custodians: list[str] = Field(default_factory=list)
+    recording_ids: list[str] = Field(default_factory=list)
     from_: AwareDatetime | None = Field(default=None, alias="from")
     until: AwareDatetime | None = None
     query: HoldQuery | None = None
@@ -184,6 +199,18 @@ class LegalHold(CamelContract):
     released_by: Officer | None = None
     released_at: AwareDatetime | None = None
     released_ledger_seq: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_version_1(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("schemaVersion", data.get("schema_version")) == 1:
+            return {k: v for k, v in data.items() if k not in ("schemaVersion", "schema_version")}
+        return data
+
+    @property
+    def selects_people(self) -> bool:
+        """Whether the hold selects recordings by people (custodians or query participants), not by id alone."""
+        return bool(self.custodians or (self.query and self.query.participants))
 
 
 class HoldApplication(CamelContract):
@@ -201,14 +228,14 @@ class HoldRelease(CamelContract):
     still_held: dict[str, list[str]] = Field(default_factory=dict)  # recording -> the other holds that keep it
 
 
-@contract("legal-hold-result", 1)
+@contract("legal-hold-result", 2)
 class HoldResult(CamelContract):
     hold: LegalHold
     application: HoldApplication | None = None
     release: HoldRelease | None = None
 
 
-@contract("legal-hold-list", 1)
+@contract("legal-hold-list", 2)
 class HoldList(CamelContract):
     items: list[LegalHold]
 

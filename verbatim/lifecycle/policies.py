@@ -39,8 +39,9 @@ class NoHolds:
 
 
 class CosmosHoldMatcher:
-    """Active holds in Cosmos `holds` whose custodians include the observed user (by object id or UPN) and
-    whose optional time range (`from` / `until`, ISO instants) overlaps the call. Reads only those fields,
+    """Active holds in Cosmos `holds` that list the recording by id (`recordingIds`), or whose custodians include
+    the observed user (by object id or UPN) and whose optional time range (`from` / `until`, ISO instants)
+    overlaps the call. Reads only those fields,
     so the holds area can extend its documents freely."""
 
     def __init__(self, container: ContainerProxy) -> None:
@@ -49,16 +50,17 @@ class CosmosHoldMatcher:
     def holds_for(self, facts: RecordingFacts) -> list[str]:
         user = facts.observed_user
         keys = {k.lower() for k in (user.id, user.upn) if k} if user else set()
-        if not keys:
-            return []
         docs: list[dict[str, Any]] = list(
             self._container.query_items(
-                "SELECT c.id, c.custodians, c['from'], c['until'] FROM c WHERE c.status = 'active'",
+                "SELECT c.id, c.custodians, c.recordingIds, c['from'], c['until'] FROM c WHERE c.status = 'active'",
                 enable_cross_partition_query=True,
             )
         )
         matching = []
         for doc in docs:
+            if facts.recording_id in (doc.get("recordingIds") or []):
+                matching.append(str(doc["id"]))  # held by id, whatever its time range
+                continue
             custodians = {str(c).lower() for c in doc.get("custodians") or []}
             if not custodians & keys:
                 continue

@@ -8,8 +8,13 @@ and then sets the blob legal hold on every version of every object of the record
 and clears the blob legal hold only where no other active hold applies. The ledger gets the hold's placement,
 the release request and the release (with both officers), and one entry per recording held or lifted.
 
+A hold selects recordings by people (custodians or query participants, in a time range, narrowed by the query),
+by id (`recording_ids`, held as listed), or both. A hold that lists recordings and names no people covers
+exactly those.
+
 The ledger keeps no personal data of custodians: it records a SHA-256 of the hold's scope (custodians, time
-range, query, description), which the hold document can be checked against.
+range, query, description, and the recording ids when there are some), which the hold document can be checked
+against.
 """
 
 from __future__ import annotations
@@ -56,21 +61,29 @@ MAX_ATTEMPTS = 50
 
 
 def matches(hold: LegalHold, facts: RecordingFacts) -> bool:
-    return hold.status == "active" and hold_scope_matches(hold.custodians, hold.from_, hold.until, hold.query, facts)
+    """Whether an active hold covers a recording: listed by id, or selected by its people, time range and query.
+    A hold that lists recordings and names no people covers those recordings only."""
+    if hold.status != "active":
+        return False
+    if facts.recording_id in hold.recording_ids:
+        return True
+    return hold.selects_people and hold_scope_matches(hold.custodians, hold.from_, hold.until, hold.query, facts)
 
 
 def scope_sha256(hold: LegalHold) -> str:
-    """What the ledger commits to instead of the custodians' identities."""
-    return canonical_sha256(
-        {
-            "matter_id": hold.matter_id,
-            "description": hold.description,
-            "custodians": sorted(c.strip().lower() for c in hold.custodians),
-            "from": instant(hold.from_) if hold.from_ else None,
-            "until": instant(hold.until) if hold.until else None,
-            "query": hold.query.model_dump(mode="json", by_alias=True) if hold.query else None,
-        }
-    )
+    """What the ledger commits to instead of the custodians' identities. The recording ids join the hashed scope
+    only when the hold lists some, so the scope of every hold placed before holds by id hashes as it did."""
+    scope: dict[str, Any] = {
+        "matter_id": hold.matter_id,
+        "description": hold.description,
+        "custodians": sorted(c.strip().lower() for c in hold.custodians),
+        "from": instant(hold.from_) if hold.from_ else None,
+        "until": instant(hold.until) if hold.until else None,
+        "query": hold.query.model_dump(mode="json", by_alias=True) if hold.query else None,
+    }
+    if hold.recording_ids:
+        scope["recording_ids"] = sorted(hold.recording_ids)
+    return canonical_sha256(scope)
 
 
 @dataclass(frozen=True)
@@ -232,12 +245,20 @@ class HoldService:
     # --- placing ---
 
     def create(self, request: HoldRequest, officer: Officer) -> HoldResult:
+        unknown = [i for i in request.recording_ids if self._recordings.read(i) is None]
+        if unknown:
+            shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+            raise InvalidInput(
+                f"recordingIds names recordings that do not exist: {shown}; no hold was placed",
+                unknownRecordingIds=unknown,
+            )
         now = self._clock()
         hold = LegalHold(
             id=self._new_id(),
             matter_id=request.matter_id,
             description=request.description,
             custodians=[c.strip() for c in request.custodians],
+            recording_ids=list(request.recording_ids),
             from_=request.from_,
             until=request.until,
             query=request.query,
@@ -253,6 +274,7 @@ class HoldService:
                 "matter_id": hold.matter_id,
                 "scope_sha256": scope_sha256(hold),
                 "custodians": len(hold.custodians),
+                **({"recordings_by_id": len(hold.recording_ids)} if hold.recording_ids else {}),
                 "from": instant(hold.from_) if hold.from_ else None,
                 "until": instant(hold.until) if hold.until else None,
                 "query": hold.query is not None,
@@ -265,10 +287,20 @@ class HoldService:
         return HoldResult(hold=hold, application=self.apply(hold))
 
     def _candidates(self, hold: LegalHold) -> list[RecordingRecord]:
-        values = hold.custodians or (hold.query.participants if hold.query else [])
-        keys = PersonKeys.of(k for v in values for k in keys_of_value(v))
-        found = self._recordings.by_person(keys, statuses=("sealed", "deleting", "deleted"))
-        return [r for r in found if hold_scope_matches(hold.custodians, hold.from_, hold.until, hold.query, r.facts)]
+        chosen: dict[str, RecordingRecord] = {}
+        if hold.selects_people:
+            values = hold.custodians or (hold.query.participants if hold.query else [])
+            keys = PersonKeys.of(k for v in values for k in keys_of_value(v))
+            found = self._recordings.by_person(keys, statuses=("sealed", "deleting", "deleted"))
+            for record in found:
+                if hold_scope_matches(hold.custodians, hold.from_, hold.until, hold.query, record.facts):
+                    chosen[record.id] = record
+        for recording_id in hold.recording_ids:
+            # Listed by id: held whatever the time range (one still being captured is held when it is sealed).
+            listed = self._recordings.read(recording_id)
+            if listed is not None and listed.record.status in ("sealed", "deleting", "deleted"):
+                chosen.setdefault(recording_id, listed.record)
+        return sorted(chosen.values(), key=lambda r: r.id)
 
     def apply(self, hold: LegalHold, resend: bool = False) -> HoldApplication:
         """Put the hold on every sealed recording it matches (idempotent). With `resend`, the blob legal hold is

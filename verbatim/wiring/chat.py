@@ -107,15 +107,17 @@ class StoredHolds:
         self._store = store
 
     def active(self) -> list[HoldScope]:
+        # A hold that only lists recordings by id holds no chat (with no custodians it would cover every chat).
         return [
             HoldScope(h.id, frozenset(c.strip().lower() for c in h.custodians), h.from_, h.until)
             for h in self._store.find("active")
+            if h.selects_people
         ]
 
 
 def _facts(user_id: str | None, start: datetime, end: datetime) -> RecordingFacts:
     return RecordingFacts(
-        recording_id="chat",
+        recording_id="(chat)",  # no recording id looks like this (RECORDING_ID_PATTERN): no hold by id matches it
         call_id="chat",
         observed_user=ObservedUser(id=user_id) if user_id else None,
         recorder_instance="chat",

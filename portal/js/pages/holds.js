@@ -7,12 +7,20 @@ function officerName(officer) {
   return officer ? officer.name || officer.subject : "—";
 }
 
+function scope(hold) {
+  const parts = [];
+  if ((hold.custodians || []).length) parts.push(hold.custodians.join(", "));
+  const ids = (hold.recordingIds || []).length;
+  if (ids) parts.push(`${ids} recording${ids === 1 ? "" : "s"} by id`);
+  return parts.join("; ") || "—";
+}
+
 export async function render(view, id, ctx) {
   if (id) return details(view, id, ctx);
   const filter = el("form", { id: "hold-filter", class: "filters inline", "aria-label": "Filter holds" },
     el("label", {}, "Status", el("select", { name: "status" }, el("option", { value: "active" }, "active"), el("option", { value: "released" }, "released"), el("option", { value: "" }, "all"))),
     el("div", { class: "actions" }, el("button", { type: "submit", class: "secondary" }, "Show")));
-  const list = table("holds", "Legal holds", ["Matter", "Description", "Custodians", "Status", "Placed", "Release"]);
+  const list = table("holds", "Legal holds", ["Matter", "Description", "Scope", "Status", "Placed", "Release"]);
   const pages = new Pages(25);
   const pager = el("div");
   view.append(heading("Legal holds"));
@@ -26,7 +34,7 @@ export async function render(view, id, ctx) {
       body.append(el("tr", { class: "hold" },
         el("td", {}, el("a", { href: `#/holds/${enc(hold.id)}` }, hold.matterId)),
         el("td", {}, hold.description),
-        el("td", {}, (hold.custodians || []).join(", ") || "—"),
+        el("td", {}, scope(hold)),
         el("td", {}, badge(hold.status === "active" ? "pending" : "recorded", hold.status)),
         el("td", {}, `${when(hold.createdAt)} by ${officerName(hold.createdBy)}`),
         el("td", {}, hold.releaseRequest ? `requested by ${officerName(hold.releaseRequest.requestedBy)}` : "—")));
@@ -56,6 +64,7 @@ export async function render(view, id, ctx) {
       el("label", {}, "Only calls with (participants; comma-separated, optional)", el("input", { name: "participants" })),
       el("label", {}, "Recordings from", el("input", { name: "from", type: "date" })),
       el("label", {}, "Recordings until", el("input", { name: "until", type: "date" })),
+      el("label", {}, "And these recordings (ids; comma-separated, optional; held whatever the dates)", el("input", { name: "recordingIds" })),
       el("div", { class: "actions" }, el("button", { type: "submit" }, "Place hold")),
       status("hold-form-status"));
     form.addEventListener("submit", async (event) => {
@@ -67,6 +76,8 @@ export async function render(view, id, ctx) {
         description: data.get("description").trim(),
         custodians: data.get("custodians").split(",").map((c) => c.trim()).filter(Boolean),
       };
+      const recordingIds = data.get("recordingIds").split(",").map((c) => c.trim()).filter(Boolean);
+      if (recordingIds.length) body.recordingIds = recordingIds;
       const participants = data.get("participants").split(",").map((c) => c.trim()).filter(Boolean);
       if (participants.length) body.query = { participants };
       if (data.get("from")) body.from = `${data.get("from")}T00:00:00Z`;
@@ -117,6 +128,7 @@ async function details(view, id, ctx) {
       ["Description", hold.description],
       ["Status", badge(hold.status === "active" ? "pending" : "recorded", hold.status)],
       ["Custodians", (hold.custodians || []).join(", ") || "—"],
+      ["Recordings by id", (hold.recordingIds || []).length ? el("ul", { id: "hold-ids", class: "plain" }, hold.recordingIds.map((r) => el("li", {}, el("a", { href: `#/recording/${enc(r)}` }, r)))) : "—"],
       ["Range", `${when(hold.from)} – ${when(hold.until)}`],
       ["Placed", `${when(hold.createdAt)} by ${officerName(hold.createdBy)}`],
       ["Release requested", hold.releaseRequest ? `${when(hold.releaseRequest.requestedAt)} by ${officerName(hold.releaseRequest.requestedBy)}: ${hold.releaseRequest.reason}` : "—"],

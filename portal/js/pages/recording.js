@@ -2,11 +2,16 @@
 // player (a reason is asked and recorded), the verdict, and the integrity panel (sealed entry, checkpoint, proof).
 import { api, apiJson, API, enc } from "../api.js";
 import { messageItem } from "../chat.js";
+import { holdOnRecordingsForm } from "../holdform.js";
 import { badge, duration, el, heading, meta, person, showError, when } from "../ui.js";
+
+function holdLinks(holds) {
+  return el("span", { id: "rec-holds" }, holds.length ? holds.flatMap((h, i) => [i ? ", " : "", el("a", { href: `#/holds/${enc(h)}` }, h)]) : "none");
+}
 
 const CHUNK_LIMIT = 400; // most Range requests one replay makes (at 1 MiB each: hours of Opus audio)
 
-export async function render(view, id) {
+export async function render(view, id, ctx) {
   const player = el("audio", { id: "player", controls: true, preload: "auto" });
   const reason = el("input", { id: "reason", name: "reason", required: true, maxLength: 500, placeholder: "e.g. Case 2025-114: trade reconstruction" });
   const evidenceChoice = el("label", { id: "evidence-choice", hidden: true }, el("input", { type: "checkbox", id: "evidence" }), " lossless evidence (FLAC)");
@@ -29,6 +34,17 @@ export async function render(view, id) {
     el("section", { id: "rec-chat-card", class: "card", "aria-labelledby": "chat-h" }, el("h2", { id: "chat-h" }, "Meeting chat"),
       el("p", { id: "rec-chat-status", class: "muted", role: "status" }), el("ol", { id: "rec-chat", class: "chat timeline" })),
   );
+  // Officers place a legal hold on this recording alone (its holds are listed under Call).
+  if (ctx && ctx.has(ctx.OFFICER)) {
+    const placed = (result) => {
+      const shown = view.querySelector("#rec-holds");
+      if (shown && result.application && result.application.held.includes(id)) {
+        const current = [...shown.querySelectorAll("a")].map((a) => a.textContent);
+        shown.replaceWith(holdLinks([...new Set([...current, result.hold.id])].sort()));
+      }
+    };
+    view.append(el("section", { class: "card" }, holdOnRecordingsForm("rec-hold", () => [id], "Place a legal hold on this recording", placed)));
+  }
   let objectUrl = null;
   let detail = null;
 
@@ -98,7 +114,7 @@ export async function render(view, id) {
     ["Status", rec.interrupted ? `${rec.status} (interrupted)` : rec.status],
     ["Recorder", detail.recorderInstance],
     ["Retention until", when(rec.retentionUntil)],
-    ["Legal holds", rec.legalHolds.length ? rec.legalHolds.join(", ") : "none"],
+    ["Legal holds", holdLinks(rec.legalHolds)],
   ]);
   const people = view.querySelector("#rec-participants");
   for (const p of rec.participants) {

@@ -1,5 +1,6 @@
 // Recordings: search by participant, observed user, time, direction, call type, modality and verdict.
 import { apiJson } from "../api.js";
+import { holdOnRecordingsForm } from "../holdform.js";
 import { badge, duration, el, emptyRow, heading, localToIso, moreButton, person, showError, status, table, when } from "../ui.js";
 
 function select(name, label, options) {
@@ -12,7 +13,8 @@ export function lastSearchQuery() {
   return lastSearch;
 }
 
-export function render(view) {
+export function render(view, _arg, ctx) {
+  const officer = Boolean(ctx && ctx.has(ctx.OFFICER));
   const form = el(
     "form",
     { id: "search-form", class: "filters", role: "search", "aria-label": "Search recordings" },
@@ -26,9 +28,14 @@ export function render(view) {
     select("verdict", "Verdict", ["recorded", "partial", "missing", "pending"]),
     el("div", { class: "actions" }, el("button", { type: "submit", id: "search-button" }, "Search")),
   );
-  const results = table("results", "Recordings found", ["Started", "Observed user", "Participants", "Type", "Duration", "Verdict", "Status"]);
+  const columns = ["Started", "Observed user", "Participants", "Type", "Duration", "Verdict", "Status"];
+  const results = table("results", "Recordings found", officer ? ["Select", ...columns] : columns);
   const more = moreButton("more", () => search(true));
   view.append(heading("Recordings"), form, status("search-status"), results, more);
+  // Officers hold the results they tick (by recording id), without leaving the search.
+  if (officer) {
+    view.append(el("section", { class: "card", id: "hold-selected" }, holdOnRecordingsForm("selection-hold", () => [...results.querySelectorAll("input.pick:checked")].map((box) => box.value), "Place a legal hold on the selected recordings")));
+  }
   let continuation = null;
   let lastQuery = "";
 
@@ -50,11 +57,11 @@ export function render(view) {
       const page = await apiJson(`/recordings?${params}`);
       const body = results.querySelector("tbody");
       if (!again) body.replaceChildren();
-      for (const item of page.items) body.append(row(item));
+      for (const item of page.items) body.append(row(item, officer));
       continuation = page.continuation;
       more.hidden = !continuation;
       const count = body.querySelectorAll("tr.result").length;
-      if (!count) emptyRow(body, 7, "No recordings match.");
+      if (!count) emptyRow(body, officer ? 8 : 7, "No recordings match.");
       view.querySelector("#search-status").textContent = count ? `${count} recording${count === 1 ? "" : "s"}` : "No recordings match.";
     } catch (error) {
       showError(error);
@@ -70,11 +77,15 @@ export function render(view) {
   });
 }
 
-function row(item) {
+function row(item, selectable) {
   const others = item.participants.filter((p) => !p.isRecorder && p.id !== item.observedUser.id).map(person);
+  const pick = selectable
+    ? el("td", {}, el("input", { type: "checkbox", class: "pick", value: item.id, "aria-label": `Select the recording of ${when(item.startedAt)} (${person(item.observedUser)})` }))
+    : null;
   return el(
     "tr",
-    { class: "result" },
+    { class: "result", "data-recording": item.id },
+    pick,
     el("td", {}, el("a", { href: `#/recording/${encodeURIComponent(item.id)}` }, when(item.startedAt))),
     el("td", {}, person(item.observedUser)),
     el("td", {}, others.join(", ") || "—"),
