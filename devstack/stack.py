@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import secrets
 import shlex
@@ -30,8 +31,12 @@ from devstack.cosmos_snapshot import PeriodicSnapshots
 from devstack.emulators import COSMOS_EMULATOR_KEY, REPO_ROOT, AzuritePorts, azurite, cosmos_emulator, ensure_tls
 from devstack.processes import ManagedProcess, StartupError, free_port, http_ready
 from devstack.simulator import DEMO_TENANT
+from devstack.tsa import ensure_tsa_files, tsa
+from devstack.witness import ensure_witness_key, witness
 from verbatim.ledger.signing import ensure_local_key
+from verbatim.ledger.witness import Cosigner
 from verbatim.platform.settings import Settings
+from verbatim.wiring.container import build_signer, log_keys
 
 # The desired state `verbatim-dev up` publishes for the demo tenant (see `publish_demo_policies`).
 DEMO_POLICIES = REPO_ROOT / "policies" / "demo-tenant.yaml"
@@ -48,6 +53,9 @@ class StackPorts:
     recorder_media: int = 9443
     # Signalling and media ports of the 2nd, 3rd, ... recorder instance (`--recorders N`); unset: 10 apart.
     more_recorders: tuple[tuple[int, int], ...] = ()
+    # The ledger's outside parties, stood in for locally: an RFC 3161 TSA and a C2SP tlog-witness.
+    tsa: int = 8318
+    witness: int = 8319
 
     def recorder_instances(self, count: int) -> list[tuple[int, int]]:
         """(signalling, media) port of each of `count` recorder instances; the first is `recorder`."""
@@ -71,6 +79,8 @@ class StackPorts:
             recorder=free_port(),
             recorder_media=free_port(),
             more_recorders=tuple((free_port(), free_port()) for _ in range(recorders - 1)),
+            tsa=free_port(),
+            witness=free_port(),
         )
 
 
@@ -276,12 +286,30 @@ def app_environment(config: StackConfig) -> dict[str, str]:
         "RECORDER_CONTROL_HOSTS": "127.0.0.1",
         # Ledger checkpoints are signed with a local key made once in the state dir (Key Vault in Azure).
         "LEDGER_SIGNING_KEY_FILE": str(ensure_local_key(config.state_dir / "ledger" / "signing-key.pem")),
+        # Checkpoints are time-stamped by a local RFC 3161 TSA and cosigned by a local witness (in Azure: a public
+        # TSA, and witnesses run by someone other than the firm; docs/ledger-v2.md).
+        "LEDGER_TSA_URL": f"http://127.0.0.1:{ports.tsa}",
+        "LEDGER_TSA_CA_CERTS": str(ensure_tsa_files(config.state_dir / "tsa").ca_cert),
+        "LEDGER_WITNESSES": json.dumps([f"{_witness_key(config).verifier.vkey()} http://127.0.0.1:{ports.witness}"]),
         # Azurite answers 501 to immutability policies and legal holds: tolerated only when this says so.
         "RECORDINGS_STORAGE_IS_EMULATOR": "true",
         # Dev sign-in (`/api/v1/dev/token`) mints tokens and the plan endpoint plans against the simulator's
         # tenant API; the coverage audit reads Graph (the simulator's `/v1.0`) like in Azure.
         "POLICY_SIMULATOR_URL": simulator,
     }
+
+
+WITNESS_NAME = "witness.verbatim.local/w1"
+
+
+def _witness_key(config: StackConfig) -> Cosigner:
+    return ensure_witness_key(config.state_dir / "witness", WITNESS_NAME)
+
+
+def _log_vkey(config: StackConfig) -> str:
+    """The ledger's own verifier key (from the local signing key), which the witness accepts checkpoints of."""
+    settings = Settings.model_validate(app_environment(config))
+    return log_keys(settings, build_signer(settings)).verifiers[0].vkey()
 
 
 def portal_environment(tenant: DevTenant, https_port: int) -> dict[str, str]:
@@ -341,6 +369,18 @@ def plan(config: StackConfig) -> list[Component]:
             "cosmos",
             cosmos_emulator(ports.cosmos, tls, logs / "cosmos.log"),
             f"https://127.0.0.1:{ports.cosmos} (CA: {tls.ca_cert})",
+        ),
+        Component(
+            "tsa",
+            tsa(ports.tsa, config.state_dir / "tsa", logs / "tsa.log"),
+            f"http://127.0.0.1:{ports.tsa} (RFC 3161 time stamps of ledger checkpoints)",
+        ),
+        Component(
+            "witness",
+            witness(
+                ports.witness, config.state_dir / "witness", WITNESS_NAME, [_log_vkey(config)], logs / "witness.log"
+            ),
+            f"http://127.0.0.1:{ports.witness} (C2SP tlog-witness cosigning ledger checkpoints)",
         ),
     ]
     if config.with_simulator:

@@ -24,9 +24,12 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from devstack.demo import AUDITOR, NED, TARA, TOM, DemoResult, DemoStack, Scenario, play, scenarios, wait_until
 from devstack.emulators import REPO_ROOT
 from devstack.funchost.state import load_or_create_keys
-from devstack.stack import StackConfig, StackPorts, app_environment, restart, running
+from devstack.stack import WITNESS_NAME, StackConfig, StackPorts, app_environment, restart, running
 from verbatim.contracts.evidence import RecordingManifest
 from verbatim.evidence.seal import manifest_blob_name
+from verbatim.ledger.log.anchors import TIME_STAMP_SUFFIX
+from verbatim.ledger.log.maintenance import checkpoint_name
+from verbatim.platform.layout import LEDGER_ANCHORS_BLOBS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -194,6 +197,25 @@ def test_every_demo_recording_is_sealed(demo: DemoResult) -> None:
     recorded = [r for c in demo.calls for r in c.recordings]
     assert len(recorded) == 5  # voip, pstn, crash, and two in the meeting; none for the blocked call
     assert all(r["status"] == "sealed" for r in recorded), [(r["id"], r["status"]) for r in recorded]
+
+
+def test_the_ledger_checkpoints_are_cosigned_by_the_witness_and_time_stamped_by_the_tsa(
+    stack: DemoStack, demo: DemoResult
+) -> None:
+    """`verbatim-dev up` runs a local C2SP tlog-witness and an RFC 3161 TSA (devstack/witness.py, devstack/tsa.py):
+    the checkpoint the API serves carries the witness's cosignature, and its anchor a time-stamp token."""
+    stack.fire("ledger_checkpoint")
+    response = stack.http.get(
+        f"{stack.config.functions_url}/api/v1/ledger/checkpoint",
+        headers={"Authorization": f"Bearer {stack.token(AUDITOR)}", "X-Access-Reason": "e2e: ledger witnesses"},
+    )
+    assert response.status_code == 200, response.text
+    note = response.text
+    size = int(note.split("\n")[1])
+    assert any(line.startswith(f"\u2014 {WITNESS_NAME} ") for line in note.splitlines()), note
+    anchors = BlobServiceClient.from_connection_string(stack.config.ports.azurite.connection_string)
+    names = {b.name for b in anchors.get_container_client(LEDGER_ANCHORS_BLOBS).list_blobs()}
+    assert {checkpoint_name(size), checkpoint_name(size) + TIME_STAMP_SUFFIX} <= names
 
 
 # --- (b') chats beside the calls -------------------------------------------------------------------------------

@@ -8,10 +8,11 @@ string under the connection name, or identity-based settings under `<name>__acco
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verbatim import __version__
@@ -334,6 +335,14 @@ class Settings(StorageSettings):
     ledger_trusted_vkeys: list[str] = Field(default_factory=list, validation_alias=_alias("LEDGER_TRUSTED_VKEYS"))
     # Witnesses (C2SP tlog-witness) asked to cosign each checkpoint: "<cosignature/v1 vkey> <https URL prefix>".
     ledger_witnesses: list[str] = Field(default_factory=list, validation_alias=_alias("LEDGER_WITNESSES"))
+
+    @field_validator("ledger_trusted_key_fingerprints", "ledger_trusted_vkeys", "ledger_witnesses", mode="before")
+    @classmethod
+    def _json_list(cls, value: object) -> object:
+        """A list given as text is JSON, as pydantic-settings reads it from the environment (so validating a
+        mapping of app settings, as the devstack does, reads them the same way)."""
+        return json.loads(value) if isinstance(value, str) else value
+
     ledger_tsa_url: str | None = Field(default=None, validation_alias=_alias("LEDGER_TSA_URL"))
     ledger_tsa_ca_certs: str | None = Field(default=None, validation_alias=_alias("LEDGER_TSA_CA_CERTS"))
     # The log's and the anchor store's blob containers on the recordings account.
