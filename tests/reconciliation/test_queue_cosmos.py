@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import azure.functions as func
+import pytest
+from azure.core.pipeline.transport import RequestsTransport
 
 from devstack.testkit.records import CLIENT, T0, TRADER, call, party, recording, snapshot
 from functions import reconciliation
@@ -102,3 +105,31 @@ def test_the_daily_run_decides_a_verdict_that_waited_for_a_policy_when_the_audit
     assert (verdict["userId"], verdict["verdict"], verdict["reason"]) == (TRADER, "missing", "no_invitation")
     assert run.reevaluated_calls == 1
     assert (run.counts["expected"], run.counts["missing"], run.counts["pending"]) == (1, 1, 0)
+
+
+def test_re_evaluating_an_unchanged_call_on_cosmos_is_four_reads_and_no_write(
+    stack_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per stored version on the Cosmos emulator: the call record (a point read), the recordings, the policy
+    histories and the call's verdicts (one query each, whatever the number of participants); an outcome that
+    did not change writes nothing (the verdicts read up front carry their etags, so no verdict is read again)."""
+    runtime = container_for(stack_env).reconciliation
+    people = [TRADER, CLIENT, "u-guest-1", "u-guest-2", "u-guest-3", "u-guest-4"]
+    for user in people:
+        runtime.reconciler.snapshots.add(snapshot(user, records=user == TRADER))
+    record = call("c-six", [party(user) for user in people])
+    runtime.reconciler.calls.save_if_newer(record, {"id": "c-six"})
+    assert runtime.reconciler.reconcile_call("c-six").changed == 1  # the trader's `missing` verdict, written
+
+    sent: list[tuple[str, bool]] = []
+    send = RequestsTransport.send
+
+    def counting(self: RequestsTransport, request: Any, **kwargs: Any) -> Any:
+        sent.append((request.method, request.headers.get("Content-Type") == "application/query+json"))
+        return send(self, request, **kwargs)
+
+    monkeypatch.setattr(RequestsTransport, "send", counting)
+    outcome = runtime.reconciler.reconcile_call("c-six")
+
+    assert outcome.changed == 0 and [v.verdict for v in outcome.verdicts] == ["missing"]
+    assert sorted(sent) == [("GET", False), ("POST", True), ("POST", True), ("POST", True)], sent

@@ -15,6 +15,7 @@ from typing import Any
 
 from devstack.testkit.records import CLIENT, T0, TRADER, call, party, recording, snapshot
 from verbatim.callrecords.store import InMemoryCallRecordStore
+from verbatim.contracts.callrecords import CallRecordStored
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import RecordingIndexed
 from verbatim.platform.audit import InMemoryAuditLog
@@ -87,8 +88,10 @@ def test_a_late_recording_of_a_trader_with_many_overlapping_calls_costs_operatio
     # Every overlapping call is re-evaluated (its verdict may change), but each recording is indexed at most
     # once per event, and the trader's policy is read once per event, not once per call.
     assert large["index.put"] <= 16 + 1, large
-    assert large["snapshots.effective_at"] + large["snapshots.history"] + large["snapshots.latest"] <= 3, large
-    assert large["recordings.for_observed_user"] <= 2, large  # once per user of the calls (trader, client)
+    policy_reads = ("effective_at", "history", "histories", "latest")
+    assert sum(large[f"snapshots.{name}"] for name in policy_reads) <= 3, large
+    # The users' recordings around the calls: read once for the event (both users in one read), not per call.
+    assert large["recordings.for_observed_user"] + large["recordings.for_call"] <= 2, large
     # Twice the calls, about twice the operations (n² would be four times).
     assert sum(large.values()) <= 2.3 * sum(small.values()), (small, large)
 
@@ -108,3 +111,30 @@ def test_an_event_delivered_again_changes_no_verdict() -> None:
     turret.late_recording()
     outcomes = turret.reconciler.handle(RecordingIndexed(recording_id="r-late", at="2025-03-03T11:00:00.000000Z"))
     assert len(outcomes) == 6 and sum(outcome.changed for outcome in outcomes) == 0
+
+
+def test_a_stored_version_reads_each_store_once_whatever_the_number_of_participants() -> None:
+    """One `callrecord.stored` of a 6-person meeting: the call record, the recordings (of the call chain and of
+    every participant, together), the participants' policy histories (together) and the call's verdicts, each
+    read once; before, the recordings and the policies were read once per participant (~15 Cosmos requests)."""
+    turret = Turret(0)
+    people = [TRADER, CLIENT, *(f"u-guest-{n}" for n in range(4))]
+    record = call("c-meeting", [party(user) for user in people], start=T0, seconds=1800)
+    turret.calls.save_if_newer(record, {"id": record.id})
+    turret.records["r-meeting"] = recording("r-meeting", "c-meeting", TRADER, start=T0, seconds=1800)
+
+    for attempt in ("first", "again"):
+        turret.counts.clear()
+        (outcome,) = turret.reconciler.handle(
+            CallRecordStored(call_record_id="c-meeting", version=1, type="groupCall", stored_at="2025-03-03T10:00:00Z")
+        )
+        decided = {v.user_id: v.verdict for v in outcome.verdicts}
+        # The guests were never observed by the coverage audit: pending until their policy is known.
+        assert decided == {TRADER: "recorded", **{f"u-guest-{n}": "pending" for n in range(4)}}, attempt
+        reads = {name: count for name, count in turret.counts.items() if name.split(".")[1] not in ("save", "put")}
+        assert reads == {
+            "calls.get": 1,
+            "recordings.for_call": 1,
+            "snapshots.histories": 1,
+            "verdicts.read_call": 1,
+        }, (attempt, turret.counts)

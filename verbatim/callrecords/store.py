@@ -17,7 +17,11 @@ from typing import Any, Literal, Protocol
 
 from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
-from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
+from azure.cosmos.exceptions import (
+    CosmosAccessConditionFailedError,
+    CosmosResourceExistsError,
+    CosmosResourceNotFoundError,
+)
 from azure.storage.blob import ContainerClient
 
 from verbatim.contracts.callrecords import CallRecord
@@ -142,15 +146,12 @@ class CosmosCallRecordStore:
         self._max_attempts = max_attempts
 
     def _read(self, call_record_id: str) -> dict[str, Any] | None:
-        # A query rather than read_item: the emulator answers 500 (not 404) for a missing item.
-        items = list(
-            self._container.query_items(
-                "SELECT * FROM c WHERE c.id = @id",
-                parameters=[{"name": "@id", "value": call_record_id}],
-                partition_key=call_record_id,
-            )
-        )
-        return dict(items[0]) if items else None
+        # A point read (one request; the local emulator answers 404 for a missing item as Cosmos DB does:
+        # devstack/cosmos/missing-reads.js).
+        try:
+            return dict(self._container.read_item(call_record_id, partition_key=call_record_id))
+        except CosmosResourceNotFoundError:
+            return None
 
     def get(self, call_record_id: str) -> CallRecord | None:
         document = self._read(call_record_id)

@@ -6,9 +6,12 @@ The same code reaches Azure (identity-based connections, managed identity) and t
 
 from __future__ import annotations
 
+import urllib.parse
+import urllib.request
 from typing import Any
 
 from azure.core.credentials import TokenCredential
+from azure.core.pipeline.transport import RequestsTransport
 from azure.cosmos import CosmosClient, DatabaseProxy
 from azure.cosmos.documents import SSLConfiguration
 from azure.data.tables import TableServiceClient
@@ -32,10 +35,39 @@ def credential_for(client_id: str | None) -> TokenCredential:
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
 
 
+def proxy_settings(url: str) -> dict[str, Any]:
+    """The environment's proxy settings for a client of `url`, read once when the client is built.
+
+    By default azure-core's requests transport has requests read them on every request (`use_env_settings`,
+    https://learn.microsoft.com/python/api/azure-core/azure.core.pipeline.transport.requeststransport): it walks
+    the whole environment for *_proxy variables and looks for ~/.netrc each time, which cost more client CPU
+    than the rest of a Cosmos request (profiled in benchmarks/reconcile.py). Here HTTP(S)_PROXY are read once,
+    unless NO_PROXY exempts the host; the transport then leaves the environment alone."""
+    host = urllib.parse.urlsplit(url).hostname
+    if not host:
+        return {}  # an endpoint we cannot tell: the SDK's default (read on each request)
+    proxies = {scheme: proxy for scheme, proxy in urllib.request.getproxies().items() if scheme in ("http", "https")}
+    if not proxies or urllib.request.proxy_bypass(host):
+        return {"use_env_settings": False}
+    return {"use_env_settings": False, "proxies": proxies}
+
+
+def connection_url(connection_string: str, service: str) -> str:
+    """The endpoint a storage connection string names for `service` (blob, queue, table)."""
+    parts = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+    endpoint = parts.get(f"{service.capitalize()}Endpoint")
+    if endpoint:
+        return endpoint
+    account, suffix = parts.get("AccountName", ""), parts.get("EndpointSuffix", "core.windows.net")
+    return f"{parts.get('DefaultEndpointsProtocol', 'https')}://{account}.{service}.{suffix}"
+
+
 def blob_service(connection: StorageConnection) -> BlobServiceClient:
     if connection.connection_string is not None:
-        return BlobServiceClient.from_connection_string(connection.connection_string.get_secret_value())
-    return BlobServiceClient(connection.service_uri("blob"), credential=credential_for(connection.client_id))
+        secret = connection.connection_string.get_secret_value()
+        return BlobServiceClient.from_connection_string(secret, **proxy_settings(connection_url(secret, "blob")))
+    url = connection.service_uri("blob")
+    return BlobServiceClient(url, credential=credential_for(connection.client_id), **proxy_settings(url))
 
 
 class Base64QueueServiceClient(QueueServiceClient):
@@ -52,8 +84,12 @@ class Base64QueueServiceClient(QueueServiceClient):
 
 def queue_service(connection: StorageConnection) -> Base64QueueServiceClient:
     if connection.connection_string is not None:
-        return Base64QueueServiceClient.from_connection_string(connection.connection_string.get_secret_value())
-    return Base64QueueServiceClient(connection.service_uri("queue"), credential=credential_for(connection.client_id))
+        secret = connection.connection_string.get_secret_value()
+        return Base64QueueServiceClient.from_connection_string(
+            secret, **proxy_settings(connection_url(secret, "queue"))
+        )
+    url = connection.service_uri("queue")
+    return Base64QueueServiceClient(url, credential=credential_for(connection.client_id), **proxy_settings(url))
 
 
 def queue_client(connection: StorageConnection, queue_name: str) -> QueueClient:
@@ -63,8 +99,10 @@ def queue_client(connection: StorageConnection, queue_name: str) -> QueueClient:
 
 def table_service(connection: StorageConnection) -> TableServiceClient:
     if connection.connection_string is not None:
-        return TableServiceClient.from_connection_string(connection.connection_string.get_secret_value())
-    return TableServiceClient(endpoint=connection.service_uri("table"), credential=credential_for(connection.client_id))
+        secret = connection.connection_string.get_secret_value()
+        return TableServiceClient.from_connection_string(secret, **proxy_settings(connection_url(secret, "table")))
+    url = connection.service_uri("table")
+    return TableServiceClient(endpoint=url, credential=credential_for(connection.client_id), **proxy_settings(url))
 
 
 def cosmos_client(settings: Settings) -> CosmosClient:
@@ -80,7 +118,16 @@ def cosmos_client(settings: Settings) -> CosmosClient:
         if settings.cosmos_key is not None
         else credential_for(settings.azure_client_id)
     )
-    return CosmosClient(settings.cosmos_endpoint, credential=credential, ssl_config=ssl_config)
+    # The Cosmos SDK builds its transport without the client's keyword arguments, so the transport that leaves
+    # the environment alone is given to it; the proxies read once go to its proxy policy.
+    proxies = proxy_settings(settings.cosmos_endpoint).get("proxies", {})
+    return CosmosClient(
+        settings.cosmos_endpoint,
+        credential=credential,
+        ssl_config=ssl_config,
+        transport=RequestsTransport(use_env_settings=False),
+        proxies=proxies,
+    )
 
 
 def cosmos_database(settings: Settings, client: CosmosClient | None = None) -> DatabaseProxy:

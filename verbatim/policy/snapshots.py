@@ -8,7 +8,7 @@ effective policy changed, so the store grows with changes, not with audit runs.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -16,6 +16,7 @@ from verbatim.contracts.policy import EffectivePolicy, EffectivePolicyAt, Policy
 from verbatim.platform import layout
 
 CONTAINER = layout.POLICY_SNAPSHOTS
+_IDS_PER_QUERY = 100
 
 
 class PolicySnapshotStore(Protocol):
@@ -31,6 +32,10 @@ class PolicySnapshotStore(Protocol):
 
     def history(self, user_id: str) -> list[PolicySnapshot]:
         """Every snapshot of a user, oldest first."""
+        ...
+
+    def histories(self, user_ids: Sequence[str]) -> dict[str, list[PolicySnapshot]]:
+        """`history` of each of `user_ids` (every one a key, [] when never observed), in one read."""
         ...
 
     def add(self, snapshot: PolicySnapshot) -> None:
@@ -110,6 +115,9 @@ class InMemoryPolicySnapshotStore:
     def history(self, user_id: str) -> list[PolicySnapshot]:
         return list(self._by_user.get(user_id, []))
 
+    def histories(self, user_ids: Sequence[str]) -> dict[str, list[PolicySnapshot]]:
+        return {user_id: self.history(user_id) for user_id in user_ids}
+
     def add(self, snapshot: PolicySnapshot) -> None:
         snapshots = self._by_user.setdefault(snapshot.user_id, [])
         if any(existing.id == snapshot.id for existing in snapshots):
@@ -154,6 +162,23 @@ class CosmosPolicySnapshotStore:
             partition_key=user_id,
         )
         return [_from_item(item) for item in items]
+
+    def histories(self, user_ids: Sequence[str]) -> dict[str, list[PolicySnapshot]]:
+        """One query for every user (a call's participants), instead of one per user; ids in chunks of 100."""
+        unique = sorted(set(user_ids))
+        found: dict[str, list[PolicySnapshot]] = {user_id: [] for user_id in unique}
+        for start in range(0, len(unique), _IDS_PER_QUERY):
+            items = self._container.query_items(
+                "SELECT * FROM c WHERE ARRAY_CONTAINS(@users, c.userId)",
+                parameters=[{"name": "@users", "value": unique[start : start + _IDS_PER_QUERY]}],
+                enable_cross_partition_query=True,
+            )
+            for item in items:
+                snapshot = _from_item(item)
+                found.setdefault(snapshot.user_id, []).append(snapshot)
+        for snapshots in found.values():
+            snapshots.sort(key=lambda s: s.valid_from)
+        return found
 
     def add(self, snapshot: PolicySnapshot) -> None:
         self._container.upsert_item(_to_item(snapshot))

@@ -16,7 +16,10 @@ One event is one batch (`EventReads`): the calls it re-evaluates share their rea
 snapshots are read once (the history, answered in memory for every moment), each user's recordings once for
 a window covering all its calls — and every recording's search entry is written once, after the last call,
 with what that call decided. So an event costs store operations linear in the calls it concerns: a trader
-with n overlapping calls no longer costs n² index writes per late recording.
+with n overlapping calls no longer costs n² index writes per late recording. Within a call, the participants'
+policy histories are one read, their recordings and the call chain's one read, and the call's verdicts one
+read whose etags the verdict writes use: a stored version of a meeting costs four reads whatever its size,
+and writes only what changed.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from verbatim.platform.logging import correlation
 from verbatim.platform.times import format_datetime, parse_datetime, utcnow
 from verbatim.policy.snapshots import PolicySnapshotStore, answer
 from verbatim.reconciliation.evaluate import Tolerance, build_verdict, policy_users, recordings_for
-from verbatim.reconciliation.store import RecordingFinder, SavedVerdict, VerdictQuery, VerdictStore
+from verbatim.reconciliation.store import CallVerdicts, RecordingFinder, SavedVerdict, VerdictQuery, VerdictStore
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,12 @@ class EventReads:
             history = self._history[user_id] = self._snapshots.history(user_id)
         return history
 
+    def read_policies(self, user_ids: Sequence[str]) -> None:
+        """Read the policy histories of every user not read yet, in one request (a call's participants)."""
+        missing = sorted({user_id for user_id in user_ids if user_id not in self._history})
+        if len(missing) > 1:
+            self._history.update(self._snapshots.histories(missing))
+
     def effective_at(self, user_id: str, at: datetime) -> EffectivePolicyAt:
         """As `PolicySnapshotStore.effective_at`, from the user's history read once."""
         history = self._snapshots_of(user_id)
@@ -119,12 +128,43 @@ class EventReads:
         cached = self._windows.get(user_id)
         if cached is not None and cached[0] <= start and end <= cached[1]:
             return cached[2]
-        low, high = start - timedelta(days=1), end + timedelta(days=1)
-        if cached is not None:
-            low, high = min(low, cached[0]), max(high, cached[1])
+        low, high = self._window(start, end, [user_id])
         records = self._recordings.for_observed_user(user_id, low, high)
         self._windows[user_id] = (low, high, records)
         return records
+
+    def for_call(
+        self, call_chain_id: str, user_ids: Sequence[str], start: datetime, end: datetime
+    ) -> list[RecordingRecord]:
+        """The recordings of the call chain and of each user's that may overlap [start, end], in one read for
+        the users whose window is not read yet (and the chain)."""
+        users = sorted(set(user_ids))
+        missing = [
+            user
+            for user in users
+            if (cached := self._windows.get(user)) is None or not (cached[0] <= start and end <= cached[1])
+        ]
+        found: dict[str, RecordingRecord] = {}
+        if missing:
+            low, high = self._window(start, end, missing)
+            records = self._recordings.for_call(call_chain_id, missing, low, high)
+            for user in missing:
+                self._windows[user] = (low, high, [r for r in records if _observed(r) == user])
+            found.update((r.id, r) for r in records if r.facts.call_chain_id == call_chain_id)
+        else:
+            found.update((r.id, r) for r in self._recordings.for_call_chain(call_chain_id))
+        for user in users:
+            found.update((r.id, r) for r in self._windows[user][2])
+        return [found[key] for key in sorted(found)]
+
+    def _window(self, start: datetime, end: datetime, users: Sequence[str]) -> tuple[datetime, datetime]:
+        """[start, end] a day either side, widened to what was read before for these users."""
+        low, high = start - timedelta(days=1), end + timedelta(days=1)
+        for user in users:
+            cached = self._windows.get(user)
+            if cached is not None:
+                low, high = min(low, cached[0]), max(high, cached[1])
+        return low, high
 
     def index_later(
         self, record: RecordingRecord, verdicts: list[Verdict] | None, upns: dict[str, str], *, keep: bool = False
@@ -202,6 +242,8 @@ class Reconciler:
     def _reconcile(self, call: CallRecord, event: EventReads) -> CallOutcome:
         candidates = self._candidate_recordings(call, event)
         attempted = {r.facts.observed_user.id for r in candidates if r.facts.observed_user and r.facts.observed_user.id}
+        event.read_policies([party.id for party in call.participants if party.kind == "user" and party.id])
+        known = self.verdicts.read_call(call.id)
         policies: dict[str, EffectivePolicyAt] = {}
         for party in call.participants:
             if party.kind != "user" or not party.id or party.id in policies:
@@ -218,11 +260,11 @@ class Reconciler:
         for user in users:
             matched = recordings_for(user.user_id, call, candidates)
             verdict = build_verdict(call, user, matched, tolerance=self.tolerance, evaluated_at=now)
-            result = self.verdicts.save(verdict)
+            result = self.verdicts.save(verdict, known)
             saved.append(result)
             if result.changed:
                 self._alert(result)
-        self._withdraw_unneeded(call.id, {u.user_id for u in users})
+        self._withdraw_unneeded(known, {u.user_id for u in users})
         verdicts = [s.verdict for s in saved]
         if self.index is not None:
             upns = call_upns(call, policies)
@@ -237,12 +279,12 @@ class Reconciler:
         )
         return CallOutcome(call.id, verdicts, changed, alerts)
 
-    def _withdraw_unneeded(self, call_id: str, policy_users: set[str]) -> None:
+    def _withdraw_unneeded(self, known: CallVerdicts, policy_users: set[str]) -> None:
         """Withdraw the `pending` verdicts of users who, their policy now known, did not have to be recorded."""
-        for stale in self.verdicts.for_call(call_id):
+        for stale in known.ordered():
             if stale.user_id in policy_users or (stale.verdict, stale.reason) != ("pending", "policy_unknown"):
                 continue
-            if self.verdicts.withdraw(stale):
+            if self.verdicts.withdraw(stale, known):
                 log.info(
                     "verdict withdrawn: the user's policy did not record at call time", extra={"user_id": stale.user_id}
                 )
@@ -266,14 +308,11 @@ class Reconciler:
         return outcomes
 
     def _candidate_recordings(self, call: CallRecord, event: EventReads) -> list[RecordingRecord]:
-        found = {r.id: r for r in self.recordings.for_call_chain(call.id)}
         start, end = parse_datetime(call.start_date_time), parse_datetime(call.end_date_time)
-        if start is not None and end is not None:
-            for party in call.participants:
-                if party.kind == "user" and party.id:
-                    for record in event.for_observed_user(party.id, start, end):
-                        found.setdefault(record.id, record)
-        return [found[key] for key in sorted(found)]
+        if start is None or end is None:
+            return sorted(self.recordings.for_call_chain(call.id), key=lambda r: r.id)
+        users = [party.id for party in call.participants if party.kind == "user" and party.id]
+        return event.for_call(call.id, users, start, end)
 
     # --- a recording reached a final state ----------------------------------------------------------------
 
@@ -380,6 +419,10 @@ def call_upns(call: CallRecord, policies: Mapping[str, EffectivePolicyAt]) -> di
         if party.kind == "user" and party.id and party.user_principal_name:
             found[party.id] = party.user_principal_name
     return found
+
+
+def _observed(record: RecordingRecord) -> str | None:
+    return record.facts.observed_user.id if record.facts.observed_user is not None else None
 
 
 def _alert_id(verdict: Verdict, action: str) -> str:

@@ -10,8 +10,8 @@ be a policy user once their policy became known (If-Match too).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ from verbatim.platform.errors import Conflict
 from verbatim.platform.paging import cosmos_page, offset_page
 
 MAX_HISTORY = 20
+_IDS_PER_QUERY = 100  # ids in one ARRAY_CONTAINS parameter
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,20 @@ class SavedVerdict:
     verdict: Verdict  # as stored after the call
     previous: Verdict | None  # what was stored before (None: new)
     changed: bool
+
+
+@dataclass(frozen=True)
+class CallVerdicts:
+    """A call's verdicts as read once for one evaluation, with what a conditional write needs (each stored
+    document's etag): `save` and `withdraw` start from it instead of reading each verdict again, and read
+    afresh only when a write finds the document changed meanwhile."""
+
+    call_id: str
+    verdicts: dict[str, Verdict] = field(default_factory=dict)  # verdict id -> verdict
+    etags: dict[str, str] = field(default_factory=dict)  # verdict id -> etag (Cosmos only)
+
+    def ordered(self) -> list[Verdict]:
+        return sorted(self.verdicts.values(), key=lambda v: v.user_id)
 
 
 @dataclass(frozen=True)
@@ -54,8 +69,13 @@ class VerdictQuery:
 class VerdictStore(Protocol):
     def for_call(self, call_id: str) -> list[Verdict]: ...
 
-    def save(self, verdict: Verdict) -> SavedVerdict:
-        """Store `verdict` unless the stored one has the same outcome; a changed one keeps the old in history."""
+    def read_call(self, call_id: str) -> CallVerdicts:
+        """The call's verdicts in one read, to evaluate the call against (`save`'s and `withdraw`'s `known`)."""
+        ...
+
+    def save(self, verdict: Verdict, known: CallVerdicts | None = None) -> SavedVerdict:
+        """Store `verdict` unless the stored one has the same outcome; a changed one keeps the old in history.
+        `known`: the call's verdicts as read before (no read unless a write finds them changed)."""
 
     def for_day(self, day: str) -> list[Verdict]: ...
 
@@ -63,7 +83,7 @@ class VerdictStore(Protocol):
 
     def query(self, query: VerdictQuery) -> tuple[list[Verdict], str | None]: ...
 
-    def withdraw(self, verdict: Verdict) -> bool:
+    def withdraw(self, verdict: Verdict, known: CallVerdicts | None = None) -> bool:
         """Delete `verdict` if it is still stored with the same outcome (a `pending` verdict whose user turned
         out not to be a policy user); False when it is gone or changed meanwhile."""
 
@@ -99,55 +119,81 @@ class CosmosVerdictStore:
         self._max_attempts = max_attempts
 
     def _read(self, call_id: str, verdict_id: str) -> dict[str, Any] | None:
-        # A query rather than read_item: the emulator answers 500 (not 404) for a missing item.
-        items = list(
-            self._container.query_items(
-                "SELECT * FROM c WHERE c.callId = @call AND c.id = @id",
-                parameters=[{"name": "@call", "value": call_id}, {"name": "@id", "value": verdict_id}],
-                partition_key=call_id,
-            )
-        )
-        return dict(items[0]) if items else None
+        # A point read (the local emulator answers 404 for a missing item, as Cosmos DB does).
+        try:
+            return dict(self._container.read_item(verdict_id, partition_key=call_id))
+        except CosmosResourceNotFoundError:
+            return None
 
-    def for_call(self, call_id: str) -> list[Verdict]:
+    def _call_documents(self, call_id: str) -> list[dict[str, Any]]:
         items = self._container.query_items(
             "SELECT * FROM c WHERE c.callId = @call", parameters=[{"name": "@call", "value": call_id}],
             partition_key=call_id,
         )  # fmt: skip
-        return sorted((_verdict(item) for item in items), key=lambda v: v.user_id)
+        return [dict(item) for item in items]
 
-    def save(self, verdict: Verdict) -> SavedVerdict:
+    def for_call(self, call_id: str) -> list[Verdict]:
+        return sorted((_verdict(item) for item in self._call_documents(call_id)), key=lambda v: v.user_id)
+
+    def read_call(self, call_id: str) -> CallVerdicts:
+        documents = self._call_documents(call_id)
+        return CallVerdicts(
+            call_id,
+            {str(d["id"]): _verdict(d) for d in documents},
+            {str(d["id"]): str(d["_etag"]) for d in documents},
+        )
+
+    def _known(self, verdict: Verdict, known: CallVerdicts | None) -> tuple[Verdict | None, str | None] | None:
+        """What `known` says is stored for `verdict` ((None, None): nothing), or None when it cannot say."""
+        if known is None or known.call_id != verdict.call_id:
+            return None
+        current = known.verdicts.get(verdict.id)
+        return current, known.etags.get(verdict.id) if current is not None else None
+
+    def save(self, verdict: Verdict, known: CallVerdicts | None = None) -> SavedVerdict:
+        hint = self._known(verdict, known)
         for _ in range(self._max_attempts):
-            document = self._read(verdict.call_id, verdict.id)
-            current = _verdict(document) if document else None
+            if hint is not None:
+                current, etag = hint
+                hint = None  # a write that fails on it reads afresh
+            else:
+                document = self._read(verdict.call_id, verdict.id)
+                current = _verdict(document) if document else None
+                etag = str(document["_etag"]) if document else None
             merged = merge(verdict, current)
             if merged is None:
                 assert current is not None
                 return SavedVerdict(current, current, changed=False)
             try:
-                if document is None:
+                if current is None or etag is None:
                     self._container.create_item(_document(merged))
                 else:
                     self._container.replace_item(
                         verdict.id,
                         _document(merged),
-                        etag=document["_etag"],
+                        etag=etag,
                         match_condition=MatchConditions.IfNotModified,
                     )
-            except (CosmosResourceExistsError, CosmosAccessConditionFailedError):
+            except (CosmosResourceExistsError, CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
                 continue
             return SavedVerdict(merged, current, changed=True)
         raise Conflict(f"verdict {verdict.id}: too many concurrent writers")
 
-    def withdraw(self, verdict: Verdict) -> bool:
-        document = self._read(verdict.call_id, verdict.id)
-        if document is None or not _verdict(document).same_outcome(verdict):
+    def withdraw(self, verdict: Verdict, known: CallVerdicts | None = None) -> bool:
+        hint = self._known(verdict, known)
+        if hint is not None:
+            current, etag = hint
+        else:
+            document = self._read(verdict.call_id, verdict.id)
+            current = _verdict(document) if document else None
+            etag = str(document["_etag"]) if document else None
+        if current is None or etag is None or not current.same_outcome(verdict):
             return False
         try:
             self._container.delete_item(
                 verdict.id,
                 partition_key=verdict.call_id,
-                etag=document["_etag"],
+                etag=etag,
                 match_condition=MatchConditions.IfNotModified,
             )
         except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
@@ -178,7 +224,7 @@ class CosmosVerdictStore:
     def query(self, query: VerdictQuery) -> tuple[list[Verdict], str | None]:
         clauses = ["c.docType = 'verdict'"]
         parameters: list[dict[str, Any]] = []
-        for field, op, name, value in (
+        for name_in_document, op, name, value in (
             ("callStart", ">=", "@from", query.start_from),
             ("callStart", "<", "@to", query.start_to),
             ("userId", "=", "@user", query.user_id),
@@ -186,7 +232,7 @@ class CosmosVerdictStore:
             ("callId", "=", "@call", query.call_id),
         ):
             if value is not None:
-                clauses.append(f"c.{field} {op} {name}")
+                clauses.append(f"c.{name_in_document} {op} {name}")
                 parameters.append({"name": name, "value": value})
         sql = f"SELECT * FROM c WHERE {' AND '.join(clauses)} ORDER BY c.callStart DESC"  # noqa: S608 - fixed fields
         options: dict[str, Any] = (
@@ -204,7 +250,11 @@ class InMemoryVerdictStore:
     def for_call(self, call_id: str) -> list[Verdict]:
         return sorted((v for v in self.verdicts.values() if v.call_id == call_id), key=lambda v: v.user_id)
 
-    def save(self, verdict: Verdict) -> SavedVerdict:
+    def read_call(self, call_id: str) -> CallVerdicts:
+        with self._lock:
+            return CallVerdicts(call_id, {v.id: v for v in self.verdicts.values() if v.call_id == call_id})
+
+    def save(self, verdict: Verdict, known: CallVerdicts | None = None) -> SavedVerdict:
         with self._lock:
             current = self.verdicts.get(verdict.id)
             merged = merge(verdict, current)
@@ -214,7 +264,7 @@ class InMemoryVerdictStore:
             self.verdicts[verdict.id] = merged
             return SavedVerdict(merged, current, changed=True)
 
-    def withdraw(self, verdict: Verdict) -> bool:
+    def withdraw(self, verdict: Verdict, known: CallVerdicts | None = None) -> bool:
         with self._lock:
             current = self.verdicts.get(verdict.id)
             if current is None or not current.same_outcome(verdict):
@@ -255,6 +305,11 @@ class RecordingFinder(Protocol):
     def for_observed_user(self, user_id: str, start: datetime, end: datetime) -> list[RecordingRecord]:
         """Recordings of `user_id` that may overlap [start, end] (a coarse superset: callers filter exactly)."""
 
+    def for_call(
+        self, call_chain_id: str, user_ids: Sequence[str], start: datetime, end: datetime
+    ) -> list[RecordingRecord]:
+        """`for_call_chain` and `for_observed_user` of each of `user_ids` together, in one read."""
+
 
 def _day_bounds(start: datetime, end: datetime) -> tuple[str, str]:
     # Recording times are stored as pydantic writes them (varying precision), so compare on whole days,
@@ -292,6 +347,27 @@ class CosmosRecordingFinder:
             [{"name": "@user", "value": user_id}, {"name": "@low", "value": low}, {"name": "@high", "value": high}],
         )
 
+    def for_call(
+        self, call_chain_id: str, user_ids: Sequence[str], start: datetime, end: datetime
+    ) -> list[RecordingRecord]:
+        users = sorted(set(user_ids))
+        if len(users) > _IDS_PER_QUERY:  # a very large meeting: per user, as before
+            found = {r.id: r for r in self.for_call_chain(call_chain_id)}
+            for user in users:
+                found.update((r.id, r) for r in self.for_observed_user(user, start, end))
+            return [found[key] for key in sorted(found)]
+        low, high = _day_bounds(start, end)
+        return self._query(
+            "SELECT * FROM c WHERE c.facts.call_chain_id = @chain OR (ARRAY_CONTAINS(@users, c.facts.observed_user.id) "
+            "AND c.facts.started_at >= @low AND c.facts.started_at < @high)",
+            [
+                {"name": "@chain", "value": call_chain_id},
+                {"name": "@users", "value": users},
+                {"name": "@low", "value": low},
+                {"name": "@high", "value": high},
+            ],
+        )
+
 
 class InMemoryRecordingFinder:
     def __init__(self, records: Callable[[], list[RecordingRecord]]) -> None:
@@ -312,3 +388,11 @@ class InMemoryRecordingFinder:
             and r.facts.started_at is not None
             and start - timedelta(days=1) <= r.facts.started_at <= end + timedelta(days=1)
         ]
+
+    def for_call(
+        self, call_chain_id: str, user_ids: Sequence[str], start: datetime, end: datetime
+    ) -> list[RecordingRecord]:
+        found = {r.id: r for r in self.for_call_chain(call_chain_id)}
+        for user in set(user_ids):
+            found.update((r.id, r) for r in self.for_observed_user(user, start, end))
+        return [found[key] for key in sorted(found)]
