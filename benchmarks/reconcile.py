@@ -231,7 +231,7 @@ def main() -> None:
         cells = []
         for key, unit in (("cpu_ms", " ms"), ("requests", ""), ("wall_ms", " ms")):
             values = [r[key] for r in rows]
-            cells.append(f"{statistics.median(values):.1f}{unit} ({min(values):.1f}–{max(values):.1f})")
+            cells.append(f"{statistics.median(values):.1f}{unit} ({min(values):.1f}–{max(values):.1f})")  # noqa: RUF001 - an en dash for ranges
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
