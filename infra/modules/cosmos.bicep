@@ -40,6 +40,7 @@ var containers = [
   { name: 'control', partitionKeyPath: '/id' }
   { name: 'exports', partitionKeyPath: '/id' }
   { name: 'chats', partitionKeyPath: '/chatId' }
+  { name: 'recording_pairs', partitionKeyPath: '/id' }
 ]
 
 // Cosmos DB Built-in Data Contributor, a data-plane role (sqlRoleDefinitions), not an Azure RBAC role.

@@ -307,3 +307,107 @@ class LifecycleOutcome(Contract):
     reason: str | None = None
     interrupted: bool | None = None
     part: int | None = None
+
+
+# --- pairs: two recordings of the same call leg and policy user (ConcurrentInvitationCount 2, paired apps) -----
+
+
+class PairSpan(Contract):
+    """A stretch of the call that one sealed part of a member covers on the wall clock (its first sample for
+    the duration measured by decoding the sealed evidence)."""
+
+    part: int = Field(ge=0)
+    start: AwareDatetime
+    end: AwareDatetime
+    interrupted: bool
+
+
+class PairMember(Contract):
+    """One recording of the pair, as its record says now."""
+
+    recording_id: str
+    recorder_instance: str
+    call_id: str  # the bot's own leg of the call
+    status: RecordingStatus
+    final: bool = False  # nothing more will be sealed for it (sealed with every continuation, or not recorded)
+    started_at: AwareDatetime | None = None
+    spans: list[PairSpan] = Field(default_factory=list)  # empty until sealed
+    manifest_blob: str | None = None  # part 0's sealed manifest
+    manifest_sha256: str | None = None
+    ledger_seq: int | None = None
+
+
+class AttributedInterval(Contract):
+    """A stretch of the union of the pair's coverage, and the recording (instance) whose evidence holds it."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+    seconds: float = Field(ge=0)
+    recording_id: str
+    recorder_instance: str
+    part: int = Field(ge=0)
+
+
+class PairManifestRef(Contract):
+    """A pair manifest sealed into one member's folder, and its ledger entry (`paired`, about that member)."""
+
+    recording_id: str
+    blob_name: str
+    sha256: str
+    ledger_seq: int
+
+
+@contract("recording-pair", 1)
+class RecordingPair(Contract):
+    """The recordings of one call leg for one policy user under one policy: the two invitations of
+    `ConcurrentInvitationCount 2` or of a paired application, answered by different recorder instances. One
+    document in Cosmos `recording_pairs` (partition key /id), folded idempotently from the members' records."""
+
+    schema_version: Literal[1] = 1
+    id: str
+    tenant_id: str | None = None
+    call_chain_id: str
+    observed_user_id: str
+    policy_identifier: str | None = None
+    members: list[PairMember] = Field(default_factory=list)
+    # The union of what the members' sealed evidence covers, each stretch attributed to one member.
+    coverage: list[AttributedInterval] = Field(default_factory=list)
+    union_seconds: float = 0.0
+    complete: bool = False  # two or more members, all final: the pair manifest can be sealed
+    manifests: list[PairManifestRef] = Field(default_factory=list)  # of the newest revision, one per member
+    revision: str | None = None  # digest of what the newest pair manifest describes
+
+
+class PairManifestPart(Contract):
+    part: int = Field(ge=0)
+    start: AwareDatetime
+    end: AwareDatetime
+    interrupted: bool
+
+
+class PairManifestMember(Contract):
+    recording_id: str
+    recorder_instance: str
+    call_id: str
+    manifest_blob: str  # part 0's sealed manifest (each part's is in the recording's own `sealed` entries)
+    manifest_sha256: str
+    ledger_seq: int
+    parts: list[PairManifestPart]
+
+
+@contract("pair-manifest", 1)
+class PairManifest(Contract):
+    """Sealed into each member's folder of `recordings` once every member is final: which recordings hold the
+    same call leg for the same policy user, what each covers, and which one's evidence holds each stretch of the
+    union. Its SHA-256 is in a `paired` ledger entry about each member, so each recording verifies on its own."""
+
+    schema_version: Literal[1] = 1
+    pair_id: str
+    tenant_id: str | None = None
+    call_chain_id: str
+    observed_user_id: str
+    policy_identifier: str | None = None
+    members: list[PairManifestMember]
+    coverage: list[AttributedInterval]
+    union_seconds: float
+    sealed_at: AwareDatetime  # the newest member's seal: the manifest's bytes depend on nothing else

@@ -31,6 +31,7 @@ CAPTURE_MANIFEST = "capture.json"
 FENCE_MARKER = "fenced"
 SEALED_MANIFEST = "manifest.json"
 ACCESS_COPY = "access.opus"
+PAIR_MANIFEST_PREFIX = "pair-"
 MAX_GENERATION = 999
 
 RECORDING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
@@ -129,6 +130,14 @@ def sealed_manifest_name(recording_id: str, part: int) -> str:
 
 def access_copy_name(recording_id: str, part: int) -> str:
     return f"{sealed_prefix(recording_id, part)}/{ACCESS_COPY}"
+
+
+def pair_manifest_name(recording_id: str, revision: str) -> str:
+    """`<recording id>/pair-<revision>.json`: a pair manifest (verbatim.lifecycle.pairs) sealed beside the
+    recording's own parts, so retention, holds and deletion treat it as the recording's."""
+    if not re.fullmatch(r"[0-9a-f]{16}", revision):
+        raise ForeignPath(f"{revision[:40]!r} is not a pair manifest revision")
+    return f"{sealed_folder(recording_id)}{PAIR_MANIFEST_PREFIX}{revision}.json"
 
 
 def recording_folders(recording_id: str, sealed_names: list[str]) -> list[str]:

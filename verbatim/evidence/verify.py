@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from verbatim.contracts.evidence import EntryKind, RecordingManifest
 from verbatim.contracts.ledger import LogEntry, LogInclusionProof
+from verbatim.contracts.lifecycle import PairManifest
 from verbatim.evidence.certificates import check_certificate
 from verbatim.evidence.ledger_entries import subject_entries
 from verbatim.evidence.seal import recording_subject
@@ -25,6 +26,8 @@ from verbatim.ledger.merkle import ProofError, leaf_hash, verify_inclusion
 from verbatim.ledger.note import NoteError
 from verbatim.platform.blobs import BlobNotFound, BlobStore
 from verbatim.platform.errors import NotFound
+
+PAIRED = "paired"  # verbatim.lifecycle.pairs seals a pair manifest into each member's folder with this entry
 
 
 @dataclass
@@ -92,7 +95,56 @@ def verify_recording(
         manifests.append(manifest)
     if len(sealed_entries) > 1:
         _check_parts(result, sealed_entries, manifests)
+    for entry in entries:
+        if entry.kind == PAIRED:
+            _check_inclusion(result, ledger, entry)
+            _check_pair(result, recordings, entry, sealed_entries)
     return result
+
+
+def _check_pair(
+    result: RecordingVerification, recordings: BlobStore, paired: LogEntry, sealed_entries: list[LogEntry]
+) -> None:
+    """A pair manifest (2N recording: another recorder instance recorded the same call leg): it is the one the
+    `paired` entry pinned, it lists this recording with the manifest this recording's `sealed` entry pinned,
+    and its attributed coverage never credits a member with time outside what that member's parts cover."""
+    recorded: dict[str, Any] = paired.details.get("manifest") or {}  # type: ignore[assignment]
+    name = str(recorded.get("blob"))
+    body = _download(recordings, name, None)
+    if body is None:
+        result.findings.append(Finding("pair.missing", f"the pair manifest {name} is gone from storage"))
+        return
+    if hashlib.sha256(body).hexdigest() != recorded.get("sha256"):
+        result.findings.append(Finding("pair.altered", f"the pair manifest {name} was changed after sealing"))
+        return
+    try:
+        manifest = PairManifest.model_validate_json(body)
+    except ValidationError:
+        result.findings.append(Finding("pair.unreadable", f"{name} is not a pair manifest"))
+        return
+    mine = next((m for m in manifest.members if m.recording_id == result.recording_id), None)
+    sealed = {str((e.details.get("manifest") or {}).get("sha256")) for e in sealed_entries}  # type: ignore[union-attr]
+    if mine is None or mine.manifest_sha256 not in sealed:
+        result.findings.append(
+            Finding("pair.mismatch", f"the pair manifest {name} does not name this recording's sealed manifest")
+        )
+        return
+    parts = {m.recording_id: m.parts for m in manifest.members}
+    for interval in manifest.coverage:
+        held = parts.get(interval.recording_id, [])
+        if not any(p.start <= interval.start and p.end >= interval.end for p in held):
+            result.findings.append(
+                Finding(
+                    "pair.overclaimed",
+                    f"the pair manifest {name} credits {interval.recording_id} with {interval.start.isoformat()}"
+                    f"-{interval.end.isoformat()}, which its sealed parts do not cover",
+                )
+            )
+            return
+    others = ", ".join(f"{m.recording_id} ({m.recorder_instance})" for m in manifest.members if m is not mine)
+    result.notes.append(
+        f"paired with {others}: pair manifest {name} as sealed, union of coverage {manifest.union_seconds:.1f} s"
+    )
 
 
 def _part(entry: LogEntry) -> int:

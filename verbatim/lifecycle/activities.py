@@ -24,13 +24,20 @@ from verbatim.contracts.lifecycle import (
     FinalisedRecording,
     FinalisedTracks,
     RecordingCheck,
+    RecordingPair,
     RecordingRecord,
     SealedPartIndex,
     SealIndex,
     SealSummary,
     TimelinePart,
 )
-from verbatim.contracts.recorder import CaptureManifest, CaptureProgress, RecorderEvent
+from verbatim.contracts.recorder import (
+    CaptureManifest,
+    CaptureProgress,
+    RecorderEvent,
+    RecordingFailed,
+    RecordingStarted,
+)
 from verbatim.evidence import access_copy, names
 from verbatim.evidence.access_copy import Timeline
 from verbatim.evidence.finalise import finalise
@@ -44,6 +51,7 @@ from verbatim.evidence.worm import WormProtection
 from verbatim.ledger.writer import LedgerWriter
 from verbatim.lifecycle.announce import announce_indexed
 from verbatim.lifecycle.liveness import TABLE_SERVER_TIMEOUT_SECONDS, CaptureLiveness, NoLiveness, judge
+from verbatim.lifecycle.pairs import MemberRetention, PairStore, record_in_pair, revision_of, seal_pair_manifest
 from verbatim.lifecycle.policies import HoldMatcher, NoHolds, RetentionPolicy
 from verbatim.lifecycle.records import RecordingStore, record_event
 from verbatim.platform.audit import AuditEvent, AuditLog
@@ -81,6 +89,8 @@ class LifecycleDeps:
     reconciliation: MessageQueue | None = None
     # Security events (a recorder event naming blobs that are not its recording's own).
     audit: AuditLog | None = None
+    # Pairs of recordings of the same call leg and policy user (ConcurrentInvitationCount 2, paired apps).
+    pairs: PairStore | None = None
 
     @property
     def staging(self) -> BlobStore:
@@ -148,7 +158,7 @@ def receive_event(deps: LifecycleDeps, event: RecorderEvent) -> RecordingRecord 
     folder is rejected — nothing is written, nothing outside is touched — and recorded as a security event;
     None then (retrying would not make it any less foreign)."""
     try:
-        return record_event(deps.store, event)
+        record = record_event(deps.store, event)
     except ForeignPath as error:
         log.error(
             "recorder event rejected: %s",
@@ -166,6 +176,41 @@ def receive_event(deps: LifecycleDeps, event: RecorderEvent) -> RecordingRecord 
                 )
             )
         return None
+    if isinstance(event, RecordingStarted | RecordingFailed):  # the events that name the pair's key
+        pair_recording(deps, record)
+    return record
+
+
+# --- pairs ----------------------------------------------------------------------------------------------------
+
+
+def pair_recording(deps: LifecycleDeps, record: RecordingRecord) -> None:
+    """Put the recording into its pair; once every member is final, seal the pair manifest (idempotent: the
+    same members give the same manifest, written once into each member's folder, one `paired` entry each)."""
+    if deps.pairs is None:
+        return
+    pair = record_in_pair(deps.pairs, record)
+    if pair is None or not pair.complete:
+        return
+    revision = revision_of(pair)
+    if pair.revision == revision:
+        return
+    refs = seal_pair_manifest(pair, deps.recordings, deps.ledger, deps.worm, lambda rid: _retention_of(deps, rid))
+
+    def sealed(current: RecordingPair | None) -> RecordingPair:
+        assert current is not None
+        if revision_of(current) != revision:
+            return current  # a member changed meanwhile: its own call seals the newer revision
+        return current.model_copy(update={"manifests": refs, "revision": revision})
+
+    deps.pairs.update(pair.id, sealed)
+
+
+def _retention_of(deps: LifecycleDeps, recording_id: str) -> MemberRetention | None:
+    member = deps.store.get(recording_id)
+    if member is None or member.seal is None:
+        return None
+    return MemberRetention(member.seal.retention_until, tuple(member.seal.legal_holds))
 
 
 # --- is the recorder still capturing? ---------------------------------------------------------------------
@@ -562,6 +607,7 @@ def index_recording(deps: LifecycleDeps, summary: SealSummary, problems: list[st
 
     record = deps.store.update(summary.recording_id, mark)
     _announce(deps, record)
+    pair_recording(deps, record)
     return record
 
 
@@ -584,7 +630,9 @@ def mark_not_recorded(deps: LifecycleDeps, recording_id: str, reason: str, part:
         return updated
 
     if deps.store.get(recording_id) is not None:
-        _announce(deps, deps.store.update(recording_id, mark))
+        record = deps.store.update(recording_id, mark)
+        _announce(deps, record)
+        pair_recording(deps, record)
 
 
 def clean_up(deps: LifecycleDeps, recording_id: str, part: int = 0) -> int:

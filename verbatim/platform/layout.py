@@ -24,6 +24,7 @@ PSTN_CALLS = "pstn_calls"
 CONTROL = "control"
 EXPORTS = "exports"
 CHATS = "chats"
+RECORDING_PAIRS = "recording_pairs"
 
 # Blob containers (the account of each is in BLOB_CONTAINER_ACCOUNTS below). The recordings, captures and
 # reports containers can be renamed by app setting (RECORDINGS_CONTAINER, CAPTURES_CONTAINER, REPORTS_CONTAINER).
@@ -77,6 +78,7 @@ COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (
     CosmosContainer(CONTROL, "/id", "leases, watermarks and other small control documents"),
     CosmosContainer(EXPORTS, "/id", "exports: request, progress, package, retention"),
     CosmosContainer(CHATS, "/chatId", "captured chats: the chat, every message version, sealed bundles"),
+    CosmosContainer(RECORDING_PAIRS, "/id", "pairs of recordings of one call leg and policy user (2N recording)"),
 )
 
 # `lifecycle-scratch` (runtime account): encoded access-copy chunks between the parallel transcoding activities

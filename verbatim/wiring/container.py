@@ -54,6 +54,7 @@ from verbatim.ledger.log.witnesses import Witness, Witnesses
 from verbatim.ledger.note import NoteVerifier, note_signer
 from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.lifecycle.liveness import CaptureLiveness, HttpCaptureLiveness, NoLiveness
+from verbatim.lifecycle.pairs import CosmosPairStore
 from verbatim.lifecycle.records import CosmosRecordingStore
 from verbatim.platform import clients, layout
 from verbatim.platform.audit import CosmosAuditLog, CosmosAuditReader
@@ -455,6 +456,7 @@ class Container:
             audit=self.audit,
             holds=retention.seal_holds,
             reconciliation=self.reconciliation_requests,
+            pairs=CosmosPairStore(self.cosmos(layout.RECORDING_PAIRS)),
         )
 
     @cached_property
