@@ -1,0 +1,222 @@
+"""Invitation storm (issue 21): how fast recorder instances answer when many policy-recording invitations arrive
+at once — a meeting where many policy users join together, or every call after a failover — against the
+platform's 5-second answer budget for policy-based recording (Graph `call: answer`: "within 5 seconds for
+policy-based recording"; a late answer blocks a strict user's call).
+
+    .venv/bin/python benchmarks/invitation_storm.py [--invitations 200] [--instances 2] [--runs 3]
+
+Each run starts fresh recorder processes (the real recorder, `python -m recorder_vm`) on one private Azurite and
+the test-side Teams platform (`devstack.testkit.teams_platform.FakePlatform`: signed platform JWTs on every
+notification, Graph over TLS, the answer timed where it arrives). The incoming-call notifications are spread
+round robin over the instances, as the load balancer in front of a recorder application does, and all posted at
+once; latency is from the start of the POST to the answer reaching Graph. In the same run, as baselines:
+
+- `single`: one invitation at a time to one instance (no contention: what one answer costs on this machine);
+- `one instance`: the same storm to one instance (what the second instance buys).
+
+Before each measurement 5 invitations warm the instances up (a Graph token and connections, as a running
+recorder has). Every run prints its own figures; the summary gives the median of the runs and the spread (lowest
+to highest) with the load average, since on a shared machine wall-clock latency moves with the neighbours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform as host
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devstack.emulators import AzuritePorts, azurite  # noqa: E402
+from devstack.processes import ManagedProcess, free_port, http_ready  # noqa: E402
+from devstack.testkit.teams_platform import CallRecord, FakePlatform  # noqa: E402
+from recorder_vm import launch_argv  # noqa: E402
+
+BUDGET_SECONDS = 5.0  # Graph `call: answer`: policy-based recording
+GOAL_P99_SECONDS = 0.2  # issue 21's goal on this machine
+
+
+@dataclass
+class Storm:
+    """One storm's answers (seconds, sorted) and how many were not answered (rejected or timed out)."""
+
+    latencies: list[float]
+    rejected: int
+    seconds: float  # wall clock from the first POST to the last answer
+
+    def q(self, quantile: float) -> float:
+        values = self.latencies or [float("inf")]
+        return values[min(len(values) - 1, int(quantile * (len(values) - 1) + 0.5))]
+
+
+@dataclass
+class RunResult:
+    storm: Storm
+    one_instance: Storm
+    single: Storm
+    load: float
+
+
+@contextmanager
+def recorders(count: int, fake: FakePlatform, connection: str, root: Path) -> Iterator[list[str]]:
+    """`count` recorder processes (own ports, state and instance id); their base URLs."""
+    with ExitStack() as stack:
+        urls = []
+        for index in range(1, count + 1):
+            port = free_port()
+            env = {
+                **fake.recorder_env(),
+                "AzureWebJobsStorage": connection,
+                "RECORDINGS_STORAGE": connection,
+                "PYTHONPATH": str(ROOT),
+                "VERBATIM_LOG_LEVEL": "WARNING",
+            }
+            process = ManagedProcess(
+                name=f"recorder-{index}",
+                argv=launch_argv(
+                    port=port,
+                    media_port=free_port(),
+                    state_dir=root / f"recorder-{index}-{uuid.uuid4().hex[:6]}",
+                    instance_id=f"recorder-{index}",
+                ),
+                ready=http_ready(f"http://127.0.0.1:{port}/health", ok=lambda status: status == 200),
+                env=env,
+                cwd=ROOT,
+                log_path=root / f"recorder-{index}.log",
+            )
+            stack.enter_context(process)
+            urls.append(f"http://127.0.0.1:{port}")
+        yield urls
+
+
+def storm(fake: FakePlatform, urls: list[str], invitations: int, *, at_once: bool = True) -> Storm:
+    """Post `invitations` incoming calls round robin over `urls` (all at once, or one after another)."""
+
+    async def one(url: str) -> CallRecord:
+        record = await fake.invite(url, str(uuid.uuid4()))
+        try:
+            await asyncio.wait_for(record.answer_event.wait(), 30)
+        except TimeoutError:
+            pass
+        return record
+
+    async def all_of() -> list[CallRecord]:
+        targets = [urls[i % len(urls)] for i in range(invitations)]
+        if at_once:
+            return list(await asyncio.gather(*(one(url) for url in targets)))
+        return [await one(url) for url in targets]
+
+    started = time.monotonic()
+    records = fake.run(all_of(), timeout=300)
+    elapsed = time.monotonic() - started
+    answered = sorted(r.answer_seconds for r in records if r.answer_seconds is not None)
+    return Storm(answered, len(records) - len(answered), elapsed)
+
+
+def warm(fake: FakePlatform, urls: list[str]) -> None:
+    for url in urls:
+        storm(fake, [url], 5)
+
+
+def one_run(invitations: int, instances: int, fake: FakePlatform, connection: str, root: Path) -> RunResult:
+    with recorders(1, fake, connection, root) as urls:
+        warm(fake, urls)
+        single = storm(fake, urls, 20, at_once=False)
+    with recorders(1, fake, connection, root) as urls:
+        warm(fake, urls)
+        one_instance = storm(fake, urls, invitations)
+    with recorders(instances, fake, connection, root) as urls:
+        warm(fake, urls)
+        load = os.getloadavg()[0]
+        spread = storm(fake, urls, invitations)
+    return RunResult(spread, one_instance, single, load)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def spread(values: list[float]) -> str:
+    return f"{ms(statistics.median(values))} ({ms(min(values))} to {ms(max(values))})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--invitations", type=int, default=200)
+    parser.add_argument("--instances", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    load_start = os.getloadavg()
+    print(
+        f"machine: {host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}; {args.runs} runs of "
+        f"{args.invitations} simultaneous invitations over {args.instances} instances; load average at the start "
+        f"{load_start[0]:.1f} / {load_start[1]:.1f} / {load_start[2]:.1f}"
+    )
+    results: list[RunResult] = []
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        ports = AzuritePorts(blob=free_port(), queue=free_port(), table=free_port())
+        fake = FakePlatform(root / "platform")
+        fake.start()
+        try:
+            with azurite(ports, root / "azurite"):
+                for index in range(args.runs):
+                    result = one_run(args.invitations, args.instances, fake, ports.connection_string, root)
+                    results.append(result)
+                    print(
+                        f"  run {index + 1}: {args.instances} instances p50 {ms(result.storm.q(0.5))} p95 "
+                        f"{ms(result.storm.q(0.95))} p99 {ms(result.storm.q(0.99))} max {ms(result.storm.q(1.0))}, "
+                        f"not answered {result.storm.rejected}; one instance p99 {ms(result.one_instance.q(0.99))}; "
+                        f"single p50 {ms(result.single.q(0.5))}; load {result.load:.1f}",
+                        file=sys.stderr,
+                    )
+        finally:
+            fake.stop()
+    load_end = os.getloadavg()
+    print()
+    print("| storm | p50 | p95 | p99 | max | not answered | storm wall clock |")
+    print("|---|---|---|---|---|---|---|")
+    for name, pick in (
+        (f"{args.invitations} at once over {args.instances} instances", lambda r: r.storm),
+        (f"{args.invitations} at once to one instance (baseline)", lambda r: r.one_instance),
+        ("one at a time, one instance (baseline)", lambda r: r.single),
+    ):
+        storms = [pick(r) for r in results]
+        print(
+            f"| {name} | {spread([s.q(0.5) for s in storms])} | {spread([s.q(0.95) for s in storms])} "
+            f"| {spread([s.q(0.99) for s in storms])} | {spread([s.q(1.0) for s in storms])} "
+            f"| {sum(s.rejected for s in storms)} | {spread([s.seconds for s in storms])} |"
+        )
+    print("(median of runs, lowest to highest in brackets)")
+    loads = [r.load for r in results]
+    print(
+        f"load average: {load_start[0]:.1f} at the start, {statistics.median(loads):.1f} (median) when the storms "
+        f"over {args.instances} instances began, {load_end[0]:.1f} at the end"
+    )
+    p99 = statistics.median([r.storm.q(0.99) for r in results])
+    worst = max(r.storm.q(1.0) for r in results)
+    missed = sum(r.storm.rejected for r in results)
+    print(
+        f"- p99 over {args.instances} instances: {ms(p99)}; goal < {ms(GOAL_P99_SECONDS)}: "
+        f"{'met' if p99 < GOAL_P99_SECONDS else 'NOT met'}"
+    )
+    print(
+        f"- slowest answer of all runs: {ms(worst)}, unanswered {missed}; within the {BUDGET_SECONDS:.0f} s budget: "
+        f"{'met' if worst < BUDGET_SECONDS and missed == 0 else 'NOT met'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
