@@ -11,10 +11,9 @@ import azure.functions as func
 from pydantic import BaseModel, Field
 
 from functions.auth import authorize
-from functions.http import json_response, parse_json_body, problem_responses
+from functions.http import client_address, graph_handshake, json_response, parse_json_body, problem_responses
 from verbatim.chat.reads import READERS
 from verbatim.chat.verify import verify_chat
-from verbatim.chat.webhook import validation_response
 from verbatim.contracts.callrecords import GraphLifecycleEvent
 from verbatim.contracts.chat import BackfillReason, ChatBackfillRequest, ChatMessageCaptured
 from verbatim.ledger.access import REASON_HEADER, access_reason
@@ -34,20 +33,6 @@ def _enabled() -> bool:
     return get_settings().chat_capture_enabled
 
 
-def _handshake(req: func.HttpRequest) -> func.HttpResponse | None:
-    token = validation_response(req.params.get("validationToken"))
-    if token is None:
-        return None
-    return func.HttpResponse(
-        token, status_code=200, mimetype="text/plain", headers={"X-Content-Type-Options": "nosniff"}
-    )
-
-
-def _source_ip(req: func.HttpRequest) -> str | None:
-    forwarded = req.headers.get("x-forwarded-for")
-    return forwarded.split(",")[0].strip() if forwarded else None
-
-
 # --- Graph's webhooks -----------------------------------------------------------------------------------
 
 
@@ -55,12 +40,12 @@ def _source_ip(req: func.HttpRequest) -> str | None:
 @problem_responses
 async def chat_notifications(req: func.HttpRequest) -> func.HttpResponse:
     # Async: the checks run in a worker thread and the sends on the event loop, never behind queue triggers.
-    handshake = _handshake(req)
+    handshake = graph_handshake(req)
     if handshake is not None:
         return handshake
     chat = current().chat
     await chat.receiver.accept_async(
-        req.get_body(), req.headers.get("content-type"), chat.async_messages_queue(), _source_ip(req)
+        req.get_body(), req.headers.get("content-type"), chat.async_messages_queue(), client_address(req)
     )
     return func.HttpResponse(status_code=202)
 
@@ -68,12 +53,12 @@ async def chat_notifications(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="chat/lifecycle", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @problem_responses
 def chat_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
-    handshake = _handshake(req)
+    handshake = graph_handshake(req)
     if handshake is not None:
         return handshake
     chat = current().chat
     chat.receiver.accept_lifecycle(
-        req.get_body(), req.headers.get("content-type"), chat.lifecycle_queue, _source_ip(req)
+        req.get_body(), req.headers.get("content-type"), chat.lifecycle_queue, client_address(req)
     )
     return func.HttpResponse(status_code=202)
 

@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by every trigger: JSON bodies, and domain errors → application/problem+json."""
+"""HTTP plumbing shared by every trigger: JSON bodies, domain errors → application/problem+json, the client's
+address, and Graph's webhook validation handshake."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from typing import Any, TypeVar
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from verbatim.graph.webhooks import validation_response
 from verbatim.platform.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, VerbatimError
+from verbatim.platform.inputs import forwarded_client
+from verbatim.platform.settings import get_settings
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -82,3 +86,20 @@ def _to_problem(error: VerbatimError) -> func.HttpResponse:
     if error.status >= 500:
         log.error("request failed: %s", error.detail)
     return problem(error.status, error.title, error.detail, **error.extensions)
+
+
+def client_address(req: func.HttpRequest) -> str | None:
+    """The caller's address, only as far as our own proxies vouch for it (TRUSTED_FORWARDED_HOPS): a client can
+    write X-Forwarded-For itself."""
+    return forwarded_client(req.headers.get("x-forwarded-for"), get_settings().trusted_forwarded_hops)
+
+
+def graph_handshake(req: func.HttpRequest) -> func.HttpResponse | None:
+    """Graph's validation of a notification URL answered (the token back as text/plain), or None if this request
+    is not one. `func.HttpRequest.params` holds the URL-decoded query values, as Graph requires the echo to be."""
+    token = validation_response(req.params.get("validationToken"))
+    if token is None:
+        return None
+    return func.HttpResponse(
+        token, status_code=200, mimetype="text/plain", headers={"X-Content-Type-Options": "nosniff"}
+    )

@@ -31,7 +31,6 @@ from verbatim.platform.inputs import load_json
 from verbatim.platform.queues import AsyncMessageQueue, MessageQueue
 from verbatim.platform.times import format_datetime, utcnow
 
-MAX_VALIDATION_TOKEN = 4096
 # Call record ids are GUIDs; allow a little more, never anything that could reshape a URL.
 _RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -136,15 +135,6 @@ class ClientStates:
 class Accepted:
     notifications: int
     enqueued: int
-
-
-def validation_response(token: str | None) -> str | None:
-    """The body answering Graph's validation handshake: the URL-decoded token, or None if this is not one."""
-    if token is None:
-        return None
-    if len(token) > MAX_VALIDATION_TOKEN:
-        raise InvalidInput("validationToken is too long")
-    return token
 
 
 def parse_batch(body: bytes, content_type: str | None, max_bytes: int) -> NotificationBatch:

@@ -45,8 +45,6 @@ from verbatim.platform.times import format_datetime, utcnow
 
 log = logging.getLogger(__name__)
 
-MAX_VALIDATION_TOKEN = 4096
-
 
 class Item(BaseModel):
     """One item of `value` (changeNotification)."""
@@ -78,15 +76,6 @@ class Accepted:
     notifications: int
     enqueued: int
     refused: str | None = None  # why the batch was discarded (never told to the caller)
-
-
-def validation_response(token: str | None) -> str | None:
-    """The body answering Graph's validation handshake: the URL-decoded token, or None if this is not one."""
-    if token is None:
-        return None
-    if len(token) > MAX_VALIDATION_TOKEN:
-        raise InvalidInput("validationToken is too long")
-    return token
 
 
 def parse_collection(body: bytes, content_type: str | None, max_bytes: int) -> Collection:
