@@ -15,6 +15,7 @@ import pytest
 
 from devstack.testkit.records import SALES, T0, TRADER, call, party, phone, snapshot
 from tests.api.world import PSTN, SealedCall, seal_recording
+from tests.callrecords.conftest import sim_env, simulator
 from tests.conftest import Azurite, Cosmos
 from verbatim.contracts.exports import ExportRecord, ExportRequest
 from verbatim.evidence.seal import recording_subject
@@ -22,6 +23,8 @@ from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Princ
 from verbatim.platform.settings import Settings, reload_settings
 from verbatim.policy.snapshots import CosmosPolicySnapshotStore
 from verbatim.wiring import container_for
+
+__all__ = ["export_world", "sim_env", "simulator"]  # the simulator's fixtures serve tests/exports/test_chat_export.py
 
 OFFICER = Principal(subject="officer-1", name="Olive Officer", roles=frozenset({COMPLIANCE_OFFICER}))
 AUDITOR = Principal(subject="auditor-1", name="Avery Auditor", roles=frozenset({COMPLIANCE_AUDITOR}))

@@ -1,4 +1,4 @@
-"""Chat evidence as an export takes it (verbatim.exports does not package chats yet): every sealed bundle of a chat, or
+"""Chat evidence as an export takes it (verbatim.exports.chats packages it): every sealed bundle of a chat, or
 of the chats a person was a member of, in a time range — the manifest and `messages.ndjson` exactly as sealed, the
 hosted contents, the `chat.sealed` entry of the ledger (v2 log) and, once a signed checkpoint covers it, its
 inclusion proof (with the checkpoint) — so an export can write them out and a recipient can verify them offline
@@ -9,7 +9,7 @@ The caller records the access (an `exported` ledger entry); nothing here writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from verbatim.chat.sealing import CHAT_SEALED, chat_subject
@@ -49,16 +49,30 @@ class ChatEvidenceReader:
         self._ledger = ledger
 
     def bundles(
-        self, *, chat_id: str | None = None, participant: str | None = None, start_day: str = "", end_day: str = "~"
+        self,
+        *,
+        chat_id: str | None = None,
+        participant: str | None = None,
+        start_day: str = "",
+        end_day: str = "~",
+        bundle_ids: Collection[str] | None = None,
+        with_proofs: bool = True,
     ) -> Iterator[SealedBundle]:
         """The sealed, not deleted bundles of a chat (or of a participant's chats) whose day is in
-        [start_day, end_day] (YYYY-MM-DD), oldest first."""
+        [start_day, end_day] (YYYY-MM-DD), oldest first; only `bundle_ids` when given. `with_proofs=False` leaves
+        `proof` None (an export proves entries against its own checkpoint)."""
         if chat_id is not None:
             found = self._repo.bundles(chat_id)
         else:
             found = self._repo.all_bundles([participant] if participant else None)
         wanted = sorted(
-            (b for b in found if not b.get("deleted") and start_day <= str(b["day"]) <= end_day),
+            (
+                b
+                for b in found
+                if not b.get("deleted")
+                and start_day <= str(b["day"]) <= end_day
+                and (bundle_ids is None or b["bundleId"] in bundle_ids)
+            ),
             key=lambda b: (b["chatId"], b["day"], int(b["part"])),
         )
         entries: dict[str, list[LogEntry]] = {}
@@ -90,7 +104,7 @@ class ChatEvidenceReader:
                 manifest=manifest,
                 messages_bytes=self._blobs.read(manifest.messages.blob_name, version_id=manifest.messages.version_id),
                 sealed_entry=sealed,
-                proof=self._proof(sealed),
+                proof=self._proof(sealed) if with_proofs else None,
                 hosted=hosted,
             )
 

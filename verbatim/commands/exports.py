@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
     create.add_argument("--no-evidence", action="store_true", help="leave out the lossless evidence")
     create.add_argument("--no-access-copies", action="store_true", help="leave out the Opus access copies")
     create.add_argument("--no-call-records", action="store_true", help="leave out call records and verdicts")
+    create.add_argument(
+        "--chats", action="store_true", help="add sealed chats (a hold's, or the recordings' meeting and people chats)"
+    )
     create.add_argument("--wait", action="store_true", help="follow its progress until it has finished")
     create.set_defaults(handler=handled(_create))
 
@@ -112,6 +115,7 @@ def _create(args: argparse.Namespace) -> int:
             "evidence": not args.no_evidence,
             "accessCopies": not args.no_access_copies,
             "callRecords": not args.no_call_records,
+            "chats": args.chats,
         }
     }
     if args.title:

@@ -45,7 +45,11 @@ class ExportOptions(CamelContract):
     evidence: bool = Field(default=True, description="the lossless evidence (FLAC) and the capture manifest")
     access_copies: bool = Field(default=True, description="the Opus access copies (the index's player uses them)")
     call_records: bool = Field(default=True, description="the Graph call record and the verdicts of the call")
-    chats: bool = Field(default=False, description="the meeting chat and chats of the people (when chat capture runs)")
+    chats: bool = Field(
+        default=False,
+        description="sealed chats: each recording's meeting chat and its people's chats on its days, or for a legal "
+        "hold the chats it covers (when chat capture runs)",
+    )
     transcripts: bool = Field(default=False, description="transcripts (Verbatim makes none yet)")
 
 
@@ -93,6 +97,7 @@ class ExportResult(CamelContract):
     package_bytes: int
     files: int
     recordings: int
+    chats: int = 0
     media_bytes: int
     package_manifest_sha256: Sha256Hex
     checkpoint_size: int
@@ -169,10 +174,13 @@ class ExportBatch(CamelContract):
 
 @contract("exports.part-summary", 1)
 class PartSummary(CamelContract):
+    """One packaged item: a recording, or a chat (then `recordingId` holds the chat's id)."""
+
     position: int
     recording_id: str
     length: int
     media_bytes: int
+    kind: Literal["recording", "chat"] = "recording"
 
 
 @contract("exports.failure", 1)
@@ -230,6 +238,33 @@ class PackagedRecording(CamelContract):
     trail_entries: int
 
 
+class PackagedChat(CamelContract):
+    """A chat in the package (`options.chats`): its folder, the sealed chat-day bundles it carries and what the
+    load files and the index say about it."""
+
+    chat_id: str
+    folder: str
+    control_number: str
+    chat_type: str | None = None
+    topic: str | None = None
+    members: list[str] = Field(default_factory=list)
+    member_names: list[str] = Field(default_factory=list)
+    policy_users: list[str] = Field(default_factory=list)
+    first_message_at: str | None = None
+    last_message_at: str | None = None
+    messages: int = 0
+    versions: int = 0
+    bundles: list[str] = Field(default_factory=list, description="the sealed bundle ids, as the `exported` entry lists")
+    legal_holds: list[str] = Field(default_factory=list)
+    transcript: str = Field(description="the human-readable rendering (HTML)")
+    transcript_text: str = Field(description="the same as plain text (the extracted text review platforms index)")
+    transcript_sha256: Sha256Hex
+    transcript_bytes: int = 0
+    exported_entry: int
+    trail_entries: int
+    why: list[str] = Field(default_factory=list, description="why the chat is in the export (hold, person, meeting)")
+
+
 @contract("export-package-manifest", 1)
 class PackageManifest(CamelContract):
     """`package-manifest.json`: every other file of the package with its size and SHA-256 (canonical JSON; its
@@ -248,4 +283,5 @@ class PackageManifest(CamelContract):
     checkpoint_size: int
     created_entry: int | None = None
     recordings: list[PackagedRecording]
+    chats: list[PackagedChat] = Field(default_factory=list)
     files: list[PackageFile]

@@ -18,6 +18,7 @@ from verbatim.contracts.exports import (
     SIGNATURE_HEADER,
     ExportRecord,
     ExportResult,
+    PackagedChat,
     PackagedRecording,
     PackageFile,
     PackageManifest,
@@ -78,7 +79,8 @@ def assemble_package(
     signer = log.keys.signer
     if signer is None:
         raise DependencyUnavailable("the ledger has no signing key: a package cannot be signed")
-    rows: list[PackagedRecording] = [part.recording for part in parts]
+    rows: list[PackagedRecording] = [part.recording for part in parts if part.recording is not None]
+    chats: list[PackagedChat] = [part.chat for part in parts if part.chat is not None]
     base = sum(part.length for part in parts)
     sink = BlockSink(work.store, work.package_blob, FINAL_SEGMENT)
     writer = SegmentWriter(sink.write, at)
@@ -96,13 +98,14 @@ def assemble_package(
         checkpoint_size=checkpoint_size,
         created_entry=export.created_seq,
         recordings=rows,
+        chats=chats,
         files=[],
     )
     fingerprints = [(v, key_fingerprint(v)) for v in verifiers]
     writer.add_bytes(names.README, readme_text(manifest, [(v.vkey(), f) for v, f in fingerprints]))
-    writer.add_bytes(names.INDEX_HTML, index_html(manifest, rows))
-    writer.add_bytes(names.LOADFILE_DAT, concordance_dat(rows, export.id))
-    writer.add_bytes(names.LOADFILE_CSV, csv_file(rows, export.id))
+    writer.add_bytes(names.INDEX_HTML, index_html(manifest, rows, chats))
+    writer.add_bytes(names.LOADFILE_DAT, concordance_dat(rows, export.id, chats))
+    writer.add_bytes(names.LOADFILE_CSV, csv_file(rows, export.id, chats))
     writer.add_bytes(
         names.EXPORT_JSON,
         _json(
@@ -161,6 +164,7 @@ def assemble_package(
         package_bytes=size,
         files=len(placed),
         recordings=len(rows),
+        chats=len(chats),
         media_bytes=sum(part.media_bytes for part in parts),
         package_manifest_sha256=manifest_sha256,
         checkpoint_size=checkpoint_size,

@@ -1,4 +1,5 @@
-"""Review-platform load files: a Concordance-style `.dat` and the same fields as CSV, one line per recording.
+"""Review-platform load files: a Concordance-style `.dat` and the same fields as CSV, one line per recording and
+one per chat (`DOCTYPE` Chat: its native is the HTML transcript, its extracted text `TEXTPATH`).
 
 Concordance `.dat` conventions (the defaults Relativity, Nuix and Reveal read without configuration): UTF-8 with a
 byte order mark (Relativity detects the encoding by it), field separator U+0014 (DC4, shown as ¶), text qualifier
@@ -14,7 +15,7 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 
-from verbatim.contracts.exports import PackagedRecording
+from verbatim.contracts.exports import PackagedChat, PackagedRecording
 
 FIELD = "\x14"
 QUOTE = "\xfe"
@@ -67,7 +68,41 @@ FIELDS: Sequence[tuple[str, Getter]] = (
     ("LEGALHOLDS", lambda r, _: MULTI.join(r.legal_holds)),
     ("RETENTIONUNTIL", lambda r, _: _when(r.retention_until)),
     ("LEDGERENTRY", lambda r, _: str(r.exported_entry)),
+    ("CHATID", lambda _, __: ""),
+    ("TEXTPATH", lambda _, __: ""),
 )
+
+ChatGetter = Callable[[PackagedChat, str], str]
+
+# A chat's values; the fields not named here are empty for a chat.
+CHAT_FIELDS: dict[str, ChatGetter] = {
+    "CONTROLNUMBER": lambda c, _: c.control_number,
+    "EXPORTID": lambda _, e: e,
+    "CUSTODIAN": lambda c, _: MULTI.join(c.policy_users),
+    "PARTICIPANTS": lambda c, _: MULTI.join(c.member_names or c.members),
+    "CALLTYPE": lambda c, _: c.chat_type or "",
+    "DATESTART": lambda c, _: _when(c.first_message_at),
+    "DATEEND": lambda c, _: _when(c.last_message_at),
+    "TIMEZONE": lambda _, __: "UTC",
+    "DOCTYPE": lambda _, __: "Chat",
+    "FILEEXTENSION": lambda _, __: "html",
+    "FILENAME": lambda c, _: c.transcript.rsplit("/", 1)[-1],
+    "FILESIZE": lambda c, _: str(c.transcript_bytes),
+    "NATIVEPATH": lambda c, _: _path(c.transcript),
+    "SHA256": lambda c, _: c.transcript_sha256,
+    "FOLDERPATH": lambda c, _: _path(c.folder),
+    "LEGALHOLDS": lambda c, _: MULTI.join(c.legal_holds),
+    "LEDGERENTRY": lambda c, _: str(c.exported_entry),
+    "CHATID": lambda c, _: c.chat_id,
+    "TEXTPATH": lambda c, _: _path(c.transcript_text),
+}
+
+
+def _values(rows: Sequence[PackagedRecording], chats: Sequence[PackagedChat], export_id: str) -> list[list[str]]:
+    values = [[get(row, export_id) for _, get in FIELDS] for row in rows]
+    empty: ChatGetter = lambda _, __: ""  # noqa: E731
+    values += [[CHAT_FIELDS.get(name, empty)(chat, export_id) for name, _ in FIELDS] for chat in chats]
+    return values
 
 
 def _dat_field(value: str) -> str:
@@ -76,16 +111,15 @@ def _dat_field(value: str) -> str:
     return QUOTE + flat.replace(QUOTE, "").replace(FIELD, " ") + QUOTE
 
 
-def concordance_dat(rows: Sequence[PackagedRecording], export_id: str) -> bytes:
+def concordance_dat(rows: Sequence[PackagedRecording], export_id: str, chats: Sequence[PackagedChat] = ()) -> bytes:
     lines = [FIELD.join(_dat_field(name) for name, _ in FIELDS)]
-    lines += [FIELD.join(_dat_field(get(row, export_id)) for _, get in FIELDS) for row in rows]
+    lines += [FIELD.join(_dat_field(value) for value in values) for values in _values(rows, chats, export_id)]
     return (BOM + "\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
-def csv_file(rows: Sequence[PackagedRecording], export_id: str) -> bytes:
+def csv_file(rows: Sequence[PackagedRecording], export_id: str, chats: Sequence[PackagedChat] = ()) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([name for name, _ in FIELDS])
-    for row in rows:
-        writer.writerow([get(row, export_id) for _, get in FIELDS])
+    writer.writerows(_values(rows, chats, export_id))
     return (BOM + out.getvalue()).encode("utf-8")

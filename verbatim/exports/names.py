@@ -17,6 +17,14 @@ MEDIA = "media"
 CAPTURE = "capture.json"
 ACCESS_COPY = "access-copy.ogg"
 
+CHATS = "chats"
+CHAT_MESSAGES = "messages.ndjson"
+CHAT_JSON = "chat.json"
+TRANSCRIPT_HTML = "transcript.html"
+TRANSCRIPT_TEXT = "transcript.txt"
+BUNDLES = "bundles"
+HOSTED = "hosted"
+
 PACKAGE_MANIFEST = "package-manifest.json"
 PACKAGE_SIGNATURE = "package-manifest.sig"
 README = "README.txt"
@@ -70,3 +78,19 @@ def capture_name() -> str:
 
 def proof_name(index: int) -> str:
     return f"{PROOFS}/{index}.tlog-proof"
+
+
+def chat_folder(index: int, key: str) -> str:
+    """Chat `index` (from 0, in package order) by its key (SHA-256 of the chat id, 32 hex: Teams chat ids hold
+    `:` and `@`)."""
+    return f"{CHATS}/{index + 1:06d}_{safe(key)}"
+
+
+def chat_bundle_folder(day: str, part: int) -> str:
+    """A sealed chat-day bundle, by the day and part its `chat.sealed` ledger entry records."""
+    return f"{BUNDLES}/{safe(day)}-part-{part:03d}"
+
+
+def chat_hosted_name(sha256: str) -> str:
+    """A hosted content (inline image) by its SHA-256, once per chat."""
+    return f"{HOSTED}/{safe(sha256)}"

@@ -16,6 +16,7 @@ def readme_text(manifest: PackageManifest, keys: Sequence[tuple[str, str]]) -> b
 Created {manifest.created_at} by {requester}.
 Reason given: {manifest.reason}
 Recordings: {len(manifest.recordings)}
+Chats: {len(manifest.chats)}
 
 This package holds Microsoft Teams call recordings captured by a compliance recording system (Verbatim), each
 exactly as it was sealed when the call ended, with everything needed to check that nothing has been changed,
@@ -38,6 +39,16 @@ WHAT IS INSIDE
                              sealed, accessed (by whom, why), held, retention extended, exported ...
       proofs/<n>.tlog-proof  for each of those entries, a proof that it is in the ledger (see below)
       part-N/                a later part of the same recording, when the recorder was restarted mid-call
+  chats/NNNNNN_<key>/        one folder per chat (when the export includes chats; <key>: SHA-256 of the chat id):
+      transcript.html        every message with all its captured versions (edits, deletions), for reading
+      transcript.txt         the same as plain text
+      chat.json              the same as structured JSON, each version pointing at its sealed line
+      bundles/<day>-part-NNN/ a sealed chat-day: manifest.json (every line's SHA-256, members, retention, holds)
+                             and messages.ndjson (one line per message version, with the exact JSON Microsoft
+                             Graph delivered), byte for byte as sealed
+      hosted/<sha256>        inline images of the messages, by their SHA-256
+      audit-trail.jsonl      every ledger entry about the chat up to this export (chat.sealed, read, held,
+                             exported ...), and proofs/<n>.tlog-proof for each
   loadfiles/export.dat       Concordance load file (UTF-8, delimiters U+0014 and U+00FE) for review platforms
   loadfiles/export.csv       the same fields as CSV
   export/                    this export's request (who, why, what) and its own ledger entry with its proof
@@ -55,9 +66,12 @@ HOW TO VERIFY
 
 It checks: every file against package-manifest.json and its signature; every ledger entry's inclusion proof and
 the checkpoint's signature; each recording's manifest and media against the hashes its `sealed` ledger entry
-holds; and that each recording's audit trail is complete - the `exported` entry written when this package was
-made lists every earlier entry about the recording, so one left out is named. It prints each problem, exits 0
-when everything verifies and 1 when anything does not; --quiet prints only problems, --json one JSON object.
+holds; each chat bundle's manifest and messages against its `chat.sealed` ledger entry (an altered message is
+named by its line and message id) and each inline image against the bundle manifest; and that each recording's
+and chat's audit trail is complete - the `exported` entry written when this package was made lists every earlier
+entry about it, so one left out is named. The transcripts and chat.json are renderings of the sealed lines.
+It prints each problem, exits 0 when everything verifies and 1 when anything does not; --quiet prints only
+problems, --json one JSON object.
 
 TRUST: the verifier uses the key(s) in keys/ unless you give it one with --key or --fingerprint. Keys shipped
 inside a package prove nothing by themselves: compare these fingerprints with the ones the firm publishes or

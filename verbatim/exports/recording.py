@@ -31,7 +31,7 @@ from verbatim.exports import names
 from verbatim.exports.blocks import BlockSink
 from verbatim.exports.sealed_media import SealMismatch, check_sealed, sealed_objects, stream_sealed
 from verbatim.exports.trail import EXPORTED, attest, exported_details
-from verbatim.exports.work import ExportWork, PartRecord, RecordingSnapshot
+from verbatim.exports.work import ChatSnapshot, ExportWork, PartRecord, RecordingSnapshot
 from verbatim.exports.zip64 import SegmentWriter
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.blobs import BlobNotFound, BlobStore
@@ -79,27 +79,7 @@ def attest_recording(
     record = sources.record(recording_id)
     if record is None or record.seal is None:
         raise NotFound(f"recording {recording_id} is not sealed (it may have been deleted since the export began)")
-    subject = recording_subject(recording_id)
-    trail = [e for e in subject_entries(log, subject) if not _mine(e, export.id)]
-    entries: list[LogEntry] = []
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        attestation = attest(trail)
-        entry = log.append(
-            EXPORTED,
-            subject,
-            exported_details(export.id, export.title, export.reason, attestation, attempt),
-            actor=export.requested_by.subject,
-            idempotency_key=f"exported:{export.id}:{recording_id}:{attempt}",
-        )
-        entries.append(entry)
-        # An entry about the recording sequenced concurrently may have landed before ours without being in the
-        # list we attested: attest again until the list is complete below our entry.
-        before = [e for e in subject_entries(log, subject, below=entry.index) if not _mine(e, export.id)]
-        if [e.index for e in before] == [e.index for e in trail]:
-            break
-        trail = before
-    else:
-        raise RuntimeError(f"recording {recording_id}: its audit trail kept changing while it was attested")
+    trail, entries = append_exported(log, recording_subject(recording_id), export, recording_id)
     verdicts: list[Verdict] = []
     call_record: dict[str, Any] | None = None
     chain = record.facts.call_chain_id
@@ -118,6 +98,37 @@ def attest_recording(
     )
     work.save_snapshot(snapshot)
     return snapshot
+
+
+def append_exported(
+    log: TransparencyLog,
+    subject: str,
+    export: ExportRecord,
+    item: str,
+    extra: dict[str, JsonValue] | None = None,
+) -> tuple[list[LogEntry], list[LogEntry]]:
+    """Append the `exported` entry of `subject` (a recording or a chat; idempotent per export and item) attesting
+    every earlier entry about it; returns (the trail attested, this export's `exported` entries)."""
+    trail = [e for e in subject_entries(log, subject) if not _mine(e, export.id)]
+    entries: list[LogEntry] = []
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        attestation = attest(trail)
+        details = exported_details(export.id, export.title, export.reason, attestation, attempt)
+        entry = log.append(
+            EXPORTED,
+            subject,
+            {**details, **(extra or {})},
+            actor=export.requested_by.subject,
+            idempotency_key=f"exported:{export.id}:{item}:{attempt}",
+        )
+        entries.append(entry)
+        # An entry about the subject sequenced concurrently may have landed before ours without being in the
+        # list we attested: attest again until the list is complete below our entry.
+        before = [e for e in subject_entries(log, subject, below=entry.index) if not _mine(e, export.id)]
+        if [e.index for e in before] == [e.index for e in trail]:
+            return trail, entries
+        trail = before
+    raise RuntimeError(f"{subject}: its audit trail kept changing while it was attested")
 
 
 def _mine(entry: LogEntry, export_id: str) -> bool:
@@ -143,7 +154,7 @@ def _read_manifest(media: BlobStore, blob: str, sha256: str) -> tuple[bytes, Rec
     return data, RecordingManifest.model_validate_json(data)
 
 
-def _json_bytes(value: JsonValue) -> bytes:
+def json_bytes(value: JsonValue) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
@@ -217,7 +228,7 @@ def package_recording(
                 native = (name, entry.sha256, entry.size)
             if what == "access" and access is None:
                 access = name
-    trail_entries = _write_trail(writer, log, folder, snapshot, checkpoint_size)
+    trail_entries = write_trail(writer, log, folder, snapshot, checkpoint_size)
     verdict = _observed_verdict(record, snapshot.verdicts)
     facts = record.facts
     seal = record.seal
@@ -253,14 +264,14 @@ def package_recording(
         "record": record.model_dump(mode="json"),
         "verdict": verdict.model_dump(mode="json", by_alias=True) if verdict else None,
     }
-    writer.add_bytes(f"{folder}/{names.RECORDING_JSON}", _json_bytes(recording_json))
+    writer.add_bytes(f"{folder}/{names.RECORDING_JSON}", json_bytes(recording_json))
     if export.options.call_records:
         writer.add_bytes(
             f"{folder}/{names.VERDICTS_JSON}",
-            _json_bytes([v.model_dump(mode="json", by_alias=True) for v in snapshot.verdicts]),
+            json_bytes([v.model_dump(mode="json", by_alias=True) for v in snapshot.verdicts]),
         )
         if snapshot.call_record is not None:
-            writer.add_bytes(f"{folder}/{names.CALL_RECORD_JSON}", _json_bytes(snapshot.call_record))
+            writer.add_bytes(f"{folder}/{names.CALL_RECORD_JSON}", json_bytes(snapshot.call_record))
     blocks = sink.close()
     part_record = PartRecord(
         position=position,
@@ -274,8 +285,12 @@ def package_recording(
     return part_record.summary()
 
 
-def _write_trail(
-    writer: SegmentWriter, log: TransparencyLog, folder: str, snapshot: RecordingSnapshot, checkpoint_size: int
+def write_trail(
+    writer: SegmentWriter,
+    log: TransparencyLog,
+    folder: str,
+    snapshot: RecordingSnapshot | ChatSnapshot,
+    checkpoint_size: int,
 ) -> int:
     """The audit trail (exact entry bytes, one per line: canonical JSON has no raw newlines) and a tlog-proof of
     each entry against the export's checkpoint. The entry bytes are the proof's own `extra` (one read of the log

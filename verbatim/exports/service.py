@@ -36,9 +36,10 @@ from verbatim.contracts.exports import (
 )
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.exports.assemble import assemble_package
+from verbatim.exports.chats import ChatSources, attest_chat, package_chat, plan_for_hold, plan_for_recordings
 from verbatim.exports.recording import RecordingSources, attest_recording, package_recording
 from verbatim.exports.store import ExportStore
-from verbatim.exports.work import Excluded, ExportWork, PartRecord, PlanFile
+from verbatim.exports.work import Excluded, ExportWork, PartRecord, PlanFile, PlannedChat
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.audit import AuditEvent, AuditLog
 from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Principal
@@ -83,7 +84,7 @@ class ExportService:
     clock: Callable[[], datetime]
     retention_days: int = 30
     chunk_bytes: int = 1024 * 1024
-    chats_available: bool = False
+    chats: ChatSources | None = None  # None: chat capture does not run in this deployment
     base_path: str = "/api/v1"
     _ids: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
 
@@ -109,7 +110,7 @@ class ExportService:
         principal.require(COMPLIANCE_OFFICER)
         if request.options.transcripts:
             raise InvalidInput("transcripts: Verbatim makes no transcripts yet; leave `transcripts` false")
-        if request.options.chats and not self.chats_available:
+        if request.options.chats and self.chats is None:
             raise InvalidInput("chats: chat capture is not available in this deployment; leave `chats` false")
         if request.search is not None:
             self.search_query(request.search.params())  # a bad filter is a 400 now, not a failed export later
@@ -283,11 +284,13 @@ class ExportService:
         existing = work.plan()
         if existing is None:
             existing = self._resolve(record)
-            if len(existing.recording_ids) > MAX_RECORDINGS:
-                raise InvalidInput(f"an export holds at most {MAX_RECORDINGS} recordings; narrow the selection")
+            if existing.total > MAX_RECORDINGS:
+                raise InvalidInput(
+                    f"an export holds at most {MAX_RECORDINGS} recordings and chats; narrow the selection"
+                )
             work.save_plan(existing)
-        self.progress(export_id, "attesting", len(existing.recording_ids), 0)
-        return ExportPlan(export_id=export_id, total=len(existing.recording_ids))
+        self.progress(export_id, "attesting", existing.total, 0)
+        return ExportPlan(export_id=export_id, total=existing.total)
 
     def _resolve(self, record: ExportRecord) -> PlanFile:
         selection = record.selection
@@ -327,7 +330,22 @@ class ExportService:
                 continue
             included.append(candidate)
         included.sort(key=lambda r: (format_datetime(r.facts.started_at) if r.facts.started_at else "", r.id))
-        return PlanFile(recording_ids=[r.id for r in included], excluded=excluded)
+        chats: list[PlannedChat] = []
+        if record.options.chats and self.chats is not None:
+            if isinstance(hold, str):
+                chats = plan_for_hold(self.chats, hold)
+            else:
+                chats = plan_for_recordings(self.chats, included, self._join_url)
+        return PlanFile(recording_ids=[r.id for r in included], chats=chats, excluded=excluded)
+
+    def _join_url(self, record: RecordingRecord) -> str | None:
+        """The meeting's join URL from the recording's call record (it names the meeting chat's thread)."""
+        chain = record.facts.call_chain_id
+        if not chain or self.sources.call_record is None:
+            return None
+        raw = self.sources.call_record(chain)
+        url = raw.get("joinWebUrl") if raw else None
+        return url if isinstance(url, str) else None
 
     def attest(self, batch: ExportBatch) -> int:
         record = self._get(batch.export_id)
@@ -335,7 +353,11 @@ class ExportService:
         plan = work.plan()
         if plan is None:
             raise RuntimeError(f"export {batch.export_id} has no plan")
-        for position in range(batch.first, min(batch.end, len(plan.recording_ids))):
+        for position in range(batch.first, min(batch.end, plan.total)):
+            chat = plan.chat_at(position)
+            if chat is not None:
+                self._attest_chat(work, record, position, chat)
+                continue
             recording_id = plan.recording_ids[position]
             attest_recording(self.log, self.sources, work, record, position, recording_id)
             self.audit.record(
@@ -350,8 +372,25 @@ class ExportService:
                     at=self.clock(),
                 )
             )
-        self.progress(batch.export_id, "attesting", len(plan.recording_ids), work.done("snapshot"))
-        return min(batch.end, len(plan.recording_ids)) - batch.first
+        self.progress(batch.export_id, "attesting", plan.total, work.done("snapshot"))
+        return min(batch.end, plan.total) - batch.first
+
+    def _attest_chat(self, work: ExportWork, record: ExportRecord, position: int, chat: PlannedChat) -> None:
+        if self.chats is None:
+            raise InvalidInput("chats: chat capture is not available in this deployment")
+        attest_chat(self.log, self.chats, work, record, position, chat)
+        self.audit.record(
+            AuditEvent(
+                category="access",
+                action="chat.export",
+                actor=record.requested_by.subject,
+                actor_name=record.requested_by.name,
+                target=f"chat:{chat.chat_id}",
+                detail={"export": record.id, "reason": record.reason, "bundles": len(chat.bundle_ids)},
+                event_id=f"chat.export:{record.id}:{chat.chat_id}",
+                at=self.clock(),
+            )
+        )
 
     def checkpoint(self, export_id: str) -> int:
         """Sign a checkpoint covering every `exported` entry of the export; returns its tree size."""
@@ -362,10 +401,10 @@ class ExportService:
         record = self._get(export_id)
         work = self.work(export_id)
         plan = work.plan()
-        total = len(plan.recording_ids) if plan else 0
+        total = plan.total if plan else 0
         for position in range(total):
-            snapshot = work.snapshot(position)
-            if snapshot is not None and max(snapshot.exported) >= size:
+            exported = work.exported(position)
+            if exported is not None and max(exported) >= size:
                 raise RuntimeError(f"checkpoint {size} does not cover recording {position}'s exported entry")
         self.progress(record.id, "packaging", total, 0)
         return size
@@ -374,12 +413,20 @@ class ExportService:
         record = self._get(batch.export_id)
         work = self.work(batch.export_id)
         at = _parse(record.created_at)
-        parts = [
-            package_recording(self.log, self.media, work, record, position, batch.checkpoint_size, at)
-            for position in range(batch.first, batch.end)
-        ]
         plan = work.plan()
-        total = len(plan.recording_ids) if plan else batch.end
+        if plan is None:
+            raise RuntimeError(f"export {batch.export_id} has no plan")
+        parts = []
+        for position in range(batch.first, batch.end):
+            chat = plan.chat_at(position)
+            if chat is None:
+                parts.append(package_recording(self.log, self.media, work, record, position, batch.checkpoint_size, at))
+                continue
+            if self.chats is None:
+                raise InvalidInput("chats: chat capture is not available in this deployment")
+            index = position - len(plan.recording_ids)
+            parts.append(package_chat(self.log, self.chats, work, record, position, index, batch.checkpoint_size, at))
+        total = plan.total
         self.progress(batch.export_id, "packaging", total, work.done("part"))
         return parts
 

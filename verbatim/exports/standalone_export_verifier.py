@@ -12,8 +12,11 @@ PACKAGE is the ZIP, or the folder it was unpacked into. Checked, each problem re
             trail is in the log (its C2SP tlog-proof leads to the checkpoint's root) and is the entry the proof holds
   evidence  each recording's manifest.json is the one its `sealed` ledger entry records, and each media file is the
             one the entry (evidence, access copy) or the sealed manifest (capture) records — byte for byte
-  trail     each recording's audit trail is complete up to this export: the `exported` entry lists every earlier
-            entry about the recording (by index, with a digest) and each must be in the package
+  chat      each chat's sealed bundles are the ones its `exported` entry lists, each bundle's manifest.json and
+            messages.ndjson are the ones its `chat.sealed` ledger entry records (an altered line is named by its
+            message id), and each inline image is the one the bundle manifest records
+  trail     each recording's and chat's audit trail is complete up to this export: the `exported` entry lists every
+            earlier entry about it (by index, with a digest) and each must be in the package
 
 Trust: keys given with --key/--key-file; else the package's keys/log.vkey, limited to --fingerprint when given (the
 SHA-256 of the key's DER public key). Keys taken from the package itself are reported as such: they show the package
@@ -521,6 +524,112 @@ class Verifier:
                 f"{what}: audit trail of {len(before)} entries complete up to its `exported` entry {last}"
             )
 
+    # chats
+
+    def check_chat(self, row: dict[str, Any], export_id: str) -> None:
+        chat_id, folder = row.get("chatId"), row.get("folder")
+        if not isinstance(chat_id, str) or not isinstance(folder, str):
+            self.fail("package.manifest_malformed", "a chat without chatId or folder")
+            return
+        what = f"chat {chat_id}"
+        entries = self.proven_entries(f"{folder}/audit-trail.jsonl", f"{folder}/proofs", f"chat:{chat_id}")
+        self.check_trail(what, folder, entries, export_id)
+        exported = sorted(
+            i
+            for i, e in entries.items()
+            if e.get("kind") == "exported" and e.get("details", {}).get("export_id") == export_id
+        )
+        if not exported:
+            return  # check_trail named it
+        listed = entries[exported[-1]].get("details", {}).get("bundles")
+        if not isinstance(listed, list) or not listed:
+            self.fail("chat.no_bundles", f"{what}: its `exported` entry {exported[-1]} lists no sealed bundle")
+            return
+        sealed = {
+            str(e.get("details", {}).get("bundle_id")): (i, e)
+            for i, e in entries.items()
+            if e.get("kind") == "chat.sealed"
+        }
+        expected: set[str] = set()
+        for bundle_id in [str(b) for b in listed]:
+            if bundle_id not in sealed:
+                self.fail(
+                    "chat.not_sealed",
+                    f"{what}: bundle {bundle_id}, listed by the `exported` entry {exported[-1]}, has no proven "
+                    "`chat.sealed` entry in the audit trail",
+                )
+                continue
+            index, entry = sealed[bundle_id]
+            details = entry.get("details", {})
+            base = f"{folder}/bundles/{safe(str(details.get('day')))}-part-{int(details.get('part', 0)):03d}"
+            expected.update({f"{base}/manifest.json", f"{base}/messages.ndjson"})
+            self.check_bundle(what, bundle_id, index, base, folder, details)
+        prefix = f"{folder}/bundles/"
+        for name in sorted(n for n in self.present if n.startswith(prefix) and n not in expected):
+            self.fail("chat.bundle_unexpected", f"{what}: {name} belongs to no bundle the `exported` entry lists")
+
+    def check_bundle(
+        self, what: str, bundle_id: str, index: int, base: str, folder: str, details: dict[str, Any]
+    ) -> None:
+        manifest_path, messages_path = f"{base}/manifest.json", f"{base}/messages.ndjson"
+        self.hash_files([manifest_path, messages_path])
+        recorded: dict[str, Any] = details["manifest"] if isinstance(details.get("manifest"), dict) else {}
+        if manifest_path not in self.present:
+            self.fail("chat.manifest_missing", f"{what}: {manifest_path} (bundle {bundle_id}) is not in the package")
+            return
+        digest = self.hashes[manifest_path][1]
+        if digest != recorded.get("sha256"):
+            self.fail(
+                "chat.manifest_mismatch",
+                f"{what}: {manifest_path} hashes to {digest}; its `chat.sealed` ledger entry {index} records "
+                f"{recorded.get('sha256')}",
+            )
+            return
+        try:
+            manifest = json.loads(self.package.read(manifest_path))
+        except ValueError:
+            self.fail("chat.manifest_malformed", f"{what}: {manifest_path} is not JSON")
+            return
+        sealed_messages: dict[str, Any] = details["messages"] if isinstance(details.get("messages"), dict) else {}
+        if messages_path not in self.present:
+            self.fail("chat.messages_missing", f"{what}: {messages_path} (bundle {bundle_id}) is not in the package")
+        elif self.hashes[messages_path][1] != sealed_messages.get("sha256"):
+            lines = self.package.read(messages_path).splitlines(keepends=True)
+            refs = [v for v in manifest.get("versions", []) if isinstance(v, dict)]
+            changed = [
+                f"line {int(v.get('line', 0)) + 1} (message {v.get('messageId')}, version {v.get('etag')})"
+                for v in refs
+                if int(v.get("line", -1)) >= len(lines)
+                or hashlib.sha256(lines[int(v.get("line", 0))]).hexdigest() != v.get("lineSha256")
+            ]
+            extra = f"; {len(lines) - len(refs)} line(s) more than sealed" if len(lines) > len(refs) else ""
+            self.fail(
+                "chat.message_mismatch",
+                f"{what}: {messages_path} hashes to {self.hashes[messages_path][1]}; its `chat.sealed` ledger entry "
+                f"{index} records {sealed_messages.get('sha256')}: "
+                + (", ".join(changed[:10]) if changed else "no line matches its sealed hash")
+                + " altered"
+                + extra,
+            )
+        else:
+            self.report.lines.append(
+                f"{what}: bundle {bundle_id} ({len(manifest.get('versions', []))} versions) as sealed by entry {index}"
+            )
+        hosted = [h for h in manifest.get("hostedContents", []) if isinstance(h, dict)]
+        paths = {str(h.get("sha256")): f"{folder}/hosted/{safe(str(h.get('sha256')))}" for h in hosted}
+        self.hash_files(sorted(paths.values()))
+        for sha, path in sorted(paths.items()):
+            if path not in self.present:
+                self.fail(
+                    "chat.hosted_missing", f"{what}: inline image {path} (bundle {bundle_id}) is not in the package"
+                )
+            elif self.hashes[path][1] != sha:
+                self.fail(
+                    "chat.hosted_mismatch",
+                    f"{what}: {path} hashes to {self.hashes[path][1]}; the sealed manifest of bundle {bundle_id} "
+                    f"records {sha}",
+                )
+
     def check_export_entry(self, manifest: dict[str, Any]) -> None:
         export_id = manifest.get("exportId")
         if manifest.get("createdEntry") is None:
@@ -559,9 +668,15 @@ class Verifier:
         options: dict[str, Any] = manifest["options"] if isinstance(manifest.get("options"), dict) else {}
         for row in rows:
             self.check_recording(row, str(export_id), options)
+        chats = [c for c in manifest.get("chats", []) if isinstance(c, dict)]
+        for chat in chats:
+            self.check_chat(chat, str(export_id))
         self.check_export_entry(manifest)
         self.report.facts["recordings"] = len(rows)
+        self.report.facts["chats"] = len(chats)
         self.report.lines.append(f"{len(rows)} recording(s) checked")
+        if chats:
+            self.report.lines.append(f"{len(chats)} chat(s) checked")
 
     def index_sealed(self, row: dict[str, Any]) -> None:
         folder = row.get("folder")

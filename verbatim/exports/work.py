@@ -6,19 +6,20 @@ only by the export that wrote them (typed, validated on read; not registered con
 them, and a format change cannot meet an old file after the export finishes or expires).
 
     <export id>/package.zip            the package (block blob: one segment of blocks per recording, then the end)
-    <export id>/work/plan.json         recording ids in package order, and what was left out and why
-    <export id>/work/snapshot/<n>.json what attesting recording n saw
-    <export id>/work/part/<n>.json     where recording n's entries are in its segment, and its blocks
+    <export id>/work/plan.json         recording ids in package order, the chats after them, what was left out
+    <export id>/work/snapshot/<n>.json what attesting item n (a recording, or a chat after the recordings) saw
+    <export id>/work/part/<n>.json     where item n's entries are in its segment, and its blocks
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import Field
 
 from verbatim.contracts import Contract
-from verbatim.contracts.exports import PackagedRecording, PartSummary
+from verbatim.contracts.exports import PackagedChat, PackagedRecording, PartSummary
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import Verdict
 from verbatim.exports.zip64 import ZipEntry
@@ -32,9 +33,28 @@ class Excluded(Contract):
     reason: str
 
 
+class PlannedChat(Contract):
+    """A chat of the export: the sealed bundles (chat-days) it carries and why it is in."""
+
+    chat_id: str
+    bundle_ids: list[str]
+    why: list[str] = Field(default_factory=list)
+
+
 class PlanFile(Contract):
     recording_ids: list[str]
+    chats: list[PlannedChat] = Field(default_factory=list)
     excluded: list[Excluded] = Field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Items in package order: the recordings (positions from 0), then the chats."""
+        return len(self.recording_ids) + len(self.chats)
+
+    def chat_at(self, position: int) -> PlannedChat | None:
+        """The chat at `position`, or None when the position is a recording's."""
+        index = position - len(self.recording_ids)
+        return self.chats[index] if 0 <= index < len(self.chats) else None
 
 
 class RecordingSnapshot(Contract):
@@ -47,9 +67,20 @@ class RecordingSnapshot(Contract):
     exported: list[int]  # this export's exported entries for the recording (more than one if the trail moved)
 
 
+class ChatSnapshot(Contract):
+    position: int
+    chat_id: str
+    bundle_ids: list[str]
+    why: list[str] = Field(default_factory=list)
+    chat: dict[str, Any] | None = None  # the chat's document (type, topic, members and their names)
+    trail: list[int]
+    exported: list[int]
+
+
 class PartRecord(Contract):
     position: int
-    recording: PackagedRecording
+    recording: PackagedRecording | None = None
+    chat: PackagedChat | None = None
     entries: list[ZipEntry]
     length: int
     blocks: list[str]
@@ -58,9 +89,10 @@ class PartRecord(Contract):
     def summary(self) -> PartSummary:
         return PartSummary(
             position=self.position,
-            recording_id=self.recording.recording_id,
+            recording_id=self.recording.recording_id if self.recording else self.chat.chat_id if self.chat else "",
             length=self.length,
             media_bytes=self.media_bytes,
+            kind="recording" if self.recording else "chat",
         )
 
 
@@ -101,6 +133,24 @@ class ExportWork:
     def snapshot(self, position: int) -> RecordingSnapshot | None:
         data = self._read(self._name("snapshot", f"{position}.json"))
         return RecordingSnapshot.model_validate_json(data) if data is not None else None
+
+    def save_chat_snapshot(self, snapshot: ChatSnapshot) -> None:
+        self.store.write(
+            self._name("snapshot", f"{snapshot.position}.json"),
+            snapshot.model_dump_json().encode(),
+            content_type="application/json",
+        )
+
+    def chat_snapshot(self, position: int) -> ChatSnapshot | None:
+        data = self._read(self._name("snapshot", f"{position}.json"))
+        return ChatSnapshot.model_validate_json(data) if data is not None else None
+
+    def exported(self, position: int) -> list[int] | None:
+        """The `exported` entries item `position` was attested with (a recording or a chat), None before."""
+        data = self._read(self._name("snapshot", f"{position}.json"))
+        if data is None:
+            return None
+        return [int(i) for i in json.loads(data)["exported"]]
 
     def save_part(self, part: PartRecord) -> None:
         self.store.write(

@@ -7,7 +7,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from verbatim.api.service import search_query
+from verbatim.chat.retention import HoldScope
 from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.exports.chats import ChatSources
 from verbatim.exports.recording import RecordingSources
 from verbatim.exports.service import ExportService
 from verbatim.exports.store import CosmosExportStore
@@ -37,6 +39,20 @@ class ExportServices:
         found = self._c.retention.hold_store.get(hold_id)
         return None if found is None else found.hold.status == "active"
 
+    def _hold_scope(self, hold_id: str) -> HoldScope | None:
+        """A legal hold as chat evidence reads it (whatever its status: a released hold still names what it held)."""
+        found = self._c.retention.hold_store.get(hold_id)
+        if found is None:
+            return None
+        hold = found.hold
+        return HoldScope(hold.id, frozenset(c.strip().lower() for c in hold.custodians), hold.from_, hold.until)
+
+    def _chats(self) -> ChatSources | None:
+        if not self._c.settings.chat_capture_enabled:
+            return None
+        chat = self._c.chat
+        return ChatSources(repository=chat.repository, reader=chat.evidence_reader, hold_scope=self._hold_scope)
+
     @cached_property
     def service(self) -> ExportService:
         calls = self._c.callrecords
@@ -58,4 +74,5 @@ class ExportServices:
             clock=self._c.clock,
             retention_days=self._c.settings.export_retention_days,
             chunk_bytes=self._c.settings.media_chunk_bytes,
+            chats=self._chats(),
         )

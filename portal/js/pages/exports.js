@@ -35,6 +35,7 @@ export async function render(view, _arg, ctx) {
       el("label", {}, el("input", { type: "checkbox", name: "evidence", checked: true }), " lossless evidence"),
       el("label", {}, el("input", { type: "checkbox", name: "accessCopies", checked: true }), " access copies"),
       el("label", {}, el("input", { type: "checkbox", name: "callRecords", checked: true }), " call records"),
+      el("label", {}, el("input", { type: "checkbox", name: "chats" }), " chats"),
       el("button", { id: "export-create", type: "submit" }, "Export")),
     el("p", { id: "export-status", class: "muted", role: "status" }), progress);
   const list = table("exports", "Exports", ["Requested", "Title", "By", "Status", "Recordings", "Size", "Expires", "Package"]);
@@ -129,7 +130,7 @@ export async function render(view, _arg, ctx) {
     event.preventDefault();
     showError("");
     const data = new FormData(form);
-    const body = { options: { evidence: data.has("evidence"), accessCopies: data.has("accessCopies"), callRecords: data.has("callRecords") } };
+    const body = { options: { evidence: data.has("evidence"), accessCopies: data.has("accessCopies"), callRecords: data.has("callRecords"), chats: data.has("chats") } };
     const title = String(data.get("title") || "").trim();
     if (title) body.title = title;
     const selection = data.get("selection");
