@@ -66,6 +66,25 @@ def azurite(ports: AzuritePorts, data_dir: Path, log_path: Path | None = None) -
     )
 
 
+def azurite_blob_oauth(port: int, data_dir: Path, tls: TlsFiles, log_path: Path | None = None) -> ManagedProcess:
+    """A blob-only Azurite over HTTPS that accepts Microsoft Entra bearer tokens (`--oauth basic`: issuer, audience
+    and expiry are checked, the signature and RBAC are not): Get User Delegation Key and user-delegation SAS work
+    on it, which they do not on the shared-key Azurite."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(NODE_BIN / "azurite-blob"),
+        "--silent",
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+        "--location", str(data_dir),
+        "--blobHost", "127.0.0.1", "--blobPort", str(port),
+        "--oauth", "basic",
+        "--cert", str(tls.cert),
+        "--key", str(tls.key),
+    ]  # fmt: skip
+    return ManagedProcess(name="azurite-blob-oauth", argv=argv, ready=tcp_ready(port), log_path=log_path, ports=(port,))
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     ca_cert: Path

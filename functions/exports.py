@@ -1,6 +1,7 @@
 """Exports: `POST /api/v1/exports` (Compliance.Officer, `X-Access-Reason` required) starts the `export_package`
 orchestration; `GET /api/v1/exports[/{id}]` shows the list and one export's progress and result;
-`GET /api/v1/exports/{id}/package` downloads the package in Range parts; `DELETE /api/v1/exports/{id}` deletes it;
+`GET /api/v1/exports/{id}/package` downloads the package in Range parts, `POST /api/v1/exports/{id}/link` gives a
+short-lived user-delegation SAS URL of it (Azure); `DELETE /api/v1/exports/{id}` deletes it;
 an hourly timer expires packages past their retention. Triggers parse and delegate; the work is in
 verbatim.exports (docs/exports.md).
 
@@ -121,6 +122,17 @@ def download_export(req: func.HttpRequest) -> func.HttpResponse:
         response.headers.update(answer.headers)
         return response
     return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+@bp.route(route="v1/exports/{id}/link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def link_export(req: func.HttpRequest) -> func.HttpResponse:
+    """A short-lived read-only user-delegation SAS URL of the package (Azure); 409 where storage is reached with
+    a key."""
+    principal = authorize(req, COMPLIANCE_OFFICER)
+    reason = _reason(req, required=True)
+    assert reason is not None
+    return json_response(service().link(req.route_params["id"], principal, reason))
 
 
 @bp.route(route="v1/exports/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -45,6 +45,9 @@ var roles = {
   reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
   // Monitoring Metrics Publisher: Entra-authenticated telemetry ingestion.
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  // Storage Blob Delegator: Get User Delegation Key (generateUserDelegationKey/action), to sign user-delegation
+  // SAS links of export packages; the SAS grants no more than the identity's own data role on the blob.
+  storageBlobDelegator: 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
   // Key Vault Secrets User: read secret values.
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   // Key Vault Crypto User: sign and verify with a key (it never leaves the vault).
@@ -263,6 +266,18 @@ resource fnExports 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: recordingsStorage::blobService::exports
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Download links of export packages (POST /api/v1/exports/{id}/link): a user delegation key, requested at the
+// account (the role must be assigned at the storage account or above); reading stays limited to `exports` above.
+resource fnExportLinks 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(recordingsStorage.id, functionPrincipalId, roles.storageBlobDelegator)
+  scope: recordingsStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDelegator)
     principalId: functionPrincipalId
     principalType: 'ServicePrincipal'
   }

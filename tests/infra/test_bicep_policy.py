@@ -438,6 +438,8 @@ ALLOWED_ROLES = {
     "12338af0-0e69-4776-bea7-57ae8d297424": "Key Vault Crypto User",
     "db79e9a7-68ee-4b58-9aeb-b90e7c24fcba": "Key Vault Certificate User",
     "a4417e6f-fecd-4de8-b567-7b0420556985": "Key Vault Certificates Officer",
+    # Storage Blob Delegator: only Get User Delegation Key (user-delegation SAS links of export packages).
+    "db58b8e5-c6ad-4a2a-8342-4190687cbf4a": "Storage Blob Delegator",
     # Cosmos DB Built-in Data Contributor (data plane, sqlRoleDefinitions).
     "00000000-0000-0000-0000-000000000002": "Cosmos DB Built-in Data Contributor",
 }

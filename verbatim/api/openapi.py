@@ -26,7 +26,7 @@ from verbatim.contracts.api import (
     VerdictPage,
 )
 from verbatim.contracts.callrecords import CallRecord, CallRecordPage
-from verbatim.contracts.exports import ExportList, ExportRecord, ExportRequest, ExportView
+from verbatim.contracts.exports import ExportLink, ExportList, ExportRecord, ExportRequest, ExportView
 from verbatim.contracts.ledger import LogConsistencyProof, LogEntry, LogInclusionProof, LogPage
 from verbatim.ledger.access import REASON_HEADER
 from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, RECORDER_ADMIN
@@ -352,6 +352,17 @@ OPERATIONS: tuple[Operation, ...] = (
         reason_required=True,
     ),
     Operation(
+        "post",
+        "/exports/{id}/link",
+        "linkExport",
+        "A short-lived, read-only user-delegation SAS URL of the package, to download it straight from storage "
+        "with Range requests (409 where the deployment reaches storage with a key).",
+        (COMPLIANCE_OFFICER,),
+        ExportLink,
+        (Param("id", "path", "Export id.", True), _EXPORT_REASON),
+        reason_required=True,
+    ),
+    Operation(
         "delete",
         "/exports/{id}",
         "deleteExport",
@@ -392,6 +403,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     CallRecord,
     ExportRequest,
     ExportView,
+    ExportLink,
     ExportList,
     ExportRecord,
     Problem,

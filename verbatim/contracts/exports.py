@@ -136,6 +136,17 @@ class ExportView(CamelContract):
     download: str | None = None
 
 
+@contract("api.export-link", 1)
+class ExportLink(CamelContract):
+    """`POST /api/v1/exports/{id}/link`: a short-lived, read-only user-delegation SAS URL of the package, for
+    downloading straight from storage (with Range requests) instead of through the API."""
+
+    url: str
+    expires_at: str
+    package_bytes: int
+    package_manifest_sha256: Sha256Hex
+
+
 @contract("api.export-list", 1)
 class ExportList(CamelContract):
     items: list[ExportRecord]

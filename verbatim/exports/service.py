@@ -23,6 +23,7 @@ from pydantic import JsonValue
 from verbatim.api.media import ByteRange, Unsatisfiable, parse_range
 from verbatim.contracts.exports import (
     ExportBatch,
+    ExportLink,
     ExportList,
     ExportPlan,
     ExportProgress,
@@ -37,6 +38,7 @@ from verbatim.contracts.exports import (
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.exports.assemble import assemble_package
 from verbatim.exports.chats import ChatSources, attest_chat, package_chat, plan_for_hold, plan_for_recordings
+from verbatim.exports.links import PackageLinks
 from verbatim.exports.recording import RecordingSources, attest_recording, package_recording
 from verbatim.exports.store import ExportStore
 from verbatim.exports.work import Excluded, ExportWork, PartRecord, PlanFile, PlannedChat
@@ -56,6 +58,11 @@ MAX_RECORDINGS = 50_000  # the package blob takes at most 50,000 committed block
 class RangeRequired(VerbatimError):
     status = 413
     title = "Use Range requests"
+
+
+class LinksUnavailable(VerbatimError):
+    status = 409
+    title = "No download links in this deployment"
 
 
 def export_subject(export_id: str) -> str:
@@ -85,6 +92,8 @@ class ExportService:
     retention_days: int = 30
     chunk_bytes: int = 1024 * 1024
     chats: ChatSources | None = None  # None: chat capture does not run in this deployment
+    links: PackageLinks | None = None  # None: storage is reached with a key (local), not an Entra identity
+    link_minutes: int = 15
     base_path: str = "/api/v1"
     _ids: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
 
@@ -223,6 +232,44 @@ class ExportService:
         if answer is None:
             return Download(200, headers, data)
         return Download(206, {**headers, "Content-Range": part.content_range(size)}, data)
+
+    def link(self, export_id: str, principal: Principal, reason: str) -> ExportLink:
+        """A read-only user-delegation SAS URL of the package, valid `link_minutes`: the download straight from
+        storage. Issuing it is recorded like a download (`export.downloaded`, `via: link`, one entry per link)."""
+        principal.require(COMPLIANCE_OFFICER)
+        record = self._get(export_id)
+        if record.status != "completed" or record.result is None:
+            raise Conflict(f"export {export_id} is {record.status}: there is no package to download")
+        if self.links is None:
+            raise LinksUnavailable(
+                "this deployment reaches storage with a key, not a Microsoft Entra identity, so it cannot issue "
+                f"user-delegation links; download through {self.base_path}/exports/{export_id}/package with Range"
+            )
+        now = self.clock()
+        expires = now + timedelta(minutes=self.link_minutes)
+        url = self.links.link(
+            record.result.package_blob, expires_at=expires, filename=f"verbatim-export-{export_id}.zip"
+        )
+        self.log.append(
+            "export.downloaded",
+            export_subject(export_id),
+            {
+                "reason": reason,
+                "actor_name": principal.name,
+                "package_bytes": record.result.package_bytes,
+                "via": "link",
+                "link_expires_at": format_datetime(expires),
+            },
+            actor=principal.subject,
+            idempotency_key=f"export.link:{export_id}:{self._ids()}",
+        )
+        self._audit(principal, "export.link", export_id, reason, expires_at=format_datetime(expires))
+        return ExportLink(
+            url=url,
+            expires_at=format_datetime(expires),
+            package_bytes=record.result.package_bytes,
+            package_manifest_sha256=record.result.package_manifest_sha256,
+        )
 
     def delete(self, export_id: str, principal: Principal, reason: str) -> ExportRecord:
         principal.require(COMPLIANCE_OFFICER)

@@ -374,6 +374,8 @@ class Settings(StorageSettings):
     reports_container: str = Field(default=layout.REPORTS_BLOBS, validation_alias=_alias("REPORTS_CONTAINER"))
     # Exports: how long a package is kept after it was made (unless the legal hold it was made from is active).
     export_retention_days: int = Field(default=30, ge=1, le=3650, validation_alias=_alias("EXPORT_RETENTION_DAYS"))
+    # How long a user-delegation SAS link of a package stays valid (POST /exports/{id}/link; Azure only).
+    export_link_minutes: int = Field(default=15, ge=1, le=1440, validation_alias=_alias("EXPORT_LINK_MINUTES"))
     # Compliance API media: the most one Range response carries (the Functions HTTP response is buffered), and
     # the largest object served whole to a request without a Range header.
     media_chunk_bytes: int = Field(

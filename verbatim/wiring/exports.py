@@ -10,6 +10,7 @@ from verbatim.api.service import search_query
 from verbatim.chat.retention import HoldScope
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.exports.chats import ChatSources
+from verbatim.exports.links import UserDelegationLinks
 from verbatim.exports.recording import RecordingSources
 from verbatim.exports.service import ExportService
 from verbatim.exports.store import CosmosExportStore
@@ -53,6 +54,13 @@ class ExportServices:
         chat = self._c.chat
         return ChatSources(repository=chat.repository, reader=chat.evidence_reader, hold_scope=self._hold_scope)
 
+    def _links(self) -> UserDelegationLinks | None:
+        """User-delegation SAS links where the packages' account is reached with an Entra identity (Azure); none
+        with a connection string (a key: the local emulator), where downloads go through the API."""
+        if not self._c.settings.recordings_storage_connection.uses_identity:
+            return None
+        return UserDelegationLinks(self._c.recordings_account_blobs, layout.EXPORTS_BLOBS, self._c.clock)
+
     @cached_property
     def service(self) -> ExportService:
         calls = self._c.callrecords
@@ -75,4 +83,6 @@ class ExportServices:
             retention_days=self._c.settings.export_retention_days,
             chunk_bytes=self._c.settings.media_chunk_bytes,
             chats=self._chats(),
+            links=self._links(),
+            link_minutes=self._c.settings.export_link_minutes,
         )

@@ -1,0 +1,166 @@
+"""Download links of export packages: user-delegation SAS URLs, exercised against Azurite running as Azure Storage
+does for an app with a Microsoft Entra identity — HTTPS, bearer tokens (`--oauth basic`), Get User Delegation Key,
+and the SAS signature recomputed and checked by Azurite on every request.
+
+What this exercises locally: the product's `UserDelegationLinks` (the key request and `generate_blob_sas` with
+the delegation key, read-only, https, a content disposition), Azurite's validation of the SAS signature, expiry,
+permission and resource, and Range reads through the link; and `ExportService.link` (the ledger entry, the audit
+record, the 409 where storage is reached with a key). What it cannot: Azurite checks a token's issuer, audience
+and expiry but not its signature, and applies no RBAC — in Azure the Storage Blob Delegator role (infra
+rbac.bicep) lets the identity get the key and its data role on `exports` bounds what a SAS can read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import ssl
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from azure.core.credentials import AccessToken
+from azure.storage.blob import BlobServiceClient
+
+from devstack.emulators import AZURITE_ACCOUNT, azurite_blob_oauth, ensure_tls
+from devstack.processes import free_port
+from tests.exports.conftest import OFFICER, ExportWorld
+from tests.exports.test_package import run_verifier
+from tests.ledger.test_standalone_verifier import isolated_python  # noqa: F401 - the fixture
+from verbatim.exports.links import UserDelegationLinks
+from verbatim.exports.service import LinksUnavailable, export_subject
+from verbatim.platform import layout
+from verbatim.platform.times import utcnow
+from verbatim.wiring import container_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+TENANT = "6f1c0a8e-3b2d-4c5e-9f70-1a2b3c4d5e6f"
+APP_OBJECT_ID = "0b6f4c4e-8f5d-4d7b-a0a5-3c2b1a0f9e8d"
+
+
+class EntraToken:
+    """A token shaped like Microsoft Entra's for Azure Storage (issuer sts.windows.net/<tenant>/, audience
+    https://storage.azure.com, the app's object and tenant ids). Azurite does not check its signature."""
+
+    def get_token(self, *scopes: str, **_: Any) -> AccessToken:
+        assert scopes == ("https://storage.azure.com/.default",), scopes
+        now = int(time.time())
+        claims = {
+            "iss": f"https://sts.windows.net/{TENANT}/",
+            "aud": "https://storage.azure.com",
+            "oid": APP_OBJECT_ID,
+            "tid": TENANT,
+            "iat": now,
+            "nbf": now - 60,
+            "exp": now + 3600,
+        }
+        return AccessToken(jwt.encode(claims, uuid.uuid4().hex * 2, algorithm="HS256"), now + 3600)
+
+
+@dataclasses.dataclass
+class OAuthStorage:
+    service: BlobServiceClient
+    ca_cert: Path
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_cert))
+
+
+@pytest.fixture(scope="module")
+def oauth_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthStorage]:
+    root = tmp_path_factory.mktemp("azurite-oauth")
+    tls = ensure_tls(root / "tls")
+    port = free_port()
+    with azurite_blob_oauth(port, root / "data", tls, root / "azurite.log"):
+        service = BlobServiceClient(
+            f"https://127.0.0.1:{port}/{AZURITE_ACCOUNT}", credential=EntraToken(), connection_verify=str(tls.ca_cert)
+        )
+        service.create_container(layout.EXPORTS_BLOBS)
+        yield OAuthStorage(service, tls.ca_cert)
+
+
+def put(storage: OAuthStorage, name: str, data: bytes) -> None:
+    storage.service.get_blob_client(layout.EXPORTS_BLOBS, name).upload_blob(data, overwrite=True)
+
+
+def get(storage: OAuthStorage, url: str, **headers: str) -> httpx.Response:
+    return httpx.get(url, headers=headers, verify=storage.tls(), timeout=30)
+
+
+def test_a_link_reads_its_blob_in_ranges_and_nothing_else(oauth_storage: OAuthStorage) -> None:
+    data = hashlib.sha256(b"seed").digest() * 10_000  # 320,000 bytes
+    put(oauth_storage, "e1/package.zip", data)
+    put(oauth_storage, "e2/package.zip", b"another export")
+    links = UserDelegationLinks(oauth_storage.service, layout.EXPORTS_BLOBS, utcnow)
+    url = links.link("e1/package.zip", expires_at=utcnow() + timedelta(minutes=15), filename="verbatim-export-e1.zip")
+    assert "skoid=" in url and "sig=" in url and "sp=r" in url and "spr=https" in url  # a user-delegation SAS
+
+    part = get(oauth_storage, url, Range="bytes=65536-131071")
+    assert part.status_code == 206 and part.content == data[65536:131072]
+    assert part.headers["content-range"] == f"bytes 65536-131071/{len(data)}"
+    whole = get(oauth_storage, url)
+    assert whole.status_code == 200 and whole.content == data
+    assert whole.headers["content-disposition"] == 'attachment; filename="verbatim-export-e1.zip"'
+
+    other = url.replace("/e1/package.zip?", "/e2/package.zip?")
+    assert get(oauth_storage, other).status_code == 403  # the signature covers the blob's name
+    forged = url.replace("sp=r", "sp=rw")
+    assert get(oauth_storage, forged).status_code == 403
+    write = httpx.put(
+        url, content=b"x", headers={"x-ms-blob-type": "BlockBlob"}, verify=oauth_storage.tls(), timeout=30
+    )
+    assert write.status_code == 403  # read only
+
+    past = datetime.now(UTC) - timedelta(hours=2)
+    expired = UserDelegationLinks(oauth_storage.service, layout.EXPORTS_BLOBS, lambda: past).link(
+        "e1/package.zip", expires_at=past + timedelta(minutes=15), filename="x.zip"
+    )
+    assert get(oauth_storage, expired).status_code == 403
+
+
+def test_an_officer_gets_a_link_that_downloads_a_verifying_package_and_the_grant_is_in_the_ledger(
+    export_world: ExportWorld,
+    oauth_storage: OAuthStorage,
+    tmp_path: Path,
+    isolated_python: Path,  # noqa: F811
+) -> None:
+    service = container_for(export_world.settings).exports.service
+    with pytest.raises(LinksUnavailable, match="Range"):  # the emulator's shared-key connection: no links
+        service.link(export_world.export.id, OFFICER, "production to the FCA")
+
+    result = export_world.export.result
+    assert result is not None
+    put(oauth_storage, result.package_blob, export_world.package.read_bytes())  # the same package, on the OAuth Azurite
+    linked = dataclasses.replace(
+        service, links=UserDelegationLinks(oauth_storage.service, layout.EXPORTS_BLOBS, utcnow), link_minutes=10
+    )
+    answer = linked.link(export_world.export.id, OFFICER, "production to the FCA")
+    assert answer.package_bytes == result.package_bytes
+    assert answer.package_manifest_sha256 == result.package_manifest_sha256
+
+    target = tmp_path / "via-link.zip"
+    with target.open("wb") as out:
+        for start in range(0, answer.package_bytes, 100_000):
+            end = min(answer.package_bytes, start + 100_000) - 1
+            part = get(oauth_storage, answer.url, Range=f"bytes={start}-{end}")
+            assert part.status_code == 206, part.text
+            out.write(part.content)
+    verified = run_verifier(isolated_python, target, "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["verified"] is True
+
+    log = container_for(export_world.settings).ledger
+    grants = [
+        e
+        for e in log.entries_for_subject(export_subject(export_world.export.id), limit=100)
+        if e.kind == "export.downloaded" and e.details.get("via") == "link"
+    ]
+    assert len(grants) == 1 and grants[0].details["link_expires_at"] == answer.expires_at
+    assert grants[0].details["reason"] == "production to the FCA"
