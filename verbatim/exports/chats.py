@@ -189,9 +189,12 @@ def package_chat(
     chat_index: int,
     checkpoint_size: int,
     at: datetime,
+    *,
+    resume: bool = True,
 ) -> PartSummary:
-    """Write the chat's segment of the package (idempotent: a finished part is not written again)."""
-    done = work.part(position)
+    """Write the chat's segment of the package (idempotent: a finished part is not written again).
+    `resume=False`: the caller has just listed the finished parts and this one is not among them."""
+    done = work.part(position) if resume else None
     if done is not None:
         return done.summary()
     snapshot = work.chat_snapshot(position)
@@ -242,7 +245,7 @@ def package_chat(
                     hosted=images.get(str(record["messageId"]), []) if record.get("state") != "deleted" else [],
                 )
             )
-    trail_entries = write_trail(writer, log, folder, snapshot, checkpoint_size)
+    trail_entries = write_trail(writer, log, folder, chat_subject(snapshot.chat_id), snapshot, checkpoint_size)
     summary_doc: dict[str, JsonValue] = (
         chat_summary(snapshot.chat).model_dump(mode="json", by_alias=True)
         if snapshot.chat is not None

@@ -188,9 +188,12 @@ def package_recording(
     position: int,
     checkpoint_size: int,
     at: datetime,
+    *,
+    resume: bool = True,
 ) -> PartSummary:
-    """Write the recording's segment of the package (idempotent: a finished part is not written again)."""
-    done = work.part(position)
+    """Write the recording's segment of the package (idempotent: a finished part is not written again).
+    `resume=False`: the caller has just listed the finished parts and this one is not among them."""
+    done = work.part(position) if resume else None
     if done is not None:
         return done.summary()
     snapshot = work.snapshot(position)
@@ -228,7 +231,7 @@ def package_recording(
                 native = (name, entry.sha256, entry.size)
             if what == "access" and access is None:
                 access = name
-    trail_entries = write_trail(writer, log, folder, snapshot, checkpoint_size)
+    trail_entries = write_trail(writer, log, folder, recording_subject(record.id), snapshot, checkpoint_size)
     verdict = _observed_verdict(record, snapshot.verdicts)
     facts = record.facts
     seal = record.seal
@@ -289,25 +292,29 @@ def write_trail(
     writer: SegmentWriter,
     log: TransparencyLog,
     folder: str,
+    subject: str,
     snapshot: RecordingSnapshot | ChatSnapshot,
     checkpoint_size: int,
 ) -> int:
     """The audit trail (exact entry bytes, one per line: canonical JSON has no raw newlines) and a tlog-proof of
-    each entry against the export's checkpoint. The entry bytes are the proof's own `extra` (one read of the log
-    per entry, not two)."""
+    each entry against the export's checkpoint. The entries are read once, through the subject's index, and each
+    proof carries its entry's bytes (its `extra`)."""
     indexes = sorted({*snapshot.trail, *snapshot.exported})
-    proofs = {index: log.tlog_proof(index, checkpoint_size) for index in indexes}
+    known = log.subject_entry_bytes(subject, indexes)
     lines: list[bytes] = []
+    proofs: list[tuple[int, bytes]] = []
     for index in indexes:
-        data = _proven_entry(proofs[index])
+        data = known.get(index)
+        proof = log.tlog_proof(index, checkpoint_size, data)
         if data is None:
-            data = log.entry_bytes(index)
+            data = _proven_entry(proof)
         if data is None or b"\n" in data:
             raise RuntimeError(f"ledger entry {index} cannot be read (or is not one line)")
         lines.append(data + b"\n")
+        proofs.append((index, proof))
     writer.add_bytes(f"{folder}/{names.TRAIL}", b"".join(lines))
-    for index in indexes:
-        writer.add_bytes(f"{folder}/{names.proof_name(index)}", proofs[index])
+    for index, proof in proofs:
+        writer.add_bytes(f"{folder}/{names.proof_name(index)}", proof)
     return len(indexes)
 
 

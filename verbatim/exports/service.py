@@ -464,15 +464,18 @@ class ExportService:
         if plan is None:
             raise RuntimeError(f"export {batch.export_id} has no plan")
         parts = []
+        finished = work.finished("part")  # one listing: a retried batch skips what it already packaged
+        size = batch.checkpoint_size
         for position in range(batch.first, batch.end):
+            resume = position in finished
             chat = plan.chat_at(position)
             if chat is None:
-                parts.append(package_recording(self.log, self.media, work, record, position, batch.checkpoint_size, at))
+                parts.append(package_recording(self.log, self.media, work, record, position, size, at, resume=resume))
                 continue
             if self.chats is None:
                 raise InvalidInput("chats: chat capture is not available in this deployment")
             index = position - len(plan.recording_ids)
-            parts.append(package_chat(self.log, self.chats, work, record, position, index, batch.checkpoint_size, at))
+            parts.append(package_chat(self.log, self.chats, work, record, position, index, size, at, resume=resume))
         total = plan.total
         self.progress(batch.export_id, "packaging", total, work.done("part"))
         return parts

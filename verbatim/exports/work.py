@@ -163,6 +163,11 @@ class ExportWork:
         data = self._read(self._name("part", f"{position}.json"))
         return PartRecord.model_validate_json(data) if data is not None else None
 
+    def finished(self, step: str) -> set[int]:
+        """The positions that have finished `step` (`snapshot` or `part`): one listing, not a read per item."""
+        prefix = self._name(step) + "/"
+        return {int(name[len(prefix) :].split(".", 1)[0]) for name in self.store.names(prefix)}
+
     def done(self, step: str) -> int:
         """How many recordings have finished `step` (`snapshot` or `part`): the progress batches report while
         they run in parallel."""

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
@@ -40,6 +40,7 @@ Initializer = Callable[["TransparencyLog", Maintenance, Progress], Progress]
 
 GENESIS_KIND = "ledger.created"
 _TILE_CACHE = 512
+_CHECKPOINT_CACHE = 16
 
 
 def _no_step(_: str) -> None:
@@ -99,6 +100,9 @@ class TransparencyLog:
         )
         self.sequencer = Sequencer(store, step=step, on_sequenced=self._integrate_soon, clock=clock)
         self._tiles = _Tiles(blobs)
+        # Signed checkpoints by size: immutable once written (an export proves hundreds of entries against one).
+        self._checkpoints: OrderedDict[int, bytes] = OrderedDict()
+        self._checkpoints_lock = threading.Lock()
         self._integrating = threading.Lock()
 
     @property
@@ -267,10 +271,23 @@ class TransparencyLog:
 
     def checkpoint_at(self, size: int) -> bytes:
         """The signed checkpoint of that size; NotFound when none was signed at it."""
+        with self._checkpoints_lock:
+            if size in self._checkpoints:
+                self._checkpoints.move_to_end(size)
+                return self._checkpoints[size]
         try:
-            return self.blobs.read(checkpoint_name(size))
+            note = self.blobs.read(checkpoint_name(size))
         except LogBlobMissing:
             raise NotFound(f"no checkpoint was signed at tree size {size}") from None
+        self._remember_checkpoint(size, note)
+        return note
+
+    def _remember_checkpoint(self, size: int, note: bytes) -> None:
+        with self._checkpoints_lock:
+            self._checkpoints[size] = note
+            self._checkpoints.move_to_end(size)
+            while len(self._checkpoints) > _CHECKPOINT_CACHE:
+                self._checkpoints.popitem(last=False)
 
     def entry(self, index: int) -> LogEntry | None:
         batches = self.store.batches_covering(index, index + 1)
@@ -297,6 +314,22 @@ class TransparencyLog:
                 return batch.entries[index - batch.first].data
         return None
 
+    def subject_entry_bytes(self, subject: str, indexes: Sequence[int], page: int = 500) -> dict[int, bytes]:
+        """The exact bytes of entries `indexes`, all about `subject`, read through the subject's index (a page per
+        `page` entries, not a read per entry); an index not about `subject` is missing from the answer."""
+        wanted = set(indexes)
+        found: dict[int, bytes] = {}
+        if not wanted:
+            return found
+        after, last = min(wanted) - 1, max(wanted)
+        while after < last:
+            rows = self.store.entries_for_subject(subject, after=after, limit=page)
+            found.update((row.index, row.data) for row in rows if row.index in wanted)
+            if len(rows) < page:
+                break
+            after = rows[-1].index
+        return found
+
     def entries_for_subject(self, subject: str, *, after: int = -1, limit: int = 100) -> list[LogEntry]:
         """Entries about `subject` after index `after`, oldest first, at most `limit` (a page)."""
         found = self.store.entries_for_subject(subject, after=after, limit=limit)
@@ -308,18 +341,25 @@ class TransparencyLog:
 
     def _signed(self, tree_size: int | None) -> tuple[int, bytes]:
         """(size, note) of the checkpoint of `tree_size`, or the latest; InvalidInput/NotFound otherwise."""
+        if tree_size is not None:
+            with self._checkpoints_lock:
+                cached = self._checkpoints.get(tree_size)
+            if cached is not None:  # a checkpoint was signed at that size: it is valid and cannot change
+                return tree_size, cached
         latest = self.store.read_progress()
         if latest.checkpoint is None:
             raise NotFound("no checkpoint has been signed yet")
         if tree_size is None or tree_size == latest.checkpoint_size:
+            self._remember_checkpoint(latest.checkpoint_size, latest.checkpoint)
             return latest.checkpoint_size, latest.checkpoint
         if tree_size < 1 or tree_size > latest.checkpoint_size:
             raise InvalidInput(f"treeSize must be between 1 and the latest checkpoint's size {latest.checkpoint_size}")
         return tree_size, self.checkpoint_at(tree_size)
 
-    def prove(self, index: int, tree_size: int | None = None) -> LogInclusionProof:
+    def prove(self, index: int, tree_size: int | None = None, entry: bytes | None = None) -> LogInclusionProof:
         """Inclusion of entry `index` in a signed checkpoint (the latest by default). NotFound for an index
-        no checkpoint covers yet; InvalidInput for an index not in `tree_size`."""
+        no checkpoint covers yet; InvalidInput for an index not in `tree_size`. `entry`: the entry's bytes when
+        the caller already read them from the log (the proof holds them; a wrong one fails verification)."""
         if index < 0:
             raise InvalidInput("an entry index is 0 or more")
         size, note = self._signed(tree_size)
@@ -327,7 +367,7 @@ class TransparencyLog:
             if tree_size is not None:
                 raise InvalidInput(f"entry {index} is not in the tree of size {size}")
             raise NotFound(f"entry {index} is not covered by a signed checkpoint yet (the latest is of size {size})")
-        data = self.entry_bytes(index)
+        data = entry if entry is not None else self.entry_bytes(index)
         if data is None:
             raise NotFound(f"entry {index} is not in the log")
         hashes = inclusion_proof(index, size, TileNodes(size, self._tiles.read).node)
@@ -340,9 +380,9 @@ class TransparencyLog:
             checkpoint=note.decode(),
         )
 
-    def tlog_proof(self, index: int, tree_size: int | None = None) -> bytes:
+    def tlog_proof(self, index: int, tree_size: int | None = None, entry: bytes | None = None) -> bytes:
         """The C2SP tlog-proof file of one entry (the entry itself in `extra`)."""
-        proof = self.prove(index, tree_size)
+        proof = self.prove(index, tree_size, entry)
         return TlogProof(
             index=proof.index,
             hashes=tuple(base64.b64decode(h) for h in proof.hashes),
