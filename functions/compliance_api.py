@@ -230,6 +230,8 @@ def portal(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="v1/dev/token", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def dev_token(req: func.HttpRequest) -> func.HttpResponse:
-    """Local devstack only: a signed user token from the simulator for the portal's dev sign-in (else 404)."""
+    """Local devstack only, to requests addressed to a loopback name: a signed user token from the simulator (else
+    404, or 403 for another Host)."""
+    devlogin.check_dev_login(get_settings(), req.headers.get("host"))
     body = parse_json_body(req, DevLoginRequest) if req.get_body() else DevLoginRequest()
-    return json_response(devlogin.dev_token(get_settings(), body))
+    return json_response(devlogin.dev_token(get_settings(), body, req.headers.get("host")))

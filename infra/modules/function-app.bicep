@@ -64,6 +64,14 @@ resource recordingsStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existi
   name: recordingsStorageName
 }
 
+// The proxies of Azure's own in front of the app that append to X-Forwarded-For: App Service's front end, where
+// TLS terminates ("In App Service, TLS/SSL termination happens at the network load balancers, so all HTTPS requests
+// reach your app as unencrypted HTTP requests", MicrosoftDocs/azure-docs articles/app-service/configure-language-
+// python.md, "Detect HTTPS session"; Functions on App Service plans and Flex Consumption share that front end). The
+// client address is the entry this many places from the right (verbatim.platform.inputs.forwarded_client); a
+// front door or gateway put in front of the app adds one hop each.
+var trustedForwardedHops = 1
+
 var appSettings = {
   // Platform: telemetry with Entra-only ingestion (the component has local auth disabled).
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
@@ -141,6 +149,8 @@ var appSettings = {
   AUTH_OPENID_CONFIG_URL: '${graphAuthorityHost}/${graphTenantId}/v2.0/.well-known/openid-configuration'
   AUTH_AUDIENCE: 'api://${graphClientId},${graphClientId}'
   AUTH_LEEWAY_SECONDS: '60'
+  // X-Forwarded-For is believed only this many hops from the right (the client writes the rest).
+  TRUSTED_FORWARDED_HOPS: string(trustedForwardedHops)
 
   // The compliance portal signs people in with MSAL.js (authorization code flow with PKCE) for the API's scope.
   PORTAL_CLIENT_ID: portalClientId

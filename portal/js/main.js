@@ -2,7 +2,7 @@
 // (js/pages/<name>.js, loaded when first visited). A page module exports `render(view, arg, ctx)` and may return
 // a function that stops what it started (timers) when the person leaves the page.
 import { apiJson } from "./api.js";
-import { initAuth, portalConfig, signIn, signOut, signedIn, usePastedToken, who } from "./auth.js";
+import { accessToken, initAuth, portalConfig, signIn, signOut, signedIn, usePastedToken, who } from "./auth.js";
 import { $, el, showError } from "./ui.js";
 
 const OFFICER = "Compliance.Officer";
@@ -64,11 +64,32 @@ async function loadMe() {
   }
 }
 
+// The health report's warnings, to anyone signed in with a role: "evidence store not locked" until the recordings
+// container's default WORM policy is locked (issue 13, finding 3; docs/deploy.md, "Locking the evidence").
+async function checkEvidenceStore() {
+  const banner = $("#store-warning");
+  banner.hidden = true;
+  if (!state.roles.size) return;
+  try {
+    const response = await fetch("/api/health", { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    const report = await response.json();
+    if ((report.warnings || []).includes("evidence store not locked")) {
+      banner.textContent = "Evidence store not locked: until an operator locks the recordings container's default immutability policy, someone with enough Azure rights could shorten how long sealed recordings are kept.";
+      banner.hidden = false;
+    }
+  } catch (error) {
+    /* the health check is advisory here; the pages report their own errors */
+  }
+}
+
 async function authChanged(message) {
-  if (signedIn()) await loadMe();
-  else {
+  if (signedIn()) {
+    await loadMe();
+    checkEvidenceStore();
+  } else {
     state.me = null;
     state.roles = new Set();
+    $("#store-warning").hidden = true;
   }
   $("#sign-in-error").textContent = message || "";
   route();

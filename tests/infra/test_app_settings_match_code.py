@@ -73,8 +73,6 @@ APP_LEFT_TO_DEFAULT_OR_OPERATOR = {
     "POLICY_MUST_RECORD_GROUPS",
     # Tenants whose API tokens are accepted, beyond GRAPH_TENANT_ID (the Bicep's single-tenant issuer pins it).
     "AUTH_TENANT_IDS",
-    # How many proxies of our own append to X-Forwarded-For (0: the header is not believed).
-    "TRUSTED_FORWARDED_HOPS",
     # Retention (issue 8): the firm's own classes and group mapping (the default class is built in), and the
     # sweep's schedule and bounds, whose defaults (daily at 02:00 UTC) are right unless an operator says otherwise.
     "RETENTION_CLASSES",
@@ -252,6 +250,17 @@ def test_the_drift_check_compares_typed_values(templates: dict[str, Bicep]) -> N
     _, default, adapter = _typed_default(recorder_settings.RecorderSettings, "RECORDER_PLATFORM_KEYS_REFRESH_SECONDS")
     assert adapter.validate_python("7200") == default
     assert adapter.validate_python("600") != default
+
+
+def test_x_forwarded_for_is_believed_one_hop_from_the_right_behind_the_app_service_front_end(
+    templates: dict[str, Bicep],
+) -> None:
+    # Issue 13, finding 10: the Functions front end is one proxy (where App Service terminates TLS, MicrosoftDocs
+    # azure-docs articles/app-service/configure-language-python.md, "Detect HTTPS session"); the code's default
+    # (0, the header ignored) is for anywhere no proxy of ours is in front.
+    app = templates[BICEP_FUNCTION_APP]
+    assert FUNCTION_APP.bicep(templates)["TRUSTED_FORWARDED_HOPS"] == Expr("string(trustedForwardedHops)")
+    assert value(app.variables()["trustedForwardedHops"]) == 1
 
 
 def test_recorder_deployment_values_are_what_azure_needs(templates: dict[str, Bicep]) -> None:
