@@ -50,6 +50,19 @@ def identity_of(identity_set: IdentitySet | None) -> Identity:
     )
 
 
+SENDING = ("sendonly", "sendreceive")  # mediaStream.direction values of a stream its participant sends
+
+
+def _stream(participant: Participant, media_type: str) -> tuple[int | None, bool]:
+    """The source id of the participant's first stream of `media_type` (`video`, `videoBasedScreenSharing`) and
+    whether it is sending. Microsoft's PolicyRecordingBot subscribes to a video stream whose direction is
+    sendReceive or sendOnly, and to the VBSS stream whose direction is sendOnly (CallHandler.cs)."""
+    for stream in participant.media_streams or []:
+        if (stream.media_type or "").lower() == media_type.lower() and stream.source_number is not None:
+            return stream.source_number, (stream.direction or "").lower() in SENDING
+    return None, False
+
+
 def to_call_participant(participant: Participant, seen_at: datetime) -> CallParticipant:
     identity = identity_of(participant.info.identity if participant.info else None)
     sources = sorted(
@@ -59,6 +72,8 @@ def to_call_participant(participant: Participant, seen_at: datetime) -> CallPart
             if (stream.media_type or "audio").lower() == "audio" and (number := stream.source_number) is not None
         }
     )
+    video, video_sending = _stream(participant, "video")
+    screen, sharing = _stream(participant, "videoBasedScreenSharing")
     return CallParticipant(
         participant_id=participant.id,
         identity=identity,
@@ -67,6 +82,10 @@ def to_call_participant(participant: Participant, seen_at: datetime) -> CallPart
         is_in_lobby=bool(participant.is_in_lobby),
         is_muted=bool(participant.is_muted),
         source_ids=sources,
+        video_source_id=video,
+        video_sending=video_sending,
+        screen_share_source_id=screen,
+        screen_sharing=sharing,
         first_seen_at=seen_at,
         removed_reason=participant.removed_state.reason if participant.removed_state else None,
     )
@@ -143,9 +162,20 @@ class Roster:
         current = to_call_participant(participant, seen_at)
         if previous is None:
             change.joined.append(participant.id)
-        elif (previous.is_in_lobby, previous.source_ids) != (current.is_in_lobby, current.source_ids):
+        elif _media_of(previous) != _media_of(current):
             change.changed.append(participant.id)
         self._present[participant.id] = current
+
+
+def _media_of(participant: CallParticipant) -> tuple[object, ...]:
+    return (
+        participant.is_in_lobby,
+        participant.source_ids,
+        participant.video_source_id,
+        participant.video_sending,
+        participant.screen_share_source_id,
+        participant.screen_sharing,
+    )
 
 
 # --- facts of the incoming call ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from recorder_vm.calls_api import CallGone, CallsApiError, RecordingStatus
 from recorder_vm.capture.generations import Continued, GenerationStore
 from recorder_vm.capture.pipeline import CallCapture, CaptureResult
-from recorder_vm.media.base import AudioFrame, MediaSession, MediaSessionError
+from recorder_vm.media.base import AudioFrame, MediaSession, MediaSessionError, VideoFrame
 from recorder_vm.notifications import CALL_STATES, Call, CallUpdate, ResultInfo, RosterUpdate
 from recorder_vm.roster import (
     Roster,
@@ -28,6 +28,7 @@ from recorder_vm.roster import (
     phone_numbers,
     policy_of,
 )
+from recorder_vm.video_subscriptions import SpeakerHistory, VideoPlan, plan_video
 from verbatim.contracts import recorder as contracts
 from verbatim.contracts.recorder import FailureStage, StopReason
 from verbatim.evidence.capture import capture_prefix
@@ -65,6 +66,11 @@ class _MediaEvents:
 
     def on_dominant_speaker(self, source_id: int | None) -> None:
         self._capture.dominant_speaker = source_id
+        if self._session.receives_video:
+            self._loop.call_soon_threadsafe(self._session.dominant_speaker_changed, source_id)
+
+    def on_video(self, frame: VideoFrame) -> None:
+        self._capture.on_video(frame)
 
     def on_media_failure(self, reason: str) -> None:
         self._loop.call_soon_threadsafe(self._session.media_failed, reason)
@@ -109,9 +115,16 @@ class CallSession:
             queue_frames=self.settings.frame_queue_frames,
             unmixed=self.settings.unmixed_audio,
             on_failure=self._capture_failed_threadsafe,
+            video_queue_units=self.settings.video_queue_units,
         )
         self.media: MediaSession | None = None
         self.result: CaptureResult | None = None
+        self.speakers = SpeakerHistory()
+        self.video = VideoPlan()
+
+    @property
+    def receives_video(self) -> bool:
+        return self.settings.video_sockets > 0 or self.settings.screen_share
 
     @property
     def active(self) -> bool:
@@ -137,7 +150,11 @@ class CallSession:
         with self._correlation():
             try:
                 self.media = self.recorder.media.create_session(
-                    self.call_id, _MediaEvents(self, self._loop), unmixed=self.settings.unmixed_audio
+                    self.call_id,
+                    _MediaEvents(self, self._loop),
+                    unmixed=self.settings.unmixed_audio,
+                    video_sockets=self.settings.video_sockets,
+                    vbss=self.settings.screen_share,
                 )
             except MediaSessionError as error:
                 # Without a media session there is nothing to answer with: decline at once ("busy", so Teams
@@ -149,7 +166,9 @@ class CallSession:
             try:
                 body: dict[str, Any] = {
                     "callbackUri": self.settings.callback_uri,
-                    "acceptedModalities": ["audio"],
+                    # The answer's modalities as Graph's `call: answer` example lists them (audio, video,
+                    # videoBasedScreenSharing), for what this media session can receive.
+                    "acceptedModalities": self._modalities(),
                     "mediaConfig": self.media.media_config(),
                     "callOptions": {
                         "@odata.type": "#microsoft.graph.incomingCallOptions",
@@ -180,6 +199,14 @@ class CallSession:
             self._keepalive = self._spawn(self._keep_alive())
             if self.platform_state == "established":
                 self._start_recording()
+
+    def _modalities(self) -> list[str]:
+        modalities = ["audio"]
+        if self.media is not None and self.media.video_sockets > 0:
+            modalities.append("video")
+        if self.media is not None and self.media.vbss_socket:
+            modalities.append("videoBasedScreenSharing")
+        return modalities
 
     def _answer_failed(self, reason: str) -> None:
         """The call was not answered: release the media session, persist nothing, report, forget the call."""
@@ -221,6 +248,7 @@ class CallSession:
     def _on_roster(self, update: RosterUpdate) -> None:
         change = self.roster.apply(update.participants, datetime.now(UTC))
         if change.any and self.state == "recording":
+            self._subscribe_video()
             self._publish(
                 contracts.ParticipantsChanged(
                     **self._envelope(),
@@ -253,6 +281,7 @@ class CallSession:
             self.state = "recording"
             self.capture.start(allowed_from_ticks=allowed_from)
             self.recorder.capturing_started(self)
+            self._subscribe_video()
             observed = observed_user(self.incoming, self.roster)
             participants = self.roster.participants
             self._publish(
@@ -310,6 +339,48 @@ class CallSession:
             self._release()  # the capture ended earlier; the bot had stayed in the call
         else:
             self.end("call_ended", None)
+
+    # --- video subscriptions ---
+
+    def dominant_speaker_changed(self, source_id: int | None) -> None:
+        """On the loop: a new dominant speaker may bring their camera into the sockets."""
+        if self.speakers.spoke(source_id) and self.state == "recording":
+            self._subscribe_video()
+
+    def _subscribe_video(self) -> None:
+        """Make the media session's video subscriptions what the policy says they should be now."""
+        media = self.media
+        if media is None or not self.receives_video:
+            return
+        observed = observed_user(self.incoming, self.roster).participant_id
+        plan = plan_video(
+            self.roster.participants,
+            sockets=media.video_sockets,
+            vbss=media.vbss_socket,
+            policy_participants={observed} if observed else set(),
+            speakers=self.speakers.sources,
+            current=self.video.cameras,
+            current_screen=self.video.screen,
+        )
+        try:
+            for socket in sorted(set(self.video.cameras) - set(plan.cameras)):
+                media.unsubscribe_video(socket)
+            for socket, source in plan.cameras.items():
+                if self.video.cameras.get(socket) != source:
+                    self.capture.name_video_source(source, plan.owners.get(source))
+                    media.subscribe_video(socket, source)
+            if plan.screen is not None and plan.screen != self.video.screen:
+                self.capture.name_video_source(plan.screen, plan.owners.get(plan.screen))
+                media.subscribe_vbss(plan.screen)
+        except Exception as error:  # the media library refused: audio goes on, the next change tries again
+            log.warning("video subscription failed", extra={"reason": f"{type(error).__name__}: {error}"[:300]})
+            return
+        if plan != self.video:
+            log.info(
+                "video subscriptions",
+                extra={"cameras": {str(k): v for k, v in plan.cameras.items()}, "screen": plan.screen},
+            )
+        self.video = plan
 
     # --- media and capture events ---
 
@@ -490,6 +561,15 @@ class CallSession:
                         blob_name=self.store.physical(track.blob_name),
                     )
                     for track in (manifest.tracks if manifest else [])
+                ],
+                video=[
+                    contracts.VideoInfo(
+                        track=track.track,
+                        kind=track.kind,
+                        source_id=track.source_id,
+                        blob_name=self.store.physical(track.blob_name),
+                    )
+                    for track in (manifest.video_tracks if manifest else [])
                 ],
             )
         )

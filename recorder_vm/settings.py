@@ -109,6 +109,11 @@ class RecorderSettings(StorageSettings):
     )
     delta_roster: bool = Field(default=False, validation_alias=_alias("RECORDER_DELTA_ROSTER"))
     unmixed_audio: bool = Field(default=False, validation_alias=_alias("RECORDER_UNMIXED_AUDIO"))
+    # Receive-only H.264 video sockets per call (cameras; the platform allows at most 10 main-video streams per
+    # media session) and the screen-sharing (VBSS) socket. 0 / false: audio only (docs/video.md).
+    video_sockets: int = Field(default=0, ge=0, le=10, validation_alias=_alias("RECORDER_VIDEO_SOCKETS"))
+    screen_share: bool = Field(default=False, validation_alias=_alias("RECORDER_SCREEN_SHARE"))
+    video_queue_units: int = Field(default=2000, ge=10, validation_alias=_alias("RECORDER_VIDEO_QUEUE_UNITS"))
     # How long to wait for the terminated notification after the media stream ended, before stopping anyway.
     media_end_grace_seconds: float = Field(
         default=10.0, ge=0, validation_alias=_alias("RECORDER_MEDIA_END_GRACE_SECONDS")

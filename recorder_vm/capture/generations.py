@@ -244,7 +244,26 @@ class GenerationStore:
                     gaps=[g for g in track.gaps if blocks and g.start_sample >= blocks[0].start_sample],
                 )
             )
-        return manifest.model_copy(update={"generation": generation, "tracks": tracks})
+        videos = []
+        for video in manifest.video_tracks:
+            first = self._first_block[generation].get(video.track, 0)
+            kept = [b for b in video.blocks if b.index >= first]
+            physical = self._staged.get((generation, video.track), _Physical())
+            offset = kept[0].byte_offset if kept else 0
+            moved_video = [b.model_copy(update={"byte_offset": b.byte_offset - offset}) for b in kept]
+            size = sum(b.size for b in moved_video)
+            videos.append(
+                video.model_copy(
+                    update={
+                        "blob_name": names.capture_track_name(self._recording_id, generation, video.track),
+                        "blocks": moved_video,
+                        "bytes": size,
+                        "units": sum(b.units for b in moved_video),
+                        "sha256": physical.hash.hexdigest() if physical.hashed_bytes == size else "",
+                    }
+                )
+            )
+        return manifest.model_copy(update={"generation": generation, "tracks": tracks, "video_tracks": videos})
 
 
 def _sequence(block_id: str) -> int:

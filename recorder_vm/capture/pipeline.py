@@ -30,9 +30,11 @@ from recorder_vm.capture.mixer import SlotMixer
 from recorder_vm.capture.staging import BlobStager
 from recorder_vm.capture.storage import AsyncRecordingStore, StorageUnavailable
 from recorder_vm.capture.track import CommitPoint, TrackWriter
-from recorder_vm.media.base import MIXED_SOURCE, AudioFrame
-from verbatim.contracts.recorder import CaptureManifest, CaptureProgress, CaptureState, FailureStage
+from recorder_vm.capture.video import VideoTrackWriter
+from recorder_vm.media.base import MIXED_SOURCE, AudioFrame, VideoFrame
+from verbatim.contracts.recorder import CaptureManifest, CaptureProgress, CaptureState, FailureStage, VideoKind
 from verbatim.evidence.capture import MIXED_TRACK, manifest_blob_name, track_blob_name
+from verbatim.evidence.names import video_track
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class CallCapture:
         on_failure: FailureCallback,
         clock: Callable[[], float] = time.monotonic,
         store_view: Callable[[AsyncRecordingStore], AsyncRecordingStore] | None = None,
+        video_queue_units: int = 2000,
     ) -> None:
         """`store_view`: the call's own view of its worker's store (the session's capture generations: where
         each block may go now that the lifecycle may have fenced the generation it wrote)."""
@@ -103,6 +106,13 @@ class CallCapture:
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
         self.dominant_speaker: int | None = None
+        # Video (cameras, screen share): its own queue, so audio's path is untouched; one writer per stream.
+        self._video_queue: deque[VideoFrame] = deque()
+        self._video_queue_units = video_queue_units
+        self._videos: dict[tuple[str, int], VideoTrackWriter] = {}
+        self._video_owners: dict[int, str | None] = {}
+        self.video_units_received = 0
+        self.video_units_dropped = 0
 
     # --- the media callback (platform thread): copy into the queue and return ---
 
@@ -118,6 +128,23 @@ class CallCapture:
             self._queue.append(frame)
         else:
             self.frames_dropped += 1
+
+    def on_video(self, frame: VideoFrame) -> None:
+        """A video access unit (platform thread): queued as it is, like audio, once recording is allowed."""
+        if not self._accepting:
+            return
+        allowed_from = self._allowed_from
+        if allowed_from is None or frame.timestamp_ticks < allowed_from:
+            return
+        self.video_units_received += 1
+        if len(self._video_queue) < self._video_queue_units:
+            self._video_queue.append(frame)
+        else:
+            self.video_units_dropped += 1
+
+    def name_video_source(self, source_id: int, participant_id: str | None) -> None:
+        """Whose stream `source_id` is (from the roster when it was subscribed)."""
+        self._video_owners[source_id] = participant_id
 
     # --- control (signalling side) ---
 
@@ -172,6 +199,7 @@ class CallCapture:
         """One tick: take the frames queued since the last one, cut blocks that are due, retry waiting ones."""
         if self._failure is not None:
             self._queue.clear()
+            self._video_queue.clear()
             return
         try:
             self._drain()
@@ -179,6 +207,12 @@ class CallCapture:
                 if track.due(now):
                     track.cut()
                 track.stager.kick()
+            if self._video_queue or self._videos:
+                self._drain_video()
+                for video in list(self._videos.values()):
+                    if video.due(now):
+                        video.cut()
+                    video.stager.kick()
             self._update_state()
         except Exception as error:
             log.exception("capture worker failed", extra={"recording_id": self.recording_id})
@@ -188,10 +222,12 @@ class CallCapture:
         if self._failure is None:
             try:
                 self._drain()
+                self._drain_video()
             except Exception as error:
                 log.exception("capture worker failed", extra={"recording_id": self.recording_id})
                 self._fail("capture", f"{type(error).__name__}: {error}")
         self._queue.clear()
+        self._video_queue.clear()
         self._halted = True
         assert self._worker is not None
         self._worker.detach(self)
@@ -203,11 +239,15 @@ class CallCapture:
         deadline = clock() + drain_seconds
         committed = False
         points: dict[int, CommitPoint] = {}
+        video_points: dict[tuple[str, int], CommitPoint] = {}
         try:
             if self._failure is None:
                 self._finish_tracks()
                 for track in list(self._tracks.values()):
                     await track.stager.settle(deadline, clock)
+                for video in list(self._videos.values()):
+                    video.finish()
+                    await video.stager.settle(deadline, clock)
             # After a failure, commit only what is known to be staged, so it is playable now; salvage can extend it.
             prefix_only = self._failure is not None
             for source, track in list(self._tracks.items()):
@@ -219,10 +259,23 @@ class CallCapture:
                 store = self._store(worker)
                 await self._retry(partial(store.commit_blocks, track.blob_name, ids, self._metadata(track)), deadline)
                 points[source] = point
+            for key, video in list(self._videos.items()):
+                if not prefix_only and not video.stager.settled:
+                    waiting = video.stager.waiting
+                    raise StorageUnavailable(f"{waiting} blocks of {video.blob_name} are still in the local buffer")
+                point = video.commit_point(staged_prefix=prefix_only)
+                ids = [block.block_id for block in video.blocks[: point.blocks]]
+                store = self._store(worker)
+                await self._retry(partial(store.commit_blocks, video.blob_name, ids, self._metadata(video)), deadline)
+                video_points[key] = point
             committed = True
         except StorageUnavailable as error:
             self._fail("storage", f"could not commit the recording: {error}")
-        manifest = self._manifest(points if committed else None, complete=committed and not self._failure)
+        manifest = self._manifest(
+            points if committed else None,
+            complete=committed and not self._failure,
+            video_points=video_points if committed else None,
+        )
         if committed:
             store = self._store(worker)
             try:
@@ -269,6 +322,37 @@ class CallCapture:
         if mixed:
             self._track(MIXED_SOURCE).add_frames(mixed)
 
+    def _drain_video(self) -> None:
+        """Video units queued since the last tick, to their streams' writers, each stream's as one batch."""
+        units = self._video_queue
+        count = len(units)
+        if not count:
+            return
+        batches: dict[tuple[str, int], list[VideoFrame]] = {}
+        for _ in range(count):
+            frame = units.popleft()
+            batches.setdefault((frame.socket, frame.source_id), []).append(frame)
+        for key, frames in batches.items():
+            self._video(*key).add(frames)
+
+    def _video(self, socket: str, source: int) -> VideoTrackWriter:
+        writer = self._videos.get((socket, source))
+        if writer is None:
+            kind: VideoKind = "screenShare" if socket == "vbss" else "camera"
+            name = video_track(kind, source)
+            writer = VideoTrackWriter(
+                track=name,
+                kind=kind,
+                source_id=source,
+                participant_id=self._video_owners.get(source),
+                blob_name=track_blob_name(self.prefix, name),
+                stager=self._stager,
+                block_seconds=self._block_seconds,
+                clock=self._clock,
+            )
+            self._videos[(socket, source)] = writer
+        return writer
+
     def _mix(self, frame: AudioFrame, into: list[AudioFrame]) -> None:
         self._mixer_used = True
         done = self._mixer.add(frame)
@@ -297,7 +381,7 @@ class CallCapture:
         assert store is not None, "the worker is not running"
         return self._store_view(store) if self._store_view is not None else store
 
-    def _stager(self, blob_name: str, track: TrackWriter) -> BlobStager:
+    def _stager(self, blob_name: str, track: TrackWriter | VideoTrackWriter) -> BlobStager:
         worker = self._worker
         assert worker is not None
         return worker.stager(
@@ -327,7 +411,10 @@ class CallCapture:
 
     def _update_state(self) -> None:
         if self._failure is None:
-            self.state = "spilling" if any(track.spilled for track in self._tracks.values()) else "capturing"
+            spilling = any(track.spilled for track in self._tracks.values()) or any(
+                video.spilled for video in self._videos.values()
+            )
+            self.state = "spilling" if spilling else "capturing"
 
     def _fail(self, stage: FailureStage, reason: str) -> None:
         self._accepting = False
@@ -338,7 +425,7 @@ class CallCapture:
         log.error("capture failed", extra={"recording_id": self.recording_id, "stage": stage, "reason": reason})
         self._on_failure(stage, reason)
 
-    def _metadata(self, track: TrackWriter) -> dict[str, str]:
+    def _metadata(self, track: TrackWriter | VideoTrackWriter) -> dict[str, str]:
         return {
             "recording_id": self.recording_id,
             "call_id": self.call_id,
@@ -356,10 +443,24 @@ class CallCapture:
     def tracks(self) -> list[TrackWriter]:
         return list(self._tracks.values())
 
-    def _manifest(self, committed: dict[int, CommitPoint] | None, *, complete: bool) -> CaptureManifest:
+    @property
+    def videos(self) -> list[VideoTrackWriter]:
+        return list(self._videos.values())
+
+    def _manifest(
+        self,
+        committed: dict[int, CommitPoint] | None,
+        *,
+        complete: bool,
+        video_points: dict[tuple[str, int], CommitPoint] | None = None,
+    ) -> CaptureManifest:
         tracks = [
             track.manifest(None if committed is None else committed.get(source))
             for source, track in sorted(self._tracks.items())
+        ]
+        videos = [
+            video.manifest(None if video_points is None else video_points.get(key))
+            for key, video in sorted(self._videos.items())
         ]
         return CaptureManifest(
             recording_id=self.recording_id,
@@ -373,6 +474,7 @@ class CallCapture:
             frames_received=self.frames_received,
             frames_dropped=self.frames_dropped,
             tracks=tracks,
+            video_tracks=videos,
         )
 
     def progress(self, *, heartbeat_seconds: float) -> CaptureProgress:

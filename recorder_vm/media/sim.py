@@ -33,15 +33,21 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from recorder_vm.media.base import FRAME_BYTES, AudioFrame, MediaHandler
+from recorder_vm.media.base import FRAME_BYTES, MAX_VIDEO_SOCKETS, AudioFrame, MediaHandler, VideoFrame, VideoSocketKind
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "verbatim-sim-media"
 VERSION = 1
 HEADER = struct.Struct("<IIq")
+# Video and screen-sharing frames (MEDIA_PROTOCOL.md, section 6): kind, source id, ticks, socket id, width, height,
+# reserved; then one H.264 access unit.
+VIDEO_HEADER = struct.Struct("<IIqHHHH")
 KIND_AUDIO = 1
+KIND_VIDEO = 2
+KIND_VBSS = 3
 FORMAT = "pcm-16khz-16bit-mono"
+RESOLUTION = "hd1080p"  # VideoResolution.HD1080p, what Microsoft's PolicyRecordingBot subscribes with
 
 
 @dataclass
@@ -56,10 +62,23 @@ class SimMediaSession:
     frames: int = 0
     malformed: int = 0
     closed: bool = False
+    videos: int = 0  # receive-only H.264 video sockets
+    vbss: bool = False
+    video_units: int = 0
     _platform: SimMediaPlatform | None = field(default=None, repr=False)
+    # What each socket is subscribed to ("video:<n>" / "vbss" -> message), sent again if the socket reconnects.
+    _subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def video_sockets(self) -> int:
+        return self.videos
+
+    @property
+    def vbss_socket(self) -> bool:
+        return self.vbss
 
     def media_config(self) -> dict[str, Any]:
-        blob = {
+        blob: dict[str, Any] = {
             "platform": PLATFORM,
             "version": VERSION,
             "endpoint": self.endpoint,
@@ -67,7 +86,30 @@ class SimMediaSession:
             "mediaKey": self.key,
             "receiveUnmixedMeetingAudio": self.unmixed,
         }
+        if self.videos or self.vbss:
+            blob.update({"videoSockets": self.videos, "vbssSocket": self.vbss, "videoFormat": "h264"})
         return {"@odata.type": "#microsoft.graph.appHostedMediaConfig", "blob": json.dumps(blob)}
+
+    def subscribe_video(self, socket_id: int, source_id: int) -> None:
+        if not 0 <= socket_id < self.videos:
+            raise ValueError(f"video socket {socket_id} does not exist (the session has {self.videos})")
+        self._send(
+            f"video:{socket_id}",
+            {"type": "videoSubscribe", "socketId": socket_id, "sourceId": source_id, "resolution": RESOLUTION},
+        )
+
+    def unsubscribe_video(self, socket_id: int) -> None:
+        self._send(f"video:{socket_id}", {"type": "videoUnsubscribe", "socketId": socket_id})
+
+    def subscribe_vbss(self, source_id: int) -> None:
+        if not self.vbss:
+            raise ValueError("the session has no VBSS socket")
+        self._send("vbss", {"type": "vbssSubscribe", "sourceId": source_id, "resolution": RESOLUTION})
+
+    def _send(self, key: str, message: dict[str, Any]) -> None:
+        self._subscriptions[key] = message
+        if self._platform is not None:
+            self._platform.send(self, message)
 
     def proves(self, call_id: object, proof: object) -> bool:
         """True when a hello's `callId` is this session's call and its `proof` is made with this session's key."""
@@ -140,11 +182,28 @@ class SimMediaPlatform:
         loop.call_soon_threadsafe(self._stopped.set)
         await asyncio.to_thread(self._thread.join, 10.0)
 
-    def create_session(self, call_id: str, handler: MediaHandler, *, unmixed: bool) -> SimMediaSession:
-        session = SimMediaSession(call_id=call_id, handler=handler, unmixed=unmixed, endpoint=self.endpoint)
+    def create_session(
+        self, call_id: str, handler: MediaHandler, *, unmixed: bool, video_sockets: int = 0, vbss: bool = False
+    ) -> SimMediaSession:
+        session = SimMediaSession(
+            call_id=call_id,
+            handler=handler,
+            unmixed=unmixed,
+            endpoint=self.endpoint,
+            videos=max(0, min(video_sockets, MAX_VIDEO_SOCKETS)),
+            vbss=vbss,
+        )
         session._platform = self
         self._sessions[session.session_id] = session
         return session
+
+    def send(self, session: SimMediaSession, message: dict[str, Any]) -> None:
+        """Send a control message to the platform on the session's socket (from any thread); a session not connected
+        yet gets its subscriptions when it connects."""
+        socket = self._sockets.get(session.session_id)
+        if socket is None or self._loop is None or self._loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(_send_quietly(socket, json.dumps(message)), self._loop)
 
     def forget(self, session: SimMediaSession) -> None:
         self._sessions.pop(session.session_id, None)
@@ -184,6 +243,8 @@ class SimMediaPlatform:
         if session is None:
             return socket
         self._sockets[session.session_id] = socket
+        for subscription in list(session._subscriptions.values()):
+            await socket.send_str(json.dumps(subscription))
         handler = session.handler
         ended = False
         try:
@@ -191,7 +252,7 @@ class SimMediaPlatform:
                 if message.type == WSMsgType.BINARY:
                     data: bytes = message.data
                     if len(data) != HEADER.size + FRAME_BYTES:
-                        session.malformed += 1
+                        self._video(session, data)
                         continue
                     kind, source_id, ticks = HEADER.unpack_from(data)
                     if kind != KIND_AUDIO:
@@ -210,6 +271,26 @@ class SimMediaPlatform:
                 handler.on_media_failure("media connection closed without an end message")
             await socket.close()
         return socket
+
+    @staticmethod
+    def _video(session: SimMediaSession, data: bytes) -> None:
+        """A video or screen-sharing access unit (any other binary message is malformed)."""
+        if len(data) <= VIDEO_HEADER.size:
+            session.malformed += 1
+            return
+        kind, source_id, ticks, socket_id, width, height, _ = VIDEO_HEADER.unpack_from(data)
+        socket: VideoSocketKind
+        if kind == KIND_VIDEO and socket_id < session.videos:
+            socket = "video"
+        elif kind == KIND_VBSS and session.vbss:
+            socket = "vbss"
+        else:
+            session.malformed += 1
+            return
+        session.video_units += 1
+        session.handler.on_video(
+            VideoFrame(socket, socket_id, source_id, ticks, data[VIDEO_HEADER.size :], width, height)
+        )
 
     async def _hello(self, socket: web.WebSocketResponse) -> SimMediaSession | None:
         try:
@@ -262,3 +343,11 @@ class SimMediaPlatform:
             session.handler.on_media_ended()
             return True
         return False
+
+
+async def _send_quietly(socket: web.WebSocketResponse, text: str) -> None:
+    """A control message to the platform; a socket that closed meanwhile has nothing left to subscribe."""
+    try:
+        await socket.send_str(text)
+    except (ConnectionError, RuntimeError) as error:
+        log.info("video subscription not sent: the media socket closed", extra={"reason": str(error)[:200]})

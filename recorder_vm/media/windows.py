@@ -80,6 +80,24 @@ class WindowsMediaSession:
     def session_id(self) -> str:
         return self._session_id
 
+    # Video is not wired through the media library yet (docs/video.md): the session has no video sockets.
+    @property
+    def video_sockets(self) -> int:
+        return 0
+
+    @property
+    def vbss_socket(self) -> bool:
+        return False
+
+    def subscribe_video(self, socket_id: int, source_id: int) -> None:
+        raise MediaSessionError("this media session has no video sockets")
+
+    def unsubscribe_video(self, socket_id: int) -> None:
+        raise MediaSessionError("this media session has no video sockets")
+
+    def subscribe_vbss(self, source_id: int) -> None:
+        raise MediaSessionError("this media session has no VBSS socket")
+
     def media_config(self) -> dict[str, Any]:
         return {"@odata.type": "#microsoft.graph.appHostedMediaConfig", "blob": self._configuration}
 
@@ -150,9 +168,14 @@ class WindowsMediaPlatform:
             self._media.MediaPlatform.Shutdown()
             self._healthy = False
 
-    def create_session(self, call_id: str, handler: MediaHandler, *, unmixed: bool) -> WindowsMediaSession:
+    def create_session(
+        self, call_id: str, handler: MediaHandler, *, unmixed: bool, video_sockets: int = 0, vbss: bool = False
+    ) -> WindowsMediaSession:
         if self._media is None:
             raise MediaSessionError("the media platform is not initialised")
+        if video_sockets or vbss:
+            # Video sockets through the media library are not wired yet (docs/video.md): audio only.
+            log.warning("video requested but the windows media adapter captures audio only")
         return WindowsMediaSession(self._media, call_id, handler, unmixed=unmixed)
 
     def _health_changed(self, _sender: Any, args: Any) -> None:

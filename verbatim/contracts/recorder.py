@@ -67,6 +67,12 @@ class CallParticipant(Contract):
     is_in_lobby: bool = False
     is_muted: bool = False
     source_ids: list[int] = Field(default_factory=list)  # audio media source ids (MSI), as used by unmixed tracks
+    # The participant's main video and screen-sharing (VBSS) media sources from the roster's `mediaStreams`, and
+    # whether each is sending now (direction sendOnly / sendReceive) (added in v1; optional).
+    video_source_id: int | None = None
+    video_sending: bool = False
+    screen_share_source_id: int | None = None
+    screen_sharing: bool = False
     first_seen_at: AwareDatetime | None = None
     left_at: AwareDatetime | None = None
     removed_reason: str | None = None
@@ -115,6 +121,18 @@ class TrackInfo(Contract):
     track: str  # "mixed" or "source-<id>"
     kind: TrackKind
     source_id: int | None = None
+    blob_name: str
+
+
+VideoKind = Literal["camera", "screenShare"]
+
+
+class VideoInfo(Contract):
+    """One captured video stream: a participant's camera (a video socket) or a screen share (the VBSS socket)."""
+
+    track: str  # "video-<source id>" or "screen-<source id>"
+    kind: VideoKind
+    source_id: int
     blob_name: str
 
 
@@ -196,6 +214,7 @@ class RecordingStopped(RecorderEventBase):
     gaps_seconds: float = 0.0  # silence inserted where no audio arrived
     frames_dropped: int = 0
     tracks: list[TrackInfo] = Field(default_factory=list)
+    video: list[VideoInfo] = Field(default_factory=list)  # camera and screen-share streams (added in v1; optional)
 
 
 @contract("recording.failed", 1)
@@ -294,6 +313,45 @@ class CaptureTrack(Contract):
     gaps: list[CaptureGap] = Field(default_factory=list)
 
 
+class VideoEncoding(Contract):
+    """How a video stream is kept: the H.264 access units exactly as the platform delivered them (Annex B), each
+    preceded by a user-data-unregistered SEI NAL unit carrying its timestamp (`verbatim.evidence.h264`)."""
+
+    codec: Literal["h264"] = "h264"
+    container: Literal["h264-annexb"] = "h264-annexb"
+    timestamps: Literal["sei-user-data-unregistered"] = "sei-user-data-unregistered"
+    timestamp_uuid: str = "76657262-6174-696d-2e74-69636b732e31"
+
+
+class CaptureVideoBlock(Contract):
+    """One staged block of a video stream's block blob: whole access units, and when they were shown."""
+
+    index: int = Field(ge=0)
+    block_id: str
+    size: int = Field(ge=0)
+    sha256: str
+    byte_offset: int = Field(ge=0)
+    units: int = Field(ge=0)  # access units in the block
+    key_units: int = Field(default=0, ge=0)  # of which key frames (IDR)
+    first_ticks: int = Field(ge=0)  # platform timestamp of its first access unit (100-ns ticks since the epoch)
+    last_ticks: int = Field(ge=0)
+
+
+class CaptureVideoTrack(Contract):
+    track: str
+    kind: VideoKind
+    source_id: int
+    participant_id: str | None = None  # whose stream it is, from the roster when the subscription was made
+    blob_name: str
+    encoding: VideoEncoding = Field(default_factory=VideoEncoding)
+    blocks: list[CaptureVideoBlock] = Field(default_factory=list)
+    bytes: int = 0
+    units: int = 0
+    width: int = 0
+    height: int = 0
+    sha256: str
+
+
 @contract("capture-manifest", 1)
 class CaptureManifest(Contract):
     """Written by the recorder beside the evidence when a capture ends (or by salvage for a dead recorder)."""
@@ -314,6 +372,8 @@ class CaptureManifest(Contract):
     frames_received: int = 0
     frames_dropped: int = 0
     tracks: list[CaptureTrack] = Field(default_factory=list)
+    # Camera and screen-share streams kept as H.264 (added in v1; optional: none in an audio-only capture).
+    video_tracks: list[CaptureVideoTrack] = Field(default_factory=list)
 
     def track(self, name: str = "mixed") -> CaptureTrack:
         for track in self.tracks:

@@ -35,7 +35,11 @@ PAIR_MANIFEST_PREFIX = "pair-"
 MAX_GENERATION = 999
 
 RECORDING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
-TRACK = re.compile(r"^(mixed|source-[0-9]{1,10})$")
+TRACK = re.compile(r"^(mixed|source-[0-9]{1,10}|video-[0-9]{1,10}|screen-[0-9]{1,10})$")
+# Video streams (camera: `video-<source id>`, screen share: `screen-<source id>`) are H.264 byte streams.
+VIDEO_TRACK = re.compile(r"^(video|screen)-[0-9]{1,10}$")
+VIDEO_SUFFIX = ".h264"
+ACCESS_VIDEO = "access.mp4"
 # Recordings sealed before the captures container: `<yyyy>/<mm>/<dd>/<recording id>/<file>`.
 _LEGACY_FOLDER = re.compile(r"^(?P<folder>[0-9]{4}/[0-9]{2}/[0-9]{2}/(?P<id>[A-Za-z0-9][A-Za-z0-9-]{0,63})/)[^/]+$")
 
@@ -59,10 +63,21 @@ def check_generation(generation: int) -> int:
     return generation
 
 
+def is_video_track(track: str) -> bool:
+    return VIDEO_TRACK.fullmatch(track) is not None
+
+
+def video_track(kind: str, source_id: int) -> str:
+    """The track name of a camera (`video-<source id>`) or screen-share (`screen-<source id>`) stream."""
+    return f"{'screen' if kind == 'screenShare' else 'video'}-{int(source_id)}"
+
+
 def _file(track: str) -> str:
     if not TRACK.fullmatch(track):
         raise ForeignPath(f"{track[:40]!r} is not a track name")
-    return MIXED_FILE if track == MIXED_TRACK else f"{track}.flac"
+    if track == MIXED_TRACK:
+        return MIXED_FILE
+    return f"{track}{VIDEO_SUFFIX}" if is_video_track(track) else f"{track}.flac"
 
 
 # --- captures: the recorder's staging container -------------------------------------------------------------
@@ -98,8 +113,15 @@ def track_of_capture_name(recording_id: str, generation: int, name: str) -> str 
     rest = name[len(prefix) :]
     if rest == MIXED_FILE:
         return MIXED_TRACK
+    if rest.endswith(VIDEO_SUFFIX):
+        stem = rest.removesuffix(VIDEO_SUFFIX)
+        return stem if is_video_track(stem) else None
     stem = rest.removesuffix(".flac")
-    return stem if rest.endswith(".flac") and TRACK.fullmatch(stem) and stem != MIXED_TRACK else None
+    return (
+        stem
+        if rest.endswith(".flac") and TRACK.fullmatch(stem) and stem != MIXED_TRACK and not is_video_track(stem)
+        else None
+    )
 
 
 # --- recordings: the sealed evidence ------------------------------------------------------------------------
@@ -138,6 +160,11 @@ def pair_manifest_name(recording_id: str, revision: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{16}", revision):
         raise ForeignPath(f"{revision[:40]!r} is not a pair manifest revision")
     return f"{sealed_folder(recording_id)}{PAIR_MANIFEST_PREFIX}{revision}.json"
+
+
+def video_access_copy_name(recording_id: str, part: int) -> str:
+    """The MP4 replay copy (audio with the video streams) of a recording that has video."""
+    return f"{sealed_prefix(recording_id, part)}/{ACCESS_VIDEO}"
 
 
 def recording_folders(recording_id: str, sealed_names: list[str]) -> list[str]:
