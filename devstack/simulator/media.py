@@ -41,7 +41,12 @@ FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 320
 FRAME_BYTES = FRAME_SAMPLES * 2  # 640
 FRAME_TICKS = FRAME_MS * 10_000  # 100-ns ticks per frame
 HEADER = struct.Struct("<IIq")
+# Video and screen sharing (section 6): kind, source id, ticks, socket id, width, height, reserved; then an access unit.
+VIDEO_HEADER = struct.Struct("<IIqHHHH")
 KIND_AUDIO = 1
+KIND_VIDEO = 2
+KIND_VBSS = 3
+MAX_VIDEO_SOCKETS = 10  # main-video receive streams per media session (Microsoft's real-time media concepts)
 MIXED_SOURCE = 0
 MAX_UNMIXED = 4
 SILENCE = bytes(FRAME_BYTES)
@@ -80,6 +85,10 @@ class MediaBlob(BaseModel):
     # signalling channel, and the hello proves the platform holds it.
     media_key: str = Field(alias="mediaKey", min_length=43, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
     receive_unmixed_meeting_audio: bool = Field(default=False, alias="receiveUnmixedMeetingAudio")
+    # Receive-only H.264 video sockets and the VBSS socket the bot's media session has (section 6).
+    video_sockets: int = Field(default=0, alias="videoSockets", ge=0, le=MAX_VIDEO_SOCKETS)
+    vbss_socket: bool = Field(default=False, alias="vbssSocket")
+    video_format: Literal["h264"] = Field(default="h264", alias="videoFormat")
 
     @field_validator("endpoint")
     @classmethod
@@ -164,6 +173,13 @@ class MediaSession:
         self._pending: list[bytes | str] = []
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
+        # Video subscriptions the bot made: ("video", socket id) / ("vbss", 0) -> media source id, and which of them
+        # have had their first key frame (a subscription starts at a key frame).
+        self.subscriptions: dict[tuple[str, int], int] = {}
+        self._keyed: set[tuple[str, int]] = set()
+        self.video_units_sent = 0
+        self.control_messages = 0
+        self.rejected_messages = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -175,6 +191,9 @@ class MediaSession:
             "messagesSent": self.messages_sent,
             "bytesSent": self.bytes_sent,
             "eventsSent": self.events_sent,
+            "videoUnitsSent": self.video_units_sent,
+            "videoSubscriptions": {f"{kind}:{socket}": source for (kind, socket), source in self.subscriptions.items()},
+            "rejectedMessages": self.rejected_messages,
             "joinedAtFrame": self.joined_frame,
             "error": self.error,
         }
@@ -208,6 +227,10 @@ class MediaSession:
             "unmixed": self.unmixed,
             "proof": media_proof(self.blob.media_key, self.blob.media_session_id, self.call_id),
         }
+        if self.blob.video_sockets or self.blob.vbss_socket:
+            hello.update(
+                {"videoSockets": self.blob.video_sockets, "vbssSocket": self.blob.vbss_socket, "videoFormat": "h264"}
+            )
         await self.ws.send_str(json.dumps(hello))
         while self._pending:  # frames produced while connecting, oldest first (the list may grow meanwhile)
             item = self._pending.pop(0)
@@ -227,11 +250,61 @@ class MediaSession:
     async def _read(self) -> None:
         assert self.ws is not None
         with contextlib.suppress(Exception):
-            async for _ in self.ws:
-                pass
+            async for message in self.ws:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    self.control(message.data)
         if not self._closing and self.state == "connected":
             self.state, self.error = "failed", "the receiver closed the media socket"
             await self.on_failure(self.error)
+
+    def control(self, text: str) -> None:
+        """A control message from the bot: a video or VBSS (un)subscription (section 6.2); anything else is
+        ignored and counted."""
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict):
+            self.rejected_messages += 1
+            return
+        kind = message.get("type")
+        socket = _index(message.get("socketId"), self.blob.video_sockets)
+        source = _source(message.get("sourceId"))
+        if kind == "videoSubscribe" and socket is not None and source is not None:
+            self._subscribe(("video", socket), source)
+        elif kind == "videoUnsubscribe" and socket is not None:
+            self._unsubscribe(("video", socket))
+        elif kind == "vbssSubscribe" and self.blob.vbss_socket and source is not None:
+            self._subscribe(("vbss", 0), source)
+        elif kind == "vbssUnsubscribe" and self.blob.vbss_socket:
+            self._unsubscribe(("vbss", 0))
+        else:
+            self.rejected_messages += 1
+            return
+        self.control_messages += 1
+
+    def _subscribe(self, key: tuple[str, int], source: int) -> None:
+        if self.subscriptions.get(key) != source:
+            self.subscriptions[key] = source
+            self._keyed.discard(key)
+
+    def _unsubscribe(self, key: tuple[str, int]) -> None:
+        self.subscriptions.pop(key, None)
+        self._keyed.discard(key)
+
+    def video_for(self, kind: str, source: int, key: bool) -> list[int]:
+        """The sockets of this session that receive a `kind` frame of `source` now (a new subscription's first
+        frame is a key frame)."""
+        sockets: list[int] = []
+        for (sub_kind, socket), subscribed in self.subscriptions.items():
+            if sub_kind != kind or subscribed != source:
+                continue
+            if (sub_kind, socket) not in self._keyed:
+                if not key:
+                    continue
+                self._keyed.add((sub_kind, socket))
+            sockets.append(socket)
+        return sockets
 
     def open(self) -> None:
         """From now on the call's frames are kept for this session until its connection is open."""
@@ -308,6 +381,30 @@ class MediaSession:
             self._reader.cancel()
 
 
+@dataclass
+class VideoFeed:
+    """One participant's camera or screen share on the call's timeline: access units in order, each in its 20 ms
+    slot. Sent only while its participant is in the call (their audio source is audible)."""
+
+    kind: Literal["video", "vbss"]
+    source_id: int
+    audio_source: int
+    width: int
+    height: int
+    units: list[tuple[int, int, bytes, bool]]  # (slot, ticks, access unit, key frame)
+    next: int = 0
+
+
+def _index(value: object, limit: int) -> int | None:
+    """A socket id below `limit`, or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit else None
+
+
+def _source(value: object) -> int | None:
+    """A media source id (u32), or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32 else None
+
+
 @dataclass(eq=False)
 class MediaTimeline:
     """A call's audio and scripted events, frame by frame, shared by every recorder session on the call."""
@@ -330,6 +427,7 @@ class MediaTimeline:
     _active: tuple[int, ...] = ()
     _dominant: int | None = None
     wall_start: float = 0.0
+    videos: list[VideoFeed] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.segments.sort(key=lambda s: s.start_frame)
@@ -396,6 +494,8 @@ class MediaTimeline:
         sources = self._sources(n)
         if self.sessions and not self.in_gap(n):
             await self._send(n, sources)
+            if self.videos:
+                await self._send_video(n)
         await self._speaker_events(n)
         self.position = n + 1
         if self.end_frame is not None and self.position >= self.end_frame and not self.finished:
@@ -431,6 +531,24 @@ class MediaTimeline:
                     break
             else:
                 session.frames_sent += 1
+
+    async def _send_video(self, n: int) -> None:
+        """The access units due in slot `n`, to each session subscribed to their source (section 6.3)."""
+        for feed in self.videos:
+            units = feed.units
+            while feed.next < len(units) and units[feed.next][0] <= n:
+                _, stamp, data, key = units[feed.next]
+                feed.next += 1
+                if feed.audio_source not in self.audible:
+                    continue  # not in the call (yet, or any more)
+                kind = KIND_VBSS if feed.kind == "vbss" else KIND_VIDEO
+                for session in self.sessions:
+                    if session.state not in ("connected", "connecting") or not session.subscriptions:
+                        continue
+                    for socket in session.video_for(feed.kind, feed.source_id, key):
+                        header = VIDEO_HEADER.pack(kind, feed.source_id, stamp, socket, feed.width, feed.height, 0)
+                        if await session.send_binary(header + data):
+                            session.video_units_sent += 1
 
     async def _speaker_events(self, n: int) -> None:
         active = tuple(sorted(s for s, last in self._last_heard.items() if n - last < ACTIVE_WINDOW))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..callrecords import CallFacts, PartyFacts
 from ..media import MediaTimeline
 from ..odata import format_datetime
+from ..video import VideoClip
 from .model import AudioItem, BotLeg, Party, PartyState, RecorderGroup, fmt
 from .specs import ScenarioSpec
 
@@ -63,6 +64,15 @@ class Conversation:
     def required_during(self, group: RecorderGroup) -> bool:
         app = group.app
         return app.required_during_meeting if self.meeting else app.required_during_call
+
+    @property
+    def has_video(self) -> bool:
+        """Whether anyone in this conversation turns a camera on or shares a screen (its rosters list video)."""
+        return bool(self.video_clips)
+
+    @property
+    def video_clips(self) -> list[Any]:
+        return self.scenario.video if self.scenario.conversations[:1] == [self] else []
 
     @property
     def ended(self) -> bool:
@@ -211,10 +221,34 @@ class Conversation:
         assert self.timeline is not None
         await asyncio.gather(*(self.service.media.connect(leg) for leg in self.legs if leg.state == "established"))
         self.service.media.schedule_faults(self)
+        self._schedule_video()
         if self.spec.transfer is not None and self.transferor is None and self.scenario.conversations[0] is self:
             self.timeline.at(self.spec.transfer.at, self.transfer)
         self.service.pump.start(self.timeline)
         self.service.notifier.roster_changed(self)
+
+    def _schedule_video(self) -> None:
+        """Cameras going on and off and screens shared, at their places on the media timeline, each a roster update."""
+        assert self.timeline is not None
+        for party in self.parties:
+            for attribute, intervals in (("camera_on", party.spec.camera), ("sharing", party.spec.screen_share)):
+                for interval in intervals:
+                    self.timeline.at(interval.at, partial(self._video_state, party, attribute, True))
+                    if interval.until is not None:
+                        self.timeline.at(interval.until, partial(self._video_state, party, attribute, False))
+
+    async def _video_state(self, party: Party, attribute: str, on: bool) -> None:
+        if self.ended or getattr(party, attribute) == on:
+            return
+        setattr(party, attribute, on)
+        self.event(
+            ("cameraOn" if on else "cameraOff")
+            if attribute == "camera_on"
+            else ("sharingStarted" if on else "sharingStopped"),
+            participant=party.key,
+        )
+        if party.state == "joined":
+            self.service.notifier.roster_changed(self)
 
     async def leave(self, party: Party, reason: str, state: PartyState = "left") -> None:
         if party.state not in ("joined", "joining") or self.ended:
@@ -372,6 +406,7 @@ class Scenario:
         self.conversations: list[Conversation] = []
         self.events: list[dict[str, Any]] = []
         self.audio: list[AudioItem] = []
+        self.video: list[VideoClip] = []  # cameras and screen shares, encoded when the call is placed
         self.outcome_override: str | None = None
         first = spec.participants[0].key
         self.caller_key = spec.caller or first

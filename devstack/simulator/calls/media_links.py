@@ -12,7 +12,8 @@ import aiohttp
 
 from ..clock import Clock
 from ..faults import Faults
-from ..media import FRAME_MS, MediaSession, MediaTimeline, Segment
+from ..media import FRAME_MS, MediaSession, MediaTimeline, Segment, VideoFeed
+from ..video import CAMERA, SCREEN
 from .legs import BotLegs
 from .model import BotLeg
 
@@ -51,8 +52,33 @@ class MediaLinks:
             end_frame=frames,
             gaps=gaps,
         )
+        timeline.videos = self._video_feeds(conv, timeline.start_ticks)
         timeline.on_end = conv.timeline_end
         return timeline
+
+    @staticmethod
+    def _video_feeds(conv: Conversation, start_ticks: int) -> list[VideoFeed]:
+        """Each camera and screen-share clip of the call as a feed of access units in 20 ms slots, stamped on the
+        call's media clock (establishment + position)."""
+        keys = {p.key: p for p in conv.parties}
+        feeds: list[VideoFeed] = []
+        for clip in conv.video_clips:
+            party = keys.get(clip.party)
+            if party is None or not clip.frames:
+                continue
+            profile = SCREEN if clip.kind == "vbss" else CAMERA
+            units = [
+                (
+                    int(frame.seconds * 1000 // FRAME_MS),
+                    start_ticks + round(frame.seconds * 10_000_000),
+                    frame.data,
+                    frame.key,
+                )
+                for frame in clip.frames
+            ]
+            source = party.screen_source_id if clip.kind == "vbss" else party.video_source_id
+            feeds.append(VideoFeed(clip.kind, source, party.source_id, profile.width, profile.height, units))
+        return feeds
 
     def schedule_faults(self, conv: Conversation) -> None:
         assert conv.timeline is not None

@@ -21,6 +21,8 @@ from .specs import ParticipantSpec
 if TYPE_CHECKING:
     from .conversation import Conversation
 
+VIDEO_SOURCE_BASE = 20_000
+SCREEN_SOURCE_BASE = 30_000
 LegState = Literal[
     "incoming", "answered", "established", "rejected", "timedOut", "failed", "redirected", "cancelled", "terminated"
 ]
@@ -55,10 +57,26 @@ class Party:
     # invitation (call: answer, Example 3) shows a `source.id` that differs from the participant ids of its
     # `incomingContext`; what it stands for is not documented, so it is just another id here.
     source_leg_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    camera_on: bool = False  # the main-video stream is sending (sendReceive) rather than receiveOnly
+    sharing: bool = False  # the videoBasedScreenSharing stream is sendOnly
 
     @property
     def key(self) -> str:
         return self.spec.key
+
+    # The media source ids of a participant's video and screen-sharing streams; Microsoft's documented rosters give
+    # each stream its own id (e.g. audio 12, main-video 13, applicationsharing-video 23).
+    @property
+    def video_source_id(self) -> int:
+        return VIDEO_SOURCE_BASE + self.source_id
+
+    @property
+    def screen_source_id(self) -> int:
+        return SCREEN_SOURCE_BASE + self.source_id
+
+    @property
+    def has_video(self) -> bool:
+        return self.kind != "phone"
 
     @property
     def object_id(self) -> str:

@@ -159,7 +159,20 @@ def _participation(party: Party) -> dict[str, str]:
     return {"participationMethod": party.role} if party.role in ("caller", "callee") else {}
 
 
-def participant_json(who: Party | BotLeg, tid: str) -> dict[str, Any]:
+def _stream(media_type: str, label: str, source: int, direction: str) -> dict[str, Any]:
+    return {
+        "@odata.type": "#microsoft.graph.mediaStream",
+        "mediaType": media_type,
+        "label": label,
+        "sourceId": str(source),
+        "direction": direction,
+        "serverMuted": False,
+    }
+
+
+def participant_json(who: Party | BotLeg, tid: str, *, video: bool = False) -> dict[str, Any]:
+    """`video`: the call has video, so people's rosters list their main-video and applicationsharing-video streams
+    too (receiveOnly while the camera is off / nothing is shared), as Teams clients' do."""
     if isinstance(who, Party):
         pid, identity, source, direction = who.participant_id, who.identity(tid), who.source_id, "sendReceive"
         recording = None
@@ -195,14 +208,22 @@ def participant_json(who: Party | BotLeg, tid: str) -> dict[str, Any]:
             "countryCode": country,
         },
         "mediaStreams": [
-            {
-                "@odata.type": "#microsoft.graph.mediaStream",
-                "mediaType": "audio",
-                "label": "main-audio",
-                "sourceId": str(source),
-                "direction": direction,
-                "serverMuted": False,
-            }
+            _stream("audio", "main-audio", source, direction),
+            *(
+                [
+                    _stream(
+                        "video", "main-video", who.video_source_id, "sendReceive" if who.camera_on else "receiveOnly"
+                    ),
+                    _stream(
+                        "videoBasedScreenSharing",
+                        "applicationsharing-video",
+                        who.screen_source_id,
+                        "sendOnly" if who.sharing else "receiveOnly",
+                    ),
+                ]
+                if video and isinstance(who, Party) and who.has_video
+                else []
+            ),
         ],
         "isMuted": False,
         "isInLobby": False,
@@ -213,6 +234,7 @@ def participant_json(who: Party | BotLeg, tid: str) -> dict[str, Any]:
 
 
 def roster(conv: Conversation, tid: str) -> list[dict[str, Any]]:
-    people = [participant_json(p, tid) for p in conv.parties if p.state == "joined"]
+    video = conv.has_video
+    people = [participant_json(p, tid, video=video) for p in conv.parties if p.state == "joined"]
     bots = [participant_json(leg, tid) for leg in conv.legs if leg.state == "established"]
     return people + bots

@@ -4,6 +4,7 @@ the second one)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..odata import bad_request
 from ..speech import DEFAULT_VOICES, SAMPLE_RATE, SpeechError
+from ..video import render_video
 from .conversation import Conversation, Scenario
 from .model import AudioItem, Party
 from .specs import ParticipantSpec, ScenarioSpec
@@ -134,6 +136,9 @@ class Placement:
             first = all_parties
             audio = scenario.audio
             duration = self._duration(spec, audio)
+        if any(p.camera or p.screen_share for p in spec.participants):
+            # Encoding takes a moment (real H.264): off the event loop, so other calls' answers are not delayed.
+            scenario.video = await asyncio.to_thread(render_video, spec, duration)
         conv = Conversation(self.calls, scenario, first, audio, duration)
         scenario.conversations.append(conv)
         self.scenarios[scenario.id] = scenario

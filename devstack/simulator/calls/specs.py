@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -31,6 +32,21 @@ class SpeechItem(_Model):
         return self
 
 
+class VideoInterval(_Model):
+    """A stretch of the call in which a participant's camera is on, or their screen is shared."""
+
+    at: float = Field(ge=0, le=MAX_DURATION, description="seconds into the call")
+    until: float | None = Field(
+        default=None, gt=0, le=MAX_DURATION, description="seconds into the call; open: to the end"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> VideoInterval:
+        if self.until is not None and self.until <= self.at:
+            raise ValueError("until must be after at")
+        return self
+
+
 class ParticipantSpec(_Model):
     key: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
     user: str | None = Field(default=None, description="tenant user id or UPN")
@@ -46,6 +62,8 @@ class ParticipantSpec(_Model):
         default=None,
         description="tenant user id or UPN this user acts for as a delegate (incomingContext.onBehalfOf)",
     )
+    camera: list[VideoInterval] = Field(default_factory=list, max_length=50, description="when the camera is on")
+    screen_share: list[VideoInterval] = Field(default_factory=list, max_length=50, description="when sharing a screen")
 
     @model_validator(mode="after")
     def _one_identity(self) -> ParticipantSpec:
@@ -57,6 +75,13 @@ class ParticipantSpec(_Model):
             raise ValueError(f"phone {self.phone!r} is not E.164")
         if self.leave_at is not None and self.leave_at <= self.join_at:
             raise ValueError("leaveAt must be after joinAt")
+        if self.phone is not None and (self.camera or self.screen_share):
+            raise ValueError("a PSTN participant has no camera and shares no screen")
+        for intervals in (self.camera, self.screen_share):
+            ordered = sorted(intervals, key=lambda i: i.at)
+            for before, after in itertools.pairwise(ordered):
+                if before.until is None or before.until > after.at:
+                    raise ValueError("camera and screenShare intervals of a participant must not overlap")
         return self
 
 
@@ -112,6 +137,8 @@ class ScenarioSpec(_Model):
 
     @model_validator(mode="after")
     def _shape(self) -> ScenarioSpec:
+        if self.transfer is not None and any(p.camera or p.screen_share for p in self.participants):
+            raise ValueError("video is simulated for calls without a transfer")
         keys = [p.key for p in self.participants]
         if len(set(keys)) != len(keys):
             raise ValueError("participant keys must be unique")
