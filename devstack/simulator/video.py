@@ -40,9 +40,10 @@ class Profile:
 
 # A camera at 320x180 (VideoFormat.H264_320x180_15Fps) with a key frame every second; a screen share at the frame
 # rate Microsoft's sample requires for VBSS (1.875 fps; it asks for VideoFormat.H264_1920x1080_1_875Fps), at 1280x720
-# here to keep the simulator's encoding cheap, with a key frame every 4 frames (~2.1 s).
+# here to keep the simulator's encoding cheap. A subscription starts at the sender's next key frame (MEDIA_PROTOCOL.md
+# 6.3): a camera's come every second, and every screen-share frame is one, so a share is received from its start.
 CAMERA = Profile(320, 180, Fraction(15), 15)
-SCREEN = Profile(1280, 720, Fraction(15, 8), 4)
+SCREEN = Profile(1280, 720, Fraction(15, 8), 1)
 
 
 @dataclass(frozen=True, slots=True)
