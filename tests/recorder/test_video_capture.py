@@ -14,7 +14,6 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import av
@@ -117,7 +116,12 @@ def meeting(stack: VideoStack) -> dict[str, Any]:
             "participants": [
                 {"key": "tom", "user": TOM, "camera": [{"at": 0}]},
                 {"key": "cora", "user": CORA, "camera": [{"at": 1, "until": 8}]},
-                {"key": "una", "user": UNA, "camera": [{"at": 2}], "screenShare": [{"at": SHARE[0], "until": SHARE[1]}]},
+                {
+                    "key": "una",
+                    "user": UNA,
+                    "camera": [{"at": 2}],
+                    "screenShare": [{"at": SHARE[0], "until": SHARE[1]}],
+                },
             ],
             "dialog": [{"speaker": "cora", "text": "Good morning everyone, let us look at the numbers."}],
         },
