@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, JsonValue
 
 from verbatim.contracts import Contract, contract
-from verbatim.contracts.recorder import CallDirection, CallParticipant, CallType, ObservedUser
+from verbatim.contracts.recorder import CallDirection, CallParticipant, CallType, ObservedUser, VideoKind
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Instant = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")]
@@ -173,6 +173,63 @@ class AccessCopy(BlobRef):
     source_parts: list[Sha256Hex] = Field(default_factory=list)
 
 
+class VideoSpan(Contract):
+    """A stretch in which a video stream was received (a camera on, a screen shared), in seconds from the start of
+    the recording (sample 0 of its audio)."""
+
+    start_seconds: float
+    end_seconds: float
+
+
+class SealedVideoBlock(Contract):
+    """One committed block of a video stream, as verified at finalise time."""
+
+    index: int = Field(ge=0)
+    block_id: str
+    size: int = Field(ge=0)
+    sha256: Sha256Hex
+    byte_offset: int = Field(ge=0)
+    units: int = Field(ge=0)
+    first_seconds: float
+    last_seconds: float
+
+
+class VideoEvidenceTrack(BlobRef):
+    """A camera or screen-share stream: the H.264 access units as the platform delivered them, each behind a
+    timestamp SEI NAL unit (`verbatim.evidence.h264`); `units` and the spans are measured from those timestamps."""
+
+    track: str  # "video-<source id>" or "screen-<source id>"
+    kind: VideoKind
+    source_id: int
+    participant_id: str | None = None
+    content_type: Literal["video/h264"] = "video/h264"
+    codec: Literal["h264"] = "h264"
+    container: Literal["h264-annexb"] = "h264-annexb"
+    timestamp_uuid: str = "76657262-6174-696d-2e74-69636b732e31"
+    width: int = 0
+    height: int = 0
+    units: int = Field(default=0, ge=0)
+    key_units: int = Field(default=0, ge=0)
+    first_seconds: float | None = None
+    last_seconds: float | None = None
+    spans: list[VideoSpan] = Field(default_factory=list)
+    blocks: list[SealedVideoBlock] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+
+
+class VideoAccessCopy(BlobRef):
+    """The MP4 replay copy of a recording with video: the Opus access copy's packets and every video stream's
+    access units, remuxed without re-encoding, on the recording's timeline."""
+
+    content_type: Literal["video/mp4"] = "video/mp4"
+    container: Literal["mp4"] = "mp4"
+    audio_codec: Literal["opus"] | None = "opus"
+    video_tracks: list[str] = Field(default_factory=list)  # in stream order (stream 0 is the audio, when there is one)
+    duration_seconds: float
+    # What it was made from: the Opus access copy's SHA-256 and each video stream's evidence SHA-256, in order.
+    source_sha256: list[Sha256Hex] = Field(default_factory=list)
+
+
 class RetentionTerm(Contract):
     """The retention class chosen at seal time and the date until which nothing may be deleted."""
 
@@ -221,6 +278,9 @@ class RecordingManifest(RecordingFacts):
     capture_manifest: BlobRef | None = None  # the recorder's capture.json, sealed alongside
     evidence: list[EvidenceTrack]
     access_copy: AccessCopy | None = None
+    # Camera and screen-share streams and their MP4 replay copy (added in v1; optional: none for audio only).
+    video: list[VideoEvidenceTrack] = Field(default_factory=list)
+    video_access_copy: VideoAccessCopy | None = None
     retention: RetentionTerm
     legal_holds: list[str] = Field(default_factory=list)  # ids of the holds that applied at seal time
     sealed_at: AwareDatetime

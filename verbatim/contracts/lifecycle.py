@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field, JsonValue
 
 from verbatim.contracts import Contract, contract
-from verbatim.contracts.evidence import AccessCopy, EvidenceTrack, RecordingFacts
+from verbatim.contracts.evidence import AccessCopy, EvidenceTrack, RecordingFacts, VideoEvidenceTrack
 from verbatim.contracts.retention import RecordingDeletion
 
 RecordingStatus = Literal[
@@ -164,6 +164,7 @@ class FinalisedTracks(Contract):
     the parts before it, and the capture manifest it was finalised from."""
 
     tracks: list[EvidenceTrack]
+    video: list[VideoEvidenceTrack] = Field(default_factory=list)  # camera and screen-share streams (optional)
     previous: list[TimelinePart] = Field(default_factory=list)
     first_sample: int = Field(default=0, ge=0)
     capture_container: Literal["captures", "scratch"]  # scratch: the lifecycle's own manifest after a salvage

@@ -48,7 +48,7 @@ def capture_prefix(recording_id: str, generation: int = 0) -> str:
 
 
 def track_blob_name(prefix: str, track: str = MIXED_TRACK) -> str:
-    """`audio.flac` (the mixed track), `source-<id>.flac`, or a video stream's `video-<id>.h264` / `screen-<id>.h264`."""
+    """`audio.flac` (the mixed track), `source-<id>.flac`, or a video stream's `video-<id>.h264`/`screen-<id>.h264`."""
     if track == MIXED_TRACK:
         return f"{prefix}/audio.flac"
     return f"{prefix}/{track}{names.VIDEO_SUFFIX}" if names.is_video_track(track) else f"{prefix}/{track}.flac"

@@ -24,7 +24,7 @@ from typing import IO
 from av.error import FFmpegError
 
 from verbatim.contracts.evidence import AudioGap, ChunkDigests, EvidenceTrack, SealedBlock
-from verbatim.contracts.recorder import CaptureManifest, CaptureTrack
+from verbatim.contracts.recorder import CaptureManifest, CaptureTrack, CaptureVideoTrack
 from verbatim.evidence import names
 from verbatim.evidence.blocks import decode_block_id
 from verbatim.evidence.flac import count_samples, samples_per_block
@@ -167,10 +167,12 @@ def _count(spool: IO[bytes], size: int, header: int) -> int:
     return count_samples(spool) if size > header else 0
 
 
-def _write_once(recordings: BlobStore, name: str, spool: IO[bytes], size: int, sha256: str) -> str | None:
+def _write_once(
+    recordings: BlobStore, name: str, spool: IO[bytes], size: int, sha256: str, content_type: str = FLAC_CONTENT_TYPE
+) -> str | None:
     """Write the sealed object, tagged as evidence; a retry finds the same bytes there and reuses them."""
     try:
-        return recordings.write_stream(name, spool, size, content_type=FLAC_CONTENT_TYPE, tags=kind_tags(EVIDENCE))
+        return recordings.write_stream(name, spool, size, content_type=content_type, tags=kind_tags(EVIDENCE))
     except BlobExists:
         stored = recordings.read_versioned(name)
         if hashlib.sha256(stored.data).hexdigest() != sha256:
@@ -188,7 +190,9 @@ def _chunk_digests(spool: IO[bytes]) -> ChunkDigests:
     return hasher.digests()
 
 
-def _commit_or_check_blocks(container: BlobStore, name: str, track: CaptureTrack) -> list[str]:
+def _commit_or_check_blocks(
+    container: BlobStore, name: str, track: CaptureTrack | CaptureVideoTrack, content_type: str = FLAC_CONTENT_TYPE
+) -> list[str]:
     """Commit the manifest's blocks when the recorder could not, else check the committed list matches."""
     try:
         committed, uncommitted = container.blocks(name)
@@ -205,7 +209,7 @@ def _commit_or_check_blocks(container: BlobStore, name: str, track: CaptureTrack
         return problems
     staged = {block.id for block in uncommitted} | set(committed_ids)
     if not committed_ids and set(expected) <= staged and expected:
-        container.commit_blocks(name, expected, content_type=FLAC_CONTENT_TYPE)
+        container.commit_blocks(name, expected, content_type=content_type)
         log.info("committed %d staged blocks of %s", len(expected), name)
         return problems
     missing = [i for i, block_id in enumerate(expected) if block_id not in staged]

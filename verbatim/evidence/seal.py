@@ -26,6 +26,8 @@ from verbatim.contracts.evidence import (
     RecordingFacts,
     RecordingManifest,
     RetentionTerm,
+    VideoAccessCopy,
+    VideoEvidenceTrack,
 )
 from verbatim.contracts.recorder import CaptureManifest
 from verbatim.evidence import names
@@ -101,6 +103,8 @@ def build_manifest(
     part: int = 0,
     first_sample: int = 0,
     previous_part: BlobRef | None = None,
+    video: Sequence[VideoEvidenceTrack] = (),
+    video_access_copy: VideoAccessCopy | None = None,
 ) -> RecordingManifest:
     mixed = next((t for t in evidence if t.kind == "mixed"), evidence[0])
     interrupted = capture.salvaged or not capture.complete
@@ -115,6 +119,8 @@ def build_manifest(
         capture_manifest=capture_ref,
         evidence=list(evidence),
         access_copy=access_copy,
+        video=list(video),
+        video_access_copy=video_access_copy,
         retention=retention,
         legal_holds=sorted(set(legal_holds)),
         sealed_at=sealed_at,
@@ -151,8 +157,11 @@ class Sealer:
     def seal(self, manifest: RecordingManifest) -> SealResult:
         manifest, manifest_ref = self._write_manifest(manifest)
         targets: list[tuple[str, str | None]] = [(t.blob_name, t.version_id) for t in manifest.evidence]
+        targets += [(v.blob_name, v.version_id) for v in manifest.video]
         if manifest.access_copy is not None:
             targets.append((manifest.access_copy.blob_name, manifest.access_copy.version_id))
+        if manifest.video_access_copy is not None:
+            targets.append((manifest.video_access_copy.blob_name, manifest.video_access_copy.version_id))
         if manifest.capture_manifest is not None:
             targets.append((manifest.capture_manifest.blob_name, manifest.capture_manifest.version_id))
         targets.append((manifest_ref.blob_name, manifest_ref.version_id))
@@ -192,9 +201,14 @@ def sealed_details(
     manifest: RecordingManifest, manifest_ref: BlobRef, enforcement: Enforcement
 ) -> dict[str, JsonValue]:
     """What the `sealed` ledger entry records: enough to verify the recording from the ledger alone."""
+    # Video streams are evidence like the audio tracks: the entry names each one's hash (verify checks them all).
     evidence: list[JsonValue] = [
         {"track": t.track, "blob": t.blob_name, "version_id": t.version_id, "bytes": t.bytes, "sha256": t.sha256}
         for t in manifest.evidence
+    ]
+    evidence += [
+        {"track": v.track, "blob": v.blob_name, "version_id": v.version_id, "bytes": v.bytes, "sha256": v.sha256}
+        for v in manifest.video
     ]
     access: JsonValue = (
         None
@@ -205,7 +219,7 @@ def sealed_details(
             "sha256": manifest.access_copy.sha256,
         }
     )
-    return {
+    details: dict[str, JsonValue] = {
         "manifest": {
             "blob": manifest_ref.blob_name,
             "version_id": manifest_ref.version_id,
@@ -227,6 +241,10 @@ def sealed_details(
         "legal_holds": list(manifest.legal_holds),
         "worm": enforcement,
     }
+    if manifest.video_access_copy is not None:  # only with video, so audio-only entries keep their shape
+        copy = manifest.video_access_copy
+        details["video_access_copy"] = {"blob": copy.blob_name, "version_id": copy.version_id, "sha256": copy.sha256}
+    return details
 
 
 def read_manifest_blob(container: BlobStore, blob_name: str, version_id: str | None = None) -> bytes | None:

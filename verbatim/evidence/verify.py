@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from verbatim.contracts.evidence import EntryKind, RecordingManifest
+from verbatim.contracts.evidence import EntryKind, RecordingManifest, VideoEvidenceTrack
 from verbatim.contracts.ledger import LogEntry, LogInclusionProof
 from verbatim.contracts.lifecycle import PairManifest
 from verbatim.evidence.certificates import check_certificate
@@ -291,7 +291,11 @@ def _check_media(
     result: RecordingVerification, recordings: BlobStore, sealed: LogEntry, manifest: RecordingManifest | None
 ) -> None:
     evidence: list[dict[str, Any]] = sealed.details.get("evidence") or []  # type: ignore[assignment]
+    videos = {video.track: video for video in manifest.video} if manifest else {}
     for item in evidence:
+        if str(item["track"]) in videos:
+            _check_video(result, recordings, item, videos[str(item["track"])])
+            continue
         track = manifest.track(str(item["track"])) if manifest else None
         body = _download(recordings, str(item["blob"]), item.get("version_id"))
         if body is None:
@@ -325,6 +329,7 @@ def _check_media(
                 f"sealed {str(item['sha256'])[:16]}…{where}",
             )
         )
+    _check_video_access_copy(result, recordings, sealed)
     access: dict[str, Any] | None = sealed.details.get("access_copy")  # type: ignore[assignment]
     if access:
         body = _download(recordings, str(access["blob"]), access.get("version_id"))
@@ -337,6 +342,61 @@ def _check_media(
         else:
             link = manifest.access_copy.source_sha256[:16] if manifest and manifest.access_copy else "?"
             result.notes.append(f"access copy {access['blob']} as sealed, made from evidence {link}…")
+
+
+def _check_video(
+    result: RecordingVerification, recordings: BlobStore, item: dict[str, Any], video: VideoEvidenceTrack
+) -> None:
+    """A camera or screen-share stream: its bytes against the ledger's hash, and which blocks differ if not."""
+    body = _download(recordings, str(item["blob"]), item.get("version_id"))
+    if body is None:
+        result.findings.append(Finding("evidence.missing", f"video stream {item['blob']} is gone from storage"))
+        return
+    digest = hashlib.sha256(body).hexdigest()
+    if digest == item["sha256"]:
+        shown = (
+            f", shown {video.first_seconds:.1f}-{video.last_seconds:.1f} s"
+            if video.first_seconds is not None and video.last_seconds is not None
+            else ""
+        )
+        result.notes.append(
+            f"video {item['blob']} ({video.kind}, source {video.source_id}): {len(body)} bytes, {video.units} frames"
+            f"{shown}, SHA-256 {digest[:16]}… as sealed"
+        )
+        return
+    changed = [
+        b for b in video.blocks if hashlib.sha256(body[b.byte_offset : b.byte_offset + b.size]).hexdigest() != b.sha256
+    ]
+    where = ""
+    if changed:
+        where = (
+            f"; blocks {', '.join(str(b.index) for b in changed)} differ "
+            f"({changed[0].first_seconds:.1f}-{changed[-1].last_seconds:.1f} s of video)"
+        )
+    if len(body) != video.bytes:
+        where += f"; it has {len(body)} bytes, {video.bytes} were sealed"
+    result.findings.append(
+        Finding(
+            "evidence.altered",
+            f"video stream {item['blob']} was changed after sealing: it hashes to {digest[:16]}…, the ledger sealed "
+            f"{str(item['sha256'])[:16]}…{where}",
+        )
+    )
+
+
+def _check_video_access_copy(result: RecordingVerification, recordings: BlobStore, sealed: LogEntry) -> None:
+    copy: dict[str, Any] | None = sealed.details.get("video_access_copy")  # type: ignore[assignment]
+    if not copy:
+        return
+    body = _download(recordings, str(copy["blob"]), copy.get("version_id"))
+    if body is None:
+        result.findings.append(Finding("access_copy.missing", f"video access copy {copy['blob']} is gone"))
+    elif hashlib.sha256(body).hexdigest() != copy["sha256"]:
+        result.findings.append(
+            Finding("access_copy.altered", f"video access copy {copy['blob']} was changed after sealing")
+        )
+    else:
+        result.notes.append(f"video access copy {copy['blob']} as sealed")
 
 
 def _download(container: BlobStore, name: str, version_id: object) -> bytes | None:

@@ -47,6 +47,7 @@ from verbatim.evidence.opus import ChunkPlan
 from verbatim.evidence.progress import ProgressReader
 from verbatim.evidence.salvage import read_capture_manifest, salvage_capture
 from verbatim.evidence.seal import Sealer, build_manifest, recording_subject, seal_capture_manifest
+from verbatim.evidence.video import finalise_video, make_video_access_copy, ticks_of
 from verbatim.evidence.worm import WormProtection
 from verbatim.ledger.writer import LedgerWriter
 from verbatim.lifecycle.announce import announce_indexed
@@ -432,6 +433,15 @@ def finalise_recording(deps: LifecycleDeps, recording_id: str, part: int = 0) ->
         deps.staging, deps.recordings, capture, recording_id=recording_id, part=part, stream_header=header
     )
     mixed = tracks[0]
+    video = finalise_video(
+        deps.staging,
+        deps.recordings,
+        capture.video_tracks,
+        recording_id=recording_id,
+        generation=capture.generation,
+        part=part,
+        origin_ticks=_origin_ticks(capture),
+    )
     first_sample = 0
     if part > 0:
         capture_mixed = capture.track()
@@ -445,6 +455,7 @@ def finalise_recording(deps: LifecycleDeps, recording_id: str, part: int = 0) ->
     ]
     finalised = FinalisedTracks(
         tracks=tracks,
+        video=video,
         previous=previous,
         first_sample=first_sample,
         capture_container="scratch" if container == "scratch" else "captures",
@@ -459,8 +470,18 @@ def finalise_recording(deps: LifecycleDeps, recording_id: str, part: int = 0) ->
         capture_manifest_blob=blob,
         mixed_sha256=mixed.sha256,
         samples=mixed.samples,
-        problems=[problem for track in tracks for problem in track.problems],
+        problems=[problem for track in tracks for problem in track.problems]
+        + [problem for stream in video for problem in stream.problems],
     )
+
+
+def _origin_ticks(capture: CaptureManifest) -> int:
+    """Sample 0 of the recording's audio in 100-ns ticks since the epoch: what video timestamps are measured from
+    (the first video timestamp when the capture has no start)."""
+    if capture.started_at is not None:
+        return ticks_of(capture.started_at)
+    firsts = [track.blocks[0].first_ticks for track in capture.video_tracks if track.blocks]
+    return min(firsts) if firsts else 0
 
 
 def _finalised(deps: LifecycleDeps, finalised_blob: str) -> FinalisedTracks:
@@ -533,6 +554,15 @@ def seal_recording(
             bytes=len(deps.recordings.read(before.manifest_blob, version_id=before.manifest_version_id)),
             sha256=before.manifest_sha256,
         )
+    # The MP4 replay copy of a recording with video: a remux (no encoding) of the Opus copy and the video streams,
+    # written once; part 0 only (a continuation's video is sealed, not remuxed: docs/video.md).
+    video_access = (
+        make_video_access_copy(
+            deps.recordings, recording_id, part, finalised.video, access, origin_ticks=_origin_ticks(capture)
+        )
+        if finalised.video and part == 0
+        else None
+    )
     manifest = build_manifest(
         facts,
         capture,
@@ -545,6 +575,8 @@ def seal_recording(
         part=part,
         first_sample=finalised.first_sample,
         previous_part=previous_ref,
+        video=finalised.video,
+        video_access_copy=video_access,
     )
     result = Sealer(deps.recordings, deps.ledger, worm=deps.worm, clock=deps.clock).seal(manifest)
     sealed = result.manifest

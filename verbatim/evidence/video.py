@@ -1,0 +1,260 @@
+"""Sealing video: finalise a camera or screen-share stream into the recordings container (as audio's tracks are:
+commit or check the staged blocks, re-hash every block and the whole object, write the exact bytes once), measure
+it from its own timestamps, and make the MP4 replay copy of a recording with video.
+
+The stream is the H.264 the recorder received, each access unit behind a timestamp SEI NAL unit
+(`verbatim.evidence.h264`): finalise reads the timestamps to count the units, find when each block and the whole
+stream were shown (seconds from sample 0 of the recording's audio), and the spans in which video arrived (a gap of
+more than `SPAN_GAP_SECONDS` is a camera turned off or a share stopped). Nothing is repaired: what does not match is
+written in `problems` and sealed with the stream.
+
+The MP4 access copy takes the packets of the Opus access copy and every video stream's access units and remuxes them
+(no decoding, no encoding) into one MP4 — audio first, then the screen shares, then the cameras — with each access
+unit at its own timestamp, so a browser plays the call's audio with its screen share, and the camera streams are
+there for a player that switches tracks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import tempfile
+from datetime import datetime
+from fractions import Fraction
+
+import av
+
+from verbatim.contracts.evidence import (
+    AccessCopy,
+    SealedVideoBlock,
+    VideoAccessCopy,
+    VideoEvidenceTrack,
+    VideoSpan,
+)
+from verbatim.contracts.recorder import CaptureVideoTrack
+from verbatim.evidence import names
+from verbatim.evidence.finalise import _commit_or_check_blocks, _download_and_hash, _write_once
+from verbatim.evidence.h264 import StampedUnit, stamped_units
+from verbatim.evidence.kinds import ACCESS_COPY, kind_tags
+from verbatim.platform.blobs import BlobExists, BlobStore
+
+log = logging.getLogger(__name__)
+
+H264_CONTENT_TYPE = "video/h264"
+MP4_CONTENT_TYPE = "video/mp4"
+SPAN_GAP_SECONDS = 2.0  # cameras send 15-30 frames a second, screen shares 1.875: a longer silence is "off"
+TICKS = 10_000_000
+_TICK_BASE = Fraction(1, TICKS)
+
+
+def ticks_of(when: datetime) -> int:
+    """100-ns ticks since the Unix epoch of an aware datetime, exactly."""
+    delta = when - datetime(1970, 1, 1, tzinfo=when.tzinfo)
+    return (delta.days * 86_400 + delta.seconds) * TICKS + delta.microseconds * 10
+
+
+def spans(units: list[StampedUnit], origin_ticks: int) -> list[VideoSpan]:
+    """Where video arrived, as spans of the recording's timeline."""
+    out: list[VideoSpan] = []
+    for unit in units:
+        at = (unit.ticks - origin_ticks) / TICKS
+        if out and at - out[-1].end_seconds <= SPAN_GAP_SECONDS:
+            out[-1].end_seconds = at
+        else:
+            out.append(VideoSpan(start_seconds=at, end_seconds=at))
+    return out
+
+
+def finalise_video_track(
+    captures: BlobStore,
+    recordings: BlobStore,
+    track: CaptureVideoTrack,
+    *,
+    sealed_name: str,
+    capture_name: str,
+    origin_ticks: int,
+) -> VideoEvidenceTrack:
+    """Seal one video stream of a capture; `origin_ticks` is sample 0 of the recording's audio."""
+    problems = _commit_or_check_blocks(captures, capture_name, track, H264_CONTENT_TYPE)
+    if track.blob_name != capture_name:
+        problems.append(f"the capture manifest names {track.blob_name[:200]!r}; it was read from {capture_name}")
+    with tempfile.TemporaryFile() as spool:
+        whole, block_hashes = _download_and_hash(captures, capture_name, track, spool)
+        size = spool.tell()
+        spool.seek(0)
+        data = spool.read()
+        spool.seek(0)
+        if whole != track.sha256:
+            problems.append(f"SHA-256 of the stored object is {whole}, the recorder reported {track.sha256}")
+        if size != track.bytes:
+            problems.append(f"the stored object has {size} bytes, the recorder reported {track.bytes}")
+        version_id = _write_once(recordings, sealed_name, spool, size, whole, H264_CONTENT_TYPE)
+    units = stamped_units(data)
+    if len(units) != track.units:
+        problems.append(f"the stream holds {len(units)} timestamped access units, the recorder reported {track.units}")
+    if units and not units[0].key:
+        problems.append("the stream does not start with a key frame")
+    for block, digest in zip(track.blocks, block_hashes, strict=True):
+        if digest != block.sha256:
+            problems.append(
+                f"block {block.index} (bytes {block.byte_offset}..{block.byte_offset + block.size}) hashes to "
+                f"{digest}, the recorder staged {block.sha256}"
+            )
+    for problem in problems:
+        log.warning("finalise %s: %s", capture_name, problem)
+    seconds = [(unit.ticks - origin_ticks) / TICKS for unit in units]
+    return VideoEvidenceTrack(
+        blob_name=sealed_name,
+        version_id=version_id,
+        bytes=size,
+        sha256=whole,
+        track=track.track,
+        kind=track.kind,
+        source_id=track.source_id,
+        participant_id=track.participant_id,
+        timestamp_uuid=track.encoding.timestamp_uuid,
+        width=track.width,
+        height=track.height,
+        units=len(units),
+        key_units=sum(unit.key for unit in units),
+        first_seconds=seconds[0] if seconds else None,
+        last_seconds=seconds[-1] if seconds else None,
+        spans=spans(units, origin_ticks),
+        blocks=[
+            SealedVideoBlock(
+                index=b.index,
+                block_id=b.block_id,
+                size=b.size,
+                sha256=digest,
+                byte_offset=b.byte_offset,
+                units=b.units,
+                first_seconds=(b.first_ticks - origin_ticks) / TICKS,
+                last_seconds=(b.last_ticks - origin_ticks) / TICKS,
+            )
+            for b, digest in zip(track.blocks, block_hashes, strict=True)
+        ],
+        problems=problems,
+    )
+
+
+def finalise_video(
+    captures: BlobStore,
+    recordings: BlobStore,
+    tracks: list[CaptureVideoTrack],
+    *,
+    recording_id: str,
+    generation: int,
+    part: int,
+    origin_ticks: int,
+) -> list[VideoEvidenceTrack]:
+    """Every video stream of a capture generation into the sealed part (screen shares first, then cameras)."""
+    ordered = sorted(tracks, key=lambda t: (t.kind != "screenShare", t.track))
+    return [
+        finalise_video_track(
+            captures,
+            recordings,
+            track,
+            sealed_name=names.sealed_track_name(recording_id, part, track.track),
+            capture_name=names.capture_track_name(recording_id, generation, track.track),
+            origin_ticks=origin_ticks,
+        )
+        for track in ordered
+    ]
+
+
+def make_video_access_copy(
+    recordings: BlobStore,
+    recording_id: str,
+    part: int,
+    videos: list[VideoEvidenceTrack],
+    audio: AccessCopy | None,
+    *,
+    origin_ticks: int,
+) -> VideoAccessCopy | None:
+    """Remux the Opus access copy and the sealed video streams into one MP4, written once beside the part's
+    evidence (a retry finds the same bytes there). None when there is no video to show."""
+    shown = [video for video in videos if video.units]
+    if not shown:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "access.mp4")
+        duration = _mux(recordings, path, shown, audio, origin_ticks)
+        with open(path, "rb") as handle:
+            body = handle.read()
+    name = names.video_access_copy_name(recording_id, part)
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        version_id = recordings.write(
+            name, body, overwrite=False, content_type=MP4_CONTENT_TYPE, tags=kind_tags(ACCESS_COPY)
+        )
+    except BlobExists:
+        stored = recordings.read_versioned(name)
+        if hashlib.sha256(stored.data).hexdigest() != digest:
+            raise
+        version_id = stored.version_id
+    return VideoAccessCopy(
+        blob_name=name,
+        version_id=version_id,
+        bytes=len(body),
+        sha256=digest,
+        audio_codec="opus" if audio is not None else None,
+        video_tracks=[video.track for video in shown],
+        duration_seconds=duration,
+        source_sha256=[*([audio.sha256] if audio is not None else []), *(video.sha256 for video in shown)],
+    )
+
+
+def _open(data: bytes, format_name: str) -> av.container.InputContainer:
+    container = av.open(io.BytesIO(data), format=format_name)
+    assert isinstance(container, av.container.InputContainer)
+    return container
+
+
+def _mux(
+    recordings: BlobStore, path: str, videos: list[VideoEvidenceTrack], audio: AccessCopy | None, origin_ticks: int
+) -> float:
+    """Write the MP4 at `path`; returns its duration in seconds."""
+    end = 0.0
+    with av.open(path, "w", format="mp4", options={"movflags": "+faststart"}) as output:
+        inputs: list[av.container.InputContainer] = []
+        try:
+            audio_in = None
+            if audio is not None:
+                ogg = recordings.read(audio.blob_name, version_id=audio.version_id)
+                audio_in = _open(ogg, "ogg")
+                inputs.append(audio_in)
+                audio_out = output.add_stream_from_template(audio_in.streams.audio[0])
+                end = audio.duration_seconds
+            video_ins = []
+            for video in videos:
+                data = recordings.read(video.blob_name, version_id=video.version_id)
+                source = _open(data, "h264")
+                inputs.append(source)
+                stream = output.add_stream_from_template(source.streams.video[0])
+                video_ins.append((source, stream, stamped_units(data)))
+            if audio_in is not None:
+                for packet in audio_in.demux(audio_in.streams.audio[0]):
+                    if packet.dts is None:
+                        continue
+                    packet.stream = audio_out
+                    output.mux(packet)
+            for source, stream, units in video_ins:
+                index = 0
+                for unit_packet in source.demux(source.streams.video[0]):
+                    if unit_packet.size == 0 or index >= len(units):
+                        continue
+                    ticks = units[index].ticks - origin_ticks
+                    index += 1
+                    if ticks < 0:
+                        continue  # shown before the recording's first audio sample: not on its timeline
+                    unit_packet.stream = stream
+                    unit_packet.time_base = _TICK_BASE
+                    unit_packet.pts = unit_packet.dts = ticks
+                    output.mux(unit_packet)
+                    end = max(end, ticks / TICKS)
+        finally:
+            for opened in inputs:
+                opened.close()
+    return end
