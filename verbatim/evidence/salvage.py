@@ -30,11 +30,14 @@ from verbatim.contracts.recorder import (
     CaptureManifest,
     CaptureProgress,
     CaptureTrack,
+    CaptureVideoBlock,
+    CaptureVideoTrack,
 )
 from verbatim.evidence import names
 from verbatim.evidence.blocks import BlockId, decode_block_id
 from verbatim.evidence.capture import MIXED_TRACK
 from verbatim.evidence.flac import samples_per_block
+from verbatim.evidence.h264 import stamped_units
 from verbatim.platform.blobs import BlobNotFound, BlobStore
 
 log = logging.getLogger(__name__)
@@ -115,8 +118,12 @@ def salvage_capture(
     if existing is not None and existing.complete and existing.recording_id == recording_id:
         return SalvageResult(existing, [], already_complete=True, leases_broken=broken)
     tracks = []
+    videos: list[CaptureVideoTrack] = []
     for name in track_names:
         track = names.track_of_capture_name(recording_id, generation, name) or MIXED_TRACK
+        if names.is_video_track(track):
+            videos.append(salvage_video_track(captures, name, recording_id=recording_id, track=track))
+            continue
         source = track.removeprefix("source-")
         tracks.append(
             salvage_track(
@@ -147,6 +154,7 @@ def salvage_capture(
         frames_received=progress.frames_received if progress else 0,
         frames_dropped=progress.frames_dropped if progress else 0,
         tracks=[salvaged.track for salvaged in tracks],
+        video_tracks=videos,
     )
     log.info(
         "recording salvaged",
@@ -220,6 +228,75 @@ def salvage_track(
         sha256=hashlib.sha256(data).hexdigest(),
     )
     return SalvagedTrack(described, len(ours), len(candidate), dropped_after_hole, dropped_invalid)
+
+
+def salvage_video_track(
+    container: BlobStore, blob_name: str, *, recording_id: str, track: str, first_sequence: int = 0
+) -> CaptureVideoTrack:
+    """Commit the longest run of a video stream's staged blocks whose bytes match their ids, and describe it from the
+    timestamps the stream carries (`verbatim.evidence.h264`): a cut stream still says when each frame was shown."""
+    try:
+        committed, uncommitted = container.blocks(blob_name)
+    except BlobNotFound:
+        committed, uncommitted = [], []
+    ours: dict[int, tuple[BlockId, str, int]] = {}
+    for block in [*committed, *uncommitted]:
+        parsed = decode_block_id(block.id)
+        if parsed is not None and parsed.sequence not in ours:
+            ours[parsed.sequence] = (parsed, block.id, block.size)
+    # A continuation's stream starts at whatever block the fence left it (video blocks carry their own times).
+    start = first_sequence if first_sequence in ours or not ours else min(ours)
+    run: list[tuple[BlockId, str, int]] = []
+    while start + len(run) in ours:
+        run.append(ours[start + len(run)])
+    data = b""
+    if run:
+        metadata = {"recording_id": recording_id, "salvaged": "true"} if recording_id else {"salvaged": "true"}
+        container.commit_blocks(
+            blob_name, [block_id for _, block_id, _ in run], content_type="video/h264", metadata=metadata
+        )
+        data = container.read(blob_name)
+        offset, valid = 0, 0
+        for parsed, _, size in run:
+            if not parsed.matches(data[offset : offset + size]):
+                break
+            offset, valid = offset + size, valid + 1
+        if valid < len(run):
+            run = run[:valid]
+            container.commit_blocks(
+                blob_name, [block_id for _, block_id, _ in run], content_type="video/h264", metadata=metadata
+            )
+            data = container.read(blob_name)
+    units = stamped_units(data)
+    blocks: list[CaptureVideoBlock] = []
+    offset = 0
+    for parsed, block_id, size in run:
+        inside = [u for u in units if offset <= u.offset < offset + size]
+        blocks.append(
+            CaptureVideoBlock(
+                index=parsed.sequence,
+                block_id=block_id,
+                size=size,
+                sha256=parsed.sha256_hex,
+                byte_offset=offset,
+                units=len(inside),
+                key_units=sum(u.key for u in inside),
+                first_ticks=inside[0].ticks if inside else 0,
+                last_ticks=inside[-1].ticks if inside else 0,
+            )
+        )
+        offset += size
+    kind, _, source = track.partition("-")
+    return CaptureVideoTrack(
+        track=track,
+        kind="screenShare" if kind == "screen" else "camera",
+        source_id=int(source),
+        blob_name=blob_name,
+        blocks=blocks,
+        bytes=len(data),
+        units=len(units),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
 
 
 def _valid_prefix(data: bytes, blocks: list[tuple[BlockId, str, int]], header: bytes = b"") -> int:
