@@ -12,11 +12,11 @@ one request per block, not a thread and its wake-ups: a few hundred calls cost a
 Stream kinds: the engine and its stagers move bytes and know nothing of audio. A capture routes each
 received unit to a stream writer by its kind and source; a writer turns batches into blocks (`BlobStager`
 stages them in order, spilling to disk when storage is down) and describes them in the manifest.
-`TrackWriter` is the audio kind (PCM in, FLAC blocks out). Video and screen sharing (H.264 kept as received)
-are another writer beside it: access units in, blocks cut at a keyframe so that none exceeds two seconds, each
-block hashed and named like audio's, and a timestamp index (access unit ticks -> byte offset) for the manifest.
-The media adapter's video callback appends to the same frame queue, `CallCapture` routes video units to a
-video writer per source, and the worker, stager, spill and salvage paths stay as they are.
+`TrackWriter` is the audio kind (PCM in, FLAC blocks out). Video and screen sharing (H.264 kept as received) are
+`VideoTrackWriter`s beside it (recorder_vm.capture.video): access units in, each behind a timestamp SEI NAL unit,
+a block every `block_seconds`, hashed and named like audio's. The media adapter's video callback appends to a queue
+of its own (audio's path is unchanged), `CallCapture` routes units to a writer per source, and the worker, stager,
+spill and salvage paths are the same.
 """
 
 from __future__ import annotations
