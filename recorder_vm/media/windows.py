@@ -18,7 +18,15 @@ import time
 import uuid
 from typing import Any
 
-from recorder_vm.media.base import MIXED_SOURCE, AudioFrame, MediaHandler, MediaSessionError
+from recorder_vm.media.base import (
+    MAX_VIDEO_SOCKETS,
+    MIXED_SOURCE,
+    AudioFrame,
+    MediaHandler,
+    MediaSessionError,
+    VideoFrame,
+    VideoSocketKind,
+)
 from recorder_vm.settings import RecorderSettings
 
 log = logging.getLogger(__name__)
@@ -44,15 +52,46 @@ def _copy_native(address: Any, length: int) -> bytes:
     return ctypes.string_at(int(address.ToInt64()), length)
 
 
+def _video_socket(media: Any, call_id: str, *, vbss: bool) -> Any:
+    """A receive-only H.264 video socket, or the VBSS socket, as Microsoft's PolicyRecordingBot makes them
+    (`VideoSocketSettings`: `Recvonly`, `VideoColorFormat.H264`; the VBSS socket with `MediaType.Vbss` and
+    `VideoFormat.H264_1920x1080_1_875Fps`, "fps 1.875 is required for h264 in vbss scenario")."""
+    settings = media.VideoSocketSettings()
+    settings.StreamDirections = media.StreamDirection.Recvonly
+    settings.ReceiveColorFormat = media.VideoColorFormat.H264
+    settings.CallId = call_id
+    if vbss:
+        generic = importlib.import_module("System.Collections.Generic")
+        formats = generic.List[media.VideoFormat]()
+        formats.Add(media.VideoFormat.H264_1920x1080_1_875Fps)
+        settings.MediaType = media.MediaType.Vbss
+        settings.SupportedSendVideoFormats = formats
+    return media.VideoSocket(settings)
+
+
 class WindowsMediaSession:
-    def __init__(self, media: Any, call_id: str, handler: MediaHandler, *, unmixed: bool) -> None:
+    def __init__(
+        self,
+        media: Any,
+        call_id: str,
+        handler: MediaHandler,
+        *,
+        unmixed: bool,
+        video_sockets: int = 0,
+        vbss: bool = False,
+    ) -> None:
         self._media = media
         self.call_id = call_id
         self.handler = handler
         self.unmixed = unmixed
         self._session_id = str(uuid.uuid4())
         self.frames = 0
+        self.video_units = 0
         self._closed = False
+        self._clock_offset = 0
+        self._videos: list[Any] = []
+        self._vbss: Any = None
+        self._video_handlers: list[tuple[Any, Any]] = []
         settings = media.AudioSocketSettings()
         settings.StreamDirections = media.StreamDirection.Recvonly
         settings.SupportedAudioFormat = media.AudioFormat.Pcm16K
@@ -69,7 +108,23 @@ class WindowsMediaSession:
         self.socket.MediaStreamFailure += self._stream_failure
         self.socket.DominantSpeakerChanged += self._dominant_speaker_changed
         try:
-            self._configuration = str(media.MediaPlatform.CreateMediaConfiguration(self.socket).ToString())
+            for index in range(max(0, min(video_sockets, MAX_VIDEO_SOCKETS))):
+                self._videos.append(self._attach(_video_socket(media, call_id, vbss=False), "video", index))
+            if vbss:
+                self._vbss = self._attach(_video_socket(media, call_id, vbss=True), "vbss", 0)
+        except Exception as error:
+            self.close()
+            raise MediaSessionError(f"creating the video sockets failed: {_describe(error)}") from error
+        try:
+            if self._videos or self._vbss is not None:
+                generic = importlib.import_module("System.Collections.Generic")
+                videos = generic.List[media.IVideoSocket]()
+                for socket in self._videos:
+                    videos.Add(socket)
+                configuration = media.MediaPlatform.CreateMediaConfiguration(self.socket, videos, self._vbss)
+            else:
+                configuration = media.MediaPlatform.CreateMediaConfiguration(self.socket)
+            self._configuration = str(configuration.ToString())
             # Buffer timestamps are the media platform's clock (100-ns units); map them onto Unix-epoch ticks.
             self._clock_offset = time.time_ns() // 100 - int(media.MediaPlatform.GetCurrentTimestamp())
         except Exception as error:
@@ -80,23 +135,36 @@ class WindowsMediaSession:
     def session_id(self) -> str:
         return self._session_id
 
-    # Video is not wired through the media library yet (docs/video.md): the session has no video sockets.
     @property
     def video_sockets(self) -> int:
-        return 0
+        return len(self._videos)
 
     @property
     def vbss_socket(self) -> bool:
-        return False
+        return self._vbss is not None
 
     def subscribe_video(self, socket_id: int, source_id: int) -> None:
-        raise MediaSessionError("this media session has no video sockets")
+        """`IVideoSocket.Subscribe(VideoResolution, msi)`, as the sample subscribes (HD1080p)."""
+        if not 0 <= socket_id < len(self._videos):
+            raise MediaSessionError(f"video socket {socket_id} does not exist")
+        self._videos[socket_id].Subscribe(self._media.VideoResolution.HD1080p, source_id)
 
     def unsubscribe_video(self, socket_id: int) -> None:
-        raise MediaSessionError("this media session has no video sockets")
+        if 0 <= socket_id < len(self._videos):
+            self._videos[socket_id].Unsubscribe()
 
     def subscribe_vbss(self, source_id: int) -> None:
-        raise MediaSessionError("this media session has no VBSS socket")
+        if self._vbss is None:
+            raise MediaSessionError("this media session has no VBSS socket")
+        self._vbss.Subscribe(self._media.VideoResolution.HD1080p, source_id)
+
+    def _attach(self, socket: Any, kind: VideoSocketKind, index: int) -> Any:
+        def received(_sender: Any, args: Any) -> None:
+            self._video_received(kind, index, args)
+
+        socket.VideoMediaReceived += received
+        self._video_handlers.append((socket, received))
+        return socket
 
     def media_config(self) -> dict[str, Any]:
         return {"@odata.type": "#microsoft.graph.appHostedMediaConfig", "blob": self._configuration}
@@ -109,6 +177,10 @@ class WindowsMediaSession:
         self.socket.MediaStreamFailure -= self._stream_failure
         self.socket.DominantSpeakerChanged -= self._dominant_speaker_changed
         self.socket.Dispose()
+        for socket, received in self._video_handlers:
+            socket.VideoMediaReceived -= received
+            socket.Dispose()
+        self._video_handlers.clear()
 
     # --- .NET event handlers (called on the media library's threads) ---
 
@@ -124,6 +196,27 @@ class WindowsMediaSession:
                 pcm = _copy_native(buffer.Data, int(buffer.Length))
                 self.handler.on_audio(AudioFrame(MIXED_SOURCE, ticks, pcm, bool(buffer.IsSilence)))
             self.frames += 1
+        finally:
+            buffer.Dispose()
+
+    def _video_received(self, kind: VideoSocketKind, index: int, args: Any) -> None:
+        """`VideoMediaReceived`: one H.264 access unit (`VideoMediaBuffer`), copied out and the buffer disposed."""
+        buffer = args.Buffer
+        try:
+            data = _copy_native(buffer.Data, int(buffer.Length))
+            video_format = buffer.VideoFormat
+            self.handler.on_video(
+                VideoFrame(
+                    kind,
+                    index,
+                    int(buffer.MediaSourceId),
+                    int(buffer.Timestamp) + self._clock_offset,
+                    data,
+                    int(getattr(video_format, "Width", 0) or 0),
+                    int(getattr(video_format, "Height", 0) or 0),
+                )
+            )
+            self.video_units += 1
         finally:
             buffer.Dispose()
 
@@ -173,10 +266,9 @@ class WindowsMediaPlatform:
     ) -> WindowsMediaSession:
         if self._media is None:
             raise MediaSessionError("the media platform is not initialised")
-        if video_sockets or vbss:
-            # Video sockets through the media library are not wired yet (docs/video.md): audio only.
-            log.warning("video requested but the windows media adapter captures audio only")
-        return WindowsMediaSession(self._media, call_id, handler, unmixed=unmixed)
+        return WindowsMediaSession(
+            self._media, call_id, handler, unmixed=unmixed, video_sockets=video_sockets, vbss=vbss
+        )
 
     def _health_changed(self, _sender: Any, args: Any) -> None:
         # Normal, HeavilyLoaded or Overloaded: only Normal takes new calls (readiness), the rest keep theirs.

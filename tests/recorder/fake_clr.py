@@ -75,6 +75,8 @@ def install(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
         shutdown=False,
         configuration_error=None,
         socket_error=None,
+        video_sockets=[],
+        configured_with=None,
     )
 
     class Settings:
@@ -94,6 +96,34 @@ def install(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
         def Dispose(self) -> None:
             self.disposed = True
 
+    class VideoSocket:
+        """`IVideoSocket`: `VideoMediaReceived`, `Subscribe(VideoResolution, msi)`, `Unsubscribe()`."""
+
+        def __init__(self, settings: Any) -> None:
+            self.settings = settings
+            self.VideoMediaReceived = FakeEvent()
+            self.subscriptions: list[tuple[str, int] | None] = []
+            self.disposed = False
+            record.video_sockets.append(self)
+
+        def Subscribe(self, resolution: str, msi: int) -> None:
+            self.subscriptions.append((resolution, msi))
+
+        def Unsubscribe(self) -> None:
+            self.subscriptions.append(None)
+
+        def Dispose(self) -> None:
+            self.disposed = True
+
+    class GenericList(list):  # type: ignore[type-arg]
+        """`System.Collections.Generic.List<T>` as pythonnet exposes it: `List[T]()`, `.Add(item)`."""
+
+        def __class_getitem__(cls, item: Any) -> Any:  # type: ignore[override]
+            return cls
+
+        def Add(self, item: Any) -> None:
+            self.append(item)
+
     class JObject:
         def __init__(self, value: dict[str, Any]) -> None:
             self.value = value
@@ -109,9 +139,10 @@ def install(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
             record.initialized = settings
 
         @staticmethod
-        def CreateMediaConfiguration(socket: Any) -> JObject:
+        def CreateMediaConfiguration(socket: Any, videos: Any = None, vbss: Any = None) -> JObject:
             if record.configuration_error is not None:
                 raise record.configuration_error
+            record.configured_with = (socket, videos, vbss)
             return JObject(
                 {"mpUri": "net.tcp://rec.contoso.example:20001/MediaProcessor", "callId": socket.settings.CallId}
             )
@@ -135,6 +166,15 @@ def install(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     media.StreamDirection = types.SimpleNamespace(Recvonly="Recvonly")  # type: ignore[attr-defined]
     media.AudioFormat = types.SimpleNamespace(Pcm16K="Pcm16K")  # type: ignore[attr-defined]
     media.SkypeMediaException = SkypeMediaException  # type: ignore[attr-defined]
+    media.VideoSocketSettings = type("VideoSocketSettings", (Settings,), {})  # type: ignore[attr-defined]
+    media.VideoSocket = VideoSocket  # type: ignore[attr-defined]
+    media.IVideoSocket = VideoSocket  # type: ignore[attr-defined]
+    media.VideoColorFormat = types.SimpleNamespace(H264="H264", NV12="NV12")  # type: ignore[attr-defined]
+    media.MediaType = types.SimpleNamespace(Video="Video", Vbss="Vbss")  # type: ignore[attr-defined]
+    media.VideoFormat = types.SimpleNamespace(H264_1920x1080_1_875Fps="H264_1920x1080_1_875Fps")  # type: ignore[attr-defined]
+    media.VideoResolution = types.SimpleNamespace(HD1080p="HD1080p")  # type: ignore[attr-defined]
+    generic = types.ModuleType("System.Collections.Generic")
+    generic.List = GenericList  # type: ignore[attr-defined]
     system = types.ModuleType("System")
     system.Exception = DotNetException  # type: ignore[attr-defined]
     system.InvalidOperationException = InvalidOperationException  # type: ignore[attr-defined]
@@ -148,6 +188,8 @@ def install(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
         "Microsoft.Skype.Bots.Media": media,
         "System": system,
         "System.Net": system_net,
+        "System.Collections": types.ModuleType("System.Collections"),
+        "System.Collections.Generic": generic,
     }.items():
         monkeypatch.setitem(sys.modules, name, module)
     return record

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from recorder_vm.media import create_media_platform
-from recorder_vm.media.base import AudioFrame, MediaSessionError
+from recorder_vm.media.base import AudioFrame, MediaSessionError, VideoFrame
 from recorder_vm.settings import RecorderSettings
 from tests.recorder import fake_clr as fake_clr_module
 
@@ -72,6 +72,7 @@ class Handler:
         self.frames: list[AudioFrame] = []
         self.dominant: list[int | None] = []
         self.failures: list[str] = []
+        self.videos: list[VideoFrame] = []
         self.fail = fail
 
     def on_audio(self, frame: AudioFrame) -> None:
@@ -81,6 +82,11 @@ class Handler:
 
     def on_dominant_speaker(self, source_id: int | None) -> None:
         self.dominant.append(source_id)
+
+    def on_video(self, frame: VideoFrame) -> None:
+        self.videos.append(frame)
+        if self.fail:
+            raise RuntimeError("handler broke")
 
     def on_media_failure(self, reason: str) -> None:
         self.failures.append(reason)
@@ -252,3 +258,77 @@ def test_a_session_asked_of_an_uninitialised_platform_is_a_media_session_error(
     platform = create_media_platform(_windows_settings())
     with pytest.raises(MediaSessionError, match="not initialised"):
         platform.create_session("call-1", Handler(), unmixed=False)
+
+
+class VideoBuffer:
+    """`VideoMediaBuffer`: `Data`, `Length`, `MediaSourceId`, `Timestamp`, `VideoFormat`, `Dispose()`."""
+
+    def __init__(self, native: Native, *, source: int, timestamp: int) -> None:
+        self.Data = native.pointer
+        self.Length = native.length
+        self.MediaSourceId = source
+        self.Timestamp = timestamp
+        self.VideoFormat = Args(Width=1920, Height=1080)
+        self.disposed = False
+
+    def Dispose(self) -> None:
+        self.disposed = True
+
+
+def test_video_sockets_and_the_vbss_socket_are_made_as_microsofts_sample_makes_them(
+    fake_clr: types.SimpleNamespace,
+) -> None:
+    platform = create_media_platform(_windows_settings())
+    asyncio.run(platform.start())
+    session = platform.create_session("call-3", Handler(), unmixed=False, video_sockets=2, vbss=True)
+    assert (session.video_sockets, session.vbss_socket) == (2, True)
+    first, second, vbss = fake_clr.video_sockets
+    for socket in (first, second, vbss):
+        assert (socket.settings.StreamDirections, socket.settings.ReceiveColorFormat) == ("Recvonly", "H264")
+    assert vbss.settings.MediaType == "Vbss"
+    assert list(vbss.settings.SupportedSendVideoFormats) == ["H264_1920x1080_1_875Fps"]
+    audio, videos, vbss_socket = fake_clr.configured_with
+    assert audio is fake_clr.sockets[0] and list(videos) == [first, second] and vbss_socket is vbss
+    session.subscribe_video(1, 20001)
+    session.subscribe_vbss(30003)
+    session.unsubscribe_video(1)
+    assert second.subscriptions == [("HD1080p", 20001), None] and vbss.subscriptions == [("HD1080p", 30003)]
+    with pytest.raises(MediaSessionError):
+        session.subscribe_video(2, 1)
+    session.close()
+    assert all(s.disposed and not s.VideoMediaReceived.handlers for s in fake_clr.video_sockets)
+
+
+def test_an_audio_only_session_asks_for_no_video_socket(fake_clr: types.SimpleNamespace) -> None:
+    platform = create_media_platform(_windows_settings())
+    asyncio.run(platform.start())
+    session = platform.create_session("call-4", Handler(), unmixed=False)
+    assert fake_clr.video_sockets == [] and fake_clr.configured_with[1:] == (None, None)
+    assert (session.video_sockets, session.vbss_socket) == (0, False)
+
+
+def test_received_video_is_copied_out_with_its_source_and_time_and_the_buffer_is_always_disposed(
+    fake_clr: types.SimpleNamespace,
+) -> None:
+    platform = create_media_platform(_windows_settings())
+    asyncio.run(platform.start())
+    handler = Handler()
+    platform.create_session("call-5", handler, unmixed=False, video_sockets=1, vbss=True)
+    _camera, vbss = fake_clr.video_sockets
+    unit = b"\x00\x00\x00\x01\x65" + bytes(range(200))
+    native = Native(unit)
+    buffer = VideoBuffer(native, source=20001, timestamp=5_000_000 + 400_000)
+    vbss.VideoMediaReceived.fire(Args(Buffer=buffer))
+    (frame,) = handler.videos
+    assert (frame.socket, frame.socket_id, frame.source_id, frame.data) == ("vbss", 0, 20001, unit)
+    assert (frame.width, frame.height) == (1920, 1080) and buffer.disposed
+    ctypes.memset(native.buffer, 0, len(unit))  # the library reuses its memory after Dispose
+    assert frame.data == unit
+    assert abs(frame.timestamp_ticks - (time.time_ns() // 100 + 400_000)) < 10_000_000
+
+    broken = Handler(fail=True)
+    platform.create_session("call-6", broken, unmixed=False, video_sockets=1)
+    failing = VideoBuffer(Native(unit), source=1, timestamp=1)
+    with pytest.raises(RuntimeError):
+        fake_clr.video_sockets[-1].VideoMediaReceived.fire(Args(Buffer=failing))
+    assert failing.disposed
