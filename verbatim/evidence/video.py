@@ -35,7 +35,8 @@ from verbatim.contracts.evidence import (
 )
 from verbatim.contracts.recorder import CaptureVideoTrack
 from verbatim.evidence import names
-from verbatim.evidence.finalise import _commit_or_check_blocks, _download_and_hash, _write_once
+from verbatim.evidence.blocks import decode_block_id
+from verbatim.evidence.finalise import _commit_or_check_blocks, _download_stored, _write_once
 from verbatim.evidence.h264 import StampedUnit, stamped_units
 from verbatim.evidence.kinds import ACCESS_COPY, kind_tags
 from verbatim.platform.blobs import BlobExists, BlobStore
@@ -76,12 +77,15 @@ def finalise_video_track(
     capture_name: str,
     origin_ticks: int,
 ) -> VideoEvidenceTrack:
-    """Seal one video stream of a capture; `origin_ticks` is sample 0 of the recording's audio."""
+    """Seal one video stream of a capture; `origin_ticks` is sample 0 of the recording's audio. As for audio
+    (`verbatim.evidence.finalise`), the sealed block table is the stored object's own (its committed block list,
+    each block hashed from the bytes sealed, its frames and times read from their timestamps), and where the
+    capture manifest says otherwise the difference is in `problems`."""
     problems = _commit_or_check_blocks(captures, capture_name, track, H264_CONTENT_TYPE)
     if track.blob_name != capture_name:
         problems.append(f"the capture manifest names {track.blob_name[:200]!r}; it was read from {capture_name}")
     with tempfile.TemporaryFile() as spool:
-        whole, block_hashes = _download_and_hash(captures, capture_name, track, spool)
+        stored, whole, block_hashes = _download_stored(captures, capture_name, spool)
         size = spool.tell()
         spool.seek(0)
         data = spool.read()
@@ -96,12 +100,33 @@ def finalise_video_track(
         problems.append(f"the stream holds {len(units)} timestamped access units, the recorder reported {track.units}")
     if units and not units[0].key:
         problems.append("the stream does not start with a key frame")
-    for block, digest in zip(track.blocks, block_hashes, strict=True):
-        if digest != block.sha256:
+    described = {block.block_id: block for block in track.blocks}
+    sealed: list[SealedVideoBlock] = []
+    offset = 0
+    for position, (block, digest) in enumerate(zip(stored, block_hashes, strict=True)):
+        carried = decode_block_id(block.id)
+        staged = described.get(block.id)
+        if staged is not None and digest != staged.sha256:
             problems.append(
-                f"block {block.index} (bytes {block.byte_offset}..{block.byte_offset + block.size}) hashes to "
-                f"{digest}, the recorder staged {block.sha256}"
+                f"block {staged.index} (bytes {staged.byte_offset}..{staged.byte_offset + staged.size}) hashes to "
+                f"{digest}, the recorder staged {staged.sha256}"
             )
+        elif staged is None and carried is not None and digest != carried.sha256_hex:
+            problems.append(f"block {carried.sequence} hashes to {digest}, its id says {carried.sha256_hex}")
+        inside = [unit for unit in units if offset <= unit.offset < offset + block.size]
+        sealed.append(
+            SealedVideoBlock(
+                index=carried.sequence if carried is not None else position,
+                block_id=block.id,
+                size=block.size,
+                sha256=digest,
+                byte_offset=offset,
+                units=len(inside),
+                first_seconds=(inside[0].ticks - origin_ticks) / TICKS if inside else 0.0,
+                last_seconds=(inside[-1].ticks - origin_ticks) / TICKS if inside else 0.0,
+            )
+        )
+        offset += block.size
     for problem in problems:
         log.warning("finalise %s: %s", capture_name, problem)
     seconds = [(unit.ticks - origin_ticks) / TICKS for unit in units]
@@ -122,19 +147,7 @@ def finalise_video_track(
         first_seconds=seconds[0] if seconds else None,
         last_seconds=seconds[-1] if seconds else None,
         spans=spans(units, origin_ticks),
-        blocks=[
-            SealedVideoBlock(
-                index=b.index,
-                block_id=b.block_id,
-                size=b.size,
-                sha256=digest,
-                byte_offset=b.byte_offset,
-                units=b.units,
-                first_seconds=(b.first_ticks - origin_ticks) / TICKS,
-                last_seconds=(b.last_ticks - origin_ticks) / TICKS,
-            )
-            for b, digest in zip(track.blocks, block_hashes, strict=True)
-        ],
+        blocks=sealed,
         problems=problems,
     )
 
