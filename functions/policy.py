@@ -74,6 +74,7 @@ def publish_desired_state(req: func.HttpRequest) -> func.HttpResponse:
         actor=principal.name or principal.subject,
         now=datetime.now(UTC),
         ledger=services.ledger,
+        subject=principal.subject,
     )
     return json_response(info)
 

@@ -13,12 +13,15 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { method = "GET", body, reason, headers = {} } = {}) {
+// `body` is sent as JSON; `text` as it is, with `contentType` (a YAML document, for instance).
+export async function api(path, { method = "GET", body, text, contentType, reason, headers = {} } = {}) {
   const token = await accessToken();
   const all = { Authorization: `Bearer ${token}`, ...headers };
   if (reason) all["X-Access-Reason"] = reason;
   if (body !== undefined) all["Content-Type"] = "application/json";
-  const response = await fetch(`${API}${path}`, { method, headers: all, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (text !== undefined) all["Content-Type"] = contentType || "text/plain";
+  const payload = text !== undefined ? text : body === undefined ? undefined : JSON.stringify(body);
+  const response = await fetch(`${API}${path}`, { method, headers: all, body: payload });
   if (response.status === 401) {
     signedOut("Your sign-in is no longer valid; sign in again.");
     throw new ApiError(401, "Not signed in", "sign in again");

@@ -868,6 +868,55 @@ def test_an_admin_reviews_the_plan_downloads_its_powershell_and_re_runs_the_cove
     shot(page, "admin-coverage")
 
 
+def test_an_admin_reviews_a_change_validates_plans_and_publishes_it_only_after_the_review(
+    stack: tuple[World, RunningHost], browser: Any
+) -> None:
+    """A draft with an unknown policy is found invalid (and cannot be planned or published); the demo tenant's own
+    state is planned, and published only once the admin ticks that the plan was reviewed; the ledger names the
+    admin. The published state is restored afterwards for the other tests."""
+    world, host = stack
+    store = CosmosDesiredStateStore(clients.cosmos_database(world.settings).get_container_client("control"))
+    page = first_page(browser)
+    sign_in(page, host, ADAM)
+    page.goto(f"{host.base_url}/api/portal/#/policy")
+    wait_for(lambda: "una.unrecorded@contoso.onmicrosoft.com" in page.input_value("#draft"), timeout=20)
+    try:
+        broken = published_policies().replace(
+            "una.unrecorded@contoso.onmicrosoft.com\n      policy: AdvisoryRecording",
+            "una.unrecorded@contoso.onmicrosoft.com\n      policy: NoSuchPolicy",
+        )
+        assert "NoSuchPolicy" in broken
+        page.fill("#draft", broken)
+        page.get_by_role("button", name="Validate").click()
+        wait_for(lambda: "NoSuchPolicy" in page.inner_text("#draft-issues"), timeout=20)
+        assert "error" in page.inner_text("#draft-issues") and "Not valid" in page.inner_text("#plan-status")
+        page.get_by_role("button", name="Plan", exact=True).click()
+        wait_for(lambda: "Invalid desired state" in page.inner_text("#error"), timeout=30)
+        assert page.locator("#publish-button").is_disabled() and page.locator("#reviewed").is_disabled()
+        axe(page, "policy draft with validation findings")
+
+        page.fill("#draft", DEMO_POLICIES.read_text())
+        assert "NoSuchPolicy" not in page.inner_text("#draft-issues")  # findings of the old draft are gone
+        page.get_by_role("button", name="Plan", exact=True).click()
+        wait_for(lambda: "Compared with" in page.inner_text("#plan-status"), timeout=30)
+        assert not page.inner_text("#error") and page.locator("#publish-button").is_disabled()
+        page.check("#reviewed")
+        assert page.locator("#publish-button").is_enabled()
+        shot(page, "admin-policy-review")
+        page.get_by_role("button", name="Publish this desired state").click()
+        wait_for(lambda: "Published" in page.inner_text("#publish-status"), timeout=30)
+        stored = store.load()
+        assert stored is not None and stored.text == DEMO_POLICIES.read_text() and stored.published_by == ADAM.name
+        assert "ned.adviser@contoso.onmicrosoft.com\n      policy: AdvisoryRecording" in page.inner_text("#policy-text")
+        assert page.locator("#publish-button").is_disabled()  # what is published now is the draft: nothing to publish
+        entries = container_for(world.settings).ledger.entries_for_subject(
+            f"policy:desired-state:{stored.sha256}", limit=20
+        )
+        assert [e.kind for e in entries] == ["policy.published"] and entries[0].actor == ADAM.oid
+    finally:
+        publish_desired_state(store, published_policies(), actor="Adam Admin", now=datetime.now(UTC))
+
+
 # --- coverage: who must be recorded, and were they -----------------------------------------------------------------
 
 TOM = ("1f0e2d3c-4b5a-4968-8776-a5b4c3d2e101", "tom.trader@contoso.onmicrosoft.com")

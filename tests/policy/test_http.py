@@ -219,6 +219,7 @@ def test_publishing_stores_the_desired_state_and_records_it_in_the_ledger(
         e for e in container_for(stack_env).ledger.entries_for_subject(subject) if e.kind == "policy.published"
     ]
     assert len(published) == 1
+    assert published[0].actor == "admin-oid"  # the token's subject, as in every entry of a person; not a name
 
 
 @pytest.mark.integration

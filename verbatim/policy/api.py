@@ -127,11 +127,12 @@ def publish_request(
     actor: str | None,
     now: datetime,
     ledger: LedgerWriter | None,
+    subject: str | None = None,
 ) -> PublishedDesiredStateInfo:
     _checked(content_type, body)
     # A JSON document is YAML too; the text is kept as posted, so the published copy is what was reviewed.
     text = _text(body)
-    published, validated = publish_desired_state(store, text, actor=actor, now=now, ledger=ledger)
+    published, validated = publish_desired_state(store, text, actor=actor, now=now, ledger=ledger, subject=subject)
     return PublishedDesiredStateInfo(
         sha256=published.sha256,
         published_at=published.published_at,

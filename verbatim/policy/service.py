@@ -81,9 +81,17 @@ def plan(validated: Validated, current: CurrentState) -> PolicyPlan:
 
 
 def publish_desired_state(
-    store: DesiredStateStore, text: str, *, actor: str | None, now: datetime, ledger: LedgerWriter | None = None
+    store: DesiredStateStore,
+    text: str,
+    *,
+    actor: str | None,
+    now: datetime,
+    ledger: LedgerWriter | None = None,
+    subject: str | None = None,
 ) -> tuple[PublishedDesiredState, Validated]:
-    """Validate `text` (raising `InvalidDesiredState`) and make it the desired state the audit works with."""
+    """Validate `text` (raising `InvalidDesiredState`) and make it the desired state the audit works with.
+    `actor` is who published, as people read it; the ledger names `subject` (the token's object id) when given,
+    as every other entry of a person does."""
     validated = load_desired_state(text, "desired state")
     published = PublishedDesiredState(
         text=text, sha256=desired_sha256(validated.desired), published_at=now, published_by=actor
@@ -94,7 +102,7 @@ def publish_desired_state(
             "policy.published",
             f"policy:desired-state:{published.sha256}",
             {"sha256": published.sha256, "publishedAt": now.isoformat()},
-            actor=actor,
+            actor=subject or actor,
         )
     return published, validated
 
