@@ -316,13 +316,19 @@ class ExportService:
     # --- the orchestration's steps ------------------------------------------------------------------------
 
     def progress(self, export_id: str, stage: ExportStage, total: int, done: int, media_bytes: int = 0) -> None:
-        progress = ExportProgress(stage=stage, export_id=export_id, total=total, done=done, media_bytes=media_bytes)
-        self.store.update(
-            export_id,
-            lambda r: r.model_copy(
+        """Record progress; within a stage `done` never goes back (batches run at once and finish in any order,
+        each reporting what it knows)."""
+
+        def change(r: ExportRecord) -> ExportRecord:
+            count = max(done, r.progress.done) if r.progress.stage == stage else done
+            progress = ExportProgress(
+                stage=stage, export_id=export_id, total=total, done=count, media_bytes=media_bytes
+            )
+            return r.model_copy(
                 update={"progress": progress, "status": "running" if r.status == "queued" else r.status}
-            ),
-        )
+            )
+
+        self.store.update(export_id, change)
 
     def plan(self, export_id: str) -> ExportPlan:
         """Resolve the selection into recordings (sealed ones, oldest first) and keep the list in the work area."""
@@ -476,8 +482,8 @@ class ExportService:
                 raise InvalidInput("chats: chat capture is not available in this deployment")
             index = position - len(plan.recording_ids)
             parts.append(package_chat(self.log, self.chats, work, record, position, index, size, at, resume=resume))
-        total = plan.total
-        self.progress(batch.export_id, "packaging", total, work.done("part"))
+        done = len(finished | set(range(batch.first, batch.end)))  # other batches run at once: a lower bound
+        self.progress(batch.export_id, "packaging", plan.total, done)
         return parts
 
     def assemble(self, export_id: str, total: int, checkpoint_size: int) -> ExportResult:

@@ -257,6 +257,11 @@ class Verifier:
         self.report = report
         self.make_progress = progress
         self.present = set(package.names())
+        # Names by their first two path components (a recording's or chat's folder, export/proofs): each item's
+        # files are found without scanning the whole package once per item (quadratic in a large package).
+        self._by_folder: dict[str, list[str]] = {}
+        for name in sorted(self.present):
+            self._by_folder.setdefault("/".join(name.split("/")[:2]), []).append(name)
         self.hashes: dict[str, tuple[int, str]] = {}
         self.sealed_hashes: dict[str, str] = {}  # SHA-256 of every sealed media object -> which recording's what
         self.checkpoints: dict[bytes, Any] = {}
@@ -264,6 +269,11 @@ class Verifier:
 
     def fail(self, code: str, message: str) -> None:
         self.report.fail(code, message)
+
+    def under(self, prefix: str) -> list[str]:
+        """The names under the folder `prefix` (ending in `/`), sorted."""
+        key = "/".join(prefix.rstrip("/").split("/")[:2])
+        return [name for name in self._by_folder.get(key, ()) if name.startswith(prefix)]
 
     # files
 
@@ -356,7 +366,7 @@ class Verifier:
         seen_lines: set[bytes] = set()
         proven: dict[int, dict[str, Any]] = {}
         prefix = proofs_dir + "/"
-        for name in sorted(n for n in self.present if n.startswith(prefix) and n.endswith(".tlog-proof")):
+        for name in [n for n in self.under(prefix) if n.endswith(".tlog-proof")]:
             try:
                 proof = sv.parse_tlog_proof(self.package.read(name))
             except Failed as finding:
@@ -416,11 +426,8 @@ class Verifier:
         if not sealed:
             self.fail("evidence.not_sealed", f"{what}: no proven `sealed` entry in its audit trail")
             return
-        manifests = sorted(
-            n
-            for n in self.present
-            if n == f"{folder}/manifest.json" or re.fullmatch(re.escape(folder) + r"/part-[0-9]+/manifest\.json", n)
-        )
+        part = re.compile(re.escape(folder) + r"/part-[0-9]+/manifest\.json")
+        manifests = [n for n in self.under(folder + "/") if n == f"{folder}/manifest.json" or part.fullmatch(n)]
         self.hash_files(manifests)
         matched: set[int] = set()
         for name in manifests:
@@ -565,7 +572,7 @@ class Verifier:
             expected.update({f"{base}/manifest.json", f"{base}/messages.ndjson"})
             self.check_bundle(what, bundle_id, index, base, folder, details)
         prefix = f"{folder}/bundles/"
-        for name in sorted(n for n in self.present if n.startswith(prefix) and n not in expected):
+        for name in [n for n in self.under(prefix) if n not in expected]:
             self.fail("chat.bundle_unexpected", f"{what}: {name} belongs to no bundle the `exported` entry lists")
 
     def check_bundle(
