@@ -727,6 +727,8 @@ def test_the_live_page_shows_a_call_being_recorded_flags_a_silent_recorder_and_d
                 state="capturing",
                 updated_at=datetime.now(UTC),
                 started_at=started,
+                seconds_staged=42.0,
+                blocks_staged=21,
                 blob_container=world.settings.captures_container,
                 blob_name=names.capture_track_name(recording_id, 0),
                 heartbeat_interval_seconds=1.0,
@@ -744,6 +746,7 @@ def test_the_live_page_shows_a_call_being_recorded_flags_a_silent_recorder_and_d
         time.sleep(0.5)
     text = row.inner_text()
     assert "Tom Trader" in text and PSTN in text and "recorder-7" in text and "audio" in text
+    assert row.locator("td.staged").inner_text() == "0:42"  # what the recorder says it has safely staged
     axe(page, "live")
     shot(page, "live")
 

@@ -1,12 +1,12 @@
 // Live: the calls being recorded now, refreshed every 2 seconds without reloading the page; a call whose recorder
 // stopped sending heartbeats is flagged at once. Each refresh is a read the API records.
 import { apiJson } from "../api.js";
-import { badge, el, emptyRow, heading, moreButton, person, showError, table, when } from "../ui.js";
+import { badge, duration, el, emptyRow, heading, moreButton, person, showError, table, when } from "../ui.js";
 
 const REFRESH_MS = 2000;
 
 export function render(view) {
-  const list = table("live", "Calls being recorded now", ["Policy user", "Participants", "Started", "Recorder", "Last heartbeat", "Modalities", "State"]);
+  const list = table("live", "Calls being recorded now", ["Policy user", "Participants", "Started", "Recorder", "Last heartbeat", "Safely stored", "Modalities", "State"]);
   const checked = el("p", { id: "live-status", class: "muted", role: "status", "aria-live": "polite" });
   const alerts = el("p", { id: "live-alerts", class: "warning", role: "alert", hidden: true });
   const more = moreButton("live-more", () => refresh(true));
@@ -33,7 +33,7 @@ export function render(view) {
       continuation = token;
       body.replaceChildren();
       for (const call of rows) body.append(row(call));
-      if (!rows.length) emptyRow(body, 7, "No call is being recorded right now.");
+      if (!rows.length) emptyRow(body, 8, "No call is being recorded right now.");
       more.hidden = !continuation;
       const silent = rows.filter((call) => call.state === "silent");
       alerts.hidden = !silent.length;
@@ -63,6 +63,8 @@ function row(call) {
     el("td", {}, when(call.startedAt)),
     el("td", { class: "muted" }, call.recorderInstance),
     el("td", {}, when(call.lastHeartbeat)),
+    // Audio staged on the blob so far (what a crash now would keep), and blocks waiting on the recorder's disk.
+    el("td", { class: "staged" }, duration(call.secondsStaged), call.blocksSpilled ? el("span", { class: "muted" }, ` · ${call.blocksSpilled} block${call.blocksSpilled === 1 ? "" : "s"} waiting on disk`) : null),
     el("td", {}, call.modalities.join(", ")),
     el("td", {}, state),
   );
