@@ -108,6 +108,20 @@ async function details(view, id, ctx) {
   const pager = el("div");
   view.append(el("p", {}, el("a", { href: "#/holds" }, "← Legal holds")), heading("Legal hold"), el("section", { class: "card" }, facts), release, el("h2", {}, "Recordings held"), held, pager);
 
+  // The recordings a hold lists by id (up to 1,000), a page at a time.
+  function listedIds(recordingIds) {
+    const idPages = new Pages(10);
+    const list = el("ul", { id: "hold-ids", class: "plain" });
+    const pager = el("div");
+    function draw() {
+      list.replaceChildren(...idPages.current.map((r) => el("li", {}, el("a", { href: `#/recording/${enc(r)}` }, r))));
+      pager.replaceChildren(idPages.controls(draw, "Pages of recordings listed by id"));
+    }
+    idPages.set(recordingIds);
+    draw();
+    return el("div", {}, list, pager);
+  }
+
   function drawHeld() {
     const body = held.querySelector("tbody");
     body.replaceChildren();
@@ -128,7 +142,7 @@ async function details(view, id, ctx) {
       ["Description", hold.description],
       ["Status", badge(hold.status === "active" ? "pending" : "recorded", hold.status)],
       ["Custodians", (hold.custodians || []).join(", ") || "—"],
-      ["Recordings by id", (hold.recordingIds || []).length ? el("ul", { id: "hold-ids", class: "plain" }, hold.recordingIds.map((r) => el("li", {}, el("a", { href: `#/recording/${enc(r)}` }, r)))) : "—"],
+      ["Recordings by id", (hold.recordingIds || []).length ? listedIds(hold.recordingIds) : "—"],
       ["Range", `${when(hold.from)} – ${when(hold.until)}`],
       ["Placed", `${when(hold.createdAt)} by ${officerName(hold.createdBy)}`],
       ["Release requested", hold.releaseRequest ? `${when(hold.releaseRequest.requestedAt)} by ${officerName(hold.releaseRequest.requestedBy)}: ${hold.releaseRequest.reason}` : "—"],
