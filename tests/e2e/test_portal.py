@@ -290,6 +290,14 @@ def test_each_role_sees_only_its_pages_and_every_page_passes_axe(
         page.goto(f"{host.base_url}/api/portal/#/{ROUTES[title]}")
         page.wait_for_selector("#view h1")
         assert page.inner_text("#view h1") == "Not for your role", title
+    # Holds by id are placed by officers only; the list of who was recorded carries recording metadata (no admin).
+    if "Recordings" in expected:
+        page.goto(f"{host.base_url}/api/portal/#/search")
+        page.wait_for_selector("#search-form")
+        assert (page.locator("#hold-selected").count() == 1) == (person.roles[0] == "Compliance.Officer")
+    page.goto(f"{host.base_url}/api/portal/#/coverage")
+    page.wait_for_selector("#coverage-audited")
+    assert (page.locator("#people").count() == 1) == (person is not ADAM)
     if person is ADAM:
         # Recorder.Admin never gets recordings: not in the UI, and the API refuses it as readable problem+json.
         page.goto(f"{host.base_url}/api/portal/#/recording/{world.sealed.recording_id if world.sealed else 'x'}")
