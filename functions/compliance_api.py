@@ -52,15 +52,15 @@ def get_recording(req: func.HttpRequest) -> func.HttpResponse:
 def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
     copy = req.params.get("copy") or "access"
-    if copy not in ("access", "evidence"):
-        raise InvalidInput("`copy` must be access or evidence")
+    if copy not in ("access", "evidence", "video"):
+        raise InvalidInput("`copy` must be access, evidence or video")
     raw_part = req.params.get("part")
     part = bounded_int(raw_part, "part", 0, MAX_PART) if raw_part else None
     reason = _reason(req, required=True)
     assert reason is not None
     answer = current().compliance_api.media(
         req.route_params["id"],
-        "access" if copy == "access" else "evidence",
+        "video" if copy == "video" else "access" if copy == "access" else "evidence",
         req.headers.get("range"),
         principal,
         reason,

@@ -19,9 +19,18 @@ import numpy as np
 import numpy.typing as npt
 from azure.storage.blob import ContainerClient
 
-from verbatim.contracts.recorder import AudioEncoding, CaptureBlock, CaptureManifest, CaptureTrack
+from verbatim.contracts.recorder import (
+    AudioEncoding,
+    CaptureBlock,
+    CaptureManifest,
+    CaptureTrack,
+    CaptureVideoBlock,
+    CaptureVideoTrack,
+)
 from verbatim.evidence.blocks import BlockId
 from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
+from verbatim.evidence.h264 import is_key_frame, stamped
+from verbatim.evidence.names import video_track
 from verbatim.platform.blobs import AzureBlobStore, BlobStore
 
 RATE = 16_000
@@ -178,3 +187,84 @@ def stage_capture(
     capture_blob = manifest_blob_name(prefix)
     store.write(capture_blob, manifest.model_dump_json(indent=2).encode(), content_type="application/json")
     return StagedCapture(manifest, capture_blob, blob_name, blocks)
+
+
+def stage_video(
+    container: ContainerClient | BlobStore,
+    staged: StagedCapture,
+    *,
+    kind: str = "screenShare",
+    source_id: int = 30_001,
+    participant_id: str | None = "p1",
+    start: float = 0.0,
+    end: float = 4.0,
+    block_seconds: float = 1.5,
+) -> StagedCapture:
+    """Do what the recorder does with a video stream: real H.264 from the simulator's encoder (its test pattern),
+    each access unit behind its timestamp NAL unit, staged and committed in blocks; the capture's manifest is
+    written again with the stream in `video_tracks`. `start`/`end`: seconds from the capture's first sample."""
+    from devstack.simulator.video import CAMERA, SCREEN, encode
+
+    store = AzureBlobStore(container) if isinstance(container, ContainerClient) else container
+    manifest = staged.manifest
+    assert manifest.started_at is not None
+    origin = int((manifest.started_at - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1)) * 10
+    frames = encode(
+        SCREEN if kind == "screenShare" else CAMERA, f"source {source_id}", start, end, screen=kind == "screenShare"
+    )
+    name = video_track(kind, source_id)
+    blob_name = track_blob_name(capture_prefix(manifest.recording_id, manifest.generation), name)
+    blocks: list[CaptureVideoBlock] = []
+    pending: list[tuple[int, bytes, bool]] = []
+    offset = 0
+    everything = bytearray()
+
+    def cut() -> None:
+        nonlocal offset, pending
+        if not pending:
+            return
+        data = b"".join(stamped(unit, ticks) for ticks, unit, _ in pending)
+        block_id = BlockId.for_content(len(blocks), data)
+        store.stage_block(blob_name, block_id.encode(), data)
+        blocks.append(
+            CaptureVideoBlock(
+                index=len(blocks),
+                block_id=block_id.encode(),
+                size=len(data),
+                sha256=block_id.sha256_hex,
+                byte_offset=offset,
+                units=len(pending),
+                key_units=sum(key for _, _, key in pending),
+                first_ticks=pending[0][0],
+                last_ticks=pending[-1][0],
+            )
+        )
+        everything.extend(data)
+        offset += len(data)
+        pending = []
+
+    block_start = start
+    for frame in frames:
+        if frame.seconds - block_start >= block_seconds:
+            cut()
+            block_start = frame.seconds
+        pending.append((origin + round(frame.seconds * 10_000_000), frame.data, is_key_frame(frame.data)))
+    cut()
+    store.commit_blocks(blob_name, [b.block_id for b in blocks])
+    profile = SCREEN if kind == "screenShare" else CAMERA
+    track = CaptureVideoTrack(
+        track=name,
+        kind="screenShare" if kind == "screenShare" else "camera",
+        source_id=source_id,
+        participant_id=participant_id,
+        blob_name=blob_name,
+        blocks=blocks,
+        bytes=len(everything),
+        units=sum(b.units for b in blocks),
+        width=profile.width,
+        height=profile.height,
+        sha256=hashlib.sha256(bytes(everything)).hexdigest(),
+    )
+    updated = manifest.model_copy(update={"video_tracks": [*manifest.video_tracks, track]})
+    store.write(staged.capture_blob, updated.model_dump_json(indent=2).encode(), content_type="application/json")
+    return StagedCapture(updated, staged.capture_blob, staged.evidence_blob, staged.blocks)

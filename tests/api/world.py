@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from devstack.testkit.captures import speech, stage_capture
+from devstack.testkit.captures import speech, stage_capture, stage_video
 from devstack.testkit.records import CLIENT, SALES, T0, TRADER, UPNS, call, party, phone, recording, snapshot
 from verbatim.contracts.evidence import RecordingFacts
 from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser, RecordingStarted, RecordingStopped
@@ -31,6 +31,7 @@ class SealedCall:
     seconds: float
     access_bytes: bytes = b""
     evidence_bytes: bytes = b""
+    video_bytes: bytes = b""
 
 
 @dataclass
@@ -49,6 +50,7 @@ def seal_recording(
     seconds: float = 6.0,
     started_at=T0,  # type: ignore[no-untyped-def]
     phone_number: str | None = PSTN,
+    video: bool = False,
 ) -> SealedCall:
     """What the recorder and the lifecycle do for one call, through their own code."""
     deps = container_for(settings).lifecycle
@@ -56,6 +58,8 @@ def seal_recording(
     recording_id = f"rec-{uuid.uuid4().hex[:10]}"
     chain = f"call-{uuid.uuid4().hex[:10]}"
     staged = stage_capture(deps.staging, recording_id, speech(seconds), started_at=started_at)
+    if video:  # a screen share for most of the call (docs/video.md)
+        staged = stage_video(deps.staging, staged, start=1.0, end=seconds - 1.0)
     prefix = capture_prefix(recording_id, 0)
     participants = [
         CallParticipant(
@@ -124,6 +128,7 @@ def seal_recording(
         seconds=seconds,
         access_bytes=media.read(summary.seal.access_copy_blob) if summary.seal.access_copy_blob else b"",
         evidence_bytes=media.read(summary.seal.evidence_blob),
+        video_bytes=media.read(summary.seal.video_access_copy_blob) if summary.seal.video_access_copy_blob else b"",
     )
 
 

@@ -107,18 +107,22 @@ OPERATIONS: tuple[Operation, ...] = (
         "get",
         "/recordings/{id}/media",
         "getRecordingMedia",
-        "Stream the access copy (Opus) or, for auditors, the lossless evidence (FLAC); supports HTTP Range.",
+        "Stream the access copy (Opus), the video access copy (MP4: audio with the camera and screen-share streams) "
+        "or, for auditors, the lossless evidence (FLAC); supports HTTP Range.",
         READERS,
         None,
         (
             Param("id", "path", "Recording id.", True),
             Param(
-                "copy", "query", "`access` (default) or `evidence` (Compliance.Auditor).", enum=("access", "evidence")
+                "copy",
+                "query",
+                "`access` (default), `video` (recordings with video) or `evidence` (Compliance.Auditor).",
+                enum=("access", "video", "evidence"),
             ),
             Param("Range", "header", "`bytes=<first>-[<last>]`; each response carries at most one chunk."),
             _REASON_REQUIRED,
         ),
-        media={"audio/ogg": "access copy", "audio/flac": "lossless evidence"},
+        media={"audio/ogg": "access copy", "video/mp4": "video access copy", "audio/flac": "lossless evidence"},
         reason_required=True,
     ),
     Operation(

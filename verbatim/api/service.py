@@ -72,7 +72,8 @@ MAX_PART = 10_000  # a recording's sealed parts (continuations after salvage); f
 DIRECTIONS = ("inbound", "outbound", "unknown")
 CALL_TYPES = ("peerToPeer", "groupCall", "unknown")
 VERDICTS: tuple[VerdictState, ...] = ("recorded", "partial", "missing", "pending")
-CONTENT_TYPES: dict[MediaCopy, str] = {"access": "audio/ogg", "evidence": "audio/flac"}
+CONTENT_TYPES: dict[MediaCopy, str] = {"access": "audio/ogg", "evidence": "audio/flac", "video": "video/mp4"}
+EXTENSIONS: dict[MediaCopy, str] = {"access": "ogg", "evidence": "flac", "video": "mp4"}
 COVERAGE_SUBJECT = "policy:coverage"
 COVERAGE_WINDOW = timedelta(days=7)
 MAX_COVERAGE_WINDOW = timedelta(days=31)
@@ -336,6 +337,7 @@ class ComplianceApi:
         return MediaLinks(
             access=f"{base}?copy=access" if seal.access_copy_blob and principal.has_any(*READERS) else None,
             evidence=f"{base}?copy=evidence" if principal.has_any(COMPLIANCE_AUDITOR) else None,
+            video=f"{base}?copy=video" if seal.video_access_copy_blob and principal.has_any(*READERS) else None,
         )
 
     # --- media ----------------------------------------------------------------------------------------------
@@ -349,10 +351,11 @@ class ComplianceApi:
         reason: str,
         part: int | None = None,
     ) -> MediaResponse:
-        """A bounded part of the access copy (Officer, Auditor) or of the lossless evidence (Auditor only), read
-        through the sealed parts: the access copy of the newest part (it covers every part) unless `part` names
-        another, the evidence of part 0 unless `part` names another. Only the sealed version of the part's
-        object is served, and only bytes that hash to what its manifest sealed (`EvidenceTampered`: 409)."""
+        """A bounded part of the access copy or the video access copy (Officer, Auditor) or of the lossless evidence
+        (Auditor only), read through the sealed parts: the access copy of the newest part (it covers every part)
+        unless `part` names another, the evidence and the video copy of part 0 unless `part` names another. Only
+        the sealed version of the part's object is served, and only bytes that hash to what its manifest sealed
+        (`EvidenceTampered`: 409)."""
         principal.require(*((COMPLIANCE_AUDITOR,) if copy == "evidence" else READERS))
         record = self._record(recording_id)
         if record.seal is None:
@@ -380,7 +383,7 @@ class ComplianceApi:
             "Accept-Ranges": "bytes",
             "Cache-Control": "private, no-store",
             "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": f'inline; filename="{recording_id}.{"ogg" if copy == "access" else "flac"}"',
+            "Content-Disposition": f'inline; filename="{recording_id}.{EXTENSIONS[copy]}"',
         }
         if isinstance(answer, Unsatisfiable):
             self.access.record(

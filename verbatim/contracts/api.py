@@ -16,7 +16,7 @@ from verbatim.contracts.evidence import RecordingManifest
 from verbatim.contracts.ledger import LogEntry, LogInclusionProof
 from verbatim.contracts.reconciliation import CompletenessReport, Verdict, VerdictReason, VerdictState
 
-MediaCopy = Literal["access", "evidence"]
+MediaCopy = Literal["access", "evidence", "video"]
 
 
 class ParticipantView(CamelContract):
@@ -79,6 +79,10 @@ class MediaLinks(CamelContract):
 
     access: str | None = Field(default=None, description="the Opus access copy (Compliance.Officer, Auditor)")
     evidence: str | None = Field(default=None, description="the lossless FLAC evidence (Compliance.Auditor)")
+    video: str | None = Field(
+        default=None,
+        description="the MP4 replay copy with the camera and screen-share streams (Compliance.Officer, Auditor)",
+    )
 
 
 class SealedPartDetail(CamelContract):

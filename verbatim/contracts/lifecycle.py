@@ -57,6 +57,8 @@ class SealIndex(Contract):
     access_copy_blob: str | None = None
     access_copy_version_id: str | None = None
     access_copy_sha256: str | None = None
+    # The MP4 replay copy (audio with the camera and screen-share streams) of a recording with video (optional).
+    video_access_copy_blob: str | None = None
     duration_seconds: float
     interrupted: bool
     retention_class: str

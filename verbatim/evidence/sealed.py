@@ -24,7 +24,7 @@ from verbatim.platform.blobs import BlobNotFound, BlobStore
 from verbatim.platform.errors import VerbatimError
 
 CHUNK_BYTES = 256 * 1024
-SealedCopy = Literal["access", "evidence"]
+SealedCopy = Literal["access", "evidence", "video"]
 
 
 class EvidenceTampered(VerbatimError):
@@ -66,9 +66,12 @@ def chunk_digests(data: bytes, chunk_bytes: int = CHUNK_BYTES) -> ChunkDigests:
 
 
 def sealed_part(manifest: RecordingManifest, copy: SealedCopy) -> BlobRef | None:
-    """The sealed object a copy of one part is served from: its access copy, or its mixed lossless track."""
+    """The sealed object a copy of one part is served from: its access copy, its MP4 access copy with the video
+    streams (docs/video.md), or its mixed lossless track."""
     if copy == "access":
         return manifest.access_copy
+    if copy == "video":
+        return manifest.video_access_copy
     return manifest.track() if manifest.evidence else None
 
 

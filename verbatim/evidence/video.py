@@ -39,6 +39,7 @@ from verbatim.evidence.blocks import decode_block_id
 from verbatim.evidence.finalise import _commit_or_check_blocks, _download_stored, _write_once
 from verbatim.evidence.h264 import StampedUnit, stamped_units
 from verbatim.evidence.kinds import ACCESS_COPY, kind_tags
+from verbatim.evidence.sealed import chunk_digests
 from verbatim.platform.blobs import BlobExists, BlobStore
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ def finalise_video_track(
         version_id=version_id,
         bytes=size,
         sha256=whole,
+        chunks=chunk_digests(data),
         track=track.track,
         kind=track.kind,
         source_id=track.source_id,
@@ -212,6 +214,7 @@ def make_video_access_copy(
         version_id=version_id,
         bytes=len(body),
         sha256=digest,
+        chunks=chunk_digests(body),  # what a ranged read of the copy is checked against (verbatim.evidence.sealed)
         audio_codec="opus" if audio is not None else None,
         video_tracks=[video.track for video in shown],
         duration_seconds=duration,

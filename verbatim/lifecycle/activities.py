@@ -611,6 +611,11 @@ def seal_recording(
             access_copy_blob=sealed.access_copy.blob_name if sealed.access_copy else None,
             access_copy_version_id=sealed.access_copy.version_id if sealed.access_copy else None,
             access_copy_sha256=sealed.access_copy.sha256 if sealed.access_copy else None,
+            video_access_copy_blob=(
+                sealed.video_access_copy.blob_name
+                if sealed.video_access_copy
+                else (base.video_access_copy_blob if base else None)
+            ),
             duration_seconds=sum(p.duration_seconds for p in parts),
             interrupted=parts[-1].interrupted,  # how the recording ended: as its newest part did
             retention_class=sealed.retention.retention_class,

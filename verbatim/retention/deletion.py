@@ -280,9 +280,11 @@ class RecordingDeleter:
         if manifest is not None:
             for track in manifest.evidence:
                 found[track.blob_name] = _blob(track.blob_name, track.version_id, "evidence", track.bytes, track.sha256)
-            if manifest.access_copy is not None:
-                a = manifest.access_copy
-                found[a.blob_name] = _blob(a.blob_name, a.version_id, "access_copy", a.bytes, a.sha256)
+            for video in manifest.video:  # camera and screen-share streams are evidence too (docs/video.md)
+                found[video.blob_name] = _blob(video.blob_name, video.version_id, "evidence", video.bytes, video.sha256)
+            for a in (manifest.access_copy, manifest.video_access_copy):
+                if a is not None:
+                    found[a.blob_name] = _blob(a.blob_name, a.version_id, "access_copy", a.bytes, a.sha256)
             if manifest.capture_manifest is not None:
                 c = manifest.capture_manifest
                 found[c.blob_name] = _blob(c.blob_name, c.version_id, "capture_manifest", c.bytes, c.sha256)

@@ -12,7 +12,7 @@ function holdLinks(holds) {
 const CHUNK_LIMIT = 400; // most Range requests one replay makes (at 1 MiB each: hours of Opus audio)
 
 export async function render(view, id, ctx) {
-  const player = el("audio", { id: "player", controls: true, preload: "auto" });
+  let player = el("audio", { id: "player", controls: true, preload: "auto" });
   const reason = el("input", { id: "reason", name: "reason", required: true, maxLength: 500, placeholder: "e.g. Case 2025-114: trade reconstruction" });
   const evidenceChoice = el("label", { id: "evidence-choice", hidden: true }, el("input", { type: "checkbox", id: "evidence" }), " lossless evidence (FLAC)");
   const playButton = el("button", { id: "play", type: "submit" }, "Load and play");
@@ -63,14 +63,15 @@ export async function render(view, id, ctx) {
     showError("");
     const why = reason.value.trim();
     const evidence = view.querySelector("#evidence").checked && detail.media.evidence;
-    const url = evidence ? detail.media.evidence : detail.media.access;
+    // A recording with video plays its MP4 copy (the audio with the screen share and the cameras).
+    const url = evidence ? detail.media.evidence : detail.media.video || detail.media.access;
     if (!url || !why) return;
     resetPlayer();
     playButton.disabled = true;
     const parts = [];
     let offset = 0;
     let total = null;
-    let type = evidence ? "audio/flac" : "audio/ogg";
+    let type = evidence ? "audio/flac" : detail.media.video ? "video/mp4" : "audio/ogg";
     try {
       for (let request = 0; request < CHUNK_LIMIT && (total === null || offset < total); request += 1) {
         const response = await api(url.replace(API, ""), { reason: why, headers: { Range: `bytes=${offset}-` } });
@@ -86,7 +87,8 @@ export async function render(view, id, ctx) {
       objectUrl = URL.createObjectURL(new Blob(parts, { type }));
       player.src = objectUrl;
       player.load();
-      view.querySelector("#play-status").textContent = `Ready: ${Math.round(total / 1024)} KiB ${evidence ? "lossless evidence" : "access copy"}. This access is recorded in the ledger.`;
+      const what = evidence ? "lossless evidence" : detail.media.video ? "access copy with video" : "access copy";
+      view.querySelector("#play-status").textContent = `Ready: ${Math.round(total / 1024)} KiB ${what}. This access is recorded in the ledger.`;
       player.play().catch(() => {});
     } catch (error) {
       showError(error);
@@ -142,6 +144,12 @@ export async function render(view, id, ctx) {
     ["Proof size", proof ? `${proof.hashes.length} hashes` : null],
   ]);
   view.querySelector("#rec-manifest").textContent = detail.manifest ? JSON.stringify(detail.manifest, null, 2) : "not sealed";
+  if (detail.media.video) {
+    // Video: the same player, as a <video> element (the chat's offsets seek it just the same).
+    const video = el("video", { id: "player", controls: true, preload: "auto", playsInline: true, class: "video-player" });
+    player.replaceWith(video);
+    player = video;
+  }
   timeline(view.querySelector("#rec-timeline"), detail.manifest);
   meetingChat(view, id, player);
   evidenceChoice.hidden = !detail.media.evidence;
@@ -205,6 +213,14 @@ export function timeline(list, manifest) {
   for (const track of speakers) {
     const who = (manifest.participants || []).find((p) => (p.source_ids || []).includes(track.source_id));
     events.push({ at: 0, kind: "speaker", text: `${who ? name(who) : `source ${track.source_id}`} spoke on their own track (${duration(track.duration_seconds)})` });
+  }
+  // Cameras and screen shares: when each was received (spans of the recording's timeline).
+  for (const video of manifest.video || []) {
+    const who = (manifest.participants || []).find((p) => p.participant_id === video.participant_id);
+    const what = video.kind === "screenShare" ? "shared their screen" : "had their camera on";
+    for (const span of video.spans || []) {
+      events.push({ at: span.start_seconds, kind: "video", text: `${who ? name(who) : `source ${video.source_id}`} ${what} until ${duration(span.end_seconds)}` });
+    }
   }
   const end = manifest.duration_seconds;
   events.push({
