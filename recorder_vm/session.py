@@ -297,6 +297,7 @@ class CallSession:
                     policy=policy_of(self.incoming),
                     recorder_app_id=self.settings.bot_app_id or "",
                     recorder_version=self.settings.version,
+                    modalities=self._modalities(),  # what the answer accepted (audio, video, screen sharing)
                     started_at=self.capture.started_at or datetime.now(UTC),
                     blob_container=self.settings.captures_container,
                     blob_name=self.capture.blob_name,

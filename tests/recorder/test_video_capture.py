@@ -36,7 +36,7 @@ from tests.conftest import Azurite
 from tests.ledger.logkit import memory_log
 from tests.recorder.conftest import REPO_ROOT, RecorderProcess
 from verbatim.contracts.evidence import RecordingManifest
-from verbatim.contracts.recorder import CaptureManifest, CaptureVideoTrack, RecordingStopped
+from verbatim.contracts.recorder import CaptureManifest, CaptureVideoTrack, RecordingStarted, RecordingStopped
 from verbatim.evidence.h264 import stamped_units, strip_timestamps
 from verbatim.evidence.verify import verify_recording
 from verbatim.evidence.video import ticks_of
@@ -154,7 +154,8 @@ def meeting(stack: VideoStack) -> dict[str, Any]:
     stopped = next(e for e in recorder.events() if isinstance(e, RecordingStopped))
     container = recorder.container_client()
     manifest = CaptureManifest.model_validate_json(container.download_blob(stopped.manifest_blob_name).readall())
-    return {"state": state, "stopped": stopped, "manifest": manifest, "container": container}
+    events = recorder.events()
+    return {"state": state, "stopped": stopped, "manifest": manifest, "container": container, "events": events}
 
 
 def _party(state: dict[str, Any], key: str) -> dict[str, Any]:
@@ -175,6 +176,8 @@ def test_the_recorder_answers_with_video_and_subscribes_within_its_sockets(meeti
     assert f"video-{20_000 + tom['sourceId']}" in names
     assert f"screen-{30_000 + una['sourceId']}" in names
     assert {t.kind for t in manifest.video_tracks} == {"camera", "screenShare"}
+    started = next(e for e in meeting["events"] if isinstance(e, RecordingStarted))
+    assert started.modalities == ["audio", "video", "videoBasedScreenSharing"]
     stopped = meeting["stopped"]
     assert {v.track for v in stopped.video} == names
 
