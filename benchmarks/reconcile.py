@@ -36,7 +36,7 @@ from typing import Any
 
 CODE_ROOT = Path(os.environ.get("VERBATIM_CODE_ROOT") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(CODE_ROOT))
-sys.path.insert(1, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(CODE_ROOT / "benchmarks"))  # its webhook.py (which puts its own checkout first)
 
 from azure.core.pipeline.transport import RequestsTransport  # noqa: E402
 from webhook import emulators, machine  # noqa: E402
@@ -224,7 +224,10 @@ def main() -> None:
     if profile is not None and args.profile is not None:
         profile.dump_stats(args.profile)
     load = os.getloadavg()
-    print(f"\n{machine()}; code {CODE_ROOT}; {args.calls} calls per workload, {args.runs} runs; load {load[0]:.1f}")
+    import verbatim
+
+    code = Path(verbatim.__file__).parent.parent
+    print(f"\n{machine()}; code {code}; {args.calls} calls per workload, {args.runs} runs; load {load[0]:.1f}")
     print("| workload | CPU per version | Cosmos requests per version | wall per version |")
     print("|---|---|---|---|")
     for name, rows in results.items():
