@@ -10,6 +10,7 @@ from azure.core.exceptions import AzureError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient as AsyncQueueClient
 
+from verbatim.platform.clients import connection_url, proxy_settings
 from verbatim.platform.errors import DependencyUnavailable
 from verbatim.platform.settings import StorageConnection
 
@@ -66,11 +67,13 @@ def async_queue_client(connection: StorageConnection, queue_name: str) -> AsyncQ
     Bound to the event loop it is first used on."""
     encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()
     if connection.connection_string is not None:
+        secret = connection.connection_string.get_secret_value()
         return AsyncQueueClient.from_connection_string(
-            connection.connection_string.get_secret_value(),
+            secret,
             queue_name,
             message_encode_policy=encode,
             message_decode_policy=decode,
+            **proxy_settings(connection_url(secret, "queue")),  # read once, not on every request
         )
     from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
@@ -85,6 +88,7 @@ def async_queue_client(connection: StorageConnection, queue_name: str) -> AsyncQ
         credential=credential,
         message_encode_policy=encode,
         message_decode_policy=decode,
+        **proxy_settings(connection.service_uri("queue")),
     )
 
 
