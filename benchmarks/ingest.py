@@ -272,6 +272,19 @@ def measure_end_to_end(stack: Stack, health: dict[str, Any], count: int, app: st
     return result
 
 
+def measure_idle(stack: Stack, health: dict[str, Any], app: str, seconds: float) -> float:
+    """The host's CPU (cores) while no record arrives: its timers, queue polling and Durable task hub. The
+    per-record figures above divide the host's whole CPU by the records, idle work included; at the low rates
+    of a loaded machine that idle work is a large share, and the full app has more of it (Durable, timers)."""
+    port = free_port()
+    env = {**graph_env(health), "GRAPH_NOTIFICATION_URL": "", "VERBATIM_LOG_LEVEL": "WARNING"}
+    with functions_host(stack, APPS[app], env, port=port) as (_, _, pid):
+        time.sleep(min(30.0, seconds))  # start-up work (indexing, subscriptions, first timer runs) settles
+        before, started = cpu_seconds(pid), time.perf_counter()
+        time.sleep(seconds)
+        return (cpu_seconds(pid) - before) / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=600)
@@ -280,7 +293,16 @@ def main() -> None:
     parser.add_argument("--skip-service", action="store_true", help="skip the in-process service measurement")
     parser.add_argument("--full-app", action="store_true", help="also measure end to end with function_app.py")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--idle-seconds", type=float, default=0.0, help="only measure each host's idle CPU for this long, and stop"
+    )
     args = parser.parse_args()
+    if args.idle_seconds:
+        for app in ("callrecords", "full"):
+            with emulators() as stack, simulator(stack) as health:
+                idle = measure_idle(stack, health, app, args.idle_seconds)
+            print(f"idle host CPU, {app}: {idle:.3f} cores (load {os.getloadavg()[0]:.1f})")
+        return
 
     # Each measurement gets fresh emulators: the Cosmos emulator scans its documents for queries, so a
     # container already holding an earlier measurement's records would slow the next one down.
