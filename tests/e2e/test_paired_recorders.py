@@ -21,14 +21,18 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from devstack.demo import AUDITOR, CORA, TOM, CallResult, DemoStack, Scenario, wait_until
+from devstack.demo import AUDITOR, CORA, TARA, TOM, UNA, CallResult, DemoStack, Scenario, wait_until
 from devstack.emulators import REPO_ROOT
-from devstack.stack import Component, StackConfig, StackPorts, app_environment, running
+from devstack.stack import DEMO_TENANT, Component, StackConfig, StackPorts, app_environment, running
 from verbatim.contracts.lifecycle import RecordingPair
 from verbatim.lifecycle.pairs import CosmosPairStore, PairKey
 from verbatim.platform import clients, layout
@@ -42,21 +46,42 @@ KILL_AFTER = 7.0
 GOAL = 0.995  # the issue's coverage goal for the verdict
 
 
+def two_n_tenant(path: Path) -> Path:
+    """The demo tenant with the strict policy's application invited twice (`concurrentInvitationCount: 2`) and 8
+    more traders in its group (for the meeting), written before the stack starts: the coverage audit runs when
+    the Functions host starts and then at most every 5 minutes, and must see every policy user."""
+    tenant = yaml.safe_load(DEMO_TENANT.read_text(encoding="utf-8"))
+    domain = next(u for u in tenant["users"] if u["userPrincipalName"] == TOM)["userPrincipalName"].split("@")[1]
+    for n, user_id in enumerate(more_traders()):
+        tenant["users"].append(
+            {"id": user_id, "userPrincipalName": f"trader{n}@{domain}", "displayName": f"Trader {n}"}
+        )
+    group = next(g for g in tenant["groups"] if g["id"] == TRADERS_GROUP)
+    group["members"] += more_traders()
+    strict = next(p for p in tenant["compliancePolicies"] if p["name"] == "StrictRecording")
+    for application in strict["applications"]:
+        application["concurrentInvitationCount"] = 2
+    path.write_text(yaml.safe_dump(tenant, sort_keys=False), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
+    root = tmp_path_factory.mktemp("paired")
     config = StackConfig(
-        state_dir=tmp_path_factory.mktemp("paired") / "state", ports=StackPorts.free(recorders=2), recorders=2
+        state_dir=root / "state",
+        ports=StackPorts.free(recorders=2),
+        recorders=2,
+        tenant_path=two_n_tenant(root / "tenant.yaml"),
     )
     with running(config, echo=lambda _: None) as components:
         demo_stack = DemoStack(config, components, echo=lambda _: None)
         try:
-            users = [u["id"] for u in demo_stack.sim("GET", "/sim/tenant")["users"] if u["userPrincipalName"] == TOM]
+            tenant = demo_stack.sim("GET", "/sim/tenant")
+            users = [u["id"] for u in tenant["users"] if u["userPrincipalName"] in (TOM, TARA)] + more_traders()
             demo_stack.sim("PATCH", "/sim/config", {"callRecordDelaySeconds": 2.0})
             demo_stack.fire("audit_policy_coverage")
             wait_until(lambda: demo_stack.policies_observed(users), 60, "the policy coverage audit")
-            policy = demo_stack.sim("GET", "/sim/compliancePolicies/StrictRecording")
-            doubled = [{**app, "concurrentInvitationCount": 2} for app in policy["applications"]]
-            demo_stack.sim("PUT", "/sim/compliancePolicies/StrictRecording", {**policy, "applications": doubled})
             yield demo_stack
         finally:
             demo_stack.close()
@@ -199,3 +224,105 @@ def test_the_lifecycle_paired_the_two_recordings_and_attributed_the_union_to_the
         begin, end = datetime.fromisoformat(presence["start"]), datetime.fromisoformat(presence["end"])
         held = sum(max(0.0, (min(i.end, end) - max(i.start, begin)).total_seconds()) for i in pair.coverage)
         assert held / (end - begin).total_seconds() >= GOAL, (held, presence)
+
+
+# --- issue 21, done-when 2: a meeting with 20 participants, 10 of them policy users, across both instances -----
+
+TRADERS_GROUP = "7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a01"  # devstack/simulator/demo_tenant.yaml: the strict policy's
+MORE_TRADERS = 8
+
+
+@pytest.fixture(scope="module")
+def meeting(stack: DemoStack, calls: list[CallResult]) -> tuple[CallResult, list[str]]:
+    """A 12-s meeting: Tom, Tara and 8 more traders (all under the strict policy, each invited twice), Una, Cora
+    and 8 guests. It runs after the SIGKILL test, so `recorder-2` is started again first (as the VM's service
+    manager would)."""
+    restart_recorder(stack, "recorder-2")
+    traders = more_traders()
+    upns = {u["id"]: u["userPrincipalName"] for u in stack.sim("GET", "/sim/tenant")["users"]}
+    policy_users = [u for u in upns if upns[u] in (TOM, TARA)] + traders
+    participants = [
+        {"key": "tom", "user": TOM},
+        {"key": "tara", "user": TARA},
+        {"key": "una", "user": UNA},
+        {"key": "cora", "user": CORA},
+        *({"key": f"t{n}", "user": upns[user_id]} for n, user_id in enumerate(traders)),
+        *({"key": f"g{n}", "guest": f"Guest {n}"} for n in range(8)),
+    ]
+    scenario = Scenario(
+        "meeting-10",
+        "meeting with 10 policy users",
+        {
+            "type": "meeting",
+            "subject": "Desk meeting, ten traders",
+            "organizer": "tom",
+            "participants": participants,
+            "dialog": [{"speaker": "tom", "text": "Good morning everyone, rates first, then credit."}],
+            "durationSeconds": 12,
+        },
+        (),
+    )
+    result = stack.place(scenario)
+    stack.wait_ended([result], timeout=90)
+
+    def settled() -> bool:
+        stack.verdicts(result)
+        result.recordings = [r for r in stack.recordings(result) if r.get("callChainId") == result.call_id]
+        final = [v for v in result.verdicts if v["verdict"] != "pending"]
+        return len(final) == len(policy_users) and all(r.get("status") == "sealed" for r in result.recordings)
+
+    wait_until(settled, 300, "a final verdict for every policy user of the meeting", 2.0)
+    return result, [upns[u] for u in policy_users]
+
+
+def more_traders() -> list[str]:
+    return [f"{uuid.UUID(int=0x21_0000 + n)}" for n in range(MORE_TRADERS)]
+
+
+def restart_recorder(stack: DemoStack, name: str) -> None:
+    component: Component = next(c for c in stack.components if c.name == name)
+    component.process.stop()
+    component.process.start()
+    component.process.wait_ready()
+
+
+def test_every_policy_user_of_a_meeting_gets_a_verdict_from_their_own_pair_of_recordings(
+    stack: DemoStack, meeting: tuple[CallResult, list[str]]
+) -> None:
+    result, policy_users = meeting
+    verdicts = {v["userPrincipalName"]: v for v in result.verdicts}
+    assert sorted(verdicts) == sorted(policy_users)
+    assert all(v["verdict"] == "recorded" for v in verdicts.values()), {u: v["verdict"] for u, v in verdicts.items()}
+    # One recording per policy user per invitation, no more: 10 users x 2 invitations, each user's two a pair.
+    by_user: dict[str | None, list[dict[str, Any]]] = {}
+    for recording in result.recordings:
+        by_user.setdefault(recording["observedUser"]["userPrincipalName"], []).append(recording)
+    assert sorted(by_user) == sorted(policy_users)
+    assert all(len(own) == 2 for own in by_user.values()), {u: len(own) for u, own in by_user.items()}
+    for upn, own in by_user.items():
+        assert {r["id"] for r in own} <= set(verdicts[upn]["recordingIds"])  # judged on their own pair
+    store = pair_store(stack)
+    for own in by_user.values():
+        first = own[0]
+        key = PairKey(first.get("tenantId"), result.call_id, first["observedUser"]["id"], "StrictRecording")
+        pair = store.get(key.id)
+        assert pair is not None and pair.complete and {m.recording_id for m in pair.members} == {r["id"] for r in own}
+
+
+def test_every_notification_of_the_meetings_bot_calls_reached_the_instance_holding_it(
+    stack: DemoStack, meeting: tuple[CallResult, list[str]]
+) -> None:
+    result, _ = meeting
+    state = stack.call_state(result)
+    legs = [leg for leg in state["recorders"] if leg.get("observedParticipant")]
+    assert len(legs) == 20
+    backends = {leg["backend"] for leg in legs}
+    assert len(backends) == 2  # across both instances
+    for leg in legs:
+        assert leg["callbackUri"].startswith(leg["backend"].removesuffix("/api/calling"))
+        assert leg["notifications"] and all(n["delivered"] for n in leg["notifications"]), leg["notifications"]
+    # the two invitations of each user on different instances
+    pairs: dict[str, set[str]] = {}
+    for leg in legs:
+        pairs.setdefault(leg["observedParticipant"], set()).add(leg["backend"])
+    assert all(len(b) == 2 for b in pairs.values()), pairs
