@@ -49,10 +49,11 @@ GOAL_P99_SECONDS = 0.2  # issue 21's goal on this machine
 
 @dataclass
 class Storm:
-    """One storm's answers (seconds, sorted) and how many were not answered (rejected or timed out)."""
+    """One storm's answers (seconds, sorted), how many were rejected (busy) and how many got no answer in 30 s."""
 
     latencies: list[float]
     rejected: int
+    unanswered: int
     seconds: float  # wall clock from the first POST to the last answer
 
     def q(self, quantile: float) -> float:
@@ -69,8 +70,10 @@ class RunResult:
 
 
 @contextmanager
-def recorders(count: int, fake: FakePlatform, connection: str, root: Path) -> Iterator[list[str]]:
-    """`count` recorder processes (own ports, state and instance id); their base URLs."""
+def recorders(count: int, fake: FakePlatform, connection: str, root: Path, capacity: int) -> Iterator[list[str]]:
+    """`count` recorder processes (own ports, state and instance id), each taking up to `capacity` calls (the
+    default, 100, would refuse part of a storm to one instance as busy: latency is what is measured here, not
+    the capacity limit); their base URLs."""
     with ExitStack() as stack:
         urls = []
         for index in range(1, count + 1):
@@ -81,6 +84,7 @@ def recorders(count: int, fake: FakePlatform, connection: str, root: Path) -> It
                 "RECORDINGS_STORAGE": connection,
                 "PYTHONPATH": str(ROOT),
                 "VERBATIM_LOG_LEVEL": "WARNING",
+                "RECORDER_MAX_CONCURRENT_CALLS": str(capacity),
             }
             process = ManagedProcess(
                 name=f"recorder-{index}",
@@ -119,7 +123,8 @@ def storm(fake: FakePlatform, urls: list[str], invitations: int, *, at_once: boo
     records = fake.run(all_of(), timeout=300)
     elapsed = time.monotonic() - started
     answered = sorted(r.answer_seconds for r in records if r.answer_seconds is not None)
-    return Storm(answered, len(records) - len(answered), elapsed)
+    rejected = sum(1 for r in records if r.rejected is not None)
+    return Storm(answered, rejected, len(records) - len(answered) - rejected, elapsed)
 
 
 def warm(fake: FakePlatform, urls: list[str]) -> None:
@@ -128,13 +133,14 @@ def warm(fake: FakePlatform, urls: list[str]) -> None:
 
 
 def one_run(invitations: int, instances: int, fake: FakePlatform, connection: str, root: Path) -> RunResult:
-    with recorders(1, fake, connection, root) as urls:
+    capacity = invitations + 10  # the storm and the warm-up's calls, which stay open
+    with recorders(1, fake, connection, root, capacity) as urls:
         warm(fake, urls)
         single = storm(fake, urls, 20, at_once=False)
-    with recorders(1, fake, connection, root) as urls:
+    with recorders(1, fake, connection, root, capacity) as urls:
         warm(fake, urls)
         one_instance = storm(fake, urls, invitations)
-    with recorders(instances, fake, connection, root) as urls:
+    with recorders(instances, fake, connection, root, capacity) as urls:
         warm(fake, urls)
         load = os.getloadavg()[0]
         spread = storm(fake, urls, invitations)
@@ -175,7 +181,8 @@ def main() -> int:
                     print(
                         f"  run {index + 1}: {args.instances} instances p50 {ms(result.storm.q(0.5))} p95 "
                         f"{ms(result.storm.q(0.95))} p99 {ms(result.storm.q(0.99))} max {ms(result.storm.q(1.0))}, "
-                        f"not answered {result.storm.rejected}; one instance p99 {ms(result.one_instance.q(0.99))}; "
+                        f"rejected {result.storm.rejected}, unanswered {result.storm.unanswered}; "
+                        f"one instance p99 {ms(result.one_instance.q(0.99))}; "
                         f"single p50 {ms(result.single.q(0.5))}; load {result.load:.1f}",
                         file=sys.stderr,
                     )
@@ -183,18 +190,19 @@ def main() -> int:
             fake.stop()
     load_end = os.getloadavg()
     print()
-    print("| storm | p50 | p95 | p99 | max | not answered | storm wall clock |")
-    print("|---|---|---|---|---|---|---|")
-    for name, pick in (
-        (f"{args.invitations} at once over {args.instances} instances", lambda r: r.storm),
-        (f"{args.invitations} at once to one instance (baseline)", lambda r: r.one_instance),
-        ("one at a time, one instance (baseline)", lambda r: r.single),
-    ):
-        storms = [pick(r) for r in results]
+    print("| storm | p50 | p95 | p99 | max | rejected | no answer in 30 s | storm wall clock |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows: list[tuple[str, list[Storm]]] = [
+        (f"{args.invitations} at once over {args.instances} instances", [r.storm for r in results]),
+        (f"{args.invitations} at once to one instance (baseline)", [r.one_instance for r in results]),
+        ("one at a time, one instance (baseline)", [r.single for r in results]),
+    ]
+    for name, storms in rows:
         print(
             f"| {name} | {spread([s.q(0.5) for s in storms])} | {spread([s.q(0.95) for s in storms])} "
             f"| {spread([s.q(0.99) for s in storms])} | {spread([s.q(1.0) for s in storms])} "
-            f"| {sum(s.rejected for s in storms)} | {spread([s.seconds for s in storms])} |"
+            f"| {sum(s.rejected for s in storms)} | {sum(s.unanswered for s in storms)} "
+            f"| {spread([s.seconds for s in storms])} |"
         )
     print("(median of runs, lowest to highest in brackets)")
     loads = [r.load for r in results]
@@ -204,13 +212,14 @@ def main() -> int:
     )
     p99 = statistics.median([r.storm.q(0.99) for r in results])
     worst = max(r.storm.q(1.0) for r in results)
-    missed = sum(r.storm.rejected for r in results)
+    missed = sum(r.storm.rejected + r.storm.unanswered for r in results)
     print(
         f"- p99 over {args.instances} instances: {ms(p99)}; goal < {ms(GOAL_P99_SECONDS)}: "
         f"{'met' if p99 < GOAL_P99_SECONDS else 'NOT met'}"
     )
     print(
-        f"- slowest answer of all runs: {ms(worst)}, unanswered {missed}; within the {BUDGET_SECONDS:.0f} s budget: "
+        f"- slowest answer of all runs: {ms(worst)}, rejected or unanswered {missed}; "
+        f"within the {BUDGET_SECONDS:.0f} s budget: "
         f"{'met' if worst < BUDGET_SECONDS and missed == 0 else 'NOT met'}"
     )
     return 0
