@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from devstack.demo import AUDITOR, NED, TARA, TOM, DemoResult, DemoStack, Scenario, play, scenarios, wait_until
+from devstack.demo import AUDITOR, CORA, NED, TARA, TOM, DemoResult, DemoStack, Scenario, play, scenarios, wait_until
 from devstack.emulators import REPO_ROOT
 from devstack.funchost.state import load_or_create_keys
 from devstack.stack import WITNESS_NAME, StackConfig, StackPorts, app_environment, restart, running
@@ -260,6 +260,41 @@ def test_a_traders_one_to_one_chat_is_found_by_participant_and_searched(stack: D
     assert chat.chat_id in {c["chatId"] for c in page["items"]}
     found = stack.api("/chat-search", AUDITOR, params={"q": "alpha seven", "participant": tom["id"]})
     assert [hit["chatId"] for hit in found["items"]] == [chat.chat_id]
+
+
+TOM_ID = "1f0e2d3c-4b5a-4968-8776-a5b4c3d2e101"  # devstack/simulator/demo_tenant.yaml
+
+
+def test_a_call_being_recorded_is_live_while_it_lasts_and_leaves_the_live_view_when_it_ends(
+    stack: DemoStack, demo: DemoResult
+) -> None:
+    """Issue 24's live view on a real call: the simulator places it, the real recorder captures it, and the API the
+    portal's Live page reads (tests/e2e/test_portal.py drives the page itself) lists it with its person, capturing,
+    while it lasts, then no more."""
+    call = stack.place(
+        Scenario(
+            "live",
+            "a call watched on the live view",
+            {
+                "type": "peerToPeer",
+                "subject": "Watched live",
+                "participants": [{"key": "tom", "user": TOM}, {"key": "cora", "user": CORA}],
+                "durationSeconds": 25,
+            },
+            (),
+        )
+    )
+
+    def live_now() -> list[dict[str, Any]]:
+        page: dict[str, Any] = stack.api("/live", "Compliance.Officer")
+        return [item for item in page["items"] if item.get("callChainId") == call.call_id]
+
+    [item] = wait_until(live_now, 60, "the call to show on the live view")
+    # The invitation names the observed user by object id (the simulator's incomingContext carries no UPN or name).
+    assert item["observedUser"]["id"] == TOM_ID
+    assert item["state"] == "capturing" and item["modalities"][0] == "audio"
+    stack.wait_ended([call], timeout=90)
+    wait_until(lambda: not live_now(), 120, "the ended call to leave the live view")
 
 
 # --- (c) the Functions host restarted in the middle of a call -----------------------------------------------------
