@@ -16,17 +16,44 @@ import random
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
 from devstack.demo import DemoStack
 from devstack.stack import restart
+from verbatim.platform import layout
 
-FaultKind = Literal["kill", "pause", "graph-errors", "duplicate-notifications", "drop-notifications"]
-FAULT_KINDS: tuple[str, ...] = ("kill", "pause", "graph-errors", "duplicate-notifications", "drop-notifications")
+FaultKind = Literal[
+    "kill",
+    "pause",
+    "graph-errors",
+    "duplicate-notifications",
+    "drop-notifications",
+    "duplicate-queue-message",
+    "poison-message",
+]
+FAULT_KINDS: tuple[str, ...] = (
+    "kill",
+    "pause",
+    "graph-errors",
+    "duplicate-notifications",
+    "drop-notifications",
+    "duplicate-queue-message",
+    "poison-message",
+)
+# The queues between our own processes whose messages a fault doubles or poisons (verbatim.platform.layout).
+FAULT_QUEUES: tuple[str, ...] = (
+    layout.RECORDER_EVENTS_QUEUE,
+    layout.CALLRECORD_NOTIFICATIONS_QUEUE,
+    layout.RECONCILIATION_REQUESTS_QUEUE,
+)
+POISON_MARKER = "chaos-poison"
 PROCESS_FAULTS = ("kill", "pause")
 # What a random schedule draws from (a recorder kill twice as often: it is the fault the product is built around).
 CHOICES: tuple[str, ...] = (
@@ -41,6 +68,8 @@ CHOICES: tuple[str, ...] = (
     "graph-429",
     "duplicate-notifications",
     "drop-notifications",
+    "duplicate-queue-message",
+    "poison-message",
 )
 # The Graph paths the call-record pipeline reads (not the calling API: a 503 on `answer` is a refused call).
 CALL_RECORDS_PATH = "/v1.0/communications/callRecords*"
@@ -66,6 +95,10 @@ class PlannedFault:
             return f"Graph {self.status} on the next {self.count} call-record requests"
         if self.kind == "duplicate-notifications":
             return f"the next {self.count} change notifications delivered twice"
+        if self.kind == "duplicate-queue-message":
+            return f"the next message seen on {self.target} delivered twice"
+        if self.kind == "poison-message":
+            return f"an undecodable message put on {self.target}"
         return f"change notifications dropped for {self.seconds:g} s"
 
     @classmethod
@@ -104,6 +137,8 @@ class FaultCatalogue:
             return PlannedFault(at, "graph-errors", "graph", status=int(choice[-3:]), count=rng.randint(3, 8))
         if choice == "duplicate-notifications":
             return PlannedFault(at, "duplicate-notifications", "notifications", count=rng.randint(2, 5))
+        if choice in ("duplicate-queue-message", "poison-message"):
+            return PlannedFault(at, choice, rng.choice(FAULT_QUEUES), seconds=10.0 if choice.startswith("dup") else 0.0)
         return PlannedFault(at, "drop-notifications", "notifications", seconds=round(rng.uniform(10.0, 30.0), 1))
 
 
@@ -243,5 +278,32 @@ class FaultInjector:
             added = self.stack.sim("POST", "/sim/faults", {"kind": "dropDeliveries", "durationSeconds": fault.seconds})
             record.note = f"/sim/faults {added['id']}"
             time.sleep(fault.seconds)  # one fault at a time: the window is this fault's duration
+        elif fault.kind == "duplicate-queue-message":
+            record.note = self._duplicate_queue_message(fault)
+        elif fault.kind == "poison-message":
+            marker = f"{POISON_MARKER}-{uuid.uuid4()}"
+            poison = json.dumps({"schema": "chaos.poison", "marker": marker, "payload": "{not json"})
+            self._queue(fault.target, encoded=True).send_message(poison)
+            record.note = marker
         else:
             raise ValueError(f"unknown fault kind {fault.kind!r}")
+
+    def _queue(self, name: str, *, encoded: bool) -> QueueClient:
+        service = QueueServiceClient.from_connection_string(self.stack.config.ports.azurite.connection_string)
+        if encoded:  # base64 text, as the app's queue clients write (verbatim.platform.queues)
+            return service.get_queue_client(
+                name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+            )
+        return service.get_queue_client(name, message_encode_policy=None, message_decode_policy=None)
+
+    def _duplicate_queue_message(self, fault: PlannedFault) -> str:
+        """Copy the first message seen on the queue (as stored) within the fault's window: delivered twice."""
+        queue = self._queue(fault.target, encoded=False)
+        deadline = time.monotonic() + fault.seconds
+        while time.monotonic() < deadline:
+            peeked = queue.peek_messages(max_messages=1)
+            if peeked:
+                queue.send_message(peeked[0].content)
+                return f"message {peeked[0].id} sent again"
+            time.sleep(0.1)
+        return f"no message seen on {fault.target} in {fault.seconds:g} s: nothing doubled"

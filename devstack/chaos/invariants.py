@@ -11,7 +11,9 @@ and what the fault log says happened:
 - each verdict's coverage is the coverage of its sealed evidence, and `recorded` misses no more than the
   completeness rule tolerates at the presence's edges;
 - `verbatim verify` passes for every recording a verdict names, and `verbatim ledger verify` for the ledger;
-- no recording orchestration is still running or failed; no message sits in a poison queue.
+- every sample a recorder says it captured is sealed;
+- no recording orchestration is still running or failed; no message sits in a poison queue but those a fault put
+  on a queue as poison.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from azure.storage.queue import QueueServiceClient
+from azure.storage.queue import QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from devstack.chaos.faults import FaultRecord
 from devstack.chaos.traffic import PlacedCall
@@ -203,6 +205,39 @@ def check_evidence(
     return verified, matches
 
 
+def check_captured_audio(stack: DemoStack, recording_ids: Sequence[str]) -> InvariantResult:
+    """Every sample a recorder says it captured is in the recording's sealed parts. Asked of each instance (its
+    capture route, as the lifecycle asks before it salvages); a recording no instance remembers — its recorder
+    was killed and restarted since — is counted as not answerable, its loss bounded by salvage instead."""
+    result = InvariantResult(
+        "captured-audio-sealed", "every sample a recorder says it captured is in the recording's sealed evidence"
+    )
+    token = evidence.lifecycle_token(stack)
+    urls = [instance.url for instance in stack.config.recorder_instances()]
+    unanswered = 0
+    for recording_id in recording_ids:
+        captured = None
+        for url in urls:
+            try:
+                captured = evidence.recorder_captured_samples(stack, recording_id, token, url)
+                break
+            except AssertionError:
+                continue
+        if captured is None:
+            unanswered += 1
+            continue
+        result.checked += 1
+        sealed = sum(part.manifest.track().samples for part in evidence.sealed_parts(stack, recording_id))
+        if sealed < captured:
+            result.violations.append(
+                f"{recording_id}: the recorder captured {captured / evidence.SAMPLE_RATE:.2f} s, "
+                f"{sealed / evidence.SAMPLE_RATE:.2f} s are sealed"
+            )
+    if unanswered:
+        result.promise += f" ({unanswered} recording(s) no running instance remembers: killed since)"
+    return result
+
+
 def check_ledger(stack: DemoStack) -> InvariantResult:
     result = InvariantResult("ledger-verifies", "`verbatim ledger verify` passes: the log end to end", checked=1)
     checked = evidence.verify_ledger(stack)
@@ -249,19 +284,24 @@ def check_orchestrations(stack: DemoStack, recording_ids: Sequence[str]) -> Inva
     return result
 
 
-def check_poison(stack: DemoStack) -> InvariantResult:
-    result = InvariantResult("no-poison-message", "no message in any poison queue (none is explained by a fault yet)")
+def check_poison(stack: DemoStack, log: Sequence[FaultRecord]) -> InvariantResult:
+    """Every message in a poison queue is one a `poison-message` fault put on its queue."""
+    result = InvariantResult(
+        "no-poison-message", "every message in a poison queue is one the fault log put there (poison-message)"
+    )
+    injected = {r.note for r in log if r.fault.kind == "poison-message" and r.error is None}
     service = QueueServiceClient.from_connection_string(stack.config.ports.azurite.connection_string)
     for name in layout.QUEUES:
         if not name.endswith("-poison"):
             continue
-        result.checked += 1
-        queue = service.get_queue_client(name)
-        count = queue.get_queue_properties().approximate_message_count
-        if count:
-            peeked = queue.peek_messages(max_messages=5)
-            bodies = "; ".join(str(m.content)[:200] for m in peeked)
-            result.violations.append(f"{name}: {count} message(s), e.g. {bodies}")
+        queue = service.get_queue_client(
+            name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+        )
+        for message in queue.peek_messages(max_messages=32):
+            result.checked += 1
+            text = str(message.content)
+            if not any(marker and marker in text for marker in injected):
+                result.violations.append(f"{name}: an unexplained message: {text[:300]}")
     return result
 
 
@@ -275,7 +315,8 @@ def check_all(stack: DemoStack, calls: Sequence[PlacedCall], log: Sequence[Fault
         unrecorded,
         matches,
         verified,
+        check_captured_audio(stack, recording_ids),
         check_ledger(stack),
         check_orchestrations(stack, recording_ids),
-        check_poison(stack),
+        check_poison(stack, log),
     ]

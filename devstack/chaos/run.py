@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.chaos.faults import FaultCatalogue, FaultInjector, FaultRecord, PlannedFault, plan_faults
-from devstack.chaos.invariants import InvariantResult, check_all
+from devstack.chaos.invariants import InvariantResult, check_all, orchestrations
 from devstack.chaos.traffic import (
     POLICY_USERS,
     PlacedCall,
@@ -29,6 +29,9 @@ from devstack.emulators import REPO_ROOT
 from devstack.stack import StackConfig, StackPorts, running
 
 CALL_RECORD_DELAY_SECONDS = 2.0
+# Settling: when the call-record back-fill is fired if verdicts are still missing, and what "still running" is.
+BACKFILL_AFTER_SECONDS = 45.0
+RUNNING = frozenset({"Running", "Pending", "ContinuedAsNew"})
 
 
 @dataclass(frozen=True)
@@ -241,8 +244,9 @@ def _refresh(stack: DemoStack, placed: PlacedCall) -> None:
 
 
 def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo: Callable[[str], None]) -> list[str]:
-    """Wait until every policy user of every call has a final verdict; half-way, fire the call-record back-fill (an
-    hourly timer in Azure: the net for call records whose change notifications were lost)."""
+    """Wait until every policy user of every call has a final verdict and no recording orchestration runs; after 45 s
+    (or half the limit), fire the call-record back-fill (an hourly timer in Azure: the net for call records whose
+    change notifications were lost)."""
     actions: list[str] = []
     started = time.monotonic()
 
@@ -257,13 +261,21 @@ def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo
                 done = done and verdict is not None and verdict.get("verdict") != "pending"
         return done
 
+    def sealing() -> bool:
+        running = [
+            i
+            for i in orchestrations(stack)
+            if str(i.get("instanceId", "")).startswith("recording-") and i.get("runtimeStatus") in RUNNING
+        ]
+        return bool(running)
+
     echo("chaos: traffic over; waiting for every verdict ...")
     backfilled = False
     while time.monotonic() - started < seconds:
-        if settled():
+        if settled() and not sealing():
             actions.append(f"settled after {time.monotonic() - started:.0f} s")
             return actions
-        if not backfilled and time.monotonic() - started > seconds / 2:
+        if not backfilled and time.monotonic() - started > min(seconds / 2, BACKFILL_AFTER_SECONDS):
             stack.fire("backfill_call_records")
             backfilled = True
             actions.append(f"fired backfill_call_records at +{time.monotonic() - started:.0f} s of settling")
