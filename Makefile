@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMPS := .devstack/stamps
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-stalls chaos lint imports typecheck pytest schemas bench clean
+.PHONY: help setup run test test-stalls chaos soak lint imports typecheck pytest schemas bench clean
 
 help:
 	@echo "make run    - install what is needed, start the local stack with a simulated tenant and demo calls"
@@ -60,6 +60,12 @@ test-stalls: setup
 SEED ?= 1
 chaos: setup
 	$(PY) -m devstack.chaos --seed $(SEED) --profile full
+
+# The soak (issue 23): steady traffic, RSS/FD/thread/queue/latency series sampled and plotted, bounds checked.
+MINUTES ?= 30
+CONCURRENCY ?= 50
+soak: setup
+	$(PY) -m devstack.chaos.soak --seed $(SEED) --minutes $(MINUTES) --concurrency $(CONCURRENCY)
 
 schemas: setup
 	$(PY) -m verbatim.contracts

@@ -210,10 +210,10 @@ def run_chaos(
     return report
 
 
-def _prime(stack: DemoStack) -> None:
+def _prime(stack: DemoStack, recorded: Sequence[str] = POLICY_USERS) -> None:
     """What the demo does first, for the run's larger tenant: short call-record delays, and the policy coverage audit
     run once, so that reconciliation knows each user's policy at the time of the first call."""
-    users = [u["id"] for u in stack.sim("GET", "/sim/tenant")["users"] if u["userPrincipalName"] in POLICY_USERS]
+    users = [u["id"] for u in stack.sim("GET", "/sim/tenant")["users"] if u["userPrincipalName"] in recorded]
     stack.sim("PATCH", "/sim/config", {"callRecordDelaySeconds": CALL_RECORD_DELAY_SECONDS})
     stack.fire("audit_policy_coverage")
     wait_until(lambda: stack.policies_observed(users), 60, "the policy coverage audit")

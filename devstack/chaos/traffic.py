@@ -33,10 +33,7 @@ DOMAIN = "contoso.onmicrosoft.com"
 TRADERS_GROUP = "7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a01"
 EXTRA_TRADERS = 6
 EXTRA_COLLEAGUES = 6
-TRADERS: tuple[str, ...] = (TOM, TARA, *(f"chaos.trader{i}@{DOMAIN}" for i in range(1, EXTRA_TRADERS + 1)))
 ADVISERS: tuple[str, ...] = (NED,)
-COLLEAGUES: tuple[str, ...] = (UNA, CORA, *(f"chaos.colleague{i}@{DOMAIN}" for i in range(1, EXTRA_COLLEAGUES + 1)))
-POLICY_USERS = TRADERS + ADVISERS
 # The margin kept between a person's calls, beyond the planned end (calls end a little late under load).
 BUSY_MARGIN_SECONDS = 8.0
 
@@ -54,10 +51,19 @@ def user_id(upn: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_DNS, upn))
 
 
-def extra_users() -> list[dict[str, Any]]:
-    """The users a run adds to the demo tenant (tenant model of devstack/simulator/README.md)."""
+def traders(extra: int = EXTRA_TRADERS) -> tuple[str, ...]:
+    return (TOM, TARA, *(f"chaos.trader{i}@{DOMAIN}" for i in range(1, extra + 1)))
+
+
+def colleagues(extra: int = EXTRA_COLLEAGUES) -> tuple[str, ...]:
+    return (UNA, CORA, *(f"chaos.colleague{i}@{DOMAIN}" for i in range(1, extra + 1)))
+
+
+def extra_users(extra: int = EXTRA_TRADERS) -> list[dict[str, Any]]:
+    """The users a run adds to the demo tenant (tenant model of devstack/simulator/README.md): `extra` traders and
+    as many colleagues."""
     users = []
-    for index, upn in enumerate(TRADERS[2:] + COLLEAGUES[2:], start=1):
+    for index, upn in enumerate(traders(extra)[2:] + colleagues(extra)[2:], start=1):
         name = upn.split("@")[0].replace("chaos.", "").capitalize()
         users.append(
             {
@@ -65,7 +71,7 @@ def extra_users() -> list[dict[str, Any]]:
                 "userPrincipalName": upn,
                 "displayName": f"Chaos {name}",
                 "mail": upn,
-                "phoneNumbers": [f"+4420794602{index:02d}"],
+                "phoneNumbers": [f"+442079{460200 + index:06d}"],
                 "country": "GB",
                 "pstnConnectivity": "callingPlan",
                 "accountEnabled": True,
@@ -74,16 +80,16 @@ def extra_users() -> list[dict[str, Any]]:
     return users
 
 
-def chaos_tenant(path: Path) -> Path:
+def chaos_tenant(path: Path, extra: int = EXTRA_TRADERS) -> Path:
     """The demo tenant with the run's traders (in the Traders group: the strict policy) and colleagues (no policy),
     written to `path` for the stack to start with (same tenant id, so `verbatim-dev up` publishes the demo's
     desired state for it, and the first coverage audit observes everyone)."""
     model: dict[str, Any] = yaml.safe_load(DEMO_TENANT.read_text(encoding="utf-8"))
     known = {u["userPrincipalName"] for u in model["users"]}
-    added = [u for u in extra_users() if u["userPrincipalName"] not in known]
+    added = [u for u in extra_users(extra) if u["userPrincipalName"] not in known]
     model["users"] += added
-    traders = next(g for g in model["groups"] if g["id"] == TRADERS_GROUP)
-    traders["members"] += [u["id"] for u in added if u["userPrincipalName"] in TRADERS]
+    group = next(g for g in model["groups"] if g["id"] == TRADERS_GROUP)
+    group["members"] += [u["id"] for u in added if u["userPrincipalName"] in traders(extra)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "# Written by devstack/chaos: the demo tenant and the chaos run's extra people\n"
@@ -93,8 +99,16 @@ def chaos_tenant(path: Path) -> Path:
     return path
 
 
-# The roles of a call kind, filled from these pools (a PSTN call's tenant user needs PSTN connectivity: all do).
-POOLS: dict[str, tuple[str, ...]] = {"trader": TRADERS, "adviser": ADVISERS, "colleague": COLLEAGUES}
+def pools(extra: int = EXTRA_TRADERS) -> dict[str, tuple[str, ...]]:
+    """The people who fill a call kind's roles (a PSTN call's tenant user needs PSTN connectivity: all have it)."""
+    return {"trader": traders(extra), "adviser": ADVISERS, "colleague": colleagues(extra)}
+
+
+def policy_users(extra: int = EXTRA_TRADERS) -> tuple[str, ...]:
+    return traders(extra) + ADVISERS
+
+
+POLICY_USERS = policy_users()
 
 
 @dataclass(frozen=True)
@@ -206,12 +220,14 @@ class PlannedCall:
         return tuple(e.user for e in self.scenario.expected)
 
 
-def plan_traffic(seed: int, profile: TrafficProfile) -> list[PlannedCall]:
+def plan_traffic(seed: int, profile: TrafficProfile, extra: int = EXTRA_TRADERS) -> list[PlannedCall]:
     """The calls of a run: `concurrency` lanes, each placing its next call a short gap after its previous one
     is due to end, until `profile.seconds`, with people free at that time (nobody in two calls at once); every
     policy user of every call is expected `recorded` when no fault touches it (the unrecorded kind expects no
     verdict at all)."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible plan, not a secret
+    people_of = pools(extra)
+    recorded = set(policy_users(extra))
     weighted = [kind for kind in KINDS for _ in range(kind.weight)]
     busy: dict[str, float] = {}
     lanes = [(round(lane * rng.uniform(*profile.gap_seconds), 2), lane) for lane in range(profile.concurrency)]
@@ -222,7 +238,7 @@ def plan_traffic(seed: int, profile: TrafficProfile) -> list[PlannedCall]:
         if at >= profile.seconds:
             continue
         kind = rng.choice(weighted)
-        people = _free_people(kind, at, busy, rng)
+        people = _free_people(kind, at, busy, rng, people_of)
         if people is None:  # not enough people free now: this lane tries again a little later
             heapq.heappush(lanes, (round(at + 2.0, 2), lane))
             continue
@@ -231,8 +247,7 @@ def plan_traffic(seed: int, profile: TrafficProfile) -> list[PlannedCall]:
             busy[person] = at + seconds + BUSY_MARGIN_SECONDS
         index = len(calls)
         spec = kind.build(index, seconds, rng, people)
-        policy_users = tuple(p for p in people if p in POLICY_USERS)
-        expected = tuple(Expected(user, "recorded") for user in policy_users)
+        expected = tuple(Expected(user, "recorded") for user in people if user in recorded)
         calls.append(
             PlannedCall(index, kind.name, at, seconds, Scenario(f"{kind.name}#{index}", kind.name, spec, expected))
         )
@@ -240,10 +255,12 @@ def plan_traffic(seed: int, profile: TrafficProfile) -> list[PlannedCall]:
     return calls
 
 
-def _free_people(kind: CallKind, at: float, busy: dict[str, float], rng: random.Random) -> list[str] | None:
+def _free_people(
+    kind: CallKind, at: float, busy: dict[str, float], rng: random.Random, people_of: dict[str, tuple[str, ...]]
+) -> list[str] | None:
     chosen: list[str] = []
     for role in kind.roles:
-        free = [p for p in POOLS[role] if busy.get(p, 0.0) <= at and p not in chosen]
+        free = [p for p in people_of[role] if busy.get(p, 0.0) <= at and p not in chosen]
         if not free:
             return None
         chosen.append(rng.choice(free))
