@@ -19,6 +19,7 @@ and what the fault log says happened:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from verbatim.platform import layout
 from verbatim.reconciliation.evaluate import Tolerance
 
 COVERAGE_TOLERANCE = 0.005
+VERIFY_WORKERS = 3
 EDGE_TOLERANCE = Tolerance()  # the production defaults, which the local stack runs with
 # A fault on a recorder touches the calls up before it (media) and those ending shortly before (their teardown:
 # the last blocks and the `stopped` event).
@@ -170,11 +172,13 @@ def check_evidence(
         "verdict-matches-evidence",
         "coverage equals the sealed evidence's; `recorded` misses only the tolerated edges of the presence",
     )
-    for recording_id in recording_ids:
-        verified.checked += 1
-        checked = evidence.verify(stack, recording_id)
-        if checked.returncode != 0:
-            verified.violations.append(f"{recording_id}: {checked.stdout[-1500:]} {checked.stderr[-400:]}".strip())
+    # One `verbatim verify` process per recording, a few at a time (each spends most of its time starting up).
+    with ThreadPoolExecutor(max_workers=VERIFY_WORKERS) as pool:
+        results = pool.map(lambda r: evidence.verify(stack, r), recording_ids)
+        for recording_id, checked in zip(recording_ids, results, strict=True):
+            verified.checked += 1
+            if checked.returncode != 0:
+                verified.violations.append(f"{recording_id}: {checked.stdout[-1500:]} {checked.stderr[-400:]}".strip())
     for call in calls:
         if call.result is None:
             continue
