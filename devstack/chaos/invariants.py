@@ -18,6 +18,7 @@ and what the fault log says happened:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from azure.storage.queue import QueueServiceClient, TextBase64DecodePolicy, Text
 
 from devstack.chaos.faults import FaultRecord
 from devstack.chaos.traffic import PlacedCall
-from devstack.demo import DemoStack
+from devstack.demo import CallResult, DemoError, DemoStack
 from devstack.funchost.state import load_or_create_keys
 from devstack.testkit import evidence
 from verbatim.platform import layout
@@ -66,6 +67,31 @@ class InvariantResult:
             "checked": self.checked,
             "violations": self.violations,
         }
+
+
+# Server errors the run's own reads of the compliance API met (each read is retried): every one is a finding.
+API_ERRORS: list[str] = []
+
+
+def read_verdicts(stack: DemoStack, result: CallResult, attempts: int = 3) -> list[dict[str, Any]]:
+    """`GET /api/v1/verdicts?callId=` for the call, retried on an error answer, each error kept in `API_ERRORS`."""
+    for attempt in range(attempts):
+        try:
+            return stack.verdicts(result)
+        except DemoError as error:
+            API_ERRORS.append(f"{datetime.now(UTC):%H:%M:%S} {error}"[:400])
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+    return []
+
+
+def check_api_errors() -> InvariantResult:
+    result = InvariantResult(
+        "no-server-error", "the compliance API answered every read of the run without a 5xx", checked=1
+    )
+    result.violations += API_ERRORS
+    return result
 
 
 def recorder_faults(log: Sequence[FaultRecord]) -> list[FaultRecord]:
@@ -108,7 +134,7 @@ def check_verdicts(
             continue
         if call.state.get("state") != "ended":
             ended.violations.append(f"{key}: still {call.state.get('state')} after the run")
-        verdicts = stack.verdicts(call.result)
+        verdicts = read_verdicts(stack, call.result)
         expected = set(call.planned.policy_users)
         blocked = blocked_users(call.state)
         nearby = faults_during(call, log)
@@ -323,4 +349,5 @@ def check_all(stack: DemoStack, calls: Sequence[PlacedCall], log: Sequence[Fault
         check_ledger(stack),
         check_orchestrations(stack, recording_ids),
         check_poison(stack, log),
+        check_api_errors(),
     ]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.chaos.faults import FaultCatalogue, FaultInjector, FaultRecord, PlannedFault, plan_faults
-from devstack.chaos.invariants import InvariantResult, check_all, orchestrations
+from devstack.chaos.invariants import InvariantResult, check_all, orchestrations, read_verdicts
 from devstack.chaos.traffic import (
     POLICY_USERS,
     PlacedCall,
@@ -255,7 +255,7 @@ def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo
         for call in placed:
             if call.result is None or not call.planned.policy_users:
                 continue
-            stack.verdicts(call.result)
+            read_verdicts(stack, call.result)
             for upn in call.planned.policy_users:
                 verdict = call.result.verdict_of(upn)
                 done = done and verdict is not None and verdict.get("verdict") != "pending"
