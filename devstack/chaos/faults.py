@@ -127,6 +127,8 @@ class FaultCatalogue:
             return PlannedFault(at, "kill", rng.choice(self.recorders))
         if choice == "kill-functions":
             return PlannedFault(at, "kill", "functions")
+        if choice == "pause-functions":
+            return PlannedFault(at, "pause", "functions", round(rng.uniform(*self.pause_seconds), 1))
         if choice == "pause-recorder":
             return PlannedFault(
                 at, "pause", rng.choice(self.recorders), round(rng.uniform(*self.recorder_pause_seconds), 1)
