@@ -6,11 +6,12 @@ PY := $(VENV)/bin/python
 STAMPS := .devstack/stamps
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-stalls chaos soak lint imports typecheck pytest schemas bench clean
+.PHONY: help setup run test test-stalls chaos soak fuzz lint imports typecheck pytest schemas bench clean
 
 help:
 	@echo "make run    - install what is needed, start the local stack with a simulated tenant and demo calls"
 	@echo "make test   - install what is needed, run lint, type checks and the whole test suite"
+	@echo "make fuzz   - fuzz every /api/v1 operation against the local stack (long run; FUZZ_EXAMPLES, FUZZ_SEED)"
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -66,6 +67,12 @@ MINUTES ?= 30
 CONCURRENCY ?= 50
 soak: setup
 	$(PY) -m devstack.chaos.soak --seed $(SEED) --minutes $(MINUTES) --concurrency $(CONCURRENCY)
+
+# The long fuzz run of every /api/v1 operation against the local Functions host (docs/security.md): 100
+# examples per operation and a fresh seed each run (FUZZ_SEED=<n> to replay one); `make test` runs 3, seeded.
+FUZZ_EXAMPLES ?= 100
+fuzz: setup
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest tests/security/test_fuzz.py -p no:cacheprovider $(PYTEST_ARGS)
 
 schemas: setup
 	$(PY) -m verbatim.contracts

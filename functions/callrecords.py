@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel, Field
 
 from functions.auth import authorize
 from functions.http import json_response, parse_json_body, problem_responses
+from verbatim.contracts.api import BackfillRequest, BackfillRun, PstnPullRequest, PstnPullRun, SubscriptionRun
 from verbatim.contracts.callrecords import CallRecordNotification, GraphLifecycleEvent
 from verbatim.platform import layout
 from verbatim.platform.auth import RECORDER_ADMIN
@@ -71,17 +71,6 @@ def pull_pstn_reports(timer: func.TimerRequest) -> None:
             log.exception("PSTN report pull failed", extra={"tenant_id": tenant})
 
 
-class DateRange(BaseModel):
-    start: str = Field(alias="from")
-    end: str = Field(alias="to")
-    tenant_id: str | None = Field(default=None, alias="tenantId")
-
-
-class BackfillRequest(BaseModel):
-    since: str | None = None
-    tenant_id: str | None = Field(default=None, alias="tenantId")
-
-
 def _instant(value: str) -> datetime | None:
     """An ISO-8601 date (midnight UTC) or date-time."""
     text = value.strip()
@@ -101,13 +90,13 @@ def _tenants(requested: str | None) -> list[str]:
 @problem_responses
 def admin_pull_pstn(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, RECORDER_ADMIN)
-    body = parse_json_body(req, DateRange)
+    body = parse_json_body(req, PstnPullRequest)
     start, end = _instant(body.start), _instant(body.end)
     if start is None or end is None:
         raise InvalidInput("`from` and `to` must be ISO-8601 dates or date-times")
     runtime = current().callrecords
     results = [runtime.pstn.pull(tenant, start, end).__dict__ for tenant in _tenants(body.tenant_id)]
-    return json_response({"results": results})
+    return json_response(PstnPullRun.model_validate({"results": results}))
 
 
 @bp.route(route="v1/admin/callrecords/backfill", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -120,7 +109,7 @@ def admin_backfill(req: func.HttpRequest) -> func.HttpResponse:
         raise InvalidInput("`since` must be an ISO-8601 date-time")
     runtime = current().callrecords
     results = [runtime.backfiller.run(tenant, since).__dict__ for tenant in _tenants(body.tenant_id)]
-    return json_response({"results": results})
+    return json_response(BackfillRun.model_validate({"results": results}))
 
 
 @bp.route(route="v1/admin/callrecords/subscriptions", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -129,4 +118,4 @@ def admin_ensure_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, RECORDER_ADMIN)
     runtime = current().callrecords
     results = [runtime.keeper.ensure(tenant).__dict__ for tenant in runtime.settings.callrecord_tenant_ids]
-    return json_response({"results": results})
+    return json_response(SubscriptionRun.model_validate({"results": results}))

@@ -8,18 +8,25 @@ import logging
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel, Field
 
 from functions.auth import authorize
 from functions.http import client_address, graph_handshake, json_response, parse_json_body, problem_responses
 from verbatim.chat.reads import READERS
 from verbatim.chat.verify import verify_chat
+from verbatim.contracts.api import (
+    ChatBackfillBody,
+    ChatBackfillRun,
+    ChatSealRun,
+    ChatVerificationView,
+    SubscriptionRun,
+    VerificationFinding,
+)
 from verbatim.contracts.callrecords import GraphLifecycleEvent
 from verbatim.contracts.chat import BackfillReason, ChatBackfillRequest, ChatMessageCaptured
 from verbatim.ledger.access import REASON_HEADER, access_reason
 from verbatim.platform import layout
 from verbatim.platform.auth import RECORDER_ADMIN
-from verbatim.platform.errors import InvalidInput
+from verbatim.platform.errors import Conflict, InvalidInput
 from verbatim.platform.settings import get_settings
 from verbatim.wiring import current
 
@@ -31,6 +38,12 @@ QUEUE_CONNECTION = "AzureWebJobsStorage"
 
 def _enabled() -> bool:
     return get_settings().chat_capture_enabled
+
+
+def _require_capture() -> None:
+    """The admin runs act on chat capture: 409 where it is off (not a 5xx: nothing is broken)."""
+    if not _enabled():
+        raise Conflict("chat capture is not enabled here (CHAT_CAPTURE_ENABLED)")
 
 
 # --- Graph's webhooks -----------------------------------------------------------------------------------
@@ -136,26 +149,22 @@ def sync_chat_holds(timer: func.TimerRequest) -> None:
 # --- admin ----------------------------------------------------------------------------------------------
 
 
-class AdminBackfill(BaseModel):
-    tenant_id: str | None = Field(default=None, alias="tenantId")
-    since: str | None = None
-    until: str | None = None
-    user_ids: list[str] = Field(default_factory=list, alias="userIds", max_length=10_000)
-
-
 @bp.route(route="v1/admin/chat/subscriptions", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def admin_chat_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, RECORDER_ADMIN)
+    _require_capture()
     chat = current().chat
-    return json_response({"results": [chat.keeper.ensure(t).__dict__ for t in chat.settings.chat_tenant_ids]})
+    results = [chat.keeper.ensure(t).__dict__ for t in chat.settings.chat_tenant_ids]
+    return json_response(SubscriptionRun.model_validate({"results": results}))
 
 
 @bp.route(route="v1/admin/chat/backfill", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def admin_chat_backfill(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, RECORDER_ADMIN)
-    body = parse_json_body(req, AdminBackfill) if req.get_body() else AdminBackfill()
+    _require_capture()
+    body = parse_json_body(req, ChatBackfillBody) if req.get_body() else ChatBackfillBody()
     chat = current().chat
     tenants = chat.settings.chat_tenant_ids
     if body.tenant_id is not None and body.tenant_id not in tenants:
@@ -167,14 +176,15 @@ def admin_chat_backfill(req: func.HttpRequest) -> func.HttpResponse:
         )
         result = chat.backfiller.run(request)
         results.append({k: v for k, v in result.__dict__.items() if k != "stored_keys"})
-    return json_response({"results": results})
+    return json_response(ChatBackfillRun.model_validate({"results": results}))
 
 
 @bp.route(route="v1/admin/chat/seal", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def admin_chat_seal(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, RECORDER_ADMIN)
-    return json_response({"sealed": [o.__dict__ for o in current().chat.sealer.seal_due()]})
+    _require_capture()
+    return json_response(ChatSealRun.model_validate({"sealed": [o.__dict__ for o in current().chat.sealer.seal_due()]}))
 
 
 # --- compliance API -------------------------------------------------------------------------------------
@@ -207,14 +217,14 @@ def verify_chat_evidence(req: func.HttpRequest) -> func.HttpResponse:
     container.access.record(principal, "chat.verify", f"chat:{chat_id}", _reason(req))
     result = verify_chat(chat_id, container.chat.blobs, container.ledger, container.ledger_anchors)
     return json_response(
-        {
-            "chatId": chat_id,
-            "ok": result.ok,
-            "bundles": result.bundles,
-            "versions": result.versions,
-            "findings": [{"code": f.code, "message": f.message} for f in result.findings],
-            "notes": result.notes,
-        }
+        ChatVerificationView(
+            chat_id=chat_id,
+            ok=result.ok,
+            bundles=result.bundles,
+            versions=result.versions,
+            findings=[VerificationFinding(code=f.code, message=f.message) for f in result.findings],
+            notes=result.notes,
+        )
     )
 
 

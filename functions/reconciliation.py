@@ -48,4 +48,4 @@ def reevaluate_call(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, RECORDER_ADMIN)
     services = current()
     body = reevaluate_for_admin(services.reconciliation.reconciler, services.access, principal, req.route_params["id"])
-    return json_response(body, status=200 if body["found"] else 404)
+    return json_response(body, status=200 if body.found else 404)

@@ -234,7 +234,9 @@ class FunctionHost:
         )
         app.add_routes(admin.routes())
         http = HttpTriggers(functions, config.route_prefix, keys, invoker, accepting=lambda: self._accepting)
-        app.router.add_route("*", "/{tail:.*}", http.handle)
+        # Any path, newlines included (a percent-encoded %0A decodes into the match path): the real host routes
+        # such a request to the function and lets it answer.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", http.handle)
         return app
 
     async def stop(self) -> None:

@@ -5,6 +5,8 @@ for the session; a test that tampers with evidence seals a recording of its own 
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,13 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.core.exceptions import ResourceExistsError
 
 from devstack.emulators import REPO_ROOT
+from devstack.funchost.state import FUNCTION_KEY_SETTING
+from devstack.processes import free_port
 from tests.api.conftest import world_environment
 from tests.api.world import World, build_world
 from tests.callrecords.conftest import Simulator, _start_simulator
 from tests.conftest import Azurite, Cosmos
 from tests.funchost.conftest import HostLauncher, RunningHost
+from verbatim.platform import clients
 from verbatim.platform.settings import Settings, reload_settings
 
 OFFICER = "Compliance.Officer"
@@ -75,11 +81,20 @@ def stack(
 
     root = tmp_path_factory.mktemp("security-stack")
     env = world_environment(azurite_service, cosmos_service, root / "ledger.pem", f"sec{uuid.uuid4().hex[:8]}")
+    port, code = free_port(), secrets.token_urlsafe(24)
+    base = f"http://127.0.0.1:{port}/api"
     env |= {
         **security_simulator.graph_env(),
         "VERBATIM_ENVIRONMENT": "local",
         "POLICY_SIMULATOR_URL": security_simulator.http_url,
         "DURABLE_TASK_HUB_NAME": f"sec{uuid.uuid4().hex[:8]}",
+        # The fuzz run writes reports (POST /v1/admin/reports/completeness): into this stack's own container,
+        # not the one other worlds of the session list.
+        "REPORTS_CONTAINER": f"reports-{env['COSMOS_DATABASE']}".lower(),
+        # Graph's webhooks are this host's (as in the devstack), so the admin operations work end to end.
+        FUNCTION_KEY_SETTING: code,
+        "GRAPH_NOTIFICATION_URL": f"{base}/graph/notifications?code={code}",
+        "GRAPH_LIFECYCLE_URL": f"{base}/graph/lifecycle?code={code}",
     }
     # The environment is this stack's only while its settings are read: the Settings object is kept, and the
     # other test modules of the session see theirs.
@@ -89,11 +104,13 @@ def stack(
         settings = reload_settings()
         provision_cosmos(settings)
         provision_storage(settings)
+        with contextlib.suppress(ResourceExistsError):  # provisioning knows the default name only
+            clients.blob_service(settings.runtime_storage_connection).create_container(settings.reports_container)
         world = build_world(settings, synthetic=2)
     reload_settings()
     launcher = HostLauncher(azurite_service, root)
     try:
-        host = launcher.start(REPO_ROOT, env=env)
+        host = launcher.start(REPO_ROOT, env=env, port=port)
         yield Stack(world, host, security_simulator, env)
     finally:
         launcher.stop_all()

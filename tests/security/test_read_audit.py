@@ -25,7 +25,12 @@ from verbatim.wiring import container_for
 # Read by nobody's data: the API's own description, and who the caller's own token names.
 NOT_DATA = {("GET", "v1/openapi.json"), ("POST", "v1/dev/token"), ("GET", "v1/me")}
 # POST routes that answer with data another principal could not otherwise see.
-POST_READS = {"v1/data-subjects/search", "v1/admin/reconciliation/calls/{id}", "v1/policy/coverage/audit"}
+POST_READS = {
+    "v1/data-subjects/search",
+    "v1/admin/reconciliation/calls/{id}",
+    "v1/policy/coverage/audit",
+    "v1/exports/{id}/link",
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,10 @@ READS: dict[tuple[str, str], Read] = {
     # No export of that id: nothing exists to read, and the 404 needs no record (a real download is recorded:
     # tests/exports).
     ("GET", "v1/exports/{id}/package"): Read(
+        OFFICER, lambda stack, made: {"id": "exp-nothing"}, headers=REASON, nothing_to_read=True
+    ),
+    # A link to a package is a download (recorded as one: tests/exports); no export of that id, nothing to read.
+    ("POST", "v1/exports/{id}/link"): Read(
         OFFICER, lambda stack, made: {"id": "exp-nothing"}, headers=REASON, nothing_to_read=True
     ),
     ("GET", "v1/chats"): Read(OFFICER, query={"participant": TRADER}),

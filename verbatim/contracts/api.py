@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
-from verbatim.contracts import contract
+from verbatim.contracts import Contract, contract
 from verbatim.contracts.callrecords import CamelContract
 from verbatim.contracts.evidence import RecordingManifest
 from verbatim.contracts.ledger import LogEntry, LogInclusionProof
@@ -314,3 +314,129 @@ class Problem(CamelContract):
     title: str
     status: int
     detail: str
+
+
+# --- Recorder.Admin operations ------------------------------------------------------------------------------
+# The admin runs answer their outcomes with the field names of the services' results (snake_case), as they
+# always have; their request bodies are camelCase like every other body.
+
+
+class ReevaluationSummary(CamelContract):
+    """`POST /api/v1/admin/reconciliation/calls/{id}`: what re-evaluating a call did, without who was in it."""
+
+    call_id: str
+    found: bool
+    changed: int
+    verdicts: int = Field(description="how many verdicts the call has now")
+    states: dict[str, int] = Field(default_factory=dict, description="verdicts per state")
+
+
+class BackfillRequest(CamelContract):
+    """`POST /api/v1/admin/callrecords/backfill`: list call records since `since` (default: the watermark)."""
+
+    since: str | None = Field(default=None, max_length=40, description="ISO-8601 date or date-time")
+    tenant_id: str | None = Field(default=None, max_length=64)
+
+
+class PstnPullRequest(CamelContract):
+    """`POST /api/v1/admin/pstn/pull`: pull the PSTN and Direct Routing reports of a time range."""
+
+    start: str = Field(alias="from", max_length=40, description="ISO-8601 date or date-time")
+    end: str = Field(alias="to", max_length=40, description="ISO-8601 date or date-time")
+    tenant_id: str | None = Field(default=None, max_length=64)
+
+
+class BackfillOutcome(Contract):
+    tenant_id: str
+    listed_from: str
+    listed: int
+    enqueued: int
+    watermark: str
+
+
+class PstnPullOutcome(Contract):
+    tenant_id: str
+    windows: int
+    pstn_rows: int
+    direct_routing_rows: int
+    emergency_alerts: int
+
+
+class SubscriptionOutcome(Contract):
+    """What ensuring one tenant's Graph subscription did (call records or chat: one keeper)."""
+
+    tenant_id: str
+    action: str
+    subscription_id: str
+    expiration: str
+
+
+class BackfillRun(Contract):
+    results: list[BackfillOutcome]
+
+
+class PstnPullRun(Contract):
+    results: list[PstnPullOutcome]
+
+
+class SubscriptionRun(Contract):
+    results: list[SubscriptionOutcome]
+
+
+class ChatBackfillBody(CamelContract):
+    """`POST /api/v1/admin/chat/backfill`: export the chats of a window again (default: since the watermark)."""
+
+    tenant_id: str | None = Field(default=None, max_length=64)
+    since: str | None = Field(default=None, max_length=40, description="ISO-8601 date-time")
+    until: str | None = Field(default=None, max_length=40, description="ISO-8601 date-time")
+    user_ids: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class ChatBackfillOutcome(Contract):
+    tenant_id: str
+    reason: str
+    since: str
+    until: str
+    users: int = 0
+    seen: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    not_recorded: int = 0
+    rejected: int = 0
+    pages: int = 0
+
+
+class ChatBackfillRun(Contract):
+    results: list[ChatBackfillOutcome]
+
+
+class ChatSealOutcome(Contract):
+    chat_id: str
+    day: str
+    part: int
+    bundle_id: str
+    versions: int
+    enforcement: str
+    ledger_seq: int
+
+
+class ChatSealRun(Contract):
+    """`POST /api/v1/admin/chat/seal`: the chat-days sealed now."""
+
+    sealed: list[ChatSealOutcome]
+
+
+class VerificationFinding(CamelContract):
+    code: str
+    message: str
+
+
+class ChatVerificationView(CamelContract):
+    """`GET /api/v1/chats/{id}/verification`: whether a chat's sealed bundles are intact and in the ledger."""
+
+    chat_id: str
+    ok: bool
+    bundles: int
+    versions: int
+    findings: list[VerificationFinding]
+    notes: list[str]

@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import JsonValue, ValidationError
+from pydantic import ValidationError
 
 from verbatim.callrecords.store import CallRecordStore
+from verbatim.contracts.api import ReevaluationSummary
 from verbatim.contracts.callrecords import CallRecord, CallRecordStored
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.policy import EffectivePolicyAt, PolicySnapshot
@@ -432,7 +433,7 @@ def _alert_id(verdict: Verdict, action: str) -> str:
 
 def reevaluate_for_admin(
     reconciler: Reconciler, access: AccessLog, principal: Principal, call_id: str
-) -> dict[str, JsonValue]:
+) -> ReevaluationSummary:
     """`POST /v1/admin/reconciliation/calls/{id}` for Recorder.Admin, who operates the system but never sees
     who was in a call: the number of verdicts and how many are in each state, and the read is recorded."""
     outcome = reconciler.reconcile_call(call_id)
@@ -446,10 +447,10 @@ def reevaluate_for_admin(
         None,
         {"found": outcome.found, "changed": outcome.changed, "verdicts": len(outcome.verdicts)},
     )
-    return {
-        "callId": outcome.call_id,
-        "found": outcome.found,
-        "changed": outcome.changed,
-        "verdicts": len(outcome.verdicts),
-        "states": dict(states),
-    }
+    return ReevaluationSummary(
+        call_id=outcome.call_id,
+        found=outcome.found,
+        changed=outcome.changed,
+        verdicts=len(outcome.verdicts),
+        states=states,
+    )

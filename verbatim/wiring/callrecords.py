@@ -18,6 +18,7 @@ from verbatim.graph import GraphClient
 from verbatim.graph.subscriptions import CosmosSubscriptionStates, SubscriptionConfig, SubscriptionKeeper
 from verbatim.platform import layout
 from verbatim.platform.audit import CosmosAuditLog
+from verbatim.platform.errors import DependencyUnavailable
 from verbatim.platform.queues import AsyncStorageQueue, StorageQueue
 
 if TYPE_CHECKING:
@@ -104,7 +105,9 @@ class CallRecordServices:
     @cached_property
     def keeper(self) -> SubscriptionKeeper:
         if not self.settings.graph_notification_url:
-            raise ValueError("GRAPH_NOTIFICATION_URL is not set")
+            raise DependencyUnavailable(
+                "call-record subscriptions are not configured: GRAPH_NOTIFICATION_URL is not set"
+            )
         return SubscriptionKeeper(
             kind=CALL_RECORDS,
             graph_for=self.graph_for,

@@ -36,6 +36,7 @@ from verbatim.graph.subscriptions import (
 )
 from verbatim.platform import layout
 from verbatim.platform.blobs import AzureBlobStore
+from verbatim.platform.errors import DependencyUnavailable
 from verbatim.platform.queues import AsyncStorageQueue, StorageQueue
 from verbatim.policy.snapshots import PolicySnapshotStore
 from verbatim.reconciliation.evaluate import must_record
@@ -211,7 +212,7 @@ class ChatServices:
     @cached_property
     def keeper(self) -> SubscriptionKeeper:
         if not self.settings.chat_notification_url:
-            raise ValueError("CHAT_NOTIFICATION_URL is not set")
+            raise DependencyUnavailable("chat subscriptions are not configured: CHAT_NOTIFICATION_URL is not set")
         current = self.key_pairs[0]
         return SubscriptionKeeper(
             kind=CHAT_MESSAGES,
