@@ -385,6 +385,7 @@ OPERATIONS: tuple[Operation, ...] = (
         status=202,
         reason_required=True,
         body=ExportRequest,
+        problems=(404,),  # the legal hold it names does not exist
     ),
     Operation("get", "/exports", "listExports", "The newest exports first.", READERS, ExportList, (_REASON,)),
     Operation(
