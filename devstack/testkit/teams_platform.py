@@ -46,6 +46,7 @@ TENANT = "7b0c3f4e-0000-4000-8000-00000000c0de"
 BOT_APP_ID = "5c1e0b6a-0000-4000-8000-0000000000b0"
 API_AUDIENCE = "api://verbatim"  # our API: the audience of the lifecycle's tokens to a recorder
 FUNCTIONS_PRINCIPAL = "9d2f4c1a-0000-4000-8000-0000000000f1"  # the Function App's service principal
+FUNCTIONS_APP_ID = "9d2f4c1a-0000-4000-8000-0000000000a1"  # its app registration's client id
 
 
 def _b64url(number: int) -> str:
@@ -222,6 +223,9 @@ class FakePlatform:
             "oid": FUNCTIONS_PRINCIPAL,
             "sub": FUNCTIONS_PRINCIPAL,
             "idtyp": "app",
+            # v2 access tokens name the client they were issued to (access-token claims reference); ID tokens do
+            # not, and the validator refuses a token without it (issue 13, finding 9).
+            "azp": FUNCTIONS_APP_ID,
             "roles": ["Recorder.Lifecycle"],
             "iat": now - 5,
             "nbf": now - 5,

@@ -143,6 +143,11 @@ var recorderSettings = {
   RECORDER_MEDIA_PLATFORM: 'windows'
   RECORDER_MEDIA_HOST: '0.0.0.0'
   RECORDER_MEDIA_PORT: string(ports.media)
+  // Video and screen share (docs/video.md): off until a policy asks for them per modality; an operator turns them
+  // on here (RECORDER_VIDEO_SOCKETS up to 10 receive-only H.264 sockets; RECORDER_SCREEN_SHARE the VBSS socket).
+  RECORDER_VIDEO_SOCKETS: '0'
+  RECORDER_SCREEN_SHARE: 'false'
+  RECORDER_VIDEO_QUEUE_UNITS: '2000'
 
   // Capture.
   RECORDER_BLOCK_SECONDS: '1.5'

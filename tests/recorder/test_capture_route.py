@@ -37,6 +37,7 @@ def test_only_the_lifecycle_may_ask_and_it_learns_whether_the_capture_is_held(
     assert ask(recorder.url, rid, None).status_code == 401
     assert ask(recorder.url, rid, platform.token()).status_code == 401  # Teams' token is not the lifecycle's
     assert ask(recorder.url, rid, platform.entra_token(aud="api://someone-else")).status_code == 401
+    assert ask(recorder.url, rid, platform.entra_token(azp=None)).status_code == 401  # no client: not an access token
     assert ask(recorder.url, rid, platform.entra_token(roles=["Compliance.Officer"])).status_code == 403
     assert ask(recorder.url, rid, platform.entra_token(idtyp="user", scp="access")).status_code == 403
 
