@@ -19,11 +19,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
-from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError
 
 from verbatim.contracts.lifecycle import (
     AttributedInterval,
@@ -42,7 +40,8 @@ from verbatim.evidence.verify import PAIRED
 from verbatim.evidence.worm import WormProtection
 from verbatim.ledger.writer import LedgerWriter
 from verbatim.platform.blobs import BlobExists, BlobStore
-from verbatim.platform.errors import Conflict, DependencyUnavailable
+from verbatim.platform.documents import VersionedDocuments
+from verbatim.platform.errors import Conflict
 
 MANIFEST_CONTENT_TYPE = "application/json"
 SEALED = frozenset({"sealed", "deleting", "deleted"})
@@ -214,51 +213,11 @@ class PairStore(Protocol):
         """Read, change and write back with optimistic concurrency (retried on conflict)."""
 
 
-class CosmosPairStore:
+class CosmosPairStore(VersionedDocuments[RecordingPair]):
     """Pair documents in the Cosmos `recording_pairs` container (partition key /id)."""
 
     def __init__(self, container: ContainerProxy, max_attempts: int = 20) -> None:
-        self._container = container
-        self._max_attempts = max_attempts
-
-    def _read(self, pair_id: str) -> dict[str, Any] | None:
-        # A query, not read_item: the emulator answers 500 instead of 404 for a missing item.
-        docs = list(
-            self._container.query_items(
-                "SELECT * FROM c WHERE c.id = @id",
-                parameters=[{"name": "@id", "value": pair_id}],
-                partition_key=pair_id,
-            )
-        )
-        return docs[0] if docs else None
-
-    def get(self, pair_id: str) -> RecordingPair | None:
-        doc = self._read(pair_id)
-        return RecordingPair.model_validate(doc) if doc else None
-
-    def update(self, pair_id: str, change: Callable[[RecordingPair | None], RecordingPair]) -> RecordingPair:
-        for _ in range(self._max_attempts):
-            doc = self._read(pair_id)
-            current = RecordingPair.model_validate(doc) if doc else None
-            updated = change(current)
-            if current is not None and updated == current:
-                return current
-            body = updated.model_dump(mode="json")
-            try:
-                if doc is None:
-                    self._container.create_item(body)
-                else:
-                    self._container.replace_item(
-                        pair_id, body, etag=doc["_etag"], match_condition=MatchConditions.IfNotModified
-                    )
-            except CosmosResourceExistsError:
-                continue
-            except CosmosHttpResponseError as error:
-                if error.status_code == 412:
-                    continue
-                raise
-            return updated
-        raise DependencyUnavailable(f"pair {pair_id}: too many concurrent updates")
+        super().__init__(container, RecordingPair, "pair", max_attempts)
 
 
 class InMemoryPairStore:

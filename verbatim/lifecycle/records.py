@@ -16,11 +16,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
-from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError
 
 from verbatim.contracts.evidence import RecordingFacts
 from verbatim.contracts.lifecycle import Continuation, RecordingRecord
@@ -34,7 +32,7 @@ from verbatim.contracts.recorder import (
     RecordingStopped,
 )
 from verbatim.evidence import names
-from verbatim.platform.errors import DependencyUnavailable
+from verbatim.platform.documents import VersionedDocuments
 
 TERMINAL = frozenset({"stopped", "failed", "salvaged", "sealed", "not_recorded", "deleting", "deleted"})
 CONTINUATION_TERMINAL = frozenset({"stopped", "failed", "salvaged", "sealed", "not_recorded"})
@@ -162,51 +160,11 @@ def record_event(store: RecordingStore, event: RecorderEvent) -> RecordingRecord
     return store.update(event.recording_id, lambda record: apply_event(record, event))
 
 
-class CosmosRecordingStore:
+class CosmosRecordingStore(VersionedDocuments[RecordingRecord]):
     """Recording records in the Cosmos `recordings` container (partition key /id)."""
 
     def __init__(self, container: ContainerProxy, max_attempts: int = 20) -> None:
-        self._container = container
-        self._max_attempts = max_attempts
-
-    def _read(self, recording_id: str) -> dict[str, Any] | None:
-        # A query, not read_item: the emulator answers 500 instead of 404 for a missing item.
-        docs = list(
-            self._container.query_items(
-                "SELECT * FROM c WHERE c.id = @id",
-                parameters=[{"name": "@id", "value": recording_id}],
-                partition_key=recording_id,
-            )
-        )
-        return docs[0] if docs else None
-
-    def get(self, recording_id: str) -> RecordingRecord | None:
-        doc = self._read(recording_id)
-        return RecordingRecord.model_validate(doc) if doc else None
-
-    def update(self, recording_id: str, change: Callable[[RecordingRecord | None], RecordingRecord]) -> RecordingRecord:
-        for _ in range(self._max_attempts):
-            doc = self._read(recording_id)
-            current = RecordingRecord.model_validate(doc) if doc else None
-            updated = change(current)
-            if current is not None and updated == current:
-                return current
-            body = updated.model_dump(mode="json")
-            try:
-                if doc is None:
-                    self._container.create_item(body)
-                else:
-                    self._container.replace_item(
-                        recording_id, body, etag=doc["_etag"], match_condition=MatchConditions.IfNotModified
-                    )
-            except CosmosResourceExistsError:
-                continue
-            except CosmosHttpResponseError as error:
-                if error.status_code == 412:
-                    continue
-                raise
-            return updated
-        raise DependencyUnavailable(f"recording {recording_id}: too many concurrent updates")
+        super().__init__(container, RecordingRecord, "recording", max_attempts)
 
 
 class InMemoryRecordingStore:
