@@ -748,7 +748,9 @@ def test_the_live_page_shows_a_call_being_recorded_flags_a_silent_recorder_and_d
     page.goto(f"{host.base_url}/api/portal/#/live")
     row = page.locator(f"#live tr[data-recording='{recording_id}']")
     deadline = time.monotonic() + 30
-    while row.count() == 0 or "capturing" not in row.inner_text():
+    # The row appears from the recording record alone ("capturing", nothing staged yet); wait until the portal's poll
+    # has also read a heartbeat from the progress table.
+    while row.count() == 0 or "capturing" not in row.inner_text() or row.locator("td.staged").inner_text() != "0:42":
         heartbeat()
         assert time.monotonic() < deadline, page.inner_text("#view")
         time.sleep(0.5)
