@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,10 @@ import httpx
 import pytest
 from cryptography import x509
 
-from devstack.chat_certificate import ensure_chat_certificate
-from devstack.processes import free_port
 from tests.callrecords.conftest import FUNCTIONS_APP_ID, Simulator
-from tests.callrecords.helpers import cosmos_items, drain
+from tests.callrecords.helpers import cosmos_items
 from tests.chat.crypto import encrypt, self_signed
-from tests.conftest import Azurite
-from tests.funchost.conftest import HostLauncher, RunningHost, wait_for
+from tests.funchost.conftest import RunningHost, wait_for
 from verbatim.chat.certificates import load_pem
 from verbatim.contracts.policy import EffectivePolicy
 from verbatim.platform import clients, layout
@@ -38,51 +35,15 @@ from verbatim.platform.settings import Settings
 from verbatim.policy.snapshots import CosmosPolicySnapshotStore, observe
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
 TOM = "1f0e2d3c-4b5a-4968-8776-a5b4c3d2e101"
 TARA = "2a1b3c4d-5e6f-4a7b-8c9d-b0c1d2e3f102"
 
 
 @pytest.fixture
-def host(
-    sim_env: Settings, simulator: Simulator, azurite_service: Azurite, tmp_path: Path
-) -> Iterator[tuple[RunningHost, Settings, Path]]:
-    simulator.sim("POST", "/sim/reset")
-    port = free_port()
-    state_dir = tmp_path / "host"
-    base = f"http://127.0.0.1:{port}"
-    pem = ensure_chat_certificate(tmp_path / "chat.pem")
-    env = {
-        "AzureWebJobsStorage": azurite_service.connection_string,
-        "RECORDINGS_STORAGE": azurite_service.connection_string,
-        "RECORDINGS_STORAGE_IS_EMULATOR": "true",
-        "COSMOS_ENDPOINT": str(sim_env.cosmos_endpoint),
-        "COSMOS_KEY": sim_env.cosmos_key.get_secret_value() if sim_env.cosmos_key else "",
-        "COSMOS_CA_CERT": str(sim_env.cosmos_ca_cert),
-        "COSMOS_DATABASE": sim_env.cosmos_database,
-        "LEDGER_CONTAINER": sim_env.ledger_container,
-        "LEDGER_ANCHOR_CONTAINER": sim_env.ledger_anchor_container,
-        **simulator.graph_env(),
-        "CHAT_CAPTURE_ENABLED": "true",
-        "CHAT_ENCRYPTION_PEM_FILE": str(pem),
-        "CHAT_VALIDATION_JWKS_URL": f"{simulator.http_url}/common/discovery/v2.0/keys",
-        "VERBATIM_LOG_LEVEL": "INFO",
-        "DURABLE_TASK_HUB_NAME": f"ch{port}",
-    }
-    from devstack.funchost.state import load_or_create_keys
-
-    keys = load_or_create_keys(state_dir, env)
-    env["CHAT_NOTIFICATION_URL"] = f"{base}/api/chat/notifications?code={keys.default_function_key}"
-    env["CHAT_LIFECYCLE_URL"] = f"{base}/api/chat/lifecycle?code={keys.default_function_key}"
-    for queue in (layout.CHAT_MESSAGES_QUEUE, layout.CHAT_BACKFILL_QUEUE, layout.CHAT_LIFECYCLE_QUEUE):
-        drain(sim_env, queue)
-    launcher = HostLauncher(azurite_service, tmp_path)
-    running = launcher.start(REPO, env=env, state_dir=state_dir, port=port)
-    try:
-        _record_tom(sim_env)
-        yield running, sim_env, pem
-    finally:
-        launcher.stop_all()
+def host(chat_host: Callable[[], RunningHost], sim_env: Settings, tmp_path: Path) -> tuple[RunningHost, Settings, Path]:
+    running = chat_host()
+    _record_tom(sim_env)
+    return running, sim_env, tmp_path / "chat.pem"
 
 
 def _record_tom(settings: Settings) -> None:
