@@ -10,18 +10,13 @@ devstack and the tests run this one, a real TSA implementation rather than a sta
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
+from devstack import pki
 from devstack.processes import ManagedProcess, tcp_ready
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,41 +51,9 @@ def ensure_tsa_files(directory: Path) -> TsaFiles:
     if all(p.exists() for p in (files.ca_cert, files.cert, files.key, files.config)):
         return files
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Verbatim devstack TSA root")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Verbatim devstack TSA")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    files.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    files.key.chmod(0o600)
+    ca = pki.local_ca("Verbatim devstack TSA root")
+    pki.time_stamping(ca, "Verbatim devstack TSA").write(files.cert, files.key)
+    pki.write_ca(ca, files.ca_cert)
     (directory / "serial").write_text("01\n")
     # No `certs` line: OpenSSL would add the CA beside the signer's certificate in a SET OF that it does not
     # sort as DER requires, which strict DER parsers (rfc3161-client's) reject. The root is the verifier's.
