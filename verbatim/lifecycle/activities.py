@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import JsonValue
 
@@ -54,7 +54,7 @@ from verbatim.lifecycle.announce import announce_indexed
 from verbatim.lifecycle.liveness import TABLE_SERVER_TIMEOUT_SECONDS, CaptureLiveness, NoLiveness, judge
 from verbatim.lifecycle.pairs import MemberRetention, PairStore, record_in_pair, revision_of, seal_pair_manifest
 from verbatim.lifecycle.policies import HoldMatcher, NoHolds, RetentionPolicy
-from verbatim.lifecycle.records import RecordingStore, record_event
+from verbatim.lifecycle.records import RecordingStore, fold_event
 from verbatim.platform.audit import AuditEvent, AuditLog
 from verbatim.platform.blobs import BlobNotFound, BlobStore
 from verbatim.platform.errors import NotFound
@@ -64,6 +64,15 @@ log = logging.getLogger(__name__)
 
 # Without any record of the recording, give up after this many waits (the recorder never reported).
 MAX_UNKNOWN_WAITS = 10
+# A capture that stopped before its `recording.started` arrived waits this long for it (from the last event) before
+# it is sealed without it: a Functions host killed while holding the message hides it for the queue listener's
+# 10-minute visibility timeout (azure-webjobs-sdk#1040), and evidence sealed without `started` does not say whose
+# call it is (no call chain, no observed user: issue 23, chaos seed 3).
+LATE_START_WAIT = timedelta(minutes=11)
+LATE_START_POLL_SECONDS = 60.0
+# The record states reconciliation has been told of (`recording.indexed`); an event that changes such a record
+# afterwards tells it again.
+ANNOUNCED = frozenset({"sealed", "not_recorded"})
 JSON = "application/json"
 
 
@@ -159,7 +168,7 @@ def receive_event(deps: LifecycleDeps, event: RecorderEvent) -> RecordingRecord 
     folder is rejected — nothing is written, nothing outside is touched — and recorded as a security event;
     None then (retrying would not make it any less foreign)."""
     try:
-        record = record_event(deps.store, event)
+        record, new = fold_event(deps.store, event)
     except ForeignPath as error:
         log.error(
             "recorder event rejected: %s",
@@ -179,6 +188,15 @@ def receive_event(deps: LifecycleDeps, event: RecorderEvent) -> RecordingRecord 
         return None
     if isinstance(event, RecordingStarted | RecordingFailed):  # the events that name the pair's key
         pair_recording(deps, record)
+    if new and record.status in ANNOUNCED:
+        # A late event (a host killed while it held the message hides it for the queue's visibility timeout)
+        # changed a recording whose lifecycle has ended: a `recording.started` is the first the record hears of
+        # the call chain and the observed user. Reconciliation re-evaluates with what the record now knows.
+        log.info(
+            "recorder event after the recording reached a final state: reconciliation asked again",
+            extra={"recording_id": record.id, "event_type": event.type, "status": record.status},
+        )
+        _announce(deps, record)
     return record
 
 
@@ -237,6 +255,10 @@ def check_recording(deps: LifecycleDeps, recording_id: str, waits: int = 0, part
             reason=f"part {part - 1} is not sealed yet",
         )
     state = part_state(record, part)
+    if part == 0 and state.status == "stopped" and record.facts.started_at is None:
+        waiting = _awaiting_start(deps, record)
+        if waiting is not None:
+            return waiting
     if state.status in ("stopped", "salvaged", "sealed"):
         return RecordingCheck(recording_id=recording_id, part=part, state="ended", reason=state.status)
     if state.status == "not_recorded":
@@ -284,6 +306,28 @@ def check_recording(deps: LifecycleDeps, recording_id: str, waits: int = 0, part
         wait_seconds=verdict.wait_seconds,
         reason=verdict.reason,
         evidence=verdict.evidence,
+    )
+
+
+def _awaiting_start(deps: LifecycleDeps, record: RecordingRecord) -> RecordingCheck | None:
+    """The capture stopped but `recording.started` has not been folded in (the record knows neither the call
+    chain nor the observed user): wait for it up to `LATE_START_WAIT` after the last event, else None (seal)."""
+    heard = record.last_event_at or record.facts.ended_at
+    if heard is None:
+        return None
+    remaining = (heard + LATE_START_WAIT - deps.clock()).total_seconds()
+    if remaining <= 0:
+        log.warning(
+            "sealing without recording.started: it never arrived",
+            extra={"recording_id": record.id, "waited_seconds": LATE_START_WAIT.total_seconds()},
+        )
+        return None
+    return RecordingCheck(
+        recording_id=record.id,
+        part=0,
+        state="capturing",
+        wait_seconds=min(LATE_START_POLL_SECONDS, remaining),
+        reason="stopped, but recording.started has not arrived yet",
     )
 
 

@@ -156,8 +156,20 @@ class RecordingStore(Protocol):
 
 def record_event(store: RecordingStore, event: RecorderEvent) -> RecordingRecord:
     """Fold the event into its record; `ForeignPath` (nothing written) when it names blobs not its own."""
+    return fold_event(store, event)[0]
+
+
+def fold_event(store: RecordingStore, event: RecorderEvent) -> tuple[RecordingRecord, bool]:
+    """As `record_event`, and whether the event was new to the record (False: a redelivery it had seen)."""
     check_event_paths(event)
-    return store.update(event.recording_id, lambda record: apply_event(record, event))
+    seen: list[bool] = []
+
+    def change(record: RecordingRecord | None) -> RecordingRecord:
+        seen[:] = [record is not None and event.sequence in record.sequences_seen]
+        return apply_event(record, event)
+
+    record = store.update(event.recording_id, change)
+    return record, not seen[0]
 
 
 class CosmosRecordingStore(VersionedDocuments[RecordingRecord]):
