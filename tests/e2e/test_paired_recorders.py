@@ -143,14 +143,14 @@ def calls(stack: DemoStack) -> list[CallResult]:
     def settled() -> bool:
         for call in placed:
             stack.verdicts(call)
-            # This call's own legs (a verdict also lists the user's recordings that overlap the call in time:
-            # the transfer rule of verbatim.reconciliation.evaluate.recordings_for; these calls overlap).
-            call.recordings = [r for r in stack.recordings(call) if r.get("callChainId") == call.call_id]
+            # The recordings the verdict lists: only this call's own legs, though the three calls overlap in time
+            # (verbatim.reconciliation.evaluate.recordings_for ties a recording to its call chain).
+            call.recordings = stack.recordings(call)
         return all(
             (v := call.verdict_of(TOM)) is not None
             and v["verdict"] != "pending"
             and len(call.recordings) == 2
-            and all(r.get("status") == "sealed" for r in call.recordings)
+            and all(r.get("status") == "sealed" and r.get("callChainId") == call.call_id for r in call.recordings)
             for call in placed
         )
 
@@ -177,7 +177,8 @@ def test_each_verdict_is_recorded_on_the_union_of_the_two_recordings(calls: list
         assert verdict is not None
         assert verdict["verdict"] == "recorded", verdict
         assert verdict["coverage"] >= GOAL, verdict
-        assert {r["id"] for r in call.recordings} <= set(verdict["recordingIds"])
+        assert {r["id"] for r in call.recordings} == set(verdict["recordingIds"])
+        assert all(r["callChainId"] == call.call_id for r in call.recordings)
 
 
 def test_the_killed_instances_staged_blocks_are_salvaged_and_sealed_beside_the_survivors(

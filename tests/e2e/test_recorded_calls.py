@@ -24,7 +24,20 @@ import numpy as np
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from devstack.demo import AUDITOR, CORA, NED, TARA, TOM, DemoResult, DemoStack, Scenario, play, scenarios, wait_until
+from devstack.demo import (
+    AUDITOR,
+    CORA,
+    NED,
+    TARA,
+    TOM,
+    UNA,
+    DemoResult,
+    DemoStack,
+    Scenario,
+    play,
+    scenarios,
+    wait_until,
+)
 from devstack.emulators import REPO_ROOT
 from devstack.funchost.state import load_or_create_keys
 from devstack.stack import WITNESS_NAME, StackConfig, StackPorts, app_environment, restart, running
@@ -295,6 +308,68 @@ def test_a_call_being_recorded_is_live_while_it_lasts_and_leaves_the_live_view_w
     assert item["state"] == "capturing" and item["modalities"][0] == "audio"
     stack.wait_ended([call], timeout=90)
     wait_until(lambda: not live_now(), 120, "the ended call to leave the live view")
+
+
+NED_ID = "3b2c4d5e-6f70-4b8c-9dae-c1d2e3f4a103"  # devstack/simulator/demo_tenant.yaml: the advisory policy's user
+
+
+def test_an_unrecorded_call_during_a_recorded_call_of_the_same_person_is_missing_not_recorded(
+    stack: DemoStack,
+) -> None:
+    """A person in two calls at once (a call-queue agent, a second line), only one of them recorded: the adviser's
+    call A is recorded; while it lasts the adviser takes call B, whose recorder invitation the platform drops
+    (simulator fault `recorderInvitation`, mode `drop`; the advisory policy is not strict, so B goes on unrecorded).
+    B's verdict must be `missing` (`no_invitation`) with no recording, and A's must list only A's recording: a
+    recording counts for the call whose chain id the recorder kept (tests/reconciliation/test_simultaneous_calls.py
+    cites Microsoft's docs), not for any call of the same person it overlaps."""
+    stack.sim("PATCH", "/sim/config", {"callRecordDelaySeconds": 2.0})
+    stack.fire("audit_policy_coverage")
+    wait_until(lambda: stack.policies_observed([NED_ID]), 30, "the adviser's policy to be observed")
+    wait_until(lambda: stack.active_recordings() == 0, 60, "the recorder to be idle")
+    recorded = stack.place(
+        Scenario(
+            "simultaneous-a",
+            "the adviser's recorded call",
+            {
+                "type": "peerToPeer",
+                "subject": "Recorded call of an adviser in two calls",
+                "participants": [{"key": "ned", "user": NED}, {"key": "una", "user": UNA}],
+                "dialog": [{"speaker": "ned", "text": "Let me put you on hold for a moment, another line is ringing."}],
+                "durationSeconds": 24,
+            },
+            (),
+        )
+    )
+    wait_until(lambda: stack.active_recordings() == 1, 30, "the recorder to capture the adviser's first call")
+    stack.sim("POST", "/sim/faults", {"kind": "recorderInvitation", "mode": "drop", "count": 1})
+    unrecorded = stack.place(
+        Scenario(
+            "simultaneous-b",
+            "the adviser's second call, never recorded",
+            {
+                "type": "peerToPeer",
+                "subject": "Unrecorded call of an adviser in two calls",
+                "participants": [{"key": "ned", "user": NED}, {"key": "cora", "user": CORA}],
+                "dialog": [{"speaker": "cora", "text": "Quick question on the allocation, Ned."}],
+                "durationSeconds": 8,
+            },
+            (),
+        )
+    )
+    stack.wait_ended([recorded, unrecorded], timeout=90)
+    b_legs = stack.call_state(unrecorded)["recorders"]
+    assert b_legs and all(leg.get("answerLatencyMs") is None for leg in b_legs), b_legs  # B never reached a recorder
+
+    def final(call: Any) -> dict[str, Any] | None:
+        stack.verdicts(call)
+        verdict = call.verdict_of(NED)
+        return verdict if verdict is not None and verdict["verdict"] != "pending" else None
+
+    a = wait_until(lambda: final(recorded), 120, "the verdict of the recorded call")
+    b = wait_until(lambda: final(unrecorded), 120, "the verdict of the unrecorded call")
+    (a_recording,) = stack.recordings(recorded)
+    assert a["verdict"] == "recorded" and a_recording["callChainId"] == recorded.call_id, (a, a_recording)
+    assert (b["verdict"], b["reason"], b["recordingIds"]) == ("missing", "no_invitation", []), b
 
 
 # --- (c) the Functions host restarted in the middle of a call -----------------------------------------------------

@@ -181,15 +181,6 @@ def test_a_recorder_that_joined_a_group_call_late_is_partial_with_the_start_miss
     assert verdict.coverage == pytest.approx(0.8) and verdict.gaps[0].seconds == 120
 
 
-def test_a_transferred_call_matches_the_recording_by_observed_user_and_time_when_chain_ids_differ(world: World) -> None:
-    world.add(recording("r1", "another-chain", TRADER, start=T0 + timedelta(seconds=1), seconds=59))
-    world.store_call(call("c8", [party(TRADER), party(CLIENT)]))
-
-    world.reconciler.reconcile_call("c8")
-
-    assert (world.verdict("c8").verdict, world.verdict("c8").recording_ids) == ("recorded", ["r1"])
-
-
 def test_redelivered_and_out_of_order_messages_change_nothing_and_newer_versions_are_used(world: World) -> None:
     world.store_call(call("c9", [party(TRADER), party(CLIENT)], version=1))
     for _ in range(3):

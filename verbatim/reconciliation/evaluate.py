@@ -203,24 +203,44 @@ def captured_spans(record: RecordingRecord) -> list[tuple[Span, bool]]:
 
 
 def recordings_for(user_id: str, call: CallRecord, records: Iterable[RecordingRecord]) -> list[RecordingRecord]:
-    """The recordings of `user_id` in this call: same call chain and observed user, or — where a transfer
-    gave the recorder's leg another chain id — the same observed user with time overlapping the call."""
+    """The recordings of `user_id` in this call: those tied to it — the recorder kept the call chain id of the
+    call it was invited to, and a call record's id is that call chain id (Graph, *Get callRecord*: "You can get
+    the id of a callRecord in two ways: … Use the callChainId property of a call") — and, as a fallback, those
+    that carry no chain id at all, by observed user and time overlap (the verdict then says so).
+
+    A recording of another chain is never taken, however it overlaps the call: a person in two calls at once (a
+    turret line, a call queue, a call on hold during a meeting) would have their unrecorded call judged recorded
+    from the other's recording. Graph's call records FAQ says the chain id "can differ from the call record ID in
+    certain scenarios, such as transfer calls"; nothing in such a recording ties it to this call, so it is not
+    credited: at worst a `missing` verdict a reviewer clears, never a false `recorded`."""
     window = _span(call.start_date_time, call.end_date_time)
     chosen: dict[str, RecordingRecord] = {}
     for record in records:
         observed = record.facts.observed_user
         if observed is None or observed.id != user_id:
             continue
-        if record.facts.call_chain_id == call.id:
+        chain = record.facts.call_chain_id
+        if chain == call.id:
             chosen[record.id] = record
             continue
         start = record.facts.started_at
-        if window is None or start is None:
+        if chain or window is None or start is None:
             continue
         end = record.facts.ended_at or start
         if start < window[1] and end > window[0]:
             chosen[record.id] = record
     return [chosen[key] for key in sorted(chosen)]
+
+
+def _time_only_note(call: CallRecord, records: Iterable[RecordingRecord]) -> str:
+    """What the verdict says of the recordings `recordings_for` took by the fallback, by time alone (empty when
+    every recording is tied to the call by its chain id)."""
+    loose = [r for r in records if r.facts.call_chain_id != call.id]
+    if not loose:
+        return ""
+    ids = ", ".join(r.id for r in loose)
+    what = f"recording {ids} carries" if len(loose) == 1 else f"recordings {ids} carry"
+    return f"{what} no call chain id: matched to this call by observed user and time alone"
 
 
 @dataclass(frozen=True)
@@ -426,7 +446,7 @@ def build_verdict(
         gaps=[span_model(gap) for gap in assessment.gaps],
         recording_ids=[r.id for r in records],
         reason=assessment.reason,
-        reason_detail=assessment.detail,
+        reason_detail="; ".join(part for part in (assessment.detail, _time_only_note(call, records)) if part),
         call_blocked=assessment.blocked,
         explained=explained,
         policy=policy_at_call(user.policy),
