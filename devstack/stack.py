@@ -96,6 +96,12 @@ class StackConfig:
     tenant_path: Path = DEMO_TENANT
     # The recorder's progress heartbeat; the lifecycle salvages a recording after 3 silent intervals.
     recorder_heartbeat_seconds: float = 2.0
+    # Extra environment of one component by name (`functions`, `recorder`, `recorder-2`, ...), over its settings:
+    # the chaos run's whole-run conditions (a skewed clock, a small disk buffer).
+    component_env: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def env_of(self, component: str) -> dict[str, str]:
+        return {k: v for name, pairs in self.component_env if name == component for k, v in pairs}
 
     @property
     def logs(self) -> Path:
@@ -420,7 +426,7 @@ def plan(config: StackConfig) -> list[Component]:
                     state_dir=config.state_dir / "funchost",
                 ),
                 ready=http_ready(f"http://127.0.0.1:{ports.functions}/admin/host/status", ok=lambda s: s == 200),
-                env=env,
+                env={**env, **config.env_of("functions")},
                 cwd=REPO_ROOT,
                 log_path=logs / "functions.log",
                 ports=(ports.functions,),
@@ -444,7 +450,7 @@ def plan(config: StackConfig) -> list[Component]:
                             **({"instance_id": instance.instance_id} if instance.instance_id else {}),
                         ),
                         ready=http_ready(f"{instance.url}/health", ok=lambda s: s == 200),
-                        env=recorder_environment(config),
+                        env={**recorder_environment(config), **config.env_of(instance.name)},
                         cwd=REPO_ROOT,
                         log_path=logs / f"{instance.name}.log",
                         ports=(instance.port, instance.media_port),

@@ -36,7 +36,10 @@ FaultKind = Literal[
     "duplicate-notifications",
     "drop-notifications",
     "duplicate-queue-message",
+    "reorder-queue-message",
     "poison-message",
+    "clock-skew",
+    "spill-full",
 ]
 FAULT_KINDS: tuple[str, ...] = (
     "kill",
@@ -45,8 +48,23 @@ FAULT_KINDS: tuple[str, ...] = (
     "duplicate-notifications",
     "drop-notifications",
     "duplicate-queue-message",
+    "reorder-queue-message",
     "poison-message",
+    "clock-skew",
+    "spill-full",
 )
+# Faults that hold for the whole run: applied to the components' environment when the stack starts (and kept by
+# every restart), logged at +0 s.
+CONDITIONS: tuple[str, ...] = ("clock-skew", "spill-full")
+# libfaketime (Debian `libfaketime`, scripts/apt-packages.txt): shifts a process's wall clock (`time.time`,
+# `datetime.now`) by a fixed offset and leaves its monotonic clock alone.
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+# Clock offsets of a component against the others, within what docs/resilience.md (Clocks) documents for a scale
+# set kept by the Windows time service: tens of milliseconds.
+SKEW_SECONDS = (0.02, 0.1)
+# The disk buffer of a recorder under `spill-full`: a few blocks (a block is ~1.4 s of FLAC, ~20 KB), so a storage
+# pause overflows it.
+SPILL_BUDGET_BYTES = (24_000, 96_000)
 # The queues between our own processes whose messages a fault doubles or poisons (verbatim.platform.layout).
 FAULT_QUEUES: tuple[str, ...] = (
     layout.RECORDER_EVENTS_QUEUE,
@@ -69,6 +87,7 @@ CHOICES: tuple[str, ...] = (
     "duplicate-notifications",
     "drop-notifications",
     "duplicate-queue-message",
+    "reorder-queue-message",
     "poison-message",
 )
 # The Graph paths the call-record pipeline reads (not the calling API: a 503 on `answer` is a refused call).
@@ -95,8 +114,14 @@ class PlannedFault:
             return f"Graph {self.status} on the next {self.count} call-record requests"
         if self.kind == "duplicate-notifications":
             return f"the next {self.count} change notifications delivered twice"
+        if self.kind == "clock-skew":
+            return f"{self.target}'s wall clock {self.seconds * 1000:+.0f} ms off the others, the whole run"
+        if self.kind == "spill-full":
+            return f"{self.target}'s disk buffer limited to {self.count} bytes, the whole run"
         if self.kind == "duplicate-queue-message":
             return f"the next message seen on {self.target} delivered twice"
+        if self.kind == "reorder-queue-message":
+            return f"the next message seen on {self.target} held back {self.count} s: delivered after later ones"
         if self.kind == "poison-message":
             return f"an undecodable message put on {self.target}"
         return f"change notifications dropped for {self.seconds:g} s"
@@ -141,7 +166,43 @@ class FaultCatalogue:
             return PlannedFault(at, "duplicate-notifications", "notifications", count=rng.randint(2, 5))
         if choice in ("duplicate-queue-message", "poison-message"):
             return PlannedFault(at, choice, rng.choice(FAULT_QUEUES), seconds=10.0 if choice.startswith("dup") else 0.0)
+        if choice == "reorder-queue-message":
+            return PlannedFault(at, choice, rng.choice(FAULT_QUEUES), seconds=10.0, count=rng.randint(5, 20))
         return PlannedFault(at, "drop-notifications", "notifications", seconds=round(rng.uniform(10.0, 30.0), 1))
+
+
+def plan_conditions(seed: int, recorders: Sequence[str]) -> list[PlannedFault]:
+    """The whole-run faults of a seed: one recorder instance's and the Functions host's clocks skewed (each by
+    20-100 ms, either way), and one recorder instance's disk buffer small enough for a storage pause to fill."""
+    rng = random.Random(seed * 104729 + 7)  # noqa: S311 - reproducible, apart from the schedule's generator
+    conditions = [
+        PlannedFault(0.0, "clock-skew", target, seconds=round(rng.choice((-1, 1)) * rng.uniform(*SKEW_SECONDS), 3))
+        for target in (rng.choice(tuple(recorders)), "functions")
+    ]
+    conditions.append(
+        PlannedFault(0.0, "spill-full", rng.choice(tuple(recorders)), count=rng.randint(*SPILL_BUDGET_BYTES))
+    )
+    return conditions
+
+
+def condition_env(conditions: Sequence[PlannedFault]) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """`StackConfig.component_env` for the whole-run faults."""
+    env: dict[str, dict[str, str]] = {}
+    for fault in conditions:
+        if fault.kind == "clock-skew":
+            if not LIBFAKETIME.exists():
+                raise FileNotFoundError(f"{LIBFAKETIME} (Debian package libfaketime) is needed to skew a clock")
+            env.setdefault(fault.target, {}).update(
+                {
+                    "LD_PRELOAD": str(LIBFAKETIME),
+                    "FAKETIME": f"{fault.seconds:+.3f}",
+                    "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+                    "FAKETIME_NO_CACHE": "1",
+                }
+            )
+        elif fault.kind == "spill-full":
+            env.setdefault(fault.target, {})["RECORDER_SPILL_MAX_BYTES"] = str(fault.count)
+    return tuple((name, tuple(sorted(pairs.items()))) for name, pairs in sorted(env.items()))
 
 
 def plan_faults(seed: int, seconds: float, catalogue: FaultCatalogue) -> list[PlannedFault]:
@@ -224,6 +285,10 @@ class FaultInjector:
 
     def _run(self) -> None:
         for fault in self.schedule:
+            if fault.kind in CONDITIONS:  # applied when the stack started: logged for the whole run
+                now = datetime.now(UTC)
+                self.log.append(FaultRecord(fault, now, now, note="since the stack started"))
+                continue
             delay = self._t0 + fault.at - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
@@ -282,6 +347,8 @@ class FaultInjector:
             time.sleep(fault.seconds)  # one fault at a time: the window is this fault's duration
         elif fault.kind == "duplicate-queue-message":
             record.note = self._duplicate_queue_message(fault)
+        elif fault.kind == "reorder-queue-message":
+            record.note = self._reorder_queue_message(fault)
         elif fault.kind == "poison-message":
             marker = f"{POISON_MARKER}-{uuid.uuid4()}"
             poison = json.dumps({"schema": "chaos.poison", "marker": marker, "payload": "{not json"})
@@ -297,6 +364,21 @@ class FaultInjector:
                 name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
             )
         return service.get_queue_client(name, message_encode_policy=None, message_decode_policy=None)
+
+    def _reorder_queue_message(self, fault: PlannedFault) -> str:
+        """Take the first message seen on the queue within the fault's window (before the host does) and put it
+        back, as stored, to become visible `count` seconds later: the messages sent after it are delivered first.
+        It is sent again before the original is deleted, so it is delayed, never lost."""
+        queue = self._queue(fault.target, encoded=False)
+        hold = int(fault.count or 10)
+        deadline = time.monotonic() + fault.seconds
+        while time.monotonic() < deadline:
+            for message in queue.receive_messages(max_messages=1, visibility_timeout=30):
+                queue.send_message(message.content, visibility_timeout=hold)
+                queue.delete_message(message)
+                return f"message {message.id} (dequeued {message.dequeue_count}x) held back {hold} s"
+            time.sleep(0.05)
+        return f"no message seen on {fault.target} in {fault.seconds:g} s: nothing reordered"
 
     def _duplicate_queue_message(self, fault: PlannedFault) -> str:
         """Copy the first message seen on the queue (as stored) within the fault's window: delivered twice."""

@@ -13,7 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devstack.chaos.faults import FaultCatalogue, FaultInjector, FaultRecord, PlannedFault, plan_faults
+from devstack.chaos.audit import LoggedStack, ReadLog, check_no_orphan_evidence, check_reads_audited
+from devstack.chaos.faults import (
+    CONDITIONS,
+    FaultCatalogue,
+    FaultInjector,
+    FaultRecord,
+    PlannedFault,
+    condition_env,
+    plan_conditions,
+    plan_faults,
+)
 from devstack.chaos.invariants import InvariantResult, check_all, orchestrations, read_verdicts
 from devstack.chaos.traffic import (
     POLICY_USERS,
@@ -57,7 +67,7 @@ PROFILES: dict[str, ChaosProfile] = {
         TrafficProfile(seconds=30.0, concurrency=3, call_seconds=(8.0, 12.0)),
         # The Functions host is paused, not killed, here: a killed host's received queue messages come back only
         # after 10 minutes (see `settle_limit`), longer than this run may take. `make chaos` kills it.
-        cover=("kill-recorder", "pause-azurite", "graph-503", "pause-functions"),
+        cover=("kill-recorder", "pause-azurite", "graph-503", "pause-functions", "reorder-queue-message"),
         first_fault_at=5.0,
         fault_spacing=(3.0, 6.0),
         settle_seconds=150.0,
@@ -145,7 +155,8 @@ def plan(seed: int, profile: ChaosProfile) -> tuple[list[PlannedCall], list[Plan
     catalogue = FaultCatalogue(
         recorders=recorders, first_at=profile.first_fault_at, spacing=profile.fault_spacing, cover=profile.cover
     )
-    return plan_traffic(seed, profile.traffic), plan_faults(seed, profile.traffic.seconds, catalogue)
+    conditions = plan_conditions(seed, recorders)
+    return plan_traffic(seed, profile.traffic), conditions + plan_faults(seed, profile.traffic.seconds, catalogue)
 
 
 def run_chaos(
@@ -166,6 +177,7 @@ def run_chaos(
             state_dir=state_dir,
             recorders=profile.recorders,
             tenant_path=chaos_tenant(state_dir / "chaos-tenant.yaml"),
+            component_env=condition_env([f for f in planned_faults if f.kind in CONDITIONS]),
         ),
         ports=StackPorts.free(recorders=profile.recorders),
     )
@@ -175,9 +187,10 @@ def run_chaos(
     )
     began = time.monotonic()
     with running(config, echo=lambda _: None) as components:
-        stack = DemoStack(config, components, echo=echo)
-        faults_stack = DemoStack(config, components, echo=echo)
-        traffic_stack = DemoStack(config, components, echo=echo)
+        reads = ReadLog()
+        stack = LoggedStack(config, components, echo=echo, reads=reads)
+        faults_stack = LoggedStack(config, components, echo=echo, reads=reads)
+        traffic_stack = LoggedStack(config, components, echo=echo, reads=reads)
         try:
             _prime(stack)
             traffic = TrafficGenerator(traffic_stack, calls, echo)
@@ -195,6 +208,7 @@ def run_chaos(
             settle = _settle(stack, traffic.placed, settle_limit(profile, injector.log), echo)
             echo("chaos: checking the invariants ...")
             results = check_all(stack, traffic.placed, injector.log)
+            results += [check_no_orphan_evidence(stack), check_reads_audited(stack, reads)]
             report = ChaosReport(
                 seed,
                 profile.name,

@@ -46,6 +46,7 @@ WARM_UP_FRACTION = 0.2  # the first fifth of the run is warm-up; growth is measu
 RSS_GROWTH_BOUND = 0.10
 LATENCY_DRIFT_BOUND = 1.5  # the last window's median latency over the first window's, after warm-up
 COUNT_SLACK = 2  # descriptors or threads that come and go with the calls in flight (a socket, a worker)
+QUEUE_DEPTH_SLACK = 10  # messages a queue may hold more in the last window than in the first (a burst of call ends)
 
 
 def group_members(group: int) -> list[int]:
@@ -177,6 +178,18 @@ def bounds(series: Series, seconds: float) -> list[tuple[str, bool, str]]:
         for metric in ("fds", "threads"):
             a, b = med(first, metric), med(last, metric)
             results.append((f"{name} {metric} do not grow", b <= a + COUNT_SLACK, f"{a:.0f} -> {b:.0f}"))
+    queues = sorted({q for sample in after for q in sample.get("queues", {})})
+    for queue in queues:
+        a, b = (statistics.median(float(s["queues"].get(queue, 0)) for s in window) for window in (first, last))
+        peak = max(float(s["queues"].get(queue, 0)) for s in after)
+        if peak or a or b:
+            results.append(
+                (
+                    f"{queue} depth does not grow",
+                    b <= a + QUEUE_DEPTH_SLACK,
+                    f"median {a:.0f} -> {b:.0f}, peak {peak:.0f}",
+                )
+            )
     for label, points in (("answer latency (ms)", series.answers), ("call end -> verdict (s)", series.verdicts)):
         kept = [v for at, v in points if at >= warm]
         if len(kept) < 8:
@@ -262,6 +275,18 @@ def run_soak(seed: int, seconds: float, concurrency: int, state_dir: Path, plot_
     series = sampler.series
     results = bounds(series, seconds)
     results.append(("no 5xx from the compliance API", not API_ERRORS, "; ".join(API_ERRORS)[:600] or "none"))
+    failed = [f"{p.planned.scenario.key}: {p.error}" for p in traffic.placed if p.result is None]
+    results.append(("every call placed", not failed, "; ".join(failed)[:600] or f"{len(traffic.placed)} placed"))
+    unjudged = len([c for c in calls if c.policy_users]) - len(series.verdicts)
+    results.append(
+        ("every call with a policy user judged", unjudged <= 0, f"{max(unjudged, 0)} without final verdicts")
+    )
+    poisoned = {
+        q: n
+        for q, n in (series.samples[-1].get("queues", {}) if series.samples else {}).items()
+        if n and q.endswith("-poison")
+    }
+    results.append(("no poison message", not poisoned, str(poisoned) if poisoned else "none"))
     load_after = load_average()
     (state_dir / "soak-series.json").write_text(
         json.dumps(

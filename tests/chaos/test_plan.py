@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from devstack.chaos.faults import FAULT_KINDS, PlannedFault, load_schedule
+from devstack.chaos.faults import (
+    FAULT_KINDS,
+    LIBFAKETIME,
+    SKEW_SECONDS,
+    SPILL_BUDGET_BYTES,
+    PlannedFault,
+    condition_env,
+    load_schedule,
+)
 from devstack.chaos.run import PROFILES, plan
 from devstack.chaos.traffic import BUSY_MARGIN_SECONDS, KINDS, POLICY_USERS
 
@@ -57,6 +65,40 @@ def test_the_ci_subset_always_kills_a_recorder_pauses_storage_and_the_functions_
         ("pause", "azurite"),
         ("graph-errors", "graph"),
     }
+    # ... and holds a queue message back, skews two clocks and runs a recorder with a small disk buffer.
+    assert {f.kind for f in faults} >= {"reorder-queue-message", "clock-skew", "spill-full"}
+
+
+@pytest.mark.parametrize("seed", range(1, 6))
+def test_every_run_skews_two_clocks_within_the_documented_tens_of_milliseconds_and_fills_a_recorders_buffer(
+    seed: int,
+) -> None:
+    _, faults = plan(seed, PROFILES["full"])
+    skews = [f for f in faults if f.kind == "clock-skew"]
+    assert {f.target for f in skews} >= {"functions"} and len(skews) == 2
+    assert all(SKEW_SECONDS[0] <= abs(f.seconds) <= SKEW_SECONDS[1] and f.at == 0 for f in skews)
+    (spill,) = [f for f in faults if f.kind == "spill-full"]
+    assert spill.target.startswith("recorder") and SPILL_BUDGET_BYTES[0] <= (spill.count or 0) <= SPILL_BUDGET_BYTES[1]
+
+
+def test_the_whole_run_faults_become_the_components_environment() -> None:
+    env = dict(
+        condition_env(
+            [
+                PlannedFault(0, "clock-skew", "recorder-2", seconds=-0.045),
+                PlannedFault(0, "clock-skew", "functions", seconds=0.08),
+                PlannedFault(0, "spill-full", "recorder-2", count=40_000),
+            ]
+        )
+    )
+    assert dict(env["recorder-2"]) == {
+        "LD_PRELOAD": str(LIBFAKETIME),
+        "FAKETIME": "-0.045",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_NO_CACHE": "1",
+        "RECORDER_SPILL_MAX_BYTES": "40000",
+    }
+    assert dict(env["functions"])["FAKETIME"] == "+0.080"
 
 
 def test_a_scripted_schedule_is_read_in_time_order_and_an_unknown_fault_is_refused(tmp_path: Path) -> None:
