@@ -28,7 +28,7 @@ from typing import TypeVar
 from recorder_vm.capture.engine import CaptureEngine, CaptureWorker
 from recorder_vm.capture.mixer import SlotMixer
 from recorder_vm.capture.staging import BlobStager
-from recorder_vm.capture.storage import AsyncRecordingStore, StorageUnavailable
+from recorder_vm.capture.storage import AsyncRecordingStore, CaptureFenced, StorageUnavailable
 from recorder_vm.capture.track import CommitPoint, TrackWriter
 from recorder_vm.capture.video import VideoTrackWriter
 from recorder_vm.media.base import MIXED_SOURCE, AudioFrame, VideoFrame
@@ -271,6 +271,10 @@ class CallCapture:
             committed = True
         except StorageUnavailable as error:
             self._fail("storage", f"could not commit the recording: {error}")
+        except CaptureFenced as fenced:
+            # Only a store without generations lets this through (a call's store goes on in the next one): what
+            # the lifecycle salvaged is the record; the blocks it did not take are in the disk buffer.
+            self._fail("storage", f"could not commit the recording: capture fenced by the lifecycle: {fenced}")
         manifest = self._manifest(
             points if committed else None,
             complete=committed and not self._failure,
@@ -280,7 +284,7 @@ class CallCapture:
             store = self._store(worker)
             try:
                 await self._retry(partial(store.write_manifest, self.manifest_blob_name, manifest), deadline)
-            except StorageUnavailable as error:
+            except (StorageUnavailable, CaptureFenced) as error:
                 self._fail("storage", f"could not write the capture manifest: {error}")
                 committed = False
         self.state = "failed" if self._failure else "stopped"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from recorder_vm.capture.spill import SpillBuffer, SpilledBlock, SpillOverflow
-from recorder_vm.capture.storage import AsyncRecordingStore, StorageHealth, StorageUnavailable
+from recorder_vm.capture.storage import AsyncRecordingStore, CaptureFenced, StorageHealth, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,35 @@ class BlobStager:
         except SpillOverflow as error:
             self.broken = True
             self._on_failure(f"storage unreachable and {error}")
+        except CaptureFenced as fenced:
+            # The store could not go on in another generation (a call's store does: recorder_vm.capture.
+            # generations); nothing more may be written to this blob.
+            log.error(
+                "capture fenced and it cannot go on; keeping its unstaged blocks on disk",
+                extra={"blob": self.blob_name, "reason": fenced.reason},
+                exc_info=True,
+            )
+            await self._give_up(f"capture fenced by the lifecycle: {fenced}")
+        except Exception as error:
+            # A defect, not storage being down: fail the capture now and say why, rather than end this task with an
+            # exception nobody retrieves while the capture goes on as if its blocks were being staged.
+            log.exception(
+                "staging failed unexpectedly; keeping the unstaged blocks on disk", extra={"blob": self.blob_name}
+            )
+            await self._give_up(f"staging failed: {type(error).__name__}: {error}")
         finally:
             self._pump = None
+
+    async def _give_up(self, reason: str) -> None:
+        """Stop staging this blob: every block not yet staged goes to the disk buffer (the recorder stages it from
+        there later, or keeps it and says so when the generation is fenced), then the capture is failed."""
+        self.broken = True
+        try:
+            await self._spill_waiting()
+        except Exception as error:  # the disk buffer is full or failing too: the blocks stay in memory, and we say so
+            log.exception("unstaged blocks could not be kept on disk", extra={"blob": self.blob_name})
+            reason = f"{reason}; and {len(self._waiting)} blocks could not be kept on disk: {error}"
+        self._on_failure(reason)
 
     async def _spill_waiting(self) -> None:
         """Move every block still only in memory to the disk buffer, in order (SpillOverflow propagates)."""

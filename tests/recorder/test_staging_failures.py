@@ -1,0 +1,178 @@
+"""A block stager that meets something other than storage being down (issue 21 follow-up 4).
+
+`BlobStager._run` used to handle only `StorageUnavailable` and `SpillOverflow`; anything else — a `CaptureFenced`
+from a store that cannot go on in another generation, or a defect — ended its task with "Task exception was never
+retrieved": the capture was not failed, nobody was told until the call ended, and the blocks still waiting in
+memory were lost with the capture. Now such a failure fails the capture at once (reported through the capture's
+failure callback, logged with its traceback), and every block not yet staged is kept in the disk buffer, from which
+the recorder stages it again (or keeps it, saying so, when its generation is fenced)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from devstack.testkit.audio import decode, speech, with_silence
+from devstack.testkit.teams_platform import wait_until
+from recorder_vm.capture.spill import SpillBuffer
+from recorder_vm.capture.staging import BlobStager, PendingBlock
+from recorder_vm.capture.storage import CaptureFenced, StorageHealth
+from tests.conftest import Azurite
+from tests.recorder.capture_rig import SAMPLE_RATE, CaptureRig, Feeder, frames_of, now_ticks
+from verbatim.evidence.blocks import BlockId
+from verbatim.evidence.flac import parse_header
+from verbatim.evidence.salvage import salvage_capture
+from verbatim.platform.blobs import AzureBlobStore
+
+BLOB = "captures/rec/g0/mixed.flac"
+
+
+class RefusingStore:
+    """An `AsyncRecordingStore` for this unit test of the stager: keeps blocks in memory and raises `error` from
+    the `fail_at`-th block on."""
+
+    def __init__(self, error: Exception, fail_at: int) -> None:
+        self.error = error
+        self.fail_at = fail_at
+        self.staged: list[str] = []
+
+    async def stage_block(self, blob_name: str, block_id: str, data: bytes) -> None:
+        if len(self.staged) >= self.fail_at:
+            raise self.error
+        self.staged.append(block_id)
+
+    async def commit_blocks(self, blob_name: str, block_ids: Any, metadata: dict[str, str]) -> None:
+        raise AssertionError("not used here")
+
+    async def write_manifest(self, blob_name: str, manifest: Any) -> None:
+        raise AssertionError("not used here")
+
+    async def committed_blocks(self, blob_name: str) -> list[str]:
+        return []
+
+    async def close(self) -> None:
+        return None
+
+
+def _blocks(count: int) -> list[PendingBlock]:
+    blocks = []
+    for sequence in range(count):
+        data = f"block {sequence} ".encode() * 50
+        blocks.append(PendingBlock(sequence, BlockId.for_content(sequence, data).encode(), data))
+    return blocks
+
+
+def _stage(error: Exception, tmp_path: Path) -> tuple[RefusingStore, SpillBuffer, list[str], list[Any], int]:
+    """Put 6 blocks through a stager whose store refuses from the third on; what was staged, the disk buffer, the
+    failures reported, the exceptions the event loop was left with, and the blocks counted as staged."""
+    store = RefusingStore(error, fail_at=2)
+    spill = SpillBuffer(tmp_path / "spill", 1024**2)
+    failures: list[str] = []
+    unretrieved: list[Any] = []
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: unretrieved.append(context))
+        stager = BlobStager(
+            BLOB,
+            store=store,
+            spill=spill,
+            health=StorageHealth(),
+            in_flight=asyncio.Semaphore(4),
+            on_staged=lambda _sequence, _data: None,
+            on_failure=failures.append,
+        )
+        for block in _blocks(6):
+            stager.put(block)
+        await stager.settle(loop.time() + 5.0, loop.time)
+        gc.collect()  # a task whose exception nobody retrieved reports it when it is collected
+        await asyncio.sleep(0)
+        return stager.staged
+
+    staged = asyncio.run(main())
+    gc.collect()
+    return store, spill, failures, unretrieved, staged
+
+
+@pytest.mark.parametrize(
+    "error",
+    [CaptureFenced(BLOB, "lease refused (LeaseIdMismatchWithBlobOperation)"), RuntimeError("a defect in a store")],
+    ids=["fenced", "defect"],
+)
+def test_an_unexpected_staging_error_fails_the_capture_and_keeps_every_unstaged_block_on_disk(
+    error: Exception, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="recorder_vm.capture.staging"):
+        store, spill, failures, unretrieved, staged = _stage(error, tmp_path)
+
+    assert unretrieved == []  # no "Task exception was never retrieved"
+    assert len(store.staged) == staged == 2
+    assert len(failures) == 1 and str(error) in failures[0], failures  # said at once, once, with its cause
+    kept = spill.blocks(BLOB)
+    assert [block.sequence for block in kept] == [2, 3, 4, 5]  # nothing waiting was dropped
+    originals = _blocks(6)
+    assert [block.read() for block in kept] == [(b.block_id, b.data) for b in originals[2:]]
+    assert any(record.exc_info for record in caplog.records), "the failure is logged with its traceback"
+
+
+# --- the same on a real capture: a fence the capture cannot go on from --------------------------------------
+
+
+@pytest.fixture
+def rig(azurite_service: Azurite, tmp_path: Path) -> Iterator[CaptureRig]:
+    rig = CaptureRig(azurite_service.connection_string, f"fence-{uuid.uuid4().hex[:10]}", tmp_path / "spill")
+    yield rig
+    rig.close()
+
+
+def test_a_capture_fenced_without_a_next_generation_fails_at_once_and_loses_no_block(rig: CaptureRig) -> None:
+    """The rig's capture writes through the worker's plain store (no generations, unlike a recorder's call), so
+    the lifecycle's fence reaches the stager as `CaptureFenced`. The capture must fail when that happens — not
+    wait for the call's end — and every block is then either in the fenced generation or in the disk buffer."""
+    said = speech("Buy two hundred at the open and confirm the fill with the desk.")
+    source = with_silence(said, 0.3, said, 0.3, said)
+    samples = len(source) // 320 * 320
+    source = source[:samples]
+    start = now_ticks()
+    frames = frames_of(source, start)
+    capture = rig.capture()
+    capture.start(allowed_from_ticks=start)
+    feeder = Feeder([capture], [frames], threads=1, burst=5, pause=0.1)  # 50 frames/s: real time
+
+    feeder.send(200)  # 4 s: a few blocks staged
+    wait_until(lambda: capture.mixed is not None and capture.mixed.staged_blocks >= 2, timeout=30)
+    mixed = capture.mixed
+    assert mixed is not None
+    captures = AzureBlobStore(rig.container())
+    salvaged = salvage_capture(
+        captures, recording_id=capture.recording_id, call_id=capture.call_id, recorder_instance="capture-rig"
+    )
+    assert salvaged.leases_broken >= 1
+
+    feeder.send(len(frames))
+    wait_until(lambda: rig.failures != [], timeout=30)  # at once, while the call goes on
+    ((recording_id, stage, reason),) = rig.failures
+    assert recording_id == capture.recording_id and stage == "storage" and "fenced" in reason, reason
+    result = capture.stop(drain_seconds=5)
+    assert not result.ok and result.failure is not None
+
+    # Every block the capture cut is in the fenced generation (as salvage sealed it) or on disk, bit-exact.
+    kept = [block.index for block in salvaged.mixed.blocks]
+    spilled = rig.spill.blocks(mixed.blob_name)
+    assert kept == list(range(len(kept)))
+    assert [block.sequence for block in spilled] == list(range(len(kept), len(mixed.blocks)))
+    fenced = rig.container().download_blob(mixed.blob_name).readall()
+    header = fenced[: parse_header(fenced).header_length]
+    rest = b"".join(block.read()[1] for block in spilled)
+    audio = np.concatenate([decode(fenced), decode(header + rest)])
+    assert spilled, "the block refused by the fence is kept"
+    assert len(audio) == sum(block.samples for block in mixed.blocks) > 2 * SAMPLE_RATE
+    assert np.array_equal(audio, source[: len(audio)])
