@@ -6,12 +6,14 @@ The same code reaches Azure (identity-based connections, managed identity) and t
 
 from __future__ import annotations
 
+import threading
 import urllib.parse
 import urllib.request
 from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.core.pipeline.transport import RequestsTransport
+from azure.core.utils import CaseInsensitiveDict
 from azure.cosmos import CosmosClient, DatabaseProxy
 from azure.cosmos.documents import SSLConfiguration
 from azure.data.tables import TableServiceClient
@@ -121,13 +123,69 @@ def cosmos_client(settings: Settings) -> CosmosClient:
     # The Cosmos SDK builds its transport without the client's keyword arguments, so the transport that leaves
     # the environment alone is given to it; the proxies read once go to its proxy policy.
     proxies = proxy_settings(settings.cosmos_endpoint).get("proxies", {})
-    return CosmosClient(
+    client = CosmosClient(
         settings.cosmos_endpoint,
         credential=credential,
         ssl_config=ssl_config,
         transport=RequestsTransport(use_env_settings=False),
         proxies=proxies,
     )
+    response_headers_per_thread(client)
+    return client
+
+
+class _PerThread:
+    """A data descriptor whose value is kept per instance and per thread (a `threading.local` in the instance)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}_per_thread"
+
+    def _local(self, instance: object) -> threading.local:
+        # dict.setdefault is atomic: two threads asking first get the same threading.local.
+        local: threading.local = instance.__dict__.setdefault(self._slot, threading.local())
+        return local
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        local = self._local(instance)
+        if not hasattr(local, "value"):
+            local.value = CaseInsensitiveDict()  # what the SDK's constructor starts with
+        return local.value
+
+    def __set__(self, instance: object, value: Any) -> None:
+        self._local(instance).value = value
+
+
+_PER_THREAD_CLASSES: dict[type, type] = {}
+_PER_THREAD_LOCK = threading.Lock()
+
+
+def response_headers_per_thread(client: CosmosClient) -> None:
+    """Give each thread its own `last_response_headers` on `client`'s connection, so one client can be shared.
+
+    azure-cosmos (4.17.1, the newest release) keeps the headers of "the last response" on the client connection,
+    shared by every thread: its retry utility writes the throttle headers into whatever dict is there when a
+    request returns — another thread's, which may be iterating it (`RuntimeError: OrderedDict mutated during
+    iteration` in `__QueryFeed`, a 500 of `GET /api/v1/verdicts`) — and a query page takes its continuation
+    token from it, so a thread paging through a query can resume from another thread's position and miss or
+    repeat items. Microsoft calls that attribute not thread safe (azure-sdk-for-python PR #35791, which added
+    per-response headers but kept it). Every read and write of it by the SDK happens on the thread that sent
+    the request and right after it, so a per-thread value is what the SDK assumes; nothing else changes
+    (`tests/integration/test_cosmos_shared_client.py`). A new SDK release that no longer shares the attribute
+    makes this a no-op; the test says whether it is still needed."""
+    connection = client.client_connection
+    base = type(connection)
+    if isinstance(vars(base).get("last_response_headers"), _PerThread):
+        return  # already per thread
+    with _PER_THREAD_LOCK:
+        guarded = _PER_THREAD_CLASSES.get(base)
+        if guarded is None:
+            guarded = _PER_THREAD_CLASSES[base] = type(
+                f"{base.__name__}PerThreadHeaders", (base,), {"last_response_headers": _PerThread()}
+            )
+    connection.__dict__.pop("last_response_headers", None)
+    connection.__class__ = guarded
 
 
 def cosmos_database(settings: Settings, client: CosmosClient | None = None) -> DatabaseProxy:
