@@ -49,6 +49,7 @@ from verbatim.contracts.recorder import ObservedUser  # noqa: E402
 from verbatim.evidence.seal import Sealer  # noqa: E402
 from verbatim.evidence.worm import Worm  # noqa: E402
 from verbatim.exports import standalone_export_verifier as verifier  # noqa: E402
+from verbatim.exports.service import BATCH  # noqa: E402
 from verbatim.platform import clients  # noqa: E402
 from verbatim.platform.auth import COMPLIANCE_OFFICER, Principal  # noqa: E402
 from verbatim.platform.blobs import AzureBlobStore  # noqa: E402
@@ -60,7 +61,6 @@ START, END = "<!-- export:start -->", "<!-- export:end -->"
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 OFFICER = Principal(subject="bench-officer", name="Bench Officer", roles=frozenset({COMPLIANCE_OFFICER}))
 MB = 1_000_000
-BATCH = 16
 
 
 def seal_synthetic(settings: Settings, count: int, evidence_bytes: int) -> list[str]:

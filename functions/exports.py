@@ -36,7 +36,7 @@ from verbatim.contracts.exports import (
     ExportStage,
     PartSummary,
 )
-from verbatim.exports.service import READERS, ExportService
+from verbatim.exports.service import BATCH, READERS, ExportService
 from verbatim.ledger.access import REASON_HEADER, access_reason
 from verbatim.platform.auth import COMPLIANCE_OFFICER
 from verbatim.wiring import current
@@ -51,7 +51,6 @@ CHECKPOINT = "export_checkpoint"
 PACKAGE = "export_package_batch"
 ASSEMBLE = "export_assemble"
 FAIL = "export_fail"
-BATCH = 4  # recordings per activity
 WINDOW = 8  # activities in flight per round of the orchestration (then continue_as_new)
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=5)
 Json = dict[str, Any]

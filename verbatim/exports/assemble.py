@@ -28,7 +28,7 @@ from verbatim.exports.blocks import BlockSink
 from verbatim.exports.html import index_html
 from verbatim.exports.loadfiles import concordance_dat, csv_file
 from verbatim.exports.readme import readme_text, verifier_readme
-from verbatim.exports.work import ExportWork, PartRecord, PlanFile
+from verbatim.exports.work import ExportWork, PlanFile, SegmentRecord
 from verbatim.exports.zip64 import SegmentWriter, ZipEntry, central_directory
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.ledger.note import NoteVerifier, sign_note
@@ -72,16 +72,17 @@ def assemble_package(
     work: ExportWork,
     export: ExportRecord,
     plan: PlanFile,
-    parts: Sequence[PartRecord],
+    segments: Sequence[SegmentRecord],
     checkpoint_size: int,
     at: datetime,
 ) -> Assembled:
     signer = log.keys.signer
     if signer is None:
         raise DependencyUnavailable("the ledger has no signing key: a package cannot be signed")
+    parts = [item for segment in segments for item in segment.items]
     rows: list[PackagedRecording] = [part.recording for part in parts if part.recording is not None]
     chats: list[PackagedChat] = [part.chat for part in parts if part.chat is not None]
-    base = sum(part.length for part in parts)
+    base = sum(segment.length for segment in segments)
     sink = BlockSink(work.store, work.package_blob, FINAL_SEGMENT)
     writer = SegmentWriter(sink.write, at)
     checkpoint = log.checkpoint_at(checkpoint_size)
@@ -144,14 +145,14 @@ def assemble_package(
 
     placed: list[tuple[ZipEntry, int]] = []
     offset = 0
-    for part in parts:
-        placed += [(entry, offset) for entry in part.entries]
-        offset += part.length
+    for segment in segments:  # entries' offsets count from the start of their segment
+        placed += [(entry, offset) for item in segment.items for entry in item.entries]
+        offset += segment.length
     placed += [(entry, base) for entry in writer.entries]
     placed.sort(key=lambda p: (FIRST.index(p[0].name) if p[0].name in FIRST else len(FIRST), p[0].name))
     directory = central_directory(placed, base + writer.position)
     sink.write(directory)
-    blocks = [block for part in parts for block in part.blocks] + sink.close()
+    blocks = [block for segment in segments for block in segment.blocks] + sink.close()
     size = base + writer.position + len(directory)
     work.store.commit_blocks(
         work.package_blob,

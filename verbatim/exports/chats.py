@@ -20,7 +20,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from pydantic import JsonValue
@@ -31,14 +31,13 @@ from verbatim.chat.reads import summary as chat_summary
 from verbatim.chat.retention import HoldScope, covering
 from verbatim.chat.sealing import chat_key, chat_subject
 from verbatim.chat.store import ChatRepository
-from verbatim.contracts.exports import ExportRecord, PackagedChat, PartSummary
+from verbatim.contracts.exports import ExportRecord, PackagedChat
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.exports import names
-from verbatim.exports.blocks import BlockSink
 from verbatim.exports.recording import append_exported, write_trail
 from verbatim.exports.sealed_media import SealMismatch
 from verbatim.exports.transcript import VersionLine, chat_json, messages_of, transcript_html, transcript_text
-from verbatim.exports.work import ChatSnapshot, ExportWork, PartRecord, PlannedChat
+from verbatim.exports.work import ChatSnapshot, PartRecord, PlannedChat
 from verbatim.exports.zip64 import SegmentWriter
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.errors import NotFound
@@ -146,14 +145,10 @@ def _group(bundles: dict[str, dict[str, Any]], wanted: dict[str, set[str]]) -> l
 def attest_chat(
     log: TransparencyLog,
     chats: ChatSources,
-    work: ExportWork,
     export: ExportRecord,
     position: int,
     planned: PlannedChat,
 ) -> ChatSnapshot:
-    done = work.chat_snapshot(position)
-    if done is not None:
-        return done
     sealed = {b["bundleId"] for b in chats.repository.bundles(planned.chat_id) if not b.get("deleted")}
     gone = [b for b in planned.bundle_ids if b not in sealed]
     if gone:
@@ -169,7 +164,6 @@ def attest_chat(
         trail=[e.index for e in trail],
         exported=[e.index for e in entries],
     )
-    work.save_chat_snapshot(snapshot)
     return snapshot
 
 
@@ -183,26 +177,16 @@ def _check(data: bytes, recorded: object, what: str) -> None:
 def package_chat(
     log: TransparencyLog,
     chats: ChatSources,
-    work: ExportWork,
+    writer: SegmentWriter,
     export: ExportRecord,
-    position: int,
+    snapshot: ChatSnapshot,
     chat_index: int,
     checkpoint_size: int,
-    at: datetime,
-    *,
-    resume: bool = True,
-) -> PartSummary:
-    """Write the chat's segment of the package (idempotent: a finished part is not written again).
-    `resume=False`: the caller has just listed the finished parts and this one is not among them."""
-    done = work.part(position) if resume else None
-    if done is not None:
-        return done.summary()
-    snapshot = work.chat_snapshot(position)
-    if snapshot is None:
-        raise RuntimeError(f"export {export.id}: chat {position} was not attested before packaging")
+) -> PartRecord:
+    """Write the chat's entries into its batch's segment (`writer`); its part record says where they are."""
+    position = snapshot.position
+    start, first_entry = writer.position, len(writer.entries)
     folder = names.chat_folder(chat_index, chat_key(snapshot.chat_id))
-    sink = BlockSink(work.store, work.package_blob, f"c{position:07d}")
-    writer = SegmentWriter(sink.write, at)
     lines: list[VersionLine] = []
     hosted_written: dict[str, str] = {}
     media_bytes = 0
@@ -284,17 +268,13 @@ def package_chat(
         trail_entries=trail_entries,
         why=list(snapshot.why),
     )
-    blocks = sink.close()
-    part = PartRecord(
+    return PartRecord(
         position=position,
         chat=row,
-        entries=list(writer.entries),
-        length=writer.position,
-        blocks=blocks,
+        entries=writer.entries[first_entry:],
+        length=writer.position - start,
         media_bytes=media_bytes,
     )
-    work.save_part(part)
-    return part.summary()
 
 
 def _text(value: object) -> str | None:

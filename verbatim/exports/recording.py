@@ -4,9 +4,12 @@
    — see `verbatim.exports.trail`) and snapshot what the package will say about the recording (its record, the
    call record, the verdicts) into the export's work area. Everything the second step reads is then immutable,
    so a retried or duplicated packaging writes the same bytes.
-2. `package`: after one checkpoint covers every `exported` entry, write the recording's segment of the ZIP as
-   staged blocks of the package blob: the sealed manifest(s) and media exactly as sealed (hashed while copied),
-   the metadata, the audit trail's exact entry bytes and a C2SP tlog-proof of each against that checkpoint.
+2. `package`: after one checkpoint covers every `exported` entry, write the recording's entries into its batch's
+   segment of the ZIP (staged blocks of the package blob): the sealed manifest(s) and media exactly as sealed
+   (hashed while copied), the metadata, the audit trail's exact entry bytes and a C2SP tlog-proof of each against
+   that checkpoint.
+
+The batch (`ExportService.attest` / `package`) keeps the snapshots and the part records, one file per batch.
 """
 
 from __future__ import annotations
@@ -22,16 +25,15 @@ from typing import Any
 from pydantic import JsonValue
 
 from verbatim.contracts.evidence import RecordingManifest
-from verbatim.contracts.exports import ExportRecord, PackagedRecording, PartSummary
+from verbatim.contracts.exports import ExportRecord, PackagedRecording
 from verbatim.contracts.ledger import LogEntry
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import Verdict
 from verbatim.evidence.seal import recording_subject
 from verbatim.exports import names
-from verbatim.exports.blocks import BlockSink
 from verbatim.exports.sealed_media import SealMismatch, check_sealed, sealed_objects, stream_sealed
 from verbatim.exports.trail import EXPORTED, attest, exported_details
-from verbatim.exports.work import ChatSnapshot, ExportWork, PartRecord, RecordingSnapshot
+from verbatim.exports.work import ChatSnapshot, PartRecord, RecordingSnapshot
 from verbatim.exports.zip64 import SegmentWriter
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.blobs import BlobNotFound, BlobStore
@@ -67,15 +69,11 @@ class RecordingSources:
 def attest_recording(
     log: TransparencyLog,
     sources: RecordingSources,
-    work: ExportWork,
     export: ExportRecord,
     position: int,
     recording_id: str,
 ) -> RecordingSnapshot:
     """Append the `exported` entry (idempotent per export and recording) and snapshot the recording."""
-    done = work.snapshot(position)
-    if done is not None:
-        return done
     record = sources.record(recording_id)
     if record is None or record.seal is None:
         raise NotFound(f"recording {recording_id} is not sealed (it may have been deleted since the export began)")
@@ -96,7 +94,6 @@ def attest_recording(
         trail=[e.index for e in trail],
         exported=[e.index for e in entries],
     )
-    work.save_snapshot(snapshot)
     return snapshot
 
 
@@ -123,12 +120,20 @@ def append_exported(
         )
         entries.append(entry)
         # An entry about the subject sequenced concurrently may have landed before ours without being in the
-        # list we attested: attest again until the list is complete below our entry.
+        # list we attested: attest again until the list is complete below our entry. Compared with what the
+        # entry itself attests: an idempotent append (a retried batch) returns the entry an earlier run wrote,
+        # which attests the trail that run saw.
         before = [e for e in subject_entries(log, subject, below=entry.index) if not _mine(e, export.id)]
-        if [e.index for e in before] == [e.index for e in trail]:
-            return trail, entries
+        if _attested_digest(entry) == attest(before).sha256:
+            return before, entries
         trail = before
     raise RuntimeError(f"{subject}: its audit trail kept changing while it was attested")
+
+
+def _attested_digest(entry: LogEntry) -> str | None:
+    trail = entry.details.get("trail")
+    digest = trail.get("sha256") if isinstance(trail, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 def _mine(entry: LogEntry, export_id: str) -> bool:
@@ -183,26 +188,16 @@ def _time(value: datetime | None) -> str | None:
 def package_recording(
     log: TransparencyLog,
     media: BlobStore,
-    work: ExportWork,
+    writer: SegmentWriter,
     export: ExportRecord,
-    position: int,
+    snapshot: RecordingSnapshot,
     checkpoint_size: int,
-    at: datetime,
-    *,
-    resume: bool = True,
-) -> PartSummary:
-    """Write the recording's segment of the package (idempotent: a finished part is not written again).
-    `resume=False`: the caller has just listed the finished parts and this one is not among them."""
-    done = work.part(position) if resume else None
-    if done is not None:
-        return done.summary()
-    snapshot = work.snapshot(position)
-    if snapshot is None:
-        raise RuntimeError(f"export {export.id}: recording {position} was not attested before packaging")
+) -> PartRecord:
+    """Write the recording's entries into its batch's segment (`writer`); its part record says where they are."""
+    position = snapshot.position
+    start, first_entry = writer.position, len(writer.entries)
     record = snapshot.record
     folder = names.recording_folder(position, record.id)
-    sink = BlockSink(work.store, work.package_blob, f"r{position:07d}")
-    writer = SegmentWriter(sink.write, at)
     media_bytes = 0
     native: tuple[str, str, int] | None = None
     access: str | None = None
@@ -275,17 +270,13 @@ def package_recording(
         )
         if snapshot.call_record is not None:
             writer.add_bytes(f"{folder}/{names.CALL_RECORD_JSON}", json_bytes(snapshot.call_record))
-    blocks = sink.close()
-    part_record = PartRecord(
+    return PartRecord(
         position=position,
         recording=row,
-        entries=list(writer.entries),
-        length=writer.position,
-        blocks=blocks,
+        entries=writer.entries[first_entry:],
+        length=writer.position - start,
         media_bytes=media_bytes,
     )
-    work.save_part(part_record)
-    return part_record.summary()
 
 
 def write_trail(

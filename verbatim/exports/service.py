@@ -37,11 +37,22 @@ from verbatim.contracts.exports import (
 )
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.exports.assemble import assemble_package
+from verbatim.exports.blocks import BlockSink
 from verbatim.exports.chats import ChatSources, attest_chat, package_chat, plan_for_hold, plan_for_recordings
 from verbatim.exports.links import PackageLinks
 from verbatim.exports.recording import RecordingSources, attest_recording, package_recording
 from verbatim.exports.store import ExportStore
-from verbatim.exports.work import Excluded, ExportWork, PartRecord, PlanFile, PlannedChat
+from verbatim.exports.work import (
+    ChatSnapshot,
+    Excluded,
+    ExportWork,
+    PartRecord,
+    PlanFile,
+    PlannedChat,
+    SegmentRecord,
+    SnapshotBatch,
+)
+from verbatim.exports.zip64 import SegmentWriter
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.audit import AuditEvent, AuditLog
 from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Principal
@@ -52,6 +63,7 @@ from verbatim.search.index import RecordingIndex, SearchQuery
 
 READERS = (COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
 SEARCH_PAGE = 200
+BATCH = 8  # items (recordings, chats) per activity of the orchestration: a snapshot file and a segment per batch
 MAX_RECORDINGS = 50_000  # the package blob takes at most 50,000 committed blocks: one segment per recording at least
 
 
@@ -315,12 +327,15 @@ class ExportService:
 
     # --- the orchestration's steps ------------------------------------------------------------------------
 
-    def progress(self, export_id: str, stage: ExportStage, total: int, done: int, media_bytes: int = 0) -> None:
-        """Record progress; within a stage `done` never goes back (batches run at once and finish in any order,
-        each reporting what it knows)."""
+    def progress(
+        self, export_id: str, stage: ExportStage, total: int, done: int = 0, media_bytes: int = 0, *, added: int = 0
+    ) -> None:
+        """Record progress; within a stage `done` never goes back. Batches run at once and finish in any order:
+        each adds what it did (`added`), counted in the record's read-change-write, not by listing the work area."""
 
         def change(r: ExportRecord) -> ExportRecord:
-            count = max(done, r.progress.done) if r.progress.stage == stage else done
+            same = r.progress.stage == stage
+            count = min(total, max(done, r.progress.done if same else 0) + added)
             progress = ExportProgress(
                 stage=stage, export_id=export_id, total=total, done=count, media_bytes=media_bytes
             )
@@ -401,18 +416,24 @@ class ExportService:
         return url if isinstance(url, str) else None
 
     def attest(self, batch: ExportBatch) -> int:
+        """Append each item's `exported` entry and keep what it saw, one file for the batch (written when the
+        whole batch is done; a batch done again appends nothing new: its appends are idempotent by key)."""
         record = self._get(batch.export_id)
         work = self.work(batch.export_id)
         plan = work.plan()
         if plan is None:
             raise RuntimeError(f"export {batch.export_id} has no plan")
-        for position in range(batch.first, min(batch.end, plan.total)):
+        end = min(batch.end, plan.total)
+        if work.snapshots(batch.first, end) is not None:
+            return end - batch.first
+        snapshots = SnapshotBatch(first=batch.first, end=end)
+        for position in range(batch.first, end):
             chat = plan.chat_at(position)
             if chat is not None:
-                self._attest_chat(work, record, position, chat)
+                snapshots.chats.append(self._attest_chat(record, position, chat))
                 continue
             recording_id = plan.recording_ids[position]
-            attest_recording(self.log, self.sources, work, record, position, recording_id)
+            snapshots.recordings.append(attest_recording(self.log, self.sources, record, position, recording_id))
             self.audit.record(
                 AuditEvent(
                     category="access",
@@ -425,13 +446,14 @@ class ExportService:
                     at=self.clock(),
                 )
             )
-        self.progress(batch.export_id, "attesting", plan.total, work.done("snapshot"))
-        return min(batch.end, plan.total) - batch.first
+        work.save_snapshots(snapshots)
+        self.progress(batch.export_id, "attesting", plan.total, added=end - batch.first)
+        return end - batch.first
 
-    def _attest_chat(self, work: ExportWork, record: ExportRecord, position: int, chat: PlannedChat) -> None:
+    def _attest_chat(self, record: ExportRecord, position: int, chat: PlannedChat) -> ChatSnapshot:
         if self.chats is None:
             raise InvalidInput("chats: chat capture is not available in this deployment")
-        attest_chat(self.log, self.chats, work, record, position, chat)
+        snapshot = attest_chat(self.log, self.chats, record, position, chat)
         self.audit.record(
             AuditEvent(
                 category="access",
@@ -444,6 +466,7 @@ class ExportService:
                 at=self.clock(),
             )
         )
+        return snapshot
 
     def checkpoint(self, export_id: str) -> int:
         """Sign a checkpoint covering every `exported` entry of the export; returns its tree size."""
@@ -455,36 +478,55 @@ class ExportService:
         work = self.work(export_id)
         plan = work.plan()
         total = plan.total if plan else 0
-        for position in range(total):
-            exported = work.exported(position)
-            if exported is not None and max(exported) >= size:
-                raise RuntimeError(f"checkpoint {size} does not cover recording {position}'s exported entry")
+        attested = work.all_snapshots()
+        if sum(b.end - b.first for b in attested) != total:
+            raise RuntimeError(f"export {export_id}: not every item was attested before the checkpoint")
+        for snapshots in attested:
+            exported = snapshots.exported()
+            if exported and max(exported) >= size:
+                raise RuntimeError(
+                    f"checkpoint {size} does not cover the exported entries of items {snapshots.first} .. "
+                    f"{snapshots.end - 1}"
+                )
         self.progress(record.id, "packaging", total, 0)
         return size
 
     def package(self, batch: ExportBatch) -> list[PartSummary]:
+        """Write the batch's items into one segment of the package (staged blocks) and keep where each entry is,
+        one file for the batch; a batch already packaged answers from that file."""
         record = self._get(batch.export_id)
         work = self.work(batch.export_id)
-        at = _parse(record.created_at)
         plan = work.plan()
         if plan is None:
             raise RuntimeError(f"export {batch.export_id} has no plan")
-        parts = []
-        finished = work.finished("part")  # one listing: a retried batch skips what it already packaged
+        end = min(batch.end, plan.total)
+        done = work.segment(batch.first, end)
+        if done is not None:
+            return [item.summary() for item in done.items]
+        snapshots = work.snapshots(batch.first, end)
+        if snapshots is None:
+            raise RuntimeError(f"export {batch.export_id}: items {batch.first} .. {end - 1} were not attested")
+        sink = BlockSink(work.store, work.package_blob, f"s{batch.first:07d}")
+        writer = SegmentWriter(sink.write, _parse(record.created_at))
         size = batch.checkpoint_size
-        for position in range(batch.first, batch.end):
-            resume = position in finished
+        items: list[PartRecord] = []
+        for position in range(batch.first, end):
             chat = plan.chat_at(position)
             if chat is None:
-                parts.append(package_recording(self.log, self.media, work, record, position, size, at, resume=resume))
+                snapshot = snapshots.recording(position)
+                if snapshot is None:
+                    raise RuntimeError(f"export {batch.export_id}: recording {position} was not attested")
+                items.append(package_recording(self.log, self.media, writer, record, snapshot, size))
                 continue
-            if self.chats is None:
-                raise InvalidInput("chats: chat capture is not available in this deployment")
+            chat_snapshot = snapshots.chat(position)
+            if self.chats is None or chat_snapshot is None:
+                raise RuntimeError(f"export {batch.export_id}: chat {position} was not attested")
             index = position - len(plan.recording_ids)
-            parts.append(package_chat(self.log, self.chats, work, record, position, index, size, at, resume=resume))
-        done = len(finished | set(range(batch.first, batch.end)))  # other batches run at once: a lower bound
-        self.progress(batch.export_id, "packaging", plan.total, done)
-        return parts
+            items.append(package_chat(self.log, self.chats, writer, record, chat_snapshot, index, size))
+        blocks = sink.close()
+        work.save_segment(SegmentRecord(first=batch.first, end=end, items=items, length=writer.position, blocks=blocks))
+        self.progress(batch.export_id, "packaging", plan.total, added=end - batch.first)
+        return [item.summary() for item in items]
 
     def assemble(self, export_id: str, total: int, checkpoint_size: int) -> ExportResult:
         record = self._get(export_id)
@@ -495,13 +537,8 @@ class ExportService:
         if plan is None:
             raise RuntimeError(f"export {export_id} has no plan")
         self.progress(export_id, "assembling", total, total)
-        parts: list[PartRecord] = []
-        for position in range(total):
-            part = work.part(position)
-            if part is None:
-                raise RuntimeError(f"export {export_id}: recording {position} was not packaged")
-            parts.append(part)
-        assembled = assemble_package(self.log, work, record, plan, parts, checkpoint_size, _parse(record.created_at))
+        segments = work.segments(total)
+        assembled = assemble_package(self.log, work, record, plan, segments, checkpoint_size, _parse(record.created_at))
         result = assembled.result
         entry = self.log.append(
             "export.completed",
@@ -535,7 +572,7 @@ class ExportService:
         work.clear()
         return result
 
-    def run_inline(self, export_id: str, batch: int = 16) -> ExportResult:
+    def run_inline(self, export_id: str, batch: int = BATCH) -> ExportResult:
         """Every step in this process, in the orchestration's order (the benchmark, tests, a CLI on one machine)."""
         plan = self.plan(export_id)
         for first in range(0, plan.total, batch):

@@ -1,19 +1,20 @@
 """An export's work area in the `exports` container, beside its package: the plan (the recordings, in order),
-each recording's snapshot (after attesting) and part (after packaging). Each is written once its step is done,
-so a step that finds its output already there returns it: a retried activity or a restarted host repeats
-nothing that finished. The assembly removes the work area once the package is committed. These files are read
-only by the export that wrote them (typed, validated on read; not registered contracts: no other process reads
-them, and a format change cannot meet an old file after the export finishes or expires).
+each batch's snapshots (after attesting) and segment (after packaging). A batch is the items [first, end) of one
+activity; its file is written once the whole batch is done, so a step that finds it already there returns it: a
+retried activity or a restarted host repeats nothing that finished (a batch that died half way is done again
+whole: its ledger appends are idempotent by key and its blocks are staged again with the same bytes). One file
+per batch, not per item: each file is a storage request, and per item they were a third of packaging's cost.
+The assembly removes the work area once the package is committed. These files are read only by the export that
+wrote them (typed, validated on read; not registered contracts: no other process reads them).
 
-    <export id>/package.zip            the package (block blob: one segment of blocks per recording, then the end)
-    <export id>/work/plan.json         recording ids in package order, the chats after them, what was left out
-    <export id>/work/snapshot/<n>.json what attesting item n (a recording, or a chat after the recordings) saw
-    <export id>/work/part/<n>.json     where item n's entries are in its segment, and its blocks
+    <export id>/package.zip                      the package (block blob: one segment of blocks per batch, then the end)
+    <export id>/work/plan.json                   recording ids in package order, the chats after them, what was left out
+    <export id>/work/snapshot/<first>-<end>.json what attesting items [first, end) saw (recordings, then chats)
+    <export id>/work/segment/<first>-<end>.json  where each item's entries are in the batch's segment, and its blocks
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import Field
@@ -77,13 +78,33 @@ class ChatSnapshot(Contract):
     exported: list[int]
 
 
+class SnapshotBatch(Contract):
+    """What attesting items [first, end) saw."""
+
+    first: int
+    end: int
+    recordings: list[RecordingSnapshot] = Field(default_factory=list)
+    chats: list[ChatSnapshot] = Field(default_factory=list)
+
+    def recording(self, position: int) -> RecordingSnapshot | None:
+        return next((s for s in self.recordings if s.position == position), None)
+
+    def chat(self, position: int) -> ChatSnapshot | None:
+        return next((s for s in self.chats if s.position == position), None)
+
+    def exported(self) -> list[int]:
+        """Every `exported` entry the batch's items were attested with."""
+        return [i for r in self.recordings for i in r.exported] + [i for c in self.chats for i in c.exported]
+
+
 class PartRecord(Contract):
+    """One item of a segment: its entries (offsets from the start of the batch's segment) and its length."""
+
     position: int
     recording: PackagedRecording | None = None
     chat: PackagedChat | None = None
     entries: list[ZipEntry]
     length: int
-    blocks: list[str]
     media_bytes: int
 
     def summary(self) -> PartSummary:
@@ -94,6 +115,16 @@ class PartRecord(Contract):
             media_bytes=self.media_bytes,
             kind="recording" if self.recording else "chat",
         )
+
+
+class SegmentRecord(Contract):
+    """The segment of items [first, end): its bytes are the blocks, in order; `length` bytes in all."""
+
+    first: int
+    end: int
+    items: list[PartRecord]
+    length: int
+    blocks: list[str]
 
 
 class ExportWork:
@@ -123,55 +154,65 @@ class ExportWork:
         data = self._read(self._name("plan.json"))
         return PlanFile.model_validate_json(data) if data is not None else None
 
-    def save_snapshot(self, snapshot: RecordingSnapshot) -> None:
-        self.store.write(
-            self._name("snapshot", f"{snapshot.position}.json"),
-            snapshot.model_dump_json().encode(),
-            content_type="application/json",
-        )
+    @staticmethod
+    def _batch(first: int, end: int) -> str:
+        return f"{first:07d}-{end:07d}.json"
 
-    def snapshot(self, position: int) -> RecordingSnapshot | None:
-        data = self._read(self._name("snapshot", f"{position}.json"))
-        return RecordingSnapshot.model_validate_json(data) if data is not None else None
-
-    def save_chat_snapshot(self, snapshot: ChatSnapshot) -> None:
-        self.store.write(
-            self._name("snapshot", f"{snapshot.position}.json"),
-            snapshot.model_dump_json().encode(),
-            content_type="application/json",
-        )
-
-    def chat_snapshot(self, position: int) -> ChatSnapshot | None:
-        data = self._read(self._name("snapshot", f"{position}.json"))
-        return ChatSnapshot.model_validate_json(data) if data is not None else None
-
-    def exported(self, position: int) -> list[int] | None:
-        """The `exported` entries item `position` was attested with (a recording or a chat), None before."""
-        data = self._read(self._name("snapshot", f"{position}.json"))
-        if data is None:
-            return None
-        return [int(i) for i in json.loads(data)["exported"]]
-
-    def save_part(self, part: PartRecord) -> None:
-        self.store.write(
-            self._name("part", f"{part.position}.json"),
-            part.model_dump_json().encode(),
-            content_type="application/json",
-        )
-
-    def part(self, position: int) -> PartRecord | None:
-        data = self._read(self._name("part", f"{position}.json"))
-        return PartRecord.model_validate_json(data) if data is not None else None
-
-    def finished(self, step: str) -> set[int]:
-        """The positions that have finished `step` (`snapshot` or `part`): one listing, not a read per item."""
+    def _batches(self, step: str) -> list[tuple[int, int, str]]:
+        """(first, end, name) of every finished batch of `step`, in order: one listing."""
         prefix = self._name(step) + "/"
-        return {int(name[len(prefix) :].split(".", 1)[0]) for name in self.store.names(prefix)}
+        found = []
+        for name in self.store.names(prefix):
+            first, _, end = name[len(prefix) :].removesuffix(".json").partition("-")
+            found.append((int(first), int(end), name))
+        return sorted(found)
 
-    def done(self, step: str) -> int:
-        """How many recordings have finished `step` (`snapshot` or `part`): the progress batches report while
-        they run in parallel."""
-        return sum(1 for _ in self.store.names(self._name(step) + "/"))
+    def save_snapshots(self, batch: SnapshotBatch) -> None:
+        self.store.write(
+            self._name("snapshot", self._batch(batch.first, batch.end)),
+            batch.model_dump_json().encode(),
+            content_type="application/json",
+        )
+
+    def snapshots(self, first: int, end: int) -> SnapshotBatch | None:
+        data = self._read(self._name("snapshot", self._batch(first, end)))
+        return SnapshotBatch.model_validate_json(data) if data is not None else None
+
+    def all_snapshots(self) -> list[SnapshotBatch]:
+        """Every attested batch, in order (a read per batch)."""
+        batches = []
+        for _, _, name in self._batches("snapshot"):
+            data = self._read(name)
+            if data is not None:
+                batches.append(SnapshotBatch.model_validate_json(data))
+        return batches
+
+    def save_segment(self, segment: SegmentRecord) -> None:
+        self.store.write(
+            self._name("segment", self._batch(segment.first, segment.end)),
+            segment.model_dump_json().encode(),
+            content_type="application/json",
+        )
+
+    def segment(self, first: int, end: int) -> SegmentRecord | None:
+        data = self._read(self._name("segment", self._batch(first, end)))
+        return SegmentRecord.model_validate_json(data) if data is not None else None
+
+    def segments(self, total: int) -> list[SegmentRecord]:
+        """Every packaged segment, in order; RuntimeError unless they cover items 0 .. total - 1 exactly once."""
+        segments: list[SegmentRecord] = []
+        expected = 0
+        for first, end, name in self._batches("segment"):
+            if first != expected or end <= first:
+                break
+            data = self._read(name)
+            if data is None:
+                break
+            segments.append(SegmentRecord.model_validate_json(data))
+            expected = end
+        if expected != total:
+            raise RuntimeError(f"export {self.export_id}: items {expected} .. {total - 1} were not packaged")
+        return segments
 
     def clear(self) -> int:
         """Remove the work area (not the package); returns how many blobs went."""
