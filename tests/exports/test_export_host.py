@@ -174,7 +174,11 @@ def test_the_command_line_creates_follows_downloads_and_verifies_an_export(
     # A bar per stage seen while polling (a one-recording export may pass some between two polls), ending complete.
     assert "completed: 1 recordings" in out.out and "completed: 100%" in out.err and "1/1" in out.err
     package = tmp_path / "cli.zip"
+    # The local stack reaches storage with a key, so it issues no links (409): --via link fails, auto falls back.
+    assert cli(["export", "download", export_id, "--reason", REASON, "-o", str(package), "--via", "link"]) == 1
+    assert "409 No download links in this deployment" in capsys.readouterr().err
     assert cli(["export", "download", export_id, "--reason", REASON, "-o", str(package)]) == 0
+    assert "no download links in this deployment: downloading through the API" in capsys.readouterr().err
     assert cli(["verify-export", str(package), "--quiet"]) == 0
     assert capsys.readouterr().out == ""
     with zipfile.ZipFile(package) as archive:  # --no-evidence: the access copy and the manifest, no FLAC

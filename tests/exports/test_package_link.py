@@ -34,6 +34,7 @@ from devstack.processes import free_port
 from tests.exports.conftest import OFFICER, ExportWorld
 from tests.exports.test_package import run_verifier
 from tests.ledger.test_standalone_verifier import isolated_python  # noqa: F401 - the fixture
+from verbatim.commands.exports import CommandError, fetch_through_link
 from verbatim.exports.links import UserDelegationLinks
 from verbatim.exports.service import LinksUnavailable, export_subject
 from verbatim.platform import layout
@@ -164,3 +165,59 @@ def test_an_officer_gets_a_link_that_downloads_a_verifying_package_and_the_grant
     ]
     assert len(grants) == 1 and grants[0].details["link_expires_at"] == answer.expires_at
     assert grants[0].details["reason"] == "production to the FCA"
+
+
+def test_the_command_line_downloads_through_links_renewing_an_expired_one_and_resuming_a_partial_file(
+    export_world: ExportWorld,
+    oauth_storage: OAuthStorage,
+    tmp_path: Path,
+    isolated_python: Path,  # noqa: F811
+) -> None:
+    """`verbatim export download --via link`'s transfer: Range parts straight from storage through a link, a
+    partial file resumed, and an expired link (storage answers 403) replaced by a new one from `renew`."""
+    result = export_world.export.result
+    assert result is not None
+    package = export_world.package.read_bytes()
+    put(oauth_storage, result.package_blob, package)
+    past = datetime.now(UTC) - timedelta(hours=2)
+    expired = UserDelegationLinks(oauth_storage.service, layout.EXPORTS_BLOBS, lambda: past).link(
+        result.package_blob, expires_at=past + timedelta(minutes=15), filename="x.zip"
+    )
+    fresh: list[str] = []
+
+    def renew() -> str:
+        url = UserDelegationLinks(oauth_storage.service, layout.EXPORTS_BLOBS, utcnow).link(
+            result.package_blob, expires_at=utcnow() + timedelta(minutes=15), filename="x.zip"
+        )
+        fresh.append(url)
+        return url
+
+    target = tmp_path / "cli-link.zip"
+    start = 12_345  # a download interrupted earlier: its first bytes are on disk
+    target.write_bytes(package[:start])
+    received: list[int] = []
+    with httpx.Client(verify=oauth_storage.tls(), timeout=30) as storage, target.open("ab") as out:
+        fetch_through_link(storage, expired, out, start, len(package), received.append, renew)
+    assert len(fresh) == 1  # the expired link was refused once and renewed once
+    assert sum(received) == len(package) - start
+    assert target.read_bytes() == package
+    verified = run_verifier(isolated_python, target, "--quiet")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_command_line_stops_when_storage_refuses_a_renewed_link(
+    export_world: ExportWorld, oauth_storage: OAuthStorage, tmp_path: Path
+) -> None:
+    result = export_world.export.result
+    assert result is not None
+    put(oauth_storage, result.package_blob, export_world.package.read_bytes())
+    good = UserDelegationLinks(oauth_storage.service, layout.EXPORTS_BLOBS, utcnow).link(
+        result.package_blob, expires_at=utcnow() + timedelta(minutes=15), filename="x.zip"
+    )
+    forged = good.replace("sp=r", "sp=rw")  # refused (403) however often it is renewed
+    with (
+        httpx.Client(verify=oauth_storage.tls(), timeout=30) as storage,
+        (tmp_path / "x.zip").open("ab") as out,
+        pytest.raises(CommandError, match="storage answered 403"),
+    ):
+        fetch_through_link(storage, forged, out, 0, result.package_bytes, lambda _: None, lambda: forged)

@@ -9,11 +9,10 @@ because the trail it now reads is complete below it: it must attest again.
 
 from __future__ import annotations
 
+from tests.ledger.logkit import memory_log
 from verbatim.contracts.exports import ExportOptions, ExportProgress, ExportRecord, Requester
 from verbatim.exports.recording import append_exported
 from verbatim.exports.trail import EXPORTED, attest, exported_details
-
-from tests.ledger.logkit import memory_log
 
 SUBJECT = "recording:rec-1"
 

@@ -14,8 +14,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 from tqdm import tqdm
@@ -25,6 +26,7 @@ from verbatim.ledger.access import REASON_HEADER
 
 TIMEOUT = 60.0
 POLL_SECONDS = 2.0
+LINK_PART = 8 * 1024 * 1024  # bytes per Range request straight from storage
 
 
 class CommandError(Exception):
@@ -65,6 +67,13 @@ def register(subparsers: Any) -> None:
     download.add_argument("export_id")
     download.add_argument("--reason", required=True, help="why (recorded in the ledger with the download)")
     download.add_argument("--output", "-o", required=True, type=Path, help="the file to write (resumed if partial)")
+    download.add_argument(
+        "--via",
+        choices=("auto", "link", "api"),
+        default="auto",
+        help="link: straight from storage through a short-lived download link (Azure); api: through the API in "
+        "parts; auto (default): a link where the deployment issues them, else the API",
+    )
     download.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     download.set_defaults(handler=handled(_download))
 
@@ -183,6 +192,46 @@ def _follow(client: httpx.Client, export_id: str) -> int:
     return 0
 
 
+def _link(client: httpx.Client, export_id: str, reason: str, *, required: bool) -> str | None:
+    """A download link of the package (`POST /exports/{id}/link`); None where the deployment issues none (409)
+    unless `required`."""
+    answer = client.post(f"/exports/{export_id}/link", headers={REASON_HEADER: reason})
+    if answer.status_code == 409 and not required:
+        return None
+    url: str = _checked(answer, 200).json()["url"]
+    return url
+
+
+def fetch_through_link(
+    storage: httpx.Client,
+    url: str,
+    out: BinaryIO,
+    offset: int,
+    size: int,
+    progress: Callable[[int], object],
+    renew: Callable[[], str],
+) -> None:
+    """Bytes `offset` .. `size` - 1 of the package from storage through the link `url`, in Range parts of
+    `LINK_PART`, appended to `out`. A link lives minutes: when storage refuses it (403: expired), `renew` asks for
+    another one and the download goes on where it was; a refusal straight after a renewal is an error."""
+    renewed = False
+    while offset < size:
+        end = min(size, offset + LINK_PART) - 1
+        part = storage.get(url, headers={"range": f"bytes={offset}-{end}"})
+        if part.status_code == 403 and not renewed:
+            url, renewed = renew(), True
+            continue
+        if part.status_code != 206:
+            raise CommandError(f"storage answered {part.status_code} for bytes {offset}-{end}: {part.text[:300]}")
+        expected = f"bytes {offset}-{end}/{size}"
+        if part.headers.get("content-range") != expected or len(part.content) != end - offset + 1:
+            raise CommandError(f"storage sent {part.headers.get('content-range')!r}, not {expected!r}")
+        out.write(part.content)
+        offset += len(part.content)
+        progress(len(part.content))
+        renewed = False
+
+
 def _download(args: argparse.Namespace) -> int:
     target: Path = args.output
     with _client(args) as client:
@@ -194,6 +243,11 @@ def _download(args: argparse.Namespace) -> int:
         if offset > size:
             raise CommandError(f"{target} is larger than the package ({size} bytes): remove it first")
         headers = {REASON_HEADER: args.reason}
+        link = None
+        if args.via != "api" and offset < size:
+            link = _link(client, args.export_id, args.reason, required=args.via == "link")
+            if link is None and not args.quiet:
+                print("no download links in this deployment: downloading through the API", file=sys.stderr)
         with (
             target.open("ab") as out,
             tqdm(
@@ -206,6 +260,14 @@ def _download(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             ) as bar,
         ):
+            if link is not None:
+
+                def renew() -> str:
+                    return _link(client, args.export_id, args.reason, required=True) or ""
+
+                with httpx.Client(timeout=TIMEOUT) as storage:  # no bearer token: the link is the grant
+                    fetch_through_link(storage, link, out, offset, size, bar.update, renew)
+                offset = size
             while offset < size:
                 part = client.get(
                     f"/exports/{args.export_id}/package", headers={**headers, "range": f"bytes={offset}-"}
