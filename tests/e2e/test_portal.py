@@ -20,6 +20,7 @@ import os
 import re
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -179,7 +180,9 @@ def stack(
             CosmosDesiredStateStore(control), published_policies(), actor="Adam Admin", now=datetime.now(UTC)
         )
         try:
-            host = launcher.start(REPO_ROOT, env=env)
+            # Chat capture on in the host (exports may then carry chats); nothing is captured through Graph here:
+            # no tenant is listed for it, and the meeting chat of the tests is ingested directly.
+            host = launcher.start(REPO_ROOT, env={**env, "CHAT_CAPTURE_ENABLED": "true"})
             yield world, host
         finally:
             launcher.stop_all()
@@ -404,7 +407,8 @@ def _capture_meeting_chat(world: World) -> None:
     services = container_for(world.settings)
     record = call(world.sealed.call_id, [party(TRADER), phone(PSTN)], seconds=world.sealed.seconds, version=2)
     services.callrecords.store.save_if_newer(
-        record.model_copy(update={"join_web_url": JOIN_WEB_URL}), {"id": world.sealed.call_id}
+        record.model_copy(update={"join_web_url": JOIN_WEB_URL}),
+        {"id": world.sealed.call_id, "joinWebUrl": JOIN_WEB_URL},
     )
     directory = InMemoryChatDirectory()
     directory.add(
@@ -547,6 +551,79 @@ def test_an_officer_exports_the_searched_recordings_downloads_the_package_and_it
     export_id = report.facts["exportId"]
     kinds = [e.kind for e in container_for(world.settings).ledger.entries_for_subject(f"export:{export_id}", limit=20)]
     assert kinds[0] == "export.created" and "export.completed" in kinds and "export.downloaded" in kinds
+
+
+def _meeting_chat_sealed(world: World) -> None:
+    """The meeting chat captured (unless an earlier test did) and its day sealed, as the host's timer seals a day
+    once it is over: an export carries sealed chat-days only."""
+    services = container_for(world.settings)
+    if not services.chat.repository.versions(MEETING_THREAD):
+        _capture_meeting_chat(world)
+    for day in sorted({v["day"] for v in services.chat.repository.versions(MEETING_THREAD)}):
+        services.chat.sealer.seal(MEETING_THREAD, day)
+    assert [b for b in services.chat.repository.bundles(MEETING_THREAD) if not b.get("deleted")]
+
+
+def test_an_officer_exports_a_recording_with_its_meeting_chat_and_the_packages_transcript_reads_offline(
+    stack: tuple[World, RunningHost], browser: Any, tmp_path: Path
+) -> None:
+    """The portal's "chats" option: the recording's meeting chat comes with it, and the package's index and the
+    chat's transcript open from file:// with every version, requesting nothing but the package's own files."""
+    world, host = stack
+    assert world.sealed is not None
+    _meeting_chat_sealed(world)
+    page = first_page(browser)
+    sign_in(page, host, OSCAR)
+    page.get_by_role("link", name="Exports").click()
+    page.wait_for_selector("#export-form")
+    page.check("input[name=selection][value=ids]")
+    page.fill("#export-ids", world.sealed.recording_id)
+    page.check("input[name=chats]")
+    page.fill("#export-reason", "Case 2025-115: the meeting and its chat")
+    page.fill("#export-title", "Rates desk meeting with its chat")
+    page.get_by_role("button", name="Export", exact=True).click()
+    completed = page.locator("#exports tbody tr.export", has=page.locator(".badge.completed")).filter(
+        has_text="Rates desk meeting with its chat"
+    )
+    completed.first.wait_for(timeout=180_000)
+    with page.expect_download(timeout=60_000) as started:
+        completed.first.get_by_role("button", name="Download").click()
+    package = tmp_path / "export.zip"
+    started.value.save_as(package)
+    quiet = argparse.Namespace(key=None, key_file=None, fingerprint=None, quiet=True, json=False)
+    report = standalone_export_verifier.verify(package, quiet)
+    assert report.verified, [f.message for f in report.findings]
+    assert (report.facts["recordings"], report.facts["chats"]) == (1, 1)
+
+    folder = tmp_path / "package"
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(folder)
+    [chat] = json.loads((folder / "package-manifest.json").read_bytes())["chats"]
+    assert chat["chatId"] == MEETING_THREAD and any("meeting chat" in why for why in chat["why"]), chat["why"]
+    offline = browser.new_page()
+    requests: list[str] = []
+    offline.on("request", lambda request: requests.append(request.url))
+    offline.goto((folder / "index.html").as_uri())
+    row = offline.locator(f"tr#{chat['controlNumber']}")
+    assert "Rates desk" in row.inner_text() and "3 message(s), 5 version(s)" in row.inner_text()
+    row.get_by_role("link", name="transcript").click()
+    offline.wait_for_selector("div.msg")
+    assert offline.url == (folder / chat["transcript"]).as_uri()
+    messages = offline.locator("div.msg")
+    assert messages.count() == 3
+    edited = messages.nth(1).locator("div.version")
+    assert [edited.nth(i).get_attribute("class") for i in range(2)] == ["version posted", "version edited"]
+    assert "Sterling flat into the auction." in edited.nth(0).inner_text()
+    assert "Sterling flat into the auction at 10:00." in edited.nth(1).inner_text()
+    deleted = messages.nth(2).locator("div.version")
+    assert "Sorry, wrong chat." in deleted.nth(0).inner_text() and deleted.nth(1).get_attribute("class") == (
+        "version deleted"
+    )
+    assert offline.locator("script").count() == 0
+    offline.screenshot(path=str(tmp_path / "transcript.png"), full_page=True)
+    shot(offline, "export-transcript")
+    assert requests and all(url.startswith("file://") for url in requests), requests
+    offline.close()
 
 
 def test_an_auditor_reads_a_report_and_the_audit_trail_links_to_the_recording(
