@@ -11,6 +11,7 @@ from devstack.testkit.records import T0, TRADER
 from tests.api.world import seal_recording
 from tests.exports.conftest import OFFICER, REASON, ExportWorld
 from verbatim.contracts.exports import ExportRequest
+from verbatim.exports import assemble
 from verbatim.exports.sealed_media import SealMismatch
 from verbatim.exports.service import export_subject
 from verbatim.wiring import container_for
@@ -41,3 +42,18 @@ def test_evidence_changed_in_storage_fails_the_export_and_names_the_object(expor
     assert service.work_store.names(f"{export.id}/") == []  # no package, no work area left
     kinds = [e.kind for e in container.ledger.entries_for_subject(export_subject(export.id), limit=10)]
     assert kinds == ["export.created", "export.failed"]
+
+
+def test_a_package_needing_more_blocks_than_a_blob_takes_fails_before_committing_and_says_why(
+    export_world: ExportWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Azure commits at most 50,000 blocks to a block blob; a package that would need more fails the export with
+    the reason instead of the storage service's refusal of the block list. The limit is lowered here to the few
+    blocks a small export needs, as 50,001 real blocks are out of reach of a test."""
+    monkeypatch.setattr(assemble, "MAX_BLOCKS", 1)
+    service = container_for(export_world.settings).exports.service
+    ids = [r.recording_id for r in export_world.recordings[:2]]
+    export = service.create(ExportRequest(recording_ids=ids), OFFICER, REASON)
+    with pytest.raises(assemble.PackageTooLarge, match="one block blob takes 1: export fewer recordings"):
+        service.run_inline(export.id, batch=1)  # a segment (a block at least) per recording, and the end
+    assert not service.work_store.exists(f"{export.id}/package.zip")  # nothing committed

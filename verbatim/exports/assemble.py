@@ -32,9 +32,19 @@ from verbatim.exports.work import ExportWork, PlanFile, SegmentRecord
 from verbatim.exports.zip64 import SegmentWriter, ZipEntry, central_directory
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.ledger.note import NoteVerifier, sign_note
-from verbatim.platform.errors import DependencyUnavailable
+from verbatim.platform.errors import DependencyUnavailable, VerbatimError
 
 FINAL_SEGMENT = "z0000000"
+MAX_BLOCKS = 50_000  # committed blocks of one block blob (Azure Blob storage scalability targets)
+
+
+class PackageTooLarge(VerbatimError):
+    """The package would need more blocks than one block blob takes."""
+
+    status = 413
+    title = "Export too large for one package"
+
+
 FIRST = (names.README, names.INDEX_HTML, names.PACKAGE_MANIFEST, names.PACKAGE_SIGNATURE)
 
 
@@ -153,6 +163,11 @@ def assemble_package(
     directory = central_directory(placed, base + writer.position)
     sink.write(directory)
     blocks = [block for segment in segments for block in segment.blocks] + sink.close()
+    if len(blocks) > MAX_BLOCKS:
+        raise PackageTooLarge(
+            f"the package would need {len(blocks)} blocks of at most {sink.block_bytes} bytes; one block blob takes "
+            f"{MAX_BLOCKS}: export fewer recordings at a time (split the selection, e.g. by date)"
+        )
     size = base + writer.position + len(directory)
     work.store.commit_blocks(
         work.package_blob,

@@ -26,15 +26,15 @@ class BlockSink:
         self._store = store
         self._blob = blob
         self._segment = segment
-        self._block_bytes = block_bytes
+        self.block_bytes = block_bytes
         self._buffer = bytearray()
         self.block_ids: list[str] = []
 
     def write(self, data: bytes) -> None:
         self._buffer += data
-        while len(self._buffer) >= self._block_bytes:
-            self._stage(bytes(self._buffer[: self._block_bytes]))
-            del self._buffer[: self._block_bytes]
+        while len(self._buffer) >= self.block_bytes:
+            self._stage(bytes(self._buffer[: self.block_bytes]))
+            del self._buffer[: self.block_bytes]
 
     def _stage(self, data: bytes) -> None:
         name = block_id(self._segment, len(self.block_ids))
