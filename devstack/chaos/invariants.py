@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from azure.storage.queue import QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from devstack.chaos.faults import FaultRecord
@@ -71,10 +72,13 @@ class InvariantResult:
 
 # Server errors the run's own reads of the compliance API met (each read is retried): every one is a finding.
 API_ERRORS: list[str] = []
+# Reads that got no answer within the client's 30 s (a machine far over its cores): kept and reported, retried.
+API_TIMEOUTS: list[str] = []
 
 
 def read_verdicts(stack: DemoStack, result: CallResult, attempts: int = 3) -> list[dict[str, Any]]:
-    """`GET /api/v1/verdicts?callId=` for the call, retried on an error answer, each error kept in `API_ERRORS`."""
+    """`GET /api/v1/verdicts?callId=` for the call, retried on an error answer (kept in `API_ERRORS`) or on no
+    answer in time (kept in `API_TIMEOUTS`)."""
     for attempt in range(attempts):
         try:
             return stack.verdicts(result)
@@ -82,7 +86,11 @@ def read_verdicts(stack: DemoStack, result: CallResult, attempts: int = 3) -> li
             API_ERRORS.append(f"{datetime.now(UTC):%H:%M:%S} {error}"[:400])
             if attempt == attempts - 1:
                 raise
-            time.sleep(1.0)
+        except httpx.TransportError as error:
+            API_TIMEOUTS.append(f"{datetime.now(UTC):%H:%M:%S} verdicts of {result.call_id}: {type(error).__name__}")
+            if attempt == attempts - 1:
+                raise
+        time.sleep(1.0)
     return []
 
 
@@ -91,6 +99,8 @@ def check_api_errors() -> InvariantResult:
         "no-server-error", "the compliance API answered every read of the run without a 5xx", checked=1
     )
     result.violations += API_ERRORS
+    if API_TIMEOUTS:
+        result.promise += f" ({len(API_TIMEOUTS)} read(s) not answered within 30 s, retried: {API_TIMEOUTS[:5]})"
     return result
 
 
@@ -134,7 +144,11 @@ def check_verdicts(
             continue
         if call.state.get("state") != "ended":
             ended.violations.append(f"{key}: still {call.state.get('state')} after the run")
-        verdicts = read_verdicts(stack, call.result)
+        try:
+            verdicts = read_verdicts(stack, call.result)
+        except (DemoError, httpx.TransportError) as error:
+            final.violations.append(f"{key} ({call.result.call_id}): its verdicts could not be read: {error}"[:400])
+            continue
         expected = set(call.planned.policy_users)
         blocked = blocked_users(call.state)
         nearby = faults_during(call, log)

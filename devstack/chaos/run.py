@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from devstack.chaos.audit import LoggedStack, ReadLog, check_no_orphan_evidence, check_reads_audited
 from devstack.chaos.faults import (
     CONDITIONS,
@@ -34,7 +36,7 @@ from devstack.chaos.traffic import (
     chaos_tenant,
     plan_traffic,
 )
-from devstack.demo import DemoStack, wait_until
+from devstack.demo import DemoError, DemoStack, wait_until
 from devstack.emulators import REPO_ROOT
 from devstack.funchost.queues import PROCESSING_VISIBILITY
 from devstack.stack import StackConfig, StackPorts, running
@@ -283,7 +285,10 @@ def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo
         for call in placed:
             if call.result is None or not call.planned.policy_users:
                 continue
-            read_verdicts(stack, call.result)
+            try:
+                read_verdicts(stack, call.result)
+            except (DemoError, httpx.TransportError):  # kept in the run's API errors; asked again next round
+                return False
             for upn in call.planned.policy_users:
                 verdict = call.result.verdict_of(upn)
                 done = done and verdict is not None and verdict.get("verdict") != "pending"
