@@ -54,6 +54,6 @@ def test_a_package_needing_more_blocks_than_a_blob_takes_fails_before_committing
     service = container_for(export_world.settings).exports.service
     ids = [r.recording_id for r in export_world.recordings[:2]]
     export = service.create(ExportRequest(recording_ids=ids), OFFICER, REASON)
-    with pytest.raises(assemble.PackageTooLarge, match="one block blob takes 1: export fewer recordings"):
+    with pytest.raises(assemble.PackageTooLarge, match="one block blob takes 1: export fewer recordings at a time"):
         service.run_inline(export.id, batch=1)  # a segment (a block at least) per recording, and the end
     assert not service.work_store.exists(f"{export.id}/package.zip")  # nothing committed

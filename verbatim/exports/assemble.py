@@ -165,8 +165,9 @@ def assemble_package(
     blocks = [block for segment in segments for block in segment.blocks] + sink.close()
     if len(blocks) > MAX_BLOCKS:
         raise PackageTooLarge(
-            f"the package would need {len(blocks)} blocks of at most {sink.block_bytes} bytes; one block blob takes "
-            f"{MAX_BLOCKS}: export fewer recordings at a time (split the selection, e.g. by date)"
+            f"the package would need {len(blocks)} blocks (small files are gathered into blocks of "
+            f"{sink.block_bytes} bytes); one block blob takes {MAX_BLOCKS}: export fewer recordings at a time "
+            "(split the selection, e.g. by date)"
         )
     size = base + writer.position + len(directory)
     work.store.commit_blocks(

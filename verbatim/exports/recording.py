@@ -219,7 +219,7 @@ def package_recording(
                     continue
                 name = f"{base}/{names.capture_name()}"
             label = f"{what} of recording {record.id}"
-            entry = writer.add(name, stream_sealed(media, ref, label))
+            entry = writer.add(name, stream_sealed(media, ref, label), length=ref.bytes)
             check_sealed(entry.size, entry.sha256, ref, label)
             media_bytes += entry.size
             if what == "evidence:mixed" and part == 0:

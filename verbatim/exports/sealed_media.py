@@ -34,12 +34,24 @@ def sealed_objects(manifest: RecordingManifest) -> Iterator[tuple[str, BlobRef]]
 
 
 def stream_sealed(store: BlobStore, ref: BlobRef, what: str) -> Iterator[bytes]:
-    """The object's bytes a few MB at a time (the version the manifest names); `SealMismatch` when it is missing.
-    The caller hashes them on their way into the package and calls `check_sealed` (one SHA-256 pass, not two)."""
+    """The object's bytes a few MB at a time (the version the manifest names); `SealMismatch` when it is missing or
+    not of the sealed length. The caller hashes them on their way into the package and calls `check_sealed` (one
+    SHA-256 pass, not two)."""
+    count = 0
     try:
-        yield from store.chunks(ref.blob_name, version_id=ref.version_id)
+        for chunk in store.chunks(ref.blob_name, version_id=ref.version_id):
+            count += len(chunk)
+            if count > ref.bytes:
+                break
+            yield chunk
     except BlobNotFound:
         raise SealMismatch(f"the sealed {what} {ref.blob_name} is missing from storage", blob=ref.blob_name) from None
+    if count != ref.bytes:  # said here, before a block of the sealed length is found to be short or long
+        raise SealMismatch(
+            f"the {what} {ref.blob_name} in storage has {'more than ' if count > ref.bytes else ''}{count} bytes, "
+            f"not the {ref.bytes} that were sealed",
+            blob=ref.blob_name,
+        )
 
 
 def check_sealed(size: int, sha256: str, ref: BlobRef, what: str) -> None:

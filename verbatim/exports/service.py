@@ -507,7 +507,7 @@ class ExportService:
         if snapshots is None:
             raise RuntimeError(f"export {batch.export_id}: items {batch.first} .. {end - 1} were not attested")
         sink = BlockSink(work.store, work.package_blob, f"s{batch.first:07d}")
-        writer = SegmentWriter(sink.write, _parse(record.created_at))
+        writer = SegmentWriter(sink.write, _parse(record.created_at), streamer=sink)
         size = batch.checkpoint_size
         items: list[PartRecord] = []
         for position in range(batch.first, end):

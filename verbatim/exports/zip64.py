@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 LOCAL_HEADER = 0x04034B50
 DATA_DESCRIPTOR = 0x08074B50
@@ -85,11 +86,21 @@ def _descriptor(crc: int, size: int) -> bytes:
 Sink = Callable[[bytes], None]
 
 
-class SegmentWriter:
-    """Writes entries one after another into `sink`, counting offsets from the segment's start."""
+class Streamer(Protocol):
+    """Where a member's data may go in one stream instead of through the sink (the package's blocks)."""
 
-    def __init__(self, sink: Sink, at: datetime) -> None:
+    def streams(self, length: int) -> bool: ...
+
+    def stream(self, chunks: Iterable[bytes], length: int) -> None: ...
+
+
+class SegmentWriter:
+    """Writes entries one after another into `sink`, counting offsets from the segment's start; the data of a
+    member whose size is known and that `streamer` takes goes to it instead, in one stream."""
+
+    def __init__(self, sink: Sink, at: datetime, streamer: Streamer | None = None) -> None:
         self._sink = sink
+        self._streamer = streamer
         self._time, self._date = dos_datetime(at)
         self.position = 0
         self.entries: list[ZipEntry] = []
@@ -99,17 +110,28 @@ class SegmentWriter:
             self._sink(data)
             self.position += len(data)
 
-    def add(self, name: str, chunks: Iterable[bytes]) -> ZipEntry:
-        """Stream one member from `chunks`; its CRC-32, size and SHA-256 are computed on the way."""
+    def add(self, name: str, chunks: Iterable[bytes], length: int | None = None) -> ZipEntry:
+        """Stream one member from `chunks`; its CRC-32, size and SHA-256 are computed on the way. `length`: the
+        size the member must have (then its data may be streamed to the streamer)."""
         encoded = check_name(name)
         offset = self.position
         self._emit(_local_header(encoded, self._time, self._date))
         crc, size, digest = 0, 0, hashlib.sha256()
-        for chunk in chunks:
-            crc = zlib.crc32(chunk, crc)
-            digest.update(chunk)
-            size += len(chunk)
-            self._emit(chunk)
+
+        def hashed() -> Iterator[bytes]:
+            nonlocal crc, size
+            for chunk in chunks:
+                crc = zlib.crc32(chunk, crc)
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        if length is not None and self._streamer is not None and self._streamer.streams(length):
+            self._streamer.stream(hashed(), length)
+            self.position += length
+        else:
+            for chunk in hashed():
+                self._emit(chunk)
         self._emit(_descriptor(crc, size))
         entry = ZipEntry(name, offset, size, crc, digest.hexdigest(), self._time, self._date)
         self.entries.append(entry)

@@ -8,11 +8,12 @@ over the adapter's `container`.
 
 from __future__ import annotations
 
+import io
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobLeaseClient, ContainerClient, ContentSettings
@@ -109,6 +110,9 @@ class BlobStore(Protocol):
 
     def stage_block(self, name: str, block_id: str, data: bytes) -> None: ...
 
+    def stage_block_stream(self, name: str, block_id: str, chunks: Iterable[bytes], length: int) -> None:
+        """Stage one block of exactly `length` bytes from `chunks`, streamed (never whole in memory)."""
+
     def commit_blocks(
         self,
         name: str,
@@ -118,6 +122,47 @@ class BlobStore(Protocol):
         metadata: Mapping[str, str] | None = None,
     ) -> str | None:
         """Make the blob the listed blocks (staged or already committed), in order; returns the version id."""
+
+
+class ChunkReader(io.RawIOBase):
+    """A read-only stream over `chunks`, which must add up to exactly `length` bytes: ValueError when they come to
+    more, or end short (a block of another length than declared is never sent whole)."""
+
+    def __init__(self, chunks: Iterable[bytes], length: int) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+        self._length = length
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def __len__(self) -> int:  # HTTP clients send len() - tell() as the Content-Length (requests' super_len)
+        return self._length
+
+    def tell(self) -> int:  # without it requests takes the body for a pipe and sends it chunked (Azure: 400)
+        return self._read
+
+    def read(self, size: int | None = -1) -> bytes:
+        wanted = self._length - self._read if size is None or size < 0 else min(size, self._length - self._read)
+        out = bytearray()
+        while len(out) < wanted:
+            if not self._pending:
+                self._pending = next(self._chunks, b"")
+                if not self._pending:
+                    raise ValueError(f"the block ended after {self._read + len(out)} of its {self._length} bytes")
+            take = min(wanted - len(out), len(self._pending))
+            out += self._pending[:take]
+            self._pending = self._pending[take:]
+        self._read += len(out)
+        if self._read == self._length and (self._pending or next(self._chunks, b"")):
+            raise ValueError(f"the block has more than its {self._length} bytes")
+        return bytes(out)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class AzureBlobStore:
@@ -247,6 +292,10 @@ class AzureBlobStore:
 
     def stage_block(self, name: str, block_id: str, data: bytes) -> None:
         self.container.get_blob_client(name).stage_block(block_id, data)
+
+    def stage_block_stream(self, name: str, block_id: str, chunks: Iterable[bytes], length: int) -> None:
+        # A file-like body of a known length: the SDK sends it as it reads it, with that Content-Length.
+        self.container.get_blob_client(name).stage_block(block_id, ChunkReader(chunks, length), length=length)
 
     def commit_blocks(
         self,
@@ -462,6 +511,9 @@ class InMemoryBlobStore:
             blob = self._blobs.setdefault(name, _Blob())
             self._check_lease(name, blob, lease_id)
             blob.staged[block_id] = bytes(data)
+
+    def stage_block_stream(self, name: str, block_id: str, chunks: Iterable[bytes], length: int) -> None:
+        self.stage_block(name, block_id, ChunkReader(chunks, length).read())
 
     def commit_blocks(
         self,
