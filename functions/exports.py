@@ -6,9 +6,10 @@ an hourly timer expires packages past their retention. Triggers parse and delega
 verbatim.exports (docs/exports.md).
 
 The orchestration plans, then fans out over the recordings in batches (attest: each recording's `exported`
-ledger entry and snapshot), signs one checkpoint covering them, fans out again (package: each recording's segment
-of the ZIP as staged blocks), then assembles. It carries its place in `continue_as_new`, so its history stays
-small, and every step finds its output in the export's work area when a retry or a restarted host repeats it.
+ledger entry, one snapshot file per batch), signs one checkpoint covering them, fans out again (package: each
+batch's segment of the ZIP as staged blocks), then assembles. It carries its place in `continue_as_new`, so its
+history stays small, and every step finds its output in the export's work area when a retry or a restarted host
+repeats it.
 The custom status is the export's progress (`ExportProgress`).
 """
 

@@ -64,7 +64,7 @@ from verbatim.search.index import RecordingIndex, SearchQuery
 READERS = (COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
 SEARCH_PAGE = 200
 BATCH = 8  # items (recordings, chats) per activity of the orchestration: a snapshot file and a segment per batch
-MAX_RECORDINGS = 50_000  # the package blob takes at most 50,000 committed blocks: one segment per recording at least
+MAX_RECORDINGS = 50_000  # items per export: the plan, the assembly's manifest and directory are held in memory
 
 
 class RangeRequired(VerbatimError):
