@@ -276,7 +276,9 @@ def ok(met: bool) -> str:
     return "met" if met else "NOT met"
 
 
-def answer_latency(invitations: int) -> list[float]:
+def answer_latency(invitations: int, settings: dict[str, str] | None = None) -> list[float]:
+    """Seconds from each of `invitations` simultaneous POSTs to its answer, sorted; `settings` are extra recorder
+    settings (video sockets: benchmarks/video_capture.py)."""
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
         ports = AzuritePorts(blob=free_port(), queue=free_port(), table=free_port())
@@ -289,6 +291,7 @@ def answer_latency(invitations: int) -> list[float]:
             "RECORDINGS_STORAGE": ports.connection_string,
             "PYTHONPATH": str(ROOT),
             "VERBATIM_LOG_LEVEL": "WARNING",
+            **(settings or {}),
         }
         with azurite(ports, root / "azurite"):
             recorder = ManagedProcess(

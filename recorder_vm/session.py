@@ -208,6 +208,12 @@ class CallSession:
             modalities.append("videoBasedScreenSharing")
         return modalities
 
+    def _capture_modalities(self) -> list[str]:
+        """What this call keeps: the answer's modalities, narrowed by the capture policy of the invitation's
+        `policyIdentifier` (the audio always)."""
+        wanted = self.settings.capture_for(policy_of(self.incoming).identifier)
+        return [m for m in self._modalities() if wanted is None or m in wanted or m == "audio"]
+
     def _answer_failed(self, reason: str) -> None:
         """The call was not answered: release the media session, persist nothing, report, forget the call."""
         self._close_media()
@@ -279,6 +285,8 @@ class CallSession:
             if self.state != "answered":
                 return
             self.state = "recording"
+            capture = self._capture_modalities()
+            self.capture.keep_video(cameras="video" in capture, screen_share="videoBasedScreenSharing" in capture)
             self.capture.start(allowed_from_ticks=allowed_from)
             self.recorder.capturing_started(self)
             self._subscribe_video()
@@ -298,6 +306,7 @@ class CallSession:
                     recorder_app_id=self.settings.bot_app_id or "",
                     recorder_version=self.settings.version,
                     modalities=self._modalities(),  # what the answer accepted (audio, video, screen sharing)
+                    capture=capture,  # what the capture policy keeps of them
                     started_at=self.capture.started_at or datetime.now(UTC),
                     blob_container=self.settings.captures_container,
                     blob_name=self.capture.blob_name,
@@ -354,10 +363,11 @@ class CallSession:
         if media is None or not self.receives_video:
             return
         observed = observed_user(self.incoming, self.roster).participant_id
+        capture = self._capture_modalities()  # no subscription for what the capture policy does not keep
         plan = plan_video(
             self.roster.participants,
-            sockets=media.video_sockets,
-            vbss=media.vbss_socket,
+            sockets=media.video_sockets if "video" in capture else 0,
+            vbss=media.vbss_socket and "videoBasedScreenSharing" in capture,
             policy_participants={observed} if observed else set(),
             speakers=self.speakers.sources,
             current=self.video.cameras,

@@ -19,6 +19,7 @@ from verbatim import __version__
 from verbatim.platform.settings import StorageSettings, setting_names
 
 MediaPlatformName = Literal["sim", "windows"]
+CaptureModality = Literal["audio", "video", "videoBasedScreenSharing"]
 
 SKYPE_OPENID_CONFIGURATION = "https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration"
 PLATFORM_ISSUERS = "https://api.botframework.com,https://graph.microsoft.com"
@@ -114,6 +115,12 @@ class RecorderSettings(StorageSettings):
     video_sockets: int = Field(default=0, ge=0, le=10, validation_alias=_alias("RECORDER_VIDEO_SOCKETS"))
     screen_share: bool = Field(default=False, validation_alias=_alias("RECORDER_SCREEN_SHARE"))
     video_queue_units: int = Field(default=2000, ge=10, validation_alias=_alias("RECORDER_VIDEO_QUEUE_UNITS"))
+    # The capture policy: each recording policy's name (an invitation's `policyIdentifier`) → the modalities to keep
+    # of its calls (audio, video, videoBasedScreenSharing), as JSON; `verbatim policy capture-setting FILE` writes it
+    # from the desired state. A policy not named keeps everything the sockets above receive.
+    capture_policies: dict[str, list[CaptureModality]] = Field(
+        default_factory=dict, validation_alias=_alias("RECORDER_CAPTURE_POLICIES")
+    )
     # How long to wait for the terminated notification after the media stream ended, before stopping anyway.
     media_end_grace_seconds: float = Field(
         default=10.0, ge=0, validation_alias=_alias("RECORDER_MEDIA_END_GRACE_SECONDS")
@@ -181,6 +188,24 @@ class RecorderSettings(StorageSettings):
             if missing:
                 raise ValueError(f"the windows media platform needs {', '.join(missing)}")
         return self
+
+    @model_validator(mode="after")
+    def _capture_keeps_the_audio(self) -> RecorderSettings:
+        for name, modalities in self.capture_policies.items():
+            if "audio" not in modalities:
+                raise ValueError(f"RECORDER_CAPTURE_POLICIES: policy {name!r} must capture audio")
+        return self
+
+    def capture_for(self, policy_identifier: str | None) -> list[str] | None:
+        """The modalities the capture policy keeps of a call invited under this policy (matched without regard
+        to case, as Teams policy names are), or None when it names no such policy."""
+        if not policy_identifier:
+            return None
+        wanted = policy_identifier.casefold()
+        for name, modalities in self.capture_policies.items():
+            if name.casefold() == wanted:
+                return list(modalities)
+        return None
 
     @property
     def platform_issuers(self) -> list[str]:

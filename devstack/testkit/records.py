@@ -54,6 +54,7 @@ def call(
     version: int = 1,
     call_type: str = "peerToPeer",
     setup_failure: str | None = None,
+    modalities: Sequence[str] = ("audio",),
 ) -> CallRecord:
     end = start + timedelta(seconds=seconds)
     users = [p for p in parties]
@@ -64,7 +65,7 @@ def call(
                 id="s1",
                 start_date_time=iso(start),
                 end_date_time=iso(end),
-                modalities=["audio"],
+                modalities=list(modalities),
                 caller=endpoint(users[0]),
                 callee=endpoint(users[1]) if len(users) > 1 else None,
                 failure_info=failure,
@@ -76,7 +77,7 @@ def call(
                 id=f"s{index}",
                 start_date_time=p.joined_at or iso(start),
                 end_date_time=p.left_at or iso(end),
-                modalities=["audio"],
+                modalities=list(modalities),
                 caller=endpoint(p),
                 failure_info=failure,
             )
@@ -87,7 +88,7 @@ def call(
         tenant_id=TENANT,
         version=version,
         type=call_type,
-        modalities=["audio"],
+        modalities=list(modalities),
         start_date_time=iso(start),
         end_date_time=iso(end),
         organizer=users[0],
@@ -98,7 +99,12 @@ def call(
 
 
 def snapshot(
-    user: str, *, records: bool = True, strict: bool = True, since: datetime = T0 - timedelta(days=30)
+    user: str,
+    *,
+    records: bool = True,
+    strict: bool = True,
+    since: datetime = T0 - timedelta(days=30),
+    capture: Sequence[str] = ("audio",),
 ) -> PolicySnapshot:
     return PolicySnapshot(
         id=snapshot_id(user, since),
@@ -112,6 +118,7 @@ def snapshot(
             records=records,
             strict=strict,
             recorder_instance_ids=["app-instance-1"] if records else [],
+            capture=list(capture),
         ),
     )
 
@@ -131,6 +138,8 @@ def recording(
     phone_numbers: Sequence[str] = (),
     direction: CallDirection = "outbound",
     call_type: RecorderCallType = "peerToPeer",
+    modalities: Sequence[str] | None = ("audio",),
+    capture: Sequence[str] | None = None,
 ) -> RecordingRecord:
     participants = [
         CallParticipant(participant_id=f"p-{u}", identity=Identity(kind="user", id=u, display_name=u, upn=UPNS.get(u)))
@@ -151,6 +160,7 @@ def recording(
         call_type=call_type,
         phone_numbers=list(phone_numbers),
         recorder_instance="recorder-0",
+        capture=list(capture) if capture is not None else None,
         started_at=start,
         ended_at=start + timedelta(seconds=seconds) if status != "capturing" else None,
     )
@@ -169,6 +179,7 @@ def recording(
             retention_until=start + timedelta(days=1827),
             worm="emulator-not-enforced",
             sealed_at=start + timedelta(seconds=seconds + 5),
+            modalities=list(modalities) if modalities is not None else None,
         )
     return RecordingRecord(
         id=recording_id,

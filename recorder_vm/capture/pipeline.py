@@ -111,6 +111,7 @@ class CallCapture:
         self._video_queue_units = video_queue_units
         self._videos: dict[tuple[str, int], VideoTrackWriter] = {}
         self._video_owners: dict[int, str | None] = {}
+        self._kept_sockets: frozenset[str] = frozenset({"video", "vbss"})
         self.video_units_received = 0
         self.video_units_dropped = 0
 
@@ -131,7 +132,7 @@ class CallCapture:
 
     def on_video(self, frame: VideoFrame) -> None:
         """A video access unit (platform thread): queued as it is, like audio, once recording is allowed."""
-        if not self._accepting:
+        if not self._accepting or frame.socket not in self._kept_sockets:
             return
         allowed_from = self._allowed_from
         if allowed_from is None or frame.timestamp_ticks < allowed_from:
@@ -141,6 +142,11 @@ class CallCapture:
             self._video_queue.append(frame)
         else:
             self.video_units_dropped += 1
+
+    def keep_video(self, *, cameras: bool, screen_share: bool) -> None:
+        """Which sockets' units the capture policy keeps. A 1:1 call's video arrives without a subscription, so
+        not subscribing is not enough: what the policy does not ask for is never queued."""
+        self._kept_sockets = frozenset({*(["video"] if cameras else []), *(["vbss"] if screen_share else [])})
 
     def name_video_source(self, source_id: int, participant_id: str | None) -> None:
         """Whose stream `source_id` is (from the roster when it was subscribed)."""

@@ -117,6 +117,9 @@ RECORDER_LEFT_TO_DEFAULT_OR_OPERATOR = {
     # The recorder never touches the sealed evidence: it writes CAPTURES_CONTAINER only (rbac.bicep).
     "RECORDINGS_CONTAINER",
     "AUTH_CA_CERT",  # the tenant's OpenID endpoint is Entra's, under a public CA
+    # From the published desired state (`verbatim policy capture-setting FILE`); unset, each policy keeps what the
+    # video settings receive, which the Bicep turns off (docs/video.md).
+    "RECORDER_CAPTURE_POLICIES",
 }
 
 # Per instance, so not in the scale-set model: the bootstrap (infra/scripts/recorder-bootstrap.ps1) adds

@@ -120,7 +120,7 @@ def test_publishing_an_invalid_desired_state_keeps_the_previous_one() -> None:
     api.publish_request("application/yaml", VALID.encode(), store, actor=None, now=NOW, ledger=None)
 
     with pytest.raises(InvalidDesiredState):
-        api.publish_request("application/yaml", b"version: 2\n", store, actor=None, now=NOW, ledger=None)
+        api.publish_request("application/yaml", b"version: 3\n", store, actor=None, now=NOW, ledger=None)
 
     assert store.published is not None and store.published.text == VALID
 

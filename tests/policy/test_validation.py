@@ -67,7 +67,7 @@ def test_an_unknown_field_is_named_with_its_line_and_the_allowed_fields() -> Non
 
     assert error.render("policies.yaml") == (
         "policies.yaml:14:5: error: recordingPolicies[0].recordReroutedCall: unknown field 'recordReroutedCall'; "
-        "allowed fields here: customBanner, description, disableComplianceRecordingAudioNotificationForCalls, "
+        "allowed fields here: capture, customBanner, description, disableComplianceRecordingAudioNotificationForCalls, "
         "enabled, name, recordReroutedCalls, recorders, retentionClass"
     )
 
@@ -222,9 +222,11 @@ def test_broken_yaml_reports_where_the_parser_stopped() -> None:
 
 def test_a_json_body_is_validated_the_same_way_without_positions() -> None:
     with pytest.raises(InvalidDesiredState) as caught:
-        validate_data(json.loads(json.dumps({"version": 2})))
+        validate_data(json.loads(json.dumps({"version": 3})))
 
-    assert [(i.location, i.message, i.position) for i in caught.value.issues] == [("version", "must be 1, not 2", None)]
+    assert [(i.location, i.message, i.position) for i in caught.value.issues] == [
+        ("version", "must be one of 1, 2, not 3", None)
+    ]
 
 
 def test_an_enabled_policy_without_recorders_is_a_warning() -> None:

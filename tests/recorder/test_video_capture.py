@@ -15,6 +15,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -62,10 +63,10 @@ class VideoStack:
         return response.json()
 
 
-@pytest.fixture(scope="module")
-def stack(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoStack]:
-    root = tmp_path_factory.mktemp("videostack")
-    config = StackConfig(state_dir=root / "state", ports=replace(StackPorts.free(), azurite=azurite_service.ports))
+@contextmanager
+def video_stack(azurite: Azurite, root: Path, **settings: str) -> Iterator[VideoStack]:
+    """The simulator and a recorder with two video sockets and the VBSS socket (and `settings` besides)."""
+    config = StackConfig(state_dir=root / "state", ports=replace(StackPorts.free(), azurite=azurite.ports))
     ports = config.ports
     simulator = ManagedProcess(
         name="simulator",
@@ -82,13 +83,14 @@ def stack(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) ->
         log_path=root / "simulator.log",
         ports=(ports.simulator, ports.simulator_https),
     )
-    container, queue = "captures", "recorder-events-video"
+    container, queue = "captures", f"recorder-events-{root.name.lower()[:20]}"
     env = {
         **recorder_environment(config),
         "RECORDER_EVENTS_QUEUE": queue,
         "CAPTURES_CONTAINER": container,
         "RECORDER_VIDEO_SOCKETS": "2",
         "RECORDER_SCREEN_SHARE": "true",
+        **settings,
     }
     process = ManagedProcess(
         name="recorder",
@@ -101,10 +103,16 @@ def stack(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) ->
     )
     with simulator, process:
         recorder = RecorderProcess(
-            process, ports.recorder, ports.recorder_media, root / "recorder", "sim", azurite_service.connection_string,
+            process, ports.recorder, ports.recorder_media, root / "recorder", "sim", azurite.connection_string,
             queue, container, env,
         )  # fmt: skip
         yield VideoStack(config, recorder)
+
+
+@pytest.fixture(scope="module")
+def stack(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoStack]:
+    with video_stack(azurite_service, tmp_path_factory.mktemp("videostack")) as running:
+        yield running
 
 
 def _ticks(text: str) -> int:
@@ -178,6 +186,7 @@ def test_the_recorder_answers_with_video_and_subscribes_within_its_sockets(meeti
     assert {t.kind for t in manifest.video_tracks} == {"camera", "screenShare"}
     started = next(e for e in meeting["events"] if isinstance(e, RecordingStarted))
     assert started.modalities == ["audio", "video", "videoBasedScreenSharing"]
+    assert started.capture == started.modalities  # no capture policy names the strict policy: all it receives
     stopped = meeting["stopped"]
     assert {v.track for v in stopped.video} == names
 
@@ -217,9 +226,9 @@ def test_the_screen_share_covers_exactly_the_sharing_interval(meeting: dict[str,
 # --- sealed: the lifecycle's activities over the recorder's real capture (Azurite), then verify ---------------
 
 
-@pytest.fixture(scope="module")
-def sealed(meeting: dict[str, Any], azurite_service: Azurite, stack: VideoStack) -> dict[str, Any]:
-    service = BlobServiceClient.from_connection_string(azurite_service.connection_string)
+def lifecycle_deps(azurite: Azurite, captures: Any) -> LifecycleDeps:
+    """The lifecycle's dependencies over a recorder's captures container, with fresh containers on Azurite."""
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
     suffix = uuid.uuid4().hex[:8]
     containers = {}
     for role in ("recordings", "scratch"):
@@ -228,7 +237,7 @@ def sealed(meeting: dict[str, Any], azurite_service: Azurite, stack: VideoStack)
         containers[role] = AzureBlobStore(client)
     deps = LifecycleDeps(
         recordings=containers["recordings"],
-        captures=AzureBlobStore(meeting["container"]),
+        captures=AzureBlobStore(captures),
         scratch=containers["scratch"],
         store=InMemoryRecordingStore(),
         ledger=memory_log(),
@@ -236,26 +245,48 @@ def sealed(meeting: dict[str, Any], azurite_service: Azurite, stack: VideoStack)
         worm=InMemoryWorm(),
         chunk_seconds=4,
     )
-    stopped = meeting["stopped"]
-    for event in stack.recorder.events():
-        if event.recording_id == stopped.recording_id:
-            record_event(deps.store, event)
-    recording_id = stopped.recording_id
-    assert activities.check_recording(deps, recording_id).state == "ended"
-    finalised = activities.finalise_recording(deps, recording_id)
+    return deps
+
+
+def run_to_seal(deps: LifecycleDeps, recording_id: str, part: int = 0) -> tuple[Any, Any, list[str]]:
+    """What the orchestration does once a part's recorder stopped (or was salvaged): (summary, record, problems)."""
+    finalised = activities.finalise_recording(deps, recording_id, part)
     tasks = activities.plan_access_copy(deps, finalised)
     chunks = [activities.encode_access_chunk(deps, task) for task in tasks]
-    access = activities.assemble_access_copy(deps, recording_id, finalised.finalised_blob, chunks)
-    summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, access)
-    activities.index_recording(deps, summary, finalised.problems)
+    access = activities.assemble_access_copy(deps, recording_id, finalised.finalised_blob, chunks, part)
+    summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, access, part)
+    return summary, activities.index_recording(deps, summary, finalised.problems), finalised.problems
+
+
+def seal_capture(azurite: Azurite, captures: Any, events: list[Any], recording_id: str) -> dict[str, Any]:
+    """The lifecycle's activities over a recorder's real capture, into fresh containers on Azurite."""
+    deps = lifecycle_deps(azurite, captures)
+    for event in events:
+        if event.recording_id == recording_id:
+            record_event(deps.store, event)
+    assert activities.check_recording(deps, recording_id).state == "ended"
+    summary, record, problems = run_to_seal(deps, recording_id)
     manifest = RecordingManifest.model_validate_json(deps.recordings.read(summary.seal.manifest_blob))
-    return {"deps": deps, "recording_id": recording_id, "manifest": manifest, "problems": finalised.problems}
+    return {
+        "deps": deps,
+        "recording_id": recording_id,
+        "manifest": manifest,
+        "problems": problems,
+        "record": record,
+    }
+
+
+@pytest.fixture(scope="module")
+def sealed(meeting: dict[str, Any], azurite_service: Azurite, stack: VideoStack) -> dict[str, Any]:
+    stopped = meeting["stopped"]
+    return seal_capture(azurite_service, meeting["container"], stack.recorder.events(), stopped.recording_id)
 
 
 def test_video_streams_are_sealed_parts_of_the_recording_and_verify(sealed: dict[str, Any]) -> None:
     deps, manifest = sealed["deps"], sealed["manifest"]
     assert sealed["problems"] == []
     assert manifest.video and all(v.units and not v.problems for v in manifest.video)
+    assert sealed["record"].seal.modalities == ["audio", "video", "videoBasedScreenSharing"]
     assert manifest.video[0].kind == "screenShare"  # screen shares first: the player's default picture
     worm = deps.worm
     assert isinstance(worm, InMemoryWorm)

@@ -352,8 +352,9 @@ class ComplianceApi:
         part: int | None = None,
     ) -> MediaResponse:
         """A bounded part of the access copy or the video access copy (Officer, Auditor) or of the lossless evidence
-        (Auditor only), read through the sealed parts: the access copy of the newest part (it covers every part)
-        unless `part` names another, the evidence and the video copy of part 0 unless `part` names another. Only
+        (Auditor only), read through the sealed parts: the access copy and the video copy of the newest part (they
+        cover every part; a video copy sealed before continuations had theirs: part 0's) unless `part` names
+        another, the evidence of part 0 unless `part` names another. Only
         the sealed version of the part's object is served, and only bytes that hash to what its manifest sealed
         (`EvidenceTampered`: 409)."""
         principal.require(*((COMPLIANCE_AUDITOR,) if copy == "evidence" else READERS))
@@ -362,7 +363,7 @@ class ComplianceApi:
             raise NotFound(f"recording {recording_id} has no sealed {copy} copy")
         parts = sealed_parts(record.seal)
         if part is None:
-            chosen = parts[-1] if copy == "access" else parts[0]
+            chosen = parts[-1] if copy in ("access", "video") else parts[0]
         else:
             found = next((p for p in parts if p.part == part), None)
             if found is None:
@@ -374,6 +375,14 @@ class ComplianceApi:
             self._tampered(principal, recording_id, tampered)
             raise
         ref = sealed_part(manifest, copy)
+        if ref is None and copy == "video" and part is None and chosen.part > 0:
+            chosen = parts[0]  # a continuation sealed before continuations got their own MP4 copy
+            try:
+                manifest = self._sealed_manifest(chosen)
+            except EvidenceTampered as tampered:
+                self._tampered(principal, recording_id, tampered)
+                raise
+            ref = sealed_part(manifest, copy)
         if ref is None:
             raise NotFound(f"recording {recording_id} has no sealed {copy} copy")
         size = ref.bytes  # what was sealed, not what the store holds under the name now

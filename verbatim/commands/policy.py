@@ -89,6 +89,12 @@ def register(subparsers: Any) -> None:
     schema = commands.add_parser("schema", help="print the JSON Schema of desired-state files")
     schema.set_defaults(handler=_schema)
 
+    capture = commands.add_parser(
+        "capture-setting", help="print the recorder's RECORDER_CAPTURE_POLICIES app setting for a desired-state file"
+    )
+    capture.add_argument("file", type=Path)
+    capture.set_defaults(handler=_capture_setting)
+
 
 def _load(path: Path, err: TextIO) -> Validated | None:
     try:
@@ -113,6 +119,16 @@ def _validate(args: argparse.Namespace) -> int:
     for warning in validated.warnings:
         print(warning.render(str(args.file)), file=sys.stderr)
     print(f"{args.file}: valid")
+    return EXIT_NO_CHANGES
+
+
+def _capture_setting(args: argparse.Namespace) -> int:
+    from verbatim.policy.compile import recorder_capture_setting
+
+    validated = _load(args.file, sys.stderr)
+    if validated is None:
+        return EXIT_INVALID
+    print(recorder_capture_setting(validated.desired))
     return EXIT_NO_CHANGES
 
 

@@ -250,6 +250,7 @@ class RecordingFacts(Contract):
     direction: CallDirection = "unknown"
     call_type: CallType = "unknown"
     modalities: list[str] = Field(default_factory=lambda: ["audio"])
+    capture: list[str] | None = None  # what the recorder was told to keep (recording.started), when it said
     phone_numbers: list[str] = Field(default_factory=list)
     recorder_instance: str
     recorder_app_id: str | None = None

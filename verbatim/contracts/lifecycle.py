@@ -67,6 +67,9 @@ class SealIndex(Contract):
     worm: Literal["azure", "emulator-not-enforced"]
     sealed_at: AwareDatetime
     parts: list[SealedPartIndex] = Field(default_factory=list)  # added in v1; empty on older records
+    # The modalities whose evidence the sealed parts hold, by Graph's names (audio, video: a camera,
+    # videoBasedScreenSharing: a screen share); added in v1, None on older records (not known, so not judged).
+    modalities: list[str] | None = None
 
 
 ContinuationStatus = Literal["capturing", "stopped", "failed", "salvaged", "sealed", "not_recorded"]

@@ -30,6 +30,9 @@ class EffectivePolicy(Contract):
     strict: bool = False
     recorder_instance_ids: list[str] = Field(default_factory=list, alias="recorderInstanceIds")
     retention_class: str | None = Field(default=None, alias="retentionClass")
+    # What the policy's calls must capture, by Graph's modality names (the desired state's `capture`; audio only
+    # when it says nothing, and on snapshots written before it existed).
+    capture: list[str] = Field(default_factory=lambda: ["audio"])
 
     def same_as(self, other: EffectivePolicy) -> bool:
         """Equal in every respect that matters for recording (names of users may be edited freely)."""

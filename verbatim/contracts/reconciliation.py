@@ -30,6 +30,8 @@ VerdictReason = Literal[
     "recorder_crashed",  # the recording was interrupted (salvaged, or failed during capture)
     "recorder_joined_late",  # recorded, but only from some time after the user joined
     "recording_ended_early",  # the recording stopped before the user left the call
+    "modality_not_captured",  # the audio is recorded, but the call had a modality the user's policy requires
+    # (video: the cameras; videoBasedScreenSharing: a screen share) and no sealed recording of the user holds it
     "no_invitation",  # no recorder ever reported on this user's call: it was not invited (or never told us)
     "recording_pending",  # a recording is still being captured or sealed
     "policy_change_pending",  # the call fell in the propagation window of a policy change

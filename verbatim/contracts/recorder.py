@@ -162,6 +162,9 @@ class RecordingStarted(RecorderEventBase):
     recorder_app_id: str
     recorder_version: str
     modalities: list[str] = Field(default_factory=lambda: ["audio"])
+    # What the recorder keeps of this call: the answer's modalities, narrowed by the capture policy of the
+    # invitation's `policyIdentifier` (RECORDER_CAPTURE_POLICIES). Added in v1; None from older recorders.
+    capture: list[str] | None = None
     started_at: AwareDatetime  # wall-clock time of sample 0 of the evidence
     blob_container: str
     blob_name: str  # the mixed evidence (FLAC block blob)

@@ -193,9 +193,15 @@ def make_video_access_copy(
     shown = [video for video in videos if video.units]
     if not shown:
         return None
+    # One MP4 track per stream: a stream continued in a later part (the same `track` name) joins its earlier
+    # part's track; screen shares first (the player's default picture), then cameras, each in order of appearance.
+    groups: dict[str, list[VideoEvidenceTrack]] = {}
+    for video in shown:
+        groups.setdefault(video.track, []).append(video)
+    ordered = sorted(groups.values(), key=lambda group: group[0].kind != "screenShare")
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "access.mp4")
-        duration = _mux(recordings, path, shown, audio, origin_ticks)
+        duration = _mux(recordings, path, ordered, audio, origin_ticks)
         with open(path, "rb") as handle:
             body = handle.read()
     name = names.video_access_copy_name(recording_id, part)
@@ -216,9 +222,12 @@ def make_video_access_copy(
         sha256=digest,
         chunks=chunk_digests(body),  # what a ranged read of the copy is checked against (verbatim.evidence.sealed)
         audio_codec="opus" if audio is not None else None,
-        video_tracks=[video.track for video in shown],
+        video_tracks=[group[0].track for group in ordered],
         duration_seconds=duration,
-        source_sha256=[*([audio.sha256] if audio is not None else []), *(video.sha256 for video in shown)],
+        source_sha256=[
+            *([audio.sha256] if audio is not None else []),
+            *(video.sha256 for group in ordered for video in group),
+        ],
     )
 
 
@@ -229,9 +238,14 @@ def _open(data: bytes, format_name: str) -> av.container.InputContainer:
 
 
 def _mux(
-    recordings: BlobStore, path: str, videos: list[VideoEvidenceTrack], audio: AccessCopy | None, origin_ticks: int
+    recordings: BlobStore,
+    path: str,
+    groups: list[list[VideoEvidenceTrack]],
+    audio: AccessCopy | None,
+    origin_ticks: int,
 ) -> float:
-    """Write the MP4 at `path`; returns its duration in seconds."""
+    """Write the MP4 at `path`, one video track per group (a stream and its continuations, in order); returns
+    its duration in seconds."""
     end = 0.0
     with av.open(path, "w", format="mp4", options={"movflags": "+faststart"}) as output:
         inputs: list[av.container.InputContainer] = []
@@ -243,33 +257,39 @@ def _mux(
                 inputs.append(audio_in)
                 audio_out = output.add_stream_from_template(audio_in.streams.audio[0])
                 end = audio.duration_seconds
-            video_ins = []
-            for video in videos:
-                data = recordings.read(video.blob_name, version_id=video.version_id)
-                source = _open(data, "h264")
-                inputs.append(source)
-                stream = output.add_stream_from_template(source.streams.video[0])
-                video_ins.append((source, stream, stamped_units(data)))
+            tracks = []
+            for group in groups:
+                sources = []
+                for video in group:
+                    data = recordings.read(video.blob_name, version_id=video.version_id)
+                    source = _open(data, "h264")
+                    inputs.append(source)
+                    sources.append((source, stamped_units(data)))
+                stream = output.add_stream_from_template(sources[0][0].streams.video[0])
+                tracks.append((stream, sources))
             if audio_in is not None:
                 for packet in audio_in.demux(audio_in.streams.audio[0]):
                     if packet.dts is None:
                         continue
                     packet.stream = audio_out
                     output.mux(packet)
-            for source, stream, units in video_ins:
-                index = 0
-                for unit_packet in source.demux(source.streams.video[0]):
-                    if unit_packet.size == 0 or index >= len(units):
-                        continue
-                    ticks = units[index].ticks - origin_ticks
-                    index += 1
-                    if ticks < 0:
-                        continue  # shown before the recording's first audio sample: not on its timeline
-                    unit_packet.stream = stream
-                    unit_packet.time_base = _TICK_BASE
-                    unit_packet.pts = unit_packet.dts = ticks
-                    output.mux(unit_packet)
-                    end = max(end, ticks / TICKS)
+            for stream, sources in tracks:
+                last = -1
+                for source, units in sources:
+                    index = 0
+                    for unit_packet in source.demux(source.streams.video[0]):
+                        if unit_packet.size == 0 or index >= len(units):
+                            continue
+                        ticks = units[index].ticks - origin_ticks
+                        index += 1
+                        if ticks < 0 or ticks <= last:
+                            continue  # before the recording's first audio sample, or not after the unit before it
+                        last = ticks
+                        unit_packet.stream = stream
+                        unit_packet.time_base = _TICK_BASE
+                        unit_packet.pts = unit_packet.dts = ticks
+                        output.mux(unit_packet)
+                        end = max(end, ticks / TICKS)
         finally:
             for opened in inputs:
                 opened.close()

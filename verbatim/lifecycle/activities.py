@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pydantic import JsonValue
 
-from verbatim.contracts.evidence import AccessCopy, BlobRef, EntryKind, RecordingManifest
+from verbatim.contracts.evidence import AccessCopy, BlobRef, EntryKind, RecordingManifest, VideoEvidenceTrack
 from verbatim.contracts.lifecycle import (
     AccessChunkTask,
     Continuation,
@@ -519,6 +519,18 @@ def finalise_recording(deps: LifecycleDeps, recording_id: str, part: int = 0) ->
     )
 
 
+def _earlier_video(deps: LifecycleDeps, earlier: Sequence[SealedPartIndex]) -> list[VideoEvidenceTrack]:
+    """The video streams sealed with the parts before this one, from their sealed manifests (checked against the
+    SHA-256 the seal index kept: only what was sealed goes into a replay copy)."""
+    streams: list[VideoEvidenceTrack] = []
+    for sealed in earlier:
+        body = deps.recordings.read(sealed.manifest_blob, version_id=sealed.manifest_version_id)
+        if hashlib.sha256(body).hexdigest() != sealed.manifest_sha256:
+            raise ValueError(f"part {sealed.part}'s manifest {sealed.manifest_blob} is not the one sealed")
+        streams.extend(RecordingManifest.model_validate_json(body).video)
+    return streams
+
+
 def _origin_ticks(capture: CaptureManifest) -> int:
     """Sample 0 of the recording's audio in 100-ns ticks since the epoch: what video timestamps are measured from
     (the first video timestamp when the capture has no start)."""
@@ -599,12 +611,13 @@ def seal_recording(
             sha256=before.manifest_sha256,
         )
     # The MP4 replay copy of a recording with video: a remux (no encoding) of the Opus copy and the video streams,
-    # written once; part 0 only (a continuation's video is sealed, not remuxed: docs/video.md).
+    # written once. A continuation's copy covers every part, as its Opus copy does: the streams sealed with the
+    # parts before it and its own, on the recording's timeline (sample 0 of part 0).
+    videos = [*(_earlier_video(deps, earlier) if part > 0 else []), *finalised.video]
+    origin = ticks_of(facts.started_at) if part > 0 and facts.started_at is not None else _origin_ticks(capture)
     video_access = (
-        make_video_access_copy(
-            deps.recordings, recording_id, part, finalised.video, access, origin_ticks=_origin_ticks(capture)
-        )
-        if finalised.video and part == 0
+        make_video_access_copy(deps.recordings, recording_id, part, videos, access, origin_ticks=origin)
+        if videos
         else None
     )
     manifest = build_manifest(
@@ -668,8 +681,21 @@ def seal_recording(
             worm=result.enforcement,
             sealed_at=base.sealed_at if base else sealed.sealed_at,
             parts=parts,
+            modalities=_sealed_modalities(sealed.video, base),
         ),
     )
+
+
+# Graph's modality names (callRecords `modality`) of the kinds of video stream the evidence holds.
+_MODALITY_OF_KIND = {"camera": "video", "screenShare": "videoBasedScreenSharing"}
+
+
+def _sealed_modalities(video: Sequence[VideoEvidenceTrack], base: SealIndex | None) -> list[str]:
+    """The modalities whose evidence this part and the parts sealed before it hold (the audio always)."""
+    held = {"audio", *(_MODALITY_OF_KIND[track.kind] for track in video if track.units > 0)}
+    if base is not None and base.modalities:
+        held.update(base.modalities)
+    return sorted(held, key=("audio", "video", "videoBasedScreenSharing").index)
 
 
 def index_recording(deps: LifecycleDeps, summary: SealSummary, problems: list[str]) -> RecordingRecord:

@@ -75,6 +75,7 @@ def apply_event(record: RecordingRecord | None, event: RecorderEvent) -> Recordi
         facts.observed_user = event.observed_user
         facts.direction, facts.call_type = event.direction, event.call_type
         facts.modalities, facts.phone_numbers = event.modalities, event.phone_numbers
+        facts.capture = event.capture
         facts.recorder_app_id, facts.recorder_version = event.recorder_app_id, event.recorder_version
         facts.policy_identifier = event.policy.identifier
         facts.started_at = event.started_at

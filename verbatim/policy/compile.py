@@ -8,6 +8,7 @@ gets a direct assignment of `jurisdictions.exclusionPolicy`, which outranks ever
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from verbatim.contracts.policy import PlanFinding
@@ -36,6 +37,17 @@ class Compiled:
 def retention_classes(desired: m.DesiredState) -> dict[str, str]:
     """Case-folded policy name → retention class."""
     return {key(policy.name): policy.retention_class for policy in desired.recording_policies}
+
+
+def capture_modalities(desired: m.DesiredState) -> dict[str, list[str]]:
+    """Case-folded policy name → the modalities its calls must capture."""
+    return {key(policy.name): list(policy.capture) for policy in desired.recording_policies}
+
+
+def recorder_capture_setting(desired: m.DesiredState) -> str:
+    """The recorder's `RECORDER_CAPTURE_POLICIES` app setting for this desired state: JSON, each recording
+    policy's name (as Teams names it in an invitation's `policyIdentifier`) → the modalities to capture."""
+    return json.dumps({policy.name: list(policy.capture) for policy in desired.recording_policies}, sort_keys=True)
 
 
 def compile_desired(desired: m.DesiredState, directory: Directory | None) -> Compiled:

@@ -6,7 +6,7 @@ member of (rank 1 first); then the tenant-wide grant; then the built-in `Global`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from verbatim.contracts.policy import EffectivePolicy, PolicySource
 from verbatim.policy.directory import Directory, DirectoryUser
@@ -28,6 +28,7 @@ def effective_policy(
     state: TenantState,
     groups_of_user: set[str],
     retention_classes: Mapping[str, str] | None = None,
+    captures: Mapping[str, Sequence[str]] | None = None,
 ) -> EffectivePolicy:
     """The effective policy of `user` in `state`; `groups_of_user` are case-folded direct-membership ids."""
     policy_name: str | None = None
@@ -61,6 +62,7 @@ def effective_policy(
             for k, recorder in (policy.recorders.items() if policy else [])
         ),
         retention_class=(retention_classes or {}).get(key(policy_name)) if policy_name else None,
+        capture=list((captures or {}).get(key(policy_name), ["audio"])) if policy_name else ["audio"],
     )
 
 
@@ -69,8 +71,10 @@ def effective_policies(
     state: TenantState,
     memberships: Mapping[str, set[str]],
     retention_classes: Mapping[str, str] | None = None,
+    captures: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, EffectivePolicy]:
     """user id → effective policy, for each of `users`."""
     return {
-        user.id: effective_policy(user, state, memberships.get(user.id, set()), retention_classes) for user in users
+        user.id: effective_policy(user, state, memberships.get(user.id, set()), retention_classes, captures)
+        for user in users
     }

@@ -22,6 +22,13 @@ COUNTRY_PATTERN = r"^[A-Z]{2}$"
 GROUP_ID_PATTERN = GUID_PATTERN
 
 GLOBAL_POLICY = "Global"
+# What a policy's calls capture, by Graph's modality names (`call: answer` acceptedModalities; callRecords
+# `modality`): the audio always, the cameras ("main video") and the video-based screen share (VBSS), the two
+# video modalities the real-time media platform delivers to a bot (docs/video.md).
+CaptureModality = Literal["audio", "video", "videoBasedScreenSharing"]
+CAPTURE_MODALITIES: tuple[CaptureModality, ...] = ("audio", "video", "videoBasedScreenSharing")
+# The file format version that introduced `capture` (version 1 files capture audio only).
+CAPTURE_VERSION = 2
 MAX_GROUP_ASSIGNMENTS_PER_POLICY_TYPE = 64
 
 Guid = Annotated[str, StringConstraints(pattern=GUID_PATTERN)]
@@ -30,6 +37,10 @@ PolicyName = Annotated[str, StringConstraints(pattern=POLICY_NAME_PATTERN)]
 RetentionClassName = Annotated[str, StringConstraints(pattern=RETENTION_CLASS_PATTERN)]
 CountryCode = Annotated[str, StringConstraints(pattern=COUNTRY_PATTERN)]
 GroupId = Annotated[str, StringConstraints(pattern=GROUP_ID_PATTERN)]
+
+
+def _audio_only() -> list[CaptureModality]:
+    return ["audio"]
 
 
 class DeclaredModel(BaseModel):
@@ -94,6 +105,15 @@ class RecordingPolicy(DeclaredModel):
     custom_banner: Guid | None = Field(default=None, description="id of a custom banner (New-CsTeamsCustomBannerText)")
     retention_class: RetentionClassName = Field(
         default="default", description="Verbatim retention class applied to this policy's recordings"
+    )
+    capture: list[CaptureModality] = Field(
+        default_factory=_audio_only,
+        min_length=1,
+        description=(
+            "Verbatim: what the recorder must capture of this policy's calls and meetings (audio; video: the "
+            "cameras; videoBasedScreenSharing: the screen share). Always includes audio. Reconciliation judges a "
+            "call partial when it had a listed modality that its recording lacks. Needs version 2."
+        ),
     )
 
     @property
@@ -175,7 +195,7 @@ class DesiredState(DeclaredModel):
 
     model_config = ConfigDict(title="Verbatim recording policies (desired state)")
 
-    version: Literal[1] = Field(description="file format version")
+    version: Literal[1, 2] = Field(description="file format version: 2 adds recordingPolicies[].capture")
     application_instances: list[ApplicationInstance] = Field(default_factory=list)
     recording_policies: list[RecordingPolicy] = Field(default_factory=list)
     assignments: Assignments = Field(default_factory=Assignments)

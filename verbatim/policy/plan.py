@@ -26,7 +26,13 @@ from verbatim.policy.state import GroupAssignmentState, StateModel, TenantState,
 
 
 def desired_sha256(desired: DesiredState) -> str:
-    canonical = json.dumps(desired.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    data = desired.model_dump(mode="json", by_alias=True)
+    for policy in data["recordingPolicies"]:
+        # `capture: [audio]` is what a policy without it means: left out, so that the hash of a file that does not
+        # use it (every version 1 file) stayed what it was before the field existed.
+        if policy.get("capture") == ["audio"]:
+            del policy["capture"]
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -42,17 +42,21 @@ class StateEffectivePolicies:
         directory: Directory,
         *,
         retention_classes: Mapping[str, str] | None = None,
+        captures: Mapping[str, Sequence[str]] | None = None,
         source: str = "tenant state",
     ) -> None:
         self.state = state
         self.directory = directory
         self.retention_classes = retention_classes or {}
+        self.captures = captures or {}
         self.source = source
 
     def effective(self) -> Iterator[EffectivePolicy]:
         memberships = group_memberships(self.directory, [a.group for a in self.state.group_assignments.values()])
         for user in self.directory.users():
-            yield effective_policy(user, self.state, memberships.get(user.id, set()), self.retention_classes)
+            yield effective_policy(
+                user, self.state, memberships.get(user.id, set()), self.retention_classes, self.captures
+            )
 
 
 class PolicyFacts(BaseModel):
@@ -64,6 +68,7 @@ class PolicyFacts(BaseModel):
     strict: bool
     recorder_instance_ids: tuple[str, ...] = ()
     retention_class: str | None = None
+    capture: tuple[str, ...] = ("audio",)
 
 
 def catalog_from_desired(desired: DesiredState, directory: Directory | None = None) -> dict[str, PolicyFacts]:
@@ -79,6 +84,7 @@ def catalog_from_desired(desired: DesiredState, directory: Directory | None = No
             strict=p.records and any(r.strict for r in p.recorders),
             recorder_instance_ids=tuple(sorted(ids.get(key(r.instance), r.instance) for r in p.recorders)),
             retention_class=p.retention_class,
+            capture=tuple(p.capture),
         )
         for p in desired.recording_policies
     }
@@ -167,4 +173,5 @@ class GraphEffectivePolicies:
             if facts
             else [],
             retention_class=facts.retention_class if facts else None,
+            capture=list(facts.capture) if facts else ["audio"],
         )

@@ -311,6 +311,32 @@ def _instances(desired: m.DesiredState) -> Iterator[Finding]:
     )
 
 
+def _capture(desired: m.DesiredState, policy: m.RecordingPolicy, base: Path) -> Iterator[Finding]:
+    """`capture`: only in version 2 files, audio always, each modality once."""
+    if "capture" not in policy.model_fields_set:
+        return
+    here: Path = (*base, "capture")
+    if desired.version < m.CAPTURE_VERSION:
+        yield (
+            "error",
+            here,
+            f"capture needs 'version: {m.CAPTURE_VERSION}' at the top of the file (version {desired.version} files "
+            "capture audio only)",
+        )
+    if "audio" not in policy.capture:
+        yield (
+            "error",
+            here,
+            "must include audio: a recording's evidence is the call's audio; add video or "
+            "videoBasedScreenSharing beside it",
+        )
+    seen: set[str] = set()
+    for index, modality in enumerate(policy.capture):
+        if modality in seen:
+            yield "error", (*here, index), f"{modality!r} is listed twice; list each modality once"
+        seen.add(modality)
+
+
 def _policies(desired: m.DesiredState) -> Iterator[Finding]:
     yield from _duplicates(
         (p.name for p in desired.recording_policies), lambda i: ("recordingPolicies", i, "name"), "recording policy"
@@ -319,6 +345,7 @@ def _policies(desired: m.DesiredState) -> Iterator[Finding]:
     declared_text = ", ".join(i.user_principal_name for i in desired.application_instances) or "none declared"
     for p_index, policy in enumerate(desired.recording_policies):
         base: Path = ("recordingPolicies", p_index)
+        yield from _capture(desired, policy, base)
         seen: dict[str, int] = {}
         for r_index, recorder in enumerate(policy.recorders):
             here: Path = (*base, "recorders", r_index)

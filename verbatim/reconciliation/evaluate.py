@@ -326,7 +326,13 @@ def assess(call: CallRecord, user: PolicyUser, records: Sequence[RecordingRecord
         return Assessment("pending", "policy_unknown", detail, coverage, recorded, gaps, present, blocked)
 
     if expected > 0 and recorded > 0 and not untolerated:
-        return Assessment("recorded", "recorded", "", 1.0 if missing == 0 else coverage, recorded, [], present, False)
+        lacking = modalities_not_captured(call, user.policy, records)
+        covered = 1.0 if missing == 0 else coverage
+        if not lacking:
+            return Assessment("recorded", "recorded", "", covered, recorded, [], present, False)
+        if not pending:  # a recording still being sealed may hold what is lacking
+            detail = _modality_detail(lacking, user.policy, records)
+            return Assessment("partial", "modality_not_captured", detail, covered, recorded, [], present, False)
     if pending:
         ids = ", ".join(r.id for r in pending)
         return Assessment(
@@ -341,6 +347,61 @@ def assess(call: CallRecord, user: PolicyUser, records: Sequence[RecordingRecord
     state: VerdictState = "partial" if recorded >= EVIDENCE_FLOOR_SECONDS else "missing"
     reason, detail = _reason(records, blocked, failure_text, captured, untolerated, user)
     return Assessment(state, reason, detail, coverage, recorded, gaps, present, blocked)
+
+
+# The modalities a capture policy can require beyond the audio, with the words a reviewer reads.
+JUDGED_MODALITIES = {"video": "video (cameras)", "videoBasedScreenSharing": "screen sharing (videoBasedScreenSharing)"}
+
+
+def required_modalities(policy: EffectivePolicyAt) -> list[str]:
+    """What the user's policy at call time says their calls must capture (audio only when it says nothing)."""
+    snapshot = policy.snapshot or policy.pending
+    return list(snapshot.effective.capture) if snapshot is not None else ["audio"]
+
+
+def call_modalities(call: CallRecord) -> set[str]:
+    """The modalities the call record says the call had: the call's and every session's."""
+    return {*call.modalities, *(modality for session in call.sessions for modality in session.modalities)}
+
+
+def captured_modalities(records: Sequence[RecordingRecord]) -> set[str] | None:
+    """The modalities the user's sealed recordings hold; None when a seal predates the record of them."""
+    captured: set[str] = set()
+    for record in records:
+        if record.status not in SEALED or record.seal is None:
+            continue
+        if record.seal.modalities is None:
+            return None
+        captured.update(record.seal.modalities)
+    return captured
+
+
+def modalities_not_captured(
+    call: CallRecord, policy: EffectivePolicyAt, records: Sequence[RecordingRecord]
+) -> list[str]:
+    """The video modalities the user's policy requires, the call had, and no sealed recording of the user holds.
+    Judged only when the call record names the modality: a call without a screen share needs none."""
+    captured = captured_modalities(records)
+    if captured is None:
+        return []
+    had = call_modalities(call)
+    return [m for m in required_modalities(policy) if m in JUDGED_MODALITIES and m in had and m not in captured]
+
+
+def _modality_detail(lacking: Sequence[str], policy: EffectivePolicyAt, records: Sequence[RecordingRecord]) -> str:
+    snapshot = policy.snapshot or policy.pending
+    name = snapshot.effective.policy_name if snapshot is not None else None
+    what = " and ".join(JUDGED_MODALITIES[m] for m in lacking)
+    sealed = [r for r in records if r.status in SEALED and r.seal is not None]
+    held = sorted(captured_modalities(sealed) or {"audio"})
+    told = sorted({m for r in sealed if r.facts.capture is not None for m in r.facts.capture})
+    text = (
+        f"the call had {what}, which policy {name or '(unnamed)'} requires, and no sealed recording of the user "
+        f"holds it: {', '.join(r.id for r in sealed)} captured {', '.join(held)}"
+    )
+    if told:
+        text += f" (the recorder was told to capture {', '.join(told)})"
+    return text
 
 
 def _rejected(record: RecordingRecord) -> bool:

@@ -200,6 +200,13 @@ def _segment(
     }
 
 
+def _union(*modalities: list[str]) -> list[str]:
+    """The modalities of several sessions, each once, in Graph's enum order."""
+    order = ("audio", "video", "videoBasedScreenSharing", "data", "screenSharing")
+    found = {m for group in modalities for m in group}
+    return sorted(found, key=lambda m: order.index(m) if m in order else len(order)) or ["audio"]
+
+
 def build_record(facts: CallFacts, version: int, modified: datetime) -> dict[str, Any]:
     """A callRecord with sessions, segments, ``participants_v2`` and ``organizer_v2`` as Graph shapes it."""
     rng = random.Random(f"{facts.record_id}:{version}")  # noqa: S311 - telemetry values, not secrets
@@ -221,7 +228,7 @@ def build_record(facts: CallFacts, version: int, modified: datetime) -> dict[str
         sessions.append(
             {
                 "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "modalities": ["audio"],
+                "modalities": _union(a.modalities, b.modalities),
                 "startDateTime": format_datetime(start),
                 "endDateTime": format_datetime(end),
                 "isTest": False,
@@ -238,7 +245,7 @@ def build_record(facts: CallFacts, version: int, modified: datetime) -> dict[str
             sessions.append(
                 {
                     "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                    "modalities": ["audio"],
+                    "modalities": list(p.modalities),
                     "startDateTime": format_datetime(p.joined_at),
                     "endDateTime": format_datetime(p.left_at),
                     "isTest": False,
@@ -255,7 +262,7 @@ def build_record(facts: CallFacts, version: int, modified: datetime) -> dict[str
         "id": facts.record_id,
         "version": version,
         "type": facts.call_type,
-        "modalities": ["audio"],
+        "modalities": _union(*(p.modalities for p in facts.parties)),
         "lastModifiedDateTime": format_datetime(modified),
         "startDateTime": format_datetime(facts.start),
         "endDateTime": format_datetime(facts.end),

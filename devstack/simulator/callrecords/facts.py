@@ -23,6 +23,9 @@ class PartyFacts:
     country: str | None = None
     machine: str = "machine"
     failure: str | None = None
+    # What the participant's session used, by Graph's `modality` names: a camera turned on adds video, a shared
+    # screen videoBasedScreenSharing (callRecords `session.modalities`; the record's own are their union).
+    modalities: list[str] = field(default_factory=lambda: ["audio"])
 
 
 @dataclass

@@ -338,6 +338,11 @@ class Conversation:
                 country=p.user.country if p.user else None,
                 machine=f"{p.key.upper()}-PC",
                 failure=p.reason if p.state == "blocked" else None,
+                modalities=[
+                    "audio",
+                    *(["video"] if p.spec.camera else []),
+                    *(["videoBasedScreenSharing"] if p.spec.screen_share else []),
+                ],
             )
 
         present = [p for p in self.parties if p.joined_at is not None or setup_failed or p.state == "blocked"]
