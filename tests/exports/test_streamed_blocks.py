@@ -20,7 +20,7 @@ from tests.ledger.test_standalone_verifier import isolated_python  # noqa: F401 
 from verbatim.contracts.exports import ExportRequest
 from verbatim.exports import blocks
 from verbatim.exports.sealed_media import SealMismatch
-from verbatim.platform.blobs import ChunkReader
+from verbatim.platform.blobs import ChunkReader, InMemoryBlobStore
 from verbatim.wiring import container_for
 
 pytestmark = pytest.mark.integration
@@ -86,3 +86,24 @@ def test_a_block_stream_of_another_length_than_declared_is_refused() -> None:
         ChunkReader([b"abc", b"de"], 6).read()
     with pytest.raises(ValueError, match="more than its 4 bytes"):
         ChunkReader([b"abc", b"de"], 4).read()
+
+
+def test_a_streamed_member_takes_the_gathered_bytes_at_its_head_and_leaves_a_short_tail_gathered() -> None:
+    store = InMemoryBlobStore()
+    sink = blocks.BlockSink(store, "p.zip", "s0000000", block_bytes=16, max_block_bytes=40)
+    sink.write(b"a" * 5)
+    assert sink.streams(16) and not sink.streams(15)
+    sink.stream([b"b" * 30, b"c" * 70], 100)  # 5 gathered + 35, then 40, then 25 (still a block's worth)
+    sink.stream([b"e" * 20], 20)  # 20 >= 16: its own block ...
+    sink.write(b"d" * 3)
+    sink.stream([b"f" * 17], 17)  # ... 3 gathered + 17
+    sink.write(b"g" * 2)
+    ids = sink.close()
+    staged = store.blocks("p.zip")[1]
+    by_id = {block.id: block.size for block in staged}
+    assert [by_id[i] for i in ids] == [40, 40, 25, 20, 20, 2]
+    store.commit_blocks("p.zip", ids)
+    assert store.read("p.zip") == b"a" * 5 + b"b" * 30 + b"c" * 70 + b"e" * 20 + b"d" * 3 + b"f" * 17 + b"g" * 2
+
+    with pytest.raises(ValueError, match="ended after"):
+        blocks.BlockSink(store, "q.zip", "s0000000", block_bytes=16).stream([b"x" * 20], 30)
