@@ -9,13 +9,15 @@ strict policy blocks and a recorder SIGKILLed mid-call), then a call survives a 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ from devstack.demo import (
 from devstack.emulators import REPO_ROOT
 from devstack.funchost.state import load_or_create_keys
 from devstack.stack import WITNESS_NAME, StackConfig, StackPorts, app_environment, restart, running
-from tests.exports.test_package import run_verifier
+from tests.exports.test_package import flip, run_verifier
 from tests.ledger.test_standalone_verifier import isolated_python  # noqa: F401 - the fixture
 from verbatim.contracts.evidence import RecordingManifest
 from verbatim.evidence.seal import manifest_blob_name
@@ -383,7 +385,8 @@ def test_the_demos_recordings_exported_through_the_api_verify_offline_with_the_s
 ) -> None:
     """Issue 18's end to end on `make run`'s own demo: every sealed demo recording exported through the API (the
     durable orchestration in the stack's host), downloaded in Range parts, verified by the verifier shipped inside the
-    package in a Python holding only `cryptography`; a flipped byte of one recording's evidence is then named."""
+    package in a Python holding only `cryptography`; then each tampering the issue lists, on its own copy, is caught
+    and named by the finding that must name it."""
     ids = sorted(str(r["id"]) for r in demo.sealed)
     assert len(ids) >= 5
     headers = {
@@ -417,17 +420,101 @@ def test_the_demos_recordings_exported_through_the_api_verify_offline_with_the_s
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert json.loads(verified.stdout)["recordings"] == len(ids)
 
-    copy = tmp_path / "unpacked"
+    # Then each tampering of the issue, each on its own copy of the unpacked package, is caught and named.
+    pristine = tmp_path / "unpacked"
     with zipfile.ZipFile(package) as archive:
-        archive.extractall(copy)
-    evidence = sorted(copy.glob("recordings/*/media/evidence-*.flac"))[0]
-    data = bytearray(evidence.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    evidence.write_bytes(bytes(data))
-    tampered = run_verifier(isolated_python, copy, "--json")
-    assert tampered.returncode == 1
-    codes = {f["code"] for f in json.loads(tampered.stdout)["findings"]}
-    assert {"file.hash_mismatch", "evidence.media_mismatch"} <= codes
+        archive.extractall(pristine)
+    folders = sorted(p.relative_to(pristine).as_posix() for p in (pristine / "recordings").iterdir())
+    first, second = folders[0], folders[1]
+    other = json.loads((pristine / second / "recording.json").read_bytes())["record"]["id"]
+    for tampering, findings in _tamperings(first, second, other).items():
+        copy = tmp_path / tampering.__name__
+        shutil.copytree(pristine, copy)
+        tampering(copy)
+        tampered = run_verifier(isolated_python, copy, "--json")
+        assert tampered.returncode == 1, (tampering.__name__, tampered.stdout + tampered.stderr)
+        found = [(f["code"], f["message"]) for f in json.loads(tampered.stdout)["findings"]]
+        for code, words in findings:
+            assert any(c == code and all(w(copy) in m for w in words) for c, m in found), (tampering.__name__, found)
+
+
+Words = Callable[[Path], str]
+
+
+def _said(text: str) -> Words:
+    return lambda _: text
+
+
+def _tamperings(first: str, second: str, other: str) -> dict[Callable[[Path], None], list[tuple[str, list[Words]]]]:
+    """Issue 18's list: flip a byte in a media file, a manifest, the audit trail, a proof, a checkpoint; delete a
+    file; add a file; swap two recordings' media; drop one audit entry — each with the findings that must name it."""
+    evidence = f"{first}/media/evidence-mixed.flac"
+
+    def flip_media(root: Path) -> None:
+        flip(root / evidence)
+
+    def flip_manifest(root: Path) -> None:
+        flip(root / first / "manifest.json")
+
+    def flip_trail(root: Path) -> None:
+        trail = root / first / "audit-trail.jsonl"
+        trail.write_bytes(trail.read_bytes().replace(b'"subject":"recording:', b'"subject":"recordinG:', 1))
+
+    def flip_proof(root: Path) -> None:
+        proof = sorted((root / second / "proofs").iterdir())[0]
+        lines = proof.read_text().split("\n")
+        at = next(i for i, line in enumerate(lines) if i > 1 and line and not line.startswith(("index", "extra")))
+        lines[at] = ("B" if lines[at][0] != "B" else "C") + lines[at][1:]
+        proof.write_text("\n".join(lines))
+
+    def flip_checkpoint(root: Path) -> None:
+        checkpoint = root / "ledger" / "checkpoint"
+        lines = checkpoint.read_text().split("\n")
+        lines[1] = str(int(lines[1]) + 1)  # the tree size
+        checkpoint.write_text("\n".join(lines))
+
+    def delete_file(root: Path) -> None:
+        (root / second / "media" / "access-copy.ogg").unlink()
+
+    def add_file(root: Path) -> None:
+        (root / first / "media" / "extra.flac").write_bytes(b"not evidence")
+
+    def swap_media(root: Path) -> None:
+        a, b = root / evidence, root / second / "media" / "evidence-mixed.flac"
+        first_bytes, second_bytes = a.read_bytes(), b.read_bytes()
+        a.write_bytes(second_bytes)
+        b.write_bytes(first_bytes)
+
+    def drop_entry(root: Path) -> None:
+        trail = root / first / "audit-trail.jsonl"
+        lines = trail.read_bytes().split(b"\n")
+        proof = next(p for p in (root / first / "proofs").iterdir() if _proven(p) == lines[0])
+        root.with_name(f"{root.name}.dropped").write_text(proof.name.split(".")[0])  # for the expectation below
+        proof.unlink()
+        trail.write_bytes(b"\n".join(lines[1:]))
+
+    def dropped(root: Path) -> str:
+        return f"ledger entry {root.with_name(f'{root.name}.dropped').read_text()}"
+
+    return {
+        flip_media: [("file.hash_mismatch", [_said(evidence)]), ("evidence.media_mismatch", [_said(evidence)])],
+        flip_manifest: [("evidence.manifest_mismatch", [_said(f"{first}/manifest.json")])],
+        flip_trail: [("trail.entry_unproven", [_said(f"{first}/audit-trail.jsonl"), _said("line 1")])],
+        flip_proof: [("proof.root_mismatch", [_said(f"{second}/proofs/")])],
+        flip_checkpoint: [("note.signature_invalid", [_said("ledger/checkpoint")])],
+        delete_file: [("file.missing", [_said(f"{second}/media/access-copy.ogg")])],
+        add_file: [("file.unlisted", [_said(f"{first}/media/extra.flac")])],
+        swap_media: [("evidence.media_mismatch", [_said(evidence), _said(f"the evidence of recording {other}")])],
+        drop_entry: [("trail.entry_missing", [dropped, _said("exported")])],
+    }
+
+
+def _proven(proof: Path) -> bytes:
+    """The entry a tlog-proof carries (its `extra` line)."""
+    for line in proof.read_text().split("\n"):
+        if line.startswith("extra "):
+            return base64.b64decode(line[6:])
+    return b""
 
 
 RESTART_CALL = Scenario(
