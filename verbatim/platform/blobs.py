@@ -130,7 +130,8 @@ class ChunkReader(io.RawIOBase):
 
     def __init__(self, chunks: Iterable[bytes], length: int) -> None:
         self._chunks = iter(chunks)
-        self._pending = b""
+        self._chunk = b""
+        self._offset = 0  # into the current chunk: reads of a few KiB slice it, never copy what is left of it
         self._length = length
         self._read = 0
 
@@ -145,19 +146,21 @@ class ChunkReader(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         wanted = self._length - self._read if size is None or size < 0 else min(size, self._length - self._read)
-        out = bytearray()
-        while len(out) < wanted:
-            if not self._pending:
-                self._pending = next(self._chunks, b"")
-                if not self._pending:
-                    raise ValueError(f"the block ended after {self._read + len(out)} of its {self._length} bytes")
-            take = min(wanted - len(out), len(self._pending))
-            out += self._pending[:take]
-            self._pending = self._pending[take:]
-        self._read += len(out)
-        if self._read == self._length and (self._pending or next(self._chunks, b"")):
+        parts: list[bytes] = []
+        got = 0
+        while got < wanted:
+            if self._offset >= len(self._chunk):
+                self._chunk, self._offset = next(self._chunks, b""), 0
+                if not self._chunk:
+                    raise ValueError(f"the block ended after {self._read + got} of its {self._length} bytes")
+            take = min(wanted - got, len(self._chunk) - self._offset)
+            parts.append(self._chunk[self._offset : self._offset + take])
+            self._offset += take
+            got += take
+        self._read += got
+        if self._read == self._length and (self._offset < len(self._chunk) or next(self._chunks, b"")):
             raise ValueError(f"the block has more than its {self._length} bytes")
-        return bytes(out)
+        return b"".join(parts)
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
