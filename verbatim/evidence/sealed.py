@@ -150,8 +150,12 @@ def sealed_objects(manifest: RecordingManifest) -> Iterator[tuple[str, BlobRef]]
     """Every media object a manifest seals, with what it is."""
     for track in manifest.evidence:
         yield f"evidence track {track.track}", track
+    for video in manifest.video:  # camera and screen-share streams are evidence too (docs/video.md)
+        yield f"video stream {video.track}", video
     if manifest.access_copy is not None:
         yield "access copy", manifest.access_copy
+    if manifest.video_access_copy is not None:
+        yield "video access copy", manifest.video_access_copy
     if manifest.capture_manifest is not None:
         yield "capture manifest", manifest.capture_manifest
 

@@ -16,6 +16,7 @@ PROOFS = "proofs"
 MEDIA = "media"
 CAPTURE = "capture.json"
 ACCESS_COPY = "access-copy.ogg"
+VIDEO_ACCESS_COPY = "access-copy.mp4"
 
 CHATS = "chats"
 CHAT_MESSAGES = "messages.ndjson"
@@ -64,12 +65,19 @@ def part_folder(folder: str, part: int) -> str:
     return folder if part == 0 else f"{folder}/part-{part}"
 
 
-def evidence_name(track: str) -> str:
-    return f"{MEDIA}/evidence-{safe(track)}.flac"
+def evidence_name(track: str, blob_name: str = "") -> str:
+    """An evidence object's name in the package: `.flac` for audio, `.h264` for a camera or screen-share stream
+    (its sealed blob's extension; the shipped verifier derives the same name from the sealed ledger entry)."""
+    extension = "h264" if blob_name.endswith(".h264") else "flac"
+    return f"{MEDIA}/evidence-{safe(track)}.{extension}"
 
 
 def access_name() -> str:
     return f"{MEDIA}/{ACCESS_COPY}"
+
+
+def video_access_name() -> str:
+    return f"{MEDIA}/{VIDEO_ACCESS_COPY}"
 
 
 def capture_name() -> str:

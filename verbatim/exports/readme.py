@@ -30,7 +30,9 @@ WHAT IS INSIDE
       manifest.json          the sealed manifest: media names, sizes, SHA-256 of every object and block, the
                              call, participants, retention and legal holds
       media/evidence-*.flac  the lossless evidence (FLAC), byte for byte as sealed
+      media/evidence-*.h264  a camera's or a screen share's video (H.264) as the platform sent it, as sealed
       media/access-copy.ogg  the access copy (Opus) made from it, for listening
+      media/access-copy.mp4  with video: the access copy's audio with the screen share and cameras, for watching
       media/capture.json     the recorder's own record of what it captured
       recording.json         the recording's metadata, verdict and coverage (was the call fully recorded?)
       verdicts.json          the completeness verdicts of the call, one per recorded (policy) user

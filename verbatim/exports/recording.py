@@ -209,11 +209,15 @@ def package_recording(
             if what.startswith("evidence:"):
                 if not export.options.evidence:
                     continue
-                name = f"{base}/{names.evidence_name(what.split(':', 1)[1])}"
+                name = f"{base}/{names.evidence_name(what.split(':', 1)[1], ref.blob_name)}"
             elif what == "access":
                 if not export.options.access_copies:
                     continue
                 name = f"{base}/{names.access_name()}"
+            elif what == "video-access":
+                if not export.options.access_copies:
+                    continue
+                name = f"{base}/{names.video_access_name()}"
             else:
                 if not export.options.evidence:
                     continue

@@ -24,11 +24,16 @@ class SealMismatch(VerbatimError):
 
 
 def sealed_objects(manifest: RecordingManifest) -> Iterator[tuple[str, BlobRef]]:
-    """Every object a manifest seals, with what it is: `evidence:<track>`, `access`, `capture`."""
+    """Every object a manifest seals, with what it is: `evidence:<track>` (the audio tracks, then the camera and
+    screen-share streams: docs/video.md), `access`, `video-access` (the MP4 copy), `capture`."""
     for track in manifest.evidence:
         yield f"evidence:{track.track}", track
+    for video in manifest.video:
+        yield f"evidence:{video.track}", video
     if manifest.access_copy is not None:
         yield "access", manifest.access_copy
+    if manifest.video_access_copy is not None:
+        yield "video-access", manifest.video_access_copy
     if manifest.capture_manifest is not None:
         yield "capture", manifest.capture_manifest
 

@@ -460,15 +460,19 @@ class Verifier:
         expected: list[tuple[str, Any, str]] = []  # (path, sha256, by)
         if options.get("evidence", True):
             for track in details.get("evidence", []):
-                expected.append(
-                    (f"{base}/media/evidence-{safe(str(track.get('track')))}.flac", track.get("sha256"), "ledger")
-                )
+                # audio tracks are FLAC; camera and screen-share streams keep their H.264 (their sealed blob's name)
+                extension = "h264" if str(track.get("blob", "")).endswith(".h264") else "flac"
+                name = f"{base}/media/evidence-{safe(str(track.get('track')))}.{extension}"
+                expected.append((name, track.get("sha256"), "ledger"))
             capture = manifest.get("capture_manifest")
             if isinstance(capture, dict):
                 expected.append((f"{base}/media/capture.json", capture.get("sha256"), "manifest"))
         access = details.get("access_copy")
         if options.get("accessCopies", True) and isinstance(access, dict):
             expected.append((f"{base}/media/access-copy.ogg", access.get("sha256"), "ledger"))
+        video_access = details.get("video_access_copy")
+        if options.get("accessCopies", True) and isinstance(video_access, dict):
+            expected.append((f"{base}/media/access-copy.mp4", video_access.get("sha256"), "ledger"))
         self.hash_files([path for path, _, _ in expected])
         for path, sha, by in expected:
             if path not in self.present:
