@@ -26,6 +26,8 @@ from devstack.stack import Component, DevTenant, StackConfig, fire_function, res
 
 TOKEN_SECONDS = 12 * 3600
 CALL_RECORD_DELAY_SECONDS = 2.0
+# When Una shares her screen in the demo meeting (seconds from its start).
+SHARE = (3.0, 8.0)
 OFFICER = "Compliance.Officer"
 AUDITOR = "Compliance.Auditor"
 READ_REASON = "devstack demo: summary of the demo calls"
@@ -75,6 +77,8 @@ class CallResult:
     before_recording_seconds: float = 0.0
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     recordings: list[dict[str, Any]] = field(default_factory=list)
+    # Per sealed recording: its streams as the sealed manifest lists them (audio first, then video).
+    streams: dict[str, list[str]] = field(default_factory=dict)
 
     def verdict_of(self, upn: str) -> dict[str, Any] | None:
         return next((v for v in self.verdicts if v.get("userPrincipalName") == upn), None)
@@ -113,6 +117,28 @@ class DemoResult:
     @property
     def sealed(self) -> list[dict[str, Any]]:
         return [r for c in self.calls for r in c.recordings if r.get("status") == "sealed"]
+
+
+def streams_of(manifest: dict[str, Any]) -> list[str]:
+    """A sealed manifest's streams in words: "audio 11.6 s", "screen share (Una Unrecorded) 3.1-8.0 s", ..."""
+
+    def field_of(item: dict[str, Any], name: str) -> Any:
+        camel = name.split("_")[0] + "".join(part.title() for part in name.split("_")[1:])
+        return item.get(name, item.get(camel))
+
+    names = {
+        field_of(p, "participant_id"): field_of(field_of(p, "identity") or {}, "display_name")
+        for p in field_of(manifest, "participants") or []
+    }
+    found = [f"audio {float(field_of(manifest, 'duration_seconds') or 0):.1f} s"]
+    for video in field_of(manifest, "video") or []:
+        kind = "screen share" if video.get("kind") == "screenShare" else "camera"
+        who = names.get(field_of(video, "participant_id")) or f"source {field_of(video, 'source_id')}"
+        spans = ", ".join(
+            f"{field_of(s, 'start_seconds'):.1f}-{field_of(s, 'end_seconds'):.1f} s" for s in video.get("spans") or []
+        )
+        found.append(f"{kind} ({who}) {spans}".strip())
+    return found
 
 
 def before_recording_seconds(recorder: dict[str, Any]) -> float:
@@ -192,15 +218,16 @@ def scenarios() -> dict[str, Scenario]:
         ),
         "meeting": Scenario(
             "meeting",
-            "meeting with joins and leaves",
+            "meeting with cameras, a screen share, joins and leaves",
             {
                 "type": "meeting",
                 "subject": "Morning desk meeting",
                 "organizer": "tom",
                 "participants": [
-                    _user("tom", TOM),
-                    _user("una", UNA),
-                    _user("tara", TARA, joinAt=2.0, leaveAt=9.0),
+                    # Tom's camera is on throughout, Tara's while she is there; Una shares her screen for 5 s.
+                    _user("tom", TOM, camera=[{"at": 0}]),
+                    _user("una", UNA, screenShare=[{"at": SHARE[0], "until": SHARE[1]}]),
+                    _user("tara", TARA, joinAt=2.0, leaveAt=9.0, camera=[{"at": 2.5}]),
                     {"key": "guest", "guest": "Visiting analyst", "joinAt": 1.0},
                 ],
                 "dialog": [
@@ -311,6 +338,8 @@ class DemoStack:
         for recording_id in ids:
             detail = self.api(f"/recordings/{recording_id}", AUDITOR)
             found.append(detail.get("recording", detail))
+            if isinstance(detail.get("manifest"), dict):
+                result.streams[recording_id] = streams_of(detail["manifest"])
         result.recordings = found
         return found
 
@@ -516,6 +545,13 @@ def summary(result: DemoResult) -> str:
     lines += [
         "",
         f"Recordings sealed: {len(sealed)}" + (f" ({len(salvaged)} salvaged after the crash)" if salvaged else ""),
+        *[
+            line
+            for call in result.calls
+            for recording_id, streams in call.streams.items()
+            if len(streams) > 1
+            for line in (f"Streams of {call.scenario.key} recording {recording_id}: " + "; ".join(streams),)
+        ],
         "Chats captured: "
         + ", ".join(f"{c.title}: {c.captured} of {c.versions} message versions" for c in result.chats),
         "",
@@ -585,6 +621,7 @@ def _write_result(result: DemoResult, config: StackConfig) -> None:
                         "outcome": c.outcome,
                         "verdicts": c.verdicts,
                         "recordings": [r.get("id") for r in c.recordings],
+                        "streams": c.streams,
                     }
                     for c in result.calls
                 ],

@@ -346,7 +346,21 @@ def recorder_environment(config: StackConfig) -> dict[str, str]:
         # Who may ask it about its captures: the simulator's Entra-like tokens for our API (the lifecycle's).
         "AUTH_OPENID_CONFIG_URL": f"{config.simulator_url}/{tenant.tenant_id}/v2.0/.well-known/openid-configuration",
         "AUTH_AUDIENCE": tenant.api_audience,
+        # Video on the local stack (the Bicep keeps it off until an operator turns it on): two camera sockets and the
+        # screen share, kept per recording policy as the demo's desired state says (docs/video.md).
+        "RECORDER_VIDEO_SOCKETS": "2",
+        "RECORDER_SCREEN_SHARE": "true",
+        "RECORDER_CAPTURE_POLICIES": demo_capture_setting(),
     }
+
+
+def demo_capture_setting() -> str:
+    """`RECORDER_CAPTURE_POLICIES` of the demo tenant's desired state (`verbatim policy capture-setting`)."""
+    from verbatim.policy.compile import recorder_capture_setting
+    from verbatim.policy.validation import load_desired_state
+
+    desired = load_desired_state(DEMO_POLICIES.read_text(encoding="utf-8"), str(DEMO_POLICIES)).desired
+    return recorder_capture_setting(desired)
 
 
 def _launcher(module: str) -> Callable[..., list[str]]:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from devstack.demo import (
     AUDITOR,
     CORA,
     NED,
+    OFFICER,
+    SHARE,
     TARA,
     TOM,
     UNA,
@@ -42,6 +45,7 @@ from devstack.demo import (
 )
 from devstack.emulators import REPO_ROOT
 from devstack.funchost.state import load_or_create_keys
+from devstack.simulator.video import read_timecode
 from devstack.stack import WITNESS_NAME, StackConfig, StackPorts, app_environment, restart, running
 from tests.exports.test_package import flip, run_verifier
 from tests.ledger.test_standalone_verifier import isolated_python  # noqa: F401 - the fixture
@@ -211,6 +215,84 @@ def test_the_meeting_records_each_policy_user_including_the_one_who_joined_late_
     assert tom["recordingIds"] and tara["recordingIds"] and set(tom["recordingIds"]).isdisjoint(tara["recordingIds"])
     # Tara was in the meeting from about 2 s to 9 s of its 12 s.
     assert 5.0 < tara["presence"]["seconds"] < 9.0, tara["presence"]
+
+
+def download_video_copy(stack: DemoStack, recording_id: str, reason: str) -> bytes:
+    """The MP4 access copy through the compliance API (`?copy=video`), range after range, as a player reads it."""
+    received = bytearray()
+    while True:
+        response = stack.http.get(
+            f"{stack.config.functions_url}/api/v1/recordings/{recording_id}/media",
+            params={"copy": "video"},
+            headers={
+                "Authorization": f"Bearer {stack.token(OFFICER)}",
+                "X-Access-Reason": reason,
+                "Range": f"bytes={len(received)}-",
+            },
+        )
+        assert response.status_code == 206 and response.headers["Content-Type"] == "video/mp4", response.text[:300]
+        received += response.content
+        total = int(response.headers["Content-Range"].rsplit("/", 1)[1])
+        if len(received) >= total:
+            return bytes(received)
+
+
+def test_the_demo_meetings_access_copy_plays_its_audio_cameras_and_screen_share_on_the_calls_timeline(
+    stack: DemoStack, demo: DemoResult, tmp_path: Path
+) -> None:
+    call = demo.call("meeting")
+    verdict = call.verdict_of(TOM)
+    assert verdict is not None and verdict["verdict"] == "recorded", verdict
+    (recording_id,) = verdict["recordingIds"]
+    found = detail(stack, recording_id)
+    manifest = RecordingManifest.model_validate(found["manifest"])
+    assert found["media"]["video"].endswith("?copy=video")
+    assert [v.kind for v in manifest.video][:1] == ["screenShare"] and "camera" in {v.kind for v in manifest.video}
+    assert any(line.startswith("screen share (Una") for line in call.streams[recording_id])  # the demo's summary
+
+    path = tmp_path / "meeting.mp4"
+    path.write_bytes(download_video_copy(stack, recording_id, "e2e: the demo meeting with video"))
+    probe = json.loads(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    streams = probe["streams"]
+    assert [s["codec_name"] for s in streams] == ["opus"] + ["h264"] * len(manifest.video)
+    # The audio lasts as long as the call was recorded (media before the `recording` status is not kept).
+    recorded = call.media_seconds - call.before_recording_seconds
+    assert abs(float(streams[0]["duration"]) - recorded) <= 0.2, (streams[0]["duration"], recorded)
+    # Tom's camera was on to the end: its track ends with the call.
+    tom_camera = next(
+        s
+        for s, v in zip(streams[1:], manifest.video, strict=True)
+        if v.kind == "camera" and v.participant_id == manifest.observed_user.participant_id  # type: ignore[union-attr]
+    )
+    camera_end = float(tom_camera["start_time"]) + float(tom_camera["duration"])
+    assert abs(camera_end - recorded) <= 0.2, (camera_end, recorded)
+    # The screen-share track covers exactly the sharing interval, on the call's timeline.
+    state = stack.call_state(call)
+    established = state["conversations"][0]["establishedAt"]
+    assert manifest.started_at is not None
+    offset = (manifest.started_at - datetime.fromisoformat(established)).total_seconds()
+    screen = streams[1]
+    start = float(screen["start_time"])
+    assert abs(start + offset - SHARE[0]) <= 1.0, (start, offset)
+    assert abs(start + float(screen["duration"]) + offset - SHARE[1]) <= 1.0, (screen["duration"], offset)
+    # A frame sampled from the copy shows, burned in, the moment of the call at which the copy places it.
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            if frame.time is not None and frame.time > start + 1.0:
+                shown = read_timecode(frame.to_ndarray(format="gray"))
+                assert abs(shown - (frame.time + offset)) < 0.05, (shown, frame.time, offset)
+                break
+        else:
+            pytest.fail("no frame after the first second of the share")
+    checked = verify(stack, recording_id)
+    assert checked.returncode == 0 and "VERIFIED" in checked.stdout, checked.stdout + checked.stderr
 
 
 def test_every_demo_recording_is_sealed(demo: DemoResult) -> None:
