@@ -144,6 +144,8 @@ class FaultCatalogue:
     pause_seconds: tuple[float, float] = (6.0, 15.0)
     recorder_pause_seconds: tuple[float, float] = (2.0, 4.0)  # under the platform's 5-s answer window
     cover: tuple[str, ...] = ()  # drawn first, each once, in a seeded order
+    lead: tuple[str, ...] = ()  # of those, drawn before the others (a short run's recorder kill hits calls up)
+    queue_window: float = 10.0  # how long a queue fault waits for a message to double or hold back
 
     def draw(self, rng: random.Random, at: float, choice: str | None = None) -> PlannedFault:
         choice = choice or rng.choice(CHOICES)
@@ -165,9 +167,12 @@ class FaultCatalogue:
         if choice == "duplicate-notifications":
             return PlannedFault(at, "duplicate-notifications", "notifications", count=rng.randint(2, 5))
         if choice in ("duplicate-queue-message", "poison-message"):
-            return PlannedFault(at, choice, rng.choice(FAULT_QUEUES), seconds=10.0 if choice.startswith("dup") else 0.0)
+            window = self.queue_window if choice.startswith("dup") else 0.0
+            return PlannedFault(at, choice, rng.choice(FAULT_QUEUES), seconds=window)
         if choice == "reorder-queue-message":
-            return PlannedFault(at, choice, rng.choice(FAULT_QUEUES), seconds=10.0, count=rng.randint(5, 20))
+            return PlannedFault(
+                at, choice, rng.choice(FAULT_QUEUES), seconds=self.queue_window, count=rng.randint(5, 20)
+            )
         return PlannedFault(at, "drop-notifications", "notifications", seconds=round(rng.uniform(10.0, 30.0), 1))
 
 
@@ -211,6 +216,7 @@ def plan_faults(seed: int, seconds: float, catalogue: FaultCatalogue) -> list[Pl
     rng = random.Random(seed * 7919 + 23)  # noqa: S311 - reproducible, apart from the traffic's generator
     first = list(catalogue.cover)
     rng.shuffle(first)
+    first.sort(key=lambda choice: choice not in catalogue.lead)  # stable: the rest keep their seeded order
     faults = []
     at = catalogue.first_at
     while at < seconds or first:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 REACH = timedelta(seconds=10)
+CONDITIONS = ("clock-skew", "spill-full")  # whole-run faults: every call was up while they held
 
 
 def _overlaps(call: dict[str, Any], fault: dict[str, Any]) -> bool:
@@ -33,7 +34,7 @@ def matrix(reports: Sequence[dict[str, Any]]) -> list[str]:
             row = rows[(fault["kind"], target)]
             row["n"] += 1
             for call in report["calls"]:
-                if not _overlaps(call, fault):
+                if fault["kind"] not in CONDITIONS and not _overlaps(call, fault):
                     continue
                 row["outcomes"][call.get("outcome") or "not placed"] += 1
                 for verdict in call["verdicts"]:

@@ -57,8 +57,11 @@ class ChaosProfile:
     traffic: TrafficProfile
     recorders: int = 2
     cover: tuple[str, ...] = ()  # faults drawn first (in a seeded order), so a short run has each of them
+    lead: tuple[str, ...] = ()  # of those, the ones drawn before the others
     first_fault_at: float = 8.0
     fault_spacing: tuple[float, float] = (6.0, 14.0)  # seconds from the end of one fault to the start of the next
+    pause_seconds: tuple[float, float] = (6.0, 15.0)  # how long storage, Cosmos or the Functions host is stopped
+    queue_window: float = 10.0  # how long a queue fault waits for a message
     settle_seconds: float = 300.0
 
 
@@ -72,8 +75,11 @@ PROFILES: dict[str, ChaosProfile] = {
         # The Functions host is paused, not killed, here: a killed host's received queue messages come back only
         # after 10 minutes (see `settle_limit`), longer than this run may take. `make chaos` kills it.
         cover=("kill-recorder", "pause-azurite", "graph-503", "pause-functions", "reorder-queue-message"),
-        first_fault_at=5.0,
-        fault_spacing=(3.0, 6.0),
+        first_fault_at=4.0,
+        fault_spacing=(2.0, 4.0),
+        pause_seconds=(4.0, 8.0),  # so that the faults fall while calls are up (each is a test of them)
+        lead=("kill-recorder",),  # first: the recorder is killed with calls in flight
+        queue_window=4.0,
         settle_seconds=150.0,
     ),
 }
@@ -157,7 +163,13 @@ def plan(seed: int, profile: ChaosProfile) -> tuple[list[PlannedCall], list[Plan
     config = StackConfig(recorders=profile.recorders)
     recorders = tuple(r.name for r in config.recorder_instances())
     catalogue = FaultCatalogue(
-        recorders=recorders, first_at=profile.first_fault_at, spacing=profile.fault_spacing, cover=profile.cover
+        recorders=recorders,
+        first_at=profile.first_fault_at,
+        spacing=profile.fault_spacing,
+        pause_seconds=profile.pause_seconds,
+        cover=profile.cover,
+        lead=profile.lead,
+        queue_window=profile.queue_window,
     )
     conditions = plan_conditions(seed, recorders)
     return plan_traffic(seed, profile.traffic), conditions + plan_faults(seed, profile.traffic.seconds, catalogue)

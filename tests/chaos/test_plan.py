@@ -69,6 +69,16 @@ def test_the_ci_subset_always_kills_a_recorder_pauses_storage_and_the_functions_
     assert {f.kind for f in faults} >= {"reorder-queue-message", "clock-skew", "spill-full"}
 
 
+@pytest.mark.parametrize("seed", [*range(1, 6), 23])
+def test_the_ci_subset_kills_a_recorder_with_calls_in_flight_and_its_faults_fall_while_calls_are_up(seed: int) -> None:
+    calls, faults = plan(seed, PROFILES["ci"])
+    timed = [f for f in faults if f.kind not in ("clock-skew", "spill-full")]
+    assert timed[0].kind == "kill" and timed[0].target.startswith("recorder")
+    assert any(c.at < timed[0].at < c.at + c.seconds for c in calls)
+    last_end = max(c.at + c.seconds for c in calls)
+    assert all(f.at < last_end for f in timed), [(f.kind, f.at) for f in timed]
+
+
 @pytest.mark.parametrize("seed", range(1, 6))
 def test_every_run_skews_two_clocks_within_the_documented_tens_of_milliseconds_and_fills_a_recorders_buffer(
     seed: int,
