@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from azure.storage.queue import QueueServiceClient
 
-from devstack.chaos.invariants import API_ERRORS, read_verdicts
+from devstack.chaos.invariants import API_ERRORS, API_TIMEOUTS, read_verdicts
 from devstack.chaos.run import _prime, _refresh, load_average
 from devstack.chaos.traffic import (
     EXTRA_TRADERS,
@@ -140,7 +141,7 @@ def follow_latencies(
                 continue
             try:
                 read_verdicts(stack, placed.result)
-            except DemoError:  # kept in API_ERRORS and printed; asked again next round
+            except (DemoError, httpx.TransportError):  # kept in API_ERRORS / API_TIMEOUTS; asked again next round
                 continue
             if all(
                 (v := placed.result.verdict_of(u)) is not None and v.get("verdict") != "pending"
@@ -253,6 +254,7 @@ def run_soak(seed: int, seconds: float, concurrency: int, state_dir: Path, plot_
         ports=StackPorts.free(recorders=2),
     )
     load_before = load_average()
+    harness_errors: list[str] = []
     print(f"soak: seed {seed}, {seconds:.0f} s, {concurrency} at once, {len(calls)} calls; state {state_dir}")
     with running(config, echo=lambda _: None) as components:
         stack, traffic_stack = DemoStack(config, components), DemoStack(config, components)
@@ -266,7 +268,10 @@ def run_soak(seed: int, seconds: float, concurrency: int, state_dir: Path, plot_
             done = threading.Event()
             last_end = max((c.at + c.seconds for c in calls), default=0.0)
             threading.Timer(last_end + 120.0, done.set).start()
-            follow_latencies(stack, traffic, sampler.series, t0, done.is_set)
+            try:
+                follow_latencies(stack, traffic, sampler.series, t0, done.is_set)
+            except Exception as error:  # the series so far is still written, plotted and judged
+                harness_errors.append(f"{type(error).__name__}: {error}"[:300])
             traffic.stop()
             sampler.stop()
         finally:
@@ -275,6 +280,14 @@ def run_soak(seed: int, seconds: float, concurrency: int, state_dir: Path, plot_
     series = sampler.series
     results = bounds(series, seconds)
     results.append(("no 5xx from the compliance API", not API_ERRORS, "; ".join(API_ERRORS)[:600] or "none"))
+    results.append(("the soak ran to its end", not harness_errors, "; ".join(harness_errors) or "yes"))
+    results.append(
+        (
+            "reads answered within 30 s",
+            not API_TIMEOUTS,
+            f"{len(API_TIMEOUTS)} not: {API_TIMEOUTS[:3]}" if API_TIMEOUTS else "all",
+        )
+    )
     failed = [f"{p.planned.scenario.key}: {p.error}" for p in traffic.placed if p.result is None]
     results.append(("every call placed", not failed, "; ".join(failed)[:600] or f"{len(traffic.placed)} placed"))
     unjudged = len([c for c in calls if c.policy_users]) - len(series.verdicts)
@@ -300,6 +313,8 @@ def run_soak(seed: int, seconds: float, concurrency: int, state_dir: Path, plot_
                 "answers": series.answers,
                 "verdicts": series.verdicts,
                 "apiErrors": API_ERRORS,
+                "apiTimeouts": API_TIMEOUTS,
+                "harnessErrors": harness_errors,
                 "bounds": [{"check": c, "ok": ok, "figures": f} for c, ok, f in results],
             },
             indent=1,
