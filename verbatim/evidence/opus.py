@@ -91,13 +91,19 @@ def encode_chunk(plan: ChunkPlan, samples: npt.NDArray[np.int16], *, bitrate: in
                 kept.append(bytes(packet))
             packet_index += 1
 
-    for start in range(0, len(samples), FRAME_SAMPLES):
-        frame_samples = samples[start : start + FRAME_SAMPLES]
-        if len(frame_samples) < FRAME_SAMPLES:  # the stream's tail: padding the end trim removes again
-            frame_samples = np.pad(frame_samples, (0, FRAME_SAMPLES - len(frame_samples)))
-        frame = av.AudioFrame.from_ndarray(frame_samples.reshape(1, -1), format="s16", layout="mono")
+    # One encoder call for the whole chunk: PyAV cuts the frame into the encoder's 20-ms frames itself (the
+    # packets are the same as when it is fed frame by frame), without a Python iteration and an AudioFrame per
+    # 20 ms. The tail is padded to a whole frame, as the encoder would otherwise be given a short last frame;
+    # the end trim removes the padding again.
+    tail = len(samples) % FRAME_SAMPLES
+    if tail:
+        samples = np.pad(samples, (0, FRAME_SAMPLES - tail))
+    if len(samples):
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
         frame.sample_rate = SAMPLE_RATE
-        frame.pts = plan.input_start + start
+        frame.pts = plan.input_start
         keep(context.encode(frame))
     keep(context.encode(None))
     extradata = bytes(context.extradata or b"")
