@@ -133,3 +133,18 @@ def test_storage_connections_follow_the_functions_convention() -> None:
     assert by_identity.service_uri("queue") == "https://acct.queue.core.windows.net"
     with pytest.raises(ConnectionNotConfigured):
         storage_connection("Nothing", {})
+
+
+def test_durable_activity_concurrency_defaults_to_azures_consumption_default() -> None:
+    """Azure runs at most 10 activities at a time per instance on the Consumption plans unless host.json says
+    otherwise (MicrosoftDocs azure-docs, includes/functions-host-json-durabletask.md: maxConcurrentActivityFunctions
+    "Consumption plan: 10"); the local host did 8. host.json's own value still wins."""
+    from devstack.funchost.durable.taskhub import DurableOptions
+
+    environ = {"HUB": "verbatim"}
+    default = DurableOptions.from_host_json({"extensions": {"durableTask": {"hubName": "%HUB%"}}}, environ)
+    assert default.max_concurrent_activities == 10
+    configured = DurableOptions.from_host_json(
+        {"extensions": {"durableTask": {"hubName": "%HUB%", "maxConcurrentActivityFunctions": 3}}}, environ
+    )
+    assert configured.max_concurrent_activities == 3

@@ -42,13 +42,18 @@ def resolve_setting(value: str, environ: Mapping[str, str]) -> str:
     return environ[name]
 
 
+DEFAULT_MAX_CONCURRENT_ACTIVITIES = 10
+
+
 @dataclass(frozen=True)
 class DurableOptions:
     """The durableTask section of host.json that the local host honours."""
 
     hub_name: str
     connection_name: str = "AzureWebJobsStorage"
-    max_concurrent_activities: int = 8
+    # Azure's default on the Consumption plans (10; 10 x the processors on Dedicated/Premium): MicrosoftDocs
+    # azure-docs, includes/functions-host-json-durabletask.md, `maxConcurrentActivityFunctions`.
+    max_concurrent_activities: int = DEFAULT_MAX_CONCURRENT_ACTIVITIES
 
     @classmethod
     def from_host_json(cls, host_json: Mapping[str, Any], environ: Mapping[str, str]) -> DurableOptions:
@@ -65,7 +70,9 @@ class DurableOptions:
         return cls(
             hub_name=hub,
             connection_name=connection,
-            max_concurrent_activities=int(section.get("maxConcurrentActivityFunctions") or 8),
+            max_concurrent_activities=int(
+                section.get("maxConcurrentActivityFunctions") or DEFAULT_MAX_CONCURRENT_ACTIVITIES
+            ),
         )
 
     @property
