@@ -9,7 +9,11 @@ Each run starts fresh recorder processes (the real recorder, `python -m recorder
 the test-side Teams platform (`devstack.testkit.teams_platform.FakePlatform`: signed platform JWTs on every
 notification, Graph over TLS, the answer timed where it arrives). The incoming-call notifications are spread
 round robin over the instances, as the load balancer in front of a recorder application does, and all posted at
-once; latency is from the start of the POST to the answer reaching Graph. In the same run, as baselines:
+once; latency is from the start of the POST to the answer reaching Graph (each notification's platform token is
+signed before the storm starts: Teams signs on its own machines, not on the recorder's). Besides latency, each storm
+reports the CPU the recorder processes used for it per invitation, and the CPU of this process (the platform's side:
+posting the notifications, Graph receiving the answers): CPU per invitation moves far less with the neighbours' load
+than wall-clock latency does. In the same run, as baselines:
 
 - `single`: one invitation at a time to one instance (no contention: what one answer costs on this machine);
 - `one instance`: the same storm to one instance (what the second instance buys).
@@ -55,6 +59,8 @@ class Storm:
     rejected: int
     unanswered: int
     seconds: float  # wall clock from the first POST to the last answer
+    recorder_cpu: float = 0.0  # CPU seconds the recorder processes used during the storm, per invitation
+    platform_cpu: float = 0.0  # CPU seconds of this process (the platform's side) during the storm, per invitation
 
     def q(self, quantile: float) -> float:
         values = self.latencies or [float("inf")]
@@ -69,13 +75,31 @@ class RunResult:
     load: float
 
 
+@dataclass
+class Instances:
+    """Running recorder processes: their base URLs and process ids."""
+
+    urls: list[str]
+    pids: list[int]
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU the recorder processes have used so far (Linux: /proc/<pid>/stat)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        return total / ticks
+
+
 @contextmanager
-def recorders(count: int, fake: FakePlatform, connection: str, root: Path, capacity: int) -> Iterator[list[str]]:
+def recorders(count: int, fake: FakePlatform, connection: str, root: Path, capacity: int) -> Iterator[Instances]:
     """`count` recorder processes (own ports, state and instance id), each taking up to `capacity` calls (the
     default, 100, would refuse part of a storm to one instance as busy: latency is what is measured here, not
-    the capacity limit); their base URLs."""
+    the capacity limit)."""
     with ExitStack() as stack:
-        urls = []
+        urls: list[str] = []
+        pids: list[int] = []
         for index in range(1, count + 1):
             port = free_port()
             env = {
@@ -101,58 +125,76 @@ def recorders(count: int, fake: FakePlatform, connection: str, root: Path, capac
             )
             stack.enter_context(process)
             urls.append(f"http://127.0.0.1:{port}")
-        yield urls
+            assert process.pid is not None
+            pids.append(process.pid)
+        yield Instances(urls, pids)
 
 
-def storm(fake: FakePlatform, urls: list[str], invitations: int, *, at_once: bool = True) -> Storm:
-    """Post `invitations` incoming calls round robin over `urls` (all at once, or one after another)."""
+def storm(fake: FakePlatform, instances: Instances, invitations: int, *, at_once: bool = True) -> Storm:
+    """Post `invitations` incoming calls round robin over the instances (all at once, or one after another)."""
+    urls = instances.urls
+    token = fake.token()  # signed once, before the clock starts (the platform's work, on its own machines)
+    calls = [str(uuid.uuid4()) for _ in range(invitations)]
+    bodies = {call_id: fake.incoming_notification(call_id) for call_id in calls}
 
-    async def one(url: str) -> CallRecord:
-        record = await fake.invite(url, str(uuid.uuid4()))
+    async def one(url: str, call_id: str) -> CallRecord:
+        record = fake.calls.setdefault(call_id, CallRecord(call_id))
+        record.invited_at = time.monotonic()
+        status = await fake.post(f"{url}/api/calling", bodies[call_id], token=token)
+        assert status == 202, status
         with suppress(TimeoutError):
             await asyncio.wait_for(record.answer_event.wait(), 30)
         return record
 
     async def all_of() -> list[CallRecord]:
-        targets = [urls[i % len(urls)] for i in range(invitations)]
+        targets = [(urls[i % len(urls)], call_id) for i, call_id in enumerate(calls)]
         if at_once:
-            return list(await asyncio.gather(*(one(url) for url in targets)))
-        return [await one(url) for url in targets]
+            return list(await asyncio.gather(*(one(url, call_id) for url, call_id in targets)))
+        return [await one(url, call_id) for url, call_id in targets]
 
+    cpu_before, own_before = instances.cpu_seconds(), time.process_time()
     started = time.monotonic()
     records = fake.run(all_of(), timeout=300)
     elapsed = time.monotonic() - started
+    recorder_cpu, own_cpu = instances.cpu_seconds() - cpu_before, time.process_time() - own_before
     answered = sorted(r.answer_seconds for r in records if r.answer_seconds is not None)
     rejected = sum(1 for r in records if r.rejected is not None)
-    return Storm(answered, rejected, len(records) - len(answered) - rejected, elapsed)
+    return Storm(
+        answered,
+        rejected,
+        len(records) - len(answered) - rejected,
+        elapsed,
+        recorder_cpu=recorder_cpu / invitations,
+        platform_cpu=own_cpu / invitations,
+    )
 
 
-def warm(fake: FakePlatform, urls: list[str]) -> None:
-    for url in urls:
-        storm(fake, [url], 5)
+def warm(fake: FakePlatform, instances: Instances) -> None:
+    for url, pid in zip(instances.urls, instances.pids, strict=True):
+        storm(fake, Instances([url], [pid]), 5)
 
 
 def one_run(invitations: int, instances: int, fake: FakePlatform, connection: str, root: Path) -> RunResult:
     capacity = invitations + 10  # the storm and the warm-up's calls, which stay open
-    with recorders(1, fake, connection, root, capacity) as urls:
-        warm(fake, urls)
-        single = storm(fake, urls, 20, at_once=False)
-    with recorders(1, fake, connection, root, capacity) as urls:
-        warm(fake, urls)
-        one_instance = storm(fake, urls, invitations)
-    with recorders(instances, fake, connection, root, capacity) as urls:
-        warm(fake, urls)
+    with recorders(1, fake, connection, root, capacity) as running:
+        warm(fake, running)
+        single = storm(fake, running, 20, at_once=False)
+    with recorders(1, fake, connection, root, capacity) as running:
+        warm(fake, running)
+        one_instance = storm(fake, running, invitations)
+    with recorders(instances, fake, connection, root, capacity) as running:
+        warm(fake, running)
         load = os.getloadavg()[0]
-        spread = storm(fake, urls, invitations)
+        spread = storm(fake, running, invitations)
     return RunResult(spread, one_instance, single, load)
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
+def ms(seconds: float, digits: int = 0) -> str:
+    return f"{seconds * 1000:.{digits}f} ms"
 
 
-def spread(values: list[float]) -> str:
-    return f"{ms(statistics.median(values))} ({ms(min(values))} to {ms(max(values))})"
+def spread(values: list[float], digits: int = 0) -> str:
+    return f"{ms(statistics.median(values), digits)} ({ms(min(values), digits)} to {ms(max(values), digits)})"
 
 
 def main() -> int:
@@ -181,7 +223,8 @@ def main() -> int:
                     print(
                         f"  run {index + 1}: {args.instances} instances p50 {ms(result.storm.q(0.5))} p95 "
                         f"{ms(result.storm.q(0.95))} p99 {ms(result.storm.q(0.99))} max {ms(result.storm.q(1.0))}, "
-                        f"rejected {result.storm.rejected}, unanswered {result.storm.unanswered}; "
+                        f"rejected {result.storm.rejected}, unanswered {result.storm.unanswered}, "
+                        f"recorder CPU {ms(result.storm.recorder_cpu)}/invitation; "
                         f"one instance p99 {ms(result.one_instance.q(0.99))}; "
                         f"single p50 {ms(result.single.q(0.5))}; load {result.load:.1f}",
                         file=sys.stderr,
@@ -190,8 +233,11 @@ def main() -> int:
             fake.stop()
     load_end = os.getloadavg()
     print()
-    print("| storm | p50 | p95 | p99 | max | rejected | no answer in 30 s | storm wall clock |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| storm | p50 | p95 | p99 | max | rejected | no answer in 30 s | storm wall clock "
+        "| recorder CPU per invitation | platform CPU per invitation |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows: list[tuple[str, list[Storm]]] = [
         (f"{args.invitations} at once over {args.instances} instances", [r.storm for r in results]),
         (f"{args.invitations} at once to one instance (baseline)", [r.one_instance for r in results]),
@@ -202,7 +248,8 @@ def main() -> int:
             f"| {name} | {spread([s.q(0.5) for s in storms])} | {spread([s.q(0.95) for s in storms])} "
             f"| {spread([s.q(0.99) for s in storms])} | {spread([s.q(1.0) for s in storms])} "
             f"| {sum(s.rejected for s in storms)} | {sum(s.unanswered for s in storms)} "
-            f"| {spread([s.seconds for s in storms])} |"
+            f"| {spread([s.seconds for s in storms])} | {spread([s.recorder_cpu for s in storms], 1)} "
+            f"| {spread([s.platform_cpu for s in storms], 1)} |"
         )
     print("(median of runs, lowest to highest in brackets)")
     loads = [r.load for r in results]

@@ -11,6 +11,7 @@ import logging
 from typing import Any, Literal, Protocol
 
 from verbatim.graph import AsyncGraphClient, GraphCredentials, GraphError, GraphNotFound, RetryPolicy
+from verbatim.graph.client import tls_verify
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,11 @@ RejectReason = Literal["none", "busy", "forbidden"]
 
 # Answer, reject and recording status must land within the platform's windows: few, short retries.
 SIGNALLING_RETRY = RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=1.0, max_retry_after=1.0)
+# Connections to Graph, all kept open between requests: an invitation storm (a meeting where many policy users
+# join at once, every call after a failover) then reuses warm TLS connections instead of opening one per answer
+# (a TLS handshake costs more CPU than the answer itself); requests beyond these wait for a free connection.
+SIGNALLING_CONNECTIONS = 32
+SIGNALLING_KEEPALIVE_SECONDS = 60.0
 
 
 class CallGone(Exception):
@@ -61,13 +67,23 @@ class GraphCallsApi:
         timeout_seconds: float = 4.0,
     ) -> None:
         import httpx
+        from httpx_aiohttp import AiohttpTransport
 
         self._base_url = base_url
         self._credentials = credentials
+        # httpx's interface (what verbatim.graph speaks) over aiohttp's connection pool: under a storm, httpcore's
+        # pool spent more CPU assigning requests to connections than the answers cost (it checks every connection
+        # for each request; benchmarks/invitation_storm.py, docs/resilience.md).
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds, connect=2.0),
-            verify=verify,
-            limits=httpx.Limits(max_connections=128, max_keepalive_connections=32),
+            transport=AiohttpTransport(
+                verify=tls_verify(verify),
+                limits=httpx.Limits(
+                    max_connections=SIGNALLING_CONNECTIONS,
+                    max_keepalive_connections=SIGNALLING_CONNECTIONS,
+                    keepalive_expiry=SIGNALLING_KEEPALIVE_SECONDS,
+                ),
+            ),
         )
         self._clients: dict[str, AsyncGraphClient] = {}
 
