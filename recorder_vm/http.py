@@ -139,7 +139,7 @@ def create_app(
     async def shutdown(request: web.Request) -> web.Response:
         # Windows services have no SIGTERM: the service wrapper asks for a graceful stop here.
         loopback_only(request)
-        recorder.drain("shutdown requested")
+        recorder.drain("shutdown requested", accept_grace=False)
         request.app["shutdown"].set()
         return web.json_response({"stopping": True, "active_calls": recorder.active_calls}, status=202)
 

@@ -73,6 +73,7 @@ class Recorder:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.draining = False
         self.drain_reason: str | None = None
+        self._accept_until = 0.0  # monotonic time until which a drain still answers invitations
         self.storage_reachable = True
         self.answer_latencies: deque[float] = deque(maxlen=10_000)
         self.rejected = 0  # invitations refused as busy (draining, at capacity)
@@ -150,9 +151,10 @@ class Recorder:
                 log.warning("declining: not a policy-based recording invitation", extra={"reason": why_not})
                 self._spawn(self.reject(tenant, update.call_id, "forbidden"))
                 return
-            if self.draining or self.active_calls >= self.settings.max_concurrent_calls:
+            refused = self.draining and time.monotonic() >= self._accept_until
+            if refused or self.active_calls >= self.settings.max_concurrent_calls:
                 self.rejected += 1
-                reason = "draining" if self.draining else "at capacity"
+                reason = "draining" if refused else "at capacity"
                 log.warning("rejecting an invitation", extra={"reason": reason, "active_calls": self.active_calls})
                 self._spawn(self.reject(tenant, update.call_id, "busy"))
                 return
@@ -210,10 +212,15 @@ class Recorder:
 
     # --- operations ---
 
-    def drain(self, reason: str) -> None:
-        """Take no new calls; the calls in progress continue until they end."""
+    def drain(self, reason: str, *, accept_grace: bool = True) -> None:
+        """Take no new calls; the calls in progress continue until they end. `/health` fails at once; invitations
+        are still answered for `drain_accept_seconds` (the load balancer's time to notice), unless the process is
+        stopping (`accept_grace` False)."""
         if not self.draining:
             log.warning("draining", extra={"reason": reason, "active_calls": self.active_calls})
+            self._accept_until = time.monotonic() + (self.settings.drain_accept_seconds if accept_grace else 0.0)
+        if not accept_grace:
+            self._accept_until = 0.0
         self.draining = True
         self.drain_reason = reason
 
@@ -224,7 +231,7 @@ class Recorder:
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Graceful stop: no new calls; every capture commits what it has, reports, and the bot leaves."""
-        self.drain("shutdown")
+        self.drain("shutdown", accept_grace=False)
         sessions = list(self.sessions.values())
         endings = [session.end("shutdown", None) for session in sessions]
         if endings:

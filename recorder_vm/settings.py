@@ -145,6 +145,13 @@ class RecorderSettings(StorageSettings):
     )
     # How long stopping a capture keeps retrying spilled blocks before it reports a storage failure.
     stop_drain_seconds: float = Field(default=30.0, ge=0, validation_alias=_alias("RECORDER_STOP_DRAIN_SECONDS"))
+    # For how long after a drain begins invitations are still answered: the time the load balancer takes to see
+    # `/health` fail (its probe interval times its threshold, plus one interval). An invitation it still sends
+    # meanwhile would otherwise be declined `busy` — and a policy user with one invitation blocked — although
+    # another instance is healthy. 0 (local): the simulator's balancer probes before every invitation.
+    drain_accept_seconds: float = Field(
+        default=0.0, ge=0, le=120, validation_alias=_alias("RECORDER_DRAIN_ACCEPT_SECONDS")
+    )
     heartbeat_seconds: float = Field(default=5.0, gt=0, validation_alias=_alias("RECORDER_HEARTBEAT_SECONDS"))
 
     # --- operations ---

@@ -155,6 +155,9 @@ var recorderSettings = {
   RECORDER_SPILL_MAX_BYTES: '2147483648'
   RECORDER_STORAGE_TIMEOUT_SECONDS: '5'
   RECORDER_STOP_DRAIN_SECONDS: '30'
+  // Invitations are still answered this long after a drain begins: the signalling probe (network.bicep) takes an
+  // instance out after 2 failed probes 5 s apart, and an invitation it sends meanwhile must not be declined.
+  RECORDER_DRAIN_ACCEPT_SECONDS: '15'
   RECORDER_HEARTBEAT_SECONDS: '5'
 
   // Operations: terminate notifications (scale-in, maintenance) make the recorder drain.

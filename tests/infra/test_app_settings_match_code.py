@@ -144,6 +144,7 @@ RECORDER_DEPLOYMENT_VALUES = {
     "RECORDER_MEDIA_HOST",
     "RECORDER_MEDIA_PLATFORM",  # Microsoft's media library, not the simulator's
     "RECORDER_SCHEDULED_EVENTS_ENABLED",  # terminate notifications exist only in Azure
+    "RECORDER_DRAIN_ACCEPT_SECONDS",  # the Azure load balancer's probe window; locally the balancer probes per call
 }
 
 

@@ -191,3 +191,49 @@ def test_while_one_instance_drains_a_stream_of_calls_is_recorded_by_the_other_an
     assert after[other.instance_id]["answered"] - before[other.instance_id]["answered"] == 6
     assert after[draining.instance_id]["answered"] == before[draining.instance_id]["answered"]
     assert after[draining.instance_id]["rejected"] == before[draining.instance_id]["rejected"]  # never asked
+
+
+def test_an_instance_drained_in_the_middle_of_a_stream_of_calls_finishes_its_own_and_none_is_refused(
+    stack: TwoInstances,
+) -> None:
+    """Issue 21's done-when: the drain starts while calls keep arriving and some are on the draining instance.
+    Those finish recording there; every later call is answered by the other instance (an invitation that reaches
+    the draining one before the load balancer sees it out of rotation is declined as busy and goes to the
+    other), and no call is blocked by the strict policy."""
+    draining, other = stack.recorders[1], stack.recorders[0]
+    before = {r.instance_id: _stats(r) for r in stack.recorders}
+    calls: list[str] = []
+    drained_at = 0
+    try:
+        for index in range(8):  # a stream: each call placed while the earlier ones still go on
+            if index == 4:
+                assert (
+                    httpx.post(f"{draining.url}/admin/drain", params={"reason": "test"}, timeout=5).status_code == 202
+                )
+                drained_at = len(calls)
+            calls.append(stack.place())
+            time.sleep(0.3)
+        states = [stack.ended(call_id) for call_id in calls]
+    finally:
+        httpx.delete(f"{draining.url}/admin/drain", timeout=5)
+    assert [s["outcome"] for s in states] == ["ended"] * len(calls), [s["outcome"] for s in states]
+    on_draining = 0
+    for index, state in enumerate(states):
+        answered = [leg for leg in state["recorders"] if leg["state"] == "terminated"]
+        assert len(answered) == 1, state["recorders"]  # recorded once, to its end
+        (leg,) = answered
+        if leg["backend"] == f"{draining.url}/api/calling":
+            on_draining += 1
+            assert index < drained_at, f"call {index} was answered by the draining instance after the drain"
+    assert on_draining >= 1, "no call was on the draining instance when it began to drain"
+    after = {r.instance_id: _stats(r) for r in stack.recorders}
+    answered_by = {i: after[i]["answered"] - before[i]["answered"] for i in after}
+    assert answered_by[draining.instance_id] == on_draining
+    assert answered_by[other.instance_id] == len(calls) - on_draining
+    # The calls the draining instance held were recorded there to their end.
+    held = {leg["callId"] for s in states for leg in s["recorders"] if leg["backend"] == f"{draining.url}/api/calling"}
+
+    def stopped() -> set[str]:
+        return {e.call_id for e in draining.events() if isinstance(e, RecordingStopped)}
+
+    wait_until(lambda: held <= stopped(), timeout=30)

@@ -58,6 +58,25 @@ def test_a_draining_recorder_rejects_new_calls_as_busy_and_finishes_the_ones_it_
     assert again.answer is not None
 
 
+def test_a_drain_still_answers_invitations_until_the_load_balancer_can_have_noticed_it(
+    platform: FakePlatform, start_recorder: RecorderFactory
+) -> None:
+    """An Azure load balancer notices a failing `/health` only after its probes (network.bicep: 2 probes 5 s
+    apart): an invitation it sends to a draining instance meanwhile is answered, not declined `busy` (which would
+    block a policy user with one invitation while another instance is healthy). After the window it is declined."""
+    recorder = start_recorder(RECORDER_DRAIN_ACCEPT_SECONDS="4")
+    source = with_silence(speech("Routed here just after the drain began."), 0.2)
+    assert httpx.post(f"{recorder.url}/admin/drain").status_code == 202
+    assert recorder.health().status_code == 503  # out of rotation at the balancer's next probes
+    early = platform.run(platform.drive(recorder.url, CallScript(audio=source)))
+    assert early.answer is not None and early.rejected is None
+    wait_until(lambda: len(_stopped(recorder)) == 1, timeout=20)  # recorded to its end
+    time.sleep(4.5)
+    late = platform.run(platform.drive(recorder.url, CallScript(audio=source)))
+    assert late.rejected == {"reason": "busy"} and late.answer is None
+    assert httpx.delete(f"{recorder.url}/admin/drain").status_code == 200
+
+
 def test_admin_routes_answer_only_on_loopback(start_recorder: RecorderFactory) -> None:
     recorder = start_recorder()
     assert httpx.get(f"{recorder.url}/admin/calls").json() == {"calls": [], "draining": False}
