@@ -27,13 +27,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
+from azure.storage.blob import BlobServiceClient
 
 from devstack.demo import AUDITOR, CORA, TARA, TOM, UNA, CallResult, DemoStack, Scenario, wait_until
 from devstack.emulators import REPO_ROOT
 from devstack.stack import DEMO_TENANT, Component, StackConfig, StackPorts, app_environment, running
+from devstack.testkit.audio import decode
+from devstack.testkit.captures import RATE
+from tests.lifecycle.test_access_copy import decode_to_16k
 from verbatim.contracts.lifecycle import RecordingPair
+from verbatim.evidence import names
 from verbatim.lifecycle.pairs import CosmosPairStore, PairKey
 from verbatim.platform import clients, layout
 from verbatim.platform.settings import Settings
@@ -225,6 +231,57 @@ def test_the_lifecycle_paired_the_two_recordings_and_attributed_the_union_to_the
         begin, end = datetime.fromisoformat(presence["start"]), datetime.fromisoformat(presence["end"])
         held = sum(max(0.0, (min(i.end, end) - max(i.start, begin)).total_seconds()) for i in pair.coverage)
         assert held / (end - begin).total_seconds() >= GOAL, (held, presence)
+
+
+def test_the_pairs_access_copy_plays_the_union_where_the_killed_instances_own_copy_stops(
+    stack: DemoStack, calls: list[CallResult]
+) -> None:
+    """Each member keeps its own access copy (the killed instance's stops where it was killed); the pair's access
+    copy, sealed beside the pair manifest in both folders, plays the union: as long as the whole attributed
+    coverage, each stretch its member's own evidence in its place (which member holds which stretch depends on
+    which invitation was answered first: the pair manifest says)."""
+    store = pair_store(stack)
+    tom = next(u for u in stack.sim("GET", "/sim/tenant")["users"] if u["userPrincipalName"] == TOM)
+    service = BlobServiceClient.from_connection_string(stack.config.ports.azurite.connection_string)
+    recordings = service.get_container_client("recordings")
+    for call in calls:
+        key = PairKey(call.recordings[0].get("tenantId"), call.call_id, tom["id"], "StrictRecording")
+        pair = store.get(key.id)
+        assert pair is not None and pair.complete
+        copies = {ref.access_copy_blob for ref in pair.manifests}
+        assert len(copies) == 2 and None not in copies, pair.manifests
+        data = {recordings.download_blob(str(name)).readall() for name in copies}
+        assert len(data) == 1  # the same bytes in each member's folder
+        (ogg,) = data
+        audio = decode_to_16k(ogg)
+        span = (pair.coverage[-1].end - pair.coverage[0].start).total_seconds()
+        assert abs(len(audio) / RATE - span) < 0.05, (len(audio) / RATE, span)
+        killed = min(pair.members, key=lambda m: sum((s.end - s.start).total_seconds() for s in m.spans))
+        killed_seconds = sum((s.end - s.start).total_seconds() for s in killed.spans)
+        assert span > killed_seconds + 5.0  # longer than the killed capture's own replay
+        # Each stretch plays its member's own evidence, placed by its part's wall-clock start.
+        origin = pair.coverage[0].start
+        spoken = 0
+        for interval in pair.coverage:
+            owner = next(m for m in pair.members if m.recording_id == interval.recording_id)
+            part = next(p for p in owner.spans if p.part == interval.part)
+            evidence = decode(
+                recordings.download_blob(names.sealed_track_name(owner.recording_id, part.part)).readall()
+            )
+            at = round((interval.start - origin).total_seconds() * RATE)
+            offset = round((interval.start - part.start).total_seconds() * RATE)
+            length = round(interval.seconds * RATE)
+            ours = audio[at : at + length].astype(np.float64)
+            theirs = evidence[offset : offset + length].astype(np.float64)
+            n = min(len(ours), len(theirs))
+            assert n >= length - RATE // 10, (interval, n, length)
+            level = np.abs(theirs[:n]).mean()
+            if level > 100:  # speech there (the lossy copy of the same samples, in the same place)
+                spoken += 1
+                assert np.corrcoef(ours[:n], theirs[:n])[0, 1] > 0.8, interval
+            else:  # silence in that capture: silence in the copy
+                assert np.abs(ours[:n]).mean() < 100, interval
+        assert spoken >= 1
 
 
 # --- issue 21, done-when 2: a meeting with 20 participants, 10 of them policy users, across both instances -----

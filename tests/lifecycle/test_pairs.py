@@ -8,20 +8,23 @@ test_service.py); the Cosmos adapter of the pair store is proven on the emulator
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+import numpy as np
 import pytest
 from azure.cosmos import CosmosClient, PartitionKey
 from azure.cosmos.documents import SSLConfiguration
 
-from devstack.testkit.captures import speech, stage_capture
+from devstack.testkit.captures import RATE, speech, stage_capture
 from tests.conftest import Cosmos
 from tests.ledger.logkit import memory_log
 from tests.lifecycle.events import T0, started, stopped
+from tests.lifecycle.test_access_copy import decode_to_16k
 from tests.lifecycle.test_service import assert_written_once, run_to_seal, verify
 from verbatim.contracts.lifecycle import PairMember, PairSpan, RecordingPair, RecordingStatus
 from verbatim.contracts.recorder import CaptureProgress, ObservedUser, RecordingStarted
@@ -221,8 +224,8 @@ def test_both_captures_are_sealed_and_the_pair_manifest_attributes_the_union_to_
     assert_written_once(deps)
     recordings = deps.recordings
     assert isinstance(recordings, InMemoryBlobStore)
-    (a,) = [n for n in recordings.names(f"{killed}/") if "/pair-" in n]
-    (b,) = [n for n in recordings.names(f"{survivor}/") if "/pair-" in n]
+    (a,) = [n for n in recordings.names(f"{killed}/") if "/pair-" in n and n.endswith(".json")]
+    (b,) = [n for n in recordings.names(f"{survivor}/") if "/pair-" in n and n.endswith(".json")]
     assert recordings.read(a) == recordings.read(b)  # one manifest, in each member's folder
     worm = deps.worm
     assert isinstance(worm, InMemoryWorm)
@@ -251,10 +254,49 @@ def test_a_changed_pair_manifest_fails_verification_of_each_member(deps: Lifecyc
     salvaged_after_a_kill(deps, killed, 6.0)
     recordings = deps.recordings
     assert isinstance(recordings, InMemoryBlobStore)
-    (name,) = [n for n in recordings.names(f"{survivor}/") if "/pair-" in n]
+    (name,) = [n for n in recordings.names(f"{survivor}/") if "/pair-" in n and n.endswith(".json")]
     recordings.write(name, recordings.read(name).replace(b"recorder-1", b"recorder-9"))
     assert "pair.altered" in verify(deps, survivor)
     assert "pair.altered" not in verify(deps, killed)  # its own copy is intact
+
+
+def test_the_pair_access_copy_is_the_union_each_stretch_from_the_capture_that_holds_it(deps: LifecycleDeps) -> None:
+    """The killed instance's capture holds 0-6 s, the survivor's 0.5-12.5 s: the pair's access copy plays 12.5 s,
+    the first 6 from the killed capture (so the survivor's missing first half second is filled) and the rest from
+    the survivor's, each stretch its own evidence; the same bytes in both folders, pinned by each `paired` entry,
+    kept as the evidence is, and checked by verify."""
+    killed, survivor = two_legs(deps)
+    salvaged_after_a_kill(deps, killed, 6.0)
+    pairs = deps.pairs
+    assert isinstance(pairs, InMemoryPairStore)
+    pair = pairs.get(KEY.id)
+    assert pair is not None and pair.complete
+    recordings = deps.recordings
+    assert isinstance(recordings, InMemoryBlobStore)
+    (a,) = [n for n in recordings.names(f"{killed}/") if n.endswith(".opus") and "/pair-" in n]
+    (b,) = [n for n in recordings.names(f"{survivor}/") if n.endswith(".opus") and "/pair-" in n]
+    copy = recordings.read(a)
+    assert recordings.read(b) == copy
+    assert {ref.access_copy_blob for ref in pair.manifests} == {a, b}
+    assert {ref.access_copy_sha256 for ref in pair.manifests} == {hashlib.sha256(copy).hexdigest()}
+    worm = deps.worm
+    assert isinstance(worm, InMemoryWorm)
+    assert {a, b} <= {name for name, _ in worm.until}
+
+    audio = decode_to_16k(copy)
+    assert abs(len(audio) - 12.5 * RATE) <= 1 and pair.union_seconds == 12.5
+    killed_audio, survivor_audio = speech(6.0), speech(12.0)  # what each capture holds (stage_capture's audio)
+    expected = np.concatenate([killed_audio, survivor_audio[int(5.5 * RATE) :]])
+    for lo, hi in ((0.0, 0.5), (0.0, 6.0), (6.0, 12.5)):
+        window = slice(int(lo * RATE), int(hi * RATE))
+        assert np.corrcoef(audio[window], expected[window])[0, 1] > 0.85, (lo, hi)
+    # The first half second is the killed capture's: the survivor had not answered yet.
+    assert np.abs(audio[: RATE // 2].astype(np.int32)).mean() > 100
+
+    assert verify(deps, survivor) == [] and verify(deps, killed) == []
+    recordings.write(b, copy[:-100] + bytes(100))
+    assert "pair.access_copy.altered" in verify(deps, survivor)
+    assert "pair.access_copy.altered" not in verify(deps, killed)
 
 
 def test_another_policy_user_in_the_same_call_is_another_pair(deps: LifecycleDeps) -> None:

@@ -361,6 +361,10 @@ class PairManifestRef(Contract):
     blob_name: str
     sha256: str
     ledger_seq: int
+    # The access copy of the pair's union of coverage, written beside it (added in v1; optional: none when no
+    # member's evidence could be read).
+    access_copy_blob: str | None = None
+    access_copy_sha256: str | None = None
 
 
 @contract("recording-pair", 1)

@@ -162,6 +162,14 @@ def pair_manifest_name(recording_id: str, revision: str) -> str:
     return f"{sealed_folder(recording_id)}{PAIR_MANIFEST_PREFIX}{revision}.json"
 
 
+def pair_access_copy_name(recording_id: str, revision: str) -> str:
+    """`<recording id>/pair-<revision>.opus`: the access copy of a pair's union of coverage (verbatim.lifecycle.
+    pair_access), beside the pair manifest of the same revision in each member's folder."""
+    if not re.fullmatch(r"[0-9a-f]{16}", revision):
+        raise ForeignPath(f"{revision[:40]!r} is not a pair manifest revision")
+    return f"{sealed_folder(recording_id)}{PAIR_MANIFEST_PREFIX}{revision}.opus"
+
+
 def video_access_copy_name(recording_id: str, part: int) -> str:
     """The MP4 replay copy (audio with the video streams) of a recording that has video."""
     return f"{sealed_prefix(recording_id, part)}/{ACCESS_VIDEO}"

@@ -141,9 +141,20 @@ def _check_pair(
                 )
             )
             return
+    copy: dict[str, Any] | None = paired.details.get("access_copy")  # type: ignore[assignment]
+    if copy is not None:
+        copy_name = str(copy.get("blob"))
+        data = _download(recordings, copy_name, None)
+        if data is None:
+            result.findings.append(Finding("pair.access_copy.missing", f"the pair's access copy {copy_name} is gone"))
+        elif hashlib.sha256(data).hexdigest() != copy.get("sha256"):
+            result.findings.append(
+                Finding("pair.access_copy.altered", f"the pair's access copy {copy_name} was changed after sealing")
+            )
     others = ", ".join(f"{m.recording_id} ({m.recorder_instance})" for m in manifest.members if m is not mine)
     result.notes.append(
         f"paired with {others}: pair manifest {name} as sealed, union of coverage {manifest.union_seconds:.1f} s"
+        + (" (access copy of the union as sealed)" if copy is not None else "")
     )
 
 

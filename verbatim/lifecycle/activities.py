@@ -47,11 +47,13 @@ from verbatim.evidence.opus import ChunkPlan
 from verbatim.evidence.progress import ProgressReader
 from verbatim.evidence.salvage import read_capture_manifest, salvage_capture
 from verbatim.evidence.seal import Sealer, build_manifest, recording_subject, seal_capture_manifest
+from verbatim.evidence.sealed import EvidenceTampered
 from verbatim.evidence.video import finalise_video, make_video_access_copy, ticks_of
 from verbatim.evidence.worm import WormProtection
 from verbatim.ledger.writer import LedgerWriter
 from verbatim.lifecycle.announce import announce_indexed
 from verbatim.lifecycle.liveness import TABLE_SERVER_TIMEOUT_SECONDS, CaptureLiveness, NoLiveness, judge
+from verbatim.lifecycle.pair_access import MemberPart, PairAccessCopy, make_pair_access_copy, member_parts
 from verbatim.lifecycle.pairs import MemberRetention, PairStore, record_in_pair, revision_of, seal_pair_manifest
 from verbatim.lifecycle.policies import HoldMatcher, NoHolds, RetentionPolicy
 from verbatim.lifecycle.records import RecordingStore, fold_event
@@ -214,7 +216,14 @@ def pair_recording(deps: LifecycleDeps, record: RecordingRecord) -> None:
     revision = revision_of(pair)
     if pair.revision == revision:
         return
-    refs = seal_pair_manifest(pair, deps.recordings, deps.ledger, deps.worm, lambda rid: _retention_of(deps, rid))
+    refs = seal_pair_manifest(
+        pair,
+        deps.recordings,
+        deps.ledger,
+        deps.worm,
+        lambda rid: _retention_of(deps, rid),
+        access_copy=_pair_access_copy(deps, pair),
+    )
 
     def sealed(current: RecordingPair | None) -> RecordingPair:
         assert current is not None
@@ -223,6 +232,26 @@ def pair_recording(deps: LifecycleDeps, record: RecordingRecord) -> None:
         return current.model_copy(update={"manifests": refs, "revision": revision})
 
     deps.pairs.update(pair.id, sealed)
+
+
+def _pair_access_copy(deps: LifecycleDeps, pair: RecordingPair) -> PairAccessCopy | None:
+    """The access copy of the pair's union, from each stretch's member's sealed evidence. The pair manifest is
+    sealed without one (and says so in the log) when it cannot be made: the evidence pairing matters more."""
+    parts: dict[str, dict[int, MemberPart]] = {}
+
+    def load(recording_id: str, part: int) -> MemberPart | None:
+        if recording_id not in parts:
+            record = deps.store.get(recording_id)
+            parts[recording_id] = member_parts(deps.recordings, record) if record is not None else {}
+        return parts[recording_id].get(part)
+
+    try:
+        return make_pair_access_copy(deps.recordings, pair.id, pair.coverage, load)
+    except (BlobNotFound, EvidenceTampered, ValueError):
+        # A member's evidence is gone, altered or undecodable: the copy is for replay, and must not keep the pair
+        # manifest from being sealed (storage being down is not caught: the activity is retried).
+        log.exception("the pair's access copy could not be made", extra={"pair_id": pair.id})
+        return None
 
 
 def _retention_of(deps: LifecycleDeps, recording_id: str) -> MemberRetention | None:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from azure.cosmos import ContainerProxy
+from pydantic import JsonValue
 
 from verbatim.contracts.lifecycle import (
     AttributedInterval,
@@ -35,15 +36,18 @@ from verbatim.contracts.lifecycle import (
     RecordingRecord,
 )
 from verbatim.evidence import names
+from verbatim.evidence.kinds import ACCESS_COPY, kind_tags
 from verbatim.evidence.seal import recording_subject
 from verbatim.evidence.verify import PAIRED
 from verbatim.evidence.worm import WormProtection
 from verbatim.ledger.writer import LedgerWriter
+from verbatim.lifecycle.pair_access import PairAccessCopy
 from verbatim.platform.blobs import BlobExists, BlobStore
 from verbatim.platform.documents import VersionedDocuments
 from verbatim.platform.errors import Conflict
 
 MANIFEST_CONTENT_TYPE = "application/json"
+OGG_CONTENT_TYPE = "audio/ogg"
 SEALED = frozenset({"sealed", "deleting", "deleted"})
 FINAL = SEALED | {"not_recorded"}
 # How far a record has got: a member's entry in the pair never goes back to an earlier state (an older record
@@ -300,41 +304,70 @@ def seal_pair_manifest(
     ledger: LedgerWriter,
     worm: WormProtection,
     retention: Callable[[str], MemberRetention | None],
+    access_copy: PairAccessCopy | None = None,
 ) -> list[PairManifestRef]:
-    """Write the pair manifest into each sealed member's folder (create-only: a retry finds its own bytes),
-    protect it as that member's evidence is protected, and append a `paired` entry about that member. The same
-    pair state always gives the same bytes, so concurrent or repeated calls converge on one revision."""
+    """Write the pair manifest — and the access copy of the pair's union, when there is one — into each sealed
+    member's folder (create-only: a retry finds its own bytes), protect them as that member's evidence is
+    protected, and append a `paired` entry about that member naming both. The same pair state always gives the
+    same bytes, so concurrent or repeated calls converge on one revision."""
     manifest = build_pair_manifest(pair)
     body = manifest.model_dump_json(indent=2).encode()
     digest = hashlib.sha256(body).hexdigest()
     refs = []
     for member in manifest.members:
         name = names.pair_manifest_name(member.recording_id, digest[:16])
-        try:
-            recordings.write(name, body, overwrite=False, content_type=MANIFEST_CONTENT_TYPE)
-        except BlobExists:
-            if hashlib.sha256(recordings.read(name)).hexdigest() != digest:
-                raise PairConflict(f"{name} holds other bytes than pair {pair.id}'s manifest") from None
+        _write_once(recordings, name, body, digest, MANIFEST_CONTENT_TYPE, pair.id)
+        copy_name = None
+        if access_copy is not None:
+            copy_name = names.pair_access_copy_name(member.recording_id, digest[:16])
+            _write_once(recordings, copy_name, access_copy.ogg, access_copy.sha256, OGG_CONTENT_TYPE, pair.id)
         kept = retention(member.recording_id)
         if kept is not None:
-            worm.protect_until(name, kept.until)
-            if kept.legal_holds:
-                worm.set_legal_hold(name, True)
+            for protected in (name, copy_name):
+                if protected is None:
+                    continue
+                worm.protect_until(protected, kept.until)
+                if kept.legal_holds:
+                    worm.set_legal_hold(protected, True)
+        details: dict[str, JsonValue] = {
+            "pair_id": pair.id,
+            "manifest": {"blob": name, "bytes": len(body), "sha256": digest},
+            "members": [m.recording_id for m in manifest.members],
+            "union_ms": round(manifest.union_seconds * 1000),
+        }
+        if access_copy is not None and copy_name is not None:
+            details["access_copy"] = {
+                "blob": copy_name,
+                "bytes": len(access_copy.ogg),
+                "sha256": access_copy.sha256,
+                "source_sha256": access_copy.source_sha256,
+            }
         entry = ledger.append(
             PAIRED,
             recording_subject(member.recording_id),
-            {
-                "pair_id": pair.id,
-                "manifest": {"blob": name, "bytes": len(body), "sha256": digest},
-                "members": [m.recording_id for m in manifest.members],
-                "union_ms": round(manifest.union_seconds * 1000),
-            },
+            details,
             idempotency_key=f"paired:{member.recording_id}:{digest[:32]}",
         )
         refs.append(
-            PairManifestRef(recording_id=member.recording_id, blob_name=name, sha256=digest, ledger_seq=entry.seq)
+            PairManifestRef(
+                recording_id=member.recording_id,
+                blob_name=name,
+                sha256=digest,
+                ledger_seq=entry.seq,
+                access_copy_blob=copy_name,
+                access_copy_sha256=access_copy.sha256 if access_copy is not None else None,
+            )
         )
     return refs
+
+
+def _write_once(recordings: BlobStore, name: str, data: bytes, digest: str, content_type: str, pair_id: str) -> None:
+    tags = kind_tags(ACCESS_COPY) if content_type == OGG_CONTENT_TYPE else None
+    try:
+        recordings.write(name, data, overwrite=False, content_type=content_type, tags=tags)
+    except BlobExists:
+        if hashlib.sha256(recordings.read(name)).hexdigest() != digest:
+            raise PairConflict(f"{name} holds other bytes than pair {pair_id}'s") from None
 
 
 def revision_of(pair: RecordingPair) -> str:
