@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 ProgressSink = Callable[[CaptureProgress], None]
 ENDED_REMEMBERED = 1000  # captures that ended lately, whose state the lifecycle may still ask about
+# How often each tenant's Graph token is checked, off the answer's path: a token entering its refresh margin (5 min
+# before expiry) is fetched within this, so no answer waits for Entra.
+TOKEN_CHECK_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class Recorder:
         self._progress_thread = threading.Thread(target=self._progress_loop, name="capture-progress", daemon=True)
         self._progress_thread.start()
         self._spawn(self._watch_storage())
+        self._spawn(self._keep_graph_tokens())
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
@@ -247,6 +251,17 @@ class Recorder:
             task.cancel()
         await asyncio.to_thread(self.capture_engine.stop)
         await asyncio.to_thread(self.publisher.stop, 5.0)
+
+    async def _keep_graph_tokens(self) -> None:
+        """Fetch each tenant's Graph token before it nears its expiry, so the answer of an invitation (5-s budget)
+        never waits for a token request; a failure is logged and tried again at the next check."""
+        while True:
+            await asyncio.sleep(TOKEN_CHECK_SECONDS)
+            for tenant in sorted(self.settings.tenant_ids):
+                try:
+                    await self.calls.prepare(tenant)
+                except Exception as error:  # a token now only saves time later; the request itself will retry
+                    log.warning("could not refresh a Graph token", extra={"error": type(error).__name__})
 
     async def _watch_storage(self) -> None:
         while True:
