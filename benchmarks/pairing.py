@@ -11,6 +11,11 @@ seal makes the pair complete, which seals the pair manifest (`activities.pair_re
 recording record's own writes at the same two moments (`CosmosRecordingStore.update`, started and sealed). Wall
 clock per recording and the benchmark process's CPU per recording (the emulators' CPU is not counted); median of
 `--runs` runs with the spread and the load average.
+
+Not measured here: the pair's access copy of the union (verbatim.lifecycle.pair_access), which the same activity
+makes from the members' sealed evidence — these members have seal indexes but no sealed objects, so the lifecycle
+logs that the copy cannot be made and seals the pair manifest without it (one failed manifest read per member is
+in the figure).
 """
 
 from __future__ import annotations
