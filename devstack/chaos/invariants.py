@@ -116,6 +116,25 @@ def faults_during(
     return [r for r in log if r.started_at <= end and (r.ended_at or r.started_at) >= call.placed_at]
 
 
+# After storage returns, a recorder reports ready again at its next successful storage request: its storage
+# health backs off up to 10 s (recorder_vm/capture/storage.py, StorageHealth max_backoff), so a storage outage
+# keeps the recorders out of the load balancer's rotation up to that long after it ends.
+STORAGE_RECOVERY = timedelta(seconds=10)
+
+
+def storage_outages(call: PlacedCall, log: Sequence[FaultRecord]) -> list[FaultRecord]:
+    """The storage pauses that overlap the call's span, each extended by the recorders' recovery after it."""
+    end = (call.ended_at or datetime.now(UTC)) + RECORDER_FAULT_REACH
+    return [
+        r
+        for r in log
+        if r.fault.kind == "pause"
+        and r.fault.target == "azurite"
+        and r.started_at <= end
+        and (r.ended_at or r.started_at) + STORAGE_RECOVERY >= call.placed_at
+    ]
+
+
 def blocked_users(state: dict[str, Any]) -> set[str]:
     """Tenant users the simulator kept out of the call at set-up (strict policy, no recorder)."""
     if state.get("outcome") == "blockedByPolicy":
@@ -153,7 +172,7 @@ def check_verdicts(
         blocked = blocked_users(call.state)
         nearby = faults_during(call, log)
         during = [r for r in nearby if r in recorder_faults(log)]
-        storage_paused = [r for r in nearby if r.fault.kind == "pause" and r.fault.target == "azurite"]
+        storage_paused = storage_outages(call, log)
         if any(r.fault.kind == "spill-full" for r in log):
             # A recorder whose small disk buffer a storage pause fills reports its recording failed: that pause
             # may cost what a recorder fault may (bounded, never silent: `spill-bounded`).
