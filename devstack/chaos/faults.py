@@ -176,7 +176,7 @@ class FaultCatalogue:
         return PlannedFault(at, "drop-notifications", "notifications", seconds=round(rng.uniform(10.0, 30.0), 1))
 
 
-def plan_conditions(seed: int, recorders: Sequence[str]) -> list[PlannedFault]:
+def plan_conditions(seed: int, recorders: Sequence[str], kinds: Sequence[str] = CONDITIONS) -> list[PlannedFault]:
     """The whole-run faults of a seed: one recorder instance's and the Functions host's clocks skewed (each by
     20-100 ms, either way), and one recorder instance's disk buffer small enough for a storage pause to fill."""
     rng = random.Random(seed * 104729 + 7)  # noqa: S311 - reproducible, apart from the schedule's generator
@@ -187,7 +187,7 @@ def plan_conditions(seed: int, recorders: Sequence[str]) -> list[PlannedFault]:
     conditions.append(
         PlannedFault(0.0, "spill-full", rng.choice(tuple(recorders)), count=rng.randint(*SPILL_BUDGET_BYTES))
     )
-    return conditions
+    return [c for c in conditions if c.kind in kinds]
 
 
 def condition_env(conditions: Sequence[PlannedFault]) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
