@@ -21,7 +21,9 @@ bp = df.Blueprint()
 
 @bp.queue_trigger(arg_name="msg", queue_name=layout.RECONCILIATION_REQUESTS_QUEUE, connection="AzureWebJobsStorage")
 def reconcile(msg: func.QueueMessage) -> None:
-    current().reconciliation.reconciler.handle(parse_request(msg.get_body()))
+    """Concurrent invocations share one batch of reads (verbatim.reconciliation.batching); this one returns once
+    its own request is handled, and raises its own failure."""
+    current().reconciliation.batcher.handle(parse_request(msg.get_body()))
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 0 3 * * *")

@@ -5,6 +5,7 @@ concurrent re-evaluations of one call leave exactly one verdict document per pol
 from __future__ import annotations
 
 import json
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -133,3 +134,59 @@ def test_re_evaluating_an_unchanged_call_on_cosmos_is_four_reads_and_no_write(
 
     assert outcome.changed == 0 and [v.verdict for v in outcome.verdicts] == ["missing"]
     assert sorted(sent) == [("GET", False), ("POST", True), ("POST", True), ("POST", True)], sent
+
+
+def test_a_batch_of_stored_versions_on_cosmos_reads_each_container_once_and_decides_as_alone(
+    stack_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three 6-person meetings handled as one batch (concurrent trigger invocations): four reads for the whole
+    batch (call records, verdicts, policy histories, recordings: one query each) whatever the number of calls,
+    and the verdicts are those of evaluating each call alone, which the second pass confirms (nothing changes)."""
+    runtime = container_for(stack_env).reconciliation
+    reconciler = runtime.reconciler
+    for user in [TRADER, CLIENT, "u-guest-1", "u-guest-2", "u-guest-3", "u-guest-4"]:
+        reconciler.snapshots.add(snapshot(user, records=user == TRADER))
+    ids = []
+    for n in range(3):
+        people = [TRADER, CLIENT, *(f"u-guest-{g}" for g in range(1, 5))]
+        record = call(f"c-batch-{n}", [party(user) for user in people], start=T0 + timedelta(minutes=10 * n))
+        reconciler.calls.save_if_newer(record, {"id": record.id})
+        ids.append(record.id)
+    sealed = recording("r-batch-0", "c-batch-0", TRADER, start=T0)
+    CosmosRecordingStore(container_for(stack_env).cosmos("recordings")).update("r-batch-0", lambda _: sealed)
+
+    queries: Counter[str] = Counter()  # container -> queries sent to it
+    point_reads: list[str] = []
+    send = RequestsTransport.send
+
+    def counting(self: RequestsTransport, request: Any, **kwargs: Any) -> Any:
+        path = request.url.split("/colls/", 1)[-1]
+        if request.headers.get("Content-Type") == "application/query+json":
+            queries[path.split("/", 1)[0]] += 1
+        elif request.method == "GET" and "/docs/" in path:
+            point_reads.append(path)
+        return send(self, request, **kwargs)
+
+    monkeypatch.setattr(RequestsTransport, "send", counting)
+    answers = reconciler.handle_many(
+        [CallRecordStored(call_record_id=i, version=1, type="groupCall", stored_at="2025-03-03T10:00:00Z") for i in ids]
+    )
+    monkeypatch.setattr(RequestsTransport, "send", send)
+
+    outcomes = [a[0] for a in answers if isinstance(a, list)]
+    assert [o.call_id for o in outcomes] == ids
+    decided = [sorted((v.user_id, v.verdict) for v in o.verdicts if v.user_id == TRADER) for o in outcomes]
+    assert decided == [[(TRADER, "recorded")], [(TRADER, "missing")], [(TRADER, "missing")]]
+    # One query per container for the three calls (the search index's own read before its write aside), and no
+    # point read of a call record or a verdict.
+    assert {name: n for name, n in queries.items() if name != "recording_index"} == {
+        "calls": 1,
+        "verdicts": 1,
+        "policy_snapshots": 1,
+        "recordings": 1,
+    }, queries
+    assert point_reads == [], point_reads
+
+    for call_id, outcome in zip(ids, outcomes, strict=True):
+        again = reconciler.reconcile_call(call_id)
+        assert again.changed == 0 and again.verdicts == outcome.verdicts

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -75,6 +75,10 @@ class RawArchive(Protocol):
 
 class CallRecordStore(Protocol):
     def get(self, call_record_id: str) -> CallRecord | None: ...
+
+    def get_many(self, call_record_ids: Sequence[str]) -> dict[str, CallRecord]:
+        """`get` of several records in one read per 100 ids (absent ones are left out)."""
+        ...
 
     def get_raw(self, call_record_id: str) -> dict[str, Any] | None: ...
 
@@ -156,6 +160,18 @@ class CosmosCallRecordStore:
     def get(self, call_record_id: str) -> CallRecord | None:
         document = self._read(call_record_id)
         return _record(document) if document else None
+
+    def get_many(self, call_record_ids: Sequence[str]) -> dict[str, CallRecord]:
+        found: dict[str, CallRecord] = {}
+        ids = sorted(set(call_record_ids))
+        for start in range(0, len(ids), 100):
+            for item in self._container.query_items(
+                "SELECT * FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+                parameters=[{"name": "@ids", "value": ids[start : start + 100]}],
+                enable_cross_partition_query=True,
+            ):
+                found[str(item["id"])] = _record(item)
+        return found
 
     def get_raw(self, call_record_id: str) -> dict[str, Any] | None:
         document = self._read(call_record_id)
@@ -309,6 +325,9 @@ class InMemoryCallRecordStore:
     def get(self, call_record_id: str) -> CallRecord | None:
         document = self.documents.get(call_record_id)
         return _record(document) if document else None
+
+    def get_many(self, call_record_ids: Sequence[str]) -> dict[str, CallRecord]:
+        return {i: record for i in set(call_record_ids) if (record := self.get(i)) is not None}
 
     def get_raw(self, call_record_id: str) -> dict[str, Any] | None:
         document = self.documents.get(call_record_id)

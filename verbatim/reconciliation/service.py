@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 ReconciliationRequest = CallRecordStored | RecordingIndexed | PoliciesObserved
 # Call records live 30 days: a verdict still waiting for a policy after that cannot be re-evaluated anyway.
 AWAITING_POLICY_DAYS = 30
+# Calls (and users) read together by one prefetch: one ARRAY_CONTAINS parameter each.
+_IDS_PER_READ = 100
 
 
 class SearchIndexer(Protocol):
@@ -97,7 +99,46 @@ class EventReads:
         self._recordings = recordings
         self._history: dict[str, list[PolicySnapshot]] = {}
         self._windows: dict[str, tuple[datetime, datetime, list[RecordingRecord]]] = {}
+        self._chains: dict[str, list[RecordingRecord]] = {}
+        self._calls: dict[str, CallRecord | None] = {}
+        self._known: dict[str, CallVerdicts] = {}
         self.index: dict[str, tuple[RecordingRecord, list[Verdict] | None, dict[str, str]]] = {}
+
+    def prefetch(self, calls: CallRecordStore, verdicts: VerdictStore, call_ids: Sequence[str]) -> None:
+        """Read what evaluating `call_ids` needs in one request per kind, whatever their number: the call records,
+        their verdicts, their participants' policy histories, and their chains' and participants' recordings
+        (a window covering every call). The evaluations then read only what this could not cover."""
+        ids = sorted(set(call_ids))
+        records = calls.get_many(ids)
+        self._calls.update({call_id: records.get(call_id) for call_id in ids})
+        self._known.update(verdicts.read_calls(sorted(records)))
+        users = sorted({p.id for record in records.values() for p in record.participants if p.kind == "user" and p.id})
+        self.read_policies(users)
+        spans = [
+            (record.id, start, end)
+            for record in records.values()
+            if (start := parse_datetime(record.start_date_time)) is not None
+            and (end := parse_datetime(record.end_date_time)) is not None
+        ]
+        if not spans or len(spans) > _IDS_PER_READ or len(users) > _IDS_PER_READ:
+            return  # each evaluation reads its own (a batch this large is rare: a few very large meetings)
+        low, high = self._window(min(s for _, s, _ in spans), max(e for _, _, e in spans), users)
+        found = self._recordings.for_calls([chain for chain, _, _ in spans], users, low, high)
+        for user in users:
+            self._windows[user] = (low, high, [r for r in found if _observed(r) == user])
+        for chain, _, _ in spans:
+            self._chains[chain] = [r for r in found if r.facts.call_chain_id == chain]
+
+    def prefetched_call(self, call_id: str) -> tuple[bool, CallRecord | None]:
+        """(True, the record or None when absent) if `prefetch` read `call_id`; (False, None) otherwise."""
+        if call_id in self._calls:
+            return True, self._calls[call_id]
+        return False, None
+
+    def take_known(self, call_id: str) -> CallVerdicts | None:
+        """The call's verdicts as `prefetch` read them, once: a second evaluation of the call in the same event
+        reads them afresh (the first may have written since)."""
+        return self._known.pop(call_id, None)
 
     def _snapshots_of(self, user_id: str) -> list[PolicySnapshot]:
         history = self._history.get(user_id)
@@ -146,7 +187,10 @@ class EventReads:
             if (cached := self._windows.get(user)) is None or not (cached[0] <= start and end <= cached[1])
         ]
         found: dict[str, RecordingRecord] = {}
-        if missing:
+        chain = self._chains.get(call_chain_id)
+        if chain is not None and not missing:
+            found.update((r.id, r) for r in chain)
+        elif missing:
             low, high = self._window(start, end, missing)
             records = self._recordings.for_call(call_chain_id, missing, low, high)
             for user in missing:
@@ -214,6 +258,38 @@ class Reconciler:
             return self.reevaluate_awaiting_policy()
         return self.recording_indexed(request.recording_id)
 
+    def handle_many(self, requests: Sequence[ReconciliationRequest]) -> list[list[CallOutcome] | Exception]:
+        """Handle several requests (the messages of concurrent trigger invocations), each answer in its place: an
+        outcome list, or the exception that request raised. The `callrecord.stored` ones are one event — their
+        calls' records, verdicts, policies and recordings read together (`EventReads.prefetch`), a call named
+        twice evaluated once, every search entry written once — and the others are handled one by one. If the
+        batch fails, each of its requests is handled again alone, so a request that cannot be handled fails
+        alone and the others succeed (re-evaluating is idempotent: whatever the batch wrote is found unchanged)."""
+        answers: list[list[CallOutcome] | Exception | None] = [None] * len(requests)
+        stored = [(n, r) for n, r in enumerate(requests) if isinstance(r, CallRecordStored)]
+        if len(stored) > 1:
+            try:
+                event = self._event()
+                ids = sorted({r.call_record_id for _, r in stored})
+                event.prefetch(self.calls, self.verdicts, ids)
+                outcomes = {call_id: self._reconcile_call(call_id, event) for call_id in ids}
+                self._write_index(event)
+            except Exception:
+                log.warning("a batch of reconciliation requests failed; handling them one by one", exc_info=True)
+            else:
+                for n, request in stored:
+                    answers[n] = [outcomes[request.call_record_id]]
+        for n, alone in enumerate(requests):
+            if answers[n] is None:
+                answers[n] = self._attempt(alone)
+        return [answer for answer in answers if answer is not None]
+
+    def _attempt(self, request: ReconciliationRequest) -> list[CallOutcome] | Exception:
+        try:
+            return self.handle(request)
+        except Exception as error:  # the caller raises it in the invocation whose message this is
+            return error
+
     def _event(self) -> EventReads:
         return EventReads(self.snapshots, self.recordings)
 
@@ -234,7 +310,9 @@ class Reconciler:
 
     def _reconcile_call(self, call_id: str, event: EventReads) -> CallOutcome:
         with correlation(call_id=call_id):
-            call = self.calls.get(call_id)
+            prefetched, call = event.prefetched_call(call_id)
+            if not prefetched:
+                call = self.calls.get(call_id)
             if call is None:
                 log.warning("reconciliation: no stored call record", extra={"call_record_id": call_id})
                 return CallOutcome(call_id, found=False)
@@ -244,7 +322,7 @@ class Reconciler:
         candidates = self._candidate_recordings(call, event)
         attempted = {r.facts.observed_user.id for r in candidates if r.facts.observed_user and r.facts.observed_user.id}
         event.read_policies([party.id for party in call.participants if party.kind == "user" and party.id])
-        known = self.verdicts.read_call(call.id)
+        known = event.take_known(call.id) or self.verdicts.read_call(call.id)
         policies: dict[str, EffectivePolicyAt] = {}
         for party in call.participants:
             if party.kind != "user" or not party.id or party.id in policies:
@@ -304,6 +382,8 @@ class Reconciler:
                 break
         log.info("re-evaluating calls waiting for a policy", extra={"calls": len(calls)})
         event = self._event()
+        for start in range(0, len(calls), _IDS_PER_READ):
+            event.prefetch(self.calls, self.verdicts, sorted(calls)[start : start + _IDS_PER_READ])
         outcomes = [self._reconcile_call(call_id, event) for call_id in sorted(calls)]
         self._write_index(event)
         return outcomes
@@ -326,6 +406,8 @@ class Reconciler:
                 return []
             calls = self._calls_of(record)
             event = self._event()
+            for start in range(0, len(calls), _IDS_PER_READ):
+                event.prefetch(self.calls, self.verdicts, sorted(calls)[start : start + _IDS_PER_READ])
             outcomes = [self._reconcile_call(call_id, event) for call_id in sorted(calls)]
             if self.index is not None and not any(
                 recording_id in v.recording_ids for o in outcomes for v in o.verdicts

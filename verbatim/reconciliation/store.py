@@ -73,6 +73,10 @@ class VerdictStore(Protocol):
         """The call's verdicts in one read, to evaluate the call against (`save`'s and `withdraw`'s `known`)."""
         ...
 
+    def read_calls(self, call_ids: Sequence[str]) -> dict[str, CallVerdicts]:
+        """`read_call` of several calls in one read per 100 calls (every call asked for is in the answer)."""
+        ...
+
     def save(self, verdict: Verdict, known: CallVerdicts | None = None) -> SavedVerdict:
         """Store `verdict` unless the stored one has the same outcome; a changed one keeps the old in history.
         `known`: the call's verdicts as read before (no read unless a write finds them changed)."""
@@ -142,6 +146,21 @@ class CosmosVerdictStore:
             {str(d["id"]): _verdict(d) for d in documents},
             {str(d["id"]): str(d["_etag"]) for d in documents},
         )
+
+    def read_calls(self, call_ids: Sequence[str]) -> dict[str, CallVerdicts]:
+        ids = sorted(set(call_ids))
+        found = {call_id: CallVerdicts(call_id) for call_id in ids}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            for item in self._container.query_items(
+                "SELECT * FROM c WHERE ARRAY_CONTAINS(@calls, c.callId)",
+                parameters=[{"name": "@calls", "value": ids[start : start + _IDS_PER_QUERY]}],
+                enable_cross_partition_query=True,
+            ):
+                known = found.get(str(item.get("callId")))
+                if known is not None:
+                    known.verdicts[str(item["id"])] = _verdict(item)
+                    known.etags[str(item["id"])] = str(item["_etag"])
+        return found
 
     def _known(self, verdict: Verdict, known: CallVerdicts | None) -> tuple[Verdict | None, str | None] | None:
         """What `known` says is stored for `verdict` ((None, None): nothing), or None when it cannot say."""
@@ -254,6 +273,9 @@ class InMemoryVerdictStore:
         with self._lock:
             return CallVerdicts(call_id, {v.id: v for v in self.verdicts.values() if v.call_id == call_id})
 
+    def read_calls(self, call_ids: Sequence[str]) -> dict[str, CallVerdicts]:
+        return {call_id: self.read_call(call_id) for call_id in set(call_ids)}
+
     def save(self, verdict: Verdict, known: CallVerdicts | None = None) -> SavedVerdict:
         with self._lock:
             current = self.verdicts.get(verdict.id)
@@ -309,6 +331,11 @@ class RecordingFinder(Protocol):
         self, call_chain_id: str, user_ids: Sequence[str], start: datetime, end: datetime
     ) -> list[RecordingRecord]:
         """`for_call_chain` and `for_observed_user` of each of `user_ids` together, in one read."""
+
+    def for_calls(
+        self, call_chain_ids: Sequence[str], user_ids: Sequence[str], start: datetime, end: datetime
+    ) -> list[RecordingRecord]:
+        """`for_call` of several call chains at once (up to 100 chains and 100 users), in one read."""
 
 
 def _day_bounds(start: datetime, end: datetime) -> tuple[str, str]:
@@ -368,6 +395,25 @@ class CosmosRecordingFinder:
             ],
         )
 
+    def for_calls(
+        self, call_chain_ids: Sequence[str], user_ids: Sequence[str], start: datetime, end: datetime
+    ) -> list[RecordingRecord]:
+        chains, users = sorted(set(call_chain_ids)), sorted(set(user_ids))
+        if len(chains) > _IDS_PER_QUERY or len(users) > _IDS_PER_QUERY:
+            raise ValueError(f"for_calls reads at most {_IDS_PER_QUERY} chains and {_IDS_PER_QUERY} users at once")
+        low, high = _day_bounds(start, end)
+        return self._query(
+            "SELECT * FROM c WHERE ARRAY_CONTAINS(@chains, c.facts.call_chain_id) OR "
+            "(ARRAY_CONTAINS(@users, c.facts.observed_user.id) AND c.facts.started_at >= @low "
+            "AND c.facts.started_at < @high)",
+            [
+                {"name": "@chains", "value": chains},
+                {"name": "@users", "value": users},
+                {"name": "@low", "value": low},
+                {"name": "@high", "value": high},
+            ],
+        )
+
 
 class InMemoryRecordingFinder:
     def __init__(self, records: Callable[[], list[RecordingRecord]]) -> None:
@@ -393,6 +439,14 @@ class InMemoryRecordingFinder:
         self, call_chain_id: str, user_ids: Sequence[str], start: datetime, end: datetime
     ) -> list[RecordingRecord]:
         found = {r.id: r for r in self.for_call_chain(call_chain_id)}
+        for user in set(user_ids):
+            found.update((r.id, r) for r in self.for_observed_user(user, start, end))
+        return [found[key] for key in sorted(found)]
+
+    def for_calls(
+        self, call_chain_ids: Sequence[str], user_ids: Sequence[str], start: datetime, end: datetime
+    ) -> list[RecordingRecord]:
+        found = {r.id: r for chain in set(call_chain_ids) for r in self.for_call_chain(chain)}
         for user in set(user_ids):
             found.update((r.id, r) for r in self.for_observed_user(user, start, end))
         return [found[key] for key in sorted(found)]

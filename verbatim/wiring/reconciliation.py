@@ -10,6 +10,7 @@ from azure.storage.blob import ContainerClient
 
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.queues import StorageQueue
+from verbatim.reconciliation.batching import RequestBatcher
 from verbatim.reconciliation.evaluate import Tolerance
 from verbatim.reconciliation.report import CompletenessReporter
 from verbatim.reconciliation.service import Reconciler
@@ -63,6 +64,11 @@ class ReconciliationServices:
                 end_seconds=self.settings.reconciliation_end_tolerance_seconds,
             ),
         )
+
+    @cached_property
+    def batcher(self) -> RequestBatcher:
+        """What the queue trigger hands each request to: concurrent invocations share one batch."""
+        return RequestBatcher(self.reconciler.handle_many)
 
     @cached_property
     def reporter(self) -> CompletenessReporter:
