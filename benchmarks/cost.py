@@ -149,7 +149,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prices", type=Path, default=PRICES)
     parser.add_argument("--capture-core-per-call", type=float, default=0.0028, help="measured: recorder_capacity.py")
-    parser.add_argument("--reconcile-cpu-ms", type=float, default=29.7, help="measured: ingest.py --full-app")
+    parser.add_argument("--reconcile-cpu-ms", type=float, default=7.9, help="measured: ingest.py --full-app")
     parser.add_argument("--media-vcpu-per-call", type=float, default=0.02, help="assumption: media library per call")
     parser.add_argument("--hours-per-user", type=float, default=30.0, help="assumption: recorded hours a month")
     parser.add_argument("--peak-concurrency", type=float, default=0.3, help="assumption: users on a call at peak")
