@@ -6,6 +6,7 @@ The same code reaches Azure (identity-based connections, managed identity) and t
 
 from __future__ import annotations
 
+import os
 import threading
 import urllib.parse
 import urllib.request
@@ -37,21 +38,50 @@ def credential_for(client_id: str | None) -> TokenCredential:
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
 
 
-def proxy_settings(url: str) -> dict[str, Any]:
-    """The environment's proxy settings for a client of `url`, read once when the client is built.
+# The variables requests reads for its CA bundle, in its order (`Session.merge_environment_settings`).
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
-    By default azure-core's requests transport has requests read them on every request (`use_env_settings`,
-    https://learn.microsoft.com/python/api/azure-core/azure.core.pipeline.transport.requeststransport): it walks
-    the whole environment for *_proxy variables and looks for ~/.netrc each time, which cost more client CPU
-    than the rest of a Cosmos request (profiled in benchmarks/reconcile.py). Here HTTP(S)_PROXY are read once,
-    unless NO_PROXY exempts the host; the transport then leaves the environment alone."""
+
+def ca_bundle(explicit: str | None = None) -> str | None:
+    """The CA bundle a client trusts, read once when the client is built: `explicit` (a service's own CA setting,
+    e.g. COSMOS_CA_CERT for the local emulator), else the PEM file REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE, names
+    (what requests would read on every request), else None: the HTTP library's default (certifi's bundle for
+    requests). A variable naming no file is an error here, when the client is built, not on its first request."""
+    if explicit:
+        return explicit
+    for name in CA_BUNDLE_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            if not os.path.isfile(value):
+                raise ValueError(f"{name} names {value}, which is not a file")
+            return value
+    return None
+
+
+def http_settings(url: str, *, ca: bool = True) -> dict[str, Any]:
+    """The environment's HTTP settings for an Azure SDK client of `url`, read once when the client is built.
+
+    By default azure-core's requests transport has requests read the environment on every request
+    (`use_env_settings`, https://learn.microsoft.com/python/api/azure-core/azure.core.pipeline.transport.
+    requeststransport): it walks the whole environment for *_proxy variables and looks for ~/.netrc each time,
+    which cost more client CPU than the rest of a Cosmos request (profiled in benchmarks/reconcile.py). Here the
+    transport leaves the environment alone, and what requests would have taken from it is read once: HTTP(S)_PROXY
+    (unless NO_PROXY exempts the host) and the CA bundle (`ca_bundle`: REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE) —
+    so a firm whose egress inspects TLS can still name its CA (docs/security.md, "Outbound TLS"). The bundle goes
+    only to https endpoints, and not at all with `ca=False`: azure-core's asyncio transport builds an SSL context
+    from a bundle path on every request (measured: the local host's queue polling slowed enough to fail the
+    durable tests), and it trusts OpenSSL's defaults (SSL_CERT_FILE, else the system store) without one."""
     host = urllib.parse.urlsplit(url).hostname
     if not host:
         return {}  # an endpoint we cannot tell: the SDK's default (read on each request)
+    settings: dict[str, Any] = {"use_env_settings": False}
     proxies = {scheme: proxy for scheme, proxy in urllib.request.getproxies().items() if scheme in ("http", "https")}
-    if not proxies or urllib.request.proxy_bypass(host):
-        return {"use_env_settings": False}
-    return {"use_env_settings": False, "proxies": proxies}
+    if proxies and not urllib.request.proxy_bypass(host):
+        settings["proxies"] = proxies
+    bundle = ca_bundle() if ca and urllib.parse.urlsplit(url).scheme == "https" else None
+    if bundle is not None:
+        settings["connection_verify"] = bundle
+    return settings
 
 
 def connection_url(connection_string: str, service: str) -> str:
@@ -67,9 +97,9 @@ def connection_url(connection_string: str, service: str) -> str:
 def blob_service(connection: StorageConnection) -> BlobServiceClient:
     if connection.connection_string is not None:
         secret = connection.connection_string.get_secret_value()
-        return BlobServiceClient.from_connection_string(secret, **proxy_settings(connection_url(secret, "blob")))
+        return BlobServiceClient.from_connection_string(secret, **http_settings(connection_url(secret, "blob")))
     url = connection.service_uri("blob")
-    return BlobServiceClient(url, credential=credential_for(connection.client_id), **proxy_settings(url))
+    return BlobServiceClient(url, credential=credential_for(connection.client_id), **http_settings(url))
 
 
 class Base64QueueServiceClient(QueueServiceClient):
@@ -87,11 +117,9 @@ class Base64QueueServiceClient(QueueServiceClient):
 def queue_service(connection: StorageConnection) -> Base64QueueServiceClient:
     if connection.connection_string is not None:
         secret = connection.connection_string.get_secret_value()
-        return Base64QueueServiceClient.from_connection_string(
-            secret, **proxy_settings(connection_url(secret, "queue"))
-        )
+        return Base64QueueServiceClient.from_connection_string(secret, **http_settings(connection_url(secret, "queue")))
     url = connection.service_uri("queue")
-    return Base64QueueServiceClient(url, credential=credential_for(connection.client_id), **proxy_settings(url))
+    return Base64QueueServiceClient(url, credential=credential_for(connection.client_id), **http_settings(url))
 
 
 def queue_client(connection: StorageConnection, queue_name: str) -> QueueClient:
@@ -102,9 +130,9 @@ def queue_client(connection: StorageConnection, queue_name: str) -> QueueClient:
 def table_service(connection: StorageConnection) -> TableServiceClient:
     if connection.connection_string is not None:
         secret = connection.connection_string.get_secret_value()
-        return TableServiceClient.from_connection_string(secret, **proxy_settings(connection_url(secret, "table")))
+        return TableServiceClient.from_connection_string(secret, **http_settings(connection_url(secret, "table")))
     url = connection.service_uri("table")
-    return TableServiceClient(endpoint=url, credential=credential_for(connection.client_id), **proxy_settings(url))
+    return TableServiceClient(endpoint=url, credential=credential_for(connection.client_id), **http_settings(url))
 
 
 def cosmos_client(settings: Settings) -> CosmosClient:
@@ -112,17 +140,18 @@ def cosmos_client(settings: Settings) -> CosmosClient:
     if not settings.cosmos_endpoint:
         raise ValueError("COSMOS_ENDPOINT is not set")
     # The SDK turns TLS verification off for localhost/127.0.0.1 unless it is given a CA bundle; the
-    # devstack generates one, so the local emulator is verified too.
+    # devstack generates one (COSMOS_CA_CERT), so the local emulator is verified too. Without it, the bundle
+    # the environment names, else certifi's.
     ssl_config = SSLConfiguration()
-    ssl_config.SSLCaCerts = settings.cosmos_ca_cert or True
+    ssl_config.SSLCaCerts = ca_bundle(settings.cosmos_ca_cert) or True
     credential = (
         settings.cosmos_key.get_secret_value()
         if settings.cosmos_key is not None
         else credential_for(settings.azure_client_id)
     )
     # The Cosmos SDK builds its transport without the client's keyword arguments, so the transport that leaves
-    # the environment alone is given to it; the proxies read once go to its proxy policy.
-    proxies = proxy_settings(settings.cosmos_endpoint).get("proxies", {})
+    # the environment alone is given to it; the proxies read once go to its proxy policy, the CA to ssl_config.
+    proxies = http_settings(settings.cosmos_endpoint).get("proxies", {})
     client = CosmosClient(
         settings.cosmos_endpoint,
         credential=credential,
@@ -172,8 +201,8 @@ def response_headers_per_thread(client: CosmosClient) -> None:
     repeat items. Microsoft calls that attribute not thread safe (azure-sdk-for-python PR #35791, which added
     per-response headers but kept it). Every read and write of it by the SDK happens on the thread that sent
     the request and right after it, so a per-thread value is what the SDK assumes; nothing else changes
-    (`tests/integration/test_cosmos_shared_client.py`). A new SDK release that no longer shares the attribute
-    makes this a no-op; the test says whether it is still needed."""
+    (`tests/integration/test_cosmos_shared_client.py`). To see whether a new SDK release still needs it, run that test
+    without this call: it failed within seconds on 4.17.1."""
     connection = client.client_connection
     base = type(connection)
     if isinstance(vars(base).get("last_response_headers"), _PerThread):

@@ -10,7 +10,7 @@ from azure.core.exceptions import AzureError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient as AsyncQueueClient
 
-from verbatim.platform.clients import connection_url, proxy_settings
+from verbatim.platform.clients import connection_url, http_settings
 from verbatim.platform.errors import DependencyUnavailable
 from verbatim.platform.settings import StorageConnection
 
@@ -73,7 +73,8 @@ def async_queue_client(connection: StorageConnection, queue_name: str) -> AsyncQ
             queue_name,
             message_encode_policy=encode,
             message_decode_policy=decode,
-            **proxy_settings(connection_url(secret, "queue")),  # read once, not on every request
+            # read once, not on every request; CAs from OpenSSL's defaults (see http_settings)
+            **http_settings(connection_url(secret, "queue"), ca=False),
         )
     from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
@@ -88,7 +89,7 @@ def async_queue_client(connection: StorageConnection, queue_name: str) -> AsyncQ
         credential=credential,
         message_encode_policy=encode,
         message_decode_policy=decode,
-        **proxy_settings(connection.service_uri("queue")),
+        **http_settings(connection.service_uri("queue"), ca=False),
     )
 
 

@@ -19,7 +19,7 @@ from azure.storage.queue.aio import QueueServiceClient
 from devstack.funchost.durable.queues import HubQueue, LargeMessageStore, queue_client
 from devstack.funchost.durable.store import TaskHubStore
 from verbatim.platform.clients import connection_url as _url
-from verbatim.platform.clients import proxy_settings
+from verbatim.platform.clients import http_settings
 from verbatim.platform.settings import StorageConnection
 
 DEFAULT_HUB_NAME = "TestHubName"
@@ -121,9 +121,9 @@ class TaskHub:
         if connection.connection_string is not None:
             secret = connection.connection_string.get_secret_value()
             # Proxy settings read once, not by aiohttp on every request (verbatim.platform.clients).
-            tables = TableServiceClient.from_connection_string(secret, **proxy_settings(_url(secret, "table")))
-            queues = QueueServiceClient.from_connection_string(secret, **proxy_settings(_url(secret, "queue")))
-            blobs = BlobServiceClient.from_connection_string(secret, **proxy_settings(_url(secret, "blob")))
+            tables = TableServiceClient.from_connection_string(secret, **http_settings(_url(secret, "table")))
+            queues = QueueServiceClient.from_connection_string(secret, **http_settings(_url(secret, "queue")))
+            blobs = BlobServiceClient.from_connection_string(secret, **http_settings(_url(secret, "blob")))
         else:
             from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
@@ -133,9 +133,9 @@ class TaskHub:
                 else DefaultAzureCredential(exclude_interactive_browser_credential=True)
             )
             urls = {service: connection.service_uri(service) for service in ("table", "queue", "blob")}
-            tables = TableServiceClient(urls["table"], credential=credential, **proxy_settings(urls["table"]))
-            queues = QueueServiceClient(urls["queue"], credential=credential, **proxy_settings(urls["queue"]))
-            blobs = BlobServiceClient(urls["blob"], credential=credential, **proxy_settings(urls["blob"]))
+            tables = TableServiceClient(urls["table"], credential=credential, **http_settings(urls["table"]))
+            queues = QueueServiceClient(urls["queue"], credential=credential, **http_settings(urls["queue"]))
+            blobs = BlobServiceClient(urls["blob"], credential=credential, **http_settings(urls["blob"]))
         large = LargeMessageStore(blobs, options.large_message_container)
         return cls(
             options=options,
