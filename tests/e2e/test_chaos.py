@@ -1,9 +1,10 @@
 """Issue 23, the short chaos run inside `make test`: the whole local stack on free ports, seeded traffic (1:1 calls,
 PSTN calls, meetings with joins and leaves, policy users and people no policy records, 3 at a time for 30 s) while a
 recorder is killed and restarted, storage and the Functions host are paused, Graph answers 503 and a queue message is
-held back behind later ones, with one recorder's and the Functions host's clocks skewed — then, once the stack has settled, every invariant of `devstack.chaos.invariants` and `devstack.chaos.audit`
-must hold. The plan is a pure function of the seed
-(`VERBATIM_CHAOS_SEED`, default 23); nothing here is timed. `make chaos SEED=N` runs the long version."""
+held back behind later ones, with one recorder's and the Functions host's clocks skewed — then, once the stack has
+settled, every invariant of `devstack.chaos.invariants` and `devstack.chaos.audit` must hold. The plan is a pure
+function of the seed (`VERBATIM_CHAOS_SEED`, default 23); nothing here is timed. `make chaos SEED=N` runs the long
+version."""
 
 from __future__ import annotations
 
