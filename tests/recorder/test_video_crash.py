@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from azure.storage.blob import BlobServiceClient
 
 from devstack.demo import TOM, UNA
@@ -16,6 +17,7 @@ from tests.ledger.logkit import memory_log
 from tests.recorder.test_video_capture import VideoStack, stack  # noqa: F401 - a stack (and recorder) of its own
 from verbatim.contracts.evidence import RecordingManifest
 from verbatim.contracts.recorder import RecordingStarted
+from verbatim.evidence.h264 import stamped_units
 from verbatim.evidence.verify import verify_recording
 from verbatim.evidence.video import ticks_of
 from verbatim.evidence.worm import InMemoryWorm
@@ -103,6 +105,11 @@ def test_a_recorder_killed_mid_share_loses_at_most_the_last_block_of_each_stream
     established = _ticks(state["conversations"][0]["establishedAt"])
     assert manifest.started_at is not None
     offset = (ticks_of(manifest.started_at) - established) / 1e7  # the recording's sample 0 on the call's timeline
+    # Every stream is on the audio's timeline: a video time is measured from the recording's sample 0 (its
+    # `started_at`), also when the recorder died before its first heartbeat (no progress to salvage with).
+    for video in manifest.video:
+        first_unit = stamped_units(deps.recordings.read(video.blob_name))[0]
+        assert video.first_seconds == pytest.approx((first_unit.ticks - ticks_of(manifest.started_at)) / 1e7, abs=1e-6)
     lost: dict[str, float] = {}
     allowed: dict[str, float] = {}
     for video in manifest.video:

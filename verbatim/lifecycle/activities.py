@@ -513,7 +513,7 @@ def finalise_recording(deps: LifecycleDeps, recording_id: str, part: int = 0) ->
         recording_id=recording_id,
         generation=capture.generation,
         part=part,
-        origin_ticks=_origin_ticks(capture),
+        origin_ticks=_origin_ticks(capture, record),
     )
     first_sample = 0
     if part > 0:
@@ -560,11 +560,14 @@ def _earlier_video(deps: LifecycleDeps, earlier: Sequence[SealedPartIndex]) -> l
     return streams
 
 
-def _origin_ticks(capture: CaptureManifest) -> int:
-    """Sample 0 of the recording's audio in 100-ns ticks since the epoch: what video timestamps are measured from
-    (the first video timestamp when the capture has no start)."""
-    if capture.started_at is not None:
-        return ticks_of(capture.started_at)
+def _origin_ticks(capture: CaptureManifest, record: RecordingRecord) -> int:
+    """Sample 0 of the recording's audio in 100-ns ticks since the epoch: what video timestamps are measured from.
+    A capture salvaged without the recorder's heartbeat has no start of its own; then the start its recorder
+    announced (`recording.started`: the same first audio frame) is sample 0, and only with neither the first video
+    timestamp is."""
+    started = capture.started_at or record.facts.started_at
+    if started is not None:
+        return ticks_of(started)
     firsts = [track.blocks[0].first_ticks for track in capture.video_tracks if track.blocks]
     return min(firsts) if firsts else 0
 
@@ -643,7 +646,7 @@ def seal_recording(
     # written once. A continuation's copy covers every part, as its Opus copy does: the streams sealed with the
     # parts before it and its own, on the recording's timeline (sample 0 of part 0).
     videos = [*(_earlier_video(deps, earlier) if part > 0 else []), *finalised.video]
-    origin = ticks_of(facts.started_at) if part > 0 and facts.started_at is not None else _origin_ticks(capture)
+    origin = ticks_of(facts.started_at) if part > 0 and facts.started_at is not None else _origin_ticks(capture, record)
     video_access = (
         make_video_access_copy(deps.recordings, recording_id, part, videos, access, origin_ticks=origin)
         if videos
