@@ -50,6 +50,7 @@ from verbatim.ledger.note import note_signer
 from verbatim.ledger.signing import LocalKeySigner
 from verbatim.ledger.store import CosmosLedgerStore
 from verbatim.ledger.writer import Ledger
+from verbatim.platform.clients import response_headers_per_thread
 
 ORIGIN = "bench.verbatim.local/verbatim/ledger"
 
@@ -57,7 +58,9 @@ ORIGIN = "bench.verbatim.local/verbatim/ledger"
 def _cosmos(endpoint: str, ca: str) -> CosmosClient:
     ssl = SSLConfiguration()
     ssl.SSLCaCerts = ca
-    return CosmosClient(endpoint, credential=COSMOS_EMULATOR_KEY, ssl_config=ssl)
+    client = CosmosClient(endpoint, credential=COSMOS_EMULATOR_KEY, ssl_config=ssl)
+    response_headers_per_thread(client)  # one log (and client) per process is shared by its writer threads
+    return client
 
 
 def _log(env: dict[str, str]) -> TransparencyLog:

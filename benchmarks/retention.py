@@ -49,9 +49,10 @@ from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser 
 from verbatim.contracts.retention import RetentionClass, RetentionClassConfig  # noqa: E402
 from verbatim.evidence.seal import Sealer  # noqa: E402
 from verbatim.evidence.worm import Worm  # noqa: E402
-from verbatim.ledger import CosmosLedgerStore, Ledger  # noqa: E402
+from verbatim.ledger.log.service import TransparencyLog  # noqa: E402
 from verbatim.platform import clients  # noqa: E402
 from verbatim.platform.blobs import AzureBlobStore  # noqa: E402
+from verbatim.platform.clients import response_headers_per_thread  # noqa: E402
 from verbatim.platform.settings import Settings, reload_settings  # noqa: E402
 from verbatim.retention.classes import CosmosRetentionClassStore, RetentionCatalog  # noqa: E402
 from verbatim.retention.deletion import RecordingDeleter, evaluate  # noqa: E402
@@ -60,7 +61,7 @@ from verbatim.retention.lease import CosmosLeaseStore, Leases  # noqa: E402
 from verbatim.retention.recordings import Candidate, CosmosRetentionRecordings  # noqa: E402
 from verbatim.retention.storage import RecordingBlobs  # noqa: E402
 from verbatim.retention.sweep import RetentionSweep, SweepLimits  # noqa: E402
-from verbatim.wiring import build_ledger  # noqa: E402
+from verbatim.wiring import container_for  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
 START, END = "<!-- retention:start -->", "<!-- retention:end -->"
@@ -87,11 +88,13 @@ def database(settings: Settings) -> DatabaseProxy:
         read_timeout=1800,
         connection_timeout=1800,
     )
+    response_headers_per_thread(client)  # as the product's clients: a sweep's workers share it
     return client.get_database_client(settings.cosmos_database)
 
 
-def ledger(settings: Settings) -> Ledger:
-    return build_ledger(settings, CosmosLedgerStore(database(settings).get_container_client("ledger")))
+def ledger(settings: Settings) -> TransparencyLog:
+    """The product's ledger (the transparency log the composition root builds), as the sweep writes to it."""
+    return container_for(settings).ledger
 
 
 def bulk_record(index: int, rng: random.Random) -> dict[str, Any]:
