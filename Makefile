@@ -45,6 +45,8 @@ imports: setup
 
 typecheck: setup
 	$(VENV)/bin/mypy verbatim recorder_vm devstack functions function_app.py
+	# The benchmarks are scripts, not a package: checked as files, so one that falls behind the code it measures fails here.
+	$(VENV)/bin/mypy --explicit-package-bases benchmarks/*.py
 
 pytest: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -282,7 +282,7 @@ def measure_idle(stack: Stack, health: dict[str, Any], app: str, seconds: float)
         time.sleep(min(30.0, seconds))  # start-up work (indexing, subscriptions, first timer runs) settles
         before, started = cpu_seconds(pid), time.perf_counter()
         time.sleep(seconds)
-        return (cpu_seconds(pid) - before) / (time.perf_counter() - started)
+        return float(cpu_seconds(pid) - before) / (time.perf_counter() - started)
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ def _counting_send(self: RequestsTransport, request: Any, **kwargs: Any) -> Any:
     return _send(self, request, **kwargs)
 
 
-RequestsTransport.send = _counting_send  # type: ignore[method-assign]
+RequestsTransport.send = _counting_send
 
 PEOPLE = 6
 
@@ -128,16 +128,16 @@ def prepare(calls: int, policy_users: int, prefix: str) -> list[str]:
             snapshots.add(
                 PolicySnapshot(
                     id=f"{user}-1",
-                    userId=user,
-                    validFrom=start - timedelta(days=30),
+                    user_id=user,
+                    valid_from=start - timedelta(days=30),
                     effective=EffectivePolicy(
-                        userId=user,
-                        userPrincipalName=f"{user[:8]}@contoso.example",
-                        policyName="Tag:Traders",
+                        user_id=user,
+                        user_principal_name=f"{user[:8]}@contoso.example",
+                        policy_name="Tag:Traders",
                         source="direct",
                         records=True,
                         strict=False,
-                        recorderInstanceIds=["app-recorder"],
+                        recorder_instance_ids=["app-recorder"],
                     ),
                 )
             )
@@ -169,7 +169,11 @@ def prepare(calls: int, policy_users: int, prefix: str) -> list[str]:
                         sealed_at=start + timedelta(minutes=31),
                     ),
                 )
-                recordings.update(recording_id, lambda _current, doc=record_doc: doc)
+
+                def keep(_current: RecordingRecord | None, doc: RecordingRecord = record_doc) -> RecordingRecord:
+                    return doc
+
+                recordings.update(recording_id, keep)
     return ids
 
 
@@ -200,7 +204,7 @@ def reconcile(ids: list[str], profile: cProfile.Profile | None) -> dict[str, flo
     }
 
 
-WORKLOADS = (("no policy user", 0), ("2 policy users", 2))
+WORKLOADS: tuple[tuple[str, int], ...] = (("no policy user", 0), ("2 policy users", 2))
 if os.environ.get("RECONCILE_WORKLOADS") == "0":
     WORKLOADS = WORKLOADS[:1]
 

@@ -122,8 +122,8 @@ def run(
         # For each slot of the clip, the units due in it: (socket, socket id, source, data)
         due: list[list[tuple[str, int, int, bytes]]] = [[] for _ in range(clip_slots + 1)]
         if video:
-            for socket, socket_id, source, units in streams:
-                for slot, data in units:
+            for socket, socket_id, source, clip in streams:
+                for slot, data in clip:
                     if slot <= clip_slots:
                         due[slot].append((socket, socket_id, source, data))
         start_ticks = time.time_ns() // 100
