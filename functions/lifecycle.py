@@ -64,6 +64,20 @@ RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_o
 Json = dict[str, Any]
 
 
+# The states in which an instance still takes events. `ContinuedAsNew` is transient (Microsoft's "Manage instances
+# in Durable Functions": "restarted itself with a new history"): an event raised then reaches the new execution,
+# where leaving it out kept it waiting for the orchestration's next timer. A `Suspended` instance keeps its events
+# until it is resumed.
+SIGNALLED = frozenset(
+    {
+        df.OrchestrationRuntimeStatus.Running,
+        df.OrchestrationRuntimeStatus.Pending,
+        df.OrchestrationRuntimeStatus.ContinuedAsNew,
+        df.OrchestrationRuntimeStatus.Suspended,
+    }
+)
+
+
 def instance_id(recording_id: str, part: int = 0) -> str:
     """`recording-<id>` seals part 0; `recording-<id>-part-<n>` seals continuation n."""
     return f"recording-{recording_id}" if part == 0 else f"recording-{recording_id}-part-{part}"
@@ -105,7 +119,7 @@ async def recorder_events(message: func.QueueMessage, client: df.DurableOrchestr
             except Exception:  # the SDK raises a bare Exception when another event just started it
                 log.info("lifecycle %s was started concurrently; signalling it instead", instance)
                 await client.raise_event(instance, RECORDER_EVENT, signal)
-        elif status.runtime_status in (df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending):
+        elif status.runtime_status in SIGNALLED:
             await client.raise_event(instance, RECORDER_EVENT, signal)
         else:
             log.info("event %s after the lifecycle ended (%s)", event.type, status.runtime_status)
