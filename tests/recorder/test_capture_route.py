@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
+import numpy as np
 
 from devstack.testkit.audio import speech
 from devstack.testkit.teams_platform import CallScript, FakePlatform, wait_until
@@ -27,7 +28,10 @@ def test_only_the_lifecycle_may_ask_and_it_learns_whether_the_capture_is_held(
     platform: FakePlatform, start_recorder: RecorderFactory
 ) -> None:
     recorder = start_recorder()
-    script = CallScript(audio=speech("Checking that the recorder answers about its capture."), realtime=True)
+    # Long enough that the capture is still `recording` after the checks below on a loaded machine (3 s of speech
+    # alone once ended before them: the state was `ending`).
+    words = speech("Checking that the recorder answers about its capture.")
+    script = CallScript(audio=np.concatenate([words, np.zeros(16_000 * 15, dtype=np.int16)]), realtime=True)
     call = platform.submit(platform.drive(recorder.url, script))
     wait_until(lambda: any(isinstance(e, RecordingStarted) for e in recorder.events()), timeout=15)
     started = next(e for e in recorder.events() if isinstance(e, RecordingStarted))
