@@ -190,8 +190,10 @@ async def _deliver_one_by_one(sim: SimClient, hook: Subscriber, count: int, pref
 
 def test_slow_endpoints_are_throttled_at_10_percent_and_dropped_at_15_percent(run: Run) -> None:
     async def body(sim: SimClient) -> None:
-        await sim.configure(webhookTimeoutSeconds=1.0, slowThresholdSeconds=0.3, slowSampleSize=20)
-        async with Subscriber(delay=0.4, slow_every=10) as hook:  # 2 slow answers in 20 = 10 %
+        # Fast answers must stay under the threshold on a loaded machine (at 0.3 s one once did not): a slow answer
+        # takes 1.5 s against a 1 s threshold, and a fast one has a whole second.
+        await sim.configure(webhookTimeoutSeconds=3.0, slowThresholdSeconds=1.0, slowSampleSize=20)
+        async with Subscriber(delay=1.5, slow_every=10) as hook:  # 2 slow answers in 20 = 10 %
             await subscribe(sim, hook)
             await _deliver_one_by_one(sim, hook, 20, "t")
             endpoints = (await deliveries(sim))["endpoints"]
@@ -205,8 +207,8 @@ def test_slow_endpoints_are_throttled_at_10_percent_and_dropped_at_15_percent(ru
             assert any(i["resource"].endswith("/late") for i in hook.items())
         await sim.ok("DELETE", "/sim/deliveries", expect=204)
         await sim.ok("POST", "/sim/reset", expect=204)
-        await sim.configure(webhookTimeoutSeconds=1.0, slowThresholdSeconds=0.3, slowSampleSize=20)
-        async with Subscriber(delay=0.4, slow_every=6) as hook:  # 3 slow answers in 20 = 15 %
+        await sim.configure(webhookTimeoutSeconds=3.0, slowThresholdSeconds=1.0, slowSampleSize=20)
+        async with Subscriber(delay=1.5, slow_every=6) as hook:  # 3 slow answers in 20 = 15 %
             await subscribe(sim, hook)
             await _deliver_one_by_one(sim, hook, 20, "d")
             await sim.ok("PUT", "/sim/callRecords/gone", json=record("gone"))
