@@ -1,0 +1,195 @@
+"""Very large exports: a package past what one block blob holds (50,000 blocks) is written as a multi-part
+package — numbered part ZIPs, each a package that verifies on its own, and a signed `package-index.json` listing
+every part with its size and the SHA-256 of its signed manifest — and the whole directory verifies offline with
+the shipped verifier. Exercised with the limits scaled down (a handful of blocks per blob, a part per recording
+or two), never with hundreds of GiB."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.exports.conftest import OFFICER, REASON, ExportWorld
+from tests.exports.test_package import expect, run_verifier
+from tests.ledger.test_standalone_verifier import isolated_python  # noqa: F401 - the fixture
+from verbatim.contracts.exports import ExportRequest
+from verbatim.exports import assemble, names
+from verbatim.exports.service import ExportService
+from verbatim.ledger.note import sign_note
+from verbatim.wiring import container_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+def download_directory(service: ExportService, export_id: str, target: Path) -> Path:
+    """Every object of the export's directory (the index, its signature, the parts) into `target`."""
+    target.mkdir(parents=True)
+    record = service.store.get(export_id)
+    assert record is not None and record.result is not None
+    for item in service.objects(record):
+        (target / item.name).write_bytes(service.work_store.read(item.blob))
+    return target
+
+
+def verifier_of(directory: Path, scratch: Path) -> Path:
+    """The verifier a part ships, taken out of its ZIP (as a recipient does) and run on the whole directory."""
+    part = sorted(directory.glob("part-*.zip"))[0]
+    with zipfile.ZipFile(part) as archive:
+        for name in (names.VERIFIER, names.LEDGER_VERIFIER):
+            archive.extract(name, scratch)
+    return scratch
+
+
+def run_on_directory(python: Path, directory: Path, scratch: Path, *args: str) -> object:
+    verify_dir = verifier_of(directory, scratch) if not (scratch / names.VERIFIER).exists() else scratch
+    copy = verify_dir / "verify"
+    import os
+    import subprocess
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    return subprocess.run(
+        [str(python), "-I", str(copy / "verify_export.py"), str(directory), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def multipart(export_world: ExportWorld, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """An export of the world's three recordings through a blob that takes only 3 blocks: one ZIP cannot hold it
+    (it failed before its block list was committed, before multi-part packages); it becomes several parts."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(assemble, "MAX_BLOCKS", 3)
+        service = container_for(export_world.settings).exports.service
+        ids = [r.recording_id for r in export_world.recordings]
+        export = service.create(ExportRequest(recording_ids=ids, title="multi-part"), OFFICER, REASON)
+        service.run_inline(export.id, batch=1)
+    root = tmp_path_factory.mktemp("multipart")
+    return export.id, download_directory(service, export.id, root / "package")
+
+
+def test_an_export_past_one_blobs_blocks_is_a_multi_part_package_that_verifies_whole(
+    export_world: ExportWorld,
+    multipart: tuple[str, Path],
+    tmp_path: Path,
+    isolated_python: Path,  # noqa: F811
+) -> None:
+    export_id, directory = multipart
+    service = container_for(export_world.settings).exports.service
+    record = service.store.get(export_id)
+    assert record is not None and record.status == "completed" and record.result is not None
+    parts = record.result.parts
+    assert len(parts) >= 2
+    listed = [r for part in parts for r in part.recordings]
+    assert sorted(listed) == sorted(r.recording_id for r in export_world.recordings)  # each exactly once
+    committed = [service.work_store.blocks(part.blob)[0] for part in parts]
+    assert all(0 < len(blocks) <= 3 for blocks in committed)  # every part within the (lowered) block limit
+    assert not service.work_store.exists(f"{export_id}/package.zip")
+
+    index = json.loads((directory / names.PACKAGE_INDEX).read_bytes())
+    assert index["format"] == "verbatim-export-index/1" and index["exportId"] == export_id
+    assert [p["name"] for p in index["parts"]] == [f"part-{n:04d}.zip" for n in range(1, len(parts) + 1)]
+
+    done = run_on_directory(isolated_python, directory, tmp_path / "v")
+    assert done.returncode == 0, done.stdout + done.stderr  # type: ignore[attr-defined]
+    assert done.stdout.strip().endswith("VERIFIED")  # type: ignore[attr-defined]
+    assert f"{len(parts)} parts" in done.stdout  # type: ignore[attr-defined]
+
+
+def test_each_part_verifies_on_its_own(
+    multipart: tuple[str, Path],
+    isolated_python: Path,  # noqa: F811
+) -> None:
+    _, directory = multipart
+    for part in sorted(directory.glob("part-*.zip")):
+        done = run_verifier(isolated_python, part)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "part " in done.stdout and "of export" in done.stdout
+
+
+def _copy(directory: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(directory, target)
+    return target
+
+
+def test_a_tampered_part_is_named(
+    multipart: tuple[str, Path],
+    tmp_path: Path,
+    isolated_python: Path,  # noqa: F811
+) -> None:
+    copy = _copy(multipart[1], tmp_path)
+    part = copy / "part-0002.zip"
+    with zipfile.ZipFile(part) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith("evidence-mixed.flac"))
+    data = bytearray(part.read_bytes())
+    header = info.header_offset
+    name_length = int.from_bytes(data[header + 26 : header + 28], "little")
+    extra_length = int.from_bytes(data[header + 28 : header + 30], "little")
+    start = header + 30 + name_length + extra_length
+    data[start + info.file_size // 2] ^= 0x01
+    part.write_bytes(bytes(data))
+    done = run_on_directory(isolated_python, copy, tmp_path / "v", "--json")
+    expect(done, "file.hash_mismatch", "part-0002.zip", info.filename)  # type: ignore[arg-type]
+    expect(done, "evidence.media_mismatch", "part-0002.zip", info.filename)  # type: ignore[arg-type]
+
+
+def test_a_dropped_part_is_named(
+    multipart: tuple[str, Path],
+    tmp_path: Path,
+    isolated_python: Path,  # noqa: F811
+) -> None:
+    copy = _copy(multipart[1], tmp_path)
+    index = json.loads((copy / names.PACKAGE_INDEX).read_bytes())
+    last = index["parts"][-1]
+    scratch = verifier_of(copy, tmp_path / "v")
+    (copy / last["name"]).unlink()
+    done = run_on_directory(isolated_python, copy, scratch, "--json")
+    expect(done, "part.missing", last["name"])  # type: ignore[arg-type]
+    for recording in last["recordings"]:
+        expect(done, "export.item_missing", recording)  # type: ignore[arg-type]
+
+
+def test_an_item_in_two_parts_is_named_even_when_the_index_is_signed(
+    export_world: ExportWorld,
+    multipart: tuple[str, Path],
+    tmp_path: Path,
+    isolated_python: Path,  # noqa: F811
+) -> None:
+    """A producer that put a recording into two parts (the index listing it twice, signed with the ledger's own
+    key): the signature holds, the duplicate is still named."""
+    export_id, directory = multipart
+    copy = _copy(directory, tmp_path)
+    index = json.loads((copy / names.PACKAGE_INDEX).read_bytes())
+    shutil.copy(copy / index["parts"][0]["name"], copy / "part-0009.zip")
+    duplicate = {**index["parts"][0], "number": 9, "name": "part-0009.zip"}
+    index["parts"].append(duplicate)
+    data = (json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    (copy / names.PACKAGE_INDEX).write_bytes(data)
+    signer = container_for(export_world.settings).ledger.keys.signer
+    assert signer is not None
+    import hashlib
+
+    text = assemble.index_signature_text(export_id, hashlib.sha256(data).hexdigest())
+    (copy / names.PACKAGE_INDEX_SIGNATURE).write_bytes(sign_note(text, [signer]))
+    done = run_on_directory(isolated_python, copy, tmp_path / "v", "--json")
+    recording = index["parts"][0]["recordings"][0]
+    expect(done, "export.item_duplicated", recording, "part-0001.zip", "part-0009.zip")  # type: ignore[arg-type]
+
+
+def test_a_part_not_in_the_index_is_named(
+    multipart: tuple[str, Path],
+    tmp_path: Path,
+    isolated_python: Path,  # noqa: F811
+) -> None:
+    copy = _copy(multipart[1], tmp_path)
+    shutil.copy(copy / "part-0001.zip", copy / "part-0042.zip")
+    done = run_on_directory(isolated_python, copy, tmp_path / "v", "--json")
+    expect(done, "part.unlisted", "part-0042.zip")  # type: ignore[arg-type]
