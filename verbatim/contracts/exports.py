@@ -20,6 +20,8 @@ ExportStage = Literal["planning", "attesting", "checkpointing", "packaging", "as
 MAX_IDS = 10_000
 PACKAGE_FORMAT = "verbatim-export/1"
 SIGNATURE_HEADER = "verbatim-export-manifest/v1"
+INDEX_FORMAT = "verbatim-export-index/1"
+INDEX_SIGNATURE_HEADER = "verbatim-export-index/v1"
 
 
 class SearchSelection(CamelContract):
@@ -92,7 +94,29 @@ class ExportProgress(CamelContract):
     media_bytes: int = 0
 
 
+class IndexPart(CamelContract):
+    """One part of a multi-part package, as `package-index.json` lists it: its file, size, the SHA-256 of its
+    signed `package-manifest.json` (which lists every file of the part with its SHA-256) and the items it holds."""
+
+    number: int = Field(ge=1)
+    name: str
+    bytes: int = Field(ge=0)
+    files: int = Field(ge=0)
+    manifest_sha256: Sha256Hex
+    recordings: list[str] = Field(default_factory=list)
+    chats: list[str] = Field(default_factory=list)
+
+
+class PackagePart(IndexPart):
+    """A part of a multi-part package in the export's result: where it is stored."""
+
+    blob: str
+
+
 class ExportResult(CamelContract):
+    """The package. A multi-part package (`parts` not empty): `packageBlob` is its `package-index.json`,
+    `packageManifestSha256` that index's SHA-256 and `packageBytes` the size of every object of it."""
+
     package_blob: str
     package_bytes: int
     files: int
@@ -101,6 +125,9 @@ class ExportResult(CamelContract):
     media_bytes: int
     package_manifest_sha256: Sha256Hex
     checkpoint_size: int
+    parts: list[PackagePart] = Field(default_factory=list)
+    index_bytes: int = 0
+    index_signature_bytes: int = 0
 
 
 @contract("export-record", 1)
@@ -145,6 +172,30 @@ class ExportLink(CamelContract):
     expires_at: str
     package_bytes: int
     package_manifest_sha256: Sha256Hex
+
+
+class ExportObject(CamelContract):
+    """One object of an export's package to download: the ZIP of a single-part package, or the index, its
+    signature and each part of a multi-part one."""
+
+    name: str
+    kind: Literal["package", "index", "index-signature", "part"]
+    bytes: int
+    number: int | None = None
+    manifest_sha256: Sha256Hex | None = None
+    recordings: int = 0
+    chats: int = 0
+    download: str
+
+
+@contract("api.export-objects", 1)
+class ExportObjects(CamelContract):
+    """`GET /api/v1/exports/{id}/parts`: what to download (each with Range, or a link), in order."""
+
+    export_id: str
+    multi_part: bool
+    package_manifest_sha256: Sha256Hex
+    items: list[ExportObject]
 
 
 @contract("api.export-list", 1)
@@ -276,6 +327,14 @@ class PackagedChat(CamelContract):
     why: list[str] = Field(default_factory=list, description="why the chat is in the export (hold, person, meeting)")
 
 
+class PartOf(CamelContract):
+    """In a part of a multi-part package: which part it is, of how many, and the index listing them all."""
+
+    number: int = Field(ge=1)
+    of: int = Field(ge=2)
+    index: str = "package-index.json"
+
+
 @contract("export-package-manifest", 1)
 class PackageManifest(CamelContract):
     """`package-manifest.json`: every other file of the package with its size and SHA-256 (canonical JSON; its
@@ -296,3 +355,26 @@ class PackageManifest(CamelContract):
     recordings: list[PackagedRecording]
     chats: list[PackagedChat] = Field(default_factory=list)
     files: list[PackageFile]
+    part: PartOf | None = Field(default=None, description="a part of a multi-part package (absent otherwise)")
+
+
+@contract("export-package-index", 1)
+class PackageIndex(CamelContract):
+    """`package-index.json` of a multi-part package: the export and every part with its size and the SHA-256 of
+    its signed manifest (canonical JSON; `package-index.sig` is a C2SP signed note over
+    `verbatim-export-index/v1`, the export id and this file's SHA-256). Every item is in exactly one part."""
+
+    format: Literal["verbatim-export-index/1"] = "verbatim-export-index/1"
+    export_id: str
+    title: str | None = None
+    created_at: str
+    requested_by: Requester
+    reason: str
+    selection: dict[str, JsonValue]
+    options: ExportOptions
+    log_origin: str
+    checkpoint_size: int
+    created_entry: int | None = None
+    recordings: int
+    chats: int = 0
+    parts: list[IndexPart]

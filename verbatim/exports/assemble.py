@@ -15,13 +15,18 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from verbatim.contracts.exports import (
+    INDEX_SIGNATURE_HEADER,
     SIGNATURE_HEADER,
     ExportRecord,
     ExportResult,
+    IndexPart,
     PackagedChat,
     PackagedRecording,
     PackageFile,
+    PackageIndex,
     PackageManifest,
+    PackagePart,
+    PartOf,
 )
 from verbatim.exports import names
 from verbatim.exports.blocks import BlockSink
@@ -67,6 +72,10 @@ def signature_text(export_id: str, manifest_sha256: str) -> str:
     return f"{SIGNATURE_HEADER}\n{export_id}\n{manifest_sha256}\n"
 
 
+def index_signature_text(export_id: str, index_sha256: str) -> str:
+    return f"{INDEX_SIGNATURE_HEADER}\n{export_id}\n{index_sha256}\n"
+
+
 def _json(value: object) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
@@ -85,7 +94,9 @@ def assemble_package(
     segments: Sequence[SegmentRecord],
     checkpoint_size: int,
     at: datetime,
+    part: PartOf | None = None,
 ) -> Assembled:
+    """Write the end of the package (or of part `part` of a multi-part one) after `segments` and commit it."""
     signer = log.keys.signer
     if signer is None:
         raise DependencyUnavailable("the ledger has no signing key: a package cannot be signed")
@@ -93,7 +104,8 @@ def assemble_package(
     rows: list[PackagedRecording] = [part.recording for part in parts if part.recording is not None]
     chats: list[PackagedChat] = [part.chat for part in parts if part.chat is not None]
     base = sum(segment.length for segment in segments)
-    sink = BlockSink(work.store, work.package_blob, FINAL_SEGMENT)
+    blob = work.part_blob(part.number if part is not None else 0)
+    sink = BlockSink(work.store, blob, FINAL_SEGMENT)
     writer = SegmentWriter(sink.write, at)
     checkpoint = log.checkpoint_at(checkpoint_size)
     verifiers = list(log.keys.verifiers)
@@ -111,6 +123,7 @@ def assemble_package(
         recordings=rows,
         chats=chats,
         files=[],
+        part=part,
     )
     fingerprints = [(v, key_fingerprint(v)) for v in verifiers]
     writer.add_bytes(names.README, readme_text(manifest, [(v.vkey(), f) for v, f in fingerprints]))
@@ -148,7 +161,10 @@ def assemble_package(
     manifest.files = sorted(
         (PackageFile(path=e.name, bytes=e.size, sha256=e.sha256) for e in listed), key=lambda f: f.path
     )
-    manifest_bytes = _json(manifest.model_dump(mode="json", by_alias=True))
+    dumped = manifest.model_dump(mode="json", by_alias=True)
+    if part is None:
+        del dumped["part"]  # a single package's manifest keeps the shape it always had
+    manifest_bytes = _json(dumped)
     manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
     writer.add_bytes(names.PACKAGE_MANIFEST, manifest_bytes)
     writer.add_bytes(names.PACKAGE_SIGNATURE, sign_note(signature_text(export.id, manifest_sha256), [signer]))
@@ -164,20 +180,21 @@ def assemble_package(
     sink.write(directory)
     blocks = [block for segment in segments for block in segment.blocks] + sink.close()
     if len(blocks) > MAX_BLOCKS:
+        what = "the package" if part is None else f"part {part.number} of the package"
         raise PackageTooLarge(
-            f"the package would need {len(blocks)} blocks (small files are gathered into blocks of "
-            f"{sink.block_bytes} bytes); one block blob takes {MAX_BLOCKS}: export fewer recordings at a time "
-            "(split the selection, e.g. by date)"
+            f"{what} would need {len(blocks)} blocks (small files are gathered into blocks of "
+            f"{sink.block_bytes} bytes); one block blob takes {MAX_BLOCKS}: the parts were split by an estimate "
+            "that fell short; lower EXPORT_PART_BLOCKS, or export fewer recordings at a time"
         )
     size = base + writer.position + len(directory)
     work.store.commit_blocks(
-        work.package_blob,
+        blob,
         blocks,
         content_type="application/zip",
         metadata={"export_id": export.id, "package_manifest_sha256": manifest_sha256},
     )
     result = ExportResult(
-        package_blob=work.package_blob,
+        package_blob=blob,
         package_bytes=size,
         files=len(placed),
         recordings=len(rows),
@@ -187,3 +204,33 @@ def assemble_package(
         checkpoint_size=checkpoint_size,
     )
     return Assembled(result, manifest)
+
+
+def write_index(
+    log: TransparencyLog, work: ExportWork, export: ExportRecord, parts: Sequence[PackagePart], checkpoint_size: int
+) -> tuple[PackageIndex, bytes, bytes]:
+    """`package-index.json` (every part with its size, its manifest's SHA-256 and its items) and its signature,
+    written beside the parts; returns the index, its bytes and the signature's."""
+    signer = log.keys.signer
+    if signer is None:
+        raise DependencyUnavailable("the ledger has no signing key: a package cannot be signed")
+    index = PackageIndex(
+        export_id=export.id,
+        title=export.title,
+        created_at=export.created_at,
+        requested_by=export.requested_by,
+        reason=export.reason,
+        selection=export.selection,
+        options=export.options,
+        log_origin=log.origin,
+        checkpoint_size=checkpoint_size,
+        created_entry=export.created_seq,
+        recordings=sum(len(p.recordings) for p in parts),
+        chats=sum(len(p.chats) for p in parts),
+        parts=[IndexPart.model_validate(p.model_dump(exclude={"blob"})) for p in parts],  # not where it is stored
+    )
+    data = _json(index.model_dump(mode="json", by_alias=True))
+    signature = sign_note(index_signature_text(export.id, hashlib.sha256(data).hexdigest()), [signer])
+    work.store.write(work.top_blob(names.PACKAGE_INDEX), data, content_type="application/json")
+    work.store.write(work.top_blob(names.PACKAGE_INDEX_SIGNATURE), signature, content_type="text/plain")
+    return index, data, signature

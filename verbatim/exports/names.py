@@ -28,6 +28,8 @@ HOSTED = "hosted"
 
 PACKAGE_MANIFEST = "package-manifest.json"
 PACKAGE_SIGNATURE = "package-manifest.sig"
+PACKAGE_INDEX = "package-index.json"  # a multi-part package: the signed list of its parts
+PACKAGE_INDEX_SIGNATURE = "package-index.sig"
 README = "README.txt"
 INDEX_HTML = "index.html"
 EXPORT_JSON = "export/export.json"
@@ -102,3 +104,8 @@ def chat_bundle_folder(day: str, part: int) -> str:
 def chat_hosted_name(sha256: str) -> str:
     """A hosted content (inline image) by its SHA-256, once per chat."""
     return f"{HOSTED}/{safe(sha256)}"
+
+
+def part_name(number: int) -> str:
+    """A part of a multi-part package: part-0001.zip ..."""
+    return f"part-{number:04d}.zip"

@@ -148,6 +148,19 @@ def _sealed_parts(record: RecordingRecord) -> list[tuple[int, str, str]]:
     return [(0, record.seal.manifest_blob, record.seal.manifest_sha256)]
 
 
+def media_sizes(media: BlobStore, export: ExportRecord, record: RecordingRecord) -> list[int]:
+    """The sizes of the sealed media objects the package will carry for `record` (its seal's manifests): what
+    decides where a multi-part package splits (`verbatim.exports.parts`)."""
+    sizes: list[int] = []
+    for _, blob, sha256 in _sealed_parts(record):
+        _, manifest = _read_manifest(media, blob, sha256)
+        for what, ref in sealed_objects(manifest):
+            evidence = what.startswith("evidence:") or what == "capture"
+            if export.options.evidence if evidence else export.options.access_copies:
+                sizes.append(ref.bytes)
+    return sizes
+
+
 def _read_manifest(media: BlobStore, blob: str, sha256: str) -> tuple[bytes, RecordingManifest]:
     try:
         data = media.read(blob)

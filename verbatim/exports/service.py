@@ -25,6 +25,8 @@ from verbatim.contracts.exports import (
     ExportBatch,
     ExportLink,
     ExportList,
+    ExportObject,
+    ExportObjects,
     ExportPlan,
     ExportProgress,
     ExportRecord,
@@ -32,21 +34,25 @@ from verbatim.contracts.exports import (
     ExportResult,
     ExportStage,
     ExportView,
+    PackagePart,
+    PartOf,
     PartSummary,
     Requester,
 )
 from verbatim.contracts.lifecycle import RecordingRecord
-from verbatim.exports.assemble import assemble_package
+from verbatim.exports import assemble, blocks, names, parts
+from verbatim.exports.assemble import assemble_package, write_index
 from verbatim.exports.blocks import BlockSink
 from verbatim.exports.chats import ChatSources, attest_chat, package_chat, plan_for_hold, plan_for_recordings
 from verbatim.exports.links import PackageLinks
-from verbatim.exports.recording import RecordingSources, attest_recording, package_recording
+from verbatim.exports.recording import RecordingSources, attest_recording, media_sizes, package_recording
 from verbatim.exports.store import ExportStore
 from verbatim.exports.work import (
     ChatSnapshot,
     Excluded,
     ExportWork,
     PartRecord,
+    PartsFile,
     PlanFile,
     PlannedChat,
     SegmentRecord,
@@ -81,6 +87,39 @@ def export_subject(export_id: str) -> str:
     return f"export:{export_id}"
 
 
+PACKAGE_OBJECT = "package.zip"
+_CONTENT_TYPES = {
+    "package": "application/zip",
+    "part": "application/zip",
+    "index": "application/json",
+    "index-signature": "text/plain; charset=utf-8",
+}
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object of a package to download, and the blob that holds it."""
+
+    item: ExportObject
+    blob: str
+
+    @property
+    def name(self) -> str:
+        return self.item.name
+
+    @property
+    def kind(self) -> str:
+        return self.item.kind
+
+    @property
+    def bytes(self) -> int:
+        return self.item.bytes
+
+    @property
+    def manifest_sha256(self) -> str | None:
+        return self.item.manifest_sha256
+
+
 @dataclass(frozen=True)
 class Download:
     status: int
@@ -106,6 +145,8 @@ class ExportService:
     chats: ChatSources | None = None  # None: chat capture does not run in this deployment
     links: PackageLinks | None = None  # None: storage is reached with a key (local), not an Entra identity
     link_minutes: int = 15
+    part_blocks: int | None = None  # blocks per part of a multi-part package (None: as many as a blob takes)
+    part_items: int = MAX_RECORDINGS  # items per part
     base_path: str = "/api/v1"
     _ids: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
 
@@ -197,7 +238,10 @@ class ExportService:
         hold = record.selection.get("holdId")
         if isinstance(hold, str):
             held = bool(self.hold_active(hold))
-        download = f"{self.base_path}/exports/{record.id}/package" if record.status == "completed" else None
+        download = None
+        if record.status == "completed" and record.result is not None:
+            path = "parts" if record.result.parts else "package"
+            download = f"{self.base_path}/exports/{record.id}/{path}"
         return ExportView(export=record, held=held, download=download)
 
     def recent(self, principal: Principal, reason: str | None, limit: int = 100) -> ExportList:
@@ -207,71 +251,175 @@ class ExportService:
         )
         return ExportList(items=self.store.recent(limit))
 
-    def download(self, export_id: str, range_header: str | None, principal: Principal, reason: str) -> Download:
-        """A part of the package (at most `chunk_bytes`): 206 with Content-Range, 416 beyond the end; without a
-        Range header the whole package if it fits in one part, else 413."""
-        principal.require(COMPLIANCE_OFFICER)
+    def objects(self, record: ExportRecord) -> list[StoredObject]:
+        """What a completed export's package is, to download: its ZIP; or the index, its signature and each part."""
+        return [StoredObject(item, blob) for item, blob in self._objects(record)]
+
+    def _objects(self, record: ExportRecord) -> list[tuple[ExportObject, str]]:
+        result = record.result
+        if result is None:
+            return []
+        base = f"{self.base_path}/exports/{record.id}/parts"
+        if not result.parts:
+            name = PACKAGE_OBJECT
+            package = ExportObject(
+                name=name,
+                kind="package",
+                bytes=result.package_bytes,
+                manifest_sha256=result.package_manifest_sha256,
+                recordings=result.recordings,
+                chats=result.chats,
+                download=f"{base}/{name}",
+            )
+            return [(package, result.package_blob)]
+        work = self.work(record.id)
+        index = ExportObject(
+            name=names.PACKAGE_INDEX,
+            kind="index",
+            bytes=result.index_bytes,
+            manifest_sha256=result.package_manifest_sha256,
+            recordings=result.recordings,
+            chats=result.chats,
+            download=f"{base}/{names.PACKAGE_INDEX}",
+        )
+        signature = ExportObject(
+            name=names.PACKAGE_INDEX_SIGNATURE,
+            kind="index-signature",
+            bytes=result.index_signature_bytes,
+            download=f"{base}/{names.PACKAGE_INDEX_SIGNATURE}",
+        )
+        found = [
+            (index, work.top_blob(names.PACKAGE_INDEX)),
+            (signature, work.top_blob(names.PACKAGE_INDEX_SIGNATURE)),
+        ]
+        found += [
+            (
+                ExportObject(
+                    name=part.name,
+                    kind="part",
+                    bytes=part.bytes,
+                    number=part.number,
+                    manifest_sha256=part.manifest_sha256,
+                    recordings=len(part.recordings),
+                    chats=len(part.chats),
+                    download=f"{base}/{part.name}",
+                ),
+                part.blob,
+            )
+            for part in result.parts
+        ]
+        return found
+
+    def _completed(self, export_id: str) -> ExportRecord:
         record = self._get(export_id)
         if record.status != "completed" or record.result is None:
             raise Conflict(f"export {export_id} is {record.status}: there is no package to download")
-        size = record.result.package_bytes
+        return record
+
+    def _object(self, record: ExportRecord, name: str | None) -> StoredObject:
+        """The object `name` of the package (None: the single package; a multi-part one has no single ZIP)."""
+        assert record.result is not None
+        if name is None:
+            if record.result.parts:
+                raise Conflict(
+                    f"export {record.id} is a multi-part package of {len(record.result.parts)} parts: list them at "
+                    f"{self.base_path}/exports/{record.id}/parts and download each"
+                )
+            name = PACKAGE_OBJECT
+        for stored in self.objects(record):
+            if stored.name == name:
+                return stored
+        raise NotFound(
+            f"export {record.id} has no {name!r}; its parts are listed at {self.base_path}/exports/{record.id}/parts"
+        )
+
+    def list_objects(self, export_id: str, principal: Principal, reason: str | None) -> ExportObjects:
+        """`GET /exports/{id}/parts`: what to download (a read, recorded)."""
+        principal.require(*READERS)
+        record = self._completed(export_id)
+        assert record.result is not None
+        self._audit(principal, "export.parts", export_id, reason)
+        return ExportObjects(
+            export_id=export_id,
+            multi_part=bool(record.result.parts),
+            package_manifest_sha256=record.result.package_manifest_sha256,
+            items=[stored.item for stored in self.objects(record)],
+        )
+
+    def download(
+        self, export_id: str, range_header: str | None, principal: Principal, reason: str, name: str | None = None
+    ) -> Download:
+        """A piece of the package, or of its object `name` (at most `chunk_bytes`): 206 with Content-Range, 416
+        beyond the end; without a Range header the whole object if it fits in one piece, else 413."""
+        principal.require(COMPLIANCE_OFFICER)
+        record = self._completed(export_id)
+        assert record.result is not None
+        target = self._object(record, name)
+        size = target.bytes
         answer = parse_range(range_header, size, self.chunk_bytes)
         hour = self.clock().strftime("%Y%m%dT%H")
         digest = hashlib.sha256(f"{export_id}\n{reason}".encode()).hexdigest()[:24]
         self.log.append(
             "export.downloaded",
             export_subject(export_id),
-            {"reason": reason, "actor_name": principal.name, "package_bytes": size},
+            {"reason": reason, "actor_name": principal.name, "package_bytes": record.result.package_bytes},
             actor=principal.subject,
             idempotency_key=f"export.downloaded:{principal.subject}:{digest}:{hour}",
         )
+        filename = f"verbatim-export-{export_id}.zip" if target.kind == "package" else target.name
         headers = {
             "Accept-Ranges": "bytes",
             "Cache-Control": "private, no-store",
             "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": f'attachment; filename="verbatim-export-{export_id}.zip"',
+            "Content-Disposition": f'attachment; filename="{filename}"',
             "X-Package-Manifest-SHA256": record.result.package_manifest_sha256,
         }
+        if target.kind == "part" and target.manifest_sha256:
+            headers["X-Part-Manifest-SHA256"] = target.manifest_sha256
+        detail: dict[str, Any] = {} if target.kind == "package" else {"object": target.name}
         if isinstance(answer, Unsatisfiable):
-            self._audit(principal, "export.download", export_id, reason, range=range_header)
+            self._audit(principal, "export.download", export_id, reason, range=range_header, **detail)
             return Download(416, {**headers, "Content-Range": answer.content_range}, b"")
         if answer is None and size > self.chunk_bytes:
-            raise RangeRequired(f"the package is {size} bytes; download it in parts with Range headers (bytes=0-)")
+            raise RangeRequired(f"{filename} is {size} bytes; download it in parts with Range headers (bytes=0-)")
         part = answer if isinstance(answer, ByteRange) else ByteRange(0, max(0, size - 1))
-        self._audit(principal, "export.download", export_id, reason, range=part.content_range(size))
-        data = self.work_store.read(record.result.package_blob, offset=part.start, length=part.length) if size else b""
-        headers["Content-Type"] = "application/zip"
+        self._audit(principal, "export.download", export_id, reason, range=part.content_range(size), **detail)
+        data = self.work_store.read(target.blob, offset=part.start, length=part.length) if size else b""
+        headers["Content-Type"] = _CONTENT_TYPES[target.kind]
         if answer is None:
             return Download(200, headers, data)
         return Download(206, {**headers, "Content-Range": part.content_range(size)}, data)
 
-    def link(self, export_id: str, principal: Principal, reason: str) -> ExportLink:
-        """A read-only user-delegation SAS URL of the package, valid `link_minutes`: the download straight from
-        storage. Issuing it is recorded like a download (`export.downloaded`, `via: link`, one entry per link)."""
+    def link(self, export_id: str, principal: Principal, reason: str, name: str | None = None) -> ExportLink:
+        """A read-only user-delegation SAS URL of the package (or of its object `name`), valid `link_minutes`: the
+        download straight from storage. Issuing it is recorded like a download (`export.downloaded`, `via: link`,
+        one entry per link)."""
         principal.require(COMPLIANCE_OFFICER)
-        record = self._get(export_id)
-        if record.status != "completed" or record.result is None:
-            raise Conflict(f"export {export_id} is {record.status}: there is no package to download")
+        record = self._completed(export_id)
+        assert record.result is not None
+        target = self._object(record, name)
         if self.links is None:
             raise LinksUnavailable(
                 "this deployment reaches storage with a key, not a Microsoft Entra identity, so it cannot issue "
-                f"user-delegation links; download through {self.base_path}/exports/{export_id}/package with Range"
+                f"user-delegation links; download through {self.base_path}/exports/{export_id}/parts with Range"
             )
         now = self.clock()
         expires = now + timedelta(minutes=self.link_minutes)
-        url = self.links.link(
-            record.result.package_blob, expires_at=expires, filename=f"verbatim-export-{export_id}.zip"
-        )
+        filename = f"verbatim-export-{export_id}.zip" if target.kind == "package" else target.name
+        url = self.links.link(target.blob, expires_at=expires, filename=filename)
+        details: dict[str, JsonValue] = {
+            "reason": reason,
+            "actor_name": principal.name,
+            "package_bytes": record.result.package_bytes,
+            "via": "link",
+            "link_expires_at": format_datetime(expires),
+        }
+        if target.kind != "package":
+            details["object"] = target.name
         self.log.append(
             "export.downloaded",
             export_subject(export_id),
-            {
-                "reason": reason,
-                "actor_name": principal.name,
-                "package_bytes": record.result.package_bytes,
-                "via": "link",
-                "link_expires_at": format_datetime(expires),
-            },
+            details,
             actor=principal.subject,
             idempotency_key=f"export.link:{export_id}:{self._ids()}",
         )
@@ -279,8 +427,8 @@ class ExportService:
         return ExportLink(
             url=url,
             expires_at=format_datetime(expires),
-            package_bytes=record.result.package_bytes,
-            package_manifest_sha256=record.result.package_manifest_sha256,
+            package_bytes=target.bytes,
+            package_manifest_sha256=target.manifest_sha256 or record.result.package_manifest_sha256,
         )
 
     def delete(self, export_id: str, principal: Principal, reason: str) -> ExportRecord:
@@ -295,8 +443,7 @@ class ExportService:
 
     def _remove(self, record: ExportRecord, status: str, reason: str, principal: Principal | None) -> ExportRecord:
         work = self.work(record.id)
-        work.store.delete(work.package_blob)
-        work.clear()
+        work.remove_package()  # the ZIP, or the index and every part, and what is left of the work area
         now = self.clock()
         self.log.append(
             "export.deleted",
@@ -433,7 +580,9 @@ class ExportService:
                 snapshots.chats.append(self._attest_chat(record, position, chat))
                 continue
             recording_id = plan.recording_ids[position]
-            snapshots.recordings.append(attest_recording(self.log, self.sources, record, position, recording_id))
+            snapshot = attest_recording(self.log, self.sources, record, position, recording_id)
+            snapshot.media_sizes = media_sizes(self.media, record, snapshot.record)
+            snapshots.recordings.append(snapshot)
             self.audit.record(
                 AuditEvent(
                     category="access",
@@ -468,8 +617,9 @@ class ExportService:
         )
         return snapshot
 
-    def checkpoint(self, export_id: str) -> int:
-        """Sign a checkpoint covering every `exported` entry of the export; returns its tree size."""
+    def checkpoint(self, export_id: str, batch: int = BATCH) -> int:
+        """Sign a checkpoint covering every `exported` entry of the export, and decide where the package splits
+        into parts (batches of `batch` items are packaged as segments); returns the checkpoint's tree size."""
         note = self.log.checkpoint()
         if note is None:
             raise RuntimeError("the ledger is empty")
@@ -488,29 +638,67 @@ class ExportService:
                     f"checkpoint {size} does not cover the exported entries of items {snapshots.first} .. "
                     f"{snapshots.end - 1}"
                 )
+        if work.parts() is None:
+            work.save_parts(self._split(attested, total, batch))
         self.progress(record.id, "packaging", total, 0)
         return size
 
+    def _split(self, attested: list[SnapshotBatch], total: int, batch: int) -> PartsFile:
+        sizes: dict[int, parts.ItemSize] = {}
+        for snapshots in attested:
+            for recording in snapshots.recordings:
+                other = parts.ITEM_BYTES + parts.TRAIL_ENTRY_BYTES * (len(recording.trail) + len(recording.exported))
+                sizes[recording.position] = parts.ItemSize(recording.media_sizes, other)
+            for chat in snapshots.chats:
+                other = parts.CHAT_BUNDLE_BYTES * len(chat.bundle_ids)
+                other += parts.TRAIL_ENTRY_BYTES * (len(chat.trail) + len(chat.exported))
+                sizes[chat.position] = parts.ItemSize((), other)
+        limit = assemble.MAX_BLOCKS if self.part_blocks is None else min(self.part_blocks, assemble.MAX_BLOCKS)
+        found = parts.split(
+            [sizes.get(position, parts.ItemSize()) for position in range(total)],
+            batch=batch,
+            max_blocks=limit,
+            max_items=self.part_items,
+            block_bytes=blocks.BLOCK_BYTES,
+            max_block_bytes=blocks.MAX_BLOCK_BYTES,
+        )
+        return PartsFile(firsts=found.firsts, estimates=found.estimates)
+
     def package(self, batch: ExportBatch) -> list[PartSummary]:
         """Write the batch's items into one segment of the package (staged blocks) and keep where each entry is,
-        one file for the batch; a batch already packaged answers from that file."""
+        one file for the batch; a batch already packaged answers from that file. In a multi-part package a batch
+        that straddles two parts writes a segment into each."""
         record = self._get(batch.export_id)
         work = self.work(batch.export_id)
         plan = work.plan()
         if plan is None:
             raise RuntimeError(f"export {batch.export_id} has no plan")
+        split = work.parts() or PartsFile(firsts=[0])
         end = min(batch.end, plan.total)
-        done = work.segment(batch.first, end)
-        if done is not None:
-            return [item.summary() for item in done.items]
-        snapshots = work.snapshots(batch.first, end)
+        summaries: list[PartSummary] = []
+        for first, last, part in split.pieces(batch.first, end):
+            segment = work.segment(first, last) or self._package_segment(record, work, plan, first, last, part, batch)
+            summaries += [item.summary() for item in segment.items]
+        return summaries
+
+    def _package_segment(
+        self,
+        record: ExportRecord,
+        work: ExportWork,
+        plan: PlanFile,
+        first: int,
+        end: int,
+        part: int,
+        batch: ExportBatch,
+    ) -> SegmentRecord:
+        snapshots = work.snapshots(batch.first, min(batch.end, plan.total))
         if snapshots is None:
             raise RuntimeError(f"export {batch.export_id}: items {batch.first} .. {end - 1} were not attested")
-        sink = BlockSink(work.store, work.package_blob, f"s{batch.first:07d}")
+        sink = BlockSink(work.store, work.part_blob(part), f"s{first:07d}")
         writer = SegmentWriter(sink.write, _parse(record.created_at), streamer=sink)
         size = batch.checkpoint_size
         items: list[PartRecord] = []
-        for position in range(batch.first, end):
+        for position in range(first, end):
             chat = plan.chat_at(position)
             if chat is None:
                 snapshot = snapshots.recording(position)
@@ -523,10 +711,12 @@ class ExportService:
                 raise RuntimeError(f"export {batch.export_id}: chat {position} was not attested")
             index = position - len(plan.recording_ids)
             items.append(package_chat(self.log, self.chats, writer, record, chat_snapshot, index, size))
-        blocks = sink.close()
-        work.save_segment(SegmentRecord(first=batch.first, end=end, items=items, length=writer.position, blocks=blocks))
-        self.progress(batch.export_id, "packaging", plan.total, added=end - batch.first)
-        return [item.summary() for item in items]
+        segment = SegmentRecord(
+            first=first, end=end, items=items, length=writer.position, blocks=sink.close(), part=part
+        )
+        work.save_segment(segment)
+        self.progress(batch.export_id, "packaging", plan.total, added=end - first)
+        return segment
 
     def assemble(self, export_id: str, total: int, checkpoint_size: int) -> ExportResult:
         record = self._get(export_id)
@@ -538,8 +728,12 @@ class ExportService:
             raise RuntimeError(f"export {export_id} has no plan")
         self.progress(export_id, "assembling", total, total)
         segments = work.segments(total)
-        assembled = assemble_package(self.log, work, record, plan, segments, checkpoint_size, _parse(record.created_at))
-        result = assembled.result
+        split = work.parts() or PartsFile(firsts=[0])
+        at = _parse(record.created_at)
+        if split.multi:
+            result = self._assemble_parts(record, work, plan, segments, split, checkpoint_size, at)
+        else:
+            result = assemble_package(self.log, work, record, plan, segments, checkpoint_size, at).result
         entry = self.log.append(
             "export.completed",
             export_subject(export_id),
@@ -572,12 +766,62 @@ class ExportService:
         work.clear()
         return result
 
+    def _assemble_parts(
+        self,
+        record: ExportRecord,
+        work: ExportWork,
+        plan: PlanFile,
+        segments: list[SegmentRecord],
+        split: PartsFile,
+        checkpoint_size: int,
+        at: datetime,
+    ) -> ExportResult:
+        """Each part's end (its own README, index, load files, signed manifest, central directory), committed
+        part by part, then `package-index.json` and its signature listing them all."""
+        count = len(split.firsts)
+        packaged: list[PackagePart] = []
+        results: list[ExportResult] = []
+        for number in range(1, count + 1):
+            mine = [segment for segment in segments if segment.part == number]
+            if not mine:
+                raise RuntimeError(f"export {record.id}: part {number} has no packaged segment")
+            assembled = assemble_package(
+                self.log, work, record, plan, mine, checkpoint_size, at, PartOf(number=number, of=count)
+            )
+            results.append(assembled.result)
+            packaged.append(
+                PackagePart(
+                    number=number,
+                    name=names.part_name(number),
+                    bytes=assembled.result.package_bytes,
+                    files=assembled.result.files,
+                    manifest_sha256=assembled.result.package_manifest_sha256,
+                    recordings=[r.recording_id for r in assembled.manifest.recordings],
+                    chats=[c.chat_id for c in assembled.manifest.chats],
+                    blob=assembled.result.package_blob,
+                )
+            )
+        _, index, signature = write_index(self.log, work, record, packaged, checkpoint_size)
+        return ExportResult(
+            package_blob=work.top_blob(names.PACKAGE_INDEX),
+            package_bytes=sum(p.bytes for p in packaged) + len(index) + len(signature),
+            files=sum(r.files for r in results),
+            recordings=sum(r.recordings for r in results),
+            chats=sum(r.chats for r in results),
+            media_bytes=sum(r.media_bytes for r in results),
+            package_manifest_sha256=hashlib.sha256(index).hexdigest(),
+            checkpoint_size=checkpoint_size,
+            parts=packaged,
+            index_bytes=len(index),
+            index_signature_bytes=len(signature),
+        )
+
     def run_inline(self, export_id: str, batch: int = BATCH) -> ExportResult:
         """Every step in this process, in the orchestration's order (the benchmark, tests, a CLI on one machine)."""
         plan = self.plan(export_id)
         for first in range(0, plan.total, batch):
             self.attest(ExportBatch(export_id=export_id, first=first, end=min(plan.total, first + batch)))
-        size = self.checkpoint(export_id)
+        size = self.checkpoint(export_id, batch)
         for first in range(0, plan.total, batch):
             end = min(plan.total, first + batch)
             self.package(ExportBatch(export_id=export_id, first=first, end=end, checkpoint_size=size))

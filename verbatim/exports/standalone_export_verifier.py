@@ -68,6 +68,11 @@ MANIFEST = "package-manifest.json"
 SIGNATURE = "package-manifest.sig"
 SIGNATURE_HEADER = "verbatim-export-manifest/v1"
 FORMAT = "verbatim-export/1"
+INDEX = "package-index.json"
+INDEX_SIGNATURE = "package-index.sig"
+INDEX_SIGNATURE_HEADER = "verbatim-export-index/v1"
+INDEX_FORMAT = "verbatim-export-index/1"
+_PART_NAME = re.compile(r"part-[0-9]{4,}(\.zip)?")
 READ = 1024 * 1024
 EXIT_VERIFIED, EXIT_NOT_VERIFIED, EXIT_UNUSABLE = 0, 1, 2
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -109,7 +114,11 @@ class ZipPackage(Package):
         return sorted(self._infos)
 
     def open(self, name: str) -> IO[bytes]:
-        return self.zip.open(self._infos[name])
+        handle = self.zip.open(self._infos[name])
+        # The SHA-256 the manifest lists is the check: a changed byte is named by it (file.hash_mismatch), not
+        # stopped by zipfile's CRC-32 check at the end of the member (BadZipFile) before it could be named.
+        handle._expected_crc = None  # type: ignore[attr-defined]
+        return handle
 
     def size(self, name: str) -> int:
         return self._infos[name].file_size
@@ -266,6 +275,9 @@ class Verifier:
         self.sealed_hashes: dict[str, str] = {}  # SHA-256 of every sealed media object -> which recording's what
         self.checkpoints: dict[bytes, Any] = {}
         self.leaves: dict[int, bytes] = {}  # leaf hash of every proven entry, by index
+        self.manifest: dict[str, Any] | None = None
+        self.manifest_sha256: str | None = None
+        self.checkpoint_root: bytes | None = None
 
     def fail(self, code: str, message: str) -> None:
         self.report.fail(code, message)
@@ -298,6 +310,7 @@ class Verifier:
             return None
         data = self.package.read(MANIFEST)
         digest = hashlib.sha256(data).hexdigest()
+        self.manifest_sha256 = digest
         try:
             manifest = json.loads(data)
         except ValueError:
@@ -661,12 +674,20 @@ class Verifier:
         manifest = self.check_manifest_signature()
         if manifest is None:
             return
+        self.manifest = manifest
         export_id = manifest.get("exportId")
         self.report.facts["exportId"] = export_id
+        part = manifest.get("part")
+        if isinstance(part, dict):
+            self.report.lines.append(
+                f"part {part.get('number')} of {part.get('of')} of export {export_id}: this part is checked on its "
+                f"own; verify the whole with the folder holding every part and {part.get('index', INDEX)}"
+            )
         self.check_files(manifest)
         if "ledger/checkpoint" in self.present:
             checkpoint = self.open_checkpoint(self.package.read("ledger/checkpoint"), "ledger/checkpoint")
             if checkpoint is not None:
+                self.checkpoint_root = checkpoint.root
                 self.report.lines.append(
                     f"checkpoint of {checkpoint.origin}: {checkpoint.size} entries, signed by "
                     + ", ".join(k.describe() for k in checkpoint.signed_by)
@@ -715,13 +736,209 @@ def _manifest_sha(entry: dict[str, Any]) -> str | None:
     return manifest.get("sha256") if isinstance(manifest, dict) else None
 
 
+# --- a multi-part package: a folder of parts and the signed index listing them ---
+
+
+def _part_path(root: Path, name: str) -> Path | None:
+    """A part as downloaded (`part-0001.zip`) or unpacked into a folder (`part-0001`)."""
+    for candidate in (root / name, root / name.removesuffix(".zip")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+class MultiPartVerifier:
+    """The whole of a multi-part package: `package-index.json` is signed by a trusted key; every part it lists is
+    there, verifies as a package on its own (every check above) and is the part the index lists (its signed
+    manifest's SHA-256, export, number, checkpoint and items); no part is there that the index does not list;
+    every item of the export is in exactly one part."""
+
+    def __init__(
+        self, root: Path, args: argparse.Namespace, report: Report, progress: Callable[[int], Progress]
+    ) -> None:
+        self.root, self.args, self.report, self.make_progress = root, args, report, progress
+
+    def fail(self, code: str, message: str) -> None:
+        self.report.fail(code, message)
+
+    def keys(self) -> list[Any]:
+        """Given keys, else those of the first part there (each part carries the same)."""
+        if self.args.key or self.args.key_file:
+            return trusted_keys(self.args, FolderPackage(self.root), self.report)
+        for path in sorted(p for p in self.root.iterdir() if _PART_NAME.fullmatch(p.name)):
+            return trusted_keys(self.args, open_package(path), self.report)
+        raise Unusable(f"no part in {self.root} to take the ledger's key from; pass --key VKEY")
+
+    def index(self, keys: list[Any]) -> dict[str, Any] | None:
+        path = self.root / INDEX
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            index = json.loads(data)
+        except ValueError:
+            index = None
+        if (
+            not isinstance(index, dict)
+            or index.get("format") != INDEX_FORMAT
+            or not isinstance(index.get("parts"), list)
+        ):
+            self.fail("index.malformed", f"{INDEX} is not a {INDEX_FORMAT} index")
+            return None
+        signature = self.root / INDEX_SIGNATURE
+        if not signature.exists():
+            self.fail("index.unsigned", f"{INDEX_SIGNATURE} is not in {self.root}")
+            return index
+        try:
+            text, signers = sv.open_note(signature.read_bytes(), keys)
+        except Failed as finding:
+            self.fail(f"index.{finding.code}", f"{INDEX_SIGNATURE}: {finding.message}")
+            return index
+        if text != f"{INDEX_SIGNATURE_HEADER}\n{index.get('exportId')}\n{digest}\n":
+            self.fail(
+                "index.signature_mismatch",
+                f"{INDEX_SIGNATURE} signs another index (it names {text.splitlines()[1:3]}; {INDEX} hashes to "
+                f"{digest})",
+            )
+        else:
+            who = ", ".join(k.describe() for k in signers)
+            self.report.lines.append(f"{INDEX} (SHA-256 {digest}) is signed by {who}")
+        return index
+
+    def run(self) -> None:
+        keys = self.keys()
+        index = self.index(keys)
+        if index is None:
+            return
+        export_id = index.get("exportId")
+        self.report.facts["exportId"] = export_id
+        listed = [p for p in index["parts"] if isinstance(p, dict) and isinstance(p.get("name"), str)]
+        names = {str(p["name"]) for p in listed}
+        for path in sorted(self.root.iterdir()):
+            if _PART_NAME.fullmatch(path.name) and path.name not in names and f"{path.name}.zip" not in names:
+                self.fail("part.unlisted", f"{path.name} is in {self.root} but not listed in {INDEX} (it was added)")
+        where: dict[tuple[str, str], list[str]] = {}  # (kind, id) -> the parts holding it (index and manifests)
+        roots: dict[bytes, str] = {}
+        checked = 0
+        for number, part in enumerate(listed, 1):
+            name = str(part["name"])
+            items = [("recording", str(r)) for r in part.get("recordings", [])]
+            items += [("chat", str(c)) for c in part.get("chats", [])]
+            for item in items:
+                where.setdefault(item, []).append(name)
+            found = _part_path(self.root, name)
+            if found is None:
+                self.fail("part.missing", f"{name}, part {part.get('number')} of {len(listed)}, is not in {self.root}")
+                for kind, item_id in items:
+                    self.fail("export.item_missing", f"{kind} {item_id} is in {name}, which is missing")
+                continue
+            if found.is_file() and found.stat().st_size != part.get("bytes"):
+                self.fail(
+                    "part.size_mismatch", f"{name} has {found.stat().st_size} bytes; {INDEX} lists {part.get('bytes')}"
+                )
+            verifier = self.verify_part(name, found, keys)
+            if verifier is None:
+                continue
+            checked += 1
+            self.check_part(name, part, number, len(listed), index, verifier, where)
+            if verifier.checkpoint_root is not None:
+                roots.setdefault(verifier.checkpoint_root, name)
+        if len(roots) > 1:
+            self.fail(
+                "part.checkpoint_mismatch",
+                f"the parts lead to {len(roots)} different checkpoints: {sorted(roots.values())}",
+            )
+        for (kind, item_id), holders in sorted(where.items()):
+            unique = sorted(set(holders))
+            if len(holders) > 1:
+                self.fail("export.item_duplicated", f"{kind} {item_id} is in more than one part: {', '.join(unique)}")
+        recordings = sum(1 for kind, _ in where if kind == "recording")
+        chats = sum(1 for kind, _ in where if kind == "chat")
+        if recordings != index.get("recordings") or chats != index.get("chats", 0):
+            self.fail(
+                "export.count_mismatch",
+                f"the parts list {recordings} recording(s) and {chats} chat(s); {INDEX} counts "
+                f"{index.get('recordings')} and {index.get('chats', 0)}",
+            )
+        self.report.facts.update({"parts": len(listed), "recordings": recordings, "chats": chats})
+        self.report.lines.append(
+            f"{len(listed)} parts ({checked} checked), {recordings} recording(s) and {chats} chat(s), each in one part"
+        )
+
+    def verify_part(self, name: str, path: Path, keys: list[Any]) -> Verifier | None:
+        sub = Report()
+        try:
+            package = open_package(path)
+        except Unusable as error:
+            self.fail("part.unreadable", f"{name}: {error}")
+            return None
+        verifier = Verifier(package, keys, sub, self.make_progress)
+        verifier.run()
+        self.report.lines += [f"{name}: {line}" for line in sub.lines]
+        for finding in sub.findings:
+            self.fail(finding.code, f"{name}: {finding.message}")
+        return verifier
+
+    def check_part(
+        self,
+        name: str,
+        part: dict[str, Any],
+        number: int,
+        count: int,
+        index: dict[str, Any],
+        verifier: Verifier,
+        where: dict[tuple[str, str], list[str]],
+    ) -> None:
+        manifest = verifier.manifest
+        if manifest is None:
+            return  # its findings say why
+        if verifier.manifest_sha256 != part.get("manifestSha256"):
+            self.fail(
+                "part.manifest_mismatch",
+                f"{name}: its {MANIFEST} hashes to {verifier.manifest_sha256}; {INDEX} lists "
+                f"{part.get('manifestSha256')}",
+            )
+        if manifest.get("exportId") != index.get("exportId"):
+            self.fail(
+                "part.wrong_export",
+                f"{name} is a part of export {manifest.get('exportId')}, not {index.get('exportId')}",
+            )
+        of: dict[str, Any] = manifest["part"] if isinstance(manifest.get("part"), dict) else {}
+        if of.get("number") != part.get("number") or of.get("number") != number or of.get("of") != count:
+            self.fail(
+                "part.number_mismatch",
+                f"{name} says it is part {of.get('number')} of {of.get('of')}; {INDEX} lists it as part "
+                f"{part.get('number')} ({number} of {count})",
+            )
+        if manifest.get("checkpointSize") != index.get("checkpointSize"):
+            self.fail(
+                "part.checkpoint_mismatch",
+                f"{name}: its proofs are against checkpoint {manifest.get('checkpointSize')}, the index's is "
+                f"{index.get('checkpointSize')}",
+            )
+        for kind, key, rows in (
+            ("recording", "recordingId", manifest.get("recordings", [])),
+            ("chat", "chatId", manifest.get("chats", [])),
+        ):
+            held = {str(r.get(key)) for r in rows if isinstance(r, dict)}
+            listed = {str(i) for i in part.get(f"{kind}s", [])}
+            for item_id in sorted(held - listed):
+                self.fail("part.items_mismatch", f"{name} holds {kind} {item_id}, which {INDEX} does not list in it")
+                where.setdefault((kind, item_id), []).append(name)
+            for item_id in sorted(listed - held):
+                self.fail("part.items_mismatch", f"{name} lacks {kind} {item_id}, which {INDEX} lists in it")
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(
         prog="verify_export.py",
         description="Verify a Verbatim export package offline (the ZIP or its unpacked folder).",
         epilog="Exit status: 0 verified, 1 not verified (findings printed), 2 could not verify.",
     )
-    main_parser.add_argument("package", help="the export ZIP, or the folder it was unpacked into")
+    main_parser.add_argument(
+        "package",
+        help="the export ZIP, the folder it was unpacked into, or the folder of a multi-part package (its "
+        "package-index.json, package-index.sig and parts)",
+    )
     main_parser.add_argument("--key", action="append", metavar="VKEY", help="a trusted ledger key (repeatable)")
     main_parser.add_argument("--key-file", action="append", metavar="FILE", help="trusted ledger keys, one per line")
     main_parser.add_argument(
@@ -738,10 +955,14 @@ def verify(
     progress: Callable[[int], Progress] | None = None,
 ) -> Report:
     report = Report()
+    show = not args.quiet and not args.json
+    make_progress = progress or (lambda total: Progress(total, show))
+    if path.is_dir() and (path / INDEX).exists():
+        MultiPartVerifier(path, args, report, make_progress).run()
+        return report
     package = open_package(path)
     keys = trusted_keys(args, package, report)
-    show = not args.quiet and not args.json
-    Verifier(package, keys, report, progress or (lambda total: Progress(total, show))).run()
+    Verifier(package, keys, report, make_progress).run()
     return report
 
 

@@ -11,10 +11,15 @@ wrote them (typed, validated on read; not registered contracts: no other process
     <export id>/work/plan.json                   recording ids in package order, the chats after them, what was left out
     <export id>/work/snapshot/<first>-<end>.json what attesting items [first, end) saw (recordings, then chats)
     <export id>/work/segment/<first>-<end>.json  where each item's entries are in the batch's segment, and its blocks
+    <export id>/work/parts.json                  where the package splits into parts (decided at the checkpoint)
+
+A multi-part package (more blocks than one blob takes) is `part-0001.zip` ... beside `package-index.json` and
+`package-index.sig` instead of `package.zip`; a batch that straddles two parts writes a segment into each.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from pydantic import Field
@@ -23,6 +28,7 @@ from verbatim.contracts import Contract
 from verbatim.contracts.exports import PackagedChat, PackagedRecording, PartSummary
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import Verdict
+from verbatim.exports import names
 from verbatim.exports.zip64 import ZipEntry
 from verbatim.platform.blobs import BlobNotFound, BlobStore
 
@@ -66,6 +72,7 @@ class RecordingSnapshot(Contract):
     call_record: dict[str, Any] | None = None
     trail: list[int]  # indexes of the entries the exported entry attests
     exported: list[int]  # this export's exported entries for the recording (more than one if the trail moved)
+    media_sizes: list[int] = Field(default_factory=list)  # of the sealed media it will carry (the part split)
 
 
 class ChatSnapshot(Contract):
@@ -118,13 +125,37 @@ class PartRecord(Contract):
 
 
 class SegmentRecord(Contract):
-    """The segment of items [first, end): its bytes are the blocks, in order; `length` bytes in all."""
+    """The segment of items [first, end): its bytes are the blocks, in order; `length` bytes in all. `part`: the
+    part of a multi-part package it is in (0: the single package)."""
 
     first: int
     end: int
     items: list[PartRecord]
     length: int
     blocks: list[str]
+    part: int = 0
+
+
+class PartsFile(Contract):
+    """The first item position of each part; `[0]`: one package."""
+
+    firsts: list[int]
+    estimates: list[int] = Field(default_factory=list)  # the block bound of each part
+
+    @property
+    def multi(self) -> bool:
+        return len(self.firsts) > 1
+
+    def part_of(self, position: int) -> int:
+        """The part number (from 1) of the item at `position`; 0 when the package is one part."""
+        if not self.multi:
+            return 0
+        return sum(1 for first in self.firsts if first <= position)
+
+    def pieces(self, first: int, end: int) -> list[tuple[int, int, int]]:
+        """Items [first, end) cut where a part begins: (first, end, part) of each piece."""
+        cuts = sorted({first, end, *(f for f in self.firsts if first < f < end)})
+        return [(a, b, self.part_of(a)) for a, b in itertools.pairwise(cuts)]
 
 
 class ExportWork:
@@ -137,6 +168,28 @@ class ExportWork:
     @property
     def package_blob(self) -> str:
         return f"{self.export_id}/{PACKAGE_NAME}"
+
+    def part_blob(self, number: int) -> str:
+        """The blob of part `number` (0: the single package)."""
+        return self.package_blob if number == 0 else f"{self.export_id}/{names.part_name(number)}"
+
+    def top_blob(self, name: str) -> str:
+        """An object beside the parts (`package-index.json`, its signature)."""
+        return f"{self.export_id}/{name}"
+
+    def save_parts(self, parts: PartsFile) -> None:
+        self.store.write(self._name("parts.json"), parts.model_dump_json().encode(), content_type="application/json")
+
+    def parts(self) -> PartsFile | None:
+        data = self._read(self._name("parts.json"))
+        return PartsFile.model_validate_json(data) if data is not None else None
+
+    def remove_package(self) -> int:
+        """Remove the package's objects (the ZIP, or the index and every part) and the work area."""
+        removed = 0
+        for name in self.store.names(f"{self.export_id}/"):
+            removed += self.store.delete(name)
+        return removed
 
     def _name(self, *parts: str) -> str:
         return "/".join((self.export_id, "work", *parts))
