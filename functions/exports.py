@@ -1,7 +1,9 @@
 """Exports: `POST /api/v1/exports` (Compliance.Officer, `X-Access-Reason` required) starts the `export_package`
 orchestration; `GET /api/v1/exports[/{id}]` shows the list and one export's progress and result;
 `GET /api/v1/exports/{id}/package` downloads the package in Range parts, `POST /api/v1/exports/{id}/link` gives a
-short-lived user-delegation SAS URL of it (Azure); `DELETE /api/v1/exports/{id}` deletes it;
+short-lived user-delegation SAS URL of it (Azure); `GET /api/v1/exports/{id}/parts` lists what to download (the
+package, or the index, its signature and each part of a multi-part package), `GET .../parts/{name}` and
+`POST .../parts/{name}/link` download one of them; `DELETE /api/v1/exports/{id}` deletes it;
 an hourly timer expires packages past their retention. Triggers parse and delegate; the work is in
 verbatim.exports (docs/exports.md).
 
@@ -37,7 +39,7 @@ from verbatim.contracts.exports import (
     ExportStage,
     PartSummary,
 )
-from verbatim.exports.service import BATCH, READERS, ExportService
+from verbatim.exports.service import BATCH, READERS, Download, ExportService
 from verbatim.ledger.access import REASON_HEADER, access_reason
 from verbatim.platform.auth import COMPLIANCE_OFFICER
 from verbatim.wiring import current
@@ -116,12 +118,7 @@ def download_export(req: func.HttpRequest) -> func.HttpResponse:
     reason = _reason(req, required=True)
     assert reason is not None
     answer = service().download(req.route_params["id"], req.headers.get("range"), principal, reason)
-    if answer.status == 416:
-        detail = f"the range is outside the {answer.headers['Content-Range'].split('/')[-1]} bytes of the package"
-        response = problem(416, "Range not satisfiable", detail)
-        response.headers.update(answer.headers)
-        return response
-    return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers)
+    return _answer(answer, "the package")
 
 
 @bp.route(route="v1/exports/{id}/link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -133,6 +130,46 @@ def link_export(req: func.HttpRequest) -> func.HttpResponse:
     reason = _reason(req, required=True)
     assert reason is not None
     return json_response(service().link(req.route_params["id"], principal, reason))
+
+
+def _answer(answer: Download, what: str) -> func.HttpResponse:
+    if answer.status == 416:
+        detail = f"the range is outside the {answer.headers['Content-Range'].split('/')[-1]} bytes of {what}"
+        response = problem(416, "Range not satisfiable", detail)
+        response.headers.update(answer.headers)
+        return response
+    return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+@bp.route(route="v1/exports/{id}/parts", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def list_export_parts(req: func.HttpRequest) -> func.HttpResponse:
+    """What to download: the package, or the index, its signature and every part of a multi-part one."""
+    principal = authorize(req, *READERS)
+    return json_response(service().list_objects(req.route_params["id"], principal, _reason(req)))
+
+
+@bp.route(route="v1/exports/{id}/parts/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def download_export_part(req: func.HttpRequest) -> func.HttpResponse:
+    """One object of the package (a part, the index, its signature) in Range parts (206)."""
+    principal = authorize(req, COMPLIANCE_OFFICER)
+    reason = _reason(req, required=True)
+    assert reason is not None
+    name = req.route_params["name"]
+    answer = service().download(req.route_params["id"], req.headers.get("range"), principal, reason, name)
+    return _answer(answer, name)
+
+
+@bp.route(route="v1/exports/{id}/parts/{name}/link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@problem_responses
+def link_export_part(req: func.HttpRequest) -> func.HttpResponse:
+    """A short-lived read-only user-delegation SAS URL of one object of the package (Azure); 409 where storage is
+    reached with a key."""
+    principal = authorize(req, COMPLIANCE_OFFICER)
+    reason = _reason(req, required=True)
+    assert reason is not None
+    return json_response(service().link(req.route_params["id"], principal, reason, req.route_params["name"]))
 
 
 @bp.route(route="v1/exports/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -253,3 +253,71 @@ def test_a_fifty_recording_export_survives_a_host_restart_in_its_fan_out(
     for recording_id in ids[:3]:
         entries = log.entries_for_subject(f"recording:{recording_id}", limit=100)
         assert [e.details.get("export_id") for e in entries if e.kind == "exported"].count(export_id) == 1
+
+
+def test_a_multi_part_export_lists_its_parts_downloads_each_and_the_command_line_verifies_the_whole(
+    launcher: HostLauncher,
+    export_world: ExportWorld,
+    provider: OpenIdProvider,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A host whose packages split after one recording (EXPORT_PART_ITEMS=1): the export of three recordings is
+    three parts beside a signed index; the API lists them, serves each in Range parts (the single-package route
+    says where to look instead), refuses a name that is not one of them; the command line downloads every object
+    into a folder and verifies the whole with the package's verifier; deleting the export removes every part."""
+    env = {**export_world.env, "AUTH_OPENID_CONFIG_URL": provider.config_url, "AUTH_AUDIENCE": AUDIENCE}
+    env = {**env, "EXPORT_PART_ITEMS": "1", "DURABLE_TASK_HUB_NAME": f"m{uuid.uuid4().hex[:10]}"}
+    host = launcher.start(APP, env=env, state_dir=tmp_path / "host")
+    officer = provider.mint(**OFFICER)
+    ids = [r.recording_id for r in export_world.recordings]
+    created = call(host, "POST", "/exports", officer, body={"recordingIds": ids, "title": "in parts"})
+    assert created.status_code == 202, created.text
+    export_id = created.json()["export"]["id"]
+    view = completed(host, officer, export_id)
+    result = view["export"]["result"]
+    assert [p["name"] for p in result["parts"]] == ["part-0001.zip", "part-0002.zip", "part-0003.zip"]
+    assert [p["recordings"] for p in result["parts"]] == [[i] for i in ids]
+    assert view["download"] == f"/api/v1/exports/{export_id}/parts"
+
+    listed = call(host, "GET", f"/exports/{export_id}/parts", provider.mint(**AUDITOR))
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert [i["kind"] for i in items] == ["index", "index-signature", "part", "part", "part"]
+    assert sum(i["bytes"] for i in items) == result["packageBytes"]
+    single = call(host, "GET", f"/exports/{export_id}/package", officer, headers={"range": "bytes=0-"})
+    assert single.status_code == 409 and single.headers["content-type"] == "application/problem+json"
+    assert "multi-part package of 3 parts" in single.json()["detail"]
+    first = call(host, "GET", f"/exports/{export_id}/parts/part-0002.zip", officer, headers={"range": "bytes=0-9"})
+    assert first.status_code == 206 and first.headers["content-type"] == "application/zip"
+    assert first.headers["content-range"] == f"bytes 0-9/{items[3]['bytes']}" and first.content[:4] == b"PK\x03\x04"
+    assert first.headers["x-part-manifest-sha256"] == result["parts"][1]["manifestSha256"]
+    unknown = call(host, "GET", f"/exports/{export_id}/parts/..%2Fother", officer, headers={"range": "bytes=0-"})
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
+    no_reason = call(host, "GET", f"/exports/{export_id}/parts/part-0001.zip", officer, reason=None)
+    assert no_reason.status_code == 400 and "X-Access-Reason" in no_reason.text
+    by_auditor = call(host, "GET", f"/exports/{export_id}/parts/part-0001.zip", provider.mint(**AUDITOR))
+    assert by_auditor.status_code == 403
+
+    monkeypatch.setenv("VERBATIM_API_URL", f"{host.base_url}/api/v1")
+    monkeypatch.setenv("VERBATIM_TOKEN", officer)
+    folder = tmp_path / "download"
+    (folder).mkdir()
+    (folder / "part-0001.zip").write_bytes(b"")  # a download begun earlier: resumed
+    assert cli(["export", "download", export_id, "--reason", REASON, "-o", str(folder)]) == 0
+    err = capsys.readouterr().err
+    assert "3 parts, the index and its signature" in err and f"{folder}: verified" in err
+    assert sorted(p.name for p in folder.iterdir()) == sorted(i["name"] for i in items)
+    assert cli(["verify-export", str(folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] is True and report["parts"] == 3 and report["recordings"] == 3
+
+    log = container_for(export_world.settings).ledger
+    kinds = [e.kind for e in log.entries_for_subject(export_subject(export_id), limit=50)]
+    assert "export.downloaded" in kinds
+    deleted = call(host, "DELETE", f"/exports/{export_id}", officer)
+    assert deleted.status_code == 200
+    store = container_for(export_world.settings).exports.service.work_store
+    assert store.names(f"{export_id}/") == []
+    host.stop()

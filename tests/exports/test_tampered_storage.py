@@ -55,7 +55,7 @@ def test_a_package_needing_more_blocks_than_a_blob_takes_fails_before_committing
     service = container_for(export_world.settings).exports.service
     ids = [r.recording_id for r in export_world.recordings[:2]]
     export = service.create(ExportRequest(recording_ids=ids), OFFICER, REASON)
-    with pytest.raises(assemble.PackageTooLarge, match="part 1 of the package would need 2 blocks .* takes 1: "):
+    with pytest.raises(assemble.PackageTooLarge, match=r"part 1 of the package would need 2 blocks .* takes 1: "):
         service.run_inline(export.id, batch=1)  # a segment (a block at least) per recording, and the end
     assert not service.work_store.exists(f"{export.id}/package.zip")  # nothing committed
     assert [n for n in service.work_store.names(f"{export.id}/") if "/work/" not in n] == []

@@ -91,6 +91,10 @@ APP_LEFT_TO_DEFAULT_OR_OPERATOR = {
     "CHAT_VALIDATION_JWKS_URL",
     "CHAT_PAYMENT_MODEL",
     "CHAT_MEMBERSHIP_TTL_MINUTES",
+    # Exports: where a package splits into parts; the defaults are Azure's own limit (50,000 blocks per blob) and
+    # tests lower them to force many parts from tiny data.
+    "EXPORT_PART_BLOCKS",
+    "EXPORT_PART_ITEMS",
 }
 
 # --- recorder scale set (recorder_vm.settings) --------------------------------------------------

@@ -30,6 +30,7 @@ POST_READS = {
     "v1/admin/reconciliation/calls/{id}",
     "v1/policy/coverage/audit",
     "v1/exports/{id}/link",
+    "v1/exports/{id}/parts/{name}/link",
 }
 
 
@@ -85,6 +86,23 @@ READS: dict[tuple[str, str], Read] = {
     # A link to a package is a download (recorded as one: tests/exports); no export of that id, nothing to read.
     ("POST", "v1/exports/{id}/link"): Read(
         OFFICER, lambda stack, made: {"id": "exp-nothing"}, headers=REASON, nothing_to_read=True
+    ),
+    # What to download, a part of it, a link to a part: no export of that id, nothing to read (a real multi-part
+    # export's list, parts and their downloads are recorded: tests/exports/test_export_host.py).
+    ("GET", "v1/exports/{id}/parts"): Read(
+        OFFICER, lambda stack, made: {"id": "exp-nothing"}, headers=REASON, nothing_to_read=True
+    ),
+    ("GET", "v1/exports/{id}/parts/{name}"): Read(
+        OFFICER,
+        lambda stack, made: {"id": "exp-nothing", "name": "part-0001.zip"},
+        headers=REASON,
+        nothing_to_read=True,
+    ),
+    ("POST", "v1/exports/{id}/parts/{name}/link"): Read(
+        OFFICER,
+        lambda stack, made: {"id": "exp-nothing", "name": "part-0001.zip"},
+        headers=REASON,
+        nothing_to_read=True,
     ),
     ("GET", "v1/chats"): Read(OFFICER, query={"participant": TRADER}),
     ("GET", "v1/chat-search"): Read(OFFICER, query={"q": "hello"}),

@@ -41,7 +41,7 @@ from verbatim.contracts.api import (
 )
 from verbatim.contracts.callrecords import CallRecord, CallRecordPage
 from verbatim.contracts.chat import ChatDetail, ChatPage, ChatSearchPage
-from verbatim.contracts.exports import ExportLink, ExportList, ExportRecord, ExportRequest, ExportView
+from verbatim.contracts.exports import ExportLink, ExportList, ExportObjects, ExportRecord, ExportRequest, ExportView
 from verbatim.contracts.ledger import LogConsistencyProof, LogEntry, LogInclusionProof, LogPage
 from verbatim.contracts.policy import (
     CoverageReport,
@@ -417,6 +417,42 @@ OPERATIONS: tuple[Operation, ...] = (
         (COMPLIANCE_OFFICER,),
         ExportLink,
         (Param("id", "path", "Export id.", True), _EXPORT_REASON),
+        reason_required=True,
+        problems=(409,),
+    ),
+    Operation(
+        "get",
+        "/exports/{id}/parts",
+        "listExportParts",
+        "What to download: the package, or the index (package-index.json), its signature and each part of a "
+        "multi-part package, each with its size and its signed manifest's SHA-256.",
+        READERS,
+        ExportObjects,
+        (Param("id", "path", "Export id.", True), _REASON),
+        problems=(409,),
+    ),
+    Operation(
+        "get",
+        "/exports/{id}/parts/{name}",
+        "downloadExportPart",
+        "One object of the package (`part-0001.zip`, `package-index.json`, `package-index.sig`, or `package.zip`) "
+        "in Range parts.",
+        (COMPLIANCE_OFFICER,),
+        None,
+        (Param("id", "path", "Export id.", True), Param("name", "path", "Object name.", True), _EXPORT_REASON),
+        media={"application/zip": "a part of the package", "application/json": "the package's index"},
+        reason_required=True,
+        problems=(409,),
+    ),
+    Operation(
+        "post",
+        "/exports/{id}/parts/{name}/link",
+        "linkExportPart",
+        "A short-lived read-only link to one object of the package in storage (Azure; 409 where storage is "
+        "reached with a key); recorded like a download.",
+        (COMPLIANCE_OFFICER,),
+        ExportLink,
+        (Param("id", "path", "Export id.", True), Param("name", "path", "Object name.", True), _EXPORT_REASON),
         reason_required=True,
         problems=(409,),
     ),

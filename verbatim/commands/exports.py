@@ -63,10 +63,20 @@ def register(subparsers: Any) -> None:
     status.add_argument("--wait", action="store_true", help="follow its progress until it has finished")
     status.set_defaults(handler=handled(_status))
 
-    download = commands.add_parser("download", help="download a finished export's package, in Range parts")
+    download = commands.add_parser(
+        "download",
+        help="download a finished export's package in Range parts (a multi-part package: every part, into a "
+        "folder), then verify it",
+    )
     download.add_argument("export_id")
     download.add_argument("--reason", required=True, help="why (recorded in the ledger with the download)")
-    download.add_argument("--output", "-o", required=True, type=Path, help="the file to write (resumed if partial)")
+    download.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        type=Path,
+        help="the file to write (a folder for a multi-part package); what is there already is resumed",
+    )
     download.add_argument(
         "--via",
         choices=("auto", "link", "api"),
@@ -75,6 +85,7 @@ def register(subparsers: Any) -> None:
         "parts; auto (default): a link where the deployment issues them, else the API",
     )
     download.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    download.add_argument("--no-verify", action="store_true", help="do not run the package's verifier on the download")
     download.set_defaults(handler=handled(_download))
 
     verify = commands.add_parser("verify", help="verify a package offline (the verifier it ships)")
@@ -192,16 +203,6 @@ def _follow(client: httpx.Client, export_id: str) -> int:
     return 0
 
 
-def _link(client: httpx.Client, export_id: str, reason: str, *, required: bool) -> str | None:
-    """A download link of the package (`POST /exports/{id}/link`); None where the deployment issues none (409)
-    unless `required`."""
-    answer = client.post(f"/exports/{export_id}/link", headers={REASON_HEADER: reason})
-    if answer.status_code == 409 and not required:
-        return None
-    url: str = _checked(answer, 200).json()["url"]
-    return url
-
-
 def fetch_through_link(
     storage: httpx.Client,
     url: str,
@@ -232,53 +233,95 @@ def fetch_through_link(
         renewed = False
 
 
+def _fetch(
+    client: httpx.Client,
+    args: argparse.Namespace,
+    path: str,
+    size: int,
+    target: Path,
+    bar: Any,
+) -> None:
+    """The object at `path` (`/exports/{id}/package` or `.../parts/{name}`) of `size` bytes into `target`,
+    resumed from what `target` already holds: through a download link where the deployment issues them (`path` +
+    `/link`, or the package's `/link`), else through the API in Range parts."""
+    offset = target.stat().st_size if target.exists() else 0
+    if offset > size:
+        raise CommandError(f"{target} is larger than {target.name} of the package ({size} bytes): remove it first")
+    bar.update(offset)
+    if offset == size:
+        return
+    headers = {REASON_HEADER: args.reason}
+    link = None
+    link_path = f"/exports/{args.export_id}/link" if path.endswith("/package") else f"{path}/link"
+    if args.via != "api":
+        link = _link_at(client, link_path, args.reason, required=args.via == "link")
+        if link is None and not args.quiet and not getattr(args, "_told", False):
+            print("no download links in this deployment: downloading through the API", file=sys.stderr)
+            args._told = True
+    with target.open("ab") as out:
+        if link is not None:
+
+            def renew() -> str:
+                return _link_at(client, link_path, args.reason, required=True) or ""
+
+            with httpx.Client(timeout=TIMEOUT) as storage:  # no bearer token: the link is the grant
+                fetch_through_link(storage, link, out, offset, size, bar.update, renew)
+            return
+        while offset < size:
+            part = client.get(path, headers={**headers, "range": f"bytes={offset}-"})
+            _checked(part, 206)
+            out.write(part.content)
+            offset += len(part.content)
+            bar.update(len(part.content))
+
+
+def _link_at(client: httpx.Client, path: str, reason: str, *, required: bool) -> str | None:
+    """A download link (`POST /exports/{id}/link` or `.../parts/{name}/link`); None where the deployment issues
+    none (409) unless `required`."""
+    answer = client.post(path, headers={REASON_HEADER: reason})
+    if answer.status_code == 409 and not required:
+        return None
+    url: str = _checked(answer, 200).json()["url"]
+    return url
+
+
 def _download(args: argparse.Namespace) -> int:
+    """The package into a file; a multi-part package into a folder (each object resumed on its own). Then the
+    download is verified by the verifier the package ships (`--no-verify`: not)."""
     target: Path = args.output
     with _client(args) as client:
         record = _checked(client.get(f"/exports/{args.export_id}"), 200).json()["export"]
         if record["status"] != "completed":
             raise CommandError(f"export {args.export_id} is {record['status']}: nothing to download yet")
-        size = int(record["result"]["packageBytes"])
-        offset = target.stat().st_size if target.exists() else 0
-        if offset > size:
-            raise CommandError(f"{target} is larger than the package ({size} bytes): remove it first")
-        headers = {REASON_HEADER: args.reason}
-        link = None
-        if args.via != "api" and offset < size:
-            link = _link(client, args.export_id, args.reason, required=args.via == "link")
-            if link is None and not args.quiet:
-                print("no download links in this deployment: downloading through the API", file=sys.stderr)
-        with (
-            target.open("ab") as out,
-            tqdm(
-                total=size,
-                initial=offset,
-                unit="B",
-                unit_scale=True,
-                desc="download",
-                disable=args.quiet,
-                file=sys.stderr,
-            ) as bar,
-        ):
-            if link is not None:
-
-                def renew() -> str:
-                    return _link(client, args.export_id, args.reason, required=True) or ""
-
-                with httpx.Client(timeout=TIMEOUT) as storage:  # no bearer token: the link is the grant
-                    fetch_through_link(storage, link, out, offset, size, bar.update, renew)
-                offset = size
-            while offset < size:
-                part = client.get(
-                    f"/exports/{args.export_id}/package", headers={**headers, "range": f"bytes={offset}-"}
-                )
-                _checked(part, 206)
-                out.write(part.content)
-                offset += len(part.content)
-                bar.update(len(part.content))
+        result = record["result"]
+        multi = bool(result.get("parts"))
+        if multi:
+            if target.exists() and not target.is_dir():
+                raise CommandError(f"export {args.export_id} is a multi-part package: {target} must be a folder")
+            target.mkdir(parents=True, exist_ok=True)
+            listed = _checked(client.get(f"/exports/{args.export_id}/parts"), 200).json()["items"]
+            objects = [
+                (f"/exports/{args.export_id}/parts/{item['name']}", int(item["bytes"]), item["name"]) for item in listed
+            ]
+        else:
+            objects = [(f"/exports/{args.export_id}/package", int(result["packageBytes"]), "")]
+        total = sum(size for _, size, _ in objects)
+        with tqdm(total=total, unit="B", unit_scale=True, desc="download", disable=args.quiet, file=sys.stderr) as bar:
+            for path, size, name in objects:
+                _fetch(client, args, path, size, target / name if name else target, bar)
     if not args.quiet:
-        print(f"{target}: {size} bytes; verify it with `verbatim verify-export {target}`", file=sys.stderr)
-    return 0
+        what = f"{len(objects) - 2} parts, the index and its signature" if multi else "the package"
+        print(f"{target}: {total} bytes ({what})", file=sys.stderr)
+    if args.no_verify:
+        if not args.quiet:
+            print(f"verify it with `verbatim verify-export {target}`", file=sys.stderr)
+        return 0
+    status = standalone_export_verifier.main([str(target), "--quiet"])
+    if status == 0 and not args.quiet:
+        print(
+            f"{target}: verified (the package's own keys: compare their fingerprints, see README.txt)", file=sys.stderr
+        )
+    return status
 
 
 # --- offline ---------------------------------------------------------------------------------------------------

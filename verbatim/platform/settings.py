@@ -376,6 +376,10 @@ class Settings(StorageSettings):
     export_retention_days: int = Field(default=30, ge=1, le=3650, validation_alias=_alias("EXPORT_RETENTION_DAYS"))
     # How long a user-delegation SAS link of a package stays valid (POST /exports/{id}/link; Azure only).
     export_link_minutes: int = Field(default=15, ge=1, le=1440, validation_alias=_alias("EXPORT_LINK_MINUTES"))
+    # Where a package splits into parts (docs/exports.md, very large exports): at most this many blocks (bounded
+    # by the sealed media sizes; Azure commits at most 50,000 to a block blob) and items per part.
+    export_part_blocks: int = Field(default=50_000, ge=2, le=50_000, validation_alias=_alias("EXPORT_PART_BLOCKS"))
+    export_part_items: int = Field(default=50_000, ge=1, le=50_000, validation_alias=_alias("EXPORT_PART_ITEMS"))
     # Compliance API media: the most one Range response carries (the Functions HTTP response is buffered), and
     # the largest object served whole to a request without a Range header.
     media_chunk_bytes: int = Field(

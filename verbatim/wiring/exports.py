@@ -85,4 +85,6 @@ class ExportServices:
             chats=self._chats(),
             links=self._links(),
             link_minutes=self._c.settings.export_link_minutes,
+            part_blocks=self._c.settings.export_part_blocks,
+            part_items=self._c.settings.export_part_items,
         )
