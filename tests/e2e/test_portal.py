@@ -1125,3 +1125,56 @@ def test_the_portal_is_usable_from_the_keyboard(stack: tuple[World, RunningHost]
     wait_for(lambda: "audit.read" not in page.inner_text("#audit tbody"), timeout=20)  # the filter applied
     rows = page.inner_text("#audit tbody")
     assert "media.access" in rows or "No audit records" in rows, rows
+
+
+def test_an_officer_downloads_each_part_of_a_multi_part_export_and_the_folder_verifies(
+    stack: tuple[World, RunningHost], browser: Any, tmp_path: Path
+) -> None:
+    """A very large export is a multi-part package (forced here after one recording per part, with tiny data): its
+    row lists the index, its signature and each part, each downloaded on its own; the folder holding them
+    verifies. Last in this file: it seals one more recording (no PSTN caller), which the tests above do not
+    expect."""
+    import dataclasses
+
+    from tests.api.world import seal_recording
+    from verbatim.contracts.exports import ExportRequest
+    from verbatim.platform.auth import COMPLIANCE_OFFICER, Principal
+
+    world, host = stack
+    assert world.sealed is not None
+    other = seal_recording(world.settings, seconds=2.0, started_at=T0 + timedelta(days=40), phone_number=None)
+    service = dataclasses.replace(container_for(world.settings).exports.service, part_items=1)
+    officer = Principal(subject=OSCAR.oid, name=OSCAR.name, roles=frozenset({COMPLIANCE_OFFICER}))
+    ids = [world.sealed.recording_id, other.recording_id]
+    record = service.create(ExportRequest(recording_ids=ids, title="Two recordings in parts"), officer, "FCA 118")
+    service.run_inline(record.id)
+
+    page = first_page(browser)
+    sign_in(page, host, OSCAR)
+    page.goto(f"{host.base_url}/api/portal/#/exports")
+    page.wait_for_selector("#export-form")
+    row = page.locator("#exports tbody tr.export", has_text="Two recordings in parts")
+    row.wait_for(timeout=20_000)
+    assert "2 parts" in row.inner_text()
+    row.locator("summary").click()
+    page.fill("#export-reason", "FCA request 2026/118")
+    buttons = row.locator("button.download-part")
+    assert buttons.count() == 4
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for n in range(buttons.count()):
+        with page.expect_download(timeout=60_000) as started:
+            buttons.nth(n).click()
+        started.value.save_as(folder / started.value.suggested_filename)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "package-index.json",
+        "package-index.sig",
+        "part-0001.zip",
+        "part-0002.zip",
+    ]
+    axe(page, "exports-parts")
+    shot(page, "exports-parts")
+    quiet = argparse.Namespace(key=None, key_file=None, fingerprint=None, quiet=True, json=False)
+    report = standalone_export_verifier.verify(folder, quiet)
+    assert report.verified, [f.message for f in report.findings]
+    assert report.facts["parts"] == 2 and report.facts["recordings"] == 2

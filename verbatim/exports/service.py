@@ -149,6 +149,17 @@ class ExportService:
     part_items: int = MAX_RECORDINGS  # items per part
     base_path: str = "/api/v1"
     _ids: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
+    # Where each export splits (immutable once the checkpoint wrote it): read once per process, not per batch.
+    _splits: dict[str, PartsFile] = field(default_factory=dict)
+
+    def _split_of(self, work: ExportWork) -> PartsFile:
+        found = self._splits.get(work.export_id)
+        if found is None:
+            found = work.parts()
+            if found is None:  # packaged before the split was decided: one package (an export begun before)
+                return PartsFile(firsts=[0])
+            self._splits[work.export_id] = found
+        return found
 
     def work(self, export_id: str) -> ExportWork:
         return ExportWork(self.work_store, export_id)
@@ -673,7 +684,7 @@ class ExportService:
         plan = work.plan()
         if plan is None:
             raise RuntimeError(f"export {batch.export_id} has no plan")
-        split = work.parts() or PartsFile(firsts=[0])
+        split = self._split_of(work)
         end = min(batch.end, plan.total)
         summaries: list[PartSummary] = []
         for first, last, part in split.pieces(batch.first, end):
@@ -728,7 +739,7 @@ class ExportService:
             raise RuntimeError(f"export {export_id} has no plan")
         self.progress(export_id, "assembling", total, total)
         segments = work.segments(total)
-        split = work.parts() or PartsFile(firsts=[0])
+        split = self._split_of(work)
         at = _parse(record.created_at)
         if split.multi:
             result = self._assemble_parts(record, work, plan, segments, split, checkpoint_size, at)
@@ -764,6 +775,7 @@ class ExportService:
             ),
         )
         work.clear()
+        self._splits.pop(export_id, None)
         return result
 
     def _assemble_parts(
@@ -848,6 +860,7 @@ class ExportService:
         )
         work = self.work(export_id)
         work.clear()
+        self._splits.pop(export_id, None)
 
 
 def _digest_selection(selection: dict[str, JsonValue]) -> dict[str, JsonValue]:

@@ -1,6 +1,7 @@
 // Exports (issue 18; create and download: Officer, list: Officer and Auditor): export the last search's recordings,
 // a legal hold or given ids with a reason, follow the progress, list the recent exports (paged here; the API
-// answers the 100 newest) and download a package in Range parts with the token and the reason.
+// answers the 100 newest) and download a package in Range parts with the token and the reason — or, for a
+// multi-part package, its index, signature and each part.
 import { api, apiJson, enc } from "../api.js";
 import { badge, el, emptyRow, heading, Pages, showError, table, when } from "../ui.js";
 import { lastSearchQuery } from "./search.js";
@@ -46,11 +47,36 @@ export async function render(view, _arg, ctx) {
   view.append(el("h2", {}, "Recent exports"), list, pager);
   let leaving = false;
 
+  // A multi-part package (very large exports): the signed index, its signature and each part, each downloaded on
+  // its own; the recipient verifies the folder holding them all with verify/verify_export.py from any part.
+  function objects(item) {
+    const result = item.result;
+    return [
+      { name: "package-index.json", bytes: result.indexBytes, label: "index", type: "application/json" },
+      { name: "package-index.sig", bytes: result.indexSignatureBytes, label: "index signature", type: "text/plain" },
+      ...result.parts.map((part) => ({ name: part.name, bytes: part.bytes, label: `part ${part.number}: ${part.recordings.length + part.chats.length} items`, type: "application/zip" })),
+    ];
+  }
+
+  function packageCell(item) {
+    const completed = officer && item.status === "completed";
+    if (!completed || !item.result.parts?.length) {
+      const download = el("button", { type: "button", class: "download", hidden: !completed }, "Download");
+      download.addEventListener("click", () => downloadObject(item, `/exports/${enc(item.id)}/package`, `verbatim-export-${item.id}.zip`, item.result.packageBytes, "application/zip", download).catch((error) => showError(error)));
+      return download;
+    }
+    const list = el("ul", { class: "export-parts" }, ...objects(item).map((object) => {
+      const button = el("button", { type: "button", class: "download-part", "data-name": object.name, "aria-label": `Download ${object.name}` }, "Download");
+      button.addEventListener("click", () => downloadObject(item, `/exports/${enc(item.id)}/parts/${enc(object.name)}`, object.name, object.bytes, object.type, button).catch((error) => showError(error)));
+      const size = object.bytes < 1e6 ? `${(object.bytes / 1e3).toFixed(1)} kB` : `${(object.bytes / 1e6).toFixed(1)} MB`;
+      return el("li", {}, el("code", {}, object.name), ` ${object.label}, ${size} `, button);
+    }));
+    return el("details", { class: "parts" }, el("summary", {}, `${item.result.parts.length} parts`), list);
+  }
+
   function row(item) {
     const result = item.result;
     const running = item.status === "running" ? ` ${item.progress.stage} ${item.progress.done}/${item.progress.total}` : "";
-    const download = el("button", { type: "button", class: "download", hidden: !officer || item.status !== "completed" }, "Download");
-    download.addEventListener("click", () => downloadExport(item, download).catch((error) => showError(error)));
     return el("tr", { class: "export" },
       el("td", {}, when(item.createdAt)),
       el("td", {}, item.title || "—", el("br"), el("code", {}, item.id)),
@@ -59,7 +85,7 @@ export async function render(view, _arg, ctx) {
       el("td", {}, result ? String(result.recordings) : String(item.progress.total || "—")),
       el("td", {}, result ? `${(result.packageBytes / 1e6).toFixed(1)} MB` : "—"),
       el("td", {}, when(item.expiresAt)),
-      el("td", {}, download));
+      el("td", {}, packageCell(item)));
   }
 
   function draw() {
@@ -94,8 +120,9 @@ export async function render(view, _arg, ctx) {
     }
   }
 
-  // The package in Range parts with the bearer token and the reason, saved through a download link.
-  async function downloadExport(item, button) {
+  // The package (or one object of a multi-part package) in Range parts with the bearer token and the reason,
+  // saved through a download link.
+  async function downloadObject(item, path, filename, total, type, button) {
     const why = reason.value.trim();
     if (!why) {
       showError("Give the reason for this download first (it is recorded in the ledger).");
@@ -103,24 +130,26 @@ export async function render(view, _arg, ctx) {
     }
     button.disabled = true;
     const parts = [];
-    const total = item.result.packageBytes;
     let offset = 0;
     try {
       while (offset < total) {
-        const response = await api(`/exports/${enc(item.id)}/package`, { reason: why, headers: { Range: `bytes=${offset}-` } });
+        const response = await api(path, { reason: why, headers: { Range: `bytes=${offset}-` } });
         const data = await response.arrayBuffer();
         if (!data.byteLength) break;
         parts.push(data);
         offset += data.byteLength;
-        form.querySelector("#export-status").textContent = `Downloading ${item.id}: ${Math.round(offset / 1024)} of ${Math.round(total / 1024)} KiB`;
+        form.querySelector("#export-status").textContent = `Downloading ${filename}: ${Math.round(offset / 1024)} of ${Math.round(total / 1024)} KiB`;
       }
-      const url = URL.createObjectURL(new Blob(parts, { type: "application/zip" }));
-      const link = el("a", { href: url, download: `verbatim-export-${item.id}.zip` });
+      const url = URL.createObjectURL(new Blob(parts, { type }));
+      const link = el("a", { href: url, download: filename });
       document.body.append(link);
       link.click();
       link.remove();
       setTimeout(() => URL.revokeObjectURL(url), 60_000);
-      form.querySelector("#export-status").textContent = `Downloaded ${item.id} (${total} bytes). Verify it with verify/verify_export.py inside it.`;
+      const verify = item.result.parts?.length
+        ? "Put every part, the index and its signature in one folder and verify it with verify/verify_export.py from any part."
+        : "Verify it with verify/verify_export.py inside it.";
+      form.querySelector("#export-status").textContent = `Downloaded ${filename} (${total} bytes). ${verify}`;
     } finally {
       button.disabled = false;
     }
