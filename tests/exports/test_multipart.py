@@ -192,3 +192,17 @@ def test_a_part_not_in_the_index_is_named(
     shutil.copy(copy / "part-0001.zip", copy / "part-0042.zip")
     done = run_on_directory(isolated_python, copy, tmp_path / "v", "--json")
     expect(done, "part.unlisted", "part-0042.zip")
+
+
+def test_an_export_within_one_blob_stays_the_single_package_it_was(export_world: ExportWorld) -> None:
+    """No index, no parts, and a manifest of the shape it always had (no `part` key): what exists is unchanged."""
+    record = export_world.export
+    assert record.result is not None and record.result.parts == []
+    assert record.result.package_blob == f"{record.id}/package.zip"
+    service = container_for(export_world.settings).exports.service
+    assert service.work_store.names(f"{record.id}/") == [f"{record.id}/package.zip"]  # the work area is gone
+    with zipfile.ZipFile(export_world.package) as archive:
+        manifest = json.loads(archive.read(names.PACKAGE_MANIFEST))
+        assert names.PACKAGE_INDEX not in archive.namelist()
+    assert "part" not in manifest and manifest["format"] == "verbatim-export/1"
+    assert [o.name for o in service.objects(record)] == ["package.zip"]
