@@ -113,6 +113,9 @@ def test_each_part_verifies_on_its_own(
         done = run_verifier(isolated_python, part)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "part " in done.stdout and "of export" in done.stdout
+        with zipfile.ZipFile(part) as archive:
+            readme = archive.read(names.README).decode()
+        assert f"THIS IS PART {int(part.stem.split('-')[1])} OF " in readme and "package-index.sig" in readme
 
 
 def _copy(directory: Path, tmp_path: Path) -> Path:

@@ -21,7 +21,7 @@ Chats: {len(manifest.chats)}
 This package holds Microsoft Teams call recordings captured by a compliance recording system (Verbatim), each
 exactly as it was sealed when the call ended, with everything needed to check that nothing has been changed,
 added or left out since - without contacting the firm that produced it.
-
+{_part_note(manifest)}
 WHAT IS INSIDE
 
   index.html                 open it in a browser: every recording with its participants, times, verdict and a
@@ -92,3 +92,19 @@ def verifier_readme() -> bytes:
         b"and checkpoints on their own. Both need Python 3.9 or newer and the `cryptography` package only.\r\n"
         b"Run: python3 verify/verify_export.py PACKAGE [--key VKEY | --fingerprint SHA256] [--quiet] [--json]\r\n"
     )
+
+
+def _part_note(manifest: PackageManifest) -> str:
+    """For a part of a multi-part package: what the part is and how the whole is checked."""
+    part = manifest.part
+    if part is None:
+        return ""
+    return f"""
+THIS IS PART {part.number} OF {part.of}
+
+The export was too large for one file: it is {part.of} numbered parts (part-0001.zip ...) beside
+{part.index} and its signature package-index.sig, which list every part with its size and the SHA-256 of its
+package-manifest.json, and the recordings and chats in it. Each recording or chat is in exactly one part. This
+part verifies on its own (below); to verify the whole export, put every part, {part.index} and
+package-index.sig in one folder and give that folder to the verifier instead of this part.
+"""
