@@ -15,6 +15,8 @@ class SimConfig(BaseModel):
     answer_timeout_seconds: float = Field(default=5.0, gt=0, le=120, description="PBR answer window")
     keep_alive_timeout_minutes: float = Field(default=45.0, gt=0, le=24 * 60)
     bot_notification_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # a `fast` call waits this long (wall time) for a recorder leg still answering or reporting its recording status
+    fast_pace_start_wait_seconds: float = Field(default=2.0, ge=0, le=120)
     # call records (2.1, 2.4)
     call_record_delay_seconds: float = Field(default=5.0, ge=0, le=7 * 86400)
     call_record_retention_days: float = Field(default=30.0, gt=0, le=3650)

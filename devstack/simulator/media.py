@@ -55,6 +55,7 @@ ACTIVE_WINDOW = 10  # frames (200 ms) a source stays "active" after it was last 
 MAX_PENDING = 1500  # messages kept while a connection opens (30 s of mixed audio)
 SLOW_RECEIVER_BYTES = 2 * 1024 * 1024  # real-time sessions buffering more than ~3 s of audio have failed
 FAST_BUFFER_BYTES = 256 * 1024  # fast sessions wait when this much is queued
+HOLD_POLL_SECONDS = 0.002  # how often a held fast timeline looks again
 
 Pace = Literal["realtime", "fast"]
 
@@ -428,6 +429,8 @@ class MediaTimeline:
     _dominant: int | None = None
     wall_start: float = 0.0
     videos: list[VideoFeed] = field(default_factory=list)
+    # At `fast` pace: true while the timeline must not run on (a recorder leg of the call is still starting).
+    held: Callable[[], bool] | None = None
 
     def __post_init__(self) -> None:
         self.segments.sort(key=lambda s: s.start_frame)
@@ -623,6 +626,9 @@ class MediaPump:
     async def _run_fast(self, timeline: MediaTimeline) -> None:
         try:
             while not timeline.finished:
+                if timeline.held is not None and timeline.held():
+                    await asyncio.sleep(HOLD_POLL_SECONDS)
+                    continue
                 await timeline.step()
                 if timeline.position % 25 == 0:
                     await asyncio.sleep(0)

@@ -9,6 +9,7 @@ ConcurrentInvitationCount: office-docs-powershell New-CsTeamsComplianceRecording
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -132,6 +133,28 @@ def stack(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) ->
         yield TwoInstances(config, recorders)
 
 
+def _diagnosis(stack: TwoInstances, call_id: str) -> str:
+    """What a failed wait needs to be understood: every recorder leg of the call and its conversations as the
+    simulator sees them now (state, reason, recording status, media position, notifications), the call's event
+    list, and each recorder instance's events and last log lines."""
+    call = stack.sim("GET", f"/sim/calls/{call_id}")
+    lines = [f"call {call_id}: state {call['state']}, outcome {call['outcome']}"]
+    for conversation in call["conversations"]:
+        lines.append(f"  conversation {json.dumps(conversation, default=str)}")
+    for leg in call["recorders"]:
+        lines.append(f"  leg {json.dumps(leg, default=str)}")
+    for event in call["events"]:
+        lines.append(f"  event {json.dumps(event, default=str)}")
+    for recorder in stack.recorders:
+        lines.append(f"recorder {recorder.instance_id} ({recorder.url}), pid {recorder.process.pid}:")
+        for event in recorder.events():
+            lines.append(f"  {event.type} call {event.call_id} recording {event.recording_id} seq {event.sequence}")
+        path = recorder.process.log_path
+        tail = path.read_text(errors="replace").splitlines()[-60:] if path and path.exists() else []
+        lines += [f"  | {line[:600]}" for line in tail]
+    return "\n".join(lines)
+
+
 def _stats(recorder: RecorderProcess) -> dict[str, Any]:
     body: dict[str, Any] = httpx.get(f"{recorder.url}/admin/stats", timeout=5).json()
     return body
@@ -159,7 +182,15 @@ def test_two_invitations_are_answered_by_different_instances_and_both_record(sta
         def stopped(recorder: RecorderProcess = recorder, call_id: str = leg["callId"]) -> list[RecordingStopped]:
             return [e for e in recorder.events() if isinstance(e, RecordingStopped) and e.call_id == call_id]
 
-        wait_until(lambda: len(stopped()) == 1, timeout=30)
+        try:
+            wait_until(lambda: len(stopped()) == 1, timeout=30)
+        except AssertionError:
+            # Say what happened (CI failed here without a trace, once on an idle machine): both legs and the call
+            # as the simulator saw them, and each instance's events and last log lines.
+            raise AssertionError(
+                f"no single recording.stopped from {recorder.instance_id} for its leg {leg['callId']}\n"
+                + _diagnosis(stack, state["id"])
+            ) from None
         (event,) = stopped()
         started = [e for e in recorder.events() if isinstance(e, RecordingStarted) and e.call_id == leg["callId"]]
         assert started and started[0].recorder_instance == recorder.instance_id

@@ -50,6 +50,9 @@ def sim_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess
         base = f"http://127.0.0.1:{port}"
         tenant = httpx.get(f"{base}/sim/tenant", timeout=10).json()
         config = httpx.get(f"{base}/sim/config", timeout=10).json()
+        # The harness's bots (harness.Recorder) report no recording status unless a test makes them: a `fast` call
+        # would wait the default 2 s for each of their legs. Tests of that wait set it back.
+        config["fastPaceStartWaitSeconds"] = 0.25
         yield SimProcess(base, f"https://127.0.0.1:{https_port}", state / "tls" / "ca.pem", state, tenant, config, log)
 
 

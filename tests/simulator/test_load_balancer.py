@@ -14,6 +14,7 @@ pairing semantics (office-docs-powershell New-CsTeamsComplianceRecordingApplicat
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -136,5 +137,65 @@ def test_when_the_instance_holding_a_call_is_gone_its_notifications_are_not_rero
             second_call = await sim.place(p2p(TOM, UNA))
             assert (await sim.wait_call(second_call["id"], ended))["outcome"] == "ended"
             assert len(survivor.incoming) == 1
+
+    run(body)
+
+
+def recording_bot(bot: Recorder, *, answer_after: float = 0.0, status_after: float = 0.0) -> dict[str, tuple[int, int]]:
+    """The bot answers its invitation and reports `recording` once the call is established, as a compliance
+    recorder must before it keeps any media (Graph `call: updateRecordingStatus`); per call it notes the reply's
+    status and how many frames it had received before it sent the report (frames it could not have kept)."""
+
+    async def decide(body: dict[str, Any]) -> None:
+        call_id = body["value"][0]["resourceData"]["id"]
+        await asyncio.sleep(answer_after)
+        if await bot.answer(call_id) != 202:
+            return
+        await wait_for(lambda: "established" in bot.callback_states(call_id), what="the established notification")
+        await asyncio.sleep(status_after)
+        capture = bot.capture_for(call_id)
+        before = len(capture.frames) if capture is not None else 0
+        status, _, _ = await bot.graph(
+            "POST",
+            f"/v1.0/communications/calls/{call_id}/updateRecordingStatus",
+            json={"clientContext": call_id, "status": "recording"},
+        )
+        statuses[call_id] = (status, before)
+
+    statuses: dict[str, tuple[int, int]] = {}
+    bot.decide = decide
+    return statuses
+
+
+@pytest.mark.parametrize(("answer_after", "status_after"), [(0.3, 0.0), (0.0, 0.3)])
+def test_a_fast_call_waits_for_a_recorder_still_answering_or_reporting_its_status_before_its_media_runs_on(
+    run: Run, answer_after: float, status_after: float
+) -> None:
+    """A `fast` call compresses seconds of media into milliseconds of wall time; a recorder's answer and its
+    recording status take milliseconds of wall time too. The timeline waits for a recorder leg that is still
+    starting (an invitation delivered and not yet answered, an answered leg that has not reported its recording
+    status), so that, as at real-time pace, the call does not end before the second recorder of
+    ConcurrentInvitationCount 2 could record it (tests/recorder/test_instances.py failed this way: the second leg's
+    `updateRecordingStatus` got 404 because the 3-s call had ended 20 ms after its answer)."""
+
+    async def body(sim: SimClient) -> None:
+        await sim.configure(fastPaceStartWaitSeconds=2.0)  # the default (tests/simulator/conftest.py lowers it)
+        await invite_twice(sim)
+        async with Recorder(sim, register=False) as prompt, Recorder(sim, register=False) as slow:
+            recording_bot(prompt)
+            statuses = recording_bot(slow, answer_after=answer_after, status_after=status_after)
+            await behind_load_balancer(sim, RECORDER_INSTANCE, [prompt, slow])
+            call = await sim.place(p2p(TOM, UNA))
+            state = await sim.wait_call(call["id"], ended)
+            assert state["outcome"] == "ended"
+            assert [r["recordingStatus"] for r in state["recorders"]] == ["recording", "recording"], state["recorders"]
+            (leg,) = [r for r in state["recorders"] if r["backend"] == f"{slow.url}/api/calling"]
+            status, before = statuses[leg["callId"]]
+            assert status == 200
+            capture = slow.capture_for(leg["callId"])
+            assert capture is not None
+            await wait_for(lambda: capture.closed, what="the end of the slow recorder's media")
+            # the call's media waited for its report: every frame of the 3-s call (150) came after it
+            assert before == 0 and len(capture.frames) == 150, (before, len(capture.frames))
 
     run(body)

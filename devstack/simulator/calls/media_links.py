@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -54,7 +56,35 @@ class MediaLinks:
         )
         timeline.videos = self._video_feeds(conv, timeline.start_ticks)
         timeline.on_end = conv.timeline_end
+        if timeline.pace == "fast":
+            timeline.held = partial(self.recorders_starting, conv)
         return timeline
+
+    def recorders_starting(self, conv: Conversation) -> bool:
+        """Whether a `fast` call must wait for a compliance recorder leg that is still starting.
+
+        At `fast` pace seconds of media take milliseconds of wall time, while a recorder's answer and its
+        recording status (Graph `call: answer`, `call: updateRecordingStatus`: nothing may be kept before it
+        succeeds) take milliseconds of wall time too — so a 3-s call could end before the second invitation of
+        ConcurrentInvitationCount 2 had been answered, or before an answered recorder could report `recording`,
+        where at real-time pace it would have missed a few frames. "As fast as the recorders take frames" means
+        waiting for them: the timeline holds while an invitation that was delivered is unanswered (within its
+        answer window) or an answered leg has not reported a recording status yet (for as long again, so a bot
+        that never reports one delays a call by at most that)."""
+        now = time.monotonic()
+        window = self.legs.config.fast_pace_start_wait_seconds
+        for leg in conv.legs:
+            if not leg.compliance or leg.group is None:
+                continue
+            if leg.state == "incoming":
+                undelivered = any(n["kind"] == "incoming" and not n.get("delivered") for n in leg.notifications)
+                if not undelivered and now - leg.invited_wall < window:
+                    return True
+            elif leg.state in ("answered", "established") and not leg.recording_history:
+                answered = leg.invited_wall + (leg.answer_latency_ms or 0.0) / 1000
+                if now - answered < window:
+                    return True
+        return False
 
     @staticmethod
     def _video_feeds(conv: Conversation, start_ticks: int) -> list[VideoFeed]:
