@@ -221,3 +221,47 @@ def test_the_command_line_stops_when_storage_refuses_a_renewed_link(
         pytest.raises(CommandError, match="storage answered 403"),
     ):
         fetch_through_link(storage, forged, out, 0, result.package_bytes, lambda _: None, lambda: forged)
+
+
+def test_each_object_of_a_multi_part_package_gets_its_own_link(
+    export_world: ExportWorld, oauth_storage: OAuthStorage
+) -> None:
+    """A multi-part export (a part per recording, forced): a link per part or index, naming it in the download and
+    in its ledger grant; no link to "the package" (there is no single ZIP: 409 naming the parts), none to another
+    name (404)."""
+    from tests.exports.conftest import REASON
+    from verbatim.contracts.exports import ExportRequest
+    from verbatim.platform.errors import Conflict, NotFound
+
+    service = dataclasses.replace(container_for(export_world.settings).exports.service, part_items=1)
+    ids = [r.recording_id for r in export_world.recordings[:2]]
+    record = service.create(ExportRequest(recording_ids=ids, title="linked parts"), OFFICER, REASON)
+    result = service.run_inline(record.id)
+    assert [p.name for p in result.parts] == ["part-0001.zip", "part-0002.zip"]
+    done = service.store.get(record.id)
+    assert done is not None
+    for stored in service.objects(done):  # the same objects, on the OAuth Azurite
+        put(oauth_storage, stored.blob, service.work_store.read(stored.blob))
+    linked = dataclasses.replace(
+        service, links=UserDelegationLinks(oauth_storage.service, layout.EXPORTS_BLOBS, utcnow)
+    )
+
+    answer = linked.link(record.id, OFFICER, "production, part 2", "part-0002.zip")
+    assert answer.package_bytes == result.parts[1].bytes
+    assert answer.package_manifest_sha256 == result.parts[1].manifest_sha256
+    whole = get(oauth_storage, answer.url)
+    assert whole.status_code == 200 and whole.content == service.work_store.read(result.parts[1].blob)
+    assert whole.headers["content-disposition"] == 'attachment; filename="part-0002.zip"'
+    index = linked.link(record.id, OFFICER, "production, the index", "package-index.json")
+    assert get(oauth_storage, index.url).json()["exportId"] == record.id
+
+    with pytest.raises(Conflict, match="multi-part package of 2 parts"):
+        linked.link(record.id, OFFICER, "production")
+    with pytest.raises(NotFound):
+        linked.link(record.id, OFFICER, "production", "../other/package.zip")
+    grants = [
+        e.details.get("object")
+        for e in container_for(export_world.settings).ledger.entries_for_subject(export_subject(record.id), limit=50)
+        if e.kind == "export.downloaded" and e.details.get("via") == "link"
+    ]
+    assert grants == ["part-0002.zip", "package-index.json"]
