@@ -18,6 +18,7 @@ from verbatim.api.ledger import TLOG_PROOF_MEDIA_TYPE, parse_index, parse_size
 from verbatim.api.openapi import openapi_document
 from verbatim.api.service import MAX_PART, READERS, search_query, verdict_query
 from verbatim.contracts.api import Me
+from verbatim.evidence.names import is_video_track
 from verbatim.ledger.access import REASON_HEADER, access_reason
 from verbatim.platform.auth import COMPLIANCE_AUDITOR
 from verbatim.platform.errors import InvalidInput, NotFound
@@ -56,6 +57,9 @@ def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
         raise InvalidInput("`copy` must be access, evidence or video")
     raw_part = req.params.get("part")
     part = bounded_int(raw_part, "part", 0, MAX_PART) if raw_part else None
+    stream = req.params.get("stream")
+    if stream is not None and (copy != "video" or not is_video_track(stream)):
+        raise InvalidInput("`stream` names a video stream (`screen-<id>` or `video-<id>`) of `copy=video`")
     reason = _reason(req, required=True)
     assert reason is not None
     answer = current().compliance_api.media(
@@ -65,6 +69,7 @@ def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
         principal,
         reason,
         part=part,
+        stream=stream,
     )
     if answer.status == 416:
         detail = f"the range is outside the {answer.headers['Content-Range'].split('/')[-1]} bytes of the object"

@@ -6,6 +6,7 @@ snapshots, reconciliation run over all of it, a signed checkpoint and a complete
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -51,8 +52,10 @@ def seal_recording(
     started_at=T0,  # type: ignore[no-untyped-def]
     phone_number: str | None = PSTN,
     video: bool = False,
+    cameras: Sequence[tuple[int, str | None, float, float]] = (),
 ) -> SealedCall:
-    """What the recorder and the lifecycle do for one call, through their own code."""
+    """What the recorder and the lifecycle do for one call, through their own code. `video`: a screen share
+    (source 30001); `cameras`: (source id, participant id, start, end) of each camera stream."""
     deps = container_for(settings).lifecycle
     deps.chunk_seconds = 4
     recording_id = f"rec-{uuid.uuid4().hex[:10]}"
@@ -60,6 +63,16 @@ def seal_recording(
     staged = stage_capture(deps.staging, recording_id, speech(seconds), started_at=started_at)
     if video:  # a screen share for most of the call (docs/video.md)
         staged = stage_video(deps.staging, staged, start=1.0, end=seconds - 1.0)
+    for source_id, participant_id, start, end in cameras:
+        staged = stage_video(
+            deps.staging,
+            staged,
+            kind="camera",
+            source_id=source_id,
+            participant_id=participant_id,
+            start=start,
+            end=end,
+        )
     prefix = capture_prefix(recording_id, 0)
     participants = [
         CallParticipant(

@@ -293,6 +293,10 @@ def test_video_streams_are_sealed_parts_of_the_recording_and_verify(sealed: dict
     protected = {name for name, _ in worm.until}
     assert {v.blob_name for v in manifest.video} <= protected
     assert manifest.video_access_copy is not None and manifest.video_access_copy.blob_name in protected
+    # Each stream's own MP4 (the player's camera switch) is sealed, WORM-protected and verified like the rest.
+    streams = manifest.video_access_copy.streams
+    assert [s.track for s in streams] == manifest.video_access_copy.video_tracks
+    assert {s.blob_name for s in streams} <= protected
     ledger = deps.ledger
     assert isinstance(ledger, TransparencyLog)
     ledger.checkpoint()
@@ -300,6 +304,8 @@ def test_video_streams_are_sealed_parts_of_the_recording_and_verify(sealed: dict
     assert result.ok, [f.message for f in result.findings]
     assert sum(note.startswith("video ") and "frames" in note for note in result.notes) == len(manifest.video)
     assert any(note.startswith("video access copy") for note in result.notes)
+    for stream in streams:
+        assert any(note.startswith(f"video access copy of {stream.track} ") for note in result.notes)
 
 
 def test_a_changed_video_block_is_found_and_located_in_time(sealed: dict[str, Any]) -> None:
@@ -359,3 +365,38 @@ def test_the_access_copy_plays_the_calls_audio_with_its_video_on_one_timeline(
                 break
         else:
             pytest.fail("no frame after the first second of the share")
+
+
+def test_each_stream_has_an_mp4_of_its_own_with_the_calls_audio_on_the_same_timeline(
+    sealed: dict[str, Any], meeting: dict[str, Any], tmp_path: Path
+) -> None:
+    """Browsers play only an MP4's first video track: the player switches cameras by loading a stream's own copy."""
+    deps, manifest = sealed["deps"], sealed["manifest"]
+    copy = manifest.video_access_copy
+    assert copy is not None and len(copy.streams) == len(manifest.video)
+    established = _ticks(meeting["state"]["conversations"][0]["establishedAt"])
+    offset = (ticks_of(manifest.started_at) - established) / 1e7 if manifest.started_at else 0.0
+    for stream, video in zip(copy.streams, manifest.video, strict=True):
+        assert (stream.track, stream.kind, stream.participant_id) == (video.track, video.kind, video.participant_id)
+        path = tmp_path / f"{stream.track}.mp4"
+        path.write_bytes(deps.recordings.read(stream.blob_name))
+        probe = json.loads(
+            subprocess.run(
+                ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )["streams"]
+        assert [s["codec_name"] for s in probe] == ["opus", "h264"]
+        assert abs(float(probe[0]["duration"]) - manifest.duration_seconds) <= 0.2
+        assert (probe[1]["width"], probe[1]["height"]) == (video.width, video.height)
+        assert abs(float(probe[1]["start_time"]) - (video.first_seconds or 0.0)) < 0.05
+        with av.open(str(path)) as container:
+            checked = 0
+            for frame in container.decode(container.streams.video[0]):
+                if frame.time is not None and checked < 5:
+                    shown = read_timecode(frame.to_ndarray(format="gray"))
+                    assert abs(shown - (frame.time + offset)) < 0.05, (stream.track, shown, frame.time, offset)
+                    checked += 1
+            assert checked == 5

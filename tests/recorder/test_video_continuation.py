@@ -138,6 +138,18 @@ def test_both_parts_hold_video_and_the_continuation_copy_covers_the_whole_record
                     assert abs(shown - (frame.time + offset)) < 0.05, (shown, frame.time, offset)
                     checked.append(moment)
     assert len(checked) == 2, checked
+    # The share's own MP4 (the player's camera switch) runs through both parts as well, and so on the same timeline.
+    share = copy.stream(tracks[0])
+    assert share is not None and set(share.source_sha256) >= {
+        v.sha256 for v in (*part0.video, *manifest.video) if v.track == tracks[0]
+    }
+    own = tmp_path / "share.mp4"
+    own.write_bytes(deps.recordings.read(share.blob_name))
+    with av.open(str(own)) as container:
+        (video,) = container.streams.video
+        times = [frame.time for frame in container.decode(video) if frame.time is not None]
+    assert abs(times[0] - start) < 0.05 and abs(times[-1] - (start + float(screen["duration"]))) < 1.0
+    assert any(t + offset < SALVAGE_AT - 1.0 for t in times) and any(t + offset > SALVAGE_AT + 1.0 for t in times)
 
 
 def test_the_continued_recording_verifies(continued: dict[str, Any]) -> None:
@@ -147,4 +159,10 @@ def test_the_continued_recording_verifies(continued: dict[str, Any]) -> None:
     ledger.checkpoint()
     result = verify_recording(continued["recording_id"], deps.recordings, ledger)
     assert result.ok, [f.message for f in result.findings]
-    assert sum(note.startswith("video access copy") for note in result.notes) == 2  # each part's copy as sealed
+    combined = [note for note in result.notes if note.startswith("video access copy ") and " of " not in note[:22]]
+    assert len(combined) == 2  # each part's copy as sealed
+    part0, manifest = continued["part0"], continued["manifest"]
+    copies = [m.video_access_copy for m in (part0, manifest)]
+    assert all(c is not None and [s.track for s in c.streams] == c.video_tracks for c in copies)
+    own = sum(len(c.streams) for c in copies if c is not None)
+    assert sum(note.startswith("video access copy of ") for note in result.notes) == own  # each stream's own copy

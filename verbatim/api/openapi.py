@@ -186,6 +186,14 @@ OPERATIONS: tuple[Operation, ...] = (
                 "A recording sealed in parts: whose copy (default: the newest part's access copy, part 0's evidence).",
                 pattern="^[0-9]{1,5}$",
             ),
+            Param(
+                "stream",
+                "query",
+                "With `copy=video`: one camera's or screen share's own MP4 copy (the call's audio with that stream "
+                "alone; browsers play only an MP4's first video track), as listed in `media.videoStreams`; 404 for a "
+                "stream the recording does not have.",
+                pattern="^(video|screen)-[0-9]{1,10}$",
+            ),
             Param("Range", "header", "`bytes=<first>-[<last>]`; each response carries at most one chunk."),
             _REASON_REQUIRED,
         ),

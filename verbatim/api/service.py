@@ -29,6 +29,7 @@ from verbatim.contracts.api import (
     ReportView,
     SealedPartDetail,
     VerdictPage,
+    VideoStreamLink,
 )
 from verbatim.contracts.evidence import EntryKind, RecordingManifest
 from verbatim.contracts.ledger import LogEntry
@@ -36,6 +37,7 @@ from verbatim.contracts.lifecycle import RecordingRecord, SealedPartIndex
 from verbatim.contracts.policy import CoverageReport
 from verbatim.contracts.reconciliation import VerdictState
 from verbatim.evidence.ledger_entries import subject_entries
+from verbatim.evidence.names import is_video_track
 from verbatim.evidence.seal import recording_subject
 from verbatim.evidence.sealed import (
     EvidenceTampered,
@@ -278,7 +280,34 @@ class ComplianceApi:
             detail.proof_status = "proven" if detail.proof is not None else "awaiting_checkpoint"
         if len(parts) > 1:
             detail.parts = [self._part(part, manifests.get(part.part)) for part in parts]
+        detail.media.video_streams = self._stream_links(recording_id, parts, manifests, detail.media)
         return detail
+
+    def _stream_links(
+        self,
+        recording_id: str,
+        parts: list[SealedPartIndex],
+        manifests: dict[int, RecordingManifest],
+        links: MediaLinks,
+    ) -> list[VideoStreamLink]:
+        """Each video stream's own MP4 copy, from the part `media(copy="video")` serves (the newest with a video
+        copy)."""
+        if links.video is None:
+            return []
+        for part in reversed(parts):
+            manifest = manifests.get(part.part)
+            if manifest is not None and manifest.video_access_copy is not None:
+                return [
+                    VideoStreamLink(
+                        track=stream.track,
+                        kind=stream.kind,
+                        source_id=stream.source_id,
+                        participant_id=stream.participant_id,
+                        url=f"{links.video}&stream={urllib.parse.quote(stream.track, safe='')}",
+                    )
+                    for stream in manifest.video_access_copy.streams
+                ]
+        return []
 
     def _part(self, part: SealedPartIndex, manifest: RecordingManifest | None) -> SealedPartDetail:
         """`manifest`: the part's sealed manifest as read and checked against its hash (None: missing or
@@ -350,14 +379,20 @@ class ComplianceApi:
         principal: Principal,
         reason: str,
         part: int | None = None,
+        stream: str | None = None,
     ) -> MediaResponse:
         """A bounded part of the access copy or the video access copy (Officer, Auditor) or of the lossless evidence
         (Auditor only), read through the sealed parts: the access copy and the video copy of the newest part (they
         cover every part; a video copy sealed before continuations had theirs: part 0's) unless `part` names
         another, the evidence of part 0 unless `part` names another. Only
         the sealed version of the part's object is served, and only bytes that hash to what its manifest sealed
-        (`EvidenceTampered`: 409)."""
+        (`EvidenceTampered`: 409). `stream` (with the video copy only): that camera's or screen share's own MP4
+        copy (the call's audio with that stream alone), for a player that switches streams."""
         principal.require(*((COMPLIANCE_AUDITOR,) if copy == "evidence" else READERS))
+        if stream is not None and (copy != "video" or not is_video_track(stream)):
+            raise InvalidInput(
+                "`stream` names a video stream (`screen-<source id>` or `video-<source id>`) of `copy=video`"
+            )
         record = self._record(recording_id)
         if record.seal is None:
             raise NotFound(f"recording {recording_id} has no sealed {copy} copy")
@@ -374,25 +409,31 @@ class ComplianceApi:
         except EvidenceTampered as tampered:
             self._tampered(principal, recording_id, tampered)
             raise
-        ref = sealed_part(manifest, copy)
-        if ref is None and copy == "video" and part is None and chosen.part > 0:
+        ref = sealed_part(manifest, copy, stream)
+        if manifest.video_access_copy is None and copy == "video" and part is None and chosen.part > 0:
             chosen = parts[0]  # a continuation sealed before continuations got their own MP4 copy
             try:
                 manifest = self._sealed_manifest(chosen)
             except EvidenceTampered as tampered:
                 self._tampered(principal, recording_id, tampered)
                 raise
-            ref = sealed_part(manifest, copy)
+            ref = sealed_part(manifest, copy, stream)
+        if ref is None and stream is not None and manifest.video_access_copy is not None:
+            held = ", ".join(s.track for s in manifest.video_access_copy.streams) or "none"
+            raise NotFound(f"recording {recording_id} has no sealed copy of video stream {stream} (it has: {held})")
         if ref is None:
             raise NotFound(f"recording {recording_id} has no sealed {copy} copy")
         size = ref.bytes  # what was sealed, not what the store holds under the name now
         answer = parse_range(range_header, size, self.chunk_bytes)
+        suffix = f"-{stream}" if stream else ""
         details: dict[str, JsonValue] = {"copy": copy, "part": chosen.part, "blob": ref.blob_name, "bytes": size}
+        if stream is not None:
+            details["stream"] = stream
         headers = {
             "Accept-Ranges": "bytes",
             "Cache-Control": "private, no-store",
             "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": f'inline; filename="{recording_id}.{EXTENSIONS[copy]}"',
+            "Content-Disposition": f'inline; filename="{recording_id}{suffix}.{EXTENSIONS[copy]}"',
         }
         if isinstance(answer, Unsatisfiable):
             self.access.record(
@@ -402,6 +443,7 @@ class ComplianceApi:
                 reason,
                 {**details, "range": range_header},
                 per_hour=True,
+                distinct=stream or "",
             )
             return MediaResponse(416, {**headers, "Content-Range": answer.content_range}, b"")
         if answer is None and size > self.max_full_bytes:
@@ -416,6 +458,7 @@ class ComplianceApi:
             reason,
             {**details, "range": part_range.content_range(size)},
             per_hour=True,
+            distinct=stream or "",
         )
         try:
             data = (

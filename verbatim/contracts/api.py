@@ -74,6 +74,16 @@ class RecordingPage(CamelContract):
 ProofStatus = Literal["proven", "awaiting_checkpoint", "not_sealed"]
 
 
+class VideoStreamLink(CamelContract):
+    """One video stream's own MP4 copy (the call's audio with that stream): what the player switches to."""
+
+    track: str = Field(description="`screen-<source id>` (a screen share) or `video-<source id>` (a camera)")
+    kind: Literal["camera", "screenShare"]
+    source_id: int
+    participant_id: str | None = None
+    url: str
+
+
 class MediaLinks(CamelContract):
     """Where to stream the recording (GET with `Authorization`, `X-Access-Reason` and `Range` headers)."""
 
@@ -82,6 +92,11 @@ class MediaLinks(CamelContract):
     video: str | None = Field(
         default=None,
         description="the MP4 replay copy with the camera and screen-share streams (Compliance.Officer, Auditor)",
+    )
+    video_streams: list[VideoStreamLink] = Field(
+        default_factory=list,
+        description="each video stream's own MP4 copy with the audio, screen shares first (browsers play only the "
+        "first video track of an MP4; the player switches between these)",
     )
 
 

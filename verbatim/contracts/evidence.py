@@ -217,9 +217,27 @@ class VideoEvidenceTrack(BlobRef):
     problems: list[str] = Field(default_factory=list)
 
 
+class VideoStreamCopy(BlobRef):
+    """The MP4 replay copy of one video stream: the Opus access copy's packets and that stream's access units (a
+    stream continued across parts: all of them), remuxed without re-encoding, on the recording's timeline. A browser
+    plays only the first video track of an MP4, so the player switches cameras by switching between these."""
+
+    track: str  # "video-<source id>" or "screen-<source id>": the stream it shows
+    kind: VideoKind
+    source_id: int
+    participant_id: str | None = None
+    content_type: Literal["video/mp4"] = "video/mp4"
+    container: Literal["mp4"] = "mp4"
+    audio_codec: Literal["opus"] | None = "opus"
+    duration_seconds: float
+    # What it was made from: the Opus access copy's SHA-256 and the stream's evidence SHA-256(s), in order.
+    source_sha256: list[Sha256Hex] = Field(default_factory=list)
+
+
 class VideoAccessCopy(BlobRef):
     """The MP4 replay copy of a recording with video: the Opus access copy's packets and every video stream's
-    access units, remuxed without re-encoding, on the recording's timeline."""
+    access units, remuxed without re-encoding, on the recording's timeline; and one MP4 per stream (`streams`, added
+    in v1, optional) for a player that switches between the screen share and the cameras."""
 
     content_type: Literal["video/mp4"] = "video/mp4"
     container: Literal["mp4"] = "mp4"
@@ -228,6 +246,10 @@ class VideoAccessCopy(BlobRef):
     duration_seconds: float
     # What it was made from: the Opus access copy's SHA-256 and each video stream's evidence SHA-256, in order.
     source_sha256: list[Sha256Hex] = Field(default_factory=list)
+    streams: list[VideoStreamCopy] = Field(default_factory=list)  # screen shares first, then cameras
+
+    def stream(self, track: str) -> VideoStreamCopy | None:
+        return next((copy for copy in self.streams if copy.track == track), None)
 
 
 class RetentionTerm(Contract):

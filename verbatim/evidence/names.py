@@ -175,6 +175,14 @@ def video_access_copy_name(recording_id: str, part: int) -> str:
     return f"{sealed_prefix(recording_id, part)}/{ACCESS_VIDEO}"
 
 
+def video_stream_copy_name(recording_id: str, part: int, track: str) -> str:
+    """The MP4 replay copy of one video stream with the audio: `access-<track>.mp4` (`access-screen-<id>.mp4`,
+    `access-video-<id>.mp4`) beside the part's evidence."""
+    if not is_video_track(track):
+        raise ForeignPath(f"{track[:40]!r} is not a video track name")
+    return f"{sealed_prefix(recording_id, part)}/access-{track}.mp4"
+
+
 def recording_folders(recording_id: str, sealed_names: list[str]) -> list[str]:
     """The folders that hold the recording's sealed objects: its own `<recording id>/`, and the date folder of a
     recording sealed before the captures container (`<yyyy>/<mm>/<dd>/<recording id>/`) when a sealed name of

@@ -162,6 +162,7 @@ class Sealer:
             targets.append((manifest.access_copy.blob_name, manifest.access_copy.version_id))
         if manifest.video_access_copy is not None:
             targets.append((manifest.video_access_copy.blob_name, manifest.video_access_copy.version_id))
+            targets += [(copy.blob_name, copy.version_id) for copy in manifest.video_access_copy.streams]
         if manifest.capture_manifest is not None:
             targets.append((manifest.capture_manifest.blob_name, manifest.capture_manifest.version_id))
         targets.append((manifest_ref.blob_name, manifest_ref.version_id))
@@ -243,7 +244,13 @@ def sealed_details(
     }
     if manifest.video_access_copy is not None:  # only with video, so audio-only entries keep their shape
         copy = manifest.video_access_copy
-        details["video_access_copy"] = {"blob": copy.blob_name, "version_id": copy.version_id, "sha256": copy.sha256}
+        video: dict[str, JsonValue] = {"blob": copy.blob_name, "version_id": copy.version_id, "sha256": copy.sha256}
+        if copy.streams:  # one MP4 per stream (the player's camera switch), each named with its hash
+            video["streams"] = [
+                {"track": s.track, "blob": s.blob_name, "version_id": s.version_id, "sha256": s.sha256}
+                for s in copy.streams
+            ]
+        details["video_access_copy"] = video
     return details
 
 

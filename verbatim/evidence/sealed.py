@@ -65,13 +65,16 @@ def chunk_digests(data: bytes, chunk_bytes: int = CHUNK_BYTES) -> ChunkDigests:
     return hasher.digests()
 
 
-def sealed_part(manifest: RecordingManifest, copy: SealedCopy) -> BlobRef | None:
+def sealed_part(manifest: RecordingManifest, copy: SealedCopy, stream: str | None = None) -> BlobRef | None:
     """The sealed object a copy of one part is served from: its access copy, its MP4 access copy with the video
-    streams (docs/video.md), or its mixed lossless track."""
+    streams (docs/video.md) or, with `stream`, that video stream's own MP4 copy, or its mixed lossless track."""
     if copy == "access":
         return manifest.access_copy
     if copy == "video":
-        return manifest.video_access_copy
+        video = manifest.video_access_copy
+        if stream is None or video is None:
+            return video
+        return video.stream(stream)
     return manifest.track() if manifest.evidence else None
 
 
@@ -156,6 +159,8 @@ def sealed_objects(manifest: RecordingManifest) -> Iterator[tuple[str, BlobRef]]
         yield "access copy", manifest.access_copy
     if manifest.video_access_copy is not None:
         yield "video access copy", manifest.video_access_copy
+        for stream in manifest.video_access_copy.streams:
+            yield f"video access copy of {stream.track}", stream
     if manifest.capture_manifest is not None:
         yield "capture manifest", manifest.capture_manifest
 

@@ -396,18 +396,22 @@ def _check_video(
 
 
 def _check_video_access_copy(result: RecordingVerification, recordings: BlobStore, sealed: LogEntry) -> None:
+    """The MP4 copy and each stream's own MP4 copy (the player's camera switch) against the ledger's hashes."""
     copy: dict[str, Any] | None = sealed.details.get("video_access_copy")  # type: ignore[assignment]
     if not copy:
         return
-    body = _download(recordings, str(copy["blob"]), copy.get("version_id"))
-    if body is None:
-        result.findings.append(Finding("access_copy.missing", f"video access copy {copy['blob']} is gone"))
-    elif hashlib.sha256(body).hexdigest() != copy["sha256"]:
-        result.findings.append(
-            Finding("access_copy.altered", f"video access copy {copy['blob']} was changed after sealing")
-        )
-    else:
-        result.notes.append(f"video access copy {copy['blob']} as sealed")
+    streams = [stream for stream in copy.get("streams") or [] if isinstance(stream, dict)]
+    for item, what in [
+        (copy, "video access copy"),
+        *((stream, f"video access copy of {stream.get('track')}") for stream in streams),
+    ]:
+        body = _download(recordings, str(item["blob"]), item.get("version_id"))
+        if body is None:
+            result.findings.append(Finding("access_copy.missing", f"{what} {item['blob']} is gone"))
+        elif hashlib.sha256(body).hexdigest() != item["sha256"]:
+            result.findings.append(Finding("access_copy.altered", f"{what} {item['blob']} was changed after sealing"))
+        else:
+            result.notes.append(f"{what} {item['blob']} as sealed")
 
 
 def _download(container: BlobStore, name: str, version_id: object) -> bytes | None:

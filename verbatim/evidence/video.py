@@ -10,8 +10,9 @@ written in `problems` and sealed with the stream.
 
 The MP4 access copy takes the packets of the Opus access copy and every video stream's access units and remuxes them
 (no decoding, no encoding) into one MP4 — audio first, then the screen shares, then the cameras — with each access
-unit at its own timestamp, so a browser plays the call's audio with its screen share, and the camera streams are
-there for a player that switches tracks.
+unit at its own timestamp, so a browser plays the call's audio with its screen share; and, because a browser plays
+only an MP4's first video track, one MP4 per stream (the audio with that stream alone) for a player that switches
+between the screen share and the cameras.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from verbatim.contracts.evidence import (
     VideoAccessCopy,
     VideoEvidenceTrack,
     VideoSpan,
+    VideoStreamCopy,
 )
 from verbatim.contracts.recorder import CaptureVideoTrack
 from verbatim.evidence import names
@@ -188,8 +190,9 @@ def make_video_access_copy(
     *,
     origin_ticks: int,
 ) -> VideoAccessCopy | None:
-    """Remux the Opus access copy and the sealed video streams into one MP4, written once beside the part's
-    evidence (a retry finds the same bytes there). None when there is no video to show."""
+    """Remux the Opus access copy and the sealed video streams into one MP4, and each stream on its own with the
+    audio into an MP4 of its own (`streams`), all written once beside the part's evidence (a retry finds the same
+    bytes there). None when there is no video to show."""
     shown = [video for video in videos if video.units]
     if not shown:
         return None
@@ -199,22 +202,33 @@ def make_video_access_copy(
     for video in shown:
         groups.setdefault(video.track, []).append(video)
     ordered = sorted(groups.values(), key=lambda group: group[0].kind != "screenShare")
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "access.mp4")
-        duration = _mux(recordings, path, ordered, audio, origin_ticks)
-        with open(path, "rb") as handle:
-            body = handle.read()
+    body, duration = _mux_to_bytes(recordings, ordered, audio, origin_ticks)
     name = names.video_access_copy_name(recording_id, part)
-    digest = hashlib.sha256(body).hexdigest()
-    try:
-        version_id = recordings.write(
-            name, body, overwrite=False, content_type=MP4_CONTENT_TYPE, tags=kind_tags(ACCESS_COPY)
+    version_id, digest = _write_copy(recordings, name, body)
+    # Browsers play only the first video track of an MP4 (Chromium's <video> has no track switching for MP4), so
+    # each stream also gets a copy of its own, with the call's audio in it: one element, one clock, the picture
+    # and the audio cannot drift apart, and switching is loading another copy at the same position.
+    streams: list[VideoStreamCopy] = []
+    for group in ordered:
+        stream_body, stream_duration = _mux_to_bytes(recordings, [group], audio, origin_ticks)
+        stream_name = names.video_stream_copy_name(recording_id, part, group[0].track)
+        stream_version, stream_digest = _write_copy(recordings, stream_name, stream_body)
+        streams.append(
+            VideoStreamCopy(
+                blob_name=stream_name,
+                version_id=stream_version,
+                bytes=len(stream_body),
+                sha256=stream_digest,
+                chunks=chunk_digests(stream_body),
+                track=group[0].track,
+                kind=group[0].kind,
+                source_id=group[0].source_id,
+                participant_id=next((video.participant_id for video in group if video.participant_id), None),
+                audio_codec="opus" if audio is not None else None,
+                duration_seconds=stream_duration,
+                source_sha256=[*([audio.sha256] if audio is not None else []), *(video.sha256 for video in group)],
+            )
         )
-    except BlobExists:
-        stored = recordings.read_versioned(name)
-        if hashlib.sha256(stored.data).hexdigest() != digest:
-            raise
-        version_id = stored.version_id
     return VideoAccessCopy(
         blob_name=name,
         version_id=version_id,
@@ -228,7 +242,33 @@ def make_video_access_copy(
             *([audio.sha256] if audio is not None else []),
             *(video.sha256 for group in ordered for video in group),
         ],
+        streams=streams,
     )
+
+
+def _mux_to_bytes(
+    recordings: BlobStore, groups: list[list[VideoEvidenceTrack]], audio: AccessCopy | None, origin_ticks: int
+) -> tuple[bytes, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "access.mp4")
+        duration = _mux(recordings, path, groups, audio, origin_ticks)
+        with open(path, "rb") as handle:
+            return handle.read(), duration
+
+
+def _write_copy(recordings: BlobStore, name: str, body: bytes) -> tuple[str | None, str]:
+    """Write an MP4 copy once (tagged for the access-copy tiering rule); a retry finds the same bytes there."""
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        version_id = recordings.write(
+            name, body, overwrite=False, content_type=MP4_CONTENT_TYPE, tags=kind_tags(ACCESS_COPY)
+        )
+    except BlobExists:
+        stored = recordings.read_versioned(name)
+        if hashlib.sha256(stored.data).hexdigest() != digest:
+            raise
+        version_id = stored.version_id
+    return version_id, digest
 
 
 def _open(data: bytes, format_name: str) -> av.container.InputContainer:

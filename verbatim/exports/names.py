@@ -82,6 +82,11 @@ def video_access_name() -> str:
     return f"{MEDIA}/{VIDEO_ACCESS_COPY}"
 
 
+def video_stream_access_name(track: str) -> str:
+    """One video stream's own MP4 copy (the audio with that stream): `media/access-copy-<track>.mp4`."""
+    return f"{MEDIA}/access-copy-{safe(track)}.mp4"
+
+
 def capture_name() -> str:
     return f"{MEDIA}/{CAPTURE}"
 

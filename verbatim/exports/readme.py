@@ -33,6 +33,7 @@ WHAT IS INSIDE
       media/evidence-*.h264  a camera's or a screen share's video (H.264) as the platform sent it, as sealed
       media/access-copy.ogg  the access copy (Opus) made from it, for listening
       media/access-copy.mp4  with video: the access copy's audio with the screen share and cameras, for watching
+      media/access-copy-*.mp4  with video: the audio with one stream (a camera or the screen share), for watching
       media/capture.json     the recorder's own record of what it captured
       recording.json         the recording's metadata, verdict and coverage (was the call fully recorded?)
       verdicts.json          the completeness verdicts of the call, one per recorded (policy) user

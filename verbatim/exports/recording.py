@@ -227,10 +227,11 @@ def package_recording(
                 if not export.options.access_copies:
                     continue
                 name = f"{base}/{names.access_name()}"
-            elif what == "video-access":
+            elif what.startswith("video-access"):
                 if not export.options.access_copies:
                     continue
-                name = f"{base}/{names.video_access_name()}"
+                stream = what.split(":", 1)[1] if ":" in what else None
+                name = f"{base}/{names.video_stream_access_name(stream) if stream else names.video_access_name()}"
             else:
                 if not export.options.evidence:
                     continue

@@ -25,7 +25,8 @@ class SealMismatch(VerbatimError):
 
 def sealed_objects(manifest: RecordingManifest) -> Iterator[tuple[str, BlobRef]]:
     """Every object a manifest seals, with what it is: `evidence:<track>` (the audio tracks, then the camera and
-    screen-share streams: docs/video.md), `access`, `video-access` (the MP4 copy), `capture`."""
+    screen-share streams: docs/video.md), `access`, `video-access` (the MP4 copy), `video-access:<track>` (each
+    stream's own MP4 copy), `capture`."""
     for track in manifest.evidence:
         yield f"evidence:{track.track}", track
     for video in manifest.video:
@@ -34,6 +35,8 @@ def sealed_objects(manifest: RecordingManifest) -> Iterator[tuple[str, BlobRef]]
         yield "access", manifest.access_copy
     if manifest.video_access_copy is not None:
         yield "video-access", manifest.video_access_copy
+        for stream in manifest.video_access_copy.streams:  # one MP4 per stream (the player's camera switch)
+            yield f"video-access:{stream.track}", stream
     if manifest.capture_manifest is not None:
         yield "capture", manifest.capture_manifest
 

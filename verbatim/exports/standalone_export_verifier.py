@@ -486,6 +486,10 @@ class Verifier:
         video_access = details.get("video_access_copy")
         if options.get("accessCopies", True) and isinstance(video_access, dict):
             expected.append((f"{base}/media/access-copy.mp4", video_access.get("sha256"), "ledger"))
+            for stream in video_access.get("streams") or []:  # each stream's own MP4 (audio + that stream)
+                if isinstance(stream, dict):
+                    name = f"{base}/media/access-copy-{safe(str(stream.get('track')))}.mp4"
+                    expected.append((name, stream.get("sha256"), "ledger"))
         self.hash_files([path for path, _, _ in expected])
         for path, sha, by in expected:
             if path not in self.present:

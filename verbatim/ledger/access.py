@@ -64,8 +64,11 @@ class AccessLog:
         details: Mapping[str, JsonValue] | None = None,
         *,
         per_hour: bool = False,
+        distinct: str = "",
     ) -> LedgerRecord:
-        """Append the `accessed` ledger entry and the audit record of one read; returns the ledger entry."""
+        """Append the `accessed` ledger entry and the audit record of one read; returns the ledger entry.
+        `per_hour`: one ledger entry per principal, action, subject, reason (and `distinct`, e.g. which video stream
+        was watched) and hour; every read still gets its audit record."""
         now = self.clock()
         roles: list[JsonValue] = list(sorted(principal.roles))
         body: dict[str, JsonValue] = {
@@ -78,7 +81,8 @@ class AccessLog:
         }
         key = None
         if per_hour:
-            digest = hashlib.sha256(f"{action}\n{subject}\n{reason}".encode()).hexdigest()[:24]
+            keyed = f"{action}\n{subject}\n{reason}" + (f"\n{distinct}" if distinct else "")
+            digest = hashlib.sha256(keyed.encode()).hexdigest()[:24]
             key = f"accessed:{principal.subject}:{digest}:{now.strftime('%Y%m%dT%H')}"
             body = {k: v for k, v in body.items() if k not in ("range",)}
         entry = self.ledger.append(EntryKind.ACCESSED, subject, body, actor=principal.subject, idempotency_key=key)

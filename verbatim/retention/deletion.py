@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from verbatim.contracts.evidence import EntryKind, RecordingFacts, RecordingManifest
+from verbatim.contracts.evidence import BlobRef, EntryKind, RecordingFacts, RecordingManifest
 from verbatim.contracts.ledger import LogEntry
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.retention import (
@@ -282,7 +282,9 @@ class RecordingDeleter:
                 found[track.blob_name] = _blob(track.blob_name, track.version_id, "evidence", track.bytes, track.sha256)
             for video in manifest.video:  # camera and screen-share streams are evidence too (docs/video.md)
                 found[video.blob_name] = _blob(video.blob_name, video.version_id, "evidence", video.bytes, video.sha256)
-            for a in (manifest.access_copy, manifest.video_access_copy):
+            copies: list[BlobRef | None] = [manifest.access_copy, manifest.video_access_copy]
+            copies += manifest.video_access_copy.streams if manifest.video_access_copy is not None else []
+            for a in copies:
                 if a is not None:
                     found[a.blob_name] = _blob(a.blob_name, a.version_id, "access_copy", a.bytes, a.sha256)
             if manifest.capture_manifest is not None:
