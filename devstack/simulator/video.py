@@ -8,7 +8,8 @@ no B-frames, and the SEI x264 writes about itself is removed.
 Each frame is a test pattern: a colour of its own per participant, a bar that moves with time, and a **timecode
 strip** along the top edge: 24 black/white cells giving the frame's position on the call's media timeline in
 hundredths of a second, most significant bit first. `read_timecode` reads it back from a decoded frame, so a test can
-check that a frame sampled from a recording shows the moment it claims to be.
+check that a frame sampled from a recording shows the moment it claims to be; `pattern_rgb` gives the colour a
+participant's pattern is painted in (seeded by their display name), so a test can tell whose picture it shows.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def _colour(name: str) -> tuple[int, int, int]:
     return (64 + digest[0] % 128, 64 + digest[1] % 128, 64 + digest[2] % 128)
 
 
+def pattern_rgb(name: str, *, screen: bool) -> tuple[int, int, int]:
+    """The background colour of a participant's camera (or screen share) pattern: whose picture a frame is."""
+    return _colour(name + (":screen" if screen else ""))
+
+
 def _cell(width: int) -> int:
     return max(4, width // (TIMECODE_BITS + 2))
 
@@ -76,7 +82,7 @@ def _cell(width: int) -> int:
 def _background(profile: Profile, name: str, *, screen: bool) -> npt.NDArray[np.uint8]:
     """The still part of the pattern as one yuv420p plane stack (luma rows, then the chroma rows)."""
     height, width = profile.height, profile.width
-    r, g, b = _colour(name + (":screen" if screen else ""))
+    r, g, b = pattern_rgb(name, screen=screen)
     luma = int(0.257 * r + 0.504 * g + 0.098 * b + 16)
     cb = int(-0.148 * r - 0.291 * g + 0.439 * b + 128)
     cr = int(0.439 * r - 0.368 * g - 0.071 * b + 128)

@@ -13,7 +13,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from devstack.simulator.video import _colour, read_timecode
+from devstack.simulator.video import pattern_rgb, read_timecode
 from functions import compliance_api
 from tests.api.conftest import request
 from tests.api.world import World, seal_recording
@@ -140,7 +140,7 @@ def test_each_video_stream_has_its_own_sealed_mp4_with_the_audio_served_by_strea
         assert abs(at - spans[link["track"]]["start_seconds"]) < 0.01
         assert abs(shown - at) < 0.05, (shown, at)
         screen = link["kind"] == "screenShare"
-        expected = np.array(_colour(f"source {link['sourceId']}" + (":screen" if screen else "")), dtype=float)
+        expected = np.array(pattern_rgb(f"source {link['sourceId']}", screen=screen), dtype=float)
         corner = picture[-8:, -8:].reshape(-1, 3).mean(axis=0)  # below and right of the moving bar's reach
         assert np.abs(corner - expected).max() < 12, (link["track"], corner, expected)
     ledger = container_for(world.settings).reconciliation.ledger

@@ -45,7 +45,7 @@ from devstack.demo import (
 )
 from devstack.emulators import REPO_ROOT
 from devstack.funchost.state import load_or_create_keys
-from devstack.simulator.video import read_timecode
+from devstack.simulator.video import pattern_rgb, read_timecode
 from devstack.stack import WITNESS_NAME, StackConfig, StackPorts, app_environment, restart, running
 from tests.exports.test_package import flip, run_verifier
 from tests.ledger.test_standalone_verifier import isolated_python  # noqa: F401 - the fixture
@@ -217,13 +217,14 @@ def test_the_meeting_records_each_policy_user_including_the_one_who_joined_late_
     assert 5.0 < tara["presence"]["seconds"] < 9.0, tara["presence"]
 
 
-def download_video_copy(stack: DemoStack, recording_id: str, reason: str) -> bytes:
-    """The MP4 access copy through the compliance API (`?copy=video`), range after range, as a player reads it."""
+def download_video_copy(stack: DemoStack, recording_id: str, reason: str, stream: str | None = None) -> bytes:
+    """The MP4 access copy through the compliance API (`?copy=video`, or one stream's own copy with `&stream=`),
+    range after range, as a player reads it."""
     received = bytearray()
     while True:
         response = stack.http.get(
             f"{stack.config.functions_url}/api/v1/recordings/{recording_id}/media",
-            params={"copy": "video"},
+            params={"copy": "video", **({"stream": stream} if stream else {})},
             headers={
                 "Authorization": f"Bearer {stack.token(OFFICER)}",
                 "X-Access-Reason": reason,
@@ -266,10 +267,11 @@ def test_the_demo_meetings_access_copy_plays_its_audio_cameras_and_screen_share_
     recorded = call.media_seconds - call.before_recording_seconds
     assert abs(float(streams[0]["duration"]) - recorded) <= 0.2, (streams[0]["duration"], recorded)
     # Tom's camera was on to the end: its track ends with the call.
+    tom_camera_participant = manifest.observed_user.participant_id  # type: ignore[union-attr]
     tom_camera = next(
         s
         for s, v in zip(streams[1:], manifest.video, strict=True)
-        if v.kind == "camera" and v.participant_id == manifest.observed_user.participant_id  # type: ignore[union-attr]
+        if v.kind == "camera" and v.participant_id == tom_camera_participant
     )
     camera_end = float(tom_camera["start_time"]) + float(tom_camera["duration"])
     assert abs(camera_end - recorded) <= 0.2, (camera_end, recorded)
@@ -291,6 +293,24 @@ def test_the_demo_meetings_access_copy_plays_its_audio_cameras_and_screen_share_
                 break
         else:
             pytest.fail("no frame after the first second of the share")
+    # Tom's camera on its own (the player's camera switch): the call's audio and his camera alone, his picture (the
+    # pattern painted in the colour the simulator seeds with his name, his UPN in the demo) showing the moment it is
+    # placed at.
+    tom_video = next(v for v in manifest.video if v.kind == "camera" and v.participant_id == tom_camera_participant)
+    (link,) = [s for s in found["media"]["videoStreams"] if s["track"] == tom_video.track]
+    own = tmp_path / "tom.mp4"
+    own.write_bytes(download_video_copy(stack, recording_id, "e2e: Tom's camera", stream=link["track"]))
+    with av.open(str(own)) as container:
+        assert [s.type for s in container.streams] == ["audio", "video"]
+        assert abs(float(container.streams.audio[0].duration * container.streams.audio[0].time_base) - recorded) <= 0.2
+        for frame in container.decode(container.streams.video[0]):
+            if frame.time is not None and frame.time > (tom_video.first_seconds or 0.0) + 1.0:
+                assert abs(read_timecode(frame.to_ndarray(format="gray")) - (frame.time + offset)) < 0.05
+                corner = frame.to_ndarray(format="rgb24")[-8:, -8:].reshape(-1, 3).mean(axis=0)
+                assert np.abs(corner - np.array(pattern_rgb(TOM, screen=False))).max() < 12, corner
+                break
+        else:
+            pytest.fail("no frame of Tom's camera after its first second")
     checked = verify(stack, recording_id)
     assert checked.returncode == 0 and "VERIFIED" in checked.stdout, checked.stdout + checked.stderr
 

@@ -16,6 +16,9 @@ export async function render(view, id, ctx) {
   const reason = el("input", { id: "reason", name: "reason", required: true, maxLength: 500, placeholder: "e.g. Case 2025-114: trade reconstruction" });
   const evidenceChoice = el("label", { id: "evidence-choice", hidden: true }, el("input", { type: "checkbox", id: "evidence" }), " lossless evidence (FLAC)");
   const playButton = el("button", { id: "play", type: "submit" }, "Load and play");
+  // A recording with video: which picture plays with the audio (the screen share or one camera). Browsers play only
+  // the first video track of an MP4, so each stream has a sealed MP4 of its own and switching loads another one.
+  const pictures = el("fieldset", { id: "pictures", class: "pictures", hidden: true }, el("legend", {}, "Picture"));
   const form = el("form", { id: "play-form" }, el("label", { for: "reason" }, "Reason for access (recorded in the ledger)"), reason, el("div", { class: "actions" }, playButton, evidenceChoice));
   view.append(
     el("p", {}, el("a", { href: "#/search" }, "← Recordings")),
@@ -25,7 +28,7 @@ export async function render(view, id, ctx) {
       { class: "cols" },
       el("section", { class: "card", "aria-labelledby": "call-h" }, el("h2", { id: "call-h" }, "Call"), el("dl", { id: "rec-meta", class: "meta" }),
         el("h2", {}, "Participants"), el("ul", { id: "rec-participants", class: "plain" })),
-      el("section", { class: "card", "aria-labelledby": "replay-h" }, el("h2", { id: "replay-h" }, "Replay"), form, el("p", { id: "play-status", class: "muted", role: "status" }), player,
+      el("section", { class: "card", "aria-labelledby": "replay-h" }, el("h2", { id: "replay-h" }, "Replay"), form, el("p", { id: "play-status", class: "muted", role: "status" }), player, pictures,
         el("h2", {}, "Verdict"), el("div", { id: "rec-verdicts" }),
         el("h2", {}, "Integrity"), el("dl", { id: "rec-proof", class: "meta" }),
         el("details", {}, el("summary", {}, "Manifest"), el("pre", { id: "rec-manifest", tabIndex: 0 }))),
@@ -47,47 +50,65 @@ export async function render(view, id, ctx) {
   }
   let objectUrl = null;
   let detail = null;
+  const loaded = new Map(); // stream track -> blob URL of its MP4, fetched once per page (each fetch is audited)
 
   function resetPlayer() {
     player.removeAttribute("src");
     player.load();
     if (objectUrl) URL.revokeObjectURL(objectUrl);
     objectUrl = null;
+    for (const url of loaded.values()) URL.revokeObjectURL(url);
+    loaded.clear();
     view.querySelector("#play-status").textContent = "";
   }
 
   // The API answers media in bounded 206 parts (the Functions response is buffered); fetch them with the token
-  // and the access reason (headers an <audio src> cannot send), then play from a blob URL.
+  // and the access reason (headers an <audio src> cannot send); returns a blob URL to play.
+  async function download(url, why, type) {
+    const parts = [];
+    let offset = 0;
+    let total = null;
+    for (let request = 0; request < CHUNK_LIMIT && (total === null || offset < total); request += 1) {
+      const response = await api(url.replace(API, ""), { reason: why, headers: { Range: `bytes=${offset}-` } });
+      const data = await response.arrayBuffer();
+      type = response.headers.get("Content-Type") || type;
+      const range = response.headers.get("Content-Range");
+      total = range ? Number(range.split("/")[1]) : data.byteLength;
+      parts.push(data);
+      offset += data.byteLength;
+      view.querySelector("#play-status").textContent = `Loaded ${Math.round(offset / 1024)} of ${Math.round(total / 1024)} KiB`;
+      if (data.byteLength === 0) break;
+    }
+    return { url: URL.createObjectURL(new Blob(parts, { type })), total };
+  }
+
+  const streams = () => (detail && detail.media.videoStreams) || [];
+  const chosenStream = () => {
+    const checked = pictures.querySelector("input[name=picture]:checked");
+    return streams().find((s) => checked && s.track === checked.value) || streams()[0] || null;
+  };
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     showError("");
     const why = reason.value.trim();
     const evidence = view.querySelector("#evidence").checked && detail.media.evidence;
-    // A recording with video plays its MP4 copy (the audio with the screen share and the cameras).
-    const url = evidence ? detail.media.evidence : detail.media.video || detail.media.access;
+    // A recording with video plays the chosen stream's MP4 (the audio with that picture); one sealed before the
+    // streams had copies of their own plays the MP4 copy (the audio with the screen share and the cameras).
+    const stream = evidence ? null : chosenStream();
+    const url = evidence ? detail.media.evidence : stream ? stream.url : detail.media.video || detail.media.access;
     if (!url || !why) return;
     resetPlayer();
     playButton.disabled = true;
-    const parts = [];
-    let offset = 0;
-    let total = null;
-    let type = evidence ? "audio/flac" : detail.media.video ? "video/mp4" : "audio/ogg";
     try {
-      for (let request = 0; request < CHUNK_LIMIT && (total === null || offset < total); request += 1) {
-        const response = await api(url.replace(API, ""), { reason: why, headers: { Range: `bytes=${offset}-` } });
-        const data = await response.arrayBuffer();
-        type = response.headers.get("Content-Type") || type;
-        const range = response.headers.get("Content-Range");
-        total = range ? Number(range.split("/")[1]) : data.byteLength;
-        parts.push(data);
-        offset += data.byteLength;
-        view.querySelector("#play-status").textContent = `Loaded ${Math.round(offset / 1024)} of ${Math.round(total / 1024)} KiB`;
-        if (data.byteLength === 0) break;
-      }
-      objectUrl = URL.createObjectURL(new Blob(parts, { type }));
-      player.src = objectUrl;
+      const { url: blobUrl, total } = await download(url, why, evidence ? "audio/flac" : detail.media.video ? "video/mp4" : "audio/ogg");
+      if (stream) loaded.set(stream.track, blobUrl);
+      else objectUrl = blobUrl;
+      if (stream) player.dataset.picture = stream.track;
+      else delete player.dataset.picture;
+      player.src = blobUrl;
       player.load();
-      const what = evidence ? "lossless evidence" : detail.media.video ? "access copy with video" : "access copy";
+      const what = evidence ? "lossless evidence" : stream ? `access copy with video (${pictureLabel(stream)})` : detail.media.video ? "access copy with video" : "access copy";
       view.querySelector("#play-status").textContent = `Ready: ${Math.round(total / 1024)} KiB ${what}. This access is recorded in the ledger.`;
       player.play().catch(() => {});
     } catch (error) {
@@ -97,6 +118,49 @@ export async function render(view, id, ctx) {
       playButton.disabled = tampered(detail);
     }
   });
+
+  // Switching the picture while playing: the other stream's MP4 (fetched with the same reason, once), at the same
+  // position, playing if it was playing. Before anything was loaded the choice only says what "Load and play" loads.
+  pictures.addEventListener("change", async () => {
+    const stream = chosenStream();
+    if (!stream || !player.currentSrc || view.querySelector("#evidence").checked) return;
+    const why = reason.value.trim();
+    if (!why) return;
+    const at = player.currentTime;
+    const playing = !player.paused && !player.ended;
+    showError("");
+    try {
+      let blobUrl = loaded.get(stream.track);
+      if (!blobUrl) {
+        pictures.disabled = true;
+        blobUrl = (await download(stream.url, why, "video/mp4")).url;
+        loaded.set(stream.track, blobUrl);
+      }
+      player.pause();
+      delete player.dataset.picture;
+      player.src = blobUrl;
+      player.addEventListener("loadedmetadata", () => {
+        player.addEventListener("seeked", () => {
+          player.dataset.picture = stream.track; // what the player shows now (and where: its currentTime)
+          view.querySelector("#play-status").textContent = `Showing ${pictureLabel(stream)} from ${at.toFixed(1)} s. This access is recorded in the ledger.`;
+          if (playing) player.play().catch(() => {});
+        }, { once: true });
+        player.currentTime = Math.min(at, player.duration || at);
+      }, { once: true });
+      player.load();
+    } catch (error) {
+      showError(error);
+    } finally {
+      pictures.disabled = false;
+    }
+  });
+
+  function pictureLabel(stream) {
+    const manifest = detail && detail.manifest;
+    const who = ((manifest && manifest.participants) || []).find((p) => p.participant_id === stream.participantId);
+    const name = who ? who.identity.display_name || who.identity.upn || who.participant_id : `source ${stream.sourceId}`;
+    return `${stream.kind === "screenShare" ? "screen share" : "camera"} of ${name}`;
+  }
 
   try {
     detail = await apiJson(`/recordings/${enc(id)}`);
@@ -150,6 +214,15 @@ export async function render(view, id, ctx) {
     player.replaceWith(video);
     player = video;
   }
+  // One choice per stream: the screen share first (the default picture), then each camera, with when it was live.
+  const live = Object.fromEntries(((detail.manifest && detail.manifest.video) || []).map((v) => [v.track, v.spans || []]));
+  streams().forEach((stream, index) => {
+    const spans = (live[stream.track] || []).map((s) => `${duration(s.start_seconds)}–${duration(s.end_seconds)}`).join(", ");
+    pictures.append(el("label", {},
+      el("input", { type: "radio", name: "picture", value: stream.track, checked: index === 0, "data-track": stream.track }),
+      ` ${pictureLabel(stream)}`, spans ? el("span", { class: "muted" }, ` (${spans})`) : null));
+  });
+  pictures.hidden = streams().length === 0;
   timeline(view.querySelector("#rec-timeline"), detail.manifest);
   meetingChat(view, id, player);
   evidenceChoice.hidden = !detail.media.evidence;
