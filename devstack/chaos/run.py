@@ -81,9 +81,6 @@ PROFILES: dict[str, ChaosProfile] = {
         pause_seconds=(4.0, 8.0),  # so that the faults fall while calls are up (each is a test of them)
         lead=("kill-recorder",),  # first: the recorder is killed with calls in flight
         queue_window=4.0,
-        # No small disk buffer here while defect 4 (docs/reliability.md) is open: an overflow during the storage
-        # pause leaves staged audio unsealed, which `captured-audio-sealed` reports. `make chaos` keeps it.
-        conditions=("clock-skew",),
         settle_seconds=150.0,
     ),
 }

@@ -249,15 +249,21 @@ class CallCapture:
         try:
             if self._failure is None:
                 self._finish_tracks()
-                for track in list(self._tracks.values()):
-                    await track.stager.settle(deadline, clock)
                 for video in list(self._videos.values()):
                     video.finish()
-                    await video.stager.settle(deadline, clock)
-            # After a failure, commit only what is known to be staged, so it is playable now; salvage can extend it.
+            # Stage every block already cut before committing, after a failure too (a full disk buffer leaves its
+            # blocks intact): a block staged after the manifest is written would never be in the evidence.
+            for track in list(self._tracks.values()):
+                await track.stager.settle(deadline, clock)
+            for video in list(self._videos.values()):
+                await video.stager.settle(deadline, clock)
+            # After a failure, commit only what is known to be staged, so it is playable now. Blocks that could
+            # still be staged (storage down past the deadline) mean no commit and no manifest: they stay in the disk
+            # buffer, the recovery stages them, and the lifecycle salvages what was staged (a manifest written now
+            # would stop short of them). Blocks that can never be staged (a stager broken) are left out.
             prefix_only = self._failure is not None
             for source, track in list(self._tracks.items()):
-                if not prefix_only and not track.stager.settled:
+                if not track.stager.settled and not track.stager.broken:
                     waiting = track.stager.waiting
                     raise StorageUnavailable(f"{waiting} blocks of {track.blob_name} are still in the local buffer")
                 point = track.commit_point(staged_prefix=prefix_only)
@@ -266,7 +272,7 @@ class CallCapture:
                 await self._retry(partial(store.commit_blocks, track.blob_name, ids, self._metadata(track)), deadline)
                 points[source] = point
             for key, video in list(self._videos.items()):
-                if not prefix_only and not video.stager.settled:
+                if not video.stager.settled and not video.stager.broken:
                     waiting = video.stager.waiting
                     raise StorageUnavailable(f"{waiting} blocks of {video.blob_name} are still in the local buffer")
                 point = video.commit_point(staged_prefix=prefix_only)

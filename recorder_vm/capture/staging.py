@@ -5,6 +5,12 @@ go to the disk buffer instead, and are staged from there, still in order, once s
 in order keeps what the heartbeat reports (`staged`: blocks 0..n-1 are on the blob) true at every moment, so a
 crash loses only blocks not yet staged, and spilled blocks survive it on disk. Everything here runs on one
 capture worker's event loop; only the disk writes go to threads.
+
+A block the full disk buffer refuses fails the capture (bounded memory, said openly), but the stager is not broken
+by it: the blocks it holds — on disk, and the refused ones still in memory — are intact, so it goes on staging
+them, in order, once storage answers, and the capture's stop waits for that before it commits and describes what
+was staged (a failure manifest that stopped short of blocks staged after it would leave audio that reached storage
+out of the evidence: chaos defect 4, docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -58,7 +64,8 @@ class BlobStager:
         self._pump: asyncio.Task[None] | None = None
         self.staged = 0  # blocks 0..staged-1 are on the blob
         self.spilled = 0  # blocks waiting in the disk buffer
-        self.broken = False
+        self.broken = False  # nothing more can be staged (a block changed on disk, the capture fenced, a defect)
+        self.overflowed = False  # the disk buffer refused a block: the capture failed; what waits is still staged
 
     @property
     def waiting(self) -> int:
@@ -88,14 +95,15 @@ class BlobStager:
             pump = self._pump
             if pump is not None:
                 await asyncio.wait([pump], timeout=max(0.0, min(0.1, deadline - clock())))
-            else:
+            if self._waiting and self._pump is None:  # nothing under way (storage in its back-off): wait a moment
                 await asyncio.sleep(min(0.1, max(0.0, deadline - clock())))
 
     async def _run(self) -> None:
         try:
             while self._waiting:
                 if not self._health.may_try():
-                    await self._spill_waiting()
+                    if not self.overflowed:  # the buffer refused a block already: the rest waits in memory
+                        await self._spill_waiting()
                     return
                 block = self._waiting[0]
                 if block.data is not None:
@@ -112,8 +120,9 @@ class BlobStager:
                         await self._store.stage_block(self.blob_name, block_id, data)
                 except StorageUnavailable as error:
                     self._health.failed()
-                    log.warning("storage unavailable; spilling to the local buffer", extra={"error": str(error)})
-                    await self._spill_waiting()
+                    if not self.overflowed:
+                        log.warning("storage unavailable; spilling to the local buffer", extra={"error": str(error)})
+                        await self._spill_waiting()
                     return
                 self._health.succeeded()
                 self._waiting.popleft()
@@ -125,7 +134,9 @@ class BlobStager:
                 self.staged += 1
                 self._on_staged(block.sequence, data)
         except SpillOverflow as error:
-            self.broken = True
+            # The capture fails now (it may not grow in memory), but every block already cut is intact: the refused
+            # one and those behind it stay in memory, the others on disk, and all are staged once storage answers.
+            self.overflowed = True
             self._on_failure(f"storage unreachable and {error}")
         except CaptureFenced as fenced:
             # The store could not go on in another generation (a call's store does: recorder_vm.capture.

@@ -12,6 +12,8 @@ from devstack.testkit.audio import decode, speech, with_silence
 from devstack.testkit.teams_platform import CallScript, FakePlatform, wait_until
 from tests.recorder.conftest import PrivateAzurite, RecorderFactory, RecorderProcess
 from verbatim.contracts.recorder import RecordingFailed, RecordingStarted, RecordingStopped
+from verbatim.evidence.blocks import decode_block_id
+from verbatim.evidence.capture import read_manifest
 
 
 def _health(recorder: RecorderProcess) -> dict[str, object]:
@@ -75,3 +77,55 @@ def test_a_spill_that_would_overflow_reports_failed_and_keeps_what_was_staged(
     assert failed.stage == "storage" and "buffer" in failed.reason
     time.sleep(1)
     assert not any(isinstance(e, RecordingStopped) for e in recorder.events())
+
+
+def test_a_failed_capture_s_manifest_names_every_block_it_had_spilled_once_storage_returns(
+    platform: FakePlatform, start_recorder: RecorderFactory, private_azurite: PrivateAzurite
+) -> None:
+    """Chaos defect 4 (docs/reliability.md): the disk buffer overflows during a storage outage, the capture fails
+    openly; it used to commit and describe only the blocks staged before the outage, then stage the blocks it had
+    spilled a heartbeat later, past its manifest, so audio that reached storage was left out of the evidence."""
+    recorder = start_recorder(
+        connection_string=private_azurite.ports.connection_string,
+        RECORDER_SPILL_MAX_BYTES="12000",
+        RECORDER_BLOCK_SECONDS="0.5",
+    )
+    line = speech("A small buffer holds a few blocks of this call before it overflows.")
+    source = with_silence(line, 0.3, line, 0.3, line)
+    script = CallScript(audio=source, realtime=True)
+    call = platform.submit(platform.drive(recorder.url, script))
+    wait_until(lambda: any(isinstance(e, RecordingStarted) for e in recorder.events()), timeout=15)
+    record = platform.calls[script.call_id]
+    wait_until(lambda: record.frames_sent >= 100, timeout=15)
+
+    spill = recorder.state_dir / "spill"
+    private_azurite.stop()
+    wait_until(lambda: "failed" in record.statuses, timeout=30)
+    spilled = sorted(path.name for path in spill.rglob("*.blk"))
+    assert spilled, "the outage filled the buffer without spilling a block first: nothing to check"
+    private_azurite.start()
+    call.result(timeout=60)
+
+    wait_until(lambda: any(isinstance(e, RecordingFailed) for e in recorder.events()), timeout=60)
+    failed = next(e for e in recorder.events() if isinstance(e, RecordingFailed))
+    assert failed.stage == "storage" and "buffer" in failed.reason
+    wait_until(lambda: not any(spill.rglob("*.blk")), timeout=30)  # nothing is left on disk to stage later
+    time.sleep(2)  # two heartbeats: the recovery of spilled blocks would have run by now
+
+    container = recorder.container_client()
+    assert failed.committed and failed.manifest_blob_name and failed.blob_name
+    manifest = read_manifest(container, failed.manifest_blob_name)
+    assert manifest is not None and not manifest.complete
+    described = [block.block_id for block in manifest.track().blocks]
+    committed, uncommitted = container.get_blob_client(failed.blob_name).get_block_list("all")
+    on_blob = {}
+    for block in [*committed, *uncommitted]:
+        parsed = decode_block_id(block.id)
+        assert parsed is not None
+        on_blob[parsed.sequence] = block.id
+    assert [block.id for block in committed] == described
+    beyond = sorted(sequence for sequence in on_blob if sequence >= len(described))
+    assert not beyond, f"blocks {beyond} reached storage after the failure's manifest, which does not name them"
+    assert len(described) >= int(spilled[-1].removesuffix(".blk")) + 1  # every spilled block is in the evidence
+    audio = decode(container.download_blob(failed.blob_name).readall())
+    assert np.array_equal(audio, source[: len(audio)])
