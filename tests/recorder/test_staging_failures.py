@@ -24,7 +24,7 @@ from devstack.testkit.audio import decode, speech, with_silence
 from devstack.testkit.teams_platform import wait_until
 from recorder_vm.capture.spill import SpillBuffer
 from recorder_vm.capture.staging import BlobStager, PendingBlock
-from recorder_vm.capture.storage import CaptureFenced, StorageHealth
+from recorder_vm.capture.storage import CaptureFenced, StorageHealth, StorageUnavailable
 from tests.conftest import Azurite
 from tests.recorder.capture_rig import SAMPLE_RATE, CaptureRig, Feeder, frames_of, now_ticks
 from verbatim.evidence.blocks import BlockId
@@ -121,6 +121,56 @@ def test_an_unexpected_staging_error_fails_the_capture_and_keeps_every_unstaged_
     originals = _blocks(6)
     assert [block.read() for block in kept] == [(b.block_id, b.data) for b in originals[2:]]
     assert any(record.exc_info for record in caplog.records), "the failure is logged with its traceback"
+
+
+class OutageStore(RefusingStore):
+    """Refuses every block as unreachable storage while `down`."""
+
+    def __init__(self) -> None:
+        super().__init__(StorageUnavailable("connection refused"), fail_at=0)
+        self.down = True
+
+    async def stage_block(self, blob_name: str, block_id: str, data: bytes) -> None:
+        if self.down:
+            raise self.error
+        self.staged.append(block_id)
+
+
+def test_a_full_disk_buffer_fails_the_capture_once_and_every_block_it_held_is_staged_in_order_when_storage_returns(
+    tmp_path: Path,
+) -> None:
+    """Chaos defect 4: the blocks a capture holds when its disk buffer overflows — spilled, or refused by the full
+    buffer and kept in memory — are intact; the capture fails, but they still reach the blob, in order."""
+    store = OutageStore()
+    blocks = _blocks(6)  # 400 bytes each: the buffer holds two
+    spill = SpillBuffer(tmp_path / "spill", 2 * 400 + 100)
+    failures: list[str] = []
+
+    async def main() -> tuple[BlobStager, list[int], int, bool]:
+        loop = asyncio.get_running_loop()
+        stager = BlobStager(
+            BLOB,
+            store=store,
+            spill=spill,
+            health=StorageHealth(first_backoff=0.05, max_backoff=0.1, clock=loop.time),
+            in_flight=asyncio.Semaphore(4),
+            on_staged=lambda _sequence, _data: None,
+            on_failure=failures.append,
+        )
+        for block in blocks:
+            stager.put(block)
+        await stager.settle(loop.time() + 0.5, loop.time)  # storage down all along: two spilled, then full
+        on_disk = [block.sequence for block in spill.blocks(BLOB)]
+        during = (on_disk, stager.waiting, stager.broken)
+        store.down = False
+        await stager.settle(loop.time() + 10.0, loop.time)
+        return stager, *during
+
+    stager, on_disk, waiting, broken = asyncio.run(main())
+    assert on_disk == [0, 1] and waiting == 6 and not broken
+    assert len(failures) == 1 and "local buffer full" in failures[0], failures  # failed at once, once
+    assert store.staged == [block.block_id for block in blocks]  # every block, in order
+    assert stager.staged == 6 and stager.settled and spill.used_bytes == 0 and not spill.blocks(BLOB)
 
 
 # --- the same on a real capture: a fence the capture cannot go on from --------------------------------------
