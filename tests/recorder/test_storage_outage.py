@@ -89,6 +89,9 @@ def test_a_failed_capture_s_manifest_names_every_block_it_had_spilled_once_stora
         connection_string=private_azurite.ports.connection_string,
         RECORDER_SPILL_MAX_BYTES="12000",
         RECORDER_BLOCK_SECONDS="0.5",
+        # Long enough for storage to come back (and the storage back-off, at most 10 s, to let it be tried) before
+        # the stop gives up: this test is about the manifest written once storage answers.
+        RECORDER_STOP_DRAIN_SECONDS="90",
     )
     line = speech("A small buffer holds a few blocks of this call before it overflows.")
     source = with_silence(line, 0.3, line, 0.3, line)
@@ -113,7 +116,7 @@ def test_a_failed_capture_s_manifest_names_every_block_it_had_spilled_once_stora
     time.sleep(2)  # two heartbeats: the recovery of spilled blocks would have run by now
 
     container = recorder.container_client()
-    assert failed.committed and failed.manifest_blob_name and failed.blob_name
+    assert failed.committed and failed.manifest_blob_name and failed.blob_name, failed
     manifest = read_manifest(container, failed.manifest_blob_name)
     assert manifest is not None and not manifest.complete
     described = [block.block_id for block in manifest.track().blocks]
@@ -128,4 +131,4 @@ def test_a_failed_capture_s_manifest_names_every_block_it_had_spilled_once_stora
     assert not beyond, f"blocks {beyond} reached storage after the failure's manifest, which does not name them"
     assert len(described) >= int(spilled[-1].removesuffix(".blk")) + 1  # every spilled block is in the evidence
     audio = decode(container.download_blob(failed.blob_name).readall())
-    assert np.array_equal(audio, source[: len(audio)])
+    assert np.array_equal(audio, source[: len(audio)]), (len(audio), manifest.frames_dropped, manifest.track().gaps)
