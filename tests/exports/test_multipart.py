@@ -93,9 +93,17 @@ def test_an_export_past_one_blobs_blocks_is_a_multi_part_package_that_verifies_w
     committed = [service.work_store.blocks(part.blob)[0] for part in parts]
     assert all(0 < len(blocks) <= 3 for blocks in committed)  # every part within the (lowered) block limit
     assert not service.work_store.exists(f"{export_id}/package.zip")
+    (completed,) = [
+        e for e in service.log.entries_for_subject(f"export:{export_id}", limit=20) if e.kind == "export.completed"
+    ]
+    assert completed.details["parts"] == len(parts)
+    assert completed.details["package_manifest_sha256"] == record.result.package_manifest_sha256
 
-    index = json.loads((directory / names.PACKAGE_INDEX).read_bytes())
+    index_bytes = (directory / names.PACKAGE_INDEX).read_bytes()
+    assert hashlib.sha256(index_bytes).hexdigest() == record.result.package_manifest_sha256
+    index = json.loads(index_bytes)
     assert index["format"] == "verbatim-export-index/1" and index["exportId"] == export_id
+    assert [p["manifestSha256"] for p in index["parts"]] == [p.manifest_sha256 for p in parts]
     assert [p["name"] for p in index["parts"]] == [f"part-{n:04d}.zip" for n in range(1, len(parts) + 1)]
 
     done = run_on_directory(isolated_python, directory, tmp_path / "v")

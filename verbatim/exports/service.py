@@ -745,16 +745,19 @@ class ExportService:
             result = self._assemble_parts(record, work, plan, segments, split, checkpoint_size, at)
         else:
             result = assemble_package(self.log, work, record, plan, segments, checkpoint_size, at).result
+        completed: dict[str, JsonValue] = {
+            "package_manifest_sha256": result.package_manifest_sha256,
+            "package_bytes": result.package_bytes,
+            "recordings": result.recordings,
+            "files": result.files,
+            "checkpoint_size": checkpoint_size,
+        }
+        if result.parts:  # a multi-part package: the SHA-256 above is its index's, which lists every part's
+            completed["parts"] = len(result.parts)
         entry = self.log.append(
             "export.completed",
             export_subject(export_id),
-            {
-                "package_manifest_sha256": result.package_manifest_sha256,
-                "package_bytes": result.package_bytes,
-                "recordings": result.recordings,
-                "files": result.files,
-                "checkpoint_size": checkpoint_size,
-            },
+            completed,
             actor=record.requested_by.subject,
             idempotency_key=f"export.completed:{export_id}",
         )
