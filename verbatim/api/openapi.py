@@ -448,7 +448,11 @@ OPERATIONS: tuple[Operation, ...] = (
         (COMPLIANCE_OFFICER,),
         None,
         (Param("id", "path", "Export id.", True), Param("name", "path", "Object name.", True), _EXPORT_REASON),
-        media={"application/zip": "a part of the package", "application/json": "the package's index"},
+        media={
+            "application/zip": "a part of the package (or the single package)",
+            "application/json": "the package's index",
+            "text/plain; charset=utf-8": "the index's signature (C2SP signed note)",
+        },
         reason_required=True,
         problems=(409,),
     ),
