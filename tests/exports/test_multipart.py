@@ -217,3 +217,21 @@ def test_an_export_within_one_blob_stays_the_single_package_it_was(export_world:
         assert names.PACKAGE_INDEX not in archive.namelist()
     assert "part" not in manifest and manifest["format"] == "verbatim-export/1"
     assert [o.name for o in service.objects(record)] == ["package.zip"]
+
+
+def test_a_part_of_another_export_in_its_place_is_named(
+    export_world: ExportWorld,
+    multipart: tuple[str, Path],
+    tmp_path: Path,
+    isolated_python: Path,  # noqa: F811
+) -> None:
+    """Two productions mixed up: another export's package where part 2 should be. It verifies as a package of its
+    own, but it is not the part the signed index lists."""
+    copy = _copy(multipart[1], tmp_path)
+    shutil.copy(export_world.package, copy / "part-0002.zip")
+    done = run_on_directory(isolated_python, copy, tmp_path / "v", "--json")
+    expect(done, "part.size_mismatch", "part-0002.zip")
+    expect(done, "part.manifest_mismatch", "part-0002.zip")
+    expect(done, "part.wrong_export", "part-0002.zip", export_world.export.id)
+    expect(done, "part.items_mismatch", "part-0002.zip", "holds recording")
+    expect(done, "export.item_duplicated")  # its recordings are the ones the other parts hold
