@@ -16,7 +16,7 @@ from verbatim.api import portal as portal_settings
 from verbatim.api.devlogin import DevLoginRequest
 from verbatim.api.ledger import TLOG_PROOF_MEDIA_TYPE, parse_index, parse_size
 from verbatim.api.openapi import openapi_document
-from verbatim.api.service import MAX_PART, READERS, search_query, verdict_query
+from verbatim.api.service import MAX_PART, READERS, media_copy, search_query, verdict_query
 from verbatim.contracts.api import Me
 from verbatim.evidence.names import is_video_track
 from verbatim.ledger.access import REASON_HEADER, access_reason
@@ -52,9 +52,7 @@ def get_recording(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    copy = req.params.get("copy") or "access"
-    if copy not in ("access", "evidence", "video"):
-        raise InvalidInput("`copy` must be access, evidence or video")
+    copy = media_copy(req.params.get("copy"))
     raw_part = req.params.get("part")
     part = bounded_int(raw_part, "part", 0, MAX_PART) if raw_part else None
     stream = req.params.get("stream")
@@ -64,7 +62,7 @@ def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
     assert reason is not None
     answer = current().compliance_api.media(
         req.route_params["id"],
-        "video" if copy == "video" else "access" if copy == "access" else "evidence",
+        copy,
         req.headers.get("range"),
         principal,
         reason,

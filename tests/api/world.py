@@ -53,13 +53,16 @@ def seal_recording(
     phone_number: str | None = PSTN,
     video: bool = False,
     cameras: Sequence[tuple[int, str | None, float, float]] = (),
+    chain: str | None = None,
+    instance: str = "recorder-0",
 ) -> SealedCall:
     """What the recorder and the lifecycle do for one call, through their own code. `video`: a screen share
-    (source 30001); `cameras`: (source id, participant id, start, end) of each camera stream."""
+    (source 30001); `cameras`: (source id, participant id, start, end) of each camera stream. Two recordings of the
+    same `chain` and user by different `instance`s are a pair (2N recording), sealed as one when the second is."""
     deps = container_for(settings).lifecycle
     deps.chunk_seconds = 4
     recording_id = f"rec-{uuid.uuid4().hex[:10]}"
-    chain = f"call-{uuid.uuid4().hex[:10]}"
+    chain = chain or f"call-{uuid.uuid4().hex[:10]}"
     staged = stage_capture(deps.staging, recording_id, speech(seconds), started_at=started_at)
     if video:  # a screen share for most of the call (docs/video.md)
         staged = stage_video(deps.staging, staged, start=1.0, end=seconds - 1.0)
@@ -85,7 +88,7 @@ def seal_recording(
                 participant_id="p2", identity=Identity(kind="phone", id=phone_number), phone_number=phone_number
             )
         )
-    common = {"recording_id": recording_id, "call_id": f"leg-{recording_id}", "recorder_instance": "recorder-0"}
+    common = {"recording_id": recording_id, "call_id": f"leg-{recording_id}", "recorder_instance": instance}
     record_event(
         deps.store,
         RecordingStarted(

@@ -167,9 +167,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "get",
         "/recordings/{id}/media",
         "getRecordingMedia",
-        "The access copy (Opus), the video access copy (MP4: audio with the camera and screen-share streams) or, "
-        "for auditors, the lossless evidence (FLAC), exactly as sealed; HTTP Range. 409 when the sealed object is "
-        "missing or changed (never served).",
+        "The access copy (Opus), the video access copy (MP4: audio with the camera and screen-share streams), the "
+        "access copy of the recording's pair (`copy=pair`: the union of what both recorders of a 2N recording "
+        "captured, as the `paired` ledger entry pinned it) or, for auditors, the lossless evidence (FLAC), exactly "
+        "as sealed; HTTP Range. 409 when the sealed object is missing or changed (never served) or the recording's "
+        "pair is not sealed yet; 404 for `copy=pair` on a recording that is not one of a pair.",
         READERS,
         None,
         (
@@ -177,13 +179,15 @@ OPERATIONS: tuple[Operation, ...] = (
             Param(
                 "copy",
                 "query",
-                "`access` (default), `video` (recordings with video) or `evidence` (Compliance.Auditor).",
-                enum=("access", "video", "evidence"),
+                "`access` (default), `video` (recordings with video), `pair` (recordings of a sealed pair: the "
+                "union of both recorders' coverage) or `evidence` (Compliance.Auditor).",
+                enum=("access", "video", "pair", "evidence"),
             ),
             Param(
                 "part",
                 "query",
-                "A recording sealed in parts: whose copy (default: the newest part's access copy, part 0's evidence).",
+                "A recording sealed in parts: whose copy (default: the newest part's access copy, part 0's evidence); "
+                "not with `copy=pair`.",
                 pattern="^[0-9]{1,5}$",
             ),
             Param(

@@ -23,6 +23,8 @@ from verbatim.contracts.api import (
     LastRecording,
     MediaCopy,
     MediaLinks,
+    PairMemberView,
+    PairView,
     RecordingDetail,
     RecordingPage,
     ReportList,
@@ -31,9 +33,9 @@ from verbatim.contracts.api import (
     VerdictPage,
     VideoStreamLink,
 )
-from verbatim.contracts.evidence import EntryKind, RecordingManifest
+from verbatim.contracts.evidence import BlobRef, EntryKind, RecordingManifest
 from verbatim.contracts.ledger import LogEntry
-from verbatim.contracts.lifecycle import RecordingRecord, SealedPartIndex
+from verbatim.contracts.lifecycle import PairManifest, RecordingRecord, SealedPartIndex
 from verbatim.contracts.policy import CoverageReport
 from verbatim.contracts.reconciliation import VerdictState
 from verbatim.evidence.ledger_entries import subject_entries
@@ -47,12 +49,14 @@ from verbatim.evidence.sealed import (
     sealed_part,
     sealed_parts,
 )
+from verbatim.evidence.verify import PAIRED
 from verbatim.ledger.access import AccessLog, returned
 from verbatim.ledger.log.service import TransparencyLog
+from verbatim.lifecycle.pairs import PairStore, pair_key
 from verbatim.platform.audit import AuditEvent, AuditQuery, AuditReader
 from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER, Principal
-from verbatim.platform.blobs import BlobStore
-from verbatim.platform.errors import InvalidInput, NotFound, VerbatimError
+from verbatim.platform.blobs import BlobNotFound, BlobStore
+from verbatim.platform.errors import Conflict, InvalidInput, NotFound, VerbatimError
 from verbatim.platform.inputs import bounded_int
 from verbatim.platform.times import format_datetime, parse_datetime
 from verbatim.reconciliation.report import CompletenessReporter, parse_day, report_subject, verify_report
@@ -74,8 +78,13 @@ MAX_PART = 10_000  # a recording's sealed parts (continuations after salvage); f
 DIRECTIONS = ("inbound", "outbound", "unknown")
 CALL_TYPES = ("peerToPeer", "groupCall", "unknown")
 VERDICTS: tuple[VerdictState, ...] = ("recorded", "partial", "missing", "pending")
-CONTENT_TYPES: dict[MediaCopy, str] = {"access": "audio/ogg", "evidence": "audio/flac", "video": "video/mp4"}
-EXTENSIONS: dict[MediaCopy, str] = {"access": "ogg", "evidence": "flac", "video": "mp4"}
+CONTENT_TYPES: dict[MediaCopy, str] = {
+    "access": "audio/ogg",
+    "evidence": "audio/flac",
+    "video": "video/mp4",
+    "pair": "audio/ogg",
+}
+EXTENSIONS: dict[MediaCopy, str] = {"access": "ogg", "evidence": "flac", "video": "mp4", "pair": "pair.ogg"}
 COVERAGE_SUBJECT = "policy:coverage"
 COVERAGE_WINDOW = timedelta(days=7)
 MAX_COVERAGE_WINDOW = timedelta(days=31)
@@ -131,6 +140,17 @@ def search_query(params: Mapping[str, str]) -> SearchQuery:
         limit=_limit(params),
         continuation=params.get("continuation") or None,
     )
+
+
+MEDIA_COPIES: dict[str, MediaCopy] = {"access": "access", "evidence": "evidence", "video": "video", "pair": "pair"}
+
+
+def media_copy(value: str | None) -> MediaCopy:
+    """`GET /api/v1/recordings/{id}/media?copy=`: access (default), evidence, video or pair."""
+    copy = MEDIA_COPIES.get((value or "access").strip())
+    if copy is None:
+        raise InvalidInput("`copy` must be access, evidence, video or pair")
+    return copy
 
 
 def verdict_query(params: Mapping[str, str]) -> VerdictQuery:
@@ -195,6 +215,7 @@ class ComplianceApi:
     access: AccessLog
     reporter: CompletenessReporter
     audit_reader: AuditReader
+    pairs: PairStore | None = None
     trusted_fingerprints: set[str] = field(default_factory=set)
     chunk_bytes: int = 1024 * 1024
     max_full_bytes: int = 16 * 1024 * 1024
@@ -281,6 +302,14 @@ class ComplianceApi:
         if len(parts) > 1:
             detail.parts = [self._part(part, manifests.get(part.part)) for part in parts]
         detail.media.video_streams = self._stream_links(recording_id, parts, manifests, detail.media)
+        paired = self._paired_entry(record)
+        if paired is not None:
+            detail.pair = self._pair_view(principal, recording_id, paired)
+            if not detail.pair.manifest_intact:
+                detail.integrity = "tampered"
+                detail.integrity_problems.append(f"the pair manifest {detail.pair.manifest_blob} is not as sealed")
+            if detail.pair.access_copy:
+                detail.media.pair = f"{self._media_base(recording_id)}?copy=pair"
         return detail
 
     def _stream_links(
@@ -358,11 +387,101 @@ class ComplianceApi:
             )
         )
 
+    # --- pairs (2N recording) -----------------------------------------------------------------------------------
+
+    def _paired_entry(self, record: RecordingRecord) -> LogEntry | None:
+        """The `paired` ledger entry about the recording for its pair's newest sealed manifest (None: not one of a
+        sealed pair). The pair document says which entry; the entry, in the ledger, is what is trusted."""
+        key = pair_key(record)
+        if self.pairs is None or key is None:
+            return None
+        pair = self.pairs.get(key.id)
+        ref = next((r for r in pair.manifests if r.recording_id == record.id), None) if pair is not None else None
+        if ref is None:
+            return None
+        entry = self.ledger.entry(ref.ledger_seq)
+        if entry is None or entry.kind != PAIRED or entry.subject != recording_subject(record.id):
+            return None
+        return entry
+
+    def _pair_pending(self, record: RecordingRecord) -> bool:
+        """Another recording of the same call leg and policy user exists, but the pair is not sealed yet."""
+        key = pair_key(record)
+        pair = self.pairs.get(key.id) if self.pairs is not None and key is not None else None
+        return pair is not None and len(pair.members) > 1
+
+    def _pair_view(self, principal: Principal, recording_id: str, entry: LogEntry) -> PairView:
+        recorded = entry.details.get("manifest")
+        manifest_ref = recorded if isinstance(recorded, dict) else {}
+        name, digest = str(manifest_ref.get("blob")), str(manifest_ref.get("sha256"))
+        copy = entry.details.get("access_copy")
+        union_ms = entry.details.get("union_ms")
+        members = entry.details.get("members")
+        ids = [str(m) for m in members] if isinstance(members, list) else []
+        instances: dict[str, str] = {}
+        intact = False
+        try:
+            body = self.recording_blobs.read(name)
+        except BlobNotFound:
+            body = None
+        if body is not None and hashlib.sha256(body).hexdigest() == digest:
+            intact = True
+            manifest = PairManifest.model_validate_json(body)
+            instances = {m.recording_id: m.recorder_instance for m in manifest.members}
+        else:
+            problem = "is gone from storage" if body is None else "was changed after sealing"
+            self._tampered(principal, recording_id, EvidenceTampered(f"the pair manifest {name} {problem}", blob=name))
+        return PairView(
+            pair_id=str(entry.details.get("pair_id")),
+            members=[
+                PairMemberView(recording_id=m, recorder_instance=instances.get(m, ""), this_recording=m == recording_id)
+                for m in ids
+            ],
+            union_seconds=(union_ms / 1000) if isinstance(union_ms, int | float) else 0.0,
+            manifest_blob=name,
+            manifest_sha256=digest,
+            ledger_seq=entry.seq,
+            manifest_intact=intact,
+            access_copy=isinstance(copy, dict),
+            access_copy_sha256=str(copy.get("sha256")) if isinstance(copy, dict) else None,
+        )
+
+    def _pair_copy(self, record: RecordingRecord) -> tuple[BlobRef, dict[str, JsonValue]]:
+        """The pair's sealed access copy as the `paired` ledger entry pins it; problem+json when there is none."""
+        if record.seal is None:
+            raise Conflict(f"recording {record.id} is not sealed yet; the pair's access copy follows its seal")
+        entry = self._paired_entry(record)
+        if entry is None:
+            if self._pair_pending(record):
+                raise Conflict(
+                    f"recording {record.id} is one of a pair that is not sealed yet (another recording of the call "
+                    "is still being recorded or sealed); the pair's access copy is made when both are"
+                )
+            raise NotFound(
+                f"recording {record.id} is not one of a pair: no other recorder recorded this call leg "
+                "(ConcurrentInvitationCount 2 or a paired application), so there is no union copy"
+            )
+        copy = entry.details.get("access_copy")
+        if not isinstance(copy, dict):
+            raise NotFound(f"the pair of recording {record.id} was sealed without an access copy of its union")
+        ref = BlobRef(blob_name=str(copy["blob"]), bytes=int(str(copy["bytes"])), sha256=str(copy["sha256"]))
+        details: dict[str, JsonValue] = {
+            "copy": "pair",
+            "pair_id": entry.details.get("pair_id"),
+            "paired_entry": entry.seq,
+            "blob": ref.blob_name,
+            "bytes": ref.bytes,
+        }
+        return ref, details
+
+    def _media_base(self, recording_id: str) -> str:
+        return f"{self.base_path}/recordings/{urllib.parse.quote(recording_id, safe='')}/media"
+
     def _links(self, recording_id: str, record: RecordingRecord, principal: Principal) -> MediaLinks:
         seal = record.seal
         if seal is None:
             return MediaLinks()
-        base = f"{self.base_path}/recordings/{urllib.parse.quote(recording_id, safe='')}/media"
+        base = self._media_base(recording_id)
         return MediaLinks(
             access=f"{base}?copy=access" if seal.access_copy_blob and principal.has_any(*READERS) else None,
             evidence=f"{base}?copy=evidence" if principal.has_any(COMPLIANCE_AUDITOR) else None,
@@ -381,7 +500,8 @@ class ComplianceApi:
         part: int | None = None,
         stream: str | None = None,
     ) -> MediaResponse:
-        """A bounded part of the access copy or the video access copy (Officer, Auditor) or of the lossless evidence
+        """A bounded part of the access copy, the video access copy or the pair's access copy of the union (Officer,
+        Auditor; `copy=pair`: as the recording's `paired` ledger entry pinned it) or of the lossless evidence
         (Auditor only), read through the sealed parts: the access copy and the video copy of the newest part (they
         cover every part; a video copy sealed before continuations had theirs: part 0's) unless `part` names
         another, the evidence of part 0 unless `part` names another. Only
@@ -394,6 +514,10 @@ class ComplianceApi:
                 "`stream` names a video stream (`screen-<source id>` or `video-<source id>`) of `copy=video`"
             )
         record = self._record(recording_id)
+        if copy == "pair":
+            if part is not None:
+                raise InvalidInput("`part` does not apply to copy=pair (the union covers every part of both)")
+            return self._serve(recording_id, copy, *self._pair_copy(record), range_header, principal, reason)
         if record.seal is None:
             raise NotFound(f"recording {recording_id} has no sealed {copy} copy")
         parts = sealed_parts(record.seal)
@@ -423,12 +547,28 @@ class ComplianceApi:
             raise NotFound(f"recording {recording_id} has no sealed copy of video stream {stream} (it has: {held})")
         if ref is None:
             raise NotFound(f"recording {recording_id} has no sealed {copy} copy")
-        size = ref.bytes  # what was sealed, not what the store holds under the name now
-        answer = parse_range(range_header, size, self.chunk_bytes)
-        suffix = f"-{stream}" if stream else ""
-        details: dict[str, JsonValue] = {"copy": copy, "part": chosen.part, "blob": ref.blob_name, "bytes": size}
+        details: dict[str, JsonValue] = {"copy": copy, "part": chosen.part, "blob": ref.blob_name, "bytes": ref.bytes}
         if stream is not None:
             details["stream"] = stream
+        suffix = f"-{stream}" if stream else ""
+        return self._serve(recording_id, copy, ref, details, range_header, principal, reason, suffix)
+
+    def _serve(
+        self,
+        recording_id: str,
+        copy: MediaCopy,
+        ref: BlobRef,
+        details: dict[str, JsonValue],
+        range_header: str | None,
+        principal: Principal,
+        reason: str,
+        suffix: str = "",
+    ) -> MediaResponse:
+        """A bounded part of one sealed object, read and recorded as a media read (ledger + audit, with the reason);
+        only bytes that hash to what was sealed (`EvidenceTampered`: 409). `suffix`: after the recording id in the
+        file name."""
+        size = ref.bytes  # what was sealed, not what the store holds under the name now
+        answer = parse_range(range_header, size, self.chunk_bytes)
         headers = {
             "Accept-Ranges": "bytes",
             "Cache-Control": "private, no-store",
@@ -443,7 +583,7 @@ class ComplianceApi:
                 reason,
                 {**details, "range": range_header},
                 per_hour=True,
-                distinct=stream or "",
+                distinct=str(details.get("stream") or ""),
             )
             return MediaResponse(416, {**headers, "Content-Range": answer.content_range}, b"")
         if answer is None and size > self.max_full_bytes:
@@ -458,7 +598,7 @@ class ComplianceApi:
             reason,
             {**details, "range": part_range.content_range(size)},
             per_hour=True,
-            distinct=stream or "",
+            distinct=str(details.get("stream") or ""),
         )
         try:
             data = (

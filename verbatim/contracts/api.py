@@ -16,7 +16,7 @@ from verbatim.contracts.evidence import RecordingManifest
 from verbatim.contracts.ledger import LogEntry, LogInclusionProof
 from verbatim.contracts.reconciliation import CompletenessReport, Verdict, VerdictReason, VerdictState
 
-MediaCopy = Literal["access", "evidence", "video"]
+MediaCopy = Literal["access", "evidence", "video", "pair"]
 
 
 class ParticipantView(CamelContract):
@@ -98,6 +98,35 @@ class MediaLinks(CamelContract):
         description="each video stream's own MP4 copy with the audio, screen shares first (browsers play only the "
         "first video track of an MP4; the player switches between these)",
     )
+    pair: str | None = Field(
+        default=None,
+        description="the Opus access copy of the pair's union: what both recorders of a 2N recording captured, each "
+        "stretch from the recorder whose evidence holds it (Compliance.Officer, Auditor; docs/resilience.md)",
+    )
+
+
+class PairMemberView(CamelContract):
+    """One recording of the pair, as the sealed pair manifest names it."""
+
+    recording_id: str
+    recorder_instance: str
+    this_recording: bool = False
+
+
+class PairView(CamelContract):
+    """The recording is one of a pair (ConcurrentInvitationCount 2 or a paired application: another recorder
+    instance recorded the same call leg for the same policy user): the newest pair manifest sealed into its folder
+    and pinned by a `paired` ledger entry about it, and the access copy of the pair's union when one was sealed."""
+
+    pair_id: str
+    members: list[PairMemberView]
+    union_seconds: float = Field(description="the union of what the members' sealed evidence covers")
+    manifest_blob: str
+    manifest_sha256: str = Field(description="what the `paired` ledger entry pins")
+    ledger_seq: int = Field(description="the `paired` entry about this recording")
+    manifest_intact: bool = Field(description="the pair manifest read now hashes to what the ledger entry pins")
+    access_copy: bool = Field(description="an access copy of the union was sealed beside the manifest (`media.pair`)")
+    access_copy_sha256: str | None = None
 
 
 class SealedPartDetail(CamelContract):
@@ -146,6 +175,9 @@ class RecordingDetail(CamelContract):
     integrity_problems: list[str] = Field(default_factory=list)
     media: MediaLinks = Field(default_factory=MediaLinks)
     parts: list[SealedPartDetail] = Field(default_factory=list)
+    pair: PairView | None = Field(
+        default=None, description="set when the recording is one of a sealed pair (2N recording: docs/resilience.md)"
+    )
 
 
 @contract("api.verdict-page", 1)

@@ -477,6 +477,7 @@ class Container:
             access=self.access,
             reporter=self.reconciliation.reporter,
             audit_reader=CosmosAuditReader(self.cosmos(layout.AUDIT)),
+            pairs=CosmosPairStore(self.cosmos(layout.RECORDING_PAIRS)),
             trusted_fingerprints=self.trusted_fingerprints,
             chunk_bytes=self.settings.media_chunk_bytes,
             max_full_bytes=self.settings.media_max_full_bytes,
