@@ -19,6 +19,9 @@ export async function render(view, id, ctx) {
   // A recording with video: which picture plays with the audio (the screen share or one camera). Browsers play only
   // the first video track of an MP4, so each stream has a sealed MP4 of its own and switching loads another one.
   const pictures = el("fieldset", { id: "pictures", class: "pictures", hidden: true }, el("legend", {}, "Picture"));
+  // A recording that is one of a pair (2N recording: another recorder instance recorded the same call leg): this
+  // recorder's own copy, or the pair's copy of the union of both captures (docs/resilience.md).
+  const copies = el("fieldset", { id: "copies", class: "pictures", hidden: true }, el("legend", {}, "Copy"));
   const form = el("form", { id: "play-form" }, el("label", { for: "reason" }, "Reason for access (recorded in the ledger)"), reason, el("div", { class: "actions" }, playButton, evidenceChoice));
   view.append(
     el("p", {}, el("a", { href: "#/search" }, "← Recordings")),
@@ -28,7 +31,7 @@ export async function render(view, id, ctx) {
       { class: "cols" },
       el("section", { class: "card", "aria-labelledby": "call-h" }, el("h2", { id: "call-h" }, "Call"), el("dl", { id: "rec-meta", class: "meta" }),
         el("h2", {}, "Participants"), el("ul", { id: "rec-participants", class: "plain" })),
-      el("section", { class: "card", "aria-labelledby": "replay-h" }, el("h2", { id: "replay-h" }, "Replay"), form, el("p", { id: "play-status", class: "muted", role: "status" }), player, pictures,
+      el("section", { class: "card", "aria-labelledby": "replay-h" }, el("h2", { id: "replay-h" }, "Replay"), form, el("p", { id: "play-status", class: "muted", role: "status" }), player, copies, pictures,
         el("h2", {}, "Verdict"), el("div", { id: "rec-verdicts" }),
         el("h2", {}, "Integrity"), el("dl", { id: "rec-proof", class: "meta" }),
         el("details", {}, el("summary", {}, "Manifest"), el("pre", { id: "rec-manifest", tabIndex: 0 }))),
@@ -93,22 +96,24 @@ export async function render(view, id, ctx) {
     showError("");
     const why = reason.value.trim();
     const evidence = view.querySelector("#evidence").checked && detail.media.evidence;
+    const union = !evidence && detail.media.pair && copies.querySelector("input[name=copy]:checked").value === "pair";
     // A recording with video plays the chosen stream's MP4 (the audio with that picture); one sealed before the
     // streams had copies of their own plays the MP4 copy (the audio with the screen share and the cameras).
-    const stream = evidence ? null : chosenStream();
-    const url = evidence ? detail.media.evidence : stream ? stream.url : detail.media.video || detail.media.access;
+    const stream = evidence || union ? null : chosenStream();
+    const url = evidence ? detail.media.evidence : union ? detail.media.pair : stream ? stream.url : detail.media.video || detail.media.access;
     if (!url || !why) return;
     resetPlayer();
     playButton.disabled = true;
     try {
-      const { url: blobUrl, total } = await download(url, why, evidence ? "audio/flac" : detail.media.video ? "video/mp4" : "audio/ogg");
+      const { url: blobUrl, total } = await download(url, why, evidence ? "audio/flac" : !union && detail.media.video ? "video/mp4" : "audio/ogg");
       if (stream) loaded.set(stream.track, blobUrl);
       else objectUrl = blobUrl;
       if (stream) player.dataset.picture = stream.track;
       else delete player.dataset.picture;
+      player.dataset.copy = evidence ? "evidence" : union ? "pair" : "own"; // what the player holds now
       player.src = blobUrl;
       player.load();
-      const what = evidence ? "lossless evidence" : stream ? `access copy with video (${pictureLabel(stream)})` : detail.media.video ? "access copy with video" : "access copy";
+      const what = evidence ? "lossless evidence" : union ? "access copy of both recorders (union)" : stream ? `access copy with video (${pictureLabel(stream)})` : detail.media.video ? "access copy with video" : "access copy";
       view.querySelector("#play-status").textContent = `Ready: ${Math.round(total / 1024)} KiB ${what}. This access is recorded in the ledger.`;
       player.play().catch(() => {});
     } catch (error) {
@@ -123,7 +128,7 @@ export async function render(view, id, ctx) {
   // position, playing if it was playing. Before anything was loaded the choice only says what "Load and play" loads.
   pictures.addEventListener("change", async () => {
     const stream = chosenStream();
-    if (!stream || !player.currentSrc || view.querySelector("#evidence").checked) return;
+    if (!stream || !player.currentSrc || view.querySelector("#evidence").checked || player.dataset.copy === "pair") return;
     const why = reason.value.trim();
     if (!why) return;
     const at = player.currentTime;
@@ -179,6 +184,7 @@ export async function render(view, id, ctx) {
     ["Type", `${rec.callType} · ${rec.direction} · ${rec.modalities.join(", ")}`],
     ["Status", rec.interrupted ? `${rec.status} (interrupted)` : rec.status],
     ["Recorder", detail.recorderInstance],
+    ["Pair", pairSummary(detail.pair)],
     ["Retention until", when(rec.retentionUntil)],
     ["Legal holds", holdLinks(rec.legalHolds)],
   ]);
@@ -223,11 +229,28 @@ export async function render(view, id, ctx) {
       ` ${pictureLabel(stream)}`, spans ? el("span", { class: "muted" }, ` (${spans})`) : null));
   });
   pictures.hidden = streams().length === 0;
+  if (detail.media.pair) {
+    const union = detail.pair ? ` (${detail.pair.unionSeconds.toFixed(1)} s)` : "";
+    copies.append(
+      el("label", {}, el("input", { type: "radio", name: "copy", value: "own", checked: true }), ` this recorder's copy (${detail.recorderInstance || "this recording"})`),
+      el("label", {}, el("input", { type: "radio", name: "copy", value: "pair" }), " both recorders (union)", el("span", { class: "muted" }, union)),
+    );
+    copies.hidden = false;
+  }
   timeline(view.querySelector("#rec-timeline"), detail.manifest);
   meetingChat(view, id, player);
   evidenceChoice.hidden = !detail.media.evidence;
   playButton.disabled = tampered(detail) || (!detail.media.access && !detail.media.evidence);
   return () => resetPlayer();
+}
+
+// "one of a pair with <recording> (<instance>)": another recorder instance recorded the same call leg (2N recording).
+function pairSummary(pair) {
+  if (!pair) return null;
+  const others = pair.members.filter((m) => !m.thisRecording);
+  return el("span", { id: "rec-pair" }, "one of a pair with ",
+    ...others.flatMap((m, i) => [i ? ", " : "", el("a", { href: `#/recording/${enc(m.recordingId)}` }, m.recordingId), ` (${m.recorderInstance || "?"})`]),
+    ` · union of both ${pair.unionSeconds.toFixed(1)} s`, pair.manifestIntact ? "" : " · pair manifest not as sealed");
 }
 
 // The meeting's chat beside its recording (a meeting's call record names the chat): each message at its offset on
