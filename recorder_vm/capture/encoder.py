@@ -40,7 +40,7 @@ class FlacStreamEncoder:
         codec.layout = "mono"
         codec.options = {"compression_level": str(compression_level)}
         codec.open()
-        self._codec = codec
+        self._codec: av.AudioCodecContext | None = codec
         self._frame_size = codec.frame_size or 1152
         extradata = codec.extradata
         if extradata is None or len(extradata) != 34:
@@ -86,17 +86,32 @@ class FlacStreamEncoder:
         if self._pending:
             pieces.extend(self._encode_samples(bytes(self._pending)))
             self._pending.clear()
-        pieces.extend(self._wrap(self._codec.encode(None)))
+        pieces.extend(self._wrap(self._live().encode(None)))
         self._finished = True
         return pieces
 
+    def close(self) -> None:
+        """Free the codec now; nothing more can be encoded. libavcodec's FLAC encoder context is ~7 MiB of native
+        memory (sized for 8 channels of 65,535-sample blocks), which the garbage collector neither sees nor counts:
+        a capture's objects refer to one another (callbacks), so they are freed only by a full collection, and
+        until then every ended call's encoder stayed allocated and a recorder's RSS grew with each call."""
+        self._codec = None
+        self._pending = bytearray()
+        self._finished = True
+
     def _encode_samples(self, pcm: bytes) -> list[EncodedPiece]:
+        codec = self._live()
         samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-        frame.sample_rate = self._codec.sample_rate
+        frame.sample_rate = codec.sample_rate
         frame.pts = self._fed
         self._fed += samples.shape[1]
-        return self._wrap(self._codec.encode(frame))
+        return self._wrap(codec.encode(frame))
+
+    def _live(self) -> av.AudioCodecContext:
+        if self._codec is None:
+            raise RuntimeError("encoder already closed")
+        return self._codec
 
     @staticmethod
     def _wrap(packets: list[Any]) -> list[EncodedPiece]:

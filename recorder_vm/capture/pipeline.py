@@ -299,6 +299,8 @@ class CallCapture:
             except (StorageUnavailable, CaptureFenced) as error:
                 self._fail("storage", f"could not write the capture manifest: {error}")
                 committed = False
+        for track in list(self._tracks.values()):
+            track.close()  # now, not when the garbage collector gets to this capture's reference cycles
         self.state = "failed" if self._failure else "stopped"
         return CaptureResult(manifest, self.manifest_blob_name, committed, self._failure)
 

@@ -208,6 +208,12 @@ class TrackWriter:
             self._block(pieces)
         self.finished = True
 
+    def close(self) -> None:
+        """The capture is over: free the encoder (its native memory) and any PCM it was not given."""
+        self._encoder.close()
+        self._chunks = []
+        self._buffered = 0
+
     # --- what it has done ---
 
     @property
