@@ -268,3 +268,55 @@ def stage_video(
     updated = manifest.model_copy(update={"video_tracks": [*manifest.video_tracks, track]})
     store.write(staged.capture_blob, updated.model_dump_json(indent=2).encode(), content_type="application/json")
     return StagedCapture(updated, staged.capture_blob, staged.evidence_blob, staged.blocks)
+
+
+def stage_speaker(
+    container: ContainerClient | BlobStore,
+    staged: StagedCapture,
+    source_id: int,
+    pcm: npt.NDArray[np.int16],
+    *,
+    block_seconds: float = 2.0,
+) -> StagedCapture:
+    """Do what the recorder does with unmixed audio: a speaker's own track (`source-<id>.flac`, from the recording's
+    first sample, silence where they were quiet), staged and committed in blocks; the capture's manifest is written
+    again with the track among its `tracks`."""
+    store = AzureBlobStore(container) if isinstance(container, ContainerClient) else container
+    manifest = staged.manifest
+    name = f"source-{source_id}"
+    blob_name = track_blob_name(capture_prefix(manifest.recording_id, manifest.generation), name)
+    blocks, offset = [], 0
+    for index, (data, start_sample, samples) in enumerate(flac_blocks(pcm, block_seconds)):
+        block_id = BlockId.for_content(index, data).encode()
+        store.stage_block(blob_name, block_id, data)
+        blocks.append(
+            CaptureBlock(
+                index=index,
+                block_id=block_id,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                byte_offset=offset,
+                start_sample=start_sample,
+                samples=samples,
+                time_offset_seconds=start_sample / RATE,
+            )
+        )
+        offset += len(data)
+    store.commit_blocks(blob_name, [b.block_id for b in blocks])
+    whole = b"".join(data for data, _, _ in flac_blocks(pcm, block_seconds))
+    samples_here = sum(b.samples for b in blocks)
+    track = CaptureTrack(
+        track=name,
+        kind="unmixed",
+        source_id=source_id,
+        blob_name=blob_name,
+        encoding=AudioEncoding(),
+        blocks=blocks,
+        bytes=len(whole),
+        samples=samples_here,
+        duration_seconds=samples_here / RATE,
+        sha256=hashlib.sha256(whole).hexdigest(),
+    )
+    updated = manifest.model_copy(update={"tracks": [*manifest.tracks, track]})
+    store.write(staged.capture_blob, updated.model_dump_json(indent=2).encode(), content_type="application/json")
+    return StagedCapture(updated, staged.capture_blob, staged.evidence_blob, staged.blocks)

@@ -6,11 +6,14 @@ snapshots, reconciliation run over all of it, a signed checkpoint and a complete
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from devstack.testkit.captures import speech, stage_capture, stage_video
+import numpy as np
+import numpy.typing as npt
+
+from devstack.testkit.captures import speech, stage_capture, stage_speaker, stage_video
 from devstack.testkit.records import CLIENT, SALES, T0, TRADER, UPNS, call, party, phone, recording, snapshot
 from verbatim.contracts.evidence import RecordingFacts
 from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser, RecordingStarted, RecordingStopped
@@ -55,10 +58,13 @@ def seal_recording(
     cameras: Sequence[tuple[int, str | None, float, float]] = (),
     chain: str | None = None,
     instance: str = "recorder-0",
+    speakers: Mapping[str, tuple[int, npt.NDArray[np.int16]]] | None = None,
 ) -> SealedCall:
     """What the recorder and the lifecycle do for one call, through their own code. `video`: a screen share
-    (source 30001); `cameras`: (source id, participant id, start, end) of each camera stream. Two recordings of the
-    same `chain` and user by different `instance`s are a pair (2N recording), sealed as one when the second is."""
+    (source 30001); `cameras`: (source id, participant id, start, end) of each camera stream; `speakers`: the
+    participants (`p1`, `p2`) that have a track of their own (unmixed audio), with its source id and samples. Two
+    recordings of the same `chain` and user by different `instance`s are a pair (2N recording), sealed as one when
+    the second is."""
     deps = container_for(settings).lifecycle
     deps.chunk_seconds = 4
     recording_id = f"rec-{uuid.uuid4().hex[:10]}"
@@ -76,16 +82,25 @@ def seal_recording(
             start=start,
             end=end,
         )
+    speakers = speakers or {}
+    for source_id, pcm in speakers.values():
+        staged = stage_speaker(deps.staging, staged, source_id, pcm)
+    sources = {participant: [source_id] for participant, (source_id, _) in speakers.items()}
     prefix = capture_prefix(recording_id, 0)
     participants = [
         CallParticipant(
-            participant_id="p1", identity=Identity(kind="user", id=user, display_name="Tom Trader", upn=UPNS[user])
+            participant_id="p1",
+            identity=Identity(kind="user", id=user, display_name="Tom Trader", upn=UPNS[user]),
+            source_ids=sources.get("p1", []),
         ),
     ]
     if phone_number:
         participants.append(
             CallParticipant(
-                participant_id="p2", identity=Identity(kind="phone", id=phone_number), phone_number=phone_number
+                participant_id="p2",
+                identity=Identity(kind="phone", id=phone_number),
+                phone_number=phone_number,
+                source_ids=sources.get("p2", []),
             )
         )
     common = {"recording_id": recording_id, "call_id": f"leg-{recording_id}", "recorder_instance": instance}

@@ -6,6 +6,7 @@ switches between the screen share and each camera at the same position (each str
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import av
@@ -13,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devstack.simulator.video import pattern_rgb, read_timecode
+from devstack.testkit.captures import RATE, speech
 from tests.api.world import World, seal_recording
 from tests.e2e.test_portal import OSCAR, axe, browser, first_page, shot, sign_in, simulator, stack  # noqa: F401
 from tests.funchost.conftest import RunningHost, wait_for
@@ -161,3 +163,38 @@ def test_an_officer_switches_between_the_screen_share_and_each_camera_at_the_sam
     reads = [e for e in entries if e.kind == "accessed" and e.details["action"] == "media.video"]
     assert {e.details.get("stream") for e in reads} == {SCREEN, TOM_CAMERA, GUEST_CAMERA}
     assert all(e.details["reason"] == "Case 2025-140: who was on camera" for e in reads)
+
+
+def test_the_timeline_says_who_spoke_when_from_the_speakers_own_tracks(
+    stack: tuple[World, RunningHost],  # noqa: F811
+    browser: Any,  # noqa: F811
+) -> None:
+    """Speakers with a track of their own (unmixed audio): the sealed manifest holds when each spoke (voice activity
+    over real speech placed at known moments) and the portal's timeline lists it beside cameras and shares."""
+    world, host = stack
+    tom, caller = np.zeros(8 * RATE, dtype=np.int16), np.zeros(8 * RATE, dtype=np.int16)
+    tom[1 * RATE : 3 * RATE] = speech(2.0)
+    caller[4 * RATE : int(5.5 * RATE)] = speech(1.5)
+    sealed = seal_recording(
+        world.settings, seconds=8.0, video=True, speakers={"p1": (40_001, tom), "p2": (40_002, caller)}
+    )
+    page = first_page(browser)
+    sign_in(page, host, OSCAR)
+    page.goto(f"{host.base_url}/api/portal/#/recording/{sealed.recording_id}")
+    page.wait_for_selector("#rec-proof .badge")
+    manifest = json.loads(page.text_content("#rec-manifest") or "")
+    spans = {
+        t["source_id"]: [(s["start_seconds"], s["end_seconds"]) for s in t["speech"]]
+        for t in manifest["evidence"]
+        if t["kind"] == "unmixed"
+    }
+    ((tom_start, tom_end),) = spans[40_001]
+    ((caller_start, caller_end),) = spans[40_002]
+    assert abs(tom_start - 1.0) <= 0.2 and abs(tom_end - 3.0) <= 0.3, spans
+    assert abs(caller_start - 4.0) <= 0.2 and abs(caller_end - 5.5) <= 0.3, spans
+    lines = [line.strip() for line in page.inner_text("#rec-timeline").splitlines()]
+    assert "0:01 Tom Trader spoke until 0:03" in lines, lines
+    assert "0:04 +41445550100 spoke until 0:06" in lines, lines
+    assert "0:01 Tom Trader shared their screen until 0:06" in lines, lines  # its last frame: 6.3 s
+    assert not any("no per-speaker tracks" in line for line in lines)
+    shot(page, "recording-speakers")

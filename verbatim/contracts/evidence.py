@@ -148,9 +148,18 @@ class EvidenceTrack(BlobRef):
     duration_seconds: float
     blocks: list[SealedBlock] = Field(default_factory=list)
     gaps: list[AudioGap] = Field(default_factory=list)
+    # A speaker's track (unmixed): when they spoke, seconds from the part's first sample (added in v1; optional).
+    speech: list[SpeechSpan] = Field(default_factory=list)
     # What finalise found wrong (a block that does not match the recorder's hash, undecodable data); the
     # evidence is sealed as it is, with the problems on record, never discarded.
     problems: list[str] = Field(default_factory=list)
+
+
+class SpeechSpan(Contract):
+    """A stretch of speech in a speaker's own track (voice activity: `verbatim.evidence.speech`)."""
+
+    start_seconds: float
+    end_seconds: float
 
 
 class AudioGap(Contract):

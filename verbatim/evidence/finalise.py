@@ -23,13 +23,14 @@ from typing import IO
 
 from av.error import FFmpegError
 
-from verbatim.contracts.evidence import AudioGap, ChunkDigests, EvidenceTrack, SealedBlock
+from verbatim.contracts.evidence import AudioGap, ChunkDigests, EvidenceTrack, SealedBlock, SpeechSpan
 from verbatim.contracts.recorder import CaptureManifest, CaptureTrack, CaptureVideoTrack
 from verbatim.evidence import names
 from verbatim.evidence.blocks import decode_block_id
-from verbatim.evidence.flac import count_samples, samples_per_block
+from verbatim.evidence.flac import count_samples, iter_samples, samples_per_block
 from verbatim.evidence.kinds import EVIDENCE, kind_tags
 from verbatim.evidence.sealed import ChunkHasher
+from verbatim.evidence.speech import speech_spans
 from verbatim.platform.blobs import BlobExists, BlobNotFound, BlobStore, Block
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ def finalise_track(
         if captured_size != track.bytes:
             problems.append(f"the stored object has {captured_size} bytes, the recorder reported {track.bytes}")
         chunks = _chunk_digests(spool)
+        speech = _speech(spool, track) if track.kind == "unmixed" and samples else []
         spool.seek(0)
         version_id = _write_once(recordings, sealed_name, spool, size, whole)
     described = {block.block_id: block for block in track.blocks}
@@ -158,8 +160,19 @@ def finalise_track(
             for g in track.gaps
             if g.start_sample >= first_sample
         ],
+        speech=speech,
         problems=problems,
     )
+
+
+def _speech(spool: IO[bytes], track: CaptureTrack) -> list[SpeechSpan]:
+    """When the speaker of an unmixed track spoke (for the timeline); none when it does not decode."""
+    spool.seek(0)
+    try:
+        return speech_spans(iter_samples(spool), track.encoding.sample_rate)
+    except (FFmpegError, ValueError) as error:
+        log.warning("speech activity of %s not measured: %s", track.track, error)
+        return []
 
 
 def _count(spool: IO[bytes], size: int, header: int) -> int:

@@ -283,8 +283,9 @@ function checkpointSummary(note) {
   return { origin: lines[0], size: lines[1], key: signature ? signature.split(" ")[1] : "unknown key" };
 }
 
-// What the sealed manifest says happened, in time order: who joined and left (the recorder's roster), which
-// participants have their own speaker track, stretches without audio and why, and how the recording ended.
+// What the sealed manifest says happened, in time order: who joined and left (the recorder's roster), who spoke
+// when (speakers with a track of their own), who had their camera on and who shared their screen when, stretches
+// without audio and why, and how the recording ended.
 export function timeline(list, manifest) {
   list.replaceChildren();
   if (!manifest) {
@@ -305,10 +306,20 @@ export function timeline(list, manifest) {
   for (const gap of (mixed && mixed.gaps) || []) {
     events.push({ at: gap.start_sample / rate, kind: "gap", text: `No audio for ${(gap.samples / rate).toFixed(1)} s: nothing arrived from Teams; filled with silence to keep the timing` });
   }
+  // Who spoke when: each speaker's own track (unmixed audio) with the stretches in which they spoke (voice activity,
+  // sealed in the manifest); a manifest sealed before those were measured says only that the track exists.
   const speakers = (manifest.evidence || []).filter((t) => t.kind === "unmixed");
   for (const track of speakers) {
     const who = (manifest.participants || []).find((p) => (p.source_ids || []).includes(track.source_id));
-    events.push({ at: 0, kind: "speaker", text: `${who ? name(who) : `source ${track.source_id}`} spoke on their own track (${duration(track.duration_seconds)})` });
+    const label = who ? name(who) : `source ${track.source_id}`;
+    if (!Array.isArray(track.speech)) {
+      events.push({ at: 0, kind: "speaker", text: `${label} spoke on their own track (${duration(track.duration_seconds)})` });
+    } else if (!track.speech.length) {
+      events.push({ at: 0, kind: "speaker", text: `${label} has a track of their own and did not speak` });
+    }
+    for (const span of track.speech || []) {
+      events.push({ at: span.start_seconds, kind: "speaker", text: `${label} spoke until ${duration(span.end_seconds)}` });
+    }
   }
   // Cameras and screen shares: when each was received (spans of the recording's timeline).
   for (const video of manifest.video || []) {
