@@ -13,7 +13,6 @@ from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
-import webrtcvad
 
 from verbatim.contracts.evidence import SpeechSpan
 
@@ -34,6 +33,10 @@ def speech_spans(
     `offset_seconds`); none for a rate the detector does not take."""
     if sample_rate not in RATES:
         return []
+    # Imported here: only speakers' own tracks need it, so a checkout whose environment predates the pin still
+    # finalises mixed recordings (make setup installs it).
+    import webrtcvad
+
     detector = webrtcvad.Vad(AGGRESSIVENESS)
     frame = int(sample_rate * FRAME_SECONDS)
     spans: list[SpeechSpan] = []
