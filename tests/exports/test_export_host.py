@@ -303,8 +303,11 @@ def test_a_multi_part_export_lists_its_parts_downloads_each_and_the_command_line
     monkeypatch.setenv("VERBATIM_API_URL", f"{host.base_url}/api/v1")
     monkeypatch.setenv("VERBATIM_TOKEN", officer)
     folder = tmp_path / "download"
-    (folder).mkdir()
-    (folder / "part-0001.zip").write_bytes(b"")  # a download begun earlier: resumed
+    folder.mkdir()
+    stored = container_for(export_world.settings).exports.service.work_store
+    # A download begun earlier: the index whole, the first part's first kilobyte; each is resumed where it stopped.
+    (folder / "package-index.json").write_bytes(stored.read(f"{export_id}/package-index.json"))
+    (folder / "part-0001.zip").write_bytes(stored.read(result["parts"][0]["blob"])[:1000])
     assert cli(["export", "download", export_id, "--reason", REASON, "-o", str(folder)]) == 0
     err = capsys.readouterr().err
     assert "3 parts, the index and its signature" in err and f"{folder}: verified" in err
@@ -318,6 +321,5 @@ def test_a_multi_part_export_lists_its_parts_downloads_each_and_the_command_line
     assert "export.downloaded" in kinds
     deleted = call(host, "DELETE", f"/exports/{export_id}", officer)
     assert deleted.status_code == 200
-    store = container_for(export_world.settings).exports.service.work_store
-    assert store.names(f"{export_id}/") == []
+    assert stored.names(f"{export_id}/") == []
     host.stop()
