@@ -151,12 +151,20 @@ def test_an_officer_switches_between_the_screen_share_and_each_camera_at_the_sam
         shot(page, f"recording-video-{track}")
     assert "screen share of Tom Trader" in page.inner_text("#play-status")
 
+    assert page.get_attribute("#picture-live", "data-live") == "yes"
+    # Where the chosen camera was not on (the guest's came on at 2 s), the page says the picture is not live.
+    _switch_to(page, GUEST_CAMERA, 320)
+    page.evaluate("document.querySelector('#player').currentTime = 1.0")
+    wait_for(lambda: page.get_attribute("#picture-live", "data-live") == "no", timeout=20)
+    assert "was on 0:02\u20130:09" in page.inner_text("#picture-live")
+
     # While playing, a switch goes on playing the other picture from where the first one was.
     page.evaluate("document.querySelector('#player').play()")
-    wait_for(lambda: page.evaluate("document.querySelector('#player').currentTime") > 5.0, timeout=20)
-    _switch_to(page, GUEST_CAMERA, 320)
-    wait_for(lambda: page.evaluate("document.querySelector('#player').currentTime") > 5.5, timeout=20)
+    wait_for(lambda: page.evaluate("document.querySelector('#player').currentTime") > 2.5, timeout=20)
+    _switch_to(page, TOM_CAMERA, 320)
+    wait_for(lambda: page.evaluate("document.querySelector('#player').currentTime") > 3.0, timeout=20)
     assert not page.evaluate("document.querySelector('#player').paused")
+    assert page.get_attribute("#picture-live", "data-live") == "yes"
     axe(page, "recording with a picture choice")
     ledger = container_for(world.settings).ledger
     entries = ledger.entries_for_subject(f"recording:{sealed.recording_id}", limit=100)

@@ -19,6 +19,10 @@ export async function render(view, id, ctx) {
   // A recording with video: which picture plays with the audio (the screen share or one camera). Browsers play only
   // the first video track of an MP4, so each stream has a sealed MP4 of its own and switching loads another one.
   const pictures = el("fieldset", { id: "pictures", class: "pictures", hidden: true }, el("legend", {}, "Picture"));
+  // Whether the chosen stream was live at the player's position: before a camera came on, while it was off, or
+  // after a share ended the player still paints the nearest frame, which was not what the stream showed then.
+  const pictureLive = el("p", { id: "picture-live", class: "muted", hidden: true });
+  let live = {}; // stream track -> spans of the recording's timeline in which it sent pictures (sealed manifest)
   // A recording that is one of a pair (2N recording: another recorder instance recorded the same call leg): this
   // recorder's own copy, or the pair's copy of the union of both captures (docs/resilience.md).
   const copies = el("fieldset", { id: "copies", class: "pictures", hidden: true }, el("legend", {}, "Copy"));
@@ -31,7 +35,7 @@ export async function render(view, id, ctx) {
       { class: "cols" },
       el("section", { class: "card", "aria-labelledby": "call-h" }, el("h2", { id: "call-h" }, "Call"), el("dl", { id: "rec-meta", class: "meta" }),
         el("h2", {}, "Participants"), el("ul", { id: "rec-participants", class: "plain" })),
-      el("section", { class: "card", "aria-labelledby": "replay-h" }, el("h2", { id: "replay-h" }, "Replay"), form, el("p", { id: "play-status", class: "muted", role: "status" }), player, copies, pictures,
+      el("section", { class: "card", "aria-labelledby": "replay-h" }, el("h2", { id: "replay-h" }, "Replay"), form, el("p", { id: "play-status", class: "muted", role: "status" }), player, pictureLive, copies, pictures,
         el("h2", {}, "Verdict"), el("div", { id: "rec-verdicts" }),
         el("h2", {}, "Integrity"), el("dl", { id: "rec-proof", class: "meta" }),
         el("details", {}, el("summary", {}, "Manifest"), el("pre", { id: "rec-manifest", tabIndex: 0 }))),
@@ -62,6 +66,8 @@ export async function render(view, id, ctx) {
     objectUrl = null;
     for (const url of loaded.values()) URL.revokeObjectURL(url);
     loaded.clear();
+    delete player.dataset.picture;
+    pictureLive.hidden = true;
     view.querySelector("#play-status").textContent = "";
   }
 
@@ -147,6 +153,7 @@ export async function render(view, id, ctx) {
       player.addEventListener("loadedmetadata", () => {
         player.addEventListener("seeked", () => {
           player.dataset.picture = stream.track; // what the player shows now (and where: its currentTime)
+          showLive();
           view.querySelector("#play-status").textContent = `Showing ${pictureLabel(stream)} from ${at.toFixed(1)} s. This access is recorded in the ledger.`;
           if (playing) player.play().catch(() => {});
         }, { once: true });
@@ -159,6 +166,23 @@ export async function render(view, id, ctx) {
       pictures.disabled = false;
     }
   });
+
+  // A frame interval either side of a span (a screen share sends one every 0.53 s) still counts as live.
+  const SPAN_SLACK = 0.6;
+  function showLive() {
+    const stream = streams().find((s) => s.track === player.dataset.picture);
+    pictureLive.hidden = !stream;
+    if (!stream) return;
+    const spans = live[stream.track] || [];
+    const at = player.currentTime;
+    const on = spans.some((s) => at >= s.start_seconds - SPAN_SLACK && at <= s.end_seconds + SPAN_SLACK);
+    const when = spans.map((s) => `${duration(s.start_seconds)}–${duration(s.end_seconds)}`).join(", ") || "never";
+    const label = pictureLabel(stream);
+    pictureLive.textContent = on
+      ? `Live at ${at.toFixed(1)} s: the ${label}.`
+      : `Not live at ${at.toFixed(1)} s: the ${label} was on ${when}; the picture is the nearest frame it sent, not what it showed at this moment.`;
+    pictureLive.dataset.live = on ? "yes" : "no";
+  }
 
   function pictureLabel(stream) {
     const manifest = detail && detail.manifest;
@@ -219,9 +243,10 @@ export async function render(view, id, ctx) {
     const video = el("video", { id: "player", controls: true, preload: "auto", playsInline: true, class: "video-player" });
     player.replaceWith(video);
     player = video;
+    for (const event of ["timeupdate", "seeked", "loadeddata"]) player.addEventListener(event, showLive);
   }
   // One choice per stream: the screen share first (the default picture), then each camera, with when it was live.
-  const live = Object.fromEntries(((detail.manifest && detail.manifest.video) || []).map((v) => [v.track, v.spans || []]));
+  live = Object.fromEntries(((detail.manifest && detail.manifest.video) || []).map((v) => [v.track, v.spans || []]));
   streams().forEach((stream, index) => {
     const spans = (live[stream.track] || []).map((s) => `${duration(s.start_seconds)}–${duration(s.end_seconds)}`).join(", ");
     pictures.append(el("label", {},
