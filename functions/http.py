@@ -22,9 +22,13 @@ M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BODY = 1024 * 1024
 
 
-def problem(status: int, title: str, detail: str, **extensions: object) -> func.HttpResponse:
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extensions: object
+) -> func.HttpResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extensions}
-    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/problem+json")
+    return func.HttpResponse(
+        json.dumps(body, default=str), status_code=status, mimetype="application/problem+json", headers=headers
+    )
 
 
 def json_response(payload: BaseModel | dict[str, Any] | list[Any], status: int = 200) -> func.HttpResponse:
@@ -85,7 +89,8 @@ def _is_async(handler: Callable[..., Any]) -> bool:
 def _to_problem(error: VerbatimError) -> func.HttpResponse:
     if error.status >= 500:
         log.error("request failed: %s", error.detail)
-    return problem(error.status, error.title, error.detail, **error.extensions)
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    return problem(error.status, error.title, error.detail, headers, **error.extensions)
 
 
 def client_address(req: func.HttpRequest) -> str | None:

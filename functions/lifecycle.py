@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from verbatim.contracts.lifecycle import (
     AccessChunk,
     AccessChunkTask,
+    AccessSealRequest,
     AssembleAccessCopy,
     CleanedUp,
     FinalisedRecording,
@@ -55,6 +56,7 @@ PLAN_ACCESS_COPY = "lifecycle_plan_access_copy"
 ENCODE_ACCESS_CHUNK = "lifecycle_encode_access_chunk"
 ASSEMBLE_ACCESS_COPY = "lifecycle_assemble_access_copy"
 SEAL = "lifecycle_seal"
+SEAL_ACCESS_COPY = "lifecycle_seal_access_copy"
 INDEX = "lifecycle_index"
 MARK_NOT_RECORDED = "lifecycle_mark_not_recorded"
 CLEAN_UP = "lifecycle_clean_up"
@@ -172,6 +174,18 @@ def recording_lifecycle(context: df.DurableOrchestrationContext) -> Generator[An
     context.set_custom_status(_status("finalising", recording_id, part))
     finalised = FinalisedRecording.model_validate((yield context.call_activity_with_retry(FINALISE, RETRY, task)))
 
+    # The lossless evidence is sealed first and the recording indexed (reconciliation decides the verdict from
+    # it): the verdict never waits for the transcode. The access copies are made and sealed afterwards, in their
+    # own right (`access_copy.sealed`); the API serves nothing of them before. A host that dies between the two
+    # seals replays this history and goes on with the copies (every activity is idempotent).
+    context.set_custom_status(_status("sealing", recording_id, part))
+    request_seal = SealRequest(recording_id=recording_id, part=part, finalised_blob=finalised.finalised_blob)
+    sealed = SealSummary.model_validate((yield context.call_activity_with_retry(SEAL, RETRY, _json(request_seal))))
+
+    context.set_custom_status(_status("indexing", recording_id, part))
+    index_request = IndexRequest(summary=sealed, problems=finalised.problems)
+    yield context.call_activity_with_retry(INDEX, RETRY, _json(index_request))
+
     context.set_custom_status(_status("transcoding", recording_id, part))
     tasks = yield context.call_activity_with_retry(PLAN_ACCESS_COPY, RETRY, _json(finalised))
     access: Json | None = None
@@ -187,15 +201,11 @@ def recording_lifecycle(context: df.DurableOrchestrationContext) -> Generator[An
         )
         access = yield context.call_activity_with_retry(ASSEMBLE_ACCESS_COPY, RETRY, _json(assemble))
 
-    context.set_custom_status(_status("sealing", recording_id, part))
-    request_seal = SealRequest.model_validate(
+    context.set_custom_status(_status("sealing_access_copy", recording_id, part))
+    request_access = AccessSealRequest.model_validate(
         {"recording_id": recording_id, "part": part, "finalised_blob": finalised.finalised_blob, "access_copy": access}
     )
-    sealed = SealSummary.model_validate((yield context.call_activity_with_retry(SEAL, RETRY, _json(request_seal))))
-
-    context.set_custom_status(_status("indexing", recording_id, part))
-    index_request = IndexRequest(summary=sealed, problems=finalised.problems)
-    yield context.call_activity_with_retry(INDEX, RETRY, _json(index_request))
+    yield context.call_activity_with_retry(SEAL_ACCESS_COPY, RETRY, _json(request_access))
     yield context.call_activity(CLEAN_UP, task)
     context.set_custom_status(_status("sealed", recording_id, part, ledger_seq=sealed.seal.ledger_seq))
     outcome = LifecycleOutcome(
@@ -255,6 +265,15 @@ def seal(payload: Json) -> Json:
         _deps(), request.recording_id, request.finalised_blob, request.access_copy, request.part
     )
     return _json(summary)
+
+
+@bp.activity_trigger(input_name="payload", activity=SEAL_ACCESS_COPY)
+def seal_access_copy(payload: Json) -> Json:
+    request = AccessSealRequest.model_validate(payload)
+    sealed = activities.seal_access_copy(
+        _deps(), request.recording_id, request.finalised_blob, request.access_copy, request.part
+    )
+    return _json(sealed)
 
 
 @bp.activity_trigger(input_name="payload", activity=INDEX)

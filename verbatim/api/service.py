@@ -33,7 +33,7 @@ from verbatim.contracts.api import (
     VerdictPage,
     VideoStreamLink,
 )
-from verbatim.contracts.evidence import BlobRef, EntryKind, RecordingManifest
+from verbatim.contracts.evidence import AccessCopyManifest, BlobRef, EntryKind, RecordingManifest
 from verbatim.contracts.ledger import LogEntry
 from verbatim.contracts.lifecycle import PairManifest, RecordingRecord, SealedPartIndex
 from verbatim.contracts.policy import CoverageReport
@@ -42,10 +42,13 @@ from verbatim.evidence.ledger_entries import subject_entries
 from verbatim.evidence.names import is_video_track
 from verbatim.evidence.seal import recording_subject
 from verbatim.evidence.sealed import (
+    AccessCopyNotReady,
     EvidenceTampered,
     IntegrityChecker,
+    read_access_manifest,
     read_sealed,
     read_sealed_manifest,
+    sealed_access,
     sealed_part,
     sealed_parts,
 )
@@ -273,6 +276,7 @@ class ComplianceApi:
         parts = sealed_parts(seal)
         problems: list[str] = []
         manifests: dict[int, RecordingManifest] = {}
+        accesses: dict[int, AccessCopyManifest] = {}  # the access copies sealed after the evidence (v2)
         for part in parts:
             where = f"part {part.part}: " if len(parts) > 1 else ""
             try:
@@ -285,7 +289,16 @@ class ComplianceApi:
             if part.part == parts[0].part:
                 detail.manifest = manifests[part.part]
                 detail.manifest_sha256 = hashlib.sha256(body).hexdigest()
-            problems.extend(f"{where}{problem}" for problem in self._checker().check(manifests[part.part]).problems)
+            try:
+                copies = read_access_manifest(self.recording_blobs, part)
+            except EvidenceTampered as tampered:
+                problems.append(f"{where}{tampered.detail}")
+                copies = None
+            if copies is not None:
+                accesses[part.part] = copies
+            problems.extend(
+                f"{where}{problem}" for problem in self._checker().check(manifests[part.part], copies).problems
+            )
         detail.integrity = "tampered" if problems else "intact"
         detail.integrity_problems = problems
         if problems:
@@ -301,7 +314,7 @@ class ComplianceApi:
             detail.proof_status = "proven" if detail.proof is not None else "awaiting_checkpoint"
         if len(parts) > 1:
             detail.parts = [self._part(part, manifests.get(part.part)) for part in parts]
-        detail.media.video_streams = self._stream_links(recording_id, parts, manifests, detail.media)
+        detail.media.video_streams = self._stream_links(recording_id, parts, manifests, accesses, detail.media)
         paired = self._paired_entry(record)
         if paired is not None:
             detail.pair = self._pair_view(principal, recording_id, paired)
@@ -317,6 +330,7 @@ class ComplianceApi:
         recording_id: str,
         parts: list[SealedPartIndex],
         manifests: dict[int, RecordingManifest],
+        accesses: dict[int, AccessCopyManifest],
         links: MediaLinks,
     ) -> list[VideoStreamLink]:
         """Each video stream's own MP4 copy, from the part `media(copy="video")` serves (the newest with a video
@@ -324,8 +338,11 @@ class ComplianceApi:
         if links.video is None:
             return []
         for part in reversed(parts):
-            manifest = manifests.get(part.part)
-            if manifest is not None and manifest.video_access_copy is not None:
+            manifest, copies = manifests.get(part.part), accesses.get(part.part)
+            video = (manifest.video_access_copy if manifest is not None else None) or (
+                copies.video_access_copy if copies is not None else None
+            )
+            if video is not None:
                 return [
                     VideoStreamLink(
                         track=stream.track,
@@ -334,7 +351,7 @@ class ComplianceApi:
                         participant_id=stream.participant_id,
                         url=f"{links.video}&stream={urllib.parse.quote(stream.track, safe='')}",
                     )
-                    for stream in manifest.video_access_copy.streams
+                    for stream in video.streams
                 ]
         return []
 
@@ -482,10 +499,16 @@ class ComplianceApi:
         if seal is None:
             return MediaLinks()
         base = self._media_base(recording_id)
+        # The newest part's copies cover every part; while they are being made (sealed after the evidence) the
+        # access link is given, and answers 409 with Retry-After until they are sealed.
+        pending = sealed_parts(seal)[-1].access_pending
         return MediaLinks(
-            access=f"{base}?copy=access" if seal.access_copy_blob and principal.has_any(*READERS) else None,
+            access=f"{base}?copy=access"
+            if (seal.access_copy_blob or pending) and principal.has_any(*READERS)
+            else None,
             evidence=f"{base}?copy=evidence" if principal.has_any(COMPLIANCE_AUDITOR) else None,
             video=f"{base}?copy=video" if seal.video_access_copy_blob and principal.has_any(*READERS) else None,
+            access_ready=not pending,
         )
 
     # --- media ----------------------------------------------------------------------------------------------
@@ -533,15 +556,16 @@ class ComplianceApi:
         except EvidenceTampered as tampered:
             self._tampered(principal, recording_id, tampered)
             raise
-        ref = sealed_part(manifest, copy, stream)
-        if manifest.video_access_copy is None and copy == "video" and part is None and chosen.part > 0:
+        ref = self._sealed_copy(principal, recording_id, chosen, manifest, copy, stream)
+        video_sealed = manifest.video_access_copy is not None or manifest.access_sealed_separately
+        if not video_sealed and copy == "video" and part is None and chosen.part > 0:
             chosen = parts[0]  # a continuation sealed before continuations got their own MP4 copy
             try:
                 manifest = self._sealed_manifest(chosen)
             except EvidenceTampered as tampered:
                 self._tampered(principal, recording_id, tampered)
                 raise
-            ref = sealed_part(manifest, copy, stream)
+            ref = self._sealed_copy(principal, recording_id, chosen, manifest, copy, stream)
         if ref is None and stream is not None and manifest.video_access_copy is not None:
             held = ", ".join(s.track for s in manifest.video_access_copy.streams) or "none"
             raise NotFound(f"recording {recording_id} has no sealed copy of video stream {stream} (it has: {held})")
@@ -613,6 +637,43 @@ class ComplianceApi:
         if answer is None:
             return MediaResponse(200, headers, data)
         return MediaResponse(206, {**headers, "Content-Range": part_range.content_range(size)}, data)
+
+    def _sealed_copy(
+        self,
+        principal: Principal,
+        recording_id: str,
+        part: SealedPartIndex,
+        manifest: RecordingManifest,
+        copy: MediaCopy,
+        stream: str | None = None,
+    ) -> BlobRef | None:
+        """The sealed object of one part to serve: from its manifest (the evidence; the access copies of a
+        version-1 manifest), else from its sealed access-copy manifest. A copy not sealed yet is never served:
+        `AccessCopyNotReady` (409, Retry-After)."""
+        ref = sealed_part(manifest, copy, stream)
+        if ref is not None or copy == "evidence" or not manifest.access_sealed_separately:
+            return ref
+        if part.access_pending or part.access_manifest_blob is None:
+            raise AccessCopyNotReady(
+                f"recording {recording_id}: the evidence is sealed and the {copy} copy is being made; it can be "
+                "replayed once it is sealed too",
+                part=part.part,
+            )
+        try:
+            copies = read_access_manifest(self.recording_blobs, part)
+        except EvidenceTampered as tampered:
+            self._tampered(principal, recording_id, tampered)
+            raise
+        if copies is None:
+            return None
+        video = copies.video_access_copy
+        if copy == "video" and stream is not None and video is not None:
+            found = video.stream(stream)
+            if found is None:
+                held = ", ".join(s.track for s in video.streams) or "none"
+                raise NotFound(f"recording {recording_id} has no sealed copy of video stream {stream} (it has: {held})")
+            return found
+        return sealed_access(copies, copy)
 
     # --- verdicts, reports, ledger, audit ---------------------------------------------------------------------
 

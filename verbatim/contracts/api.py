@@ -103,6 +103,11 @@ class MediaLinks(CamelContract):
         description="the Opus access copy of the pair's union: what both recorders of a 2N recording captured, each "
         "stretch from the recorder whose evidence holds it (Compliance.Officer, Auditor; docs/resilience.md)",
     )
+    access_ready: bool = Field(
+        default=True,
+        description="false while the access copies are being made: the evidence is sealed (and the verdict decided "
+        "from it) first, the access copies are sealed after it; until then `access` answers 409 with Retry-After",
+    )
 
 
 class PairMemberView(CamelContract):

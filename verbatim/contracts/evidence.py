@@ -38,6 +38,8 @@ class EntryKind(StrEnum):
     POLICY_CHANGED = "policy.changed"
     RETENTION_EXTENDED = "retention.extended"
     REPORT_COMPLETENESS = "report.completeness"
+    # The access copy of a recording part, sealed in its own right after the evidence (recording manifest v2).
+    ACCESS_COPY_SEALED = "access_copy.sealed"
 
 
 @contract("ledger-entry", 1)
@@ -291,12 +293,17 @@ class RecordingFacts(Contract):
     ended_at: AwareDatetime | None = None
 
 
-@contract("recording-manifest", 1)
+@contract("recording-manifest", 2)
 class RecordingManifest(RecordingFacts):
     """The sealed recording: what was recorded, where, its hashes, its retention and holds. Its own SHA-256
-    (of the exact bytes stored) is in the ledger's `sealed` entry, so a changed manifest is detected."""
+    (of the exact bytes stored) is in the ledger's `sealed` entry, so a changed manifest is detected.
 
-    schema_version: Literal[1] = 1
+    Version 2 seals the lossless evidence alone, as soon as it is finalised (so the verdict never waits for a
+    transcode): its access copies are made afterwards and sealed in their own right, by an `AccessCopyManifest`
+    that names this manifest's hash and an `access_copy.sealed` ledger entry. Version 1 (older recordings) sealed
+    the access copies here, in `access_copy` and `video_access_copy`; both versions are read."""
+
+    schema_version: Literal[1, 2] = 2
     status: Literal["complete", "interrupted"]
     salvaged: bool = False
     # Which part of the recording this manifest seals (added in v1; optional, 0 when absent): 0 is the first
@@ -323,6 +330,31 @@ class RecordingManifest(RecordingFacts):
             if track.track == name:
                 return track
         raise KeyError(f"manifest of {self.recording_id} has no track {name!r}")
+
+    @property
+    def access_sealed_separately(self) -> bool:
+        """Whether this part's access copies are sealed after it, by an access-copy manifest (version 2)."""
+        return self.schema_version >= 2 and self.access_copy is None and self.video_access_copy is None
+
+
+@contract("access-copy-manifest", 1)
+class AccessCopyManifest(Contract):
+    """The access copies of one recording part, sealed after its evidence (`access.json` beside the part's
+    manifest): the Opus copy and, with video, the MP4 copy, each with its hash, and the part's sealed recording
+    manifest they were made from (its exact bytes' SHA-256, which the part's `sealed` ledger entry holds). Its own
+    SHA-256 is in the `access_copy.sealed` ledger entry; its objects are WORM until the recording's retention date
+    and under its legal holds, like the evidence."""
+
+    schema_version: Literal[1] = 1
+    recording_id: str
+    part: int = Field(default=0, ge=0)
+    recording_manifest: BlobRef  # the part's sealed manifest (version 2), by its exact bytes
+    access_copy: AccessCopy | None = None  # None: no audio to replay (a video-only copy)
+    video_access_copy: VideoAccessCopy | None = None
+    retention_until: AwareDatetime  # the recording's retention date when the copies were sealed
+    legal_holds: list[str] = Field(default_factory=list)
+    sealed_at: AwareDatetime
+    sealed_by: str
 
 
 EvidenceTrack.model_rebuild()

@@ -38,6 +38,14 @@ class SealedPartIndex(Contract):
     duration_seconds: float
     interrupted: bool
     sealed_at: AwareDatetime
+    # The part's access copies, sealed after its evidence (recording manifest v2; added in v1, optional):
+    # `access_pending` while they are being made (never served then), then their access-copy manifest, checked
+    # against its hash before anything it names is served, and its `access_copy.sealed` ledger entry.
+    access_pending: bool = False
+    access_manifest_blob: str | None = None
+    access_manifest_version_id: str | None = None
+    access_manifest_sha256: str | None = None
+    access_ledger_seq: int | None = None
 
 
 class SealIndex(Contract):
@@ -45,7 +53,8 @@ class SealIndex(Contract):
     describe the whole recording (the evidence and manifest of part 0, the access copy of the newest part,
     which covers every part, the total sealed duration) and `parts` lists each part. The sealed versions are
     read by their version ids (None where the store keeps no versions: Azurite), and a part's manifest is
-    trusted only when it hashes to its `manifest_sha256` (`verbatim.evidence.sealed`)."""
+    trusted only when it hashes to its `manifest_sha256` (`verbatim.evidence.sealed`). The access copy fields are
+    set once the newest part's access copies are sealed (with recording manifest v2, after the evidence)."""
 
     manifest_blob: str
     manifest_version_id: str | None = None
@@ -247,6 +256,24 @@ class SealRequest(Contract):
     access_copy: AccessCopy | None = None
 
 
+@contract("lifecycle.access-seal-request", 1)
+class AccessSealRequest(Contract):
+    """Seal a part's access copies, made after its evidence was sealed and its verdict could be decided."""
+
+    recording_id: str
+    part: int = Field(default=0, ge=0)
+    finalised_blob: str
+    access_copy: AccessCopy | None = None
+
+
+@contract("lifecycle.access-sealed", 1)
+class AccessSealed(Contract):
+    recording_id: str
+    part: int = Field(default=0, ge=0)
+    access_manifest_blob: str | None = None  # None: nothing to replay (no audio and no video)
+    ledger_seq: int | None = None
+
+
 @contract("lifecycle.index-request", 1)
 class IndexRequest(Contract):
     summary: SealSummary
@@ -288,6 +315,7 @@ LifecycleStage = Literal[
     "transcoding",
     "sealing",
     "indexing",
+    "sealing_access_copy",
     "sealed",
 ]
 

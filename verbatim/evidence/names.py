@@ -40,6 +40,8 @@ TRACK = re.compile(r"^(mixed|source-[0-9]{1,10}|video-[0-9]{1,10}|screen-[0-9]{1
 VIDEO_TRACK = re.compile(r"^(video|screen)-[0-9]{1,10}$")
 VIDEO_SUFFIX = ".h264"
 ACCESS_VIDEO = "access.mp4"
+# The access-copy manifest: the part's access copies, sealed after its evidence (recording manifest v2).
+ACCESS_MANIFEST = "access.json"
 # Recordings sealed before the captures container: `<yyyy>/<mm>/<dd>/<recording id>/<file>`.
 _LEGACY_FOLDER = re.compile(r"^(?P<folder>[0-9]{4}/[0-9]{2}/[0-9]{2}/(?P<id>[A-Za-z0-9][A-Za-z0-9-]{0,63})/)[^/]+$")
 
@@ -168,6 +170,11 @@ def pair_access_copy_name(recording_id: str, revision: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{16}", revision):
         raise ForeignPath(f"{revision[:40]!r} is not a pair manifest revision")
     return f"{sealed_folder(recording_id)}{PAIR_MANIFEST_PREFIX}{revision}.opus"
+
+
+def access_manifest_name(recording_id: str, part: int) -> str:
+    """The access-copy manifest (`AccessCopyManifest`) of a part whose evidence was sealed without its copies."""
+    return f"{sealed_prefix(recording_id, part)}/{ACCESS_MANIFEST}"
 
 
 def video_access_copy_name(recording_id: str, part: int) -> str:

@@ -108,8 +108,12 @@ def build_manifest(
 ) -> RecordingManifest:
     mixed = next((t for t in evidence if t.kind == "mixed"), evidence[0])
     interrupted = capture.salvaged or not capture.complete
+    # Version 1 when the access copies are sealed with the evidence (as before); version 2 when the evidence is
+    # sealed alone and its copies after it (`verbatim.evidence.access_seal`).
+    embedded = access_copy is not None or video_access_copy is not None
     return RecordingManifest(
         **facts.model_dump(),
+        schema_version=1 if embedded else 2,
         status="interrupted" if interrupted else "complete",
         salvaged=capture.salvaged,
         part=part,
@@ -242,6 +246,8 @@ def sealed_details(
         "legal_holds": list(manifest.legal_holds),
         "worm": enforcement,
     }
+    if manifest.access_sealed_separately:  # version 2: an `access_copy.sealed` entry follows with the copies
+        details["access_copy_sealing"] = "separate"
     if manifest.video_access_copy is not None:  # only with video, so audio-only entries keep their shape
         copy = manifest.video_access_copy
         video: dict[str, JsonValue] = {"blob": copy.blob_name, "version_id": copy.version_id, "sha256": copy.sha256}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import Literal
 
-from verbatim.contracts.evidence import BlobRef, ChunkDigests, RecordingManifest
+from verbatim.contracts.evidence import AccessCopyManifest, BlobRef, ChunkDigests, RecordingManifest
 from verbatim.contracts.lifecycle import SealedPartIndex, SealIndex
 from verbatim.platform.blobs import BlobNotFound, BlobStore
 from verbatim.platform.errors import VerbatimError
@@ -32,6 +32,15 @@ class EvidenceTampered(VerbatimError):
 
     status = 409
     title = "Evidence does not match its seal"
+
+
+class AccessCopyNotReady(VerbatimError):
+    """The part's evidence is sealed but its access copy is still being made (recording manifest v2 seals the
+    copy after the evidence): nothing is served until it is sealed too."""
+
+    status = 409
+    title = "Access copy not ready"
+    retry_after = 30
 
 
 class ChunkHasher:
@@ -76,6 +85,15 @@ def sealed_part(manifest: RecordingManifest, copy: SealedCopy, stream: str | Non
             return video
         return video.stream(stream)
     return manifest.track() if manifest.evidence else None
+
+
+def sealed_access(access: AccessCopyManifest, copy: SealedCopy) -> BlobRef | None:
+    """The sealed access copy of one part from its access-copy manifest (recording manifest v2)."""
+    if copy == "access":
+        return access.access_copy
+    if copy == "video":
+        return access.video_access_copy
+    return None
 
 
 def sealed_parts(seal: SealIndex) -> list[SealedPartIndex]:
@@ -149,6 +167,33 @@ def read_sealed_manifest(
     return RecordingManifest.model_validate_json(data), data
 
 
+def read_access_manifest(store: BlobStore, part: SealedPartIndex) -> AccessCopyManifest | None:
+    """A part's sealed access-copy manifest, checked against the hash its seal index holds (None: the part has
+    none, because its copies were sealed in its manifest (v1) or are not sealed yet)."""
+    if part.access_manifest_blob is None or part.access_manifest_sha256 is None:
+        return None
+    ref = BlobRef(blob_name=part.access_manifest_blob, version_id=part.access_manifest_version_id, bytes=0, sha256="")
+    data = _read(store, ref)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != part.access_manifest_sha256:
+        raise EvidenceTampered(
+            f"the access-copy manifest {part.access_manifest_blob}{_version(ref)} hashes to {digest}, sealed as "
+            f"{part.access_manifest_sha256}",
+            blob=part.access_manifest_blob,
+        )
+    return AccessCopyManifest.model_validate_json(data)
+
+
+def access_objects(access: AccessCopyManifest) -> Iterator[tuple[str, BlobRef]]:
+    """The media objects an access-copy manifest seals."""
+    if access.access_copy is not None:
+        yield "access copy", access.access_copy
+    if access.video_access_copy is not None:
+        yield "video access copy", access.video_access_copy
+        for stream in access.video_access_copy.streams:
+            yield f"video access copy of {stream.track}", stream
+
+
 def sealed_objects(manifest: RecordingManifest) -> Iterator[tuple[str, BlobRef]]:
     """Every media object a manifest seals, with what it is."""
     for track in manifest.evidence:
@@ -184,12 +229,9 @@ class IntegrityChecker:
         self._intact: OrderedDict[tuple[str, str | None, str, str], None] = OrderedDict()
         self._lock = Lock()
 
-    def check(self, manifest: RecordingManifest) -> IntegrityCheck:
-        problems = [
-            f"{what}: {problem}"
-            for what, ref in sealed_objects(manifest)
-            if (problem := self.check_ref(ref)) is not None
-        ]
+    def check(self, manifest: RecordingManifest, access: AccessCopyManifest | None = None) -> IntegrityCheck:
+        objects = [*sealed_objects(manifest), *(access_objects(access) if access is not None else [])]
+        problems = [f"{what}: {problem}" for what, ref in objects if (problem := self.check_ref(ref)) is not None]
         return IntegrityCheck("tampered" if problems else "intact", problems)
 
     def check_ref(self, ref: BlobRef) -> str | None:

@@ -89,10 +89,12 @@ def verify_recording(
         result.notes += [note] if note else []
         return result
     manifests: list[RecordingManifest | None] = []
+    access_entries = [e for e in entries if e.kind == EntryKind.ACCESS_COPY_SEALED]
     for entry in sealed_entries:
         manifest = _check_manifest(result, recordings, entry)
         _check_media(result, recordings, entry, manifest)
         manifests.append(manifest)
+        _check_access_seal(result, ledger, recordings, entry, access_entries)
     if len(sealed_entries) > 1:
         _check_parts(result, sealed_entries, manifests)
     for entry in entries:
@@ -353,6 +355,68 @@ def _check_media(
         else:
             link = manifest.access_copy.source_sha256[:16] if manifest and manifest.access_copy else "?"
             result.notes.append(f"access copy {access['blob']} as sealed, made from evidence {link}…")
+
+
+def _check_access_seal(
+    result: RecordingVerification,
+    ledger: TransparencyLog,
+    recordings: BlobStore,
+    sealed: LogEntry,
+    access_entries: list[LogEntry],
+) -> None:
+    """A part sealed with manifest v2 has its access copies sealed after it: an `access_copy.sealed` entry naming
+    this part's sealed manifest, its access-copy manifest as sealed, and each copy as sealed. Until that entry
+    exists the copies are being made (never served), which is a note, not a finding."""
+    part = _part(sealed)
+    sealed_manifest: dict[str, Any] = sealed.details.get("manifest") or {}  # type: ignore[assignment]
+    mine = [e for e in access_entries if _part(e) == part]
+    if not mine:
+        if sealed.details.get("access_copy_sealing") == "separate":
+            result.notes.append(
+                f"part {part}: the access copies are not sealed yet (the evidence is sealed first; the copies are "
+                "made and sealed after it, and are not served before)"
+            )
+        return
+    entry = mine[0]
+    _check_inclusion(result, ledger, entry)
+    link: dict[str, Any] = entry.details.get("recording_manifest") or {}  # type: ignore[assignment]
+    if link.get("sha256") != sealed_manifest.get("sha256"):
+        result.findings.append(
+            Finding(
+                "access_copy.unlinked",
+                f"the access copies sealed in ledger entry {entry.index} name manifest "
+                f"{str(link.get('sha256'))[:16]}…, not part {part}'s sealed manifest "
+                f"{str(sealed_manifest.get('sha256'))[:16]}…",
+                entry.index,
+            )
+        )
+    recorded: dict[str, Any] = entry.details.get("manifest") or {}  # type: ignore[assignment]
+    name = str(recorded.get("blob"))
+    body = _download(recordings, name, recorded.get("version_id"))
+    if body is None:
+        result.findings.append(Finding("access_copy.manifest_missing", f"the access-copy manifest {name} is gone"))
+    elif hashlib.sha256(body).hexdigest() != recorded.get("sha256"):
+        result.findings.append(
+            Finding("access_copy.manifest_altered", f"the access-copy manifest {name} was changed after sealing")
+        )
+    opus: dict[str, Any] | None = entry.details.get("access_copy")  # type: ignore[assignment]
+    video: dict[str, Any] | None = entry.details.get("video_access_copy")  # type: ignore[assignment]
+    copies: list[tuple[dict[str, Any], str]] = [(opus, "access copy")] if opus else []
+    if video:
+        copies.append((video, "video access copy"))
+        streams = [stream for stream in video.get("streams") or [] if isinstance(stream, dict)]
+        copies += [(stream, f"video access copy of {stream.get('track')}") for stream in streams]
+    for copy, what in copies:
+        data = _download(recordings, str(copy["blob"]), copy.get("version_id"))
+        if data is None:
+            result.findings.append(Finding("access_copy.missing", f"{what} {copy['blob']} is gone"))
+        elif hashlib.sha256(data).hexdigest() != copy["sha256"]:
+            result.findings.append(Finding("access_copy.altered", f"{what} {copy['blob']} was changed after sealing"))
+        else:
+            result.notes.append(
+                f"{what} {copy['blob']} as sealed after the evidence (ledger entry {entry.index}), made from part "
+                f"{part}'s sealed manifest {str(link.get('sha256'))[:16]}…"
+            )
 
 
 def _check_video(

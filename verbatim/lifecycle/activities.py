@@ -17,9 +17,18 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import JsonValue
 
-from verbatim.contracts.evidence import AccessCopy, BlobRef, EntryKind, RecordingManifest, VideoEvidenceTrack
+from verbatim.contracts.evidence import (
+    AccessCopy,
+    BlobRef,
+    EntryKind,
+    RecordingFacts,
+    RecordingManifest,
+    VideoAccessCopy,
+    VideoEvidenceTrack,
+)
 from verbatim.contracts.lifecycle import (
     AccessChunkTask,
+    AccessSealed,
     Continuation,
     FinalisedRecording,
     FinalisedTracks,
@@ -40,6 +49,7 @@ from verbatim.contracts.recorder import (
 )
 from verbatim.evidence import access_copy, names
 from verbatim.evidence.access_copy import Timeline
+from verbatim.evidence.access_seal import AccessSealer, build_access_manifest
 from verbatim.evidence.finalise import finalise
 from verbatim.evidence.flac import MAX_HEADER_BYTES, NotFlac, parse_header
 from verbatim.evidence.names import ForeignPath
@@ -642,14 +652,12 @@ def seal_recording(
             bytes=len(deps.recordings.read(before.manifest_blob, version_id=before.manifest_version_id)),
             sha256=before.manifest_sha256,
         )
-    # The MP4 replay copy of a recording with video: a remux (no encoding) of the Opus copy and the video streams,
-    # written once. A continuation's copy covers every part, as its Opus copy does: the streams sealed with the
-    # parts before it and its own, on the recording's timeline (sample 0 of part 0).
-    videos = [*(_earlier_video(deps, earlier) if part > 0 else []), *finalised.video]
-    origin = ticks_of(facts.started_at) if part > 0 and facts.started_at is not None else _origin_ticks(capture, record)
+    # With `access` (the one-step seal of recordings sealed before manifest v2, kept for them and their tests) the
+    # copies are sealed in this manifest; without it the evidence is sealed alone and `seal_access_copy` seals
+    # the copies afterwards, so the verdict never waits for a transcode.
     video_access = (
-        make_video_access_copy(deps.recordings, recording_id, part, videos, access, origin_ticks=origin)
-        if videos
+        _video_access_copy(deps, record, part, finalised, capture, facts, earlier, access)
+        if access is not None
         else None
     )
     manifest = build_manifest(
@@ -680,6 +688,7 @@ def seal_recording(
         duration_seconds=sealed.duration_seconds,
         interrupted=sealed.status == "interrupted",
         sealed_at=sealed.sealed_at,
+        access_pending=sealed.access_sealed_separately,
     )
     parts = sorted([*(p for p in earlier if p.part != part), this], key=lambda p: p.part)
     first = parts[0]
@@ -718,6 +727,107 @@ def seal_recording(
     )
 
 
+def _video_access_copy(
+    deps: LifecycleDeps,
+    record: RecordingRecord,
+    part: int,
+    finalised: FinalisedTracks,
+    capture: CaptureManifest,
+    facts: RecordingFacts,
+    earlier: Sequence[SealedPartIndex],
+    access: AccessCopy | None,
+) -> VideoAccessCopy | None:
+    """The MP4 replay copy of a recording with video: a remux (no encoding) of the Opus copy and the video streams,
+    written once. A continuation's copy covers every part, as its Opus copy does: the streams sealed with the
+    parts before it and its own, on the recording's timeline (sample 0 of part 0)."""
+    videos = [*(_earlier_video(deps, earlier) if part > 0 else []), *finalised.video]
+    if not videos:
+        return None
+    origin = ticks_of(facts.started_at) if part > 0 and facts.started_at is not None else _origin_ticks(capture, record)
+    return make_video_access_copy(deps.recordings, record.id, part, videos, access, origin_ticks=origin)
+
+
+def seal_access_copy(
+    deps: LifecycleDeps, recording_id: str, finalised_blob: str, access: AccessCopy | None, part: int = 0
+) -> AccessSealed:
+    """Seal the part's access copies after its evidence (recording manifest v2): make the MP4 copy when the part
+    has video, write the access-copy manifest once, make everything WORM under the recording's retention and
+    holds as the record has them now, append the `access_copy.sealed` entry, and only then let the record name
+    the copies (the API serves nothing before). Idempotent: every step can be retried. A part whose evidence was
+    sealed with its copies (v1), or a recording whose deletion began, has nothing to seal here."""
+    record = _record(deps, recording_id)
+    if record.seal is None:
+        raise NotFound(f"recording {recording_id} is not sealed yet: its access copy is sealed after its evidence")
+    sealed_part = next((p for p in _sealed_parts(record) if p.part == part), None)
+    if sealed_part is None:
+        raise NotFound(f"recording {recording_id} has no sealed part {part}")
+    if record.status in ("deleting", "deleted") or not (sealed_part.access_pending or sealed_part.access_manifest_blob):
+        return AccessSealed(recording_id=recording_id, part=part)
+    manifest_body = deps.recordings.read(sealed_part.manifest_blob, version_id=sealed_part.manifest_version_id)
+    if hashlib.sha256(manifest_body).hexdigest() != sealed_part.manifest_sha256:
+        raise EvidenceTampered(f"part {part}'s manifest {sealed_part.manifest_blob} is not the one sealed")
+    manifest = RecordingManifest.model_validate_json(manifest_body)
+    manifest_ref = BlobRef(
+        blob_name=sealed_part.manifest_blob,
+        version_id=sealed_part.manifest_version_id,
+        bytes=len(manifest_body),
+        sha256=sealed_part.manifest_sha256,
+    )
+    finalised = _finalised(deps, finalised_blob)
+    source = deps.scratch if finalised.capture_container == "scratch" else deps.staging
+    capture = CaptureManifest.model_validate_json(source.read(finalised.capture_blob))
+    earlier = [p for p in _sealed_parts(record) if p.part < part]
+    facts = manifest.model_copy()  # the facts as sealed (started_at, ended_at)
+    video_access = _video_access_copy(deps, record, part, finalised, capture, facts, earlier, access)
+    # The record's terms now: a hold or extension placed since the evidence seal is in them; one placed after this
+    # read acts on every object in the recording's folder, these included (they are written above).
+    current = _record(deps, recording_id).seal
+    assert current is not None
+    copies = build_access_manifest(
+        recording_id,
+        part,
+        manifest_ref,
+        access,
+        video_access,
+        max(current.retention_until, manifest.retention.until),
+        sorted({*current.legal_holds, *manifest.legal_holds}),
+        deps.clock(),
+    )
+    result = AccessSealer(deps.recordings, deps.ledger, worm=deps.worm, clock=deps.clock).seal(copies)
+    sealed = result.manifest
+
+    def mark(current: RecordingRecord | None) -> RecordingRecord:
+        assert current is not None and current.seal is not None
+        updated = current.model_copy(deep=True)
+        assert updated.seal is not None
+        parts = _sealed_parts(updated)
+        for index in parts:
+            if index.part == part:
+                index.access_pending = False
+                index.access_manifest_blob = result.manifest_blob.blob_name
+                index.access_manifest_version_id = result.manifest_blob.version_id
+                index.access_manifest_sha256 = result.manifest_blob.sha256
+                index.access_ledger_seq = result.ledger_entry.seq
+        updated.seal.parts = parts
+        if part == max(p.part for p in parts):  # the newest part's copies cover every part
+            opus, video = sealed.access_copy, sealed.video_access_copy
+            updated.seal.access_copy_blob = opus.blob_name if opus else None
+            updated.seal.access_copy_version_id = opus.version_id if opus else None
+            updated.seal.access_copy_sha256 = opus.sha256 if opus else None
+            updated.seal.video_access_copy_blob = video.blob_name if video else updated.seal.video_access_copy_blob
+        return updated
+
+    updated = deps.store.update(recording_id, mark)
+    # Tell reconciliation, which keeps the search entry (whether it can be replayed); the verdict does not change.
+    _announce(deps, updated)
+    return AccessSealed(
+        recording_id=recording_id,
+        part=part,
+        access_manifest_blob=result.manifest_blob.blob_name,
+        ledger_seq=result.ledger_entry.seq,
+    )
+
+
 # Graph's modality names (callRecords `modality`) of the kinds of video stream the evidence holds.
 _MODALITY_OF_KIND = {"camera": "video", "screenShare": "videoBasedScreenSharing"}
 
@@ -736,7 +846,7 @@ def index_recording(deps: LifecycleDeps, summary: SealSummary, problems: list[st
     def mark(current: RecordingRecord | None) -> RecordingRecord:
         assert current is not None
         updated = current.model_copy(deep=True)
-        updated.seal = summary.seal
+        updated.seal = _keep_access(summary.seal, current.seal)
         updated.problems = sorted({*updated.problems, *problems}) if part > 0 else problems
         if part == 0:
             updated.status = "sealed"
@@ -748,6 +858,39 @@ def index_recording(deps: LifecycleDeps, summary: SealSummary, problems: list[st
     _announce(deps, record)
     pair_recording(deps, record)
     return record
+
+
+def _keep_access(seal: SealIndex, current: SealIndex | None) -> SealIndex:
+    """The seal index from a part's seal, keeping what the record learnt since about earlier parts' access copies
+    (each part's copies are sealed after its evidence, by `seal_access_copy`, which may run meanwhile)."""
+    if current is None:
+        return seal
+    known = {p.part: p for p in current.parts if p.access_manifest_blob is not None}
+    parts = [
+        p.model_copy(
+            update={
+                "access_pending": False,
+                "access_manifest_blob": known[p.part].access_manifest_blob,
+                "access_manifest_version_id": known[p.part].access_manifest_version_id,
+                "access_manifest_sha256": known[p.part].access_manifest_sha256,
+                "access_ledger_seq": known[p.part].access_ledger_seq,
+            }
+        )
+        if p.part in known and p.access_manifest_blob is None
+        else p
+        for p in seal.parts
+    ]
+    kept = seal.model_copy(update={"parts": parts})
+    if current.access_copy_blob and not seal.access_copy_blob and all(not p.access_pending for p in parts):
+        kept = kept.model_copy(
+            update={
+                "access_copy_blob": current.access_copy_blob,
+                "access_copy_version_id": current.access_copy_version_id,
+                "access_copy_sha256": current.access_copy_sha256,
+                "video_access_copy_blob": current.video_access_copy_blob,
+            }
+        )
+    return kept
 
 
 def _announce(deps: LifecycleDeps, record: RecordingRecord) -> None:
@@ -813,5 +956,6 @@ __all__ = [
     "mark_not_recorded",
     "plan_access_copy",
     "salvage",
+    "seal_access_copy",
     "seal_recording",
 ]

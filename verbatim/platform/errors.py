@@ -9,6 +9,8 @@ class VerbatimError(Exception):
 
     status = 500
     title = "Internal error"
+    # Seconds after which the same request may succeed (sent as `Retry-After`), when the error is a wait.
+    retry_after: int | None = None
 
     def __init__(self, detail: str, **extensions: object) -> None:
         super().__init__(detail)
