@@ -16,6 +16,7 @@ import numpy.typing as npt
 from devstack.testkit.captures import speech, stage_capture, stage_speaker, stage_video
 from devstack.testkit.records import CLIENT, SALES, T0, TRADER, UPNS, call, party, phone, recording, snapshot
 from verbatim.contracts.evidence import RecordingFacts
+from verbatim.contracts.lifecycle import FinalisedRecording
 from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser, RecordingStarted, RecordingStopped
 from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
 from verbatim.lifecycle import activities
@@ -36,6 +37,7 @@ class SealedCall:
     access_bytes: bytes = b""
     evidence_bytes: bytes = b""
     video_bytes: bytes = b""
+    finalised: FinalisedRecording | None = None  # until its access copies are sealed
 
 
 @dataclass
@@ -59,12 +61,13 @@ def seal_recording(
     chain: str | None = None,
     instance: str = "recorder-0",
     speakers: Mapping[str, tuple[int, npt.NDArray[np.int16]]] | None = None,
+    access_copy: bool = True,
 ) -> SealedCall:
     """What the recorder and the lifecycle do for one call, through their own code. `video`: a screen share
     (source 30001); `cameras`: (source id, participant id, start, end) of each camera stream; `speakers`: the
     participants (`p1`, `p2`) that have a track of their own (unmixed audio), with its source id and samples. Two
     recordings of the same `chain` and user by different `instance`s are a pair (2N recording), sealed as one when
-    the second is."""
+    the second is. `access_copy=False`: stop after the evidence seal, before the access copies are made and sealed."""
     deps = container_for(settings).lifecycle
     deps.chunk_seconds = 4
     recording_id = f"rec-{uuid.uuid4().hex[:10]}"
@@ -145,22 +148,41 @@ def seal_recording(
             sha256=staged.manifest.tracks[0].sha256,
         ),
     )
+    # As recording_lifecycle: the evidence sealed and indexed first, the access copies made and sealed after it.
     finalised = activities.finalise_recording(deps, recording_id)
-    tasks = activities.plan_access_copy(deps, finalised)
-    names = [activities.encode_access_chunk(deps, task) for task in tasks]
-    access = activities.assemble_access_copy(deps, recording_id, finalised.finalised_blob, names)
-    summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, access)
+    summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, None)
     activities.index_recording(deps, summary, finalised.problems)
-    activities.clean_up(deps, recording_id)
-    media = deps.recordings
-    return SealedCall(
+    sealed = SealedCall(
         recording_id=recording_id,
         call_id=chain,
         seconds=seconds,
-        access_bytes=media.read(summary.seal.access_copy_blob) if summary.seal.access_copy_blob else b"",
-        evidence_bytes=media.read(summary.seal.evidence_blob),
-        video_bytes=media.read(summary.seal.video_access_copy_blob) if summary.seal.video_access_copy_blob else b"",
+        evidence_bytes=deps.recordings.read(summary.seal.evidence_blob),
+        finalised=finalised,
     )
+    if access_copy:
+        seal_access_copy(settings, sealed)
+    return sealed
+
+
+def seal_access_copy(settings: Settings, sealed: SealedCall) -> None:
+    """The second half of the lifecycle: make the access copies of a recording whose evidence is sealed, seal
+    them in their own right, clean up."""
+    deps = container_for(settings).lifecycle
+    deps.chunk_seconds = 4
+    recording_id = sealed.recording_id
+    finalised = sealed.finalised
+    assert finalised is not None
+    tasks = activities.plan_access_copy(deps, finalised)
+    names = [activities.encode_access_chunk(deps, task) for task in tasks]
+    access = activities.assemble_access_copy(deps, recording_id, finalised.finalised_blob, names) if tasks else None
+    activities.seal_access_copy(deps, recording_id, finalised.finalised_blob, access)
+    activities.clean_up(deps, recording_id)
+    record = deps.store.get(recording_id)
+    assert record is not None and record.seal is not None
+    media = deps.recordings
+    seal = record.seal
+    sealed.access_bytes = media.read(seal.access_copy_blob) if seal.access_copy_blob else b""
+    sealed.video_bytes = media.read(seal.video_access_copy_blob) if seal.video_access_copy_blob else b""
 
 
 def build_world(settings: Settings, synthetic: int = 6) -> World:

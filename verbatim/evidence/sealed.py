@@ -172,7 +172,12 @@ def read_access_manifest(store: BlobStore, part: SealedPartIndex) -> AccessCopyM
     none, because its copies were sealed in its manifest (v1) or are not sealed yet)."""
     if part.access_manifest_blob is None or part.access_manifest_sha256 is None:
         return None
-    ref = BlobRef(blob_name=part.access_manifest_blob, version_id=part.access_manifest_version_id, bytes=0, sha256="")
+    ref = BlobRef(
+        blob_name=part.access_manifest_blob,
+        version_id=part.access_manifest_version_id,
+        bytes=0,
+        sha256=part.access_manifest_sha256,
+    )
     data = _read(store, ref)
     digest = hashlib.sha256(data).hexdigest()
     if digest != part.access_manifest_sha256:
