@@ -13,7 +13,10 @@ real-time media), spread over the tenant's policy users. Then, per call, from it
 - **searchable**: the first poll that finds the recording in the search index (Cosmos `recording_index`);
 - **verdict final**: the `evaluatedAt` of the policy user's verdict once no verdict of theirs is `pending`
   (written when it became so), measured from the call record's arrival (the simulator publishes it
-  `callRecordDelaySeconds` after the call ends).
+  `callRecordDelaySeconds` after the call ends);
+- **access copy sealed**: when the recording's Opus access copy was sealed — with the evidence (recording
+  manifest v1: `seal.sealed_at`) or after it, in its own right (v2: the newest part's `access_sealed_at`). The run
+  waits for it too, so the CPU figures include every access copy.
 
 A poll reads every call's state in four requests (the simulator's call list, one Cosmos query each for the
 recordings, the search entries and the verdicts), every `--poll-seconds` (2), so "searchable" is up to a poll
@@ -62,6 +65,7 @@ class Call:
     sealed_at: float | None = None
     searchable_at: float | None = None
     verdict_at: float | None = None
+    access_at: float | None = None
     recording_ids: list[str] = field(default_factory=list)
 
 
@@ -130,7 +134,7 @@ def measure(n: int, call_seconds: float, timeout: float, poll: float) -> dict[st
                 placed = stack.sim("POST", "/sim/calls", _spec(i, call_seconds))
                 calls.append(Call(placed["id"], placed["conversations"][0]["callChainId"], POLICY_USERS[i % 2][1]))
             deadline = started + call_seconds + timeout
-            while time.time() < deadline and not all(c.verdict_at and c.searchable_at for c in calls):
+            while time.time() < deadline and not all(c.verdict_at and c.searchable_at and c.access_at for c in calls):
                 _sweep(stack, recordings, index, verdict_container, calls)
                 time.sleep(poll)
             cpu1 = component_cpu(components)
@@ -159,7 +163,7 @@ def _sweep(stack: DemoStack, recordings: Any, index: Any, verdicts: Any, calls: 
                 state = stack.sim("GET", f"/sim/calls/{call.sim_id}")
                 call.ended_at = _epoch(state.get("endedAt")) or time.time()
     ended = [c for c in calls if c.ended_at is not None]
-    unsealed = {c.call_id: c for c in ended if c.sealed_at is None or not c.recording_ids}
+    unsealed = {c.call_id: c for c in ended if c.sealed_at is None or c.access_at is None or not c.recording_ids}
     if unsealed:
         found: dict[str, list[Any]] = {}
         for item in _query(
@@ -175,6 +179,9 @@ def _sweep(stack: DemoStack, recordings: Any, index: Any, verdicts: Any, calls: 
             sealed = [_epoch(item["seal"]["sealed_at"]) for item in items if item.get("seal")]
             if len(sealed) == len(items):
                 call.sealed_at = max(s for s in sealed if s is not None)
+            copies = [_access_sealed(item["seal"]) for item in items if item.get("seal")]
+            if len(copies) == len(items) and all(copies):
+                call.access_at = max(c for c in copies if c is not None)
     unindexed = [c for c in ended if c.searchable_at is None and c.recording_ids]
     if unindexed:
         asked = time.time()  # a found entry was there by now: never earlier than the truth
@@ -206,6 +213,15 @@ def _sweep(stack: DemoStack, recordings: Any, index: Any, verdicts: Any, calls: 
                 call.verdict_at = max(_epoch(v["evaluatedAt"]) or time.time() for v in mine)
 
 
+def _access_sealed(seal: dict[str, Any]) -> float | None:
+    """When the recording's access copy was sealed: with the evidence (v1) or after it (v2), else None."""
+    if not seal.get("access_copy_blob"):
+        return None
+    parts = seal.get("parts") or []
+    after = parts[-1].get("access_sealed_at") if parts else None
+    return _epoch(after) if after else _epoch(seal.get("sealed_at"))
+
+
 def _at(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("inf")
@@ -224,6 +240,7 @@ def _spread(values: list[float], fmt: str = ".1f") -> str:
 @dataclass
 class Run:
     sealed: list[float]
+    access: list[float]
     searchable: list[float]
     verdict: list[float]
     missing: int
@@ -236,9 +253,10 @@ class Run:
         ended = [c for c in calls if c.ended_at]
         return cls(
             sealed=[c.sealed_at - c.ended_at for c in ended if c.sealed_at and c.ended_at],
+            access=[c.access_at - c.ended_at for c in ended if c.access_at and c.ended_at],
             searchable=[c.searchable_at - c.ended_at for c in ended if c.searchable_at and c.ended_at],
             verdict=[c.verdict_at - (c.ended_at + CALL_RECORD_DELAY) for c in ended if c.verdict_at and c.ended_at],
-            missing=sum(1 for c in calls if not (c.verdict_at and c.searchable_at)),
+            missing=sum(1 for c in calls if not (c.verdict_at and c.searchable_at and c.access_at)),
             cpu=result["cpu"],
             load=os.getloadavg()[0],
         )
@@ -250,6 +268,7 @@ class Run:
         cpu = ", ".join(f"{k} {v:.2f}" for k, v in sorted(self.cpu.items()))
         return (
             f"| {n} | {label} | {pcts(self.sealed)} | {pcts(self.searchable)} | {pcts(self.verdict)} "
+            f"| {pcts(self.access)} "
             f"| {self.missing} | {cpu} | {self.load:.1f} |"
         )
 
@@ -265,8 +284,9 @@ def main() -> int:
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores; calls of {args.call_seconds:.0f} s; load average {load[0]:.1f} at start")
     print("| calls | run | ended -> sealed p50/p95/p99 | ended -> searchable p50/p95/p99 "
-          "| call record -> verdict final p50/p95/p99 | not done | CPU s per recorded minute | load |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "| call record -> verdict final p50/p95/p99 | ended -> access copy sealed p50/p95/p99 | not done "
+          "| CPU s per recorded minute | load |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     levels: list[tuple[int, list[Run]]] = []
     for n in args.calls:
         runs = []
@@ -278,15 +298,16 @@ def main() -> int:
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     print()
     print("Median of the runs' percentiles, lowest to highest in brackets:")
-    print("| calls | p95 ended -> sealed | p95 ended -> searchable | p95 call record -> verdict final | not done "
-          "| CPU s per recorded minute, by component |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
+    print("| calls | p95 ended -> sealed | p95 ended -> searchable | p95 call record -> verdict final "
+          "| p95 ended -> access copy sealed | not done | CPU s per recorded minute, by component |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for n, runs in levels:
         components = sorted({k for run in runs for k in run.cpu})
         cpu = "; ".join(f"{k} {_spread([run.cpu.get(k, 0.0) for run in runs], '.2f')}" for k in components)
         print(
             f"| {n} | {_spread([p95(r.sealed) for r in runs])} s | {_spread([p95(r.searchable) for r in runs])} s "
-            f"| {_spread([p95(r.verdict) for r in runs])} s | {sum(r.missing for r in runs)} | {cpu} |"
+            f"| {_spread([p95(r.verdict) for r in runs])} s | {_spread([p95(r.access) for r in runs])} s "
+            f"| {sum(r.missing for r in runs)} | {cpu} |"
         )
     n, runs = levels[-1]
     searchable = statistics.median([p95(r.searchable) for r in runs])

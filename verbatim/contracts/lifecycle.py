@@ -46,6 +46,7 @@ class SealedPartIndex(Contract):
     access_manifest_version_id: str | None = None
     access_manifest_sha256: str | None = None
     access_ledger_seq: int | None = None
+    access_sealed_at: AwareDatetime | None = None
 
 
 class SealIndex(Contract):

@@ -8,6 +8,8 @@ import re
 
 RECORDINGS = "recordings"
 MANIFEST = "manifest.json"
+# A part's access-copy manifest, when its access copies were sealed after its evidence (recording manifest v2).
+ACCESS_MANIFEST = "access.json"
 RECORDING_JSON = "recording.json"
 VERDICTS_JSON = "verdicts.json"
 CALL_RECORD_JSON = "callrecord.json"

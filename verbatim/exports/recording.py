@@ -24,12 +24,13 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from verbatim.contracts.evidence import RecordingManifest
+from verbatim.contracts.evidence import AccessCopyManifest, BlobRef, RecordingManifest
 from verbatim.contracts.exports import ExportRecord, PackagedRecording
 from verbatim.contracts.ledger import LogEntry
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import Verdict
 from verbatim.evidence.seal import recording_subject
+from verbatim.evidence.sealed import AccessCopyNotReady, sealed_parts
 from verbatim.exports import names
 from verbatim.exports.sealed_media import SealMismatch, check_sealed, sealed_objects, stream_sealed
 from verbatim.exports.trail import EXPORTED, attest, exported_details
@@ -77,6 +78,10 @@ def attest_recording(
     record = sources.record(recording_id)
     if record is None or record.seal is None:
         raise NotFound(f"recording {recording_id} is not sealed (it may have been deleted since the export began)")
+    if export.options.access_copies and sealed_parts(record.seal)[-1].access_pending:
+        # The evidence is sealed first and the access copies after it: an export that carries access copies waits
+        # for them (the activity is retried) rather than leave one out.
+        raise AccessCopyNotReady(f"recording {recording_id}: its access copy is being made; the export waits for it")
     trail, entries = append_exported(log, recording_subject(recording_id), export, recording_id)
     verdicts: list[Verdict] = []
     call_record: dict[str, Any] | None = None
@@ -152,13 +157,46 @@ def media_sizes(media: BlobStore, export: ExportRecord, record: RecordingRecord)
     """The sizes of the sealed media objects the package will carry for `record` (its seal's manifests): what
     decides where a multi-part package splits (`verbatim.exports.parts`)."""
     sizes: list[int] = []
-    for _, blob, sha256 in _sealed_parts(record):
+    for part, blob, sha256 in _sealed_parts(record):
         _, manifest = _read_manifest(media, blob, sha256)
-        for what, ref in sealed_objects(manifest):
+        copies = _access_manifest(media, record, part) if manifest.access_sealed_separately else None
+        for what, ref in _part_objects(manifest, copies[1] if copies is not None else None):
             evidence = what.startswith("evidence:") or what == "capture"
             if export.options.evidence if evidence else export.options.access_copies:
                 sizes.append(ref.bytes)
     return sizes
+
+
+def _part_objects(manifest: RecordingManifest, copies: AccessCopyManifest | None) -> list[tuple[str, BlobRef]]:
+    """Every object a part's package folder carries: what its manifest seals and, when its access copies were
+    sealed after it (manifest v2), what its access-copy manifest seals (named as `sealed_objects` names them)."""
+    objects = list(sealed_objects(manifest))
+    if copies is not None:
+        if copies.access_copy is not None:
+            objects.append(("access", copies.access_copy))
+        if copies.video_access_copy is not None:
+            objects.append(("video-access", copies.video_access_copy))
+            objects += [(f"video-access:{stream.track}", stream) for stream in copies.video_access_copy.streams]
+    return objects
+
+
+def _access_manifest(media: BlobStore, record: RecordingRecord, part: int) -> tuple[bytes, AccessCopyManifest] | None:
+    """The part's sealed access-copy manifest and its exact bytes (None: not sealed, or sealed in the manifest)."""
+    assert record.seal is not None
+    index = next((p for p in sealed_parts(record.seal) if p.part == part), None)
+    if index is None or index.access_manifest_blob is None or index.access_manifest_sha256 is None:
+        return None
+    blob = index.access_manifest_blob
+    try:
+        data = media.read(blob, version_id=index.access_manifest_version_id)
+    except BlobNotFound:
+        raise SealMismatch(f"the sealed access-copy manifest {blob} is missing from storage", blob=blob) from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != index.access_manifest_sha256:
+        raise SealMismatch(
+            f"the access-copy manifest {blob} hashes to {digest}, sealed as {index.access_manifest_sha256}", blob=blob
+        )
+    return data, AccessCopyManifest.model_validate_json(data)
 
 
 def _read_manifest(media: BlobStore, blob: str, sha256: str) -> tuple[bytes, RecordingManifest]:
@@ -218,7 +256,12 @@ def package_recording(
         base = names.part_folder(folder, part)
         manifest_bytes, manifest = _read_manifest(media, blob, sha256)
         writer.add_bytes(f"{base}/{names.MANIFEST}", manifest_bytes)
-        for what, ref in sealed_objects(manifest):
+        copies = _access_manifest(media, record, part) if manifest.access_sealed_separately else None
+        if copies is not None and export.options.access_copies:
+            # Sealed after the evidence, in their own right: the access-copy manifest (its hash is in the
+            # `access_copy.sealed` entry of the trail) beside the manifest, and the copies it names below.
+            writer.add_bytes(f"{base}/{names.ACCESS_MANIFEST}", copies[0])
+        for what, ref in _part_objects(manifest, copies[1] if copies is not None else None):
             if what.startswith("evidence:"):
                 if not export.options.evidence:
                     continue

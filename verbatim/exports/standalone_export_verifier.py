@@ -454,7 +454,18 @@ class Verifier:
                 )
                 continue
             matched.add(index)
-            self.check_media(what, name.rsplit("/", 1)[0], self.package.read(name), sealed[index], options)
+            # The access copies of a part sealed with manifest v2 are sealed after it: the `access_copy.sealed`
+            # entry that names this manifest's hash.
+            access = next(
+                (
+                    e
+                    for e in entries.values()
+                    if e.get("kind") == "access_copy.sealed"
+                    and (e.get("details", {}).get("recording_manifest") or {}).get("sha256") == digest
+                ),
+                None,
+            )
+            self.check_media(what, name.rsplit("/", 1)[0], self.package.read(name), sealed[index], options, access)
         for index in sorted(set(sealed) - matched):
             if not any(self.hashes[m][1] == _manifest_sha(sealed[index]) for m in manifests):
                 self.fail(
@@ -463,7 +474,15 @@ class Verifier:
                     "the package",
                 )
 
-    def check_media(self, what: str, base: str, data: bytes, sealed: dict[str, Any], options: dict[str, Any]) -> None:
+    def check_media(
+        self,
+        what: str,
+        base: str,
+        data: bytes,
+        sealed: dict[str, Any],
+        options: dict[str, Any],
+        access_sealed: dict[str, Any] | None = None,
+    ) -> None:
         try:
             manifest = json.loads(data)
         except ValueError:
@@ -480,10 +499,23 @@ class Verifier:
             capture = manifest.get("capture_manifest")
             if isinstance(capture, dict):
                 expected.append((f"{base}/media/capture.json", capture.get("sha256"), "manifest"))
-        access = details.get("access_copy")
+        copies = details
+        if details.get("access_copy_sealing") == "separate":
+            # Manifest v2: the copies are in the `access_copy.sealed` entry, with the access manifest's hash.
+            copies = (access_sealed or {}).get("details", {})
+            if options.get("accessCopies", True) and access_sealed is None:
+                self.fail(
+                    "evidence.access_copy_unsealed",
+                    f"{what}: {base}/manifest.json was sealed without its access copies and the audit trail has no "
+                    "proven `access_copy.sealed` entry for it",
+                )
+            recorded = copies.get("manifest")
+            if options.get("accessCopies", True) and isinstance(recorded, dict):
+                expected.append((f"{base}/access.json", recorded.get("sha256"), "access"))
+        access = copies.get("access_copy")
         if options.get("accessCopies", True) and isinstance(access, dict):
             expected.append((f"{base}/media/access-copy.ogg", access.get("sha256"), "ledger"))
-        video_access = details.get("video_access_copy")
+        video_access = copies.get("video_access_copy")
         if options.get("accessCopies", True) and isinstance(video_access, dict):
             expected.append((f"{base}/media/access-copy.mp4", video_access.get("sha256"), "ledger"))
             for stream in video_access.get("streams") or []:  # each stream's own MP4 (audio + that stream)
@@ -498,7 +530,9 @@ class Verifier:
             size, digest = self.hashes[path]
             if digest == sha:
                 continue
-            source = "its sealed ledger entry" if by == "ledger" else "its sealed manifest"
+            source = {"ledger": "its sealed ledger entry", "access": "its `access_copy.sealed` entry"}.get(
+                by, "its sealed manifest"
+            )
             other = self.sealed_hashes.get(digest)
             hint = f" — it is {other}" if other else ""
             self.fail(
@@ -724,7 +758,7 @@ class Verifier:
                 entry = json.loads(line) if line else None
             except ValueError:
                 continue
-            if isinstance(entry, dict) and entry.get("kind") == "sealed":
+            if isinstance(entry, dict) and entry.get("kind") in ("sealed", "access_copy.sealed"):
                 details = entry.get("details", {})
                 for track in details.get("evidence", []):
                     self.sealed_hashes[str(track.get("sha256"))] = f"the evidence of recording {row.get('recordingId')}"

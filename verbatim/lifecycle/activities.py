@@ -808,6 +808,7 @@ def seal_access_copy(
                 index.access_manifest_version_id = result.manifest_blob.version_id
                 index.access_manifest_sha256 = result.manifest_blob.sha256
                 index.access_ledger_seq = result.ledger_entry.seq
+                index.access_sealed_at = sealed.sealed_at
         updated.seal.parts = parts
         if part == max(p.part for p in parts):  # the newest part's copies cover every part
             opus, video = sealed.access_copy, sealed.video_access_copy
@@ -874,6 +875,7 @@ def _keep_access(seal: SealIndex, current: SealIndex | None) -> SealIndex:
                 "access_manifest_version_id": known[p.part].access_manifest_version_id,
                 "access_manifest_sha256": known[p.part].access_manifest_sha256,
                 "access_ledger_seq": known[p.part].access_ledger_seq,
+                "access_sealed_at": known[p.part].access_sealed_at,
             }
         )
         if p.part in known and p.access_manifest_blob is None
