@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote, urlparse
@@ -109,8 +109,12 @@ class RetentionWorld:
         seconds: float = 2.0,
         access_copy: bool = False,
         call_chain_id: str | None = None,
+        access_after: bool = False,
+        between: Callable[[str], None] = lambda _: None,
     ) -> RecordingRecord:
-        """A recording sealed by the lifecycle's activities, exactly as the orchestration does it."""
+        """A recording sealed by the lifecycle's activities: with `access_after`, exactly as the orchestration does
+        it now (the access copy sealed after the evidence); otherwise in one step, as recordings sealed before
+        (recording manifest v1 with `access_copy`)."""
         deps = self.deps
         recording_id = f"rec-{uuid.uuid4().hex[:10]}"
         staged = stage_capture(deps.staging, recording_id, speech(seconds), started_at=started_at)
@@ -163,6 +167,19 @@ class RetentionWorld:
             ),
         )
         finalised = activities.finalise_recording(deps, recording_id)
+        if access_after:
+            # As recording_lifecycle does now: the evidence sealed and indexed, then (after `between`, e.g. a hold
+            # placed meanwhile) the access copy made and sealed in its own right.
+            summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, None)
+            activities.index_recording(deps, summary, finalised.problems)
+            between(recording_id)
+            tasks = activities.plan_access_copy(deps, finalised)
+            chunks = [activities.encode_access_chunk(deps, task) for task in tasks]
+            access = activities.assemble_access_copy(deps, recording_id, finalised.finalised_blob, chunks)
+            activities.seal_access_copy(deps, recording_id, finalised.finalised_blob, access)
+            activities.clean_up(deps, recording_id)
+            self.sealed.append(recording_id)
+            return self.record(recording_id)
         access = None
         if access_copy:
             tasks = activities.plan_access_copy(deps, finalised)

@@ -4,6 +4,7 @@ hashes the seal recorded for the manifest, the evidence and the access copy."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,8 +14,11 @@ from verbatim.ledger.chain import Finding
 from verbatim.ledger.writer import LedgerRecord
 
 
-def check_certificate(sealed: LedgerRecord, deleted: LedgerRecord) -> tuple[list[Finding], str]:
-    """(findings, a note saying what was checked)."""
+def check_certificate(
+    sealed: LedgerRecord, deleted: LedgerRecord, access_sealed: Sequence[LedgerRecord] = ()
+) -> tuple[list[Finding], str]:
+    """(findings, a note saying what was checked). `access_sealed`: the `access_copy.sealed` entries of a recording
+    whose access copies were sealed after its evidence (recording manifest v2); their objects are certified too."""
     try:
         certificate = DeletionCertificate.model_validate(deleted.details)
     except ValidationError:
@@ -38,6 +42,13 @@ def check_certificate(sealed: LedgerRecord, deleted: LedgerRecord) -> tuple[list
         sealed_objects.append(access)
     if manifest:
         sealed_objects.append(manifest)
+    for entry in access_sealed:
+        for key in ("manifest", "access_copy", "video_access_copy"):
+            item = entry.details.get(key)
+            if isinstance(item, dict):
+                sealed_objects.append(item)
+                streams = item.get("streams") if key == "video_access_copy" else None
+                sealed_objects += [s for s in streams or [] if isinstance(s, dict)]  # type: ignore[union-attr]
     for item in sealed_objects:
         if (str(item.get("blob")), item.get("sha256")) not in certified:
             mismatch(f"does not certify the deletion of {item.get('blob')} with its sealed hash")

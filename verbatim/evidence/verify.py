@@ -84,7 +84,11 @@ def verify_recording(
             f"deleted under the certificate in ledger entry {result.deleted_by.seq} ({result.deleted_by.at}); "
             "its media are not expected in storage"
         )
-        findings, note = check_certificate(sealed, result.deleted_by)  # issue 8: the certificate matches the seal
+        access_sealed = [
+            e for e in entries if e.kind == EntryKind.ACCESS_COPY_SEALED and e.index < result.deleted_by.index
+        ]
+        # issue 8: the certificate matches the seal (and the access copies sealed after it)
+        findings, note = check_certificate(sealed, result.deleted_by, access_sealed)
         result.findings.extend(findings)
         result.notes += [note] if note else []
         return result

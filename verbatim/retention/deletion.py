@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from verbatim.contracts.evidence import BlobRef, EntryKind, RecordingFacts, RecordingManifest
+from verbatim.contracts.evidence import AccessCopyManifest, BlobRef, EntryKind, RecordingFacts, RecordingManifest
 from verbatim.contracts.ledger import LogEntry
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.retention import (
@@ -42,6 +42,7 @@ from verbatim.contracts.retention import (
     RetentionStatus,
 )
 from verbatim.evidence.ledger_entries import sealed_entry
+from verbatim.evidence.sealed import sealed_parts
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.errors import Conflict, DependencyUnavailable, NotFound, RetentionViolation
 from verbatim.retention.common import Clock, instant, recording_subject, utc, utc_now
@@ -307,6 +308,7 @@ class RecordingDeleter:
             found[str(item["blob"])] = _blob(
                 str(item["blob"]), item.get("version_id"), "evidence", item.get("bytes"), item.get("sha256")
             )
+        self._access_objects(record, found)
         access = details.get("access_copy")
         if access:
             previous = found.get(str(access["blob"]))
@@ -318,6 +320,31 @@ class RecordingDeleter:
                 access.get("sha256"),
             )
         return found
+
+    def _access_objects(self, record: RecordingRecord, found: dict[str, DeletedBlob]) -> None:
+        """The access copies sealed after the evidence (recording manifest v2): each part's access-copy manifest
+        and the copies it names, with the hashes sealed."""
+        assert record.seal is not None
+        for part in sealed_parts(record.seal):
+            name, sha256 = part.access_manifest_blob, part.access_manifest_sha256
+            if name is None or sha256 is None:
+                continue
+            found[name] = _blob(name, part.access_manifest_version_id, "manifest", None, sha256)
+            try:
+                body = self._blobs.container.get_blob_client(name).download_blob().readall()
+            except ResourceNotFoundError:
+                continue
+            if hashlib.sha256(body).hexdigest() != sha256:
+                log.warning("access manifest %s does not hash to the sealed value", name)
+                continue
+            found[name] = _blob(name, part.access_manifest_version_id, "manifest", len(body), sha256)
+            copies = AccessCopyManifest.model_validate_json(body)
+            streams = copies.video_access_copy.streams if copies.video_access_copy is not None else []
+            for copy in (copies.access_copy, copies.video_access_copy, *streams):
+                if copy is not None:
+                    found[copy.blob_name] = _blob(
+                        copy.blob_name, copy.version_id, "access_copy", copy.bytes, copy.sha256
+                    )
 
     def _manifest(self, name: str, sha256: str) -> RecordingManifest | None:
         try:
