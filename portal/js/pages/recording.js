@@ -9,6 +9,7 @@ function holdLinks(holds) {
   return el("span", { id: "rec-holds" }, holds.length ? holds.flatMap((h, i) => [i ? ", " : "", el("a", { href: `#/holds/${enc(h)}` }, h)]) : "none");
 }
 
+const NOT_READY = "Access copy not ready: the evidence is sealed, and its access copy is still being made. It can be replayed once it is sealed too; reload in a minute.";
 const CHUNK_LIMIT = 400; // most Range requests one replay makes (at 1 MiB each: hours of Opus audio)
 
 export async function render(view, id, ctx) {
@@ -108,6 +109,10 @@ export async function render(view, id, ctx) {
     const stream = evidence || union ? null : chosenStream();
     const url = evidence ? detail.media.evidence : union ? detail.media.pair : stream ? stream.url : detail.media.video || detail.media.access;
     if (!url || !why) return;
+    if (!evidence && detail.media.accessReady === false) {
+      view.querySelector("#play-status").textContent = NOT_READY;
+      return;
+    }
     resetPlayer();
     playButton.disabled = true;
     try {
@@ -266,6 +271,12 @@ export async function render(view, id, ctx) {
   meetingChat(view, id, player);
   evidenceChoice.hidden = !detail.media.evidence;
   playButton.disabled = tampered(detail) || (!detail.media.access && !detail.media.evidence);
+  if (detail.media.access && detail.media.accessReady === false) {
+    // The evidence is sealed (and the verdict decided) first; the access copy is made and sealed after it, and is
+    // never served before (the API answers 409 with Retry-After).
+    view.querySelector("#play-status").textContent = NOT_READY;
+    if (!detail.media.evidence) playButton.disabled = true;
+  }
   return () => resetPlayer();
 }
 
