@@ -171,7 +171,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "access copy of the recording's pair (`copy=pair`: the union of what both recorders of a 2N recording "
         "captured, as the `paired` ledger entry pinned it) or, for auditors, the lossless evidence (FLAC), exactly "
         "as sealed; HTTP Range. 409 when the sealed object is missing or changed (never served) or the recording's "
-        "pair is not sealed yet; 404 for `copy=pair` on a recording that is not one of a pair.",
+        "pair is not sealed yet, and 409 with Retry-After while the access copy is still being made (the evidence "
+        "is sealed first, the access copy after it; `media.accessReady` says which); 404 for `copy=pair` on a "
+        "recording that is not one of a pair.",
         READERS,
         None,
         (
