@@ -135,12 +135,15 @@ def test_the_index_keeps_the_sealed_versions_and_the_manifest_the_chunk_hashes(s
     assert seal is not None and seal.access_copy_sha256 is not None
     detail = stack.get(f"/v1/recordings/{fresh.recording_id}", stack.token(AUDITOR), headers=REASON).json()
     manifest = detail["manifest"]
+    # The access copy is sealed after the evidence, by the access-copy manifest (recording manifest v2).
+    assert manifest["access_copy"] is None
+    access = detail["accessManifest"]["access_copy"]
     # Azurite keeps no versions, so the ids are None here; in Azure they are what every read names
     # (tests/unit/test_sealed_reads.py reads by version from the in-memory store, which keeps versions).
     assert seal.evidence_version_id == manifest["evidence"][0]["version_id"]
-    assert seal.access_copy_version_id == manifest["access_copy"]["version_id"]
-    assert seal.access_copy_sha256 == manifest["access_copy"]["sha256"]
-    for ref in (manifest["evidence"][0], manifest["access_copy"]):
+    assert seal.access_copy_version_id == access["version_id"]
+    assert seal.access_copy_sha256 == access["sha256"]
+    for ref in (manifest["evidence"][0], access):
         chunks = ref["chunks"]
         assert chunks["chunk_bytes"] == 256 * 1024
         assert len(chunks["sha256"]) == -(-ref["bytes"] // chunks["chunk_bytes"])

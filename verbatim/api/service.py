@@ -296,6 +296,8 @@ class ComplianceApi:
                 copies = None
             if copies is not None:
                 accesses[part.part] = copies
+            if part.part == parts[0].part:
+                detail.access_manifest = copies
             problems.extend(
                 f"{where}{problem}" for problem in self._checker().check(manifests[part.part], copies).problems
             )

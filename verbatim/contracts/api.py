@@ -12,7 +12,7 @@ from pydantic import Field, JsonValue
 
 from verbatim.contracts import Contract, contract
 from verbatim.contracts.callrecords import CamelContract
-from verbatim.contracts.evidence import RecordingManifest
+from verbatim.contracts.evidence import AccessCopyManifest, RecordingManifest
 from verbatim.contracts.ledger import LogEntry, LogInclusionProof
 from verbatim.contracts.reconciliation import CompletenessReport, Verdict, VerdictReason, VerdictState
 
@@ -164,6 +164,8 @@ class RecordingDetail(CamelContract):
     verdicts: list[Verdict] = Field(default_factory=list)
     manifest: RecordingManifest | None = None
     manifest_sha256: str | None = None
+    # Part 0's access copies when they were sealed after its evidence (recording manifest v2), as sealed.
+    access_manifest: AccessCopyManifest | None = None
     manifest_matches_ledger: bool | None = Field(
         default=None, description="the manifest read now hashes to what the ledger's sealed entry says"
     )
