@@ -100,10 +100,16 @@ def test_each_video_stream_has_its_own_sealed_mp4_with_the_audio_served_by_strea
         ("video-30002", "camera", "p1"),
         ("video-30003", "camera", "p2"),
     ]
-    copies = {copy["track"]: copy for copy in found["manifest"]["video_access_copy"]["streams"]}
+    # The copies are sealed after the evidence, by the access-copy manifest (recording manifest v2).
+    assert found["manifest"]["video_access_copy"] is None
+    copies = {copy["track"]: copy for copy in found["accessManifest"]["video_access_copy"]["streams"]}
     assert set(copies) == {"screen-30001", "video-30002", "video-30003"}
-    # The sealed entry of the ledger names each stream copy's hash (what `verbatim verify` and exports check).
-    sealed_streams = found["sealedEntry"]["details"]["video_access_copy"]["streams"]
+    # Its ledger entry names each stream copy's hash (what `verbatim verify` and exports check).
+    entries = container_for(world.settings).reconciliation.ledger.entries_for_subject(
+        f"recording:{sealed.recording_id}", limit=50
+    )
+    (access_sealed,) = [e for e in entries if e.kind == "access_copy.sealed"]
+    sealed_streams = access_sealed.details["video_access_copy"]["streams"]  # type: ignore[index,call-overload]
     assert {s["track"]: s["sha256"] for s in sealed_streams} == {t: c["sha256"] for t, c in copies.items()}
     spans = {video["track"]: video["spans"][0] for video in found["manifest"]["video"]}
 
