@@ -651,7 +651,9 @@ class ComplianceApi:
     ) -> BlobRef | None:
         """The sealed object of one part to serve: from its manifest (the evidence; the access copies of a
         version-1 manifest), else from its sealed access-copy manifest. A copy not sealed yet is never served:
-        `AccessCopyNotReady` (409, Retry-After)."""
+        `AccessCopyNotReady` (409, Retry-After). (The pair's copy is served from the pair manifest instead.)"""
+        if copy == "pair":
+            return None
         ref = sealed_part(manifest, copy, stream)
         if ref is not None or copy == "evidence" or not manifest.access_sealed_separately:
             return ref
