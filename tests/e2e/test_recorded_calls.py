@@ -133,7 +133,14 @@ def test_a_traders_call_is_answered_in_time_recorded_sealed_ingested_verified_an
         container.download_blob(manifest_blob_name(evidence_name)).readall()
     )
     assert manifest.recording_id == recording_id and manifest.call_chain_id == call.call_id
-    assert manifest.status == "complete" and manifest.access_copy is not None
+    # The evidence is sealed alone (manifest v2) and the verdict decided from it; the access copy is made and sealed
+    # after it, in its own right, by an access-copy manifest naming this manifest's hash.
+    assert manifest.status == "complete" and manifest.access_copy is None and manifest.access_sealed_separately
+    copies = wait_until(
+        lambda: detail(stack, recording_id).get("accessManifest"), 300, "the access copy sealed after the evidence"
+    )
+    assert copies["access_copy"]["source_sha256"] == manifest.track().sha256
+    assert copies["recording_manifest"]["sha256"] == found["manifestSha256"]
     track = manifest.track()
     audio = decode(container.download_blob(track.blob_name).readall())
     assert len(audio) == track.samples
@@ -245,7 +252,10 @@ def test_the_demo_meetings_access_copy_plays_its_audio_cameras_and_screen_share_
     verdict = call.verdict_of(TOM)
     assert verdict is not None and verdict["verdict"] == "recorded", verdict
     (recording_id,) = verdict["recordingIds"]
-    found = detail(stack, recording_id)
+    # The verdict comes from the evidence seal; the copies are sealed after it (until then: 409, accessReady false).
+    found = wait_until(
+        lambda: (d := detail(stack, recording_id))["media"]["accessReady"] and d, 300, "the access copies sealed"
+    )
     manifest = RecordingManifest.model_validate(found["manifest"])
     assert found["media"]["video"].endswith("?copy=video")
     assert [v.kind for v in manifest.video][:1] == ["screenShare"] and "camera" in {v.kind for v in manifest.video}
