@@ -65,7 +65,7 @@ class _MediaEvents:
         self._capture.on_audio(frame)
 
     def on_dominant_speaker(self, source_id: int | None) -> None:
-        self._capture.dominant_speaker = source_id
+        self._capture.on_dominant_speaker(source_id)
         if self._session.receives_video:
             self._loop.call_soon_threadsafe(self._session.dominant_speaker_changed, source_id)
 

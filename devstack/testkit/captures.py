@@ -10,6 +10,7 @@ import io
 import shutil
 import struct
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,11 +27,13 @@ from verbatim.contracts.recorder import (
     CaptureTrack,
     CaptureVideoBlock,
     CaptureVideoTrack,
+    DominantSpeakerChange,
 )
 from verbatim.evidence.blocks import BlockId
 from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
 from verbatim.evidence.h264 import is_key_frame, stamped
 from verbatim.evidence.names import video_track
+from verbatim.evidence.video import ticks_of
 from verbatim.platform.blobs import AzureBlobStore, BlobStore
 
 RATE = 16_000
@@ -318,5 +321,21 @@ def stage_speaker(
         sha256=hashlib.sha256(whole).hexdigest(),
     )
     updated = manifest.model_copy(update={"tracks": [*manifest.tracks, track]})
+    store.write(staged.capture_blob, updated.model_dump_json(indent=2).encode(), content_type="application/json")
+    return StagedCapture(updated, staged.capture_blob, staged.evidence_blob, staged.blocks)
+
+
+def stage_dominant_speakers(
+    container: ContainerClient | BlobStore, staged: StagedCapture, changes: Sequence[tuple[float, int | None]]
+) -> StagedCapture:
+    """Do what the recorder does with the platform's dominant-speaker changes: each (seconds from the recording's
+    first sample, audio source id or None for nobody) kept on the audio frames' timeline in the capture's manifest,
+    which is written again."""
+    store = AzureBlobStore(container) if isinstance(container, ContainerClient) else container
+    manifest = staged.manifest
+    assert manifest.started_at is not None, "a capture with dominant speakers has a first sample"
+    origin = ticks_of(manifest.started_at)
+    kept = [DominantSpeakerChange(ticks=origin + round(at * 10_000_000), source_id=source) for at, source in changes]
+    updated = manifest.model_copy(update={"dominant_speakers": kept})
     store.write(staged.capture_blob, updated.model_dump_json(indent=2).encode(), content_type="application/json")
     return StagedCapture(updated, staged.capture_blob, staged.evidence_blob, staged.blocks)

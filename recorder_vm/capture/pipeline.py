@@ -32,7 +32,14 @@ from recorder_vm.capture.storage import AsyncRecordingStore, CaptureFenced, Stor
 from recorder_vm.capture.track import CommitPoint, TrackWriter
 from recorder_vm.capture.video import VideoTrackWriter
 from recorder_vm.media.base import MIXED_SOURCE, AudioFrame, VideoFrame
-from verbatim.contracts.recorder import CaptureManifest, CaptureProgress, CaptureState, FailureStage, VideoKind
+from verbatim.contracts.recorder import (
+    CaptureManifest,
+    CaptureProgress,
+    CaptureState,
+    DominantSpeakerChange,
+    FailureStage,
+    VideoKind,
+)
 from verbatim.evidence.capture import MIXED_TRACK, manifest_blob_name, track_blob_name
 from verbatim.evidence.names import video_track
 
@@ -40,6 +47,8 @@ log = logging.getLogger(__name__)
 
 FailureCallback = Callable[[FailureStage, str], None]
 T = TypeVar("T")
+# Dominant-speaker changes kept per capture: a change every 2 s for 10 hours is 18,000 (~0.8 MB of manifest).
+MAX_DOMINANT_SPEAKER_CHANGES = 20_000
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,11 @@ class CallCapture:
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
         self.dominant_speaker: int | None = None
+        # The platform's dominant-speaker changes (repeats collapsed, at most MAX_DOMINANT_SPEAKER_CHANGES), each on
+        # the audio frames' timeline: the timestamp of the last audio frame received before it.
+        self.dominant_speakers: list[DominantSpeakerChange] = []
+        self.dominant_speakers_dropped = 0
+        self._last_audio_ticks: int | None = None
         # Video (cameras, screen share): its own queue, so audio's path is untouched; one writer per stream.
         self._video_queue: deque[VideoFrame] = deque()
         self._video_queue_units = video_queue_units
@@ -120,6 +134,7 @@ class CallCapture:
     def on_audio(self, frame: AudioFrame) -> None:
         if not self._accepting:
             return
+        self._last_audio_ticks = frame.timestamp_ticks
         allowed_from = self._allowed_from
         if allowed_from is None or frame.timestamp_ticks < allowed_from:
             self.frames_before_recording += 1
@@ -142,6 +157,21 @@ class CallCapture:
             self._video_queue.append(frame)
         else:
             self.video_units_dropped += 1
+
+    def on_dominant_speaker(self, source_id: int | None) -> None:
+        """The platform named a new dominant speaker (platform thread; `None`: nobody). The event carries no time of
+        its own, so it is placed at the last audio frame received (wall-clock ticks before any): the timeline the
+        mixed track's samples are on. A repeat of the current speaker is not a change; past the bound, changes are
+        counted, not kept."""
+        previous, self.dominant_speaker = self.dominant_speaker, source_id
+        if not self._accepting or source_id == previous:
+            return
+        changes = self.dominant_speakers
+        if len(changes) >= MAX_DOMINANT_SPEAKER_CHANGES:
+            self.dominant_speakers_dropped += 1
+            return
+        ticks = self._last_audio_ticks if self._last_audio_ticks is not None else time.time_ns() // 100
+        changes.append(DominantSpeakerChange(ticks=ticks, source_id=source_id))
 
     def keep_video(self, *, cameras: bool, screen_share: bool) -> None:
         """Which sockets' units the capture policy keeps. A 1:1 call's video arrives without a subscription, so
@@ -493,6 +523,8 @@ class CallCapture:
             frames_dropped=self.frames_dropped,
             tracks=tracks,
             video_tracks=videos,
+            dominant_speakers=list(self.dominant_speakers),
+            dominant_speakers_dropped=self.dominant_speakers_dropped,
         )
 
     def progress(self, *, heartbeat_seconds: float) -> CaptureProgress:

@@ -13,7 +13,7 @@ from datetime import timedelta
 import numpy as np
 import numpy.typing as npt
 
-from devstack.testkit.captures import speech, stage_capture, stage_speaker, stage_video
+from devstack.testkit.captures import speech, stage_capture, stage_dominant_speakers, stage_speaker, stage_video
 from devstack.testkit.records import CLIENT, SALES, T0, TRADER, UPNS, call, party, phone, recording, snapshot
 from verbatim.contracts.evidence import RecordingFacts
 from verbatim.contracts.lifecycle import FinalisedRecording
@@ -62,12 +62,15 @@ def seal_recording(
     instance: str = "recorder-0",
     speakers: Mapping[str, tuple[int, npt.NDArray[np.int16]]] | None = None,
     access_copy: bool = True,
+    dominant: Sequence[tuple[float, str | None]] = (),
 ) -> SealedCall:
     """What the recorder and the lifecycle do for one call, through their own code. `video`: a screen share
     (source 30001); `cameras`: (source id, participant id, start, end) of each camera stream; `speakers`: the
     participants (`p1`, `p2`) that have a track of their own (unmixed audio), with its source id and samples. Two
     recordings of the same `chain` and user by different `instance`s are a pair (2N recording), sealed as one when
-    the second is. `access_copy=False`: stop after the evidence seal, before the access copies are made and sealed."""
+    the second is. `access_copy=False`: stop after the evidence seal, before the access copies are made and sealed.
+    `dominant`: the platform's dominant-speaker changes in mixed audio, (seconds, participant id or None for
+    nobody); `p1`'s audio source is 50001, `p2`'s 50002."""
     deps = container_for(settings).lifecycle
     deps.chunk_seconds = 4
     recording_id = f"rec-{uuid.uuid4().hex[:10]}"
@@ -89,6 +92,12 @@ def seal_recording(
     for source_id, pcm in speakers.values():
         staged = stage_speaker(deps.staging, staged, source_id, pcm)
     sources = {participant: [source_id] for participant, (source_id, _) in speakers.items()}
+    if dominant:
+        mixed_sources = {"p1": 50_001, "p2": 50_002}
+        for participant, source_id in mixed_sources.items():
+            sources.setdefault(participant, []).append(source_id)
+        changes = [(at, None if who is None else mixed_sources[who]) for at, who in dominant]
+        staged = stage_dominant_speakers(deps.staging, staged, changes)
     prefix = capture_prefix(recording_id, 0)
     participants = [
         CallParticipant(

@@ -292,3 +292,51 @@ def test_a_stopped_capture_frees_its_encoder_at_once_not_when_the_garbage_collec
     finally:
         gc.enable()
     assert left == before, f"{left - before} encoders of stopped captures still allocated"
+
+
+def test_dominant_speaker_changes_are_kept_on_the_audio_timeline_repeats_collapsed_and_bounded(
+    rig: CaptureRig, line: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mixed audio says nothing about who spoke; the platform's `AudioSocket.DominantSpeakerChanged`
+    (`DominantSpeakerChangedEventArgs.CurrentDominantSpeaker`: the audio source id, 0xFFFFFFFF for none —
+    https://learn.microsoft.com/dotnet/api/microsoft.skype.bots.media.dominantspeakerchangedeventargs) does. The
+    capture keeps each change at the timestamp of the last audio frame before it, collapses repeats, keeps at most
+    its bound (counting the rest), and finalise seals them as spans of the mixed track."""
+    import recorder_vm.capture.pipeline as pipeline
+    from verbatim.evidence.finalise import finalise
+
+    monkeypatch.setattr(pipeline, "MAX_DOMINANT_SPEAKER_CHANGES", 4)
+    (source,) = _sources(line, 1, 6.0)
+    start = now_ticks()
+    frames = frames_of(source, start)
+    capture = rig.capture()
+    capture.start(allowed_from_ticks=start)
+    script = {50: 7001, 60: 7001, 150: 7002, 200: None, 250: 7001, 260: 7002, 270: 7001}  # frame index -> source
+    for index, frame in enumerate(frames):
+        capture.on_audio(frame)
+        if index in script:
+            capture.on_dominant_speaker(script[index])
+    (result,) = _stop_all([capture])
+    _assert_recorded(rig.container(), capture, result, source, len(frames))
+    manifest = read_manifest(rig.container(), capture.manifest_blob_name)
+    assert manifest is not None
+    kept = [(change.ticks, change.source_id) for change in manifest.dominant_speakers]
+    assert kept == [
+        (frames[50].timestamp_ticks, 7001),  # the repeat at frame 60 is not a change
+        (frames[150].timestamp_ticks, 7002),
+        (frames[200].timestamp_ticks, None),
+        (frames[250].timestamp_ticks, 7001),
+    ]
+    assert manifest.dominant_speakers_dropped == 2  # frames 260 and 270: past the bound, counted
+    assert capture.dominant_speaker == 7001  # the current speaker is still followed (camera subscriptions)
+
+    store = AzureBlobStore(rig.container())
+    (mixed,) = finalise(store, store, manifest, recording_id=manifest.recording_id)
+    assert mixed.problems == [], mixed.problems
+    spans = [(s.source_id, s.basis, s.start_seconds, s.end_seconds) for s in mixed.speech]
+    frame_seconds = FRAME_SAMPLES / SAMPLE_RATE
+    assert spans == [
+        (7001, "dominant-speaker", round(50 * frame_seconds, 3), round(150 * frame_seconds, 3)),
+        (7002, "dominant-speaker", round(150 * frame_seconds, 3), round(200 * frame_seconds, 3)),
+        (7001, "dominant-speaker", round(250 * frame_seconds, 3), round(mixed.duration_seconds, 3)),
+    ]

@@ -151,6 +151,7 @@ class EvidenceTrack(BlobRef):
     blocks: list[SealedBlock] = Field(default_factory=list)
     gaps: list[AudioGap] = Field(default_factory=list)
     # A speaker's track (unmixed): when they spoke, seconds from the part's first sample (added in v1; optional).
+    # The mixed track: who the platform named dominant speaker when (`basis` "dominant-speaker", with `source_id`).
     speech: list[SpeechSpan] = Field(default_factory=list)
     # What finalise found wrong (a block that does not match the recorder's hash, undecodable data); the
     # evidence is sealed as it is, with the problems on record, never discarded.
@@ -158,10 +159,16 @@ class EvidenceTrack(BlobRef):
 
 
 class SpeechSpan(Contract):
-    """A stretch of speech in a speaker's own track (voice activity: `verbatim.evidence.speech`)."""
+    """A stretch of speech in a speaker's own track (voice activity: `verbatim.evidence.speech`), or on the mixed
+    track a stretch in which the platform named one participant's audio source the dominant speaker
+    (`verbatim.evidence.dominant`)."""
 
     start_seconds: float
     end_seconds: float
+    # What says they spoke (added in v1; optional): voice activity in their own track, or the platform's
+    # dominant-speaker events for the mixed audio; `source_id` is the speaker's audio media source id (roster).
+    basis: Literal["voice-activity", "dominant-speaker"] = "voice-activity"
+    source_id: int | None = None
 
 
 class AudioGap(Contract):

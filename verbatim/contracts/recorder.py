@@ -355,6 +355,15 @@ class CaptureVideoTrack(Contract):
     sha256: str
 
 
+class DominantSpeakerChange(Contract):
+    """The platform named a new dominant speaker (`AudioSocket.DominantSpeakerChanged`): from `ticks` (100-ns ticks
+    since the epoch, on the audio frames' timeline: the last audio frame received before the change) the loudest
+    voice in the mixed audio is the audio media source `source_id` (None: nobody)."""
+
+    ticks: int = Field(ge=0)
+    source_id: int | None = None
+
+
 @contract("capture-manifest", 1)
 class CaptureManifest(Contract):
     """Written by the recorder beside the evidence when a capture ends (or by salvage for a dead recorder)."""
@@ -377,6 +386,10 @@ class CaptureManifest(Contract):
     tracks: list[CaptureTrack] = Field(default_factory=list)
     # Camera and screen-share streams kept as H.264 (added in v1; optional: none in an audio-only capture).
     video_tracks: list[CaptureVideoTrack] = Field(default_factory=list)
+    # The platform's dominant-speaker changes, repeats collapsed, in order (added in v1; optional: none from an
+    # older recorder or a salvage); at most `MAX_DOMINANT_SPEAKER_CHANGES`, the rest counted in `..._dropped`.
+    dominant_speakers: list[DominantSpeakerChange] = Field(default_factory=list)
+    dominant_speakers_dropped: int = Field(default=0, ge=0)
 
     def track(self, name: str = "mixed") -> CaptureTrack:
         for track in self.tracks:

@@ -27,6 +27,7 @@ from verbatim.contracts.evidence import AudioGap, ChunkDigests, EvidenceTrack, S
 from verbatim.contracts.recorder import CaptureManifest, CaptureTrack, CaptureVideoTrack
 from verbatim.evidence import names
 from verbatim.evidence.blocks import decode_block_id
+from verbatim.evidence.dominant import dominant_speaker_spans
 from verbatim.evidence.flac import count_samples, iter_samples, samples_per_block
 from verbatim.evidence.kinds import EVIDENCE, kind_tags
 from verbatim.evidence.sealed import ChunkHasher
@@ -55,7 +56,7 @@ def finalise(
     """Finalise every track of a capture (the mixed record first) into the sealed part `part`.
     `stream_header`: for a continuation, the FLAC stream header its blocks are decoded with (from part 0)."""
     tracks = sorted(capture.tracks, key=lambda t: (t.kind != "mixed", t.track))
-    return [
+    sealed = [
         finalise_track(
             captures,
             recordings,
@@ -66,6 +67,18 @@ def finalise(
         )
         for track in tracks
     ]
+    if capture.dominant_speakers and capture.started_at is not None:
+        # The mixed track's sample 0 is the capture's first audio frame (`started_at`), the dominant-speaker
+        # changes' timeline; without it (a salvage that lost the start) there is nothing to place them against.
+        from verbatim.evidence.video import ticks_of  # here: the video module builds on this one
+
+        origin = ticks_of(capture.started_at)
+        for track in sealed:
+            if track.kind == "mixed":
+                track.speech = dominant_speaker_spans(
+                    capture.dominant_speakers, origin_ticks=origin, duration_seconds=track.duration_seconds
+                )
+    return sealed
 
 
 def finalise_track(

@@ -357,6 +357,14 @@ export function timeline(list, manifest) {
       events.push({ at: span.start_seconds, kind: "speaker", text: `${label} spoke until ${duration(span.end_seconds)}` });
     }
   }
+  // Mixed audio has no track per speaker: who spoke is who the platform named its dominant speaker (the loudest
+  // voice, Teams' DominantSpeakerChanged events), sealed as spans of the mixed track with the speaker's audio source.
+  const dominant = speakers.length ? [] : ((mixed && mixed.speech) || []).filter((s) => s.basis === "dominant-speaker");
+  for (const span of dominant) {
+    const who = (manifest.participants || []).find((p) => (p.source_ids || []).includes(span.source_id));
+    const label = who ? name(who) : `source ${span.source_id}`;
+    events.push({ at: span.start_seconds, kind: "speaker", text: `${label} spoke until ${duration(span.end_seconds)} (dominant speaker, as Teams reported it)` });
+  }
   // Cameras and screen shares: when each was received (spans of the recording's timeline).
   for (const video of manifest.video || []) {
     const who = (manifest.participants || []).find((p) => p.participant_id === video.participant_id);
@@ -377,5 +385,9 @@ export function timeline(list, manifest) {
   for (const event of events) {
     list.append(el("li", { class: `event ${event.kind}` }, el("span", { class: "at" }, duration(event.at)), " ", event.text));
   }
-  if (!speakers.length) list.append(el("li", { class: "muted" }, "Who spoke when: this recording has no per-speaker tracks (the recorder captured the mixed audio)."));
+  if (!speakers.length && dominant.length) {
+    list.append(el("li", { class: "muted" }, "Who spoke when: the dominant speaker Teams reported during the call (the loudest voice in the mixed audio); the recorder captured the mixed audio, not per-speaker tracks."));
+  } else if (!speakers.length) {
+    list.append(el("li", { class: "muted" }, "Who spoke when: this recording has no per-speaker tracks (the recorder captured the mixed audio)."));
+  }
 }
