@@ -206,3 +206,31 @@ def test_the_timeline_says_who_spoke_when_from_the_speakers_own_tracks(
     assert "0:01 Tom Trader shared their screen until 0:06" in lines, lines  # its last frame: 6.3 s
     assert not any("no per-speaker tracks" in line for line in lines)
     shot(page, "recording-speakers")
+
+
+def test_the_timeline_says_who_the_platform_named_dominant_speaker_in_mixed_audio(
+    stack: tuple[World, RunningHost],  # noqa: F811
+    browser: Any,  # noqa: F811
+) -> None:
+    """Mixed audio (the default) has no track per speaker; the platform's dominant-speaker changes
+    (`AudioSocket.DominantSpeakerChanged`, `DominantSpeakerChangedEventArgs.CurrentDominantSpeaker`, documented at
+    https://microsoftgraph.github.io/microsoft-graph-comms-samples/docs/bot_media/Microsoft.Skype.Bots.Media.DominantSpeakerChangedEventArgs.html
+    ) are sealed as spans of the mixed track and the timeline lists them, labelled as the dominant speaker Teams
+    reported."""
+    world, host = stack
+    sealed = seal_recording(world.settings, seconds=8.0, dominant=[(1.0, "p1"), (4.0, "p2"), (6.0, None)])
+    page = first_page(browser)
+    sign_in(page, host, OSCAR)
+    page.goto(f"{host.base_url}/api/portal/#/recording/{sealed.recording_id}")
+    page.wait_for_selector("#rec-proof .badge")
+    manifest = json.loads(page.text_content("#rec-manifest") or "")
+    (mixed,) = [t for t in manifest["evidence"] if t["kind"] == "mixed"]
+    assert [(s["source_id"], s["basis"], s["start_seconds"], s["end_seconds"]) for s in mixed["speech"]] == [
+        (50_001, "dominant-speaker", 1.0, 4.0),
+        (50_002, "dominant-speaker", 4.0, 6.0),
+    ]
+    lines = [line.strip() for line in page.inner_text("#rec-timeline").splitlines()]
+    assert "0:01 Tom Trader spoke until 0:04 (dominant speaker, as Teams reported it)" in lines, lines
+    assert "0:04 +41445550100 spoke until 0:06 (dominant speaker, as Teams reported it)" in lines, lines
+    assert any(line.startswith("Who spoke when: the dominant speaker Teams reported") for line in lines), lines
+    assert not any("no per-speaker tracks" in line for line in lines)

@@ -297,11 +297,11 @@ def test_a_stopped_capture_frees_its_encoder_at_once_not_when_the_garbage_collec
 def test_dominant_speaker_changes_are_kept_on_the_audio_timeline_repeats_collapsed_and_bounded(
     rig: CaptureRig, line: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Mixed audio says nothing about who spoke; the platform's `AudioSocket.DominantSpeakerChanged`
-    (`DominantSpeakerChangedEventArgs.CurrentDominantSpeaker`: the audio source id, 0xFFFFFFFF for none —
-    https://learn.microsoft.com/dotnet/api/microsoft.skype.bots.media.dominantspeakerchangedeventargs) does. The
-    capture keeps each change at the timestamp of the last audio frame before it, collapses repeats, keeps at most
-    its bound (counting the rest), and finalise seals them as spans of the mixed track."""
+    """Mixed audio says nothing about who spoke; the platform's `AudioSocket.DominantSpeakerChanged` does
+    (`DominantSpeakerChangedEventArgs.CurrentDominantSpeaker`: the audio source id, 0xFFFFFFFF for none, no time):
+    https://microsoftgraph.github.io/microsoft-graph-comms-samples/docs/bot_media/Microsoft.Skype.Bots.Media.DominantSpeakerChangedEventArgs.html
+    The capture keeps each change at the timestamp of the last audio frame before it, collapses repeats, keeps at
+    most its bound (counting the rest), and finalise seals them as spans of the mixed track."""
     import recorder_vm.capture.pipeline as pipeline
     from verbatim.evidence.finalise import finalise
 

@@ -223,6 +223,17 @@ def test_the_screen_share_covers_exactly_the_sharing_interval(meeting: dict[str,
     assert screen.width == 1280 and screen.height == 720
 
 
+def test_the_simulators_dominant_speaker_changes_are_kept_on_the_audio_timeline(meeting: dict[str, Any]) -> None:
+    """Only Cora speaks: the simulator's `dominantSpeakerChanged` (what `AudioSocket.DominantSpeakerChanged` raises:
+    https://microsoftgraph.github.io/microsoft-graph-comms-samples/docs/bot_media/Microsoft.Skype.Bots.Media.AudioSocket.html
+    ) names her audio source, and the capture keeps it, timed on the audio frames' timeline within the recording."""
+    manifest, cora = meeting["manifest"], _party(meeting["state"], "cora")
+    changes = manifest.dominant_speakers
+    assert [change.source_id for change in changes] == [cora["sourceId"]], changes
+    assert manifest.started_at is not None and manifest.ended_at is not None
+    assert _ticks(manifest.started_at.isoformat()) <= changes[0].ticks <= _ticks(manifest.ended_at.isoformat())
+
+
 # --- sealed: the lifecycle's activities over the recorder's real capture (Azurite), then verify ---------------
 
 
@@ -306,6 +317,21 @@ def test_video_streams_are_sealed_parts_of_the_recording_and_verify(sealed: dict
     assert any(note.startswith("video access copy") for note in result.notes)
     for stream in streams:
         assert any(note.startswith(f"video access copy of {stream.track} ") for note in result.notes)
+
+
+def test_who_spoke_is_sealed_from_the_dominant_speaker_on_the_mixed_track(
+    meeting: dict[str, Any], sealed: dict[str, Any]
+) -> None:
+    """Mixed audio: the sealed manifest's mixed track says when the platform named Cora the dominant speaker, with
+    her audio source (the roster maps it to her), until the end of the recording (nobody took over)."""
+    manifest = sealed["manifest"]
+    (mixed,) = [track for track in manifest.evidence if track.kind == "mixed"]
+    (span,) = mixed.speech
+    cora = _party(meeting["state"], "cora")
+    assert (span.basis, span.source_id) == ("dominant-speaker", cora["sourceId"])
+    assert 0 <= span.start_seconds < span.end_seconds == round(mixed.duration_seconds, 3)
+    (who,) = [p for p in manifest.participants if span.source_id in p.source_ids]
+    assert CORA in (who.identity.id, who.identity.upn), who
 
 
 def test_a_changed_video_block_is_found_and_located_in_time(sealed: dict[str, Any]) -> None:

@@ -1,12 +1,12 @@
 """Who spoke when in mixed audio: the platform's dominant-speaker changes, as spans on the mixed track.
 
 Mixed audio carries no per-speaker signal; the platform says who is loudest instead. Microsoft's Real-time Media
-Platform raises `AudioSocket.DominantSpeakerChanged` with `DominantSpeakerChangedEventArgs.CurrentDominantSpeaker`
-(the audio media source id of the new dominant speaker, `0xFFFFFFFF` for none:
-https://learn.microsoft.com/dotnet/api/microsoft.skype.bots.media.dominantspeakerchangedeventargs); the recorder
-keeps each change on the audio frames' timeline (`CaptureManifest.dominant_speakers`). Here each change opens a
-span for its source until the next change or the end of the track. The spans say what the platform named, not what
-was heard (`basis` "dominant-speaker"): the speaker's identity comes from the roster's audio source ids.
+Platform raises `AudioSocket.DominantSpeakerChanged` with `DominantSpeakerChangedEventArgs.CurrentDominantSpeaker`,
+"the MediaSourceId (MSI) of the dominant speaker", `None` (0xFFFFFFFF) when there is none, and no time of its own:
+https://microsoftgraph.github.io/microsoft-graph-comms-samples/docs/bot_media/Microsoft.Skype.Bots.Media.DominantSpeakerChangedEventArgs.html
+The recorder keeps each change on the audio frames' timeline (`CaptureManifest.dominant_speakers`). Here each change
+opens a span for its source until the next change or the end of the track. The spans say what the platform named,
+not what was heard (`basis` "dominant-speaker"); the roster's audio source ids say who the source is.
 """
 
 from __future__ import annotations
