@@ -331,7 +331,7 @@ def test_who_spoke_is_sealed_from_the_dominant_speaker_on_the_mixed_track(
     assert (span.basis, span.source_id) == ("dominant-speaker", cora["sourceId"])
     assert 0 <= span.start_seconds < span.end_seconds == round(mixed.duration_seconds, 3)
     (who,) = [p for p in manifest.participants if span.source_id in p.source_ids]
-    assert CORA in (who.identity.id, who.identity.upn), who
+    assert (who.participant_id, who.identity.id) == (cora["participantId"], cora["id"]), who
 
 
 def test_a_changed_video_block_is_found_and_located_in_time(sealed: dict[str, Any]) -> None:
