@@ -252,7 +252,9 @@ def export_package(context: df.DurableOrchestrationContext) -> Generator[Any, An
         return _json(result)
     except Exception as error:  # an activity failed after its retries: the export fails, with the reason
         message = str(error) or type(error).__name__
-        yield context.call_activity(FAIL, _json(ExportFailure(export_id=job.export_id, error=message)))
+        yield context.call_activity_with_retry(
+            FAIL, RETRY, _json(ExportFailure(export_id=job.export_id, error=message))
+        )
         context.set_custom_status(_status(job, "failed", job.next))
         return {"exportId": job.export_id, "error": message}
 

@@ -159,8 +159,8 @@ def recording_lifecycle(context: df.DurableOrchestrationContext) -> Generator[An
         return None
     if check.state == "no_media":
         context.set_custom_status(_status("not_recorded", recording_id, part, reason=check.reason))
-        yield context.call_activity(
-            MARK_NOT_RECORDED, _json(MarkNotRecorded(recording_id=recording_id, reason=check.reason, part=part))
+        yield context.call_activity_with_retry(
+            MARK_NOT_RECORDED, RETRY, _json(MarkNotRecorded(recording_id=recording_id, reason=check.reason, part=part))
         )
         outcome = LifecycleOutcome(
             recording_id=recording_id, status="not_recorded", reason=check.reason, part=part or None
@@ -206,7 +206,9 @@ def recording_lifecycle(context: df.DurableOrchestrationContext) -> Generator[An
         {"recording_id": recording_id, "part": part, "finalised_blob": finalised.finalised_blob, "access_copy": access}
     )
     yield context.call_activity_with_retry(SEAL_ACCESS_COPY, RETRY, _json(request_access))
-    yield context.call_activity(CLEAN_UP, task)
+    yield context.call_activity_with_retry(
+        CLEAN_UP, RETRY, task
+    )  # idempotent; a transient failure must not fail a sealed lifecycle
     context.set_custom_status(_status("sealed", recording_id, part, ledger_seq=sealed.seal.ledger_seq))
     outcome = LifecycleOutcome(
         recording_id=recording_id, status="sealed", interrupted=sealed.seal.interrupted, part=part or None

@@ -60,6 +60,7 @@ class StandInContext:
     payload: dict[str, Any]
     statuses: list[str] = field(default_factory=list)
     current_utc_datetime: datetime = field(default_factory=lambda: datetime.now(UTC))
+    unretried: list[str] = field(default_factory=list)  # activities scheduled without a retry policy
 
     def get_input(self) -> dict[str, Any]:
         return self.payload
@@ -71,6 +72,7 @@ class StandInContext:
         return Scheduled(name, payload)
 
     def call_activity(self, name: str, payload: Any) -> Scheduled:
+        self.unretried.append(name)  # one transient failure would fail the orchestration
         return Scheduled(name, payload)
 
     def task_all(self, tasks: list[Scheduled]) -> AllOf:
@@ -249,3 +251,15 @@ def test_a_crash_between_the_two_seals_resumes_and_seals_the_copy_once(deps: Lif
         assert recordings.version_count(name) == 1, name
     record = deps.store.get(recording_id)
     assert record is not None and record.seal is not None and record.seal.access_copy_blob is not None
+
+
+def test_every_activity_of_a_sealing_lifecycle_is_retried(deps: LifecycleDeps) -> None:
+    """Chaos seed 1 (2026-12-07): `lifecycle_clean_up`, scheduled without retries, failed once on a storage
+    connection reset after both seals, and the orchestration ended `Failed` with a sealed recording."""
+    recording_id = stopped_call(deps)
+    context = StandInContext({"recording_id": recording_id})
+
+    _, ran, failure = drive(context, failing=set())
+
+    assert failure is None and lifecycle_functions.CLEAN_UP in ran
+    assert context.unretried == []

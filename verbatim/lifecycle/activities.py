@@ -908,7 +908,8 @@ def mark_not_recorded(deps: LifecycleDeps, recording_id: str, reason: str, part:
         updated = current.model_copy(deep=True)
         if part == 0:
             updated.status = "not_recorded"
-            updated.problems = [*updated.problems, reason]
+            if reason not in updated.problems:  # a retried activity says it once
+                updated.problems = [*updated.problems, reason]
         else:
             _continuation(updated, part).status = "not_recorded"
         return updated
