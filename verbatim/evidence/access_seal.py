@@ -15,9 +15,7 @@ the record's when the copies were written.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pydantic import JsonValue
@@ -25,10 +23,8 @@ from pydantic import JsonValue
 from verbatim import __version__
 from verbatim.contracts.evidence import AccessCopy, AccessCopyManifest, BlobRef, EntryKind, VideoAccessCopy
 from verbatim.evidence import names
-from verbatim.evidence.seal import MANIFEST_CONTENT_TYPE, recording_subject
-from verbatim.evidence.worm import Enforcement, WormProtection
-from verbatim.ledger.writer import LedgerRecord, LedgerWriter
-from verbatim.platform.blobs import BlobExists, BlobStore
+from verbatim.evidence.seal import ManifestSealer, Sealing, SealKind
+from verbatim.evidence.worm import Enforcement
 
 
 def access_seal_key(recording_id: str, part: int) -> str:
@@ -36,12 +32,7 @@ def access_seal_key(recording_id: str, part: int) -> str:
     return f"access-sealed:{recording_id}" if part == 0 else f"access-sealed:{recording_id}:part-{part}"
 
 
-@dataclass(frozen=True)
-class AccessSealResult:
-    manifest: AccessCopyManifest
-    manifest_blob: BlobRef
-    ledger_entry: LedgerRecord
-    enforcement: Enforcement
+AccessSealResult = Sealing[AccessCopyManifest]
 
 
 def build_access_manifest(
@@ -65,64 +56,6 @@ def build_access_manifest(
         sealed_at=sealed_at,
         sealed_by=f"verbatim {__version__}",
     )
-
-
-class AccessSealer:
-    """Seals access copies in the recordings container (WORM through `worm`) with `access_copy.sealed` entries."""
-
-    def __init__(
-        self,
-        recordings: BlobStore,
-        ledger: LedgerWriter,
-        *,
-        worm: WormProtection,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._container = recordings
-        self._ledger = ledger
-        self._worm = worm
-        self._clock = clock
-
-    def seal(self, manifest: AccessCopyManifest) -> AccessSealResult:
-        manifest, ref = self._write_manifest(manifest)
-        targets: list[tuple[str, str | None]] = [
-            (copy.blob_name, copy.version_id)
-            for copy in (manifest.access_copy, manifest.video_access_copy)
-            if copy is not None
-        ]
-        if manifest.video_access_copy is not None:  # one MP4 per video stream too (the player's camera switch)
-            targets += [(copy.blob_name, copy.version_id) for copy in manifest.video_access_copy.streams]
-        targets.append((ref.blob_name, ref.version_id))
-        enforcement: Enforcement = "azure"
-        for blob_name, version_id in targets:
-            outcomes = [self._worm.protect_until(blob_name, manifest.retention_until, version_id)]
-            if manifest.legal_holds:
-                outcomes.append(self._worm.set_legal_hold(blob_name, True, version_id))
-            if any(o.enforcement == "emulator-not-enforced" for o in outcomes):
-                enforcement = "emulator-not-enforced"
-        entry = self._ledger.append(
-            EntryKind.ACCESS_COPY_SEALED,
-            recording_subject(manifest.recording_id),
-            access_sealed_details(manifest, ref, enforcement),
-            idempotency_key=access_seal_key(manifest.recording_id, manifest.part),
-        )
-        return AccessSealResult(manifest, ref, entry, enforcement)
-
-    def _write_manifest(self, manifest: AccessCopyManifest) -> tuple[AccessCopyManifest, BlobRef]:
-        """Write the access manifest unless a previous attempt did; the stored one is the sealed one."""
-        name = names.access_manifest_name(manifest.recording_id, manifest.part)
-        body = manifest.model_dump_json(indent=2).encode()
-        try:
-            version_id = self._container.write(name, body, overwrite=False, content_type=MANIFEST_CONTENT_TYPE)
-        except BlobExists:
-            existing = self._container.read_versioned(name)
-            body, version_id = existing.data, existing.version_id
-            stored = AccessCopyManifest.model_validate_json(body)
-            if stored.recording_id != manifest.recording_id or stored.part != manifest.part:
-                raise
-            manifest = stored
-        ref = BlobRef(blob_name=name, version_id=version_id, bytes=len(body), sha256=hashlib.sha256(body).hexdigest())
-        return manifest, ref
 
 
 def _copy(ref: BlobRef | None) -> JsonValue:
@@ -172,3 +105,30 @@ def access_sealed_details(
         "legal_holds": list(manifest.legal_holds),
         "worm": enforcement,
     }
+
+
+def access_sealed_objects(manifest: AccessCopyManifest) -> list[tuple[str, str | None]]:
+    """What an access seal makes WORM besides its manifest: the Opus copy, the MP4 copy and one MP4 per video
+    stream (the player's camera switch)."""
+    targets: list[tuple[str, str | None]] = [
+        (copy.blob_name, copy.version_id)
+        for copy in (manifest.access_copy, manifest.video_access_copy)
+        if copy is not None
+    ]
+    if manifest.video_access_copy is not None:
+        targets += [(copy.blob_name, copy.version_id) for copy in manifest.video_access_copy.streams]
+    return targets
+
+
+class AccessSealer(ManifestSealer[AccessCopyManifest]):
+    """Seals access copies in the recordings container (WORM through `worm`) with `access_copy.sealed` entries."""
+
+    kind = SealKind(
+        contract=AccessCopyManifest,
+        manifest_name=names.access_manifest_name,
+        covered=access_sealed_objects,
+        retention_until=lambda manifest: manifest.retention_until,
+        entry_kind=EntryKind.ACCESS_COPY_SEALED,
+        idempotency_key=access_seal_key,
+        details=access_sealed_details,
+    )

@@ -4,7 +4,8 @@ seal in the ledger. Every name is derived from the recording id and the part (`v
 each is written once: nothing here overwrites a blob.
 
 A seal is idempotent: a retry finds the manifest already written and re-applies the same protection and
-the same ledger entry (by idempotency key), so an activity can be retried at any step.
+the same ledger entry (by idempotency key), so an activity can be retried at any step. The sealing step itself
+(`ManifestSealer`) also seals the access copies after the evidence (`verbatim.evidence.access_seal`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 from pydantic import JsonValue
 
 from verbatim import __version__
 from verbatim.contracts.evidence import (
     AccessCopy,
+    AccessCopyManifest,
     BlobRef,
     EntryKind,
     EvidenceTrack,
@@ -132,18 +135,37 @@ def build_manifest(
     )
 
 
+SealedManifest = TypeVar("SealedManifest", RecordingManifest, AccessCopyManifest)
+
+
 @dataclass(frozen=True)
-class SealResult:
-    manifest: RecordingManifest
+class SealKind(Generic[SealedManifest]):
+    """What one kind of seal writes: its manifest contract and where it is stored, the objects the manifest
+    covers, the retention date they are WORM until, and its ledger entry (kind, idempotency key, details)."""
+
+    contract: type[SealedManifest]
+    manifest_name: Callable[[str, int], str]  # (recording id, part) -> blob name
+    covered: Callable[[SealedManifest], list[tuple[str, str | None]]]  # (blob name, version) besides the manifest
+    retention_until: Callable[[SealedManifest], datetime]
+    entry_kind: EntryKind
+    idempotency_key: Callable[[str, int], str]  # (recording id, part) -> key
+    details: Callable[[SealedManifest, BlobRef, Enforcement], dict[str, JsonValue]]
+
+
+@dataclass(frozen=True)
+class Sealing(Generic[SealedManifest]):
+    manifest: SealedManifest
     manifest_blob: BlobRef
     ledger_entry: LedgerRecord
     enforcement: Enforcement
     protected_blobs: list[str]
 
 
-class Sealer:
-    """Seals recordings in the recordings container (made WORM through `worm`) and appends `sealed` entries to
-    the ledger."""
+class ManifestSealer(Generic[SealedManifest]):
+    """The one sealing step, for the kind each subclass names: write the manifest once, make every object it covers
+    and itself WORM until the retention date (and legally held when a hold applies), append the ledger entry."""
+
+    kind: SealKind[SealedManifest]
 
     def __init__(
         self,
@@ -158,48 +180,56 @@ class Sealer:
         self._worm = worm
         self._clock = clock
 
-    def seal(self, manifest: RecordingManifest) -> SealResult:
+    def seal(self, manifest: SealedManifest) -> Sealing[SealedManifest]:
+        kind: SealKind[SealedManifest] = self.kind
         manifest, manifest_ref = self._write_manifest(manifest)
-        targets: list[tuple[str, str | None]] = [(t.blob_name, t.version_id) for t in manifest.evidence]
-        targets += [(v.blob_name, v.version_id) for v in manifest.video]
-        if manifest.access_copy is not None:
-            targets.append((manifest.access_copy.blob_name, manifest.access_copy.version_id))
-        if manifest.video_access_copy is not None:
-            targets.append((manifest.video_access_copy.blob_name, manifest.video_access_copy.version_id))
-            targets += [(copy.blob_name, copy.version_id) for copy in manifest.video_access_copy.streams]
-        if manifest.capture_manifest is not None:
-            targets.append((manifest.capture_manifest.blob_name, manifest.capture_manifest.version_id))
-        targets.append((manifest_ref.blob_name, manifest_ref.version_id))
+        targets = [*kind.covered(manifest), (manifest_ref.blob_name, manifest_ref.version_id)]
+        until = kind.retention_until(manifest)
         enforcement: Enforcement = "azure"
         for blob_name, version_id in targets:
-            outcomes = [self._worm.protect_until(blob_name, manifest.retention.until, version_id)]
+            outcomes = [self._worm.protect_until(blob_name, until, version_id)]
             if manifest.legal_holds:
                 outcomes.append(self._worm.set_legal_hold(blob_name, True, version_id))
             if any(o.enforcement == "emulator-not-enforced" for o in outcomes):
                 enforcement = "emulator-not-enforced"
         entry = self._ledger.append(
-            EntryKind.SEALED,
+            kind.entry_kind,
             recording_subject(manifest.recording_id),
-            sealed_details(manifest, manifest_ref, enforcement),
-            idempotency_key=seal_key(manifest.recording_id, manifest.part),
+            kind.details(manifest, manifest_ref, enforcement),
+            idempotency_key=kind.idempotency_key(manifest.recording_id, manifest.part),
         )
-        return SealResult(manifest, manifest_ref, entry, enforcement, [name for name, _ in targets])
+        return Sealing(manifest, manifest_ref, entry, enforcement, [name for name, _ in targets])
 
-    def _write_manifest(self, manifest: RecordingManifest) -> tuple[RecordingManifest, BlobRef]:
+    def _write_manifest(self, manifest: SealedManifest) -> tuple[SealedManifest, BlobRef]:
         """Write the manifest unless a previous attempt did; the stored one is the sealed one."""
-        name = names.sealed_manifest_name(manifest.recording_id, manifest.part)
+        name = self.kind.manifest_name(manifest.recording_id, manifest.part)
         body = manifest.model_dump_json(indent=2).encode()
         try:
             version_id = self._container.write(name, body, overwrite=False, content_type=MANIFEST_CONTENT_TYPE)
         except BlobExists:
             existing = self._container.read_versioned(name)
             body, version_id = existing.data, existing.version_id
-            stored = RecordingManifest.model_validate_json(body)
+            stored = self.kind.contract.model_validate_json(body)
             if stored.recording_id != manifest.recording_id or stored.part != manifest.part:
                 raise
             manifest = stored
         ref = BlobRef(blob_name=name, version_id=version_id, bytes=len(body), sha256=hashlib.sha256(body).hexdigest())
         return manifest, ref
+
+
+def sealed_objects(manifest: RecordingManifest) -> list[tuple[str, str | None]]:
+    """What a recording part's seal makes WORM besides its manifest: the evidence, the video streams, the access
+    copies sealed with them (version 1), and the capture manifest the part was finalised from."""
+    targets: list[tuple[str, str | None]] = [(t.blob_name, t.version_id) for t in manifest.evidence]
+    targets += [(v.blob_name, v.version_id) for v in manifest.video]
+    if manifest.access_copy is not None:
+        targets.append((manifest.access_copy.blob_name, manifest.access_copy.version_id))
+    if manifest.video_access_copy is not None:
+        targets.append((manifest.video_access_copy.blob_name, manifest.video_access_copy.version_id))
+        targets += [(copy.blob_name, copy.version_id) for copy in manifest.video_access_copy.streams]
+    if manifest.capture_manifest is not None:
+        targets.append((manifest.capture_manifest.blob_name, manifest.capture_manifest.version_id))
+    return targets
 
 
 def sealed_details(
@@ -258,6 +288,24 @@ def sealed_details(
             ]
         details["video_access_copy"] = video
     return details
+
+
+SealResult = Sealing[RecordingManifest]
+
+
+class Sealer(ManifestSealer[RecordingManifest]):
+    """Seals recordings in the recordings container (made WORM through `worm`) and appends `sealed` entries to
+    the ledger."""
+
+    kind = SealKind(
+        contract=RecordingManifest,
+        manifest_name=names.sealed_manifest_name,
+        covered=sealed_objects,
+        retention_until=lambda manifest: manifest.retention.until,
+        entry_kind=EntryKind.SEALED,
+        idempotency_key=seal_key,
+        details=sealed_details,
+    )
 
 
 def read_manifest_blob(container: BlobStore, blob_name: str, version_id: str | None = None) -> bytes | None:
