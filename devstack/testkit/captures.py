@@ -28,6 +28,7 @@ from verbatim.contracts.recorder import (
     CaptureVideoBlock,
     CaptureVideoTrack,
     DominantSpeakerChange,
+    TrackKind,
 )
 from verbatim.evidence.blocks import BlockId
 from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
@@ -117,6 +118,72 @@ class StagedCapture:
         return b"".join(block for block, _, _ in self.blocks)
 
 
+def stage_flac_blocks(
+    store: BlobStore,
+    blob_name: str,
+    blocks: Sequence[tuple[bytes, int, int]],
+    *,
+    first: int = 0,
+    commit: bool = True,
+    lease_id: str | None = None,
+) -> list[CaptureBlock]:
+    """Stage FLAC blocks as the recorder does (block ids from index and content, numbered from `first`), commit them
+    (unless it 'crashed') and describe them as its capture manifest lists them."""
+    leased: dict[str, Any] = {"lease_id": lease_id} if lease_id is not None else {}
+    capture_blocks, offset = [], 0
+    for index, (data, start_sample, samples) in enumerate(blocks, start=first):
+        block_id = BlockId.for_content(index, data).encode()
+        store.stage_block(blob_name, block_id, data, **leased)
+        capture_blocks.append(
+            CaptureBlock(
+                index=index,
+                block_id=block_id,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                byte_offset=offset,
+                start_sample=start_sample,
+                samples=samples,
+                time_offset_seconds=start_sample / RATE,
+            )
+        )
+        offset += len(data)
+    if commit:
+        store.commit_blocks(blob_name, [b.block_id for b in capture_blocks], **leased)
+    return capture_blocks
+
+
+def flac_track(
+    track: str,
+    kind: TrackKind,
+    blob_name: str,
+    blocks: Sequence[tuple[bytes, int, int]],
+    capture_blocks: list[CaptureBlock],
+    *,
+    source_id: int | None = None,
+) -> CaptureTrack:
+    """A FLAC track of the capture manifest: its blocks, and the whole object's size, samples and hash."""
+    whole = b"".join(data for data, _, _ in blocks)
+    samples = sum(b.samples for b in capture_blocks)
+    return CaptureTrack(
+        track=track,
+        kind=kind,
+        source_id=source_id,
+        blob_name=blob_name,
+        encoding=AudioEncoding(),
+        blocks=capture_blocks,
+        bytes=len(whole),
+        samples=samples,
+        duration_seconds=samples / RATE,
+        sha256=hashlib.sha256(whole).hexdigest(),
+    )
+
+
+def rewrite_capture(store: BlobStore, staged: StagedCapture, updated: CaptureManifest) -> StagedCapture:
+    """Write the capture's manifest again, as the recorder does when a stream, a track or speaker changes join it."""
+    store.write(staged.capture_blob, updated.model_dump_json(indent=2).encode(), content_type="application/json")
+    return StagedCapture(updated, staged.capture_blob, staged.evidence_blob, staged.blocks)
+
+
 def stage_capture(
     container: ContainerClient | BlobStore,
     recording_id: str,
@@ -140,28 +207,7 @@ def stage_capture(
     everything = flac_blocks(pcm, block_seconds)
     first = blocks_range[0]
     blocks = everything[first : blocks_range[1]]
-    leased: dict[str, Any] = {"lease_id": lease_id} if lease_id is not None else {}
-    capture_blocks, offset = [], 0
-    for index, (data, start_sample, samples) in enumerate(blocks, start=first):
-        block_id = BlockId.for_content(index, data).encode()
-        store.stage_block(blob_name, block_id, data, **leased)
-        capture_blocks.append(
-            CaptureBlock(
-                index=index,
-                block_id=block_id,
-                size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                byte_offset=offset,
-                start_sample=start_sample,
-                samples=samples,
-                time_offset_seconds=start_sample / RATE,
-            )
-        )
-        offset += len(data)
-    if commit:
-        store.commit_blocks(blob_name, [b.block_id for b in capture_blocks], **leased)
-    whole = b"".join(data for data, _, _ in blocks)
-    samples_here = sum(samples for _, _, samples in blocks)
+    capture_blocks = stage_flac_blocks(store, blob_name, blocks, first=first, commit=commit, lease_id=lease_id)
     manifest = CaptureManifest(
         recording_id=recording_id,
         call_id=f"call-{recording_id}",
@@ -173,19 +219,7 @@ def stage_capture(
         complete=commit,
         generation=generation,
         frames_received=len(pcm) // 320,
-        tracks=[
-            CaptureTrack(
-                track="mixed",
-                kind="mixed",
-                blob_name=blob_name,
-                encoding=AudioEncoding(),
-                blocks=capture_blocks,
-                bytes=len(whole),
-                samples=samples_here,
-                duration_seconds=samples_here / RATE,
-                sha256=hashlib.sha256(whole).hexdigest(),
-            )
-        ],
+        tracks=[flac_track("mixed", "mixed", blob_name, blocks, capture_blocks)],
     )
     capture_blob = manifest_blob_name(prefix)
     store.write(capture_blob, manifest.model_dump_json(indent=2).encode(), content_type="application/json")
@@ -268,9 +302,7 @@ def stage_video(
         height=profile.height,
         sha256=hashlib.sha256(bytes(everything)).hexdigest(),
     )
-    updated = manifest.model_copy(update={"video_tracks": [*manifest.video_tracks, track]})
-    store.write(staged.capture_blob, updated.model_dump_json(indent=2).encode(), content_type="application/json")
-    return StagedCapture(updated, staged.capture_blob, staged.evidence_blob, staged.blocks)
+    return rewrite_capture(store, staged, manifest.model_copy(update={"video_tracks": [*manifest.video_tracks, track]}))
 
 
 def stage_speaker(
@@ -288,41 +320,10 @@ def stage_speaker(
     manifest = staged.manifest
     name = f"source-{source_id}"
     blob_name = track_blob_name(capture_prefix(manifest.recording_id, manifest.generation), name)
-    blocks, offset = [], 0
-    for index, (data, start_sample, samples) in enumerate(flac_blocks(pcm, block_seconds)):
-        block_id = BlockId.for_content(index, data).encode()
-        store.stage_block(blob_name, block_id, data)
-        blocks.append(
-            CaptureBlock(
-                index=index,
-                block_id=block_id,
-                size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                byte_offset=offset,
-                start_sample=start_sample,
-                samples=samples,
-                time_offset_seconds=start_sample / RATE,
-            )
-        )
-        offset += len(data)
-    store.commit_blocks(blob_name, [b.block_id for b in blocks])
-    whole = b"".join(data for data, _, _ in flac_blocks(pcm, block_seconds))
-    samples_here = sum(b.samples for b in blocks)
-    track = CaptureTrack(
-        track=name,
-        kind="unmixed",
-        source_id=source_id,
-        blob_name=blob_name,
-        encoding=AudioEncoding(),
-        blocks=blocks,
-        bytes=len(whole),
-        samples=samples_here,
-        duration_seconds=samples_here / RATE,
-        sha256=hashlib.sha256(whole).hexdigest(),
-    )
-    updated = manifest.model_copy(update={"tracks": [*manifest.tracks, track]})
-    store.write(staged.capture_blob, updated.model_dump_json(indent=2).encode(), content_type="application/json")
-    return StagedCapture(updated, staged.capture_blob, staged.evidence_blob, staged.blocks)
+    blocks = flac_blocks(pcm, block_seconds)
+    capture_blocks = stage_flac_blocks(store, blob_name, blocks)
+    track = flac_track(name, "unmixed", blob_name, blocks, capture_blocks, source_id=source_id)
+    return rewrite_capture(store, staged, manifest.model_copy(update={"tracks": [*manifest.tracks, track]}))
 
 
 def stage_dominant_speakers(
@@ -336,6 +337,4 @@ def stage_dominant_speakers(
     assert manifest.started_at is not None, "a capture with dominant speakers has a first sample"
     origin = ticks_of(manifest.started_at)
     kept = [DominantSpeakerChange(ticks=origin + round(at * 10_000_000), source_id=source) for at, source in changes]
-    updated = manifest.model_copy(update={"dominant_speakers": kept})
-    store.write(staged.capture_blob, updated.model_dump_json(indent=2).encode(), content_type="application/json")
-    return StagedCapture(updated, staged.capture_blob, staged.evidence_blob, staged.blocks)
+    return rewrite_capture(store, staged, manifest.model_copy(update={"dominant_speakers": kept}))
