@@ -335,13 +335,11 @@ class PartOf(CamelContract):
     index: str = "package-index.json"
 
 
-@contract("export-package-manifest", 1)
-class PackageManifest(CamelContract):
-    """`package-manifest.json`: every other file of the package with its size and SHA-256 (canonical JSON; its
-    signature, `package-manifest.sig`, is a C2SP signed note over `verbatim-export-manifest/v1`, the export id
-    and this file's SHA-256)."""
+class ExportHeader(CamelContract):
+    """What a package's manifest and a multi-part package's index both say first: the file's format, and the
+    export they hold (who asked, why, what was selected) with the ledger checkpoint it was packaged at."""
 
-    format: Literal["verbatim-export/1"] = "verbatim-export/1"
+    format: str  # each file's own literal
     export_id: str
     title: str | None = None
     created_at: str
@@ -352,6 +350,15 @@ class PackageManifest(CamelContract):
     log_origin: str
     checkpoint_size: int
     created_entry: int | None = None
+
+
+@contract("export-package-manifest", 1)
+class PackageManifest(ExportHeader):
+    """`package-manifest.json`: every other file of the package with its size and SHA-256 (canonical JSON; its
+    signature, `package-manifest.sig`, is a C2SP signed note over `verbatim-export-manifest/v1`, the export id
+    and this file's SHA-256)."""
+
+    format: Literal["verbatim-export/1"] = "verbatim-export/1"
     recordings: list[PackagedRecording]
     chats: list[PackagedChat] = Field(default_factory=list)
     files: list[PackageFile]
@@ -359,22 +366,12 @@ class PackageManifest(CamelContract):
 
 
 @contract("export-package-index", 1)
-class PackageIndex(CamelContract):
+class PackageIndex(ExportHeader):
     """`package-index.json` of a multi-part package: the export and every part with its size and the SHA-256 of
     its signed manifest (canonical JSON; `package-index.sig` is a C2SP signed note over
     `verbatim-export-index/v1`, the export id and this file's SHA-256). Every item is in exactly one part."""
 
     format: Literal["verbatim-export-index/1"] = "verbatim-export-index/1"
-    export_id: str
-    title: str | None = None
-    created_at: str
-    requested_by: Requester
-    reason: str
-    selection: dict[str, JsonValue]
-    options: ExportOptions
-    log_origin: str
-    checkpoint_size: int
-    created_entry: int | None = None
     recordings: int
     chats: int = 0
     parts: list[IndexPart]

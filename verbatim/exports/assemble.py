@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -80,6 +81,22 @@ def _json(value: object) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
+def export_header(log: TransparencyLog, export: ExportRecord, checkpoint_size: int) -> dict[str, Any]:
+    """The fields of `ExportHeader` a part's manifest and the package index both take from the export and the log."""
+    return {
+        "export_id": export.id,
+        "title": export.title,
+        "created_at": export.created_at,
+        "requested_by": export.requested_by,
+        "reason": export.reason,
+        "selection": export.selection,
+        "options": export.options,
+        "log_origin": log.origin,
+        "checkpoint_size": checkpoint_size,
+        "created_entry": export.created_seq,
+    }
+
+
 @dataclass(frozen=True)
 class Assembled:
     result: ExportResult
@@ -110,16 +127,7 @@ def assemble_package(
     checkpoint = log.checkpoint_at(checkpoint_size)
     verifiers = list(log.keys.verifiers)
     manifest = PackageManifest(
-        export_id=export.id,
-        title=export.title,
-        created_at=export.created_at,
-        requested_by=export.requested_by,
-        reason=export.reason,
-        selection=export.selection,
-        options=export.options,
-        log_origin=log.origin,
-        checkpoint_size=checkpoint_size,
-        created_entry=export.created_seq,
+        **export_header(log, export, checkpoint_size),
         recordings=rows,
         chats=chats,
         files=[],
@@ -215,16 +223,7 @@ def write_index(
     if signer is None:
         raise DependencyUnavailable("the ledger has no signing key: a package cannot be signed")
     index = PackageIndex(
-        export_id=export.id,
-        title=export.title,
-        created_at=export.created_at,
-        requested_by=export.requested_by,
-        reason=export.reason,
-        selection=export.selection,
-        options=export.options,
-        log_origin=log.origin,
-        checkpoint_size=checkpoint_size,
-        created_entry=export.created_seq,
+        **export_header(log, export, checkpoint_size),
         recordings=sum(len(p.recordings) for p in parts),
         chats=sum(len(p.chats) for p in parts),
         parts=[IndexPart.model_validate(p.model_dump(exclude={"blob"})) for p in parts],  # not where it is stored
