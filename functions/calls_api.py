@@ -8,9 +8,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.auth import authorize
-from functions.http import json_response, problem_responses
+from functions.http import json_response, optional_reason, problem_responses
 from verbatim.callrecords.reads import CallRecordReader, ListParameters
-from verbatim.ledger.access import REASON_HEADER, access_reason
 from verbatim.platform.auth import COMPLIANCE_AUDITOR, COMPLIANCE_OFFICER
 from verbatim.wiring import current
 
@@ -21,19 +20,15 @@ def _reader() -> CallRecordReader:
     return current().callrecords.reader
 
 
-def _reason(req: func.HttpRequest) -> str | None:
-    return access_reason(req.headers.get(REASON_HEADER), required=False)
-
-
 @bp.route(route="v1/calls/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def get_call(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
-    return json_response(_reader().get(req.route_params["id"], principal, _reason(req)))
+    return json_response(_reader().get(req.route_params["id"], principal, optional_reason(req)))
 
 
 @bp.route(route="v1/calls", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def list_calls(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
-    return json_response(_reader().list(ListParameters.parse(dict(req.params)), principal, _reason(req)))
+    return json_response(_reader().list(ListParameters.parse(dict(req.params)), principal, optional_reason(req)))

@@ -10,7 +10,14 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.auth import authorize
-from functions.http import client_address, graph_handshake, json_response, parse_json_body, problem_responses
+from functions.http import (
+    client_address,
+    graph_handshake,
+    json_response,
+    optional_reason,
+    parse_json_body,
+    problem_responses,
+)
 from verbatim.chat.reads import READERS
 from verbatim.chat.verify import verify_chat
 from verbatim.contracts.api import (
@@ -23,7 +30,6 @@ from verbatim.contracts.api import (
 )
 from verbatim.contracts.callrecords import GraphLifecycleEvent
 from verbatim.contracts.chat import BackfillReason, ChatBackfillRequest, ChatMessageCaptured
-from verbatim.ledger.access import REASON_HEADER, access_reason
 from verbatim.platform import layout
 from verbatim.platform.auth import RECORDER_ADMIN
 from verbatim.platform.errors import Conflict, InvalidInput
@@ -190,22 +196,18 @@ def admin_chat_seal(req: func.HttpRequest) -> func.HttpResponse:
 # --- compliance API -------------------------------------------------------------------------------------
 
 
-def _reason(req: func.HttpRequest) -> str | None:
-    return access_reason(req.headers.get(REASON_HEADER), required=False)
-
-
 @bp.route(route="v1/chats", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def list_chats(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    return json_response(current().chat.reader.list(dict(req.params), principal, _reason(req)))
+    return json_response(current().chat.reader.list(dict(req.params), principal, optional_reason(req)))
 
 
 @bp.route(route="v1/chats/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def get_chat(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    return json_response(current().chat.reader.detail(req.route_params["id"], principal, _reason(req)))
+    return json_response(current().chat.reader.detail(req.route_params["id"], principal, optional_reason(req)))
 
 
 @bp.route(route="v1/chats/{id}/verification", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -214,7 +216,7 @@ def verify_chat_evidence(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
     container = current()
     chat_id = req.route_params["id"]
-    container.access.record(principal, "chat.verify", f"chat:{chat_id}", _reason(req))
+    container.access.record(principal, "chat.verify", f"chat:{chat_id}", optional_reason(req))
     result = verify_chat(chat_id, container.chat.blobs, container.ledger, container.ledger_anchors)
     return json_response(
         ChatVerificationView(
@@ -232,11 +234,13 @@ def verify_chat_evidence(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def search_chats(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    return json_response(current().chat.reader.search(dict(req.params), principal, _reason(req)))
+    return json_response(current().chat.reader.search(dict(req.params), principal, optional_reason(req)))
 
 
 @bp.route(route="v1/recordings/{id}/chat", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def recording_chat(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    return json_response(current().chat.recording_chats.for_recording(req.route_params["id"], principal, _reason(req)))
+    return json_response(
+        current().chat.recording_chats.for_recording(req.route_params["id"], principal, optional_reason(req))
+    )

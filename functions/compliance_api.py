@@ -10,7 +10,15 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.auth import authorize
-from functions.http import json_response, parse_json_body, problem, problem_responses
+from functions.http import (
+    json_response,
+    optional_reason,
+    parse_json_body,
+    problem,
+    problem_responses,
+    ranged_response,
+    required_reason,
+)
 from verbatim.api import devlogin, static
 from verbatim.api import portal as portal_settings
 from verbatim.api.devlogin import DevLoginRequest
@@ -19,7 +27,6 @@ from verbatim.api.openapi import openapi_document
 from verbatim.api.service import MAX_PART, READERS, media_copy, search_query, verdict_query
 from verbatim.contracts.api import Me
 from verbatim.evidence.names import is_video_track
-from verbatim.ledger.access import REASON_HEADER, access_reason
 from verbatim.platform.auth import COMPLIANCE_AUDITOR
 from verbatim.platform.errors import InvalidInput, NotFound
 from verbatim.platform.inputs import bounded_int
@@ -29,15 +36,11 @@ from verbatim.wiring import current
 bp = df.Blueprint()
 
 
-def _reason(req: func.HttpRequest, *, required: bool = False) -> str | None:
-    return access_reason(req.headers.get(REASON_HEADER), required=required)
-
-
 @bp.route(route="v1/recordings", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def search_recordings(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    page = current().compliance_api.search(search_query(dict(req.params)), principal, _reason(req))
+    page = current().compliance_api.search(search_query(dict(req.params)), principal, optional_reason(req))
     return json_response(page)
 
 
@@ -45,7 +48,7 @@ def search_recordings(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def get_recording(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    return json_response(current().compliance_api.detail(req.route_params["id"], principal, _reason(req)))
+    return json_response(current().compliance_api.detail(req.route_params["id"], principal, optional_reason(req)))
 
 
 @bp.route(route="v1/recordings/{id}/media", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -58,23 +61,16 @@ def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
     stream = req.params.get("stream")
     if stream is not None and (copy != "video" or not is_video_track(stream)):
         raise InvalidInput("`stream` names a video stream (`screen-<id>` or `video-<id>`) of `copy=video`")
-    reason = _reason(req, required=True)
-    assert reason is not None
     answer = current().compliance_api.media(
         req.route_params["id"],
         copy,
         req.headers.get("range"),
         principal,
-        reason,
+        required_reason(req),
         part=part,
         stream=stream,
     )
-    if answer.status == 416:
-        detail = f"the range is outside the {answer.headers['Content-Range'].split('/')[-1]} bytes of the object"
-        response = problem(416, "Range not satisfiable", detail)
-        response.headers.update(answer.headers)
-        return response
-    return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers)
+    return ranged_response(answer, "the object")
 
 
 @bp.route(route="v1/verdicts", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -82,7 +78,7 @@ def get_recording_media(req: func.HttpRequest) -> func.HttpResponse:
 def search_verdicts(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
     return json_response(
-        current().compliance_api.verdict_page(verdict_query(dict(req.params)), principal, _reason(req))
+        current().compliance_api.verdict_page(verdict_query(dict(req.params)), principal, optional_reason(req))
     )
 
 
@@ -90,21 +86,21 @@ def search_verdicts(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def list_reports(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return json_response(current().compliance_api.reports(principal, _reason(req)))
+    return json_response(current().compliance_api.reports(principal, optional_reason(req)))
 
 
 @bp.route(route="v1/reports/completeness/{day}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def get_report(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return json_response(current().compliance_api.report(req.route_params["day"], principal, _reason(req)))
+    return json_response(current().compliance_api.report(req.route_params["day"], principal, optional_reason(req)))
 
 
 @bp.route(route="v1/ledger", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def read_ledger(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return json_response(current().ledger_api.page(dict(req.params), principal, _reason(req)))
+    return json_response(current().ledger_api.page(dict(req.params), principal, optional_reason(req)))
 
 
 def _note(note: bytes) -> func.HttpResponse:
@@ -115,7 +111,7 @@ def _note(note: bytes) -> func.HttpResponse:
 @problem_responses
 def read_ledger_checkpoint(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return _note(current().ledger_api.checkpoint(principal, _reason(req)))
+    return _note(current().ledger_api.checkpoint(principal, optional_reason(req)))
 
 
 @bp.route(route="v1/ledger/checkpoints/{size}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -123,14 +119,16 @@ def read_ledger_checkpoint(req: func.HttpRequest) -> func.HttpResponse:
 def read_ledger_checkpoint_of_size(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
     size = parse_size(req.route_params["size"], "size")
-    return _note(current().ledger_api.checkpoint(principal, _reason(req), size))
+    return _note(current().ledger_api.checkpoint(principal, optional_reason(req), size))
 
 
 @bp.route(route="v1/ledger/entries/{index}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def read_ledger_entry(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return json_response(current().ledger_api.entry(parse_index(req.route_params["index"]), principal, _reason(req)))
+    return json_response(
+        current().ledger_api.entry(parse_index(req.route_params["index"]), principal, optional_reason(req))
+    )
 
 
 @bp.route(route="v1/ledger/entries/{index}/proof", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -141,8 +139,8 @@ def read_ledger_proof(req: func.HttpRequest) -> func.HttpResponse:
     index, tree_size = parse_index(req.route_params["index"]), parse_size(req.params.get("treeSize"))
     api = current().ledger_api
     if "application/json" in (req.headers.get("accept") or ""):
-        return json_response(api.proof(index, tree_size, principal, _reason(req)))
-    body = api.tlog_proof(index, tree_size, principal, _reason(req))
+        return json_response(api.proof(index, tree_size, principal, optional_reason(req)))
+    body = api.tlog_proof(index, tree_size, principal, optional_reason(req))
     return func.HttpResponse(body, mimetype=TLOG_PROOF_MEDIA_TYPE)
 
 
@@ -150,7 +148,7 @@ def read_ledger_proof(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def read_ledger_consistency(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return json_response(current().ledger_api.consistency(dict(req.params), principal, _reason(req)))
+    return json_response(current().ledger_api.consistency(dict(req.params), principal, optional_reason(req)))
 
 
 @bp.route(route="v1/ledger/tile/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -158,7 +156,7 @@ def read_ledger_consistency(req: func.HttpRequest) -> func.HttpResponse:
 def read_ledger_tile(req: func.HttpRequest) -> func.HttpResponse:
     """Tiles are immutable: cacheable for as long as a client likes."""
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    body = current().ledger_api.tile("tile/" + req.route_params["path"], principal, _reason(req))
+    body = current().ledger_api.tile("tile/" + req.route_params["path"], principal, optional_reason(req))
     return func.HttpResponse(
         body, mimetype="application/octet-stream", headers={"Cache-Control": "private, max-age=31536000, immutable"}
     )
@@ -168,14 +166,14 @@ def read_ledger_tile(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def read_audit(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_AUDITOR)
-    return json_response(current().compliance_api.audit_page(dict(req.params), principal, _reason(req)))
+    return json_response(current().compliance_api.audit_page(dict(req.params), principal, optional_reason(req)))
 
 
 @bp.route(route="v1/live", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def live_calls(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    return json_response(current().live_calls.page(dict(req.params), principal, _reason(req)))
+    return json_response(current().live_calls.page(dict(req.params), principal, optional_reason(req)))
 
 
 @bp.route(route="v1/policy/coverage/users", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -187,7 +185,9 @@ def coverage_users(req: func.HttpRequest) -> func.HttpResponse:
     report = services.policy.coverage_states.load().last_report
     if report is None:
         raise NotFound("no coverage audit has run yet")
-    return json_response(services.compliance_api.coverage_users(report, dict(req.params), principal, _reason(req)))
+    return json_response(
+        services.compliance_api.coverage_users(report, dict(req.params), principal, optional_reason(req))
+    )
 
 
 @bp.route(route="v1/me", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

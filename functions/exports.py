@@ -27,7 +27,14 @@ import azure.functions as func
 from pydantic import BaseModel
 
 from functions.auth import authorize
-from functions.http import json_response, parse_json_body, problem, problem_responses
+from functions.http import (
+    json_response,
+    optional_reason,
+    parse_json_body,
+    problem_responses,
+    ranged_response,
+    required_reason,
+)
 from verbatim.contracts.exports import (
     ExportBatch,
     ExportFailure,
@@ -39,8 +46,7 @@ from verbatim.contracts.exports import (
     ExportStage,
     PartSummary,
 )
-from verbatim.exports.service import BATCH, READERS, Download, ExportService
-from verbatim.ledger.access import REASON_HEADER, access_reason
+from verbatim.exports.service import BATCH, READERS, ExportService
 from verbatim.platform.auth import COMPLIANCE_OFFICER
 from verbatim.wiring import current
 
@@ -72,10 +78,6 @@ def _json(model: BaseModel) -> Json:
     return dumped
 
 
-def _reason(req: func.HttpRequest, *, required: bool = False) -> str | None:
-    return access_reason(req.headers.get(REASON_HEADER), required=required)
-
-
 # --- HTTP ------------------------------------------------------------------------------------------------------
 
 
@@ -85,8 +87,7 @@ def _reason(req: func.HttpRequest, *, required: bool = False) -> str | None:
 async def create_export(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """202 with the export's view and a Location to poll; the package is made by the orchestration."""
     principal = authorize(req, COMPLIANCE_OFFICER)
-    reason = _reason(req, required=True)
-    assert reason is not None
+    reason = required_reason(req)
     body = parse_json_body(req, ExportRequest)
     # Cosmos and the ledger are synchronous: off the event loop the durable client runs on.
     record = await asyncio.to_thread(service().create, body, principal, reason)
@@ -100,14 +101,14 @@ async def create_export(req: func.HttpRequest, client: df.DurableOrchestrationCl
 @problem_responses
 def list_exports(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    return json_response(service().recent(principal, _reason(req)))
+    return json_response(service().recent(principal, optional_reason(req)))
 
 
 @bp.route(route="v1/exports/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def get_export(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, *READERS)
-    return json_response(service().view(req.route_params["id"], principal, _reason(req)))
+    return json_response(service().view(req.route_params["id"], principal, optional_reason(req)))
 
 
 @bp.route(route="v1/exports/{id}/package", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -115,10 +116,9 @@ def get_export(req: func.HttpRequest) -> func.HttpResponse:
 def download_export(req: func.HttpRequest) -> func.HttpResponse:
     """The package in Range parts (206); the whole of a package that fits in one part without a Range header."""
     principal = authorize(req, COMPLIANCE_OFFICER)
-    reason = _reason(req, required=True)
-    assert reason is not None
+    reason = required_reason(req)
     answer = service().download(req.route_params["id"], req.headers.get("range"), principal, reason)
-    return _answer(answer, "the package")
+    return ranged_response(answer, "the package")
 
 
 @bp.route(route="v1/exports/{id}/link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -127,18 +127,8 @@ def link_export(req: func.HttpRequest) -> func.HttpResponse:
     """A short-lived read-only user-delegation SAS URL of the package (Azure); 409 where storage is reached with
     a key."""
     principal = authorize(req, COMPLIANCE_OFFICER)
-    reason = _reason(req, required=True)
-    assert reason is not None
+    reason = required_reason(req)
     return json_response(service().link(req.route_params["id"], principal, reason))
-
-
-def _answer(answer: Download, what: str) -> func.HttpResponse:
-    if answer.status == 416:
-        detail = f"the range is outside the {answer.headers['Content-Range'].split('/')[-1]} bytes of {what}"
-        response = problem(416, "Range not satisfiable", detail)
-        response.headers.update(answer.headers)
-        return response
-    return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
 @bp.route(route="v1/exports/{id}/parts", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -146,7 +136,7 @@ def _answer(answer: Download, what: str) -> func.HttpResponse:
 def list_export_parts(req: func.HttpRequest) -> func.HttpResponse:
     """What to download: the package, or the index, its signature and every part of a multi-part one."""
     principal = authorize(req, *READERS)
-    return json_response(service().list_objects(req.route_params["id"], principal, _reason(req)))
+    return json_response(service().list_objects(req.route_params["id"], principal, optional_reason(req)))
 
 
 @bp.route(route="v1/exports/{id}/parts/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -154,11 +144,10 @@ def list_export_parts(req: func.HttpRequest) -> func.HttpResponse:
 def download_export_part(req: func.HttpRequest) -> func.HttpResponse:
     """One object of the package (a part, the index, its signature) in Range parts (206)."""
     principal = authorize(req, COMPLIANCE_OFFICER)
-    reason = _reason(req, required=True)
-    assert reason is not None
+    reason = required_reason(req)
     name = req.route_params["name"]
     answer = service().download(req.route_params["id"], req.headers.get("range"), principal, reason, name)
-    return _answer(answer, name)
+    return ranged_response(answer, name)
 
 
 @bp.route(route="v1/exports/{id}/parts/{name}/link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -167,8 +156,7 @@ def link_export_part(req: func.HttpRequest) -> func.HttpResponse:
     """A short-lived read-only user-delegation SAS URL of one object of the package (Azure); 409 where storage is
     reached with a key."""
     principal = authorize(req, COMPLIANCE_OFFICER)
-    reason = _reason(req, required=True)
-    assert reason is not None
+    reason = required_reason(req)
     return json_response(service().link(req.route_params["id"], principal, reason, req.route_params["name"]))
 
 
@@ -176,8 +164,7 @@ def link_export_part(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def delete_export(req: func.HttpRequest) -> func.HttpResponse:
     principal = authorize(req, COMPLIANCE_OFFICER)
-    reason = _reason(req, required=True)
-    assert reason is not None
+    reason = required_reason(req)
     return json_response(service().delete(req.route_params["id"], principal, reason))
 
 

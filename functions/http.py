@@ -1,5 +1,5 @@
-"""HTTP plumbing shared by every trigger: JSON bodies, domain errors → application/problem+json, the client's
-address, and Graph's webhook validation handshake."""
+"""HTTP plumbing shared by every trigger: JSON bodies, the access reason, ranged answers, domain errors →
+application/problem+json, the client's address, and Graph's webhook validation handshake."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
 from verbatim.graph.webhooks import validation_response
+from verbatim.ledger.access import REASON_HEADER, access_reason
 from verbatim.platform.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, VerbatimError
 from verbatim.platform.inputs import forwarded_client
 from verbatim.platform.settings import get_settings
@@ -51,6 +52,41 @@ def parse_json_body(req: func.HttpRequest, model: type[M], max_bytes: int = MAX_
             {"loc": ".".join(str(part) for part in e["loc"]), "msg": e["msg"]} for e in error.errors(include_url=False)
         ]
         raise InvalidInput("the body does not match the expected schema", errors=errors) from error
+
+
+def optional_reason(req: func.HttpRequest) -> str | None:
+    """The request's `X-Access-Reason`, when it gives one (400 when unusable)."""
+    return access_reason(req.headers.get(REASON_HEADER), required=False)
+
+
+def required_reason(req: func.HttpRequest) -> str:
+    """The request's `X-Access-Reason`, which this request must give (400 when absent or unusable)."""
+    given = access_reason(req.headers.get(REASON_HEADER), required=True)
+    assert given is not None
+    return given
+
+
+class RangedAnswer(Protocol):
+    """A bounded part of a stored object, as a service answers a Range request (`verbatim.api.media`)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> dict[str, str]: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+
+def ranged_response(answer: RangedAnswer, what: str) -> func.HttpResponse:
+    """The answer as it is, except a 416, which becomes a problem naming `what` and its size."""
+    if answer.status == 416:
+        detail = f"the range is outside the {answer.headers['Content-Range'].split('/')[-1]} bytes of {what}"
+        response = problem(416, "Range not satisfiable", detail)
+        response.headers.update(answer.headers)
+        return response
+    return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
