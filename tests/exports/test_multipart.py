@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.exports.conftest import OFFICER, REASON, ExportWorld
-from tests.exports.test_package import expect, run_verifier
+from tests.exports.test_package import expect, run_shipped_verifier, run_verifier
 from tests.ledger.test_standalone_verifier import isolated_python  # noqa: F401 - the fixture
 from verbatim.contracts.exports import ExportRequest
 from verbatim.exports import assemble, names
@@ -50,16 +50,7 @@ def verifier_of(directory: Path, scratch: Path) -> Path:
 def run_on_directory(python: Path, directory: Path, scratch: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The shipped verifier on the whole directory, in a Python holding only `cryptography`."""
     verify_dir = verifier_of(directory, scratch) if not (scratch / names.VERIFIER).exists() else scratch
-    copy = verify_dir / "verify"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-    return subprocess.run(
-        [str(python), "-I", str(copy / "verify_export.py"), str(directory), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    return run_shipped_verifier(python, verify_dir / "verify", directory, *args)
 
 
 @pytest.fixture(scope="module")
@@ -126,19 +117,32 @@ def test_each_part_verifies_on_its_own(
         assert f"THIS IS PART {int(part.stem.split('-')[1])} OF " in readme and "package-index.sig" in readme
 
 
-def _copy(directory: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "copy"
-    shutil.copytree(directory, target)
-    return target
+@dataclass(frozen=True)
+class DirectoryCopy:
+    """A copy of the multi-part directory for a test to alter, and the shipped verifier (taken out of its first
+    part before any change) to run on it."""
+
+    directory: Path
+    python: Path
+    scratch: Path
+
+    def verify(self) -> subprocess.CompletedProcess[str]:
+        return run_on_directory(self.python, self.directory, self.scratch, "--json")
 
 
-def test_a_tampered_part_is_named(
+@pytest.fixture
+def altered(
     multipart: tuple[str, Path],
     tmp_path: Path,
     isolated_python: Path,  # noqa: F811
-) -> None:
-    copy = _copy(multipart[1], tmp_path)
-    part = copy / "part-0002.zip"
+) -> DirectoryCopy:
+    copy = tmp_path / "copy"
+    shutil.copytree(multipart[1], copy)
+    return DirectoryCopy(copy, isolated_python, verifier_of(copy, tmp_path / "v"))
+
+
+def test_a_tampered_part_is_named(altered: DirectoryCopy) -> None:
+    part = altered.directory / "part-0002.zip"
     with zipfile.ZipFile(part) as archive:
         info = next(i for i in archive.infolist() if i.filename.endswith("evidence-mixed.flac"))
     data = bytearray(part.read_bytes())
@@ -148,37 +152,28 @@ def test_a_tampered_part_is_named(
     start = header + 30 + name_length + extra_length
     data[start + info.file_size // 2] ^= 0x01
     part.write_bytes(bytes(data))
-    done = run_on_directory(isolated_python, copy, tmp_path / "v", "--json")
+    done = altered.verify()
     expect(done, "file.hash_mismatch", "part-0002.zip", info.filename)
     expect(done, "evidence.media_mismatch", "part-0002.zip", info.filename)
 
 
-def test_a_dropped_part_is_named(
-    multipart: tuple[str, Path],
-    tmp_path: Path,
-    isolated_python: Path,  # noqa: F811
-) -> None:
-    copy = _copy(multipart[1], tmp_path)
-    index = json.loads((copy / names.PACKAGE_INDEX).read_bytes())
+def test_a_dropped_part_is_named(altered: DirectoryCopy) -> None:
+    index = json.loads((altered.directory / names.PACKAGE_INDEX).read_bytes())
     last = index["parts"][-1]
-    scratch = verifier_of(copy, tmp_path / "v")
-    (copy / last["name"]).unlink()
-    done = run_on_directory(isolated_python, copy, scratch, "--json")
+    (altered.directory / last["name"]).unlink()
+    done = altered.verify()
     expect(done, "part.missing", last["name"])
     for recording in last["recordings"]:
         expect(done, "export.item_missing", recording)
 
 
 def test_an_item_in_two_parts_is_named_even_when_the_index_is_signed(
-    export_world: ExportWorld,
-    multipart: tuple[str, Path],
-    tmp_path: Path,
-    isolated_python: Path,  # noqa: F811
+    export_world: ExportWorld, multipart: tuple[str, Path], altered: DirectoryCopy
 ) -> None:
     """A producer that put a recording into two parts (the index listing it twice, signed with the ledger's own
     key): the signature holds, the duplicate is still named."""
-    export_id, directory = multipart
-    copy = _copy(directory, tmp_path)
+    export_id = multipart[0]
+    copy = altered.directory
     index = json.loads((copy / names.PACKAGE_INDEX).read_bytes())
     shutil.copy(copy / index["parts"][0]["name"], copy / "part-0009.zip")
     duplicate = {**index["parts"][0], "number": 9, "name": "part-0009.zip"}
@@ -189,20 +184,14 @@ def test_an_item_in_two_parts_is_named_even_when_the_index_is_signed(
     assert signer is not None
     text = assemble.index_signature_text(export_id, hashlib.sha256(data).hexdigest())
     (copy / names.PACKAGE_INDEX_SIGNATURE).write_bytes(sign_note(text, [signer]))
-    done = run_on_directory(isolated_python, copy, tmp_path / "v", "--json")
+    done = altered.verify()
     recording = index["parts"][0]["recordings"][0]
     expect(done, "export.item_duplicated", recording, "part-0001.zip", "part-0009.zip")
 
 
-def test_a_part_not_in_the_index_is_named(
-    multipart: tuple[str, Path],
-    tmp_path: Path,
-    isolated_python: Path,  # noqa: F811
-) -> None:
-    copy = _copy(multipart[1], tmp_path)
-    shutil.copy(copy / "part-0001.zip", copy / "part-0042.zip")
-    done = run_on_directory(isolated_python, copy, tmp_path / "v", "--json")
-    expect(done, "part.unlisted", "part-0042.zip")
+def test_a_part_not_in_the_index_is_named(altered: DirectoryCopy) -> None:
+    shutil.copy(altered.directory / "part-0001.zip", altered.directory / "part-0042.zip")
+    expect(altered.verify(), "part.unlisted", "part-0042.zip")
 
 
 def test_an_export_within_one_blob_stays_the_single_package_it_was(export_world: ExportWorld) -> None:
@@ -219,17 +208,11 @@ def test_an_export_within_one_blob_stays_the_single_package_it_was(export_world:
     assert [o.name for o in service.objects(record)] == ["package.zip"]
 
 
-def test_a_part_of_another_export_in_its_place_is_named(
-    export_world: ExportWorld,
-    multipart: tuple[str, Path],
-    tmp_path: Path,
-    isolated_python: Path,  # noqa: F811
-) -> None:
+def test_a_part_of_another_export_in_its_place_is_named(export_world: ExportWorld, altered: DirectoryCopy) -> None:
     """Two productions mixed up: another export's package where part 2 should be. It verifies as a package of its
     own, but it is not the part the signed index lists."""
-    copy = _copy(multipart[1], tmp_path)
-    shutil.copy(export_world.package, copy / "part-0002.zip")
-    done = run_on_directory(isolated_python, copy, tmp_path / "v", "--json")
+    shutil.copy(export_world.package, altered.directory / "part-0002.zip")
+    done = altered.verify()
     expect(done, "part.size_mismatch", "part-0002.zip")
     expect(done, "part.manifest_mismatch", "part-0002.zip")
     expect(done, "part.wrong_export", "part-0002.zip", export_world.export.id)

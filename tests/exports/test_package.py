@@ -37,9 +37,17 @@ def run_verifier(python: Path, package: Path, *args: str) -> subprocess.Complete
                 for name in (names.VERIFIER, names.LEDGER_VERIFIER):
                     archive.extract(name, scratch)
         verifier_dir = scratch / "verify"
+    return run_shipped_verifier(python, verifier_dir, package, *args)
+
+
+def run_shipped_verifier(
+    python: Path, verifier_dir: Path, target: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`verify_export.py` of an unpacked `verify/` folder on `target` (a package, or a multi-part package's
+    folder), in `python` isolated from this environment, as a recipient runs it."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
     return subprocess.run(
-        [str(python), "-I", str(verifier_dir / "verify_export.py"), str(package), *args],
+        [str(python), "-I", str(verifier_dir / "verify_export.py"), str(target), *args],
         capture_output=True,
         text=True,
         timeout=120,
