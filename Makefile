@@ -6,12 +6,14 @@ PY := $(VENV)/bin/python
 STAMPS := .devstack/stamps
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-stalls chaos soak fuzz lint imports typecheck pytest schemas bench clean
+.PHONY: help setup run test test-stalls test-scale chaos soak fuzz lint imports typecheck pytest schemas bench clean
 
 help:
 	@echo "make run    - install what is needed, start the local stack with a simulated tenant and demo calls"
 	@echo "make test   - install what is needed, run lint, type checks and the whole test suite"
 	@echo "make fuzz   - fuzz every /api/v1 operation against the local stack (long run; FUZZ_EXAMPLES, FUZZ_SEED)"
+	@echo "make test-stalls - the long run of tests/e2e/test_stalls.py (make test runs a short seeded one)"
+	@echo "make test-scale  - 1,000 calls through notifications to Cosmos via the local host (make test sends 200)"
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -56,6 +58,11 @@ test: lint imports typecheck pytest
 # The long run of tests/e2e/test_stalls.py (issue 14): 8 calls of 40 s, components paused 15-30 s.
 test-stalls: setup
 	VERBATIM_STALLS=full $(VENV)/bin/pytest tests/e2e/test_stalls.py $(PYTEST_ARGS)
+
+# The call-record pipeline at the original scale: 1,000 calls through the simulator's notifications, the local
+# Functions host and Cosmos, with duplicate, out-of-order, 429 and 503 faults. `make test` sends 200 of them.
+test-scale: setup
+	VERBATIM_E2E_CALLS=1000 $(VENV)/bin/pytest tests/callrecords/test_e2e_host.py -p no:cacheprovider $(PYTEST_ARGS)
 
 # Whole-stack chaos (issue 23, docs/reliability.md): seeded traffic while processes are killed, paused and Graph
 # misbehaves, then the invariants; prints the fault log and the results. `make chaos SEED=2`. A short seeded run is
