@@ -110,9 +110,10 @@ def _spec(index: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def measure(n: int, call_seconds: float, timeout: float, poll: float) -> dict[str, Any]:
+def measure(n: int, call_seconds: float, timeout: float, poll: float, keep: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
-        config = StackConfig(state_dir=Path(directory) / "state", ports=StackPorts.free())
+        state = (keep / f"{n}-calls-{int(time.time())}") if keep else Path(directory) / "state"
+        config = StackConfig(state_dir=state, ports=StackPorts.free())
         with running(config, echo=lambda _: None) as components:
             stack = DemoStack(config, components, echo=lambda _: None)
             os.environ.update(app_environment(config))
@@ -138,9 +139,30 @@ def measure(n: int, call_seconds: float, timeout: float, poll: float) -> dict[st
                 _sweep(stack, recordings, index, verdict_container, calls)
                 time.sleep(poll)
             cpu1 = component_cpu(components)
+            _report_unfinished(calls, state)
             stack.close()
     audio_minutes = n * call_seconds / 60
     return {"calls": calls, "cpu": {k: (cpu1[k] - cpu0.get(k, 0.0)) / audio_minutes for k in cpu1}}
+
+
+def _report_unfinished(calls: list[Call], state: Path) -> None:
+    """Name every call that did not reach each state, with its recordings, so that a stuck one can be looked up
+    in the stack's logs (`--keep-state`)."""
+    for call in calls:
+        missing = [
+            name
+            for name, value in (
+                ("ended", call.ended_at),
+                ("sealed", call.sealed_at),
+                ("searchable", call.searchable_at),
+                ("verdict", call.verdict_at),
+                ("access copy", call.access_at),
+            )
+            if value is None
+        ]
+        if missing:
+            print(f"  not done: call {call.call_id} ({call.user}) lacks {', '.join(missing)}; "
+                  f"recordings {call.recording_ids or 'none'}; state {state}", file=sys.stderr)  # fmt: skip
 
 
 def _query(container: Any, sql: str, values: list[str]) -> list[Any]:
@@ -280,6 +302,7 @@ def main() -> int:
     parser.add_argument("--poll-seconds", type=float, default=2.0)
     parser.add_argument("--call-seconds", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds after the calls to wait for verdicts")
+    parser.add_argument("--keep-state", type=Path, help="keep each stack's state and logs under this directory")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores; calls of {args.call_seconds:.0f} s; load average {load[0]:.1f} at start")
@@ -291,7 +314,7 @@ def main() -> int:
     for n in args.calls:
         runs = []
         for r in range(args.runs):
-            run = Run.of(measure(n, args.call_seconds, args.timeout, args.poll_seconds))
+            run = Run.of(measure(n, args.call_seconds, args.timeout, args.poll_seconds, args.keep_state))
             print(run.row(n, str(r + 1)), flush=True)
             runs.append(run)
         levels.append((n, runs))
