@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
@@ -16,11 +17,8 @@ import azure.functions as func
 from pydantic import BaseModel
 
 from verbatim.contracts.lifecycle import (
-    AccessChunk,
-    AccessChunkTask,
-    AccessSealRequest,
-    AssembleAccessCopy,
-    CleanedUp,
+    AccessCopyRequest,
+    AccessCopyRequested,
     FinalisedRecording,
     Indexed,
     IndexRequest,
@@ -42,6 +40,7 @@ from verbatim.lifecycle import activities
 from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.platform import layout
 from verbatim.platform.logging import correlation
+from verbatim.platform.settings import get_settings
 from verbatim.wiring import current
 
 log = logging.getLogger(__name__)
@@ -52,14 +51,10 @@ RECORDER_EVENT = "recorder_event"
 CHECK_RECORDING = "lifecycle_check_recording"
 SALVAGE = "lifecycle_salvage"
 FINALISE = "lifecycle_finalise"
-PLAN_ACCESS_COPY = "lifecycle_plan_access_copy"
-ENCODE_ACCESS_CHUNK = "lifecycle_encode_access_chunk"
-ASSEMBLE_ACCESS_COPY = "lifecycle_assemble_access_copy"
 SEAL = "lifecycle_seal"
-SEAL_ACCESS_COPY = "lifecycle_seal_access_copy"
 INDEX = "lifecycle_index"
+REQUEST_ACCESS_COPY = "lifecycle_request_access_copy"
 MARK_NOT_RECORDED = "lifecycle_mark_not_recorded"
-CLEAN_UP = "lifecycle_clean_up"
 
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=5)
 
@@ -175,9 +170,11 @@ def recording_lifecycle(context: df.DurableOrchestrationContext) -> Generator[An
     finalised = FinalisedRecording.model_validate((yield context.call_activity_with_retry(FINALISE, RETRY, task)))
 
     # The lossless evidence is sealed first and the recording indexed (reconciliation decides the verdict from
-    # it): the verdict never waits for the transcode. The access copies are made and sealed afterwards, in their
-    # own right (`access_copy.sealed`); the API serves nothing of them before. A host that dies between the two
-    # seals replays this history and goes on with the copies (every activity is idempotent).
+    # it): the verdict never waits for the transcode. The access copies are then asked of the `access-copies`
+    # trigger, which makes and seals them in their own right (`access_copy.sealed`) outside this orchestration's
+    # activity slots, so the evidence path of other recordings never queues behind them; the API serves nothing of
+    # them before. A host that dies before the request is sent replays this history and sends it (a duplicate
+    # is harmless); a request lost for good is sent again by the sweep (`access_copy_sweep`).
     context.set_custom_status(_status("sealing", recording_id, part))
     request_seal = SealRequest(recording_id=recording_id, part=part, finalised_blob=finalised.finalised_blob)
     sealed = SealSummary.model_validate((yield context.call_activity_with_retry(SEAL, RETRY, _json(request_seal))))
@@ -186,29 +183,8 @@ def recording_lifecycle(context: df.DurableOrchestrationContext) -> Generator[An
     index_request = IndexRequest(summary=sealed, problems=finalised.problems)
     yield context.call_activity_with_retry(INDEX, RETRY, _json(index_request))
 
-    context.set_custom_status(_status("transcoding", recording_id, part))
-    tasks = yield context.call_activity_with_retry(PLAN_ACCESS_COPY, RETRY, _json(finalised))
-    access: Json | None = None
-    if tasks:
-        chunks = yield context.task_all(
-            [context.call_activity_with_retry(ENCODE_ACCESS_CHUNK, RETRY, chunk_task) for chunk_task in tasks]
-        )
-        assemble = AssembleAccessCopy(
-            recording_id=recording_id,
-            part=part,
-            finalised_blob=finalised.finalised_blob,
-            chunks=[AccessChunk.model_validate(chunk) for chunk in chunks],
-        )
-        access = yield context.call_activity_with_retry(ASSEMBLE_ACCESS_COPY, RETRY, _json(assemble))
-
-    context.set_custom_status(_status("sealing_access_copy", recording_id, part))
-    request_access = AccessSealRequest.model_validate(
-        {"recording_id": recording_id, "part": part, "finalised_blob": finalised.finalised_blob, "access_copy": access}
-    )
-    yield context.call_activity_with_retry(SEAL_ACCESS_COPY, RETRY, _json(request_access))
-    yield context.call_activity_with_retry(
-        CLEAN_UP, RETRY, task
-    )  # idempotent; a transient failure must not fail a sealed lifecycle
+    context.set_custom_status(_status("requesting_access_copy", recording_id, part))
+    yield context.call_activity_with_retry(REQUEST_ACCESS_COPY, RETRY, _json(finalised))
     context.set_custom_status(_status("sealed", recording_id, part, ledger_seq=sealed.seal.ledger_seq))
     outcome = LifecycleOutcome(
         recording_id=recording_id, status="sealed", interrupted=sealed.seal.interrupted, part=part or None
@@ -240,26 +216,6 @@ def finalise(payload: Json) -> Json:
     return _json(activities.finalise_recording(_deps(), task.recording_id, task.part))
 
 
-@bp.activity_trigger(input_name="payload", activity=PLAN_ACCESS_COPY)
-def plan_access_copy(payload: Json) -> list[Json]:
-    tasks = activities.plan_access_copy(_deps(), FinalisedRecording.model_validate(payload))
-    return [_json(task) for task in tasks]
-
-
-@bp.activity_trigger(input_name="payload", activity=ENCODE_ACCESS_CHUNK)
-def encode_access_chunk(payload: Json) -> Json:
-    name = activities.encode_access_chunk(_deps(), AccessChunkTask.model_validate(payload))
-    return _json(AccessChunk(blob_name=name))
-
-
-@bp.activity_trigger(input_name="payload", activity=ASSEMBLE_ACCESS_COPY)
-def assemble_access_copy(payload: Json) -> Json:
-    request = AssembleAccessCopy.model_validate(payload)
-    names = [chunk.blob_name for chunk in request.chunks]
-    copy = activities.assemble_access_copy(_deps(), request.recording_id, request.finalised_blob, names, request.part)
-    return _json(copy)
-
-
 @bp.activity_trigger(input_name="payload", activity=SEAL)
 def seal(payload: Json) -> Json:
     request = SealRequest.model_validate(payload)
@@ -267,15 +223,6 @@ def seal(payload: Json) -> Json:
         _deps(), request.recording_id, request.finalised_blob, request.access_copy, request.part
     )
     return _json(summary)
-
-
-@bp.activity_trigger(input_name="payload", activity=SEAL_ACCESS_COPY)
-def seal_access_copy(payload: Json) -> Json:
-    request = AccessSealRequest.model_validate(payload)
-    sealed = activities.seal_access_copy(
-        _deps(), request.recording_id, request.finalised_blob, request.access_copy, request.part
-    )
-    return _json(sealed)
 
 
 @bp.activity_trigger(input_name="payload", activity=INDEX)
@@ -286,16 +233,50 @@ def index(payload: Json) -> Json:
     return _json(Indexed(recording_id=record.id, status=record.status))
 
 
+@bp.activity_trigger(input_name="payload", activity=REQUEST_ACCESS_COPY)
+def request_access_copy(payload: Json) -> Json:
+    finalised = FinalisedRecording.model_validate(payload)
+    sealed = activities.request_access_copy(_deps(), finalised)
+    return _json(AccessCopyRequested(recording_id=finalised.recording_id, part=finalised.part, sealed=sealed))
+
+
+# --- access copies: their own trigger, after the evidence ---------------------------------------------------
+
+_TRANSCODERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _transcoders() -> asyncio.Semaphore:
+    """How many access copies this process makes at once (ACCESS_COPY_CONCURRENCY): the listener takes a batch of
+    messages, and transcoding is CPU-bound, so the rest wait here (on the event loop, holding no worker thread)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _TRANSCODERS:
+        _TRANSCODERS[loop] = asyncio.Semaphore(get_settings().access_copy_concurrency)
+    return _TRANSCODERS[loop]
+
+
+@bp.queue_trigger(arg_name="message", queue_name=layout.ACCESS_COPIES_QUEUE, connection="AzureWebJobsStorage")
+async def access_copies(message: func.QueueMessage) -> None:
+    """Make and seal a sealed part's access copies (`verbatim.lifecycle.access_requests`). A failure leaves the
+    message to the host's retries, then `access-copies-poison`; the sweep asks again later."""
+    request = AccessCopyRequest.model_validate_json(message.get_body())
+    with correlation(recording_id=request.recording_id):
+        async with _transcoders():
+            # The Cosmos and blob SDKs and libopus are synchronous: off the event loop.
+            await asyncio.to_thread(activities.make_access_copy, _deps(), request)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="0 */10 * * * *")
+def access_copy_sweep(timer: func.TimerRequest) -> None:
+    """Ask again for the access copies of every part still pending `ACCESS_COPY_SWEEP_MINUTES` after its evidence
+    was sealed (a request that went to the poison queue, or a lifecycle that failed after the evidence seal)."""
+    minutes = get_settings().access_copy_sweep_minutes
+    activities.sweep_access_copies(_deps(), timedelta(minutes=minutes))
+
+
 @bp.activity_trigger(input_name="payload", activity=MARK_NOT_RECORDED)
 def mark_not_recorded(payload: Json) -> None:
     request = MarkNotRecorded.model_validate(payload)
     activities.mark_not_recorded(_deps(), request.recording_id, request.reason, request.part)
-
-
-@bp.activity_trigger(input_name="payload", activity=CLEAN_UP)
-def clean_up(payload: Json) -> Json:
-    task = RecordingTask.model_validate(payload)
-    return _json(CleanedUp(deleted=activities.clean_up(_deps(), task.recording_id, task.part)))
 
 
 @bp.timer_trigger(arg_name="timer", schedule="*/30 * * * * *")

@@ -187,6 +187,7 @@ var appSettings = {
   CALLRECORD_NOTIFICATIONS_QUEUE: 'callrecord-notifications'
   RECONCILIATION_REQUESTS_QUEUE: 'reconciliation-requests'
   GRAPH_LIFECYCLE_QUEUE: 'graph-lifecycle'
+  ACCESS_COPIES_QUEUE: 'access-copies'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

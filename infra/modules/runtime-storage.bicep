@@ -21,7 +21,7 @@ param allowedSubnetIds array = []
 // and scratch space for access-copy chunks between transcoding activities.
 var blobContainers = ['recorder-packages', 'lifecycle-scratch']
 // verbatim.platform.layout.QUEUES: the recorder's events, Graph's call-record notifications and lifecycle
-// events, reconciliation requests, chat notifications, chat lifecycle events and chat back-fills, with the poison queues the Functions host moves failed messages to (created here so they exist up front).
+// events, reconciliation requests, chat notifications, chat lifecycle events and chat back-fills, access copies to make, with the poison queues the Functions host moves failed messages to (created here so they exist up front).
 var queues = [
   'recorder-events'
   'recorder-events-poison'
@@ -37,6 +37,8 @@ var queues = [
   'chat-lifecycle-poison'
   'chat-backfill'
   'chat-backfill-poison'
+  'access-copies'
+  'access-copies-poison'
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {

@@ -1,18 +1,26 @@
-"""Issue 22 (verdict latency): the evidence is sealed and the verdict asked for before the access copy is made.
+"""Issue 22 (verdict latency): the evidence is sealed and the verdict asked for before the access copy is made, and
+the access copy is made outside the lifecycle orchestration, by the `access-copies` queue trigger.
 
 `recording_lifecycle` itself (the orchestrator function of functions/lifecycle.py) is driven here step by step by
 a small stand-in for the Durable context: each activity it schedules runs at once through its real trigger
 function over in-memory ports, and a failing activity raises into the orchestrator as Durable Functions does once
-its retries are spent. Before the change the access copy was made first and sealed with the evidence, so a
-recording whose access copy could not be encoded was never sealed and its verdict never asked for."""
+its retries are spent. The `access-copies` trigger is called with the messages the lifecycle sent, as the host's
+queue listener would (a failure leaves the message to be delivered again).
+
+Before the first change the access copy was made first and sealed with the evidence, so a recording whose access
+copy could not be encoded was never sealed and its verdict never asked for. Before the second, the transcode ran as
+the orchestration's own activities: on one Functions host the evidence seals of recordings that ended together
+queued in the same work-item queue behind the transcodes of the ones before them (Durable's activity queue has no
+priority), which kept the verdicts of 100 concurrent calls minutes late."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -24,12 +32,15 @@ from functions import lifecycle as lifecycle_functions
 from tests.ledger.logkit import memory_log
 from tests.lifecycle.events import T0, joined, started, stopped
 from verbatim.contracts.evidence import AccessCopyManifest, EntryKind, RecordingManifest
+from verbatim.contracts.lifecycle import AccessCopyRequest
 from verbatim.contracts.reconciliation import RecordingIndexed
 from verbatim.evidence.ledger_entries import subject_entries
 from verbatim.evidence.seal import recording_subject
 from verbatim.evidence.verify import verify_recording
 from verbatim.evidence.worm import InMemoryWorm
 from verbatim.ledger.log.service import TransparencyLog
+from verbatim.lifecycle import activities
+from verbatim.lifecycle.access_requests import InMemoryPendingAccessCopies
 from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.lifecycle.policies import FixedRetention
 from verbatim.lifecycle.records import InMemoryRecordingStore, record_event
@@ -139,8 +150,12 @@ def deps(monkeypatch: pytest.MonkeyPatch) -> Iterator[LifecycleDeps]:
         retention=FixedRetention("mifid2", 1827),
         worm=InMemoryWorm(),
         reconciliation=InMemoryQueue(),
+        access_copies=InMemoryQueue(),
         chunk_seconds=4,
     )
+    store = ports.store
+    assert isinstance(store, InMemoryRecordingStore)
+    ports.pending_access = InMemoryPendingAccessCopies(lambda: [record for _, record in store.docs.values()])
     monkeypatch.setattr(lifecycle_functions, "_deps", lambda: ports)
     yield ports
 
@@ -169,23 +184,85 @@ def kinds(deps: LifecycleDeps, recording_id: str) -> list[str]:
     return [entry.kind for entry in subject_entries(ledger, recording_subject(recording_id))]
 
 
-def test_the_evidence_is_sealed_and_the_verdict_asked_for_while_the_access_copy_cannot_be_encoded(
-    deps: LifecycleDeps,
-) -> None:
+def requests(deps: LifecycleDeps) -> list[AccessCopyRequest]:
+    assert isinstance(deps.access_copies, InMemoryQueue)
+    return [AccessCopyRequest.model_validate_json(body) for body in deps.access_copies.bodies()]
+
+
+def deliver(deps: LifecycleDeps) -> list[Exception | None]:
+    """Deliver every message on `access-copies` once to its trigger, as the host's listener does; a message whose
+    function failed stays on the queue (it is delivered again), one that succeeded is deleted. Returns the
+    outcomes."""
+    assert isinstance(deps.access_copies, InMemoryQueue)
+    trigger = lifecycle_functions.access_copies._function.get_user_function()
+    outcomes: list[Exception | None] = []
+    kept: list[tuple[str, int]] = []
+    pending, deps.access_copies.messages = list(deps.access_copies.messages), []
+    for body, delay in pending:
+        try:
+            asyncio.run(trigger(func.QueueMessage(body=body.encode())))
+            outcomes.append(None)
+        except Exception as error:  # the host's listener: the message becomes visible again
+            outcomes.append(error)
+            kept.append((body, delay))
+    deps.access_copies.messages = kept + deps.access_copies.messages
+    return outcomes
+
+
+def access_part(deps: LifecycleDeps, recording_id: str) -> Any:
+    record = deps.store.get(recording_id)
+    assert record is not None and record.seal is not None
+    (part,) = record.seal.parts
+    return part
+
+
+def test_the_lifecycle_seals_and_indexes_the_evidence_then_only_asks_for_the_access_copy(deps: LifecycleDeps) -> None:
+    """The orchestration schedules no transcoding at all: its activity slots serve the evidence path only."""
     recording_id = stopped_call(deps)
     context = StandInContext({"recording_id": recording_id})
 
-    _, ran, failure = drive(context, failing={lifecycle_functions.ENCODE_ACCESS_CHUNK})
+    output, ran, failure = drive(context, failing=set())
 
-    assert failure is not None  # the orchestration fails at the access copy (Durable would retry it later) ...
+    assert failure is None and output["status"] == "sealed"
+    assert ran == [
+        lifecycle_functions.CHECK_RECORDING,
+        lifecycle_functions.FINALISE,
+        lifecycle_functions.SEAL,
+        lifecycle_functions.INDEX,
+        lifecycle_functions.REQUEST_ACCESS_COPY,
+    ]
+    assert context.statuses[-2:] == ["requesting_access_copy", "sealed"]
+    (request,) = requests(deps)
+    assert (request.recording_id, request.part) == (recording_id, 0)
+    # Evidence sealed, verdict asked for, the copy pending and not served.
+    assert kinds(deps, recording_id) == [EntryKind.SEALED]
+    assert announced(deps) == [recording_id]
+    part = access_part(deps, recording_id)
+    assert part.access_pending and part.access_manifest_blob is None
+
+
+def test_the_evidence_is_sealed_and_the_verdict_asked_for_while_the_access_copy_cannot_be_encoded(
+    deps: LifecycleDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recording_id = stopped_call(deps)
+    output, _, failure = drive(StandInContext({"recording_id": recording_id}), failing=set())
+    assert failure is None and output["status"] == "sealed"
+
+    def cannot_encode(*_: Any) -> str:
+        raise RuntimeError("libopus failed (test)")
+
+    monkeypatch.setattr(activities, "encode_access_chunk", cannot_encode)
+    (outcome,) = deliver(deps)
+
+    assert isinstance(outcome, RuntimeError)  # the message stays for the host's retries, then the poison queue
+    assert len(requests(deps)) == 1
     record = deps.store.get(recording_id)
-    # ... but the evidence was sealed before it, and reconciliation was asked to decide the verdict from it.
+    # The evidence was sealed before, and reconciliation was asked to decide the verdict from it.
     assert record is not None and record.status == "sealed" and record.seal is not None
     assert kinds(deps, recording_id) == [EntryKind.SEALED]
     assert announced(deps) == [recording_id]
-    assert ran.index(lifecycle_functions.INDEX) < ran.index(lifecycle_functions.ENCODE_ACCESS_CHUNK)
     # The seal commits to the lossless evidence only, says its copies are sealed separately, and none is served.
-    (part,) = record.seal.parts
+    part = access_part(deps, recording_id)
     assert part.access_pending and part.access_manifest_blob is None and record.seal.access_copy_blob is None
     manifest = RecordingManifest.model_validate_json(deps.recordings.read(part.manifest_blob))
     assert (manifest.schema_version, manifest.access_copy, manifest.access_sealed_separately) == (2, None, True)
@@ -197,20 +274,16 @@ def test_the_evidence_is_sealed_and_the_verdict_asked_for_while_the_access_copy_
     assert any("access cop" in note and "not sealed yet" in note for note in result.notes), result.notes
 
 
-def test_the_access_copy_is_made_after_the_evidence_seal_and_sealed_in_its_own_right(deps: LifecycleDeps) -> None:
+def test_the_access_copies_trigger_makes_the_copy_and_seals_it_in_its_own_right(deps: LifecycleDeps) -> None:
     recording_id = stopped_call(deps)
-    context = StandInContext({"recording_id": recording_id})
+    drive(StandInContext({"recording_id": recording_id}), failing=set())
 
-    output, ran, failure = drive(context, failing=set())
+    assert deliver(deps) == [None]
 
-    assert failure is None and output["status"] == "sealed"
-    assert ran.index(lifecycle_functions.SEAL) < ran.index(lifecycle_functions.ENCODE_ACCESS_CHUNK)
-    assert ran.index(lifecycle_functions.INDEX) < ran.index(lifecycle_functions.ENCODE_ACCESS_CHUNK)
-    assert ran.index(lifecycle_functions.SEAL_ACCESS_COPY) > ran.index(lifecycle_functions.ASSEMBLE_ACCESS_COPY)
-    assert context.statuses[-3:] == ["transcoding", "sealing_access_copy", "sealed"]
+    assert requests(deps) == []  # done: the message is gone
     record = deps.store.get(recording_id)
     assert record is not None and record.seal is not None
-    (part,) = record.seal.parts
+    part = access_part(deps, recording_id)
     assert not part.access_pending and part.access_manifest_blob is not None
     assert kinds(deps, recording_id) == [EntryKind.SEALED, EntryKind.ACCESS_COPY_SEALED]
     ledger = deps.ledger
@@ -230,20 +303,36 @@ def test_the_access_copy_is_made_after_the_evidence_seal_and_sealed_in_its_own_r
     assert {copies.access_copy.blob_name, part.access_manifest_blob} <= protected
     # The verdict was asked for at the evidence seal, and again once the copy can be replayed (search entry).
     assert announced(deps) == [recording_id, recording_id]
+    # The scratch work is cleaned up once the copy is sealed.
+    scratch = deps.scratch
+    assert isinstance(scratch, InMemoryBlobStore)
+    assert scratch.names("") == []
     ledger.checkpoint()
     result = verify_recording(recording_id, deps.recordings, ledger)
     assert result.findings == []
 
 
-def test_a_crash_between_the_two_seals_resumes_and_seals_the_copy_once(deps: LifecycleDeps) -> None:
-    """A host that dies after the evidence seal replays the orchestration: every step runs again (idempotent)."""
+def test_a_crash_between_the_two_seals_is_redelivered_and_seals_the_copy_once(
+    deps: LifecycleDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host that dies while sealing the copy leaves the message to reappear: every step runs again (idempotent)."""
     recording_id = stopped_call(deps)
-    _, _, failure = drive(StandInContext({"recording_id": recording_id}), failing={"lifecycle_seal_access_copy"})
-    assert failure is not None
+    drive(StandInContext({"recording_id": recording_id}), failing=set())
+    real_seal = activities.seal_access_copy
+    calls: list[str] = []
 
-    output, _, failure = drive(StandInContext({"recording_id": recording_id}), failing=set())
+    def dies_after_the_ledger_entry(*args: Any) -> Any:
+        sealed = real_seal(*args)  # the manifest, WORM and the ledger entry are written ...
+        calls.append("seal")
+        if len(calls) == 1:
+            raise OSError("the host died (test)")  # ... and the host dies before the message is deleted
+        return sealed
 
-    assert failure is None and output["status"] == "sealed"
+    monkeypatch.setattr(activities, "seal_access_copy", dies_after_the_ledger_entry)
+    (first,) = deliver(deps)
+    (second,) = deliver(deps)
+
+    assert isinstance(first, OSError) and second is None
     assert kinds(deps, recording_id) == [EntryKind.SEALED, EntryKind.ACCESS_COPY_SEALED]
     recordings = deps.recordings
     assert isinstance(recordings, InMemoryBlobStore)
@@ -251,6 +340,48 @@ def test_a_crash_between_the_two_seals_resumes_and_seals_the_copy_once(deps: Lif
         assert recordings.version_count(name) == 1, name
     record = deps.store.get(recording_id)
     assert record is not None and record.seal is not None and record.seal.access_copy_blob is not None
+
+
+def test_a_duplicate_request_changes_nothing(deps: LifecycleDeps) -> None:
+    recording_id = stopped_call(deps)
+    drive(StandInContext({"recording_id": recording_id}), failing=set())
+    assert isinstance(deps.access_copies, InMemoryQueue)
+    deps.access_copies.messages.append(deps.access_copies.messages[0])  # at-least-once delivery
+
+    assert deliver(deps) == [None, None]
+
+    assert kinds(deps, recording_id) == [EntryKind.SEALED, EntryKind.ACCESS_COPY_SEALED]
+    recordings = deps.recordings
+    assert isinstance(recordings, InMemoryBlobStore)
+    for name in recordings.names(""):
+        assert recordings.version_count(name) == 1, name
+
+
+def test_the_sweep_asks_again_only_for_copies_pending_long_after_their_evidence_seal(deps: LifecycleDeps) -> None:
+    """A request lost for good (its message poisoned, or a lifecycle that failed after the evidence seal) is sent
+    again; a copy being made now, or already sealed, is left alone."""
+    now = datetime.now(UTC)
+    lost, recent, done = stopped_call(deps), stopped_call(deps), stopped_call(deps)
+    deps.clock = lambda: now - timedelta(minutes=45)  # its evidence was sealed 45 minutes ago
+    drive(StandInContext({"recording_id": lost}), failing=set())
+    deps.clock = lambda: now
+    for recording_id in (recent, done):
+        drive(StandInContext({"recording_id": recording_id}), failing=set())
+    assert isinstance(deps.access_copies, InMemoryQueue)
+    sent = {AccessCopyRequest.model_validate_json(body).recording_id: (body, 0) for body in deps.access_copies.bodies()}
+    deps.access_copies.messages = [sent[done]]
+    assert deliver(deps) == [None]
+    deps.access_copies.messages = [sent[recent]]  # lost's message went to the poison queue
+
+    swept = activities.sweep_access_copies(deps, timedelta(minutes=30))
+
+    assert [(p.recording_id, p.part) for p in swept] == [(lost, 0)]
+    assert [r.recording_id for r in requests(deps)] == [recent, lost]
+    assert deliver(deps) == [None, None]
+    for recording_id in (lost, recent, done):
+        assert not access_part(deps, recording_id).access_pending
+        assert kinds(deps, recording_id) == [EntryKind.SEALED, EntryKind.ACCESS_COPY_SEALED]
+    assert activities.sweep_access_copies(deps, timedelta(minutes=30)) == []
 
 
 def test_every_activity_of_a_sealing_lifecycle_is_retried(deps: LifecycleDeps) -> None:
@@ -261,5 +392,5 @@ def test_every_activity_of_a_sealing_lifecycle_is_retried(deps: LifecycleDeps) -
 
     _, ran, failure = drive(context, failing=set())
 
-    assert failure is None and lifecycle_functions.CLEAN_UP in ran
+    assert failure is None and lifecycle_functions.REQUEST_ACCESS_COPY in ran
     assert context.unretried == []

@@ -111,6 +111,15 @@ def test_recorder_events_drive_a_call_to_sealed_evidence(
     record = store.get(recording_id)
     assert record is not None and record.status == "sealed" and record.seal is not None
     assert record.seal.worm == "emulator-not-enforced"
+    # The access copy is made afterwards, by the `access-copies` queue trigger, and sealed in its own right.
+
+    def access_sealed() -> Any:
+        current = store.get(recording_id)
+        seal = current.seal if current is not None else None
+        return seal if seal is not None and seal.access_copy_blob and not seal.parts[-1].access_pending else None
+
+    seal = wait_for(access_sealed, timeout=60, interval=0.5)
+    assert seal.parts[-1].access_manifest_blob is not None and seal.parts[-1].access_ledger_seq is not None
 
 
 def test_a_silent_recorder_is_salvaged_and_sealed_as_interrupted(

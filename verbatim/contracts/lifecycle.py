@@ -267,12 +267,33 @@ class AccessSealRequest(Contract):
     access_copy: AccessCopy | None = None
 
 
+@contract("lifecycle.access-copy-request", 1)
+class AccessCopyRequest(Contract):
+    """A message on `access-copies`: make and seal a sealed part's access copies. Sent by the lifecycle once the
+    part's evidence is sealed and indexed, and again by the sweep for a part still pending long after; every
+    step is idempotent, so a duplicate costs a read."""
+
+    recording_id: str
+    part: int = Field(default=0, ge=0)
+    finalised_blob: str
+
+
 @contract("lifecycle.access-sealed", 1)
 class AccessSealed(Contract):
     recording_id: str
     part: int = Field(default=0, ge=0)
     access_manifest_blob: str | None = None  # None: nothing to replay (no audio and no video)
     ledger_seq: int | None = None
+
+
+@contract("lifecycle.access-copy-requested", 1)
+class AccessCopyRequested(Contract):
+    """The lifecycle's last activity: the access copies were asked of `access-copies` (`sealed` None), or made at
+    once where the app has no such queue (in-process tools and tests)."""
+
+    recording_id: str
+    part: int = Field(default=0, ge=0)
+    sealed: AccessSealed | None = None
 
 
 @contract("lifecycle.index-request", 1)
@@ -317,6 +338,7 @@ LifecycleStage = Literal[
     "sealing",
     "indexing",
     "sealing_access_copy",
+    "requesting_access_copy",
     "sealed",
 ]
 

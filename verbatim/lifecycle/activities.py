@@ -28,6 +28,7 @@ from verbatim.contracts.evidence import (
 )
 from verbatim.contracts.lifecycle import (
     AccessChunkTask,
+    AccessCopyRequest,
     AccessSealed,
     Continuation,
     FinalisedRecording,
@@ -61,6 +62,8 @@ from verbatim.evidence.sealed import EvidenceTampered
 from verbatim.evidence.video import finalise_video, make_video_access_copy, ticks_of
 from verbatim.evidence.worm import WormProtection
 from verbatim.ledger.writer import LedgerWriter
+from verbatim.lifecycle import access_requests
+from verbatim.lifecycle.access_requests import PendingAccessCopies, PendingPart
 from verbatim.lifecycle.announce import announce_indexed
 from verbatim.lifecycle.liveness import TABLE_SERVER_TIMEOUT_SECONDS, CaptureLiveness, NoLiveness, judge
 from verbatim.lifecycle.pair_access import MemberPart, PairAccessCopy, make_pair_access_copy, member_parts
@@ -113,6 +116,10 @@ class LifecycleDeps:
     audit: AuditLog | None = None
     # Pairs of recordings of the same call leg and policy user (ConcurrentInvitationCount 2, paired apps).
     pairs: PairStore | None = None
+    # `access-copies`: a sealed part's access copies are made by its own trigger (None: at once, in the caller),
+    # and the parts still pending long after their evidence seal, which the sweep asks for again.
+    access_copies: MessageQueue | None = None
+    pending_access: PendingAccessCopies | None = None
 
     @property
     def staging(self) -> BlobStore:
@@ -592,14 +599,18 @@ def _timeline(finalised: FinalisedTracks) -> Timeline:
 
 
 def plan_access_copy(deps: LifecycleDeps, finalised: FinalisedRecording) -> list[AccessChunkTask]:
-    tracks = _finalised(deps, finalised.finalised_blob)
+    return _plan_access_copy(deps, finalised.recording_id, finalised.part, finalised.finalised_blob)
+
+
+def _plan_access_copy(deps: LifecycleDeps, recording_id: str, part: int, finalised_blob: str) -> list[AccessChunkTask]:
+    tracks = _finalised(deps, finalised_blob)
     if tracks.tracks[0].samples == 0 and not tracks.previous:
         return []
     return [
         AccessChunkTask(
-            recording_id=finalised.recording_id,
-            part=finalised.part,
-            finalised_blob=finalised.finalised_blob,
+            recording_id=recording_id,
+            part=part,
+            finalised_blob=finalised_blob,
             index=plan.index,
             first_packet=plan.first_packet,
             end_packet=plan.end_packet,
@@ -829,6 +840,62 @@ def seal_access_copy(
     )
 
 
+def request_access_copy(deps: LifecycleDeps, finalised: FinalisedRecording) -> AccessSealed | None:
+    """After the part's evidence is sealed and indexed: ask the `access-copies` trigger to make and seal its access
+    copies (None), or, without that queue, make them now."""
+    request = AccessCopyRequest(
+        recording_id=finalised.recording_id, part=finalised.part, finalised_blob=finalised.finalised_blob
+    )
+    if deps.access_copies is None:
+        return make_access_copy(deps, request)
+    access_requests.request_access_copy(deps.access_copies, request)
+    return None
+
+
+def sweep_access_copies(deps: LifecycleDeps, after: timedelta) -> list[PendingPart]:
+    """Ask again for the access copies of every part still pending `after` its evidence seal (made at once without
+    the `access-copies` queue); returns those parts."""
+    if deps.pending_access is None:
+        return []
+    if deps.access_copies is None:
+        pending = deps.pending_access.pending(deps.clock() - after)
+        for part in pending:
+            make_access_copy(
+                deps,
+                AccessCopyRequest(
+                    recording_id=part.recording_id,
+                    part=part.part,
+                    finalised_blob=finalised_name(part.recording_id, part.part),
+                ),
+            )
+        return pending
+    return access_requests.sweep(deps.pending_access, deps.access_copies, deps.clock(), after, finalised_name)
+
+
+def make_access_copy(deps: LifecycleDeps, request: AccessCopyRequest) -> AccessSealed:
+    """Make the part's access copies, seal them (`seal_access_copy`) and clean up its scratch work. Idempotent: a
+    part whose copies are sealed already (a duplicate or a swept request), or whose recording is being deleted, is
+    only cleaned up; chunks already encoded by an interrupted attempt are encoded again under the same names."""
+    record = _record(deps, request.recording_id)
+    sealed_part = next((p for p in _sealed_parts(record) if p.part == request.part), None)
+    if sealed_part is None:
+        raise NotFound(f"recording {request.recording_id} has no sealed part {request.part}")
+    done = record.status in ("deleting", "deleted") or not sealed_part.access_pending
+    if done or not deps.scratch.exists(request.finalised_blob):
+        if not done:  # its finalised track list is gone: nothing to make the copy from
+            raise NotFound(f"recording {request.recording_id} part {request.part}: {request.finalised_blob} is gone")
+        clean_up(deps, request.recording_id, request.part)
+        return AccessSealed(recording_id=request.recording_id, part=request.part)
+    tasks = _plan_access_copy(deps, request.recording_id, request.part, request.finalised_blob)
+    access = None
+    if tasks:
+        chunks = [encode_access_chunk(deps, task) for task in tasks]
+        access = assemble_access_copy(deps, request.recording_id, request.finalised_blob, chunks, request.part)
+    sealed = seal_access_copy(deps, request.recording_id, request.finalised_blob, access, request.part)
+    clean_up(deps, request.recording_id, request.part)
+    return sealed
+
+
 # Graph's modality names (callRecords `modality`) of the kinds of video stream the evidence holds.
 _MODALITY_OF_KIND = {"camera": "video", "screenShare": "videoBasedScreenSharing"}
 
@@ -956,9 +1023,12 @@ __all__ = [
     "encode_access_chunk",
     "finalise_recording",
     "index_recording",
+    "make_access_copy",
     "mark_not_recorded",
     "plan_access_copy",
+    "request_access_copy",
     "salvage",
     "seal_access_copy",
     "seal_recording",
+    "sweep_access_copies",
 ]

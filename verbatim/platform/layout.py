@@ -51,6 +51,9 @@ GRAPH_LIFECYCLE_QUEUE = "graph-lifecycle"
 CHAT_MESSAGES_QUEUE = "chat-messages"
 CHAT_LIFECYCLE_QUEUE = "chat-lifecycle"
 CHAT_BACKFILL_QUEUE = "chat-backfill"
+# A sealed part whose access copies (Opus, MP4) are to be made and sealed: work of its own trigger, so that the
+# lossless evidence path (the lifecycle orchestration's activities) never queues behind transcoding.
+ACCESS_COPIES_QUEUE = "access-copies"
 
 # Tables (runtime account).
 RECORDER_PROGRESS_TABLE = "recorderprogress"
@@ -118,6 +121,7 @@ QUEUES: tuple[str, ...] = tuple(
         CHAT_MESSAGES_QUEUE,
         CHAT_LIFECYCLE_QUEUE,
         CHAT_BACKFILL_QUEUE,
+        ACCESS_COPIES_QUEUE,
     )
     for name in (queue, f"{queue}-poison")
 )

@@ -221,6 +221,19 @@ class Settings(StorageSettings):
     graph_lifecycle_queue: str = Field(
         default=layout.GRAPH_LIFECYCLE_QUEUE, validation_alias=_alias("GRAPH_LIFECYCLE_QUEUE")
     )
+    access_copies_queue: str = Field(default=layout.ACCESS_COPIES_QUEUE, validation_alias=_alias("ACCESS_COPIES_QUEUE"))
+    # Access copies made at once by one Function App instance (transcoding is CPU-bound: more than the instance's
+    # cores only slows the evidence path sharing them). In Azure (Flex Consumption) the queue trigger scales out
+    # in instances of its own.
+    access_copy_concurrency: int = Field(default=1, ge=1, le=32, validation_alias=_alias("ACCESS_COPY_CONCURRENCY"))
+    # A part whose access copies are still not sealed this long after its evidence is asked for again (the sweep).
+    access_copy_sweep_minutes: int = Field(
+        default=30, ge=1, le=7 * 24 * 60, validation_alias=_alias("ACCESS_COPY_SWEEP_MINUTES")
+    )
+    # How long an export that carries access copies waits for copies still being made before it fails, saying so.
+    export_access_copy_wait_minutes: int = Field(
+        default=30, ge=0, le=24 * 60, validation_alias=_alias("EXPORT_ACCESS_COPY_WAIT_MINUTES")
+    )
     # PSTN / Direct Routing reports: days pulled by the daily timer, and emergency numbers beyond 112/911/999.
     pstn_report_days: int = Field(default=2, ge=1, le=90, validation_alias=_alias("PSTN_REPORT_DAYS"))
     pstn_emergency_numbers_raw: str | None = Field(default=None, validation_alias=_alias("PSTN_EMERGENCY_NUMBERS"))

@@ -52,6 +52,7 @@ from verbatim.ledger.log.service import TransparencyLog
 from verbatim.ledger.log.timestamps import Rfc3161Client
 from verbatim.ledger.log.witnesses import Witness, Witnesses
 from verbatim.ledger.note import NoteVerifier, note_signer
+from verbatim.lifecycle.access_requests import CosmosPendingAccessCopies
 from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.lifecycle.liveness import CaptureLiveness, HttpCaptureLiveness, NoLiveness
 from verbatim.lifecycle.pairs import CosmosPairStore
@@ -457,6 +458,8 @@ class Container:
             holds=retention.seal_holds,
             reconciliation=self.reconciliation_requests,
             pairs=CosmosPairStore(self.cosmos(layout.RECORDING_PAIRS)),
+            access_copies=self.queue(self.settings.access_copies_queue),
+            pending_access=CosmosPendingAccessCopies(self.cosmos(layout.RECORDINGS)),
         )
 
     @cached_property
