@@ -7,11 +7,12 @@ package, or the index, its signature and each part of a multi-part package), `GE
 an hourly timer expires packages past their retention. Triggers parse and delegate; the work is in
 verbatim.exports (docs/exports.md).
 
-The orchestration plans, then fans out over the recordings in batches (attest: each recording's `exported`
-ledger entry, one snapshot file per batch), signs one checkpoint covering them, fans out again (package: each
-batch's segment of the ZIP as staged blocks), then assembles. It carries its place in `continue_as_new`, so its
-history stays small, and every step finds its output in the export's work area when a retry or a restarted host
-repeats it.
+The orchestration plans; waits, with a durable timer and bounded (`EXPORT_ACCESS_COPY_WAIT_MINUTES`), while
+access copies the export carries are still being made (they are sealed after the evidence); then fans out over
+the recordings in batches (attest: each recording's `exported` ledger entry, one snapshot file per batch), signs
+one checkpoint covering them, fans out again (package: each batch's segment of the ZIP as staged blocks), then
+assembles. It carries its place in `continue_as_new`, so its history stays small, and every step finds its output
+in the export's work area when a retry or a restarted host repeats it.
 The custom status is the export's progress (`ExportProgress`).
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Generator
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -36,6 +38,7 @@ from functions.http import (
     required_reason,
 )
 from verbatim.contracts.exports import (
+    AccessCopyWait,
     ExportBatch,
     ExportFailure,
     ExportJob,
@@ -55,6 +58,7 @@ bp = df.Blueprint()
 
 ORCHESTRATOR = "export_package"
 PLAN = "export_plan"
+AWAIT_ACCESS_COPIES = "export_await_access_copies"
 ATTEST = "export_attest"
 CHECKPOINT = "export_checkpoint"
 PACKAGE = "export_package_batch"
@@ -197,6 +201,19 @@ def _batches(job: ExportJob, checkpoint_size: int = 0) -> list[Json]:
     return batches
 
 
+class AccessCopiesNotReady(Exception):
+    """Access copies the export carries were still not sealed when its wait ran out."""
+
+
+def _not_ready(wait: AccessCopyWait, waits: int) -> str:
+    named = ", ".join(wait.recording_ids) + (", ..." if wait.pending > len(wait.recording_ids) else "")
+    waited = waits * wait.poll_seconds // 60
+    return (
+        f"the access copies of {wait.pending} recording(s) were still being made after {waited} minute(s) ({named}); "
+        "their evidence is sealed: export again later, or export without access copies"
+    )
+
+
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def export_package(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     job = ExportJob.model_validate(context.get_input())
@@ -204,7 +221,20 @@ def export_package(context: df.DurableOrchestrationContext) -> Generator[Any, An
         if job.phase == "plan":
             context.set_custom_status(_status(job, "planning", 0))
             plan = ExportPlan.model_validate((yield context.call_activity_with_retry(PLAN, RETRY, _json(job))))
-            context.continue_as_new(_json(job.model_copy(update={"phase": "attest", "total": plan.total, "next": 0})))
+            context.continue_as_new(_json(job.model_copy(update={"phase": "access", "total": plan.total, "next": 0})))
+            return None
+        if job.phase == "access":
+            wait = AccessCopyWait.model_validate(
+                (yield context.call_activity_with_retry(AWAIT_ACCESS_COPIES, RETRY, _json(job)))
+            )
+            if wait.pending == 0:
+                context.continue_as_new(_json(job.model_copy(update={"phase": "attest", "waits": 0})))
+                return None
+            if job.waits >= wait.max_waits:
+                raise AccessCopiesNotReady(_not_ready(wait, job.waits))
+            context.set_custom_status(_status(job, "waiting_for_access_copies", 0))
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait.poll_seconds))
+            context.continue_as_new(_json(job.model_copy(update={"waits": job.waits + 1})))
             return None
         if job.phase == "attest":
             context.set_custom_status(_status(job, "attesting", job.next))
@@ -252,6 +282,11 @@ def export_package(context: df.DurableOrchestrationContext) -> Generator[Any, An
 @bp.activity_trigger(input_name="payload", activity=PLAN)
 def plan(payload: Json) -> Json:
     return _json(service().plan(ExportJob.model_validate(payload).export_id))
+
+
+@bp.activity_trigger(input_name="payload", activity=AWAIT_ACCESS_COPIES)
+def await_access_copies(payload: Json) -> Json:
+    return _json(service().pending_access_copies(ExportJob.model_validate(payload).export_id))
 
 
 @bp.activity_trigger(input_name="payload", activity=ATTEST)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from devstack.testkit.records import T0, TRADER
-from tests.api.world import seal_recording
+from tests.api.world import seal_access_copy, seal_recording
 from tests.callrecords.oidc import AUDIENCE, OpenIdProvider, openid_provider
 from tests.conftest import Azurite
 from tests.exports.conftest import REASON, ExportWorld
@@ -53,6 +53,7 @@ def start(
     launcher: HostLauncher, world: ExportWorld, provider: OpenIdProvider, state_dir: Path, hub: str
 ) -> RunningHost:
     env = {**world.env, "AUTH_OPENID_CONFIG_URL": provider.config_url, "AUTH_AUDIENCE": AUDIENCE}
+    env["EXPORT_ACCESS_COPY_POLL_SECONDS"] = "1"  # an export waiting for an access copy checks every second
     return launcher.start(APP, env={**env, "DURABLE_TASK_HUB_NAME": hub}, state_dir=state_dir)
 
 
@@ -155,6 +156,36 @@ def test_an_export_requested_through_the_api_downloads_in_parts_and_verifies_off
     gone = call(host, "GET", f"/exports/{export_id}/package", officer, headers={"range": "bytes=0-"})
     assert gone.status_code == 409 and gone.headers["content-type"] == "application/problem+json"
     assert "export.deleted" in [e.kind for e in log.entries_for_subject(export_subject(export_id), limit=50)]
+
+
+def test_an_export_waits_durably_for_an_access_copy_still_being_made_and_carries_it(
+    host: RunningHost, export_world: ExportWorld, provider: OpenIdProvider
+) -> None:
+    """The evidence is sealed first and the access copy after it: an export that carries access copies (the
+    default) waits for one still being made, with a durable timer, instead of failing after its retries."""
+    settings = export_world.settings
+    pending = seal_recording(settings, seconds=3.0, started_at=T0 + timedelta(hours=3), access_copy=False)
+    officer = provider.mint(**OFFICER)
+    created = call(host, "POST", "/exports", officer, body={"recordingIds": [pending.recording_id]})
+    assert created.status_code == 202, created.text
+    export_id = created.json()["export"]["id"]
+
+    def stage() -> str:
+        return str(call(host, "GET", f"/exports/{export_id}", officer).json()["export"]["progress"]["stage"])
+
+    wait_for(lambda: stage() == "waiting_for_access_copies", timeout=120, interval=0.5)
+    seal_access_copy(settings, pending)  # the access-copies trigger seals it meanwhile
+
+    view = completed(host, officer, export_id)
+    result = view["export"]["result"]
+    assert result["recordings"] == 1
+    # The package carries the access copy beside the evidence.
+    assert pending.access_bytes and result["mediaBytes"] >= len(pending.evidence_bytes) + len(pending.access_bytes)
+    log = container_for(settings).ledger
+    entries = log.entries_for_subject(f"recording:{pending.recording_id}", limit=20)
+    kinds = [e.kind for e in entries]
+    # Exported only once its copy was sealed: the `exported` entry follows the `access_copy.sealed` one.
+    assert kinds.index("access_copy.sealed") < kinds.index("exported"), kinds
 
 
 def test_the_command_line_creates_follows_downloads_and_verifies_an_export(

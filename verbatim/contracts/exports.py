@@ -16,7 +16,16 @@ from verbatim.contracts.callrecords import CamelContract
 from verbatim.contracts.evidence import Sha256Hex
 
 ExportState = Literal["queued", "running", "completed", "failed", "expired", "deleted"]
-ExportStage = Literal["planning", "attesting", "checkpointing", "packaging", "assembling", "completed", "failed"]
+ExportStage = Literal[
+    "planning",
+    "waiting_for_access_copies",
+    "attesting",
+    "checkpointing",
+    "packaging",
+    "assembling",
+    "completed",
+    "failed",
+]
 MAX_IDS = 10_000
 PACKAGE_FORMAT = "verbatim-export/1"
 SIGNATURE_HEADER = "verbatim-export-manifest/v1"
@@ -211,17 +220,31 @@ class ExportJob(CamelContract):
     """The orchestration's input; `continue_as_new` carries where it got to, so its history stays small."""
 
     export_id: str
-    phase: Literal["plan", "attest", "package", "assemble"] = "plan"
+    phase: Literal["plan", "access", "attest", "package", "assemble"] = "plan"
     total: int = 0
     next: int = 0
     checkpoint_size: int = 0
     media_bytes: int = 0
+    waits: int = 0  # rounds spent waiting for access copies still being made (phase "access")
 
 
 @contract("exports.plan", 1)
 class ExportPlan(CamelContract):
     export_id: str
     total: int
+
+
+@contract("exports.access-copy-wait", 1)
+class AccessCopyWait(CamelContract):
+    """Before attesting: how many of the export's recordings still have their access copies being made (sealed
+    after the evidence), the first of them, and how long the orchestration waits for them: it checks again every
+    `poll_seconds`, at most `max_waits` times, then fails saying which copies were not ready."""
+
+    export_id: str
+    pending: int = Field(ge=0)
+    recording_ids: list[str] = Field(default_factory=list)
+    poll_seconds: int = Field(default=30, ge=1)
+    max_waits: int = Field(default=0, ge=0)
 
 
 @contract("exports.batch", 1)

@@ -22,6 +22,7 @@ from pydantic import JsonValue
 
 from verbatim.api.media import ByteRange, Unsatisfiable, parse_range
 from verbatim.contracts.exports import (
+    AccessCopyWait,
     ExportBatch,
     ExportLink,
     ExportList,
@@ -40,6 +41,7 @@ from verbatim.contracts.exports import (
     Requester,
 )
 from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.evidence.sealed import sealed_parts
 from verbatim.exports import assemble, blocks, names, parts
 from verbatim.exports.assemble import assemble_package, write_index
 from verbatim.exports.blocks import BlockSink
@@ -70,6 +72,7 @@ from verbatim.search.index import RecordingIndex, SearchQuery
 READERS = (COMPLIANCE_OFFICER, COMPLIANCE_AUDITOR)
 SEARCH_PAGE = 200
 BATCH = 8  # items (recordings, chats) per activity of the orchestration: a snapshot file and a segment per batch
+ACCESS_WAIT_NAMED = 20  # pending recordings named in the wait (and in the failure's message)
 MAX_RECORDINGS = 50_000  # items per export: the plan, the assembly's manifest and directory are held in memory
 
 
@@ -141,6 +144,8 @@ class ExportService:
     search_query: Callable[[Mapping[str, str]], SearchQuery]
     clock: Callable[[], datetime]
     retention_days: int = 30
+    access_copy_wait_minutes: int = 30  # how long an export waits for access copies still being made
+    access_copy_poll_seconds: int = 30  # and how often it checks them meanwhile
     chunk_bytes: int = 1024 * 1024
     chats: ChatSources | None = None  # None: chat capture does not run in this deployment
     links: PackageLinks | None = None  # None: storage is reached with a key (local), not an Entra identity
@@ -517,6 +522,33 @@ class ExportService:
             work.save_plan(existing)
         self.progress(export_id, "attesting", existing.total, 0)
         return ExportPlan(export_id=export_id, total=existing.total)
+
+    def pending_access_copies(self, export_id: str) -> AccessCopyWait:
+        """The planned recordings whose access copies are still being made (an export that carries access copies
+        waits for them rather than leave one out: they are sealed after the evidence, usually within minutes)."""
+        record = self._get(export_id)
+        work = self.work(export_id)
+        plan = work.plan()
+        if plan is None:
+            raise RuntimeError(f"export {export_id} has no plan")
+        pending: list[str] = []
+        if record.options.access_copies:
+            # Every planned recording the first time, then only those still pending (a sealed copy stays sealed).
+            candidates = work.access_pending()
+            for recording_id in plan.recording_ids if candidates is None else candidates:
+                found = self.sources.record(recording_id)
+                if found is not None and found.seal is not None and sealed_parts(found.seal)[-1].access_pending:
+                    pending.append(recording_id)
+            work.save_access_pending(pending)
+        if pending:
+            self.progress(export_id, "waiting_for_access_copies", plan.total, 0)
+        return AccessCopyWait(
+            export_id=export_id,
+            pending=len(pending),
+            recording_ids=pending[:ACCESS_WAIT_NAMED],
+            poll_seconds=self.access_copy_poll_seconds,
+            max_waits=self.access_copy_wait_minutes * 60 // self.access_copy_poll_seconds,
+        )
 
     def _resolve(self, record: ExportRecord) -> PlanFile:
         selection = record.selection

@@ -20,6 +20,7 @@ A multi-part package (more blocks than one blob takes) is `part-0001.zip` ... be
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 from pydantic import Field
@@ -206,6 +207,16 @@ class ExportWork:
     def plan(self) -> PlanFile | None:
         data = self._read(self._name("plan.json"))
         return PlanFile.model_validate_json(data) if data is not None else None
+
+    def save_access_pending(self, recording_ids: list[str]) -> None:
+        """The planned recordings whose access copies were still being made at the last check."""
+        body = json.dumps(recording_ids).encode()
+        self.store.write(self._name("access-pending.json"), body, content_type="application/json")
+
+    def access_pending(self) -> list[str] | None:
+        """What `save_access_pending` kept (None: not checked yet)."""
+        data = self._read(self._name("access-pending.json"))
+        return [str(value) for value in json.loads(data)] if data is not None else None
 
     @staticmethod
     def _batch(first: int, end: int) -> str:

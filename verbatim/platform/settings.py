@@ -234,6 +234,9 @@ class Settings(StorageSettings):
     export_access_copy_wait_minutes: int = Field(
         default=30, ge=0, le=24 * 60, validation_alias=_alias("EXPORT_ACCESS_COPY_WAIT_MINUTES")
     )
+    export_access_copy_poll_seconds: int = Field(
+        default=30, ge=1, le=3600, validation_alias=_alias("EXPORT_ACCESS_COPY_POLL_SECONDS")
+    )
     # PSTN / Direct Routing reports: days pulled by the daily timer, and emergency numbers beyond 112/911/999.
     pstn_report_days: int = Field(default=2, ge=1, le=90, validation_alias=_alias("PSTN_REPORT_DAYS"))
     pstn_emergency_numbers_raw: str | None = Field(default=None, validation_alias=_alias("PSTN_EMERGENCY_NUMBERS"))

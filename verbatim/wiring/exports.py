@@ -81,6 +81,8 @@ class ExportServices:
             search_query=search_query,
             clock=self._c.clock,
             retention_days=self._c.settings.export_retention_days,
+            access_copy_wait_minutes=self._c.settings.export_access_copy_wait_minutes,
+            access_copy_poll_seconds=self._c.settings.export_access_copy_poll_seconds,
             chunk_bytes=self._c.settings.media_chunk_bytes,
             chats=self._chats(),
             links=self._links(),
