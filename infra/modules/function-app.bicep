@@ -181,6 +181,15 @@ var appSettings = {
   EXPORT_LINK_MINUTES: '15'
   MEDIA_CHUNK_BYTES: '1048576'
   MEDIA_MAX_FULL_BYTES: '16777216'
+  // An export that carries access copies waits this long (checking every poll) for copies still being made.
+  EXPORT_ACCESS_COPY_WAIT_MINUTES: '30'
+  EXPORT_ACCESS_COPY_POLL_SECONDS: '30'
+
+  // Access copies (the access-copies queue trigger): made one at a time per instance (CPU-bound; Flex
+  // Consumption scales the trigger out in its own instances), asked for again 30 minutes after the evidence
+  // seal if still not sealed.
+  ACCESS_COPY_CONCURRENCY: '1'
+  ACCESS_COPY_SWEEP_MINUTES: '30'
 
   // Queues (verbatim.platform.layout.QUEUES).
   RECORDER_EVENTS_QUEUE: 'recorder-events'
