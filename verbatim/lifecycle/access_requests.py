@@ -4,7 +4,10 @@ again for a part whose copies are still pending long after its evidence was seal
 The lifecycle orchestration seals and indexes the lossless evidence, then only sends a request here and ends: the
 transcode (CPU-bound, ~1 s of CPU per recorded minute) runs in the `access-copies` queue trigger, never in the
 orchestration's activity slots, so the evidence seals (and so the verdicts) of recordings that end together never
-wait behind the access copies of the ones before them. In Azure's Flex Consumption plan a queue-triggered function
+wait behind the access copies of the ones before them: the Azure Storage provider keeps all of a task hub's activity
+messages in one work-item queue, with no priority between them (MicrosoftDocs azure-docs,
+articles/azure-functions/durable/durable-functions-azure-storage-provider.md), and `maxConcurrentActivityFunctions`
+bounds them together per instance. In Azure's Flex Consumption plan a queue-triggered function
 is also scaled in instances of its own, apart from the Durable Functions group (MicrosoftDocs azure-docs,
 articles/azure-functions/flex-consumption-plan.md, "Per-function scaling").
 
