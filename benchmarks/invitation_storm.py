@@ -9,8 +9,13 @@ Each run starts fresh recorder processes (the real recorder, `python -m recorder
 the test-side Teams platform (`devstack.testkit.teams_platform.FakePlatform`: signed platform JWTs on every
 notification, Graph over TLS, the answer timed where it arrives). The incoming-call notifications are spread
 round robin over the instances, as the load balancer in front of a recorder application does, and all posted at
-once; latency is from the start of the POST to the answer reaching Graph (each notification's platform token is
-signed before the storm starts: Teams signs on its own machines, not on the recorder's). Besides latency, each storm
+once; latency is from the start of the POST to the answer reaching Graph — the platform's clock for the 5-s window,
+which starts when it sends the invitation (each notification's platform token is signed and its body serialised
+before the storm starts: Teams does that on its own machines, not on the recorder's). As Teams does, every answered
+call is then established on the answer's callbackUri (`establishing`, `established`), and the recorder reports
+`updateRecordingStatus(recording)`, publishes `recording.started` and starts the capture — inside the storm, while
+later invitations still wait for their answers (`--answer-only`: the calls are left unestablished, as the figures
+before 2026-12-07 14:30 UTC were taken; no media flows either way). Besides latency, each storm
 reports the CPU the recorder processes used for it per invitation, and the CPU of this process (the platform's side:
 posting the notifications, Graph receiving the answers): CPU per invitation moves far less with the neighbours' load
 than wall-clock latency does. In the same run, as baselines:
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform as host
 import statistics
@@ -58,7 +64,8 @@ class Storm:
     latencies: list[float]
     rejected: int
     unanswered: int
-    seconds: float  # wall clock from the first POST to the last answer
+    seconds: float  # wall clock from the first POST to the last answer (and, when established, the last status)
+    recording: int = 0  # calls whose updateRecordingStatus(recording) reached Graph
     recorder_cpu: float = 0.0  # CPU seconds the recorder processes used during the storm, per invitation
     platform_cpu: float = 0.0  # CPU seconds of this process (the platform's side) during the storm, per invitation
 
@@ -130,20 +137,36 @@ def recorders(count: int, fake: FakePlatform, connection: str, root: Path, capac
         yield Instances(urls, pids)
 
 
-def storm(fake: FakePlatform, instances: Instances, invitations: int, *, at_once: bool = True) -> Storm:
-    """Post `invitations` incoming calls round robin over the instances (all at once, or one after another)."""
+def storm(
+    fake: FakePlatform, instances: Instances, invitations: int, *, at_once: bool = True, establish: bool = True
+) -> Storm:
+    """Post `invitations` incoming calls round robin over the instances (all at once, or one after another); with
+    `establish`, each answered call is established on its callbackUri, as Teams does, until its recording status."""
     urls = instances.urls
     token = fake.token()  # signed once, before the clock starts (the platform's work, on its own machines)
     calls = [str(uuid.uuid4()) for _ in range(invitations)]
-    bodies = {call_id: fake.incoming_notification(call_id) for call_id in calls}
+    # Serialised before the clock starts, like the token: the platform's work, on its own machines.
+    bodies = {call_id: json.dumps(fake.incoming_notification(call_id)).encode() for call_id in calls}
+    states = {
+        call_id: [
+            json.dumps(fake.call_notification(call_id, state)).encode() for state in ("establishing", "established")
+        ]
+        for call_id in calls
+    }
 
     async def one(url: str, call_id: str) -> CallRecord:
         record = fake.calls.setdefault(call_id, CallRecord(call_id))
         record.invited_at = time.monotonic()
-        status = await fake.post(f"{url}/api/calling", bodies[call_id], token=token)
+        status = await fake.post(f"{url}/api/calling", None, token=token, raw=bodies[call_id])
         assert status == 202, status
         with suppress(TimeoutError):
             await asyncio.wait_for(record.answer_event.wait(), 30)
+        if establish and record.answer is not None:
+            for body in states[call_id]:
+                status = await fake.post(record.answer["callbackUri"], None, token=token, raw=body)
+                assert status == 202, status
+            with suppress(TimeoutError):
+                await asyncio.wait_for(record.status_event.wait(), 30)
         return record
 
     async def all_of() -> list[CallRecord]:
@@ -164,28 +187,31 @@ def storm(fake: FakePlatform, instances: Instances, invitations: int, *, at_once
         rejected,
         len(records) - len(answered) - rejected,
         elapsed,
+        recording=sum(1 for r in records if "recording" in r.statuses),
         recorder_cpu=recorder_cpu / invitations,
         platform_cpu=own_cpu / invitations,
     )
 
 
-def warm(fake: FakePlatform, instances: Instances) -> None:
+def warm(fake: FakePlatform, instances: Instances, establish: bool) -> None:
     for url, pid in zip(instances.urls, instances.pids, strict=True):
-        storm(fake, Instances([url], [pid]), 5)
+        storm(fake, Instances([url], [pid]), 5, establish=establish)
 
 
-def one_run(invitations: int, instances: int, fake: FakePlatform, connection: str, root: Path) -> RunResult:
-    capacity = invitations + 10  # the storm and the warm-up's calls, which stay open
+def one_run(
+    invitations: int, instances: int, fake: FakePlatform, connection: str, root: Path, establish: bool
+) -> RunResult:
+    capacity = invitations + 30  # the storm and the warm-up's calls, which stay open
     with recorders(1, fake, connection, root, capacity) as running:
-        warm(fake, running)
-        single = storm(fake, running, 20, at_once=False)
+        warm(fake, running, establish)
+        single = storm(fake, running, 20, at_once=False, establish=establish)
     with recorders(1, fake, connection, root, capacity) as running:
-        warm(fake, running)
-        one_instance = storm(fake, running, invitations)
+        warm(fake, running, establish)
+        one_instance = storm(fake, running, invitations, establish=establish)
     with recorders(instances, fake, connection, root, capacity) as running:
-        warm(fake, running)
+        warm(fake, running, establish)
         load = os.getloadavg()[0]
-        spread = storm(fake, running, invitations)
+        spread = storm(fake, running, invitations, establish=establish)
     return RunResult(spread, one_instance, single, load)
 
 
@@ -202,11 +228,16 @@ def main() -> int:
     parser.add_argument("--invitations", type=int, default=200)
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--answer-only", action="store_true", help="leave answered calls unestablished (the figures before 14:30 UTC)"
+    )
     args = parser.parse_args()
+    establish = not args.answer_only
     load_start = os.getloadavg()
     print(
         f"machine: {host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}; {args.runs} runs of "
-        f"{args.invitations} simultaneous invitations over {args.instances} instances; load average at the start "
+        f"{args.invitations} simultaneous invitations over {args.instances} instances, "
+        f"{'each answered call established' if establish else 'answers only'}; load average at the start "
         f"{load_start[0]:.1f} / {load_start[1]:.1f} / {load_start[2]:.1f}"
     )
     results: list[RunResult] = []
@@ -218,12 +249,13 @@ def main() -> int:
         try:
             with azurite(ports, root / "azurite"):
                 for index in range(args.runs):
-                    result = one_run(args.invitations, args.instances, fake, ports.connection_string, root)
+                    result = one_run(args.invitations, args.instances, fake, ports.connection_string, root, establish)
                     results.append(result)
                     print(
                         f"  run {index + 1}: {args.instances} instances p50 {ms(result.storm.q(0.5))} p95 "
                         f"{ms(result.storm.q(0.95))} p99 {ms(result.storm.q(0.99))} max {ms(result.storm.q(1.0))}, "
                         f"rejected {result.storm.rejected}, unanswered {result.storm.unanswered}, "
+                        f"recording {result.storm.recording}, "
                         f"recorder CPU {ms(result.storm.recorder_cpu)}/invitation; "
                         f"one instance p99 {ms(result.one_instance.q(0.99))}; "
                         f"single p50 {ms(result.single.q(0.5))}; load {result.load:.1f}",
@@ -234,10 +266,10 @@ def main() -> int:
     load_end = os.getloadavg()
     print()
     print(
-        "| storm | p50 | p95 | p99 | max | rejected | no answer in 30 s | storm wall clock "
+        "| storm | p50 | p95 | p99 | max | rejected | no answer in 30 s | recording | storm wall clock "
         "| recorder CPU per invitation | platform CPU per invitation |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows: list[tuple[str, list[Storm]]] = [
         (f"{args.invitations} at once over {args.instances} instances", [r.storm for r in results]),
         (f"{args.invitations} at once to one instance (baseline)", [r.one_instance for r in results]),
@@ -248,6 +280,7 @@ def main() -> int:
             f"| {name} | {spread([s.q(0.5) for s in storms])} | {spread([s.q(0.95) for s in storms])} "
             f"| {spread([s.q(0.99) for s in storms])} | {spread([s.q(1.0) for s in storms])} "
             f"| {sum(s.rejected for s in storms)} | {sum(s.unanswered for s in storms)} "
+            f"| {sum(s.recording for s in storms)} "
             f"| {spread([s.seconds for s in storms])} | {spread([s.recorder_cpu for s in storms], 1)} "
             f"| {spread([s.platform_cpu for s in storms], 1)} |"
         )
