@@ -181,6 +181,7 @@ async def build(
         capture_engine=capture_engine,
         progress_sink=progress_sink(settings),
     )
+    publisher.hold = recorder.answers_waiting  # answers go first (recorder_vm.events)
     recorder.start()
     control = control_validator(settings)
     return Runtime(settings, recorder, media, calls, validator, http, create_app(recorder, validator, control))

@@ -171,6 +171,7 @@ def create_app(
         return web.json_response(
             {
                 "answered": len(latencies),
+                "answering": recorder.answering,
                 "rejected": recorder.rejected,
                 "declined": recorder.declined,
                 "answer_ms": _percentiles(latencies),

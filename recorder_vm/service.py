@@ -32,6 +32,7 @@ ENDED_REMEMBERED = 1000  # captures that ended lately, whose state the lifecycle
 # How often each tenant's Graph token is checked, off the answer's path: a token entering its refresh margin (5 min
 # before expiry) is fetched within this, so no answer waits for Entra.
 TOKEN_CHECK_SECONDS = 60.0
+PROGRESS_HOLD_SECONDS = 1.0  # how long a heartbeat lets waiting answers go first
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Recorder:
         self._accept_until = 0.0  # monotonic time until which a drain still answers invitations
         self.storage_reachable = True
         self.answer_latencies: deque[float] = deque(maxlen=10_000)
+        self._answering = 0  # invitations accepted whose answer has not reached Graph (nor failed) yet
         self.rejected = 0  # invitations refused as busy (draining, at capacity)
         self.declined = 0  # invitations that were not policy-based recording calls
         self.progress_failures = 0
@@ -98,6 +100,16 @@ class Recorder:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    @property
+    def answering(self) -> int:
+        """Invitations accepted whose answer has not reached Graph (nor failed) yet."""
+        return self._answering
+
+    def answers_waiting(self) -> bool:
+        """Invitations are waiting for their answers (5-s window): work that can wait — delivering events, writing
+        progress — lets them go first (any thread may ask)."""
+        return self._answering > 0
 
     @property
     def active_calls(self) -> int:
@@ -165,7 +177,14 @@ class Recorder:
             session = CallSession(self, call=update.call, call_id=update.call_id, tenant_id=tenant, received=received)
             self.sessions[update.call_id] = session
             log.info("incoming call", extra={"recording_id": session.recording_id})
-            self._spawn(session.answer())
+            self._answering += 1
+            self._spawn(self._answer(session))
+
+    async def _answer(self, session: CallSession) -> None:
+        try:
+            await session.answer()
+        finally:
+            self._answering -= 1
 
     async def reject(self, tenant_id: str, call_id: str, reason: RejectReason) -> None:
         """Decline an invitation; "busy" lets Teams try another recorder (a paired one, or a second invitation)."""
@@ -279,6 +298,11 @@ class Recorder:
 
     def _progress_loop(self) -> None:
         while not self._progress_stop.wait(self.settings.heartbeat_seconds):
+            # Answers go first: a heartbeat waits (up to a second, far inside the lifecycle's silence threshold)
+            # while invitations are waiting for their answers, rather than write every capture's progress then.
+            deadline = time.monotonic() + PROGRESS_HOLD_SECONDS
+            while self.answers_waiting() and time.monotonic() < deadline and not self._progress_stop.wait(0.01):
+                pass
             with self._capturing_lock:
                 sessions = list(self._capturing.values())
             for session in sessions:
