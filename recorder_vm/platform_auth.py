@@ -8,6 +8,12 @@ names a key we do not know (key rollover). Rejections log the reason's category,
 The platform signs the calling notifications of every tenant with the same keys, so a valid token proves only
 that Teams sent it: its tenant (`tid`) must also be one the recorder is configured for, or the request is
 refused (403) before anything is answered.
+
+The platform sends the same token on many notifications (every call's incoming, establishing, established,
+roster... until the token nears its expiry), so a token that passed every check is remembered by its exact text
+until its `exp` (with the leeway): the same bytes get the same answer without verifying the signature again, which
+under an invitation storm was a tenth of the recorder's CPU. Only accepted tokens are remembered, a remembered one
+is still refused once expired or once its signing key is no longer in the platform's key set.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +36,7 @@ log = logging.getLogger(__name__)
 TENANT_CLAIMS = ("tid", "http://schemas.microsoft.com/identity/claims/tenantid")
 ALGORITHMS = ("RS256",)
 UNKNOWN_KEY_REFRESH_SECONDS = 30.0
+REMEMBERED_TOKENS = 256  # accepted tokens remembered (the platform uses few at a time)
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,13 @@ class PlatformCaller:
     tenant_id: str
     issuer: str
     app_id: str
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    caller: PlatformCaller
+    kid: str
+    expires: float  # the token's `exp` (seconds since the epoch)
 
 
 class PlatformTokenValidator:
@@ -52,6 +67,7 @@ class PlatformTokenValidator:
         refresh_seconds: float = 7200.0,
         leeway_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._config_url = openid_config_url
         self._audience = audience
@@ -61,6 +77,9 @@ class PlatformTokenValidator:
         self._refresh_seconds = refresh_seconds
         self._leeway = leeway_seconds
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._accepted: OrderedDict[str, _Accepted] = OrderedDict()
+        self.verified = 0  # tokens whose signature and claims were checked (not answered from memory)
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._retry_after = 0.0
@@ -70,6 +89,15 @@ class PlatformTokenValidator:
     async def validate(self, authorization: str | None) -> PlatformCaller:
         """The caller of a request with this `Authorization` header; `Unauthenticated` otherwise."""
         token = _bearer(authorization)
+        accepted = self._accepted.get(token)
+        if accepted is not None:
+            if self._wall_clock() > accepted.expires + self._leeway:
+                del self._accepted[token]
+                raise _reject("expired token")
+            if accepted.kid in self._keys and not self._needs_fetch(accepted.kid):
+                self._accepted.move_to_end(token)
+                return accepted.caller
+            del self._accepted[token]  # its key is gone, or the keys are due for a refresh: check it afresh
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -78,6 +106,7 @@ class PlatformTokenValidator:
         if not isinstance(kid, str) or header.get("alg") not in ALGORITHMS:
             raise _reject("token header without a key id or with an unexpected algorithm")
         key = await self._key(kid)
+        self.verified += 1
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -104,7 +133,11 @@ class PlatformTokenValidator:
         if tenant.lower() not in self._tenants:
             log.warning("calling token of a tenant this recorder does not serve", extra={"tenant_id": tenant[:64]})
             raise Forbidden("the call belongs to a tenant this recorder does not serve")
-        return PlatformCaller(tenant_id=tenant, issuer=str(claims["iss"]), app_id=self._audience)
+        caller = PlatformCaller(tenant_id=tenant, issuer=str(claims["iss"]), app_id=self._audience)
+        self._accepted[token] = _Accepted(caller, kid, float(claims["exp"]))
+        while len(self._accepted) > REMEMBERED_TOKENS:
+            self._accepted.popitem(last=False)
+        return caller
 
     async def refresh(self) -> None:
         """Fetch the OpenID configuration and its key set now (start-up, timers)."""
