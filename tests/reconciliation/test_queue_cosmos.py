@@ -22,6 +22,7 @@ from verbatim.lifecycle.announce import announce_indexed
 from verbatim.lifecycle.records import CosmosRecordingStore
 from verbatim.platform.settings import Settings
 from verbatim.platform.times import utcnow
+from verbatim.reconciliation.service import Reconciler
 from verbatim.wiring import container_for
 
 reconcile = handler(reconciliation.reconcile)
@@ -190,3 +191,69 @@ def test_a_batch_of_stored_versions_on_cosmos_reads_each_container_once_and_deci
     for call_id, outcome in zip(ids, outcomes, strict=True):
         again = reconciler.reconcile_call(call_id)
         assert again.changed == 0 and again.verdicts == outcome.verdicts
+
+
+@pytest.mark.parametrize("handled", ["alone", "in a batch"])
+def test_an_evaluation_that_read_a_recording_before_its_seal_does_not_overwrite_the_verdict_the_seal_decided(
+    stack_env: Settings, handled: str
+) -> None:
+    """Two evaluations of one call at once on Cosmos (chaos, issue 23): the call record's evaluation reads the
+    recording while it is still `stopped` (being sealed); before it writes, the seal's `recording.indexed` is
+    handled and decides `recorded`. The slower evaluation, decided on what it read before, must not put its
+    `pending (recording_pending)` over that — nothing would re-evaluate the call after it, so the verdict would
+    stay pending for good. Each evaluation reads the verdicts, then the recordings; a write that finds the
+    verdicts changed since is decided again on fresh reads."""
+    runtime = container_for(stack_env).reconciliation
+    real = runtime.reconciler
+    real.snapshots.add(snapshot(TRADER))
+    real.snapshots.add(snapshot(CLIENT, records=False))  # the audit observes every user
+    real.calls.save_if_newer(call("c-race", [party(TRADER), party(CLIENT)]), {"id": "c-race"})
+    records = CosmosRecordingStore(container_for(stack_env).cosmos("recordings"))
+    start = T0 + timedelta(seconds=1)
+    stopped = recording("r-race", "c-race", TRADER, start=start, seconds=59, status="stopped")
+    sealed = recording("r-race", "c-race", TRADER, start=start, seconds=59)
+    records.update("r-race", lambda _: stopped)
+    sealed_meanwhile: list[list[Any]] = []
+
+    class SealedWhileReading:
+        """The recordings as the slower evaluation reads them: the seal lands right after its read."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def _sealed_after(self, found: Any) -> Any:
+            if not sealed_meanwhile:
+                records.update("r-race", lambda _: sealed)
+                sealed_meanwhile.append([o.verdicts for o in real.recording_indexed("r-race")])
+            return found
+
+        def for_call(self, *args: Any) -> Any:
+            return self._sealed_after(self.inner.for_call(*args))
+
+        def for_calls(self, *args: Any) -> Any:  # a batch's prefetch
+            return self._sealed_after(self.inner.for_calls(*args))
+
+    slower = Reconciler(
+        calls=real.calls,
+        snapshots=real.snapshots,
+        recordings=SealedWhileReading(real.recordings),
+        verdicts=real.verdicts,
+        alerts=real.alerts,
+        index=real.index,
+    )
+    if handled == "alone":
+        slower.reconcile_call("c-race")
+    else:
+        real.calls.save_if_newer(call("c-other", [party(CLIENT)], start=T0 + timedelta(hours=1)), {"id": "c-other"})
+        stored = [
+            CallRecordStored(call_record_id=c, version=1, type="peerToPeer", stored_at="2025-03-03T10:00:00Z")
+            for c in ("c-race", "c-other")
+        ]
+        assert all(isinstance(answer, list) for answer in slower.handle_many(stored))
+
+    assert [[v.verdict for v in verdicts] for verdicts in sealed_meanwhile[0]] == [["recorded"]]
+    (verdict,) = cosmos_items(stack_env, "verdicts")
+    assert (verdict["verdict"], verdict["recordingIds"]) == ("recorded", ["r-race"])

@@ -43,18 +43,27 @@ from verbatim.contracts.reconciliation import PoliciesObserved, RecordingIndexed
 from verbatim.ledger.access import AccessLog
 from verbatim.platform.audit import AuditEvent, AuditLog
 from verbatim.platform.auth import Principal
-from verbatim.platform.errors import InvalidInput
+from verbatim.platform.errors import Conflict, InvalidInput
 from verbatim.platform.logging import correlation
 from verbatim.platform.times import format_datetime, parse_datetime, utcnow
 from verbatim.policy.snapshots import PolicySnapshotStore, answer
 from verbatim.reconciliation.evaluate import Tolerance, build_verdict, policy_users, recordings_for
-from verbatim.reconciliation.store import CallVerdicts, RecordingFinder, SavedVerdict, VerdictQuery, VerdictStore
+from verbatim.reconciliation.store import (
+    CallVerdicts,
+    RecordingFinder,
+    SavedVerdict,
+    StaleEvaluation,
+    VerdictQuery,
+    VerdictStore,
+)
 
 log = logging.getLogger(__name__)
 
 ReconciliationRequest = CallRecordStored | RecordingIndexed | PoliciesObserved
 # Call records live 30 days: a verdict still waiting for a policy after that cannot be re-evaluated anyway.
 AWAITING_POLICY_DAYS = 30
+# How many times a call is evaluated again when another evaluation wrote one of its verdicts meanwhile.
+STALE_ATTEMPTS = 5
 # Calls (and users) read together by one prefetch: one ARRAY_CONTAINS parameter each.
 _IDS_PER_READ = 100
 
@@ -313,16 +322,35 @@ class Reconciler:
             prefetched, call = event.prefetched_call(call_id)
             if not prefetched:
                 call = self.calls.get(call_id)
-            if call is None:
-                log.warning("reconciliation: no stored call record", extra={"call_record_id": call_id})
-                return CallOutcome(call_id, found=False)
-            return self._reconcile(call, event)
+            reads = event
+            for _ in range(STALE_ATTEMPTS):
+                if call is None:
+                    log.warning("reconciliation: no stored call record", extra={"call_record_id": call_id})
+                    return CallOutcome(call_id, found=False)
+                try:
+                    outcome = self._reconcile(call, reads)
+                except StaleEvaluation as stale:
+                    # Another evaluation wrote one of the call's verdicts after this one read them, maybe on
+                    # newer facts (a recording sealed meanwhile): decide again, every read afresh.
+                    log.info(
+                        "a verdict changed while its call was evaluated; evaluating it again",
+                        extra={"verdict_id": stale.verdict.id},
+                    )
+                    reads = self._event()
+                    call = self.calls.get(call_id)
+                    continue
+                if reads is not event:
+                    event.index.update(reads.index)  # written with the event's other search entries
+                return outcome
+            raise Conflict(f"call {call_id}: its verdicts changed during each of {STALE_ATTEMPTS} evaluations")
 
     def _reconcile(self, call: CallRecord, event: EventReads) -> CallOutcome:
+        # The verdicts first, then what they are decided on: a write then fails (StaleEvaluation) if another
+        # evaluation wrote one since, whose facts may be newer than the recordings read here.
+        known = event.take_known(call.id) or self.verdicts.read_call(call.id)
         candidates = self._candidate_recordings(call, event)
         attempted = {r.facts.observed_user.id for r in candidates if r.facts.observed_user and r.facts.observed_user.id}
         event.read_policies([party.id for party in call.participants if party.kind == "user" and party.id])
-        known = event.take_known(call.id) or self.verdicts.read_call(call.id)
         policies: dict[str, EffectivePolicyAt] = {}
         for party in call.participants:
             if party.kind != "user" or not party.id or party.id in policies:

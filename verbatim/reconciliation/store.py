@@ -66,6 +66,15 @@ class VerdictQuery:
     continuation: str | None = None
 
 
+class StaleEvaluation(Exception):
+    """A verdict changed after the evaluation that decided `verdict` read the call's verdicts: another evaluation,
+    on newer facts (a recording sealed meanwhile), wrote first. Raised instead of writing over it."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(f"verdict {verdict.id} changed while its call was being evaluated")
+        self.verdict = verdict
+
+
 class VerdictStore(Protocol):
     def for_call(self, call_id: str) -> list[Verdict]: ...
 
@@ -79,7 +88,9 @@ class VerdictStore(Protocol):
 
     def save(self, verdict: Verdict, known: CallVerdicts | None = None) -> SavedVerdict:
         """Store `verdict` unless the stored one has the same outcome; a changed one keeps the old in history.
-        `known`: the call's verdicts as read before (no read unless a write finds them changed)."""
+        `known`: the call's verdicts as read before the evaluation read what it decided on — a write that finds
+        the verdict changed since raises `StaleEvaluation` (the evaluation must be made again on fresh reads, not
+        merged over a newer one); without `known`, a changed verdict is read again and `verdict` merged over it."""
 
     def for_day(self, day: str) -> list[Verdict]: ...
 
@@ -174,7 +185,6 @@ class CosmosVerdictStore:
         for _ in range(self._max_attempts):
             if hint is not None:
                 current, etag = hint
-                hint = None  # a write that fails on it reads afresh
             else:
                 document = self._read(verdict.call_id, verdict.id)
                 current = _verdict(document) if document else None
@@ -194,6 +204,8 @@ class CosmosVerdictStore:
                         match_condition=MatchConditions.IfNotModified,
                     )
             except (CosmosResourceExistsError, CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
+                if hint is not None:  # `verdict` was decided on reads older than the stored verdict
+                    raise StaleEvaluation(verdict) from None
                 continue
             return SavedVerdict(merged, current, changed=True)
         raise Conflict(f"verdict {verdict.id}: too many concurrent writers")
