@@ -17,7 +17,7 @@ import azure.functions as func
 import pytest
 
 from devstack.funchost.durable import messages
-from devstack.funchost.durable.client import TaskHubClient
+from devstack.funchost.durable.client import ClientError, TaskHubClient
 from devstack.funchost.durable.engine import EpisodeRunner
 from devstack.funchost.durable.history import HistoryEventType
 from devstack.funchost.durable.messages import ControlMessage, WorkItem
@@ -175,3 +175,66 @@ async def test_an_instance_terminated_before_it_started_never_runs(harness: Harn
         HistoryEventType.EXECUTION_TERMINATED,
         HistoryEventType.ORCHESTRATOR_COMPLETED,
     ]
+
+
+async def _run_to_completion(harness: Harness, instance_id: str) -> InstanceRow:
+    await harness.drain_control()
+    for _ in range(2):
+        for work in await harness.work_items():
+            await harness.complete(work)
+        await harness.drain_control()
+    return await harness.row(instance_id)
+
+
+async def test_a_start_whose_message_could_not_be_sent_leaves_no_pending_instance_and_a_retry_runs_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage times out on the start's control message (a chaos run, issue 23: Azurite paused while a recorder
+    event started its recording's lifecycle). DurableTask.AzureStorage sends the start message before it writes
+    the instance row (`CreateTaskOrchestrationAsync`: `SendTaskOrchestrationMessageInternalAsync`, then
+    `trackingStore.SetNewExecutionAsync`), so a start that fails leaves nothing and the caller's retry starts the
+    instance. Writing the row first left it `Pending` for good: every retry was refused as a duplicate start."""
+    send = harness.hub.control.send
+    failures = [TimeoutError("the storage emulator did not answer")]
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await send(*args, **kwargs)
+
+    monkeypatch.setattr(harness.hub.control, "send", flaky)
+    with pytest.raises(TimeoutError):
+        await harness.client.start_new("two_steps", "lifecycle-1", None)
+    assert await harness.hub.store.get_instance("lifecycle-1") is None
+
+    assert await harness.client.start_new("two_steps", "lifecycle-1", None) == "lifecycle-1"  # the retry
+    row = await _run_to_completion(harness, "lifecycle-1")
+    assert (row.runtime_status, row.output) == ("Completed", '["one", "two"]')
+
+
+async def test_a_start_whose_row_could_not_be_written_still_runs_and_a_retry_finds_it_started(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other half of that order: the start message was sent, then storage failed on the instance row. The
+    instance runs from its message (the dispatcher writes the row), and a retried start is refused (409) as a
+    duplicate of the running one, with no second execution."""
+    save = harness.hub.store.save_instance
+    failures = [TimeoutError("the storage emulator did not answer")]
+
+    async def flaky(row: InstanceRow) -> InstanceRow:
+        if failures and row.runtime_status == "Pending":
+            raise failures.pop()
+        return await save(row)
+
+    monkeypatch.setattr(harness.hub.store, "save_instance", flaky)
+    with pytest.raises(TimeoutError):
+        await harness.client.start_new("two_steps", "lifecycle-2", None)
+
+    await harness.drain_control()
+    assert (await harness.row("lifecycle-2")).runtime_status == "Running"
+    with pytest.raises(ClientError) as refused:
+        await harness.client.start_new("two_steps", "lifecycle-2", None)
+    assert refused.value.status == 409
+    row = await _run_to_completion(harness, "lifecycle-2")
+    assert (row.runtime_status, row.output) == ("Completed", '["one", "two"]')
+    assert (await harness.event_types("lifecycle-2")).count(HistoryEventType.EXECUTION_STARTED) == 1

@@ -69,27 +69,41 @@ class TaskHubClient:
             version=version,
             etag=existing.etag if existing is not None else None,
         )
+        started = ControlMessage(
+            messages.started_id(instance_id, execution_id),
+            instance_id,
+            execution_id,
+            {
+                "EventType": int(HistoryEventType.EXECUTION_STARTED),
+                "Name": name,
+                "Version": version or "",
+                "Input": input_text,
+                "ParentInstance": None,
+                "OrchestrationInstance": {"InstanceId": instance_id, "ExecutionId": execution_id},
+            },
+        )
+        if existing is None:
+            # As DurableTask.AzureStorage's CreateTaskOrchestrationAsync: the start message first, then the
+            # instance row. A start whose message could not be sent leaves nothing behind, so the caller's retry
+            # starts the instance; one whose row could not be written runs anyway (the dispatcher writes the row
+            # from the message). The other order left a `Pending` row no message would ever start, which refused
+            # every retry as a duplicate.
+            await self._send(started)
+            try:
+                await self._hub.store.save_instance(row)
+            except ConcurrencyError as error:
+                current = await self._hub.store.get_instance(instance_id)
+                if current is None or current.execution_id != execution_id:  # another start won
+                    raise ClientError(409, f"An instance with ID '{instance_id}' was just created.") from error
+            return instance_id
+        # Replacing a finished instance: its row first, so that its new execution id makes the dispatcher drop
+        # what is left of the old execution's messages, then the start.
         try:
             await self._hub.store.save_instance(row)
         except ConcurrencyError as error:
             raise ClientError(409, f"An instance with ID '{instance_id}' was just created or changed.") from error
-        if existing is not None:
-            await self._hub.store.delete_other_executions(instance_id, execution_id)
-        await self._send(
-            ControlMessage(
-                messages.started_id(instance_id, execution_id),
-                instance_id,
-                execution_id,
-                {
-                    "EventType": int(HistoryEventType.EXECUTION_STARTED),
-                    "Name": name,
-                    "Version": version or "",
-                    "Input": input_text,
-                    "ParentInstance": None,
-                    "OrchestrationInstance": {"InstanceId": instance_id, "ExecutionId": execution_id},
-                },
-            )
-        )
+        await self._hub.store.delete_other_executions(instance_id, execution_id)
+        await self._send(started)
         return instance_id
 
     async def raise_event(self, instance_id: str, event_name: str, input_text: str | None) -> None:

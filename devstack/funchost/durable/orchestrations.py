@@ -117,7 +117,7 @@ class OrchestrationDispatcher:
 
     async def _apply(self, instance_id: str, batch: list[Received]) -> None:
         hub = self._hub
-        row = await hub.store.get_instance(instance_id)
+        row = await hub.store.get_instance(instance_id) or await self._row_from_start(instance_id, batch)
         if row is None:
             log.warning("dropping %d message(s) for unknown instance %s", len(batch), instance_id)
             await asyncio.gather(*(hub.control.delete(received) for received in batch))
@@ -137,6 +137,33 @@ class OrchestrationDispatcher:
         await asyncio.gather(*(hub.control.delete(received) for received, _ in apply + discard))
         for received, _ in defer:
             await hub.control.release(received, timedelta(milliseconds=500))
+
+    async def _row_from_start(self, instance_id: str, batch: list[Received]) -> InstanceRow | None:
+        """The row of an instance whose start message came without one: a client sends the start before it writes
+        the row (as DurableTask.AzureStorage does), and that write may fail or not have happened yet. Written
+        from the message, as the row the client would have written; None when the batch starts nothing."""
+        for received in batch:
+            message = ControlMessage.from_body(received.body)
+            if message.event_type != HistoryEventType.EXECUTION_STARTED or message.execution_id is None:
+                continue
+            event = message.event
+            now = utc_now()
+            row = InstanceRow(
+                instance_id=instance_id,
+                name=str(event.get("Name") or ""),
+                execution_id=message.execution_id,
+                runtime_status="Pending",
+                created_time=now,
+                last_updated_time=now,
+                input=event.get("Input"),
+                version=str(event.get("Version") or "") or None,
+                parent=event.get("ParentInstance"),
+            )
+            try:
+                return await self._hub.store.save_instance(row)
+            except ConcurrencyError:  # the client's own write came first
+                return await self._hub.store.get_instance(instance_id)
+        return None
 
     async def _classify(
         self, row: InstanceRow, state: ExecutionState, batch: list[Received]
