@@ -59,6 +59,9 @@ CONDITIONS: tuple[str, ...] = ("clock-skew", "spill-full")
 # libfaketime (Debian `libfaketime`, scripts/apt-packages.txt): shifts a process's wall clock (`time.time`,
 # `datetime.now`) by a fixed offset and leaves its monotonic clock alone.
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+# What a skewed component's Python loads at start-up: its `time.sleep` made to work under libfaketime (the module's
+# docstring says why).
+FAKETIME_SITE = Path(__file__).resolve().parent / "faketime"
 # Clock offsets of a component against the others, within what docs/resilience.md (Clocks) documents for a scale
 # set kept by the Windows time service: tens of milliseconds.
 SKEW_SECONDS = (0.02, 0.1)
@@ -203,6 +206,7 @@ def condition_env(conditions: Sequence[PlannedFault]) -> tuple[tuple[str, tuple[
                     "FAKETIME": f"{fault.seconds:+.3f}",
                     "FAKETIME_DONT_FAKE_MONOTONIC": "1",
                     "FAKETIME_NO_CACHE": "1",
+                    "PYTHONPATH": str(FAKETIME_SITE),
                 }
             )
         elif fault.kind == "spill-full":
