@@ -29,8 +29,8 @@ import pytest
 
 from devstack.testkit.captures import speech, stage_capture
 from functions import lifecycle as lifecycle_functions
-from tests.ledger.logkit import memory_log
 from tests.lifecycle.events import T0, joined, started, stopped
+from tests.lifecycle.memory import memory_deps
 from verbatim.contracts.evidence import AccessCopyManifest, EntryKind, RecordingManifest
 from verbatim.contracts.lifecycle import AccessCopyRequest
 from verbatim.contracts.reconciliation import RecordingIndexed
@@ -42,7 +42,6 @@ from verbatim.ledger.log.service import TransparencyLog
 from verbatim.lifecycle import activities
 from verbatim.lifecycle.access_requests import InMemoryPendingAccessCopies
 from verbatim.lifecycle.activities import LifecycleDeps
-from verbatim.lifecycle.policies import FixedRetention
 from verbatim.lifecycle.records import InMemoryRecordingStore, record_event
 from verbatim.platform.blobs import InMemoryBlobStore
 from verbatim.platform.queues import InMemoryQueue
@@ -141,18 +140,7 @@ def drive(context: StandInContext, failing: set[str]) -> tuple[Any, list[str], E
 
 @pytest.fixture
 def deps(monkeypatch: pytest.MonkeyPatch) -> Iterator[LifecycleDeps]:
-    ports = LifecycleDeps(
-        recordings=InMemoryBlobStore("recordings"),
-        captures=InMemoryBlobStore("captures"),
-        scratch=InMemoryBlobStore("lifecycle-scratch"),
-        store=InMemoryRecordingStore(),
-        ledger=memory_log(),
-        retention=FixedRetention("mifid2", 1827),
-        worm=InMemoryWorm(),
-        reconciliation=InMemoryQueue(),
-        access_copies=InMemoryQueue(),
-        chunk_seconds=4,
-    )
+    ports = memory_deps(access_copies=InMemoryQueue())
     store = ports.store
     assert isinstance(store, InMemoryRecordingStore)
     ports.pending_access = InMemoryPendingAccessCopies(lambda: [record for _, record in store.docs.values()])

@@ -17,18 +17,14 @@ import pytest
 
 from devstack.testkit.captures import speech, stage_capture
 from devstack.testkit.records import CLIENT, TRADER, call, party, snapshot
-from tests.ledger.logkit import memory_log
 from tests.lifecycle.events import T0, joined, started, stopped
+from tests.lifecycle.memory import memory_deps
 from verbatim.callrecords.store import InMemoryCallRecordStore
 from verbatim.contracts.reconciliation import Verdict
 from verbatim.evidence.progress import InMemoryProgress
-from verbatim.evidence.worm import InMemoryWorm
 from verbatim.lifecycle import activities
-from verbatim.lifecycle.activities import LifecycleDeps
-from verbatim.lifecycle.policies import FixedRetention
 from verbatim.lifecycle.records import InMemoryRecordingStore
 from verbatim.platform.audit import InMemoryAuditLog
-from verbatim.platform.blobs import InMemoryBlobStore
 from verbatim.platform.queues import InMemoryQueue
 from verbatim.policy.snapshots import InMemoryPolicySnapshotStore
 from verbatim.reconciliation.service import Reconciler, parse_request
@@ -44,18 +40,8 @@ class World:
         self.store = InMemoryRecordingStore()
         self.queue = InMemoryQueue()
         self.now = datetime.now(UTC)
-        self.deps = LifecycleDeps(
-            recordings=InMemoryBlobStore("recordings"),
-            captures=InMemoryBlobStore("captures"),
-            scratch=InMemoryBlobStore("lifecycle-scratch"),
-            store=self.store,
-            ledger=memory_log(),
-            retention=FixedRetention("mifid2", 1827),
-            worm=InMemoryWorm(),
-            progress=InMemoryProgress(),
-            reconciliation=self.queue,
-            chunk_seconds=4,
-            clock=lambda: self.now,
+        self.deps = memory_deps(
+            store=self.store, progress=InMemoryProgress(), reconciliation=self.queue, clock=lambda: self.now
         )
         self.calls = InMemoryCallRecordStore()
         self.verdicts = InMemoryVerdictStore()

@@ -22,8 +22,8 @@ from azure.cosmos.documents import SSLConfiguration
 
 from devstack.testkit.captures import RATE, speech, stage_capture
 from tests.conftest import Cosmos
-from tests.ledger.logkit import memory_log
 from tests.lifecycle.events import T0, started, stopped
+from tests.lifecycle.memory import memory_deps
 from tests.lifecycle.test_access_copy import decode_to_16k
 from tests.lifecycle.test_service import assert_written_once, run_to_seal, verify
 from verbatim.contracts.lifecycle import PairMember, PairSpan, RecordingPair, RecordingStatus
@@ -40,10 +40,8 @@ from verbatim.lifecycle.pairs import (
     attribute,
     join,
 )
-from verbatim.lifecycle.policies import FixedRetention
-from verbatim.lifecycle.records import InMemoryRecordingStore, record_event
+from verbatim.lifecycle.records import record_event
 from verbatim.platform.blobs import InMemoryBlobStore
-from verbatim.platform.queues import InMemoryQueue
 
 CHAIN = "chain-shared"
 KEY = PairKey("tenant-1", CHAIN, "u-trader", "StrictRecording")
@@ -51,19 +49,7 @@ KEY = PairKey("tenant-1", CHAIN, "u-trader", "StrictRecording")
 
 @pytest.fixture
 def deps() -> LifecycleDeps:
-    return LifecycleDeps(
-        recordings=InMemoryBlobStore("recordings"),
-        captures=InMemoryBlobStore("captures"),
-        scratch=InMemoryBlobStore("lifecycle-scratch"),
-        store=InMemoryRecordingStore(),
-        ledger=memory_log(),
-        retention=FixedRetention("mifid2", 1827),
-        worm=InMemoryWorm(),
-        progress=InMemoryProgress(),
-        reconciliation=InMemoryQueue(),
-        chunk_seconds=4,
-        pairs=InMemoryPairStore(),
-    )
+    return memory_deps(progress=InMemoryProgress(), pairs=InMemoryPairStore())
 
 
 def at(seconds: float) -> datetime:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from devstack.testkit.captures import speech, stage_capture
-from tests.ledger.logkit import memory_log
 from tests.lifecycle.events import T0, continued, failed_before_media, joined, started, stopped
+from tests.lifecycle.memory import memory_deps
 from verbatim.contracts.evidence import RecordingManifest
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import RecordingIndexed
@@ -27,8 +27,7 @@ from verbatim.ledger.log.service import TransparencyLog
 from verbatim.lifecycle import activities
 from verbatim.lifecycle.activities import LifecycleDeps
 from verbatim.lifecycle.liveness import LivenessAnswer
-from verbatim.lifecycle.policies import FixedRetention
-from verbatim.lifecycle.records import InMemoryRecordingStore, record_event
+from verbatim.lifecycle.records import record_event
 from verbatim.platform.blobs import InMemoryBlobStore, LeaseLost
 from verbatim.platform.queues import InMemoryQueue
 from verbatim.reconciliation.service import parse_request
@@ -36,18 +35,7 @@ from verbatim.reconciliation.service import parse_request
 
 @pytest.fixture
 def deps(tmp_path: Path) -> LifecycleDeps:
-    return LifecycleDeps(
-        recordings=InMemoryBlobStore("recordings"),
-        captures=InMemoryBlobStore("captures"),
-        scratch=InMemoryBlobStore("lifecycle-scratch"),
-        store=InMemoryRecordingStore(),
-        ledger=memory_log(),
-        retention=FixedRetention("mifid2", 1827),
-        worm=InMemoryWorm(),
-        progress=InMemoryProgress(),
-        reconciliation=InMemoryQueue(),
-        chunk_seconds=4,
-    )
+    return memory_deps(progress=InMemoryProgress())
 
 
 def run_to_seal(deps: LifecycleDeps, recording_id: str, part: int = 0) -> None:
