@@ -228,6 +228,23 @@ def sign_in(page: Any, host: RunningHost, person: Person) -> None:
     assert person.name in page.inner_text("#who-name")
 
 
+def open_recording(browser: Any, host: RunningHost, recording_id: str, person: Person = OSCAR) -> Any:
+    """A page signed in as `person` on the recording's page, once its proof of seal is shown."""
+    page = first_page(browser)
+    sign_in(page, host, person)
+    page.goto(f"{host.base_url}/api/portal/#/recording/{recording_id}")
+    page.wait_for_selector("#rec-proof .badge")
+    return page
+
+
+def load_and_play(page: Any, reason: str, timeout: float = 60) -> None:
+    """Give the reason and load the player; back once it holds the current frame (readyState 2). Polled: the
+    portal's CSP (script-src 'self') forbids the eval behind wait_for_function."""
+    page.fill("#reason", reason)
+    page.get_by_role("button", name="Load and play").click()
+    wait_for(lambda: page.evaluate("document.querySelector('#player').readyState") >= 2, timeout=timeout)
+
+
 def sign_out(page: Any) -> None:
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_selector("#sign-in:not([hidden])")
@@ -359,10 +376,7 @@ def test_an_officer_signs_in_searches_opens_and_plays_a_recording_and_the_access
     timeline = page.inner_text("#rec-timeline")
     assert "Tom Trader joined" in timeline and "Recording ended" in timeline
 
-    page.fill("#reason", "Case 2025-114: trade reconstruction")
-    page.get_by_role("button", name="Load and play").click()
-    # Polled from here: the portal's CSP (script-src 'self') forbids the eval behind wait_for_function.
-    wait_for(lambda: page.evaluate("document.querySelector('#player').readyState") >= 2, timeout=30)
+    load_and_play(page, "Case 2025-114: trade reconstruction", timeout=30)
     axe(page, "recording")
     shot(page, "recording")
 
@@ -471,9 +485,7 @@ def test_an_officer_sees_a_meetings_chat_beside_its_recording_with_every_version
     assert deleted.locator("li.version").nth(1).locator(".text").inner_text() == "deleted"
 
     # Its offset seeks the player on the same timeline.
-    page.fill("#reason", "Case 2025-115: the meeting and its chat")
-    page.get_by_role("button", name="Load and play").click()
-    wait_for(lambda: page.evaluate("document.querySelector('#player').readyState") >= 2, timeout=20)
+    load_and_play(page, "Case 2025-115: the meeting and its chat", timeout=20)
     page.evaluate("(() => { const p = document.querySelector('#player'); p.pause(); p.currentTime = 0; })()")
     messages.nth(2).locator("button.offset").click()
     assert page.evaluate("document.querySelector('#player').currentTime") == 3

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.api.world import World, seal_access_copy, seal_recording
-from tests.e2e.test_portal import OSCAR, browser, first_page, sign_in, simulator, stack  # noqa: F401
-from tests.funchost.conftest import RunningHost, wait_for
+from tests.e2e.test_portal import browser, load_and_play, open_recording, simulator, stack  # noqa: F401
+from tests.funchost.conftest import RunningHost
 
 
 def test_the_portal_says_the_access_copy_is_not_ready_then_plays_it_once_sealed(
@@ -17,10 +17,7 @@ def test_the_portal_says_the_access_copy_is_not_ready_then_plays_it_once_sealed(
 ) -> None:
     world, host = stack
     sealed = seal_recording(world.settings, seconds=6.0, phone_number=None, access_copy=False)
-    page = first_page(browser)
-    sign_in(page, host, OSCAR)
-    page.goto(f"{host.base_url}/api/portal/#/recording/{sealed.recording_id}")
-    page.wait_for_selector("#rec-proof .badge")
+    page = open_recording(browser, host, sealed.recording_id)
     assert "Access copy not ready" in page.inner_text("#play-status")
     assert page.get_by_role("button", name="Load and play").is_disabled()
 
@@ -31,7 +28,5 @@ def test_the_portal_says_the_access_copy_is_not_ready_then_plays_it_once_sealed(
     page.evaluate(f"location.hash = '#/recording/{sealed.recording_id}'")
     page.wait_for_selector("#rec-proof .badge")
     assert "not ready" not in page.inner_text("#play-status")
-    page.fill("#reason", "Case 2025-222: replay once sealed")
-    page.get_by_role("button", name="Load and play").click()
-    wait_for(lambda: page.evaluate("document.querySelector('#player').readyState") >= 2, timeout=60)
+    load_and_play(page, "Case 2025-222: replay once sealed")
     assert "access copy" in page.inner_text("#play-status")

@@ -11,7 +11,7 @@ from typing import Any
 
 from devstack.testkit.records import T0
 from tests.api.world import World, seal_recording
-from tests.e2e.test_portal import OSCAR, axe, browser, first_page, shot, sign_in, simulator, stack  # noqa: F401
+from tests.e2e.test_portal import OSCAR, axe, browser, open_recording, shot, simulator, stack  # noqa: F401
 from tests.funchost.conftest import RunningHost, wait_for
 from verbatim.wiring import container_for
 
@@ -44,10 +44,7 @@ def test_an_officer_plays_this_recorders_copy_or_the_union_of_both_recorders(
         started_at=T0 + timedelta(seconds=0.5),
         phone_number=None,
     )
-    page = first_page(browser)
-    sign_in(page, host, OSCAR)
-    page.goto(f"{host.base_url}/api/portal/#/recording/{killed.recording_id}")
-    page.wait_for_selector("#rec-proof .badge")
+    page = open_recording(browser, host, killed.recording_id)
     pair = page.inner_text("#rec-pair")
     assert survivor.recording_id in pair and "recorder-2" in pair and "union of both 9.5 s" in pair, pair
     assert page.is_visible("#copies")

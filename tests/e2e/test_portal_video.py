@@ -16,7 +16,7 @@ import numpy.typing as npt
 from devstack.simulator.video import pattern_rgb, read_timecode
 from devstack.testkit.captures import RATE, speech
 from tests.api.world import World, seal_recording
-from tests.e2e.test_portal import OSCAR, axe, browser, first_page, shot, sign_in, simulator, stack  # noqa: F401
+from tests.e2e.test_portal import axe, browser, load_and_play, open_recording, shot, simulator, stack  # noqa: F401
 from tests.funchost.conftest import RunningHost, wait_for
 from verbatim.wiring import container_for
 
@@ -27,15 +27,10 @@ def test_an_officer_plays_a_recording_with_its_screen_share_in_the_portal(
 ) -> None:
     world, host = stack
     sealed = seal_recording(world.settings, seconds=6.0, video=True, phone_number=None)
-    page = first_page(browser)
-    sign_in(page, host, OSCAR)
-    page.goto(f"{host.base_url}/api/portal/#/recording/{sealed.recording_id}")
-    page.wait_for_selector("#rec-proof .badge")
+    page = open_recording(browser, host, sealed.recording_id)
     assert page.locator("video#player").count() == 1
     assert "shared their screen" in page.inner_text("#rec-timeline")
-    page.fill("#reason", "Case 2025-131: screen share review")
-    page.get_by_role("button", name="Load and play").click()
-    wait_for(lambda: page.evaluate("document.querySelector('#player').readyState") >= 2, timeout=60)
+    load_and_play(page, "Case 2025-131: screen share review")
     # The picture is decoded: the browser knows the video's size (1280x720, the simulator's screen share).
     size = page.evaluate(
         "[document.querySelector('#player').videoWidth, document.querySelector('#player').videoHeight]"
@@ -118,17 +113,12 @@ def test_an_officer_switches_between_the_screen_share_and_each_camera_at_the_sam
         phone_number=None,
         cameras=[(30_002, "p1", 0.0, 10.0), (30_003, None, 2.0, 9.0)],
     )
-    page = first_page(browser)
-    sign_in(page, host, OSCAR)
-    page.goto(f"{host.base_url}/api/portal/#/recording/{sealed.recording_id}")
-    page.wait_for_selector("#rec-proof .badge")
+    page = open_recording(browser, host, sealed.recording_id)
     choices = page.locator("#pictures input[name=picture]")
     assert [choices.nth(i).get_attribute("value") for i in range(choices.count())] == [SCREEN, TOM_CAMERA, GUEST_CAMERA]
     assert page.is_checked(f"#pictures input[value='{SCREEN}']")
     assert "camera of Tom Trader" in page.inner_text("#pictures")
-    page.fill("#reason", "Case 2025-140: who was on camera")
-    page.get_by_role("button", name="Load and play").click()
-    wait_for(lambda: page.evaluate("document.querySelector('#player').readyState") >= 2, timeout=60)
+    load_and_play(page, "Case 2025-140: who was on camera")
     page.evaluate("(() => { const p = document.querySelector('#player'); p.pause(); p.currentTime = 4.5; })()")
     wait_for(
         lambda: page.evaluate(
@@ -186,10 +176,7 @@ def test_the_timeline_says_who_spoke_when_from_the_speakers_own_tracks(
     sealed = seal_recording(
         world.settings, seconds=8.0, video=True, speakers={"p1": (40_001, tom), "p2": (40_002, caller)}
     )
-    page = first_page(browser)
-    sign_in(page, host, OSCAR)
-    page.goto(f"{host.base_url}/api/portal/#/recording/{sealed.recording_id}")
-    page.wait_for_selector("#rec-proof .badge")
+    page = open_recording(browser, host, sealed.recording_id)
     manifest = json.loads(page.text_content("#rec-manifest") or "")
     spans = {
         t["source_id"]: [(s["start_seconds"], s["end_seconds"]) for s in t["speech"]]
@@ -219,10 +206,7 @@ def test_the_timeline_says_who_the_platform_named_dominant_speaker_in_mixed_audi
     reported."""
     world, host = stack
     sealed = seal_recording(world.settings, seconds=8.0, dominant=[(1.0, "p1"), (4.0, "p2"), (6.0, None)])
-    page = first_page(browser)
-    sign_in(page, host, OSCAR)
-    page.goto(f"{host.base_url}/api/portal/#/recording/{sealed.recording_id}")
-    page.wait_for_selector("#rec-proof .badge")
+    page = open_recording(browser, host, sealed.recording_id)
     manifest = json.loads(page.text_content("#rec-manifest") or "")
     (mixed,) = [t for t in manifest["evidence"] if t["kind"] == "mixed"]
     assert [(s["source_id"], s["basis"], s["start_seconds"], s["end_seconds"]) for s in mixed["speech"]] == [
