@@ -18,29 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-import av
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devstack.testkit.captures import speech
+from devstack.testkit.opus_reference import frame_by_frame
 from verbatim.evidence import opus
-
-
-def frame_by_frame(plan: opus.ChunkPlan, samples: np.ndarray) -> list[bytes]:
-    """The encoder fed as before issue 22's change: one AudioFrame of 20 ms per call."""
-    context = opus._encoder(opus.DEFAULT_BITRATE)
-    packets: list[bytes] = []
-    for start in range(0, len(samples), opus.FRAME_SAMPLES):
-        chunk = samples[start : start + opus.FRAME_SAMPLES]
-        if len(chunk) < opus.FRAME_SAMPLES:
-            chunk = np.pad(chunk, (0, opus.FRAME_SAMPLES - len(chunk)))
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = opus.SAMPLE_RATE
-        frame.pts = plan.input_start + start
-        packets.extend(bytes(packet) for packet in context.encode(frame))
-    packets.extend(bytes(packet) for packet in context.encode(None))
-    return packets[plan.first_packet - plan.input_start // opus.FRAME_SAMPLES :]
 
 
 def cpu(action: object) -> tuple[float, object]:
