@@ -15,27 +15,21 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import av
-import httpx
 import pytest
 from azure.storage.blob import BlobServiceClient
 
 from devstack.demo import CORA, TOM, UNA
-from devstack.processes import ManagedProcess, http_ready
-from devstack.simulator import launch_argv as simulator_argv
 from devstack.simulator.video import read_timecode
-from devstack.stack import StackConfig, StackPorts, recorder_environment, simulator_tenant
 from devstack.testkit.teams_platform import wait_until
-from recorder_vm import launch_argv as recorder_argv
 from tests.conftest import Azurite
 from tests.ledger.logkit import memory_log
-from tests.recorder.conftest import REPO_ROOT, RecorderProcess
+from tests.recorder.simstack import SimulatorStack, simulator_stack
 from verbatim.contracts.evidence import RecordingManifest
 from verbatim.contracts.recorder import CaptureManifest, CaptureVideoTrack, RecordingStarted, RecordingStopped
 from verbatim.evidence.h264 import stamped_units, strip_timestamps
@@ -52,61 +46,13 @@ from verbatim.platform.blobs import AzureBlobStore
 SHARE = (3.0, 7.0)
 
 
-@dataclass
-class VideoStack:
-    config: StackConfig
-    recorder: RecorderProcess
-
-    def sim(self, method: str, path: str, body: Any = None) -> Any:
-        response = httpx.request(method, f"{self.config.simulator_url}{path}", json=body, timeout=30)
-        assert response.status_code < 400, response.text
-        return response.json()
+VideoStack = SimulatorStack
 
 
-@contextmanager
-def video_stack(azurite: Azurite, root: Path, **settings: str) -> Iterator[VideoStack]:
+def video_stack(azurite: Azurite, root: Path, **settings: str) -> AbstractContextManager[VideoStack]:
     """The simulator and a recorder with two video sockets and the VBSS socket (and `settings` besides)."""
-    config = StackConfig(state_dir=root / "state", ports=replace(StackPorts.free(), azurite=azurite.ports))
-    ports = config.ports
-    simulator = ManagedProcess(
-        name="simulator",
-        argv=simulator_argv(
-            host="127.0.0.1",
-            port=ports.simulator,
-            tenant_path=simulator_tenant(config),
-            clock="realtime",
-            https_port=ports.simulator_https,
-            state_dir=config.state_dir / "simulator",
-        ),
-        ready=http_ready(f"{config.simulator_url}/sim/health", ok=lambda status: status == 200),
-        cwd=REPO_ROOT,
-        log_path=root / "simulator.log",
-        ports=(ports.simulator, ports.simulator_https),
-    )
-    container, queue = "captures", f"recorder-events-{root.name.lower()[:20]}"
-    env = {
-        **recorder_environment(config),
-        "RECORDER_EVENTS_QUEUE": queue,
-        "CAPTURES_CONTAINER": container,
-        "RECORDER_VIDEO_SOCKETS": "2",
-        "RECORDER_SCREEN_SHARE": "true",
-        **settings,
-    }
-    process = ManagedProcess(
-        name="recorder",
-        argv=recorder_argv(port=ports.recorder, media_port=ports.recorder_media, state_dir=root / "recorder"),
-        ready=http_ready(f"{config.recorder_url}/health", ok=lambda status: status == 200),
-        env={**env, "PYTHONPATH": str(REPO_ROOT)},
-        cwd=REPO_ROOT,
-        log_path=root / "recorder.log",
-        ports=(ports.recorder, ports.recorder_media),
-    )
-    with simulator, process:
-        recorder = RecorderProcess(
-            process, ports.recorder, ports.recorder_media, root / "recorder", "sim", azurite.connection_string,
-            queue, container, env,
-        )  # fmt: skip
-        yield VideoStack(config, recorder)
+    video = {"RECORDER_VIDEO_SOCKETS": "2", "RECORDER_SCREEN_SHARE": "true", **settings}
+    return simulator_stack(azurite, root, f"recorder-events-{root.name.lower()[:20]}", **video)
 
 
 @pytest.fixture(scope="module")

@@ -9,74 +9,24 @@ from __future__ import annotations
 
 import wave
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
 from devstack.demo import CORA, TOM, UNA, before_recording_seconds
-from devstack.processes import ManagedProcess, http_ready
-from devstack.simulator import launch_argv as simulator_argv
-from devstack.stack import StackConfig, StackPorts, recorder_environment, simulator_tenant
 from devstack.testkit.audio import decode, envelope, speech, with_silence
 from devstack.testkit.teams_platform import wait_until
-from recorder_vm import launch_argv as recorder_argv
 from tests.conftest import Azurite
-from tests.recorder.conftest import REPO_ROOT, RecorderProcess
+from tests.recorder.simstack import SimulatorStack, simulator_stack
 from verbatim.contracts.recorder import RecordingStarted, RecordingStopped
 
 
-@dataclass
-class MiniStack:
-    config: StackConfig
-    recorder: RecorderProcess
-
-    def sim(self, method: str, path: str, body: Any = None) -> Any:
-        response = httpx.request(method, f"{self.config.simulator_url}{path}", json=body, timeout=30)
-        assert response.status_code < 400, response.text
-        return response.json()
-
-
 @pytest.fixture(scope="module")
-def stack(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniStack]:
-    root = tmp_path_factory.mktemp("simstack")
-    config = StackConfig(state_dir=root / "state", ports=replace(StackPorts.free(), azurite=azurite_service.ports))
-    ports = config.ports
-    simulator = ManagedProcess(
-        name="simulator",
-        argv=simulator_argv(
-            host="127.0.0.1",
-            port=ports.simulator,
-            tenant_path=simulator_tenant(config),
-            clock="realtime",
-            https_port=ports.simulator_https,
-            state_dir=config.state_dir / "simulator",
-        ),
-        ready=http_ready(f"{config.simulator_url}/sim/health", ok=lambda status: status == 200),
-        cwd=REPO_ROOT,
-        log_path=root / "simulator.log",
-        ports=(ports.simulator, ports.simulator_https),
-    )
-    container, queue = "captures", "recorder-events-sim"
-    env = {**recorder_environment(config), "RECORDER_EVENTS_QUEUE": queue, "CAPTURES_CONTAINER": container}
-    process = ManagedProcess(
-        name="recorder",
-        argv=recorder_argv(port=ports.recorder, media_port=ports.recorder_media, state_dir=root / "recorder"),
-        ready=http_ready(f"{config.recorder_url}/health", ok=lambda status: status == 200),
-        env={**env, "PYTHONPATH": str(REPO_ROOT)},
-        cwd=REPO_ROOT,
-        log_path=root / "recorder.log",
-        ports=(ports.recorder, ports.recorder_media),
-    )
-    with simulator, process:
-        recorder = RecorderProcess(
-            process, ports.recorder, ports.recorder_media, root / "recorder", "sim", azurite_service.connection_string,
-            queue, container, env,
-        )  # fmt: skip
-        yield MiniStack(config, recorder)
+def stack(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorStack]:
+    with simulator_stack(azurite_service, tmp_path_factory.mktemp("simstack"), "recorder-events-sim") as running:
+        yield running
 
 
 def _write_wav(path: Path, samples: np.ndarray) -> None:
@@ -98,7 +48,9 @@ def _locate(recorded: np.ndarray, source: np.ndarray) -> float:
     return best
 
 
-def test_a_simulated_call_of_a_policy_user_is_answered_in_time_and_recorded(stack: MiniStack, tmp_path: Path) -> None:
+def test_a_simulated_call_of_a_policy_user_is_answered_in_time_and_recorded(
+    stack: SimulatorStack, tmp_path: Path
+) -> None:
     source = with_silence(speech("Buying five hundred gilts at market for the pension fund, confirm please."), 0.3)
     wav = tmp_path / "trader.wav"
     _write_wav(wav, source)
@@ -143,7 +95,7 @@ def test_a_simulated_call_of_a_policy_user_is_answered_in_time_and_recorded(stac
 TOM_ID = "1f0e2d3c-4b5a-4968-8776-a5b4c3d2e101"  # devstack/simulator/demo_tenant.yaml
 
 
-def test_a_delegates_call_is_recorded_for_the_principal(stack: MiniStack) -> None:
+def test_a_delegates_call_is_recorded_for_the_principal(stack: SimulatorStack) -> None:
     # The simulator sends incomingContext.onBehalfOf for a delegate's leg; the recorder names the principal
     # as the observed user, the delegate's leg as the observed participant (docs/microsoft-fidelity.md).
     policy = stack.sim("GET", "/sim/compliancePolicies/StrictRecording")
