@@ -363,6 +363,29 @@ def demo_capture_setting() -> str:
     return recorder_capture_setting(desired)
 
 
+def simulator_process(
+    config: StackConfig, log_path: Path, *, name: str = "simulator", tenant: Path | None = None
+) -> ManagedProcess:
+    """The Teams/Graph simulator on the config's ports, on the real-time clock (HTTPS for MSAL on the second port),
+    loading `tenant` (by default `simulator_tenant(config)`)."""
+    ports = config.ports
+    return ManagedProcess(
+        name=name,
+        argv=_launcher("devstack.simulator")(
+            host="127.0.0.1",
+            port=ports.simulator,
+            tenant_path=tenant if tenant is not None else simulator_tenant(config),
+            clock="realtime",
+            https_port=ports.simulator_https,
+            state_dir=config.state_dir / "simulator",
+        ),
+        ready=http_ready(f"{config.simulator_url}/sim/health", ok=lambda status: status == 200),
+        cwd=REPO_ROOT,
+        log_path=log_path,
+        ports=(ports.simulator, ports.simulator_https),
+    )
+
+
 def _launcher(module: str) -> Callable[..., list[str]]:
     """A component's `launch_argv`; a component that cannot be imported is a startup error that says why."""
     try:
@@ -404,25 +427,10 @@ def plan(config: StackConfig) -> list[Component]:
         ),
     ]
     if config.with_simulator:
-        simulator = _launcher("devstack.simulator")
         components.append(
             Component(
                 "simulator",
-                ManagedProcess(
-                    name="teams-graph-simulator",
-                    argv=simulator(
-                        host="127.0.0.1",
-                        port=ports.simulator,
-                        tenant_path=simulator_tenant(config),
-                        clock="realtime",
-                        https_port=ports.simulator_https,
-                        state_dir=config.state_dir / "simulator",
-                    ),
-                    ready=http_ready(f"http://127.0.0.1:{ports.simulator}/sim/health", ok=lambda s: s == 200),
-                    cwd=REPO_ROOT,
-                    log_path=logs / "simulator.log",
-                    ports=(ports.simulator, ports.simulator_https),
-                ),
+                simulator_process(config, logs / "simulator.log", name="teams-graph-simulator"),
                 f"http://127.0.0.1:{ports.simulator} (Graph under /v1.0 and /beta, control under /sim; "
                 f"tokens over TLS on :{ports.simulator_https})",
             )

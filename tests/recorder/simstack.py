@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 
 from devstack.processes import ManagedProcess, http_ready
-from devstack.simulator import launch_argv as simulator_argv
-from devstack.stack import StackConfig, StackPorts, recorder_environment, simulator_tenant
+from devstack.stack import StackConfig, StackPorts, recorder_environment, simulator_process
 from recorder_vm import launch_argv as recorder_argv
 from tests.conftest import Azurite
 from tests.recorder.conftest import REPO_ROOT, RecorderProcess
@@ -36,21 +35,7 @@ def simulator_stack(azurite: Azurite, root: Path, events_queue: str, **settings:
     `captures` container, with `settings` added to its environment; logs and state under `root`."""
     config = StackConfig(state_dir=root / "state", ports=replace(StackPorts.free(), azurite=azurite.ports))
     ports = config.ports
-    simulator = ManagedProcess(
-        name="simulator",
-        argv=simulator_argv(
-            host="127.0.0.1",
-            port=ports.simulator,
-            tenant_path=simulator_tenant(config),
-            clock="realtime",
-            https_port=ports.simulator_https,
-            state_dir=config.state_dir / "simulator",
-        ),
-        ready=http_ready(f"{config.simulator_url}/sim/health", ok=lambda status: status == 200),
-        cwd=REPO_ROOT,
-        log_path=root / "simulator.log",
-        ports=(ports.simulator, ports.simulator_https),
-    )
+    simulator = simulator_process(config, root / "simulator.log")
     container = "captures"
     env = {
         **recorder_environment(config),

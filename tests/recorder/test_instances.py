@@ -22,8 +22,14 @@ from azure.storage.blob import BlobServiceClient
 
 from devstack.demo import CORA, TOM
 from devstack.processes import ManagedProcess, http_ready
-from devstack.simulator import launch_argv as simulator_argv
-from devstack.stack import LOAD_BALANCED_WEBHOOK, StackConfig, StackPorts, recorder_environment, simulator_tenant
+from devstack.stack import (
+    LOAD_BALANCED_WEBHOOK,
+    StackConfig,
+    StackPorts,
+    recorder_environment,
+    simulator_process,
+    simulator_tenant,
+)
 from devstack.testkit.audio import decode
 from devstack.testkit.teams_platform import wait_until
 from recorder_vm import launch_argv as recorder_argv
@@ -76,24 +82,9 @@ def stack(azurite_service: Azurite, tmp_path_factory: pytest.TempPathFactory) ->
         ports=replace(StackPorts.free(recorders=2), azurite=azurite_service.ports),
         recorders=2,
     )
-    ports = config.ports
     tenant = simulator_tenant(config)
     assert LOAD_BALANCED_WEBHOOK in tenant.read_text(encoding="utf-8")
-    simulator = ManagedProcess(
-        name="simulator",
-        argv=simulator_argv(
-            host="127.0.0.1",
-            port=ports.simulator,
-            tenant_path=tenant,
-            clock="realtime",
-            https_port=ports.simulator_https,
-            state_dir=config.state_dir / "simulator",
-        ),
-        ready=http_ready(f"{config.simulator_url}/sim/health", ok=lambda status: status == 200),
-        cwd=REPO_ROOT,
-        log_path=root / "simulator.log",
-        ports=(ports.simulator, ports.simulator_https),
-    )
+    simulator = simulator_process(config, root / "simulator.log", tenant=tenant)
     container = "recordings"
     with ExitStack() as stack:
         stack.enter_context(simulator)
