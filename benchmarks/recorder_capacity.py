@@ -41,10 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack.emulators import AzuritePorts, azurite  # noqa: E402
-from devstack.processes import ManagedProcess, free_port, http_ready  # noqa: E402
+from devstack.processes import free_port  # noqa: E402
 from devstack.testkit.audio import speech, with_silence  # noqa: E402
-from devstack.testkit.teams_platform import FakePlatform  # noqa: E402
-from recorder_vm import launch_argv  # noqa: E402
+from devstack.testkit.teams_platform import recorder_on_fake_platform  # noqa: E402
 from recorder_vm.capture.encoder import FlacStreamEncoder  # noqa: E402
 from recorder_vm.capture.engine import CaptureEngine, default_workers  # noqa: E402
 from recorder_vm.capture.pipeline import CallCapture  # noqa: E402
@@ -281,38 +280,16 @@ def answer_latency(invitations: int, settings: dict[str, str] | None = None) -> 
     settings (video sockets: benchmarks/video_capture.py)."""
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
-        ports = AzuritePorts(blob=free_port(), queue=free_port(), table=free_port())
-        fake = FakePlatform(root / "platform")
-        fake.start()
-        port = free_port()
-        env = {
-            **fake.recorder_env(),
-            "AzureWebJobsStorage": ports.connection_string,
-            "RECORDINGS_STORAGE": ports.connection_string,
-            "PYTHONPATH": str(ROOT),
-            "VERBATIM_LOG_LEVEL": "WARNING",
-            **(settings or {}),
-        }
-        with azurite(ports, root / "azurite"):
-            recorder = ManagedProcess(
-                name="recorder",
-                argv=launch_argv(port=port, media_port=free_port(), state_dir=root / "recorder"),
-                ready=http_ready(f"http://127.0.0.1:{port}/health", ok=lambda status: status == 200),
-                env=env,
-                cwd=ROOT,
-                log_path=root / "recorder.log",
-            )
-            with recorder:
-                url = f"http://127.0.0.1:{port}"
+        with recorder_on_fake_platform(root, settings) as running:
+            fake, url = running.platform, running.url
 
-                async def invite(count: int) -> list[float]:
-                    records = await asyncio.gather(*(fake.invite(url, str(uuid.uuid4())) for _ in range(count)))
-                    await asyncio.gather(*(asyncio.wait_for(r.answer_event.wait(), 30) for r in records))
-                    return sorted(r.answer_seconds or float("inf") for r in records)
+            async def invite(count: int) -> list[float]:
+                records = await asyncio.gather(*(fake.invite(url, str(uuid.uuid4())) for _ in range(count)))
+                await asyncio.gather(*(asyncio.wait_for(r.answer_event.wait(), 30) for r in records))
+                return sorted(r.answer_seconds or float("inf") for r in records)
 
-                fake.run(invite(5))  # warm-up: a Graph token and connections, as a running recorder has
-                latencies = fake.run(invite(invitations))
-        fake.stop()
+            fake.run(invite(5))  # warm-up: a Graph token and connections, as a running recorder has
+            latencies = fake.run(invite(invitations))
     return latencies
 
 

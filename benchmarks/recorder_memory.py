@@ -30,11 +30,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devstack.emulators import AzuritePorts, azurite  # noqa: E402
-from devstack.processes import ManagedProcess, free_port, http_ready  # noqa: E402
 from devstack.testkit.audio import speech, with_silence  # noqa: E402
-from devstack.testkit.teams_platform import CallScript, FakePlatform  # noqa: E402
-from recorder_vm import launch_argv  # noqa: E402
+from devstack.testkit.teams_platform import CallScript, recorder_on_fake_platform  # noqa: E402
 
 SITECUSTOMIZE = """
 import gc, json, os, threading, time, tracemalloc
@@ -139,57 +136,39 @@ def main() -> int:
         probe.mkdir()
         site.mkdir()
         (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-        ports = AzuritePorts(blob=free_port(), queue=free_port(), table=free_port())
-        fake = FakePlatform(root / "platform")
-        fake.start()
-        port = free_port()
-        env = {
-            **fake.recorder_env(),
-            "AzureWebJobsStorage": ports.connection_string,
-            "RECORDINGS_STORAGE": ports.connection_string,
+        settings = {
             "PYTHONPATH": f"{site}{os.pathsep}{ROOT}",
             "VERBATIM_TRACEMALLOC_DIR": str(probe),
-            "VERBATIM_LOG_LEVEL": "WARNING",
             "RECORDER_HEARTBEAT_SECONDS": "1",
             **dict(pair.split("=", 1) for pair in args.env),
         }
         series: list[int] = []  # the recorder's RSS (KiB) after each batch of calls
-        with azurite(ports, root / "azurite"):
-            recorder = ManagedProcess(
-                name="recorder",
-                argv=launch_argv(port=port, media_port=free_port(), state_dir=root / "recorder"),
-                ready=http_ready(f"http://127.0.0.1:{port}/health", ok=lambda status: status == 200),
-                env=env,
-                cwd=ROOT,
-                log_path=root / "recorder.log",
-            )
-            with recorder:
-                url = f"http://127.0.0.1:{port}"
-                assert recorder.process is not None
-                pid = recorder.process.pid
+        with recorder_on_fake_platform(root, settings) as running:
+            fake, url = running.platform, running.url
+            assert running.process.process is not None
+            pid = running.process.process.pid
 
-                async def calls(count: int) -> int:
-                    placed = 0
-                    while placed < count:
-                        batch = min(args.at_once, count - placed)
-                        scripts = [CallScript(audio=audio, speed=4.0) for _ in range(batch)]
-                        records = await asyncio.gather(*(fake.drive(url, script) for script in scripts))
-                        placed += sum(1 for record in records if record.answer is not None)
-                        series.append(_rss_kib(pid))
-                    return placed
+            async def calls(count: int) -> int:
+                placed = 0
+                while placed < count:
+                    batch = min(args.at_once, count - placed)
+                    scripts = [CallScript(audio=audio, speed=4.0) for _ in range(batch)]
+                    records = await asyncio.gather(*(fake.drive(url, script) for script in scripts))
+                    placed += sum(1 for record in records if record.answer is not None)
+                    series.append(_rss_kib(pid))
+                return placed
 
-                fake.run(calls(args.warmup), timeout=600)
-                _wait_idle(url)
-                time.sleep(3)  # the last heartbeats and events
-                before, rss_before = _snapshot(probe, "before"), _rss_kib(pid)
-                map_before = _memory_map(pid)
-                placed = fake.run(calls(args.calls), timeout=1800)
-                _wait_idle(url)
-                time.sleep(3)
-                after, rss_after = _snapshot(probe, "after"), _rss_kib(pid)
-                map_after = _memory_map(pid)
-                counts_before, counts_after = _counts(probe, "before"), _counts(probe, "after")
-        fake.stop()
+            fake.run(calls(args.warmup), timeout=600)
+            _wait_idle(url)
+            time.sleep(3)  # the last heartbeats and events
+            before, rss_before = _snapshot(probe, "before"), _rss_kib(pid)
+            map_before = _memory_map(pid)
+            placed = fake.run(calls(args.calls), timeout=1800)
+            _wait_idle(url)
+            time.sleep(3)
+            after, rss_after = _snapshot(probe, "after"), _rss_kib(pid)
+            map_after = _memory_map(pid)
+            counts_before, counts_after = _counts(probe, "before"), _counts(probe, "after")
 
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"{placed} calls after {args.warmup} warm-up calls ({args.at_once} at a time); load average {load}")

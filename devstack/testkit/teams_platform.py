@@ -21,7 +21,8 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,9 +33,10 @@ import numpy as np
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from devstack.emulators import ensure_tls
-from devstack.processes import free_port
+from devstack.emulators import REPO_ROOT, AzuritePorts, azurite, ensure_tls
+from devstack.processes import ManagedProcess, free_port, http_ready
 from devstack.simulator.media import media_proof
+from recorder_vm import launch_argv as recorder_argv
 
 T = TypeVar("T")
 
@@ -559,3 +561,43 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: f
             return
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+@dataclass
+class PlatformRecorder:
+    """One recorder process against a `FakePlatform`, on a private Azurite."""
+
+    platform: FakePlatform
+    url: str
+    process: ManagedProcess
+
+
+@contextmanager
+def recorder_on_fake_platform(root: Path, settings: Mapping[str, str] | None = None) -> Iterator[PlatformRecorder]:
+    """A private Azurite, a `FakePlatform` and one recorder process that trusts it and logs warnings only, all under
+    `root`; `settings` are added to the recorder's environment last (they may replace its PYTHONPATH, the repo).
+    The recorder and Azurite stop on leaving, then the platform."""
+    ports = AzuritePorts(blob=free_port(), queue=free_port(), table=free_port())
+    fake = FakePlatform(root / "platform")
+    fake.start()
+    port = free_port()
+    env = {
+        **fake.recorder_env(),
+        "AzureWebJobsStorage": ports.connection_string,
+        "RECORDINGS_STORAGE": ports.connection_string,
+        "PYTHONPATH": str(REPO_ROOT),
+        "VERBATIM_LOG_LEVEL": "WARNING",
+        **(settings or {}),
+    }
+    with azurite(ports, root / "azurite"):
+        recorder = ManagedProcess(
+            name="recorder",
+            argv=recorder_argv(port=port, media_port=free_port(), state_dir=root / "recorder"),
+            ready=http_ready(f"http://127.0.0.1:{port}/health", ok=lambda status: status == 200),
+            env=env,
+            cwd=REPO_ROOT,
+            log_path=root / "recorder.log",
+        )
+        with recorder:
+            yield PlatformRecorder(fake, f"http://127.0.0.1:{port}", recorder)
+    fake.stop()
