@@ -47,6 +47,7 @@ from devstack.emulators import REPO_ROOT
 from devstack.funchost.state import load_or_create_keys
 from devstack.simulator.video import pattern_rgb, read_timecode
 from devstack.stack import WITNESS_NAME, StackConfig, StackPorts, app_environment, restart, running
+from devstack.testkit.probe import ffprobe
 from tests.exports.test_package import flip, run_verifier
 from tests.ledger.test_standalone_verifier import isolated_python  # noqa: F401 - the fixture
 from verbatim.contracts.evidence import RecordingManifest
@@ -263,14 +264,7 @@ def test_the_demo_meetings_access_copy_plays_its_audio_cameras_and_screen_share_
 
     path = tmp_path / "meeting.mp4"
     path.write_bytes(download_video_copy(stack, recording_id, "e2e: the demo meeting with video"))
-    probe = json.loads(
-        subprocess.run(
-            ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    probe = ffprobe(path)
     streams = probe["streams"]
     assert [s["codec_name"] for s in streams] == ["opus"] + ["h264"] * len(manifest.video)
     # The audio lasts as long as the call was recorded (media before the `recording` status is not kept).

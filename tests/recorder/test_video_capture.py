@@ -11,8 +11,6 @@ fit, so the policy user comes first and a camera is chosen by who spoke last.
 from __future__ import annotations
 
 import hashlib
-import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -26,6 +24,7 @@ from azure.storage.blob import BlobServiceClient
 
 from devstack.demo import CORA, TOM, UNA
 from devstack.simulator.video import read_timecode
+from devstack.testkit.probe import ffprobe
 from devstack.testkit.teams_platform import wait_until
 from tests.conftest import Azurite
 from tests.ledger.logkit import memory_log
@@ -306,14 +305,7 @@ def test_the_access_copy_plays_the_calls_audio_with_its_video_on_one_timeline(
     assert copy is not None
     path = tmp_path / "access.mp4"
     path.write_bytes(deps.recordings.read(copy.blob_name))
-    probe = json.loads(
-        subprocess.run(
-            ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    probe = ffprobe(path)
     streams = probe["streams"]
     assert [s["codec_name"] for s in streams] == ["opus"] + ["h264"] * len(manifest.video)
     audio_seconds = manifest.duration_seconds
@@ -352,14 +344,7 @@ def test_each_stream_has_an_mp4_of_its_own_with_the_calls_audio_on_the_same_time
         assert (stream.track, stream.kind, stream.participant_id) == (video.track, video.kind, video.participant_id)
         path = tmp_path / f"{stream.track}.mp4"
         path.write_bytes(deps.recordings.read(stream.blob_name))
-        probe = json.loads(
-            subprocess.run(
-                ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-        )["streams"]
+        probe = ffprobe(path)["streams"]
         assert [s["codec_name"] for s in probe] == ["opus", "h264"]
         assert abs(float(probe[0]["duration"]) - manifest.duration_seconds) <= 0.2
         assert (probe[1]["width"], probe[1]["height"]) == (video.width, video.height)

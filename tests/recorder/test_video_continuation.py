@@ -5,8 +5,6 @@ copy does: one track per stream across both parts, each frame at its own moment,
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,6 +16,7 @@ import pytest
 
 from devstack.demo import CORA, TOM, UNA
 from devstack.simulator.video import read_timecode
+from devstack.testkit.probe import ffprobe
 from devstack.testkit.teams_platform import wait_until
 from tests.conftest import Azurite
 from tests.recorder.test_video_capture import VideoStack, lifecycle_deps, run_to_seal, video_stack
@@ -109,14 +108,7 @@ def test_both_parts_hold_video_and_the_continuation_copy_covers_the_whole_record
     assert set(copy.source_sha256) >= {v.sha256 for v in (*part0.video, *manifest.video)}
     path = tmp_path / "continued.mp4"
     path.write_bytes(deps.recordings.read(copy.blob_name))
-    probe = json.loads(
-        subprocess.run(
-            ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )["streams"]
+    probe = ffprobe(path)["streams"]
     assert [s["codec_name"] for s in probe] == ["opus"] + ["h264"] * len(tracks)
     assert abs(float(probe[0]["duration"]) - record.seal.duration_seconds) <= 0.2
     # The screen share runs from part 0 into part 1 without a break, on the call's timeline.
