@@ -24,6 +24,7 @@ from verbatim import __version__
 from verbatim.contracts.evidence import AccessCopy, AccessCopyManifest, BlobRef, EntryKind, VideoAccessCopy
 from verbatim.evidence import names
 from verbatim.evidence.seal import ManifestSealer, Sealing, SealKind
+from verbatim.evidence.sealed import access_objects
 from verbatim.evidence.worm import Enforcement
 
 
@@ -107,26 +108,13 @@ def access_sealed_details(
     }
 
 
-def access_sealed_objects(manifest: AccessCopyManifest) -> list[tuple[str, str | None]]:
-    """What an access seal makes WORM besides its manifest: the Opus copy, the MP4 copy and one MP4 per video
-    stream (the player's camera switch)."""
-    targets: list[tuple[str, str | None]] = [
-        (copy.blob_name, copy.version_id)
-        for copy in (manifest.access_copy, manifest.video_access_copy)
-        if copy is not None
-    ]
-    if manifest.video_access_copy is not None:
-        targets += [(copy.blob_name, copy.version_id) for copy in manifest.video_access_copy.streams]
-    return targets
-
-
 class AccessSealer(ManifestSealer[AccessCopyManifest]):
     """Seals access copies in the recordings container (WORM through `worm`) with `access_copy.sealed` entries."""
 
     kind = SealKind(
         contract=AccessCopyManifest,
         manifest_name=names.access_manifest_name,
-        covered=access_sealed_objects,
+        covered=access_objects,
         retention_until=lambda manifest: manifest.retention_until,
         entry_kind=EntryKind.ACCESS_COPY_SEALED,
         idempotency_key=access_seal_key,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -34,6 +34,7 @@ from verbatim.contracts.evidence import (
 )
 from verbatim.contracts.recorder import CaptureManifest
 from verbatim.evidence import names
+from verbatim.evidence.sealed import sealed_objects
 from verbatim.evidence.worm import Enforcement, WormProtection
 from verbatim.ledger.writer import LedgerRecord, LedgerWriter
 from verbatim.platform.blobs import BlobExists, BlobNotFound, BlobStore
@@ -145,7 +146,7 @@ class SealKind(Generic[SealedManifest]):
 
     contract: type[SealedManifest]
     manifest_name: Callable[[str, int], str]  # (recording id, part) -> blob name
-    covered: Callable[[SealedManifest], list[tuple[str, str | None]]]  # (blob name, version) besides the manifest
+    covered: Callable[[SealedManifest], Iterable[tuple[str, BlobRef]]]  # besides itself: `verbatim.evidence.sealed`
     retention_until: Callable[[SealedManifest], datetime]
     entry_kind: EntryKind
     idempotency_key: Callable[[str, int], str]  # (recording id, part) -> key
@@ -183,7 +184,8 @@ class ManifestSealer(Generic[SealedManifest]):
     def seal(self, manifest: SealedManifest) -> Sealing[SealedManifest]:
         kind: SealKind[SealedManifest] = self.kind
         manifest, manifest_ref = self._write_manifest(manifest)
-        targets = [*kind.covered(manifest), (manifest_ref.blob_name, manifest_ref.version_id)]
+        targets = [(ref.blob_name, ref.version_id) for _, ref in kind.covered(manifest)]
+        targets.append((manifest_ref.blob_name, manifest_ref.version_id))
         until = kind.retention_until(manifest)
         enforcement: Enforcement = "azure"
         for blob_name, version_id in targets:
@@ -215,21 +217,6 @@ class ManifestSealer(Generic[SealedManifest]):
             manifest = stored
         ref = BlobRef(blob_name=name, version_id=version_id, bytes=len(body), sha256=hashlib.sha256(body).hexdigest())
         return manifest, ref
-
-
-def sealed_objects(manifest: RecordingManifest) -> list[tuple[str, str | None]]:
-    """What a recording part's seal makes WORM besides its manifest: the evidence, the video streams, the access
-    copies sealed with them (version 1), and the capture manifest the part was finalised from."""
-    targets: list[tuple[str, str | None]] = [(t.blob_name, t.version_id) for t in manifest.evidence]
-    targets += [(v.blob_name, v.version_id) for v in manifest.video]
-    if manifest.access_copy is not None:
-        targets.append((manifest.access_copy.blob_name, manifest.access_copy.version_id))
-    if manifest.video_access_copy is not None:
-        targets.append((manifest.video_access_copy.blob_name, manifest.video_access_copy.version_id))
-        targets += [(copy.blob_name, copy.version_id) for copy in manifest.video_access_copy.streams]
-    if manifest.capture_manifest is not None:
-        targets.append((manifest.capture_manifest.blob_name, manifest.capture_manifest.version_id))
-    return targets
 
 
 def sealed_details(
