@@ -5,6 +5,7 @@ invariants the runs broke. `python -m devstack.chaos.matrix .devstack/chaos/*/ch
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -30,7 +31,8 @@ def matrix(reports: Sequence[dict[str, Any]]) -> list[str]:
     )
     for report in reports:
         for fault in report["faults"]:
-            target = "recorder" if fault["target"].startswith("recorder") else fault["target"]
+            # recorder instances (recorder, recorder-2, ...) are one row; the `recorder-events` queue is its own
+            target = "recorder" if re.fullmatch(r"recorder(-\d+)?", fault["target"]) else fault["target"]
             row = rows[(fault["kind"], target)]
             row["n"] += 1
             for call in report["calls"]:
