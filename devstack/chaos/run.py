@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from azure.storage.queue import QueueServiceClient
 
 from devstack.chaos.audit import LoggedStack, ReadLog, check_no_orphan_evidence, check_reads_audited
 from devstack.chaos.faults import (
@@ -293,6 +294,20 @@ def _refresh(stack: DemoStack, placed: PlacedCall) -> None:
         placed.ended_at = datetime.fromisoformat(max(ends)) if ends else datetime.now(UTC)
 
 
+def task_hub_backlog(stack: DemoStack) -> int:
+    """Messages in the task hub's control and work-item queues: durable work the host has not done yet (-1 when they
+    cannot be read). An orchestration waiting for its activities shows no change of its own while they queue."""
+    service = QueueServiceClient.from_connection_string(stack.config.ports.azurite.connection_string)
+    hub = stack.config.task_hub.lower()
+    try:
+        return sum(
+            int(service.get_queue_client(name).get_queue_properties().approximate_message_count or 0)
+            for name in (f"{hub}-control-00", f"{hub}-workitems")
+        )
+    except Exception:  # a paused or busy Azurite: no reading this round
+        return -1
+
+
 def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo: Callable[[str], None]) -> list[str]:
     """Wait until every policy user of every call has a final verdict and no recording orchestration runs; after 45 s
     (or half the limit), fire the call-record back-fill (an hourly timer in Azure: the net for call records whose
@@ -316,6 +331,7 @@ def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo
 
     progress: dict[str, str] = {}  # running orchestration -> its last update, to tell slow from stuck
     moved = [time.monotonic()]
+    backlog = [task_hub_backlog(stack)]
 
     def sealing() -> bool:
         running = {
@@ -323,8 +339,14 @@ def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo
             for i in orchestrations(stack)
             if str(i.get("instanceId", "")).startswith("recording-") and i.get("runtimeStatus") in RUNNING
         }
-        if any(progress.get(key) != value for key, value in running.items()) or len(running) < len(progress):
+        waiting = task_hub_backlog(stack)
+        if (
+            any(progress.get(key) != value for key, value in running.items())
+            or len(running) < len(progress)
+            or waiting != backlog[0]  # the host works through its task hub's queues: activities still run
+        ):
             moved[0] = time.monotonic()
+        backlog[0] = waiting
         progress.clear()
         progress.update(running)
         return bool(running)

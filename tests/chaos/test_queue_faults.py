@@ -3,6 +3,7 @@ after it, never lost; a doubled one is delivered twice."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from devstack.chaos.faults import FaultInjector, PlannedFault
+from devstack.chaos.run import task_hub_backlog
 from devstack.demo import DemoStack
 from devstack.stack import StackConfig, StackPorts
 from tests.conftest import Azurite
@@ -71,3 +73,29 @@ def test_a_doubled_message_is_delivered_twice(stack: DemoStack, queue: QueueClie
     FaultInjector(stack, [fault], echo=lambda _: None)._duplicate_queue_message(fault)
 
     assert drain(queue, 2) == ["only", "only"]
+
+
+def test_the_settling_sees_durable_work_waiting_in_the_task_hub_s_queues(azurite_service: Azurite) -> None:
+    """What the settling counts as the stack still working when no orchestration's status changes: the messages
+    in the task hub's control and work-item queues (activities queued behind a backlog)."""
+    hub = f"chaos{uuid.uuid4().hex[:10]}"
+    config = StackConfig(ports=replace(StackPorts(), azurite=azurite_service.ports), task_hub=hub)
+    demo = DemoStack(config, [])
+    queues = [
+        QueueClient.from_connection_string(azurite_service.connection_string, f"{hub}-{kind}")
+        for kind in ("control-00", "workitems")
+    ]
+    try:
+        assert task_hub_backlog(demo) == -1  # not created yet: no reading
+        for client in queues:
+            client.create_queue()
+        assert task_hub_backlog(demo) == 0
+        queues[0].send_message("an event")
+        for _ in range(2):
+            queues[1].send_message("an activity")
+        assert task_hub_backlog(demo) == 3
+    finally:
+        for client in queues:
+            with contextlib.suppress(Exception):
+                client.delete_queue()
+        demo.close()
