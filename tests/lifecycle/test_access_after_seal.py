@@ -382,3 +382,30 @@ def test_every_activity_of_a_sealing_lifecycle_is_retried(deps: LifecycleDeps) -
 
     assert failure is None and lifecycle_functions.REQUEST_ACCESS_COPY in ran
     assert context.unretried == []
+
+
+def test_a_delivery_cut_short_keeps_its_encoded_chunks_and_the_next_one_encodes_only_the_rest(
+    deps: LifecycleDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long recording's copy is many chunks in one invocation: one cut short by the host's function timeout must
+    not start over, or it would never finish."""
+    recording_id = stopped_call(deps, seconds=10.0)  # 3 chunks of 4 s
+    drive(StandInContext({"recording_id": recording_id}), failing=set())
+    real_encode = activities.encode_access_chunk
+    encoded: list[int] = []
+
+    def timed_out_at_the_second_chunk(deps_: LifecycleDeps, task: Any) -> str:
+        if len(encoded) == 1:
+            encoded.append(-1)
+            raise TimeoutError("functionTimeout (test)")
+        encoded.append(task.index)
+        return real_encode(deps_, task)
+
+    monkeypatch.setattr(activities, "encode_access_chunk", timed_out_at_the_second_chunk)
+    (first,) = deliver(deps)
+    (second,) = deliver(deps)
+
+    assert isinstance(first, TimeoutError) and second is None
+    assert encoded == [0, -1, 1, 2]  # chunk 0 was not encoded again
+    assert kinds(deps, recording_id) == [EntryKind.SEALED, EntryKind.ACCESS_COPY_SEALED]
+    assert not access_part(deps, recording_id).access_pending

@@ -875,7 +875,9 @@ def sweep_access_copies(deps: LifecycleDeps, after: timedelta) -> list[PendingPa
 def make_access_copy(deps: LifecycleDeps, request: AccessCopyRequest) -> AccessSealed:
     """Make the part's access copies, seal them (`seal_access_copy`) and clean up its scratch work. Idempotent: a
     part whose copies are sealed already (a duplicate or a swept request), or whose recording is being deleted, is
-    only cleaned up; chunks already encoded by an interrupted attempt are encoded again under the same names."""
+    only cleaned up. Chunks an interrupted attempt already left in scratch are kept (written whole, under names
+    derived from the evidence hash and their place), so every delivery of a long recording's request gets further
+    even if the host's function timeout cuts it short."""
     record = _record(deps, request.recording_id)
     sealed_part = next((p for p in _sealed_parts(record) if p.part == request.part), None)
     if sealed_part is None:
@@ -889,7 +891,11 @@ def make_access_copy(deps: LifecycleDeps, request: AccessCopyRequest) -> AccessS
     tasks = _plan_access_copy(deps, request.recording_id, request.part, request.finalised_blob)
     access = None
     if tasks:
-        chunks = [encode_access_chunk(deps, task) for task in tasks]
+        source = _timeline(_finalised(deps, request.finalised_blob)).source_sha256
+        chunks = []
+        for task in tasks:
+            name = access_copy.chunk_blob_name(request.recording_id, source, task.index)
+            chunks.append(name if deps.scratch.exists(name) else encode_access_chunk(deps, task))
         access = assemble_access_copy(deps, request.recording_id, request.finalised_blob, chunks, request.part)
     sealed = seal_access_copy(deps, request.recording_id, request.finalised_blob, access, request.part)
     clean_up(deps, request.recording_id, request.part)
