@@ -256,7 +256,7 @@ def main() -> int:
                         f"{ms(result.storm.q(0.95))} p99 {ms(result.storm.q(0.99))} max {ms(result.storm.q(1.0))}, "
                         f"rejected {result.storm.rejected}, unanswered {result.storm.unanswered}, "
                         f"recording {result.storm.recording}, "
-                        f"recorder CPU {ms(result.storm.recorder_cpu)}/invitation; "
+                        f"recorder CPU {ms(result.storm.recorder_cpu, 1)}/invitation; "
                         f"one instance p99 {ms(result.one_instance.q(0.99))}; "
                         f"single p50 {ms(result.single.q(0.5))}; load {result.load:.1f}",
                         file=sys.stderr,
