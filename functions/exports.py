@@ -214,6 +214,7 @@ def _not_ready(wait: AccessCopyWait, waits: int) -> str:
     )
 
 
+# Versions: as the recording lifecycle's (functions/lifecycle.py). 1.0 and none: the steps below.
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def export_package(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     job = ExportJob.model_validate(context.get_input())

@@ -130,6 +130,9 @@ def _status(stage: LifecycleStage, recording_id: str, part: int, **extra: Any) -
     return _json(status, exclude_none=True)
 
 
+# Versions (host.json `defaultVersion`; docs/deploy.md, "Updating the Function App"): every instance keeps the version
+# it started with, and a release that changes these steps raises the version and keeps the old steps in a branch on
+# `context.version`. 1.0 (and instances from before versioning, with none): the steps below.
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def recording_lifecycle(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     state = LifecycleInput.model_validate(context.get_input())

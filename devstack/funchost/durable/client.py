@@ -49,6 +49,7 @@ class TaskHubClient:
         if name not in self._catalog.orchestrators:
             raise ClientError(400, not_found_message(name, "orchestrator"))
         instance_id = instance_id or uuid.uuid4().hex
+        version = version or self._hub.options.default_version  # host.json's defaultVersion
         if not instance_id.strip() or _FORBIDDEN_ID_CHARACTERS & set(instance_id) or len(instance_id) > 256:
             raise ClientError(400, f"Instance ID {instance_id!r} is not valid for the Azure Storage provider.")
         existing = await self._hub.store.get_instance(instance_id)

@@ -193,6 +193,27 @@ class EpisodeRunner:
             state.append(record)
         return RunResult(new_records=records, outcome=Terminated(reason))
 
+    def fail(self, state: ExecutionState, reason: str) -> RunResult:
+        """Fail the instance without running the orchestrator (a version this worker may not run)."""
+        now = self._clock()
+        records = [
+            HistoryRecord(event(HistoryEventType.ORCHESTRATOR_STARTED, now)),
+            HistoryRecord(
+                event(
+                    HistoryEventType.EXECUTION_COMPLETED,
+                    now,
+                    OrchestrationStatus="Failed",
+                    Result=reason,
+                    Reason=reason,
+                    Details=reason,
+                )
+            ),
+            HistoryRecord(event(HistoryEventType.ORCHESTRATOR_COMPLETED, now)),
+        ]
+        for record in records:
+            state.append(record)
+        return RunResult(new_records=records, outcome=Failed(reason, reason))
+
     async def _episode(
         self, state: ExecutionState, batch: Sequence[Inbound], step: _RetryStep | None, result: RunResult
     ) -> None:

@@ -43,10 +43,13 @@ from devstack.funchost.durable.queues import Received
 from devstack.funchost.durable.state import ExecutionState
 from devstack.funchost.durable.store import ConcurrencyError, InstanceRow
 from devstack.funchost.durable.taskhub import TaskHub
+from devstack.funchost.durable.versions import matches
 
 log = logging.getLogger("devstack.funchost.durable")
 
 CONTROL_LEASE = timedelta(seconds=30)
+# An instance this worker may not run (`versionFailureStrategy: Reject`) is handed back for a worker that can.
+VERSION_REJECT_DELAY = timedelta(seconds=5)
 # A completion for a task the history does not know yet (possible only after a crash between sending an
 # activity and committing its scheduling), or an event for an instance that never started, is retried this
 # often (every half second) before it is dropped.
@@ -123,6 +126,9 @@ class OrchestrationDispatcher:
             await asyncio.gather(*(hub.control.delete(received) for received in batch))
             return
         state = ExecutionState.rebuild(instance_id, row.execution_id, await hub.store.load_history(row))
+        if not row.is_terminal and not matches(row.version, hub.options.default_version, hub.options.version_match):
+            await self._version_mismatch(row, state, batch)
+            return
         apply, discard, defer = await self._classify(row, state, batch)
 
         result: RunResult | None = None
@@ -137,6 +143,23 @@ class OrchestrationDispatcher:
         await asyncio.gather(*(hub.control.delete(received) for received, _ in apply + discard))
         for received, _ in defer:
             await hub.control.release(received, timedelta(milliseconds=500))
+
+    async def _version_mismatch(self, row: InstanceRow, state: ExecutionState, batch: list[Received]) -> None:
+        """`versionFailureStrategy`: `Reject` leaves the instance untouched and hands its messages back (a worker
+        with a newer `defaultVersion` runs them); `Fail` fails the instance, as the extension does."""
+        options = self._hub.options
+        found = f"version {row.version or '(none)'}"
+        wanted = f"{options.version_match} of this worker's {options.default_version or '(none)'}"
+        if options.version_failure == "Reject":
+            log.warning("instance %s is at %s, not %s: left for another worker", row.instance_id, found, wanted)
+            for received in batch:
+                await self._hub.control.release(received, VERSION_REJECT_DELAY)
+            return
+        reason = f"The orchestration's {found} does not match {wanted} (versionFailureStrategy Fail)."
+        log.warning("instance %s: %s", row.instance_id, reason)
+        result = self._runner.fail(state, reason)
+        await self._send_and_commit(row, state, result)
+        await asyncio.gather(*(self._hub.control.delete(received) for received in batch))
 
     async def _row_from_start(self, instance_id: str, batch: list[Received]) -> InstanceRow | None:
         """The row of an instance whose start message came without one: a client sends the start before it writes
@@ -323,6 +346,8 @@ class OrchestrationDispatcher:
 
     async def _start_sub_orchestration(self, row: InstanceRow, item: StartSubOrchestration) -> None:
         hub = self._hub
+        # A sub-orchestration started without a version gets this worker's defaultVersion, as a new instance does.
+        item = replace(item, version=item.version or hub.options.default_version)
         child_execution = derived_execution_id(row.execution_id, item.task_id)
         child = await hub.store.get_instance(item.instance_id)
         parent_info = {

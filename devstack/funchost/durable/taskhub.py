@@ -18,6 +18,12 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from devstack.funchost.durable.queues import HubQueue, LargeMessageStore, queue_client
 from devstack.funchost.durable.store import TaskHubStore
+from devstack.funchost.durable.versions import (
+    FAILURE_STRATEGIES,
+    MATCH_STRATEGIES,
+    FailureStrategy,
+    MatchStrategy,
+)
 from verbatim.platform.clients import connection_url as _url
 from verbatim.platform.clients import http_settings
 from verbatim.platform.settings import StorageConnection
@@ -45,6 +51,16 @@ def resolve_setting(value: str, environ: Mapping[str, str]) -> str:
 DEFAULT_MAX_CONCURRENT_ACTIVITIES = 10
 
 
+def _choice(section: Mapping[str, Any], key: str, allowed: tuple[str, ...], default: str) -> str:
+    value = section.get(key)
+    if value is None:
+        return default
+    chosen = next((option for option in allowed if option.lower() == str(value).lower()), None)
+    if chosen is None:
+        raise TaskHubConfigError(f"durableTask.{key} must be one of {', '.join(allowed)}, not {value!r}")
+    return chosen
+
+
 @dataclass(frozen=True)
 class DurableOptions:
     """The durableTask section of host.json that the local host honours."""
@@ -54,6 +70,11 @@ class DurableOptions:
     # Azure's default on the Consumption plans (10; 10 x the processors on Dedicated/Premium): MicrosoftDocs
     # azure-docs, includes/functions-host-json-durabletask.md, `maxConcurrentActivityFunctions`.
     max_concurrent_activities: int = DEFAULT_MAX_CONCURRENT_ACTIVITIES
+    # Orchestration versioning (`devstack.funchost.durable.versions`): `defaultVersion`, `versionMatchStrategy`,
+    # `versionFailureStrategy`, with the extension's defaults.
+    default_version: str | None = None
+    version_match: MatchStrategy = "CurrentOrOlder"
+    version_failure: FailureStrategy = "Reject"
 
     @classmethod
     def from_host_json(cls, host_json: Mapping[str, Any], environ: Mapping[str, str]) -> DurableOptions:
@@ -67,12 +88,20 @@ class DurableOptions:
         connection = str(
             provider.get("connectionName") or provider.get("connectionStringName") or "AzureWebJobsStorage"
         )
+        default_version = section.get("defaultVersion")
+        if default_version is not None and not isinstance(default_version, str):
+            raise TaskHubConfigError(f"durableTask.defaultVersion must be a string, not {default_version!r}")
+        match = _choice(section, "versionMatchStrategy", MATCH_STRATEGIES, "CurrentOrOlder")
+        failure = _choice(section, "versionFailureStrategy", FAILURE_STRATEGIES, "Reject")
         return cls(
             hub_name=hub,
             connection_name=connection,
             max_concurrent_activities=int(
                 section.get("maxConcurrentActivityFunctions") or DEFAULT_MAX_CONCURRENT_ACTIVITIES
             ),
+            default_version=default_version or None,  # `"defaultVersion": null` is the same as none
+            version_match=match,  # type: ignore[arg-type]  # one of MATCH_STRATEGIES, checked by _choice
+            version_failure=failure,  # type: ignore[arg-type]  # one of FAILURE_STRATEGIES
         )
 
     @property

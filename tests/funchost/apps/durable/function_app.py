@@ -31,7 +31,10 @@ MEASURE = "measure"
 async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     body = req.get_body()
     instance_id = await client.start_new(
-        req.route_params["name"], req.params.get("instance_id"), json.loads(body) if body else None
+        req.route_params["name"],
+        req.params.get("instance_id"),
+        json.loads(body) if body else None,
+        version=req.params.get("version"),
     )
     return client.create_check_status_response(req, instance_id)
 
@@ -137,6 +140,25 @@ def parent(context: df.DurableOrchestrationContext) -> Any:
     child = yield context.call_sub_orchestrator("child", name, instance_id=f"{context.instance_id}-child")
     retried = yield context.call_sub_orchestrator_with_retry("child", options, {"flaky": f"{context.instance_id}"})
     return {"child": child, "retried": retried}
+
+
+@app.orchestration_trigger(context_name="context")
+def versioned(context: df.DurableOrchestrationContext) -> Any:
+    """Branches on its instance's version, as the versioning docs' example does, and reports the version its
+    sub-orchestration got (none is given: the worker's defaultVersion)."""
+    name = context.get_input()
+    if context.version in (None, "", "1.0"):
+        step = yield context.call_activity(SAY_HELLO, name)
+    else:
+        step = yield context.call_activity(MAKE_TEXT, 3)  # version 2.0's step
+    child_version = yield context.call_sub_orchestrator("report_version", None)
+    return {"version": context.version, "step": step, "child_version": child_version}
+
+
+@app.orchestration_trigger(context_name="context")
+def report_version(context: df.DurableOrchestrationContext) -> Any:
+    return context.version
+    yield  # a generator, as every orchestrator
 
 
 @app.orchestration_trigger(context_name="context")
