@@ -3,7 +3,7 @@ at once — a meeting where many policy users join together, or every call after
 platform's 5-second answer budget for policy-based recording (Graph `call: answer`: "within 5 seconds for
 policy-based recording"; a late answer blocks a strict user's call).
 
-    .venv/bin/python benchmarks/invitation_storm.py [--invitations 200] [--instances 2] [--runs 3]
+    .venv/bin/python benchmarks/invitation_storm.py [--invitations 200] [--instances 2] [--runs 3] [--layout split]
 
 Each run starts fresh recorder processes (the real recorder, `python -m recorder_vm`) on one private Azurite and
 the test-side Teams platform (`devstack.testkit.teams_platform.FakePlatform`: signed platform JWTs on every
@@ -23,8 +23,21 @@ than wall-clock latency does. In the same run, as baselines:
 - `single`: one invitation at a time to one instance (no contention: what one answer costs on this machine);
 - `one instance`: the same storm to one instance (what the second instance buys).
 
-Before each measurement 5 invitations warm the instances up (a Graph token and connections, as a running
-recorder has). Every run prints its own figures; the summary gives the median of the runs and the spread (lowest
+Before each measurement 5 invitations warm the instances up (as a running recorder has answered calls before; the
+recorder opens its Graph connections at start-up by itself). Each storm also reports how many connections the
+recorders opened to Graph during it (from /admin/stats; "n/a" for a recorder that does not count them).
+
+Where the processes run (`--layout`, printed with the figures):
+
+- `shared` (the default, and every figure before 2026-12-07 18:00 UTC): everything on every core of this machine —
+  the recorders, and the platform's side (this process: the simulated Teams and Graph, the storm driver; Azurite).
+  In Azure the platform, Graph and Storage run on Microsoft's machines, not on the recorder VM, so this layout
+  charges the recorders' cores with the platform's work too: an upper bound on what the recorder VM sees.
+- `split`: the platform's side pinned to the first CPU this process may use, every recorder instance to the others
+  (`os.sched_setaffinity`, `taskset`), so the recorders' figures are not the platform's. On a 2-core machine the
+  instances share one core, which is less than the scale set gives them (a VM, and so its cores, per instance).
+
+Every run prints its own figures; the summary gives the median of the runs and the spread (lowest
 to highest) with the load average, since on a shared machine wall-clock latency moves with the neighbours.
 """
 
@@ -39,6 +52,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -68,6 +82,7 @@ class Storm:
     recording: int = 0  # calls whose updateRecordingStatus(recording) reached Graph
     recorder_cpu: float = 0.0  # CPU seconds the recorder processes used during the storm, per invitation
     platform_cpu: float = 0.0  # CPU seconds of this process (the platform's side) during the storm, per invitation
+    graph_connections: int | None = None  # connections the recorders opened to Graph during the storm
 
     def q(self, quantile: float) -> float:
         values = self.latencies or [float("inf")]
@@ -98,12 +113,25 @@ class Instances:
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
         return total / ticks
 
+    def graph_connections(self) -> int | None:
+        """Connections the recorders have opened to Graph so far (None when a recorder does not count them)."""
+        total = 0
+        for url in self.urls:
+            with urllib.request.urlopen(f"{url}/admin/stats", timeout=10) as response:  # noqa: S310 - loopback
+                opened = json.load(response).get("graph_connections_opened")
+            if opened is None:
+                return None
+            total += opened
+        return total
+
 
 @contextmanager
-def recorders(count: int, fake: FakePlatform, connection: str, root: Path, capacity: int) -> Iterator[Instances]:
+def recorders(
+    count: int, fake: FakePlatform, connection: str, root: Path, capacity: int, cpus: str | None
+) -> Iterator[Instances]:
     """`count` recorder processes (own ports, state and instance id), each taking up to `capacity` calls (the
     default, 100, would refuse part of a storm to one instance as busy: latency is what is measured here, not
-    the capacity limit)."""
+    the capacity limit); on the CPUs `cpus` (a `taskset --cpu-list` list) when given."""
     with ExitStack() as stack:
         urls: list[str] = []
         pids: list[int] = []
@@ -117,14 +145,15 @@ def recorders(count: int, fake: FakePlatform, connection: str, root: Path, capac
                 "VERBATIM_LOG_LEVEL": "WARNING",
                 "RECORDER_MAX_CONCURRENT_CALLS": str(capacity),
             }
+            argv = launch_argv(
+                port=port,
+                media_port=free_port(),
+                state_dir=root / f"recorder-{index}-{uuid.uuid4().hex[:6]}",
+                instance_id=f"recorder-{index}",
+            )
             process = ManagedProcess(
                 name=f"recorder-{index}",
-                argv=launch_argv(
-                    port=port,
-                    media_port=free_port(),
-                    state_dir=root / f"recorder-{index}-{uuid.uuid4().hex[:6]}",
-                    instance_id=f"recorder-{index}",
-                ),
+                argv=argv if cpus is None else ["taskset", "--cpu-list", cpus, *argv],  # taskset execs: same pid
                 ready=http_ready(f"http://127.0.0.1:{port}/health", ok=lambda status: status == 200),
                 env=env,
                 cwd=ROOT,
@@ -175,11 +204,13 @@ def storm(
             return list(await asyncio.gather(*(one(url, call_id) for url, call_id in targets)))
         return [await one(url, call_id) for url, call_id in targets]
 
+    connections_before = instances.graph_connections()
     cpu_before, own_before = instances.cpu_seconds(), time.process_time()
     started = time.monotonic()
     records = fake.run(all_of(), timeout=300)
     elapsed = time.monotonic() - started
     recorder_cpu, own_cpu = instances.cpu_seconds() - cpu_before, time.process_time() - own_before
+    connections_after = instances.graph_connections()
     answered = sorted(r.answer_seconds for r in records if r.answer_seconds is not None)
     rejected = sum(1 for r in records if r.rejected is not None)
     return Storm(
@@ -190,6 +221,9 @@ def storm(
         recording=sum(1 for r in records if "recording" in r.statuses),
         recorder_cpu=recorder_cpu / invitations,
         platform_cpu=own_cpu / invitations,
+        graph_connections=None
+        if connections_before is None or connections_after is None
+        else connections_after - connections_before,
     )
 
 
@@ -199,16 +233,22 @@ def warm(fake: FakePlatform, instances: Instances, establish: bool) -> None:
 
 
 def one_run(
-    invitations: int, instances: int, fake: FakePlatform, connection: str, root: Path, establish: bool
+    invitations: int,
+    instances: int,
+    fake: FakePlatform,
+    connection: str,
+    root: Path,
+    establish: bool,
+    cpus: str | None,
 ) -> RunResult:
     capacity = invitations + 30  # the storm and the warm-up's calls, which stay open
-    with recorders(1, fake, connection, root, capacity) as running:
+    with recorders(1, fake, connection, root, capacity, cpus) as running:
         warm(fake, running, establish)
         single = storm(fake, running, 20, at_once=False, establish=establish)
-    with recorders(1, fake, connection, root, capacity) as running:
+    with recorders(1, fake, connection, root, capacity, cpus) as running:
         warm(fake, running, establish)
         one_instance = storm(fake, running, invitations, establish=establish)
-    with recorders(instances, fake, connection, root, capacity) as running:
+    with recorders(instances, fake, connection, root, capacity, cpus) as running:
         warm(fake, running, establish)
         load = os.getloadavg()[0]
         spread = storm(fake, running, invitations, establish=establish)
@@ -223,6 +263,10 @@ def spread(values: list[float], digits: int = 0) -> str:
     return f"{ms(statistics.median(values), digits)} ({ms(min(values), digits)} to {ms(max(values), digits)})"
 
 
+def connections(count: int | None) -> str:
+    return "n/a" if count is None else str(count)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--invitations", type=int, default=200)
@@ -231,9 +275,33 @@ def main() -> int:
     parser.add_argument(
         "--answer-only", action="store_true", help="leave answered calls unestablished (the figures before 14:30 UTC)"
     )
+    parser.add_argument(
+        "--layout",
+        choices=("shared", "split"),
+        default="shared",
+        help="shared: every process on every core; split: the platform's side on one CPU, the recorders on the rest",
+    )
     args = parser.parse_args()
     establish = not args.answer_only
+    recorder_cpus: str | None = None
+    if args.layout == "split":
+        available = sorted(os.sched_getaffinity(0))
+        if len(available) < 2:
+            parser.error("--layout split needs at least 2 CPUs")
+        # This thread first: the platform's threads and Azurite, started later, inherit it.
+        os.sched_setaffinity(0, {available[0]})
+        recorder_cpus = ",".join(str(cpu) for cpu in available[1:])
+        layout = (
+            f"split: the platform's side (simulated Teams and Graph, storm driver, Azurite) on CPU {available[0]}, "
+            f"the recorder instances on CPU {recorder_cpus}"
+        )
+    else:
+        layout = (
+            "shared: the recorders and the platform's side (simulated Teams and Graph, storm driver, Azurite) "
+            "on every core"
+        )
     load_start = os.getloadavg()
+    print(f"layout: {layout}")
     print(
         f"machine: {host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}; {args.runs} runs of "
         f"{args.invitations} simultaneous invitations over {args.instances} instances, "
@@ -249,14 +317,17 @@ def main() -> int:
         try:
             with azurite(ports, root / "azurite"):
                 for index in range(args.runs):
-                    result = one_run(args.invitations, args.instances, fake, ports.connection_string, root, establish)
+                    result = one_run(
+                        args.invitations, args.instances, fake, ports.connection_string, root, establish, recorder_cpus
+                    )
                     results.append(result)
                     print(
                         f"  run {index + 1}: {args.instances} instances p50 {ms(result.storm.q(0.5))} p95 "
                         f"{ms(result.storm.q(0.95))} p99 {ms(result.storm.q(0.99))} max {ms(result.storm.q(1.0))}, "
                         f"rejected {result.storm.rejected}, unanswered {result.storm.unanswered}, "
                         f"recording {result.storm.recording}, "
-                        f"recorder CPU {ms(result.storm.recorder_cpu, 1)}/invitation; "
+                        f"recorder CPU {ms(result.storm.recorder_cpu, 1)}/invitation, "
+                        f"Graph connections opened {connections(result.storm.graph_connections)}; "
                         f"one instance p99 {ms(result.one_instance.q(0.99))}; "
                         f"single p50 {ms(result.single.q(0.5))}; load {result.load:.1f}",
                         file=sys.stderr,
@@ -267,9 +338,9 @@ def main() -> int:
     print()
     print(
         "| storm | p50 | p95 | p99 | max | rejected | no answer in 30 s | recording | storm wall clock "
-        "| recorder CPU per invitation | platform CPU per invitation |"
+        "| recorder CPU per invitation | platform CPU per invitation | Graph connections opened |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows: list[tuple[str, list[Storm]]] = [
         (f"{args.invitations} at once over {args.instances} instances", [r.storm for r in results]),
         (f"{args.invitations} at once to one instance (baseline)", [r.one_instance for r in results]),
@@ -282,9 +353,10 @@ def main() -> int:
             f"| {sum(s.rejected for s in storms)} | {sum(s.unanswered for s in storms)} "
             f"| {sum(s.recording for s in storms)} "
             f"| {spread([s.seconds for s in storms])} | {spread([s.recorder_cpu for s in storms], 1)} "
-            f"| {spread([s.platform_cpu for s in storms], 1)} |"
+            f"| {spread([s.platform_cpu for s in storms], 1)} "
+            f"| {', '.join(connections(s.graph_connections) for s in storms)} |"
         )
-    print("(median of runs, lowest to highest in brackets)")
+    print(f"(median of runs, lowest to highest in brackets; Graph connections per run; layout {args.layout})")
     loads = [r.load for r in results]
     print(
         f"load average: {load_start[0]:.1f} at the start, {statistics.median(loads):.1f} (median) when the storms "

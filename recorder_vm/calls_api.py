@@ -20,9 +20,10 @@ RejectReason = Literal["none", "busy", "forbidden"]
 
 # Answer, reject and recording status must land within the platform's windows: few, short retries.
 SIGNALLING_RETRY = RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=1.0, max_retry_after=1.0)
-# Connections to Graph, all kept open between requests: an invitation storm (a meeting where many policy users
-# join at once, every call after a failover) then reuses warm TLS connections instead of opening one per answer
-# (a TLS handshake costs more CPU than the answer itself); requests beyond these wait for a free connection.
+# Connections to Graph, opened at start-up and kept open (recorder_vm.graph_connections): an invitation storm (a
+# meeting where many policy users join at once, every call after a failover) then finds warm TLS connections instead
+# of opening one per answer (a TLS handshake costs more CPU than the answer itself); requests beyond these wait for a
+# free connection.
 SIGNALLING_CONNECTIONS = 32
 SIGNALLING_KEEPALIVE_SECONDS = 60.0
 
@@ -69,21 +70,22 @@ class GraphCallsApi:
         import httpx
         from httpx_aiohttp import AiohttpTransport
 
+        from recorder_vm.graph_connections import GraphConnections
+
         self._base_url = base_url
         self._credentials = credentials
         # httpx's interface (what verbatim.graph speaks) over aiohttp's connection pool: under a storm, httpcore's
         # pool spent more CPU assigning requests to connections than the answers cost (it checks every connection
-        # for each request; benchmarks/invitation_storm.py, docs/resilience.md).
+        # for each request; benchmarks/invitation_storm.py, docs/resilience.md). The pool is kept warm.
+        self.connections = GraphConnections(
+            base_url,
+            size=SIGNALLING_CONNECTIONS,
+            ssl_context=httpx.create_ssl_context(verify=tls_verify(verify)),  # as httpx-aiohttp made it
+            keepalive_seconds=SIGNALLING_KEEPALIVE_SECONDS,
+        )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds, connect=2.0),
-            transport=AiohttpTransport(
-                verify=tls_verify(verify),
-                limits=httpx.Limits(
-                    max_connections=SIGNALLING_CONNECTIONS,
-                    max_keepalive_connections=SIGNALLING_CONNECTIONS,
-                    keepalive_expiry=SIGNALLING_KEEPALIVE_SECONDS,
-                ),
-            ),
+            transport=AiohttpTransport(client=self.connections.session),
         )
         self._clients: dict[str, AsyncGraphClient] = {}
 
@@ -139,7 +141,14 @@ class GraphCallsApi:
     async def prepare(self, tenant_id: str) -> None:
         if self._credentials.cached(tenant_id) is None:
             await asyncio.to_thread(self._credentials.token, tenant_id)
+        await self.connections.warm()
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections opened to Graph since start-up."""
+        return self.connections.opened
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self.connections.aclose()
         self._credentials.close()

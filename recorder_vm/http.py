@@ -178,6 +178,8 @@ def create_app(
                 "events_pending": recorder.publisher.pending,
                 "spill_bytes": recorder.spill.used_bytes,
                 "progress_failures": recorder.progress_failures,
+                # connections opened to Graph since start-up (warm ones included): a storm should open none
+                "graph_connections_opened": getattr(recorder.calls, "connections_opened", None),
             }
         )
 

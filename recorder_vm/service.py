@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 
 ProgressSink = Callable[[CaptureProgress], None]
 ENDED_REMEMBERED = 1000  # captures that ended lately, whose state the lifecycle may still ask about
-# How often each tenant's Graph token is checked, off the answer's path: a token entering its refresh margin (5 min
-# before expiry) is fetched within this, so no answer waits for Entra.
-TOKEN_CHECK_SECONDS = 60.0
+# How often each tenant's Graph token is checked and the warm Graph connections topped up, off the answer's path: a
+# token entering its refresh margin (5 min before expiry) is fetched within this, so no answer waits for Entra, and a
+# connection Graph or the network closed is replaced well before the pool's 60-s keep-alive would let the others go.
+GRAPH_PREPARE_SECONDS = 20.0
 PROGRESS_HOLD_SECONDS = 1.0  # how long a heartbeat lets waiting answers go first
 
 
@@ -93,7 +94,7 @@ class Recorder:
         self._progress_thread = threading.Thread(target=self._progress_loop, name="capture-progress", daemon=True)
         self._progress_thread.start()
         self._spawn(self._watch_storage())
-        self._spawn(self._keep_graph_tokens())
+        self._spawn(self._keep_graph_ready())
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
@@ -271,16 +272,22 @@ class Recorder:
         await asyncio.to_thread(self.capture_engine.stop)
         await asyncio.to_thread(self.publisher.stop, 5.0)
 
-    async def _keep_graph_tokens(self) -> None:
-        """Fetch each tenant's Graph token before it nears its expiry, so the answer of an invitation (5-s budget)
-        never waits for a token request; a failure is logged and tried again at the next check."""
+    async def _keep_graph_ready(self) -> None:
+        """Fetch each tenant's Graph token before it nears its expiry and keep the Graph connections warm, so the
+        answer of an invitation (5-s budget) never waits for a token request or a TLS handshake. Never while
+        invitations wait for their answers (they go first); a failure is logged and tried again at the next pass."""
+        delay = GRAPH_PREPARE_SECONDS
         while True:
-            await asyncio.sleep(TOKEN_CHECK_SECONDS)
+            await asyncio.sleep(delay)
+            if self.answers_waiting():  # they go first: again in a moment
+                delay = PROGRESS_HOLD_SECONDS / 2
+                continue
+            delay = GRAPH_PREPARE_SECONDS
             for tenant in sorted(self.settings.tenant_ids):
                 try:
                     await self.calls.prepare(tenant)
-                except Exception as error:  # a token now only saves time later; the request itself will retry
-                    log.warning("could not refresh a Graph token", extra={"error": type(error).__name__})
+                except Exception as error:  # only saves time later; the request itself will retry
+                    log.warning("could not prepare Graph", extra={"error": type(error).__name__})
 
     async def _watch_storage(self) -> None:
         while True:

@@ -132,6 +132,8 @@ class FakePlatform:
         self.answer_delay = 0.0
         self.fail_recording_status: int | None = None
         self.fail_keepalives = 0  # answer this many keepAlive requests with 500
+        self.fail_answers = 0  # answer this many answer requests with 503 (Graph busy: the recorder retries)
+        self.tls_handshakes = 0  # TLS connections clients opened to this platform (Graph, Entra, the key set)
         # Called with (call id, status) when an updateRecordingStatus arrives, before it is answered.
         self.on_recording_status: Callable[[str, str], None] | None = None
         self.token_requests = 0
@@ -172,8 +174,34 @@ class FakePlatform:
         await self._runner.setup()
         server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_ssl.load_cert_chain(str(self.tls.cert), str(self.tls.key))
+        server_ssl.sni_callback = self._handshake  # called for every client hello (with None: we are an IP address)
         await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=server_ssl).start()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+
+    def _handshake(self, _connection: ssl.SSLObject, _server_name: str | None, _context: ssl.SSLContext) -> None:
+        self.tls_handshakes += 1
+
+    def close_connections(self) -> int:
+        """Close every connection clients hold open to this platform, as a server's idle timeout or a restarted
+        front end does (call it between requests); returns how many were open."""
+
+        async def close() -> int:
+            assert self._runner is not None and self._runner.server is not None
+            connections = self._runner.server.connections
+            for connection in connections:
+                connection.force_close()
+            return len(connections)
+
+        return self.run(close())
+
+    def open_connections(self) -> int:
+        """Connections clients hold open to this platform now."""
+
+        async def count() -> int:
+            assert self._runner is not None and self._runner.server is not None
+            return len(self._runner.server.connections)
+
+        return self.run(count())
 
     async def _stop(self) -> None:
         if self._session is not None:
@@ -270,6 +298,11 @@ class FakePlatform:
         record = self._record(call_id)
         body = await request.json() if request.can_read_body else {}
         if action == "answer":
+            if self.fail_answers > 0:
+                self.fail_answers -= 1
+                return web.json_response(
+                    {"error": {"code": "ServiceUnavailable"}}, status=503, headers={"Retry-After": "0"}
+                )
             if self.answer_delay:
                 await asyncio.sleep(self.answer_delay)
             record.answered_at = time.monotonic()

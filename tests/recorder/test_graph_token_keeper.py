@@ -23,7 +23,7 @@ from verbatim.graph.tokens import AccessToken
 def test_a_token_near_its_expiry_is_renewed_in_the_background_not_by_the_next_answer(
     azurite_service: Azurite, platform: FakePlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "TOKEN_CHECK_SECONDS", 0.5)
+    monkeypatch.setattr(service, "GRAPH_PREPARE_SECONDS", 0.5)
     settings = recorder_settings(azurite_service, platform, tmp_path / "state")
     tenant = settings.graph_tenant_id
     assert tenant is not None

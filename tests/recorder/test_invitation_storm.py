@@ -12,6 +12,7 @@ from collections import defaultdict
 import httpx
 
 from devstack.testkit.teams_platform import CallRecord, FakePlatform, wait_until
+from recorder_vm.calls_api import SIGNALLING_CONNECTIONS
 from tests.recorder.conftest import RecorderFactory, RecorderProcess
 from verbatim.contracts.recorder import RecorderEvent, RecordingFailed, RecordingStarted, RecordingStopped
 
@@ -53,10 +54,13 @@ def test_a_storm_of_established_calls_loses_no_event_and_each_calls_events_stay_
     platform: FakePlatform, start_recorder: RecorderFactory
 ) -> None:
     recorder = start_recorder(RECORDER_MAX_CONCURRENT_CALLS="200")
+    warm = httpx.get(f"{recorder.url}/admin/stats", timeout=10).json()["graph_connections_opened"]
+    assert warm == SIGNALLING_CONNECTIONS  # opened at start-up (recorder_vm.graph_connections)
     records = storm(platform, recorder, 40)
     assert all(record.statuses == ["recording"] for record in records)
     stats = httpx.get(f"{recorder.url}/admin/stats", timeout=10).json()
     assert stats["answered"] == 40 and stats["answering"] == 0  # every answer counted out again
+    assert stats["graph_connections_opened"] == warm  # 80 requests to Graph, no TLS handshake among them
 
     async def end_all() -> None:
         await asyncio.gather(
