@@ -16,7 +16,13 @@ from typing import Any
 import httpx
 from azure.storage.queue import QueueServiceClient
 
-from devstack.chaos.audit import LoggedStack, ReadLog, check_no_orphan_evidence, check_reads_audited
+from devstack.chaos.audit import (
+    LoggedStack,
+    ReadLog,
+    check_no_orphan_evidence,
+    check_reads_audited,
+    pending_access_copies,
+)
 from devstack.chaos.faults import (
     CONDITIONS,
     FaultCatalogue,
@@ -48,6 +54,7 @@ BACKFILL_AFTER_SECONDS = 45.0
 RUNNING = frozenset({"Running", "Pending", "ContinuedAsNew"})
 # How far settling may be stretched past its limit while recording orchestrations still make progress.
 SETTLE_STRETCH = 3.0
+SETTLE_POLL_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -309,9 +316,14 @@ def task_hub_backlog(stack: DemoStack) -> int:
 
 
 def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo: Callable[[str], None]) -> list[str]:
-    """Wait until every policy user of every call has a final verdict and no recording orchestration runs; after 45 s
-    (or half the limit), fire the call-record back-fill (an hourly timer in Azure: the net for call records whose
-    change notifications were lost)."""
+    """Wait until every policy user of every call has a final verdict, no recording orchestration runs and no sealed
+    part's access copies are pending; after 45 s (or half the limit), fire the call-record back-fill (an hourly timer
+    in Azure: the net for call records whose change notifications were lost).
+
+    The access copies are made and sealed by the `access-copies` trigger after the recording's orchestration has
+    ended, so a final verdict and a completed orchestration do not mean they are done: a Functions host killed with
+    deliveries in hand leaves them (a copy written, not sealed yet) until the messages come back 10 minutes later
+    (seed 1 at 16:18, two `access.opus` + `access.json` judged orphans 53 s into settling)."""
     actions: list[str] = []
     started = time.monotonic()
 
@@ -351,14 +363,34 @@ def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo
         progress.update(running)
         return bool(running)
 
+    copies: list[list[str]] = [[]]  # the parts whose access copies were pending in the last round
+
+    def copies_pending() -> bool:
+        try:
+            pending = pending_access_copies(stack)
+        except Exception:  # Cosmos not answering this round: not known to be done; asked again next round
+            return True
+        if pending != copies[0]:
+            moved[0] = time.monotonic()  # copies sealed (or new ones asked for): the stack still works
+        copies[0] = pending
+        return bool(pending)
+
     echo("chaos: traffic over; waiting for every verdict ...")
     backfilled = False
     limit = seconds
     while time.monotonic() - started < limit:
         busy = sealing()  # every round: it also notes whether the orchestrations still progress
+        copying = copies_pending()  # every round, likewise
         if settled() and not busy:
-            actions.append(f"settled after {time.monotonic() - started:.0f} s")
-            return actions
+            if not copying:
+                actions.append(f"settled after {time.monotonic() - started:.0f} s")
+                return actions
+            if not any(a.startswith("every verdict final") for a in actions):
+                actions.append(
+                    f"every verdict final at +{time.monotonic() - started:.0f} s; waited for "
+                    f"{len(copies[0])} access cop{'y' if len(copies[0]) == 1 else 'ies'} still pending "
+                    f"({', '.join(copies[0]) or 'Cosmos not answering'})"
+                )
         if not backfilled and time.monotonic() - started > min(seconds / 2, BACKFILL_AFTER_SECONDS):
             stack.fire("backfill_call_records")
             backfilled = True
@@ -368,9 +400,10 @@ def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo
             # Recording orchestrations are still moving (a loaded machine seals slowly): slow is not stuck.
             limit = min(seconds * SETTLE_STRETCH, limit + 60.0)
             if not any(a.startswith("extended") for a in actions):
-                actions.append(f"extended past {seconds:.0f} s while orchestrations progressed")
-        time.sleep(3.0)
-    actions.append(f"not settled after {limit:.0f} s")
+                actions.append(f"extended past {seconds:.0f} s while orchestrations or access copies progressed")
+        time.sleep(SETTLE_POLL_SECONDS)
+    still = f" ({len(copies[0])} access copies still pending: {', '.join(copies[0])})" if copies[0] else ""
+    actions.append(f"not settled after {limit:.0f} s{still}")
     return actions
 
 
