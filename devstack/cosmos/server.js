@@ -7,6 +7,7 @@ require("./missing-reads").install(); // before the server's routes are loaded
 const { createHttpsServer } = require("@vercel/cosmosdb-server");
 
 require("./linear-queries").install();
+require("./join-missing-arrays").install();
 
 const args = {};
 const argv = process.argv.slice(2);

@@ -86,3 +86,4 @@ def test_the_rewrite_is_installed_by_the_emulator_entry_point() -> None:
     server = (Path(REPO_ROOT) / "devstack" / "cosmos" / "server.js").read_text()
 
     assert 'require("./linear-queries").install()' in server
+    assert 'require("./join-missing-arrays").install()' in server

@@ -61,12 +61,24 @@ def test_only_parts_pending_since_before_the_threshold_are_found(stack_env: Sett
     store = CosmosRecordingStore(container)
     now = datetime.now(UTC)
     tag = uuid.uuid4().hex[:8]
-    old, recent, done, deleting = (f"rec-{tag}-{n}" for n in ("old", "recent", "done", "deleting"))
+    old, recent, done, deleting, recording = (
+        f"rec-{tag}-{n}" for n in ("old", "recent", "done", "deleting", "recording")
+    )
     for record in (
         sealed_record(old, now - timedelta(minutes=45), pending=True),
         sealed_record(recent, now - timedelta(minutes=5), pending=True),
         sealed_record(done, now - timedelta(minutes=45), pending=False),
         sealed_record(deleting, now - timedelta(minutes=45), pending=True, status="deleting"),
+        # Not sealed yet (`seal: null`), as most records are while calls flow: the JOIN leaves it out. Before the
+        # emulator's JOIN was made to skip it (devstack/cosmos/join-missing-arrays.js) the whole query failed
+        # ("Cannot read properties of null (reading 'parts')"): chaos seed 1 at 16:18, every sweep of the run.
+        RecordingRecord.model_validate(
+            {
+                "id": recording,
+                "status": "started",
+                "facts": RecordingFacts(recording_id=recording, call_id=recording, recorder_instance="recorder-0"),
+            }
+        ),
     ):
         store.update(record.id, lambda _, r=record: r)
 
