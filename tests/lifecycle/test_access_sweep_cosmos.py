@@ -75,7 +75,7 @@ def test_only_parts_pending_since_before_the_threshold_are_found(stack_env: Sett
         RecordingRecord.model_validate(
             {
                 "id": recording,
-                "status": "started",
+                "status": "capturing",
                 "facts": RecordingFacts(recording_id=recording, call_id=recording, recorder_instance="recorder-0"),
             }
         ),
