@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -328,6 +329,57 @@ def test_a_crash_between_the_two_seals_is_redelivered_and_seals_the_copy_once(
         assert recordings.version_count(name) == 1, name
     record = deps.store.get(recording_id)
     assert record is not None and record.seal is not None and record.seal.access_copy_blob is not None
+
+
+def test_a_delivery_killed_after_writing_the_copy_and_its_manifest_serves_nothing_and_its_redelivery_seals_them(
+    deps: LifecycleDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chaos seed 1 at 16:18 (docs/reliability.md): the host was killed after the delivery had written `access.opus`
+    and `access.json` and before the `access_copy.sealed` entry and the record. Until the message comes back the
+    copy is named by nothing (the API answers 409 `AccessCopyNotReady` from the record); the redelivery seals those
+    very objects — no second copy, no blob left that the seal does not name."""
+    recording_id = stopped_call(deps)
+    drive(StandInContext({"recording_id": recording_id}), failing=set())
+    ledger = deps.ledger
+    assert isinstance(ledger, TransparencyLog)
+    real_append = ledger.append
+    killed: list[str] = []
+
+    def killed_before_the_access_entry(kind: str, *args: Any, **kwargs: Any) -> Any:
+        if kind == EntryKind.ACCESS_COPY_SEALED and not killed:
+            killed.append(kind)
+            raise OSError("the Functions host was killed (test)")  # nothing after this point runs
+        return real_append(kind, *args, **kwargs)
+
+    monkeypatch.setattr(ledger, "append", killed_before_the_access_entry)
+    (first,) = deliver(deps)
+    assert isinstance(first, OSError) and killed
+    recordings = deps.recordings
+    assert isinstance(recordings, InMemoryBlobStore)
+    written = sorted(n for n in recordings.names(f"{recording_id}/") if n.rsplit("/", 1)[1].startswith("access."))
+    assert written == [f"{recording_id}/access.json", f"{recording_id}/access.opus"]
+    record = deps.store.get(recording_id)
+    assert record is not None and record.seal is not None and record.seal.access_copy_blob is None
+    assert access_part(deps, recording_id).access_pending  # so nothing serves it
+    assert kinds(deps, recording_id) == [EntryKind.SEALED]
+
+    assert deliver(deps) == [None]  # the message, visible again after the dead host's lease
+
+    part = access_part(deps, recording_id)
+    assert not part.access_pending and part.access_manifest_blob == f"{recording_id}/access.json"
+    record = deps.store.get(recording_id)
+    assert record is not None and record.seal is not None
+    assert record.seal.access_copy_blob == f"{recording_id}/access.opus"
+    assert kinds(deps, recording_id) == [EntryKind.SEALED, EntryKind.ACCESS_COPY_SEALED]
+    for name in recordings.names(""):
+        assert recordings.version_count(name) == 1, name
+    # Every object of the recording is named by its seal or one of its sealed manifests (`no-orphan-evidence`).
+    named = {record.seal.manifest_blob, part.access_manifest_blob}
+    for manifest in sorted(named):
+        named |= set(re.findall(rf'"({re.escape(recording_id)}/[^"]+)"', recordings.read(manifest).decode()))
+    assert set(recordings.names(f"{recording_id}/")) <= named
+    ledger.checkpoint()
+    assert verify_recording(recording_id, deps.recordings, ledger).findings == []
 
 
 def test_a_duplicate_request_changes_nothing(deps: LifecycleDeps) -> None:
