@@ -1,8 +1,9 @@
 """The soak (issue 23): steady traffic on a stack of its own for a long time, no faults, while each component's
 resident memory, open file descriptors and threads (summed over its process group, read from /proc), the queue
 depths and the latencies (a recorder's answer; a call's end to its final verdicts) are sampled; then the bounds:
-RSS growth under 10 % after warm-up, no growth of descriptors or threads, latencies that do not drift. The series
-are kept as JSON and plotted with matplotlib.
+RSS growth under 10 % after warm-up for Verbatim's own processes (the stand-ins for Azure, Microsoft and third-party
+services are reported with their trend: `bounded_memory`), no growth of descriptors or threads, latencies that do
+not drift. The series are kept as JSON and plotted with matplotlib.
 
 `python -m devstack.chaos.soak --minutes 30 --concurrency 50` (`make soak`)."""
 
@@ -48,6 +49,25 @@ RSS_GROWTH_BOUND = 0.10
 LATENCY_DRIFT_BOUND = 1.5  # the last window's median latency over the first window's, after warm-up
 COUNT_SLACK = 2  # descriptors or threads that come and go with the calls in flight (a socket, a worker)
 QUEUE_DEPTH_SLACK = 10  # messages a queue may hold more in the last window than in the first (a burst of call ends)
+
+
+def bounded_memory(component: str) -> bool:
+    """Whether the RSS bound is a bound on this component: Verbatim's own processes (the Functions host, the
+    recorder instances). The others stand in for services run by Microsoft or a third party (Cosmos DB, Azure
+    Storage, Teams and Graph, a timestamp authority, a transparency-log witness) whose memory is not ours, and the
+    emulators among them keep what they store in memory, so they grow with the data: their RSS is reported with its
+    trend, not judged (docs/reliability.md, "The soak"). Descriptors and threads are bounded for every component."""
+    return component == "functions" or component.startswith("recorder")
+
+
+def _trend(points: Sequence[tuple[float, float]]) -> str:
+    """Least-squares slope (MiB a minute) and R^2 of RSS against time."""
+    if len(points) < 3 or len({x for x, _ in points}) < 2 or len({y for _, y in points}) < 2:
+        return "no trend"
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    fit = statistics.linear_regression(xs, ys)
+    r = statistics.correlation(xs, ys)
+    return f"{fit.slope * 60:+.2f} MiB/min, R^2 {r * r:.2f}"
 
 
 def group_members(group: int) -> list[int]:
@@ -173,9 +193,12 @@ def bounds(series: Series, seconds: float) -> list[tuple[str, bool, str]]:
 
         rss0, rss1 = med(first, "rss_mib"), med(last, "rss_mib")
         growth = (rss1 - rss0) / rss0 if rss0 else 0.0
-        results.append(
-            (f"{name} RSS growth < 10 %", growth < RSS_GROWTH_BOUND, f"{rss0:.0f} -> {rss1:.0f} MiB ({growth:+.1%})")
-        )
+        figures = f"{rss0:.0f} -> {rss1:.0f} MiB ({growth:+.1%})"
+        if bounded_memory(name):
+            results.append((f"{name} RSS growth < 10 %", growth < RSS_GROWTH_BOUND, figures))
+        else:
+            trend = _trend([(float(s["at"]), float(s[name]["rss_mib"])) for s in after if name in s])
+            results.append((f"{name} RSS (not ours: reported)", True, f"{figures}; {trend}"))
         for metric in ("fds", "threads"):
             a, b = med(first, metric), med(last, metric)
             results.append((f"{name} {metric} do not grow", b <= a + COUNT_SLACK, f"{a:.0f} -> {b:.0f}"))
