@@ -389,7 +389,7 @@ def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo
                 actions.append(
                     f"every verdict final at +{time.monotonic() - started:.0f} s; waited for "
                     f"{len(copies[0])} access cop{'y' if len(copies[0]) == 1 else 'ies'} still pending "
-                    f"({', '.join(copies[0]) or 'Cosmos not answering'})"
+                    f"({_some(copies[0]) or 'Cosmos not answering'})"
                 )
         if not backfilled and time.monotonic() - started > min(seconds / 2, BACKFILL_AFTER_SECONDS):
             stack.fire("backfill_call_records")
@@ -402,9 +402,15 @@ def _settle(stack: DemoStack, placed: Sequence[PlacedCall], seconds: float, echo
             if not any(a.startswith("extended") for a in actions):
                 actions.append(f"extended past {seconds:.0f} s while orchestrations or access copies progressed")
         time.sleep(SETTLE_POLL_SECONDS)
-    still = f" ({len(copies[0])} access copies still pending: {', '.join(copies[0])})" if copies[0] else ""
+    still = f" ({len(copies[0])} access copies still pending: {_some(copies[0])})" if copies[0] else ""
     actions.append(f"not settled after {limit:.0f} s{still}")
     return actions
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    """The first few of a list, and how many more."""
+    more = f", and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def render(report: ChaosReport) -> str:
