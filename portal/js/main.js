@@ -105,14 +105,20 @@ function showSignIn() {
   }
 }
 
+// Each route() draws into a view element of its own, put in place of the last one: a page whose module (or whose
+// own render) was still loading when the person moved on then draws into a detached element, never beside the page
+// that replaced it, and whatever it started is stopped at once.
+let routes = 0;
+
 async function route() {
+  const turn = ++routes;
   if (state.leave) {
     state.leave();
     state.leave = null;
   }
   showError("");
-  const view = $("#view");
-  view.replaceChildren();
+  const view = el("div", { id: "view" });
+  $("#view").replaceWith(view);
   const signed = signedIn();
   $("#who").hidden = !signed;
   $("#sign-in").hidden = true;
@@ -138,10 +144,16 @@ async function route() {
   document.title = `${page.title} — Verbatim`;
   try {
     const module = await import(`./pages/${page.name}.js`);
+    if (turn !== routes) return; // a later route() owns the page now
     const arg = rest.length ? decodeURIComponent(rest.join("/")) : "";
-    state.leave = (await module.render(view, arg, ctx)) || null;
+    const leave = (await module.render(view, arg, ctx)) || null;
+    if (turn !== routes) {
+      if (leave) leave();
+      return;
+    }
+    state.leave = leave;
   } catch (error) {
-    showError(error);
+    if (turn === routes) showError(error);
   }
 }
 
