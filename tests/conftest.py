@@ -2,13 +2,25 @@
 
 `azurite` and `cosmos` start once per test session (they are real processes: Azurite from npm and the
 Cosmos emulator over TLS); `stack_env` points the settings model at them for one test.
+
+A stopped run leaves no process behind: SIGTERM unwinds pytest as Ctrl-C does (every fixture stops what it started,
+by PID), and when the run ends the pytest that started it stops, by PID, any process still carrying this run's mark
+(`VERBATIM_TEST_RUN`, inherited by everything the run starts, its xdist workers' processes too) — what a worker
+killed in the middle of its teardown could not stop.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sys
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from hypothesis import HealthCheck
@@ -24,6 +36,62 @@ hypothesis_settings.register_profile(
     "verbatim", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 hypothesis_settings.load_profile("verbatim")
+
+RUN_MARK = "VERBATIM_TEST_RUN"
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get(RUN_MARK):
+        return  # an xdist worker (or a pytest started by a test): the run's first pytest owns the sweep
+    os.environ[RUN_MARK] = f"{os.getpid()}-{uuid.uuid4().hex}"
+    config.stash[_owner] = os.environ[RUN_MARK]
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+_owner = pytest.StashKey[str]()
+
+
+def marked_processes(mark: str) -> list[int]:
+    """PIDs of the live processes whose environment carries this run's mark (Linux /proc)."""
+    needle = f"{RUN_MARK}={mark}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        if needle in environment.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    mark = config.stash.get(_owner, None)
+    if mark is None or not Path("/proc").is_dir():
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the sweep short
+    try:
+        left = marked_processes(mark)
+        if not left:
+            return
+        sys.stderr.write(f"\nstopping {len(left)} process(es) this test run left running: {left}\n")
+        for kind in (signal.SIGTERM, signal.SIGKILL):
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, kind)
+            deadline = time.monotonic() + 5
+            while (left := marked_processes(mark)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not left:
+                return
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass(frozen=True)
