@@ -94,6 +94,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two items with one node id would be one test to pytest-xdist, which runs the first and drops the rest."""
+    seen: dict[str, int] = {}
+    for item in items:
+        seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
+    twice = {nodeid: count for nodeid, count in seen.items() if count > 1}
+    if twice:
+        raise pytest.UsageError(f"tests collected under one node id, which pytest-xdist would run once: {twice}")
+
+
 @dataclass(frozen=True)
 class Azurite:
     ports: AzuritePorts

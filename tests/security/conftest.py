@@ -34,6 +34,20 @@ ADMIN = "Recorder.Admin"
 REASON = {"X-Access-Reason": "Case 13: security review"}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One node id per fuzzed operation. Schemathesis 4.32.5 builds its items with `originalname` and no callspec,
+    from which pytest 9.2 makes every operation's node id the bare test name: one id for 67 items, of which
+    pytest-xdist would run only the first (tests/conftest.py refuses a collection with such duplicates)."""
+    from _pytest.nodeid import NodeId  # pytest's own node ids; pinned in requirements-dev.txt
+    from schemathesis.pytest.plugin import SchemathesisFunction
+
+    for item in items:
+        if isinstance(item, SchemathesisFunction) and item.parent is not None and item.name != item.originalname:
+            operation = item.name[len(item.originalname) + 1 : -1]  # "name[GET /recordings]" -> "GET /recordings"
+            node_id: NodeId = item.parent.id.child(item.originalname).with_params(operation)
+            item._id = node_id
+
+
 @dataclass
 class Stack:
     world: World
