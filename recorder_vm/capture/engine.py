@@ -7,7 +7,9 @@ about one call (its frame queue, encoders, blocks, uploads) is touched by one th
 tracks as one batch (gap check in NumPy, one joined buffer), a block is encoded in one encoder call once a
 block's worth has arrived, and blocks are staged concurrently on the worker's loop (one in flight per blob,
 in order; `uploads_in_flight` per worker). So the cost per call is its frames' bytes and one encoder call and
-one request per block, not a thread and its wake-ups: a few hundred calls cost a few threads.
+one request per block, not a thread and its wake-ups: a few hundred calls cost a few threads. A pass that runs
+longer than `pass_slice_seconds` (hundreds of calls starting at once, each setting up its encoder) lets the loop
+run between calls, so responses to requests under way are read in time and do not time out behind it.
 
 Stream kinds: the engine and its stagers move bytes and know nothing of audio. A capture routes each
 received unit to a stream writer by its kind and source; a writer turns batches into blocks (`BlobStager`
@@ -42,6 +44,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 TICK_SECONDS = 0.1  # how often a worker drains its calls' frame queues
+# Longest stretch a worker's pass over its calls runs before it lets its loop answer I/O: a pass over hundreds of
+# calls that all start at once (a FLAC encoder context is 6 ms to set up, with the interpreter held) would otherwise
+# keep the loop from reading responses for seconds, and requests under way time out although storage answered.
+PASS_SLICE_SECONDS = 0.02
 UPLOADS_IN_FLIGHT = 16  # staging requests under way at once, per worker (Azure: ~20 ms each; 400 calls need ~280/s)
 
 
@@ -66,6 +72,7 @@ class CaptureWorker:
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, name=f"capture-worker-{index}", daemon=True)
         self.attached = 0  # captures attached and not yet detached (read by other threads to pick a worker)
+        self.passes_yielded = 0  # times a pass over the calls let the loop run before it was done
 
     def start(self) -> None:
         self._thread.start()
@@ -138,13 +145,21 @@ class CaptureWorker:
     async def _ticks(self, stop: asyncio.Event) -> None:
         clock = self.engine.clock
         tick = self.engine.tick_seconds
+        slice_seconds = self.engine.pass_slice_seconds
         next_tick = clock()
         while not stop.is_set():
             while self._arriving:
                 self._captures.append(self._arriving.popleft())
             now = clock()
+            slice_end = now + slice_seconds
             for capture in list(self._captures):
                 capture.service(now)
+                if clock() >= slice_end:
+                    # Let the loop read what arrived (responses, a stop) before the next call; a capture halted
+                    # meanwhile is skipped by its own `service`.
+                    self.passes_yielded += 1
+                    await asyncio.sleep(0)
+                    slice_end = clock() + slice_seconds
             next_tick = max(next_tick + tick, clock())
             await asyncio.sleep(max(0.0, next_tick - clock()))
 
@@ -161,6 +176,7 @@ class CaptureEngine:
         block_seconds: float,
         workers: int | None = None,
         tick_seconds: float = TICK_SECONDS,
+        pass_slice_seconds: float = PASS_SLICE_SECONDS,
         uploads_in_flight: int = UPLOADS_IN_FLIGHT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -169,6 +185,7 @@ class CaptureEngine:
         self.health = health or StorageHealth()
         self.block_seconds = block_seconds
         self.tick_seconds = tick_seconds
+        self.pass_slice_seconds = pass_slice_seconds
         self.uploads_in_flight = uploads_in_flight
         self.clock = clock
         self.workers = [CaptureWorker(self, index) for index in range(workers or default_workers())]

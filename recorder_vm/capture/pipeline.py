@@ -233,6 +233,8 @@ class CallCapture:
 
     def service(self, now: float) -> None:
         """One tick: take the frames queued since the last one, cut blocks that are due, retry waiting ones."""
+        if self._halted:  # detached while its worker's pass let the loop run: `_stop` owns the tracks now
+            return
         if self._failure is not None:
             self._queue.clear()
             self._video_queue.clear()
