@@ -50,8 +50,13 @@ typecheck: setup
 	# The benchmarks are scripts, not a package: checked as files, so one that falls behind the code it measures fails here.
 	$(VENV)/bin/mypy --explicit-package-bases benchmarks/*.py
 
+# The whole suite in PYTEST_WORKERS pytest-xdist processes (docs/testing.md): most of the end-to-end tests' time is
+# spent waiting for calls, thresholds and settling, which another worker's tests fill. Each test file stays on one
+# worker (`--dist loadfile`), so a module's stack starts once; files go out in collection order, so the long
+# end-to-end files start early. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 pytest: setup
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test: lint imports typecheck pytest
 
