@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck
@@ -38,6 +39,8 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile("verbatim")
 
 RUN_MARK = "VERBATIM_TEST_RUN"
+WHOLE_STACK = "tests/e2e/"
+WHOLE_STACKS_FIRST = "VERBATIM_WHOLE_STACKS_FIRST"
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -45,6 +48,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "dist", "no") == "loadfile":
+        os.environ[WHOLE_STACKS_FIRST] = "1"  # told to the workers, whose own `dist` option xdist sets to "no"
     if os.environ.get(RUN_MARK):
         return  # an xdist worker (or a pytest started by a test): the run's first pytest owns the sweep
     os.environ[RUN_MARK] = f"{os.getpid()}-{uuid.uuid4().hex}"
@@ -94,15 +99,35 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` (`make test`), with every file of tests/e2e/ in one work unit: each of them starts a whole
+    stack and several time what a call does, so they run one after another on one worker, as they would alone,
+    while the other worker takes the rest of the suite."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class WholeStacksOneAtATime(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return WHOLE_STACK if nodeid.startswith(WHOLE_STACK) else super()._split_scope(nodeid)
+
+    return WholeStacksOneAtATime(config, log)
+
+
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Two items with one node id would be one test to pytest-xdist, which runs the first and drops the rest."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Two items with one node id would be one test to pytest-xdist, which runs the first and drops the rest: refused.
+    Under `make test`'s workers the whole-stack tests come first (the longest unit starts at once, the other worker
+    takes the rest; the order within each file is kept)."""
     seen: dict[str, int] = {}
     for item in items:
         seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
     twice = {nodeid: count for nodeid, count in seen.items() if count > 1}
     if twice:
         raise pytest.UsageError(f"tests collected under one node id, which pytest-xdist would run once: {twice}")
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(WHOLE_STACKS_FIRST):
+        items.sort(key=lambda item: not item.nodeid.startswith(WHOLE_STACK))
 
 
 @dataclass(frozen=True)
