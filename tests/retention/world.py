@@ -111,10 +111,12 @@ class RetentionWorld:
         call_chain_id: str | None = None,
         access_after: bool = False,
         between: Callable[[str], None] = lambda _: None,
+        access_pending: bool = False,
     ) -> RecordingRecord:
         """A recording sealed by the lifecycle's activities: with `access_after`, exactly as the orchestration does
-        it now (the access copy sealed after the evidence); otherwise in one step, as recordings sealed before
-        (recording manifest v1 with `access_copy`)."""
+        it now (the access copy sealed after the evidence); with `access_pending`, the evidence sealed and indexed
+        and the access copy left to the `access-copies` trigger (`activities.make_access_copy`); otherwise in one
+        step, as recordings sealed before (recording manifest v1 with `access_copy`)."""
         deps = self.deps
         recording_id = f"rec-{uuid.uuid4().hex[:10]}"
         staged = stage_capture(deps.staging, recording_id, speech(seconds), started_at=started_at)
@@ -167,6 +169,11 @@ class RetentionWorld:
             ),
         )
         finalised = activities.finalise_recording(deps, recording_id)
+        if access_pending:
+            summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, None)
+            activities.index_recording(deps, summary, finalised.problems)
+            self.sealed.append(recording_id)
+            return self.record(recording_id)
         if access_after:
             # As recording_lifecycle does now: the evidence sealed and indexed, then (after `between`, e.g. a hold
             # placed meanwhile) the access copy made and sealed in its own right.

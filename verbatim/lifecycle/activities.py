@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from azure.core.exceptions import ResourceNotFoundError
 from pydantic import JsonValue
 
 from verbatim.contracts.evidence import (
@@ -72,7 +73,7 @@ from verbatim.lifecycle.policies import HoldMatcher, NoHolds, RetentionPolicy
 from verbatim.lifecycle.records import RecordingStore, fold_event
 from verbatim.platform.audit import AuditEvent, AuditLog
 from verbatim.platform.blobs import BlobNotFound, BlobStore
-from verbatim.platform.errors import NotFound
+from verbatim.platform.errors import Conflict, NotFound
 from verbatim.platform.queues import MessageQueue
 
 log = logging.getLogger(__name__)
@@ -120,10 +121,41 @@ class LifecycleDeps:
     # and the parts still pending long after their evidence seal, which the sweep asks for again.
     access_copies: MessageQueue | None = None
     pending_access: PendingAccessCopies | None = None
+    # Retention's removal of what work under way wrote under a recording's folder after its deletion (certified in
+    # a `deleted.late` entry; `RecordingDeleter.remove_late_objects`). None: nothing is removed (unit tests).
+    late_objects: Callable[[str], object] | None = None
 
     @property
     def staging(self) -> BlobStore:
         return self.captures if self.captures is not None else self.recordings
+
+
+# A recording whose deletion has begun (retention claimed it) or is done (its record is a tombstone).
+GONE = frozenset({"deleting", "deleted"})
+
+
+class DeletionUnderWay(Conflict):
+    """The recording is being deleted: the work is tried again (its message delivered again) once it is deleted."""
+
+
+def _settle(deps: LifecycleDeps, record: RecordingRecord) -> bool:
+    """Whether the recording is deleted, after retention removed whatever is under its folder (`late_objects`):
+    True. Not deleted: False. Being deleted: `DeletionUnderWay` (its deletion lists the folder afresh when it
+    finishes, but a writer that looks before then cannot tell whether its objects were listed)."""
+    if record.status == "deleting":
+        raise DeletionUnderWay(f"recording {record.id} is being deleted under retention", recording_id=record.id)
+    if record.status != "deleted":
+        return False
+    if deps.late_objects is not None:
+        deps.late_objects(record.id)
+    return True
+
+
+def _deleted_since_written(deps: LifecycleDeps, recording_id: str) -> bool:
+    """Write, then look (docs/retention.md, work under way): after writing under the recording's folder, read its
+    record. Still sealed: a deletion claimed later lists the folder after the write, so what was written goes with
+    it. Otherwise as `_settle`: deleted (what was written removed and certified) or being deleted (tried again)."""
+    return _settle(deps, _record(deps, recording_id))
 
 
 def _record(deps: LifecycleDeps, recording_id: str) -> RecordingRecord:
@@ -205,6 +237,8 @@ def receive_event(deps: LifecycleDeps, event: RecorderEvent) -> RecordingRecord 
                 )
             )
         return None
+    if record.status in GONE:  # deleted under retention (or being deleted): the event changed nothing
+        return record
     if isinstance(event, RecordingStarted | RecordingFailed):  # the events that name the pair's key
         pair_recording(deps, record)
     if new and record.status in ANNOUNCED:
@@ -772,7 +806,7 @@ def seal_access_copy(
     sealed_part = next((p for p in _sealed_parts(record) if p.part == part), None)
     if sealed_part is None:
         raise NotFound(f"recording {recording_id} has no sealed part {part}")
-    if record.status in ("deleting", "deleted") or not (sealed_part.access_pending or sealed_part.access_manifest_blob):
+    if _settle(deps, record) or not (sealed_part.access_pending or sealed_part.access_manifest_blob):
         return AccessSealed(recording_id=recording_id, part=part)
     manifest_body = deps.recordings.read(sealed_part.manifest_blob, version_id=sealed_part.manifest_version_id)
     if hashlib.sha256(manifest_body).hexdigest() != sealed_part.manifest_sha256:
@@ -804,11 +838,20 @@ def seal_access_copy(
         sorted({*current.legal_holds, *manifest.legal_holds}),
         deps.clock(),
     )
-    result = AccessSealer(deps.recordings, deps.ledger, worm=deps.worm, clock=deps.clock).seal(copies)
+    try:
+        result = AccessSealer(deps.recordings, deps.ledger, worm=deps.worm, clock=deps.clock).seal(copies)
+    except (BlobNotFound, ResourceNotFoundError):
+        if not _deleted_since_written(deps, recording_id):
+            raise
+        return AccessSealed(recording_id=recording_id, part=part)  # deleted under retention while it was sealed
     sealed = result.manifest
+    if _deleted_since_written(deps, recording_id):
+        return AccessSealed(recording_id=recording_id, part=part)
 
     def mark(current: RecordingRecord | None) -> RecordingRecord:
         assert current is not None and current.seal is not None
+        if current.status in GONE:  # claimed since the look above: its deletion lists the copies written before
+            return current
         updated = current.model_copy(deep=True)
         assert updated.seal is not None
         parts = _sealed_parts(updated)
@@ -830,6 +873,8 @@ def seal_access_copy(
         return updated
 
     updated = deps.store.update(recording_id, mark)
+    if updated.status in GONE:
+        return AccessSealed(recording_id=recording_id, part=part)
     # Tell reconciliation, which keeps the search entry (whether it can be replayed); the verdict does not change.
     _announce(deps, updated)
     return AccessSealed(
@@ -874,15 +919,17 @@ def sweep_access_copies(deps: LifecycleDeps, after: timedelta) -> list[PendingPa
 
 def make_access_copy(deps: LifecycleDeps, request: AccessCopyRequest) -> AccessSealed:
     """Make the part's access copies, seal them (`seal_access_copy`) and clean up its scratch work. Idempotent: a
-    part whose copies are sealed already (a duplicate or a swept request), or whose recording is being deleted, is
-    only cleaned up. Chunks an interrupted attempt already left in scratch are kept (written whole, under names
+    part whose copies are sealed already (a duplicate or a swept request), or whose recording is deleted, is only
+    cleaned up (and anything an earlier delivery wrote after the deletion removed); one whose recording is being
+    deleted is tried again (`DeletionUnderWay`). What it writes it looks at afterwards (`_deleted_since_written`), so
+    a deletion that lands while the copy is made never leaves it behind. Chunks an interrupted attempt already left in scratch are kept (written whole, under names
     derived from the evidence hash and their place), so every delivery of a long recording's request gets further
     even if the host's function timeout cuts it short."""
     record = _record(deps, request.recording_id)
     sealed_part = next((p for p in _sealed_parts(record) if p.part == request.part), None)
     if sealed_part is None:
         raise NotFound(f"recording {request.recording_id} has no sealed part {request.part}")
-    done = record.status in ("deleting", "deleted") or not sealed_part.access_pending
+    done = _settle(deps, record) or not sealed_part.access_pending
     if done or not deps.scratch.exists(request.finalised_blob):
         if not done:  # its finalised track list is gone: nothing to make the copy from
             raise NotFound(f"recording {request.recording_id} part {request.part}: {request.finalised_blob} is gone")
@@ -893,10 +940,19 @@ def make_access_copy(deps: LifecycleDeps, request: AccessCopyRequest) -> AccessS
     if tasks:
         source = _timeline(_finalised(deps, request.finalised_blob)).source_sha256
         chunks = []
-        for task in tasks:
-            name = access_copy.chunk_blob_name(request.recording_id, source, task.index)
-            chunks.append(name if deps.scratch.exists(name) else encode_access_chunk(deps, task))
-        access = assemble_access_copy(deps, request.recording_id, request.finalised_blob, chunks, request.part)
+        try:
+            for task in tasks:
+                name = access_copy.chunk_blob_name(request.recording_id, source, task.index)
+                chunks.append(name if deps.scratch.exists(name) else encode_access_chunk(deps, task))
+            access = assemble_access_copy(deps, request.recording_id, request.finalised_blob, chunks, request.part)
+        except BlobNotFound:
+            if not _deleted_since_written(deps, request.recording_id):
+                raise  # the evidence is missing from a recording that is not deleted: not ours to hide
+            clean_up(deps, request.recording_id, request.part)  # deleted under retention while it was encoded
+            return AccessSealed(recording_id=request.recording_id, part=request.part)
+        if _deleted_since_written(deps, request.recording_id):
+            clean_up(deps, request.recording_id, request.part)
+            return AccessSealed(recording_id=request.recording_id, part=request.part)
     sealed = seal_access_copy(deps, request.recording_id, request.finalised_blob, access, request.part)
     clean_up(deps, request.recording_id, request.part)
     return sealed
@@ -1006,7 +1062,7 @@ def clean_up(deps: LifecycleDeps, recording_id: str, part: int = 0) -> int:
         if deps.scratch.delete(scratch_name):
             deleted += 1
     record = deps.store.get(recording_id)
-    if record is None or part_state(record, part).status != "sealed" or record.generation != part:
+    if record is None or part_state(record, part).status not in ("sealed", "deleted") or record.generation != part:
         return deleted
     manifest = read_capture_manifest(deps.staging, recording_id, part)
     if manifest is None or not manifest.complete or manifest.salvaged or deps.captures is None:

@@ -51,9 +51,15 @@ def check_event_paths(event: RecorderEvent) -> None:
             names.check_capture_name(rid, generation, track.blob_name, what="track blob_name")
 
 
+# A recording whose deletion began: its record learns nothing more (the tombstone keeps no personal data).
+DELETION_BEGUN = frozenset({"deleting", "deleted"})
+
+
 def apply_event(record: RecordingRecord | None, event: RecorderEvent) -> RecordingRecord:
-    """The record after `event` (pure). Returns `record` unchanged for a duplicate."""
-    if record is not None and event.sequence in record.sequences_seen:
+    """The record after `event` (pure). Returns `record` unchanged for a duplicate, and for any event of a recording
+    whose deletion has begun: a late one (a host killed while it held the message) must not write the observed
+    user, participants or phone numbers back into the tombstone retention reduced the record to."""
+    if record is not None and (event.sequence in record.sequences_seen or record.status in DELETION_BEGUN):
         return record
     if record is None:
         record = RecordingRecord(
@@ -166,7 +172,7 @@ def fold_event(store: RecordingStore, event: RecorderEvent) -> tuple[RecordingRe
     seen: list[bool] = []
 
     def change(record: RecordingRecord | None) -> RecordingRecord:
-        seen[:] = [record is not None and event.sequence in record.sequences_seen]
+        seen[:] = [record is not None and (event.sequence in record.sequences_seen or record.status in DELETION_BEGUN)]
         return apply_event(record, event)
 
     record = store.update(event.recording_id, change)

@@ -15,6 +15,11 @@ all take, so the checks are the same everywhere.
    ids, hashes, dates and the verdict, no personal data.
 
 A crash anywhere leaves either an untouched record or one in `deleting`; the next attempt finishes the latter.
+
+Work already under way when the claim lands (an access copy being made, delivered late) may still write under the
+folder. Such writers write first and then read the record (`verbatim.lifecycle.activities`): `sealed`, and a later
+claim lists what they wrote; `deleting`, and they retry later; `deleted`, and they call `remove_late_objects`,
+which deletes what appeared since and certifies it in a `deleted.late` ledger entry.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ from verbatim.retention.storage import RecordingBlobs
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 50
+# The ledger entry certifying objects deleted after the recording's deletion (written by work already under way).
+LATE_DELETION = "deleted.late"
 Decision = Literal["due", "held", "retained", "not_sealed", "deleted"]
 
 
@@ -236,6 +243,44 @@ class RecordingDeleter:
                 return self._finish(claimed)
             # The record changed since it was evaluated (a hold, a late event): evaluate again.
         raise DependencyUnavailable(f"recording {recording_id}: too many concurrent updates while deleting")
+
+    def remove_late_objects(self, recording_id: str, *, actor: str) -> LogEntry | None:
+        """Delete whatever is under a deleted recording's folder (written after its deletion by work that was already
+        under way) and certify it in a `deleted.late` ledger entry naming the deletion certificate; None when the
+        recording is not deleted (a `deleting` one is finished by its deletion, which lists the folder afresh) or
+        nothing is there. Idempotent."""
+        found = self._recordings.read(recording_id)
+        if found is None or found.record.status != "deleted":
+            return None
+        record = found.record
+        objects = self._blobs.objects(record)
+        if not objects:
+            return None
+        removed = [DeletedBlob(blob=o.name, version_id=o.version_id, role="other") for o in objects]
+        # Certified before the deletes: a retry after a crash lists the same objects, finds the same entry by its
+        # key and deletes them (nothing is deleted unrecorded).
+        deletion = record.deletion
+        listed = "\n".join(sorted(f"{b.blob} {b.version_id or ''}" for b in removed))
+        entry = self._ledger.append(
+            LATE_DELETION,
+            recording_subject(record.id),
+            {
+                "recording_id": record.id,
+                "certificate_seq": deletion.certificate_seq if deletion else None,
+                "rule": "written under the recording's folder after its deletion by work already under way",
+                "deleted_at": instant(self._clock()),
+                "deleted": [b.model_dump(mode="json") for b in removed],
+                "worm": "emulator-not-enforced" if self._emulator else "azure",
+            },
+            actor=actor,
+            idempotency_key=f"{LATE_DELETION}:{record.id}:{hashlib.sha256(listed.encode()).hexdigest()[:32]}",
+        )
+        self._blobs.delete(objects)
+        log.warning(
+            "objects written after the recording was deleted were deleted too",
+            extra={"recording_id": record.id, "objects": len(removed), "ledger_seq": entry.seq},
+        )
+        return entry
 
     def _ensure_abandoned(self, record: RecordingRecord) -> None:
         """Only the claimant finishes a deletion, unless it was abandoned (its process died): then anyone may."""

@@ -22,13 +22,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
+from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
 
 from verbatim.contracts.api import ObservedUserView, ParticipantView, RecordingSummary
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.reconciliation import Verdict, VerdictState
 from verbatim.platform import layout
-from verbatim.platform.errors import InvalidInput
+from verbatim.platform.errors import DependencyUnavailable, InvalidInput
 from verbatim.platform.paging import decode_token, encode_token, offset_page
 from verbatim.platform.times import canonical_datetime, format_datetime
 
@@ -293,6 +295,16 @@ class RecordingIndex(Protocol):
     def search(self, query: SearchQuery) -> tuple[list[RecordingSummary], str | None]: ...
 
 
+# A recording deleted under retention: its entry is the tombstone's (no people), and no later write of the record
+# as it was before the deletion (reconciliation reads it, then writes seconds later) replaces it.
+DELETED = "deleted"
+_MAX_ATTEMPTS = 10
+
+
+def _tombstone(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    return next((dict(d) for d in documents if d.get("status") == DELETED), None)
+
+
 def _same_document(stored: Mapping[str, Any], document: Mapping[str, Any]) -> bool:
     """Whether `stored` (as Cosmos returns it, with its system properties) holds exactly `document`."""
     kept: dict[str, Any] = {key: value for key, value in stored.items() if not key.startswith("_")}
@@ -318,21 +330,65 @@ class CosmosRecordingIndex:
         verdicts: Sequence[Verdict] | None = None,
         upns: Mapping[str, str] | None = None,
     ) -> RecordingSummary:
-        existing = self._documents(record.id)
-        verdict = verdict_for(record, verdicts) if verdicts is not None else None
-        known = indexed_upns(existing[0]) if existing else {}
-        document = index_document(record, verdict, {**known, **(upns or {})})
-        if verdicts is None and existing:
-            for name in ("verdict", "verdictReason", "coverage"):
-                document[name] = existing[0].get(name)
-        if len(existing) == 1 and _same_document(existing[0], document):
-            return _summary(document)  # already indexed as it is: no write (reconciliation re-puts often)
-        self._container.upsert_item(document)
-        for stale in existing:
-            if stale.get("observedUserId") != document["observedUserId"]:
-                # The observed user became known after a first indexing: drop the copy in the old partition.
-                self._container.delete_item(stale["id"], partition_key=stale.get("observedUserId"))
-        return _summary(document)
+        for _ in range(_MAX_ATTEMPTS):
+            existing = self._documents(record.id)
+            tombstone = _tombstone(existing)
+            if tombstone is not None and record.status != DELETED:
+                return _summary(tombstone)  # a write from before the deletion, arriving late: the tombstone stays
+            verdict = verdict_for(record, verdicts) if verdicts is not None else None
+            known = indexed_upns(existing[0]) if existing else {}
+            document = index_document(record, verdict, {**known, **(upns or {})})
+            if verdicts is None and existing:
+                for name in ("verdict", "verdictReason", "coverage"):
+                    document[name] = existing[0].get(name)
+            if len(existing) == 1 and _same_document(existing[0], document):
+                return _summary(document)  # already indexed as it is: no write (reconciliation re-puts often)
+            if not self._write(document, existing):
+                continue  # written meanwhile (a deletion's tombstone?): decide again on what is there now
+            for stale in existing:
+                if stale.get("observedUserId") != document["observedUserId"]:
+                    # The observed user became known after a first indexing: drop the copy in the old partition.
+                    self._delete(stale)
+            self._settle(document)
+            return _summary(document)
+        raise DependencyUnavailable(f"recording {record.id}: too many concurrent updates of its search entry")
+
+    def _write(self, document: dict[str, Any], existing: Sequence[Mapping[str, Any]]) -> bool:
+        """Create, or replace with If-Match on the etag read, the entry in its partition; False when it changed."""
+        same = next((d for d in existing if d.get("observedUserId") == document["observedUserId"]), None)
+        try:
+            if same is None:
+                self._container.create_item(document)
+            else:
+                self._container.replace_item(
+                    document["id"], document, etag=same["_etag"], match_condition=MatchConditions.IfNotModified
+                )
+        except CosmosHttpResponseError as error:
+            if error.status_code in (409, 412):
+                return False
+            raise
+        return True
+
+    def _settle(self, document: Mapping[str, Any]) -> None:
+        """Write, then look, on both sides of a deletion (the entry of a recording whose observed user is known
+        lives in another partition than its tombstone): after writing the tombstone, every other entry of the
+        recording goes; after writing any other entry, it goes if a tombstone is there now. Whichever of the two
+        looks last sees the other's write."""
+        current = self._documents(str(document["id"]))
+        if document.get("status") == DELETED:
+            for other in current:
+                if other.get("status") != DELETED:
+                    self._delete(other)
+        else:
+            tombstone = _tombstone(current)
+            if tombstone is not None and tombstone.get("observedUserId") != document["observedUserId"]:
+                self._delete(document)  # (in its own partition the tombstone replaced it already)
+
+    def _delete(self, document: Mapping[str, Any]) -> None:
+        try:
+            self._container.delete_item(document["id"], partition_key=document.get("observedUserId"))
+        except CosmosResourceNotFoundError:
+            pass  # already gone
 
     def get(self, recording_id: str) -> RecordingSummary | None:
         documents = self._documents(recording_id)
@@ -366,6 +422,8 @@ class InMemoryRecordingIndex:
         with self._lock:
             verdict = verdict_for(record, verdicts) if verdicts is not None else None
             existing = self.documents.get(record.id)
+            if existing is not None and existing.get("status") == DELETED and record.status != DELETED:
+                return _summary(existing)  # a late write from before the deletion: the tombstone stays
             known = indexed_upns(existing) if existing else {}
             document = index_document(record, verdict, {**known, **(upns or {})})
             if verdicts is None and existing:

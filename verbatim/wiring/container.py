@@ -460,6 +460,7 @@ class Container:
             pairs=CosmosPairStore(self.cosmos(layout.RECORDING_PAIRS)),
             access_copies=self.queue(self.settings.access_copies_queue),
             pending_access=CosmosPendingAccessCopies(self.cosmos(layout.RECORDINGS)),
+            late_objects=lambda recording_id: retention.deleter.remove_late_objects(recording_id, actor="lifecycle"),
         )
 
     @cached_property

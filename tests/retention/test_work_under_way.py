@@ -1,0 +1,274 @@
+"""Work already under way when the retention sweep deletes a recording never leaves the recording's data behind.
+
+The access copy is made after the evidence seal, by the `access-copies` trigger, possibly minutes late (a killed
+Functions host holds its message for the visibility timeout). The sweep's deletion can therefore land at any point
+while the copy is made: each interleaving is forced here on the real parts (Azurite, the Cosmos emulator, the real
+encoder and ledger) by running the sweep at one chosen step of `activities.make_access_copy`. Whatever the
+moment, nothing of the recording is left in `recordings`, scratch or captures, everything deleted is in the
+ledger (the deletion certificate, then a `deleted.late` entry for what was written after it), and the tombstone
+keeps no personal data — late recorder events included. A hold placed while the deletion runs is in
+test_hold_race.py."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.retention.world import CLIENT_PHONE, T0, TRADER, RetentionWorld, phone_participant
+from verbatim.contracts.evidence import EntryKind
+from verbatim.contracts.lifecycle import AccessCopyRequest, RecordingRecord
+from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser, ParticipantsChanged, RecordingStarted
+from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
+from verbatim.lifecycle import activities
+from verbatim.lifecycle.activities import DeletionUnderWay, finalised_name
+from verbatim.retention.deletion import LATE_DELETION
+from verbatim.retention.recordings import CosmosRetentionRecordings
+
+
+class HostKilled(RuntimeError):
+    """The Functions host died mid-invocation: the queue delivers the message again later."""
+
+
+class Step:
+    """`inner` with one method wrapped: the first call whose arguments `when` accepts runs `before` first (and,
+    with `then_kill`, dies right after the call, as a killed host would)."""
+
+    def __init__(
+        self,
+        inner: object,
+        method: str,
+        when: Callable[..., bool],
+        before: Callable[[], object],
+        *,
+        then_kill: bool = False,
+    ) -> None:
+        self._inner, self._method, self._when, self._then_kill = inner, method, when, then_kill
+        self._before: Callable[[], object] | None = before
+        self.ran = False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name != self._method:
+            return attr
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            before = self._before
+            if before is None or not self._when(*args, **kwargs):
+                return attr(*args, **kwargs)
+            self._before = None
+            before()
+            self.ran = True
+            result = attr(*args, **kwargs)
+            if self._then_kill:
+                raise HostKilled(f"the host died after {self._method}")
+            return result
+
+        return step
+
+
+def named(suffix: str) -> Callable[..., bool]:
+    return lambda name, *_, **__: str(name).endswith(suffix)
+
+
+def appending(kind: str) -> Callable[..., bool]:
+    return lambda entry_kind, *_, **__: str(entry_kind) == kind
+
+
+def expired_recording(world: RetentionWorld) -> RecordingRecord:
+    """A 30-day recording whose evidence is sealed and whose access copy is still to be made, 31 days on."""
+    world.assign_class(TRADER[0], "cftc-oral")
+    record = world.seal(access_pending=True, seconds=9.0, others=[phone_participant("p2", CLIENT_PHONE)])
+    assert record.seal is not None and record.seal.parts[0].access_pending
+    world.clock.set(T0 + timedelta(days=31))
+    return record
+
+
+def request(record: RecordingRecord) -> AccessCopyRequest:
+    return AccessCopyRequest(recording_id=record.id, part=0, finalised_blob=finalised_name(record.id, 0))
+
+
+def sweep(world: RetentionWorld, recording_id: str) -> Callable[[], None]:
+    def run() -> None:
+        report = world.runtime.sweep.run()
+        assert report.deleted == [recording_id], report
+
+    return run
+
+
+def kinds(world: RetentionWorld, recording_id: str) -> list[str]:
+    return [e.kind for e in world.runtime.ledger.entries_for_subject(f"recording:{recording_id}")]
+
+
+def assert_nothing_left(world: RetentionWorld, recording_id: str) -> None:
+    deps = world.deps
+    assert world.blobs_of(recording_id) == []
+    assert deps.scratch.names(f"access-chunks/{recording_id}/") == []
+    assert not deps.scratch.exists(finalised_name(recording_id, 0))
+    assert deps.staging.names(f"{capture_prefix(recording_id, 0)}/", uncommitted=True) == []
+    tombstone = world.record(recording_id)
+    assert tombstone.status == "deleted"
+    assert tombstone.facts.observed_user is None and tombstone.facts.participants == []
+    assert tombstone.facts.phone_numbers == []
+
+
+# Where the sweep lands while the access copy is made: what `make_access_copy` is doing at that moment.
+WHILE_ENCODING = "while its chunks are encoded (the evidence goes from under the encoder)"
+BEFORE_ACCESS_COPY = "after the chunks are encoded, before access.opus is written"
+BEFORE_ACCESS_SEAL = "after access.opus is written, before access.json"
+BEFORE_ACCESS_ENTRY = "after access.json is written, before the access_copy.sealed entry"
+
+
+@pytest.mark.parametrize("moment", [WHILE_ENCODING, BEFORE_ACCESS_COPY, BEFORE_ACCESS_SEAL, BEFORE_ACCESS_ENTRY])
+def test_a_deletion_while_the_access_copy_is_made_leaves_nothing_behind(world: RetentionWorld, moment: str) -> None:
+    record = expired_recording(world)
+    deps = world.deps
+    run_sweep = sweep(world, record.id)
+    step: Step
+    if moment == WHILE_ENCODING:
+        step = Step(deps.scratch, "write", named(".vopk"), run_sweep)
+        deps = dataclasses.replace(deps, scratch=step)  # type: ignore[arg-type]
+    elif moment in (BEFORE_ACCESS_COPY, BEFORE_ACCESS_SEAL):
+        suffix = "/access.opus" if moment == BEFORE_ACCESS_COPY else "/access.json"
+        step = Step(deps.recordings, "write", named(suffix), run_sweep)
+        deps = dataclasses.replace(deps, recordings=step)  # type: ignore[arg-type]
+    else:
+        step = Step(deps.ledger, "append", appending(EntryKind.ACCESS_COPY_SEALED), run_sweep)
+        deps = dataclasses.replace(deps, ledger=step)  # type: ignore[arg-type]
+
+    sealed = activities.make_access_copy(deps, request(record))
+
+    assert step.ran
+    assert sealed.access_manifest_blob is None  # nothing was sealed for a recording that is gone
+    assert_nothing_left(world, record.id)
+    tombstone = world.record(record.id)
+    assert tombstone.seal is not None and tombstone.seal.access_copy_blob is None
+    assert tombstone.seal.parts[0].access_manifest_blob is None
+    history = kinds(world, record.id)
+    assert history[:2] == [EntryKind.SEALED, EntryKind.DELETED]
+    if moment == WHILE_ENCODING:  # the copy was never made
+        assert history[2:] == []
+    elif moment == BEFORE_ACCESS_COPY:  # access.opus came after the certificate: certified apart
+        assert history[2:] == [LATE_DELETION]
+    elif moment == BEFORE_ACCESS_SEAL:  # access.opus in the certificate; access.json after it, never sealed
+        assert history[2:] == [LATE_DELETION]
+    else:  # both were there when the deletion listed the folder: the certificate has them
+        assert history[2:] == [EntryKind.ACCESS_COPY_SEALED]
+    entries = world.runtime.ledger.entries_for_subject(f"recording:{record.id}")
+    certified = {
+        str(b["blob"]).rsplit("/", 1)[1]
+        for e in entries
+        if e.kind in (EntryKind.DELETED, LATE_DELETION)
+        for b in e.details["deleted"]  # type: ignore[union-attr]
+        if isinstance(b, dict)
+    }
+    assert {"audio.flac", "capture.json", "manifest.json"} <= certified
+    assert ("access.opus" in certified) == (moment != WHILE_ENCODING)
+    deletion = tombstone.deletion
+    assert deletion is not None
+    for late in (e for e in entries if e.kind == LATE_DELETION):
+        assert late.details["certificate_seq"] == deletion.certificate_seq
+
+
+def test_a_host_killed_after_writing_the_copy_of_a_deleted_recording_leaves_nothing_once_delivered_again(
+    world: RetentionWorld,
+) -> None:
+    record = expired_recording(world)
+    step = Step(world.deps.recordings, "write", named("/access.opus"), sweep(world, record.id), then_kill=True)
+    killed = dataclasses.replace(world.deps, recordings=step)  # type: ignore[arg-type]
+    with pytest.raises(HostKilled):
+        activities.make_access_copy(killed, request(record))
+    assert [n.rsplit("/", 1)[1] for n in world.blobs_of(record.id)] == ["access.opus"]  # written after the deletion
+
+    activities.make_access_copy(world.deps, request(record))  # the message, delivered again
+
+    assert_nothing_left(world, record.id)
+    assert kinds(world, record.id) == [EntryKind.SEALED, EntryKind.DELETED, LATE_DELETION]
+
+
+class ClaimedRecordings(CosmosRetentionRecordings):
+    """Runs `after_claim` once, right after the sweep's claim (status `deleting`) is stored."""
+
+    def __init__(self, real: CosmosRetentionRecordings, after_claim: Callable[[], None]) -> None:
+        super().__init__(real._container)
+        self.after_claim: Callable[[], None] | None = after_claim
+
+    def replace(self, record: RecordingRecord, etag: str) -> bool:
+        stored = super().replace(record, etag)
+        action = self.after_claim
+        if stored and record.status == "deleting" and action is not None:
+            self.after_claim = None
+            action()
+        return stored
+
+
+def test_the_access_copy_of_a_recording_being_deleted_is_tried_again_after_the_deletion(
+    world: RetentionWorld,
+) -> None:
+    record = expired_recording(world)
+    refused: list[DeletionUnderWay] = []
+
+    def deliver() -> None:
+        with pytest.raises(DeletionUnderWay) as raised:
+            activities.make_access_copy(world.deps, request(record))
+        refused.append(raised.value)
+
+    world.runtime.recordings = ClaimedRecordings(world.runtime.recordings, deliver)  # type: ignore[assignment]
+    world.runtime.sweep.run()
+    assert len(refused) == 1 and refused[0].status == 409
+    assert world.record(record.id).status == "deleted"
+
+    activities.make_access_copy(world.deps, request(record))  # delivered again: the deletion is done
+
+    assert_nothing_left(world, record.id)
+    assert kinds(world, record.id) == [EntryKind.SEALED, EntryKind.DELETED]
+
+
+def test_late_recorder_events_write_no_personal_data_back_into_the_tombstone(world: RetentionWorld) -> None:
+    world.assign_class(TRADER[0], "cftc-oral")
+    record = world.seal(access_after=True, others=[phone_participant("p2", CLIENT_PHONE)])
+    world.clock.set(T0 + timedelta(days=31))
+    assert world.runtime.sweep.run().deleted == [record.id]
+    prefix = capture_prefix(record.id, 0)
+    common: dict[str, Any] = {
+        "recording_id": record.id,
+        "call_id": f"leg-{record.id}",
+        "recorder_instance": "recorder-0",
+        "occurred_at": T0 + timedelta(seconds=1),
+    }
+    late_participant = CallParticipant(
+        participant_id="p3", identity=Identity(kind="user", id="u-late", upn="late@contoso.com")
+    )
+    started = RecordingStarted(
+        **common,
+        event_id="late-started",
+        sequence=7,
+        blob_container=world.settings.captures_container,
+        blob_name=track_blob_name(prefix),
+        manifest_blob_name=manifest_blob_name(prefix),
+        call_chain_id=f"chain-{record.id}",
+        tenant_id="tenant-1",
+        observed_user=ObservedUser(id=TRADER[0], upn=TRADER[1], display_name="Observed User"),
+        participants=[late_participant, phone_participant("p2", CLIENT_PHONE)],
+        direction="outbound",
+        call_type="groupCall",
+        phone_numbers=[CLIENT_PHONE],
+        recorder_app_id="app-recorder",
+        recorder_version="1.0.0",
+        started_at=T0,
+        heartbeat_interval_seconds=5.0,
+    )
+    changed = ParticipantsChanged(**common, event_id="late-roster", sequence=8, participants=[late_participant])
+    before = world.record(record.id)
+
+    for event in (started, changed):
+        activities.receive_event(world.deps, event)
+
+    after = world.record(record.id)
+    assert after.status == "deleted"
+    assert after.facts == before.facts and after.facts.observed_user is None
+    assert after.facts.participants == [] and after.facts.phone_numbers == []
+    assert 7 not in after.sequences_seen and 8 not in after.sequences_seen
