@@ -27,6 +27,7 @@ from verbatim.lifecycle import activities
 from verbatim.lifecycle.activities import DeletionUnderWay, finalised_name
 from verbatim.retention.deletion import LATE_DELETION
 from verbatim.retention.recordings import CosmosRetentionRecordings
+from verbatim.search.index import CosmosRecordingIndex, SearchQuery
 
 
 class HostKilled(RuntimeError):
@@ -151,9 +152,8 @@ def test_a_deletion_while_the_access_copy_is_made_leaves_nothing_behind(world: R
     assert history[:2] == [EntryKind.SEALED, EntryKind.DELETED]
     if moment == WHILE_ENCODING:  # the copy was never made
         assert history[2:] == []
-    elif moment == BEFORE_ACCESS_COPY:  # access.opus came after the certificate: certified apart
-        assert history[2:] == [LATE_DELETION]
-    elif moment == BEFORE_ACCESS_SEAL:  # access.opus in the certificate; access.json after it, never sealed
+    elif moment in (BEFORE_ACCESS_COPY, BEFORE_ACCESS_SEAL):
+        # What came after the certificate (access.opus; access.json, never sealed) is certified apart.
         assert history[2:] == [LATE_DELETION]
     else:  # both were there when the deletion listed the folder: the certificate has them
         assert history[2:] == [EntryKind.ACCESS_COPY_SEALED]
@@ -272,3 +272,47 @@ def test_late_recorder_events_write_no_personal_data_back_into_the_tombstone(wor
     assert after.facts == before.facts and after.facts.observed_user is None
     assert after.facts.participants == [] and after.facts.phone_numbers == []
     assert 7 not in after.sequences_seen and 8 not in after.sequences_seen
+
+
+class DeletionDuringIndexWrite(CosmosRecordingIndex):
+    """The search index as reconciliation writes it: `action` runs right after the write's first read of the
+    recording's entries (the deletion lands between that read and the write)."""
+
+    def __init__(self, real: CosmosRecordingIndex, action: Callable[[], None]) -> None:
+        super().__init__(real._container)
+        self.action: Callable[[], None] | None = action
+
+    def _documents(self, recording_id: str) -> list[dict[str, Any]]:
+        found = super()._documents(recording_id)
+        action, self.action = self.action, None
+        if action is not None:
+            action()
+        return found
+
+
+@pytest.mark.parametrize("landing", ["before the late write", "between the late write's read and its write"])
+def test_a_search_entry_written_late_from_before_the_deletion_never_brings_the_people_back(
+    world: RetentionWorld, landing: str
+) -> None:
+    """Reconciliation reads the record, then writes its search entry seconds later; a deletion in between replaces
+    the entry with the tombstone's (no people), which the late write must not undo."""
+    world.assign_class(TRADER[0], "cftc-oral")
+    record = world.seal(access_after=True, others=[phone_participant("p2", CLIENT_PHONE)])
+    index = world.container.recording_index
+    assert record.seal is not None and record.seal.access_copy_blob is not None
+    before_copy = record.model_copy(update={"seal": record.seal.model_copy(update={"access_copy_blob": None})})
+    index.put(before_copy)  # indexed once its evidence was sealed; the late write says its copy is sealed too
+    assert [r.id for r in index.search(SearchQuery(participant=CLIENT_PHONE))[0]] == [record.id]
+    world.clock.set(T0 + timedelta(days=31))
+    if landing == "before the late write":
+        sweep(world, record.id)()
+        index.put(record)  # the record as read before the deletion
+    else:
+        DeletionDuringIndexWrite(index, sweep(world, record.id)).put(record)
+
+    entry = index.get(record.id)
+    assert entry is not None and entry.status == "deleted"
+    assert entry.observed_user.id is None and entry.observed_user.user_principal_name is None and entry.participants == []
+    for person in (CLIENT_PHONE, TRADER[0], TRADER[1]):
+        assert index.search(SearchQuery(participant=person))[0] == []
+        assert index.search(SearchQuery(observed_user=person))[0] == []

@@ -922,9 +922,9 @@ def make_access_copy(deps: LifecycleDeps, request: AccessCopyRequest) -> AccessS
     part whose copies are sealed already (a duplicate or a swept request), or whose recording is deleted, is only
     cleaned up (and anything an earlier delivery wrote after the deletion removed); one whose recording is being
     deleted is tried again (`DeletionUnderWay`). What it writes it looks at afterwards (`_deleted_since_written`), so
-    a deletion that lands while the copy is made never leaves it behind. Chunks an interrupted attempt already left in scratch are kept (written whole, under names
-    derived from the evidence hash and their place), so every delivery of a long recording's request gets further
-    even if the host's function timeout cuts it short."""
+    a deletion that lands while the copy is made never leaves it behind. Chunks an interrupted attempt already left
+    in scratch are kept (written whole, under names derived from the evidence hash and their place), so every
+    delivery of a long recording's request gets further even if the host's function timeout cuts it short."""
     record = _record(deps, request.recording_id)
     sealed_part = next((p for p in _sealed_parts(record) if p.part == request.part), None)
     if sealed_part is None:

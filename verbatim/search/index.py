@@ -15,6 +15,7 @@ and the policy snapshots — and the entry keeps them: a later write that knows 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -364,7 +365,7 @@ class CosmosRecordingIndex:
                     document["id"], document, etag=same["_etag"], match_condition=MatchConditions.IfNotModified
                 )
         except CosmosHttpResponseError as error:
-            if error.status_code in (409, 412):
+            if error.status_code in (404, 409, 412):  # removed, created or changed since it was read
                 return False
             raise
         return True
@@ -385,10 +386,8 @@ class CosmosRecordingIndex:
                 self._delete(document)  # (in its own partition the tombstone replaced it already)
 
     def _delete(self, document: Mapping[str, Any]) -> None:
-        try:
+        with contextlib.suppress(CosmosResourceNotFoundError):  # already gone
             self._container.delete_item(document["id"], partition_key=document.get("observedUserId"))
-        except CosmosResourceNotFoundError:
-            pass  # already gone
 
     def get(self, recording_id: str) -> RecordingSummary | None:
         documents = self._documents(recording_id)
