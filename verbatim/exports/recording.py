@@ -38,7 +38,7 @@ from verbatim.exports.work import ChatSnapshot, PartRecord, RecordingSnapshot
 from verbatim.exports.zip64 import SegmentWriter
 from verbatim.ledger.log.service import TransparencyLog
 from verbatim.platform.blobs import BlobNotFound, BlobStore
-from verbatim.platform.errors import NotFound
+from verbatim.platform.errors import NotFound, VerbatimError
 from verbatim.platform.times import format_datetime
 from verbatim.reconciliation.store import VerdictStore
 
@@ -56,6 +56,36 @@ def subject_entries(log: TransparencyLog, subject: str, below: int | None = None
         if len(page) < PAGE or (below is not None and page[-1].index >= below):
             return found
         after = page[-1].index
+
+
+# A recording whose deletion under retention has begun (`deleting`) or is done (`deleted`: its record is a
+# tombstone, which keeps its seal index but none of its objects).
+DELETION_BEGUN = frozenset({"deleting", "deleted"})
+
+
+class DeletedUnderRetention(VerbatimError):
+    """A recording of the export was deleted under retention after the export was planned: the package cannot carry
+    it. The export fails with this reason (not as evidence missing from its seal); asked for again, it lists the
+    recording as deleted under retention."""
+
+    status = 410
+    title = "Recording deleted under retention"
+
+
+def deleted_under_retention(record: RecordingRecord) -> DeletedUnderRetention:
+    return DeletedUnderRetention(
+        f"recording {record.id} was {deletion_note(record)} after this export was planned, so the package cannot "
+        "carry it; request the export again to have it listed as deleted",
+        recording_id=record.id,
+    )
+
+
+def deletion_note(record: RecordingRecord) -> str:
+    """`deleted under retention (...)`, naming the deletion certificate's ledger entry once it is written."""
+    deletion = record.deletion
+    if record.status == "deleted" and deletion is not None and deletion.certificate_seq is not None:
+        return f"deleted under retention (deletion certificate: ledger entry {deletion.certificate_seq})"
+    return "deleted under retention (its deletion is under way)"
 
 
 @dataclass
@@ -76,6 +106,8 @@ def attest_recording(
 ) -> RecordingSnapshot:
     """Append the `exported` entry (idempotent per export and recording) and snapshot the recording."""
     record = sources.record(recording_id)
+    if record is not None and record.status in DELETION_BEGUN:
+        raise deleted_under_retention(record)  # before the `exported` entry: nothing of it is exported
     if record is None or record.seal is None:
         raise NotFound(f"recording {recording_id} is not sealed (it may have been deleted since the export began)")
     if export.options.access_copies and sealed_parts(record.seal)[-1].access_pending:

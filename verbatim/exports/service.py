@@ -11,9 +11,10 @@ Every read and change is recorded: `export.created`, `exported` (per recording),
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,7 +48,16 @@ from verbatim.exports.assemble import assemble_package, write_index
 from verbatim.exports.blocks import BlockSink
 from verbatim.exports.chats import ChatSources, attest_chat, package_chat, plan_for_hold, plan_for_recordings
 from verbatim.exports.links import PackageLinks
-from verbatim.exports.recording import RecordingSources, attest_recording, media_sizes, package_recording
+from verbatim.exports.recording import (
+    DELETION_BEGUN,
+    RecordingSources,
+    attest_recording,
+    deleted_under_retention,
+    deletion_note,
+    media_sizes,
+    package_recording,
+)
+from verbatim.exports.sealed_media import SealMismatch
 from verbatim.exports.store import ExportStore
 from verbatim.exports.work import (
     ChatSnapshot,
@@ -583,6 +593,9 @@ class ExportService:
             if candidate.id in seen:
                 continue
             seen.add(candidate.id)
+            if candidate.status in DELETION_BEGUN:
+                excluded.append(Excluded(recording_id=candidate.id, reason=deletion_note(candidate)))
+                continue
             if candidate.status != "sealed" or candidate.seal is None:
                 excluded.append(Excluded(recording_id=candidate.id, reason=f"not sealed (status {candidate.status})"))
                 continue
@@ -624,7 +637,8 @@ class ExportService:
                 continue
             recording_id = plan.recording_ids[position]
             snapshot = attest_recording(self.log, self.sources, record, position, recording_id)
-            snapshot.media_sizes = media_sizes(self.media, record, snapshot.record)
+            with self._deleted_meanwhile(recording_id):
+                snapshot.media_sizes = media_sizes(self.media, record, snapshot.record)
             snapshots.recordings.append(snapshot)
             self.audit.record(
                 AuditEvent(
@@ -747,7 +761,8 @@ class ExportService:
                 snapshot = snapshots.recording(position)
                 if snapshot is None:
                     raise RuntimeError(f"export {batch.export_id}: recording {position} was not attested")
-                items.append(package_recording(self.log, self.media, writer, record, snapshot, size))
+                with self._deleted_meanwhile(snapshot.record.id):
+                    items.append(package_recording(self.log, self.media, writer, record, snapshot, size))
                 continue
             chat_snapshot = snapshots.chat(position)
             if self.chats is None or chat_snapshot is None:
@@ -760,6 +775,18 @@ class ExportService:
         work.save_segment(segment)
         self.progress(batch.export_id, "packaging", plan.total, added=end - first)
         return segment
+
+    @contextlib.contextmanager
+    def _deleted_meanwhile(self, recording_id: str) -> Iterator[None]:
+        """A sealed object missing from storage because the recording was deleted under retention since it was
+        attested is `DeletedUnderRetention` (the export fails saying so), not a seal mismatch."""
+        try:
+            yield
+        except SealMismatch:
+            current = self.sources.record(recording_id)
+            if current is not None and current.status in DELETION_BEGUN:
+                raise deleted_under_retention(current) from None
+            raise
 
     def assemble(self, export_id: str, total: int, checkpoint_size: int) -> ExportResult:
         record = self._get(export_id)
