@@ -312,7 +312,8 @@ def test_a_search_entry_written_late_from_before_the_deletion_never_brings_the_p
 
     entry = index.get(record.id)
     assert entry is not None and entry.status == "deleted"
-    assert entry.observed_user.id is None and entry.observed_user.user_principal_name is None and entry.participants == []
+    assert entry.observed_user.id is None and entry.observed_user.user_principal_name is None
+    assert entry.participants == []
     for person in (CLIENT_PHONE, TRADER[0], TRADER[1]):
         assert index.search(SearchQuery(participant=person))[0] == []
         assert index.search(SearchQuery(observed_user=person))[0] == []

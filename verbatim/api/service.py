@@ -272,6 +272,14 @@ class ComplianceApi:
         seal = record.seal
         if seal is None:
             return detail
+        if record.status in ("deleting", "deleted"):
+            # Deleted under retention: its objects are gone on purpose — nothing to read back, and no tampering.
+            certificate = record.deletion.certificate_seq if record.deletion else None
+            detail.problems.append(
+                "deleted under retention"
+                + (f" (deletion certificate: ledger entry {certificate})" if certificate else " (under way)")
+            )
+            return detail
         entry = self.ledger.entry(seal.ledger_seq)
         parts = sealed_parts(seal)
         problems: list[str] = []
@@ -539,6 +547,13 @@ class ComplianceApi:
                 "`stream` names a video stream (`screen-<source id>` or `video-<source id>`) of `copy=video`"
             )
         record = self._record(recording_id)
+        if record.status in ("deleting", "deleted"):
+            # Deleted under retention: nothing of it is served (and its absence is no tampering).
+            raise NotFound(
+                f"recording {recording_id} was deleted under retention: its {copy} copy is gone",
+                recording_id=recording_id,
+                deletion_certificate_seq=record.deletion.certificate_seq if record.deletion else None,
+            )
         if copy == "pair":
             if part is not None:
                 raise InvalidInput("`part` does not apply to copy=pair (the union covers every part of both)")
