@@ -12,7 +12,7 @@ test_hold_race.py."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -21,12 +21,20 @@ import pytest
 from tests.retention.world import CLIENT_PHONE, T0, TRADER, RetentionWorld, phone_participant
 from verbatim.contracts.evidence import EntryKind
 from verbatim.contracts.lifecycle import AccessCopyRequest, RecordingRecord
-from verbatim.contracts.recorder import CallParticipant, Identity, ObservedUser, ParticipantsChanged, RecordingStarted
+from verbatim.contracts.recorder import (
+    CallParticipant,
+    Identity,
+    ObservedUser,
+    ParticipantsChanged,
+    RecordingContinued,
+    RecordingStarted,
+)
 from verbatim.evidence.capture import capture_prefix, manifest_blob_name, track_blob_name
 from verbatim.lifecycle import activities
 from verbatim.lifecycle.activities import DeletionUnderWay, finalised_name
 from verbatim.retention.deletion import LATE_DELETION
 from verbatim.retention.recordings import CosmosRetentionRecordings
+from verbatim.retention.storage import RecordingBlobs, StoredObject
 from verbatim.search.index import CosmosRecordingIndex, SearchQuery
 
 
@@ -317,3 +325,75 @@ def test_a_search_entry_written_late_from_before_the_deletion_never_brings_the_p
     for person in (CLIENT_PHONE, TRADER[0], TRADER[1]):
         assert index.search(SearchQuery(participant=person))[0] == []
         assert index.search(SearchQuery(observed_user=person))[0] == []
+
+
+def test_a_recording_whose_continuation_is_still_open_is_deleted_only_once_every_part_is_sealed(
+    world: RetentionWorld,
+) -> None:
+    """A continuation (what the recorder captured after a salvage) is sealed into the same folder after part 0:
+    a deletion before then would leave that part behind, so the sweep waits for it (and reports why)."""
+    world.assign_class(TRADER[0], "cftc-oral")
+    record = world.seal(access_after=True)
+    continued = RecordingContinued(
+        recording_id=record.id,
+        call_id=f"leg-{record.id}",
+        recorder_instance="recorder-0",
+        occurred_at=T0 + timedelta(seconds=2),
+        event_id="continued-1",
+        sequence=5,
+        generation=1,
+        first_block=3,
+        first_sample=48_000,
+        kept_blocks=3,
+        reason="the lifecycle fenced generation 0",
+    )
+    activities.receive_event(world.deps, continued)
+    world.clock.set(T0 + timedelta(days=31))
+
+    report = world.runtime.sweep.run()
+    assert report.deleted == [] and report.retained == 1
+    status = world.runtime.deleter.status(record.id)
+    assert not status.deletable and "part 1 of the recording is still being captured or sealed" in status.reason
+    assert len(world.blobs_of(record.id)) == 5
+
+    activities.mark_not_recorded(world.deps, record.id, "the continuation held no audio", part=1)
+    assert world.runtime.sweep.run().deleted == [record.id]
+    assert world.blobs_of(record.id) == []
+
+
+class WrittenAfterTheListing(RecordingBlobs):
+    """The recordings container as the deletion sees it: `write` runs once, after the deletion listed the folder
+    (a writer under way that wrote then, and looked while the record still said `deleting`)."""
+
+    def __init__(self, real: RecordingBlobs, write: Callable[[], None]) -> None:
+        self.container = real.container
+        self._real = real
+        self._write: Callable[[], None] | None = write
+
+    def objects(self, record: RecordingRecord) -> list[StoredObject]:
+        return self._real.objects(record)
+
+    def delete(self, objects: Iterable[StoredObject]) -> int:
+        deleted = self._real.delete(objects)
+        write, self._write = self._write, None
+        if write is not None:
+            write()
+        return deleted
+
+
+def test_what_is_written_after_the_deletion_listed_the_folder_goes_with_the_tombstone(world: RetentionWorld) -> None:
+    world.assign_class(TRADER[0], "cftc-oral")
+    record = world.seal(access_after=True)
+    world.clock.set(T0 + timedelta(days=31))
+    late_name = f"{record.id}/pair-0123456789abcdef.json"
+    deleter = world.runtime.deleter
+    deleter._blobs = WrittenAfterTheListing(  # type: ignore[assignment]
+        deleter._blobs, lambda: world.deps.recordings.write(late_name, b"{}", content_type="application/json")
+    )
+
+    assert world.runtime.sweep.run().deleted == [record.id]
+
+    assert world.blobs_of(record.id) == []
+    assert kinds(world, record.id)[-2:] == [EntryKind.DELETED, LATE_DELETION]
+    late = world.runtime.ledger.entries_for_subject(f"recording:{record.id}")[-1]
+    assert [b["blob"] for b in late.details["deleted"]] == [late_name]  # type: ignore[union-attr,index]

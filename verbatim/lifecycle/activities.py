@@ -276,6 +276,13 @@ def pair_recording(deps: LifecycleDeps, record: RecordingRecord) -> None:
         access_copy=_pair_access_copy(deps, pair),
     )
 
+    # Written into each member's folder: a member deleted under retention meanwhile loses them again (write, then
+    # look); one being deleted lists its folder once more after its tombstone.
+    for member in {ref.recording_id for ref in refs}:
+        found = deps.store.get(member)
+        if found is not None and found.status == "deleted":
+            _settle(deps, found)
+
     def sealed(current: RecordingPair | None) -> RecordingPair:
         assert current is not None
         if revision_of(current) != revision:

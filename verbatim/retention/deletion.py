@@ -16,10 +16,12 @@ all take, so the checks are the same everywhere.
 
 A crash anywhere leaves either an untouched record or one in `deleting`; the next attempt finishes the latter.
 
-Work already under way when the claim lands (an access copy being made, delivered late) may still write under the
-folder. Such writers write first and then read the record (`verbatim.lifecycle.activities`): `sealed`, and a later
-claim lists what they wrote; `deleting`, and they retry later; `deleted`, and they call `remove_late_objects`,
-which deletes what appeared since and certifies it in a `deleted.late` ledger entry.
+Work already under way when the claim lands (an access copy being made, delivered late; a pair manifest) may
+still write under the folder. Such writers write first and then read the record (`verbatim.lifecycle.activities`):
+`sealed`, and a later claim lists what they wrote; `deleted`, and they call `remove_late_objects`, which deletes
+what appeared since and certifies it in a `deleted.late` ledger entry; `deleting`, and the deletion lists the
+folder once more after its tombstone (the access-copy trigger also tries again later, so a deletion that dies
+between the two still loses nothing).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ MAX_ATTEMPTS = 50
 # The ledger entry certifying objects deleted after the recording's deletion (written by work already under way).
 LATE_DELETION = "deleted.late"
 Decision = Literal["due", "held", "retained", "not_sealed", "deleted"]
+# The states in which a continuation (part n > 0) writes nothing more under the recording's folder.
+PART_FINAL = frozenset({"sealed", "not_recorded"})
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,15 @@ def check(
     holds = set(seal.legal_holds) if seal else set()
     if record.status == "sealed":
         holds |= {h.id for h in active_holds if matches(h, record.facts)}
+        still_open = [c.generation for c in record.continuations if c.status not in PART_FINAL]
+        if still_open and not holds:
+            # A continuation (what the recorder captured after a salvage) is still captured or sealed into the
+            # recording's folder: deleting now would leave that part behind. It goes once every part is sealed.
+            return Verdict(
+                "not_sealed",
+                f"part {still_open[0]} of the recording is still being captured or sealed: the recording is deleted "
+                "once every part is sealed",
+            )
     return evaluate(
         record.status,
         seal.retention_class if seal else None,
@@ -431,6 +444,9 @@ class RecordingDeleter:
             idempotency_key=f"deleted:{record.id}",
         )
         tombstone = self._tombstone(record.id, entry, deleted)
+        # Once more, now that the tombstone is there: what work under way wrote after the listing above (a writer
+        # that looked before the tombstone) goes too, certified apart; one that looks later sees the tombstone.
+        self.remove_late_objects(record.id, actor=deletion.claimed_by)
         if self._on_deleted is not None:
             try:
                 self._on_deleted(tombstone)
