@@ -176,6 +176,8 @@ var appSettings = {
   // Reconciliation, completeness reports and the compliance API's media responses.
   RECONCILIATION_JOIN_TOLERANCE_SECONDS: '3'
   RECONCILIATION_END_TOLERANCE_SECONDS: '1'
+  // How long after a call reconciliation waits for the recorder's report before judging it unrecorded (an alert).
+  RECONCILIATION_RECORDER_REPORT_GRACE_SECONDS: '900'
   REPORTS_CONTAINER: 'reports'
   EXPORT_RETENTION_DAYS: '30'
   EXPORT_LINK_MINUTES: '15'

@@ -21,7 +21,8 @@ VerdictState = Literal[
     "recorded",  # the user's whole presence in the call is covered by sealed recordings (within tolerance)
     "partial",  # some of it is covered: see `coverage` and `gaps`
     "missing",  # none of it is covered
-    "pending",  # not decided yet: a recording is not sealed, or the user's policy is not known; re-evaluated
+    "pending",  # not decided yet: a recording is not sealed, the user's policy is not known, or no recorder has
+    # reported on the call yet and the grace for its report has not ended; re-evaluated
 ]
 VerdictReason = Literal[
     "recorded",
@@ -34,6 +35,9 @@ VerdictReason = Literal[
     # (video: the cameras; videoBasedScreenSharing: a screen share) and no sealed recording of the user holds it
     "no_invitation",  # no recorder ever reported on this user's call: it was not invited (or never told us)
     "recording_pending",  # a recording is still being captured or sealed
+    "awaiting_recorder_report",  # pending: no recorder has reported on the user's call yet, and the call ended less
+    # than the grace ago (RECONCILIATION_RECORDER_REPORT_GRACE_SECONDS): a report can lag behind the call record
+    # (queue retries, a Functions host restart); re-evaluated when the grace ends (then `no_invitation` if none came)
     "policy_change_pending",  # the call fell in the propagation window of a policy change
     "policy_unknown",  # pending: the coverage audit has not observed the user yet, so whether they had to be
     # recorded is not known; re-evaluated when it has (after each audit that writes snapshots, and daily)
@@ -119,6 +123,20 @@ class RecordingIndexed(CamelContract):
     status: str | None = None
     call_chain_id: str | None = None
     observed_user_id: str | None = None
+    at: str
+
+
+@contract("recorder-report.grace-ended", 1)
+class RecorderReportGraceEnded(CamelContract):
+    """`reconciliation-requests` message, sent with a visibility delay when a verdict became `pending`
+    (`awaiting_recorder_report`): the grace for the recorder's report on call `call_record_id` ends at `due_at`, so
+    re-evaluate the call then — judged on the recordings if a report came, `missing` (`no_invitation`) if none did.
+    Idempotent; one that arrives early only schedules another."""
+
+    schema_name: Literal["recorder-report.grace-ended"] = Field(default="recorder-report.grace-ended", alias="schema")
+    schema_version: Literal[1] = 1
+    call_record_id: str
+    due_at: str
     at: str
 
 

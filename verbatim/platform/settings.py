@@ -386,6 +386,15 @@ class Settings(StorageSettings):
     reconciliation_end_tolerance_seconds: float = Field(
         default=1.0, ge=0, le=2, validation_alias=_alias("RECONCILIATION_END_TOLERANCE_SECONDS")
     )
+    # How long after a call ended reconciliation waits for a recorder's report on a user before it judges the call
+    # unrecorded (`missing`, `no_invitation`, an alert); until then the verdict is `pending`
+    # (`awaiting_recorder_report`). A report lags behind the call when its queue message waits: the queue
+    # trigger's retries (5 dequeues, 10 s apart: host.json), and a Functions host that dies holding it hides it for
+    # the listener's 10 minutes (azure-webjobs-sdk#1040) plus the host's restart. 15 minutes covers one such
+    # redelivery with a margin; 0 judges at once. At most an hour: a real miss is alerted this much later.
+    reconciliation_recorder_report_grace_seconds: int = Field(
+        default=900, ge=0, le=3600, validation_alias=_alias("RECONCILIATION_RECORDER_REPORT_GRACE_SECONDS")
+    )
     # Signed daily completeness reports (recordings storage account).
     reports_container: str = Field(default=layout.REPORTS_BLOBS, validation_alias=_alias("REPORTS_CONTAINER"))
     # Exports: how long a package is kept after it was made (unless the legal hold it was made from is active).

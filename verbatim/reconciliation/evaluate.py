@@ -40,6 +40,9 @@ EXPLAINED_REASONS = frozenset({"call_blocked_by_policy", "policy_change_pending"
 RESOLUTION_SECONDS = 0.1
 # Less audio than this captured of the user's presence is no evidence of any conversation: missing, not partial.
 EVIDENCE_FLOOR_SECONDS = 1.0
+# How long after a call ended a recorder's report on it may still come (the production default of
+# `RECONCILIATION_RECORDER_REPORT_GRACE_SECONDS`, which says why): until then no report is not yet a miss.
+RECORDER_REPORT_GRACE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -306,7 +309,23 @@ def classify(present: Sequence[Span], records: Sequence[RecordingRecord]) -> lis
     return gaps
 
 
-def assess(call: CallRecord, user: PolicyUser, records: Sequence[RecordingRecord], tolerance: Tolerance) -> Assessment:
+def report_due(call: CallRecord, grace: timedelta) -> datetime | None:
+    """Until when a recorder's report on the call may still come: the call's end plus `grace` (None without a grace
+    or an end time: judged at once)."""
+    end = parse_datetime(call.end_date_time)
+    if end is None or grace <= timedelta(0):
+        return None
+    return end + grace
+
+
+def assess(
+    call: CallRecord,
+    user: PolicyUser,
+    records: Sequence[RecordingRecord],
+    tolerance: Tolerance,
+    awaiting_report_until: datetime | None = None,
+) -> Assessment:
+    """`awaiting_report_until`: the grace for a recorder's report has not ended (see `report_due`)."""
     present, blocked, failure_text = presence(call, user.party)
     captured = union(span for r in records for span, _ in captured_spans(r))
     expected = seconds(present)
@@ -324,6 +343,15 @@ def assess(call: CallRecord, user: PolicyUser, records: Sequence[RecordingRecord
         # none must be lost. The next audit that writes snapshots (or the daily run) decides it.
         detail = "the coverage audit has not observed this user yet: whether the call had to be recorded is not known"
         return Assessment("pending", "policy_unknown", detail, coverage, recorded, gaps, present, blocked)
+
+    if awaiting_report_until is not None and not records and not blocked:
+        # No recorder has reported on the user yet, but its report may still be on its way: the call record can
+        # come first (a queue backlog, a Functions host restarting). Judged when the grace ends; no alert until then.
+        detail = (
+            "no recorder has reported on this user's call yet; judged at "
+            f"{format_datetime(awaiting_report_until)} if none has by then"
+        )
+        return Assessment("pending", "awaiting_recorder_report", detail, coverage, recorded, gaps, present, blocked)
 
     if expected > 0 and recorded > 0 and not untolerated:
         lacking = modalities_not_captured(call, user.policy, records)
@@ -476,8 +504,12 @@ def build_verdict(
     *,
     tolerance: Tolerance,
     evaluated_at: datetime,
+    report_grace: timedelta = timedelta(0),
 ) -> Verdict:
-    assessment = assess(call, user, records, tolerance)
+    """The user's verdict on `records`, as of `evaluated_at`; with a `report_grace`, a user no recorder reported on
+    is `pending` (`awaiting_recorder_report`) until the grace after the call's end has passed."""
+    due = report_due(call, report_grace)
+    assessment = assess(call, user, records, tolerance, due if due is not None and evaluated_at < due else None)
     start = parse_datetime(call.start_date_time)
     present = assessment.presence
     explained = assessment.verdict in ("partial", "missing") and (

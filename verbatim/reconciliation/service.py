@@ -5,8 +5,12 @@ sealed or given up) re-evaluates every call the recording may belong to, so a la
 verdict it completes; `policies.observed` (the coverage audit wrote policy snapshots) re-evaluates the calls
 with a verdict waiting for a user's policy — a user the audit had not observed when the call was evaluated
 gets a `pending` verdict (`policy_unknown`), never none, and it is decided or withdrawn (not a policy user
-after all) once the policy is known. All three always read the newest call record, recording records and
-snapshots, so messages may come twice and in any order: the verdicts converge. Each evaluation also
+after all) once the policy is known; `recorder-report.grace-ended` re-evaluates a call whose verdict waited
+for a recorder's report — a user no recorder has reported on is `pending` (`awaiting_recorder_report`), not
+`missing`, until the grace after the call's end has passed (the report may be in a queue backlog), and the
+evaluation that decides so puts that message on the queue, visible when the grace ends. All of them read the
+newest call record, recording records and snapshots, so messages may come twice and in any order: the
+verdicts converge. Each evaluation also
 refreshes the search entries of the call's recordings, with the UPNs the recorder could not report (from the
 call record, else the policy snapshots). A verdict that becomes missing or partial raises an alert (an
 `alert` record in the Cosmos `audit` container and a WARNING log line); one that becomes recorded again
@@ -27,6 +31,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,15 +44,23 @@ from verbatim.contracts.api import ReevaluationSummary
 from verbatim.contracts.callrecords import CallRecord, CallRecordStored
 from verbatim.contracts.lifecycle import RecordingRecord
 from verbatim.contracts.policy import EffectivePolicyAt, PolicySnapshot
-from verbatim.contracts.reconciliation import PoliciesObserved, RecordingIndexed, Verdict
+from verbatim.contracts.reconciliation import PoliciesObserved, RecorderReportGraceEnded, RecordingIndexed, Verdict
 from verbatim.ledger.access import AccessLog
 from verbatim.platform.audit import AuditEvent, AuditLog
 from verbatim.platform.auth import Principal
 from verbatim.platform.errors import Conflict, InvalidInput
 from verbatim.platform.logging import correlation
+from verbatim.platform.queues import MessageQueue
 from verbatim.platform.times import format_datetime, parse_datetime, utcnow
 from verbatim.policy.snapshots import PolicySnapshotStore, answer
-from verbatim.reconciliation.evaluate import Tolerance, build_verdict, policy_users, recordings_for
+from verbatim.reconciliation.evaluate import (
+    RECORDER_REPORT_GRACE,
+    Tolerance,
+    build_verdict,
+    policy_users,
+    recordings_for,
+    report_due,
+)
 from verbatim.reconciliation.store import (
     CallVerdicts,
     RecordingFinder,
@@ -59,13 +72,16 @@ from verbatim.reconciliation.store import (
 
 log = logging.getLogger(__name__)
 
-ReconciliationRequest = CallRecordStored | RecordingIndexed | PoliciesObserved
+ReconciliationRequest = CallRecordStored | RecordingIndexed | PoliciesObserved | RecorderReportGraceEnded
 # Call records live 30 days: a verdict still waiting for a policy after that cannot be re-evaluated anyway.
 AWAITING_POLICY_DAYS = 30
 # How many times a call is evaluated again when another evaluation wrote one of its verdicts meanwhile.
 STALE_ATTEMPTS = 5
 # Calls (and users) read together by one prefetch: one ARRAY_CONTAINS parameter each.
 _IDS_PER_READ = 100
+# `recorder-report.grace-ended` becomes visible this long after the grace ends, so that the evaluation it asks for
+# comes after it (one that still comes early, on a storage clock ahead of ours, only schedules another).
+DUE_MARGIN_SECONDS = 5
 
 
 class SearchIndexer(Protocol):
@@ -80,8 +96,8 @@ class SearchIndexer(Protocol):
 
 
 def parse_request(body: str | bytes) -> ReconciliationRequest:
-    """A `reconciliation-requests` message: `callrecord.stored`, `recording.indexed` or `policies.observed`, told
-    apart by `schema`."""
+    """A `reconciliation-requests` message: `callrecord.stored`, `recording.indexed`, `policies.observed` or
+    `recorder-report.grace-ended`, told apart by `schema`."""
     try:
         data: Any = json.loads(body)
     except ValueError as error:
@@ -94,6 +110,8 @@ def parse_request(body: str | bytes) -> ReconciliationRequest:
             return CallRecordStored.model_validate(data)
         if schema == "policies.observed":
             return PoliciesObserved.model_validate(data)
+        if schema == "recorder-report.grace-ended":
+            return RecorderReportGraceEnded.model_validate(data)
     except ValidationError as error:
         raise InvalidInput(f"invalid {schema} message: {error.error_count()} errors") from error
     raise InvalidInput(f"unknown reconciliation request schema {schema!r}")
@@ -250,7 +268,11 @@ class Reconciler:
         index: SearchIndexer | None = None,
         tolerance: Tolerance | None = None,
         clock: Callable[[], datetime] = utcnow,
+        requests: MessageQueue | None = None,
+        report_grace: timedelta = RECORDER_REPORT_GRACE,
     ) -> None:
+        """`requests`: the `reconciliation-requests` queue, on which a call whose verdict waits for a recorder's
+        report asks for its re-evaluation when `report_grace` ends (without it, the daily report re-evaluates it)."""
         self.calls = calls
         self.snapshots = snapshots
         self.recordings = recordings
@@ -259,9 +281,11 @@ class Reconciler:
         self.index = index
         self.tolerance = tolerance or Tolerance()
         self.clock = clock
+        self.requests = requests
+        self.report_grace = report_grace
 
     def handle(self, request: ReconciliationRequest) -> list[CallOutcome]:
-        if isinstance(request, CallRecordStored):
+        if isinstance(request, CallRecordStored | RecorderReportGraceEnded):
             return [self.reconcile_call(request.call_record_id)]
         if isinstance(request, PoliciesObserved):
             return self.reevaluate_awaiting_policy()
@@ -269,13 +293,14 @@ class Reconciler:
 
     def handle_many(self, requests: Sequence[ReconciliationRequest]) -> list[list[CallOutcome] | Exception]:
         """Handle several requests (the messages of concurrent trigger invocations), each answer in its place: an
-        outcome list, or the exception that request raised. The `callrecord.stored` ones are one event — their
+        outcome list, or the exception that request raised. The `callrecord.stored` ones (and
+        `recorder-report.grace-ended`: each names a call too) are one event — their
         calls' records, verdicts, policies and recordings read together (`EventReads.prefetch`), a call named
         twice evaluated once, every search entry written once — and the others are handled one by one. If the
         batch fails, each of its requests is handled again alone, so a request that cannot be handled fails
         alone and the others succeed (re-evaluating is idempotent: whatever the batch wrote is found unchanged)."""
         answers: list[list[CallOutcome] | Exception | None] = [None] * len(requests)
-        stored = [(n, r) for n, r in enumerate(requests) if isinstance(r, CallRecordStored)]
+        stored = [(n, r) for n, r in enumerate(requests) if isinstance(r, CallRecordStored | RecorderReportGraceEnded)]
         if len(stored) > 1:
             try:
                 event = self._event()
@@ -366,13 +391,17 @@ class Reconciler:
         saved: list[SavedVerdict] = []
         for user in users:
             matched = recordings_for(user.user_id, call, candidates)
-            verdict = build_verdict(call, user, matched, tolerance=self.tolerance, evaluated_at=now)
+            verdict = build_verdict(
+                call, user, matched, tolerance=self.tolerance, evaluated_at=now, report_grace=self.report_grace
+            )
             result = self.verdicts.save(verdict, known)
             saved.append(result)
             if result.changed:
                 self._alert(result)
         self._withdraw_unneeded(known, {u.user_id for u in users})
         verdicts = [s.verdict for s in saved]
+        if any(v.reason == "awaiting_recorder_report" for v in verdicts):
+            self._reevaluate_when_grace_ends(call, now)
         if self.index is not None:
             upns = call_upns(call, policies)
             for record in candidates:
@@ -385,6 +414,24 @@ class Reconciler:
             extra={"version": call.version, "policy_users": len(users), "changed": changed, "alerts": alerts},
         )
         return CallOutcome(call.id, verdicts, changed, alerts)
+
+    def _reevaluate_when_grace_ends(self, call: CallRecord, now: datetime) -> None:
+        """Put `recorder-report.grace-ended` on the queue, visible when the grace for a recorder's report on `call`
+        ends. Sent by every evaluation that leaves a verdict waiting (a redelivery too: re-evaluating is
+        idempotent, so a second message costs one evaluation), and a failure to send raises, so the message that
+        asked for this evaluation is retried rather than the re-evaluation lost. Should it be lost all the same
+        (poisoned), the daily report re-evaluates every verdict that is not `recorded`."""
+        due = report_due(call, self.report_grace)
+        if due is None:
+            return
+        if self.requests is None:
+            log.warning("no queue to re-evaluate the call when the grace for the recorder's report ends: the daily "
+                        "report will", extra={"due_at": format_datetime(due)})  # fmt: skip
+            return
+        delay = max(0, math.ceil((due - now).total_seconds())) + DUE_MARGIN_SECONDS
+        message = RecorderReportGraceEnded(call_record_id=call.id, due_at=format_datetime(due), at=format_datetime(now))
+        self.requests.send(message.model_dump_json(by_alias=True), delay_seconds=delay)
+        log.info("awaiting a recorder's report on the call", extra={"due_at": message.due_at, "delay_s": delay})
 
     def _withdraw_unneeded(self, known: CallVerdicts, policy_users: set[str]) -> None:
         """Withdraw the `pending` verdicts of users who, their policy now known, did not have to be recorded."""

@@ -3,6 +3,7 @@ user) and the daily completeness reporter."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,8 @@ class ReconciliationServices:
                 join_seconds=self.settings.reconciliation_join_tolerance_seconds,
                 end_seconds=self.settings.reconciliation_end_tolerance_seconds,
             ),
+            requests=self.requests_queue,
+            report_grace=timedelta(seconds=self.settings.reconciliation_recorder_report_grace_seconds),
         )
 
     @cached_property
