@@ -96,6 +96,11 @@ class StackConfig:
     tenant_path: Path = DEMO_TENANT
     # The recorder's progress heartbeat; the lifecycle salvages a recording after 3 silent intervals.
     recorder_heartbeat_seconds: float = 2.0
+    # How long reconciliation waits for a recorder's report on a call before judging it unrecorded
+    # (`RECONCILIATION_RECORDER_REPORT_GRACE_SECONDS`; 15 minutes in Azure, where call records come minutes to hours
+    # after the call anyway). The simulator publishes a call record 2 s after the call and the local queues are
+    # seconds deep, so the local stack waits 30 s: an unrecorded call's `missing` comes within a test's patience.
+    recorder_report_grace_seconds: int = 30
     # Extra environment of one component by name (`functions`, `recorder`, `recorder-2`, ...), over its settings:
     # the chaos run's whole-run conditions (a skewed clock, a small disk buffer).
     component_env: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
@@ -262,6 +267,7 @@ def app_environment(config: StackConfig) -> dict[str, str]:
     return {
         **_storage_environment(config),
         "DURABLE_TASK_HUB_NAME": config.task_hub,
+        "RECONCILIATION_RECORDER_REPORT_GRACE_SECONDS": str(config.recorder_report_grace_seconds),
         "COSMOS_ENDPOINT": f"https://127.0.0.1:{ports.cosmos}",
         "COSMOS_KEY": COSMOS_EMULATOR_KEY,
         "COSMOS_CA_CERT": str(tls.ca_cert),

@@ -47,6 +47,7 @@ from devstack.demo import DemoError, DemoStack, wait_until
 from devstack.emulators import REPO_ROOT
 from devstack.funchost.queues import PROCESSING_VISIBILITY
 from devstack.stack import StackConfig, StackPorts, running
+from verbatim.reconciliation.service import DUE_MARGIN_SECONDS
 
 CALL_RECORD_DELAY_SECONDS = 2.0
 # Settling: when the call-record back-fill is fired if verdicts are still missing, and what "still running" is.
@@ -72,6 +73,13 @@ class ChaosProfile:
     queue_window: float = 10.0  # how long a queue fault waits for a message
     conditions: tuple[str, ...] = CONDITIONS  # the whole-run faults
     settle_seconds: float = 300.0
+    # The run's stack waits this long after a call for a recorder's report before judging the call unrecorded
+    # (`RECONCILIATION_RECORDER_REPORT_GRACE_SECONDS`, 15 minutes in Azure): longer than any fault here holds a
+    # report back — a Functions host or storage paused (at most 15 s), a queue message held back (at most 20 s) —
+    # with a margin for a loaded machine's backlog, and short enough that a truly unrecorded call's `missing`
+    # comes within the settling (see `settle_limit`). A Functions host kill holds its messages for 10 minutes: a
+    # report held so comes after this grace (a `missing` alert, then `reconciliation.resolved` when it is sealed).
+    report_grace_seconds: int = 60
 
 
 PROFILES: dict[str, ChaosProfile] = {
@@ -203,6 +211,7 @@ def run_chaos(
             recorders=profile.recorders,
             tenant_path=chaos_tenant(state_dir / "chaos-tenant.yaml"),
             component_env=condition_env([f for f in planned_faults if f.kind in CONDITIONS]),
+            recorder_report_grace_seconds=profile.report_grace_seconds,
         ),
         ports=StackPorts.free(recorders=profile.recorders),
     )
@@ -258,14 +267,17 @@ def run_chaos(
 
 
 def settle_limit(profile: ChaosProfile, log: Sequence[FaultRecord]) -> float:
-    """How long the run may wait for the stack to settle: the profile's limit, or longer after a Functions host was
-    killed — the queue messages it had received stay invisible for the listener's 10 minutes before they are
-    delivered again (as in Azure: azure-webjobs-sdk#1040; `PROCESSING_VISIBILITY` of the local host)."""
+    """How long the run may wait for the stack to settle: the profile's limit, at least the grace for a recorder's
+    report and a minute (the last call's unrecorded users are `pending (awaiting_recorder_report)` until the grace
+    has ended and its re-evaluation is delivered), or longer after a Functions host was killed — the queue messages
+    it had received stay invisible for the listener's 10 minutes before they are delivered again (as in Azure:
+    azure-webjobs-sdk#1040; `PROCESSING_VISIBILITY` of the local host)."""
+    least = max(profile.settle_seconds, profile.report_grace_seconds + DUE_MARGIN_SECONDS + 60.0)
     kills = [r.ended_at for r in log if r.fault.kind == "kill" and r.fault.target == "functions" and r.ended_at]
     if not kills:
-        return profile.settle_seconds
+        return least
     since = (datetime.now(UTC) - max(kills)).total_seconds()
-    return max(profile.settle_seconds, PROCESSING_VISIBILITY + 60.0 - since)
+    return max(least, PROCESSING_VISIBILITY + 60.0 - since)
 
 
 def _prime(stack: DemoStack, recorded: Sequence[str] = POLICY_USERS) -> None:

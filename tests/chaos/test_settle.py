@@ -93,3 +93,25 @@ def test_a_cosmos_that_does_not_answer_is_not_taken_for_no_pending_copy(
     actions = run._settle(Stack(), [], 600.0, lambda _: None)  # type: ignore[arg-type]
 
     assert asked[0] == 3 and actions[-1].startswith("settled after")
+
+
+def test_settling_lasts_past_the_grace_for_a_recorders_report_which_the_runs_stack_sets_short(tmp_path: Any) -> None:
+    """The last calls' unrecorded users are `pending (awaiting_recorder_report)` until the grace after the call has
+    ended and its re-evaluation is delivered: the run's stack sets a grace of a minute (15 in Azure), and settling
+    lasts at least that, the re-evaluation's margin and a minute, whatever the profile says."""
+    from dataclasses import replace
+
+    from devstack.stack import StackConfig, app_environment
+    from verbatim.platform.settings import Settings
+    from verbatim.reconciliation.service import DUE_MARGIN_SECONDS
+
+    for profile in run.PROFILES.values():
+        assert profile.report_grace_seconds == 60
+        assert run.settle_limit(profile, []) >= profile.report_grace_seconds + DUE_MARGIN_SECONDS + 60
+    short = replace(run.PROFILES["ci"], settle_seconds=30.0, report_grace_seconds=120)
+    assert run.settle_limit(short, []) == 120 + DUE_MARGIN_SECONDS + 60
+
+    environment = app_environment(StackConfig(state_dir=tmp_path, recorder_report_grace_seconds=60))
+    assert Settings.model_validate(environment).reconciliation_recorder_report_grace_seconds == 60
+    local = Settings.model_validate(app_environment(StackConfig(state_dir=tmp_path)))
+    assert local.reconciliation_recorder_report_grace_seconds == 30  # `make run`, the whole-stack tests

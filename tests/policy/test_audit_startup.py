@@ -138,9 +138,10 @@ def test_a_call_before_the_first_audit_waits_for_it_then_is_decided(simulator: S
     reconcile = handler(reconciliation.reconcile)
     drain(stack_env, "reconciliation-requests")
 
-    # Deployed moments ago: a trader (strict policy) calls an unrecorded colleague; nobody is observed yet.
+    # Deployed before the call: a trader (strict policy) called an unrecorded colleague; nobody is observed yet.
+    # (The call ended longer ago than the grace for a recorder's report: only the policy is awaited here.)
     runtime = container_for(stack_env).reconciliation
-    early = call("c-first", [party(TOM), party(UNA)], start=now - timedelta(minutes=2), seconds=30)
+    early = call("c-first", [party(TOM), party(UNA)], start=now - timedelta(minutes=20), seconds=30)
     runtime.reconciler.calls.save_if_newer(early, {"id": "c-first"})
     stored = CallRecordStored(call_record_id="c-first", version=1, type="peerToPeer", stored_at="2026-03-02T09:00:00Z")
     reconcile(func.QueueMessage(body=stored.model_dump_json(by_alias=True).encode()))
