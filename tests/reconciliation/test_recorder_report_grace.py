@@ -31,6 +31,7 @@ from verbatim.platform import clients
 from verbatim.platform.errors import DependencyUnavailable
 from verbatim.platform.queues import InMemoryQueue, MessageQueue
 from verbatim.platform.settings import Settings
+from verbatim.policy.snapshots import InMemoryPolicySnapshotStore
 from verbatim.reconciliation.evaluate import RECORDER_REPORT_GRACE
 from verbatim.reconciliation.service import DUE_MARGIN_SECONDS, parse_request
 from verbatim.wiring import container_for
@@ -288,3 +289,21 @@ def test_only_users_no_recorder_reported_on_wait_and_a_user_blocked_at_set_up_is
 
 def stored_request(call_id: str) -> CallRecordStored:
     return CallRecordStored(call_record_id=call_id, version=1, type="peerToPeer", stored_at="2025-03-03T09:01:30Z")
+
+
+def test_a_waiting_verdict_is_withdrawn_when_its_user_turns_out_to_need_no_recording(world: World) -> None:
+    """A policy change in flight at call time (recording → not recording) makes the user a policy user until it is
+    resolved; once the snapshots say the call needed no recording, the verdict that waited (and never alerted) goes,
+    as a `policy_unknown` one does — it must not stay `pending` for ever."""
+    world.store_call(call("c6", [party(TRADER), party(CLIENT)]))
+    world.reconciler.reconcile_call("c6")
+    assert world.verdict("c6").reason == "awaiting_recorder_report"
+
+    world.snapshots = InMemoryPolicySnapshotStore(
+        [snapshot(TRADER, records=False, since=T0 - timedelta(days=1)), snapshot(CLIENT, records=False)]
+    )
+    world.reconciler.snapshots = world.snapshots
+    (outcome,) = world.reconciler.handle(stored_request("c6"))
+
+    assert outcome.verdicts == [] and f"c6:{TRADER}" not in world.verdicts.verdicts
+    assert world.alerts() == []

@@ -82,6 +82,8 @@ _IDS_PER_READ = 100
 # `recorder-report.grace-ended` becomes visible this long after the grace ends, so that the evaluation it asks for
 # comes after it (one that still comes early, on a storage clock ahead of ours, only schedules another).
 DUE_MARGIN_SECONDS = 5
+# The `pending` verdicts withdrawn when their user turns out not to be a policy user (none of them ever alerted).
+_WITHDRAWABLE = frozenset({"policy_unknown", "awaiting_recorder_report"})
 
 
 class SearchIndexer(Protocol):
@@ -434,9 +436,10 @@ class Reconciler:
         log.info("awaiting a recorder's report on the call", extra={"due_at": message.due_at, "delay_s": delay})
 
     def _withdraw_unneeded(self, known: CallVerdicts, policy_users: set[str]) -> None:
-        """Withdraw the `pending` verdicts of users who, their policy now known, did not have to be recorded."""
+        """Withdraw the `pending` verdicts of users who, their policy now known, did not have to be recorded (one that
+        waited for a recorder's report too: a policy change in flight at call time may resolve to not recording)."""
         for stale in known.ordered():
-            if stale.user_id in policy_users or (stale.verdict, stale.reason) != ("pending", "policy_unknown"):
+            if stale.user_id in policy_users or stale.verdict != "pending" or stale.reason not in _WITHDRAWABLE:
                 continue
             if self.verdicts.withdraw(stale, known):
                 log.info(
