@@ -97,8 +97,8 @@ class StackConfig:
     # The recorder's progress heartbeat; the lifecycle salvages a recording after 3 silent intervals.
     recorder_heartbeat_seconds: float = 2.0
     # How long reconciliation waits for a recorder's report on a call before judging it unrecorded
-    # (`RECONCILIATION_RECORDER_REPORT_GRACE_SECONDS`; 15 minutes in Azure, where call records come minutes to hours
-    # after the call anyway). The simulator publishes a call record 2 s after the call and the local queues are
+    # (`RECONCILIATION_RECORDER_REPORT_GRACE_SECONDS`; 15 minutes in Azure, where a call record comes on average under
+    # 30 minutes after the call). The simulator publishes a call record 2 s after the call and the local queues are
     # seconds deep, so the local stack waits 30 s: an unrecorded call's `missing` comes within a test's patience.
     recorder_report_grace_seconds: int = 30
     # Extra environment of one component by name (`functions`, `recorder`, `recorder-2`, ...), over its settings:

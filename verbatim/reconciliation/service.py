@@ -10,11 +10,10 @@ for a recorder's report — a user no recorder has reported on is `pending` (`aw
 `missing`, until the grace after the call's end has passed (the report may be in a queue backlog), and the
 evaluation that decides so puts that message on the queue, visible when the grace ends. All of them read the
 newest call record, recording records and snapshots, so messages may come twice and in any order: the
-verdicts converge. Each evaluation also
-refreshes the search entries of the call's recordings, with the UPNs the recorder could not report (from the
-call record, else the policy snapshots). A verdict that becomes missing or partial raises an alert (an
-`alert` record in the Cosmos `audit` container and a WARNING log line); one that becomes recorded again
-raises a `reconciliation.resolved` record.
+verdicts converge. Each evaluation also refreshes the search entries of the call's recordings, with the UPNs
+the recorder could not report (from the call record, else the policy snapshots). A verdict that becomes
+missing or partial raises an alert (an `alert` record in the Cosmos `audit` container and a WARNING log
+line); one that becomes recorded again raises a `reconciliation.resolved` record.
 
 One event is one batch (`EventReads`): the calls it re-evaluates share their reads — each user's policy
 snapshots are read once (the history, answered in memory for every moment), each user's recordings once for
