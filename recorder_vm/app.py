@@ -69,6 +69,9 @@ class UnconfiguredCallsApi:
     async def prepare(self, tenant_id: str) -> None:
         return None
 
+    async def warm(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         return None
 
@@ -160,6 +163,10 @@ async def build(
             await calls.prepare(settings.graph_tenant_id)
         except Exception as error:  # a token now only saves time later
             log.warning("could not fetch a Graph token at start-up", extra={"error": type(error).__name__})
+    try:
+        await calls.warm()  # the Graph connections every tenant's answers share, open before the first invitation
+    except Exception as error:  # warm connections only save time later
+        log.warning("could not open the Graph connections at start-up", extra={"error": type(error).__name__})
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(10.0, connect=5.0), verify=settings.platform_ca_cert or settings.graph_ca_cert or True
     )

@@ -50,7 +50,11 @@ class CallsApi(Protocol):
     async def hang_up(self, tenant_id: str, call_id: str) -> None: ...
 
     async def prepare(self, tenant_id: str) -> None:
-        """Make the next request to this tenant fast (e.g. fetch a token now)."""
+        """Make the next request to this tenant fast (e.g. fetch its token now)."""
+        ...
+
+    async def warm(self) -> None:
+        """Make the next requests to any tenant fast (e.g. open the connections they share now)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -139,8 +143,12 @@ class GraphCallsApi:
             raise CallsApiError(f"leaving call {call_id} failed: {error}") from error
 
     async def prepare(self, tenant_id: str) -> None:
+        """Fetch this tenant's Graph token now unless one is cached (outside its refresh margin)."""
         if self._credentials.cached(tenant_id) is None:
             await asyncio.to_thread(self._credentials.token, tenant_id)
+
+    async def warm(self) -> None:
+        """Top up the Graph connections every tenant's requests share (one pool: Graph is one host)."""
         await self.connections.warm()
 
     @property

@@ -283,11 +283,19 @@ class Recorder:
                 delay = PROGRESS_HOLD_SECONDS / 2
                 continue
             delay = GRAPH_PREPARE_SECONDS
-            for tenant in sorted(self.settings.tenant_ids):
-                try:
-                    await self.calls.prepare(tenant)
-                except Exception as error:  # only saves time later; the request itself will retry
-                    log.warning("could not prepare Graph", extra={"error": type(error).__name__})
+            await self.prepare_graph()
+
+    async def prepare_graph(self) -> None:
+        """One pass: each tenant's token, then the Graph connections once — every tenant's requests share them."""
+        for tenant in sorted(self.settings.tenant_ids):
+            try:
+                await self.calls.prepare(tenant)
+            except Exception as error:  # only saves time later; the request itself will retry
+                log.warning("could not prepare Graph", extra={"error": type(error).__name__})
+        try:
+            await self.calls.warm()
+        except Exception as error:  # as above: a cold connection costs time, not correctness
+            log.warning("could not warm the Graph connections", extra={"error": type(error).__name__})
 
     async def _watch_storage(self) -> None:
         while True:

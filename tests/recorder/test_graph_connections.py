@@ -56,10 +56,11 @@ async def answer_all(platform: FakePlatform, api: GraphCallsApi, count: int) -> 
     return calls
 
 
-def test_prepare_opens_the_pool_and_a_storm_after_it_opens_no_connection(graph: FakePlatform) -> None:
+def test_warm_opens_the_pool_and_a_storm_after_it_opens_no_connection(graph: FakePlatform) -> None:
     async def scenario() -> None:
         async with calls_api(graph) as api:
             await api.prepare(TENANT)  # what the recorder does at start-up
+            await api.warm()
             assert api.connections_opened == SIZE
             handshakes = graph.tls_handshakes
             await answer_all(graph, api, 2 * SIZE)  # twice as many answers at once as there are connections
@@ -74,6 +75,7 @@ def test_connections_the_server_closed_are_replaced_by_the_next_pass(graph: Fake
     async def scenario() -> None:
         async with calls_api(graph) as api:
             await api.prepare(TENANT)
+            await api.warm()
             assert graph.close_connections() >= SIZE  # Graph's idle timeout, or its front end restarted
             await answer_all(graph, api, 1)  # an answer right after it still reaches Graph
             await asyncio.sleep(0.2)  # the client has read every close by now (loopback)
@@ -91,6 +93,7 @@ def test_a_connection_past_its_lifetime_is_replaced(graph: FakePlatform) -> None
     async def scenario() -> None:
         async with calls_api(graph) as api:
             await api.prepare(TENANT)
+            await api.warm()
             api.connections.lifetime_seconds = 0.2
             await asyncio.sleep(0.3)
             assert await api.connections.warm() == SIZE  # every one closed for age and opened again
@@ -105,6 +108,7 @@ def test_graph_busy_is_retried_as_before_over_warm_connections(graph: FakePlatfo
     async def scenario() -> None:
         async with calls_api(graph) as api:
             await api.prepare(TENANT)
+            await api.warm()
             graph.fail_answers = 2  # 503 with Retry-After: 0, twice; the signalling policy allows 3 attempts
             try:
                 await answer_all(graph, api, 1)

@@ -6,6 +6,7 @@ request of its own."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 
@@ -44,3 +45,41 @@ def test_a_token_near_its_expiry_is_renewed_in_the_background_not_by_the_next_an
             assert platform.token_requests == fetched + 1  # the answer did not ask for one
 
     asyncio.run(scenario())
+
+
+def test_each_pass_fetches_every_tenants_token_and_warms_the_shared_graph_connections_once(
+    azurite_service: Azurite, platform: FakePlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every tenant's requests go through one pool of Graph connections (Graph is one host): a pass of the background
+    keeper tops it up once, not once per tenant (each top-up takes and gives back every idle connection)."""
+    monkeypatch.setattr(service, "GRAPH_PREPARE_SECONDS", 0.05)
+    tenants = ["tenant-b", "tenant-c"]
+    settings = recorder_settings(azurite_service, platform, tmp_path / "state", RECORDER_TENANT_IDS=",".join(tenants))
+    first = min(settings.tenant_ids)  # the keeper's passes go over the tenants in order
+    assert len(settings.tenant_ids) == 3
+
+    async def scenario() -> list[str]:
+        async with running_recorder(settings) as runtime:
+            calls = runtime.calls
+            assert isinstance(calls, GraphCallsApi)
+            steps: list[str] = []
+            prepare, warm = calls.prepare, calls.connections.warm
+
+            async def prepare_logged(tenant_id: str) -> None:
+                steps.append(f"token {tenant_id}")
+                await prepare(tenant_id)
+
+            async def warm_logged() -> int:
+                steps.append("warm")
+                return await warm()
+
+            monkeypatch.setattr(calls, "prepare", prepare_logged)
+            monkeypatch.setattr(calls.connections, "warm", warm_logged)
+            await asyncio.to_thread(wait_until, lambda: steps.count(f"token {first}") >= 3, timeout=10)
+            return list(steps)
+
+    steps = asyncio.run(scenario())
+    starts = [index for index, step in enumerate(steps) if step == f"token {first}"]
+    for start, end in itertools.pairwise(starts[:3]):  # two whole passes
+        assert steps[start:end] == [f"token {tenant}" for tenant in sorted(settings.tenant_ids)] + ["warm"]
+    assert platform.token_requests >= 3  # every tenant's token was fetched (the start-up fetched only the first)
