@@ -4,6 +4,7 @@ notifications to the call they belong to, reports progress, and drains or shuts 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -34,6 +35,14 @@ ENDED_REMEMBERED = 1000  # captures that ended lately, whose state the lifecycle
 # connection Graph or the network closed is replaced well before the pool's 60-s keep-alive would let the others go.
 GRAPH_PREPARE_SECONDS = 20.0
 PROGRESS_HOLD_SECONDS = 1.0  # how long a heartbeat lets waiting answers go first
+# How long an answered call's establishment work (updateRecordingStatus, the capture's start, recording.started) lets
+# invitations still waiting for their answers go first. The answer has a deadline — "within 5 seconds for
+# policy-based recording" (learn.microsoft.com/graph/api/call-answer) — the recording status has none documented
+# (learn.microsoft.com/graph/api/call-updaterecordingstatus: only that no media is kept before its success reply;
+# /work/shared/reference/graph-teams.md 1.7 and open question 1). Waiting costs the call that much of its first audio
+# (nothing before the status is kept), so the wait is short and bounded: a steady stream of invitations delays each
+# call's recording by at most this, never starves it.
+ANSWERS_FIRST_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,8 @@ class Recorder:
         self.storage_reachable = True
         self.answer_latencies: deque[float] = deque(maxlen=10_000)
         self._answering = 0  # invitations accepted whose answer has not reached Graph (nor failed) yet
+        self._answers_sent = asyncio.Event()  # set while no invitation waits for its answer
+        self._answers_sent.set()
         self.rejected = 0  # invitations refused as busy (draining, at capacity)
         self.declined = 0  # invitations that were not policy-based recording calls
         self.progress_failures = 0
@@ -111,6 +122,15 @@ class Recorder:
         """Invitations are waiting for their answers (5-s window): work that can wait — delivering events, writing
         progress — lets them go first (any thread may ask)."""
         return self._answering > 0
+
+    async def answers_first(self) -> None:
+        """On the loop, before work for a call already answered: wait while invitations wait for their answers, at
+        most `ANSWERS_FIRST_SECONDS` (their 5-s window has a deadline, the work after an answer does not)."""
+        if self._answering == 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ANSWERS_FIRST_SECONDS):
+                await self._answers_sent.wait()
 
     @property
     def active_calls(self) -> int:
@@ -179,6 +199,7 @@ class Recorder:
             self.sessions[update.call_id] = session
             log.info("incoming call", extra={"recording_id": session.recording_id})
             self._answering += 1
+            self._answers_sent.clear()
             self._spawn(self._answer(session))
 
     async def _answer(self, session: CallSession) -> None:
@@ -186,6 +207,8 @@ class Recorder:
             await session.answer()
         finally:
             self._answering -= 1
+            if self._answering == 0:
+                self._answers_sent.set()
 
     async def reject(self, tenant_id: str, call_id: str, reason: RejectReason) -> None:
         """Decline an invitation; "busy" lets Teams try another recorder (a paired one, or a second invitation)."""

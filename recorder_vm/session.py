@@ -273,6 +273,11 @@ class CallSession:
 
     async def _begin_recording(self) -> None:
         with self._correlation():
+            # Answers go first: the recording status, the capture's start and recording.started wait (bounded) while
+            # other invitations wait for their answers (Recorder.answers_first).
+            await self.recorder.answers_first()
+            if self._ending is not None:
+                return  # the call ended (or failed) meanwhile: nothing to report as recording
             try:
                 await self._recording_status("recording")
                 allowed_from = time.time_ns() // 100  # media stamped before the success reply is never kept
