@@ -38,10 +38,9 @@ PROGRESS_HOLD_SECONDS = 1.0  # how long a heartbeat lets waiting answers go firs
 # How long an answered call's establishment work (updateRecordingStatus, the capture's start, recording.started) lets
 # invitations still waiting for their answers go first. The answer has a deadline — "within 5 seconds for
 # policy-based recording" (learn.microsoft.com/graph/api/call-answer) — the recording status has none documented
-# (learn.microsoft.com/graph/api/call-updaterecordingstatus: only that no media is kept before its success reply;
-# /work/shared/reference/graph-teams.md 1.7 and open question 1). Waiting costs the call that much of its first audio
-# (nothing before the status is kept), so the wait is short and bounded: a steady stream of invitations delays each
-# call's recording by at most this, never starves it.
+# (learn.microsoft.com/graph/api/call-updaterecordingstatus: only that no media may be recorded before its success
+# reply). Waiting costs the call that much of its first audio (nothing before the status is kept), so the wait is
+# short and bounded: a steady stream of invitations delays each call's recording by at most this, never starves it.
 ANSWERS_FIRST_SECONDS = 1.0
 
 
