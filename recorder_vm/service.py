@@ -224,13 +224,15 @@ class Recorder:
         with self._capturing_lock:
             self._capturing[session.recording_id] = session
 
-    def capturing_ended(self, session: CallSession) -> None:
+    async def capturing_ended(self, session: CallSession) -> None:
         with self._capturing_lock:
             self._capturing.pop(session.recording_id, None)
         self._ended[session.recording_id] = self._describe(session)
         while len(self._ended) > ENDED_REMEMBERED:
             self._ended.popitem(last=False)
-        self._write_progress(session)  # the final state (stopped / failed)
+        # The final state (stopped / failed): a table write, blocking I/O (seconds when storage is slow), so on a
+        # worker thread: the signalling loop goes on answering invitations meanwhile.
+        await asyncio.to_thread(self._write_progress, session)
 
     def capture_state(self, recording_id: str) -> dict[str, Any] | None:
         """What this instance knows of a recording's capture: holding it (any state), having ended it lately, or

@@ -504,7 +504,7 @@ class CallSession:
                     await self._report_status("notRecording")
                 self.state = "ended"
                 self._publish_stopped(reason or "call_ended", result_info, result)
-            self.recorder.capturing_ended(self)
+            await self.recorder.capturing_ended(self)
             if reason is not None or self.platform_state == "terminated":
                 self._release()
             # else: the call goes on without recording (status `failed`); its media session stays open and

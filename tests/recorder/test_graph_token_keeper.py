@@ -38,8 +38,12 @@ def test_a_token_near_its_expiry_is_renewed_in_the_background_not_by_the_next_an
             fetched = platform.token_requests
             # The token enters its refresh margin (4 minutes left): the next check fetches a new one by itself.
             credentials._tokens[tenant] = AccessToken(token.value, time.time() + 240)
-            await asyncio.to_thread(wait_until, lambda: platform.token_requests == fetched + 1, timeout=10)
-            assert credentials.cached(tenant) not in (None, token.value)
+            # (The platform counts the request when it arrives, before the recorder holds its reply: wait for the
+            # token itself, then count.)
+            await asyncio.to_thread(
+                wait_until, lambda: credentials.cached(tenant) not in (None, token.value), timeout=10
+            )
+            assert platform.token_requests == fetched + 1
             record = await on_platform(platform, platform.drive(url_of(settings), CallScript(audio=speech(1.0))))
             assert record.answer is not None
             assert platform.token_requests == fetched + 1  # the answer did not ask for one
