@@ -112,14 +112,19 @@ class RetentionWorld:
         access_after: bool = False,
         between: Callable[[str], None] = lambda _: None,
         access_pending: bool = False,
+        salvaged: bool = False,
     ) -> RecordingRecord:
         """A recording sealed by the lifecycle's activities: with `access_after`, exactly as the orchestration does
         it now (the access copy sealed after the evidence); with `access_pending`, the evidence sealed and indexed
         and the access copy left to the `access-copies` trigger (`activities.make_access_copy`); otherwise in one
-        step, as recordings sealed before (recording manifest v1 with `access_copy`)."""
+        step, as recordings sealed before (recording manifest v1 with `access_copy`). With `salvaged`, the recorder
+        died before it committed anything: the lifecycle salvages (fences and commits) generation 0, whose staged
+        blocks then stay in the captures container (its recorder may not know yet that it was fenced)."""
         deps = self.deps
         recording_id = f"rec-{uuid.uuid4().hex[:10]}"
-        staged = stage_capture(deps.staging, recording_id, speech(seconds), started_at=started_at)
+        staged = stage_capture(deps.staging, recording_id, speech(seconds), started_at=started_at, commit=not salvaged)
+        if salvaged:
+            assert deps.staging.delete(staged.capture_blob)  # killed: no capture manifest either
         prefix = capture_prefix(recording_id, 0)
         participants = [
             CallParticipant(participant_id="p1", identity=Identity(kind="user", id=user[0], upn=user[1])),
@@ -152,22 +157,25 @@ class RetentionWorld:
                 heartbeat_interval_seconds=5.0,
             ),
         )
-        record_event(
-            deps.store,
-            RecordingStopped(
-                **common,
-                **names,
-                event_id=uuid.uuid4().hex,
-                occurred_at=started_at + timedelta(seconds=seconds),
-                sequence=1,
-                reason="call_ended",
-                ended_at=started_at + timedelta(seconds=seconds),
-                duration_seconds=seconds,
-                bytes=len(staged.data),
-                block_count=len(staged.blocks),
-                sha256=staged.manifest.tracks[0].sha256,
-            ),
-        )
+        if salvaged:
+            activities.salvage(deps, recording_id, reason="the recorder instance is gone (test)")
+        else:
+            record_event(
+                deps.store,
+                RecordingStopped(
+                    **common,
+                    **names,
+                    event_id=uuid.uuid4().hex,
+                    occurred_at=started_at + timedelta(seconds=seconds),
+                    sequence=1,
+                    reason="call_ended",
+                    ended_at=started_at + timedelta(seconds=seconds),
+                    duration_seconds=seconds,
+                    bytes=len(staged.data),
+                    block_count=len(staged.blocks),
+                    sha256=staged.manifest.tracks[0].sha256,
+                ),
+            )
         finalised = activities.finalise_recording(deps, recording_id)
         if access_pending:
             summary = activities.seal_recording(deps, recording_id, finalised.finalised_blob, None)
