@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.retention.world import T0, TRADER, RetentionWorld
 from verbatim.contracts.evidence import EntryKind
 from verbatim.contracts.retention import DeletionCertificate, HoldRequest, Officer
 from verbatim.evidence import access_copy, names
+from verbatim.evidence.certificates import check_certificate
 from verbatim.evidence.verify import verify_recording
 from verbatim.lifecycle.activities import finalised_name, salvage_name
 from verbatim.platform.blobs import AzureBlobStore
@@ -107,10 +110,8 @@ def test_a_deletion_that_died_after_its_claim_finishes_in_every_container_with_o
         return real_delete(objects)
 
     deleter._blobs.delete = dies_after_the_first_object  # type: ignore[method-assign]
-    try:
+    with pytest.raises(RuntimeError, match="host killed"):
         deleter.delete(record.id, reason="retention_expired", actor="sweep-1")
-    except RuntimeError:
-        pass
     assert world.record(record.id).status == "deleting"
     world.clock.set(T0 + timedelta(days=32))  # the claim is abandoned now
 
@@ -123,3 +124,35 @@ def test_a_deletion_that_died_after_its_claim_finishes_in_every_container_with_o
     assert len(certificates) == 1
     assert {b.container for b in certificate_of(world, record.id).deleted} == {"recordings", "captures"}
     assert finalised_name(record.id, 0) not in stored(world, record.id)["scratch"]
+
+
+def test_a_version_1_certificate_without_containers_still_verifies_and_a_captured_copy_cannot_stand_in_for_evidence(
+    world: RetentionWorld,
+) -> None:
+    """Certificates written before version 2 name no container (everything they deleted was in `recordings`): they
+    read as such and still verify. An object certified in `captures` with the same name and hash as a sealed one
+    does not count as the sealed one's deletion."""
+    world.assign_class(TRADER[0], "cftc-oral")
+    record = world.seal()
+    world.clock.set(T0 + timedelta(days=31))
+    world.runtime.sweep.run()
+    sealed, deleted = world.runtime.ledger.entries_for_subject(f"recording:{record.id}")[:2]
+    assert deleted.kind == EntryKind.DELETED
+
+    version_1 = deleted.model_copy(deep=True)
+    version_1.details["schema_version"] = 1
+    version_1.details["deleted"] = [  # type: ignore[index]
+        {k: v for k, v in b.items() if k != "container"}
+        for b in version_1.details["deleted"]  # type: ignore[union-attr]
+        if b["container"] == "recordings"  # type: ignore[index]
+    ]
+    old = DeletionCertificate.model_validate(version_1.details)
+    assert old.schema_version == 1 and {b.container for b in old.deleted} == {"recordings"}
+    assert check_certificate(sealed, version_1)[0] == []
+
+    elsewhere = deleted.model_copy(deep=True)
+    for b in elsewhere.details["deleted"]:  # type: ignore[union-attr]
+        if str(b["blob"]).endswith("audio.flac"):  # type: ignore[index]
+            b["container"] = "captures"  # type: ignore[index]
+    findings, _ = check_certificate(sealed, elsewhere)
+    assert [f.code for f in findings] == ["certificate.mismatch"] and "audio.flac" in findings[0].message

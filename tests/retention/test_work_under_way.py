@@ -373,6 +373,9 @@ class WrittenAfterTheListing(RecordingBlobs):
     def objects(self, record: RecordingRecord) -> list[StoredObject]:
         return self._real.objects(record)
 
+    def everything(self, record: RecordingRecord, *, scratch: bool = True) -> list[StoredObject]:
+        return self._real.everything(record, scratch=scratch)
+
     def delete(self, objects: Iterable[StoredObject]) -> int:
         deleted = self._real.delete(objects)
         write, self._write = self._write, None

@@ -263,6 +263,11 @@ DeletionReason = Literal["retention_expired", "erasure_request", "officer_reques
 
 
 DeletedRole = Literal["evidence", "access_copy", "manifest", "capture_manifest", "other"]
+# The app's containers that hold a recording's data: `recordings` (RECORDINGS_CONTAINER: the sealed evidence,
+# access copies, manifests), `captures` (CAPTURES_CONTAINER: what the recorder staged, per capture generation) and
+# `scratch` (the lifecycle's work area, lifecycle-scratch: finalised track lists, salvage manifests, access-copy
+# chunks). Export packages are not among them: they follow their own expiry (docs/exports.md).
+RecordingContainer = Literal["recordings", "captures", "scratch"]
 
 
 class DeletedBlob(Contract):
@@ -272,6 +277,9 @@ class DeletedBlob(Contract):
     bytes: int | None = None
     sha256: Sha256Hex | None = None  # as sealed; None for an object the seal did not hash
     found: bool = True  # False: sealed, but already absent from storage when the deletion began
+    # Which container the object was in. Certificates before version 2 (and plans claimed before it) have no
+    # `container`: everything they deleted was in `recordings`, which is what the default says.
+    container: RecordingContainer = "recordings"
 
 
 class RecordingDeletion(Contract):
@@ -292,12 +300,16 @@ class RecordingDeletion(Contract):
     planned: list[DeletedBlob] = Field(default_factory=list)
 
 
-@contract("deletion-certificate", 1)
+@contract("deletion-certificate", 2)
 class DeletionCertificate(Contract):
     """The `details` of a `deleted` ledger entry: what was deleted, under which class and rule, when, and the
-    hashes of what was deleted — so the deletion itself is evidence. No personal data."""
+    hashes of what was deleted — so the deletion itself is evidence. No personal data.
 
-    schema_version: Literal[1] = 1
+    Version 2 names the container of each deleted object (`deleted[].container`): a deletion now also removes the
+    recording's objects in `captures` and `scratch`. A version-1 certificate reads as version 2 with every object in
+    `recordings` (all it deleted then); its `schema_version` stays 1, and the ledger entry is never rewritten."""
+
+    schema_version: Literal[1, 2] = 2
     recording_id: str
     call_id: str
     call_chain_id: str | None = None

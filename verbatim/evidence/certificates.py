@@ -35,7 +35,8 @@ def check_certificate(
     manifest: dict[str, Any] = sealed.details.get("manifest") or {}  # type: ignore[assignment]
     if manifest.get("sha256") and certificate.manifest_sha256 != manifest.get("sha256"):
         mismatch("gives a manifest hash other than the one sealed")
-    certified = {(b.blob, b.sha256) for b in certificate.deleted}
+    # The sealed objects were in `recordings` (a version-1 certificate names no container: all it deleted was there).
+    certified = {(b.blob, b.sha256) for b in certificate.deleted if b.container == "recordings"}
     sealed_objects: list[dict[str, Any]] = list(sealed.details.get("evidence") or [])  # type: ignore[arg-type]
     access = sealed.details.get("access_copy")
     if isinstance(access, dict):

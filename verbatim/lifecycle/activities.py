@@ -1062,13 +1062,17 @@ def clean_up(deps: LifecycleDeps, recording_id: str, part: int = 0) -> int:
     that was salvaged stays: its recorder may not know yet that it was fenced."""
     deleted = 0
     name = finalised_name(recording_id, part)
-    if deps.scratch.exists(name):
+    record = deps.store.get(recording_id)
+    if record is not None and record.status in GONE:
+        # Retention deleted the finalised track list with the rest of the recording (its scratch work included):
+        # every chunk the recording still has in scratch is work under way on it, and goes.
+        deleted += access_copy.discard_access_chunks(deps.scratch, recording_id)
+    elif deps.scratch.exists(name):
         source = _timeline(_finalised(deps, name)).source_sha256
         deleted += access_copy.discard_access_chunks(deps.scratch, recording_id, source)
     for scratch_name in (name, salvage_name(recording_id, part)):
         if deps.scratch.delete(scratch_name):
             deleted += 1
-    record = deps.store.get(recording_id)
     if record is None or part_state(record, part).status not in ("sealed", "deleted") or record.generation != part:
         return deleted
     manifest = read_capture_manifest(deps.staging, recording_id, part)

@@ -8,11 +8,13 @@ all take, so the checks are the same everywhere.
    If-Match on the etag that was evaluated. A hold applied in between changed the etag, so the claim fails and
    step 1 runs again and sees the hold; a hold that comes after the claim finds `deleting` and reports that it
    came too late. This is the only point where a hold and a deletion can race, and the etag serialises them.
-3. Delete every object under the recording's folder, current version first, then every version. In Azure the
-   store itself refuses while the WORM retention period runs or a legal hold is set; Azurite enforces neither,
-   so on the emulator steps 1-2 are the only protection.
-4. Append the deletion certificate to the ledger (idempotent by key), then reduce the record to a tombstone:
-   ids, hashes, dates and the verdict, no personal data.
+3. Delete every object under the recording's folder, current version first, then every version, and what the
+   lifecycle keeps of the recording elsewhere: its capture generations in `captures` (a salvaged one stays there
+   until now) and its work in `scratch`. In Azure the store itself refuses while the WORM retention period runs or
+   a legal hold is set on `recordings`; Azurite enforces neither, so on the emulator steps 1-2 are the only
+   protection (captures and scratch have no WORM: steps 1-2 are all that protects them anywhere).
+4. Append the deletion certificate to the ledger (idempotent by key; each object named with its container),
+   then reduce the record to a tombstone: ids, hashes, dates and the verdict, no personal data.
 
 A crash anywhere leaves either an untouched record or one in `deleting`; the next attempt finishes the latter.
 
@@ -258,22 +260,26 @@ class RecordingDeleter:
         raise DependencyUnavailable(f"recording {recording_id}: too many concurrent updates while deleting")
 
     def remove_late_objects(self, recording_id: str, *, actor: str) -> LogEntry | None:
-        """Delete whatever is under a deleted recording's folder (written after its deletion by work that was already
-        under way) and certify it in a `deleted.late` ledger entry naming the deletion certificate; None when the
-        recording is not deleted (a `deleting` one is finished by its deletion, which lists the folder afresh) or
-        nothing is there. Idempotent."""
+        """Delete whatever is under a deleted recording's folder or in its capture folder (written after its deletion
+        by work that was already under way) and certify it in a `deleted.late` ledger entry naming the deletion
+        certificate; None when the recording is not deleted (a `deleting` one is finished by its deletion, which
+        lists the folder afresh) or nothing is there. Idempotent."""
         found = self._recordings.read(recording_id)
         if found is None or found.record.status != "deleted":
             return None
         record = found.record
-        objects = self._blobs.objects(record)
+        # Not scratch: the work under way that writes there after a deletion (the access-copy trigger's chunks)
+        # removes its own work when it finds the recording deleted (`activities.clean_up`).
+        objects = self._blobs.everything(record, scratch=False)
         if not objects:
             return None
-        removed = [DeletedBlob(blob=o.name, version_id=o.version_id, role="other") for o in objects]
+        removed = [
+            DeletedBlob(blob=o.name, version_id=o.version_id, role="other", container=o.container) for o in objects
+        ]
         # Certified before the deletes: a retry after a crash lists the same objects, finds the same entry by its
         # key and deletes them (nothing is deleted unrecorded).
         deletion = record.deletion
-        listed = "\n".join(sorted(f"{b.blob} {b.version_id or ''}" for b in removed))
+        listed = "\n".join(sorted(_listed_as(b) for b in removed))
         entry = self._ledger.append(
             LATE_DELETION,
             recording_subject(record.id),
@@ -310,23 +316,25 @@ class RecordingDeleter:
     # --- steps ---
 
     def _plan(self, record: RecordingRecord) -> list[DeletedBlob]:
-        """Every object under the recording's folder, with the role and hash the seal gave it."""
+        """Every object under the recording's folder, with the role and hash the seal gave it, and the recording's
+        objects in captures and scratch (role `other`: the seal hashed none of them)."""
         known = self._sealed_objects(record)
         planned: dict[str, DeletedBlob] = {}
-        for item in self._blobs.objects(record):
-            sealed = known.get(item.name)
-            planned[f"{item.name}\n{item.version_id}"] = DeletedBlob(
+        for item in self._blobs.everything(record):
+            sealed = known.get(item.name) if item.container == "recordings" else None
+            planned[f"{item.container}\n{item.name}\n{item.version_id}"] = DeletedBlob(
                 blob=item.name,
                 version_id=item.version_id,
                 role=sealed.role if sealed else "other",
                 bytes=sealed.bytes if sealed else None,
                 sha256=sealed.sha256 if sealed else None,
+                container=item.container,
             )
-        present = {p.blob for p in planned.values()}
+        present = {p.blob for p in planned.values() if p.container == "recordings"}
         for name, sealed in known.items():
             if name not in present:
-                planned[f"{name}\nmissing"] = sealed.model_copy(update={"found": False})
-        return sorted(planned.values(), key=lambda b: (b.blob, b.version_id or ""))
+                planned[f"recordings\n{name}\nmissing"] = sealed.model_copy(update={"found": False})
+        return sorted(planned.values(), key=lambda b: (_CONTAINER_ORDER.index(b.container), b.blob, b.version_id or ""))
 
     def _sealed_objects(self, record: RecordingRecord) -> dict[str, DeletedBlob]:
         """Role, size and SHA-256 of each sealed object: from the `sealed` ledger entry (the authority) and the
@@ -425,14 +433,14 @@ class RecordingDeleter:
     def _finish(self, record: RecordingRecord) -> DeletionOutcome:
         deletion = record.deletion
         assert deletion is not None
-        planned_names = {p.blob for p in deletion.planned}
-        objects = self._blobs.objects(record)
+        planned_names = {(p.container, p.blob) for p in deletion.planned}
+        objects = self._blobs.everything(record)
         deleted = self._blobs.delete(objects)
-        # Anything that appeared under the folder after the plan (it should not) is deleted and certified too.
+        # Anything that appeared after the plan (it should not) is deleted and certified too.
         extra = [
-            DeletedBlob(blob=o.name, version_id=o.version_id, role="other")
+            DeletedBlob(blob=o.name, version_id=o.version_id, role="other", container=o.container)
             for o in objects
-            if o.name not in planned_names
+            if (o.container, o.name) not in planned_names
         ]
         now = self._clock()
         certificate = self._certificate(record, deletion, [*deletion.planned, *extra], now)
@@ -507,6 +515,16 @@ class RecordingDeleter:
             if self._recordings.replace(tombstone, found.etag):
                 return tombstone
         raise DependencyUnavailable(f"recording {recording_id}: too many concurrent updates writing its tombstone")
+
+
+_CONTAINER_ORDER = ("recordings", "captures", "scratch")
+
+
+def _listed_as(blob: DeletedBlob) -> str:
+    """How an object enters the `deleted.late` idempotency key: as before for `recordings` (so a retry across the
+    upgrade finds its entry), prefixed with the container otherwise."""
+    line = f"{blob.blob} {blob.version_id or ''}"
+    return line if blob.container == "recordings" else f"{blob.container}:{line}"
 
 
 def _blob(name: str, version_id: object, role: DeletedRole, size: object, sha256: object) -> DeletedBlob:

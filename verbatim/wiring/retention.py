@@ -65,7 +65,12 @@ class RetentionServices:
 
     @cached_property
     def blobs(self) -> RecordingBlobs:
-        return RecordingBlobs(self.media, emulator=self.settings.recordings_storage_is_emulator)
+        return RecordingBlobs(
+            self.media,
+            emulator=self.settings.recordings_storage_is_emulator,
+            captures=self._c.captures,
+            scratch=self._c.scratch,
+        )
 
     # --- retention classes ---
 
