@@ -156,3 +156,21 @@ def test_a_version_1_certificate_without_containers_still_verifies_and_a_capture
             b["container"] = "captures"  # type: ignore[index]
     findings, _ = check_certificate(sealed, elsewhere)
     assert [f.code for f in findings] == ["certificate.mismatch"] and "audio.flac" in findings[0].message
+
+
+def test_blocks_a_recorder_staged_and_never_committed_go_too(world: RetentionWorld) -> None:
+    """A blob that has only staged blocks (a recorder that died before it committed anything, here in a generation
+    the lifecycle never heard of) is listed only with `include=uncommittedblobs`: the deletion lists it and removes
+    it, and certifies it."""
+    world.assign_class(TRADER[0], "cftc-oral")
+    record = world.seal(salvaged=True)
+    staged_only = names.capture_track_name(record.id, 1)
+    world.container.captures.get_blob_client(staged_only).stage_block("YmxvY2stMDAwMDA=", b"fLaC staged audio")
+    assert staged_only in stored(world, record.id)["captures"]
+    assert staged_only not in [b.name for b in world.container.captures.list_blobs(name_starts_with=record.id)]
+    world.clock.set(T0 + timedelta(days=31))
+
+    assert world.runtime.sweep.run().deleted == [record.id]
+
+    assert stored(world, record.id) == {"recordings": [], "captures": [], "scratch": []}
+    assert staged_only in {b.blob for b in certificate_of(world, record.id).deleted if b.container == "captures"}
