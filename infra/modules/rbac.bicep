@@ -204,13 +204,15 @@ resource fnRecordingsPolicyRead 'Microsoft.Authorization/roleAssignments@2022-04
 }
 
 // The lifecycle reads the recorder's captures, commits what a silent recorder staged (salvage), breaks the
-// recorder's leases to fence a capture it salvages, and deletes captures once sealed: read, write and delete
-// blobs in `captures` only.
+// recorder's leases to fence a capture it salvages, and deletes captures once sealed; retention deletes a deleted
+// recording's captures, every version (versioning is on for the whole account): read, write and delete blobs and
+// their versions in `captures` only, with the custom role `captureKeeper` below (Storage Blob Data Contributor
+// has no blobs/deleteBlobVersion/action, the permission of Delete Blob with a versionid).
 resource fnCaptures 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(recordingsStorage::blobService::captures.id, functionPrincipalId, roles.storageBlobDataContributor)
+  name: guid(recordingsStorage::blobService::captures.id, functionPrincipalId, captureKeeperRoleId)
   scope: recordingsStorage::blobService::captures
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    roleDefinitionId: captureKeeperRoleId
     principalId: functionPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -468,6 +470,36 @@ resource evidenceKeeper 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
 }
 
 var evidenceKeeperRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', evidenceKeeper.name)
+
+// The Function App's role on the `captures` container (no WORM there): what the lifecycle and retention do with the
+// recorder's captures (see fnCaptures). No container write or delete, no super-user blob action.
+resource captureKeeper 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, 'verbatim-capture-keeper')
+  properties: {
+    roleName: 'Verbatim capture keeper ${resourceGroup().name} ${uniqueString(resourceGroup().id)}'
+    description: 'Lets the Verbatim Function App read, commit, fence and delete the recorder\'s captures, every version of them.'
+    type: 'CustomRole'
+    assignableScopes: [resourceGroupId]
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Storage/storageAccounts/blobServices/containers/read'
+        ]
+        notActions: []
+        dataActions: [
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/deleteBlobVersion/action'
+        ]
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+var captureKeeperRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', captureKeeper.name)
 
 // Role definitions live at the subscription level; assignments name them by that id.
 var recorderSelfServiceRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', recorderSelfService.name)

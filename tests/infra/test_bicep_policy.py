@@ -566,3 +566,41 @@ def test_the_captures_check_catches_a_recorder_role_on_the_evidence(templates: d
     )
     assert widened != rbac
     assert "recordingsStorage::blobService::recordings" in recorder_blob_scopes(widened)
+
+
+def capture_role_violations(rbac: str) -> list[str]:
+    """What keeps the Function App's role on `captures` from doing what retention needs there (delete every version
+    of a deleted recording's captures: versioning is on for the account), or makes it more than that."""
+    found = []
+    assignment = rbac[rbac.index("resource fnCaptures ") :]
+    assignment = assignment[: assignment.index("\n}\n")]
+    if "roleDefinitionId: captureKeeperRoleId" not in assignment or "functionPrincipalId" not in assignment:
+        found.append("the Function App's role on captures is not the capture role")
+    start = rbac.index("resource captureKeeper ")
+    role = rbac[start : rbac.index("\n}\n", start)]
+    for action in ("blobs/read", "blobs/write", "blobs/delete", "blobs/deleteBlobVersion/action"):
+        if f"containers/{action}'" not in role:
+            found.append(f"the capture role lacks {action}")
+    found += [f"the capture role grants {action}" for action in SUPER_USER_DATA_ACTIONS if action in role]
+    found += [
+        f"the capture role grants {a}"
+        for a in ("containers/write", "containers/delete", "immutableStorage")
+        if a in role
+    ]
+    return found
+
+
+def test_the_function_app_may_delete_every_version_of_a_capture_and_nothing_more(templates: dict[str, Bicep]) -> None:
+    rbac = templates["modules/rbac.bicep"].source.decode()
+    assert capture_role_violations(rbac) == []
+    without = rbac.replace(
+        "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/deleteBlobVersion/action'\n", "", 2
+    )
+    assert "the capture role lacks blobs/deleteBlobVersion/action" in capture_role_violations(without)
+    contributor = rbac.replace(
+        "    roleDefinitionId: captureKeeperRoleId\n",
+        "    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "
+        "roles.storageBlobDataContributor)\n",
+        1,
+    )
+    assert "the Function App's role on captures is not the capture role" in capture_role_violations(contributor)
