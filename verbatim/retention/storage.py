@@ -149,8 +149,9 @@ class RecordingBlobs:
             except HttpResponseError as error:
                 if error.status_code in (403, 409):
                     # Azure: "This operation is not permitted as the blob is immutable due to a policy" / legal hold.
+                    # In captures and scratch (no WORM) a refusal is the role's: a version needs deleteBlobVersion.
                     raise DeletionRefusedByStore(
-                        f"the store refused to delete {item.name}: {error.status_code} {error.reason}"
+                        f"the store refused to delete {item.container}/{item.name}: {error.status_code} {error.reason}"
                     ) from error
                 raise
         return deleted
