@@ -207,7 +207,8 @@ resource fnRecordingsPolicyRead 'Microsoft.Authorization/roleAssignments@2022-04
 // recorder's leases to fence a capture it salvages, and deletes captures once sealed; retention deletes a deleted
 // recording's captures, every version (versioning is on for the whole account): read, write and delete blobs and
 // their versions in `captures` only, with the custom role `captureKeeper` below (Storage Blob Data Contributor
-// has no blobs/deleteBlobVersion/action, the permission of Delete Blob with a versionid).
+// has no blobs/deleteBlobVersion/action, the permission of Delete Blob with a versionid: learn.microsoft.com/azure/
+// storage/blobs/versioning-overview, "Deleting a version ... deleteBlobVersion/action ... Storage Blob Data Owner").
 resource fnCaptures 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(recordingsStorage::blobService::captures.id, functionPrincipalId, captureKeeperRoleId)
   scope: recordingsStorage::blobService::captures
