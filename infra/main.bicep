@@ -158,6 +158,10 @@ param ledgerWormLocked bool = false
 @description('Whether the ledger anchor container\'s policy is locked; read by the preprovision hook. True: the template no longer declares the policy.')
 param ledgerAnchorsWormLocked bool = false
 
+@minValue(1)
+@description('Delete previous versions of the recorder\'s capture blobs (left by the lifecycle\'s clean-up after the seal) this many days after they were written; deleted versions stay soft-deleted 30 more days.')
+param captureVersionsDeleteAfterDays int = 7
+
 @minValue(0)
 @description('Move lossless evidence to the cold tier after this many days.')
 param evidenceColdAfterDays int = 30
@@ -344,6 +348,7 @@ module recordingsStorage './modules/recordings-storage.bicep' = {
     ledgerPolicyLocked: ledgerWormLocked
     anchorPolicyLocked: ledgerAnchorsWormLocked
     evidenceColdAfterDays: evidenceColdAfterDays
+    captureVersionsDeleteAfterDays: captureVersionsDeleteAfterDays
     evidenceArchiveAfterDays: evidenceArchiveAfterDays
     publicNetworkAccess: publicNetworkAccess
     allowedIpRanges: allowedIpRangeList

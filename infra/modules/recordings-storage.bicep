@@ -30,6 +30,18 @@ param ledgerPolicyLocked bool = false
 @description('Whether the anchor container\'s policy is locked (then left out of the template).')
 param anchorPolicyLocked bool = false
 
+// Previous versions in `captures`: versioning is on for the whole account (WORM needs it), so a capture the
+// lifecycle deletes once its evidence is sealed (verbatim/lifecycle/activities.py `clean_up`) is not gone: its
+// current version only becomes a previous version, a second, unsealed copy of the audio outside the WORM
+// container. Nothing reads a previous version there (finalise, salvage and the seal read the current blob and
+// its block lists; verification reads `recordings` only), so the days are a margin, not a dependency: a
+// week, as `scratch-cleanup` gives the lifecycle's scratch work (an attempt unfinished after a week has lost
+// that work too and starts again from the current versions). The delete is soft: the account's
+// deleteRetentionPolicy keeps each one 30 more days.
+@minValue(1)
+@description('Previous versions of capture blobs (what the lifecycle deleted after the seal) are deleted this many days after they were written.')
+param captureVersionsDeleteAfterDays int = 7
+
 @description('Lossless evidence moves to the cold tier after this many days since creation.')
 param evidenceColdAfterDays int
 
@@ -50,7 +62,8 @@ var recordingsContainerName = 'recordings'
 var reportsContainerName = 'reports'
 // The recorder's staging container: it stages and commits captures here (the only container its identity may
 // write); the Function App verifies them and writes the sealed copy into `recordings`. No WORM: the lifecycle
-// deletes a capture once its sealed copy exists and the recorder is done with it.
+// deletes a capture once its sealed copy exists and the recorder is done with it, and the
+// `capture-versions-after-seal` rule below the previous versions that delete leaves.
 var capturesContainerName = 'captures'
 // Raw Graph call-record payloads too large for a Cosmos item (kept as long as the records).
 var callRecordsContainerName = 'callrecords'
@@ -241,6 +254,30 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
               prefixMatch: ['${recordingsContainerName}/']
             }
             actions: { version: { delete: { daysAfterCreationGreaterThan: defaultRetentionDays + 1 } } }
+          }
+        }
+        {
+          // The recorder's staging area: a completed capture's blobs are deleted by the lifecycle after the seal
+          // and live on as previous versions (versioning is account-wide); this rule deletes them. Only the
+          // `version` action: a current blob in `captures` is either a capture not sealed yet (its only copy)
+          // or a salvaged generation kept on purpose (its recorder may not know it was fenced), which no rule
+          // here can tell apart, so current blobs stay until the app's retention deletion takes every version.
+          // Shape, from Microsoft's docs: a policy can "delete current versions of a blob, previous versions of a
+          // blob, or blob snapshots" and `baseBlob` is the current version (learn.microsoft.com/azure/storage/
+          // blobs/lifecycle-management-overview, .../lifecycle-management-policy-delete); `version` is the
+          // "management policy action for blob version", its `delete` a DateAfterCreation whose
+          // `daysAfterCreationGreaterThan` is "the age in days after creation" (learn.microsoft.com/azure/
+          // templates/microsoft.storage/storageaccounts/managementpolicies). With blob soft delete on, a
+          // lifecycle delete soft-deletes: kept for deleteRetentionPolicy's 30 days (lifecycle-management-policy-delete).
+          name: 'capture-versions-after-seal'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: ['blockBlob']
+              prefixMatch: ['${capturesContainerName}/']
+            }
+            actions: { version: { delete: { daysAfterCreationGreaterThan: captureVersionsDeleteAfterDays } } }
           }
         }
       ]

@@ -222,6 +222,80 @@ def test_lifecycle_check_catches_a_delete_rule(templates: dict[str, Bicep]) -> N
     assert lifecycle_violations(storage) != []
 
 
+def _expanded(node_value: object, template: Bicep) -> object:
+    """An interpolated string with each `${variable}` replaced by the variable's literal value."""
+    if not isinstance(node_value, Expr):
+        return node_value
+    variables = {name: value(node) for name, node in template.variables().items()}
+    return re.sub(r"\$\{(\w+)\}", lambda m: str(variables.get(m.group(1), m.group(0))), node_value.text.strip("'"))
+
+
+def capture_version_violations(template: Bicep) -> list[str]:
+    """The previous versions the lifecycle's clean-up leaves in `captures` (versioning is account-wide) are deleted
+    after a parameter's days; current capture blobs are never touched by a rule (an unsealed capture is the only
+    copy, a salvaged generation is kept on purpose)."""
+    rules = value(_one(template, "Microsoft.Storage/storageAccounts/managementPolicies").get("properties.policy.rules"))
+    assert isinstance(rules, list)
+    found = []
+    on_captures = [
+        rule
+        for rule in rules
+        if "captures/" in [_expanded(p, template) for p in rule["definition"]["filters"].get("prefixMatch", [])]
+    ]
+    if len(on_captures) != 1:
+        return [f"expected one lifecycle rule on captures/, found {len(on_captures)}"]
+    rule = on_captures[0]
+    if rule.get("enabled") is not True or rule["definition"]["filters"].get("blobTypes") != ["blockBlob"]:
+        found.append("the captures rule must be enabled, on block blobs")
+    if rule["definition"]["actions"] != {
+        "version": {"delete": {"daysAfterCreationGreaterThan": Expr("captureVersionsDeleteAfterDays")}}
+    }:
+        found.append(f"the captures rule must only delete previous versions: {rule['definition']['actions']}")
+    param = template.params().get("captureVersionsDeleteAfterDays")
+    days = value(param.default) if param is not None else None
+    if not isinstance(days, int) or not 1 <= days <= 30:
+        found.append(f"captureVersionsDeleteAfterDays defaults to {days}: a margin of days, not a retention period")
+    return found
+
+
+def test_previous_capture_versions_are_deleted_and_current_ones_never(templates: dict[str, Bicep]) -> None:
+    assert capture_version_violations(templates["modules/recordings-storage.bicep"]) == []
+
+
+def test_the_main_template_passes_the_capture_version_days(main: Bicep) -> None:
+    param = main.params()["captureVersionsDeleteAfterDays"]
+    assert value(param.default) == 7
+    assert "captureVersionsDeleteAfterDays: captureVersionsDeleteAfterDays" in main.source.decode()
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("prefixMatch: ['${capturesContainerName}/']", "prefixMatch: ['${recordingsContainerName}/captures/']"),
+        (
+            "actions: { version: { delete: { daysAfterCreationGreaterThan: captureVersionsDeleteAfterDays } } }",
+            "actions: { baseBlob: { delete: { daysAfterModificationGreaterThan: captureVersionsDeleteAfterDays } } }",
+        ),
+        (
+            "actions: { version: { delete: { daysAfterCreationGreaterThan: captureVersionsDeleteAfterDays } } }",
+            "actions: { version: { delete: { daysAfterCreationGreaterThan: captureVersionsDeleteAfterDays } }, "
+            "baseBlob: { delete: { daysAfterModificationGreaterThan: 30 } } }",
+        ),
+        (
+            "actions: { version: { delete: { daysAfterCreationGreaterThan: captureVersionsDeleteAfterDays } } }",
+            "actions: { version: { delete: { daysAfterCreationGreaterThan: defaultRetentionDays + 1 } } }",
+        ),
+        ("param captureVersionsDeleteAfterDays int = 7", "param captureVersionsDeleteAfterDays int = 3650"),
+        (
+            "name: 'capture-versions-after-seal'\n          enabled: true",
+            "name: 'capture-versions-after-seal'\n          enabled: false",
+        ),
+    ],
+)
+def test_capture_version_check_catches_a_missing_or_wider_rule(templates: dict[str, Bicep], old: str, new: str) -> None:
+    assert capture_version_violations(templates["modules/recordings-storage.bicep"].replaced(old, new)) != []
+
+
 def vault_violations(template: Bicep) -> list[str]:
     vault = _one(template, policy.VAULT)
     found = []

@@ -592,6 +592,7 @@ DEFAULT_ONLY = {
     "recorderCertificateName",
     "evidenceColdAfterDays",
     "evidenceArchiveAfterDays",
+    "captureVersionsDeleteAfterDays",
     "cosmosAutoscaleMaxThroughput",
     "alwaysReadyHttpInstances",
     "alwaysReadyDurableInstances",
