@@ -49,6 +49,10 @@ class Inputs:
     cosmos_kb_per_recording: float
     log_mb_per_recording: float
     hot_days: float  # evidenceColdAfterDays
+    # The capture's copy of the audio in `captures` (hot, the account's default tier) after the seal: the clean-up
+    # leaves it as a previous version, deleted by the `capture-versions-after-seal` rule captureVersionsDeleteAfterDays
+    # (7) after it was written, then soft-deleted for deleteRetentionPolicy's 30 days, plus a day for the rule's run.
+    capture_days: float
     hours_per_user_month: float
     peak_concurrency: float  # share of policy users on a recorded call in the busiest hour
     busy_hours_per_month: float  # hours a month the fleet is scaled for the peak
@@ -108,11 +112,13 @@ def per_recorded_hour(i: Inputs, p: dict[str, float], retention_years: float) ->
     evidence_gb, access_gb = i.evidence_mb_per_hour / 1000, i.access_mb_per_hour / 1000
     hot_months = min(months, i.hot_days / DAYS_PER_MONTH)
     cold_months = months - hot_months
-    storage_gb_months = (evidence_gb + access_gb) * months
+    capture_months = i.capture_days / DAYS_PER_MONTH
+    storage_gb_months = (evidence_gb + access_gb) * months + evidence_gb * capture_months
     writes = 3600 / i.block_seconds + 4 * recordings  # staged blocks; block list, manifest, copy, seal per recording
     storage = (
         evidence_gb * (hot_months * p["blob_hot_grs_gb_month"] + cold_months * p["blob_cold_grs_gb_month"])
         + access_gb * months * p["blob_cool_grs_gb_month"]
+        + evidence_gb * capture_months * p["blob_hot_grs_gb_month"]
         + writes * p["blob_hot_write_10k"] / 1e4
         + recordings * p["blob_tier_change_cold_10k"] / 1e4
     )
@@ -178,6 +184,7 @@ def main() -> int:
         cosmos_kb_per_recording=12,
         log_mb_per_recording=0.5,
         hot_days=30,
+        capture_days=7 + 30 + 1,
         hours_per_user_month=args.hours_per_user,
         peak_concurrency=args.peak_concurrency,
         busy_hours_per_month=10 * 21.7,
@@ -210,6 +217,8 @@ def main() -> int:
           "from documented costs: 1 RU per 1 KB point read, ~5-6 RU per 1 KB write, queries more)")  # fmt: skip
     print(f"  assumption logs {i.log_mb_per_recording} MB per recording; evidence hot {i.hot_days:.0f} days, then "
           "cold (infra defaults); access copies cool; GRS")  # fmt: skip
+    print(f"  assumption the capture's copy of the audio stays hot {i.capture_days:.0f} days after the call "
+          "(capture-versions-after-seal: 7 days as a previous version, 30 soft-deleted, 1 for the rule's run)")  # fmt: skip
     print(f"  assumption each policy user records {i.hours_per_user_month:.0f} h a month; {i.peak_concurrency:.0%} of "
           f"them on a call at the peak, {i.busy_hours_per_month:.0f} busy hours a month")  # fmt: skip
     unsourced = [name for name, item in sheet["prices"].items() if item["status"] == "assumption"]
