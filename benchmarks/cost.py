@@ -218,7 +218,7 @@ def main() -> int:
     print(f"  assumption logs {i.log_mb_per_recording} MB per recording; evidence hot {i.hot_days:.0f} days, then "
           "cold (infra defaults); access copies cool; GRS")  # fmt: skip
     print(f"  assumption the capture's copy of the audio stays hot {i.capture_days:.0f} days after the call "
-          "(capture-versions-after-seal: 7 days as a previous version, 30 soft-deleted, 1 for the rule's run)")  # fmt: skip
+          "(capture-versions-after-seal: 7 days a previous version, 30 soft-deleted, 1 for the run)")  # fmt: skip
     print(f"  assumption each policy user records {i.hours_per_user_month:.0f} h a month; {i.peak_concurrency:.0%} of "
           f"them on a call at the peak, {i.busy_hours_per_month:.0f} busy hours a month")  # fmt: skip
     unsourced = [name for name, item in sheet["prices"].items() if item["status"] == "assumption"]
