@@ -384,7 +384,7 @@ class Recorder:
                     )
                 continue
             except StorageUnavailable:
-                self.storage_health.failed()
+                self.storage_health.failed(block.blob_name)
                 return
             self.storage_health.succeeded()
             self.spill.remove(block)

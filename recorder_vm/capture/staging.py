@@ -1,7 +1,8 @@
 """The blocks of one block blob on their way to storage, staged strictly in sequence order.
 
-A block goes from memory to the blob (`stage_block`); when storage fails, it and every block waiting behind it
-go to the disk buffer instead, and are staged from there, still in order, once storage answers again. Staging
+A block goes from memory to the blob (`stage_block`); when a request fails, it and every block waiting behind it
+go to the disk buffer instead, and are staged from there, still in order, once the blob's own back-off has passed
+(and the process's, when several blobs' requests failed: `StorageHealth`). Staging
 in order keeps what the heartbeat reports (`staged`: blocks 0..n-1 are on the blob) true at every moment, so a
 crash loses only blocks not yet staged, and spilled blocks survive it on disk. Everything here runs on one
 capture worker's event loop; only the disk writes go to threads.
@@ -57,6 +58,7 @@ class BlobStager:
         self._store = store
         self._spill = spill
         self._health = health
+        self._backoff = health.blob_backoff()  # this blob's own: one failed request holds back only this blob
         self._in_flight = in_flight
         self._on_staged = on_staged
         self._on_failure = on_failure
@@ -95,13 +97,13 @@ class BlobStager:
             pump = self._pump
             if pump is not None:
                 await asyncio.wait([pump], timeout=max(0.0, min(0.1, deadline - clock())))
-            if self._waiting and self._pump is None:  # nothing under way (storage in its back-off): wait a moment
+            if self._waiting and self._pump is None:  # nothing under way (in a back-off): wait a moment
                 await asyncio.sleep(min(0.1, max(0.0, deadline - clock())))
 
     async def _run(self) -> None:
         try:
             while self._waiting:
-                if not self._health.may_try():
+                if not (self._backoff.may_try() and self._health.may_try()):
                     if not self.overflowed:  # the buffer refused a block already: the rest waits in memory
                         await self._spill_waiting()
                     return
@@ -119,11 +121,16 @@ class BlobStager:
                     async with self._in_flight:
                         await self._store.stage_block(self.blob_name, block_id, data)
                 except StorageUnavailable as error:
-                    self._health.failed()
+                    self._backoff.failed()
+                    self._health.failed(self.blob_name)
                     if not self.overflowed:
-                        log.warning("storage unavailable; spilling to the local buffer", extra={"error": str(error)})
+                        log.warning(
+                            "staging failed; spilling to the local buffer",
+                            extra={"blob": self.blob_name, "error": str(error)},
+                        )
                         await self._spill_waiting()
                     return
+                self._backoff.succeeded()
                 self._health.succeeded()
                 self._waiting.popleft()
                 if block.spilled is not None:

@@ -383,39 +383,88 @@ class AzureAsyncRecordingStore:
         await self._service.close()
 
 
-class StorageHealth:
-    """Whether storage worked last time, and when to try again after it did not (shared by all captures)."""
+class Backoff:
+    """When to try again after failed requests: `first_backoff`, doubling up to `max_backoff`; a success ends it.
+    Requests that were already under way when the failure came (many blocks at once) count as one: the back-off
+    grows only once per attempt window."""
 
-    def __init__(
-        self, *, first_backoff: float = 0.5, max_backoff: float = 10.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, *, first_backoff: float, max_backoff: float, clock: Callable[[], float]) -> None:
         self._first = first_backoff
         self._max = max_backoff
         self._clock = clock
-        self._lock = threading.Lock()
         self._backoff = 0.0
         self._retry_at = 0.0
-        self.failures = 0
 
     @property
-    def up(self) -> bool:
-        return self._backoff == 0.0
+    def active(self) -> bool:
+        return self._backoff != 0.0
 
     def may_try(self) -> bool:
         return self._backoff == 0.0 or self._clock() >= self._retry_at
 
     def failed(self) -> None:
-        """A request failed. Requests that were already under way when storage went (many calls' blocks at
-        once) count as one failure: the back-off grows only once per attempt window."""
+        now = self._clock()
+        if self._backoff and now < self._retry_at:
+            return
+        self._backoff = min(self._max, self._backoff * 2 if self._backoff else self._first)
+        self._retry_at = now + self._backoff
+
+    def succeeded(self) -> None:
+        self._backoff = 0.0
+        self._retry_at = 0.0
+
+
+class StorageHealth:
+    """Whether storage works, as far as the captures can tell (shared by all of them), and when to try again after
+    it did not.
+
+    One failed request says little about storage: a request that timed out behind its own worker's long pass, one
+    slow answer of a busy account. So the blob it was for backs off on its own (`blob_backoff`, kept by the blob's
+    stager) and the other calls go on staging. Storage is taken to be failing when requests of `outage_blobs`
+    different blobs have failed with no request succeeding in between: then nothing is sent until the process's
+    back-off has passed, and every capture keeps its new blocks in the disk buffer meanwhile, so a hundred calls do
+    not each wait for the same timeout."""
+
+    def __init__(
+        self,
+        *,
+        first_backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        outage_blobs: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._first = first_backoff
+        self._max = max_backoff
+        self._clock = clock
+        self._outage_blobs = outage_blobs
+        self._lock = threading.Lock()
+        self._backoff = Backoff(first_backoff=first_backoff, max_backoff=max_backoff, clock=clock)
+        self._failing: set[str] = set()  # blobs whose requests failed since a request last succeeded
+        self.failures = 0  # failed requests, all blobs
+        self.outages = 0  # times the failures of several blobs put the process into its back-off
+
+    @property
+    def up(self) -> bool:
+        return not self._backoff.active
+
+    def may_try(self) -> bool:
+        return self._backoff.may_try()
+
+    def blob_backoff(self) -> Backoff:
+        """A back-off of one blob's own (same timing), for the stager of that blob."""
+        return Backoff(first_backoff=self._first, max_backoff=self._max, clock=self._clock)
+
+    def failed(self, blob_name: str) -> None:
+        """A request for `blob_name` failed: the process backs off once several blobs' requests have."""
         with self._lock:
             self.failures += 1
-            now = self._clock()
-            if self._backoff and now < self._retry_at:
-                return
-            self._backoff = min(self._max, self._backoff * 2 if self._backoff else self._first)
-            self._retry_at = now + self._backoff
+            self._failing.add(blob_name)
+            if len(self._failing) >= self._outage_blobs:
+                if not self._backoff.active:
+                    self.outages += 1
+                self._backoff.failed()
 
     def succeeded(self) -> None:
         with self._lock:
-            self._backoff = 0.0
-            self._retry_at = 0.0
+            self._failing.clear()
+            self._backoff.succeeded()

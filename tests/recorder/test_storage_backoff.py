@@ -100,8 +100,8 @@ def _stagers(
 
 async def _until_idle(stagers: dict[str, BlobStager]) -> None:
     """Let every stager's request under way finish (nothing here waits on a clock)."""
-    while any(stager._pump is not None for stager in stagers.values()):
-        await asyncio.sleep(0.01)
+    while pumps := [stager._pump for stager in stagers.values() if stager._pump is not None]:
+        await asyncio.wait(pumps)
 
 
 def test_one_timed_out_request_backs_off_its_own_blob_and_the_other_calls_go_on_staging(
