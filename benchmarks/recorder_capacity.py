@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import platform as host
 import statistics
@@ -83,9 +84,12 @@ class Run:
     max_late_ms: float
     rss_per_call: float = 0.0  # resident memory a call adds once it captures (bytes)
     storage_failures: int = 0  # staging requests that failed (timed out: Azurite starved); their blocks spilled
+    storage_outages: int = 0  # times failures of several blobs put every capture into the back-off (all spilled)
     failed: int = 0
     audio_seconds: float = 0.0
     evidence_bytes: int = 0
+    cpu_fed_seconds: float = 0.0  # of cpu_seconds, while frames were being fed (the rest: ending the calls)
+    lateness: Lateness | None = None
 
 
 def _clip() -> np.ndarray:
@@ -100,6 +104,68 @@ def _cpu() -> float:
 
 
 @dataclass
+class Timeline:
+    """What ran while the feeder was measured, on the monotonic clock: the garbage collector's collections (from
+    `gc.callbacks`), the capture workers' passes (`CaptureEngine.pass_observer`), and the feeder's late ticks."""
+
+    collections: list[tuple[float, float, int]]  # (start, end, generation)
+    passes: list[tuple[float, float, float]]  # (start, end, seconds servicing calls)
+    late: list[tuple[float, float]]  # (when the tick before the late one was due, when the late one started)
+    _gc_start: float = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.monotonic()
+        else:
+            self.collections.append((self._gc_start, time.monotonic(), info["generation"]))
+
+    def on_pass(self, _worker: int, start: float, end: float, busy: float) -> None:
+        self.passes.append((start, end, busy))
+
+    def lateness(self, start: float, end: float) -> Lateness:
+        """Each late tick put down to what overlapped the stretch from the tick before it to its start: a collection
+        of the garbage collector (the interpreter held throughout), else a worker pass that serviced calls for over
+        one frame (20 ms; the interpreter held but for its switch interval), else neither (the OS's scheduling,
+        the interpreter's hand-overs between threads)."""
+        collections = [c for c in self.collections if c[1] >= start and c[0] <= end]
+        passes = [p for p in self.passes if p[1] >= start and p[0] <= end]
+        by_cause = {"collector": 0, "long pass": 0, "neither": 0}
+        for window_start, window_end in self.late:
+
+            def overlap(a: float, b: float) -> float:
+                return max(0.0, min(b, window_end) - max(a, window_start))  # noqa: B023
+
+            gc_overlap = max((overlap(c[0], c[1]) for c in collections), default=0.0)
+            pass_overlap = max((overlap(p[0], p[1]) for p in passes if p[2] > FRAME), default=0.0)
+            if gc_overlap >= FRAME / 2 and gc_overlap >= pass_overlap / 2:
+                by_cause["collector"] += 1
+            elif pass_overlap > 0:
+                by_cause["long pass"] += 1
+            else:
+                by_cause["neither"] += 1
+        full = [c[1] - c[0] for c in collections if c[2] == 2]
+        busy = [p[2] for p in passes]
+        return Lateness(
+            by_cause=by_cause,
+            full_collections=len(full),
+            longest_collection_ms=1000 * max((c[1] - c[0] for c in collections), default=0.0),
+            collections_ms=1000 * sum(c[1] - c[0] for c in collections),
+            long_passes=sum(1 for b in busy if b > FRAME),
+            longest_pass_ms=1000 * max(busy, default=0.0),
+        )
+
+
+@dataclass
+class Lateness:
+    by_cause: dict[str, int]  # late ticks put down to each cause
+    full_collections: int
+    longest_collection_ms: float
+    collections_ms: float  # all generations, while measured
+    long_passes: int  # worker passes that serviced calls for longer than a frame
+    longest_pass_ms: float
+
+
+@dataclass
 class Feed:
     durations: np.ndarray  # of each measured callback, ns
     frames: int  # measured frames per call
@@ -107,6 +173,7 @@ class Feed:
     max_late_ms: float
     cpu0: float  # process CPU when the measured part began
     rss0: int  # resident bytes when the measured part began
+    measured_from: float  # monotonic clock, when the measured part began
 
 
 def _rss() -> int:
@@ -120,6 +187,7 @@ def _feed(
     seconds: float,
     warmup: float,
     ready: Callable[[], bool],
+    late_ticks: list[tuple[float, float]],
 ) -> Feed:
     """Deliver one frame per call every 20 ms from one thread, timing each callback. The first `warmup` seconds,
     and after them as long as `ready()` is false (calls still setting up their encoders), are delivered but not
@@ -132,6 +200,7 @@ def _feed(
     index = late = 0
     max_late = 0.0
     cpu0, rss0 = _cpu(), _rss()
+    measured_from = time.monotonic()
     began = time.perf_counter()
     n = 0
     while n < frames:
@@ -141,13 +210,15 @@ def _feed(
             warm += 1
             frames += 1
         if n == warm:
-            cpu0, rss0 = _cpu(), _rss()
+            cpu0, rss0, measured_from = _cpu(), _rss(), time.monotonic()
         if wait > 0:
             time.sleep(wait)
         elif n >= warm:
             max_late = max(max_late, -wait)
             if wait < -FRAME:
                 late += 1
+                now = time.monotonic()
+                late_ticks.append((now + wait - FRAME, now))
         ticks = start_ticks + n * 200_000
         if n < warm:
             for call, callback in enumerate(deliver):
@@ -161,7 +232,7 @@ def _feed(
             durations[index] = time.perf_counter_ns() - t0
             index += 1
         n += 1
-    return Feed(durations[:index], frames - warm, late, max_late * 1000, cpu0, rss0)
+    return Feed(durations[:index], frames - warm, late, max_late * 1000, cpu0, rss0, measured_from)
 
 
 def run_capture(
@@ -205,15 +276,29 @@ def run_capture(
             for capture in captures:
                 capture.start(allowed_from_ticks=allowed_from)
             deliver = [capture.on_audio for capture in captures]
+        timeline = Timeline([], [], [])
+        engine.pass_observer = timeline.on_pass
+        gc.callbacks.append(timeline.on_gc)
         rss_before = _rss()
-        feed = _feed(deliver, clip, seconds, warmup, lambda: baseline or all(c.mixed is not None for c in captures))
+        try:
+            feed = _feed(
+                deliver,
+                clip,
+                seconds,
+                warmup,
+                lambda: baseline or all(c.mixed is not None for c in captures),
+                timeline.late,
+            )
+        finally:
+            gc.callbacks.remove(timeline.on_gc)
+        fed_until, cpu_fed = time.monotonic(), _cpu() - feed.cpu0
         if not baseline:
             # Calls end over a few seconds in real life, not at one instant: stop them 16 at a time.
             with ThreadPoolExecutor(max_workers=16) as pool:
                 results = list(pool.map(lambda capture: capture.stop(drain_seconds=60), captures))
         cpu = _cpu() - feed.cpu0
         engine.stop()
-        storage_failures = engine.health.failures
+        storage_failures, storage_outages = engine.health.failures, engine.health.outages
     durations = feed.durations
     run = Run(
         calls=calls,
@@ -228,6 +313,9 @@ def run_capture(
         max_late_ms=feed.max_late_ms,
         rss_per_call=(feed.rss0 - rss_before) / calls,
         storage_failures=storage_failures,
+        storage_outages=storage_outages,
+        cpu_fed_seconds=cpu_fed,
+        lateness=timeline.lateness(feed.measured_from, fed_until),
     )
     if not baseline:
         run.failed = sum(1 for r in results if not r.ok)
@@ -255,6 +343,27 @@ class Level:
 
     def runs(self) -> list[Run]:
         return [run for _, run in self.pairs]
+
+    def per_call_fed(self) -> list[float]:
+        """Of `per_call`, what was spent while frames were fed (the rest: ending the calls, committing)."""
+        return [
+            100 * max(0.0, run.cpu_fed_seconds - base.cpu_fed_seconds) / self.seconds / self.calls
+            for base, run in self.pairs
+        ]
+
+    def where_late(self) -> str:
+        """The feeder's late ticks put down to their causes, and what the collector and the workers did."""
+        lateness = [run.lateness for run in self.runs() if run.lateness is not None]
+        causes = {cause: sum(item.by_cause[cause] for item in lateness) for cause in lateness[0].by_cause}
+        said = ", ".join(f"{cause} {count}" for cause, count in causes.items())
+        return (
+            f"late ticks ({len(lateness)} runs): {said}; per run, full collections "
+            f"{_spread([float(item.full_collections) for item in lateness], '.0f')}, collector "
+            f"{_spread([item.collections_ms for item in lateness], '.0f')} ms in all, longest collection "
+            f"{_spread([item.longest_collection_ms for item in lateness], '.0f')} ms; worker passes over a frame "
+            f"{_spread([float(item.long_passes) for item in lateness], '.0f')}, longest "
+            f"{_spread([item.longest_pass_ms for item in lateness], '.0f')} ms"
+        )
 
 
 def _spread(values: list[float], fmt: str) -> str:
@@ -347,6 +456,12 @@ def main() -> int:
             f"| {sum(r.storage_failures for r in runs)} | {_spread(level.per_call(), '.3f')} |"
         )
     print("(median of runs, lowest to highest in brackets)")
+    for level in levels:
+        print(
+            f"- {level.calls} calls: CPU per call while fed {_spread(level.per_call_fed(), '.3f')} %, "
+            f"storage outages (all captures backed off) {sum(r.storage_outages for r in level.runs())}; "
+            f"{level.where_late()}"
+        )
     print(f"load average at the end {load_end[0]:.1f} / {load_end[1]:.1f} / {load_end[2]:.1f}")
     print()
     first, last = levels[0], levels[-1]

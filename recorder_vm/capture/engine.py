@@ -150,16 +150,21 @@ class CaptureWorker:
         while not stop.is_set():
             while self._arriving:
                 self._captures.append(self._arriving.popleft())
-            now = clock()
-            slice_end = now + slice_seconds
+            now = slice_start = clock()
+            busy = 0.0  # seconds of this pass spent servicing calls, not in the loop's turns between its slices
             for capture in list(self._captures):
                 capture.service(now)
-                if clock() >= slice_end:
+                if clock() - slice_start >= slice_seconds:
                     # Let the loop read what arrived (responses, a stop) before the next call; a capture halted
                     # meanwhile is skipped by its own `service`.
                     self.passes_yielded += 1
+                    busy += clock() - slice_start
                     await asyncio.sleep(0)
-                    slice_end = clock() + slice_seconds
+                    slice_start = clock()
+            observer = self.engine.pass_observer
+            if observer is not None:
+                ended = clock()
+                observer(self.index, now, ended, busy + ended - slice_start)
             next_tick = max(next_tick + tick, clock())
             await asyncio.sleep(max(0.0, next_tick - clock()))
 
@@ -189,6 +194,10 @@ class CaptureEngine:
         self.uploads_in_flight = uploads_in_flight
         self.clock = clock
         self.workers = [CaptureWorker(self, index) for index in range(workers or default_workers())]
+        # Told of every pass of every worker: (worker index, when it began, when it ended, seconds of it spent
+        # servicing calls), on the worker's thread. For measurements: benchmarks/recorder_capacity.py times the
+        # platform thread's late ticks against the workers' passes.
+        self.pass_observer: Callable[[int, float, float, float], None] | None = None
         self.lock = threading.Lock()
         self.started = False
 
