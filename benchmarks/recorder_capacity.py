@@ -54,6 +54,7 @@ from recorder_vm.capture.storage import (  # noqa: E402
     AzureRecordingStore,
     async_blob_service,
 )
+from recorder_vm.collector import freeze_startup_objects  # noqa: E402
 from recorder_vm.media.base import AudioFrame  # noqa: E402
 from verbatim.evidence.capture import capture_prefix  # noqa: E402
 from verbatim.platform.clients import blob_service  # noqa: E402
@@ -245,6 +246,7 @@ def run_capture(
     workers: int,
     warmup: float = 2.0,
 ) -> Run:
+    freeze_startup_objects()  # as a recorder does once it has started, before its calls
     with tempfile.TemporaryDirectory() as spill_dir:
         spill = SpillBuffer(Path(spill_dir), 1024**3)
         engine = CaptureEngine(

@@ -22,6 +22,7 @@ from recorder_vm.capture.storage import (
     StorageUnavailable,
     async_blob_service,
 )
+from recorder_vm.collector import freeze_startup_objects
 from recorder_vm.event_log import add_event_log_handler
 from recorder_vm.events import EventPublisher, QueueSink
 from recorder_vm.http import create_app
@@ -191,7 +192,9 @@ async def build(
     publisher.hold = recorder.answers_waiting  # answers go first (recorder_vm.events)
     recorder.start()
     control = control_validator(settings)
-    return Runtime(settings, recorder, media, calls, validator, http, create_app(recorder, validator, control))
+    runtime = Runtime(settings, recorder, media, calls, validator, http, create_app(recorder, validator, control))
+    freeze_startup_objects()  # what was built to start lives as long as the process (recorder_vm.collector)
+    return runtime
 
 
 def control_validator(settings: RecorderSettings) -> TokenValidator | None:

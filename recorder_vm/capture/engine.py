@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -52,9 +51,14 @@ UPLOADS_IN_FLIGHT = 16  # staging requests under way at once, per worker (Azure:
 
 
 def default_workers() -> int:
-    """Two workers: encoding runs in C and uploads wait on the network, so more threads than this only
-    contend for the interpreter; two keep one call's slow moment from delaying every other call."""
-    return max(1, min(2, os.cpu_count() or 1))
+    """One worker. The work of a pass is Python but for the encoder's and the hashes' C calls, which release the
+    interpreter, and taking it back waits for whichever thread holds it: two workers busy at once hand it to each
+    other at every such call. Measured at 400 calls (one run each, the benchmark's set-up burst, 2026-12-07): with two
+    workers a block's encoding took 1.8 ms of wall clock for 0.5 ms of CPU, an encoder's set-up 15 ms for 4.8 ms,
+    passes over a worker's calls ran 5-11 s and the run's CPU per call was 0.315 % of a core; with one, 0.65 ms,
+    3.3 ms (their CPU), passes under 1.5 s and 0.214 %. More workers pay only where the interpreter is not shared
+    (several processes)."""
+    return 1
 
 
 class CaptureWorker:
