@@ -6,6 +6,12 @@ is checked for gaps with NumPy (their timestamps against where the samples put t
 buffer; a block is encoded in one encoder call when a block's worth of whole FLAC frames has arrived (or
 `block_seconds` have passed), so it never carries more than `block_seconds` of audio. Each block is named by
 its sequence and SHA-256 (`verbatim.evidence.blocks`).
+
+A track's first block is shorter by a phase of its own (whole FLAC frames, from its blob name): calls that start
+together (a burst of invitations, a failed-over instance's calls re-invited at once) would otherwise fill their
+blocks in the same tick of the worker, every block, for the whole call — one pass encoding and staging hundreds of
+blocks, then a dozen passes with none. With the phases their blocks are spread over a block's length of ticks.
+The FLAC stream is the same: only where it is cut into blocks moves.
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ class CommitPoint:
     bytes: int
 
 
+def _phase(blob_name: str) -> int:
+    """A number of FLAC frames that differs from one track to the next and is the same for a track every time."""
+    return int.from_bytes(hashlib.sha256(blob_name.encode()).digest()[:4], "big")
+
+
 class TrackWriter:
     def __init__(
         self,
@@ -64,6 +75,7 @@ class TrackWriter:
         self._clock = clock
         self._encoder = FlacStreamEncoder()
         self._frame_samples = self._encoder.frame_samples
+        self._phase_frames = _phase(blob_name)  # frames the first block is shorter by (mod a block's frames)
         self._samples_in = 0  # samples received, silence included
         self._chunks: list[bytes] = []  # PCM received and not yet encoded
         self._buffered = 0  # samples in `_chunks`
@@ -142,6 +154,8 @@ class TrackWriter:
         """Samples in a full block: whole FLAC frames, at most `block_seconds` (twice that in a very long call)."""
         factor = 2 if len(self.blocks) >= LONG_CALL_BLOCKS else 1
         frames = max(1, int(self._block_seconds * SAMPLE_RATE * factor) // self._frame_samples)
+        if not self.blocks:
+            frames -= self._phase_frames % frames  # at least one frame
         return frames * self._frame_samples
 
     def due(self, now: float) -> bool:
