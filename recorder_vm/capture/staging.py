@@ -99,6 +99,11 @@ class BlobStager:
                 await asyncio.wait([pump], timeout=max(0.0, min(0.1, deadline - clock())))
             if self._waiting and self._pump is None:  # nothing under way (in a back-off): wait a moment
                 await asyncio.sleep(min(0.1, max(0.0, deadline - clock())))
+        pump = self._pump
+        if self.broken and pump is not None:
+            # Giving up (`_give_up`): broken is said before its blocks are on disk and the capture is failed; what
+            # settles next (a commit, a manifest) must see the failure, so wait for it to be said.
+            await asyncio.wait([pump], timeout=max(0.0, deadline - clock()))
 
     async def _run(self) -> None:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 
 from devstack.testkit.audio import decode, speech, with_silence
 from devstack.testkit.teams_platform import wait_until
-from recorder_vm.capture.spill import SpillBuffer
+from recorder_vm.capture.spill import SpillBuffer, SpilledBlock
 from recorder_vm.capture.staging import BlobStager, PendingBlock
 from recorder_vm.capture.storage import CaptureFenced, StorageHealth, StorageUnavailable
 from tests.conftest import Azurite
@@ -226,3 +227,45 @@ def test_a_capture_fenced_without_a_next_generation_fails_at_once_and_loses_no_b
     assert spilled, "the block refused by the fence is kept"
     assert len(audio) == sum(block.samples for block in mixed.blocks) > 2 * SAMPLE_RATE
     assert np.array_equal(audio, source[: len(audio)])
+
+
+class SlowDisk(SpillBuffer):
+    """A disk buffer whose writes wait until `release` is set (a busy disk, a loaded machine)."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        super().__init__(root, max_bytes)
+        self.release = threading.Event()
+
+    def put(self, blob_name: str, sequence: int, data: bytes) -> SpilledBlock:
+        self.release.wait(timeout=30)
+        return super().put(blob_name, sequence, data)
+
+
+def test_a_stager_giving_up_is_settled_only_once_the_capture_is_told(tmp_path: Path) -> None:
+    """`settle` (what a capture's stop waits for before it commits) returned as soon as the stager was broken, while
+    its blocks were still being written to disk and before the capture was failed: the stop could then commit and
+    describe the capture as complete. Seen under load (a slow disk write) in the fenced case above."""
+    store = RefusingStore(CaptureFenced(BLOB, "lease refused (LeaseIdMismatchWithBlobOperation)"), fail_at=1)
+    spill = SlowDisk(tmp_path / "spill", 1024**2)
+    failures: list[str] = []
+
+    async def main() -> tuple[list[str], list[int]]:
+        loop = asyncio.get_running_loop()
+        stager = BlobStager(
+            BLOB,
+            store=store,
+            spill=spill,
+            health=StorageHealth(),
+            in_flight=asyncio.Semaphore(4),
+            on_staged=lambda _sequence, _data: None,
+            on_failure=failures.append,
+        )
+        for block in _blocks(3):
+            stager.put(block)
+        loop.call_later(0.5, spill.release.set)  # the disk answers after settle's own waits (0.1 s) have run out
+        await stager.settle(loop.time() + 30.0, loop.time)
+        return list(failures), [block.sequence for block in spill.blocks(BLOB)]
+
+    told, on_disk = asyncio.run(main())
+    assert len(told) == 1 and "fenced" in told[0], told
+    assert on_disk == [1, 2]
