@@ -5,7 +5,7 @@ stream kind; and that audio keeps every frame while video flows.
     .venv/bin/python benchmarks/video_capture.py [--calls 20 50 100] [--seconds 20] [--runs 3] [--cameras 4]
         [--invitations 50]
 
-Each run captures `--calls` calls on one `CaptureEngine` (the recorder's defaults: two workers, 1.5 s blocks, a
+Each run captures `--calls` calls on one `CaptureEngine` (the recorder's defaults: one worker, 1.5 s blocks, a
 private Azurite) twice, in the same process: once audio only, once audio plus one screen share and `--cameras`
 camera streams per call. One "media platform" thread delivers, every 20 ms, each call's audio frame and the video
 access units due (real H.264 from libx264: cameras 320x180 at 15 fps, the screen share 1280x720 at 1.875 fps,
