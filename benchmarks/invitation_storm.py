@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform as host
 import statistics
@@ -56,19 +57,143 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
+from typing import cast
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack.emulators import AzuritePorts, azurite  # noqa: E402
 from devstack.processes import ManagedProcess, free_port, http_ready  # noqa: E402
-from devstack.testkit.teams_platform import CallRecord, FakePlatform  # noqa: E402
+from devstack.testkit.teams_platform import CallRecord, FakePlatform, SigningKey  # noqa: E402
 from recorder_vm import launch_argv  # noqa: E402
 
 BUDGET_SECONDS = 5.0  # Graph `call: answer`: policy-based recording
 GOAL_P99_SECONDS = 0.2  # issue 21's goal on this machine
+PLATFORMS = {
+    "graph-process": "Graph (answers, recording status, key set, tokens) in a process of its own, each answer "
+    "stamped there; Teams' notifications posted from the benchmark's process",
+    "one-loop": "one event loop posts Teams' notifications and serves Graph, each answer stamped on that loop "
+    "(the figures before 2026-12-07 21:00 UTC)",
+}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU these processes have used so far (Linux: /proc/<pid>/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / ticks
+
+
+class GraphSide(FakePlatform):
+    """The platform's Graph — `answer`, `reject`, `updateRecordingStatus`, the key set, the token endpoint: the
+    FakePlatform's own routes, unchanged — in a process of its own. Each answer is stamped by FakePlatform's handler
+    as before, but on a loop that posts no notification; each answer, rejection and recording status is then
+    reported to the driver over a pipe (the driver establishes the call on the answer's callbackUri)."""
+
+    def __init__(self, state_dir: Path, *, port: int, key: SigningKey, reports: Connection) -> None:
+        super().__init__(state_dir, port=port, key=key)
+        self._reports = reports
+
+    async def _call_action(self, request: web.Request) -> web.Response:
+        response = await super()._call_action(request)
+        call_id, action = request.match_info["call_id"], request.match_info["action"]
+        record = self.calls[call_id]
+        if action == "answer" and response.status == 202 and record.answer is not None:
+            self._reports.send(("answer", call_id, record.answered_at, record.answer.get("callbackUri")))
+        elif action == "reject":
+            self._reports.send(("reject", call_id, record.rejected))
+        elif action == "updateRecordingStatus" and response.status == 200:
+            self._reports.send(("status", call_id, record.statuses[-1]))
+        return response
+
+
+def serve_graph(state_dir: str, port: int, key_pem: bytes, kid: str, reports: Connection, stop: ProcessEvent) -> None:
+    """The Graph process: serve until `stop` is set (monotonic stamps are comparable across processes: Linux
+    CLOCK_MONOTONIC is system-wide)."""
+    private = cast(rsa.RSAPrivateKey, serialization.load_pem_private_key(key_pem, password=None))
+    graph = GraphSide(Path(state_dir), port=port, key=SigningKey(kid, private), reports=reports)
+    graph.start()
+    reports.send(("ready", ""))
+    stop.wait()
+    graph.stop()
+
+
+class Driver(FakePlatform):
+    """Teams' side when Graph runs in its own process: posts the notifications from this process's loop (signed with
+    the platform's key, to the same addresses) and learns of answers and recording statuses from the Graph process.
+    It serves nothing itself: `recorder_env()` names the Graph process (same port, same key)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        self.seen_at: dict[str, float] = {}  # when this loop learnt of each answer (the one-loop stamp, roughly)
+        self.graph_pid: int | None = None
+        self._context = multiprocessing.get_context("spawn")
+        self._reports, self._child_reports = self._context.Pipe(duplex=False)
+        self._stop_graph = self._context.Event()
+        key_pem = self.key.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        self._graph = self._context.Process(
+            target=serve_graph,
+            args=(str(state_dir), self.port, key_pem, self.key.kid, self._child_reports, self._stop_graph),
+            name="storm-graph",
+        )
+
+    def start(self) -> None:
+        self._graph.start()  # inherits this process's CPU affinity (split layout: CPU 0)
+        self.graph_pid = self._graph.pid
+        if not self._reports.poll(60):
+            raise RuntimeError("the Graph process did not start")
+        self._reports.recv()
+        super().start()
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self._stop_graph.set()
+            self._graph.join(timeout=10)
+            if self._graph.is_alive():
+                self._graph.terminate()
+                self._graph.join(timeout=5)
+
+    async def _start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        asyncio.get_running_loop().add_reader(self._reports.fileno(), self._on_reports)
+
+    async def _stop(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._reports.fileno())
+        await super()._stop()
+
+    def _on_reports(self) -> None:
+        while self._reports.poll():
+            kind, call_id, *rest = self._reports.recv()
+            record = self._record(call_id)
+            if kind == "answer":
+                record.answered_at, record.answer = rest[0], {"callbackUri": rest[1]}
+                self.seen_at[call_id] = time.monotonic()
+                record.answer_event.set()
+            elif kind == "reject":
+                record.rejected = rest[0] or {}
+                record.answer_event.set()
+            elif kind == "status":
+                record.statuses.append(rest[0])
+                record.status_event.set()
+
+    def own_pids(self) -> list[int]:
+        return [] if self.graph_pid is None else [self.graph_pid]
 
 
 @dataclass
@@ -83,9 +208,11 @@ class Storm:
     recorder_cpu: float = 0.0  # CPU seconds the recorder processes used during the storm, per invitation
     platform_cpu: float = 0.0  # CPU seconds of this process (the platform's side) during the storm, per invitation
     graph_connections: int | None = None  # connections the recorders opened to Graph during the storm
+    recorder_p99: float | None = None  # the recorders' own answer p99 (Instances.answer_p99)
+    seen: list[float] = field(default_factory=list)  # graph-process: answers as the driver's loop learnt of them
 
-    def q(self, quantile: float) -> float:
-        values = self.latencies or [float("inf")]
+    def q(self, quantile: float, values: list[float] | None = None) -> float:
+        values = (self.latencies if values is None else values) or [float("inf")]
         return values[min(len(values) - 1, int(quantile * (len(values) - 1) + 0.5))]
 
 
@@ -105,13 +232,20 @@ class Instances:
     pids: list[int]
 
     def cpu_seconds(self) -> float:
-        """User and system CPU the recorder processes have used so far (Linux: /proc/<pid>/stat)."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in self.pids:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
-        return total / ticks
+        """User and system CPU the recorder processes have used so far."""
+        return cpu_seconds(self.pids)
+
+    def answer_p99(self) -> float | None:
+        """The recorders' own view: the highest of the instances' answer p99 (/admin/stats `answer_ms`, from the
+        notification reaching the recorder's handler to Graph's reply to its `answer`; since start-up, so the
+        warm-up's answers are among them), in seconds."""
+        worst: float | None = None
+        for url in self.urls:
+            with urllib.request.urlopen(f"{url}/admin/stats", timeout=10) as response:  # noqa: S310 - loopback
+                p99 = json.load(response).get("answer_ms", {}).get("p99")
+            if p99 is not None:
+                worst = max(worst or 0.0, p99 / 1000)
+        return worst
 
     def graph_connections(self) -> int | None:
         """Connections the recorders have opened to Graph so far (None when a recorder does not count them)."""
@@ -167,7 +301,7 @@ def recorders(
 
 
 def storm(
-    fake: FakePlatform, instances: Instances, invitations: int, *, at_once: bool = True, establish: bool = True
+    fake: FakePlatform | Driver, instances: Instances, invitations: int, *, at_once: bool = True, establish: bool = True
 ) -> Storm:
     """Post `invitations` incoming calls round robin over the instances (all at once, or one after another); with
     `establish`, each answered call is established on its callbackUri, as Teams does, until its recording status."""
@@ -204,12 +338,19 @@ def storm(
             return list(await asyncio.gather(*(one(url, call_id) for url, call_id in targets)))
         return [await one(url, call_id) for url, call_id in targets]
 
+    graph_pids = fake.own_pids() if isinstance(fake, Driver) else []
     connections_before = instances.graph_connections()
-    cpu_before, own_before = instances.cpu_seconds(), time.process_time()
+    cpu_before, own_before = instances.cpu_seconds(), time.process_time() + cpu_seconds(graph_pids)
     started = time.monotonic()
     records = fake.run(all_of(), timeout=300)
     elapsed = time.monotonic() - started
-    recorder_cpu, own_cpu = instances.cpu_seconds() - cpu_before, time.process_time() - own_before
+    recorder_cpu = instances.cpu_seconds() - cpu_before
+    own_cpu = time.process_time() + cpu_seconds(graph_pids) - own_before
+    seen = (
+        sorted(fake.seen_at[r.call_id] - r.invited_at for r in records if r.call_id in fake.seen_at)
+        if isinstance(fake, Driver)
+        else []
+    )
     connections_after = instances.graph_connections()
     answered = sorted(r.answer_seconds for r in records if r.answer_seconds is not None)
     rejected = sum(1 for r in records if r.rejected is not None)
@@ -224,10 +365,12 @@ def storm(
         graph_connections=None
         if connections_before is None or connections_after is None
         else connections_after - connections_before,
+        recorder_p99=instances.answer_p99(),
+        seen=seen,
     )
 
 
-def warm(fake: FakePlatform, instances: Instances, establish: bool) -> None:
+def warm(fake: FakePlatform | Driver, instances: Instances, establish: bool) -> None:
     for url, pid in zip(instances.urls, instances.pids, strict=True):
         storm(fake, Instances([url], [pid]), 5, establish=establish)
 
@@ -235,7 +378,7 @@ def warm(fake: FakePlatform, instances: Instances, establish: bool) -> None:
 def one_run(
     invitations: int,
     instances: int,
-    fake: FakePlatform,
+    fake: FakePlatform | Driver,
     connection: str,
     root: Path,
     establish: bool,
@@ -281,6 +424,12 @@ def main() -> int:
         default="shared",
         help="shared: every process on every core; split: the platform's side on one CPU, the recorders on the rest",
     )
+    parser.add_argument(
+        "--platform",
+        choices=tuple(PLATFORMS),
+        default="graph-process",
+        help="; ".join(f"{name}: {text}" for name, text in PLATFORMS.items()),
+    )
     args = parser.parse_args()
     establish = not args.answer_only
     recorder_cpus: str | None = None
@@ -302,6 +451,7 @@ def main() -> int:
         )
     load_start = os.getloadavg()
     print(f"layout: {layout}")
+    print(f"platform: {args.platform}: {PLATFORMS[args.platform]}")
     print(
         f"machine: {host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}; {args.runs} runs of "
         f"{args.invitations} simultaneous invitations over {args.instances} instances, "
@@ -312,7 +462,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
         ports = AzuritePorts(blob=free_port(), queue=free_port(), table=free_port())
-        fake = FakePlatform(root / "platform")
+        fake = Driver(root / "platform") if args.platform == "graph-process" else FakePlatform(root / "platform")
         fake.start()
         try:
             with azurite(ports, root / "azurite"):
@@ -327,7 +477,14 @@ def main() -> int:
                         f"rejected {result.storm.rejected}, unanswered {result.storm.unanswered}, "
                         f"recording {result.storm.recording}, "
                         f"recorder CPU {ms(result.storm.recorder_cpu, 1)}/invitation, "
-                        f"Graph connections opened {connections(result.storm.graph_connections)}; "
+                        f"Graph connections opened {connections(result.storm.graph_connections)}, "
+                        f"recorders' own answer p99 {ms(result.storm.recorder_p99 or float('nan'))}"
+                        + (
+                            f", driver's loop saw the answers p99 {ms(result.storm.q(0.99, result.storm.seen))}; "
+                            if result.storm.seen
+                            else "; "
+                        )
+                        + f"platform CPU {ms(result.storm.platform_cpu, 1)}/invitation; "
                         f"one instance p99 {ms(result.one_instance.q(0.99))}; "
                         f"single p50 {ms(result.single.q(0.5))}; load {result.load:.1f}",
                         file=sys.stderr,
@@ -356,7 +513,16 @@ def main() -> int:
             f"| {spread([s.platform_cpu for s in storms], 1)} "
             f"| {', '.join(connections(s.graph_connections) for s in storms)} |"
         )
-    print(f"(median of runs, lowest to highest in brackets; Graph connections per run; layout {args.layout})")
+    print(
+        f"(median of runs, lowest to highest in brackets; Graph connections per run; layout {args.layout}; "
+        f"platform {args.platform})"
+    )
+    recorder_views = [r.storm.recorder_p99 for r in results if r.storm.recorder_p99 is not None]
+    if recorder_views:
+        print(
+            f"the recorders' own answer p99 over {args.instances} instances (highest instance; /admin/stats): "
+            f"{spread(recorder_views)}"
+        )
     loads = [r.load for r in results]
     print(
         f"load average: {load_start[0]:.1f} at the start, {statistics.median(loads):.1f} (median) when the storms "

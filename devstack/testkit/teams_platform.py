@@ -123,11 +123,13 @@ class CallRecord:
 
 
 class FakePlatform:
-    def __init__(self, state_dir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, state_dir: Path, *, port: int | None = None, key: SigningKey | None = None) -> None:
+        """`port` and `key` (default: a free port, a new key) let two processes play one platform: the same
+        address and signing key (benchmarks/invitation_storm.py serves Graph from its own process)."""
+        self.port = port if port is not None else free_port()
         self.tls = ensure_tls(state_dir / "tls")
         self.base_url = f"https://127.0.0.1:{self.port}"
-        self.key = SigningKey.generate()
+        self.key = key if key is not None else SigningKey.generate()
         self.calls: dict[str, CallRecord] = {}
         self.answer_delay = 0.0
         self.fail_recording_status: int | None = None
