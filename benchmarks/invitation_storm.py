@@ -4,6 +4,7 @@ platform's 5-second answer budget for policy-based recording (Graph `call: answe
 policy-based recording"; a late answer blocks a strict user's call).
 
     .venv/bin/python benchmarks/invitation_storm.py [--invitations 200] [--instances 2] [--runs 3] [--layout split]
+        [--platform graph-process|one-loop]
 
 Each run starts fresh recorder processes (the real recorder, `python -m recorder_vm`) on one private Azurite and
 the test-side Teams platform (`devstack.testkit.teams_platform.FakePlatform`: signed platform JWTs on every
@@ -22,6 +23,26 @@ than wall-clock latency does. In the same run, as baselines:
 
 - `single`: one invitation at a time to one instance (no contention: what one answer costs on this machine);
 - `one instance`: the same storm to one instance (what the second instance buys).
+
+The platform's side (`--platform`, printed with the figures):
+
+- `graph-process` (the default since 2026-12-07 21:00 UTC): Graph — FakePlatform's own routes and handlers, the key
+  set and token endpoint, TLS, unchanged — runs in a process of its own, which does nothing else; each answer is
+  stamped there, by the same handler line as before, and reported to this process over a pipe, whose loop posts
+  Teams' notifications (incoming, then `establishing`/`established` on the answer's callbackUri) to the same
+  addresses with the same signed token. Both processes are the platform (on CPU 0 in `split`), and the platform CPU
+  column counts both. Why this is closer to Teams: there, the service that receives a bot's `answer` is not the one
+  that sends the notifications, and neither waits for the other; with one loop an answer that had reached the
+  platform's socket waited — unstamped — while that loop posted other calls' notifications, so its latency
+  included the platform's own queue. Each storm also prints when the driver's loop learnt of the answers (p99):
+  the difference to the Graph process's stamps is the queueing the one-loop stamp would have included.
+- `one-loop`: one event loop (FakePlatform's thread) posts the notifications and serves Graph, as every figure before
+  2026-12-07 21:00 UTC was taken.
+
+Each storm also prints the recorders' own answer p99 (/admin/stats `answer_ms`: from the notification reaching the
+recorder's handler to Graph's reply to its `answer`, the highest of the instances, warm-up answers included): the
+platform's figure minus that is the time before the recorder's handler ran — the notification's POST and the
+recorder's own receive queue.
 
 Before each measurement 5 invitations warm the instances up (as a running recorder has answered calls before; the
 recorder opens its Graph connections at start-up by itself). Each storm also reports how many connections the
@@ -61,7 +82,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
-from typing import cast
+from types import SimpleNamespace
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -138,6 +160,7 @@ class Driver(FakePlatform):
     def __init__(self, state_dir: Path) -> None:
         super().__init__(state_dir)
         self.seen_at: dict[str, float] = {}  # when this loop learnt of each answer (the one-loop stamp, roughly)
+        self.sent_at: dict[int, float] = {}  # id of a raw body posted -> when its request's headers were written
         self.graph_pid: int | None = None
         self._context = multiprocessing.get_context("spawn")
         self._reports, self._child_reports = self._context.Pipe(duplex=False)
@@ -170,8 +193,27 @@ class Driver(FakePlatform):
                 self._graph.join(timeout=5)
 
     async def _start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(self._headers_sent)
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), trace_configs=[trace])
         asyncio.get_running_loop().add_reader(self._reports.fileno(), self._on_reports)
+
+    async def post(self, url: str, body: Any, *, token: str | None = None, raw: bytes | None = None) -> int:
+        """FakePlatform.post, and when `raw` is given, the time its request's headers were written to the socket
+        (`sent_at`, keyed by the body's id): when the platform actually sent it, after this loop's own queue."""
+        assert self._session is not None
+        headers = {"Authorization": f"Bearer {token or self.token()}", "Content-Type": "application/json"}
+        data = raw if raw is not None else json.dumps(body).encode()
+        context = None if raw is None else id(raw)
+        async with self._session.post(url, data=data, headers=headers, ssl=False, trace_request_ctx=context) as reply:
+            await reply.read()
+            return reply.status
+
+    async def _headers_sent(
+        self, _session: aiohttp.ClientSession, context: SimpleNamespace, _params: aiohttp.TraceRequestHeadersSentParams
+    ) -> None:
+        if context.trace_request_ctx is not None:
+            self.sent_at.setdefault(context.trace_request_ctx, time.monotonic())
 
     async def _stop(self) -> None:
         asyncio.get_running_loop().remove_reader(self._reports.fileno())
@@ -210,6 +252,7 @@ class Storm:
     graph_connections: int | None = None  # connections the recorders opened to Graph during the storm
     recorder_p99: float | None = None  # the recorders' own answer p99 (Instances.answer_p99)
     seen: list[float] = field(default_factory=list)  # graph-process: answers as the driver's loop learnt of them
+    from_send: list[float] = field(default_factory=list)  # graph-process: answers from the notification's headers sent
 
     def q(self, quantile: float, values: list[float] | None = None) -> float:
         values = (self.latencies if values is None else values) or [float("inf")]
@@ -346,11 +389,16 @@ def storm(
     elapsed = time.monotonic() - started
     recorder_cpu = instances.cpu_seconds() - cpu_before
     own_cpu = time.process_time() + cpu_seconds(graph_pids) - own_before
-    seen = (
-        sorted(fake.seen_at[r.call_id] - r.invited_at for r in records if r.call_id in fake.seen_at)
-        if isinstance(fake, Driver)
-        else []
-    )
+    seen: list[float] = []
+    from_send: list[float] = []
+    if isinstance(fake, Driver):
+        seen = sorted(fake.seen_at[r.call_id] - r.invited_at for r in records if r.call_id in fake.seen_at)
+        from_send = sorted(
+            r.answered_at - fake.sent_at[id(bodies[r.call_id])]
+            for r in records
+            if r.answered_at is not None and id(bodies[r.call_id]) in fake.sent_at
+        )
+        fake.sent_at.clear()
     connections_after = instances.graph_connections()
     answered = sorted(r.answer_seconds for r in records if r.answer_seconds is not None)
     rejected = sum(1 for r in records if r.rejected is not None)
@@ -367,6 +415,7 @@ def storm(
         else connections_after - connections_before,
         recorder_p99=instances.answer_p99(),
         seen=seen,
+        from_send=from_send,
     )
 
 
@@ -480,7 +529,9 @@ def main() -> int:
                         f"Graph connections opened {connections(result.storm.graph_connections)}, "
                         f"recorders' own answer p99 {ms(result.storm.recorder_p99 or float('nan'))}"
                         + (
-                            f", driver's loop saw the answers p99 {ms(result.storm.q(0.99, result.storm.seen))}; "
+                            f", driver's loop saw the answers p99 {ms(result.storm.q(0.99, result.storm.seen))}, "
+                            "from the notification's headers sent p99 "
+                            f"{ms(result.storm.q(0.99, result.storm.from_send))}; "
                             if result.storm.seen
                             else "; "
                         )
