@@ -67,10 +67,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import platform as host
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -79,23 +79,19 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
-from aiohttp import web
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack.emulators import AzuritePorts, azurite  # noqa: E402
 from devstack.processes import ManagedProcess, free_port, http_ready  # noqa: E402
-from devstack.testkit.teams_platform import CallRecord, FakePlatform, SigningKey  # noqa: E402
+from devstack.testkit.teams_platform import CallRecord, FakePlatform  # noqa: E402
 from recorder_vm import launch_argv  # noqa: E402
 
 BUDGET_SECONDS = 5.0  # Graph `call: answer`: policy-based recording
@@ -118,40 +114,6 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
-class GraphSide(FakePlatform):
-    """The platform's Graph — `answer`, `reject`, `updateRecordingStatus`, the key set, the token endpoint: the
-    FakePlatform's own routes, unchanged — in a process of its own. Each answer is stamped by FakePlatform's handler
-    as before, but on a loop that posts no notification; each answer, rejection and recording status is then
-    reported to the driver over a pipe (the driver establishes the call on the answer's callbackUri)."""
-
-    def __init__(self, state_dir: Path, *, port: int, key: SigningKey, reports: Connection) -> None:
-        super().__init__(state_dir, port=port, key=key)
-        self._reports = reports
-
-    async def _call_action(self, request: web.Request) -> web.Response:
-        response = await super()._call_action(request)
-        call_id, action = request.match_info["call_id"], request.match_info["action"]
-        record = self.calls[call_id]
-        if action == "answer" and response.status == 202 and record.answer is not None:
-            self._reports.send(("answer", call_id, record.answered_at, record.answer.get("callbackUri")))
-        elif action == "reject":
-            self._reports.send(("reject", call_id, record.rejected))
-        elif action == "updateRecordingStatus" and response.status == 200:
-            self._reports.send(("status", call_id, record.statuses[-1]))
-        return response
-
-
-def serve_graph(state_dir: str, port: int, key_pem: bytes, kid: str, reports: Connection, stop: ProcessEvent) -> None:
-    """The Graph process: serve until `stop` is set (monotonic stamps are comparable across processes: Linux
-    CLOCK_MONOTONIC is system-wide)."""
-    private = cast(rsa.RSAPrivateKey, serialization.load_pem_private_key(key_pem, password=None))
-    graph = GraphSide(Path(state_dir), port=port, key=SigningKey(kid, private), reports=reports)
-    graph.start()
-    reports.send(("ready", ""))
-    stop.wait()
-    graph.stop()
-
-
 class Driver(FakePlatform):
     """Teams' side when Graph runs in its own process: posts the notifications from this process's loop (signed with
     the platform's key, to the same addresses) and learns of answers and recording statuses from the Graph process.
@@ -162,41 +124,53 @@ class Driver(FakePlatform):
         self.seen_at: dict[str, float] = {}  # when this loop learnt of each answer (the one-loop stamp, roughly)
         self.sent_at: dict[int, float] = {}  # id of a raw body posted -> when its request's headers were written
         self.graph_pid: int | None = None
-        self._context = multiprocessing.get_context("spawn")
-        self._reports, self._child_reports = self._context.Pipe(duplex=False)
-        self._stop_graph = self._context.Event()
+        self._state_dir = state_dir
+        self._graph: subprocess.Popen[bytes] | None = None
+        self._pending = b""
+
+    def start(self) -> None:
         key_pem = self.key.private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        self._graph = self._context.Process(
-            target=serve_graph,
-            args=(str(state_dir), self.port, key_pem, self.key.kid, self._child_reports, self._stop_graph),
-            name="storm-graph",
+        # Inherits this process's CPU affinity (split layout: CPU 0); stops when its stdin closes.
+        self._graph = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("storm_graph.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
         )
-
-    def start(self) -> None:
-        self._graph.start()  # inherits this process's CPU affinity (split layout: CPU 0)
         self.graph_pid = self._graph.pid
-        if not self._reports.poll(60):
+        assert self._graph.stdin is not None and self._graph.stdout is not None
+        settings = {"state_dir": str(self._state_dir), "port": self.port, "key": key_pem.decode(), "kid": self.key.kid}
+        self._graph.stdin.write(json.dumps(settings).encode() + b"\n")
+        self._graph.stdin.flush()
+        if json.loads(self._graph.stdout.readline() or b"null") != ["ready"]:
+            self.stop()
             raise RuntimeError("the Graph process did not start")
-        self._reports.recv()
+        os.set_blocking(self._graph.stdout.fileno(), False)
         super().start()
 
     def stop(self) -> None:
         try:
-            super().stop()
+            if self._thread.is_alive():
+                super().stop()
         finally:
-            self._stop_graph.set()
-            self._graph.join(timeout=10)
-            if self._graph.is_alive():
-                self._graph.terminate()
-                self._graph.join(timeout=5)
+            if self._graph is not None:
+                assert self._graph.stdin is not None
+                with suppress(OSError):
+                    self._graph.stdin.close()
+                try:
+                    self._graph.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._graph.kill()
+                    self._graph.wait(timeout=5)
 
     async def _start(self) -> None:
         trace = aiohttp.TraceConfig()
         trace.on_request_headers_sent.append(self._headers_sent)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), trace_configs=[trace])
-        asyncio.get_running_loop().add_reader(self._reports.fileno(), self._on_reports)
+        assert self._graph is not None and self._graph.stdout is not None
+        asyncio.get_running_loop().add_reader(self._graph.stdout.fileno(), self._on_reports)
 
     async def post(self, url: str, body: Any, *, token: str | None = None, raw: bytes | None = None) -> int:
         """FakePlatform.post, and when `raw` is given, the time its request's headers were written to the socket
@@ -216,12 +190,18 @@ class Driver(FakePlatform):
             self.sent_at.setdefault(context.trace_request_ctx, time.monotonic())
 
     async def _stop(self) -> None:
-        asyncio.get_running_loop().remove_reader(self._reports.fileno())
+        assert self._graph is not None and self._graph.stdout is not None
+        asyncio.get_running_loop().remove_reader(self._graph.stdout.fileno())
         await super()._stop()
 
     def _on_reports(self) -> None:
-        while self._reports.poll():
-            kind, call_id, *rest = self._reports.recv()
+        """Read the Graph process's reports: one JSON array a line (storm_graph.py)."""
+        assert self._graph is not None and self._graph.stdout is not None
+        with suppress(BlockingIOError):
+            self._pending += os.read(self._graph.stdout.fileno(), 1 << 16)
+        *lines, self._pending = self._pending.split(b"\n")
+        for line in lines:
+            kind, call_id, *rest = json.loads(line)
             record = self._record(call_id)
             if kind == "answer":
                 record.answered_at, record.answer = rest[0], {"callbackUri": rest[1]}
