@@ -34,8 +34,11 @@ The platform's side (`--platform`, printed with the figures):
   column counts both. Why this is closer to Teams: there, the service that receives a bot's `answer` is not the one
   that sends the notifications, and neither waits for the other; with one loop an answer that had reached the
   platform's socket waited — unstamped — while that loop posted other calls' notifications, so its latency
-  included the platform's own queue. Each storm also prints when the driver's loop learnt of the answers (p99):
-  the difference to the Graph process's stamps is the queueing the one-loop stamp would have included.
+  included the platform's own queue. The latency itself is measured as before (from the start of the POST to the
+  answer's stamp); only where and by whom the answer is stamped changed. Each storm also prints, p99: when the
+  driver's loop learnt of each answer (how late a loop that also posts the notifications sees it), and the answer
+  from when the notification's request headers were written to the socket (aiohttp's trace), which leaves out the
+  driver's own queue of 200 POSTs (in Teams, no one loop sends a storm's notifications one after another).
 - `one-loop`: one event loop (FakePlatform's thread) posts the notifications and serves Graph, as every figure before
   2026-12-07 21:00 UTC was taken.
 
