@@ -11,6 +11,7 @@ system-wide.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import threading
@@ -52,6 +53,8 @@ class GraphSide(FakePlatform):
 
 
 def main() -> int:
+    # No options: started by invitation_storm.py, which sends the settings on stdin; `--help` says what this is.
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     settings = json.loads(sys.stdin.readline())
     private = cast(rsa.RSAPrivateKey, serialization.load_pem_private_key(settings["key"].encode(), password=None))
     graph = GraphSide(Path(settings["state_dir"]), port=settings["port"], key=SigningKey(settings["kid"], private))

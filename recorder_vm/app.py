@@ -193,7 +193,6 @@ async def build(
     recorder.start()
     control = control_validator(settings)
     runtime = Runtime(settings, recorder, media, calls, validator, http, create_app(recorder, validator, control))
-    freeze_startup_objects()  # what was built to start lives as long as the process (recorder_vm.collector)
     return runtime
 
 
@@ -211,6 +210,10 @@ def control_validator(settings: RecorderSettings) -> TokenValidator | None:
 
 async def serve(settings: RecorderSettings) -> None:
     runtime = await build(settings)
+    # What was built to start lives as long as the process (recorder_vm.collector). Here, in the process's own entry,
+    # not in `build`: a recorder built inside another process (the tests' in-process recorders) must not freeze
+    # that process's objects.
+    freeze_startup_objects()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
