@@ -90,16 +90,24 @@ def _assert_recorded(
     assert sum(block.samples for block in mixed.blocks) == len(source) == mixed.samples
 
 
-def test_many_calls_at_once_are_each_recorded_bit_exact_in_order_with_no_frame_lost(
-    rig: CaptureRig, line: np.ndarray
-) -> None:
-    calls = 24
+def _started_together(
+    rig: CaptureRig, line: np.ndarray, calls: int
+) -> tuple[list[np.ndarray], list[list[AudioFrame]], list[CallCapture]]:
+    """`calls` captures of 6-s sources, started in one tick: their sources, frames and captures."""
     sources = _sources(line, calls, 6.0)
     start = now_ticks()
     frames = [frames_of(source, start) for source in sources]
     captures = [rig.capture() for _ in range(calls)]
     for capture in captures:
         capture.start(allowed_from_ticks=start)
+    return sources, frames, captures
+
+
+def test_many_calls_at_once_are_each_recorded_bit_exact_in_order_with_no_frame_lost(
+    rig: CaptureRig, line: np.ndarray
+) -> None:
+    calls = 24
+    sources, frames, captures = _started_together(rig, line, calls)
 
     Feeder(captures, frames, threads=2, burst=5, pause=0.01).send(len(frames[0]))
     results = _stop_all(captures)
@@ -118,12 +126,7 @@ def test_calls_that_start_together_do_not_fill_their_blocks_at_the_same_moment(
     such a pass held the worker for over half a second every 1.44 s). Only the cut moves: each call is still
     recorded bit-exact (`_assert_recorded`)."""
     calls = 12
-    sources = _sources(line, calls, 6.0)
-    start = now_ticks()
-    frames = [frames_of(source, start) for source in sources]
-    captures = [rig.capture() for _ in range(calls)]
-    for capture in captures:
-        capture.start(allowed_from_ticks=start)
+    sources, frames, captures = _started_together(rig, line, calls)
 
     Feeder(captures, frames, threads=1, burst=5, pause=0.01).send(len(frames[0]))
     results = _stop_all(captures)

@@ -71,6 +71,19 @@ def _blocks(count: int) -> list[PendingBlock]:
     return blocks
 
 
+def _stager(store: Any, spill: Any, failures: list[str], health: StorageHealth | None = None) -> BlobStager:
+    """A stager of BLOB with 4 requests in flight, reporting failures into `failures`."""
+    return BlobStager(
+        BLOB,
+        store=store,
+        spill=spill,
+        health=health or StorageHealth(),
+        in_flight=asyncio.Semaphore(4),
+        on_staged=lambda _sequence, _data: None,
+        on_failure=failures.append,
+    )
+
+
 def _stage(error: Exception, tmp_path: Path) -> tuple[RefusingStore, SpillBuffer, list[str], list[Any], int]:
     """Put 6 blocks through a stager whose store refuses from the third on; what was staged, the disk buffer, the
     failures reported, the exceptions the event loop was left with, and the blocks counted as staged."""
@@ -82,15 +95,7 @@ def _stage(error: Exception, tmp_path: Path) -> tuple[RefusingStore, SpillBuffer
     async def main() -> int:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(lambda _loop, context: unretrieved.append(context))
-        stager = BlobStager(
-            BLOB,
-            store=store,
-            spill=spill,
-            health=StorageHealth(),
-            in_flight=asyncio.Semaphore(4),
-            on_staged=lambda _sequence, _data: None,
-            on_failure=failures.append,
-        )
+        stager = _stager(store, spill, failures)
         for block in _blocks(6):
             stager.put(block)
         await stager.settle(loop.time() + 5.0, loop.time)
@@ -149,15 +154,7 @@ def test_a_full_disk_buffer_fails_the_capture_once_and_every_block_it_held_is_st
 
     async def main() -> tuple[BlobStager, list[int], int, bool]:
         loop = asyncio.get_running_loop()
-        stager = BlobStager(
-            BLOB,
-            store=store,
-            spill=spill,
-            health=StorageHealth(first_backoff=0.05, max_backoff=0.1, clock=loop.time),
-            in_flight=asyncio.Semaphore(4),
-            on_staged=lambda _sequence, _data: None,
-            on_failure=failures.append,
-        )
+        stager = _stager(store, spill, failures, StorageHealth(first_backoff=0.05, max_backoff=0.1, clock=loop.time))
         for block in blocks:
             stager.put(block)
         await stager.settle(loop.time() + 0.5, loop.time)  # storage down all along: two spilled, then full
@@ -251,15 +248,7 @@ def test_a_stager_giving_up_is_settled_only_once_the_capture_is_told(tmp_path: P
 
     async def main() -> tuple[list[str], list[int]]:
         loop = asyncio.get_running_loop()
-        stager = BlobStager(
-            BLOB,
-            store=store,
-            spill=spill,
-            health=StorageHealth(),
-            in_flight=asyncio.Semaphore(4),
-            on_staged=lambda _sequence, _data: None,
-            on_failure=failures.append,
-        )
+        stager = _stager(store, spill, failures)
         for block in _blocks(3):
             stager.put(block)
         loop.call_later(0.5, spill.release.set)  # the disk answers after settle's own waits (0.1 s) have run out
