@@ -35,7 +35,7 @@ from verbatim.contracts.api import (
 )
 from verbatim.contracts.evidence import AccessCopyManifest, BlobRef, EntryKind, RecordingManifest
 from verbatim.contracts.ledger import LogEntry
-from verbatim.contracts.lifecycle import PairManifest, RecordingRecord, SealedPartIndex
+from verbatim.contracts.lifecycle import DELETION_BEGUN, PairManifest, RecordingRecord, SealedPartIndex
 from verbatim.contracts.policy import CoverageReport
 from verbatim.contracts.reconciliation import VerdictState
 from verbatim.evidence.ledger_entries import subject_entries
@@ -272,7 +272,7 @@ class ComplianceApi:
         seal = record.seal
         if seal is None:
             return detail
-        if record.status in ("deleting", "deleted"):
+        if record.status in DELETION_BEGUN:
             # Deleted under retention: its objects are gone on purpose — nothing to read back, and no tampering.
             certificate = record.deletion.certificate_seq if record.deletion else None
             detail.problems.append(
@@ -547,7 +547,7 @@ class ComplianceApi:
                 "`stream` names a video stream (`screen-<source id>` or `video-<source id>`) of `copy=video`"
             )
         record = self._record(recording_id)
-        if record.status in ("deleting", "deleted"):
+        if record.status in DELETION_BEGUN:
             # Deleted under retention: nothing of it is served (and its absence is no tampering).
             raise NotFound(
                 f"recording {recording_id} was deleted under retention: its {copy} copy is gone",

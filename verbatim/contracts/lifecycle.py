@@ -21,6 +21,9 @@ RecordingStatus = Literal[
     "deleting",  # retention (verbatim.retention) began deleting its media: no hold can stop it any more
     "deleted",  # a tombstone: media gone, facts reduced to ids, hashes and dates; see `deletion`
 ]
+# The statuses of a recording whose deletion under retention has begun (claimed) or is done (a tombstone): nothing of
+# it is served, exported or written any more (docs/retention.md, work under way).
+DELETION_BEGUN: frozenset[RecordingStatus] = frozenset({"deleting", "deleted"})
 
 
 class SealedPartIndex(Contract):

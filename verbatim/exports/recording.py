@@ -27,7 +27,7 @@ from pydantic import JsonValue
 from verbatim.contracts.evidence import AccessCopyManifest, BlobRef, RecordingManifest
 from verbatim.contracts.exports import ExportRecord, PackagedRecording
 from verbatim.contracts.ledger import LogEntry
-from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.lifecycle import DELETION_BEGUN, RecordingRecord
 from verbatim.contracts.reconciliation import Verdict
 from verbatim.evidence.seal import recording_subject
 from verbatim.evidence.sealed import AccessCopyNotReady, sealed_parts
@@ -56,11 +56,6 @@ def subject_entries(log: TransparencyLog, subject: str, below: int | None = None
         if len(page) < PAGE or (below is not None and page[-1].index >= below):
             return found
         after = page[-1].index
-
-
-# A recording whose deletion under retention has begun (`deleting`) or is done (`deleted`: its record is a
-# tombstone, which keeps its seal index but none of its objects).
-DELETION_BEGUN = frozenset({"deleting", "deleted"})
 
 
 class DeletedUnderRetention(VerbatimError):

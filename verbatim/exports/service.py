@@ -41,7 +41,7 @@ from verbatim.contracts.exports import (
     PartSummary,
     Requester,
 )
-from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.lifecycle import DELETION_BEGUN, RecordingRecord
 from verbatim.evidence.sealed import sealed_parts
 from verbatim.exports import assemble, blocks, names, parts
 from verbatim.exports.assemble import assemble_package, write_index
@@ -49,7 +49,6 @@ from verbatim.exports.blocks import BlockSink
 from verbatim.exports.chats import ChatSources, attest_chat, package_chat, plan_for_hold, plan_for_recordings
 from verbatim.exports.links import PackageLinks
 from verbatim.exports.recording import (
-    DELETION_BEGUN,
     RecordingSources,
     attest_recording,
     deleted_under_retention,

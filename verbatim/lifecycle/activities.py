@@ -28,6 +28,7 @@ from verbatim.contracts.evidence import (
     VideoEvidenceTrack,
 )
 from verbatim.contracts.lifecycle import (
+    DELETION_BEGUN,
     AccessChunkTask,
     AccessCopyRequest,
     AccessSealed,
@@ -128,10 +129,6 @@ class LifecycleDeps:
     @property
     def staging(self) -> BlobStore:
         return self.captures if self.captures is not None else self.recordings
-
-
-# A recording whose deletion has begun (retention claimed it) or is done (its record is a tombstone).
-GONE = frozenset({"deleting", "deleted"})
 
 
 class DeletionUnderWay(Conflict):
@@ -237,7 +234,7 @@ def receive_event(deps: LifecycleDeps, event: RecorderEvent) -> RecordingRecord 
                 )
             )
         return None
-    if record.status in GONE:  # deleted under retention (or being deleted): the event changed nothing
+    if record.status in DELETION_BEGUN:  # deleted under retention (or being deleted): the event changed nothing
         return record
     if isinstance(event, RecordingStarted | RecordingFailed):  # the events that name the pair's key
         pair_recording(deps, record)
@@ -857,7 +854,8 @@ def seal_access_copy(
 
     def mark(current: RecordingRecord | None) -> RecordingRecord:
         assert current is not None and current.seal is not None
-        if current.status in GONE:  # claimed since the look above: its deletion lists the copies written before
+        # Claimed since the look above: its deletion lists the copies written before.
+        if current.status in DELETION_BEGUN:
             return current
         updated = current.model_copy(deep=True)
         assert updated.seal is not None
@@ -880,7 +878,7 @@ def seal_access_copy(
         return updated
 
     updated = deps.store.update(recording_id, mark)
-    if updated.status in GONE:
+    if updated.status in DELETION_BEGUN:
         return AccessSealed(recording_id=recording_id, part=part)
     # Tell reconciliation, which keeps the search entry (whether it can be replayed); the verdict does not change.
     _announce(deps, updated)
@@ -1063,7 +1061,7 @@ def clean_up(deps: LifecycleDeps, recording_id: str, part: int = 0) -> int:
     deleted = 0
     name = finalised_name(recording_id, part)
     record = deps.store.get(recording_id)
-    if record is not None and record.status in GONE:
+    if record is not None and record.status in DELETION_BEGUN:
         # Retention deleted the finalised track list with the rest of the recording (its scratch work included):
         # every chunk the recording still has in scratch is work under way on it, and goes.
         deleted += access_copy.discard_access_chunks(deps.scratch, recording_id)

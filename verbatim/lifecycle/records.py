@@ -21,7 +21,7 @@ from typing import Protocol
 from azure.cosmos import ContainerProxy
 
 from verbatim.contracts.evidence import RecordingFacts
-from verbatim.contracts.lifecycle import Continuation, RecordingRecord
+from verbatim.contracts.lifecycle import DELETION_BEGUN, Continuation, RecordingRecord
 from verbatim.contracts.recorder import (
     CallParticipant,
     ParticipantsChanged,
@@ -49,10 +49,6 @@ def check_event_paths(event: RecorderEvent) -> None:
     if isinstance(event, RecordingStopped):
         for track in event.tracks:
             names.check_capture_name(rid, generation, track.blob_name, what="track blob_name")
-
-
-# A recording whose deletion began: its record learns nothing more (the tombstone keeps no personal data).
-DELETION_BEGUN = frozenset({"deleting", "deleted"})
 
 
 def apply_event(record: RecordingRecord | None, event: RecorderEvent) -> RecordingRecord:

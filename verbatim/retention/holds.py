@@ -31,7 +31,7 @@ from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError
 
 from verbatim.contracts.evidence import EntryKind, RecordingFacts
-from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.lifecycle import DELETION_BEGUN, RecordingRecord
 from verbatim.contracts.retention import (
     HeldRecording,
     HoldApplication,
@@ -328,7 +328,7 @@ class HoldService:
             if found is None:
                 return "the recording no longer exists", None
             record = found.record
-            if record.status in ("deleting", "deleted") or record.seal is None:
+            if record.status in DELETION_BEGUN or record.seal is None:
                 deletion = record.deletion
                 since = f" (since {instant(deletion.claimed_at)})" if deletion else ""
                 return f"its deletion had already begun{since} when the hold was applied", None

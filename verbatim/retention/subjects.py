@@ -27,7 +27,7 @@ from azure.storage.blob import ContainerClient
 
 from verbatim.chat.retention import ChatEvidence
 from verbatim.contracts.callrecords import CallRecord, Party
-from verbatim.contracts.lifecycle import RecordingRecord
+from verbatim.contracts.lifecycle import DELETION_BEGUN, RecordingRecord
 from verbatim.contracts.retention import (
     DataSubject,
     ErasureAnswer,
@@ -361,7 +361,7 @@ class DataSubjectService:
         return self._answer("recording", recording_id, request_id, officer, "erased", basis)
 
     def _erase_call(self, call_record_id: str, request_id: str, officer: Officer) -> ErasureAnswer:
-        kept = [r for r in self._recordings_of_call(call_record_id) if r.status not in ("deleted", "deleting")]
+        kept = [r for r in self._recordings_of_call(call_record_id) if r.status not in DELETION_BEGUN]
         if kept:
             record = kept[0]
             verdict = check(record, self._classes(), self._holds.find("active"), self._clock())
